@@ -1,0 +1,103 @@
+/**
+ * Configuration: one zod parse of vars and secrets per entry point (fetch, queue, scheduled).
+ * Handlers receive a typed `Config`, never raw strings. A missing or malformed secret throws a
+ * `ConfigError` that names it, answered as a 500 `config_invalid` by the fetch entry point and
+ * logged loudly by the others.
+ */
+import { z } from "zod";
+import { AppError } from "./lib/errors.ts";
+import type { LogLevel } from "./lib/log.ts";
+
+declare global {
+  namespace Cloudflare {
+    /** Optional secrets/vars: not in `[secrets] required`, so `wrangler types` does not list them. */
+    interface Env {
+      /** PEM of the Ed25519 key behind `x-ghl-signature`; defaults to HighLevel's published key. */
+      HIGHLEVEL_WEBHOOK_PUBLIC_KEY?: string;
+      /** PEM of the RSA key behind the legacy `x-wh-signature`; defaults to HighLevel's published key. */
+      HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY?: string;
+      /** A 4Degrees workspace API key for a single-account deployment (else set per account via the admin API). */
+      FOURDEGREES_API_KEY?: string;
+      /** Cloudflare Access: team domain (`https://<team>.cloudflareaccess.com`) and application audience tag. */
+      CF_ACCESS_TEAM_DOMAIN?: string;
+      CF_ACCESS_AUD?: string;
+    }
+  }
+}
+
+const url = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ""));
+const secret = (name: string, min = 1) =>
+  z.string({ error: `secret ${name} is not set (wrangler secret put ${name}, or .dev.vars locally)` }).min(min, `secret ${name} must be at least ${min} characters`);
+
+/** `kid:base64(32 bytes)` entries, comma separated; the first is the active key, the rest decrypt only. */
+const encryptionKeys = z
+  .string({ error: "secret TOKEN_ENCRYPTION_KEY is not set (wrangler secret put TOKEN_ENCRYPTION_KEY, or .dev.vars locally)" })
+  .transform((raw, ctx) => {
+    const keys: Array<{ id: string; secret: string }> = [];
+    for (const part of raw.split(",").map((p) => p.trim()).filter(Boolean)) {
+      const match = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/]{43}=)$/.exec(part);
+      if (!match) {
+        ctx.addIssue({ code: "custom", message: "TOKEN_ENCRYPTION_KEY entries must look like kid:<base64 of 32 random bytes> (generate with `openssl rand -base64 32`)" });
+        return z.NEVER;
+      }
+      keys.push({ id: match[1]!, secret: match[2]! });
+    }
+    if (keys.length === 0) {
+      ctx.addIssue({ code: "custom", message: "TOKEN_ENCRYPTION_KEY is empty" });
+      return z.NEVER;
+    }
+    return keys;
+  });
+
+const optionalPem = z.string().trim().startsWith("-----BEGIN PUBLIC KEY-----", "must be a PEM public key").optional().or(z.literal("").transform(() => undefined));
+
+export const ConfigSchema = z.object({
+  HIGHLEVEL_API_BASE: url,
+  HIGHLEVEL_MARKETPLACE_BASE: url,
+  FOURDEGREES_API_BASE: url,
+  PUBLIC_URL: url,
+  SYNC_MODE: z.enum(["two-way", "read-only"]),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  HIGHLEVEL_CLIENT_ID: secret("HIGHLEVEL_CLIENT_ID"),
+  HIGHLEVEL_CLIENT_SECRET: secret("HIGHLEVEL_CLIENT_SECRET"),
+  TOKEN_ENCRYPTION_KEY: encryptionKeys,
+  ADMIN_TOKEN: secret("ADMIN_TOKEN", 16),
+  FOURDEGREES_WEBHOOK_SECRET: secret("FOURDEGREES_WEBHOOK_SECRET", 8),
+  HIGHLEVEL_WEBHOOK_PUBLIC_KEY: optionalPem,
+  HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY: optionalPem,
+  FOURDEGREES_API_KEY: z.string().min(1).optional().or(z.literal("").transform(() => undefined)),
+  CF_ACCESS_TEAM_DOMAIN: url.optional().or(z.literal("").transform(() => undefined)),
+  CF_ACCESS_AUD: z.string().min(1).optional().or(z.literal("").transform(() => undefined)),
+});
+
+export type Config = z.output<typeof ConfigSchema> & { LOG_LEVEL: LogLevel };
+
+/** Thrown when vars/secrets do not parse; the message names every offending setting. */
+export class ConfigError extends AppError {
+  readonly settings: string[];
+
+  constructor(message: string, settings: string[]) {
+    super("config_invalid", message, { details: { settings } });
+    this.name = "ConfigError";
+    this.settings = settings;
+  }
+}
+
+const cache = new WeakMap<object, Config>();
+
+/**
+ * Parses `env` once per env object (each entry point calls this first). Throws `ConfigError`
+ * naming each missing or malformed setting.
+ */
+export function loadConfig(env: Env): Config {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const settings = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? "?")))];
+    const detail = parsed.error.issues.map((i) => `${String(i.path[0] ?? "?")}: ${i.message}`).join("; ");
+    throw new ConfigError(`Configuration invalid — ${detail}`, settings);
+  }
+  cache.set(env, parsed.data);
+  return parsed.data;
+}

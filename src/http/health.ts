@@ -1,0 +1,31 @@
+/** `GET /healthz`: which bindings this Worker can reach right now (200 when all can, else 503). */
+import { Hono } from "hono";
+import { gateStub } from "../gate/client.ts";
+import { probeCache, probeDatabase, type ProbeResult } from "../store/health.ts";
+import type { AppEnv } from "./context.ts";
+
+export const health = new Hono<AppEnv>().get("/healthz", async (c) => {
+  const gate: Promise<ProbeResult> = gateStub(c.env, "health", "probe")
+    .ping()
+    .then((v) => ({ ok: true, detail: `alive at ${new Date(v).toISOString()}` }))
+    .catch((err: unknown) => ({ ok: false, detail: err instanceof Error ? err.message : String(err) }));
+  const checks = {
+    DB: await probeDatabase(c.env.DB),
+    CACHE: await probeCache(c.env.CACHE),
+    SYNC_QUEUE: { ok: typeof c.env.SYNC_QUEUE?.send === "function" },
+    SYNC_DLQ: { ok: typeof c.env.SYNC_DLQ?.send === "function" },
+    GATE: await gate,
+  };
+  const ok = Object.values(checks).every((r) => r.ok);
+  const config = c.var.config;
+  return c.json(
+    {
+      ok,
+      service: "fourdegrees-ghl-sync",
+      mode: config.SYNC_MODE,
+      bindings: checks,
+      providers: { highlevel: config.HIGHLEVEL_API_BASE, marketplace: config.HIGHLEVEL_MARKETPLACE_BASE, fourdegrees: config.FOURDEGREES_API_BASE },
+    },
+    ok ? 200 : 503,
+  );
+});

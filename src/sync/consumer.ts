@@ -1,0 +1,73 @@
+/**
+ * Queue consumer: decides per message — ack on success, `retry({delaySeconds})` with capped
+ * exponential backoff on transient failures, record-and-ack on permanent ones. Never a blanket ack.
+ */
+import type { Config } from "../config.ts";
+import { AppError } from "../lib/errors.ts";
+import { createLogger, type Logger } from "../lib/log.ts";
+import { QueueMessageSchema, type QueueMessage, type QueueMessageKind } from "./messages.ts";
+
+/** What a handler tells the consumer about one message. */
+export type Outcome = { kind: "ack" } | { kind: "retry"; delaySeconds?: number; reason: string } | { kind: "permanent"; reason: string };
+
+export interface HandlerContext {
+  env: Env;
+  config: Config;
+  log: Logger;
+  attempts: number;
+}
+
+export type Handler<K extends QueueMessageKind> = (msg: Extract<QueueMessage, { kind: K }>, ctx: HandlerContext) => Promise<Outcome>;
+export type Handlers = { [K in QueueMessageKind]?: Handler<K> };
+
+/** Backoff for attempt n (1-based): 2^n seconds, capped at 15 minutes, with ±20% jitter. */
+export function backoffSeconds(attempts: number, random = Math.random): number {
+  const base = Math.min(900, 2 ** Math.max(1, attempts));
+  return Math.max(1, Math.round(base * (0.8 + random() * 0.4)));
+}
+
+/** Processes one batch. Messages of one batch run sequentially to keep per-record order. */
+export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, config: Config, handlers: Handlers): Promise<void> {
+  const log = createLogger(config.LOG_LEVEL, { queue: batch.queue });
+  for (const message of batch.messages) {
+    const parsed = QueueMessageSchema.safeParse(message.body);
+    if (!parsed.success) {
+      log.error({ event: "queue.invalid_message", outcome: "failed", message_id: message.id, issues: parsed.error.issues.slice(0, 5) });
+      message.ack();
+      continue;
+    }
+    const msg = parsed.data;
+    const handler = handlers[msg.kind] as Handler<typeof msg.kind> | undefined;
+    if (!handler) {
+      log.warn({ event: "queue.no_handler", kind: msg.kind, outcome: "skipped", message_id: message.id });
+      message.ack();
+      continue;
+    }
+    const started = Date.now();
+    let outcome: Outcome;
+    try {
+      outcome = await handler(msg, { env, config, log, attempts: message.attempts });
+    } catch (err) {
+      // Unknown errors are transient until proven otherwise: retry, never swallow.
+      outcome = { kind: "retry", reason: err instanceof AppError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err) };
+      log.error({ event: "queue.handler_error", kind: msg.kind, error: err, outcome: "retry", message_id: message.id });
+    }
+    const duration_ms = Date.now() - started;
+    switch (outcome.kind) {
+      case "ack":
+        message.ack();
+        log.debug({ event: "queue.ack", kind: msg.kind, outcome: "ok", duration_ms, message_id: message.id });
+        break;
+      case "retry": {
+        const delaySeconds = outcome.delaySeconds ?? backoffSeconds(message.attempts);
+        message.retry({ delaySeconds });
+        log.warn({ event: "queue.retry", kind: msg.kind, outcome: "retry", reason: outcome.reason, delay_s: delaySeconds, attempts: message.attempts, duration_ms, message_id: message.id });
+        break;
+      }
+      case "permanent":
+        message.ack();
+        log.error({ event: "queue.permanent_failure", kind: msg.kind, outcome: "failed", reason: outcome.reason, duration_ms, message_id: message.id });
+        break;
+    }
+  }
+}

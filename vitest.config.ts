@@ -1,0 +1,48 @@
+/**
+ * Two test projects:
+ * - `worker`: runs inside workerd through @cloudflare/vitest-plugin, with real local D1/KV/Queues/DOs.
+ *   The network fails closed: an outbound fetch that no test routed (test/worker/helpers/network.ts)
+ *   reaches `outboundService` below, which answers 599 and records the URL so the test fails.
+ * - `node`: sandbox conformance (official OpenAPI + official SDK), black-box and browser tests.
+ */
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+import { TEST_BINDINGS } from "./test/bindings.ts";
+
+// The plugin reads secrets from process.env: give it the test values (never real credentials).
+for (const [name, value] of Object.entries(TEST_BINDINGS)) process.env[name] ??= value;
+
+export default defineConfig(async () => ({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: { ...TEST_BINDINGS, TEST_MIGRATIONS: await readD1Migrations("migrations") },
+              outboundService: (request: Request) =>
+                new Response(`unexpected outbound call in a test: ${request.method} ${request.url}`, { status: 599 }),
+            },
+          }),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          setupFiles: ["./test/worker/setup.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: "node",
+          environment: "node",
+          include: ["test/node/**/*.test.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
+  },
+}));

@@ -49,7 +49,13 @@ const encryptionKeys = z
     return keys;
   });
 
-const optionalPem = z.string().trim().startsWith("-----BEGIN PUBLIC KEY-----", "must be a PEM public key").optional().or(z.literal("").transform(() => undefined));
+/** A PEM public key; `\\n` escapes (how .dev.vars and dashboards carry one line) become newlines. */
+const optionalPem = z
+  .string()
+  .transform((pem) => pem.replace(/\\n/g, "\n").trim())
+  .pipe(z.string().startsWith("-----BEGIN PUBLIC KEY-----", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)").or(z.literal("")))
+  .transform((pem) => pem || undefined)
+  .optional();
 
 export const ConfigSchema = z.object({
   HIGHLEVEL_API_BASE: url,

@@ -22,3 +22,14 @@ describe("loadConfig", () => {
     expect(() => loadConfig(broken)).toThrow(/kid:<base64/);
   });
 });
+
+describe("loadConfig: webhook keys", () => {
+  it("happy: PEM with \\n escapes becomes a real PEM", () => {
+    const config = loadConfig(env);
+    expect(config.HIGHLEVEL_WEBHOOK_PUBLIC_KEY).toMatch(/^-----BEGIN PUBLIC KEY-----\nMCow/);
+  });
+  it("error: a non-PEM key is named", () => {
+    const broken = { ...env, HIGHLEVEL_WEBHOOK_PUBLIC_KEY: "abc" } as unknown as Env;
+    expect(() => loadConfig(broken)).toThrow(/HIGHLEVEL_WEBHOOK_PUBLIC_KEY/);
+  });
+});

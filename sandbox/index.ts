@@ -1,0 +1,103 @@
+/**
+ * The sandbox host: a local, faithful HighLevel and 4Degrees with fault injection, as one Hono
+ * app that runs in Node (`npm run sandbox`, sandbox/server.ts) and in-process inside workerd
+ * (tests: `createSandbox()` then route the Worker's fetch to `sandbox.fetch`).
+ *
+ * Paths:
+ *   /highlevel/*          stands in for https://services.leadconnectorhq.com
+ *   /marketplace/*        stands in for https://marketplace.gohighlevel.com (OAuth pages)
+ *   /4degrees/v1/*        stands in for https://api.4degrees.ai/v1 (the ASSUMED contract)
+ *   /_sandbox/<provider>  control API (docs/sandbox.md)
+ */
+import { Hono } from "hono";
+import { SandboxClock } from "./core/clock.ts";
+import type { ProviderContext, ProviderSandbox } from "./core/provider.ts";
+import { parseSeed } from "./core/random.ts";
+
+export interface SandboxOptions {
+  seed?: number;
+  clock?: SandboxClock;
+  webhookMode?: "auto" | "manual";
+  fetch?: (request: Request) => Promise<Response>;
+  /** Environment-like settings; see docs/sandbox.md for the names each provider reads. */
+  settings?: Record<string, string | undefined>;
+}
+
+export interface Sandbox {
+  app: Hono;
+  fetch: (request: Request) => Promise<Response>;
+  clock: SandboxClock;
+  seed: number;
+  providers: ProviderSandbox[];
+  /** Resets every provider. */
+  reset(): void;
+  /** Seeds every provider's demo data. */
+  seedDemo(): Promise<void>;
+}
+
+/** Creates a sandbox host with every provider mounted. */
+export function createSandbox(options: SandboxOptions = {}): Sandbox {
+  const clock = options.clock ?? new SandboxClock();
+  const seed = options.seed ?? parseSeed(options.settings?.["SANDBOX_SEED"]);
+  const ctx: ProviderContext = {
+    clock,
+    seed,
+    webhookMode: options.webhookMode ?? "auto",
+    settings: options.settings ?? {},
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  };
+  const providers: ProviderSandbox[] = createProviders(ctx);
+
+  const app = new Hono();
+  app.get("/", (c) =>
+    c.json({
+      service: "fourdegrees-ghl-sync sandbox",
+      seed,
+      providers: providers.map((p) => ({ name: p.name, mounts: Object.keys(p.mounts), control: `/_sandbox/${p.name}` })),
+      docs: "docs/sandbox.md",
+    }),
+  );
+  for (const p of providers) {
+    for (const [path, sub] of Object.entries(p.mounts)) app.route(path, sub);
+    app.route(`/_sandbox/${p.name}`, p.control);
+  }
+  app.post("/_sandbox/reset", (c) => {
+    for (const p of providers) p.reset();
+    clock.reset();
+    return c.json({ ok: true });
+  });
+  app.post("/_sandbox/seed", async (c) => {
+    const seeded: Record<string, unknown> = {};
+    for (const p of providers) seeded[p.name] = await p.seedDemo();
+    return c.json({ ok: true, seeded });
+  });
+  app.get("/_sandbox/time", (c) => c.json({ now: clock.now(), iso: new Date(clock.now()).toISOString() }));
+  app.post("/_sandbox/time/advance", async (c) => {
+    const body: unknown = await c.req.json().catch(() => null);
+    const ms = body && typeof body === "object" && "ms" in body && typeof body.ms === "number" ? body.ms : NaN;
+    if (!Number.isFinite(ms) || ms < 0) return c.json({ error: "body must be {\"ms\": <non-negative number>}" }, 400);
+    clock.advance(ms);
+    return c.json({ now: clock.now() });
+  });
+  app.notFound((c) => c.json({ statusCode: 404, message: `Cannot ${c.req.method} ${new URL(c.req.url).pathname}`, error: "Not Found" }, 404));
+
+  return {
+    app,
+    fetch: async (request) => app.fetch(request),
+    clock,
+    seed,
+    providers,
+    reset() {
+      for (const p of providers) p.reset();
+      clock.reset();
+    },
+    async seedDemo() {
+      for (const p of providers) await p.seedDemo();
+    },
+  };
+}
+
+/** Every provider sandbox; each provider module adds itself here. */
+function createProviders(_ctx: ProviderContext): ProviderSandbox[] {
+  return [];
+}

@@ -1,0 +1,115 @@
+/**
+ * The 4Degrees connector: implements the engine's `DealCrm` port (src/sync/port.ts) on top of the
+ * raw client, translating every answer. Version conflicts (409 on `If-Match`) are handled here:
+ * re-read the deal, ask the caller's resolver (default: re-apply the same patch), try again.
+ */
+import { AppError } from "../lib/errors.ts";
+import type { ChangeEvent, Deal, DealContent, DealCrm, DealPatch, FieldDef, Identity, Note, Page, Pipeline, UpdateDealOptions, User, WriteOptions } from "../sync/port.ts";
+import type { FourDegreesClient } from "./client.ts";
+import { FourDegreesError } from "./errors.ts";
+import { actorFromRaw, changeEventFromRaw, dealCreateToRaw, dealFromRaw, dealPatchToRaw, fieldFromRaw, noteFromRaw, pipelineFromRaw, userFromRaw } from "./translate.ts";
+
+/** How many times an update re-reads and re-applies after a 409 before giving up. */
+export const MAX_CONFLICT_RETRIES = 3;
+
+/** `DealCrm` for one 4Degrees workspace. */
+export class FourDegreesConnector implements DealCrm {
+  readonly #client: FourDegreesClient;
+
+  constructor(client: FourDegreesClient) {
+    this.#client = client;
+  }
+
+  async whoAmI(): Promise<Identity> {
+    const me = await this.#client.me();
+    const actor = actorFromRaw(me.actor);
+    if (!actor) throw new AppError("internal", "4Degrees /me did not name an actor");
+    return { scopeId: me.workspace.id, actor };
+  }
+
+  async listPipelines(): Promise<Pipeline[]> {
+    return (await this.#client.listPipelines()).map(pipelineFromRaw);
+  }
+
+  async listUsers(): Promise<User[]> {
+    return (await this.#client.listUsers()).map(userFromRaw);
+  }
+
+  async listFields(pipelineId: string): Promise<FieldDef[]> {
+    return (await this.#client.listFields(pipelineId)).map(fieldFromRaw);
+  }
+
+  async pageDeals(query: { updatedSince?: string; pipelineId?: string; cursor?: string | null; limit?: number }): Promise<Page<Deal>> {
+    const page = await this.#client.listDeals(query);
+    return { items: page.data.map(dealFromRaw), nextCursor: page.next_cursor };
+  }
+
+  async getDeal(id: string): Promise<Deal | null> {
+    const raw = await this.#client.getDeal(id);
+    return raw ? dealFromRaw(raw) : null;
+  }
+
+  async createDeal(content: DealContent, options: WriteOptions = {}): Promise<Deal> {
+    return dealFromRaw(await this.#client.createDeal(dealCreateToRaw(content), options.idempotencyKey ?? this.#client.newIdempotencyKey()));
+  }
+
+  /**
+   * PATCH with `If-Match`. On 409 the deal is re-read and `onConflict(current, patch)` decides what
+   * to re-apply (default: the same patch); each attempt has its own idempotency key, derived from
+   * the caller's, because 4Degrees replays a reused key's first answer — the 409 itself.
+   */
+  async updateDeal(id: string, patch: DealPatch, options: UpdateDealOptions = {}): Promise<Deal> {
+    const baseKey = options.idempotencyKey ?? this.#client.newIdempotencyKey();
+    const resolve = options.onConflict ?? ((_current: Deal, p: DealPatch) => p);
+    let version = options.expectedVersion;
+    let current: Deal | null = null;
+    if (version === undefined) {
+      current = await this.#mustGet(id);
+      version = current.version ?? "0";
+    }
+    let todo: DealPatch = patch;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const key = attempt === 0 ? baseKey : `${baseKey}:retry-${attempt}`;
+        return dealFromRaw(await this.#client.updateDeal(id, dealPatchToRaw(todo), Number(version), key));
+      } catch (err) {
+        if (!(err instanceof FourDegreesError && err.isVersionConflict) || attempt >= MAX_CONFLICT_RETRIES) throw err;
+        current = await this.#mustGet(id);
+        const next = resolve(current, todo);
+        if (next === null) return current;
+        todo = next;
+        version = current.version ?? "0";
+      }
+    }
+  }
+
+  async archiveDeal(id: string, options: WriteOptions = {}): Promise<boolean> {
+    return this.#client.archiveDeal(id, options.idempotencyKey ?? this.#client.newIdempotencyKey());
+  }
+
+  async listNotes(dealId: string): Promise<Note[]> {
+    return (await this.#client.listNotes(dealId)).map(noteFromRaw);
+  }
+
+  async createNote(dealId: string, body: string, options: WriteOptions = {}): Promise<Note> {
+    return noteFromRaw(await this.#client.createNote(dealId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()));
+  }
+
+  async updateNote(noteId: string, body: string, options: WriteOptions = {}): Promise<Note> {
+    return noteFromRaw(await this.#client.updateNote(noteId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()));
+  }
+
+  async deleteNote(noteId: string, options: WriteOptions = {}): Promise<boolean> {
+    return this.#client.deleteNote(noteId, options.idempotencyKey ?? this.#client.newIdempotencyKey());
+  }
+
+  parseWebhook(body: unknown): ChangeEvent {
+    return changeEventFromRaw(body);
+  }
+
+  async #mustGet(id: string): Promise<Deal> {
+    const deal = await this.getDeal(id);
+    if (!deal) throw new FourDegreesError("not_found", `4Degrees deal ${id} does not exist`, { retryable: false, upstreamStatus: 404 });
+    return deal;
+  }
+}

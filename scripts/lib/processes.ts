@@ -1,0 +1,150 @@
+/**
+ * Process orchestration shared by `npm start`, the Node tests (black-box, browser) and
+ * `npm run bench`: apply D1 migrations locally, run the Worker under `wrangler dev` with its
+ * provider base URLs pointed at the sandbox, wait until it is healthy, stop it cleanly.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { copyFileSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+const WRANGLER = resolve(ROOT, "node_modules/.bin/wrangler");
+const BASE_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
+
+/** Creates `.dev.vars` from `.dev.vars.example` on first run (demo values that match the sandbox). */
+export function ensureDevVars(): "created" | "present" {
+  const target = resolve(ROOT, ".dev.vars");
+  if (existsSync(target)) return "present";
+  copyFileSync(resolve(ROOT, ".dev.vars.example"), target);
+  return "created";
+}
+
+/** A TCP port nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      const port = address && typeof address === "object" ? address.port : 0;
+      srv.close(() => done(port));
+    });
+  });
+}
+
+function run(args: string[], label: string): Promise<void> {
+  return new Promise((done, fail) => {
+    const child = spawn(WRANGLER, args, { cwd: ROOT, env: BASE_ENV, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    child.on("error", fail);
+    child.on("exit", (code) => (code === 0 ? done() : fail(new Error(`${label} failed (exit ${code}):\n${output}`))));
+  });
+}
+
+/** `wrangler d1 migrations apply DB --local` (idempotent). */
+export function applyLocalMigrations(persistTo?: string): Promise<void> {
+  return run(["d1", "migrations", "apply", "DB", "--local", ...(persistTo ? ["--persist-to", persistTo] : [])], "wrangler d1 migrations apply --local");
+}
+
+export interface WorkerOptions {
+  port: number;
+  /** Where the sandbox listens, e.g. http://127.0.0.1:8788 */
+  sandboxUrl: string;
+  /** Local state directory (D1/KV/DO/Queues); default .wrangler/state */
+  persistTo?: string;
+  /** Extra `[vars]` overrides. */
+  vars?: Record<string, string>;
+  /** Print the Worker's own output (logs) with this prefix; silent when undefined. */
+  logPrefix?: string;
+  /** Receives every output line (tests and benchmarks read the Worker's logs). */
+  onLine?: (line: string) => void;
+}
+
+export interface RunningWorker {
+  url: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** The `[vars]` that point the Worker at a local sandbox. */
+export function sandboxVars(sandboxUrl: string, workerUrl: string): Record<string, string> {
+  return {
+    HIGHLEVEL_API_BASE: `${sandboxUrl}/highlevel`,
+    HIGHLEVEL_MARKETPLACE_BASE: `${sandboxUrl}/marketplace`,
+    FOURDEGREES_API_BASE: `${sandboxUrl}/4degrees/v1`,
+    PUBLIC_URL: workerUrl,
+  };
+}
+
+/** Starts `wrangler dev` and resolves once `GET /healthz` answers 200. */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  ensureDevVars();
+  const url = `http://127.0.0.1:${options.port}`;
+  const vars = { ...sandboxVars(options.sandboxUrl, url), ...options.vars };
+  const inspectorPort = await freePort();
+  const args = [
+    "dev",
+    "--ip", "127.0.0.1",
+    "--port", String(options.port),
+    "--inspector-port", String(inspectorPort),
+    "--show-interactive-dev-session=false",
+    "--test-scheduled",
+    ...(options.persistTo ? ["--persist-to", options.persistTo] : []),
+    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+  ];
+  // Own process group: wrangler → node → workerd all stop together when we signal the group, and a
+  // terminal Ctrl-C reaches only our handler (which stops them in order) instead of racing it.
+  const child = spawn(WRANGLER, args, { cwd: ROOT, env: BASE_ENV, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let recent = "";
+  const onData = (d: Buffer) => {
+    const text = d.toString();
+    recent = (recent + text).slice(-8000);
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      options.onLine?.(line);
+      if (options.logPrefix !== undefined) console.log(`${options.logPrefix}${line}`);
+    }
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  let exited: number | null | undefined;
+  child.on("exit", (code) => (exited = code));
+
+  const stop = () =>
+    new Promise<void>((done) => {
+      if (exited !== undefined) return done();
+      const signalGroup = (signal: NodeJS.Signals) => {
+        try {
+          if (child.pid) process.kill(-child.pid, signal);
+        } catch {
+          // already gone
+        }
+      };
+      const timer = setTimeout(() => signalGroup("SIGKILL"), 5000);
+      child.once("exit", () => {
+        clearTimeout(timer);
+        signalGroup("SIGKILL"); // workerd grandchildren, if any outlived wrangler
+        done();
+      });
+      signalGroup("SIGTERM");
+    });
+
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (exited !== undefined) throw new Error(`wrangler dev exited (${exited}) before serving:\n${recent}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.status === 200) return { url, child, stop };
+      await res.body?.cancel();
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await stop();
+  throw new Error(`wrangler dev did not become healthy on ${url} within 90 s:\n${recent}`);
+}

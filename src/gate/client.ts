@@ -46,6 +46,15 @@ export function gateStub(env: Env, kind: GateKind, id: string): DurableObjectStu
   return env.GATE.get(env.GATE.idFromName(`${kind}:${id}`));
 }
 
+/**
+ * The gate that keeps a HighLevel connection's tokens: `location:{id}` lives in the location's
+ * gate (`hl:{locationId}`, the same object as its rate budget), `company:{id}` in `hl:company:{id}`.
+ */
+export function tokenGate(env: Env, connectionId: string): DurableObjectStub<AccountGate> {
+  const locationId = connectionId.startsWith("location:") ? connectionId.slice("location:".length) : null;
+  return gateStub(env, "hl", locationId ?? connectionId);
+}
+
 /** The rate gate of one account: `hl` + HighLevel locationId, or `4d` + 4Degrees workspace id. */
 export function gateFor(env: Env, kind: "hl" | "4d", id: string): Gate {
   const stub = gateStub(env, kind, id);

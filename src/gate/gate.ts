@@ -9,7 +9,11 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
+import { loadConfig } from "../config.ts";
+import { createLogger } from "../lib/log.ts";
 import { RateBudget, type BudgetSnapshot } from "./budget.ts";
+import { tokenGate } from "./client.ts";
+import { TokenKeeper, type InstallGrant, type TokenResult } from "./tokens.ts";
 import type { GateLimits, GateUsage, Lane, PermitResult, ReportedResult } from "./types.ts";
 
 const SnapshotSchema = z.object({
@@ -30,6 +34,7 @@ const LimitsSchema = z.object({
 
 export class AccountGate extends DurableObject<Env> {
   private readonly budget: RateBudget;
+  private keeper: TokenKeeper | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -46,6 +51,50 @@ export class AccountGate extends DurableObject<Env> {
 
   private saveSnapshot(): void {
     this.ctx.storage.sql.exec("INSERT INTO gate_state (k, v) VALUES ('budget', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", JSON.stringify(this.budget.snapshot()));
+  }
+
+  /** Created on first use: config is parsed lazily so a rate-only (4Degrees) gate never needs it. */
+  private tokens(): TokenKeeper {
+    if (!this.keeper) {
+      const config = loadConfig(this.env);
+      this.keeper = new TokenKeeper({
+        sql: this.ctx.storage.sql,
+        db: this.env.DB,
+        config,
+        log: createLogger(config.LOG_LEVEL, { component: "gate" }),
+        // An agency's tokens live in the agency's own gate (its own single-flight refresh).
+        agencyToken: (companyConnection) => tokenGate(this.env, companyConnection).accessToken(companyConnection),
+      });
+    }
+    return this.keeper;
+  }
+
+  /** Stores a newly installed grant for `grant.connectionId` (DO storage, then D1). */
+  async installTokens(grant: InstallGrant): Promise<{ expiresAt: number; version: number }> {
+    return this.tokens().install(grant);
+  }
+
+  /**
+   * A usable access token for `connectionId`, refreshed single-flight when close to expiry, or
+   * when `opts.rejected` is the current token (HighLevel answered 401 to it).
+   */
+  async accessToken(connectionId: string, opts: { rejected?: string; minValidityMs?: number } = {}): Promise<TokenResult> {
+    return this.tokens().accessToken(connectionId, opts);
+  }
+
+  /** Cron: refreshes when the access token expires within `withinMs`. */
+  async refreshIfDue(connectionId: string, withinMs: number): Promise<"refreshed" | "fresh" | "failed"> {
+    return this.tokens().refreshIfDue(connectionId, withinMs);
+  }
+
+  /** After UNINSTALL: the keeper refuses to hand out this connection's tokens. */
+  async retireTokens(connectionId: string): Promise<void> {
+    this.tokens().retire(connectionId);
+  }
+
+  /** Token-free status of a connection (console, tests). */
+  async tokenStatus(connectionId: string): Promise<ReturnType<TokenKeeper["status"]>> {
+    return this.tokens().status(connectionId);
   }
 
   /** Liveness probe for `/healthz`: answers the object's clock. */

@@ -1,0 +1,32 @@
+/**
+ * Every KV key this Worker writes, in one place. KV holds read-mostly caches only: it is
+ * eventually consistent (a write can take ~60 s to be seen elsewhere) and has no compare-and-set,
+ * so nothing that must be exact (idempotency, OAuth `state`, tokens) lives here — those are in D1
+ * or a Durable Object. Keys are versioned: bump the version when a value's shape changes, and old
+ * values simply expire. KV's minimum TTL is 60 s.
+ *
+ * | prefix                              | value                                  | TTL    | writer |
+ * |-------------------------------------|----------------------------------------|--------|--------|
+ * | `v1:health:probe`                   | never written (read probe)             | —      | src/store/health.ts |
+ * | `v1:hl:pipelines:{locationId}`      | HighLevel pipelines with their stages  | 10 min | src/store/highlevel-cache.ts |
+ * | `v1:hl:users:{locationId}`          | HighLevel users of the location        | 1 h    | src/store/highlevel-cache.ts |
+ * | `v1:hl:customfields:{locationId}`   | opportunity custom field definitions   | 1 h    | src/store/highlevel-cache.ts |
+ */
+
+/** KV's minimum `expirationTtl`, in seconds. */
+export const KV_MIN_TTL_SECONDS = 60;
+
+/** Key builders; the only place a KV key string is spelled. */
+export const kvKeys = {
+  healthProbe: () => "v1:health:probe",
+  hlPipelines: (locationId: string) => `v1:hl:pipelines:${locationId}`,
+  hlUsers: (locationId: string) => `v1:hl:users:${locationId}`,
+  hlCustomFields: (locationId: string) => `v1:hl:customfields:${locationId}`,
+} as const;
+
+/** TTLs in seconds, each at least KV's minimum. */
+export const kvTtl = {
+  hlPipelines: 600,
+  hlUsers: 3600,
+  hlCustomFields: 3600,
+} as const satisfies Record<string, number>;

@@ -1,0 +1,39 @@
+/**
+ * Webhook receipts: dedupe on the provider's delivery id (HighLevel `webhookId`, 4Degrees
+ * `webhook-id`). Idempotency lives in D1 (`PRIMARY KEY (provider, webhook_id)` +
+ * `INSERT … ON CONFLICT DO NOTHING`), never in KV, which cannot compare-and-set.
+ */
+
+/** One delivery as received. */
+export interface Receipt {
+  provider: "highlevel" | "fourdegrees";
+  webhookId: string;
+  eventType: string;
+  /** locationId / workspaceId, when the event names one. */
+  scopeId: string | null;
+  /** Epoch ms. */
+  receivedAt: number;
+}
+
+/** Records a delivery: `"new"` the first time this (provider, webhookId) is seen, else `"duplicate"`. */
+export async function recordReceipt(db: D1Database, receipt: Receipt): Promise<"new" | "duplicate"> {
+  const result = await db
+    .prepare("INSERT INTO webhook_receipts (provider, webhook_id, event_type, scope_id, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, webhook_id) DO NOTHING")
+    .bind(receipt.provider, receipt.webhookId, receipt.eventType, receipt.scopeId, receipt.receivedAt)
+    .run();
+  return result.meta.changes > 0 ? "new" : "duplicate";
+}
+
+/**
+ * Forgets a receipt. The ingress calls this when it recorded a delivery but could not enqueue it,
+ * so the provider's retry (HighLevel retries on 429) is not mistaken for a duplicate.
+ */
+export async function forgetReceipt(db: D1Database, provider: Receipt["provider"], webhookId: string): Promise<void> {
+  await db.prepare("DELETE FROM webhook_receipts WHERE provider = ? AND webhook_id = ?").bind(provider, webhookId).run();
+}
+
+/** Deletes receipts older than `before` (epoch ms); returns how many went. Called from the cron. */
+export async function pruneReceipts(db: D1Database, before: number): Promise<number> {
+  const result = await db.prepare("DELETE FROM webhook_receipts WHERE received_at < ?").bind(before).run();
+  return result.meta.changes;
+}

@@ -18,6 +18,10 @@ declare global {
       HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY?: string;
       /** A 4Degrees workspace API key for a single-account deployment (else set per account via the admin API). */
       FOURDEGREES_API_KEY?: string;
+      /** 4Degrees rate budget per workspace: requests per second (default 10, the assumed contract's example). */
+      FOURDEGREES_RATE_PER_SECOND?: string;
+      /** 4Degrees calls in flight per workspace (default 5). */
+      FOURDEGREES_CONCURRENCY?: string;
       /** Cloudflare Access: team domain (`https://<team>.cloudflareaccess.com`) and application audience tag. */
       CF_ACCESS_TEAM_DOMAIN?: string;
       CF_ACCESS_AUD?: string;
@@ -72,6 +76,8 @@ export const ConfigSchema = z.object({
   HIGHLEVEL_WEBHOOK_PUBLIC_KEY: optionalPem,
   HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY: optionalPem,
   FOURDEGREES_API_KEY: z.string().min(1).optional().or(z.literal("").transform(() => undefined)),
+  FOURDEGREES_RATE_PER_SECOND: z.coerce.number().positive().max(1_000).default(10),
+  FOURDEGREES_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
   CF_ACCESS_TEAM_DOMAIN: url.optional().or(z.literal("").transform(() => undefined)),
   CF_ACCESS_AUD: z.string().min(1).optional().or(z.literal("").transform(() => undefined)),
 });

@@ -12,6 +12,8 @@ import { AppError } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
 import type { AppEnv } from "./context.ts";
 import { health } from "./health.ts";
+import { adminAuth } from "./admin-auth.ts";
+import { accounts } from "./accounts.ts";
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -26,6 +28,9 @@ export function createApp(): Hono<AppEnv> {
   });
 
   app.route("/", health);
+  // Every /api route (admin JSON API) sits behind adminAuth.
+  app.use("/api/*", adminAuth());
+  app.route("/api", accounts);
 
   app.notFound((c) => c.json({ error: { code: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}`, requestId: c.var.requestId } }, 404));
 

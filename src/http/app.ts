@@ -12,6 +12,7 @@ import { AppError } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
 import type { AppEnv } from "./context.ts";
 import { health } from "./health.ts";
+import { fourDegreesWebhooks } from "./webhooks-fourdegrees.ts";
 import { adminAuth } from "./admin-auth.ts";
 import { accounts } from "./accounts.ts";
 
@@ -28,6 +29,7 @@ export function createApp(): Hono<AppEnv> {
   });
 
   app.route("/", health);
+  app.route("/", fourDegreesWebhooks);
   // Every /api route (admin JSON API) sits behind adminAuth.
   app.use("/api/*", adminAuth());
   app.route("/api", accounts);

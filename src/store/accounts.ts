@@ -1,0 +1,197 @@
+/**
+ * Accounts and their sync settings: `accounts` (0001: id, name, status), `account_settings`
+ * (workspace, policies, test mode, mapping) and `account_locations` (the HighLevel locations an
+ * account pairs with its 4Degrees workspace). Rows are parsed with zod; the mapping JSON is
+ * re-validated on every read, so a hand-edited row fails loudly instead of syncing wrongly.
+ */
+import { z } from "zod";
+import { AppError } from "../lib/errors.ts";
+import { MappingSchema, type Mapping } from "../sync/mapping-config.ts";
+
+export const ConflictPolicySchema = z.enum(["newest", "fourdegrees", "highlevel"]);
+export const DeletePolicySchema = z.enum(["propagate", "archive", "ignore"]);
+
+/** An account as the engine and the admin API see it. */
+export interface Account {
+  id: string;
+  name: string;
+  status: "active" | "paused";
+  workspaceId: string | null;
+  locations: string[];
+  conflictPolicy: z.infer<typeof ConflictPolicySchema>;
+  deletePolicy: z.infer<typeof DeletePolicySchema>;
+  testMode: boolean;
+  readOnly: boolean;
+  mapping: Mapping | null;
+  mappingVersion: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+const Row = z.object({
+  id: z.string(),
+  name: z.string(),
+  status: z.enum(["active", "paused"]),
+  created_at: z.number(),
+  updated_at: z.number(),
+  workspace_id: z.string().nullable(),
+  conflict_policy: ConflictPolicySchema.nullable(),
+  delete_policy: DeletePolicySchema.nullable(),
+  test_mode: z.number().nullable(),
+  read_only: z.number().nullable(),
+  mapping_json: z.string().nullable(),
+  mapping_version: z.number().nullable(),
+  locations: z.string().nullable(),
+});
+
+function toAccount(raw: unknown): Account {
+  const row = Row.parse(raw);
+  let mapping: Mapping | null = null;
+  if (row.mapping_json) {
+    const parsed = MappingSchema.safeParse(JSON.parse(row.mapping_json));
+    if (!parsed.success) throw new AppError("internal", `account ${row.id}: stored mapping no longer validates (${parsed.error.issues[0]?.message ?? "invalid"})`);
+    mapping = parsed.data;
+  }
+  return {
+    id: row.id,
+    name: row.name,
+    status: row.status,
+    workspaceId: row.workspace_id,
+    locations: row.locations ? row.locations.split(",").filter(Boolean).sort() : [],
+    conflictPolicy: row.conflict_policy ?? "newest",
+    deletePolicy: row.delete_policy ?? "archive",
+    testMode: row.test_mode === 1,
+    readOnly: row.read_only === 1,
+    mapping,
+    mappingVersion: row.mapping_version ?? 0,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const SELECT = `SELECT a.id, a.name, a.status, a.created_at, a.updated_at, s.workspace_id, s.conflict_policy, s.delete_policy,
+  s.test_mode, s.read_only, s.mapping_json, s.mapping_version,
+  (SELECT group_concat(location_id) FROM account_locations l WHERE l.account_id = a.id) AS locations
+  FROM accounts a LEFT JOIN account_settings s ON s.account_id = a.id`;
+
+/** Input of `createAccount`. */
+export interface NewAccount {
+  id: string;
+  name: string;
+  workspaceId: string | null;
+  locations: string[];
+  conflictPolicy?: Account["conflictPolicy"];
+  deletePolicy?: Account["deletePolicy"];
+  testMode?: boolean;
+  readOnly?: boolean;
+}
+
+/**
+ * Creates an account with its settings and locations in one batch (atomic in D1). Throws
+ * `conflict` when the id, the workspace or a location already belongs to an account.
+ */
+export async function createAccount(db: D1Database, input: NewAccount, now = Date.now()): Promise<Account> {
+  try {
+    await db.batch([
+      db.prepare("INSERT INTO accounts (id, name, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?)").bind(input.id, input.name, now, now),
+      db
+        .prepare("INSERT INTO account_settings (account_id, workspace_id, conflict_policy, delete_policy, test_mode, read_only, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(input.id, input.workspaceId, input.conflictPolicy ?? "newest", input.deletePolicy ?? "archive", input.testMode ? 1 : 0, input.readOnly ? 1 : 0, now),
+      ...input.locations.map((loc) => db.prepare("INSERT INTO account_locations (location_id, account_id, added_at) VALUES (?, ?, ?)").bind(loc, input.id, now)),
+    ]);
+  } catch (err) {
+    if (err instanceof Error && /UNIQUE|PRIMARY KEY|constraint/i.test(err.message))
+      throw new AppError("conflict", `account ${input.id}, workspace ${input.workspaceId ?? "-"} or one of the locations ${input.locations.join(", ")} already belongs to an account`, { cause: err });
+    throw err;
+  }
+  const created = await getAccount(db, input.id);
+  if (!created) throw new AppError("internal", `account ${input.id} vanished after insert`);
+  return created;
+}
+
+export async function getAccount(db: D1Database, id: string): Promise<Account | null> {
+  const row = await db.prepare(`${SELECT} WHERE a.id = ?`).bind(id).first();
+  return row ? toAccount(row) : null;
+}
+
+/** Like `getAccount`, but a missing account is a `not_found` error. */
+export async function requireAccount(db: D1Database, id: string): Promise<Account> {
+  const account = await getAccount(db, id);
+  if (!account) throw new AppError("not_found", `no account ${id}`);
+  return account;
+}
+
+export async function listAccounts(db: D1Database): Promise<Account[]> {
+  const { results } = await db.prepare(`${SELECT} ORDER BY a.created_at, a.id`).all();
+  return results.map(toAccount);
+}
+
+/** The account a HighLevel location belongs to. */
+export async function accountIdForLocation(db: D1Database, locationId: string): Promise<string | null> {
+  const row = await db.prepare("SELECT account_id FROM account_locations WHERE location_id = ?").bind(locationId).first<{ account_id: string }>();
+  return row?.account_id ?? null;
+}
+
+/** The account a 4Degrees workspace belongs to. */
+export async function accountIdForWorkspace(db: D1Database, workspaceId: string): Promise<string | null> {
+  const row = await db.prepare("SELECT account_id FROM account_settings WHERE workspace_id = ?").bind(workspaceId).first<{ account_id: string }>();
+  return row?.account_id ?? null;
+}
+
+/** Settings a caller may change. */
+export interface SettingsPatch {
+  name?: string;
+  workspaceId?: string | null;
+  conflictPolicy?: Account["conflictPolicy"];
+  deletePolicy?: Account["deletePolicy"];
+  testMode?: boolean;
+  readOnly?: boolean;
+  status?: Account["status"];
+  locations?: string[];
+}
+
+export async function updateAccount(db: D1Database, id: string, patch: SettingsPatch, now = Date.now()): Promise<Account> {
+  await requireAccount(db, id);
+  const stmts: D1PreparedStatement[] = [];
+  if (patch.name !== undefined || patch.status !== undefined)
+    stmts.push(db.prepare("UPDATE accounts SET name = COALESCE(?, name), status = COALESCE(?, status), updated_at = ? WHERE id = ?").bind(patch.name ?? null, patch.status ?? null, now, id));
+  const sets: string[] = [];
+  const values: Array<string | number | null> = [];
+  if (patch.workspaceId !== undefined) (sets.push("workspace_id = ?"), values.push(patch.workspaceId));
+  if (patch.conflictPolicy !== undefined) (sets.push("conflict_policy = ?"), values.push(patch.conflictPolicy));
+  if (patch.deletePolicy !== undefined) (sets.push("delete_policy = ?"), values.push(patch.deletePolicy));
+  if (patch.testMode !== undefined) (sets.push("test_mode = ?"), values.push(patch.testMode ? 1 : 0));
+  if (patch.readOnly !== undefined) (sets.push("read_only = ?"), values.push(patch.readOnly ? 1 : 0));
+  if (sets.length > 0) stmts.push(db.prepare(`UPDATE account_settings SET ${sets.join(", ")}, updated_at = ? WHERE account_id = ?`).bind(...values, now, id));
+  if (patch.locations !== undefined) {
+    stmts.push(db.prepare("DELETE FROM account_locations WHERE account_id = ?").bind(id));
+    for (const loc of patch.locations) stmts.push(db.prepare("INSERT INTO account_locations (location_id, account_id, added_at) VALUES (?, ?, ?)").bind(loc, id, now));
+  }
+  if (stmts.length > 0) {
+    try {
+      await db.batch(stmts);
+    } catch (err) {
+      if (err instanceof Error && /UNIQUE|PRIMARY KEY|constraint/i.test(err.message)) throw new AppError("conflict", "that workspace or location already belongs to another account", { cause: err });
+      throw err;
+    }
+  }
+  return requireAccount(db, id);
+}
+
+/** Stores a validated mapping; bumps `mapping_version`. */
+export async function saveMapping(db: D1Database, id: string, mapping: Mapping, now = Date.now()): Promise<Account> {
+  await db.prepare("UPDATE account_settings SET mapping_json = ?, mapping_version = mapping_version + 1, updated_at = ? WHERE account_id = ?").bind(JSON.stringify(mapping), now, id).run();
+  return requireAccount(db, id);
+}
+
+/** Deletes an account and everything keyed by it. */
+export async function deleteAccount(db: D1Database, id: string): Promise<boolean> {
+  const tables = ["account_locations", "links", "tombstones", "note_links", "write_ledger", "pending_records", "sync_events", "sync_failures", "review_items", "backfill_runs", "reconcile_cursors"];
+  const res = await db.batch([
+    ...tables.map((t) => db.prepare(`DELETE FROM ${t} WHERE account_id = ?`).bind(id)),
+    db.prepare("DELETE FROM account_settings WHERE account_id = ?").bind(id),
+    db.prepare("UPDATE connections SET account_id = NULL WHERE account_id = ?").bind(id),
+    db.prepare("DELETE FROM accounts WHERE id = ?").bind(id),
+  ]);
+  return (res.at(-1)?.meta.changes ?? 0) > 0;
+}

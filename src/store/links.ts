@@ -1,0 +1,181 @@
+/**
+ * ID links between a 4Degrees deal and a HighLevel opportunity, each with its last-synced
+ * snapshot (the canonical base for the three-way merge and the echo guard) and each side's last
+ * seen `updatedAt` / version (the out-of-order guard); tombstones of deleted records; note links.
+ */
+import { z } from "zod";
+import type { Flat } from "../sync/mapping.ts";
+
+export type SideName = "fourdegrees" | "highlevel";
+
+/** A linked pair with its snapshot. */
+export interface Link {
+  accountId: string;
+  fdDealId: string;
+  hlOpportunityId: string;
+  hlLocationId: string;
+  hlContactId: string | null;
+  state: "active" | "deleted";
+  base: Flat;
+  fdUpdatedAt: string | null;
+  fdVersion: string | null;
+  hlUpdatedAt: string | null;
+  syncedAt: number;
+  deletedSide: SideName | null;
+}
+
+const Row = z.object({
+  account_id: z.string(),
+  fd_deal_id: z.string(),
+  hl_opportunity_id: z.string(),
+  hl_location_id: z.string(),
+  hl_contact_id: z.string().nullable(),
+  state: z.enum(["active", "deleted"]),
+  base_json: z.string(),
+  fd_updated_at: z.string().nullable(),
+  fd_version: z.string().nullable(),
+  hl_updated_at: z.string().nullable(),
+  synced_at: z.number(),
+  deleted_side: z.enum(["fourdegrees", "highlevel"]).nullable(),
+});
+
+const FlatSchema = z.record(z.string(), z.unknown());
+
+function toLink(raw: unknown): Link {
+  const r = Row.parse(raw);
+  return {
+    accountId: r.account_id,
+    fdDealId: r.fd_deal_id,
+    hlOpportunityId: r.hl_opportunity_id,
+    hlLocationId: r.hl_location_id,
+    hlContactId: r.hl_contact_id,
+    state: r.state,
+    base: FlatSchema.parse(JSON.parse(r.base_json)),
+    fdUpdatedAt: r.fd_updated_at,
+    fdVersion: r.fd_version,
+    hlUpdatedAt: r.hl_updated_at,
+    syncedAt: r.synced_at,
+    deletedSide: r.deleted_side,
+  };
+}
+
+/** The link of a record on either side. */
+export async function findLink(db: D1Database, accountId: string, side: SideName, recordId: string): Promise<Link | null> {
+  const column = side === "fourdegrees" ? "fd_deal_id" : "hl_opportunity_id";
+  const row = await db.prepare(`SELECT * FROM links WHERE account_id = ? AND ${column} = ?`).bind(accountId, recordId).first();
+  return row ? toLink(row) : null;
+}
+
+/** Active links whose HighLevel opportunity has this contact (notes live on contacts). */
+export async function linksForContact(db: D1Database, accountId: string, contactId: string): Promise<Link[]> {
+  const { results } = await db.prepare("SELECT * FROM links WHERE account_id = ? AND hl_contact_id = ? AND state = 'active'").bind(accountId, contactId).all();
+  return results.map(toLink);
+}
+
+/**
+ * Inserts or replaces the link of a pair with its new snapshot. Keyed by the 4Degrees deal; the
+ * UNIQUE (account, opportunity) constraint makes a second link to the same opportunity fail
+ * instead of silently creating a duplicate pairing.
+ */
+export async function saveLink(db: D1Database, link: Omit<Link, "syncedAt" | "state" | "deletedSide"> & { state?: Link["state"]; deletedSide?: SideName | null }, now = Date.now()): Promise<void> {
+  await db
+    .prepare(
+      `INSERT INTO links (account_id, fd_deal_id, hl_opportunity_id, hl_location_id, hl_contact_id, state, base_json, fd_updated_at, fd_version, hl_updated_at, synced_at, deleted_side)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (account_id, fd_deal_id) DO UPDATE SET hl_opportunity_id = excluded.hl_opportunity_id, hl_location_id = excluded.hl_location_id,
+         hl_contact_id = excluded.hl_contact_id, state = excluded.state, base_json = excluded.base_json, fd_updated_at = excluded.fd_updated_at,
+         fd_version = excluded.fd_version, hl_updated_at = excluded.hl_updated_at, synced_at = excluded.synced_at, deleted_side = excluded.deleted_side`,
+    )
+    .bind(
+      link.accountId,
+      link.fdDealId,
+      link.hlOpportunityId,
+      link.hlLocationId,
+      link.hlContactId,
+      link.state ?? "active",
+      JSON.stringify(link.base),
+      link.fdUpdatedAt,
+      link.fdVersion,
+      link.hlUpdatedAt,
+      now,
+      link.deletedSide ?? null,
+    )
+    .run();
+}
+
+/** Marks a pair deleted (a tombstone: later events for either id are ignored). */
+export async function markLinkDeleted(db: D1Database, accountId: string, fdDealId: string, side: SideName, now = Date.now()): Promise<void> {
+  await db.prepare("UPDATE links SET state = 'deleted', deleted_side = ?, synced_at = ? WHERE account_id = ? AND fd_deal_id = ?").bind(side, now, accountId, fdDealId).run();
+}
+
+/** Page of active links (reconcile compares them with the sides). */
+export async function listLinks(db: D1Database, accountId: string, options: { after?: string; limit?: number; state?: Link["state"] } = {}): Promise<Link[]> {
+  const { results } = await db
+    .prepare("SELECT * FROM links WHERE account_id = ? AND state = ? AND fd_deal_id > ? ORDER BY fd_deal_id LIMIT ?")
+    .bind(accountId, options.state ?? "active", options.after ?? "", options.limit ?? 100)
+    .all();
+  return results.map(toLink);
+}
+
+export async function countLinks(db: D1Database, accountId: string): Promise<{ active: number; deleted: number }> {
+  const row = await db
+    .prepare("SELECT SUM(state = 'active') AS active, SUM(state = 'deleted') AS deleted FROM links WHERE account_id = ?")
+    .bind(accountId)
+    .first<{ active: number | null; deleted: number | null }>();
+  return { active: row?.active ?? 0, deleted: row?.deleted ?? 0 };
+}
+
+/** Records that a record is gone on `side` (idempotent). */
+export async function addTombstone(db: D1Database, accountId: string, side: SideName, recordId: string, now = Date.now()): Promise<void> {
+  await db.prepare("INSERT INTO tombstones (account_id, side, record_id, deleted_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING").bind(accountId, side, recordId, now).run();
+}
+
+export async function hasTombstone(db: D1Database, accountId: string, side: SideName, recordId: string): Promise<boolean> {
+  const row = await db.prepare("SELECT 1 AS x FROM tombstones WHERE account_id = ? AND side = ? AND record_id = ?").bind(accountId, side, recordId).first();
+  return row !== null;
+}
+
+/** A linked note pair. */
+export interface NoteLink {
+  accountId: string;
+  fdNoteId: string;
+  hlNoteId: string;
+  fdDealId: string;
+  hlContactId: string;
+  origin: SideName;
+  bodyHash: string;
+}
+
+const NoteRow = z.object({
+  account_id: z.string(),
+  fd_note_id: z.string(),
+  hl_note_id: z.string(),
+  fd_deal_id: z.string(),
+  hl_contact_id: z.string(),
+  origin: z.enum(["fourdegrees", "highlevel"]),
+  body_hash: z.string(),
+});
+
+function toNoteLink(raw: unknown): NoteLink {
+  const r = NoteRow.parse(raw);
+  return { accountId: r.account_id, fdNoteId: r.fd_note_id, hlNoteId: r.hl_note_id, fdDealId: r.fd_deal_id, hlContactId: r.hl_contact_id, origin: r.origin, bodyHash: r.body_hash };
+}
+
+export async function noteLinksForDeal(db: D1Database, accountId: string, fdDealId: string): Promise<NoteLink[]> {
+  const { results } = await db.prepare("SELECT * FROM note_links WHERE account_id = ? AND fd_deal_id = ?").bind(accountId, fdDealId).all();
+  return results.map(toNoteLink);
+}
+
+export async function saveNoteLink(db: D1Database, link: NoteLink, now = Date.now()): Promise<void> {
+  await db
+    .prepare(
+      `INSERT INTO note_links (account_id, fd_note_id, hl_note_id, fd_deal_id, hl_contact_id, origin, body_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (account_id, fd_note_id) DO UPDATE SET hl_note_id = excluded.hl_note_id, body_hash = excluded.body_hash, updated_at = excluded.updated_at`,
+    )
+    .bind(link.accountId, link.fdNoteId, link.hlNoteId, link.fdDealId, link.hlContactId, link.origin, link.bodyHash, now)
+    .run();
+}
+
+export async function deleteNoteLink(db: D1Database, accountId: string, fdNoteId: string): Promise<void> {
+  await db.prepare("DELETE FROM note_links WHERE account_id = ? AND fd_note_id = ?").bind(accountId, fdNoteId).run();
+}

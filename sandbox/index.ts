@@ -13,6 +13,7 @@ import { Hono } from "hono";
 import { SandboxClock } from "./core/clock.ts";
 import type { ProviderContext, ProviderSandbox } from "./core/provider.ts";
 import { parseSeed } from "./core/random.ts";
+import { createFourDegreesSandbox, FourDegreesSandbox } from "./fourdegrees/index.ts";
 
 export interface SandboxOptions {
   seed?: number;
@@ -33,6 +34,8 @@ export interface Sandbox {
   reset(): void;
   /** Seeds every provider's demo data. */
   seedDemo(): Promise<void>;
+  /** The 4Degrees sandbox (typed domain accessors: deals, notes, actors, subscribe, flush, …). */
+  fourdegrees: FourDegreesSandbox;
 }
 
 /** Creates a sandbox host with every provider mounted. */
@@ -87,6 +90,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     clock,
     seed,
     providers,
+    fourdegrees: providerOf(providers, FourDegreesSandbox),
     reset() {
       for (const p of providers) p.reset();
       clock.reset();
@@ -98,6 +102,13 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 }
 
 /** Every provider sandbox; each provider module adds itself here. */
-function createProviders(_ctx: ProviderContext): ProviderSandbox[] {
-  return [];
+function createProviders(ctx: ProviderContext): ProviderSandbox[] {
+  return [createFourDegreesSandbox(ctx)];
+}
+
+/** The provider of a class, for the typed accessors on `Sandbox`. */
+function providerOf<T extends ProviderSandbox>(providers: ProviderSandbox[], kind: abstract new (...args: never[]) => T): T {
+  const found = providers.find((p): p is T => p instanceof kind);
+  if (!found) throw new Error(`sandbox provider ${kind.name} is not registered in createProviders`);
+  return found;
 }

@@ -6,6 +6,7 @@ import { createApp } from "./http/app.ts";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./lib/log.ts";
 import { consumeBatch, type Handlers } from "./sync/consumer.ts";
+import { runHighLevelCron } from "./highlevel/cron.ts";
 
 export { AccountGate } from "./gate/gate.ts";
 
@@ -26,5 +27,6 @@ export default {
     const config = loadConfig(env);
     const log = createLogger(config.LOG_LEVEL, { cron: controller.cron });
     log.info({ event: "cron.tick", outcome: "ok", scheduled_time: controller.scheduledTime });
+    await runHighLevelCron(env, log);
   },
 } satisfies ExportedHandler<Env>;

@@ -15,6 +15,8 @@ import { health } from "./health.ts";
 import { fourDegreesWebhooks } from "./webhooks-fourdegrees.ts";
 import { adminAuth } from "./admin-auth.ts";
 import { accounts } from "./accounts.ts";
+import { oauth } from "./oauth.ts";
+import { highlevelWebhooks } from "./webhooks-highlevel.ts";
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -30,6 +32,8 @@ export function createApp(): Hono<AppEnv> {
 
   app.route("/", health);
   app.route("/", fourDegreesWebhooks);
+  app.route("/", oauth);
+  app.route("/", highlevelWebhooks);
   // Every /api route (admin JSON API) sits behind adminAuth.
   app.use("/api/*", adminAuth());
   app.route("/api", accounts);

@@ -1,0 +1,91 @@
+/**
+ * `POST /webhooks/highlevel`: verify the raw bytes, check freshness, dedupe in D1, enqueue, answer
+ * fast. HighLevel retries a delivery ONLY when answered 429 (any other status, 5xx included,
+ * loses the event for good), so every "cannot take it now" path answers 429, and a receipt is
+ * forgotten again when the enqueue fails so the retry is not mistaken for a duplicate.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { AppError } from "../lib/errors.ts";
+import { handleInstallEvent, handleUninstallEvent } from "../highlevel/install.ts";
+import { AppEventSchema, bodyDigest, eventTime, verifyHighLevelSignature, WEBHOOK_MAX_AGE_MS, WebhookEnvelopeSchema } from "../highlevel/webhooks.ts";
+import { getConnection, locationConnectionId } from "../store/connections.ts";
+import { forgetReceipt, recordReceipt } from "../store/webhook-receipts.ts";
+import type { QueueMessage } from "../sync/messages.ts";
+import type { AppEnv } from "./context.ts";
+
+/** Largest accepted delivery; HighLevel's event bodies are a few KB. */
+export const HIGHLEVEL_WEBHOOK_MAX_BYTES = 256 * 1024;
+
+const tryAgain = (reason: string) => new AppError("rate_limited", `Cannot take the event right now (${reason}); HighLevel will retry`, { headers: { "Retry-After": "60" } });
+
+export const highlevelWebhooks = new Hono<AppEnv>().post(
+  "/webhooks/highlevel",
+  bodyLimit({
+    maxSize: HIGHLEVEL_WEBHOOK_MAX_BYTES,
+    onError: () => {
+      throw new AppError("payload_too_large", `Webhook body over ${HIGHLEVEL_WEBHOOK_MAX_BYTES} bytes`);
+    },
+  }),
+  async (c) => {
+    const log = c.var.log.child({ direction: "inbound", provider: "highlevel" });
+    const raw = new Uint8Array(await c.req.arrayBuffer());
+    const check = await verifyHighLevelSignature(raw, c.req.raw.headers, c.var.config);
+    if (!check.ok) {
+      log.warn({ event: "webhook.rejected", outcome: "rejected", reason: `signature ${check.reason}` });
+      throw new AppError("unauthorized", check.reason === "missing" ? "Missing x-ghl-signature" : "Invalid webhook signature");
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(raw));
+    } catch {
+      throw new AppError("bad_request", "Webhook body is not JSON");
+    }
+    const parsed = WebhookEnvelopeSchema.safeParse(json);
+    if (!parsed.success) throw new AppError("bad_request", "Webhook body is not a HighLevel event (no `type`)");
+    const event = parsed.data;
+    const now = Date.now();
+    const at = eventTime(event);
+    if (at !== null && (now - at > WEBHOOK_MAX_AGE_MS || at - now > WEBHOOK_MAX_AGE_MS)) {
+      log.warn({ event: "webhook.rejected", outcome: "rejected", reason: "stale timestamp", type: event.type, age_ms: now - at });
+      throw new AppError("unauthorized", "Webhook timestamp outside the 5-minute window");
+    }
+    const webhookId = event.webhookId ?? (await bodyDigest(raw));
+    const locationId = event.locationId ?? null;
+    const fields = { type: event.type, location: locationId, webhook_id: webhookId, scheme: check.scheme };
+
+    let receipt: "new" | "duplicate";
+    try {
+      receipt = await recordReceipt(c.env.DB, { provider: "highlevel", webhookId, eventType: event.type, scopeId: locationId ?? event.companyId ?? null, receivedAt: now });
+    } catch (err) {
+      log.error({ event: "webhook.receipt_failed", outcome: "retry", error: err, ...fields });
+      throw tryAgain("database unavailable");
+    }
+    if (receipt === "duplicate") {
+      log.info({ event: "webhook.duplicate", outcome: "skipped", ...fields });
+      return c.json({ ok: true, status: "duplicate" });
+    }
+
+    try {
+      const app = AppEventSchema.safeParse(json);
+      if (app.success) {
+        if (app.data.type === "UNINSTALL") await handleUninstallEvent(c.env, app.data, log);
+        else await handleInstallEvent(c.env, c.var.config, app.data, log);
+        return c.json({ ok: true, status: "accepted" });
+      }
+      if (!locationId || !(await getConnection(c.env.DB, locationConnectionId(locationId)))) {
+        // Accepted so HighLevel does not retry an event we cannot use; visible in the logs.
+        log.warn({ event: "webhook.unknown_location", outcome: "skipped", ...fields });
+        return c.json({ ok: true, status: "ignored" });
+      }
+      const message: QueueMessage = { v: 1, kind: "highlevel.webhook", webhookId, locationId, type: event.type, receivedAt: now, body: parsed.data };
+      await c.env.SYNC_QUEUE.send(message, { contentType: "json" });
+    } catch (err) {
+      await forgetReceipt(c.env.DB, "highlevel", webhookId).catch((e: unknown) => log.error({ event: "webhook.forget_failed", error: e, outcome: "failed", ...fields }));
+      log.error({ event: "webhook.enqueue_failed", outcome: "retry", error: err, ...fields });
+      throw tryAgain("queue or database unavailable");
+    }
+    log.info({ event: "webhook.accepted", outcome: "ok", ...fields });
+    return c.json({ ok: true, status: "accepted" });
+  },
+);

@@ -1,0 +1,195 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { tokenGate } from "../../../src/gate/client.ts";
+import { createApp } from "../../../src/http/app.ts";
+import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
+import { ED25519_PRIVATE_PEM, RSA_PRIVATE_PEM } from "../../../sandbox/highlevel/keys.ts";
+import { base64ToBytes, bytesToBase64 } from "../../../src/lib/crypto.ts";
+import OpportunityCreate from "../../fixtures/highlevel/OpportunityCreate.json";
+import OpportunityUpdate from "../../fixtures/highlevel/OpportunityUpdate.json";
+import OpportunityDelete from "../../fixtures/highlevel/OpportunityDelete.json";
+import OpportunityStatusUpdate from "../../fixtures/highlevel/OpportunityStatusUpdate.json";
+import OpportunityStageUpdate from "../../fixtures/highlevel/OpportunityStageUpdate.json";
+import OpportunityMonetaryValueUpdate from "../../fixtures/highlevel/OpportunityMonetaryValueUpdate.json";
+import OpportunityAssignedToUpdate from "../../fixtures/highlevel/OpportunityAssignedToUpdate.json";
+import NoteCreate from "../../fixtures/highlevel/NoteCreate.json";
+import NoteUpdate from "../../fixtures/highlevel/NoteUpdate.json";
+import NoteDelete from "../../fixtures/highlevel/NoteDelete.json";
+import AppUninstall from "../../fixtures/highlevel/AppUninstall.json";
+
+const EXAMPLES = { OpportunityCreate, OpportunityUpdate, OpportunityDelete, OpportunityStatusUpdate, OpportunityStageUpdate, OpportunityMonetaryValueUpdate, OpportunityAssignedToUpdate, NoteCreate, NoteUpdate, NoteDelete };
+const KNOWN_LOCATION = "ve9EPM428h8vShlRW1KT";
+
+const der = (pem: string) => base64ToBytes(pem.replace(/-----(BEGIN|END) PRIVATE KEY-----/g, "").replace(/\s+/g, ""));
+const edKey = crypto.subtle.importKey("pkcs8", der(ED25519_PRIVATE_PEM), { name: "Ed25519" }, false, ["sign"]);
+const rsaKey = crypto.subtle.importKey("pkcs8", der(RSA_PRIVATE_PEM), { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["sign"]);
+/** A key nobody trusts, for forgeries. */
+const rogueKey = crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+
+async function sign(body: string, scheme: "ed25519" | "rsa" | "rogue" = "ed25519"): Promise<string> {
+  const key = scheme === "ed25519" ? await edKey : scheme === "rsa" ? await rsaKey : (await rogueKey).privateKey;
+  const algorithm = scheme === "rsa" ? { name: "RSASSA-PKCS1-v1_5" } : { name: "Ed25519" };
+  return bytesToBase64(new Uint8Array(await crypto.subtle.sign(algorithm, key, new TextEncoder().encode(body))));
+}
+
+/** An env whose queue records (or refuses) messages; everything else is the real binding. */
+function harness(opts: { queueFails?: boolean; dbFails?: boolean } = {}) {
+  const sent: unknown[] = [];
+  const queue = {
+    async send(message: unknown) {
+      if (opts.queueFails) throw new Error("queue unavailable");
+      sent.push(message);
+    },
+    async sendBatch() {
+      throw new Error("not used");
+    },
+    async metrics() {
+      throw new Error("not used");
+    },
+  };
+  const db = opts.dbFails ? { prepare() { throw new Error("D1 unavailable"); }, batch() { throw new Error("D1 unavailable"); } } : env.DB;
+  const testEnv = { ...env, SYNC_QUEUE: queue, DB: db };
+  const app = createApp();
+  const post = async (body: string, headers: Record<string, string>) =>
+    app.request("http://worker.test/webhooks/highlevel", { method: "POST", body, headers: { "content-type": "application/json", ...headers } }, testEnv);
+  return { sent, post };
+}
+
+const fresh = (event: object) => JSON.stringify({ ...event, timestamp: new Date().toISOString(), webhookId: crypto.randomUUID() });
+
+async function connect(locationId: string) {
+  const id = locationConnectionId(locationId);
+  await tokenGate(env, id).installTokens({ connectionId: id, kind: "location", locationId, companyId: "co", tokenSource: "refresh", accessToken: "at-test", refreshToken: "rt-test", expiresInSeconds: 86399, scopes: [], userId: null, appId: null });
+}
+
+describe("POST /webhooks/highlevel", () => {
+  it("happy: every official example, signed with Ed25519, is accepted and enqueued", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    for (const [type, example] of Object.entries(EXAMPLES)) {
+      const body = fresh(example);
+      const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+      expect(res.status, type).toBe(200);
+      expect(await res.json()).toMatchObject({ status: "accepted" });
+    }
+    expect(h.sent).toHaveLength(Object.keys(EXAMPLES).length);
+    expect(h.sent[0]).toMatchObject({ v: 1, kind: "highlevel.webhook", locationId: KNOWN_LOCATION, type: "OpportunityCreate", body: { id: "wWhVuzqpRuOA1ZVWi4FC" } });
+  });
+
+  it("happy: the verbatim example (no webhookId, no timestamp) is accepted once, deduped by body digest", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const body = JSON.stringify(NoteCreate);
+    const first = await h.post(body, { "x-ghl-signature": await sign(body) });
+    const again = await h.post(body, { "x-ghl-signature": await sign(body) });
+    expect([first.status, again.status]).toEqual([200, 200]);
+    expect(await again.json()).toMatchObject({ status: "duplicate" });
+    expect(h.sent).toHaveLength(1);
+  });
+
+  it("happy: the legacy RSA x-wh-signature is accepted", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const body = fresh(OpportunityStageUpdate);
+    const res = await h.post(body, { "x-wh-signature": await sign(body, "rsa") });
+    expect(res.status).toBe(200);
+    expect(h.sent).toHaveLength(1);
+  });
+
+  it("security: a missing signature is 401 and nothing is enqueued", async () => {
+    const h = harness();
+    const res = await h.post(fresh(OpportunityCreate), {});
+    expect(res.status).toBe(401);
+    expect(h.sent).toHaveLength(0);
+  });
+
+  it("security: a forged signature (untrusted key) and a tampered body are 401", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const body = fresh(OpportunityCreate);
+    expect((await h.post(body, { "x-ghl-signature": await sign(body, "rogue") })).status).toBe(401);
+    const signature = await sign(body);
+    expect((await h.post(body.replace('"monetaryValue":40', '"monetaryValue":4000000'), { "x-ghl-signature": signature })).status).toBe(401);
+    // An Ed25519 signature presented as the RSA one does not pass either.
+    expect((await h.post(body, { "x-wh-signature": signature })).status).toBe(401);
+    expect((await h.post(body, { "x-ghl-signature": "not base64 !!" })).status).toBe(401);
+    expect(h.sent).toHaveLength(0);
+  });
+
+  it("security: a stale timestamp (> 5 minutes) is rejected even with a valid signature", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const body = JSON.stringify({ ...OpportunityCreate, timestamp: new Date(Date.now() - 6 * 60 * 1000).toISOString(), webhookId: crypto.randomUUID() });
+    const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+    expect(res.status).toBe(401);
+    expect(h.sent).toHaveLength(0);
+  });
+
+  it("security: a repeated webhookId answers 200 and enqueues nothing", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const body = fresh(OpportunityUpdate);
+    const signature = await sign(body);
+    expect((await h.post(body, { "x-ghl-signature": signature })).status).toBe(200);
+    const replay = await h.post(body, { "x-ghl-signature": signature });
+    expect(replay.status).toBe(200);
+    expect(await replay.json()).toMatchObject({ status: "duplicate" });
+    expect(h.sent).toHaveLength(1);
+  });
+
+  it("error: a signed body that is not JSON is 400", async () => {
+    const h = harness();
+    const body = "type=OpportunityCreate";
+    const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+    expect(res.status).toBe(400);
+  });
+
+  it("error: a body over the limit is 413", async () => {
+    const h = harness();
+    const body = JSON.stringify({ type: "OpportunityCreate", pad: "x".repeat(300 * 1024) });
+    const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+    expect(res.status).toBe(413);
+  });
+
+  it("error: an event for an unknown location is accepted, logged and not enqueued", async () => {
+    const h = harness();
+    const body = fresh({ ...OpportunityCreate, locationId: `unknown-${crypto.randomUUID()}` });
+    const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "ignored" });
+    expect(h.sent).toHaveLength(0);
+  });
+
+  it("error: when the queue refuses, HighLevel gets 429 and its retry is accepted later", async () => {
+    await connect(KNOWN_LOCATION);
+    const body = fresh(OpportunityCreate);
+    const signature = await sign(body);
+    const down = await harness({ queueFails: true }).post(body, { "x-ghl-signature": signature });
+    expect(down.status).toBe(429);
+    expect(down.headers.get("retry-after")).toBeTruthy();
+    const up = harness();
+    const retry = await up.post(body, { "x-ghl-signature": signature });
+    expect(retry.status).toBe(200);
+    expect(up.sent).toHaveLength(1);
+  });
+
+  it("error: when D1 cannot record the receipt, HighLevel gets 429", async () => {
+    const body = fresh(OpportunityCreate);
+    const res = await harness({ dbFails: true }).post(body, { "x-ghl-signature": await sign(body) });
+    expect(res.status).toBe(429);
+  });
+
+  it("happy: UNINSTALL (official example) retires the location's connection", async () => {
+    const locationId = AppUninstall.locationId;
+    await connect(locationId);
+    const h = harness();
+    const body = fresh(AppUninstall);
+    const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+    expect(res.status).toBe(200);
+    const row = await getConnection(env.DB, locationConnectionId(locationId));
+    expect(row?.status).toBe("uninstalled");
+    expect(row?.accessTokenEnc).toBeNull();
+    expect(await tokenGate(env, locationConnectionId(locationId)).accessToken(locationConnectionId(locationId))).toMatchObject({ ok: false, category: "reconnect" });
+    expect(h.sent).toHaveLength(0);
+  });
+});

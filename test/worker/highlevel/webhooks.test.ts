@@ -24,10 +24,13 @@ const der = (pem: string) => base64ToBytes(pem.replace(/-----(BEGIN|END) PRIVATE
 const edKey = crypto.subtle.importKey("pkcs8", der(ED25519_PRIVATE_PEM), { name: "Ed25519" }, false, ["sign"]);
 const rsaKey = crypto.subtle.importKey("pkcs8", der(RSA_PRIVATE_PEM), { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["sign"]);
 /** A key nobody trusts, for forgeries. */
-const rogueKey = crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+const rogueKey = crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]).then((pair) => {
+  if (!("privateKey" in pair)) throw new Error("Ed25519 generateKey returned no key pair");
+  return pair.privateKey;
+});
 
 async function sign(body: string, scheme: "ed25519" | "rsa" | "rogue" = "ed25519"): Promise<string> {
-  const key = scheme === "ed25519" ? await edKey : scheme === "rsa" ? await rsaKey : (await rogueKey).privateKey;
+  const key = scheme === "ed25519" ? await edKey : scheme === "rsa" ? await rsaKey : await rogueKey;
   const algorithm = scheme === "rsa" ? { name: "RSASSA-PKCS1-v1_5" } : { name: "Ed25519" };
   return bytesToBase64(new Uint8Array(await crypto.subtle.sign(algorithm, key, new TextEncoder().encode(body))));
 }

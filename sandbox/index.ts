@@ -14,6 +14,8 @@ import { SandboxClock } from "./core/clock.ts";
 import type { ProviderContext, ProviderSandbox } from "./core/provider.ts";
 import { parseSeed } from "./core/random.ts";
 import { createFourDegreesSandbox, FourDegreesSandbox } from "./fourdegrees/index.ts";
+import { createHighLevelSandbox, isHighLevelSandbox } from "./highlevel/index.ts";
+import type { HighLevelSandbox } from "./highlevel/index.ts";
 
 export interface SandboxOptions {
   seed?: number;
@@ -36,6 +38,8 @@ export interface Sandbox {
   seedDemo(): Promise<void>;
   /** The 4Degrees sandbox (typed domain accessors: deals, notes, actors, subscribe, flush, …). */
   fourdegrees: FourDegreesSandbox;
+  /** The HighLevel sandbox (typed domain accessors: store, service, oauth, createPit, connect, subscribe, flush, …). */
+  highlevel: HighLevelSandbox;
 }
 
 /** Creates a sandbox host with every provider mounted. */
@@ -91,6 +95,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     seed,
     providers,
     fourdegrees: providerOf(providers, FourDegreesSandbox),
+    highlevel: highLevelOf(providers),
     reset() {
       for (const p of providers) p.reset();
       clock.reset();
@@ -103,7 +108,14 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 
 /** Every provider sandbox; each provider module adds itself here. */
 function createProviders(ctx: ProviderContext): ProviderSandbox[] {
-  return [createFourDegreesSandbox(ctx)];
+  return [createHighLevelSandbox(ctx), createFourDegreesSandbox(ctx)];
+}
+
+/** The HighLevel provider (a plain object, so found by its type guard rather than by class). */
+function highLevelOf(providers: ProviderSandbox[]): HighLevelSandbox {
+  const found = providers.find(isHighLevelSandbox);
+  if (!found) throw new Error("sandbox provider highlevel is not registered in createProviders");
+  return found;
 }
 
 /** The provider of a class, for the typed accessors on `Sandbox`. */

@@ -146,9 +146,12 @@ export class WebhookDispatcher {
       this.#track(this.#attempt(d));
       return;
     }
+    // A timer only fires for the attempt it was set for: a manual flush() in between may have
+    // delivered the delivery already (or failed it again and set a later timer).
+    const attemptsAtSchedule = d.attempts.length;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      this.#track(this.#attempt(d));
+      if ((d.state === "pending" || d.state === "retrying") && d.attempts.length === attemptsAtSchedule) this.#track(this.#attempt(d));
     }, realDelay);
     this.#timers.add(timer);
   }

@@ -1,0 +1,277 @@
+/**
+ * The HighLevel sandbox: a local, faithful HighLevel (API v2, OAuth, webhooks, rate limits) for
+ * `npm run sandbox` / `npm start` and for in-process tests. Mounts:
+ *
+ *   /highlevel/*            stands in for https://services.leadconnectorhq.com (api.ts)
+ *   /marketplace/*          stands in for https://marketplace.gohighlevel.com (marketplace.ts)
+ *   /_sandbox/highlevel/*   control API (control.ts, docs/sandbox.md)
+ *
+ * Settings (env / .dev.vars names, all optional): HIGHLEVEL_CLIENT_ID, HIGHLEVEL_CLIENT_SECRET,
+ * HIGHLEVEL_APP_ID, HIGHLEVEL_REDIRECT_URIS, HIGHLEVEL_WEBHOOK_URLS, HIGHLEVEL_TOKEN_LIFETIME_SECONDS,
+ * HIGHLEVEL_RATE_LIMIT_MAX, HIGHLEVEL_RATE_LIMIT_INTERVAL_MS, HIGHLEVEL_RATE_LIMIT_DAILY,
+ * HIGHLEVEL_RATE_LIMIT_RETRY_AFTER, HIGHLEVEL_WEBHOOK_RETRY_SCALE, HIGHLEVEL_WEBHOOK_LEGACY_SIGNATURE,
+ * HIGHLEVEL_ALLOW_DUPLICATE_OPPORTUNITIES, HIGHLEVEL_OAUTH_ERROR_STYLE.
+ */
+import { Hono } from "hono";
+import { FaultInjector } from "../core/faults.ts";
+import type { ProviderContext, ProviderSandbox } from "../core/provider.ts";
+import { SeededRandom } from "../core/random.ts";
+import { RateLimiter } from "../core/ratelimit.ts";
+import type { RateLimitSettings } from "../core/ratelimit.ts";
+import { WebhookDispatcher } from "../core/webhooks.ts";
+import type { WebhookDelivery } from "../core/webhooks.ts";
+import { createHighLevelApi } from "./api.ts";
+import { createControlApi } from "./control.ts";
+import { WebhookSigner } from "./keys.ts";
+import { createMarketplace } from "./marketplace.ts";
+import { OAuthServer } from "./oauth.ts";
+import type { AccessToken, Installation, TokenCounters, UserType } from "./oauth.ts";
+import { renderOpportunity } from "./render.ts";
+import { seedDemo } from "./seed.ts";
+import type { DemoData } from "./seed.ts";
+import { HighLevelService } from "./service.ts";
+import { HighLevelStore, IdSource } from "./store.ts";
+
+export type { DemoData } from "./seed.ts";
+export type { AccessToken, TokenCounters } from "./oauth.ts";
+
+/** HighLevel retries a webhook only after a 429: up to 6 more tries about 10 minutes apart. */
+export const WEBHOOK_RETRY_DELAY_MS = 10 * 60_000;
+export const WEBHOOK_MAX_RETRIES = 6;
+
+/** The HighLevel provider handle: the ProviderSandbox parts plus domain accessors for tests. */
+export interface HighLevelSandbox extends ProviderSandbox {
+  store: HighLevelStore;
+  /** Changes data as a HighLevel UI user would (emits webhooks). */
+  service: HighLevelService;
+  oauth: OAuthServer;
+  limiter: RateLimiter;
+  signer: WebhookSigner;
+  /** Ids of the demo data, once seeded. */
+  demo: DemoData | null;
+  /** Whether a 429 carries `Retry-After` (default on). */
+  retryAfter: boolean;
+  seedDemo(): Promise<DemoData>;
+  /** Creates a Location Private Integration Token (default: the demo location, all scopes). */
+  createPit(options?: { locationId?: string; scopes?: string[]; name?: string }): string;
+  /** A ready OAuth connection (approve + code exchange) without counting a token call. */
+  connect(options?: { locationId?: string; companyId?: string; userType?: UserType; scopes?: string[] }): Record<string, unknown>;
+  /** Token endpoint call counters. */
+  tokenCalls(): TokenCounters;
+  /** Sets the access token lifetime for tokens issued from now on. */
+  setTokenLifetime(seconds: number): void;
+  /** Sets the rate limit (per app per location) and resets the windows. */
+  setRateLimit(settings: Partial<RateLimitSettings>): RateLimitSettings;
+  /** Pauses (`false`) or re-activates a sub-account: refreshes then fail with "Location is not active". */
+  setLocationActive(locationId: string, active: boolean): void;
+  /** Uninstalls the app from a location: revokes its tokens, sends UNINSTALL. */
+  uninstall(locationId: string): Installation | null;
+  /** An opportunity as `GET /opportunities/{id}` renders it, or undefined. */
+  opportunity(id: string): Record<string, unknown> | undefined;
+  /** Adds a webhook subscriber URL (the app's webhook URL). */
+  subscribe(url: string): void;
+  unsubscribe(url: string): void;
+  /** Delivers due webhooks (manual mode); returns how many were attempted. */
+  flush(): Promise<number>;
+  /** The delivery log, with parsed bodies, optionally filtered by event type. */
+  deliveries(type?: string): Array<WebhookDelivery & { payload: Record<string, unknown> }>;
+}
+
+function flag(value: string | undefined, dflt: boolean): boolean {
+  if (value === undefined || value === "") return dflt;
+  return !["0", "false", "no", "off"].includes(value.toLowerCase());
+}
+
+function num(value: string | undefined, dflt: number): number {
+  const n = value === undefined || value === "" ? NaN : Number(value);
+  return Number.isFinite(n) && n >= 0 ? n : dflt;
+}
+
+/** The default per-app-per-location limits HighLevel documents (oauth-docs/Authorization.md FAQ). */
+export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100, intervalMs: 10_000, daily: 200_000 };
+
+/** Creates the HighLevel provider for the sandbox host (`createSandbox()` registers it). */
+export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
+  const s = ctx.settings;
+  const clientId = s["HIGHLEVEL_CLIENT_ID"] || "sandbox-client-id";
+  const appId = s["HIGHLEVEL_APP_ID"] || (/^[0-9a-f]{24}/.exec(clientId)?.[0] ?? "6650f1e2a3b4c5d6e7f80912");
+  const configuredSubscribers = (s["HIGHLEVEL_WEBHOOK_URLS"] ?? "").split(",").map((u) => u.trim()).filter(Boolean);
+  const clock = ctx.clock;
+
+  const store = new HighLevelStore();
+  let ids = new IdSource(ctx.seed);
+  let webhookIds = new SeededRandom((ctx.seed ^ 0x5eed) >>> 0);
+  const faults = new FaultInjector({ seed: ctx.seed });
+  const signer = new WebhookSigner({ legacy: flag(s["HIGHLEVEL_WEBHOOK_LEGACY_SIGNATURE"], true) });
+  const webhooks = new WebhookDispatcher({
+    clock,
+    faults,
+    sign: (body) => signer.sign(body),
+    retryDelayMs: (status, attempts) => (status === 429 && attempts <= WEBHOOK_MAX_RETRIES ? WEBHOOK_RETRY_DELAY_MS : null),
+    mode: ctx.webhookMode,
+    retryTimeScale: num(s["HIGHLEVEL_WEBHOOK_RETRY_SCALE"], 1),
+    ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
+  });
+  for (const url of configuredSubscribers) webhooks.subscribers.add(url);
+
+  /** Adds the envelope HighLevel puts on every webhook body and queues it. */
+  const emit = (type: string, body: Record<string, unknown>) => {
+    webhooks.emit(type, { ...body, appId, versionId: appId, timestamp: new Date(clock.now()).toISOString(), webhookId: webhookIds.uuid() });
+  };
+
+  const service = new HighLevelService({
+    store,
+    ids,
+    clock,
+    emit,
+    defaults: { allowDuplicateOpportunities: flag(s["HIGHLEVEL_ALLOW_DUPLICATE_OPPORTUNITIES"], false) },
+  });
+
+  const oauth = new OAuthServer({
+    app: {
+      clientId,
+      clientSecret: s["HIGHLEVEL_CLIENT_SECRET"] || "sandbox-client-secret",
+      appId,
+      versionId: appId,
+      redirectUris: s["HIGHLEVEL_REDIRECT_URIS"] ? s["HIGHLEVEL_REDIRECT_URIS"].split(",").map((u) => u.trim()).filter(Boolean) : null,
+    },
+    settings: {
+      accessTokenLifetimeSec: num(s["HIGHLEVEL_TOKEN_LIFETIME_SECONDS"], 86_399),
+      errorStyle: s["HIGHLEVEL_OAUTH_ERROR_STYLE"] === "oauth2" ? "oauth2" : "nest",
+    },
+    store,
+    clock,
+    ids,
+    onInstall: (installation, userId) => {
+      const company = store.companies.get(installation.companyId);
+      emit("INSTALL", {
+        type: "INSTALL",
+        installType: installation.locationId ? "Location" : "Company",
+        ...(installation.locationId ? { locationId: installation.locationId } : {}),
+        companyId: installation.companyId,
+        userId,
+        companyName: company?.name ?? "",
+        isWhitelabelCompany: false,
+        whitelabelDetails: {},
+      });
+    },
+  });
+
+  const limiter = new RateLimiter(clock, {
+    max: num(s["HIGHLEVEL_RATE_LIMIT_MAX"], DEFAULT_RATE_LIMIT.max),
+    intervalMs: num(s["HIGHLEVEL_RATE_LIMIT_INTERVAL_MS"], DEFAULT_RATE_LIMIT.intervalMs),
+    daily: s["HIGHLEVEL_RATE_LIMIT_DAILY"] === "none" ? null : num(s["HIGHLEVEL_RATE_LIMIT_DAILY"], DEFAULT_RATE_LIMIT.daily as number),
+  });
+
+  const api = new Hono().route("/", createHighLevelApi({ service, oauth, limiter, faults, retryAfter: () => handle.retryAfter }));
+  const handle: HighLevelSandbox = {
+    name: "highlevel",
+    mounts: {
+      "/highlevel": api,
+      "/marketplace": createMarketplace({ oauth, store, ids: () => ids, now: () => clock.now() }),
+    },
+    control: createControlApi(() => handle, clock),
+    faults,
+    webhooks,
+    store,
+    service,
+    oauth,
+    limiter,
+    signer,
+    demo: null,
+    retryAfter: flag(s["HIGHLEVEL_RATE_LIMIT_RETRY_AFTER"], true),
+
+    reset() {
+      store.clear();
+      service.settings.clear();
+      ids = new IdSource(ctx.seed);
+      webhookIds = new SeededRandom((ctx.seed ^ 0x5eed) >>> 0);
+      service.setIds(ids);
+      oauth.setIds(ids);
+      oauth.reset();
+      limiter.reset();
+      faults.reset();
+      faults.configure({ seed: ctx.seed });
+      webhooks.reset();
+      for (const url of configuredSubscribers) webhooks.subscribers.add(url);
+      handle.demo = null;
+    },
+
+    async seedDemo() {
+      handle.demo ??= seedDemo(store, clock, (locationId, token) => {
+        oauth.createPit({ locationId, token, name: "Sandbox demo integration" });
+      });
+      return handle.demo;
+    },
+
+    createPit(options = {}) {
+      const locationId = options.locationId ?? handle.demo?.locationId;
+      if (!locationId) throw new Error("createPit: no locationId and no demo data (call seedDemo() first)");
+      return oauth.createPit({ locationId, ...(options.scopes ? { scopes: options.scopes } : {}), ...(options.name ? { name: options.name } : {}) }).token;
+    },
+
+    connect(options = {}) {
+      const locationId = options.locationId ?? (options.companyId ? undefined : handle.demo?.locationId);
+      return oauth.connect({ ...options, ...(locationId ? { locationId } : {}) });
+    },
+
+    tokenCalls: () => ({ ...oauth.counters }),
+
+    setTokenLifetime(seconds) {
+      if (!Number.isFinite(seconds) || seconds < 1) throw new RangeError("token lifetime must be at least 1 second");
+      oauth.settings.accessTokenLifetimeSec = Math.floor(seconds);
+    },
+
+    setRateLimit(settings) {
+      limiter.settings = { ...limiter.settings, ...settings };
+      limiter.reset();
+      return limiter.settings;
+    },
+
+    setLocationActive(locationId, active) {
+      const l = store.locations.get(locationId);
+      if (!l) throw new Error(`no location ${locationId}`);
+      l.active = active;
+    },
+
+    uninstall(locationId) {
+      const installation = oauth.uninstall({ locationId });
+      if (installation) emit("UNINSTALL", { type: "UNINSTALL", locationId });
+      return installation;
+    },
+
+    opportunity(id) {
+      const o = store.opportunities.get(id);
+      return o ? renderOpportunity(store, o) : undefined;
+    },
+
+    subscribe(url) {
+      webhooks.subscribers.add(url);
+    },
+
+    unsubscribe(url) {
+      webhooks.subscribers.delete(url);
+    },
+
+    flush: () => webhooks.flush(),
+
+    deliveries(type) {
+      return webhooks
+        .log()
+        .filter((d) => !type || d.eventType === type)
+        .map((d) => ({ ...d, payload: JSON.parse(d.body) as Record<string, unknown> }));
+    },
+  };
+
+  return handle;
+}
+
+/** Whether a provider is the HighLevel sandbox (typed accessor in sandbox/index.ts). */
+export function isHighLevelSandbox(p: ProviderSandbox): p is HighLevelSandbox {
+  return p.name === "highlevel" && "oauth" in p && "service" in p;
+}
+
+/** Finds the token record behind a raw token string (tests). */
+export function tokenRecord(sb: HighLevelSandbox, token: string): AccessToken | undefined {
+  return sb.oauth.accessTokens.get(token);
+}

@@ -56,10 +56,11 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     c.set("requestId", requestId);
     c.header("X-Request-Id", requestId);
     await next();
-    const route = routePath(c, -1).replace(API_BASE, "") || new URL(c.req.url).pathname;
+    // After next(), the route index points at the handler that answered (a middleware when it threw).
+    const pattern = routePath(c).replace(API_BASE, "");
     sb.recordRequest({
       method: c.req.method,
-      route: route === "/*" || route === "*" ? new URL(c.req.url).pathname.replace(API_BASE, "") : route,
+      route: pattern.endsWith("*") ? new URL(c.req.url).pathname.replace(API_BASE, "") : pattern,
       path: new URL(c.req.url).pathname.replace(API_BASE, "") + new URL(c.req.url).search,
       status: c.res.status,
       requestId,

@@ -6,6 +6,7 @@ import { createApp } from "./http/app.ts";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./lib/log.ts";
 import { consumeBatch, type Handlers } from "./sync/consumer.ts";
+import { deliverNotification } from "./notify/deliver.ts";
 import { runHighLevelCron } from "./highlevel/cron.ts";
 
 export { AccountGate } from "./gate/gate.ts";
@@ -13,7 +14,9 @@ export { AccountGate } from "./gate/gate.ts";
 const app = createApp();
 
 /** Handlers per queue message kind; each connector/engine module registers its own. */
-const handlers: Handlers = {};
+const handlers: Handlers = {
+  "notify.deliver": deliverNotification,
+};
 
 export default {
   fetch: app.fetch,

@@ -25,6 +25,13 @@ export const QueueMessageSchema = z.discriminatedUnion("kind", [
     receivedAt: z.number().int(),
     body: z.record(z.string(), z.unknown()),
   }),
+  z.object({
+    v: z.literal(1),
+    kind: z.literal("notify.deliver"),
+    /** One team notification to deliver (src/notify/deliver.ts); the event itself is in D1. */
+    ruleId: z.string().min(1),
+    changeKey: z.string().min(1),
+  }),
 ]);
 
 export type QueueMessage = z.infer<typeof QueueMessageSchema>;

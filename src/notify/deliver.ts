@@ -1,0 +1,96 @@
+/**
+ * Delivery of one (rule, change) from the queue: Slack's incoming-webhook JSON, or JSON signed the
+ * Standard Webhooks way (`webhook-id` stable across retries, `webhook-timestamp`,
+ * `webhook-signature: v1,<base64 HMAC-SHA256>` — the same signer as the 4Degrees connector,
+ * src/fourdegrees/webhook.ts). Retries with backoff on 408/429/5xx/network errors, gives up on
+ * other 4xx and after `MAX_ATTEMPTS`; every attempt is recorded on the delivery row.
+ */
+import type { Config } from "../config.ts";
+import { decryptSecret } from "../lib/crypto.ts";
+import { signWebhook } from "../fourdegrees/webhook.ts";
+import { getDelivery, getRule, recordAttempt, type NotificationRule } from "../store/notifications.ts";
+import type { Handler } from "../sync/consumer.ts";
+import { NotifyEventSchema, type NotifyEvent } from "./events.ts";
+import { describe, eventType } from "./rules.ts";
+
+/** Attempts before a delivery is marked failed (the queue would dead-letter at 8). */
+export const MAX_ATTEMPTS = 6;
+/** A receiver gets this long to answer. */
+export const DELIVERY_TIMEOUT_MS = 10_000;
+
+/** Additional data binding a rule's ciphertexts to its row. */
+export const ruleAad = (ruleId: string) => `notification_rule:${ruleId}`;
+
+/** The stable Standard Webhooks message id of a delivery. */
+export async function deliveryId(ruleId: string, changeKey: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${ruleId}\n${changeKey}`));
+  return `msg_${[...new Uint8Array(digest)].slice(0, 16).map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** Builds the request a rule sends for an event (exported for tests and the console's "send test"). */
+export async function buildDelivery(config: Config, rule: NotificationRule, event: NotifyEvent, changeKey: string, now: number = Date.now()): Promise<{ url: string; init: RequestInit }> {
+  const url = await decryptSecret(config.TOKEN_ENCRYPTION_KEY, rule.targetUrlEnc, ruleAad(rule.id));
+  const text = describe(rule.trigger, event);
+  if (rule.targetKind === "slack") {
+    // https://api.slack.com/messaging/webhooks — a JSON body with `text` (mrkdwn).
+    return { url, init: { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ text: `${text} — _${rule.name}_` }) } };
+  }
+  if (!rule.signingSecretEnc) throw new Error(`rule ${rule.id} is a webhook rule without a signing secret`);
+  const secret = await decryptSecret(config.TOKEN_ENCRYPTION_KEY, rule.signingSecretEnc, `${ruleAad(rule.id)}:secret`);
+  const id = await deliveryId(rule.id, changeKey);
+  const body = JSON.stringify({ type: eventType(rule.trigger), timestamp: new Date(now).toISOString(), data: { rule: { id: rule.id, name: rule.name }, summary: text, changeKey, event } });
+  const headers = await signWebhook(secret, id, now / 1000, body);
+  return { url, init: { method: "POST", headers: { "content-type": "application/json", ...headers }, body } };
+}
+
+const retryable = (status: number) => status === 0 || status === 408 || status === 429 || status >= 500;
+
+/** The `notify.deliver` queue handler. */
+export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) => {
+  const { env, config } = ctx;
+  const log = ctx.log.child({ rule: msg.ruleId, change_key: msg.changeKey });
+  const [rule, delivery] = await Promise.all([getRule(env.DB, msg.ruleId), getDelivery(env.DB, msg.ruleId, msg.changeKey)]);
+  if (!rule || !delivery) {
+    log.info({ event: "notify.skipped", outcome: "skipped", reason: "rule or delivery deleted" });
+    return { kind: "ack" };
+  }
+  if (delivery.state !== "queued") return { kind: "ack" };
+  const account = rule.accountId;
+  if (!rule.enabled) {
+    await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "failed", status: null, error: "rule disabled before delivery" });
+    return { kind: "ack" };
+  }
+  const event = NotifyEventSchema.safeParse(delivery.event);
+  if (!event.success) {
+    await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "failed", status: null, error: "stored event no longer parses" });
+    return { kind: "permanent", reason: "stored notification event no longer parses" };
+  }
+  const { url, init } = await buildDelivery(config, rule, event.data, msg.changeKey);
+  const started = Date.now();
+  let status = 0;
+  let error: string | null = null;
+  try {
+    const res = await fetch(url, { ...init, redirect: "manual", signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
+    status = res.status;
+    await res.body?.cancel();
+  } catch (err) {
+    error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  }
+  const duration_ms = Date.now() - started;
+  const base = { account, trigger: rule.trigger, target: rule.targetKind, host: rule.targetHint, status, duration_ms, attempts: delivery.attempts + 1 };
+  if (status >= 200 && status < 300) {
+    await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "delivered", status, error: null });
+    log.info({ event: "notify.delivered", outcome: "ok", ...base });
+    return { kind: "ack" };
+  }
+  const reason = error ?? `receiver answered ${status}`;
+  const giveUp = !retryable(status) || delivery.attempts + 1 >= MAX_ATTEMPTS;
+  await recordAttempt(env.DB, rule.id, msg.changeKey, { state: giveUp ? "failed" : "queued", status: status || null, error: reason });
+  if (giveUp) {
+    log.warn({ event: "notify.failed", outcome: "failed", reason, ...base });
+    // Recorded on the delivery row (the console shows it); not a sync failure, so ack.
+    return { kind: "ack" };
+  }
+  log.warn({ event: "notify.retry", outcome: "retry", reason, ...base });
+  return { kind: "retry", reason };
+};

@@ -8,6 +8,10 @@ import { createLogger } from "./lib/log.ts";
 import { consumeBatch, type Handlers } from "./sync/consumer.ts";
 import { deliverNotification } from "./notify/deliver.ts";
 import { runHighLevelCron } from "./highlevel/cron.ts";
+import { liveConnectors } from "./sync/connectors.ts";
+import { consumeDeadLetters } from "./sync/dead-letters.ts";
+import { liveJobDeps, syncHandlers } from "./sync/jobs.ts";
+import { runReconcile } from "./sync/reconcile.ts";
 
 export { AccountGate } from "./gate/gate.ts";
 
@@ -16,6 +20,8 @@ const app = createApp();
 /** Handlers per queue message kind; each connector/engine module registers its own. */
 const handlers: Handlers = {
   "notify.deliver": deliverNotification,
+  // The sync engine: webhooks → dirty marks → coalesced `sync.record` jobs, and backfill pages.
+  ...syncHandlers((ctx) => liveJobDeps(ctx.env, liveConnectors(ctx.env, ctx.config))),
 };
 
 export default {
@@ -23,7 +29,9 @@ export default {
 
   async queue(batch, env): Promise<void> {
     const config = loadConfig(env);
-    await consumeBatch(batch, env, config, handlers);
+    // Both queues arrive here: dead letters are recorded (replayable), everything else is handled.
+    if (batch.queue === "sync-events-dlq") await consumeDeadLetters(batch, env, config);
+    else await consumeBatch(batch, env, config, handlers);
   },
 
   async scheduled(controller, env): Promise<void> {
@@ -31,5 +39,7 @@ export default {
     const log = createLogger(config.LOG_LEVEL, { cron: controller.cron });
     log.info({ event: "cron.tick", outcome: "ok", scheduled_time: controller.scheduledTime });
     await runHighLevelCron(env, log);
+    // Reconcile re-scan (catches lost webhooks), after token refresh so it finds fresh tokens.
+    await runReconcile(env, liveJobDeps(env, liveConnectors(env, config)), log);
   },
 } satisfies ExportedHandler<Env>;

@@ -74,3 +74,8 @@ export async function listStalePending(db: D1Database, before: number, limit = 2
   const { results } = await db.prepare("SELECT * FROM pending_records WHERE last_dirty_at < ? ORDER BY last_dirty_at LIMIT ?").bind(before, limit).all();
   return results.map(toPending);
 }
+
+/** Drops a dirty mark unconditionally (its job is dead: the failure row remembers the record). */
+export async function dropPending(db: D1Database, accountId: string, side: SideName, kind: PendingKind, recordId: string): Promise<void> {
+  await db.prepare("DELETE FROM pending_records WHERE account_id = ? AND side = ? AND kind = ? AND record_id = ?").bind(accountId, side, kind, recordId).run();
+}

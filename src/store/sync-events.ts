@@ -102,3 +102,8 @@ export async function listReview(db: D1Database, accountId: string, limit = 200)
   const { results } = await db.prepare("SELECT * FROM review_items WHERE account_id = ? ORDER BY updated_at DESC LIMIT ?").bind(accountId, limit).all();
   return results.map(toReview);
 }
+
+/** True when the record is on the review list. */
+export async function isInReview(db: D1Database, accountId: string, side: SideName, recordId: string): Promise<boolean> {
+  return (await db.prepare("SELECT 1 AS x FROM review_items WHERE account_id = ? AND side = ? AND record_id = ?").bind(accountId, side, recordId).first()) !== null;
+}

@@ -1,0 +1,130 @@
+/**
+ * Backfill: on connect and on demand, page both sides and link or create what is missing.
+ *
+ * One queue message = one page; the checkpoint (phase, pipeline, cursor, counters) is saved in D1
+ * after every page and the next page is a new message, so a crash, a deploy or a rate limit resumes
+ * exactly where it stopped, and no invocation runs long or exceeds the subrequest limit. Calls go
+ * through the gate's `backfill` lane, below live changes and reconcile.
+ *
+ * Phase 1 pages 4Degrees deals per mapped pipeline: linked → re-synced; else matched (ledger,
+ * `externalRefs`, the HighLevel external-id field, then exact name + contact email; several
+ * candidates → review, never merged silently) or created in HighLevel. Phase 2 pages HighLevel
+ * opportunities: any still unlinked (and not on the review list) is created in 4Degrees.
+ */
+import { getAccount } from "../store/accounts.ts";
+import { getBackfill, saveBackfill, startBackfill, type BackfillRun } from "../store/backfill-runs.ts";
+import { findLink, hasTombstone } from "../store/links.ts";
+import { isInReview, recordEvent } from "../store/sync-events.ts";
+import type { HandlerContext, Outcome } from "./consumer.ts";
+import { SyncEngine, type EngineDeps, type JobResult } from "./engine.ts";
+import { countCalls, type JobDeps } from "./jobs.ts";
+import type { QueueMessage } from "./messages.ts";
+
+/** Records per page: well under a Worker invocation's subrequest limit (about 4 calls per record). */
+export const BACKFILL_PAGE_SIZE = 50;
+
+/** Starts (or restarts) an account's backfill and enqueues its first page. */
+export async function beginBackfill(db: D1Database, deps: Pick<JobDeps, "enqueue" | "now">, accountId: string): Promise<BackfillRun> {
+  const runId = crypto.randomUUID();
+  const run = await startBackfill(db, accountId, runId, deps.now());
+  await deps.enqueue({ v: 1, kind: "sync.backfill", accountId, runId });
+  await recordEvent(db, { accountId, kind: "backfill", direction: "both", fdId: null, hlId: null, outcome: "started", detail: { runId } });
+  return run;
+}
+
+/** Re-enqueues the current page of a stopped or failed run (resume from the checkpoint). */
+export async function resumeBackfill(db: D1Database, deps: Pick<JobDeps, "enqueue">, accountId: string): Promise<BackfillRun | null> {
+  const run = await getBackfill(db, accountId);
+  if (!run || run.state === "done") return run;
+  if (run.state === "failed") await saveBackfill(db, { ...run, state: "running", error: null });
+  await deps.enqueue({ v: 1, kind: "sync.backfill", accountId, runId: run.runId });
+  return getBackfill(db, accountId);
+}
+
+function tally(run: BackfillRun, r: JobResult): void {
+  run.done++;
+  if (r.outcome === "review") run.reviewed++;
+  else if (r.writes.some((w) => w.op === "create")) run.created++;
+  else if (r.outcome !== "skipped") run.matched++;
+}
+
+/** Processes one page of a backfill run and enqueues the next. */
+export async function runBackfillPage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>, ctx: HandlerContext, deps: JobDeps): Promise<Outcome> {
+  const db = ctx.env.DB;
+  const account = await getAccount(db, msg.accountId);
+  const run = await getBackfill(db, msg.accountId);
+  // A superseded or finished run: this message is stale.
+  if (!account || !run || run.runId !== msg.runId || run.state !== "running") return { kind: "ack" };
+  if (account.status === "paused") return { kind: "ack" }; // resume re-enqueues the checkpoint
+  const mapping = account.mapping;
+  if (!mapping) {
+    await saveBackfill(db, { ...run, state: "failed", error: "the account has no mapping" }, deps.now());
+    return { kind: "ack" };
+  }
+  const started = deps.now();
+  let calls = 0;
+  const connectors = await deps.connectors(account, "backfill");
+  const engineDeps: EngineDeps = {
+    db,
+    fourdegrees: countCalls(connectors.fourdegrees, () => calls++),
+    highlevel: (loc) => countCalls(connectors.highlevel(loc), () => calls++),
+    ourActor: connectors.ourActor,
+    log: ctx.log,
+    now: deps.now,
+    ...(deps.hooks ? { hooks: deps.hooks } : {}),
+  };
+  const engine = new SyncEngine(engineDeps, account, mapping);
+  const next: BackfillRun = { ...run };
+  const pair = mapping.pipelines[run.pipelineIdx];
+
+  if (run.phase === "fourdegrees" && pair) {
+    const page = await engineDeps.fourdegrees.pageDeals({ pipelineId: pair.fourdegreesPipelineId, cursor: run.cursor, limit: BACKFILL_PAGE_SIZE });
+    for (const deal of page.items) {
+      if (!deal.id || deal.archivedAt || (await hasTombstone(db, account.id, "fourdegrees", deal.id))) {
+        next.done++;
+        continue;
+      }
+      const linked = await findLink(db, account.id, "fourdegrees", deal.id);
+      const r = linked ? await engine.syncDeal("fourdegrees", deal.id) : await engine.fromFourDegrees(deal, pair.highlevelLocationId, { backfill: true });
+      if (r.outcome === "retry") return { kind: "retry", reason: r.reason ?? "retry", delaySeconds: r.retryAfterSeconds ?? 5 };
+      tally(next, r);
+    }
+    next.total = Math.max(next.total, next.done + (page.nextCursor ? BACKFILL_PAGE_SIZE : 0));
+    if (page.nextCursor) next.cursor = page.nextCursor;
+    else {
+      next.cursor = null;
+      next.pipelineIdx++;
+    }
+  } else if (run.phase === "fourdegrees") {
+    next.phase = "highlevel";
+    next.pipelineIdx = 0;
+    next.cursor = null;
+  } else if (run.phase === "highlevel" && pair) {
+    const hl = engineDeps.highlevel(pair.highlevelLocationId);
+    const page = await hl.searchOpportunities({ pipelineId: pair.highlevelPipelineId, cursor: run.cursor, limit: BACKFILL_PAGE_SIZE });
+    for (const opp of page.items) {
+      if ((await findLink(db, account.id, "highlevel", opp.id)) || (await isInReview(db, account.id, "highlevel", opp.id)) || (await hasTombstone(db, account.id, "highlevel", opp.id))) continue;
+      const r = await engine.fromHighLevel(opp, pair.highlevelLocationId);
+      if (r.outcome === "retry") return { kind: "retry", reason: r.reason ?? "retry", delaySeconds: r.retryAfterSeconds ?? 5 };
+      tally(next, r);
+      next.total++;
+    }
+    if (page.nextCursor) next.cursor = page.nextCursor;
+    else {
+      next.cursor = null;
+      next.pipelineIdx++;
+    }
+  } else {
+    next.phase = "done";
+    next.state = "done";
+    next.total = next.done;
+  }
+  await saveBackfill(db, next, deps.now());
+  ctx.log.info({ event: "sync.backfill", account: account.id, outcome: "ok", phase: run.phase, pipeline: run.pipelineIdx, done: next.done, total: next.total, calls, duration_ms: deps.now() - started });
+  if (next.state === "done") {
+    await recordEvent(db, { accountId: account.id, kind: "backfill", direction: "both", fdId: null, hlId: null, outcome: "done", detail: { runId: run.runId, done: next.done, created: next.created, matched: next.matched, reviewed: next.reviewed } });
+    return { kind: "ack" };
+  }
+  await deps.enqueue({ v: 1, kind: "sync.backfill", accountId: account.id, runId: run.runId });
+  return { kind: "ack" };
+}

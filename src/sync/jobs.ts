@@ -1,0 +1,289 @@
+/**
+ * Queue handlers of the sync engine:
+ * - `highlevel.webhook` / `fourdegrees.webhook`: mark the record dirty (pending table) and, only
+ *   when it was clean, enqueue one delayed `sync.record` job — coalescing fan-out pairs and bursts;
+ * - `sync.record`: run the engine for one record, clear the dirty mark only if no newer change
+ *   arrived (else run once more), log one line and write one event row;
+ * - `sync.backfill`: one page of a backfill run (src/sync/backfill.ts).
+ *
+ * Failure discipline (per message, never a blanket ack): rate limits retry after the gate's /
+ * provider's delay; other transient errors retry with the consumer's capped exponential backoff;
+ * permanent errors (validation, 4xx, contract drift) are recorded in `sync_failures` with the
+ * message to replay and acked. One account's failure only ever touches its own messages.
+ */
+import type { Config } from "../config.ts";
+import { changeEventFromRaw } from "../fourdegrees/translate.ts";
+import { FourDegreesError } from "../fourdegrees/errors.ts";
+import { RateLimitedError, type Lane } from "../gate/client.ts";
+import { HighLevelError } from "../highlevel/errors.ts";
+import { AppError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import { accountIdForLocation, accountIdForWorkspace, getAccount, type Account } from "../store/accounts.ts";
+import { accountForWorkspace } from "../store/fourdegrees-accounts.ts";
+import { recordFailure } from "../store/failures.ts";
+import type { SideName } from "../store/links.ts";
+import { clearIfUnchanged, getPending, markDirty, type PendingKind } from "../store/pending.ts";
+import { recordEvent } from "../store/sync-events.ts";
+import { runBackfillPage } from "./backfill.ts";
+import type { ConnectorFactory } from "./connectors.ts";
+import type { Handler, HandlerContext, Handlers, Outcome } from "./consumer.ts";
+import { SyncEngine, type EngineDeps, type JobResult } from "./engine.ts";
+import type { QueueMessage, QueueMessageInput } from "./messages.ts";
+
+/** What the handlers need besides the consumer's context; tests pass their own. */
+export interface JobDeps {
+  connectors: ConnectorFactory;
+  /** Sends a message to the sync queue (`delaySeconds` for coalescing and continuations). */
+  enqueue(message: QueueMessageInput, delaySeconds?: number): Promise<void>;
+  now(): number;
+  /** Seconds a `sync.record` job waits so a burst of events for one record becomes one job. */
+  coalesceDelaySeconds: number;
+  hooks?: EngineDeps["hooks"];
+}
+
+/** Production dependencies: the real connectors and the `SYNC_QUEUE` binding. */
+export function liveJobDeps(env: Env, connectors: ConnectorFactory): JobDeps {
+  return {
+    connectors,
+    enqueue: async (message, delaySeconds) => {
+      await env.SYNC_QUEUE.send(message, delaySeconds ? { delaySeconds } : undefined);
+    },
+    now: () => Date.now(),
+    coalesceDelaySeconds: 2,
+  };
+}
+
+/**
+ * Marks a record dirty and enqueues a job only on the clean → dirty transition. Returns whether a
+ * job was enqueued (false = one is already due and will see this change).
+ */
+export async function markAndEnqueue(
+  db: D1Database,
+  deps: Pick<JobDeps, "enqueue" | "now" | "coalesceDelaySeconds">,
+  target: { accountId: string; side: SideName; kind: PendingKind; recordId: string; locationId?: string | null; lane?: Lane },
+): Promise<boolean> {
+  const { newlyDirty } = await markDirty(db, target.accountId, target.side, target.kind, target.recordId, deps.now());
+  if (!newlyDirty) return false;
+  await deps.enqueue(
+    { v: 1, kind: "sync.record", accountId: target.accountId, side: target.side, record: target.kind, recordId: target.recordId, locationId: target.locationId ?? null, lane: target.lane ?? "live" },
+    deps.coalesceDelaySeconds,
+  );
+  return true;
+}
+
+const OPPORTUNITY_EVENTS = new Set(["OpportunityCreate", "OpportunityUpdate", "OpportunityDelete", "OpportunityStatusUpdate", "OpportunityStageUpdate", "OpportunityMonetaryValueUpdate", "OpportunityAssignedToUpdate"]);
+const NOTE_EVENTS = new Set(["NoteCreate", "NoteUpdate", "NoteDelete"]);
+
+/** Which record a HighLevel event is about (its payload is never trusted beyond ids). */
+export function highLevelTarget(type: string, body: Record<string, unknown>): { kind: PendingKind; recordId: string } | null {
+  const str = (k: string) => (typeof body[k] === "string" && body[k] !== "" ? String(body[k]) : null);
+  if (OPPORTUNITY_EVENTS.has(type)) {
+    const id = str("id");
+    return id ? { kind: "deal", recordId: id } : null;
+  }
+  if (NOTE_EVENTS.has(type)) {
+    const contactId = str("contactId");
+    return contactId ? { kind: "notes", recordId: contactId } : null;
+  }
+  return null;
+}
+
+/** Classifies an error into a consumer outcome (rate limits keep the provider's / gate's delay). */
+/** How a failed job should be treated. */
+export interface ErrorOutcome {
+  kind: "retry" | "permanent";
+  permanent: boolean;
+  reason: string;
+  delaySeconds?: number;
+}
+
+export function outcomeForError(err: unknown): ErrorOutcome {
+  const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  if (err instanceof RateLimitedError) return { kind: "retry", delaySeconds: err.delaySeconds, reason, permanent: false };
+  if (err instanceof HighLevelError) {
+    if (err.category === "rate_limited") return { kind: "retry", delaySeconds: Math.max(1, Math.ceil((err.retryAfterMs ?? 10_000) / 1000)), reason, permanent: false };
+    return err.retryable ? { kind: "retry", reason, permanent: false } : { kind: "permanent", reason, permanent: true };
+  }
+  if (err instanceof FourDegreesError) {
+    if (err.upstreamStatus === 429 || err.code === "rate_limited") return { kind: "retry", delaySeconds: Math.max(1, Math.ceil((err.retryAfterMs ?? 1_000) / 1000)), reason, permanent: false };
+    return err.retryable ? { kind: "retry", reason, permanent: false } : { kind: "permanent", reason, permanent: true };
+  }
+  if (err instanceof AppError) {
+    const transient = err.code === "rate_limited" || err.code === "upstream_unavailable" || err.code === "internal";
+    return transient ? { kind: "retry", reason, permanent: false } : { kind: "permanent", reason, permanent: true };
+  }
+  // Unknown errors are transient until proven otherwise (retries end in the dead-letter queue).
+  return { kind: "retry", reason, permanent: false };
+}
+
+/** The stable failure id of a record job (one open failure per record; replay re-runs it). */
+export function failureIdFor(msg: Extract<QueueMessage, { kind: "sync.record" }>): string {
+  return `record:${msg.accountId}:${msg.side}:${msg.record}:${msg.recordId}`;
+}
+
+/** Runs one `sync.record` job. Exported for tests that drive the engine directly. */
+export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.record" }>, ctx: HandlerContext, deps: JobDeps): Promise<Outcome> {
+  const db = ctx.env.DB;
+  const started = deps.now();
+  const log = ctx.log.child({ account: msg.accountId });
+  const account = await getAccount(db, msg.accountId);
+  if (!account) {
+    log.warn({ event: "sync.record", outcome: "skipped", reason: "account no longer exists", record: msg.recordId });
+    return { kind: "ack" };
+  }
+  if (account.status === "paused") {
+    // The dirty mark stays: resuming the account re-enqueues every marked record.
+    log.info({ event: "sync.record", outcome: "skipped", reason: "account paused", record: msg.recordId });
+    return { kind: "ack" };
+  }
+  const pending = await getPending(db, account.id, msg.side, msg.record, msg.recordId);
+  if (!pending && !msg.force) {
+    // Already synced by an earlier job for the same burst: nothing to re-read.
+    log.debug({ event: "sync.record", outcome: "noop", reason: "record already clean", record: msg.recordId });
+    return { kind: "ack" };
+  }
+  if (!account.mapping) {
+    await recordEvent(db, { accountId: account.id, kind: "sync", direction: "none", fdId: msg.side === "fourdegrees" ? msg.recordId : null, hlId: msg.side === "highlevel" ? msg.recordId : null, outcome: "skipped", detail: { reason: "the account has no mapping yet (PUT /api/accounts/{id}/mapping)" } });
+    if (pending) await clearIfUnchanged(db, account.id, msg.side, msg.record, msg.recordId, pending.seq);
+    return { kind: "ack" };
+  }
+
+  let calls = 0;
+  let result: JobResult;
+  try {
+    const connectors = await deps.connectors(account, msg.lane);
+    const engineDeps: EngineDeps = {
+      db,
+      fourdegrees: countCalls(connectors.fourdegrees, () => calls++),
+      highlevel: (loc) => countCalls(connectors.highlevel(loc), () => calls++),
+      ourActor: connectors.ourActor,
+      log,
+      now: deps.now,
+      ...(deps.hooks ? { hooks: deps.hooks } : {}),
+    };
+    const engine = new SyncEngine(engineDeps, account, account.mapping);
+    result = msg.record === "deal" ? await engine.syncDeal(msg.side, msg.recordId, msg.locationId) : await engine.syncNotes(msg.side, msg.recordId);
+  } catch (err) {
+    const outcome = outcomeForError(err);
+    const ms = deps.now() - started;
+    if (outcome.permanent) {
+      await recordFailure(db, { id: failureIdFor(msg), accountId: account.id, source: "permanent", message: msg, reason: outcome.reason });
+      // The failure row remembers the record now; a clean mark lets later changes enqueue again.
+      if (pending) await clearIfUnchanged(db, account.id, msg.side, msg.record, msg.recordId, pending.seq);
+      await recordEvent(db, { accountId: account.id, kind: "failure", direction: null, fdId: msg.side === "fourdegrees" ? msg.recordId : null, hlId: msg.side === "highlevel" ? msg.recordId : null, outcome: "failed", detail: { reason: outcome.reason, calls } });
+    }
+    log.warn({ event: "sync.record", record: msg.recordId, side: msg.side, kind: msg.record, outcome: outcome.permanent ? "failed" : "retry", reason: outcome.reason, calls, duration_ms: ms, attempts: ctx.attempts });
+    return outcome.kind === "retry" ? { kind: "retry", reason: outcome.reason, ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}) } : { kind: "permanent", reason: outcome.reason };
+  }
+
+  const ms = deps.now() - started;
+  log.info({
+    event: "sync.record",
+    direction: result.direction,
+    record: msg.recordId,
+    side: msg.side,
+    kind: msg.record,
+    fourdegrees_id: result.fdId,
+    highlevel_id: result.hlId,
+    outcome: result.outcome,
+    calls,
+    writes: result.writes.length,
+    duration_ms: ms,
+    ...(result.reason ? { reason: result.reason } : {}),
+  });
+  if (result.outcome === "retry") return { kind: "retry", reason: result.reason ?? "retry", ...(result.retryAfterSeconds ? { delaySeconds: result.retryAfterSeconds } : {}) };
+
+  await recordEvent(db, {
+    accountId: account.id,
+    kind: result.outcome === "test_mode" ? "test_mode" : result.outcome === "echo" ? "echo" : msg.record === "notes" ? "note" : "sync",
+    direction: result.direction,
+    fdId: result.fdId,
+    hlId: result.hlId,
+    outcome: result.outcome,
+    detail: { trigger: `${msg.side}:${msg.record}:${msg.recordId}`, writes: result.writes, conflicts: result.conflicts.length, calls, ms, ...(result.reason ? { reason: result.reason } : {}), ...(result.detail ?? {}) },
+  });
+  // A pair just created: its existing notes follow.
+  if (msg.record === "deal" && result.writes.some((w) => w.op === "create") && result.fdId) await markAndEnqueue(db, deps, { accountId: account.id, side: "fourdegrees", kind: "notes", recordId: result.fdId, lane: msg.lane });
+  if (pending && !(await clearIfUnchanged(db, account.id, msg.side, msg.record, msg.recordId, pending.seq))) {
+    // A newer change arrived while this job ran: run once more (as a new message, so a busy
+    // record never exhausts this message's retries).
+    await deps.enqueue({ v: 1, kind: "sync.record", accountId: account.id, side: msg.side, record: msg.record, recordId: msg.recordId, locationId: msg.locationId, lane: msg.lane }, deps.coalesceDelaySeconds);
+  }
+  return { kind: "ack" };
+}
+
+/** Wraps a connector so every method call increments a counter (the "calls made" of a job). */
+export function countCalls<T extends object>(target: T, onCall: () => void): T {
+  return new Proxy(target, {
+    get(obj, prop, receiver) {
+      const value: unknown = Reflect.get(obj, prop, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        onCall();
+        return Reflect.apply(value, obj, args);
+      };
+    },
+  });
+}
+
+async function resolveAccountForLocation(db: D1Database, locationId: string | null): Promise<Account | null> {
+  if (!locationId) return null;
+  const id = await accountIdForLocation(db, locationId);
+  return id ? getAccount(db, id) : null;
+}
+
+/** The queue handlers of the engine, bound to `makeDeps` (called once per message). */
+export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handlers {
+  const hlWebhook: Handler<"highlevel.webhook"> = async (msg, ctx) => {
+    const target = highLevelTarget(msg.type, msg.body);
+    if (!target) return { kind: "ack" };
+    const locationId = msg.locationId ?? (typeof msg.body["locationId"] === "string" ? msg.body["locationId"] : null);
+    const account = await resolveAccountForLocation(ctx.env.DB, locationId);
+    if (!account) {
+      ctx.log.info({ event: "sync.webhook", direction: "inbound", location: locationId, outcome: "skipped", reason: "no account uses this location", type: msg.type });
+      return { kind: "ack" };
+    }
+    await markAndEnqueue(ctx.env.DB, makeDeps(ctx), { accountId: account.id, side: "highlevel", kind: target.kind, recordId: target.recordId, locationId });
+    return { kind: "ack" };
+  };
+
+  const fdWebhook: Handler<"fourdegrees.webhook"> = async (msg, ctx) => {
+    let event;
+    try {
+      event = changeEventFromRaw(msg.body);
+    } catch (err) {
+      return { kind: "permanent", reason: err instanceof Error ? err.message : String(err) };
+    }
+    const accountId = (await accountForWorkspace(ctx.env.DB, msg.workspaceId)) ?? (await accountIdForWorkspace(ctx.env.DB, msg.workspaceId));
+    if (!accountId) {
+      ctx.log.info({ event: "sync.webhook", direction: "inbound", workspace: msg.workspaceId, outcome: "skipped", reason: "no account uses this workspace", type: msg.type });
+      return { kind: "ack" };
+    }
+    const target = event.record.kind === "deal" ? { kind: "deal" as const, recordId: event.record.id } : { kind: "notes" as const, recordId: event.record.dealId };
+    await markAndEnqueue(ctx.env.DB, makeDeps(ctx), { accountId, side: "fourdegrees", kind: target.kind, recordId: target.recordId });
+    return { kind: "ack" };
+  };
+
+  const record: Handler<"sync.record"> = (msg, ctx) => runRecordJob(msg, ctx, makeDeps(ctx));
+
+  const backfill: Handler<"sync.backfill"> = async (msg, ctx) => {
+    const deps = makeDeps(ctx);
+    try {
+      return await runBackfillPage(msg, ctx, deps);
+    } catch (err) {
+      const outcome = outcomeForError(err);
+      if (outcome.permanent) {
+        await recordFailure(ctx.env.DB, { id: `backfill:${msg.accountId}:${msg.runId}`, accountId: msg.accountId, source: "permanent", message: msg, reason: outcome.reason });
+        return { kind: "permanent", reason: outcome.reason };
+      }
+      return { kind: "retry", reason: outcome.reason, ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}) };
+    }
+  };
+
+  return { "highlevel.webhook": hlWebhook, "fourdegrees.webhook": fdWebhook, "sync.record": record, "sync.backfill": backfill };
+}
+
+/** A logger-bearing context for calling handlers outside the consumer (cron, tests). */
+export function handlerContext(env: Env, config: Config, log: Logger, attempts = 1): HandlerContext {
+  return { env, config, log, attempts };
+}

@@ -1,0 +1,114 @@
+/**
+ * Reconcile (cron): HighLevel drops any webhook it did not get a 429 for and has no changed-since
+ * filter, so the only way to catch a lost event is to re-scan. Each tick scans one page per side
+ * per account (checkpointed in `reconcile_cursors`, wrapping around), compares every record with
+ * its stored snapshot (HighLevel `updatedAt`, 4Degrees `version`) and marks the differences dirty —
+ * the normal `sync.record` job then syncs them, in the gate's `reconcile` lane (below live
+ * changes, above backfill). An account whose HighLevel daily quota is low is skipped for the tick.
+ * Every account runs in its own try: one account's failure or quota never stalls another.
+ *
+ * The tick also re-enqueues dirty marks older than ten minutes whose job was lost.
+ */
+import { gateFor } from "../gate/client.ts";
+import type { Logger } from "../lib/log.ts";
+import { listAccounts, type Account } from "../store/accounts.ts";
+import { getReconcileCursor, saveReconcileCursor } from "../store/backfill-runs.ts";
+import { findLink, hasTombstone } from "../store/links.ts";
+import { listStalePending } from "../store/pending.ts";
+import { isInReview, recordEvent } from "../store/sync-events.ts";
+import { markAndEnqueue, type JobDeps } from "./jobs.ts";
+
+export interface ReconcileOptions {
+  /** Records per side per tick. */
+  pageSize?: number;
+  /** Skip an account when less than this share of a location's daily HighLevel budget remains. */
+  quotaFloor?: number;
+}
+
+export interface ReconcileReport {
+  accountId: string;
+  outcome: "ok" | "skipped_quota" | "failed";
+  scanned: number;
+  marked: number;
+  reason?: string;
+}
+
+/** Runs one reconcile tick over every active, mapped account. */
+export async function runReconcile(env: Env, deps: JobDeps, log: Logger, options: ReconcileOptions = {}): Promise<ReconcileReport[]> {
+  const reports: ReconcileReport[] = [];
+  for (const account of await listAccounts(env.DB)) {
+    if (account.status !== "active" || !account.mapping) continue;
+    try {
+      reports.push(await reconcileAccount(env, deps, account, options));
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      reports.push({ accountId: account.id, outcome: "failed", scanned: 0, marked: 0, reason });
+      await recordEvent(env.DB, { accountId: account.id, kind: "reconcile", direction: "none", fdId: null, hlId: null, outcome: "failed", detail: { reason } }).catch(() => undefined);
+    }
+  }
+  await requeueStale(env.DB, deps);
+  for (const r of reports) log.info({ event: "sync.reconcile", account: r.accountId, outcome: r.outcome, scanned: r.scanned, marked: r.marked, ...(r.reason ? { reason: r.reason } : {}) });
+  return reports;
+}
+
+async function reconcileAccount(env: Env, deps: JobDeps, account: Account, options: ReconcileOptions): Promise<ReconcileReport> {
+  const mapping = account.mapping;
+  if (!mapping || mapping.pipelines.length === 0) return { accountId: account.id, outcome: "ok", scanned: 0, marked: 0 };
+  const floor = options.quotaFloor ?? 0.1;
+  for (const loc of account.locations) {
+    const usage = await gateFor(env, "hl", loc).usage();
+    const { limit, remaining } = usage.daily;
+    if (limit !== null && remaining !== null && remaining < limit * floor) {
+      const reason = `HighLevel daily quota low for location ${loc}: ${remaining} of ${limit} left`;
+      await recordEvent(env.DB, { accountId: account.id, kind: "reconcile", direction: "none", fdId: null, hlId: null, outcome: "skipped_quota", detail: { reason } });
+      return { accountId: account.id, outcome: "skipped_quota", scanned: 0, marked: 0, reason };
+    }
+  }
+  const limit = options.pageSize ?? 100;
+  const connectors = await deps.connectors(account, "reconcile");
+  const db = env.DB;
+  let scanned = 0;
+  let marked = 0;
+
+  // HighLevel: a page of the current pipeline; compare updatedAt with the snapshot.
+  const hlCur = await getReconcileCursor(db, account.id, "highlevel");
+  const hlIdx = hlCur.pipelineIdx % mapping.pipelines.length;
+  const hlPair = mapping.pipelines[hlIdx];
+  if (hlPair) {
+    const page = await connectors.highlevel(hlPair.highlevelLocationId).searchOpportunities({ pipelineId: hlPair.highlevelPipelineId, cursor: hlCur.cursor, limit });
+    for (const opp of page.items) {
+      scanned++;
+      const link = await findLink(db, account.id, "highlevel", opp.id);
+      const differs = link ? link.state === "active" && (opp.updatedAt ?? null) !== link.hlUpdatedAt : !(await hasTombstone(db, account.id, "highlevel", opp.id)) && !(await isInReview(db, account.id, "highlevel", opp.id));
+      if (differs && (await markAndEnqueue(db, deps, { accountId: account.id, side: "highlevel", kind: "deal", recordId: opp.id, locationId: hlPair.highlevelLocationId, lane: "reconcile" }))) marked++;
+    }
+    await saveReconcileCursor(db, account.id, "highlevel", page.nextCursor ? { pipelineIdx: hlIdx, cursor: page.nextCursor } : { pipelineIdx: (hlIdx + 1) % mapping.pipelines.length, cursor: null }, deps.now());
+  }
+
+  // 4Degrees: a page of the current pipeline; compare the version with the snapshot.
+  const fdCur = await getReconcileCursor(db, account.id, "fourdegrees");
+  const fdIdx = fdCur.pipelineIdx % mapping.pipelines.length;
+  const fdPair = mapping.pipelines[fdIdx];
+  if (fdPair) {
+    const page = await connectors.fourdegrees.pageDeals({ pipelineId: fdPair.fourdegreesPipelineId, cursor: fdCur.cursor, limit });
+    for (const deal of page.items) {
+      if (!deal.id) continue;
+      scanned++;
+      const link = await findLink(db, account.id, "fourdegrees", deal.id);
+      const differs = link
+        ? link.state === "active" && (deal.version !== link.fdVersion || deal.archivedAt !== null)
+        : deal.archivedAt === null && !(await hasTombstone(db, account.id, "fourdegrees", deal.id)) && !(await isInReview(db, account.id, "fourdegrees", deal.id));
+      if (differs && (await markAndEnqueue(db, deps, { accountId: account.id, side: "fourdegrees", kind: "deal", recordId: deal.id, lane: "reconcile" }))) marked++;
+    }
+    await saveReconcileCursor(db, account.id, "fourdegrees", page.nextCursor ? { pipelineIdx: fdIdx, cursor: page.nextCursor } : { pipelineIdx: (fdIdx + 1) % mapping.pipelines.length, cursor: null }, deps.now());
+  }
+  await recordEvent(db, { accountId: account.id, kind: "reconcile", direction: "none", fdId: null, hlId: null, outcome: "ok", detail: { scanned, marked } });
+  return { accountId: account.id, outcome: "ok", scanned, marked };
+}
+
+/** Re-enqueues dirty marks whose job may have been lost (older than ten minutes). */
+async function requeueStale(db: D1Database, deps: JobDeps): Promise<number> {
+  const stale = await listStalePending(db, deps.now() - 10 * 60_000);
+  for (const p of stale) await deps.enqueue({ v: 1, kind: "sync.record", accountId: p.accountId, side: p.side, record: p.kind, recordId: p.recordId, lane: "reconcile" });
+  return stale.length;
+}

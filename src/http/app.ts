@@ -15,6 +15,7 @@ import { health } from "./health.ts";
 import { fourDegreesWebhooks } from "./webhooks-fourdegrees.ts";
 import { adminAuth } from "./admin-auth.ts";
 import { accounts } from "./accounts.ts";
+import { notificationsApi } from "../notify/api.ts";
 import { csv } from "./csv.ts";
 import { oauth } from "./oauth.ts";
 import { highlevelWebhooks } from "./webhooks-highlevel.ts";
@@ -38,6 +39,7 @@ export function createApp(): Hono<AppEnv> {
   // Every /api route (admin JSON API) sits behind adminAuth.
   app.use("/api/*", adminAuth());
   app.route("/api", accounts);
+  app.route("/api", notificationsApi);
   app.route("/api", csv);
 
   app.notFound((c) => c.json({ error: { code: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}`, requestId: c.var.requestId } }, 404));

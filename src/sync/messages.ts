@@ -47,7 +47,39 @@ export const QueueMessageSchema = z.discriminatedUnion("kind", [
     /** Text of the row's notes column, to add as a note (tagged with the import key) when it changed. */
     note: z.string().nullable(),
   }),
+  z.object({
+    v: z.literal(1),
+    kind: z.literal("notify.deliver"),
+    /** One team notification to deliver (src/notify/deliver.ts); the event itself is in D1. */
+    ruleId: z.string().min(1),
+    changeKey: z.string().min(1),
+  }),
+  z.object({
+    v: z.literal(1),
+    kind: z.literal("sync.record"),
+    /** One dirty record to sync (coalesced: the pending table holds the dirty mark and its sequence). */
+    accountId: z.string().min(1),
+    side: z.enum(["fourdegrees", "highlevel"]),
+    /** `deal` = a deal/opportunity pair; `notes` = the notes of a pair (HighLevel: by contact id). */
+    record: z.enum(["deal", "notes"]),
+    recordId: z.string().min(1),
+    /** The HighLevel location, when the record is HighLevel's and the event named it. */
+    locationId: z.string().min(1).nullable().default(null),
+    /** Which gate lane its calls use. */
+    lane: z.enum(["live", "reconcile", "backfill"]).default("live"),
+    /** Run even when the record is not marked dirty (replay, on-demand resync). */
+    force: z.boolean().default(false),
+  }),
+  z.object({
+    v: z.literal(1),
+    kind: z.literal("sync.backfill"),
+    /** Processes one page of the account's backfill run, then enqueues the next (checkpointed in D1). */
+    accountId: z.string().min(1),
+    runId: z.string().min(1),
+  }),
 ]);
 
 export type QueueMessage = z.infer<typeof QueueMessageSchema>;
 export type QueueMessageKind = QueueMessage["kind"];
+/** What a producer sends (defaults not yet applied). */
+export type QueueMessageInput = z.input<typeof QueueMessageSchema>;

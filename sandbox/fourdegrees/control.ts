@@ -1,13 +1,15 @@
 /**
- * The 4Degrees sandbox's control API, mounted at `/_sandbox/4degrees` (docs/sandbox.md): reset,
- * demo data, changes made "as a user in the 4Degrees UI" (they emit webhooks whose actor is that
- * user, or an automation), webhook subscribers/mode/flush/delivery log, seeded and scripted faults,
- * rate-limit settings, API keys, secret rotation and request counters. No auth: local use only.
+ * The 4Degrees sandbox's control API, mounted at `/_sandbox/4degrees` (docs/sandbox.md), shaped
+ * like the HighLevel sandbox's: reset, demo data, time, changes made "as a user in the 4Degrees UI"
+ * (they emit webhooks whose actor is that user, or an automation), webhook subscribers/mode/flush/
+ * delivery log, seeded and scripted faults, rate limits, API keys, secret rotation and request
+ * counters. Bad input answers 400 `{error, issues?}`, an unknown record 404, a refused change 409
+ * or 422 with the 4Degrees `code` — never a crash. No auth: local use only.
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { FaultSettingsSchema, ScriptedFaultSchema } from "../core/faults.ts";
-import { FourDegreesError, errorBody } from "./errors.ts";
+import { FourDegreesError } from "./errors.ts";
 import { ContactCreateSchema, DealCreateSchema, DealPatchSchema, EVENT_TYPES, NoteCreateSchema, NotePatchSchema, type Actor } from "./model.ts";
 import { secretKeyBytes } from "./signing.ts";
 import type { FourDegreesSandbox } from "./sandbox.ts";
@@ -18,7 +20,7 @@ const WebhookSettings = z
   .object({
     mode: z.enum(["auto", "manual"]).optional(),
     /** Delay before each retry (sandbox ms); `[]` = never retry. */
-    retry_schedule_ms: z.array(z.number().int().min(0).max(7 * 86_400_000)).max(20).optional(),
+    retrySchedule: z.array(z.number().int().min(0).max(7 * 86_400_000)).max(20).optional(),
     /** Signing secrets (`whsec_…`); more than one = rotation, every delivery carries one signature per secret. */
     secrets: z
       .array(
@@ -82,27 +84,36 @@ export function createControl(sb: FourDegreesSandbox): Hono {
   const app = new Hono();
 
   app.onError((err, c) => {
-    if (err instanceof FourDegreesError) return respondError(c, err.status, err.type, err.code, err.message);
+    if (err instanceof ControlError) return respond({ error: err.message, ...(err.issues ? { issues: err.issues } : {}) }, err.status);
+    if (err instanceof FourDegreesError) return respond({ error: err.message, code: err.code }, err.status);
     console.error("4degrees sandbox control: unexpected error", err);
-    return respondError(c, 500, "api_error", "internal_error", "The sandbox hit an unexpected error (a sandbox bug)");
+    return respond({ error: "The sandbox hit an unexpected error (a sandbox bug)" }, 500);
   });
+
+  // ---------- state ----------
 
   app.get("/", (c) =>
     c.json({
-      name: sb.name,
-      api_base: "/4degrees/v1",
+      demo: sb.demo,
       workspace: sb.store.workspace,
       counts: { users: sb.store.users.size, pipelines: sb.store.pipelines.size, deals: sb.store.deals.size, notes: sb.store.notes.size, contacts: sb.store.contacts.size },
-      api_keys: [...sb.apiKeys.values()],
-      webhooks: { mode: sb.webhooks.mode, subscribers: [...sb.webhooks.subscribers], pending: sb.webhooks.pending().length },
-      rate_limit: sb.limiter.settings,
+      apiKeys: [...sb.apiKeys.values()],
+      webhooks: webhookSettings(sb),
+      rateLimit: sb.limiter.settings,
+      faults: { settings: sb.faults.settings, counts: sb.faults.counts },
+      now: new Date(sb.clock.now()).toISOString(),
     }),
   );
   app.post("/reset", (c) => {
     sb.reset();
     return c.json({ ok: true });
   });
-  app.post("/seed", async (c) => c.json(await sb.seedDemo()));
+  app.post("/seed", async (c) => c.json({ ok: true, demo: await sb.seedDemo() }));
+  app.post("/time/advance", async (c) => {
+    const { ms } = await body(c, z.object({ ms: z.number().finite().nonnegative() }).strict());
+    sb.clock.advance(ms);
+    return c.json({ now: sb.clock.now(), iso: new Date(sb.clock.now()).toISOString() });
+  });
   app.get("/state", (c) =>
     c.json({
       workspace: sb.store.workspace,
@@ -116,104 +127,130 @@ export function createControl(sb: FourDegreesSandbox): Hono {
     }),
   );
 
-  // ── Reference data ─────────────────────────────────────────────────────────────────────────────
+  // ---------- reference data ----------
+
   app.post("/users", async (c) => c.json(sb.store.addUser(await body(c, UserBody)), 201));
   app.post("/pipelines", async (c) => c.json(sb.store.addPipeline(await body(c, PipelineBody)), 201));
   app.post("/pipelines/:id/fields", async (c) => {
     const input = await body(c, FieldBody);
     return c.json(sb.store.addField({ pipelineId: c.req.param("id"), name: input.name, type: input.type, ...(input.required !== undefined ? { required: input.required } : {}), ...(input.options ? { options: input.options } : {}) }), 201);
   });
+  app.get("/contacts", (c) => c.json({ contacts: [...sb.store.contacts.values()] }));
   app.post("/contacts", async (c) => c.json(sb.store.addContact(await body(c, ContactCreateSchema)), 201));
 
-  // ── Records "as a user in the 4Degrees UI" (?as=usr_… | automation[:id]) ───────────────────────
-  app.get("/deals", (c) => c.json({ data: sb.deals() }));
+  // ---------- records, "as a user in the 4Degrees UI" (?as=usr_… | automation[:id]) ----------
+
+  app.get("/deals", (c) => c.json({ deals: sb.deals() }));
   app.get("/deals/:id", (c) => c.json(sb.deal(c.req.param("id"))));
   app.post("/deals", async (c) => c.json(sb.store.createDeal(await body(c, DealCreateSchema), actorOf(sb, c), { allowUiOnlyFields: true }), 201));
   app.patch("/deals/:id", async (c) => c.json(sb.store.updateDeal(c.req.param("id"), await body(c, DealPatchSchema), actorOf(sb, c), { allowUiOnlyFields: true })));
   app.delete("/deals/:id", (c) => c.json(sb.store.archiveDeal(c.req.param("id"), actorOf(sb, c))));
-  app.get("/deals/:id/notes", (c) => c.json({ data: sb.notes(c.req.param("id")) }));
+  app.get("/deals/:id/notes", (c) => c.json({ notes: sb.notes(c.req.param("id")) }));
   app.post("/deals/:id/notes", async (c) => c.json(sb.store.createNote(c.req.param("id"), await body(c, NoteCreateSchema), actorOf(sb, c)), 201));
   app.patch("/notes/:id", async (c) => c.json(sb.store.updateNote(c.req.param("id"), await body(c, NotePatchSchema), actorOf(sb, c))));
   app.delete("/notes/:id", (c) => c.json(sb.store.deleteNote(c.req.param("id"), actorOf(sb, c))));
 
-  // ── Webhooks ───────────────────────────────────────────────────────────────────────────────────
-  app.get("/subscribers", (c) => c.json({ subscribers: [...sb.webhooks.subscribers] }));
-  app.post("/subscribers", async (c) => {
+  // ---------- webhooks ----------
+
+  const subscribe = async (c: Context) => {
     const { url } = await body(c, UrlBody);
     sb.subscribe(url);
     return c.json({ subscribers: [...sb.webhooks.subscribers] }, 201);
-  });
-  app.delete("/subscribers", async (c) => {
-    const raw = c.req.query("url") ?? (await body(c, UrlBody)).url;
-    const url = UrlBody.shape.url.safeParse(raw);
-    if (!url.success) throw new FourDegreesError(400, "invalid_request", "url must be an http(s) URL");
-    sb.webhooks.subscribers.delete(new URL(url.data).toString());
+  };
+  const unsubscribe = async (c: Context) => {
+    const url = c.req.query("url") ?? (await body(c, UrlBody)).url;
+    sb.unsubscribe(url);
     return c.json({ subscribers: [...sb.webhooks.subscribers] });
-  });
+  };
   app.get("/webhooks", (c) => c.json(webhookSettings(sb)));
   app.put("/webhooks", async (c) => {
     const input = await body(c, WebhookSettings);
     if (input.mode) sb.webhooks.mode = input.mode;
-    if (input.retry_schedule_ms) sb.retrySchedule = input.retry_schedule_ms;
+    if (input.retrySchedule) sb.retrySchedule = input.retrySchedule;
     if (input.secrets) sb.webhookSecrets = input.secrets;
     return c.json(webhookSettings(sb));
   });
-  app.post("/webhooks/flush", async (c) => c.json({ attempted: await sb.flush(), pending: sb.webhooks.pending().length }));
+  app.post("/webhooks/subscribers", subscribe);
+  app.delete("/webhooks/subscribers", unsubscribe);
+  // Short aliases (scripts/lib/demo.ts subscribes the Worker through these).
+  app.get("/subscribers", (c) => c.json({ subscribers: [...sb.webhooks.subscribers] }));
+  app.post("/subscribers", subscribe);
+  app.delete("/subscribers", unsubscribe);
+  app.put("/webhooks/mode", async (c) => {
+    const { mode } = await body(c, z.object({ mode: z.enum(["auto", "manual"]) }).strict());
+    sb.webhooks.mode = mode;
+    return c.json({ mode });
+  });
+  app.post("/webhooks/flush", async (c) => {
+    const attempted = await sb.flush();
+    await sb.webhooks.idle();
+    return c.json({ attempted, pending: sb.webhooks.pending().length });
+  });
   app.get("/webhooks/deliveries", (c) => {
     const q = query(c, DeliveryQuery);
-    const log = sb.deliveries().filter((d) => (!q.state || d.state === q.state) && (!q.type || d.eventType === q.type));
-    return c.json({ data: log.slice(-q.limit), total: log.length });
+    const list = sb
+      .deliveries(q.type)
+      .filter((d) => !q.state || d.state === q.state)
+      .slice(-q.limit)
+      .map(({ body: _raw, ...d }) => d);
+    return c.json({ deliveries: list });
   });
   app.get("/events", (c) => {
     const q = query(c, DeliveryQuery);
-    const events = sb.events.filter((e) => !q.type || e.type === q.type);
-    return c.json({ data: events.slice(-q.limit), total: events.length });
+    return c.json({ events: sb.events.filter((e) => !q.type || e.type === q.type).slice(-q.limit) });
   });
 
-  // ── Faults, rate limits, keys, counters ────────────────────────────────────────────────────────
+  // ---------- faults ----------
+
   app.get("/faults", (c) => c.json({ settings: sb.faults.settings, counts: sb.faults.counts }));
-  app.put("/faults", async (c) => {
-    const input = await body(c, FaultSettingsSchema.partial());
-    return c.json({ settings: sb.faults.configure(input), counts: sb.faults.counts });
-  });
+  app.put("/faults", async (c) => c.json({ settings: sb.faults.configure(await body(c, FaultSettingsSchema.partial())) }));
   app.post("/faults/script", async (c) => {
     const rule = await body(c, ScriptedFaultSchema);
-    if (rule.path !== undefined) {
+    if (rule.path) {
       try {
         new RegExp(rule.path);
       } catch {
-        throw new FourDegreesError(400, "invalid_request", "path must be a regular expression");
+        throw new ControlError(400, "path must be a valid regular expression");
       }
     }
     sb.faults.script(rule);
-    return c.json({ ok: true }, 201);
+    return c.json({ ok: true, rule }, 201);
   });
   app.delete("/faults", (c) => {
+    const seed = sb.faults.settings.seed;
     sb.faults.reset();
-    return c.json({ settings: sb.faults.settings, counts: sb.faults.counts });
+    sb.faults.configure({ seed });
+    return c.json({ settings: sb.faults.settings });
   });
-  app.get("/rate-limit", (c) => c.json(sb.limiter.settings));
-  app.put("/rate-limit", async (c) => {
+
+  // ---------- rate limits, API keys, counters ----------
+
+  app.get("/ratelimit", (c) => c.json(sb.limiter.settings));
+  app.put("/ratelimit", async (c) => {
     const input = await body(c, RateLimitBody);
-    sb.limiter.settings = { ...sb.limiter.settings, ...input };
+    sb.limiter.settings = { ...sb.limiter.settings, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) };
     sb.limiter.reset();
     return c.json(sb.limiter.settings);
   });
-  app.get("/api-keys", (c) => c.json({ data: [...sb.apiKeys.values()] }));
+  app.post("/ratelimit/reset", (c) => {
+    sb.limiter.reset();
+    return c.json({ ok: true });
+  });
+  app.get("/api-keys", (c) => c.json({ apiKeys: [...sb.apiKeys.values()] }));
   app.post("/api-keys", async (c) => {
     const input = await body(c, ApiKeyBody);
     return c.json(sb.addApiKey(input.key, { ...(input.name ? { name: input.name } : {}), ...(input.scopes ? { scopes: input.scopes } : {}) }), 201);
   });
   app.get("/requests", (c) => {
-    const limit = query(c, z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) })).limit;
-    return c.json({ total: sb.requests.total, by_route: sb.requests.byRoute, by_status: sb.requests.byStatus, log: sb.requests.log.slice(-limit) });
+    const { limit } = query(c, z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) }));
+    return c.json({ total: sb.requests.total, byRoute: sb.requests.byRoute, byStatus: sb.requests.byStatus, log: sb.requests.log.slice(-limit) });
   });
-  app.delete("/requests", (c) => {
+  app.post("/requests/reset", (c) => {
     sb.resetRequests();
     return c.json({ ok: true });
   });
 
-  app.all("*", (c) => respondError(c, 404, "not_found_error", "route_not_found", `No control route ${c.req.method} ${new URL(c.req.url).pathname} (docs/sandbox.md)`));
+  app.all("*", (c) => respond({ error: `no control route ${c.req.method} ${new URL(c.req.url).pathname} (docs/sandbox.md)` }, 404));
 
   return app;
 }
@@ -223,41 +260,56 @@ function webhookSettings(sb: FourDegreesSandbox) {
     mode: sb.webhooks.mode,
     subscribers: [...sb.webhooks.subscribers],
     pending: sb.webhooks.pending().length,
-    retry_schedule_ms: sb.retrySchedule,
+    retrySchedule: sb.retrySchedule,
     secrets: sb.webhookSecrets.length,
   };
 }
 
-function respondError(c: Context, status: number, type: string, code: string, message: string): Response {
-  return new Response(JSON.stringify(errorBody({ type, code, message }, "ctl")), { status, headers: { "content-type": "application/json" } });
+/** A control-API failure: 400 (bad input) or 404 (unknown record). */
+class ControlError extends Error {
+  readonly status: 400 | 404;
+  readonly issues: string[] | undefined;
+  constructor(status: 400 | 404, message: string, issues?: string[]) {
+    super(message);
+    this.status = status;
+    this.issues = issues;
+  }
+}
+
+function respond(body: unknown, status: number): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 }
 
 /** `?as=usr_…` (a user; default the first), `?as=automation` or `?as=automation:<id>`. */
 function actorOf(sb: FourDegreesSandbox, c: Context): Actor {
   const as = c.req.query("as");
   if (as !== undefined && as.startsWith("automation")) return { type: "automation", id: as.slice("automation:".length) || "automation_sandbox" };
-  try {
-    return sb.userActor(as);
-  } catch (err) {
-    throw new FourDegreesError(422, "unknown_user", err instanceof Error ? err.message : String(err));
-  }
+  if (as !== undefined && !sb.store.users.has(as)) throw new ControlError(400, `?as=${as} is not a user id (or automation[:id])`);
+  if (as === undefined && sb.store.users.size === 0) throw new ControlError(400, "no users yet: seed the demo (POST /seed) or add one (POST /users)");
+  return sb.userActor(as);
 }
 
 async function body<T extends z.ZodType>(c: Context, schema: T): Promise<z.output<T>> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await c.req.text());
-  } catch {
-    throw new FourDegreesError(400, "invalid_json", "The body is not valid JSON");
+  const text = await c.req.text();
+  let json: unknown = {};
+  if (text.trim() !== "") {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new ControlError(400, "body must be JSON");
+    }
   }
   const result = schema.safeParse(json);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  throw new FourDegreesError(422, "validation_failed", `${issue.path.map(String).join(".") || "body"}: ${issue.message}`);
+  if (!result.success) throw new ControlError(400, "invalid body", issues(result.error));
+  return result.data;
 }
 
 function query<T extends z.ZodType>(c: Context, schema: T): z.output<T> {
   const result = schema.safeParse(c.req.query());
-  if (result.success) return result.data;
-  throw new FourDegreesError(400, "invalid_parameter", result.error.issues[0]!.message);
+  if (!result.success) throw new ControlError(400, "invalid query", issues(result.error));
+  return result.data;
+}
+
+function issues(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.map(String).join(".") || "body"}: ${i.message}`);
 }

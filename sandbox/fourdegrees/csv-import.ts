@@ -16,7 +16,7 @@
  * | Value | a number (`250000`, `1,250,000.50`, `$300000`); Currency (ISO code) defaults to the workspace's |
  * | Expected Close Date / Close Date | `YYYY-MM-DD`, `MM/DD/YYYY` or an RFC 3339 timestamp |
  * | Company | a company name (found or created) |
- * | Contacts / Contact Email | emails separated by `;` (found or created) |
+ * | Contacts / Contact Email | emails separated by `;` (found by email, or created — named by Contact Name) |
  * | Tags | separated by `;` |
  * | Notes | added as a note unless the deal already has one with the same text |
  * | <custom field name> | parsed by the field's type; select values exact, multi-select `;`-separated |
@@ -45,11 +45,10 @@ export interface ImportReport {
   ignored_columns: string[];
 }
 
-type Column =
-  | { kind: "name" | "stage" | "owner" | "value" | "currency" | "close_date" | "company" | "contacts" | "tags" | "notes" }
-  | { kind: "field"; field: FieldDef };
+type StandardKind = "name" | "stage" | "owner" | "value" | "currency" | "close_date" | "company" | "contacts" | "contact_name" | "tags" | "notes";
+type Column = { kind: StandardKind } | { kind: "field"; field: FieldDef };
 
-const STANDARD: Record<string, Column["kind"]> = {
+const STANDARD: Record<string, StandardKind> = {
   "deal name": "name",
   stage: "stage",
   owner: "owner",
@@ -61,6 +60,7 @@ const STANDARD: Record<string, Column["kind"]> = {
   contacts: "contacts",
   "contact email": "contacts",
   "contact emails": "contacts",
+  "contact name": "contact_name",
   tags: "tags",
   notes: "notes",
   note: "notes",
@@ -75,6 +75,8 @@ interface RowPlan {
   closeDate?: string;
   companyName?: string;
   contactEmails?: string[];
+  /** Name for a contact the import creates (with a single Contact Email). */
+  contactName?: string;
   tags?: string[];
   note?: string;
   fields: Record<string, FieldValue>;
@@ -146,7 +148,8 @@ function mapHeader(header: string[], fields: FieldDef[]): { columns: Map<number,
     const key = label.toLowerCase().replace(/\s+/g, " ");
     if (key === "") return;
     const field = fields.find((f) => f.name.toLowerCase().replace(/\s+/g, " ") === key);
-    const column: Column | null = STANDARD[key] ? ({ kind: STANDARD[key] } as Column) : field && !field.read_only ? { kind: "field", field } : null;
+    const standard = STANDARD[key];
+    const column: Column | null = standard ? { kind: standard } : field && !field.read_only ? { kind: "field", field } : null;
     if (!column) {
       ignored.push(label);
       return;
@@ -209,6 +212,9 @@ function planRow(store: FourDegreesStore, pipeline: Pipeline, columns: Map<numbe
         plan.contactEmails = emails;
         break;
       }
+      case "contact_name":
+        plan.contactName = cell;
+        break;
       case "tags":
         plan.tags = splitList(cell);
         break;
@@ -273,7 +279,7 @@ function parseFieldCell(field: FieldDef, cell: string, plan: Omit<RowPlan, "name
 function applyRow(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, match: Deal | undefined, actor: Actor): { result: "created" | "updated" | "unchanged"; deal: Deal } {
   const fields = { ...plan.fields };
   for (const [fieldId, email] of Object.entries(plan.contactFields)) fields[fieldId] = contactFor(store, email).id;
-  const contactIds = plan.contactEmails?.map((email) => contactFor(store, email).id);
+  const contactIds = plan.contactEmails?.map((email, i) => contactFor(store, email, i === 0 ? plan.contactName : undefined).id);
   const companyId = plan.companyName === undefined ? undefined : companyFor(store, plan.companyName);
   const patch: DealPatch = {
     stage_id: plan.stage.id,
@@ -301,8 +307,8 @@ function applyRow(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, ma
   return { result, deal };
 }
 
-function contactFor(store: FourDegreesStore, email: string) {
-  return store.findContactByEmail(email) ?? store.addContact({ name: email.split("@")[0]!, email });
+function contactFor(store: FourDegreesStore, email: string, name?: string) {
+  return store.findContactByEmail(email) ?? store.addContact({ name: name || email.split("@")[0]!, email });
 }
 
 function companyFor(store: FourDegreesStore, name: string): string {

@@ -3,83 +3,109 @@
  * HighLevel sandbox's demo so the two sides map naturally: a "Deal Flow" pipeline whose stage names
  * match HighLevel's, and the same people (same emails) on both sides, so owners map by email.
  */
+import { SeededRandom } from "../core/random.ts";
 import type { FieldType, Pipeline, StageKind, User } from "./model.ts";
 import type { FourDegreesSandbox } from "./sandbox.ts";
 
-/** What `seedDemo` made (or found, when already seeded). */
+/** What `seedDemo` made (or found, when already seeded); also the control API's `POST /seed` answer. */
 export interface DemoSummary {
-  workspace_id: string;
-  pipeline_id: string;
-  users: Array<{ id: string; email: string }>;
-  deals: number;
-  notes: number;
+  workspaceId: string;
+  pipelineId: string;
+  /** In stage order (DEMO_STAGES). */
+  stageIds: string[];
+  /** In DEMO_USERS order. */
+  userIds: string[];
+  /** Custom field ids by name. */
+  fieldIds: Record<string, string>;
+  dealIds: string[];
+  contactIds: string[];
+  noteIds: string[];
 }
 
-/** Demo users: the same names and emails as the HighLevel sandbox's demo location users. */
+/** The fixed seed of the demo id stream: demo ids are the same on every run, whatever SANDBOX_SEED is. */
+export const DEMO_ID_SEED = 0x4d_2026;
+
+/** Demo users: the same people and emails as the HighLevel sandbox's demo location users (owners map by email). */
 export const DEMO_USERS: ReadonlyArray<{ name: string; email: string; role: "admin" | "member" }> = [
-  { name: "Alex Morgan", email: "alex.morgan@example.com", role: "admin" },
-  { name: "Jordan Lee", email: "jordan.lee@example.com", role: "member" },
-  { name: "Sam Patel", email: "sam.patel@example.com", role: "member" },
+  { name: "Alex Morgan", email: "alex.morgan@acmecapital.example", role: "admin" },
+  { name: "Priya Shah", email: "priya.shah@acmecapital.example", role: "member" },
+  { name: "Jordan Lee", email: "jordan.lee@acmecapital.example", role: "member" },
 ];
 
-/** The "Deal Flow" list: open stages in order, then won and lost. */
+/**
+ * The "Deal Flow" list. The open stages carry the HighLevel demo pipeline's names; HighLevel's
+ * "Closed" stage holds won deals here, and lost deals (any HighLevel stage with status lost) go to
+ * "Passed". So every HighLevel stage name is also a stage name here, and a HighLevel export
+ * re-imports without stage errors.
+ */
 export const DEMO_STAGES: ReadonlyArray<{ name: string; kind: StageKind }> = [
   { name: "Sourced", kind: "open" },
-  { name: "Qualified", kind: "open" },
+  { name: "First Meeting", kind: "open" },
   { name: "Due Diligence", kind: "open" },
+  { name: "Partner Review", kind: "open" },
   { name: "Term Sheet", kind: "open" },
-  { name: "Closed Won", kind: "won" },
-  { name: "Closed Lost", kind: "lost" },
+  { name: "Closed", kind: "won" },
+  { name: "Passed", kind: "lost" },
 ];
 
 const DEMO_FIELDS: ReadonlyArray<{ name: string; type: FieldType; options?: string[] }> = [
-  { name: "Sector", type: "single_select", options: ["Fintech", "Healthcare", "SaaS", "Climate", "Consumer"] },
   { name: "Round", type: "single_select", options: ["Pre-seed", "Seed", "Series A", "Series B", "Growth"] },
+  { name: "Sector", type: "single_select", options: ["Fintech", "Healthcare", "SaaS", "Climate", "Consumer", "Logistics"] },
   { name: "Ownership %", type: "percentage" },
   { name: "Source", type: "text" },
   { name: "Value (k)", type: "formula" },
   { name: "Related deals", type: "linked_deals" },
 ];
 
-const DEMO_COMPANIES = [
-  { name: "Northwind Analytics", domain: "northwind.example" },
-  { name: "Bluebird Health", domain: "bluebird.example" },
-  { name: "Helio Grid", domain: "heliogrid.example" },
-  { name: "Ledgerline", domain: "ledgerline.example" },
-  { name: "Quill & Co", domain: "quill.example" },
-];
-
+/** Companies and founders of the 4Degrees-side deals (different from HighLevel's, so a sync visibly adds them there). */
 const DEMO_CONTACTS = [
-  { name: "Priya Raman", email: "priya@northwind.example", company: "Northwind Analytics" },
-  { name: "Marcus Bell", email: "marcus@bluebird.example", company: "Bluebird Health" },
-  { name: "Elena Voss", email: "elena@heliogrid.example", company: "Helio Grid" },
-  { name: "Tom Okafor", email: "tom@ledgerline.example", company: "Ledgerline" },
-  { name: "Grace Kim", email: "grace@quill.example", company: "Quill & Co" },
+  { name: "Nora Lindqvist", email: "nora@northwind.example", company: "Northwind Analytics", domain: "northwind.example" },
+  { name: "Marcus Bell", email: "marcus@bluebirdhealth.example", company: "Bluebird Health", domain: "bluebirdhealth.example" },
+  { name: "Elena Voss", email: "elena@heliogrid.example", company: "Helio Grid", domain: "heliogrid.example" },
+  { name: "Tom Achebe", email: "tom@ledgerline.example", company: "Ledgerline", domain: "ledgerline.example" },
+  { name: "Grace Kim", email: "grace@marlowfinch.example", company: "Marlow & Finch", domain: "marlowfinch.example" },
+  { name: "Ravi Menon", email: "ravi@orbitfreight.example", company: "Orbit Freight", domain: "orbitfreight.example" },
 ];
 
 const DEMO_DEALS = [
-  { name: "Northwind Analytics — Series A", company: "Northwind Analytics", stage: "Due Diligence", owner: 0, usd: 2_500_000, close: "2027-02-15", sector: "SaaS", round: "Series A", ownership: 12.5, tags: ["b2b", "ai"], note: "Strong net revenue retention (128%). Waiting on the customer reference calls." },
-  { name: "Bluebird Health — Seed", company: "Bluebird Health", stage: "Qualified", owner: 1, usd: 750_000, close: "2027-01-31", sector: "Healthcare", round: "Seed", ownership: 8, tags: ["digital-health"], note: "Intro via the founder's previous investor; clinical pilot with two hospitals." },
-  { name: "Helio Grid — Series B", company: "Helio Grid", stage: "Term Sheet", owner: 0, usd: 6_000_000, close: "2026-12-20", sector: "Climate", round: "Series B", ownership: 9.5, tags: ["climate", "hardware"], note: null },
-  { name: "Ledgerline — Seed extension", company: "Ledgerline", stage: "Closed Won", owner: 2, usd: 400_000, close: "2026-11-01", sector: "Fintech", round: "Seed", ownership: 4, tags: ["fintech"], note: "Wired. Board observer seat agreed." },
-  { name: "Quill & Co — Pre-seed", company: "Quill & Co", stage: "Sourced", owner: 1, usd: 250_000, close: null, sector: "Consumer", round: "Pre-seed", ownership: null, tags: [], note: null },
+  { name: "Northwind Analytics — Series A", company: "Northwind Analytics", stage: "Due Diligence", owner: 0, usd: 2_500_000, closeInDays: 75, sector: "SaaS", round: "Series A", ownership: 12.5, tags: ["b2b", "ai"], note: "Strong net revenue retention (128%). Waiting on the customer reference calls." },
+  { name: "Bluebird Health — Seed", company: "Bluebird Health", stage: "First Meeting", owner: 1, usd: 750_000, closeInDays: 60, sector: "Healthcare", round: "Seed", ownership: 8, tags: ["digital-health"], note: "Intro via the founder's previous investor; clinical pilot with two hospitals." },
+  { name: "Helio Grid — Series B", company: "Helio Grid", stage: "Term Sheet", owner: 0, usd: 6_000_000, closeInDays: 21, sector: "Climate", round: "Series B", ownership: 9.5, tags: ["climate", "hardware"], note: null },
+  { name: "Ledgerline — Seed extension", company: "Ledgerline", stage: "Closed", owner: 2, usd: 400_000, closeInDays: -14, sector: "Fintech", round: "Seed", ownership: 4, tags: ["fintech"], note: "Wired. Board observer seat agreed." },
+  { name: "Marlow & Finch — Pre-seed", company: "Marlow & Finch", stage: "Sourced", owner: 1, usd: 250_000, closeInDays: null, sector: "Consumer", round: "Pre-seed", ownership: null, tags: [], note: null },
+  { name: "Orbit Freight — Seed", company: "Orbit Freight", stage: "Passed", owner: 2, usd: 1_000_000, closeInDays: -30, sector: "Logistics", round: "Seed", ownership: null, tags: ["passed"], note: null },
 ];
+
+const DAY_MS = 86_400_000;
 
 /** Seeds the demo workspace unless a "Deal Flow" pipeline already exists. */
 export function seedDemo(sb: FourDegreesSandbox): DemoSummary {
   const store = sb.store;
   const existing = [...store.pipelines.values()].find((p) => p.name === "Deal Flow");
   if (existing) return summary(sb, existing);
+  const previous = store.swapRandom(new SeededRandom(DEMO_ID_SEED));
+  try {
+    return seedInto(sb);
+  } finally {
+    store.swapRandom(previous);
+  }
+}
 
+function seedInto(sb: FourDegreesSandbox): DemoSummary {
+  const store = sb.store;
   const users: User[] = DEMO_USERS.map((u) => [...store.users.values()].find((x) => x.email === u.email) ?? store.addUser(u));
   const pipeline = store.addPipeline({ name: "Deal Flow", stages: [...DEMO_STAGES] });
   const fieldIds = new Map<string, string>();
   for (const f of DEMO_FIELDS) fieldIds.set(f.name, store.addField({ pipelineId: pipeline.id, name: f.name, type: f.type, ...(f.options ? { options: f.options } : {}) }).id);
   const companyIds = new Map<string, string>();
-  for (const c of DEMO_COMPANIES) companyIds.set(c.name, store.addCompany(c).id);
   const contactIds = new Map<string, string>();
-  for (const c of DEMO_CONTACTS) contactIds.set(c.company, store.addContact({ name: c.name, email: c.email, company_id: companyIds.get(c.company)! }).id);
+  for (const c of DEMO_CONTACTS) {
+    const companyId = store.addCompany({ name: c.company, domain: c.domain }).id;
+    companyIds.set(c.company, companyId);
+    contactIds.set(c.company, (store.findContactByEmail(c.email) ?? store.addContact({ name: c.name, email: c.email, company_id: companyId })).id);
+  }
 
+  const today = sb.clock.now();
   const stageId = (name: string) => pipeline.stages.find((s) => s.name === name)!.id;
   for (const d of DEMO_DEALS) {
     const owner = users[d.owner]!;
@@ -91,7 +117,7 @@ export function seedDemo(sb: FourDegreesSandbox): DemoSummary {
         stage_id: stageId(d.stage),
         owner_id: owner.id,
         value: { amount_minor: d.usd * 100, currency: "USD" },
-        expected_close_date: d.close,
+        expected_close_date: d.closeInDays === null ? null : new Date(today + d.closeInDays * DAY_MS).toISOString().slice(0, 10),
         company_id: companyIds.get(d.company)!,
         contact_ids: [contactIds.get(d.company)!],
         tags: d.tags,
@@ -110,11 +136,16 @@ export function seedDemo(sb: FourDegreesSandbox): DemoSummary {
 }
 
 function summary(sb: FourDegreesSandbox, pipeline: Pipeline): DemoSummary {
+  const store = sb.store;
+  const dealIds = [...store.deals.values()].filter((d) => d.pipeline_id === pipeline.id).map((d) => d.id);
   return {
-    workspace_id: sb.store.workspace.id,
-    pipeline_id: pipeline.id,
-    users: [...sb.store.users.values()].map((u) => ({ id: u.id, email: u.email })),
-    deals: [...sb.store.deals.values()].filter((d) => d.pipeline_id === pipeline.id).length,
-    notes: sb.store.notes.size,
+    workspaceId: store.workspace.id,
+    pipelineId: pipeline.id,
+    stageIds: [...pipeline.stages].sort((a, b) => a.position - b.position).map((s) => s.id),
+    userIds: DEMO_USERS.map((u) => [...store.users.values()].find((x) => x.email === u.email)?.id).filter((id): id is string => id !== undefined),
+    fieldIds: Object.fromEntries(store.fieldsOf(pipeline.id).map((f) => [f.name, f.id])),
+    dealIds,
+    contactIds: [...store.contacts.keys()],
+    noteIds: dealIds.flatMap((id) => store.notesOf(id).map((n) => n.id)),
   };
 }

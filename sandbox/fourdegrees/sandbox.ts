@@ -129,6 +129,8 @@ export class FourDegreesSandbox implements ProviderSandbox {
   retrySchedule: number[] = [...DEFAULT_RETRY_SCHEDULE_MS];
   /** Counters and a recent log of API requests. */
   readonly requests = { total: 0, byRoute: {} as Record<string, number>, byStatus: {} as Record<string, number>, log: [] as RequestRecord[] };
+  /** What the last `seedDemo()` made (null before seeding or after a reset). */
+  demo: DemoSummary | null = null;
   /** Events emitted (newest last, capped), including those no subscriber received. */
   readonly events: WebhookEvent[] = [];
   readonly #seed: number;
@@ -161,7 +163,7 @@ export class FourDegreesSandbox implements ProviderSandbox {
     this.store = new FourDegreesStore({
       clock: ctx.clock,
       random: new SeededRandom(ctx.seed),
-      workspace: { id: "ws_4dsandbox", name: "Sandbox Capital", currency: "USD" },
+      workspace: { id: "ws_4dsandbox", name: "Acme Capital Partners", currency: "USD" },
       emit: (event) => this.#publish(event),
     });
     this.#addDefaultKey();
@@ -182,13 +184,15 @@ export class FourDegreesSandbox implements ProviderSandbox {
     this.webhookSecrets = [this.#defaultSecret];
     this.retrySchedule = [...DEFAULT_RETRY_SCHEDULE_MS];
     this.events.length = 0;
+    this.demo = null;
     this.resetRequests();
     this.#requestRandom = new SeededRandom(this.#seed ^ 0x4d4d);
   }
 
   /** Loads the demo workspace (a "Deal Flow" pipeline, users, contacts, deals, notes); idempotent. */
   async seedDemo(): Promise<DemoSummary> {
-    return seedDemo(this);
+    this.demo = seedDemo(this);
+    return this.demo;
   }
 
   // ── Typed accessors for in-process tests ───────────────────────────────────────────────────────
@@ -210,13 +214,22 @@ export class FourDegreesSandbox implements ProviderSandbox {
     this.webhooks.subscribers.add(new URL(url).toString());
   }
 
+  unsubscribe(url: string): void {
+    this.webhooks.subscribers.delete(url);
+    this.webhooks.subscribers.delete(new URL(url).toString());
+  }
+
   /** Manual mode: delivers every due delivery now (sandbox time). */
   flush(): Promise<number> {
     return this.webhooks.flush();
   }
 
-  deliveries(): readonly WebhookDelivery[] {
-    return this.webhooks.log();
+  /** The delivery log (newest last), optionally of one event type, with each body parsed as `payload`. */
+  deliveries(type?: string): Array<WebhookDelivery & { payload: WebhookEvent }> {
+    return this.webhooks
+      .log()
+      .filter((d) => type === undefined || d.eventType === type)
+      .map((d) => Object.assign(d, { payload: parseEvent(d.body) }));
   }
 
   deals(): Deal[] {
@@ -294,9 +307,14 @@ export function createFourDegreesSandbox(ctx: ProviderContext): FourDegreesSandb
 }
 
 function eventIdOf(body: string): string {
+  return parseEvent(body).id;
+}
+
+/** A delivery body is always the JSON of a `WebhookEvent` this sandbox built. */
+function parseEvent(body: string): WebhookEvent {
   const parsed: unknown = JSON.parse(body);
-  if (parsed && typeof parsed === "object" && "id" in parsed && typeof parsed.id === "string") return parsed.id;
-  throw new Error("4degrees webhook body without an id");
+  if (parsed && typeof parsed === "object" && "id" in parsed && typeof parsed.id === "string" && "type" in parsed) return parsed as WebhookEvent;
+  throw new Error("4degrees webhook body is not an event");
 }
 
 function positiveNumber(raw: string | undefined): number | undefined {

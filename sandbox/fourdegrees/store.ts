@@ -98,6 +98,13 @@ export class FourDegreesStore {
     this.#sorted = null;
   }
 
+  /** Switches the id stream (the demo uses a fixed one so its ids are the same on every run); returns the previous one. */
+  swapRandom(random: SeededRandom): SeededRandom {
+    const previous = this.#random;
+    this.#random = random;
+    return previous;
+  }
+
   /** A new opaque id with the given prefix (`deal`, `note`, …), from the seeded stream. */
   newId(prefix: string): string {
     return `${prefix}_${this.#random.string(16)}`;

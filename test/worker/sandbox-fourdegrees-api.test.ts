@@ -61,7 +61,7 @@ describe("4Degrees sandbox: workspace reads", () => {
   it("happy: /users lists the demo users with emails", async () => {
     const h = await harness();
     const res = await h.call("GET", "/users");
-    expect(res.json.data.map((u: { email: string }) => u.email)).toEqual(["alex.morgan@example.com", "jordan.lee@example.com", "sam.patel@example.com"]);
+    expect(res.json.data.map((u: { email: string }) => u.email)).toEqual(["alex.morgan@acmecapital.example", "priya.shah@acmecapital.example", "jordan.lee@acmecapital.example"]);
     for (const u of res.json.data) expect(u.id).toMatch(/^usr_/);
   });
 
@@ -70,7 +70,7 @@ describe("4Degrees sandbox: workspace reads", () => {
     const res = await h.call("GET", "/pipelines");
     const pipeline = res.json.data[0];
     expect(pipeline.id).toMatch(/^pl_/);
-    expect(pipeline.stages.map((s: { position: number }) => s.position)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(pipeline.stages.map((s: { position: number }) => s.position)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(new Set(pipeline.stages.map((s: { kind: string }) => s.kind))).toEqual(new Set(["open", "won", "lost"]));
     for (const s of pipeline.stages) expect(s.id).toMatch(/^st_/);
   });
@@ -103,7 +103,7 @@ describe("4Degrees sandbox: deals", () => {
     const h = await harness();
     const owner = [...h.sandbox.fourdegrees.store.users.values()][1]!;
     const res = await h.call("POST", "/deals", {
-      body: { name: "Acme — Seed", pipeline_id: h.pipeline().id, stage_id: h.stage("Qualified"), owner_id: owner.id, value: { amount_minor: 50_000_000, currency: "USD" }, expected_close_date: "2027-03-31", tags: ["seed"], external_refs: [{ system: "highlevel", id: "opp_1" }] },
+      body: { name: "Acme — Seed", pipeline_id: h.pipeline().id, stage_id: h.stage("First Meeting"), owner_id: owner.id, value: { amount_minor: 50_000_000, currency: "USD" }, expected_close_date: "2027-03-31", tags: ["seed"], external_refs: [{ system: "highlevel", id: "opp_1" }] },
     });
     expect(res.status).toBe(201);
     expect(res.headers.get("etag")).toBe('"1"');
@@ -137,7 +137,7 @@ describe("4Degrees sandbox: deals", () => {
     expectEnvelope(await h.call("POST", "/deals", { body: "{not json" }), 400, "invalid_json");
     expectEnvelope(await h.call("POST", "/deals", { body: "[1,2]" }), 400, "invalid_json");
     expectEnvelope(await h.call("POST", "/deals", { body: "name=X", headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "unsupported_media_type");
-    expect(h.sandbox.fourdegrees.deals()).toHaveLength(5);
+    expect(h.sandbox.fourdegrees.deals()).toHaveLength(6);
   });
 
   it("error: custom fields are checked against the list's definitions (exact select options, read-only formula)", async () => {
@@ -158,13 +158,13 @@ describe("4Degrees sandbox: deals", () => {
     const h = await harness();
     const deal = h.dealNamed("Helio Grid — Series B");
     h.clock.advance(60_000);
-    const res = await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Closed Won") }, headers: { "if-match": `"${deal.version}"` } });
+    const res = await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Closed") }, headers: { "if-match": `"${deal.version}"` } });
     expect(res.status).toBe(200);
     expect(res.json.version).toBe(deal.version + 1);
     expect(res.json.status).toBe("won");
     expect(res.json.updated_at).toBe(new Date(h.clock.now()).toISOString());
     expect(res.headers.get("etag")).toBe(`"${deal.version + 1}"`);
-    const lost = await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Closed Lost") } });
+    const lost = await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Passed") } });
     expect(lost.json).toMatchObject({ status: "lost", version: deal.version + 2 });
   });
 
@@ -197,7 +197,7 @@ describe("4Degrees sandbox: deals", () => {
 
   it("happy: DELETE archives — the deal stays readable, flagged, and listed unless include_archived=false", async () => {
     const h = await harness();
-    const deal = h.dealNamed("Quill & Co — Pre-seed");
+    const deal = h.dealNamed("Marlow & Finch — Pre-seed");
     const res = await h.call("DELETE", `/deals/${deal.id}`);
     expect(res.status).toBe(200);
     expect(res.json.archived_at).toBe(new Date(h.clock.now()).toISOString());
@@ -236,8 +236,8 @@ describe("4Degrees sandbox: listing deals", () => {
       pages++;
     } while (cursor);
     expect(pages).toBe(3);
-    expect(seen).toHaveLength(12);
-    expect(new Set(seen).size).toBe(12);
+    expect(seen).toHaveLength(13);
+    expect(new Set(seen).size).toBe(13);
   });
 
   it("happy: updated_since returns only deals changed at or after it; pipeline_id filters", async () => {
@@ -309,9 +309,9 @@ describe("4Degrees sandbox: notes", () => {
 describe("4Degrees sandbox: contacts (sandbox extension)", () => {
   it("happy: find a contact by email, read it, create one; duplicates are a 409", async () => {
     const h = await harness();
-    const found = await h.call("GET", "/contacts?email=PRIYA@northwind.example");
+    const found = await h.call("GET", "/contacts?email=NORA@northwind.example");
     expect(found.json.data).toHaveLength(1);
-    expect((await h.call("GET", `/contacts/${found.json.data[0].id}`)).json.email).toBe("priya@northwind.example");
+    expect((await h.call("GET", `/contacts/${found.json.data[0].id}`)).json.email).toBe("nora@northwind.example");
     const created = await h.call("POST", "/contacts", { body: { name: "New Person", email: "new@person.example" } });
     expect(created.status).toBe(201);
     expectEnvelope(await h.call("POST", "/contacts", { body: { name: "Again", email: "new@person.example" } }), 409, "duplicate_contact");
@@ -409,7 +409,7 @@ describe("4Degrees sandbox: rate limits", () => {
 
   it("happy: limits are per key and configurable through the control API (time-scaled windows)", async () => {
     const h = await harness();
-    await h.control("PUT", "/rate-limit", { max: 2, intervalMs: 50 });
+    await h.control("PUT", "/ratelimit", { max: 2, intervalMs: 50 });
     await h.control("POST", "/api-keys", { key: "4d_second_key_1" });
     expect((await h.call("GET", "/users")).status).toBe(200);
     expect((await h.call("GET", "/users")).status).toBe(200);
@@ -451,7 +451,9 @@ describe("4Degrees sandbox: faults", () => {
 
   it("error: bad fault settings are a 422, not a crash", async () => {
     const h = await harness();
-    expect((await h.control("PUT", "/faults", { errorRate: 3 })).status).toBe(422);
+    const bad = await h.control("PUT", "/faults", { errorRate: 3 });
+    expect(bad.status).toBe(400);
+    expect(bad.json.issues[0]).toContain("errorRate");
     expect((await h.control("PUT", "/faults", "nope")).status).toBe(400);
     expect((await h.control("POST", "/faults/script", { status: 500, path: "(" })).status).toBe(400);
   });
@@ -461,7 +463,7 @@ describe("4Degrees sandbox: faults", () => {
     const deal = h.dealNamed("Bluebird Health — Seed");
     await h.call("PATCH", `/deals/${deal.id}`, { body: { name: "Logged" }, headers: { "idempotency-key": "k-log", "if-match": `"${deal.version}"` } });
     const res = await h.control("GET", "/requests");
-    expect(res.json.by_route["PATCH /deals/:id"]).toBe(1);
+    expect(res.json.byRoute["PATCH /deals/:id"]).toBe(1);
     expect(res.json.log.at(-1)).toMatchObject({ method: "PATCH", route: "/deals/:id", status: 200, idempotencyKey: "k-log", ifMatch: `"${deal.version}"` });
   });
 });

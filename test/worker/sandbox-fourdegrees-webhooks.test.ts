@@ -62,7 +62,7 @@ describe("4Degrees sandbox webhooks: signing and envelope", () => {
     expect(headers.get("webhook-signature")!.split(" ")).toHaveLength(2);
     expect(await verifySignature(SECRET, headers, body)).toBe(true);
     expect(await verifySignature(OTHER_SECRET, headers, body)).toBe(true);
-    expect((await h.control("PUT", "/webhooks", { secrets: ["not-a-secret"] })).status).toBe(422);
+    expect((await h.control("PUT", "/webhooks", { secrets: ["not-a-secret"] })).status).toBe(400);
   });
 
   it("happy: each kind of change emits its event types with the changed fields", async () => {
@@ -70,9 +70,9 @@ describe("4Degrees sandbox webhooks: signing and envelope", () => {
     const pl = h.pipeline().id;
     const users = [...h.sandbox.fourdegrees.store.users.keys()];
     const created = (await h.call("POST", "/deals", { body: { name: "Lifecycle", pipeline_id: pl } })).json;
-    await h.call("PATCH", `/deals/${created.id}`, { body: { stage_id: h.stage("Closed Won") } });
+    await h.call("PATCH", `/deals/${created.id}`, { body: { stage_id: h.stage("Closed") } });
     await h.call("PATCH", `/deals/${created.id}`, { body: { owner_id: users[0] } });
-    await h.call("PATCH", `/deals/${created.id}`, { body: { stage_id: h.stage("Qualified"), owner_id: users[1], expected_close_date: "2027-06-30" } });
+    await h.call("PATCH", `/deals/${created.id}`, { body: { stage_id: h.stage("First Meeting"), owner_id: users[1], expected_close_date: "2027-06-30" } });
     const note = (await h.call("POST", `/deals/${created.id}/notes`, { body: { body: "first" } })).json;
     await h.call("PATCH", `/notes/${note.id}`, { body: { body: "second" } });
     await h.call("DELETE", `/notes/${note.id}`);
@@ -91,7 +91,7 @@ describe("4Degrees sandbox webhooks: signing and envelope", () => {
       "note.deleted",
       "deal.deleted",
     ]);
-    expect(events[1].changes).toEqual({ stage_id: [h.stage("Sourced"), h.stage("Closed Won")], status: ["open", "won"] });
+    expect(events[1].changes).toEqual({ stage_id: [h.stage("Sourced"), h.stage("Closed")], status: ["open", "won"] });
     expect(events[2].changes).toEqual({ owner_id: [null, users[0]] });
     expect(events[5].changes).toEqual({ expected_close_date: [null, "2027-06-30"] });
     expect(events[3].data.object.version).toBe(4);
@@ -103,7 +103,7 @@ describe("4Degrees sandbox webhooks: signing and envelope", () => {
 
   it("happy: changes made 'in the UI' through the control API are delivered with the user actor", async () => {
     const h = await harness();
-    const deal = h.dealNamed("Quill & Co — Pre-seed");
+    const deal = h.dealNamed("Marlow & Finch — Pre-seed");
     const user = [...h.sandbox.fourdegrees.store.users.values()][2]!;
     await h.control("POST", `/deals/${deal.id}/notes?as=${user.id}`, { body: "Met the founders." });
     const flushed = await h.control("POST", "/webhooks/flush");
@@ -142,7 +142,7 @@ describe("4Degrees sandbox webhooks: retries with backoff", () => {
 
   it("error: a delivery that keeps failing is marked failed once the schedule is exhausted", async () => {
     const h = await harness();
-    await h.control("PUT", "/webhooks", { retry_schedule_ms: [1_000, 2_000] });
+    await h.control("PUT", "/webhooks", { retrySchedule: [1_000, 2_000] });
     h.answers.push(503, 503, 503, 503);
     await h.call("POST", "/deals", { body: { name: "Always down", pipeline_id: h.pipeline().id } });
     await h.sandbox.fourdegrees.flush();
@@ -154,8 +154,8 @@ describe("4Degrees sandbox webhooks: retries with backoff", () => {
     expect(await h.sandbox.fourdegrees.flush()).toBe(0);
     expect(h.received).toHaveLength(3);
     const log = await h.control("GET", "/webhooks/deliveries?state=failed");
-    expect(log.json.total).toBe(1);
-    expect(log.json.data[0].attempts).toHaveLength(3);
+    expect(log.json.deliveries).toHaveLength(1);
+    expect(log.json.deliveries[0].attempts).toHaveLength(3);
   });
 
   it("happy: a network error counts as a failure and is retried", async () => {
@@ -213,7 +213,7 @@ describe("4Degrees sandbox webhooks: seeded delivery faults", () => {
     expect(b.ids).toEqual(a.ids);
     const counts = a.h.sandbox.fourdegrees.faults.counts;
     expect(counts.dropped + counts.duplicated + counts.reordered).toBeGreaterThan(0);
-    expect(a.emitted).toBe(10);
+    expect(a.emitted).toBe(12);
     expect(a.ids.length).toBe(a.emitted - counts.dropped + counts.duplicated);
     if (counts.duplicated > 0) expect(new Set(a.ids).size).toBeLessThan(a.ids.length);
     const c = await run(778);
@@ -236,9 +236,11 @@ describe("4Degrees sandbox webhooks: control API", () => {
   it("happy: subscribers can be listed, added and removed; bad URLs are refused", async () => {
     const h = await harness({ subscribe: false });
     expect((await h.control("POST", "/subscribers", { url: HOOK_URL })).status).toBe(201);
-    expect((await h.control("GET", "/subscribers")).json.subscribers).toEqual([HOOK_URL]);
-    expect((await h.control("POST", "/subscribers", { url: "not a url" })).status).toBe(422);
-    expect((await h.control("DELETE", `/subscribers?url=${encodeURIComponent(HOOK_URL)}`)).json.subscribers).toEqual([]);
+    expect((await h.control("GET", "/webhooks")).json.subscribers).toEqual([HOOK_URL]);
+    expect((await h.control("POST", "/webhooks/subscribers", { url: "not a url" })).status).toBe(400);
+    expect((await h.control("DELETE", `/webhooks/subscribers?url=${encodeURIComponent(HOOK_URL)}`)).json.subscribers).toEqual([]);
+    expect((await h.control("POST", "/subscribers", { url: HOOK_URL })).status).toBe(201);
+    expect((await h.control("DELETE", "/subscribers", { url: HOOK_URL })).json.subscribers).toEqual([]);
     await h.call("POST", "/deals", { body: { name: "Nobody listens", pipeline_id: h.pipeline().id } });
     expect(await h.sandbox.fourdegrees.flush()).toBe(0);
     expect(h.sandbox.fourdegrees.events.at(-1)!.type).toBe("deal.created");
@@ -249,10 +251,11 @@ describe("4Degrees sandbox webhooks: control API", () => {
     await h.call("POST", "/deals", { body: { name: "Logged", pipeline_id: h.pipeline().id } });
     await h.sandbox.fourdegrees.flush();
     const deliveries = await h.control("GET", "/webhooks/deliveries?type=deal.created");
-    expect(deliveries.json.data).toHaveLength(1);
-    expect(deliveries.json.data[0]).toMatchObject({ subscriber: HOOK_URL, eventType: "deal.created", state: "delivered" });
+    expect(deliveries.json.deliveries).toHaveLength(1);
+    expect(deliveries.json.deliveries[0]).toMatchObject({ subscriber: HOOK_URL, eventType: "deal.created", state: "delivered" });
+    expect(h.sandbox.fourdegrees.deliveries("deal.created")[0]!.payload.data.object).toMatchObject({ name: "Logged" });
     const events = await h.control("GET", "/events?type=deal.created&limit=1");
-    expect(events.json.data[0].data.object.name).toBe("Logged");
+    expect(events.json.events[0].data.object.name).toBe("Logged");
     expect((await h.control("GET", "/webhooks/deliveries?limit=0")).status).toBe(400);
   });
 
@@ -264,8 +267,9 @@ describe("4Degrees sandbox webhooks: control API", () => {
     expect(h.sandbox.fourdegrees.webhooks.subscribers.size).toBe(0);
     expect(h.sandbox.fourdegrees.faults.settings.errorRate).toBe(0);
     const seeded = await h.control("POST", "/seed");
-    expect(seeded.json.deals).toBe(5);
-    expect((await h.control("POST", "/seed")).json.deals).toBe(5);
-    expect((await h.call("GET", "/deals")).json.data).toHaveLength(5);
+    expect(seeded.json.demo.dealIds).toHaveLength(6);
+    const again = await h.control("POST", "/seed");
+    expect(again.json.demo).toEqual(seeded.json.demo);
+    expect((await h.call("GET", "/deals")).json.data).toHaveLength(6);
   });
 });

@@ -16,6 +16,7 @@ import { fourDegreesWebhooks } from "./webhooks-fourdegrees.ts";
 import { adminAuth } from "./admin-auth.ts";
 import { accounts } from "./accounts.ts";
 import { notificationsApi } from "../notify/api.ts";
+import { consoleApp } from "../console/app.tsx";
 import { csv } from "./csv.ts";
 import { oauth } from "./oauth.ts";
 import { highlevelWebhooks } from "./webhooks-highlevel.ts";
@@ -40,6 +41,8 @@ export function createApp(): Hono<AppEnv> {
   app.use("/api/*", adminAuth());
   app.route("/api", accounts);
   app.route("/api", notificationsApi);
+  // The operator console: its own login/session or Access (src/console/auth.ts), CSRF and CSP.
+  app.route("/console", consoleApp);
   app.route("/api", csv);
 
   app.notFound((c) => c.json({ error: { code: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}`, requestId: c.var.requestId } }, 404));

@@ -1,0 +1,135 @@
+/**
+ * The operator console: login (session cookie), protection of every page and form (no session →
+ * login redirect / 401; CSRF-less POST refused), secure headers, and pages rendering real data
+ * from D1 and the gate (or saying plainly that there is none).
+ */
+import { env, exports } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { consoleApp } from "../../../src/console/app.tsx";
+import { createSessionValue, verifySessionValue } from "../../../src/console/session.ts";
+import { createAccount, getAccount } from "../../../src/store/accounts.ts";
+import { recordFailure } from "../../../src/store/failures.ts";
+import { recordEvent } from "../../../src/store/sync-events.ts";
+import { TEST_BINDINGS } from "../../bindings.ts";
+import { useNetwork } from "../helpers/network.ts";
+
+const BASE = "https://worker.test";
+let cookie = "";
+
+async function login(): Promise<string> {
+  const res = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN, next: "/console/activity" }) });
+  expect(res.status).toBe(303);
+  expect(res.headers.get("location")).toBe("/console/activity");
+  const set = res.headers.get("set-cookie") ?? "";
+  expect(set).toMatch(/^__Host-console_session=v1\.\d+\.[A-Za-z0-9_-]{43};/);
+  expect(set).toMatch(/HttpOnly/);
+  expect(set).toMatch(/Secure/);
+  expect(set).toMatch(/SameSite=Strict/);
+  return set.split(";")[0] ?? "";
+}
+
+const get = (path: string, headers: Record<string, string> = { cookie }) => exports.default.fetch(`${BASE}${path}`, { redirect: "manual", headers });
+const post = (path: string, form: Record<string, string>, headers: Record<string, string> = { cookie, origin: BASE }) =>
+  exports.default.fetch(`${BASE}${path}`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams(form) });
+
+const pages = ["connections", "mapping", "activity", "problems", "backfill", "usage", "report", "notifications"];
+
+describe("console", () => {
+  useNetwork({});
+
+  beforeAll(async () => {
+    cookie = await login();
+  });
+
+  it("security: every page redirects to the login without a session, and forms answer 401", async () => {
+    for (const p of pages) {
+      const res = await get(`/console/${p}`, {});
+      expect(res.status, p).toBe(303);
+      expect(res.headers.get("location")).toBe(`/console/login?next=${encodeURIComponent(`/console/${p}`)}`);
+    }
+    expect((await post("/console/problems/replay-all", { account: "x" }, { origin: BASE })).status).toBe(401);
+    expect((await post("/console/mapping", { account: "x" }, { origin: BASE })).status).toBe(401);
+  });
+
+  it("security: a wrong token does not log in; a forged or expired session is refused", async () => {
+    const bad = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: "not-the-admin-token-at-all" }) });
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get("set-cookie")).toBeNull();
+    const forged = await createSessionValue("some-other-admin-token-xyz");
+    expect((await get("/console/activity", { cookie: `__Host-console_session=${forged}` })).status).toBe(303);
+    const expired = await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN, Date.now() - 9 * 3600_000);
+    expect(await verifySessionValue(TEST_BINDINGS.ADMIN_TOKEN, expired)).toBe(false);
+    expect((await get("/console/activity", { cookie: `__Host-console_session=${expired}` })).status).toBe(303);
+  });
+
+  it("security: a POST without a same-site Origin is refused (CSRF), even with a valid session", async () => {
+    const cross = await post("/console/problems/replay-all", { account: "con-acc" }, { cookie, origin: "https://evil.example" });
+    expect(cross.status).toBe(403);
+    const none = await exports.default.fetch(`${BASE}/console/problems/replay-all`, { method: "POST", redirect: "manual", headers: { cookie, "content-type": "application/x-www-form-urlencoded" }, body: "account=con-acc" });
+    expect(none.status).toBe(403);
+    const login = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", headers: { origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
+    expect(login.status).toBe(403);
+  });
+
+  it("happy: pages send a script-free CSP and frame protection", async () => {
+    const res = await get("/console/login", {});
+    const csp = res.headers.get("content-security-policy") ?? "";
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("style-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain("script-src");
+    expect(res.headers.get("x-frame-options")).toBe("SAMEORIGIN");
+  });
+
+  it("happy: without accounts the pages say so plainly", async () => {
+    const accounts = await env.DB.prepare("SELECT COUNT(*) AS n FROM accounts").first<{ n: number }>();
+    if ((accounts?.n ?? 0) > 0) return; // another test file created accounts in this database
+    const res = await get("/console/activity");
+    expect(await res.text()).toContain("No account exists yet");
+  });
+
+  it("happy: activity shows the real trail, filters it, and a record's history; problems list failures with replay", async () => {
+    if (!(await getAccount(env.DB, "con-acc"))) await createAccount(env.DB, { id: "con-acc", name: "Console Co", workspaceId: null, locations: [] });
+    await recordEvent(env.DB, { accountId: "con-acc", kind: "sync", direction: "to_highlevel", fdId: "deal_con_1", hlId: "opp_con_1", outcome: "ok", detail: { changed: ["stage"], calls: 2 } });
+    await recordEvent(env.DB, { accountId: "con-acc", kind: "sync", direction: "to_fourdegrees", fdId: "deal_con_2", hlId: "opp_con_2", outcome: "failed", detail: { error: "HighLevel said 422" } });
+    const all = await (await get("/console/activity?account=con-acc")).text();
+    expect(all).toContain("deal_con_1");
+    expect(all).toContain("deal_con_2");
+    expect(all).toContain("changed: stage");
+    expect(all).toContain("<svg");
+    const filtered = await (await get("/console/activity?account=con-acc&outcome=failed")).text();
+    expect(filtered).toContain("deal_con_2");
+    expect(filtered).not.toContain("deal_con_1<");
+    const history = await (await get("/console/activity/record?account=con-acc&fd=deal_con_1")).text();
+    expect(history).toContain("opp_con_1");
+    expect(history).not.toContain("deal_con_2");
+
+    await recordFailure(env.DB, { id: "con-fail-1", accountId: "con-acc", source: "permanent", message: { v: 1, kind: "sync.record", accountId: "con-acc", side: "fourdegrees", record: "deal", recordId: "deal_con_2", locationId: null, lane: "live", force: false }, reason: "HighLevel said 422: stage missing" });
+    const problems = await (await get("/console/problems?account=con-acc")).text();
+    expect(problems).toContain("HighLevel said 422: stage missing");
+    expect(problems).toContain("Replay all 1");
+    const replay = await post("/console/problems/replay", { account: "con-acc", id: "con-fail-1" });
+    expect(replay.status).toBe(303);
+    expect(decodeURIComponent((replay.headers.get("location") ?? "").replace(/\+/g, " "))).toContain("Replayed con-fail-1");
+    const row = await env.DB.prepare("SELECT status FROM sync_failures WHERE id = 'con-fail-1'").first<{ status: string }>();
+    expect(row?.status).toBe("replayed");
+    const again = await post("/console/problems/replay", { account: "con-acc", id: "con-fail-1" });
+    expect(decodeURIComponent((again.headers.get("location") ?? "").replace(/\+/g, " "))).toContain("already replayed");
+  });
+
+  it("happy: backfill and usage say plainly when there is nothing yet", async () => {
+    expect(await (await get("/console/backfill?account=con-acc")).text()).toContain("No backfill has run for this account yet.");
+    expect(await (await get("/console/usage?account=con-acc")).text()).toContain("no HighLevel location yet");
+    expect(await (await get("/console/report?account=con-acc")).text()).toContain("Save a mapping first");
+  });
+
+  it("error: the report rejects a probability outside 0–100 naming the stage", async () => {
+    const res = await post("/console/report/probabilities", { account: "con-acc", "p:stage_x": "140" });
+    expect(decodeURIComponent(res.headers.get("location") ?? "").replace(/\+/g, " ")).toContain("stage_x: the probability must be a whole number from 0 to 100");
+  });
+
+  it("happy: the console app mounts every page route", () => {
+    const paths = new Set(consoleApp.routes.map((r) => r.path));
+    for (const p of pages) expect(paths.has(`/${p}`), p).toBe(true);
+  });
+});

@@ -73,6 +73,11 @@ export const ConfigSchema = z.object({
   TOKEN_ENCRYPTION_KEY: encryptionKeys,
   ADMIN_TOKEN: secret("ADMIN_TOKEN", 16),
   FOURDEGREES_WEBHOOK_SECRET: secret("FOURDEGREES_WEBHOOK_SECRET", 8),
+  /** Accept OAuth callbacks without `state` (Marketplace listing installs); "true" | "false". */
+  HIGHLEVEL_ALLOW_STATELESS_INSTALL: z
+    .enum(["true", "false"], { error: 'HIGHLEVEL_ALLOW_STATELESS_INSTALL must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
   HIGHLEVEL_WEBHOOK_PUBLIC_KEY: optionalPem,
   HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY: optionalPem,
   FOURDEGREES_API_KEY: z.string().min(1).optional().or(z.literal("").transform(() => undefined)),

@@ -34,15 +34,21 @@ export const oauth = new Hono<AppEnv>()
       return page(c, 400, "HighLevel did not connect", `HighLevel answered “${errorDescription ?? error}”. Start again from /oauth/install if this was a mistake.`);
     }
     // HighLevel may or may not echo `state`; we always send one, so its absence means the flow
-    // did not start here (or was tampered with): refuse rather than accept an unsolicited code.
+    // did not start here: an install from the Marketplace listing (accepted only when
+    // HIGHLEVEL_ALLOW_STATELESS_INSTALL is on), or an unsolicited code (refused by default).
     if (!state) {
-      log.warn({ event: "oauth.rejected", outcome: "rejected", reason: "state missing" });
-      return page(c, 400, "Install link expired or invalid", "This callback carries no state. Start the install again from /oauth/install.");
-    }
-    const consumed = await consumeOAuthState(c.env.DB, state);
-    if (!consumed.ok) {
-      log.warn({ event: "oauth.rejected", outcome: "rejected", reason: `state ${consumed.reason}` });
-      return page(c, 400, "Install link expired or invalid", "This install link was already used or is older than 10 minutes. Start again from /oauth/install.");
+      if (!c.var.config.HIGHLEVEL_ALLOW_STATELESS_INSTALL) {
+        log.warn({ event: "oauth.rejected", outcome: "rejected", reason: "state missing" });
+        return page(c, 400, "Install link expired or invalid", "This callback carries no state. Start the install again from /oauth/install.");
+      }
+      log.info({ event: "oauth.stateless_install", outcome: "ok", reason: "no state; HIGHLEVEL_ALLOW_STATELESS_INSTALL is on" });
+    } else {
+      // A callback that does carry a state is always checked, whatever the setting.
+      const consumed = await consumeOAuthState(c.env.DB, state);
+      if (!consumed.ok) {
+        log.warn({ event: "oauth.rejected", outcome: "rejected", reason: `state ${consumed.reason}` });
+        return page(c, 400, "Install link expired or invalid", "This install link was already used or is older than 10 minutes. Start again from /oauth/install.");
+      }
     }
     if (!code) {
       log.warn({ event: "oauth.rejected", outcome: "rejected", reason: "code missing" });

@@ -1,5 +1,7 @@
 import { exports, env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../../src/config.ts";
+import { createApp } from "../../../src/http/app.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
 import { useNetwork } from "../helpers/network.ts";
 import { createFakeHighLevel, type FakeHighLevel } from "./fake-highlevel.ts";
@@ -79,5 +81,48 @@ describe("OAuth install", () => {
     const res = await exports.default.fetch(`http://worker.test/oauth/callback?code=good-code&state=${state}`);
     expect(res.status).toBe(400);
     expect(await res.text()).toContain("redirect_uri must be a URL");
+  });
+});
+
+describe("installs without state (HighLevel Marketplace listing)", () => {
+  const app = createApp();
+  /** The Worker with HIGHLEVEL_ALLOW_STATELESS_INSTALL set to `allow`. */
+  const callback = (allow: "true" | "false", query: string) => app.request(`http://worker.test/oauth/callback?${query}`, {}, { ...env, HIGHLEVEL_ALLOW_STATELESS_INSTALL: allow });
+
+  it("security: off (the default), a callback without state is refused and no code is exchanged", async () => {
+    expect(loadConfig(env).HIGHLEVEL_ALLOW_STATELESS_INSTALL).toBe(false);
+    const res = await callback("false", "code=good-code");
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain("carries no state");
+    expect(fake.calls.get("POST /oauth/token")).toBeUndefined();
+  });
+
+  it("happy: on, a callback without state exchanges the code and stores an encrypted connection", async () => {
+    const res = await callback("true", "code=good-code");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("HighLevel connected");
+    expect(fake.calls.get("POST /oauth/token")).toBe(1);
+    const row = await getConnection(env.DB, locationConnectionId("loc-fake"));
+    expect(row?.status).toBe("active");
+    expect(row?.accessTokenEnc).toMatch(/^v1\.k1\./);
+  });
+
+  it("security: on, a callback that carries a state still needs it to be valid and unused", async () => {
+    expect((await callback("true", "code=good-code&state=forged")).status).toBe(400);
+    const state = (await startInstall()).searchParams.get("state");
+    expect((await callback("true", `code=good-code&state=${state}`)).status).toBe(200);
+    expect((await callback("true", `code=good-code&state=${state}`)).status).toBe(400);
+    expect(fake.calls.get("POST /oauth/token")).toBe(1);
+  });
+
+  it("error: a value other than true/false is a named configuration error", () => {
+    let caught: unknown;
+    try {
+      loadConfig({ ...env, HIGHLEVEL_ALLOW_STATELESS_INSTALL: "yes" });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    if (caught instanceof ConfigError) expect(caught.settings).toEqual(["HIGHLEVEL_ALLOW_STATELESS_INSTALL"]);
   });
 });

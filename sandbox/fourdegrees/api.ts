@@ -96,7 +96,8 @@ export function createApi(sb: FourDegreesSandbox): Hono {
 
   // Seeded and scripted faults.
   app.use("*", async function faults(c, next) {
-    const fault = sb.faults.forRequest(c.req.method, new URL(c.req.url).pathname);
+    // Scripted rules match the path below the base (`^/deals/`), as HighLevel's match `^/opportunities/`.
+    const fault = sb.faults.forRequest(c.req.method, new URL(c.req.url).pathname.replace(API_BASE, "") || "/");
     await sleep(fault.delayMs);
     if (fault.kind === "timeout") throw new FourDegreesError(504, "timeout", "The request timed out (sandbox fault)");
     if (fault.kind === "error") {

@@ -423,7 +423,7 @@ describe("4Degrees sandbox: rate limits", () => {
 describe("4Degrees sandbox: faults", () => {
   it("happy: a scripted fault fails exactly the matching requests, with Retry-After when asked", async () => {
     const h = await harness();
-    expect((await h.control("POST", "/faults/script", { status: 503, method: "GET", path: "^/4degrees/v1/deals$", count: 2 })).status).toBe(201);
+    expect((await h.control("POST", "/faults/script", { status: 503, method: "GET", path: "^/deals$", count: 2 })).status).toBe(201);
     await h.control("POST", "/faults/script", { status: 429, path: "/users", retryAfter: 7 });
     expectEnvelope(await h.call("GET", "/deals"), 503, "injected_fault");
     expect((await h.call("GET", "/pipelines")).status).toBe(200);

@@ -169,3 +169,51 @@ describe("4Degrees sandbox CSV import: de-duplication by Deal Name", () => {
     expect(h.dealNamed("Bulk deal 4999, LLC").value).toEqual({ amount_minor: 499_900_000, currency: "USD" });
   });
 });
+
+describe("4Degrees sandbox CSV import: the HighLevel export re-imports (issue 4, Done when)", () => {
+  it("happy: the CSV bridge's export of the HighLevel demo imports into Deal Flow without errors, twice", async () => {
+    const { exportCsvStream } = await import("../../src/fourdegrees/csv/export.ts");
+    const h = await harness();
+    const hl = h.sandbox.highlevel;
+    const demo = await hl.seedDemo();
+    const store = hl.store;
+    const source = {
+      pipelines: async () => [...store.pipelines.values()].filter((p) => p.locationId === demo.locationId).map((p) => ({ id: p.id, name: p.name, stages: p.stages.map((s) => ({ id: s.id, name: s.name })) })),
+      users: async () => [...store.users.values()].map((u) => ({ id: u.id, email: u.email, name: `${u.firstName} ${u.lastName}` })),
+      pages: async function* () {
+        yield store.opportunitiesOf(demo.locationId).map((o) => {
+          const contact = o.contactId ? store.contacts.get(o.contactId) : undefined;
+          return {
+            id: o.id,
+            name: o.name,
+            pipelineId: o.pipelineId,
+            stageId: o.pipelineStageId,
+            status: o.status,
+            monetaryValue: o.monetaryValue ?? null,
+            assignedTo: o.assignedTo ?? null,
+            contactName: contact ? store.contactName(contact) : null,
+            contactEmail: contact?.email ?? null,
+            companyName: contact?.companyName ?? null,
+          };
+        });
+      },
+    };
+    const csv = await new Response(await exportCsvStream(source, { currency: "USD" })).text();
+    const opportunities = store.opportunitiesOf(demo.locationId).length;
+    expect(opportunities).toBeGreaterThan(0);
+
+    const first = await importCsv(h, csv);
+    expect(first.status).toBe(200);
+    expect(first.json.errors).toEqual([]);
+    expect(first.json.created).toBe(opportunities);
+    expect(first.json.ignored_columns).toEqual(["Pipeline", "Status", "HighLevel ID"]);
+    for (const o of store.opportunitiesOf(demo.locationId)) {
+      const deal = h.dealNamed(o.name);
+      const owner = h.sandbox.fourdegrees.store.users.get(deal.owner_id!);
+      expect(owner?.email).toBe(store.users.get(o.assignedTo!)!.email);
+      expect(deal.value?.amount_minor).toBe(Math.round((o.monetaryValue ?? 0) * 100));
+    }
+    const second = await importCsv(h, csv);
+    expect(second.json).toMatchObject({ created: 0, updated: 0, unchanged: opportunities, errors: [] });
+  });
+});

@@ -3,8 +3,9 @@
  * like the HighLevel sandbox's: reset, demo data, time, changes made "as a user in the 4Degrees UI"
  * (they emit webhooks whose actor is that user, or an automation), webhook subscribers/mode/flush/
  * delivery log, seeded and scripted faults, rate limits, API keys, secret rotation and request
- * counters. Bad input answers 400 `{error, issues?}`, an unknown record 404, a refused change 409
- * or 422 with the 4Degrees `code` — never a crash. No auth: local use only.
+ * counters. Bad input answers 400 `{error, issues?}` (or `{error, code}` with the 4Degrees code), an
+ * unknown record 404, a change refused by state 409 (`deal_archived`) — never a crash. No auth:
+ * local use only.
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
@@ -85,7 +86,8 @@ export function createControl(sb: FourDegreesSandbox): Hono {
 
   app.onError((err, c) => {
     if (err instanceof ControlError) return respond({ error: err.message, ...(err.issues ? { issues: err.issues } : {}) }, err.status);
-    if (err instanceof FourDegreesError) return respond({ error: err.message, code: err.code }, err.status);
+    // Bad input is 400 here (the common control-API convention), with the 4Degrees `code` kept.
+    if (err instanceof FourDegreesError) return respond({ error: err.message, code: err.code }, err.status === 422 ? 400 : err.status);
     console.error("4degrees sandbox control: unexpected error", err);
     return respond({ error: "The sandbox hit an unexpected error (a sandbox bug)" }, 500);
   });

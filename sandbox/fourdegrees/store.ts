@@ -78,6 +78,7 @@ export class FourDegreesStore {
   readonly deals = new Map<string, Deal>();
   readonly notes = new Map<string, Note>();
   readonly #notesByDeal = new Map<string, string[]>();
+  readonly #issued = new Set<string>();
   /** Deals sorted by (updated_at, id) for cursor paging; rebuilt lazily after a write. */
   #sorted: Deal[] | null = null;
   readonly #clock: Clock;
@@ -95,6 +96,7 @@ export class FourDegreesStore {
   clear(random: SeededRandom): void {
     this.#random = random;
     for (const m of [this.users, this.pipelines, this.fields, this.companies, this.contacts, this.deals, this.notes, this.#notesByDeal]) m.clear();
+    this.#issued.clear();
     this.#sorted = null;
   }
 
@@ -107,7 +109,11 @@ export class FourDegreesStore {
 
   /** A new opaque id with the given prefix (`deal`, `note`, …), from the seeded stream. */
   newId(prefix: string): string {
-    return `${prefix}_${this.#random.string(16)}`;
+    // Two streams (the demo's fixed one and the sandbox seed's) could in theory meet: never reuse an id.
+    let id = `${prefix}_${this.#random.string(16)}`;
+    while (this.#issued.has(id)) id = `${prefix}_${this.#random.string(16)}`;
+    this.#issued.add(id);
+    return id;
   }
 
   nowIso(): string {

@@ -273,3 +273,26 @@ describe("4Degrees sandbox webhooks: control API", () => {
     expect((await h.call("GET", "/deals")).json.data).toHaveLength(6);
   });
 });
+
+describe("4Degrees sandbox control API: errors", () => {
+  it("error: bad input is a 400 with the reason, an unknown record a 404, an archived deal a 409 — never a 500", async () => {
+    const h = await harness();
+    const demo = h.sandbox.fourdegrees.demo!;
+    const badStage = await h.control("PATCH", `/deals/${demo.dealIds[0]}`, { stage_id: "st_nope" });
+    expect(badStage.status).toBe(400);
+    expect(badStage.json.code).toBe("unknown_stage");
+    expect((await h.control("PATCH", `/deals/${demo.dealIds[0]}?as=usr_nope`, { name: "x" })).status).toBe(400);
+    expect((await h.control("PATCH", `/deals/${demo.dealIds[0]}`, "{oops")).status).toBe(400);
+    expect((await h.control("POST", "/users", { name: "Dup", email: "alex.morgan@acmecapital.example" })).json.code).toBe("duplicate_email");
+    expect((await h.control("GET", "/deals/deal_nope")).status).toBe(404);
+    expect((await h.control("GET", "/nothing-here")).status).toBe(404);
+    await h.control("DELETE", `/deals/${demo.dealIds[1]}`);
+    expect((await h.control("PATCH", `/deals/${demo.dealIds[1]}`, { name: "x" })).status).toBe(409);
+  });
+
+  it("happy: demo ids are the same whatever the sandbox seed", async () => {
+    const a = (await harness({ seed: 1 })).sandbox.fourdegrees.demo!;
+    const b = (await harness({ seed: 2 })).sandbox.fourdegrees.demo!;
+    expect(b).toEqual(a);
+  });
+});

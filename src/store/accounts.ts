@@ -24,6 +24,8 @@ export interface Account {
   readOnly: boolean;
   mapping: Mapping | null;
   mappingVersion: number;
+  /** False when only the `accounts` row exists (e.g. made by the 4Degrees key endpoint). */
+  configured: boolean;
   createdAt: number;
   updatedAt: number;
 }
@@ -64,6 +66,7 @@ function toAccount(raw: unknown): Account {
     readOnly: row.read_only === 1,
     mapping,
     mappingVersion: row.mapping_version ?? 0,
+    configured: row.conflict_policy !== null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -93,7 +96,8 @@ export interface NewAccount {
 export async function createAccount(db: D1Database, input: NewAccount, now = Date.now()): Promise<Account> {
   try {
     await db.batch([
-      db.prepare("INSERT INTO accounts (id, name, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?)").bind(input.id, input.name, now, now),
+      // The row may exist already (the 4Degrees key endpoint creates it): adopt it.
+      db.prepare("INSERT INTO accounts (id, name, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at").bind(input.id, input.name, now, now),
       db
         .prepare("INSERT INTO account_settings (account_id, workspace_id, conflict_policy, delete_policy, test_mode, read_only, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
         .bind(input.id, input.workspaceId, input.conflictPolicy ?? "newest", input.deletePolicy ?? "archive", input.testMode ? 1 : 0, input.readOnly ? 1 : 0, now),

@@ -26,7 +26,12 @@ export interface AccountConnectors {
 /** Builds an account's connectors in a lane (live jobs, reconcile, backfill). */
 export type ConnectorFactory = (account: Account, lane: Lane) => Promise<AccountConnectors>;
 
-const notFound = (err: unknown) => err instanceof HighLevelError && err.category === "not_found";
+/**
+ * "Gone": a 404, or the 400 "Opportunity not found" HighLevel answers for a deleted opportunity
+ * (as the sandbox reproduces). Both confirm a delete; any other error is not a confirmation.
+ */
+const notFound = (err: unknown) =>
+  err instanceof HighLevelError && (err.category === "not_found" || (err.upstreamStatus === 400 && /not found/i.test(`${err.upstreamMessage} ${err.message}`)));
 
 const DuplicateContact = z.object({ contact: ContactSchema.nullish().transform((v) => v ?? null) }).loose();
 const CreatedContact = z.object({ contact: ContactSchema }).loose();
@@ -47,6 +52,7 @@ export function highLevelPort(env: Env, config: Config, locationId: string, lane
     },
     listPipelines: () => client.pipelines.list(),
     listUsers: () => client.users.list(),
+    listCustomFields: async () => (await client.customFields.list()).map((f) => ({ id: f.id, name: f.name })),
     async getOpportunity(id) {
       try {
         return await client.opportunities.get(id);

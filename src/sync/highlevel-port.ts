@@ -52,6 +52,8 @@ export interface OpportunityCrm {
   canWrite(): Promise<boolean>;
   listPipelines(): Promise<HlPipeline[]>;
   listUsers(): Promise<HlUser[]>;
+  /** The location's opportunity custom fields (mapping validation, the default mapping). */
+  listCustomFields(): Promise<Array<{ id: string; name: string }>>;
   /** The opportunity, or `null` on 404. */
   getOpportunity(id: string): Promise<Opportunity | null>;
   searchOpportunities(query: OpportunityQuery): Promise<Page<Opportunity> & { total: number | null }>;

@@ -1,0 +1,119 @@
+/** The sync admin API (`/api`, behind adminAuth) against the sandboxes: bootstrap, accounts, mapping validation, pause/resume, replay. */
+import { env, exports } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { createSandbox } from "../../../sandbox/index.ts";
+import { deleteAccount } from "../../../src/store/accounts.ts";
+import { listFailures, recordFailure } from "../../../src/store/failures.ts";
+import { TEST_BINDINGS } from "../../bindings.ts";
+import { useNetwork } from "../helpers/network.ts";
+
+const sb = createSandbox({ webhookMode: "manual", settings: { FOURDEGREES_RATE_LIMIT: "100000" } });
+useNetwork({ "sandbox.test": (r) => sb.fetch(r), "worker.test": (r) => exports.default.fetch(r) });
+
+const auth = { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}`, "content-type": "application/json" };
+const api = (path: string, init: { method?: string; body?: unknown; token?: string | null } = {}) =>
+  exports.default.fetch(`http://worker.test/api${path}`, {
+    method: init.method ?? "GET",
+    headers: init.token === null ? { "content-type": "application/json" } : { ...auth, ...(init.token ? { authorization: `Bearer ${init.token}` } : {}) },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
+
+let demo: Awaited<ReturnType<typeof sb.highlevel.seedDemo>>;
+beforeEach(async () => {
+  sb.reset();
+  demo = await sb.highlevel.seedDemo();
+  await sb.fourdegrees.seedDemo();
+  for (const id of ["boot", "acct-e2e", "crud"]) await deleteAccount(env.DB, id);
+});
+
+const bootstrap = (extra: Record<string, unknown> = {}) => api("/bootstrap", { method: "POST", body: { accountId: "boot", highlevel: { locationId: demo.locationId, privateIntegrationToken: demo.pit }, backfill: false, ...extra } });
+
+describe("security", () => {
+  it("refuses every sync admin route without the admin token", async () => {
+    for (const [method, path] of [["GET", "/accounts"], ["PUT", "/accounts/x"], ["POST", "/bootstrap"], ["PUT", "/accounts/x/mapping"]] as const) {
+      const res = await api(path, { method, token: null, ...(method === "GET" ? {} : { body: {} }) });
+      expect(res.status, `${method} ${path}`).toBe(401);
+    }
+    expect((await api("/accounts", { token: "wrong-token-0123456789" })).status).toBe(401);
+  });
+});
+
+describe("bootstrap (happy)", () => {
+  it("connects the location with its PIT, pairs the workspace, maps by stage name; calling again changes nothing", async () => {
+    const first = await bootstrap();
+    expect(first.status).toBe(201);
+    const body = await first.json<{ account: { locations: string[]; workspaceId: string }; mapping: { pipelines: Array<{ stages: unknown[] }> }; webhooks: { highlevel: string } }>();
+    expect(body.account.locations).toEqual([demo.locationId]);
+    expect(body.account.workspaceId).toMatch(/^ws_|.+/);
+    expect(body.mapping.pipelines[0]?.stages.length).toBeGreaterThanOrEqual(3);
+    expect(body.webhooks.highlevel).toBe("http://worker.test/webhooks/highlevel");
+    const again = await bootstrap();
+    expect(again.status).toBe(200);
+    const view = await (await api("/accounts/boot")).json<{ account: { mappingVersion: number }; mode: string }>();
+    expect(view.account.mappingVersion).toBe(1);
+    expect(view.mode).toBe("two-way");
+  });
+
+  it("error: an unconnected location without a PIT is refused with the reason", async () => {
+    const res = await api("/bootstrap", { method: "POST", body: { accountId: "boot", highlevel: { locationId: "no-such-location" }, backfill: false } });
+    expect(res.status).toBe(400);
+    expect((await res.json<{ error: { message: string } }>()).error.message).toMatch(/not connected/);
+  });
+});
+
+describe("mapping (error)", () => {
+  it("rejects a malformed mapping with the field named (400) and an unknown stage against the live pipelines (422)", async () => {
+    await bootstrap();
+    const { mapping } = await (await api("/accounts/boot/mapping")).json<{ mapping: { pipelines: Array<{ stages: Array<{ fourdegrees: string; highlevel: string }> }> } }>();
+    const shape = await api("/accounts/boot/mapping", { method: "PUT", body: { ...mapping, abandonedAs: "maybe" } });
+    expect(shape.status).toBe(400);
+    expect((await shape.json<{ error: { details: Array<{ field: string }> } }>()).error.details.map((d) => d.field)).toContain("abandonedAs");
+
+    const broken = structuredClone(mapping);
+    const first = broken.pipelines[0]?.stages[0];
+    if (first) first.highlevel = "stage-that-does-not-exist";
+    const live = await api("/accounts/boot/mapping", { method: "PUT", body: broken });
+    expect(live.status).toBe(422);
+    const details = (await live.json<{ error: { details: Array<{ field: string; message: string }> } }>()).error.details;
+    expect(details[0]).toMatchObject({ field: "pipelines.0.stages.0.highlevel" });
+
+    const twice = structuredClone(mapping);
+    const p0 = twice.pipelines[0];
+    if (p0 && p0.stages[0] && p0.stages[1]) p0.stages[1].highlevel = p0.stages[0].highlevel;
+    expect((await api("/accounts/boot/mapping", { method: "PUT", body: twice })).status).toBe(400);
+
+    // The valid one still saves.
+    expect((await api("/accounts/boot/mapping", { method: "PUT", body: mapping })).status).toBe(200);
+  });
+});
+
+describe("accounts, pause/resume, test mode, replay (happy)", () => {
+  it("creates, updates, pauses, resumes, toggles test mode and deletes", async () => {
+    const created = await api("/accounts/crud", { method: "PUT", body: { name: "CRUD", locations: ["loc-crud"], deletePolicy: "ignore" } });
+    expect(created.status).toBe(201);
+    const updated = await api("/accounts/crud", { method: "PUT", body: { conflictPolicy: "highlevel" } });
+    expect(updated.status).toBe(200);
+    expect((await updated.json<{ account: { conflictPolicy: string; deletePolicy: string } }>()).account).toMatchObject({ conflictPolicy: "highlevel", deletePolicy: "ignore" });
+    expect((await (await api("/accounts/crud/pause", { method: "POST" })).json<{ account: { status: string } }>()).account.status).toBe("paused");
+    expect((await (await api("/accounts/crud/resume", { method: "POST" })).json<{ account: { status: string } }>()).account.status).toBe("active");
+    expect((await (await api("/accounts/crud/test-mode", { method: "PUT", body: { enabled: true } })).json<{ account: { testMode: boolean } }>()).account.testMode).toBe(true);
+    expect((await api("/accounts/crud", { method: "DELETE" })).status).toBe(204);
+    expect((await api("/accounts/crud")).status).toBe(404);
+  });
+
+  it("replays one failure and then all open failures of an account", async () => {
+    await api("/accounts/crud", { method: "PUT", body: { name: "CRUD", locations: ["loc-crud"] } });
+    // Paused, so the replayed jobs are acked without touching any provider.
+    await api("/accounts/crud/pause", { method: "POST" });
+    const message = (recordId: string) => ({ v: 1, kind: "sync.record", accountId: "crud", side: "fourdegrees", record: "deal", recordId, locationId: null, lane: "live", force: false });
+    await recordFailure(env.DB, { id: "f1", accountId: "crud", source: "permanent", message: message("deal_a"), reason: "422 validation" });
+    await recordFailure(env.DB, { id: "f2", accountId: "crud", source: "dead_letter", message: message("deal_b"), reason: "retries exhausted" });
+    const one = await api("/accounts/crud/failures/f1/replay", { method: "POST" });
+    expect(await one.json()).toEqual({ replayed: ["f1"] });
+    expect((await listFailures(env.DB, "crud", "open")).map((f) => f.id)).toEqual(["f2"]);
+    const all = await api("/accounts/crud/failures/replay", { method: "POST" });
+    expect(await all.json()).toEqual({ replayed: ["f2"] });
+    expect(await listFailures(env.DB, "crud", "open")).toEqual([]);
+    expect((await api("/accounts/crud/failures/nope/replay", { method: "POST" })).status).toBe(404);
+  });
+});

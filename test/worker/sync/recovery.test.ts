@@ -1,0 +1,233 @@
+/**
+ * End-to-end: exactly-once effects under crashes and redelivery, confirmed deletes with
+ * tombstones, the note round trip, reconcile catching a lost webhook, unmapped stages going to
+ * review, test mode, read-only mode, pause/resume.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ledgerCounts } from "../../../src/store/ledger.ts";
+import { listPending } from "../../../src/store/pending.ts";
+import { listEvents, listReview } from "../../../src/store/sync-events.ts";
+import { runReconcile } from "../../../src/sync/reconcile.ts";
+import { useNetwork, type RouteHandler } from "../helpers/network.ts";
+import { expectConverged, newDeal } from "./checks.ts";
+import { ACCOUNT, createWorld } from "./world.ts";
+
+const routes: Record<string, RouteHandler> = {};
+useNetwork(routes);
+
+describe("exactly-once effects (error)", () => {
+  it("a crash between the HighLevel create and the saved link, then redelivery, creates no duplicate", async () => {
+    let crashes = 1;
+    const w = await createWorld(routes, {
+      hooks: {
+        afterCreate: (side) => {
+          if (side === "highlevel" && crashes-- > 0) throw new Error("simulated crash after create, before the link is saved");
+        },
+      },
+    });
+    const deal = newDeal(w, { name: "Crashy Corp", stage: "Sourced", amountMinor: 42_00 });
+    await w.settle();
+    const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Crashy Corp");
+    expect(copies).toHaveLength(1);
+    const link = await w.linkOf("fourdegrees", deal.id);
+    expect(link?.hlOpportunityId).toBe(copies[0]?.id);
+    // The failed attempt was retried (the queue redelivered it).
+    expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
+    await expectConverged(w);
+  });
+
+  it("a crash after the 4Degrees create replays the same Idempotency-Key: one deal", async () => {
+    let crashes = 1;
+    const w = await createWorld(routes, {
+      hooks: {
+        afterCreate: (side) => {
+          if (side === "fourdegrees" && crashes-- > 0) throw new Error("simulated crash after the 4Degrees create");
+        },
+      },
+    });
+    const contact = w.sb.highlevel.service.createContact({ locationId: w.locationId, name: "Ada Crash", email: "ada@crash.example" });
+    const opp = w.sb.highlevel.service.createOpportunity({ locationId: w.locationId, pipelineId: w.hlPipelineId, pipelineStageId: w.hlStage("Sourced"), name: "From HighLevel", status: "open", contactId: contact.id, monetaryValue: 12 });
+    await w.settle();
+    const deals = w.sb.fourdegrees.deals().filter((d) => d.name === "From HighLevel");
+    expect(deals).toHaveLength(1);
+    expect((await w.linkOf("highlevel", opp.id))?.fdDealId).toBe(deals[0]?.id);
+    expect((await ledgerCounts(env.DB, ACCOUNT)).pending).toBe(0);
+    await expectConverged(w);
+  });
+
+  it("redelivering every webhook of a finished sync writes nothing", async () => {
+    const w = await createWorld(routes);
+    newDeal(w, { name: "Replayed", stage: "Sourced" });
+    await w.settle();
+    w.resetCounts();
+    for (const d of [...w.sb.highlevel.deliveries(), ...w.sb.fourdegrees.deliveries()]) {
+      const u = new URL(d.subscriber);
+      const body: unknown = JSON.parse(d.body);
+      if (!body || typeof body !== "object") continue;
+      const rec = Object.fromEntries(Object.entries(body));
+      const str = (v: unknown) => (typeof v === "string" ? v : "");
+      w.queue.push(
+        u.pathname.endsWith("highlevel")
+          ? { body: { v: 1, kind: "highlevel.webhook", webhookId: str(rec["webhookId"]) || d.id, locationId: str(rec["locationId"]) || null, type: str(rec["type"]), receivedAt: Date.now(), body: rec }, attempts: 0 }
+          : { body: { v: 1, kind: "fourdegrees.webhook", webhookId: d.id, workspaceId: str(rec["workspace_id"]), type: str(rec["type"]), receivedAt: Date.now(), body: rec }, attempts: 0 },
+      );
+    }
+    await w.settle();
+    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+  });
+});
+
+describe("deletes", () => {
+  it("propagate: a HighLevel delete archives the deal only after a 404 re-read, and a stray update does not resurrect it", async () => {
+    const w = await createWorld(routes, { account: { deletePolicy: "propagate" } });
+    const deal = newDeal(w, { name: "Doomed", stage: "Sourced" });
+    await w.settle();
+    const hlId = (await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId ?? "";
+    w.sb.highlevel.service.deleteOpportunity(hlId);
+    await w.settle();
+    expect(w.sb.fourdegrees.deal(deal.id).archived_at).not.toBeNull();
+    expect((await w.linkOf("fourdegrees", deal.id))?.state).toBe("deleted");
+    // A stray OpportunityUpdate after the delete (HighLevel's [Delete, Update] fan-out, late).
+    w.resetCounts();
+    w.queue.push({ body: { v: 1, kind: "highlevel.webhook", webhookId: "late-update", locationId: w.locationId, type: "OpportunityUpdate", receivedAt: Date.now(), body: { type: "OpportunityUpdate", id: hlId, locationId: w.locationId } }, attempts: 0 });
+    await w.settle();
+    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+    expect([...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Doomed")).toHaveLength(0);
+    expect(w.sb.fourdegrees.deals().filter((d) => d.name === "Doomed" && !d.archived_at)).toHaveLength(0);
+  });
+
+  it("archive: a 4Degrees archive closes the opportunity as lost; later edits to it are not synced back", async () => {
+    const w = await createWorld(routes, { account: { deletePolicy: "archive" } });
+    const deal = newDeal(w, { name: "Shelved", stage: "Sourced" });
+    await w.settle();
+    const hlId = (await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId ?? "";
+    w.sb.fourdegrees.archiveDealAsUser(deal.id);
+    await w.settle();
+    expect(w.sb.highlevel.store.opportunities.get(hlId)?.status).toBe("lost");
+    w.resetCounts();
+    w.sb.highlevel.service.updateOpportunity(hlId, { name: "Shelved (edited)" });
+    await w.settle();
+    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+    const deletes = await listEvents(env.DB, ACCOUNT, { kind: "delete" });
+    expect(deletes[0]?.outcome).toBe("archive");
+  });
+
+  it("ignore: the other side is left alone and the pair is unlinked", async () => {
+    const w = await createWorld(routes, { account: { deletePolicy: "ignore" } });
+    const deal = newDeal(w, { name: "Ignored", stage: "Sourced" });
+    await w.settle();
+    const hlId = (await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId ?? "";
+    w.sb.highlevel.service.deleteOpportunity(hlId);
+    await w.settle();
+    expect(w.sb.fourdegrees.deal(deal.id).archived_at).toBeNull();
+    expect((await w.linkOf("fourdegrees", deal.id))?.state).toBe("deleted");
+  });
+});
+
+describe("notes", () => {
+  it("round trip: a 4Degrees note appears on the contact in HighLevel, a HighLevel note and an edit come back, nothing bounces", async () => {
+    const w = await createWorld(routes);
+    const deal = newDeal(w, { name: "Chatty", stage: "Sourced" });
+    await w.settle();
+    const link = await w.linkOf("fourdegrees", deal.id);
+    const contactId = link?.hlContactId ?? "";
+    w.sb.fourdegrees.addNoteAsUser(deal.id, "Met the founders; strong team.");
+    await w.settle();
+    const hlNotes = w.sb.highlevel.store.notesOf(contactId);
+    expect(hlNotes.map((n) => n.body.split("\n\n")[0])).toEqual(["Met the founders; strong team."]);
+    expect(hlNotes[0]?.body).toMatch(/synced from 4Degrees note/);
+
+    w.sb.highlevel.service.createNote(contactId, { body: "Sent the term sheet draft." });
+    await w.settle();
+    const fdBodies = w.sb.fourdegrees.notes(deal.id).map((n) => n.body.split("\n\n")[0]);
+    expect(fdBodies.sort()).toEqual(["Met the founders; strong team.", "Sent the term sheet draft."]);
+
+    const hlOwn = w.sb.highlevel.store.notesOf(contactId).find((n) => n.body === "Sent the term sheet draft.");
+    w.sb.highlevel.service.updateNote(contactId, hlOwn?.id ?? "", { body: "Sent the term sheet draft (v2)." });
+    await w.settle();
+    expect(w.sb.fourdegrees.notes(deal.id).some((n) => n.body.startsWith("Sent the term sheet draft (v2)."))).toBe(true);
+
+    // Nothing bounces: two notes per side, and a further settle writes nothing.
+    expect(w.sb.fourdegrees.notes(deal.id)).toHaveLength(2);
+    expect(w.sb.highlevel.store.notesOf(contactId)).toHaveLength(2);
+    w.resetCounts();
+    await w.settle();
+    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+  });
+});
+
+describe("reconcile", () => {
+  it("catches a change whose webhook HighLevel dropped", async () => {
+    const w = await createWorld(routes);
+    const deal = newDeal(w, { name: "Silent", stage: "Sourced", amountMinor: 1_00 });
+    await w.settle();
+    const hlId = (await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId ?? "";
+    w.sb.highlevel.faults.configure({ webhookDropRate: 1 });
+    w.sb.highlevel.service.updateOpportunity(hlId, { monetaryValue: 99 });
+    await w.settle();
+    expect(w.sb.fourdegrees.deal(deal.id).value?.amount_minor).toBe(1_00);
+    w.sb.highlevel.faults.configure({ webhookDropRate: 0 });
+    // Scan until the cursor has passed every page of both sides.
+    for (let tick = 0; tick < 6; tick++) await runReconcile(env, w.deps, w.ctx.log, { pageSize: 100 });
+    await w.settle();
+    expect(w.sb.fourdegrees.deal(deal.id).value?.amount_minor).toBe(99_00);
+    const ticks = await listEvents(env.DB, ACCOUNT, { kind: "reconcile" });
+    expect(ticks.some((t) => t.outcome === "ok")).toBe(true);
+    await expectConverged(w);
+  });
+});
+
+describe("mapping guard rails", () => {
+  it("a deal in an unmapped stage goes to review with a reason and an alert, never a guess", async () => {
+    const w = await createWorld(routes, { mapping: (m) => ({ ...m, pipelines: m.pipelines.map((p) => ({ ...p, stages: p.stages.filter((s) => s.fourdegrees !== m.pipelines[0]?.stages[1]?.fourdegrees) })) }) });
+    const deal = newDeal(w, { name: "Unmapped", stage: "First Meeting" });
+    await w.settle();
+    expect(await w.linkOf("fourdegrees", deal.id)).toBeNull();
+    const review = await listReview(env.DB, ACCOUNT);
+    expect(review.find((r) => r.recordId === deal.id)?.reason).toMatch(/First Meeting.*no HighLevel stage/);
+    expect((await listEvents(env.DB, ACCOUNT, { kind: "alert" })).length).toBeGreaterThan(0);
+    expect([...w.sb.highlevel.store.opportunities.values()].some((o) => o.name === "Unmapped")).toBe(false);
+  });
+
+  it("test mode computes the writes and makes none", async () => {
+    const w = await createWorld(routes, { account: { testMode: true } });
+    w.resetCounts();
+    const deal = newDeal(w, { name: "Dry Run", stage: "Sourced" });
+    await w.settle();
+    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+    const events = await listEvents(env.DB, ACCOUNT, { kind: "test_mode" });
+    expect(events.find((e) => e.fdId === deal.id)?.detail["writes"]).toEqual([{ side: "highlevel", op: "create", id: null }]);
+  });
+
+  it("read-only mode syncs HighLevel → 4Degrees only, and says so", async () => {
+    const w = await createWorld(routes);
+    const deal = newDeal(w, { name: "Both Ways", stage: "Sourced", amountMinor: 5_00 });
+    await w.settle();
+    const hlId = (await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId ?? "";
+    await w.patchAccount({ readOnly: true });
+    w.resetCounts();
+    newDeal(w, { name: "Not Exported", stage: "Sourced" });
+    w.sb.fourdegrees.updateDealAsUser(deal.id, { name: "Renamed in 4Degrees" });
+    w.sb.highlevel.service.updateOpportunity(hlId, { monetaryValue: 8 });
+    await w.settle();
+    expect(w.writes().highlevel).toBe(0);
+    expect(w.sb.fourdegrees.deal(deal.id).value?.amount_minor).toBe(8_00);
+    const skipped = await listEvents(env.DB, ACCOUNT, { kind: "sync" });
+    expect(skipped.some((e) => String(e.detail["reason"] ?? "").includes("read-only"))).toBe(true);
+  });
+
+  it("pause keeps changes marked dirty; resume syncs them", async () => {
+    const w = await createWorld(routes);
+    await w.patchAccount({ status: "paused" });
+    const deal = newDeal(w, { name: "Later", stage: "Sourced" });
+    await w.settle();
+    expect(await w.linkOf("fourdegrees", deal.id)).toBeNull();
+    expect((await listPending(env.DB, ACCOUNT)).some((p) => p.recordId === deal.id)).toBe(true);
+    await w.patchAccount({ status: "active" });
+    for (const p of await listPending(env.DB, ACCOUNT)) w.queue.push({ body: { v: 1, kind: "sync.record", accountId: ACCOUNT, side: p.side, record: p.kind, recordId: p.recordId }, attempts: 0 });
+    await w.settle();
+    expect((await w.linkOf("fourdegrees", deal.id))?.state).toBe("active");
+    await expectConverged(w);
+  });
+});

@@ -6,12 +6,15 @@
 import type { Config } from "../config.ts";
 import { tokenGate } from "../gate/client.ts";
 import type { Logger } from "../lib/log.ts";
-import { companyConnectionId, getConnection, locationConnectionId, retireConnections } from "../store/connections.ts";
+import { addPendingLocations, companyConnectionId, getConnection, locationConnectionId, removePendingLocation, removePendingLocationsOf, retireConnections } from "../store/connections.ts";
 import { HighLevelError } from "./errors.ts";
 import { mintLocationToken } from "./oauth.ts";
 import type { TokenResponse } from "./schemas.ts";
 
-/** Most locations one callback mints tokens for (each is one subrequest; Workers cap those per request). */
+/**
+ * Most locations one callback mints tokens for (each is one subrequest; Workers cap those per
+ * request). The rest are recorded as pending and minted by the cron (src/highlevel/cron.ts).
+ */
 export const MAX_LOCATIONS_PER_INSTALL = 40;
 
 /** What an install connected. */
@@ -19,7 +22,7 @@ export interface InstallOutcome {
   userType: "Location" | "Company";
   companyId: string | null;
   locations: string[];
-  /** Approved locations not connected now (over the cap, or a mint failure); INSTALL events/cron retry. */
+  /** Approved locations not connected now (over the cap, or a mint failure): recorded as pending, minted by the cron. */
   pending: string[];
 }
 
@@ -49,15 +52,20 @@ export async function installFromGrant(env: Env, config: Config, grant: TokenRes
   const approved = [...new Set([...(grant.approvedLocations ?? []), ...(grant.locationId ? [grant.locationId] : [])])];
   const locations: string[] = [];
   const pending: string[] = approved.slice(MAX_LOCATIONS_PER_INSTALL);
+  const errors: Record<string, string> = {};
   for (const locationId of approved.slice(0, MAX_LOCATIONS_PER_INSTALL)) {
     try {
       await installLocationFromAgency(env, config, companyId, locationId, grant.access_token);
       locations.push(locationId);
     } catch (err) {
+      // One location failing must not fail the whole agency install: the cron retries it.
       pending.push(locationId);
+      errors[locationId] = err instanceof Error ? err.message : String(err);
       log.warn({ event: "highlevel.install.location_failed", location: locationId, outcome: "retry", error: err });
     }
   }
+  // Recorded before the callback answers, so a crash after this point loses no location.
+  await addPendingLocations(env.DB, companyId, pending, Date.now(), errors);
   log.info({ event: "highlevel.installed", account: companyId, outcome: "ok", user_type: "Company", locations: locations.length, pending: pending.length });
   return { userType: "Company", companyId, locations, pending };
 }
@@ -82,6 +90,7 @@ export async function installLocationFromAgency(env: Env, config: Config, compan
     accessToken: minted.access_token, refreshToken: null, expiresInSeconds: minted.expires_in,
     scopes: scopesOf(minted.scope), userId: minted.userId, appId: minted.appId,
   });
+  await removePendingLocation(env.DB, locationId);
 }
 
 /** `INSTALL` event: a location approved under an agency we hold a token for gets its connection. */
@@ -104,6 +113,9 @@ export async function handleInstallEvent(env: Env, config: Config, event: { comp
 export async function handleUninstallEvent(env: Env, event: { companyId?: string | null | undefined; locationId?: string | null | undefined }, log: Logger): Promise<string[]> {
   const retired = await retireConnections(env.DB, { locationId: event.locationId ?? null, companyId: event.locationId ? null : (event.companyId ?? null) });
   for (const id of retired) await tokenGate(env, id).retireTokens(id);
+  // Nothing left to mint for an uninstalled location or agency.
+  if (event.locationId) await removePendingLocation(env.DB, event.locationId);
+  else if (event.companyId) await removePendingLocationsOf(env.DB, event.companyId);
   log.info({ event: "highlevel.uninstalled", location: event.locationId ?? null, account: event.companyId ?? null, outcome: "ok", retired: retired.length });
   return retired;
 }

@@ -16,10 +16,16 @@ const READ_SCOPES = ["opportunities.readonly", "contacts.readonly", "users.reado
 const WRITE_SCOPES = ["opportunities.write", "contacts.write"] as const;
 /** Custom field definitions (for the close-date mapping) are read through this scope. */
 const CUSTOM_FIELD_SCOPE = "locations/customFields.readonly";
+/**
+ * Agency scope of `POST /oauth/locationToken` (ghl/oauth-docs/Scopes.md): without it an agency-wide
+ * install cannot mint a single location token. It grants nothing on a sub-account's own token.
+ */
+const LOCATION_TOKEN_SCOPE = "oauth.write";
 
 /** Least privilege: read-only scopes unless the Worker is configured to write to HighLevel. */
 export function scopesFor(mode: Config["SYNC_MODE"]): string[] {
-  return mode === "two-way" ? [...READ_SCOPES, CUSTOM_FIELD_SCOPE, ...WRITE_SCOPES] : [...READ_SCOPES, CUSTOM_FIELD_SCOPE];
+  const base = [...READ_SCOPES, CUSTOM_FIELD_SCOPE, LOCATION_TOKEN_SCOPE];
+  return mode === "two-way" ? [...base, ...WRITE_SCOPES] : base;
 }
 
 /** The redirect URI registered with the Marketplace app. */
@@ -74,17 +80,33 @@ type OAuthConfig = Pick<Config, "HIGHLEVEL_API_BASE" | "HIGHLEVEL_CLIENT_ID" | "
  * Exchanges an authorization code for tokens (form-urlencoded).
  * Doc: https://marketplace.gohighlevel.com/docs/ghl/oauth/get-access-token
  */
-export async function exchangeCode(config: OAuthConfig, code: string): Promise<TokenResponse> {
+export async function exchangeCode(config: OAuthConfig, code: string, userType: "Location" | "Company" = "Location"): Promise<TokenResponse> {
   const { status, text, traceHeader } = await postForm(`${config.HIGHLEVEL_API_BASE}/oauth/token`, {
     client_id: config.HIGHLEVEL_CLIENT_ID,
     client_secret: config.HIGHLEVEL_CLIENT_SECRET,
     grant_type: "authorization_code",
     code,
-    user_type: "Location",
+    user_type: userType,
     redirect_uri: redirectUri(config),
   });
   if (status < 200 || status >= 300) throw classifyResponse(status, text, traceHeader);
   return parseOk(TokenResponseSchema, text, "token");
+}
+
+/**
+ * Exchanges the code of an install, whichever kind it was. The callback does not say whether the
+ * user approved one sub-account or the whole agency, but the token endpoint wants `user_type`:
+ * ask for a Location token first and, when HighLevel answers that `user_type` does not fit this
+ * code (an agency-wide approval), for a Company token. Assumes, as the sandbox models it, that the
+ * mismatched ask is refused before the single-use code is spent.
+ */
+export async function exchangeInstallCode(config: OAuthConfig, code: string): Promise<TokenResponse> {
+  try {
+    return await exchangeCode(config, code, "Location");
+  } catch (err) {
+    if (err instanceof HighLevelError && err.category === "validation" && /user_?type/i.test(err.upstreamMessage)) return exchangeCode(config, code, "Company");
+    throw err;
+  }
 }
 
 /**

@@ -9,7 +9,7 @@ import { html } from "hono/html";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HighLevelError } from "../highlevel/errors.ts";
 import { installFromGrant } from "../highlevel/install.ts";
-import { authorizeUrl, exchangeCode } from "../highlevel/oauth.ts";
+import { authorizeUrl, exchangeInstallCode } from "../highlevel/oauth.ts";
 import { consumeOAuthState, createOAuthState } from "../store/oauth-state.ts";
 import type { AppEnv } from "./context.ts";
 
@@ -55,7 +55,7 @@ export const oauth = new Hono<AppEnv>()
       return page(c, 400, "HighLevel did not connect", "The callback carries no authorization code.");
     }
     try {
-      const grant = await exchangeCode(c.var.config, code);
+      const grant = await exchangeInstallCode(c.var.config, code);
       const outcome = await installFromGrant(c.env, c.var.config, grant, log);
       const pending = outcome.pending.length ? ` ${outcome.pending.length} more will connect shortly.` : "";
       return page(c, 200, "HighLevel connected", `Connected ${outcome.locations.length} location(s): ${outcome.locations.join(", ")}.${pending} You can close this window.`);

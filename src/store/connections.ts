@@ -207,3 +207,78 @@ export async function retireConnections(db: D1Database, target: { locationId?: s
   }
   return [];
 }
+
+// ---------- pending agency locations (migrations/0006) ----------
+
+const PendingRowSchema = z.object({
+  location_id: z.string(),
+  company_id: z.string(),
+  attempts: z.number(),
+  next_attempt_at: z.number(),
+  last_error: z.string().nullable(),
+  created_at: z.number(),
+  updated_at: z.number(),
+});
+
+/** An agency-approved location whose location token is not minted yet. */
+export interface PendingLocation {
+  locationId: string;
+  companyId: string;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  createdAt: number;
+}
+
+function toPending(raw: unknown): PendingLocation {
+  const r = PendingRowSchema.parse(raw);
+  return { locationId: r.location_id, companyId: r.company_id, attempts: r.attempts, nextAttemptAt: r.next_attempt_at, lastError: r.last_error, createdAt: r.created_at };
+}
+
+/**
+ * Records approved locations to connect later (due at once). A location already pending keeps its
+ * attempt count; `errors` carries why a mint failed, per location.
+ */
+export async function addPendingLocations(db: D1Database, companyId: string, locationIds: string[], now: number = Date.now(), errors: Record<string, string> = {}): Promise<void> {
+  if (locationIds.length === 0) return;
+  const insert = db.prepare(
+    `INSERT INTO highlevel_pending_locations (location_id, company_id, attempts, next_attempt_at, last_error, created_at, updated_at)
+     VALUES (?1, ?2, 0, ?3, ?4, ?3, ?3)
+     ON CONFLICT (location_id) DO UPDATE SET company_id = excluded.company_id, next_attempt_at = excluded.next_attempt_at,
+       last_error = COALESCE(excluded.last_error, highlevel_pending_locations.last_error), updated_at = excluded.updated_at`,
+  );
+  await db.batch(locationIds.map((id) => insert.bind(id, companyId, now, errors[id] ?? null)));
+}
+
+/** Pending locations due by `now`, oldest due first (the cron's work list). */
+export async function listDuePendingLocations(db: D1Database, now: number, limit: number): Promise<PendingLocation[]> {
+  const { results } = await db.prepare("SELECT * FROM highlevel_pending_locations WHERE next_attempt_at <= ? ORDER BY next_attempt_at, location_id LIMIT ?").bind(now, limit).all();
+  return results.map(toPending);
+}
+
+/** Every pending location (of one agency, when given): for the console and tests. */
+export async function listPendingLocations(db: D1Database, companyId?: string): Promise<PendingLocation[]> {
+  const { results } = companyId
+    ? await db.prepare("SELECT * FROM highlevel_pending_locations WHERE company_id = ? ORDER BY location_id").bind(companyId).all()
+    : await db.prepare("SELECT * FROM highlevel_pending_locations ORDER BY location_id").all();
+  return results.map(toPending);
+}
+
+/** A failed mint: one more attempt, not before `nextAttemptAt`. */
+export async function deferPendingLocation(db: D1Database, locationId: string, nextAttemptAt: number, lastError: string, now: number = Date.now()): Promise<void> {
+  await db
+    .prepare("UPDATE highlevel_pending_locations SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE location_id = ?")
+    .bind(nextAttemptAt, lastError, now, locationId)
+    .run();
+}
+
+/** The location is connected (or no longer wanted): drops its pending row. */
+export async function removePendingLocation(db: D1Database, locationId: string): Promise<void> {
+  await db.prepare("DELETE FROM highlevel_pending_locations WHERE location_id = ?").bind(locationId).run();
+}
+
+/** An agency was uninstalled: drops its pending locations; returns how many. */
+export async function removePendingLocationsOf(db: D1Database, companyId: string): Promise<number> {
+  const result = await db.prepare("DELETE FROM highlevel_pending_locations WHERE company_id = ?").bind(companyId).run();
+  return result.meta.changes;
+}

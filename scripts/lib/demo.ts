@@ -21,8 +21,8 @@ async function call(method: string, url: string, body?: unknown, headers: Record
 /** Subscribes the Worker's webhook URLs in both sandboxes. */
 export async function connectDemo(options: { sandboxUrl: string; workerUrl: string }): Promise<DemoConnection> {
   const { sandboxUrl, workerUrl } = options;
-  await call("POST", `${sandboxUrl}/_sandbox/highlevel/subscribers`, { url: `${workerUrl}/webhooks/highlevel` });
-  await call("POST", `${sandboxUrl}/_sandbox/4degrees/subscribers`, { url: `${workerUrl}/webhooks/4degrees` });
+  await call("POST", `${sandboxUrl}/_sandbox/highlevel/webhooks/subscribers`, { url: `${workerUrl}/webhooks/highlevel` });
+  await call("POST", `${sandboxUrl}/_sandbox/4degrees/webhooks/subscribers`, { url: `${workerUrl}/webhooks/4degrees` });
   return {
     summary: [
       "Webhooks: HighLevel sandbox → " + `${workerUrl}/webhooks/highlevel`,

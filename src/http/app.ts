@@ -20,6 +20,7 @@ import { consoleApp } from "../console/app.tsx";
 import { csv } from "./csv.ts";
 import { oauth } from "./oauth.ts";
 import { highlevelWebhooks } from "./webhooks-highlevel.ts";
+import { highlevelUsage } from "./highlevel-usage.ts";
 import { syncAdmin } from "./sync-admin.ts";
 
 export function createApp(): Hono<AppEnv> {
@@ -41,6 +42,7 @@ export function createApp(): Hono<AppEnv> {
   // Every /api route (admin JSON API) sits behind adminAuth.
   app.use("/api/*", adminAuth());
   app.route("/api", accounts);
+  app.route("/api", highlevelUsage);
   app.route("/api", syncAdmin);
   app.route("/api", notificationsApi);
   // The operator console: its own login/session or Access (src/console/auth.ts), CSRF and CSP.

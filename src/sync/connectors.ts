@@ -5,7 +5,7 @@
  */
 import type { Config } from "../config.ts";
 import type { Lane } from "../gate/client.ts";
-import { createHighLevelClient, HighLevelError, type HighLevelClient } from "../highlevel/client.ts";
+import { createHighLevelClient, HighLevelError, type HighLevelClient, type HighLevelClientOptions } from "../highlevel/client.ts";
 import { HighLevelTransport } from "../highlevel/http.ts";
 import { ContactSchema } from "../highlevel/schemas.ts";
 import { fourDegreesConnectorFor } from "../fourdegrees/wiring.ts";
@@ -40,8 +40,9 @@ const CreatedContact = z.object({ contact: ContactSchema }).loose();
  * `OpportunityCrm` over the HighLevel client of one location. Contact lookup/creation is not part
  * of that client yet, so it is made here through the same gated transport.
  */
-export function highLevelPort(env: Env, config: Config, locationId: string, lane: Lane, client: HighLevelClient = createHighLevelClient(env, config, locationId, { lane })): OpportunityCrm {
-  const transport = new HighLevelTransport(env, config, locationId, { lane });
+export function highLevelPort(env: Env, config: Config, locationId: string, lane: Lane, options: HighLevelClientOptions = {}): OpportunityCrm {
+  const client: HighLevelClient = createHighLevelClient(env, config, locationId, { ...options, lane });
+  const transport = new HighLevelTransport(env, config, locationId, { ...options, lane });
   return {
     locationId,
     async canWrite() {

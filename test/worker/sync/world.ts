@@ -14,7 +14,6 @@ import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 import { loadConfig } from "../../../src/config.ts";
 import { FourDegreesClient, passThroughGate } from "../../../src/fourdegrees/client.ts";
 import { FourDegreesConnector } from "../../../src/fourdegrees/connector.ts";
-import { createHighLevelClient } from "../../../src/highlevel/client.ts";
 import { encryptSecret } from "../../../src/lib/crypto.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { createAccount, deleteAccount, getAccount, saveMapping, updateAccount, type Account } from "../../../src/store/accounts.ts";
@@ -131,7 +130,7 @@ export async function createWorld(
       fourdegrees: fd,
       ourActor: { type: "integration", id: sb.fourdegrees.apiActor.id },
       // The gate's budget is not the subject here (the gate suites test it); give it room.
-      highlevel: (loc) => highLevelPort(env, config, loc, lane, createHighLevelClient(env, config, loc, { lane, limits: { burst: { max: 1_000_000, intervalMs: 1_000 }, concurrency: 50 } })),
+      highlevel: (loc) => highLevelPort(env, config, loc, lane, { limits: { burst: { max: 1_000_000, intervalMs: 1_000 }, concurrency: 50 } }),
     };
     return out;
   };

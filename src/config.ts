@@ -25,6 +25,14 @@ declare global {
       /** Cloudflare Access: team domain (`https://<team>.cloudflareaccess.com`) and application audience tag. */
       CF_ACCESS_TEAM_DOMAIN?: string;
       CF_ACCESS_AUD?: string;
+      /**
+       * Time scale of the gate's HighLevel limits (default 1 = the real 100 per 10 s): 10 paces
+       * calls as 100 per 1 s. Only for a sandbox whose limits are time-scaled the same way
+       * (`npm run bench`); never set it against the real HighLevel.
+       */
+      HIGHLEVEL_RATE_SCALE?: string;
+      /** "true" adds up D1's rows read/written (src/store/d1-meter.ts) for `npm run bench`; default off. */
+      D1_METER?: string;
     }
   }
 }
@@ -85,6 +93,11 @@ export const ConfigSchema = z.object({
   FOURDEGREES_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
   CF_ACCESS_TEAM_DOMAIN: url.optional().or(z.literal("").transform(() => undefined)),
   CF_ACCESS_AUD: z.string().min(1).optional().or(z.literal("").transform(() => undefined)),
+  HIGHLEVEL_RATE_SCALE: z.coerce.number().min(1).max(1_000).default(1),
+  D1_METER: z
+    .enum(["true", "false"], { error: 'D1_METER must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { LOG_LEVEL: LogLevel };

@@ -12,10 +12,24 @@ import { liveConnectors } from "./sync/connectors.ts";
 import { consumeDeadLetters } from "./sync/dead-letters.ts";
 import { liveJobDeps, syncHandlers } from "./sync/jobs.ts";
 import { runReconcile } from "./sync/reconcile.ts";
+import { meterDatabase } from "./store/d1-meter.ts";
 
 export { AccountGate } from "./gate/gate.ts";
 
 const app = createApp();
+
+const metered = new WeakMap<Env, Env>();
+/** With `D1_METER=true`, the same env with `DB` counting D1's rows read/written (src/store/d1-meter.ts). */
+function withMeter(env: Env): Env {
+  // Read raw (before the config parse, which the app runs inside its error mapper).
+  if (Reflect.get(env, "D1_METER") !== "true") return env;
+  let hit = metered.get(env);
+  if (!hit) {
+    hit = { ...env, DB: meterDatabase(env.DB) };
+    metered.set(env, hit);
+  }
+  return hit;
+}
 
 /** Handlers per queue message kind; each connector/engine module registers its own. */
 const handlers: Handlers = {
@@ -25,9 +39,10 @@ const handlers: Handlers = {
 };
 
 export default {
-  fetch: app.fetch,
+  fetch: (request, env, ctx) => app.fetch(request, withMeter(env), ctx),
 
-  async queue(batch, env): Promise<void> {
+  async queue(batch, rawEnv): Promise<void> {
+    const env = withMeter(rawEnv);
     const config = loadConfig(env);
     // Both queues arrive here: dead letters are recorded (replayable), everything else is handled.
     if (batch.queue === "sync-events-dlq") await consumeDeadLetters(batch, env, config);

@@ -23,6 +23,15 @@ export type GateKind = "hl" | "4d" | "health";
  */
 export const HIGHLEVEL_LIMITS: GateLimits = { burst: { max: 100, intervalMs: 10_000 }, daily: 200_000, concurrency: 20 };
 
+/**
+ * Limits with time running `scale` times faster (the window shortened, the counts kept), for a
+ * sandbox whose limits are time-scaled the same way. `scale` 1 returns `limits` unchanged.
+ */
+export function timeScaledLimits(limits: GateLimits, scale: number): GateLimits {
+  if (scale === 1) return limits;
+  return { ...limits, burst: { max: limits.burst.max, intervalMs: Math.max(1, Math.round(limits.burst.intervalMs / scale)) } };
+}
+
 /** Default 4Degrees budget: 10 requests per second (unpublished; override with `fourDegreesLimits`). */
 export const FOURDEGREES_LIMITS: GateLimits = { burst: { max: 10, intervalMs: 1_000 }, concurrency: 5 };
 

@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import type { Config } from "../config.ts";
-import { gatedFetch, gateFor, HIGHLEVEL_LIMITS, RateLimitedError, tokenGate, type Gate, type GateLimits, type Lane } from "../gate/client.ts";
+import { gatedFetch, gateFor, HIGHLEVEL_LIMITS, RateLimitedError, timeScaledLimits, tokenGate, type Gate, type GateLimits, type Lane } from "../gate/client.ts";
 import { parseRetryAfter } from "../gate/budget.ts";
 import { locationConnectionId } from "../store/connections.ts";
 import { classifyResponse, HighLevelError, parseErrorBody } from "./errors.ts";
@@ -48,7 +48,7 @@ export class HighLevelTransport {
     this.gate = gateFor(env, "hl", locationId);
     this.lane = options.lane ?? "live";
     this.maxWaitMs = options.maxWaitMs ?? 2_000;
-    this.limits = options.limits ?? HIGHLEVEL_LIMITS;
+    this.limits = options.limits ?? timeScaledLimits(HIGHLEVEL_LIMITS, config.HIGHLEVEL_RATE_SCALE);
   }
 
   private async token(rejected?: string): Promise<string> {

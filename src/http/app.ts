@@ -22,6 +22,7 @@ import { oauth } from "./oauth.ts";
 import { highlevelWebhooks } from "./webhooks-highlevel.ts";
 import { highlevelUsage } from "./highlevel-usage.ts";
 import { syncAdmin } from "./sync-admin.ts";
+import { d1Meter } from "./d1-meter.ts";
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -48,6 +49,7 @@ export function createApp(): Hono<AppEnv> {
   // The operator console: its own login/session or Access (src/console/auth.ts), CSRF and CSP.
   app.route("/console", consoleApp);
   app.route("/api", csv);
+  app.route("/api", d1Meter);
 
   app.notFound((c) => c.json({ error: { code: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}`, requestId: c.var.requestId } }, 404));
 

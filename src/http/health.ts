@@ -1,10 +1,14 @@
-/** `GET /healthz`: which bindings this Worker can reach right now (200 when all can, else 503). */
+/**
+ * `GET /healthz`: which bindings this Worker can reach right now (200 when all can, else 503).
+ * `GET /ping`: a trivial answer that touches no binding (liveness, and the baseline route of the
+ * ingress benchmark in `npm run bench`).
+ */
 import { Hono } from "hono";
 import { gateStub } from "../gate/client.ts";
 import { probeCache, probeDatabase, type ProbeResult } from "../store/health.ts";
 import type { AppEnv } from "./context.ts";
 
-export const health = new Hono<AppEnv>().get("/healthz", async (c) => {
+export const health = new Hono<AppEnv>().get("/ping", (c) => c.text("pong")).get("/healthz", async (c) => {
   const gate: Promise<ProbeResult> = gateStub(c.env, "health", "probe")
     .ping()
     .then((v) => ({ ok: true, detail: `alive at ${new Date(v).toISOString()}` }))

@@ -13,6 +13,13 @@ describe("GET /healthz", () => {
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
   });
 
+  it("happy: GET /ping answers without touching a binding (the bench's baseline route)", async () => {
+    const res = await exports.default.fetch("http://worker.test/ping");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("pong");
+    expect(res.headers.get("x-request-id")).toBeTruthy();
+  });
+
   it("error: unknown route answers the structured 404", async () => {
     const res = await exports.default.fetch("http://worker.test/nope");
     expect(res.status).toBe(404);

@@ -1,0 +1,92 @@
+/**
+ * D1 metering for benchmarks (`npm run bench`, figure 4 "storage per change"): a wrapper around a
+ * `D1Database` that adds up D1's own `meta.rows_read` / `meta.rows_written` of every statement this
+ * isolate runs. Off unless the `D1_METER` var is "true" (src/index.ts wraps `env.DB` then); the
+ * totals are read through `GET /api/debug/d1-meter` (src/http/d1-meter.ts).
+ *
+ * Why totals per isolate and not per request: a synced change spans several invocations (the
+ * webhook request, its queue message, the coalesced record job), so the bench reads the totals
+ * before and after a change and takes the difference. `wrangler dev` runs one isolate.
+ *
+ * `first()` and `raw()` do not return `meta`, so the wrapper answers them through `all()` (what D1
+ * itself runs for them), keeping their results identical. `exec()` (no meta) and the Durable
+ * Object's own use of D1 (token bookkeeping, not wrapped) are not counted.
+ */
+
+/** Running totals of the metered database. */
+export interface D1MeterTotals {
+  queries: number;
+  rowsRead: number;
+  rowsWritten: number;
+}
+
+const totals: D1MeterTotals = { queries: 0, rowsRead: 0, rowsWritten: 0 };
+
+/** The totals so far (a copy). */
+export function d1MeterTotals(): D1MeterTotals {
+  return { ...totals };
+}
+
+function count(meta: D1Meta | undefined): void {
+  totals.queries++;
+  totals.rowsRead += meta?.rows_read ?? 0;
+  totals.rowsWritten += meta?.rows_written ?? 0;
+}
+
+/** The real statement behind each metered one (`batch()` needs the real ones). */
+const realStatements = new WeakMap<D1PreparedStatement, D1PreparedStatement>();
+
+function meterStatement(statement: D1PreparedStatement): D1PreparedStatement {
+  const metered = new Proxy(statement, {
+    get(target, prop) {
+      if (prop === "bind") return (...values: unknown[]) => meterStatement(target.bind(...values));
+      if (prop === "run" || prop === "all") {
+        return async () => {
+          const result = await target.all();
+          count(result.meta);
+          return result;
+        };
+      }
+      if (prop === "first") {
+        return async (column?: string) => {
+          const result = await target.all<Record<string, unknown>>();
+          count(result.meta);
+          const row = result.results[0];
+          if (row === undefined) return null;
+          return column === undefined ? row : (row[column] ?? null);
+        };
+      }
+      if (prop === "raw") {
+        return async (options?: { columnNames?: boolean }) => {
+          const result = await target.all<Record<string, unknown>>();
+          count(result.meta);
+          const rows = result.results.map((row) => Object.values(row));
+          const names = result.results[0] ? Object.keys(result.results[0]) : [];
+          return options?.columnNames ? [names, ...rows] : rows;
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  realStatements.set(metered, statement);
+  return metered;
+}
+
+/** `db` with every statement's D1 `meta` added to the isolate's totals. */
+export function meterDatabase(db: D1Database): D1Database {
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === "prepare") return (query: string) => meterStatement(target.prepare(query));
+      if (prop === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          const results = await target.batch(statements.map((s) => realStatements.get(s) ?? s));
+          for (const r of results) count(r.meta);
+          return results;
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

@@ -8,18 +8,23 @@
  *   name for files without a pipeline column), `delimiter` (else detected). Answers the report:
  *   rows queued to create / update / link in HighLevel, unchanged rows, and every skipped row with
  *   its line and reason. The HighLevel writes happen in the sync engine that consumes the queue.
- * - `GET /api/export/highlevel.csv?location=<id>[&pipeline=<id>][&currency=USD]` — streams the
- *   location's opportunities as a CSV 4Degrees' deal import accepts.
+ * - `GET /api/export/highlevel.csv?location=<id>[&pipeline=<id>][&currency=USD][&wonStage=<name>]
+ *   [&lostStage=<name>][&closeDateField=<id>]` — streams the location's opportunities as a CSV
+ *   4Degrees' deal import accepts. One 4Degrees list per import: export one `pipeline` per file.
+ *   `wonStage` / `lostStage` name the list's won and lost stages (4Degrees has no status);
+ *   the close date comes from `closeDateField`, else the account's mapping, else the location's
+ *   opportunity date field named "Expected Close Date" (or "Close Date").
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { importDealCsv } from "../fourdegrees/csv/import.ts";
-import { exportCsvStream, highLevelSource } from "../fourdegrees/csv/export.ts";
+import { exportCsvStream, highLevelSource, resolveCloseDateField } from "../fourdegrees/csv/export.ts";
 import { MAX_CSV_BYTES } from "../fourdegrees/csv/parse.ts";
 import { HeaderMapSchema, type HeaderMap } from "../fourdegrees/csv/rows.ts";
 import { createHighLevelClient } from "../highlevel/client.ts";
 import { AppError, zodIssues } from "../lib/errors.ts";
+import { accountIdForLocation, getAccount } from "../store/accounts.ts";
 import { accountExists } from "../store/fourdegrees-accounts.ts";
 import { AccountIdSchema } from "./accounts.ts";
 import type { AppEnv } from "./context.ts";
@@ -110,13 +115,18 @@ export const csv = new Hono<AppEnv>()
           .regex(/^[A-Za-z]{3}$/)
           .transform((s) => s.toUpperCase())
           .default("USD"),
+        wonStage: z.string().trim().min(1).max(200).optional(),
+        lostStage: z.string().trim().min(1).max(200).optional(),
+        closeDateField: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "closeDateField must be a HighLevel custom field id").optional(),
       })
       .safeParse(c.req.query());
     if (!q.success) throw new AppError("bad_request", "export needs ?location=<HighLevel location id>", { details: zodIssues(q.error) });
+    const { location, pipeline, currency, wonStage, lostStage, closeDateField } = q.data;
     // Backfill lane: an export is bulk work and must not starve live sync of the location's budget.
-    const hl = createHighLevelClient(c.env, c.var.config, q.data.location, { lane: "backfill" });
-    const stream = await exportCsvStream(highLevelSource(hl, q.data.pipeline ? { pipelineId: q.data.pipeline } : {}), { currency: q.data.currency });
-    c.var.log.info({ event: "csv.export", location: q.data.location, outcome: "ok" });
+    const hl = createHighLevelClient(c.env, c.var.config, location, { lane: "backfill" });
+    const closeDateFieldId = await resolveCloseDateField(hl, closeDateField ?? (await mappedCloseDateField(c.env.DB, location)));
+    const stream = await exportCsvStream(highLevelSource(hl, { ...(pipeline ? { pipelineId: pipeline } : {}), closeDateFieldId }), { currency, wonStage: wonStage ?? null, lostStage: lostStage ?? null });
+    c.var.log.info({ event: "csv.export", location, outcome: "ok", close_date_field: closeDateFieldId });
     return new Response(stream, {
       headers: {
         "content-type": "text/csv; charset=utf-8",
@@ -125,3 +135,10 @@ export const csv = new Hono<AppEnv>()
       },
     });
   });
+
+/** The close-date custom field of the account the location belongs to (its sync mapping), if any. */
+async function mappedCloseDateField(db: D1Database, locationId: string): Promise<string | null> {
+  const accountId = await accountIdForLocation(db, locationId);
+  const account = accountId === null ? null : await getAccount(db, accountId);
+  return account?.mapping?.closeDateFieldId ?? null;
+}

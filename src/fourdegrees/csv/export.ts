@@ -4,6 +4,15 @@
  * page by page so a large location never sits in memory. Its headers are the importer's default
  * aliases, so the same file also re-imports here.
  *
+ * What 4Degrees' import insists on, and how the file meets it:
+ * - "Deal Name" is required and is the list's de-duplication key: an opportunity without a name is
+ *   exported as `Untitled opportunity (HighLevel <id>)`, and a name already used earlier in the
+ *   file gets ` (HighLevel <id>)` appended (stable across exports: the id never changes).
+ * - "Stage" must exactly match a stage of the list. Open opportunities carry their HighLevel stage
+ *   name; won and lost/abandoned ones carry `wonStage` / `lostStage` when given (4Degrees has no
+ *   status: won/lost are stages of the list), else their HighLevel stage name.
+ * - "Expected Close Date" is `YYYY-MM-DD`, read from the HighLevel custom date field that holds it.
+ *
  * Defined against `OpportunitySource`, a small interface; `highLevelSource` adapts the HighLevel
  * client (src/highlevel/) to it.
  */
@@ -23,6 +32,8 @@ export interface ExportOpportunity {
   contactName: string | null;
   contactEmail: string | null;
   companyName: string | null;
+  /** `YYYY-MM-DD` from the close-date custom field; null or absent when there is none. */
+  closeDate?: string | null;
 }
 
 /** Where exported opportunities come from. */
@@ -34,7 +45,17 @@ export interface OpportunitySource {
 }
 
 /** The header row (matching the importer's defaults and what a person maps in one pass in 4Degrees). */
-export const EXPORT_HEADERS = ["Deal Name", "Pipeline", "Stage", "Status", "Owner", "Value", "Currency", "Contact Name", "Contact Email", "Company", "HighLevel ID"] as const;
+export const EXPORT_HEADERS = ["Deal Name", "Pipeline", "Stage", "Status", "Owner", "Value", "Currency", "Expected Close Date", "Contact Name", "Contact Email", "Company", "HighLevel ID"] as const;
+
+/** How the export writes what 4Degrees has no column for. */
+export interface ExportOptions {
+  /** ISO 4217 code written next to every value (HighLevel values carry no currency). */
+  currency: string;
+  /** The 4Degrees stage name for won opportunities (default: their HighLevel stage name). */
+  wonStage?: string | null;
+  /** The 4Degrees stage name for lost and abandoned opportunities (default: their HighLevel stage name). */
+  lostStage?: string | null;
+}
 
 /** Cells a spreadsheet would run as a formula get a leading `'` (CSV injection); negative numbers do not. */
 const FORMULA = /^(?:[=+@\t\r]|-(?!\d))/;
@@ -48,7 +69,7 @@ function formatValue(value: number | null): string {
  * Streams the CSV. The pipelines, users and first page are read before the stream is returned, so
  * a failing HighLevel call becomes an HTTP error rather than a truncated file.
  */
-export async function exportCsvStream(source: OpportunitySource, options: { currency: string }): Promise<ReadableStream<Uint8Array>> {
+export async function exportCsvStream(source: OpportunitySource, options: ExportOptions): Promise<ReadableStream<Uint8Array>> {
   const [pipelines, users] = await Promise.all([source.pipelines(), source.users()]);
   const pipelineNames = new Map(pipelines.map((p) => [p.id, p.name]));
   const stageNames = new Map(pipelines.flatMap((p) => p.stages.map((s) => [s.id, s.name] as const)));
@@ -56,15 +77,29 @@ export async function exportCsvStream(source: OpportunitySource, options: { curr
   const pages = source.pages();
   let next = await pages.next();
   const encoder = new TextEncoder();
+  const usedNames = new Set<string>();
+  /** A unique, non-empty Deal Name (4Degrees' de-duplication key). */
+  const dealName = (o: ExportOpportunity): string => {
+    const base = o.name.trim() === "" ? `Untitled opportunity (HighLevel ${o.id})` : o.name;
+    const name = usedNames.has(base) ? `${base} (HighLevel ${o.id})` : base;
+    usedNames.add(name);
+    return name;
+  };
+  const stageName = (o: ExportOpportunity): string => {
+    if (o.status === "won" && options.wonStage) return options.wonStage;
+    if ((o.status === "lost" || o.status === "abandoned") && options.lostStage) return options.lostStage;
+    return (o.stageId && stageNames.get(o.stageId)) ?? "";
+  };
   const rowsOf = (opps: ExportOpportunity[]) =>
     opps.map((o) => [
-      o.name,
+      dealName(o),
       (o.pipelineId && pipelineNames.get(o.pipelineId)) ?? "",
-      (o.stageId && stageNames.get(o.stageId)) ?? "",
+      stageName(o),
       o.status,
       (o.assignedTo && owners.get(o.assignedTo)) ?? "",
       formatValue(o.monetaryValue),
       o.monetaryValue === null ? "" : options.currency,
+      o.closeDate ?? "",
       o.contactName ?? "",
       o.contactEmail ?? "",
       o.companyName ?? "",
@@ -90,8 +125,42 @@ export async function exportCsvStream(source: OpportunitySource, options: { curr
   });
 }
 
+/**
+ * A custom field value as a calendar date (`YYYY-MM-DD`), or null: HighLevel gives date fields as
+ * `YYYY-MM-DD`, an RFC 3339 timestamp or epoch milliseconds depending on the endpoint.
+ */
+export function closeDateOf(value: unknown): string | null {
+  if (typeof value === "string") {
+    const v = value.trim();
+    if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return v;
+    if (/^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v))) return new Date(v).toISOString().slice(0, 10);
+    if (/^\d{10,13}$/.test(v)) return closeDateOf(Number(v));
+    return null;
+  }
+  if (typeof value === "number" && Number.isFinite(value)) {
+    // Epoch seconds or milliseconds.
+    const ms = value < 1e11 ? value * 1000 : value;
+    const d = new Date(ms);
+    return Number.isNaN(d.getTime()) ? null : d.toISOString().slice(0, 10);
+  }
+  return null;
+}
+
+/** Names HighLevel locations give the close-date field (the sandbox demo: "Expected Close Date"). */
+const CLOSE_DATE_NAMES = new Set(["expected close date", "close date", "expected close", "closing date"]);
+
+/**
+ * The HighLevel custom field that holds the close date: `preferred` when given (the query or the
+ * account's mapping), else the location's only opportunity DATE field named like a close date.
+ */
+export async function resolveCloseDateField(hl: HighLevelClient, preferred: string | null): Promise<string | null> {
+  if (preferred) return preferred;
+  const candidates = (await hl.customFields.list()).filter((f) => (f.model ?? "opportunity") === "opportunity" && (f.dataType ?? "").toUpperCase() === "DATE" && CLOSE_DATE_NAMES.has(f.name.trim().toLowerCase()));
+  return candidates.length === 1 ? candidates[0]!.id : null;
+}
+
 /** `OpportunitySource` over the HighLevel client of one location (every status; one pipeline or all). */
-export function highLevelSource(hl: HighLevelClient, filters: { pipelineId?: string } = {}): OpportunitySource {
+export function highLevelSource(hl: HighLevelClient, filters: { pipelineId?: string; closeDateFieldId?: string | null } = {}): OpportunitySource {
   return {
     pipelines: async () => (await hl.pipelines.list()).map((p) => ({ id: p.id, name: p.name, stages: p.stages.map((s) => ({ id: s.id, name: s.name })) })),
     users: async () =>
@@ -112,6 +181,7 @@ export function highLevelSource(hl: HighLevelClient, filters: { pipelineId?: str
           contactName: o.contact?.name ?? null,
           contactEmail: o.contact?.email ?? null,
           companyName: o.contact?.companyName ?? null,
+          closeDate: filters.closeDateFieldId ? closeDateOf(o.customFields.find((f) => f.id === filters.closeDateFieldId)?.value) : null,
         }));
         if (!page.next) return;
         cursor = page.next;

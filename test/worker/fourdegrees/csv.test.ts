@@ -4,7 +4,8 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { exportCsvStream, type ExportOpportunity, type OpportunitySource } from "../../../src/fourdegrees/csv/export.ts";
+import Papa from "papaparse";
+import { closeDateOf, exportCsvStream, type ExportOpportunity, type OpportunitySource } from "../../../src/fourdegrees/csv/export.ts";
 import { parseCsv, decodeCsvBytes } from "../../../src/fourdegrees/csv/parse.ts";
 import { parseDate, parseMoney, resolveColumns } from "../../../src/fourdegrees/csv/rows.ts";
 import { createApp } from "../../../src/http/app.ts";
@@ -237,11 +238,11 @@ describe("HighLevel → CSV export", () => {
   });
 
   it("happy: one header row, comma-delimited, stage names, and it re-imports without a skipped row", async () => {
-    const stream = await exportCsvStream(source([[opp(1), opp(2, { name: "=HYPERLINK(\"x\")", monetaryValue: null })], [opp(3, { name: "Multi\nline" })]]), { currency: "USD" });
+    const stream = await exportCsvStream(source([[opp(1, { closeDate: "2026-12-31" }), opp(2, { name: "=HYPERLINK(\"x\")", monetaryValue: null })], [opp(3, { name: "Multi\nline" })]]), { currency: "USD" });
     const text = await new Response(stream).text();
     const lines = text.split("\r\n");
-    expect(lines[0]).toBe("Deal Name,Pipeline,Stage,Status,Owner,Value,Currency,Contact Name,Contact Email,Company,HighLevel ID");
-    expect(lines[1]).toBe('Deal 1,Venture,Sourced,open,alex@fund.test,1000.50,USD,Jane Doe,jane1@acme.test,"Acme, Inc.",opp_1');
+    expect(lines[0]).toBe("Deal Name,Pipeline,Stage,Status,Owner,Value,Currency,Expected Close Date,Contact Name,Contact Email,Company,HighLevel ID");
+    expect(lines[1]).toBe('Deal 1,Venture,Sourced,open,alex@fund.test,1000.50,USD,2026-12-31,Jane Doe,jane1@acme.test,"Acme, Inc.",opp_1');
     expect(lines[2]).toContain(`"'=HYPERLINK(""x"")",Venture,Due Diligence`);
     expect(text.match(/^Deal Name/gm)).toHaveLength(1);
 
@@ -254,6 +255,34 @@ describe("HighLevel → CSV export", () => {
       ["opp_2", "Due Diligence", null],
       ["opp_3", "Sourced", 300_150],
     ]);
+  });
+
+  it("happy: won/lost opportunities carry the list's won/lost stage names when given, else their HighLevel stage", async () => {
+    const opps = [opp(1, { status: "won" }), opp(2, { status: "lost" }), opp(3, { status: "abandoned" }), opp(4)];
+    const stagesOf = async (options: { wonStage?: string; lostStage?: string }) => {
+      const text = await new Response(await exportCsvStream(source([opps]), { currency: "USD", ...options })).text();
+      return text.trim().split("\r\n").slice(1).map((line) => line.split(",")[2]);
+    };
+    expect(await stagesOf({ wonStage: "Closed", lostStage: "Passed" })).toEqual(["Closed", "Passed", "Passed", "Due Diligence"]);
+    expect(await stagesOf({})).toEqual(["Sourced", "Due Diligence", "Sourced", "Due Diligence"]);
+  });
+
+  it("happy: every row has a unique, non-empty Deal Name (4Degrees' de-duplication key), stable across exports", async () => {
+    const opps = [opp(1, { name: "Acme" }), opp(2, { name: "Acme" }), opp(3, { name: "  " }), opp(4, { name: "Acme (HighLevel opp_2)" })];
+    const names = async () => Papa.parse<string[]>((await new Response(await exportCsvStream(source([opps]), { currency: "USD" })).text()).trim()).data.slice(1).map((r) => r[0]);
+    const first = await names();
+    expect(first).toEqual(["Acme", "Acme (HighLevel opp_2)", "Untitled opportunity (HighLevel opp_3)", "Acme (HighLevel opp_2) (HighLevel opp_4)"]);
+    expect(new Set(first).size).toBe(first.length);
+    expect(await names()).toEqual(first);
+  });
+
+  it("happy: close dates read from HighLevel date fields in each notation it uses", () => {
+    expect(closeDateOf("2026-12-31")).toBe("2026-12-31");
+    expect(closeDateOf("2026-12-31T00:00:00.000Z")).toBe("2026-12-31");
+    expect(closeDateOf(Date.UTC(2026, 11, 31))).toBe("2026-12-31");
+    expect(closeDateOf(String(Date.UTC(2026, 11, 31) / 1000))).toBe("2026-12-31");
+    expect(closeDateOf("next quarter")).toBeNull();
+    expect(closeDateOf(null)).toBeNull();
   });
 
   it("error: the export needs a location and the admin token", async () => {

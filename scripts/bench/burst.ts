@@ -1,0 +1,59 @@
+/**
+ * The burst (issue 7): N signed HighLevel webhooks sent as fast as autocannon can to the local
+ * Worker under `wrangler dev`, then watched until the Worker's queue consumer has processed each
+ * one. Signals: every HTTP answer (200 "accepted", never "duplicate" — the ids are unique — and
+ * never an error), and the consumer's own `queue.ack` log line per `highlevel.webhook` message
+ * (LOG_LEVEL=debug), keyed by the queue message id: processed = distinct ids acked, applied twice
+ * = an id acked more than once.
+ */
+import { burstWebhooks, webhookFactory } from "./load.ts";
+import { startStack, waitFor } from "./stack.ts";
+
+export interface BurstReport {
+  events: number;
+  acknowledged: number;
+  byStatus: Record<string, number>;
+  processed: number;
+  appliedTwice: number;
+  lost: number;
+  p99AckMs: number;
+  sendSeconds: number;
+  /** From the last answer to the last message processed. */
+  drainSeconds: number;
+  /** From the first request to the last message processed. */
+  totalSeconds: number;
+}
+
+/** Runs a burst of `events` webhooks on a fresh stack; `drainTimeoutMs` bounds the wait. */
+export async function runBurst(events: number, options: { connections?: number; drainTimeoutMs?: number } = {}): Promise<BurstReport> {
+  const stack = await startStack({ vars: { LOG_LEVEL: "debug" }, keepLogs: true });
+  try {
+    // A handful of real demo opportunities: many events per record, as a busy location sends.
+    const ids = stack.sb.highlevel.store.opportunitiesOf(stack.locationId).slice(0, 10).map((o) => o.id);
+    const next = webhookFactory(stack.locationId, ids, `burst-${Date.now()}`);
+    const started = Date.now();
+    const result = await burstWebhooks(stack.worker.url, events, options.connections ?? 50, next);
+    const sent = Date.now();
+    const acks = () => stack.logs.filter((l) => l["event"] === "queue.ack" && l["kind"] === "highlevel.webhook");
+    const acknowledged = result.byStatus["200 accepted"] ?? 0;
+    await waitFor(() => new Set(acks().map((l) => String(l["message_id"]))).size >= acknowledged, options.drainTimeoutMs ?? 300_000);
+    const done = acks();
+    const byId = new Map<string, number>();
+    for (const l of done) byId.set(String(l["message_id"]), (byId.get(String(l["message_id"])) ?? 0) + 1);
+    const lastAck = Math.max(sent, ...done.map((l) => Number(l["seenAt"] ?? 0)));
+    return {
+      events,
+      acknowledged,
+      byStatus: result.byStatus,
+      processed: byId.size,
+      appliedTwice: [...byId.values()].filter((n) => n > 1).length,
+      lost: Math.max(0, acknowledged - byId.size),
+      p99AckMs: result.p99Ms,
+      sendSeconds: (sent - started) / 1000,
+      drainSeconds: (lastAck - sent) / 1000,
+      totalSeconds: (lastAck - started) / 1000,
+    };
+  } finally {
+    await stack.stop();
+  }
+}

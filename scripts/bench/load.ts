@@ -1,0 +1,88 @@
+/**
+ * Load generation with autocannon against the local Worker: a fixed-duration run (ingress
+ * throughput and p99) and a fixed-amount burst of signed HighLevel webhooks (every answer's status
+ * kept, so the burst can prove each one was acknowledged).
+ */
+import autocannon from "autocannon";
+import { z } from "zod";
+import { signedHighLevelWebhook } from "./stack.ts";
+
+const Result = z.object({
+  requests: z.object({ average: z.number(), total: z.number() }),
+  latency: z.object({ p50: z.number(), p99: z.number(), max: z.number() }),
+  duration: z.number(),
+  non2xx: z.number(),
+  errors: z.number(),
+  timeouts: z.number(),
+});
+
+export interface LoadResult {
+  /** Requests per second (autocannon's per-second average). */
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+  durationS: number;
+}
+
+function toLoad(raw: unknown): LoadResult {
+  const r = Result.parse(raw);
+  return { rps: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, total: r.requests.total, non2xx: r.non2xx, errors: r.errors + r.timeouts, durationS: r.duration };
+}
+
+/** `GET /ping` (the trivial route) for `seconds` with `connections` concurrent connections. */
+export async function loadTrivial(workerUrl: string, seconds: number, connections: number): Promise<LoadResult> {
+  return toLoad(await autocannon({ url: `${workerUrl}/ping`, connections, duration: seconds }));
+}
+
+/** Makes signed webhooks with unique ids over `opportunityIds` (round robin). */
+export function webhookFactory(locationId: string, opportunityIds: readonly string[], prefix: string): () => { body: string; headers: Record<string, string> } {
+  let n = 0;
+  return () => {
+    const i = n++;
+    return signedHighLevelWebhook({ locationId, opportunityId: opportunityIds[i % opportunityIds.length] ?? "missing", webhookId: `${prefix}-${i}` });
+  };
+}
+
+/** `POST /webhooks/highlevel` with real signed bodies (unique webhookIds, fresh timestamps). */
+export async function loadWebhooks(workerUrl: string, seconds: number, connections: number, next: () => { body: string; headers: Record<string, string> }): Promise<LoadResult> {
+  return toLoad(
+    await autocannon({
+      url: workerUrl,
+      connections,
+      duration: seconds,
+      requests: [
+        {
+          method: "POST",
+          path: "/webhooks/highlevel",
+          setupRequest: (req) => ({ ...req, ...next() }),
+        },
+      ],
+    }),
+  );
+}
+
+/** Sends exactly `amount` signed webhooks as fast as autocannon can; counts answers by status and body status. */
+export async function burstWebhooks(workerUrl: string, amount: number, connections: number, next: () => { body: string; headers: Record<string, string> }): Promise<LoadResult & { byStatus: Record<string, number> }> {
+  const byStatus: Record<string, number> = {};
+  const raw = await autocannon({
+    url: workerUrl,
+    connections,
+    amount,
+    requests: [
+      {
+        method: "POST",
+        path: "/webhooks/highlevel",
+        setupRequest: (req) => ({ ...req, ...next() }),
+        onResponse: (status, body) => {
+          const inner = /"status":"([a-z]+)"/.exec(body)?.[1] ?? "";
+          const key = `${status}${inner ? ` ${inner}` : ""}`;
+          byStatus[key] = (byStatus[key] ?? 0) + 1;
+        },
+      },
+    ],
+  });
+  return { ...toLoad(raw), byStatus };
+}

@@ -69,7 +69,11 @@ export async function accountExists(db: D1Database, accountId: string): Promise<
 /**
  * Stores (or replaces) an account's verified 4Degrees key. Creates the `accounts` row when it does
  * not exist yet (named `accountName`). Throws `conflict` when the workspace already belongs to
- * another account (one workspace, one account).
+ * another account (one workspace, one account), or when the account is already paired with another
+ * workspace (its links point at that workspace's deals: delete the key first to re-pair).
+ *
+ * This is the only writer of "which 4Degrees workspace an account is"; readers use
+ * `getFourDegreesAccount(…).workspaceId` and `accountForWorkspace`.
  */
 export async function saveFourDegreesKey(
   db: D1Database,
@@ -79,20 +83,31 @@ export async function saveFourDegreesKey(
   const now = input.now ?? Date.now();
   const owner = await db.prepare("SELECT account_id FROM fourdegrees_accounts WHERE workspace_id = ?").bind(input.workspaceId).first<{ account_id: string }>();
   if (owner && owner.account_id !== input.accountId) throw new AppError("conflict", `4Degrees workspace ${input.workspaceId} is already paired with account ${owner.account_id}`);
+  const current = await readRow(db, input.accountId);
+  if (current && current.workspace_id !== input.workspaceId)
+    throw new AppError("conflict", `account ${input.accountId} is paired with 4Degrees workspace ${current.workspace_id}, and this key belongs to ${input.workspaceId}; delete the account's key first to pair it with another workspace`);
   const sealed = await encryptSecret(keys, input.apiKey, aad(input.accountId));
   const keyId = keys[0]?.id ?? "";
-  await db.batch([
+  const conflict = (cause?: unknown) =>
+    new AppError("conflict", `4Degrees workspace ${input.workspaceId} or account ${input.accountId} is already paired otherwise (changed meanwhile); re-read and retry`, cause === undefined ? {} : { cause });
+  const write = db.batch([
     db.prepare("INSERT INTO accounts (id, name, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?) ON CONFLICT (id) DO NOTHING").bind(input.accountId, input.accountName, now, now),
     db
       .prepare(
         `INSERT INTO fourdegrees_accounts (account_id, workspace_id, api_key_enc, key_id, key_hint, actor_type, actor_id, verified_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)
-         ON CONFLICT (account_id) DO UPDATE SET workspace_id = ?2, api_key_enc = ?3, key_id = ?4, key_hint = ?5, actor_type = ?6, actor_id = ?7, verified_at = ?8, updated_at = ?8`,
+         ON CONFLICT (account_id) DO UPDATE SET api_key_enc = ?3, key_id = ?4, key_hint = ?5, actor_type = ?6, actor_id = ?7, verified_at = ?8, updated_at = ?8
+         WHERE fourdegrees_accounts.workspace_id = ?2`,
       )
       .bind(input.accountId, input.workspaceId, sealed, keyId, input.apiKey.slice(-4), input.actor?.type ?? null, input.actor?.id ?? null, now),
   ]);
+  // The checks above can race a concurrent PUT: UNIQUE (workspace_id) and the upsert's WHERE settle it.
+  await write.catch((err: unknown) => {
+    throw err instanceof Error && /UNIQUE|constraint/i.test(err.message) ? conflict(err) : err;
+  });
   const row = await readRow(db, input.accountId);
   if (!row) throw new AppError("internal", "4Degrees key row vanished after writing it");
+  if (row.workspace_id !== input.workspaceId) throw conflict();
   return summary(row);
 }
 

@@ -4,7 +4,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
-import { credentialsFor } from "../../../src/store/fourdegrees-accounts.ts";
+import { accountForWorkspace, credentialsFor } from "../../../src/store/fourdegrees-accounts.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork } from "../helpers/network.ts";
 
@@ -12,7 +12,14 @@ const ADMIN = { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` };
 const keys = () => loadConfig(env).TOKEN_ENCRYPTION_KEY;
 
 /** A 4Degrees that knows two keys, each in its own workspace. */
-const WORKSPACES: Record<string, string> = { "4d_live_key_alpha_1234": "ws_alpha", "4d_live_key_beta_5678": "ws_beta", "4d_live_key_alpha_again": "ws_alpha" };
+const WORKSPACES: Record<string, string> = {
+  "4d_live_key_alpha_1234": "ws_alpha",
+  "4d_live_key_beta_5678": "ws_beta",
+  "4d_live_key_alpha_again": "ws_alpha",
+  "4d_live_key_gamma_9999": "ws_gamma",
+  // The deployment's FOURDEGREES_API_KEY secret (test/bindings.ts).
+  [TEST_BINDINGS.FOURDEGREES_API_KEY]: "ws_single",
+};
 const meCalls: string[] = [];
 
 function put(accountId: string, body: unknown, headers: Record<string, string> = ADMIN) {
@@ -81,6 +88,36 @@ describe("/api/accounts/{id}/fourdegrees", () => {
     const before = meCalls.length;
     expect((await put("acc1", { key: "x" })).status).toBe(400);
     expect((await put("bad%20id", { apiKey: "4d_live_key_alpha_1234" })).status).toBe(400);
+    expect(meCalls.length).toBe(before);
+  });
+
+  it("error: an account keeps its workspace — a key of another workspace is a 409 and the stored key is untouched", async () => {
+    expect((await put("acc-keep", { apiKey: "4d_live_key_alpha_1234" })).status).toBe(409); // ws_alpha is acc-alpha's
+    expect((await put("acc-keep", { apiKey: "4d_live_key_gamma_9999" })).status).toBe(200);
+    const before = await env.DB.prepare("SELECT api_key_enc FROM fourdegrees_accounts WHERE account_id = 'acc-keep'").first<{ api_key_enc: string }>();
+    await env.DB.prepare("DELETE FROM fourdegrees_accounts WHERE account_id = 'acc-beta'").run();
+    const res = await put("acc-keep", { apiKey: "4d_live_key_beta_5678" });
+    expect(res.status).toBe(409);
+    expect((await res.json<{ error: { message: string } }>()).error.message).toMatch(/paired with 4Degrees workspace ws_gamma/);
+    const after = await env.DB.prepare("SELECT workspace_id, api_key_enc FROM fourdegrees_accounts WHERE account_id = 'acc-keep'").first<{ workspace_id: string; api_key_enc: string }>();
+    expect(after).toEqual({ workspace_id: "ws_gamma", api_key_enc: before?.api_key_enc });
+    expect(await accountForWorkspace(env.DB, "ws_beta")).toBeNull();
+    // Deleting the key releases the pairing; then the account may take another workspace.
+    expect((await exports.default.fetch("http://worker.test/api/accounts/acc-keep/fourdegrees", { method: "DELETE", headers: ADMIN })).status).toBe(204);
+    expect((await put("acc-keep", { apiKey: "4d_live_key_beta_5678" })).status).toBe(200);
+    expect(await accountForWorkspace(env.DB, "ws_beta")).toBe("acc-keep");
+  });
+
+  it("happy: {useSecret: true} verifies the FOURDEGREES_API_KEY secret and records its workspace for the account", async () => {
+    const res = await put("acc-single", { useSecret: true, name: "Single" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ account: { accountId: "acc-single", workspaceId: "ws_single", keyHint: TEST_BINDINGS.FOURDEGREES_API_KEY.slice(-4) } });
+    expect(await accountForWorkspace(env.DB, "ws_single")).toBe("acc-single");
+    expect(await credentialsFor(env.DB, keys(), "acc-single", undefined)).toEqual({ accountId: "acc-single", apiKey: TEST_BINDINGS.FOURDEGREES_API_KEY, workspaceId: "ws_single", source: "d1" });
+    // Both shapes at once, or anything else, is refused before 4Degrees is called.
+    const before = meCalls.length;
+    expect((await put("acc-single", { useSecret: true, apiKey: "4d_live_key_gamma_9999" })).status).toBe(400);
+    expect((await put("acc-single", { useSecret: false })).status).toBe(400);
     expect(meCalls.length).toBe(before);
   });
 

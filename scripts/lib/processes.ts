@@ -4,9 +4,10 @@
  * provider base URLs pointed at the sandbox, wait until it is healthy, stop it cleanly.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
+import { readDotVars } from "../../sandbox/server.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 const WRANGLER = resolve(ROOT, "node_modules/.bin/wrangler");
@@ -70,6 +71,20 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/**
+ * Optional secrets from `.dev.vars` (the sandbox's webhook public keys, `FOURDEGREES_API_KEY`, …).
+ * Why: when `wrangler.toml` declares `[secrets] required`, `wrangler dev` loads from `.dev.vars`
+ * only those names (and names already in `[vars]`) and silently drops the rest, so optional
+ * secrets must be handed over explicitly for local runs. Production secrets are unaffected.
+ */
+export function optionalDevSecrets(): Record<string, string> {
+  const toml = readFileSync(resolve(ROOT, "wrangler.toml"), "utf8");
+  const block = /\[secrets\][\s\S]*?required\s*=\s*\[([\s\S]*?)\]/.exec(toml)?.[1] ?? "";
+  const required = new Set([...block.matchAll(/"([A-Z0-9_]+)"/g)].map((m) => m[1]));
+  const vars = readDotVars(resolve(ROOT, ".dev.vars"));
+  return Object.fromEntries(Object.entries(vars).filter(([k, v]) => !required.has(k) && v !== ""));
+}
+
 /** The `[vars]` that point the Worker at a local sandbox. */
 export function sandboxVars(sandboxUrl: string, workerUrl: string): Record<string, string> {
   return {
@@ -84,7 +99,7 @@ export function sandboxVars(sandboxUrl: string, workerUrl: string): Record<strin
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   ensureDevVars();
   const url = `http://127.0.0.1:${options.port}`;
-  const vars = { ...sandboxVars(options.sandboxUrl, url), ...options.vars };
+  const vars = { ...optionalDevSecrets(), ...sandboxVars(options.sandboxUrl, url), ...options.vars };
   const inspectorPort = await freePort();
   const args = [
     "dev",

@@ -8,7 +8,7 @@ import { loadConfig, type Config } from "../config.ts";
 import type { Logger } from "../lib/log.ts";
 import { gateFor, HIGHLEVEL_LIMITS, tokenGate } from "../gate/client.ts";
 import { companyConnectionId, deferPendingLocation, listConnectionsExpiringBefore, listDuePendingLocations } from "../store/connections.ts";
-import { pruneReceipts } from "../store/webhook-receipts.ts";
+import { pruneDeferrals, pruneReceipts } from "../store/webhook-receipts.ts";
 import { HighLevelError } from "./errors.ts";
 import { installLocationFromAgency } from "./install.ts";
 
@@ -47,7 +47,7 @@ export async function runHighLevelCron(env: Env, log: Logger, now: number = Date
     }
   }
   const { minted, failed: mintFailed } = await mintPendingLocations(env, loadConfig(env), log, now);
-  const pruned = await pruneReceipts(env.DB, now - RECEIPT_RETENTION_MS);
+  const pruned = (await pruneReceipts(env.DB, now - RECEIPT_RETENTION_MS)) + (await pruneDeferrals(env.DB, now - RECEIPT_RETENTION_MS));
   log.info({ event: "highlevel.cron", outcome: failed || mintFailed ? "failed" : "ok", due: due.length, refreshed, failed, minted, mint_failed: mintFailed, pruned });
   return { refreshed, failed, minted, mintFailed, pruned };
 }

@@ -10,9 +10,15 @@ import { AppError } from "../lib/errors.ts";
 import { handleInstallEvent, handleUninstallEvent } from "../highlevel/install.ts";
 import { AppEventSchema, bodyDigest, eventTime, verifyHighLevelSignature, WEBHOOK_MAX_AGE_MS, WebhookEnvelopeSchema } from "../highlevel/webhooks.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
-import { forgetReceipt, recordReceipt } from "../store/webhook-receipts.ts";
+import { deferReceipt, forgetReceipt, recordReceipt, wasDeferred } from "../store/webhook-receipts.ts";
 import type { QueueMessage } from "../sync/messages.ts";
 import type { AppEnv } from "./context.ts";
+
+/**
+ * How old a delivery we answered 429 may be when its retry comes: HighLevel retries up to 6 times
+ * about 10 minutes apart, so a retry is past the 5-minute window by design.
+ */
+export const DEFERRED_RETRY_MAX_AGE_MS = 2 * 60 * 60 * 1000;
 
 /** Largest accepted delivery; HighLevel's event bodies are a few KB. */
 export const HIGHLEVEL_WEBHOOK_MAX_BYTES = 256 * 1024;
@@ -29,6 +35,15 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
   }),
   async (c) => {
     const log = c.var.log.child({ direction: "inbound", provider: "highlevel" });
+    /** Whether delivery `id` was answered 429 since `since`; D1 trouble → 429 again. */
+    const deferredSince = async (id: string, since: number): Promise<boolean> => {
+      try {
+        return await wasDeferred(c.env.DB, "highlevel", id, since);
+      } catch (err) {
+        log.error({ event: "webhook.deferral_lookup_failed", outcome: "retry", error: err, webhook_id: id });
+        throw tryAgain("database unavailable");
+      }
+    };
     const raw = new Uint8Array(await c.req.arrayBuffer());
     const check = await verifyHighLevelSignature(raw, c.req.raw.headers, c.var.config);
     if (!check.ok) {
@@ -46,13 +61,18 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
     const event = parsed.data;
     const now = Date.now();
     const at = eventTime(event);
-    if (at !== null && (now - at > WEBHOOK_MAX_AGE_MS || at - now > WEBHOOK_MAX_AGE_MS)) {
-      log.warn({ event: "webhook.rejected", outcome: "rejected", reason: "stale timestamp", type: event.type, age_ms: now - at });
-      throw new AppError("unauthorized", "Webhook timestamp outside the 5-minute window");
-    }
     const webhookId = event.webhookId ?? (await bodyDigest(raw));
     const locationId = event.locationId ?? null;
     const fields = { type: event.type, location: locationId, webhook_id: webhookId, scheme: check.scheme };
+    if (at !== null && (now - at > WEBHOOK_MAX_AGE_MS || at - now > WEBHOOK_MAX_AGE_MS)) {
+      // The one old delivery that is welcome: the retry of one we answered 429 (see migrations/0007).
+      const retryOfDeferred = now - at > WEBHOOK_MAX_AGE_MS && now - at <= DEFERRED_RETRY_MAX_AGE_MS && (await deferredSince(webhookId, now - DEFERRED_RETRY_MAX_AGE_MS));
+      if (!retryOfDeferred) {
+        log.warn({ event: "webhook.rejected", outcome: "rejected", reason: "stale timestamp", age_ms: now - at, ...fields });
+        throw new AppError("unauthorized", "Webhook timestamp outside the 5-minute window");
+      }
+      log.info({ event: "webhook.deferred_retry", outcome: "ok", age_ms: now - at, ...fields });
+    }
 
     let receipt: "new" | "duplicate";
     try {
@@ -81,7 +101,10 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
       const message: QueueMessage = { v: 1, kind: "highlevel.webhook", webhookId, locationId, type: event.type, receivedAt: now, body: parsed.data };
       await c.env.SYNC_QUEUE.send(message, { contentType: "json" });
     } catch (err) {
+      // Forget the receipt (the retry is not a duplicate) and remember the 429 (the retry will be
+      // past the freshness window). If D1 is what failed, the reconcile re-scan catches the change.
       await forgetReceipt(c.env.DB, "highlevel", webhookId).catch((e: unknown) => log.error({ event: "webhook.forget_failed", error: e, outcome: "failed", ...fields }));
+      await deferReceipt(c.env.DB, "highlevel", webhookId, now).catch((e: unknown) => log.error({ event: "webhook.defer_failed", error: e, outcome: "failed", ...fields }));
       log.error({ event: "webhook.enqueue_failed", outcome: "retry", error: err, ...fields });
       throw tryAgain("queue or database unavailable");
     }

@@ -37,3 +37,26 @@ export async function pruneReceipts(db: D1Database, before: number): Promise<num
   const result = await db.prepare("DELETE FROM webhook_receipts WHERE received_at < ?").bind(before).run();
   return result.meta.changes;
 }
+
+/**
+ * Remembers that a delivery was answered 429 (and its receipt forgotten), so its retry is accepted
+ * even when its `timestamp` has left the freshness window meanwhile (see migrations/0007).
+ */
+export async function deferReceipt(db: D1Database, provider: Receipt["provider"], webhookId: string, now: number = Date.now()): Promise<void> {
+  await db
+    .prepare("INSERT INTO webhook_deferrals (provider, webhook_id, deferred_at) VALUES (?, ?, ?) ON CONFLICT (provider, webhook_id) DO UPDATE SET deferred_at = excluded.deferred_at")
+    .bind(provider, webhookId, now)
+    .run();
+}
+
+/** Whether this delivery was answered 429 at or after `since` (its retry may be past the window). */
+export async function wasDeferred(db: D1Database, provider: Receipt["provider"], webhookId: string, since: number): Promise<boolean> {
+  const row = await db.prepare("SELECT 1 AS hit FROM webhook_deferrals WHERE provider = ? AND webhook_id = ? AND deferred_at >= ?").bind(provider, webhookId, since).first();
+  return row !== null;
+}
+
+/** Deletes deferrals older than `before` (epoch ms); returns how many went. Called from the cron. */
+export async function pruneDeferrals(db: D1Database, before: number): Promise<number> {
+  const result = await db.prepare("DELETE FROM webhook_deferrals WHERE deferred_at < ?").bind(before).run();
+  return result.meta.changes;
+}

@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createSandbox } from "../../../sandbox/index.ts";
 import { loadConfig } from "../../../src/config.ts";
-import { gateFor, tokenGate, type GateLimits } from "../../../src/gate/client.ts";
+import { gateFor, HIGHLEVEL_LIMITS, timeScaledLimits, tokenGate } from "../../../src/gate/client.ts";
 import { createHighLevelClient, HighLevelError } from "../../../src/highlevel/client.ts";
 import { runHighLevelCron } from "../../../src/highlevel/cron.ts";
 import { installFromGrant } from "../../../src/highlevel/install.ts";
@@ -25,9 +25,12 @@ const config = loadConfig(env);
 
 /** Messages the Worker sent to SYNC_QUEUE (each is also forwarded to the real queue). */
 const enqueued: unknown[] = [];
+/** While true, the queue refuses messages (as a queue outage would). */
+let queueDown = false;
 const recordingQueue: Queue = {
   metrics: () => env.SYNC_QUEUE.metrics(),
   async send(message, options) {
+    if (queueDown) throw new Error("queue unavailable (test outage)");
     enqueued.push(message);
     return env.SYNC_QUEUE.send(message, options);
   },
@@ -42,6 +45,7 @@ const net = useNetwork({ "sandbox.test": (r) => sb.fetch(r), "worker.test": (r) 
 afterEach(() => {
   vi.useRealTimers();
   enqueued.length = 0;
+  queueDown = false;
 });
 
 /** A new sub-account in the sandbox's demo agency (the control API has no "create location"). */
@@ -132,9 +136,10 @@ describe("token refresh against the sandbox", () => {
 describe("rate gate against the sandbox", () => {
   // HighLevel's real limit is 100 per 10 s; both sides here run it 10× faster (100 per 1 s), same
   // proportions, so the test proves the shaping in a few seconds instead of 30.
-  const limits: GateLimits = { burst: { max: 100, intervalMs: 1_000 }, daily: 200_000, concurrency: 20 };
+  const limits = timeScaledLimits(HIGHLEVEL_LIMITS, 10);
 
   it("happy: 300 requests for one location complete with zero 429s from the sandbox", async () => {
+    expect(limits.burst).toEqual({ max: 100, intervalMs: 1_000 });
     sb.highlevel.setRateLimit({ max: 100, intervalMs: 1_000, daily: 200_000 });
     const locationId = await addLocation();
     await connectToWorker(locationId);
@@ -252,5 +257,27 @@ describe("webhooks emitted by the sandbox", () => {
     const delivered = sb.highlevel.deliveries().filter((d) => d.subscriber === HOOK).slice(-2);
     expect(delivered.map((d) => d.attempts.at(-1)?.status)).toEqual([401, 401]);
     expect(enqueued).toEqual([]);
+  });
+
+  it("happy: a delivery answered 429 (queue down) is accepted on HighLevel's retry 10 minutes later, past the freshness window", async () => {
+    const demo = await setup();
+    const target = await moveStage(demo.opportunityIds[4] ?? "", demo.stageIds);
+    queueDown = true;
+    expect(await sb.highlevel.flush()).toBe(2);
+    const first = sb.highlevel.deliveries().filter((d) => d.subscriber === HOOK).slice(-2);
+    expect(first.map((d) => [d.state, d.attempts.at(-1)?.status])).toEqual([["retrying", 429], ["retrying", 429]]);
+    expect(enqueued).toEqual([]);
+
+    // The queue is back; HighLevel retries ~10 minutes later with the same bodies (same timestamps).
+    queueDown = false;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.now() + 10 * 60_000 + 30_000);
+    expect(await sb.highlevel.flush()).toBe(2);
+    vi.useRealTimers();
+    const retried = sb.highlevel.deliveries().filter((d) => first.some((f) => f.id === d.id));
+    expect(retried.map((d) => [d.state, d.attempts.map((a) => a.status)])).toEqual([["delivered", [429, 200]], ["delivered", [429, 200]]]);
+    const sent = messages();
+    expect(sent).toHaveLength(2);
+    expect(sent.every((m) => m.kind === "highlevel.webhook" && m.body["pipelineStageId"] === target)).toBe(true);
   });
 });

@@ -90,7 +90,11 @@ export class WebhookDispatcher {
       this.#push(delivery);
       created.push(delivery);
       if (fault.duplicate) {
-        const copy: WebhookDelivery = { ...delivery, id: `dlv_${++this.#seq}`, attempts: [], duplicateOf: delivery.id, dueAt: now + 1 };
+        // Due at the same moment as its original (a reordered original's copy is late too): a
+        // flush() right after the change delivers both, even on a clock that has not moved (workerd
+        // does not advance time during synchronous code). The copy still goes second: flush() breaks
+        // dueAt ties by delivery id, and auto mode sends in creation order.
+        const copy: WebhookDelivery = { ...delivery, id: `dlv_${++this.#seq}`, attempts: [], duplicateOf: delivery.id, dueAt: delivery.dueAt };
         this.#push(copy);
         created.push(copy);
       }

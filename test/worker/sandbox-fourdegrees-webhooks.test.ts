@@ -220,6 +220,17 @@ describe("4Degrees sandbox webhooks: seeded delivery faults", () => {
     expect(c.ids).not.toEqual(a.ids);
   });
 
+  it("happy: a duplicated delivery is due with its original: a flush right after the change, clock frozen, delivers both", async () => {
+    const h = await harness();
+    await h.control("PUT", "/faults", { webhookDuplicateRate: 1 });
+    await h.call("POST", "/deals", { body: { name: "Same moment", pipeline_id: h.pipeline().id } });
+    expect(await h.sandbox.fourdegrees.flush()).toBe(2);
+    expect(h.received.map((r) => r.at)).toEqual([h.clock.now(), h.clock.now()]);
+    expect(h.received[1]!.headers.get("webhook-id")).toBe(h.received[0]!.headers.get("webhook-id"));
+    const [original, copy] = h.sandbox.fourdegrees.deliveries();
+    expect(copy!.duplicateOf).toBe(original!.id);
+  });
+
   it("happy: a duplicated delivery carries the same webhook-id and body (receivers dedupe on it)", async () => {
     const h = await harness();
     await h.control("PUT", "/faults", { webhookDuplicateRate: 1 });

@@ -128,6 +128,42 @@ describe("HighLevel sandbox webhooks (in-process, workerd)", () => {
     expect(received[0]!.body).toBe(received[1]!.body); // the same event, same webhookId
   });
 
+  it("happy: a duplicated delivery is due with its original: a flush right after the change (clock frozen) delivers both, the copy second", async () => {
+    const { sb, received } = await setup();
+    sb.clock.freeze();
+    sb.highlevel.faults.configure({ webhookDuplicateRate: 1 });
+    sb.highlevel.service.createNote(sb.highlevel.demo!.contactIds[1]!, { body: "twice" });
+    expect(await sb.highlevel.flush()).toBe(2);
+    expect(received).toHaveLength(2);
+    expect(received[1]!.body).toBe(received[0]!.body);
+    const [original, copy] = sb.highlevel.deliveries("NoteCreate");
+    expect(copy!.duplicateOf).toBe(original!.id);
+    expect(copy!.dueAt).toBe(original!.dueAt);
+    expect([original!.state, copy!.state]).toEqual(["delivered", "delivered"]);
+    expect(sb.highlevel.webhooks.pending()).toEqual([]);
+  });
+
+  it("happy: duplicates keep their place among other events, and a reordered original's copy is late with it", async () => {
+    const { sb, received } = await setup();
+    sb.clock.freeze();
+    const d = sb.highlevel.demo!;
+    sb.highlevel.faults.configure({ webhookDuplicateRate: 1, webhookReorderRate: 1, webhookReorderDelayMs: 5_000 });
+    sb.highlevel.service.createNote(d.contactIds[1]!, { body: "late" });
+    sb.highlevel.faults.configure({ webhookDuplicateRate: 1, webhookReorderRate: 0 });
+    sb.highlevel.service.createNote(d.contactIds[1]!, { body: "first" });
+    sb.highlevel.service.createNote(d.contactIds[2]!, { body: "second" });
+    await sb.highlevel.flush();
+    const bodies = () => received.map((r) => (JSON.parse(r.body) as { body: string }).body);
+    expect(bodies()).toEqual(["first", "first", "second", "second"]);
+    sb.clock.advance(4_999);
+    expect(await sb.highlevel.flush()).toBe(0);
+    sb.clock.advance(1);
+    expect(await sb.highlevel.flush()).toBe(2);
+    expect(bodies()).toEqual(["first", "first", "second", "second", "late", "late"]);
+    const late = sb.highlevel.deliveries().filter((x) => x.payload.body === "late");
+    expect(late.map((x) => [x.reordered, Boolean(x.duplicateOf)])).toEqual([[true, false], [true, true]]);
+  });
+
   it("error: a 5xx loses the event for good; a receiver stuck on 429 gets 7 tries in all", async () => {
     const lost = await setup({ answer: () => 500 });
     lost.sb.highlevel.service.createNote(lost.sb.highlevel.demo!.contactIds[1]!, { body: "lost" });

@@ -5,8 +5,11 @@
  *
  * The sandbox exposes it as `POST /4degrees/v1/pipelines/{id}/import` (text/csv) and answers a
  * report. Rows are numbered as CSV records with the header as row 1 (a quoted field with embedded
- * newlines is still one row). Each row is validated on its own; a bad row is reported and skipped,
- * the others are applied. Columns (names matched case-insensitively, values exactly):
+ * newlines is still one row). Each row is validated on its own and whole (cells, then the list's
+ * required fields) before anything is created; a bad row is reported and skipped, leaving no contact,
+ * company or deal behind, and the others are applied. The same Deal Name twice in one file fails the
+ * later row, naming the earlier one (4Degrees' own behaviour is undocumented).
+ * Columns (names matched case-insensitively, values exactly):
  *
  * | column | meaning |
  * |---|---|
@@ -107,7 +110,8 @@ export function importCsv(store: FourDegreesStore, pipelineId: string, text: str
     list.push(d);
     existing.set(d.name, list);
   }
-  const seenInFile = new Map<string, number>();
+  /** Deal Name → the earlier row of this file that holds it (and whether that row was rejected). */
+  const seenInFile = new Map<string, { row: number; rejected: boolean }>();
 
   for (let index = 1; index < records.length; index++) {
     const row = index + 1;
@@ -118,11 +122,18 @@ export function importCsv(store: FourDegreesStore, pipelineId: string, text: str
       if (cells.length > header.length && cells.slice(header.length).some((c) => c.trim() !== "")) throw new RowError(`has ${cells.length} cells but the header has ${header.length}`);
       const plan = planRow(store, pipeline, columns.columns, cells, row);
       const first = seenInFile.get(plan.name);
-      if (first !== undefined) throw new RowError(`Deal Name "${plan.name}" appears again (first on row ${first}); Deal Name is the list's de-duplication key`);
-      seenInFile.set(plan.name, row);
+      if (first !== undefined) {
+        throw new RowError(
+          `Deal Name "${plan.name}" is already used by an earlier row of this file (first on row ${first.row}${first.rejected ? ", which was rejected" : ""}); ` +
+            "Deal Name is the list's de-duplication key, so each name may appear once per file",
+        );
+      }
+      seenInFile.set(plan.name, { row, rejected: true });
       const matches = existing.get(plan.name) ?? [];
       if (matches.length > 1) throw new RowError(`${matches.length} deals of this list are named "${plan.name}"; the import cannot tell which to update`);
+      checkRequiredFields(store, pipeline, plan, matches[0]);
       const outcome = applyRow(store, pipeline, plan, matches[0], actor);
+      seenInFile.set(plan.name, { row, rejected: false });
       report[outcome.result]++;
       if (outcome.result === "created") existing.set(plan.name, [outcome.deal]);
     } catch (err) {
@@ -275,36 +286,71 @@ function parseFieldCell(field: FieldDef, cell: string, plan: Omit<RowPlan, "name
   }
 }
 
+/**
+ * The list's required fields, checked on the whole row before anything is created (a contact or
+ * company the row names must not be left behind by a row that then fails). Mirrors the store's own
+ * check: a new deal needs every required field; an update that writes fields must leave them filled.
+ */
+function checkRequiredFields(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, match: Deal | undefined): void {
+  const written = [...Object.keys(plan.fields), ...Object.keys(plan.contactFields)];
+  if (match && written.length === 0) return;
+  const missing = store
+    .fieldsOf(pipeline.id)
+    .filter((def) => def.required)
+    .filter((def) => {
+      const value = def.id in plan.contactFields ? plan.contactFields[def.id] : def.id in plan.fields ? plan.fields[def.id] : match?.fields[def.id];
+      return value === undefined || value === "";
+    });
+  if (missing.length > 0) {
+    const names = missing.map((def) => `"${def.name}"`).join(", ");
+    throw new RowError(`${names} ${missing.length === 1 ? "is a required field" : "are required fields"} of "${pipeline.name}": fill ${missing.length === 1 ? "its column" : "their columns"}${match ? "" : " for a new deal"}`);
+  }
+}
+
 /** Applies a validated row: creates the deal or updates the matching one (blank cells unchanged). */
 function applyRow(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, match: Deal | undefined, actor: Actor): { result: "created" | "updated" | "unchanged"; deal: Deal } {
-  const fields = { ...plan.fields };
-  for (const [fieldId, email] of Object.entries(plan.contactFields)) fields[fieldId] = contactFor(store, email).id;
-  const contactIds = plan.contactEmails?.map((email, i) => contactFor(store, email, i === 0 ? plan.contactName : undefined).id);
-  const companyId = plan.companyName === undefined ? undefined : companyFor(store, plan.companyName);
-  const patch: DealPatch = {
-    stage_id: plan.stage.id,
-    ...(plan.ownerId !== undefined ? { owner_id: plan.ownerId } : {}),
-    ...(plan.value !== undefined ? { value: plan.value } : {}),
-    ...(plan.closeDate !== undefined ? { expected_close_date: plan.closeDate } : {}),
-    ...(companyId !== undefined ? { company_id: companyId } : {}),
-    ...(contactIds !== undefined ? { contact_ids: contactIds } : {}),
-    ...(plan.tags !== undefined ? { tags: plan.tags } : {}),
-    ...(Object.keys(fields).length > 0 ? { fields } : {}),
-  };
-  let deal: Deal;
-  let result: "created" | "updated" | "unchanged";
-  if (match) {
-    deal = store.updateDeal(match.id, patch, actor);
-    result = deal.version === match.version ? "unchanged" : "updated";
-  } else {
-    deal = store.createDeal({ name: plan.name, pipeline_id: pipeline.id, ...patch }, actor);
-    result = "created";
-  }
+  const { deal, result: written } = writeDeal(store, pipeline, plan, match, actor);
+  let result = written;
   if (plan.note !== undefined && !store.notesOf(deal.id).some((n) => n.body === plan.note)) {
     store.createNote(deal.id, { body: plan.note }, actor);
     if (result === "unchanged") result = "updated";
   }
   return { result, deal };
+}
+
+/**
+ * Finds or creates the row's contacts and company, then creates or updates the deal. Should the
+ * deal write still fail, the contacts and companies this row created are removed again (they emit
+ * no webhooks, so nothing outside the store has seen them).
+ */
+function writeDeal(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, match: Deal | undefined, actor: Actor): { result: "created" | "updated" | "unchanged"; deal: Deal } {
+  const contactsBefore = new Set(store.contacts.keys());
+  const companiesBefore = new Set(store.companies.keys());
+  try {
+    const fields = { ...plan.fields };
+    for (const [fieldId, email] of Object.entries(plan.contactFields)) fields[fieldId] = contactFor(store, email).id;
+    const contactIds = plan.contactEmails?.map((email, i) => contactFor(store, email, i === 0 ? plan.contactName : undefined).id);
+    const companyId = plan.companyName === undefined ? undefined : companyFor(store, plan.companyName);
+    const patch: DealPatch = {
+      stage_id: plan.stage.id,
+      ...(plan.ownerId !== undefined ? { owner_id: plan.ownerId } : {}),
+      ...(plan.value !== undefined ? { value: plan.value } : {}),
+      ...(plan.closeDate !== undefined ? { expected_close_date: plan.closeDate } : {}),
+      ...(companyId !== undefined ? { company_id: companyId } : {}),
+      ...(contactIds !== undefined ? { contact_ids: contactIds } : {}),
+      ...(plan.tags !== undefined ? { tags: plan.tags } : {}),
+      ...(Object.keys(fields).length > 0 ? { fields } : {}),
+    };
+    if (match) {
+      const deal = store.updateDeal(match.id, patch, actor);
+      return { result: deal.version === match.version ? "unchanged" : "updated", deal };
+    }
+    return { result: "created", deal: store.createDeal({ name: plan.name, pipeline_id: pipeline.id, ...patch }, actor) };
+  } catch (err) {
+    for (const id of [...store.contacts.keys()]) if (!contactsBefore.has(id)) store.contacts.delete(id);
+    for (const id of [...store.companies.keys()]) if (!companiesBefore.has(id)) store.companies.delete(id);
+    throw err;
+  }
 }
 
 function contactFor(store: FourDegreesStore, email: string, name?: string) {

@@ -93,6 +93,43 @@ describe("4Degrees sandbox CSV import: validation, row by row", () => {
     expect(h.dealNamed("Fine").fields[h.sandbox.fourdegrees.demo!.fieldIds["Round"]!]).toBe("Series A");
   });
 
+  it("error: a row missing a required field creates nothing: not the deal, nor the contact or company it names", async () => {
+    const h = await harness();
+    const region = (await h.control("POST", `/pipelines/${h.pipeline().id}/fields`, { name: "Region", type: "single_select", options: ["US", "EU"], required: true })).json;
+    const store = h.sandbox.fourdegrees.store;
+    const before = { contacts: store.contacts.size, companies: store.companies.size, deals: store.deals.size, events: h.sandbox.fourdegrees.events.length };
+    const csv = [
+      "Deal Name,Stage,Company,Contact Email,Contact Name,Region",
+      "Orphan Co — Seed,Sourced,Orphan Co,ceo@orphan.example,Olive Orphan,",
+      "Kept Co — Seed,Sourced,Kept Co,ceo@kept.example,Kim Kept,EU",
+    ].join("\n");
+    const res = await importCsv(h, csv);
+    expect(res.json.created).toBe(1);
+    expect(res.json.errors).toEqual([{ row: 2, message: expect.stringContaining('"Region" is a required field of "Deal Flow"') }]);
+    expect(store.findContactByEmail("ceo@orphan.example")).toBeUndefined();
+    expect([...store.companies.values()].map((c) => c.name)).not.toContain("Orphan Co");
+    expect(store.contacts.size).toBe(before.contacts + 1);
+    expect(store.companies.size).toBe(before.companies + 1);
+    expect(store.deals.size).toBe(before.deals + 1);
+    expect(h.sandbox.fourdegrees.events.length).toBe(before.events + 1);
+    const kept = h.dealNamed("Kept Co — Seed");
+    expect(kept.fields[region.id]).toBe("EU");
+    expect(kept.contact_ids).toEqual([store.findContactByEmail("ceo@kept.example")!.id]);
+  });
+
+  it("error: updating an existing deal that lacks a required field is refused when the row writes fields, allowed when it writes none", async () => {
+    const h = await harness();
+    await h.control("POST", `/pipelines/${h.pipeline().id}/fields`, { name: "Region", type: "single_select", options: ["US", "EU"], required: true });
+    const name = "Bluebird Health — Seed";
+    const before = h.dealNamed(name);
+    const res = await importCsv(h, `Deal Name,Stage,Round,Company\n${name},Due Diligence,Seed,Brand New Co\n`);
+    expect(res.json.errors).toEqual([{ row: 2, message: expect.stringContaining('"Region" is a required field') }]);
+    expect(h.dealNamed(name).version).toBe(before.version);
+    expect([...h.sandbox.fourdegrees.store.companies.values()].map((c) => c.name)).not.toContain("Brand New Co");
+    const stageOnly = await importCsv(h, `Deal Name,Stage\n${name},Due Diligence\n`);
+    expect(stageOnly.json).toMatchObject({ updated: 1, errors: [] });
+  });
+
   it("error: a row with more cells than the header is refused", async () => {
     const h = await harness();
     const res = await importCsv(h, "Deal Name,Stage\nToo many,Sourced,extra\n");
@@ -129,11 +166,22 @@ describe("4Degrees sandbox CSV import: de-duplication by Deal Name", () => {
     expect(h.sandbox.fourdegrees.events.length).toBe(events);
   });
 
-  it("error: the same Deal Name twice in one file is reported on the later row", async () => {
+  it("error: the same Deal Name twice in one file is reported on the later row, naming the earlier row that holds it", async () => {
     const h = await harness();
-    const res = await importCsv(h, "Deal Name,Stage\nTwin,Sourced\nTwin,First Meeting\n");
-    expect(res.json.created).toBe(1);
-    expect(res.json.errors).toEqual([{ row: 3, message: expect.stringContaining("first on row 2") }]);
+    const res = await importCsv(h, "Deal Name,Stage\nTwin,Sourced\nOther,Sourced\nTwin,First Meeting\n");
+    expect(res.json.created).toBe(2);
+    expect(res.json.errors).toEqual([{ row: 4, message: expect.stringContaining("first on row 2") }]);
+    expect(res.json.errors[0].message).toContain('Deal Name "Twin" is already used by an earlier row of this file');
+    expect(h.dealNamed("Twin").stage_id).toBe(h.stage("Sourced"));
+  });
+
+  it("error: when the earlier row holding the name was itself rejected, the later row's error says so", async () => {
+    const h = await harness();
+    await h.control("POST", `/pipelines/${h.pipeline().id}/fields`, { name: "Region", type: "single_select", options: ["US", "EU"], required: true });
+    const res = await importCsv(h, "Deal Name,Stage,Region\nTwin,Sourced,\nTwin,Sourced,US\n");
+    expect(res.json.created).toBe(0);
+    expect(res.json.errors.map((e: { row: number }) => e.row)).toEqual([2, 3]);
+    expect(res.json.errors[1].message).toContain("(first on row 2, which was rejected)");
   });
 
   it("happy: imported changes emit webhooks with the API key's actor", async () => {

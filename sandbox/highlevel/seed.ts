@@ -1,7 +1,8 @@
 /**
  * Demo data: an agency with two sub-accounts. The main one, "Acme Capital Partners", has a
  * six-stage deal-flow pipeline (UUID stage ids), three users with emails, opportunity custom fields
- * (a DATE field "Expected Close Date" for the close date HighLevel v2 lacks, a round picklist),
+ * (a DATE field "Expected Close Date" for the close date HighLevel v2 lacks, a round picklist, a
+ * TEXT field "4Degrees Deal ID" the Worker's default mapping keeps the 4Degrees id in),
  * lost reasons, contacts, opportunities spread over the stages and a note. Ids come from their own
  * fixed stream, so they are the same on every run (docs and newcomers can rely on them).
  */
@@ -24,6 +25,11 @@ export interface DemoData {
   contactIds: string[];
   opportunityIds: string[];
   closeDateFieldId: string;
+  /**
+   * The opportunity TEXT field "4Degrees Deal ID" (`opportunity.4degrees_deal_id`): where the
+   * Worker's default mapping keeps a deal's 4Degrees id (it finds the field by its name).
+   */
+  externalIdFieldId: string;
   lostReasonIds: string[];
   /** A Location Private Integration Token for the main location (all sandbox scopes). */
   pit: string;
@@ -141,8 +147,14 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
   const pit = `pit-${ids.uuid()}`;
   createPit(locationId, pit);
 
+  // Records added after the first release come last, so every earlier id stays what it was.
+  const externalId: CustomField = {
+    id: ids.id(), locationId, name: "4Degrees Deal ID", fieldKey: "opportunity.4degrees_deal_id", dataType: "TEXT", model: "opportunity", position: 100, placeholder: "",
+  };
+  store.customFields.set(externalId.id, externalId);
+
   return {
     companyId, locationId, otherLocationId, pipelineId: pipeline.id, stageIds: pipeline.stages.map((s) => s.id), userIds, contactIds,
-    opportunityIds, closeDateFieldId: closeDate.id, lostReasonIds, pit,
+    opportunityIds, closeDateFieldId: closeDate.id, externalIdFieldId: externalId.id, lostReasonIds, pit,
   };
 }

@@ -70,11 +70,15 @@ export class WebhookDispatcher {
     this.#o.fetch = fetchImpl;
   }
 
-  /** Queues one event for every subscriber (after faults). `body` is the exact JSON to sign and send. */
-  emit(eventType: string, body: unknown): WebhookDelivery[] {
+  /**
+   * Queues one event for every subscriber (after faults) — or, with `accepts`, for the subscribers
+   * it accepts (a provider's per-subscriber scoping). `body` is the exact JSON to sign and send.
+   */
+  emit(eventType: string, body: unknown, accepts?: (subscriber: string) => boolean): WebhookDelivery[] {
     const raw = JSON.stringify(body);
     const created: WebhookDelivery[] = [];
     for (const subscriber of this.subscribers) {
+      if (accepts && !accepts(subscriber)) continue;
       const fault = this.#o.faults.forDelivery();
       const now = this.#o.clock.now();
       const delivery: WebhookDelivery = {

@@ -123,7 +123,7 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
         notes: sb.store.notes.size,
         pipelines: sb.store.pipelines.size,
       },
-      webhooks: { mode: sb.webhooks.mode, subscribers: [...sb.webhooks.subscribers], pending: sb.webhooks.pending().length },
+      webhooks: { mode: sb.webhooks.mode, subscribers: [...sb.webhooks.subscribers], subscriptions: sb.subscriptions(), pending: sb.webhooks.pending().length },
       rateLimit: { ...sb.limiter.settings, retryAfter: sb.retryAfter },
       oauth: { clientId: sb.oauth.app.clientId, appId: sb.oauth.app.appId, settings: sb.oauth.settings, counters: sb.oauth.counters },
       faults: { settings: sb.faults.settings, counts: sb.faults.counts },
@@ -267,23 +267,33 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
 
   // ---------- webhooks ----------
 
-  const UrlBody = z.object({ url: z.url({ protocol: /^https?$/ }) }).strict();
+  const url = z.url({ protocol: /^https?$/ });
+  const UrlBody = z.object({ url }).strict();
+  /** A subscriber, optionally scoped to a location, an agency, and/or the app's installed locations. */
+  const SubscriberBody = z
+    .object({ url, locationId: z.string().min(1).optional(), companyId: z.string().min(1).optional(), installed: z.boolean().optional() })
+    .strict();
+
+  const subscribersAnswer = () => ({ subscribers: [...get().webhooks.subscribers], subscriptions: get().subscriptions() });
 
   app.get("/webhooks", (c) => {
     const sb = get();
-    return c.json({ mode: sb.webhooks.mode, subscribers: [...sb.webhooks.subscribers], pending: sb.webhooks.pending().length });
+    return c.json({ mode: sb.webhooks.mode, ...subscribersAnswer(), pending: sb.webhooks.pending().length });
   });
 
   app.post("/webhooks/subscribers", async (c) => {
-    const { url } = await body(c, UrlBody);
-    get().subscribe(url);
-    return c.json({ subscribers: [...get().webhooks.subscribers] }, 201);
+    const { url: target, ...scope } = await body(c, SubscriberBody);
+    const sb = get();
+    if (scope.locationId !== undefined && !sb.store.locations.has(scope.locationId)) throw new ControlError(404, `no location ${scope.locationId}`);
+    if (scope.companyId !== undefined && !sb.store.companies.has(scope.companyId)) throw new ControlError(404, `no agency (company) ${scope.companyId}`);
+    sb.subscribe(target, scope);
+    return c.json(subscribersAnswer(), 201);
   });
 
   app.delete("/webhooks/subscribers", async (c) => {
-    const url = c.req.query("url") ?? (await body(c, UrlBody)).url;
-    get().unsubscribe(url);
-    return c.json({ subscribers: [...get().webhooks.subscribers] });
+    const target = c.req.query("url") ?? (await body(c, UrlBody)).url;
+    get().unsubscribe(target);
+    return c.json(subscribersAnswer());
   });
 
   app.put("/webhooks/mode", async (c) => {

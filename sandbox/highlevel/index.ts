@@ -33,6 +33,28 @@ import { HighLevelService } from "./service.ts";
 import { HighLevelStore, IdSource } from "./store.ts";
 
 export type { DemoData } from "./seed.ts";
+
+/**
+ * Which events a webhook subscriber receives. HighLevel sends a location's events only to apps
+ * installed on that location; a subscriber without a scope receives every event (the sandbox's
+ * default, which `npm start` and most tests use). Conditions combine (all must hold):
+ * - `locationId`: events of that location only (an agency-level INSTALL / UNINSTALL, which carries no
+ *   locationId, when it is for the location's agency);
+ * - `companyId`: events of that agency's locations, and its agency-level INSTALL / UNINSTALL;
+ * - `installed`: events of locations where the app is installed when the event happens (a location
+ *   install, or an agency-wide install of its agency) — INSTALL and UNINSTALL always pass, being
+ *   about the installation itself.
+ */
+export interface SubscriberScope {
+  locationId?: string | undefined;
+  companyId?: string | undefined;
+  installed?: boolean | undefined;
+}
+
+/** A subscriber and its scope (none: every event). */
+export interface Subscription extends SubscriberScope {
+  url: string;
+}
 export type { AccessToken, TokenCounters } from "./oauth.ts";
 
 /** HighLevel retries a webhook only after a 429: up to 6 more tries about 10 minutes apart. */
@@ -68,9 +90,16 @@ export interface HighLevelSandbox extends ProviderSandbox {
   uninstall(locationId: string): Installation | null;
   /** An opportunity as `GET /opportunities/{id}` renders it, or undefined. */
   opportunity(id: string): Record<string, unknown> | undefined;
-  /** Adds a webhook subscriber URL (the app's webhook URL). */
-  subscribe(url: string): void;
+  /**
+   * Adds a webhook subscriber URL (the app's webhook URL), optionally scoped (see SubscriberScope);
+   * subscribing a URL again replaces its scope. Throws a RangeError for an unknown location or agency.
+   */
+  subscribe(url: string, scope?: SubscriberScope): void;
   unsubscribe(url: string): void;
+  /** Every subscriber with its scope, in subscription order. */
+  subscriptions(): Subscription[];
+  /** Whether a subscriber receives an event body (its scope applied now). */
+  receives(url: string, body: Record<string, unknown>): boolean;
   /** Delivers due webhooks (manual mode); returns how many were attempted. */
   flush(): Promise<number>;
   /** The delivery log, with parsed bodies, optionally filtered by event type. */
@@ -113,10 +142,29 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
     ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
   });
   for (const url of configuredSubscribers) webhooks.subscribers.add(url);
+  /** Scopes of the subscribers that have one (a subscriber absent here receives every event). */
+  const scopes = new Map<string, SubscriberScope>();
 
-  /** Adds the envelope HighLevel puts on every webhook body and queues it. */
+  /** Whether a subscriber with `scope` receives an event body (see SubscriberScope). */
+  const inScope = (scope: SubscriberScope | undefined, body: Record<string, unknown>): boolean => {
+    if (!scope) return true;
+    const locationId = typeof body["locationId"] === "string" ? body["locationId"] : null;
+    const companyId = typeof body["companyId"] === "string" ? body["companyId"] : locationId ? (store.locations.get(locationId)?.companyId ?? null) : null;
+    if (scope.locationId !== undefined) {
+      if (locationId !== null ? locationId !== scope.locationId : companyId === null || companyId !== store.locations.get(scope.locationId)?.companyId) return false;
+    }
+    if (scope.companyId !== undefined && companyId !== scope.companyId) return false;
+    if (scope.installed && body["type"] !== "INSTALL" && body["type"] !== "UNINSTALL") {
+      if (locationId === null) return false;
+      const agency = store.locations.get(locationId)?.companyId;
+      if (!oauth.installations.has(locationId) && !(agency && oauth.installations.has(`company:${agency}`))) return false;
+    }
+    return true;
+  };
+
+  /** Adds the envelope HighLevel puts on every webhook body and queues it for the subscribers in scope. */
   const emit = (type: string, body: Record<string, unknown>) => {
-    webhooks.emit(type, { ...body, appId, versionId: appId, timestamp: new Date(clock.now()).toISOString(), webhookId: webhookIds.uuid() });
+    webhooks.emit(type, { ...body, appId, versionId: appId, timestamp: new Date(clock.now()).toISOString(), webhookId: webhookIds.uuid() }, (url) => inScope(scopes.get(url), body));
   };
 
   const service = new HighLevelService({
@@ -193,6 +241,7 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
       faults.reset();
       faults.configure({ seed: ctx.seed });
       webhooks.reset();
+      scopes.clear();
       for (const url of configuredSubscribers) webhooks.subscribers.add(url);
       handle.demo = null;
     },
@@ -245,12 +294,30 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
       return o ? renderOpportunity(store, o) : undefined;
     },
 
-    subscribe(url) {
+    subscribe(url, scope = {}) {
+      const clean: SubscriberScope = {
+        ...(scope.locationId !== undefined ? { locationId: scope.locationId } : {}),
+        ...(scope.companyId !== undefined ? { companyId: scope.companyId } : {}),
+        ...(scope.installed ? { installed: true } : {}),
+      };
+      if (clean.locationId !== undefined && !store.locations.has(clean.locationId)) throw new RangeError(`no location ${clean.locationId}`);
+      if (clean.companyId !== undefined && !store.companies.has(clean.companyId)) throw new RangeError(`no agency (company) ${clean.companyId}`);
       webhooks.subscribers.add(url);
+      if (Object.keys(clean).length > 0) scopes.set(url, clean);
+      else scopes.delete(url);
     },
 
     unsubscribe(url) {
       webhooks.subscribers.delete(url);
+      scopes.delete(url);
+    },
+
+    subscriptions() {
+      return [...webhooks.subscribers].map((url) => ({ url, ...scopes.get(url) }));
+    },
+
+    receives(url, body) {
+      return webhooks.subscribers.has(url) && inScope(scopes.get(url), body);
     },
 
     flush: () => webhooks.flush(),

@@ -222,3 +222,119 @@ describe("HighLevel sandbox webhooks (in-process, workerd)", () => {
     expect(c.deliveries).not.toEqual(a.deliveries);
   });
 });
+
+describe("HighLevel sandbox webhooks: per-subscriber location scoping", () => {
+  /** Every subscriber's deliveries as `type@locationId` (agency-level events as `type@company:<id>`). */
+  const seen = (sb: Sandbox, url: string) =>
+    sb.highlevel
+      .deliveries()
+      .filter((x) => x.subscriber === url)
+      .map((x) => `${String(x.payload.type)}@${typeof x.payload.locationId === "string" ? x.payload.locationId : `company:${String(x.payload.companyId)}`}`);
+
+  const MAIN = "http://main.test/hook";
+  const EUROPE = "http://europe.test/hook";
+  const AGENCY = "http://agency.test/hook";
+  const INSTALLED = "http://installed.test/hook";
+
+  /** A note in each demo location (one event each), made as a UI user would. */
+  const noteInEach = (sb: Sandbox, contacts: { main: string; europe: string }, text: string) => {
+    sb.highlevel.service.createNote(contacts.main, { body: `${text} (main)` });
+    sb.highlevel.service.createNote(contacts.europe, { body: `${text} (europe)` });
+  };
+
+  async function scoped() {
+    const { sb, received } = await setup();
+    const d = sb.highlevel.demo!;
+    const europeContact = sb.highlevel.service.createContact({ locationId: d.otherLocationId, firstName: "Elsa", email: "elsa@eu.example" });
+    return { sb, d, received, contacts: { main: d.contactIds[0]!, europe: europeContact.id } };
+  }
+
+  it("happy: a subscriber scoped to a location gets that location's events only; an unscoped one still gets every event", async () => {
+    const { sb, d, contacts } = await scoped();
+    sb.highlevel.subscribe(MAIN, { locationId: d.locationId });
+    sb.highlevel.subscribe(EUROPE, { locationId: d.otherLocationId });
+    noteInEach(sb, contacts, "hello");
+    sb.highlevel.service.updateOpportunity(d.opportunityIds[0]!, { monetaryValue: 1 });
+    await sb.highlevel.flush();
+    expect(seen(sb, MAIN)).toEqual([`NoteCreate@${d.locationId}`, `OpportunityUpdate@${d.locationId}`, `OpportunityMonetaryValueUpdate@${d.locationId}`]);
+    expect(seen(sb, EUROPE)).toEqual([`NoteCreate@${d.otherLocationId}`]);
+    expect(seen(sb, HOOK)).toEqual([`NoteCreate@${d.locationId}`, `NoteCreate@${d.otherLocationId}`, `OpportunityUpdate@${d.locationId}`, `OpportunityMonetaryValueUpdate@${d.locationId}`]);
+  });
+
+  it("happy: a subscriber scoped to an agency gets the events of its locations and its agency-level INSTALL, not another agency's", async () => {
+    const { sb, d, contacts } = await scoped();
+    sb.highlevel.store.companies.set("otherAgency000000001", { id: "otherAgency000000001", name: "Other Agency" });
+    sb.highlevel.store.locations.set("otherAgencyLocation1", { id: "otherAgencyLocation1", companyId: "otherAgency000000001", name: "Elsewhere", address: "", timezone: "UTC", active: true });
+    const elsewhere = sb.highlevel.service.createContact({ locationId: "otherAgencyLocation1", firstName: "Far" });
+    sb.highlevel.subscribe(AGENCY, { companyId: d.companyId });
+    noteInEach(sb, contacts, "agency");
+    sb.highlevel.service.createNote(elsewhere.id, { body: "not for Acme" });
+    sb.highlevel.connect({ companyId: d.companyId, userType: "Company" });
+    sb.highlevel.connect({ companyId: "otherAgency000000001", userType: "Company" });
+    await sb.highlevel.flush();
+    expect(seen(sb, AGENCY)).toEqual([`NoteCreate@${d.locationId}`, `NoteCreate@${d.otherLocationId}`, `INSTALL@company:${d.companyId}`]);
+    expect(seen(sb, HOOK)).toContain("NoteCreate@otherAgencyLocation1");
+    expect(seen(sb, HOOK)).toContain("INSTALL@company:otherAgency000000001");
+  });
+
+  it("happy: a subscriber scoped to the app's installed locations gets nothing before the install, a location's events while installed, and its UNINSTALL", async () => {
+    const { sb, d, contacts } = await scoped();
+    sb.highlevel.subscribe(INSTALLED, { installed: true });
+    noteInEach(sb, contacts, "before");
+    sb.highlevel.connect({ locationId: d.locationId });
+    noteInEach(sb, contacts, "installed");
+    sb.highlevel.uninstall(d.locationId);
+    noteInEach(sb, contacts, "after");
+    await sb.highlevel.flush();
+    expect(seen(sb, INSTALLED)).toEqual([`INSTALL@${d.locationId}`, `NoteCreate@${d.locationId}`, `UNINSTALL@${d.locationId}`]);
+    const bodies = sb.highlevel.deliveries("NoteCreate").filter((x) => x.subscriber === INSTALLED).map((x) => x.payload.body);
+    expect(bodies).toEqual(["installed (main)"]);
+  });
+
+  it("happy: an agency-wide install covers every location of the agency for an installed-scoped subscriber, combined with a location scope", async () => {
+    const { sb, d, contacts } = await scoped();
+    sb.highlevel.subscribe(INSTALLED, { installed: true });
+    sb.highlevel.subscribe(EUROPE, { installed: true, locationId: d.otherLocationId });
+    sb.highlevel.connect({ companyId: d.companyId, userType: "Company" });
+    noteInEach(sb, contacts, "agency-wide");
+    await sb.highlevel.flush();
+    expect(seen(sb, INSTALLED)).toEqual([`INSTALL@company:${d.companyId}`, `NoteCreate@${d.locationId}`, `NoteCreate@${d.otherLocationId}`]);
+    expect(seen(sb, EUROPE)).toEqual([`INSTALL@company:${d.companyId}`, `NoteCreate@${d.otherLocationId}`]);
+  });
+
+  it("happy: subscribing a URL again without a scope makes it receive everything; unsubscribing drops it and its scope", async () => {
+    const { sb, d, contacts } = await scoped();
+    sb.highlevel.subscribe(MAIN, { locationId: d.locationId });
+    expect(sb.highlevel.subscriptions()).toEqual([{ url: HOOK }, { url: MAIN, locationId: d.locationId }]);
+    sb.highlevel.subscribe(MAIN);
+    expect(sb.highlevel.subscriptions()).toEqual([{ url: HOOK }, { url: MAIN }]);
+    noteInEach(sb, contacts, "all");
+    await sb.highlevel.flush();
+    expect(seen(sb, MAIN)).toHaveLength(2);
+    sb.highlevel.unsubscribe(MAIN);
+    sb.highlevel.subscribe(MAIN, { installed: true });
+    expect(sb.highlevel.subscriptions()).toEqual([{ url: HOOK }, { url: MAIN, installed: true }]);
+    expect(() => sb.highlevel.subscribe(EUROPE, { locationId: "noSuchLocation000000" })).toThrow(RangeError);
+    expect(sb.highlevel.subscriptions().map((s) => s.url)).not.toContain(EUROPE);
+  });
+
+  it("happy: the control API takes an optional locationId / companyId / installed and lists the scopes; bad input is a 400, an unknown location a 404", async () => {
+    const { sb, d } = await scoped();
+    const control = async (method: string, path: string, body?: unknown) => {
+      const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel${path}`, { method, headers: { "content-type": "application/json" }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }));
+      return { status: res.status, json: (await res.json()) as Record<string, any> };
+    };
+    const added = await control("POST", "/webhooks/subscribers", { url: MAIN, locationId: d.locationId, installed: true });
+    expect(added.status).toBe(201);
+    expect(added.json.subscribers).toEqual([HOOK, MAIN]);
+    expect(added.json.subscriptions).toEqual([{ url: HOOK }, { url: MAIN, locationId: d.locationId, installed: true }]);
+    expect((await control("GET", "/webhooks")).json.subscriptions).toEqual(added.json.subscriptions);
+    expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, locationId: "noSuchLocation000000" })).status).toBe(404);
+    expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, companyId: "noSuchCompany0000000" })).status).toBe(404);
+    expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, installed: "yes" })).status).toBe(400);
+    expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, locationId: "" })).status).toBe(400);
+    expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, location: d.locationId })).status).toBe(400);
+    const removed = await control("DELETE", `/webhooks/subscribers?url=${encodeURIComponent(MAIN)}`);
+    expect(removed.json.subscriptions).toEqual([{ url: HOOK }]);
+  });
+});

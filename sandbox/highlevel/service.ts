@@ -9,6 +9,8 @@
  *   assignee → OpportunityUpdate + OpportunityAssignedToUpdate
  *   delete   → OpportunityDelete + OpportunityUpdate (an Update for a record that is gone)
  *   notes    → NoteCreate / NoteUpdate / NoteDelete
+ *   contacts → no events (the official event docs have no Contact* events); deleting a contact
+ *              deletes its opportunities (with their Delete + Update) and its notes
  *
  * Event bodies follow ghl/webhook-events/*.md; the envelope (`timestamp`, `webhookId`, `appId`,
  * `versionId`) is added by the emitter. Referential checks answer 400 with HighLevel-style texts.
@@ -72,6 +74,28 @@ export interface ContactInput {
   timezone?: string | null | undefined;
   source?: string | null | undefined;
   assignedTo?: string | null | undefined;
+  tags?: string[] | undefined;
+  dnd?: boolean | undefined;
+  customFields?: CustomFieldInput[] | undefined;
+}
+
+/** `UpdateContactDto` (ghl/apps/contacts.json): every field optional; `null` clears a nullable one. */
+export interface ContactPatch {
+  firstName?: string | null | undefined;
+  lastName?: string | null | undefined;
+  name?: string | null | undefined;
+  email?: string | null | undefined;
+  phone?: string | null | undefined;
+  address1?: string | null | undefined;
+  city?: string | null | undefined;
+  state?: string | null | undefined;
+  postalCode?: string | undefined;
+  website?: string | null | undefined;
+  timezone?: string | null | undefined;
+  source?: string | null | undefined;
+  country?: string | undefined;
+  assignedTo?: string | null | undefined;
+  /** Overwrites every tag (the spec says so). */
   tags?: string[] | undefined;
   dnd?: boolean | undefined;
   customFields?: CustomFieldInput[] | undefined;
@@ -440,6 +464,62 @@ export class HighLevelService {
       dateUpdated: now,
     };
     this.store.contacts.set(c.id, c);
+    return c;
+  }
+
+  /**
+   * `PUT /contacts/{id}`: applies the fields given (tags overwrite); an email or phone another
+   * contact of the location has is refused as on create, unless the location allows duplicates.
+   * Emits nothing: HighLevel's event docs have no contact events.
+   */
+  updateContact(id: string, patch: ContactPatch): Contact {
+    const c = this.contact(id);
+    if (!this.settingsOf(c.locationId).allowDuplicateContacts) {
+      const dup = this.findDuplicateContact(c.locationId, patch.email, patch.phone);
+      if (dup && dup.contact.id !== c.id) {
+        throw new GhlError(400, "This location does not allow duplicated contacts.", { withReason: false, extra: { meta: { contactName: this.store.contactName(dup.contact), contactId: dup.contact.id, matchingField: dup.matchingField } } });
+      }
+    }
+    if (patch.assignedTo) this.#checkUser(c.locationId, patch.assignedTo, "assignedTo");
+    const customFields = patch.customFields ? this.#customFields(c.locationId, "contact", patch.customFields, c.customFields) : c.customFields;
+    const text = (v: string | null | undefined, current: string | null): string | null => (v === undefined ? current : v === null || v === "" ? null : v);
+    let firstName = text(patch.firstName, c.firstName);
+    let lastName = text(patch.lastName, c.lastName);
+    if (patch.name && patch.firstName === undefined && patch.lastName === undefined) {
+      const [first, ...rest] = patch.name.trim().split(/\s+/);
+      firstName = first ?? null;
+      lastName = rest.length > 0 ? rest.join(" ") : null;
+    }
+    c.firstName = firstName;
+    c.lastName = lastName;
+    if (patch.email !== undefined) c.email = patch.email ? patch.email.toLowerCase() : null;
+    c.phone = text(patch.phone, c.phone);
+    c.address1 = text(patch.address1, c.address1);
+    c.city = text(patch.city, c.city);
+    c.state = text(patch.state, c.state);
+    c.postalCode = text(patch.postalCode, c.postalCode);
+    c.website = text(patch.website, c.website);
+    c.timezone = text(patch.timezone, c.timezone);
+    c.source = text(patch.source, c.source);
+    c.country = text(patch.country, c.country);
+    c.assignedTo = text(patch.assignedTo, c.assignedTo);
+    if (patch.tags !== undefined) c.tags = [...new Set(patch.tags)];
+    if (patch.dnd !== undefined) c.dnd = patch.dnd;
+    c.customFields = customFields;
+    c.dateUpdated = this.#now();
+    return c;
+  }
+
+  /**
+   * `DELETE /contacts/{id}`: removes the contact, its notes and its opportunities (an opportunity
+   * needs a contact); each opportunity goes with the usual Delete + Update events. The cascade is
+   * the sandbox's choice — HighLevel does not document it.
+   */
+  deleteContact(id: string): Contact {
+    const c = this.contact(id);
+    for (const o of this.store.opportunitiesOf(c.locationId).filter((x) => x.contactId === id)) this.deleteOpportunity(o.id);
+    for (const n of this.store.notesOf(id)) this.store.notes.delete(n.id);
+    this.store.contacts.delete(id);
     return c;
   }
 

@@ -57,6 +57,28 @@ function applyErrata(opp: Json): string[] {
   return notes;
 }
 
+/**
+ * contacts.json gaps: `POST /contacts/search` documents a 200 without a body (and an empty
+ * `SearchBodyV2DTO`). The sandbox answers the shape of HighLevel's "Search Contacts" guide —
+ * `{contacts, total}` — each contact as `GetContectByIdSchema` plus its `searchAfter` cursor; that
+ * observed shape is what the answer is validated against. Nothing else is relaxed.
+ */
+function applyContactErrata(contacts: Json): string[] {
+  contacts.components.schemas.ObservedContactSearchResult = {
+    type: "object",
+    required: ["contacts", "total"],
+    properties: {
+      contacts: {
+        type: "array",
+        items: { allOf: [{ $ref: "#/components/schemas/GetContectByIdSchema" }, { type: "object", required: ["id", "searchAfter"], properties: { searchAfter: { type: "array", items: { type: ["string", "number"] } } } }] },
+      },
+      total: { type: "number" },
+    },
+  };
+  contacts.paths["/contacts/search"].post.responses["200"].content = { "application/json": { schema: { $ref: "#/components/schemas/ObservedContactSearchResult" } } };
+  return ["POST /contacts/search 200: no documented body → {contacts: GetContectByIdSchema + searchAfter, total} (HighLevel's Search Contacts guide)"];
+}
+
 const pointer = (...segments: string[]) => segments.map((seg) => encodeURIComponent(seg.replace(/~/g, "~0").replace(/\//g, "~1"))).join("/");
 
 describe.skipIf(missing.length > 0)("HighLevel sandbox conforms to the official OpenAPI files", () => {
@@ -73,7 +95,7 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox conforms to the official 
       "contacts.json": JSON.parse(readFileSync(files.contacts, "utf8")),
       "oauth.json": JSON.parse(readFileSync(files.oauth, "utf8")),
     };
-    const errata = applyErrata(docs["opportunities.json"]!);
+    const errata = [...applyErrata(docs["opportunities.json"]!), ...applyContactErrata(docs["contacts.json"]!)];
     console.log(`[conformance] spec errata applied: ${errata.join("; ")}`);
     ajv = new Ajv({ strict: false, allErrors: true });
     const addFormats = addFormatsModule as unknown as (a: Ajv) => Ajv;
@@ -191,6 +213,36 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox conforms to the official 
     await conforms("contacts.json", "/contacts/{contactId}/notes/{id}", "delete", `/contacts/${contactId}/notes/${noteId}`, { token: pit, status: 200 });
     const bad = await conforms("contacts.json", "/contacts/{contactId}/notes", "post", `/contacts/${contactId}/notes`, { token: pit, status: 422, body: { text: "wrong field" } });
     expect(bad.message).toEqual(expect.arrayContaining(["property text should not exist", "body should not be empty"]));
+  });
+
+  it("happy: contact update, search and delete answer the schemas of contacts.json (search: the observed shape, see errata)", async () => {
+    const d = sb.demo;
+    const email = `iris-${Date.now()}@example.com`;
+    const created = await conforms("contacts.json", "/contacts/", "post", "/contacts/", { token: pit, status: 201, body: { locationId: d.locationId, firstName: "Iris", lastName: "Vale", email, tags: ["lead"] } });
+    const contactId = created.contact.id as string;
+    const updated = await conforms("contacts.json", "/contacts/{contactId}", "put", `/contacts/${contactId}`, {
+      token: pit,
+      status: 200,
+      body: { lastName: "Vale-Moreau", tags: ["lead", "vip"], city: "Lyon", dnd: false, website: null },
+    });
+    expect(updated).toMatchObject({ succeded: true, contact: { id: contactId, name: "Iris Vale-Moreau", tags: ["lead", "vip"], city: "Lyon" } });
+    const invalid = await conforms("contacts.json", "/contacts/{contactId}", "put", `/contacts/${contactId}`, { token: pit, status: 422, body: { locationId: d.locationId } });
+    expect(invalid.message).toEqual(["property locationId should not exist"]);
+    const found = await conforms("contacts.json", "/contacts/search", "post", "/contacts/search", {
+      token: pit,
+      status: 200,
+      body: { locationId: d.locationId, pageLimit: 10, filters: [{ field: "email", operator: "eq", value: email }] },
+    });
+    expect(found.total).toBe(1);
+    expect(found.contacts[0]).toMatchObject({ id: contactId, lastName: "Vale-Moreau" });
+    const page = await conforms("contacts.json", "/contacts/search", "post", "/contacts/search", { token: pit, status: 200, body: { locationId: d.locationId, pageLimit: 3, sort: [{ field: "dateAdded", direction: "asc" }] } });
+    expect(page.contacts).toHaveLength(3);
+    await conforms("contacts.json", "/contacts/{contactId}", "delete", `/contacts/${contactId}`, { token: pit, status: 200 });
+    const gone = await conforms("contacts.json", "/contacts/{contactId}", "put", `/contacts/${contactId}`, { token: pit, status: 400, body: { city: "Paris" } });
+    expect(gone.message).toBe("Contact not found");
+    const { token: readOnly } = await sb.control<{ token: string }>("POST", "/pit", { scopes: ["contacts.readonly"] });
+    const scope = await conforms("contacts.json", "/contacts/{contactId}", "delete", `/contacts/${d.contactIds[5]}`, { token: readOnly, status: 401 });
+    expect(scope.message).toBe("The token is not authorized for this scope.");
   });
 
   it("happy: the OAuth token endpoints answer the schemas of oauth.json", async () => {

@@ -79,6 +79,20 @@ describe("official SDK against the HighLevel sandbox", () => {
     expect(all.notes!.map((n) => n.id)).toContain(created.note!.id);
   });
 
+  it("happy: contacts: updateContact, searchContactsAdvanced and deleteContact round-trip", async () => {
+    const ghl = sdk(sb.demo.pit);
+    const email = `sdk-contact-${Date.now()}@example.com`;
+    const { contact } = await ghl.contacts.createContact({ locationId: sb.demo.locationId, firstName: "Round", lastName: "Trip", email });
+    const contactId = contact!.id!;
+    const updated = await ghl.contacts.updateContact({ contactId }, { lastName: "Tripped", tags: ["sdk"] });
+    expect(updated).toMatchObject({ succeded: true, contact: { id: contactId, lastName: "Tripped", tags: ["sdk"] } });
+    const found = (await ghl.contacts.searchContactsAdvanced({ locationId: sb.demo.locationId, pageLimit: 5, filters: [{ field: "email", operator: "eq", value: email }] } as object)) as { contacts: Array<{ id: string }>; total: number };
+    expect(found.total).toBe(1);
+    expect(found.contacts.map((c) => c.id)).toEqual([contactId]);
+    expect(await ghl.contacts.deleteContact({ contactId })).toMatchObject({ succeded: true });
+    await expect(ghl.contacts.getContact({ contactId })).rejects.toThrow();
+  });
+
   it("happy: the SDK's default API version (2023-02-21) is accepted", async () => {
     const ghl = sdk(sb.demo.pit);
     const { pipelines } = await ghl.opportunities.getPipelines({ locationId: sb.demo.locationId });

@@ -73,7 +73,9 @@ const StateSchema = z.object({
 });
 type State = z.infer<typeof StateSchema>;
 
-const aad = (connectionId: string, which: "access" | "refresh") => `connection:${connectionId}:${which}`;
+/** The additional data that binds a token ciphertext to its connection row (also used by src/highlevel/pit.ts). */
+export const tokenAad = (connectionId: string, which: "access" | "refresh") => `connection:${connectionId}:${which}`;
+const aad = tokenAad;
 
 /** Storage and collaborators the keeper needs (the DO provides them; tests may fake the clock). */
 export interface TokenKeeperDeps {

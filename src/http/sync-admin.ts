@@ -5,7 +5,7 @@
  * |---|---|---|
  * | GET `/accounts` | – | every account with its settings |
  * | GET `/accounts/{id}` | – | one account + link counts, dirty records, backfill progress |
- * | PUT `/accounts/{id}` | `{name?, workspaceId?, locations?, conflictPolicy?, deletePolicy?, testMode?, readOnly?}` | create or update (idempotent) |
+ * | PUT `/accounts/{id}` | `{name?, locations?, conflictPolicy?, deletePolicy?, testMode?, readOnly?}` | create or update (idempotent); the 4Degrees workspace is paired by `PUT /api/accounts/{id}/fourdegrees` only |
  * | DELETE `/accounts/{id}` | – | the account and everything synced for it |
  * | GET `/accounts/{id}/mapping` | – | the stored mapping (404 when none) |
  * | GET `/accounts/{id}/mapping/suggested` | – | a default mapping built from the live pipelines |
@@ -45,7 +45,6 @@ const Side = z.enum(["fourdegrees", "highlevel"]);
 const AccountBody = z
   .object({
     name: z.string().trim().min(1).max(200).optional(),
-    workspaceId: z.string().min(1).max(200).nullable().optional(),
     locations: z.array(z.string().min(1).max(200)).max(50).optional(),
     conflictPolicy: ConflictPolicySchema.optional(),
     deletePolicy: DeletePolicySchema.optional(),
@@ -88,7 +87,14 @@ export const syncAdmin = new Hono<AppEnv>()
   })
   .put("/accounts/:id", async (c) => {
     const id = idParam(c.req.param("id"));
-    const input = await body(c.req.json(), AccountBody, "account");
+    const raw: unknown = await c.req.json().catch(() => undefined);
+    // The workspace has one writer (pairFourDegreesAccount, behind PUT /api/accounts/{id}/fourdegrees,
+    // which learns it from 4Degrees itself); a typed-in id here could contradict it.
+    if (raw !== null && typeof raw === "object" && "workspaceId" in raw)
+      throw new AppError("bad_request", `workspaceId cannot be set here: pair the account with its 4Degrees workspace through PUT /api/accounts/${id}/fourdegrees (its API key names the workspace)`, {
+        details: [{ field: "workspaceId", message: `set by PUT /api/accounts/${id}/fourdegrees` }],
+      });
+    const input = await body(Promise.resolve(raw), AccountBody, "account");
     const existing = await getAccount(c.env.DB, id);
     const account =
       existing?.configured
@@ -96,7 +102,6 @@ export const syncAdmin = new Hono<AppEnv>()
         : await createAccount(c.env.DB, {
             id,
             name: input.name ?? existing?.name ?? id,
-            workspaceId: input.workspaceId ?? null,
             locations: input.locations ?? [],
             ...(input.conflictPolicy ? { conflictPolicy: input.conflictPolicy } : {}),
             ...(input.deletePolicy ? { deletePolicy: input.deletePolicy } : {}),

@@ -1,8 +1,13 @@
 /**
  * Accounts and their sync settings: `accounts` (0001: id, name, status), `account_settings`
- * (workspace, policies, test mode, mapping) and `account_locations` (the HighLevel locations an
- * account pairs with its 4Degrees workspace). Rows are parsed with zod; the mapping JSON is
- * re-validated on every read, so a hand-edited row fails loudly instead of syncing wrongly.
+ * (policies, test mode, mapping) and `account_locations` (the HighLevel locations an account pairs
+ * with its 4Degrees workspace). Rows are parsed with zod; the mapping JSON is re-validated on every
+ * read, so a hand-edited row fails loudly instead of syncing wrongly.
+ *
+ * The account's 4Degrees workspace has one owner: `fourdegrees_accounts.workspace_id`, written only
+ * by `pairFourDegreesAccount` (src/fourdegrees/wiring.ts) after 4Degrees named the key's workspace.
+ * This module only reads it (LEFT JOIN); the old `account_settings.workspace_id` column is no
+ * longer written or read, so two places can never disagree about which workspace an account is.
  */
 import { z } from "zod";
 import { AppError } from "../lib/errors.ts";
@@ -16,6 +21,7 @@ export interface Account {
   id: string;
   name: string;
   status: "active" | "paused";
+  /** The paired 4Degrees workspace (`fourdegrees_accounts`), null until `pairFourDegreesAccount`. */
   workspaceId: string | null;
   locations: string[];
   conflictPolicy: z.infer<typeof ConflictPolicySchema>;
@@ -72,16 +78,20 @@ function toAccount(raw: unknown): Account {
   };
 }
 
-const SELECT = `SELECT a.id, a.name, a.status, a.created_at, a.updated_at, s.workspace_id, s.conflict_policy, s.delete_policy,
+const SELECT = `SELECT a.id, a.name, a.status, a.created_at, a.updated_at, f.workspace_id, s.conflict_policy, s.delete_policy,
   s.test_mode, s.read_only, s.mapping_json, s.mapping_version,
   (SELECT group_concat(location_id) FROM account_locations l WHERE l.account_id = a.id) AS locations
-  FROM accounts a LEFT JOIN account_settings s ON s.account_id = a.id`;
+  FROM accounts a LEFT JOIN account_settings s ON s.account_id = a.id LEFT JOIN fourdegrees_accounts f ON f.account_id = a.id`;
 
 /** Input of `createAccount`. */
 export interface NewAccount {
   id: string;
   name: string;
-  workspaceId: string | null;
+  /**
+   * @deprecated Not stored: an account gets its workspace only from `pairFourDegreesAccount`.
+   * Accepted (and ignored) so callers written before that change still compile; remove it.
+   */
+  workspaceId?: string | null;
   locations: string[];
   conflictPolicy?: Account["conflictPolicy"];
   deletePolicy?: Account["deletePolicy"];
@@ -91,7 +101,8 @@ export interface NewAccount {
 
 /**
  * Creates an account with its settings and locations in one batch (atomic in D1). Throws
- * `conflict` when the id, the workspace or a location already belongs to an account.
+ * `conflict` when the settings row or a location already belongs to an account. The 4Degrees
+ * workspace is not set here: pair it with `pairFourDegreesAccount`.
  */
 export async function createAccount(db: D1Database, input: NewAccount, now = Date.now()): Promise<Account> {
   try {
@@ -99,13 +110,13 @@ export async function createAccount(db: D1Database, input: NewAccount, now = Dat
       // The row may exist already (the 4Degrees key endpoint creates it): adopt it.
       db.prepare("INSERT INTO accounts (id, name, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at").bind(input.id, input.name, now, now),
       db
-        .prepare("INSERT INTO account_settings (account_id, workspace_id, conflict_policy, delete_policy, test_mode, read_only, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(input.id, input.workspaceId, input.conflictPolicy ?? "newest", input.deletePolicy ?? "archive", input.testMode ? 1 : 0, input.readOnly ? 1 : 0, now),
+        .prepare("INSERT INTO account_settings (account_id, conflict_policy, delete_policy, test_mode, read_only, updated_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(input.id, input.conflictPolicy ?? "newest", input.deletePolicy ?? "archive", input.testMode ? 1 : 0, input.readOnly ? 1 : 0, now),
       ...input.locations.map((loc) => db.prepare("INSERT INTO account_locations (location_id, account_id, added_at) VALUES (?, ?, ?)").bind(loc, input.id, now)),
     ]);
   } catch (err) {
     if (err instanceof Error && /UNIQUE|PRIMARY KEY|constraint/i.test(err.message))
-      throw new AppError("conflict", `account ${input.id}, workspace ${input.workspaceId ?? "-"} or one of the locations ${input.locations.join(", ")} already belongs to an account`, { cause: err });
+      throw new AppError("conflict", `account ${input.id} or one of the locations ${input.locations.join(", ")} already belongs to an account`, { cause: err });
     throw err;
   }
   const created = await getAccount(db, input.id);
@@ -136,16 +147,9 @@ export async function accountIdForLocation(db: D1Database, locationId: string): 
   return row?.account_id ?? null;
 }
 
-/** The account a 4Degrees workspace belongs to. */
-export async function accountIdForWorkspace(db: D1Database, workspaceId: string): Promise<string | null> {
-  const row = await db.prepare("SELECT account_id FROM account_settings WHERE workspace_id = ?").bind(workspaceId).first<{ account_id: string }>();
-  return row?.account_id ?? null;
-}
-
 /** Settings a caller may change. */
 export interface SettingsPatch {
   name?: string;
-  workspaceId?: string | null;
   conflictPolicy?: Account["conflictPolicy"];
   deletePolicy?: Account["deletePolicy"];
   testMode?: boolean;
@@ -154,6 +158,19 @@ export interface SettingsPatch {
   locations?: string[];
 }
 
+/**
+ * The statement that gives an account its `account_settings` row (defaults) when it has none — an
+ * `accounts` row made by the 4Degrees key endpoint has no settings yet, and an `UPDATE` of a
+ * missing row would change nothing without saying so. Run it first in the same batch.
+ */
+function ensureSettingsRow(db: D1Database, id: string, now: number): D1PreparedStatement {
+  return db.prepare("INSERT INTO account_settings (account_id, updated_at) VALUES (?, ?) ON CONFLICT (account_id) DO NOTHING").bind(id, now);
+}
+
+/**
+ * Changes an account's name, status, settings and locations in one batch. An account without a
+ * settings row gets one (with the defaults) before its settings change.
+ */
 export async function updateAccount(db: D1Database, id: string, patch: SettingsPatch, now = Date.now()): Promise<Account> {
   await requireAccount(db, id);
   const stmts: D1PreparedStatement[] = [];
@@ -161,12 +178,11 @@ export async function updateAccount(db: D1Database, id: string, patch: SettingsP
     stmts.push(db.prepare("UPDATE accounts SET name = COALESCE(?, name), status = COALESCE(?, status), updated_at = ? WHERE id = ?").bind(patch.name ?? null, patch.status ?? null, now, id));
   const sets: string[] = [];
   const values: Array<string | number | null> = [];
-  if (patch.workspaceId !== undefined) (sets.push("workspace_id = ?"), values.push(patch.workspaceId));
   if (patch.conflictPolicy !== undefined) (sets.push("conflict_policy = ?"), values.push(patch.conflictPolicy));
   if (patch.deletePolicy !== undefined) (sets.push("delete_policy = ?"), values.push(patch.deletePolicy));
   if (patch.testMode !== undefined) (sets.push("test_mode = ?"), values.push(patch.testMode ? 1 : 0));
   if (patch.readOnly !== undefined) (sets.push("read_only = ?"), values.push(patch.readOnly ? 1 : 0));
-  if (sets.length > 0) stmts.push(db.prepare(`UPDATE account_settings SET ${sets.join(", ")}, updated_at = ? WHERE account_id = ?`).bind(...values, now, id));
+  if (sets.length > 0) stmts.push(ensureSettingsRow(db, id, now), db.prepare(`UPDATE account_settings SET ${sets.join(", ")}, updated_at = ? WHERE account_id = ?`).bind(...values, now, id));
   if (patch.locations !== undefined) {
     stmts.push(db.prepare("DELETE FROM account_locations WHERE account_id = ?").bind(id));
     for (const loc of patch.locations) stmts.push(db.prepare("INSERT INTO account_locations (location_id, account_id, added_at) VALUES (?, ?, ?)").bind(loc, id, now));
@@ -175,16 +191,21 @@ export async function updateAccount(db: D1Database, id: string, patch: SettingsP
     try {
       await db.batch(stmts);
     } catch (err) {
-      if (err instanceof Error && /UNIQUE|PRIMARY KEY|constraint/i.test(err.message)) throw new AppError("conflict", "that workspace or location already belongs to another account", { cause: err });
+      if (err instanceof Error && /UNIQUE|PRIMARY KEY|constraint/i.test(err.message)) throw new AppError("conflict", "that location already belongs to another account", { cause: err });
       throw err;
     }
   }
   return requireAccount(db, id);
 }
 
-/** Stores a validated mapping; bumps `mapping_version`. */
+/**
+ * Stores a validated mapping; bumps `mapping_version`. An account without a settings row gets one
+ * (defaults) in the same batch; a missing account is `not_found`, never a silent no-op.
+ */
 export async function saveMapping(db: D1Database, id: string, mapping: Mapping, now = Date.now()): Promise<Account> {
-  await db.prepare("UPDATE account_settings SET mapping_json = ?, mapping_version = mapping_version + 1, updated_at = ? WHERE account_id = ?").bind(JSON.stringify(mapping), now, id).run();
+  await requireAccount(db, id);
+  const res = await db.batch([ensureSettingsRow(db, id, now), db.prepare("UPDATE account_settings SET mapping_json = ?, mapping_version = mapping_version + 1, updated_at = ? WHERE account_id = ?").bind(JSON.stringify(mapping), now, id)]);
+  if ((res.at(-1)?.meta.changes ?? 0) === 0) throw new AppError("not_found", `no account ${id} (deleted while saving its mapping)`);
   return requireAccount(db, id);
 }
 

@@ -6,24 +6,23 @@
  * 1. HighLevel: with a location Private Integration Token, stores the location's connection (the
  *    token encrypted the same way an OAuth install stores one); without it, an OAuth install of
  *    the location must already exist.
- * 2. 4Degrees: with an API key, verifies it (`GET /me`) and stores it for the account; without
- *    it, the single-account `FOURDEGREES_API_KEY` secret is used (and verified).
+ * 2. 4Degrees: pairs the account with its workspace through `pairFourDegreesAccount` (the one
+ *    writer of an account's workspace) with the given API key, else the single-account
+ *    `FOURDEGREES_API_KEY` secret; neither → 400. Its 409 (the account is paired with another
+ *    workspace, or the workspace with another account) goes through unchanged.
  * 3. The account pairs the workspace with the location; its mapping is the default built from the
  *    live pipelines (stages matched by name), validated against them.
  * 4. A backfill starts (unless `backfill: false`) so existing records link up or get created.
  */
 import { z } from "zod";
 import type { Config } from "../config.ts";
-import { FourDegreesClient } from "../fourdegrees/client.ts";
-import { FourDegreesConnector } from "../fourdegrees/connector.ts";
-import { fourDegreesConnectorFor, workspaceGate } from "../fourdegrees/wiring.ts";
-import { encryptSecret } from "../lib/crypto.ts";
+import { pairFourDegreesAccount } from "../fourdegrees/wiring.ts";
+import { savePrivateIntegrationConnection } from "../highlevel/pit.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { ConflictPolicySchema, createAccount, DeletePolicySchema, getAccount, saveMapping, updateAccount, type Account } from "../store/accounts.ts";
 import { getBackfill, type BackfillRun } from "../store/backfill-runs.ts";
-import { getConnection, locationConnectionId, saveConnectionTokens } from "../store/connections.ts";
-import { saveFourDegreesKey } from "../store/fourdegrees-accounts.ts";
+import { getConnection, locationConnectionId } from "../store/connections.ts";
 import { beginBackfill } from "./backfill.ts";
 import { liveConnectors } from "./connectors.ts";
 import { liveJobDeps } from "./jobs.ts";
@@ -55,52 +54,25 @@ export interface BootstrapResult {
   webhooks: { highlevel: string; fourdegrees: string };
 }
 
-/** Long-lived: a PIT does not expire on a schedule; the far expiry keeps the token keeper from refreshing it. */
-const PIT_EXPIRY_MS = 10 * 365 * 86_400_000;
-
 export async function bootstrapAccount(env: Env, config: Config, input: BootstrapInput, log: Logger): Promise<BootstrapResult> {
   const { accountId } = input;
   const locationId = input.highlevel.locationId;
 
   if (input.highlevel.privateIntegrationToken) {
-    const id = locationConnectionId(locationId);
-    const existing = await getConnection(env.DB, id);
-    await saveConnectionTokens(env.DB, {
-      id,
-      kind: "location",
-      locationId,
-      companyId: existing?.companyId ?? null,
-      tokenSource: "refresh",
-      scopes: [],
-      // The additional data binds the ciphertext to this row, as the token keeper expects.
-      accessTokenEnc: await encryptSecret(config.TOKEN_ENCRYPTION_KEY, input.highlevel.privateIntegrationToken, `connection:${id}:access`),
-      refreshTokenEnc: null,
-      keyId: config.TOKEN_ENCRYPTION_KEY[0]?.id ?? "",
-      expiresAt: Date.now() + PIT_EXPIRY_MS,
-      tokenVersion: (existing?.tokenVersion ?? 0) + 1,
-      userId: null,
-      appId: null,
-    });
+    await savePrivateIntegrationConnection(env, config, { locationId, token: input.highlevel.privateIntegrationToken });
   } else if (!(await getConnection(env.DB, locationConnectionId(locationId)))) {
     throw new AppError("bad_request", `HighLevel location ${locationId} is not connected: install the app (GET /oauth/install) or pass highlevel.privateIntegrationToken`);
   }
 
-  let workspaceId: string;
-  if (input.fourdegrees.apiKey) {
-    const connector = new FourDegreesConnector(new FourDegreesClient({ baseUrl: config.FOURDEGREES_API_BASE, apiKey: input.fourdegrees.apiKey, gate: workspaceGate(env, config, `account:${accountId}`, "live") }));
-    const me = await connector.whoAmI();
-    workspaceId = me.scopeId;
-    await saveFourDegreesKey(env.DB, config.TOKEN_ENCRYPTION_KEY, { accountId, accountName: input.name, apiKey: input.fourdegrees.apiKey, workspaceId, actor: me.actor });
-  } else {
-    const { connector } = await fourDegreesConnectorFor(env, config, accountId, "live");
-    workspaceId = (await connector.whoAmI()).scopeId;
-  }
+  // Both branches pair through the one writer of an account's workspace; its 409 goes through.
+  const apiKey = input.fourdegrees.apiKey ?? config.FOURDEGREES_API_KEY;
+  if (!apiKey) throw new AppError("bad_request", "no 4Degrees API key: pass fourdegrees.apiKey, or set the FOURDEGREES_API_KEY secret for a single-account deployment");
+  const paired = await pairFourDegreesAccount(env, config, { accountId, accountName: input.name, apiKey });
 
   const before = await getAccount(env.DB, accountId);
   let account: Account;
   if (before?.configured) {
     account = await updateAccount(env.DB, accountId, {
-      workspaceId,
       locations: [...new Set([...before.locations, locationId])],
       ...(input.conflictPolicy ? { conflictPolicy: input.conflictPolicy } : {}),
       ...(input.deletePolicy ? { deletePolicy: input.deletePolicy } : {}),
@@ -109,7 +81,6 @@ export async function bootstrapAccount(env: Env, config: Config, input: Bootstra
     account = await createAccount(env.DB, {
       id: accountId,
       name: input.name,
-      workspaceId,
       locations: [locationId],
       ...(input.conflictPolicy ? { conflictPolicy: input.conflictPolicy } : {}),
       ...(input.deletePolicy ? { deletePolicy: input.deletePolicy } : {}),
@@ -129,7 +100,7 @@ export async function bootstrapAccount(env: Env, config: Config, input: Bootstra
 
   let backfill = await getBackfill(env.DB, accountId);
   if (input.backfill && !backfill) backfill = await beginBackfill(env.DB, liveJobDeps(env, liveConnectors(env, config)), accountId);
-  log.info({ event: "sync.bootstrap", account: accountId, location: locationId, outcome: "ok", created: !before?.configured });
+  log.info({ event: "sync.bootstrap", account: accountId, location: locationId, workspace: paired.workspaceId, outcome: "ok", created: !before?.configured });
   return {
     created: !before?.configured,
     account,

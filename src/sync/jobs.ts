@@ -18,7 +18,7 @@ import { RateLimitedError, type Lane } from "../gate/client.ts";
 import { HighLevelError } from "../highlevel/errors.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { accountIdForLocation, accountIdForWorkspace, getAccount, type Account } from "../store/accounts.ts";
+import { accountIdForLocation, getAccount, type Account } from "../store/accounts.ts";
 import { accountForWorkspace } from "../store/fourdegrees-accounts.ts";
 import { recordFailure } from "../store/failures.ts";
 import type { SideName } from "../store/links.ts";
@@ -254,7 +254,8 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     } catch (err) {
       return { kind: "permanent", reason: err instanceof Error ? err.message : String(err) };
     }
-    const accountId = (await accountForWorkspace(ctx.env.DB, msg.workspaceId)) ?? (await accountIdForWorkspace(ctx.env.DB, msg.workspaceId));
+    // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
+    const accountId = await accountForWorkspace(ctx.env.DB, msg.workspaceId);
     if (!accountId) {
       ctx.log.info({ event: "sync.webhook", direction: "inbound", workspace: msg.workspaceId, outcome: "skipped", reason: "no account uses this workspace", type: msg.type });
       return { kind: "ack" };

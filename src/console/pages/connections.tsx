@@ -118,7 +118,7 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
                 <tr>
                   <td>{a.name} ({a.id})</td>
                   <td class={`status-${a.status}`}>{a.status}{a.testMode ? " · test mode" : ""}</td>
-                  <td>{k?.workspaceId ?? a.workspaceId ?? "—"}</td>
+                  <td>{k?.workspaceId ?? "—"}</td>
                   <td class={k || c.var.config.FOURDEGREES_API_KEY ? "status-ok" : "status-failed"}>{k ? `set (…${k.keyHint})` : c.var.config.FOURDEGREES_API_KEY ? "from FOURDEGREES_API_KEY secret" : "missing"}</td>
                   <td>{fmtTime(k?.verifiedAt)}</td>
                   <td>{a.locations.join(", ") || "none"}</td>

@@ -2,7 +2,12 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createSandbox } from "../../../sandbox/index.ts";
-import { deleteAccount } from "../../../src/store/accounts.ts";
+import { loadConfig } from "../../../src/config.ts";
+import { createLogger } from "../../../src/lib/log.ts";
+import { deleteAccount, getAccount, saveMapping, updateAccount } from "../../../src/store/accounts.ts";
+import { accountForWorkspace } from "../../../src/store/fourdegrees-accounts.ts";
+import { bootstrapAccount, BootstrapBody } from "../../../src/sync/bootstrap.ts";
+import { MappingSchema } from "../../../src/sync/mapping-config.ts";
 import { listFailures, recordFailure } from "../../../src/store/failures.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork } from "../helpers/network.ts";
@@ -115,5 +120,57 @@ describe("accounts, pause/resume, test mode, replay (happy)", () => {
     expect(await all.json()).toEqual({ replayed: ["f2"] });
     expect(await listFailures(env.DB, "crud", "open")).toEqual([]);
     expect((await api("/accounts/crud/failures/nope/replay", { method: "POST" })).status).toBe(404);
+  });
+});
+
+describe("one owner of an account's 4Degrees workspace", () => {
+  it("bootstrap pairs through pairFourDegreesAccount: the account reads the workspace 4Degrees named, and webhooks of that workspace route to it", async () => {
+    const res = await bootstrap();
+    expect(res.status).toBe(201);
+    const { account } = await res.json<{ account: { workspaceId: string | null } }>();
+    const key = await (await api("/accounts/boot/fourdegrees")).json<{ account: { workspaceId: string } }>();
+    expect(account.workspaceId).toBe(key.account.workspaceId);
+    expect(await accountForWorkspace(env.DB, key.account.workspaceId)).toBe("boot");
+  });
+
+  it("error: a second account bootstrapped with the same workspace gets the pairing's 409, and keeps no workspace", async () => {
+    expect((await bootstrap()).status).toBe(201);
+    const other = await api("/bootstrap", { method: "POST", body: { accountId: "crud", highlevel: { locationId: demo.locationId }, fourdegrees: { apiKey: sb.fourdegrees.apiKey }, backfill: false } });
+    expect(other.status).toBe(409);
+    expect((await other.json<{ error: { message: string } }>()).error.message).toMatch(/already paired with account boot/);
+    expect((await getAccount(env.DB, "crud"))?.workspaceId ?? null).toBeNull();
+  });
+
+  it("error: without an API key and without the FOURDEGREES_API_KEY secret, bootstrap refuses with the reason", async () => {
+    const config = { ...loadConfig(env), FOURDEGREES_API_KEY: undefined };
+    const input = BootstrapBody.parse({ accountId: "boot", highlevel: { locationId: demo.locationId, privateIntegrationToken: demo.pit }, backfill: false });
+    await expect(bootstrapAccount(env, config, input, createLogger("error"))).rejects.toThrow(/no 4Degrees API key/);
+    expect(await getAccount(env.DB, "boot")).toBeNull();
+  });
+
+  it("error: PUT /accounts/{id} refuses workspaceId (400 naming the field, pointing to PUT …/fourdegrees)", async () => {
+    const res = await api("/accounts/crud", { method: "PUT", body: { name: "CRUD", workspaceId: "ws_typed_in" } });
+    expect(res.status).toBe(400);
+    const { error } = await res.json<{ error: { message: string; details: Array<{ field: string }> } }>();
+    expect(error.details.map((d) => d.field)).toEqual(["workspaceId"]);
+    expect(error.message).toContain("PUT /api/accounts/crud/fourdegrees");
+    expect(await getAccount(env.DB, "crud")).toBeNull();
+  });
+
+  it("an account made by the 4Degrees key endpoint (no settings row) gets one when its mapping or settings are saved — never a silent zero-row update", async () => {
+    const keyed = await api("/accounts/crud/fourdegrees", { method: "PUT", body: { apiKey: sb.fourdegrees.apiKey } });
+    expect(keyed.status).toBeLessThan(300);
+    expect((await getAccount(env.DB, "crud"))?.configured).toBe(false);
+    const updated = await updateAccount(env.DB, "crud", { testMode: true });
+    expect(updated).toMatchObject({ configured: true, testMode: true, conflictPolicy: "newest" });
+    expect(updated.workspaceId).toBeTruthy();
+
+    await deleteAccount(env.DB, "crud");
+    expect((await api("/accounts/crud/fourdegrees", { method: "PUT", body: { apiKey: sb.fourdegrees.apiKey } })).status).toBeLessThan(300);
+    const mapping = MappingSchema.parse({ pipelines: [{ fourdegreesPipelineId: "p", highlevelLocationId: "l", highlevelPipelineId: "h", stages: [{ fourdegrees: "s", highlevel: "t" }] }] });
+    const saved = await saveMapping(env.DB, "crud", mapping);
+    expect(saved.mapping).toEqual(mapping);
+    expect(saved.mappingVersion).toBe(1);
+    await expect(saveMapping(env.DB, "no-such-account", mapping)).rejects.toThrow(/no account/);
   });
 });

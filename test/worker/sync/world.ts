@@ -14,6 +14,7 @@ import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 import { loadConfig } from "../../../src/config.ts";
 import { FourDegreesClient, passThroughGate } from "../../../src/fourdegrees/client.ts";
 import { FourDegreesConnector } from "../../../src/fourdegrees/connector.ts";
+import { pairFourDegreesAccount } from "../../../src/fourdegrees/wiring.ts";
 import { encryptSecret } from "../../../src/lib/crypto.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { createAccount, deleteAccount, getAccount, saveMapping, updateAccount, type Account } from "../../../src/store/accounts.ts";
@@ -113,7 +114,10 @@ export async function createWorld(
   });
 
   await deleteAccount(env.DB, ACCOUNT);
-  await createAccount(env.DB, { id: ACCOUNT, name: "E2E", workspaceId: fdDemo.workspaceId, locations: [hlDemo.locationId], ...options.account });
+  // The workspace comes from its one writer, as in production: 4Degrees names it for the key.
+  const paired = await pairFourDegreesAccount(env, config, { accountId: ACCOUNT, accountName: "E2E", apiKey: sb.fourdegrees.apiKey });
+  expect(paired.workspaceId).toBe(fdDemo.workspaceId);
+  await createAccount(env.DB, { id: ACCOUNT, name: "E2E", locations: [hlDemo.locationId], ...options.account });
 
   const fdPipelines = await new FourDegreesConnector(new FourDegreesClient({ baseUrl: config.FOURDEGREES_API_BASE, apiKey: sb.fourdegrees.apiKey, gate: passThroughGate })).listPipelines();
   const hlPipelines = await highLevelPort(env, config, hlDemo.locationId, "live").listPipelines();

@@ -7,6 +7,7 @@ import { loadConfig } from "./config.ts";
 import { createLogger } from "./lib/log.ts";
 import { consumeBatch, type Handlers } from "./sync/consumer.ts";
 import { deliverNotification } from "./notify/deliver.ts";
+import { scanNotifications } from "./notify/scan.ts";
 import { runHighLevelCron } from "./highlevel/cron.ts";
 import { liveConnectors } from "./sync/connectors.ts";
 import { consumeDeadLetters } from "./sync/dead-letters.ts";
@@ -56,5 +57,7 @@ export default {
     await runHighLevelCron(env, log);
     // Reconcile re-scan (catches lost webhooks), after token refresh so it finds fresh tokens.
     await runReconcile(env, liveJobDeps(env, liveConnectors(env, config)), log);
+    // Reconnect and quota-low notifications (once per episode; never throws).
+    await scanNotifications(env, config, log);
   },
 } satisfies ExportedHandler<Env>;

@@ -10,7 +10,11 @@
  * Why stage pairs are 1:1 and cover only *open* 4Degrees stages: a stage must translate the same way
  * in both directions or the canonical record would differ between sides forever (a ping-pong
  * write). Won/lost are HighLevel *statuses* but 4Degrees *stage kinds*, so closed deals map through
- * `status` and the pipeline's `wonStageId` / `lostStageId`, not through the stage map.
+ * `status` and the pipeline's `wonStageId` / `lostStageId`, not through the stage map. HighLevel
+ * keeps a stage next to the status: `highlevelWonStageId` / `highlevelLostStageId` name the
+ * HighLevel stage a closed record is moved to (the default mapping pairs same-named stages, e.g.
+ * 4Degrees "Closed" ↔ HighLevel "Closed"); without one, closing a deal leaves the HighLevel stage
+ * where it is.
  */
 import { z } from "zod";
 import type { Pipeline } from "./port.ts";
@@ -39,6 +43,10 @@ export const PipelinePairSchema = z.object({
   wonStageId: id.nullable().default(null),
   /** The 4Degrees stage a HighLevel `lost` moves the deal to (default: the first stage of kind lost). */
   lostStageId: id.nullable().default(null),
+  /** The HighLevel stage a won deal is moved to next to status `won` (null: the stage is left as it is). */
+  highlevelWonStageId: id.nullable().default(null),
+  /** The HighLevel stage a lost deal is moved to next to status `lost` (null: the stage is left as it is). */
+  highlevelLostStageId: id.nullable().default(null),
 });
 export type PipelinePair = z.infer<typeof PipelinePairSchema>;
 
@@ -154,6 +162,10 @@ export function validateMappingLive(mapping: Mapping, live: LiveStructure, locat
       }
       if (hl && !hl.stages.some((x) => x.id === s.highlevel)) issues.push({ field: at(`stages.${j}.highlevel`), message: `HighLevel stage ${s.highlevel} is not in pipeline "${hl.name}"` });
     });
+    for (const key of ["highlevelWonStageId", "highlevelLostStageId"] as const) {
+      const chosen = p[key];
+      if (chosen && hl && !hl.stages.some((x) => x.id === chosen)) issues.push({ field: at(key), message: `HighLevel stage ${chosen} is not in pipeline "${hl.name}"` });
+    }
     if (fd) {
       for (const kind of ["won", "lost"] as const) {
         const key = kind === "won" ? "wonStageId" : "lostStageId";
@@ -191,6 +203,9 @@ export function validateMappingLive(mapping: Mapping, live: LiveStructure, locat
  * A default mapping from live structure: each 4Degrees pipeline paired with the HighLevel pipeline
  * of the same name (case-insensitive; else the only one), and open stages paired by name. Stages
  * without a same-named partner stay unmapped (records there go to review, they are not guessed).
+ * A won (lost) 4Degrees stage with a same-named HighLevel stage becomes the pair's won (lost)
+ * stage on both sides, so a closed deal lands in, say, HighLevel's "Closed" stage and a HighLevel
+ * `won` lands in 4Degrees' "Closed".
  */
 export function defaultMapping(live: LiveStructure, locationId: string, extra: Partial<Pick<Mapping, "closeDateFieldId" | "externalIdFieldId" | "currency">> = {}): MappingInput {
   const norm = (s: string) => s.trim().toLowerCase();
@@ -206,7 +221,24 @@ export function defaultMapping(live: LiveStructure, locationId: string, extra: P
       if (match && !stages.some((s) => s.highlevel === match.id)) stages.push({ fourdegrees: st.id, highlevel: match.id });
     }
     if (stages.length === 0) continue;
-    pipelines.push({ fourdegreesPipelineId: fd.id, highlevelLocationId: locationId, highlevelPipelineId: hl.id, stages });
+    const closed = (kind: "won" | "lost") => {
+      for (const st of fd.stages) {
+        if (st.kind !== kind) continue;
+        const match = hl.stages.find((h) => norm(h.name) === norm(st.name));
+        if (match) return { fourdegrees: st.id, highlevel: match.id };
+      }
+      return null;
+    };
+    const won = closed("won");
+    const lost = closed("lost");
+    pipelines.push({
+      fourdegreesPipelineId: fd.id,
+      highlevelLocationId: locationId,
+      highlevelPipelineId: hl.id,
+      stages,
+      ...(won ? { wonStageId: won.fourdegrees, highlevelWonStageId: won.highlevel } : {}),
+      ...(lost ? { lostStageId: lost.fourdegrees, highlevelLostStageId: lost.highlevel } : {}),
+    });
   }
   return { pipelines, ...extra };
 }

@@ -232,10 +232,16 @@ export interface WriteBuild<T> {
   skipped: Array<{ field: string; reason: string }>;
 }
 
+/** The HighLevel stage the pair maps a closed status to, if any (`highlevelWonStageId` / `highlevelLostStageId`). */
+function hlClosedStage(pair: PipelinePair, status: Canonical["status"]): string | null {
+  return status === "won" ? pair.highlevelWonStageId : status === "lost" ? pair.highlevelLostStageId : null;
+}
+
 function hlStageFor(pair: PipelinePair, c: Canonical, currentStageId: string | null | undefined): string | undefined {
   if (c.stage) return pair.stages.find((s) => s.fourdegrees === c.stage)?.highlevel;
-  // Closed: HighLevel keeps an open stage next to the status; keep the current one, else the first.
-  return currentStageId ?? pair.stages[0]?.highlevel;
+  // Closed: HighLevel keeps a stage next to the status — the mapped won/lost stage, else the
+  // current one (never reset), else (a create, which needs one) the first mapped stage.
+  return hlClosedStage(pair, c.status) ?? currentStageId ?? pair.stages[0]?.highlevel;
 }
 
 function hlOwner(c: Canonical, users: HlUser[], skipped: WriteBuild<unknown>["skipped"]): string | null | undefined {
@@ -280,7 +286,8 @@ export function toOpportunityUpdate(keys: ReadonlySet<string>, c: Canonical, map
   const body: OpportunityUpdate = {};
   if (keys.has("name")) body.name = c.name;
   if (keys.has("status")) body.status = c.status;
-  if (keys.has("pipeline") || keys.has("stage")) {
+  // Closing moves the opportunity to the mapped won/lost stage when the pair has one.
+  if (keys.has("pipeline") || keys.has("stage") || (keys.has("status") && hlClosedStage(pair, c.status) !== null)) {
     body.pipelineId = pair.highlevelPipelineId;
     const stage = hlStageFor(pair, c, keys.has("pipeline") ? null : ctx.currentStageId);
     if (stage) body.pipelineStageId = stage;

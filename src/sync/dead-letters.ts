@@ -6,6 +6,7 @@
  */
 import type { Config } from "../config.ts";
 import { createLogger } from "../lib/log.ts";
+import { notifyChange } from "../notify/notify.ts";
 import { recordFailure } from "../store/failures.ts";
 import { dropPending } from "../store/pending.ts";
 import { recordEvent } from "../store/sync-events.ts";
@@ -26,7 +27,10 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
       const accountId = accountOf(message.body);
       const parsed = QueueMessageSchema.safeParse(message.body);
       const kind = parsed.success ? parsed.data.kind : "invalid";
-      await recordFailure(env.DB, { id: `dlq:${message.id}`, accountId, source: "dead_letter", message: message.body, reason: `retries exhausted on sync-events (${kind}, ${message.attempts} attempt(s) on the dead-letter queue)` });
+      const reason = `retries exhausted on sync-events (${kind}, ${message.attempts} attempt(s) on the dead-letter queue)`;
+      await recordFailure(env.DB, { id: `dlq:${message.id}`, accountId, source: "dead_letter", message: message.body, reason });
+      // A team notification (never throws); only a message that names its account can have rules.
+      if (accountId) await notifyChange(env, config, { kind: "sync_failure", accountId, failureId: `dlq:${message.id}`, reason }, log);
       if (parsed.success && parsed.data.kind === "sync.record") {
         const m = parsed.data;
         await dropPending(env.DB, m.accountId, m.side, m.record, m.recordId);

@@ -49,7 +49,7 @@ import {
   type Translation,
 } from "./mapping.ts";
 import type { Mapping } from "./mapping-config.ts";
-import { merge, type Conflict, type Side } from "./merge.ts";
+import { merge, same, type Conflict, type Side } from "./merge.ts";
 import type { Actor, Deal, DealCrm, Note } from "./port.ts";
 
 /** The connectors and helpers one job uses. Built per batch by src/sync/connectors.ts (or a test). */
@@ -79,6 +79,30 @@ export interface JobResult {
   /** Delay for `retry`. */
   retryAfterSeconds?: number;
   detail?: Record<string, unknown>;
+  /**
+   * The pair's synced state moved (base → merged, or a new pair): what team notifications are told.
+   * `changeId` is the base snapshot's time plus a hash of the new state — the same for every retry
+   * of one change (the base only moves once the change is recorded), different for the next one.
+   */
+  change?: PairChange;
+}
+
+/** One recorded change of a pair's canonical state (see `JobResult.change`). */
+export interface PairChange {
+  source: SideName;
+  changeId: string;
+  name: string;
+  fdId: string | null;
+  hlId: string | null;
+  /** The last-synced snapshot; null for a pair created by this job. */
+  before: Flat | null;
+  after: Flat;
+}
+
+/** Two flat records hold the same values on every key either has. */
+function sameFlat(a: Flat, b: Flat): boolean {
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) if (!same(a[k], b[k])) return false;
+  return true;
 }
 
 const blank = (fdId: string | null, hlId: string | null): JobResult => ({ outcome: "noop", direction: "none", fdId, hlId, writes: [], conflicts: [] });
@@ -312,6 +336,12 @@ export class SyncEngine {
     );
     await resolveReview(this.db, this.account.id, "fourdegrees", link.fdDealId);
     await resolveReview(this.db, this.account.id, "highlevel", link.hlOpportunityId);
+    // A regular sync of a known pair (not a pair just found, whose "before" is unknown) whose state moved.
+    const base = options.base === undefined ? link.base : null;
+    if (base && Object.keys(base).length > 0 && !sameFlat(base, result.merged)) {
+      const source: SideName = result.toHighLevel.size > 0 ? "fourdegrees" : result.toFourDegrees.size > 0 ? "highlevel" : Date.parse(deal.updatedAt ?? "") >= Date.parse(opp.updatedAt ?? "") ? "fourdegrees" : "highlevel";
+      out.change = { source, changeId: `${link.syncedAt}:${await sha256(JSON.stringify(result.merged))}`, name: merged.name, fdId: link.fdDealId, hlId: link.hlOpportunityId, before: base, after: result.merged };
+    }
     for (const c of result.conflicts)
       await recordEvent(this.db, { accountId: this.account.id, kind: "conflict", direction: c.winner === "fourdegrees" ? "to_highlevel" : c.winner === "highlevel" ? "to_fourdegrees" : "none", fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: `${c.winner}_wins`, detail: { ...c, policy: this.account.conflictPolicy } });
     out.direction = directionOf(out.writes);
@@ -361,7 +391,8 @@ export class SyncEngine {
     for (const s of build.skipped) base[s.field] = null;
     await saveLink(this.db, { accountId: this.account.id, fdDealId: fdId, hlOpportunityId: opp.id, hlLocationId: pairLocation, hlContactId: opp.contactId ?? contact.id, base, fdUpdatedAt: linked.updatedAt, fdVersion: linked.version, hlUpdatedAt: opp.updatedAt ?? null }, this.deps.now());
     await resolveReview(this.db, this.account.id, "fourdegrees", fdId);
-    return { ...blank(fdId, opp.id), outcome: "ok", direction: "to_highlevel", writes, ...(build.skipped.length ? { detail: { skipped: build.skipped } } : {}) };
+    const change: PairChange = { source: "fourdegrees", changeId: "create", name: t.canonical.name, fdId, hlId: opp.id, before: null, after: base };
+    return { ...blank(fdId, opp.id), outcome: "ok", direction: "to_highlevel", writes, change, ...(build.skipped.length ? { detail: { skipped: build.skipped } } : {}) };
   }
 
   /** Records the HighLevel id on the 4Degrees deal (`externalRefs`), once. */
@@ -487,7 +518,8 @@ export class SyncEngine {
     for (const s of build.skipped) base[s.field] = null;
     await saveLink(this.db, { accountId: this.account.id, fdDealId: deal.id ?? "", hlOpportunityId: opp.id, hlLocationId: locationId, hlContactId: opp.contactId ?? null, base, fdUpdatedAt: deal.updatedAt, fdVersion: deal.version, hlUpdatedAt: hlAfter.updatedAt ?? null }, this.deps.now());
     await resolveReview(this.db, this.account.id, "highlevel", opp.id);
-    return { ...blank(deal.id, opp.id), outcome: "ok", direction: "to_fourdegrees", writes };
+    const change: PairChange = { source: "highlevel", changeId: "create", name: t.canonical.name, fdId: deal.id, hlId: opp.id, before: null, after: base };
+    return { ...blank(deal.id, opp.id), outcome: "ok", direction: "to_fourdegrees", writes, change };
   }
 
   // ───────────────────────────── deletes ─────────────────────────────
@@ -553,7 +585,22 @@ export class SyncEngine {
     return total;
   }
 
-  async #syncNotesOf(link: Link, sharedContact: boolean): Promise<JobResult> {
+  /**
+   * Whether the notes of a linked 4Degrees deal differ from what was last synced — a note on one
+   * side that is not on the other, an edit, a delete, or note-link bookkeeping a job would do.
+   * Runs the notes sync in plan-only mode (two list calls, no writes): what reconcile uses to
+   * catch a note whose webhook was lost, marking the pair's notes dirty only when it differs (so
+   * a converged account stays quiet).
+   */
+  async notesDiffer(fdDealId: string): Promise<boolean> {
+    const link = await findLink(this.db, this.account.id, "fourdegrees", fdDealId);
+    if (!link || link.state !== "active" || !link.hlContactId || this.mapping.notes === "off") return false;
+    const shared = (await linksForContact(this.db, this.account.id, link.hlContactId)).length > 1;
+    const planned = await this.#syncNotesOf(link, shared, { plan: true });
+    return planned.writes.length > 0 || (planned.detail?.["bookkeeping"] ?? 0) !== 0;
+  }
+
+  async #syncNotesOf(link: Link, sharedContact: boolean, options: { plan?: boolean } = {}): Promise<JobResult> {
     const contactId = link.hlContactId ?? "";
     const hl = this.deps.highlevel(link.hlLocationId);
     const writable = this.mapping.notes !== "off" && (await this.highLevelWritable(link.hlLocationId));
@@ -562,7 +609,10 @@ export class SyncEngine {
     const deletes = this.account.deletePolicy !== "ignore";
     const [fdNotes, hlNotes, links] = await Promise.all([this.deps.fourdegrees.listNotes(link.fdDealId), hl.listNotes(contactId), noteLinksForDeal(this.db, this.account.id, link.fdDealId)]);
     const out: JobResult = { ...blank(link.fdDealId, link.hlOpportunityId) };
-    const test = this.account.testMode;
+    // Test mode and plan-only runs compute every write and make none.
+    const test = this.account.testMode || options.plan === true;
+    /** Note-link changes (saves, deletes, hash refreshes) this run made or, when `test`, would make. */
+    let bookkeeping = 0;
     const now = () => this.deps.now();
     const byFd = new Map(fdNotes.map((n) => [n.id, n]));
     const byHl = new Map(hlNotes.map((n) => [n.id, n]));
@@ -578,6 +628,7 @@ export class SyncEngine {
       const f = byFd.get(nl.fdNoteId);
       const h = byHl.get(nl.hlNoteId);
       if (!f && !h) {
+        bookkeeping++;
         if (!test) await deleteNoteLink(this.db, this.account.id, nl.fdNoteId);
         continue;
       }
@@ -590,6 +641,7 @@ export class SyncEngine {
             else await this.deps.fourdegrees.deleteNote(nl.fdNoteId, { idempotencyKey: `sync:${this.account.id}:note-delete:${nl.fdNoteId}` });
           }
         }
+        bookkeeping++;
         if (!test) await deleteNoteLink(this.db, this.account.id, nl.fdNoteId);
         continue;
       }
@@ -598,6 +650,7 @@ export class SyncEngine {
       const fh = await sha256(fBody);
       const hh = await sha256(hBody);
       if (fh === hh) {
+        if (fh !== nl.bodyHash) bookkeeping++;
         if (fh !== nl.bodyHash && !test) await saveNoteLink(this.db, { ...nl, bodyHash: fh }, now());
         continue;
       }
@@ -607,7 +660,7 @@ export class SyncEngine {
       if (winner === null) {
         const policy = this.account.conflictPolicy;
         winner = policy === "newest" ? (Date.parse(f.updatedAt ?? f.createdAt ?? "") >= Date.parse(h.dateAdded ?? "") ? "fourdegrees" : "highlevel") : policy;
-        await recordEvent(this.db, { accountId: this.account.id, kind: "conflict", direction: winner === "fourdegrees" ? "to_highlevel" : "to_fourdegrees", fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: `${winner}_wins`, detail: { field: "note", fdNoteId: f.id, hlNoteId: h.id, policy } });
+        if (!options.plan) await recordEvent(this.db, { accountId: this.account.id, kind: "conflict", direction: winner === "fourdegrees" ? "to_highlevel" : "to_fourdegrees", fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: `${winner}_wins`, detail: { field: "note", fdNoteId: f.id, hlNoteId: h.id, policy } });
       }
       if (winner === "fourdegrees" && toHl) {
         out.writes.push({ side: "highlevel", op: "update_note", id: h.id });
@@ -625,11 +678,13 @@ export class SyncEngine {
       if (linkedFd.has(f.id)) continue;
       const { text, origin } = stripOrigin(f.body);
       if (origin?.side === "highlevel") {
+        if (byHl.has(origin.id)) bookkeeping++;
         if (!test && byHl.has(origin.id)) await saveNoteLink(this.db, { accountId: this.account.id, fdNoteId: f.id, hlNoteId: origin.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(text) }, now());
         continue;
       }
       const tagged = hlNotes.find((h) => stripOrigin(h.body).origin?.id === f.id);
       if (tagged) {
+        bookkeeping++;
         if (!test) await saveNoteLink(this.db, { accountId: this.account.id, fdNoteId: f.id, hlNoteId: tagged.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "fourdegrees", bodyHash: await sha256(text) }, now());
         continue;
       }
@@ -665,6 +720,7 @@ export class SyncEngine {
       await saveNoteLink(this.db, { accountId: this.account.id, fdNoteId: created.id, hlNoteId: h.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(text) }, now());
     }
     out.outcome = test ? (out.writes.length ? "test_mode" : "noop") : out.writes.length ? "ok" : "noop";
+    if (bookkeeping > 0) out.detail = { ...out.detail, bookkeeping };
     out.direction = directionOf(out.writes);
     if (out.writes.length > 0 && !test) await recordEvent(this.db, { accountId: this.account.id, kind: "note", direction: out.direction, fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: "ok", detail: { writes: out.writes } });
     return out;

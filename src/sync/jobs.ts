@@ -27,7 +27,12 @@ import { recordEvent } from "../store/sync-events.ts";
 import { runBackfillPage } from "./backfill.ts";
 import type { ConnectorFactory } from "./connectors.ts";
 import type { Handler, HandlerContext, Handlers, Outcome } from "./consumer.ts";
-import { SyncEngine, type EngineDeps, type JobResult } from "./engine.ts";
+import { SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
+import { pairForDeal, type Flat } from "./mapping.ts";
+import type { Mapping } from "./mapping-config.ts";
+import type { Pipeline } from "./port.ts";
+import { notifyChange } from "../notify/notify.ts";
+import type { DealState } from "../notify/events.ts";
 import type { QueueMessage, QueueMessageInput } from "./messages.ts";
 
 /** What the handlers need besides the consumer's context; tests pass their own. */
@@ -150,6 +155,7 @@ export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.reco
 
   let calls = 0;
   let result: JobResult;
+  let engine: SyncEngine | null = null;
   try {
     const connectors = await deps.connectors(account, msg.lane);
     const engineDeps: EngineDeps = {
@@ -161,7 +167,7 @@ export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.reco
       now: deps.now,
       ...(deps.hooks ? { hooks: deps.hooks } : {}),
     };
-    const engine = new SyncEngine(engineDeps, account, account.mapping);
+    engine = new SyncEngine(engineDeps, account, account.mapping);
     result = msg.record === "deal" ? await engine.syncDeal(msg.side, msg.recordId, msg.locationId) : await engine.syncNotes(msg.side, msg.recordId);
   } catch (err) {
     const outcome = outcomeForError(err);
@@ -171,6 +177,7 @@ export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.reco
       // The failure row remembers the record now; a clean mark lets later changes enqueue again.
       if (pending) await clearIfUnchanged(db, account.id, msg.side, msg.record, msg.recordId, pending.seq);
       await recordEvent(db, { accountId: account.id, kind: "failure", direction: null, fdId: msg.side === "fourdegrees" ? msg.recordId : null, hlId: msg.side === "highlevel" ? msg.recordId : null, outcome: "failed", detail: { reason: outcome.reason, calls } });
+      await notifyChange(ctx.env, ctx.config, { kind: "sync_failure", accountId: account.id, failureId: failureIdFor(msg), reason: outcome.reason, fourdegreesId: msg.side === "fourdegrees" ? msg.recordId : null, highlevelId: msg.side === "highlevel" ? msg.recordId : null }, log);
     }
     log.warn({ event: "sync.record", record: msg.recordId, side: msg.side, kind: msg.record, outcome: outcome.permanent ? "failed" : "retry", reason: outcome.reason, calls, duration_ms: ms, attempts: ctx.attempts });
     return outcome.kind === "retry" ? { kind: "retry", reason: outcome.reason, ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}) } : { kind: "permanent", reason: outcome.reason };
@@ -202,6 +209,8 @@ export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.reco
     outcome: result.outcome,
     detail: { trigger: `${msg.side}:${msg.record}:${msg.recordId}`, writes: result.writes, conflicts: result.conflicts.length, calls, ms, ...(result.reason ? { reason: result.reason } : {}), ...(result.detail ?? {}) },
   });
+  // Team notifications of the pair's change (never throws; a notifier problem never fails the job).
+  if (result.change && engine && !account.testMode) await notifyDealChange(ctx, engine, account.mapping, account.id, result.change, log);
   // A pair just created: its existing notes follow.
   if (msg.record === "deal" && result.writes.some((w) => w.op === "create") && result.fdId) await markAndEnqueue(db, deps, { accountId: account.id, side: "fourdegrees", kind: "notes", recordId: result.fdId, lane: msg.lane });
   if (pending && !(await clearIfUnchanged(db, account.id, msg.side, msg.record, msg.recordId, pending.seq))) {
@@ -210,6 +219,44 @@ export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.reco
     await deps.enqueue({ v: 1, kind: "sync.record", accountId: account.id, side: msg.side, record: msg.record, recordId: msg.recordId, locationId: msg.locationId, lane: msg.lane }, deps.coalesceDelaySeconds);
   }
   return { kind: "ack" };
+}
+
+/** A canonical (flat) record as the notifier's deal state: the 4Degrees stage (id and name), status and value. */
+export function dealStateOf(flat: Flat, mapping: Mapping, pipelines: readonly Pipeline[]): DealState {
+  const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
+  const status = flat["status"] === "won" || flat["status"] === "lost" ? flat["status"] : "open";
+  const pair = pairForDeal(mapping, str(flat["pipeline"]));
+  const stages = pipelines.find((p) => p.id === pair?.fourdegreesPipelineId)?.stages ?? [];
+  // A closed record has no canonical stage: name the 4Degrees won/lost stage it sits in.
+  const stageId = str(flat["stage"]) ?? (status === "won" ? pair?.wonStageId : status === "lost" ? pair?.lostStageId : null) ?? (status === "open" ? null : (stages.find((s) => s.kind === status)?.id ?? null));
+  const amount = flat["value"];
+  const currency = str(flat["currency"]) ?? mapping.currency;
+  return { stageId, stageName: stages.find((s) => s.id === stageId)?.name ?? null, status, value: typeof amount === "number" ? { amountMinor: amount, currency } : null };
+}
+
+async function notifyDealChange(ctx: HandlerContext, engine: SyncEngine, mapping: Mapping, accountId: string, change: PairChange, log: Logger): Promise<void> {
+  try {
+    const { pipelines } = await engine.lookups.fourdegrees();
+    await notifyChange(
+      ctx.env,
+      ctx.config,
+      {
+        kind: "deal_changed",
+        accountId,
+        changeId: change.changeId,
+        dealName: change.name,
+        fourdegreesId: change.fdId,
+        highlevelId: change.hlId,
+        source: change.source,
+        before: change.before ? dealStateOf(change.before, mapping, pipelines) : null,
+        after: dealStateOf(change.after, mapping, pipelines),
+      },
+      log,
+    );
+  } catch (err) {
+    // The pipelines lookup is the only part that can throw (notifyChange never does): log, go on.
+    log.warn({ event: "notify.skipped", account: accountId, outcome: "failed", reason: err instanceof Error ? err.message : String(err) });
+  }
 }
 
 /** Wraps a connector so every method call increments a counter (the "calls made" of a job). */
@@ -274,7 +321,9 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     } catch (err) {
       const outcome = outcomeForError(err);
       if (outcome.permanent) {
-        await recordFailure(ctx.env.DB, { id: `backfill:${msg.accountId}:${msg.runId}`, accountId: msg.accountId, source: "permanent", message: msg, reason: outcome.reason });
+        const failureId = `backfill:${msg.accountId}:${msg.runId}`;
+        await recordFailure(ctx.env.DB, { id: failureId, accountId: msg.accountId, source: "permanent", message: msg, reason: outcome.reason });
+        await notifyChange(ctx.env, ctx.config, { kind: "sync_failure", accountId: msg.accountId, failureId, reason: outcome.reason }, ctx.log);
         return { kind: "permanent", reason: outcome.reason };
       }
       return { kind: "retry", reason: outcome.reason, ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}) };

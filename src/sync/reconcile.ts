@@ -7,6 +7,14 @@
  * changes, above backfill). An account whose HighLevel daily quota is low is skipped for the tick.
  * Every account runs in its own try: one account's failure or quota never stalls another.
  *
+ * Notes have no version on the deal, and a note whose webhook was lost would otherwise never be
+ * seen again: for every linked pair on the tick's 4Degrees page the tick also lists the notes of
+ * both sides (one 4Degrees call, one HighLevel call per pair, in the reconcile lane) and compares
+ * them with `note_links` (`SyncEngine.notesDiffer`, the notes job in plan-only mode); a pair whose
+ * notes differ is marked dirty like a deal. This costs more than the deal scan, so it runs only
+ * while every location keeps at least twice the quota floor, and at most `notesPerTick` pairs per
+ * tick.
+ *
  * The tick also re-enqueues dirty marks older than ten minutes whose job was lost.
  */
 import { gateFor } from "../gate/client.ts";
@@ -17,12 +25,15 @@ import { findLink, hasTombstone } from "../store/links.ts";
 import { listStalePending } from "../store/pending.ts";
 import { isInReview, recordEvent } from "../store/sync-events.ts";
 import { markAndEnqueue, type JobDeps } from "./jobs.ts";
+import { SyncEngine } from "./engine.ts";
 
 export interface ReconcileOptions {
   /** Records per side per tick. */
   pageSize?: number;
   /** Skip an account when less than this share of a location's daily HighLevel budget remains. */
   quotaFloor?: number;
+  /** Linked pairs whose notes are compared per tick (default: `pageSize`); 0 turns the note scan off. */
+  notesPerTick?: number;
 }
 
 export interface ReconcileReport {
@@ -30,6 +41,8 @@ export interface ReconcileReport {
   outcome: "ok" | "skipped_quota" | "failed";
   scanned: number;
   marked: number;
+  /** Linked pairs whose notes were compared this tick (of them, the differing ones count in `marked`). */
+  notesCompared?: number;
   reason?: string;
 }
 
@@ -39,7 +52,7 @@ export async function runReconcile(env: Env, deps: JobDeps, log: Logger, options
   for (const account of await listAccounts(env.DB)) {
     if (account.status !== "active" || !account.mapping) continue;
     try {
-      reports.push(await reconcileAccount(env, deps, account, options));
+      reports.push(await reconcileAccount(env, deps, account, options, log.child({ account: account.id })));
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       reports.push({ accountId: account.id, outcome: "failed", scanned: 0, marked: 0, reason });
@@ -51,13 +64,16 @@ export async function runReconcile(env: Env, deps: JobDeps, log: Logger, options
   return reports;
 }
 
-async function reconcileAccount(env: Env, deps: JobDeps, account: Account, options: ReconcileOptions): Promise<ReconcileReport> {
+async function reconcileAccount(env: Env, deps: JobDeps, account: Account, options: ReconcileOptions, log: Logger): Promise<ReconcileReport> {
   const mapping = account.mapping;
   if (!mapping || mapping.pipelines.length === 0) return { accountId: account.id, outcome: "ok", scanned: 0, marked: 0 };
   const floor = options.quotaFloor ?? 0.1;
+  // The note scan is the costlier part: it needs twice the floor's headroom on every location.
+  let notesAllowed = true;
   for (const loc of account.locations) {
     const usage = await gateFor(env, "hl", loc).usage();
     const { limit, remaining } = usage.daily;
+    if (limit !== null && remaining !== null && remaining < limit * floor * 2) notesAllowed = false;
     if (limit !== null && remaining !== null && remaining < limit * floor) {
       const reason = `HighLevel daily quota low for location ${loc}: ${remaining} of ${limit} left`;
       await recordEvent(env.DB, { accountId: account.id, kind: "reconcile", direction: "none", fdId: null, hlId: null, outcome: "skipped_quota", detail: { reason } });
@@ -69,6 +85,7 @@ async function reconcileAccount(env: Env, deps: JobDeps, account: Account, optio
   const db = env.DB;
   let scanned = 0;
   let marked = 0;
+  let notesCompared = 0;
 
   // HighLevel: a page of the current pipeline; compare updatedAt with the snapshot.
   const hlCur = await getReconcileCursor(db, account.id, "highlevel");
@@ -91,6 +108,9 @@ async function reconcileAccount(env: Env, deps: JobDeps, account: Account, optio
   const fdPair = mapping.pipelines[fdIdx];
   if (fdPair) {
     const page = await connectors.fourdegrees.pageDeals({ pipelineId: fdPair.fourdegreesPipelineId, cursor: fdCur.cursor, limit });
+    let notesBudget = notesAllowed && mapping.notes !== "off" ? (options.notesPerTick ?? limit) : 0;
+    // The notes job's own engine, in plan-only mode (no writes), on the reconcile lane's connectors.
+    const engine = new SyncEngine({ db, fourdegrees: connectors.fourdegrees, highlevel: connectors.highlevel, ourActor: connectors.ourActor, log, now: deps.now }, account, mapping);
     for (const deal of page.items) {
       if (!deal.id) continue;
       scanned++;
@@ -99,11 +119,17 @@ async function reconcileAccount(env: Env, deps: JobDeps, account: Account, optio
         ? link.state === "active" && (deal.version !== link.fdVersion || deal.archivedAt !== null)
         : deal.archivedAt === null && !(await hasTombstone(db, account.id, "fourdegrees", deal.id)) && !(await isInReview(db, account.id, "fourdegrees", deal.id));
       if (differs && (await markAndEnqueue(db, deps, { accountId: account.id, side: "fourdegrees", kind: "deal", recordId: deal.id, lane: "reconcile" }))) marked++;
+      // A pair whose deal differs is re-synced anyway; its notes are compared on a later pass.
+      if (!differs && link?.state === "active" && link.hlContactId && notesBudget > 0) {
+        notesBudget--;
+        notesCompared++;
+        if ((await engine.notesDiffer(deal.id)) && (await markAndEnqueue(db, deps, { accountId: account.id, side: "fourdegrees", kind: "notes", recordId: deal.id, lane: "reconcile" }))) marked++;
+      }
     }
     await saveReconcileCursor(db, account.id, "fourdegrees", page.nextCursor ? { pipelineIdx: fdIdx, cursor: page.nextCursor } : { pipelineIdx: (fdIdx + 1) % mapping.pipelines.length, cursor: null }, deps.now());
   }
-  await recordEvent(db, { accountId: account.id, kind: "reconcile", direction: "none", fdId: null, hlId: null, outcome: "ok", detail: { scanned, marked } });
-  return { accountId: account.id, outcome: "ok", scanned, marked };
+  await recordEvent(db, { accountId: account.id, kind: "reconcile", direction: "none", fdId: null, hlId: null, outcome: "ok", detail: { scanned, marked, notesCompared } });
+  return { accountId: account.id, outcome: "ok", scanned, marked, notesCompared };
 }
 
 /** Re-enqueues dirty marks whose job may have been lost (older than ten minutes). */

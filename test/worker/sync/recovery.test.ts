@@ -176,6 +176,56 @@ describe("reconcile", () => {
     expect(ticks.some((t) => t.outcome === "ok")).toBe(true);
     await expectConverged(w);
   });
+
+  it("catches notes whose webhooks were dropped on either side, then stays quiet (no marks, no writes)", async () => {
+    const w = await createWorld(routes);
+    const deal = newDeal(w, { name: "Quiet Notes", stage: "Sourced" });
+    await w.settle();
+    const link = await w.linkOf("fourdegrees", deal.id);
+    const contactId = link?.hlContactId ?? "";
+    expect(contactId).not.toBe("");
+    w.sb.highlevel.faults.configure({ webhookDropRate: 1 });
+    w.sb.fourdegrees.faults.configure({ webhookDropRate: 1 });
+    w.sb.fourdegrees.addNoteAsUser(deal.id, "lost 4Degrees note");
+    w.sb.highlevel.service.createNote(contactId, { body: "lost HighLevel note" });
+    await w.settle();
+    const hlBodies = () => w.sb.highlevel.store.notesOf(contactId).map((n) => n.body);
+    const fdBodies = () => w.sb.fourdegrees.notes(deal.id).map((n) => n.body);
+    // The webhooks were lost: nothing crossed.
+    expect(hlBodies().some((b) => b.startsWith("lost 4Degrees note"))).toBe(false);
+    expect(fdBodies().some((b) => b.startsWith("lost HighLevel note"))).toBe(false);
+    w.sb.highlevel.faults.configure({ webhookDropRate: 0 });
+    w.sb.fourdegrees.faults.configure({ webhookDropRate: 0 });
+
+    const tick = async () => {
+      let marked = 0;
+      for (let i = 0; i < 6; i++) for (const r of await runReconcile(env, w.deps, w.ctx.log, { pageSize: 100 })) marked += r.marked;
+      await w.settle();
+      return marked;
+    };
+    expect(await tick()).toBeGreaterThan(0);
+    expect(hlBodies().filter((b) => b.startsWith("lost 4Degrees note"))).toHaveLength(1);
+    expect(fdBodies().filter((b) => b.startsWith("lost HighLevel note"))).toHaveLength(1);
+    // Converged: a further full pass compares the notes again and finds nothing to do.
+    w.resetCounts();
+    expect(await tick()).toBe(0);
+    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+  });
+
+  it("skips the note comparison while the HighLevel quota is below twice the floor (deals are still scanned)", async () => {
+    const w = await createWorld(routes);
+    const deal = newDeal(w, { name: "Budget Notes", stage: "Sourced" });
+    await w.settle();
+    w.sb.fourdegrees.faults.configure({ webhookDropRate: 1 });
+    w.sb.fourdegrees.addNoteAsUser(deal.id, "waits for quota");
+    await w.settle();
+    // A floor of 0.6 → the note scan needs 120 % of the daily quota left: never.
+    const [report] = await runReconcile(env, w.deps, w.ctx.log, { pageSize: 100, quotaFloor: 0.6 });
+    expect(report?.outcome).toBe("ok");
+    expect(report?.notesCompared).toBe(0);
+    const [full] = await runReconcile(env, w.deps, w.ctx.log, { pageSize: 100 });
+    expect(full?.notesCompared).toBeGreaterThan(0);
+  });
 });
 
 describe("mapping guard rails", () => {

@@ -4,24 +4,40 @@
  * arithmetic is unit-testable.
  *
  * - Burst: a sliding window of granted permits. A sliding window is at least as strict as the
- *   provider's (fixed or sliding) window, and each grant counts for `intervalMs + SAFETY_MS`
- *   because a request reaches the provider a little after its permit was granted: without the
- *   margin, grants at t and t+interval could arrive inside one provider window.
+ *   provider's (fixed or sliding) window, and each grant counts for `intervalMs` plus a transit
+ *   margin (`TRANSIT_MARGIN` of the interval) because a request reaches the provider a little after
+ *   its permit was granted: without the margin, grants at t and t+interval could arrive inside one
+ *   provider window. The margin is a fraction of the interval so it shrinks with time-scaled limits
+ *   (HIGHLEVEL_RATE_SCALE) like everything else; at HighLevel's real 10 s it is 300 ms.
  * - Daily: counted per UTC day, lowered to what the provider's `X-RateLimit-Daily-Remaining` says.
- * - Lanes: `live` may use the whole budget, `reconcile` and `backfill` only a share of it, so live
- *   changes always find headroom (priority without a queue); likewise for the daily budget.
+ * - Lanes are priorities, not shares: `live` may use the whole budget; `reconcile` and `backfill`
+ *   may take a permit while the window has more than a small reserve (`LANE_RESERVE`) left, so a
+ *   backfill uses nearly the whole budget when nothing else needs it and live changes still find
+ *   headroom at once. Lower lanes are also paced (`PACE_SLICES`): at most their cap / PACE_SLICES
+ *   permits per slice of the window, so a backfill spreads its calls instead of spending the window
+ *   in one burst and then waiting seconds (its callers only wait in-process for short gaps).
  * - Concurrency: a cap on permits in flight; a permit is released by `report` (or expires).
  * - A 429 pauses the reporting lane and every lower lane for `Retry-After` (else the interval),
  *   and fills the burst window so higher lanes also wait for it to drain.
  */
 import type { GateLimits, GateUsage, Lane, PermitResult, ReportedResult } from "./types.ts";
 
-/** Extra time each grant stays in the window (request transit), see the module comment. */
-export const SAFETY_MS = 500;
+/** Extra time each grant stays in the window (request transit), as a fraction of the interval. */
+export const TRANSIT_MARGIN = 0.03;
+/** The transit margin of a window of `intervalMs` (≥ 1 ms). */
+export function transitMarginMs(intervalMs: number): number {
+  return Math.max(1, Math.ceil(intervalMs * TRANSIT_MARGIN));
+}
 /** A permit never reported (caller crashed) frees its concurrency slot after this long. */
 export const STALE_PERMIT_MS = 120_000;
-/** Share of the burst window and of the concurrency cap each lane may use. */
-export const LANE_SHARE: Readonly<Record<Lane, number>> = { live: 1, reconcile: 0.8, backfill: 0.5 };
+/**
+ * Fraction of the burst window and of the concurrency cap a lane must leave free for higher lanes
+ * (at least one permit when the fraction is not 0): backfill stops at 95 of HighLevel's 100,
+ * reconcile at 97, live uses all 100.
+ */
+export const LANE_RESERVE: Readonly<Record<Lane, number>> = { live: 0, reconcile: 0.03, backfill: 0.05 };
+/** Lower lanes take at most cap / PACE_SLICES permits per 1/PACE_SLICES of the window. */
+export const PACE_SLICES = 10;
 /** Share of the daily budget each lane may use (the last 5% / 20% are kept for higher lanes). */
 export const DAILY_SHARE: Readonly<Record<Lane, number>> = { live: 1, reconcile: 0.95, backfill: 0.8 };
 /** Lanes from highest to lowest priority. */
@@ -40,6 +56,18 @@ export interface BudgetSnapshot {
   dailyRemaining: number | null;
   pausedUntil: Partial<Record<Lane, number>>;
   hourly: Array<{ hour: number; calls: number; rateLimited: number }>;
+}
+
+/** How many permits of `total` a lane may hold (window or concurrency): all but its reserve, at least 1. */
+export function laneCap(total: number, lane: Lane): number {
+  const reserve = LANE_RESERVE[lane];
+  return Math.max(1, total - (reserve > 0 ? Math.ceil(total * reserve) : 0));
+}
+
+interface Grant {
+  at: number;
+  /** The lane that took it; `null` = padding from the provider's headers or a 429. */
+  lane: Lane | null;
 }
 
 interface Permit {
@@ -80,7 +108,7 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
 
 /** The per-account budget. Not thread-safe by itself: the Durable Object serialises calls. */
 export class RateBudget {
-  private grants: number[] = [];
+  private grants: Grant[] = [];
   private readonly inflight = new Map<string, Permit>();
   private snapshotState: BudgetSnapshot;
   private lastLimits: GateLimits | undefined;
@@ -104,9 +132,9 @@ export class RateBudget {
   }
 
   private prune(now: number, intervalMs: number): void {
-    const horizon = now - intervalMs - SAFETY_MS;
+    const horizon = now - intervalMs - transitMarginMs(intervalMs);
     let drop = 0;
-    while (drop < this.grants.length && (this.grants[drop] ?? 0) <= horizon) drop++;
+    while (drop < this.grants.length && (this.grants[drop]?.at ?? 0) <= horizon) drop++;
     if (drop) this.grants = this.grants.slice(drop);
     for (const [id, permit] of this.inflight) if (now - permit.grantedAt > STALE_PERMIT_MS) this.inflight.delete(id);
   }
@@ -117,16 +145,32 @@ export class RateBudget {
     this.rollDay(now);
     const { max, intervalMs } = limits.burst;
     this.prune(now, intervalMs);
-    const share = LANE_SHARE[lane];
+    const windowMs = intervalMs + transitMarginMs(intervalMs);
 
     const paused = this.snapshotState.pausedUntil[lane];
     if (paused !== undefined && paused > now) return { ok: false, retryAfterMs: paused - now, reason: `lane ${lane} paused after a 429` };
 
-    const burstCap = Math.max(1, Math.floor(max * share));
+    const burstCap = laneCap(max, lane);
     if (this.grants.length >= burstCap) {
       // The grant whose expiry brings the window below the cap.
-      const oldest = this.grants[this.grants.length - burstCap] ?? now;
-      return { ok: false, retryAfterMs: Math.max(1, oldest + intervalMs + SAFETY_MS - now), reason: `burst budget for lane ${lane} spent (${this.grants.length}/${max} per ${intervalMs} ms)` };
+      const oldest = this.grants[this.grants.length - burstCap]?.at ?? now;
+      return { ok: false, retryAfterMs: Math.max(1, oldest + windowMs - now), reason: `burst budget for lane ${lane} spent (${this.grants.length}/${max} per ${intervalMs} ms, ${max - burstCap} reserved for higher lanes)` };
+    }
+
+    if (lane !== "live") {
+      // Pacing: at most perSlice of this lane's grants in the last slice of the window.
+      const sliceMs = Math.max(1, Math.floor(windowMs / PACE_SLICES));
+      const perSlice = Math.max(1, Math.ceil(burstCap / PACE_SLICES));
+      let inSlice = 0;
+      let oldestInSlice = now;
+      for (let i = this.grants.length - 1; i >= 0; i--) {
+        const g = this.grants[i];
+        if (!g || g.at <= now - sliceMs) break;
+        if (g.lane !== lane) continue;
+        inSlice++;
+        oldestInSlice = g.at;
+      }
+      if (inSlice >= perSlice) return { ok: false, retryAfterMs: Math.max(1, oldestInSlice + sliceMs - now), reason: `lane ${lane} paced (${inSlice} permits in the last ${sliceMs} ms)` };
     }
 
     if (limits.daily !== undefined) {
@@ -135,11 +179,11 @@ export class RateBudget {
       if (remaining <= reserve) return { ok: false, retryAfterMs: msToNextUtcDay(now), reason: `daily budget for lane ${lane} spent (${remaining} left, ${reserve} reserved for higher lanes)` };
     }
 
-    const concurrencyCap = Math.max(1, Math.floor(limits.concurrency * share));
+    const concurrencyCap = laneCap(limits.concurrency, lane);
     if (this.inflight.size >= concurrencyCap) return { ok: false, retryAfterMs: CONCURRENCY_RETRY_MS, reason: `concurrency cap for lane ${lane} reached (${this.inflight.size} in flight)` };
 
     const permitId = newId();
-    this.grants.push(now);
+    this.grants.push({ at: now, lane });
     this.inflight.set(permitId, { lane, grantedAt: now, intervalMs });
     this.snapshotState.dailyUsed++;
     if (this.snapshotState.dailyRemaining !== null) this.snapshotState.dailyRemaining = Math.max(0, this.snapshotState.dailyRemaining - 1);
@@ -173,7 +217,7 @@ export class RateBudget {
     if (remaining !== undefined && max !== undefined) {
       this.prune(now, intervalMs);
       const used = Math.max(0, max - remaining);
-      while (this.grants.length < used) this.grants.push(now);
+      while (this.grants.length < used) this.grants.push({ at: now, lane: null });
     }
     const dailyRemaining = intHeader(result.headers, "x-ratelimit-daily-remaining");
     if (dailyRemaining !== undefined) this.snapshotState.dailyRemaining = dailyRemaining;
@@ -188,7 +232,7 @@ export class RateBudget {
       }
       // Higher lanes are not paused outright, but the window is full until it drains.
       const fill = max ?? this.grants.length;
-      while (this.grants.length < fill) this.grants.push(now);
+      while (this.grants.length < fill) this.grants.push({ at: now, lane: null });
     }
   }
 

@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { RateBudget, SAFETY_MS, parseRetryAfter } from "../../../src/gate/budget.ts";
-import { HIGHLEVEL_LIMITS } from "../../../src/gate/client.ts";
+import { LANE_RESERVE, PACE_SLICES, RateBudget, laneCap, parseRetryAfter, transitMarginMs } from "../../../src/gate/budget.ts";
+import { HIGHLEVEL_LIMITS, timeScaledLimits } from "../../../src/gate/client.ts";
 import type { GateLimits } from "../../../src/gate/types.ts";
 
 const T0 = Date.UTC(2026, 10, 29, 12, 0, 0);
 let n = 0;
 const id = () => `p${++n}`;
 const wide: GateLimits = { ...HIGHLEVEL_LIMITS, concurrency: 1000 };
+/** The transit margin at HighLevel's real 10 s window. */
+const SAFETY_MS = transitMarginMs(10_000);
 
 function grantMany(b: RateBudget, count: number, lane: "live" | "reconcile" | "backfill", now: number, limits = wide) {
   const permits: string[] = [];
@@ -28,11 +30,80 @@ describe("RateBudget", () => {
     expect(b.acquire("live", wide, T0 + 10_000 + SAFETY_MS + 1, id).ok).toBe(true);
   });
 
-  it("happy: lower lanes leave headroom for live", () => {
+  it("happy: lanes are priorities with a small reserve: backfill fills all but 5, reconcile all but 3, live the rest", () => {
     const b = new RateBudget();
-    expect(grantMany(b, 100, "backfill", T0)).toHaveLength(50);
-    expect(grantMany(b, 100, "reconcile", T0)).toHaveLength(30);
-    expect(grantMany(b, 100, "live", T0)).toHaveLength(20);
+    const slice = Math.floor((10_000 + SAFETY_MS) / PACE_SLICES);
+    // Backfill alone, asking again each slice (it is paced), stops at its cap within one window.
+    let backfill = 0;
+    for (let s = 0; s < PACE_SLICES; s++) backfill += grantMany(b, 100, "backfill", T0 + s * slice).length;
+    expect(backfill).toBe(95);
+    const at = T0 + PACE_SLICES * slice - 1;
+    expect(b.acquire("backfill", wide, at, id)).toMatchObject({ ok: false, reason: expect.stringContaining("reserved for higher lanes") });
+    expect(grantMany(b, 100, "reconcile", at)).toHaveLength(2);
+    expect(grantMany(b, 100, "live", at)).toHaveLength(3);
+    expect(laneCap(100, "live")).toBe(100);
+    expect(LANE_RESERVE.live).toBe(0);
+  });
+
+  it("happy: a lower lane is paced (no burst that then waits seconds); live is not", () => {
+    const b = new RateBudget();
+    const first = grantMany(b, 100, "backfill", T0);
+    expect(first).toHaveLength(Math.ceil(95 / PACE_SLICES));
+    const paced = b.acquire("backfill", wide, T0 + 1, id);
+    expect(paced).toMatchObject({ ok: false, reason: expect.stringContaining("paced") });
+    // The wait is one slice at most: well under a caller's in-process wait (2 s), never a requeue.
+    if (!paced.ok) expect(paced.retryAfterMs).toBeLessThanOrEqual(Math.floor((10_000 + SAFETY_MS) / PACE_SLICES));
+    expect(grantMany(b, 100, "live", T0 + 1)).toHaveLength(100 - first.length);
+  });
+
+  it("happy: the transit margin is a fraction of the interval, so it shrinks with time-scaled limits", () => {
+    const scaled = { ...timeScaledLimits(HIGHLEVEL_LIMITS, 10), concurrency: 1000 };
+    const margin = transitMarginMs(1_000);
+    expect(margin).toBeLessThan(transitMarginMs(10_000));
+    const b = new RateBudget();
+    expect(grantMany(b, 150, "live", T0, scaled)).toHaveLength(100);
+    expect(b.acquire("live", scaled, T0 + 1_000 + margin - 1, id)).toMatchObject({ ok: false, retryAfterMs: 1 });
+    expect(b.acquire("live", scaled, T0 + 1_000 + margin + 1, id).ok).toBe(true);
+  });
+
+  it("happy: a sequential backfill sustains ≥ 0.9 of the allowed rate, no provider window ever over its limit, and a live call meanwhile never waits", () => {
+    // Simulated time: HighLevel's fixed 10 s window (as the sandbox counts), requests arriving
+    // up to `transit` ms after their permit; the backfill asks again after each refusal's wait.
+    const b = new RateBudget();
+    const transit = SAFETY_MS - 1;
+    const perWindow = new Map<number, number>();
+    const arrive = (t: number) => perWindow.set(Math.floor(t / 10_000), (perWindow.get(Math.floor(t / 10_000)) ?? 0) + 1);
+    let now = T0 + 123;
+    const end = now + 120_000;
+    let calls = 0;
+    let liveWaits = 0;
+    let nextLive = now + 5_000;
+    for (let step = 0; step < 100_000 && now < end; step++) {
+      if (now >= nextLive) {
+        const live = b.acquire("live", wide, now, id);
+        if (!live.ok) liveWaits++;
+        else {
+          b.report(live.permitId, { status: 200, headers: {} }, now + 5);
+          arrive(now + (step % 2 ? transit : 0));
+          calls++;
+        }
+        nextLive += 7_000;
+      }
+      const r = b.acquire("backfill", wide, now, id);
+      if (!r.ok) {
+        expect(r.retryAfterMs).toBeLessThanOrEqual(2_000);
+        now += r.retryAfterMs;
+        continue;
+      }
+      arrive(now + (step % 3 === 0 ? transit : 0));
+      b.report(r.permitId, { status: 200, headers: {} }, now + 5);
+      calls++;
+      now += 5; // the caller's own work between calls
+    }
+    const allowed = (120_000 / 10_000) * 100;
+    expect(calls / allowed).toBeGreaterThanOrEqual(0.9);
+    expect(Math.max(...perWindow.values())).toBeLessThanOrEqual(100);
+    expect(liveWaits).toBe(0);
   });
 
   it("happy: the concurrency cap frees a slot when a permit is reported", () => {

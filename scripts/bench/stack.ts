@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createSandbox, type Sandbox } from "../../sandbox/index.ts";
 import { readDotVars } from "../../sandbox/server.ts";
-import { applyLocalMigrations, ensureDevVars, freePort, ROOT, startWorker, type RunningWorker } from "../lib/processes.ts";
+import { applyLocalMigrations, ensureDevVars, freePort, ROOT, snapshotWorkerSource, startWorker, type RunningWorker } from "../lib/processes.ts";
 
 /** Provider calls the Worker made, by provider and read/write (a search is a read). */
 export interface CallCounts {
@@ -46,8 +46,15 @@ export interface StackOptions {
   sandboxSettings?: Record<string, string>;
   /** Before the Worker subscribes: e.g. seed many deals without emitting webhooks to it. */
   beforeSubscribe?: (sb: Sandbox, demo: { fourdegreesPipelineId: string }) => Promise<void> | void;
+  /**
+   * Point the sandboxes' webhooks at the Worker (default true). The burst turns it off: its only
+   * deliveries are its own, so the echoes of the sync jobs it triggers are not counted as its events.
+   */
+  subscribe?: boolean;
   /** Keep the Worker's JSON log lines in `logs` (burst observation). */
   keepLogs?: boolean;
+  /** Every raw output line of `wrangler dev` (diagnostics: miniflare's own queue and error lines). */
+  onLine?: (line: string) => void;
 }
 
 const isRead = (method: string, path: string) => method === "GET" || (method === "POST" && /\/search$/.test(path));
@@ -95,13 +102,18 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   let worker: RunningWorker;
   try {
     await applyLocalMigrations(state);
+    // A frozen copy of the source: edits others make in the checkout must not reload the Worker
+    // mid-run (a reload loses the local queue's delayed messages and the gate's in-memory window).
+    const root = snapshotWorkerSource(join(state, "worker"));
     worker = await startWorker({
       port: await freePort(),
+      root,
       sandboxUrl,
       persistTo: state,
       // The sandbox's signing key, given explicitly (one line, `\n` escapes): the bench signs with its private half.
       vars: { HIGHLEVEL_WEBHOOK_PUBLIC_KEY: readFileSync(resolve(ROOT, "sandbox/keys/ed25519-public.pem"), "utf8").trim().replace(/\n/g, "\\n"), ...options.vars },
       onLine: (line) => {
+        options.onLine?.(line);
         if (!options.keepLogs) return;
         const at = line.indexOf("{");
         if (at < 0) return;
@@ -140,8 +152,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const pit = sb.highlevel.createPit({ locationId: demo.locationId });
     await admin("POST", "/api/bootstrap", { accountId: "demo", highlevel: { locationId: demo.locationId, privateIntegrationToken: pit }, fourdegrees: { apiKey: sb.fourdegrees.apiKey }, backfill: false, conflictPolicy: "newest", deletePolicy: "propagate" });
     await options.beforeSubscribe?.(sb, { fourdegreesPipelineId: fdDemo.pipelineId });
-    sb.highlevel.subscribe(`${worker.url}/webhooks/highlevel`);
-    sb.fourdegrees.subscribe(`${worker.url}/webhooks/4degrees`);
+    if (options.subscribe !== false) {
+      sb.highlevel.subscribe(`${worker.url}/webhooks/highlevel`);
+      sb.fourdegrees.subscribe(`${worker.url}/webhooks/4degrees`);
+    }
   } catch (err) {
     await stop();
     throw err;

@@ -4,7 +4,7 @@
  * provider base URLs pointed at the sandbox, wait until it is healthy, stop it cleanly.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { readDotVars } from "../../sandbox/server.ts";
@@ -51,8 +51,26 @@ export function applyLocalMigrations(persistTo?: string): Promise<void> {
   return run(["d1", "migrations", "apply", "DB", "--local", ...(persistTo ? ["--persist-to", persistTo] : [])], "wrangler d1 migrations apply --local");
 }
 
+/**
+ * Copies what `wrangler dev` builds the Worker from (src/, wrangler.toml, migrations/, the
+ * tsconfig and package files, .dev.vars; node_modules linked) into `dir` and returns `dir`, for
+ * `WorkerOptions.root`. Why: `wrangler dev` rebuilds and reloads on every source edit under its
+ * root, and a reload drops the local queue's delayed messages and Durable Object memory; a long
+ * benchmark in a checkout others are editing must not be restarted under it.
+ */
+export function snapshotWorkerSource(dir: string): string {
+  ensureDevVars();
+  for (const name of ["src", "migrations", "wrangler.toml", "package.json", "tsconfig.json", "worker-configuration.d.ts", ".dev.vars"]) {
+    cpSync(resolve(ROOT, name), resolve(dir, name), { recursive: true });
+  }
+  symlinkSync(resolve(ROOT, "node_modules"), resolve(dir, "node_modules"), "dir");
+  return dir;
+}
+
 export interface WorkerOptions {
   port: number;
+  /** Where `wrangler dev` runs (a `snapshotWorkerSource` copy); default the checkout. */
+  root?: string;
   /** Where the sandbox listens, e.g. http://127.0.0.1:8788 */
   sandboxUrl: string;
   /** Local state directory (D1/KV/DO/Queues); default .wrangler/state */
@@ -113,7 +131,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   ];
   // Own process group: wrangler → node → workerd all stop together when we signal the group, and a
   // terminal Ctrl-C reaches only our handler (which stops them in order) instead of racing it.
-  const child = spawn(WRANGLER, args, { cwd: ROOT, env: BASE_ENV, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(WRANGLER, args, { cwd: options.root ?? ROOT, env: BASE_ENV, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let recent = "";
   const onData = (d: Buffer) => {
     const text = d.toString();

@@ -4,7 +4,22 @@
  * correctly signed bodies of every shape) must never produce a 5xx, and every message the Worker
  * enqueues must parse with the queue schema (src/sync/messages.ts). The queue is a recording one
  * (the app runs with it in place of SYNC_QUEUE), so each enqueued body is checked as sent.
- * `FUZZ_RUNS` sets the runs per property (default 60).
+ *
+ * Valid deliveries are generated on purpose (mutations of a real one: every opportunity event type,
+ * odd ids and extra fields, but a connected location, a fresh timestamp and a unique id), and the
+ * tests count that they reach the queue — a fuzz run where nothing gets past validation proves
+ * nothing about the writes behind it. "Never a half-written row", per route:
+ *  - webhooks: a delivery's receipt (webhook_receipts, the dedupe row) exists if and only if the
+ *    route answered 2xx, and a 2xx "accepted" for a location we sync enqueued exactly one message
+ *    for that delivery id (a receipt without its message would make the provider's retry a
+ *    "duplicate" and lose the change);
+ *  - OAuth callback: no connection and no consumed-but-unused state is left behind by a rejected
+ *    callback (connections / oauth_states unchanged);
+ *  - CSV import: every fourdegrees_import_rows row belongs to an import header row, and every
+ *    import header that has rows has as many as it says;
+ *  - admin API: every account has its account_settings row and vice versa, and no location or
+ *    workspace points at an account that does not exist.
+ * `FUZZ_RUNS` sets the runs per property (default 100; the whole file stays a few seconds).
  */
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
@@ -18,7 +33,7 @@ import { QueueMessageSchema } from "../../../src/sync/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { proofEnv } from "../proof-env.ts";
 
-const RUNS = Number(proofEnv().FUZZ_RUNS || 60);
+const RUNS = Number(proofEnv().FUZZ_RUNS || 100);
 const LOCATION = "fuzzLocation0001";
 const ACCOUNT = "acct-fuzz";
 const app = createApp();
@@ -52,6 +67,49 @@ function expectValidMessages(): void {
 function expectNo5xx(res: Response, what: string): void {
   expect(res.status, `${what} answered ${res.status}`).toBeLessThan(500);
 }
+
+/** Enqueued messages (since the last check) that carry `webhookId`. */
+function sentFor(webhookId: string): unknown[] {
+  return sent.filter((b) => typeof b === "object" && b !== null && Reflect.get(b, "webhookId") === webhookId);
+}
+
+async function receiptExists(provider: "highlevel" | "fourdegrees", webhookId: string): Promise<boolean> {
+  return (await env.DB.prepare("SELECT 1 AS one FROM webhook_receipts WHERE provider = ? AND webhook_id = ?").bind(provider, webhookId).first()) !== null;
+}
+
+/**
+ * The webhook half of "never a half-written row": the delivery's receipt exists iff the answer was
+ * 2xx; a fresh accepted delivery for a synced scope enqueued exactly one message with its id.
+ */
+async function expectWholeDelivery(provider: "highlevel" | "fourdegrees", webhookId: string, existedBefore: boolean, res: Response, enqueues: boolean): Promise<void> {
+  const receipt = await receiptExists(provider, webhookId);
+  if (res.status >= 400) expect(receipt, `a refused delivery (${res.status}) left its receipt`).toBe(existedBefore);
+  else expect(receipt, "an accepted delivery has no receipt").toBe(true);
+  const messages = sentFor(webhookId).length;
+  if (existedBefore || res.status >= 400 || !enqueues) expect(messages, "a refused, duplicate or ignored delivery enqueued a message").toBe(0);
+  else expect(messages, "an accepted delivery's receipt without its queued message").toBe(1);
+}
+
+/** Table-level invariants the admin API and the import must keep after every request. */
+async function expectNoOrphans(): Promise<void> {
+  const one = async (sql: string) => Number((await env.DB.prepare(sql).first<{ n: number }>())?.n ?? 0);
+  expect(await one("SELECT COUNT(*) AS n FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM account_settings s WHERE s.account_id = a.id)"), "an account without its settings row").toBe(0);
+  expect(await one("SELECT COUNT(*) AS n FROM account_settings s WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = s.account_id)"), "settings without their account").toBe(0);
+  expect(await one("SELECT COUNT(*) AS n FROM account_locations l WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = l.account_id)"), "a location of a missing account").toBe(0);
+  expect(await one("SELECT COUNT(*) AS n FROM fourdegrees_accounts f WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = f.account_id)"), "a workspace of a missing account").toBe(0);
+  expect(await one("SELECT COUNT(*) AS n FROM fourdegrees_import_rows r WHERE r.content_hash = '' OR NOT EXISTS (SELECT 1 FROM fourdegrees_imports i WHERE i.id = r.last_import_id)"), "an import row without its hash or its import").toBe(0);
+}
+
+const OPPORTUNITY_TYPES = ["OpportunityCreate", "OpportunityUpdate", "OpportunityDelete", "OpportunityStatusUpdate", "OpportunityStageUpdate", "OpportunityMonetaryValueUpdate", "OpportunityAssignedToUpdate"] as const;
+/** A valid HighLevel delivery for the connected location, mutated everywhere it may be (ids, extra fields). */
+const validHighLevelEvent = fc.record({
+  type: fc.constantFrom(...OPPORTUNITY_TYPES),
+  id: fc.string({ minLength: 1, maxLength: 40 }),
+  pipelineStageId: fc.option(fc.string()),
+  status: fc.option(fc.constantFrom("open", "won", "lost", "abandoned", "weird")),
+  monetaryValue: fc.option(fc.oneof(fc.double(), fc.integer(), fc.string())),
+  extra: fc.jsonValue(),
+});
 
 const jsonish = fc.oneof(fc.json(), fc.string(), fc.constant(""), fc.constant("{"), fc.constant("[]"), fc.constant("null"));
 /** HighLevel-shaped events with random and boundary values (what a mutated real delivery looks like). */
@@ -91,17 +149,53 @@ beforeAll(async () => {
 });
 
 describe("fuzz: POST /webhooks/highlevel", () => {
-  it("security: unsigned, badly signed and correctly signed random bodies never get a 5xx; every enqueued message is valid", async () => {
+  it("security: unsigned, badly signed and correctly signed random bodies never get a 5xx; every enqueued message is valid; no half-written receipt", async () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(highLevelEvent.map((e) => JSON.stringify(e)), jsonish), fc.constantFrom("signed", "unsigned", "garbage"), async (body, mode) => {
         const headers: Record<string, string> = { "content-type": "application/json", ...(mode === "signed" ? await signHighLevel(body) : mode === "garbage" ? { "x-ghl-signature": "AAAA" + body.slice(0, 10) } : {}) };
+        let webhookId: unknown = null;
+        try {
+          const parsed: unknown = JSON.parse(body);
+          webhookId = typeof parsed === "object" && parsed !== null ? Reflect.get(parsed, "webhookId") : null;
+        } catch {
+          // not JSON: refused before any write
+        }
+        const before = typeof webhookId === "string" ? await receiptExists("highlevel", webhookId) : false;
         const res = await call(new Request("http://worker.test/webhooks/highlevel", { method: "POST", headers, body }));
         expectNo5xx(res, `webhook (${mode}) ${body.slice(0, 80)}`);
         if (mode !== "signed") expect(res.status).toBeGreaterThanOrEqual(400);
+        if (mode !== "signed" && typeof webhookId === "string") expect(await receiptExists("highlevel", webhookId)).toBe(before);
+        if (mode === "signed" && typeof webhookId === "string" && webhookId !== "") {
+          const status = res.status < 400 ? String(Reflect.get(await res.clone().json<object>(), "status")) : "";
+          await expectWholeDelivery("highlevel", webhookId, before, res, status === "accepted");
+        }
         expectValidMessages();
       }),
       { numRuns: RUNS },
     );
+  });
+
+  it("happy: mutated valid deliveries all reach the queue exactly once (receipt + message), and their replays enqueue nothing", async () => {
+    let accepted = 0;
+    await fc.assert(
+      fc.asyncProperty(validHighLevelEvent, async (e) => {
+        const webhookId = crypto.randomUUID();
+        const body = JSON.stringify({ ...e, locationId: LOCATION, webhookId, timestamp: new Date().toISOString() });
+        const headers = { "content-type": "application/json", ...(await signHighLevel(body)) };
+        const res = await call(new Request("http://worker.test/webhooks/highlevel", { method: "POST", headers, body }));
+        expect(res.status, await res.clone().text()).toBe(200);
+        expect(await res.json()).toMatchObject({ status: "accepted" });
+        await expectWholeDelivery("highlevel", webhookId, false, res, true);
+        expect(sentFor(webhookId)[0]).toMatchObject({ kind: "highlevel.webhook", locationId: LOCATION, type: e.type });
+        accepted++;
+        expectValidMessages();
+        const replay = await call(new Request("http://worker.test/webhooks/highlevel", { method: "POST", headers, body }));
+        expect(await replay.json()).toMatchObject({ status: "duplicate" });
+        expect(sent).toHaveLength(0);
+      }),
+      { numRuns: RUNS },
+    );
+    expect(accepted).toBe(RUNS);
   });
 });
 
@@ -119,25 +213,56 @@ describe("fuzz: POST /webhooks/4degrees", () => {
     );
     await fc.assert(
       fc.asyncProperty(fc.oneof(fdEvent.map((e) => JSON.stringify(e)), jsonish), fc.boolean(), fc.string({ maxLength: 40 }), async (body, tamper, id) => {
-        const headers = await signWebhook(TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET, `msg_${id}_${crypto.randomUUID()}`, Date.now() / 1000, body);
+        const webhookId = `msg_${id}_${crypto.randomUUID()}`;
+        const headers = await signWebhook(TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET, webhookId, Date.now() / 1000, body);
         const res = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { "content-type": "application/json", ...headers }, body: tamper ? `${body} ` : body }));
         expectNo5xx(res, `4Degrees webhook ${body.slice(0, 80)}`);
         if (tamper) expect(res.status).toBeGreaterThanOrEqual(400);
+        await expectWholeDelivery("fourdegrees", webhookId, false, res, true);
         expectValidMessages();
       }),
       { numRuns: RUNS },
     );
   });
+
+  it("happy: mutated valid events all reach the queue exactly once (receipt + message)", async () => {
+    const valid = fc.record({
+      type: fc.constantFrom("deal.created", "deal.updated", "deal.stage_changed", "deal.owner_changed", "deal.deleted", "note.created", "note.updated", "note.deleted"),
+      object: fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue(), { maxKeys: 5 }),
+      dealId: fc.string({ minLength: 1, maxLength: 30 }),
+    });
+    let accepted = 0;
+    await fc.assert(
+      fc.asyncProperty(valid, async (e) => {
+        const webhookId = `msg_${crypto.randomUUID()}`;
+        const body = JSON.stringify({ id: `evt_${crypto.randomUUID()}`, type: e.type, created_at: new Date().toISOString(), workspace_id: "ws_fuzz", data: { object: { ...e.object, id: e.dealId } } });
+        const headers = await signWebhook(TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET, webhookId, Date.now() / 1000, body);
+        const res = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { "content-type": "application/json", ...headers }, body }));
+        expect(res.status, await res.clone().text()).toBe(200);
+        await expectWholeDelivery("fourdegrees", webhookId, false, res, true);
+        accepted++;
+        expectValidMessages();
+      }),
+      { numRuns: RUNS },
+    );
+    expect(accepted).toBe(RUNS);
+  });
 });
 
 describe("fuzz: GET /oauth/callback", () => {
   it("security: random query strings never get a 5xx and never store a connection", async () => {
+    const rows = async () => ({
+      connections: Number((await env.DB.prepare("SELECT COUNT(*) AS n FROM connections").first<{ n: number }>())?.n ?? 0),
+      states: Number((await env.DB.prepare("SELECT COUNT(*) AS n FROM oauth_states").first<{ n: number }>())?.n ?? 0),
+    });
     await fc.assert(
       fc.asyncProperty(fc.dictionary(fc.constantFrom("code", "state", "error", "locationId", "companyId", "x"), fc.string()), async (query) => {
+        const before = await rows();
         const qs = new URLSearchParams(query).toString();
         const res = await call(new Request(`http://worker.test/oauth/callback?${qs}`));
         expectNo5xx(res, `callback ?${qs}`);
         expect(res.status).toBeGreaterThanOrEqual(400);
+        expect(await rows()).toEqual(before);
       }),
       { numRuns: RUNS },
     );
@@ -158,6 +283,7 @@ describe("fuzz: POST /api/import/4degrees", () => {
         const res = await call(new Request(`http://worker.test/api/import/4degrees?account=${encodeURIComponent(account)}`, { method: "POST", headers: { ...admin, "content-type": type }, body: text }));
         expectNo5xx(res, `import (${type}) ${JSON.stringify(text.slice(0, 80))}`);
         expectValidMessages();
+        await expectNoOrphans();
       }),
       { numRuns: RUNS },
     );
@@ -177,6 +303,7 @@ describe("fuzz: admin API", () => {
         expectNo5xx(res, `${method} ${url} ${body.slice(0, 80)}`);
         if (!authed) expect(res.status).toBe(401);
         expectValidMessages();
+        await expectNoOrphans();
       }),
       { numRuns: RUNS * 2 },
     );

@@ -5,6 +5,8 @@
  * - `sync.record`: run the engine for one record, clear the dirty mark only if no newer change
  *   arrived (else run once more), log one line and write one event row;
  * - `sync.backfill`: one page of a backfill run (src/sync/backfill.ts).
+ * - `fourdegrees.import_row`: one row of a 4Degrees CSV import written to HighLevel
+ *   (src/sync/import-rows.ts).
  *
  * Failure discipline (per message, never a blanket ack): rate limits retry after the gate's /
  * provider's delay; other transient errors retry with the consumer's capped exponential backoff;
@@ -25,6 +27,7 @@ import type { SideName } from "../store/links.ts";
 import { clearIfUnchanged, getPending, markDirty, type PendingKind } from "../store/pending.ts";
 import { recordEvent } from "../store/sync-events.ts";
 import { runBackfillPage } from "./backfill.ts";
+import { runImportRow } from "./import-rows.ts";
 import type { ConnectorFactory } from "./connectors.ts";
 import type { Handler, HandlerContext, Handlers, Outcome } from "./consumer.ts";
 import { SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
@@ -330,7 +333,9 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     }
   };
 
-  return { "highlevel.webhook": hlWebhook, "fourdegrees.webhook": fdWebhook, "sync.record": record, "sync.backfill": backfill };
+  const importRow: Handler<"fourdegrees.import_row"> = (msg, ctx) => runImportRow(msg, ctx, makeDeps(ctx));
+
+  return { "highlevel.webhook": hlWebhook, "fourdegrees.webhook": fdWebhook, "sync.record": record, "sync.backfill": backfill, "fourdegrees.import_row": importRow };
 }
 
 /** A logger-bearing context for calling handlers outside the consumer (cron, tests). */

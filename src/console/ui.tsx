@@ -66,7 +66,29 @@ export const Layout: FC<LayoutProps> = (p) => (
     </head>
     <body>
       <header>
-        <strong class="brand">4Degrees ↔ HighLevel</strong>
+        <div class="topbar">
+          <strong class="brand">4Degrees ↔ HighLevel sync</strong>
+          {p.page !== "login" && p.accounts && p.accounts.length > 0 && (
+            <form method="get" action={`/console/${p.page}`} class="picker">
+              <label>
+                Account{" "}
+                <select name="account">
+                  {p.accounts.map((a) => (
+                    <option value={a.id} selected={a.id === p.account?.id}>
+                      {a.name} ({a.id})
+                    </option>
+                  ))}
+                </select>
+              </label>
+              <button type="submit" class="secondary">Show</button>
+            </form>
+          )}
+          {p.page !== "login" && (
+            <form method="post" action="/console/logout" class="logout">
+              <button type="submit" class="secondary">Sign out</button>
+            </form>
+          )}
+        </div>
         {p.page !== "login" && (
           <nav>
             {NAV.map(([key, label]) => (
@@ -75,26 +97,6 @@ export const Layout: FC<LayoutProps> = (p) => (
               </a>
             ))}
           </nav>
-        )}
-        {p.page !== "login" && p.accounts && p.accounts.length > 0 && (
-          <form method="get" action={`/console/${p.page}`} class="picker">
-            <label>
-              Account{" "}
-              <select name="account">
-                {p.accounts.map((a) => (
-                  <option value={a.id} selected={a.id === p.account?.id}>
-                    {a.name} ({a.id})
-                  </option>
-                ))}
-              </select>
-            </label>
-            <button type="submit">Show</button>
-          </form>
-        )}
-        {p.page !== "login" && (
-          <form method="post" action="/console/logout" class="logout">
-            <button type="submit">Sign out</button>
-          </form>
         )}
       </header>
       <main>
@@ -126,37 +128,52 @@ export interface Bar {
   /** A second series drawn in red over the first (e.g. 429s, failures). */
   alert?: number;
   title?: string;
+  /** Bar colour (default blue); pairs of series use `SERIES`. */
+  color?: string;
 }
+
+/** Colours of a two-series chart (e.g. 4Degrees, HighLevel). */
+export const SERIES = ["#3b6fb6", "#e08a1e"] as const;
 
 /**
  * A vertical bar chart as inline SVG. `limit` draws a dashed line (e.g. a rate limit) and extends
- * the scale to it; values are labelled in `<title>` for hover and screen readers.
+ * the scale to it; values are labelled in `<title>` for hover and screen readers. With `groups`,
+ * bars come in groups of that size, one label per group (`label` of the group's first bar), and
+ * `legend` names the series.
  */
-export const BarChart: FC<{ bars: Bar[]; label: string; limit?: { value: number; label: string }; height?: number; unit?: string }> = ({ bars, label, limit, height = 160, unit = "" }) => {
-  const width = Math.max(320, bars.length * 22 + 60);
+export const BarChart: FC<{ bars: Bar[]; label: string; limit?: { value: number; label: string }; height?: number; unit?: string; groups?: number; legend?: string[] }> = ({ bars, label, limit, height = 170, unit = "", groups = 1, legend }) => {
   const top = Math.max(1, ...bars.map((b) => b.value), limit?.value ?? 0);
-  const plotH = height - 34;
-  const barW = Math.max(6, Math.floor((width - 60) / Math.max(1, bars.length)) - 4);
+  const left = Math.max(30, fmtInt(top).length * 6 + 12);
+  const groupCount = Math.ceil(bars.length / groups);
+  const groupGap = groups > 1 ? 14 : 4;
+  const barW = groups > 1 ? 22 : 18;
+  const width = Math.max(320, left + groupCount * (groups * barW + groupGap) + 10);
+  const plotH = height - 38;
   const y = (v: number) => 8 + plotH - (v / top) * plotH;
-  const step = Math.max(1, Math.ceil(bars.length / 8));
+  // Label every group when grouped (labels are wrapped to the group's width), else every nth bar.
+  const step = groups > 1 ? 1 : Math.max(1, Math.ceil(bars.length / 8));
+  const maxChars = Math.max(4, Math.floor((groups * barW + groupGap) / 6));
   return (
     <figure class="chart">
       <svg role="img" aria-label={label} width={width} height={height} viewBox={`0 0 ${width} ${height}`} xmlns="http://www.w3.org/2000/svg">
         <title>{label}</title>
-        <line x1="50" y1={8 + plotH} x2={width - 4} y2={8 + plotH} stroke="#888" />
-        <text x="46" y="14" text-anchor="end" font-size="10" fill="#444">{fmtInt(top)}</text>
-        <text x="46" y={8 + plotH} text-anchor="end" font-size="10" fill="#444">0</text>
+        <line x1={left} y1={8 + plotH} x2={width - 4} y2={8 + plotH} stroke="#888" />
+        <text x={left - 4} y="14" text-anchor="end" font-size="10" fill="#444">{fmtInt(top)}</text>
+        <text x={left - 4} y={8 + plotH} text-anchor="end" font-size="10" fill="#444">0</text>
         {bars.map((b, i) => {
-          const x = 54 + i * (barW + 4);
+          const g = Math.floor(i / groups);
+          const x = left + 4 + g * (groups * barW + groupGap) + (i % groups) * barW;
+          const labelled = i % groups === 0 && g % step === 0;
+          const text = b.label.length > maxChars ? `${b.label.slice(0, maxChars - 1)}…` : b.label;
           return (
             <g>
-              <rect x={x} y={y(b.value)} width={barW} height={Math.max(0, 8 + plotH - y(b.value))} fill="#3b6fb6" data-value={b.value}>
+              <rect x={x} y={y(b.value)} width={barW - 2} height={Math.max(0, 8 + plotH - y(b.value))} fill={b.color ?? SERIES[0]} data-value={b.value}>
                 <title>{b.title ?? `${b.label}: ${fmtInt(b.value)}${unit}${b.alert ? ` (${fmtInt(b.alert)} flagged)` : ""}`}</title>
               </rect>
-              {b.alert ? <rect x={x} y={y(b.alert)} width={barW} height={Math.max(0, 8 + plotH - y(b.alert))} fill="#c0392b" /> : null}
-              {i % step === 0 && (
-                <text x={x + barW / 2} y={height - 10} text-anchor="middle" font-size="9" fill="#444">
-                  {b.label}
+              {b.alert ? <rect x={x} y={y(b.alert)} width={barW - 2} height={Math.max(0, 8 + plotH - y(b.alert))} fill="#c0392b" /> : null}
+              {labelled && (
+                <text x={x + (groups * barW) / 2 - 1} y={height - 14} text-anchor="middle" font-size="10" fill="#444">
+                  {text}
                 </text>
               )}
             </g>
@@ -164,12 +181,20 @@ export const BarChart: FC<{ bars: Bar[]; label: string; limit?: { value: number;
         })}
         {limit && (
           <g>
-            <line x1="50" y1={y(limit.value)} x2={width - 4} y2={y(limit.value)} stroke="#c0392b" stroke-dasharray="4 3" />
-            <text x={width - 6} y={y(limit.value) - 3} text-anchor="end" font-size="10" fill="#c0392b">{limit.label}</text>
+            <line x1={left} y1={y(limit.value)} x2={width - 4} y2={y(limit.value)} stroke="#c0392b" stroke-dasharray="4 3" />
+            <text x={width - 6} y={y(limit.value) < 22 ? y(limit.value) + 12 : y(limit.value) - 3} text-anchor="end" font-size="10" fill="#c0392b">{limit.label}</text>
           </g>
         )}
       </svg>
-      <figcaption>{label}</figcaption>
+      <figcaption>
+        {legend && legend.map((name, i) => (
+          <span class="legend">
+            <span class={`swatch swatch-${i}`}></span>
+            {name}
+          </span>
+        ))}
+        {label}
+      </figcaption>
     </figure>
   );
 };
@@ -191,13 +216,26 @@ export const Meter: FC<{ value: number; max: number; label: string }> = ({ value
 /** The stylesheet (served at /console/app.css; the CSP allows styles from 'self' only). */
 export const CSS = `
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
-header{display:flex;flex-wrap:wrap;gap:12px;align-items:center;padding:10px 18px;background:#1d2330;color:#fff}
-header a{color:#cfd8e6;text-decoration:none;padding:4px 8px;border-radius:4px}
-header a.active,header a:hover{background:#3b6fb6;color:#fff}
-header nav{display:flex;gap:4px;flex-wrap:wrap}
-.brand{margin-right:12px}
+header{padding:8px 18px 0;background:#1d2330;color:#fff}
+.topbar{display:flex;flex-wrap:wrap;gap:14px;align-items:center;padding-bottom:8px}
+header a{color:#cfd8e6;text-decoration:none;padding:6px 10px;border-radius:4px 4px 0 0;display:inline-block}
+header a.active{background:#f6f7f9;color:#1d2330;font-weight:600}
+header a:hover:not(.active){background:#2e3850;color:#fff}
+header nav{display:flex;gap:2px;flex-wrap:wrap}
+.brand{margin-right:12px;font-size:15px}
 .picker,.logout{display:flex;gap:6px;align-items:center}
+.picker select{max-width:320px}
 .logout{margin-left:auto}
+.stats{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:10px;margin:6px 0 12px}
+.stat{background:#f6f7f9;border:1px solid #e3e7ee;border-radius:6px;padding:8px 12px}
+.stat span{display:block;font-size:12px;color:#555}
+.stat strong{font-size:20px}
+.hint{font-size:12px;color:#555}
+h2 small{font-size:13px;margin-left:6px}
+.legend{margin-right:12px;white-space:nowrap}
+.swatch{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:-1px}
+.swatch-0{background:#3b6fb6}.swatch-1{background:#e08a1e}
+.card{margin-bottom:14px}
 main{padding:16px 22px;max-width:1200px}
 h1{font-size:22px;margin:6px 0 14px}
 h2{font-size:17px;margin:22px 0 8px}

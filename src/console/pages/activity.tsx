@@ -10,15 +10,38 @@ import type { SyncEvent } from "../../store/sync-events.ts";
 import { pageContext } from "../context.ts";
 import { BarChart, Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
 
+const SIDE: Record<string, string> = { highlevel: "HighLevel", fourdegrees: "4Degrees", to_highlevel: "→ HighLevel", to_fourdegrees: "→ 4Degrees" };
+/** How a direction reads in the table and the filter. */
+export const directionLabel = (d: string | null): string => (d === null ? "—" : d === "none" ? "no write" : SIDE[d] ?? d);
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
+
 /** The parts of an event's detail people look for first; the rest is shown as JSON. */
-function summary(e: SyncEvent): string {
+export function summary(e: SyncEvent): string {
   const d = e.detail;
   const parts: string[] = [];
   const changed = d["changed"] ?? d["fields"] ?? d["keys"];
   if (Array.isArray(changed) && changed.length) parts.push(`changed: ${changed.map(String).join(", ")}`);
+  else if (changed && typeof changed === "object") {
+    // The engine's form: the fields that changed per direction.
+    for (const [dir, keys] of Object.entries(changed)) if (strings(keys).length) parts.push(`changed ${SIDE[dir] ?? dir}: ${strings(keys).join(", ")}`);
+  }
+  const writes = Array.isArray(d["writes"]) ? d["writes"] : [];
+  const wrote = writes.flatMap((w) => (w && typeof w === "object" && "op" in w ? [`${SIDE[String("side" in w ? w.side : "")] ?? ""} ${String(w.op)}${"fields" in w && strings(w.fields).length ? ` (${strings(w.fields).join(", ")})` : ""}`.trim()] : []));
+  if (wrote.length) parts.push(`wrote: ${wrote.join("; ")}`);
   for (const k of ["reason", "winner", "policy", "operation", "error"]) if (typeof d[k] === "string") parts.push(`${k}: ${String(d[k])}`);
+  if (typeof d["conflicts"] === "number" && d["conflicts"] > 0) parts.push(`conflicts: ${d["conflicts"]}`);
   if (typeof d["calls"] === "number") parts.push(`calls: ${d["calls"]}`);
   return parts.join(" · ");
+}
+
+/** A fixed 24-hour axis (hours without events are zero), oldest first. */
+function last24Hours(hourly: Array<{ hour: number; total: number; failed: number }>, now: number = Date.now()) {
+  const thisHour = Math.floor(now / 3600_000) * 3600_000;
+  const byHour = new Map(hourly.map((h) => [h.hour, h]));
+  return Array.from({ length: 24 }, (_, i) => {
+    const hour = thisHour - (23 - i) * 3600_000;
+    return { hour, total: byHour.get(hour)?.total ?? 0, failed: byHour.get(hour)?.failed ?? 0 };
+  });
 }
 
 const EventsTable = ({ events, account, withRecord }: { events: SyncEvent[]; account: string; withRecord: boolean }) => (
@@ -31,7 +54,7 @@ const EventsTable = ({ events, account, withRecord }: { events: SyncEvent[]; acc
         <tr data-event={e.id}>
           <td>{fmtTime(e.at)}</td>
           <td>{e.kind}</td>
-          <td>{e.direction ?? "—"}</td>
+          <td data-direction={e.direction ?? ""}>{directionLabel(e.direction)}</td>
           <td class={`status-${e.outcome}`}>{e.outcome}</td>
           {withRecord && (
             <td>
@@ -69,7 +92,7 @@ export const activityPage = new Hono<AppEnv>()
     const filtered = Boolean(filter.record || filter.direction || filter.outcome);
     return c.html(
       <Layout title="Activity" page="activity" accounts={ctx.accounts} account={account} flash={ctx.flash}>
-        {hourly.length > 0 && <BarChart label="Sync events per hour, last 24 hours (red: failed)" bars={hourly.map((h) => ({ label: new Date(h.hour).toISOString().slice(11, 13) + "h", value: h.total, alert: h.failed }))} />}
+        {hourly.length > 0 && <BarChart label="Sync events per hour (UTC), last 24 hours; red: failed" bars={last24Hours(hourly).map((h) => ({ label: new Date(h.hour).toISOString().slice(11, 13) + "h", value: h.total, alert: h.failed, title: `${new Date(h.hour).toISOString().slice(0, 13)}:00 UTC: ${h.total} event(s), ${h.failed} failed` }))} />}
         <form method="get" action="/console/activity" id="activity-filter">
           <input type="hidden" name="account" value={account.id} />
           <label>Record id <input name="record" value={filter.record ?? ""} placeholder="4Degrees or HighLevel id" /></label>{" "}
@@ -77,7 +100,7 @@ export const activityPage = new Hono<AppEnv>()
             Direction{" "}
             <select name="direction">
               <option value="">any</option>
-              {facets.directions.map((d) => <option value={d} selected={d === filter.direction}>{d}</option>)}
+              {facets.directions.map((d) => <option value={d} selected={d === filter.direction}>{directionLabel(d)}</option>)}
             </select>
           </label>{" "}
           <label>

@@ -11,6 +11,7 @@ import { findLink, type Link } from "../../store/links.ts";
 import { listReview, type ReviewItem } from "../../store/sync-events.ts";
 import { QueueMessageSchema, type QueueMessage } from "../../sync/messages.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
+import { FailurePreviewer, PREVIEW_LIMIT, type Preview } from "../preview.ts";
 import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
 
 type Obj = Record<string, unknown>;
@@ -31,9 +32,8 @@ function diffSides(detail: Obj, link: Link | null): { left: [string, Obj]; right
   return null;
 }
 
-const Diff = ({ detail, link }: { detail: Obj; link: Link | null }) => {
-  const sides = diffSides(detail, link);
-  if (!sides) return Object.keys(detail).length ? <pre>{JSON.stringify(detail, null, 2)}</pre> : <span>no detail recorded</span>;
+/** Two states side by side, the differing fields highlighted (only those, when any differ). */
+const SideBySide = ({ sides }: { sides: { left: [string, Obj]; right: [string, Obj] } }) => {
   const keys = [...new Set([...Object.keys(sides.left[1]), ...Object.keys(sides.right[1])])].sort();
   const changed = keys.filter((k) => show(sides.left[1][k]) !== show(sides.right[1][k]));
   return (
@@ -48,10 +48,25 @@ const Diff = ({ detail, link }: { detail: Obj; link: Link | null }) => {
   );
 };
 
-function recordOf(msg: unknown): { side: "fourdegrees" | "highlevel"; id: string } | null {
+const Diff = ({ detail, link }: { detail: Obj; link: Link | null }) => {
+  const sides = diffSides(detail, link);
+  if (!sides) return Object.keys(detail).length ? <pre>{JSON.stringify(detail, null, 2)}</pre> : <span>no detail recorded</span>;
+  return <SideBySide sides={sides} />;
+};
+
+/** A failed record's live preview (src/console/preview.ts), or why there is none. */
+const FailurePreview = ({ preview }: { preview: Preview | null }) => {
+  if (!preview) return <span class="hint">Not previewed (only the newest {PREVIEW_LIMIT} are read live): open the record's history.</span>;
+  if (preview.kind === "note") return <span>{preview.text}</span>;
+  const left: [string, Obj] = [preview.left.label, preview.left.state];
+  const right: [string, Obj] = [preview.right.label, preview.right.state];
+  return <SideBySide sides={{ left, right }} />;
+};
+
+function recordOf(msg: unknown): { side: "fourdegrees" | "highlevel"; id: string; locationId: string | null; kind: "deal" | "notes" } | null {
   const parsed = QueueMessageSchema.safeParse(msg);
   if (!parsed.success) return null;
-  if (parsed.data.kind === "sync.record") return { side: parsed.data.side, id: parsed.data.recordId };
+  if (parsed.data.kind === "sync.record") return { side: parsed.data.side, id: parsed.data.recordId, locationId: parsed.data.locationId, kind: parsed.data.record };
   return null;
 }
 
@@ -79,6 +94,12 @@ export const problemsPage = new Hono<AppEnv>()
     const [failures, review] = await Promise.all([listFailures(c.env.DB, account.id, "open"), listReview(c.env.DB, account.id)]);
     const linkFor = async (side: "fourdegrees" | "highlevel", id: string) => findLink(c.env.DB, account.id, side, id);
     const failureLinks = await Promise.all(failures.map(async (f) => { const r = recordOf(f.message); return r ? linkFor(r.side, r.id) : null; }));
+    const previewer = new FailurePreviewer(c.env, c.var.config, account);
+    const previews: Array<Preview | null> = [];
+    for (const [i, f] of failures.entries()) {
+      const r = recordOf(f.message);
+      previews.push(r && r.kind === "deal" && i < PREVIEW_LIMIT ? await previewer.preview(r.side, r.id, r.locationId, failureLinks[i] ?? null) : null);
+    }
     const reviewLinks = await Promise.all(review.map((r: ReviewItem) => linkFor(r.side, r.recordId)));
     return c.html(
       <Layout title="Problems" page="problems" accounts={ctx.accounts} account={account} flash={ctx.flash}>
@@ -92,7 +113,7 @@ export const problemsPage = new Hono<AppEnv>()
               <button type="submit">Replay all {failures.length}</button>
             </form>
             <table id="failures">
-              <thead><tr><th>When</th><th>Source</th><th>Record</th><th>Reason</th><th>Diff preview</th><th></th></tr></thead>
+              <thead><tr><th>When</th><th>Source</th><th>Record</th><th>Reason</th><th>Diff preview (last synced → now: what a replay would write)</th><th></th></tr></thead>
               <tbody>
                 {failures.map((f, i) => {
                   const r = recordOf(f.message);
@@ -102,8 +123,8 @@ export const problemsPage = new Hono<AppEnv>()
                       <td>{f.source === "dead_letter" ? "dead letter" : "permanent error"}</td>
                       <td>{r ? <a href={href("activity/record", account.id, r.side === "fourdegrees" ? { fd: r.id } : { hl: r.id })}>{r.side === "fourdegrees" ? "4D" : "HL"} {r.id}</a> : "—"}</td>
                       <td>{f.reason}</td>
-                      <td>
-                        <Diff detail={isObj(f.message) ? f.message : {}} link={failureLinks[i] ?? null} />
+                      <td class="preview">
+                        {recordOf(f.message)?.kind === "deal" ? <FailurePreview preview={previews[i] ?? null} /> : <Diff detail={isObj(f.message) ? f.message : {}} link={null} />}
                       </td>
                       <td>
                         <form method="post" action="/console/problems/replay" class="inline">

@@ -10,12 +10,12 @@ import { fourDegreesConnectorFor } from "../../fourdegrees/wiring.ts";
 import { listLinks } from "../../store/links.ts";
 import { saveStageProbabilities, stageProbabilities } from "../../store/console-views.ts";
 import { highLevelPort } from "../../sync/connectors.ts";
-import { toMinor } from "../../sync/mapping.ts";
+import { fromMinor, toMinor } from "../../sync/mapping.ts";
 import type { Mapping, PipelinePair } from "../../sync/mapping-config.ts";
 import type { Deal } from "../../sync/port.ts";
 import type { Opportunity } from "../../sync/highlevel-port.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
-import { BarChart, Empty, fmtInt, fmtMoney, Layout, NoAccount } from "../ui.tsx";
+import { BarChart, Empty, fmtInt, fmtMoney, Layout, NoAccount, SERIES } from "../ui.tsx";
 
 /** Records read per system and pipeline at most (100 per page, 10 pages). */
 export const REPORT_CAP = 1000;
@@ -136,12 +136,23 @@ export const reportPage = new Hono<AppEnv>()
                 <p>
                   Out of sync: <strong id={`out-of-sync-${r.pair.highlevelPipelineId}`} class={r.outOfSync ? "status-failed" : "status-ok"}>{fmtInt(r.outOfSync)}</strong> record(s)
                   {r.capped && " (capped read: figures cover the first records only)"}
-                  {" "}· weighted forecast: 4Degrees {fmtMoney(Math.round(weighted(r.rows, "fd")), cur)}, HighLevel {fmtMoney(Math.round(weighted(r.rows, "hl")), cur)}
+                  {" "}· weighted forecast:{" "}
+                  {r.rows.some((x) => x.kind === "open" && x.key !== "unmapped" && x.probability !== null)
+                    ? `4Degrees ${fmtMoney(Math.round(weighted(r.rows, "fd")), cur)}, HighLevel ${fmtMoney(Math.round(weighted(r.rows, "hl")), cur)}`
+                    : "set a win probability per stage below to see it"}
                 </p>
                 {r.rows.every((x) => x.fd.count === 0 && x.hl.count === 0) ? (
                   <Empty>Neither system has a deal in this pipeline yet.</Empty>
                 ) : (
-                  <BarChart label={`Value per stage (${cur}): each stage's 4Degrees bar then its HighLevel bar`} bars={r.rows.flatMap((x) => [{ label: `${x.name.slice(0, 8)} 4D`, value: Math.round(x.fd.value / 100), title: `${x.name} — 4Degrees: ${fmtMoney(x.fd.value, cur)}` }, { label: "HL", value: Math.round(x.hl.value / 100), title: `${x.name} — HighLevel: ${fmtMoney(x.hl.value, cur)}` }])} />
+                  <BarChart
+                    label={`Value per stage (${cur}, whole units)`}
+                    groups={2}
+                    legend={["4Degrees", "HighLevel"]}
+                    bars={r.rows.flatMap((x) => [
+                      { label: x.name, value: Math.round(fromMinor(x.fd.value, cur)), color: SERIES[0], title: `${x.name} — 4Degrees: ${fmtInt(x.fd.count)} deal(s), ${fmtMoney(x.fd.value, cur)}` },
+                      { label: x.name, value: Math.round(fromMinor(x.hl.value, cur)), color: SERIES[1], title: `${x.name} — HighLevel: ${fmtInt(x.hl.count)} opportunit${x.hl.count === 1 ? "y" : "ies"}, ${fmtMoney(x.hl.value, cur)}` },
+                    ])}
+                  />
                 )}
                 <form method="post" action="/console/report/probabilities">
                   <input type="hidden" name="account" value={account.id} />

@@ -7,7 +7,9 @@ import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { consoleApp } from "../../../src/console/app.tsx";
 import { createSessionValue, verifySessionValue } from "../../../src/console/session.ts";
+import { gateFor, HIGHLEVEL_LIMITS, type GateUsage } from "../../../src/gate/client.ts";
 import { createAccount, getAccount } from "../../../src/store/accounts.ts";
+import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
 import { recordFailure } from "../../../src/store/failures.ts";
 import { recordEvent } from "../../../src/store/sync-events.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
@@ -126,6 +128,34 @@ describe("console", () => {
   it("error: the report rejects a probability outside 0–100 naming the stage", async () => {
     const res = await post("/console/report/probabilities", { account: "con-acc", "p:stage_x": "140" });
     expect(decodeURIComponent(res.headers.get("location") ?? "").replace(/\+/g, " ")).toContain("stage_x: the probability must be a whole number from 0 to 100");
+  });
+
+  it("happy: the Usage page shows the same figures as GET /api/usage/highlevel/:locationId; an unconnected location is said so on both", async () => {
+    await createAccount(env.DB, { id: "con-usage", name: "Usage Co", workspaceId: null, locations: ["locUsageC", "locUsageGone"] });
+    const id = locationConnectionId("locUsageC");
+    await saveConnectionTokens(env.DB, { id, kind: "location", locationId: "locUsageC", companyId: null, tokenSource: "refresh", scopes: [], accessTokenEnc: "x", refreshTokenEnc: "y", keyId: "k", expiresAt: Date.now() + 86_400_000, tokenVersion: 1, userId: null, appId: null });
+    const gate = gateFor(env, "hl", "locUsageC");
+    for (const status of [200, 200, 200, 429]) {
+      const permit = await gate.acquire({ lane: "live", limits: HIGHLEVEL_LIMITS });
+      if (!permit.ok) throw new Error(permit.reason);
+      await gate.report(permit.permitId, { status, headers: status === 429 ? { "retry-after": "0" } : { "x-ratelimit-daily-remaining": "187654", "x-ratelimit-limit-daily": "200000" } });
+    }
+    const html = await (await get("/console/usage?account=con-usage")).text();
+    const figure = (name: string) => Number((new RegExp(`data-figure="${name}"[^>]*>([\\d,]+)<`).exec(html)?.[1] ?? "NaN").replace(/,/g, ""));
+    const api = await exports.default.fetch(`${BASE}/api/usage/highlevel/locUsageC`, { headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } });
+    expect(api.status).toBe(200);
+    const { usage } = await api.json<{ usage: GateUsage }>();
+    const dayAgo = Date.now() - 24 * 3600_000;
+    expect(figure("calls24h")).toBe(usage.hourly.filter((h) => h.hour > dayAgo - 3600_000).reduce((n, h) => n + h.calls, 0));
+    expect(figure("calls24h")).toBe(4);
+    expect(figure("rateLimited24h")).toBe(usage.rateLimited24h);
+    expect(figure("rateLimited24h")).toBe(1);
+    expect(figure("dailyRemaining")).toBe(usage.daily.remaining);
+    expect(figure("burstUsed")).toBe(usage.burst.used);
+    expect(html).toContain(`of ${usage.daily.limit?.toLocaleString("en-US")}`);
+    // The location without a connection: the page says so, the API answers 404, no gate is asked.
+    expect(html).toMatch(/locUsageGone[\s\S]*not connected/);
+    expect((await exports.default.fetch(`${BASE}/api/usage/highlevel/locUsageGone`, { headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } })).status).toBe(404);
   });
 
   it("happy: the console app mounts every page route", () => {

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
 import { applyLocalMigrations, ensureDevVars, freePort, ROOT, startWorker, type RunningWorker } from "../../../scripts/lib/processes.ts";
 
@@ -26,6 +27,8 @@ function devVar(name: string): string {
 }
 
 async function shot(name: string): Promise<void> {
+  // Another test run may share the folder: (re)create it rather than assume it exists.
+  mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
@@ -95,15 +98,158 @@ describe("operator console in Chromium", () => {
     expect(body, "the suggested mapping should save as is").toContain("Mapping saved");
   });
 
-  it("happy: every page renders for the connected account (screenshots for review)", async () => {
-    for (const [i, p] of ["activity", "problems", "backfill", "usage", "report", "notifications"].entries()) {
+  it("happy: the Backfill page starts a backfill that links the demo deals, its progress reaching done", async () => {
+    // As `npm start` does (scripts/lib/demo.ts): both sandboxes deliver their webhooks to the Worker.
+    await sandboxCall("POST", "/_sandbox/highlevel/webhooks/subscribers", { url: `${worker.url}/webhooks/highlevel` });
+    await sandboxCall("POST", "/_sandbox/4degrees/webhooks/subscribers", { url: `${worker.url}/webhooks/4degrees` });
+    await page.goto(`${worker.url}/console/backfill?account=acme`);
+    await expect.poll(() => page.textContent("main")).toContain("No backfill has run for this account yet.");
+    await Promise.all([page.waitForURL(/ok=/), page.click("#backfill-start")]);
+    await expect.poll(() => page.textContent(".flash.ok")).toContain("Backfill started.");
+    await expect
+      .poll(async () => {
+        await page.reload();
+        return page.textContent("#backfill-run");
+      }, { timeout: 90_000, interval: 500 })
+      .toMatch(/\bdone\b/);
+    const figures = (await page.textContent("#backfill-figures")) ?? "";
+    const [, done, total] = /([\d,]+) of ([\d,]+) records \(100%\)/.exec(figures) ?? [];
+    expect(Number(done?.replace(/,/g, "")), figures).toBeGreaterThan(0);
+    expect(done).toBe(total);
+    await shot("06-backfill-done");
+  });
+
+  it("happy: a stage change made in the 4Degrees sandbox appears in Activity and reaches HighLevel", async () => {
+    const target = await pickStageMove();
+    await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, { stage_id: target.toStage.fourdegrees });
+    await page.goto(`${worker.url}/console/activity?account=acme&record=${target.dealId}`);
+    await expect
+      .poll(async () => {
+        await page.reload();
+        return (await eventRows()).some((e) => e.kind === "sync" && e.direction === "to_highlevel" && e.outcome === "ok" && e.what.includes("stage"));
+      }, { timeout: 60_000, interval: 500 })
+      .toBe(true);
+    await expect.poll(() => hlStageOf(target.oppId), { timeout: 30_000 }).toBe(target.toStage.highlevel);
+    await shot("07-activity-after-sandbox-change");
+    await Promise.all([page.waitForURL(/activity\/record/), page.locator(`table.events a[href*="fd=${target.dealId}"]`).first().click()]);
+    expect(await page.textContent("h1")).toContain("History of");
+    expect(await page.textContent("#snapshot")).toContain(target.toStage.fourdegrees);
+    await shot("08-record-history");
+  });
+
+  it("error then happy: HighLevel refusing a write (422) shows on Problems with its reason and diff; fixed, Replay resolves it", async () => {
+    const target = await pickStageMove();
+    // The cause: HighLevel answers 422 to every update of this opportunity until the fault is removed.
+    await sandboxCall("POST", "/_sandbox/highlevel/faults/script", { status: 422, method: "PUT", path: `^/opportunities/${target.oppId}$`, count: 1000 });
+    await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, { stage_id: target.toStage.fourdegrees });
+    await page.goto(`${worker.url}/console/problems?account=acme`);
+    const row = page.locator(`#failures tr:has(a[href*="fd=${target.dealId}"])`);
+    await expect
+      .poll(async () => {
+        await page.reload();
+        return row.count();
+      }, { timeout: 60_000, interval: 500 })
+      .toBe(1);
+    expect(await row.locator("td").nth(3).textContent()).toMatch(/422/);
+    // The diff preview: the stage differs between the last synced state and 4Degrees now.
+    const stageRow = row.locator("table.diff tr", { hasText: "stage" });
+    expect(await stageRow.locator("td.diff-old").textContent()).toBe(target.fromStage.name);
+    expect(await stageRow.locator("td.diff-new").textContent()).toBe(target.toStage.name);
+    expect(await hlStageOf(target.oppId)).toBe(target.fromStage.highlevel);
+    await shot("09-problems-failure");
+
+    // The fix: HighLevel accepts the write again. Replay the failure from the page.
+    await sandboxCall("DELETE", "/_sandbox/highlevel/faults");
+    await Promise.all([page.waitForURL(/ok=/), row.locator("button", { hasText: "Replay" }).click()]);
+    await expect.poll(() => page.textContent(".flash.ok")).toContain("Replayed");
+    await expect.poll(() => hlStageOf(target.oppId), { timeout: 60_000, interval: 500 }).toBe(target.toStage.highlevel);
+    await page.reload();
+    expect(await page.textContent("main")).toContain("No open failures");
+    await shot("10-problems-resolved");
+    await page.goto(`${worker.url}/console/activity?account=acme&record=${target.dealId}`);
+    const rows = await eventRows();
+    // Newest first: the replayed sync succeeded after the recorded failure.
+    expect(rows[0]).toMatchObject({ kind: "sync", direction: "to_highlevel", outcome: "ok" });
+    const failed = rows.findIndex((e) => e.kind === "failure" && e.outcome === "failed");
+    expect(failed).toBeGreaterThan(0);
+    expect(rows[failed]?.what).toContain("422");
+  });
+
+  it("happy: every page renders the synced account's real data (screenshots for review)", async () => {
+    for (const [i, p] of ["connections", "mapping", "activity", "problems", "backfill", "usage", "report", "notifications"].entries()) {
       const res = await page.goto(`${worker.url}/console/${p}?account=acme`);
       expect(res?.status(), p).toBe(200);
       expect(await page.textContent("h1")).toBeTruthy();
-      await shot(`${String(i + 6).padStart(2, "0")}-${p}`);
+      await shot(`${String(i + 11).padStart(2, "0")}-${p}`);
     }
-    // Usage reads the gate: the test connection made HighLevel calls, so a chart is drawn.
+    // Usage reads the gate: the backfill and the syncs made HighLevel calls, drawn per hour.
     await page.goto(`${worker.url}/console/usage?account=acme`);
-    expect(await page.locator("section.card svg").count()).toBeGreaterThan(0);
+    expect(Number((await page.textContent('[data-figure="calls24h"]'))?.replace(/,/g, ""))).toBeGreaterThan(0);
+    expect(await page.textContent('[data-figure="rateLimited24h"]')).toBe("0");
+    expect(await page.locator("section.usage svg rect[data-value]").count()).toBe(24);
+    // Report reads both systems: the demo deals are counted on both sides, and all are in sync.
+    await page.goto(`${worker.url}/console/report?account=acme`);
+    const report = page.locator("section.pipeline-report").first();
+    expect(await report.locator("svg").count()).toBe(1);
+    const counts = await report.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [tr.children[1]?.textContent ?? "", tr.children[3]?.textContent ?? ""]));
+    const sum = (col: 0 | 1) => counts.reduce((n, r) => n + Number((r[col] ?? "0").replace(/,/g, "")), 0);
+    expect(sum(0)).toBeGreaterThan(0);
+    expect(sum(0)).toBe(sum(1));
+    expect(await report.locator('[id^="out-of-sync-"]').textContent()).toBe("0");
   });
 });
+
+/** The Activity table's rows on the current page, newest first. */
+async function eventRows(): Promise<Array<{ kind: string; direction: string; outcome: string; what: string }>> {
+  return page.locator("table.events tbody tr").evaluateAll((trs) =>
+    trs.map((tr) => {
+      const cell = (i: number) => (tr.children[i]?.textContent ?? "").trim();
+      return { kind: cell(1), direction: tr.children[2]?.getAttribute("data-direction") ?? "", outcome: cell(3), what: cell(5) };
+    }),
+  );
+}
+
+// ---------- sandbox helpers ----------
+
+async function sandboxCall(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+  const res = await fetch(`${sandbox.url}${path}`, { method, headers: { "content-type": "application/json", ...headers }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${text.slice(0, 300)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+const MappingAnswer = z.object({ mapping: z.object({ pipelines: z.array(z.object({ fourdegreesPipelineId: z.string(), highlevelPipelineId: z.string(), stages: z.array(z.object({ fourdegrees: z.string(), highlevel: z.string() })) })) }) });
+const FourDeals = z.object({ deals: z.array(z.object({ id: z.string(), name: z.string(), pipeline_id: z.string(), stage_id: z.string(), archived_at: z.string().nullable().optional() })) });
+const FourPipelines = z.object({ data: z.array(z.object({ id: z.string(), stages: z.array(z.object({ id: z.string(), name: z.string() })) })) });
+const HlOpps = z.object({ opportunities: z.array(z.object({ id: z.string(), name: z.string(), pipelineStageId: z.string().nullable().optional(), status: z.string() })) });
+
+/** The HighLevel stage of an opportunity, read from the sandbox. */
+async function hlStageOf(oppId: string): Promise<string | null> {
+  const all = HlOpps.parse(await sandboxCall("GET", "/_sandbox/highlevel/opportunities")).opportunities;
+  return all.find((o) => o.id === oppId)?.pipelineStageId ?? null;
+}
+
+/**
+ * A linked, open demo deal and a mapped stage to move it to (each call picks a different deal):
+ * its 4Degrees id, the HighLevel opportunity it is linked to, and the stage pair before and after.
+ */
+const moved = new Set<string>();
+async function pickStageMove() {
+  const res = await fetch(`${worker.url}/api/accounts/acme/mapping`, { headers: { authorization: `Bearer ${adminToken}` } });
+  const pair = MappingAnswer.parse(await res.json()).mapping.pipelines[0];
+  if (!pair || pair.stages.length < 2) throw new Error("the saved mapping has fewer than two stage pairs");
+  const deals = FourDeals.parse(await sandboxCall("GET", "/_sandbox/4degrees/deals")).deals;
+  const opps = HlOpps.parse(await sandboxCall("GET", "/_sandbox/highlevel/opportunities")).opportunities;
+  const pipelines = FourPipelines.parse(await sandboxCall("GET", "/4degrees/v1/pipelines", undefined, { authorization: `Bearer ${fourDegreesKey}` })).data;
+  const stageName = (id: string) => pipelines.flatMap((p) => p.stages).find((s) => s.id === id)?.name ?? id;
+  for (const deal of deals) {
+    const from = pair.stages.find((s) => s.fourdegrees === deal.stage_id);
+    const opp = opps.find((o) => o.name === deal.name && o.status === "open");
+    if (moved.has(deal.id) || deal.archived_at || deal.pipeline_id !== pair.fourdegreesPipelineId || !from || !opp || opp.pipelineStageId !== from.highlevel) continue;
+    const to = pair.stages.find((s) => s !== from);
+    if (!to) continue;
+    moved.add(deal.id);
+    return { dealId: deal.id, oppId: opp.id, fromStage: { ...from, name: stageName(from.fourdegrees) }, toStage: { ...to, name: stageName(to.fourdegrees) } };
+  }
+  throw new Error("no linked open demo deal in a mapped stage");
+}

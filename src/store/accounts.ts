@@ -211,7 +211,7 @@ export async function saveMapping(db: D1Database, id: string, mapping: Mapping, 
 
 /** Deletes an account and everything keyed by it. */
 export async function deleteAccount(db: D1Database, id: string): Promise<boolean> {
-  const tables = ["account_locations", "links", "tombstones", "note_links", "write_ledger", "pending_records", "sync_events", "sync_failures", "review_items", "backfill_runs", "reconcile_cursors"];
+  const tables = ["account_locations", "links", "tombstones", "note_links", "write_ledger", "pending_records", "sync_events", "sync_failures", "review_items", "backfill_runs", "reconcile_cursors", "link_verify_cursors"];
   const res = await db.batch([
     ...tables.map((t) => db.prepare(`DELETE FROM ${t} WHERE account_id = ?`).bind(id)),
     db.prepare("DELETE FROM account_settings WHERE account_id = ?").bind(id),

@@ -179,3 +179,17 @@ export async function saveNoteLink(db: D1Database, link: NoteLink, now = Date.no
 export async function deleteNoteLink(db: D1Database, accountId: string, fdNoteId: string): Promise<void> {
   await db.prepare("DELETE FROM note_links WHERE account_id = ? AND fd_note_id = ?").bind(accountId, fdNoteId).run();
 }
+
+/** Where reconcile's link verification resumes for an account: the last 4Degrees deal id verified ('' = the start). */
+export async function getLinkVerifyCursor(db: D1Database, accountId: string): Promise<string> {
+  const row = await db.prepare("SELECT after FROM link_verify_cursors WHERE account_id = ?").bind(accountId).first();
+  return row ? z.object({ after: z.string() }).parse(row).after : "";
+}
+
+/** Saves the link verification cursor ('' wraps around to the first link). */
+export async function saveLinkVerifyCursor(db: D1Database, accountId: string, after: string, now = Date.now()): Promise<void> {
+  await db
+    .prepare("INSERT INTO link_verify_cursors (account_id, after, updated_at) VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET after = excluded.after, updated_at = excluded.updated_at")
+    .bind(accountId, after, now)
+    .run();
+}

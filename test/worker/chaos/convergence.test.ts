@@ -312,13 +312,14 @@ describe(`chaos convergence (seed ${SEED}, ${CHANGES} changes; replay with CHAOS
     w.sb.fourdegrees.faults.configure(calm);
     await settle();
 
-    // Reconcile re-scans both sides (pages of 100) until a full pass finds nothing to mark.
+    // Reconcile re-scans both sides (pages of 100) and verifies up to 100 links per tick (deletions
+    // whose webhook was lost leave nothing on the pages) until a full pass finds nothing to mark.
     const pages = Math.ceil(Math.max(w.sb.fourdegrees.deals().length, w.sb.highlevel.store.opportunitiesOf(w.locationId).length) / 100) + 1;
     let quietPass = false;
     for (let pass = 0; pass < 6 && !quietPass; pass++) {
       let marked = 0;
       for (let tick = 0; tick < pages; tick++) {
-        for (const r of await runReconcile(env, w.deps, log, { pageSize: 100 })) {
+        for (const r of await runReconcile(env, w.deps, log, { pageSize: 100, verifyPerTick: 100 })) {
           expect(r.outcome, `reconcile of ${r.accountId}: ${r.reason ?? ""}`).toBe("ok");
           marked += r.marked;
         }

@@ -7,6 +7,7 @@ import type { Config } from "../config.ts";
 import type { Lane } from "../gate/client.ts";
 import { createHighLevelClient, HighLevelError, type HighLevelClient, type HighLevelClientOptions } from "../highlevel/client.ts";
 import { HighLevelTransport } from "../highlevel/http.ts";
+import { ensureStageKnown, type StageCheck } from "../highlevel/stages.ts";
 import { ContactSchema } from "../highlevel/schemas.ts";
 import { fourDegreesConnectorFor } from "../fourdegrees/wiring.ts";
 import { getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
@@ -16,10 +17,19 @@ import { z } from "zod";
 import type { Contact, OpportunityCrm } from "./highlevel-port.ts";
 import type { Actor, DealCrm } from "./port.ts";
 
+/** The engine's HighLevel adapter of one location: the port, plus the pipelines-cache check webhooks use. */
+export interface HighLevelAdapter extends OpportunityCrm {
+  /**
+   * Makes sure the location's pipelines cache knows a stage a webhook named (src/highlevel/stages.ts):
+   * `cached` (no call), `refreshed` (HighLevel gained the stage; the cache was reloaded once) or `unknown`.
+   */
+  ensureStageKnown(pipelineId: string | null, stageId: string): Promise<StageCheck>;
+}
+
 /** The connectors of one account for one job (or batch). */
 export interface AccountConnectors {
   fourdegrees: DealCrm;
-  highlevel(locationId: string): OpportunityCrm;
+  highlevel(locationId: string): HighLevelAdapter;
   ourActor: Actor | null;
 }
 
@@ -40,7 +50,7 @@ const CreatedContact = z.object({ contact: ContactSchema }).loose();
  * `OpportunityCrm` over the HighLevel client of one location. Contact lookup/creation is not part
  * of that client yet, so it is made here through the same gated transport.
  */
-export function highLevelPort(env: Env, config: Config, locationId: string, lane: Lane, options: HighLevelClientOptions = {}): OpportunityCrm {
+export function highLevelPort(env: Env, config: Config, locationId: string, lane: Lane, options: HighLevelClientOptions = {}): HighLevelAdapter {
   const client: HighLevelClient = createHighLevelClient(env, config, locationId, { ...options, lane });
   const transport = new HighLevelTransport(env, config, locationId, { ...options, lane });
   return {
@@ -52,6 +62,7 @@ export function highLevelPort(env: Env, config: Config, locationId: string, lane
       return !connection || connection.scopes.length === 0 || connection.scopes.includes("opportunities.write");
     },
     listPipelines: () => client.pipelines.list(),
+    ensureStageKnown: (pipelineId, stageId) => ensureStageKnown(client, pipelineId, stageId),
     listUsers: () => client.users.list(),
     listCustomFields: async () => (await client.customFields.list()).map((f) => ({ id: f.id, name: f.name })),
     async getOpportunity(id) {
@@ -119,7 +130,7 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
     const actorType = stored?.actor?.type;
     const ourActor: Actor | null =
       stored?.actor && (actorType === "user" || actorType === "integration" || actorType === "automation" || actorType === "import") ? { type: actorType, id: stored.actor.id } : null;
-    const ports = new Map<string, OpportunityCrm>();
+    const ports = new Map<string, HighLevelAdapter>();
     return {
       fourdegrees: connector,
       ourActor,

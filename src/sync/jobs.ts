@@ -18,6 +18,7 @@ import { changeEventFromRaw } from "../fourdegrees/translate.ts";
 import { FourDegreesError } from "../fourdegrees/errors.ts";
 import { RateLimitedError, type Lane } from "../gate/client.ts";
 import { HighLevelError } from "../highlevel/errors.ts";
+import { stageNamedBy } from "../highlevel/stages.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { accountIdForLocation, getAccount, type Account } from "../store/accounts.ts";
@@ -282,6 +283,30 @@ async function resolveAccountForLocation(db: D1Database, locationId: string | nu
   return id ? getAccount(db, id) : null;
 }
 
+/**
+ * Keeps the location's pipelines cache honest when a webhook names a stage (src/highlevel/stages.ts):
+ * a stage HighLevel gained since the cache was filled (`refreshed`, reported once: the cache knows
+ * it afterwards) that the mapping does not pair is written as an `alert` event (`new_stage`) so an
+ * operator maps it; the record job puts an open opportunity in it on the review list. Advisory:
+ * a failed check is logged and never fails the webhook.
+ */
+async function checkNamedStage(ctx: HandlerContext, deps: JobDeps, account: Account, locationId: string, body: Record<string, unknown>, recordId: string): Promise<void> {
+  const named = stageNamedBy(body);
+  if (!named) return;
+  try {
+    const check = await (await deps.connectors(account, "live")).highlevel(locationId).ensureStageKnown(named.pipelineId, named.stageId);
+    if (check.status !== "refreshed") return;
+    const id = check.stage.id;
+    const mapped = (account.mapping?.pipelines ?? []).some((p) => p.highlevelLocationId === locationId && (p.stages.some((s) => s.highlevel === id) || p.highlevelWonStageId === id || p.highlevelLostStageId === id));
+    if (mapped) return;
+    const reason = `HighLevel pipeline "${check.pipeline.name}" gained stage "${check.stage.name}" (${id}), which has no 4Degrees stage in the mapping: map it (PUT /api/accounts/${account.id}/mapping)`;
+    await recordEvent(ctx.env.DB, { accountId: account.id, kind: "alert", direction: null, fdId: null, hlId: recordId, outcome: "new_stage", detail: { reason, locationId, pipelineId: check.pipeline.id, stageId: id, stageName: check.stage.name } });
+    ctx.log.warn({ event: "sync.new_stage", account: account.id, location: locationId, outcome: "alert", stage: id, reason });
+  } catch (err) {
+    ctx.log.warn({ event: "sync.new_stage", account: account.id, location: locationId, outcome: "failed", reason: err instanceof Error ? err.message : String(err) });
+  }
+}
+
 /** The queue handlers of the engine, bound to `makeDeps` (called once per message). */
 export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handlers {
   const hlWebhook: Handler<"highlevel.webhook"> = async (msg, ctx) => {
@@ -293,7 +318,9 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
       ctx.log.info({ event: "sync.webhook", direction: "inbound", location: locationId, outcome: "skipped", reason: "no account uses this location", type: msg.type });
       return { kind: "ack" };
     }
-    await markAndEnqueue(ctx.env.DB, makeDeps(ctx), { accountId: account.id, side: "highlevel", kind: target.kind, recordId: target.recordId, locationId });
+    const deps = makeDeps(ctx);
+    if (locationId) await checkNamedStage(ctx, deps, account, locationId, msg.body, target.recordId);
+    await markAndEnqueue(ctx.env.DB, deps, { accountId: account.id, side: "highlevel", kind: target.kind, recordId: target.recordId, locationId });
     return { kind: "ack" };
   };
 

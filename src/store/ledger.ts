@@ -25,6 +25,8 @@ export interface LedgerEntry extends LedgerKey {
   state: "pending" | "done" | "failed";
   targetId: string | null;
   attempts: number;
+  /** The request the first attempt sent (parsed JSON), for a retry to re-send unchanged; null when none was recorded. */
+  request: unknown;
 }
 
 const Row = z.object({
@@ -36,11 +38,22 @@ const Row = z.object({
   state: z.enum(["pending", "done", "failed"]),
   target_id: z.string().nullable(),
   attempts: z.number(),
+  request_json: z.string().nullish(),
 });
 
 function toEntry(raw: unknown): LedgerEntry {
   const r = Row.parse(raw);
-  return { accountId: r.account_id, targetSide: r.target_side, sourceRecord: r.source_record, changeHash: r.change_hash, operation: r.operation, state: r.state, targetId: r.target_id, attempts: r.attempts };
+  return {
+    accountId: r.account_id,
+    targetSide: r.target_side,
+    sourceRecord: r.source_record,
+    changeHash: r.change_hash,
+    operation: r.operation,
+    state: r.state,
+    targetId: r.target_id,
+    attempts: r.attempts,
+    request: r.request_json ? JSON.parse(r.request_json) : null,
+  };
 }
 
 /** The idempotency key a ledger row stands for (stable across retries). */
@@ -51,15 +64,18 @@ export function ledgerIdempotencyKey(key: LedgerKey): string {
 /**
  * Starts a write: inserts a `pending` row, or (when the key exists) bumps `attempts` and returns
  * the row as it was, so the caller can tell a first attempt (`fresh: true`) from a retry.
+ * `request` (JSON-serialisable) is kept with a new row and never replaced: a retry reads it back
+ * (`entry.request`) and re-sends the first attempt's request with the same idempotency key.
  */
-export async function beginWrite(db: D1Database, key: LedgerKey, operation: string, now = Date.now()): Promise<{ fresh: boolean; entry: LedgerEntry }> {
+export async function beginWrite(db: D1Database, key: LedgerKey, operation: string, now = Date.now(), request?: unknown): Promise<{ fresh: boolean; entry: LedgerEntry }> {
+  const requestJson = request === undefined ? null : JSON.stringify(request);
   const inserted = await db
     .prepare(
-      "INSERT INTO write_ledger (account_id, target_side, source_record, change_hash, operation, state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 1, ?, ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO write_ledger (account_id, target_side, source_record, change_hash, operation, state, attempts, created_at, updated_at, request_json) VALUES (?, ?, ?, ?, ?, 'pending', 1, ?, ?, ?) ON CONFLICT DO NOTHING",
     )
-    .bind(key.accountId, key.targetSide, key.sourceRecord, key.changeHash, operation, now, now)
+    .bind(key.accountId, key.targetSide, key.sourceRecord, key.changeHash, operation, now, now, requestJson)
     .run();
-  if (inserted.meta.changes > 0) return { fresh: true, entry: { ...key, operation, state: "pending", targetId: null, attempts: 1 } };
+  if (inserted.meta.changes > 0) return { fresh: true, entry: { ...key, operation, state: "pending", targetId: null, attempts: 1, request: request ?? null } };
   const row = await db
     .prepare("UPDATE write_ledger SET attempts = attempts + 1, updated_at = ? WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ? RETURNING *")
     .bind(now, key.accountId, key.targetSide, key.sourceRecord, key.changeHash)

@@ -50,7 +50,7 @@ import {
 } from "./mapping.ts";
 import type { Mapping } from "./mapping-config.ts";
 import { merge, same, type Conflict, type Side } from "./merge.ts";
-import type { Actor, Deal, DealCrm, Note } from "./port.ts";
+import { DealContentSchema, type Actor, type Deal, type DealCrm, type Note } from "./port.ts";
 
 /** The connectors and helpers one job uses. Built per batch by src/sync/connectors.ts (or a test). */
 export interface EngineDeps {
@@ -411,15 +411,22 @@ export class SyncEngine {
    * ledger create; the deal's own `externalRefs`; a search of the mapped pipeline by name whose
    * external-id custom field holds the deal id (finds a create whose link was never saved); and,
    * in backfill only, the exact name + contact email (several candidates → ambiguous).
+   *
+   * `base` is the merge base for the pair. For an opportunity this engine created (ledger, external
+   * id) it is the opportunity as created — its current content when nothing changed it since — so
+   * the merge sees the 4Degrees edits made after the create (while the link was not saved) as
+   * changes that flow to HighLevel. (The deal's current content as base would make the create's
+   * older values look like HighLevel changes and overwrite those edits: chaos seed 20's stale value.)
+   * When the opportunity changed since, the created content is unknown: `null`, every difference
+   * is a conflict resolved by the account's policy.
    */
   async findOpportunityFor(deal: Deal, canonical: Canonical, locationId: string, backfill: boolean): Promise<{ kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | null> {
     const fdId = deal.id ?? "";
     const hl = this.deps.highlevel(locationId);
-    const mine = flatten(canonical);
     const prior = await getWrite(this.db, { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${fdId}`, changeHash: "create" });
     if (prior?.targetId) {
       const opp = await hl.getOpportunity(prior.targetId);
-      if (opp) return { kind: "found", opp, base: mine };
+      if (opp) return { kind: "found", opp, base: await this.#asCreatedOpp(opp, locationId) };
     }
     for (const ref of deal.externalRefs) {
       if (ref.system !== "highlevel") continue;
@@ -432,10 +439,16 @@ export class SyncEngine {
     if (!pair || (!this.mapping.externalIdFieldId && !backfill)) return null;
     const sameName: Opportunity[] = [];
     let cursor: string | null = null;
+    // After a create that began (ledger row) but never completed, the deal may have been renamed
+    // since: search the whole pipeline for the external id, not only the current name.
+    const renamedSince = prior !== null;
     for (let page = 0; page < 10; page++) {
-      const res = await hl.searchOpportunities({ pipelineId: pair.highlevelPipelineId, query: canonical.name, cursor, limit: 100 });
+      const res = await hl.searchOpportunities({ pipelineId: pair.highlevelPipelineId, ...(renamedSince ? {} : { query: canonical.name }), cursor, limit: 100 });
       const hit = res.items.find((o) => externalIdOf(o, this.mapping) === fdId);
-      if (hit) return { kind: "found", opp: (await hl.getOpportunity(hit.id)) ?? hit, base: mine };
+      if (hit) {
+        const opp = (await hl.getOpportunity(hit.id)) ?? hit;
+        return { kind: "found", opp, base: await this.#asCreatedOpp(opp, locationId) };
+      }
       sameName.push(...res.items.filter((o) => (o.name ?? "").trim() === canonical.name.trim()));
       if (!res.nextCursor) break;
       cursor = res.nextCursor;
@@ -451,6 +464,23 @@ export class SyncEngine {
     if (candidates.length === 1 && candidates[0]) return { kind: "found", opp: (await hl.getOpportunity(candidates[0].id)) ?? candidates[0], base: null };
     if (candidates.length > 1) return { kind: "ambiguous", candidates };
     return null;
+  }
+
+  /**
+   * The canonical content of an opportunity this engine created, when it is still as created
+   * (`updatedAt` = `createdAt`); `null` when it changed since (or cannot be translated).
+   */
+  async #asCreatedOpp(opp: Opportunity, locationId: string): Promise<Flat | null> {
+    if (!opp.createdAt || opp.updatedAt !== opp.createdAt) return null;
+    const t = await this.#translateOpp(opp, locationId);
+    return t.ok ? flatten(t.canonical) : null;
+  }
+
+  /** The canonical content of a deal this engine created, when it is still as created (`updatedAt` = `createdAt`); else `null`. */
+  async #asCreatedDeal(deal: Deal): Promise<Flat | null> {
+    if (!deal.createdAt || deal.updatedAt !== deal.createdAt) return null;
+    const t = await this.#translateDeal(deal);
+    return t.ok ? flatten(t.canonical) : null;
   }
 
   /** Links an existing pair (found, not created) and merges it; `base` as the merge base. */
@@ -498,14 +528,19 @@ export class SyncEngine {
       if (!candidate) continue;
       if (await hasTombstone(this.db, this.account.id, "fourdegrees", candidate)) return { ...blank(candidate, opp.id), outcome: "skipped", reason: `the 4Degrees deal ${candidate} it was linked to is deleted` };
       const deal = await this.deps.fourdegrees.getDeal(candidate);
-      if (deal && !deal.archivedAt) return this.#linkAndSync(deal, opp, locationId, candidate === prior?.targetId ? flatten(t.canonical) : null);
+      // Ours (created from this opportunity): the merge base is the deal as created, if still so.
+      const ours = candidate === prior?.targetId || deal?.externalRefs.some((r) => r.system === "highlevel" && r.id === opp.id) === true;
+      if (deal && !deal.archivedAt) return this.#linkAndSync(deal, opp, locationId, ours ? await this.#asCreatedDeal(deal) : null);
     }
     if (this.account.testMode) return { ...blank(null, opp.id), outcome: "test_mode", direction: "to_fourdegrees", writes: [{ side: "fourdegrees", op: "create", id: null }], detail: { create: t.canonical } };
     const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${opp.id}`, changeHash: "create" };
-    await beginWrite(this.db, key, "create", this.deps.now());
     const build = toDealContent(t.canonical, this.mapping, { ...(await this.lookups.fourdegrees()), hlOpportunityId: opp.id });
-    // The ledger key is the Idempotency-Key: a retry after a crash replays the first create.
-    const deal = await this.deps.fourdegrees.createDeal(build.body, { idempotencyKey: ledgerIdempotencyKey(key) });
+    const begun = await beginWrite(this.db, key, "create", this.deps.now(), build.body);
+    // The ledger key is the Idempotency-Key: a retry after a crash replays the first create — if it
+    // sends the first request unchanged (4Degrees answers 422 to a reused key with another body), so
+    // a retry re-sends the recorded request even when the opportunity changed since.
+    const first = begun.fresh ? null : DealContentSchema.safeParse(begun.entry.request);
+    const deal = await this.deps.fourdegrees.createDeal(first?.success ? first.data : build.body, { idempotencyKey: ledgerIdempotencyKey(key) });
     await this.deps.hooks?.afterCreate?.("fourdegrees", deal.id ?? "");
     await completeWrite(this.db, key, deal.id, this.deps.now());
     const writes: JobResult["writes"] = [{ side: "fourdegrees", op: "create", id: deal.id }];
@@ -513,6 +548,21 @@ export class SyncEngine {
     if (this.mapping.externalIdFieldId && deal.id && (await this.highLevelWritable(locationId))) {
       hlAfter = await this.deps.highlevel(locationId).updateOpportunity(opp.id, { customFields: [{ id: this.mapping.externalIdFieldId, field_value: deal.id }] });
       writes.push({ side: "highlevel", op: "link", id: opp.id });
+    }
+    if (!begun.fresh && deal.id) {
+      // An earlier attempt began this create: the answer may be the replay of its create (the
+      // Idempotency-Key), i.e. the deal as created then, while the opportunity may have changed
+      // since. Merge the current records with the deal as created as the base, so those changes
+      // flow to 4Degrees instead of the replayed content being taken for the pair's state.
+      const created = await this.#translateDeal(deal);
+      const current = await this.deps.fourdegrees.getDeal(deal.id);
+      if (created.ok && current && !current.archivedAt) {
+        const res = await this.#linkAndSync(current, hlAfter, locationId, flatten(created.canonical));
+        res.writes.unshift(...writes);
+        res.direction = directionOf(res.writes);
+        if (res.outcome === "noop") res.outcome = "ok";
+        return res;
+      }
     }
     const base = flatten(t.canonical);
     for (const s of build.skipped) base[s.field] = null;
@@ -713,11 +763,14 @@ export class SyncEngine {
       out.writes.push({ side: "fourdegrees", op: "create_note", id: null });
       if (test) continue;
       const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:note:${h.id}`, changeHash: "create" };
-      await beginWrite(this.db, key, "create_note", now());
-      const created: Note = await this.deps.fourdegrees.createNote(link.fdDealId, tagOrigin(text, "highlevel", h.id), { idempotencyKey: ledgerIdempotencyKey(key) });
+      const begun = await beginWrite(this.db, key, "create_note", now(), tagOrigin(text, "highlevel", h.id));
+      // A retry re-sends the first attempt's body with the same key (a replay needs the identical
+      // request); the link's hash is then that body's, so an edit made since syncs as an update.
+      const body = !begun.fresh && typeof begun.entry.request === "string" ? begun.entry.request : tagOrigin(text, "highlevel", h.id);
+      const created: Note = await this.deps.fourdegrees.createNote(link.fdDealId, body, { idempotencyKey: ledgerIdempotencyKey(key) });
       await this.deps.hooks?.afterCreate?.("fourdegrees", created.id);
       await completeWrite(this.db, key, created.id, now());
-      await saveNoteLink(this.db, { accountId: this.account.id, fdNoteId: created.id, hlNoteId: h.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(text) }, now());
+      await saveNoteLink(this.db, { accountId: this.account.id, fdNoteId: created.id, hlNoteId: h.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(stripOrigin(body).text) }, now());
     }
     out.outcome = test ? (out.writes.length ? "test_mode" : "noop") : out.writes.length ? "ok" : "noop";
     if (bookkeeping > 0) out.detail = { ...out.detail, bookkeeping };

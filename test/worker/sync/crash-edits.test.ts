@@ -1,0 +1,76 @@
+/**
+ * A user edit made while a create's link is not saved yet (the job crashed after the create) is
+ * not lost when the redelivered job finds the pair (chaos seed 20: a value a user had replaced came
+ * back). The merge base of a pair found after a crash is the record as it was created, so edits
+ * made since — on either side — are changes that flow, never overwritten by the create's content.
+ * Values are checked in both units: 4Degrees `amount_minor` (cents) and HighLevel `monetaryValue`.
+ */
+import { describe, expect, it } from "vitest";
+import { useNetwork, type RouteHandler } from "../helpers/network.ts";
+import { expectConverged, newDeal } from "./checks.ts";
+import { createWorld, type World } from "./world.ts";
+
+const routes: Record<string, RouteHandler> = {};
+useNetwork(routes);
+
+describe("user edits between a create and its saved link", () => {
+  it("4Degrees edits made after the HighLevel create, before the link was saved, reach HighLevel (not reverted)", async () => {
+    let world: World | null = null;
+    let dealId = "";
+    let crashes = 1;
+    const w = await createWorld(routes, {
+      hooks: {
+        afterCreate: (side) => {
+          if (side !== "highlevel" || crashes-- <= 0 || !world) return;
+          // The user edits the deal while the job is dying between "created" and "link saved".
+          world.sb.fourdegrees.updateDealAsUser(dealId, { name: "Edited After Create", value: { amount_minor: 151_000_00, currency: "USD" }, stage_id: world.fdStage("Due Diligence") });
+          throw new Error("simulated crash after the HighLevel create");
+        },
+      },
+    });
+    world = w;
+    dealId = newDeal(w, { name: "Created First", stage: "Sourced", amountMinor: 287_000_00 }).id;
+    await w.settle();
+
+    const deal = w.sb.fourdegrees.deal(dealId);
+    expect(deal.name).toBe("Edited After Create");
+    expect(deal.value?.amount_minor).toBe(151_000_00);
+    expect(deal.stage_id).toBe(w.fdStage("Due Diligence"));
+    const link = await w.linkOf("fourdegrees", dealId);
+    const opp = w.sb.highlevel.store.opportunities.get(link?.hlOpportunityId ?? "");
+    expect(opp?.name).toBe("Edited After Create");
+    expect(opp?.monetaryValue).toBe(151_000);
+    expect(opp?.pipelineStageId).toBe(w.hlStage("Due Diligence"));
+    expect([...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name.startsWith("Created First") || o.name === "Edited After Create")).toHaveLength(1);
+    await expectConverged(w);
+  });
+
+  it("HighLevel edits made after the 4Degrees create, before the link was saved, reach 4Degrees although the retried create replays the first answer", async () => {
+    let world: World | null = null;
+    let oppId = "";
+    let crashes = 1;
+    const w = await createWorld(routes, {
+      hooks: {
+        afterCreate: (side) => {
+          if (side !== "fourdegrees" || crashes-- <= 0 || !world) return;
+          world.sb.highlevel.service.updateOpportunity(oppId, { name: "Renamed In HighLevel", monetaryValue: 19_000 });
+          throw new Error("simulated crash after the 4Degrees create");
+        },
+      },
+    });
+    world = w;
+    const contact = w.sb.highlevel.service.createContact({ locationId: w.locationId, name: "Val Ue", email: "val@crash.example" });
+    oppId = w.sb.highlevel.service.createOpportunity({ locationId: w.locationId, pipelineId: w.hlPipelineId, pipelineStageId: w.hlStage("Sourced"), name: "From HighLevel", status: "open", contactId: contact.id, monetaryValue: 156_000 }).id;
+    await w.settle();
+
+    const opp = w.sb.highlevel.store.opportunities.get(oppId);
+    expect(opp?.name).toBe("Renamed In HighLevel");
+    expect(opp?.monetaryValue).toBe(19_000);
+    const link = await w.linkOf("highlevel", oppId);
+    const deals = w.sb.fourdegrees.deals().filter((d) => !d.archived_at && (d.name === "From HighLevel" || d.name === "Renamed In HighLevel"));
+    expect(deals.map((d) => d.id)).toEqual([link?.fdDealId]);
+    expect(deals[0]?.name).toBe("Renamed In HighLevel");
+    expect(deals[0]?.value?.amount_minor).toBe(19_000_00);
+    await expectConverged(w);
+  });
+});

@@ -69,13 +69,21 @@ const writeMethods = new Set(["POST", "PUT", "PATCH", "DELETE"]);
  */
 export async function createWorld(
   routes: Record<string, RouteHandler>,
-  options: { mapping?: (m: MappingInput) => MappingInput; account?: Partial<Parameters<typeof createAccount>[1]>; fast?: boolean; hooks?: JobDeps["hooks"] } = {},
+  options: {
+    mapping?: (m: MappingInput) => MappingInput;
+    account?: Partial<Parameters<typeof createAccount>[1]>;
+    fast?: boolean;
+    hooks?: JobDeps["hooks"];
+    /** Seeds the sandboxes' ids (default: the time, as the sandbox does): a seeded run replays its ids and their order. */
+    seed?: number;
+  } = {},
 ): Promise<World> {
   const config = loadConfig(env);
   const queue: Queued[] = [];
   const handled: World["handled"] = [];
   const calls: Array<{ method: string; url: string }> = [];
   const sb = createSandbox({
+    ...(options.seed === undefined ? {} : { seed: options.seed }),
     webhookMode: "manual",
     // The engine paces itself through the gate in production; here the sandbox budget is not the subject.
     settings: { FOURDEGREES_RATE_LIMIT: "100000" },

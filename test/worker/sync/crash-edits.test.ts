@@ -73,4 +73,34 @@ describe("user edits between a create and its saved link", () => {
     expect(deals[0]?.value?.amount_minor).toBe(19_000_00);
     await expectConverged(w);
   });
+
+  it("a HighLevel note edited while its 4Degrees copy's job crashed ends as one copy with the edited text", async () => {
+    let world: World | null = null;
+    let armed = false;
+    let contactId = "";
+    let noteId = "";
+    const w = await createWorld(routes, {
+      hooks: {
+        afterCreate: (side) => {
+          if (side !== "fourdegrees" || !armed || !world) return;
+          armed = false;
+          world.sb.highlevel.service.updateNote(contactId, noteId, { body: "Call notes (edited)" });
+          throw new Error("simulated crash after the 4Degrees note create");
+        },
+      },
+    });
+    world = w;
+    const deal = newDeal(w, { name: "Noted", stage: "Sourced" });
+    await w.settle();
+    contactId = (await w.linkOf("fourdegrees", deal.id))?.hlContactId ?? "";
+    expect(contactId).not.toBe("");
+    armed = true;
+    noteId = w.sb.highlevel.service.createNote(contactId, { body: "Call notes" }).id;
+    await w.settle();
+    expect(armed).toBe(false);
+    const copies = w.sb.fourdegrees.notes(deal.id).map((n) => n.body).filter((b) => b.startsWith("Call notes"));
+    expect(copies).toEqual([`Call notes (edited)\n\n— synced from HighLevel note ${noteId}`]);
+    // Nothing bounced back to HighLevel either.
+    expect(w.sb.highlevel.store.notesOf(contactId).map((n) => n.body)).toEqual(["Call notes (edited)"]);
+  });
 });

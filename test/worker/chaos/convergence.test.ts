@@ -14,7 +14,8 @@
  *
  * Seeded and repeatable: the seed is printed, `CHAOS_SEED=<n>` replays a run (`random` explores), `CHAOS_HEAVY=1`
  * makes thousands of changes (the default size keeps `npm test` fast). Assertions are on counts
- * and state only, never on time.
+ * and state only, never on time. A seed replays exactly: the sandboxes' ids come from it and their
+ * clock is frozen (moved only by the test), so a run does not depend on how fast the machine is.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";

@@ -370,6 +370,15 @@ export class SyncEngine {
     const hl = this.deps.highlevel(pairLocation);
     const found = await this.findOpportunityFor(deal, t.canonical, pairLocation, options.backfill ?? false);
     if (found?.kind === "found") return this.#linkAndSync(deal, found.opp, pairLocation, found.base);
+    if (found?.kind === "gone") {
+      // The deal stands for an opportunity that was deleted before their link was saved (e.g. a
+      // crash after creating the deal, then a user deleted the opportunity): a delete, applied per
+      // the account's policy like any confirmed delete — never a new opportunity resurrecting it.
+      if (await findLink(this.db, this.account.id, "highlevel", found.oppId)) return { ...blank(fdId, found.oppId), outcome: "skipped", reason: `HighLevel opportunity ${found.oppId} is linked elsewhere` };
+      const link: Link = { accountId: this.account.id, fdDealId: fdId, hlOpportunityId: found.oppId, hlLocationId: pairLocation, hlContactId: null, state: "active", base: {}, fdUpdatedAt: null, fdVersion: null, hlUpdatedAt: null, syncedAt: this.deps.now(), deletedSide: null };
+      if (!this.account.testMode) await saveLink(this.db, link, this.deps.now());
+      return this.#applyDelete(link, "highlevel");
+    }
     if (found?.kind === "ambiguous") {
       for (const c of found.candidates) await addReview(this.db, { accountId: this.account.id, side: "highlevel", recordId: c.id, reason: `ambiguous match: several HighLevel opportunities look like 4Degrees deal ${fdId}`, detail: { fdDealId: fdId } }, this.deps.now());
       return this.#review("fourdegrees", fdId, `ambiguous match: ${found.candidates.length} HighLevel opportunities named "${t.canonical.name}"${t.canonical.contact ? ` with contact ${t.canonical.contact}` : ""}; link one by hand`, { candidates: found.candidates.map((c) => c.id) }, { fdId, hlId: null });
@@ -410,7 +419,8 @@ export class SyncEngine {
    * The HighLevel opportunity that already stands for a 4Degrees deal, in order: a completed
    * ledger create; the deal's own `externalRefs`; a search of the mapped pipeline by name whose
    * external-id custom field holds the deal id (finds a create whose link was never saved); and,
-   * in backfill only, the exact name + contact email (several candidates → ambiguous).
+   * in backfill only, the exact name + contact email (several candidates → ambiguous). `gone`:
+   * nothing found, and the opportunity the deal's `externalRefs` name no longer exists.
    *
    * `base` is the merge base for the pair. For an opportunity this engine created (ledger, external
    * id) it is the opportunity as created — its current content when nothing changed it since — so
@@ -420,7 +430,7 @@ export class SyncEngine {
    * When the opportunity changed since, the created content is unknown: `null`, every difference
    * is a conflict resolved by the account's policy.
    */
-  async findOpportunityFor(deal: Deal, canonical: Canonical, locationId: string, backfill: boolean): Promise<{ kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | null> {
+  async findOpportunityFor(deal: Deal, canonical: Canonical, locationId: string, backfill: boolean): Promise<{ kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | { kind: "gone"; oppId: string } | null> {
     const fdId = deal.id ?? "";
     const hl = this.deps.highlevel(locationId);
     const prior = await getWrite(this.db, { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${fdId}`, changeHash: "create" });
@@ -428,15 +438,23 @@ export class SyncEngine {
       const opp = await hl.getOpportunity(prior.targetId);
       if (opp) return { kind: "found", opp, base: await this.#asCreatedOpp(opp, locationId) };
     }
+    let goneRef: string | null = null;
     for (const ref of deal.externalRefs) {
       if (ref.system !== "highlevel") continue;
       const other = await findLink(this.db, this.account.id, "highlevel", ref.id);
       if (other && other.fdDealId !== fdId) continue;
       const opp = await hl.getOpportunity(ref.id);
       if (opp) return { kind: "found", opp, base: null };
+      // The opportunity this account paired the deal with (it created the deal from it, or saw it
+      // deleted) is gone — the re-read confirms it. A reference from elsewhere (another tool, an
+      // earlier installation) is no evidence of a pair and is left alone.
+      const ours =
+        (await getWrite(this.db, { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${ref.id}`, changeHash: "create" })) !== null ||
+        (await hasTombstone(this.db, this.account.id, "highlevel", ref.id));
+      if (ours) goneRef ??= ref.id;
     }
     const pair = this.mapping.pipelines.find((p) => p.fourdegreesPipelineId === canonical.pipeline);
-    if (!pair || (!this.mapping.externalIdFieldId && !backfill)) return null;
+    if (!pair || (!this.mapping.externalIdFieldId && !backfill)) return goneRef ? { kind: "gone", oppId: goneRef } : null;
     const sameName: Opportunity[] = [];
     let cursor: string | null = null;
     // After a create that began (ledger row) but never completed, the deal may have been renamed
@@ -453,6 +471,7 @@ export class SyncEngine {
       if (!res.nextCursor) break;
       cursor = res.nextCursor;
     }
+    if (goneRef) return { kind: "gone", oppId: goneRef };
     if (!backfill) return null;
     const candidates: Opportunity[] = [];
     for (const o of sameName) {

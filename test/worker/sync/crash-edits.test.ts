@@ -74,6 +74,30 @@ describe("user edits between a create and its saved link", () => {
     await expectConverged(w);
   });
 
+  it("an opportunity deleted after its 4Degrees deal was created, before the link was saved, archives the deal instead of getting a new opportunity", async () => {
+    let world: World | null = null;
+    let oppId = "";
+    let crashes = 1;
+    const w = await createWorld(routes, {
+      account: { deletePolicy: "propagate" },
+      hooks: {
+        afterCreate: (side) => {
+          if (side !== "fourdegrees" || crashes-- <= 0 || !world) return;
+          world.sb.highlevel.service.deleteOpportunity(oppId);
+          throw new Error("simulated crash after the 4Degrees create");
+        },
+      },
+    });
+    world = w;
+    const contact = w.sb.highlevel.service.createContact({ locationId: w.locationId, name: "Del Eted", email: "deleted@crash.example" });
+    oppId = w.sb.highlevel.service.createOpportunity({ locationId: w.locationId, pipelineId: w.hlPipelineId, pipelineStageId: w.hlStage("Sourced"), name: "Short Lived", status: "open", contactId: contact.id, monetaryValue: 7 }).id;
+    await w.settle();
+
+    expect(crashes).toBe(0);
+    expect(w.sb.fourdegrees.deals().filter((d) => d.name === "Short Lived" && !d.archived_at)).toEqual([]);
+    expect([...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Short Lived")).toEqual([]);
+  });
+
   it("a HighLevel note edited while its 4Degrees copy's job crashed ends as one copy with the edited text", async () => {
     let world: World | null = null;
     let armed = false;

@@ -9,7 +9,8 @@ import { createHighLevelClient, HighLevelError, type HighLevelClient, type HighL
 import { HighLevelTransport } from "../highlevel/http.ts";
 import { ensureStageKnown, type StageCheck } from "../highlevel/stages.ts";
 import { ContactSchema } from "../highlevel/schemas.ts";
-import { fourDegreesConnectorFor } from "../fourdegrees/wiring.ts";
+import { fourDegreesConnectorFor, gateKey } from "../fourdegrees/wiring.ts";
+import { CachedStructureCrm } from "../store/fourdegrees-cache.ts";
 import { getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import type { Account } from "../store/accounts.ts";
@@ -24,6 +25,12 @@ export interface HighLevelAdapter extends OpportunityCrm {
    * `cached` (no call), `refreshed` (HighLevel gained the stage; the cache was reloaded once) or `unknown`.
    */
   ensureStageKnown(pipelineId: string | null, stageId: string): Promise<StageCheck>;
+  /**
+   * Reloads the location's users into their KV cache: an opportunity named an assignee the cache
+   * did not know (the engine's lookups call this at most once per job). Pipelines are kept honest
+   * by `ensureStageKnown` where webhooks are handled.
+   */
+  refreshStructure(): Promise<void>;
 }
 
 /** The connectors of one account for one job (or batch). */
@@ -64,6 +71,9 @@ export function highLevelPort(env: Env, config: Config, locationId: string, lane
     listPipelines: () => client.pipelines.list(),
     ensureStageKnown: (pipelineId, stageId) => ensureStageKnown(client, pipelineId, stageId),
     listUsers: () => client.users.list(),
+    async refreshStructure() {
+      await client.users.refresh();
+    },
     listCustomFields: async () => (await client.customFields.list()).map((f) => ({ id: f.id, name: f.name })),
     async getOpportunity(id) {
       try {
@@ -125,14 +135,15 @@ export function highLevelPort(env: Env, config: Config, locationId: string, lane
 /** The production factory: real connectors for an account, in `lane`. */
 export function liveConnectors(env: Env, config: Config): ConnectorFactory {
   return async (account, lane) => {
-    const { connector } = await fourDegreesConnectorFor(env, config, account.id, lane);
+    const { connector, credentials } = await fourDegreesConnectorFor(env, config, account.id, lane);
     const stored = await getFourDegreesAccount(env.DB, account.id);
     const actorType = stored?.actor?.type;
     const ourActor: Actor | null =
       stored?.actor && (actorType === "user" || actorType === "integration" || actorType === "automation" || actorType === "import") ? { type: actorType, id: stored.actor.id } : null;
     const ports = new Map<string, HighLevelAdapter>();
     return {
-      fourdegrees: connector,
+      // Pipelines, users and fields from KV (shared per workspace), like HighLevel's structure.
+      fourdegrees: new CachedStructureCrm(connector, env.CACHE, gateKey(credentials)),
       ourActor,
       highlevel(locationId) {
         let port = ports.get(locationId);

@@ -119,10 +119,24 @@ export async function sha256(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 32);
 }
 
-/** Per-job memo of the lookups every translation needs (pipelines, users). */
+/** A connector whose structure lookups are cached (KV) and can be reloaded (src/sync/connectors.ts). */
+interface Refreshable {
+  refreshStructure(): Promise<void>;
+}
+function refreshable(x: object): x is Refreshable {
+  return "refreshStructure" in x && typeof x.refreshStructure === "function";
+}
+
+/**
+ * Per-job memo of the lookups every translation needs (pipelines, users). Connectors serve them
+ * from KV caches; a record naming a stage or user those do not know (added since the cache was
+ * filled) reloads them once per job (`ensureFourDegrees` / `ensureHighLevel`).
+ */
 export class LookupCache {
   #fd: Promise<FourDegreesContext> | null = null;
+  #fdRefreshed = false;
   #hl = new Map<string, Promise<HighLevelContext>>();
+  readonly #hlRefreshed = new Set<string>();
   readonly #deps: EngineDeps;
 
   constructor(deps: EngineDeps) {
@@ -134,6 +148,20 @@ export class LookupCache {
     return this.#fd;
   }
 
+  /** The 4Degrees lookups, reloaded once when they do not know the deal's stage or owner. */
+  async ensureFourDegrees(deal: Deal): Promise<FourDegreesContext> {
+    const ctx = await this.fourdegrees();
+    const knowsStage = deal.stage.id === null || ctx.pipelines.some((p) => p.stages.some((s) => s.id === deal.stage.id));
+    const knowsOwner = !deal.owner?.id || deal.owner.email !== null || ctx.users.some((u) => u.id === deal.owner?.id);
+    if ((knowsStage && knowsOwner) || this.#fdRefreshed) return ctx;
+    this.#fdRefreshed = true;
+    const crm = this.#deps.fourdegrees;
+    if (!refreshable(crm)) return ctx;
+    await crm.refreshStructure();
+    this.#fd = null;
+    return this.fourdegrees();
+  }
+
   highlevel(locationId: string): Promise<HighLevelContext> {
     let hit = this.#hl.get(locationId);
     if (!hit) {
@@ -141,6 +169,18 @@ export class LookupCache {
       this.#hl.set(locationId, hit);
     }
     return hit;
+  }
+
+  /** The HighLevel lookups of a location, reloaded once when they do not know the opportunity's assignee. */
+  async ensureHighLevel(opp: Opportunity, locationId: string): Promise<HighLevelContext> {
+    const ctx = await this.highlevel(locationId);
+    if (!opp.assignedTo || ctx.users.some((u) => u.id === opp.assignedTo) || this.#hlRefreshed.has(locationId)) return ctx;
+    this.#hlRefreshed.add(locationId);
+    const port = this.#deps.highlevel(locationId);
+    if (!refreshable(port)) return ctx;
+    await port.refreshStructure();
+    this.#hl.delete(locationId);
+    return this.highlevel(locationId);
   }
 }
 
@@ -182,7 +222,15 @@ export class SyncEngine {
   // ───────────────────────────── deals ─────────────────────────────
 
   /** Syncs the deal pair of one record (either side). */
-  async syncDeal(side: SideName, recordId: string, locationHint?: string | null): Promise<JobResult> {
+  /**
+   * `options.sourceFirst` (live webhook jobs): re-read the side the event came from first, and
+   * when it is exactly as last synced (`version` / `updatedAt` equal to the link's) stop there as
+   * an echo — the event brought nothing new (typically the webhook of our own write), so the other
+   * side is not read either: one read per echo instead of two. A change on the other side has its
+   * own event and job. Reconcile and forced (replay) jobs always read both sides: they may be
+   * about the other side (a record gone, a lost webhook).
+   */
+  async syncDeal(side: SideName, recordId: string, locationHint?: string | null, options: { sourceFirst?: boolean } = {}): Promise<JobResult> {
     const fdIdHint = side === "fourdegrees" ? recordId : null;
     const hlIdHint = side === "highlevel" ? recordId : null;
     if (await hasTombstone(this.db, this.account.id, side, recordId)) return { ...blank(fdIdHint, hlIdHint), outcome: "skipped", reason: "tombstoned: the record was deleted" };
@@ -194,7 +242,22 @@ export class SyncEngine {
 
     const fdId = link?.fdDealId ?? fdIdHint;
     const hlId = link?.hlOpportunityId ?? hlIdHint;
-    const [deal, opp] = await Promise.all([fdId ? this.deps.fourdegrees.getDeal(fdId) : Promise.resolve(null), hlId ? hl.getOpportunity(hlId) : Promise.resolve(null)]);
+    const readDeal = () => (fdId ? this.deps.fourdegrees.getDeal(fdId) : Promise.resolve(null));
+    const readOpp = () => (hlId ? hl.getOpportunity(hlId) : Promise.resolve(null));
+    let deal: Deal | null;
+    let opp: Opportunity | null;
+    if (options.sourceFirst && link?.state === "active") {
+      // The one re-read of the changed record; it is reused by the echo check, the merge and the write.
+      if (side === "fourdegrees") {
+        deal = await readDeal();
+        if (deal && !deal.archivedAt && link.fdVersion !== null && deal.version === link.fdVersion) return this.#echo(link, deal);
+        opp = await readOpp();
+      } else {
+        opp = await readOpp();
+        if (opp && link.hlUpdatedAt !== null && opp.updatedAt === link.hlUpdatedAt) return this.#echo(link, null);
+        deal = await readDeal();
+      }
+    } else [deal, opp] = await Promise.all([readDeal(), readOpp()]);
     const dealGone = fdId !== null && (deal === null || deal.archivedAt !== null);
     const oppGone = hlId !== null && opp === null;
 
@@ -218,12 +281,18 @@ export class SyncEngine {
     return this.fromHighLevel(opp, locationId);
   }
 
+  /** The event's side is exactly as last synced: nothing to do (see `syncDeal`'s `sourceFirst`). */
+  #echo(link: Link, deal: Deal | null): JobResult {
+    const ours = this.deps.ourActor && deal?.actor?.type === this.deps.ourActor.type && deal.actor.id === this.deps.ourActor.id;
+    return { ...blank(link.fdDealId, link.hlOpportunityId), outcome: "echo", reason: ours ? "last 4Degrees change was our own write" : "no change since the last sync" };
+  }
+
   async #translateDeal(deal: Deal): Promise<Translation> {
-    return fromDeal(deal, this.mapping, await this.lookups.fourdegrees());
+    return fromDeal(deal, this.mapping, await this.lookups.ensureFourDegrees(deal));
   }
 
   async #translateOpp(opp: Opportunity, locationId: string): Promise<Translation> {
-    return fromOpportunity(opp, locationId, this.mapping, await this.lookups.highlevel(locationId));
+    return fromOpportunity(opp, locationId, this.mapping, await this.lookups.ensureHighLevel(opp, locationId));
   }
 
   /** Puts a record on the review list with an alert event. */
@@ -407,10 +476,16 @@ export class SyncEngine {
   /** Records the HighLevel id on the 4Degrees deal (`externalRefs`), once. */
   async #writeExternalRef(deal: Deal, oppId: string): Promise<Deal> {
     if (!deal.id || deal.externalRefs.some((r) => r.system === "highlevel" && r.id === oppId)) return deal;
-    const refs = [...deal.externalRefs.filter((r) => r.system !== "highlevel"), { system: "highlevel", id: oppId }];
     const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${oppId}`, changeHash: "link" };
     await beginWrite(this.db, key, "link", this.deps.now());
-    const updated = await this.deps.fourdegrees.updateDeal(deal.id, { externalRefs: refs }, { idempotencyKey: ledgerIdempotencyKey(key) });
+    // `expectedVersion` from the deal in hand spares the connector a re-read; if the deal changed
+    // since, the refs are recomputed on the current deal (its other refs kept).
+    const withRef = (d: Deal) => [...d.externalRefs.filter((r) => r.system !== "highlevel"), { system: "highlevel", id: oppId }];
+    const updated = await this.deps.fourdegrees.updateDeal(
+      deal.id,
+      { externalRefs: withRef(deal) },
+      { idempotencyKey: ledgerIdempotencyKey(key), ...(deal.version ? { expectedVersion: deal.version } : {}), onConflict: (current) => ({ externalRefs: withRef(current) }) },
+    );
     await completeWrite(this.db, key, deal.id, this.deps.now());
     return updated;
   }

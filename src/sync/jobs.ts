@@ -24,17 +24,17 @@ import type { Logger } from "../lib/log.ts";
 import { accountIdForLocation, getAccount, type Account } from "../store/accounts.ts";
 import { accountForWorkspace } from "../store/fourdegrees-accounts.ts";
 import { recordFailure } from "../store/failures.ts";
-import type { SideName } from "../store/links.ts";
+import { findLink, linksForContact, noteLinksForDeal, type SideName } from "../store/links.ts";
 import { clearIfUnchanged, getPending, markDirty, type PendingKind } from "../store/pending.ts";
 import { recordEvent } from "../store/sync-events.ts";
 import { runBackfillPage } from "./backfill.ts";
 import { runImportRow } from "./import-rows.ts";
 import type { ConnectorFactory } from "./connectors.ts";
 import type { Handler, HandlerContext, Handlers, Outcome } from "./consumer.ts";
-import { SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
+import { sha256, stripOrigin, SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
 import { pairForDeal, type Flat } from "./mapping.ts";
 import type { Mapping } from "./mapping-config.ts";
-import type { Pipeline } from "./port.ts";
+import type { ChangeEvent, Pipeline } from "./port.ts";
 import { notifyChange } from "../notify/notify.ts";
 import type { DealState } from "../notify/events.ts";
 import type { QueueMessage, QueueMessageInput } from "./messages.ts";
@@ -172,7 +172,9 @@ export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.reco
       ...(deps.hooks ? { hooks: deps.hooks } : {}),
     };
     engine = new SyncEngine(engineDeps, account, account.mapping);
-    result = msg.record === "deal" ? await engine.syncDeal(msg.side, msg.recordId, msg.locationId) : await engine.syncNotes(msg.side, msg.recordId);
+    // Live jobs read the event's side first and stop there on an echo (SyncEngine.syncDeal).
+    const sourceFirst = msg.lane === "live" && !msg.force;
+    result = msg.record === "deal" ? await engine.syncDeal(msg.side, msg.recordId, msg.locationId, { sourceFirst }) : await engine.syncNotes(msg.side, msg.recordId);
   } catch (err) {
     const outcome = outcomeForError(err);
     const ms = deps.now() - started;
@@ -307,6 +309,45 @@ async function checkNamedStage(ctx: HandlerContext, deps: JobDeps, account: Acco
   }
 }
 
+/**
+ * Zero-read echo recognition at the webhook, before anything is marked dirty. An event is only
+ * dropped when its payload proves it describes a state already synced — a 4Degrees deal whose
+ * `version` is at most the link's (versions only grow: the webhook of our own write, or of a
+ * change a job already merged), a note whose text equals its note link's synced text (the copy we
+ * just made). Anything else — deletes, unlinked records, a payload without those facts, any
+ * difference — goes to the record job, which re-reads (payloads are never trusted to *apply* a
+ * change, only to skip one that is provably done). Reconcile still compares pages, as a net.
+ */
+async function isSyncedFourDegreesEcho(db: D1Database, accountId: string, event: ChangeEvent): Promise<boolean> {
+  if (event.type === "deal.deleted" || event.type === "note.deleted") return false;
+  if (event.record.kind === "note") {
+    if (!event.note) return false;
+    const noteId = event.record.id;
+    const synced = (await noteLinksForDeal(db, accountId, event.record.dealId)).find((l) => l.fdNoteId === noteId);
+    return synced !== undefined && synced.bodyHash === (await sha256(stripOrigin(event.note.body).text));
+  }
+  const deal = event.deal;
+  if (!deal || deal.archivedAt || deal.version === null) return false;
+  const link = await findLink(db, accountId, "fourdegrees", event.record.id);
+  if (!link || link.state !== "active" || link.fdVersion === null) return false;
+  const seen = Number(deal.version);
+  const synced = Number(link.fdVersion);
+  return Number.isFinite(seen) && Number.isFinite(synced) && seen <= synced;
+}
+
+/** A HighLevel `NoteCreate` / `NoteUpdate` whose text equals its note link's synced text (see above). */
+async function isSyncedNoteEcho(db: D1Database, accountId: string, type: string, body: Record<string, unknown>, contactId: string): Promise<boolean> {
+  if (type !== "NoteCreate" && type !== "NoteUpdate") return false;
+  const id = body["id"];
+  const text = body["body"];
+  if (typeof id !== "string" || typeof text !== "string") return false;
+  for (const link of await linksForContact(db, accountId, contactId)) {
+    const synced = (await noteLinksForDeal(db, accountId, link.fdDealId)).find((l) => l.hlNoteId === id);
+    if (synced) return synced.bodyHash === (await sha256(stripOrigin(text).text));
+  }
+  return false;
+}
+
 /** The queue handlers of the engine, bound to `makeDeps` (called once per message). */
 export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handlers {
   const hlWebhook: Handler<"highlevel.webhook"> = async (msg, ctx) => {
@@ -316,6 +357,10 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     const account = await resolveAccountForLocation(ctx.env.DB, locationId);
     if (!account) {
       ctx.log.info({ event: "sync.webhook", direction: "inbound", location: locationId, outcome: "skipped", reason: "no account uses this location", type: msg.type });
+      return { kind: "ack" };
+    }
+    if (target.kind === "notes" && (await isSyncedNoteEcho(ctx.env.DB, account.id, msg.type, msg.body, target.recordId))) {
+      ctx.log.debug({ event: "sync.webhook", account: account.id, outcome: "echo", reason: "the note is as last synced", type: msg.type });
       return { kind: "ack" };
     }
     const deps = makeDeps(ctx);
@@ -335,6 +380,10 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     const accountId = await accountForWorkspace(ctx.env.DB, msg.workspaceId);
     if (!accountId) {
       ctx.log.info({ event: "sync.webhook", direction: "inbound", workspace: msg.workspaceId, outcome: "skipped", reason: "no account uses this workspace", type: msg.type });
+      return { kind: "ack" };
+    }
+    if (await isSyncedFourDegreesEcho(ctx.env.DB, accountId, event)) {
+      ctx.log.debug({ event: "sync.webhook", account: accountId, outcome: "echo", reason: "the event's state is already synced", type: msg.type });
       return { kind: "ack" };
     }
     const target = event.record.kind === "deal" ? { kind: "deal" as const, recordId: event.record.id } : { kind: "notes" as const, recordId: event.record.dealId };

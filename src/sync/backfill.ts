@@ -23,6 +23,44 @@ import type { QueueMessage } from "./messages.ts";
 /** Records per page: well under a Worker invocation's subrequest limit (about 4 calls per record). */
 export const BACKFILL_PAGE_SIZE = 50;
 
+/**
+ * Records of a page in flight at once. One at a time, a page spent most of its time between
+ * HighLevel calls (round trips, D1) below what the gate's backfill lane allows; a few at once let
+ * the gate — which paces the lane and keeps the live reserve — be the only limit.
+ */
+export const BACKFILL_CONCURRENCY = 5;
+
+/**
+ * Runs `work` over `items`, at most `limit` at a time, in order of start; resolves with the
+ * results in item order. Stops starting new items once `stop()` says so or one throws; every
+ * started item is awaited before resolving or rethrowing the first error, so a retried page never
+ * runs beside the remains of its failed attempt (two creates of one record at once).
+ */
+async function pool<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>, stop: (r: R) => boolean): Promise<R[]> {
+  const results: R[] = [];
+  let next = 0;
+  let halted = false;
+  const errors: unknown[] = [];
+  const worker = async () => {
+    while (!halted && next < items.length) {
+      const i = next++;
+      const item = items[i];
+      if (item === undefined) continue;
+      try {
+        const r = await work(item);
+        results[i] = r;
+        if (stop(r)) halted = true;
+      } catch (err) {
+        errors.push(err);
+        halted = true;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (errors.length > 0) throw errors[0];
+  return results;
+}
+
 /** Starts (or restarts) an account's backfill and enqueues its first page. */
 export async function beginBackfill(db: D1Database, deps: Pick<JobDeps, "enqueue" | "now">, accountId: string): Promise<BackfillRun> {
   const runId = crypto.randomUUID();
@@ -79,15 +117,24 @@ export async function runBackfillPage(msg: Extract<QueueMessage, { kind: "sync.b
 
   if (run.phase === "fourdegrees" && pair) {
     const page = await engineDeps.fourdegrees.pageDeals({ pipelineId: pair.fourdegreesPipelineId, cursor: run.cursor, limit: BACKFILL_PAGE_SIZE });
-    for (const deal of page.items) {
-      if (!deal.id || deal.archivedAt || (await hasTombstone(db, account.id, "fourdegrees", deal.id))) {
-        next.done++;
-        continue;
-      }
-      const linked = await findLink(db, account.id, "fourdegrees", deal.id);
-      const r = linked ? await engine.syncDeal("fourdegrees", deal.id) : await engine.fromFourDegrees(deal, pair.highlevelLocationId, { backfill: true });
-      if (r.outcome === "retry") return { kind: "retry", reason: r.reason ?? "retry", delaySeconds: r.retryAfterSeconds ?? 5 };
-      tally(next, r);
+    // Deals of one page are distinct records: a few at a time through the gate's backfill lane.
+    // The page is the unit of the checkpoint: a retry re-runs it, and what was done is found again
+    // (links, ledger), never written twice.
+    const results = await pool(
+      page.items,
+      BACKFILL_CONCURRENCY,
+      async (deal): Promise<JobResult | null> => {
+        if (!deal.id || deal.archivedAt || (await hasTombstone(db, account.id, "fourdegrees", deal.id))) return null;
+        const linked = await findLink(db, account.id, "fourdegrees", deal.id);
+        return linked ? engine.syncDeal("fourdegrees", deal.id) : engine.fromFourDegrees(deal, pair.highlevelLocationId, { backfill: true });
+      },
+      (r) => r?.outcome === "retry",
+    );
+    const retry = results.find((r) => r?.outcome === "retry");
+    if (retry) return { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 };
+    for (const r of results) {
+      if (r) tally(next, r);
+      else next.done++;
     }
     next.total = Math.max(next.total, next.done + (page.nextCursor ? BACKFILL_PAGE_SIZE : 0));
     if (page.nextCursor) next.cursor = page.nextCursor;
@@ -102,10 +149,19 @@ export async function runBackfillPage(msg: Extract<QueueMessage, { kind: "sync.b
   } else if (run.phase === "highlevel" && pair) {
     const hl = engineDeps.highlevel(pair.highlevelLocationId);
     const page = await hl.searchOpportunities({ pipelineId: pair.highlevelPipelineId, cursor: run.cursor, limit: BACKFILL_PAGE_SIZE });
-    for (const opp of page.items) {
-      if ((await findLink(db, account.id, "highlevel", opp.id)) || (await isInReview(db, account.id, "highlevel", opp.id)) || (await hasTombstone(db, account.id, "highlevel", opp.id))) continue;
-      const r = await engine.fromHighLevel(opp, pair.highlevelLocationId);
-      if (r.outcome === "retry") return { kind: "retry", reason: r.reason ?? "retry", delaySeconds: r.retryAfterSeconds ?? 5 };
+    const results = await pool(
+      page.items,
+      BACKFILL_CONCURRENCY,
+      async (opp): Promise<JobResult | null> => {
+        if ((await findLink(db, account.id, "highlevel", opp.id)) || (await isInReview(db, account.id, "highlevel", opp.id)) || (await hasTombstone(db, account.id, "highlevel", opp.id))) return null;
+        return engine.fromHighLevel(opp, pair.highlevelLocationId);
+      },
+      (r) => r?.outcome === "retry",
+    );
+    const retry = results.find((r) => r?.outcome === "retry");
+    if (retry) return { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 };
+    for (const r of results) {
+      if (!r) continue;
       tally(next, r);
       next.total++;
     }

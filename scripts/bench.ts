@@ -8,6 +8,7 @@
  *      live changes made during it;
  *   4. D1 rows read / written per synced change (D1's own `meta`, D1_METER);
  *   5. the burst: BURST_EVENTS (10,000) signed webhooks, every one acknowledged and processed.
+ * BENCH_ONLY=ingress,calls,quota,storage,burst (any comma list) runs only those parts.
  * Prints a table, writes bench/results.json, exits 1 naming every missed target. A step that fails
  * (a change that does not sync, a section that throws) is recorded as a missed target and the run
  * goes on: the table and results.json are always written.
@@ -16,7 +17,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { runBurst, type BurstReport } from "./bench/burst.ts";
-import { loadTrivial, loadWebhooks, webhookFactory } from "./bench/load.ts";
+import { duplicateWebhookFactory, forgedWebhookFactory, loadTrivial, loadWebhooks, webhookFactory, type LoadResult } from "./bench/load.ts";
 import { startStack, waitFor, waitQuiet, type CallCounts, type Stack } from "./bench/stack.ts";
 import { ROOT } from "./lib/processes.ts";
 
@@ -25,10 +26,21 @@ const SCALE = Number(env["BENCH_RATE_SCALE"] ?? 2);
 const DEALS = Number(env["BENCH_BACKFILL_DEALS"] ?? 2_000);
 const BURST = Number(env["BURST_EVENTS"] ?? 10_000);
 const LOAD_SECONDS = Number(env["BENCH_LOAD_SECONDS"] ?? 10);
+/** Duration of each diagnostic ingress variant (forged, duplicate, unknown location). */
+const VARIANT_SECONDS = Number(env["BENCH_VARIANT_SECONDS"] ?? 5);
 const CONNECTIONS = Number(env["BENCH_CONNECTIONS"] ?? 20);
 /** HighLevel's real limits: 100 requests per 10 s per location. */
 const HL_MAX = 100;
 const HL_INTERVAL_MS = 10_000;
+const PARTS = ["ingress", "calls", "quota", "storage", "burst"] as const;
+type Part = (typeof PARTS)[number];
+const Only = z
+  .string()
+  .transform((raw) => raw.split(",").map((p) => p.trim()).filter(Boolean))
+  .pipe(z.array(z.enum(PARTS, { error: `BENCH_ONLY takes a comma list of ${PARTS.join(", ")}` })).min(1));
+/** The parts this run measures (`BENCH_ONLY`, default all). */
+const only: ReadonlySet<Part> = new Set(env["BENCH_ONLY"] ? Only.parse(env["BENCH_ONLY"]) : PARTS);
+const wants = (part: Part) => only.has(part);
 /** "Synced within a few seconds": the live-change target, in scaled (HighLevel) seconds. */
 const LIVE_TARGET_SCALED_S = 10;
 
@@ -106,16 +118,18 @@ async function measureChange(stack: Stack, change: string, origin: "fourdegrees"
   };
 }
 
-const results: Record<string, unknown> = { startedAt: new Date().toISOString(), settings: { rateScale: SCALE, backfillDeals: DEALS, burstEvents: BURST, loadSeconds: LOAD_SECONDS, connections: CONNECTIONS } };
+const results: Record<string, unknown> = { startedAt: new Date().toISOString(), settings: { only: [...only], rateScale: SCALE, backfillDeals: DEALS, burstEvents: BURST, loadSeconds: LOAD_SECONDS, variantSeconds: VARIANT_SECONDS, connections: CONNECTIONS } };
 
-step(`starting the sandbox and the Worker (HighLevel limits time-scaled ×${SCALE} in both; ${DEALS} 4Degrees deals seeded for the backfill)`);
+const needsStack = wants("ingress") || wants("calls") || wants("storage") || wants("quota");
+if (needsStack) step(`starting the sandbox and the Worker (HighLevel limits time-scaled ×${SCALE} in both; ${wants("quota") ? `${DEALS} 4Degrees deals seeded for the backfill` : "no backfill deals"})`);
 let stack: Stack | null = null;
-await section("stack start", async () => {
+if (needsStack) await section("stack start", async () => {
   stack = await startStack({
     vars: { HIGHLEVEL_RATE_SCALE: String(SCALE), D1_METER: "true", FOURDEGREES_RATE_PER_SECOND: "1000", FOURDEGREES_CONCURRENCY: "10" },
     // 4Degrees is not the subject of the quota figure: its budget is wide on both sides.
     sandboxSettings: { HIGHLEVEL_RATE_LIMIT_MAX: String(HL_MAX), HIGHLEVEL_RATE_LIMIT_INTERVAL_MS: String(Math.round(HL_INTERVAL_MS / SCALE)), FOURDEGREES_RATE_LIMIT: "100000" },
     beforeSubscribe: (sb, demo) => {
+      if (!wants("quota")) return;
       const stages = sb.fourdegrees.deals().filter((d) => d.pipeline_id === demo.fourdegreesPipelineId);
       const stageId = stages[0]?.stage_id ?? null;
       for (let i = 0; i < DEALS; i++) sb.fourdegrees.createDealAsUser({ name: `Backfill ${String(i).padStart(5, "0")}`, pipeline_id: demo.fourdegreesPipelineId, ...(stageId ? { stage_id: stageId } : {}), value: { amount_minor: (i + 1) * 100_00, currency: "USD" } });
@@ -129,17 +143,32 @@ if (stack) await runOnStack(stack);
 async function runOnStack(stack: Stack): Promise<void> {
   try {
     // ---------- 1. ingress ----------
-    await section("ingress", async () => {
-      step(`1/5 ingress: GET /ping vs POST /webhooks/highlevel, ${LOAD_SECONDS} s each, ${CONNECTIONS} connections`);
-      await loadTrivial(stack.worker.url, 2, CONNECTIONS); // warm-up
-      const trivial = await loadTrivial(stack.worker.url, LOAD_SECONDS, CONNECTIONS);
+    if (wants("ingress")) await section("ingress", async () => {
+      step(`1/5 ingress: GET /ping vs POST /webhooks/highlevel, ${LOAD_SECONDS} s each, ${CONNECTIONS} connections; breakdown variants ${VARIANT_SECONDS} s each`);
+      const url = stack.worker.url;
+      await loadTrivial(url, 2, CONNECTIONS); // warm-up
+      const trivial = await loadTrivial(url, LOAD_SECONDS, CONNECTIONS);
+      // The breakdown, cheapest path first (each adds one step of the route to the one before):
+      // forged → signature check only (401); duplicate → + JSON/zod + the receipt insert;
+      // unknown location → + the connection lookup (accepted, nothing enqueued); ignored type → + the
+      // queue send, its consumer acking at once; unique → everything, the consumer's sync work included.
+      const stamp = Date.now();
+      const forged = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, forgedWebhookFactory(stack.locationId, `forged-${stamp}`));
+      const duplicate = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, duplicateWebhookFactory("bench-unknown-location", "dup", `duplicate-${stamp}`));
+      const unknown = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, webhookFactory("bench-unknown-location", ["x"], `unknown-${stamp}`));
+      const enqueued = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, webhookFactory(stack.locationId, ["x"], `enqueued-${stamp}`, "AppointmentCreate"));
+      await waitQuiet(stack, 2_000, 60_000);
       const ids = Array.from({ length: 5 }, (_, i) => `bench-ingress-${i}`);
-      const webhooks = await loadWebhooks(stack.worker.url, LOAD_SECONDS, CONNECTIONS, webhookFactory(stack.locationId, ids, `ingress-${Date.now()}`));
+      const webhooks = await loadWebhooks(url, LOAD_SECONDS, CONNECTIONS, webhookFactory(stack.locationId, ids, `ingress-${stamp}`));
       const ratio = webhooks.rps / trivial.rps;
-      results["ingress"] = { trivial, webhooks, ratio };
+      results["ingress"] = { trivial, webhooks, ratio, breakdown: { forged, duplicate, unknownLocation: unknown, enqueuedIgnoredType: enqueued } };
       record("ingress req/s (webhook / trivial)", `${webhooks.rps.toFixed(0)} / ${trivial.rps.toFixed(0)} = ${ratio.toFixed(2)}`, "≥ 0.5", ratio >= 0.5);
       record("ingress p99 ms (webhook vs trivial)", `${webhooks.p99Ms} vs ${trivial.p99Ms}`, "(printed)", null);
       record("ingress errors (non-2xx + socket)", `${webhooks.non2xx + webhooks.errors} of ${webhooks.total}`, "0", webhooks.non2xx + webhooks.errors === 0);
+      const line = (name: string, r: LoadResult) => `${name} ${r.rps.toFixed(0)} (${(r.rps / trivial.rps).toFixed(2)}, p99 ${r.p99Ms})`;
+      record("ingress breakdown req/s (× trivial, p99 ms)", [line("forged→401", forged), line("duplicate", duplicate), line("unknown location", unknown), line("enqueued, consumer acks", enqueued), line("unique", webhooks)].join("; "), "(printed)", null);
+      const expected = (r: LoadResult, status: number) => r.errors === 0 && (status === 200 ? r.non2xx === 0 : r.non2xx === r.total);
+      record("ingress breakdown answers as expected", `forged ${forged.non2xx}/${forged.total} non-2xx; duplicate ${duplicate.non2xx}; unknown ${unknown.non2xx}; enqueued ${enqueued.non2xx}; socket errors ${forged.errors + duplicate.errors + unknown.errors + enqueued.errors}`, "forged all 401, others all 2xx", expected(forged, 401) && expected(duplicate, 200) && expected(unknown, 200) && expected(enqueued, 200));
       await waitQuiet(stack, 4_000, 120_000);
     });
 
@@ -150,8 +179,9 @@ async function runOnStack(stack: Stack): Promise<void> {
     const external = (dealId: string) => sb.fourdegrees.deal(dealId).external_refs?.find((r) => r.system === "highlevel")?.id ?? null;
     let dealId = "";
     let oppId = "";
-    await section("provider calls per change", async () => {
-      step("2/5 + 4/5 provider calls and D1 rows per user change");
+    // The quota's live changes need the linked deal the create makes, so the quota alone runs the create.
+    if (wants("calls") || wants("storage") || wants("quota")) await section("provider calls per change", async () => {
+      step(wants("calls") || wants("storage") ? "2/5 + 4/5 provider calls and D1 rows per user change" : "the create the quota's live changes edit");
       const changes: ChangeResult[] = [];
       results["changes"] = changes;
       changes.push(
@@ -166,6 +196,7 @@ async function runOnStack(stack: Stack): Promise<void> {
         ),
       );
       oppId = external(dealId) ?? "";
+      if (!wants("calls") && !wants("storage")) return;
       if (oppId) {
         changes.push(await measureChange(stack, "field update (4Degrees value)", "fourdegrees", () => void sb.fourdegrees.updateDealAsUser(dealId, { value: { amount_minor: 300_000_00, currency: "USD" } }), () => sb.highlevel.store.opportunities.get(oppId)?.monetaryValue === 300_000));
         changes.push(await measureChange(stack, "stage change (HighLevel, fan-out pair)", "highlevel", () => void sb.highlevel.service.updateOpportunity(oppId, { pipelineStageId: hlStage("Term Sheet") }), () => sb.fourdegrees.deal(dealId).stage_id === fdStage("Term Sheet")));
@@ -174,7 +205,7 @@ async function runOnStack(stack: Stack): Promise<void> {
         const contactNotes = () => sb.highlevel.store.notesOf(sb.highlevel.store.opportunities.get(oppId)?.contactId ?? "");
         changes.push(await measureChange(stack, "note (4Degrees → HighLevel)", "fourdegrees", () => void sb.fourdegrees.addNoteAsUser(dealId, "Bench: met the founders."), () => contactNotes().some((n) => n.body.startsWith("Bench: met the founders."))));
       }
-      for (const c of changes) {
+      for (const c of wants("calls") ? changes : []) {
         const target = c.origin === "fourdegrees" ? "highlevel" : "fourdegrees";
         const t = c.calls[target];
         const o = c.calls[c.origin];
@@ -191,17 +222,18 @@ async function runOnStack(stack: Stack): Promise<void> {
           ok,
         );
       }
-      if (!oppId) record("calls: the other changes", "skipped: the create did not sync", "measured", false);
+      if (!oppId && wants("calls")) record("calls: the other changes", "skipped: the create did not sync", "measured", false);
       const synced = changes.filter((c) => c.synced);
       const d1Read = synced.reduce((n, c) => n + c.d1.rowsRead, 0);
       const d1Written = synced.reduce((n, c) => n + c.d1.rowsWritten, 0);
       results["storage"] = { perChange: changes.map((c) => ({ change: c.change, synced: c.synced, ...c.d1 })), averageRowsRead: d1Read / Math.max(1, synced.length), averageRowsWritten: d1Written / Math.max(1, synced.length) };
+      if (!wants("storage")) return;
       for (const c of changes) record(`D1 rows: ${c.change}`, `${c.d1.rowsRead} read, ${c.d1.rowsWritten} written`, "(printed)", null);
       record("D1 rows per synced change (mean)", `${(d1Read / Math.max(1, synced.length)).toFixed(1)} read, ${(d1Written / Math.max(1, synced.length)).toFixed(1)} written over ${synced.length} changes`, "(printed)", null);
     });
 
     // ---------- 3. quota: the backfill ----------
-    await section("quota (backfill)", async () => {
+    if (wants("quota")) await section("quota (backfill)", async () => {
       const allowed = (HL_MAX / (HL_INTERVAL_MS / SCALE)) * 1000;
       step(`3/5 quota: backfill of ${DEALS} deals at ×${SCALE} time (allowed ${HL_MAX} per ${HL_INTERVAL_MS / SCALE} ms = ${allowed.toFixed(0)} req/s)`);
       const callsBefore = stack.calls();
@@ -256,7 +288,7 @@ async function runOnStack(stack: Stack): Promise<void> {
 }
 
 // ---------- 5. burst ----------
-await section("burst", async () => {
+if (wants("burst")) await section("burst", async () => {
   step(`5/5 burst: ${BURST} signed webhooks (fresh stack, LOG_LEVEL=debug to observe each message's ack)`);
   const burst: BurstReport = await runBurst(BURST, { drainTimeoutMs: 60_000 + BURST * 100 });
   results["burst"] = burst;
@@ -269,12 +301,14 @@ await section("burst", async () => {
 results["rows"] = rows;
 results["missed"] = missed;
 mkdirSync(resolve(ROOT, "bench"), { recursive: true });
-writeFileSync(resolve(ROOT, "bench/results.json"), JSON.stringify(results, null, 2));
-const w1 = Math.max(...rows.map((r) => r.figure.length));
-const w2 = Math.max(...rows.map((r) => r.measured.length));
+// A partial run (BENCH_ONLY) must not overwrite the full run's figures.
+const resultsFile = only.size === PARTS.length ? "bench/results.json" : `bench/results-${[...only].join("-")}.json`;
+writeFileSync(resolve(ROOT, resultsFile), JSON.stringify(results, null, 2));
+const w1 = Math.max(0, ...rows.map((r) => r.figure.length));
+const w2 = Math.max(0, ...rows.map((r) => r.measured.length));
 console.log("");
 for (const r of rows) console.log(`${r.ok === null ? " " : r.ok ? "✓" : "✗"} ${r.figure.padEnd(w1)}  ${r.measured.padEnd(w2)}  ${r.target}`);
-console.log(`\nwritten: bench/results.json`);
+console.log(`\nwritten: ${resultsFile}`);
 if (missed.length > 0) {
   console.error(`\n${missed.length} target(s) missed:\n${missed.map((m) => `  - ${m}`).join("\n")}`);
   process.exit(1);

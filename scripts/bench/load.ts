@@ -37,13 +37,34 @@ export async function loadTrivial(workerUrl: string, seconds: number, connection
   return toLoad(await autocannon({ url: `${workerUrl}/ping`, connections, duration: seconds }));
 }
 
-/** Makes signed webhooks with unique ids over `opportunityIds` (round robin). */
-export function webhookFactory(locationId: string, opportunityIds: readonly string[], prefix: string): () => { body: string; headers: Record<string, string> } {
+/**
+ * Makes signed webhooks with unique ids over `opportunityIds` (round robin); `type` defaults to
+ * `OpportunityUpdate` (a type the sync engine ignores makes its consumer ack at once).
+ */
+export function webhookFactory(locationId: string, opportunityIds: readonly string[], prefix: string, type?: string): () => { body: string; headers: Record<string, string> } {
   let n = 0;
   return () => {
     const i = n++;
-    return signedHighLevelWebhook({ locationId, opportunityId: opportunityIds[i % opportunityIds.length] ?? "missing", webhookId: `${prefix}-${i}` });
+    return signedHighLevelWebhook({ locationId, opportunityId: opportunityIds[i % opportunityIds.length] ?? "missing", webhookId: `${prefix}-${i}`, ...(type === undefined ? {} : { type }) });
   };
+}
+
+/**
+ * Deliveries whose signature is a real Ed25519 signature of another body: the Worker runs the whole
+ * verification and answers 401 (the ingress breakdown's "signature only" variant).
+ */
+export function forgedWebhookFactory(locationId: string, prefix: string): () => { body: string; headers: Record<string, string> } {
+  let n = 0;
+  return () => {
+    const real = signedHighLevelWebhook({ locationId, opportunityId: "forged", webhookId: `${prefix}-${n++}` });
+    const other = signedHighLevelWebhook({ locationId, opportunityId: "forged-other", webhookId: `${prefix}-${n++}` });
+    return { body: real.body, headers: other.headers };
+  };
+}
+
+/** Valid deliveries that all carry the same `webhookId` (after the first: signature + one D1 insert, answered "duplicate"). */
+export function duplicateWebhookFactory(locationId: string, opportunityId: string, webhookId: string): () => { body: string; headers: Record<string, string> } {
+  return () => signedHighLevelWebhook({ locationId, opportunityId, webhookId });
 }
 
 /** `POST /webhooks/highlevel` with real signed bodies (unique webhookIds, fresh timestamps). */

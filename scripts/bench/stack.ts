@@ -183,9 +183,9 @@ let privateKey: KeyObject | null = null;
  * A signed HighLevel `OpportunityUpdate` delivery (unique `webhookId`, fresh `timestamp`), as the
  * sandbox signs one: `x-ghl-signature` = base64 Ed25519 over the raw body.
  */
-export function signedHighLevelWebhook(input: { locationId: string; opportunityId: string; webhookId: string }): { body: string; headers: Record<string, string> } {
+export function signedHighLevelWebhook(input: { locationId: string; opportunityId: string; webhookId: string; type?: string }): { body: string; headers: Record<string, string> } {
   privateKey ??= createPrivateKey(readFileSync(resolve(ROOT, "sandbox/keys/ed25519-private.pem")));
-  const body = JSON.stringify({ type: "OpportunityUpdate", locationId: input.locationId, id: input.opportunityId, webhookId: input.webhookId, timestamp: new Date().toISOString() });
+  const body = JSON.stringify({ type: input.type ?? "OpportunityUpdate", locationId: input.locationId, id: input.opportunityId, webhookId: input.webhookId, timestamp: new Date().toISOString() });
   const signature = sign(null, Buffer.from(body), privateKey).toString("base64");
   return { body, headers: { "content-type": "application/json", "x-ghl-signature": signature } };
 }

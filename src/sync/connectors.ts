@@ -4,6 +4,7 @@
  * in the job's lane. Tests hand the engine their own factory instead.
  */
 import type { Config } from "../config.ts";
+import { AppError } from "../lib/errors.ts";
 import type { Lane } from "../gate/client.ts";
 import { createHighLevelClient, HighLevelError, type HighLevelClient, type HighLevelClientOptions } from "../highlevel/client.ts";
 import { HighLevelTransport } from "../highlevel/http.ts";
@@ -135,7 +136,15 @@ export function highLevelPort(env: Env, config: Config, locationId: string, lane
 /** The production factory: real connectors for an account, in `lane`. */
 export function liveConnectors(env: Env, config: Config): ConnectorFactory {
   return async (account, lane) => {
-    const { connector, credentials } = await fourDegreesConnectorFor(env, config, account.id, lane);
+    // An account without a 4Degrees API key still syncs what needs only HighLevel (the CSV bridge
+    // works with no 4Degrees API at all): its 4Degrees side answers every call with the reason.
+    const fourdegrees = await fourDegreesConnectorFor(env, config, account.id, lane).then(
+      ({ connector, credentials }) => new CachedStructureCrm(connector, env.CACHE, gateKey(credentials)) satisfies DealCrm,
+      (err: unknown) => {
+        if (err instanceof AppError && err.code === "not_found") return unavailableDealCrm(err);
+        throw err;
+      },
+    );
     const stored = await getFourDegreesAccount(env.DB, account.id);
     const actorType = stored?.actor?.type;
     const ourActor: Actor | null =
@@ -143,7 +152,7 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
     const ports = new Map<string, HighLevelAdapter>();
     return {
       // Pipelines, users and fields from KV (shared per workspace), like HighLevel's structure.
-      fourdegrees: new CachedStructureCrm(connector, env.CACHE, gateKey(credentials)),
+      fourdegrees,
       ourActor,
       highlevel(locationId) {
         let port = ports.get(locationId);
@@ -154,5 +163,32 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
         return port;
       },
     };
+  };
+}
+
+/**
+ * The 4Degrees side of an account that has no API key: every call fails with `reason` (a
+ * permanent `not_found` naming how to add a key), so record jobs fail clearly while jobs that
+ * need only HighLevel — CSV import rows — run.
+ */
+export function unavailableDealCrm(reason: AppError): DealCrm {
+  const fail = () => Promise.reject(reason);
+  return {
+    whoAmI: fail,
+    listPipelines: fail,
+    listUsers: fail,
+    listFields: fail,
+    pageDeals: fail,
+    getDeal: fail,
+    createDeal: fail,
+    updateDeal: fail,
+    archiveDeal: fail,
+    listNotes: fail,
+    createNote: fail,
+    updateNote: fail,
+    deleteNote: fail,
+    parseWebhook() {
+      throw reason;
+    },
   };
 }

@@ -9,6 +9,7 @@
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
+import { ControlError, controlBody as body, controlQuery as query } from "../core/control.ts";
 import { FaultSettingsSchema, ScriptedFaultSchema } from "../core/faults.ts";
 import { FourDegreesError } from "./errors.ts";
 import { ContactCreateSchema, DealCreateSchema, DealPatchSchema, EVENT_TYPES, NoteCreateSchema, NotePatchSchema, type Actor } from "./model.ts";
@@ -267,17 +268,6 @@ function webhookSettings(sb: FourDegreesSandbox) {
   };
 }
 
-/** A control-API failure: 400 (bad input) or 404 (unknown record). */
-class ControlError extends Error {
-  readonly status: 400 | 404;
-  readonly issues: string[] | undefined;
-  constructor(status: 400 | 404, message: string, issues?: string[]) {
-    super(message);
-    this.status = status;
-    this.issues = issues;
-  }
-}
-
 function respond(body: unknown, status: number): Response {
   return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 }
@@ -291,27 +281,3 @@ function actorOf(sb: FourDegreesSandbox, c: Context): Actor {
   return sb.userActor(as);
 }
 
-async function body<T extends z.ZodType>(c: Context, schema: T): Promise<z.output<T>> {
-  const text = await c.req.text();
-  let json: unknown = {};
-  if (text.trim() !== "") {
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new ControlError(400, "body must be JSON");
-    }
-  }
-  const result = schema.safeParse(json);
-  if (!result.success) throw new ControlError(400, "invalid body", issues(result.error));
-  return result.data;
-}
-
-function query<T extends z.ZodType>(c: Context, schema: T): z.output<T> {
-  const result = schema.safeParse(c.req.query());
-  if (!result.success) throw new ControlError(400, "invalid query", issues(result.error));
-  return result.data;
-}
-
-function issues(error: z.ZodError): string[] {
-  return error.issues.map((i) => `${i.path.map(String).join(".") || "body"}: ${i.message}`);
-}

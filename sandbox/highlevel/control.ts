@@ -8,37 +8,12 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { z } from "zod";
 import type { SandboxClock } from "../core/clock.ts";
+import { ControlError, controlBody as body } from "../core/control.ts";
 import { FaultSettingsSchema, ScriptedFaultSchema } from "../core/faults.ts";
 import { GhlError } from "./errors.ts";
 import type { HighLevelSandbox } from "./index.ts";
 import { renderContact, renderNote, renderOpportunity } from "./render.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
-
-/** A control-API failure: 400 (bad input) or 404 (unknown record). */
-class ControlError extends Error {
-  readonly status: 400 | 404;
-  readonly issues: string[] | undefined;
-  constructor(status: 400 | 404, message: string, issues?: string[]) {
-    super(message);
-    this.status = status;
-    this.issues = issues;
-  }
-}
-
-async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
-  const text = await c.req.text();
-  let json: unknown = {};
-  if (text.trim() !== "") {
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new ControlError(400, "body must be JSON");
-    }
-  }
-  const r = schema.safeParse(json);
-  if (!r.success) throw new ControlError(400, "invalid body", r.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`));
-  return r.data;
-}
 
 const customFields = z.array(z.object({ id: z.string().optional(), key: z.string().optional(), field_value: z.unknown() }).strict()).optional();
 

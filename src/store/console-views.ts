@@ -4,26 +4,7 @@
  * filters offer; and the report's per-stage win probabilities (migration 0005).
  */
 import { z } from "zod";
-import type { SyncEvent } from "./sync-events.ts";
-
-const EventRow = z.object({
-  id: z.number(),
-  account_id: z.string(),
-  at: z.number(),
-  kind: z.string(),
-  direction: z.string().nullable(),
-  fd_id: z.string().nullable(),
-  hl_id: z.string().nullable(),
-  outcome: z.string(),
-  detail_json: z.string(),
-});
-const Detail = z.record(z.string(), z.unknown());
-
-function toEvent(raw: unknown): SyncEvent {
-  const r = EventRow.parse(raw);
-  const detail = Detail.safeParse(JSON.parse(r.detail_json));
-  return { id: r.id, accountId: r.account_id, at: r.at, kind: r.kind, direction: r.direction, fdId: r.fd_id, hlId: r.hl_id, outcome: r.outcome, detail: detail.success ? detail.data : {} };
-}
+import { toEvent, type SyncEvent } from "./sync-events.ts";
 
 /** Filters of the activity page (all optional). */
 export interface ActivityFilter {

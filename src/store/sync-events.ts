@@ -33,7 +33,8 @@ const EventRow = z.object({
 });
 const Detail = z.record(z.string(), z.unknown());
 
-function toEvent(raw: unknown): SyncEvent {
+/** Row mapper of `sync_events` (shared with the console's read queries). */
+export function toEvent(raw: unknown): SyncEvent {
   const r = EventRow.parse(raw);
   return { id: r.id, accountId: r.account_id, at: r.at, kind: r.kind, direction: r.direction, fdId: r.fd_id, hlId: r.hl_id, outcome: r.outcome, detail: Detail.parse(JSON.parse(r.detail_json)) };
 }

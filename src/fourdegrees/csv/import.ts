@@ -10,7 +10,7 @@
  * engine is idempotent per key + hash) instead of losing rows.
  */
 import type { QueueMessage } from "../../sync/messages.ts";
-import { IMPORT_CHUNK, knownRowHashes, recordImportedRows, saveImportReport } from "../../store/imports.ts";
+import { IMPORT_CHUNK, knownRowHashes, recordImportedRows, saveImportReport, type ImportReport } from "../../store/imports.ts";
 import { decodeCsvBytes, parseCsv } from "./parse.ts";
 import { contentHash, resolveColumns, validateRow, type CsvField, type HeaderMap, type RowOptions, type ValidRow } from "./rows.ts";
 
@@ -27,24 +27,15 @@ export interface ImportInput {
   delimiter?: string;
 }
 
-/** The answer to an import: counts of rows queued per action, unchanged rows and every skipped row. */
-export interface ImportResult {
-  importId: string;
-  accountId: string;
-  filename: string | null;
+/**
+ * The answer to an import: the stored report's counts (rows queued per action — `created`, `updated`,
+ * `linked` — rows identical to their last import as `unchanged`, every skipped row with its line and
+ * reason) plus how the file was read.
+ */
+export interface ImportResult extends Omit<ImportReport, "startedAt" | "finishedAt"> {
   delimiter: string;
   /** field → the header it was read from. */
   columns: Partial<Record<CsvField, string>>;
-  rows: number;
-  /** New rows queued to create a HighLevel opportunity. */
-  created: number;
-  /** Rows changed since their last import, queued to update. */
-  updated: number;
-  /** New rows naming an existing HighLevel opportunity (its "HighLevel ID"), queued to link. */
-  linked: number;
-  /** Rows identical to their last import: nothing queued. */
-  unchanged: number;
-  skipped: Array<{ line: number; reason: string }>;
   queued: number;
 }
 

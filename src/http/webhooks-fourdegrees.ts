@@ -70,7 +70,8 @@ export const fourDegreesWebhooks = new Hono<AppEnv>().post(
       throw new AppError("upstream_unavailable", "could not record the delivery; retry later", { cause });
     }
     if (receipt === "duplicate") {
-      log.info({ event: "webhook.duplicate", outcome: "skipped", webhook_id: webhookId, type: event.type });
+      // Debug, not info: replays are routine and cost nothing; one info line per accepted event.
+      log.debug({ event: "webhook.duplicate", outcome: "skipped", webhook_id: webhookId, type: event.type });
       return c.json({ ok: true, duplicate: true });
     }
 

@@ -9,8 +9,8 @@ import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../lib/errors.ts";
 import { handleInstallEvent, handleUninstallEvent } from "../highlevel/install.ts";
 import { AppEventSchema, bodyDigest, eventTime, verifyHighLevelSignature, WEBHOOK_MAX_AGE_MS, WebhookEnvelopeSchema } from "../highlevel/webhooks.ts";
-import { getConnection, locationConnectionId } from "../store/connections.ts";
-import { deferReceipt, forgetReceipt, recordReceipt, wasDeferred } from "../store/webhook-receipts.ts";
+import { connectionExistsStatement, locationConnectionId } from "../store/connections.ts";
+import { deferReceipt, forgetReceipt, recordReceipt, recordReceiptAndRead, wasDeferred, type Receipt } from "../store/webhook-receipts.ts";
 import type { QueueMessage } from "../sync/messages.ts";
 import type { AppEnv } from "./context.ts";
 
@@ -74,26 +74,41 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
       log.info({ event: "webhook.deferred_retry", outcome: "ok", age_ms: now - at, ...fields });
     }
 
+    const app = AppEventSchema.safeParse(json);
+    const delivery: Receipt = { provider: "highlevel", webhookId, eventType: event.type, scopeId: locationId ?? event.companyId ?? null, receivedAt: now };
     let receipt: "new" | "duplicate";
+    /** Whether the event's location has a connection (location events only). */
+    let knownLocation = false;
     try {
-      receipt = await recordReceipt(c.env.DB, { provider: "highlevel", webhookId, eventType: event.type, scopeId: locationId ?? event.companyId ?? null, receivedAt: now });
+      if (!app.success && locationId) {
+        // The receipt and the location's connection read in ONE D1 round trip: each round trip
+        // is most of a delivery's cost (docs/benchmarks.md, ingress breakdown).
+        const out = await recordReceiptAndRead(c.env.DB, delivery, connectionExistsStatement(c.env.DB, locationConnectionId(locationId)));
+        receipt = out.receipt;
+        knownLocation = out.rows.length > 0;
+      } else {
+        receipt = await recordReceipt(c.env.DB, delivery);
+      }
     } catch (err) {
       log.error({ event: "webhook.receipt_failed", outcome: "retry", error: err, ...fields });
+      // Nothing was recorded (the batch is one transaction); remember the 429 if D1 still takes a
+      // write, so the retry (past the freshness window by then) is accepted.
+      await deferReceipt(c.env.DB, "highlevel", webhookId, now).catch((e: unknown) => log.error({ event: "webhook.defer_failed", error: e, outcome: "failed", ...fields }));
       throw tryAgain("database unavailable");
     }
     if (receipt === "duplicate") {
-      log.info({ event: "webhook.duplicate", outcome: "skipped", ...fields });
+      // Debug, not info: replays are routine (HighLevel re-sends) and cost nothing; one info line per accepted event.
+      log.debug({ event: "webhook.duplicate", outcome: "skipped", ...fields });
       return c.json({ ok: true, status: "duplicate" });
     }
 
     try {
-      const app = AppEventSchema.safeParse(json);
       if (app.success) {
         if (app.data.type === "UNINSTALL") await handleUninstallEvent(c.env, app.data, log);
         else await handleInstallEvent(c.env, c.var.config, app.data, log);
         return c.json({ ok: true, status: "accepted" });
       }
-      if (!locationId || !(await getConnection(c.env.DB, locationConnectionId(locationId)))) {
+      if (!locationId || !knownLocation) {
         // Accepted so HighLevel does not retry an event we cannot use; visible in the logs.
         log.warn({ event: "webhook.unknown_location", outcome: "skipped", ...fields });
         return c.json({ ok: true, status: "ignored" });

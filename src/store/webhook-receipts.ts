@@ -15,13 +15,27 @@ export interface Receipt {
   receivedAt: number;
 }
 
+function insertReceipt(db: D1Database, receipt: Receipt): D1PreparedStatement {
+  return db
+    .prepare("INSERT INTO webhook_receipts (provider, webhook_id, event_type, scope_id, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, webhook_id) DO NOTHING")
+    .bind(receipt.provider, receipt.webhookId, receipt.eventType, receipt.scopeId, receipt.receivedAt);
+}
+
 /** Records a delivery: `"new"` the first time this (provider, webhookId) is seen, else `"duplicate"`. */
 export async function recordReceipt(db: D1Database, receipt: Receipt): Promise<"new" | "duplicate"> {
-  const result = await db
-    .prepare("INSERT INTO webhook_receipts (provider, webhook_id, event_type, scope_id, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, webhook_id) DO NOTHING")
-    .bind(receipt.provider, receipt.webhookId, receipt.eventType, receipt.scopeId, receipt.receivedAt)
-    .run();
+  const result = await insertReceipt(db, receipt).run();
   return result.meta.changes > 0 ? "new" : "duplicate";
+}
+
+/**
+ * Records a delivery and runs one read (`lookup`) in the same D1 round trip (`db.batch`, one
+ * transaction): the ingress needs both, and each round trip to D1 is most of a webhook's cost.
+ * Returns the receipt's outcome and the lookup's rows. Throws when either fails (then neither ran).
+ */
+export async function recordReceiptAndRead(db: D1Database, receipt: Receipt, lookup: D1PreparedStatement): Promise<{ receipt: "new" | "duplicate"; rows: unknown[] }> {
+  const [inserted, read] = await db.batch([insertReceipt(db, receipt), lookup]);
+  if (!inserted || !read) throw new Error("D1 batch answered fewer results than statements");
+  return { receipt: inserted.meta.changes > 0 ? "new" : "duplicate", rows: read.results };
 }
 
 /**

@@ -620,11 +620,20 @@ export class SyncEngine {
     const prior = await getWrite(this.db, { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${opp.id}`, changeHash: "create" });
     for (const candidate of [claimed, prior?.targetId ?? null]) {
       if (!candidate) continue;
-      if (await hasTombstone(this.db, this.account.id, "fourdegrees", candidate)) return { ...blank(candidate, opp.id), outcome: "skipped", reason: `the 4Degrees deal ${candidate} it was linked to is deleted` };
-      const deal = await this.deps.fourdegrees.getDeal(candidate);
+      const tombstoned = await hasTombstone(this.db, this.account.id, "fourdegrees", candidate);
+      const deal = tombstoned ? null : await this.deps.fourdegrees.getDeal(candidate);
       // Ours (created from this opportunity): the merge base is the deal as created, if still so.
       const ours = candidate === prior?.targetId || deal?.externalRefs.some((r) => r.system === "highlevel" && r.id === opp.id) === true;
       if (deal && !deal.archivedAt) return this.#linkAndSync(deal, opp, locationId, ours ? await this.#asCreatedDeal(deal) : null);
+      // The deal this opportunity stands for (its external-id field, or our create) was deleted —
+      // confirmed by a re-read now or when it was tombstoned — before their link was saved (e.g. a
+      // crash after the create, then the user archived the deal): the pair's delete, per the
+      // account's policy. Never a new deal resurrecting it, never an opportunity left behind.
+      const existing = await findLink(this.db, this.account.id, "fourdegrees", candidate);
+      if (existing && existing.hlOpportunityId !== opp.id) return { ...blank(candidate, opp.id), outcome: "skipped", reason: `the 4Degrees deal ${candidate} it was linked to is deleted` };
+      const link: Link = { accountId: this.account.id, fdDealId: candidate, hlOpportunityId: opp.id, hlLocationId: locationId, hlContactId: opp.contactId ?? null, state: "active", base: {}, fdUpdatedAt: null, fdVersion: null, hlUpdatedAt: null, syncedAt: this.deps.now(), deletedSide: null };
+      if (!this.account.testMode) await saveLink(this.db, link, this.deps.now());
+      return this.#applyDelete(link, "fourdegrees");
     }
     if (this.account.testMode) return { ...blank(null, opp.id), outcome: "test_mode", direction: "to_fourdegrees", writes: [{ side: "fourdegrees", op: "create", id: null }], detail: { create: t.canonical } };
     const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${opp.id}`, changeHash: "create" };

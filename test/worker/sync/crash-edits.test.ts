@@ -98,6 +98,29 @@ describe("user edits between a create and its saved link", () => {
     expect([...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Short Lived")).toEqual([]);
   });
 
+  it("a deal archived after its opportunity was created, before the link was saved, deletes the opportunity instead of getting a new deal", async () => {
+    let world: World | null = null;
+    let dealId = "";
+    let crashes = 1;
+    const w = await createWorld(routes, {
+      account: { deletePolicy: "propagate" },
+      hooks: {
+        afterCreate: (side) => {
+          if (side !== "highlevel" || crashes-- <= 0 || !world) return;
+          world.sb.fourdegrees.archiveDealAsUser(dealId);
+          throw new Error("simulated crash after the HighLevel create");
+        },
+      },
+    });
+    world = w;
+    dealId = newDeal(w, { name: "Archived Early", stage: "Sourced", amountMinor: 3_00 }).id;
+    await w.settle();
+
+    expect(crashes).toBe(0);
+    expect([...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Archived Early")).toEqual([]);
+    expect(w.sb.fourdegrees.deals().filter((d) => d.name === "Archived Early" && !d.archived_at)).toEqual([]);
+  });
+
   it("a HighLevel note edited while its 4Degrees copy's job crashed ends as one copy with the edited text", async () => {
     let world: World | null = null;
     let armed = false;

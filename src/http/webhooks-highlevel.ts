@@ -104,9 +104,10 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
 
     try {
       if (app.success) {
+        // App lifecycle events are applied here and now (connections created / retired), not queued.
         if (app.data.type === "UNINSTALL") await handleUninstallEvent(c.env, app.data, log);
         else await handleInstallEvent(c.env, c.var.config, app.data, log);
-        return c.json({ ok: true, status: "accepted" });
+        return c.json({ ok: true, status: "applied" });
       }
       if (!locationId || !knownLocation) {
         // Accepted so HighLevel does not retry an event we cannot use; visible in the logs.

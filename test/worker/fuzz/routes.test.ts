@@ -79,7 +79,8 @@ async function receiptExists(provider: "highlevel" | "fourdegrees", webhookId: s
 
 /**
  * The webhook half of "never a half-written row": the delivery's receipt exists iff the answer was
- * 2xx; a fresh accepted delivery for a synced scope enqueued exactly one message with its id.
+ * 2xx; a fresh accepted delivery for a synced scope enqueued exactly one message with its id
+ * (app INSTALL / UNINSTALL events answer "applied": handled at once, nothing queued).
  */
 async function expectWholeDelivery(provider: "highlevel" | "fourdegrees", webhookId: string, existedBefore: boolean, res: Response, enqueues: boolean): Promise<void> {
   const receipt = await receiptExists(provider, webhookId);

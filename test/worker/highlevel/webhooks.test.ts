@@ -189,6 +189,7 @@ describe("POST /webhooks/highlevel", () => {
     const body = fresh(AppUninstall);
     const res = await h.post(body, { "x-ghl-signature": await sign(body) });
     expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "applied" });
     const row = await getConnection(env.DB, locationConnectionId(locationId));
     expect(row?.status).toBe("uninstalled");
     expect(row?.accessTokenEnc).toBeNull();

@@ -65,9 +65,12 @@ export function laneCap(total: number, lane: Lane): number {
 }
 
 interface Grant {
+  /** When the grant's window slot starts: the grant, then — once reported — the answer. */
   at: number;
   /** The lane that took it; `null` = padding from the provider's headers or a 429. */
   lane: Lane | null;
+  /** The permit, until its answer is reported. */
+  permitId?: string;
 }
 
 interface Permit {
@@ -183,7 +186,7 @@ export class RateBudget {
     if (this.inflight.size >= concurrencyCap) return { ok: false, retryAfterMs: CONCURRENCY_RETRY_MS, reason: `concurrency cap for lane ${lane} reached (${this.inflight.size} in flight)` };
 
     const permitId = newId();
-    this.grants.push({ at: now, lane });
+    this.grants.push({ at: now, lane, permitId });
     this.inflight.set(permitId, { lane, grantedAt: now, intervalMs });
     this.snapshotState.dailyUsed++;
     if (this.snapshotState.dailyRemaining !== null) this.snapshotState.dailyRemaining = Math.max(0, this.snapshotState.dailyRemaining - 1);
@@ -204,6 +207,18 @@ export class RateBudget {
     this.rollDay(now);
     const permit = this.inflight.get(permitId);
     this.inflight.delete(permitId);
+    // The provider saw the call somewhere between the grant and this answer. Restarting the slot at
+    // the answer keeps a call that was delayed on its way (event loop, network) from arriving
+    // inside a provider window the gate already thought it had left: any window the provider
+    // counts then holds at most `max` calls, whatever the delays, with only the small margin.
+    const grant = this.grants.find((g) => g.permitId === permitId);
+    if (grant) {
+      delete grant.permitId;
+      if (now > grant.at) {
+        grant.at = now;
+        this.grants.sort((a, b) => a.at - b.at);
+      }
+    }
     const lane = permit?.lane ?? "live";
     const intervalFromHeader = intHeader(result.headers, "x-ratelimit-interval-milliseconds");
     const intervalMs = intervalFromHeader ?? permit?.intervalMs ?? this.lastLimits?.burst.intervalMs ?? 10_000;

@@ -30,6 +30,20 @@ describe("RateBudget", () => {
     expect(b.acquire("live", wide, T0 + 10_000 + SAFETY_MS + 1, id).ok).toBe(true);
   });
 
+  it("security: a call answered late holds its window slot from its answer, so a delayed call cannot land in a provider window with a full burst", () => {
+    const b = new RateBudget();
+    const permits = grantMany(b, 100, "live", T0);
+    expect(permits).toHaveLength(100);
+    // 99 answered at once; one was delayed on its way and answered 4 s later.
+    for (const p of permits.slice(0, 99)) b.report(p, { status: 200, headers: {} }, T0);
+    b.report(permits[99]!, { status: 200, headers: {} }, T0 + 4_000);
+    // When the window of the first 99 has drained, the delayed call still counts: 99 more, not 100.
+    const later = T0 + 10_000 + SAFETY_MS + 1;
+    expect(grantMany(b, 150, "live", later)).toHaveLength(99);
+    // …and its slot frees one interval (plus the margin) after its answer.
+    expect(b.acquire("live", wide, T0 + 4_000 + 10_000 + SAFETY_MS + 1, id).ok).toBe(true);
+  });
+
   it("happy: lanes are priorities with a small reserve: backfill fills all but 5, reconcile all but 3, live the rest", () => {
     const b = new RateBudget();
     const slice = Math.floor((10_000 + SAFETY_MS) / PACE_SLICES);

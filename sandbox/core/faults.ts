@@ -30,6 +30,15 @@ export const FaultSettingsSchema = z
 
 export type FaultSettings = z.output<typeof FaultSettingsSchema>;
 
+function isRegExp(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const ScriptedFaultSchema = z
   .object({
     /** How many matching requests fail. */
@@ -38,7 +47,7 @@ export const ScriptedFaultSchema = z
     status: z.number().int().min(0).max(599),
     method: z.string().toUpperCase().optional(),
     /** A regular expression the request path must match. */
-    path: z.string().optional(),
+    path: z.string().refine(isRegExp, "path must be a valid regular expression").optional(),
     /** Seconds for a `Retry-After` header on the fault answer. */
     retryAfter: z.number().int().min(0).optional(),
   })

@@ -455,7 +455,9 @@ describe("4Degrees sandbox: faults", () => {
     expect(bad.status).toBe(400);
     expect(bad.json.issues[0]).toContain("errorRate");
     expect((await h.control("PUT", "/faults", "nope")).status).toBe(400);
-    expect((await h.control("POST", "/faults/script", { status: 500, path: "(" })).status).toBe(400);
+    const badPath = await h.control("POST", "/faults/script", { status: 500, path: "(" });
+    expect(badPath.status).toBe(400);
+    expect(badPath.json.issues).toContain("path: path must be a valid regular expression");
   });
 
   it("happy: the request log records method, route, status, Idempotency-Key and If-Match", async () => {

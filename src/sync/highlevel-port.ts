@@ -4,6 +4,7 @@
  * any implementation. Shapes are the connector's parsed HighLevel shapes (src/highlevel/schemas.ts):
  * the engine translates them to its canonical record in src/sync/mapping.ts and nowhere else.
  */
+import type { CreateOpportunityInput } from "../highlevel/opportunities.ts";
 import type { Contact, Note as HlNote, Opportunity, Pipeline as HlPipeline, User as HlUser } from "../highlevel/schemas.ts";
 import type { Page } from "./port.ts";
 
@@ -15,16 +16,12 @@ export interface CustomFieldInput {
   field_value: string | number | boolean | string[] | null;
 }
 
-/** Body of `POST /opportunities/`. */
-export interface OpportunityCreate {
-  pipelineId: string;
+/**
+ * Body of `POST /opportunities/`: the client's create input, naming its location (the engine works
+ * across locations) and writing custom fields by id only.
+ */
+export interface OpportunityCreate extends Omit<CreateOpportunityInput, "customFields"> {
   locationId: string;
-  name: string;
-  status: "open" | "won" | "lost" | "abandoned";
-  contactId: string;
-  pipelineStageId?: string;
-  monetaryValue?: number;
-  assignedTo?: string;
   customFields?: CustomFieldInput[];
 }
 

@@ -5,26 +5,19 @@
  * space-separated signatures while secrets rotate. The key is the base64-decoded part after
  * `whsec_`. WebCrypto only, so it runs in workerd and Node alike.
  */
+import { fromBase64, toBase64 } from "../core/base64.ts";
 
 /** Decodes a `whsec_<base64>` secret to its HMAC key bytes (a secret without the prefix is used as base64 too). */
 export function secretKeyBytes(secret: string): Uint8Array<ArrayBuffer> {
   const b64 = secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret;
-  let binary: string;
+  let bytes: Uint8Array<ArrayBuffer>;
   try {
-    binary = atob(b64);
+    bytes = fromBase64(b64);
   } catch {
     throw new Error("a webhook secret must be whsec_ followed by base64");
   }
-  if (binary.length === 0) throw new Error("a webhook secret must not be empty");
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  if (bytes.length === 0) throw new Error("a webhook secret must not be empty");
   return bytes;
-}
-
-function toBase64(bytes: ArrayBuffer): string {
-  let binary = "";
-  for (const b of new Uint8Array(bytes)) binary += String.fromCharCode(b);
-  return btoa(binary);
 }
 
 /** `v1,<base64 HMAC>` of `{id}.{timestamp}.{body}` under one secret. */

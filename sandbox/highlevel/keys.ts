@@ -4,6 +4,10 @@
  * The Worker trusts the matching public keys in local dev and tests (.dev.vars.example, test/bindings.ts).
  */
 
+import { fromBase64, toBase64 } from "../core/base64.ts";
+
+export { fromBase64, toBase64 };
+
 /** sandbox/keys/ed25519-private.pem — signs `x-ghl-signature`. */
 export const ED25519_PRIVATE_PEM = `-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIFH7myq9HBBS9SXNqtcsEb3U3GftOWTFUYPA568j+ZvP
@@ -55,26 +59,9 @@ r/YC3tsJODNFO/ZyMpyP0y29zLJ8POeUjIQL4BEync5mGnaAsay9ovtudH2Wt91m
 AQIDAQAB
 -----END PUBLIC KEY-----`;
 
-
-/** Bytes of a standard base64 string. */
-export function fromBase64(b64: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 /** The DER bytes inside a PEM block. */
 export function pemToDer(pem: string): Uint8Array<ArrayBuffer> {
   return fromBase64(pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, "").replace(/\s+/g, ""));
-}
-
-/** Standard base64 of bytes. */
-export function toBase64(bytes: ArrayBuffer | Uint8Array): string {
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  let bin = "";
-  for (let i = 0; i < view.length; i++) bin += String.fromCharCode(view[i]!);
-  return btoa(bin);
 }
 
 const RSA_ALGORITHM = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;

@@ -84,7 +84,8 @@ export const fourDegreesWebhooks = new Hono<AppEnv>().post(
       log.error({ event: "webhook.enqueue_failed", outcome: "retry", webhook_id: webhookId, error: cause });
       throw new AppError("upstream_unavailable", "could not enqueue the delivery; retry later", { cause });
     }
-    log.info({ event: "webhook.accepted", outcome: "ok", webhook_id: webhookId, type: event.type, workspace: event.workspace_id, fourdegrees_id: typeof event.data.object["id"] === "string" ? event.data.object["id"] : null });
+    // Debug: the consumer's `queue.batch` and `sync.record` lines are the operator's record (see the HighLevel route).
+    log.debug({ event: "webhook.accepted", outcome: "ok", webhook_id: webhookId, type: event.type, workspace: event.workspace_id, fourdegrees_id: typeof event.data.object["id"] === "string" ? event.data.object["id"] : null });
     return c.json({ ok: true, duplicate: false });
   },
 );

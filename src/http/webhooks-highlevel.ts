@@ -124,7 +124,11 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
       log.error({ event: "webhook.enqueue_failed", outcome: "retry", error: err, ...fields });
       throw tryAgain("queue or database unavailable");
     }
-    log.info({ event: "webhook.accepted", outcome: "ok", ...fields });
+    // Debug, like duplicates: the consumer's `queue.batch` line counts accepted events and each record
+    // job logs its `sync.record` line at info — one line per change, not one per delivery (a HighLevel
+    // change fans out into 2–3 deliveries; per-delivery lines are what `wrangler tail` drowns in
+    // during a burst and what Workers Logs bills). docs/benchmarks.md, ingress breakdown.
+    log.debug({ event: "webhook.accepted", outcome: "ok", ...fields });
     return c.json({ ok: true, status: "accepted" });
   },
 );

@@ -29,11 +29,19 @@ export function backoffSeconds(attempts: number, random = Math.random): number {
 /** Processes one batch. Messages of one batch run sequentially to keep per-record order. */
 export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, config: Config, handlers: Handlers): Promise<void> {
   const log = createLogger(config.LOG_LEVEL, { queue: batch.queue });
+  const batchStarted = Date.now();
+  /** Outcomes of the batch by message kind, for its one `queue.batch` info line. */
+  const tally: Record<string, { ack: number; retry: number; failed: number }> = {};
+  const count = (kind: string, outcome: "ack" | "retry" | "failed") => {
+    const t = (tally[kind] ??= { ack: 0, retry: 0, failed: 0 });
+    t[outcome]++;
+  };
   for (const message of batch.messages) {
     const parsed = QueueMessageSchema.safeParse(message.body);
     if (!parsed.success) {
       log.error({ event: "queue.invalid_message", outcome: "failed", message_id: message.id, issues: parsed.error.issues.slice(0, 5) });
       message.ack();
+      count("invalid", "failed");
       continue;
     }
     const msg = parsed.data;
@@ -41,6 +49,7 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
     if (!handler) {
       log.warn({ event: "queue.no_handler", kind: msg.kind, outcome: "skipped", message_id: message.id });
       message.ack();
+      count(msg.kind, "failed");
       continue;
     }
     const started = Date.now();
@@ -56,18 +65,24 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
     switch (outcome.kind) {
       case "ack":
         message.ack();
+        count(msg.kind, "ack");
         log.debug({ event: "queue.ack", kind: msg.kind, outcome: "ok", duration_ms, message_id: message.id });
         break;
       case "retry": {
         const delaySeconds = outcome.delaySeconds ?? backoffSeconds(message.attempts);
         message.retry({ delaySeconds });
+        count(msg.kind, "retry");
         log.warn({ event: "queue.retry", kind: msg.kind, outcome: "retry", reason: outcome.reason, delay_s: delaySeconds, attempts: message.attempts, duration_ms, message_id: message.id });
         break;
       }
       case "permanent":
         message.ack();
+        count(msg.kind, "failed");
         log.error({ event: "queue.permanent_failure", kind: msg.kind, outcome: "failed", reason: outcome.reason, duration_ms, message_id: message.id });
         break;
     }
   }
+  // One line per batch: what `wrangler tail` shows of the queue's throughput (accepted webhooks
+  // are logged here, counted, rather than one line per delivery at the ingress).
+  log.info({ event: "queue.batch", outcome: "ok", messages: batch.messages.length, kinds: tally, duration_ms: Date.now() - batchStarted });
 }

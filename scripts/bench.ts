@@ -125,7 +125,7 @@ if (needsStack) step(`starting the sandbox and the Worker (HighLevel limits time
 let stack: Stack | null = null;
 if (needsStack) await section("stack start", async () => {
   stack = await startStack({
-    vars: { HIGHLEVEL_RATE_SCALE: String(SCALE), D1_METER: "true", FOURDEGREES_RATE_PER_SECOND: "1000", FOURDEGREES_CONCURRENCY: "10" },
+    vars: { ...(env["BENCH_LOG_LEVEL"] ? { LOG_LEVEL: env["BENCH_LOG_LEVEL"] } : {}), HIGHLEVEL_RATE_SCALE: String(SCALE), D1_METER: "true", FOURDEGREES_RATE_PER_SECOND: "1000", FOURDEGREES_CONCURRENCY: "10" },
     // 4Degrees is not the subject of the quota figure: its budget is wide on both sides.
     sandboxSettings: { HIGHLEVEL_RATE_LIMIT_MAX: String(HL_MAX), HIGHLEVEL_RATE_LIMIT_INTERVAL_MS: String(Math.round(HL_INTERVAL_MS / SCALE)), FOURDEGREES_RATE_LIMIT: "100000" },
     beforeSubscribe: (sb, demo) => {

@@ -45,7 +45,8 @@ export default {
   async queue(batch, rawEnv): Promise<void> {
     const env = withMeter(rawEnv);
     const config = loadConfig(env);
-    // Both queues arrive here: dead letters are recorded (replayable), everything else is handled.
+    // Every queue arrives here: dead letters are recorded (replayable); the live and the bulk queue
+    // (src/sync/queues.ts) share the handlers, so a message in either is handled the same way.
     if (batch.queue === "sync-events-dlq") await consumeDeadLetters(batch, env, config);
     else await consumeBatch(batch, env, config, handlers);
   },

@@ -90,7 +90,7 @@ export const csv = new Hono<AppEnv>()
       if (!options.success) throw new AppError("bad_request", "invalid import options", { details: zodIssues(options.error) });
       const o = options.data;
       if (!(await accountExists(c.env.DB, o.account))) throw new AppError("not_found", `account ${o.account} does not exist`);
-      const result = await importDealCsv(c.env.DB, c.env.SYNC_QUEUE, {
+      const result = await importDealCsv(c.env.DB, c.env.BULK_QUEUE, {
         accountId: o.account,
         filename,
         bytes,

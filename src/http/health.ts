@@ -17,6 +17,7 @@ export const health = new Hono<AppEnv>().get("/ping", (c) => c.text("pong")).get
     DB: await probeDatabase(c.env.DB),
     CACHE: await probeCache(c.env.CACHE),
     SYNC_QUEUE: { ok: typeof c.env.SYNC_QUEUE?.send === "function" },
+    BULK_QUEUE: { ok: typeof c.env.BULK_QUEUE?.send === "function" },
     SYNC_DLQ: { ok: typeof c.env.SYNC_DLQ?.send === "function" },
     GATE: await gate,
   };

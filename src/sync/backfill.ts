@@ -1,10 +1,13 @@
 /**
  * Backfill: on connect and on demand, page both sides and link or create what is missing.
  *
- * One queue message = one page; the checkpoint (phase, pipeline, cursor, counters) is saved in D1
- * after every page and the next page is a new message, so a crash, a deploy or a rate limit resumes
- * exactly where it stopped, and no invocation runs long or exceeds the subrequest limit. Calls go
- * through the gate's `backfill` lane, below live changes and reconcile.
+ * The checkpoint (phase, pipeline, cursor, counters) is saved in D1 after every page, so a crash, a
+ * deploy or a rate limit resumes exactly where it stopped. One queue message (on the bulk queue,
+ * src/sync/queues.ts) runs pages one after another for up to `BACKFILL_MESSAGE_BUDGET_MS` or
+ * `BACKFILL_MESSAGE_MAX_CALLS` provider calls, then hands over to a new message, so no invocation
+ * runs long or nears the subrequest limit, and the hand-over gap (a queue round trip, about a
+ * second locally) is paid once per message, not once per page. Calls go through the gate's
+ * `backfill` lane, below live changes and reconcile.
  *
  * Phase 1 pages 4Degrees deals per mapped pipeline: linked → re-synced; else matched (ledger,
  * `externalRefs`, the HighLevel external-id field, then exact name + contact email; several
@@ -20,8 +23,18 @@ import { SyncEngine, type EngineDeps, type JobResult } from "./engine.ts";
 import { countCalls, type JobDeps } from "./jobs.ts";
 import type { QueueMessage } from "./messages.ts";
 
-/** Records per page: well under a Worker invocation's subrequest limit (about 4 calls per record). */
+/** Records per page (the unit of the checkpoint). */
 export const BACKFILL_PAGE_SIZE = 50;
+
+/** Wall time one backfill message keeps starting pages before it hands over to the next message. */
+export const BACKFILL_MESSAGE_BUDGET_MS = 20_000;
+
+/**
+ * Provider calls after which a message starts no further page. Each call is about three
+ * subrequests (gate permit, the fetch, gate report); a page is at most ~300 calls (6 per record),
+ * so a message stays near 5,000 subrequests, half of a Workers Paid invocation's 10,000.
+ */
+export const BACKFILL_MESSAGE_MAX_CALLS = 1_200;
 
 /**
  * Records of a page in flight at once. One at a time, a page spent most of its time between
@@ -106,18 +119,39 @@ function tally(run: BackfillRun, r: JobResult): void {
   else if (r.outcome !== "skipped") run.matched++;
 }
 
-/** Processes one page of a backfill run and enqueues the next. */
+/**
+ * Processes pages of a backfill run — one after another while the message's budget lasts — and
+ * enqueues the continuation.
+ */
 export async function runBackfillPage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>, ctx: HandlerContext, deps: JobDeps): Promise<Outcome> {
+  const started = deps.now();
+  let calls = 0;
+  for (;;) {
+    const page = await runOnePage(msg, ctx, deps);
+    calls += page.calls;
+    if (page.outcome) return page.outcome;
+    if (deps.now() - started >= BACKFILL_MESSAGE_BUDGET_MS || calls >= BACKFILL_MESSAGE_MAX_CALLS) break;
+  }
+  await deps.enqueue({ v: 1, kind: "sync.backfill", accountId: msg.accountId, runId: msg.runId });
+  return { kind: "ack" };
+}
+
+/**
+ * One page: `outcome` set = the message ends with it (run finished, stale, paused, retry);
+ * unset = the page is done and checkpointed, and there is more to do.
+ */
+async function runOnePage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>, ctx: HandlerContext, deps: JobDeps): Promise<{ outcome: Outcome | null; calls: number }> {
+  const ack = (calls = 0) => ({ outcome: { kind: "ack" } as const, calls });
   const db = ctx.env.DB;
   const account = await getAccount(db, msg.accountId);
   const run = await getBackfill(db, msg.accountId);
   // A superseded or finished run: this message is stale.
-  if (!account || !run || run.runId !== msg.runId || run.state !== "running") return { kind: "ack" };
-  if (account.status === "paused") return { kind: "ack" }; // resume re-enqueues the checkpoint
+  if (!account || !run || run.runId !== msg.runId || run.state !== "running") return ack();
+  if (account.status === "paused") return ack(); // resume re-enqueues the checkpoint
   const mapping = account.mapping;
   if (!mapping) {
     await saveBackfill(db, { ...run, state: "failed", error: "the account has no mapping" }, deps.now());
-    return { kind: "ack" };
+    return ack();
   }
   const started = deps.now();
   let calls = 0;
@@ -152,7 +186,7 @@ export async function runBackfillPage(msg: Extract<QueueMessage, { kind: "sync.b
       (r) => r?.outcome === "retry",
     );
     const retry = results.find((r) => r?.outcome === "retry");
-    if (retry) return { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 };
+    if (retry) return { outcome: { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 }, calls };
     for (const r of results) {
       if (r) tally(next, r);
       else next.done++;
@@ -181,7 +215,7 @@ export async function runBackfillPage(msg: Extract<QueueMessage, { kind: "sync.b
       (r) => r?.outcome === "retry",
     );
     const retry = results.find((r) => r?.outcome === "retry");
-    if (retry) return { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 };
+    if (retry) return { outcome: { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 }, calls };
     for (const r of results) {
       if (!r) continue;
       tally(next, r);
@@ -201,8 +235,7 @@ export async function runBackfillPage(msg: Extract<QueueMessage, { kind: "sync.b
   ctx.log.info({ event: "sync.backfill", account: account.id, outcome: "ok", phase: run.phase, pipeline: run.pipelineIdx, done: next.done, total: next.total, calls, duration_ms: deps.now() - started });
   if (next.state === "done") {
     await recordEvent(db, { accountId: account.id, kind: "backfill", direction: "both", fdId: null, hlId: null, outcome: "done", detail: { runId: run.runId, done: next.done, created: next.created, matched: next.matched, reviewed: next.reviewed } });
-    return { kind: "ack" };
+    return ack(calls);
   }
-  await deps.enqueue({ v: 1, kind: "sync.backfill", accountId: account.id, runId: run.runId });
-  return { kind: "ack" };
+  return { outcome: null, calls };
 }

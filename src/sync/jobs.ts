@@ -29,6 +29,7 @@ import { clearIfUnchanged, getPending, markDirty, type PendingKind } from "../st
 import { recordEvent } from "../store/sync-events.ts";
 import { runBackfillPage } from "./backfill.ts";
 import { runImportRow } from "./import-rows.ts";
+import { sendMessage } from "./queues.ts";
 import type { ConnectorFactory } from "./connectors.ts";
 import type { Handler, HandlerContext, Handlers, Outcome } from "./consumer.ts";
 import { sha256, stripOrigin, SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
@@ -50,13 +51,11 @@ export interface JobDeps {
   hooks?: EngineDeps["hooks"];
 }
 
-/** Production dependencies: the real connectors and the `SYNC_QUEUE` binding. */
+/** Production dependencies: the real connectors and the queues (live or bulk: src/sync/queues.ts). */
 export function liveJobDeps(env: Env, connectors: ConnectorFactory): JobDeps {
   return {
     connectors,
-    enqueue: async (message, delaySeconds) => {
-      await env.SYNC_QUEUE.send(message, delaySeconds ? { delaySeconds } : undefined);
-    },
+    enqueue: (message, delaySeconds) => sendMessage(env, message, delaySeconds),
     now: () => Date.now(),
     coalesceDelaySeconds: 2,
   };

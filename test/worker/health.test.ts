@@ -7,7 +7,7 @@ describe("GET /healthz", () => {
     expect(res.status).toBe(200);
     const body = await res.json<{ ok: boolean; bindings: Record<string, { ok: boolean }> }>();
     expect(body.ok).toBe(true);
-    expect(Object.keys(body.bindings).sort()).toEqual(["CACHE", "DB", "GATE", "SYNC_DLQ", "SYNC_QUEUE"]);
+    expect(Object.keys(body.bindings).sort()).toEqual(["BULK_QUEUE", "CACHE", "DB", "GATE", "SYNC_DLQ", "SYNC_QUEUE"]);
     for (const [name, probe] of Object.entries(body.bindings)) expect(probe.ok, name).toBe(true);
     expect(res.headers.get("x-request-id")).toBeTruthy();
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");

@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../../http/context.ts";
 import { getBackfill, type BackfillRun } from "../../store/backfill-runs.ts";
 import { beginBackfill, resumeBackfill } from "../../sync/backfill.ts";
+import { sendMessage } from "../../sync/queues.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { Empty, fmtDuration, fmtInt, fmtTime, Layout, NoAccount } from "../ui.tsx";
 
@@ -63,14 +64,14 @@ export const backfillPage = new Hono<AppEnv>()
     if (!account.mapping) return redirectWith(c, "backfill", account.id, { error: "Save a mapping before starting a backfill." });
     const current = await getBackfill(c.env.DB, account.id);
     if (current?.state === "running") return redirectWith(c, "backfill", account.id, { error: "A backfill is already running; resume it or wait for it to finish." });
-    const run = await beginBackfill(c.env.DB, { enqueue: async (m, delaySeconds) => void (await c.env.SYNC_QUEUE.send(m, { contentType: "json", ...(delaySeconds ? { delaySeconds } : {}) })), now: () => Date.now() }, account.id);
+    const run = await beginBackfill(c.env.DB, { enqueue: (m, delaySeconds) => sendMessage(c.env, m, delaySeconds), now: () => Date.now() }, account.id);
     c.var.log.info({ event: "console.backfill_started", account: account.id, run: run.runId, outcome: "ok" });
     return redirectWith(c, "backfill", account.id, { ok: "Backfill started." });
   })
   .post("/backfill/resume", async (c) => {
     const account = await formAccount(c, await c.req.parseBody());
     if (!account) return redirectWith(c, "backfill", null, { error: "account: choose an existing account" });
-    const run = await resumeBackfill(c.env.DB, { enqueue: async (m, delaySeconds) => void (await c.env.SYNC_QUEUE.send(m, { contentType: "json", ...(delaySeconds ? { delaySeconds } : {}) })) }, account.id);
+    const run = await resumeBackfill(c.env.DB, { enqueue: (m, delaySeconds) => sendMessage(c.env, m, delaySeconds) }, account.id);
     if (!run) return redirectWith(c, "backfill", account.id, { error: "There is no backfill to resume." });
     c.var.log.info({ event: "console.backfill_resumed", account: account.id, run: run.runId, outcome: "ok" });
     return redirectWith(c, "backfill", account.id, { ok: run.state === "done" ? "That backfill already finished." : "Backfill resumed from its checkpoint." });

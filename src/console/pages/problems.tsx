@@ -10,6 +10,7 @@ import { getFailure, listFailures, markReplayed, type Failure } from "../../stor
 import { findLink, type Link } from "../../store/links.ts";
 import { listReview, type ReviewItem } from "../../store/sync-events.ts";
 import { QueueMessageSchema, type QueueMessage } from "../../sync/messages.ts";
+import { sendMessage } from "../../sync/queues.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { FailurePreviewer, PREVIEW_LIMIT, type Preview } from "../preview.ts";
 import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
@@ -80,7 +81,7 @@ export function replayMessage(failure: Failure): QueueMessage | null {
 async function replay(c: Context<AppEnv>, failure: Failure): Promise<boolean> {
   const message = replayMessage(failure);
   if (!message) return false;
-  await c.env.SYNC_QUEUE.send(message, { contentType: "json" });
+  await sendMessage(c.env, message);
   await markReplayed(c.env.DB, failure.id);
   c.var.log.info({ event: "console.replay", account: failure.accountId, failure: failure.id, kind: message.kind, outcome: "ok" });
   return true;
@@ -195,7 +196,7 @@ export const problemsPage = new Hono<AppEnv>()
     const recordId = typeof form["record"] === "string" ? form["record"].trim() : "";
     if (!account || !side || !recordId) return redirectWith(c, "problems", account?.id ?? null, { error: "side and record are required" });
     const message: QueueMessage = { v: 1, kind: "sync.record", accountId: account.id, side, record: "deal", recordId, locationId: null, lane: "live", force: true };
-    await c.env.SYNC_QUEUE.send(message, { contentType: "json" });
+    await sendMessage(c.env, message);
     c.var.log.info({ event: "console.resync", account: account.id, record: recordId, outcome: "ok" });
     return redirectWith(c, "problems", account.id, { ok: `Queued ${side} ${recordId} to sync again.` });
   });

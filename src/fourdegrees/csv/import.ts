@@ -14,7 +14,7 @@ import { IMPORT_CHUNK, knownRowHashes, recordImportedRows, saveImportReport, typ
 import { decodeCsvBytes, parseCsv } from "./parse.ts";
 import { contentHash, resolveColumns, validateRow, type CsvField, type HeaderMap, type RowOptions, type ValidRow } from "./rows.ts";
 
-/** Where rows are sent (the `SYNC_QUEUE` binding). */
+/** Where rows are sent (the `BULK_QUEUE` binding: rows are bulk work, src/sync/queues.ts). */
 export type RowSink = Pick<Queue<QueueMessage>, "sendBatch">;
 
 export interface ImportInput {

@@ -30,7 +30,7 @@ function recorder() {
       for (const m of list) sent.push(QueueMessageSchema.parse(m.body));
     },
   };
-  return { sent, batches: () => batches, call: (req: Request) => app.fetch(req, { ...env, SYNC_QUEUE: queue }) };
+  return { sent, batches: () => batches, call: (req: Request) => app.fetch(req, { ...env, BULK_QUEUE: queue }) };
 }
 
 type Report = { rows: number; created: number; updated: number; linked: number; unchanged: number; queued: number; skipped: Array<{ line: number; reason: string }>; delimiter: string; columns: Record<string, string> };

@@ -46,7 +46,8 @@ const queue = {
     for (const m of messages) sent.push(m.body);
   },
 };
-const testEnv = { ...env, SYNC_QUEUE: queue };
+// Both queues: webhooks go to the live one, CSV rows to the bulk one (src/sync/queues.ts).
+const testEnv = { ...env, SYNC_QUEUE: queue, BULK_QUEUE: queue };
 const call = (req: Request) => app.fetch(req, testEnv);
 const admin = { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` };
 

@@ -37,7 +37,7 @@ async function importCsv(w: World, csv: string): Promise<Report> {
   };
   const res = await app.fetch(
     new Request(`http://worker.test/api/import/4degrees?account=${ACCOUNT}`, { method: "POST", headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}`, "content-type": "text/csv" }, body: csv }),
-    { ...env, SYNC_QUEUE: queue },
+    { ...env, BULK_QUEUE: queue },
   );
   expect(res.status).toBe(200);
   return res.json();

@@ -1,0 +1,37 @@
+/**
+ * Which queue a message goes to. Two queues so that bulk work never sits ahead of a live change:
+ * a queue delivers in roughly FIFO order and, locally, one batch at a time, so a backfill page
+ * (tens of seconds of HighLevel calls) or the rows of a large CSV import in the same queue as the
+ * webhooks made a user's edit wait behind them (36 s scaled in the bench before the split).
+ *
+ * - `SYNC_QUEUE` (sync-events): webhooks, live record jobs, replays, notifications.
+ * - `BULK_QUEUE` (sync-bulk): backfill pages, CSV import rows, record jobs of the `backfill` and
+ *   `reconcile` lanes.
+ *
+ * Both queues are consumed by the same handlers (src/index.ts), so a message that lands in the
+ * other queue (an old message, a replay from before the split) is still handled correctly.
+ */
+import type { QueueMessageInput } from "./messages.ts";
+
+/** Whether a message is bulk work (backfill, import, reconcile) rather than a live change. */
+export function isBulk(message: QueueMessageInput): boolean {
+  switch (message.kind) {
+    case "sync.backfill":
+    case "fourdegrees.import_row":
+      return true;
+    case "sync.record":
+      return message.lane === "backfill" || message.lane === "reconcile";
+    default:
+      return false;
+  }
+}
+
+/** The queue binding for `message`. */
+export function queueFor(env: Pick<Env, "SYNC_QUEUE" | "BULK_QUEUE">, message: QueueMessageInput): Queue {
+  return isBulk(message) ? env.BULK_QUEUE : env.SYNC_QUEUE;
+}
+
+/** Sends `message` to its queue (JSON), optionally delayed. */
+export async function sendMessage(env: Pick<Env, "SYNC_QUEUE" | "BULK_QUEUE">, message: QueueMessageInput, delaySeconds?: number): Promise<void> {
+  await queueFor(env, message).send(message, { contentType: "json", ...(delaySeconds ? { delaySeconds } : {}) });
+}

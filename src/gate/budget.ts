@@ -4,11 +4,14 @@
  * arithmetic is unit-testable.
  *
  * - Burst: a sliding window of granted permits. A sliding window is at least as strict as the
- *   provider's (fixed or sliding) window, and each grant counts for `intervalMs` plus a transit
- *   margin (`TRANSIT_MARGIN` of the interval) because a request reaches the provider a little after
- *   its permit was granted: without the margin, grants at t and t+interval could arrive inside one
- *   provider window. The margin is a fraction of the interval so it shrinks with time-scaled limits
- *   (HIGHLEVEL_RATE_SCALE) like everything else; at HighLevel's real 10 s it is 300 ms.
+ *   provider's (fixed or sliding) window. A request reaches the provider after its permit was
+ *   granted, so a grant's slot restarts when its answer is reported (`report`): the provider saw
+ *   the call before the answer, so every provider window that counts it ends inside the slot, however
+ *   long the call was delayed on its way. That makes the window exact for every reported call; the
+ *   small transit margin (`TRANSIT_MARGIN` of the interval, 100 ms at HighLevel's real 10 s) only
+ *   covers calls whose answer is never reported (a caller that crashed), until the provider's
+ *   `X-RateLimit-Remaining` on the next answer pads the window. It was 3 % before slots restarted
+ *   at the answer; every point of it is a point of the allowed rate the backfill cannot use.
  * - Daily: counted per UTC day, lowered to what the provider's `X-RateLimit-Daily-Remaining` says.
  * - Lanes are priorities, not shares: `live` may use the whole budget; `reconcile` and `backfill`
  *   may take a permit while the window has more than a small reserve (`LANE_RESERVE`) left, so a
@@ -23,7 +26,7 @@
 import type { GateLimits, GateUsage, Lane, PermitResult, ReportedResult } from "./types.ts";
 
 /** Extra time each grant stays in the window (request transit), as a fraction of the interval. */
-export const TRANSIT_MARGIN = 0.03;
+export const TRANSIT_MARGIN = 0.01;
 /** The transit margin of a window of `intervalMs` (≥ 1 ms). */
 export function transitMarginMs(intervalMs: number): number {
   return Math.max(1, Math.ceil(intervalMs * TRANSIT_MARGIN));

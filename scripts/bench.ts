@@ -274,7 +274,7 @@ async function runOnStack(stack: Stack): Promise<void> {
       for (const t of times) perWindow.set(Math.floor(t / windowMs), (perWindow.get(Math.floor(t / windowMs)) ?? 0) + 1);
       const busiest = Math.max(0, ...perWindow.values());
       results["quota"] = { run, finished, hlCalls, fourdegreesCalls: bfCalls.fourdegrees, spanSeconds: spanS, achievedPerSecond: achieved, allowedPerSecond: allowed, ratio: achieved / allowed, busiestWindowCalls: busiest, rateLimited: bfCalls.highlevel.rateLimited, live, scale: SCALE };
-      record("backfill finished", `${run?.state ?? "?"}: ${run?.done ?? 0} of ${DEALS} deals, ${hlCalls} HighLevel calls in ${spanS.toFixed(1)} s`, "done", finished);
+      record("backfill finished", `${run?.state ?? "?"}: ${run?.done ?? 0} records walked (the ${DEALS} seeded deals and the HighLevel side), ${hlCalls} HighLevel calls in ${spanS.toFixed(1)} s`, "done", finished);
       record("quota: achieved / HighLevel's allowed rate", `${achieved.toFixed(1)} / ${allowed.toFixed(1)} req/s = ${(achieved / allowed).toFixed(3)} (busiest ${windowMs} ms window: ${busiest} calls)`, "≥ 0.9", achieved / allowed >= 0.9);
       record("quota: 429s received", String(bfCalls.highlevel.rateLimited), "0", bfCalls.highlevel.rateLimited === 0);
       if (live.length === 0) record("live changes during backfill", "not made (the create did not sync)", "made", false);

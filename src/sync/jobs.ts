@@ -30,6 +30,7 @@ import { recordEvent } from "../store/sync-events.ts";
 import { runBackfillPage } from "./backfill.ts";
 import { runImportRow } from "./import-rows.ts";
 import { sendMessage } from "./queues.ts";
+import { recogniseHighLevelEcho } from "./highlevel-echo.ts";
 import type { ConnectorFactory } from "./connectors.ts";
 import type { Handler, HandlerContext, Handlers, Outcome } from "./consumer.ts";
 import { sha256, stripOrigin, SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
@@ -363,7 +364,13 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
       return { kind: "ack" };
     }
     const deps = makeDeps(ctx);
-    if (locationId) await checkNamedStage(ctx, deps, account, locationId, msg.body, target.recordId);
+    // The echo of a state already synced is acked without a job (src/sync/highlevel-echo.ts).
+    const echo = target.kind === "deal" ? await recogniseHighLevelEcho(ctx.env, account, { type: msg.type, body: msg.body, opportunityId: target.recordId, locationId }) : null;
+    if (locationId && (echo?.checkStage ?? true)) await checkNamedStage(ctx, deps, account, locationId, msg.body, target.recordId);
+    if (echo?.echo) {
+      ctx.log.debug({ event: "sync.webhook", account: account.id, outcome: "echo", reason: echo.reason, type: msg.type, highlevel_id: target.recordId });
+      return { kind: "ack" };
+    }
     await markAndEnqueue(ctx.env.DB, deps, { accountId: account.id, side: "highlevel", kind: target.kind, recordId: target.recordId, locationId });
     return { kind: "ack" };
   };

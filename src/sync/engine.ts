@@ -281,6 +281,22 @@ export class SyncEngine {
     return this.fromHighLevel(opp, locationId);
   }
 
+  /**
+   * Whether HighLevel's answer to our update shows exactly `expected` — the opportunity as we read
+   * it with the fields we wrote set to what we wrote. HighLevel has no
+   * If-Match: a user's edit of another field between our read and our write is kept by HighLevel
+   * and shows up in the answer, whose `updatedAt` then covers it. Recording that `updatedAt` with
+   * the base of our read would make the user's own webhook — and reconcile — look like an echo of
+   * our write, and the edit would never reach 4Degrees. When the answer differs from the merge
+   * (or cannot be translated), the link keeps the `updatedAt` of our read instead, so the next event
+   * or reconcile re-reads and merges it; the cost of a false difference is one read.
+   */
+  async #answerIsOurs(answer: Opportunity, locationId: string, expected: Flat): Promise<boolean> {
+    const t = await this.#translateOpp(answer, locationId);
+    if (!t.ok) return false;
+    return sameFlat(flatten(t.canonical), expected);
+  }
+
   /** The event's side is exactly as last synced: nothing to do (see `syncDeal`'s `sourceFirst`). */
   #echo(link: Link, deal: Deal | null): JobResult {
     const ours = this.deps.ourActor && deal?.actor?.type === this.deps.ourActor.type && deal.actor.id === this.deps.ourActor.id;
@@ -346,6 +362,8 @@ export class SyncEngine {
 
     let newDeal = deal;
     let newOpp = opp;
+    /** The HighLevel `updatedAt` the link records: the write's answer, unless the answer shows an edit we did not make. */
+    let hlUpdatedAt = opp.updatedAt ?? null;
     let contactId = link.hlContactId ?? opp.contactId ?? null;
     const skipped: Array<{ field: string; reason: string }> = [];
     if (result.toHighLevel.size > 0) {
@@ -362,6 +380,9 @@ export class SyncEngine {
         } else {
           newOpp = await hl.updateOpportunity(opp.id, build.body);
           await completeWrite(this.db, key, opp.id, this.deps.now());
+          const expected: Flat = { ...hlFlat };
+          for (const k of result.toHighLevel) expected[k] = result.merged[k];
+          if (await this.#answerIsOurs(newOpp, locationId, expected)) hlUpdatedAt = newOpp.updatedAt ?? null;
           out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
         }
       }
@@ -399,7 +420,7 @@ export class SyncEngine {
         base: result.merged,
         fdUpdatedAt: newDeal.updatedAt,
         fdVersion: newDeal.version,
-        hlUpdatedAt: newOpp.updatedAt ?? null,
+        hlUpdatedAt,
       },
       this.deps.now(),
     );

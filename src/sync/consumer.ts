@@ -15,6 +15,41 @@ export interface HandlerContext {
   config: Config;
   log: Logger;
   attempts: number;
+  /** What the messages of the current batch share (absent outside a batch: cron, tests). */
+  batch?: BatchScope;
+}
+
+/**
+ * What the messages of one batch may share. Every message of a batch was enqueued before the batch
+ * was delivered, so facts established while handling the batch are at least as new as any of its
+ * messages: a record marked dirty by an earlier message of the batch need not be marked again (its
+ * job reads after the mark, so it sees every change behind the batch's messages), and an account
+ * looked up for one message serves the next. A burst of 25 deliveries for a handful of records then
+ * costs a handful of D1 writes instead of 25, and one account lookup instead of 25.
+ */
+export class BatchScope {
+  readonly #memo = new Map<string, Promise<unknown>>();
+  readonly #done = new Set<string>();
+
+  /** `load()` once per batch per key (a failed load is forgotten, so the next message tries again). */
+  once<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.#memo.get(key) as Promise<T> | undefined;
+    if (hit) return hit;
+    const p = load();
+    this.#memo.set(key, p);
+    p.catch(() => this.#memo.delete(key));
+    return p;
+  }
+
+  /** Whether `key` was recorded as done earlier in this batch. */
+  isDone(key: string): boolean {
+    return this.#done.has(key);
+  }
+
+  /** Records `key` as done — only after the work succeeded, so a failure never hides later messages' work. */
+  markDone(key: string): void {
+    this.#done.add(key);
+  }
 }
 
 export type Handler<K extends QueueMessageKind> = (msg: Extract<QueueMessage, { kind: K }>, ctx: HandlerContext) => Promise<Outcome>;
@@ -30,6 +65,7 @@ export function backoffSeconds(attempts: number, random = Math.random): number {
 export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, config: Config, handlers: Handlers): Promise<void> {
   const log = createLogger(config.LOG_LEVEL, { queue: batch.queue });
   const batchStarted = Date.now();
+  const scope = new BatchScope();
   /** Outcomes of the batch by message kind, for its one `queue.batch` info line. */
   const tally: Record<string, { ack: number; retry: number; failed: number }> = {};
   const count = (kind: string, outcome: "ack" | "retry" | "failed") => {
@@ -55,7 +91,7 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
     const started = Date.now();
     let outcome: Outcome;
     try {
-      outcome = await handler(msg, { env, config, log, attempts: message.attempts });
+      outcome = await handler(msg, { env, config, log, attempts: message.attempts, batch: scope });
     } catch (err) {
       // Unknown errors are transient until proven otherwise: retry, never swallow.
       outcome = { kind: "retry", reason: err instanceof AppError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err) };

@@ -32,7 +32,7 @@ import { runImportRow } from "./import-rows.ts";
 import { sendMessage } from "./queues.ts";
 import { recogniseHighLevelEcho } from "./highlevel-echo.ts";
 import type { ConnectorFactory } from "./connectors.ts";
-import type { Handler, HandlerContext, Handlers, Outcome } from "./consumer.ts";
+import type { BatchScope, Handler, HandlerContext, Handlers, Outcome } from "./consumer.ts";
 import { sha256, stripOrigin, SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
 import { pairForDeal, type Flat } from "./mapping.ts";
 import type { Mapping } from "./mapping-config.ts";
@@ -70,14 +70,26 @@ export async function markAndEnqueue(
   db: D1Database,
   deps: Pick<JobDeps, "enqueue" | "now" | "coalesceDelaySeconds">,
   target: { accountId: string; side: SideName; kind: PendingKind; recordId: string; locationId?: string | null; lane?: Lane },
+  batch?: BatchScope,
 ): Promise<boolean> {
+  const key = dirtyKey(target);
+  // Marked by an earlier message of this batch: that mark already covers this change (BatchScope).
+  if (batch?.isDone(key)) return false;
   const { newlyDirty } = await markDirty(db, target.accountId, target.side, target.kind, target.recordId, deps.now());
-  if (!newlyDirty) return false;
-  await deps.enqueue(
-    { v: 1, kind: "sync.record", accountId: target.accountId, side: target.side, record: target.kind, recordId: target.recordId, locationId: target.locationId ?? null, lane: target.lane ?? "live" },
-    deps.coalesceDelaySeconds,
-  );
-  return true;
+  if (newlyDirty) {
+    await deps.enqueue(
+      { v: 1, kind: "sync.record", accountId: target.accountId, side: target.side, record: target.kind, recordId: target.recordId, locationId: target.locationId ?? null, lane: target.lane ?? "live" },
+      deps.coalesceDelaySeconds,
+    );
+  }
+  // Only once the mark (and its job) are in place may later messages of the batch rely on them.
+  batch?.markDone(key);
+  return newlyDirty;
+}
+
+/** The batch-scope key of a record's dirty mark. */
+function dirtyKey(target: { accountId: string; side: SideName; kind: PendingKind; recordId: string }): string {
+  return `dirty:${target.accountId}:${target.side}:${target.kind}:${target.recordId}`;
 }
 
 const OPPORTUNITY_EVENTS = new Set(["OpportunityCreate", "OpportunityUpdate", "OpportunityDelete", "OpportunityStatusUpdate", "OpportunityStageUpdate", "OpportunityMonetaryValueUpdate", "OpportunityAssignedToUpdate"]);
@@ -279,10 +291,14 @@ export function countCalls<T extends object>(target: T, onCall: () => void): T {
   });
 }
 
-async function resolveAccountForLocation(db: D1Database, locationId: string | null): Promise<Account | null> {
+/** The account of a HighLevel location (once per batch: every message of a burst names the same few). */
+async function resolveAccountForLocation(db: D1Database, locationId: string | null, batch?: BatchScope): Promise<Account | null> {
   if (!locationId) return null;
-  const id = await accountIdForLocation(db, locationId);
-  return id ? getAccount(db, id) : null;
+  const load = async () => {
+    const id = await accountIdForLocation(db, locationId);
+    return id ? getAccount(db, id) : null;
+  };
+  return batch ? batch.once(`account-of-location:${locationId}`, load) : load();
 }
 
 /**
@@ -292,6 +308,14 @@ async function resolveAccountForLocation(db: D1Database, locationId: string | nu
  * operator maps it; the record job puts an open opportunity in it on the review list. Advisory:
  * a failed check is logged and never fails the webhook.
  */
+/** `checkNamedStage` once per batch per named stage (it never throws). */
+async function checkNamedStageOnce(ctx: HandlerContext, deps: JobDeps, account: Account, locationId: string, body: Record<string, unknown>, recordId: string): Promise<void> {
+  const named = stageNamedBy(body);
+  if (!named) return;
+  const run = () => checkNamedStage(ctx, deps, account, locationId, body, recordId);
+  await (ctx.batch ? ctx.batch.once(`stage:${account.id}:${locationId}:${named.pipelineId ?? ""}:${named.stageId}`, run) : run());
+}
+
 async function checkNamedStage(ctx: HandlerContext, deps: JobDeps, account: Account, locationId: string, body: Record<string, unknown>, recordId: string): Promise<void> {
   const named = stageNamedBy(body);
   if (!named) return;
@@ -354,9 +378,18 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     const target = highLevelTarget(msg.type, msg.body);
     if (!target) return { kind: "ack" };
     const locationId = msg.locationId ?? (typeof msg.body["locationId"] === "string" ? msg.body["locationId"] : null);
-    const account = await resolveAccountForLocation(ctx.env.DB, locationId);
+    const account = await resolveAccountForLocation(ctx.env.DB, locationId, ctx.batch);
     if (!account) {
       ctx.log.info({ event: "sync.webhook", direction: "inbound", location: locationId, outcome: "skipped", reason: "no account uses this location", type: msg.type });
+      return { kind: "ack" };
+    }
+    const dirty = { accountId: account.id, side: "highlevel" as const, kind: target.kind, recordId: target.recordId };
+    if (ctx.batch?.isDone(dirtyKey(dirty))) {
+      // An earlier message of this batch marked the record: its job reads after that mark, so it
+      // sees this change too (BatchScope) — no echo check, no second mark. A stage this event names
+      // is still checked (once per batch), so a stage HighLevel just gained is reported.
+      if (locationId) await checkNamedStageOnce(ctx, makeDeps(ctx), account, locationId, msg.body, target.recordId);
+      ctx.log.debug({ event: "sync.webhook", account: account.id, outcome: "coalesced", reason: "record already marked by this batch", type: msg.type, highlevel_id: target.recordId });
       return { kind: "ack" };
     }
     if (target.kind === "notes" && (await isSyncedNoteEcho(ctx.env.DB, account.id, msg.type, msg.body, target.recordId))) {
@@ -366,12 +399,12 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     const deps = makeDeps(ctx);
     // The echo of a state already synced is acked without a job (src/sync/highlevel-echo.ts).
     const echo = target.kind === "deal" ? await recogniseHighLevelEcho(ctx.env, account, { type: msg.type, body: msg.body, opportunityId: target.recordId, locationId }) : null;
-    if (locationId && (echo?.checkStage ?? true)) await checkNamedStage(ctx, deps, account, locationId, msg.body, target.recordId);
+    if (locationId && (echo?.checkStage ?? true)) await checkNamedStageOnce(ctx, deps, account, locationId, msg.body, target.recordId);
     if (echo?.echo) {
       ctx.log.debug({ event: "sync.webhook", account: account.id, outcome: "echo", reason: echo.reason, type: msg.type, highlevel_id: target.recordId });
       return { kind: "ack" };
     }
-    await markAndEnqueue(ctx.env.DB, deps, { accountId: account.id, side: "highlevel", kind: target.kind, recordId: target.recordId, locationId });
+    await markAndEnqueue(ctx.env.DB, deps, { ...dirty, locationId }, ctx.batch);
     return { kind: "ack" };
   };
 
@@ -383,17 +416,22 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
       return { kind: "permanent", reason: err instanceof Error ? err.message : String(err) };
     }
     // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
-    const accountId = await accountForWorkspace(ctx.env.DB, msg.workspaceId);
+    const accountId = await (ctx.batch ? ctx.batch.once(`account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId)) : accountForWorkspace(ctx.env.DB, msg.workspaceId));
     if (!accountId) {
       ctx.log.info({ event: "sync.webhook", direction: "inbound", workspace: msg.workspaceId, outcome: "skipped", reason: "no account uses this workspace", type: msg.type });
+      return { kind: "ack" };
+    }
+    const target = event.record.kind === "deal" ? { kind: "deal" as const, recordId: event.record.id } : { kind: "notes" as const, recordId: event.record.dealId };
+    const dirty = { accountId, side: "fourdegrees" as const, ...target };
+    if (ctx.batch?.isDone(dirtyKey(dirty))) {
+      ctx.log.debug({ event: "sync.webhook", account: accountId, outcome: "coalesced", reason: "record already marked by this batch", type: msg.type, fourdegrees_id: target.recordId });
       return { kind: "ack" };
     }
     if (await isSyncedFourDegreesEcho(ctx.env.DB, accountId, event)) {
       ctx.log.debug({ event: "sync.webhook", account: accountId, outcome: "echo", reason: "the event's state is already synced", type: msg.type });
       return { kind: "ack" };
     }
-    const target = event.record.kind === "deal" ? { kind: "deal" as const, recordId: event.record.id } : { kind: "notes" as const, recordId: event.record.dealId };
-    await markAndEnqueue(ctx.env.DB, makeDeps(ctx), { accountId, side: "fourdegrees", kind: target.kind, recordId: target.recordId });
+    await markAndEnqueue(ctx.env.DB, makeDeps(ctx), dirty, ctx.batch);
     return { kind: "ack" };
   };
 

@@ -95,7 +95,10 @@ function dirtyKey(target: { accountId: string; side: SideName; kind: PendingKind
 const OPPORTUNITY_EVENTS = new Set(["OpportunityCreate", "OpportunityUpdate", "OpportunityDelete", "OpportunityStatusUpdate", "OpportunityStageUpdate", "OpportunityMonetaryValueUpdate", "OpportunityAssignedToUpdate"]);
 const NOTE_EVENTS = new Set(["NoteCreate", "NoteUpdate", "NoteDelete"]);
 
-/** Which record a HighLevel event is about (its payload is never trusted beyond ids). */
+/**
+ * Which record a HighLevel event is about. Beyond ids, a payload is only ever used to prove an
+ * event needs no job (src/sync/highlevel-echo.ts), never to apply a change.
+ */
 export function highLevelTarget(type: string, body: Record<string, unknown>): { kind: PendingKind; recordId: string } | null {
   const str = (k: string) => (typeof body[k] === "string" && body[k] !== "" ? String(body[k]) : null);
   if (OPPORTUNITY_EVENTS.has(type)) {

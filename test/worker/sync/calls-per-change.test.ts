@@ -67,8 +67,10 @@ describe("provider calls per change (steady state)", () => {
   it("a 4Degrees field update: one re-read of the deal, one read and one write of the opportunity, one HighLevel read for the echo", async () => {
     const c = await measure(() => void w.sb.fourdegrees.updateDealAsUser(dealId, { value: { amount_minor: 300_000_00, currency: "USD" } }));
     expect(w.sb.highlevel.store.opportunities.get(oppId)?.monetaryValue).toBe(300_000);
-    // HighLevel's opportunity webhooks carry no update time, so recognising the echo of our own
-    // write takes one re-read of the opportunity (it stops there: 4Degrees is not read again).
+    // The echo of our own write is re-read once (it stops there: 4Degrees is not read again): this
+    // mapping syncs the close date from HighLevel through a custom field, which webhook payloads
+    // never carry, so the payload cannot prove the echo (src/sync/highlevel-echo.ts; a mapping whose
+    // HighLevel-sourced fields all ride in the payload recognises it with no read).
     expect(c, requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 2, writes: 1 } });
     await expectConverged(w);
   });

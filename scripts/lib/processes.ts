@@ -85,6 +85,8 @@ export interface WorkerOptions {
 
 export interface RunningWorker {
   url: string;
+  /** The Worker's DevTools inspector (`http://127.0.0.1:<port>`; `/json` lists its targets): CPU profiles. */
+  inspectorUrl: string;
   child: ChildProcess;
   stop(): Promise<void>;
 }
@@ -171,7 +173,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (exited !== undefined) throw new Error(`wrangler dev exited (${exited}) before serving:\n${recent}`);
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.status === 200) return { url, child, stop };
+      if (res.status === 200) return { url, inspectorUrl: `http://127.0.0.1:${inspectorPort}`, child, stop };
       await res.body?.cancel();
     } catch {
       // not listening yet

@@ -1,7 +1,8 @@
 /**
  * ID links between a 4Degrees deal and a HighLevel opportunity, each with its last-synced
  * snapshot (the canonical base for the three-way merge and the echo guard) and each side's last
- * seen `updatedAt` / version (the out-of-order guard); tombstones of deleted records; note links.
+ * seen `updatedAt` / version (the out-of-order guard), and the webhooks HighLevel will send for
+ * our own last write of the opportunity (the expected echo); tombstones of deleted records; note links.
  */
 import { z } from "zod";
 import type { Flat } from "../sync/mapping.ts";
@@ -73,18 +74,67 @@ export async function linksForContact(db: D1Database, accountId: string, contact
 }
 
 /**
+ * The webhooks HighLevel will send for our own last write of a pair's opportunity
+ * (src/sync/highlevel-echo.ts, "Expected echoes"): how many deliveries of each event type are still
+ * to come, the write's answer as webhook payloads carry it, and when the record stops counting.
+ */
+export const ExpectedEchoSchema = z.object({
+  types: z.record(z.string(), z.number().int().nonnegative()),
+  fields: z.object({
+    name: z.string().nullable(),
+    monetaryValue: z.number().nullable(),
+    status: z.string().nullable(),
+    pipelineId: z.string().nullable(),
+    pipelineStageId: z.string().nullable(),
+    assignedTo: z.string().nullable(),
+    contactId: z.string().nullable(),
+  }),
+  expiresAt: z.number(),
+});
+export type ExpectedEcho = z.infer<typeof ExpectedEchoSchema>;
+
+/**
+ * An expected echo to record with a link save, and the two conditions under which the save
+ * records it (else the column is cleared): no other save of the link since the job read it
+ * (`synced_at` unchanged), and no HighLevel-side dirty mark of the opportunity set or bumped since
+ * the write began — a delivery of the write handled before this save could record anything took
+ * the normal path, so its slot must not be left for another event to take.
+ */
+export interface RecordExpectedEcho {
+  echo: ExpectedEcho;
+  /** The link's `synced_at` as the job read it. */
+  ifSyncedAt: number;
+  /** When the HighLevel write began (ms). */
+  unlessDirtySince: number;
+}
+
+/**
  * Inserts or replaces the link of a pair with its new snapshot. Keyed by the 4Degrees deal; the
  * UNIQUE (account, opportunity) constraint makes a second link to the same opportunity fail
  * instead of silently creating a duplicate pairing.
+ *
+ * Every save replaces the pair's expected echo: with `expectEcho` when the conditions of
+ * `RecordExpectedEcho` hold, else with nothing (a newer sync of the pair never inherits the
+ * expectation of an older write; a new link never has one).
  */
-export async function saveLink(db: D1Database, link: Omit<Link, "syncedAt" | "state" | "deletedSide"> & { state?: Link["state"]; deletedSide?: SideName | null }, now = Date.now()): Promise<void> {
+export async function saveLink(
+  db: D1Database,
+  link: Omit<Link, "syncedAt" | "state" | "deletedSide"> & { state?: Link["state"]; deletedSide?: SideName | null; expectEcho?: RecordExpectedEcho | null },
+  now = Date.now(),
+): Promise<void> {
+  const expect = link.expectEcho ?? null;
   await db
     .prepare(
-      `INSERT INTO links (account_id, fd_deal_id, hl_opportunity_id, hl_location_id, hl_contact_id, state, base_json, fd_updated_at, fd_version, hl_updated_at, synced_at, deleted_side)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO links (account_id, fd_deal_id, hl_opportunity_id, hl_location_id, hl_contact_id, state, base_json, fd_updated_at, fd_version, hl_updated_at, synced_at, deleted_side, hl_echo_json)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL)
        ON CONFLICT (account_id, fd_deal_id) DO UPDATE SET hl_opportunity_id = excluded.hl_opportunity_id, hl_location_id = excluded.hl_location_id,
          hl_contact_id = excluded.hl_contact_id, state = excluded.state, base_json = excluded.base_json, fd_updated_at = excluded.fd_updated_at,
-         fd_version = excluded.fd_version, hl_updated_at = excluded.hl_updated_at, synced_at = excluded.synced_at, deleted_side = excluded.deleted_side`,
+         fd_version = excluded.fd_version, hl_updated_at = excluded.hl_updated_at, synced_at = excluded.synced_at, deleted_side = excluded.deleted_side,
+         hl_echo_json = CASE
+           WHEN ?13 IS NOT NULL AND excluded.state = 'active' AND links.synced_at = ?14 AND links.hl_opportunity_id = excluded.hl_opportunity_id
+             AND NOT EXISTS (SELECT 1 FROM pending_records p WHERE p.account_id = excluded.account_id AND p.side = 'highlevel' AND p.kind = 'deal'
+                               AND p.record_id = excluded.hl_opportunity_id AND p.last_dirty_at >= ?15)
+           THEN ?13 ELSE NULL END`,
     )
     .bind(
       link.accountId,
@@ -99,13 +149,62 @@ export async function saveLink(db: D1Database, link: Omit<Link, "syncedAt" | "st
       link.hlUpdatedAt,
       now,
       link.deletedSide ?? null,
+      expect ? JSON.stringify(ExpectedEchoSchema.parse(expect.echo)) : null,
+      expect?.ifSyncedAt ?? null,
+      expect?.unlessDirtySince ?? null,
     )
     .run();
 }
 
+/** A pair's expected echo as stored: `raw` is the exact text, the key of `replaceExpectedEcho`. */
+export interface StoredExpectedEcho {
+  fdDealId: string;
+  hlLocationId: string;
+  state: Link["state"];
+  raw: string;
+  /** null when the text does not parse (never trusted: the caller treats it as nothing expected). */
+  echo: ExpectedEcho | null;
+}
+
+/** The expected echo recorded on the link of a HighLevel opportunity; null when none is. */
+export async function findExpectedEcho(db: D1Database, accountId: string, hlOpportunityId: string): Promise<StoredExpectedEcho | null> {
+  const row = await db
+    .prepare("SELECT fd_deal_id, hl_location_id, state, hl_echo_json FROM links WHERE account_id = ? AND hl_opportunity_id = ?")
+    .bind(accountId, hlOpportunityId)
+    .first();
+  if (!row) return null;
+  const r = z.object({ fd_deal_id: z.string(), hl_location_id: z.string(), state: z.enum(["active", "deleted"]), hl_echo_json: z.string().nullable() }).parse(row);
+  if (r.hl_echo_json === null) return null;
+  let echo: ExpectedEcho | null = null;
+  try {
+    const parsed = ExpectedEchoSchema.safeParse(JSON.parse(r.hl_echo_json));
+    echo = parsed.success ? parsed.data : null;
+  } catch {
+    echo = null;
+  }
+  return { fdDealId: r.fd_deal_id, hlLocationId: r.hl_location_id, state: r.state, raw: r.hl_echo_json, echo };
+}
+
+/**
+ * Compare-and-set of a pair's expected echo: replaces it with `next` (null clears it) only if the
+ * stored text is still `seen`. False = someone else changed it first (re-read and decide again).
+ */
+export async function replaceExpectedEcho(db: D1Database, accountId: string, fdDealId: string, seen: string, next: ExpectedEcho | null): Promise<boolean> {
+  const res = await db
+    .prepare("UPDATE links SET hl_echo_json = ? WHERE account_id = ? AND fd_deal_id = ? AND hl_echo_json = ?")
+    .bind(next ? JSON.stringify(ExpectedEchoSchema.parse(next)) : null, accountId, fdDealId, seen)
+    .run();
+  return res.meta.changes > 0;
+}
+
+/** Clears the expected echo of a HighLevel opportunity's link, whatever it holds. */
+export async function clearExpectedEcho(db: D1Database, accountId: string, hlOpportunityId: string): Promise<void> {
+  await db.prepare("UPDATE links SET hl_echo_json = NULL WHERE account_id = ? AND hl_opportunity_id = ? AND hl_echo_json IS NOT NULL").bind(accountId, hlOpportunityId).run();
+}
+
 /** Marks a pair deleted (a tombstone: later events for either id are ignored). */
 export async function markLinkDeleted(db: D1Database, accountId: string, fdDealId: string, side: SideName, now = Date.now()): Promise<void> {
-  await db.prepare("UPDATE links SET state = 'deleted', deleted_side = ?, synced_at = ? WHERE account_id = ? AND fd_deal_id = ?").bind(side, now, accountId, fdDealId).run();
+  await db.prepare("UPDATE links SET state = 'deleted', deleted_side = ?, synced_at = ?, hl_echo_json = NULL WHERE account_id = ? AND fd_deal_id = ?").bind(side, now, accountId, fdDealId).run();
 }
 
 /** Page of active links (reconcile compares them with the sides). */

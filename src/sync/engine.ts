@@ -28,9 +28,11 @@ import {
   saveLink,
   saveNoteLink,
   type Link,
+  type RecordExpectedEcho,
   type SideName,
 } from "../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../store/sync-events.ts";
+import { expectedEchoOf } from "./highlevel-echo.ts";
 import type { HlNote, Opportunity, OpportunityCrm } from "./highlevel-port.ts";
 import {
   externalIdOf,
@@ -364,6 +366,8 @@ export class SyncEngine {
     let newOpp = opp;
     /** The HighLevel `updatedAt` the link records: the write's answer, unless the answer shows an edit we did not make. */
     let hlUpdatedAt = opp.updatedAt ?? null;
+    /** Recorded only with `hlUpdatedAt` = the answer's (the answer is exactly our read plus our write). */
+    let expectEcho: RecordExpectedEcho | null = null;
     let contactId = link.hlContactId ?? opp.contactId ?? null;
     const skipped: Array<{ field: string; reason: string }> = [];
     if (result.toHighLevel.size > 0) {
@@ -378,11 +382,16 @@ export class SyncEngine {
         if (begun.entry.state === "done") {
           // Applied before a crash: the re-read already shows it.
         } else {
+          const writeStartedAt = this.deps.now();
           newOpp = await hl.updateOpportunity(opp.id, build.body);
           await completeWrite(this.db, key, opp.id, this.deps.now());
           const expected: Flat = { ...hlFlat };
           for (const k of result.toHighLevel) expected[k] = result.merged[k];
-          if (await this.#answerIsOurs(newOpp, locationId, expected)) hlUpdatedAt = newOpp.updatedAt ?? null;
+          if (await this.#answerIsOurs(newOpp, locationId, expected)) {
+            hlUpdatedAt = newOpp.updatedAt ?? null;
+            // The webhooks HighLevel sends for this write, acked without a read (src/sync/highlevel-echo.ts, "Expected echoes").
+            expectEcho = { echo: expectedEchoOf(opp, newOpp, this.deps.now()), ifSyncedAt: link.syncedAt, unlessDirtySince: writeStartedAt };
+          }
           out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
         }
       }
@@ -421,6 +430,7 @@ export class SyncEngine {
         fdUpdatedAt: newDeal.updatedAt,
         fdVersion: newDeal.version,
         hlUpdatedAt,
+        expectEcho,
       },
       this.deps.now(),
     );

@@ -64,14 +64,15 @@ async function measure(change: () => void): Promise<Counts> {
 }
 
 describe("provider calls per change (steady state)", () => {
-  it("a 4Degrees field update: one re-read of the deal, one read and one write of the opportunity, one HighLevel read for the echo", async () => {
+  it("a 4Degrees field update: one re-read of the deal, one read and one write of the opportunity, the echo free", async () => {
     const c = await measure(() => void w.sb.fourdegrees.updateDealAsUser(dealId, { value: { amount_minor: 300_000_00, currency: "USD" } }));
     expect(w.sb.highlevel.store.opportunities.get(oppId)?.monetaryValue).toBe(300_000);
-    // The echo of our own write is re-read once (it stops there: 4Degrees is not read again): this
-    // mapping syncs the close date from HighLevel through a custom field, which webhook payloads
-    // never carry, so the payload cannot prove the echo (src/sync/highlevel-echo.ts; a mapping whose
-    // HighLevel-sourced fields all ride in the payload recognises it with no read).
-    expect(c, requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 2, writes: 1 } });
+    // This mapping syncs the close date from HighLevel through a custom field, which webhook
+    // payloads never carry, so the payload alone cannot prove the echo of our write. The write
+    // records the deliveries HighLevel will send for it (one OpportunityUpdate + one
+    // OpportunityMonetaryValueUpdate, with the answer's state), and each of them takes its slot
+    // without a read (src/sync/highlevel-echo.ts, "Expected echoes"; expected-echo.test.ts).
+    expect(c, requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 1, writes: 1 } });
     await expectConverged(w);
   });
 

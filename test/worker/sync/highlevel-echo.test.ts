@@ -9,6 +9,11 @@
  * request the Worker makes to either sandbox is counted per side (reads: GET and search).
  * The accounts here map no HighLevel custom field unless a test says so (`closeDateFieldId: null`):
  * the world's default mapping syncs the close date through one, which a webhook never carries.
+ *
+ * The subject here is the payload alone. Our own writes also record the echo they expect
+ * (expected-echo.test.ts), which would take our echoes before the payload is looked at: tests of
+ * the payload path forget that record first (`forgetExpectedEcho`), as if its deliveries came
+ * after it expired.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -16,6 +21,7 @@ import { saveMapping } from "../../../src/store/accounts.ts";
 import { CachedStructureCrm } from "../../../src/store/fourdegrees-cache.ts";
 import { deleteCache } from "../../../src/store/highlevel-cache.ts";
 import { kvKeys } from "../../../src/store/kv-keys.ts";
+import { clearExpectedEcho, findExpectedEcho } from "../../../src/store/links.ts";
 import { getPending, listPending } from "../../../src/store/pending.ts";
 import { listEvents } from "../../../src/store/sync-events.ts";
 import { syncHandlers } from "../../../src/sync/jobs.ts";
@@ -128,6 +134,12 @@ async function syncFourDegreesValue(e: EchoWorld, amountMinor: number): Promise<
 
 const recordJobs = (w: World) => w.handled.filter((h) => h.kind === "sync.record").length;
 
+/** Drops the echo our last write expects (asserting there was one), so the payload alone decides. */
+async function forgetExpectedEcho(e: EchoWorld): Promise<void> {
+  expect(await findExpectedEcho(env.DB, ACCOUNT, e.oppId), "our write recorded its expected echo").not.toBeNull();
+  await clearExpectedEcho(env.DB, ACCOUNT, e.oppId);
+}
+
 describe("the echo of our own HighLevel write", () => {
   it("a 4Degrees value edit synced to HighLevel: its echo webhooks cost no HighLevel read, no write, no job, and leave no dirty mark", async () => {
     const e = await echoWorld();
@@ -135,6 +147,7 @@ describe("the echo of our own HighLevel write", () => {
     // The job: one re-read of the deal, one read and one write of the opportunity.
     expect({ highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({ highlevel: { reads: 1, writes: 1 }, fourdegrees: { reads: 1, writes: 0 } });
 
+    await forgetExpectedEcho(e);
     e.reset();
     const echoes = await takeHighLevelDeliveries(e.w);
     expect(echoes.map((q) => (q.body.kind === "highlevel.webhook" ? q.body.type : "")).sort()).toEqual(["OpportunityMonetaryValueUpdate", "OpportunityUpdate"]);
@@ -155,6 +168,7 @@ describe("the echo of our own HighLevel write", () => {
   it("a cold users cache makes the echo uncertain: one re-read of the opportunity by the job, and no users call", async () => {
     const e = await echoWorld();
     await syncFourDegreesValue(e, 250_000_00);
+    await forgetExpectedEcho(e);
     await deleteCache(env.CACHE, kvKeys.hlUsers(e.w.locationId));
     e.reset();
     await e.w.settle();
@@ -199,10 +213,11 @@ describe("real HighLevel changes", () => {
 });
 
 describe("fields a webhook does not carry", () => {
-  it("a mapping that syncs the close date through a HighLevel custom field: the echo costs the re-read, and a close-date edit in HighLevel (whose webhook looks like an echo) is synced", async () => {
+  it("a mapping that syncs the close date through a HighLevel custom field: the payload cannot prove the echo (one re-read), and a close-date edit in HighLevel (whose webhook looks like an echo) is synced", async () => {
     const e = await echoWorld((m) => m);
     expect(e.w.mapping.closeDateFieldId).not.toBeNull();
     await syncFourDegreesValue(e, 320_000_00);
+    await forgetExpectedEcho(e);
     e.reset();
     await e.w.settle();
     expect(e.counts.requests, "the job's re-read of the opportunity for its echo").toEqual([`GET /highlevel/opportunities/${e.oppId}`]);
@@ -235,9 +250,10 @@ describe("fields a webhook does not carry", () => {
     return { ...e, hlRound, fdRound };
   }
 
-  it("a mapped custom field synced both ways: the echo falls back to the re-read, and an edit of that field in HighLevel is synced", async () => {
+  it("a mapped custom field synced both ways: the payload cannot prove the echo (one re-read), and an edit of that field in HighLevel is synced", async () => {
     const e = await roundWorld("both");
     await syncFourDegreesValue(e, 330_000_00);
+    await forgetExpectedEcho(e);
     e.reset();
     await e.w.settle();
     expect(e.counts.requests).toEqual([`GET /highlevel/opportunities/${e.oppId}`]);
@@ -253,6 +269,7 @@ describe("fields a webhook does not carry", () => {
   it("a custom field mapped to HighLevel only is not compared: the echo is free, as the engine would never sync a HighLevel edit of it", async () => {
     const e = await roundWorld("to_highlevel");
     await syncFourDegreesValue(e, 340_000_00);
+    await forgetExpectedEcho(e);
     e.reset();
     await e.w.settle();
     expect(e.counts.requests).toEqual([]);
@@ -283,6 +300,7 @@ describe("order, lateness and the dirty mark", () => {
   it("an old event equal to the base, overtaken by a newer change, is skipped and the newer change's own event still syncs it", async () => {
     const e = await echoWorld();
     await syncFourDegreesValue(e, 150_000_00);
+    await forgetExpectedEcho(e);
     const oldEchoes = await takeHighLevelDeliveries(e.w);
     // HighLevel changes the value; its events are held back while the old echoes arrive first.
     e.w.sb.highlevel.service.updateOpportunity(e.oppId, { monetaryValue: 180_000 });
@@ -354,6 +372,7 @@ describe("what the payload must match besides the fields", () => {
   it("a payload naming another contact than the link's is not an echo (the link's contact, which notes follow, is the job's to update)", async () => {
     const e = await echoWorld();
     await syncFourDegreesValue(e, 170_000_00);
+    await forgetExpectedEcho(e);
     const echoes = await takeHighLevelDeliveries(e.w);
     const other = e.w.sb.highlevel.service.createContact({ locationId: e.w.locationId, name: "Otto Other", email: "otto@other.example" });
     e.reset();

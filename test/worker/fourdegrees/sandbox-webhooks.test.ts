@@ -1,11 +1,16 @@
 /**
  * "Done when" for the 4Degrees webhook ingress, against the 4Degrees sandbox in-process: the
  * sandbox signs and delivers real deliveries (manual mode, `flush()`), the Worker's own `fetch`
- * answers them, and the queue is observed on the Worker's real `SYNC_QUEUE` binding.
+ * answers them, the messages it sends on its `SYNC_QUEUE` binding are captured, and the captured
+ * messages go through the real consumer (`runBatch`: the batch's webhook claim, then recording
+ * handlers). Captured, not forwarded: the queue's background consumer would otherwise claim the
+ * same deliveries under other message ids, racing the test's batches.
  *
  * - changes made "as a user" through the control API arrive signed, are answered 200 and are on
- *   the queue once, as `fourdegrees.webhook` messages carrying the exact event;
- * - duplicated deliveries (the sandbox's seeded fault) reach the queue once;
+ *   the queue once, as `fourdegrees.webhook` messages carrying the exact event; the consumer
+ *   processes each once and records its receipt;
+ * - duplicated deliveries (the sandbox's seeded fault) are each accepted and enqueued; the
+ *   consumer processes each event once, and so does it for a delivery replayed by hand later;
  * - a delivery tampered in transit, one signed with a secret the Worker does not hold, and one
  *   whose timestamp is more than 5 minutes off the Worker's clock (sandbox clock advanced) are
  *   answered 401, nothing is queued, and the sandbox keeps retrying them;
@@ -16,6 +21,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 import { QueueMessageSchema, type QueueMessage } from "../../../src/sync/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
+import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import { useNetwork } from "../helpers/network.ts";
 
 const WEBHOOK_URL = "http://worker.test/webhooks/4degrees";
@@ -39,11 +45,10 @@ beforeEach(async () => {
   await control("POST", "/seed");
   await control("POST", "/webhooks/subscribers", { url: WEBHOOK_URL });
   queued = [];
-  const send = env.SYNC_QUEUE.send.bind(env.SYNC_QUEUE);
-  // Observe (and still perform) every send of the Worker's queue binding.
-  vi.spyOn(env.SYNC_QUEUE, "send").mockImplementation(async (body, options) => {
+  // Capture every send of the Worker's queue binding (see the file comment for why it goes no further).
+  vi.spyOn(env.SYNC_QUEUE, "send").mockImplementation(async (body) => {
     queued.push(QueueMessageSchema.parse(body));
-    return send(body, options);
+    return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
   });
 });
 
@@ -83,10 +88,13 @@ async function moveStageAsUser(): Promise<{ dealId: string; stageId: string; use
   return { dealId, stageId, userId };
 }
 
+const webhookIdOf = (m: QueueMessage | undefined) => (m?.kind === "fourdegrees.webhook" ? m.webhookId : null);
+const sorted = (ids: readonly string[]) => [...ids].sort();
+
 const statuses = (type?: string) => sb.fourdegrees.deliveries(type).map((d) => d.attempts.map((a) => a.status));
 
 describe("4Degrees sandbox → POST /webhooks/4degrees", () => {
-  it("happy: a user's stage change and note arrive signed, are answered 200 and queued once with the exact event", async () => {
+  it("happy: a user's stage change and note arrive signed, are answered 200, queued once with the exact event, and processed once by the consumer, which records their receipts", async () => {
     const { dealId, stageId, userId } = await moveStageAsUser();
     await control("POST", `/deals/${dealId}/notes?as=${userId}`, { body: "Partner call booked for Thursday." });
     expect(await flush()).toBe(2);
@@ -109,16 +117,22 @@ describe("4Degrees sandbox → POST /webhooks/4degrees", () => {
       data: { object: { id: dealId, stage_id: stageId } },
       changes: { stage_id: [expect.any(String), stageId] },
     });
-    const receipts = await env.DB.prepare("SELECT webhook_id, event_type, scope_id FROM webhook_receipts WHERE provider = 'fourdegrees' AND webhook_id IN (?, ?) ORDER BY event_type")
-      .bind(deliveries[0]!.payload.id, deliveries[1]!.payload.id)
-      .all();
-    expect(receipts.results).toEqual([
-      { webhook_id: deliveries[0]!.payload.id, event_type: "deal.stage_changed", scope_id: demo().workspaceId },
-      { webhook_id: deliveries[1]!.payload.id, event_type: "note.created", scope_id: demo().workspaceId },
+    const ids = deliveries.map((d) => d.payload.id);
+    const receiptsQuery = env.DB.prepare("SELECT webhook_id, event_type, scope_id, message_id FROM webhook_receipts WHERE provider = 'fourdegrees' AND webhook_id IN (?, ?) ORDER BY event_type").bind(ids[0], ids[1]);
+    // The ingress writes nothing: the receipts are the consumer's claim.
+    expect((await receiptsQuery.all()).results).toEqual([]);
+
+    const { handlers, reached } = recordingHandlers();
+    const run = await runBatch(queued, handlers);
+    expect(reached).toEqual(ids);
+    expect(sorted(run.acked)).toEqual(sorted(run.ids));
+    expect((await receiptsQuery.all()).results).toEqual([
+      { webhook_id: ids[0], event_type: "deal.stage_changed", scope_id: demo().workspaceId, message_id: run.ids[0] },
+      { webhook_id: ids[1], event_type: "note.created", scope_id: demo().workspaceId, message_id: run.ids[1] },
     ]);
   });
 
-  it("security: duplicated deliveries (sandbox fault) are both acknowledged but queued once per event", async () => {
+  it("security: duplicated deliveries (sandbox fault) are each acknowledged and enqueued, and the consumer processes each event once", async () => {
     await control("PUT", "/faults", { webhookDuplicateRate: 1 });
     await moveStageAsUser();
     const { dealIds, userIds } = demo();
@@ -133,8 +147,17 @@ describe("4Degrees sandbox → POST /webhooks/4degrees", () => {
     // Every copy carries the same event (same webhook-id) as its original, and all were answered 2xx.
     for (const copy of copies) expect(copy.payload.id).toBe(deliveries.find((d) => d.id === copy.duplicateOf)?.payload.id);
     expect(deliveries.every((d) => d.state === "delivered" && d.attempts.length === 1)).toBe(true);
-    expect(queued.map((m) => m.kind === "fourdegrees.webhook" && m.type)).toEqual(["deal.stage_changed", "deal.owner_changed"]);
-    expect(new Set(queued.map((m) => (m.kind === "fourdegrees.webhook" ? m.webhookId : "")))).toEqual(new Set(deliveries.map((d) => d.payload.id)));
+    // The ingress has no memory of deliveries: every copy is on the queue, with its original's webhook-id.
+    expect(queued.map(webhookIdOf)).toEqual(deliveries.map((d) => d.payload.id));
+
+    const { handlers, reached } = recordingHandlers();
+    const run = await runBatch(queued, handlers);
+    const originals = deliveries.filter((d) => d.duplicateOf === undefined);
+    expect(originals.map((d) => d.eventType)).toEqual(["deal.stage_changed", "deal.owner_changed"]);
+    expect(reached).toEqual(originals.map((d) => d.payload.id));
+    // The copies are acked as duplicates (not retried, so Queues does not bring them back).
+    expect(sorted(run.acked)).toEqual(sorted(run.ids));
+    expect(run.retried).toEqual([]);
   });
 
   it("security: a delivery tampered with in transit is 401 and not queued; the sandbox's untampered retry is accepted", async () => {
@@ -191,7 +214,7 @@ describe("4Degrees sandbox → POST /webhooks/4degrees", () => {
     expect(queued).toEqual([]);
   });
 
-  it("security: replaying a captured, correctly signed delivery by hand is acknowledged as a duplicate and not queued again", async () => {
+  it("security: replaying a captured, correctly signed delivery by hand is accepted and enqueued, and the consumer drops it without reaching a handler", async () => {
     const captured: Array<{ headers: Headers; body: string }> = [];
     sb.fourdegrees.webhooks.setFetch(async (request) => {
       const body = await request.clone().text();
@@ -201,10 +224,22 @@ describe("4Degrees sandbox → POST /webhooks/4degrees", () => {
     await moveStageAsUser();
     await flush();
     expect(queued).toHaveLength(1);
+    const eventId = sb.fourdegrees.deliveries()[0]!.payload.id;
+    const original = recordingHandlers();
+    await runBatch(queued, original.handlers);
+    expect(original.reached).toEqual([eventId]);
+
+    // Replayed within the signature's 5-minute window: the ingress cannot tell it from 4Degrees' own
+    // redelivery, so it accepts it; the consumer sees the claimed webhook-id and acks it unhandled.
     const first = captured[0]!;
     const replay = await fetch(WEBHOOK_URL, { method: "POST", headers: first.headers, body: first.body });
     expect(replay.status).toBe(200);
-    expect(await replay.json()).toEqual({ ok: true, duplicate: true });
-    expect(queued).toHaveLength(1);
+    expect(await replay.json()).toEqual({ ok: true, status: "accepted" });
+    expect(queued.map(webhookIdOf)).toEqual([eventId, eventId]);
+    const later = recordingHandlers();
+    const run = await runBatch(queued.slice(1), later.handlers);
+    expect(later.reached).toEqual([]);
+    expect(run.acked).toEqual(run.ids);
+    expect(run.retried).toEqual([]);
   });
 });

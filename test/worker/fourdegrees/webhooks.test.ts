@@ -1,6 +1,8 @@
 /**
  * `POST /webhooks/4degrees` and the Standard Webhooks verifier: signed deliveries are accepted and
- * enqueued once; forged, stale, unsigned, duplicate, malformed and oversized ones are refused.
+ * enqueued without touching D1 (redeliveries of a `webhook-id` included); forged, stale, unsigned,
+ * malformed and oversized ones are refused. Deduplication lives in the queue consumer: the captured
+ * messages go through the real `consumeBatch` (`runBatch`), which processes each delivery once.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -8,10 +10,12 @@ import { FourDegreesConnector } from "../../../src/fourdegrees/connector.ts";
 import { FourDegreesClient, passThroughGate } from "../../../src/fourdegrees/client.ts";
 import { createWebhookVerifier, signWebhook } from "../../../src/fourdegrees/webhook.ts";
 import { createApp } from "../../../src/http/app.ts";
+import type { Handlers } from "../../../src/sync/consumer.ts";
 import { QueueMessageSchema } from "../../../src/sync/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import stageChanged from "../../fixtures/fourdegrees/deal-stage-changed.json";
 import noteCreated from "../../fixtures/fourdegrees/note-created.json";
+import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 
 const SECRET = TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET;
 const app = createApp();
@@ -39,16 +43,44 @@ async function signed(body: string, options: { id?: string; at?: number; secret?
   return new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
 }
 
+const ACCEPTED = { ok: true, status: "accepted" };
+
+/** The 4Degrees receipts D1 holds for `webhookId` (written by the consumer's claim, never by the ingress). */
+async function receipts(webhookId: string) {
+  const { results } = await env.DB.prepare("SELECT event_type, scope_id, message_id FROM webhook_receipts WHERE provider = 'fourdegrees' AND webhook_id = ?").bind(webhookId).all();
+  return results;
+}
+
+/** Message ids in a stable order (the consumer acks duplicates before it runs the handlers). */
+const sorted = (ids: readonly string[]) => [...ids].sort();
+
+/** A D1 that fails every call, the way an unavailable database does. */
+function downDb(): D1Database {
+  const down = () => {
+    throw new Error("D1 is down");
+  };
+  return { prepare: down, batch: down, exec: down, dump: down, withSession: down } as unknown as D1Database;
+}
+
 describe("POST /webhooks/4degrees", () => {
-  it("happy: a signed delivery is enqueued once as fourdegrees.webhook", async () => {
+  it("happy: a signed delivery is accepted and enqueued once as fourdegrees.webhook, and the ingress records nothing in D1", async () => {
     const { sent, call } = withQueue();
     const body = JSON.stringify(stageChanged);
-    const res = await call(await signed(body));
+    const id = `happy_${Date.now()}`;
+    const before = Date.now();
+    const res = await call(await signed(body, { id }));
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true, duplicate: false });
+    expect(await res.json()).toEqual(ACCEPTED);
     expect(sent).toHaveLength(1);
     const msg = QueueMessageSchema.parse(sent[0]);
-    expect(msg).toMatchObject({ v: 1, kind: "fourdegrees.webhook", workspaceId: "ws_demo", type: "deal.stage_changed", body: stageChanged });
+    expect(msg).toMatchObject({ v: 1, kind: "fourdegrees.webhook", webhookId: id, workspaceId: "ws_demo", type: "deal.stage_changed", body: stageChanged });
+    expect(msg.kind === "fourdegrees.webhook" ? msg.receivedAt : 0).toBeGreaterThanOrEqual(before);
+    // The receipt is the consumer's to write: none exists until the message is consumed.
+    expect(await receipts(id)).toEqual([]);
+    const { handlers, reached } = recordingHandlers();
+    const run = await runBatch(sent, handlers);
+    expect(reached).toEqual([id]);
+    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: run.ids[0] }]);
   });
 
   it("happy: the queued body parses into the engine's ChangeEvent (no 4Degrees names leak)", async () => {
@@ -74,15 +106,76 @@ describe("POST /webhooks/4degrees", () => {
     expect(sent).toHaveLength(1);
   });
 
-  it("security: a redelivery of the same webhook-id is acknowledged but not enqueued again", async () => {
+  it("security: a redelivery of the same webhook-id is acknowledged and enqueued again, and the consumer processes it once", async () => {
     const { sent, call } = withQueue();
     const body = JSON.stringify(stageChanged);
     const id = `dup_${Date.now()}`;
+    const first = await call(await signed(body, { id }));
+    const again = await call(await signed(body, { id }));
+    expect([first.status, again.status]).toEqual([200, 200]);
+    expect([await first.json(), await again.json()]).toEqual([ACCEPTED, ACCEPTED]);
+    expect(sent.map((m) => QueueMessageSchema.parse(m)).map((m) => m.kind === "fourdegrees.webhook" && m.webhookId)).toEqual([id, id]);
+
+    // Both arrive in one batch: the first message claims the delivery, the copy is acked unhandled.
+    const { handlers, reached } = recordingHandlers();
+    const run = await runBatch(sent, handlers);
+    expect(reached).toEqual([id]);
+    expect(sorted(run.acked)).toEqual(sorted(run.ids));
+    expect(run.retried).toEqual([]);
+    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: run.ids[0] }]);
+  });
+
+  it("security: a redelivery consumed in a later batch than the original is acked as a duplicate without reaching its handler", async () => {
+    const { sent, call } = withQueue();
+    const body = JSON.stringify(stageChanged);
+    const id = `later_${Date.now()}`;
     expect((await call(await signed(body, { id }))).status).toBe(200);
+    const first = recordingHandlers();
+    const original = await runBatch(sent.slice(0, 1), first.handlers);
+    expect(first.reached).toEqual([id]);
+
+    // 4Degrees redelivers after the original was consumed: accepted at the door, dropped by the consumer.
     const again = await call(await signed(body, { id }));
     expect(again.status).toBe(200);
-    expect(await again.json()).toEqual({ ok: true, duplicate: true });
-    expect(sent).toHaveLength(1);
+    expect(await again.json()).toEqual(ACCEPTED);
+    expect(sent).toHaveLength(2);
+    const second = recordingHandlers();
+    const redelivery = await runBatch(sent.slice(1), second.handlers);
+    expect(second.reached).toEqual([]);
+    expect(sorted(redelivery.acked)).toEqual(sorted(redelivery.ids));
+    expect(redelivery.retried).toEqual([]);
+    // The claim still names the original's message.
+    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: original.ids[0] }]);
+  });
+
+  it("happy: a retry of the queue message that claimed a delivery is processed again, while a redelivery beside it is dropped", async () => {
+    const { sent, call } = withQueue();
+    const body = JSON.stringify(stageChanged);
+    const id = `retry_${Date.now()}`;
+    expect((await call(await signed(body, { id }))).status).toBe(200);
+    expect((await call(await signed(body, { id }))).status).toBe(200);
+    const [message, redelivered] = sent;
+
+    // The handler fails transiently: the claiming message is retried, not acked.
+    const attempts: string[] = [];
+    const failing: Handlers = {
+      "fourdegrees.webhook": async (msg) => {
+        attempts.push(msg.webhookId);
+        return { kind: "retry", reason: "4Degrees API unavailable" };
+      },
+    };
+    const first = await runBatch([message], failing);
+    expect(attempts).toEqual([id]);
+    expect(first.retried).toEqual(first.ids);
+    expect(first.acked).toEqual([]);
+
+    // Queues redelivers that same message (same id) together with 4Degrees' redelivery (a new message).
+    const { handlers, reached } = recordingHandlers();
+    const next = await runBatch([message, redelivered], handlers, { ids: [first.ids[0] ?? "", crypto.randomUUID()] });
+    expect(reached).toEqual([id]);
+    expect(sorted(next.acked)).toEqual(sorted(next.ids));
+    expect(next.retried).toEqual([]);
+    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: first.ids[0] }]);
   });
 
   it("security: a forged signature (wrong secret) is 401 and nothing is enqueued", async () => {
@@ -134,28 +227,52 @@ describe("POST /webhooks/4degrees", () => {
     expect(sent).toHaveLength(0);
   });
 
-  it("error: a queue that cannot take the event answers 503 and forgets the receipt, so the retry is accepted", async () => {
+  it("error: a queue that cannot take the event answers 503 and records nothing in D1, so 4Degrees' retry is accepted and processed", async () => {
     const body = JSON.stringify(stageChanged);
     const id = `q503_${Date.now()}`;
     const failing = withQueue({ fail: true });
     const res = await failing.call(await signed(body, { id }));
     expect(res.status).toBe(503);
+    expect((await res.json<{ error: { code: string } }>()).error.code).toBe("upstream_unavailable");
+    expect(failing.sent).toEqual([]);
+    expect(await receipts(id)).toEqual([]);
+
     const working = withQueue();
     const retry = await working.call(await signed(body, { id }));
-    expect(await retry.json()).toEqual({ ok: true, duplicate: false });
+    expect(retry.status).toBe(200);
+    expect(await retry.json()).toEqual(ACCEPTED);
     expect(working.sent).toHaveLength(1);
+    const { handlers, reached } = recordingHandlers();
+    const run = await runBatch(working.sent, handlers);
+    expect(reached).toEqual([id]);
+    expect(sorted(run.acked)).toEqual(sorted(run.ids));
   });
 
-  it("error: D1 unavailable answers 503 (4Degrees retries)", async () => {
-    const brokenDb = {
-      prepare() {
-        throw new Error("D1 is down");
-      },
-    };
-    const { sent, call } = withQueue({ db: brokenDb as unknown as D1Database });
-    const res = await call(await signed(JSON.stringify(stageChanged)));
-    expect(res.status).toBe(503);
-    expect(sent).toHaveLength(0);
+  it("error: with D1 down the ingress still answers 200 and enqueues; the consumer's claim fails, so the deliveries are retried and none reaches a handler", async () => {
+    const body = JSON.stringify(stageChanged);
+    const id = `d1down_${Date.now()}`;
+    const { sent, call } = withQueue({ db: downDb() });
+    const res = await call(await signed(body, { id }));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual(ACCEPTED);
+    const otherId = `d1down_note_${Date.now()}`;
+    const other = await call(await signed(JSON.stringify(noteCreated), { id: otherId }));
+    expect(other.status).toBe(200);
+    expect(sent).toHaveLength(2);
+
+    const down = recordingHandlers();
+    const run = await runBatch(sent, down.handlers, { db: downDb() });
+    expect(down.reached).toEqual([]);
+    expect(sorted(run.retried)).toEqual(sorted(run.ids));
+    expect(run.acked).toEqual([]);
+    expect(await receipts(id)).toEqual([]);
+
+    // D1 is back: Queues retries the same messages (same ids), and each is processed once.
+    const back = recordingHandlers();
+    const retry = await runBatch(sent, back.handlers, { ids: run.ids });
+    expect(back.reached).toEqual([id, otherId]);
+    expect(sorted(retry.acked)).toEqual(sorted(retry.ids));
+    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: run.ids[0] }]);
   });
 });
 

@@ -17,6 +17,7 @@ import { createLogger } from "../../../src/lib/log.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
 import { QueueMessageSchema, type QueueMessage } from "../../../src/sync/messages.ts";
 import { outcomeForError } from "../../../src/sync/jobs.ts";
+import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import { useNetwork } from "../helpers/network.ts";
 
 const HOOK = "http://worker.test/webhooks/highlevel";
@@ -207,21 +208,40 @@ describe("webhooks emitted by the sandbox", () => {
     }
   });
 
-  it("security: a duplicate delivery (sandbox fault) answers 200 and enqueues nothing more", async () => {
+  it("security: a duplicate delivery (sandbox fault) is answered 200 and enqueued again, and the consumer hands each event to its handler once", async () => {
     const demo = await setup();
-    sb.highlevel.faults.configure({ webhookDuplicateRate: 1 });
+    // Keep the messages off the real queue for this test: its consumer would claim the deliveries
+    // first, and this test runs the consumer itself over exactly what the Worker enqueued.
+    const send = vi.spyOn(recordingQueue, "send").mockImplementation(async (message) => {
+      enqueued.push(message);
+      return { metadata: { metrics: { backlogCount: enqueued.length, backlogBytes: 0 } } };
+    });
     try {
-      await moveStage(demo.opportunityIds[1] ?? "", demo.stageIds);
+      sb.highlevel.faults.configure({ webhookDuplicateRate: 1 });
+      try {
+        await moveStage(demo.opportunityIds[1] ?? "", demo.stageIds);
+      } finally {
+        sb.highlevel.faults.configure({ webhookDuplicateRate: 0 });
+      }
+      sb.clock.advance(10);
+      expect(await sb.highlevel.flush()).toBe(4);
     } finally {
-      sb.highlevel.faults.configure({ webhookDuplicateRate: 0 });
+      send.mockRestore();
     }
-    sb.clock.advance(10);
-    expect(await sb.highlevel.flush()).toBe(4);
     const copies = sb.highlevel.deliveries().filter((d) => d.subscriber === HOOK && d.duplicateOf);
     expect(copies).toHaveLength(2);
     expect(copies.map((d) => d.attempts.at(-1)?.status)).toEqual([200, 200]);
-    expect(messages()).toHaveLength(2);
-    expect(new Set(messages().map((m) => (m.kind === "highlevel.webhook" ? m.webhookId : "")))).toHaveProperty("size", 2);
+    // Every delivery, copy or not, is a queue message: two events, each carried twice.
+    const ids = messages().map((m) => (m.kind === "highlevel.webhook" ? m.webhookId : ""));
+    expect(ids).toHaveLength(4);
+    const events = [...new Set(ids)];
+    expect(events).toHaveLength(2);
+    expect(events.every((id) => ids.filter((i) => i === id).length === 2)).toBe(true);
+    const { handlers, reached } = recordingHandlers();
+    const run = await runBatch(enqueued, handlers);
+    expect([...reached].sort()).toEqual([...events].sort());
+    expect(run.acked.sort()).toEqual([...run.ids].sort());
+    expect(run.retried).toEqual([]);
   });
 
   it("security: forged deliveries (tampered body, foreign signature, none) are 401 and enqueue nothing", async () => {

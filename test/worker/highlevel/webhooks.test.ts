@@ -5,6 +5,11 @@ import { createApp } from "../../../src/http/app.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
 import { ED25519_PRIVATE_PEM, RSA_PRIVATE_PEM } from "../../../sandbox/highlevel/keys.ts";
 import { base64ToBytes, bytesToBase64 } from "../../../src/lib/crypto.ts";
+import { createAccount } from "../../../src/store/accounts.ts";
+import type { Handlers } from "../../../src/sync/consumer.ts";
+import { syncHandlers, type JobDeps } from "../../../src/sync/jobs.ts";
+import type { QueueMessageInput } from "../../../src/sync/messages.ts";
+import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import OpportunityCreate from "../../fixtures/highlevel/OpportunityCreate.json";
 import OpportunityUpdate from "../../fixtures/highlevel/OpportunityUpdate.json";
 import OpportunityDelete from "../../fixtures/highlevel/OpportunityDelete.json";
@@ -50,12 +55,21 @@ function harness(opts: { queueFails?: boolean; dbFails?: boolean } = {}) {
       throw new Error("not used");
     },
   };
-  const db = opts.dbFails ? { prepare() { throw new Error("D1 unavailable"); }, batch() { throw new Error("D1 unavailable"); } } : env.DB;
+  const db = opts.dbFails ? ({ prepare() { throw new Error("D1 unavailable"); }, batch() { throw new Error("D1 unavailable"); } } as unknown as D1Database) : env.DB;
   const testEnv = { ...env, SYNC_QUEUE: queue, DB: db };
   const app = createApp();
   const post = async (body: string, headers: Record<string, string>) =>
     app.request("http://worker.test/webhooks/highlevel", { method: "POST", body, headers: { "content-type": "application/json", ...headers } }, testEnv);
-  return { sent, post };
+  return { sent, post, db };
+}
+
+/** The `webhookId` of a captured queue message. */
+const webhookIdOf = (message: unknown): unknown => (message as { webhookId?: unknown }).webhookId;
+
+/** What the ingress names a delivery without a `webhookId`: the SHA-256 of its raw body, computed here independently. */
+async function sha256Id(body: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
+  return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
 const fresh = (event: object) => JSON.stringify({ ...event, timestamp: new Date().toISOString(), webhookId: crypto.randomUUID() });
@@ -79,15 +93,25 @@ describe("POST /webhooks/highlevel", () => {
     expect(h.sent[0]).toMatchObject({ v: 1, kind: "highlevel.webhook", locationId: KNOWN_LOCATION, type: "OpportunityCreate", body: { id: "wWhVuzqpRuOA1ZVWi4FC" } });
   });
 
-  it("happy: the verbatim example (no webhookId, no timestamp) is accepted once, deduped by body digest", async () => {
+  it("happy: the verbatim example (no webhookId, no timestamp) is enqueued each time it arrives, named by its body digest, and the consumer processes it once", async () => {
     await connect(KNOWN_LOCATION);
     const h = harness();
     const body = JSON.stringify(NoteCreate);
     const first = await h.post(body, { "x-ghl-signature": await sign(body) });
     const again = await h.post(body, { "x-ghl-signature": await sign(body) });
     expect([first.status, again.status]).toEqual([200, 200]);
-    expect(await again.json()).toMatchObject({ status: "duplicate" });
-    expect(h.sent).toHaveLength(1);
+    expect([await first.json(), await again.json()]).toEqual([
+      { ok: true, status: "accepted" },
+      { ok: true, status: "accepted" },
+    ]);
+    const digest = await sha256Id(body);
+    expect(h.sent.map(webhookIdOf)).toEqual([digest, digest]);
+    // The two deliveries are two queue messages carrying one delivery id: one reaches its handler.
+    const { handlers, reached } = recordingHandlers();
+    const run = await runBatch(h.sent, handlers);
+    expect(reached).toEqual([digest]);
+    expect(run.acked.sort()).toEqual([...run.ids].sort());
+    expect(run.retried).toEqual([]);
   });
 
   it("happy: the legacy RSA x-wh-signature is accepted", async () => {
@@ -128,16 +152,50 @@ describe("POST /webhooks/highlevel", () => {
     expect(h.sent).toHaveLength(0);
   });
 
-  it("security: a repeated webhookId answers 200 and enqueues nothing", async () => {
+  it("security: a repeated webhookId is answered 200 and enqueued again, and the consumer hands it to its handler once", async () => {
     await connect(KNOWN_LOCATION);
     const h = harness();
     const body = fresh(OpportunityUpdate);
+    const webhookId: unknown = JSON.parse(body).webhookId;
+    const signature = await sign(body);
+    const original = await h.post(body, { "x-ghl-signature": signature });
+    const replay = await h.post(body, { "x-ghl-signature": signature });
+    expect([original.status, replay.status]).toEqual([200, 200]);
+    expect(await replay.json()).toEqual({ ok: true, status: "accepted" });
+    expect(h.sent.map(webhookIdOf)).toEqual([webhookId, webhookId]);
+    const { handlers, reached } = recordingHandlers();
+    const run = await runBatch(h.sent, handlers);
+    expect(reached).toEqual([webhookId]);
+    // The replay is acked as a duplicate, not retried.
+    expect(run.acked.sort()).toEqual([...run.ids].sort());
+    expect(run.retried).toEqual([]);
+  });
+
+  it("security: a redelivery arriving in a later batch is dropped by the consumer, while a retry of the queue message that claimed it is processed again", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const body = fresh(OpportunityUpdate);
+    const webhookId: unknown = JSON.parse(body).webhookId;
     const signature = await sign(body);
     expect((await h.post(body, { "x-ghl-signature": signature })).status).toBe(200);
+    const firstBatch = recordingHandlers();
+    const claimed = await runBatch(h.sent.slice(0, 1), firstBatch.handlers);
+    expect(firstBatch.reached).toEqual([webhookId]);
+
+    // HighLevel sends the same delivery again after the first batch ran: enqueued, then dropped.
     const replay = await h.post(body, { "x-ghl-signature": signature });
-    expect(replay.status).toBe(200);
-    expect(await replay.json()).toMatchObject({ status: "duplicate" });
-    expect(h.sent).toHaveLength(1);
+    expect(await replay.json()).toEqual({ ok: true, status: "accepted" });
+    expect(h.sent).toHaveLength(2);
+    const laterBatch = recordingHandlers();
+    const dropped = await runBatch(h.sent.slice(1), laterBatch.handlers);
+    expect(laterBatch.reached).toEqual([]);
+    expect(dropped.acked).toEqual(dropped.ids);
+    expect(dropped.retried).toEqual([]);
+
+    // Queues redelivers the claiming message itself (same id, e.g. its handler failed): processed.
+    const retryBatch = recordingHandlers();
+    await runBatch(h.sent.slice(0, 1), retryBatch.handlers, { ids: claimed.ids });
+    expect(retryBatch.reached).toEqual([webhookId]);
   });
 
   it("error: a signed body that is not JSON is 400", async () => {
@@ -154,13 +212,45 @@ describe("POST /webhooks/highlevel", () => {
     expect(res.status).toBe(413);
   });
 
-  it("error: an event for an unknown location is accepted, logged and not enqueued", async () => {
+  it("error: an event for an unknown location is accepted and enqueued; the consumer acks it without marking the record or enqueuing a job", async () => {
     const h = harness();
-    const body = fresh({ ...OpportunityCreate, locationId: `unknown-${crypto.randomUUID()}` });
+    const unknownLocation = `unknown-${crypto.randomUUID()}`;
+    const unknownOpportunity = `opp-unknown-${crypto.randomUUID()}`;
+    const body = fresh({ ...OpportunityCreate, locationId: unknownLocation, id: unknownOpportunity });
     const res = await h.post(body, { "x-ghl-signature": await sign(body) });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: "ignored" });
-    expect(h.sent).toHaveLength(0);
+    expect(await res.json()).toEqual({ ok: true, status: "accepted" });
+    expect(h.sent).toEqual([expect.objectContaining({ kind: "highlevel.webhook", locationId: unknownLocation, webhookId: JSON.parse(body).webhookId })]);
+
+    // Control, in the same batch: the same event for a location an account uses gets its job.
+    const knownLocation = `known-${crypto.randomUUID()}`;
+    const knownOpportunity = `opp-known-${crypto.randomUUID()}`;
+    await createAccount(env.DB, { id: `acct-${crypto.randomUUID()}`, name: "Webhook test", locations: [knownLocation] });
+    const known = fresh({ ...OpportunityCreate, locationId: knownLocation, id: knownOpportunity });
+    expect((await h.post(known, { "x-ghl-signature": await sign(known) })).status).toBe(200);
+    expect(h.sent).toHaveLength(2);
+
+    // The engine's real handler; its dependencies only record the jobs it enqueues.
+    const jobs: QueueMessageInput[] = [];
+    const deps: JobDeps = {
+      connectors: async () => {
+        throw new Error("no provider call is expected here");
+      },
+      enqueue: async (message) => void jobs.push(message),
+      now: () => Date.now(),
+      coalesceDelaySeconds: 0,
+    };
+    const engine = syncHandlers(() => deps)["highlevel.webhook"];
+    if (!engine) throw new Error("the engine has no highlevel.webhook handler");
+    const reached: unknown[] = [];
+    const handlers: Handlers = { "highlevel.webhook": async (msg, ctx) => (reached.push(msg.locationId), engine(msg, ctx)) };
+    const run = await runBatch(h.sent, handlers);
+    expect(reached).toEqual([unknownLocation, knownLocation]);
+    expect(run.acked).toEqual(run.ids);
+    expect(run.retried).toEqual([]);
+    expect(jobs).toEqual([expect.objectContaining({ kind: "sync.record", side: "highlevel", record: "deal", recordId: knownOpportunity })]);
+    const marked = await env.DB.prepare("SELECT record_id FROM pending_records WHERE side = 'highlevel' AND record_id IN (?, ?)").bind(unknownOpportunity, knownOpportunity).all<{ record_id: string }>();
+    expect(marked.results.map((r) => r.record_id)).toEqual([knownOpportunity]);
   });
 
   it("error: when the queue refuses, HighLevel gets 429 and its retry is accepted later", async () => {
@@ -176,10 +266,26 @@ describe("POST /webhooks/highlevel", () => {
     expect(up.sent).toHaveLength(1);
   });
 
-  it("error: when D1 cannot record the receipt, HighLevel gets 429", async () => {
+  it("error: with D1 down the delivery is still answered 200 and enqueued; the consumer cannot claim it, so it is retried without reaching its handler, and processed once D1 is back", async () => {
+    const h = harness({ dbFails: true });
     const body = fresh(OpportunityCreate);
-    const res = await harness({ dbFails: true }).post(body, { "x-ghl-signature": await sign(body) });
-    expect(res.status).toBe(429);
+    const webhookId: unknown = JSON.parse(body).webhookId;
+    const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true, status: "accepted" });
+    expect(h.sent.map(webhookIdOf)).toEqual([webhookId]);
+
+    const down = recordingHandlers();
+    const failed = await runBatch(h.sent, down.handlers, { db: h.db });
+    expect(down.reached).toEqual([]);
+    expect(failed.retried).toEqual(failed.ids);
+    expect(failed.acked).toEqual([]);
+
+    // Queues retries the same message once D1 is back: nothing was claimed, so it is processed.
+    const back = recordingHandlers();
+    const retried = await runBatch(h.sent, back.handlers, { ids: failed.ids });
+    expect(back.reached).toEqual([webhookId]);
+    expect(retried.acked).toEqual(retried.ids);
   });
 
   it("happy: UNINSTALL (official example) retires the location's connection", async () => {

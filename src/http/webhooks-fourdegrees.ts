@@ -1,17 +1,19 @@
 /**
- * `POST /webhooks/4degrees`: verify (Standard Webhooks, over the raw bytes), dedupe on
- * `webhook-id`, enqueue one `fourdegrees.webhook` message, answer in milliseconds.
+ * `POST /webhooks/4degrees`: verify (Standard Webhooks, over the raw bytes), enqueue one
+ * `fourdegrees.webhook` message, answer in milliseconds. No database on this path: redeliveries of
+ * a `webhook-id` are dropped by the queue consumer, which claims a whole batch's deliveries in one
+ * D1 round trip (src/sync/consumer.ts) — Queues deliver at least once, so the consumer had to be
+ * idempotent anyway, and the ingress keeps taking events while D1 is slow or down.
  *
- * Answers: 200 accepted (or duplicate), 401 missing/bad/stale signature, 400 body that is not a
- * 4Degrees event, 413 body over `MAX_WEBHOOK_BYTES`, 503 when D1 or the queue cannot take it —
- * 4Degrees retries any non-2xx with backoff (assumed contract), so a 503 loses nothing.
+ * Answers: 200 accepted, 401 missing/bad/stale signature, 400 body that is not a 4Degrees event,
+ * 413 body over `MAX_WEBHOOK_BYTES`, 503 when the queue cannot take it — 4Degrees retries any
+ * non-2xx with backoff (assumed contract), so a 503 loses nothing.
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { RawWebhookEnvelope } from "../fourdegrees/schemas.ts";
 import { createWebhookVerifier } from "../fourdegrees/webhook.ts";
 import { AppError } from "../lib/errors.ts";
-import { forgetReceipt, recordReceipt } from "../store/webhook-receipts.ts";
 import type { QueueMessage } from "../sync/messages.ts";
 import type { WebhookVerifier } from "../sync/port.ts";
 import type { AppEnv } from "./context.ts";
@@ -60,33 +62,17 @@ export const fourDegreesWebhooks = new Hono<AppEnv>().post(
     if (!parsed.success) throw new AppError("bad_request", "webhook body is not a 4Degrees event", { details: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path.join("."), message: i.message })) });
     const event = parsed.data;
     const receivedAt = Date.now();
-    const db = c.env.DB;
-
-    let receipt: "new" | "duplicate";
-    try {
-      receipt = await recordReceipt(db, { provider: "fourdegrees", webhookId, eventType: event.type, scopeId: event.workspace_id, receivedAt });
-    } catch (cause) {
-      log.error({ event: "webhook.receipt_failed", outcome: "retry", webhook_id: webhookId, error: cause });
-      throw new AppError("upstream_unavailable", "could not record the delivery; retry later", { cause });
-    }
-    if (receipt === "duplicate") {
-      // Debug, not info: replays are routine and cost nothing; one info line per accepted event.
-      log.debug({ event: "webhook.duplicate", outcome: "skipped", webhook_id: webhookId, type: event.type });
-      return c.json({ ok: true, duplicate: true });
-    }
-
     const message: QueueMessage = { v: 1, kind: "fourdegrees.webhook", webhookId, workspaceId: event.workspace_id, type: event.type, receivedAt, body: jsonRecord(json) };
     try {
       await c.env.SYNC_QUEUE.send(message, { contentType: "json" });
     } catch (cause) {
-      // Forget the receipt so 4Degrees' retry of this delivery is not taken for a duplicate.
-      await forgetReceipt(db, "fourdegrees", webhookId).catch((err: unknown) => log.error({ event: "webhook.forget_failed", outcome: "failed", webhook_id: webhookId, error: err }));
+      // Nothing was recorded: 4Degrees' retry of this delivery is taken like the first.
       log.error({ event: "webhook.enqueue_failed", outcome: "retry", webhook_id: webhookId, error: cause });
       throw new AppError("upstream_unavailable", "could not enqueue the delivery; retry later", { cause });
     }
     // Debug: the consumer's `queue.batch` and `sync.record` lines are the operator's record (see the HighLevel route).
     log.debug({ event: "webhook.accepted", outcome: "ok", webhook_id: webhookId, type: event.type, workspace: event.workspace_id, fourdegrees_id: typeof event.data.object["id"] === "string" ? event.data.object["id"] : null });
-    return c.json({ ok: true, duplicate: false });
+    return c.json({ ok: true, status: "accepted" });
   },
 );
 

@@ -1,16 +1,23 @@
 /**
- * `POST /webhooks/highlevel`: verify the raw bytes, check freshness, dedupe in D1, enqueue, answer
- * fast. HighLevel retries a delivery ONLY when answered 429 (any other status, 5xx included,
- * loses the event for good), so every "cannot take it now" path answers 429, and a receipt is
- * forgotten again when the enqueue fails so the retry is not mistaken for a duplicate.
+ * `POST /webhooks/highlevel`: verify the raw bytes, check freshness, enqueue, answer fast. No
+ * database on the path of a location event: duplicates (HighLevel's redeliveries, a `webhookId`
+ * seen before) are dropped by the queue consumer, which claims a whole batch's deliveries in one D1
+ * round trip (src/sync/consumer.ts) — Queues deliver at least once, so the consumer had to be
+ * idempotent anyway; deliveries for a location no account uses are acked there too. So the ingress
+ * keeps taking events while D1 is slow or down, and a burst costs D1 one write per queue batch
+ * instead of one per delivery (docs/benchmarks.md, ingress).
+ *
+ * HighLevel retries a delivery ONLY when answered 429 (any other status, 5xx included, loses the
+ * event for good), so every "cannot take it now" path answers 429 and is remembered (a deferral),
+ * so the retry ~10 minutes later is not refused as stale. App INSTALL/UNINSTALL events are applied
+ * here and now, deduplicated by their receipt.
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../lib/errors.ts";
 import { handleInstallEvent, handleUninstallEvent } from "../highlevel/install.ts";
 import { AppEventSchema, bodyDigest, eventTime, verifyHighLevelSignature, WEBHOOK_MAX_AGE_MS, WebhookEnvelopeSchema } from "../highlevel/webhooks.ts";
-import { connectionExistsStatement, locationConnectionId } from "../store/connections.ts";
-import { deferReceipt, forgetReceipt, recordReceipt, recordReceiptAndRead, wasDeferred, type Receipt } from "../store/webhook-receipts.ts";
+import { deferReceipt, recordReceipt, wasDeferred } from "../store/webhook-receipts.ts";
 import type { QueueMessage } from "../sync/messages.ts";
 import type { AppEnv } from "./context.ts";
 
@@ -74,60 +81,40 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
       log.info({ event: "webhook.deferred_retry", outcome: "ok", age_ms: now - at, ...fields });
     }
 
-    const app = AppEventSchema.safeParse(json);
-    const delivery: Receipt = { provider: "highlevel", webhookId, eventType: event.type, scopeId: locationId ?? event.companyId ?? null, receivedAt: now };
-    let receipt: "new" | "duplicate";
-    /** Whether the event's location has a connection (location events only). */
-    let knownLocation = false;
-    try {
-      if (!app.success && locationId) {
-        // The receipt and the location's connection read in ONE D1 round trip: each round trip
-        // is most of a delivery's cost (docs/benchmarks.md, ingress breakdown).
-        const out = await recordReceiptAndRead(c.env.DB, delivery, connectionExistsStatement(c.env.DB, locationConnectionId(locationId)));
-        receipt = out.receipt;
-        knownLocation = out.rows.length > 0;
-      } else {
-        receipt = await recordReceipt(c.env.DB, delivery);
+    if (event.type === "INSTALL" || event.type === "UNINSTALL") {
+      // App lifecycle events are applied here and now (connections created / retired), not queued.
+      const app = AppEventSchema.safeParse(json);
+      if (!app.success) throw new AppError("bad_request", `Webhook body is not a valid ${event.type} event`);
+      let receipt: "new" | "duplicate";
+      try {
+        receipt = await recordReceipt(c.env.DB, { provider: "highlevel", webhookId, eventType: event.type, scopeId: locationId ?? event.companyId ?? null, receivedAt: now });
+      } catch (err) {
+        log.error({ event: "webhook.receipt_failed", outcome: "retry", error: err, ...fields });
+        throw tryAgain("database unavailable");
       }
-    } catch (err) {
-      log.error({ event: "webhook.receipt_failed", outcome: "retry", error: err, ...fields });
-      // Nothing was recorded (the batch is one transaction); remember the 429 if D1 still takes a
-      // write, so the retry (past the freshness window by then) is accepted.
-      await deferReceipt(c.env.DB, "highlevel", webhookId, now).catch((e: unknown) => log.error({ event: "webhook.defer_failed", error: e, outcome: "failed", ...fields }));
-      throw tryAgain("database unavailable");
-    }
-    if (receipt === "duplicate") {
-      // Debug, not info: replays are routine (HighLevel re-sends) and cost nothing; one info line per accepted event.
-      log.debug({ event: "webhook.duplicate", outcome: "skipped", ...fields });
-      return c.json({ ok: true, status: "duplicate" });
+      if (receipt === "duplicate") {
+        log.debug({ event: "webhook.duplicate", outcome: "skipped", ...fields });
+        return c.json({ ok: true, status: "duplicate" });
+      }
+      if (app.data.type === "UNINSTALL") await handleUninstallEvent(c.env, app.data, log);
+      else await handleInstallEvent(c.env, c.var.config, app.data, log);
+      return c.json({ ok: true, status: "applied" });
     }
 
+    if (!locationId) {
+      // Accepted so HighLevel does not retry an event no location can use; visible in the logs.
+      log.warn({ event: "webhook.no_location", outcome: "skipped", ...fields });
+      return c.json({ ok: true, status: "ignored" });
+    }
+    const message: QueueMessage = { v: 1, kind: "highlevel.webhook", webhookId, locationId, type: event.type, receivedAt: now, body: parsed.data };
     try {
-      if (app.success) {
-        // App lifecycle events are applied here and now (connections created / retired), not queued.
-        if (app.data.type === "UNINSTALL") await handleUninstallEvent(c.env, app.data, log);
-        else await handleInstallEvent(c.env, c.var.config, app.data, log);
-        return c.json({ ok: true, status: "applied" });
-      }
-      if (!locationId || !knownLocation) {
-        // Accepted so HighLevel does not retry an event we cannot use; visible in the logs.
-        log.warn({ event: "webhook.unknown_location", outcome: "skipped", ...fields });
-        return c.json({ ok: true, status: "ignored" });
-      }
-      const message: QueueMessage = { v: 1, kind: "highlevel.webhook", webhookId, locationId, type: event.type, receivedAt: now, body: parsed.data };
       await c.env.SYNC_QUEUE.send(message, { contentType: "json" });
     } catch (err) {
-      // Forget the receipt (the retry is not a duplicate) and remember the 429 (the retry will be
-      // past the freshness window). If D1 is what failed, the reconcile re-scan catches the change.
-      await forgetReceipt(c.env.DB, "highlevel", webhookId).catch((e: unknown) => log.error({ event: "webhook.forget_failed", error: e, outcome: "failed", ...fields }));
+      // Nothing was recorded; remember the 429 (the retry will be past the freshness window).
       await deferReceipt(c.env.DB, "highlevel", webhookId, now).catch((e: unknown) => log.error({ event: "webhook.defer_failed", error: e, outcome: "failed", ...fields }));
       log.error({ event: "webhook.enqueue_failed", outcome: "retry", error: err, ...fields });
-      throw tryAgain("queue or database unavailable");
+      throw tryAgain("queue unavailable");
     }
-    // Debug, like duplicates: the consumer's `queue.batch` line counts accepted events and each record
-    // job logs its `sync.record` line at info — one line per change, not one per delivery (a HighLevel
-    // change fans out into 2–3 deliveries; per-delivery lines are what `wrangler tail` drowns in
-    // during a burst and what Workers Logs bills). docs/benchmarks.md, ingress breakdown.
     log.debug({ event: "webhook.accepted", outcome: "ok", ...fields });
     return c.json({ ok: true, status: "accepted" });
   },

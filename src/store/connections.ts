@@ -110,14 +110,6 @@ export async function getConnection(db: D1Database, id: string): Promise<Connect
   return raw === null ? null : toConnection(raw);
 }
 
-/**
- * A statement answering one row when connection `id` exists (any status), none otherwise: what
- * `getConnection(…) !== null` tells, for callers that batch it with a write (the webhook ingress).
- */
-export function connectionExistsStatement(db: D1Database, id: string): D1PreparedStatement {
-  return db.prepare("SELECT 1 AS hit FROM connections WHERE id = ?").bind(id);
-}
-
 /** Lists connections (token-bearing rows; map through `connectionSummary` before showing). */
 export async function listConnections(db: D1Database, filter: { status?: ConnectionStatus; companyId?: string } = {}): Promise<Connection[]> {
   const where: string[] = [];

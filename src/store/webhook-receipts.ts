@@ -1,7 +1,9 @@
 /**
  * Webhook receipts: dedupe on the provider's delivery id (HighLevel `webhookId`, 4Degrees
  * `webhook-id`). Idempotency lives in D1 (`PRIMARY KEY (provider, webhook_id)` +
- * `INSERT … ON CONFLICT DO NOTHING`), never in KV, which cannot compare-and-set.
+ * `INSERT … ON CONFLICT DO NOTHING`), never in KV, which cannot compare-and-set. Location and
+ * workspace events are claimed by the queue consumer, a batch at a time (`claimDeliveries`); app
+ * INSTALL/UNINSTALL events by the ingress (`recordReceipt`), which applies them at once.
  */
 
 /** One delivery as received. */
@@ -27,23 +29,34 @@ export async function recordReceipt(db: D1Database, receipt: Receipt): Promise<"
   return result.meta.changes > 0 ? "new" : "duplicate";
 }
 
-/**
- * Records a delivery and runs one read (`lookup`) in the same D1 round trip (`db.batch`, one
- * transaction): the ingress needs both, and each round trip to D1 is most of a webhook's cost.
- * Returns the receipt's outcome and the lookup's rows. Throws when either fails (then neither ran).
- */
-export async function recordReceiptAndRead(db: D1Database, receipt: Receipt, lookup: D1PreparedStatement): Promise<{ receipt: "new" | "duplicate"; rows: unknown[] }> {
-  const [inserted, read] = await db.batch([insertReceipt(db, receipt), lookup]);
-  if (!inserted || !read) throw new Error("D1 batch answered fewer results than statements");
-  return { receipt: inserted.meta.changes > 0 ? "new" : "duplicate", rows: read.results };
+/** One delivery the queue consumer claims: its receipt and the queue message that carries it. */
+export interface Claim {
+  receipt: Receipt;
+  /** The queue message's id (stable across that message's retries). */
+  messageId: string;
 }
 
 /**
- * Forgets a receipt. The ingress calls this when it recorded a delivery but could not enqueue it,
- * so the provider's retry (HighLevel retries on 429) is not mistaken for a duplicate.
+ * Claims a batch of deliveries in ONE D1 round trip (plus one read when some were seen before):
+ * `true` = process it — the first delivery of its (provider, webhookId), or a retry of the very
+ * queue message that claimed it; `false` = a duplicate delivery, already claimed by another
+ * message. Throws when D1 fails (nothing is claimed then: the batch is one transaction).
  */
-export async function forgetReceipt(db: D1Database, provider: Receipt["provider"], webhookId: string): Promise<void> {
-  await db.prepare("DELETE FROM webhook_receipts WHERE provider = ? AND webhook_id = ?").bind(provider, webhookId).run();
+export async function claimDeliveries(db: D1Database, claims: readonly Claim[]): Promise<boolean[]> {
+  if (claims.length === 0) return [];
+  const inserts = claims.map(({ receipt: r, messageId }) =>
+    db
+      .prepare("INSERT INTO webhook_receipts (provider, webhook_id, event_type, scope_id, received_at, message_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, webhook_id) DO NOTHING")
+      .bind(r.provider, r.webhookId, r.eventType, r.scopeId, r.receivedAt, messageId),
+  );
+  const results = await db.batch(inserts);
+  const fresh = claims.map((_, i) => (results[i]?.meta.changes ?? 0) > 0);
+  const seen = claims.filter((_, i) => !fresh[i]);
+  if (seen.length === 0) return fresh;
+  // Seen before: ours again (a retried message) or another message's (a duplicate delivery).
+  const owners = await db.batch(seen.map((c) => db.prepare("SELECT message_id FROM webhook_receipts WHERE provider = ? AND webhook_id = ?").bind(c.receipt.provider, c.receipt.webhookId)));
+  const ownerOf = new Map(seen.map((c, i) => [`${c.receipt.provider}:${c.receipt.webhookId}`, (owners[i]?.results[0] as { message_id?: unknown } | undefined)?.message_id ?? null]));
+  return claims.map((c, i) => fresh[i] === true || ownerOf.get(`${c.receipt.provider}:${c.receipt.webhookId}`) === c.messageId);
 }
 
 /** Deletes receipts older than `before` (epoch ms); returns how many went. Called from the cron. */

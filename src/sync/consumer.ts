@@ -5,6 +5,7 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
+import { claimDeliveries, type Receipt } from "../store/webhook-receipts.ts";
 import { QueueMessageSchema, type QueueMessage, type QueueMessageKind } from "./messages.ts";
 
 /** What a handler tells the consumer about one message. */
@@ -67,11 +68,12 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
   const batchStarted = Date.now();
   const scope = new BatchScope();
   /** Outcomes of the batch by message kind, for its one `queue.batch` info line. */
-  const tally: Record<string, { ack: number; retry: number; failed: number }> = {};
-  const count = (kind: string, outcome: "ack" | "retry" | "failed") => {
-    const t = (tally[kind] ??= { ack: 0, retry: 0, failed: 0 });
+  const tally: Record<string, { ack: number; retry: number; failed: number; duplicate: number }> = {};
+  const count = (kind: string, outcome: "ack" | "retry" | "failed" | "duplicate") => {
+    const t = (tally[kind] ??= { ack: 0, retry: 0, failed: 0, duplicate: 0 });
     t[outcome]++;
   };
+  const valid: Array<{ message: Message<unknown>; msg: QueueMessage }> = [];
   for (const message of batch.messages) {
     const parsed = QueueMessageSchema.safeParse(message.body);
     if (!parsed.success) {
@@ -80,7 +82,9 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
       count("invalid", "failed");
       continue;
     }
-    const msg = parsed.data;
+    valid.push({ message, msg: parsed.data });
+  }
+  for (const { message, msg } of await claimWebhooks(env.DB, valid, log, count)) {
     const handler = handlers[msg.kind] as Handler<typeof msg.kind> | undefined;
     if (!handler) {
       log.warn({ event: "queue.no_handler", kind: msg.kind, outcome: "skipped", message_id: message.id });
@@ -121,4 +125,51 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
   // One line per batch: what `wrangler tail` shows of the queue's throughput (accepted webhooks
   // are logged here, counted, rather than one line per delivery at the ingress).
   log.info({ event: "queue.batch", outcome: "ok", messages: batch.messages.length, kinds: tally, duration_ms: Date.now() - batchStarted });
+}
+
+/** The receipt of a webhook message (null for other kinds). */
+function receiptOf(msg: QueueMessage): Receipt | null {
+  if (msg.kind === "highlevel.webhook") return { provider: "highlevel", webhookId: msg.webhookId, eventType: msg.type, scopeId: msg.locationId, receivedAt: msg.receivedAt };
+  if (msg.kind === "fourdegrees.webhook") return { provider: "fourdegrees", webhookId: msg.webhookId, eventType: msg.type, scopeId: msg.workspaceId, receivedAt: msg.receivedAt };
+  return null;
+}
+
+/**
+ * Deduplicates the batch's webhook deliveries in one D1 round trip (`claimDeliveries`): a delivery
+ * whose provider id another message already claimed is acked as a duplicate; the rest go on to
+ * their handlers. The ingress does not touch D1 for this, so a burst costs one claim per batch, and
+ * D1 trouble delays deliveries (retried with backoff) instead of refusing them at the door.
+ */
+async function claimWebhooks(
+  db: D1Database,
+  items: Array<{ message: Message<unknown>; msg: QueueMessage }>,
+  log: Logger,
+  count: (kind: string, outcome: "ack" | "retry" | "failed" | "duplicate") => void,
+): Promise<Array<{ message: Message<unknown>; msg: QueueMessage }>> {
+  const webhooks = items.flatMap((item) => {
+    const receipt = receiptOf(item.msg);
+    return receipt ? [{ item, claim: { receipt, messageId: item.message.id } }] : [];
+  });
+  if (webhooks.length === 0) return items;
+  let claimed: boolean[];
+  try {
+    claimed = await claimDeliveries(db, webhooks.map((w) => w.claim));
+  } catch (err) {
+    // Nothing was claimed: every delivery of the batch waits and tries again; other kinds go on.
+    log.error({ event: "queue.claim_failed", outcome: "retry", error: err, deliveries: webhooks.length });
+    for (const { item } of webhooks) {
+      item.message.retry({ delaySeconds: backoffSeconds(item.message.attempts) });
+      count(item.msg.kind, "retry");
+    }
+    return items.filter((item) => receiptOf(item.msg) === null);
+  }
+  const duplicates = new Set<Message<unknown>>();
+  webhooks.forEach(({ item, claim }, i) => {
+    if (claimed[i]) return;
+    duplicates.add(item.message);
+    item.message.ack();
+    count(item.msg.kind, "duplicate");
+    log.debug({ event: "webhook.duplicate", kind: item.msg.kind, outcome: "skipped", webhook_id: claim.receipt.webhookId, message_id: item.message.id });
+  });
+  return items.filter((item) => !duplicates.has(item.message));
 }

@@ -383,7 +383,10 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     const locationId = msg.locationId ?? (typeof msg.body["locationId"] === "string" ? msg.body["locationId"] : null);
     const account = await resolveAccountForLocation(ctx.env.DB, locationId, ctx.batch);
     if (!account) {
-      ctx.log.info({ event: "sync.webhook", direction: "inbound", location: locationId, outcome: "skipped", reason: "no account uses this location", type: msg.type });
+      // The ingress enqueues without a database read, so events of locations no account uses end
+      // here: one warning per location per batch, not one line per delivery.
+      if (!ctx.batch?.isDone(`unknown-location:${locationId}`)) ctx.log.warn({ event: "sync.webhook", direction: "inbound", location: locationId, outcome: "skipped", reason: "no account uses this location", type: msg.type });
+      ctx.batch?.markDone(`unknown-location:${locationId}`);
       return { kind: "ack" };
     }
     const dirty = { accountId: account.id, side: "highlevel" as const, kind: target.kind, recordId: target.recordId };
@@ -421,7 +424,8 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
     const accountId = await (ctx.batch ? ctx.batch.once(`account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId)) : accountForWorkspace(ctx.env.DB, msg.workspaceId));
     if (!accountId) {
-      ctx.log.info({ event: "sync.webhook", direction: "inbound", workspace: msg.workspaceId, outcome: "skipped", reason: "no account uses this workspace", type: msg.type });
+      if (!ctx.batch?.isDone(`unknown-workspace:${msg.workspaceId}`)) ctx.log.warn({ event: "sync.webhook", direction: "inbound", workspace: msg.workspaceId, outcome: "skipped", reason: "no account uses this workspace", type: msg.type });
+      ctx.batch?.markDone(`unknown-workspace:${msg.workspaceId}`);
       return { kind: "ack" };
     }
     const target = event.record.kind === "deal" ? { kind: "deal" as const, recordId: event.record.id } : { kind: "notes" as const, recordId: event.record.dealId };

@@ -9,10 +9,10 @@
  * odd ids and extra fields, but a connected location, a fresh timestamp and a unique id), and the
  * tests count that they reach the queue — a fuzz run where nothing gets past validation proves
  * nothing about the writes behind it. "Never a half-written row", per route:
- *  - webhooks: a delivery's receipt (webhook_receipts, the dedupe row) exists if and only if the
- *    route answered 2xx, and a 2xx "accepted" for a location we sync enqueued exactly one message
- *    for that delivery id (a receipt without its message would make the provider's retry a
- *    "duplicate" and lose the change);
+ *  - webhooks: a 2xx "accepted" enqueued exactly one message for that delivery id, a refused one
+ *    none, and the route wrote no receipt (the dedupe row) for a location or workspace event — the
+ *    queue consumer claims deliveries, so a receipt can never exist without its message; replays
+ *    are enqueued again and the consumer hands each delivery id to its handler exactly once;
  *  - OAuth callback: no connection and no consumed-but-unused state is left behind by a rejected
  *    callback (connections / oauth_states unchanged);
  *  - CSV import: every fourdegrees_import_rows row belongs to an import header row, and every
@@ -28,6 +28,7 @@ import { ED25519_PRIVATE_PEM, pemToDer, toBase64 } from "../../../sandbox/highle
 import { signWebhook } from "../../../src/fourdegrees/webhook.ts";
 import { createApp } from "../../../src/http/app.ts";
 import { createAccount, deleteAccount } from "../../../src/store/accounts.ts";
+import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
 import { QueueMessageSchema } from "../../../src/sync/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
@@ -79,17 +80,22 @@ async function receiptExists(provider: "highlevel" | "fourdegrees", webhookId: s
 }
 
 /**
- * The webhook half of "never a half-written row": the delivery's receipt exists iff the answer was
- * 2xx; a fresh accepted delivery for a synced scope enqueued exactly one message with its id
- * (app INSTALL / UNINSTALL events answer "applied": handled at once, nothing queued).
+ * The webhook half of "never a half-written row": an "accepted" answer enqueued exactly one
+ * message with the delivery's id, any other answer none; the route writes a receipt only for an
+ * app INSTALL / UNINSTALL event it applied at once ("applied" / "duplicate"), never for a location
+ * or workspace event — those are claimed by the queue consumer.
  */
-async function expectWholeDelivery(provider: "highlevel" | "fourdegrees", webhookId: string, existedBefore: boolean, res: Response, enqueues: boolean): Promise<void> {
-  const receipt = await receiptExists(provider, webhookId);
-  if (res.status >= 400) expect(receipt, `a refused delivery (${res.status}) left its receipt`).toBe(existedBefore);
-  else expect(receipt, "an accepted delivery has no receipt").toBe(true);
+async function expectWholeDelivery(provider: "highlevel" | "fourdegrees", webhookId: string, res: Response, status: string): Promise<void> {
   const messages = sentFor(webhookId).length;
-  if (existedBefore || res.status >= 400 || !enqueues) expect(messages, "a refused, duplicate or ignored delivery enqueued a message").toBe(0);
-  else expect(messages, "an accepted delivery's receipt without its queued message").toBe(1);
+  if (res.status < 400 && status === "accepted") expect(messages, "an accepted delivery without exactly one queued message").toBe(1);
+  else expect(messages, `a ${res.status} "${status}" delivery enqueued a message`).toBe(0);
+  const appEvent = status === "applied" || status === "duplicate";
+  if (!appEvent) expect(await receiptExists(provider, webhookId), `the ingress wrote a receipt for a ${res.status} "${status}" delivery`).toBe(false);
+}
+
+/** The `status` of a 2xx webhook answer ("" for others). */
+async function statusOf(res: Response): Promise<string> {
+  return res.status < 400 ? String(Reflect.get(await res.clone().json<object>(), "status")) : "";
 }
 
 /** Table-level invariants the admin API and the import must keep after every request. */
@@ -167,17 +173,15 @@ describe("fuzz: POST /webhooks/highlevel", () => {
         expectNo5xx(res, `webhook (${mode}) ${body.slice(0, 80)}`);
         if (mode !== "signed") expect(res.status).toBeGreaterThanOrEqual(400);
         if (mode !== "signed" && typeof webhookId === "string") expect(await receiptExists("highlevel", webhookId)).toBe(before);
-        if (mode === "signed" && typeof webhookId === "string" && webhookId !== "") {
-          const status = res.status < 400 ? String(Reflect.get(await res.clone().json<object>(), "status")) : "";
-          await expectWholeDelivery("highlevel", webhookId, before, res, status === "accepted");
-        }
+        if (mode !== "signed") expect(sent, "an unsigned or badly signed delivery enqueued a message").toHaveLength(0);
+        if (mode === "signed" && typeof webhookId === "string" && webhookId !== "") await expectWholeDelivery("highlevel", webhookId, res, await statusOf(res));
         expectValidMessages();
       }),
       { numRuns: RUNS },
     );
   });
 
-  it("happy: mutated valid deliveries all reach the queue exactly once (receipt + message), and their replays enqueue nothing", async () => {
+  it("happy: mutated valid deliveries all reach the queue (one message each); their replays are accepted again and the consumer hands each delivery to its handler exactly once", async () => {
     let accepted = 0;
     await fc.assert(
       fc.asyncProperty(validHighLevelEvent, async (e) => {
@@ -187,13 +191,20 @@ describe("fuzz: POST /webhooks/highlevel", () => {
         const res = await call(new Request("http://worker.test/webhooks/highlevel", { method: "POST", headers, body }));
         expect(res.status, await res.clone().text()).toBe(200);
         expect(await res.json()).toMatchObject({ status: "accepted" });
-        await expectWholeDelivery("highlevel", webhookId, false, res, true);
+        await expectWholeDelivery("highlevel", webhookId, res, "accepted");
         expect(sentFor(webhookId)[0]).toMatchObject({ kind: "highlevel.webhook", locationId: LOCATION, type: e.type });
         accepted++;
-        expectValidMessages();
         const replay = await call(new Request("http://worker.test/webhooks/highlevel", { method: "POST", headers, body }));
-        expect(await replay.json()).toMatchObject({ status: "duplicate" });
-        expect(sent).toHaveLength(0);
+        expect(await replay.json()).toMatchObject({ status: "accepted" });
+        const both = sentFor(webhookId);
+        expect(both).toHaveLength(2);
+        expectValidMessages();
+        // The consumer dedupes: of the delivery and its replay, one reaches the handler.
+        const { handlers, reached } = recordingHandlers();
+        const run = await runBatch(both, handlers);
+        expect(reached).toEqual([webhookId]);
+        expect(run.acked).toHaveLength(2);
+        expect(run.retried).toHaveLength(0);
       }),
       { numRuns: RUNS },
     );
@@ -220,14 +231,14 @@ describe("fuzz: POST /webhooks/4degrees", () => {
         const res = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { "content-type": "application/json", ...headers }, body: tamper ? `${body} ` : body }));
         expectNo5xx(res, `4Degrees webhook ${body.slice(0, 80)}`);
         if (tamper) expect(res.status).toBeGreaterThanOrEqual(400);
-        await expectWholeDelivery("fourdegrees", webhookId, false, res, true);
+        await expectWholeDelivery("fourdegrees", webhookId, res, await statusOf(res));
         expectValidMessages();
       }),
       { numRuns: RUNS },
     );
   });
 
-  it("happy: mutated valid events all reach the queue exactly once (receipt + message)", async () => {
+  it("happy: mutated valid events all reach the queue exactly once (one message, no receipt at the door)", async () => {
     const valid = fc.record({
       type: fc.constantFrom("deal.created", "deal.updated", "deal.stage_changed", "deal.owner_changed", "deal.deleted", "note.created", "note.updated", "note.deleted"),
       object: fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue(), { maxKeys: 5 }),
@@ -241,7 +252,7 @@ describe("fuzz: POST /webhooks/4degrees", () => {
         const headers = await signWebhook(TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET, webhookId, Date.now() / 1000, body);
         const res = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { "content-type": "application/json", ...headers }, body }));
         expect(res.status, await res.clone().text()).toBe(200);
-        await expectWholeDelivery("fourdegrees", webhookId, false, res, true);
+        await expectWholeDelivery("fourdegrees", webhookId, res, "accepted");
         accepted++;
         expectValidMessages();
       }),

@@ -148,10 +148,10 @@ async function runOnStack(stack: Stack): Promise<void> {
       const url = stack.worker.url;
       await loadTrivial(url, 2, CONNECTIONS); // warm-up
       const trivial = await loadTrivial(url, LOAD_SECONDS, CONNECTIONS);
-      // The breakdown, cheapest path first (each adds one step of the route to the one before):
-      // forged → signature check only (401); duplicate → + JSON/zod + the receipt insert;
-      // unknown location → + the connection lookup (accepted, nothing enqueued); ignored type → + the
-      // queue send, its consumer acking at once; unique → everything, the consumer's sync work included.
+      // The breakdown, cheapest path first: forged → the signature check only (401); then verified
+      // deliveries, all enqueued (the ingress touches no database): duplicate → the consumer's claim
+      // drops them; unknown location → the consumer acks them (no account); ignored type → the
+      // handler acks at once; unique → everything, the consumer's sync work included.
       const stamp = Date.now();
       const forged = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, forgedWebhookFactory(stack.locationId, `forged-${stamp}`));
       const duplicate = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, duplicateWebhookFactory("bench-unknown-location", "dup", `duplicate-${stamp}`));

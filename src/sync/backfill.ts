@@ -22,6 +22,7 @@ import type { HandlerContext, Outcome } from "./consumer.ts";
 import { SyncEngine, type EngineDeps, type JobResult } from "./engine.ts";
 import { countCalls, type JobDeps } from "./jobs.ts";
 import type { QueueMessage } from "./messages.ts";
+import { pool } from "../lib/pool.ts";
 
 /** Records per page (the unit of the checkpoint). */
 export const BACKFILL_PAGE_SIZE = 50;
@@ -42,52 +43,6 @@ export const BACKFILL_MESSAGE_MAX_CALLS = 1_200;
  * the gate — which paces the lane and keeps the live reserve — be the only limit.
  */
 export const BACKFILL_CONCURRENCY = 5;
-
-/**
- * Runs `work` over `items`, at most `limit` at a time, in order of start; resolves with the
- * results in item order. Items with the same `keyOf` never run at the same time (they run one
- * after another, in page order): a backfill matches a record to the other side by exact name
- * (+ contact email), so two same-named records in flight together could both claim one match —
- * one after the other, the second sees the first's link and goes to review or creates its own.
- * Stops starting new items once `stop()` says so or one throws; every started item is awaited
- * before resolving or rethrowing the first error, so a retried page never runs beside the remains
- * of its failed attempt (two creates of one record at once).
- */
-export async function pool<T, R>(items: readonly T[], limit: number, keyOf: (item: T) => string, work: (item: T) => Promise<R>, stop: (r: R) => boolean): Promise<R[]> {
-  const groups = new Map<string, number[]>();
-  items.forEach((item, i) => {
-    const key = keyOf(item);
-    const group = groups.get(key);
-    if (group) group.push(i);
-    else groups.set(key, [i]);
-  });
-  const queue = [...groups.values()];
-  const results: R[] = [];
-  let next = 0;
-  let halted = false;
-  const errors: unknown[] = [];
-  const worker = async () => {
-    while (!halted && next < queue.length) {
-      const group = queue[next++] ?? [];
-      for (const i of group) {
-        if (halted) break;
-        const item = items[i];
-        if (item === undefined) continue;
-        try {
-          const r = await work(item);
-          results[i] = r;
-          if (stop(r)) halted = true;
-        } catch (err) {
-          errors.push(err);
-          halted = true;
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, queue.length) }, worker));
-  if (errors.length > 0) throw errors[0];
-  return results;
-}
 
 /** The match key of a record in a backfill page: its name, as matching compares it. */
 function matchKey(name: string | null | undefined): string {

@@ -5,6 +5,7 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
+import { pool } from "../lib/pool.ts";
 import { claimDeliveries, type Receipt } from "../store/webhook-receipts.ts";
 import { QueueMessageSchema, type QueueMessage, type QueueMessageKind } from "./messages.ts";
 
@@ -62,7 +63,17 @@ export function backoffSeconds(attempts: number, random = Math.random): number {
   return Math.max(1, Math.round(base * (0.8 + random() * 0.4)));
 }
 
-/** Processes one batch. Messages of one batch run sequentially to keep per-record order. */
+/** Record jobs of one batch in flight at once (never two for one record). */
+export const BATCH_JOB_CONCURRENCY = 5;
+
+/**
+ * Processes one batch: parse every message, claim the batch's webhook deliveries (one D1 round
+ * trip; duplicates acked), then run the handlers — webhook and other light messages one after
+ * another in batch order (they mark records dirty and share the batch scope), then the batch's
+ * `sync.record` jobs `BATCH_JOB_CONCURRENCY` at a time, jobs of one record one after another.
+ * Order between records does not matter: a job clears a record's dirty mark only if no mark came
+ * after its start (else it runs again), so a mark and a job of one record may come in any order.
+ */
 export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, config: Config, handlers: Handlers): Promise<void> {
   const log = createLogger(config.LOG_LEVEL, { queue: batch.queue });
   const batchStarted = Date.now();
@@ -84,13 +95,13 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
     }
     valid.push({ message, msg: parsed.data });
   }
-  for (const { message, msg } of await claimWebhooks(env.DB, valid, log, count)) {
+  const run = async ({ message, msg }: { message: Message<unknown>; msg: QueueMessage }): Promise<void> => {
     const handler = handlers[msg.kind] as Handler<typeof msg.kind> | undefined;
     if (!handler) {
       log.warn({ event: "queue.no_handler", kind: msg.kind, outcome: "skipped", message_id: message.id });
       message.ack();
       count(msg.kind, "failed");
-      continue;
+      return;
     }
     const started = Date.now();
     let outcome: Outcome;
@@ -121,7 +132,11 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
         log.error({ event: "queue.permanent_failure", kind: msg.kind, outcome: "failed", reason: outcome.reason, duration_ms, message_id: message.id });
         break;
     }
-  }
+  };
+  const items = await claimWebhooks(env.DB, valid, log, count);
+  for (const item of items) if (item.msg.kind !== "sync.record") await run(item);
+  const jobs = items.filter((item) => item.msg.kind === "sync.record");
+  await pool(jobs, BATCH_JOB_CONCURRENCY, ({ msg }) => (msg.kind === "sync.record" ? `${msg.accountId}:${msg.side}:${msg.record}:${msg.recordId}` : ""), run, () => false);
   // One line per batch: what `wrangler tail` shows of the queue's throughput (accepted webhooks
   // are logged here, counted, rather than one line per delivery at the ingress).
   log.info({ event: "queue.batch", outcome: "ok", messages: batch.messages.length, kinds: tally, duration_ms: Date.now() - batchStarted });

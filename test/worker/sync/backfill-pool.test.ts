@@ -3,7 +3,7 @@
  * (two same-named records in flight together could both claim the one opportunity that matches).
  */
 import { describe, expect, it } from "vitest";
-import { pool } from "../../../src/sync/backfill.ts";
+import { pool } from "../../../src/lib/pool.ts";
 
 interface Item {
   id: number;

@@ -1,15 +1,20 @@
 /**
  * `npm start`: the whole product on this machine, offline.
  *   1. creates .dev.vars from .dev.vars.example on first run (demo secrets that match the sandbox),
- *   2. applies the D1 migrations locally,
+ *   2. clears the Worker's local state (.wrangler/state; KEEP_STATE=1 keeps it) and applies the D1
+ *      migrations locally — the sandbox is in memory and seeded anew on each start, so links,
+ *      snapshots and a finished backfill kept from the last run would point at records that no
+ *      longer exist (and the demo's backfill would not run again),
  *   3. starts the sandbox (HighLevel + 4Degrees) on SANDBOX_PORT (8788), seeded with demo data,
  *   4. starts the Worker under `wrangler dev` on PORT (8787), its provider base URLs on the sandbox,
  *   5. points both sandboxes' webhooks at the Worker and connects the demo account,
  *   6. prints what to open. Ctrl-C stops both.
  */
+import { rmSync } from "node:fs";
+import { resolve } from "node:path";
 import { startSandbox } from "../sandbox/server.ts";
 import { connectDemo } from "./lib/demo.ts";
-import { applyLocalMigrations, ensureDevVars, startWorker, type RunningWorker } from "./lib/processes.ts";
+import { applyLocalMigrations, ensureDevVars, ROOT, startWorker, type RunningWorker } from "./lib/processes.ts";
 
 const sandboxPort = Number(process.env["SANDBOX_PORT"] ?? 8788);
 const workerPort = Number(process.env["PORT"] ?? 8787);
@@ -18,6 +23,11 @@ const verbose = process.env["VERBOSE"] === "1";
 const step = (text: string) => console.log(`• ${text}`);
 
 if (ensureDevVars() === "created") step("created .dev.vars from .dev.vars.example (demo secrets that match the sandbox)");
+if (process.env["KEEP_STATE"] === "1") step("keeping the Worker's local state from the last run (KEEP_STATE=1)");
+else {
+  rmSync(resolve(ROOT, ".wrangler/state"), { recursive: true, force: true });
+  step("cleared the Worker's local state (.wrangler/state): the sandbox starts fresh, so does the Worker (KEEP_STATE=1 keeps it)");
+}
 step("applying D1 migrations locally");
 await applyLocalMigrations();
 

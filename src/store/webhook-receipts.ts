@@ -17,10 +17,11 @@ export interface Receipt {
   receivedAt: number;
 }
 
-function insertReceipt(db: D1Database, receipt: Receipt): D1PreparedStatement {
+/** The receipt's insert, a no-op when (provider, webhookId) is already recorded; `messageId` names the claiming queue message. */
+function insertReceipt(db: D1Database, receipt: Receipt, messageId: string | null = null): D1PreparedStatement {
   return db
-    .prepare("INSERT INTO webhook_receipts (provider, webhook_id, event_type, scope_id, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, webhook_id) DO NOTHING")
-    .bind(receipt.provider, receipt.webhookId, receipt.eventType, receipt.scopeId, receipt.receivedAt);
+    .prepare("INSERT INTO webhook_receipts (provider, webhook_id, event_type, scope_id, received_at, message_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, webhook_id) DO NOTHING")
+    .bind(receipt.provider, receipt.webhookId, receipt.eventType, receipt.scopeId, receipt.receivedAt, messageId);
 }
 
 /** Records a delivery: `"new"` the first time this (provider, webhookId) is seen, else `"duplicate"`. */
@@ -44,12 +45,7 @@ export interface Claim {
  */
 export async function claimDeliveries(db: D1Database, claims: readonly Claim[]): Promise<boolean[]> {
   if (claims.length === 0) return [];
-  const inserts = claims.map(({ receipt: r, messageId }) =>
-    db
-      .prepare("INSERT INTO webhook_receipts (provider, webhook_id, event_type, scope_id, received_at, message_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, webhook_id) DO NOTHING")
-      .bind(r.provider, r.webhookId, r.eventType, r.scopeId, r.receivedAt, messageId),
-  );
-  const results = await db.batch(inserts);
+  const results = await db.batch(claims.map((c) => insertReceipt(db, c.receipt, c.messageId)));
   const fresh = claims.map((_, i) => (results[i]?.meta.changes ?? 0) > 0);
   const seen = claims.filter((_, i) => !fresh[i]);
   if (seen.length === 0) return fresh;

@@ -52,6 +52,18 @@ export class BatchScope {
   markDone(key: string): void {
     this.#done.add(key);
   }
+
+  /** True the first time `key` is asked in this batch (e.g. one warning per batch), false after. */
+  first(key: string): boolean {
+    if (this.#done.has(key)) return false;
+    this.#done.add(key);
+    return true;
+  }
+}
+
+/** `load()` once per batch per key when there is a batch (`BatchScope.once`), else every time. */
+export function onceInBatch<T>(batch: BatchScope | undefined, key: string, load: () => Promise<T>): Promise<T> {
+  return batch ? batch.once(key, load) : load();
 }
 
 export type Handler<K extends QueueMessageKind> = (msg: Extract<QueueMessage, { kind: K }>, ctx: HandlerContext) => Promise<Outcome>;
@@ -176,7 +188,8 @@ async function claimWebhooks(
       item.message.retry({ delaySeconds: backoffSeconds(item.message.attempts) });
       count(item.msg.kind, "retry");
     }
-    return items.filter((item) => receiptOf(item.msg) === null);
+    const waiting = new Set(webhooks.map(({ item }) => item));
+    return items.filter((item) => !waiting.has(item));
   }
   const duplicates = new Set<Message<unknown>>();
   webhooks.forEach(({ item, claim }, i) => {

@@ -32,7 +32,7 @@ import { runImportRow } from "./import-rows.ts";
 import { sendMessage } from "./queues.ts";
 import { recogniseHighLevelEcho } from "./highlevel-echo.ts";
 import type { ConnectorFactory } from "./connectors.ts";
-import type { BatchScope, Handler, HandlerContext, Handlers, Outcome } from "./consumer.ts";
+import { onceInBatch, type BatchScope, type Handler, type HandlerContext, type Handlers, type Outcome } from "./consumer.ts";
 import { sha256, stripOrigin, SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
 import { pairForDeal, type Flat } from "./mapping.ts";
 import type { Mapping } from "./mapping-config.ts";
@@ -297,11 +297,17 @@ export function countCalls<T extends object>(target: T, onCall: () => void): T {
 /** The account of a HighLevel location (once per batch: every message of a burst names the same few). */
 async function resolveAccountForLocation(db: D1Database, locationId: string | null, batch?: BatchScope): Promise<Account | null> {
   if (!locationId) return null;
-  const load = async () => {
+  return onceInBatch(batch, `account-of-location:${locationId}`, async () => {
     const id = await accountIdForLocation(db, locationId);
     return id ? getAccount(db, id) : null;
-  };
-  return batch ? batch.once(`account-of-location:${locationId}`, load) : load();
+  });
+}
+
+/** `checkNamedStage` for the stage a webhook body names, if any, once per batch per stage (it never throws). */
+async function checkNamedStageOnce(ctx: HandlerContext, deps: JobDeps, account: Account, locationId: string, body: Record<string, unknown>, recordId: string): Promise<void> {
+  const named = stageNamedBy(body);
+  if (!named) return;
+  await onceInBatch(ctx.batch, `stage:${account.id}:${locationId}:${named.pipelineId ?? ""}:${named.stageId}`, () => checkNamedStage(ctx, deps, account, locationId, named, recordId));
 }
 
 /**
@@ -311,17 +317,7 @@ async function resolveAccountForLocation(db: D1Database, locationId: string | nu
  * operator maps it; the record job puts an open opportunity in it on the review list. Advisory:
  * a failed check is logged and never fails the webhook.
  */
-/** `checkNamedStage` once per batch per named stage (it never throws). */
-async function checkNamedStageOnce(ctx: HandlerContext, deps: JobDeps, account: Account, locationId: string, body: Record<string, unknown>, recordId: string): Promise<void> {
-  const named = stageNamedBy(body);
-  if (!named) return;
-  const run = () => checkNamedStage(ctx, deps, account, locationId, body, recordId);
-  await (ctx.batch ? ctx.batch.once(`stage:${account.id}:${locationId}:${named.pipelineId ?? ""}:${named.stageId}`, run) : run());
-}
-
-async function checkNamedStage(ctx: HandlerContext, deps: JobDeps, account: Account, locationId: string, body: Record<string, unknown>, recordId: string): Promise<void> {
-  const named = stageNamedBy(body);
-  if (!named) return;
+async function checkNamedStage(ctx: HandlerContext, deps: JobDeps, account: Account, locationId: string, named: NonNullable<ReturnType<typeof stageNamedBy>>, recordId: string): Promise<void> {
   try {
     const check = await (await deps.connectors(account, "live")).highlevel(locationId).ensureStageKnown(named.pipelineId, named.stageId);
     if (check.status !== "refreshed") return;
@@ -385,8 +381,7 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     if (!account) {
       // The ingress enqueues without a database read, so events of locations no account uses end
       // here: one warning per location per batch, not one line per delivery.
-      if (!ctx.batch?.isDone(`unknown-location:${locationId}`)) ctx.log.warn({ event: "sync.webhook", direction: "inbound", location: locationId, outcome: "skipped", reason: "no account uses this location", type: msg.type });
-      ctx.batch?.markDone(`unknown-location:${locationId}`);
+      if (ctx.batch?.first(`unknown-location:${locationId}`) ?? true) ctx.log.warn({ event: "sync.webhook", direction: "inbound", location: locationId, outcome: "skipped", reason: "no account uses this location", type: msg.type });
       return { kind: "ack" };
     }
     const dirty = { accountId: account.id, side: "highlevel" as const, kind: target.kind, recordId: target.recordId };
@@ -422,10 +417,9 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
       return { kind: "permanent", reason: err instanceof Error ? err.message : String(err) };
     }
     // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
-    const accountId = await (ctx.batch ? ctx.batch.once(`account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId)) : accountForWorkspace(ctx.env.DB, msg.workspaceId));
+    const accountId = await onceInBatch(ctx.batch, `account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId));
     if (!accountId) {
-      if (!ctx.batch?.isDone(`unknown-workspace:${msg.workspaceId}`)) ctx.log.warn({ event: "sync.webhook", direction: "inbound", workspace: msg.workspaceId, outcome: "skipped", reason: "no account uses this workspace", type: msg.type });
-      ctx.batch?.markDone(`unknown-workspace:${msg.workspaceId}`);
+      if (ctx.batch?.first(`unknown-workspace:${msg.workspaceId}`) ?? true) ctx.log.warn({ event: "sync.webhook", direction: "inbound", workspace: msg.workspaceId, outcome: "skipped", reason: "no account uses this workspace", type: msg.type });
       return { kind: "ack" };
     }
     const target = event.record.kind === "deal" ? { kind: "deal" as const, recordId: event.record.id } : { kind: "notes" as const, recordId: event.record.dealId };

@@ -80,5 +80,9 @@ describe("batch scope", () => {
     expect(scope.isDone("dirty:x")).toBe(false);
     scope.markDone("dirty:x");
     expect(scope.isDone("dirty:x")).toBe(true);
+    // One warning per batch: only the first ask of a key is true.
+    expect(scope.first("unknown-location:l1")).toBe(true);
+    expect(scope.first("unknown-location:l1")).toBe(false);
+    expect(scope.first("unknown-location:l2")).toBe(true);
   });
 });

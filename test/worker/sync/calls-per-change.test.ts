@@ -10,7 +10,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
 import { liveConnectors } from "../../../src/sync/connectors.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
-import { expectConverged, newDeal } from "./checks.ts";
+import { countProviderCall, expectConverged, newDeal, noProviderCalls, type ProviderCalls } from "./checks.ts";
 import { createWorld, type World } from "./world.ts";
 
 const routes: Record<string, RouteHandler> = {};
@@ -21,11 +21,8 @@ interface Counts {
   highlevel: { reads: number; writes: number };
 }
 
-const isRead = (method: string, path: string) => method === "GET" || (method === "POST" && /\/search$/.test(path));
-
 let w: World;
-let counts: Counts;
-let requests: string[];
+let calls: ProviderCalls;
 let dealId: string;
 let oppId: string;
 
@@ -33,18 +30,11 @@ let oppId: string;
 beforeEach(async () => {
   w = await createWorld(routes);
   w.deps.connectors = liveConnectors(env, loadConfig(env));
-  counts = { fourdegrees: { reads: 0, writes: 0 }, highlevel: { reads: 0, writes: 0 } };
-  requests = [];
+  calls = noProviderCalls();
   const sandbox = routes["sandbox.test"];
   if (!sandbox) throw new Error("the world routes sandbox.test");
   routes["sandbox.test"] = async (r) => {
-    const u = new URL(r.url);
-    if (!u.pathname.startsWith("/_sandbox")) {
-      const side = u.pathname.startsWith("/4degrees/") ? counts.fourdegrees : counts.highlevel;
-      if (isRead(r.method, u.pathname)) side.reads++;
-      else side.writes++;
-      requests.push(`${r.method} ${u.pathname}`);
-    }
+    countProviderCall(calls, r);
     return sandbox(r);
   };
   dealId = newDeal(w, { name: "Counted Co", stage: "Sourced", amountMinor: 100_000_00 }).id;
@@ -55,12 +45,10 @@ beforeEach(async () => {
 
 /** Runs one user change to quiet and returns the calls it cost. */
 async function measure(change: () => void): Promise<Counts> {
-  counts.fourdegrees = { reads: 0, writes: 0 };
-  counts.highlevel = { reads: 0, writes: 0 };
-  requests.length = 0;
+  calls = noProviderCalls();
   change();
   await w.settle();
-  return structuredClone(counts);
+  return { fourdegrees: calls.fourdegrees, highlevel: calls.highlevel };
 }
 
 describe("provider calls per change (steady state)", () => {
@@ -72,21 +60,21 @@ describe("provider calls per change (steady state)", () => {
     // records the deliveries HighLevel will send for it (one OpportunityUpdate + one
     // OpportunityMonetaryValueUpdate, with the answer's state), and each of them takes its slot
     // without a read (src/sync/highlevel-echo.ts, "Expected echoes"; expected-echo.test.ts).
-    expect(c, requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 1, writes: 1 } });
+    expect(c, calls.requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 1, writes: 1 } });
     await expectConverged(w);
   });
 
   it("a HighLevel stage change (fan-out pair): one read per side, one 4Degrees write, the echo free", async () => {
     const c = await measure(() => void w.sb.highlevel.service.updateOpportunity(oppId, { pipelineStageId: w.hlStage("Term Sheet") }));
     expect(w.sb.fourdegrees.deal(dealId).stage_id).toBe(w.fdStage("Term Sheet"));
-    expect(c, requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 1 }, highlevel: { reads: 1, writes: 0 } });
+    expect(c, calls.requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 1 }, highlevel: { reads: 1, writes: 0 } });
     await expectConverged(w);
   });
 
   it("a HighLevel status change (won): one read per side, one 4Degrees write", async () => {
     const c = await measure(() => void w.sb.highlevel.service.setStatus(oppId, "won"));
     expect(w.sb.fourdegrees.deal(dealId).status).toBe("won");
-    expect(c, requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 1 }, highlevel: { reads: 1, writes: 0 } });
+    expect(c, calls.requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 1 }, highlevel: { reads: 1, writes: 0 } });
     await expectConverged(w);
   });
 
@@ -94,12 +82,12 @@ describe("provider calls per change (steady state)", () => {
     const c = await measure(() => void w.sb.fourdegrees.addNoteAsUser(dealId, "Met the founders."));
     const contactId = w.sb.highlevel.store.opportunities.get(oppId)?.contactId ?? "";
     expect(w.sb.highlevel.store.notesOf(contactId).filter((n) => n.body.startsWith("Met the founders."))).toHaveLength(1);
-    expect(c, requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 1, writes: 1 } });
+    expect(c, calls.requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 1, writes: 1 } });
   });
 
   it("the structure comes from KV: no pipelines, users or fields call in steady state", async () => {
     await measure(() => void w.sb.fourdegrees.updateDealAsUser(dealId, { name: "Counted Co II" }));
     await measure(() => void w.sb.highlevel.service.updateOpportunity(oppId, { name: "Counted Co III" }));
-    expect(requests.filter((r) => /pipelines|users|customFields|fields/.test(r))).toEqual([]);
+    expect(calls.requests.filter((r) => /pipelines|users|customFields|fields/.test(r))).toEqual([]);
   });
 });

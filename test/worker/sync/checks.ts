@@ -66,3 +66,24 @@ export async function expectConverged(w: World): Promise<void> {
   }
   expect([...byRef.entries()].filter(([, n]) => n > 1), "deals carrying the same HighLevel id").toEqual([]);
 }
+
+/** Provider calls per side — reads (GET, POST …/search) and writes — and each request's line. */
+export interface ProviderCalls {
+  highlevel: { reads: number; writes: number };
+  fourdegrees: { reads: number; writes: number };
+  requests: string[];
+}
+
+export function noProviderCalls(): ProviderCalls {
+  return { highlevel: { reads: 0, writes: 0 }, fourdegrees: { reads: 0, writes: 0 }, requests: [] };
+}
+
+/** Counts one request to the sandbox into `calls` (the control API `/_sandbox` is not a provider call). */
+export function countProviderCall(calls: ProviderCalls, r: Request): void {
+  const u = new URL(r.url);
+  if (u.pathname.startsWith("/_sandbox")) return;
+  const side = u.pathname.startsWith("/4degrees/") ? calls.fourdegrees : calls.highlevel;
+  if (r.method === "GET" || (r.method === "POST" && /\/search$/.test(u.pathname))) side.reads++;
+  else side.writes++;
+  calls.requests.push(`${r.method} ${u.pathname}`);
+}

@@ -24,25 +24,18 @@ import { syncHandlers } from "../../../src/sync/jobs.ts";
 import { QueueMessageSchema } from "../../../src/sync/messages.ts";
 import { runReconcile } from "../../../src/sync/reconcile.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
-import { expectConverged, newDeal } from "./checks.ts";
+import { countProviderCall, expectConverged, newDeal, noProviderCalls, type ProviderCalls } from "./checks.ts";
 import { ACCOUNT, createWorld, type Queued, type World } from "./world.ts";
 
 const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
-
-interface Side {
-  reads: number;
-  writes: number;
-}
-
-const isRead = (method: string, path: string) => method === "GET" || (method === "POST" && /\/search$/.test(path));
 
 interface EchoWorld {
   w: World;
   dealId: string;
   oppId: string;
   closeDateFieldId: string;
-  counts: { highlevel: Side; fourdegrees: Side; requests: string[] };
+  counts: ProviderCalls;
   reset(): void;
   /** Runs once around our next HighLevel update of the opportunity: `before` the PUT reaches HighLevel, `after` its answer (the job then goes on). */
   aroundPut: { before?: () => void; after?: () => Promise<void> } | null;
@@ -67,9 +60,9 @@ async function echoWorld(): Promise<EchoWorld> {
     dealId: "",
     oppId: "",
     closeDateFieldId,
-    counts: { highlevel: { reads: 0, writes: 0 }, fourdegrees: { reads: 0, writes: 0 }, requests: [] },
+    counts: noProviderCalls(),
     reset() {
-      e.counts = { highlevel: { reads: 0, writes: 0 }, fourdegrees: { reads: 0, writes: 0 }, requests: [] };
+      e.counts = noProviderCalls();
       w.handled.length = 0;
     },
     aroundPut: null,
@@ -77,10 +70,7 @@ async function echoWorld(): Promise<EchoWorld> {
   routes["sandbox.test"] = async (r) => {
     const u = new URL(r.url);
     if (u.pathname.startsWith("/_sandbox")) return sandbox(r);
-    const side = u.pathname.startsWith("/4degrees/") ? e.counts.fourdegrees : e.counts.highlevel;
-    if (isRead(r.method, u.pathname)) side.reads++;
-    else side.writes++;
-    e.counts.requests.push(`${r.method} ${u.pathname}`);
+    countProviderCall(e.counts, r);
     const around = e.oppId && r.method === "PUT" && u.pathname.endsWith(`/opportunities/${e.oppId}`) ? e.aroundPut : null;
     if (around) e.aroundPut = null;
     around?.before?.();

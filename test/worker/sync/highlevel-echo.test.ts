@@ -28,23 +28,15 @@ import { syncHandlers } from "../../../src/sync/jobs.ts";
 import { MappingSchema, type ExtraField, type MappingInput } from "../../../src/sync/mapping-config.ts";
 import { QueueMessageSchema } from "../../../src/sync/messages.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
-import { expectConverged, newDeal } from "./checks.ts";
+import { countProviderCall, expectConverged, newDeal, noProviderCalls, type ProviderCalls } from "./checks.ts";
 import { ACCOUNT, createWorld, type Queued, type World } from "./world.ts";
 
 const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
 
-interface Counts {
-  highlevel: { reads: number; writes: number };
-  fourdegrees: { reads: number; writes: number };
-  requests: string[];
-}
-
-const isRead = (method: string, path: string) => method === "GET" || (method === "POST" && /\/search$/.test(path));
-
 interface EchoWorld {
   w: World;
-  counts: Counts;
+  counts: ProviderCalls;
   reset(): void;
   dealId: string;
   oppId: string;
@@ -85,17 +77,11 @@ async function echoWorld(mapping: (m: MappingInput) => MappingInput = (m) => ({ 
       },
     };
   };
-  const counts: Counts = { highlevel: { reads: 0, writes: 0 }, fourdegrees: { reads: 0, writes: 0 }, requests: [] };
+  const counts: ProviderCalls = noProviderCalls();
   const sandbox = routes["sandbox.test"];
   if (!sandbox) throw new Error("the world routes sandbox.test");
   routes["sandbox.test"] = async (r) => {
-    const u = new URL(r.url);
-    if (!u.pathname.startsWith("/_sandbox")) {
-      const side = u.pathname.startsWith("/4degrees/") ? counts.fourdegrees : counts.highlevel;
-      if (isRead(r.method, u.pathname)) side.reads++;
-      else side.writes++;
-      counts.requests.push(`${r.method} ${u.pathname}`);
-    }
+    countProviderCall(counts, r);
     return sandbox(r);
   };
   const owner = [...w.sb.fourdegrees.store.users.values()][1];

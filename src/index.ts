@@ -5,7 +5,7 @@
 import { createApp } from "./http/app.ts";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./lib/log.ts";
-import { consumeBatch, type Handlers } from "./sync/consumer.ts";
+import { consumeBatch, type Handlers } from "./queue/consumer.ts";
 import { deliverNotification } from "./notify/deliver.ts";
 import { scanNotifications } from "./notify/scan.ts";
 import { runHighLevelCron } from "./highlevel/cron.ts";
@@ -46,7 +46,7 @@ export default {
     const env = withMeter(rawEnv);
     const config = loadConfig(env);
     // Every queue arrives here: dead letters are recorded (replayable); the live and the bulk queue
-    // (src/sync/queues.ts) share the handlers, so a message in either is handled the same way.
+    // (src/queue/queues.ts) share the handlers, so a message in either is handled the same way.
     if (batch.queue === "sync-events-dlq") await consumeDeadLetters(batch, env, config);
     else await consumeBatch(batch, env, config, handlers);
   },

@@ -1,10 +1,10 @@
 /**
- * The 4Degrees connector: implements the engine's `DealCrm` port (src/sync/port.ts) on top of the
+ * The 4Degrees connector: implements the engine's `DealCrm` port (src/domain/port.ts) on top of the
  * raw client, translating every answer. Version conflicts (409 on `If-Match`) are handled here:
  * re-read the deal, ask the caller's resolver (default: re-apply the same patch), try again.
  */
 import { AppError } from "../lib/errors.ts";
-import type { ChangeEvent, Deal, DealContent, DealCrm, DealPatch, FieldDef, Identity, Note, Page, Pipeline, UpdateDealOptions, User, WriteOptions } from "../sync/port.ts";
+import type { ChangeEvent, Deal, DealContent, DealCrm, DealPatch, FieldDef, Identity, Note, Page, Pipeline, UpdateDealOptions, User, WriteOptions } from "../domain/port.ts";
 import type { FourDegreesClient } from "./client.ts";
 import { FourDegreesError } from "./errors.ts";
 import { actorFromRaw, changeEventFromRaw, dealCreateToRaw, dealFromRaw, dealPatchToRaw, fieldFromRaw, noteFromRaw, pipelineFromRaw, userFromRaw } from "./translate.ts";

@@ -34,8 +34,8 @@ import { beginBackfill, resumeBackfill } from "../sync/backfill.ts";
 import { bootstrapAccount, BootstrapBody } from "../sync/bootstrap.ts";
 import { liveConnectors } from "../sync/connectors.ts";
 import { liveJobDeps, markAndEnqueue } from "../sync/jobs.ts";
-import { MappingSchema, mappingIssues, validateMappingLive } from "../sync/mapping-config.ts";
-import { QueueMessageSchema, type QueueMessageInput } from "../sync/messages.ts";
+import { MappingSchema, mappingIssues, validateMappingLive } from "../domain/mapping-config.ts";
+import { QueueMessageSchema, type QueueMessageInput } from "../queue/messages.ts";
 import { loadLiveStructure, suggestedMapping } from "../sync/structure.ts";
 import type { AppEnv } from "./context.ts";
 

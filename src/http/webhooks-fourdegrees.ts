@@ -2,7 +2,7 @@
  * `POST /webhooks/4degrees`: verify (Standard Webhooks, over the raw bytes), enqueue one
  * `fourdegrees.webhook` message, answer in milliseconds. No database on this path: redeliveries of
  * a `webhook-id` are dropped by the queue consumer, which claims a whole batch's deliveries in one
- * D1 round trip (src/sync/consumer.ts) — Queues deliver at least once, so the consumer had to be
+ * D1 round trip (src/queue/consumer.ts) — Queues deliver at least once, so the consumer had to be
  * idempotent anyway, and the ingress keeps taking events while D1 is slow or down.
  *
  * Answers: 200 accepted, 401 missing/bad/stale signature, 400 body that is not a 4Degrees event,
@@ -14,8 +14,8 @@ import { bodyLimit } from "hono/body-limit";
 import { RawWebhookEnvelope } from "../fourdegrees/schemas.ts";
 import { createWebhookVerifier } from "../fourdegrees/webhook.ts";
 import { AppError } from "../lib/errors.ts";
-import type { QueueMessage } from "../sync/messages.ts";
-import type { WebhookVerifier } from "../sync/port.ts";
+import type { QueueMessage } from "../queue/messages.ts";
+import type { WebhookVerifier } from "../domain/port.ts";
 import type { AppEnv } from "./context.ts";
 
 /**

@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import { decryptSecret } from "../lib/crypto.ts";
 import { signWebhook } from "../fourdegrees/webhook.ts";
 import { getDelivery, getRule, recordAttempt, type NotificationRule } from "../store/notifications.ts";
-import type { Handler } from "../sync/consumer.ts";
+import type { Handler } from "../queue/consumer.ts";
 import { NotifyEventSchema, type NotifyEvent } from "./events.ts";
 import { describe, eventType } from "./rules.ts";
 

@@ -7,7 +7,7 @@
 import type { Config } from "../config.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { claimDelivery, listRules, releaseDelivery } from "../store/notifications.ts";
-import type { QueueMessage } from "../sync/messages.ts";
+import type { QueueMessage } from "../queue/messages.ts";
 import { changeKeyOf, NotifyEventSchema, type NotifyEventInput } from "./events.ts";
 import { ruleMatches } from "./rules.ts";
 

@@ -30,7 +30,7 @@ import {
   type UpdateDealOptions,
   type User,
   type WriteOptions,
-} from "../sync/port.ts";
+} from "../domain/port.ts";
 
 const Pipelines = z.array(PipelineSchema);
 const Users = z.array(UserSchema);

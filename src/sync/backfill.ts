@@ -3,7 +3,7 @@
  *
  * The checkpoint (phase, pipeline, cursor, counters) is saved in D1 after every page, so a crash, a
  * deploy or a rate limit resumes exactly where it stopped. One queue message (on the bulk queue,
- * src/sync/queues.ts) runs pages one after another for up to `BACKFILL_MESSAGE_BUDGET_MS` or
+ * src/queue/queues.ts) runs pages one after another for up to `BACKFILL_MESSAGE_BUDGET_MS` or
  * `BACKFILL_MESSAGE_MAX_CALLS` provider calls, then hands over to a new message, so no invocation
  * runs long or nears the subrequest limit, and the hand-over gap (a queue round trip, about a
  * second locally) is paid once per message, not once per page. Calls go through the gate's
@@ -18,10 +18,10 @@ import { getAccount } from "../store/accounts.ts";
 import { getBackfill, saveBackfill, startBackfill, type BackfillRun } from "../store/backfill-runs.ts";
 import { findLink, hasTombstone } from "../store/links.ts";
 import { isInReview, recordEvent } from "../store/sync-events.ts";
-import type { HandlerContext, Outcome } from "./consumer.ts";
+import type { HandlerContext, Outcome } from "../queue/consumer.ts";
 import { SyncEngine, type EngineDeps, type JobResult } from "./engine.ts";
 import { countCalls, type JobDeps } from "./jobs.ts";
-import type { QueueMessage } from "./messages.ts";
+import type { QueueMessage } from "../queue/messages.ts";
 import { pool } from "../lib/pool.ts";
 
 /** Records per page (the unit of the checkpoint). */

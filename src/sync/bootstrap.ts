@@ -26,7 +26,7 @@ import { getConnection, locationConnectionId } from "../store/connections.ts";
 import { beginBackfill } from "./backfill.ts";
 import { liveConnectors } from "./connectors.ts";
 import { liveJobDeps } from "./jobs.ts";
-import { MappingSchema, mappingIssues, validateMappingLive, type Mapping } from "./mapping-config.ts";
+import { MappingSchema, mappingIssues, validateMappingLive, type Mapping } from "../domain/mapping-config.ts";
 import { loadLiveStructure, suggestedMapping } from "./structure.ts";
 
 export const BootstrapBody = z

@@ -16,8 +16,8 @@ import { getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import type { Account } from "../store/accounts.ts";
 import { z } from "zod";
-import type { Contact, OpportunityCrm } from "./highlevel-port.ts";
-import type { Actor, DealCrm } from "./port.ts";
+import type { Contact, OpportunityCrm } from "../highlevel/port.ts";
+import type { Actor, DealCrm } from "../domain/port.ts";
 
 /** The engine's HighLevel adapter of one location: the port, plus the pipelines-cache check webhooks use. */
 export interface HighLevelAdapter extends OpportunityCrm {

@@ -10,7 +10,7 @@ import { notifyChange } from "../notify/notify.ts";
 import { recordFailure } from "../store/failures.ts";
 import { dropPending } from "../store/pending.ts";
 import { recordEvent } from "../store/sync-events.ts";
-import { QueueMessageSchema } from "./messages.ts";
+import { QueueMessageSchema } from "../queue/messages.ts";
 
 /** The account a message concerns, when it names one directly. */
 function accountOf(body: unknown): string | null {

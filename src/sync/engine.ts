@@ -33,7 +33,7 @@ import {
 } from "../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../store/sync-events.ts";
 import { expectedEchoOf } from "./highlevel-echo.ts";
-import type { HlNote, Opportunity, OpportunityCrm } from "./highlevel-port.ts";
+import type { HlNote, Opportunity, OpportunityCrm } from "../highlevel/port.ts";
 import {
   externalIdOf,
   flatten,
@@ -50,9 +50,9 @@ import {
   type HighLevelContext,
   type Translation,
 } from "./mapping.ts";
-import type { Mapping } from "./mapping-config.ts";
+import type { Mapping } from "../domain/mapping-config.ts";
 import { merge, same, type Conflict, type Side } from "./merge.ts";
-import { DealContentSchema, type Actor, type Deal, type DealCrm, type Note } from "./port.ts";
+import { DealContentSchema, type Actor, type Deal, type DealCrm, type Note } from "../domain/port.ts";
 
 /** The connectors and helpers one job uses. Built per batch by src/sync/connectors.ts (or a test). */
 export interface EngineDeps {

@@ -120,7 +120,7 @@
  *   when another save of the link happened since the job read it (the job that D_W caused already
  *   ran) — `saveLink`'s `RecordExpectedEcho` conditions, checked in the same statement.
  * - D_W does not match the answer (HighLevel left a documented field out): it voids.
- * - D_W coalesced into an earlier delivery of its queue batch (`BatchScope`, src/sync/consumer.ts:
+ * - D_W coalesced into an earlier delivery of its queue batch (`BatchScope`, src/queue/consumer.ts:
  *   not checked at all): that earlier delivery was handled after D_W was sent, so it either found
  *   the expectation and voided it, or left a dirty mark after the write began (the case above).
  *
@@ -143,9 +143,9 @@ import { kvKeys } from "../store/kv-keys.ts";
 import { clearExpectedEcho, findExpectedEcho, findLink, replaceExpectedEcho, type ExpectedEcho, type Link, type StoredExpectedEcho } from "../store/links.ts";
 import { getPending } from "../store/pending.ts";
 import { isInReview } from "../store/sync-events.ts";
-import type { HlUser, Opportunity } from "./highlevel-port.ts";
+import type { HlUser, Opportunity } from "../highlevel/port.ts";
 import { allowsTo, directionOf, flatten, fromOpportunity, type Flat } from "./mapping.ts";
-import type { Mapping } from "./mapping-config.ts";
+import type { Mapping } from "../domain/mapping-config.ts";
 import { same } from "./merge.ts";
 
 /** What the webhook handler does with a HighLevel opportunity event. */

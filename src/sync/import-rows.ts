@@ -29,15 +29,15 @@ import { recordFailure } from "../store/failures.ts";
 import { beginWrite, completeWrite, getWrite, type LedgerKey } from "../store/ledger.ts";
 import { findLink } from "../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../store/sync-events.ts";
-import type { HandlerContext, Outcome } from "./consumer.ts";
+import type { HandlerContext, Outcome } from "../queue/consumer.ts";
 import { sha256, tagOrigin } from "./engine.ts";
-import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "./highlevel-port.ts";
+import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../highlevel/port.ts";
 import { countCalls, outcomeForError, type JobDeps } from "./jobs.ts";
 import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical, type Flat } from "./mapping.ts";
-import type { Mapping, PipelinePair } from "./mapping-config.ts";
+import type { Mapping, PipelinePair } from "../domain/mapping-config.ts";
 import { same } from "./merge.ts";
-import type { QueueMessage } from "./messages.ts";
-import type { DealCrm, FieldValue, Pipeline } from "./port.ts";
+import type { QueueMessage } from "../queue/messages.ts";
+import type { DealCrm, FieldValue, Pipeline } from "../domain/port.ts";
 
 type ImportRow = Extract<QueueMessage, { kind: "fourdegrees.import_row" }>;
 

@@ -29,17 +29,17 @@ import { clearIfUnchanged, getPending, markDirty, type PendingKind } from "../st
 import { recordEvent } from "../store/sync-events.ts";
 import { runBackfillPage } from "./backfill.ts";
 import { runImportRow } from "./import-rows.ts";
-import { sendMessage } from "./queues.ts";
+import { sendMessage } from "../queue/queues.ts";
 import { recogniseHighLevelEcho } from "./highlevel-echo.ts";
 import type { ConnectorFactory } from "./connectors.ts";
-import { onceInBatch, type BatchScope, type Handler, type HandlerContext, type Handlers, type Outcome } from "./consumer.ts";
+import { onceInBatch, type BatchScope, type Handler, type HandlerContext, type Handlers, type Outcome } from "../queue/consumer.ts";
 import { sha256, stripOrigin, SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
 import { pairForDeal, type Flat } from "./mapping.ts";
-import type { Mapping } from "./mapping-config.ts";
-import type { ChangeEvent, Pipeline } from "./port.ts";
+import type { Mapping } from "../domain/mapping-config.ts";
+import type { ChangeEvent, Pipeline } from "../domain/port.ts";
 import { notifyChange } from "../notify/notify.ts";
 import type { DealState } from "../notify/events.ts";
-import type { QueueMessage, QueueMessageInput } from "./messages.ts";
+import type { QueueMessage, QueueMessageInput } from "../queue/messages.ts";
 
 /** What the handlers need besides the consumer's context; tests pass their own. */
 export interface JobDeps {
@@ -52,7 +52,7 @@ export interface JobDeps {
   hooks?: EngineDeps["hooks"];
 }
 
-/** Production dependencies: the real connectors and the queues (live or bulk: src/sync/queues.ts). */
+/** Production dependencies: the real connectors and the queues (live or bulk: src/queue/queues.ts). */
 export function liveJobDeps(env: Env, connectors: ConnectorFactory): JobDeps {
   return {
     connectors,

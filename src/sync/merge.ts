@@ -14,7 +14,7 @@
  * webhook for that write arrives, B re-reads equal to base → "unchanged" → no write back.
  */
 import { allowsTo, directionOf, type Flat } from "./mapping.ts";
-import type { Mapping } from "./mapping-config.ts";
+import type { Mapping } from "../domain/mapping-config.ts";
 
 export type ConflictPolicy = "newest" | "fourdegrees" | "highlevel";
 export type Side = "fourdegrees" | "highlevel";

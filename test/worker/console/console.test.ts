@@ -5,8 +5,8 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { consoleApp } from "../../../src/console/app.tsx";
-import { createSessionValue, verifySessionValue } from "../../../src/console/session.ts";
+import { consoleApp } from "../../../src/http/console/app.tsx";
+import { createSessionValue, verifySessionValue } from "../../../src/http/console/session.ts";
 import { gateFor, HIGHLEVEL_LIMITS, type GateUsage } from "../../../src/gate/client.ts";
 import { createAccount, getAccount } from "../../../src/store/accounts.ts";
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";

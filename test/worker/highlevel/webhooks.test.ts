@@ -6,9 +6,9 @@ import { getConnection, locationConnectionId } from "../../../src/store/connecti
 import { ED25519_PRIVATE_PEM, RSA_PRIVATE_PEM } from "../../../sandbox/highlevel/keys.ts";
 import { base64ToBytes, bytesToBase64 } from "../../../src/lib/crypto.ts";
 import { createAccount } from "../../../src/store/accounts.ts";
-import type { Handlers } from "../../../src/sync/consumer.ts";
+import type { Handlers } from "../../../src/queue/consumer.ts";
 import { syncHandlers, type JobDeps } from "../../../src/sync/jobs.ts";
-import type { QueueMessageInput } from "../../../src/sync/messages.ts";
+import type { QueueMessageInput } from "../../../src/queue/messages.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import OpportunityCreate from "../../fixtures/highlevel/OpportunityCreate.json";
 import OpportunityUpdate from "../../fixtures/highlevel/OpportunityUpdate.json";

@@ -21,7 +21,7 @@ import { getPending, listPending } from "../../../src/store/pending.ts";
 import { addReview } from "../../../src/store/sync-events.ts";
 import { consumeExpectedEcho, EXPECTED_ECHO_TTL_MS } from "../../../src/sync/highlevel-echo.ts";
 import { syncHandlers } from "../../../src/sync/jobs.ts";
-import { QueueMessageSchema } from "../../../src/sync/messages.ts";
+import { QueueMessageSchema } from "../../../src/queue/messages.ts";
 import { runReconcile } from "../../../src/sync/reconcile.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { countProviderCall, expectConverged, newDeal, noProviderCalls, type ProviderCalls } from "./checks.ts";

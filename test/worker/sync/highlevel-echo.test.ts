@@ -25,8 +25,8 @@ import { clearExpectedEcho, findExpectedEcho } from "../../../src/store/links.ts
 import { getPending, listPending } from "../../../src/store/pending.ts";
 import { listEvents } from "../../../src/store/sync-events.ts";
 import { syncHandlers } from "../../../src/sync/jobs.ts";
-import { MappingSchema, type ExtraField, type MappingInput } from "../../../src/sync/mapping-config.ts";
-import { QueueMessageSchema } from "../../../src/sync/messages.ts";
+import { MappingSchema, type ExtraField, type MappingInput } from "../../../src/domain/mapping-config.ts";
+import { QueueMessageSchema } from "../../../src/queue/messages.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { countProviderCall, expectConverged, newDeal, noProviderCalls, type ProviderCalls } from "./checks.ts";
 import { ACCOUNT, createWorld, type Queued, type World } from "./world.ts";

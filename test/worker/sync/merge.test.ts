@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MappingSchema } from "../../../src/sync/mapping-config.ts";
+import { MappingSchema } from "../../../src/domain/mapping-config.ts";
 import type { Flat } from "../../../src/sync/mapping.ts";
 import { merge, same } from "../../../src/sync/merge.ts";
 

@@ -21,10 +21,10 @@ import { createAccount, deleteAccount, getAccount, saveMapping, updateAccount, t
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
 import { findLink } from "../../../src/store/links.ts";
 import { highLevelPort, type AccountConnectors, type ConnectorFactory } from "../../../src/sync/connectors.ts";
-import type { HandlerContext, Outcome } from "../../../src/sync/consumer.ts";
+import type { HandlerContext, Outcome } from "../../../src/queue/consumer.ts";
 import { syncHandlers, type JobDeps } from "../../../src/sync/jobs.ts";
-import { defaultMapping, MappingSchema, type Mapping, type MappingInput } from "../../../src/sync/mapping-config.ts";
-import { QueueMessageSchema, type QueueMessageInput } from "../../../src/sync/messages.ts";
+import { defaultMapping, MappingSchema, type Mapping, type MappingInput } from "../../../src/domain/mapping-config.ts";
+import { QueueMessageSchema, type QueueMessageInput } from "../../../src/queue/messages.ts";
 import type { RouteHandler } from "../helpers/network.ts";
 
 export const ACCOUNT = "acct-e2e";

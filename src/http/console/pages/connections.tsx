@@ -4,12 +4,12 @@
  * "test connection" that makes one read call to each side and shows the answer.
  */
 import { Hono, type Context } from "hono";
-import type { AppEnv } from "../../http/context.ts";
-import { fourDegreesConnectorFor } from "../../fourdegrees/wiring.ts";
-import { updateAccount, type Account } from "../../store/accounts.ts";
-import { listConnections, type Connection } from "../../store/connections.ts";
-import { getFourDegreesAccount, type FourDegreesAccountSummary } from "../../store/fourdegrees-accounts.ts";
-import { highLevelPort } from "../../sync/connectors.ts";
+import type { AppEnv } from "../../context.ts";
+import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
+import { updateAccount, type Account } from "../../../store/accounts.ts";
+import { listConnections, type Connection } from "../../../store/connections.ts";
+import { getFourDegreesAccount, type FourDegreesAccountSummary } from "../../../store/fourdegrees-accounts.ts";
+import { highLevelPort } from "../../../sync/connectors.ts";
 import { formAccount, pageContext, redirectWith, type PageContext } from "../context.ts";
 import { Empty, fmtTime, Layout } from "../ui.tsx";
 

@@ -18,7 +18,7 @@
  */
 import { z } from "zod";
 import type { Pipeline } from "./port.ts";
-import type { HlPipeline } from "./highlevel-port.ts";
+import type { HlPipeline } from "../highlevel/port.ts";
 
 /** Which way a field flows. */
 export const DirectionSchema = z.enum(["both", "to_highlevel", "to_fourdegrees", "off"]);

@@ -3,7 +3,7 @@
  * and server-rendered SVG charts (no client script; the CSP allows none).
  */
 import type { Child, FC } from "hono/jsx";
-import type { Account } from "../store/accounts.ts";
+import type { Account } from "../../store/accounts.ts";
 
 /** The console's pages, in navigation order. */
 export const NAV = [

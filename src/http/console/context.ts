@@ -1,7 +1,7 @@
 /** What every console page starts from: the accounts, the chosen one, and a flash message. */
 import type { Context } from "hono";
-import type { AppEnv } from "../http/context.ts";
-import { listAccounts, type Account } from "../store/accounts.ts";
+import type { AppEnv } from "../context.ts";
+import { listAccounts, type Account } from "../../store/accounts.ts";
 
 export interface PageContext {
   accounts: Account[];

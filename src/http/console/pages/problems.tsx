@@ -5,12 +5,12 @@
  * forced, so it runs even when the record is no longer marked dirty).
  */
 import { Hono, type Context } from "hono";
-import type { AppEnv } from "../../http/context.ts";
-import { getFailure, listFailures, markReplayed, type Failure } from "../../store/failures.ts";
-import { findLink, type Link } from "../../store/links.ts";
-import { listReview, type ReviewItem } from "../../store/sync-events.ts";
-import { QueueMessageSchema, type QueueMessage } from "../../sync/messages.ts";
-import { sendMessage } from "../../sync/queues.ts";
+import type { AppEnv } from "../../context.ts";
+import { getFailure, listFailures, markReplayed, type Failure } from "../../../store/failures.ts";
+import { findLink, type Link } from "../../../store/links.ts";
+import { listReview, type ReviewItem } from "../../../store/sync-events.ts";
+import { QueueMessageSchema, type QueueMessage } from "../../../queue/messages.ts";
+import { sendMessage } from "../../../queue/queues.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { FailurePreviewer, PREVIEW_LIMIT, type Preview } from "../preview.ts";
 import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
@@ -55,7 +55,7 @@ const Diff = ({ detail, link }: { detail: Obj; link: Link | null }) => {
   return <SideBySide sides={sides} />;
 };
 
-/** A failed record's live preview (src/console/preview.ts), or why there is none. */
+/** A failed record's live preview (src/http/console/preview.ts), or why there is none. */
 const FailurePreview = ({ preview }: { preview: Preview | null }) => {
   if (!preview) return <span class="hint">Not previewed (only the newest {PREVIEW_LIMIT} are read live): open the record's history.</span>;
   if (preview.kind === "note") return <span>{preview.text}</span>;

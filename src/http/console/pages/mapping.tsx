@@ -2,14 +2,14 @@
  * Mapping: pipelines ↔ deal lists, the stage map with the live stage names of both systems, the
  * won/lost stages, field directions (status, owner, value, …), extra custom fields, conflict and
  * delete policy, test mode. Validated before it saves — the shape (zod) and against the live
- * pipelines (src/sync/mapping-config.ts) — and every problem is shown next to its field.
+ * pipelines (src/domain/mapping-config.ts) — and every problem is shown next to its field.
  */
 import { Hono, type Context } from "hono";
-import type { AppEnv } from "../../http/context.ts";
-import { fourDegreesConnectorFor } from "../../fourdegrees/wiring.ts";
-import { ConflictPolicySchema, DeletePolicySchema, saveMapping, updateAccount, type Account } from "../../store/accounts.ts";
-import { highLevelPort } from "../../sync/connectors.ts";
-import { CORE_FIELDS, defaultMapping, DirectionSchema, mappingIssues, MappingSchema, validateMappingLive, type LiveStructure, type MappingInput, type MappingIssue } from "../../sync/mapping-config.ts";
+import type { AppEnv } from "../../context.ts";
+import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
+import { ConflictPolicySchema, DeletePolicySchema, saveMapping, updateAccount, type Account } from "../../../store/accounts.ts";
+import { highLevelPort } from "../../../sync/connectors.ts";
+import { CORE_FIELDS, defaultMapping, DirectionSchema, mappingIssues, MappingSchema, validateMappingLive, type LiveStructure, type MappingInput, type MappingIssue } from "../../../domain/mapping-config.ts";
 import { formAccount, pageContext, redirectWith, type PageContext } from "../context.ts";
 import { Empty, Layout, NoAccount } from "../ui.tsx";
 

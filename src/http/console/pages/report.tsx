@@ -5,15 +5,15 @@
  * chart.
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../../http/context.ts";
-import { fourDegreesConnectorFor } from "../../fourdegrees/wiring.ts";
-import { listLinks } from "../../store/links.ts";
-import { saveStageProbabilities, stageProbabilities } from "../../store/console-views.ts";
-import { highLevelPort } from "../../sync/connectors.ts";
-import { fromMinor, toMinor } from "../../sync/mapping.ts";
-import type { Mapping, PipelinePair } from "../../sync/mapping-config.ts";
-import type { Deal } from "../../sync/port.ts";
-import type { Opportunity } from "../../sync/highlevel-port.ts";
+import type { AppEnv } from "../../context.ts";
+import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
+import { listLinks } from "../../../store/links.ts";
+import { saveStageProbabilities, stageProbabilities } from "../../../store/console-views.ts";
+import { highLevelPort } from "../../../sync/connectors.ts";
+import { fromMinor, toMinor } from "../../../sync/mapping.ts";
+import type { Mapping, PipelinePair } from "../../../domain/mapping-config.ts";
+import type { Deal } from "../../../domain/port.ts";
+import type { Opportunity } from "../../../highlevel/port.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { BarChart, Empty, fmtInt, fmtMoney, Layout, NoAccount, SERIES } from "../ui.tsx";
 

@@ -4,10 +4,10 @@
  * (src/sync/backfill.ts); this page reads its checkpoint row.
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../../http/context.ts";
-import { getBackfill, type BackfillRun } from "../../store/backfill-runs.ts";
-import { beginBackfill, resumeBackfill } from "../../sync/backfill.ts";
-import { sendMessage } from "../../sync/queues.ts";
+import type { AppEnv } from "../../context.ts";
+import { getBackfill, type BackfillRun } from "../../../store/backfill-runs.ts";
+import { beginBackfill, resumeBackfill } from "../../../sync/backfill.ts";
+import { sendMessage } from "../../../queue/queues.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { Empty, fmtDuration, fmtInt, fmtTime, Layout, NoAccount } from "../ui.tsx";
 

@@ -4,9 +4,9 @@
  * any implementation. Shapes are the connector's parsed HighLevel shapes (src/highlevel/schemas.ts):
  * the engine translates them to its canonical record in src/sync/mapping.ts and nowhere else.
  */
-import type { CreateOpportunityInput } from "../highlevel/opportunities.ts";
-import type { Contact, Note as HlNote, Opportunity, Pipeline as HlPipeline, User as HlUser } from "../highlevel/schemas.ts";
-import type { Page } from "./port.ts";
+import type { CreateOpportunityInput } from "./opportunities.ts";
+import type { Contact, Note as HlNote, Opportunity, Pipeline as HlPipeline, User as HlUser } from "./schemas.ts";
+import type { Page } from "../domain/port.ts";
 
 export type { Contact, HlNote, HlPipeline, HlUser, Opportunity };
 

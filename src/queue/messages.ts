@@ -3,7 +3,7 @@
  * replay, notifications) sends one of these; the consumer parses each with zod before acting.
  */
 import { z } from "zod";
-import { DealSchema } from "./port.ts";
+import { DealSchema } from "../domain/port.ts";
 
 export const QueueMessageSchema = z.discriminatedUnion("kind", [
   z.object({

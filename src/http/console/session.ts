@@ -10,7 +10,7 @@
  */
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { bytesToBase64, timingSafeEqualStrings } from "../lib/crypto.ts";
+import { bytesToBase64, timingSafeEqualStrings } from "../../lib/crypto.ts";
 
 /** How long a console login lasts. */
 export const SESSION_TTL_SECONDS = 8 * 60 * 60;

@@ -8,9 +8,9 @@
  * `X-RateLimit-*` headers), falling back to the configured HighLevel limits before any call.
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../../http/context.ts";
-import { gateFor, HIGHLEVEL_LIMITS, timeScaledLimits, type GateUsage } from "../../gate/client.ts";
-import { getConnection, locationConnectionId, type Connection } from "../../store/connections.ts";
+import type { AppEnv } from "../../context.ts";
+import { gateFor, HIGHLEVEL_LIMITS, timeScaledLimits, type GateUsage } from "../../../gate/client.ts";
+import { getConnection, locationConnectionId, type Connection } from "../../../store/connections.ts";
 import { pageContext } from "../context.ts";
 import { BarChart, Empty, fmtInt, fmtTime, Layout, Meter, NoAccount } from "../ui.tsx";
 

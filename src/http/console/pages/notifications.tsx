@@ -3,11 +3,11 @@
  * form to add one (validated by the same schema as `POST /api/notifications`) and delete.
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../../http/context.ts";
-import { AppError } from "../../lib/errors.ts";
-import { createRule, parseNewRule } from "../../notify/api.ts";
-import { TRIGGER_LABELS } from "../../notify/rules.ts";
-import { deleteRule, getRule, listDeliveries, listRules, TriggerSchema } from "../../store/notifications.ts";
+import type { AppEnv } from "../../context.ts";
+import { AppError } from "../../../lib/errors.ts";
+import { createRule, parseNewRule } from "../../notifications.ts";
+import { TRIGGER_LABELS } from "../../../notify/rules.ts";
+import { deleteRule, getRule, listDeliveries, listRules, TriggerSchema } from "../../../store/notifications.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { Empty, fmtTime, Layout, NoAccount } from "../ui.tsx";
 

@@ -1,11 +1,11 @@
 /**
  * Console protection: Cloudflare Access where configured (the same JWT check as `/api`), else a
- * login with ADMIN_TOKEN that sets the signed session cookie (src/console/session.ts). A request
+ * login with ADMIN_TOKEN that sets the signed session cookie (src/http/console/session.ts). A request
  * without either is sent to the login page (pages) — never served.
  */
 import type { MiddlewareHandler } from "hono";
-import { accessAuth, accessSettings } from "../http/access.ts";
-import type { AppEnv } from "../http/context.ts";
+import { accessAuth, accessSettings } from "../access.ts";
+import type { AppEnv } from "../context.ts";
 import { readSession, verifySessionValue } from "./session.ts";
 
 /** Only same-site console paths are accepted as the post-login destination (no open redirect). */

@@ -3,10 +3,10 @@
  * and one record's whole history (what changed, which side won, which calls were made).
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../../http/context.ts";
-import { activityFacets, eventsPerHour, listActivity, recordHistory } from "../../store/console-views.ts";
-import { findLink } from "../../store/links.ts";
-import type { SyncEvent } from "../../store/sync-events.ts";
+import type { AppEnv } from "../../context.ts";
+import { activityFacets, eventsPerHour, listActivity, recordHistory } from "../../../store/console-views.ts";
+import { findLink } from "../../../store/links.ts";
+import type { SyncEvent } from "../../../store/sync-events.ts";
 import { pageContext } from "../context.ts";
 import { BarChart, Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
 

@@ -7,11 +7,11 @@
  * It reads the source record live (one read plus the cached pipeline/user lookups, in the gate's
  * `reconcile` lane), so the page previews a few failures only and reuses lookups across them.
  */
-import type { Config } from "../config.ts";
-import type { Account } from "../store/accounts.ts";
-import type { Link } from "../store/links.ts";
-import { liveConnectors, type AccountConnectors } from "../sync/connectors.ts";
-import { flatten, fromDeal, fromMinor, fromOpportunity, type Flat, type FourDegreesContext, type HighLevelContext } from "../sync/mapping.ts";
+import type { Config } from "../../config.ts";
+import type { Account } from "../../store/accounts.ts";
+import type { Link } from "../../store/links.ts";
+import { liveConnectors, type AccountConnectors } from "../../sync/connectors.ts";
+import { flatten, fromDeal, fromMinor, fromOpportunity, type Flat, type FourDegreesContext, type HighLevelContext } from "../../sync/mapping.ts";
 
 /** A canonical state as people read it: stage names instead of ids, values as money. */
 export function readable(state: Flat, stageNames: Map<string, string>): Flat {

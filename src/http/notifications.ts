@@ -14,9 +14,9 @@ import { bytesToBase64, encryptSecret } from "../lib/crypto.ts";
 import { AppError, zodIssues } from "../lib/errors.ts";
 import { getAccount } from "../store/accounts.ts";
 import { deleteRule, getRule, insertRule, listDeliveries, listRules, ruleSummary, updateRule, type NotificationRule } from "../store/notifications.ts";
-import type { AppEnv } from "../http/context.ts";
-import { ruleAad } from "./deliver.ts";
-import { NewRuleSchema, PARAMS_SCHEMAS, RulePatchSchema, type NewRule, type Target } from "./rules.ts";
+import type { AppEnv } from "./context.ts";
+import { ruleAad } from "../notify/deliver.ts";
+import { NewRuleSchema, PARAMS_SCHEMAS, RulePatchSchema, type NewRule, type Target } from "../notify/rules.ts";
 
 const RuleId = z.string().regex(/^ntf_[a-f0-9]{20}$/, "not a notification rule id");
 

@@ -10,13 +10,8 @@
  * The shapes are zod schemas because they also travel inside queue messages (CSV import rows).
  */
 import { z } from "zod";
+import { MoneySchema } from "./money.ts";
 
-/** Money without floats: `amountMinor` in the currency's minor unit (cents for USD). */
-export const MoneySchema = z.object({
-  amountMinor: z.number().int(),
-  currency: z.string().regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. USD"),
-});
-export type Money = z.infer<typeof MoneySchema>;
 
 /** Who made a change. `integration` is an API key / app (this Worker's own writes look like that). */
 export const ActorSchema = z.object({
@@ -225,3 +220,9 @@ export interface DealCrm {
 export interface WebhookVerifier {
   verify(headers: Headers, rawBody: Uint8Array): Promise<void>;
 }
+
+/**
+ * A canonical record as plain key → value pairs (the merge's and the link's view of one side):
+ * what `flatten` in src/sync/engine/mapping.ts makes of a `Canonical`.
+ */
+export type Flat = Record<string, unknown>;

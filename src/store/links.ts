@@ -5,7 +5,7 @@
  * our own last write of the opportunity (the expected echo); tombstones of deleted records; note links.
  */
 import { z } from "zod";
-import type { Flat } from "../sync/mapping.ts";
+import type { Flat } from "../domain/port.ts";
 
 export type SideName = "fourdegrees" | "highlevel";
 

@@ -45,14 +45,13 @@ import {
   toOpportunityUpdate,
   unflatten,
   type Canonical,
-  type Flat,
   type FourDegreesContext,
   type HighLevelContext,
   type Translation,
 } from "./mapping.ts";
 import type { Mapping } from "../domain/mapping-config.ts";
 import { merge, same, type Conflict, type Side } from "./merge.ts";
-import { DealContentSchema, type Actor, type Deal, type DealCrm, type Note } from "../domain/port.ts";
+import { DealContentSchema, type Actor, type Deal, type DealCrm, type Note, type Flat } from "../domain/port.ts";
 
 /** The connectors and helpers one job uses. Built per batch by src/sync/connectors.ts (or a test). */
 export interface EngineDeps {

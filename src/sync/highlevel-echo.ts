@@ -144,7 +144,8 @@ import { clearExpectedEcho, findExpectedEcho, findLink, replaceExpectedEcho, typ
 import { getPending } from "../store/pending.ts";
 import { isInReview } from "../store/sync-events.ts";
 import type { HlUser, Opportunity } from "../highlevel/port.ts";
-import { allowsTo, directionOf, flatten, fromOpportunity, type Flat } from "./mapping.ts";
+import { allowsTo, directionOf, flatten, fromOpportunity } from "./mapping.ts";
+import type { Flat } from "../domain/port.ts";
 import type { Mapping } from "../domain/mapping-config.ts";
 import { same } from "./merge.ts";
 

@@ -33,11 +33,11 @@ import type { HandlerContext, Outcome } from "../queue/consumer.ts";
 import { sha256, tagOrigin } from "./engine.ts";
 import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../highlevel/port.ts";
 import { countCalls, outcomeForError, type JobDeps } from "./jobs.ts";
-import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical, type Flat } from "./mapping.ts";
+import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical } from "./mapping.ts";
 import type { Mapping, PipelinePair } from "../domain/mapping-config.ts";
 import { same } from "./merge.ts";
 import type { QueueMessage } from "../queue/messages.ts";
-import type { DealCrm, FieldValue, Pipeline } from "../domain/port.ts";
+import type { DealCrm, FieldValue, Pipeline, Flat } from "../domain/port.ts";
 
 type ImportRow = Extract<QueueMessage, { kind: "fourdegrees.import_row" }>;
 

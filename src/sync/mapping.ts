@@ -14,7 +14,8 @@
  *   the last open stage and sets a status);
  * - the contact is only compared when both sides can name it by email.
  */
-import type { Deal, DealContent, DealPatch, FieldValue, Pipeline, User } from "../domain/port.ts";
+import type { Deal, DealContent, DealPatch, FieldValue, Flat, Pipeline, User } from "../domain/port.ts";
+import { fromMinor, toMinor } from "../domain/money.ts";
 import type { CustomFieldInput, HlUser, Opportunity, OpportunityCreate, OpportunityUpdate } from "../highlevel/port.ts";
 import type { CoreField, Direction, Mapping, PipelinePair } from "../domain/mapping-config.ts";
 
@@ -49,25 +50,6 @@ export interface FourDegreesContext {
 /** Everything the HighLevel translations need besides the mapping. */
 export interface HighLevelContext {
   users: HlUser[];
-}
-
-/** Decimal places of a currency's minor unit (USD 2, JPY 0, BHD 3). */
-export function minorDigits(currency: string): number {
-  try {
-    return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
-  } catch {
-    return 2;
-  }
-}
-
-/** HighLevel's number → integer minor units (rounded: 19.99 is 1999, never 1998.9999). */
-export function toMinor(amount: number, currency: string): number {
-  return Math.round(amount * 10 ** minorDigits(currency));
-}
-
-/** Integer minor units → HighLevel's number. */
-export function fromMinor(minor: number, currency: string): number {
-  return minor / 10 ** minorDigits(currency);
 }
 
 const lower = (s: string | null | undefined): string | null => (s ? s.trim().toLowerCase() : null);
@@ -176,8 +158,6 @@ export function fromOpportunity(opp: Opportunity, locationId: string, mapping: M
 }
 
 /** A canonical record as flat comparable keys (`field.<key>` for extra fields). */
-export type Flat = Record<string, unknown>;
-
 export function flatten(c: Canonical): Flat {
   const out: Flat = {
     name: c.name,

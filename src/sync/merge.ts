@@ -13,7 +13,8 @@
  * Why this is also the echo guard: after the engine writes side B, base = what it wrote. When B's
  * webhook for that write arrives, B re-reads equal to base → "unchanged" → no write back.
  */
-import { allowsTo, directionOf, type Flat } from "./mapping.ts";
+import { allowsTo, directionOf } from "./mapping.ts";
+import type { Flat } from "../domain/port.ts";
 import type { Mapping } from "../domain/mapping-config.ts";
 
 export type ConflictPolicy = "newest" | "fourdegrees" | "highlevel";

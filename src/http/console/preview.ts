@@ -11,7 +11,9 @@ import type { Config } from "../../config.ts";
 import type { Account } from "../../store/accounts.ts";
 import type { Link } from "../../store/links.ts";
 import { liveConnectors, type AccountConnectors } from "../../sync/connectors.ts";
-import { flatten, fromDeal, fromMinor, fromOpportunity, type Flat, type FourDegreesContext, type HighLevelContext } from "../../sync/mapping.ts";
+import { flatten, fromDeal, fromOpportunity, type FourDegreesContext, type HighLevelContext } from "../../sync/mapping.ts";
+import type { Flat } from "../../domain/port.ts";
+import { fromMinor } from "../../domain/money.ts";
 
 /** A canonical state as people read it: stage names instead of ids, values as money. */
 export function readable(state: Flat, stageNames: Map<string, string>): Flat {

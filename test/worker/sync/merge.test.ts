@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MappingSchema } from "../../../src/domain/mapping-config.ts";
-import type { Flat } from "../../../src/sync/mapping.ts";
+import type { Flat } from "../../../src/domain/port.ts";
 import { merge, same } from "../../../src/sync/merge.ts";
 
 const mapping = MappingSchema.parse({

@@ -10,7 +10,7 @@ import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
 import { listLinks } from "../../../store/links.ts";
 import { saveStageProbabilities, stageProbabilities } from "../../../store/console-views.ts";
 import { highLevelPort } from "../../../sync/connectors.ts";
-import { fromMinor, toMinor } from "../../../sync/mapping.ts";
+import { fromMinor, toMinor } from "../../../domain/money.ts";
 import type { Mapping, PipelinePair } from "../../../domain/mapping-config.ts";
 import type { Deal } from "../../../domain/port.ts";
 import type { Opportunity } from "../../../highlevel/port.ts";

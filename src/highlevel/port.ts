@@ -1,6 +1,6 @@
 /**
  * What the sync engine needs from one HighLevel location. The HighLevel connector's typed client
- * (src/highlevel/) is adapted to this interface in src/sync/connectors.ts; tests can hand the engine
+ * (src/highlevel/) is adapted to this interface in src/highlevel/adapter.ts; tests can hand the engine
  * any implementation. Shapes are the connector's parsed HighLevel shapes (src/highlevel/schemas.ts):
  * the engine translates them to its canonical record in src/sync/mapping.ts and nowhere else.
  */

@@ -53,7 +53,7 @@ import type { Mapping } from "../domain/mapping-config.ts";
 import { merge, same, type Conflict, type Side } from "./merge.ts";
 import { DealContentSchema, type Actor, type Deal, type DealCrm, type Note, type Flat } from "../domain/port.ts";
 
-/** The connectors and helpers one job uses. Built per batch by src/sync/connectors.ts (or a test). */
+/** The connectors and helpers one job uses. Built per batch by src/highlevel/adapter.ts (or a test). */
 export interface EngineDeps {
   db: D1Database;
   fourdegrees: DealCrm;
@@ -120,7 +120,7 @@ export async function sha256(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 32);
 }
 
-/** A connector whose structure lookups are cached (KV) and can be reloaded (src/sync/connectors.ts). */
+/** A connector whose structure lookups are cached (KV) and can be reloaded (src/highlevel/adapter.ts). */
 interface Refreshable {
   refreshStructure(): Promise<void>;
 }

@@ -15,7 +15,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { CachedStructureCrm } from "../../../src/store/fourdegrees-cache.ts";
+import { CachedStructureCrm } from "../../../src/fourdegrees/cached-crm.ts";
 import { findExpectedEcho, findLink } from "../../../src/store/links.ts";
 import { getPending, listPending } from "../../../src/store/pending.ts";
 import { addReview } from "../../../src/store/sync-events.ts";

@@ -18,7 +18,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { saveMapping } from "../../../src/store/accounts.ts";
-import { CachedStructureCrm } from "../../../src/store/fourdegrees-cache.ts";
+import { CachedStructureCrm } from "../../../src/fourdegrees/cached-crm.ts";
 import { deleteCache } from "../../../src/store/highlevel-cache.ts";
 import { kvKeys } from "../../../src/store/kv-keys.ts";
 import { clearExpectedEcho, findExpectedEcho } from "../../../src/store/links.ts";

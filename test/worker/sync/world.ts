@@ -20,7 +20,7 @@ import { createLogger } from "../../../src/lib/log.ts";
 import { createAccount, deleteAccount, getAccount, saveMapping, updateAccount, type Account } from "../../../src/store/accounts.ts";
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
 import { findLink } from "../../../src/store/links.ts";
-import { highLevelPort, type AccountConnectors, type ConnectorFactory } from "../../../src/sync/connectors.ts";
+import { highLevelPort, type AccountConnectors, type ConnectorFactory } from "../../../src/highlevel/adapter.ts";
 import type { HandlerContext, Outcome } from "../../../src/queue/consumer.ts";
 import { syncHandlers, type JobDeps } from "../../../src/sync/jobs.ts";
 import { defaultMapping, MappingSchema, type Mapping, type MappingInput } from "../../../src/domain/mapping-config.ts";

@@ -9,7 +9,7 @@ import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
 import { updateAccount, type Account } from "../../../store/accounts.ts";
 import { listConnections, type Connection } from "../../../store/connections.ts";
 import { getFourDegreesAccount, type FourDegreesAccountSummary } from "../../../store/fourdegrees-accounts.ts";
-import { highLevelPort } from "../../../sync/connectors.ts";
+import { highLevelPort } from "../../../highlevel/adapter.ts";
 import { formAccount, pageContext, redirectWith, type PageContext } from "../context.ts";
 import { Empty, fmtTime, Layout } from "../ui.tsx";
 

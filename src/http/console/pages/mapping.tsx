@@ -8,7 +8,7 @@ import { Hono, type Context } from "hono";
 import type { AppEnv } from "../../context.ts";
 import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
 import { ConflictPolicySchema, DeletePolicySchema, saveMapping, updateAccount, type Account } from "../../../store/accounts.ts";
-import { highLevelPort } from "../../../sync/connectors.ts";
+import { highLevelPort } from "../../../highlevel/adapter.ts";
 import { CORE_FIELDS, defaultMapping, DirectionSchema, mappingIssues, MappingSchema, validateMappingLive, type LiveStructure, type MappingInput, type MappingIssue } from "../../../domain/mapping-config.ts";
 import { formAccount, pageContext, redirectWith, type PageContext } from "../context.ts";
 import { Empty, Layout, NoAccount } from "../ui.tsx";

@@ -9,7 +9,7 @@ import type { AppEnv } from "../../context.ts";
 import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
 import { listLinks } from "../../../store/links.ts";
 import { saveStageProbabilities, stageProbabilities } from "../../../store/console-views.ts";
-import { highLevelPort } from "../../../sync/connectors.ts";
+import { highLevelPort } from "../../../highlevel/adapter.ts";
 import { fromMinor, toMinor } from "../../../domain/money.ts";
 import type { Mapping, PipelinePair } from "../../../domain/mapping-config.ts";
 import type { Deal } from "../../../domain/port.ts";

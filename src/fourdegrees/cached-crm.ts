@@ -11,8 +11,8 @@
  * are parsed with zod on read: a malformed or old-shaped entry reads as a miss.
  */
 import { z } from "zod";
-import { cached, writeCache } from "./highlevel-cache.ts";
-import { kvKeys, kvTtl } from "./kv-keys.ts";
+import { cached, writeCache } from "../store/highlevel-cache.ts";
+import { kvKeys, kvTtl } from "../store/kv-keys.ts";
 import {
   FieldDefSchema,
   PipelineSchema,

@@ -6,17 +6,17 @@
 import type { Config } from "../config.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Lane } from "../gate/client.ts";
-import { createHighLevelClient, HighLevelError, type HighLevelClient, type HighLevelClientOptions } from "../highlevel/client.ts";
-import { HighLevelTransport } from "../highlevel/http.ts";
-import { ensureStageKnown, type StageCheck } from "../highlevel/stages.ts";
-import { ContactSchema } from "../highlevel/schemas.ts";
+import { createHighLevelClient, HighLevelError, type HighLevelClient, type HighLevelClientOptions } from "./client.ts";
+import { HighLevelTransport } from "./http.ts";
+import { ensureStageKnown, type StageCheck } from "./stages.ts";
+import { ContactSchema } from "./schemas.ts";
 import { fourDegreesConnectorFor, gateKey } from "../fourdegrees/wiring.ts";
-import { CachedStructureCrm } from "../store/fourdegrees-cache.ts";
+import { CachedStructureCrm } from "../fourdegrees/cached-crm.ts";
 import { getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import type { Account } from "../store/accounts.ts";
 import { z } from "zod";
-import type { Contact, OpportunityCrm } from "../highlevel/port.ts";
+import type { Contact, OpportunityCrm } from "./port.ts";
 import type { Actor, DealCrm } from "../domain/port.ts";
 
 /** The engine's HighLevel adapter of one location: the port, plus the pipelines-cache check webhooks use. */

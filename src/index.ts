@@ -9,7 +9,7 @@ import { consumeBatch, type Handlers } from "./queue/consumer.ts";
 import { deliverNotification } from "./notify/deliver.ts";
 import { scanNotifications } from "./notify/scan.ts";
 import { runHighLevelCron } from "./highlevel/cron.ts";
-import { liveConnectors } from "./highlevel/adapter.ts";
+import { liveConnectors } from "./sync/connectors.ts";
 import { consumeDeadLetters } from "./sync/dead-letters.ts";
 import { liveJobDeps, syncHandlers } from "./sync/jobs.ts";
 import { runReconcile } from "./sync/reconcile.ts";

@@ -1,40 +1,27 @@
 /**
- * KV cache of a 4Degrees workspace's structure — pipelines (with stages), users, each pipeline's
- * custom fields — in front of any `DealCrm`, like HighLevel's (src/store/highlevel-cache.ts).
- * Without it every record job re-read pipelines and users: two 4Degrees reads per change on top
- * of the changed deal itself.
- *
- * Keys and TTLs come from src/store/kv-keys.ts (`v1:4d:*`). KV is eventually consistent and has
- * no compare-and-set: fine for structure, which is a hint that saves calls and is reloaded when a
- * record names something the cache does not know (`refreshStructure`, called by the engine's
- * lookups on an unknown stage or owner id); never for anything that must be exact. Cached values
- * are parsed with zod on read: a malformed or old-shaped entry reads as a miss.
+ * A `DealCrm` with a KV cache of the workspace's structure — pipelines (with stages), users, each
+ * pipeline's custom fields — in front, like HighLevel's (src/store/highlevel-cache.ts): without it
+ * every record job would re-read pipelines and users. The KV entries themselves (keys, TTLs, the
+ * shapes read back) are src/store/fourdegrees-cache.ts. Structure is a hint that saves calls and is
+ * reloaded when a record names something the cache does not know (`refreshStructure`); never
+ * anything that must be exact.
  */
-import { z } from "zod";
-import { cached, writeCache } from "../store/highlevel-cache.ts";
-import { kvKeys, kvTtl } from "../store/kv-keys.ts";
-import {
-  FieldDefSchema,
-  PipelineSchema,
-  UserSchema,
-  type ChangeEvent,
-  type Deal,
-  type DealContent,
-  type DealCrm,
-  type DealPatch,
-  type FieldDef,
-  type Identity,
-  type Note,
-  type Page,
-  type Pipeline,
-  type UpdateDealOptions,
-  type User,
-  type WriteOptions,
+import { cachedFields, cachedPipelines, cachedUsers, replaceStructure } from "../store/fourdegrees-cache.ts";
+import type {
+  ChangeEvent,
+  Deal,
+  DealContent,
+  DealCrm,
+  DealPatch,
+  FieldDef,
+  Identity,
+  Note,
+  Page,
+  Pipeline,
+  UpdateDealOptions,
+  User,
+  WriteOptions,
 } from "../domain/port.ts";
-
-const Pipelines = z.array(PipelineSchema);
-const Users = z.array(UserSchema);
-const Fields = z.array(FieldDefSchema);
 
 /**
  * A `DealCrm` whose structure reads (`listPipelines`, `listUsers`, `listFields`) come from KV,
@@ -53,15 +40,15 @@ export class CachedStructureCrm implements DealCrm {
   }
 
   listPipelines(): Promise<Pipeline[]> {
-    return cached(this.#kv, kvKeys.fdPipelines(this.#workspace), kvTtl.fdPipelines, Pipelines, () => this.#inner.listPipelines());
+    return cachedPipelines(this.#kv, this.#workspace, () => this.#inner.listPipelines());
   }
 
   listUsers(): Promise<User[]> {
-    return cached(this.#kv, kvKeys.fdUsers(this.#workspace), kvTtl.fdUsers, Users, () => this.#inner.listUsers());
+    return cachedUsers(this.#kv, this.#workspace, () => this.#inner.listUsers());
   }
 
   listFields(pipelineId: string): Promise<FieldDef[]> {
-    return cached(this.#kv, kvKeys.fdFields(this.#workspace, pipelineId), kvTtl.fdFields, Fields, () => this.#inner.listFields(pipelineId));
+    return cachedFields(this.#kv, this.#workspace, pipelineId, () => this.#inner.listFields(pipelineId));
   }
 
   /**
@@ -71,7 +58,7 @@ export class CachedStructureCrm implements DealCrm {
    */
   async refreshStructure(): Promise<void> {
     const [pipelines, users] = await Promise.all([this.#inner.listPipelines(), this.#inner.listUsers()]);
-    await Promise.all([writeCache(this.#kv, kvKeys.fdPipelines(this.#workspace), pipelines, kvTtl.fdPipelines), writeCache(this.#kv, kvKeys.fdUsers(this.#workspace), users, kvTtl.fdUsers)]);
+    await replaceStructure(this.#kv, this.#workspace, pipelines, users);
   }
 
   whoAmI(): Promise<Identity> {

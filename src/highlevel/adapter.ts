@@ -1,23 +1,17 @@
 /**
- * Wiring of the real connectors into the engine: the 4Degrees connector (src/fourdegrees/wiring.ts)
- * and an `OpportunityCrm` adapter over the HighLevel client (src/highlevel/client.ts), both gated
- * in the job's lane. Tests hand the engine their own factory instead.
+ * The engine's HighLevel adapter: an `OpportunityCrm` (src/highlevel/port.ts) over the HighLevel
+ * client of one location, gated in the job's lane. Assembled with the 4Degrees side by
+ * src/sync/connectors.ts.
  */
 import type { Config } from "../config.ts";
-import { AppError } from "../lib/errors.ts";
 import type { Lane } from "../gate/client.ts";
 import { createHighLevelClient, HighLevelError, type HighLevelClient, type HighLevelClientOptions } from "./client.ts";
 import { HighLevelTransport } from "./http.ts";
 import { ensureStageKnown, type StageCheck } from "./stages.ts";
 import { ContactSchema } from "./schemas.ts";
-import { fourDegreesConnectorFor, gateKey } from "../fourdegrees/wiring.ts";
-import { CachedStructureCrm } from "../fourdegrees/cached-crm.ts";
-import { getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
-import type { Account } from "../store/accounts.ts";
 import { z } from "zod";
 import type { Contact, OpportunityCrm } from "./port.ts";
-import type { Actor, DealCrm } from "../domain/port.ts";
 
 /** The engine's HighLevel adapter of one location: the port, plus the pipelines-cache check webhooks use. */
 export interface HighLevelAdapter extends OpportunityCrm {
@@ -33,16 +27,6 @@ export interface HighLevelAdapter extends OpportunityCrm {
    */
   refreshStructure(): Promise<void>;
 }
-
-/** The connectors of one account for one job (or batch). */
-export interface AccountConnectors {
-  fourdegrees: DealCrm;
-  highlevel(locationId: string): HighLevelAdapter;
-  ourActor: Actor | null;
-}
-
-/** Builds an account's connectors in a lane (live jobs, reconcile, backfill). */
-export type ConnectorFactory = (account: Account, lane: Lane) => Promise<AccountConnectors>;
 
 /**
  * "Gone": a 404, or the 400 "Opportunity not found" HighLevel answers for a deleted opportunity
@@ -129,66 +113,6 @@ export function highLevelPort(env: Env, config: Config, locationId: string, lane
         if (notFound(err)) return false;
         throw err;
       }
-    },
-  };
-}
-
-/** The production factory: real connectors for an account, in `lane`. */
-export function liveConnectors(env: Env, config: Config): ConnectorFactory {
-  return async (account, lane) => {
-    // An account without a 4Degrees API key still syncs what needs only HighLevel (the CSV bridge
-    // works with no 4Degrees API at all): its 4Degrees side answers every call with the reason.
-    const fourdegrees = await fourDegreesConnectorFor(env, config, account.id, lane).then(
-      ({ connector, credentials }) => new CachedStructureCrm(connector, env.CACHE, gateKey(credentials)) satisfies DealCrm,
-      (err: unknown) => {
-        if (err instanceof AppError && err.code === "not_found") return unavailableDealCrm(err);
-        throw err;
-      },
-    );
-    const stored = await getFourDegreesAccount(env.DB, account.id);
-    const actorType = stored?.actor?.type;
-    const ourActor: Actor | null =
-      stored?.actor && (actorType === "user" || actorType === "integration" || actorType === "automation" || actorType === "import") ? { type: actorType, id: stored.actor.id } : null;
-    const ports = new Map<string, HighLevelAdapter>();
-    return {
-      // Pipelines, users and fields from KV (shared per workspace), like HighLevel's structure.
-      fourdegrees,
-      ourActor,
-      highlevel(locationId) {
-        let port = ports.get(locationId);
-        if (!port) {
-          port = highLevelPort(env, config, locationId, lane);
-          ports.set(locationId, port);
-        }
-        return port;
-      },
-    };
-  };
-}
-
-/**
- * The 4Degrees side of an account that has no API key: every call fails with `reason` (a
- * permanent `not_found` naming how to add a key), so record jobs fail clearly while jobs that
- * need only HighLevel — CSV import rows — run.
- */
-export function unavailableDealCrm(reason: AppError): DealCrm {
-  const fail = () => Promise.reject(reason);
-  return {
-    whoAmI: fail,
-    listPipelines: fail,
-    listUsers: fail,
-    listFields: fail,
-    pageDeals: fail,
-    getDeal: fail,
-    createDeal: fail,
-    updateDeal: fail,
-    archiveDeal: fail,
-    listNotes: fail,
-    createNote: fail,
-    updateNote: fail,
-    deleteNote: fail,
-    parseWebhook() {
-      throw reason;
     },
   };
 }

@@ -32,7 +32,7 @@ import { listPending } from "../store/pending.ts";
 import { listEvents, listReview, resolveReview } from "../store/sync-events.ts";
 import { beginBackfill, resumeBackfill } from "../sync/backfill.ts";
 import { bootstrapAccount, BootstrapBody } from "../sync/bootstrap.ts";
-import { liveConnectors } from "../highlevel/adapter.ts";
+import { liveConnectors } from "../sync/connectors.ts";
 import { liveJobDeps, markAndEnqueue } from "../sync/jobs.ts";
 import { MappingSchema, mappingIssues, validateMappingLive } from "../domain/mapping-config.ts";
 import { QueueMessageSchema, type QueueMessageInput } from "../queue/messages.ts";

@@ -11,9 +11,9 @@
  * | `v1:hl:pipelines:{locationId}`      | HighLevel pipelines with their stages  | 10 min | src/store/highlevel-cache.ts |
  * | `v1:hl:users:{locationId}`          | HighLevel users of the location        | 1 h    | src/store/highlevel-cache.ts |
  * | `v1:hl:customfields:{locationId}`   | opportunity custom field definitions   | 1 h    | src/store/highlevel-cache.ts |
- * | `v1:4d:pipelines:{workspace}`       | 4Degrees pipelines with their stages   | 10 min | src/fourdegrees/cached-crm.ts |
- * | `v1:4d:users:{workspace}`           | 4Degrees users of the workspace        | 1 h    | src/fourdegrees/cached-crm.ts |
- * | `v1:4d:fields:{workspace}:{pipeline}` | a 4Degrees pipeline's custom fields  | 1 h    | src/fourdegrees/cached-crm.ts |
+ * | `v1:4d:pipelines:{workspace}`       | 4Degrees pipelines with their stages   | 10 min | src/store/fourdegrees-cache.ts |
+ * | `v1:4d:users:{workspace}`           | 4Degrees users of the workspace        | 1 h    | src/store/fourdegrees-cache.ts |
+ * | `v1:4d:fields:{workspace}:{pipeline}` | a 4Degrees pipeline's custom fields  | 1 h    | src/store/fourdegrees-cache.ts |
  *
  * `{workspace}` is the 4Degrees gate key: the workspace id, or `account:{id}` before it is known.
  */

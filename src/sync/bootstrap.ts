@@ -24,7 +24,7 @@ import { ConflictPolicySchema, createAccount, DeletePolicySchema, getAccount, sa
 import { getBackfill, type BackfillRun } from "../store/backfill-runs.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import { beginBackfill } from "./backfill.ts";
-import { liveConnectors } from "../highlevel/adapter.ts";
+import { liveConnectors } from "./connectors.ts";
 import { liveJobDeps } from "./jobs.ts";
 import { MappingSchema, mappingIssues, validateMappingLive, type Mapping } from "../domain/mapping-config.ts";
 import { loadLiveStructure, suggestedMapping } from "./structure.ts";

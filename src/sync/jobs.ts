@@ -31,7 +31,7 @@ import { runBackfillPage } from "./backfill.ts";
 import { runImportRow } from "./import-rows.ts";
 import { sendMessage } from "../queue/queues.ts";
 import { recogniseHighLevelEcho } from "./highlevel-echo.ts";
-import type { ConnectorFactory } from "../highlevel/adapter.ts";
+import type { ConnectorFactory } from "./connectors.ts";
 import { onceInBatch, type BatchScope, type Handler, type HandlerContext, type Handlers, type Outcome } from "../queue/consumer.ts";
 import { sha256, stripOrigin, SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
 import { pairForDeal } from "./mapping.ts";

@@ -33,7 +33,7 @@ import { getReconcileCursor, saveReconcileCursor } from "../store/backfill-runs.
 import { findLink, getLinkVerifyCursor, hasTombstone, listLinks, saveLinkVerifyCursor } from "../store/links.ts";
 import { listStalePending } from "../store/pending.ts";
 import { isInReview, recordEvent } from "../store/sync-events.ts";
-import type { AccountConnectors } from "../highlevel/adapter.ts";
+import type { AccountConnectors } from "./connectors.ts";
 import { markAndEnqueue, type JobDeps } from "./jobs.ts";
 import { SyncEngine } from "./engine.ts";
 

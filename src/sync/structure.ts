@@ -4,7 +4,7 @@
  * default mapping is built from.
  */
 import type { Account } from "../store/accounts.ts";
-import type { AccountConnectors } from "../highlevel/adapter.ts";
+import type { AccountConnectors } from "./connectors.ts";
 import { defaultMapping, type LiveStructure, type MappingInput } from "../domain/mapping-config.ts";
 
 /** Reads the live structure for the account's locations. */

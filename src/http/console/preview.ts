@@ -10,7 +10,7 @@
 import type { Config } from "../../config.ts";
 import type { Account } from "../../store/accounts.ts";
 import type { Link } from "../../store/links.ts";
-import { liveConnectors, type AccountConnectors } from "../../highlevel/adapter.ts";
+import { liveConnectors, type AccountConnectors } from "../../sync/connectors.ts";
 import { flatten, fromDeal, fromOpportunity, type FourDegreesContext, type HighLevelContext } from "../../sync/mapping.ts";
 import type { Flat } from "../../domain/port.ts";
 import { fromMinor } from "../../domain/money.ts";

@@ -8,7 +8,7 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
-import { liveConnectors } from "../../../src/highlevel/adapter.ts";
+import { liveConnectors } from "../../../src/sync/connectors.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { countProviderCall, expectConverged, newDeal, noProviderCalls, type ProviderCalls } from "./checks.ts";
 import { createWorld, type World } from "./world.ts";

@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
 import { createAccount } from "../../../src/store/accounts.ts";
-import { liveConnectors } from "../../../src/highlevel/adapter.ts";
+import { liveConnectors } from "../../../src/sync/connectors.ts";
 
 describe("liveConnectors without a 4Degrees key", () => {
   it("happy: HighLevel ports are available, 4Degrees calls fail with how to add a key", async () => {

@@ -9,8 +9,9 @@ import type { Config } from "../config.ts";
 import { decryptSecret } from "../lib/crypto.ts";
 import { signWebhook } from "../fourdegrees/webhook.ts";
 import { getDelivery, getRule, recordAttempt, type NotificationRule } from "../store/notifications.ts";
-import type { Handler } from "../queue/consumer.ts";
+import type { Logger } from "../lib/log.ts";
 import { NotifyEventSchema, type NotifyEvent } from "./events.ts";
+import type { DeliverMessage } from "./notify.ts";
 import { describe, eventType } from "./rules.ts";
 
 /** Attempts before a delivery is marked failed (the queue would dead-letter at 8). */
@@ -45,8 +46,11 @@ export async function buildDelivery(config: Config, rule: NotificationRule, even
 
 const retryable = (status: number) => status === 0 || status === 408 || status === 429 || status >= 500;
 
-/** The `notify.deliver` queue handler. */
-export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) => {
+/** What the queue does with a delivery message (the consumer's outcome shape; notify/ knows no queue module). */
+export type DeliveryOutcome = { kind: "ack" } | { kind: "retry"; reason: string } | { kind: "permanent"; reason: string };
+
+/** The `notify.deliver` queue handler: sends one claimed delivery and records the attempt. */
+export async function deliverNotification(msg: DeliverMessage, ctx: { env: Env; config: Config; log: Logger }): Promise<DeliveryOutcome> {
   const { env, config } = ctx;
   const log = ctx.log.child({ rule: msg.ruleId, change_key: msg.changeKey });
   const [rule, delivery] = await Promise.all([getRule(env.DB, msg.ruleId), getDelivery(env.DB, msg.ruleId, msg.changeKey)]);
@@ -93,4 +97,4 @@ export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) =
   }
   log.warn({ event: "notify.retry", outcome: "retry", reason, ...base });
   return { kind: "retry", reason };
-};
+}

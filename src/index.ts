@@ -10,9 +10,9 @@ import { deliverNotification } from "./notify/deliver.ts";
 import { scanNotifications } from "./notify/scan.ts";
 import { runHighLevelCron } from "./highlevel/cron.ts";
 import { liveConnectors } from "./sync/connectors.ts";
-import { consumeDeadLetters } from "./sync/dead-letters.ts";
-import { liveJobDeps, syncHandlers } from "./sync/jobs.ts";
-import { runReconcile } from "./sync/reconcile.ts";
+import { consumeDeadLetters } from "./sync/jobs/dead-letters.ts";
+import { liveJobDeps, syncHandlers } from "./sync/jobs/handlers.ts";
+import { runReconcile } from "./sync/jobs/reconcile.ts";
 import { meterDatabase } from "./store/d1-meter.ts";
 
 export { AccountGate } from "./gate/gate.ts";

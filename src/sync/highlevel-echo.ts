@@ -1,6 +1,6 @@
 /**
  * Zero-read echo recognition for HighLevel opportunity webhooks — the counterpart of
- * `isSyncedFourDegreesEcho` (src/sync/jobs.ts).
+ * `isSyncedFourDegreesEcho` (src/sync/jobs/handlers.ts).
  *
  * When the engine writes an opportunity, HighLevel sends the webhooks of that write back
  * (`[OpportunityUpdate, OpportunityMonetaryValueUpdate]`, …). Their bodies carry no `updatedAt`,
@@ -113,7 +113,7 @@
  * - HighLevel drops D_W (it drops any delivery it did not get a 429 for), or the check fails on a
  *   D1 error: D_U takes its slot and is not synced live. The link holds our ANSWER's `updatedAt`
  *   (recorded only with the expectation), the opportunity now a later one, so reconcile's scan
- *   (src/sync/reconcile.ts: `updatedAt` ≠ the link's) marks the pair and its job syncs the edit.
+ *   (src/sync/jobs/reconcile.ts: `updatedAt` ≠ the link's) marks the pair and its job syncs the edit.
  * - D_W handled before the expectation exists (the writing job is still between its HighLevel
  *   write and its link save): it went the normal path and marked the opportunity dirty, so the save
  *   records nothing when a HighLevel-side dirty mark was set or bumped since the write began, nor

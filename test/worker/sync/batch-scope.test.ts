@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
 import { d1MeterTotals, meterDatabase } from "../../../src/store/d1-meter.ts";
 import { BatchScope, consumeBatch } from "../../../src/queue/consumer.ts";
-import { syncHandlers } from "../../../src/sync/jobs.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
 import type { QueueMessage } from "../../../src/queue/messages.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";

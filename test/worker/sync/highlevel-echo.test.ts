@@ -24,7 +24,7 @@ import { kvKeys } from "../../../src/store/kv-keys.ts";
 import { clearExpectedEcho, findExpectedEcho } from "../../../src/store/links.ts";
 import { getPending, listPending } from "../../../src/store/pending.ts";
 import { listEvents } from "../../../src/store/sync-events.ts";
-import { syncHandlers } from "../../../src/sync/jobs.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
 import { MappingSchema, type ExtraField, type MappingInput } from "../../../src/domain/mapping-config.ts";
 import { QueueMessageSchema } from "../../../src/queue/messages.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";

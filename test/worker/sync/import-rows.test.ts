@@ -12,7 +12,7 @@ import { listFailures } from "../../../src/store/failures.ts";
 import { ledgerCounts } from "../../../src/store/ledger.ts";
 import { listEvents, listReview } from "../../../src/store/sync-events.ts";
 import type { Outcome } from "../../../src/queue/consumer.ts";
-import { syncHandlers } from "../../../src/sync/jobs.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
 import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";

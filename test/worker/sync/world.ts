@@ -23,7 +23,7 @@ import { findLink } from "../../../src/store/links.ts";
 import { highLevelPort } from "../../../src/highlevel/adapter.ts";
 import type { AccountConnectors, ConnectorFactory } from "../../../src/sync/connectors.ts";
 import type { HandlerContext, Outcome } from "../../../src/queue/consumer.ts";
-import { syncHandlers, type JobDeps } from "../../../src/sync/jobs.ts";
+import { syncHandlers, type JobDeps } from "../../../src/sync/jobs/handlers.ts";
 import { defaultMapping, MappingSchema, type Mapping, type MappingInput } from "../../../src/domain/mapping-config.ts";
 import { QueueMessageSchema, type QueueMessageInput } from "../../../src/queue/messages.ts";
 import type { RouteHandler } from "../helpers/network.ts";

@@ -1,12 +1,12 @@
 /**
  * Backfill: start a first full sync of an account, watch its progress (done / total, rate, time
  * left) and resume it from its checkpoint after a failure. The engine does the work
- * (src/sync/backfill.ts); this page reads its checkpoint row.
+ * (src/sync/jobs/backfill.ts); this page reads its checkpoint row.
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../../context.ts";
 import { getBackfill, type BackfillRun } from "../../../store/backfill-runs.ts";
-import { beginBackfill, resumeBackfill } from "../../../sync/backfill.ts";
+import { beginBackfill, resumeBackfill } from "../../../sync/jobs/backfill.ts";
 import { sendMessage } from "../../../queue/queues.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { Empty, fmtDuration, fmtInt, fmtTime, Layout, NoAccount } from "../ui.tsx";

@@ -4,13 +4,13 @@
  * dead `sync.record` also drops its dirty mark, so later changes to that record enqueue again
  * instead of waiting behind a job that will never come.
  */
-import type { Config } from "../config.ts";
-import { createLogger } from "../lib/log.ts";
-import { notifyChange } from "../notify/notify.ts";
-import { recordFailure } from "../store/failures.ts";
-import { dropPending } from "../store/pending.ts";
-import { recordEvent } from "../store/sync-events.ts";
-import { QueueMessageSchema } from "../queue/messages.ts";
+import type { Config } from "../../config.ts";
+import { createLogger } from "../../lib/log.ts";
+import { notifyChange } from "../../notify/notify.ts";
+import { recordFailure } from "../../store/failures.ts";
+import { dropPending } from "../../store/pending.ts";
+import { recordEvent } from "../../store/sync-events.ts";
+import { QueueMessageSchema } from "../../queue/messages.ts";
 
 /** The account a message concerns, when it names one directly. */
 function accountOf(body: unknown): string | null {

@@ -26,16 +26,16 @@
  *
  * The tick also re-enqueues dirty marks older than ten minutes whose job was lost.
  */
-import { gateFor } from "../gate/client.ts";
-import type { Logger } from "../lib/log.ts";
-import { listAccounts, type Account } from "../store/accounts.ts";
-import { getReconcileCursor, saveReconcileCursor } from "../store/backfill-runs.ts";
-import { findLink, getLinkVerifyCursor, hasTombstone, listLinks, saveLinkVerifyCursor } from "../store/links.ts";
-import { listStalePending } from "../store/pending.ts";
-import { isInReview, recordEvent } from "../store/sync-events.ts";
-import type { AccountConnectors } from "./connectors.ts";
-import { markAndEnqueue, type JobDeps } from "./jobs.ts";
-import { SyncEngine } from "./engine.ts";
+import { gateFor } from "../../gate/client.ts";
+import type { Logger } from "../../lib/log.ts";
+import { listAccounts, type Account } from "../../store/accounts.ts";
+import { getReconcileCursor, saveReconcileCursor } from "../../store/backfill-runs.ts";
+import { findLink, getLinkVerifyCursor, hasTombstone, listLinks, saveLinkVerifyCursor } from "../../store/links.ts";
+import { listStalePending } from "../../store/pending.ts";
+import { isInReview, recordEvent } from "../../store/sync-events.ts";
+import type { AccountConnectors } from "../connectors.ts";
+import { markAndEnqueue, type JobDeps } from "./handlers.ts";
+import { SyncEngine } from "../engine.ts";
 
 export interface ReconcileOptions {
   /** Records per side per tick. */

@@ -23,21 +23,21 @@
  * A row that does not reach HighLevel (review, test mode, a paused account, a permanent failure)
  * is forgotten by the CSV side's bookkeeping, so importing the file again queues it again.
  */
-import { notifyChange } from "../notify/notify.ts";
-import { getAccount, type Account } from "../store/accounts.ts";
-import { recordFailure } from "../store/failures.ts";
-import { beginWrite, completeWrite, getWrite, type LedgerKey } from "../store/ledger.ts";
-import { findLink } from "../store/links.ts";
-import { addReview, recordEvent, resolveReview } from "../store/sync-events.ts";
-import type { HandlerContext, Outcome } from "../queue/consumer.ts";
-import { sha256, tagOrigin } from "./engine.ts";
-import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../highlevel/port.ts";
-import { countCalls, outcomeForError, type JobDeps } from "./jobs.ts";
-import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical } from "./mapping.ts";
-import type { Mapping, PipelinePair } from "../domain/mapping-config.ts";
-import { same } from "./merge.ts";
-import type { QueueMessage } from "../queue/messages.ts";
-import type { DealCrm, FieldValue, Pipeline, Flat } from "../domain/port.ts";
+import { notifyChange } from "../../notify/notify.ts";
+import { getAccount, type Account } from "../../store/accounts.ts";
+import { recordFailure } from "../../store/failures.ts";
+import { beginWrite, completeWrite, getWrite, type LedgerKey } from "../../store/ledger.ts";
+import { findLink } from "../../store/links.ts";
+import { addReview, recordEvent, resolveReview } from "../../store/sync-events.ts";
+import type { HandlerContext, Outcome } from "../../queue/consumer.ts";
+import { sha256, tagOrigin } from "../engine.ts";
+import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
+import { countCalls, outcomeForError, type JobDeps } from "./handlers.ts";
+import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical } from "../mapping.ts";
+import type { Mapping, PipelinePair } from "../../domain/mapping-config.ts";
+import { same } from "../merge.ts";
+import type { QueueMessage } from "../../queue/messages.ts";
+import type { DealCrm, FieldValue, Pipeline, Flat } from "../../domain/port.ts";
 
 type ImportRow = Extract<QueueMessage, { kind: "fourdegrees.import_row" }>;
 

@@ -14,15 +14,15 @@
  * candidates → review, never merged silently) or created in HighLevel. Phase 2 pages HighLevel
  * opportunities: any still unlinked (and not on the review list) is created in 4Degrees.
  */
-import { getAccount } from "../store/accounts.ts";
-import { getBackfill, saveBackfill, startBackfill, type BackfillRun } from "../store/backfill-runs.ts";
-import { findLink, hasTombstone } from "../store/links.ts";
-import { isInReview, recordEvent } from "../store/sync-events.ts";
-import type { HandlerContext, Outcome } from "../queue/consumer.ts";
-import { SyncEngine, type EngineDeps, type JobResult } from "./engine.ts";
-import { countCalls, type JobDeps } from "./jobs.ts";
-import type { QueueMessage } from "../queue/messages.ts";
-import { pool } from "../lib/pool.ts";
+import { getAccount } from "../../store/accounts.ts";
+import { getBackfill, saveBackfill, startBackfill, type BackfillRun } from "../../store/backfill-runs.ts";
+import { findLink, hasTombstone } from "../../store/links.ts";
+import { isInReview, recordEvent } from "../../store/sync-events.ts";
+import type { HandlerContext, Outcome } from "../../queue/consumer.ts";
+import { SyncEngine, type EngineDeps, type JobResult } from "../engine.ts";
+import { countCalls, type JobDeps } from "./handlers.ts";
+import type { QueueMessage } from "../../queue/messages.ts";
+import { pool } from "../../lib/pool.ts";
 
 /** Records per page (the unit of the checkpoint). */
 export const BACKFILL_PAGE_SIZE = 50;

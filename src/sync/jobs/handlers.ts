@@ -4,42 +4,42 @@
  *   when it was clean, enqueue one delayed `sync.record` job — coalescing fan-out pairs and bursts;
  * - `sync.record`: run the engine for one record, clear the dirty mark only if no newer change
  *   arrived (else run once more), log one line and write one event row;
- * - `sync.backfill`: one page of a backfill run (src/sync/backfill.ts).
+ * - `sync.backfill`: one page of a backfill run (src/sync/jobs/backfill.ts).
  * - `fourdegrees.import_row`: one row of a 4Degrees CSV import written to HighLevel
- *   (src/sync/import-rows.ts).
+ *   (src/sync/jobs/import-rows.ts).
  *
  * Failure discipline (per message, never a blanket ack): rate limits retry after the gate's /
  * provider's delay; other transient errors retry with the consumer's capped exponential backoff;
  * permanent errors (validation, 4xx, contract drift) are recorded in `sync_failures` with the
  * message to replay and acked. One account's failure only ever touches its own messages.
  */
-import type { Config } from "../config.ts";
-import { changeEventFromRaw } from "../fourdegrees/translate.ts";
-import { FourDegreesError } from "../fourdegrees/errors.ts";
-import { RateLimitedError, type Lane } from "../gate/client.ts";
-import { HighLevelError } from "../highlevel/errors.ts";
-import { stageNamedBy } from "../highlevel/stages.ts";
-import { AppError } from "../lib/errors.ts";
-import type { Logger } from "../lib/log.ts";
-import { accountIdForLocation, getAccount, type Account } from "../store/accounts.ts";
-import { accountForWorkspace } from "../store/fourdegrees-accounts.ts";
-import { recordFailure } from "../store/failures.ts";
-import { findLink, linksForContact, noteLinksForDeal, type SideName } from "../store/links.ts";
-import { clearIfUnchanged, getPending, markDirty, type PendingKind } from "../store/pending.ts";
-import { recordEvent } from "../store/sync-events.ts";
+import type { Config } from "../../config.ts";
+import { changeEventFromRaw } from "../../fourdegrees/translate.ts";
+import { FourDegreesError } from "../../fourdegrees/errors.ts";
+import { RateLimitedError, type Lane } from "../../gate/client.ts";
+import { HighLevelError } from "../../highlevel/errors.ts";
+import { stageNamedBy } from "../../highlevel/stages.ts";
+import { AppError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
+import { accountIdForLocation, getAccount, type Account } from "../../store/accounts.ts";
+import { accountForWorkspace } from "../../store/fourdegrees-accounts.ts";
+import { recordFailure } from "../../store/failures.ts";
+import { findLink, linksForContact, noteLinksForDeal, type SideName } from "../../store/links.ts";
+import { clearIfUnchanged, getPending, markDirty, type PendingKind } from "../../store/pending.ts";
+import { recordEvent } from "../../store/sync-events.ts";
 import { runBackfillPage } from "./backfill.ts";
 import { runImportRow } from "./import-rows.ts";
-import { sendMessage } from "../queue/queues.ts";
-import { recogniseHighLevelEcho } from "./highlevel-echo.ts";
-import type { ConnectorFactory } from "./connectors.ts";
-import { onceInBatch, type BatchScope, type Handler, type HandlerContext, type Handlers, type Outcome } from "../queue/consumer.ts";
-import { sha256, stripOrigin, SyncEngine, type EngineDeps, type JobResult, type PairChange } from "./engine.ts";
-import { pairForDeal } from "./mapping.ts";
-import type { Mapping } from "../domain/mapping-config.ts";
-import type { ChangeEvent, Pipeline, Flat } from "../domain/port.ts";
-import { notifyChange } from "../notify/notify.ts";
-import type { DealState } from "../notify/events.ts";
-import type { QueueMessage, QueueMessageInput } from "../queue/messages.ts";
+import { sendMessage } from "../../queue/queues.ts";
+import { recogniseHighLevelEcho } from "../highlevel-echo.ts";
+import type { ConnectorFactory } from "../connectors.ts";
+import { onceInBatch, type BatchScope, type Handler, type HandlerContext, type Handlers, type Outcome } from "../../queue/consumer.ts";
+import { sha256, stripOrigin, SyncEngine, type EngineDeps, type JobResult, type PairChange } from "../engine.ts";
+import { pairForDeal } from "../mapping.ts";
+import type { Mapping } from "../../domain/mapping-config.ts";
+import type { ChangeEvent, Pipeline, Flat } from "../../domain/port.ts";
+import { notifyChange } from "../../notify/notify.ts";
+import type { DealState } from "../../notify/events.ts";
+import type { QueueMessage, QueueMessageInput } from "../../queue/messages.ts";
 
 /** What the handlers need besides the consumer's context; tests pass their own. */
 export interface JobDeps {

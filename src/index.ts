@@ -11,7 +11,8 @@ import { scanNotifications } from "./notify/scan.ts";
 import { runHighLevelCron } from "./highlevel/cron.ts";
 import { liveConnectors } from "./sync/connectors.ts";
 import { consumeDeadLetters } from "./sync/jobs/dead-letters.ts";
-import { liveJobDeps, syncHandlers } from "./sync/jobs/handlers.ts";
+import { syncHandlers } from "./sync/jobs/handlers.ts";
+import { liveJobDeps } from "./sync/jobs/deps.ts";
 import { runReconcile } from "./sync/jobs/reconcile.ts";
 import { meterDatabase } from "./store/d1-meter.ts";
 

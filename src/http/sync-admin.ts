@@ -33,7 +33,7 @@ import { listEvents, listReview, resolveReview } from "../store/sync-events.ts";
 import { beginBackfill, resumeBackfill } from "../sync/jobs/backfill.ts";
 import { bootstrapAccount, BootstrapBody } from "../sync/bootstrap.ts";
 import { liveConnectors } from "../sync/connectors.ts";
-import { liveJobDeps, markAndEnqueue } from "../sync/jobs/handlers.ts";
+import { liveJobDeps, markAndEnqueue } from "../sync/jobs/deps.ts";
 import { MappingSchema, mappingIssues, validateMappingLive } from "../domain/mapping-config.ts";
 import { QueueMessageSchema, type QueueMessageInput } from "../queue/messages.ts";
 import { loadLiveStructure, suggestedMapping } from "../sync/structure.ts";

@@ -25,7 +25,7 @@ import { getBackfill, type BackfillRun } from "../store/backfill-runs.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import { beginBackfill } from "./jobs/backfill.ts";
 import { liveConnectors } from "./connectors.ts";
-import { liveJobDeps } from "./jobs/handlers.ts";
+import { liveJobDeps } from "./jobs/deps.ts";
 import { MappingSchema, mappingIssues, validateMappingLive, type Mapping } from "../domain/mapping-config.ts";
 import { loadLiveStructure, suggestedMapping } from "./structure.ts";
 

@@ -14,13 +14,15 @@
  * candidates → review, never merged silently) or created in HighLevel. Phase 2 pages HighLevel
  * opportunities: any still unlinked (and not on the review list) is created in 4Degrees.
  */
+import { notifyChange } from "../../notify/notify.ts";
 import { getAccount } from "../../store/accounts.ts";
 import { getBackfill, saveBackfill, startBackfill, type BackfillRun } from "../../store/backfill-runs.ts";
+import { recordFailure } from "../../store/failures.ts";
 import { findLink, hasTombstone } from "../../store/links.ts";
 import { isInReview, recordEvent } from "../../store/sync-events.ts";
 import type { HandlerContext, Outcome } from "../../queue/consumer.ts";
 import { SyncEngine, type EngineDeps, type JobResult } from "../engine.ts";
-import { countCalls, type JobDeps } from "./handlers.ts";
+import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
 import { pool } from "../../lib/pool.ts";
 
@@ -193,4 +195,20 @@ async function runOnePage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>,
     return ack(calls);
   }
   return { outcome: null, calls };
+}
+
+/** Runs one `sync.backfill` page; a permanent failure is recorded (to replay) and reported to the team. */
+export async function runBackfillJob(msg: Extract<QueueMessage, { kind: "sync.backfill" }>, ctx: HandlerContext, deps: JobDeps): Promise<Outcome> {
+  try {
+    return await runBackfillPage(msg, ctx, deps);
+  } catch (err) {
+    const outcome = outcomeForError(err);
+    if (outcome.permanent) {
+      const failureId = `backfill:${msg.accountId}:${msg.runId}`;
+      await recordFailure(ctx.env.DB, { id: failureId, accountId: msg.accountId, source: "permanent", message: msg, reason: outcome.reason });
+      await notifyChange(ctx.env, ctx.config, { kind: "sync_failure", accountId: msg.accountId, failureId, reason: outcome.reason }, ctx.log);
+      return { kind: "permanent", reason: outcome.reason };
+    }
+    return { kind: "retry", reason: outcome.reason, ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}) };
+  }
 }

@@ -32,7 +32,7 @@ import { addReview, recordEvent, resolveReview } from "../../store/sync-events.t
 import type { HandlerContext, Outcome } from "../../queue/consumer.ts";
 import { sha256, tagOrigin } from "../engine.ts";
 import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
-import { countCalls, outcomeForError, type JobDeps } from "./handlers.ts";
+import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
 import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical } from "../mapping.ts";
 import type { Mapping, PipelinePair } from "../../domain/mapping-config.ts";
 import { same } from "../merge.ts";

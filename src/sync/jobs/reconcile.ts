@@ -34,7 +34,7 @@ import { findLink, getLinkVerifyCursor, hasTombstone, listLinks, saveLinkVerifyC
 import { listStalePending } from "../../store/pending.ts";
 import { isInReview, recordEvent } from "../../store/sync-events.ts";
 import type { AccountConnectors } from "../connectors.ts";
-import { markAndEnqueue, type JobDeps } from "./handlers.ts";
+import { markAndEnqueue, type JobDeps } from "./deps.ts";
 import { SyncEngine } from "../engine.ts";
 
 export interface ReconcileOptions {

@@ -16,7 +16,7 @@ import { createApp } from "../../../src/http/app.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
 import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messages.ts";
-import { outcomeForError } from "../../../src/sync/jobs/handlers.ts";
+import { outcomeForError } from "../../../src/sync/jobs/deps.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import { useNetwork } from "../helpers/network.ts";
 

@@ -7,7 +7,8 @@ import { ED25519_PRIVATE_PEM, RSA_PRIVATE_PEM } from "../../../sandbox/highlevel
 import { base64ToBytes, bytesToBase64 } from "../../../src/lib/crypto.ts";
 import { createAccount } from "../../../src/store/accounts.ts";
 import type { Handlers } from "../../../src/queue/consumer.ts";
-import { syncHandlers, type JobDeps } from "../../../src/sync/jobs/handlers.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
+import type { JobDeps } from "../../../src/sync/jobs/deps.ts";
 import type { QueueMessageInput } from "../../../src/queue/messages.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import OpportunityCreate from "../../fixtures/highlevel/OpportunityCreate.json";

@@ -12,6 +12,14 @@ import { actorFromRaw, changeEventFromRaw, dealCreateToRaw, dealFromRaw, dealPat
 /** How many times an update re-reads and re-applies after a 409 before giving up. */
 export const MAX_CONFLICT_RETRIES = 3;
 
+/**
+ * The connector's webhook parsing, which needs no account or key: the webhook triage turns a raw
+ * body into a `ChangeEvent` through it before it knows whose connector to build.
+ */
+export const fourDegreesWebhooks: Pick<DealCrm, "parseWebhook"> = {
+  parseWebhook: (body) => changeEventFromRaw(body),
+};
+
 /** `DealCrm` for one 4Degrees workspace. */
 export class FourDegreesConnector implements DealCrm {
   readonly #client: FourDegreesClient;
@@ -104,7 +112,7 @@ export class FourDegreesConnector implements DealCrm {
   }
 
   parseWebhook(body: unknown): ChangeEvent {
-    return changeEventFromRaw(body);
+    return fourDegreesWebhooks.parseWebhook(body);
   }
 
   async #mustGet(id: string): Promise<Deal> {

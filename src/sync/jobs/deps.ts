@@ -3,9 +3,9 @@
  * error classification and the call counter.
  */
 import type { Config } from "../../config.ts";
-import { FourDegreesError } from "../../fourdegrees/errors.ts";
+import type { DealCrm } from "../../domain/port.ts";
+import { fourDegreesWebhooks } from "../../fourdegrees/connector.ts";
 import { RateLimitedError, type Lane } from "../../gate/client.ts";
-import { HighLevelError } from "../../highlevel/errors.ts";
 import { AppError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { BatchScope, HandlerContext } from "../../queue/consumer.ts";
@@ -19,6 +19,8 @@ import type { EngineDeps } from "../engine.ts";
 /** What the handlers need besides the consumer's context; tests pass their own. */
 export interface JobDeps {
   connectors: ConnectorFactory;
+  /** Reads a 4Degrees webhook body (the port's `parseWebhook`, which needs no account). */
+  fourdegreesWebhooks: Pick<DealCrm, "parseWebhook">;
   /** Sends a message to the sync queue (`delaySeconds` for coalescing and continuations). */
   enqueue(message: QueueMessageInput, delaySeconds?: number): Promise<void>;
   now(): number;
@@ -31,6 +33,7 @@ export interface JobDeps {
 export function liveJobDeps(env: Env, connectors: ConnectorFactory): JobDeps {
   return {
     connectors,
+    fourdegreesWebhooks: fourDegreesWebhooks,
     enqueue: (message, delaySeconds) => sendMessage(env, message, delaySeconds),
     now: () => Date.now(),
     coalesceDelaySeconds: 2,
@@ -79,13 +82,10 @@ export interface ErrorOutcome {
 export function outcomeForError(err: unknown): ErrorOutcome {
   const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   if (err instanceof RateLimitedError) return { kind: "retry", delaySeconds: err.delaySeconds, reason, permanent: false };
-  if (err instanceof HighLevelError) {
-    if (err.category === "rate_limited") return { kind: "retry", delaySeconds: Math.max(1, Math.ceil((err.retryAfterMs ?? 10_000) / 1000)), reason, permanent: false };
-    return err.retryable ? { kind: "retry", reason, permanent: false } : { kind: "permanent", reason, permanent: true };
-  }
-  if (err instanceof FourDegreesError) {
-    if (err.upstreamStatus === 429 || err.code === "rate_limited") return { kind: "retry", delaySeconds: Math.max(1, Math.ceil((err.retryAfterMs ?? 1_000) / 1000)), reason, permanent: false };
-    return err.retryable ? { kind: "retry", reason, permanent: false } : { kind: "permanent", reason, permanent: true };
+  const advice = err instanceof AppError ? err.retryAdvice : null;
+  if (advice) {
+    if (!advice.retryable) return { kind: "permanent", reason, permanent: true };
+    return advice.delaySeconds === undefined ? { kind: "retry", reason, permanent: false } : { kind: "retry", delaySeconds: advice.delaySeconds, reason, permanent: false };
   }
   if (err instanceof AppError) {
     const transient = err.code === "rate_limited" || err.code === "upstream_unavailable" || err.code === "internal";

@@ -4,7 +4,6 @@
  * dirty (one delayed `sync.record` job per clean → dirty transition).
  */
 import type { ChangeEvent } from "../../domain/port.ts";
-import { changeEventFromRaw } from "../../fourdegrees/translate.ts";
 import { stageNamedBy } from "../../highlevel/stages.ts";
 import { onceInBatch, type BatchScope, type HandlerContext, type Outcome } from "../../queue/consumer.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
@@ -155,7 +154,7 @@ export async function handleHighLevelWebhook(msg: Extract<QueueMessage, { kind: 
 export async function handleFourDegreesWebhook(msg: Extract<QueueMessage, { kind: "fourdegrees.webhook" }>, ctx: HandlerContext, makeDeps: (ctx: HandlerContext) => JobDeps): Promise<Outcome> {
   let event;
   try {
-    event = changeEventFromRaw(msg.body);
+    event = makeDeps(ctx).fourdegreesWebhooks.parseWebhook(msg.body);
   } catch (err) {
     return { kind: "permanent", reason: err instanceof Error ? err.message : String(err) };
   }

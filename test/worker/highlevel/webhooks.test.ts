@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import { fourDegreesWebhooks as fourdegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
 import { describe, expect, it } from "vitest";
 import { tokenGate } from "../../../src/gate/client.ts";
 import { createApp } from "../../../src/http/app.ts";
@@ -237,6 +238,7 @@ describe("POST /webhooks/highlevel", () => {
       connectors: async () => {
         throw new Error("no provider call is expected here");
       },
+      fourdegreesWebhooks,
       enqueue: async (message) => void jobs.push(message),
       now: () => Date.now(),
       coalesceDelaySeconds: 0,

@@ -13,7 +13,7 @@ import { expect } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 import { loadConfig } from "../../../src/config.ts";
 import { FourDegreesClient, passThroughGate } from "../../../src/fourdegrees/client.ts";
-import { FourDegreesConnector } from "../../../src/fourdegrees/connector.ts";
+import { FourDegreesConnector, fourDegreesWebhooks as fourdegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
 import { pairFourDegreesAccount } from "../../../src/fourdegrees/wiring.ts";
 import { encryptSecret } from "../../../src/lib/crypto.ts";
 import { createLogger } from "../../../src/lib/log.ts";
@@ -150,6 +150,7 @@ export async function createWorld(
   };
   const deps: JobDeps = {
     connectors,
+    fourdegreesWebhooks,
     enqueue: async (body) => {
       queue.push({ body, attempts: 0 });
     },

@@ -22,6 +22,14 @@ const ALLOWED_LAYERS: Record<string, readonly string[]> = {
   store: ["lib", "domain"],
 };
 
+/** For a layer, the layers it must not import at runtime (it receives what it needs by parameter). */
+const FORBIDDEN_LAYERS: Record<string, readonly string[]> = {
+  notify: ["sync", "queue", "http"],
+  queue: ["sync", "notify", "http", "highlevel", "fourdegrees"],
+  highlevel: ["sync", "notify", "http", "queue"],
+  fourdegrees: ["sync", "notify", "http", "queue"],
+};
+
 /** Runtime specifiers a file imports: static imports and re-exports that are not type-only, and `import()`. */
 export function runtimeImports(source: string): string[] {
   const code = stripComments(source);
@@ -85,7 +93,10 @@ export function checkImports(files: ReadonlyMap<string, string>): string[] {
       const allowed = ALLOWED_LAYERS[from];
       const to = layerOf(target);
       if (allowed && to !== from && !allowed.includes(to)) {
-        problems.push(`${path}: ${from}/ may import only ${describe(allowed)}, but imports ${target}`);
+        problems.push(`${path}: ${from}/ may import ${describe(allowed)}, but imports ${target}`);
+      }
+      if (FORBIDDEN_LAYERS[from]?.includes(to)) {
+        problems.push(`${path}: ${from}/ may not import ${FORBIDDEN_LAYERS[from]!.map((l) => `${l}/`).join(" or ")}, but imports ${target}`);
       }
     }
     graph.set(path, targets);
@@ -96,7 +107,7 @@ export function checkImports(files: ReadonlyMap<string, string>): string[] {
 }
 
 function describe(layers: readonly string[]): string {
-  return layers.length === 0 ? "nothing of ours" : layers.map((l) => `${l}/`).join(" and ");
+  return layers.length === 0 ? "nothing of ours" : `only ${layers.map((l) => `${l}/`).join(" and ")}`;
 }
 
 /** SQL belongs to store/ and the rate gate's binding to gate/ (the D1 and KV handles are passed down to store/). */

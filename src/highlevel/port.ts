@@ -2,7 +2,7 @@
  * What the sync engine needs from one HighLevel location. The HighLevel connector's typed client
  * (src/highlevel/) is adapted to this interface in src/highlevel/adapter.ts; tests can hand the engine
  * any implementation. Shapes are the connector's parsed HighLevel shapes (src/highlevel/schemas.ts):
- * the engine translates them to its canonical record in src/sync/mapping.ts and nowhere else.
+ * the engine translates them to its canonical record in src/sync/engine/mapping.ts and nowhere else.
  */
 import type { CreateOpportunityInput } from "./opportunities.ts";
 import type { Contact, Note as HlNote, Opportunity, Pipeline as HlPipeline, User as HlUser } from "./schemas.ts";

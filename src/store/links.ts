@@ -75,7 +75,7 @@ export async function linksForContact(db: D1Database, accountId: string, contact
 
 /**
  * The webhooks HighLevel will send for our own last write of a pair's opportunity
- * (src/sync/highlevel-echo.ts, "Expected echoes"): how many deliveries of each event type are still
+ * (src/sync/engine/echo.ts, "Expected echoes"): how many deliveries of each event type are still
  * to come, the write's answer as webhook payloads carry it, and when the record stops counting.
  */
 export const ExpectedEchoSchema = z.object({

@@ -1,7 +1,7 @@
 /**
  * The Problems page's diff preview of a failed record: the record's last-synced state (the link's
  * merge base) against what the source system holds now, both as the engine's canonical fields
- * (src/sync/mapping.ts `fromDeal` / `fromOpportunity` → `flatten`). The differing fields are what
+ * (src/sync/engine/mapping.ts `fromDeal` / `fromOpportunity` → `flatten`). The differing fields are what
  * a replay would try to write to the other side.
  *
  * It reads the source record live (one read plus the cached pipeline/user lookups, in the gate's
@@ -11,7 +11,7 @@ import type { Config } from "../../config.ts";
 import type { Account } from "../../store/accounts.ts";
 import type { Link } from "../../store/links.ts";
 import { liveConnectors, type AccountConnectors } from "../../sync/connectors.ts";
-import { flatten, fromDeal, fromOpportunity, type FourDegreesContext, type HighLevelContext } from "../../sync/mapping.ts";
+import { flatten, fromDeal, fromOpportunity, type FourDegreesContext, type HighLevelContext } from "../../sync/engine/mapping.ts";
 import type { Flat } from "../../domain/port.ts";
 import { fromMinor } from "../../domain/money.ts";
 

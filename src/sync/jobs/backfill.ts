@@ -21,7 +21,7 @@ import { recordFailure } from "../../store/failures.ts";
 import { findLink, hasTombstone } from "../../store/links.ts";
 import { isInReview, recordEvent } from "../../store/sync-events.ts";
 import type { HandlerContext, Outcome } from "../../queue/consumer.ts";
-import { SyncEngine, type EngineDeps, type JobResult } from "../engine.ts";
+import { SyncEngine, type EngineDeps, type JobResult } from "../engine/engine.ts";
 import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
 import { pool } from "../../lib/pool.ts";

@@ -30,12 +30,12 @@ import { beginWrite, completeWrite, getWrite, type LedgerKey } from "../../store
 import { findLink } from "../../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../../store/sync-events.ts";
 import type { HandlerContext, Outcome } from "../../queue/consumer.ts";
-import { sha256, tagOrigin } from "../engine.ts";
+import { sha256, tagOrigin } from "../engine/engine.ts";
 import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
-import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical } from "../mapping.ts";
+import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical } from "../engine/mapping.ts";
 import type { Mapping, PipelinePair } from "../../domain/mapping-config.ts";
-import { same } from "../merge.ts";
+import { same } from "../engine/merge.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
 import type { DealCrm, FieldValue, Pipeline, Flat } from "../../domain/port.ts";
 

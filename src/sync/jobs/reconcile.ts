@@ -35,7 +35,7 @@ import { listStalePending } from "../../store/pending.ts";
 import { isInReview, recordEvent } from "../../store/sync-events.ts";
 import type { AccountConnectors } from "../connectors.ts";
 import { markAndEnqueue, type JobDeps } from "./deps.ts";
-import { SyncEngine } from "../engine.ts";
+import { SyncEngine } from "../engine/engine.ts";
 
 export interface ReconcileOptions {
   /** Records per side per tick. */

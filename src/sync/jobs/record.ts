@@ -13,8 +13,8 @@ import { getAccount } from "../../store/accounts.ts";
 import { recordFailure } from "../../store/failures.ts";
 import { clearIfUnchanged, getPending } from "../../store/pending.ts";
 import { recordEvent } from "../../store/sync-events.ts";
-import { SyncEngine, type EngineDeps, type JobResult, type PairChange } from "../engine.ts";
-import { pairForDeal } from "../mapping.ts";
+import { SyncEngine, type EngineDeps, type JobResult, type PairChange } from "../engine/engine.ts";
+import { pairForDeal } from "../engine/mapping.ts";
 import { countCalls, markAndEnqueue, outcomeForError, type JobDeps } from "./deps.ts";
 
 /** The stable failure id of a record job (one open failure per record; replay re-runs it). */

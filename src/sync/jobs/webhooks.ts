@@ -12,8 +12,8 @@ import { accountForWorkspace } from "../../store/fourdegrees-accounts.ts";
 import { findLink, linksForContact, noteLinksForDeal } from "../../store/links.ts";
 import type { PendingKind } from "../../store/pending.ts";
 import { recordEvent } from "../../store/sync-events.ts";
-import { sha256, stripOrigin } from "../engine.ts";
-import { recogniseHighLevelEcho } from "../highlevel-echo.ts";
+import { sha256, stripOrigin } from "../engine/engine.ts";
+import { recogniseHighLevelEcho } from "../engine/echo.ts";
 import { dirtyKey, markAndEnqueue, type JobDeps } from "./deps.ts";
 
 const OPPORTUNITY_EVENTS = new Set(["OpportunityCreate", "OpportunityUpdate", "OpportunityDelete", "OpportunityStatusUpdate", "OpportunityStageUpdate", "OpportunityMonetaryValueUpdate", "OpportunityAssignedToUpdate"]);
@@ -21,7 +21,7 @@ const NOTE_EVENTS = new Set(["NoteCreate", "NoteUpdate", "NoteDelete"]);
 
 /**
  * Which record a HighLevel event is about. Beyond ids, a payload is only ever used to prove an
- * event needs no job (src/sync/highlevel-echo.ts), never to apply a change.
+ * event needs no job (src/sync/engine/echo.ts), never to apply a change.
  */
 export function highLevelTarget(type: string, body: Record<string, unknown>): { kind: PendingKind; recordId: string } | null {
   const str = (k: string) => (typeof body[k] === "string" && body[k] !== "" ? String(body[k]) : null);
@@ -139,7 +139,7 @@ export async function handleHighLevelWebhook(msg: Extract<QueueMessage, { kind: 
     return { kind: "ack" };
   }
   const deps = makeDeps(ctx);
-  // The echo of a state already synced is acked without a job (src/sync/highlevel-echo.ts).
+  // The echo of a state already synced is acked without a job (src/sync/engine/echo.ts).
   const echo = target.kind === "deal" ? await recogniseHighLevelEcho(ctx.env, account, { type: msg.type, body: msg.body, opportunityId: target.recordId, locationId }) : null;
   if (locationId && (echo?.checkStage ?? true)) await checkNamedStageOnce(ctx, deps, account, locationId, msg.body, target.recordId);
   if (echo?.echo) {

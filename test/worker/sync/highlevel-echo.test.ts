@@ -1,5 +1,5 @@
 /**
- * Zero-read echo recognition for HighLevel opportunity webhooks (src/sync/highlevel-echo.ts),
+ * Zero-read echo recognition for HighLevel opportunity webhooks (src/sync/engine/echo.ts),
  * end to end against both sandboxes: the webhooks of our own HighLevel writes are acked without a
  * job and without a HighLevel call when their payload is the pair's last-synced state; real
  * changes, fields the payload cannot speak for, late and reordered events, a pair with a sync in

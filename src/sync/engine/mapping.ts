@@ -14,10 +14,10 @@
  *   the last open stage and sets a status);
  * - the contact is only compared when both sides can name it by email.
  */
-import type { Deal, DealContent, DealPatch, FieldValue, Flat, Pipeline, User } from "../domain/port.ts";
-import { fromMinor, toMinor } from "../domain/money.ts";
-import type { CustomFieldInput, HlUser, Opportunity, OpportunityCreate, OpportunityUpdate } from "../highlevel/port.ts";
-import type { CoreField, Direction, Mapping, PipelinePair } from "../domain/mapping-config.ts";
+import type { Deal, DealContent, DealPatch, FieldValue, Flat, Pipeline, User } from "../../domain/port.ts";
+import { fromMinor, toMinor } from "../../domain/money.ts";
+import type { CustomFieldInput, HlUser, Opportunity, OpportunityCreate, OpportunityUpdate } from "../../highlevel/port.ts";
+import type { CoreField, Direction, Mapping, PipelinePair } from "../../domain/mapping-config.ts";
 
 /** The neutral record both sides translate into. */
 export interface Canonical {

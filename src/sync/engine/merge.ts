@@ -14,8 +14,8 @@
  * webhook for that write arrives, B re-reads equal to base → "unchanged" → no write back.
  */
 import { allowsTo, directionOf } from "./mapping.ts";
-import type { Flat } from "../domain/port.ts";
-import type { Mapping } from "../domain/mapping-config.ts";
+import type { Flat } from "../../domain/port.ts";
+import type { Mapping } from "../../domain/mapping-config.ts";
 
 export type ConflictPolicy = "newest" | "fourdegrees" | "highlevel";
 export type Side = "fourdegrees" | "highlevel";

@@ -81,7 +81,7 @@
  * is a second proof, by counting them:
  *
  * - Recording. When the engine's update of an opportunity is answered with exactly what it read
- *   plus what it wrote (`#answerIsOurs`, src/sync/engine.ts — otherwise a user edited the
+ *   plus what it wrote (`#answerIsOurs`, src/sync/engine/engine.ts — otherwise a user edited the
  *   opportunity between our read and our write, nothing is recorded and the link keeps the read's
  *   `updatedAt`), the link save records what HighLevel sends for that write (`links.hl_echo_json`,
  *   `expectedEchoOf`): one `OpportunityUpdate` plus the specific event of each kind that changed
@@ -136,17 +136,17 @@
  * free too.
  */
 import { z } from "zod";
-import { OpportunitySchema, UserSchema } from "../highlevel/schemas.ts";
-import type { Account } from "../store/accounts.ts";
-import { readCache } from "../store/highlevel-cache.ts";
-import { kvKeys } from "../store/kv-keys.ts";
-import { clearExpectedEcho, findExpectedEcho, findLink, replaceExpectedEcho, type ExpectedEcho, type Link, type StoredExpectedEcho } from "../store/links.ts";
-import { getPending } from "../store/pending.ts";
-import { isInReview } from "../store/sync-events.ts";
-import type { HlUser, Opportunity } from "../highlevel/port.ts";
+import { OpportunitySchema, UserSchema } from "../../highlevel/schemas.ts";
+import type { Account } from "../../store/accounts.ts";
+import { readCache } from "../../store/highlevel-cache.ts";
+import { kvKeys } from "../../store/kv-keys.ts";
+import { clearExpectedEcho, findExpectedEcho, findLink, replaceExpectedEcho, type ExpectedEcho, type Link, type StoredExpectedEcho } from "../../store/links.ts";
+import { getPending } from "../../store/pending.ts";
+import { isInReview } from "../../store/sync-events.ts";
+import type { HlUser, Opportunity } from "../../highlevel/port.ts";
 import { allowsTo, directionOf, flatten, fromOpportunity } from "./mapping.ts";
-import type { Flat } from "../domain/port.ts";
-import type { Mapping } from "../domain/mapping-config.ts";
+import type { Flat } from "../../domain/port.ts";
+import type { Mapping } from "../../domain/mapping-config.ts";
 import { same } from "./merge.ts";
 
 /** What the webhook handler does with a HighLevel opportunity event. */

@@ -14,9 +14,9 @@
  * Out of order: a re-read older than the snapshot's `updatedAt` / `version` (a lagging replica, a
  * stale page) is never merged — the job retries shortly instead.
  */
-import type { Logger } from "../lib/log.ts";
-import type { Account } from "../store/accounts.ts";
-import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerKey } from "../store/ledger.ts";
+import type { Logger } from "../../lib/log.ts";
+import type { Account } from "../../store/accounts.ts";
+import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
 import {
   addTombstone,
   deleteNoteLink,
@@ -30,10 +30,10 @@ import {
   type Link,
   type RecordExpectedEcho,
   type SideName,
-} from "../store/links.ts";
-import { addReview, recordEvent, resolveReview } from "../store/sync-events.ts";
-import { expectedEchoOf } from "./highlevel-echo.ts";
-import type { HlNote, Opportunity, OpportunityCrm } from "../highlevel/port.ts";
+} from "../../store/links.ts";
+import { addReview, recordEvent, resolveReview } from "../../store/sync-events.ts";
+import { expectedEchoOf } from "./echo.ts";
+import type { HlNote, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import {
   externalIdOf,
   flatten,
@@ -49,9 +49,9 @@ import {
   type HighLevelContext,
   type Translation,
 } from "./mapping.ts";
-import type { Mapping } from "../domain/mapping-config.ts";
+import type { Mapping } from "../../domain/mapping-config.ts";
 import { merge, same, type Conflict, type Side } from "./merge.ts";
-import { DealContentSchema, type Actor, type Deal, type DealCrm, type Note, type Flat } from "../domain/port.ts";
+import { DealContentSchema, type Actor, type Deal, type DealCrm, type Note, type Flat } from "../../domain/port.ts";
 
 /** The connectors and helpers one job uses. Built per batch by src/highlevel/adapter.ts (or a test). */
 export interface EngineDeps {
@@ -388,7 +388,7 @@ export class SyncEngine {
           for (const k of result.toHighLevel) expected[k] = result.merged[k];
           if (await this.#answerIsOurs(newOpp, locationId, expected)) {
             hlUpdatedAt = newOpp.updatedAt ?? null;
-            // The webhooks HighLevel sends for this write, acked without a read (src/sync/highlevel-echo.ts, "Expected echoes").
+            // The webhooks HighLevel sends for this write, acked without a read (src/sync/engine/echo.ts, "Expected echoes").
             expectEcho = { echo: expectedEchoOf(opp, newOpp, this.deps.now()), ifSyncedAt: link.syncedAt, unlessDirtySince: writeStartedAt };
           }
           out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });

@@ -14,26 +14,22 @@
  * Out of order: a re-read older than the snapshot's `updatedAt` / `version` (a lagging replica, a
  * stale page) is never merged — the job retries shortly instead.
  */
-import type { Logger } from "../../lib/log.ts";
+import { sha256 } from "../../lib/hash.ts";
 import type { Account } from "../../store/accounts.ts";
 import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
 import {
   addTombstone,
-  deleteNoteLink,
   findLink,
   hasTombstone,
-  linksForContact,
   markLinkDeleted,
-  noteLinksForDeal,
   saveLink,
-  saveNoteLink,
   type Link,
   type RecordExpectedEcho,
   type SideName,
 } from "../../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../../store/sync-events.ts";
 import { expectedEchoOf } from "./echo.ts";
-import type { HlNote, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
+import type { HlNote, Opportunity } from "../../highlevel/port.ts";
 import {
   externalIdOf,
   flatten,
@@ -45,145 +41,14 @@ import {
   toOpportunityUpdate,
   unflatten,
   type Canonical,
-  type FourDegreesContext,
-  type HighLevelContext,
   type Translation,
 } from "./mapping.ts";
 import type { Mapping } from "../../domain/mapping-config.ts";
-import { merge, same, type Conflict, type Side } from "./merge.ts";
-import { DealContentSchema, type Actor, type Deal, type DealCrm, type Note, type Flat } from "../../domain/port.ts";
-
-/** The connectors and helpers one job uses. Built per batch by src/highlevel/adapter.ts (or a test). */
-export interface EngineDeps {
-  db: D1Database;
-  fourdegrees: DealCrm;
-  /** The HighLevel side of one of the account's locations. */
-  highlevel(locationId: string): OpportunityCrm;
-  /** The actor our 4Degrees writes carry (`whoAmI`), for echo recognition; null when unknown. */
-  ourActor: Actor | null;
-  log: Logger;
-  now(): number;
-  /** Test hooks (crash simulation). */
-  hooks?: { afterCreate?(target: SideName, id: string): void | Promise<void> };
-}
-
-/** What one job did. */
-export interface JobResult {
-  outcome: "ok" | "noop" | "echo" | "skipped" | "review" | "retry" | "test_mode" | "deleted";
-  direction: "to_highlevel" | "to_fourdegrees" | "both" | "none";
-  fdId: string | null;
-  hlId: string | null;
-  /** Write calls made (and, in test mode, that would have been made). */
-  writes: Array<{ side: SideName; op: string; id: string | null; fields?: string[] }>;
-  conflicts: Conflict[];
-  reason?: string;
-  /** Delay for `retry`. */
-  retryAfterSeconds?: number;
-  detail?: Record<string, unknown>;
-  /**
-   * The pair's synced state moved (base → merged, or a new pair): what team notifications are told.
-   * `changeId` is the base snapshot's time plus a hash of the new state — the same for every retry
-   * of one change (the base only moves once the change is recorded), different for the next one.
-   */
-  change?: PairChange;
-}
-
-/** One recorded change of a pair's canonical state (see `JobResult.change`). */
-export interface PairChange {
-  source: SideName;
-  changeId: string;
-  name: string;
-  fdId: string | null;
-  hlId: string | null;
-  /** The last-synced snapshot; null for a pair created by this job. */
-  before: Flat | null;
-  after: Flat;
-}
-
-/** Two flat records hold the same values on every key either has. */
-function sameFlat(a: Flat, b: Flat): boolean {
-  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) if (!same(a[k], b[k])) return false;
-  return true;
-}
-
-const blank = (fdId: string | null, hlId: string | null): JobResult => ({ outcome: "noop", direction: "none", fdId, hlId, writes: [], conflicts: [] });
-
-function directionOf(writes: JobResult["writes"]): JobResult["direction"] {
-  const hl = writes.some((w) => w.side === "highlevel");
-  const fd = writes.some((w) => w.side === "fourdegrees");
-  return hl && fd ? "both" : hl ? "to_highlevel" : fd ? "to_fourdegrees" : "none";
-}
-
-/** SHA-256 hex of a string (ledger change hashes, note body hashes). */
-export async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 32);
-}
-
-/** A connector whose structure lookups are cached (KV) and can be reloaded (src/highlevel/adapter.ts). */
-interface Refreshable {
-  refreshStructure(): Promise<void>;
-}
-function refreshable(x: object): x is Refreshable {
-  return "refreshStructure" in x && typeof x.refreshStructure === "function";
-}
-
-/**
- * Per-job memo of the lookups every translation needs (pipelines, users). Connectors serve them
- * from KV caches; a record naming a stage or user those do not know (added since the cache was
- * filled) reloads them once per job (`ensureFourDegrees` / `ensureHighLevel`).
- */
-export class LookupCache {
-  #fd: Promise<FourDegreesContext> | null = null;
-  #fdRefreshed = false;
-  #hl = new Map<string, Promise<HighLevelContext>>();
-  readonly #hlRefreshed = new Set<string>();
-  readonly #deps: EngineDeps;
-
-  constructor(deps: EngineDeps) {
-    this.#deps = deps;
-  }
-
-  fourdegrees(): Promise<FourDegreesContext> {
-    this.#fd ??= Promise.all([this.#deps.fourdegrees.listPipelines(), this.#deps.fourdegrees.listUsers()]).then(([pipelines, users]) => ({ pipelines, users }));
-    return this.#fd;
-  }
-
-  /** The 4Degrees lookups, reloaded once when they do not know the deal's stage or owner. */
-  async ensureFourDegrees(deal: Deal): Promise<FourDegreesContext> {
-    const ctx = await this.fourdegrees();
-    const knowsStage = deal.stage.id === null || ctx.pipelines.some((p) => p.stages.some((s) => s.id === deal.stage.id));
-    const knowsOwner = !deal.owner?.id || deal.owner.email !== null || ctx.users.some((u) => u.id === deal.owner?.id);
-    if ((knowsStage && knowsOwner) || this.#fdRefreshed) return ctx;
-    this.#fdRefreshed = true;
-    const crm = this.#deps.fourdegrees;
-    if (!refreshable(crm)) return ctx;
-    await crm.refreshStructure();
-    this.#fd = null;
-    return this.fourdegrees();
-  }
-
-  highlevel(locationId: string): Promise<HighLevelContext> {
-    let hit = this.#hl.get(locationId);
-    if (!hit) {
-      hit = this.#deps.highlevel(locationId).listUsers().then((users) => ({ users }));
-      this.#hl.set(locationId, hit);
-    }
-    return hit;
-  }
-
-  /** The HighLevel lookups of a location, reloaded once when they do not know the opportunity's assignee. */
-  async ensureHighLevel(opp: Opportunity, locationId: string): Promise<HighLevelContext> {
-    const ctx = await this.highlevel(locationId);
-    if (!opp.assignedTo || ctx.users.some((u) => u.id === opp.assignedTo) || this.#hlRefreshed.has(locationId)) return ctx;
-    this.#hlRefreshed.add(locationId);
-    const port = this.#deps.highlevel(locationId);
-    if (!refreshable(port)) return ctx;
-    await port.refreshStructure();
-    this.#hl.delete(locationId);
-    return this.highlevel(locationId);
-  }
-}
+import { merge, sameFlat, type Side } from "./merge.ts";
+import { LookupCache } from "./lookups.ts";
+import { notesDiffer, syncNotes } from "./notes.ts";
+import { blank, directionOfWrites, type EngineDeps, type JobResult, type PairChange } from "./types.ts";
+import { DealContentSchema, type Deal, type Flat } from "../../domain/port.ts";
 
 /** The engine for one account (settings + mapping) over one set of connectors. */
 export class SyncEngine {
@@ -356,7 +221,7 @@ export class SyncEngine {
       if (result.toHighLevel.size > 0) out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
       if (result.toFourDegrees.size > 0) out.writes.push({ side: "fourdegrees", op: "update", id: link.fdDealId, fields: [...result.toFourDegrees] });
       out.outcome = "test_mode";
-      out.direction = directionOf(out.writes);
+      out.direction = directionOfWrites(out.writes);
       out.detail = { diff: this.#diff(result.toHighLevel, result.toFourDegrees, fdFlat, hlFlat, result.merged) };
       return out;
     }
@@ -443,7 +308,7 @@ export class SyncEngine {
     }
     for (const c of result.conflicts)
       await recordEvent(this.db, { accountId: this.account.id, kind: "conflict", direction: c.winner === "fourdegrees" ? "to_highlevel" : c.winner === "highlevel" ? "to_fourdegrees" : "none", fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: `${c.winner}_wins`, detail: { ...c, policy: this.account.conflictPolicy } });
-    out.direction = directionOf(out.writes);
+    out.direction = directionOfWrites(out.writes);
     out.outcome = out.writes.length > 0 ? "ok" : "noop";
     out.detail = { changed: { to_highlevel: [...result.toHighLevel], to_fourdegrees: [...result.toFourDegrees] }, ...(skipped.length ? { skipped } : {}), ...(writable ? {} : { readOnly: "HighLevel is read-only for this account: syncing HighLevel → 4Degrees only" }) };
     return out;
@@ -692,7 +557,7 @@ export class SyncEngine {
       if (created.ok && current && !current.archivedAt) {
         const res = await this.#linkAndSync(current, hlAfter, locationId, flatten(created.canonical));
         res.writes.unshift(...writes);
-        res.direction = directionOf(res.writes);
+        res.direction = directionOfWrites(res.writes);
         if (res.outcome === "noop") res.outcome = "ok";
         return res;
       }
@@ -723,7 +588,7 @@ export class SyncEngine {
       if (gone === "fourdegrees") writes.push(policy === "propagate" ? { side: "highlevel", op: "delete", id: link.hlOpportunityId } : { side: "highlevel", op: "close_lost", id: link.hlOpportunityId });
       else writes.push({ side: "fourdegrees", op: "archive", id: link.fdDealId });
     }
-    if (this.account.testMode) return { ...out, outcome: "test_mode", writes, direction: directionOf(writes), detail: { deleted: gone, policy } };
+    if (this.account.testMode) return { ...out, outcome: "test_mode", writes, direction: directionOfWrites(writes), detail: { deleted: gone, policy } };
     for (const w of writes) {
       const key: LedgerKey = { accountId: this.account.id, targetSide: w.side, sourceRecord: `${gone}:${gone === "fourdegrees" ? link.fdDealId : link.hlOpportunityId}`, changeHash: `delete:${w.op}` };
       const begun = await beginWrite(this.db, key, w.op, this.deps.now());
@@ -737,203 +602,21 @@ export class SyncEngine {
     await addTombstone(this.db, this.account.id, gone, gone === "fourdegrees" ? link.fdDealId : link.hlOpportunityId, now);
     if (writes.some((w) => w.op === "delete" || w.op === "archive")) await addTombstone(this.db, this.account.id, gone === "fourdegrees" ? "highlevel" : "fourdegrees", gone === "fourdegrees" ? link.hlOpportunityId : link.fdDealId, now);
     await markLinkDeleted(this.db, this.account.id, link.fdDealId, gone, now);
-    await recordEvent(this.db, { accountId: this.account.id, kind: "delete", direction: directionOf(writes), fdId: ids.fdId, hlId: ids.hlId, outcome: policy, detail: { deleted: gone, policy, writes } });
-    return { ...out, writes, direction: directionOf(writes), detail: { deleted: gone, policy } };
+    await recordEvent(this.db, { accountId: this.account.id, kind: "delete", direction: directionOfWrites(writes), fdId: ids.fdId, hlId: ids.hlId, outcome: policy, detail: { deleted: gone, policy, writes } });
+    return { ...out, writes, direction: directionOfWrites(writes), detail: { deleted: gone, policy } };
   }
 
   // ───────────────────────────── notes ─────────────────────────────
 
-  /**
-   * Syncs the notes of one pair (by 4Degrees deal id, or every pair of a HighLevel contact).
-   * HighLevel notes live on the opportunity's contact; a contact shared by several linked
-   * opportunities cannot say which deal an untagged note belongs to, so those are left alone.
-   */
-  async syncNotes(side: SideName, recordId: string): Promise<JobResult> {
-    if (side === "fourdegrees") {
-      const link = await findLink(this.db, this.account.id, "fourdegrees", recordId);
-      if (!link || link.state !== "active" || !link.hlContactId) return { ...blank(recordId, null), outcome: "skipped", reason: "the deal has no active link with a HighLevel contact yet" };
-      const shared = (await linksForContact(this.db, this.account.id, link.hlContactId)).length > 1;
-      return this.#syncNotesOf(link, shared);
-    }
-    const links = await linksForContact(this.db, this.account.id, recordId);
-    if (links.length === 0) return { ...blank(null, null), outcome: "skipped", reason: `no active link uses HighLevel contact ${recordId}` };
-    const total: JobResult = { ...blank(links[0]?.fdDealId ?? null, links[0]?.hlOpportunityId ?? null) };
-    for (const link of links) {
-      const r = await this.#syncNotesOf(link, links.length > 1);
-      total.writes.push(...r.writes);
-      if (r.outcome === "test_mode") total.outcome = "test_mode";
-    }
-    if (total.outcome !== "test_mode") total.outcome = total.writes.length > 0 ? "ok" : "noop";
-    total.direction = directionOf(total.writes);
-    return total;
+  /** Syncs the notes of one pair (by 4Degrees deal id, or every pair of a HighLevel contact): notes.ts. */
+  syncNotes(side: SideName, recordId: string): Promise<JobResult> {
+    return syncNotes(this, side, recordId);
   }
 
-  /**
-   * Whether the notes of a linked 4Degrees deal differ from what was last synced — a note on one
-   * side that is not on the other, an edit, a delete, or note-link bookkeeping a job would do.
-   * Runs the notes sync in plan-only mode (two list calls, no writes): what reconcile uses to
-   * catch a note whose webhook was lost, marking the pair's notes dirty only when it differs (so
-   * a converged account stays quiet).
-   */
-  async notesDiffer(fdDealId: string): Promise<boolean> {
-    const link = await findLink(this.db, this.account.id, "fourdegrees", fdDealId);
-    if (!link || link.state !== "active" || !link.hlContactId || this.mapping.notes === "off") return false;
-    const shared = (await linksForContact(this.db, this.account.id, link.hlContactId)).length > 1;
-    const planned = await this.#syncNotesOf(link, shared, { plan: true });
-    return planned.writes.length > 0 || (planned.detail?.["bookkeeping"] ?? 0) !== 0;
+  /** Whether a linked deal's notes differ from what was last synced (reconcile's check): notes.ts. */
+  notesDiffer(fdDealId: string): Promise<boolean> {
+    return notesDiffer(this, fdDealId);
   }
-
-  async #syncNotesOf(link: Link, sharedContact: boolean, options: { plan?: boolean } = {}): Promise<JobResult> {
-    const contactId = link.hlContactId ?? "";
-    const hl = this.deps.highlevel(link.hlLocationId);
-    const writable = this.mapping.notes !== "off" && (await this.highLevelWritable(link.hlLocationId));
-    const toHl = writable && (this.mapping.notes === "both" || this.mapping.notes === "to_highlevel");
-    const toFd = this.mapping.notes === "both" || this.mapping.notes === "to_fourdegrees";
-    const deletes = this.account.deletePolicy !== "ignore";
-    const [fdNotes, hlNotes, links] = await Promise.all([this.deps.fourdegrees.listNotes(link.fdDealId), hl.listNotes(contactId), noteLinksForDeal(this.db, this.account.id, link.fdDealId)]);
-    const out: JobResult = { ...blank(link.fdDealId, link.hlOpportunityId) };
-    // Test mode and plan-only runs compute every write and make none.
-    const test = this.account.testMode || options.plan === true;
-    /** Note-link changes (saves, deletes, hash refreshes) this run made or, when `test`, would make. */
-    let bookkeeping = 0;
-    const now = () => this.deps.now();
-    const byFd = new Map(fdNotes.map((n) => [n.id, n]));
-    const byHl = new Map(hlNotes.map((n) => [n.id, n]));
-    const linkedFd = new Set(links.map((l) => l.fdNoteId));
-    const linkedHl = new Set(links.map((l) => l.hlNoteId));
-    // Notes linked to other deals of a shared contact are not ours to judge.
-    if (sharedContact) {
-      const others = await this.#noteIdsOfOtherPairs(contactId, link.fdDealId);
-      for (const id of others) byHl.delete(id);
-    }
-
-    for (const nl of links) {
-      const f = byFd.get(nl.fdNoteId);
-      const h = byHl.get(nl.hlNoteId);
-      if (!f && !h) {
-        bookkeeping++;
-        if (!test) await deleteNoteLink(this.db, this.account.id, nl.fdNoteId);
-        continue;
-      }
-      if (!f || !h) {
-        // Deleted on one side (the listing is the confirming re-read).
-        if (deletes && ((!f && toHl) || (!h && toFd))) {
-          out.writes.push(!f ? { side: "highlevel", op: "delete_note", id: nl.hlNoteId } : { side: "fourdegrees", op: "delete_note", id: nl.fdNoteId });
-          if (!test) {
-            if (!f) await hl.deleteNote(contactId, nl.hlNoteId);
-            else await this.deps.fourdegrees.deleteNote(nl.fdNoteId, { idempotencyKey: `sync:${this.account.id}:note-delete:${nl.fdNoteId}` });
-          }
-        }
-        bookkeeping++;
-        if (!test) await deleteNoteLink(this.db, this.account.id, nl.fdNoteId);
-        continue;
-      }
-      const fBody = stripOrigin(f.body).text;
-      const hBody = stripOrigin(h.body).text;
-      const fh = await sha256(fBody);
-      const hh = await sha256(hBody);
-      if (fh === hh) {
-        if (fh !== nl.bodyHash) bookkeeping++;
-        if (fh !== nl.bodyHash && !test) await saveNoteLink(this.db, { ...nl, bodyHash: fh }, now());
-        continue;
-      }
-      const fdChanged = fh !== nl.bodyHash;
-      const hlChanged = hh !== nl.bodyHash;
-      let winner: SideName | null = fdChanged && !hlChanged ? "fourdegrees" : hlChanged && !fdChanged ? "highlevel" : null;
-      if (winner === null) {
-        const policy = this.account.conflictPolicy;
-        winner = policy === "newest" ? (Date.parse(f.updatedAt ?? f.createdAt ?? "") >= Date.parse(h.dateAdded ?? "") ? "fourdegrees" : "highlevel") : policy;
-        if (!options.plan) await recordEvent(this.db, { accountId: this.account.id, kind: "conflict", direction: winner === "fourdegrees" ? "to_highlevel" : "to_fourdegrees", fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: `${winner}_wins`, detail: { field: "note", fdNoteId: f.id, hlNoteId: h.id, policy } });
-      }
-      if (winner === "fourdegrees" && toHl) {
-        out.writes.push({ side: "highlevel", op: "update_note", id: h.id });
-        if (!test) await hl.updateNote(contactId, h.id, tagOrigin(fBody, "fourdegrees", f.id));
-        if (!test) await saveNoteLink(this.db, { ...nl, bodyHash: fh }, now());
-      } else if (winner === "highlevel" && toFd) {
-        out.writes.push({ side: "fourdegrees", op: "update_note", id: f.id });
-        if (!test) await this.deps.fourdegrees.updateNote(f.id, tagOrigin(hBody, "highlevel", h.id), { idempotencyKey: `sync:${this.account.id}:note:${f.id}:${hh}` });
-        if (!test) await saveNoteLink(this.db, { ...nl, bodyHash: hh }, now());
-      }
-    }
-
-    // Unlinked 4Degrees notes: ours (tagged) → link; theirs → copy to HighLevel.
-    for (const f of fdNotes) {
-      if (linkedFd.has(f.id)) continue;
-      const { text, origin } = stripOrigin(f.body);
-      if (origin?.side === "highlevel") {
-        if (byHl.has(origin.id)) bookkeeping++;
-        if (!test && byHl.has(origin.id)) await saveNoteLink(this.db, { accountId: this.account.id, fdNoteId: f.id, hlNoteId: origin.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(text) }, now());
-        continue;
-      }
-      const tagged = hlNotes.find((h) => stripOrigin(h.body).origin?.id === f.id);
-      if (tagged) {
-        bookkeeping++;
-        if (!test) await saveNoteLink(this.db, { accountId: this.account.id, fdNoteId: f.id, hlNoteId: tagged.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "fourdegrees", bodyHash: await sha256(text) }, now());
-        continue;
-      }
-      if (!toHl) continue;
-      out.writes.push({ side: "highlevel", op: "create_note", id: null });
-      if (test) continue;
-      const key: LedgerKey = { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:note:${f.id}`, changeHash: "create" };
-      const begun = await beginWrite(this.db, key, "create_note", now());
-      let hlNoteId = begun.entry.state === "done" ? begun.entry.targetId : null;
-      if (!hlNoteId) {
-        const created = await hl.createNote(contactId, tagOrigin(text, "fourdegrees", f.id));
-        await this.deps.hooks?.afterCreate?.("highlevel", created.id);
-        hlNoteId = created.id;
-        await completeWrite(this.db, key, hlNoteId, now());
-      }
-      await saveNoteLink(this.db, { accountId: this.account.id, fdNoteId: f.id, hlNoteId, fdDealId: link.fdDealId, hlContactId: contactId, origin: "fourdegrees", bodyHash: await sha256(text) }, now());
-    }
-
-    // Unlinked HighLevel notes: ours (tagged) → link above; theirs → copy to 4Degrees (not on a shared contact).
-    for (const h of byHl.values()) {
-      if (linkedHl.has(h.id)) continue;
-      const { text, origin } = stripOrigin(h.body);
-      if (origin) continue; // a copy of a 4Degrees note: linked (or about to be) by the loop above
-      if (fdNotes.some((f) => stripOrigin(f.body).origin?.id === h.id)) continue;
-      if (sharedContact || !toFd) continue;
-      out.writes.push({ side: "fourdegrees", op: "create_note", id: null });
-      if (test) continue;
-      const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:note:${h.id}`, changeHash: "create" };
-      const begun = await beginWrite(this.db, key, "create_note", now(), tagOrigin(text, "highlevel", h.id));
-      // A retry re-sends the first attempt's body with the same key (a replay needs the identical
-      // request); the link's hash is then that body's, so an edit made since syncs as an update.
-      const body = !begun.fresh && typeof begun.entry.request === "string" ? begun.entry.request : tagOrigin(text, "highlevel", h.id);
-      const created: Note = await this.deps.fourdegrees.createNote(link.fdDealId, body, { idempotencyKey: ledgerIdempotencyKey(key) });
-      await this.deps.hooks?.afterCreate?.("fourdegrees", created.id);
-      await completeWrite(this.db, key, created.id, now());
-      await saveNoteLink(this.db, { accountId: this.account.id, fdNoteId: created.id, hlNoteId: h.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(stripOrigin(body).text) }, now());
-    }
-    out.outcome = test ? (out.writes.length ? "test_mode" : "noop") : out.writes.length ? "ok" : "noop";
-    if (bookkeeping > 0) out.detail = { ...out.detail, bookkeeping };
-    out.direction = directionOf(out.writes);
-    if (out.writes.length > 0 && !test) await recordEvent(this.db, { accountId: this.account.id, kind: "note", direction: out.direction, fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: "ok", detail: { writes: out.writes } });
-    return out;
-  }
-
-  async #noteIdsOfOtherPairs(contactId: string, fdDealId: string): Promise<string[]> {
-    const ids: string[] = [];
-    for (const other of await linksForContact(this.db, this.account.id, contactId)) {
-      if (other.fdDealId === fdDealId) continue;
-      for (const nl of await noteLinksForDeal(this.db, this.account.id, other.fdDealId)) ids.push(nl.hlNoteId);
-    }
-    return ids;
-  }
-}
-
-const ORIGIN = /\n\n— synced from (4Degrees|HighLevel) note ([A-Za-z0-9_\-:.]+)$/;
-
-/** Appends the origin marker (a footer naming the source note) so a copy never bounces back. */
-export function tagOrigin(text: string, origin: SideName, id: string): string {
-  return `${text}\n\n— synced from ${origin === "fourdegrees" ? "4Degrees" : "HighLevel"} note ${id}`;
-}
-
-/** Splits a note body into its text and the origin marker, if any. */
-export function stripOrigin(body: string): { text: string; origin: { side: SideName; id: string } | null } {
-  const m = ORIGIN.exec(body);
-  if (!m) return { text: body, origin: null };
-  return { text: body.slice(0, m.index), origin: { side: m[1] === "4Degrees" ? "fourdegrees" : "highlevel", id: m[2] ?? "" } };
 }
 
 export type { HlNote };

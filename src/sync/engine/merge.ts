@@ -148,3 +148,9 @@ function coupleStageAndStatus(merged: Flat, fd: Flat, hl: Flat, toHl: Set<string
     if (toHl.has("status")) toHl.add("stage");
   }
 }
+
+/** Two flat records hold the same values on every key either has. */
+export function sameFlat(a: Flat, b: Flat): boolean {
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) if (!same(a[k], b[k])) return false;
+  return true;
+}

@@ -14,7 +14,7 @@ import { sendMessage } from "../../queue/queues.ts";
 import type { SideName } from "../../store/links.ts";
 import { markDirty, type PendingKind } from "../../store/pending.ts";
 import type { ConnectorFactory } from "../connectors.ts";
-import type { EngineDeps } from "../engine/engine.ts";
+import type { EngineDeps } from "../engine/types.ts";
 
 /** What the handlers need besides the consumer's context; tests pass their own. */
 export interface JobDeps {

@@ -30,7 +30,8 @@ import { beginWrite, completeWrite, getWrite, type LedgerKey } from "../../store
 import { findLink } from "../../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../../store/sync-events.ts";
 import type { HandlerContext, Outcome } from "../../queue/consumer.ts";
-import { sha256, tagOrigin } from "../engine/engine.ts";
+import { tagOrigin } from "../engine/notes.ts";
+import { sha256 } from "../../lib/hash.ts";
 import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
 import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical } from "../engine/mapping.ts";

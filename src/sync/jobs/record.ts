@@ -13,7 +13,8 @@ import { getAccount } from "../../store/accounts.ts";
 import { recordFailure } from "../../store/failures.ts";
 import { clearIfUnchanged, getPending } from "../../store/pending.ts";
 import { recordEvent } from "../../store/sync-events.ts";
-import { SyncEngine, type EngineDeps, type JobResult, type PairChange } from "../engine/engine.ts";
+import { SyncEngine } from "../engine/engine.ts";
+import type { EngineDeps, JobResult, PairChange } from "../engine/types.ts";
 import { pairForDeal } from "../engine/mapping.ts";
 import { countCalls, markAndEnqueue, outcomeForError, type JobDeps } from "./deps.ts";
 

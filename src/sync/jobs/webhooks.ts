@@ -12,7 +12,8 @@ import { accountForWorkspace } from "../../store/fourdegrees-accounts.ts";
 import { findLink, linksForContact, noteLinksForDeal } from "../../store/links.ts";
 import type { PendingKind } from "../../store/pending.ts";
 import { recordEvent } from "../../store/sync-events.ts";
-import { sha256, stripOrigin } from "../engine/engine.ts";
+import { stripOrigin } from "../engine/notes.ts";
+import { sha256 } from "../../lib/hash.ts";
 import { recogniseHighLevelEcho } from "../engine/echo.ts";
 import { dirtyKey, markAndEnqueue, type JobDeps } from "./deps.ts";
 

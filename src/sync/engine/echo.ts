@@ -145,7 +145,7 @@ import { getPending } from "../../store/pending.ts";
 import { isInReview } from "../../store/sync-events.ts";
 import type { HlUser, Opportunity } from "../../highlevel/port.ts";
 import { allowsTo, directionOf, flatten, fromOpportunity } from "./mapping.ts";
-import type { Flat } from "../../domain/port.ts";
+import type { Actor, Deal, Flat } from "../../domain/port.ts";
 import type { Mapping } from "../../domain/mapping-config.ts";
 import { same } from "./merge.ts";
 
@@ -415,4 +415,9 @@ async function recognise(
   if (after) return no(after);
 
   return { echo: true, reason: "the payload is the state last synced", checkStage };
+}
+
+/** Whether a deal's last change was our own write: its actor is the one our 4Degrees writes carry. */
+export function isOurOwnWrite(deal: Deal | null, ourActor: Actor | null): boolean {
+  return !!ourActor && deal?.actor?.type === ourActor.type && deal.actor.id === ourActor.id;
 }

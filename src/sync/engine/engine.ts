@@ -28,7 +28,7 @@ import {
   type SideName,
 } from "../../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../../store/sync-events.ts";
-import { expectedEchoOf } from "./echo.ts";
+import { expectedEchoOf, isOurOwnWrite } from "./echo.ts";
 import type { HlNote, Opportunity } from "../../highlevel/port.ts";
 import {
   externalIdOf,
@@ -165,8 +165,8 @@ export class SyncEngine {
 
   /** The event's side is exactly as last synced: nothing to do (see `syncDeal`'s `sourceFirst`). */
   #echo(link: Link, deal: Deal | null): JobResult {
-    const ours = this.deps.ourActor && deal?.actor?.type === this.deps.ourActor.type && deal.actor.id === this.deps.ourActor.id;
-    return { ...blank(link.fdDealId, link.hlOpportunityId), outcome: "echo", reason: ours ? "last 4Degrees change was our own write" : "no change since the last sync" };
+    const reason = isOurOwnWrite(deal, this.deps.ourActor) ? "last 4Degrees change was our own write" : "no change since the last sync";
+    return { ...blank(link.fdDealId, link.hlOpportunityId), outcome: "echo", reason };
   }
 
   async #translateDeal(deal: Deal): Promise<Translation> {
@@ -192,10 +192,7 @@ export class SyncEngine {
     if (staleFd || staleHl) return { ...blank(ids.fdId, ids.hlId), outcome: "retry", reason: `stale read of ${staleFd ? "4Degrees" : "HighLevel"} (older than the last sync)`, retryAfterSeconds: 5 };
 
     // Echo: nothing changed on either side since our last sync (typically the webhook of our own write).
-    if (options.base === undefined && link.fdVersion !== null && deal.version === link.fdVersion && link.hlUpdatedAt !== null && opp.updatedAt === link.hlUpdatedAt) {
-      const ours = this.deps.ourActor && deal.actor?.type === this.deps.ourActor.type && deal.actor.id === this.deps.ourActor.id;
-      return { ...blank(ids.fdId, ids.hlId), outcome: "echo", reason: ours ? "last 4Degrees change was our own write" : "no change since the last sync" };
-    }
+    if (options.base === undefined && link.fdVersion !== null && deal.version === link.fdVersion && link.hlUpdatedAt !== null && opp.updatedAt === link.hlUpdatedAt) return this.#echo(link, deal);
 
     const fdT = await this.#translateDeal(deal);
     if (!fdT.ok) return this.#review("fourdegrees", deal.id ?? link.fdDealId, fdT.reason, fdT.detail, ids);

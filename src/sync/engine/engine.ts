@@ -44,8 +44,8 @@ import {
   type Translation,
 } from "./mapping.ts";
 import type { Mapping } from "../../domain/mapping-config.ts";
-import { merge, sameFlat, type Side } from "./merge.ts";
-import { LookupCache } from "./lookups.ts";
+import { merge, sameFlat, type MergeResult, type Side } from "./merge.ts";
+import { findOpportunityFor, LookupCache } from "./lookups.ts";
 import { notesDiffer, syncNotes } from "./notes.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult, type PairChange } from "./types.ts";
 import { DealContentSchema, type Deal, type Flat } from "../../domain/port.ts";
@@ -184,101 +184,127 @@ export class SyncEngine {
     return { ...blank(ids.fdId, ids.hlId), outcome: "review", reason };
   }
 
+  /**
+   * Merges a linked pair and writes each side at most once: refuse a stale read, stop on an echo,
+   * translate, merge against the base, then write HighLevel, write 4Degrees, save the link and
+   * report the change. `options.base` replaces the link's base (a pair just found or created).
+   */
   async #syncLinked(link: Link, deal: Deal, opp: Opportunity, locationId: string, options: { base?: Flat | null } = {}): Promise<JobResult> {
     const ids = { fdId: link.fdDealId, hlId: link.hlOpportunityId };
-    // Out of order: never merge a read older than what was already synced.
-    const staleFd = link.fdVersion !== null && deal.version !== null && Number(deal.version) < Number(link.fdVersion);
-    const staleHl = link.hlUpdatedAt !== null && opp.updatedAt && Date.parse(opp.updatedAt) < Date.parse(link.hlUpdatedAt);
-    if (staleFd || staleHl) return { ...blank(ids.fdId, ids.hlId), outcome: "retry", reason: `stale read of ${staleFd ? "4Degrees" : "HighLevel"} (older than the last sync)`, retryAfterSeconds: 5 };
-
+    const stale = staleRead(link, deal, opp);
+    if (stale) return { ...blank(ids.fdId, ids.hlId), outcome: "retry", reason: stale, retryAfterSeconds: 5 };
     // Echo: nothing changed on either side since our last sync (typically the webhook of our own write).
-    if (options.base === undefined && link.fdVersion !== null && deal.version === link.fdVersion && link.hlUpdatedAt !== null && opp.updatedAt === link.hlUpdatedAt) return this.#echo(link, deal);
+    if (options.base === undefined && unchangedSinceSync(link, deal, opp)) return this.#echo(link, deal);
 
-    const fdT = await this.#translateDeal(deal);
-    if (!fdT.ok) return this.#review("fourdegrees", deal.id ?? link.fdDealId, fdT.reason, fdT.detail, ids);
-    const hlT = await this.#translateOpp(opp, locationId);
-    if (!hlT.ok) return this.#review("highlevel", opp.id, hlT.reason, hlT.detail, ids);
-    const fdFlat = flatten(fdT.canonical);
-    const hlFlat = flatten(hlT.canonical);
+    const flats = await this.#translatePair(link, deal, opp, locationId);
+    if ("outcome" in flats) return flats;
     const writable = await this.highLevelWritable(locationId);
     const result = merge({
       base: options.base === undefined ? link.base : options.base,
-      fourdegrees: fdFlat,
-      highlevel: hlFlat,
+      fourdegrees: flats.fd,
+      highlevel: flats.hl,
       fourdegreesUpdatedAt: deal.updatedAt,
       highlevelUpdatedAt: opp.updatedAt ?? null,
       policy: this.account.conflictPolicy,
       mapping: this.mapping,
       readOnly: writable ? new Set() : new Set<Side>(["highlevel"]),
     });
-    const merged = unflatten(result.merged);
     const out: JobResult = { ...blank(ids.fdId, ids.hlId), conflicts: result.conflicts };
+    if (this.account.testMode) return this.#plannedWrites(out, link, opp, flats, result);
 
-    if (this.account.testMode) {
-      if (result.toHighLevel.size > 0) out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
-      if (result.toFourDegrees.size > 0) out.writes.push({ side: "fourdegrees", op: "update", id: link.fdDealId, fields: [...result.toFourDegrees] });
-      out.outcome = "test_mode";
-      out.direction = directionOfWrites(out.writes);
-      out.detail = { diff: this.#diff(result.toHighLevel, result.toFourDegrees, fdFlat, hlFlat, result.merged) };
-      return out;
-    }
+    const merged = unflatten(result.merged);
+    const hlWrite = await this.#writeHighLevel(link, opp, locationId, flats.hl, result, merged, out);
+    const fdWrite = await this.#writeFourDegrees(link, deal, opp, result, merged, out);
+    if (fdWrite.conflicted) return { ...out, outcome: "retry", reason: "4Degrees deal changed during the sync (version conflict)", retryAfterSeconds: 2 };
+    await this.#saveSynced(link, locationId, result.merged, fdWrite.deal, hlWrite);
+    // A regular sync of a known pair (not a pair just found, whose "before" is unknown) whose state moved.
+    const change = await pairChangeOf(link, options.base === undefined ? link.base : null, result, merged.name, deal, opp);
+    if (change) out.change = change;
+    await this.#recordConflicts(link, result.conflicts);
+    out.direction = directionOfWrites(out.writes);
+    out.outcome = out.writes.length > 0 ? "ok" : "noop";
+    const skipped = [...hlWrite.skipped, ...fdWrite.skipped];
+    out.detail = { changed: { to_highlevel: [...result.toHighLevel], to_fourdegrees: [...result.toFourDegrees] }, ...(skipped.length ? { skipped } : {}), ...(writable ? {} : { readOnly: "HighLevel is read-only for this account: syncing HighLevel → 4Degrees only" }) };
+    return out;
+  }
 
-    let newDeal = deal;
-    let newOpp = opp;
-    /** The HighLevel `updatedAt` the link records: the write's answer, unless the answer shows an edit we did not make. */
-    let hlUpdatedAt = opp.updatedAt ?? null;
-    /** Recorded only with `hlUpdatedAt` = the answer's (the answer is exactly our read plus our write). */
-    let expectEcho: RecordExpectedEcho | null = null;
-    let contactId = link.hlContactId ?? opp.contactId ?? null;
-    const skipped: Array<{ field: string; reason: string }> = [];
-    if (result.toHighLevel.size > 0) {
-      const hl = this.deps.highlevel(locationId);
-      if (result.toHighLevel.has("contact") && merged.contact) contactId = (await hl.ensureContact({ email: merged.contact, name: merged.name })).id;
-      const users = await this.lookups.highlevel(locationId);
-      const build = toOpportunityUpdate(result.toHighLevel, merged, this.mapping, { ...users, currentStageId: opp.pipelineStageId, ...(contactId ? { contactId } : {}) });
-      skipped.push(...build.skipped);
-      if (Object.keys(build.body).length > 0) {
-        const key: LedgerKey = { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${link.fdDealId}`, changeHash: await sha256(JSON.stringify([build.body, opp.updatedAt ?? null])) };
-        const begun = await beginWrite(this.db, key, "update", this.deps.now());
-        if (begun.entry.state === "done") {
-          // Applied before a crash: the re-read already shows it.
-        } else {
-          const writeStartedAt = this.deps.now();
-          newOpp = await hl.updateOpportunity(opp.id, build.body);
-          await completeWrite(this.db, key, opp.id, this.deps.now());
-          const expected: Flat = { ...hlFlat };
-          for (const k of result.toHighLevel) expected[k] = result.merged[k];
-          if (await this.#answerIsOurs(newOpp, locationId, expected)) {
-            hlUpdatedAt = newOpp.updatedAt ?? null;
-            // The webhooks HighLevel sends for this write, acked without a read (src/sync/engine/echo.ts, "Expected echoes").
-            expectEcho = { echo: expectedEchoOf(opp, newOpp, this.deps.now()), ifSyncedAt: link.syncedAt, unlessDirtySince: writeStartedAt };
-          }
-          out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
-        }
-      }
-    }
-    if (result.toFourDegrees.size > 0) {
-      const build = toDealPatch(result.toFourDegrees, merged, this.mapping, await this.lookups.fourdegrees());
-      skipped.push(...build.skipped);
-      if (Object.keys(build.body).length > 0) {
-        const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${opp.id}`, changeHash: await sha256(JSON.stringify([build.body, deal.version])) };
-        await beginWrite(this.db, key, "update", this.deps.now());
-        let conflicted = false;
-        newDeal = await this.deps.fourdegrees.updateDeal(link.fdDealId, build.body, {
-          idempotencyKey: ledgerIdempotencyKey(key),
-          ...(deal.version ? { expectedVersion: deal.version } : {}),
-          // The deal changed after our read: do not overwrite blindly; the newer change re-runs this job.
-          onConflict: () => {
-            conflicted = true;
-            return null;
-          },
-        });
-        if (conflicted) return { ...out, outcome: "retry", reason: "4Degrees deal changed during the sync (version conflict)", retryAfterSeconds: 2 };
-        await completeWrite(this.db, key, link.fdDealId, this.deps.now());
-        out.writes.push({ side: "fourdegrees", op: "update", id: link.fdDealId, fields: [...result.toFourDegrees] });
-      }
-    }
+  /** Both sides of a pair as flat canonical records, or the review result of the side that cannot be translated. */
+  async #translatePair(link: Link, deal: Deal, opp: Opportunity, locationId: string): Promise<{ fd: Flat; hl: Flat } | JobResult> {
+    const ids = { fdId: link.fdDealId, hlId: link.hlOpportunityId };
+    const fdT = await this.#translateDeal(deal);
+    if (!fdT.ok) return this.#review("fourdegrees", deal.id ?? link.fdDealId, fdT.reason, fdT.detail, ids);
+    const hlT = await this.#translateOpp(opp, locationId);
+    if (!hlT.ok) return this.#review("highlevel", opp.id, hlT.reason, hlT.detail, ids);
+    return { fd: flatten(fdT.canonical), hl: flatten(hlT.canonical) };
+  }
 
+  /** Test mode: the writes the merge calls for, and the field diff, with nothing written. */
+  #plannedWrites(out: JobResult, link: Link, opp: Opportunity, flats: { fd: Flat; hl: Flat }, result: MergeResult): JobResult {
+    if (result.toHighLevel.size > 0) out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
+    if (result.toFourDegrees.size > 0) out.writes.push({ side: "fourdegrees", op: "update", id: link.fdDealId, fields: [...result.toFourDegrees] });
+    out.outcome = "test_mode";
+    out.direction = directionOfWrites(out.writes);
+    out.detail = { diff: this.#diff(result.toHighLevel, result.toFourDegrees, flats.fd, flats.hl, result.merged) };
+    return out;
+  }
+
+  /**
+   * Writes the merge's HighLevel changes (ledger-guarded) and says what the link records: the
+   * `updatedAt` of the answer when the answer is exactly our read plus our write (then with the
+   * expected echoes of that write), else of our read.
+   */
+  async #writeHighLevel(link: Link, opp: Opportunity, locationId: string, hlFlat: Flat, result: MergeResult, merged: Canonical, out: JobResult): Promise<HighLevelWrite> {
+    const written: HighLevelWrite = { opp, hlUpdatedAt: opp.updatedAt ?? null, expectEcho: null, contactId: link.hlContactId ?? opp.contactId ?? null, skipped: [] };
+    if (result.toHighLevel.size === 0) return written;
+    const hl = this.deps.highlevel(locationId);
+    if (result.toHighLevel.has("contact") && merged.contact) written.contactId = (await hl.ensureContact({ email: merged.contact, name: merged.name })).id;
+    const users = await this.lookups.highlevel(locationId);
+    const build = toOpportunityUpdate(result.toHighLevel, merged, this.mapping, { ...users, currentStageId: opp.pipelineStageId, ...(written.contactId ? { contactId: written.contactId } : {}) });
+    written.skipped.push(...build.skipped);
+    if (Object.keys(build.body).length === 0) return written;
+    const key: LedgerKey = { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${link.fdDealId}`, changeHash: await sha256(JSON.stringify([build.body, opp.updatedAt ?? null])) };
+    const begun = await beginWrite(this.db, key, "update", this.deps.now());
+    // Applied before a crash: the re-read already shows it.
+    if (begun.entry.state === "done") return written;
+    const writeStartedAt = this.deps.now();
+    written.opp = await hl.updateOpportunity(opp.id, build.body);
+    await completeWrite(this.db, key, opp.id, this.deps.now());
+    const expected: Flat = { ...hlFlat };
+    for (const k of result.toHighLevel) expected[k] = result.merged[k];
+    if (await this.#answerIsOurs(written.opp, locationId, expected)) {
+      written.hlUpdatedAt = written.opp.updatedAt ?? null;
+      // The webhooks HighLevel sends for this write, acked without a read (see docs/sync.md#expected-echoes).
+      written.expectEcho = { echo: expectedEchoOf(opp, written.opp, this.deps.now()), ifSyncedAt: link.syncedAt, unlessDirtySince: writeStartedAt };
+    }
+    out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
+    return written;
+  }
+
+  /** Writes the merge's 4Degrees changes with the read's version: a deal changed since is `conflicted` (the job retries). */
+  async #writeFourDegrees(link: Link, deal: Deal, opp: Opportunity, result: MergeResult, merged: Canonical, out: JobResult): Promise<{ deal: Deal; conflicted: boolean; skipped: Array<{ field: string; reason: string }> }> {
+    if (result.toFourDegrees.size === 0) return { deal, conflicted: false, skipped: [] };
+    const build = toDealPatch(result.toFourDegrees, merged, this.mapping, await this.lookups.fourdegrees());
+    if (Object.keys(build.body).length === 0) return { deal, conflicted: false, skipped: build.skipped };
+    const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${opp.id}`, changeHash: await sha256(JSON.stringify([build.body, deal.version])) };
+    await beginWrite(this.db, key, "update", this.deps.now());
+    let conflicted = false;
+    const newDeal = await this.deps.fourdegrees.updateDeal(link.fdDealId, build.body, {
+      idempotencyKey: ledgerIdempotencyKey(key),
+      ...(deal.version ? { expectedVersion: deal.version } : {}),
+      // The deal changed after our read: do not overwrite blindly; the newer change re-runs this job.
+      onConflict: () => {
+        conflicted = true;
+        return null;
+      },
+    });
+    if (conflicted) return { deal: newDeal, conflicted, skipped: build.skipped };
+    await completeWrite(this.db, key, link.fdDealId, this.deps.now());
+    out.writes.push({ side: "fourdegrees", op: "update", id: link.fdDealId, fields: [...result.toFourDegrees] });
+    return { deal: newDeal, conflicted, skipped: build.skipped };
+  }
+
+  /** Saves the pair as synced (the merged base and both sides' versions) and clears it from the review list. */
+  async #saveSynced(link: Link, locationId: string, base: Flat, deal: Deal, hl: HighLevelWrite): Promise<void> {
     await saveLink(
       this.db,
       {
@@ -286,29 +312,23 @@ export class SyncEngine {
         fdDealId: link.fdDealId,
         hlOpportunityId: link.hlOpportunityId,
         hlLocationId: locationId,
-        hlContactId: newOpp.contactId ?? contactId,
-        base: result.merged,
-        fdUpdatedAt: newDeal.updatedAt,
-        fdVersion: newDeal.version,
-        hlUpdatedAt,
-        expectEcho,
+        hlContactId: hl.opp.contactId ?? hl.contactId,
+        base,
+        fdUpdatedAt: deal.updatedAt,
+        fdVersion: deal.version,
+        hlUpdatedAt: hl.hlUpdatedAt,
+        expectEcho: hl.expectEcho,
       },
       this.deps.now(),
     );
     await resolveReview(this.db, this.account.id, "fourdegrees", link.fdDealId);
     await resolveReview(this.db, this.account.id, "highlevel", link.hlOpportunityId);
-    // A regular sync of a known pair (not a pair just found, whose "before" is unknown) whose state moved.
-    const base = options.base === undefined ? link.base : null;
-    if (base && Object.keys(base).length > 0 && !sameFlat(base, result.merged)) {
-      const source: SideName = result.toHighLevel.size > 0 ? "fourdegrees" : result.toFourDegrees.size > 0 ? "highlevel" : Date.parse(deal.updatedAt ?? "") >= Date.parse(opp.updatedAt ?? "") ? "fourdegrees" : "highlevel";
-      out.change = { source, changeId: `${link.syncedAt}:${await sha256(JSON.stringify(result.merged))}`, name: merged.name, fdId: link.fdDealId, hlId: link.hlOpportunityId, before: base, after: result.merged };
-    }
-    for (const c of result.conflicts)
+  }
+
+  /** One `conflict` event per field both sides changed differently. */
+  async #recordConflicts(link: Link, conflicts: MergeResult["conflicts"]): Promise<void> {
+    for (const c of conflicts)
       await recordEvent(this.db, { accountId: this.account.id, kind: "conflict", direction: c.winner === "fourdegrees" ? "to_highlevel" : c.winner === "highlevel" ? "to_fourdegrees" : "none", fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: `${c.winner}_wins`, detail: { ...c, policy: this.account.conflictPolicy } });
-    out.direction = directionOfWrites(out.writes);
-    out.outcome = out.writes.length > 0 ? "ok" : "noop";
-    out.detail = { changed: { to_highlevel: [...result.toHighLevel], to_fourdegrees: [...result.toFourDegrees] }, ...(skipped.length ? { skipped } : {}), ...(writable ? {} : { readOnly: "HighLevel is read-only for this account: syncing HighLevel → 4Degrees only" }) };
-    return out;
   }
 
   #diff(toHl: Set<string>, toFd: Set<string>, fd: Flat, hl: Flat, merged: Flat): Record<string, unknown> {
@@ -329,7 +349,7 @@ export class SyncEngine {
     const pair = this.mapping.pipelines.find((p) => p.fourdegreesPipelineId === t.canonical.pipeline);
     const pairLocation = pair?.highlevelLocationId ?? locationId;
     const hl = this.deps.highlevel(pairLocation);
-    const found = await this.findOpportunityFor(deal, t.canonical, pairLocation, options.backfill ?? false);
+    const found = await findOpportunityFor(this, deal, t.canonical, pairLocation, options.backfill ?? false, (opp) => this.#asCreatedOpp(opp, pairLocation));
     if (found?.kind === "found") return this.#linkAndSync(deal, found.opp, pairLocation, found.base);
     if (found?.kind === "gone") {
       // The deal stands for an opportunity that was deleted before their link was saved (e.g. a
@@ -380,76 +400,6 @@ export class SyncEngine {
     );
     await completeWrite(this.db, key, deal.id, this.deps.now());
     return updated;
-  }
-
-  /**
-   * The HighLevel opportunity that already stands for a 4Degrees deal, in order: a completed
-   * ledger create; the deal's own `externalRefs`; a search of the mapped pipeline by name whose
-   * external-id custom field holds the deal id (finds a create whose link was never saved); and,
-   * in backfill only, the exact name + contact email (several candidates → ambiguous). `gone`:
-   * nothing found, and the opportunity the deal's `externalRefs` name no longer exists.
-   *
-   * `base` is the merge base for the pair. For an opportunity this engine created (ledger, external
-   * id) it is the opportunity as created — its current content when nothing changed it since — so
-   * the merge sees the 4Degrees edits made after the create (while the link was not saved) as
-   * changes that flow to HighLevel. (The deal's current content as base would make the create's
-   * older values look like HighLevel changes and overwrite those edits: chaos seed 20's stale value.)
-   * When the opportunity changed since, the created content is unknown: `null`, every difference
-   * is a conflict resolved by the account's policy.
-   */
-  async findOpportunityFor(deal: Deal, canonical: Canonical, locationId: string, backfill: boolean): Promise<{ kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | { kind: "gone"; oppId: string } | null> {
-    const fdId = deal.id ?? "";
-    const hl = this.deps.highlevel(locationId);
-    const prior = await getWrite(this.db, { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${fdId}`, changeHash: "create" });
-    if (prior?.targetId) {
-      const opp = await hl.getOpportunity(prior.targetId);
-      if (opp) return { kind: "found", opp, base: await this.#asCreatedOpp(opp, locationId) };
-    }
-    let goneRef: string | null = null;
-    for (const ref of deal.externalRefs) {
-      if (ref.system !== "highlevel") continue;
-      const other = await findLink(this.db, this.account.id, "highlevel", ref.id);
-      if (other && other.fdDealId !== fdId) continue;
-      const opp = await hl.getOpportunity(ref.id);
-      if (opp) return { kind: "found", opp, base: null };
-      // The opportunity this account paired the deal with (it created the deal from it, or saw it
-      // deleted) is gone — the re-read confirms it. A reference from elsewhere (another tool, an
-      // earlier installation) is no evidence of a pair and is left alone.
-      const ours =
-        (await getWrite(this.db, { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${ref.id}`, changeHash: "create" })) !== null ||
-        (await hasTombstone(this.db, this.account.id, "highlevel", ref.id));
-      if (ours) goneRef ??= ref.id;
-    }
-    const pair = this.mapping.pipelines.find((p) => p.fourdegreesPipelineId === canonical.pipeline);
-    if (!pair || (!this.mapping.externalIdFieldId && !backfill)) return goneRef ? { kind: "gone", oppId: goneRef } : null;
-    const sameName: Opportunity[] = [];
-    let cursor: string | null = null;
-    // After a create that began (ledger row) but never completed, the deal may have been renamed
-    // since: search the whole pipeline for the external id, not only the current name.
-    const renamedSince = prior !== null;
-    for (let page = 0; page < 10; page++) {
-      const res = await hl.searchOpportunities({ pipelineId: pair.highlevelPipelineId, ...(renamedSince ? {} : { query: canonical.name }), cursor, limit: 100 });
-      const hit = res.items.find((o) => externalIdOf(o, this.mapping) === fdId);
-      if (hit) {
-        const opp = (await hl.getOpportunity(hit.id)) ?? hit;
-        return { kind: "found", opp, base: await this.#asCreatedOpp(opp, locationId) };
-      }
-      sameName.push(...res.items.filter((o) => (o.name ?? "").trim() === canonical.name.trim()));
-      if (!res.nextCursor) break;
-      cursor = res.nextCursor;
-    }
-    if (goneRef) return { kind: "gone", oppId: goneRef };
-    if (!backfill) return null;
-    const candidates: Opportunity[] = [];
-    for (const o of sameName) {
-      if (externalIdOf(o, this.mapping)) continue; // carries another deal's id
-      if (await findLink(this.db, this.account.id, "highlevel", o.id)) continue;
-      if (canonical.contact && (o.contact?.email ?? "").toLowerCase() !== canonical.contact) continue;
-      candidates.push(o);
-    }
-    if (candidates.length === 1 && candidates[0]) return { kind: "found", opp: (await hl.getOpportunity(candidates[0].id)) ?? candidates[0], base: null };
-    if (candidates.length > 1) return { kind: "ambiguous", candidates };
-    return null;
   }
 
   /**
@@ -614,6 +564,37 @@ export class SyncEngine {
   notesDiffer(fdDealId: string): Promise<boolean> {
     return notesDiffer(this, fdDealId);
   }
+}
+
+/** What the HighLevel write step leaves for the link (see `#writeHighLevel`). */
+interface HighLevelWrite {
+  opp: Opportunity;
+  hlUpdatedAt: string | null;
+  expectEcho: RecordExpectedEcho | null;
+  contactId: string | null;
+  skipped: Array<{ field: string; reason: string }>;
+}
+
+/** Out of order: a read older than what was already synced is never merged (the reason, or null). */
+function staleRead(link: Link, deal: Deal, opp: Opportunity): string | null {
+  const staleFd = link.fdVersion !== null && deal.version !== null && Number(deal.version) < Number(link.fdVersion);
+  const staleHl = link.hlUpdatedAt !== null && opp.updatedAt && Date.parse(opp.updatedAt) < Date.parse(link.hlUpdatedAt);
+  return staleFd || staleHl ? `stale read of ${staleFd ? "4Degrees" : "HighLevel"} (older than the last sync)` : null;
+}
+
+/** Both sides are exactly as last synced (`version` and `updatedAt` equal to the link's). */
+function unchangedSinceSync(link: Link, deal: Deal, opp: Opportunity): boolean {
+  return link.fdVersion !== null && deal.version === link.fdVersion && link.hlUpdatedAt !== null && opp.updatedAt === link.hlUpdatedAt;
+}
+
+/**
+ * The change team notifications hear of, when a known pair's synced state moved (`base` non-empty
+ * and different from the merge); null for a pair just found (its "before" is unknown) or no move.
+ */
+async function pairChangeOf(link: Link, base: Flat | null, result: MergeResult, name: string, deal: Deal, opp: Opportunity): Promise<PairChange | null> {
+  if (!base || Object.keys(base).length === 0 || sameFlat(base, result.merged)) return null;
+  const source: SideName = result.toHighLevel.size > 0 ? "fourdegrees" : result.toFourDegrees.size > 0 ? "highlevel" : Date.parse(deal.updatedAt ?? "") >= Date.parse(opp.updatedAt ?? "") ? "fourdegrees" : "highlevel";
+  return { source, changeId: `${link.syncedAt}:${await sha256(JSON.stringify(result.merged))}`, name, fdId: link.fdDealId, hlId: link.hlOpportunityId, before: base, after: result.merged };
 }
 
 export type { HlNote };

@@ -2,9 +2,13 @@
  * The lookups a job makes: the per-job memo of structure (pipelines, users) every translation
  * needs, and the search for the HighLevel opportunity that already stands for a 4Degrees deal.
  */
-import type { Deal } from "../../domain/port.ts";
-import type { Opportunity } from "../../highlevel/port.ts";
-import type { FourDegreesContext, HighLevelContext } from "./mapping.ts";
+import type { Mapping } from "../../domain/mapping-config.ts";
+import type { Deal, Flat } from "../../domain/port.ts";
+import type { Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
+import type { Account } from "../../store/accounts.ts";
+import { getWrite } from "../../store/ledger.ts";
+import { findLink, hasTombstone } from "../../store/links.ts";
+import { externalIdOf, type Canonical, type FourDegreesContext, type HighLevelContext } from "./mapping.ts";
 import type { EngineDeps } from "./types.ts";
 
 /** A connector whose structure lookups are cached (KV) and can be reloaded (src/highlevel/adapter.ts). */
@@ -70,4 +74,105 @@ export class LookupCache {
     this.#hl.delete(locationId);
     return this.highlevel(locationId);
   }
+}
+
+/** What finding a deal's opportunity needs of the engine (the `SyncEngine` of the job). */
+export interface FindHost {
+  readonly deps: EngineDeps;
+  readonly account: Account;
+  readonly mapping: Mapping;
+  readonly db: D1Database;
+}
+
+/** The opportunity standing for a deal (with the pair's merge base), several candidates, or the deleted one it stood for. */
+export type FoundOpportunity = { kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | { kind: "gone"; oppId: string } | null;
+
+/**
+ * The HighLevel opportunity that already stands for a 4Degrees deal, in order: a completed
+ * ledger create; the deal's own `externalRefs`; a search of the mapped pipeline by name whose
+ * external-id custom field holds the deal id (finds a create whose link was never saved); and,
+ * in backfill only, the exact name + contact email (several candidates → ambiguous). `gone`:
+ * nothing found, and the opportunity the deal's `externalRefs` name no longer exists.
+ *
+ * `base` is the merge base for the pair. For an opportunity this engine created (ledger, external
+ * id) it is the opportunity as created — its current content when nothing changed it since — so
+ * the merge sees the 4Degrees edits made after the create (while the link was not saved) as
+ * changes that flow to HighLevel. (The deal's current content as base would make the create's
+ * older values look like HighLevel changes and overwrite those edits: chaos seed 20's stale value.)
+ * When the opportunity changed since, the created content is unknown: `null`, every difference
+ * is a conflict resolved by the account's policy.
+ */
+export async function findOpportunityFor(
+  engine: FindHost,
+  deal: Deal,
+  canonical: Canonical,
+  locationId: string,
+  backfill: boolean,
+  asCreated: (opp: Opportunity) => Promise<Flat | null>,
+): Promise<FoundOpportunity> {
+  const fdId = deal.id ?? "";
+  const hl = engine.deps.highlevel(locationId);
+  const prior = await getWrite(engine.db, { accountId: engine.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${fdId}`, changeHash: "create" });
+  if (prior?.targetId) {
+    const opp = await hl.getOpportunity(prior.targetId);
+    if (opp) return { kind: "found", opp, base: await asCreated(opp) };
+  }
+  let goneRef: string | null = null;
+  for (const ref of deal.externalRefs) {
+    if (ref.system !== "highlevel") continue;
+    const other = await findLink(engine.db, engine.account.id, "highlevel", ref.id);
+    if (other && other.fdDealId !== fdId) continue;
+    const opp = await hl.getOpportunity(ref.id);
+    if (opp) return { kind: "found", opp, base: null };
+    // The opportunity this account paired the deal with (it created the deal from it, or saw it
+    // deleted) is gone — the re-read confirms it. A reference from elsewhere (another tool, an
+    // earlier installation) is no evidence of a pair and is left alone.
+    const ours =
+      (await getWrite(engine.db, { accountId: engine.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${ref.id}`, changeHash: "create" })) !== null ||
+      (await hasTombstone(engine.db, engine.account.id, "highlevel", ref.id));
+    if (ours) goneRef ??= ref.id;
+  }
+  const pair = engine.mapping.pipelines.find((p) => p.fourdegreesPipelineId === canonical.pipeline);
+  if (!pair || (!engine.mapping.externalIdFieldId && !backfill)) return goneRef ? { kind: "gone", oppId: goneRef } : null;
+  // After a create that began (ledger row) but never completed, the deal may have been renamed
+  // since: search the whole pipeline for the external id, not only the current name.
+  const renamedSince = prior !== null;
+  const search = await searchPipeline(hl, engine.mapping, { pipelineId: pair.highlevelPipelineId, query: renamedSince ? null : canonical.name, fdId, sameName: (o) => (o.name ?? "").trim() === canonical.name.trim() });
+  if (search.hit) return { kind: "found", opp: search.hit, base: await asCreated(search.hit) };
+  const sameName = search.sameName;
+  if (goneRef) return { kind: "gone", oppId: goneRef };
+  if (!backfill) return null;
+  const candidates: Opportunity[] = [];
+  for (const o of sameName) {
+    if (externalIdOf(o, engine.mapping)) continue; // carries another deal's id
+    if (await findLink(engine.db, engine.account.id, "highlevel", o.id)) continue;
+    if (canonical.contact && (o.contact?.email ?? "").toLowerCase() !== canonical.contact) continue;
+    candidates.push(o);
+  }
+  if (candidates.length === 1 && candidates[0]) return { kind: "found", opp: (await hl.getOpportunity(candidates[0].id)) ?? candidates[0], base: null };
+  if (candidates.length > 1) return { kind: "ambiguous", candidates };
+  return null;
+}
+
+/**
+ * Pages a HighLevel pipeline (up to 10 pages of 100, optionally narrowed by a name query) for the
+ * opportunity whose external-id field holds `fdId` — re-read, so it is current — collecting those
+ * `sameName` accepts on the way. The one search both the engine and CSV import rows use.
+ */
+export async function searchPipeline(
+  hl: OpportunityCrm,
+  mapping: Mapping,
+  q: { pipelineId: string; query: string | null; fdId: string | null; sameName: (o: Opportunity) => boolean },
+): Promise<{ hit: Opportunity | null; sameName: Opportunity[] }> {
+  const sameName: Opportunity[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 10; page++) {
+    const res = await hl.searchOpportunities({ pipelineId: q.pipelineId, ...(q.query === null ? {} : { query: q.query }), cursor, limit: 100 });
+    const hit = q.fdId === null ? undefined : res.items.find((o) => externalIdOf(o, mapping) === q.fdId);
+    if (hit) return { hit: (await hl.getOpportunity(hit.id)) ?? hit, sameName };
+    sameName.push(...res.items.filter(q.sameName));
+    if (!res.nextCursor) break;
+    cursor = res.nextCursor;
+  }
+  return { hit: null, sameName };
 }

@@ -26,6 +26,7 @@
 import { notifyChange } from "../../notify/notify.ts";
 import { getAccount, type Account } from "../../store/accounts.ts";
 import { recordFailure } from "../../store/failures.ts";
+import { forgetImportedRow } from "../../store/imports.ts";
 import { beginWrite, completeWrite, getWrite, type LedgerKey } from "../../store/ledger.ts";
 import { findLink } from "../../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../../store/sync-events.ts";
@@ -36,6 +37,7 @@ import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../../high
 import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
 import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical } from "../engine/mapping.ts";
 import type { Mapping, PipelinePair } from "../../domain/mapping-config.ts";
+import { searchPipeline } from "../engine/lookups.ts";
 import { same } from "../engine/merge.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
 import type { DealCrm, FieldValue, Pipeline, Flat } from "../../domain/port.ts";
@@ -348,19 +350,9 @@ class ImportRowJob {
       const opp = await hl.getOpportunity(id);
       if (opp) return { kind: "found", opp, via };
     }
-    const sameName: Opportunity[] = [];
-    let cursor: string | null = null;
-    for (let page = 0; page < 10; page++) {
-      const res = await hl.searchOpportunities({ pipelineId: pair.highlevelPipelineId, query: canonical.name, cursor, limit: 100 });
-      if (fdId) {
-        const hit = res.items.find((o) => externalIdOf(o, this.mapping) === fdId);
-        if (hit) return { kind: "found", opp: (await hl.getOpportunity(hit.id)) ?? hit, via: "external_id" };
-      }
-      sameName.push(...res.items.filter((o) => norm(o.name) === norm(canonical.name)));
-      if (!res.nextCursor) break;
-      cursor = res.nextCursor;
-    }
-    const candidates = sameName.filter((o) => {
+    const search = await searchPipeline(hl, this.mapping, { pipelineId: pair.highlevelPipelineId, query: canonical.name, fdId: fdId || null, sameName: (o) => norm(o.name) === norm(canonical.name) });
+    if (search.hit) return { kind: "found", opp: search.hit, via: "external_id" };
+    const candidates = search.sameName.filter((o) => {
       const claimed = externalIdOf(o, this.mapping);
       if (claimed && fdId && claimed !== fdId) return false; // stands for another 4Degrees deal
       return !canonical.contact || norm(o.contact?.email) === canonical.contact;
@@ -460,13 +452,4 @@ class ImportRowJob {
     await completeWrite(this.db, key, noteId, this.now());
     if (!existing) this.writes.push({ side: "highlevel", op: "create_note", id: noteId });
   }
-}
-
-/**
- * Forgets a row's content hash in the CSV bookkeeping (`fourdegrees_import_rows`) when the row did
- * not reach HighLevel, so importing the file again queues it again. Only the hash this message
- * carried is forgotten: a later import of a changed row keeps its own.
- */
-async function forgetImportedRow(db: D1Database, msg: ImportRow): Promise<void> {
-  await db.prepare("DELETE FROM fourdegrees_import_rows WHERE account_id = ? AND import_key = ? AND content_hash = ?").bind(msg.accountId, msg.importKey, msg.contentHash).run();
 }

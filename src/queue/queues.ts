@@ -2,14 +2,14 @@
  * Which queue a message goes to. Two queues so that bulk work never sits ahead of a live change:
  * a queue delivers in roughly FIFO order and, locally, one batch at a time, so a backfill page
  * (tens of seconds of HighLevel calls) or the rows of a large CSV import in the same queue as the
- * webhooks made a user's edit wait behind them (36 s scaled in the bench before the split).
+ * webhooks would make a user's edit wait behind them.
  *
  * - `SYNC_QUEUE` (sync-events): webhooks, live record jobs, replays, notifications.
  * - `BULK_QUEUE` (sync-bulk): backfill pages, CSV import rows, record jobs of the `backfill` and
  *   `reconcile` lanes.
  *
  * Both queues are consumed by the same handlers (src/index.ts), so a message that lands in the
- * other queue (an old message, a replay from before the split) is still handled correctly.
+ * other queue (a replay, a message routed by another version) is still handled correctly.
  */
 import type { QueueMessageInput } from "./messages.ts";
 

@@ -98,7 +98,7 @@ export type FoundOpportunity = { kind: "found"; opp: Opportunity; base: Flat | n
  * id) it is the opportunity as created — its current content when nothing changed it since — so
  * the merge sees the 4Degrees edits made after the create (while the link was not saved) as
  * changes that flow to HighLevel. (The deal's current content as base would make the create's
- * older values look like HighLevel changes and overwrite those edits: chaos seed 20's stale value.)
+ * older values look like HighLevel changes and overwrite those edits.)
  * When the opportunity changed since, the created content is unknown: `null`, every difference
  * is a conflict resolved by the account's policy.
  */

@@ -301,7 +301,8 @@ export class FourDegreesStore {
     if (patch.external_refs !== undefined) next.external_refs = patch.external_refs;
     const pipelineChanged = next.pipeline_id !== current.pipeline_id;
     const baseFields = pipelineChanged ? keepFieldsOf(next.fields, this.fieldsOf(next.pipeline_id)) : next.fields;
-    next.fields = applyFields(this.#lookups, next.pipeline_id, baseFields, patch.fields ?? {}, options, pipelineChanged);
+    const fieldPatch = patch.fields ?? {};
+    next.fields = applyFields(this.#lookups, next.pipeline_id, baseFields, fieldPatch, options, pipelineChanged);
     computeFormulas(next, this.fieldsOf(next.pipeline_id));
 
     const changes = diff(current, next);

@@ -45,7 +45,8 @@ export interface ApiOptions {
 /** HighLevel's (Express's) 404 for a path no route answers, with the request's `traceId`. */
 function notFound(c: Ctx): Response {
   const path = new URL(c.req.url).pathname.replace(/^\/highlevel/, "");
-  return c.json({ statusCode: 404, message: `Cannot ${c.req.method} ${path}`, error: "Not Found", traceId: c.get("traceId") }, 404);
+  const body = { statusCode: 404, message: `Cannot ${c.req.method} ${path}`, error: "Not Found", traceId: c.get("traceId") };
+  return c.json(body, 404);
 }
 
 /** Creates the `/highlevel` Hono app. */

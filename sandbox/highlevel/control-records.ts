@@ -60,7 +60,11 @@ const ContactCreate = z
  * Registers the record routes on the control app. `demoLocation` resolves an optional `locationId`
  * (the demo location when absent; 400 / 404 otherwise).
  */
-export function registerRecordControls(app: Hono, get: () => HighLevelSandbox, demoLocation: (locationId: string | undefined) => string): void {
+export function registerRecordControls(
+  app: Hono,
+  get: () => HighLevelSandbox,
+  demoLocation: (locationId: string | undefined) => string,
+): void {
   app.get("/opportunities", (c) => {
     const sb = get();
     const locationId = c.req.query("locationId");

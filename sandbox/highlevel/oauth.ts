@@ -13,7 +13,8 @@
 import type { Clock } from "../core/clock.ts";
 import { GhlError, INVALID_TOKEN } from "./errors.ts";
 import { ALL_SCOPES, DEFAULT_OAUTH_SETTINGS, OAuthError } from "./oauth-model.ts";
-import type { AccessToken, AppConfig, AuthCode, Installation, OAuthSettings, RefreshToken, TokenCounters, UserType } from "./oauth-model.ts";
+import type { AccessToken, AppConfig, AuthCode, Installation, OAuthSettings } from "./oauth-model.ts";
+import type { RefreshToken, TokenCounters, UserType } from "./oauth-model.ts";
 import type { Company, HighLevelStore, IdSource, Location } from "./store.ts";
 
 // The vocabulary lives in oauth-model.ts; importers of the server get it here too.

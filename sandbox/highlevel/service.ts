@@ -20,7 +20,8 @@ import type { Clock } from "../core/clock.ts";
 import { GhlError, unprocessable } from "./errors.ts";
 import { noteEventBody, opportunityEventBody, type EventSink } from "./events.ts";
 import { resolveCustomFields } from "./inputs.ts";
-import type { ContactInput, ContactPatch, CustomFieldInput, LocationSettings, NoteInput, OpportunityInput, OpportunityPatch } from "./inputs.ts";
+import type { ContactInput, ContactPatch, CustomFieldInput, LocationSettings } from "./inputs.ts";
+import type { NoteInput, OpportunityInput, OpportunityPatch } from "./inputs.ts";
 import type { Contact, HighLevelStore, IdSource, Note, Opportunity, OpportunityStatus } from "./store.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 

@@ -4,10 +4,28 @@
  */
 import type { Hono } from "hono";
 import { z } from "zod";
-import { enumOf, nullableString, optBoolean, optString, parseBody, reqString, stringArray, unprocessable } from "../errors.ts";
+import {
+  enumOf,
+  nullableString,
+  optBoolean,
+  optString,
+  parseBody,
+  reqString,
+  stringArray,
+  unprocessable,
+} from "../errors.ts";
 import { renderContact, renderContactListItem, renderCreatedContact } from "../render.ts";
 import type { Contact } from "../store.ts";
-import { checkQuery, CONTACT_READ, CONTACT_WRITE, customFieldInput, intParam, pathParam, readJson, send } from "./shared.ts";
+import {
+  checkQuery,
+  CONTACT_READ,
+  CONTACT_WRITE,
+  customFieldInput,
+  intParam,
+  pathParam,
+  readJson,
+  send,
+} from "./shared.ts";
 import type { Ctx, RouteDeps, Vars } from "./shared.ts";
 
 /** `CreateContactDto` (ghl/apps/contacts.json): `locationId` required, the rest optional. */

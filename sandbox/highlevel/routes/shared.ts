@@ -34,6 +34,7 @@ export interface RouteDeps {
   assertLocation: (c: Ctx, locationId: string) => void;
 }
 
+/** The guards of the opportunity and contact routes (Location tokens, by scope). */
 export const OPP_READ: Guard = { auth: "Location", scope: "opportunities.readonly" };
 export const OPP_WRITE: Guard = { auth: "Location", scope: "opportunities.write" };
 export const CONTACT_READ: Guard = { auth: "Location", scope: "contacts.readonly" };

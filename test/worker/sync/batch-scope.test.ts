@@ -18,9 +18,10 @@ import { createWorld } from "./world.ts";
 const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
 
-/** A MessageBatch of `bodies` (ids `m0`, `m1`, …), built by the plugin so `getQueueResult` reads its acks and retries. */
+/** A MessageBatch of `bodies` (ids `m0`, `m1`, …), built by the plugin so `getQueueResult` reads its fate. */
 function batchOf(bodies: QueueMessage[]): MessageBatch<unknown> {
-  return createMessageBatch<unknown>("sync-events", bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })));
+  const messages = bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body }));
+  return createMessageBatch<unknown>("sync-events", messages);
 }
 
 describe("batch scope", () => {

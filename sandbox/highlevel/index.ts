@@ -2,7 +2,7 @@
  * The HighLevel sandbox: a local, faithful HighLevel (API v2, OAuth, webhooks, rate limits) for
  * `npm run sandbox` / `npm start` and for in-process tests. Mounts:
  *
- *   /highlevel/*            stands in for https://services.leadconnectorhq.com (api.ts)
+ *   /highlevel/*            stands in for https://services.leadconnectorhq.com (api.ts, routes/)
  *   /marketplace/*          stands in for https://marketplace.gohighlevel.com (marketplace.ts)
  *   /_sandbox/highlevel/*   control API (control.ts, docs/sandbox.md)
  *

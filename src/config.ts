@@ -86,9 +86,11 @@ export const ConfigSchema = z.object({
    * one platform key, so only this id tells our INSTALL/UNINSTALL from another app's.
    */
   HIGHLEVEL_APP_ID: z
-    .string({ error: "var HIGHLEVEL_APP_ID is not set (the Marketplace app's id, as in its webhooks' appId; wrangler.toml [vars])" })
-    .min(1, { error: "var HIGHLEVEL_APP_ID is empty: set it to the Marketplace app's id (wrangler.toml [vars])", abort: true })
-    .regex(/^[A-Za-z0-9_-]{8,64}$/, "var HIGHLEVEL_APP_ID must be the Marketplace app's id (8-64 letters, digits, _ or -)"),
+    .string({
+      error: "var HIGHLEVEL_APP_ID is not set (the Marketplace app's id, its webhooks' appId; wrangler.toml [vars])",
+    })
+    .min(1, { error: "var HIGHLEVEL_APP_ID is empty: set it to the Marketplace app's id (wrangler.toml)", abort: true })
+    .regex(/^[A-Za-z0-9_-]{8,64}$/, "var HIGHLEVEL_APP_ID must be an app id (8-64 of A-Z, a-z, 0-9, _, -)"),
   /**
    * Accept the legacy RSA `x-wh-signature` when `x-ghl-signature` is absent; "true" | "false".
    * HighLevel stopped sending it in July 2026, so a delivery signed only that way is refused by default.

@@ -67,14 +67,22 @@ export function createWebhookVerifier(secret: string, options: { now?: () => num
       const timestamp = headers.get("webhook-timestamp");
       const signatures = headers.get("webhook-signature");
       if (!id || !timestamp || !signatures) throw unauthorized("missing webhook-id, webhook-timestamp or webhook-signature header");
-      if (id.length > MAX_WEBHOOK_ID_CHARS) throw unauthorized(`webhook-id is longer than ${MAX_WEBHOOK_ID_CHARS} characters`);
-      if (signatures.length > MAX_SIGNATURE_HEADER_CHARS) throw unauthorized(`webhook-signature is longer than ${MAX_SIGNATURE_HEADER_CHARS} characters`);
+      if (id.length > MAX_WEBHOOK_ID_CHARS) {
+        throw unauthorized(`webhook-id is longer than ${MAX_WEBHOOK_ID_CHARS} characters`);
+      }
+      if (signatures.length > MAX_SIGNATURE_HEADER_CHARS) {
+        throw unauthorized(`webhook-signature is longer than ${MAX_SIGNATURE_HEADER_CHARS} characters`);
+      }
       const entries = signatures.split(" ").filter((e) => e !== "");
-      if (entries.length > MAX_SIGNATURE_ENTRIES) throw unauthorized(`webhook-signature has ${entries.length} entries; at most ${MAX_SIGNATURE_ENTRIES} are read`);
+      if (entries.length > MAX_SIGNATURE_ENTRIES) {
+        const most = `at most ${MAX_SIGNATURE_ENTRIES} are read`;
+        throw unauthorized(`webhook-signature has ${entries.length} entries; ${most}`);
+      }
       if (!/^\d{1,12}$/.test(timestamp)) throw unauthorized("webhook-timestamp is not unix seconds");
       const skew = Math.abs(now() / 1000 - Number(timestamp));
       if (skew > tolerance) throw unauthorized(`webhook-timestamp is ${Math.round(skew)} s away from now (tolerance ${tolerance} s)`);
-      const expected = new Uint8Array(await crypto.subtle.sign("HMAC", await key, signedContent(id, timestamp, rawBody)));
+      const content = signedContent(id, timestamp, rawBody);
+      const expected = new Uint8Array(await crypto.subtle.sign("HMAC", await key, content));
       for (const entry of entries) {
         const comma = entry.indexOf(",");
         if (comma < 0 || entry.slice(0, comma) !== "v1") continue;

@@ -33,7 +33,9 @@ function importKey(pem: string, scheme: "ed25519" | "rsa"): Promise<CryptoKey> {
 }
 
 /** The result of checking a delivery's signature. */
-export type SignatureCheck = { ok: true; scheme: "ed25519" | "rsa" } | { ok: false; reason: "missing" | "malformed" | "invalid" | "legacy_disabled" };
+export type SignatureCheck =
+  | { ok: true; scheme: "ed25519" | "rsa" }
+  | { ok: false; reason: "missing" | "malformed" | "invalid" | "legacy_disabled" };
 
 /**
  * Verifies `x-ghl-signature` (Ed25519) or, when only it is present and
@@ -43,7 +45,10 @@ export type SignatureCheck = { ok: true; scheme: "ed25519" | "rsa" } | { ok: fal
 export async function verifyHighLevelSignature(
   raw: Uint8Array<ArrayBuffer>,
   headers: Headers,
-  config: Pick<Config, "HIGHLEVEL_WEBHOOK_PUBLIC_KEY" | "HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY" | "HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE">,
+  config: Pick<
+    Config,
+    "HIGHLEVEL_WEBHOOK_PUBLIC_KEY" | "HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY" | "HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE"
+  >,
 ): Promise<SignatureCheck> {
   const ed = headers.get("x-ghl-signature");
   const rsa = headers.get("x-wh-signature");

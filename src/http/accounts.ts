@@ -23,7 +23,11 @@ import { z } from "zod";
 import { webhookKeyBytes } from "../fourdegrees/webhook.ts";
 import { pairFourDegreesAccount } from "../fourdegrees/wiring.ts";
 import { AppError, zodIssues } from "../lib/errors.ts";
-import { deleteFourDegreesKey, getFourDegreesAccount, setFourDegreesWebhookSecret } from "../store/fourdegrees-accounts.ts";
+import {
+  deleteFourDegreesKey,
+  getFourDegreesAccount,
+  setFourDegreesWebhookSecret,
+} from "../store/fourdegrees-accounts.ts";
 import type { AppEnv } from "./context.ts";
 import { forgetWorkspaceSecret } from "./webhooks-fourdegrees.ts";
 
@@ -86,7 +90,9 @@ export const accounts = new Hono<AppEnv>()
   .put("/accounts/:accountId/fourdegrees/webhook-secret", async (c) => {
     const accountId = accountIdParam(c.req.param("accountId"));
     const body = WebhookSecretBody.safeParse(await c.req.json().catch(() => null));
-    if (!body.success) throw new AppError("bad_request", "body must be {secret: \"whsec_…\"}", { details: zodIssues(body.error) });
+    if (!body.success) {
+      throw new AppError("bad_request", 'body must be {secret: "whsec_…"}', { details: zodIssues(body.error) });
+    }
     return c.json({ account: await setWebhookSecret(c, accountId, body.data.secret) });
   })
   .delete("/accounts/:accountId/fourdegrees/webhook-secret", async (c) => {
@@ -98,8 +104,12 @@ export const accounts = new Hono<AppEnv>()
 async function setWebhookSecret(c: Context<AppEnv>, accountId: string, secret: string | null) {
   const stored = await setFourDegreesWebhookSecret(c.env.DB, c.var.config.TOKEN_ENCRYPTION_KEY, accountId, secret);
   const saved = stored ? await getFourDegreesAccount(c.env.DB, accountId) : null;
-  if (!saved) throw new AppError("not_found", `account ${accountId} has no stored 4Degrees API key: PUT /api/accounts/${accountId}/fourdegrees first (its key names the workspace)`);
+  if (!saved) {
+    const hint = `PUT /api/accounts/${accountId}/fourdegrees first (its key names the workspace)`;
+    throw new AppError("not_found", `account ${accountId} has no stored 4Degrees API key: ${hint}`);
+  }
   forgetWorkspaceSecret(saved.workspaceId);
-  c.var.log.info({ event: secret === null ? "account.fourdegrees_webhook_secret_cleared" : "account.fourdegrees_webhook_secret_set", account: accountId, workspace: saved.workspaceId, outcome: "ok" });
+  const event = `account.fourdegrees_webhook_secret_${secret === null ? "cleared" : "set"}`;
+  c.var.log.info({ event, account: accountId, workspace: saved.workspaceId, outcome: "ok" });
   return saved;
 }

@@ -62,7 +62,11 @@ export function forgetWorkspaceSecret(workspaceId: string): void {
  * The workspace's own secret, or null: then the global one applies. Cached; with D1 down an expired
  * entry still answers (a workspace seen before keeps flowing), and an unseen workspace throws.
  */
-async function workspaceSecret(db: D1Database, keys: readonly EncryptionKey[], workspaceId: string): Promise<string | null> {
+async function workspaceSecret(
+  db: D1Database,
+  keys: readonly EncryptionKey[],
+  workspaceId: string,
+): Promise<string | null> {
   const now = Date.now();
   const hit = workspaceSecrets.get(workspaceId);
   if (hit && hit.until > now) return hit.secret;
@@ -87,7 +91,8 @@ function unverifiedBody(raw: Uint8Array): { json: unknown; workspaceHint: string
   } catch {
     return { json: undefined, workspaceHint: null };
   }
-  const ws = typeof json === "object" && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>)["workspace_id"] : undefined;
+  const isObject = typeof json === "object" && json !== null && !Array.isArray(json);
+  const ws = isObject ? (json as Record<string, unknown>)["workspace_id"] : undefined;
   return { json, workspaceHint: typeof ws === "string" && ws.length > 0 && ws.length <= 256 ? ws : null };
 }
 
@@ -115,7 +120,8 @@ export const fourDegreesWebhooks = new Hono<AppEnv>().post(
         secret = (await workspaceSecret(c.env.DB, c.var.config.TOKEN_ENCRYPTION_KEY, workspaceHint)) ?? secret;
       } catch (cause) {
         log.error({ event: "webhook.secret_lookup_failed", outcome: "retry", workspace: workspaceHint, error: cause });
-        throw new AppError("upstream_unavailable", "could not read the workspace's webhook secret; retry later", { cause });
+        const message = "could not read the workspace's webhook secret; retry later";
+        throw new AppError("upstream_unavailable", message, { cause });
       }
     }
     await verifierFor(secret).verify(c.req.raw.headers, raw).catch((err: unknown) => {
@@ -130,14 +136,17 @@ export const fourDegreesWebhooks = new Hono<AppEnv>().post(
     if (!parsed.success) throw new AppError("bad_request", "webhook body is not a 4Degrees event", { details: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path.join("."), message: i.message })) });
     const event = parsed.data;
     // The secret was chosen by this id: one it could not be chosen by (too long) was verified with the global one.
-    if (event.workspace_id !== workspaceHint) throw new AppError("bad_request", "webhook workspace_id is longer than 256 characters");
+    if (event.workspace_id !== workspaceHint) {
+      throw new AppError("bad_request", "webhook workspace_id is longer than 256 characters");
+    }
     const receivedAt = Date.now();
     const message: QueueMessage = { v: 1, kind: "fourdegrees.webhook", webhookId, workspaceId: event.workspace_id, type: event.type, receivedAt, body: jsonRecord(json) };
     const size = queueMessageBytes(message);
     if (size > QUEUE_MESSAGE_BUDGET_BYTES) {
       // A retry would fail the same way: refuse it for good instead of 503ing it into a loop.
       log.error({ event: "webhook.too_large", outcome: "rejected", webhook_id: webhookId, message_bytes: size });
-      throw new AppError("payload_too_large", `webhook event is ${size} bytes as a queue message, over the ${QUEUE_MESSAGE_BUDGET_BYTES}-byte limit`);
+      const limit = `over the ${QUEUE_MESSAGE_BUDGET_BYTES}-byte limit`;
+      throw new AppError("payload_too_large", `webhook event is ${size} bytes as a queue message, ${limit}`);
     }
     try {
       await c.env.SYNC_QUEUE.send(message, { contentType: "json" });

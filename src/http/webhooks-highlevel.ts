@@ -41,7 +41,8 @@ const SIGNATURE_REFUSALS = {
   missing: "Missing x-ghl-signature",
   malformed: "Invalid webhook signature",
   invalid: "Invalid webhook signature",
-  legacy_disabled: "Legacy x-wh-signature (RSA) is disabled (HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE); sign with x-ghl-signature",
+  legacy_disabled:
+    "Legacy x-wh-signature (RSA) is disabled (HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE); sign with x-ghl-signature",
 } as const;
 
 const tryAgain = (reason: string) => new AppError("rate_limited", `Cannot take the event right now (${reason}); HighLevel will retry`, { headers: { "Retry-After": "60" } });
@@ -109,7 +110,8 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
     if ((appEvent || event.appId != null) && event.appId !== c.var.config.HIGHLEVEL_APP_ID) {
       // Signed by HighLevel, but for another app (or, for an app event, for no named app): not ours
       // to apply. 200, since HighLevel would only drop a refusal anyway.
-      log.warn({ event: "webhook.rejected", outcome: "skipped", reason: "foreign app", app_id: event.appId ?? null, ...fields });
+      const appId = event.appId ?? null;
+      log.warn({ event: "webhook.rejected", outcome: "skipped", reason: "foreign app", app_id: appId, ...fields });
       return c.json({ ok: true, status: "ignored", reason: "foreign app" });
     }
 
@@ -141,9 +143,10 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
     const message: QueueMessage = { v: 1, kind: "highlevel.webhook", webhookId, locationId, type: event.type, receivedAt: now, body: parsed.data };
     const size = queueMessageBytes(message);
     if (size > QUEUE_MESSAGE_BUDGET_BYTES) {
-      // No retry can make it fit: refuse it for good (413) rather than 429 it into a loop; reconcile re-reads the record.
+      // No retry can make it fit: refuse it for good (413), not 429 it into a loop; reconcile re-reads the record.
       log.error({ event: "webhook.too_large", outcome: "rejected", message_bytes: size, ...fields });
-      throw new AppError("payload_too_large", `Webhook event is ${size} bytes as a queue message, over the ${QUEUE_MESSAGE_BUDGET_BYTES}-byte limit`);
+      const limit = `over the ${QUEUE_MESSAGE_BUDGET_BYTES}-byte limit`;
+      throw new AppError("payload_too_large", `Webhook event is ${size} bytes as a queue message, ${limit}`);
     }
     try {
       await c.env.SYNC_QUEUE.send(message, { contentType: "json" });

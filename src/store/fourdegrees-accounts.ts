@@ -136,9 +136,18 @@ export async function accountForWorkspace(db: D1Database, workspaceId: string): 
  * Sets (or, with null, clears) the webhook signing secret of an account's workspace, sealed with
  * the active key. Resolves false when the account has no 4Degrees row (its workspace is unknown).
  */
-export async function setFourDegreesWebhookSecret(db: D1Database, keys: readonly EncryptionKey[], accountId: string, secret: string | null, now: number = Date.now()): Promise<boolean> {
+export async function setFourDegreesWebhookSecret(
+  db: D1Database,
+  keys: readonly EncryptionKey[],
+  accountId: string,
+  secret: string | null,
+  now: number = Date.now(),
+): Promise<boolean> {
   const sealed = secret === null ? null : await encryptSecret(keys, secret, webhookAad(accountId));
-  const res = await db.prepare("UPDATE fourdegrees_accounts SET webhook_secret_enc = ?, updated_at = ? WHERE account_id = ?").bind(sealed, now, accountId).run();
+  const res = await db
+    .prepare("UPDATE fourdegrees_accounts SET webhook_secret_enc = ?, updated_at = ? WHERE account_id = ?")
+    .bind(sealed, now, accountId)
+    .run();
   return res.meta.changes > 0;
 }
 
@@ -146,11 +155,19 @@ export async function setFourDegreesWebhookSecret(db: D1Database, keys: readonly
  * The webhook signing secret of a workspace (decrypted), or null when the workspace is unknown or
  * has none (then the global secret applies).
  */
-export async function webhookSecretForWorkspace(db: D1Database, keys: readonly EncryptionKey[], workspaceId: string): Promise<string | null> {
-  const row = await db.prepare("SELECT account_id, webhook_secret_enc FROM fourdegrees_accounts WHERE workspace_id = ?").bind(workspaceId).first();
+export async function webhookSecretForWorkspace(
+  db: D1Database,
+  keys: readonly EncryptionKey[],
+  workspaceId: string,
+): Promise<string | null> {
+  const row = await db
+    .prepare("SELECT account_id, webhook_secret_enc FROM fourdegrees_accounts WHERE workspace_id = ?")
+    .bind(workspaceId)
+    .first();
   if (row === null) return null;
   const parsed = z.object({ account_id: z.string(), webhook_secret_enc: z.string().nullable() }).parse(row);
-  return parsed.webhook_secret_enc === null ? null : decryptSecret(keys, parsed.webhook_secret_enc, webhookAad(parsed.account_id));
+  const sealed = parsed.webhook_secret_enc;
+  return sealed === null ? null : decryptSecret(keys, sealed, webhookAad(parsed.account_id));
 }
 
 /** Removes an account's key; resolves whether there was one. */

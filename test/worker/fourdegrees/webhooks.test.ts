@@ -1,7 +1,8 @@
 /**
  * `POST /webhooks/4degrees` and the Standard Webhooks verifier: signed deliveries are accepted and
- * enqueued without touching D1 (redeliveries of a `webhook-id` included); forged, stale, unsigned,
- * malformed and oversized ones are refused. Deduplication lives in the queue consumer: the captured
+ * enqueued without writing to D1 (redeliveries of a `webhook-id` included; the ingress only reads a
+ * workspace's own secret, cached); forged, stale, unsigned, malformed, oversized and too-deep ones
+ * are refused, and a workspace with its own secret accepts only that one. Deduplication lives in the queue consumer: the captured
  * messages go through the real `consumeBatch` (`runBatch`), which processes each delivery once.
  */
 import { env } from "cloudflare:workers";

@@ -15,8 +15,12 @@ import { describe, eventType } from "./rules.ts";
 
 /** Attempts before a delivery is marked failed (the queue would dead-letter at 8). */
 export const MAX_ATTEMPTS = 6;
-/** A receiver gets this long to answer. */
-export const DELIVERY_TIMEOUT_MS = 10_000;
+/**
+ * A receiver gets this long to answer. Short, because a receiver that never answers holds its
+ * consumer for this long per attempt; it waits on the `sync-notify` queue only, never ahead of a
+ * record job, and a timeout is retried with backoff like a 5xx.
+ */
+export const DELIVERY_TIMEOUT_MS = 5_000;
 
 /** Additional data binding a rule's ciphertexts to its row. */
 export const ruleAad = (ruleId: string) => `notification_rule:${ruleId}`;
@@ -45,7 +49,19 @@ export async function buildDelivery(config: Config, rule: NotificationRule, even
 
 const retryable = (status: number) => status === 0 || status === 408 || status === 429 || status >= 500;
 
-/** The `notify.deliver` queue handler. */
+/**
+ * The `notify.deliver` handler of the live and bulk queues: hands the delivery to `NOTIFY_QUEUE`
+ * (the message lands here only if it was sent before notifications had their own queue, or by
+ * hand) so no receiver is ever waited on in a batch that holds record jobs.
+ */
+export const forwardNotification: Handler<"notify.deliver"> = async (msg, ctx) => {
+  // A failed send throws: the consumer retries the message here, nothing is lost.
+  await ctx.env.NOTIFY_QUEUE.send(msg, { contentType: "json" });
+  ctx.log.info({ event: "notify.forwarded", rule: msg.ruleId, change_key: msg.changeKey, outcome: "ok" });
+  return { kind: "ack" };
+};
+
+/** The `notify.deliver` handler of the `sync-notify` queue: one attempt at one delivery. */
 export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) => {
   const { env, config } = ctx;
   const log = ctx.log.child({ rule: msg.ruleId, change_key: msg.changeKey });

@@ -12,6 +12,7 @@ import { getDelivery, getRule, recordAttempt, type NotificationRule } from "../s
 import type { Handler } from "../sync/consumer.ts";
 import { NotifyEventSchema, type NotifyEvent } from "./events.ts";
 import { describe, eventType } from "./rules.ts";
+import { targetPolicy, targetProblem } from "./targets.ts";
 
 /** Attempts before a delivery is marked failed (the queue would dead-letter at 8). */
 export const MAX_ATTEMPTS = 6;
@@ -82,6 +83,13 @@ export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) =
     return { kind: "permanent", reason: "stored notification event no longer parses" };
   }
   const { url, init } = await buildDelivery(config, rule, event.data, msg.changeKey);
+  // Checked again here: a rule stored before a check existed, or under another PUBLIC_URL.
+  const refused = targetProblem(rule.targetKind, url, targetPolicy(config));
+  if (refused) {
+    await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "failed", status: null, error: `target refused: ${refused}` });
+    log.warn({ event: "notify.refused", account, trigger: rule.trigger, target: rule.targetKind, host: rule.targetHint, outcome: "failed", reason: refused });
+    return { kind: "ack" };
+  }
   const started = Date.now();
   let status = 0;
   let error: string | null = null;

@@ -1,14 +1,15 @@
 /**
- * Notifications at the trust boundary: a receiver cannot stall live sync, a target cannot point
- * the Worker at an internal address, and a webhook rule's signing secret is shown once from the
- * server, never carried in (or taken from) a URL.
+ * Notifications at the trust boundary: a receiver cannot stall live sync, and a target cannot
+ * point the Worker at an internal address or at itself.
  */
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../../src/index.ts";
 import { loadConfig } from "../../../src/config.ts";
 import { createLogger } from "../../../src/lib/log.ts";
+import { deliverNotification } from "../../../src/notify/deliver.ts";
 import { notifyChange } from "../../../src/notify/notify.ts";
+import { targetPolicy, targetProblem } from "../../../src/notify/targets.ts";
 import { createAccount, getAccount } from "../../../src/store/accounts.ts";
 import { getDelivery } from "../../../src/store/notifications.ts";
 import type { QueueMessage } from "../../../src/sync/messages.ts";
@@ -128,5 +129,96 @@ describe("notification delivery never stalls live sync", () => {
     await notifyChange(testEnv, config(), { kind: "needs_reconnect", accountId: "sec-ntf", locationId: "loc-own", since: 7, reason: null }, log);
     expect(live.sent).toEqual([]);
     expect(notify.sent).toHaveLength(1);
+  });
+});
+
+describe("notification targets refuse internal addresses", () => {
+  const refused: Array<[kind: "slack" | "webhook", url: string, reason: RegExp]> = [
+    ["webhook", "http://receiver.example/in", /https/],
+    ["webhook", "https://127.0.0.1/in", /loopback/],
+    ["webhook", "https://2130706433/in", /127\.0\.0\.1 is a loopback/],
+    ["webhook", "https://0x7f.0.0.1/in", /127\.0\.0\.1 is a loopback/],
+    ["webhook", "https://0x7f000001/in", /127\.0\.0\.1 is a loopback/],
+    ["webhook", "https://0177.0.0.1/in", /127\.0\.0\.1 is a loopback/],
+    ["webhook", "https://127.1/in", /loopback/],
+    ["webhook", "https://0.0.0.0/in", /this network/],
+    ["webhook", "https://10.1.2.3/in", /private/],
+    ["webhook", "https://172.16.0.1/in", /private/],
+    ["webhook", "https://192.168.1.1/in", /private/],
+    ["webhook", "https://100.64.0.1/in", /carrier-grade NAT/],
+    ["webhook", "https://169.254.169.254/latest/meta-data/", /metadata/],
+    ["webhook", "https://169.254.10.1/in", /link-local/],
+    ["webhook", "https://[::1]/in", /loopback/],
+    ["webhook", "https://[::]/in", /unspecified/],
+    ["webhook", "https://[::ffff:127.0.0.1]/in", /IPv4-mapped.*127\.0\.0\.1 is a loopback/],
+    ["webhook", "https://[::ffff:169.254.169.254]/in", /IPv4-mapped.*metadata/],
+    ["webhook", "https://[64:ff9b::a00:1]/in", /NAT64.*private/],
+    ["webhook", "https://[2002:7f00:1::]/in", /6to4.*loopback/],
+    ["webhook", "https://[fd00:ec2::254]/in", /unique-local/],
+    ["webhook", "https://[fc00::1]/in", /unique-local/],
+    ["webhook", "https://[fe80::1]/in", /link-local/],
+    ["webhook", "https://[ff02::1]/in", /multicast/],
+    ["webhook", "https://localhost/in", /local or internal/],
+    ["webhook", "https://localhost./in", /local or internal/],
+    ["webhook", "https://api.localhost/in", /local or internal/],
+    ["webhook", "https://metadata.google.internal/computeMetadata/v1/", /internal/],
+    ["webhook", "https://printer.local/in", /local or internal/],
+    ["webhook", "https://printserver/in", /one label/],
+    ["webhook", "https://127.0.0.1.nip.io/in", /wildcard-DNS/],
+    ["webhook", "https://user:pass@receiver.example/in", /user name or password/],
+    // The test Worker's own PUBLIC_URL host.
+    ["webhook", "https://worker.test/api/notifications", /own host/],
+    ["slack", "https://hooks.slack.com.evil.example/services/T/B/x", /Slack incoming-webhook/],
+    ["slack", "http://hooks.slack.com/services/T/B/x", /Slack incoming-webhook/],
+    ["slack", "https://receiver.example/services/T/B/x", /Slack incoming-webhook/],
+    ["slack", "https://hooks.slack.com:8443/services/T/B/x", /Slack incoming-webhook/],
+  ];
+
+  it.each(refused)("security: a %s rule to %s is refused with a reason (400 on target.url)", async (kind, url, reason) => {
+    const res = await api("POST", "/notifications", { accountId: "sec-ntf", name: "internal", trigger: "deal_won", target: { kind, url } });
+    expect(res.status).toBe(400);
+    const body = await res.json<{ error: { code: string; message: string; details: Array<{ path: string; message: string }> } }>();
+    expect(body.error.code).toBe("bad_request");
+    expect(body.error.details).toEqual([{ path: "target.url", message: expect.stringMatching(reason) }]);
+  });
+
+  it("happy: public https targets and Slack incoming webhooks are accepted", async () => {
+    for (const [kind, url] of [["webhook", "https://receiver.example/in"], ["webhook", "https://8.8.8.8/hook"], ["webhook", "https://[2606:4700:4700::1111]/hook"], ["slack", "https://hooks.slack.com/services/T/B/ok"]] as const) {
+      const res = await api("POST", "/notifications", { accountId: "sec-ntf", name: "public", trigger: "deal_won", target: { kind, url } });
+      expect(res.status, url).toBe(201);
+      const { rule } = await res.json<{ rule: { id: string } }>();
+      expect((await api("DELETE", `/notifications/${rule.id}`)).status).toBe(204);
+    }
+  });
+
+  it("security: changing a rule's target to an internal address is refused", async () => {
+    const created = await api("POST", "/notifications", { accountId: "sec-ntf", name: "move", trigger: "deal_lost", target: { kind: "webhook", url: "https://receiver.example/in" } });
+    const { rule } = await created.json<{ rule: { id: string } }>();
+    const res = await api("PATCH", `/notifications/${rule.id}`, { target: { kind: "webhook", url: "https://[::ffff:7f00:1]:8787/api" } });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain("target.url");
+    await api("DELETE", `/notifications/${rule.id}`);
+  });
+
+  it("security: the target is checked again at delivery — a stored rule now pointing at this Worker is not called", async () => {
+    const created = await api("POST", "/notifications", { accountId: "sec-ntf", name: "recheck", trigger: "sync_failure", target: { kind: "webhook", url: "https://sync.example.com/in" } });
+    const { rule } = await created.json<{ rule: { id: string } }>();
+    await notifyChange({ ...env, NOTIFY_QUEUE: capture().queue }, config(), { kind: "sync_failure", accountId: "sec-ntf", failureId: "f-recheck", reason: "x" }, log);
+    // The deployment's PUBLIC_URL is now that host (no route exists for it: a call would fail the test).
+    const moved = { ...config(), PUBLIC_URL: "https://sync.example.com" };
+    const outcome = await deliverNotification({ v: 1, kind: "notify.deliver", ruleId: rule.id, changeKey: "failure:f-recheck" }, { env, config: moved, log, attempts: 1 });
+    expect(outcome).toEqual({ kind: "ack" });
+    expect(await getDelivery(env.DB, rule.id, "failure:f-recheck")).toMatchObject({ state: "failed", lastError: expect.stringContaining("this Worker's own host") });
+  });
+
+  it("security: the local-dev allow-list opens only its hosts, and only when the Worker itself runs on loopback", () => {
+    const dev = targetPolicy({ PUBLIC_URL: "http://127.0.0.1:8787", NOTIFY_DEV_TARGET_HOSTS: "localhost:9999, 127.0.0.1:9998" });
+    expect(targetProblem("webhook", "http://localhost:9999/hook", dev)).toBeNull();
+    expect(targetProblem("webhook", "http://127.0.0.1:9998/hook", dev)).toBeNull();
+    expect(targetProblem("webhook", "http://localhost:9997/hook", dev)).toMatch(/https/);
+    expect(targetProblem("slack", "http://localhost:9999/services/x", dev)).toMatch(/Slack/);
+    const deployed = targetPolicy({ PUBLIC_URL: "https://sync.example.com", NOTIFY_DEV_TARGET_HOSTS: "localhost:9999" });
+    expect(deployed.devHosts.size).toBe(0);
+    expect(targetProblem("webhook", "https://localhost:9999/hook", deployed)).toMatch(/local or internal/);
   });
 });

@@ -1,11 +1,13 @@
 /**
- * Notifications at the trust boundary: a receiver cannot stall live sync, and a target cannot
- * point the Worker at an internal address or at itself.
+ * Notifications at the trust boundary: a receiver cannot stall live sync, a target cannot point
+ * the Worker at an internal address or at itself, and a webhook rule's signing secret is shown
+ * once from a server-side flash, never carried in (or taken from) a URL.
  */
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../../src/index.ts";
 import { loadConfig } from "../../../src/config.ts";
+import { createSessionValue } from "../../../src/console/session.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { deliverNotification } from "../../../src/notify/deliver.ts";
 import { notifyChange } from "../../../src/notify/notify.ts";
@@ -220,5 +222,75 @@ describe("notification targets refuse internal addresses", () => {
     const deployed = targetPolicy({ PUBLIC_URL: "https://sync.example.com", NOTIFY_DEV_TARGET_HOSTS: "localhost:9999" });
     expect(deployed.devHosts.size).toBe(0);
     expect(targetProblem("webhook", "https://localhost:9999/hook", deployed)).toMatch(/local or internal/);
+  });
+});
+
+describe("a webhook rule's signing secret is shown once, from the server", () => {
+  const BASE = "https://worker.test";
+  const form = { "content-type": "application/x-www-form-urlencoded", origin: BASE };
+  const cookieOf = (res: Response, name: string) => res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`))?.split(";")[0] ?? "";
+
+  async function login(): Promise<string> {
+    const res = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: form, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
+    expect(res.status).toBe(303);
+    return cookieOf(res, "__Host-console_session");
+  }
+
+  /** Adds a webhook rule through the console form; the redirect and its flash cookie. */
+  async function addWebhookRule(session: string, name: string): Promise<{ location: string; flash: string; setCookies: string[] }> {
+    const res = await exports.default.fetch(`${BASE}/console/notifications`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { ...form, cookie: session },
+      body: new URLSearchParams({ account: "sec-ntf", name, trigger: "deal_won", kind: "webhook", url: "https://receiver.example/console" }),
+    });
+    expect(res.status).toBe(303);
+    return { location: res.headers.get("location") ?? "", flash: cookieOf(res, "__Host-notify_secret"), setCookies: res.headers.getSetCookie() };
+  }
+
+  const page = (location: string, cookies: string[]) => exports.default.fetch(`${BASE}${location}`, { redirect: "manual", headers: { cookie: cookies.filter(Boolean).join("; ") } });
+
+  it("security: the secret never travels in a URL; the next page shows it once, then never again", async () => {
+    const session = await login();
+    const { location, flash, setCookies } = await addWebhookRule(session, "console hook");
+    expect(location).not.toMatch(/secret|whsec_/);
+    expect(location).toMatch(/^\/console\/notifications\?/);
+    expect(flash).toMatch(/^__Host-notify_secret=[A-Za-z0-9_-]{43}$/);
+    const attrs = setCookies.find((c) => c.startsWith("__Host-notify_secret=")) ?? "";
+    expect(attrs).toMatch(/HttpOnly/);
+    expect(attrs).toMatch(/Secure/);
+    expect(attrs).toMatch(/SameSite=Strict/);
+    // The cookie holds an id only; the secret is not in any header of the redirect.
+    expect(setCookies.join("\n")).not.toContain("whsec_");
+
+    const first = await page(location, [session, flash]);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("cache-control")).toBe("no-store");
+    const html = await first.text();
+    const shown = /<code>(whsec_[A-Za-z0-9+/=]+)<\/code>/.exec(html)?.[1];
+    expect(shown).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(html).toContain("console hook");
+    // Read once: the same cookie again (a reload, another tab) shows nothing.
+    const again = await (await page(location, [session, flash])).text();
+    expect(again).not.toContain("whsec_");
+    expect(again).not.toContain('id="signing-secret"');
+  });
+
+  it("security: a link cannot make the page show its own text as the secret", async () => {
+    const session = await login();
+    const html = await (await page("/console/notifications?account=sec-ntf&secret=whsec_attacker-chosen-text", [session])).text();
+    expect(html).not.toContain("whsec_attacker-chosen-text");
+    expect(html).not.toContain('id="signing-secret"');
+  });
+
+  it("security: the flash is bound to the session that created the rule (another session gets nothing, and it is spent)", async () => {
+    const session = await login();
+    const { location, flash } = await addWebhookRule(session, "bound hook");
+    const other = `__Host-console_session=${await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN, Date.now() - 60_000)}`;
+    expect(other).not.toBe(session);
+    const stolen = await (await page(location, [other, flash])).text();
+    expect(stolen).not.toContain("whsec_");
+    // Presented once, with the wrong session: spent for the right one too.
+    expect(await (await page(location, [session, flash])).text()).not.toContain("whsec_");
   });
 });

@@ -43,7 +43,8 @@ async function sealTarget(config: Config, ruleId: string, target: Target, secret
 /** 400 naming `target.url` when the target may not be delivered to (src/notify/targets.ts). */
 export function assertTargetAllowed(config: Config, target: Target): void {
   const problem = targetProblem(target.kind, target.url, targetPolicy(config));
-  if (problem) throw new AppError("bad_request", `target.url: ${problem}`, { details: [{ path: "target.url", message: problem }] });
+  if (!problem) return;
+  throw new AppError("bad_request", `target.url: ${problem}`, { details: [{ path: "target.url", message: problem }] });
 }
 
 /** Validates `body` as a new rule: 400 naming the field on failure. */

@@ -86,8 +86,10 @@ export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) =
   // Checked again here: a rule stored before a check existed, or under another PUBLIC_URL.
   const refused = targetProblem(rule.targetKind, url, targetPolicy(config));
   if (refused) {
-    await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "failed", status: null, error: `target refused: ${refused}` });
-    log.warn({ event: "notify.refused", account, trigger: rule.trigger, target: rule.targetKind, host: rule.targetHint, outcome: "failed", reason: refused });
+    const error = `target refused: ${refused}`;
+    await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "failed", status: null, error });
+    const where = { account, trigger: rule.trigger, target: rule.targetKind, host: rule.targetHint };
+    log.warn({ event: "notify.refused", ...where, outcome: "failed", reason: refused });
     return { kind: "ack" };
   }
   const started = Date.now();

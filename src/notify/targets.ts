@@ -43,7 +43,8 @@ const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
 export function targetPolicy(config: Pick<Config, "PUBLIC_URL" | "NOTIFY_DEV_TARGET_HOSTS">): TargetPolicy {
   const own = new URL(config.PUBLIC_URL);
   const localDev = own.protocol === "http:" && LOOPBACK_NAMES.has(own.hostname);
-  const devHosts = localDev ? new Set((config.NOTIFY_DEV_TARGET_HOSTS ?? "").split(",").map((h) => h.trim().toLowerCase()).filter(Boolean)) : new Set<string>();
+  const listed = (config.NOTIFY_DEV_TARGET_HOSTS ?? "").split(",").map((h) => h.trim().toLowerCase());
+  const devHosts = new Set(localDev ? listed.filter(Boolean) : []);
   return { ownHost: own.hostname.toLowerCase(), devHosts };
 }
 
@@ -108,10 +109,11 @@ export function ipv6Problem(b: readonly number[]): string | null {
   const v4 = (from: number) => ipv4Problem(b.slice(from, from + 4));
   if (zero(0, 16)) return "[::] is the unspecified address";
   if (zero(0, 15) && at(15) === 1) return "[::1] is the loopback address";
-  if (zero(0, 10) && word(5) === 0xffff) return `IPv4-mapped address: ${v4(12) ?? "use the IPv4 address itself"}`;
-  if (zero(0, 12)) return `IPv4-compatible address (::/96): ${v4(12) ?? "deprecated, use the IPv4 address itself"}`;
-  if (word(0) === 0x64 && word(1) === 0xff9b && zero(4, 12)) return `NAT64 address: ${v4(12) ?? "use the IPv4 address itself"}`;
-  if (word(0) === 0x64 && word(1) === 0xff9b && word(2) === 1) return "local-use NAT64 address (64:ff9b:1::/48)";
+  if (zero(0, 10) && word(5) === 0xffff) return `IPv4-mapped address: ${v4(12) ?? "use the IPv4 address"}`;
+  if (zero(0, 12)) return `IPv4-compatible address (::/96): ${v4(12) ?? "deprecated, use the IPv4 address"}`;
+  const nat64 = word(0) === 0x64 && word(1) === 0xff9b;
+  if (nat64 && zero(4, 12)) return `NAT64 address: ${v4(12) ?? "use the IPv4 address"}`;
+  if (nat64 && word(2) === 1) return "local-use NAT64 address (64:ff9b:1::/48)";
   if (at(0) === 0) return "reserved IPv6 address (::/8)";
   if (word(0) === 0x100 && zero(2, 8)) return "discard-only address (100::/64)";
   if (word(0) === 0x2001 && word(1) === 0) return "Teredo address (2001::/32)";
@@ -168,10 +170,14 @@ export function targetProblem(kind: "slack" | "webhook", url: string, policy: Ta
   if (u.username || u.password) return "must not carry a user name or password";
   const host = u.hostname.toLowerCase();
   if (kind === "slack") {
-    if (u.protocol !== "https:" || host !== "hooks.slack.com" || u.port !== "" || !u.pathname.startsWith("/services/")) return "must be a Slack incoming-webhook URL (https://hooks.slack.com/services/…)";
-    return null;
+    const slack = u.protocol === "https:" && host === "hooks.slack.com" && u.port === "";
+    return slack && u.pathname.startsWith("/services/")
+      ? null
+      : "must be a Slack incoming-webhook URL (https://hooks.slack.com/services/…)";
   }
-  if (policy.devHosts.has(u.host.toLowerCase()) || policy.devHosts.has(host)) return u.protocol === "https:" || u.protocol === "http:" ? null : "must be an http(s):// URL";
+  if (policy.devHosts.has(u.host.toLowerCase()) || policy.devHosts.has(host)) {
+    return u.protocol === "https:" || u.protocol === "http:" ? null : "must be an http(s):// URL";
+  }
   if (u.protocol !== "https:") return "must be an https:// URL";
   if (host.replace(/\.$/, "") === policy.ownHost) return `${host} is this Worker's own host`;
   return hostProblem(host);

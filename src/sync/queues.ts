@@ -38,6 +38,10 @@ export function queueFor(env: QueueBindings, message: QueueMessageInput): Queue 
 }
 
 /** Sends `message` to its queue (JSON), optionally delayed. */
-export async function sendMessage(env: QueueBindings, message: QueueMessageInput, delaySeconds?: number): Promise<void> {
+export async function sendMessage(
+  env: QueueBindings,
+  message: QueueMessageInput,
+  delaySeconds?: number,
+): Promise<void> {
   await queueFor(env, message).send(message, { contentType: "json", ...(delaySeconds ? { delaySeconds } : {}) });
 }

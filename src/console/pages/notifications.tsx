@@ -40,14 +40,17 @@ function sessionHash(c: Context<AppEnv>): Promise<string> {
 
 const cookieOptions = (c: Context<AppEnv>) => {
   const secure = !isLocalPlainHttp(c.req.url);
-  return { path: "/", httpOnly: true, secure, sameSite: "Strict" as const, ...(secure ? { prefix: "host" as const } : {}) };
+  const prefix = secure ? { prefix: "host" as const } : {};
+  return { path: "/", httpOnly: true, secure, sameSite: "Strict" as const, ...prefix };
 };
 
 /** Stores `flash` for this session's next view of the page and gives the browser its id. */
 async function flashSecret(c: Context<AppEnv>, flash: SecretFlash): Promise<void> {
-  const id = bytesToBase64(crypto.getRandomValues(new Uint8Array(32))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const random = bytesToBase64(crypto.getRandomValues(new Uint8Array(32)));
+  const id = random.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   const idHash = await sha256Hex(id);
-  const bodyEnc = await encryptSecret(c.var.config.TOKEN_ENCRYPTION_KEY, JSON.stringify(flash), `console_flash:${idHash}`);
+  const keys = c.var.config.TOKEN_ENCRYPTION_KEY;
+  const bodyEnc = await encryptSecret(keys, JSON.stringify(flash), `console_flash:${idHash}`);
   await putConsoleFlash(c.env.DB, { idHash, sessionHash: await sessionHash(c), bodyEnc });
   setCookie(c, SECRET_COOKIE, id, { ...cookieOptions(c), maxAge: CONSOLE_FLASH_TTL_MS / 1000 });
 }
@@ -62,7 +65,8 @@ async function takeSecret(c: Context<AppEnv>): Promise<SecretFlash | null> {
   const idHash = await sha256Hex(id);
   const bodyEnc = await takeConsoleFlash(c.env.DB, idHash, await sessionHash(c));
   if (bodyEnc === null) return null;
-  const parsed = SecretFlashSchema.safeParse(JSON.parse(await decryptSecret(c.var.config.TOKEN_ENCRYPTION_KEY, bodyEnc, `console_flash:${idHash}`)));
+  const body = await decryptSecret(c.var.config.TOKEN_ENCRYPTION_KEY, bodyEnc, `console_flash:${idHash}`);
+  const parsed = SecretFlashSchema.safeParse(JSON.parse(body));
   return parsed.success ? parsed.data : null;
 }
 

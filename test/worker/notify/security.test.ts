@@ -37,8 +37,17 @@ useNetwork({
 });
 
 async function api(method: string, path: string, body?: unknown): Promise<Response> {
-  return exports.default.fetch(`http://worker.test/api${path}`, { method, headers: ADMIN, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const json = body === undefined ? {} : { body: JSON.stringify(body) };
+  return exports.default.fetch(`http://worker.test/api${path}`, { method, headers: ADMIN, ...json });
 }
+
+/** `POST /api/notifications` for the test account. */
+function postRule(name: string, trigger: string, kind: "slack" | "webhook", url: string): Promise<Response> {
+  return api("POST", "/notifications", { accountId: "sec-ntf", name, trigger, target: { kind, url } });
+}
+
+/** A `sync_failure` change of the test account. */
+const failure = (failureId: string) => ({ kind: "sync_failure" as const, accountId: "sec-ntf", failureId, reason: "x" });
 
 async function ensureAccount(id: string): Promise<void> {
   if (!(await getAccount(env.DB, id))) await createAccount(env.DB, { id, name: id, workspaceId: null, locations: [] });
@@ -61,8 +70,13 @@ function capture(): { queue: Queue; sent: unknown[] } {
   return { queue, sent };
 }
 
-/** A batch whose acks and retries are written to `events` in the order they happen, each also told to `onEvent`. */
-function batchOf(queue: string, bodies: Array<{ id: string; body: QueueMessage }>, events: string[], onEvent: (event: string) => void = () => undefined): MessageBatch<unknown> {
+/** A batch whose acks and retries are written to `events` in the order they happen (and told to `onEvent`). */
+function batchOf(
+  queue: string,
+  bodies: Array<{ id: string; body: QueueMessage }>,
+  events: string[],
+  onEvent: (event: string) => void = () => undefined,
+): MessageBatch<unknown> {
   const tell = (event: string) => {
     events.push(event);
     onEvent(event);
@@ -75,7 +89,8 @@ function batchOf(queue: string, bodies: Array<{ id: string; body: QueueMessage }
     ack: () => tell(`ack:${id}`),
     retry: () => tell(`retry:${id}`),
   }));
-  return { queue, messages, ackAll: () => undefined, retryAll: () => undefined, metadata: {} } as unknown as MessageBatch<unknown>;
+  const batch = { queue, messages, ackAll: () => undefined, retryAll: () => undefined, metadata: {} };
+  return batch as unknown as MessageBatch<unknown>;
 }
 
 beforeAll(async () => {
@@ -84,13 +99,13 @@ beforeAll(async () => {
 
 describe("notification delivery never stalls live sync", () => {
   it("security: a receiver that never answers does not delay a record job in the same live batch", async () => {
-    const created = await api("POST", "/notifications", { accountId: "sec-ntf", name: "hangs", trigger: "sync_failure", target: { kind: "webhook", url: "https://silent.example/in" } });
+    const created = await postRule("hangs", "sync_failure", "webhook", "https://silent.example/in");
     expect(created.status).toBe(201);
     const ruleId = (await created.json<{ rule: { id: string } }>()).rule.id;
     // Both queues captured: this test is about the consumer, the next one about the routing.
     const notify = capture();
     const testEnv: Env = { ...env, SYNC_QUEUE: notify.queue, NOTIFY_QUEUE: notify.queue };
-    expect((await notifyChange(testEnv, config(), { kind: "sync_failure", accountId: "sec-ntf", failureId: "f-hang", reason: "x" }, log)).enqueued).toBe(1);
+    expect((await notifyChange(testEnv, config(), failure("f-hang"), log)).enqueued).toBe(1);
     const delivery = notify.sent[0] as QueueMessage;
     expect(delivery).toEqual({ v: 1, kind: "notify.deliver", ruleId, changeKey: "failure:f-hang" });
 
@@ -98,12 +113,19 @@ describe("notification delivery never stalls live sync", () => {
     // record job of the same account (clean, so it completes without a provider call).
     const events: string[] = [];
     const receiverCalled = new Promise<void>((resolve) => (silent.onCall = resolve));
-    const record: QueueMessage = { v: 1, kind: "sync.record", accountId: "sec-ntf", side: "highlevel", record: "deal", recordId: "opp-sec", locationId: null, lane: "live", force: false };
+    const record: QueueMessage = {
+      ...{ v: 1, kind: "sync.record", accountId: "sec-ntf", side: "highlevel", record: "deal", recordId: "opp-sec" },
+      ...{ locationId: null, lane: "live", force: false },
+    };
     let onRecordAck = () => undefined as void;
     const recordAcked = new Promise<void>((resolve) => (onRecordAck = resolve));
-    const batch = batchOf("sync-events", [{ id: "m-notify", body: delivery }, { id: "m-record", body: record }], events, (e) => e === "ack:m-record" && onRecordAck());
+    const bodies = [{ id: "m-notify", body: delivery }, { id: "m-record", body: record }];
+    const batch = batchOf("sync-events", bodies, events, (e) => e === "ack:m-record" && onRecordAck());
     const done = worker.queue(batch, testEnv);
-    const first = await Promise.race([recordAcked.then(() => "record job done"), receiverCalled.then(() => "receiver called")]);
+    const first = await Promise.race([
+      recordAcked.then(() => "record job done"),
+      receiverCalled.then(() => "receiver called"),
+    ]);
     silent.release();
     await done;
     expect(first).toBe("record job done");
@@ -120,15 +142,17 @@ describe("notification delivery never stalls live sync", () => {
     await answered;
     expect(silent.calls).toBe(1);
     expect(notifyEvents).toEqual(["ack:n-1"]);
-    expect(await getDelivery(env.DB, ruleId, "failure:f-hang")).toMatchObject({ state: "delivered", attempts: 1, lastStatus: 204 });
+    const row = await getDelivery(env.DB, ruleId, "failure:f-hang");
+    expect(row).toMatchObject({ state: "delivered", attempts: 1, lastStatus: 204 });
   });
 
   it("security: notifications are sent to their own queue, never to the live sync queue", async () => {
-    await api("POST", "/notifications", { accountId: "sec-ntf", name: "own queue", trigger: "needs_reconnect", target: { kind: "slack", url: "https://hooks.slack.com/services/T/B/own" } });
+    await postRule("own queue", "needs_reconnect", "slack", "https://hooks.slack.com/services/T/B/own");
     const live = capture();
     const notify = capture();
     const testEnv: Env = { ...env, SYNC_QUEUE: live.queue, NOTIFY_QUEUE: notify.queue };
-    await notifyChange(testEnv, config(), { kind: "needs_reconnect", accountId: "sec-ntf", locationId: "loc-own", since: 7, reason: null }, log);
+    const reconnect = { kind: "needs_reconnect" as const, accountId: "sec-ntf", locationId: "loc-own", since: 7, reason: null };
+    await notifyChange(testEnv, config(), reconnect, log);
     expect(live.sent).toEqual([]);
     expect(notify.sent).toHaveLength(1);
   });
@@ -177,16 +201,22 @@ describe("notification targets refuse internal addresses", () => {
   ];
 
   it.each(refused)("security: a %s rule to %s is refused with a reason (400 on target.url)", async (kind, url, reason) => {
-    const res = await api("POST", "/notifications", { accountId: "sec-ntf", name: "internal", trigger: "deal_won", target: { kind, url } });
+    const res = await postRule("internal", "deal_won", kind, url);
     expect(res.status).toBe(400);
-    const body = await res.json<{ error: { code: string; message: string; details: Array<{ path: string; message: string }> } }>();
+    const body = await res.json<{ error: { code: string; details: Array<{ path: string; message: string }> } }>();
     expect(body.error.code).toBe("bad_request");
     expect(body.error.details).toEqual([{ path: "target.url", message: expect.stringMatching(reason) }]);
   });
 
   it("happy: public https targets and Slack incoming webhooks are accepted", async () => {
-    for (const [kind, url] of [["webhook", "https://receiver.example/in"], ["webhook", "https://8.8.8.8/hook"], ["webhook", "https://[2606:4700:4700::1111]/hook"], ["slack", "https://hooks.slack.com/services/T/B/ok"]] as const) {
-      const res = await api("POST", "/notifications", { accountId: "sec-ntf", name: "public", trigger: "deal_won", target: { kind, url } });
+    const targets = [
+      ["webhook", "https://receiver.example/in"],
+      ["webhook", "https://8.8.8.8/hook"],
+      ["webhook", "https://[2606:4700:4700::1111]/hook"],
+      ["slack", "https://hooks.slack.com/services/T/B/ok"],
+    ] as const;
+    for (const [kind, url] of targets) {
+      const res = await postRule("public", "deal_won", kind, url);
       expect(res.status, url).toBe(201);
       const { rule } = await res.json<{ rule: { id: string } }>();
       expect((await api("DELETE", `/notifications/${rule.id}`)).status).toBe(204);
@@ -194,23 +224,25 @@ describe("notification targets refuse internal addresses", () => {
   });
 
   it("security: changing a rule's target to an internal address is refused", async () => {
-    const created = await api("POST", "/notifications", { accountId: "sec-ntf", name: "move", trigger: "deal_lost", target: { kind: "webhook", url: "https://receiver.example/in" } });
+    const created = await postRule("move", "deal_lost", "webhook", "https://receiver.example/in");
     const { rule } = await created.json<{ rule: { id: string } }>();
-    const res = await api("PATCH", `/notifications/${rule.id}`, { target: { kind: "webhook", url: "https://[::ffff:7f00:1]:8787/api" } });
+    const target = { kind: "webhook", url: "https://[::ffff:7f00:1]:8787/api" };
+    const res = await api("PATCH", `/notifications/${rule.id}`, { target });
     expect(res.status).toBe(400);
     expect(await res.text()).toContain("target.url");
     await api("DELETE", `/notifications/${rule.id}`);
   });
 
   it("security: the target is checked again at delivery — a stored rule now pointing at this Worker is not called", async () => {
-    const created = await api("POST", "/notifications", { accountId: "sec-ntf", name: "recheck", trigger: "sync_failure", target: { kind: "webhook", url: "https://sync.example.com/in" } });
+    const created = await postRule("recheck", "sync_failure", "webhook", "https://sync.example.com/in");
     const { rule } = await created.json<{ rule: { id: string } }>();
-    await notifyChange({ ...env, NOTIFY_QUEUE: capture().queue }, config(), { kind: "sync_failure", accountId: "sec-ntf", failureId: "f-recheck", reason: "x" }, log);
+    await notifyChange({ ...env, NOTIFY_QUEUE: capture().queue }, config(), failure("f-recheck"), log);
     // The deployment's PUBLIC_URL is now that host (no route exists for it: a call would fail the test).
     const moved = { ...config(), PUBLIC_URL: "https://sync.example.com" };
-    const outcome = await deliverNotification({ v: 1, kind: "notify.deliver", ruleId: rule.id, changeKey: "failure:f-recheck" }, { env, config: moved, log, attempts: 1 });
-    expect(outcome).toEqual({ kind: "ack" });
-    expect(await getDelivery(env.DB, rule.id, "failure:f-recheck")).toMatchObject({ state: "failed", lastError: expect.stringContaining("this Worker's own host") });
+    const msg = { v: 1 as const, kind: "notify.deliver" as const, ruleId: rule.id, changeKey: "failure:f-recheck" };
+    expect(await deliverNotification(msg, { env, config: moved, log, attempts: 1 })).toEqual({ kind: "ack" });
+    const row = await getDelivery(env.DB, rule.id, "failure:f-recheck");
+    expect(row).toMatchObject({ state: "failed", lastError: expect.stringContaining("this Worker's own host") });
   });
 
   it("security: the local-dev allow-list opens only its hosts, and only when the Worker itself runs on loopback", () => {
@@ -228,27 +260,31 @@ describe("notification targets refuse internal addresses", () => {
 describe("a webhook rule's signing secret is shown once, from the server", () => {
   const BASE = "https://worker.test";
   const form = { "content-type": "application/x-www-form-urlencoded", origin: BASE };
-  const cookieOf = (res: Response, name: string) => res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`))?.split(";")[0] ?? "";
+  const cookieOf = (res: Response, name: string) =>
+    res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`))?.split(";")[0] ?? "";
 
   async function login(): Promise<string> {
-    const res = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: form, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
+    const body = new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN });
+    const res = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: form, body });
     expect(res.status).toBe(303);
     return cookieOf(res, "__Host-console_session");
   }
 
   /** Adds a webhook rule through the console form; the redirect and its flash cookie. */
-  async function addWebhookRule(session: string, name: string): Promise<{ location: string; flash: string; setCookies: string[] }> {
+  async function addWebhookRule(session: string, name: string) {
     const res = await exports.default.fetch(`${BASE}/console/notifications`, {
       method: "POST",
       redirect: "manual",
       headers: { ...form, cookie: session },
-      body: new URLSearchParams({ account: "sec-ntf", name, trigger: "deal_won", kind: "webhook", url: "https://receiver.example/console" }),
+      body: new URLSearchParams({ account: "sec-ntf", name, trigger: "deal_won", kind: "webhook", url: "https://receiver.example/c" }),
     });
     expect(res.status).toBe(303);
-    return { location: res.headers.get("location") ?? "", flash: cookieOf(res, "__Host-notify_secret"), setCookies: res.headers.getSetCookie() };
+    const location = res.headers.get("location") ?? "";
+    return { location, flash: cookieOf(res, "__Host-notify_secret"), setCookies: res.headers.getSetCookie() };
   }
 
-  const page = (location: string, cookies: string[]) => exports.default.fetch(`${BASE}${location}`, { redirect: "manual", headers: { cookie: cookies.filter(Boolean).join("; ") } });
+  const page = (location: string, cookies: string[]) =>
+    exports.default.fetch(`${BASE}${location}`, { redirect: "manual", headers: { cookie: cookies.filter(Boolean).join("; ") } });
 
   it("security: the secret never travels in a URL; the next page shows it once, then never again", async () => {
     const session = await login();
@@ -278,7 +314,8 @@ describe("a webhook rule's signing secret is shown once, from the server", () =>
 
   it("security: a link cannot make the page show its own text as the secret", async () => {
     const session = await login();
-    const html = await (await page("/console/notifications?account=sec-ntf&secret=whsec_attacker-chosen-text", [session])).text();
+    const link = "/console/notifications?account=sec-ntf&secret=whsec_attacker-chosen-text";
+    const html = await (await page(link, [session])).text();
     expect(html).not.toContain("whsec_attacker-chosen-text");
     expect(html).not.toContain('id="signing-secret"');
   });

@@ -8,7 +8,7 @@
 import type { Config } from "../config.ts";
 import { decryptSecret } from "../lib/crypto.ts";
 import { signWebhook } from "../fourdegrees/webhook.ts";
-import { getDelivery, getRule, recordAttempt, type NotificationRule } from "../store/notifications.ts";
+import { getDelivery, getRule, leaseAttempt, recordAttempt, type NotificationRule } from "../store/notifications.ts";
 import type { Handler } from "../sync/consumer.ts";
 import { NotifyEventSchema, type NotifyEvent } from "./events.ts";
 import { describe, eventType } from "./rules.ts";
@@ -22,6 +22,8 @@ export const MAX_ATTEMPTS = 6;
  * record job, and a timeout is retried with backoff like a 5xx.
  */
 export const DELIVERY_TIMEOUT_MS = 5_000;
+/** How long an attempt holds its delivery: past its timeout, so a crashed attempt frees it soon. */
+export const ATTEMPT_LEASE_MS = 30_000;
 
 /** Additional data binding a rule's ciphertexts to its row. */
 export const ruleAad = (ruleId: string) => `notification_rule:${ruleId}`;
@@ -91,6 +93,11 @@ export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) =
     const where = { account, trigger: rule.trigger, target: rule.targetKind, host: rule.targetHint };
     log.warn({ event: "notify.refused", ...where, outcome: "failed", reason: refused });
     return { kind: "ack" };
+  }
+  // Two copies of this message (a redelivery, a forwarded stray) must not both call the receiver.
+  if (!(await leaseAttempt(env.DB, rule.id, msg.changeKey, ATTEMPT_LEASE_MS))) {
+    log.info({ event: "notify.in_flight", account, outcome: "retry", reason: "another attempt holds this delivery" });
+    return { kind: "retry", delaySeconds: ATTEMPT_LEASE_MS / 1000, reason: "another attempt of this delivery is in flight" };
   }
   const started = Date.now();
   let status = 0;

@@ -22,17 +22,20 @@ const ADMIN = { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}`, "content-t
 const config = () => loadConfig(env);
 const log = createLogger("error");
 
-/** Calls to the silent receiver, and how to make it answer at last. */
-const silent = { calls: 0, onCall: () => undefined as void, release: () => undefined as void };
+/** Calls to the silent receiver, and how to make every call waiting on it answer at last. */
+const silent = {
+  calls: 0,
+  onCall: () => undefined as void,
+  waiting: [] as Array<() => void>,
+  release: () => silent.waiting.splice(0).forEach((answer) => answer()),
+};
 
 useNetwork({
   // Never answers until the test releases it (a receiver that hangs).
   "silent.example": () => {
     silent.calls++;
     silent.onCall();
-    return new Promise<Response>((resolve) => {
-      silent.release = () => resolve(new Response(null, { status: 204 }));
-    });
+    return new Promise<Response>((resolve) => void silent.waiting.push(() => resolve(new Response(null, { status: 204 }))));
   },
 });
 
@@ -144,6 +147,28 @@ describe("notification delivery never stalls live sync", () => {
     expect(notifyEvents).toEqual(["ack:n-1"]);
     const row = await getDelivery(env.DB, ruleId, "failure:f-hang");
     expect(row).toMatchObject({ state: "delivered", attempts: 1, lastStatus: 204 });
+  });
+
+  it("security: two copies of one delivery in flight at once call the receiver once (exactly once per change)", async () => {
+    const created = await postRule("twice", "sync_failure", "webhook", "https://silent.example/twice");
+    const { rule } = await created.json<{ rule: { id: string } }>();
+    await notifyChange({ ...env, NOTIFY_QUEUE: capture().queue }, config(), failure("f-twice"), log);
+    const msg = { v: 1 as const, kind: "notify.deliver" as const, ruleId: rule.id, changeKey: "failure:f-twice" };
+    const ctx = { env, config: config(), log, attempts: 1 };
+    silent.calls = 0;
+    const called = new Promise<void>((resolve) => (silent.onCall = resolve));
+    const first = deliverNotification(msg, ctx);
+    await called;
+    // The first copy is waiting on the receiver: the second one does not call it too.
+    const calledAgain = new Promise<string>((resolve) => (silent.onCall = () => resolve("receiver called again")));
+    const second = await Promise.race([deliverNotification(msg, ctx), calledAgain]);
+    silent.release();
+    expect(second).toMatchObject({ kind: "retry" });
+    expect(await first).toEqual({ kind: "ack" });
+    expect(silent.calls).toBe(1);
+    // Delivered: the second copy's retry acks without a call.
+    expect(await deliverNotification(msg, ctx)).toEqual({ kind: "ack" });
+    expect(silent.calls).toBe(1);
   });
 
   it("security: notifications are sent to their own queue, never to the live sync queue", async () => {

@@ -33,6 +33,8 @@ declare global {
       HIGHLEVEL_RATE_SCALE?: string;
       /** "true" adds up D1's rows read/written (src/store/d1-meter.ts) for `npm run bench`; default off. */
       D1_METER?: string;
+      /** Local dev only: `host[:port]` list notification rules may target over http (src/notify/targets.ts). */
+      NOTIFY_DEV_TARGET_HOSTS?: string;
     }
   }
 }
@@ -116,6 +118,7 @@ export const ConfigSchema = z.object({
     .enum(["true", "false"], { error: 'D1_METER must be "true" or "false"' })
     .default("false")
     .transform((v) => v === "true"),
+  NOTIFY_DEV_TARGET_HOSTS: z.string().optional(),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { LOG_LEVEL: LogLevel };

@@ -24,7 +24,7 @@ const run: RunWrangler = (args, options = {}) =>
   new Promise((done, fail) => {
     const child = spawn(wranglerBin, [...args, "--config", configPath], {
       cwd: ROOT,
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

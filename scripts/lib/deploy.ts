@@ -7,7 +7,11 @@
 import { z } from "zod";
 
 /** Secrets the Worker reads when present (src/config.ts); `[secrets] required` holds the others. */
-export const OPTIONAL_SECRETS = ["FOURDEGREES_API_KEY", "HIGHLEVEL_WEBHOOK_PUBLIC_KEY", "HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY"];
+export const OPTIONAL_SECRETS = [
+  "FOURDEGREES_API_KEY",
+  "HIGHLEVEL_WEBHOOK_PUBLIC_KEY",
+  "HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY",
+];
 
 /** Scopes the Worker asks HighLevel for (src/highlevel/oauth.ts `scopesFor`; a test keeps them equal). */
 export const HIGHLEVEL_SCOPES = {
@@ -48,7 +52,9 @@ const RawConfigSchema = z.object({
   queues: z
     .object({
       producers: z.array(z.object({ queue: z.string().min(1) })).default([]),
-      consumers: z.array(z.object({ queue: z.string().min(1), dead_letter_queue: z.string().min(1).optional() })).default([]),
+      consumers: z
+        .array(z.object({ queue: z.string().min(1), dead_letter_queue: z.string().min(1).optional() }))
+        .default([]),
     })
     .default({ producers: [], consumers: [] }),
   d1_databases: z.array(z.object({ binding: z.string().min(1) })).default([]),
@@ -133,7 +139,8 @@ export function queueExists(name: string, result: WranglerResult): boolean {
 export function secretNames(stdout: string): string[] {
   const start = stdout.indexOf("[");
   const end = stdout.lastIndexOf("]");
-  const parsed = z.array(z.object({ name: z.string() })).safeParse(start >= 0 ? safeJson(stdout.slice(start, end + 1)) : null);
+  const listed = start >= 0 ? safeJson(stdout.slice(start, end + 1)) : null;
+  const parsed = z.array(z.object({ name: z.string() })).safeParse(listed);
   if (!parsed.success) throw new Error(`wrangler secret list printed no JSON list of secrets:\n${stdout}`);
   return parsed.data.map((s) => s.name);
 }
@@ -164,7 +171,11 @@ async function migrate(run: RunWrangler, binding: string): Promise<"applied" | "
  * Runs the deploy. Migrations go before `wrangler deploy` so new code never meets the old schema;
  * on the very first run the database does not exist yet, so they follow the deploy that creates it.
  */
-export async function runDeploy(config: DeployConfig, run: RunWrangler, say: (line: string) => void): Promise<DeployReport> {
+export async function runDeploy(
+  config: DeployConfig,
+  run: RunWrangler,
+  say: (line: string) => void,
+): Promise<DeployReport> {
   const queuesCreated: string[] = [];
   for (const name of config.queues) {
     if (queueExists(name, await run(["queues", "info", name]))) continue;
@@ -173,7 +184,8 @@ export async function runDeploy(config: DeployConfig, run: RunWrangler, say: (li
     if (created.code !== 0) throw new DeployStepError(`wrangler queues create ${name}`, created);
     queuesCreated.push(name);
   }
-  say(queuesCreated.length ? `queues created: ${queuesCreated.join(", ")}` : `queues present: ${config.queues.join(", ")}`);
+  const newQueues = queuesCreated.join(", ");
+  say(newQueues ? `queues created: ${newQueues}` : `queues present: ${config.queues.join(", ")}`);
 
   const migrations: DeployReport["migrations"] = {};
   const afterDeploy: string[] = [];
@@ -189,7 +201,8 @@ export async function runDeploy(config: DeployConfig, run: RunWrangler, say: (li
   say("wrangler deploy");
   const deployed = await run(["deploy"], { echo: true });
   if (deployed.code !== 0) throw new DeployStepError("wrangler deploy", deployed);
-  const provisioned = [...deployed.stdout.matchAll(/Creating new ([A-Za-z0-9 ]+?) "([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
+  const creations = deployed.stdout.matchAll(/Creating new ([A-Za-z0-9 ]+?) "([^"]+)"/g);
+  const provisioned = [...creations].map((m) => `${m[1]} ${m[2]}`);
   const deployedUrls = [...new Set(deployed.stdout.match(/https:\/\/[^\s"']+\.workers\.dev/g) ?? [])];
 
   for (const binding of afterDeploy) {
@@ -234,7 +247,11 @@ export function summary(config: DeployConfig, report: DeployReport): string[] {
       .filter(([, outcome]) => outcome === "applied")
       .map(([binding]) => `migrations on ${binding}`),
   ];
-  lines.push(changed.length ? `Created or applied: ${changed.join(", ")}.` : "Nothing to create: queues, D1, KV and migrations were already in place.");
+  lines.push(
+    changed.length
+      ? `Created or applied: ${changed.join(", ")}.`
+      : "Nothing to create: queues, D1, KV and migrations were already in place.",
+  );
   if (report.deployedUrls.length) lines.push(`Deployed at ${report.deployedUrls.join(", ")}.`);
 
   if (report.missingRequired.length) {
@@ -242,14 +259,16 @@ export function summary(config: DeployConfig, report: DeployReport): string[] {
     for (const name of report.missingRequired) lines.push(`  npx wrangler secret put ${name}`);
   }
   if (report.missingOptional.length) {
-    lines.push("", `Optional secrets not set (fine unless you need them; README "Configuration"): ${report.missingOptional.join(", ")}`);
+    const names = report.missingOptional.join(", ");
+    lines.push("", `Optional secrets not set (fine unless you need them; README "Configuration"): ${names}`);
   }
   if (report.publicUrlMismatch) {
     const { configured, deployed } = report.publicUrlMismatch;
     lines.push(
       "",
       `PUBLIC_URL in wrangler.toml is ${configured}, but the Worker is served at ${deployed.join(", ")}.`,
-      `Set PUBLIC_URL = "${deployed[0]}" under [vars] and run \`npm run deploy\` again: the OAuth redirect URL is built from it.`,
+      `Set PUBLIC_URL = "${deployed[0]}" under [vars] and run \`npm run deploy\` again:`,
+      "the OAuth redirect URL is built from it.",
     );
   }
 

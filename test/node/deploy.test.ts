@@ -2,7 +2,8 @@
  * `npm run deploy` (scripts/deploy.ts) offline, against a stand-in wrangler that keeps a fake
  * Cloudflare account in a JSON file (test/node/fake-wrangler.ts): a first run on an empty
  * account creates the queues, deploys (D1 and KV provisioned), migrates and names the unset secrets;
- * a second run creates nothing. Also the config parse (the printed scopes: test/worker/highlevel/oauth-scopes-printed.test.ts).
+ * a second run creates nothing. Also the config parse; the printed scopes are checked in
+ * test/worker/highlevel/oauth-scopes-printed.test.ts.
  */
 import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -14,14 +15,21 @@ import { deployConfigFrom, OPTIONAL_SECRETS } from "../../scripts/lib/deploy.ts"
 import { ROOT } from "../../scripts/lib/processes.ts";
 import { WORKERS_DEV, type FakeAccount } from "./fake-wrangler.ts";
 
-const REQUIRED = ["HIGHLEVEL_CLIENT_ID", "HIGHLEVEL_CLIENT_SECRET", "TOKEN_ENCRYPTION_KEY", "ADMIN_TOKEN", "FOURDEGREES_WEBHOOK_SECRET"];
+const REQUIRED = [
+  "HIGHLEVEL_CLIENT_ID",
+  "HIGHLEVEL_CLIENT_SECRET",
+  "TOKEN_ENCRYPTION_KEY",
+  "ADMIN_TOKEN",
+  "FOURDEGREES_WEBHOOK_SECRET",
+];
 const QUEUES = ["sync-events", "sync-bulk", "sync-events-dlq"];
 
 const dir = mkdtempSync(join(tmpdir(), "fdghl-deploy-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const stateFile = join(dir, "account.json");
 const wrangler = join(dir, "wrangler");
-writeFileSync(wrangler, `#!/bin/sh\nexec "${process.execPath}" "${resolve(import.meta.dirname, "fake-wrangler.ts")}" "$@"\n`);
+const fake = resolve(import.meta.dirname, "fake-wrangler.ts");
+writeFileSync(wrangler, `#!/bin/sh\nexec "${process.execPath}" "${fake}" "$@"\n`);
 chmodSync(wrangler, 0o755);
 
 /** The project's wrangler.toml with PUBLIC_URL set to `publicUrl` (the real file is left alone). */
@@ -57,10 +65,29 @@ function deploy(configFile: string): Promise<{ code: number; output: string }> {
   });
 }
 
-const commands = (calls: string[][]) => calls.map((argv) => argv.filter((_, i) => i < argv.indexOf("--config")).join(" "));
+/** Each call without its trailing `--config <file>`. */
+const commands = (calls: string[][]) => calls.map((argv) => argv.slice(0, argv.indexOf("--config")).join(" "));
+
+/** An account where an earlier deploy left everything in place. */
+const deployedAccount: Partial<FakeAccount> = {
+  queues: QUEUES,
+  d1: "d1-uuid",
+  kv: "kv-id",
+  workerDeployed: true,
+  pendingMigrations: [],
+  secrets: REQUIRED,
+};
 
 beforeEach(() => {
-  const empty: FakeAccount = { queues: [], d1: null, kv: null, workerDeployed: false, pendingMigrations: ["0001_init.sql", "0002_more.sql"], secrets: [], calls: [] };
+  const empty: FakeAccount = {
+    queues: [],
+    d1: null,
+    kv: null,
+    workerDeployed: false,
+    pendingMigrations: ["0001_init.sql", "0002_more.sql"],
+    secrets: [],
+    calls: [],
+  };
   writeFileSync(stateFile, JSON.stringify(empty));
 });
 
@@ -79,11 +106,12 @@ describe("npm run deploy against a stand-in wrangler", () => {
     expect(account().calls.every((argv) => argv.at(-1) === config)).toBe(true);
     expect(account()).toMatchObject({ queues: QUEUES, d1: "d1-uuid", kv: "kv-id", pendingMigrations: [] });
     expect(first.output).toContain(
-      "Created or applied: queue sync-events, queue sync-bulk, queue sync-events-dlq, D1 Database fourdegrees-ghl-sync, " +
-        "KV Namespace fourdegrees-ghl-sync-cache, migrations on DB.",
+      "Created or applied: queue sync-events, queue sync-bulk, queue sync-events-dlq, " +
+        "D1 Database fourdegrees-ghl-sync, KV Namespace fourdegrees-ghl-sync-cache, migrations on DB.",
     );
     for (const name of REQUIRED) expect(first.output).toContain(`  npx wrangler secret put ${name}\n`);
-    expect(first.output).toContain(`Optional secrets not set (fine unless you need them; README "Configuration"): ${OPTIONAL_SECRETS.join(", ")}`);
+    expect(first.output).toContain(`Optional secrets not set (fine unless you need them; README "Configuration"): ` +
+      OPTIONAL_SECRETS.join(", "));
     expect(first.output).toContain(`Redirect URL:        ${WORKERS_DEV}/oauth/callback`);
     expect(first.output).toContain(`Default webhook URL: ${WORKERS_DEV}/webhooks/highlevel`);
     expect(first.output).toContain(`Webhook URL:         ${WORKERS_DEV}/webhooks/4degrees`);
@@ -107,19 +135,24 @@ describe("npm run deploy against a stand-in wrangler", () => {
   });
 
   it("on an existing deployment, new migrations are applied before the new code is deployed", async () => {
-    setAccount({ queues: QUEUES, d1: "d1-uuid", kv: "kv-id", workerDeployed: true, pendingMigrations: ["0009_next.sql"], secrets: REQUIRED });
+    setAccount({ ...deployedAccount, pendingMigrations: ["0009_next.sql"] });
     const run = await deploy(configWith(WORKERS_DEV));
     expect(run.code, run.output).toBe(0);
-    expect(commands(account().calls).slice(QUEUES.length)).toEqual(["d1 migrations apply DB --remote", "deploy", "secret list --format json"]);
+    expect(commands(account().calls).slice(QUEUES.length)).toEqual([
+      "d1 migrations apply DB --remote",
+      "deploy",
+      "secret list --format json",
+    ]);
     expect(run.output).toContain("Created or applied: migrations on DB.");
   });
 
   it("error: a PUBLIC_URL the Worker is not served on is named, with the URL to put there", async () => {
-    setAccount({ queues: QUEUES, d1: "d1-uuid", kv: "kv-id", workerDeployed: true, pendingMigrations: [], secrets: REQUIRED });
+    setAccount(deployedAccount);
     const run = await deploy(configWith("https://fourdegrees-ghl-sync.other.workers.dev"));
     expect(run.code, run.output).toBe(1);
     expect(run.output).toContain(
-      `PUBLIC_URL in wrangler.toml is https://fourdegrees-ghl-sync.other.workers.dev, but the Worker is served at ${WORKERS_DEV}.`,
+      "PUBLIC_URL in wrangler.toml is https://fourdegrees-ghl-sync.other.workers.dev, " +
+        `but the Worker is served at ${WORKERS_DEV}.`,
     );
     expect(run.output).toContain(`Set PUBLIC_URL = "${WORKERS_DEV}" under [vars]`);
     expect(run.output).toContain(`Redirect URL:        ${WORKERS_DEV}/oauth/callback`);
@@ -145,7 +178,13 @@ describe("npm run deploy against a stand-in wrangler", () => {
 describe("deployConfigFrom", () => {
   it("reads the project's wrangler.toml: every queue once, the D1 binding, the required secrets", () => {
     const config = deployConfigFrom(experimental_readRawConfig({ config: resolve(ROOT, "wrangler.toml") }).rawConfig);
-    expect(config).toMatchObject({ workerName: "fourdegrees-ghl-sync", queues: QUEUES, d1Bindings: ["DB"], requiredSecrets: REQUIRED, syncMode: "two-way" });
+    expect(config).toMatchObject({
+      workerName: "fourdegrees-ghl-sync",
+      queues: QUEUES,
+      d1Bindings: ["DB"],
+      requiredSecrets: REQUIRED,
+      syncMode: "two-way",
+    });
   });
 
   it("counts a queue named only as a dead-letter queue, and refuses a config without a name", () => {

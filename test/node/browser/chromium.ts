@@ -1,11 +1,13 @@
 /**
  * Finds a Chromium for the browser tests, with no download at run time and no root: `CHROMIUM_PATH`
  * when set, else a system Chromium that actually starts, else the headless Chromium that the
- * `@sparticuz/chromium` devDependency carries inside the package (unpacked to the temp dir).
+ * `@sparticuz/chromium` devDependency carries inside the package (unpacked once into the temp dir).
  */
 import { execFile } from "node:child_process";
-import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { delimiter, dirname, join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 
 /** Where the chosen Chromium came from. */
@@ -75,13 +77,46 @@ export function whichExecutable(name: string, pathVar = process.env["PATH"] ?? "
   return null;
 }
 
+/**
+ * Unpacks the packaged Chromium once per version into `<tmp>/sparticuz-chromium-<version>-<uid>/`. The
+ * package itself unpacks straight into the temp dir's root, so an interrupted or concurrent unpack
+ * leaves a truncated binary that it then reuses; here it unpacks into a private staging dir (its
+ * TMPDIR for the call) that is renamed into place whole.
+ */
 async function unpackBundled(): Promise<string> {
   if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64")) {
     const here = `${process.platform}/${process.arch}`;
     throw new Error(`@sparticuz/chromium ships Chromium for Linux x64/arm64 only, not ${here}`);
   }
-  const { default: packaged } = await import("@sparticuz/chromium");
-  return packaged.executablePath();
+  const entry = createRequire(import.meta.url).resolve("@sparticuz/chromium");
+  const manifest = JSON.parse(readFileSync(join(dirname(entry), "../package.json"), "utf8")) as { version: string };
+  const root = tmpdir();
+  // Per user as well: the staging dir (and so the folder) is private to whoever unpacked it.
+  const target = join(root, `sparticuz-chromium-${manifest.version}-${process.getuid?.() ?? "user"}`);
+  if (existsSync(join(target, "chromium"))) return join(target, "chromium");
+
+  const staging = mkdtempSync(join(root, "sparticuz-chromium-unpack-"));
+  const saved = process.env["TMPDIR"];
+  process.env["TMPDIR"] = staging;
+  try {
+    const { default: packaged } = await import("@sparticuz/chromium");
+    const unpacked = await packaged.executablePath();
+    if (unpacked !== join(staging, "chromium")) throw new Error(`unpacked to ${unpacked}, not into ${staging}`);
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw error;
+  } finally {
+    if (saved === undefined) delete process.env["TMPDIR"];
+    else process.env["TMPDIR"] = saved;
+  }
+  try {
+    renameSync(staging, target);
+  } catch (error) {
+    // Another run put its copy there first: use that one.
+    rmSync(staging, { recursive: true, force: true });
+    if (!existsSync(join(target, "chromium"))) throw error;
+  }
+  return join(target, "chromium");
 }
 
 const DEFAULT_DEPS: ChromiumFinderDeps = {
@@ -127,7 +162,7 @@ export async function findChromium(deps: ChromiumFinderDeps = DEFAULT_DEPS): Pro
   if (version === null) {
     throw new Error(
       `no Chromium starts: ${describe(tried)}; @sparticuz/chromium unpacked ${path} but it does not start ` +
-        `(a partial unpack? delete it and retry), or set CHROMIUM_PATH`,
+        `(delete its folder to unpack it again), or set CHROMIUM_PATH`,
     );
   }
   return { path, source: "@sparticuz/chromium", version };

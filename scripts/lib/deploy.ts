@@ -45,7 +45,12 @@ export interface DeployConfig {
   requiredSecrets: string[];
   publicUrl: string | undefined;
   syncMode: keyof typeof HIGHLEVEL_SCOPES;
+  /** `[vars]` the Worker needs that wrangler.toml leaves empty (it refuses to start without them). */
+  missingVars: string[];
 }
+
+/** Vars with no safe default: each deployment sets its own (src/config.ts names them when missing). */
+const REQUIRED_VARS = ["PUBLIC_URL", "HIGHLEVEL_APP_ID"] as const;
 
 const RawConfigSchema = z.object({
   name: z.string().min(1, "wrangler.toml has no `name`"),
@@ -83,6 +88,10 @@ export function deployConfigFrom(raw: unknown): DeployConfig {
     requiredSecrets: config.secrets.required,
     publicUrl: typeof publicUrl === "string" ? publicUrl.replace(/\/+$/, "") : undefined,
     syncMode,
+    missingVars: REQUIRED_VARS.filter((name) => {
+      const value = config.vars[name];
+      return typeof value !== "string" || value.trim() === "";
+    }),
   };
 }
 
@@ -123,6 +132,8 @@ export interface DeployReport {
   deployedUrls: string[];
   missingRequired: string[];
   missingOptional: string[];
+  /** Required `[vars]` left empty in wrangler.toml. */
+  missingVars: string[];
   /** PUBLIC_URL names a workers.dev host the Worker is not served on (the OAuth redirect would break). */
   publicUrlMismatch: { configured: string; deployed: string[] } | undefined;
 }
@@ -233,6 +244,7 @@ export async function runDeploy(
     deployedUrls,
     missingRequired: config.requiredSecrets.filter((name) => !present.has(name)),
     missingOptional: OPTIONAL_SECRETS.filter((name) => !present.has(name)),
+    missingVars: config.missingVars,
     publicUrlMismatch: mismatch,
   };
 }
@@ -257,6 +269,10 @@ export function summary(config: DeployConfig, report: DeployReport): string[] {
   if (report.missingRequired.length) {
     lines.push("", "Required secrets not set (the Worker answers 500 config_invalid until they are):");
     for (const name of report.missingRequired) lines.push(`  npx wrangler secret put ${name}`);
+  }
+  if (report.missingVars.length) {
+    lines.push("", "Vars left empty in wrangler.toml [vars] (the Worker answers 500 config_invalid until set):");
+    for (const name of report.missingVars) lines.push(`  ${name} = "…"`);
   }
   if (report.missingOptional.length) {
     const names = report.missingOptional.join(", ");
@@ -290,7 +306,7 @@ export function summary(config: DeployConfig, report: DeployReport): string[] {
   return lines;
 }
 
-/** 0 when the deployment is ready to use; 1 when it is deployed but a secret or PUBLIC_URL is missing. */
+/** 0 when the deployment is ready to use; 1 when it is deployed but a secret, a var or PUBLIC_URL is missing. */
 export function exitCode(report: DeployReport): 0 | 1 {
-  return report.missingRequired.length > 0 || report.publicUrlMismatch ? 1 : 0;
+  return report.missingRequired.length > 0 || report.missingVars.length > 0 || report.publicUrlMismatch ? 1 : 0;
 }

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { experimental_readRawConfig } from "wrangler";
-import { deployConfigFrom, OPTIONAL_SECRETS } from "../../scripts/lib/deploy.ts";
+import { deployConfigFrom, exitCode, OPTIONAL_SECRETS, summary } from "../../scripts/lib/deploy.ts";
 import { ROOT } from "../../scripts/lib/processes.ts";
 import { WORKERS_DEV, type FakeAccount } from "./fake-wrangler.ts";
 
@@ -22,7 +22,7 @@ const REQUIRED = [
   "ADMIN_TOKEN",
   "FOURDEGREES_WEBHOOK_SECRET",
 ];
-const QUEUES = ["sync-events", "sync-bulk", "sync-events-dlq"];
+const QUEUES = ["sync-events", "sync-bulk", "sync-notify", "sync-events-dlq"];
 
 const dir = mkdtempSync(join(tmpdir(), "fdghl-deploy-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,11 +32,16 @@ const fake = resolve(import.meta.dirname, "fake-wrangler.ts");
 writeFileSync(wrangler, `#!/bin/sh\nexec "${process.execPath}" "${fake}" "$@"\n`);
 chmodSync(wrangler, 0o755);
 
-/** The project's wrangler.toml with PUBLIC_URL set to `publicUrl` (the real file is left alone). */
-function configWith(publicUrl: string): string {
-  const file = join(dir, `wrangler-${Buffer.from(publicUrl).toString("hex").slice(-12)}.toml`);
+/**
+ * The project's wrangler.toml with PUBLIC_URL set to `publicUrl` and an app id (unless `appId` is
+ * empty), written beside the test (the real file is left alone).
+ */
+function configWith(publicUrl: string, appId = "6650f1e2a3b4c5d6e7f80912"): string {
+  const file = join(dir, `wrangler-${Buffer.from(publicUrl + appId).toString("hex").slice(-16)}.toml`);
   const toml = readFileSync(resolve(ROOT, "wrangler.toml"), "utf8");
-  const replaced = toml.replace(/^PUBLIC_URL = ".*"$/m, `PUBLIC_URL = "${publicUrl}"`);
+  const replaced = toml
+    .replace(/^PUBLIC_URL = ".*"$/m, `PUBLIC_URL = "${publicUrl}"`)
+    .replace(/^HIGHLEVEL_APP_ID = ".*"$/m, `HIGHLEVEL_APP_ID = "${appId}"`);
   expect(replaced).not.toBe(toml);
   writeFileSync(file, replaced);
   return file;
@@ -106,7 +111,7 @@ describe("npm run deploy against a stand-in wrangler", () => {
     expect(account().calls.every((argv) => argv.at(-1) === config)).toBe(true);
     expect(account()).toMatchObject({ queues: QUEUES, d1: "d1-uuid", kv: "kv-id", pendingMigrations: [] });
     expect(first.output).toContain(
-      "Created or applied: queue sync-events, queue sync-bulk, queue sync-events-dlq, " +
+      "Created or applied: queue sync-events, queue sync-bulk, queue sync-notify, queue sync-events-dlq, " +
         "D1 Database fourdegrees-ghl-sync, KV Namespace fourdegrees-ghl-sync-cache, migrations on DB.",
     );
     for (const name of REQUIRED) expect(first.output).toContain(`  npx wrangler secret put ${name}\n`);
@@ -184,7 +189,28 @@ describe("deployConfigFrom", () => {
       d1Bindings: ["DB"],
       requiredSecrets: REQUIRED,
       syncMode: "two-way",
+      // Left empty on purpose in the committed file: each deployment names its own app.
+      missingVars: ["HIGHLEVEL_APP_ID"],
     });
+  });
+
+  it("error: a required var left empty is named and the run exits 1", () => {
+    const raw = { name: "w", vars: { PUBLIC_URL: "https://w.example.com", HIGHLEVEL_APP_ID: " " } };
+    const config = deployConfigFrom(raw);
+    expect(config.missingVars).toEqual(["HIGHLEVEL_APP_ID"]);
+    const report = {
+      queuesCreated: [],
+      provisioned: [],
+      migrations: {},
+      deployedUrls: [],
+      missingRequired: [],
+      missingOptional: [],
+      missingVars: config.missingVars,
+      publicUrlMismatch: undefined,
+    };
+    expect(summary(config, report)).toContain('  HIGHLEVEL_APP_ID = "…"');
+    expect(exitCode(report)).toBe(1);
+    expect(exitCode({ ...report, missingVars: [] })).toBe(0);
   });
 
   it("counts a queue named only as a dead-letter queue, and refuses a config without a name", () => {

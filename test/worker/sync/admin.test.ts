@@ -41,6 +41,17 @@ describe("security", () => {
     }
     expect((await api("/accounts", { token: "wrong-token-0123456789" })).status).toBe(401);
   });
+
+  it("security: a manual sync names only a location of the account", async () => {
+    expect((await bootstrap()).status).toBe(201);
+    const foreign = await api("/accounts/boot/sync", { method: "POST", body: { side: "highlevel", recordId: "opp-x", locationId: "someone-elses-location" } });
+    expect(foreign.status).toBe(400);
+    const answer = await foreign.json<{ error: { message: string; details: Array<{ field: string }> } }>();
+    expect(answer.error.message).toContain("does not belong to account boot");
+    expect(answer.error.details[0]?.field).toBe("locationId");
+    const own = await api("/accounts/boot/sync", { method: "POST", body: { side: "highlevel", recordId: "opp-x", locationId: demo.locationId } });
+    expect(own.status).toBe(202);
+  });
 });
 
 describe("bootstrap (happy)", () => {

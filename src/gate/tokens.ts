@@ -73,7 +73,7 @@ const StateSchema = z.object({
 });
 type State = z.infer<typeof StateSchema>;
 
-/** The additional data that binds a token ciphertext to its connection row (also used by src/highlevel/pit.ts). */
+/** The additional data that binds a token ciphertext to its connection row. */
 export const tokenAad = (connectionId: string, which: "access" | "refresh") => `connection:${connectionId}:${which}`;
 const aad = tokenAad;
 

@@ -17,6 +17,7 @@ import { installFromGrant, type InstallOutcome } from "../highlevel/install.ts";
 import { authorizeUrl, exchangeInstallCode } from "../highlevel/oauth.ts";
 import { bytesToBase64, timingSafeEqualStrings } from "../lib/crypto.ts";
 import { companyConnectionId, locationConnectionId, setInstallOrigin, type InstallOrigin } from "../store/connections.ts";
+import { clearAppCondition, HIGHLEVEL_CLIENT_REJECTED } from "../store/app-status.ts";
 import { consumeOAuthState, createOAuthState, OAUTH_STATE_TTL_MS } from "../store/oauth-state.ts";
 import { accessSettings } from "./access.ts";
 import { adminAuth } from "./admin-auth.ts";
@@ -113,6 +114,8 @@ export const oauth = new Hono<AppEnv>()
     }
     try {
       const grant = await exchangeInstallCode(c.var.config, code);
+      // The client credentials work: a `highlevel_client_rejected` condition is over.
+      if (await clearAppCondition(c.env.DB, HIGHLEVEL_CLIENT_REJECTED)) log.info({ event: "highlevel.app_recovered", outcome: "ok", reason: "code exchange accepted the client credentials" });
       const outcome = await installFromGrant(c.env, c.var.config, grant, log);
       await setInstallOrigin(c.env.DB, installedIds(outcome), origin);
       const pending = outcome.pending.length ? ` ${outcome.pending.length} more will connect shortly.` : "";

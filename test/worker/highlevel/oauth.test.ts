@@ -93,6 +93,17 @@ describe("OAuth install", () => {
     expect(set).not.toContain(new URL(res.headers.get("location") ?? "").searchParams.get("state") ?? "-"); // the hash, not the state
   });
 
+  it("security: on plain http from loopback (wrangler dev) the state cookie is a plain Lax cookie, as the console session is", async () => {
+    const res = await exports.default.fetch("http://127.0.0.1:8787/oauth/install", { redirect: "manual", headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } });
+    const set = res.headers.get("set-cookie") ?? "";
+    expect(set).toMatch(/^oauth_state=[A-Za-z0-9_-]{43};/);
+    expect(set).not.toMatch(/Secure/i);
+    expect(set).toMatch(/; SameSite=Lax/i);
+    const state = new URL(res.headers.get("location") ?? "").searchParams.get("state") ?? "";
+    const done = await exports.default.fetch(`http://127.0.0.1:8787/oauth/callback?code=good-code&state=${state}`, { headers: { cookie: set.split(";")[0] ?? "" } });
+    expect(done.status).toBe(200);
+  });
+
   it("security: a callback from a browser that did not start the install is refused, and its state is spent", async () => {
     const victim = await startInstall();
     const other = await startInstall();

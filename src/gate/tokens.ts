@@ -287,38 +287,85 @@ export class TokenKeeper {
       log.error({ event: "highlevel.app_status_failed", error: e, outcome: "failed" });
       return null;
     });
-    if (closed) log.info({ event: "highlevel.app_recovered", outcome: "ok", reason: "the token endpoint accepts the client credentials again", since: closed.since });
+    if (!closed) return;
+    const reason = "the token endpoint accepts the client credentials again";
+    log.info({ event: "highlevel.app_recovered", outcome: "ok", reason, since: closed.since });
   }
 
   /** Stores the new refresh token of a malformed 2xx answer (and its access token when usable). */
-  private async keepRotated(connectionId: string, state: State, err: RotatedTokenAnswerError, log: Logger): Promise<TokenResult> {
+  private async keepRotated(
+    connectionId: string,
+    state: State,
+    err: RotatedTokenAnswerError,
+    log: Logger,
+  ): Promise<TokenResult> {
     const now = this.now();
-    const fresh = err.accessToken !== null && err.expiresIn !== null ? { token: err.accessToken, expiresAt: now + err.expiresIn * 1000 } : null;
+    const fresh =
+      err.accessToken !== null && err.expiresIn !== null
+        ? { token: err.accessToken, expiresAt: now + err.expiresIn * 1000 }
+        : null;
     const access = fresh?.token ?? (await this.open(connectionId, state)).accessToken;
     const enc = await this.sealed(connectionId, access, err.refreshToken);
-    const next: State = { ...state, ...enc, expiresAt: fresh?.expiresAt ?? state.expiresAt, version: state.version + 1, status: "active", lastError: fresh ? null : err.message, retryAt: null, failures: 0, d1Dirty: false };
+    const next: State = {
+      ...state,
+      ...enc,
+      expiresAt: fresh?.expiresAt ?? state.expiresAt,
+      version: state.version + 1,
+      status: "active",
+      lastError: fresh ? null : err.message,
+      retryAt: null,
+      failures: 0,
+      d1Dirty: false,
+    };
     this.write(connectionId, next);
     await this.syncD1(connectionId, next);
-    log.warn({ event: "highlevel.token.malformed_answer", outcome: fresh ? "ok" : "retry", reason: err.message, token_version: next.version });
+    const outcome = fresh ? "ok" : "retry";
+    log.warn({ event: "highlevel.token.malformed_answer", outcome, reason: err.message, token_version: next.version });
     if (state.tokenSource === "refresh") await this.clientAccepted(log);
-    if (fresh) return { ok: true, accessToken: fresh.token, expiresAt: fresh.expiresAt, scopes: state.scopes, version: next.version };
+    if (fresh) {
+      return {
+        ok: true,
+        accessToken: fresh.token,
+        expiresAt: fresh.expiresAt,
+        scopes: state.scopes,
+        version: next.version,
+      };
+    }
     return fail("server", `${err.message}; the new refresh token is stored and the next refresh uses it`);
+  }
+
+  /** `invalid_client`: the app's secret is wrong, not the grant, so the unspent refresh token stays. */
+  private async clientRejected(
+    connectionId: string,
+    state: State,
+    err: HighLevelError,
+    log: Logger,
+  ): Promise<TokenResult> {
+    const now = this.now();
+    const reason =
+      `HighLevel refused this app's client credentials (${err.upstreamMessage}): ` +
+      "check HIGHLEVEL_CLIENT_ID and HIGHLEVEL_CLIENT_SECRET";
+    this.write(connectionId, { ...state, lastError: reason });
+    const status = { lastError: reason, retryAt: state.retryAt, now };
+    await setConnectionStatus(this.deps.db, connectionId, state.status, status)
+      .catch((e: unknown) => log.error({ event: "highlevel.token.d1_status_failed", error: e, outcome: "failed" }));
+    const opened = await raiseAppCondition(this.deps.db, HIGHLEVEL_CLIENT_REJECTED, reason, now).catch((e: unknown) => {
+      log.error({ event: "highlevel.app_status_failed", error: e, outcome: "failed" });
+      return false;
+    });
+    const trace_id = err.traceId;
+    // One alert per episode: only the call that opened the condition raises it.
+    if (opened) log.error({ event: "highlevel.app_misconfigured", outcome: "failed", reason, trace_id, alert: true });
+    else log.warn({ event: "highlevel.token.client_rejected", outcome: "retry", reason, trace_id });
+    const recovery = "The refresh token is kept; the connection recovers on the first refresh after the fix";
+    return fail("server", `${reason}. ${recovery}`, CLIENT_REJECTED_RETRY_MS);
   }
 
   private async refreshFailed(connectionId: string, state: State, err: HighLevelError, log: Logger): Promise<TokenResult> {
     const now = this.now();
-    if ((err.upstreamStatus === 400 || err.upstreamStatus === 401) && isInvalidClient(err.upstreamMessage)) {
-      // The app's secret is wrong, not the grant: the refresh token is unspent and stays.
-      const reason = `HighLevel refused this app's client credentials (${err.upstreamMessage}): check HIGHLEVEL_CLIENT_ID and HIGHLEVEL_CLIENT_SECRET`;
-      this.write(connectionId, { ...state, lastError: reason });
-      await setConnectionStatus(this.deps.db, connectionId, state.status, { lastError: reason, retryAt: state.retryAt, now }).catch((e: unknown) => log.error({ event: "highlevel.token.d1_status_failed", error: e, outcome: "failed" }));
-      const opened = await raiseAppCondition(this.deps.db, HIGHLEVEL_CLIENT_REJECTED, reason, now).catch((e: unknown) => {
-        log.error({ event: "highlevel.app_status_failed", error: e, outcome: "failed" });
-        return false;
-      });
-      if (opened) log.error({ event: "highlevel.app_misconfigured", outcome: "failed", reason, trace_id: err.traceId, alert: true });
-      else log.warn({ event: "highlevel.token.client_rejected", outcome: "retry", reason: err.upstreamMessage, trace_id: err.traceId });
-      return fail("server", `${reason}. The refresh token is kept; the connection recovers on the first refresh after the fix`, CLIENT_REJECTED_RETRY_MS);
+    const status = err.upstreamStatus;
+    if ((status === 400 || status === 401) && isInvalidClient(err.upstreamMessage)) {
+      return this.clientRejected(connectionId, state, err, log);
     }
     if (err.category === "reconnect" || (err.category === "auth" && state.tokenSource === "refresh")) {
       const next: State = { ...state, status: "needs_reconnect", lastError: err.message, retryAt: null };

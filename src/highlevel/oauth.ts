@@ -84,7 +84,7 @@ export class RotatedTokenAnswerError extends HighLevelError {
   readonly accessToken: string | null;
   readonly expiresIn: number | null;
 
-  constructor(message: string, rotated: { refreshToken: string; accessToken: string | null; expiresIn: number | null }) {
+  constructor(message: string, rotated: Pick<RotatedTokenAnswerError, "refreshToken" | "accessToken" | "expiresIn">) {
     super("server", message);
     this.name = "RotatedTokenAnswerError";
     this.refreshToken = rotated.refreshToken;
@@ -93,7 +93,14 @@ export class RotatedTokenAnswerError extends HighLevelError {
   }
 }
 
-const RotatedFieldsSchema = z.object({ refresh_token: z.string().min(1), access_token: z.string().min(1).optional().catch(undefined), expires_in: z.number().positive().optional().catch(undefined) }).loose();
+/** The fields a malformed refresh answer may still carry usable (each one that fails is dropped, not fatal). */
+const RotatedFieldsSchema = z
+  .object({
+    refresh_token: z.string().min(1),
+    access_token: z.string().min(1).optional().catch(undefined),
+    expires_in: z.number().positive().optional().catch(undefined),
+  })
+  .loose();
 
 type OAuthConfig = Pick<Config, "HIGHLEVEL_API_BASE" | "HIGHLEVEL_CLIENT_ID" | "HIGHLEVEL_CLIENT_SECRET" | "PUBLIC_URL">;
 
@@ -151,7 +158,12 @@ export async function refreshTokens(config: OAuthConfig, refreshToken: string, u
     // The old refresh token is spent once HighLevel answered 2xx: salvage the new one if it is there.
     const rotated = RotatedFieldsSchema.safeParse(safeJson(text));
     if (!rotated.success || !(err instanceof HighLevelError)) throw err;
-    throw new RotatedTokenAnswerError(err.message, { refreshToken: rotated.data.refresh_token, accessToken: rotated.data.access_token ?? null, expiresIn: rotated.data.expires_in ?? null });
+    const { refresh_token: refreshToken, access_token: accessToken, expires_in: expiresIn } = rotated.data;
+    throw new RotatedTokenAnswerError(err.message, {
+      refreshToken,
+      accessToken: accessToken ?? null,
+      expiresIn: expiresIn ?? null,
+    });
   }
 }
 

@@ -20,7 +20,10 @@ export const PIT_EXPIRY_MS = 10 * 365 * 86_400_000;
  * the gate bumps the token version, so a token handed out before is no longer the current one.
  * Returns the connection id (`location:{locationId}`).
  */
-export async function savePrivateIntegrationConnection(env: Pick<Env, "DB" | "GATE">, input: { locationId: string; token: string; companyId?: string | null }): Promise<string> {
+export async function savePrivateIntegrationConnection(
+  env: Pick<Env, "DB" | "GATE">,
+  input: { locationId: string; token: string; companyId?: string | null },
+): Promise<string> {
   const id = locationConnectionId(input.locationId);
   const existing = await getConnection(env.DB, id);
   await tokenGate(env, id).installTokens({

@@ -16,7 +16,8 @@ import { HighLevelError } from "../highlevel/errors.ts";
 import { installFromGrant, type InstallOutcome } from "../highlevel/install.ts";
 import { authorizeUrl, exchangeInstallCode } from "../highlevel/oauth.ts";
 import { bytesToBase64, timingSafeEqualStrings } from "../lib/crypto.ts";
-import { companyConnectionId, locationConnectionId, setInstallOrigin, type InstallOrigin } from "../store/connections.ts";
+import { companyConnectionId, locationConnectionId, setInstallOrigin } from "../store/connections.ts";
+import type { InstallOrigin } from "../store/connections.ts";
 import { clearAppCondition, HIGHLEVEL_CLIENT_REJECTED } from "../store/app-status.ts";
 import { consumeOAuthState, createOAuthState, OAUTH_STATE_TTL_MS } from "../store/oauth-state.ts";
 import { accessSettings } from "./access.ts";
@@ -38,7 +39,8 @@ async function stateHash(state: string): Promise<string> {
 
 const cookieOptions = (c: Context<AppEnv>) => {
   const secure = !isLocalPlainHttp(c.req.url);
-  return { path: "/", httpOnly: true, secure, sameSite: "Lax" as const, ...(secure ? { prefix: "host" as const } : {}) };
+  const prefix = secure ? { prefix: "host" as const } : {};
+  return { path: "/", httpOnly: true, secure, sameSite: "Lax" as const, ...prefix };
 };
 
 /** Operators only: Access where configured; else the admin bearer token (scripts) or the console session (browsers). */
@@ -102,10 +104,13 @@ export const oauth = new Hono<AppEnv>()
         return page(c, 400, "Install link expired or invalid", "This install link was already used or is older than 10 minutes. Start again from /oauth/install.");
       }
       // The state was consumed above, so a callback from the wrong browser also spends it.
-      const reason = bound === undefined ? "no install cookie" : timingSafeEqualStrings(bound, await stateHash(state)) ? null : "install cookie does not match";
+      const matches = bound !== undefined && timingSafeEqualStrings(bound, await stateHash(state));
+      const reason = bound === undefined ? "no install cookie" : matches ? null : "install cookie does not match";
       if (reason) {
-        log.warn({ event: "oauth.rejected", outcome: "rejected", reason: `state not bound to this browser: ${reason}` });
-        return page(c, 400, "Install started in another browser", `This install was not started from this browser (${reason}). Sign in to the console and use “Connect HighLevel” again, in the same browser.`);
+        log.warn({ event: "oauth.rejected", outcome: "rejected", reason: `state not bound to the browser: ${reason}` });
+        const again = "Sign in to the console and use “Connect HighLevel” again, in the same browser.";
+        const why = `This install was not started from this browser (${reason}).`;
+        return page(c, 400, "Install started in another browser", `${why} ${again}`);
       }
     }
     if (!code) {
@@ -115,12 +120,18 @@ export const oauth = new Hono<AppEnv>()
     try {
       const grant = await exchangeInstallCode(c.var.config, code);
       // The client credentials work: a `highlevel_client_rejected` condition is over.
-      if (await clearAppCondition(c.env.DB, HIGHLEVEL_CLIENT_REJECTED)) log.info({ event: "highlevel.app_recovered", outcome: "ok", reason: "code exchange accepted the client credentials" });
+      if (await clearAppCondition(c.env.DB, HIGHLEVEL_CLIENT_REJECTED)) {
+        log.info({ event: "highlevel.app_recovered", outcome: "ok", reason: "code exchange accepted" });
+      }
       const outcome = await installFromGrant(c.env, c.var.config, grant, log);
       await setInstallOrigin(c.env.DB, installedIds(outcome), origin);
       const pending = outcome.pending.length ? ` ${outcome.pending.length} more will connect shortly.` : "";
-      const marketplace = origin === "marketplace" ? " They are not attached to any account: an operator checks and attaches them in the console (Connections)." : "";
-      return page(c, 200, "HighLevel connected", `Connected ${outcome.locations.length} location(s): ${outcome.locations.join(", ")}.${pending}${marketplace} You can close this window.`);
+      const marketplace =
+        origin === "marketplace"
+          ? " They are not attached to any account: an operator checks and attaches them in the console (Connections)."
+          : "";
+      const connected = `Connected ${outcome.locations.length} location(s): ${outcome.locations.join(", ")}.`;
+      return page(c, 200, "HighLevel connected", `${connected}${pending}${marketplace} You can close this window.`);
     } catch (err) {
       if (!(err instanceof HighLevelError)) throw err;
       log.warn({ event: "oauth.exchange_failed", outcome: "failed", category: err.category, upstream_status: err.upstreamStatus, reason: err.upstreamMessage, trace_id: err.traceId });

@@ -51,7 +51,8 @@ export async function scanNotifications(env: Env, config: Config, log: Logger, n
   const result: ScanResult = { reconnect: none(), quota: none(), clientRejected: none(), errors: 0 };
   try {
     const rules = await listRules(env.DB, { enabledOnly: true });
-    const wants = (trigger: "needs_reconnect" | "quota_low" | "sync_failure") => new Set(rules.filter((r) => r.trigger === trigger).map((r) => r.accountId));
+    const wants = (trigger: "needs_reconnect" | "quota_low" | "sync_failure") =>
+      new Set(rules.filter((r) => r.trigger === trigger).map((r) => r.accountId));
     const reconnectAccounts = wants("needs_reconnect");
     // Per account, the highest quota threshold: below it at least one rule may fire.
     const quotaAccounts = new Map<string, number>();
@@ -63,7 +64,8 @@ export async function scanNotifications(env: Env, config: Config, log: Logger, n
     const rejected = failureAccounts.size > 0 ? await getAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED) : null;
     if (rejected) {
       for (const account of accounts.filter((a) => failureAccounts.has(a.id) && a.locations.length > 0)) {
-        const event = { kind: "sync_failure" as const, accountId: account.id, failureId: `${HIGHLEVEL_CLIENT_REJECTED}:${rejected.since}`, reason: rejected.reason };
+        const failureId = `${HIGHLEVEL_CLIENT_REJECTED}:${rejected.since}`;
+        const event = { kind: "sync_failure" as const, accountId: account.id, failureId, reason: rejected.reason };
         add(result.clientRejected, await notifyChange(env, config, event, log));
       }
     }
@@ -103,6 +105,13 @@ export async function scanNotifications(env: Env, config: Config, log: Logger, n
     result.errors++;
     log.error({ event: "notify.scan_failed", outcome: "failed", error: err });
   }
-  log.info({ event: "notify.scan", outcome: result.errors ? "failed" : "ok", reconnect_enqueued: result.reconnect.enqueued, quota_enqueued: result.quota.enqueued, client_rejected_enqueued: result.clientRejected.enqueued, errors: result.errors });
+  log.info({
+    event: "notify.scan",
+    outcome: result.errors ? "failed" : "ok",
+    reconnect_enqueued: result.reconnect.enqueued,
+    quota_enqueued: result.quota.enqueued,
+    client_rejected_enqueued: result.clientRejected.enqueued,
+    errors: result.errors,
+  });
   return result;
 }

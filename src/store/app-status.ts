@@ -19,8 +19,16 @@ export interface AppCondition {
 const RowSchema = z.object({ key: z.string(), since: z.number(), reason: z.string() });
 
 /** Opens the condition unless it is open already; true when this call opened it (the one to alert). */
-export async function raiseAppCondition(db: D1Database, key: string, reason: string, now: number = Date.now()): Promise<boolean> {
-  const row = await db.prepare("INSERT INTO app_status (key, since, reason) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING key").bind(key, now, reason.slice(0, 500)).first();
+export async function raiseAppCondition(
+  db: D1Database,
+  key: string,
+  reason: string,
+  now = Date.now(),
+): Promise<boolean> {
+  const row = await db
+    .prepare("INSERT INTO app_status (key, since, reason) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING key")
+    .bind(key, now, reason.slice(0, 500))
+    .first();
   return row !== null;
 }
 

@@ -54,7 +54,7 @@ export interface Connection {
   installedAt: number;
   updatedAt: number;
   uninstalledAt: number | null;
-  /** Where the install started: the console (state bound to a signed-in browser) or the Marketplace listing (no state). */
+  /** Where the install started: the console (state bound to a signed-in browser) or the Marketplace (no state). */
   installOrigin: InstallOrigin | null;
 }
 
@@ -188,7 +188,8 @@ export async function saveConnectionTokens(db: D1Database, t: ConnectionTokens, 
 /** Records where the install of these connections started (the OAuth callback, after the gate stored the tokens). */
 export async function setInstallOrigin(db: D1Database, ids: string[], origin: InstallOrigin): Promise<void> {
   if (ids.length === 0) return;
-  await db.batch(ids.map((id) => db.prepare("UPDATE connections SET install_origin = ? WHERE id = ?").bind(origin, id)));
+  const update = db.prepare("UPDATE connections SET install_origin = ? WHERE id = ?");
+  await db.batch(ids.map((id) => update.bind(origin, id)));
 }
 
 /** Sets a connection's status (with the reason and, for `backoff`, when to try again). */

@@ -79,7 +79,11 @@ export async function beginWrite(db: D1Database, key: LedgerKey, operation: stri
     )
     .bind(key.accountId, key.targetSide, key.sourceRecord, key.changeHash, operation, now, now, requestJson)
     .run();
-  if (inserted.meta.changes > 0) return { fresh: true, entry: { ...key, operation, state: "pending", targetId: null, attempts: 1, request: request ?? null, createdAt: now } };
+  if (inserted.meta.changes > 0) {
+    const entry: LedgerEntry = { ...key, operation, state: "pending", targetId: null, attempts: 1, createdAt: now,
+      request: request ?? null };
+    return { fresh: true, entry };
+  }
   const row = await db
     .prepare("UPDATE write_ledger SET attempts = attempts + 1, updated_at = ? WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ? RETURNING *")
     .bind(now, key.accountId, key.targetSide, key.sourceRecord, key.changeHash)

@@ -17,7 +17,8 @@
 import { z } from "zod";
 import type { Logger } from "../lib/log.ts";
 import type { Account } from "../store/accounts.ts";
-import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerEntry, type LedgerKey } from "../store/ledger.ts";
+import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerKey } from "../store/ledger.ts";
+import type { LedgerEntry } from "../store/ledger.ts";
 import {
   addTombstone,
   deleteNoteLink,
@@ -109,7 +110,9 @@ function sameFlat(a: Flat, b: Flat): boolean {
 }
 
 /** What a HighLevel create recorded in the ledger that identifies the opportunity it made. */
-const UnfinishedCreateSchema = z.object({ pipelineId: z.string().min(1), contactId: z.string().min(1), name: z.string() }).loose();
+const UnfinishedCreateSchema = z
+  .object({ pipelineId: z.string().min(1), contactId: z.string().min(1), name: z.string() })
+  .loose();
 /** HighLevel's clock against ours when comparing an opportunity's `createdAt` with the ledger row. */
 const CREATE_CLOCK_SKEW_MS = 5 * 60 * 1000;
 
@@ -608,7 +611,12 @@ export class SyncEngine {
    * began and linked to no deal. One → found; several → ambiguous (review); none → the create never
    * happened.
    */
-  async #findUnfinishedCreate(prior: LedgerEntry, locationId: string): Promise<{ kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | null> {
+  async #findUnfinishedCreate(
+    prior: LedgerEntry,
+    locationId: string,
+  ): Promise<
+    { kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | null
+  > {
     const request = UnfinishedCreateSchema.safeParse(prior.request);
     if (!request.success) return null;
     const { pipelineId, contactId, name } = request.data;

@@ -207,6 +207,13 @@ export const syncAdmin = new Hono<AppEnv>()
   .post("/accounts/:id/sync", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const input = await body(c.req.json(), z.object({ side: Side, recordId: z.string().min(1), locationId: z.string().min(1).optional() }).strict(), "sync body");
+    // A record is read and written through the location's own token: only the account's locations may be named.
+    if (input.locationId !== undefined && !account.locations.includes(input.locationId)) {
+      const theirs = `its locations: ${account.locations.join(", ") || "none"}`;
+      const message = `location ${input.locationId} does not belong to account ${account.id} (${theirs})`;
+      const details = [{ field: "locationId", message: `not one of account ${account.id}'s locations` }];
+      throw new AppError("bad_request", message, { details });
+    }
     await liveJobDeps(c.env, liveConnectors(c.env, c.var.config)).enqueue({ v: 1, kind: "sync.record", accountId: account.id, side: input.side, record: "deal", recordId: input.recordId, locationId: input.locationId ?? null, force: true });
     return c.json({ enqueued: true }, 202);
   })

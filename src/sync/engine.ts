@@ -14,9 +14,11 @@
  * Out of order: a re-read older than the snapshot's `updatedAt` / `version` (a lagging replica, a
  * stale page) is never merged — the job retries shortly instead.
  */
+import { z } from "zod";
 import type { Logger } from "../lib/log.ts";
 import type { Account } from "../store/accounts.ts";
 import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerKey } from "../store/ledger.ts";
+import type { LedgerEntry } from "../store/ledger.ts";
 import {
   addTombstone,
   deleteNoteLink,
@@ -106,6 +108,13 @@ function sameFlat(a: Flat, b: Flat): boolean {
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) if (!same(a[k], b[k])) return false;
   return true;
 }
+
+/** What a HighLevel create recorded in the ledger that identifies the opportunity it made. */
+const UnfinishedCreateSchema = z
+  .object({ pipelineId: z.string().min(1), contactId: z.string().min(1), name: z.string() })
+  .loose();
+/** HighLevel's clock against ours when comparing an opportunity's `createdAt` with the ledger row. */
+const CREATE_CLOCK_SKEW_MS = 5 * 60 * 1000;
 
 const blank = (fdId: string | null, hlId: string | null): JobResult => ({ outcome: "noop", direction: "none", fdId, hlId, writes: [], conflicts: [] });
 
@@ -487,9 +496,10 @@ export class SyncEngine {
     if (this.account.testMode) return { ...blank(fdId, null), outcome: "test_mode", direction: "to_highlevel", writes: [{ side: "highlevel", op: "create", id: null }], detail: { create: t.canonical } };
 
     const key: LedgerKey = { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${fdId}`, changeHash: "create" };
-    await beginWrite(this.db, key, "create", this.deps.now());
     const contact = await hl.ensureContact({ email: t.canonical.contact ?? null, name: t.canonical.name });
     const build = toOpportunityCreate(t.canonical, this.mapping, { ...(await this.lookups.highlevel(pairLocation)), contactId: contact.id, fdDealId: fdId });
+    // The request is kept with the ledger row: a retry after a crash finds this create by it (findOpportunityFor).
+    await beginWrite(this.db, key, "create", this.deps.now(), build.body);
     const opp = await hl.createOpportunity(build.body);
     await this.deps.hooks?.afterCreate?.("highlevel", opp.id);
     await completeWrite(this.db, key, opp.id, this.deps.now());
@@ -559,6 +569,10 @@ export class SyncEngine {
         (await hasTombstone(this.db, this.account.id, "highlevel", ref.id));
       if (ours) goneRef ??= ref.id;
     }
+    if (prior && !prior.targetId && !this.mapping.externalIdFieldId) {
+      const unfinished = await this.#findUnfinishedCreate(prior, locationId);
+      if (unfinished) return unfinished;
+    }
     const pair = this.mapping.pipelines.find((p) => p.fourdegreesPipelineId === canonical.pipeline);
     if (!pair || (!this.mapping.externalIdFieldId && !backfill)) return goneRef ? { kind: "gone", oppId: goneRef } : null;
     const sameName: Opportunity[] = [];
@@ -589,6 +603,45 @@ export class SyncEngine {
     if (candidates.length === 1 && candidates[0]) return { kind: "found", opp: (await hl.getOpportunity(candidates[0].id)) ?? candidates[0], base: null };
     if (candidates.length > 1) return { kind: "ambiguous", candidates };
     return null;
+  }
+
+  /**
+   * With no external-id field to search by, the opportunity a create that began but never completed
+   * may have made: in the request's pipeline, for its contact, with its name, created since the create
+   * began and linked to no deal. One → found; several → ambiguous (review); none → the create never
+   * happened.
+   */
+  async #findUnfinishedCreate(
+    prior: LedgerEntry,
+    locationId: string,
+  ): Promise<
+    { kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | null
+  > {
+    const request = UnfinishedCreateSchema.safeParse(prior.request);
+    if (!request.success) return null;
+    const { pipelineId, contactId, name } = request.data;
+    const hl = this.deps.highlevel(locationId);
+    const candidates: Opportunity[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const res = await hl.searchOpportunities({ pipelineId, contactId, cursor, limit: 100 });
+      for (const o of res.items) {
+        if ((o.name ?? "").trim() !== name.trim() || (o.contactId ?? null) !== contactId) continue;
+        if (o.createdAt && Date.parse(o.createdAt) < prior.createdAt - CREATE_CLOCK_SKEW_MS) continue;
+        if (await findLink(this.db, this.account.id, "highlevel", o.id)) continue;
+        candidates.push(o);
+      }
+      if (!res.nextCursor) break;
+      cursor = res.nextCursor;
+    }
+    const [only] = candidates;
+    if (candidates.length === 1 && only) {
+      const opp = (await hl.getOpportunity(only.id)) ?? only;
+      // The create did happen: the ledger now says so, so no later attempt searches again.
+      await completeWrite(this.db, prior, opp.id, this.deps.now());
+      return { kind: "found", opp, base: await this.#asCreatedOpp(opp, locationId) };
+    }
+    return candidates.length > 1 ? { kind: "ambiguous", candidates } : null;
   }
 
   /**

@@ -11,7 +11,7 @@ import { loadConfig } from "../config.ts";
 import { AppError } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
 import type { AppEnv } from "./context.ts";
-import { health } from "./health.ts";
+import { deepHealth, health } from "./health.ts";
 import { fourDegreesWebhooks } from "./webhooks-fourdegrees.ts";
 import { adminAuth } from "./admin-auth.ts";
 import { accounts } from "./accounts.ts";
@@ -42,6 +42,7 @@ export function createApp(): Hono<AppEnv> {
   app.route("/", highlevelWebhooks);
   // Every /api route (admin JSON API) sits behind adminAuth.
   app.use("/api/*", adminAuth());
+  app.route("/api", deepHealth);
   app.route("/api", accounts);
   app.route("/api", highlevelUsage);
   app.route("/api", syncAdmin);

@@ -1,12 +1,14 @@
 /**
- * The operator console: login (session cookie), protection of every page and form (no session →
- * login redirect / 401; CSRF-less POST refused), secure headers, and pages rendering real data
- * from D1 and the gate (or saying plainly that there is none).
+ * The operator console: login (session cookie, recorded server-side so logout revokes it; failed
+ * attempts throttled per client), protection of every page and form (no session → login redirect
+ * / 401; CSRF-less POST refused), secure headers, and pages rendering real data from D1 and the
+ * gate (or saying plainly that there is none).
  */
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { consoleApp } from "../../../src/console/app.tsx";
-import { createSessionValue, verifySessionValue } from "../../../src/console/session.ts";
+import { createSessionValue, newSessionId, sessionIdOf } from "../../../src/console/session.ts";
+import { LOGIN_WINDOW_MS, countLoginAttempt, insertConsoleSession } from "../../../src/store/console-auth.ts";
 import { gateFor, HIGHLEVEL_LIMITS, type GateUsage } from "../../../src/gate/client.ts";
 import { createAccount, getAccount } from "../../../src/store/accounts.ts";
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
@@ -23,7 +25,7 @@ async function login(): Promise<string> {
   expect(res.status).toBe(303);
   expect(res.headers.get("location")).toBe("/console/activity");
   const set = res.headers.get("set-cookie") ?? "";
-  expect(set).toMatch(/^__Host-console_session=v1\.\d+\.[A-Za-z0-9_-]{43};/);
+  expect(set).toMatch(/^__Host-console_session=v2\.\d+\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43};/);
   expect(set).toMatch(/HttpOnly/);
   expect(set).toMatch(/Secure/);
   expect(set).toMatch(/SameSite=Strict/);
@@ -57,11 +59,76 @@ describe("console", () => {
     const bad = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: "not-the-admin-token-at-all" }) });
     expect(bad.status).toBe(401);
     expect(bad.headers.get("set-cookie")).toBeNull();
-    const forged = await createSessionValue("some-other-admin-token-xyz");
+    const forged = await createSessionValue("some-other-admin-token-xyz", newSessionId());
     expect((await get("/console/activity", { cookie: `__Host-console_session=${forged}` })).status).toBe(303);
-    const expired = await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN, Date.now() - 9 * 3600_000);
-    expect(await verifySessionValue(TEST_BINDINGS.ADMIN_TOKEN, expired)).toBe(false);
+    const expiredId = newSessionId();
+    await insertConsoleSession(env.DB, expiredId, Date.now() + 3600_000);
+    const expired = await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN, expiredId, Date.now() - 9 * 3600_000);
+    expect(await sessionIdOf(TEST_BINDINGS.ADMIN_TOKEN, expired)).toBeNull();
     expect((await get("/console/activity", { cookie: `__Host-console_session=${expired}` })).status).toBe(303);
+  });
+
+  it("security: a correctly signed cookie whose session is not recorded server-side is refused", async () => {
+    const unrecorded = await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN, newSessionId());
+    expect(await sessionIdOf(TEST_BINDINGS.ADMIN_TOKEN, unrecorded)).not.toBeNull();
+    expect((await get("/console/activity", { cookie: `__Host-console_session=${unrecorded}` })).status).toBe(303);
+  });
+
+  it("security: logout revokes the session server-side — a copy of the cookie stops working", async () => {
+    const mine = await login();
+    expect((await get("/console/activity", { cookie: mine })).status).toBe(200);
+    const out = await post("/console/logout", {}, { cookie: mine, origin: BASE });
+    expect(out.status).toBe(303);
+    expect(out.headers.get("set-cookie")).toMatch(/__Host-console_session=;/);
+    // The browser dropped its cookie; someone who copied it replays it.
+    const replay = await get("/console/activity", { cookie: mine });
+    expect(replay.status).toBe(303);
+    expect(replay.headers.get("location")).toContain("/console/login");
+    // Other sessions are untouched.
+    expect((await get("/console/activity")).status).toBe(200);
+  });
+
+  it("security: failed logins are throttled per client — the 6th attempt in 15 minutes is 429 with Retry-After, even with the right token", async () => {
+    const ip = "203.0.113.61";
+    const attempt = (token: string, from: string) =>
+      exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": from }, body: new URLSearchParams({ token }) });
+    for (let i = 0; i < 5; i++) expect((await attempt("wrong-token-0123456789", ip)).status, `attempt ${i + 1}`).toBe(401);
+    const blocked = await attempt("wrong-token-0123456789", ip);
+    expect(blocked.status).toBe(429);
+    const retryAfter = Number(blocked.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThan(14 * 60);
+    expect(retryAfter).toBeLessThanOrEqual(15 * 60);
+    expect(await blocked.text()).toContain("Too many sign-in attempts");
+    const right = await attempt(TEST_BINDINGS.ADMIN_TOKEN, ip);
+    expect(right.status).toBe(429);
+    expect(right.headers.get("set-cookie")).toBeNull();
+    // Another client is not affected, and its success resets its own count.
+    const other = "198.51.100.62";
+    for (let i = 0; i < 4; i++) expect((await attempt("wrong-token-0123456789", other)).status).toBe(401);
+    expect((await attempt(TEST_BINDINGS.ADMIN_TOKEN, other)).status).toBe(303);
+    for (let i = 0; i < 5; i++) expect((await attempt("wrong-token-0123456789", other)).status).toBe(401);
+  });
+
+  it("security: IPv6 clients are throttled by /64, so rotating addresses within it does not help", async () => {
+    const prefix = "2001:db8:61:7";
+    const attempt = (from: string) =>
+      exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": from }, body: new URLSearchParams({ token: "wrong-token-0123456789" }) });
+    for (let i = 1; i <= 5; i++) expect((await attempt(`${prefix}::${i}`)).status).toBe(401);
+    expect((await attempt(`${prefix}:0:0:0:beef`)).status).toBe(429);
+  });
+
+  it("security: the throttle table stays bounded — finished windows are pruned as attempts come in", async () => {
+    const now = Date.now();
+    for (let i = 0; i < 30; i++) await countLoginAttempt(env.DB, `v4:192.0.2.${i}`, now - LOGIN_WINDOW_MS - 60_000);
+    const stale = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM console_login_attempts WHERE window_start <= ?").bind(now - LOGIN_WINDOW_MS).first<{ n: number }>())?.n ?? 0;
+    expect(await stale()).toBeGreaterThanOrEqual(30);
+    await countLoginAttempt(env.DB, "v4:192.0.2.250", now);
+    expect(await stale()).toBe(0);
+    // Expired sessions go the same way at the next login.
+    await insertConsoleSession(env.DB, newSessionId(), now - 1000, now - 9 * 3600_000);
+    await login();
+    const expiredSessions = await env.DB.prepare("SELECT COUNT(*) AS n FROM console_sessions WHERE expires_at <= ?").bind(Date.now()).first<{ n: number }>();
+    expect(expiredSessions?.n).toBe(0);
   });
 
   it("security: a POST without a same-site Origin is refused (CSRF), even with a valid session", async () => {

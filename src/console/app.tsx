@@ -5,11 +5,12 @@
  * this site; the cookie is also SameSite=Strict), and `secureHeaders` with a CSP that allows
  * nothing but this origin's stylesheet and forms (no script at all).
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
 import { secureHeaders } from "hono/secure-headers";
 import { accessSettings } from "../http/access.ts";
+import { isSiteOrigin } from "../http/api-guard.ts";
 import type { AppEnv } from "../http/context.ts";
 import { AppError } from "../lib/errors.ts";
 import { timingSafeEqualStrings } from "../lib/crypto.ts";
@@ -44,8 +45,9 @@ consoleApp.use(
     referrerPolicy: "same-origin",
   }),
 );
-// Every POST under /console must come from this site (login and logout included).
-consoleApp.use(csrf());
+// Every POST under /console must come from this site (login and logout included): Origin is
+// PUBLIC_URL's or the request's own, or Sec-Fetch-Site is same-origin.
+consoleApp.use(csrf({ origin: (origin, c: Context<AppEnv>) => isSiteOrigin(origin, c.req.url, c.var.config.PUBLIC_URL) }));
 consoleApp.use(
   bodyLimit({
     maxSize: MAX_FORM_BYTES,

@@ -40,6 +40,11 @@ function mediaType(c: Context): string | null {
   return raw === undefined ? null : (raw.split(";")[0] ?? "").trim().toLowerCase();
 }
 
+/** True when `origin` is this site: PUBLIC_URL's origin, or the origin the request was sent to. */
+export function isSiteOrigin(origin: string, requestUrl: string, publicUrl: string): boolean {
+  return origin === new URL(publicUrl).origin || origin === new URL(requestUrl).origin;
+}
+
 function checkOrigin(c: Context<AppEnv>): void {
   const cookies = getCookie(c);
   if (!AUTH_COOKIES.some((name) => name in cookies)) return;
@@ -48,8 +53,8 @@ function checkOrigin(c: Context<AppEnv>): void {
     if (c.req.header("sec-fetch-site") === "same-origin") return;
     throw new AppError("forbidden", "a request authenticated by a cookie must carry an Origin header of this site (CSRF protection)");
   }
-  const allowed = [new URL(c.var.config.PUBLIC_URL).origin, new URL(c.req.url).origin];
-  if (!allowed.includes(origin)) throw new AppError("forbidden", `Origin ${origin.slice(0, 100)} is not this site; a cookie-authenticated request must come from ${allowed[0]} (CSRF protection)`);
+  if (!isSiteOrigin(origin, c.req.url, c.var.config.PUBLIC_URL))
+    throw new AppError("forbidden", `Origin ${origin.slice(0, 100)} is not this site; a cookie-authenticated request must come from ${new URL(c.var.config.PUBLIC_URL).origin} (CSRF protection)`);
 }
 
 /** Middleware enforcing the Origin, media-type and size rules above on every `/api` request. */

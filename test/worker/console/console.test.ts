@@ -138,6 +138,9 @@ describe("console", () => {
     expect(none.status).toBe(403);
     const login = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", headers: { origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
     expect(login.status).toBe(403);
+    // PUBLIC_URL's origin is this site too, even when the request arrived under another one.
+    const viaPublicUrl = await post("/console/problems/replay-all", { account: "con-acc" }, { cookie, origin: TEST_BINDINGS.PUBLIC_URL });
+    expect(viaPublicUrl.status).toBe(303);
   });
 
   it("happy: pages send a script-free CSP and frame protection", async () => {

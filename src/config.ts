@@ -117,7 +117,9 @@ export const ConfigSchema = ConfigObject.superRefine((config, ctx) => {
     ctx.addIssue({
       code: "custom",
       path: ["ADMIN_TOKEN"],
-      message: `secret ADMIN_TOKEN is the example value from .dev.vars.example, accepted only for local dev (PUBLIC_URL on localhost or 127.0.0.1); set your own: wrangler secret put ADMIN_TOKEN`,
+      message:
+        "secret ADMIN_TOKEN is the example value from .dev.vars.example, accepted only for local dev " +
+        "(PUBLIC_URL on localhost or 127.0.0.1); set your own: wrangler secret put ADMIN_TOKEN",
     });
 });
 

@@ -47,7 +47,9 @@ consoleApp.use(
 );
 // Every POST under /console must come from this site (login and logout included): Origin is
 // PUBLIC_URL's or the request's own, or Sec-Fetch-Site is same-origin.
-consoleApp.use(csrf({ origin: (origin, c: Context<AppEnv>) => isSiteOrigin(origin, c.req.url, c.var.config.PUBLIC_URL) }));
+consoleApp.use(
+  csrf({ origin: (origin, c: Context<AppEnv>) => isSiteOrigin(origin, c.req.url, c.var.config.PUBLIC_URL) }),
+);
 consoleApp.use(
   bodyLimit({
     maxSize: MAX_FORM_BYTES,
@@ -86,10 +88,11 @@ consoleApp.post("/login", async (c) => {
   const client = loginClient(c.req.header("cf-connecting-ip"));
   const attempt = await countLoginAttempt(c.env.DB, client);
   if (!attempt.allowed) {
-    c.var.log.warn({ event: "console.login", outcome: "rejected", reason: "throttled", retry_after_s: attempt.retryAfterSeconds });
-    const minutes = Math.ceil(attempt.retryAfterSeconds / 60);
-    const error = `Too many sign-in attempts from this network. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`;
-    return c.html(<LoginPage next={next} error={error} access={false} />, 429, { "Retry-After": String(attempt.retryAfterSeconds) });
+    const wait = attempt.retryAfterSeconds;
+    c.var.log.warn({ event: "console.login", outcome: "rejected", reason: "throttled", retry_after_s: wait });
+    const minutes = Math.ceil(wait / 60);
+    const error = `Too many sign-in attempts from this network. Try again in ${minutes} min.`;
+    return c.html(<LoginPage next={next} error={error} access={false} />, 429, { "Retry-After": String(wait) });
   }
   if (!timingSafeEqualStrings(token, c.var.config.ADMIN_TOKEN)) {
     c.var.log.warn({ event: "console.login", outcome: "rejected" });

@@ -28,7 +28,8 @@ export function loginClient(ip: string | undefined): string {
   const [head = "", tail = ""] = raw.split("::");
   const h = head ? head.split(":") : [];
   const t = tail ? tail.split(":") : [];
-  const groups = raw.includes("::") ? [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t] : h;
+  const zeros = Array<string>(Math.max(0, 8 - h.length - t.length)).fill("0");
+  const groups = raw.includes("::") ? [...h, ...zeros, ...t] : h;
   return `v6:${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
 }
 

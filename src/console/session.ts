@@ -20,7 +20,8 @@ export const SESSION_TTL_SECONDS = 8 * 60 * 60;
 /** Cookie name; over https Hono's `prefix: "host"` turns it into `__Host-console_session`. */
 const NAME = "console_session";
 
-const base64url = (bytes: Uint8Array) => bytesToBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const base64url = (bytes: Uint8Array) =>
+  bytesToBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
 const keys = new Map<string, Promise<CryptoKey>>();
 function sessionKey(adminToken: string): Promise<CryptoKey> {
@@ -38,7 +39,8 @@ function sessionKey(adminToken: string): Promise<CryptoKey> {
 }
 
 async function mac(adminToken: string, expiry: number, sessionId: string): Promise<string> {
-  const sig = await crypto.subtle.sign("HMAC", await sessionKey(adminToken), new TextEncoder().encode(`console-session.v2.${expiry}.${sessionId}`));
+  const data = new TextEncoder().encode(`console-session.v2.${expiry}.${sessionId}`);
+  const sig = await crypto.subtle.sign("HMAC", await sessionKey(adminToken), data);
   return base64url(new Uint8Array(sig));
 }
 
@@ -48,7 +50,7 @@ export function newSessionId(): string {
 }
 
 /** The cookie value of session `sessionId`, valid until `now + SESSION_TTL_SECONDS`. */
-export async function createSessionValue(adminToken: string, sessionId: string, now: number = Date.now()): Promise<string> {
+export async function createSessionValue(adminToken: string, sessionId: string, now = Date.now()): Promise<string> {
   const expiry = Math.floor(now / 1000) + SESSION_TTL_SECONDS;
   return `v2.${expiry}.${sessionId}.${await mac(adminToken, expiry, sessionId)}`;
 }
@@ -57,7 +59,11 @@ export async function createSessionValue(adminToken: string, sessionId: string, 
  * The session id in `value` when it was made with this ADMIN_TOKEN and has not expired, else
  * null. Says nothing about revocation: `sessionActive` also asks D1.
  */
-export async function sessionIdOf(adminToken: string, value: string | undefined, now: number = Date.now()): Promise<string | null> {
+export async function sessionIdOf(
+  adminToken: string,
+  value?: string,
+  now = Date.now(),
+): Promise<string | null> {
   if (!value) return null;
   const match = /^v2\.(\d{1,12})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/.exec(value);
   if (!match) return null;
@@ -85,7 +91,7 @@ export async function sessionActive(c: Context, db: D1Database, adminToken: stri
 }
 
 /** Records a new session in D1 and sets its cookie on the response. */
-export async function startSession(c: Context, db: D1Database, adminToken: string, now: number = Date.now()): Promise<void> {
+export async function startSession(c: Context, db: D1Database, adminToken: string, now = Date.now()): Promise<void> {
   const sessionId = newSessionId();
   await insertConsoleSession(db, sessionId, now + SESSION_TTL_SECONDS * 1000, now);
   const secure = !isLocalPlainHttp(c.req.url);

@@ -51,10 +51,12 @@ function checkOrigin(c: Context<AppEnv>): void {
   const origin = c.req.header("origin");
   if (origin === undefined) {
     if (c.req.header("sec-fetch-site") === "same-origin") return;
-    throw new AppError("forbidden", "a request authenticated by a cookie must carry an Origin header of this site (CSRF protection)");
+    throw new AppError("forbidden", "a cookie-authenticated request must carry an Origin header of this site (CSRF)");
   }
-  if (!isSiteOrigin(origin, c.req.url, c.var.config.PUBLIC_URL))
-    throw new AppError("forbidden", `Origin ${origin.slice(0, 100)} is not this site; a cookie-authenticated request must come from ${new URL(c.var.config.PUBLIC_URL).origin} (CSRF protection)`);
+  if (isSiteOrigin(origin, c.req.url, c.var.config.PUBLIC_URL)) return;
+  const site = new URL(c.var.config.PUBLIC_URL).origin;
+  const why = `Origin ${origin.slice(0, 100)} is not this site (${site})`;
+  throw new AppError("forbidden", `${why}; cookie-authenticated requests must come from it (CSRF)`);
 }
 
 /** Middleware enforcing the Origin, media-type and size rules above on every `/api` request. */
@@ -73,8 +75,10 @@ export function apiGuard(options: ApiGuardOptions = {}): MiddlewareHandler<AppEn
     if (raw.has(`${c.req.method} ${c.req.path}`)) return next();
     const type = mediaType(c);
     const hasBody = c.req.raw.body !== null && c.req.header("content-length") !== "0";
-    if ((type !== null || hasBody) && type !== "application/json")
-      throw new AppError("unsupported_media_type", `send JSON with Content-Type: application/json (got ${type === null ? "no Content-Type" : type.slice(0, 100)})`);
+    if ((type !== null || hasBody) && type !== "application/json") {
+      const got = type === null ? "no Content-Type" : type.slice(0, 100);
+      throw new AppError("unsupported_media_type", `send JSON with Content-Type: application/json (got ${got})`);
+    }
     return limit(c, next);
   };
 }

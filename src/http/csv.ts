@@ -122,7 +122,10 @@ export const csv = new Hono<AppEnv>()
       .safeParse(c.req.query());
     if (!q.success) {
       const issues = zodIssues(q.error);
-      throw new AppError("bad_request", `invalid export query (needs ?location=<HighLevel location id>): ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, { details: issues });
+      const named = issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+      throw new AppError("bad_request", `invalid export query (needs ?location=<HighLevel location id>): ${named}`, {
+        details: issues,
+      });
     }
     const { location, pipeline, currency, wonStage, lostStage, closeDateField } = q.data;
     // Backfill lane: an export is bulk work and must not starve live sync of the location's budget.

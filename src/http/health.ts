@@ -16,7 +16,9 @@ const SERVICE = "fourdegrees-ghl-sync";
 
 export const health = new Hono<AppEnv>()
   .get("/ping", (c) => c.text("pong"))
-  .get("/healthz", (c) => c.json({ ok: true, service: SERVICE, version: pkg.version }, 200, { "cache-control": "no-store" }));
+  .get("/healthz", (c) =>
+    c.json({ ok: true, service: SERVICE, version: pkg.version }, 200, { "cache-control": "no-store" }),
+  );
 
 export const deepHealth = new Hono<AppEnv>().get("/health", async (c) => {
   const gate: Promise<ProbeResult> = gateStub(c.env, "health", "probe")

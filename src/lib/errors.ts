@@ -55,5 +55,6 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what:
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issues = zodIssues(parsed.error);
-  throw new AppError("bad_request", `invalid ${what}: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, { details: issues });
+  const named = issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+  throw new AppError("bad_request", `invalid ${what}: ${named}`, { details: issues });
 }

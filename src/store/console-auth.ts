@@ -18,16 +18,31 @@ async function idHash(sessionId: string): Promise<string> {
 }
 
 /** Records a new session (and prunes expired ones). */
-export async function insertConsoleSession(db: D1Database, sessionId: string, expiresAt: number, now: number = Date.now()): Promise<void> {
+export async function insertConsoleSession(
+  db: D1Database,
+  sessionId: string,
+  expiresAt: number,
+  now: number = Date.now(),
+): Promise<void> {
   await db.batch([
-    db.prepare("DELETE FROM console_sessions WHERE id_hash IN (SELECT id_hash FROM console_sessions WHERE expires_at <= ? LIMIT ?)").bind(now, PRUNE_BATCH),
-    db.prepare("INSERT INTO console_sessions (id_hash, created_at, expires_at) VALUES (?, ?, ?)").bind(await idHash(sessionId), now, expiresAt),
+    db
+      .prepare(
+        "DELETE FROM console_sessions WHERE id_hash IN " +
+          "(SELECT id_hash FROM console_sessions WHERE expires_at <= ? LIMIT ?)",
+      )
+      .bind(now, PRUNE_BATCH),
+    db
+      .prepare("INSERT INTO console_sessions (id_hash, created_at, expires_at) VALUES (?, ?, ?)")
+      .bind(await idHash(sessionId), now, expiresAt),
   ]);
 }
 
 /** True when the session exists server-side and has not expired. */
-export async function consoleSessionActive(db: D1Database, sessionId: string, now: number = Date.now()): Promise<boolean> {
-  const row = await db.prepare("SELECT 1 AS ok FROM console_sessions WHERE id_hash = ? AND expires_at > ?").bind(await idHash(sessionId), now).first();
+export async function consoleSessionActive(db: D1Database, sessionId: string, now = Date.now()): Promise<boolean> {
+  const row = await db
+    .prepare("SELECT 1 AS ok FROM console_sessions WHERE id_hash = ? AND expires_at > ?")
+    .bind(await idHash(sessionId), now)
+    .first();
   return row !== null;
 }
 
@@ -47,10 +62,15 @@ export type LoginAttempt = { allowed: true } | { allowed: false; retryAfterSecon
  * returns the new count), so a burst of parallel guesses cannot all pass one check. Beyond
  * `LOGIN_ATTEMPTS_PER_WINDOW` in the window the attempt is refused with the seconds until it ends.
  */
-export async function countLoginAttempt(db: D1Database, client: string, now: number = Date.now()): Promise<LoginAttempt> {
+export async function countLoginAttempt(db: D1Database, client: string, now = Date.now()): Promise<LoginAttempt> {
   const windowFloor = now - LOGIN_WINDOW_MS;
   const [, upserted] = await db.batch([
-    db.prepare("DELETE FROM console_login_attempts WHERE client IN (SELECT client FROM console_login_attempts WHERE window_start <= ? LIMIT ?)").bind(windowFloor, PRUNE_BATCH),
+    db
+      .prepare(
+        "DELETE FROM console_login_attempts WHERE client IN " +
+          "(SELECT client FROM console_login_attempts WHERE window_start <= ? LIMIT ?)",
+      )
+      .bind(windowFloor, PRUNE_BATCH),
     db
       .prepare(
         `INSERT INTO console_login_attempts (client, attempts, window_start) VALUES (?1, 1, ?2)
@@ -63,7 +83,8 @@ export async function countLoginAttempt(db: D1Database, client: string, now: num
   ]);
   const row = AttemptRow.parse(upserted?.results[0]);
   if (row.attempts <= LOGIN_ATTEMPTS_PER_WINDOW) return { allowed: true };
-  return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((row.window_start + LOGIN_WINDOW_MS - now) / 1000)) };
+  const retryAfterSeconds = Math.max(1, Math.ceil((row.window_start + LOGIN_WINDOW_MS - now) / 1000));
+  return { allowed: false, retryAfterSeconds };
 }
 
 /** Forgets `client`'s attempts (after a successful sign-in). */

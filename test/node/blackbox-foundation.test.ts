@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 describe("the Worker on its local runtime", () => {
-  it("happy: /healthz answers without credentials; /api/health reaches D1 (migrated), KV, both queues and the gate", async () => {
+  it("happy: /healthz answers anyone; /api/health reaches D1 (migrated), KV, both queues and the gate", async () => {
     const cheap = await fetch(`${worker.url}/healthz`);
     expect(cheap.status).toBe(200);
     expect(await cheap.json()).toMatchObject({ ok: true, version: expect.any(String) });

@@ -53,7 +53,8 @@ describe("loadConfig: the example admin token", () => {
   });
 
   it("happy: it is accepted for local dev (PUBLIC_URL on localhost or 127.0.0.1)", () => {
-    for (const url of ["http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:8787"]) expect(loadConfig({ ...example, PUBLIC_URL: url }).ADMIN_TOKEN, url).toBe(EXAMPLE_ADMIN_TOKEN);
+    for (const url of ["http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:8787"])
+      expect(loadConfig({ ...example, PUBLIC_URL: url }).ADMIN_TOKEN, url).toBe(EXAMPLE_ADMIN_TOKEN);
     expect(isLocalPublicUrl("https://127.0.0.1.example.com")).toBe(false);
     expect(isLocalPublicUrl("https://localhost.example.com")).toBe(false);
   });

@@ -36,6 +36,16 @@ const get = (path: string, headers: Record<string, string> = { cookie }) => expo
 const post = (path: string, form: Record<string, string>, headers: Record<string, string> = { cookie, origin: BASE }) =>
   exports.default.fetch(`${BASE}${path}`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams(form) });
 
+/** A login attempt as Cloudflare forwards it from client address `ip`. */
+const loginFrom = (ip: string, token: string) =>
+  exports.default.fetch(`${BASE}/console/login`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": ip },
+    body: new URLSearchParams({ token }),
+  });
+const WRONG = "wrong-token-0123456789";
+
 const pages = ["connections", "mapping", "activity", "problems", "backfill", "usage", "report", "notifications"];
 
 describe("console", () => {
@@ -88,12 +98,11 @@ describe("console", () => {
     expect((await get("/console/activity")).status).toBe(200);
   });
 
-  it("security: failed logins are throttled per client — the 6th attempt in 15 minutes is 429 with Retry-After, even with the right token", async () => {
+  it("security: login throttle per client: 6th try in 15 min → 429 + Retry-After, right token or not", async () => {
     const ip = "203.0.113.61";
-    const attempt = (token: string, from: string) =>
-      exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": from }, body: new URLSearchParams({ token }) });
-    for (let i = 0; i < 5; i++) expect((await attempt("wrong-token-0123456789", ip)).status, `attempt ${i + 1}`).toBe(401);
-    const blocked = await attempt("wrong-token-0123456789", ip);
+    const attempt = (token: string, from: string) => loginFrom(from, token);
+    for (let i = 0; i < 5; i++) expect((await attempt(WRONG, ip)).status, `attempt ${i + 1}`).toBe(401);
+    const blocked = await attempt(WRONG, ip);
     expect(blocked.status).toBe(429);
     const retryAfter = Number(blocked.headers.get("retry-after"));
     expect(retryAfter).toBeGreaterThan(14 * 60);
@@ -104,15 +113,14 @@ describe("console", () => {
     expect(right.headers.get("set-cookie")).toBeNull();
     // Another client is not affected, and its success resets its own count.
     const other = "198.51.100.62";
-    for (let i = 0; i < 4; i++) expect((await attempt("wrong-token-0123456789", other)).status).toBe(401);
+    for (let i = 0; i < 4; i++) expect((await attempt(WRONG, other)).status).toBe(401);
     expect((await attempt(TEST_BINDINGS.ADMIN_TOKEN, other)).status).toBe(303);
-    for (let i = 0; i < 5; i++) expect((await attempt("wrong-token-0123456789", other)).status).toBe(401);
+    for (let i = 0; i < 5; i++) expect((await attempt(WRONG, other)).status).toBe(401);
   });
 
   it("security: IPv6 clients are throttled by /64, so rotating addresses within it does not help", async () => {
     const prefix = "2001:db8:61:7";
-    const attempt = (from: string) =>
-      exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": from }, body: new URLSearchParams({ token: "wrong-token-0123456789" }) });
+    const attempt = (from: string) => loginFrom(from, WRONG);
     for (let i = 1; i <= 5; i++) expect((await attempt(`${prefix}::${i}`)).status).toBe(401);
     expect((await attempt(`${prefix}:0:0:0:beef`)).status).toBe(429);
   });
@@ -120,14 +128,19 @@ describe("console", () => {
   it("security: the throttle table stays bounded — finished windows are pruned as attempts come in", async () => {
     const now = Date.now();
     for (let i = 0; i < 30; i++) await countLoginAttempt(env.DB, `v4:192.0.2.${i}`, now - LOGIN_WINDOW_MS - 60_000);
-    const stale = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM console_login_attempts WHERE window_start <= ?").bind(now - LOGIN_WINDOW_MS).first<{ n: number }>())?.n ?? 0;
+    const stale = async () => {
+      const sql = "SELECT COUNT(*) AS n FROM console_login_attempts WHERE window_start <= ?";
+      return (await env.DB.prepare(sql).bind(now - LOGIN_WINDOW_MS).first<{ n: number }>())?.n ?? 0;
+    };
     expect(await stale()).toBeGreaterThanOrEqual(30);
     await countLoginAttempt(env.DB, "v4:192.0.2.250", now);
     expect(await stale()).toBe(0);
     // Expired sessions go the same way at the next login.
     await insertConsoleSession(env.DB, newSessionId(), now - 1000, now - 9 * 3600_000);
     await login();
-    const expiredSessions = await env.DB.prepare("SELECT COUNT(*) AS n FROM console_sessions WHERE expires_at <= ?").bind(Date.now()).first<{ n: number }>();
+    const expiredSessions = await env.DB.prepare("SELECT COUNT(*) AS n FROM console_sessions WHERE expires_at <= ?")
+      .bind(Date.now())
+      .first<{ n: number }>();
     expect(expiredSessions?.n).toBe(0);
   });
 
@@ -139,7 +152,8 @@ describe("console", () => {
     const login = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", headers: { origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
     expect(login.status).toBe(403);
     // PUBLIC_URL's origin is this site too, even when the request arrived under another one.
-    const viaPublicUrl = await post("/console/problems/replay-all", { account: "con-acc" }, { cookie, origin: TEST_BINDINGS.PUBLIC_URL });
+    const publicOrigin = { cookie, origin: TEST_BINDINGS.PUBLIC_URL };
+    const viaPublicUrl = await post("/console/problems/replay-all", { account: "con-acc" }, publicOrigin);
     expect(viaPublicUrl.status).toBe(303);
   });
 

@@ -10,10 +10,11 @@ import { useNetwork } from "../helpers/network.ts";
 
 const ADMIN = { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` };
 const ACCOUNT = "qp-acc";
+const API = `http://worker.test/api/accounts/${ACCOUNT}`;
 
-type ErrorBody = { error: { code: string; message: string; details?: Array<{ path: string }> } };
+type ErrorBody = { error: { code: string; message: string } };
 
-async function bad(path: string, method = "GET", field: string): Promise<void> {
+async function bad(path: string, method: string, field: string): Promise<void> {
   const res = await exports.default.fetch(`http://worker.test${path}`, { method, headers: ADMIN });
   expect(res.status, `${method} ${path}`).toBe(400);
   const body = await res.json<ErrorBody>();
@@ -25,7 +26,8 @@ describe("malformed query and path parameters → 400 naming the field", () => {
   useNetwork({});
 
   beforeAll(async () => {
-    if (!(await getAccount(env.DB, ACCOUNT))) await createAccount(env.DB, { id: ACCOUNT, name: "Query params", workspaceId: null, locations: [] });
+    if (!(await getAccount(env.DB, ACCOUNT)))
+      await createAccount(env.DB, { id: ACCOUNT, name: "Query params", workspaceId: null, locations: [] });
   });
 
   it("security: sync admin — failures ?status, events ?limit / ?before, review :side", async () => {
@@ -34,10 +36,10 @@ describe("malformed query and path parameters → 400 naming the field", () => {
     await bad(`/api/accounts/${ACCOUNT}/events?limit=100000`, "GET", "limit");
     await bad(`/api/accounts/${ACCOUNT}/events?before=-3`, "GET", "before");
     await bad(`/api/accounts/${ACCOUNT}/review/neither/rec-1`, "DELETE", "side");
-    const ok = await exports.default.fetch(`http://worker.test/api/accounts/${ACCOUNT}/events?limit=5`, { headers: ADMIN });
+    const ok = await exports.default.fetch(`${API}/events?limit=5`, { headers: ADMIN });
     expect(ok.status).toBe(200);
     expect(await ok.json()).toEqual({ events: [] });
-    expect((await exports.default.fetch(`http://worker.test/api/accounts/${ACCOUNT}/failures`, { headers: ADMIN })).status).toBe(200);
+    expect((await exports.default.fetch(`${API}/failures`, { headers: ADMIN })).status).toBe(200);
   });
 
   it("security: accounts, usage, CSV export and notifications name the field", async () => {
@@ -55,7 +57,8 @@ describe("malformed query and path parameters → 400 naming the field", () => {
       body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }),
     });
     const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
-    const res = await exports.default.fetch(`https://worker.test/console/activity?account=${ACCOUNT}&before=abc&limit=-1`, { headers: { cookie } });
+    const url = `https://worker.test/console/activity?account=${ACCOUNT}&before=abc&limit=-1`;
+    const res = await exports.default.fetch(url, { headers: { cookie } });
     expect(res.status).toBe(200);
     await res.body?.cancel();
   });

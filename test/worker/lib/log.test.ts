@@ -12,13 +12,14 @@ afterEach(() => vi.restoreAllMocks());
 
 describe("log redaction", () => {
   it("happy: ordinary fields pass unchanged; credential keys become a marker", () => {
-    expect(redact({ event: "x", calls: 2, duration_ms: 5, token_expires_at: 9, apiKey: "k-123", nested: { refresh_token: "r" } })).toEqual({
+    const fields = { event: "x", calls: 2, duration_ms: 5, token_expires_at: 9, apiKey: "k", nested: { refresh: "r" } };
+    expect(redact(fields)).toEqual({
       event: "x",
       calls: 2,
       duration_ms: 5,
       token_expires_at: 9,
       apiKey: "[redacted]",
-      nested: { refresh_token: "[redacted]" },
+      nested: { refresh: "[redacted]" },
     });
   });
 
@@ -29,7 +30,11 @@ describe("log redaction", () => {
     const text = JSON.stringify(out);
     expect(text).not.toContain("c2VjcmV0LXBheWxvYWQ");
     expect(text).not.toContain(PIT);
-    expect(out).toMatchObject({ name: "Error", message: "HighLevel refused Bearer [redacted] for pit-[redacted]", stack: expect.stringContaining("Bearer [redacted]") });
+    expect(out).toMatchObject({
+      name: "Error",
+      message: "HighLevel refused Bearer [redacted] for pit-[redacted]",
+      stack: expect.stringContaining("Bearer [redacted]"),
+    });
   });
 
   it("security: an Error's cause is redacted too", () => {

@@ -33,6 +33,8 @@ declare global {
       HIGHLEVEL_RATE_SCALE?: string;
       /** "true" adds up D1's rows read/written (src/store/d1-meter.ts) for `npm run bench`; default off. */
       D1_METER?: string;
+      /** Local dev only: `host[:port]` list notification rules may target over http (src/notify/targets.ts). */
+      NOTIFY_DEV_TARGET_HOSTS?: string;
     }
   }
 }
@@ -93,6 +95,24 @@ const ConfigObject = z.object({
   TOKEN_ENCRYPTION_KEY: encryptionKeys,
   ADMIN_TOKEN: secret("ADMIN_TOKEN", 16),
   FOURDEGREES_WEBHOOK_SECRET: secret("FOURDEGREES_WEBHOOK_SECRET", 8),
+  /**
+   * This Marketplace app's id (`appId` in its webhooks). HighLevel signs every app's webhooks with
+   * one platform key, so only this id tells our INSTALL/UNINSTALL from another app's.
+   */
+  HIGHLEVEL_APP_ID: z
+    .string({
+      error: "var HIGHLEVEL_APP_ID is not set (the Marketplace app's id, its webhooks' appId; wrangler.toml [vars])",
+    })
+    .min(1, { error: "var HIGHLEVEL_APP_ID is empty: set it to the Marketplace app's id (wrangler.toml)", abort: true })
+    .regex(/^[A-Za-z0-9_-]{8,64}$/, "var HIGHLEVEL_APP_ID must be an app id (8-64 of A-Z, a-z, 0-9, _, -)"),
+  /**
+   * Accept the legacy RSA `x-wh-signature` when `x-ghl-signature` is absent; "true" | "false".
+   * HighLevel stopped sending it in July 2026, so a delivery signed only that way is refused by default.
+   */
+  HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: z
+    .enum(["true", "false"], { error: 'HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
   /** Accept OAuth callbacks without `state` (Marketplace listing installs); "true" | "false". */
   HIGHLEVEL_ALLOW_STATELESS_INSTALL: z
     .enum(["true", "false"], { error: 'HIGHLEVEL_ALLOW_STATELESS_INSTALL must be "true" or "false"' })
@@ -110,6 +130,7 @@ const ConfigObject = z.object({
     .enum(["true", "false"], { error: 'D1_METER must be "true" or "false"' })
     .default("false")
     .transform((v) => v === "true"),
+  NOTIFY_DEV_TARGET_HOSTS: z.string().optional(),
 });
 
 export const ConfigSchema = ConfigObject.superRefine((config, ctx) => {

@@ -18,6 +18,21 @@ describe("loadConfig", () => {
     expect(() => loadConfig(broken)).toThrow(/HIGHLEVEL_CLIENT_SECRET/);
   });
 
+  it("security: HIGHLEVEL_APP_ID is required (missing, empty or malformed is a ConfigError naming it)", () => {
+    for (const value of [undefined, "", "not an id!"]) {
+      const broken = { ...env, HIGHLEVEL_APP_ID: value } as unknown as Env;
+      expect(() => loadConfig(broken), String(value)).toThrow(ConfigError);
+      expect(() => loadConfig(broken), String(value)).toThrow(/HIGHLEVEL_APP_ID/);
+    }
+    expect(loadConfig(env).HIGHLEVEL_APP_ID).toBe("6650f1e2a3b4c5d6e7f80912");
+  });
+
+  it("security: the legacy RSA signature is off unless HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE is \"true\"", () => {
+    expect(loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: undefined } as unknown as Env).HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE).toBe(false);
+    expect(loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: "true" } as unknown as Env).HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE).toBe(true);
+    expect(() => loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: "yes" } as unknown as Env)).toThrow(/HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE/);
+  });
+
   it("error: a malformed encryption key says what shape it wants", () => {
     const broken = { ...env, TOKEN_ENCRYPTION_KEY: "not-a-key" } as unknown as Env;
     expect(() => loadConfig(broken)).toThrow(/kid:<base64/);

@@ -20,17 +20,17 @@ const log = createLogger("error");
 const config = () => loadConfig(env);
 const sent: unknown[] = [];
 
-/** The test env with SYNC_QUEUE capturing what the scan enqueues (no delivery runs). */
+/** The test env with NOTIFY_QUEUE capturing what the scan enqueues (no delivery runs). */
 function capturingEnv(): Env {
   const queue: Queue = {
-    metrics: () => env.SYNC_QUEUE.metrics(),
+    metrics: () => env.NOTIFY_QUEUE.metrics(),
     send: async (message) => {
       sent.push(message);
       return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
     },
-    sendBatch: (messages, options) => env.SYNC_QUEUE.sendBatch(messages, options),
+    sendBatch: (messages, options) => env.NOTIFY_QUEUE.sendBatch(messages, options),
   };
-  return { ...env, SYNC_QUEUE: queue };
+  return { ...env, NOTIFY_QUEUE: queue };
 }
 
 let tokenVersion = 0;

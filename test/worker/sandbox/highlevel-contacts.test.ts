@@ -5,7 +5,7 @@
  * documented cascade of a contact delete to its opportunities and notes.
  */
 import { describe, expect, it } from "vitest";
-import { createSandbox, type Sandbox } from "../../sandbox/index.ts";
+import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 
 const HOOK = "http://worker.test/webhooks/highlevel";
 

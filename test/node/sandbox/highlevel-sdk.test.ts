@@ -5,7 +5,7 @@
  */
 import { HighLevel } from "@gohighlevel/api-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestSandbox, type RunningSandbox } from "./helpers/sandbox.ts";
+import { startTestSandbox, type RunningSandbox } from "./helpers.ts";
 
 let sb: RunningSandbox;
 

@@ -6,9 +6,9 @@
  * stage) — read over each sandbox's own API, as the Worker reads them.
  */
 import { describe, expect, it } from "vitest";
-import { createSandbox } from "../../sandbox/index.ts";
-import { suggestedMapping } from "../../src/sync/structure.ts";
-import type { Account } from "../../src/store/accounts.ts";
+import { createSandbox } from "../../../sandbox/index.ts";
+import { suggestedMapping } from "../../../src/sync/structure.ts";
+import type { Account } from "../../../src/store/accounts.ts";
 
 /** Ids of the HighLevel demo as first released (docs and newcomers' scripts may hold them). */
 const RELEASED = {

@@ -12,7 +12,7 @@ import path from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ghlReferenceDir, startTestSandbox, type RunningSandbox } from "./helpers/sandbox.ts";
+import { ghlReferenceDir, startTestSandbox, type RunningSandbox } from "./helpers.ts";
 
 const files = {
   opportunities: path.join(ghlReferenceDir, "apps/opportunities.json"),

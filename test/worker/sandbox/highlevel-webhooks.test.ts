@@ -5,8 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createSandbox, type Sandbox } from "../../sandbox/index.ts";
-import { pemToDer, fromBase64 } from "../../sandbox/highlevel/keys.ts";
+import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
+import { pemToDer, fromBase64 } from "../../../sandbox/highlevel/keys.ts";
 
 const HOOK = "http://worker.test/webhooks/highlevel";
 

@@ -2,9 +2,9 @@
  * Shared set-up for the 4Degrees sandbox tests inside workerd: an in-process sandbox host in manual
  * webhook mode on a frozen clock, a JSON caller with the workspace key, and a webhook receiver.
  */
-import { SandboxClock } from "../../sandbox/core/clock.ts";
-import { createSandbox, type Sandbox } from "../../sandbox/index.ts";
-import type { Deal, Pipeline } from "../../sandbox/fourdegrees/index.ts";
+import { SandboxClock } from "../../../sandbox/core/clock.ts";
+import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
+import type { Deal, Pipeline } from "../../../sandbox/fourdegrees/index.ts";
 
 export const KEY = "4d_sandbox_key_demo";
 export const SECRET = "whsec_c2FuZGJveC13ZWJob29rLXNlY3JldC0xMjM0NTY3OA==";

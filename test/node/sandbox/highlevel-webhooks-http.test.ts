@@ -7,7 +7,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestSandbox, type RunningSandbox } from "./helpers/sandbox.ts";
+import { startTestSandbox, type RunningSandbox } from "./helpers.ts";
 
 interface Hit {
   path: string;

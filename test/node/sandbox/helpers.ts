@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
 import type { DemoData } from "../../../sandbox/highlevel/index.ts";
 
-/** The repository root (two levels above test/node/helpers). */
+/** The repository root (two levels above test/node/sandbox). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /** The official HighLevel reference files, kept beside the clone (CI has `shared/` there too). */

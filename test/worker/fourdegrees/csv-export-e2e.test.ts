@@ -1,5 +1,5 @@
 /**
- * "Done when" for the CSV bridge's export, against both sandboxes in-process: the HighLevel demo
+ * The CSV bridge's export end to end, against both sandboxes in-process: the HighLevel demo
  * location is connected through the sandbox's OAuth (install → choose location → callback), the
  * Worker streams `GET /api/export/highlevel.csv`, and that file goes, untouched, into the 4Degrees
  * sandbox's deal-list import (`POST /4degrees/v1/pipelines/{id}/import`, which behaves as the

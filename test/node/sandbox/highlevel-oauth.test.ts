@@ -6,7 +6,7 @@
  * within 10 s gets 429 with the headers). Control-API misuse answers 400, never 500.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startTestSandbox, type RunningSandbox } from "./helpers/sandbox.ts";
+import { startTestSandbox, type RunningSandbox } from "./helpers.ts";
 
 let sb: RunningSandbox;
 const CALLBACK = "http://worker.test/oauth/callback";

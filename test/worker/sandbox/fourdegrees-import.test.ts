@@ -4,7 +4,7 @@
  * values, required fields filled, "Deal Name" the list's de-duplication key.
  */
 import { describe, expect, it } from "vitest";
-import { harness, type Harness } from "./sandbox-fourdegrees-helpers.ts";
+import { harness, type Harness } from "./fourdegrees-helpers.ts";
 
 async function importCsv(h: Harness, csv: string, contentType = "text/csv", headers: Record<string, string> = {}) {
   return h.call("POST", `/pipelines/${h.pipeline().id}/import`, { body: csv, headers: { "content-type": contentType, ...headers } });
@@ -220,7 +220,7 @@ describe("4Degrees sandbox CSV import: de-duplication by Deal Name", () => {
 
 describe("4Degrees sandbox CSV import: the HighLevel export re-imports (issue 4, Done when)", () => {
   it("happy: the CSV bridge's export of the HighLevel demo imports into Deal Flow without errors, twice", async () => {
-    const { exportCsvStream } = await import("../../src/fourdegrees/csv/export.ts");
+    const { exportCsvStream } = await import("../../../src/fourdegrees/csv/export.ts");
     const h = await harness();
     const hl = h.sandbox.highlevel;
     const demo = await hl.seedDemo();

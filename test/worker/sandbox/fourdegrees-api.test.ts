@@ -4,8 +4,8 @@
  * limits and seeded faults.
  */
 import { describe, expect, it } from "vitest";
-import { apiKeyId } from "../../sandbox/fourdegrees/index.ts";
-import { harness, KEY } from "./sandbox-fourdegrees-helpers.ts";
+import { apiKeyId } from "../../../sandbox/fourdegrees/index.ts";
+import { harness, KEY } from "./fourdegrees-helpers.ts";
 
 const ACTOR = { type: "api_key", id: apiKeyId(KEY) };
 

@@ -1,6 +1,6 @@
 /**
- * The HighLevel connector's "Done when" checks (issue 3), against the real sandbox in-process:
- * forced expiry under concurrency, a burned refresh token, rate shaping, and webhooks that the
+ * The HighLevel connector end to end against the real sandbox in-process: token refresh (forced
+ * expiry under concurrency, a burned refresh token), the rate gate's shaping, and webhooks that the
  * sandbox itself signs and delivers to the Worker.
  */
 import { env } from "cloudflare:workers";
@@ -21,7 +21,7 @@ import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import { useNetwork } from "../helpers/network.ts";
 
 const HOOK = "http://worker.test/webhooks/highlevel";
-const log = createLogger("error", { test: "sandbox-done-when" });
+const log = createLogger("error", { test: "refresh-gate-webhooks-e2e" });
 const config = loadConfig(env);
 
 /** Messages the Worker sent to SYNC_QUEUE (each is also forwarded to the real queue). */

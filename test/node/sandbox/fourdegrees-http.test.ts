@@ -9,7 +9,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startSandbox, type StartedSandbox } from "../../sandbox/server.ts";
+import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
 
 const KEY = "4d_node_test_key_1";
 const SECRET = `whsec_${Buffer.from("node-test-webhook-secret-0123456789").toString("base64")}`;

@@ -1,5 +1,5 @@
 /**
- * "Done when" for the 4Degrees webhook ingress, against the 4Degrees sandbox in-process: the
+ * The 4Degrees webhook ingress end to end, against the 4Degrees sandbox in-process: the
  * sandbox signs and delivers real deliveries (manual mode, `flush()`), the Worker's own `fetch`
  * answers them, the messages it sends on its `SYNC_QUEUE` binding are captured, and the captured
  * messages go through the real consumer (`runBatch`: the batch's webhook claim, then recording

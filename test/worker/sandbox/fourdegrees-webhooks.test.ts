@@ -4,10 +4,10 @@
  * time, seeded drop/duplicate/reorder faults, secret rotation and the control API around them.
  */
 import { describe, expect, it } from "vitest";
-import { SandboxClock } from "../../sandbox/core/clock.ts";
-import { createSandbox } from "../../sandbox/index.ts";
-import { apiKeyId } from "../../sandbox/fourdegrees/index.ts";
-import { harness, HOOK_URL, KEY, SECRET, verifySignature } from "./sandbox-fourdegrees-helpers.ts";
+import { SandboxClock } from "../../../sandbox/core/clock.ts";
+import { createSandbox } from "../../../sandbox/index.ts";
+import { apiKeyId } from "../../../sandbox/fourdegrees/index.ts";
+import { harness, HOOK_URL, KEY, SECRET, verifySignature } from "./fourdegrees-helpers.ts";
 
 const OTHER_SECRET = "whsec_b3RoZXItc2VjcmV0LWZvci1yb3RhdGlvbi10ZXN0cw==";
 

@@ -71,7 +71,19 @@ const optionalPem = z
   .transform((pem) => pem || undefined)
   .optional();
 
-export const ConfigSchema = z.object({
+/** The ADMIN_TOKEN of .dev.vars.example: public, so it is refused outside local dev. */
+export const EXAMPLE_ADMIN_TOKEN = "dev-admin-token-change-me";
+
+/**
+ * Local dev is a PUBLIC_URL on a loopback host (`npm start`, `wrangler dev`): a deployed Worker
+ * cannot have one, since HighLevel's OAuth redirect and the webhooks must reach it.
+ */
+export function isLocalPublicUrl(publicUrl: string): boolean {
+  const host = new URL(publicUrl).hostname;
+  return host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+const ConfigObject = z.object({
   HIGHLEVEL_API_BASE: url,
   HIGHLEVEL_MARKETPLACE_BASE: url,
   FOURDEGREES_API_BASE: url,
@@ -119,6 +131,17 @@ export const ConfigSchema = z.object({
     .default("false")
     .transform((v) => v === "true"),
   NOTIFY_DEV_TARGET_HOSTS: z.string().optional(),
+});
+
+export const ConfigSchema = ConfigObject.superRefine((config, ctx) => {
+  if (config.ADMIN_TOKEN === EXAMPLE_ADMIN_TOKEN && !isLocalPublicUrl(config.PUBLIC_URL))
+    ctx.addIssue({
+      code: "custom",
+      path: ["ADMIN_TOKEN"],
+      message:
+        "secret ADMIN_TOKEN is the example value from .dev.vars.example, accepted only for local dev " +
+        "(PUBLIC_URL on localhost or 127.0.0.1); set your own: wrangler secret put ADMIN_TOKEN",
+    });
 });
 
 export type Config = z.output<typeof ConfigSchema> & { LOG_LEVEL: LogLevel };

@@ -118,7 +118,7 @@ export function sandboxVars(sandboxUrl: string, workerUrl: string): Record<strin
   };
 }
 
-/** Starts `wrangler dev` and resolves once `GET /healthz` answers 200. */
+/** Starts `wrangler dev` and resolves once `GET /healthz` answers 200 (serving, configuration valid). */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   ensureDevVars();
   const url = `http://127.0.0.1:${options.port}`;

@@ -120,7 +120,13 @@ export const csv = new Hono<AppEnv>()
         closeDateField: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "closeDateField must be a HighLevel custom field id").optional(),
       })
       .safeParse(c.req.query());
-    if (!q.success) throw new AppError("bad_request", "export needs ?location=<HighLevel location id>", { details: zodIssues(q.error) });
+    if (!q.success) {
+      const issues = zodIssues(q.error);
+      const named = issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+      throw new AppError("bad_request", `invalid export query (needs ?location=<HighLevel location id>): ${named}`, {
+        details: issues,
+      });
+    }
     const { location, pipeline, currency, wonStage, lostStage, closeDateField } = q.data;
     // Backfill lane: an export is bulk work and must not starve live sync of the location's budget.
     const hl = createHighLevelClient(c.env, c.var.config, location, { lane: "backfill" });

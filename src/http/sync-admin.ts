@@ -23,7 +23,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { AppError } from "../lib/errors.ts";
+import { AppError, parseInput } from "../lib/errors.ts";
 import { ConflictPolicySchema, DeletePolicySchema, createAccount, deleteAccount, getAccount, listAccounts, requireAccount, saveMapping, updateAccount } from "../store/accounts.ts";
 import { getBackfill } from "../store/backfill-runs.ts";
 import { getFailure, listFailures, markReplayed, type Failure } from "../store/failures.ts";
@@ -41,6 +41,13 @@ import type { AppEnv } from "./context.ts";
 
 const AccountId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "account ids are 1–64 characters of A–Z, a–z, 0–9, _ and -");
 const Side = z.enum(["fourdegrees", "highlevel"]);
+
+const FailuresQuery = z.object({ status: z.enum(["open", "replayed", "all"]).default("open") });
+const EventsQuery = z.object({
+  kind: z.string().min(1).max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  before: z.coerce.number().int().positive().optional(),
+});
 
 const AccountBody = z
   .object({
@@ -152,7 +159,7 @@ export const syncAdmin = new Hono<AppEnv>()
   })
   .get("/accounts/:id/failures", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const status = z.enum(["open", "replayed", "all"]).catch("open").parse(c.req.query("status"));
+    const { status } = parseInput(FailuresQuery, c.req.query(), "query");
     return c.json({ failures: await listFailures(c.env.DB, account.id, status) });
   })
   .post("/accounts/:id/failures/replay", async (c) => {
@@ -198,7 +205,7 @@ export const syncAdmin = new Hono<AppEnv>()
   })
   .delete("/accounts/:id/review/:side/:recordId", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const side = Side.parse(c.req.param("side"));
+    const { side } = parseInput(z.object({ side: Side }), { side: c.req.param("side") }, "path");
     const recordId = c.req.param("recordId");
     if (!(await resolveReview(c.env.DB, account.id, side, recordId))) throw new AppError("not_found", `${side} record ${recordId} is not on the review list`);
     await markAndEnqueue(c.env.DB, liveJobDeps(c.env, liveConnectors(c.env, c.var.config)), { accountId: account.id, side, kind: "deal", recordId });
@@ -219,7 +226,7 @@ export const syncAdmin = new Hono<AppEnv>()
   })
   .get("/accounts/:id/events", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const q = z.object({ kind: z.string().min(1).optional(), limit: z.coerce.number().int().min(1).max(500).optional(), before: z.coerce.number().int().optional() }).parse(c.req.query());
+    const q = parseInput(EventsQuery, c.req.query(), "query");
     return c.json({ events: await listEvents(c.env.DB, account.id, { ...(q.kind ? { kind: q.kind } : {}), ...(q.limit ? { limit: q.limit } : {}), ...(q.before ? { beforeId: q.before } : {}) }) });
   })
   .post("/bootstrap", async (c) => {

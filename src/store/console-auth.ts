@@ -1,7 +1,7 @@
 /**
  * Console sign-in state in D1: server-side sessions (so logout revokes a session, not only the
  * browser's copy of its cookie) and the per-client login throttle. Both tables stay bounded: expired
- * sessions are pruned at each login, finished throttle windows at each attempt (migrations/0015_console_auth.sql).
+ * sessions are pruned at each login, finished throttle windows at each attempt (migrations/0016_console_auth.sql).
  */
 import { z } from "zod";
 

@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../../src/config.ts";
 import { createApp } from "../../../src/http/app.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
-import { createSessionValue } from "../../../src/console/session.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { beginInstall } from "../helpers/install.ts";
 import { useNetwork } from "../helpers/network.ts";
 import { createFakeHighLevel, type FakeHighLevel } from "./fake-highlevel.ts";
+import { consoleCookie } from "../helpers/console-session.ts";
 
 let fake: FakeHighLevel = createFakeHighLevel();
 useNetwork(() => {
@@ -179,7 +179,7 @@ describe("installs without state (HighLevel Marketplace listing)", () => {
     const row = await getConnection(env.DB, locationConnectionId("loc-fake"));
     expect(row?.installOrigin).toBe("marketplace");
     expect(row?.accountId).toBeNull();
-    const page = await exports.default.fetch("http://worker.test/console/connections", { headers: { cookie: `__Host-console_session=${await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN)}` } });
+    const page = await exports.default.fetch("http://worker.test/console/connections", { headers: { cookie: await consoleCookie() } });
     const text = await page.text();
     expect(text).toContain('id="marketplace-banner"');
     expect(text).toContain("not attached (Marketplace install)");

@@ -10,9 +10,9 @@ import { tokenGate } from "../../../src/gate/client.ts";
 import { CLIENT_REJECTED_RETRY_MS } from "../../../src/gate/tokens.ts";
 import { getAppCondition, HIGHLEVEL_CLIENT_REJECTED, raiseAppCondition } from "../../../src/store/app-status.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
-import { createSessionValue } from "../../../src/console/session.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork } from "../helpers/network.ts";
+import { consoleCookie } from "../helpers/console-session.ts";
 
 const sb = createSandbox({ webhookMode: "manual" });
 useNetwork({ "sandbox.test": (r) => sb.fetch(r) });
@@ -48,7 +48,7 @@ describe("HighLevel refuses the client credentials", () => {
     expect((await gate.accessToken(id, { rejected: access })).ok).toBe(false);
     expect((await getAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED))?.since).toBe(opened?.since);
     expect(await raiseAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED, "again")).toBe(false);
-    const session = `__Host-console_session=${await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN)}`;
+    const session = await consoleCookie();
     const page = await (await exports.default.fetch("http://worker.test/console/connections", { headers: { cookie: session } })).text();
     expect(page).toContain('id="client-rejected-banner"');
 

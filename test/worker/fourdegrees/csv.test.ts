@@ -207,6 +207,22 @@ describe("POST /api/import/4degrees", () => {
     expect(q.sent).toHaveLength(0);
   });
 
+  it("security: a per-row reason quotes a short, formula-neutralised excerpt of the cell, never the whole cell", async () => {
+    await createAccount("csv-inject-acc");
+    const q = recorder();
+    const long = `=HYPERLINK("https://evil.test/${"x".repeat(5_000)}","open")`;
+    const file = Papa.unparse([["Deal Name", "Value", "Status", "Owner", "Close Date"], ["A", '-1+HYPERLINK("https://evil.test")', "open", "", ""], ["B", "", long, "", ""], ["C", "", "open", "@SUM(1+1)", ""], ["D", "", "open", "", "\uFF1D1+1"]]);
+    const report = await (await q.call(upload("csv-inject-acc", file))).json<Report>();
+    expect(report.skipped).toHaveLength(4);
+    const [value, status, owner, date] = report.skipped.map((s) => s.reason);
+    expect(value).toBe(`Value: "'-1+HYPERLINK("https://evil.test")" is not an amount`);
+    expect(status).toMatch(/^Status "'=HYPERLINK\("https:\/\/evil\.test\/x+…" is not open, won, lost or abandoned$/);
+    expect(status!.length).toBeLessThan(120);
+    expect(owner).toBe(`Owner "'@SUM(1+1)" is not an email address`);
+    expect(date).toBe(`Close date "'\uFF1D1+1" is not a date (use YYYY-MM-DD)`);
+    expect(q.sent).toHaveLength(0);
+  });
+
   it("security: the import refuses a request without the admin token", async () => {
     const q = recorder();
     const res = await q.call(new Request("http://worker.test/api/import/4degrees?account=csv-acc", { method: "POST", headers: { "content-type": "text/csv" }, body: "Deal Name\nA" }));
@@ -255,6 +271,16 @@ describe("HighLevel → CSV export", () => {
       ["opp_2", "Due Diligence", null],
       ["opp_3", "Sourced", 300_150],
     ]);
+  });
+
+  it("security: every text cell a spreadsheet would evaluate is neutralised; only real numbers in Value go raw", async () => {
+    const evil = ["-1+HYPERLINK(\"https://evil.test\")", "+1", "@SUM(A1)", "\tx", "\rx", "\uFF1D1+1", "\uFF0B1", "\uFF0D1", "\uFF20x", "=1"];
+    const opps = evil.map((name, i) => opp(i + 1, { name, companyName: name, contactName: "-2", monetaryValue: -(i + 1) }));
+    const rows = Papa.parse<string[]>((await new Response(await exportCsvStream(source([opps]), { currency: "USD" })).text()).trim(), { newline: "\r\n" }).data.slice(1);
+    expect(rows.map((r) => r[0])).toEqual(evil.map((e) => `'${e}`));
+    expect(rows.map((r) => r[10])).toEqual(evil.map((e) => `'${e}`));
+    expect(rows.map((r) => r[8])).toEqual(evil.map(() => "'-2"));
+    expect(rows.map((r) => r[5])).toEqual(evil.map((_, i) => `-${i + 1}.00`));
   });
 
   it("happy: won/lost opportunities carry the list's won/lost stage names when given, else their HighLevel stage", async () => {

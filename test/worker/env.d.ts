@@ -3,3 +3,9 @@ declare namespace Cloudflare {
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
   }
 }
+
+/** A file's text, through Vite's `?raw` import (tests read wrangler.toml this way). */
+declare module "*?raw" {
+  const text: string;
+  export default text;
+}

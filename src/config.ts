@@ -35,9 +35,27 @@ declare global {
       D1_METER?: string;
       /** Local dev only: `host[:port]` list notification rules may target over http (src/notify/targets.ts). */
       NOTIFY_DEV_TARGET_HOSTS?: string;
+      /** Retention in days per table (src/store/retention.ts; defaults in `ConfigSchema`). */
+      RETENTION_ACTIVITY_DAYS?: string;
+      RETENTION_NOTIFICATION_DAYS?: string;
+      RETENTION_FAILURE_DAYS?: string;
+      RETENTION_TOMBSTONE_DAYS?: string;
+      RETENTION_IMPORT_DAYS?: string;
+      RETENTION_LEDGER_DAYS?: string;
+      /** Most DELETE statements one cron run spends on retention (default 40, at least 10; each up to 1,000 rows). */
+      RETENTION_MAX_STATEMENTS?: string;
     }
   }
 }
+
+/** A retention in whole days, at least `min` (a shorter one would drop rows still needed), at most ten years. */
+const days = (name: string, fallback: number, min: number) =>
+  z.coerce
+    .number({ error: `${name} must be a number of days` })
+    .int(`${name} must be a whole number of days`)
+    .min(min, `${name} must be at least ${min} days`)
+    .max(3650, `${name} must be at most 3650 days`)
+    .default(fallback);
 
 const url = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ""));
 const secret = (name: string, min = 1) =>
@@ -131,6 +149,19 @@ const ConfigObject = z.object({
     .default("false")
     .transform((v) => v === "true"),
   NOTIFY_DEV_TARGET_HOSTS: z.string().optional(),
+  /** sync_events (the activity trail). */
+  RETENTION_ACTIVITY_DAYS: days("RETENTION_ACTIVITY_DAYS", 30, 1),
+  /** Delivered or failed notification deliveries (queued ones are never pruned). */
+  RETENTION_NOTIFICATION_DAYS: days("RETENTION_NOTIFICATION_DAYS", 30, 1),
+  /** Replayed failures, from their replay (open ones are never pruned). */
+  RETENTION_FAILURE_DAYS: days("RETENTION_FAILURE_DAYS", 30, 1),
+  /** Tombstones: well past every retry window (HighLevel ~1 h, 4Degrees' backoff, our dead-letter day). */
+  RETENTION_TOMBSTONE_DAYS: days("RETENTION_TOMBSTONE_DAYS", 90, 7),
+  /** CSV import reports and the per-row hashes that make a re-import a no-op. */
+  RETENTION_IMPORT_DAYS: days("RETENTION_IMPORT_DAYS", 90, 1),
+  /** Settled write-ledger rows: longer than 4Degrees' 24 h Idempotency-Key window. */
+  RETENTION_LEDGER_DAYS: days("RETENTION_LEDGER_DAYS", 30, 2),
+  RETENTION_MAX_STATEMENTS: z.coerce.number().int().min(10, "RETENTION_MAX_STATEMENTS must be at least 10").max(500).default(40),
 });
 
 export const ConfigSchema = ConfigObject.superRefine((config, ctx) => {

@@ -14,6 +14,7 @@ import { consumeDeadLetters } from "./sync/dead-letters.ts";
 import { liveJobDeps, syncHandlers } from "./sync/jobs.ts";
 import { runReconcile } from "./sync/reconcile.ts";
 import { meterDatabase } from "./store/d1-meter.ts";
+import { pruneExpired, retentionPolicy } from "./store/retention.ts";
 
 export { AccountGate } from "./gate/gate.ts";
 
@@ -64,5 +65,12 @@ export default {
     await runReconcile(env, liveJobDeps(env, liveConnectors(env, config)), log);
     // Reconnect and quota-low notifications (once per episode; never throws).
     await scanNotifications(env, config, log);
+    // Retention: bounded batches of expired rows (src/store/retention.ts); the next tick continues.
+    try {
+      const pruned = await pruneExpired(env.DB, retentionPolicy(config));
+      log.info({ event: "cron.retention", outcome: "ok", deleted: pruned.deleted, statements: pruned.statements, caught_up: pruned.done });
+    } catch (err) {
+      log.error({ event: "cron.retention", outcome: "failed", error: err });
+    }
   },
 } satisfies ExportedHandler<Env>;

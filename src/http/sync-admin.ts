@@ -14,6 +14,7 @@
  * | PUT `/accounts/{id}/test-mode` | `{enabled}` | compute and log writes, make none |
  * | GET `/accounts/{id}/failures?status=open\|replayed\|all` | – | failures and dead letters |
  * | POST `/accounts/{id}/failures/{failureId}/replay` · `/failures/replay` | – | replay one / all open |
+ * | GET `/failures/unassigned?status=` · POST `/failures/unassigned/{failureId}/replay` | – | failures of no known account |
  * | POST `/accounts/{id}/backfill` · GET · POST `/backfill/resume` | – | start, progress, resume |
  * | GET `/accounts/{id}/review` | – | records the engine would not guess about |
  * | DELETE `/accounts/{id}/review/{side}/{recordId}` | – | resolve and re-sync that record |
@@ -26,7 +27,7 @@ import { z } from "zod";
 import { AppError, parseInput } from "../lib/errors.ts";
 import { ConflictPolicySchema, DeletePolicySchema, createAccount, deleteAccount, getAccount, listAccounts, requireAccount, saveMapping, updateAccount } from "../store/accounts.ts";
 import { getBackfill } from "../store/backfill-runs.ts";
-import { getFailure, listFailures, markReplayed, type Failure } from "../store/failures.ts";
+import { getFailure, listFailures, UNASSIGNED, type Failure } from "../store/failures.ts";
 import { countLinks } from "../store/links.ts";
 import { listPending } from "../store/pending.ts";
 import { listEvents, listReview, resolveReview } from "../store/sync-events.ts";
@@ -35,7 +36,7 @@ import { bootstrapAccount, BootstrapBody } from "../sync/bootstrap.ts";
 import { liveConnectors } from "../sync/connectors.ts";
 import { liveJobDeps, markAndEnqueue } from "../sync/jobs.ts";
 import { MappingSchema, mappingIssues, validateMappingLive } from "../sync/mapping-config.ts";
-import { QueueMessageSchema, type QueueMessageInput } from "../sync/messages.ts";
+import { replayFailure } from "../sync/replay.ts";
 import { loadLiveStructure, suggestedMapping } from "../sync/structure.ts";
 import type { AppEnv } from "./context.ts";
 
@@ -72,11 +73,9 @@ function idParam(raw: string): string {
   return parsed.data;
 }
 
-/** The message to send again for a failure (record jobs are forced: their dirty mark is gone). */
-function replayMessage(f: Failure): QueueMessageInput {
-  const parsed = QueueMessageSchema.safeParse(f.message);
-  if (!parsed.success) throw new AppError("unprocessable", `failure ${f.id} holds a message this version cannot read`);
-  return parsed.data.kind === "sync.record" ? { ...parsed.data, force: true } : parsed.data;
+/** Replays a failure (src/sync/replay.ts); 422 when it holds a message this version cannot read. */
+async function replay(env: Env, f: Failure): Promise<void> {
+  if (!(await replayFailure(env, f))) throw new AppError("unprocessable", `failure ${f.id} holds a message this version cannot read`);
 }
 
 export const syncAdmin = new Hono<AppEnv>()
@@ -164,11 +163,9 @@ export const syncAdmin = new Hono<AppEnv>()
   })
   .post("/accounts/:id/failures/replay", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const deps = liveJobDeps(c.env, liveConnectors(c.env, c.var.config));
     const replayed: string[] = [];
     for (const f of await listFailures(c.env.DB, account.id, "open", 500)) {
-      await deps.enqueue(replayMessage(f));
-      await markReplayed(c.env.DB, f.id);
+      await replay(c.env, f);
       replayed.push(f.id);
     }
     return c.json({ replayed });
@@ -177,8 +174,19 @@ export const syncAdmin = new Hono<AppEnv>()
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const failure = await getFailure(c.env.DB, c.req.param("failureId"));
     if (!failure || failure.accountId !== account.id) throw new AppError("not_found", `no failure ${c.req.param("failureId")} for account ${account.id}`);
-    await liveJobDeps(c.env, liveConnectors(c.env, c.var.config)).enqueue(replayMessage(failure));
-    await markReplayed(c.env.DB, failure.id);
+    await replay(c.env, failure);
+    return c.json({ replayed: [failure.id] });
+  })
+  // The operator's bucket: failures whose account could not be known (unknown location or
+  // workspace, unreadable body). A replay after the location is attached lands in its account.
+  .get(`/failures/${UNASSIGNED}`, async (c) => {
+    const status = z.enum(["open", "replayed", "all"]).catch("open").parse(c.req.query("status"));
+    return c.json({ failures: await listFailures(c.env.DB, null, status) });
+  })
+  .post(`/failures/${UNASSIGNED}/:failureId/replay`, async (c) => {
+    const failure = await getFailure(c.env.DB, c.req.param("failureId"));
+    if (!failure || failure.accountId !== null) throw new AppError("not_found", `no failure ${c.req.param("failureId")} in the ${UNASSIGNED} bucket`);
+    await replay(c.env, failure);
     return c.json({ replayed: [failure.id] });
   })
   .post("/accounts/:id/backfill", async (c) => {

@@ -116,12 +116,6 @@ export async function getWrite(db: D1Database, key: LedgerKey): Promise<LedgerEn
   return row ? toEntry(row) : null;
 }
 
-/** Forgets ledger rows older than `before` (epoch ms): the 4Degrees idempotency window is 24 h. */
-export async function pruneLedger(db: D1Database, before: number): Promise<number> {
-  const res = await db.prepare("DELETE FROM write_ledger WHERE created_at < ? AND state != 'pending'").bind(before).run();
-  return res.meta.changes;
-}
-
 /** Counts ledger rows by state for an account (tests and the console). */
 export async function ledgerCounts(db: D1Database, accountId: string): Promise<Record<LedgerEntry["state"], number>> {
   const { results } = await db.prepare("SELECT state, COUNT(*) AS n FROM write_ledger WHERE account_id = ? GROUP BY state").bind(accountId).all();

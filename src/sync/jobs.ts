@@ -414,7 +414,11 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     try {
       event = changeEventFromRaw(msg.body);
     } catch (err) {
-      return { kind: "permanent", reason: err instanceof Error ? err.message : String(err) };
+      // An event this version cannot read is filed (replayable once it can), not only logged.
+      const reason = `the 4Degrees event cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+      const accountId = await accountForWorkspace(ctx.env.DB, msg.workspaceId);
+      await recordFailure(ctx.env.DB, { id: `webhook:fourdegrees:${msg.webhookId}`, accountId, source: "permanent", message: msg, reason });
+      return { kind: "permanent", reason };
     }
     // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
     const accountId = await onceInBatch(ctx.batch, `account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId));

@@ -31,8 +31,9 @@
  */
 import Papa from "papaparse";
 import { FourDegreesError, fail } from "./errors.ts";
+import { isCalendarDate } from "./fields.ts";
 import type { Actor, Deal, DealPatch, FieldDef, FieldValue, Money, Pipeline, Stage } from "./model.ts";
-import { isCalendarDate, type FourDegreesStore } from "./store.ts";
+import type { FourDegreesStore } from "./store.ts";
 
 /** The largest CSV body the import accepts. */
 export const MAX_CSV_BYTES = 50_000_000;

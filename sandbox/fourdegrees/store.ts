@@ -11,6 +11,8 @@
  * - A PATCH that changes nothing returns the deal as is: no new version, no webhook.
  * - A deal change emits one event per aspect: `deal.stage_changed` (stage_id, status, pipeline_id),
  *   `deal.owner_changed` (owner_id), `deal.updated` (everything else); each carries the new deal.
+ *
+ * Custom field rules live in fields.ts, cursor paging in paging.ts.
  */
 import type { Clock } from "../core/clock.ts";
 import type { SeededRandom } from "../core/random.ts";
@@ -28,7 +30,6 @@ import {
   type EventType,
   type FieldDef,
   type FieldType,
-  type FieldValue,
   type Note,
   type NoteCreate,
   type NotePatch,
@@ -38,6 +39,8 @@ import {
   type WebhookEvent,
   type Workspace,
 } from "./model.ts";
+import { applyFields, computeFormulas, dedupe, keepFieldsOf, type FieldLookups } from "./fields.ts";
+import { cmp, decodeCursor, encodeCursor, lowerBoundAfter, type Page } from "./paging.ts";
 
 /** Options of a write. */
 export interface WriteOptions {
@@ -54,17 +57,6 @@ export interface DealListQuery {
   includeArchived?: boolean;
   cursor?: string;
   limit: number;
-}
-
-export interface Page<T> {
-  data: T[];
-  next_cursor: string | null;
-}
-
-interface CursorPosition {
-  /** Sort key of the last item served. */
-  k: string;
-  i: string;
 }
 
 /** The workspace's records and the operations on them. */
@@ -84,6 +76,12 @@ export class FourDegreesStore {
   readonly #clock: Clock;
   #random: SeededRandom;
   readonly #emit: (event: WebhookEvent) => void;
+  readonly #lookups: FieldLookups = {
+    field: (id) => this.fields.get(id),
+    fieldsOf: (pipelineId) => this.fieldsOf(pipelineId),
+    hasContact: (id) => this.contacts.has(id),
+    hasDeal: (id) => this.deals.has(id),
+  };
 
   constructor(options: { clock: Clock; random: SeededRandom; workspace: Workspace; emit: (event: WebhookEvent) => void }) {
     this.#clock = options.clock;
@@ -271,7 +269,7 @@ export class FourDegreesStore {
       updated_at: now,
       archived_at: null,
     };
-    deal.fields = this.#applyFields(pipeline.id, {}, input.fields ?? {}, options, true);
+    deal.fields = applyFields(this.#lookups, pipeline.id, {}, input.fields ?? {}, options, true);
     computeFormulas(deal, this.fieldsOf(pipeline.id));
     this.deals.set(deal.id, deal);
     this.#sorted = null;
@@ -303,7 +301,8 @@ export class FourDegreesStore {
     if (patch.external_refs !== undefined) next.external_refs = patch.external_refs;
     const pipelineChanged = next.pipeline_id !== current.pipeline_id;
     const baseFields = pipelineChanged ? keepFieldsOf(next.fields, this.fieldsOf(next.pipeline_id)) : next.fields;
-    next.fields = this.#applyFields(next.pipeline_id, baseFields, patch.fields ?? {}, options, pipelineChanged);
+    const fieldPatch = patch.fields ?? {};
+    next.fields = applyFields(this.#lookups, next.pipeline_id, baseFields, fieldPatch, options, pipelineChanged);
     computeFormulas(next, this.fieldsOf(next.pipeline_id));
 
     const changes = diff(current, next);
@@ -439,72 +438,10 @@ export class FourDegreesStore {
     return id;
   }
 
-  /** Validates custom field writes against the pipeline's field definitions and merges them. */
-  #applyFields(pipelineId: string, base: Record<string, FieldValue>, input: Record<string, FieldValue>, options: WriteOptions, checkRequired: boolean): Record<string, FieldValue> {
-    const out: Record<string, FieldValue> = { ...base };
-    for (const [fieldId, value] of Object.entries(input)) {
-      const def = this.fields.get(fieldId);
-      if (!def || def.pipeline_id !== pipelineId) throw fail.validation(`fields.${fieldId}: no such field in pipeline ${pipelineId} (GET /pipelines/${pipelineId}/fields lists them)`, "unknown_custom_field");
-      const uiOnly = def.type === "linked_deals" && options.allowUiOnlyFields === true;
-      if (def.read_only && !uiOnly) throw fail.validation(`fields.${fieldId} (${def.name}) is a read-only ${def.type} field`, "read_only_field");
-      if (value === null) {
-        delete out[fieldId];
-        continue;
-      }
-      out[fieldId] = this.#checkFieldValue(def, value);
-    }
-    if (checkRequired || Object.keys(input).length > 0) {
-      for (const def of this.fieldsOf(pipelineId)) {
-        if (def.required && (out[def.id] === undefined || out[def.id] === "")) throw fail.validation(`fields.${def.id} (${def.name}) is required`, "required_field_missing");
-      }
-    }
-    return out;
-  }
-
-  #checkFieldValue(def: FieldDef, value: FieldValue): FieldValue {
-    const bad = (expected: string) => fail.validation(`fields.${def.id} (${def.name}) must be ${expected}`);
-    switch (def.type) {
-      case "text":
-        if (typeof value !== "string") throw bad("a string");
-        return value;
-      case "number":
-      case "percentage":
-        if (typeof value !== "number" || !Number.isFinite(value)) throw bad("a number");
-        return value;
-      case "currency":
-        if (typeof value !== "number" || !Number.isSafeInteger(value)) throw bad("an integer amount in minor units");
-        return value;
-      case "date":
-        if (typeof value !== "string" || !isCalendarDate(value)) throw bad("a date as YYYY-MM-DD");
-        return value;
-      case "single_select":
-        if (typeof value !== "string" || !def.options!.includes(value)) throw bad(`one of ${def.options!.map((o) => JSON.stringify(o)).join(", ")} (exact match)`);
-        return value;
-      case "multi_select":
-        if (!Array.isArray(value) || value.some((v) => !def.options!.includes(v))) throw bad(`a list of ${def.options!.map((o) => JSON.stringify(o)).join(", ")} (exact match)`);
-        return dedupe(value);
-      case "contact":
-        if (typeof value !== "string" || !this.contacts.has(value)) throw bad("the id of an existing contact");
-        return value;
-      case "linked_deals":
-        if (!Array.isArray(value) || value.some((v) => !this.deals.has(v))) throw bad("a list of deal ids");
-        return dedupe(value);
-      case "formula":
-        throw bad("left alone (formula fields are computed)");
-    }
-  }
-
   #sortedDeals(): Deal[] {
     this.#sorted ??= [...this.deals.values()].sort((a, b) => cmp(a.updated_at, b.updated_at) || cmp(a.id, b.id));
     return this.#sorted;
   }
-}
-
-/** True for a real `YYYY-MM-DD` calendar date. */
-export function isCalendarDate(s: string): boolean {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return false;
-  const d = new Date(`${s}T00:00:00Z`);
-  return !Number.isNaN(d.getTime()) && d.toISOString().startsWith(s);
 }
 
 /** Top-level changes between two versions of a deal, as `{field: [old, new]}`. */
@@ -515,57 +452,6 @@ function diff(before: Deal, after: Deal): Record<string, [unknown, unknown]> {
     if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) changes[key] = [structuredClone(before[key]), structuredClone(after[key])];
   }
   return changes;
-}
-
-/** Formula fields: the sandbox knows one formula, `value / 1000` (the deal value in thousands). */
-function computeFormulas(deal: Deal, defs: FieldDef[]): void {
-  for (const def of defs) {
-    if (def.type !== "formula") continue;
-    if (deal.value === null) delete deal.fields[def.id];
-    else deal.fields[def.id] = Math.round(deal.value.amount_minor / 1000) / 100;
-  }
-}
-
-function keepFieldsOf(fields: Record<string, FieldValue>, defs: FieldDef[]): Record<string, FieldValue> {
-  const ids = new Set(defs.map((d) => d.id));
-  return Object.fromEntries(Object.entries(fields).filter(([id]) => ids.has(id)));
-}
-
-function dedupe<T>(items: T[]): T[] {
-  return [...new Set(items)];
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Index of the first deal strictly after the cursor position in (updated_at, id) order. */
-function lowerBoundAfter(sorted: Deal[], pos: CursorPosition): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const d = sorted[mid]!;
-    const c = cmp(d.updated_at, pos.k) || cmp(d.id, pos.i);
-    if (c <= 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function encodeCursor(pos: CursorPosition): string {
-  return btoa(JSON.stringify(pos)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** Decodes an opaque cursor; anything else → 400 `invalid_cursor`. */
-function decodeCursor(raw: string): CursorPosition {
-  try {
-    const json: unknown = JSON.parse(atob(raw.replace(/-/g, "+").replace(/_/g, "/")));
-    if (json && typeof json === "object" && "k" in json && "i" in json && typeof json.k === "string" && typeof json.i === "string") return { k: json.k, i: json.i };
-  } catch {
-    // fall through
-  }
-  throw fail.badRequest("cursor is not a cursor this API returned", "invalid_cursor");
 }
 
 /** Deal keys a client may not write, re-exported for the API layer. */

@@ -12,130 +12,20 @@
  */
 import type { Clock } from "../core/clock.ts";
 import { GhlError, INVALID_TOKEN } from "./errors.ts";
+import { ALL_SCOPES, DEFAULT_OAUTH_SETTINGS, OAuthError } from "./oauth-model.ts";
+import type { AccessToken, AppConfig, AuthCode, Installation, OAuthSettings } from "./oauth-model.ts";
+import type { RefreshToken, TokenCounters, UserType } from "./oauth-model.ts";
 import type { Company, HighLevelStore, IdSource, Location } from "./store.ts";
 
-export type UserType = "Location" | "Company";
-
-/** The Marketplace app the sandbox plays the other side of (client id / secret from settings). */
-export interface AppConfig {
-  clientId: string;
-  clientSecret: string;
-  /** The app id HighLevel puts in webhooks (`appId`) and tokens. */
-  appId: string;
-  versionId: string;
-  /** Registered redirect URIs; `null` accepts any absolute http(s) URL. */
-  redirectUris: string[] | null;
-}
-
-export interface OAuthSettings {
-  /** Access token lifetime (HighLevel: 86399 s). */
-  accessTokenLifetimeSec: number;
-  /** Refresh token lifetime (HighLevel: a year, renewed on each use). */
-  refreshTokenLifetimeSec: number;
-  /** Authorization code lifetime (unconfirmed; short). */
-  codeLifetimeSec: number;
-  /** Error body style of the token endpoints. */
-  errorStyle: "nest" | "oauth2";
-}
-
-export const DEFAULT_OAUTH_SETTINGS: OAuthSettings = {
-  accessTokenLifetimeSec: 86_399,
-  refreshTokenLifetimeSec: 365 * 86_400,
-  codeLifetimeSec: 600,
-  errorStyle: "nest",
-};
-
-/** Scopes a PIT or an authorization gets when none are asked for: every endpoint the sandbox serves. */
-export const ALL_SCOPES = [
-  "opportunities.readonly",
-  "opportunities.write",
-  "contacts.readonly",
-  "contacts.write",
-  "users.readonly",
-  "locations.readonly",
-  "locations/customFields.readonly",
-  "oauth.readonly",
-  "oauth.write",
-] as const;
-
-/** An access token (OAuth or PIT) the API accepts. */
-export interface AccessToken {
-  token: string;
-  kind: "oauth" | "pit";
-  userType: UserType;
-  companyId: string;
-  /** Set for Location tokens and PITs. */
-  locationId: string | null;
-  scopes: string[];
-  /** Rate-limit identity of the caller: the app's client id, or the PIT's own id. */
-  appKey: string;
-  userId: string;
-  /** Sandbox ms; `null` = never (PITs). */
-  expiresAt: number | null;
-  revoked: boolean;
-  approvedLocations: string[];
-  /** PITs: a display name. */
-  name?: string;
-}
-
-interface RefreshToken {
-  token: string;
-  userType: UserType;
-  companyId: string;
-  locationId: string | null;
-  scopes: string[];
-  userId: string;
-  approvedLocations: string[];
-  expiresAt: number;
-  used: boolean;
-  revoked: boolean;
-}
-
-interface AuthCode {
-  code: string;
-  redirectUri: string | null;
-  companyId: string;
-  /** `null` for an agency-level (Company) install. */
-  locationId: string | null;
-  approvedLocations: string[];
-  scopes: string[];
-  userId: string;
-  expiresAt: number;
-  used: boolean;
-}
-
-/** An app installation (for `GET /oauth/installedLocations` and UNINSTALL). */
-export interface Installation {
-  companyId: string;
-  locationId: string | null;
-  installedAt: string;
-  scopes: string[];
-}
-
-/** How many calls each token endpoint got (tests assert "exactly one refresh"). */
-export interface TokenCounters {
-  /** Every `POST /oauth/token` call. */
-  token: number;
-  authorizationCode: number;
-  refreshToken: number;
-  /** Token endpoint calls answered with an error. */
-  failed: number;
-  locationToken: number;
-}
-
-/** A token endpoint failure, rendered in the configured style. */
-export class OAuthError extends GhlError {
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(status, message);
-    this.code = code;
-  }
-}
+// The vocabulary lives in oauth-model.ts; importers of the server get it here too.
+export { ALL_SCOPES, DEFAULT_OAUTH_SETTINGS, OAuthError } from "./oauth-model.ts";
+export type { AccessToken, AppConfig, Installation, OAuthSettings, TokenCounters, UserType } from "./oauth-model.ts";
 
 function base64url(text: string): string {
   return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+/** The OAuth side of HighLevel: codes, tokens, PITs and installations (see the module comment). */
 export class OAuthServer {
   readonly app: AppConfig;
   settings: OAuthSettings;

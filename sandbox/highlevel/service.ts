@@ -12,135 +12,20 @@
  *   contacts → no events (the official event docs have no Contact* events); deleting a contact
  *              deletes its opportunities (with their Delete + Update) and its notes
  *
- * Event bodies follow ghl/webhook-events/*.md; the envelope (`timestamp`, `webhookId`, `appId`,
- * `versionId`) is added by the emitter. Referential checks answer 400 with HighLevel-style texts.
+ * Event bodies (events.ts) follow ghl/webhook-events/*.md; the envelope (`timestamp`, `webhookId`,
+ * `appId`, `versionId`) is added by the emitter; the write inputs are in inputs.ts. Referential
+ * checks answer 400 with HighLevel-style texts.
  */
 import type { Clock } from "../core/clock.ts";
 import { GhlError, unprocessable } from "./errors.ts";
+import { noteEventBody, opportunityEventBody, type EventSink } from "./events.ts";
+import { resolveCustomFields } from "./inputs.ts";
+import type { ContactInput, ContactPatch, CustomFieldInput, LocationSettings } from "./inputs.ts";
+import type { NoteInput, OpportunityInput, OpportunityPatch } from "./inputs.ts";
 import type { Contact, HighLevelStore, IdSource, Note, Opportunity, OpportunityStatus } from "./store.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 
-/** Receives one webhook event (type + flat body without envelope). */
-export type EventSink = (type: string, body: Record<string, unknown>) => void;
-
-/** Custom field values as the API takes them: `[{id? | key?, field_value}]`. */
-export interface CustomFieldInput {
-  id?: string | undefined;
-  key?: string | undefined;
-  field_value?: unknown;
-}
-
-export interface OpportunityInput {
-  pipelineId: string;
-  locationId: string;
-  name: string;
-  status: string;
-  contactId: string;
-  pipelineStageId?: string | undefined;
-  monetaryValue?: number | undefined;
-  assignedTo?: string | undefined;
-  source?: string | undefined;
-  customFields?: CustomFieldInput[] | undefined;
-  lostReasonId?: string | undefined;
-  followers?: string[] | undefined;
-}
-
-export interface OpportunityPatch {
-  pipelineId?: string | undefined;
-  name?: string | undefined;
-  pipelineStageId?: string | undefined;
-  status?: string | undefined;
-  monetaryValue?: number | undefined;
-  assignedTo?: string | undefined;
-  customFields?: CustomFieldInput[] | undefined;
-  lostReasonId?: string | undefined;
-  source?: string | undefined;
-}
-
-export interface ContactInput {
-  locationId: string;
-  firstName?: string | null | undefined;
-  lastName?: string | null | undefined;
-  name?: string | null | undefined;
-  email?: string | null | undefined;
-  phone?: string | null | undefined;
-  companyName?: string | null | undefined;
-  website?: string | null | undefined;
-  address1?: string | null | undefined;
-  city?: string | null | undefined;
-  state?: string | null | undefined;
-  postalCode?: string | null | undefined;
-  country?: string | null | undefined;
-  timezone?: string | null | undefined;
-  source?: string | null | undefined;
-  assignedTo?: string | null | undefined;
-  tags?: string[] | undefined;
-  dnd?: boolean | undefined;
-  customFields?: CustomFieldInput[] | undefined;
-}
-
-/** `UpdateContactDto` (ghl/apps/contacts.json): every field optional; `null` clears a nullable one. */
-export interface ContactPatch {
-  firstName?: string | null | undefined;
-  lastName?: string | null | undefined;
-  name?: string | null | undefined;
-  email?: string | null | undefined;
-  phone?: string | null | undefined;
-  address1?: string | null | undefined;
-  city?: string | null | undefined;
-  state?: string | null | undefined;
-  postalCode?: string | undefined;
-  website?: string | null | undefined;
-  timezone?: string | null | undefined;
-  source?: string | null | undefined;
-  country?: string | undefined;
-  assignedTo?: string | null | undefined;
-  /** Overwrites every tag (the spec says so). */
-  tags?: string[] | undefined;
-  dnd?: boolean | undefined;
-  customFields?: CustomFieldInput[] | undefined;
-}
-
-export interface NoteInput {
-  body: string;
-  userId?: string | undefined;
-  title?: string | undefined;
-  color?: string | undefined;
-  pinned?: boolean | undefined;
-}
-
-/** Per-location settings HighLevel keeps under Settings → Opportunities / Contacts. */
-export interface LocationSettings {
-  /** "Allow duplicate opportunities" (off by default): one opportunity per contact per pipeline. */
-  allowDuplicateOpportunities: boolean;
-  /** "Allow duplicate contact" (off by default): one contact per email / phone. */
-  allowDuplicateContacts: boolean;
-}
-
-/** The flat opportunity event body (ghl/webhook-events/Opportunity*.md). */
-export function opportunityEventBody(type: string, o: Opportunity): Record<string, unknown> {
-  const body: Record<string, unknown> = {
-    type,
-    locationId: o.locationId,
-    id: o.id,
-    ...(o.assignedTo ? { assignedTo: o.assignedTo } : {}),
-    contactId: o.contactId,
-    monetaryValue: o.monetaryValue,
-    name: o.name,
-    pipelineId: o.pipelineId,
-    pipelineStageId: o.pipelineStageId,
-    source: o.source,
-    status: o.status,
-    dateAdded: o.createdAt,
-  };
-  return body;
-}
-
-/** The note event body (ghl/webhook-events/Note*.md). */
-export function noteEventBody(type: string, n: Note): Record<string, unknown> {
-  return { type, locationId: n.locationId, id: n.id, body: n.body, contactId: n.contactId, dateAdded: n.dateAdded };
-}
-
+/** Every change to HighLevel data, with the webhooks it emits (the fan-out above). */
 export class HighLevelService {
   readonly store: HighLevelStore;
   readonly settings = new Map<string, LocationSettings>();
@@ -221,25 +106,7 @@ export class HighLevelService {
 
   /** Resolves `[{id|key, field_value}]` against the location's fields of `model`, merging into `current`. */
   #customFields(locationId: string, model: "opportunity" | "contact", input: CustomFieldInput[], current: Array<{ id: string; value: unknown }>): Array<{ id: string; value: unknown }> {
-    const fields = this.store.customFieldsOf(locationId, model);
-    const next = current.map((f) => ({ ...f }));
-    const problems: string[] = [];
-    input.forEach((item, i) => {
-      const key = item.key?.replace(new RegExp(`^${model}\\.`), "");
-      const field = item.id ? fields.find((f) => f.id === item.id) : fields.find((f) => f.fieldKey === `${model}.${key}` || f.fieldKey === key);
-      if (!field) {
-        problems.push(`customFields.${i} refers to an unknown ${model} custom field: ${item.id ?? item.key ?? "(no id or key)"}`);
-        return;
-      }
-      const value = item.field_value;
-      const at = next.findIndex((f) => f.id === field.id);
-      if (value === undefined || value === null || value === "") {
-        if (at >= 0) next.splice(at, 1);
-      } else if (at >= 0) next[at] = { id: field.id, value };
-      else next.push({ id: field.id, value });
-    });
-    if (problems.length > 0) throw unprocessable(problems);
-    return next;
+    return resolveCustomFields(this.store.customFieldsOf(locationId, model), model, input, current);
   }
 
   // ---------- opportunities ----------

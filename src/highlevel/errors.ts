@@ -103,6 +103,8 @@ export function parseErrorBody(text: string): { message: string; traceId: string
 /** The refresh failures HighLevel documents by message (highlevel-api.md "OAuth 2.0"). */
 export const isInvalidGrant = (message: string) => /invalid[ _]grant/i.test(message);
 export const isLocationInactive = (message: string) => /location is not active/i.test(message);
+/** The token endpoint refusing the app's own credentials (wrong or rotated client secret), not the user's grant. */
+export const isInvalidClient = (message: string) => /invalid[ _]client/i.test(message);
 const isScopeMessage = (message: string) => /not authorized for this scope|scope/i.test(message);
 
 /** Classifies a non-2xx HighLevel answer. */

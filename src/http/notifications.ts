@@ -17,6 +17,7 @@ import { deleteRule, getRule, insertRule, listDeliveries, listRules, ruleSummary
 import type { AppEnv } from "./context.ts";
 import { ruleAad } from "../notify/deliver.ts";
 import { NewRuleSchema, PARAMS_SCHEMAS, RulePatchSchema, type NewRule, type Target } from "../notify/rules.ts";
+import { targetPolicy, targetProblem } from "../notify/targets.ts";
 
 const RuleId = z.string().regex(/^ntf_[a-f0-9]{20}$/, "not a notification rule id");
 
@@ -39,6 +40,13 @@ async function sealTarget(config: Config, ruleId: string, target: Target, secret
   };
 }
 
+/** 400 naming `target.url` when the target may not be delivered to (src/notify/targets.ts). */
+export function assertTargetAllowed(config: Config, target: Target): void {
+  const problem = targetProblem(target.kind, target.url, targetPolicy(config));
+  if (!problem) return;
+  throw new AppError("bad_request", `target.url: ${problem}`, { details: [{ path: "target.url", message: problem }] });
+}
+
 /** Validates `body` as a new rule: 400 naming the field on failure. */
 export function parseNewRule(body: unknown): NewRule {
   const parsed = NewRuleSchema.safeParse(body);
@@ -51,6 +59,7 @@ export function parseNewRule(body: unknown): NewRule {
  * signing secret (shown once; only its ciphertext is kept).
  */
 export async function createRule(db: D1Database, config: Config, input: NewRule, now: number = Date.now()): Promise<{ rule: NotificationRule; signingSecret: string | null }> {
+  assertTargetAllowed(config, input.target);
   if (!(await getAccount(db, input.accountId))) throw new AppError("bad_request", `accountId: no account ${input.accountId}`, { details: [{ path: "accountId", message: "no such account" }] });
   const id = newRuleId();
   const secret = input.target.kind === "webhook" ? newSigningSecret() : null;
@@ -99,6 +108,7 @@ export const notificationsApi = new Hono<AppEnv>()
     let sealed = { targetKind: rule.targetKind, targetUrlEnc: rule.targetUrlEnc, targetHint: rule.targetHint, signingSecretEnc: rule.signingSecretEnc, keyId: rule.keyId };
     let signingSecret: string | null = null;
     if (patch.data.target) {
+      assertTargetAllowed(c.var.config, patch.data.target);
       // A new webhook target gets a new secret; a Slack target keeps none.
       signingSecret = patch.data.target.kind === "webhook" ? newSigningSecret() : null;
       sealed = await sealTarget(c.var.config, rule.id, patch.data.target, signingSecret);

@@ -3,6 +3,7 @@
  * anything else is logged with its stack and answered with a generic 500 (see `src/http/app.ts`).
  */
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
 
 export const ERROR_STATUS = {
   bad_request: 400,
@@ -58,4 +59,16 @@ export class AppError extends Error {
 /** Turns a zod error into the list of `{path, message}` pairs that 400 answers carry. */
 export function zodIssues(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }): Array<{ path: string; message: string }> {
   return error.issues.map((issue) => ({ path: issue.path.map(String).join(".") || "(root)", message: issue.message }));
+}
+
+/**
+ * Parses request input (query, path params) with `schema`; a mismatch is a 400 naming each field
+ * (`what` says where it came from, e.g. "query"), never the ZodError's generic 500.
+ */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = zodIssues(parsed.error);
+  const named = issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+  throw new AppError("bad_request", `invalid ${what}: ${named}`, { details: issues });
 }

@@ -6,7 +6,9 @@ import type { Config } from "../config.ts";
 import { AppError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { pool } from "../lib/pool.ts";
+import { recordFailure } from "../store/failures.ts";
 import { claimDeliveries, type Receipt } from "../store/webhook-receipts.ts";
+import { accountOfMessage } from "./message-account.ts";
 import { QueueMessageSchema, type QueueMessage, type QueueMessageKind } from "./messages.ts";
 
 /** What a handler tells the consumer about one message. */
@@ -100,9 +102,9 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
   for (const message of batch.messages) {
     const parsed = QueueMessageSchema.safeParse(message.body);
     if (!parsed.success) {
+      const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
       log.error({ event: "queue.invalid_message", outcome: "failed", message_id: message.id, issues: parsed.error.issues.slice(0, 5) });
-      message.ack();
-      count("invalid", "failed");
+      await fileUnprocessable(env, message, `invalid:${message.id}`, `the message does not match the queue schema (${issues})`, log, count, "invalid");
       continue;
     }
     valid.push({ message, msg: parsed.data });
@@ -110,9 +112,8 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
   const run = async ({ message, msg }: { message: Message<unknown>; msg: QueueMessage }): Promise<void> => {
     const handler = handlers[msg.kind] as Handler<typeof msg.kind> | undefined;
     if (!handler) {
-      log.warn({ event: "queue.no_handler", kind: msg.kind, outcome: "skipped", message_id: message.id });
-      message.ack();
-      count(msg.kind, "failed");
+      log.warn({ event: "queue.no_handler", kind: msg.kind, outcome: "failed", message_id: message.id });
+      await fileUnprocessable(env, message, `unhandled:${message.id}`, `no handler for ${msg.kind} messages in this version`, log, count, msg.kind);
       return;
     }
     const started = Date.now();
@@ -152,6 +153,31 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
   // One line per batch: what `wrangler tail` shows of the queue's throughput (accepted webhooks
   // are logged here, counted, rather than one line per delivery at the ingress).
   log.info({ event: "queue.batch", outcome: "ok", messages: batch.messages.length, kinds: tally, duration_ms: Date.now() - batchStarted });
+}
+
+/**
+ * Files a message that will not be processed as an open failure (under its account, else the
+ * unassigned bucket) and acks it; when D1 fails the message is retried, never dropped unseen.
+ */
+async function fileUnprocessable(
+  env: Env,
+  message: Message<unknown>,
+  id: string,
+  reason: string,
+  log: Logger,
+  count: (kind: string, outcome: "ack" | "retry" | "failed" | "duplicate") => void,
+  kind: string,
+): Promise<void> {
+  try {
+    const accountId = await accountOfMessage(env.DB, message.body);
+    await recordFailure(env.DB, { id, accountId, source: "permanent", message: message.body, reason });
+    message.ack();
+    count(kind, "failed");
+  } catch (err) {
+    log.error({ event: "queue.failure_record_failed", outcome: "retry", error: err, message_id: message.id });
+    message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+    count(kind, "retry");
+  }
 }
 
 /** The receipt of a webhook message (null for other kinds). */

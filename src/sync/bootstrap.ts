@@ -59,7 +59,7 @@ export async function bootstrapAccount(env: Env, config: Config, input: Bootstra
   const locationId = input.highlevel.locationId;
 
   if (input.highlevel.privateIntegrationToken) {
-    await savePrivateIntegrationConnection(env, config, { locationId, token: input.highlevel.privateIntegrationToken });
+    await savePrivateIntegrationConnection(env, { locationId, token: input.highlevel.privateIntegrationToken });
   } else if (!(await getConnection(env.DB, locationConnectionId(locationId)))) {
     throw new AppError("bad_request", `HighLevel location ${locationId} is not connected: install the app (GET /oauth/install) or pass highlevel.privateIntegrationToken`);
   }

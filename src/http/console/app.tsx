@@ -5,15 +5,17 @@
  * this site; the cookie is also SameSite=Strict), and `secureHeaders` with a CSP that allows
  * nothing but this origin's stylesheet and forms (no script at all).
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
 import { secureHeaders } from "hono/secure-headers";
 import { accessSettings } from "../access.ts";
+import { isSiteOrigin } from "../api-guard.ts";
 import type { AppEnv } from "../context.ts";
 import { AppError } from "../../lib/errors.ts";
 import { timingSafeEqualStrings } from "../../lib/crypto.ts";
-import { consoleAuth, safeNext } from "./auth.ts";
+import { clearLoginAttempts, countLoginAttempt } from "../../store/console-auth.ts";
+import { consoleAuth, loginClient, safeNext } from "./auth.ts";
 import { activityPage } from "./pages/activity.tsx";
 import { backfillPage } from "./pages/backfill.tsx";
 import { connectionsPage } from "./pages/connections.tsx";
@@ -43,8 +45,11 @@ consoleApp.use(
     referrerPolicy: "same-origin",
   }),
 );
-// Every POST under /console must come from this site (login and logout included).
-consoleApp.use(csrf());
+// Every POST under /console must come from this site (login and logout included): Origin is
+// PUBLIC_URL's or the request's own, or Sec-Fetch-Site is same-origin.
+consoleApp.use(
+  csrf({ origin: (origin, c: Context<AppEnv>) => isSiteOrigin(origin, c.req.url, c.var.config.PUBLIC_URL) }),
+);
 consoleApp.use(
   bodyLimit({
     maxSize: MAX_FORM_BYTES,
@@ -79,17 +84,29 @@ consoleApp.post("/login", async (c) => {
   const form = await c.req.parseBody();
   const token = typeof form["token"] === "string" ? form["token"] : "";
   const next = safeNext(typeof form["next"] === "string" ? form["next"] : null);
+  // Counted before the comparison: a client past the limit learns nothing, right token or not.
+  const client = loginClient(c.req.header("cf-connecting-ip"));
+  const attempt = await countLoginAttempt(c.env.DB, client);
+  if (!attempt.allowed) {
+    const wait = attempt.retryAfterSeconds;
+    c.var.log.warn({ event: "console.login", outcome: "rejected", reason: "throttled", retry_after_s: wait });
+    const minutes = Math.ceil(wait / 60);
+    const error = `Too many sign-in attempts from this network. Try again in ${minutes} min.`;
+    return c.html(<LoginPage next={next} error={error} access={false} />, 429, { "Retry-After": String(wait) });
+  }
   if (!timingSafeEqualStrings(token, c.var.config.ADMIN_TOKEN)) {
     c.var.log.warn({ event: "console.login", outcome: "rejected" });
     return c.html(<LoginPage next={next} error="That token is not the admin token." access={false} />, 401);
   }
-  await startSession(c, c.var.config.ADMIN_TOKEN);
+  await clearLoginAttempts(c.env.DB, client);
+  await startSession(c, c.env.DB, c.var.config.ADMIN_TOKEN);
   c.var.log.info({ event: "console.login", outcome: "ok" });
   return c.redirect(next, 303);
 });
 
-consoleApp.post("/logout", (c) => {
-  endSession(c);
+// Revokes the session server-side: a copy of the cookie is dead too, not only the browser's.
+consoleApp.post("/logout", async (c) => {
+  await endSession(c, c.env.DB, c.var.config.ADMIN_TOKEN);
   return c.redirect("/console/login", 303);
 });
 

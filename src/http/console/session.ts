@@ -1,8 +1,9 @@
 /**
- * Console login sessions without a session table: the cookie holds `v1.<expiry seconds>.<mac>`,
- * where mac = HMAC-SHA256 over `console-session.v1.<expiry>` with a key derived from ADMIN_TOKEN.
- * Rotating ADMIN_TOKEN therefore ends every session at once; a session cannot be extended or
- * moved to another deployment without the token.
+ * Console login sessions. The cookie holds `v2.<expiry seconds>.<session id>.<mac>`: a random
+ * 256-bit id, and mac = HMAC-SHA256 over `console-session.v2.<expiry>.<id>` with a key derived
+ * from ADMIN_TOKEN. A request is signed in only when the MAC holds, the expiry is ahead, and the
+ * id is still recorded in D1 (src/store/console-auth.ts): logout deletes that row, so a copy of
+ * the cookie stops working too; rotating ADMIN_TOKEN still ends every session at once.
  *
  * The cookie is HttpOnly, SameSite=Strict, Path=/ and Secure — except when the console is served
  * over plain http from 127.0.0.1/localhost (wrangler dev), where browsers would drop a Secure
@@ -11,12 +12,16 @@
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { bytesToBase64, timingSafeEqualStrings } from "../../lib/crypto.ts";
+import { consoleSessionActive, deleteConsoleSession, insertConsoleSession } from "../../store/console-auth.ts";
 
 /** How long a console login lasts. */
 export const SESSION_TTL_SECONDS = 8 * 60 * 60;
 
 /** Cookie name; over https Hono's `prefix: "host"` turns it into `__Host-console_session`. */
 const NAME = "console_session";
+
+const base64url = (bytes: Uint8Array) =>
+  bytesToBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
 const keys = new Map<string, Promise<CryptoKey>>();
 function sessionKey(adminToken: string): Promise<CryptoKey> {
@@ -33,25 +38,39 @@ function sessionKey(adminToken: string): Promise<CryptoKey> {
   return key;
 }
 
-async function mac(adminToken: string, expiry: number): Promise<string> {
-  const sig = await crypto.subtle.sign("HMAC", await sessionKey(adminToken), new TextEncoder().encode(`console-session.v1.${expiry}`));
-  return bytesToBase64(new Uint8Array(sig)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+async function mac(adminToken: string, expiry: number, sessionId: string): Promise<string> {
+  const data = new TextEncoder().encode(`console-session.v2.${expiry}.${sessionId}`);
+  const sig = await crypto.subtle.sign("HMAC", await sessionKey(adminToken), data);
+  return base64url(new Uint8Array(sig));
 }
 
-/** A session value valid until `now + SESSION_TTL_SECONDS`. */
-export async function createSessionValue(adminToken: string, now: number = Date.now()): Promise<string> {
+/** A fresh random session id (256 bits, URL-safe). */
+export function newSessionId(): string {
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+/** The cookie value of session `sessionId`, valid until `now + SESSION_TTL_SECONDS`. */
+export async function createSessionValue(adminToken: string, sessionId: string, now = Date.now()): Promise<string> {
   const expiry = Math.floor(now / 1000) + SESSION_TTL_SECONDS;
-  return `v1.${expiry}.${await mac(adminToken, expiry)}`;
+  return `v2.${expiry}.${sessionId}.${await mac(adminToken, expiry, sessionId)}`;
 }
 
-/** True when `value` was made with this ADMIN_TOKEN and has not expired. */
-export async function verifySessionValue(adminToken: string, value: string | undefined, now: number = Date.now()): Promise<boolean> {
-  if (!value) return false;
-  const match = /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value);
-  if (!match) return false;
+/**
+ * The session id in `value` when it was made with this ADMIN_TOKEN and has not expired, else
+ * null. Says nothing about revocation: `sessionActive` also asks D1.
+ */
+export async function sessionIdOf(
+  adminToken: string,
+  value?: string,
+  now = Date.now(),
+): Promise<string | null> {
+  if (!value) return null;
+  const match = /^v2\.(\d{1,12})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/.exec(value);
+  if (!match) return null;
   const expiry = Number(match[1]);
-  if (expiry * 1000 <= now) return false;
-  return timingSafeEqualStrings(match[2] ?? "", await mac(adminToken, expiry));
+  const sessionId = match[2] ?? "";
+  if (expiry * 1000 <= now) return null;
+  return timingSafeEqualStrings(match[3] ?? "", await mac(adminToken, expiry, sessionId)) ? sessionId : null;
 }
 
 /** Whether this request may use a non-Secure cookie: plain http on a loopback host only. */
@@ -60,10 +79,23 @@ export function isLocalPlainHttp(url: string): boolean {
   return u.protocol === "http:" && (u.hostname === "127.0.0.1" || u.hostname === "localhost" || u.hostname === "[::1]");
 }
 
-/** Sets the session cookie on the response. */
-export async function startSession(c: Context, adminToken: string): Promise<void> {
+/** The session cookie's value, if any. */
+export function readSession(c: Context): string | undefined {
+  return isLocalPlainHttp(c.req.url) ? getCookie(c, NAME) : getCookie(c, NAME, "host");
+}
+
+/** True when the request carries a valid session that is still recorded server-side. */
+export async function sessionActive(c: Context, db: D1Database, adminToken: string): Promise<boolean> {
+  const sessionId = await sessionIdOf(adminToken, readSession(c));
+  return sessionId !== null && (await consoleSessionActive(db, sessionId));
+}
+
+/** Records a new session in D1 and sets its cookie on the response. */
+export async function startSession(c: Context, db: D1Database, adminToken: string, now = Date.now()): Promise<void> {
+  const sessionId = newSessionId();
+  await insertConsoleSession(db, sessionId, now + SESSION_TTL_SECONDS * 1000, now);
   const secure = !isLocalPlainHttp(c.req.url);
-  setCookie(c, NAME, await createSessionValue(adminToken), {
+  setCookie(c, NAME, await createSessionValue(adminToken, sessionId, now), {
     path: "/",
     httpOnly: true,
     secure,
@@ -73,13 +105,10 @@ export async function startSession(c: Context, adminToken: string): Promise<void
   });
 }
 
-/** The session cookie's value, if any. */
-export function readSession(c: Context): string | undefined {
-  return isLocalPlainHttp(c.req.url) ? getCookie(c, NAME) : getCookie(c, NAME, "host");
-}
-
-/** Clears the session cookie. */
-export function endSession(c: Context): void {
+/** Revokes the request's session server-side (when it has one) and clears the cookie. */
+export async function endSession(c: Context, db: D1Database, adminToken: string): Promise<void> {
+  const sessionId = await sessionIdOf(adminToken, readSession(c));
+  if (sessionId !== null) await deleteConsoleSession(db, sessionId);
   const secure = !isLocalPlainHttp(c.req.url);
   deleteCookie(c, NAME, { path: "/", secure, httpOnly: true, sameSite: "Strict", ...(secure ? { prefix: "host" as const } : {}) });
 }

@@ -217,7 +217,6 @@ export class SyncEngine {
     const fdWrite = await this.#writeFourDegrees(link, deal, opp, result, merged, out);
     if (fdWrite.conflicted) return { ...out, outcome: "retry", reason: "4Degrees deal changed during the sync (version conflict)", retryAfterSeconds: 2 };
     await this.#saveSynced(link, locationId, result.merged, fdWrite.deal, hlWrite);
-    // A regular sync of a known pair (not a pair just found, whose "before" is unknown) whose state moved.
     const change = await pairChangeOf(link, options.base === undefined ? link.base : null, result, merged.name, deal, opp);
     if (change) out.change = change;
     await this.#recordConflicts(link, result.conflicts);
@@ -368,9 +367,10 @@ export class SyncEngine {
     if (this.account.testMode) return { ...blank(fdId, null), outcome: "test_mode", direction: "to_highlevel", writes: [{ side: "highlevel", op: "create", id: null }], detail: { create: t.canonical } };
 
     const key: LedgerKey = { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${fdId}`, changeHash: "create" };
-    await beginWrite(this.db, key, "create", this.deps.now());
     const contact = await hl.ensureContact({ email: t.canonical.contact ?? null, name: t.canonical.name });
     const build = toOpportunityCreate(t.canonical, this.mapping, { ...(await this.lookups.highlevel(pairLocation)), contactId: contact.id, fdDealId: fdId });
+    // The request is kept with the ledger row: a retry after a crash finds this create by it (findOpportunityFor).
+    await beginWrite(this.db, key, "create", this.deps.now(), build.body);
     const opp = await hl.createOpportunity(build.body);
     await this.deps.hooks?.afterCreate?.("highlevel", opp.id);
     await completeWrite(this.db, key, opp.id, this.deps.now());

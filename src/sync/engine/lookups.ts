@@ -2,11 +2,12 @@
  * The lookups a job makes: the per-job memo of structure (pipelines, users) every translation
  * needs, and the search for the HighLevel opportunity that already stands for a 4Degrees deal.
  */
+import { z } from "zod";
 import type { Mapping } from "../../domain/mapping-config.ts";
 import type { Deal, Flat } from "../../domain/port.ts";
 import type { Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import type { Account } from "../../store/accounts.ts";
-import { getWrite } from "../../store/ledger.ts";
+import { completeWrite, getWrite, type LedgerEntry } from "../../store/ledger.ts";
 import { findLink, hasTombstone } from "../../store/links.ts";
 import { externalIdOf, type Canonical, type FourDegreesContext, type HighLevelContext } from "./mapping.ts";
 import type { EngineDeps } from "./types.ts";
@@ -132,6 +133,10 @@ export async function findOpportunityFor(
       (await hasTombstone(engine.db, engine.account.id, "highlevel", ref.id));
     if (ours) goneRef ??= ref.id;
   }
+  if (prior && !prior.targetId && !engine.mapping.externalIdFieldId) {
+    const unfinished = await findUnfinishedCreate(engine, prior, locationId, asCreated);
+    if (unfinished) return unfinished;
+  }
   const pair = engine.mapping.pipelines.find((p) => p.fourdegreesPipelineId === canonical.pipeline);
   if (!pair || (!engine.mapping.externalIdFieldId && !backfill)) return goneRef ? { kind: "gone", oppId: goneRef } : null;
   // After a create that began (ledger row) but never completed, the deal may have been renamed
@@ -152,6 +157,54 @@ export async function findOpportunityFor(
   if (candidates.length === 1 && candidates[0]) return { kind: "found", opp: (await hl.getOpportunity(candidates[0].id)) ?? candidates[0], base: null };
   if (candidates.length > 1) return { kind: "ambiguous", candidates };
   return null;
+}
+
+/** What a HighLevel create recorded in the ledger that identifies the opportunity it made. */
+const UnfinishedCreateSchema = z
+  .object({ pipelineId: z.string().min(1), contactId: z.string().min(1), name: z.string() })
+  .loose();
+/** HighLevel's clock against ours when comparing an opportunity's `createdAt` with the ledger row. */
+const CREATE_CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+/**
+ * With no external-id field to search by, the opportunity a create that began but never completed
+ * may have made: in the request's pipeline, for its contact, with its name, created since the create
+ * began and linked to no deal. One → found; several → ambiguous (review); none → the create never
+ * happened.
+ */
+async function findUnfinishedCreate(
+  engine: FindHost,
+  prior: LedgerEntry,
+  locationId: string,
+  asCreated: (opp: Opportunity) => Promise<Flat | null>,
+): Promise<
+  { kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | null
+> {
+  const request = UnfinishedCreateSchema.safeParse(prior.request);
+  if (!request.success) return null;
+  const { pipelineId, contactId, name } = request.data;
+  const hl = engine.deps.highlevel(locationId);
+  const candidates: Opportunity[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 10; page++) {
+    const res = await hl.searchOpportunities({ pipelineId, contactId, cursor, limit: 100 });
+    for (const o of res.items) {
+      if ((o.name ?? "").trim() !== name.trim() || (o.contactId ?? null) !== contactId) continue;
+      if (o.createdAt && Date.parse(o.createdAt) < prior.createdAt - CREATE_CLOCK_SKEW_MS) continue;
+      if (await findLink(engine.db, engine.account.id, "highlevel", o.id)) continue;
+      candidates.push(o);
+    }
+    if (!res.nextCursor) break;
+    cursor = res.nextCursor;
+  }
+  const [only] = candidates;
+  if (candidates.length === 1 && only) {
+    const opp = (await hl.getOpportunity(only.id)) ?? only;
+    // The create did happen: the ledger now says so, so no later attempt searches again.
+    await completeWrite(engine.db, prior, opp.id, engine.deps.now());
+    return { kind: "found", opp, base: await asCreated(opp) };
+  }
+  return candidates.length > 1 ? { kind: "ambiguous", candidates } : null;
 }
 
 /**

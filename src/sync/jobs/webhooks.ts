@@ -8,6 +8,7 @@ import { stageNamedBy } from "../../highlevel/stages.ts";
 import { onceInBatch, type BatchScope, type HandlerContext, type Outcome } from "../../queue/consumer.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
 import { accountIdForLocation, getAccount, type Account } from "../../store/accounts.ts";
+import { recordFailure } from "../../store/failures.ts";
 import { accountForWorkspace } from "../../store/fourdegrees-accounts.ts";
 import { findLink, linksForContact, noteLinksForDeal } from "../../store/links.ts";
 import type { PendingKind } from "../../store/pending.ts";
@@ -157,7 +158,11 @@ export async function handleFourDegreesWebhook(msg: Extract<QueueMessage, { kind
   try {
     event = makeDeps(ctx).fourdegreesWebhooks.parseWebhook(msg.body);
   } catch (err) {
-    return { kind: "permanent", reason: err instanceof Error ? err.message : String(err) };
+    // An event this version cannot read is filed (replayable once it can), not only logged.
+    const reason = `the 4Degrees event cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+    const accountId = await accountForWorkspace(ctx.env.DB, msg.workspaceId);
+    await recordFailure(ctx.env.DB, { id: `webhook:fourdegrees:${msg.webhookId}`, accountId, source: "permanent", message: msg, reason });
+    return { kind: "permanent", reason };
   }
   // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
   const accountId = await onceInBatch(ctx.batch, `account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId));

@@ -79,5 +79,6 @@ describe("queue routing", () => {
     expect(isBulk({ v: 1, kind: "notify.deliver", ruleId: "r", changeKey: "k" })).toBe(false);
     expect(queueFor(env, record("backfill"))).toBe(env.BULK_QUEUE);
     expect(queueFor(env, record("live"))).toBe(env.SYNC_QUEUE);
+    expect(queueFor(env, { v: 1, kind: "notify.deliver", ruleId: "r", changeKey: "k" })).toBe(env.NOTIFY_QUEUE);
   });
 });

@@ -3,6 +3,7 @@
  * deliveries for a few records costs one dirty mark and one job per record and one account
  * lookup per location, not one of each per delivery — and the job still applies the newest change.
  */
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
@@ -17,20 +18,10 @@ import { createWorld } from "./world.ts";
 const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
 
-/** A MessageBatch of `bodies` whose acks and retries are counted. */
-function batchOf(bodies: QueueMessage[]) {
-  const acked: string[] = [];
-  const retried: string[] = [];
-  const messages = bodies.map((body, i) => ({
-    id: `m${i}`,
-    timestamp: new Date(),
-    body,
-    attempts: 1,
-    ack: () => void acked.push(`m${i}`),
-    retry: () => void retried.push(`m${i}`),
-  }));
-  const batch = { queue: "sync-events", messages, ackAll: () => undefined, retryAll: () => undefined, metadata: {} } as unknown as MessageBatch<unknown>;
-  return { batch, acked, retried };
+/** A MessageBatch of `bodies` (ids `m0`, `m1`, …), built by the plugin so `getQueueResult` reads its fate. */
+function batchOf(bodies: QueueMessage[]): MessageBatch<unknown> {
+  const messages = bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body }));
+  return createMessageBatch<unknown>("sync-events", messages);
 }
 
 describe("batch scope", () => {
@@ -51,10 +42,12 @@ describe("batch scope", () => {
       }
     }
     w.queue.length = 0;
-    const { batch, acked, retried } = batchOf(bodies);
+    const batch = batchOf(bodies);
+    const ctx = createExecutionContext();
     const before = d1MeterTotals();
     await consumeBatch(batch, { ...env, DB: meterDatabase(env.DB) }, loadConfig(env), syncHandlers(() => w.deps));
     const queries = d1MeterTotals().queries - before.queries;
+    const { explicitAcks: acked, retryMessages: retried } = await getQueueResult(batch, ctx);
 
     expect(acked).toHaveLength(20);
     expect(retried).toHaveLength(0);

@@ -37,6 +37,27 @@ describe("exactly-once effects (error)", () => {
     await expectConverged(w);
   });
 
+  it("security: without an external-id field, a crash after the HighLevel create then a retry still makes one opportunity", async () => {
+    let crashes = 1;
+    const w = await createWorld(routes, {
+      mapping: (m) => ({ ...m, externalIdFieldId: null }),
+      hooks: {
+        afterCreate: (side) => {
+          if (side === "highlevel" && crashes-- > 0) throw new Error("simulated crash after create, before the ledger completes");
+        },
+      },
+    });
+    expect(w.mapping.externalIdFieldId ?? null).toBeNull();
+    const deal = newDeal(w, { name: "No Field Corp", stage: "Sourced", amountMinor: 7_00 });
+    await w.settle();
+    const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "No Field Corp");
+    expect(copies).toHaveLength(1);
+    expect((await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId).toBe(copies[0]?.id);
+    expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
+    expect((await ledgerCounts(env.DB, ACCOUNT)).pending).toBe(0);
+    await expectConverged(w);
+  });
+
   it("a crash after the 4Degrees create replays the same Idempotency-Key: one deal", async () => {
     let crashes = 1;
     const w = await createWorld(routes, {

@@ -7,6 +7,7 @@ import { Hono, type Context } from "hono";
 import type { AppEnv } from "../../context.ts";
 import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
 import { updateAccount, type Account } from "../../../store/accounts.ts";
+import { getAppCondition, HIGHLEVEL_CLIENT_REJECTED } from "../../../store/app-status.ts";
 import { listConnections, type Connection } from "../../../store/connections.ts";
 import { getFourDegreesAccount, type FourDegreesAccountSummary } from "../../../store/fourdegrees-accounts.ts";
 import { highLevelPort } from "../../../highlevel/adapter.ts";
@@ -35,8 +36,32 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
   for (const a of ctx.accounts) keys.set(a.id, await getFourDegreesAccount(c.env.DB, a.id));
   const ownerOf = (conn: Connection) => ctx.accounts.find((a) => a.locations.includes(conn.locationId ?? ""))?.id ?? conn.accountId;
   const unattached = connections.filter((conn) => conn.kind === "location" && conn.status !== "uninstalled" && !ownerOf(conn));
+  // An install from the Marketplace listing carries no state: nobody signed in here started it.
+  const marketplaceAgencies = new Set(
+    connections
+      .filter((conn) => conn.kind === "company" && conn.installOrigin === "marketplace")
+      .map((conn) => conn.companyId),
+  );
+  const fromMarketplace = (conn: Connection) =>
+    conn.installOrigin === "marketplace" || (conn.installOrigin === null && marketplaceAgencies.has(conn.companyId));
+  const unverified = unattached.filter(fromMarketplace);
+  const clientRejected = await getAppCondition(c.env.DB, HIGHLEVEL_CLIENT_REJECTED);
   return c.html(
     <Layout title="Connections" page="connections" accounts={ctx.accounts} account={ctx.account} flash={ctx.flash}>
+      {clientRejected && (
+        <p class="flash error" role="alert" id="client-rejected-banner">
+          Since {fmtTime(clientRejected.since)}: {clientRejected.reason}. Token refreshes fail until the secret is
+          fixed; the connections keep their refresh tokens and recover on the next refresh.
+        </p>
+      )}
+      {unverified.length > 0 && (
+        <p class="flash error" role="alert" id="marketplace-banner">
+          {unverified.length} location(s) were connected from the HighLevel Marketplace listing, not from this
+          console:{" "}
+          {unverified.map((conn) => conn.locationId).join(", ")}. They stay unattached, so nothing syncs for them, until
+          you check they belong to you and attach them to an account below.
+        </p>
+      )}
       <p>
         <a class="button" href="/oauth/install" id="connect-highlevel">
           Connect HighLevel
@@ -59,7 +84,9 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
                 <tr data-location={conn.locationId ?? ""}>
                   <td>{conn.locationId ?? `(agency ${conn.companyId ?? ""})`}</td>
                   <td>{conn.companyId ?? "—"}</td>
-                  <td>{ownerOf(conn) ?? "not attached"}</td>
+                  <td>
+                    {ownerOf(conn) ?? (fromMarketplace(conn) ? "not attached (Marketplace install)" : "not attached")}
+                  </td>
                   <td class={`status-${status === "connected" ? "active" : status}`}>
                     {LABEL[status] ?? status}
                     {status === "needs_reconnect" && (

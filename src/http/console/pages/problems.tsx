@@ -2,15 +2,17 @@
  * Problems: open failures (permanent errors and dead letters) and review items, each with its
  * reason, a diff preview (the last-synced state against what the engine saw), and replay — one,
  * or all open failures of the account. Replay re-enqueues the failed message (a record job is
- * forced, so it runs even when the record is no longer marked dirty).
+ * forced, so it runs even when the record is no longer marked dirty). Every page also lists the
+ * unassigned failures (no account could be found for them), which the operator replays from here.
  */
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../../context.ts";
-import { getFailure, listFailures, markReplayed, type Failure } from "../../../store/failures.ts";
+import { getFailure, listFailures, UNASSIGNED, type Failure } from "../../../store/failures.ts";
 import { findLink, type Link } from "../../../store/links.ts";
 import { listReview, type ReviewItem } from "../../../store/sync-events.ts";
 import { QueueMessageSchema, type QueueMessage } from "../../../queue/messages.ts";
 import { sendMessage } from "../../../queue/queues.ts";
+import { replayFailure } from "../../../queue/replay.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { FailurePreviewer, PREVIEW_LIMIT, type Preview } from "../preview.ts";
 import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
@@ -71,27 +73,68 @@ function recordOf(msg: unknown): { side: "fourdegrees" | "highlevel"; id: string
   return null;
 }
 
-/** The message a replay sends: the failed one, with a record job forced. */
-export function replayMessage(failure: Failure): QueueMessage | null {
-  const parsed = QueueMessageSchema.safeParse(failure.message);
-  if (!parsed.success) return null;
-  return parsed.data.kind === "sync.record" ? { ...parsed.data, force: true } : parsed.data;
-}
-
+/** Replays one failure (src/queue/replay.ts); false when it holds a message this version cannot read. */
 async function replay(c: Context<AppEnv>, failure: Failure): Promise<boolean> {
-  const message = replayMessage(failure);
+  const message = await replayFailure(c.env, failure);
   if (!message) return false;
-  await sendMessage(c.env, message);
-  await markReplayed(c.env.DB, failure.id);
-  c.var.log.info({ event: "console.replay", account: failure.accountId, failure: failure.id, kind: message.kind, outcome: "ok" });
+  c.var.log.info({ event: "console.replay", account: failure.accountId ?? UNASSIGNED, failure: failure.id, kind: message.kind, outcome: "ok" });
   return true;
 }
+
+/** What a failure's message concerns, for the unassigned table (its kind and location / workspace). */
+function concerns(message: unknown): string {
+  const m = isObj(message) ? message : {};
+  const scope = [m["locationId"] && `location ${show(m["locationId"])}`, m["workspaceId"] && `workspace ${show(m["workspaceId"])}`].filter(Boolean).join(", ");
+  return `${typeof m["kind"] === "string" ? m["kind"] : "unreadable message"}${scope ? ` (${scope})` : ""}`;
+}
+
+/**
+ * Failures no account could be found for (an unknown location or workspace, an unreadable body):
+ * the operator's bucket, shown on every Problems page so nothing dead-lettered goes unseen.
+ */
+const Unassigned = ({ failures, account }: { failures: Failure[]; account: string | null }) => (
+  <>
+    <h2>Unassigned failures ({failures.length} open)</h2>
+    {failures.length === 0 ? (
+      <Empty>No failure is waiting without an account.</Empty>
+    ) : (
+      <table id="unassigned">
+        <thead><tr><th>When</th><th>Source</th><th>Message</th><th>Reason</th><th></th></tr></thead>
+        <tbody>
+          {failures.map((f) => (
+            <tr data-failure={f.id}>
+              <td>{fmtTime(f.createdAt)}</td>
+              <td>{f.source === "dead_letter" ? "dead letter" : "permanent error"}</td>
+              <td>{concerns(f.message)}</td>
+              <td>{f.reason}</td>
+              <td>
+                <form method="post" action="/console/problems/replay" class="inline">
+                  <input type="hidden" name="bucket" value={UNASSIGNED} />
+                  {account ? <input type="hidden" name="account" value={account} /> : null}
+                  <input type="hidden" name="id" value={f.id} />
+                  <button type="submit">Replay</button>
+                </form>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    )}
+  </>
+);
 
 export const problemsPage = new Hono<AppEnv>()
   .get("/problems", async (c) => {
     const ctx = await pageContext(c);
     const account = ctx.account;
-    if (!account) return c.html(<Layout title="Problems" page="problems" accounts={ctx.accounts} account={null} flash={ctx.flash}><NoAccount /></Layout>);
+    const unassigned = await listFailures(c.env.DB, null, "open");
+    if (!account)
+      return c.html(
+        <Layout title="Problems" page="problems" accounts={ctx.accounts} account={null} flash={ctx.flash}>
+          <NoAccount />
+          <Unassigned failures={unassigned} account={null} />
+        </Layout>,
+      );
     const [failures, review] = await Promise.all([listFailures(c.env.DB, account.id, "open"), listReview(c.env.DB, account.id)]);
     const linkFor = async (side: "fourdegrees" | "highlevel", id: string) => findLink(c.env.DB, account.id, side, id);
     const failureLinks = await Promise.all(failures.map(async (f) => { const r = recordOf(f.message); return r ? linkFor(r.side, r.id) : null; }));
@@ -141,6 +184,7 @@ export const problemsPage = new Hono<AppEnv>()
             </table>
           </>
         )}
+        <Unassigned failures={unassigned} account={account.id} />
         <h2>Review ({review.length})</h2>
         {review.length === 0 ? (
           <Empty>Nothing to review: the engine has not met a record it would have to guess about.</Empty>
@@ -175,6 +219,13 @@ export const problemsPage = new Hono<AppEnv>()
     const account = await formAccount(c, form);
     const id = typeof form["id"] === "string" ? form["id"] : "";
     const failure = id ? await getFailure(c.env.DB, id) : null;
+    if (form["bucket"] === UNASSIGNED) {
+      const back = account?.id ?? null;
+      if (!failure || failure.accountId !== null) return redirectWith(c, "problems", back, { error: `id: no unassigned failure ${id || "(none)"}` });
+      if (failure.status !== "open") return redirectWith(c, "problems", back, { error: `Failure ${id} was already replayed.` });
+      if (!(await replay(c, failure))) return redirectWith(c, "problems", back, { error: `Failure ${id} holds a message this version cannot replay.` });
+      return redirectWith(c, "problems", back, { ok: `Replayed ${id}.` });
+    }
     if (!account || !failure || failure.accountId !== account.id) return redirectWith(c, "problems", account?.id ?? null, { error: `id: no failure ${id || "(none)"} in this account` });
     if (failure.status !== "open") return redirectWith(c, "problems", account.id, { error: `Failure ${id} was already replayed.` });
     if (!(await replay(c, failure))) return redirectWith(c, "problems", account.id, { error: `Failure ${id} holds a message this version cannot replay.` });

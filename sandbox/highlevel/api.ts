@@ -24,6 +24,7 @@ import { registerNoteRoutes } from "./routes/notes.ts";
 import { registerOAuthRoutes } from "./routes/oauth.ts";
 import { registerOpportunityRoutes } from "./routes/opportunities.ts";
 import { registerPipelineRoutes } from "./routes/pipelines.ts";
+import { registerTaskRoutes } from "./routes/tasks.ts";
 import { registerUserRoutes } from "./routes/users.ts";
 import type { Ctx, Guard, RouteDeps, Vars } from "./routes/shared.ts";
 import { tokenOf } from "./routes/shared.ts";
@@ -125,6 +126,7 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
   registerOpportunityRoutes(app, deps);
   registerContactRoutes(app, deps);
   registerNoteRoutes(app, deps);
+  registerTaskRoutes(app, deps);
   registerUserRoutes(app, deps);
   registerLocationRoutes(app, deps);
   registerOAuthRoutes(app, deps);

@@ -6,7 +6,7 @@ import type { Hono } from "hono";
 import { z } from "zod";
 import { ControlError, controlBody as body } from "../core/control.ts";
 import type { HighLevelSandbox } from "./index.ts";
-import { renderContact, renderNote, renderOpportunity } from "./render.ts";
+import { renderContact, renderNote, renderOpportunity, renderTask } from "./render.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 
 const customFields = z.array(z.object({ id: z.string().optional(), key: z.string().optional(), field_value: z.unknown() }).strict()).optional();
@@ -132,6 +132,19 @@ export function registerRecordControls(
     const input = await body(c, ContactCreate);
     const contact = sb.service.createContact({ ...input, locationId: demoLocation(input.locationId) });
     return c.json({ contact: renderContact(sb.store, contact) }, 201);
+  });
+
+  // Every task (what automation tests assert on), optionally of one location and/or one contact.
+  app.get("/tasks", (c) => {
+    const sb = get();
+    const { locationId, contactId } = c.req.query();
+    if (locationId !== undefined && !sb.store.locations.has(locationId)) throw new ControlError(404, `no location ${locationId}`);
+    if (contactId !== undefined && !sb.store.contacts.has(contactId)) throw new ControlError(404, `no contact ${contactId}`);
+    const tasks = [...sb.store.tasks.values()]
+      .filter((t) => (locationId === undefined || t.locationId === locationId) && (contactId === undefined || t.contactId === contactId))
+      .sort((a, b) => a.dateAdded.localeCompare(b.dateAdded) || a.id.localeCompare(b.id))
+      .map((t) => ({ ...renderTask(t), locationId: t.locationId, dateAdded: t.dateAdded, dateUpdated: t.dateUpdated }));
+    return c.json({ tasks });
   });
 
   app.get("/contacts/:contactId/notes", (c) => {

@@ -48,6 +48,7 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
         contacts: sb.store.contacts.size,
         opportunities: sb.store.opportunities.size,
         notes: sb.store.notes.size,
+        tasks: sb.store.tasks.size,
         pipelines: sb.store.pipelines.size,
       },
       webhooks: { mode: sb.webhooks.mode, subscribers: [...sb.webhooks.subscribers], subscriptions: sb.subscriptions(), pending: sb.webhooks.pending().length },

@@ -91,6 +91,15 @@ export interface NoteInput {
   pinned?: boolean | undefined;
 }
 
+/** `CreateTaskParams` / `UpdateTaskBody` (ghl/apps/contacts.json); `dueDate` already checked as ISO 8601. */
+export interface TaskInput {
+  title: string;
+  body?: string | undefined;
+  dueDate: string;
+  completed: boolean;
+  assignedTo?: string | undefined;
+}
+
 /** Per-location settings HighLevel keeps under Settings → Opportunities / Contacts. */
 export interface LocationSettings {
   /** "Allow duplicate opportunities" (off by default): one opportunity per contact per pipeline. */

@@ -4,7 +4,7 @@
  * left out rather than sent as null (the spec types them as plain strings), except where HighLevel
  * is observed to send null (search `meta`).
  */
-import type { Contact, CustomField, HighLevelStore, LostReason, Note, Opportunity, Pipeline, User } from "./store.ts";
+import type { Contact, CustomField, HighLevelStore, LostReason, Note, Opportunity, Pipeline, Task, User } from "./store.ts";
 
 /** Drops keys whose value is null or undefined. */
 function compact<T extends Record<string, unknown>>(o: T): Partial<T> {
@@ -70,6 +70,11 @@ export function renderLostReason(r: LostReason): Record<string, unknown> {
 /** A note (`GetNoteSchema`). */
 export function renderNote(n: Note): Record<string, unknown> {
   return { id: n.id, body: n.body, userId: n.userId, dateAdded: n.dateAdded, contactId: n.contactId, title: n.title, color: n.color, pinned: n.pinned };
+}
+
+/** A task (`TaskSchema`); an unassigned task has no `assignedTo`. */
+export function renderTask(t: Task): Record<string, unknown> {
+  return compact({ id: t.id, title: t.title, body: t.body, assignedTo: t.assignedTo, dueDate: t.dueDate, completed: t.completed, contactId: t.contactId });
 }
 
 function lower(s: string | null): string | null {

@@ -21,8 +21,8 @@ import { GhlError, unprocessable } from "./errors.ts";
 import { noteEventBody, opportunityEventBody, type EventSink } from "./events.ts";
 import { resolveCustomFields } from "./inputs.ts";
 import type { ContactInput, ContactPatch, CustomFieldInput, LocationSettings } from "./inputs.ts";
-import type { NoteInput, OpportunityInput, OpportunityPatch } from "./inputs.ts";
-import type { Contact, HighLevelStore, IdSource, Note, Opportunity, OpportunityStatus } from "./store.ts";
+import type { NoteInput, OpportunityInput, OpportunityPatch, TaskInput } from "./inputs.ts";
+import type { Contact, HighLevelStore, IdSource, Note, Opportunity, OpportunityStatus, Task } from "./store.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 
 /** Every change to HighLevel data, with the webhooks it emits (the fan-out above). */
@@ -84,6 +84,12 @@ export class HighLevelService {
     const n = this.store.notes.get(id);
     if (!n || n.contactId !== contactId) throw new GhlError(400, "Note not found");
     return n;
+  }
+
+  task(contactId: string, id: string): Task {
+    const t = this.store.tasks.get(id);
+    if (!t || t.contactId !== contactId) throw new GhlError(400, "Task not found");
+    return t;
   }
 
   #status(value: string): OpportunityStatus {
@@ -378,7 +384,7 @@ export class HighLevelService {
   }
 
   /**
-   * `DELETE /contacts/{id}`: removes the contact, its notes and its opportunities (an opportunity
+   * `DELETE /contacts/{id}`: removes the contact, its notes, tasks and opportunities (an opportunity
    * needs a contact); each opportunity goes with the usual Delete + Update events. The cascade is
    * the sandbox's choice — HighLevel does not document it.
    */
@@ -386,6 +392,7 @@ export class HighLevelService {
     const c = this.contact(id);
     for (const o of this.store.opportunitiesOf(c.locationId).filter((x) => x.contactId === id)) this.deleteOpportunity(o.id);
     for (const n of this.store.notesOf(id)) this.store.notes.delete(n.id);
+    for (const t of this.store.tasksOf(id)) this.store.tasks.delete(t.id);
     this.store.contacts.delete(id);
     return c;
   }
@@ -431,5 +438,73 @@ export class HighLevelService {
     this.store.notes.delete(id);
     this.#emit("NoteDelete", noteEventBody("NoteDelete", n));
     return n;
+  }
+
+  // ---------- tags and tasks (contact sub-resources) ----------
+
+  /** `POST /contacts/{id}/tags`: adds tags (kept once each); answers the contact's tags. */
+  addTags(contactId: string, tags: string[]): string[] {
+    const c = this.contact(contactId);
+    const added = tags.map((t) => t.trim()).filter((t) => t !== "" && !c.tags.includes(t));
+    if (added.length > 0) {
+      c.tags = [...new Set([...c.tags, ...added])];
+      c.dateUpdated = this.#now();
+    }
+    return [...c.tags];
+  }
+
+  /** `DELETE /contacts/{id}/tags`: removes tags (absent ones are ignored); answers the contact's tags. */
+  removeTags(contactId: string, tags: string[]): string[] {
+    const c = this.contact(contactId);
+    const drop = new Set(tags.map((t) => t.trim()));
+    if (c.tags.some((t) => drop.has(t))) {
+      c.tags = c.tags.filter((t) => !drop.has(t));
+      c.dateUpdated = this.#now();
+    }
+    return [...c.tags];
+  }
+
+  /**
+   * Adds a task to a contact. Emits nothing: the reference's webhook events have no Task* events.
+   * An `assignedTo` that is not a user of the contact's location is refused.
+   */
+  createTask(contactId: string, input: TaskInput): Task {
+    const c = this.contact(contactId);
+    if (input.assignedTo) this.#checkUser(c.locationId, input.assignedTo, "assignedTo");
+    const now = this.#now();
+    const t: Task = {
+      id: this.#ids.id(),
+      contactId,
+      locationId: c.locationId,
+      title: input.title,
+      body: input.body ?? "",
+      assignedTo: input.assignedTo ? input.assignedTo : null,
+      dueDate: input.dueDate,
+      completed: input.completed,
+      dateAdded: now,
+      dateUpdated: now,
+    };
+    this.store.tasks.set(t.id, t);
+    return t;
+  }
+
+  /** `PUT /contacts/{contactId}/tasks/{taskId}`: applies the fields given (`assignedTo: ""` unassigns). */
+  updateTask(contactId: string, id: string, patch: Partial<TaskInput>): Task {
+    const t = this.task(contactId, id);
+    if (patch.assignedTo) this.#checkUser(t.locationId, patch.assignedTo, "assignedTo");
+    if (patch.title !== undefined) t.title = patch.title;
+    if (patch.body !== undefined) t.body = patch.body;
+    if (patch.dueDate !== undefined) t.dueDate = patch.dueDate;
+    if (patch.completed !== undefined) t.completed = patch.completed;
+    if (patch.assignedTo !== undefined) t.assignedTo = patch.assignedTo === "" ? null : patch.assignedTo;
+    t.dateUpdated = this.#now();
+    return t;
+  }
+
+  /** Deletes a task. */
+  deleteTask(contactId: string, id: string): Task {
+    const t = this.task(contactId, id);
+    this.store.tasks.delete(id);
+    return t;
   }
 }

@@ -113,6 +113,21 @@ export interface Note {
   dateAdded: string;
 }
 
+/** A contact's task (`TaskSchema` of ghl/apps/contacts.json, plus the sandbox's bookkeeping). */
+export interface Task {
+  id: string;
+  contactId: string;
+  locationId: string;
+  title: string;
+  body: string;
+  assignedTo: string | null;
+  /** ISO 8601. */
+  dueDate: string;
+  completed: boolean;
+  dateAdded: string;
+  dateUpdated: string;
+}
+
 export interface Opportunity {
   id: string;
   locationId: string;
@@ -169,9 +184,11 @@ export class HighLevelStore {
   readonly contacts = new Map<string, Contact>();
   readonly notes = new Map<string, Note>();
   readonly opportunities = new Map<string, Opportunity>();
+  readonly tasks = new Map<string, Task>();
 
   clear(): void {
-    for (const map of [this.companies, this.locations, this.users, this.pipelines, this.customFields, this.lostReasons, this.contacts, this.notes, this.opportunities]) map.clear();
+    const maps = [this.companies, this.locations, this.users, this.pipelines, this.customFields, this.lostReasons, this.contacts, this.notes, this.opportunities, this.tasks];
+    for (const map of maps) map.clear();
   }
 
   pipelinesOf(locationId: string): Pipeline[] {
@@ -200,6 +217,11 @@ export class HighLevelStore {
 
   notesOf(contactId: string): Note[] {
     return [...this.notes.values()].filter((n) => n.contactId === contactId).sort((a, b) => b.dateAdded.localeCompare(a.dateAdded) || b.id.localeCompare(a.id));
+  }
+
+  /** A contact's tasks, oldest due first. */
+  tasksOf(contactId: string): Task[] {
+    return [...this.tasks.values()].filter((t) => t.contactId === contactId).sort((a, b) => a.dueDate.localeCompare(b.dueDate) || a.id.localeCompare(b.id));
   }
 
   /** The stage with `stageId` in `pipelineId`, if any. */

@@ -91,7 +91,7 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
 
   const lostReasonIds = ["Passed: team", "Passed: market size", "Lost to another investor"].map((name) => {
     const id = ids.id();
-    store.lostReasons.set(id, { id, locationId, name, createdAt: iso(now - 400 * DAY), updatedAt: iso(now - 400 * DAY) });
+    store.lostReasons.set(id, { id, locationId, name, deleted: false, createdAt: iso(now - 400 * DAY), updatedAt: iso(now - 400 * DAY) });
     return id;
   });
 

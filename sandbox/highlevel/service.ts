@@ -22,7 +22,7 @@ import { noteEventBody, opportunityEventBody, type EventSink } from "./events.ts
 import { resolveCustomFields } from "./inputs.ts";
 import type { ContactInput, ContactPatch, CustomFieldInput, LocationSettings } from "./inputs.ts";
 import type { NoteInput, OpportunityInput, OpportunityPatch, TaskInput } from "./inputs.ts";
-import type { Contact, HighLevelStore, IdSource, Note, Opportunity, OpportunityStatus, Task } from "./store.ts";
+import type { Contact, HighLevelStore, IdSource, LostReason, Note, Opportunity, OpportunityStatus, Task } from "./store.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 
 /** Every change to HighLevel data, with the webhooks it emits (the fan-out above). */
@@ -107,7 +107,29 @@ export class HighLevelService {
 
   #checkLostReason(locationId: string, id: string): void {
     const r = this.store.lostReasons.get(id);
-    if (!r || r.locationId !== locationId) throw new GhlError(400, "Lost reason not found");
+    if (!r || r.locationId !== locationId || r.deleted) throw new GhlError(400, "Lost reason not found");
+  }
+
+  /** Adds a lost reason to a location (Settings → Opportunities → Lost reasons); names are unique per location. */
+  addLostReason(locationId: string, name: string): LostReason {
+    this.location(locationId);
+    const trimmed = name.trim();
+    if (trimmed === "") throw unprocessable(["name should not be empty"]);
+    const taken = this.store.lostReasonsOf(locationId).some((r) => !r.deleted && r.name.toLowerCase() === trimmed.toLowerCase());
+    if (taken) throw new GhlError(400, `Lost reason ${trimmed} already exists`);
+    const now = this.#now();
+    const r: LostReason = { id: this.#ids.id(), locationId, name: trimmed, deleted: false, createdAt: now, updatedAt: now };
+    this.store.lostReasons.set(r.id, r);
+    return r;
+  }
+
+  /** Deletes a lost reason (soft, as the API's `deleted` filter implies); opportunities keep their id. */
+  deleteLostReason(id: string): LostReason {
+    const r = this.store.lostReasons.get(id);
+    if (!r || r.deleted) throw new GhlError(400, "Lost reason not found");
+    r.deleted = true;
+    r.updatedAt = this.#now();
+    return r;
   }
 
   /** Resolves `[{id|key, field_value}]` against the location's fields of `model`, merging into `current`. */

@@ -73,6 +73,8 @@ export interface LostReason {
   id: string;
   locationId: string;
   name: string;
+  /** Deleted in Settings: listed only with `?deleted=true`, no longer usable on an opportunity. */
+  deleted: boolean;
   createdAt: string;
   updatedAt: string;
 }

@@ -117,7 +117,9 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     if (!q.locationId) throw unprocessable(["locationId should not be empty"]);
     assertLocation(c, q.locationId);
     const needle = (q.query ?? q.name ?? "").toLowerCase();
-    const all = store.lostReasonsOf(q.locationId).filter((r) => r.name.toLowerCase().includes(needle));
+    if (q.deleted !== undefined && q.deleted !== "true" && q.deleted !== "false") throw unprocessable(["deleted must be a boolean value"]);
+    const deleted = q.deleted === "true";
+    const all = store.lostReasonsOf(q.locationId).filter((r) => r.deleted === deleted && r.name.toLowerCase().includes(needle));
     const skip = intParam(q, "skip", 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(q, "limit", 100, 1, 1000);
     return send(c, { lostReasons: all.slice(skip, skip + limit).map(renderLostReason), total: all.length });

@@ -245,6 +245,22 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox conforms to the official 
     expect(scope.message).toBe("The token is not authorized for this scope.");
   });
 
+  it("happy/error: lost with a reason, followers on the record, and a foreign reason answer opportunities.json's schemas", async () => {
+    const d = sb.demo;
+    const { lostReason } = await sb.control<{ lostReason: { id: string } }>("POST", "/lost-reasons", { name: `Conformance ${Date.now()}` });
+    const id = d.opportunityIds[2]!;
+    await conforms("opportunities.json", "/opportunities/{id}/status", "put", `/opportunities/${id}/status`, { token: pit, status: 200, body: { status: "lost", lostReasonId: lostReason.id } });
+    await conforms("opportunities.json", "/opportunities/{id}/followers", "post", `/opportunities/${id}/followers`, { token: pit, status: 201, body: { followers: [d.userIds[2]] } });
+    const got = await conforms("opportunities.json", "/opportunities/{id}", "get", `/opportunities/${id}`, { token: pit, status: 200 });
+    expect(got.opportunity).toMatchObject({ status: "lost", lostReasonId: lostReason.id, followers: [d.userIds[2]] });
+    const reasons = await conforms("opportunities.json", "/opportunities/lost-reason", "get", `/opportunities/lost-reason?locationId=${d.locationId}&query=conformance`, { token: pit, status: 200 });
+    expect(reasons.lostReasons.map((r: Json) => r.id)).toEqual([lostReason.id]);
+    const { lostReason: foreign } = await sb.control<{ lostReason: { id: string } }>("POST", "/lost-reasons", { locationId: d.otherLocationId, name: `Foreign ${Date.now()}` });
+    const refused = await conforms("opportunities.json", "/opportunities/{id}/status", "put", `/opportunities/${id}/status`, { token: pit, status: 400, body: { status: "lost", lostReasonId: foreign.id } });
+    expect(refused.message).toBe("Lost reason not found");
+    await conforms("opportunities.json", "/opportunities/{id}/followers", "post", `/opportunities/${id}/followers`, { token: pit, status: 422, body: { followers: "x" } });
+  });
+
   it("happy/error: contact tasks and tags answer the schemas of contacts.json", async () => {
     const d = sb.demo;
     const contactId = d.contactIds[3]!;

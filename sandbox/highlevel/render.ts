@@ -13,6 +13,12 @@ function compact<T extends Record<string, unknown>>(o: T): Partial<T> {
   return out as Partial<T>;
 }
 
+/** A custom field value as search results flatten it (file objects as JSON). */
+function searchString(value: unknown): string {
+  if (Array.isArray(value)) return value.join(",");
+  return value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
 /** The contact summary embedded in an opportunity (`SearchOpportunitiesContactResponseSchema`). */
 export function embeddedContact(store: HighLevelStore, contactId: string): Record<string, unknown> | undefined {
   const c = store.contacts.get(contactId);
@@ -23,11 +29,17 @@ export function embeddedContact(store: HighLevelStore, contactId: string): Recor
 /**
  * An opportunity as GET / create / update answer it: custom fields as `{id, fieldValue}`.
  * With `searchDrift`, custom fields come as real search results carry them: `{id, type, fieldValueString}`.
+ * With `version: "v3"`, the API v3 forecast fields are added (once a v3 write set them).
  */
-export function renderOpportunity(store: HighLevelStore, o: Opportunity, options: { searchDrift?: boolean } = {}): Record<string, unknown> {
+export function renderOpportunity(
+  store: HighLevelStore,
+  o: Opportunity,
+  options: { searchDrift?: boolean; version?: "v2" | "v3" } = {},
+): Record<string, unknown> {
   const customFields = o.customFields.map((f) =>
-    options.searchDrift ? { id: f.id, type: "string", fieldValueString: Array.isArray(f.value) ? f.value.join(",") : String(f.value) } : { id: f.id, fieldValue: f.value },
+    options.searchDrift ? { id: f.id, type: "string", fieldValueString: searchString(f.value) } : { id: f.id, fieldValue: f.value },
   );
+  const f = options.version === "v3" ? o.forecast : undefined;
   return compact({
     id: o.id,
     name: o.name,
@@ -42,6 +54,14 @@ export function renderOpportunity(store: HighLevelStore, o: Opportunity, options
     lastActionDate: o.lastActionDate,
     createdAt: o.createdAt,
     updatedAt: o.updatedAt,
+    // API v3 only (SearchOpportunitiesResponseSchema of opportunities-v3.json).
+    forecastExpectedCloseDate: f?.expectedCloseDate,
+    forecastOriginalCloseDate: f?.originalCloseDate,
+    forecastSlippageCount: f ? f.slippageCount : undefined,
+    forecastDaysSlipped: f ? f.daysSlipped : undefined,
+    forecastLastSlippedAt: f?.lastSlippedAt,
+    forecastProbability: f?.probability,
+    effectiveProbability: f?.probability,
     contactId: o.contactId,
     locationId: o.locationId,
     contact: embeddedContact(store, o.contactId),

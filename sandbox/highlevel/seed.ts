@@ -2,7 +2,8 @@
  * Demo data: an agency with two sub-accounts. The main one, "Acme Capital Partners", has a
  * six-stage deal-flow pipeline (UUID stage ids), three users with emails, opportunity custom fields
  * (a DATE field "Expected Close Date" for the close date HighLevel v2 lacks, a round picklist, a
- * TEXT field "4Degrees Deal ID" the Worker's default mapping keeps the 4Degrees id in),
+ * TEXT field "4Degrees Deal ID" the Worker's default mapping keeps the 4Degrees id in, a FILE_UPLOAD
+ * field "Documents"),
  * lost reasons, contacts, opportunities spread over the stages and a note. Ids come from their own
  * fixed stream, so they are the same on every run (docs and newcomers can rely on them).
  */
@@ -30,6 +31,8 @@ export interface DemoData {
    * Worker's default mapping keeps a deal's 4Degrees id (it finds the field by its name).
    */
   externalIdFieldId: string;
+  /** The opportunity FILE_UPLOAD field "Documents" (`opportunity.documents`): attachments as `{url, …}` values. */
+  documentsFieldId: string;
   lostReasonIds: string[];
   /** A Location Private Integration Token for the main location (all sandbox scopes). */
   pit: string;
@@ -152,9 +155,13 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
     id: ids.id(), locationId, name: "4Degrees Deal ID", fieldKey: "opportunity.4degrees_deal_id", dataType: "TEXT", model: "opportunity", position: 100, placeholder: "",
   };
   store.customFields.set(externalId.id, externalId);
+  const documents: CustomField = {
+    id: ids.id(), locationId, name: "Documents", fieldKey: "opportunity.documents", dataType: "FILE_UPLOAD", model: "opportunity", position: 150, placeholder: "",
+  };
+  store.customFields.set(documents.id, documents);
 
   return {
     companyId, locationId, otherLocationId, pipelineId: pipeline.id, stageIds: pipeline.stages.map((s) => s.id), userIds, contactIds,
-    opportunityIds, closeDateFieldId: closeDate.id, externalIdFieldId: externalId.id, lostReasonIds, pit,
+    opportunityIds, closeDateFieldId: closeDate.id, externalIdFieldId: externalId.id, documentsFieldId: documents.id, lostReasonIds, pit,
   };
 }

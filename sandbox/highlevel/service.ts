@@ -21,7 +21,7 @@ import { GhlError, unprocessable } from "./errors.ts";
 import { noteEventBody, opportunityEventBody, type EventSink } from "./events.ts";
 import { resolveCustomFields } from "./inputs.ts";
 import type { ContactInput, ContactPatch, CustomFieldInput, LocationSettings } from "./inputs.ts";
-import type { NoteInput, OpportunityInput, OpportunityPatch, TaskInput } from "./inputs.ts";
+import type { ForecastInput, NoteInput, OpportunityInput, OpportunityPatch, TaskInput } from "./inputs.ts";
 import type { Contact, HighLevelStore, IdSource, LostReason, Note, Opportunity, OpportunityStatus, Task } from "./store.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 
@@ -177,6 +177,7 @@ export class HighLevelService {
       lastStageChangeAt: now,
       lastActionDate: now,
     };
+    this.#applyForecast(o, input, now);
     this.store.opportunities.set(o.id, o);
     this.#emit("OpportunityCreate", opportunityEventBody("OpportunityCreate", o));
     this.#emit("OpportunityUpdate", opportunityEventBody("OpportunityUpdate", o));
@@ -215,12 +216,34 @@ export class HighLevelService {
     if (status !== "lost") o.lostReasonId = null;
     else if (patch.lostReasonId !== undefined) o.lostReasonId = patch.lostReasonId;
     o.customFields = customFields;
+    this.#applyForecast(o, patch, now);
     o.updatedAt = now;
     o.lastActionDate = now;
     if (before.status !== o.status) o.lastStatusChangeAt = now;
     if (before.pipelineStageId !== o.pipelineStageId) o.lastStageChangeAt = now;
     this.#emitChanges(before, o);
     return o;
+  }
+
+  /**
+   * Sets API v3's forecast fields given in `input`. A close date moved later counts as a slip
+   * (count, days, time); the first date set is the original one. The slippage rules are the
+   * sandbox's reading of the v3 file's field descriptions.
+   */
+  #applyForecast(o: Opportunity, input: ForecastInput, now: string): void {
+    const { forecastExpectedCloseDate: date, forecastProbability: probability } = input;
+    if (date === undefined && probability === undefined) return;
+    const f = (o.forecast ??= { expectedCloseDate: null, originalCloseDate: null, slippageCount: 0, daysSlipped: 0, lastSlippedAt: null, probability: null });
+    if (date !== undefined) {
+      if (date !== null && f.expectedCloseDate !== null && date > f.expectedCloseDate) {
+        f.slippageCount += 1;
+        f.daysSlipped += Math.round((Date.parse(date) - Date.parse(f.expectedCloseDate)) / 86_400_000);
+        f.lastSlippedAt = now;
+      }
+      if (date !== null && f.originalCloseDate === null) f.originalCloseDate = date;
+      f.expectedCloseDate = date;
+    }
+    if (probability !== undefined) f.probability = probability;
   }
 
   /** `PUT /opportunities/{id}/status`. */

@@ -54,7 +54,9 @@ export interface Pipeline {
   showInPieChart: boolean;
 }
 
-export type CustomFieldDataType = "TEXT" | "LARGE_TEXT" | "NUMERICAL" | "MONETORY" | "DATE" | "SINGLE_OPTIONS" | "MULTIPLE_OPTIONS" | "CHECKBOX" | "PHONE" | "EMAIL";
+export type CustomFieldDataType =
+  | "TEXT" | "LARGE_TEXT" | "NUMERICAL" | "MONETORY" | "DATE" | "SINGLE_OPTIONS" | "MULTIPLE_OPTIONS" | "CHECKBOX" | "PHONE" | "EMAIL"
+  | "FILE_UPLOAD";
 
 export interface CustomField {
   id: string;
@@ -130,6 +132,20 @@ export interface Task {
   dateUpdated: string;
 }
 
+/**
+ * API v3's native forecast (ghl/apps/v3/opportunities-v3.json): the expected close date
+ * (`YYYY-MM-DD`), its slippage history, and the win probability (0–100). Absent until a v3 write sets it.
+ */
+export interface OpportunityForecast {
+  expectedCloseDate: string | null;
+  /** The first expected close date set; slippage is counted against the latest one. */
+  originalCloseDate: string | null;
+  slippageCount: number;
+  daysSlipped: number;
+  lastSlippedAt: string | null;
+  probability: number | null;
+}
+
 export interface Opportunity {
   id: string;
   locationId: string;
@@ -144,6 +160,7 @@ export interface Opportunity {
   contactId: string;
   customFields: Array<{ id: string; value: unknown }>;
   followers: string[];
+  forecast?: OpportunityForecast;
   createdAt: string;
   updatedAt: string;
   lastStatusChangeAt: string;

@@ -21,6 +21,7 @@ import type { AccessToken, OAuthServer } from "./oauth.ts";
 import { OAuthError } from "./oauth.ts";
 import { registerContactRoutes } from "./routes/contacts.ts";
 import { registerLocationRoutes } from "./routes/locations.ts";
+import { registerMediaRoutes } from "./routes/medias.ts";
 import { registerNoteRoutes } from "./routes/notes.ts";
 import { registerOAuthRoutes } from "./routes/oauth.ts";
 import { registerOpportunityRoutes } from "./routes/opportunities.ts";
@@ -139,6 +140,7 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
   registerTaskRoutes(app, deps);
   registerUserRoutes(app, deps);
   registerLocationRoutes(app, deps);
+  registerMediaRoutes(app, deps);
   registerOAuthRoutes(app, deps);
 
   // API v3's description speaks of a `/v3` route prefix its paths do not carry: both forms are served.

@@ -232,6 +232,7 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
     reset() {
       store.clear();
       service.settings.clear();
+      service.medias.resetSettings();
       ids = new IdSource(ctx.seed);
       webhookIds = new SeededRandom((ctx.seed ^ 0x5eed) >>> 0);
       service.setIds(ids);

@@ -46,6 +46,8 @@ export const ALL_SCOPES = [
   "users.readonly",
   "locations.readonly",
   "locations/customFields.readonly",
+  "medias.readonly",
+  "medias.write",
   "oauth.readonly",
   "oauth.write",
 ] as const;

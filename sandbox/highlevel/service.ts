@@ -20,6 +20,7 @@ import type { Clock } from "../core/clock.ts";
 import { GhlError, unprocessable } from "./errors.ts";
 import { noteEventBody, opportunityEventBody, type EventSink } from "./events.ts";
 import { resolveCustomFields } from "./inputs.ts";
+import { MediaLibrary } from "./medias.ts";
 import type { ContactInput, ContactPatch, CustomFieldInput, LocationSettings } from "./inputs.ts";
 import type { ForecastInput, NoteInput, OpportunityInput, OpportunityPatch, TaskInput } from "./inputs.ts";
 import type { Contact, HighLevelStore, IdSource, LostReason, Note, Opportunity, OpportunityStatus, Task } from "./store.ts";
@@ -29,6 +30,8 @@ import { OPPORTUNITY_STATUSES } from "./store.ts";
 export class HighLevelService {
   readonly store: HighLevelStore;
   readonly settings = new Map<string, LocationSettings>();
+  /** The media library (uploads emit no webhooks: the reference has no media events). */
+  readonly medias: MediaLibrary;
   #ids: IdSource;
   #clock: Clock;
   #emit: EventSink;
@@ -40,6 +43,7 @@ export class HighLevelService {
     this.#clock = options.clock;
     this.#emit = options.emit;
     this.#defaults = { allowDuplicateOpportunities: false, allowDuplicateContacts: false, ...options.defaults };
+    this.medias = new MediaLibrary({ store: this.store, ids: () => this.#ids, clock: this.#clock });
   }
 
   /** Replaces the id source (after a reset the stream restarts from the seed). */

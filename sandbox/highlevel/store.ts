@@ -168,6 +168,21 @@ export interface Opportunity {
   lastActionDate: string;
 }
 
+/** A media library file (Media Library API): uploaded bytes, or a hosted file's URL. */
+export interface MediaFile {
+  id: string;
+  locationId: string;
+  name: string;
+  parentId: string | null;
+  contentType: string;
+  size: number;
+  /** Set for `hosted: true` uploads: the file lives there and the sandbox keeps no bytes. */
+  hostedUrl: string | null;
+  bytes: Uint8Array | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
 /** Ids shaped like HighLevel's: 20 alphanumerics (Mongo-era ids) and UUIDs for stages. */
 export class IdSource {
   #random: SeededRandom;
@@ -204,9 +219,13 @@ export class HighLevelStore {
   readonly notes = new Map<string, Note>();
   readonly opportunities = new Map<string, Opportunity>();
   readonly tasks = new Map<string, Task>();
+  readonly medias = new Map<string, MediaFile>();
 
   clear(): void {
-    const maps = [this.companies, this.locations, this.users, this.pipelines, this.customFields, this.lostReasons, this.contacts, this.notes, this.opportunities, this.tasks];
+    const maps = [
+      this.companies, this.locations, this.users, this.pipelines, this.customFields, this.lostReasons, this.contacts, this.notes, this.opportunities,
+      this.tasks, this.medias,
+    ];
     for (const map of maps) map.clear();
   }
 

@@ -1,0 +1,146 @@
+/**
+ * `/medias/*` (Media Library API: GoHighLevel/highlevel-api-docs apps/medias.json, which the
+ * reference folder lacks): upload (multipart, a file or a hosted `fileUrl`), list, delete — Location
+ * tokens, scopes `medias.readonly` / `medias.write` — and the download URLs the uploads answer with,
+ * served here at `/media-storage/…` (signed, expiring; no token, like a storage URL).
+ */
+import type { Hono } from "hono";
+import { GhlError, unprocessable } from "../errors.ts";
+import { streamBytes } from "../medias.ts";
+import type { MediaFile } from "../store.ts";
+import { checkQuery, intParam, pathParam, send, tokenOf } from "./shared.ts";
+import type { Ctx, Guard, RouteDeps, Vars } from "./shared.ts";
+
+export const MEDIA_READ: Guard = { auth: "Location", scope: "medias.readonly" };
+export const MEDIA_WRITE: Guard = { auth: "Location", scope: "medias.write" };
+
+/** The multipart fields the spec's upload body lists. */
+const UPLOAD_FIELDS = ["file", "hosted", "fileUrl", "name", "parentId"] as const;
+const SORT_FIELDS = ["createdAt", "updatedAt", "name"] as const;
+/** Room for the multipart framing around the file when judging a body by its Content-Length. */
+const MULTIPART_SLACK = 1024 * 1024;
+
+/** Registers the media routes and the download route. */
+export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
+  const { service, guard, assertLocation } = d;
+  const library = service.medias;
+  const origin = (c: Ctx) => new URL(c.req.url).origin;
+
+  /** A file as `GET /medias/files` lists it (the spec's example fields, with `_id` as its bulk bodies name it). */
+  const renderFile = async (c: Ctx, m: MediaFile) => ({
+    _id: m.id,
+    altId: m.locationId,
+    altType: "location",
+    name: m.name,
+    ...(m.parentId ? { parentId: m.parentId } : {}),
+    type: "file",
+    url: await library.url(m, origin(c)),
+    path: `/${m.name}`,
+    contentType: m.contentType,
+    size: m.size,
+    hosted: m.hostedUrl !== null,
+    createdAt: m.createdAt,
+    updatedAt: m.updatedAt,
+  });
+
+  app.post("/medias/upload-file", guard(MEDIA_WRITE), async (c) => {
+    const locationId = tokenOf(c).locationId!;
+    const type = c.req.header("content-type") ?? "";
+    if (!/^multipart\/form-data\b/i.test(type)) throw new GhlError(400, "Content-Type must be multipart/form-data");
+    // Refuse an oversized body before reading it; the exact per-type limit is checked on the file below.
+    const declared = Number(c.req.header("content-length") ?? "");
+    if (Number.isFinite(declared) && declared > Math.max(library.settings.maxBytes, library.settings.videoMaxBytes) + MULTIPART_SLACK) {
+      throw new GhlError(413, "File too large");
+    }
+    let form: FormData;
+    try {
+      form = await c.req.formData();
+    } catch {
+      throw new GhlError(400, "Multipart: Boundary not found");
+    }
+    const problems: string[] = [];
+    for (const key of new Set(form.keys())) {
+      if (!(UPLOAD_FIELDS as readonly string[]).includes(key)) problems.push(`property ${key} should not exist`);
+      else if (form.getAll(key).length > 1) problems.push(`${key} must be given once`);
+    }
+    const file = form.get("file");
+    const text = (key: string): string | undefined => {
+      const v = form.get(key);
+      if (v === null) return undefined;
+      if (typeof v !== "string") problems.push(`${key} must be a string`);
+      return typeof v === "string" ? v : undefined;
+    };
+    const hostedRaw = text("hosted");
+    if (hostedRaw !== undefined && hostedRaw !== "true" && hostedRaw !== "false") problems.push("hosted must be a boolean value");
+    const hosted = hostedRaw === "true";
+    const fileUrl = text("fileUrl");
+    const name = text("name");
+    const parentId = text("parentId");
+    if (hosted) {
+      if (!fileUrl) problems.push("fileUrl should not be empty");
+      else if (!/^https?:\/\/[^\s/]+\S*$/.test(fileUrl)) problems.push("fileUrl must be a URL address");
+    } else if (file === null || file === "") problems.push("file should not be empty");
+    else if (typeof file === "string") problems.push("file must be a file");
+    if (problems.length > 0) throw unprocessable(problems);
+    if (parentId) throw new GhlError(400, "Parent folder not found");
+
+    if (hosted) {
+      const fromUrl = decodeURIComponent(new URL(fileUrl!).pathname.split("/").pop() ?? "") || "file";
+      const m = library.upload({ locationId, name: name || fromUrl, hostedUrl: fileUrl });
+      return send(c, { fileId: m.id, url: await library.url(m, origin(c)) });
+    }
+    const blob = file as File;
+    const contentType = blob.type || "application/octet-stream";
+    if (blob.size > library.limitFor(contentType)) throw new GhlError(413, "File too large");
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    const m = library.upload({ locationId, name: name || blob.name || "file", file: { bytes, contentType } });
+    return send(c, { fileId: m.id, url: await library.url(m, origin(c)) });
+  });
+
+  app.get("/medias/files", guard(MEDIA_READ), async (c) => {
+    const q = checkQuery(c, ["offset", "limit", "sortBy", "sortOrder", "type", "query", "altType", "altId", "parentId", "fetchAll"]);
+    const missing = ["sortBy", "sortOrder", "type", "altType", "altId"].filter((k) => !q[k]).map((k) => `${k} should not be empty`);
+    if (missing.length > 0) throw unprocessable(missing);
+    if (q.altType !== "location") throw unprocessable(["altType must be one of the following values: location"]);
+    if (!(SORT_FIELDS as readonly string[]).includes(q.sortBy!)) throw unprocessable([`sortBy must be one of the following values: ${SORT_FIELDS.join(", ")}`]);
+    if (q.sortOrder !== "asc" && q.sortOrder !== "desc") throw unprocessable(["sortOrder must be one of the following values: asc, desc"]);
+    if (q.type !== "file" && q.type !== "folder") throw unprocessable(["type must be one of the following values: file, folder"]);
+    assertLocation(c, q.altId!);
+    const offset = intParam(q, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = intParam(q, "limit", 100, 1, 1000);
+    const needle = (q.query ?? "").toLowerCase();
+    const key = q.sortBy as (typeof SORT_FIELDS)[number];
+    // The sandbox has no folders: a folder listing, or a file listing inside a folder, is empty.
+    const files = q.type === "folder" || q.parentId ? [] : [...d.store.medias.values()]
+      .filter((m) => m.locationId === q.altId && m.name.toLowerCase().includes(needle))
+      .sort((a, b) => (q.sortOrder === "asc" ? 1 : -1) * (a[key].localeCompare(b[key]) || a.id.localeCompare(b.id)));
+    const page = q.fetchAll === "true" ? files : files.slice(offset, offset + limit);
+    return send(c, { files: await Promise.all(page.map((m) => renderFile(c, m))) });
+  });
+
+  app.delete("/medias/:id", guard(MEDIA_WRITE), (c) => {
+    const q = checkQuery(c, ["altType", "altId"]);
+    const missing = ["altType", "altId"].filter((k) => !q[k]).map((k) => `${k} should not be empty`);
+    if (missing.length > 0) throw unprocessable(missing);
+    if (q.altType !== "location") throw unprocessable(["altType must be one of the following values: location"]);
+    assertLocation(c, q.altId!);
+    library.delete(q.altId!, pathParam(c, "id"));
+    return send(c, { success: true });
+  });
+
+  // The download URL an upload answers with: no token (a storage URL), the signature and expiry instead.
+  app.get("/media-storage/:locationId/:id/:name", async (c) => {
+    const checked = await library.verify(pathParam(c, "id"), c.req.query("expires"), c.req.query("signature"));
+    if (!("id" in checked)) return c.json({ error: { code: checked.error, message: checked.error } }, checked.status);
+    if (checked.locationId !== pathParam(c, "locationId")) return c.json({ error: { code: "NoSuchKey", message: "NoSuchKey" } }, 404);
+    const bytes = checked.bytes!;
+    return new Response(streamBytes(bytes), {
+      headers: {
+        "content-type": checked.contentType,
+        "content-length": String(bytes.byteLength),
+        "content-disposition": `inline; filename*=UTF-8''${encodeURIComponent(checked.name)}`,
+        "cache-control": "private, max-age=0",
+      },
+    });
+  });
+}

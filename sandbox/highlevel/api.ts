@@ -101,7 +101,8 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
         }
       }
       // A fault scripted for `/opportunities/…` hits both the plain and the `/v3`-prefixed form.
-      const fault = faults.forRequest(c.req.method, new URL(c.req.url).pathname.replace(/^\/highlevel/, "").replace(/^\/v3(?=\/)/, ""));
+      const faultPath = new URL(c.req.url).pathname.replace(/^\/highlevel/, "").replace(/^\/v3(?=\/)/, "");
+      const fault = faults.forRequest(c.req.method, faultPath);
       await sleep(fault.delayMs);
       if (fault.kind === "timeout") throw new GhlError(504, "Gateway Timeout");
       if (fault.kind === "error") {
@@ -112,7 +113,7 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
         const version = c.req.header("version");
         if (!version) throw new GhlError(400, "Version header was not found");
         const v3 = version === V3_VERSION && g.v3 === true;
-        // Under the `/v3` prefix only `Version: v3` is accepted; elsewhere v2's versions, and v3 where the route has it.
+        // Under the `/v3` prefix only `Version: v3`; elsewhere v2's versions, and v3 where the route has it.
         const known = c.get("v3Prefix") ? v3 : v3 || (ACCEPTED_VERSIONS as readonly string[]).includes(version);
         if (!known) throw new GhlError(400, `Invalid version header: ${version}`);
         c.set("apiVersion", v3 ? "v3" : "v2");

@@ -157,10 +157,15 @@ export function registerRecordControls(
   app.get("/tasks", (c) => {
     const sb = get();
     const { locationId, contactId } = c.req.query();
-    if (locationId !== undefined && !sb.store.locations.has(locationId)) throw new ControlError(404, `no location ${locationId}`);
-    if (contactId !== undefined && !sb.store.contacts.has(contactId)) throw new ControlError(404, `no contact ${contactId}`);
+    if (locationId !== undefined && !sb.store.locations.has(locationId)) {
+      throw new ControlError(404, `no location ${locationId}`);
+    }
+    if (contactId !== undefined && !sb.store.contacts.has(contactId)) {
+      throw new ControlError(404, `no contact ${contactId}`);
+    }
     const tasks = [...sb.store.tasks.values()]
-      .filter((t) => (locationId === undefined || t.locationId === locationId) && (contactId === undefined || t.contactId === contactId))
+      .filter((t) => locationId === undefined || t.locationId === locationId)
+      .filter((t) => contactId === undefined || t.contactId === contactId)
       .sort((a, b) => a.dateAdded.localeCompare(b.dateAdded) || a.id.localeCompare(b.id))
       .map((t) => ({ ...renderTask(t), locationId: t.locationId, dateAdded: t.dateAdded, dateUpdated: t.dateUpdated }));
     return c.json({ tasks });

@@ -114,7 +114,13 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   app.put("/medias/settings", async (c) => {
     const patch = await body(
       c,
-      z.object({ maxBytes: z.number().int().min(1).optional(), videoMaxBytes: z.number().int().min(1).optional(), urlLifetimeSec: z.number().int().min(1).optional() }).strict(),
+      z
+        .object({
+          maxBytes: z.number().int().min(1).optional(),
+          videoMaxBytes: z.number().int().min(1).optional(),
+          urlLifetimeSec: z.number().int().min(1).optional(),
+        })
+        .strict(),
     );
     const settings = get().service.medias.settings;
     Object.assign(settings, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));

@@ -149,8 +149,10 @@ export function resolveCustomFields(
       return;
     }
     const value = item.field_value;
-    if (field.dataType === "FILE_UPLOAD" && value !== undefined && value !== null && value !== "" && !isFileValue(value)) {
-      problems.push(`customFields.${i} is a FILE_UPLOAD field: its value is {url, …} or {<uuid>: {url, …}} with http(s) urls`);
+    const given = value !== undefined && value !== null && value !== "";
+    if (field.dataType === "FILE_UPLOAD" && given && !isFileValue(value)) {
+      const shape = "{url, …} or {<uuid>: {url, …}} (http(s) urls)";
+      problems.push(`customFields.${i} is a FILE_UPLOAD field: its value is ${shape}`);
       return;
     }
     const at = next.findIndex((f) => f.id === field.id);

@@ -32,7 +32,11 @@ export interface MediaUpload {
   hostedUrl?: string | undefined;
 }
 
-const DEFAULTS: MediaSettings = { maxBytes: MEDIA_MAX_BYTES, videoMaxBytes: MEDIA_VIDEO_MAX_BYTES, urlLifetimeSec: MEDIA_URL_LIFETIME_SEC };
+const DEFAULTS: MediaSettings = {
+  maxBytes: MEDIA_MAX_BYTES,
+  videoMaxBytes: MEDIA_VIDEO_MAX_BYTES,
+  urlLifetimeSec: MEDIA_URL_LIFETIME_SEC,
+};
 
 function hex(bytes: ArrayBuffer): string {
   return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -67,7 +71,9 @@ export class MediaLibrary {
 
   /** Stores an upload; 413 "File too large" over the limit for its type (multer's text, which NestJS answers with). */
   upload(input: MediaUpload): MediaFile {
-    if (input.file && input.file.bytes.byteLength > this.limitFor(input.file.contentType)) throw new GhlError(413, "File too large");
+    if (input.file && input.file.bytes.byteLength > this.limitFor(input.file.contentType)) {
+      throw new GhlError(413, "File too large");
+    }
     const now = new Date(this.#clock.now()).toISOString();
     const m: MediaFile = {
       id: this.#ids().id(),
@@ -115,11 +121,17 @@ export class MediaLibrary {
    * Checks a download URL's signature and expiry against the sandbox clock; answers the file or
    * why not (`SignatureDoesNotMatch`, `ExpiredToken`, `NoSuchKey` — Cloud Storage's error codes).
    */
-  async verify(id: string, expiresRaw: string | undefined, signature: string | undefined): Promise<MediaFile | { error: string; status: 400 | 403 | 404 }> {
+  async verify(
+    id: string,
+    expiresRaw: string | undefined,
+    signature: string | undefined,
+  ): Promise<MediaFile | { error: string; status: 400 | 403 | 404 }> {
     const expires = Number(expiresRaw);
-    if (!expiresRaw || !Number.isInteger(expires) || !signature || !/^[0-9a-f]{64}$/.test(signature)) return { error: "SignatureDoesNotMatch", status: 403 };
+    const wellFormed = expiresRaw && Number.isInteger(expires) && signature && /^[0-9a-f]{64}$/.test(signature);
+    if (!wellFormed) return { error: "SignatureDoesNotMatch", status: 403 };
     const bytes = new Uint8Array(signature.match(/../g)!.map((h) => parseInt(h, 16)));
-    const ok = await crypto.subtle.verify("HMAC", await this.#key, bytes, new TextEncoder().encode(`${id}\n${expires}`));
+    const signed = new TextEncoder().encode(`${id}\n${expires}`);
+    const ok = await crypto.subtle.verify("HMAC", await this.#key, bytes, signed);
     if (!ok) return { error: "SignatureDoesNotMatch", status: 403 };
     if (expires * 1000 <= this.#clock.now()) return { error: "ExpiredToken", status: 400 };
     const m = this.#store.medias.get(id);

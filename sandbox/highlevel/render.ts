@@ -4,7 +4,8 @@
  * left out rather than sent as null (the spec types them as plain strings), except where HighLevel
  * is observed to send null (search `meta`).
  */
-import type { Contact, CustomField, HighLevelStore, LostReason, Note, Opportunity, Pipeline, Task, User } from "./store.ts";
+import type { Contact, CustomField, HighLevelStore, LostReason, Note, Opportunity, Pipeline, User } from "./store.ts";
+import type { Task } from "./store.ts";
 
 /** Drops keys whose value is null or undefined. */
 function compact<T extends Record<string, unknown>>(o: T): Partial<T> {
@@ -37,7 +38,9 @@ export function renderOpportunity(
   options: { searchDrift?: boolean; version?: "v2" | "v3" } = {},
 ): Record<string, unknown> {
   const customFields = o.customFields.map((f) =>
-    options.searchDrift ? { id: f.id, type: "string", fieldValueString: searchString(f.value) } : { id: f.id, fieldValue: f.value },
+    options.searchDrift
+      ? { id: f.id, type: "string", fieldValueString: searchString(f.value) }
+      : { id: f.id, fieldValue: f.value },
   );
   const f = options.version === "v3" ? o.forecast : undefined;
   return compact({
@@ -94,7 +97,8 @@ export function renderNote(n: Note): Record<string, unknown> {
 
 /** A task (`TaskSchema`); an unassigned task has no `assignedTo`. */
 export function renderTask(t: Task): Record<string, unknown> {
-  return compact({ id: t.id, title: t.title, body: t.body, assignedTo: t.assignedTo, dueDate: t.dueDate, completed: t.completed, contactId: t.contactId });
+  const { id, title, body, assignedTo, dueDate, completed, contactId } = t;
+  return compact({ id, title, body, assignedTo, dueDate, completed, contactId });
 }
 
 function lower(s: string | null): string | null {

@@ -94,7 +94,8 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
 
   const lostReasonIds = ["Passed: team", "Passed: market size", "Lost to another investor"].map((name) => {
     const id = ids.id();
-    store.lostReasons.set(id, { id, locationId, name, deleted: false, createdAt: iso(now - 400 * DAY), updatedAt: iso(now - 400 * DAY) });
+    const at = iso(now - 400 * DAY);
+    store.lostReasons.set(id, { id, locationId, name, deleted: false, createdAt: at, updatedAt: at });
     return id;
   });
 
@@ -156,12 +157,15 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
   };
   store.customFields.set(externalId.id, externalId);
   const documents: CustomField = {
-    id: ids.id(), locationId, name: "Documents", fieldKey: "opportunity.documents", dataType: "FILE_UPLOAD", model: "opportunity", position: 150, placeholder: "",
+    id: ids.id(), locationId, name: "Documents", fieldKey: "opportunity.documents", dataType: "FILE_UPLOAD",
+    model: "opportunity",
+    position: 150, placeholder: "",
   };
   store.customFields.set(documents.id, documents);
 
   return {
     companyId, locationId, otherLocationId, pipelineId: pipeline.id, stageIds: pipeline.stages.map((s) => s.id), userIds, contactIds,
-    opportunityIds, closeDateFieldId: closeDate.id, externalIdFieldId: externalId.id, documentsFieldId: documents.id, lostReasonIds, pit,
+    opportunityIds, closeDateFieldId: closeDate.id, externalIdFieldId: externalId.id, documentsFieldId: documents.id,
+    lostReasonIds, pit,
   };
 }

@@ -23,7 +23,8 @@ import { resolveCustomFields } from "./inputs.ts";
 import { MediaLibrary } from "./medias.ts";
 import type { ContactInput, ContactPatch, CustomFieldInput, LocationSettings } from "./inputs.ts";
 import type { ForecastInput, NoteInput, OpportunityInput, OpportunityPatch, TaskInput } from "./inputs.ts";
-import type { Contact, HighLevelStore, IdSource, LostReason, Note, Opportunity, OpportunityStatus, Task } from "./store.ts";
+import type { Contact, HighLevelStore, IdSource, LostReason, Note, Opportunity, OpportunityStatus } from "./store.ts";
+import type { Task } from "./store.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 
 /** Every change to HighLevel data, with the webhooks it emits (the fan-out above). */
@@ -119,10 +120,12 @@ export class HighLevelService {
     this.location(locationId);
     const trimmed = name.trim();
     if (trimmed === "") throw unprocessable(["name should not be empty"]);
-    const taken = this.store.lostReasonsOf(locationId).some((r) => !r.deleted && r.name.toLowerCase() === trimmed.toLowerCase());
+    const lower = trimmed.toLowerCase();
+    const taken = this.store.lostReasonsOf(locationId).some((r) => !r.deleted && r.name.toLowerCase() === lower);
     if (taken) throw new GhlError(400, `Lost reason ${trimmed} already exists`);
     const now = this.#now();
-    const r: LostReason = { id: this.#ids.id(), locationId, name: trimmed, deleted: false, createdAt: now, updatedAt: now };
+    const id = this.#ids.id();
+    const r: LostReason = { id, locationId, name: trimmed, deleted: false, createdAt: now, updatedAt: now };
     this.store.lostReasons.set(r.id, r);
     return r;
   }
@@ -237,7 +240,11 @@ export class HighLevelService {
   #applyForecast(o: Opportunity, input: ForecastInput, now: string): void {
     const { forecastExpectedCloseDate: date, forecastProbability: probability } = input;
     if (date === undefined && probability === undefined) return;
-    const f = (o.forecast ??= { expectedCloseDate: null, originalCloseDate: null, slippageCount: 0, daysSlipped: 0, lastSlippedAt: null, probability: null });
+    o.forecast ??= {
+      expectedCloseDate: null, originalCloseDate: null, slippageCount: 0, daysSlipped: 0,
+      lastSlippedAt: null, probability: null,
+    };
+    const f = o.forecast;
     if (date !== undefined) {
       if (date !== null && f.expectedCloseDate !== null && date > f.expectedCloseDate) {
         f.slippageCount += 1;

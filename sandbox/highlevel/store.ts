@@ -55,8 +55,8 @@ export interface Pipeline {
 }
 
 export type CustomFieldDataType =
-  | "TEXT" | "LARGE_TEXT" | "NUMERICAL" | "MONETORY" | "DATE" | "SINGLE_OPTIONS" | "MULTIPLE_OPTIONS" | "CHECKBOX" | "PHONE" | "EMAIL"
-  | "FILE_UPLOAD";
+  | "TEXT" | "LARGE_TEXT" | "NUMERICAL" | "MONETORY" | "DATE" | "SINGLE_OPTIONS" | "MULTIPLE_OPTIONS" | "CHECKBOX"
+  | "PHONE" | "EMAIL" | "FILE_UPLOAD";
 
 export interface CustomField {
   id: string;
@@ -223,8 +223,8 @@ export class HighLevelStore {
 
   clear(): void {
     const maps = [
-      this.companies, this.locations, this.users, this.pipelines, this.customFields, this.lostReasons, this.contacts, this.notes, this.opportunities,
-      this.tasks, this.medias,
+      this.companies, this.locations, this.users, this.pipelines, this.customFields, this.lostReasons,
+      this.contacts, this.notes, this.opportunities, this.tasks, this.medias,
     ];
     for (const map of maps) map.clear();
   }
@@ -259,7 +259,9 @@ export class HighLevelStore {
 
   /** A contact's tasks, oldest due first. */
   tasksOf(contactId: string): Task[] {
-    return [...this.tasks.values()].filter((t) => t.contactId === contactId).sort((a, b) => a.dueDate.localeCompare(b.dueDate) || a.id.localeCompare(b.id));
+    return [...this.tasks.values()]
+      .filter((t) => t.contactId === contactId)
+      .sort((a, b) => a.dueDate.localeCompare(b.dueDate) || a.id.localeCompare(b.id));
   }
 
   /** The stage with `stageId` in `pipelineId`, if any. */

@@ -17,6 +17,9 @@ export const MEDIA_WRITE: Guard = { auth: "Location", scope: "medias.write" };
 /** The multipart fields the spec's upload body lists. */
 const UPLOAD_FIELDS = ["file", "hosted", "fileUrl", "name", "parentId"] as const;
 const SORT_FIELDS = ["createdAt", "updatedAt", "name"] as const;
+const LIST_QUERY = [
+  "offset", "limit", "sortBy", "sortOrder", "type", "query", "altType", "altId", "parentId", "fetchAll",
+];
 /** Room for the multipart framing around the file when judging a body by its Content-Length. */
 const MULTIPART_SLACK = 1024 * 1024;
 
@@ -49,7 +52,8 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
     if (!/^multipart\/form-data\b/i.test(type)) throw new GhlError(400, "Content-Type must be multipart/form-data");
     // Refuse an oversized body before reading it; the exact per-type limit is checked on the file below.
     const declared = Number(c.req.header("content-length") ?? "");
-    if (Number.isFinite(declared) && declared > Math.max(library.settings.maxBytes, library.settings.videoMaxBytes) + MULTIPART_SLACK) {
+    const largest = Math.max(library.settings.maxBytes, library.settings.videoMaxBytes);
+    if (Number.isFinite(declared) && declared > largest + MULTIPART_SLACK) {
       throw new GhlError(413, "File too large");
     }
     let form: FormData;
@@ -71,7 +75,9 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
       return typeof v === "string" ? v : undefined;
     };
     const hostedRaw = text("hosted");
-    if (hostedRaw !== undefined && hostedRaw !== "true" && hostedRaw !== "false") problems.push("hosted must be a boolean value");
+    if (hostedRaw !== undefined && hostedRaw !== "true" && hostedRaw !== "false") {
+      problems.push("hosted must be a boolean value");
+    }
     const hosted = hostedRaw === "true";
     const fileUrl = text("fileUrl");
     const name = text("name");
@@ -98,13 +104,17 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
   });
 
   app.get("/medias/files", guard(MEDIA_READ), async (c) => {
-    const q = checkQuery(c, ["offset", "limit", "sortBy", "sortOrder", "type", "query", "altType", "altId", "parentId", "fetchAll"]);
-    const missing = ["sortBy", "sortOrder", "type", "altType", "altId"].filter((k) => !q[k]).map((k) => `${k} should not be empty`);
-    if (missing.length > 0) throw unprocessable(missing);
-    if (q.altType !== "location") throw unprocessable(["altType must be one of the following values: location"]);
-    if (!(SORT_FIELDS as readonly string[]).includes(q.sortBy!)) throw unprocessable([`sortBy must be one of the following values: ${SORT_FIELDS.join(", ")}`]);
-    if (q.sortOrder !== "asc" && q.sortOrder !== "desc") throw unprocessable(["sortOrder must be one of the following values: asc, desc"]);
-    if (q.type !== "file" && q.type !== "folder") throw unprocessable(["type must be one of the following values: file, folder"]);
+    const q = checkQuery(c, LIST_QUERY);
+    const missing = ["sortBy", "sortOrder", "type", "altType", "altId"].filter((k) => !q[k]);
+    if (missing.length > 0) throw unprocessable(missing.map((k) => `${k} should not be empty`));
+    const oneOf = (name: string, values: readonly string[]) => {
+      if (values.includes(q[name]!)) return;
+      throw unprocessable([`${name} must be one of the following values: ${values.join(", ")}`]);
+    };
+    oneOf("altType", ["location"]);
+    oneOf("sortBy", SORT_FIELDS);
+    oneOf("sortOrder", ["asc", "desc"]);
+    oneOf("type", ["file", "folder"]);
     assertLocation(c, q.altId!);
     const offset = intParam(q, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(q, "limit", 100, 1, 1000);
@@ -132,7 +142,9 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
   app.get("/media-storage/:locationId/:id/:name", async (c) => {
     const checked = await library.verify(pathParam(c, "id"), c.req.query("expires"), c.req.query("signature"));
     if (!("id" in checked)) return c.json({ error: { code: checked.error, message: checked.error } }, checked.status);
-    if (checked.locationId !== pathParam(c, "locationId")) return c.json({ error: { code: "NoSuchKey", message: "NoSuchKey" } }, 404);
+    if (checked.locationId !== pathParam(c, "locationId")) {
+      return c.json({ error: { code: "NoSuchKey", message: "NoSuchKey" } }, 404);
+    }
     const bytes = checked.bytes!;
     return new Response(streamBytes(bytes), {
       headers: {

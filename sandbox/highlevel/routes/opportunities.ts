@@ -66,7 +66,8 @@ export function parseCloseDate(raw: string): string | null {
   else if (iso && Number.isFinite(Date.parse(raw))) [y, m, d] = [iso[1], iso[2], iso[3]];
   if (!y || !m || !d) return null;
   const at = new Date(Date.UTC(Number(y), Number(m) - 1, Number(d)));
-  return at.getUTCFullYear() === Number(y) && at.getUTCMonth() === Number(m) - 1 && at.getUTCDate() === Number(d) ? `${y}-${m}-${d}` : null;
+  const real = at.getUTCFullYear() === Number(y) && at.getUTCMonth() === Number(m) - 1 && at.getUTCDate() === Number(d);
+  return real ? `${y}-${m}-${d}` : null;
 }
 
 const CLOSE_DATE_FORMATS = "YYYY/MM/DD, MM/DD/YYYY, YYYY-MM-DD, MM-DD-YYYY, YYYY.MM.DD, MM.DD.YYYY or ISO 8601";
@@ -78,7 +79,9 @@ const forecastFields = {
     .transform((v, ctx) => {
       if (v === "") return null;
       const day = parseCloseDate(v);
-      if (day === null) ctx.addIssue({ code: "custom", message: `forecastExpectedCloseDate must be a date in ${CLOSE_DATE_FORMATS}` });
+      if (day === null) {
+        ctx.addIssue({ code: "custom", message: `forecastExpectedCloseDate must be a date in ${CLOSE_DATE_FORMATS}` });
+      }
       return day;
     })
     .optional(),
@@ -89,14 +92,16 @@ const forecastFields = {
     .optional(),
 };
 
+const customFieldsV3 = z.array(customFieldInputV3, { error: "customFields must be an array" }).optional();
+
 /** `CreateDtoV3`. */
 const CreateOpportunityBodyV3 = CreateOpportunityBody.omit({ customFields: true })
-  .extend({ ...forecastFields, customFields: z.array(customFieldInputV3, { error: "customFields must be an array" }).optional() })
+  .extend({ ...forecastFields, customFields: customFieldsV3 })
   .strict();
 
 /** `UpdateOpportunityDtoV3`. */
 const UpdateOpportunityBodyV3 = UpdateOpportunityBody.omit({ customFields: true })
-  .extend({ ...forecastFields, customFields: z.array(customFieldInputV3, { error: "customFields must be an array" }).optional() })
+  .extend({ ...forecastFields, customFields: customFieldsV3 })
   .strict();
 
 const StatusBody = z.object({ status: enumOf("status", STATUS_ENUM), lostReasonId: optString("lostReasonId") }).strict();
@@ -128,7 +133,9 @@ const UpsertBody = z
 
 const FollowersBody = z.object({ followers: stringArray("followers") }).strict();
 /** v3's `FollowersDTO`: "max 10". */
-const FollowersBodyV3 = z.object({ followers: stringArray("followers").max(10, { error: "followers must contain no more than 10 elements" }) }).strict();
+const FollowersBodyV3 = z
+  .object({ followers: stringArray("followers").max(10, { error: "followers must contain no more than 10 elements" }) })
+  .strict();
 
 const AdvancedSearchBody = z
   .object({
@@ -150,7 +157,10 @@ const AdvancedSearchBody = z
 
 /** v3's `OpportunitySearchBodyDTO`: the same fields, `page` 0-indexed. */
 const AdvancedSearchBodyV3 = AdvancedSearchBody.extend({
-  page: z.number({ error: "page must be a number conforming to the specified constraints" }).int({ error: "page must be an integer number" }).min(0, { error: "page must not be less than 0" }),
+  page: z
+    .number({ error: "page must be a number conforming to the specified constraints" })
+    .int({ error: "page must be an integer number" })
+    .min(0, { error: "page must not be less than 0" }),
 }).strict();
 
 const SEARCH_QUERY_KEYS = [
@@ -160,7 +170,11 @@ const SEARCH_QUERY_KEYS = [
 
 /** v3's `GET /opportunities/search` names the filters in camelCase (v2 name → v3 name). */
 const V3_SEARCH_NAMES: Record<string, string> = {
-  location_id: "locationId", pipeline_id: "pipelineId", pipeline_stage_id: "pipelineStageId", contact_id: "contactId", assigned_to: "assignedTo",
+  location_id: "locationId",
+  pipeline_id: "pipelineId",
+  pipeline_stage_id: "pipelineStageId",
+  contact_id: "contactId",
+  assigned_to: "assignedTo",
 };
 const SEARCH_QUERY_KEYS_V3 = SEARCH_QUERY_KEYS.map((k) => V3_SEARCH_NAMES[k] ?? k);
 
@@ -181,7 +195,7 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
 
   /** The opportunity in the request's API version. */
   const render = (c: Ctx, opp: Opportunity, searchDrift = false) =>
-    versionOf(c) === "v3" ? renderOpportunity(store, opp, { version: "v3" }) : renderOpportunity(store, opp, { searchDrift });
+    renderOpportunity(store, opp, versionOf(c) === "v3" ? { version: "v3" } : { searchDrift });
   /** v3's delete / status answer: `success`, with the deprecated `succeded` kept. */
   const done = (c: Ctx) => (versionOf(c) === "v3" ? { succeded: true, success: true } : { succeded: true });
 
@@ -197,9 +211,13 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     if (!q.locationId) throw unprocessable(["locationId should not be empty"]);
     assertLocation(c, q.locationId);
     const needle = (q.query ?? q.name ?? "").toLowerCase();
-    if (q.deleted !== undefined && q.deleted !== "true" && q.deleted !== "false") throw unprocessable(["deleted must be a boolean value"]);
+    if (q.deleted !== undefined && q.deleted !== "true" && q.deleted !== "false") {
+      throw unprocessable(["deleted must be a boolean value"]);
+    }
     const deleted = q.deleted === "true";
-    const all = store.lostReasonsOf(q.locationId).filter((r) => r.deleted === deleted && r.name.toLowerCase().includes(needle));
+    const all = store
+      .lostReasonsOf(q.locationId)
+      .filter((r) => r.deleted === deleted && r.name.toLowerCase().includes(needle));
     const skip = intParam(q, "skip", 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(q, "limit", 100, 1, 1000);
     return send(c, { lostReasons: all.slice(skip, skip + limit).map(renderLostReason), total: all.length });
@@ -210,7 +228,11 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     const raw = checkQuery(c, v3 ? SEARCH_QUERY_KEYS_V3 : SEARCH_QUERY_KEYS);
     // One filter code for both versions: v3's camelCase names read as v2's.
     const q: Record<string, string> = { ...raw };
-    if (v3) for (const [v2Name, v3Name] of Object.entries(V3_SEARCH_NAMES)) if (raw[v3Name] !== undefined) q[v2Name] = raw[v3Name];
+    if (v3) {
+      for (const [v2Name, v3Name] of Object.entries(V3_SEARCH_NAMES)) {
+        if (raw[v3Name] !== undefined) q[v2Name] = raw[v3Name];
+      }
+    }
     if (!q.location_id) throw unprocessable([`${v3 ? "locationId" : "location_id"} should not be empty`]);
     assertLocation(c, q.location_id);
     const limit = intParam(q, "limit", 20, 1, 100);
@@ -306,7 +328,8 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
       // v3's page is 0-indexed ("Page number (0-indexed)"), v2's starts at 1.
       rest = matches.slice((v3 ? body.page : body.page - 1) * body.limit);
     }
-    return send(c, { opportunities: rest.slice(0, body.limit).map((opp) => render(c, opp, true)), total: matches.length, aggregations: {} });
+    const opportunities = rest.slice(0, body.limit).map((opp) => render(c, opp, true));
+    return send(c, { opportunities, total: matches.length, aggregations: {} });
   });
 
   app.post("/opportunities/upsert", guard(OPP_WRITE), async (c) => {
@@ -334,7 +357,8 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     const all = q.isRemoveAllFollowers === "true";
     const raw = await readJson(c);
     const schema = versionOf(c) === "v3" ? FollowersBodyV3 : FollowersBody;
-    const body = all && raw && typeof raw === "object" && !("followers" in raw) ? { followers: [] } : parseBody(schema, raw);
+    const noList = all && raw && typeof raw === "object" && !("followers" in raw);
+    const body = noList ? { followers: [] } : parseBody(schema, raw);
     opportunityFor(c, pathParam(c, "id"));
     const { opportunity, removed } = service.removeFollowers(pathParam(c, "id"), body.followers, all);
     return send(c, { followers: [...opportunity.followers], followersRemoved: removed });
@@ -347,7 +371,9 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     return send(c, done(c));
   });
 
-  app.get("/opportunities/:id", guard(OPP_READ_V3), (c) => send(c, { opportunity: render(c, opportunityFor(c, pathParam(c, "id"))) }));
+  app.get("/opportunities/:id", guard(OPP_READ_V3), (c) =>
+    send(c, { opportunity: render(c, opportunityFor(c, pathParam(c, "id"))) }),
+  );
 
   app.put("/opportunities/:id", guard(OPP_WRITE_V3), async (c) => {
     const body = parseBody(versionOf(c) === "v3" ? UpdateOpportunityBodyV3 : UpdateOpportunityBody, await readJson(c));
@@ -364,7 +390,8 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
   // Express (HighLevel's server) routes non-strictly: the spec's `/opportunities/` and Scopes.md's `/opportunities` both work.
   for (const path of ["/opportunities/", "/opportunities"]) {
     app.post(path, guard(OPP_WRITE_V3), async (c) => {
-      const body = parseBody(versionOf(c) === "v3" ? CreateOpportunityBodyV3 : CreateOpportunityBody, await readJson(c));
+      const schema = versionOf(c) === "v3" ? CreateOpportunityBodyV3 : CreateOpportunityBody;
+      const body = parseBody(schema, await readJson(c));
       assertLocation(c, body.locationId);
       return send(c, { opportunity: render(c, service.createOpportunity(body)) }, 201);
     });

@@ -1,4 +1,4 @@
-/** `GET /opportunities/pipelines` (ghl/apps/opportunities.json, same answer in v3): a location's pipelines and stages. */
+/** `GET /opportunities/pipelines` (ghl/apps/opportunities.json; the same in v3): a location's pipelines and stages. */
 import type { Hono } from "hono";
 import { unprocessable } from "../errors.ts";
 import { renderPipeline } from "../render.ts";

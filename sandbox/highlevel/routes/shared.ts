@@ -17,7 +17,9 @@ export type ApiVersion = "v2" | "v3";
  * The request's `traceId`, once the gate let it through its access token, its API version, and
  * whether it came through the `/v3` path prefix.
  */
-export type Vars = { Variables: { traceId: string; token: AccessToken | null; apiVersion: ApiVersion; v3Prefix: boolean } };
+export type Vars = {
+  Variables: { traceId: string; token: AccessToken | null; apiVersion: ApiVersion; v3Prefix: boolean };
+};
 export type Ctx = Context<Vars>;
 
 /** How a route authenticates: which token classes it takes and which scope it needs. */

@@ -13,21 +13,28 @@ import type { Ctx, RouteDeps, Vars } from "./shared.ts";
 /** An ISO 8601 date or date-time, as class-validator's `@IsISO8601()` takes it; normalised to UTC ISO. */
 function isoDate(name: string) {
   const message = `${name} must be a valid ISO 8601 date string`;
+  const shape = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
   return z
-    .string({ error: (iss) => (iss.input === undefined || iss.input === null ? `${name} should not be empty` : message) })
-    .refine((v) => /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v) && Number.isFinite(Date.parse(v)), {
-      error: message,
-    })
+    .string({ error: (iss) => (iss.input == null ? `${name} should not be empty` : message) })
+    .refine((v) => shape.test(v) && Number.isFinite(Date.parse(v)), { error: message })
     .transform((v) => new Date(v).toISOString());
 }
 
 /** `completed`, with class-validator's texts for absent and non-boolean values. */
 const completedField = () =>
-  z.boolean({ error: (iss) => (iss.input === undefined ? "completed should not be empty" : "completed must be a boolean value") });
+  z.boolean({
+    error: (iss) => (iss.input === undefined ? "completed should not be empty" : "completed must be a boolean value"),
+  });
 
 /** `CreateTaskParams`: `title`, `dueDate` and `completed` required. */
 const CreateTaskBody = z
-  .object({ title: reqString("title"), body: optString("body"), dueDate: isoDate("dueDate"), completed: completedField(), assignedTo: optString("assignedTo") })
+  .object({
+    title: reqString("title"),
+    body: optString("body"),
+    dueDate: isoDate("dueDate"),
+    completed: completedField(),
+    assignedTo: optString("assignedTo"),
+  })
   .strict();
 
 /** `UpdateTaskBody`: every field optional. */
@@ -52,7 +59,9 @@ export function registerTaskRoutes(app: Hono<Vars>, d: RouteDeps): void {
   const { service, store, guard } = d;
   const contactFor = (c: Ctx) => pathContact(d, c);
 
-  app.get("/contacts/:contactId/tasks", guard(CONTACT_READ), (c) => send(c, { tasks: store.tasksOf(contactFor(c).id).map(renderTask) }));
+  app.get("/contacts/:contactId/tasks", guard(CONTACT_READ), (c) =>
+    send(c, { tasks: store.tasksOf(contactFor(c).id).map(renderTask) }),
+  );
 
   app.post("/contacts/:contactId/tasks", guard(CONTACT_WRITE), async (c) => {
     const body = parseBody(CreateTaskBody, await readJson(c));
@@ -73,7 +82,8 @@ export function registerTaskRoutes(app: Hono<Vars>, d: RouteDeps): void {
   app.put("/contacts/:contactId/tasks/:taskId/completed", guard(CONTACT_WRITE), async (c) => {
     const body = parseBody(CompletedBody, await readJson(c));
     const contact = contactFor(c);
-    return send(c, { task: renderTask(service.updateTask(contact.id, pathParam(c, "taskId"), { completed: body.completed })) });
+    const task = service.updateTask(contact.id, pathParam(c, "taskId"), { completed: body.completed });
+    return send(c, { task: renderTask(task) });
   });
 
   app.delete("/contacts/:contactId/tasks/:taskId", guard(CONTACT_WRITE), (c) => {

@@ -118,6 +118,7 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
         .object({
           maxBytes: z.number().int().min(1).optional(),
           videoMaxBytes: z.number().int().min(1).optional(),
+          customFieldMaxBytes: z.number().int().min(1).optional(),
           urlLifetimeSec: z.number().int().min(1).optional(),
         })
         .strict(),

@@ -15,10 +15,16 @@ export const MEDIA_MAX_BYTES = 25 * 1024 * 1024;
 export const MEDIA_VIDEO_MAX_BYTES = 500 * 1024 * 1024;
 /** Default life of a download URL: 7 days, the longest a Google Cloud Storage V4 signed URL may live. */
 export const MEDIA_URL_LIFETIME_SEC = 7 * 24 * 3600;
+/**
+ * Custom-field uploads: the 50 MB the forms upload (`/forms/upload-custom-files`) documents; the
+ * locations endpoint documents none.
+ */
+export const CUSTOM_FIELD_FILE_MAX_BYTES = 50 * 1024 * 1024;
 
 export interface MediaSettings {
   maxBytes: number;
   videoMaxBytes: number;
+  customFieldMaxBytes: number;
   urlLifetimeSec: number;
 }
 
@@ -30,11 +36,14 @@ export interface MediaUpload {
   /** A file's bytes and type, or a hosted file's URL. */
   file?: { bytes: Uint8Array; contentType: string } | undefined;
   hostedUrl?: string | undefined;
+  /** A custom-field upload: not in the library, its own size limit, a URL that does not expire. */
+  customField?: { ownerId: string | null } | undefined;
 }
 
 const DEFAULTS: MediaSettings = {
   maxBytes: MEDIA_MAX_BYTES,
   videoMaxBytes: MEDIA_VIDEO_MAX_BYTES,
+  customFieldMaxBytes: CUSTOM_FIELD_FILE_MAX_BYTES,
   urlLifetimeSec: MEDIA_URL_LIFETIME_SEC,
 };
 
@@ -71,7 +80,8 @@ export class MediaLibrary {
 
   /** Stores an upload; 413 "File too large" over the limit for its type (multer's text, which NestJS answers with). */
   upload(input: MediaUpload): MediaFile {
-    if (input.file && input.file.bytes.byteLength > this.limitFor(input.file.contentType)) {
+    const limit = input.customField ? this.settings.customFieldMaxBytes : this.limitFor(input.file?.contentType ?? "");
+    if (input.file && input.file.bytes.byteLength > limit) {
       throw new GhlError(413, "File too large");
     }
     const now = new Date(this.#clock.now()).toISOString();
@@ -84,6 +94,8 @@ export class MediaLibrary {
       size: input.file?.bytes.byteLength ?? 0,
       hostedUrl: input.hostedUrl ?? null,
       bytes: input.file?.bytes ?? null,
+      inLibrary: !input.customField,
+      ownerId: input.customField?.ownerId ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -91,10 +103,10 @@ export class MediaLibrary {
     return m;
   }
 
-  /** The file `id` of `locationId`; 400 "File not found" otherwise (HighLevel's not-found style). */
+  /** The library file `id` of `locationId`; 400 "File not found" otherwise (HighLevel's not-found style). */
   file(locationId: string, id: string): MediaFile {
     const m = this.#store.medias.get(id);
-    if (!m || m.locationId !== locationId) throw new GhlError(400, "File not found");
+    if (!m || m.locationId !== locationId || !m.inLibrary) throw new GhlError(400, "File not found");
     return m;
   }
 
@@ -109,10 +121,14 @@ export class MediaLibrary {
     return hex(await crypto.subtle.sign("HMAC", await this.#key, new TextEncoder().encode(`${id}\n${expires}`)));
   }
 
-  /** The URL a file is read at: a hosted file's own URL, else a signed, expiring sandbox URL under `origin`. */
+  /**
+   * The URL a file is read at: a hosted file's own URL, else a signed sandbox URL under `origin` —
+   * expiring for library files, lasting (`expires=0`) for custom-field files, whose URL is stored in
+   * a record's field value.
+   */
   async url(m: MediaFile, origin: string): Promise<string> {
     if (m.hostedUrl) return m.hostedUrl;
-    const expires = Math.floor(this.#clock.now() / 1000) + this.settings.urlLifetimeSec;
+    const expires = m.inLibrary ? Math.floor(this.#clock.now() / 1000) + this.settings.urlLifetimeSec : 0;
     const path = `/highlevel/media-storage/${m.locationId}/${m.id}/${encodeURIComponent(m.name)}`;
     return `${origin}${path}?expires=${expires}&signature=${await this.#signature(m.id, expires)}`;
   }
@@ -133,9 +149,11 @@ export class MediaLibrary {
     const signed = new TextEncoder().encode(`${id}\n${expires}`);
     const ok = await crypto.subtle.verify("HMAC", await this.#key, bytes, signed);
     if (!ok) return { error: "SignatureDoesNotMatch", status: 403 };
-    if (expires * 1000 <= this.#clock.now()) return { error: "ExpiredToken", status: 400 };
     const m = this.#store.medias.get(id);
+    if (expires !== 0 && expires * 1000 <= this.#clock.now()) return { error: "ExpiredToken", status: 400 };
     if (!m || !m.bytes) return { error: "NoSuchKey", status: 404 };
+    // Only a custom-field file has a lasting URL; a library URL always carries an expiry.
+    if (expires === 0 && m.inLibrary) return { error: "SignatureDoesNotMatch", status: 403 };
     return m;
   }
 }

@@ -46,6 +46,7 @@ export const ALL_SCOPES = [
   "users.readonly",
   "locations.readonly",
   "locations/customFields.readonly",
+  "locations/customFields.write",
   "medias.readonly",
   "medias.write",
   "oauth.readonly",

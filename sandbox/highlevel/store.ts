@@ -179,6 +179,10 @@ export interface MediaFile {
   /** Set for `hosted: true` uploads: the file lives there and the sandbox keeps no bytes. */
   hostedUrl: string | null;
   bytes: Uint8Array | null;
+  /** Listed by `GET /medias/files`; false for a custom-field upload (`/locations/{id}/customFields/upload`). */
+  inLibrary: boolean;
+  /** The contact, opportunity or custom field a custom-field upload was for, if named. */
+  ownerId: string | null;
   createdAt: string;
   updatedAt: string;
 }

@@ -2,7 +2,9 @@
  * `/medias/*` (Media Library API: GoHighLevel/highlevel-api-docs apps/medias.json, which the
  * reference folder lacks): upload (multipart, a file or a hosted `fileUrl`), list, delete — Location
  * tokens, scopes `medias.readonly` / `medias.write` — and the download URLs the uploads answer with,
- * served here at `/media-storage/…` (signed, expiring; no token, like a storage URL).
+ * served here at `/media-storage/…` (signed, expiring; no token, like a storage URL). Also the
+ * custom-field file upload (`POST /locations/{locationId}/customFields/upload`, locations.json,
+ * scope `locations/customFields.write`), which stores in the same place outside the library.
  */
 import type { Hono } from "hono";
 import { GhlError, unprocessable } from "../errors.ts";
@@ -23,7 +25,22 @@ const LIST_QUERY = [
 /** Room for the multipart framing around the file when judging a body by its Content-Length. */
 const MULTIPART_SLACK = 1024 * 1024;
 
-/** Registers the media routes and the download route. */
+/** Reads a multipart body, or answers HighLevel-style: 400 not multipart, 413 declared too large for `limit`. */
+async function readMultipart(c: Ctx, limit: number): Promise<FormData> {
+  if (!/^multipart\/form-data\b/i.test(c.req.header("content-type") ?? "")) {
+    throw new GhlError(400, "Content-Type must be multipart/form-data");
+  }
+  // Refuse an oversized body before reading it; the exact per-file limit is checked on each file.
+  const declared = Number(c.req.header("content-length") ?? "");
+  if (Number.isFinite(declared) && declared > limit + MULTIPART_SLACK) throw new GhlError(413, "File too large");
+  try {
+    return await c.req.formData();
+  } catch {
+    throw new GhlError(400, "Multipart: Boundary not found");
+  }
+}
+
+/** Registers the media routes, the custom-field upload and the download route. */
 export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
   const { service, guard, assertLocation } = d;
   const library = service.medias;
@@ -48,20 +65,7 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
 
   app.post("/medias/upload-file", guard(MEDIA_WRITE), async (c) => {
     const locationId = tokenOf(c).locationId!;
-    const type = c.req.header("content-type") ?? "";
-    if (!/^multipart\/form-data\b/i.test(type)) throw new GhlError(400, "Content-Type must be multipart/form-data");
-    // Refuse an oversized body before reading it; the exact per-type limit is checked on the file below.
-    const declared = Number(c.req.header("content-length") ?? "");
-    const largest = Math.max(library.settings.maxBytes, library.settings.videoMaxBytes);
-    if (Number.isFinite(declared) && declared > largest + MULTIPART_SLACK) {
-      throw new GhlError(413, "File too large");
-    }
-    let form: FormData;
-    try {
-      form = await c.req.formData();
-    } catch {
-      throw new GhlError(400, "Multipart: Boundary not found");
-    }
+    const form = await readMultipart(c, Math.max(library.settings.maxBytes, library.settings.videoMaxBytes));
     const problems: string[] = [];
     for (const key of new Set(form.keys())) {
       if (!(UPLOAD_FIELDS as readonly string[]).includes(key)) problems.push(`property ${key} should not exist`);
@@ -122,7 +126,7 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
     const key = q.sortBy as (typeof SORT_FIELDS)[number];
     // The sandbox has no folders: a folder listing, or a file listing inside a folder, is empty.
     const files = q.type === "folder" || q.parentId ? [] : [...d.store.medias.values()]
-      .filter((m) => m.locationId === q.altId && m.name.toLowerCase().includes(needle))
+      .filter((m) => m.inLibrary && m.locationId === q.altId && m.name.toLowerCase().includes(needle))
       .sort((a, b) => (q.sortOrder === "asc" ? 1 : -1) * (a[key].localeCompare(b[key]) || a.id.localeCompare(b.id)));
     const page = q.fetchAll === "true" ? files : files.slice(offset, offset + limit);
     return send(c, { files: await Promise.all(page.map((m) => renderFile(c, m))) });
@@ -136,6 +140,52 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
     assertLocation(c, q.altId!);
     library.delete(q.altId!, pathParam(c, "id"));
     return send(c, { success: true });
+  });
+
+  // Files for FILE_UPLOAD custom fields: each file part (any name but `id` / `maxFiles`) is stored;
+  // the answer's URLs go into a field value (`{<uuid>: {meta, url}}` or v3's `{url}`).
+  const CF_WRITE: Guard = { auth: "Location", scope: "locations/customFields.write" };
+  app.post("/locations/:locationId/customFields/upload", guard(CF_WRITE), async (c) => {
+    const locationId = pathParam(c, "locationId");
+    assertLocation(c, locationId);
+    const form = await readMultipart(c, library.settings.customFieldMaxBytes * 10);
+    const problems: string[] = [];
+    const single = (key: string): string | undefined => {
+      const all = form.getAll(key);
+      if (all.length > 1) problems.push(`${key} must be given once`);
+      if (all[0] !== undefined && typeof all[0] !== "string") problems.push(`${key} must be a string`);
+      return typeof all[0] === "string" ? all[0] : undefined;
+    };
+    const id = single("id");
+    const maxRaw = single("maxFiles");
+    const maxFiles = maxRaw === undefined ? undefined : Number(maxRaw);
+    if (maxFiles !== undefined && (!Number.isInteger(maxFiles) || maxFiles < 1)) problems.push("maxFiles must be a positive integer string");
+    const files: Array<[string, File]> = [];
+    for (const [key, value] of form.entries()) {
+      if (key === "id" || key === "maxFiles") continue;
+      if (typeof value === "string") problems.push(`property ${key} should not exist`);
+      else files.push([key, value]);
+    }
+    if (files.length === 0) problems.push("at least one file should be given");
+    if (maxFiles !== undefined && files.length > maxFiles) problems.push(`${files.length} files given, maxFiles is ${maxFiles}`);
+    if (problems.length > 0) throw unprocessable(problems);
+    if (id !== undefined) {
+      const owner = d.store.contacts.get(id) ?? d.store.opportunities.get(id) ?? d.store.customFields.get(id);
+      if (!owner || owner.locationId !== locationId) throw new GhlError(400, "Contact, opportunity or custom field not found");
+    }
+    if (files.some(([, f]) => f.size > library.settings.customFieldMaxBytes)) throw new GhlError(413, "File too large");
+    const uploadedFiles: Record<string, string> = {};
+    const meta: Array<Record<string, unknown>> = [];
+    for (const [fieldname, f] of files) {
+      const mimetype = f.type || "application/octet-stream";
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      const name = f.name || fieldname;
+      const m = library.upload({ locationId, name, file: { bytes, contentType: mimetype }, customField: { ownerId: id ?? null } });
+      const url = await library.url(m, origin(c));
+      uploadedFiles[fieldname] = url;
+      meta.push({ fieldname, originalname: name, encoding: "7bit", mimetype, size: bytes.byteLength, url });
+    }
+    return send(c, { uploadedFiles, meta });
   });
 
   // The download URL an upload answers with: no token (a storage URL), the signature and expiry instead.

@@ -108,4 +108,20 @@ describe("HighLevel sandbox media library over HTTP", () => {
     expect(validError(invalidBody)).toBe(true);
     expect(invalidBody.message).toEqual(["fileUrl should not be empty"]);
   });
+
+  it("happy: the SDK's uploadFileCustomFields stores files for a FILE_UPLOAD field; the value then round-trips on the opportunity", async () => {
+    const ghl = sdk(sb.demo.pit);
+    const form = new FormData();
+    form.append("id", sb.demo.opportunityIds[1]!);
+    form.append("memo.pdf", new Blob(["investment memo"], { type: "application/pdf" }), "memo.pdf");
+    const up = (await ghl.locations.uploadFileCustomFields({ locationId: sb.demo.locationId }, form, { headers: { "Content-Type": "multipart/form-data" } })) as {
+      uploadedFiles: Record<string, string>;
+      meta: Array<Record<string, unknown>>;
+    };
+    const url = up.uploadedFiles["memo.pdf"]!;
+    expect(await (await fetch(url)).text()).toBe("investment memo");
+    const value = { "0b7a0f0e-1c1d-4c55-9a50-3c2b9f3f2a11": { meta: up.meta[0], url } };
+    const updated = await ghl.opportunities.updateOpportunity({ id: sb.demo.opportunityIds[1]! }, { customFields: [{ id: sb.demo.documentsFieldId, field_value: value }] } as object);
+    expect(updated.opportunity!.customFields).toEqual(expect.arrayContaining([{ id: sb.demo.documentsFieldId, fieldValue: value }]));
+  });
 });

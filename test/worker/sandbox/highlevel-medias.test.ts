@@ -90,7 +90,8 @@ describe("HighLevel sandbox: media library", () => {
 
   it("error: over the limit for its type → 413 File too large (25 MB files, 500 MB videos by default, lowered here)", async () => {
     const { sb, api, control, fileForm, list } = await setup();
-    expect((await control("GET", "/medias")).json.settings).toEqual({ maxBytes: 25 * 1024 * 1024, videoMaxBytes: 500 * 1024 * 1024, urlLifetimeSec: 604_800 });
+    const defaults = { maxBytes: 25 * 1024 * 1024, videoMaxBytes: 500 * 1024 * 1024, customFieldMaxBytes: 50 * 1024 * 1024, urlLifetimeSec: 604_800 };
+    expect((await control("GET", "/medias")).json.settings).toEqual(defaults);
     await control("PUT", "/medias/settings", { maxBytes: 1000, videoMaxBytes: 5000 });
     const big = await api("POST", "/medias/upload-file", { form: fileForm(bytesOf(1001), "memo.pdf", "application/pdf") });
     expect(big).toMatchObject({ status: 413, json: { statusCode: 413, message: "File too large", traceId: expect.any(String) } });
@@ -140,5 +141,66 @@ describe("HighLevel sandbox: media library", () => {
     const other = sb.highlevel.createPit({ locationId: d.otherLocationId });
     expect((await api("GET", `/medias/files?${query}`, { token: other })).status).toBe(403);
     expect((await api("DELETE", `/medias/${up.json.fileId}?altType=location&altId=${d.otherLocationId}`, { token: other })).json).toMatchObject({ statusCode: 400, message: "File not found" });
+  });
+});
+
+describe("HighLevel sandbox: custom-field file upload (POST /locations/{locationId}/customFields/upload)", () => {
+  it("happy: files for an opportunity → a Documents field value → readable at a lasting URL; not in the media library", async () => {
+    const { sb, d, api, list } = await setup();
+    const opportunityId = d.opportunityIds[0]!;
+    const form = new FormData();
+    form.append("id", opportunityId);
+    form.append("maxFiles", "2");
+    form.append("term-sheet.pdf", new File([bytesOf(3000)], "term-sheet.pdf", { type: "application/pdf" }));
+    const up = await api("POST", `/locations/${d.locationId}/customFields/upload`, { form });
+    expect(up.status).toBe(200);
+    const url = up.json.uploadedFiles["term-sheet.pdf"] as string;
+    expect(url).toContain(`/highlevel/media-storage/${d.locationId}/`);
+    expect(up.json.meta).toEqual([{ fieldname: "term-sheet.pdf", originalname: "term-sheet.pdf", encoding: "7bit", mimetype: "application/pdf", size: 3000, url }]);
+
+    const value = { "f31175d4-2b06-4fc6-b7bc-74cd814c68cb": { meta: up.json.meta[0], url } };
+    const put = await api("PUT", `/opportunities/${opportunityId}`, {
+      body: JSON.stringify({ customFields: [{ id: d.documentsFieldId, field_value: value }] }),
+      type: "application/json",
+    });
+    expect(put.status).toBe(200);
+    expect(put.json.opportunity.customFields).toEqual(expect.arrayContaining([{ id: d.documentsFieldId, fieldValue: value }]));
+
+    sb.clock.advance(30 * 86_400_000);
+    const res = await sb.fetch(new Request(url));
+    expect(res.status).toBe(200);
+    expect((await res.arrayBuffer()).byteLength).toBe(3000);
+    expect((await list()).json.files).toEqual([]);
+  });
+
+  it("error: a text field value for a file field, too many files, no file, a foreign id → 4xx; the scope is locations/customFields.write", async () => {
+    const { sb, d, api } = await setup();
+    const notFile = await api("PUT", `/opportunities/${d.opportunityIds[0]}`, {
+      body: JSON.stringify({ customFields: [{ id: d.documentsFieldId, field_value: "https://files.example/a.pdf" }] }),
+      type: "application/json",
+    });
+    expect(notFile.status).toBe(422);
+    const path = `/locations/${d.locationId}/customFields/upload`;
+    const two = new FormData();
+    two.append("maxFiles", "1");
+    two.append("a", new File([bytesOf(3)], "a.txt"));
+    two.append("b", new File([bytesOf(3)], "b.txt"));
+    two.append("note", "text");
+    const bad = await api("POST", path, { form: two });
+    expect(bad.status).toBe(422);
+    expect(bad.json.message).toEqual(expect.arrayContaining(["property note should not exist", "2 files given, maxFiles is 1"]));
+    const none = new FormData();
+    none.append("id", d.opportunityIds[0]!);
+    expect((await api("POST", path, { form: none })).json.message).toEqual(["at least one file should be given"]);
+    const foreign = new FormData();
+    foreign.append("id", "nope");
+    foreign.append("a", new File([bytesOf(3)], "a.txt"));
+    expect((await api("POST", path, { form: foreign })).json).toMatchObject({ statusCode: 400, message: "Contact, opportunity or custom field not found" });
+    const readOnly = sb.highlevel.createPit({ scopes: ["locations/customFields.readonly"] });
+    const file = new FormData();
+    file.append("a", new File([bytesOf(3)], "a.txt"));
+    expect((await api("POST", path, { form: file, token: readOnly })).status).toBe(401);
+    const other = sb.highlevel.createPit({ locationId: d.otherLocationId });
+    expect((await api("POST", path, { form: file, token: other })).status).toBe(403);
   });
 });

@@ -114,7 +114,9 @@ describe("HighLevel sandbox media library over HTTP", () => {
     const form = new FormData();
     form.append("id", sb.demo.opportunityIds[1]!);
     form.append("memo.pdf", new Blob(["investment memo"], { type: "application/pdf" }), "memo.pdf");
-    const up = (await ghl.locations.uploadFileCustomFields({ locationId: sb.demo.locationId }, form, { headers: { "Content-Type": "multipart/form-data" } })) as {
+    const multipart = { headers: { "Content-Type": "multipart/form-data" } };
+    // The SDK types `meta` as string[]; HighLevel's example (and the sandbox) answer objects.
+    const up = (await ghl.locations.uploadFileCustomFields({ locationId: sb.demo.locationId }, form, multipart)) as unknown as {
       uploadedFiles: Record<string, string>;
       meta: Array<Record<string, unknown>>;
     };

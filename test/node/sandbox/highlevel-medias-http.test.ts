@@ -15,8 +15,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestSandbox, type RunningSandbox } from "./helpers.ts";
 
 /** `UploadFileResponseDTO` (official), plus `url`: the SDK's model and HighLevel's guide both carry it. */
-const UploadFileResponseDTO = { type: "object", properties: { fileId: { type: "string" }, url: { type: "string" } }, required: ["fileId"] };
-/** `GetFilesResponseDTO` (official), items patched to the example's object (altId, altType, name, parentId, url, path). */
+const UploadFileResponseDTO = {
+  type: "object",
+  properties: { fileId: { type: "string" }, url: { type: "string" } },
+  required: ["fileId"],
+};
+/**
+ * `GetFilesResponseDTO` (official), items patched to the example's object
+ * (altId, altType, name, parentId, url, path).
+ */
 const GetFilesResponseDTO = {
   type: "object",
   properties: {
@@ -25,14 +32,25 @@ const GetFilesResponseDTO = {
       items: {
         type: "object",
         required: ["altId", "altType", "name", "url"],
-        properties: { altId: { type: "string" }, altType: { type: "string" }, name: { type: "string" }, parentId: { type: "string" }, url: { type: "string" }, path: { type: "string" } },
+        properties: {
+          altId: { type: "string" },
+          altType: { type: "string" },
+          name: { type: "string" },
+          parentId: { type: "string" },
+          url: { type: "string" },
+          path: { type: "string" },
+        },
       },
     },
   },
   required: ["files"],
 };
 /** `UnauthorizedDTO` / `UnprocessableDTO` shape of ghl/common/common-schemas.json. */
-const ErrorDTO = { type: "object", properties: { statusCode: { type: "number" }, message: {}, error: { type: "string" } }, required: ["statusCode", "message"] };
+const ErrorDTO = {
+  type: "object",
+  properties: { statusCode: { type: "number" }, message: {}, error: { type: "string" } },
+  required: ["statusCode", "message"],
+};
 
 let sb: RunningSandbox;
 const ajv = new Ajv({ strict: false, allErrors: true });
@@ -62,12 +80,21 @@ describe("HighLevel sandbox media library over HTTP", () => {
     form.append("file", new Blob([content], { type: "application/pdf" }), "term-sheet.pdf");
     // The SDK's default Content-Type is application/json (axios would then send the form as JSON):
     // a multipart upload must say so, as a consumer of the real API must too.
-    await expect(ghl.medias.uploadMediaContent(form)).rejects.toMatchObject({ statusCode: 400, message: "Content-Type must be multipart/form-data" });
+    await expect(ghl.medias.uploadMediaContent(form)).rejects.toMatchObject({
+      statusCode: 400,
+      message: "Content-Type must be multipart/form-data",
+    });
     const uploaded = await ghl.medias.uploadMediaContent(form, { headers: { "Content-Type": "multipart/form-data" } });
     expect(validUpload(uploaded), ajv.errorsText(validUpload.errors)).toBe(true);
     expect(uploaded.url).toContain(`${sb.highlevel}/media-storage/`);
 
-    const listed = await ghl.medias.fetchMediaContent({ sortBy: "createdAt", sortOrder: "desc", type: "file", altType: "location", altId: sb.demo.locationId });
+    const listed = await ghl.medias.fetchMediaContent({
+      sortBy: "createdAt",
+      sortOrder: "desc",
+      type: "file",
+      altType: "location",
+      altId: sb.demo.locationId,
+    });
     expect(validList(listed), ajv.errorsText(validList.errors)).toBe(true);
     expect(listed.files).toEqual([expect.objectContaining({ _id: uploaded.fileId, name: "term-sheet.pdf" })]);
 
@@ -76,7 +103,9 @@ describe("HighLevel sandbox media library over HTTP", () => {
     expect(res.headers.get("content-type")).toBe("application/pdf");
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(content);
 
-    expect(await ghl.medias.deleteMediaContent({ id: uploaded.fileId, altType: "location", altId: sb.demo.locationId })).toMatchObject({ success: true });
+    expect(
+      await ghl.medias.deleteMediaContent({ id: uploaded.fileId, altType: "location", altId: sb.demo.locationId })
+    ).toMatchObject({ success: true });
     expect((await fetch(uploaded.url)).status).toBe(404);
   });
 
@@ -85,7 +114,10 @@ describe("HighLevel sandbox media library over HTTP", () => {
     const form = new FormData();
     form.append("file", new Blob([big], { type: "application/pdf" }), "huge.pdf");
     const post = (body: FormData, token = sb.demo.pit) =>
-      fetch(`${sb.highlevel}/medias/upload-file`, { method: "POST", headers: { Authorization: `Bearer ${token}`, Version: "2021-07-28" }, body });
+      fetch(
+        `${sb.highlevel}/medias/upload-file`,
+        { method: "POST", headers: { Authorization: `Bearer ${token}`, Version: "2021-07-28" }, body },
+      );
     const tooLarge = await post(form);
     const tooLargeBody = await tooLarge.json();
     expect(tooLarge.status).toBe(413);
@@ -116,14 +148,21 @@ describe("HighLevel sandbox media library over HTTP", () => {
     form.append("memo.pdf", new Blob(["investment memo"], { type: "application/pdf" }), "memo.pdf");
     const multipart = { headers: { "Content-Type": "multipart/form-data" } };
     // The SDK types `meta` as string[]; HighLevel's example (and the sandbox) answer objects.
-    const up = (await ghl.locations.uploadFileCustomFields({ locationId: sb.demo.locationId }, form, multipart)) as unknown as {
+    const up = (
+      await ghl.locations.uploadFileCustomFields({ locationId: sb.demo.locationId }, form, multipart)
+    ) as unknown as {
       uploadedFiles: Record<string, string>;
       meta: Array<Record<string, unknown>>;
     };
     const url = up.uploadedFiles["memo.pdf"]!;
     expect(await (await fetch(url)).text()).toBe("investment memo");
     const value = { "0b7a0f0e-1c1d-4c55-9a50-3c2b9f3f2a11": { meta: up.meta[0], url } };
-    const updated = await ghl.opportunities.updateOpportunity({ id: sb.demo.opportunityIds[1]! }, { customFields: [{ id: sb.demo.documentsFieldId, field_value: value }] } as object);
-    expect(updated.opportunity!.customFields).toEqual(expect.arrayContaining([{ id: sb.demo.documentsFieldId, fieldValue: value }]));
+    const updated = await ghl.opportunities.updateOpportunity(
+      { id: sb.demo.opportunityIds[1]! },
+      { customFields: [{ id: sb.demo.documentsFieldId, field_value: value }] } as object,
+    );
+    expect(updated.opportunity!.customFields).toEqual(
+      expect.arrayContaining([{ id: sb.demo.documentsFieldId, fieldValue: value }])
+    );
   });
 });

@@ -296,6 +296,16 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox conforms to the official 
       { token: pit, status: 400, body: { status: "lost", lostReasonId: foreign.id } },
     );
     expect(refused.message).toBe("Lost reason not found");
+    // A FILE_UPLOAD value (contacts.json's FileField shape) is an object fieldValue, which the schema allows.
+    const meta = { originalname: "memo.pdf", mimetype: "application/pdf", size: 10 };
+    const value = { "5f1b0c3e-0000-4000-8000-000000000001": { url: "https://files.example/memo.pdf", meta } };
+    const withFile = await conforms("opportunities.json", "/opportunities/{id}", "put", `/opportunities/${id}`, {
+      token: pit,
+      status: 200,
+      body: { customFields: [{ id: d.documentsFieldId, field_value: value }] },
+    });
+    expect(withFile.opportunity.customFields).toContainEqual({ id: d.documentsFieldId, fieldValue: value });
+    await conforms("opportunities.json", "/opportunities/{id}", "get", `/opportunities/${id}`, { token: pit, status: 200 });
     await conforms(
       "opportunities.json",
       "/opportunities/{id}/followers",

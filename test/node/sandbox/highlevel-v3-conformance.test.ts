@@ -308,6 +308,16 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
     expect(Object.keys(v2.json.opportunity).filter((k) => k.startsWith("forecast"))).toEqual([]);
   });
 
+  it("happy: every seeded opportunity, listed and read in v3, answers the v3 schemas", async () => {
+    const d = sb.demo;
+    const url = `/opportunities/search?locationId=${d.locationId}&limit=100`;
+    const all = await conforms("/opportunities/search", "get", url, { status: 200 });
+    expect(all.opportunities.map((o: Json) => o.id)).toEqual(expect.arrayContaining(d.opportunityIds));
+    for (const id of d.opportunityIds) {
+      await conforms("/opportunities/{id}", "get", `/opportunities/${id}`, { status: 200, prefixed: true });
+    }
+  });
+
   it("happy: the official SDK with apiVersion v3 reads and writes the native forecast", async () => {
     const ghl = new HighLevel({ privateIntegrationToken: sb.demo.pit, logLevel: "none", apiVersion: "v3" });
     ghl.getHttpClient().defaults.baseURL = sb.highlevel;

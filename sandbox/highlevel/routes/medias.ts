@@ -25,6 +25,16 @@ const LIST_QUERY = [
 /** Room for the multipart framing around the file when judging a body by its Content-Length. */
 const MULTIPART_SLACK = 1024 * 1024;
 
+/** Whether `raw` is an absolute http(s) URL with a host. */
+function isHttpUrl(raw: string): boolean {
+  try {
+    const u = new URL(raw);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "" && !/\s/.test(raw);
+  } catch {
+    return false;
+  }
+}
+
 /** Reads a multipart body, or answers HighLevel-style: 400 not multipart, 413 declared too large for `limit`. */
 async function readMultipart(c: Ctx, limit: number): Promise<FormData> {
   if (!/^multipart\/form-data\b/i.test(c.req.header("content-type") ?? "")) {
@@ -88,15 +98,21 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
     const parentId = text("parentId");
     if (hosted) {
       if (!fileUrl) problems.push("fileUrl should not be empty");
-      else if (!/^https?:\/\/[^\s/]+\S*$/.test(fileUrl)) problems.push("fileUrl must be a URL address");
+      else if (!isHttpUrl(fileUrl)) problems.push("fileUrl must be a URL address");
     } else if (file === null || file === "") problems.push("file should not be empty");
     else if (typeof file === "string") problems.push("file must be a file");
     if (problems.length > 0) throw unprocessable(problems);
     if (parentId) throw new GhlError(400, "Parent folder not found");
 
     if (hosted) {
-      const fromUrl = decodeURIComponent(new URL(fileUrl!).pathname.split("/").pop() ?? "") || "file";
-      const m = library.upload({ locationId, name: name || fromUrl, hostedUrl: fileUrl });
+      const last = new URL(fileUrl!).pathname.split("/").pop() ?? "";
+      let fromUrl = last;
+      try {
+        fromUrl = decodeURIComponent(last);
+      } catch {
+        // A malformed escape: keep the name as written.
+      }
+      const m = library.upload({ locationId, name: name || fromUrl || "file", hostedUrl: fileUrl });
       return send(c, { fileId: m.id, url: await library.url(m, origin(c)) });
     }
     const blob = file as File;

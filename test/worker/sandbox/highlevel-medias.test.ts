@@ -201,6 +201,14 @@ describe("HighLevel sandbox: media library", () => {
     const noUrl = new FormData();
     noUrl.append("hosted", "true");
     noUrl.append("fileUrl", "ftp://files.example/x");
+    const malformed = new FormData();
+    malformed.append("hosted", "true");
+    malformed.append("fileUrl", "https://files.example/%E0%A4%A.pdf");
+    expect((await api("POST", "/medias/upload-file", { form: malformed })).json).toMatchObject({ fileId: expect.any(String) });
+    const notUrl = new FormData();
+    notUrl.append("hosted", "true");
+    notUrl.append("fileUrl", "http://[bad");
+    expect((await api("POST", "/medias/upload-file", { form: notUrl })).status).toBe(422);
     expect(await api("POST", "/medias/upload-file", { form: noUrl })).toMatchObject({
       status: 422,
       json: { message: ["fileUrl must be a URL address"] },

@@ -33,9 +33,29 @@ declare global {
       HIGHLEVEL_RATE_SCALE?: string;
       /** "true" adds up D1's rows read/written (src/store/d1-meter.ts) for `npm run bench`; default off. */
       D1_METER?: string;
+      /** Local dev only: `host[:port]` list notification rules may target over http (src/notify/targets.ts). */
+      NOTIFY_DEV_TARGET_HOSTS?: string;
+      /** Retention in days per table (src/store/retention.ts; defaults in `ConfigSchema`). */
+      RETENTION_ACTIVITY_DAYS?: string;
+      RETENTION_NOTIFICATION_DAYS?: string;
+      RETENTION_FAILURE_DAYS?: string;
+      RETENTION_TOMBSTONE_DAYS?: string;
+      RETENTION_IMPORT_DAYS?: string;
+      RETENTION_LEDGER_DAYS?: string;
+      /** Most DELETE statements one cron run spends on retention (default 40, at least 10; each up to 1,000 rows). */
+      RETENTION_MAX_STATEMENTS?: string;
     }
   }
 }
+
+/** A retention in whole days, at least `min` (a shorter one would drop rows still needed), at most ten years. */
+const days = (name: string, fallback: number, min: number) =>
+  z.coerce
+    .number({ error: `${name} must be a number of days` })
+    .int(`${name} must be a whole number of days`)
+    .min(min, `${name} must be at least ${min} days`)
+    .max(3650, `${name} must be at most 3650 days`)
+    .default(fallback);
 
 const url = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ""));
 const secret = (name: string, min = 1) =>
@@ -69,7 +89,19 @@ const optionalPem = z
   .transform((pem) => pem || undefined)
   .optional();
 
-export const ConfigSchema = z.object({
+/** The ADMIN_TOKEN of .dev.vars.example: public, so it is refused outside local dev. */
+export const EXAMPLE_ADMIN_TOKEN = "dev-admin-token-change-me";
+
+/**
+ * Local dev is a PUBLIC_URL on a loopback host (`npm start`, `wrangler dev`): a deployed Worker
+ * cannot have one, since HighLevel's OAuth redirect and the webhooks must reach it.
+ */
+export function isLocalPublicUrl(publicUrl: string): boolean {
+  const host = new URL(publicUrl).hostname;
+  return host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+const ConfigObject = z.object({
   HIGHLEVEL_API_BASE: url,
   HIGHLEVEL_MARKETPLACE_BASE: url,
   FOURDEGREES_API_BASE: url,
@@ -81,6 +113,24 @@ export const ConfigSchema = z.object({
   TOKEN_ENCRYPTION_KEY: encryptionKeys,
   ADMIN_TOKEN: secret("ADMIN_TOKEN", 16),
   FOURDEGREES_WEBHOOK_SECRET: secret("FOURDEGREES_WEBHOOK_SECRET", 8),
+  /**
+   * This Marketplace app's id (`appId` in its webhooks). HighLevel signs every app's webhooks with
+   * one platform key, so only this id tells our INSTALL/UNINSTALL from another app's.
+   */
+  HIGHLEVEL_APP_ID: z
+    .string({
+      error: "var HIGHLEVEL_APP_ID is not set (the Marketplace app's id, its webhooks' appId; wrangler.toml [vars])",
+    })
+    .min(1, { error: "var HIGHLEVEL_APP_ID is empty: set it to the Marketplace app's id (wrangler.toml)", abort: true })
+    .regex(/^[A-Za-z0-9_-]{8,64}$/, "var HIGHLEVEL_APP_ID must be an app id (8-64 of A-Z, a-z, 0-9, _, -)"),
+  /**
+   * Accept the legacy RSA `x-wh-signature` when `x-ghl-signature` is absent; "true" | "false".
+   * HighLevel stopped sending it in July 2026, so a delivery signed only that way is refused by default.
+   */
+  HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: z
+    .enum(["true", "false"], { error: 'HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
   /** Accept OAuth callbacks without `state` (Marketplace listing installs); "true" | "false". */
   HIGHLEVEL_ALLOW_STATELESS_INSTALL: z
     .enum(["true", "false"], { error: 'HIGHLEVEL_ALLOW_STATELESS_INSTALL must be "true" or "false"' })
@@ -98,6 +148,31 @@ export const ConfigSchema = z.object({
     .enum(["true", "false"], { error: 'D1_METER must be "true" or "false"' })
     .default("false")
     .transform((v) => v === "true"),
+  NOTIFY_DEV_TARGET_HOSTS: z.string().optional(),
+  /** sync_events (the activity trail). */
+  RETENTION_ACTIVITY_DAYS: days("RETENTION_ACTIVITY_DAYS", 30, 1),
+  /** Delivered or failed notification deliveries (queued ones are never pruned). */
+  RETENTION_NOTIFICATION_DAYS: days("RETENTION_NOTIFICATION_DAYS", 30, 1),
+  /** Replayed failures, from their replay (open ones are never pruned). */
+  RETENTION_FAILURE_DAYS: days("RETENTION_FAILURE_DAYS", 30, 1),
+  /** Tombstones: well past every retry window (HighLevel ~1 h, 4Degrees' backoff, our dead-letter day). */
+  RETENTION_TOMBSTONE_DAYS: days("RETENTION_TOMBSTONE_DAYS", 90, 7),
+  /** CSV import reports and the per-row hashes that make a re-import a no-op. */
+  RETENTION_IMPORT_DAYS: days("RETENTION_IMPORT_DAYS", 90, 1),
+  /** Settled write-ledger rows: longer than 4Degrees' 24 h Idempotency-Key window. */
+  RETENTION_LEDGER_DAYS: days("RETENTION_LEDGER_DAYS", 30, 2),
+  RETENTION_MAX_STATEMENTS: z.coerce.number().int().min(10, "RETENTION_MAX_STATEMENTS must be at least 10").max(500).default(40),
+});
+
+export const ConfigSchema = ConfigObject.superRefine((config, ctx) => {
+  if (config.ADMIN_TOKEN === EXAMPLE_ADMIN_TOKEN && !isLocalPublicUrl(config.PUBLIC_URL))
+    ctx.addIssue({
+      code: "custom",
+      path: ["ADMIN_TOKEN"],
+      message:
+        "secret ADMIN_TOKEN is the example value from .dev.vars.example, accepted only for local dev " +
+        "(PUBLIC_URL on localhost or 127.0.0.1); set your own: wrangler secret put ADMIN_TOKEN",
+    });
 });
 
 export type Config = z.output<typeof ConfigSchema> & { LOG_LEVEL: LogLevel };

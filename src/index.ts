@@ -1,19 +1,21 @@
 /**
- * Entry points — wiring only: `fetch` (Hono app), `queue` (sync consumer + dead letters),
- * `scheduled` (cron). Each parses config once (src/config.ts) before doing anything.
+ * Entry points — wiring only: `fetch` (Hono app), `queue` (sync and notification consumers, dead
+ * letters), `scheduled` (cron). Each parses config once (src/config.ts) before doing anything.
  */
 import { createApp } from "./http/app.ts";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./lib/log.ts";
-import { consumeBatch, type Handlers } from "./sync/consumer.ts";
-import { deliverNotification } from "./notify/deliver.ts";
+import { consumeBatch, type Handlers } from "./queue/consumer.ts";
+import { deliverNotification, forwardNotification } from "./notify/deliver.ts";
 import { scanNotifications } from "./notify/scan.ts";
 import { runHighLevelCron } from "./highlevel/cron.ts";
 import { liveConnectors } from "./sync/connectors.ts";
-import { consumeDeadLetters } from "./sync/dead-letters.ts";
-import { liveJobDeps, syncHandlers } from "./sync/jobs.ts";
-import { runReconcile } from "./sync/reconcile.ts";
+import { consumeDeadLetters } from "./sync/jobs/dead-letters.ts";
+import { syncHandlers } from "./sync/jobs/handlers.ts";
+import { liveJobDeps } from "./sync/jobs/deps.ts";
+import { runReconcile } from "./sync/jobs/reconcile.ts";
 import { meterDatabase } from "./store/d1-meter.ts";
+import { pruneExpired, retentionPolicy } from "./store/retention.ts";
 
 export { AccountGate } from "./gate/gate.ts";
 
@@ -34,10 +36,13 @@ function withMeter(env: Env): Env {
 
 /** Handlers per queue message kind; each connector/engine module registers its own. */
 const handlers: Handlers = {
-  "notify.deliver": deliverNotification,
   // The sync engine: webhooks → dirty marks → coalesced `sync.record` jobs, and backfill pages.
   ...syncHandlers((ctx) => liveJobDeps(ctx.env, liveConnectors(ctx.env, ctx.config))),
+  // A delivery that reached the live or bulk queue moves on to its own queue, unsent.
+  "notify.deliver": forwardNotification,
 };
+/** The `sync-notify` queue: receivers are waited on here only. */
+const notifyHandlers: Handlers = { ...handlers, "notify.deliver": deliverNotification };
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, withMeter(env), ctx),
@@ -46,8 +51,9 @@ export default {
     const env = withMeter(rawEnv);
     const config = loadConfig(env);
     // Every queue arrives here: dead letters are recorded (replayable); the live and the bulk queue
-    // (src/sync/queues.ts) share the handlers, so a message in either is handled the same way.
+    // (src/queue/queues.ts) share the handlers; only the notify queue waits on receivers.
     if (batch.queue === "sync-events-dlq") await consumeDeadLetters(batch, env, config);
+    else if (batch.queue === "sync-notify") await consumeBatch(batch, env, config, notifyHandlers);
     else await consumeBatch(batch, env, config, handlers);
   },
 
@@ -60,5 +66,12 @@ export default {
     await runReconcile(env, liveJobDeps(env, liveConnectors(env, config)), log);
     // Reconnect and quota-low notifications (once per episode; never throws).
     await scanNotifications(env, config, log);
+    // Retention: bounded batches of expired rows (src/store/retention.ts); the next tick continues.
+    try {
+      const pruned = await pruneExpired(env.DB, retentionPolicy(config));
+      log.info({ event: "cron.retention", outcome: "ok", deleted: pruned.deleted, statements: pruned.statements, caught_up: pruned.done });
+    } catch (err) {
+      log.error({ event: "cron.retention", outcome: "failed", error: err });
+    }
   },
 } satisfies ExportedHandler<Env>;

@@ -11,6 +11,8 @@ export const TEST_BINDINGS = {
   LOG_LEVEL: "error",
   HIGHLEVEL_CLIENT_ID: "sandbox-client-id",
   HIGHLEVEL_CLIENT_SECRET: "sandbox-client-secret",
+  // The sandbox's app id for this client id (sandbox/highlevel/index.ts, sandboxAppId).
+  HIGHLEVEL_APP_ID: "6650f1e2a3b4c5d6e7f80912",
   // kid:base64(32 bytes) — a fixed test key.
   TOKEN_ENCRYPTION_KEY: "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
   ADMIN_TOKEN: "test-admin-token-0123456789",

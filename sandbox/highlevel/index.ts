@@ -121,11 +121,24 @@ function num(value: string | undefined, dflt: number): number {
 /** The default per-app-per-location limits HighLevel documents (oauth-docs/Authorization.md FAQ). */
 export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100, intervalMs: 10_000, daily: 200_000 };
 
+/** The app id the sandbox gives its app when `HIGHLEVEL_APP_ID` is unset and the client id has no id prefix. */
+export const SANDBOX_DEFAULT_APP_ID = "6650f1e2a3b4c5d6e7f80912";
+
+/**
+ * The app id the sandbox puts in its webhooks (`appId`) for these settings: `HIGHLEVEL_APP_ID`, else
+ * the 24-hex prefix of the client id (HighLevel's client ids start with the app id), else the default.
+ * The Worker's `HIGHLEVEL_APP_ID` must equal it (scripts/lib/processes.ts passes it on).
+ */
+export function sandboxAppId(settings: Record<string, string | undefined>): string {
+  const clientId = settings["HIGHLEVEL_CLIENT_ID"] || "sandbox-client-id";
+  return settings["HIGHLEVEL_APP_ID"] || (/^[0-9a-f]{24}/.exec(clientId)?.[0] ?? SANDBOX_DEFAULT_APP_ID);
+}
+
 /** Creates the HighLevel provider for the sandbox host (`createSandbox()` registers it). */
 export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
   const s = ctx.settings;
   const clientId = s["HIGHLEVEL_CLIENT_ID"] || "sandbox-client-id";
-  const appId = s["HIGHLEVEL_APP_ID"] || (/^[0-9a-f]{24}/.exec(clientId)?.[0] ?? "6650f1e2a3b4c5d6e7f80912");
+  const appId = sandboxAppId(s);
   const configuredSubscribers = (s["HIGHLEVEL_WEBHOOK_URLS"] ?? "").split(",").map((u) => u.trim()).filter(Boolean);
   const clock = ctx.clock;
 

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
+import { sandboxAppId } from "../../sandbox/highlevel/index.ts";
 import { readDotVars } from "../../sandbox/server.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -105,9 +106,11 @@ export function optionalDevSecrets(): Record<string, string> {
   return Object.fromEntries(Object.entries(vars).filter(([k, v]) => !required.has(k) && v !== ""));
 }
 
-/** The `[vars]` that point the Worker at a local sandbox. */
+/** The `[vars]` that point the Worker at a local sandbox (and give it the sandbox app's id). */
 export function sandboxVars(sandboxUrl: string, workerUrl: string): Record<string, string> {
   return {
+    // The sandbox reads .dev.vars and the environment for its app id (sandbox/server.ts): agree with it.
+    HIGHLEVEL_APP_ID: sandboxAppId({ ...readDotVars(resolve(ROOT, ".dev.vars")), ...process.env }),
     HIGHLEVEL_API_BASE: `${sandboxUrl}/highlevel`,
     HIGHLEVEL_MARKETPLACE_BASE: `${sandboxUrl}/marketplace`,
     FOURDEGREES_API_BASE: `${sandboxUrl}/4degrees/v1`,
@@ -115,7 +118,7 @@ export function sandboxVars(sandboxUrl: string, workerUrl: string): Record<strin
   };
 }
 
-/** Starts `wrangler dev` and resolves once `GET /healthz` answers 200. */
+/** Starts `wrangler dev` and resolves once `GET /healthz` answers 200 (serving, configuration valid). */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   ensureDevVars();
   const url = `http://127.0.0.1:${options.port}`;

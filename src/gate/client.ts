@@ -51,7 +51,7 @@ export interface Gate {
 }
 
 /** The Durable Object stub for one account (also used for the HighLevel token methods). */
-export function gateStub(env: Env, kind: GateKind, id: string): DurableObjectStub<AccountGate> {
+export function gateStub(env: Pick<Env, "GATE">, kind: GateKind, id: string): DurableObjectStub<AccountGate> {
   return env.GATE.get(env.GATE.idFromName(`${kind}:${id}`));
 }
 
@@ -59,7 +59,7 @@ export function gateStub(env: Env, kind: GateKind, id: string): DurableObjectStu
  * The gate that keeps a HighLevel connection's tokens: `location:{id}` lives in the location's
  * gate (`hl:{locationId}`, the same object as its rate budget), `company:{id}` in `hl:company:{id}`.
  */
-export function tokenGate(env: Env, connectionId: string): DurableObjectStub<AccountGate> {
+export function tokenGate(env: Pick<Env, "GATE">, connectionId: string): DurableObjectStub<AccountGate> {
   const locationId = connectionId.startsWith("location:") ? connectionId.slice("location:".length) : null;
   return gateStub(env, "hl", locationId ?? connectionId);
 }

@@ -97,7 +97,7 @@ export class AccountGate extends DurableObject<Env> {
     return this.tokens().status(connectionId);
   }
 
-  /** Liveness probe for `/healthz`: answers the object's clock. */
+  /** Liveness probe for `/api/health`: answers the object's clock. */
   async ping(): Promise<number> {
     return Date.now();
   }

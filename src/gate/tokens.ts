@@ -9,7 +9,10 @@
  *
  * Failures: "Invalid grant" → `needs_reconnect` (no retry loop: later calls fail fast until a
  * reinstall); "Location is not active" → `backoff` with a growing delay, same refresh token kept;
- * network/5xx → nothing changes, the caller retries.
+ * `invalid_client` (the app's own secret is wrong, the grant is fine) → the refresh token is kept,
+ * the deployment-wide `highlevel_client_rejected` condition opens (one alert) and closes on the
+ * first refresh that works; network/5xx → nothing changes, the caller retries. A 2xx answer that
+ * fails the schema but carries a new refresh token has that token stored (the old one is spent).
  *
  * Results cross the RPC boundary as plain objects (`TokenResult`), because custom error classes
  * do not survive Workers RPC; src/highlevel/http.ts turns a failure back into a `HighLevelError`.
@@ -18,8 +21,9 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import { decryptSecret, encryptSecret } from "../lib/crypto.ts";
 import type { Logger } from "../lib/log.ts";
-import { HighLevelError, type HighLevelErrorCategory } from "../highlevel/errors.ts";
-import { mintLocationToken, refreshTokens } from "../highlevel/oauth.ts";
+import { HighLevelError, isInvalidClient, type HighLevelErrorCategory } from "../highlevel/errors.ts";
+import { mintLocationToken, refreshTokens, RotatedTokenAnswerError } from "../highlevel/oauth.ts";
+import { clearAppCondition, HIGHLEVEL_CLIENT_REJECTED, raiseAppCondition } from "../store/app-status.ts";
 import { companyConnectionId, getConnection, saveConnectionTokens, setConnectionStatus, type Connection } from "../store/connections.ts";
 
 /** Refresh on use when the access token has less than this left. */
@@ -27,6 +31,8 @@ export const REFRESH_MARGIN_MS = 10 * 60 * 1000;
 /** First delay after "Location is not active"; doubles per failure up to `MAX_BACKOFF_MS`. */
 export const INACTIVE_BACKOFF_MS = 5 * 60 * 1000;
 export const MAX_BACKOFF_MS = 6 * 60 * 60 * 1000;
+/** Retry hint while HighLevel refuses the client credentials: jobs come back soon after the secret is fixed. */
+export const CLIENT_REJECTED_RETRY_MS = 60 * 1000;
 
 /** What a caller gets from the keeper. Never logged. */
 export type TokenResult =
@@ -73,7 +79,7 @@ const StateSchema = z.object({
 });
 type State = z.infer<typeof StateSchema>;
 
-/** The additional data that binds a token ciphertext to its connection row (also used by src/highlevel/pit.ts). */
+/** The additional data that binds a token ciphertext to its connection row. */
 export const tokenAad = (connectionId: string, which: "access" | "refresh") => `connection:${connectionId}:${which}`;
 const aad = tokenAad;
 
@@ -266,15 +272,101 @@ export class TokenKeeper {
       this.write(connectionId, next);
       await this.syncD1(connectionId, next);
       log.info({ event: "highlevel.token.refreshed", outcome: "ok", duration_ms: this.now() - started, token_version: next.version });
+      if (state.tokenSource === "refresh") await this.clientAccepted(log);
       return { ok: true, accessToken: access, expiresAt: next.expiresAt, scopes, version: next.version };
     } catch (err) {
+      if (err instanceof RotatedTokenAnswerError) return this.keepRotated(connectionId, state, err, log);
       if (!(err instanceof HighLevelError)) throw err;
       return this.refreshFailed(connectionId, state, err, log);
     }
   }
 
+  /** The client credentials worked: closes an open `highlevel_client_rejected` condition. */
+  private async clientAccepted(log: Logger): Promise<void> {
+    const closed = await clearAppCondition(this.deps.db, HIGHLEVEL_CLIENT_REJECTED).catch((e: unknown) => {
+      log.error({ event: "highlevel.app_status_failed", error: e, outcome: "failed" });
+      return null;
+    });
+    if (!closed) return;
+    const reason = "the token endpoint accepts the client credentials again";
+    log.info({ event: "highlevel.app_recovered", outcome: "ok", reason, since: closed.since });
+  }
+
+  /** Stores the new refresh token of a malformed 2xx answer (and its access token when usable). */
+  private async keepRotated(
+    connectionId: string,
+    state: State,
+    err: RotatedTokenAnswerError,
+    log: Logger,
+  ): Promise<TokenResult> {
+    const now = this.now();
+    const fresh =
+      err.accessToken !== null && err.expiresIn !== null
+        ? { token: err.accessToken, expiresAt: now + err.expiresIn * 1000 }
+        : null;
+    const access = fresh?.token ?? (await this.open(connectionId, state)).accessToken;
+    const enc = await this.sealed(connectionId, access, err.refreshToken);
+    const next: State = {
+      ...state,
+      ...enc,
+      expiresAt: fresh?.expiresAt ?? state.expiresAt,
+      version: state.version + 1,
+      status: "active",
+      lastError: fresh ? null : err.message,
+      retryAt: null,
+      failures: 0,
+      d1Dirty: false,
+    };
+    this.write(connectionId, next);
+    await this.syncD1(connectionId, next);
+    const outcome = fresh ? "ok" : "retry";
+    log.warn({ event: "highlevel.token.malformed_answer", outcome, reason: err.message, token_version: next.version });
+    if (state.tokenSource === "refresh") await this.clientAccepted(log);
+    if (fresh) {
+      return {
+        ok: true,
+        accessToken: fresh.token,
+        expiresAt: fresh.expiresAt,
+        scopes: state.scopes,
+        version: next.version,
+      };
+    }
+    return fail("server", `${err.message}; the new refresh token is stored and the next refresh uses it`);
+  }
+
+  /** `invalid_client`: the app's secret is wrong, not the grant, so the unspent refresh token stays. */
+  private async clientRejected(
+    connectionId: string,
+    state: State,
+    err: HighLevelError,
+    log: Logger,
+  ): Promise<TokenResult> {
+    const now = this.now();
+    const reason =
+      `HighLevel refused this app's client credentials (${err.upstreamMessage}): ` +
+      "check HIGHLEVEL_CLIENT_ID and HIGHLEVEL_CLIENT_SECRET";
+    this.write(connectionId, { ...state, lastError: reason });
+    const status = { lastError: reason, retryAt: state.retryAt, now };
+    await setConnectionStatus(this.deps.db, connectionId, state.status, status)
+      .catch((e: unknown) => log.error({ event: "highlevel.token.d1_status_failed", error: e, outcome: "failed" }));
+    const opened = await raiseAppCondition(this.deps.db, HIGHLEVEL_CLIENT_REJECTED, reason, now).catch((e: unknown) => {
+      log.error({ event: "highlevel.app_status_failed", error: e, outcome: "failed" });
+      return false;
+    });
+    const trace_id = err.traceId;
+    // One alert per episode: only the call that opened the condition raises it.
+    if (opened) log.error({ event: "highlevel.app_misconfigured", outcome: "failed", reason, trace_id, alert: true });
+    else log.warn({ event: "highlevel.token.client_rejected", outcome: "retry", reason, trace_id });
+    const recovery = "The refresh token is kept; the connection recovers on the first refresh after the fix";
+    return fail("server", `${reason}. ${recovery}`, CLIENT_REJECTED_RETRY_MS);
+  }
+
   private async refreshFailed(connectionId: string, state: State, err: HighLevelError, log: Logger): Promise<TokenResult> {
     const now = this.now();
+    const status = err.upstreamStatus;
+    if ((status === 400 || status === 401) && isInvalidClient(err.upstreamMessage)) {
+      return this.clientRejected(connectionId, state, err, log);
+    }
     if (err.category === "reconnect" || (err.category === "auth" && state.tokenSource === "refresh")) {
       const next: State = { ...state, status: "needs_reconnect", lastError: err.message, retryAt: null };
       this.write(connectionId, next);

@@ -5,7 +5,7 @@
  * traceId?}`, with `message` an array of strings on 422 (highlevel-api.md "Common").
  */
 import { z } from "zod";
-import { AppError, type ErrorCode } from "../lib/errors.ts";
+import { AppError, type ErrorCode, type RetryAdvice } from "../lib/errors.ts";
 
 /** What went wrong, from the caller's point of view. */
 export type HighLevelErrorCategory =
@@ -66,6 +66,12 @@ export class HighLevelError extends AppError {
     this.upstreamMessage = options.upstreamMessage ?? "";
     this.retryAfterMs = options.retryAfterMs ?? null;
   }
+
+  /** Rate limits wait what HighLevel asked (10 s when it did not say); else its category decides. */
+  override get retryAdvice(): RetryAdvice {
+    if (this.category === "rate_limited") return { retryable: true, delaySeconds: Math.max(1, Math.ceil((this.retryAfterMs ?? 10_000) / 1000)) };
+    return { retryable: this.retryable };
+  }
 }
 
 /** HighLevel's error body, tolerant: any field may be missing. */
@@ -97,6 +103,8 @@ export function parseErrorBody(text: string): { message: string; traceId: string
 /** The refresh failures HighLevel documents by message (highlevel-api.md "OAuth 2.0"). */
 export const isInvalidGrant = (message: string) => /invalid[ _]grant/i.test(message);
 export const isLocationInactive = (message: string) => /location is not active/i.test(message);
+/** The token endpoint refusing the app's own credentials (wrong or rotated client secret), not the user's grant. */
+export const isInvalidClient = (message: string) => /invalid[ _]client/i.test(message);
 const isScopeMessage = (message: string) => /not authorized for this scope|scope/i.test(message);
 
 /** Classifies a non-2xx HighLevel answer. */

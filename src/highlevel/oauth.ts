@@ -5,6 +5,7 @@
  * Token calls are not rate-gated: they are rare (one a day per location) and must not queue
  * behind a spent budget.
  */
+import { z } from "zod";
 import type { Config } from "../config.ts";
 import { classifyResponse, HighLevelError } from "./errors.ts";
 import { LocationTokenResponseSchema, TokenResponseSchema, type LocationTokenResponse, type TokenResponse } from "./schemas.ts";
@@ -74,6 +75,33 @@ function parseOk<T>(schema: { safeParse(v: unknown): { success: true; data: T } 
   return parsed.data;
 }
 
+/**
+ * A 2xx refresh answer that failed the schema but carries a new refresh token: HighLevel has already
+ * spent the old one, so the caller must store `refreshToken` (and the access token when usable).
+ */
+export class RotatedTokenAnswerError extends HighLevelError {
+  readonly refreshToken: string;
+  readonly accessToken: string | null;
+  readonly expiresIn: number | null;
+
+  constructor(message: string, rotated: Pick<RotatedTokenAnswerError, "refreshToken" | "accessToken" | "expiresIn">) {
+    super("server", message);
+    this.name = "RotatedTokenAnswerError";
+    this.refreshToken = rotated.refreshToken;
+    this.accessToken = rotated.accessToken;
+    this.expiresIn = rotated.expiresIn;
+  }
+}
+
+/** The fields a malformed refresh answer may still carry usable (each one that fails is dropped, not fatal). */
+const RotatedFieldsSchema = z
+  .object({
+    refresh_token: z.string().min(1),
+    access_token: z.string().min(1).optional().catch(undefined),
+    expires_in: z.number().positive().optional().catch(undefined),
+  })
+  .loose();
+
 type OAuthConfig = Pick<Config, "HIGHLEVEL_API_BASE" | "HIGHLEVEL_CLIENT_ID" | "HIGHLEVEL_CLIENT_SECRET" | "PUBLIC_URL">;
 
 /**
@@ -124,7 +152,27 @@ export async function refreshTokens(config: OAuthConfig, refreshToken: string, u
     redirect_uri: redirectUri(config),
   });
   if (status < 200 || status >= 300) throw classifyResponse(status, text, traceHeader);
-  return parseOk(TokenResponseSchema, text, "token");
+  try {
+    return parseOk(TokenResponseSchema, text, "token");
+  } catch (err) {
+    // The old refresh token is spent once HighLevel answered 2xx: salvage the new one if it is there.
+    const rotated = RotatedFieldsSchema.safeParse(safeJson(text));
+    if (!rotated.success || !(err instanceof HighLevelError)) throw err;
+    const { refresh_token: refreshToken, access_token: accessToken, expires_in: expiresIn } = rotated.data;
+    throw new RotatedTokenAnswerError(err.message, {
+      refreshToken,
+      accessToken: accessToken ?? null,
+      expiresIn: expiresIn ?? null,
+    });
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 /**

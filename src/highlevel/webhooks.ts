@@ -33,15 +33,26 @@ function importKey(pem: string, scheme: "ed25519" | "rsa"): Promise<CryptoKey> {
 }
 
 /** The result of checking a delivery's signature. */
-export type SignatureCheck = { ok: true; scheme: "ed25519" | "rsa" } | { ok: false; reason: "missing" | "malformed" | "invalid" };
+export type SignatureCheck =
+  | { ok: true; scheme: "ed25519" | "rsa" }
+  | { ok: false; reason: "missing" | "malformed" | "invalid" | "legacy_disabled" };
 
 /**
- * Verifies `x-ghl-signature` (Ed25519) or, when only it is present, the legacy `x-wh-signature`
- * (RSA-SHA256), over `raw`. Keys from config, else HighLevel's published ones.
+ * Verifies `x-ghl-signature` (Ed25519) or, when only it is present and
+ * `HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE` allows it, the legacy `x-wh-signature` (RSA-SHA256), over
+ * `raw`. Keys from config, else HighLevel's published ones.
  */
-export async function verifyHighLevelSignature(raw: Uint8Array<ArrayBuffer>, headers: Headers, config: Pick<Config, "HIGHLEVEL_WEBHOOK_PUBLIC_KEY" | "HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY">): Promise<SignatureCheck> {
+export async function verifyHighLevelSignature(
+  raw: Uint8Array<ArrayBuffer>,
+  headers: Headers,
+  config: Pick<
+    Config,
+    "HIGHLEVEL_WEBHOOK_PUBLIC_KEY" | "HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY" | "HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE"
+  >,
+): Promise<SignatureCheck> {
   const ed = headers.get("x-ghl-signature");
   const rsa = headers.get("x-wh-signature");
+  if (!ed && rsa && !config.HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE) return { ok: false, reason: "legacy_disabled" };
   const [scheme, signature, pem] = ed
     ? (["ed25519", ed, config.HIGHLEVEL_WEBHOOK_PUBLIC_KEY ?? HIGHLEVEL_ED25519_PUBLIC_KEY] as const)
     : rsa

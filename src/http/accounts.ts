@@ -12,14 +12,24 @@
  * workspace is a 409 until the key is deleted (its links point at that workspace's deals).
  * - `GET /api/accounts/{accountId}/fourdegrees`: the workspace, a 4-character hint, when verified.
  * - `DELETE /api/accounts/{accountId}/fourdegrees`: forgets the key.
- * The key itself is never answered or logged.
+ * - `PUT /api/accounts/{accountId}/fourdegrees/webhook-secret` `{secret: "whsec_…"}`: the
+ *   workspace's own webhook signing secret (stored encrypted); from then on only it verifies the
+ *   workspace's deliveries. `DELETE` on the same path goes back to the global
+ *   `FOURDEGREES_WEBHOOK_SECRET`. Needs the account's stored key (it names the workspace).
+ * The key and the secret are never answered or logged.
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { z } from "zod";
+import { webhookKeyBytes } from "../fourdegrees/webhook.ts";
 import { pairFourDegreesAccount } from "../fourdegrees/wiring.ts";
 import { AppError, zodIssues } from "../lib/errors.ts";
-import { deleteFourDegreesKey, getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
+import {
+  deleteFourDegreesKey,
+  getFourDegreesAccount,
+  setFourDegreesWebhookSecret,
+} from "../store/fourdegrees-accounts.ts";
 import type { AppEnv } from "./context.ts";
+import { forgetWorkspaceSecret } from "./webhooks-fourdegrees.ts";
 
 /** Account ids are chosen by the operator: short, URL-safe. */
 export const AccountIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "account ids are 1–64 characters of A–Z, a–z, 0–9, _ and -");
@@ -29,6 +39,22 @@ const PutBody = z.union([
   z.object({ apiKey: z.string().trim().min(8, "apiKey looks too short").max(512), name: Name }).strict(),
   z.object({ useSecret: z.literal(true), name: Name }).strict(),
 ]);
+
+/** A Standard Webhooks secret as 4Degrees shows it: `whsec_` and the base64 of at least 16 bytes. */
+const WebhookSecretBody = z
+  .object({
+    secret: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, "secret must be whsec_<base64>, as 4Degrees shows it")
+      .refine((s) => {
+        try {
+          return webhookKeyBytes(s).length >= 16;
+        } catch {
+          return false;
+        }
+      }, "secret must decode to at least 16 bytes"),
+  })
+  .strict();
 
 function accountIdParam(raw: string): string {
   const parsed = AccountIdSchema.safeParse(raw);
@@ -60,4 +86,30 @@ export const accounts = new Hono<AppEnv>()
     if (!(await deleteFourDegreesKey(c.env.DB, accountId))) throw new AppError("not_found", `account ${accountId} has no stored 4Degrees API key`);
     c.var.log.info({ event: "account.fourdegrees_key_deleted", account: accountId, outcome: "ok" });
     return c.body(null, 204);
+  })
+  .put("/accounts/:accountId/fourdegrees/webhook-secret", async (c) => {
+    const accountId = accountIdParam(c.req.param("accountId"));
+    const body = WebhookSecretBody.safeParse(await c.req.json().catch(() => null));
+    if (!body.success) {
+      throw new AppError("bad_request", 'body must be {secret: "whsec_…"}', { details: zodIssues(body.error) });
+    }
+    return c.json({ account: await setWebhookSecret(c, accountId, body.data.secret) });
+  })
+  .delete("/accounts/:accountId/fourdegrees/webhook-secret", async (c) => {
+    const accountId = accountIdParam(c.req.param("accountId"));
+    return c.json({ account: await setWebhookSecret(c, accountId, null) });
   });
+
+/** Stores (or clears) the account's workspace webhook secret; answers the summary, never the secret. */
+async function setWebhookSecret(c: Context<AppEnv>, accountId: string, secret: string | null) {
+  const stored = await setFourDegreesWebhookSecret(c.env.DB, c.var.config.TOKEN_ENCRYPTION_KEY, accountId, secret);
+  const saved = stored ? await getFourDegreesAccount(c.env.DB, accountId) : null;
+  if (!saved) {
+    const hint = `PUT /api/accounts/${accountId}/fourdegrees first (its key names the workspace)`;
+    throw new AppError("not_found", `account ${accountId} has no stored 4Degrees API key: ${hint}`);
+  }
+  forgetWorkspaceSecret(saved.workspaceId);
+  const event = `account.fourdegrees_webhook_secret_${secret === null ? "cleared" : "set"}`;
+  c.var.log.info({ event, account: accountId, workspace: saved.workspaceId, outcome: "ok" });
+  return saved;
+}

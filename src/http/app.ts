@@ -11,12 +11,13 @@ import { loadConfig } from "../config.ts";
 import { AppError } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
 import type { AppEnv } from "./context.ts";
-import { health } from "./health.ts";
+import { deepHealth, health } from "./health.ts";
 import { fourDegreesWebhooks } from "./webhooks-fourdegrees.ts";
 import { adminAuth } from "./admin-auth.ts";
+import { apiGuard } from "./api-guard.ts";
 import { accounts } from "./accounts.ts";
-import { notificationsApi } from "../notify/api.ts";
-import { consoleApp } from "../console/app.tsx";
+import { notificationsApi } from "./notifications.ts";
+import { consoleApp } from "./console/app.tsx";
 import { csv } from "./csv.ts";
 import { oauth } from "./oauth.ts";
 import { highlevelWebhooks } from "./webhooks-highlevel.ts";
@@ -40,13 +41,16 @@ export function createApp(): Hono<AppEnv> {
   app.route("/", fourDegreesWebhooks);
   app.route("/", oauth);
   app.route("/", highlevelWebhooks);
-  // Every /api route (admin JSON API) sits behind adminAuth.
+  // Every /api route (admin JSON API): Origin check where a cookie authenticates, JSON only with a
+  // body limit (the CSV import keeps its own types and limit), then adminAuth.
+  app.use("/api/*", apiGuard({ rawBodyRoutes: ["POST /api/import/4degrees"] }));
   app.use("/api/*", adminAuth());
+  app.route("/api", deepHealth);
   app.route("/api", accounts);
   app.route("/api", highlevelUsage);
   app.route("/api", syncAdmin);
   app.route("/api", notificationsApi);
-  // The operator console: its own login/session or Access (src/console/auth.ts), CSRF and CSP.
+  // The operator console: its own login/session or Access (src/http/console/auth.ts), CSRF and CSP.
   app.route("/console", consoleApp);
   app.route("/api", csv);
   app.route("/api", d1Meter);

@@ -5,7 +5,8 @@
  *   (`Content-Type: text/csv`) or a multipart upload (field `file`). Options as query parameters or
  *   multipart fields: `map` (JSON `{"name": "<header>", "value": "<header>", …}`; `null` ignores a
  *   column), `currency` (default USD), `dateOrder` (`MDY` default, or `DMY`), `pipeline` (list
- *   name for files without a pipeline column), `delimiter` (else detected). Answers the report:
+ *   name for files without a pipeline column), `delimiter` (else detected). At most 10 MiB
+ *   (`MAX_CSV_BYTES`, streamed in; 413 naming the cap past it). Answers the report:
  *   rows queued to create / update / link in HighLevel, unchanged rows, and every skipped row with
  *   its line and reason. The HighLevel writes happen in the sync engine that consumes the queue.
  * - `GET /api/export/highlevel.csv?location=<id>[&pipeline=<id>][&currency=USD][&wonStage=<name>]
@@ -20,7 +21,7 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { importDealCsv } from "../fourdegrees/csv/import.ts";
 import { exportCsvStream, highLevelSource, resolveCloseDateField } from "../fourdegrees/csv/export.ts";
-import { MAX_CSV_BYTES } from "../fourdegrees/csv/parse.ts";
+import { csvTooLarge, MAX_CSV_BYTES, readCsvText } from "../fourdegrees/csv/parse.ts";
 import { HeaderMapSchema, type HeaderMap } from "../fourdegrees/csv/rows.ts";
 import { createHighLevelClient } from "../highlevel/client.ts";
 import { AppError, zodIssues } from "../lib/errors.ts";
@@ -28,6 +29,9 @@ import { accountIdForLocation, getAccount } from "../store/accounts.ts";
 import { accountExists } from "../store/fourdegrees-accounts.ts";
 import { AccountIdSchema } from "./accounts.ts";
 import type { AppEnv } from "./context.ts";
+
+/** Room for a multipart body's boundaries, headers and option fields around the file. */
+const MULTIPART_SLACK_BYTES = 64 * 1024;
 
 const CSV_TYPES = new Set(["text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/comma-separated-values"]);
 
@@ -60,16 +64,18 @@ function parseMap(raw: string | undefined): HeaderMap {
 export const csv = new Hono<AppEnv>()
   .post(
     "/import/4degrees",
+    // The request as a whole (a multipart body carries the file plus its framing and fields); the
+    // file itself is capped again while it is streamed in (readCsvText).
     bodyLimit({
-      maxSize: MAX_CSV_BYTES,
+      maxSize: MAX_CSV_BYTES + MULTIPART_SLACK_BYTES,
       onError: () => {
-        throw new AppError("payload_too_large", `the upload is larger than ${MAX_CSV_BYTES / 1024 / 1024} MiB; split the file`);
+        throw csvTooLarge();
       },
     }),
     async (c) => {
       const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
       const fields: Record<string, string> = { ...c.req.query() };
-      let bytes: Uint8Array;
+      let text: string;
       let filename: string | null = null;
       if (type === "multipart/form-data") {
         const form = await c.req.formData().catch(() => {
@@ -77,11 +83,12 @@ export const csv = new Hono<AppEnv>()
         });
         const file = form.get("file");
         if (file === null || typeof file === "string") throw new AppError("bad_request", 'the multipart upload needs the CSV in a field named "file"');
-        bytes = new Uint8Array(await file.arrayBuffer());
+        if (file.size > MAX_CSV_BYTES) throw csvTooLarge();
+        text = await readCsvText(file.stream());
         filename = file.name || null;
         for (const [k, v] of form.entries()) if (k !== "file" && typeof v === "string") fields[k] = v;
       } else if (CSV_TYPES.has(type)) {
-        bytes = new Uint8Array(await c.req.arrayBuffer());
+        text = await readCsvText(c.req.raw.body);
         filename = c.req.query("filename") ?? null;
       } else {
         throw new AppError("unsupported_media_type", "upload the CSV as text/csv or as multipart/form-data with a file field");
@@ -93,7 +100,7 @@ export const csv = new Hono<AppEnv>()
       const result = await importDealCsv(c.env.DB, c.env.BULK_QUEUE, {
         accountId: o.account,
         filename,
-        bytes,
+        text,
         map: parseMap(o.map),
         options: { defaultCurrency: o.currency, dateOrder: o.dateOrder, defaultPipeline: o.pipeline ?? null },
         ...(o.delimiter === undefined ? {} : { delimiter: o.delimiter }),
@@ -120,7 +127,13 @@ export const csv = new Hono<AppEnv>()
         closeDateField: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "closeDateField must be a HighLevel custom field id").optional(),
       })
       .safeParse(c.req.query());
-    if (!q.success) throw new AppError("bad_request", "export needs ?location=<HighLevel location id>", { details: zodIssues(q.error) });
+    if (!q.success) {
+      const issues = zodIssues(q.error);
+      const named = issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+      throw new AppError("bad_request", `invalid export query (needs ?location=<HighLevel location id>): ${named}`, {
+        details: issues,
+      });
+    }
     const { location, pipeline, currency, wonStage, lostStage, closeDateField } = q.data;
     // Backfill lane: an export is bulk work and must not starve live sync of the location's budget.
     const hl = createHighLevelClient(c.env, c.var.config, location, { lane: "backfill" });

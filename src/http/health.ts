@@ -1,14 +1,26 @@
 /**
- * `GET /healthz`: which bindings this Worker can reach right now (200 when all can, else 503).
- * `GET /ping`: a trivial answer that touches no binding (liveness, and the baseline route of the
- * ingress benchmark in `npm run bench`).
+ * Health, in two depths:
+ * - `GET /healthz` (public): the Worker is serving and its configuration parses. It touches no
+ *   binding, so an anonymous caller cannot make it cost D1, KV or Durable Object work.
+ * - `GET /api/health` (behind adminAuth, mounted under `/api`): which bindings this Worker can
+ *   reach right now (200 when all can, else 503).
+ * `GET /ping`: a trivial text answer (the baseline route of the ingress benchmark in `npm run bench`).
  */
 import { Hono } from "hono";
+import pkg from "../../package.json" with { type: "json" };
 import { gateStub } from "../gate/client.ts";
 import { probeCache, probeDatabase, type ProbeResult } from "../store/health.ts";
 import type { AppEnv } from "./context.ts";
 
-export const health = new Hono<AppEnv>().get("/ping", (c) => c.text("pong")).get("/healthz", async (c) => {
+const SERVICE = "fourdegrees-ghl-sync";
+
+export const health = new Hono<AppEnv>()
+  .get("/ping", (c) => c.text("pong"))
+  .get("/healthz", (c) =>
+    c.json({ ok: true, service: SERVICE, version: pkg.version }, 200, { "cache-control": "no-store" }),
+  );
+
+export const deepHealth = new Hono<AppEnv>().get("/health", async (c) => {
   const gate: Promise<ProbeResult> = gateStub(c.env, "health", "probe")
     .ping()
     .then((v) => ({ ok: true, detail: `alive at ${new Date(v).toISOString()}` }))
@@ -26,7 +38,8 @@ export const health = new Hono<AppEnv>().get("/ping", (c) => c.text("pong")).get
   return c.json(
     {
       ok,
-      service: "fourdegrees-ghl-sync",
+      service: SERVICE,
+      version: pkg.version,
       mode: config.SYNC_MODE,
       bindings: checks,
       providers: { highlevel: config.HIGHLEVEL_API_BASE, marketplace: config.HIGHLEVEL_MARKETPLACE_BASE, fourdegrees: config.FOURDEGREES_API_BASE },

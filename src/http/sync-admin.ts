@@ -14,6 +14,7 @@
  * | PUT `/accounts/{id}/test-mode` | `{enabled}` | compute and log writes, make none |
  * | GET `/accounts/{id}/failures?status=open\|replayed\|all` | – | failures and dead letters |
  * | POST `/accounts/{id}/failures/{failureId}/replay` · `/failures/replay` | – | replay one / all open |
+ * | GET `/failures/unassigned?status=` · POST `/failures/unassigned/{failureId}/replay` | – | failures of no known account |
  * | POST `/accounts/{id}/backfill` · GET · POST `/backfill/resume` | – | start, progress, resume |
  * | GET `/accounts/{id}/review` | – | records the engine would not guess about |
  * | DELETE `/accounts/{id}/review/{side}/{recordId}` | – | resolve and re-sync that record |
@@ -23,24 +24,31 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { AppError } from "../lib/errors.ts";
+import { AppError, parseInput } from "../lib/errors.ts";
 import { ConflictPolicySchema, DeletePolicySchema, createAccount, deleteAccount, getAccount, listAccounts, requireAccount, saveMapping, updateAccount } from "../store/accounts.ts";
 import { getBackfill } from "../store/backfill-runs.ts";
-import { getFailure, listFailures, markReplayed, type Failure } from "../store/failures.ts";
+import { getFailure, listFailures, UNASSIGNED, type Failure } from "../store/failures.ts";
 import { countLinks } from "../store/links.ts";
 import { listPending } from "../store/pending.ts";
 import { listEvents, listReview, resolveReview } from "../store/sync-events.ts";
-import { beginBackfill, resumeBackfill } from "../sync/backfill.ts";
+import { beginBackfill, resumeBackfill } from "../sync/jobs/backfill.ts";
 import { bootstrapAccount, BootstrapBody } from "../sync/bootstrap.ts";
 import { liveConnectors } from "../sync/connectors.ts";
-import { liveJobDeps, markAndEnqueue } from "../sync/jobs.ts";
-import { MappingSchema, mappingIssues, validateMappingLive } from "../sync/mapping-config.ts";
-import { QueueMessageSchema, type QueueMessageInput } from "../sync/messages.ts";
+import { liveJobDeps, markAndEnqueue } from "../sync/jobs/deps.ts";
+import { MappingSchema, mappingIssues, validateMappingLive } from "../domain/mapping-config.ts";
+import { replayFailure } from "../queue/replay.ts";
 import { loadLiveStructure, suggestedMapping } from "../sync/structure.ts";
 import type { AppEnv } from "./context.ts";
 
 const AccountId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "account ids are 1–64 characters of A–Z, a–z, 0–9, _ and -");
 const Side = z.enum(["fourdegrees", "highlevel"]);
+
+const FailuresQuery = z.object({ status: z.enum(["open", "replayed", "all"]).default("open") });
+const EventsQuery = z.object({
+  kind: z.string().min(1).max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  before: z.coerce.number().int().positive().optional(),
+});
 
 const AccountBody = z
   .object({
@@ -65,11 +73,9 @@ function idParam(raw: string): string {
   return parsed.data;
 }
 
-/** The message to send again for a failure (record jobs are forced: their dirty mark is gone). */
-function replayMessage(f: Failure): QueueMessageInput {
-  const parsed = QueueMessageSchema.safeParse(f.message);
-  if (!parsed.success) throw new AppError("unprocessable", `failure ${f.id} holds a message this version cannot read`);
-  return parsed.data.kind === "sync.record" ? { ...parsed.data, force: true } : parsed.data;
+/** Replays a failure (src/queue/replay.ts); 422 when it holds a message this version cannot read. */
+async function replay(env: Env, f: Failure): Promise<void> {
+  if (!(await replayFailure(env, f))) throw new AppError("unprocessable", `failure ${f.id} holds a message this version cannot read`);
 }
 
 export const syncAdmin = new Hono<AppEnv>()
@@ -152,16 +158,14 @@ export const syncAdmin = new Hono<AppEnv>()
   })
   .get("/accounts/:id/failures", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const status = z.enum(["open", "replayed", "all"]).catch("open").parse(c.req.query("status"));
+    const { status } = parseInput(FailuresQuery, c.req.query(), "query");
     return c.json({ failures: await listFailures(c.env.DB, account.id, status) });
   })
   .post("/accounts/:id/failures/replay", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const deps = liveJobDeps(c.env, liveConnectors(c.env, c.var.config));
     const replayed: string[] = [];
     for (const f of await listFailures(c.env.DB, account.id, "open", 500)) {
-      await deps.enqueue(replayMessage(f));
-      await markReplayed(c.env.DB, f.id);
+      await replay(c.env, f);
       replayed.push(f.id);
     }
     return c.json({ replayed });
@@ -170,8 +174,19 @@ export const syncAdmin = new Hono<AppEnv>()
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const failure = await getFailure(c.env.DB, c.req.param("failureId"));
     if (!failure || failure.accountId !== account.id) throw new AppError("not_found", `no failure ${c.req.param("failureId")} for account ${account.id}`);
-    await liveJobDeps(c.env, liveConnectors(c.env, c.var.config)).enqueue(replayMessage(failure));
-    await markReplayed(c.env.DB, failure.id);
+    await replay(c.env, failure);
+    return c.json({ replayed: [failure.id] });
+  })
+  // The operator's bucket: failures whose account could not be known (unknown location or
+  // workspace, unreadable body). A replay after the location is attached lands in its account.
+  .get(`/failures/${UNASSIGNED}`, async (c) => {
+    const status = z.enum(["open", "replayed", "all"]).catch("open").parse(c.req.query("status"));
+    return c.json({ failures: await listFailures(c.env.DB, null, status) });
+  })
+  .post(`/failures/${UNASSIGNED}/:failureId/replay`, async (c) => {
+    const failure = await getFailure(c.env.DB, c.req.param("failureId"));
+    if (!failure || failure.accountId !== null) throw new AppError("not_found", `no failure ${c.req.param("failureId")} in the ${UNASSIGNED} bucket`);
+    await replay(c.env, failure);
     return c.json({ replayed: [failure.id] });
   })
   .post("/accounts/:id/backfill", async (c) => {
@@ -198,7 +213,7 @@ export const syncAdmin = new Hono<AppEnv>()
   })
   .delete("/accounts/:id/review/:side/:recordId", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const side = Side.parse(c.req.param("side"));
+    const { side } = parseInput(z.object({ side: Side }), { side: c.req.param("side") }, "path");
     const recordId = c.req.param("recordId");
     if (!(await resolveReview(c.env.DB, account.id, side, recordId))) throw new AppError("not_found", `${side} record ${recordId} is not on the review list`);
     await markAndEnqueue(c.env.DB, liveJobDeps(c.env, liveConnectors(c.env, c.var.config)), { accountId: account.id, side, kind: "deal", recordId });
@@ -207,12 +222,19 @@ export const syncAdmin = new Hono<AppEnv>()
   .post("/accounts/:id/sync", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const input = await body(c.req.json(), z.object({ side: Side, recordId: z.string().min(1), locationId: z.string().min(1).optional() }).strict(), "sync body");
+    // A record is read and written through the location's own token: only the account's locations may be named.
+    if (input.locationId !== undefined && !account.locations.includes(input.locationId)) {
+      const theirs = `its locations: ${account.locations.join(", ") || "none"}`;
+      const message = `location ${input.locationId} does not belong to account ${account.id} (${theirs})`;
+      const details = [{ field: "locationId", message: `not one of account ${account.id}'s locations` }];
+      throw new AppError("bad_request", message, { details });
+    }
     await liveJobDeps(c.env, liveConnectors(c.env, c.var.config)).enqueue({ v: 1, kind: "sync.record", accountId: account.id, side: input.side, record: "deal", recordId: input.recordId, locationId: input.locationId ?? null, force: true });
     return c.json({ enqueued: true }, 202);
   })
   .get("/accounts/:id/events", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const q = z.object({ kind: z.string().min(1).optional(), limit: z.coerce.number().int().min(1).max(500).optional(), before: z.coerce.number().int().optional() }).parse(c.req.query());
+    const q = parseInput(EventsQuery, c.req.query(), "query");
     return c.json({ events: await listEvents(c.env.DB, account.id, { ...(q.kind ? { kind: q.kind } : {}), ...(q.limit ? { limit: q.limit } : {}), ...(q.before ? { beforeId: q.before } : {}) }) });
   })
   .post("/bootstrap", async (c) => {

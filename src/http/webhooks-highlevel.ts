@@ -2,7 +2,7 @@
  * `POST /webhooks/highlevel`: verify the raw bytes, check freshness, enqueue, answer fast. No
  * database on the path of a location event: duplicates (HighLevel's redeliveries, a `webhookId`
  * seen before) are dropped by the queue consumer, which claims a whole batch's deliveries in one D1
- * round trip (src/sync/consumer.ts) — Queues deliver at least once, so the consumer had to be
+ * round trip (src/queue/consumer.ts) — Queues deliver at least once, so the consumer had to be
  * idempotent anyway; deliveries for a location no account uses are acked there too. So the ingress
  * keeps taking events while D1 is slow or down, and a burst costs D1 one write per queue batch
  * instead of one per delivery (docs/benchmarks.md, ingress).
@@ -10,15 +10,18 @@
  * HighLevel retries a delivery ONLY when answered 429 (any other status, 5xx included, loses the
  * event for good), so every "cannot take it now" path answers 429 and is remembered (a deferral),
  * so the retry ~10 minutes later is not refused as stale. App INSTALL/UNINSTALL events are applied
- * here and now, deduplicated by their receipt.
+ * here and now, deduplicated by their receipt, and only when their `appId` is this app's
+ * (`HIGHLEVEL_APP_ID`): HighLevel signs every app's webhooks with one key, so another app's
+ * UNINSTALL for a shared location is validly signed too. Refusals: README "Security".
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../lib/errors.ts";
+import { jsonDepthExceeds, MAX_JSON_DEPTH, QUEUE_MESSAGE_BUDGET_BYTES, queueMessageBytes } from "../lib/json-limits.ts";
 import { handleInstallEvent, handleUninstallEvent } from "../highlevel/install.ts";
 import { AppEventSchema, bodyDigest, eventTime, verifyHighLevelSignature, WEBHOOK_MAX_AGE_MS, WebhookEnvelopeSchema } from "../highlevel/webhooks.ts";
 import { deferReceipt, recordReceipt, wasDeferred } from "../store/webhook-receipts.ts";
-import type { QueueMessage } from "../sync/messages.ts";
+import type { QueueMessage } from "../queue/messages.ts";
 import type { AppEnv } from "./context.ts";
 
 /**
@@ -27,8 +30,20 @@ import type { AppEnv } from "./context.ts";
  */
 export const DEFERRED_RETRY_MAX_AGE_MS = 2 * 60 * 60 * 1000;
 
-/** Largest accepted delivery; HighLevel's event bodies are a few KB. */
+/**
+ * Largest accepted delivery; HighLevel's event bodies are a few KB. A body under this can still
+ * be refused with 413 when its queue message would pass `QUEUE_MESSAGE_BUDGET_BYTES`.
+ */
 export const HIGHLEVEL_WEBHOOK_MAX_BYTES = 256 * 1024;
+
+/** What a 401 says for each signature refusal. */
+const SIGNATURE_REFUSALS = {
+  missing: "Missing x-ghl-signature",
+  malformed: "Invalid webhook signature",
+  invalid: "Invalid webhook signature",
+  legacy_disabled:
+    "Legacy x-wh-signature (RSA) is disabled (HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE); sign with x-ghl-signature",
+} as const;
 
 const tryAgain = (reason: string) => new AppError("rate_limited", `Cannot take the event right now (${reason}); HighLevel will retry`, { headers: { "Retry-After": "60" } });
 
@@ -55,7 +70,12 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
     const check = await verifyHighLevelSignature(raw, c.req.raw.headers, c.var.config);
     if (!check.ok) {
       log.warn({ event: "webhook.rejected", outcome: "rejected", reason: `signature ${check.reason}` });
-      throw new AppError("unauthorized", check.reason === "missing" ? "Missing x-ghl-signature" : "Invalid webhook signature");
+      throw new AppError("unauthorized", SIGNATURE_REFUSALS[check.reason]);
+    }
+    // Before parsing: a deep body costs this scan only, and could not be serialised into a message.
+    if (jsonDepthExceeds(raw)) {
+      log.warn({ event: "webhook.rejected", outcome: "rejected", reason: "json too deep" });
+      throw new AppError("bad_request", `Webhook body nests deeper than ${MAX_JSON_DEPTH} levels`);
     }
     let json: unknown;
     try {
@@ -71,7 +91,12 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
     const webhookId = event.webhookId ?? (await bodyDigest(raw));
     const locationId = event.locationId ?? null;
     const fields = { type: event.type, location: locationId, webhook_id: webhookId, scheme: check.scheme };
-    if (at !== null && (now - at > WEBHOOK_MAX_AGE_MS || at - now > WEBHOOK_MAX_AGE_MS)) {
+    if (at === null) {
+      // Nothing signed says when it was sent: without a timestamp a captured delivery replays forever.
+      log.warn({ event: "webhook.rejected", outcome: "rejected", reason: "no timestamp", ...fields });
+      throw new AppError("unauthorized", "Webhook has no parseable `timestamp`; it is required to refuse replays");
+    }
+    if (now - at > WEBHOOK_MAX_AGE_MS || at - now > WEBHOOK_MAX_AGE_MS) {
       // The one old delivery that is welcome: the retry of one we answered 429 (see migrations/0007).
       const retryOfDeferred = now - at > WEBHOOK_MAX_AGE_MS && now - at <= DEFERRED_RETRY_MAX_AGE_MS && (await deferredSince(webhookId, now - DEFERRED_RETRY_MAX_AGE_MS));
       if (!retryOfDeferred) {
@@ -81,7 +106,16 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
       log.info({ event: "webhook.deferred_retry", outcome: "ok", age_ms: now - at, ...fields });
     }
 
-    if (event.type === "INSTALL" || event.type === "UNINSTALL") {
+    const appEvent = event.type === "INSTALL" || event.type === "UNINSTALL";
+    if ((appEvent || event.appId != null) && event.appId !== c.var.config.HIGHLEVEL_APP_ID) {
+      // Signed by HighLevel, but for another app (or, for an app event, for no named app): not ours
+      // to apply. 200, since HighLevel would only drop a refusal anyway.
+      const appId = event.appId ?? null;
+      log.warn({ event: "webhook.rejected", outcome: "skipped", reason: "foreign app", app_id: appId, ...fields });
+      return c.json({ ok: true, status: "ignored", reason: "foreign app" });
+    }
+
+    if (appEvent) {
       // App lifecycle events are applied here and now (connections created / retired), not queued.
       const app = AppEventSchema.safeParse(json);
       if (!app.success) throw new AppError("bad_request", `Webhook body is not a valid ${event.type} event`);
@@ -107,6 +141,13 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
       return c.json({ ok: true, status: "ignored" });
     }
     const message: QueueMessage = { v: 1, kind: "highlevel.webhook", webhookId, locationId, type: event.type, receivedAt: now, body: parsed.data };
+    const size = queueMessageBytes(message);
+    if (size > QUEUE_MESSAGE_BUDGET_BYTES) {
+      // No retry can make it fit: refuse it for good (413), not 429 it into a loop; reconcile re-reads the record.
+      log.error({ event: "webhook.too_large", outcome: "rejected", message_bytes: size, ...fields });
+      const limit = `over the ${QUEUE_MESSAGE_BUDGET_BYTES}-byte limit`;
+      throw new AppError("payload_too_large", `Webhook event is ${size} bytes as a queue message, ${limit}`);
+    }
     try {
       await c.env.SYNC_QUEUE.send(message, { contentType: "json" });
     } catch (err) {

@@ -3,6 +3,7 @@
  * anything else is logged with its stack and answered with a generic 500 (see `src/http/app.ts`).
  */
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
 
 export const ERROR_STATUS = {
   bad_request: 400,
@@ -20,6 +21,15 @@ export const ERROR_STATUS = {
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/**
+ * How a provider's error asks to be treated by a queue job: retry or not, and after how long when
+ * the provider named a wait (rate limits). Each connector's error class answers for its own API.
+ */
+export interface RetryAdvice {
+  retryable: boolean;
+  delaySeconds?: number;
+}
 
 /** An expected failure with a stable `code`, a human `message` and optional structured `details`. */
 export class AppError extends Error {
@@ -39,9 +49,26 @@ export class AppError extends Error {
   get status(): ContentfulStatusCode {
     return ERROR_STATUS[this.code];
   }
+
+  /** A provider error's retry advice (connector error classes override it); `null` = not a provider's. */
+  get retryAdvice(): RetryAdvice | null {
+    return null;
+  }
 }
 
 /** Turns a zod error into the list of `{path, message}` pairs that 400 answers carry. */
 export function zodIssues(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }): Array<{ path: string; message: string }> {
   return error.issues.map((issue) => ({ path: issue.path.map(String).join(".") || "(root)", message: issue.message }));
+}
+
+/**
+ * Parses request input (query, path params) with `schema`; a mismatch is a 400 naming each field
+ * (`what` says where it came from, e.g. "query"), never the ZodError's generic 500.
+ */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = zodIssues(parsed.error);
+  const named = issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+  throw new AppError("bad_request", `invalid ${what}: ${named}`, { details: issues });
 }

@@ -33,7 +33,14 @@ export function redact(value: unknown, depth = 0): unknown {
   if (depth > 6) return "[depth]";
   if (typeof value === "string") return value.replace(BEARER, "$1[redacted]").replace(PIT, "pit-[redacted]");
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
-  if (value instanceof Error) return { name: value.name, message: redact(value.message, depth + 1), stack: value.stack };
+  // The stack's first line repeats the message (and a cause may carry the request that failed).
+  if (value instanceof Error)
+    return {
+      name: value.name,
+      message: redact(value.message, depth + 1),
+      ...(value.stack === undefined ? {} : { stack: redact(value.stack, depth + 1) }),
+      ...(value.cause === undefined ? {} : { cause: redact(value.cause, depth + 1) }),
+    };
   if (value && typeof value === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {

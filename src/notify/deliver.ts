@@ -8,15 +8,23 @@
 import type { Config } from "../config.ts";
 import { decryptSecret } from "../lib/crypto.ts";
 import { signWebhook } from "../fourdegrees/webhook.ts";
-import { getDelivery, getRule, recordAttempt, type NotificationRule } from "../store/notifications.ts";
-import type { Handler } from "../sync/consumer.ts";
+import { getDelivery, getRule, leaseAttempt, recordAttempt, type NotificationRule } from "../store/notifications.ts";
+import type { Logger } from "../lib/log.ts";
 import { NotifyEventSchema, type NotifyEvent } from "./events.ts";
+import type { DeliverMessage } from "./notify.ts";
 import { describe, eventType } from "./rules.ts";
+import { targetPolicy, targetProblem } from "./targets.ts";
 
 /** Attempts before a delivery is marked failed (the queue would dead-letter at 8). */
 export const MAX_ATTEMPTS = 6;
-/** A receiver gets this long to answer. */
-export const DELIVERY_TIMEOUT_MS = 10_000;
+/**
+ * A receiver gets this long to answer. Short, because a receiver that never answers holds its
+ * consumer for this long per attempt; it waits on the `sync-notify` queue only, never ahead of a
+ * record job, and a timeout is retried with backoff like a 5xx.
+ */
+export const DELIVERY_TIMEOUT_MS = 5_000;
+/** How long an attempt holds its delivery: past its timeout, so a crashed attempt frees it soon. */
+export const ATTEMPT_LEASE_MS = 30_000;
 
 /** Additional data binding a rule's ciphertexts to its row. */
 export const ruleAad = (ruleId: string) => `notification_rule:${ruleId}`;
@@ -45,8 +53,34 @@ export async function buildDelivery(config: Config, rule: NotificationRule, even
 
 const retryable = (status: number) => status === 0 || status === 408 || status === 429 || status >= 500;
 
-/** The `notify.deliver` queue handler. */
-export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) => {
+/** What a queue hands a delivery handler: the consumer's handler context, as far as notify/ uses it. */
+export interface DeliveryContext {
+  env: Env;
+  config: Config;
+  log: Logger;
+  attempts: number;
+}
+
+/** What the queue does with a delivery message (the consumer's outcome shape; notify/ knows no queue module). */
+export type DeliveryOutcome =
+  | { kind: "ack" }
+  | { kind: "retry"; reason: string; delaySeconds?: number }
+  | { kind: "permanent"; reason: string };
+
+/**
+ * The `notify.deliver` handler of the live and bulk queues: hands the delivery to `NOTIFY_QUEUE`
+ * (the message lands here only if it was sent before notifications had their own queue, or by
+ * hand) so no receiver is ever waited on in a batch that holds record jobs.
+ */
+export async function forwardNotification(msg: DeliverMessage, ctx: DeliveryContext): Promise<DeliveryOutcome> {
+  // A failed send throws: the consumer retries the message here, nothing is lost.
+  await ctx.env.NOTIFY_QUEUE.send(msg, { contentType: "json" });
+  ctx.log.info({ event: "notify.forwarded", rule: msg.ruleId, change_key: msg.changeKey, outcome: "ok" });
+  return { kind: "ack" };
+}
+
+/** The `notify.deliver` handler of the `sync-notify` queue: one attempt at one delivery. */
+export async function deliverNotification(msg: DeliverMessage, ctx: DeliveryContext): Promise<DeliveryOutcome> {
   const { env, config } = ctx;
   const log = ctx.log.child({ rule: msg.ruleId, change_key: msg.changeKey });
   const [rule, delivery] = await Promise.all([getRule(env.DB, msg.ruleId), getDelivery(env.DB, msg.ruleId, msg.changeKey)]);
@@ -66,6 +100,20 @@ export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) =
     return { kind: "permanent", reason: "stored notification event no longer parses" };
   }
   const { url, init } = await buildDelivery(config, rule, event.data, msg.changeKey);
+  // Checked again here: a rule stored before a check existed, or under another PUBLIC_URL.
+  const refused = targetProblem(rule.targetKind, url, targetPolicy(config));
+  if (refused) {
+    const error = `target refused: ${refused}`;
+    await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "failed", status: null, error });
+    const where = { account, trigger: rule.trigger, target: rule.targetKind, host: rule.targetHint };
+    log.warn({ event: "notify.refused", ...where, outcome: "failed", reason: refused });
+    return { kind: "ack" };
+  }
+  // Two copies of this message (a redelivery, a forwarded stray) must not both call the receiver.
+  if (!(await leaseAttempt(env.DB, rule.id, msg.changeKey, ATTEMPT_LEASE_MS))) {
+    log.info({ event: "notify.in_flight", account, outcome: "retry", reason: "another attempt holds this delivery" });
+    return { kind: "retry", delaySeconds: ATTEMPT_LEASE_MS / 1000, reason: "another attempt of this delivery is in flight" };
+  }
   const started = Date.now();
   let status = 0;
   let error: string | null = null;
@@ -93,4 +141,4 @@ export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) =
   }
   log.warn({ event: "notify.retry", outcome: "retry", reason, ...base });
   return { kind: "retry", reason };
-};
+}

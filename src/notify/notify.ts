@@ -1,15 +1,23 @@
 /**
  * The notifier's entry point for the engine: `notifyChange(env, config, event)` finds the
  * account's enabled rules that match, claims each (rule, change) once in D1 and enqueues one
- * `notify.deliver` message per claim. It never throws: a notification problem is logged and must
+ * `notify.deliver` message per claim on `NOTIFY_QUEUE` (its own queue: a slow receiver never
+ * delays a record job). It never throws: a notification problem is logged and must
  * not fail, slow or retry the sync job that reported the change.
  */
 import type { Config } from "../config.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { claimDelivery, listRules, releaseDelivery } from "../store/notifications.ts";
-import type { QueueMessage } from "../sync/messages.ts";
 import { changeKeyOf, NotifyEventSchema, type NotifyEventInput } from "./events.ts";
 import { ruleMatches } from "./rules.ts";
+
+/** The queue message of one claimed delivery (the `notify.deliver` kind of src/queue/messages.ts). */
+export interface DeliverMessage {
+  v: 1;
+  kind: "notify.deliver";
+  ruleId: string;
+  changeKey: string;
+}
 
 /** What `notifyChange` did (for tests and the caller's log line). */
 export interface NotifyResult {
@@ -42,9 +50,9 @@ export async function notifyChange(env: Env, config: Config, input: NotifyEventI
         result.duplicates++;
         continue;
       }
-      const message: QueueMessage = { v: 1, kind: "notify.deliver", ruleId: rule.id, changeKey };
+      const message: DeliverMessage = { v: 1, kind: "notify.deliver", ruleId: rule.id, changeKey };
       try {
-        await env.SYNC_QUEUE.send(message, { contentType: "json" });
+        await env.NOTIFY_QUEUE.send(message, { contentType: "json" });
         result.enqueued++;
         log.info({ event: "notify.enqueued", account: event.accountId, rule: rule.id, trigger: rule.trigger, change_key: changeKey, outcome: "ok" });
       } catch (err) {

@@ -3,7 +3,7 @@
  * pure matcher deciding whether a rule fires for an event.
  */
 import { z } from "zod";
-import { fromMinor, minorDigits } from "../sync/mapping.ts";
+import { fromMinor, minorDigits } from "../domain/money.ts";
 import type { RuleParams, Trigger } from "../store/notifications.ts";
 import type { DealState, NotifyEvent } from "./events.ts";
 
@@ -19,18 +19,15 @@ export const TRIGGER_LABELS: Record<Trigger, string> = {
 };
 
 /**
- * Target URLs: https only (a notification can carry deal names and values; and plain http would
- * let anyone on the path read the Slack URL, itself a credential). Slack targets must be Slack
- * incoming webhooks.
+ * Target URLs: the shape only. Where a target may point (https, Slack's host for Slack, no
+ * internal address, not this Worker) depends on the deployment and is checked by `targetProblem`
+ * (src/notify/targets.ts) when a rule is created or changed and before each delivery.
  */
-const HttpsUrl = z.url({ protocol: /^https$/, error: "must be an https:// URL" }).max(2048);
+const TargetUrl = z.url({ protocol: /^https?$/, error: "must be an https:// URL" }).max(2048);
 
 export const TargetSchema = z.discriminatedUnion("kind", [
-  z.object({
-    kind: z.literal("slack"),
-    url: HttpsUrl.refine((u) => new URL(u).hostname === "hooks.slack.com" && new URL(u).pathname.startsWith("/services/"), "must be a Slack incoming-webhook URL (https://hooks.slack.com/services/…)"),
-  }),
-  z.object({ kind: z.literal("webhook"), url: HttpsUrl }),
+  z.object({ kind: z.literal("slack"), url: TargetUrl }),
+  z.object({ kind: z.literal("webhook"), url: TargetUrl }),
 ]);
 export type Target = z.infer<typeof TargetSchema>;
 

@@ -11,6 +11,9 @@
  *   next episode (reinstalled, then rejected again) a new one.
  * - `quota_low`: keyed by location and HighLevel day; each rule claims it once, when the day's
  *   remaining calls first fall below that rule's threshold (a lower threshold fires later that day).
+ * - HighLevel refusing the app's client credentials (the `highlevel_client_rejected` condition,
+ *   src/store/app-status.ts): a `sync_failure` for every account with HighLevel locations and a
+ *   sync-failure rule, keyed by the condition's `since` — once per episode, whatever the ticks.
  *
  * Only accounts with an enabled rule for the trigger are looked at (no gate call otherwise). It
  * never throws: one location's problem is logged and the others are still scanned.
@@ -19,6 +22,7 @@ import type { Config } from "../config.ts";
 import { gateFor, HIGHLEVEL_LIMITS } from "../gate/client.ts";
 import type { Logger } from "../lib/log.ts";
 import { listAccounts } from "../store/accounts.ts";
+import { getAppCondition, HIGHLEVEL_CLIENT_REJECTED } from "../store/app-status.ts";
 import { listConnections, locationConnectionId } from "../store/connections.ts";
 import { listRules } from "../store/notifications.ts";
 import { notifyChange, type NotifyResult } from "./notify.ts";
@@ -27,6 +31,7 @@ import { notifyChange, type NotifyResult } from "./notify.ts";
 export interface ScanResult {
   reconnect: NotifyResult;
   quota: NotifyResult;
+  clientRejected: NotifyResult;
   errors: number;
 }
 
@@ -43,16 +48,27 @@ const utcDay = (now: number) => new Date(now).toISOString().slice(0, 10);
 
 /** Scans connections and quotas once and reports what crossed into a notifiable state. */
 export async function scanNotifications(env: Env, config: Config, log: Logger, now: number = Date.now()): Promise<ScanResult> {
-  const result: ScanResult = { reconnect: none(), quota: none(), errors: 0 };
+  const result: ScanResult = { reconnect: none(), quota: none(), clientRejected: none(), errors: 0 };
   try {
     const rules = await listRules(env.DB, { enabledOnly: true });
-    const wants = (trigger: "needs_reconnect" | "quota_low") => new Set(rules.filter((r) => r.trigger === trigger).map((r) => r.accountId));
+    const wants = (trigger: "needs_reconnect" | "quota_low" | "sync_failure") =>
+      new Set(rules.filter((r) => r.trigger === trigger).map((r) => r.accountId));
     const reconnectAccounts = wants("needs_reconnect");
     // Per account, the highest quota threshold: below it at least one rule may fire.
     const quotaAccounts = new Map<string, number>();
     for (const r of rules) if (r.trigger === "quota_low" && r.params.remaining !== undefined) quotaAccounts.set(r.accountId, Math.max(quotaAccounts.get(r.accountId) ?? 0, r.params.remaining));
-    if (reconnectAccounts.size === 0 && quotaAccounts.size === 0) return result;
+    const failureAccounts = wants("sync_failure");
+    if (reconnectAccounts.size === 0 && quotaAccounts.size === 0 && failureAccounts.size === 0) return result;
     const accounts = await listAccounts(env.DB);
+
+    const rejected = failureAccounts.size > 0 ? await getAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED) : null;
+    if (rejected) {
+      for (const account of accounts.filter((a) => failureAccounts.has(a.id) && a.locations.length > 0)) {
+        const failureId = `${HIGHLEVEL_CLIENT_REJECTED}:${rejected.since}`;
+        const event = { kind: "sync_failure" as const, accountId: account.id, failureId, reason: rejected.reason };
+        add(result.clientRejected, await notifyChange(env, config, event, log));
+      }
+    }
 
     if (reconnectAccounts.size > 0) {
       for (const conn of await listConnections(env.DB, { status: "needs_reconnect" })) {
@@ -89,6 +105,13 @@ export async function scanNotifications(env: Env, config: Config, log: Logger, n
     result.errors++;
     log.error({ event: "notify.scan_failed", outcome: "failed", error: err });
   }
-  log.info({ event: "notify.scan", outcome: result.errors ? "failed" : "ok", reconnect_enqueued: result.reconnect.enqueued, quota_enqueued: result.quota.enqueued, errors: result.errors });
+  log.info({
+    event: "notify.scan",
+    outcome: result.errors ? "failed" : "ok",
+    reconnect_enqueued: result.reconnect.enqueued,
+    quota_enqueued: result.quota.enqueued,
+    client_rejected_enqueued: result.clientRejected.enqueued,
+    errors: result.errors,
+  });
   return result;
 }

@@ -29,6 +29,7 @@ const RowSchema = z.object({
   installed_at: z.number(),
   updated_at: z.number(),
   uninstalled_at: z.number().nullable(),
+  install_origin: z.enum(["console", "marketplace"]).nullable().default(null),
 });
 
 /** A connection row (token fields are ciphertexts). */
@@ -53,7 +54,12 @@ export interface Connection {
   installedAt: number;
   updatedAt: number;
   uninstalledAt: number | null;
+  /** Where the install started: the console (state bound to a signed-in browser) or the Marketplace (no state). */
+  installOrigin: InstallOrigin | null;
 }
+
+/** Where an OAuth install started (see migrations/0012_install_origin_app_status.sql). */
+export type InstallOrigin = "console" | "marketplace";
 
 /** The connection id of a sub-account. */
 export const locationConnectionId = (locationId: string) => `location:${locationId}`;
@@ -83,6 +89,7 @@ function toConnection(raw: unknown): Connection {
     installedAt: r.installed_at,
     updatedAt: r.updated_at,
     uninstalledAt: r.uninstalled_at,
+    installOrigin: r.install_origin,
   };
 }
 
@@ -176,6 +183,13 @@ export async function saveConnectionTokens(db: D1Database, t: ConnectionTokens, 
     )
     .bind(t.id, t.kind, t.locationId, t.companyId, t.tokenSource, t.scopes.join(" "), t.accessTokenEnc, t.refreshTokenEnc, t.keyId, t.expiresAt, t.tokenVersion, t.userId, t.appId, now)
     .run();
+}
+
+/** Records where the install of these connections started (the OAuth callback, after the gate stored the tokens). */
+export async function setInstallOrigin(db: D1Database, ids: string[], origin: InstallOrigin): Promise<void> {
+  if (ids.length === 0) return;
+  const update = db.prepare("UPDATE connections SET install_origin = ? WHERE id = ?");
+  await db.batch(ids.map((id) => update.bind(origin, id)));
 }
 
 /** Sets a connection's status (with the reason and, for `backoff`, when to try again). */

@@ -4,6 +4,9 @@
  */
 import { z } from "zod";
 
+/** The name of the bucket of failures whose account could not be known (`account_id` NULL). */
+export const UNASSIGNED = "unassigned";
+
 export interface Failure {
   id: string;
   accountId: string | null;
@@ -42,19 +45,25 @@ export async function recordFailure(db: D1Database, f: Omit<Failure, "status" | 
     .run();
 }
 
+/** One failure by id, or null. */
 export async function getFailure(db: D1Database, id: string): Promise<Failure | null> {
   const row = await db.prepare("SELECT * FROM sync_failures WHERE id = ?").bind(id).first();
   return row ? toFailure(row) : null;
 }
 
-export async function listFailures(db: D1Database, accountId: string, status: Failure["status"] | "all" = "open", limit = 200): Promise<Failure[]> {
+/**
+ * The failures of one account, newest first; `accountId` null lists the unassigned bucket (messages
+ * whose account could not be known: an unknown location or workspace, an unreadable body).
+ */
+export async function listFailures(db: D1Database, accountId: string | null, status: Failure["status"] | "all" = "open", limit = 200): Promise<Failure[]> {
   const { results } = await db
-    .prepare("SELECT * FROM sync_failures WHERE account_id = ? AND (? = 'all' OR status = ?) ORDER BY created_at DESC LIMIT ?")
+    .prepare("SELECT * FROM sync_failures WHERE account_id IS ? AND (? = 'all' OR status = ?) ORDER BY created_at DESC LIMIT ?")
     .bind(accountId, status, status, limit)
     .all();
   return results.map(toFailure);
 }
 
+/** Marks a failure replayed (its message was sent again). */
 export async function markReplayed(db: D1Database, id: string, now = Date.now()): Promise<void> {
   await db.prepare("UPDATE sync_failures SET status = 'replayed', replayed_at = ? WHERE id = ?").bind(now, id).run();
 }

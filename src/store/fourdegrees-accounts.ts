@@ -6,12 +6,17 @@
  *
  * A single-account deployment may give the key as the `FOURDEGREES_API_KEY` secret instead: then
  * `credentialsFor` falls back to it for an account without a row.
+ *
+ * The row may also hold the workspace's own webhook signing secret (`webhook_secret_enc`, sealed the
+ * same way under `fourdegrees_webhook_secret:{accountId}`); without one the global
+ * `FOURDEGREES_WEBHOOK_SECRET` verifies the workspace's deliveries.
  */
 import { z } from "zod";
 import { decryptSecret, encryptSecret, needsReencryption, type EncryptionKey } from "../lib/crypto.ts";
 import { AppError } from "../lib/errors.ts";
 
 const aad = (accountId: string) => `fourdegrees_account:${accountId}`;
+const webhookAad = (accountId: string) => `fourdegrees_webhook_secret:${accountId}`;
 
 const RowSchema = z.object({
   account_id: z.string(),
@@ -24,6 +29,7 @@ const RowSchema = z.object({
   verified_at: z.number(),
   created_at: z.number(),
   updated_at: z.number(),
+  webhook_secret_enc: z.string().nullable(),
 });
 
 /** What may be shown about an account's 4Degrees key (never the key). */
@@ -34,6 +40,8 @@ export interface FourDegreesAccountSummary {
   actor: { type: string; id: string | null } | null;
   verifiedAt: number;
   updatedAt: number;
+  /** Which secret verifies the workspace's webhooks: its own, or the global one. Never the secret. */
+  webhookSecret: "workspace" | "global";
 }
 
 /** What a connector needs to call 4Degrees for an account. */
@@ -53,6 +61,7 @@ function summary(row: z.infer<typeof RowSchema>): FourDegreesAccountSummary {
     actor: row.actor_type ? { type: row.actor_type, id: row.actor_id } : null,
     verifiedAt: row.verified_at,
     updatedAt: row.updated_at,
+    webhookSecret: row.webhook_secret_enc === null ? "global" : "workspace",
   };
 }
 
@@ -121,6 +130,44 @@ export async function getFourDegreesAccount(db: D1Database, accountId: string): 
 export async function accountForWorkspace(db: D1Database, workspaceId: string): Promise<string | null> {
   const row = await db.prepare("SELECT account_id FROM fourdegrees_accounts WHERE workspace_id = ?").bind(workspaceId).first<{ account_id: string }>();
   return row?.account_id ?? null;
+}
+
+/**
+ * Sets (or, with null, clears) the webhook signing secret of an account's workspace, sealed with
+ * the active key. Resolves false when the account has no 4Degrees row (its workspace is unknown).
+ */
+export async function setFourDegreesWebhookSecret(
+  db: D1Database,
+  keys: readonly EncryptionKey[],
+  accountId: string,
+  secret: string | null,
+  now: number = Date.now(),
+): Promise<boolean> {
+  const sealed = secret === null ? null : await encryptSecret(keys, secret, webhookAad(accountId));
+  const res = await db
+    .prepare("UPDATE fourdegrees_accounts SET webhook_secret_enc = ?, updated_at = ? WHERE account_id = ?")
+    .bind(sealed, now, accountId)
+    .run();
+  return res.meta.changes > 0;
+}
+
+/**
+ * The webhook signing secret of a workspace (decrypted), or null when the workspace is unknown or
+ * has none (then the global secret applies).
+ */
+export async function webhookSecretForWorkspace(
+  db: D1Database,
+  keys: readonly EncryptionKey[],
+  workspaceId: string,
+): Promise<string | null> {
+  const row = await db
+    .prepare("SELECT account_id, webhook_secret_enc FROM fourdegrees_accounts WHERE workspace_id = ?")
+    .bind(workspaceId)
+    .first();
+  if (row === null) return null;
+  const parsed = z.object({ account_id: z.string(), webhook_secret_enc: z.string().nullable() }).parse(row);
+  const sealed = parsed.webhook_secret_enc;
+  return sealed === null ? null : decryptSecret(keys, sealed, webhookAad(parsed.account_id));
 }
 
 /** Removes an account's key; resolves whether there was one. */

@@ -1,4 +1,4 @@
-/** Binding probes for `GET /healthz`: each answers ok or the reason it cannot be reached. */
+/** Binding probes for `GET /api/health`: each answers ok or the reason it cannot be reached. */
 export interface ProbeResult {
   ok: boolean;
   detail?: string;

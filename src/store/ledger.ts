@@ -27,6 +27,8 @@ export interface LedgerEntry extends LedgerKey {
   attempts: number;
   /** The request the first attempt sent (parsed JSON), for a retry to re-send unchanged; null when none was recorded. */
   request: unknown;
+  /** When the first attempt began (epoch ms). */
+  createdAt: number;
 }
 
 const Row = z.object({
@@ -39,6 +41,7 @@ const Row = z.object({
   target_id: z.string().nullable(),
   attempts: z.number(),
   request_json: z.string().nullish(),
+  created_at: z.number(),
 });
 
 function toEntry(raw: unknown): LedgerEntry {
@@ -53,6 +56,7 @@ function toEntry(raw: unknown): LedgerEntry {
     targetId: r.target_id,
     attempts: r.attempts,
     request: r.request_json ? JSON.parse(r.request_json) : null,
+    createdAt: r.created_at,
   };
 }
 
@@ -75,7 +79,11 @@ export async function beginWrite(db: D1Database, key: LedgerKey, operation: stri
     )
     .bind(key.accountId, key.targetSide, key.sourceRecord, key.changeHash, operation, now, now, requestJson)
     .run();
-  if (inserted.meta.changes > 0) return { fresh: true, entry: { ...key, operation, state: "pending", targetId: null, attempts: 1, request: request ?? null } };
+  if (inserted.meta.changes > 0) {
+    const entry: LedgerEntry = { ...key, operation, state: "pending", targetId: null, attempts: 1, createdAt: now,
+      request: request ?? null };
+    return { fresh: true, entry };
+  }
   const row = await db
     .prepare("UPDATE write_ledger SET attempts = attempts + 1, updated_at = ? WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ? RETURNING *")
     .bind(now, key.accountId, key.targetSide, key.sourceRecord, key.changeHash)
@@ -106,12 +114,6 @@ export async function getWrite(db: D1Database, key: LedgerKey): Promise<LedgerEn
     .bind(key.accountId, key.targetSide, key.sourceRecord, key.changeHash)
     .first();
   return row ? toEntry(row) : null;
-}
-
-/** Forgets ledger rows older than `before` (epoch ms): the 4Degrees idempotency window is 24 h. */
-export async function pruneLedger(db: D1Database, before: number): Promise<number> {
-  const res = await db.prepare("DELETE FROM write_ledger WHERE created_at < ? AND state != 'pending'").bind(before).run();
-  return res.meta.changes;
 }
 
 /** Counts ledger rows by state for an account (tests and the console). */

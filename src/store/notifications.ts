@@ -199,10 +199,22 @@ export async function getDelivery(db: D1Database, ruleId: string, changeKey: str
   return raw === null ? null : toDelivery(raw);
 }
 
-/** Records one delivery attempt's outcome. */
+/**
+ * Leases a queued delivery for one attempt until `now + leaseMs`: true for the one caller that got
+ * it, false while another attempt holds it (or once it is no longer queued). Atomic in D1.
+ */
+export async function leaseAttempt(db: D1Database, ruleId: string, changeKey: string, leaseMs: number, now: number = Date.now()): Promise<boolean> {
+  const res = await db
+    .prepare("UPDATE notification_deliveries SET lease_until = ? WHERE rule_id = ? AND change_key = ? AND state = 'queued' AND (lease_until IS NULL OR lease_until <= ?)")
+    .bind(now + leaseMs, ruleId, changeKey, now)
+    .run();
+  return res.meta.changes > 0;
+}
+
+/** Records one delivery attempt's outcome (and ends its lease). */
 export async function recordAttempt(db: D1Database, ruleId: string, changeKey: string, outcome: { state: DeliveryState; status: number | null; error: string | null }, now: number = Date.now()): Promise<void> {
   await db
-    .prepare("UPDATE notification_deliveries SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?, updated_at = ? WHERE rule_id = ? AND change_key = ?")
+    .prepare("UPDATE notification_deliveries SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?, updated_at = ?, lease_until = NULL WHERE rule_id = ? AND change_key = ?")
     .bind(outcome.state, outcome.status, outcome.error, now, ruleId, changeKey)
     .run();
 }

@@ -55,6 +55,15 @@ export async function claimDeliveries(db: D1Database, claims: readonly Claim[]):
   return claims.map((c, i) => fresh[i] === true || ownerOf.get(`${c.receipt.provider}:${c.receipt.webhookId}`) === c.messageId);
 }
 
+/**
+ * Gives up a delivery's claim: its message will not be processed (dead-lettered, or replayed from
+ * a recorded failure), so the provider's re-send or the replay must claim it afresh instead of
+ * being dropped as a duplicate.
+ */
+export async function releaseReceipt(db: D1Database, provider: Receipt["provider"], webhookId: string): Promise<void> {
+  await db.prepare("DELETE FROM webhook_receipts WHERE provider = ? AND webhook_id = ?").bind(provider, webhookId).run();
+}
+
 /** Deletes receipts older than `before` (epoch ms); returns how many went. Called from the cron. */
 export async function pruneReceipts(db: D1Database, before: number): Promise<number> {
   const result = await db.prepare("DELETE FROM webhook_receipts WHERE received_at < ?").bind(before).run();

@@ -23,10 +23,10 @@ import type { Logger } from "../lib/log.ts";
 import { ConflictPolicySchema, createAccount, DeletePolicySchema, getAccount, saveMapping, updateAccount, type Account } from "../store/accounts.ts";
 import { getBackfill, type BackfillRun } from "../store/backfill-runs.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
-import { beginBackfill } from "./backfill.ts";
+import { beginBackfill } from "./jobs/backfill.ts";
 import { liveConnectors } from "./connectors.ts";
-import { liveJobDeps } from "./jobs.ts";
-import { MappingSchema, mappingIssues, validateMappingLive, type Mapping } from "./mapping-config.ts";
+import { liveJobDeps } from "./jobs/deps.ts";
+import { MappingSchema, mappingIssues, validateMappingLive, type Mapping } from "../domain/mapping-config.ts";
 import { loadLiveStructure, suggestedMapping } from "./structure.ts";
 
 export const BootstrapBody = z
@@ -59,7 +59,7 @@ export async function bootstrapAccount(env: Env, config: Config, input: Bootstra
   const locationId = input.highlevel.locationId;
 
   if (input.highlevel.privateIntegrationToken) {
-    await savePrivateIntegrationConnection(env, config, { locationId, token: input.highlevel.privateIntegrationToken });
+    await savePrivateIntegrationConnection(env, { locationId, token: input.highlevel.privateIntegrationToken });
   } else if (!(await getConnection(env.DB, locationConnectionId(locationId)))) {
     throw new AppError("bad_request", `HighLevel location ${locationId} is not connected: install the app (GET /oauth/install) or pass highlevel.privateIntegrationToken`);
   }

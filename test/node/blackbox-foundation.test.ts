@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSandbox, type StartedSandbox } from "../../sandbox/server.ts";
+import { localAdminToken } from "../../scripts/lib/demo.ts";
 import { applyLocalMigrations, freePort, startWorker, type RunningWorker } from "../../scripts/lib/processes.ts";
 
 let sandbox: StartedSandbox;
@@ -27,8 +28,12 @@ afterAll(async () => {
 });
 
 describe("the Worker on its local runtime", () => {
-  it("happy: /healthz reaches D1 (migrated), KV, both queues and the gate", async () => {
-    const res = await fetch(`${worker.url}/healthz`);
+  it("happy: /healthz answers anyone; /api/health reaches D1 (migrated), KV, both queues and the gate", async () => {
+    const cheap = await fetch(`${worker.url}/healthz`);
+    expect(cheap.status).toBe(200);
+    expect(await cheap.json()).toMatchObject({ ok: true, version: expect.any(String) });
+    expect((await fetch(`${worker.url}/api/health`)).status).toBe(401);
+    const res = await fetch(`${worker.url}/api/health`, { headers: { authorization: `Bearer ${localAdminToken()}` } });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { ok: boolean; bindings: Record<string, { ok: boolean; detail?: string }>; providers: Record<string, string> };
     expect(body.ok).toBe(true);

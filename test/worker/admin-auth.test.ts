@@ -149,6 +149,34 @@ describe("admin API protection with Cloudflare Access", () => {
     expect((await res.json<{ error: { code: string } }>()).error.code).toBe("unauthorized");
   });
 
+  it("security: with the CF_Authorization cookie, a state-changing request needs this site's Origin", async () => {
+    const token = await sign(claims(), privateJwk, "RS256");
+    // What Access forwards for a browser: the JWT header and the cookie it came from.
+    const service = { "cf-access-jwt-assertion": token, "content-type": "application/json" };
+    const browser = { ...service, cookie: `CF_Authorization=${token}` };
+    const rules = "http://worker.test/api/notifications";
+    const post = async (url: string, headers: Record<string, string>) => {
+      const ctx = createExecutionContext();
+      const res = await app.fetch(new Request(url, { method: "POST", headers, body: "{}" }), accessEnv, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    const cross = await post(rules, { ...browser, origin: "https://evil.example" });
+    expect(cross.status).toBe(403);
+    expect((await cross.json<{ error: { code: string; message: string } }>()).error.message).toContain("Origin");
+    expect((await post(rules, browser)).status).toBe(403);
+    expect((await post(rules, { ...browser, origin: "null" })).status).toBe(403);
+    expect((await post(rules, { ...browser, "sec-fetch-site": "cross-site" })).status).toBe(403);
+    // Past the guard and Access: the empty rule is the handler's own 400.
+    expect((await post(rules, { ...browser, origin: "http://worker.test" })).status).toBe(400);
+    expect((await post(rules, { ...browser, "sec-fetch-site": "same-origin" })).status).toBe(400);
+    // The request's own origin also passes when it differs from PUBLIC_URL (a second hostname).
+    const second = "https://sync.internal.test";
+    expect((await post(`${second}/api/notifications`, { ...browser, origin: second })).status).toBe(400);
+    // A service token (no cookie) is not a browser: no Origin needed.
+    expect((await post(rules, service)).status).toBe(400);
+  });
+
   it("security: a token signed by another key under the team's kid → 401", async () => {
     const token = await sign(claims(), rogueJwk, "RS256");
     expect((await callWithAccess("/api/notifications", token)).status).toBe(401);

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.ts";
+import { ConfigError, EXAMPLE_ADMIN_TOKEN, isLocalPublicUrl, loadConfig } from "../../src/config.ts";
+import devVarsExample from "../../.dev.vars.example?raw";
 
 describe("loadConfig", () => {
   it("happy: parses the test bindings once into a typed Config", () => {
@@ -17,6 +18,21 @@ describe("loadConfig", () => {
     expect(() => loadConfig(broken)).toThrow(/HIGHLEVEL_CLIENT_SECRET/);
   });
 
+  it("security: HIGHLEVEL_APP_ID is required (missing, empty or malformed is a ConfigError naming it)", () => {
+    for (const value of [undefined, "", "not an id!"]) {
+      const broken = { ...env, HIGHLEVEL_APP_ID: value } as unknown as Env;
+      expect(() => loadConfig(broken), String(value)).toThrow(ConfigError);
+      expect(() => loadConfig(broken), String(value)).toThrow(/HIGHLEVEL_APP_ID/);
+    }
+    expect(loadConfig(env).HIGHLEVEL_APP_ID).toBe("6650f1e2a3b4c5d6e7f80912");
+  });
+
+  it("security: the legacy RSA signature is off unless HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE is \"true\"", () => {
+    expect(loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: undefined } as unknown as Env).HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE).toBe(false);
+    expect(loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: "true" } as unknown as Env).HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE).toBe(true);
+    expect(() => loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: "yes" } as unknown as Env)).toThrow(/HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE/);
+  });
+
   it("error: a malformed encryption key says what shape it wants", () => {
     const broken = { ...env, TOKEN_ENCRYPTION_KEY: "not-a-key" } as unknown as Env;
     expect(() => loadConfig(broken)).toThrow(/kid:<base64/);
@@ -31,5 +47,34 @@ describe("loadConfig: webhook keys", () => {
   it("error: a non-PEM key is named", () => {
     const broken = { ...env, HIGHLEVEL_WEBHOOK_PUBLIC_KEY: "abc" } as unknown as Env;
     expect(() => loadConfig(broken)).toThrow(/HIGHLEVEL_WEBHOOK_PUBLIC_KEY/);
+  });
+});
+
+describe("loadConfig: the example admin token", () => {
+  const example = { ...env, ADMIN_TOKEN: EXAMPLE_ADMIN_TOKEN };
+
+  it("security: the token of .dev.vars.example is refused for a deployed PUBLIC_URL, naming ADMIN_TOKEN", () => {
+    const deployed = { ...example, PUBLIC_URL: "https://sync.example.com" };
+    expect(() => loadConfig(deployed)).toThrow(ConfigError);
+    try {
+      loadConfig(deployed);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      if (err instanceof ConfigError) {
+        expect(err.settings).toEqual(["ADMIN_TOKEN"]);
+        expect(err.message).toContain(".dev.vars.example");
+      }
+    }
+  });
+
+  it("happy: it is accepted for local dev (PUBLIC_URL on localhost or 127.0.0.1)", () => {
+    for (const url of ["http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:8787"])
+      expect(loadConfig({ ...example, PUBLIC_URL: url }).ADMIN_TOKEN, url).toBe(EXAMPLE_ADMIN_TOKEN);
+    expect(isLocalPublicUrl("https://127.0.0.1.example.com")).toBe(false);
+    expect(isLocalPublicUrl("https://localhost.example.com")).toBe(false);
+  });
+
+  it("happy: EXAMPLE_ADMIN_TOKEN is the value .dev.vars.example ships", () => {
+    expect(devVarsExample).toContain(`\nADMIN_TOKEN=${EXAMPLE_ADMIN_TOKEN}\n`);
   });
 });

@@ -19,6 +19,7 @@
 import Papa from "papaparse";
 import type { HighLevelClient } from "../../highlevel/client.ts";
 import type { SearchPage } from "../../highlevel/opportunities.ts";
+import { neutraliseFormula } from "./cells.ts";
 
 /** One opportunity, as much as the export needs. */
 export interface ExportOpportunity {
@@ -57,9 +58,6 @@ export interface ExportOptions {
   lostStage?: string | null;
 }
 
-/** Cells a spreadsheet would run as a formula get a leading `'` (CSV injection); negative numbers do not. */
-const FORMULA = /^(?:[=+@\t\r]|-(?!\d))/;
-
 function formatValue(value: number | null): string {
   if (value === null || !Number.isFinite(value)) return "";
   return value.toFixed(2);
@@ -90,22 +88,25 @@ export async function exportCsvStream(source: OpportunitySource, options: Export
     if ((o.status === "lost" || o.status === "abandoned") && options.lostStage) return options.lostStage;
     return (o.stageId && stageNames.get(o.stageId)) ?? "";
   };
+  // Only Value is numeric (formatValue writes a real number, negative ones included): it goes raw.
+  // Every text cell that a spreadsheet would evaluate gets a leading `'` (CSV injection).
+  const text = neutraliseFormula;
   const rowsOf = (opps: ExportOpportunity[]) =>
     opps.map((o) => [
-      dealName(o),
-      (o.pipelineId && pipelineNames.get(o.pipelineId)) ?? "",
-      stageName(o),
-      o.status,
-      (o.assignedTo && owners.get(o.assignedTo)) ?? "",
+      text(dealName(o)),
+      text((o.pipelineId && pipelineNames.get(o.pipelineId)) ?? ""),
+      text(stageName(o)),
+      text(o.status),
+      text((o.assignedTo && owners.get(o.assignedTo)) ?? ""),
       formatValue(o.monetaryValue),
-      o.monetaryValue === null ? "" : options.currency,
-      o.closeDate ?? "",
-      o.contactName ?? "",
-      o.contactEmail ?? "",
-      o.companyName ?? "",
-      o.id,
+      o.monetaryValue === null ? "" : text(options.currency),
+      text(o.closeDate ?? ""),
+      text(o.contactName ?? ""),
+      text(o.contactEmail ?? ""),
+      text(o.companyName ?? ""),
+      text(o.id),
     ]);
-  const unparse = (data: string[][]) => Papa.unparse(data, { delimiter: ",", newline: "\r\n", escapeFormulae: FORMULA, quotes: false }) + "\r\n";
+  const unparse = (data: string[][]) => Papa.unparse(data, { delimiter: ",", newline: "\r\n", escapeFormulae: false, quotes: false }) + "\r\n";
 
   let headerSent = false;
   return new ReadableStream<Uint8Array>({

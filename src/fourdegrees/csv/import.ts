@@ -9,18 +9,19 @@
  * Rows go to the queue before their hashes are recorded, so a failure in between re-sends (the
  * engine is idempotent per key + hash) instead of losing rows.
  */
-import type { QueueMessage } from "../../sync/messages.ts";
+import type { QueueMessage } from "../../queue/messages.ts";
 import { IMPORT_CHUNK, knownRowHashes, recordImportedRows, saveImportReport, type ImportReport } from "../../store/imports.ts";
-import { decodeCsvBytes, parseCsv } from "./parse.ts";
+import { parseCsv } from "./parse.ts";
 import { contentHash, resolveColumns, validateRow, type CsvField, type HeaderMap, type RowOptions, type ValidRow } from "./rows.ts";
 
-/** Where rows are sent (the `BULK_QUEUE` binding: rows are bulk work, src/sync/queues.ts). */
+/** Where rows are sent (the `BULK_QUEUE` binding: rows are bulk work, src/queue/queues.ts). */
 export type RowSink = Pick<Queue<QueueMessage>, "sendBatch">;
 
 export interface ImportInput {
   accountId: string;
   filename: string | null;
-  bytes: Uint8Array;
+  /** The file's text (src/fourdegrees/csv/parse.ts `readCsvText` reads it from the upload). */
+  text: string;
   map: HeaderMap;
   options: RowOptions;
   /** Force a delimiter instead of detecting it. */
@@ -47,7 +48,7 @@ const MESSAGE_BYTES = 120 * 1024;
 /** Runs one import. Throws `AppError` 400/413 for a file that cannot be read at all. */
 export async function importDealCsv(db: D1Database, sink: RowSink, input: ImportInput, now: () => number = Date.now): Promise<ImportResult> {
   const startedAt = now();
-  const parsed = parseCsv(decodeCsvBytes(input.bytes), input.delimiter === undefined ? {} : { delimiter: input.delimiter });
+  const parsed = parseCsv(input.text, input.delimiter === undefined ? {} : { delimiter: input.delimiter });
   const columns = resolveColumns(parsed.headers, input.map);
   const importId = crypto.randomUUID();
   const result: ImportResult = {

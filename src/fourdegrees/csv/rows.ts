@@ -4,7 +4,9 @@
  */
 import { z } from "zod";
 import { AppError } from "../../lib/errors.ts";
-import type { Deal, DealStatus, FieldValue, Money, PersonRef } from "../../sync/port.ts";
+import { cellExcerpt } from "./cells.ts";
+import type { Deal, DealStatus, FieldValue, PersonRef } from "../../domain/port.ts";
+import type { Money } from "../../domain/money.ts";
 
 /** The columns the importer understands. Anything else is kept as a custom field named by its header. */
 export const CSV_FIELDS = ["name", "pipeline", "stage", "status", "owner", "value", "currency", "closeDate", "contactEmail", "contactName", "notes", "tags", "fourDegreesId", "highLevelId"] as const;
@@ -138,7 +140,7 @@ export function parseMoney(cell: string, currencyCell: string, defaultCurrency: 
     negative = !negative;
     text = text.slice(1);
   }
-  if (!/^[0-9.,]+$/.test(text) || !/[0-9]/.test(text)) return `"${cell}" is not an amount`;
+  if (!/^[0-9.,]+$/.test(text) || !/[0-9]/.test(text)) return `"${cellExcerpt(cell)}" is not an amount`;
   const lastDot = text.lastIndexOf(".");
   const lastComma = text.lastIndexOf(",");
   let decimalSep: string | null = null;
@@ -159,16 +161,16 @@ export function parseMoney(cell: string, currencyCell: string, defaultCurrency: 
     fraction = text.slice(i + 1);
   }
   whole = whole.replace(/[.,]/g, "");
-  if (!/^\d*$/.test(fraction) || (whole === "" && fraction === "")) return `"${cell}" is not an amount`;
+  if (!/^\d*$/.test(fraction) || (whole === "" && fraction === "")) return `"${cellExcerpt(cell)}" is not an amount`;
   const cur = currency ?? defaultCurrency;
-  if (!/^[A-Z]{3}$/.test(cur)) return `currency "${cur}" is not an ISO 4217 code`;
+  if (!/^[A-Z]{3}$/.test(cur)) return `currency "${cellExcerpt(cur)}" is not an ISO 4217 code`;
   const digits = ZERO_DECIMAL.has(cur) ? 0 : 2;
   if (fraction.length > digits) {
     if (/^0*$/.test(fraction.slice(digits))) fraction = fraction.slice(0, digits);
-    else return `"${cell}" has more than ${digits} decimal places`;
+    else return `"${cellExcerpt(cell)}" has more than ${digits} decimal places`;
   }
   const minor = Number((whole || "0") + fraction.padEnd(digits, "0"));
-  if (!Number.isSafeInteger(minor)) return `"${cell}" is too large`;
+  if (!Number.isSafeInteger(minor)) return `"${cellExcerpt(cell)}" is too large`;
   return { amountMinor: negative ? -minor : minor, currency: cur };
 }
 
@@ -224,17 +226,17 @@ export function validateRow(record: { line: number; fields: string[] }, columns:
   let expectedCloseDate: string | null = null;
   if (cell("closeDate") !== "") {
     expectedCloseDate = parseDate(cell("closeDate"), options.dateOrder);
-    if (expectedCloseDate === null) return fail(`Close date "${cell("closeDate")}" is not a date (use YYYY-MM-DD)`);
+    if (expectedCloseDate === null) return fail(`Close date "${cellExcerpt(cell("closeDate"))}" is not a date (use YYYY-MM-DD)`);
   }
 
   let status: DealStatus | null = null;
   if (cell("status") !== "") {
     status = STATUSES[cell("status").toLowerCase()] ?? null;
-    if (status === null) return fail(`Status "${cell("status")}" is not open, won, lost or abandoned`);
+    if (status === null) return fail(`Status "${cellExcerpt(cell("status"))}" is not open, won, lost or abandoned`);
   }
 
   const emails = splitList(cell("contactEmail"));
-  for (const email of emails) if (!EMAIL.safeParse(email).success) return fail(`Contact email "${email}" is not an email address`);
+  for (const email of emails) if (!EMAIL.safeParse(email).success) return fail(`Contact email "${cellExcerpt(email)}" is not an email address`);
   const contactName = cell("contactName") || null;
   const contacts: PersonRef[] = emails.map((email, i) => ({ id: null, email: email.toLowerCase(), name: i === 0 ? contactName : null }));
   if (contacts.length === 0 && contactName) contacts.push({ id: null, email: null, name: contactName });
@@ -243,15 +245,15 @@ export function validateRow(record: { line: number; fields: string[] }, columns:
   let owner: PersonRef | null = null;
   if (ownerCell !== "") {
     if (ownerCell.includes("@")) {
-      if (!EMAIL.safeParse(ownerCell).success) return fail(`Owner "${ownerCell}" is not an email address`);
+      if (!EMAIL.safeParse(ownerCell).success) return fail(`Owner "${cellExcerpt(ownerCell)}" is not an email address`);
       owner = { id: null, email: ownerCell.toLowerCase(), name: null };
     } else owner = { id: null, email: null, name: ownerCell };
   }
 
   const fourDegreesId = cell("fourDegreesId") || null;
-  if (fourDegreesId !== null && !ID.test(fourDegreesId)) return fail(`4Degrees ID "${fourDegreesId}" is not an id`);
+  if (fourDegreesId !== null && !ID.test(fourDegreesId)) return fail(`4Degrees ID "${cellExcerpt(fourDegreesId)}" is not an id`);
   const highlevelOpportunityId = cell("highLevelId") || null;
-  if (highlevelOpportunityId !== null && !ID.test(highlevelOpportunityId)) return fail(`HighLevel ID "${highlevelOpportunityId}" is not an id`);
+  if (highlevelOpportunityId !== null && !ID.test(highlevelOpportunityId)) return fail(`HighLevel ID "${cellExcerpt(highlevelOpportunityId)}" is not an id`);
 
   const note = cell("notes") || null;
   if (note !== null && note.length > MAX_NOTE_CHARS) return fail(`Notes are longer than ${MAX_NOTE_CHARS} characters`);

@@ -1,15 +1,17 @@
 /**
- * Browser tests of the operator console: Debian's Chromium (playwright-core) against the Worker
+ * Browser tests of the operator console: Chromium (playwright-core; whichever test/node/browser/chromium.ts
+ * finds: CHROMIUM_PATH, a system one, or the packaged @sparticuz/chromium) against the Worker
  * under `wrangler dev` and the sandbox over real HTTP, fresh state in a temp directory. Saves a
  * screenshot of each page under test-output/screenshots/ for reviewers.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
+import { launchChromium } from "./chromium.ts";
 import { applyLocalMigrations, ensureDevVars, freePort, ROOT, startWorker, type RunningWorker } from "../../../scripts/lib/processes.ts";
 
 const SHOTS = resolve(ROOT, "test-output/screenshots");
@@ -37,11 +39,12 @@ beforeAll(async () => {
   ensureDevVars();
   adminToken = devVar("ADMIN_TOKEN");
   fourDegreesKey = devVar("FOURDEGREES_API_KEY");
+  // First, so a machine with no usable Chromium fails before the Worker is started.
+  browser = await launchChromium();
   state = mkdtempSync(join(tmpdir(), "fdghl-browser-"));
   await applyLocalMigrations(state);
   sandbox = await startSandbox({ port: 0, seedDemo: true });
   worker = await startWorker({ port: await freePort(), sandboxUrl: sandbox.url, persistTo: state });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"] });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 }, 180_000);
 

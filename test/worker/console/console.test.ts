@@ -1,12 +1,14 @@
 /**
- * The operator console: login (session cookie), protection of every page and form (no session →
- * login redirect / 401; CSRF-less POST refused), secure headers, and pages rendering real data
- * from D1 and the gate (or saying plainly that there is none).
+ * The operator console: login (session cookie, recorded server-side so logout revokes it; failed
+ * attempts throttled per client), protection of every page and form (no session → login redirect
+ * / 401; CSRF-less POST refused), secure headers, and pages rendering real data from D1 and the
+ * gate (or saying plainly that there is none).
  */
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { consoleApp } from "../../../src/console/app.tsx";
-import { createSessionValue, verifySessionValue } from "../../../src/console/session.ts";
+import { consoleApp } from "../../../src/http/console/app.tsx";
+import { createSessionValue, newSessionId, sessionIdOf } from "../../../src/http/console/session.ts";
+import { LOGIN_WINDOW_MS, countLoginAttempt, insertConsoleSession } from "../../../src/store/console-auth.ts";
 import { gateFor, HIGHLEVEL_LIMITS, type GateUsage } from "../../../src/gate/client.ts";
 import { createAccount, getAccount } from "../../../src/store/accounts.ts";
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
@@ -23,7 +25,7 @@ async function login(): Promise<string> {
   expect(res.status).toBe(303);
   expect(res.headers.get("location")).toBe("/console/activity");
   const set = res.headers.get("set-cookie") ?? "";
-  expect(set).toMatch(/^__Host-console_session=v1\.\d+\.[A-Za-z0-9_-]{43};/);
+  expect(set).toMatch(/^__Host-console_session=v2\.\d+\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43};/);
   expect(set).toMatch(/HttpOnly/);
   expect(set).toMatch(/Secure/);
   expect(set).toMatch(/SameSite=Strict/);
@@ -33,6 +35,16 @@ async function login(): Promise<string> {
 const get = (path: string, headers: Record<string, string> = { cookie }) => exports.default.fetch(`${BASE}${path}`, { redirect: "manual", headers });
 const post = (path: string, form: Record<string, string>, headers: Record<string, string> = { cookie, origin: BASE }) =>
   exports.default.fetch(`${BASE}${path}`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams(form) });
+
+/** A login attempt as Cloudflare forwards it from client address `ip`. */
+const loginFrom = (ip: string, token: string) =>
+  exports.default.fetch(`${BASE}/console/login`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": ip },
+    body: new URLSearchParams({ token }),
+  });
+const WRONG = "wrong-token-0123456789";
 
 const pages = ["connections", "mapping", "activity", "problems", "backfill", "usage", "report", "notifications"];
 
@@ -57,11 +69,79 @@ describe("console", () => {
     const bad = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: "not-the-admin-token-at-all" }) });
     expect(bad.status).toBe(401);
     expect(bad.headers.get("set-cookie")).toBeNull();
-    const forged = await createSessionValue("some-other-admin-token-xyz");
+    const forged = await createSessionValue("some-other-admin-token-xyz", newSessionId());
     expect((await get("/console/activity", { cookie: `__Host-console_session=${forged}` })).status).toBe(303);
-    const expired = await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN, Date.now() - 9 * 3600_000);
-    expect(await verifySessionValue(TEST_BINDINGS.ADMIN_TOKEN, expired)).toBe(false);
+    const expiredId = newSessionId();
+    await insertConsoleSession(env.DB, expiredId, Date.now() + 3600_000);
+    const expired = await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN, expiredId, Date.now() - 9 * 3600_000);
+    expect(await sessionIdOf(TEST_BINDINGS.ADMIN_TOKEN, expired)).toBeNull();
     expect((await get("/console/activity", { cookie: `__Host-console_session=${expired}` })).status).toBe(303);
+  });
+
+  it("security: a correctly signed cookie whose session is not recorded server-side is refused", async () => {
+    const unrecorded = await createSessionValue(TEST_BINDINGS.ADMIN_TOKEN, newSessionId());
+    expect(await sessionIdOf(TEST_BINDINGS.ADMIN_TOKEN, unrecorded)).not.toBeNull();
+    expect((await get("/console/activity", { cookie: `__Host-console_session=${unrecorded}` })).status).toBe(303);
+  });
+
+  it("security: logout revokes the session server-side — a copy of the cookie stops working", async () => {
+    const mine = await login();
+    expect((await get("/console/activity", { cookie: mine })).status).toBe(200);
+    const out = await post("/console/logout", {}, { cookie: mine, origin: BASE });
+    expect(out.status).toBe(303);
+    expect(out.headers.get("set-cookie")).toMatch(/__Host-console_session=;/);
+    // The browser dropped its cookie; someone who copied it replays it.
+    const replay = await get("/console/activity", { cookie: mine });
+    expect(replay.status).toBe(303);
+    expect(replay.headers.get("location")).toContain("/console/login");
+    // Other sessions are untouched.
+    expect((await get("/console/activity")).status).toBe(200);
+  });
+
+  it("security: login throttle per client: 6th try in 15 min → 429 + Retry-After, right token or not", async () => {
+    const ip = "203.0.113.61";
+    const attempt = (token: string, from: string) => loginFrom(from, token);
+    for (let i = 0; i < 5; i++) expect((await attempt(WRONG, ip)).status, `attempt ${i + 1}`).toBe(401);
+    const blocked = await attempt(WRONG, ip);
+    expect(blocked.status).toBe(429);
+    const retryAfter = Number(blocked.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThan(14 * 60);
+    expect(retryAfter).toBeLessThanOrEqual(15 * 60);
+    expect(await blocked.text()).toContain("Too many sign-in attempts");
+    const right = await attempt(TEST_BINDINGS.ADMIN_TOKEN, ip);
+    expect(right.status).toBe(429);
+    expect(right.headers.get("set-cookie")).toBeNull();
+    // Another client is not affected, and its success resets its own count.
+    const other = "198.51.100.62";
+    for (let i = 0; i < 4; i++) expect((await attempt(WRONG, other)).status).toBe(401);
+    expect((await attempt(TEST_BINDINGS.ADMIN_TOKEN, other)).status).toBe(303);
+    for (let i = 0; i < 5; i++) expect((await attempt(WRONG, other)).status).toBe(401);
+  });
+
+  it("security: IPv6 clients are throttled by /64, so rotating addresses within it does not help", async () => {
+    const prefix = "2001:db8:61:7";
+    const attempt = (from: string) => loginFrom(from, WRONG);
+    for (let i = 1; i <= 5; i++) expect((await attempt(`${prefix}::${i}`)).status).toBe(401);
+    expect((await attempt(`${prefix}:0:0:0:beef`)).status).toBe(429);
+  });
+
+  it("security: the throttle table stays bounded — finished windows are pruned as attempts come in", async () => {
+    const now = Date.now();
+    for (let i = 0; i < 30; i++) await countLoginAttempt(env.DB, `v4:192.0.2.${i}`, now - LOGIN_WINDOW_MS - 60_000);
+    const stale = async () => {
+      const sql = "SELECT COUNT(*) AS n FROM console_login_attempts WHERE window_start <= ?";
+      return (await env.DB.prepare(sql).bind(now - LOGIN_WINDOW_MS).first<{ n: number }>())?.n ?? 0;
+    };
+    expect(await stale()).toBeGreaterThanOrEqual(30);
+    await countLoginAttempt(env.DB, "v4:192.0.2.250", now);
+    expect(await stale()).toBe(0);
+    // Expired sessions go the same way at the next login.
+    await insertConsoleSession(env.DB, newSessionId(), now - 1000, now - 9 * 3600_000);
+    await login();
+    const expiredSessions = await env.DB.prepare("SELECT COUNT(*) AS n FROM console_sessions WHERE expires_at <= ?")
+      .bind(Date.now())
+      .first<{ n: number }>();
+    expect(expiredSessions?.n).toBe(0);
   });
 
   it("security: a POST without a same-site Origin is refused (CSRF), even with a valid session", async () => {
@@ -71,6 +151,10 @@ describe("console", () => {
     expect(none.status).toBe(403);
     const login = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", headers: { origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
     expect(login.status).toBe(403);
+    // PUBLIC_URL's origin is this site too, even when the request arrived under another one.
+    const publicOrigin = { cookie, origin: TEST_BINDINGS.PUBLIC_URL };
+    const viaPublicUrl = await post("/console/problems/replay-all", { account: "con-acc" }, publicOrigin);
+    expect(viaPublicUrl.status).toBe(303);
   });
 
   it("happy: pages send a script-free CSP and frame protection", async () => {

@@ -4,7 +4,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
-import { accountForWorkspace, credentialsFor } from "../../../src/store/fourdegrees-accounts.ts";
+import { accountForWorkspace, credentialsFor, webhookSecretForWorkspace } from "../../../src/store/fourdegrees-accounts.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork } from "../helpers/network.ts";
 
@@ -129,5 +129,41 @@ describe("/api/accounts/{id}/fourdegrees", () => {
     expect((await exports.default.fetch("http://worker.test/api/accounts/acc-alpha/fourdegrees", { method: "DELETE", headers: ADMIN })).status).toBe(404);
     expect(await credentialsFor(env.DB, keys(), "acc-alpha", "4d_secret_key")).toEqual({ accountId: "acc-alpha", apiKey: "4d_secret_key", workspaceId: null, source: "secret" });
     await expect(credentialsFor(env.DB, keys(), "acc-alpha", undefined)).rejects.toThrow(/has no 4Degrees API key/);
+  });
+
+  it("security: a workspace's own webhook secret is set through the admin API, validated, stored encrypted, never answered, and cleared back to the global one", async () => {
+    const secretUrl = "http://worker.test/api/accounts/acc-hooks/fourdegrees/webhook-secret";
+    const putSecret = (body: unknown, headers: Record<string, string> = ADMIN) =>
+      exports.default.fetch(secretUrl, { method: "PUT", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const SECRET = "whsec_aG9va3Mtd29ya3NwYWNlLXNlY3JldC0wMTIzNDU2Nzg5";
+    expect((await putSecret({ secret: SECRET }, { authorization: "Bearer nope" })).status).toBe(401);
+    // No stored key yet: the workspace is unknown.
+    const early = await putSecret({ secret: SECRET });
+    expect(early.status).toBe(404);
+    expect((await early.json<{ error: { message: string } }>()).error.message).toMatch(/PUT \/api\/accounts\/acc-hooks\/fourdegrees first/);
+    expect((await put("acc-hooks", { apiKey: "4d_live_key_gamma_9999" })).status).toBe(200);
+    for (const bad of [{ secret: "not-a-secret" }, { secret: "whsec_c2hvcnQ=" }, { secret: SECRET, extra: 1 }, {}]) {
+      const res = await putSecret(bad);
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+      expect(JSON.stringify(await res.json())).toMatch(/secret|body must be/);
+    }
+    const set = await putSecret({ secret: SECRET });
+    expect(set.status).toBe(200);
+    const text = await set.text();
+    expect(JSON.parse(text)).toMatchObject({ account: { accountId: "acc-hooks", workspaceId: "ws_gamma", webhookSecret: "workspace" } });
+    expect(text).not.toContain(SECRET.slice(6));
+    const get = await exports.default.fetch("http://worker.test/api/accounts/acc-hooks/fourdegrees", { headers: ADMIN });
+    const getText = await get.text();
+    expect(JSON.parse(getText)).toMatchObject({ account: { webhookSecret: "workspace" } });
+    expect(getText).not.toContain(SECRET.slice(6));
+    const row = await env.DB.prepare("SELECT webhook_secret_enc FROM fourdegrees_accounts WHERE account_id = 'acc-hooks'").first<{ webhook_secret_enc: string }>();
+    expect(row?.webhook_secret_enc).toMatch(/^v1\.k1\./);
+    expect(await webhookSecretForWorkspace(env.DB, keys(), "ws_gamma")).toBe(SECRET);
+    // Re-pairing with a rotated API key keeps the webhook secret.
+    expect((await put("acc-hooks", { apiKey: "4d_live_key_gamma_9999" })).status).toBe(200);
+    expect(await webhookSecretForWorkspace(env.DB, keys(), "ws_gamma")).toBe(SECRET);
+    const cleared = await exports.default.fetch(secretUrl, { method: "DELETE", headers: ADMIN });
+    expect(await cleared.json()).toMatchObject({ account: { webhookSecret: "global" } });
+    expect(await webhookSecretForWorkspace(env.DB, keys(), "ws_gamma")).toBeNull();
   });
 });

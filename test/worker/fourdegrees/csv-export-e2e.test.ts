@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { createSandbox } from "../../../sandbox/index.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
+import { beginInstall } from "../helpers/install.ts";
 import { useNetwork } from "../helpers/network.ts";
 
 const sb = createSandbox({ webhookMode: "manual" });
@@ -33,8 +34,7 @@ let fd: FdDemo;
 
 /** Connects a HighLevel location the way an operator does: the Worker's install link, the sandbox's choose-location page, the callback. */
 async function connectThroughOAuth(locationId: string): Promise<void> {
-  const install = await exports.default.fetch("http://worker.test/oauth/install", { redirect: "manual" });
-  const authorize = install.headers.get("location") ?? "";
+  const { authorize, cookie } = await beginInstall();
   const page = await (await fetch(authorize)).text();
   const requestId = /name="request_id" value="([^"]+)"/.exec(page)?.[1];
   expect(requestId, "the choose-location page carries a request id").toBeDefined();
@@ -46,7 +46,7 @@ async function connectThroughOAuth(locationId: string): Promise<void> {
     redirect: "manual",
   });
   expect(chosen.status).toBe(302);
-  const done = await fetch(chosen.headers.get("location") ?? "");
+  const done = await fetch(chosen.headers.get("location") ?? "", { headers: { cookie } });
   expect(done.status).toBe(200);
   expect((await getConnection(env.DB, locationConnectionId(locationId)))?.status).toBe("active");
 }

@@ -6,10 +6,10 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import Papa from "papaparse";
 import { closeDateOf, exportCsvStream, type ExportOpportunity, type OpportunitySource } from "../../../src/fourdegrees/csv/export.ts";
-import { parseCsv, decodeCsvBytes } from "../../../src/fourdegrees/csv/parse.ts";
+import { parseCsv, decodeCsvBytes, MAX_CSV_BYTES } from "../../../src/fourdegrees/csv/parse.ts";
 import { parseDate, parseMoney, resolveColumns } from "../../../src/fourdegrees/csv/rows.ts";
 import { createApp } from "../../../src/http/app.ts";
-import { QueueMessageSchema, type QueueMessage } from "../../../src/sync/messages.ts";
+import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 
 const app = createApp();
@@ -207,6 +207,66 @@ describe("POST /api/import/4degrees", () => {
     expect(q.sent).toHaveLength(0);
   });
 
+  it("security: a per-row reason quotes a short, formula-neutralised excerpt of the cell, never the whole cell", async () => {
+    await createAccount("csv-inject-acc");
+    const q = recorder();
+    const long = `=HYPERLINK("https://evil.test/${"x".repeat(5_000)}","open")`;
+    const file = Papa.unparse([["Deal Name", "Value", "Status", "Owner", "Close Date"], ["A", '-1+HYPERLINK("https://evil.test")', "open", "", ""], ["B", "", long, "", ""], ["C", "", "open", "@SUM(1+1)", ""], ["D", "", "open", "", "\uFF1D1+1"]]);
+    const report = await (await q.call(upload("csv-inject-acc", file))).json<Report>();
+    expect(report.skipped).toHaveLength(4);
+    const [value, status, owner, date] = report.skipped.map((s) => s.reason);
+    expect(value).toBe(`Value: "'-1+HYPERLINK("https://evil.test")" is not an amount`);
+    expect(status).toMatch(/^Status "'=HYPERLINK\("https:\/\/evil\.test\/x+…" is not open, won, lost or abandoned$/);
+    expect(status!.length).toBeLessThan(120);
+    expect(owner).toBe(`Owner "'@SUM(1+1)" is not an email address`);
+    expect(date).toBe(`Close date "'\uFF1D1+1" is not a date (use YYYY-MM-DD)`);
+    expect(q.sent).toHaveLength(0);
+  });
+
+  it("security: a file over the 10 MiB cap is refused with a 413 naming the cap, whether or not it declares its length", async () => {
+    await createAccount("csv-cap-acc");
+    const q = recorder();
+    const row = `"Deal, Inc.",Sourced,${"x".repeat(100)}\n`;
+    const big = `Deal Name,Stage,Notes\n${row.repeat(Math.ceil((MAX_CSV_BYTES + 1) / row.length))}`;
+    expect(MAX_CSV_BYTES).toBe(10 * 1024 * 1024);
+    const sized = await q.call(upload("csv-cap-acc", big));
+    expect(sized.status).toBe(413);
+    expect((await sized.json<{ error: { message: string } }>()).error.message).toMatch(/larger than 10 MiB \(10485760 bytes\)/);
+    // Streamed without a Content-Length: cut off once the count passes the cap.
+    const bytes = new TextEncoder().encode(big);
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled >= bytes.length) return controller.close();
+        controller.enqueue(bytes.subarray(pulled, pulled + 64 * 1024));
+        pulled += 64 * 1024;
+      },
+    });
+    const streamed = await q.call(new Request("http://worker.test/api/import/4degrees?account=csv-cap-acc", { method: "POST", headers: { ...AUTH, "content-type": "text/csv" }, body, duplex: "half" } as RequestInit));
+    expect(streamed.status).toBe(413);
+    const form = new FormData();
+    form.set("file", new File([big], "big.csv", { type: "text/csv" }));
+    expect((await q.call(new Request("http://worker.test/api/import/4degrees?account=csv-cap-acc", { method: "POST", headers: AUTH, body: form }))).status).toBe(413);
+    expect(q.sent).toHaveLength(0);
+    // Just under the cap still imports.
+    const fits = `Deal Name,Stage,Notes\n${row.repeat(Math.floor((MAX_CSV_BYTES - 100) / row.length))}`;
+    expect((await q.call(upload("csv-cap-acc", fits))).status).toBe(200);
+  });
+
+  it("security: the stored report keeps short reasons, not the rows' cells", async () => {
+    await createAccount("csv-reason-acc");
+    const q = recorder();
+    const huge = "n".repeat(20_000);
+    const file = Papa.unparse([["Deal Name", "Value", "Status"], ...Array.from({ length: 50 }, (_, i) => [`Deal ${i}`, huge, "open"])]);
+    const report = await (await q.call(upload("csv-reason-acc", file))).json<Report & { importId: string }>();
+    expect(report.skipped).toHaveLength(50);
+    const row = await env.DB.prepare("SELECT skipped_json FROM fourdegrees_imports WHERE id = ?").bind(report.importId).first<{ skipped_json: string }>();
+    const stored = JSON.parse(row!.skipped_json) as Array<{ line: number; reason: string }>;
+    expect(stored).toHaveLength(50);
+    for (const s of stored) expect(s.reason.length).toBeLessThan(100);
+    expect(row!.skipped_json.length).toBeLessThan(50 * 120);
+  });
+
   it("security: the import refuses a request without the admin token", async () => {
     const q = recorder();
     const res = await q.call(new Request("http://worker.test/api/import/4degrees?account=csv-acc", { method: "POST", headers: { "content-type": "text/csv" }, body: "Deal Name\nA" }));
@@ -255,6 +315,16 @@ describe("HighLevel → CSV export", () => {
       ["opp_2", "Due Diligence", null],
       ["opp_3", "Sourced", 300_150],
     ]);
+  });
+
+  it("security: every text cell a spreadsheet would evaluate is neutralised; only real numbers in Value go raw", async () => {
+    const evil = ["-1+HYPERLINK(\"https://evil.test\")", "+1", "@SUM(A1)", "\tx", "\rx", "\uFF1D1+1", "\uFF0B1", "\uFF0D1", "\uFF20x", "=1"];
+    const opps = evil.map((name, i) => opp(i + 1, { name, companyName: name, contactName: "-2", monetaryValue: -(i + 1) }));
+    const rows = Papa.parse<string[]>((await new Response(await exportCsvStream(source([opps]), { currency: "USD" })).text()).trim(), { newline: "\r\n" }).data.slice(1);
+    expect(rows.map((r) => r[0])).toEqual(evil.map((e) => `'${e}`));
+    expect(rows.map((r) => r[10])).toEqual(evil.map((e) => `'${e}`));
+    expect(rows.map((r) => r[8])).toEqual(evil.map(() => "'-2"));
+    expect(rows.map((r) => r[5])).toEqual(evil.map((_, i) => `-${i + 1}.00`));
   });
 
   it("happy: won/lost opportunities carry the list's won/lost stage names when given, else their HighLevel stage", async () => {

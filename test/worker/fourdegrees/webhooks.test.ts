@@ -1,17 +1,21 @@
 /**
  * `POST /webhooks/4degrees` and the Standard Webhooks verifier: signed deliveries are accepted and
- * enqueued without touching D1 (redeliveries of a `webhook-id` included); forged, stale, unsigned,
- * malformed and oversized ones are refused. Deduplication lives in the queue consumer: the captured
+ * enqueued without writing to D1 (redeliveries of a `webhook-id` included; the ingress only reads a
+ * workspace's own secret, cached); forged, stale, unsigned, malformed, oversized and too-deep ones
+ * are refused, and a workspace with its own secret accepts only that one. Deduplication lives in the queue consumer: the captured
  * messages go through the real `consumeBatch` (`runBatch`), which processes each delivery once.
  */
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../../../src/config.ts";
+import { forgetWorkspaceSecret } from "../../../src/http/webhooks-fourdegrees.ts";
+import { saveFourDegreesKey, setFourDegreesWebhookSecret } from "../../../src/store/fourdegrees-accounts.ts";
 import { FourDegreesConnector } from "../../../src/fourdegrees/connector.ts";
 import { FourDegreesClient, passThroughGate } from "../../../src/fourdegrees/client.ts";
 import { createWebhookVerifier, signWebhook } from "../../../src/fourdegrees/webhook.ts";
 import { createApp } from "../../../src/http/app.ts";
-import type { Handlers } from "../../../src/sync/consumer.ts";
-import { QueueMessageSchema } from "../../../src/sync/messages.ts";
+import type { Handlers } from "../../../src/queue/consumer.ts";
+import { QueueMessageSchema } from "../../../src/queue/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import stageChanged from "../../fixtures/fourdegrees/deal-stage-changed.json";
 import noteCreated from "../../fixtures/fourdegrees/note-created.json";
@@ -20,12 +24,17 @@ import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 const SECRET = TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET;
 const app = createApp();
 
-/** The app with a recording (or failing) queue in place of SYNC_QUEUE. */
+/**
+ * The app with a recording (or failing) queue in place of SYNC_QUEUE; like Queues, the queue
+ * serialises each message and refuses one over 128 KB.
+ */
 function withQueue(options: { fail?: boolean; db?: D1Database } = {}) {
   const sent: unknown[] = [];
   const queue = {
     async send(body: unknown) {
       if (options.fail) throw new Error("queue unavailable");
+      const size = new TextEncoder().encode(JSON.stringify(body)).length;
+      if (size > 128_000) throw new Error(`Queue send failed: message length of ${size} bytes exceeds limit of 128000`);
       sent.push(body);
     },
     async sendBatch() {
@@ -248,9 +257,12 @@ describe("POST /webhooks/4degrees", () => {
     expect(sorted(run.acked)).toEqual(sorted(run.ids));
   });
 
-  it("error: with D1 down the ingress still answers 200 and enqueues; the consumer's claim fails, so the deliveries are retried and none reaches a handler", async () => {
+  it("error: with D1 down the ingress still answers 200 and enqueues for a workspace it has seen; the consumer's claim fails, so the deliveries are retried and none reaches a handler", async () => {
     const body = JSON.stringify(stageChanged);
     const id = `d1down_${Date.now()}`;
+    // The workspace's secret lookup is cached (and kept through an outage) once seen.
+    forgetWorkspaceSecret("ws_demo");
+    expect((await withQueue().call(await signed(body))).status).toBe(200);
     const { sent, call } = withQueue({ db: downDb() });
     const res = await call(await signed(body, { id }));
     expect(res.status).toBe(200);
@@ -291,5 +303,122 @@ describe("Standard Webhooks verifier", () => {
     await expect(verifier.verify(new Headers({ "webhook-id": "a", "webhook-timestamp": "yesterday", "webhook-signature": "v1,AAAA" }), body)).rejects.toThrow(/unix seconds/);
     const ts = String(Math.floor(Date.now() / 1000));
     await expect(verifier.verify(new Headers({ "webhook-id": "a", "webhook-timestamp": ts, "webhook-signature": "v1,@@@ nonsense v2,AAAA" }), body)).rejects.toThrow(/no webhook-signature entry matches/);
+  });
+});
+
+describe("POST /webhooks/4degrees: limits", () => {
+  it("security: more than 5 signature entries, or a header over 1,024 characters, is 401 even when one entry is valid", async () => {
+    const { sent, call } = withQueue();
+    const body = JSON.stringify(stageChanged);
+    const id = `many_${Date.now()}`;
+    const good = await signWebhook(SECRET, id, Date.now() / 1000, body);
+    const filler = (n: number) => Array.from({ length: n }, () => "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").join(" ");
+    const six = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { ...good, "webhook-signature": `${filler(5)} ${good["webhook-signature"]}` }, body }));
+    expect(six.status).toBe(401);
+    expect(JSON.stringify(await six.json())).toMatch(/6 entries; at most 5/);
+    const huge = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { ...good, "webhook-signature": `${filler(1_500)} ${good["webhook-signature"]}` }, body }));
+    expect(huge.status).toBe(401);
+    expect(JSON.stringify(await huge.json())).toMatch(/longer than 1024/);
+    // Five entries (a rotation) with the valid one last still pass.
+    const five = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { ...good, "webhook-signature": `${filler(4)} ${good["webhook-signature"]}` }, body }));
+    expect(five.status).toBe(200);
+    expect(sent).toHaveLength(1);
+  });
+
+  it("security: the HMAC is computed once per delivery, however many entries the header lists", async () => {
+    const verifier = createWebhookVerifier(SECRET);
+    const body = new TextEncoder().encode(JSON.stringify(noteCreated));
+    const good = await signWebhook(SECRET, "msg_once", Date.now() / 1000, body);
+    const wrong = Array.from({ length: 4 }, (_, i) => `v1,${btoa(String(i).repeat(32))}`).join(" ");
+    const sign = vi.spyOn(crypto.subtle, "sign");
+    const verify = vi.spyOn(crypto.subtle, "verify");
+    try {
+      await verifier.verify(new Headers({ ...good, "webhook-signature": `${wrong} ${good["webhook-signature"]}` }), body);
+      await expect(verifier.verify(new Headers({ ...good, "webhook-signature": wrong }), body)).rejects.toThrow(/no webhook-signature entry matches/);
+      expect(sign.mock.calls.length + verify.mock.calls.length).toBe(2);
+    } finally {
+      sign.mockRestore();
+      verify.mockRestore();
+    }
+  });
+
+  it("security: a signed event whose queue message cannot fit Queues' 128 KB is 413, not a 503 4Degrees would retry", async () => {
+    const { sent, call } = withQueue();
+    // 1e20 is 4 bytes in the body and 21 in the re-serialised message: the raw size says nothing.
+    const numbers = Array.from({ length: 18_000 }, () => "1e20").join(",");
+    const body = JSON.stringify({ ...stageChanged, data: { object: { ...stageChanged.data.object, big: "NUMS" } } }).replace('"NUMS"', `[${numbers}]`);
+    expect(body.length).toBeLessThan(96 * 1024);
+    const res = await call(await signed(body));
+    expect(res.status).toBe(413);
+    expect(JSON.stringify(await res.json())).toMatch(/queue message/);
+    expect(sent).toEqual([]);
+  });
+
+  it("security: a signed body nested deeper than 32 levels is 400 and not enqueued", async () => {
+    const { sent, call } = withQueue();
+    const body = JSON.stringify({ ...stageChanged, data: { object: { ...stageChanged.data.object, deep: "DEEP" } } }).replace('"DEEP"', "[".repeat(40_000) + "]".repeat(40_000));
+    const res = await call(await signed(body));
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(await res.json())).toMatch(/deeper than 32/);
+    expect(sent).toEqual([]);
+  });
+});
+
+describe("POST /webhooks/4degrees: a secret per workspace", () => {
+  const OWN = "whsec_d29ya3NwYWNlLW93bi1zZWNyZXQtMDEyMzQ1Njc4OQ==";
+  const keys = () => loadConfig(env).TOKEN_ENCRYPTION_KEY;
+  /** An account paired with a fresh workspace, with (or without) its own webhook secret. */
+  async function workspace(own: string | null): Promise<string> {
+    const workspaceId = `ws_${crypto.randomUUID().slice(0, 8)}`;
+    const accountId = `acc-${workspaceId}`;
+    await saveFourDegreesKey(env.DB, keys(), { accountId, accountName: accountId, apiKey: `4d_key_${workspaceId}`, workspaceId, actor: null });
+    if (own) await setFourDegreesWebhookSecret(env.DB, keys(), accountId, own);
+    forgetWorkspaceSecret(workspaceId);
+    return workspaceId;
+  }
+  const eventFor = (workspaceId: string) => JSON.stringify({ ...stageChanged, workspace_id: workspaceId });
+
+  it("security: a workspace with its own secret accepts only it; the global secret no longer signs for it", async () => {
+    const { sent, call } = withQueue();
+    const ws = await workspace(OWN);
+    const global = await call(await signed(eventFor(ws)));
+    expect(global.status).toBe(401);
+    const own = await call(await signed(eventFor(ws), { secret: OWN }));
+    expect(own.status).toBe(200);
+    expect(sent.map((m) => QueueMessageSchema.parse(m)).map((m) => m.kind === "fourdegrees.webhook" && m.workspaceId)).toEqual([ws]);
+    const row = await env.DB.prepare("SELECT webhook_secret_enc FROM fourdegrees_accounts WHERE workspace_id = ?").bind(ws).first<{ webhook_secret_enc: string }>();
+    expect(row?.webhook_secret_enc).toMatch(/^v1\.k1\./);
+    expect(row?.webhook_secret_enc).not.toContain(OWN.slice(6));
+  });
+
+  it("security: one workspace's secret cannot sign an event naming another workspace", async () => {
+    const { sent, call } = withQueue();
+    const attacker = await workspace(OWN);
+    void attacker;
+    const victimOwn = await workspace("whsec_dmljdGltLXdvcmtzcGFjZS1zZWNyZXQtOTg3NjU0");
+    const victimGlobal = await workspace(null);
+    for (const victim of [victimOwn, victimGlobal]) expect((await call(await signed(eventFor(victim), { secret: OWN }))).status, victim).toBe(401);
+    // A workspace without its own secret (and one we do not know) still verifies with the global one.
+    expect((await call(await signed(eventFor(victimGlobal)))).status).toBe(200);
+    expect((await call(await signed(eventFor("ws_unknown_to_us")))).status).toBe(200);
+    expect(sent).toHaveLength(2);
+  });
+
+  it("error: D1 unavailable while looking up the workspace's secret is a 503 (4Degrees retries), not a 401", async () => {
+    const { sent, call } = withQueue({ db: downDb() });
+    const res = await call(await signed(eventFor(`ws_uncached_${Date.now()}`)));
+    expect(res.status).toBe(503);
+    expect(sent).toEqual([]);
+  });
+});
+
+describe("Standard Webhooks verifier: the spec's test vector", () => {
+  it("happy: signs and verifies the Standard Webhooks reference example byte for byte", async () => {
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const body = '{"test": 2432232314}';
+    const headers = await signWebhook(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+    expect(headers["webhook-signature"]).toBe("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    const verifier = createWebhookVerifier(secret, { now: () => 1614265330_000 });
+    await expect(verifier.verify(new Headers(headers), new TextEncoder().encode(body))).resolves.toBeUndefined();
   });
 });

@@ -14,6 +14,7 @@ import { handleUninstallEvent, installFromGrant, MAX_LOCATIONS_PER_INSTALL } fro
 import { TokenResponseSchema } from "../../../src/highlevel/schemas.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { companyConnectionId, getConnection, listPendingLocations, locationConnectionId } from "../../../src/store/connections.ts";
+import { beginInstall } from "../helpers/install.ts";
 import { useNetwork } from "../helpers/network.ts";
 
 const log = createLogger("error", { test: "agency-install" });
@@ -47,14 +48,13 @@ describe("agency install with more locations than one callback connects", () => 
     sb.highlevel.oauth.resetCounters();
 
     // The agency admin approves the app for the whole agency on the choose-location page.
-    const install = await exports.default.fetch("http://worker.test/oauth/install", { redirect: "manual" });
-    const authorize = install.headers.get("location") ?? "";
+    const { authorize, cookie } = await beginInstall();
     const page = await (await sb.fetch(new Request(authorize))).text();
     const requestId = /name="request_id" value="([^"]+)"/.exec(page)?.[1] ?? "";
     expect(page).toContain(`value="company:${companyId}"`);
     const chosen = await sb.fetch(new Request(new URL("chooselocation", authorize).toString(), { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ request_id: requestId, location: `company:${companyId}`, decision: "approve" }).toString(), redirect: "manual" }));
     expect(chosen.status).toBe(302);
-    const done = await exports.default.fetch(chosen.headers.get("location") ?? "");
+    const done = await exports.default.fetch(chosen.headers.get("location") ?? "", { headers: { cookie } });
     const text = await done.text();
     expect(done.status, text).toBe(200);
     expect(text).toContain(`Connected ${MAX_LOCATIONS_PER_INSTALL} location(s)`);

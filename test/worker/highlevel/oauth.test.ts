@@ -3,8 +3,11 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../../src/config.ts";
 import { createApp } from "../../../src/http/app.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
+import { TEST_BINDINGS } from "../../bindings.ts";
+import { beginInstall } from "../helpers/install.ts";
 import { useNetwork } from "../helpers/network.ts";
 import { createFakeHighLevel, type FakeHighLevel } from "./fake-highlevel.ts";
+import { consoleCookie } from "../helpers/console-session.ts";
 
 let fake: FakeHighLevel = createFakeHighLevel();
 useNetwork(() => {
@@ -12,15 +15,19 @@ useNetwork(() => {
   return { "sandbox.test": (r) => fake.fetch(r) };
 });
 
-async function startInstall(): Promise<URL> {
-  const res = await exports.default.fetch("http://worker.test/oauth/install", { redirect: "manual" });
-  expect(res.status).toBe(302);
-  return new URL(res.headers.get("location") ?? "");
+/** Starts an install as a signed-in operator: the state it carries and the cookie binding it to this "browser". */
+async function startInstall(): Promise<{ url: URL; state: string; cookie: string }> {
+  const { authorize, cookie } = await beginInstall();
+  const url = new URL(authorize);
+  return { url, state: url.searchParams.get("state") ?? "", cookie };
 }
+
+/** The callback as the browser that started the install sends it (its cookie), or as another one (`cookie` omitted). */
+const callbackFrom = (query: string, cookie?: string) => exports.default.fetch(`http://worker.test/oauth/callback?${query}`, cookie ? { headers: { cookie } } : {});
 
 describe("OAuth install", () => {
   it("happy: /oauth/install redirects to chooselocation with client id, redirect URI, scopes and state", async () => {
-    const url = await startInstall();
+    const { url } = await startInstall();
     expect(`${url.origin}${url.pathname}`).toBe("http://sandbox.test/marketplace/v2/oauth/chooselocation");
     expect(url.searchParams.get("response_type")).toBe("code");
     expect(url.searchParams.get("client_id")).toBe("sandbox-client-id");
@@ -31,8 +38,8 @@ describe("OAuth install", () => {
   });
 
   it("happy: callback exchanges the code (form-encoded) and stores an encrypted connection row", async () => {
-    const state = (await startInstall()).searchParams.get("state");
-    const res = await exports.default.fetch(`http://worker.test/oauth/callback?code=good-code&state=${state}`);
+    const { state, cookie } = await startInstall();
+    const res = await callbackFrom(`code=good-code&state=${state}`, cookie);
     expect(res.status).toBe(200);
     const page = await res.text();
     expect(page).toContain("HighLevel connected");
@@ -46,9 +53,9 @@ describe("OAuth install", () => {
   });
 
   it("security: a state is usable once", async () => {
-    const state = (await startInstall()).searchParams.get("state");
-    expect((await exports.default.fetch(`http://worker.test/oauth/callback?code=good-code&state=${state}`)).status).toBe(200);
-    const replay = await exports.default.fetch(`http://worker.test/oauth/callback?code=good-code&state=${state}`);
+    const { state, cookie } = await startInstall();
+    expect((await callbackFrom(`code=good-code&state=${state}`, cookie)).status).toBe(200);
+    const replay = await callbackFrom(`code=good-code&state=${state}`, cookie);
     expect(replay.status).toBe(400);
     expect(await replay.text()).toContain("expired or invalid");
     expect(fake.calls.get("POST /oauth/token")).toBe(1);
@@ -60,6 +67,63 @@ describe("OAuth install", () => {
     expect(fake.calls.get("POST /oauth/token")).toBeUndefined();
   });
 
+  it("security: an anonymous /oauth/install is sent to the console login and writes nothing", async () => {
+    const before = await env.DB.prepare("SELECT COUNT(*) AS n FROM oauth_states").first<{ n: number }>();
+    const res = await exports.default.fetch("http://worker.test/oauth/install", { redirect: "manual" });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toMatch(/^\/console\/login\?next=/);
+    expect(res.headers.get("set-cookie")).toBeNull();
+    const wrong = await exports.default.fetch("http://worker.test/oauth/install", { redirect: "manual", headers: { authorization: "Bearer not-the-admin-token-000" } });
+    expect(wrong.status).toBe(401);
+    const after = await env.DB.prepare("SELECT COUNT(*) AS n FROM oauth_states").first<{ n: number }>();
+    expect(after?.n).toBe(before?.n);
+  });
+
+  it("security: a signed-in console session may start an install; the state cookie is __Host-, Secure, HttpOnly, Lax", async () => {
+    const login = await exports.default.fetch("http://worker.test/console/login", { method: "POST", redirect: "manual", headers: { origin: "http://worker.test", "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
+    const session = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+    const res = await exports.default.fetch("http://worker.test/oauth/install", { redirect: "manual", headers: { cookie: session } });
+    expect(res.status).toBe(302);
+    const set = res.headers.get("set-cookie") ?? "";
+    expect(set).toMatch(/^__Host-oauth_state=[A-Za-z0-9_-]{43};/);
+    expect(set).toMatch(/; HttpOnly/i);
+    expect(set).toMatch(/; Secure/i);
+    expect(set).toMatch(/; SameSite=Lax/i);
+    expect(set).toMatch(/; Path=\//i);
+    expect(set).not.toContain(new URL(res.headers.get("location") ?? "").searchParams.get("state") ?? "-"); // the hash, not the state
+  });
+
+  it("security: on plain http from loopback (wrangler dev) the state cookie is a plain Lax cookie, as the console session is", async () => {
+    const res = await exports.default.fetch("http://127.0.0.1:8787/oauth/install", { redirect: "manual", headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } });
+    const set = res.headers.get("set-cookie") ?? "";
+    expect(set).toMatch(/^oauth_state=[A-Za-z0-9_-]{43};/);
+    expect(set).not.toMatch(/Secure/i);
+    expect(set).toMatch(/; SameSite=Lax/i);
+    const state = new URL(res.headers.get("location") ?? "").searchParams.get("state") ?? "";
+    const done = await exports.default.fetch(`http://127.0.0.1:8787/oauth/callback?code=good-code&state=${state}`, { headers: { cookie: set.split(";")[0] ?? "" } });
+    expect(done.status).toBe(200);
+  });
+
+  it("security: a callback from a browser that did not start the install is refused, and its state is spent", async () => {
+    const victim = await startInstall();
+    const other = await startInstall();
+    const missing = await callbackFrom(`code=good-code&state=${victim.state}`);
+    expect(missing.status).toBe(400);
+    expect(await missing.text()).toContain("no install cookie");
+    // The state is consumed: the right browser cannot use it afterwards either.
+    expect((await callbackFrom(`code=good-code&state=${victim.state}`, victim.cookie)).status).toBe(400);
+    const mismatched = await callbackFrom(`code=good-code&state=${other.state}`, victim.cookie);
+    expect(mismatched.status).toBe(400);
+    expect(await mismatched.text()).toContain("install cookie does not match");
+    expect(fake.calls.get("POST /oauth/token")).toBeUndefined();
+  });
+
+  it("security: a console install is recorded as such", async () => {
+    const { state, cookie } = await startInstall();
+    expect((await callbackFrom(`code=good-code&state=${state}`, cookie)).status).toBe(200);
+    expect((await getConnection(env.DB, locationConnectionId("loc-fake")))?.installOrigin).toBe("console");
+  });
+
   it("error: denied consent answers a clear page, not a stack trace", async () => {
     const res = await exports.default.fetch("http://worker.test/oauth/callback?error=access_denied&error_description=User%20denied");
     expect(res.status).toBe(400);
@@ -69,16 +133,16 @@ describe("OAuth install", () => {
   });
 
   it("error: a bad code (HighLevel 400) answers a clear page and stores nothing", async () => {
-    const state = (await startInstall()).searchParams.get("state");
-    const res = await exports.default.fetch(`http://worker.test/oauth/callback?code=bad-code&state=${state}`);
+    const { state, cookie } = await startInstall();
+    const res = await callbackFrom(`code=bad-code&state=${state}`, cookie);
     expect(res.status).toBe(400);
     expect(await res.text()).toContain("refused the authorization");
   });
 
   it("error: a 422 from the token endpoint is a clear page", async () => {
     fake.override("POST /oauth/token", () => new Response(JSON.stringify({ statusCode: 422, message: ["redirect_uri must be a URL"], traceId: "t-422" }), { status: 422 }));
-    const state = (await startInstall()).searchParams.get("state");
-    const res = await exports.default.fetch(`http://worker.test/oauth/callback?code=good-code&state=${state}`);
+    const { state, cookie } = await startInstall();
+    const res = await callbackFrom(`code=good-code&state=${state}`, cookie);
     expect(res.status).toBe(400);
     expect(await res.text()).toContain("redirect_uri must be a URL");
   });
@@ -87,7 +151,8 @@ describe("OAuth install", () => {
 describe("installs without state (HighLevel Marketplace listing)", () => {
   const app = createApp();
   /** The Worker with HIGHLEVEL_ALLOW_STATELESS_INSTALL set to `allow`. */
-  const callback = (allow: "true" | "false", query: string) => app.request(`http://worker.test/oauth/callback?${query}`, {}, { ...env, HIGHLEVEL_ALLOW_STATELESS_INSTALL: allow });
+  const callback = (allow: "true" | "false", query: string, cookie?: string) =>
+    app.request(`http://worker.test/oauth/callback?${query}`, cookie ? { headers: { cookie } } : {}, { ...env, HIGHLEVEL_ALLOW_STATELESS_INSTALL: allow });
 
   it("security: off (the default), a callback without state is refused and no code is exchanged", async () => {
     expect(loadConfig(env).HIGHLEVEL_ALLOW_STATELESS_INSTALL).toBe(false);
@@ -107,11 +172,24 @@ describe("installs without state (HighLevel Marketplace listing)", () => {
     expect(row?.accessTokenEnc).toMatch(/^v1\.k1\./);
   });
 
+  it("security: on, a Marketplace install lands unattached, flagged, with a banner in the console", async () => {
+    const res = await callback("true", "code=good-code");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("not attached to any account");
+    const row = await getConnection(env.DB, locationConnectionId("loc-fake"));
+    expect(row?.installOrigin).toBe("marketplace");
+    expect(row?.accountId).toBeNull();
+    const page = await exports.default.fetch("http://worker.test/console/connections", { headers: { cookie: await consoleCookie() } });
+    const text = await page.text();
+    expect(text).toContain('id="marketplace-banner"');
+    expect(text).toContain("not attached (Marketplace install)");
+  });
+
   it("security: on, a callback that carries a state still needs it to be valid and unused", async () => {
     expect((await callback("true", "code=good-code&state=forged")).status).toBe(400);
-    const state = (await startInstall()).searchParams.get("state");
-    expect((await callback("true", `code=good-code&state=${state}`)).status).toBe(200);
-    expect((await callback("true", `code=good-code&state=${state}`)).status).toBe(400);
+    const { state, cookie } = await startInstall();
+    expect((await callback("true", `code=good-code&state=${state}`, cookie)).status).toBe(200);
+    expect((await callback("true", `code=good-code&state=${state}`, cookie)).status).toBe(400);
     expect(fake.calls.get("POST /oauth/token")).toBe(1);
   });
 

@@ -98,6 +98,23 @@ describe("token refresh (AccountGate)", () => {
     expect((await getConnection(env.DB, connectionId))?.status).toBe("active");
   });
 
+  it("security: a 2xx refresh answer that fails the schema keeps HighLevel's rotated refresh token for the next refresh", async () => {
+    const { locationId, connectionId, pair } = await install(1);
+    fake.expire(pair.access);
+    const rotated = fake.issue(); // what HighLevel minted while spending pair.refresh
+    const presented: string[] = [];
+    fake.override("POST /oauth/token", async (req) => {
+      presented.push(new URLSearchParams(await req.clone().text()).get("refresh_token") ?? "");
+      if (presented.length > 1) return null;
+      // `expires_in` as a string: the answer fails the schema, yet the old refresh token is spent.
+      return new Response(JSON.stringify({ access_token: rotated.access, refresh_token: rotated.refresh, expires_in: "86399", userType: "Location" }), { status: 200, headers: { "content-type": "application/json" } });
+    });
+    const hl = createHighLevelClient(env, loadConfig(env), locationId);
+    expect((await hl.opportunities.get("o-1")).id).toBe("o-1");
+    expect(presented).toEqual([pair.refresh, rotated.refresh]);
+    expect((await getConnection(env.DB, connectionId))?.status).toBe("active");
+  });
+
   it("happy: the cron refreshes tokens that expire soon and leaves fresh ones alone", async () => {
     const soon = await install(60);
     const fresh = await install();

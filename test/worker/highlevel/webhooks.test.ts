@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import { fourDegreesWebhooks as fourdegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
 import { describe, expect, it } from "vitest";
 import { tokenGate } from "../../../src/gate/client.ts";
 import { createApp } from "../../../src/http/app.ts";
@@ -6,9 +7,10 @@ import { getConnection, locationConnectionId } from "../../../src/store/connecti
 import { ED25519_PRIVATE_PEM, RSA_PRIVATE_PEM } from "../../../sandbox/highlevel/keys.ts";
 import { base64ToBytes, bytesToBase64 } from "../../../src/lib/crypto.ts";
 import { createAccount } from "../../../src/store/accounts.ts";
-import type { Handlers } from "../../../src/sync/consumer.ts";
-import { syncHandlers, type JobDeps } from "../../../src/sync/jobs.ts";
-import type { QueueMessageInput } from "../../../src/sync/messages.ts";
+import type { Handlers } from "../../../src/queue/consumer.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
+import type { JobDeps } from "../../../src/sync/jobs/deps.ts";
+import type { QueueMessageInput } from "../../../src/queue/messages.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import OpportunityCreate from "../../fixtures/highlevel/OpportunityCreate.json";
 import OpportunityUpdate from "../../fixtures/highlevel/OpportunityUpdate.json";
@@ -21,6 +23,9 @@ import NoteCreate from "../../fixtures/highlevel/NoteCreate.json";
 import NoteUpdate from "../../fixtures/highlevel/NoteUpdate.json";
 import NoteDelete from "../../fixtures/highlevel/NoteDelete.json";
 import AppUninstall from "../../fixtures/highlevel/AppUninstall.json";
+import { TEST_BINDINGS } from "../../bindings.ts";
+import { companyConnectionId } from "../../../src/store/connections.ts";
+import { wasDeferred } from "../../../src/store/webhook-receipts.ts";
 
 const EXAMPLES = { OpportunityCreate, OpportunityUpdate, OpportunityDelete, OpportunityStatusUpdate, OpportunityStageUpdate, OpportunityMonetaryValueUpdate, OpportunityAssignedToUpdate, NoteCreate, NoteUpdate, NoteDelete };
 const KNOWN_LOCATION = "ve9EPM428h8vShlRW1KT";
@@ -40,12 +45,17 @@ async function sign(body: string, scheme: "ed25519" | "rsa" | "rogue" = "ed25519
   return bytesToBase64(new Uint8Array(await crypto.subtle.sign(algorithm, key, new TextEncoder().encode(body))));
 }
 
-/** An env whose queue records (or refuses) messages; everything else is the real binding. */
-function harness(opts: { queueFails?: boolean; dbFails?: boolean } = {}) {
+/**
+ * An env whose queue records (or refuses) messages, serialising each as Queues does and refusing
+ * one over its 128 KB limit; `vars` override settings; everything else is the real binding.
+ */
+function harness(opts: { queueFails?: boolean; dbFails?: boolean; vars?: Record<string, string> } = {}) {
   const sent: unknown[] = [];
   const queue = {
     async send(message: unknown) {
       if (opts.queueFails) throw new Error("queue unavailable");
+      const size = new TextEncoder().encode(JSON.stringify(message)).length;
+      if (size > 128_000) throw new Error(`Queue send failed: message length of ${size} bytes exceeds limit of 128000`);
       sent.push(message);
     },
     async sendBatch() {
@@ -56,7 +66,7 @@ function harness(opts: { queueFails?: boolean; dbFails?: boolean } = {}) {
     },
   };
   const db = opts.dbFails ? ({ prepare() { throw new Error("D1 unavailable"); }, batch() { throw new Error("D1 unavailable"); } } as unknown as D1Database) : env.DB;
-  const testEnv = { ...env, SYNC_QUEUE: queue, DB: db };
+  const testEnv = { ...env, ...opts.vars, SYNC_QUEUE: queue, DB: db };
   const app = createApp();
   const post = async (body: string, headers: Record<string, string>) =>
     app.request("http://worker.test/webhooks/highlevel", { method: "POST", body, headers: { "content-type": "application/json", ...headers } }, testEnv);
@@ -93,10 +103,10 @@ describe("POST /webhooks/highlevel", () => {
     expect(h.sent[0]).toMatchObject({ v: 1, kind: "highlevel.webhook", locationId: KNOWN_LOCATION, type: "OpportunityCreate", body: { id: "wWhVuzqpRuOA1ZVWi4FC" } });
   });
 
-  it("happy: the verbatim example (no webhookId, no timestamp) is enqueued each time it arrives, named by its body digest, and the consumer processes it once", async () => {
+  it("happy: an example without webhookId is enqueued each time it arrives, named by its body digest, and the consumer processes it once", async () => {
     await connect(KNOWN_LOCATION);
     const h = harness();
-    const body = JSON.stringify(NoteCreate);
+    const body = JSON.stringify({ ...NoteCreate, timestamp: new Date().toISOString() });
     const first = await h.post(body, { "x-ghl-signature": await sign(body) });
     const again = await h.post(body, { "x-ghl-signature": await sign(body) });
     expect([first.status, again.status]).toEqual([200, 200]);
@@ -114,13 +124,35 @@ describe("POST /webhooks/highlevel", () => {
     expect(run.retried).toEqual([]);
   });
 
-  it("happy: the legacy RSA x-wh-signature is accepted", async () => {
+  it("happy: the legacy RSA x-wh-signature is accepted when HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE is true", async () => {
     await connect(KNOWN_LOCATION);
-    const h = harness();
+    const h = harness({ vars: { HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: "true" } });
     const body = fresh(OpportunityStageUpdate);
     const res = await h.post(body, { "x-wh-signature": await sign(body, "rsa") });
     expect(res.status).toBe(200);
     expect(h.sent).toHaveLength(1);
+  });
+
+  it("security: a delivery signed only with the legacy RSA x-wh-signature is 401 by default, saying legacy signatures are disabled", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const body = fresh(OpportunityStageUpdate);
+    const res = await h.post(body, { "x-wh-signature": await sign(body, "rsa") });
+    expect(res.status).toBe(401);
+    expect(JSON.stringify(await res.json())).toMatch(/legacy x-wh-signature.*disabled.*HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE/i);
+    expect(h.sent).toHaveLength(0);
+  });
+
+  it("security: a validly signed delivery without a parseable timestamp is 401 (no freshness, no replay defence), the verbatim example included", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const bodies = [JSON.stringify(NoteCreate), JSON.stringify({ ...NoteCreate, timestamp: "yesterday", webhookId: crypto.randomUUID() }), JSON.stringify({ ...AppUninstall, appId: TEST_BINDINGS.HIGHLEVEL_APP_ID })];
+    for (const body of bodies) {
+      const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+      expect(res.status, body).toBe(401);
+      expect(JSON.stringify(await res.json())).toMatch(/timestamp/);
+    }
+    expect(h.sent).toHaveLength(0);
   });
 
   it("security: a missing signature is 401 and nothing is enqueued", async () => {
@@ -236,6 +268,7 @@ describe("POST /webhooks/highlevel", () => {
       connectors: async () => {
         throw new Error("no provider call is expected here");
       },
+      fourdegreesWebhooks,
       enqueue: async (message) => void jobs.push(message),
       now: () => Date.now(),
       coalesceDelaySeconds: 0,
@@ -288,11 +321,11 @@ describe("POST /webhooks/highlevel", () => {
     expect(retried.acked).toEqual(retried.ids);
   });
 
-  it("happy: UNINSTALL (official example) retires the location's connection", async () => {
+  it("happy: UNINSTALL (official example, with this app's id) retires the location's connection", async () => {
     const locationId = AppUninstall.locationId;
     await connect(locationId);
     const h = harness();
-    const body = fresh(AppUninstall);
+    const body = fresh({ ...AppUninstall, appId: TEST_BINDINGS.HIGHLEVEL_APP_ID });
     const res = await h.post(body, { "x-ghl-signature": await sign(body) });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: "applied" });
@@ -300,6 +333,81 @@ describe("POST /webhooks/highlevel", () => {
     expect(row?.status).toBe("uninstalled");
     expect(row?.accessTokenEnc).toBeNull();
     expect(await tokenGate(env, locationConnectionId(locationId)).accessToken(locationConnectionId(locationId))).toMatchObject({ ok: false, category: "reconnect" });
+    expect(h.sent).toHaveLength(0);
+  });
+
+  it("security: a validly signed UNINSTALL of another app (or naming no app) leaves the location's and the agency's tokens intact", async () => {
+    const locationId = `foreign-${crypto.randomUUID()}`;
+    const companyId = `co-${crypto.randomUUID()}`;
+    await connect(locationId);
+    const agency = companyConnectionId(companyId);
+    await tokenGate(env, agency).installTokens({ connectionId: agency, kind: "company", locationId: null, companyId, tokenSource: "refresh", accessToken: "at-agency", refreshToken: "rt-agency", expiresInSeconds: 86399, scopes: [], userId: null, appId: null });
+    const h = harness();
+    const foreign = [
+      { type: "UNINSTALL", appId: "otherAppId0123456789", locationId },
+      { type: "UNINSTALL", appId: "otherAppId0123456789", companyId },
+      { type: "UNINSTALL", locationId },
+      { type: "UNINSTALL", companyId },
+    ];
+    for (const event of foreign) {
+      const body = fresh(event);
+      const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+      expect(res.status, body).toBe(200);
+      expect(await res.json()).toEqual({ ok: true, status: "ignored", reason: "foreign app" });
+    }
+    for (const id of [locationConnectionId(locationId), agency]) {
+      const row = await getConnection(env.DB, id);
+      expect(row?.status, id).toBe("active");
+      expect(row?.accessTokenEnc, id).not.toBeNull();
+      expect(await tokenGate(env, id).accessToken(id), id).toMatchObject({ ok: true });
+    }
+    // The same deliveries with this app's id do retire them: the refusal above was the app id's.
+    for (const event of foreign.slice(0, 2)) {
+      const body = fresh({ ...event, appId: TEST_BINDINGS.HIGHLEVEL_APP_ID });
+      expect(await (await h.post(body, { "x-ghl-signature": await sign(body) })).json()).toMatchObject({ status: "applied" });
+    }
+    expect((await getConnection(env.DB, agency))?.status).toBe("uninstalled");
+    expect((await getConnection(env.DB, locationConnectionId(locationId)))?.status).toBe("uninstalled");
+  });
+
+  it("security: another app's INSTALL and location events are ignored, not applied or enqueued", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const install = fresh({ type: "INSTALL", appId: "otherAppId0123456789", installType: "Location", locationId: `foreign-${crypto.randomUUID()}`, companyId: "co" });
+    const update = fresh({ ...OpportunityUpdate, appId: "otherAppId0123456789" });
+    for (const body of [install, update]) {
+      const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+      expect(await res.json()).toEqual({ ok: true, status: "ignored", reason: "foreign app" });
+    }
+    expect(h.sent).toHaveLength(0);
+    const receipts = await env.DB.prepare("SELECT COUNT(*) AS n FROM webhook_receipts WHERE webhook_id = ?").bind(JSON.parse(install).webhookId).first<{ n: number }>();
+    expect(receipts?.n).toBe(0);
+    // This app's id on a location event is accepted as usual.
+    const ours = fresh({ ...OpportunityUpdate, appId: TEST_BINDINGS.HIGHLEVEL_APP_ID });
+    expect(await (await h.post(ours, { "x-ghl-signature": await sign(ours) })).json()).toEqual({ ok: true, status: "accepted" });
+  });
+
+  it("security: a signed event whose queue message cannot fit Queues' 128 KB is 413, not a 429 HighLevel would retry forever", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const body = fresh({ ...OpportunityUpdate, name: "x".repeat(130_000) });
+    expect(body.length).toBeLessThan(256 * 1024);
+    const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+    expect(res.status).toBe(413);
+    expect(JSON.stringify(await res.json())).toMatch(/queue message/);
+    expect(h.sent).toHaveLength(0);
+    expect(await wasDeferred(env.DB, "highlevel", JSON.parse(body).webhookId, 0)).toBe(false);
+  });
+
+  it("security: a signed body nested deeper than the cap is 400 before it is parsed or enqueued", async () => {
+    await connect(KNOWN_LOCATION);
+    const h = harness();
+    const depth = 100_000;
+    const body = fresh({ ...OpportunityUpdate, extra: "DEEP" }).replace('"DEEP"', "[".repeat(depth) + "]".repeat(depth));
+    expect(body.length).toBeLessThan(256 * 1024);
+    const res = await h.post(body, { "x-ghl-signature": await sign(body) });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(await res.json())).toMatch(/deeper than 32/);
     expect(h.sent).toHaveLength(0);
   });
 });

@@ -50,17 +50,17 @@ function dealEvent(accountId: string, changeId: string, before: Partial<{ status
 }
 
 
-/** The test env with SYNC_QUEUE replaced by `onSend` (to observe or break enqueueing). */
+/** The test env with NOTIFY_QUEUE replaced by `onSend` (to observe or break enqueueing). */
 function withQueue(onSend: (message: unknown) => Promise<void> | void): Env {
   const queue: Queue = {
-    metrics: () => env.SYNC_QUEUE.metrics(),
+    metrics: () => env.NOTIFY_QUEUE.metrics(),
     send: async (message) => {
       await onSend(message);
       return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
     },
-    sendBatch: (messages, options) => env.SYNC_QUEUE.sendBatch(messages, options),
+    sendBatch: (messages, options) => env.NOTIFY_QUEUE.sendBatch(messages, options),
   };
-  return { ...env, SYNC_QUEUE: queue };
+  return { ...env, NOTIFY_QUEUE: queue };
 }
 
 beforeAll(async () => {
@@ -261,7 +261,7 @@ describe("delivery", () => {
     expect(await getDelivery(env.DB, created.rule.id, "reconnect:loc1:1000")).toMatchObject({ state: "failed", lastStatus: 410 });
   });
 
-  it("happy: end to end through the queue — notifyChange → SYNC_QUEUE → consumer → Slack, once", async () => {
+  it("happy: end to end through the queue — notifyChange → NOTIFY_QUEUE → its consumer → Slack, once", async () => {
     await ensureAccount("ntf-e2e");
     await api("POST", "/notifications", { accountId: "ntf-e2e", name: "e2e", trigger: "deal_lost", target: { kind: "slack", url: "https://hooks.slack.com/services/T/B/e2e" } });
     received.length = 0;

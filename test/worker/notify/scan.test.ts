@@ -9,9 +9,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
 import { gateFor, HIGHLEVEL_LIMITS } from "../../../src/gate/client.ts";
 import { createLogger } from "../../../src/lib/log.ts";
-import { createRule } from "../../../src/notify/api.ts";
+import { createRule } from "../../../src/http/notifications.ts";
 import { scanNotifications } from "../../../src/notify/scan.ts";
 import { createAccount } from "../../../src/store/accounts.ts";
+import { clearAppCondition, HIGHLEVEL_CLIENT_REJECTED, raiseAppCondition } from "../../../src/store/app-status.ts";
 import { locationConnectionId, saveConnectionTokens, setConnectionStatus } from "../../../src/store/connections.ts";
 import { listDeliveries } from "../../../src/store/notifications.ts";
 import { useNetwork } from "../helpers/network.ts";
@@ -20,17 +21,17 @@ const log = createLogger("error");
 const config = () => loadConfig(env);
 const sent: unknown[] = [];
 
-/** The test env with SYNC_QUEUE capturing what the scan enqueues (no delivery runs). */
+/** The test env with NOTIFY_QUEUE capturing what the scan enqueues (no delivery runs). */
 function capturingEnv(): Env {
   const queue: Queue = {
-    metrics: () => env.SYNC_QUEUE.metrics(),
+    metrics: () => env.NOTIFY_QUEUE.metrics(),
     send: async (message) => {
       sent.push(message);
       return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
     },
-    sendBatch: (messages, options) => env.SYNC_QUEUE.sendBatch(messages, options),
+    sendBatch: (messages, options) => env.NOTIFY_QUEUE.sendBatch(messages, options),
   };
-  return { ...env, SYNC_QUEUE: queue };
+  return { ...env, NOTIFY_QUEUE: queue };
 }
 
 let tokenVersion = 0;
@@ -133,5 +134,18 @@ describe("cron notification scan", () => {
     expect(sent.filter((m) => JSON.stringify(m).includes("locScanB"))).toEqual([]);
     expect(result.errors).toBe(0);
     expect(await listDeliveries(env.DB, { accountId: "scan-norule" })).toEqual([]);
+  });
+  it("security: HighLevel refusing the client credentials notifies each sync-failure rule once per episode", async () => {
+    const rule = (await createRule(env.DB, config(), { accountId: "scan-acc", name: "failures", trigger: "sync_failure", params: {}, enabled: true, target: SLACK })).rule;
+    sent.length = 0;
+    const fake = capturingEnv();
+    expect((await scanNotifications(fake, config(), log)).clientRejected.matched, "nothing while the credentials work").toBe(0);
+    await raiseAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED, "HighLevel refused this app's client credentials", 1_800_000_400_000);
+    expect((await scanNotifications(fake, config(), log)).clientRejected).toMatchObject({ matched: 1, enqueued: 1 });
+    expect((await scanNotifications(fake, config(), log)).clientRejected).toMatchObject({ enqueued: 0, duplicates: 1 });
+    expect(sent).toEqual([{ v: 1, kind: "notify.deliver", ruleId: rule.id, changeKey: `failure:${HIGHLEVEL_CLIENT_REJECTED}:1800000400000` }]);
+    expect((await listDeliveries(env.DB, { ruleId: rule.id }))[0]?.event).toMatchObject({ kind: "sync_failure", accountId: "scan-acc", reason: "HighLevel refused this app's client credentials" });
+    await clearAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED);
+    expect((await scanNotifications(fake, config(), log)).clientRejected.matched).toBe(0);
   });
 });

@@ -7,9 +7,12 @@ import { createLogger } from "../../../src/lib/log.ts";
 import { deleteAccount, getAccount, saveMapping, updateAccount } from "../../../src/store/accounts.ts";
 import { accountForWorkspace } from "../../../src/store/fourdegrees-accounts.ts";
 import { bootstrapAccount, BootstrapBody } from "../../../src/sync/bootstrap.ts";
-import { MappingSchema } from "../../../src/sync/mapping-config.ts";
+import { MappingSchema } from "../../../src/domain/mapping-config.ts";
 import { listFailures, recordFailure } from "../../../src/store/failures.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
+import { tokenGate } from "../../../src/gate/client.ts";
+import { createHighLevelClient } from "../../../src/highlevel/client.ts";
+import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
 import { useNetwork } from "../helpers/network.ts";
 
 const sb = createSandbox({ webhookMode: "manual", settings: { FOURDEGREES_RATE_LIMIT: "100000" } });
@@ -40,6 +43,31 @@ describe("security", () => {
       expect(res.status, `${method} ${path}`).toBe(401);
     }
     expect((await api("/accounts", { token: "wrong-token-0123456789" })).status).toBe(401);
+  });
+
+  it("security: a Private Integration Token replaced through bootstrap is the one the gate uses", async () => {
+    expect((await bootstrap()).status).toBe(201);
+    const hl = createHighLevelClient(env, loadConfig(env), demo.locationId);
+    expect((await hl.pipelines.refresh()).length).toBeGreaterThan(0); // the gate now holds the first PIT
+    // The operator rotates the PIT in HighLevel and bootstraps again with the new one.
+    const rotated = sb.highlevel.createPit({ locationId: demo.locationId });
+    sb.highlevel.oauth.revoke(demo.pit);
+    expect((await api("/bootstrap", { method: "POST", body: { accountId: "boot", highlevel: { locationId: demo.locationId, privateIntegrationToken: rotated }, backfill: false } })).status).toBe(200);
+    expect((await hl.pipelines.refresh()).length).toBeGreaterThan(0);
+    const status = await tokenGate(env, locationConnectionId(demo.locationId)).tokenStatus(locationConnectionId(demo.locationId));
+    expect(status?.status).toBe("active");
+    expect(status?.version).toBe((await getConnection(env.DB, locationConnectionId(demo.locationId)))?.tokenVersion);
+  });
+
+  it("security: a manual sync names only a location of the account", async () => {
+    expect((await bootstrap()).status).toBe(201);
+    const foreign = await api("/accounts/boot/sync", { method: "POST", body: { side: "highlevel", recordId: "opp-x", locationId: "someone-elses-location" } });
+    expect(foreign.status).toBe(400);
+    const answer = await foreign.json<{ error: { message: string; details: Array<{ field: string }> } }>();
+    expect(answer.error.message).toContain("does not belong to account boot");
+    expect(answer.error.details[0]?.field).toBe("locationId");
+    const own = await api("/accounts/boot/sync", { method: "POST", body: { side: "highlevel", recordId: "opp-x", locationId: demo.locationId } });
+    expect(own.status).toBe(202);
   });
 });
 

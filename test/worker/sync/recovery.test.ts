@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { ledgerCounts } from "../../../src/store/ledger.ts";
 import { listPending } from "../../../src/store/pending.ts";
 import { listEvents, listReview } from "../../../src/store/sync-events.ts";
-import { runReconcile } from "../../../src/sync/reconcile.ts";
+import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { expectConverged, newDeal } from "./checks.ts";
 import { ACCOUNT, createWorld } from "./world.ts";
@@ -34,6 +34,27 @@ describe("exactly-once effects (error)", () => {
     expect(link?.hlOpportunityId).toBe(copies[0]?.id);
     // The failed attempt was retried (the queue redelivered it).
     expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
+    await expectConverged(w);
+  });
+
+  it("security: without an external-id field, a crash after the HighLevel create then a retry still makes one opportunity", async () => {
+    let crashes = 1;
+    const w = await createWorld(routes, {
+      mapping: (m) => ({ ...m, externalIdFieldId: null }),
+      hooks: {
+        afterCreate: (side) => {
+          if (side === "highlevel" && crashes-- > 0) throw new Error("simulated crash after create, before the ledger completes");
+        },
+      },
+    });
+    expect(w.mapping.externalIdFieldId ?? null).toBeNull();
+    const deal = newDeal(w, { name: "No Field Corp", stage: "Sourced", amountMinor: 7_00 });
+    await w.settle();
+    const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "No Field Corp");
+    expect(copies).toHaveLength(1);
+    expect((await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId).toBe(copies[0]?.id);
+    expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
+    expect((await ledgerCounts(env.DB, ACCOUNT)).pending).toBe(0);
     await expectConverged(w);
   });
 

@@ -1,0 +1,123 @@
+/**
+ * A stand-in `wrangler` for test/node/deploy.test.ts: a Cloudflare account kept in the JSON file
+ * FAKE_WRANGLER_STATE, answering the commands `npm run deploy` uses the way wrangler 4.164 prints
+ * them, and recording each call's argv. Run as `node fake-wrangler.ts <args>`.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+
+/** The account the stand-in pretends to be. */
+export interface FakeAccount {
+  queues: string[];
+  d1: string | null;
+  kv: string | null;
+  workerDeployed: boolean;
+  pendingMigrations: string[];
+  secrets: string[];
+  /** Answer `queues info` with this error (e.g. an expired login). */
+  queuesInfoError?: string;
+  /** Every call's argv, in order. */
+  calls: string[][];
+}
+
+/** Where the stand-in says the Worker is served. */
+export const WORKERS_DEV = "https://fourdegrees-ghl-sync.acme.workers.dev";
+const PROJECT_QUEUES = ["sync-events", "sync-bulk", "sync-events-dlq"];
+
+function main(): number {
+  const file = process.env["FAKE_WRANGLER_STATE"];
+  if (!file) {
+    process.stderr.write("fake wrangler: FAKE_WRANGLER_STATE is not set\n");
+    return 64;
+  }
+  const account = JSON.parse(readFileSync(file, "utf8")) as FakeAccount;
+  const argv = process.argv.slice(2);
+  account.calls.push(argv);
+  try {
+    return answer(account, withoutConfig(argv));
+  } finally {
+    writeFileSync(file, JSON.stringify(account, null, 2));
+  }
+}
+
+function withoutConfig(argv: string[]): string[] {
+  const at = argv.indexOf("--config");
+  return at < 0 ? argv : [...argv.slice(0, at), ...argv.slice(at + 2)];
+}
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const err = (text: string) => process.stderr.write(`${text}\n`);
+
+function answer(account: FakeAccount, args: string[]): number {
+  const [command, sub, ...rest] = args;
+  const key = [command, sub].join(" ");
+  if (key === "queues info") {
+    const name = rest[0] ?? "";
+    if (account.queuesInfoError) {
+      err(`✘ [ERROR] ${account.queuesInfoError}`);
+      return 1;
+    }
+    if (!account.queues.includes(name)) {
+      err(`✘ [ERROR] Queue "${name}" does not exist. To create it, run: wrangler queues create ${name}`);
+      return 1;
+    }
+    out(`Queue Name: ${name}\nQueue ID: q-${name}\nNumber of Producers: 1\nNumber of Consumers: 1`);
+    return 0;
+  }
+  if (key === "queues create") {
+    const name = rest[0] ?? "";
+    if (account.queues.includes(name)) {
+      err(`✘ [ERROR] A queue with name "${name}" already exists. [code: 11009]`);
+      return 1;
+    }
+    account.queues.push(name);
+    out(`🌀 Creating queue '${name}'\n✅ Created queue '${name}'`);
+    return 0;
+  }
+  if (key === "d1 migrations" && rest[0] === "apply" && rest.includes("--remote")) {
+    if (account.d1 === null) {
+      err(`✘ [ERROR] Couldn't find a D1 DB named 'fourdegrees-ghl-sync' (bound as '${rest[1]}') in the API.`);
+      return 1;
+    }
+    if (account.pendingMigrations.length === 0) {
+      out("✅ No migrations to apply!");
+      return 0;
+    }
+    out(`Migrations to be applied:\n${account.pendingMigrations.join("\n")}`);
+    for (const name of account.pendingMigrations) out(`✅ ${name}`);
+    account.pendingMigrations = [];
+    return 0;
+  }
+  if (command === "deploy") {
+    // A consumer whose queue does not exist fails the deploy, as on Cloudflare.
+    const missing = PROJECT_QUEUES.find((name) => !account.queues.includes(name));
+    if (missing) {
+      err(`✘ [ERROR] Queue "${missing}" does not exist.`);
+      return 1;
+    }
+    if (account.d1 === null) {
+      out(`Provisioning DB (D1 Database)...\nResource name found in config: fourdegrees-ghl-sync`);
+      out(`🌀 Creating new D1 Database "fourdegrees-ghl-sync"...\n✨ DB provisioned 🎉`);
+      account.d1 = "d1-uuid";
+    }
+    if (account.kv === null) {
+      out(`Provisioning CACHE (KV Namespace)...\n🌀 Creating new KV Namespace "fourdegrees-ghl-sync-cache"...`);
+      account.kv = "kv-id";
+    }
+    account.workerDeployed = true;
+    out(`Uploaded fourdegrees-ghl-sync (2.10 sec)\nDeployed fourdegrees-ghl-sync triggers (0.80 sec)`);
+    out(`  ${WORKERS_DEV}\n  schedule: */5 * * * *\nCurrent Version ID: 0b8c-fake`);
+    return 0;
+  }
+  if (key === "secret list") {
+    if (!account.workerDeployed) {
+      err(`✘ [ERROR] Worker "fourdegrees-ghl-sync" not found.`);
+      return 1;
+    }
+    out(JSON.stringify(account.secrets.map((name) => ({ name, type: "secret_text" })), null, "  "));
+    return 0;
+  }
+  err(`fake wrangler: unexpected command: ${args.join(" ")}`);
+  return 64;
+}
+
+if (import.meta.main) process.exitCode = main();

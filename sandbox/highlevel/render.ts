@@ -24,7 +24,14 @@ function searchString(value: unknown): string {
 export function embeddedContact(store: HighLevelStore, contactId: string): Record<string, unknown> | undefined {
   const c = store.contacts.get(contactId);
   if (!c) return undefined;
-  return compact({ id: c.id, name: store.contactName(c) || null, companyName: c.companyName, email: c.email, phone: c.phone, tags: [...c.tags] });
+  return compact({
+    id: c.id,
+    name: store.contactName(c) || null,
+    companyName: c.companyName,
+    email: c.email,
+    phone: c.phone,
+    tags: [...c.tags],
+  });
 }
 
 /**
@@ -79,7 +86,15 @@ export function renderPipeline(p: Pipeline): Record<string, unknown> {
   return {
     id: p.id,
     name: p.name,
-    stages: [...p.stages].sort((a, b) => a.position - b.position).map((s) => ({ id: s.id, name: s.name, position: s.position, showInFunnel: s.showInFunnel, showInPieChart: s.showInPieChart })),
+    stages: [...p.stages]
+      .sort((a, b) => a.position - b.position)
+      .map((s) => ({
+        id: s.id,
+        name: s.name,
+        position: s.position,
+        showInFunnel: s.showInFunnel,
+        showInPieChart: s.showInPieChart,
+      })),
     showInFunnel: p.showInFunnel,
     showInPieChart: p.showInPieChart,
     locationId: p.locationId,
@@ -92,7 +107,16 @@ export function renderLostReason(r: LostReason): Record<string, unknown> {
 
 /** A note (`GetNoteSchema`). */
 export function renderNote(n: Note): Record<string, unknown> {
-  return { id: n.id, body: n.body, userId: n.userId, dateAdded: n.dateAdded, contactId: n.contactId, title: n.title, color: n.color, pinned: n.pinned };
+  return {
+    id: n.id,
+    body: n.body,
+    userId: n.userId,
+    dateAdded: n.dateAdded,
+    contactId: n.contactId,
+    title: n.title,
+    color: n.color,
+    pinned: n.pinned,
+  };
 }
 
 /** A task (`TaskSchema`); an unassigned task has no `assignedTo`. */

@@ -55,8 +55,17 @@ export interface Pipeline {
 }
 
 export type CustomFieldDataType =
-  | "TEXT" | "LARGE_TEXT" | "NUMERICAL" | "MONETORY" | "DATE" | "SINGLE_OPTIONS" | "MULTIPLE_OPTIONS" | "CHECKBOX"
-  | "PHONE" | "EMAIL" | "FILE_UPLOAD";
+  | "TEXT"
+  | "LARGE_TEXT"
+  | "NUMERICAL"
+  | "MONETORY"
+  | "DATE"
+  | "SINGLE_OPTIONS"
+  | "MULTIPLE_OPTIONS"
+  | "CHECKBOX"
+  | "PHONE"
+  | "EMAIL"
+  | "FILE_UPLOAD";
 
 export interface CustomField {
   id: string;
@@ -227,8 +236,17 @@ export class HighLevelStore {
 
   clear(): void {
     const maps = [
-      this.companies, this.locations, this.users, this.pipelines, this.customFields, this.lostReasons,
-      this.contacts, this.notes, this.opportunities, this.tasks, this.medias,
+      this.companies,
+      this.locations,
+      this.users,
+      this.pipelines,
+      this.customFields,
+      this.lostReasons,
+      this.contacts,
+      this.notes,
+      this.opportunities,
+      this.tasks,
+      this.medias,
     ];
     for (const map of maps) map.clear();
   }
@@ -242,7 +260,9 @@ export class HighLevelStore {
   }
 
   customFieldsOf(locationId: string, model?: "opportunity" | "contact"): CustomField[] {
-    return [...this.customFields.values()].filter((f) => f.locationId === locationId && (!model || f.model === model)).sort((a, b) => a.position - b.position);
+    return [...this.customFields.values()]
+      .filter((f) => f.locationId === locationId && (!model || f.model === model))
+      .sort((a, b) => a.position - b.position);
   }
 
   lostReasonsOf(locationId: string): LostReason[] {
@@ -258,7 +278,9 @@ export class HighLevelStore {
   }
 
   notesOf(contactId: string): Note[] {
-    return [...this.notes.values()].filter((n) => n.contactId === contactId).sort((a, b) => b.dateAdded.localeCompare(a.dateAdded) || b.id.localeCompare(a.id));
+    return [...this.notes.values()]
+      .filter((n) => n.contactId === contactId)
+      .sort((a, b) => b.dateAdded.localeCompare(a.dateAdded) || b.id.localeCompare(a.id));
   }
 
   /** A contact's tasks, oldest due first. */

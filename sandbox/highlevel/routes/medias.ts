@@ -20,7 +20,16 @@ export const MEDIA_WRITE: Guard = { auth: "Location", scope: "medias.write" };
 const UPLOAD_FIELDS = ["file", "hosted", "fileUrl", "name", "parentId"] as const;
 const SORT_FIELDS = ["createdAt", "updatedAt", "name"] as const;
 const LIST_QUERY = [
-  "offset", "limit", "sortBy", "sortOrder", "type", "query", "altType", "altId", "parentId", "fetchAll",
+  "offset",
+  "limit",
+  "sortBy",
+  "sortOrder",
+  "type",
+  "query",
+  "altType",
+  "altId",
+  "parentId",
+  "fetchAll",
 ];
 /** Room for the multipart framing around the file when judging a body by its Content-Length. */
 const MULTIPART_SLACK = 1024 * 1024;
@@ -141,9 +150,14 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
     const needle = (q.query ?? "").toLowerCase();
     const key = q.sortBy as (typeof SORT_FIELDS)[number];
     // The sandbox has no folders: a folder listing, or a file listing inside a folder, is empty.
-    const files = q.type === "folder" || q.parentId ? [] : [...d.store.medias.values()]
-      .filter((m) => m.inLibrary && m.locationId === q.altId && m.name.toLowerCase().includes(needle))
-      .sort((a, b) => (q.sortOrder === "asc" ? 1 : -1) * (a[key].localeCompare(b[key]) || a.id.localeCompare(b.id)));
+    const files =
+      q.type === "folder" || q.parentId
+        ? []
+        : [...d.store.medias.values()]
+            .filter((m) => m.inLibrary && m.locationId === q.altId && m.name.toLowerCase().includes(needle))
+            .sort(
+              (a, b) => (q.sortOrder === "asc" ? 1 : -1) * (a[key].localeCompare(b[key]) || a.id.localeCompare(b.id)),
+            );
     const page = q.fetchAll === "true" ? files : files.slice(offset, offset + limit);
     return send(c, { files: await Promise.all(page.map((m) => renderFile(c, m))) });
   });
@@ -175,7 +189,8 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
     const id = single("id");
     const maxRaw = single("maxFiles");
     const maxFiles = maxRaw === undefined ? undefined : Number(maxRaw);
-    if (maxFiles !== undefined && (!Number.isInteger(maxFiles) || maxFiles < 1)) problems.push("maxFiles must be a positive integer string");
+    if (maxFiles !== undefined && (!Number.isInteger(maxFiles) || maxFiles < 1))
+      problems.push("maxFiles must be a positive integer string");
     const files: Array<[string, File]> = [];
     for (const [key, value] of form.entries()) {
       if (key === "id" || key === "maxFiles") continue;
@@ -183,11 +198,13 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
       else files.push([key, value]);
     }
     if (files.length === 0) problems.push("at least one file should be given");
-    if (maxFiles !== undefined && files.length > maxFiles) problems.push(`${files.length} files given, maxFiles is ${maxFiles}`);
+    if (maxFiles !== undefined && files.length > maxFiles)
+      problems.push(`${files.length} files given, maxFiles is ${maxFiles}`);
     if (problems.length > 0) throw unprocessable(problems);
     if (id !== undefined) {
       const owner = d.store.contacts.get(id) ?? d.store.opportunities.get(id) ?? d.store.customFields.get(id);
-      if (!owner || owner.locationId !== locationId) throw new GhlError(400, "Contact, opportunity or custom field not found");
+      if (!owner || owner.locationId !== locationId)
+        throw new GhlError(400, "Contact, opportunity or custom field not found");
     }
     if (files.some(([, f]) => f.size > library.settings.customFieldMaxBytes)) throw new GhlError(413, "File too large");
     const uploadedFiles: Record<string, string> = {};
@@ -196,7 +213,12 @@ export function registerMediaRoutes(app: Hono<Vars>, d: RouteDeps): void {
       const mimetype = f.type || "application/octet-stream";
       const bytes = new Uint8Array(await f.arrayBuffer());
       const name = f.name || fieldname;
-      const m = library.upload({ locationId, name, file: { bytes, contentType: mimetype }, customField: { ownerId: id ?? null } });
+      const m = library.upload({
+        locationId,
+        name,
+        file: { bytes, contentType: mimetype },
+        customField: { ownerId: id ?? null },
+      });
       const url = await library.url(m, origin(c));
       uploadedFiles[fieldname] = url;
       meta.push({ fieldname, originalname: name, encoding: "7bit", mimetype, size: bytes.byteLength, url });

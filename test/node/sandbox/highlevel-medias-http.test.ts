@@ -104,7 +104,7 @@ describe("HighLevel sandbox media library over HTTP", () => {
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(content);
 
     expect(
-      await ghl.medias.deleteMediaContent({ id: uploaded.fileId, altType: "location", altId: sb.demo.locationId })
+      await ghl.medias.deleteMediaContent({ id: uploaded.fileId, altType: "location", altId: sb.demo.locationId }),
     ).toMatchObject({ success: true });
     expect((await fetch(uploaded.url)).status).toBe(404);
   });
@@ -114,10 +114,11 @@ describe("HighLevel sandbox media library over HTTP", () => {
     const form = new FormData();
     form.append("file", new Blob([big], { type: "application/pdf" }), "huge.pdf");
     const post = (body: FormData, token = sb.demo.pit) =>
-      fetch(
-        `${sb.highlevel}/medias/upload-file`,
-        { method: "POST", headers: { Authorization: `Bearer ${token}`, Version: "2021-07-28" }, body },
-      );
+      fetch(`${sb.highlevel}/medias/upload-file`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, Version: "2021-07-28" },
+        body,
+      });
     const tooLarge = await post(form);
     const tooLargeBody = await tooLarge.json();
     expect(tooLarge.status).toBe(413);
@@ -148,21 +149,22 @@ describe("HighLevel sandbox media library over HTTP", () => {
     form.append("memo.pdf", new Blob(["investment memo"], { type: "application/pdf" }), "memo.pdf");
     const multipart = { headers: { "Content-Type": "multipart/form-data" } };
     // The SDK types `meta` as string[]; HighLevel's example (and the sandbox) answer objects.
-    const up = (
-      await ghl.locations.uploadFileCustomFields({ locationId: sb.demo.locationId }, form, multipart)
-    ) as unknown as {
+    const up = (await ghl.locations.uploadFileCustomFields(
+      { locationId: sb.demo.locationId },
+      form,
+      multipart,
+    )) as unknown as {
       uploadedFiles: Record<string, string>;
       meta: Array<Record<string, unknown>>;
     };
     const url = up.uploadedFiles["memo.pdf"]!;
     expect(await (await fetch(url)).text()).toBe("investment memo");
     const value = { "0b7a0f0e-1c1d-4c55-9a50-3c2b9f3f2a11": { meta: up.meta[0], url } };
-    const updated = await ghl.opportunities.updateOpportunity(
-      { id: sb.demo.opportunityIds[1]! },
-      { customFields: [{ id: sb.demo.documentsFieldId, field_value: value }] } as object,
-    );
+    const updated = await ghl.opportunities.updateOpportunity({ id: sb.demo.opportunityIds[1]! }, {
+      customFields: [{ id: sb.demo.documentsFieldId, field_value: value }],
+    } as object);
     expect(updated.opportunity!.customFields).toEqual(
-      expect.arrayContaining([{ id: sb.demo.documentsFieldId, fieldValue: value }])
+      expect.arrayContaining([{ id: sb.demo.documentsFieldId, fieldValue: value }]),
     );
   });
 });

@@ -16,10 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ghlReferenceDir, startTestSandbox, type RunningSandbox } from "./helpers.ts";
 
 const v3File = path.join(ghlReferenceDir, "apps/v3/opportunities-v3.json");
-const commonFile = [
-  path.join(ghlReferenceDir, "common/common-schemas.json"),
-  path.join(ghlReferenceDir, "apps/common/common-schemas.json"),
-].find(existsSync) ?? "";
+const commonFile =
+  [
+    path.join(ghlReferenceDir, "common/common-schemas.json"),
+    path.join(ghlReferenceDir, "apps/common/common-schemas.json"),
+  ].find(existsSync) ?? "";
 const missing = [v3File, commonFile].filter((f) => !f || !existsSync(f));
 if (missing.length > 0) {
   console.log(`[v3 conformance] SKIPPED: official HighLevel v3 OpenAPI files not found in ${ghlReferenceDir}`);
@@ -50,14 +51,13 @@ function applyErrata(doc: Json): string[] {
   }
   return [
     "stages items: array → stage object",
-    "followers items: array → string (\"User IDs following this opportunity\")",
+    'followers items: array → string ("User IDs following this opportunity")',
     "search meta cursor fields nullable",
   ];
 }
 
-const pointer = (...segments: string[]) => segments.map(
-  (seg) => encodeURIComponent(seg.replace(/~/g, "~0").replace(/\//g, "~1"))
-).join("/");
+const pointer = (...segments: string[]) =>
+  segments.map((seg) => encodeURIComponent(seg.replace(/~/g, "~0").replace(/\//g, "~1"))).join("/");
 
 describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opportunities-v3.json", () => {
   let sb: RunningSandbox;
@@ -84,13 +84,12 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
   function schemaFor(specPath: string, method: string, status: number): ValidateFunction {
     const op = doc.paths[specPath]?.[method];
     expect(op, `${method.toUpperCase()} ${specPath} is in opportunities-v3.json`).toBeDefined();
-    expect(
-      Object.keys(op.responses),
-      `${method.toUpperCase()} ${specPath} documents status ${status}`,
-    ).toContain(String(status));
+    expect(Object.keys(op.responses), `${method.toUpperCase()} ${specPath} documents status ${status}`).toContain(
+      String(status),
+    );
     const validate = ajv.getSchema(
       `${BASE}opportunities-v3.json#/${pointer("paths", specPath, method, "responses", String(status))}` +
-        `/${pointer("content", "application/json", "schema")}`
+        `/${pointer("content", "application/json", "schema")}`,
     );
     expect(validate, `schema of ${specPath} ${status}`).toBeDefined();
     return validate!;
@@ -124,20 +123,27 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
     const form = prefixed ? "/v3/opportunities/…" : "/opportunities/…";
     it(`happy (${form}): create with forecast and a file field → get → update (slip) → status → followers → search → delete`, async () => {
       const d = sb.demo;
-      const contact = await sb.control<{ contact: { id: string } }>(
-        "POST",
-        "/contacts",
-        { firstName: "Vera", email: `v3-${prefixed}-${Date.now()}@example.com` },
-      );
+      const contact = await sb.control<{ contact: { id: string } }>("POST", "/contacts", {
+        firstName: "Vera",
+        email: `v3-${prefixed}-${Date.now()}@example.com`,
+      });
       const file = { url: "https://files.example/term-sheet.pdf", size: 1024, name: "term-sheet.pdf" };
       const created = await conforms("/opportunities/", "post", "/opportunities/", {
         prefixed,
         status: 201,
         body: {
-          pipelineId: d.pipelineId, locationId: d.locationId, name: `v3 deal ${prefixed}`, status: "open",
-          contactId: contact.contact.id, monetaryValue: 5000,
-          forecastExpectedCloseDate: "04/30/2027", forecastProbability: 35,
-          customFields: [{ id: d.documentsFieldId, fieldValue: file }, { key: "round", fieldValue: "Seed" }],
+          pipelineId: d.pipelineId,
+          locationId: d.locationId,
+          name: `v3 deal ${prefixed}`,
+          status: "open",
+          contactId: contact.contact.id,
+          monetaryValue: 5000,
+          forecastExpectedCloseDate: "04/30/2027",
+          forecastProbability: 35,
+          customFields: [
+            { id: d.documentsFieldId, fieldValue: file },
+            { key: "round", fieldValue: "Seed" },
+          ],
         },
       });
       const id = created.opportunity.id as string;
@@ -148,15 +154,14 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
         forecastProbability: 35,
       });
       expect(created.opportunity.customFields).toEqual(
-        expect.arrayContaining([{ id: d.documentsFieldId, fieldValue: file }])
+        expect.arrayContaining([{ id: d.documentsFieldId, fieldValue: file }]),
       );
       await conforms("/opportunities/{id}", "get", `/opportunities/${id}`, { prefixed, status: 200 });
-      const slipped = await conforms(
-        "/opportunities/{id}",
-        "put",
-        `/opportunities/${id}`,
-        { prefixed, status: 200, body: { forecastExpectedCloseDate: "2027-05-10T09:00:00Z", forecastProbability: 60 } },
-      );
+      const slipped = await conforms("/opportunities/{id}", "put", `/opportunities/${id}`, {
+        prefixed,
+        status: 200,
+        body: { forecastExpectedCloseDate: "2027-05-10T09:00:00Z", forecastProbability: 60 },
+      });
       expect(slipped.opportunity).toMatchObject({
         forecastExpectedCloseDate: "2027-05-10",
         forecastOriginalCloseDate: "2027-04-30",
@@ -165,25 +170,22 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
         forecastProbability: 60,
       });
       expect(slipped.opportunity.forecastLastSlippedAt).toEqual(expect.any(String));
-      const status = await conforms(
-        "/opportunities/{id}/status",
-        "put",
-        `/opportunities/${id}/status`,
-        { prefixed, status: 200, body: { status: "lost", lostReasonId: d.lostReasonIds[1] } },
-      );
+      const status = await conforms("/opportunities/{id}/status", "put", `/opportunities/${id}/status`, {
+        prefixed,
+        status: 200,
+        body: { status: "lost", lostReasonId: d.lostReasonIds[1] },
+      });
       expect(status).toMatchObject({ succeded: true, success: true });
-      await conforms(
-        "/opportunities/{id}/followers",
-        "post",
-        `/opportunities/${id}/followers`,
-        { prefixed, status: 201, body: { followers: [d.userIds[0]] } },
-      );
-      await conforms(
-        "/opportunities/{id}/followers",
-        "delete",
-        `/opportunities/${id}/followers`,
-        { prefixed, status: 200, body: { followers: [d.userIds[0]] } },
-      );
+      await conforms("/opportunities/{id}/followers", "post", `/opportunities/${id}/followers`, {
+        prefixed,
+        status: 201,
+        body: { followers: [d.userIds[0]] },
+      });
+      await conforms("/opportunities/{id}/followers", "delete", `/opportunities/${id}/followers`, {
+        prefixed,
+        status: 200,
+        body: { followers: [d.userIds[0]] },
+      });
       const q = encodeURIComponent(`v3 deal ${prefixed}`);
       const found = await conforms(
         "/opportunities/search",
@@ -206,20 +208,16 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
         },
       });
       expect(advanced.opportunities.map((o: Json) => o.id)).toEqual([id]);
-      await conforms(
-        "/opportunities/pipelines",
-        "get",
-        `/opportunities/pipelines?locationId=${d.locationId}`,
-        { prefixed, status: 200 },
-      );
-      await conforms(
-        "/opportunities/lost-reason",
-        "get",
-        `/opportunities/lost-reason?locationId=${d.locationId}`,
-        { prefixed, status: 200 },
-      );
+      await conforms("/opportunities/pipelines", "get", `/opportunities/pipelines?locationId=${d.locationId}`, {
+        prefixed,
+        status: 200,
+      });
+      await conforms("/opportunities/lost-reason", "get", `/opportunities/lost-reason?locationId=${d.locationId}`, {
+        prefixed,
+        status: 200,
+      });
       expect(
-        await conforms("/opportunities/{id}", "delete", `/opportunities/${id}`, { prefixed, status: 200 })
+        await conforms("/opportunities/{id}", "delete", `/opportunities/${id}`, { prefixed, status: 200 }),
       ).toMatchObject({ succeded: true, success: true });
       await conforms("/opportunities/{id}", "get", `/opportunities/${id}`, { prefixed, status: 400 });
     });
@@ -228,71 +226,56 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
   it("error: v3 validation (v2's field_value, a bad close date, probability > 100, a non-file value, > 10 followers, v2 query names)", async () => {
     const d = sb.demo;
     const id = d.opportunityIds[0]!;
-    const v2Shape = await conforms(
-      "/opportunities/{id}",
-      "put",
-      `/opportunities/${id}`,
-      { status: 422, body: { customFields: [{ id: d.closeDateFieldId, field_value: "2027-01-01" }] } },
-    );
+    const v2Shape = await conforms("/opportunities/{id}", "put", `/opportunities/${id}`, {
+      status: 422,
+      body: { customFields: [{ id: d.closeDateFieldId, field_value: "2027-01-01" }] },
+    });
     expect(v2Shape.message).toEqual(["property customFields.0.field_value should not exist"]);
-    const bad = await conforms(
-      "/opportunities/{id}",
-      "put",
-      `/opportunities/${id}`,
-      { status: 422, body: { forecastExpectedCloseDate: "2027-02-30", forecastProbability: 140 } },
-    );
+    const bad = await conforms("/opportunities/{id}", "put", `/opportunities/${id}`, {
+      status: 422,
+      body: { forecastExpectedCloseDate: "2027-02-30", forecastProbability: 140 },
+    });
     expect(bad.message).toEqual(
       expect.arrayContaining([
         expect.stringContaining("forecastExpectedCloseDate must be a date in"),
         "forecastProbability must not be greater than 100",
-      ])
+      ]),
     );
-    const notFile = await conforms(
-      "/opportunities/{id}",
-      "put",
-      `/opportunities/${id}`,
-      { status: 422, body: { customFields: [{ id: d.documentsFieldId, fieldValue: { name: "no url" } }] } },
-    );
+    const notFile = await conforms("/opportunities/{id}", "put", `/opportunities/${id}`, {
+      status: 422,
+      body: { customFields: [{ id: d.documentsFieldId, fieldValue: { name: "no url" } }] },
+    });
     expect(notFile.message[0]).toContain("FILE_UPLOAD");
     const many = Array.from({ length: 11 }, () => d.userIds[0]!);
     expect(
       (
-        await conforms(
-          "/opportunities/{id}/followers",
-          "post",
-          `/opportunities/${id}/followers`,
-          { status: 422, body: { followers: many } },
-        )
-      ).message
+        await conforms("/opportunities/{id}/followers", "post", `/opportunities/${id}/followers`, {
+          status: 422,
+          body: { followers: many },
+        })
+      ).message,
     ).toEqual(["followers must contain no more than 10 elements"]);
-    const snake = await conforms(
-      "/opportunities/search",
-      "get",
-      `/opportunities/search?location_id=${d.locationId}`,
-      { status: 422 },
-    );
+    const snake = await conforms("/opportunities/search", "get", `/opportunities/search?location_id=${d.locationId}`, {
+      status: 422,
+    });
     expect(snake.message).toEqual(["property location_id should not exist"]);
-    const { token: readOnly } = await sb.control<{ token: string }>(
-      "POST",
-      "/pit",
-      { scopes: ["opportunities.readonly"] },
-    );
-    const scope = await conforms(
-      "/opportunities/{id}",
-      "delete",
-      `/opportunities/${id}`,
-      { status: 401, token: readOnly, prefixed: true },
-    );
+    const { token: readOnly } = await sb.control<{ token: string }>("POST", "/pit", {
+      scopes: ["opportunities.readonly"],
+    });
+    const scope = await conforms("/opportunities/{id}", "delete", `/opportunities/${id}`, {
+      status: 401,
+      token: readOnly,
+      prefixed: true,
+    });
     expect(scope.message).toBe("The token is not authorized for this scope.");
   });
 
   it("error: version rules — /v3 takes only Version: v3; v3 outside the v3 routes is refused; v2 records gain no forecast", async () => {
     const d = sb.demo;
     const ask = async (url: string, version: string) => {
-      const res = await fetch(
-        `${sb.highlevel}${url}`,
-        { headers: { Version: version, Authorization: `Bearer ${d.pit}` } },
-      );
+      const res = await fetch(`${sb.highlevel}${url}`, {
+        headers: { Version: version, Authorization: `Bearer ${d.pit}` },
+      });
       return { status: res.status, json: (await res.json()) as Json };
     };
     expect(await ask(`/v3/opportunities/${d.opportunityIds[0]}`, "2021-07-28")).toMatchObject({
@@ -322,10 +305,10 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
     const ghl = new HighLevel({ privateIntegrationToken: sb.demo.pit, logLevel: "none", apiVersion: "v3" });
     ghl.getHttpClient().defaults.baseURL = sb.highlevel;
     const id = sb.demo.opportunityIds[3]!;
-    const updated = await ghl.opportunities.updateOpportunity(
-      { id },
-      { forecastExpectedCloseDate: "2027.09.01", forecastProbability: 80 } as object,
-    );
+    const updated = await ghl.opportunities.updateOpportunity({ id }, {
+      forecastExpectedCloseDate: "2027.09.01",
+      forecastProbability: 80,
+    } as object);
     expect(updated.opportunity).toMatchObject({ id, forecastExpectedCloseDate: "2027-09-01", forecastProbability: 80 });
     const got = await ghl.opportunities.getOpportunity({ id });
     expect(schemaFor("/opportunities/{id}", "get", 200)({ ...got })).toBe(true);

@@ -46,9 +46,10 @@ describe("HighLevel sandbox: lost reasons and PUT /opportunities/{id}/status", (
     const id = d.opportunityIds[0]!;
     const res = await call("PUT", `/opportunities/${id}/status`, { status: "lost", lostReasonId: d.lostReasonIds[2] });
     expect(res).toMatchObject({ status: 200, json: { succeded: true } });
-    expect(
-      (await call("GET", `/opportunities/${id}`)).json.opportunity
-    ).toMatchObject({ status: "lost", lostReasonId: d.lostReasonIds[2] });
+    expect((await call("GET", `/opportunities/${id}`)).json.opportunity).toMatchObject({
+      status: "lost",
+      lostReasonId: d.lostReasonIds[2],
+    });
 
     const [event] = sb.highlevel.deliveries("OpportunityStatusUpdate").map((x) => x.payload);
     // The example in ghl/webhook-events/OpportunityStatusUpdate.md carries no lostReasonId:
@@ -79,23 +80,22 @@ describe("HighLevel sandbox: lost reasons and PUT /opportunities/{id}/status", (
     const id = d.opportunityIds[1]!;
     const elsewhere = await control("POST", "/lost-reasons", { locationId: d.otherLocationId, name: "Fund mismatch" });
     expect(elsewhere.status).toBe(201);
-    const foreign = await call(
-      "PUT",
-      `/opportunities/${id}/status`,
-      { status: "lost", lostReasonId: elsewhere.json.lostReason.id },
-    );
+    const foreign = await call("PUT", `/opportunities/${id}/status`, {
+      status: "lost",
+      lostReasonId: elsewhere.json.lostReason.id,
+    });
     expect(foreign).toMatchObject({ status: 400, json: { statusCode: 400, message: "Lost reason not found" } });
     expect((await control("DELETE", `/lost-reasons/${d.lostReasonIds[0]}`)).status).toBe(200);
     expect(
-      (await call("PUT", `/opportunities/${id}/status`, { status: "lost", lostReasonId: d.lostReasonIds[0] })).status
+      (await call("PUT", `/opportunities/${id}/status`, { status: "lost", lostReasonId: d.lostReasonIds[0] })).status,
     ).toBe(400);
-    expect(
-      (await call("PUT", `/opportunities/${id}/status`, { status: "lost", lostReasonId: "nope" })).status
-    ).toBe(400);
+    expect((await call("PUT", `/opportunities/${id}/status`, { status: "lost", lostReasonId: "nope" })).status).toBe(
+      400,
+    );
     const bad = await call("PUT", `/opportunities/${id}/status`, { status: "lost", lostReasonId: 7, reason: "x" });
     expect(bad.status).toBe(422);
     expect(bad.json.message).toEqual(
-      expect.arrayContaining(["lostReasonId must be a string", "property reason should not exist"])
+      expect.arrayContaining(["lostReasonId must be a string", "property reason should not exist"]),
     );
     expect((await call("GET", `/opportunities/${id}`)).json.opportunity.status).toBe("open");
     const readOnly = sb.highlevel.createPit({ scopes: ["opportunities.readonly"] });
@@ -125,12 +125,11 @@ describe("HighLevel sandbox: lost reasons and PUT /opportunities/{id}/status", (
     const usable = await control("POST", "/lost-reasons", { name: "Timing" });
     expect(
       (
-        await call(
-          "PUT",
-          `/opportunities/${d.opportunityIds[2]}/status`,
-          { status: "lost", lostReasonId: usable.json.lostReason.id },
-        )
-      ).status
+        await call("PUT", `/opportunities/${d.opportunityIds[2]}/status`, {
+          status: "lost",
+          lostReasonId: usable.json.lostReason.id,
+        })
+      ).status,
     ).toBe(200);
   });
 });
@@ -139,18 +138,17 @@ describe("HighLevel sandbox: opportunity followers", () => {
   it("happy: add / remove answer the documented bodies and the opportunity carries its followers", async () => {
     const { d, call } = await setup();
     const id = d.opportunityIds[3]!;
-    const added = await call(
-      "POST",
-      `/opportunities/${id}/followers`,
-      { followers: [d.userIds[1], d.userIds[2], d.userIds[1]] },
-    );
+    const added = await call("POST", `/opportunities/${id}/followers`, {
+      followers: [d.userIds[1], d.userIds[2], d.userIds[1]],
+    });
     expect(added).toMatchObject({
       status: 201,
       json: { followers: [d.userIds[1], d.userIds[2]], followersAdded: [d.userIds[1], d.userIds[2]] },
     });
-    expect(
-      (await call("GET", `/opportunities/${id}`)).json.opportunity.followers
-    ).toEqual([d.userIds[1], d.userIds[2]]);
+    expect((await call("GET", `/opportunities/${id}`)).json.opportunity.followers).toEqual([
+      d.userIds[1],
+      d.userIds[2],
+    ]);
     const removed = await call("DELETE", `/opportunities/${id}/followers`, { followers: [d.userIds[1]] });
     expect(removed).toMatchObject({
       status: 200,
@@ -163,18 +161,19 @@ describe("HighLevel sandbox: opportunity followers", () => {
   it("error: a follower who is not a user of the location is 400; a bad body 422; read-only 401", async () => {
     const { sb, d, call } = await setup();
     const id = d.opportunityIds[3]!;
-    expect(
-      await call("POST", `/opportunities/${id}/followers`, { followers: ["stranger000000000000"] })
-    ).toMatchObject({
-      status: 400,
-      json: { message: "follower stranger000000000000 is not a user of this location" },
+    expect(await call("POST", `/opportunities/${id}/followers`, { followers: ["stranger000000000000"] })).toMatchObject(
+      {
+        status: 400,
+        json: { message: "follower stranger000000000000 is not a user of this location" },
+      },
+    );
+    expect(await call("POST", `/opportunities/${id}/followers`, { followers: d.userIds[0] })).toMatchObject({
+      status: 422,
+      json: { message: ["followers must be an array"] },
     });
-    expect(
-      await call("POST", `/opportunities/${id}/followers`, { followers: d.userIds[0] })
-    ).toMatchObject({ status: 422, json: { message: ["followers must be an array"] } });
     const readOnly = sb.highlevel.createPit({ scopes: ["opportunities.readonly"] });
-    expect(
-      (await call("POST", `/opportunities/${id}/followers`, { followers: [d.userIds[0]] }, readOnly)).status
-    ).toBe(401);
+    expect((await call("POST", `/opportunities/${id}/followers`, { followers: [d.userIds[0]] }, readOnly)).status).toBe(
+      401,
+    );
   });
 });

@@ -24,10 +24,11 @@ async function setup() {
     const headers: Record<string, string> = { Authorization: `Bearer ${init.token ?? d.pit}`, Version: "2021-07-28" };
     if (init.type) headers["Content-Type"] = init.type;
     const res = await sb.fetch(
-      new Request(
-        `http://sandbox.test/highlevel${path}`,
-        { method, headers, ...(init.form ? { body: init.form } : init.body ? { body: init.body } : {}) },
-      )
+      new Request(`http://sandbox.test/highlevel${path}`, {
+        method,
+        headers,
+        ...(init.form ? { body: init.form } : init.body ? { body: init.body } : {}),
+      }),
     );
     return { status: res.status, json: (await res.json()) as Record<string, any> };
   };
@@ -45,10 +46,8 @@ async function setup() {
     for (const [k, v] of Object.entries(extra)) form.append(k, v);
     return form;
   };
-  const list = (query = "") => api(
-    "GET",
-    `/medias/files?sortBy=createdAt&sortOrder=asc&type=file&altType=location&altId=${d.locationId}${query}`,
-  );
+  const list = (query = "") =>
+    api("GET", `/medias/files?sortBy=createdAt&sortOrder=asc&type=file&altType=location&altId=${d.locationId}${query}`);
   return { sb, d, api, control, fileForm, list };
 }
 
@@ -58,11 +57,9 @@ describe("HighLevel sandbox: media library", () => {
   it("happy: upload a file → list it → download its bytes at the signed URL → delete (the URL then 404s)", async () => {
     const { sb, d, api, fileForm, list } = await setup();
     const content = bytesOf(200_000);
-    const up = await api(
-      "POST",
-      "/medias/upload-file",
-      { form: fileForm(content, "Term Sheet.pdf", "application/pdf") },
-    );
+    const up = await api("POST", "/medias/upload-file", {
+      form: fileForm(content, "Term Sheet.pdf", "application/pdf"),
+    });
     expect(up.status).toBe(200);
     expect(up.json).toEqual({
       fileId: expect.any(String),
@@ -95,7 +92,7 @@ describe("HighLevel sandbox: media library", () => {
     expect((await sb.fetch(new Request(up.json.url))).status).toBe(404);
     expect((await list()).json.files).toEqual([]);
     expect(
-      (await api("DELETE", `/medias/${up.json.fileId}?altType=location&altId=${d.locationId}`)).json
+      (await api("DELETE", `/medias/${up.json.fileId}?altType=location&altId=${d.locationId}`)).json,
     ).toMatchObject({ statusCode: 400, message: "File not found" });
   });
 
@@ -146,25 +143,22 @@ describe("HighLevel sandbox: media library", () => {
     };
     expect((await control("GET", "/medias")).json.settings).toEqual(defaults);
     await control("PUT", "/medias/settings", { maxBytes: 1000, videoMaxBytes: 5000 });
-    const big = await api(
-      "POST",
-      "/medias/upload-file",
-      { form: fileForm(bytesOf(1001), "memo.pdf", "application/pdf") },
-    );
+    const big = await api("POST", "/medias/upload-file", {
+      form: fileForm(bytesOf(1001), "memo.pdf", "application/pdf"),
+    });
     expect(big).toMatchObject({
       status: 413,
       json: { statusCode: 413, message: "File too large", traceId: expect.any(String) },
     });
     expect(
-      (
-        await api("POST", "/medias/upload-file", { form: fileForm(bytesOf(1000), "memo.pdf", "application/pdf") })
-      ).status
+      (await api("POST", "/medias/upload-file", { form: fileForm(bytesOf(1000), "memo.pdf", "application/pdf") }))
+        .status,
     ).toBe(200);
     expect(
-      (await api("POST", "/medias/upload-file", { form: fileForm(bytesOf(4000), "pitch.mp4", "video/mp4") })).status
+      (await api("POST", "/medias/upload-file", { form: fileForm(bytesOf(4000), "pitch.mp4", "video/mp4") })).status,
     ).toBe(200);
     expect(
-      (await api("POST", "/medias/upload-file", { form: fileForm(bytesOf(5001), "pitch.mp4", "video/mp4") })).status
+      (await api("POST", "/medias/upload-file", { form: fileForm(bytesOf(5001), "pitch.mp4", "video/mp4") })).status,
     ).toBe(413);
     expect((await list()).json.files).toHaveLength(2);
     sb.highlevel.reset();
@@ -178,7 +172,7 @@ describe("HighLevel sandbox: media library", () => {
   it("error: bad uploads and listings answer HighLevel's 4xx shapes", async () => {
     const { api, fileForm } = await setup();
     expect(
-      await api("POST", "/medias/upload-file", { body: JSON.stringify({ fileUrl: "x" }), type: "application/json" })
+      await api("POST", "/medias/upload-file", { body: JSON.stringify({ fileUrl: "x" }), type: "application/json" }),
     ).toMatchObject({ status: 400, json: { message: "Content-Type must be multipart/form-data" } });
     const none = new FormData();
     none.append("name", "nothing");
@@ -196,7 +190,7 @@ describe("HighLevel sandbox: media library", () => {
         "property altId should not exist",
         "hosted must be a boolean value",
         "file should not be empty",
-      ])
+      ]),
     );
     const noUrl = new FormData();
     noUrl.append("hosted", "true");
@@ -204,7 +198,9 @@ describe("HighLevel sandbox: media library", () => {
     const malformed = new FormData();
     malformed.append("hosted", "true");
     malformed.append("fileUrl", "https://files.example/%E0%A4%A.pdf");
-    expect((await api("POST", "/medias/upload-file", { form: malformed })).json).toMatchObject({ fileId: expect.any(String) });
+    expect((await api("POST", "/medias/upload-file", { form: malformed })).json).toMatchObject({
+      fileId: expect.any(String),
+    });
     const notUrl = new FormData();
     notUrl.append("hosted", "true");
     notUrl.append("fileUrl", "http://[bad");
@@ -214,11 +210,9 @@ describe("HighLevel sandbox: media library", () => {
       json: { message: ["fileUrl must be a URL address"] },
     });
     expect(
-      await api(
-        "POST",
-        "/medias/upload-file",
-        { form: fileForm(bytesOf(3), "a.txt", "text/plain", { parentId: "nope" }) },
-      )
+      await api("POST", "/medias/upload-file", {
+        form: fileForm(bytesOf(3), "a.txt", "text/plain", { parentId: "nope" }),
+      }),
     ).toMatchObject({ status: 400, json: { message: "Parent folder not found" } });
     const missing = await api("GET", "/medias/files?altType=location");
     expect(missing.json.message).toEqual([
@@ -228,7 +222,7 @@ describe("HighLevel sandbox: media library", () => {
       "altId should not be empty",
     ]);
     expect(
-      (await api("GET", "/medias/files?sortBy=size&sortOrder=asc&type=file&altType=location&altId=x")).json.message
+      (await api("GET", "/medias/files?sortBy=size&sortOrder=asc&type=file&altType=location&altId=x")).json.message,
     ).toEqual(["sortBy must be one of the following values: createdAt, updatedAt, name"]);
   });
 
@@ -236,32 +230,28 @@ describe("HighLevel sandbox: media library", () => {
     const { sb, d, api, fileForm } = await setup();
     const readOnly = sb.highlevel.createPit({ scopes: ["medias.readonly"] });
     const writeOnly = sb.highlevel.createPit({ scopes: ["medias.write"] });
-    const denied = await api(
-      "POST",
-      "/medias/upload-file",
-      { form: fileForm(bytesOf(3), "a.txt", "text/plain"), token: readOnly },
-    );
+    const denied = await api("POST", "/medias/upload-file", {
+      form: fileForm(bytesOf(3), "a.txt", "text/plain"),
+      token: readOnly,
+    });
     expect(denied).toMatchObject({ status: 401, json: { message: "The token is not authorized for this scope." } });
-    const up = await api(
-      "POST",
-      "/medias/upload-file",
-      { form: fileForm(bytesOf(3), "a.txt", "text/plain"), token: writeOnly },
-    );
+    const up = await api("POST", "/medias/upload-file", {
+      form: fileForm(bytesOf(3), "a.txt", "text/plain"),
+      token: writeOnly,
+    });
     expect(up.status).toBe(200);
     const query = `sortBy=name&sortOrder=desc&type=file&altType=location&altId=${d.locationId}`;
     expect((await api("GET", `/medias/files?${query}`, { token: writeOnly })).status).toBe(401);
     expect((await api("GET", `/medias/files?${query}`, { token: readOnly })).json.files).toHaveLength(1);
     expect(
-      (
-        await api("DELETE", `/medias/${up.json.fileId}?altType=location&altId=${d.locationId}`, { token: readOnly })
-      ).status
+      (await api("DELETE", `/medias/${up.json.fileId}?altType=location&altId=${d.locationId}`, { token: readOnly }))
+        .status,
     ).toBe(401);
     const other = sb.highlevel.createPit({ locationId: d.otherLocationId });
     expect((await api("GET", `/medias/files?${query}`, { token: other })).status).toBe(403);
     expect(
-      (
-        await api("DELETE", `/medias/${up.json.fileId}?altType=location&altId=${d.otherLocationId}`, { token: other })
-      ).json
+      (await api("DELETE", `/medias/${up.json.fileId}?altType=location&altId=${d.otherLocationId}`, { token: other }))
+        .json,
     ).toMatchObject({ statusCode: 400, message: "File not found" });
   });
 });
@@ -278,14 +268,16 @@ describe("HighLevel sandbox: custom-field file upload (POST /locations/{location
     expect(up.status).toBe(200);
     const url = up.json.uploadedFiles["term-sheet.pdf"] as string;
     expect(url).toContain(`/highlevel/media-storage/${d.locationId}/`);
-    expect(up.json.meta).toEqual([{
-      fieldname: "term-sheet.pdf",
-      originalname: "term-sheet.pdf",
-      encoding: "7bit",
-      mimetype: "application/pdf",
-      size: 3000,
-      url,
-    }]);
+    expect(up.json.meta).toEqual([
+      {
+        fieldname: "term-sheet.pdf",
+        originalname: "term-sheet.pdf",
+        encoding: "7bit",
+        mimetype: "application/pdf",
+        size: 3000,
+        url,
+      },
+    ]);
 
     const value = { "f31175d4-2b06-4fc6-b7bc-74cd814c68cb": { meta: up.json.meta[0], url } };
     const put = await api("PUT", `/opportunities/${opportunityId}`, {
@@ -294,7 +286,7 @@ describe("HighLevel sandbox: custom-field file upload (POST /locations/{location
     });
     expect(put.status).toBe(200);
     expect(put.json.opportunity.customFields).toEqual(
-      expect.arrayContaining([{ id: d.documentsFieldId, fieldValue: value }])
+      expect.arrayContaining([{ id: d.documentsFieldId, fieldValue: value }]),
     );
 
     sb.clock.advance(30 * 86_400_000);
@@ -320,7 +312,7 @@ describe("HighLevel sandbox: custom-field file upload (POST /locations/{location
     const bad = await api("POST", path, { form: two });
     expect(bad.status).toBe(422);
     expect(bad.json.message).toEqual(
-      expect.arrayContaining(["property note should not exist", "2 files given, maxFiles is 1"])
+      expect.arrayContaining(["property note should not exist", "2 files given, maxFiles is 1"]),
     );
     const none = new FormData();
     none.append("id", d.opportunityIds[0]!);

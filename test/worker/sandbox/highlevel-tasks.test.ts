@@ -36,17 +36,13 @@ describe("HighLevel sandbox: contact tasks", () => {
   it("happy: create → list → get → update → complete → delete, each in the documented shape", async () => {
     const { d, call } = await setup();
     const contactId = d.contactIds[0]!;
-    const created = await call(
-      "POST",
-      `/contacts/${contactId}/tasks`,
-      {
-        title: "Send term sheet",
-        body: "Draft v1",
-        dueDate: "2027-01-15T09:00:00Z",
-        completed: false,
-        assignedTo: d.userIds[1],
-      },
-    );
+    const created = await call("POST", `/contacts/${contactId}/tasks`, {
+      title: "Send term sheet",
+      body: "Draft v1",
+      dueDate: "2027-01-15T09:00:00Z",
+      completed: false,
+      assignedTo: d.userIds[1],
+    });
     expect(created.status).toBe(201);
     const task = created.json.task;
     expect(task).toEqual({
@@ -63,11 +59,11 @@ describe("HighLevel sandbox: contact tasks", () => {
     expect((await call("GET", `/contacts/${contactId}/tasks`)).json.tasks).toEqual([task]);
     expect((await call("GET", `/contacts/${contactId}/tasks/${task.id}`)).json.task).toEqual(task);
 
-    const updated = await call(
-      "PUT",
-      `/contacts/${contactId}/tasks/${task.id}`,
-      { title: "Send signed term sheet", dueDate: "2027-01-20", assignedTo: "" },
-    );
+    const updated = await call("PUT", `/contacts/${contactId}/tasks/${task.id}`, {
+      title: "Send signed term sheet",
+      dueDate: "2027-01-20",
+      assignedTo: "",
+    });
     expect(updated.status).toBe(200);
     expect(updated.json.task).toEqual({
       ...task,
@@ -99,28 +95,29 @@ describe("HighLevel sandbox: contact tasks", () => {
         "title should not be empty",
         "dueDate should not be empty",
         "completed should not be empty",
-      ])
+      ]),
     );
-    const badDate = await call(
-      "POST",
-      `/contacts/${contactId}/tasks`,
-      { title: "x", dueDate: "next friday", completed: "no" },
-    );
+    const badDate = await call("POST", `/contacts/${contactId}/tasks`, {
+      title: "x",
+      dueDate: "next friday",
+      completed: "no",
+    });
     expect(badDate.json.message).toEqual(
-      expect.arrayContaining(["dueDate must be a valid ISO 8601 date string", "completed must be a boolean value"])
+      expect.arrayContaining(["dueDate must be a valid ISO 8601 date string", "completed must be a boolean value"]),
     );
-    const created = await call(
-      "POST",
-      `/contacts/${contactId}/tasks`,
-      { title: "x", dueDate: "2027-02-01", completed: false },
-    );
+    const created = await call("POST", `/contacts/${contactId}/tasks`, {
+      title: "x",
+      dueDate: "2027-02-01",
+      completed: false,
+    });
     const badComplete = await call("PUT", `/contacts/${contactId}/tasks/${created.json.task.id}/completed`, {});
     expect(badComplete).toMatchObject({ status: 422, json: { message: ["completed should not be empty"] } });
-    const stranger = await call(
-      "POST",
-      `/contacts/${contactId}/tasks`,
-      { title: "x", dueDate: "2027-02-01", completed: false, assignedTo: "nobody00000000000000" },
-    );
+    const stranger = await call("POST", `/contacts/${contactId}/tasks`, {
+      title: "x",
+      dueDate: "2027-02-01",
+      completed: false,
+      assignedTo: "nobody00000000000000",
+    });
     expect(stranger).toMatchObject({
       status: 400,
       json: { message: "assignedTo nobody00000000000000 is not a user of this location" },
@@ -172,7 +169,7 @@ describe("HighLevel sandbox: contact tasks", () => {
       dateAdded: expect.any(String),
     });
     expect(
-      (await control(`/tasks?contactId=${d.contactIds[1]}`)).json.tasks.map((t: { title: string }) => t.title)
+      (await control(`/tasks?contactId=${d.contactIds[1]}`)).json.tasks.map((t: { title: string }) => t.title),
     ).toEqual(["b"]);
     expect((await control(`/tasks?locationId=${d.otherLocationId}`)).json.tasks).toEqual([]);
     expect((await control("/tasks?locationId=nope")).status).toBe(404);
@@ -202,8 +199,9 @@ describe("HighLevel sandbox: contact tags", () => {
       status: 422,
       json: { message: ["each value in tags must be a string"] },
     });
-    expect(
-      await call("POST", "/contacts/unknown0000000000000/tags", { tags: ["x"] })
-    ).toMatchObject({ status: 400, json: { message: "Contact not found" } });
+    expect(await call("POST", "/contacts/unknown0000000000000/tags", { tags: ["x"] })).toMatchObject({
+      status: 400,
+      json: { message: "Contact not found" },
+    });
   });
 });

@@ -107,7 +107,7 @@ describe("4Degrees sandbox: deals", () => {
     });
     expect(res.status).toBe(201);
     expect(res.headers.get("etag")).toBe('"1"');
-    expect(Object.keys(res.json)).toEqual(["id", "version", "name", "pipeline_id", "stage_id", "status", "owner_id", "value", "expected_close_date", "company_id", "contact_ids", "tags", "fields", "external_refs", "created_at", "updated_at", "archived_at"]);
+    expect(Object.keys(res.json)).toEqual(["id", "version", "name", "pipeline_id", "stage_id", "status", "pass_reason_id", "pass_reason_text", "owner_id", "team_ids", "value", "expected_close_date", "company_id", "contact_ids", "tags", "fields", "external_refs", "created_at", "updated_at", "archived_at"]);
     expect(res.json).toMatchObject({ version: 1, status: "open", owner_id: owner.id, value: { amount_minor: 50_000_000, currency: "USD" }, archived_at: null });
     expect(res.json.id).toMatch(/^deal_/);
     expect(res.json.created_at).toBe(new Date(h.clock.now()).toISOString());

@@ -128,8 +128,7 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     if (key === undefined) return next();
     if (key.length < 1 || key.length > 255) throw fail.badRequest("Idempotency-Key must be 1 to 255 characters", "invalid_idempotency_key");
     // A digest, not the body: an upload may be 25 MiB and the record lives 24 h.
-    const digest = await crypto.subtle.digest("SHA-256", await readBytes(c, MAX_CSV_BYTES));
-    const fingerprint = `${c.req.method} ${new URL(c.req.url).pathname}\n${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+    const fingerprint = `${c.req.method} ${new URL(c.req.url).pathname}\n${await bodyDigest(c, await readBytes(c, MAX_CSV_BYTES))}`;
     const slot = `${c.get("apiKey").id}:${key}`;
     const prior = sb.idempotency.lookup(slot);
     if (prior?.state === "in_flight") throw new FourDegreesError(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed");
@@ -295,6 +294,31 @@ function jsonResponse(body: unknown, status: number, headers: Record<string, str
 function dealResponse(c: Context<Env>, deal: Deal, status: 200 | 201 = 200): Response {
   c.header("ETag", `"${deal.version}"`);
   return c.json(deal, status);
+}
+
+async function sha256Hex(data: ArrayBuffer | Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", data);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * What makes two requests "the same" for `Idempotency-Key`: the bytes, except for multipart bodies,
+ * whose random boundary differs on every retry — there the parts (names, values, file digests) count.
+ */
+async function bodyDigest(c: Context<Env>, bytes: ArrayBuffer): Promise<string> {
+  if (/^multipart\/form-data/i.test(c.req.header("content-type") ?? "")) {
+    try {
+      const form = await c.req.formData();
+      const parts: string[] = [];
+      for (const [name, value] of form.entries()) {
+        parts.push(typeof value === "string" ? `${name}=${JSON.stringify(value)}` : `${name}=file:${JSON.stringify(value.name)}:${value.type}:${await sha256Hex(await value.arrayBuffer())}`);
+      }
+      return sha256Hex(new TextEncoder().encode(parts.join("\n")) as Uint8Array<ArrayBuffer>);
+    } catch {
+      // Not parseable: the raw bytes are the fingerprint, and the handler answers 400.
+    }
+  }
+  return sha256Hex(bytes);
 }
 
 /** Setting `author_id` / `created_at` (an import of history) needs a key with the `import` scope. */

@@ -298,9 +298,9 @@ export class FourDegreesSandbox implements ProviderSandbox {
     return this.store.deleteAttachment(id, this.userActor(userId));
   }
 
-  /** Every reminder (what `GET /_sandbox/4degrees/reminders` lists), oldest first. */
+  /** Every reminder (what `GET /_sandbox/4degrees/reminders` lists), in the order they were made. */
   reminders(): Reminder[] {
-    return [...this.store.reminders.values()].map((r) => structuredClone(r)).sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1));
+    return [...this.store.reminders.values()].map((r) => structuredClone(r));
   }
 
   /** A new request id (`req_…`, seeded). */

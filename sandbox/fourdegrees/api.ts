@@ -38,7 +38,12 @@ const WRITE_METHODS = new Set(["POST", "PATCH", "PUT", "DELETE"]);
 type Env = { Variables: { requestId: string; apiKey: ApiKeyRecord; actor: Actor } };
 
 const ListQuery = z.object({
-  limit: z.coerce.number().int("limit must be an integer").min(1, "limit must be at least 1").max(100, "limit must be at most 100").default(25),
+  limit: z.coerce
+    .number()
+    .int("limit must be an integer")
+    .min(1, "limit must be at least 1")
+    .max(100, "limit must be at most 100")
+    .default(25),
   cursor: z.string().min(1).optional(),
 });
 
@@ -60,7 +65,14 @@ export function createApi(sb: FourDegreesSandbox): Hono {
       return jsonResponse(errorBody(err, requestId), err.status, { ...err.headers, "X-Request-Id": requestId });
     }
     console.error("4degrees sandbox: unexpected error", err);
-    return jsonResponse(errorBody({ type: "api_error", code: "internal_error", message: "The sandbox hit an unexpected error (a sandbox bug)" }, requestId), 500, { "X-Request-Id": requestId });
+    return jsonResponse(
+      errorBody(
+        { type: "api_error", code: "internal_error", message: "The sandbox hit an unexpected error (a sandbox bug)" },
+        requestId,
+      ),
+      500,
+      { "X-Request-Id": requestId },
+    );
   });
 
   // Request id and the request log/counters.
@@ -86,7 +98,8 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   // Bearer API key.
   app.use("*", async function apiKeyAuth(c, next) {
     const header = c.req.header("authorization");
-    if (!header) throw new FourDegreesError(401, "missing_api_key", "Send the workspace API key as Authorization: Bearer <key>");
+    if (!header)
+      throw new FourDegreesError(401, "missing_api_key", "Send the workspace API key as Authorization: Bearer <key>");
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const key = match ? sb.apiKeys.get(match[1]!) : undefined;
     if (!key) throw new FourDegreesError(401, "invalid_api_key", "The API key is not valid for this workspace");
@@ -99,9 +112,18 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   app.use("*", async function rateLimit(c, next) {
     const decision = sb.limiter.take(c.get("apiKey").id);
     const resetSeconds = Math.max(0, Math.ceil(decision.resetInMs / 1000));
-    const headers = { "X-RateLimit-Limit": String(decision.limit), "X-RateLimit-Remaining": String(decision.remaining), "X-RateLimit-Reset": String(resetSeconds) };
+    const headers = {
+      "X-RateLimit-Limit": String(decision.limit),
+      "X-RateLimit-Remaining": String(decision.remaining),
+      "X-RateLimit-Reset": String(resetSeconds),
+    };
     if (!decision.allowed) {
-      throw new FourDegreesError(429, "rate_limited", `Rate limit of ${decision.limit} requests per ${decision.intervalMs / 1000} s exceeded for this API key`, { ...headers, "Retry-After": String(Math.max(1, resetSeconds)) });
+      throw new FourDegreesError(
+        429,
+        "rate_limited",
+        `Rate limit of ${decision.limit} requests per ${decision.intervalMs / 1000} s exceeded for this API key`,
+        { ...headers, "Retry-After": String(Math.max(1, resetSeconds)) },
+      );
     }
     await next();
     for (const [k, v] of Object.entries(headers)) c.res.headers.set(k, v);
@@ -114,8 +136,18 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     await sleep(fault.delayMs);
     if (fault.kind === "timeout") throw new FourDegreesError(504, "timeout", "The request timed out (sandbox fault)");
     if (fault.kind === "error") {
-      const retryAfter: Record<string, string> = fault.retryAfter !== undefined ? { "Retry-After": String(fault.retryAfter) } : fault.status === 429 ? { "Retry-After": "1" } : {};
-      throw new FourDegreesError(fault.status, fault.status === 429 ? "rate_limited" : "injected_fault", `Injected fault: HTTP ${fault.status} (sandbox)`, retryAfter);
+      const retryAfter: Record<string, string> =
+        fault.retryAfter !== undefined
+          ? { "Retry-After": String(fault.retryAfter) }
+          : fault.status === 429
+            ? { "Retry-After": "1" }
+            : {};
+      throw new FourDegreesError(
+        fault.status,
+        fault.status === 429 ? "rate_limited" : "injected_fault",
+        `Injected fault: HTTP ${fault.status} (sandbox)`,
+        retryAfter,
+      );
     }
     await next();
   });
@@ -123,18 +155,32 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   // Write scope and idempotent replay.
   app.use("*", async function idempotency(c, next) {
     if (!WRITE_METHODS.has(c.req.method)) return next();
-    if (!c.get("apiKey").scopes.includes("write")) throw new FourDegreesError(403, "insufficient_scope", "This API key is read-only");
+    if (!c.get("apiKey").scopes.includes("write"))
+      throw new FourDegreesError(403, "insufficient_scope", "This API key is read-only");
     const key = c.req.header("idempotency-key");
     if (key === undefined) return next();
-    if (key.length < 1 || key.length > 255) throw fail.badRequest("Idempotency-Key must be 1 to 255 characters", "invalid_idempotency_key");
+    if (key.length < 1 || key.length > 255)
+      throw fail.badRequest("Idempotency-Key must be 1 to 255 characters", "invalid_idempotency_key");
     // A digest, not the body: an upload may be 25 MiB and the record lives 24 h.
     const fingerprint = `${c.req.method} ${new URL(c.req.url).pathname}\n${await bodyDigest(c, await readBytes(c, MAX_CSV_BYTES))}`;
     const slot = `${c.get("apiKey").id}:${key}`;
     const prior = sb.idempotency.lookup(slot);
-    if (prior?.state === "in_flight") throw new FourDegreesError(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed");
+    if (prior?.state === "in_flight")
+      throw new FourDegreesError(
+        409,
+        "idempotency_key_in_use",
+        "A request with this Idempotency-Key is still being processed",
+      );
     if (prior) {
-      if (prior.fingerprint !== fingerprint) throw fail.validation("This Idempotency-Key was used with a different request (method, path or body) in the last 24 hours", "idempotency_key_reused");
-      return new Response(prior.body, { status: prior.status, headers: { ...prior.headers, "Idempotent-Replayed": "true", "X-Request-Id": c.get("requestId") } });
+      if (prior.fingerprint !== fingerprint)
+        throw fail.validation(
+          "This Idempotency-Key was used with a different request (method, path or body) in the last 24 hours",
+          "idempotency_key_reused",
+        );
+      return new Response(prior.body, {
+        status: prior.status,
+        headers: { ...prior.headers, "Idempotent-Replayed": "true", "X-Request-Id": c.get("requestId") },
+      });
     }
     sb.idempotency.begin(slot, fingerprint);
     try {
@@ -158,7 +204,11 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   // ── Workspace ──────────────────────────────────────────────────────────────────────────────────
   app.get("/me", (c) => {
     const key = c.get("apiKey");
-    return c.json({ workspace: { id: sb.store.workspace.id, name: sb.store.workspace.name }, actor: c.get("actor"), api_key: { id: key.id, name: key.name, scopes: key.scopes } });
+    return c.json({
+      workspace: { id: sb.store.workspace.id, name: sb.store.workspace.name },
+      actor: c.get("actor"),
+      api_key: { id: key.id, name: key.name, scopes: key.scopes },
+    });
   });
   app.get("/users", (c) => c.json({ data: [...sb.store.users.values()] }));
   app.get("/pipelines", (c) => c.json({ data: [...sb.store.pipelines.values()] }));
@@ -171,7 +221,8 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     const id = c.req.param("id");
     sb.store.getPipeline(id);
     const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-    if (!["text/csv", "application/csv", "text/plain"].includes(type)) throw new FourDegreesError(415, "unsupported_media_type", "Send the deal list as text/csv");
+    if (!["text/csv", "application/csv", "text/plain"].includes(type))
+      throw new FourDegreesError(415, "unsupported_media_type", "Send the deal list as text/csv");
     const text = await readBody(c, MAX_CSV_BYTES);
     return c.json(importCsv(sb.store, id, text, c.get("actor")));
   });
@@ -197,11 +248,17 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   app.patch("/deals/:id", async (c) => {
     const ifMatch = parseIfMatch(c.req.header("if-match"));
     const patch = parseDealBody(DealPatchSchema, await readJson(c));
-    return dealResponse(c, sb.store.updateDeal(c.req.param("id"), patch, c.get("actor"), ifMatch === undefined ? {} : { ifMatch }));
+    return dealResponse(
+      c,
+      sb.store.updateDeal(c.req.param("id"), patch, c.get("actor"), ifMatch === undefined ? {} : { ifMatch }),
+    );
   });
   app.delete("/deals/:id", (c) => {
     const ifMatch = parseIfMatch(c.req.header("if-match"));
-    return dealResponse(c, sb.store.archiveDeal(c.req.param("id"), c.get("actor"), ifMatch === undefined ? {} : { ifMatch }));
+    return dealResponse(
+      c,
+      sb.store.archiveDeal(c.req.param("id"), c.get("actor"), ifMatch === undefined ? {} : { ifMatch }),
+    );
   });
 
   // ── Notes ──────────────────────────────────────────────────────────────────────────────────────
@@ -228,7 +285,10 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   app.get("/deals/:id/attachments", async (c) => {
     const q = parseQuery(ListQuery, c);
     const page = sb.store.listAttachments(c.req.param("id"), q.cursor, q.limit);
-    return c.json({ data: await Promise.all(page.data.map((a) => withDownloadUrl(sb, origin(c), a))), next_cursor: page.next_cursor });
+    return c.json({
+      data: await Promise.all(page.data.map((a) => withDownloadUrl(sb, origin(c), a))),
+      next_cursor: page.next_cursor,
+    });
   });
   app.post("/deals/:id/attachments", async (c) => {
     const dealId = c.req.param("id");
@@ -240,7 +300,9 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     const url = await signedDownloadUrl(sb, origin(c), id);
     return c.json(sb.store.createAttachment(dealId, id, upload.input, c.get("actor"), url), 201);
   });
-  app.get("/attachments/:id", async (c) => c.json(await withDownloadUrl(sb, origin(c), sb.store.getAttachment(c.req.param("id")).record)));
+  app.get("/attachments/:id", async (c) =>
+    c.json(await withDownloadUrl(sb, origin(c), sb.store.getAttachment(c.req.param("id")).record)),
+  );
   app.delete("/attachments/:id", (c) => {
     const attachment = sb.store.deleteAttachment(c.req.param("id"), c.get("actor"));
     return c.json({ id: attachment.id, deleted: true });
@@ -261,7 +323,9 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   app.get("/contacts", (c) => {
     const q = parseQuery(ContactListQuery, c);
     const email = q.email?.trim().toLowerCase();
-    const all = [...sb.store.contacts.values()].filter((ct) => email === undefined || ct.email === email).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const all = [...sb.store.contacts.values()]
+      .filter((ct) => email === undefined || ct.email === email)
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
     const start = q.cursor === undefined ? 0 : all.findIndex((ct) => ct.id > decodeIdCursor(q.cursor!));
     const from = start < 0 ? all.length : start;
     const data = all.slice(from, from + q.limit);
@@ -272,7 +336,9 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     if (!contact) throw fail.notFound("contact", c.req.param("id"));
     return c.json(contact);
   });
-  app.post("/contacts", async (c) => c.json(sb.store.addContact(parseBody(ContactCreateSchema, await readJson(c))), 201));
+  app.post("/contacts", async (c) =>
+    c.json(sb.store.addContact(parseBody(ContactCreateSchema, await readJson(c))), 201),
+  );
   app.get("/companies/:id", (c) => {
     const company = sb.store.companies.get(c.req.param("id"));
     if (!company) throw fail.notFound("company", c.req.param("id"));
@@ -311,7 +377,11 @@ async function bodyDigest(c: Context<Env>, bytes: ArrayBuffer): Promise<string> 
       const form = await c.req.formData();
       const parts: string[] = [];
       for (const [name, value] of form.entries()) {
-        parts.push(typeof value === "string" ? `${name}=${JSON.stringify(value)}` : `${name}=file:${JSON.stringify(value.name)}:${value.type}:${await sha256Hex(await value.arrayBuffer())}`);
+        parts.push(
+          typeof value === "string"
+            ? `${name}=${JSON.stringify(value)}`
+            : `${name}=file:${JSON.stringify(value.name)}:${value.type}:${await sha256Hex(await value.arrayBuffer())}`,
+        );
       }
       return sha256Hex(new TextEncoder().encode(parts.join("\n")) as Uint8Array<ArrayBuffer>);
     } catch {
@@ -324,7 +394,11 @@ async function bodyDigest(c: Context<Env>, bytes: ArrayBuffer): Promise<string> 
 /** Setting `author_id` / `created_at` (an import of history) needs a key with the `import` scope. */
 function requireImportScope(c: Context<Env>): void {
   if (!c.get("apiKey").scopes.includes("import")) {
-    throw new FourDegreesError(403, "insufficient_scope", "Setting author_id or created_at needs an API key with the import scope; leave them out and they default");
+    throw new FourDegreesError(
+      403,
+      "insufficient_scope",
+      "Setting author_id or created_at needs an API key with the import scope; leave them out and they default",
+    );
   }
 }
 
@@ -365,16 +439,19 @@ async function readBytes(c: Context<Env>, maxBytes: number): Promise<ArrayBuffer
 /** Reads the raw body once (Hono caches it), refusing oversized ones with 413. */
 async function readBody(c: Context<Env>, maxBytes: number): Promise<string> {
   const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > maxBytes) throw new FourDegreesError(413, "payload_too_large", `The body is larger than ${maxBytes} bytes`);
+  if (declared > maxBytes)
+    throw new FourDegreesError(413, "payload_too_large", `The body is larger than ${maxBytes} bytes`);
   const text = await c.req.text();
-  if (text.length > maxBytes) throw new FourDegreesError(413, "payload_too_large", `The body is larger than ${maxBytes} bytes`);
+  if (text.length > maxBytes)
+    throw new FourDegreesError(413, "payload_too_large", `The body is larger than ${maxBytes} bytes`);
   return text;
 }
 
 /** Parses a JSON object body: wrong content type 415, malformed 400. */
 async function readJson(c: Context<Env>): Promise<Record<string, unknown>> {
   const type = (c.req.header("content-type") ?? "application/json").split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/json" && !type.endsWith("+json")) throw new FourDegreesError(415, "unsupported_media_type", "Send JSON with Content-Type: application/json");
+  if (type !== "application/json" && !type.endsWith("+json"))
+    throw new FourDegreesError(415, "unsupported_media_type", "Send JSON with Content-Type: application/json");
   const text = await readBody(c, MAX_JSON_BYTES);
   let json: unknown;
   try {
@@ -382,17 +459,23 @@ async function readJson(c: Context<Env>): Promise<Record<string, unknown>> {
   } catch {
     throw fail.badRequest("The body is not valid JSON", "invalid_json");
   }
-  if (json === null || typeof json !== "object" || Array.isArray(json)) throw fail.badRequest("The body must be a JSON object", "invalid_json");
+  if (json === null || typeof json !== "object" || Array.isArray(json))
+    throw fail.badRequest("The body must be a JSON object", "invalid_json");
   return json as Record<string, unknown>;
 }
 
 /** Deal bodies: read-only and unknown properties get their own codes before the schema runs. */
 function parseDealBody<T extends z.ZodObject>(schema: T, body: Record<string, unknown>): z.output<T> {
   const readOnly = Object.keys(body).filter((k) => DEAL_READ_ONLY_KEYS.has(k));
-  if (readOnly.length > 0) throw fail.validation(`${readOnly.join(", ")} ${readOnly.length === 1 ? "is" : "are"} read-only${readOnly.includes("status") ? " (status follows the stage's kind: move the deal to a won or lost stage)" : ""}`, "read_only_field");
+  if (readOnly.length > 0)
+    throw fail.validation(
+      `${readOnly.join(", ")} ${readOnly.length === 1 ? "is" : "are"} read-only${readOnly.includes("status") ? " (status follows the stage's kind: move the deal to a won or lost stage)" : ""}`,
+      "read_only_field",
+    );
   const known = new Set(Object.keys(schema.shape));
   const unknown = Object.keys(body).filter((k) => !known.has(k));
-  if (unknown.length > 0) throw fail.validation(`Unknown field${unknown.length === 1 ? "" : "s"}: ${unknown.join(", ")}`, "unknown_field");
+  if (unknown.length > 0)
+    throw fail.validation(`Unknown field${unknown.length === 1 ? "" : "s"}: ${unknown.join(", ")}`, "unknown_field");
   return parseBody(schema, body);
 }
 
@@ -400,7 +483,11 @@ function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  if (issue.code === "unrecognized_keys") throw fail.validation(`Unknown field${issue.keys.length === 1 ? "" : "s"}: ${issue.keys.join(", ")}`, "unknown_field");
+  if (issue.code === "unrecognized_keys")
+    throw fail.validation(
+      `Unknown field${issue.keys.length === 1 ? "" : "s"}: ${issue.keys.join(", ")}`,
+      "unknown_field",
+    );
   const path = issue.path.map(String).join(".");
   throw fail.validation(path ? `${path}: ${issue.message}` : issue.message);
 }

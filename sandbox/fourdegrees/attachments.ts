@@ -49,7 +49,10 @@ const MAGIC: Record<string, number[][]> = {
   "image/png": [[0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]],
   "image/jpeg": [[0xff, 0xd8, 0xff]],
   "image/gif": [[0x47, 0x49, 0x46, 0x38]],
-  "application/zip": [[0x50, 0x4b, 0x03, 0x04], [0x50, 0x4b, 0x05, 0x06]],
+  "application/zip": [
+    [0x50, 0x4b, 0x03, 0x04],
+    [0x50, 0x4b, 0x05, 0x06],
+  ],
   "application/vnd.openxmlformats-officedocument.wordprocessingml.document": [[0x50, 0x4b, 0x03, 0x04]],
   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": [[0x50, 0x4b, 0x03, 0x04]],
   "application/vnd.openxmlformats-officedocument.presentationml.presentation": [[0x50, 0x4b, 0x03, 0x04]],
@@ -69,7 +72,11 @@ export interface ParsedUpload {
 export async function readUpload(c: Context, maxBytes: number): Promise<ParsedUpload> {
   const contentType = c.req.header("content-type") ?? "";
   if (!/^multipart\/form-data\s*;.*boundary=/i.test(contentType)) {
-    throw new FourDegreesError(415, "unsupported_media_type", "Send the file as multipart/form-data with a `file` part");
+    throw new FourDegreesError(
+      415,
+      "unsupported_media_type",
+      "Send the file as multipart/form-data with a `file` part",
+    );
   }
   const maxBody = maxBytes + MULTIPART_OVERHEAD_BYTES;
   const tooLarge = () => new FourDegreesError(413, "file_too_large", `A file may be at most ${maxBytes} bytes`);
@@ -93,12 +100,17 @@ export async function readUpload(c: Context, maxBytes: number): Promise<ParsedUp
     throw fail.badRequest("The body is not valid multipart/form-data", "invalid_multipart");
   }
   const file = form.get("file");
-  if (file === null || typeof file === "string") throw fail.validation("file: a `file` part with the file's bytes is required", "file_required");
+  if (file === null || typeof file === "string")
+    throw fail.validation("file: a `file` part with the file's bytes is required", "file_required");
   if (file.size > maxBytes) throw tooLarge();
   if (file.size === 0) throw fail.validation("file: the file is empty", "empty_file");
   const type = (file.type || "").split(";")[0]!.trim().toLowerCase();
   if (!ALLOWED_CONTENT_TYPES.has(type)) {
-    throw new FourDegreesError(415, "unsupported_file_type", `file: ${type || "a file without a content type"} is not accepted; allowed: ${[...ALLOWED_CONTENT_TYPES].join(", ")}`);
+    throw new FourDegreesError(
+      415,
+      "unsupported_file_type",
+      `file: ${type || "a file without a content type"} is not accepted; allowed: ${[...ALLOWED_CONTENT_TYPES].join(", ")}`,
+    );
   }
   const bytes = new Uint8Array(await file.arrayBuffer());
   const magic = MAGIC[type];
@@ -111,7 +123,9 @@ export async function readUpload(c: Context, maxBytes: number): Promise<ParsedUp
   const input: AttachmentInput = { file_name: fileName, content_type: type, bytes };
   if (typeof author === "string") input.author_id = author === "" ? null : author;
   if (typeof createdAt === "string") {
-    const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(createdAt) ? Date.parse(createdAt) : NaN;
+    const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(createdAt)
+      ? Date.parse(createdAt)
+      : NaN;
     if (Number.isNaN(ms)) throw fail.validation("created_at: must be an RFC 3339 timestamp");
     input.created_at = new Date(ms).toISOString();
   }
@@ -122,7 +136,8 @@ export async function readUpload(c: Context, maxBytes: number): Promise<ParsedUp
 function cleanFileName(raw: string): string {
   // eslint-disable-next-line no-control-regex
   const name = (raw.split(/[\\/]/).pop() ?? "").replace(/[\u0000-\u001f\u007f]/g, "").trim();
-  if (name === "" || name === "." || name === "..") throw fail.validation("file: the part needs a filename", "invalid_file_name");
+  if (name === "" || name === "." || name === "..")
+    throw fail.validation("file: the part needs a filename", "invalid_file_name");
   if (name.length > 255) throw fail.validation("file: the filename is longer than 255 characters", "invalid_file_name");
   return name;
 }
@@ -144,7 +159,13 @@ function capStream(max: number, onOver: () => void): TransformStream<Uint8Array,
 }
 
 async function hmac(key: string, message: string): Promise<string> {
-  const k = await crypto.subtle.importKey("raw", new TextEncoder().encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const k = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(key),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
   const mac = await crypto.subtle.sign("HMAC", k, new TextEncoder().encode(message));
   return toBase64(mac).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
@@ -157,7 +178,11 @@ export async function signedDownloadUrl(sb: FourDegreesSandbox, origin: string, 
 }
 
 /** A stored attachment as served: the record with a fresh signed URL. */
-export async function withDownloadUrl(sb: FourDegreesSandbox, origin: string, record: Omit<Attachment, "download_url">): Promise<Attachment> {
+export async function withDownloadUrl(
+  sb: FourDegreesSandbox,
+  origin: string,
+  record: Omit<Attachment, "download_url">,
+): Promise<Attachment> {
   return { ...record, download_url: await signedDownloadUrl(sb, origin, record.id) };
 }
 
@@ -175,10 +200,21 @@ export function createFiles(sb: FourDegreesSandbox): Hono {
   app.onError((err, c) => {
     const requestId = c.get("requestId") ?? sb.newRequestId();
     if (err instanceof FourDegreesError) {
-      return new Response(JSON.stringify(errorBody(err, requestId)), { status: err.status, headers: { "content-type": "application/json", ...err.headers, "X-Request-Id": requestId } });
+      return new Response(JSON.stringify(errorBody(err, requestId)), {
+        status: err.status,
+        headers: { "content-type": "application/json", ...err.headers, "X-Request-Id": requestId },
+      });
     }
     console.error("4degrees sandbox files: unexpected error", err);
-    return new Response(JSON.stringify(errorBody({ type: "api_error", code: "internal_error", message: "The sandbox hit an unexpected error (a sandbox bug)" }, requestId)), { status: 500, headers: { "content-type": "application/json", "X-Request-Id": requestId } });
+    return new Response(
+      JSON.stringify(
+        errorBody(
+          { type: "api_error", code: "internal_error", message: "The sandbox hit an unexpected error (a sandbox bug)" },
+          requestId,
+        ),
+      ),
+      { status: 500, headers: { "content-type": "application/json", "X-Request-Id": requestId } },
+    );
   });
   app.use("*", async function log(c, next) {
     const requestId = sb.newRequestId();
@@ -186,22 +222,40 @@ export function createFiles(sb: FourDegreesSandbox): Hono {
     await next();
     // The query (the signature) stays out of the log.
     const path = new URL(c.req.url).pathname.replace("/4degrees", "");
-    sb.recordRequest({ method: c.req.method, route: "/files/:id", path, status: c.res.status, requestId, idempotencyKey: null, ifMatch: null, replayed: false });
+    sb.recordRequest({
+      method: c.req.method,
+      route: "/files/:id",
+      path,
+      status: c.res.status,
+      requestId,
+      idempotencyKey: null,
+      ifMatch: null,
+      replayed: false,
+    });
   });
   app.get("/:id", async (c) => {
     const id = c.req.param("id");
     const expires = c.req.query("expires") ?? "";
     const signature = c.req.query("signature") ?? "";
-    const unsigned = new FourDegreesError(403, "invalid_signature", "This download link's signature is not valid: use the download_url the API returned");
+    const unsigned = new FourDegreesError(
+      403,
+      "invalid_signature",
+      "This download link's signature is not valid: use the download_url the API returned",
+    );
     if (!/^\d{1,12}$/.test(expires) || signature === "") throw unsigned;
     if (!sameString(await hmac(sb.fileSigningKey, `${id}.${expires}`), signature)) throw unsigned;
     if (Number(expires) * 1000 <= sb.clock.now()) {
-      throw new FourDegreesError(403, "url_expired", `This download link expired at ${new Date(Number(expires) * 1000).toISOString()}: read the attachment again for a fresh one`);
+      throw new FourDegreesError(
+        403,
+        "url_expired",
+        `This download link expired at ${new Date(Number(expires) * 1000).toISOString()}: read the attachment again for a fresh one`,
+      );
     }
     const fault = sb.faults.forRequest("GET", `/files/${id}`);
     await sleep(fault.delayMs);
     if (fault.kind === "timeout") throw new FourDegreesError(504, "timeout", "The request timed out (sandbox fault)");
-    if (fault.kind === "error") throw new FourDegreesError(fault.status, "injected_fault", `Injected fault: HTTP ${fault.status} (sandbox)`);
+    if (fault.kind === "error")
+      throw new FourDegreesError(fault.status, "injected_fault", `Injected fault: HTTP ${fault.status} (sandbox)`);
     const stored = sb.store.attachments.get(id);
     if (!stored) throw fail.notFound("attachment", id);
     const { record, bytes } = stored;

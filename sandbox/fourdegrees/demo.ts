@@ -28,7 +28,12 @@ export interface DemoSummary {
  * Pass reasons: the HighLevel demo location's three lost reasons (same names, so they map by name)
  * and one of 4Degrees' own that has no HighLevel twin (an unmapped reason crosses as text).
  */
-export const DEMO_PASS_REASONS: readonly string[] = ["Passed: team", "Passed: market size", "Lost to another investor", "Outside our thesis"];
+export const DEMO_PASS_REASONS: readonly string[] = [
+  "Passed: team",
+  "Passed: market size",
+  "Lost to another investor",
+  "Outside our thesis",
+];
 
 /** The fixed seed of the demo id stream: demo ids are the same on every run, whatever SANDBOX_SEED is. */
 export const DEMO_ID_SEED = 0x4d_2026;
@@ -58,7 +63,11 @@ export const DEMO_STAGES: ReadonlyArray<{ name: string; kind: StageKind }> = [
 
 const DEMO_FIELDS: ReadonlyArray<{ name: string; type: FieldType; options?: string[] }> = [
   { name: "Round", type: "single_select", options: ["Pre-seed", "Seed", "Series A", "Series B", "Growth"] },
-  { name: "Sector", type: "single_select", options: ["Fintech", "Healthcare", "SaaS", "Climate", "Consumer", "Logistics"] },
+  {
+    name: "Sector",
+    type: "single_select",
+    options: ["Fintech", "Healthcare", "SaaS", "Climate", "Consumer", "Logistics"],
+  },
   { name: "Ownership %", type: "percentage" },
   { name: "Source", type: "text" },
   { name: "Value (k)", type: "formula" },
@@ -67,21 +76,139 @@ const DEMO_FIELDS: ReadonlyArray<{ name: string; type: FieldType; options?: stri
 
 /** Companies and founders of the 4Degrees-side deals (different from HighLevel's, so a sync visibly adds them there). */
 const DEMO_CONTACTS = [
-  { first: "Nora", last: "Lindqvist", email: "nora@northwind.example", phone: "+1 415 555 0101", company: "Northwind Analytics", domain: "northwind.example" },
-  { first: "Marcus", last: "Bell", email: "marcus@bluebirdhealth.example", phone: "+1 617 555 0102", company: "Bluebird Health", domain: "bluebirdhealth.example" },
-  { first: "Elena", last: "Voss", email: "elena@heliogrid.example", phone: "+49 30 5550 0103", company: "Helio Grid", domain: "heliogrid.example" },
-  { first: "Tom", last: "Achebe", email: "tom@ledgerline.example", phone: "+44 20 5550 0104", company: "Ledgerline", domain: "ledgerline.example" },
-  { first: "Grace", last: "Kim", email: "grace@marlowfinch.example", phone: null, company: "Marlow & Finch", domain: "marlowfinch.example" },
-  { first: "Ravi", last: "Menon", email: "ravi@orbitfreight.example", phone: "+1 212 555 0106", company: "Orbit Freight", domain: "orbitfreight.example" },
+  {
+    first: "Nora",
+    last: "Lindqvist",
+    email: "nora@northwind.example",
+    phone: "+1 415 555 0101",
+    company: "Northwind Analytics",
+    domain: "northwind.example",
+  },
+  {
+    first: "Marcus",
+    last: "Bell",
+    email: "marcus@bluebirdhealth.example",
+    phone: "+1 617 555 0102",
+    company: "Bluebird Health",
+    domain: "bluebirdhealth.example",
+  },
+  {
+    first: "Elena",
+    last: "Voss",
+    email: "elena@heliogrid.example",
+    phone: "+49 30 5550 0103",
+    company: "Helio Grid",
+    domain: "heliogrid.example",
+  },
+  {
+    first: "Tom",
+    last: "Achebe",
+    email: "tom@ledgerline.example",
+    phone: "+44 20 5550 0104",
+    company: "Ledgerline",
+    domain: "ledgerline.example",
+  },
+  {
+    first: "Grace",
+    last: "Kim",
+    email: "grace@marlowfinch.example",
+    phone: null,
+    company: "Marlow & Finch",
+    domain: "marlowfinch.example",
+  },
+  {
+    first: "Ravi",
+    last: "Menon",
+    email: "ravi@orbitfreight.example",
+    phone: "+1 212 555 0106",
+    company: "Orbit Freight",
+    domain: "orbitfreight.example",
+  },
 ];
 
 const DEMO_DEALS = [
-  { name: "Northwind Analytics — Series A", company: "Northwind Analytics", stage: "Due Diligence", owner: 0, team: [1], usd: 2_500_000, closeInDays: 75, sector: "SaaS", round: "Series A", ownership: 12.5, tags: ["b2b", "ai"], note: "Strong net revenue retention (128%). Waiting on the customer reference calls." },
-  { name: "Bluebird Health — Seed", company: "Bluebird Health", stage: "First Meeting", owner: 1, usd: 750_000, closeInDays: 60, sector: "Healthcare", round: "Seed", ownership: 8, tags: ["digital-health"], note: "Intro via the founder's previous investor; clinical pilot with two hospitals." },
-  { name: "Helio Grid — Series B", company: "Helio Grid", stage: "Term Sheet", owner: 0, team: [1, 2], usd: 6_000_000, closeInDays: 21, sector: "Climate", round: "Series B", ownership: 9.5, tags: ["climate", "hardware"], note: null },
-  { name: "Ledgerline — Seed extension", company: "Ledgerline", stage: "Closed", owner: 2, usd: 400_000, closeInDays: -14, sector: "Fintech", round: "Seed", ownership: 4, tags: ["fintech"], note: "Wired. Board observer seat agreed." },
-  { name: "Marlow & Finch — Pre-seed", company: "Marlow & Finch", stage: "Sourced", owner: 1, usd: 250_000, closeInDays: null, sector: "Consumer", round: "Pre-seed", ownership: null, tags: [], note: null },
-  { name: "Orbit Freight — Seed", company: "Orbit Freight", stage: "Passed", owner: 2, usd: 1_000_000, closeInDays: -30, sector: "Logistics", round: "Seed", ownership: null, tags: ["passed"], note: null, passReason: "Passed: market size", passText: "Freight volumes too cyclical for the fund's horizon." },
+  {
+    name: "Northwind Analytics — Series A",
+    company: "Northwind Analytics",
+    stage: "Due Diligence",
+    owner: 0,
+    team: [1],
+    usd: 2_500_000,
+    closeInDays: 75,
+    sector: "SaaS",
+    round: "Series A",
+    ownership: 12.5,
+    tags: ["b2b", "ai"],
+    note: "Strong net revenue retention (128%). Waiting on the customer reference calls.",
+  },
+  {
+    name: "Bluebird Health — Seed",
+    company: "Bluebird Health",
+    stage: "First Meeting",
+    owner: 1,
+    usd: 750_000,
+    closeInDays: 60,
+    sector: "Healthcare",
+    round: "Seed",
+    ownership: 8,
+    tags: ["digital-health"],
+    note: "Intro via the founder's previous investor; clinical pilot with two hospitals.",
+  },
+  {
+    name: "Helio Grid — Series B",
+    company: "Helio Grid",
+    stage: "Term Sheet",
+    owner: 0,
+    team: [1, 2],
+    usd: 6_000_000,
+    closeInDays: 21,
+    sector: "Climate",
+    round: "Series B",
+    ownership: 9.5,
+    tags: ["climate", "hardware"],
+    note: null,
+  },
+  {
+    name: "Ledgerline — Seed extension",
+    company: "Ledgerline",
+    stage: "Closed",
+    owner: 2,
+    usd: 400_000,
+    closeInDays: -14,
+    sector: "Fintech",
+    round: "Seed",
+    ownership: 4,
+    tags: ["fintech"],
+    note: "Wired. Board observer seat agreed.",
+  },
+  {
+    name: "Marlow & Finch — Pre-seed",
+    company: "Marlow & Finch",
+    stage: "Sourced",
+    owner: 1,
+    usd: 250_000,
+    closeInDays: null,
+    sector: "Consumer",
+    round: "Pre-seed",
+    ownership: null,
+    tags: [],
+    note: null,
+  },
+  {
+    name: "Orbit Freight — Seed",
+    company: "Orbit Freight",
+    stage: "Passed",
+    owner: 2,
+    usd: 1_000_000,
+    closeInDays: -30,
+    sector: "Logistics",
+    round: "Seed",
+    ownership: null,
+    tags: ["passed"],
+    note: null,
+    passReason: "Passed: market size",
+    passText: "Freight volumes too cyclical for the fund's horizon.",
+  },
 ];
 
 const DAY_MS = 86_400_000;
@@ -101,16 +228,35 @@ export function seedDemo(sb: FourDegreesSandbox): DemoSummary {
 
 function seedInto(sb: FourDegreesSandbox): DemoSummary {
   const store = sb.store;
-  const users: User[] = DEMO_USERS.map((u) => [...store.users.values()].find((x) => x.email === u.email) ?? store.addUser(u));
+  const users: User[] = DEMO_USERS.map(
+    (u) => [...store.users.values()].find((x) => x.email === u.email) ?? store.addUser(u),
+  );
   const pipeline = store.addPipeline({ name: "Deal Flow", stages: [...DEMO_STAGES] });
   const fieldIds = new Map<string, string>();
-  for (const f of DEMO_FIELDS) fieldIds.set(f.name, store.addField({ pipelineId: pipeline.id, name: f.name, type: f.type, ...(f.options ? { options: f.options } : {}) }).id);
+  for (const f of DEMO_FIELDS)
+    fieldIds.set(
+      f.name,
+      store.addField({
+        pipelineId: pipeline.id,
+        name: f.name,
+        type: f.type,
+        ...(f.options ? { options: f.options } : {}),
+      }).id,
+    );
   const companyIds = new Map<string, string>();
   const contactIds = new Map<string, string>();
   for (const c of DEMO_CONTACTS) {
     const companyId = store.addCompany({ name: c.company, domain: c.domain }).id;
     companyIds.set(c.company, companyId);
-    const contact = store.findContactByEmail(c.email) ?? store.addContact({ first_name: c.first, last_name: c.last, email: c.email, phone: c.phone, company_id: companyId });
+    const contact =
+      store.findContactByEmail(c.email) ??
+      store.addContact({
+        first_name: c.first,
+        last_name: c.last,
+        email: c.email,
+        phone: c.phone,
+        company_id: companyId,
+      });
     contactIds.set(c.company, contact.id);
   }
   const passReasonIds = new Map(DEMO_PASS_REASONS.map((name) => [name, store.addPassReason({ name }).id]));
@@ -127,9 +273,12 @@ function seedInto(sb: FourDegreesSandbox): DemoSummary {
         stage_id: stageId(d.stage),
         owner_id: owner.id,
         team_ids: (d.team ?? []).map((i) => users[i]!.id),
-        ...(d.passReason ? { pass_reason_id: passReasonIds.get(d.passReason)!, pass_reason_text: d.passText ?? null } : {}),
+        ...(d.passReason
+          ? { pass_reason_id: passReasonIds.get(d.passReason)!, pass_reason_text: d.passText ?? null }
+          : {}),
         value: { amount_minor: d.usd * 100, currency: "USD" },
-        expected_close_date: d.closeInDays === null ? null : new Date(today + d.closeInDays * DAY_MS).toISOString().slice(0, 10),
+        expected_close_date:
+          d.closeInDays === null ? null : new Date(today + d.closeInDays * DAY_MS).toISOString().slice(0, 10),
         company_id: companyIds.get(d.company)!,
         contact_ids: [contactIds.get(d.company)!],
         tags: d.tags,
@@ -154,11 +303,15 @@ function summary(sb: FourDegreesSandbox, pipeline: Pipeline): DemoSummary {
     workspaceId: store.workspace.id,
     pipelineId: pipeline.id,
     stageIds: [...pipeline.stages].sort((a, b) => a.position - b.position).map((s) => s.id),
-    userIds: DEMO_USERS.map((u) => [...store.users.values()].find((x) => x.email === u.email)?.id).filter((id): id is string => id !== undefined),
+    userIds: DEMO_USERS.map((u) => [...store.users.values()].find((x) => x.email === u.email)?.id).filter(
+      (id): id is string => id !== undefined,
+    ),
     fieldIds: Object.fromEntries(store.fieldsOf(pipeline.id).map((f) => [f.name, f.id])),
     dealIds,
     contactIds: [...store.contacts.keys()],
     noteIds: dealIds.flatMap((id) => store.notesOf(id).map((n) => n.id)),
-    passReasonIds: DEMO_PASS_REASONS.map((name) => [...store.passReasons.values()].find((r) => r.name === name)?.id).filter((id): id is string => id !== undefined),
+    passReasonIds: DEMO_PASS_REASONS.map(
+      (name) => [...store.passReasons.values()].find((r) => r.name === name)?.id,
+    ).filter((id): id is string => id !== undefined),
   };
 }

@@ -49,7 +49,17 @@ export interface Pipeline {
 }
 
 /** Custom field types of a deal list (formula and linked_deals are read-only, as in 4Degrees). */
-export type FieldType = "text" | "number" | "currency" | "percentage" | "date" | "single_select" | "multi_select" | "contact" | "formula" | "linked_deals";
+export type FieldType =
+  | "text"
+  | "number"
+  | "currency"
+  | "percentage"
+  | "date"
+  | "single_select"
+  | "multi_select"
+  | "contact"
+  | "formula"
+  | "linked_deals";
 
 export const READ_ONLY_FIELD_TYPES: ReadonlySet<FieldType> = new Set(["formula", "linked_deals"]);
 
@@ -157,7 +167,14 @@ export interface Reminder {
 }
 
 /** Deal properties a client may never write (422 `read_only_field`). */
-export const DEAL_READ_ONLY_KEYS: ReadonlySet<string> = new Set(["id", "version", "status", "created_at", "updated_at", "archived_at"]);
+export const DEAL_READ_ONLY_KEYS: ReadonlySet<string> = new Set([
+  "id",
+  "version",
+  "status",
+  "created_at",
+  "updated_at",
+  "archived_at",
+]);
 
 const isoDate = z
   .string()
@@ -170,12 +187,22 @@ const isoDate = z
 /** Money in minor units: an integer and an ISO 4217 code. */
 export const MoneySchema = z
   .object({
-    amount_minor: z.number().int("must be an integer number of minor units (no floats)").min(-9_007_199_254_740_991).max(9_007_199_254_740_991),
+    amount_minor: z
+      .number()
+      .int("must be an integer number of minor units (no floats)")
+      .min(-9_007_199_254_740_991)
+      .max(9_007_199_254_740_991),
     currency: z.string().regex(/^[A-Z]{3}$/, "must be an ISO 4217 code such as USD"),
   })
   .strict();
 
-export const FieldValueSchema = z.union([z.string().max(10_000), z.number(), z.boolean(), z.null(), z.array(z.string().max(1_000)).max(200)]);
+export const FieldValueSchema = z.union([
+  z.string().max(10_000),
+  z.number(),
+  z.boolean(),
+  z.null(),
+  z.array(z.string().max(1_000)).max(200),
+]);
 
 const ExternalRefSchema = z.object({ system: z.string().min(1).max(64), id: z.string().min(1).max(255) }).strict();
 
@@ -221,7 +248,9 @@ export const DealPatchSchema = z.object(writable).partial().strict();
 export type DealPatch = z.output<typeof DealPatchSchema>;
 
 /** RFC 3339 with an offset; stored and served in UTC. */
-const timestamp = z.iso.datetime({ offset: true, message: "must be an RFC 3339 timestamp" }).transform((s) => new Date(s).toISOString());
+const timestamp = z.iso
+  .datetime({ offset: true, message: "must be an RFC 3339 timestamp" })
+  .transform((s) => new Date(s).toISOString());
 
 /**
  * `POST /deals/{id}/notes`. `author_id` and `created_at` (importing a historical note) need an API
@@ -258,7 +287,10 @@ export const ContactCreateSchema = z
     company_id: z.string().min(1).nullable().optional(),
   })
   .strict()
-  .refine((c) => c.name !== undefined || c.first_name || c.last_name, { message: "name (or first_name / last_name) is required", path: ["name"] });
+  .refine((c) => c.name !== undefined || c.first_name || c.last_name, {
+    message: "name (or first_name / last_name) is required",
+    path: ["name"],
+  });
 export type ContactCreate = z.output<typeof ContactCreateSchema>;
 
 /** `POST /deals/{id}/reminders`; `assignee_id` defaults to the deal's owner. */

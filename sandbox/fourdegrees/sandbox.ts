@@ -11,7 +11,13 @@ import { SeededRandom } from "../core/random.ts";
 import { RateLimiter, type RateLimitSettings } from "../core/ratelimit.ts";
 import { WebhookDispatcher, type WebhookDelivery } from "../core/webhooks.ts";
 import { API_BASE, createApi } from "./api.ts";
-import { createFiles, DEFAULT_ATTACHMENT_MAX_BYTES, DEFAULT_DOWNLOAD_URL_TTL_SECONDS, FILES_BASE, signedDownloadUrl } from "./attachments.ts";
+import {
+  createFiles,
+  DEFAULT_ATTACHMENT_MAX_BYTES,
+  DEFAULT_DOWNLOAD_URL_TTL_SECONDS,
+  FILES_BASE,
+  signedDownloadUrl,
+} from "./attachments.ts";
 import { createControl } from "./control.ts";
 import { seedDemo, type DemoSummary } from "./demo.ts";
 import type { Actor, Attachment, Deal, DealCreate, DealPatch, Note, Reminder, WebhookEvent } from "./model.ts";
@@ -85,7 +91,14 @@ export class IdempotencyStore {
   }
 
   begin(slot: string, fingerprint: string): void {
-    this.#entries.set(slot, { fingerprint, at: this.#clock.now(), state: "in_flight", status: 0, body: "", headers: {} });
+    this.#entries.set(slot, {
+      fingerprint,
+      at: this.#clock.now(),
+      state: "in_flight",
+      status: 0,
+      body: "",
+      headers: {},
+    });
   }
 
   complete(slot: string, answer: { status: number; body: string; headers: Record<string, string> }): void {
@@ -136,7 +149,12 @@ export class FourDegreesSandbox implements ProviderSandbox {
   /** Delay before each retry of a failed delivery (sandbox ms); its length is the retry count. */
   retrySchedule: number[] = [...DEFAULT_RETRY_SCHEDULE_MS];
   /** Counters and a recent log of API requests. */
-  readonly requests = { total: 0, byRoute: {} as Record<string, number>, byStatus: {} as Record<string, number>, log: [] as RequestRecord[] };
+  readonly requests = {
+    total: 0,
+    byRoute: {} as Record<string, number>,
+    byStatus: {} as Record<string, number>,
+    log: [] as RequestRecord[],
+  };
   /** The file size cap and the download URL lifetime. */
   attachmentSettings: AttachmentSettings;
   /** The key download URLs are signed with (from the seed; never leaves the sandbox). */
@@ -160,8 +178,12 @@ export class FourDegreesSandbox implements ProviderSandbox {
     this.#requestRandom = new SeededRandom(ctx.seed ^ 0x4d4d);
     this.fileSigningKey = new SeededRandom(ctx.seed ^ 0xf11e).string(32);
     this.#defaultAttachmentSettings = {
-      maxBytes: Math.floor(positiveNumber(ctx.settings["FOURDEGREES_ATTACHMENT_MAX_BYTES"]) ?? DEFAULT_ATTACHMENT_MAX_BYTES),
-      downloadUrlTtlSeconds: Math.floor(positiveNumber(ctx.settings["FOURDEGREES_DOWNLOAD_URL_TTL_SECONDS"]) ?? DEFAULT_DOWNLOAD_URL_TTL_SECONDS),
+      maxBytes: Math.floor(
+        positiveNumber(ctx.settings["FOURDEGREES_ATTACHMENT_MAX_BYTES"]) ?? DEFAULT_ATTACHMENT_MAX_BYTES,
+      ),
+      downloadUrlTtlSeconds: Math.floor(
+        positiveNumber(ctx.settings["FOURDEGREES_DOWNLOAD_URL_TTL_SECONDS"]) ?? DEFAULT_DOWNLOAD_URL_TTL_SECONDS,
+      ),
     };
     this.attachmentSettings = { ...this.#defaultAttachmentSettings };
     this.faults = new FaultInjector({ seed: ctx.seed });
@@ -225,7 +247,8 @@ export class FourDegreesSandbox implements ProviderSandbox {
   /** The actor of a change made "in the 4Degrees UI" by a user (default: the first user). */
   userActor(userId?: string): Actor {
     const id = userId ?? this.store.users.keys().next().value;
-    if (id === undefined || !this.store.users.has(id)) throw new Error(`no 4Degrees sandbox user ${userId ?? "(none seeded)"}`);
+    if (id === undefined || !this.store.users.has(id))
+      throw new Error(`no 4Degrees sandbox user ${userId ?? "(none seeded)"}`);
     return { type: "user", id };
   }
 
@@ -286,7 +309,11 @@ export class FourDegreesSandbox implements ProviderSandbox {
    * Attaches a file to a deal as a user in the 4Degrees UI would (emits `attachment.created` with a
    * download URL on `origin`, default the in-process host `http://sandbox.test`).
    */
-  async addAttachmentAsUser(dealId: string, file: { file_name: string; content_type: string; bytes: Uint8Array }, options: { userId?: string; origin?: string } = {}): Promise<Attachment> {
+  async addAttachmentAsUser(
+    dealId: string,
+    file: { file_name: string; content_type: string; bytes: Uint8Array },
+    options: { userId?: string; origin?: string } = {},
+  ): Promise<Attachment> {
     const actor = this.userActor(options.userId);
     this.store.getDeal(dealId);
     const id = this.store.newId("att");
@@ -314,7 +341,8 @@ export class FourDegreesSandbox implements ProviderSandbox {
     this.requests.byRoute[route] = (this.requests.byRoute[route] ?? 0) + 1;
     this.requests.byStatus[String(entry.status)] = (this.requests.byStatus[String(entry.status)] ?? 0) + 1;
     this.requests.log.push({ at: new Date(this.clock.now()).toISOString(), ...entry });
-    if (this.requests.log.length > REQUEST_LOG_LIMIT) this.requests.log.splice(0, this.requests.log.length - REQUEST_LOG_LIMIT);
+    if (this.requests.log.length > REQUEST_LOG_LIMIT)
+      this.requests.log.splice(0, this.requests.log.length - REQUEST_LOG_LIMIT);
   }
 
   resetRequests(): void {
@@ -326,7 +354,11 @@ export class FourDegreesSandbox implements ProviderSandbox {
 
   /** Adds (or replaces) an API key; read-only keys get 403 on writes. */
   addApiKey(key: string, options: { name?: string; scopes?: Scope[] } = {}): ApiKeyRecord {
-    const record: ApiKeyRecord = { id: apiKeyId(key), name: options.name ?? "API key", scopes: options.scopes ?? ["read", "write"] };
+    const record: ApiKeyRecord = {
+      id: apiKeyId(key),
+      name: options.name ?? "API key",
+      scopes: options.scopes ?? ["read", "write"],
+    };
     this.apiKeys.set(key, record);
     return { ...record, scopes: [...record.scopes] };
   }
@@ -355,7 +387,8 @@ function eventIdOf(body: string): string {
 /** A delivery body is always the JSON of a `WebhookEvent` this sandbox built. */
 function parseEvent(body: string): WebhookEvent {
   const parsed: unknown = JSON.parse(body);
-  if (parsed && typeof parsed === "object" && "id" in parsed && typeof parsed.id === "string" && "type" in parsed) return parsed as WebhookEvent;
+  if (parsed && typeof parsed === "object" && "id" in parsed && typeof parsed.id === "string" && "type" in parsed)
+    return parsed as WebhookEvent;
   throw new Error("4degrees webhook body is not an event");
 }
 
@@ -368,5 +401,8 @@ function positiveNumber(raw: string | undefined): number | undefined {
 function rateLimitFromSettings(settings: Record<string, string | undefined>): Partial<RateLimitSettings> {
   const max = positiveNumber(settings["FOURDEGREES_RATE_LIMIT"]);
   const intervalMs = positiveNumber(settings["FOURDEGREES_RATE_WINDOW_MS"]);
-  return { ...(max !== undefined ? { max: Math.floor(max) } : {}), ...(intervalMs !== undefined ? { intervalMs } : {}) };
+  return {
+    ...(max !== undefined ? { max: Math.floor(max) } : {}),
+    ...(intervalMs !== undefined ? { intervalMs } : {}),
+  };
 }

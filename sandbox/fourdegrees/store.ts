@@ -110,7 +110,12 @@ export class FourDegreesStore {
     hasDeal: (id) => this.deals.has(id),
   };
 
-  constructor(options: { clock: Clock; random: SeededRandom; workspace: Workspace; emit: (event: WebhookEvent) => void }) {
+  constructor(options: {
+    clock: Clock;
+    random: SeededRandom;
+    workspace: Workspace;
+    emit: (event: WebhookEvent) => void;
+  }) {
     this.#clock = options.clock;
     this.#random = options.random;
     this.workspace = options.workspace;
@@ -120,7 +125,17 @@ export class FourDegreesStore {
   /** Clears every record (the workspace itself stays); `random` restarts the id stream. */
   clear(random: SeededRandom): void {
     this.#random = random;
-    for (const m of [this.users, this.pipelines, this.fields, this.companies, this.contacts, this.deals, this.notes, this.#notesByDeal]) m.clear();
+    for (const m of [
+      this.users,
+      this.pipelines,
+      this.fields,
+      this.companies,
+      this.contacts,
+      this.deals,
+      this.notes,
+      this.#notesByDeal,
+    ])
+      m.clear();
     for (const m of [this.passReasons, this.attachments, this.reminders]) m.clear();
     this.#issued.clear();
     this.#sorted = null;
@@ -150,7 +165,8 @@ export class FourDegreesStore {
 
   addUser(input: { name: string; email: string; role?: "admin" | "member" }): User {
     const email = input.email.trim().toLowerCase();
-    if ([...this.users.values()].some((u) => u.email === email)) throw fail.validation(`A user with email ${email} already exists`, "duplicate_email");
+    if ([...this.users.values()].some((u) => u.email === email))
+      throw fail.validation(`A user with email ${email} already exists`, "duplicate_email");
     const user: User = { id: this.newId("usr"), name: input.name, email, role: input.role ?? "member" };
     this.users.set(user.id, user);
     return structuredClone(user);
@@ -173,11 +189,19 @@ export class FourDegreesStore {
     return structuredClone(pipeline);
   }
 
-  addField(input: { pipelineId: string; name: string; type: FieldType; required?: boolean; options?: string[] }): FieldDef {
+  addField(input: {
+    pipelineId: string;
+    name: string;
+    type: FieldType;
+    required?: boolean;
+    options?: string[];
+  }): FieldDef {
     this.#pipeline(input.pipelineId, 404);
     const isSelect = input.type === "single_select" || input.type === "multi_select";
-    if (isSelect && (!input.options || input.options.length === 0)) throw fail.validation(`A ${input.type} field needs options`);
-    if (this.fieldsOf(input.pipelineId).some((f) => f.name.toLowerCase() === input.name.toLowerCase())) throw fail.validation(`Field "${input.name}" already exists in this pipeline`);
+    if (isSelect && (!input.options || input.options.length === 0))
+      throw fail.validation(`A ${input.type} field needs options`);
+    if (this.fieldsOf(input.pipelineId).some((f) => f.name.toLowerCase() === input.name.toLowerCase()))
+      throw fail.validation(`Field "${input.name}" already exists in this pipeline`);
     const field: FieldDef = {
       id: this.newId("fld"),
       pipeline_id: input.pipelineId,
@@ -199,7 +223,8 @@ export class FourDegreesStore {
 
   addContact(input: ContactCreate): Contact {
     const email = input.email ? input.email.trim().toLowerCase() : null;
-    if (email && this.findContactByEmail(email)) throw new FourDegreesError(409, "duplicate_contact", `A contact with email ${email} already exists`);
+    if (email && this.findContactByEmail(email))
+      throw new FourDegreesError(409, "duplicate_contact", `A contact with email ${email} already exists`);
     if (input.company_id) this.#ref(this.companies, input.company_id, "company");
     const first = input.first_name ?? null;
     const last = input.last_name ?? null;
@@ -279,7 +304,9 @@ export class FourDegreesStore {
 
   listNotes(dealId: string, cursor: string | undefined, limit: number): Page<Note> {
     this.#deal(dealId);
-    const all = (this.#notesByDeal.get(dealId) ?? []).map((id) => this.notes.get(id)!).sort((a, b) => cmp(a.created_at, b.created_at) || cmp(a.id, b.id));
+    const all = (this.#notesByDeal.get(dealId) ?? [])
+      .map((id) => this.notes.get(id)!)
+      .sort((a, b) => cmp(a.created_at, b.created_at) || cmp(a.id, b.id));
     let start = 0;
     if (cursor !== undefined) {
       const pos = decodeCursor(cursor);
@@ -288,7 +315,10 @@ export class FourDegreesStore {
     }
     const data = all.slice(start, start + limit).map((n) => structuredClone(n));
     const last = data.at(-1);
-    return { data, next_cursor: last && start + limit < all.length ? encodeCursor({ k: last.created_at, i: last.id }) : null };
+    return {
+      data,
+      next_cursor: last && start + limit < all.length ? encodeCursor({ k: last.created_at, i: last.id }) : null,
+    };
   }
 
   notesOf(dealId: string): Note[] {
@@ -303,7 +333,10 @@ export class FourDegreesStore {
 
   createDeal(input: DealCreate, actor: Actor, options: WriteOptions = {}): Deal {
     const pipeline = this.#pipeline(input.pipeline_id, 422);
-    const stage = input.stage_id === undefined ? [...pipeline.stages].sort((a, b) => a.position - b.position)[0]! : this.#stageOf(pipeline, input.stage_id);
+    const stage =
+      input.stage_id === undefined
+        ? [...pipeline.stages].sort((a, b) => a.position - b.position)[0]!
+        : this.#stageOf(pipeline, input.stage_id);
     const now = this.nowIso();
     const passReason = this.#passReason(stage.kind, input.pass_reason_id ?? null, input.pass_reason_text ?? null);
     const deal: Deal = {
@@ -343,7 +376,8 @@ export class FourDegreesStore {
     if (patch.name !== undefined) next.name = patch.name;
     if (patch.pipeline_id !== undefined && patch.pipeline_id !== current.pipeline_id) {
       const pipeline = this.#pipeline(patch.pipeline_id, 422);
-      if (patch.stage_id === undefined) throw fail.validation("Moving a deal to another pipeline needs a stage_id of that pipeline", "stage_required");
+      if (patch.stage_id === undefined)
+        throw fail.validation("Moving a deal to another pipeline needs a stage_id of that pipeline", "stage_required");
       next.pipeline_id = pipeline.id;
     }
     if (patch.stage_id !== undefined) {
@@ -359,7 +393,11 @@ export class FourDegreesStore {
       next.pass_reason_id = reason.id;
       next.pass_reason_text = reason.text;
     } else {
-      const reason = this.#passReason("lost", patch.pass_reason_id === undefined ? next.pass_reason_id : patch.pass_reason_id, patch.pass_reason_text === undefined ? next.pass_reason_text : patch.pass_reason_text);
+      const reason = this.#passReason(
+        "lost",
+        patch.pass_reason_id === undefined ? next.pass_reason_id : patch.pass_reason_id,
+        patch.pass_reason_text === undefined ? next.pass_reason_text : patch.pass_reason_text,
+      );
       next.pass_reason_id = reason.id;
       next.pass_reason_text = reason.text;
     }
@@ -405,7 +443,14 @@ export class FourDegreesStore {
     this.#writable(deal, {});
     const at = this.#pastOrNow(input.created_at);
     const author = input.author_id !== undefined ? input.author_id : actor.type === "user" ? actor.id : null;
-    const note: Note = { id: this.newId("note"), deal_id: deal.id, body: input.body, author_id: this.#userRef(author), created_at: at, updated_at: at };
+    const note: Note = {
+      id: this.newId("note"),
+      deal_id: deal.id,
+      body: input.body,
+      author_id: this.#userRef(author),
+      created_at: at,
+      updated_at: at,
+    };
     this.notes.set(note.id, note);
     const list = this.#notesByDeal.get(deal.id) ?? [];
     list.push(note.id);
@@ -492,7 +537,8 @@ export class FourDegreesStore {
     const deal = this.#deal(dealId);
     this.#writable(deal, {});
     const assignee = input.assignee_id !== undefined ? input.assignee_id : deal.owner_id;
-    if (assignee !== null && !this.users.has(assignee)) throw fail.validation(`assignee_id: no user with id "${assignee}"`, "unknown_user");
+    if (assignee !== null && !this.users.has(assignee))
+      throw fail.validation(`assignee_id: no user with id "${assignee}"`, "unknown_user");
     const reminder: Reminder = {
       id: this.newId("rem"),
       deal_id: deal.id,
@@ -510,7 +556,11 @@ export class FourDegreesStore {
 
   listReminders(dealId: string, cursor: string | undefined, limit: number): Page<Reminder> {
     this.#deal(dealId);
-    return pageByCreated([...this.reminders.values()].filter((r) => r.deal_id === dealId), cursor, limit);
+    return pageByCreated(
+      [...this.reminders.values()].filter((r) => r.deal_id === dealId),
+      cursor,
+      limit,
+    );
   }
 
   /** Marks a reminder done, as its assignee would in the UI (control API); done twice changes nothing. */
@@ -539,14 +589,32 @@ export class FourDegreesStore {
     if (Object.keys(other).length > 0) this.#event("deal.updated", actor, deal, other);
   }
 
-  #event(type: EventType, actor: Actor, object: Deal | Note | Attachment, changes: Record<string, [unknown, unknown]>): void {
-    this.#emit({ id: this.newId("evt"), type, created_at: this.nowIso(), workspace_id: this.workspace.id, actor: { ...actor }, data: { object: structuredClone(object) }, changes: structuredClone(changes) });
+  #event(
+    type: EventType,
+    actor: Actor,
+    object: Deal | Note | Attachment,
+    changes: Record<string, [unknown, unknown]>,
+  ): void {
+    this.#emit({
+      id: this.newId("evt"),
+      type,
+      created_at: this.nowIso(),
+      workspace_id: this.workspace.id,
+      actor: { ...actor },
+      data: { object: structuredClone(object) },
+      changes: structuredClone(changes),
+    });
   }
 
   #writable(deal: Deal, options: WriteOptions): void {
-    if (deal.archived_at !== null) throw new FourDegreesError(409, "deal_archived", `Deal ${deal.id} is archived and cannot be changed`);
+    if (deal.archived_at !== null)
+      throw new FourDegreesError(409, "deal_archived", `Deal ${deal.id} is archived and cannot be changed`);
     if (options.ifMatch !== undefined && options.ifMatch !== deal.version) {
-      throw new FourDegreesError(409, "version_conflict", `Deal ${deal.id} is at version ${deal.version}; If-Match asked for version ${options.ifMatch}. Re-read it and re-apply your change.`);
+      throw new FourDegreesError(
+        409,
+        "version_conflict",
+        `Deal ${deal.id} is at version ${deal.version}; If-Match asked for version ${options.ifMatch}. Re-read it and re-apply your change.`,
+      );
     }
   }
 
@@ -566,12 +634,15 @@ export class FourDegreesStore {
   #pipeline(id: string, status: 404 | 422): Pipeline {
     const pipeline = this.pipelines.get(id);
     if (pipeline) return pipeline;
-    throw status === 404 ? fail.notFound("pipeline", id) : fail.validation(`pipeline_id: no pipeline with id "${id}"`, "unknown_pipeline");
+    throw status === 404
+      ? fail.notFound("pipeline", id)
+      : fail.validation(`pipeline_id: no pipeline with id "${id}"`, "unknown_pipeline");
   }
 
   #stageOf(pipeline: Pipeline, stageId: string) {
     const stage = pipeline.stages.find((s) => s.id === stageId);
-    if (!stage) throw fail.validation(`stage_id: "${stageId}" is not a stage of pipeline ${pipeline.id}`, "unknown_stage");
+    if (!stage)
+      throw fail.validation(`stage_id: "${stageId}" is not a stage of pipeline ${pipeline.id}`, "unknown_stage");
     return stage;
   }
 
@@ -582,24 +653,34 @@ export class FourDegreesStore {
   }
 
   #teamRefs(ids: string[]): string[] {
-    for (const id of ids) if (!this.users.has(id)) throw fail.validation(`team_ids: no user with id "${id}"`, "unknown_user");
+    for (const id of ids)
+      if (!this.users.has(id)) throw fail.validation(`team_ids: no user with id "${id}"`, "unknown_user");
     return dedupe(ids);
   }
 
   /** A pass reason for a deal whose stage has `kind`: only a lost stage takes one. */
   #passReason(kind: StageKind, id: string | null, text: string | null): { id: string | null; text: string | null } {
     if (kind !== "lost") {
-      if (id !== null || text !== null) throw fail.validation("pass_reason_id / pass_reason_text can only be set on a deal in a lost stage", "pass_reason_not_allowed");
+      if (id !== null || text !== null)
+        throw fail.validation(
+          "pass_reason_id / pass_reason_text can only be set on a deal in a lost stage",
+          "pass_reason_not_allowed",
+        );
       return { id: null, text: null };
     }
-    if (id !== null && !this.passReasons.has(id)) throw fail.validation(`pass_reason_id: no pass reason with id "${id}" (GET /pass-reasons)`, "unknown_pass_reason");
+    if (id !== null && !this.passReasons.has(id))
+      throw fail.validation(
+        `pass_reason_id: no pass reason with id "${id}" (GET /pass-reasons)`,
+        "unknown_pass_reason",
+      );
     return { id, text };
   }
 
   /** An imported `created_at`, which may not lie in the future; absent → now. */
   #pastOrNow(at: string | undefined): string {
     if (at === undefined) return this.nowIso();
-    if (Date.parse(at) > this.#clock.now()) throw fail.validation("created_at must not be in the future", "invalid_created_at");
+    if (Date.parse(at) > this.#clock.now())
+      throw fail.validation("created_at must not be in the future", "invalid_created_at");
     return at;
   }
 
@@ -624,7 +705,11 @@ export class FourDegreesStore {
 }
 
 /** One page of records in (created_at, id) order, with the same cursors as the other lists. */
-function pageByCreated<T extends { id: string; created_at: string }>(items: T[], cursor: string | undefined, limit: number): Page<T> {
+function pageByCreated<T extends { id: string; created_at: string }>(
+  items: T[],
+  cursor: string | undefined,
+  limit: number,
+): Page<T> {
   const all = [...items].sort((a, b) => cmp(a.created_at, b.created_at) || cmp(a.id, b.id));
   let start = 0;
   if (cursor !== undefined) {
@@ -634,7 +719,10 @@ function pageByCreated<T extends { id: string; created_at: string }>(items: T[],
   }
   const data = all.slice(start, start + limit).map((x) => structuredClone(x));
   const last = data.at(-1);
-  return { data, next_cursor: last && start + limit < all.length ? encodeCursor({ k: last.created_at, i: last.id }) : null };
+  return {
+    data,
+    next_cursor: last && start + limit < all.length ? encodeCursor({ k: last.created_at, i: last.id }) : null,
+  };
 }
 
 /** Top-level changes between two versions of a deal, as `{field: [old, new]}`. */
@@ -642,7 +730,8 @@ function diff(before: Deal, after: Deal): Record<string, [unknown, unknown]> {
   const changes: Record<string, [unknown, unknown]> = {};
   for (const key of Object.keys(after) as Array<keyof Deal>) {
     if (key === "version" || key === "updated_at") continue;
-    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) changes[key] = [structuredClone(before[key]), structuredClone(after[key])];
+    if (JSON.stringify(before[key]) !== JSON.stringify(after[key]))
+      changes[key] = [structuredClone(before[key]), structuredClone(after[key])];
   }
   return changes;
 }

@@ -1,16 +1,48 @@
 /**
- * The 4Degrees connector: implements the engine's `DealCrm` port (src/sync/port.ts) on top of the
+ * The 4Degrees connector: implements the engine's `DealCrm` port (src/domain/port.ts) on top of the
  * raw client, translating every answer. Version conflicts (409 on `If-Match`) are handled here:
  * re-read the deal, ask the caller's resolver (default: re-apply the same patch), try again.
  */
 import { AppError } from "../lib/errors.ts";
-import type { ChangeEvent, Deal, DealContent, DealCrm, DealPatch, FieldDef, Identity, Note, Page, Pipeline, UpdateDealOptions, User, WriteOptions } from "../sync/port.ts";
+import type {
+  ChangeEvent,
+  Deal,
+  DealContent,
+  DealCrm,
+  DealPatch,
+  FieldDef,
+  Identity,
+  Note,
+  Page,
+  Pipeline,
+  UpdateDealOptions,
+  User,
+  WriteOptions,
+} from "../domain/port.ts";
 import type { FourDegreesClient } from "./client.ts";
 import { FourDegreesError } from "./errors.ts";
-import { actorFromRaw, changeEventFromRaw, dealCreateToRaw, dealFromRaw, dealPatchToRaw, fieldFromRaw, noteFromRaw, pipelineFromRaw, userFromRaw } from "./translate.ts";
+import {
+  actorFromRaw,
+  changeEventFromRaw,
+  dealCreateToRaw,
+  dealFromRaw,
+  dealPatchToRaw,
+  fieldFromRaw,
+  noteFromRaw,
+  pipelineFromRaw,
+  userFromRaw,
+} from "./translate.ts";
 
 /** How many times an update re-reads and re-applies after a 409 before giving up. */
 export const MAX_CONFLICT_RETRIES = 3;
+
+/**
+ * The connector's webhook parsing, which needs no account or key: the webhook triage turns a raw
+ * body into a `ChangeEvent` through it before it knows whose connector to build.
+ */
+export const fourDegreesWebhooks: Pick<DealCrm, "parseWebhook"> = {
+  parseWebhook: (body) => changeEventFromRaw(body),
+};
 
 /** `DealCrm` for one 4Degrees workspace. */
 export class FourDegreesConnector implements DealCrm {
@@ -39,7 +71,12 @@ export class FourDegreesConnector implements DealCrm {
     return (await this.#client.listFields(pipelineId)).map(fieldFromRaw);
   }
 
-  async pageDeals(query: { updatedSince?: string; pipelineId?: string; cursor?: string | null; limit?: number }): Promise<Page<Deal>> {
+  async pageDeals(query: {
+    updatedSince?: string;
+    pipelineId?: string;
+    cursor?: string | null;
+    limit?: number;
+  }): Promise<Page<Deal>> {
     const page = await this.#client.listDeals(query);
     return { items: page.data.map(dealFromRaw), nextCursor: page.next_cursor };
   }
@@ -50,7 +87,12 @@ export class FourDegreesConnector implements DealCrm {
   }
 
   async createDeal(content: DealContent, options: WriteOptions = {}): Promise<Deal> {
-    return dealFromRaw(await this.#client.createDeal(dealCreateToRaw(content), options.idempotencyKey ?? this.#client.newIdempotencyKey()));
+    return dealFromRaw(
+      await this.#client.createDeal(
+        dealCreateToRaw(content),
+        options.idempotencyKey ?? this.#client.newIdempotencyKey(),
+      ),
+    );
   }
 
   /**
@@ -92,11 +134,15 @@ export class FourDegreesConnector implements DealCrm {
   }
 
   async createNote(dealId: string, body: string, options: WriteOptions = {}): Promise<Note> {
-    return noteFromRaw(await this.#client.createNote(dealId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()));
+    return noteFromRaw(
+      await this.#client.createNote(dealId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()),
+    );
   }
 
   async updateNote(noteId: string, body: string, options: WriteOptions = {}): Promise<Note> {
-    return noteFromRaw(await this.#client.updateNote(noteId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()));
+    return noteFromRaw(
+      await this.#client.updateNote(noteId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()),
+    );
   }
 
   async deleteNote(noteId: string, options: WriteOptions = {}): Promise<boolean> {
@@ -104,12 +150,16 @@ export class FourDegreesConnector implements DealCrm {
   }
 
   parseWebhook(body: unknown): ChangeEvent {
-    return changeEventFromRaw(body);
+    return fourDegreesWebhooks.parseWebhook(body);
   }
 
   async #mustGet(id: string): Promise<Deal> {
     const deal = await this.getDeal(id);
-    if (!deal) throw new FourDegreesError("not_found", `4Degrees deal ${id} does not exist`, { retryable: false, upstreamStatus: 404 });
+    if (!deal)
+      throw new FourDegreesError("not_found", `4Degrees deal ${id} does not exist`, {
+        retryable: false,
+        upstreamStatus: 404,
+      });
     return deal;
   }
 }

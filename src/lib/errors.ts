@@ -22,6 +22,15 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+/**
+ * How a provider's error asks to be treated by a queue job: retry or not, and after how long when
+ * the provider named a wait (rate limits). Each connector's error class answers for its own API.
+ */
+export interface RetryAdvice {
+  retryable: boolean;
+  delaySeconds?: number;
+}
+
 /** An expected failure with a stable `code`, a human `message` and optional structured `details`. */
 export class AppError extends Error {
   readonly code: ErrorCode;
@@ -29,7 +38,11 @@ export class AppError extends Error {
   /** Extra response headers (e.g. `Retry-After` on 429). */
   readonly headers: Record<string, string>;
 
-  constructor(code: ErrorCode, message: string, options: { details?: unknown; headers?: Record<string, string>; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: unknown; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = "AppError";
     this.code = code;
@@ -40,10 +53,17 @@ export class AppError extends Error {
   get status(): ContentfulStatusCode {
     return ERROR_STATUS[this.code];
   }
+
+  /** A provider error's retry advice (connector error classes override it); `null` = not a provider's. */
+  get retryAdvice(): RetryAdvice | null {
+    return null;
+  }
 }
 
 /** Turns a zod error into the list of `{path, message}` pairs that 400 answers carry. */
-export function zodIssues(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }): Array<{ path: string; message: string }> {
+export function zodIssues(error: {
+  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>;
+}): Array<{ path: string; message: string }> {
   return error.issues.map((issue) => ({ path: issue.path.map(String).join(".") || "(root)", message: issue.message }));
 }
 

@@ -10,7 +10,16 @@ import { API, harness, KEY, SECRET, verifySignature, type Harness } from "./four
 
 const ACTOR = { type: "api_key", id: apiKeyId(KEY) };
 const PDF = new TextEncoder().encode("%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n");
-const ATTACHMENT_KEYS = ["id", "deal_id", "file_name", "content_type", "size", "author_id", "created_at", "download_url"];
+const ATTACHMENT_KEYS = [
+  "id",
+  "deal_id",
+  "file_name",
+  "content_type",
+  "size",
+  "author_id",
+  "created_at",
+  "download_url",
+];
 
 function expectEnvelope(res: { status: number; json: any }, status: number, code: string) {
   expect(res.status, JSON.stringify(res.json)).toBe(status);
@@ -32,9 +41,21 @@ interface Upload {
 /** A multipart upload through the API (a fresh FormData, so a fresh boundary, on every call). */
 async function upload(h: Harness, dealId: string, o: Upload = {}) {
   const form = new FormData();
-  if (!o.noFile) form.append("file", new File([(o.bytes ?? PDF) as Uint8Array<ArrayBuffer>], o.name ?? "Term sheet.pdf", { type: o.type ?? "application/pdf" }));
+  if (!o.noFile)
+    form.append(
+      "file",
+      new File([(o.bytes ?? PDF) as Uint8Array<ArrayBuffer>], o.name ?? "Term sheet.pdf", {
+        type: o.type ?? "application/pdf",
+      }),
+    );
   for (const [k, v] of Object.entries(o.fields ?? {})) form.append(k, v);
-  const res = await h.sandbox.fetch(new Request(`${API}/deals/${dealId}/attachments`, { method: "POST", headers: { authorization: `Bearer ${o.key ?? KEY}`, ...o.headers }, body: form }));
+  const res = await h.sandbox.fetch(
+    new Request(`${API}/deals/${dealId}/attachments`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${o.key ?? KEY}`, ...o.headers },
+      body: form,
+    }),
+  );
   const text = await res.text();
   return { status: res.status, headers: res.headers, json: JSON.parse(text) };
 }
@@ -68,9 +89,18 @@ describe("4Degrees sandbox: attachments", () => {
     const res = await upload(h, id);
     expect(res.status).toBe(201);
     expect(Object.keys(res.json)).toEqual(ATTACHMENT_KEYS);
-    expect(res.json).toMatchObject({ deal_id: id, file_name: "Term sheet.pdf", content_type: "application/pdf", size: PDF.byteLength, author_id: null, created_at: new Date(h.clock.now()).toISOString() });
+    expect(res.json).toMatchObject({
+      deal_id: id,
+      file_name: "Term sheet.pdf",
+      content_type: "application/pdf",
+      size: PDF.byteLength,
+      author_id: null,
+      created_at: new Date(h.clock.now()).toISOString(),
+    });
     expect(res.json.id).toMatch(/^att_/);
-    expect(res.json.download_url).toMatch(/^http:\/\/sandbox\.test\/4degrees\/files\/att_\w+\?expires=\d+&signature=[\w-]+$/);
+    expect(res.json.download_url).toMatch(
+      /^http:\/\/sandbox\.test\/4degrees\/files\/att_\w+\?expires=\d+&signature=[\w-]+$/,
+    );
 
     const file = await download(h, res.json.download_url);
     expect(file.status).toBe(200);
@@ -85,7 +115,9 @@ describe("4Degrees sandbox: attachments", () => {
     const id = dealId(h);
     const first = (await upload(h, id, { name: "a.pdf" })).json;
     h.clock.advance(1_000);
-    const second = (await upload(h, id, { name: "notes.txt", type: "text/plain", bytes: new TextEncoder().encode("hello") })).json;
+    const second = (
+      await upload(h, id, { name: "notes.txt", type: "text/plain", bytes: new TextEncoder().encode("hello") })
+    ).json;
     h.clock.advance(60_000);
     const page1 = await h.call("GET", `/deals/${id}/attachments?limit=1`);
     expect(page1.status).toBe(200);
@@ -97,7 +129,10 @@ describe("4Degrees sandbox: attachments", () => {
     const one = await h.call("GET", `/attachments/${second.id}`);
     expect({ ...one.json, download_url: null }).toEqual({ ...second, download_url: null });
     expect((await download(h, one.json.download_url)).bytes).toEqual(new TextEncoder().encode("hello"));
-    expect((await h.call("GET", `/deals/${dealId(h, "Bluebird Health — Seed")}/attachments`)).json).toEqual({ data: [], next_cursor: null });
+    expect((await h.call("GET", `/deals/${dealId(h, "Bluebird Health — Seed")}/attachments`)).json).toEqual({
+      data: [],
+      next_cursor: null,
+    });
     expectEnvelope(await h.call("GET", "/attachments/att_missing"), 404, "attachment_not_found");
     expectEnvelope(await h.call("GET", "/deals/deal_missing/attachments"), 404, "deal_not_found");
   });
@@ -159,12 +194,24 @@ describe("4Degrees sandbox: attachments", () => {
   });
 
   it("happy: the TTL and size cap come from settings and the control API", async () => {
-    const h = await harness({ settings: { FOURDEGREES_DOWNLOAD_URL_TTL_SECONDS: "60", FOURDEGREES_ATTACHMENT_MAX_BYTES: "100" } });
-    expect((await h.control("GET", "/attachments/settings")).json).toEqual({ maxBytes: 100, downloadUrlTtlSeconds: 60 });
+    const h = await harness({
+      settings: { FOURDEGREES_DOWNLOAD_URL_TTL_SECONDS: "60", FOURDEGREES_ATTACHMENT_MAX_BYTES: "100" },
+    });
+    expect((await h.control("GET", "/attachments/settings")).json).toEqual({
+      maxBytes: 100,
+      downloadUrlTtlSeconds: 60,
+    });
     const att = (await upload(h, dealId(h))).json;
     expect(Number(new URL(att.download_url).searchParams.get("expires"))).toBe(Math.floor(h.clock.now() / 1000) + 60);
-    expectEnvelope(await upload(h, dealId(h), { type: "text/plain", bytes: new Uint8Array(101).fill(65) }), 413, "file_too_large");
-    expect((await h.control("PUT", "/attachments/settings", { maxBytes: 200 })).json).toEqual({ maxBytes: 200, downloadUrlTtlSeconds: 60 });
+    expectEnvelope(
+      await upload(h, dealId(h), { type: "text/plain", bytes: new Uint8Array(101).fill(65) }),
+      413,
+      "file_too_large",
+    );
+    expect((await h.control("PUT", "/attachments/settings", { maxBytes: 200 })).json).toEqual({
+      maxBytes: 200,
+      downloadUrlTtlSeconds: 60,
+    });
     expect((await upload(h, dealId(h), { type: "text/plain", bytes: new Uint8Array(101).fill(65) })).status).toBe(201);
     expect((await h.control("PUT", "/attachments/settings", { maxBytes: 0 })).status).toBe(400);
   });
@@ -179,7 +226,9 @@ describe("4Degrees sandbox: attachments", () => {
 
     // A chunked body (no Content-Length) is cut off once it passes the cap.
     const boundary = "----sandboxboundary";
-    const head = new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\nContent-Type: text/plain\r\n\r\n`);
+    const head = new TextEncoder().encode(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\nContent-Type: text/plain\r\n\r\n`,
+    );
     let sent = 0;
     const chunk = new Uint8Array(1024 * 1024).fill(66);
     const stream = new ReadableStream<Uint8Array>({
@@ -190,7 +239,13 @@ describe("4Degrees sandbox: attachments", () => {
         controller.enqueue(chunk);
       },
     });
-    const chunked = await h.sandbox.fetch(new Request(`${API}/deals/${id}/attachments`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": `multipart/form-data; boundary=${boundary}` }, body: stream }));
+    const chunked = await h.sandbox.fetch(
+      new Request(`${API}/deals/${id}/attachments`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": `multipart/form-data; boundary=${boundary}` },
+        body: stream,
+      }),
+    );
     expectEnvelope({ status: chunked.status, json: await chunked.json() }, 413, "file_too_large");
     expect(sent).toBeLessThan(40);
     expect(h.sandbox.fourdegrees.store.attachments.size).toBe(0);
@@ -199,16 +254,35 @@ describe("4Degrees sandbox: attachments", () => {
   it("error: types outside the allow-list are 415, a mislabelled file 422, and bad forms are refused", async () => {
     const h = await harness();
     const id = dealId(h);
-    const exe = await upload(h, id, { name: "setup.exe", type: "application/x-msdownload", bytes: new Uint8Array([0x4d, 0x5a, 0x90]) });
+    const exe = await upload(h, id, {
+      name: "setup.exe",
+      type: "application/x-msdownload",
+      bytes: new Uint8Array([0x4d, 0x5a, 0x90]),
+    });
     expectEnvelope(exe, 415, "unsupported_file_type");
     expect(exe.json.error.message).toContain("application/pdf");
-    expectEnvelope(await upload(h, id, { name: "blob.bin", type: "application/octet-stream" }), 415, "unsupported_file_type");
+    expectEnvelope(
+      await upload(h, id, { name: "blob.bin", type: "application/octet-stream" }),
+      415,
+      "unsupported_file_type",
+    );
     expectEnvelope(await upload(h, id, { name: "logo.png", type: "image/png" }), 422, "content_type_mismatch");
     expectEnvelope(await upload(h, id, { noFile: true, fields: { note: "x" } }), 422, "file_required");
     expectEnvelope(await upload(h, id, { noFile: true, fields: { file: "not a file" } }), 422, "file_required");
-    expectEnvelope(await upload(h, id, { name: "empty.txt", type: "text/plain", bytes: new Uint8Array(0) }), 422, "empty_file");
-    expectEnvelope(await h.call("POST", `/deals/${id}/attachments`, { body: { file: "x" } }), 415, "unsupported_media_type");
-    const broken = await h.call("POST", `/deals/${id}/attachments`, { body: "--nope\r\nnot multipart", headers: { "content-type": "multipart/form-data; boundary=zzz" } });
+    expectEnvelope(
+      await upload(h, id, { name: "empty.txt", type: "text/plain", bytes: new Uint8Array(0) }),
+      422,
+      "empty_file",
+    );
+    expectEnvelope(
+      await h.call("POST", `/deals/${id}/attachments`, { body: { file: "x" } }),
+      415,
+      "unsupported_media_type",
+    );
+    const broken = await h.call("POST", `/deals/${id}/attachments`, {
+      body: "--nope\r\nnot multipart",
+      headers: { "content-type": "multipart/form-data; boundary=zzz" },
+    });
     expectEnvelope(broken, 400, "invalid_multipart");
     expectEnvelope(await upload(h, "deal_missing"), 404, "deal_not_found");
     await h.control("POST", "/api-keys", { key: "4d_readonly_key", scopes: ["read"] });
@@ -226,7 +300,15 @@ describe("4Degrees sandbox: attachments", () => {
     expect(res.status).toBe(201);
     expect(res.json.file_name).toBe("logo.png");
     const docx = new Uint8Array([0x50, 0x4b, 0x03, 0x04, 1, 2, 3]);
-    expect((await upload(h, id, { name: "memo.docx", type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", bytes: docx })).status).toBe(201);
+    expect(
+      (
+        await upload(h, id, {
+          name: "memo.docx",
+          type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+          bytes: docx,
+        })
+      ).status,
+    ).toBe(201);
   });
 
   it("happy: an Idempotency-Key replay returns the first answer (a new boundary is the same request); other bytes are 422", async () => {
@@ -240,7 +322,11 @@ describe("4Degrees sandbox: attachments", () => {
     expect(again.json).toEqual(first.json);
     expect(h.sandbox.fourdegrees.store.attachments.size).toBe(1);
     expect((await delivered(h)).filter((e) => e.event.type === "attachment.created")).toHaveLength(1);
-    expectEnvelope(await upload(h, id, { headers, bytes: new TextEncoder().encode("%PDF-1.7 other") }), 422, "idempotency_key_reused");
+    expectEnvelope(
+      await upload(h, id, { headers, bytes: new TextEncoder().encode("%PDF-1.7 other") }),
+      422,
+      "idempotency_key_reused",
+    );
     expectEnvelope(await upload(h, id, { headers, name: "Other name.pdf" }), 422, "idempotency_key_reused");
   });
 
@@ -253,12 +339,24 @@ describe("4Degrees sandbox: attachments", () => {
     expect(res.json).toMatchObject({ author_id: user.id, created_at: "2025-06-01T07:30:00.000Z" });
     expectEnvelope(await upload(h, id, { fields: { author_id: "usr_nobody" } }), 422, "unknown_user");
     expectEnvelope(await upload(h, id, { fields: { created_at: "yesterday" } }), 422, "validation_failed");
-    expectEnvelope(await upload(h, id, { fields: { created_at: new Date(h.clock.now() + 60_000).toISOString() } }), 422, "invalid_created_at");
+    expectEnvelope(
+      await upload(h, id, { fields: { created_at: new Date(h.clock.now() + 60_000).toISOString() } }),
+      422,
+      "invalid_created_at",
+    );
     await h.control("POST", "/api-keys", { key: "4d_plain_write_key", scopes: ["read", "write"] });
-    expectEnvelope(await upload(h, id, { key: "4d_plain_write_key", fields: { author_id: user.id } }), 403, "insufficient_scope");
+    expectEnvelope(
+      await upload(h, id, { key: "4d_plain_write_key", fields: { author_id: user.id } }),
+      403,
+      "insufficient_scope",
+    );
     expect((await upload(h, id, { key: "4d_plain_write_key" })).json.author_id).toBeNull();
 
-    const asUser = await h.sandbox.fourdegrees.addAttachmentAsUser(id, { file_name: "ui.txt", content_type: "text/plain", bytes: new TextEncoder().encode("from the UI") }, { userId: user.id });
+    const asUser = await h.sandbox.fourdegrees.addAttachmentAsUser(
+      id,
+      { file_name: "ui.txt", content_type: "text/plain", bytes: new TextEncoder().encode("from the UI") },
+      { userId: user.id },
+    );
     expect(asUser.author_id).toBe(user.id);
     const events = (await delivered(h)).filter((e) => e.event.type === "attachment.created");
     expect(events.at(-1)!.event.actor).toEqual({ type: "user", id: user.id });
@@ -271,7 +369,12 @@ describe("4Degrees sandbox: attachments", () => {
     const user = [...h.sandbox.fourdegrees.store.users.values()][1]!;
     const form = new FormData();
     form.append("file", new File([PDF as Uint8Array<ArrayBuffer>], "ic-memo.pdf", { type: "application/pdf" }));
-    const res = await h.sandbox.fetch(new Request(`http://sandbox.test/_sandbox/4degrees/deals/${id}/attachments?as=${user.id}`, { method: "POST", body: form }));
+    const res = await h.sandbox.fetch(
+      new Request(`http://sandbox.test/_sandbox/4degrees/deals/${id}/attachments?as=${user.id}`, {
+        method: "POST",
+        body: form,
+      }),
+    );
     expect(res.status).toBe(201);
     const att = (await res.json()) as { id: string; author_id: string; download_url: string };
     expect(att.author_id).toBe(user.id);
@@ -298,7 +401,12 @@ describe("4Degrees sandbox: pass reasons", () => {
     const h = await harness();
     const res = await h.call("GET", "/pass-reasons");
     expect(res.status).toBe(200);
-    expect(res.json.data.map((r: { name: string }) => r.name)).toEqual(["Passed: team", "Passed: market size", "Lost to another investor", "Outside our thesis"]);
+    expect(res.json.data.map((r: { name: string }) => r.name)).toEqual([
+      "Passed: team",
+      "Passed: market size",
+      "Lost to another investor",
+      "Outside our thesis",
+    ]);
     for (const r of res.json.data) {
       expect(Object.keys(r)).toEqual(["id", "name"]);
       expect(r.id).toMatch(/^pr_/);
@@ -307,16 +415,26 @@ describe("4Degrees sandbox: pass reasons", () => {
     expect(orbit.status).toBe("lost");
     expect(orbit.pass_reason_id).toBe(res.json.data[1].id);
     expect(orbit.pass_reason_text).toMatch(/cyclical/);
-    expect(h.dealNamed("Northwind Analytics — Series A")).toMatchObject({ pass_reason_id: null, pass_reason_text: null });
+    expect(h.dealNamed("Northwind Analytics — Series A")).toMatchObject({
+      pass_reason_id: null,
+      pass_reason_text: null,
+    });
   });
 
   it("happy: moving to a lost stage with a reason is one deal.stage_changed carrying the reason; leaving clears it", async () => {
     const h = await harness();
     const deal = h.dealNamed("Bluebird Health — Seed");
     const reason = [...h.sandbox.fourdegrees.store.passReasons.values()][0]!;
-    const lost = await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Passed"), pass_reason_id: reason.id, pass_reason_text: "Founders split" } });
+    const lost = await h.call("PATCH", `/deals/${deal.id}`, {
+      body: { stage_id: h.stage("Passed"), pass_reason_id: reason.id, pass_reason_text: "Founders split" },
+    });
     expect(lost.status).toBe(200);
-    expect(lost.json).toMatchObject({ status: "lost", pass_reason_id: reason.id, pass_reason_text: "Founders split", version: deal.version + 1 });
+    expect(lost.json).toMatchObject({
+      status: "lost",
+      pass_reason_id: reason.id,
+      pass_reason_text: "Founders split",
+      version: deal.version + 1,
+    });
     const reopened = await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Sourced") } });
     expect(reopened.json).toMatchObject({ status: "open", pass_reason_id: null, pass_reason_text: null });
     const events = await delivered(h);
@@ -327,19 +445,31 @@ describe("4Degrees sandbox: pass reasons", () => {
       pass_reason_id: [null, reason.id],
       pass_reason_text: [null, "Founders split"],
     });
-    expect(events[1]!.event.changes).toMatchObject({ pass_reason_id: [reason.id, null], pass_reason_text: ["Founders split", null] });
+    expect(events[1]!.event.changes).toMatchObject({
+      pass_reason_id: [reason.id, null],
+      pass_reason_text: ["Founders split", null],
+    });
     for (const e of events) expect(await verifySignature(SECRET, e.headers, e.body)).toBe(true);
   });
 
   it("happy: a free-text reason alone, a later reason change on a lost deal (deal.updated), and a lost create", async () => {
     const h = await harness();
     const deal = h.dealNamed("Orbit Freight — Seed");
-    const text = await h.call("PATCH", `/deals/${deal.id}`, { body: { pass_reason_id: null, pass_reason_text: "Went with a strategic" } });
+    const text = await h.call("PATCH", `/deals/${deal.id}`, {
+      body: { pass_reason_id: null, pass_reason_text: "Went with a strategic" },
+    });
     expect(text.json).toMatchObject({ pass_reason_id: null, pass_reason_text: "Went with a strategic" });
     const events = await delivered(h);
     expect(events.map((e) => e.event.type)).toEqual(["deal.updated"]);
     expect(events[0]!.event.changes.pass_reason_text).toEqual([deal.pass_reason_text, "Went with a strategic"]);
-    const created = await h.call("POST", "/deals", { body: { name: "Lost on arrival", pipeline_id: h.pipeline().id, stage_id: h.stage("Passed"), pass_reason_text: "Too early" } });
+    const created = await h.call("POST", "/deals", {
+      body: {
+        name: "Lost on arrival",
+        pipeline_id: h.pipeline().id,
+        stage_id: h.stage("Passed"),
+        pass_reason_text: "Too early",
+      },
+    });
     expect(created.status).toBe(201);
     expect(created.json).toMatchObject({ status: "lost", pass_reason_text: "Too early", team_ids: [] });
   });
@@ -348,11 +478,31 @@ describe("4Degrees sandbox: pass reasons", () => {
     const h = await harness();
     const deal = h.dealNamed("Bluebird Health — Seed");
     const reason = [...h.sandbox.fourdegrees.store.passReasons.values()][0]!;
-    expectEnvelope(await h.call("PATCH", `/deals/${deal.id}`, { body: { pass_reason_id: reason.id } }), 422, "pass_reason_not_allowed");
-    expectEnvelope(await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Closed"), pass_reason_text: "x" } }), 422, "pass_reason_not_allowed");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: h.pipeline().id, pass_reason_id: reason.id } }), 422, "pass_reason_not_allowed");
-    expectEnvelope(await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Passed"), pass_reason_id: "pr_nope" } }), 422, "unknown_pass_reason");
-    expectEnvelope(await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Passed"), pass_reason_text: "  " } }), 422, "validation_failed");
+    expectEnvelope(
+      await h.call("PATCH", `/deals/${deal.id}`, { body: { pass_reason_id: reason.id } }),
+      422,
+      "pass_reason_not_allowed",
+    );
+    expectEnvelope(
+      await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Closed"), pass_reason_text: "x" } }),
+      422,
+      "pass_reason_not_allowed",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: h.pipeline().id, pass_reason_id: reason.id } }),
+      422,
+      "pass_reason_not_allowed",
+    );
+    expectEnvelope(
+      await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Passed"), pass_reason_id: "pr_nope" } }),
+      422,
+      "unknown_pass_reason",
+    );
+    expectEnvelope(
+      await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Passed"), pass_reason_text: "  " } }),
+      422,
+      "validation_failed",
+    );
     expect(h.sandbox.fourdegrees.deal(deal.id).version).toBe(deal.version);
   });
 
@@ -388,15 +538,37 @@ describe("4Degrees sandbox: deal team", () => {
   it("error: an unknown user or a non-array team is 422 and changes nothing", async () => {
     const h = await harness();
     const deal = h.dealNamed("Bluebird Health — Seed");
-    expectEnvelope(await h.call("PATCH", `/deals/${deal.id}`, { body: { team_ids: ["usr_ghost"] } }), 422, "unknown_user");
-    expectEnvelope(await h.call("PATCH", `/deals/${deal.id}`, { body: { team_ids: "usr_x" } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: h.pipeline().id, team_ids: ["usr_ghost"] } }), 422, "unknown_user");
+    expectEnvelope(
+      await h.call("PATCH", `/deals/${deal.id}`, { body: { team_ids: ["usr_ghost"] } }),
+      422,
+      "unknown_user",
+    );
+    expectEnvelope(
+      await h.call("PATCH", `/deals/${deal.id}`, { body: { team_ids: "usr_x" } }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: h.pipeline().id, team_ids: ["usr_ghost"] } }),
+      422,
+      "unknown_user",
+    );
     expect(h.sandbox.fourdegrees.deal(deal.id)).toEqual(deal);
   });
 });
 
 describe("4Degrees sandbox: contacts", () => {
-  const CONTACT_KEYS = ["id", "name", "first_name", "last_name", "email", "phone", "company_id", "created_at", "updated_at"];
+  const CONTACT_KEYS = [
+    "id",
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company_id",
+    "created_at",
+    "updated_at",
+  ];
 
   it("happy: every demo deal's contact reads by id with name, email and phone", async () => {
     const h = await harness();
@@ -415,7 +587,10 @@ describe("4Degrees sandbox: contacts", () => {
     const nora = await h.call("GET", "/contacts?email=NORA@northwind.example");
     expect(nora.json.data).toHaveLength(1);
     expect(nora.json.data[0]).toMatchObject({ first_name: "Nora", last_name: "Lindqvist", phone: "+1 415 555 0101" });
-    expect((await h.call("GET", "/contacts?email=nobody@nowhere.example")).json).toEqual({ data: [], next_cursor: null });
+    expect((await h.call("GET", "/contacts?email=nobody@nowhere.example")).json).toEqual({
+      data: [],
+      next_cursor: null,
+    });
     expectEnvelope(await h.call("GET", "/contacts/ct_missing"), 404, "contact_not_found");
   });
 
@@ -425,51 +600,108 @@ describe("4Degrees sandbox: contacts", () => {
     const body = { first_name: "Ada", last_name: "Okafor", email: "Ada@Orbit.example", phone: "+1 (212) 555-0199" };
     const res = await h.call("POST", "/contacts", { body, headers: { "idempotency-key": "ct-1" } });
     expect(res.status).toBe(201);
-    expect(res.json).toMatchObject({ name: "Ada Okafor", email: "ada@orbit.example", phone: "+1 (212) 555-0199", company_id: null });
+    expect(res.json).toMatchObject({
+      name: "Ada Okafor",
+      email: "ada@orbit.example",
+      phone: "+1 (212) 555-0199",
+      company_id: null,
+    });
     expect(res.json.updated_at).toBe(res.json.created_at);
     const again = await h.call("POST", "/contacts", { body, headers: { "idempotency-key": "ct-1" } });
     expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(again.json).toEqual(res.json);
     expect(h.sandbox.fourdegrees.store.contacts.size).toBe(before + 1);
-    expect((await h.call("POST", "/contacts", { body: { name: "Solo" } })).json).toMatchObject({ name: "Solo", first_name: null, email: null });
+    expect((await h.call("POST", "/contacts", { body: { name: "Solo" } })).json).toMatchObject({
+      name: "Solo",
+      first_name: null,
+      email: null,
+    });
     const deal = await h.call("PATCH", `/deals/${dealId(h)}`, { body: { contact_ids: [res.json.id] } });
     expect(deal.json.contact_ids).toEqual([res.json.id]);
   });
 
   it("error: a duplicate email is 409; no name, a bad phone or email, an unknown company are 422", async () => {
     const h = await harness();
-    expectEnvelope(await h.call("POST", "/contacts", { body: { name: "Nora again", email: "nora@northwind.example" } }), 409, "duplicate_contact");
+    expectEnvelope(
+      await h.call("POST", "/contacts", { body: { name: "Nora again", email: "nora@northwind.example" } }),
+      409,
+      "duplicate_contact",
+    );
     expectEnvelope(await h.call("POST", "/contacts", { body: { email: "x@y.example" } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", "/contacts", { body: { name: "P", phone: "call me" } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", "/contacts", { body: { name: "P", email: "not-an-email" } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", "/contacts", { body: { name: "P", company_id: "co_missing" } }), 422, "unknown_company");
+    expectEnvelope(
+      await h.call("POST", "/contacts", { body: { name: "P", phone: "call me" } }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", "/contacts", { body: { name: "P", email: "not-an-email" } }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", "/contacts", { body: { name: "P", company_id: "co_missing" } }),
+      422,
+      "unknown_company",
+    );
     expectEnvelope(await h.call("POST", "/contacts", { body: { name: "P", title: "CEO" } }), 422, "unknown_field");
-    expectEnvelope(await h.call("PATCH", `/deals/${dealId(h)}`, { body: { contact_ids: ["ct_missing"] } }), 422, "unknown_contact");
+    expectEnvelope(
+      await h.call("PATCH", `/deals/${dealId(h)}`, { body: { contact_ids: ["ct_missing"] } }),
+      422,
+      "unknown_contact",
+    );
   });
 });
 
 describe("4Degrees sandbox: reminders", () => {
-  const REMINDER_KEYS = ["id", "deal_id", "title", "body", "due_at", "assignee_id", "created_by", "created_at", "completed_at"];
+  const REMINDER_KEYS = [
+    "id",
+    "deal_id",
+    "title",
+    "body",
+    "due_at",
+    "assignee_id",
+    "created_by",
+    "created_at",
+    "completed_at",
+  ];
 
   it("happy: POST answers 201 with the reminder (assignee defaults to the owner); the deal lists it; the control API lists every one", async () => {
     const h = await harness();
     const deal = h.dealNamed("Helio Grid — Series B");
-    const res = await h.call("POST", `/deals/${deal.id}/reminders`, { body: { title: "Send the term sheet", body: "Partner sign-off first", due_at: "2026-12-10T09:00:00-05:00" } });
+    const res = await h.call("POST", `/deals/${deal.id}/reminders`, {
+      body: { title: "Send the term sheet", body: "Partner sign-off first", due_at: "2026-12-10T09:00:00-05:00" },
+    });
     expect(res.status).toBe(201);
     expect(Object.keys(res.json)).toEqual(REMINDER_KEYS);
-    expect(res.json).toMatchObject({ deal_id: deal.id, title: "Send the term sheet", body: "Partner sign-off first", due_at: "2026-12-10T14:00:00.000Z", assignee_id: deal.owner_id, created_by: ACTOR, completed_at: null });
+    expect(res.json).toMatchObject({
+      deal_id: deal.id,
+      title: "Send the term sheet",
+      body: "Partner sign-off first",
+      due_at: "2026-12-10T14:00:00.000Z",
+      assignee_id: deal.owner_id,
+      created_by: ACTOR,
+      completed_at: null,
+    });
     expect(res.json.id).toMatch(/^rem_/);
     const other = h.dealNamed("Bluebird Health — Seed");
     const assignee = [...h.sandbox.fourdegrees.store.users.keys()][2]!;
-    const second = await h.call("POST", `/deals/${other.id}/reminders`, { body: { title: "Call back", due_at: "2026-12-11T10:00:00Z", assignee_id: assignee } });
+    const second = await h.call("POST", `/deals/${other.id}/reminders`, {
+      body: { title: "Call back", due_at: "2026-12-11T10:00:00Z", assignee_id: assignee },
+    });
     expect(second.json).toMatchObject({ assignee_id: assignee, body: null });
-    const unassigned = await h.call("POST", `/deals/${other.id}/reminders`, { body: { title: "Anyone", due_at: "2026-12-11T10:00:00Z", assignee_id: null } });
+    const unassigned = await h.call("POST", `/deals/${other.id}/reminders`, {
+      body: { title: "Anyone", due_at: "2026-12-11T10:00:00Z", assignee_id: null },
+    });
     expect(unassigned.json.assignee_id).toBeNull();
 
     expect((await h.call("GET", `/deals/${deal.id}/reminders`)).json).toEqual({ data: [res.json], next_cursor: null });
     const all = await h.control("GET", "/reminders");
     expect(all.status).toBe(200);
-    expect(all.json.reminders.map((r: { id: string }) => r.id)).toEqual([res.json.id, second.json.id, unassigned.json.id]);
+    expect(all.json.reminders.map((r: { id: string }) => r.id)).toEqual([
+      res.json.id,
+      second.json.id,
+      unassigned.json.id,
+    ]);
     expect((await h.control("GET", `/reminders?deal_id=${other.id}`)).json.reminders).toHaveLength(2);
     expect((await h.control("GET", `/reminders?assignee_id=${assignee}`)).json.reminders).toEqual([second.json]);
 
@@ -483,25 +715,66 @@ describe("4Degrees sandbox: reminders", () => {
     const h = await harness();
     const deal = h.dealNamed("Helio Grid — Series B");
     const body = { title: "No activity for 14 days", due_at: "2026-12-15T09:00:00Z" };
-    const first = await h.call("POST", `/deals/${deal.id}/reminders`, { body, headers: { "idempotency-key": "rule-7:occ-1" } });
-    const again = await h.call("POST", `/deals/${deal.id}/reminders`, { body, headers: { "idempotency-key": "rule-7:occ-1" } });
+    const first = await h.call("POST", `/deals/${deal.id}/reminders`, {
+      body,
+      headers: { "idempotency-key": "rule-7:occ-1" },
+    });
+    const again = await h.call("POST", `/deals/${deal.id}/reminders`, {
+      body,
+      headers: { "idempotency-key": "rule-7:occ-1" },
+    });
     expect(again.status).toBe(201);
     expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(again.json).toEqual(first.json);
     expect(h.sandbox.fourdegrees.reminders()).toHaveLength(1);
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/reminders`, { body: { ...body, title: "Other" }, headers: { "idempotency-key": "rule-7:occ-1" } }), 422, "idempotency_key_reused");
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/reminders`, {
+        body: { ...body, title: "Other" },
+        headers: { "idempotency-key": "rule-7:occ-1" },
+      }),
+      422,
+      "idempotency_key_reused",
+    );
   });
 
   it("error: missing title, a bad due_at, an unknown assignee are 422; unknown deal 404; archived deal 409", async () => {
     const h = await harness();
     const deal = h.dealNamed("Helio Grid — Series B");
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/reminders`, { body: { due_at: "2026-12-15T09:00:00Z" } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/reminders`, { body: { title: "T", due_at: "next week" } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/reminders`, { body: { title: "T", due_at: "2026-12-15T09:00:00Z", assignee_id: "usr_ghost" } }), 422, "unknown_user");
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/reminders`, { body: { title: "T", due_at: "2026-12-15T09:00:00Z", priority: 1 } }), 422, "unknown_field");
-    expectEnvelope(await h.call("POST", "/deals/deal_missing/reminders", { body: { title: "T", due_at: "2026-12-15T09:00:00Z" } }), 404, "deal_not_found");
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/reminders`, { body: { due_at: "2026-12-15T09:00:00Z" } }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/reminders`, { body: { title: "T", due_at: "next week" } }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/reminders`, {
+        body: { title: "T", due_at: "2026-12-15T09:00:00Z", assignee_id: "usr_ghost" },
+      }),
+      422,
+      "unknown_user",
+    );
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/reminders`, {
+        body: { title: "T", due_at: "2026-12-15T09:00:00Z", priority: 1 },
+      }),
+      422,
+      "unknown_field",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals/deal_missing/reminders", { body: { title: "T", due_at: "2026-12-15T09:00:00Z" } }),
+      404,
+      "deal_not_found",
+    );
     h.sandbox.fourdegrees.archiveDealAsUser(deal.id);
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/reminders`, { body: { title: "T", due_at: "2026-12-15T09:00:00Z" } }), 409, "deal_archived");
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/reminders`, { body: { title: "T", due_at: "2026-12-15T09:00:00Z" } }),
+      409,
+      "deal_archived",
+    );
     expect(h.sandbox.fourdegrees.reminders()).toEqual([]);
   });
 });
@@ -511,11 +784,21 @@ describe("4Degrees sandbox: note authorship", () => {
     const h = await harness();
     const deal = h.dealNamed("Helio Grid — Series B");
     const author = [...h.sandbox.fourdegrees.store.users.keys()][1]!;
-    const res = await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "Met in 2024", author_id: author, created_at: "2024-03-05T16:00:00+01:00" } });
+    const res = await h.call("POST", `/deals/${deal.id}/notes`, {
+      body: { body: "Met in 2024", author_id: author, created_at: "2024-03-05T16:00:00+01:00" },
+    });
     expect(res.status).toBe(201);
-    expect(res.json).toMatchObject({ author_id: author, created_at: "2024-03-05T15:00:00.000Z", updated_at: "2024-03-05T15:00:00.000Z" });
+    expect(res.json).toMatchObject({
+      author_id: author,
+      created_at: "2024-03-05T15:00:00.000Z",
+      updated_at: "2024-03-05T15:00:00.000Z",
+    });
     const events = await delivered(h);
-    expect(events[0]!.event).toMatchObject({ type: "note.created", actor: ACTOR, data: { object: { author_id: author, created_at: "2024-03-05T15:00:00.000Z" } } });
+    expect(events[0]!.event).toMatchObject({
+      type: "note.created",
+      actor: ACTOR,
+      data: { object: { author_id: author, created_at: "2024-03-05T15:00:00.000Z" } },
+    });
     // The historical note sorts first in the deal's notes.
     expect((await h.call("GET", `/deals/${deal.id}/notes`)).json.data[0].id).toBe(res.json.id);
   });
@@ -534,12 +817,42 @@ describe("4Degrees sandbox: note authorship", () => {
     const deal = h.dealNamed("Helio Grid — Series B");
     await h.control("POST", "/api-keys", { key: "4d_plain_write_key", scopes: ["read", "write"] });
     const author = [...h.sandbox.fourdegrees.store.users.keys()][1]!;
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/notes`, { key: "4d_plain_write_key", body: { body: "x", author_id: author } }), 403, "insufficient_scope");
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/notes`, { key: "4d_plain_write_key", body: { body: "x", created_at: "2024-01-01T00:00:00Z" } }), 403, "insufficient_scope");
-    expect((await h.call("POST", `/deals/${deal.id}/notes`, { key: "4d_plain_write_key", body: { body: "x" } })).status).toBe(201);
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "x", author_id: "usr_ghost" } }), 422, "unknown_user");
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "x", created_at: "2024-01-01" } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "x", created_at: new Date(h.clock.now() + 1_000).toISOString() } }), 422, "invalid_created_at");
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/notes`, {
+        key: "4d_plain_write_key",
+        body: { body: "x", author_id: author },
+      }),
+      403,
+      "insufficient_scope",
+    );
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/notes`, {
+        key: "4d_plain_write_key",
+        body: { body: "x", created_at: "2024-01-01T00:00:00Z" },
+      }),
+      403,
+      "insufficient_scope",
+    );
+    expect(
+      (await h.call("POST", `/deals/${deal.id}/notes`, { key: "4d_plain_write_key", body: { body: "x" } })).status,
+    ).toBe(201);
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "x", author_id: "usr_ghost" } }),
+      422,
+      "unknown_user",
+    );
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "x", created_at: "2024-01-01" } }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/notes`, {
+        body: { body: "x", created_at: new Date(h.clock.now() + 1_000).toISOString() },
+      }),
+      422,
+      "invalid_created_at",
+    );
     const me = await h.call("GET", "/me");
     expect(me.json.api_key.scopes).toEqual(["read", "write", "import"]);
   });

@@ -1,0 +1,317 @@
+/**
+ * Queue consumer: decides per message — ack on success, `retry({delaySeconds})` with capped
+ * exponential backoff on transient failures, record-and-ack on permanent ones. Never a blanket ack.
+ */
+import type { Config } from "../config.ts";
+import { AppError } from "../lib/errors.ts";
+import { createLogger, type Logger } from "../lib/log.ts";
+import { pool } from "../lib/pool.ts";
+import { recordFailure } from "../store/failures.ts";
+import { claimDeliveries, type Receipt } from "../store/webhook-receipts.ts";
+import { accountOfMessage } from "./message-account.ts";
+import { QueueMessageSchema, type QueueMessage, type QueueMessageKind } from "./messages.ts";
+
+/** What a handler tells the consumer about one message. */
+export type Outcome =
+  { kind: "ack" } | { kind: "retry"; delaySeconds?: number; reason: string } | { kind: "permanent"; reason: string };
+
+export interface HandlerContext {
+  env: Env;
+  config: Config;
+  log: Logger;
+  attempts: number;
+  /** What the messages of the current batch share (absent outside a batch: cron, tests). */
+  batch?: BatchScope;
+}
+
+/**
+ * What the messages of one batch may share. Every message of a batch was enqueued before the batch
+ * was delivered, so facts established while handling the batch are at least as new as any of its
+ * messages: a record marked dirty by an earlier message of the batch need not be marked again (its
+ * job reads after the mark, so it sees every change behind the batch's messages), and an account
+ * looked up for one message serves the next. A burst of 25 deliveries for a handful of records then
+ * costs a handful of D1 writes instead of 25, and one account lookup instead of 25.
+ */
+export class BatchScope {
+  readonly #memo = new Map<string, Promise<unknown>>();
+  readonly #done = new Set<string>();
+
+  /** `load()` once per batch per key (a failed load is forgotten, so the next message tries again). */
+  once<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.#memo.get(key) as Promise<T> | undefined;
+    if (hit) return hit;
+    const p = load();
+    this.#memo.set(key, p);
+    p.catch(() => this.#memo.delete(key));
+    return p;
+  }
+
+  /** Whether `key` was recorded as done earlier in this batch. */
+  isDone(key: string): boolean {
+    return this.#done.has(key);
+  }
+
+  /** Records `key` as done — only after the work succeeded, so a failure never hides later messages' work. */
+  markDone(key: string): void {
+    this.#done.add(key);
+  }
+
+  /** True the first time `key` is asked in this batch (e.g. one warning per batch), false after. */
+  first(key: string): boolean {
+    if (this.#done.has(key)) return false;
+    this.#done.add(key);
+    return true;
+  }
+}
+
+/** `load()` once per batch per key when there is a batch (`BatchScope.once`), else every time. */
+export function onceInBatch<T>(batch: BatchScope | undefined, key: string, load: () => Promise<T>): Promise<T> {
+  return batch ? batch.once(key, load) : load();
+}
+
+export type Handler<K extends QueueMessageKind> = (
+  msg: Extract<QueueMessage, { kind: K }>,
+  ctx: HandlerContext,
+) => Promise<Outcome>;
+export type Handlers = { [K in QueueMessageKind]?: Handler<K> };
+
+/** Backoff for attempt n (1-based): 2^n seconds, capped at 15 minutes, with ±20% jitter. */
+export function backoffSeconds(attempts: number, random = Math.random): number {
+  const base = Math.min(900, 2 ** Math.max(1, attempts));
+  return Math.max(1, Math.round(base * (0.8 + random() * 0.4)));
+}
+
+/** Record jobs of one batch in flight at once (never two for one record). */
+export const BATCH_JOB_CONCURRENCY = 5;
+
+/**
+ * Processes one batch: parse every message, claim the batch's webhook deliveries (one D1 round
+ * trip; duplicates acked), then run the handlers — webhook and other light messages one after
+ * another in batch order (they mark records dirty and share the batch scope), then the batch's
+ * `sync.record` jobs `BATCH_JOB_CONCURRENCY` at a time, jobs of one record one after another.
+ * Order between records does not matter: a job clears a record's dirty mark only if no mark came
+ * after its start (else it runs again), so a mark and a job of one record may come in any order.
+ */
+export async function consumeBatch(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  config: Config,
+  handlers: Handlers,
+): Promise<void> {
+  const log = createLogger(config.LOG_LEVEL, { queue: batch.queue });
+  const batchStarted = Date.now();
+  const scope = new BatchScope();
+  /** Outcomes of the batch by message kind, for its one `queue.batch` info line. */
+  const tally: Record<string, { ack: number; retry: number; failed: number; duplicate: number }> = {};
+  const count = (kind: string, outcome: "ack" | "retry" | "failed" | "duplicate") => {
+    const t = (tally[kind] ??= { ack: 0, retry: 0, failed: 0, duplicate: 0 });
+    t[outcome]++;
+  };
+  const valid: Array<{ message: Message<unknown>; msg: QueueMessage }> = [];
+  for (const message of batch.messages) {
+    const parsed = QueueMessageSchema.safeParse(message.body);
+    if (!parsed.success) {
+      const issues = parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join(".") || "body"}: ${i.message}`)
+        .join("; ");
+      log.error({
+        event: "queue.invalid_message",
+        outcome: "failed",
+        message_id: message.id,
+        issues: parsed.error.issues.slice(0, 5),
+      });
+      await fileUnprocessable(
+        env,
+        message,
+        `invalid:${message.id}`,
+        `the message does not match the queue schema (${issues})`,
+        log,
+        count,
+        "invalid",
+      );
+      continue;
+    }
+    valid.push({ message, msg: parsed.data });
+  }
+  const run = async ({ message, msg }: { message: Message<unknown>; msg: QueueMessage }): Promise<void> => {
+    const handler = handlers[msg.kind] as Handler<typeof msg.kind> | undefined;
+    if (!handler) {
+      log.warn({ event: "queue.no_handler", kind: msg.kind, outcome: "failed", message_id: message.id });
+      await fileUnprocessable(
+        env,
+        message,
+        `unhandled:${message.id}`,
+        `no handler for ${msg.kind} messages in this version`,
+        log,
+        count,
+        msg.kind,
+      );
+      return;
+    }
+    const started = Date.now();
+    let outcome: Outcome;
+    try {
+      outcome = await handler(msg, { env, config, log, attempts: message.attempts, batch: scope });
+    } catch (err) {
+      // Unknown errors are transient until proven otherwise: retry, never swallow.
+      outcome = {
+        kind: "retry",
+        reason:
+          err instanceof AppError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err),
+      };
+      log.error({ event: "queue.handler_error", kind: msg.kind, error: err, outcome: "retry", message_id: message.id });
+    }
+    const duration_ms = Date.now() - started;
+    switch (outcome.kind) {
+      case "ack":
+        message.ack();
+        count(msg.kind, "ack");
+        log.debug({ event: "queue.ack", kind: msg.kind, outcome: "ok", duration_ms, message_id: message.id });
+        break;
+      case "retry": {
+        const delaySeconds = outcome.delaySeconds ?? backoffSeconds(message.attempts);
+        message.retry({ delaySeconds });
+        count(msg.kind, "retry");
+        log.warn({
+          event: "queue.retry",
+          kind: msg.kind,
+          outcome: "retry",
+          reason: outcome.reason,
+          delay_s: delaySeconds,
+          attempts: message.attempts,
+          duration_ms,
+          message_id: message.id,
+        });
+        break;
+      }
+      case "permanent":
+        message.ack();
+        count(msg.kind, "failed");
+        log.error({
+          event: "queue.permanent_failure",
+          kind: msg.kind,
+          outcome: "failed",
+          reason: outcome.reason,
+          duration_ms,
+          message_id: message.id,
+        });
+        break;
+    }
+  };
+  const items = await claimWebhooks(env.DB, valid, log, count);
+  for (const item of items) if (item.msg.kind !== "sync.record") await run(item);
+  const jobs = items.filter((item) => item.msg.kind === "sync.record");
+  await pool(
+    jobs,
+    BATCH_JOB_CONCURRENCY,
+    ({ msg }) => (msg.kind === "sync.record" ? `${msg.accountId}:${msg.side}:${msg.record}:${msg.recordId}` : ""),
+    run,
+    () => false,
+  );
+  // One line per batch: what `wrangler tail` shows of the queue's throughput (accepted webhooks
+  // are logged here, counted, rather than one line per delivery at the ingress).
+  log.info({
+    event: "queue.batch",
+    outcome: "ok",
+    messages: batch.messages.length,
+    kinds: tally,
+    duration_ms: Date.now() - batchStarted,
+  });
+}
+
+/**
+ * Files a message that will not be processed as an open failure (under its account, else the
+ * unassigned bucket) and acks it; when D1 fails the message is retried, never dropped unseen.
+ */
+async function fileUnprocessable(
+  env: Env,
+  message: Message<unknown>,
+  id: string,
+  reason: string,
+  log: Logger,
+  count: (kind: string, outcome: "ack" | "retry" | "failed" | "duplicate") => void,
+  kind: string,
+): Promise<void> {
+  try {
+    const accountId = await accountOfMessage(env.DB, message.body);
+    await recordFailure(env.DB, { id, accountId, source: "permanent", message: message.body, reason });
+    message.ack();
+    count(kind, "failed");
+  } catch (err) {
+    log.error({ event: "queue.failure_record_failed", outcome: "retry", error: err, message_id: message.id });
+    message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+    count(kind, "retry");
+  }
+}
+
+/** The receipt of a webhook message (null for other kinds). */
+function receiptOf(msg: QueueMessage): Receipt | null {
+  if (msg.kind === "highlevel.webhook")
+    return {
+      provider: "highlevel",
+      webhookId: msg.webhookId,
+      eventType: msg.type,
+      scopeId: msg.locationId,
+      receivedAt: msg.receivedAt,
+    };
+  if (msg.kind === "fourdegrees.webhook")
+    return {
+      provider: "fourdegrees",
+      webhookId: msg.webhookId,
+      eventType: msg.type,
+      scopeId: msg.workspaceId,
+      receivedAt: msg.receivedAt,
+    };
+  return null;
+}
+
+/**
+ * Deduplicates the batch's webhook deliveries in one D1 round trip (`claimDeliveries`): a delivery
+ * whose provider id another message already claimed is acked as a duplicate; the rest go on to
+ * their handlers. The ingress does not touch D1 for this, so a burst costs one claim per batch, and
+ * D1 trouble delays deliveries (retried with backoff) instead of refusing them at the door.
+ */
+async function claimWebhooks(
+  db: D1Database,
+  items: Array<{ message: Message<unknown>; msg: QueueMessage }>,
+  log: Logger,
+  count: (kind: string, outcome: "ack" | "retry" | "failed" | "duplicate") => void,
+): Promise<Array<{ message: Message<unknown>; msg: QueueMessage }>> {
+  const webhooks = items.flatMap((item) => {
+    const receipt = receiptOf(item.msg);
+    return receipt ? [{ item, claim: { receipt, messageId: item.message.id } }] : [];
+  });
+  if (webhooks.length === 0) return items;
+  let claimed: boolean[];
+  try {
+    claimed = await claimDeliveries(
+      db,
+      webhooks.map((w) => w.claim),
+    );
+  } catch (err) {
+    // Nothing was claimed: every delivery of the batch waits and tries again; other kinds go on.
+    log.error({ event: "queue.claim_failed", outcome: "retry", error: err, deliveries: webhooks.length });
+    for (const { item } of webhooks) {
+      item.message.retry({ delaySeconds: backoffSeconds(item.message.attempts) });
+      count(item.msg.kind, "retry");
+    }
+    const waiting = new Set(webhooks.map(({ item }) => item));
+    return items.filter((item) => !waiting.has(item));
+  }
+  const duplicates = new Set<Message<unknown>>();
+  webhooks.forEach(({ item, claim }, i) => {
+    if (claimed[i]) return;
+    duplicates.add(item.message);
+    item.message.ack();
+    count(item.msg.kind, "duplicate");
+    log.debug({
+      event: "webhook.duplicate",
+      kind: item.msg.kind,
+      outcome: "skipped",
+      webhook_id: claim.receipt.webhookId,
+      message_id: item.message.id,
+    });
+  });
+  return items.filter((item) => !duplicates.has(item.message));
+}

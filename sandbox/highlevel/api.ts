@@ -4,7 +4,8 @@
  * Every request goes through the same gate HighLevel's API has, in this order:
  * bearer token (401 "Invalid token: access token is invalid") → per-app-per-location rate limit
  * (the five `X-RateLimit-*` headers on every authenticated answer, 429 when over) → injected faults
- * → `Version` header (2021-07-28 or the SDK's 2023-02-21) → token class and scope (401 "The token
+ * → `Version` header (2021-07-28 or the SDK's 2023-02-21; `v3` on the routes API v3 documents, also
+ * under a `/v3` path prefix — see docs/sandbox.md "API v3") → token class and scope (401 "The token
  * is not authorized for this scope.") → the endpoint, whose bodies are whitelist-validated
  * (422 `property foo should not exist`). Every answer carries a `traceId`.
  *
@@ -20,17 +21,21 @@ import type { AccessToken, OAuthServer } from "./oauth.ts";
 import { OAuthError } from "./oauth.ts";
 import { registerContactRoutes } from "./routes/contacts.ts";
 import { registerLocationRoutes } from "./routes/locations.ts";
+import { registerMediaRoutes } from "./routes/medias.ts";
 import { registerNoteRoutes } from "./routes/notes.ts";
 import { registerOAuthRoutes } from "./routes/oauth.ts";
 import { registerOpportunityRoutes } from "./routes/opportunities.ts";
 import { registerPipelineRoutes } from "./routes/pipelines.ts";
+import { registerTaskRoutes } from "./routes/tasks.ts";
 import { registerUserRoutes } from "./routes/users.ts";
 import type { Ctx, Guard, RouteDeps, Vars } from "./routes/shared.ts";
 import { tokenOf } from "./routes/shared.ts";
 import type { HighLevelService } from "./service.ts";
 
-/** API versions the sandbox accepts: the spec's and the official Node SDK's default. */
+/** API v2 versions the sandbox accepts: the spec's and the official Node SDK's default. */
 export const ACCEPTED_VERSIONS = ["2021-07-28", "2023-02-21"] as const;
+/** The `Version` value of API v3 (the enum of every operation in ghl/apps/v3/opportunities-v3.json). */
+export const V3_VERSION = "v3";
 
 /** What the `/highlevel` app runs on: the sandbox's service, OAuth server, rate limiter and faults. */
 export interface ApiOptions {
@@ -63,6 +68,8 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
   app.use("*", async (c, next) => {
     c.set("traceId", crypto.randomUUID());
     c.set("token", null);
+    c.set("apiVersion", "v2");
+    c.set("v3Prefix", false);
     await next();
   });
 
@@ -107,7 +114,9 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
           throw new GhlError(429, "Too Many Requests");
         }
       }
-      const fault = faults.forRequest(c.req.method, new URL(c.req.url).pathname.replace(/^\/highlevel/, ""));
+      // A fault scripted for `/opportunities/…` hits both the plain and the `/v3`-prefixed form.
+      const faultPath = new URL(c.req.url).pathname.replace(/^\/highlevel/, "").replace(/^\/v3(?=\/)/, "");
+      const fault = faults.forRequest(c.req.method, faultPath);
       await sleep(fault.delayMs);
       if (fault.kind === "timeout") throw new GhlError(504, "Gateway Timeout");
       if (fault.kind === "error") {
@@ -117,8 +126,11 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
       if (g.version ?? true) {
         const version = c.req.header("version");
         if (!version) throw new GhlError(400, "Version header was not found");
-        if (!(ACCEPTED_VERSIONS as readonly string[]).includes(version))
-          throw new GhlError(400, `Invalid version header: ${version}`);
+        const v3 = version === V3_VERSION && g.v3 === true;
+        // Under the `/v3` prefix only `Version: v3`; elsewhere v2's versions, and v3 where the route has it.
+        const known = c.get("v3Prefix") ? v3 : v3 || (ACCEPTED_VERSIONS as readonly string[]).includes(version);
+        if (!known) throw new GhlError(400, `Invalid version header: ${version}`);
+        c.set("apiVersion", v3 ? "v3" : "v2");
       }
       if (token) {
         if (g.auth !== "any" && token.userType !== g.auth) throw new GhlError(401, AUTH_CLASS_NOT_ALLOWED);
@@ -143,9 +155,22 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
   registerOpportunityRoutes(app, deps);
   registerContactRoutes(app, deps);
   registerNoteRoutes(app, deps);
+  registerTaskRoutes(app, deps);
   registerUserRoutes(app, deps);
   registerLocationRoutes(app, deps);
+  registerMediaRoutes(app, deps);
   registerOAuthRoutes(app, deps);
+
+  // API v3's description speaks of a `/v3` route prefix its paths do not carry: both forms are served.
+  const v3 = new Hono<Vars>();
+  v3.use("*", async (c, next) => {
+    c.set("v3Prefix", true);
+    await next();
+  });
+  registerPipelineRoutes(v3, deps);
+  registerOpportunityRoutes(v3, deps);
+  v3.all("*", notFound);
+  app.route("/v3", v3);
 
   // Last: anything no route above answered (a parent app's notFound would drop the traceId).
   app.all("*", notFound);

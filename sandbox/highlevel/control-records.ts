@@ -6,7 +6,7 @@ import type { Hono } from "hono";
 import { z } from "zod";
 import { ControlError, controlBody as body } from "../core/control.ts";
 import type { HighLevelSandbox } from "./index.ts";
-import { renderContact, renderNote, renderOpportunity } from "./render.ts";
+import { renderContact, renderLostReason, renderNote, renderOpportunity, renderTask } from "./render.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 
 const customFields = z
@@ -177,6 +177,43 @@ export function registerRecordControls(
     const input = await body(c, ContactCreate);
     const contact = sb.service.createContact({ ...input, locationId: demoLocation(input.locationId) });
     return c.json({ contact: renderContact(sb.store, contact) }, 201);
+  });
+
+  // Lost reasons, as an admin manages them in Settings → Opportunities.
+  app.get("/lost-reasons", (c) => {
+    const sb = get();
+    const locationId = c.req.query("locationId");
+    const list = locationId ? sb.store.lostReasonsOf(demoLocation(locationId)) : [...sb.store.lostReasons.values()];
+    return c.json({ lostReasons: list.map((r) => ({ ...renderLostReason(r), deleted: r.deleted })) });
+  });
+
+  app.post("/lost-reasons", async (c) => {
+    const input = await body(c, z.object({ locationId: z.string().optional(), name: z.string().min(1) }).strict());
+    const r = get().service.addLostReason(demoLocation(input.locationId), input.name);
+    return c.json({ lostReason: renderLostReason(r) }, 201);
+  });
+
+  app.delete("/lost-reasons/:id", (c) => {
+    const r = get().service.deleteLostReason(c.req.param("id"));
+    return c.json({ lostReason: { ...renderLostReason(r), deleted: true } });
+  });
+
+  // Every task (what automation tests assert on), optionally of one location and/or one contact.
+  app.get("/tasks", (c) => {
+    const sb = get();
+    const { locationId, contactId } = c.req.query();
+    if (locationId !== undefined && !sb.store.locations.has(locationId)) {
+      throw new ControlError(404, `no location ${locationId}`);
+    }
+    if (contactId !== undefined && !sb.store.contacts.has(contactId)) {
+      throw new ControlError(404, `no contact ${contactId}`);
+    }
+    const tasks = [...sb.store.tasks.values()]
+      .filter((t) => locationId === undefined || t.locationId === locationId)
+      .filter((t) => contactId === undefined || t.contactId === contactId)
+      .sort((a, b) => a.dateAdded.localeCompare(b.dateAdded) || a.id.localeCompare(b.id))
+      .map((t) => ({ ...renderTask(t), locationId: t.locationId, dateAdded: t.dateAdded, dateUpdated: t.dateUpdated }));
+    return c.json({ tasks });
   });
 
   app.get("/contacts/:contactId/notes", (c) => {

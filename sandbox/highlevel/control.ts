@@ -53,6 +53,8 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
         contacts: sb.store.contacts.size,
         opportunities: sb.store.opportunities.size,
         notes: sb.store.notes.size,
+        tasks: sb.store.tasks.size,
+        medias: sb.store.medias.size,
         pipelines: sb.store.pipelines.size,
       },
       webhooks: {
@@ -122,6 +124,32 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
         .strict(),
     );
     const settings = get().service.settingsOf(demoLocation(c.req.param("id")));
+    Object.assign(settings, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
+    return c.json({ settings });
+  });
+
+  // ---------- media library ----------
+
+  app.get("/medias", (c) => {
+    const sb = get();
+    const locationId = c.req.query("locationId");
+    const list = [...sb.store.medias.values()].filter((m) => !locationId || m.locationId === locationId);
+    return c.json({ settings: sb.service.medias.settings, files: list.map(({ bytes: _b, ...m }) => m) });
+  });
+
+  app.put("/medias/settings", async (c) => {
+    const patch = await body(
+      c,
+      z
+        .object({
+          maxBytes: z.number().int().min(1).optional(),
+          videoMaxBytes: z.number().int().min(1).optional(),
+          customFieldMaxBytes: z.number().int().min(1).optional(),
+          urlLifetimeSec: z.number().int().min(1).optional(),
+        })
+        .strict(),
+    );
+    const settings = get().service.medias.settings;
     Object.assign(settings, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
     return c.json({ settings });
   });

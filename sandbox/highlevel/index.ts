@@ -1,8 +1,10 @@
 /**
- * The HighLevel sandbox: a local, faithful HighLevel (API v2, OAuth, webhooks, rate limits) for
- * `npm run sandbox` / `npm start` and for in-process tests. Mounts:
+ * The HighLevel sandbox: a local, faithful HighLevel (API v2 and the opportunities' v3, OAuth,
+ * webhooks, rate limits, the media library) for `npm run sandbox` / `npm start` and for in-process
+ * tests. Mounts:
  *
- *   /highlevel/*            stands in for https://services.leadconnectorhq.com (api.ts, routes/)
+ *   /highlevel/*            stands in for https://services.leadconnectorhq.com (api.ts, routes/;
+ *                           /highlevel/v3/* too, see docs/sandbox.md "API v3")
  *   /marketplace/*          stands in for https://marketplace.gohighlevel.com (marketplace.ts)
  *   /_sandbox/highlevel/*   control API (control.ts, docs/sandbox.md)
  *
@@ -286,6 +288,7 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
     reset() {
       store.clear();
       service.settings.clear();
+      service.medias.resetSettings();
       ids = new IdSource(ctx.seed);
       webhookIds = new SeededRandom((ctx.seed ^ 0x5eed) >>> 0);
       service.setIds(ids);

@@ -12,7 +12,13 @@ export interface CustomFieldInput {
   field_value?: unknown;
 }
 
-export interface OpportunityInput {
+/** API v3's forecast inputs, already normalised (close date `YYYY-MM-DD`, `null` clears). */
+export interface ForecastInput {
+  forecastExpectedCloseDate?: string | null | undefined;
+  forecastProbability?: number | null | undefined;
+}
+
+export interface OpportunityInput extends ForecastInput {
   pipelineId: string;
   locationId: string;
   name: string;
@@ -27,7 +33,7 @@ export interface OpportunityInput {
   followers?: string[] | undefined;
 }
 
-export interface OpportunityPatch {
+export interface OpportunityPatch extends ForecastInput {
   pipelineId?: string | undefined;
   name?: string | undefined;
   pipelineStageId?: string | undefined;
@@ -91,12 +97,39 @@ export interface NoteInput {
   pinned?: boolean | undefined;
 }
 
+/** `CreateTaskParams` / `UpdateTaskBody` (ghl/apps/contacts.json); `dueDate` already checked as ISO 8601. */
+export interface TaskInput {
+  title: string;
+  body?: string | undefined;
+  dueDate: string;
+  completed: boolean;
+  assignedTo?: string | undefined;
+}
+
 /** Per-location settings HighLevel keeps under Settings → Opportunities / Contacts. */
 export interface LocationSettings {
   /** "Allow duplicate opportunities" (off by default): one opportunity per contact per pipeline. */
   allowDuplicateOpportunities: boolean;
   /** "Allow duplicate contact" (off by default): one contact per email / phone. */
   allowDuplicateContacts: boolean;
+}
+
+/** One uploaded file as HighLevel keeps it in a file field: an object with an http(s) `url`. */
+function isFileObject(v: unknown): boolean {
+  if (!v || typeof v !== "object" || Array.isArray(v)) return false;
+  const url = (v as { url?: unknown }).url;
+  return typeof url === "string" && /^https?:\/\/\S+$/.test(url);
+}
+
+/**
+ * A file field's value: one file object (v3's `customFieldsInputObjectSchemaV3` example) or a map
+ * of upload uuid → file object (contacts.json's `FileField` example), never empty.
+ */
+export function isFileValue(v: unknown): boolean {
+  if (isFileObject(v)) return true;
+  if (!v || typeof v !== "object" || Array.isArray(v)) return false;
+  const files = Object.values(v);
+  return files.length > 0 && files.every(isFileObject);
 }
 
 /** Resolves `[{id|key, field_value}]` against `fields` (the location's fields of `model`), merging into `current`. */
@@ -120,6 +153,12 @@ export function resolveCustomFields(
       return;
     }
     const value = item.field_value;
+    const given = value !== undefined && value !== null && value !== "";
+    if (field.dataType === "FILE_UPLOAD" && given && !isFileValue(value)) {
+      const shape = "{url, …} or {<uuid>: {url, …}} (http(s) urls)";
+      problems.push(`customFields.${i} is a FILE_UPLOAD field: its value is ${shape}`);
+      return;
+    }
     const at = next.findIndex((f) => f.id === field.id);
     if (value === undefined || value === null || value === "") {
       if (at >= 0) next.splice(at, 1);

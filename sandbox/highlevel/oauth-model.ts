@@ -46,6 +46,9 @@ export const ALL_SCOPES = [
   "users.readonly",
   "locations.readonly",
   "locations/customFields.readonly",
+  "locations/customFields.write",
+  "medias.readonly",
+  "medias.write",
   "oauth.readonly",
   "oauth.write",
 ] as const;

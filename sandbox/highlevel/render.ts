@@ -5,12 +5,19 @@
  * is observed to send null (search `meta`).
  */
 import type { Contact, CustomField, HighLevelStore, LostReason, Note, Opportunity, Pipeline, User } from "./store.ts";
+import type { Task } from "./store.ts";
 
 /** Drops keys whose value is null or undefined. */
 function compact<T extends Record<string, unknown>>(o: T): Partial<T> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== null && v !== undefined) out[k] = v;
   return out as Partial<T>;
+}
+
+/** A custom field value as search results flatten it (file objects as JSON). */
+function searchString(value: unknown): string {
+  if (Array.isArray(value)) return value.join(",");
+  return value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
 /** The contact summary embedded in an opportunity (`SearchOpportunitiesContactResponseSchema`). */
@@ -30,17 +37,19 @@ export function embeddedContact(store: HighLevelStore, contactId: string): Recor
 /**
  * An opportunity as GET / create / update answer it: custom fields as `{id, fieldValue}`.
  * With `searchDrift`, custom fields come as real search results carry them: `{id, type, fieldValueString}`.
+ * With `version: "v3"`, the API v3 forecast fields are added (once a v3 write set them).
  */
 export function renderOpportunity(
   store: HighLevelStore,
   o: Opportunity,
-  options: { searchDrift?: boolean } = {},
+  options: { searchDrift?: boolean; version?: "v2" | "v3" } = {},
 ): Record<string, unknown> {
   const customFields = o.customFields.map((f) =>
     options.searchDrift
-      ? { id: f.id, type: "string", fieldValueString: Array.isArray(f.value) ? f.value.join(",") : String(f.value) }
+      ? { id: f.id, type: "string", fieldValueString: searchString(f.value) }
       : { id: f.id, fieldValue: f.value },
   );
+  const f = options.version === "v3" ? o.forecast : undefined;
   return compact({
     id: o.id,
     name: o.name,
@@ -55,6 +64,14 @@ export function renderOpportunity(
     lastActionDate: o.lastActionDate,
     createdAt: o.createdAt,
     updatedAt: o.updatedAt,
+    // API v3 only (SearchOpportunitiesResponseSchema of opportunities-v3.json).
+    forecastExpectedCloseDate: f?.expectedCloseDate,
+    forecastOriginalCloseDate: f?.originalCloseDate,
+    forecastSlippageCount: f ? f.slippageCount : undefined,
+    forecastDaysSlipped: f ? f.daysSlipped : undefined,
+    forecastLastSlippedAt: f?.lastSlippedAt,
+    forecastProbability: f?.probability,
+    effectiveProbability: f?.probability,
     contactId: o.contactId,
     locationId: o.locationId,
     contact: embeddedContact(store, o.contactId),
@@ -100,6 +117,12 @@ export function renderNote(n: Note): Record<string, unknown> {
     color: n.color,
     pinned: n.pinned,
   };
+}
+
+/** A task (`TaskSchema`); an unassigned task has no `assignedTo`. */
+export function renderTask(t: Task): Record<string, unknown> {
+  const { id, title, body, assignedTo, dueDate, completed, contactId } = t;
+  return compact({ id, title, body, assignedTo, dueDate, completed, contactId });
 }
 
 function lower(s: string | null): string | null {

@@ -2,7 +2,8 @@
  * Demo data: an agency with two sub-accounts. The main one, "Acme Capital Partners", has a
  * six-stage deal-flow pipeline (UUID stage ids), three users with emails, opportunity custom fields
  * (a DATE field "Expected Close Date" for the close date HighLevel v2 lacks, a round picklist, a
- * TEXT field "4Degrees Deal ID" the Worker's default mapping keeps the 4Degrees id in),
+ * TEXT field "4Degrees Deal ID" the Worker's default mapping keeps the 4Degrees id in, a FILE_UPLOAD
+ * field "Documents"),
  * lost reasons, contacts, opportunities spread over the stages and a note. Ids come from their own
  * fixed stream, so they are the same on every run (docs and newcomers can rely on them).
  */
@@ -30,6 +31,8 @@ export interface DemoData {
    * Worker's default mapping keeps a deal's 4Degrees id (it finds the field by its name).
    */
   externalIdFieldId: string;
+  /** The opportunity FILE_UPLOAD field "Documents" (`opportunity.documents`): attachments as `{url, …}` values. */
+  documentsFieldId: string;
   lostReasonIds: string[];
   /** A Location Private Integration Token for the main location (all sandbox scopes). */
   pit: string;
@@ -155,13 +158,8 @@ export function seedDemo(
 
   const lostReasonIds = ["Passed: team", "Passed: market size", "Lost to another investor"].map((name) => {
     const id = ids.id();
-    store.lostReasons.set(id, {
-      id,
-      locationId,
-      name,
-      createdAt: iso(now - 400 * DAY),
-      updatedAt: iso(now - 400 * DAY),
-    });
+    const at = iso(now - 400 * DAY);
+    store.lostReasons.set(id, { id, locationId, name, deleted: false, createdAt: at, updatedAt: at });
     return id;
   });
 
@@ -269,6 +267,17 @@ export function seedDemo(
     placeholder: "",
   };
   store.customFields.set(externalId.id, externalId);
+  const documents: CustomField = {
+    id: ids.id(),
+    locationId,
+    name: "Documents",
+    fieldKey: "opportunity.documents",
+    dataType: "FILE_UPLOAD",
+    model: "opportunity",
+    position: 150,
+    placeholder: "",
+  };
+  store.customFields.set(documents.id, documents);
 
   return {
     companyId,
@@ -281,6 +290,7 @@ export function seedDemo(
     opportunityIds,
     closeDateFieldId: closeDate.id,
     externalIdFieldId: externalId.id,
+    documentsFieldId: documents.id,
     lostReasonIds,
     pit,
   };

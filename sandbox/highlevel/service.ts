@@ -20,15 +20,19 @@ import type { Clock } from "../core/clock.ts";
 import { GhlError, unprocessable } from "./errors.ts";
 import { noteEventBody, opportunityEventBody, type EventSink } from "./events.ts";
 import { resolveCustomFields } from "./inputs.ts";
+import { MediaLibrary } from "./medias.ts";
 import type { ContactInput, ContactPatch, CustomFieldInput, LocationSettings } from "./inputs.ts";
-import type { NoteInput, OpportunityInput, OpportunityPatch } from "./inputs.ts";
-import type { Contact, HighLevelStore, IdSource, Note, Opportunity, OpportunityStatus } from "./store.ts";
+import type { ForecastInput, NoteInput, OpportunityInput, OpportunityPatch, TaskInput } from "./inputs.ts";
+import type { Contact, HighLevelStore, IdSource, LostReason, Note, Opportunity, OpportunityStatus } from "./store.ts";
+import type { Task } from "./store.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 
 /** Every change to HighLevel data, with the webhooks it emits (the fan-out above). */
 export class HighLevelService {
   readonly store: HighLevelStore;
   readonly settings = new Map<string, LocationSettings>();
+  /** The media library (uploads emit no webhooks: the reference has no media events). */
+  readonly medias: MediaLibrary;
   #ids: IdSource;
   #clock: Clock;
   #emit: EventSink;
@@ -46,6 +50,7 @@ export class HighLevelService {
     this.#clock = options.clock;
     this.#emit = options.emit;
     this.#defaults = { allowDuplicateOpportunities: false, allowDuplicateContacts: false, ...options.defaults };
+    this.medias = new MediaLibrary({ store: this.store, ids: () => this.#ids, clock: this.#clock });
   }
 
   /** Replaces the id source (after a reset the stream restarts from the seed). */
@@ -92,6 +97,12 @@ export class HighLevelService {
     return n;
   }
 
+  task(contactId: string, id: string): Task {
+    const t = this.store.tasks.get(id);
+    if (!t || t.contactId !== contactId) throw new GhlError(400, "Task not found");
+    return t;
+  }
+
   #status(value: string): OpportunityStatus {
     if (!(OPPORTUNITY_STATUSES as readonly string[]).includes(value)) {
       // "all" passes the DTO's enum (it is a search filter) but is not a status a record can have.
@@ -108,7 +119,31 @@ export class HighLevelService {
 
   #checkLostReason(locationId: string, id: string): void {
     const r = this.store.lostReasons.get(id);
-    if (!r || r.locationId !== locationId) throw new GhlError(400, "Lost reason not found");
+    if (!r || r.locationId !== locationId || r.deleted) throw new GhlError(400, "Lost reason not found");
+  }
+
+  /** Adds a lost reason to a location (Settings → Opportunities → Lost reasons); names are unique per location. */
+  addLostReason(locationId: string, name: string): LostReason {
+    this.location(locationId);
+    const trimmed = name.trim();
+    if (trimmed === "") throw unprocessable(["name should not be empty"]);
+    const lower = trimmed.toLowerCase();
+    const taken = this.store.lostReasonsOf(locationId).some((r) => !r.deleted && r.name.toLowerCase() === lower);
+    if (taken) throw new GhlError(400, `Lost reason ${trimmed} already exists`);
+    const now = this.#now();
+    const id = this.#ids.id();
+    const r: LostReason = { id, locationId, name: trimmed, deleted: false, createdAt: now, updatedAt: now };
+    this.store.lostReasons.set(r.id, r);
+    return r;
+  }
+
+  /** Deletes a lost reason (soft, as the API's `deleted` filter implies); opportunities keep their id. */
+  deleteLostReason(id: string): LostReason {
+    const r = this.store.lostReasons.get(id);
+    if (!r || r.deleted) throw new GhlError(400, "Lost reason not found");
+    r.deleted = true;
+    r.updatedAt = this.#now();
+    return r;
   }
 
   /** Resolves `[{id|key, field_value}]` against the location's fields of `model`, merging into `current`. */
@@ -164,6 +199,7 @@ export class HighLevelService {
       lastStageChangeAt: now,
       lastActionDate: now,
     };
+    this.#applyForecast(o, input, now);
     this.store.opportunities.set(o.id, o);
     this.#emit("OpportunityCreate", opportunityEventBody("OpportunityCreate", o));
     this.#emit("OpportunityUpdate", opportunityEventBody("OpportunityUpdate", o));
@@ -206,12 +242,42 @@ export class HighLevelService {
     if (status !== "lost") o.lostReasonId = null;
     else if (patch.lostReasonId !== undefined) o.lostReasonId = patch.lostReasonId;
     o.customFields = customFields;
+    this.#applyForecast(o, patch, now);
     o.updatedAt = now;
     o.lastActionDate = now;
     if (before.status !== o.status) o.lastStatusChangeAt = now;
     if (before.pipelineStageId !== o.pipelineStageId) o.lastStageChangeAt = now;
     this.#emitChanges(before, o);
     return o;
+  }
+
+  /**
+   * Sets API v3's forecast fields given in `input`. A close date moved later counts as a slip
+   * (count, days, time); the first date set is the original one. The slippage rules are the
+   * sandbox's reading of the v3 file's field descriptions.
+   */
+  #applyForecast(o: Opportunity, input: ForecastInput, now: string): void {
+    const { forecastExpectedCloseDate: date, forecastProbability: probability } = input;
+    if (date === undefined && probability === undefined) return;
+    o.forecast ??= {
+      expectedCloseDate: null,
+      originalCloseDate: null,
+      slippageCount: 0,
+      daysSlipped: 0,
+      lastSlippedAt: null,
+      probability: null,
+    };
+    const f = o.forecast;
+    if (date !== undefined) {
+      if (date !== null && f.expectedCloseDate !== null && date > f.expectedCloseDate) {
+        f.slippageCount += 1;
+        f.daysSlipped += Math.round((Date.parse(date) - Date.parse(f.expectedCloseDate)) / 86_400_000);
+        f.lastSlippedAt = now;
+      }
+      if (date !== null && f.originalCloseDate === null) f.originalCloseDate = date;
+      f.expectedCloseDate = date;
+    }
+    if (probability !== undefined) f.probability = probability;
   }
 
   /** `PUT /opportunities/{id}/status`. */
@@ -436,7 +502,7 @@ export class HighLevelService {
   }
 
   /**
-   * `DELETE /contacts/{id}`: removes the contact, its notes and its opportunities (an opportunity
+   * `DELETE /contacts/{id}`: removes the contact, its notes, tasks and opportunities (an opportunity
    * needs a contact); each opportunity goes with the usual Delete + Update events. The cascade is
    * the sandbox's choice — HighLevel does not document it.
    */
@@ -445,6 +511,7 @@ export class HighLevelService {
     for (const o of this.store.opportunitiesOf(c.locationId).filter((x) => x.contactId === id))
       this.deleteOpportunity(o.id);
     for (const n of this.store.notesOf(id)) this.store.notes.delete(n.id);
+    for (const t of this.store.tasksOf(id)) this.store.tasks.delete(t.id);
     this.store.contacts.delete(id);
     return c;
   }
@@ -490,5 +557,73 @@ export class HighLevelService {
     this.store.notes.delete(id);
     this.#emit("NoteDelete", noteEventBody("NoteDelete", n));
     return n;
+  }
+
+  // ---------- tags and tasks (contact sub-resources) ----------
+
+  /** `POST /contacts/{id}/tags`: adds tags (kept once each); answers the contact's tags. */
+  addTags(contactId: string, tags: string[]): string[] {
+    const c = this.contact(contactId);
+    const added = tags.map((t) => t.trim()).filter((t) => t !== "" && !c.tags.includes(t));
+    if (added.length > 0) {
+      c.tags = [...new Set([...c.tags, ...added])];
+      c.dateUpdated = this.#now();
+    }
+    return [...c.tags];
+  }
+
+  /** `DELETE /contacts/{id}/tags`: removes tags (absent ones are ignored); answers the contact's tags. */
+  removeTags(contactId: string, tags: string[]): string[] {
+    const c = this.contact(contactId);
+    const drop = new Set(tags.map((t) => t.trim()));
+    if (c.tags.some((t) => drop.has(t))) {
+      c.tags = c.tags.filter((t) => !drop.has(t));
+      c.dateUpdated = this.#now();
+    }
+    return [...c.tags];
+  }
+
+  /**
+   * Adds a task to a contact. Emits nothing: the reference's webhook events have no Task* events.
+   * An `assignedTo` that is not a user of the contact's location is refused.
+   */
+  createTask(contactId: string, input: TaskInput): Task {
+    const c = this.contact(contactId);
+    if (input.assignedTo) this.#checkUser(c.locationId, input.assignedTo, "assignedTo");
+    const now = this.#now();
+    const t: Task = {
+      id: this.#ids.id(),
+      contactId,
+      locationId: c.locationId,
+      title: input.title,
+      body: input.body ?? "",
+      assignedTo: input.assignedTo ? input.assignedTo : null,
+      dueDate: input.dueDate,
+      completed: input.completed,
+      dateAdded: now,
+      dateUpdated: now,
+    };
+    this.store.tasks.set(t.id, t);
+    return t;
+  }
+
+  /** `PUT /contacts/{contactId}/tasks/{taskId}`: applies the fields given (`assignedTo: ""` unassigns). */
+  updateTask(contactId: string, id: string, patch: Partial<TaskInput>): Task {
+    const t = this.task(contactId, id);
+    if (patch.assignedTo) this.#checkUser(t.locationId, patch.assignedTo, "assignedTo");
+    if (patch.title !== undefined) t.title = patch.title;
+    if (patch.body !== undefined) t.body = patch.body;
+    if (patch.dueDate !== undefined) t.dueDate = patch.dueDate;
+    if (patch.completed !== undefined) t.completed = patch.completed;
+    if (patch.assignedTo !== undefined) t.assignedTo = patch.assignedTo === "" ? null : patch.assignedTo;
+    t.dateUpdated = this.#now();
+    return t;
+  }
+
+  /** Deletes a task. */
+  deleteTask(contactId: string, id: string): Task {
+    const t = this.task(contactId, id);
+    this.store.tasks.delete(id);
+    return t;
   }
 }

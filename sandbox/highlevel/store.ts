@@ -64,7 +64,8 @@ export type CustomFieldDataType =
   | "MULTIPLE_OPTIONS"
   | "CHECKBOX"
   | "PHONE"
-  | "EMAIL";
+  | "EMAIL"
+  | "FILE_UPLOAD";
 
 export interface CustomField {
   id: string;
@@ -83,6 +84,8 @@ export interface LostReason {
   id: string;
   locationId: string;
   name: string;
+  /** Deleted in Settings: listed only with `?deleted=true`, no longer usable on an opportunity. */
+  deleted: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -123,6 +126,35 @@ export interface Note {
   dateAdded: string;
 }
 
+/** A contact's task (`TaskSchema` of ghl/apps/contacts.json, plus the sandbox's bookkeeping). */
+export interface Task {
+  id: string;
+  contactId: string;
+  locationId: string;
+  title: string;
+  body: string;
+  assignedTo: string | null;
+  /** ISO 8601. */
+  dueDate: string;
+  completed: boolean;
+  dateAdded: string;
+  dateUpdated: string;
+}
+
+/**
+ * API v3's native forecast (ghl/apps/v3/opportunities-v3.json): the expected close date
+ * (`YYYY-MM-DD`), its slippage history, and the win probability (0–100). Absent until a v3 write sets it.
+ */
+export interface OpportunityForecast {
+  expectedCloseDate: string | null;
+  /** The first expected close date set; slippage is counted against the latest one. */
+  originalCloseDate: string | null;
+  slippageCount: number;
+  daysSlipped: number;
+  lastSlippedAt: string | null;
+  probability: number | null;
+}
+
 export interface Opportunity {
   id: string;
   locationId: string;
@@ -137,11 +169,31 @@ export interface Opportunity {
   contactId: string;
   customFields: Array<{ id: string; value: unknown }>;
   followers: string[];
+  forecast?: OpportunityForecast;
   createdAt: string;
   updatedAt: string;
   lastStatusChangeAt: string;
   lastStageChangeAt: string;
   lastActionDate: string;
+}
+
+/** A media library file (Media Library API): uploaded bytes, or a hosted file's URL. */
+export interface MediaFile {
+  id: string;
+  locationId: string;
+  name: string;
+  parentId: string | null;
+  contentType: string;
+  size: number;
+  /** Set for `hosted: true` uploads: the file lives there and the sandbox keeps no bytes. */
+  hostedUrl: string | null;
+  bytes: Uint8Array | null;
+  /** Listed by `GET /medias/files`; false for a custom-field upload (`/locations/{id}/customFields/upload`). */
+  inLibrary: boolean;
+  /** The contact, opportunity or custom field a custom-field upload was for, if named. */
+  ownerId: string | null;
+  createdAt: string;
+  updatedAt: string;
 }
 
 /** Ids shaped like HighLevel's: 20 alphanumerics (Mongo-era ids) and UUIDs for stages. */
@@ -179,9 +231,11 @@ export class HighLevelStore {
   readonly contacts = new Map<string, Contact>();
   readonly notes = new Map<string, Note>();
   readonly opportunities = new Map<string, Opportunity>();
+  readonly tasks = new Map<string, Task>();
+  readonly medias = new Map<string, MediaFile>();
 
   clear(): void {
-    for (const map of [
+    const maps = [
       this.companies,
       this.locations,
       this.users,
@@ -191,8 +245,10 @@ export class HighLevelStore {
       this.contacts,
       this.notes,
       this.opportunities,
-    ])
-      map.clear();
+      this.tasks,
+      this.medias,
+    ];
+    for (const map of maps) map.clear();
   }
 
   pipelinesOf(locationId: string): Pipeline[] {
@@ -225,6 +281,13 @@ export class HighLevelStore {
     return [...this.notes.values()]
       .filter((n) => n.contactId === contactId)
       .sort((a, b) => b.dateAdded.localeCompare(a.dateAdded) || b.id.localeCompare(a.id));
+  }
+
+  /** A contact's tasks, oldest due first. */
+  tasksOf(contactId: string): Task[] {
+    return [...this.tasks.values()]
+      .filter((t) => t.contactId === contactId)
+      .sort((a, b) => a.dueDate.localeCompare(b.dueDate) || a.id.localeCompare(b.id));
   }
 
   /** The stage with `stageId` in `pipelineId`, if any. */

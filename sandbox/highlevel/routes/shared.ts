@@ -10,8 +10,16 @@ import type { AccessToken, OAuthServer } from "../oauth.ts";
 import type { HighLevelService } from "../service.ts";
 import type { HighLevelStore } from "../store.ts";
 
-/** The request's `traceId` and, once the gate let it through, its access token. */
-export type Vars = { Variables: { traceId: string; token: AccessToken | null } };
+/** Which API a request speaks: `v2` (`Version: 2021-07-28` / `2023-02-21`) or `v3` (`Version: v3`). */
+export type ApiVersion = "v2" | "v3";
+
+/**
+ * The request's `traceId`, once the gate let it through its access token, its API version, and
+ * whether it came through the `/v3` path prefix.
+ */
+export type Vars = {
+  Variables: { traceId: string; token: AccessToken | null; apiVersion: ApiVersion; v3Prefix: boolean };
+};
 export type Ctx = Context<Vars>;
 
 /** How a route authenticates: which token classes it takes and which scope it needs. */
@@ -21,6 +29,8 @@ export interface Guard {
   scope?: string;
   /** Whether the `Version` header is required (every v2 endpoint but `/oauth/token`). */
   version?: boolean;
+  /** Whether the route also speaks API v3 (`Version: v3`; the routes of ghl/apps/v3/opportunities-v3.json). */
+  v3?: boolean;
 }
 
 /** What a route module needs to register its routes (built once by `createHighLevelApi`). */
@@ -37,6 +47,9 @@ export interface RouteDeps {
 /** The guards of the opportunity and contact routes (Location tokens, by scope). */
 export const OPP_READ: Guard = { auth: "Location", scope: "opportunities.readonly" };
 export const OPP_WRITE: Guard = { auth: "Location", scope: "opportunities.write" };
+/** The opportunity guards of the routes that also answer API v3. */
+export const OPP_READ_V3: Guard = { ...OPP_READ, v3: true };
+export const OPP_WRITE_V3: Guard = { ...OPP_WRITE, v3: true };
 export const CONTACT_READ: Guard = { auth: "Location", scope: "contacts.readonly" };
 export const CONTACT_WRITE: Guard = { auth: "Location", scope: "contacts.write" };
 
@@ -52,6 +65,11 @@ export const customFieldInput = z
 /** JSON with the request's `traceId` in the body. */
 export function send(c: Ctx, body: Record<string, unknown>, status = 200): Response {
   return c.json({ ...body, traceId: c.get("traceId") }, status as 200);
+}
+
+/** The API version the gate settled for this request. */
+export function versionOf(c: Ctx): ApiVersion {
+  return c.get("apiVersion") ?? "v2";
 }
 
 /** The token the gate accepted (only on routes whose guard takes a token). */

@@ -478,6 +478,140 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox conforms to the official 
     expect(scope.message).toBe("The token is not authorized for this scope.");
   });
 
+  it("happy/error: lost with a reason, followers on the record, and a foreign reason answer opportunities.json's schemas", async () => {
+    const d = sb.demo;
+    const { lostReason } = await sb.control<{ lostReason: { id: string } }>("POST", "/lost-reasons", {
+      name: `Conformance ${Date.now()}`,
+    });
+    const id = d.opportunityIds[2]!;
+    await conforms("opportunities.json", "/opportunities/{id}/status", "put", `/opportunities/${id}/status`, {
+      token: pit,
+      status: 200,
+      body: { status: "lost", lostReasonId: lostReason.id },
+    });
+    await conforms("opportunities.json", "/opportunities/{id}/followers", "post", `/opportunities/${id}/followers`, {
+      token: pit,
+      status: 201,
+      body: { followers: [d.userIds[2]] },
+    });
+    const got = await conforms("opportunities.json", "/opportunities/{id}", "get", `/opportunities/${id}`, {
+      token: pit,
+      status: 200,
+    });
+    expect(got.opportunity).toMatchObject({ status: "lost", lostReasonId: lostReason.id, followers: [d.userIds[2]] });
+    const reasons = await conforms(
+      "opportunities.json",
+      "/opportunities/lost-reason",
+      "get",
+      `/opportunities/lost-reason?locationId=${d.locationId}&query=conformance`,
+      { token: pit, status: 200 },
+    );
+    expect(reasons.lostReasons.map((r: Json) => r.id)).toEqual([lostReason.id]);
+    const { lostReason: foreign } = await sb.control<{ lostReason: { id: string } }>("POST", "/lost-reasons", {
+      locationId: d.otherLocationId,
+      name: `Foreign ${Date.now()}`,
+    });
+    const refused = await conforms(
+      "opportunities.json",
+      "/opportunities/{id}/status",
+      "put",
+      `/opportunities/${id}/status`,
+      { token: pit, status: 400, body: { status: "lost", lostReasonId: foreign.id } },
+    );
+    expect(refused.message).toBe("Lost reason not found");
+    // A FILE_UPLOAD value (contacts.json's FileField shape) is an object fieldValue, which the schema allows.
+    const meta = { originalname: "memo.pdf", mimetype: "application/pdf", size: 10 };
+    const value = { "5f1b0c3e-0000-4000-8000-000000000001": { url: "https://files.example/memo.pdf", meta } };
+    const withFile = await conforms("opportunities.json", "/opportunities/{id}", "put", `/opportunities/${id}`, {
+      token: pit,
+      status: 200,
+      body: { customFields: [{ id: d.documentsFieldId, field_value: value }] },
+    });
+    expect(withFile.opportunity.customFields).toContainEqual({ id: d.documentsFieldId, fieldValue: value });
+    await conforms("opportunities.json", "/opportunities/{id}", "get", `/opportunities/${id}`, {
+      token: pit,
+      status: 200,
+    });
+    await conforms("opportunities.json", "/opportunities/{id}/followers", "post", `/opportunities/${id}/followers`, {
+      token: pit,
+      status: 422,
+      body: { followers: "x" },
+    });
+  });
+
+  it("happy/error: contact tasks and tags answer the schemas of contacts.json", async () => {
+    const d = sb.demo;
+    const contactId = d.contactIds[3]!;
+    const base = `/contacts/${contactId}/tasks`;
+    const created = await conforms("contacts.json", "/contacts/{contactId}/tasks", "post", base, {
+      token: pit,
+      status: 201,
+      body: {
+        title: "Partner review prep",
+        body: "Deck + memo",
+        dueDate: "2027-03-01T10:00:00Z",
+        completed: false,
+        assignedTo: d.userIds[0],
+      },
+    });
+    const taskId = created.task.id as string;
+    await conforms("contacts.json", "/contacts/{contactId}/tasks", "get", base, { token: pit, status: 200 });
+    await conforms("contacts.json", "/contacts/{contactId}/tasks/{taskId}", "get", `${base}/${taskId}`, {
+      token: pit,
+      status: 200,
+    });
+    await conforms("contacts.json", "/contacts/{contactId}/tasks/{taskId}", "put", `${base}/${taskId}`, {
+      token: pit,
+      status: 200,
+      body: { title: "Partner review prep (v2)" },
+    });
+    const done = await conforms(
+      "contacts.json",
+      "/contacts/{contactId}/tasks/{taskId}/completed",
+      "put",
+      `${base}/${taskId}/completed`,
+      { token: pit, status: 200, body: { completed: true } },
+    );
+    expect(done.task.completed).toBe(true);
+    await conforms("contacts.json", "/contacts/{contactId}/tasks/{taskId}", "delete", `${base}/${taskId}`, {
+      token: pit,
+      status: 200,
+    });
+    const invalid = await conforms("contacts.json", "/contacts/{contactId}/tasks", "post", base, {
+      token: pit,
+      status: 422,
+      body: { title: "x", dueDate: "soon", completed: false },
+    });
+    expect(invalid.message).toEqual(["dueDate must be a valid ISO 8601 date string"]);
+    await conforms("contacts.json", "/contacts/{contactId}/tasks/{taskId}", "get", `${base}/${taskId}`, {
+      token: pit,
+      status: 400,
+    });
+    const tags = await conforms("contacts.json", "/contacts/{contactId}/tags", "post", `/contacts/${contactId}/tags`, {
+      token: pit,
+      status: 201,
+      body: { tags: ["conformance"] },
+    });
+    expect(tags.tags).toContain("conformance");
+    await conforms("contacts.json", "/contacts/{contactId}/tags", "delete", `/contacts/${contactId}/tags`, {
+      token: pit,
+      status: 200,
+      body: { tags: ["conformance"] },
+    });
+    await conforms("contacts.json", "/contacts/{contactId}/tags", "post", `/contacts/${contactId}/tags`, {
+      token: pit,
+      status: 422,
+      body: { tags: "conformance" },
+    });
+    const { token: readOnly } = await sb.control<{ token: string }>("POST", "/pit", { scopes: ["contacts.readonly"] });
+    const scope = await conforms("contacts.json", "/contacts/{contactId}/tasks", "post", base, {
+      token: readOnly,
+      status: 401,
+      body: { title: "x", dueDate: "2027-01-01", completed: false },
+    });
+    expect(scope.message).toBe("The token is not authorized for this scope.");
+  });
+
   it("happy: the OAuth token endpoints answer the schemas of oauth.json", async () => {
     const { code } = await sb.control<{ code: string }>("POST", "/oauth/authorize", {
       redirectUri: "http://worker.test/oauth/callback",

@@ -127,6 +127,35 @@ describe("official SDK against the HighLevel sandbox", () => {
     expect(all.notes!.map((n) => n.id)).toContain(created.note!.id);
   });
 
+  it("happy: contact tasks and tags: every SDK method round-trips; the control API lists the task", async () => {
+    const ghl = sdk(sb.demo.pit, "2021-07-28");
+    const contactId = sb.demo.contactIds[4]!;
+    const dueDate = "2027-04-01T12:00:00.000Z";
+    const created = await ghl.contacts.createTask(
+      { contactId },
+      { title: "Intro to co-investor", dueDate, completed: false, assignedTo: sb.demo.userIds[2] },
+    );
+    const taskId = created.task!.id!;
+    expect(created.task).toMatchObject({ title: "Intro to co-investor", dueDate, completed: false, contactId });
+    expect((await ghl.contacts.getAllTasks({ contactId })).tasks!.map((t) => t.id)).toContain(taskId);
+    expect((await ghl.contacts.getTask({ contactId, taskId })).task).toMatchObject({ id: taskId });
+    expect((await ghl.contacts.updateTask({ contactId, taskId }, { body: "Warm intro via Priya" })).task).toMatchObject(
+      { body: "Warm intro via Priya" },
+    );
+    expect((await ghl.contacts.updateTaskCompleted({ contactId, taskId }, { completed: true })).task).toMatchObject({
+      completed: true,
+    });
+    type Listed = { tasks: Array<{ id: string; completed: boolean }> };
+    const listed = await sb.control<Listed>("GET", `/tasks?contactId=${contactId}`);
+    expect(listed.tasks).toEqual([expect.objectContaining({ id: taskId, completed: true })]);
+    expect(await ghl.contacts.deleteTask({ contactId, taskId })).toMatchObject({ succeded: true });
+    expect((await ghl.contacts.addTags({ contactId }, { tags: ["sdk-tag"] })).tags).toContain("sdk-tag");
+    expect((await ghl.contacts.removeTags({ contactId }, { tags: ["sdk-tag"] })).tags).not.toContain("sdk-tag");
+    await expect(
+      ghl.contacts.createTask({ contactId }, { title: "x", dueDate: "tomorrow", completed: false }),
+    ).rejects.toMatchObject({ statusCode: 422 });
+  });
+
   it("happy: contacts: updateContact, searchContactsAdvanced and deleteContact round-trip", async () => {
     const ghl = sdk(sb.demo.pit);
     const email = `sdk-contact-${Date.now()}@example.com`;

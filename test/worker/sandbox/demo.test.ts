@@ -72,12 +72,13 @@ async function seeded(seed: number) {
 }
 
 describe("sandbox demo data", () => {
-  it("happy: the HighLevel demo keeps its released ids whatever the sandbox seed; the new field's id comes after them", async () => {
+  it("happy: the HighLevel demo keeps its released ids whatever the sandbox seed; the newer fields' ids come after them", async () => {
     for (const seed of [1, 987_654]) {
       const { hl } = await seeded(seed);
-      const { externalIdFieldId, ...released } = hl;
+      const { externalIdFieldId, documentsFieldId, ...released } = hl;
       expect(released).toEqual(RELEASED);
       expect(externalIdFieldId).toBe("taiYy2XvnSxzMrFAsfiU");
+      expect(documentsFieldId).toBe("KDaNnZHClsDPK9vkIQ6h");
     }
   });
 

@@ -48,9 +48,7 @@ interface Received {
 }
 
 /** A manual-mode sandbox whose webhook deliveries land in `received`, answered by `answer`. */
-async function setup(
-  options: { seed?: number; answer?: (n: number) => number } = {},
-): Promise<{
+async function setup(options: { seed?: number; answer?: (n: number) => number } = {}): Promise<{
   sb: Sandbox;
   received: Received[];
   api: (method: string, path: string, body?: unknown) => Promise<Response>;

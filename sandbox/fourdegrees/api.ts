@@ -162,7 +162,9 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     if (key.length < 1 || key.length > 255)
       throw fail.badRequest("Idempotency-Key must be 1 to 255 characters", "invalid_idempotency_key");
     // A digest, not the body: an upload may be 25 MiB and the record lives 24 h.
-    const fingerprint = `${c.req.method} ${new URL(c.req.url).pathname}\n${await bodyDigest(c, await readBytes(c, MAX_CSV_BYTES))}`;
+    const ctx = c as Context<Env>;
+    const digest = await bodyDigest(ctx, await readBytes(ctx, MAX_CSV_BYTES));
+    const fingerprint = `${c.req.method} ${new URL(c.req.url).pathname}\n${digest}`;
     const slot = `${c.get("apiKey").id}:${key}`;
     const prior = sb.idempotency.lookup(slot);
     if (prior?.state === "in_flight")
@@ -413,7 +415,7 @@ async function readBytes(c: Context<Env>, maxBytes: number): Promise<ArrayBuffer
   if (raw === null || Object.keys(c.req.bodyCache).length > 0) return c.req.arrayBuffer();
   const chunks: Uint8Array[] = [];
   let total = 0;
-  const reader = raw.getReader();
+  const reader = (raw as ReadableStream<Uint8Array>).getReader();
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;

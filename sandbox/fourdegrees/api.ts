@@ -385,6 +385,8 @@ async function bodyDigest(c: Context<Env>, bytes: ArrayBuffer): Promise<string> 
             : `${name}=file:${JSON.stringify(value.name)}:${value.type}:${await sha256Hex(await value.arrayBuffer())}`,
         );
       }
+      // The handler reads this same form: parse the upload once.
+      (c.req.bodyCache as { formData?: Promise<FormData> }).formData = Promise.resolve(form);
       return sha256Hex(new TextEncoder().encode(parts.join("\n")) as Uint8Array<ArrayBuffer>);
     } catch {
       // Not parseable: the raw bytes are the fingerprint, and the handler answers 400.

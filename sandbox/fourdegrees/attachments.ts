@@ -259,7 +259,7 @@ export function createFiles(sb: FourDegreesSandbox): Hono {
     const stored = sb.store.attachments.get(id);
     if (!stored) throw fail.notFound("attachment", id);
     const { record, bytes } = stored;
-    return new Response(bytes.slice(), {
+    return new Response(bytes, {
       status: 200,
       headers: {
         "content-type": record.content_type,

@@ -61,14 +61,14 @@ export interface WriteOptions {
 /** An attachment as stored: the served record (without its URL) and its bytes. */
 export interface StoredAttachment {
   record: Omit<Attachment, "download_url">;
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
 }
 
 /** What an upload carries once the API layer has parsed and checked the multipart body. */
 export interface AttachmentInput {
   file_name: string;
   content_type: string;
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
   /** Import only (the API checks the key's scope); else the acting user, or none. */
   author_id?: string | null;
   created_at?: string;

@@ -44,25 +44,40 @@ interface ShellView {
 /** The users and locations of the sandbox, checked against the query (ControlError 400/404). */
 function resolveView(sb: HighLevelSandbox, q: ShellQuery): ShellView {
   const { store } = sb;
-  if (store.users.size === 0) throw new ControlError(400, "the sandbox has no users yet: seed it (POST /_sandbox/highlevel/seed)");
+  if (store.users.size === 0) {
+    throw new ControlError(400, "the sandbox has no users yet: seed it (POST /_sandbox/highlevel/seed)");
+  }
   const location = q.locationId === undefined ? null : (store.locations.get(q.locationId) ?? null);
   if (q.locationId !== undefined && !location) throw new ControlError(404, `no location ${q.locationId}`);
   const type = q.userType ?? (location ? "location" : "agency");
-  if (type === "location" && !location) throw new ControlError(400, "userType location needs a locationId (a sub-account user is always inside a sub-account)");
+  if (type === "location" && !location) {
+    throw new ControlError(400, "userType location needs a locationId (a sub-account user is always in a sub-account)");
+  }
 
   const candidates = [...store.users.values()].filter((u) =>
-    type === "location" ? u.locationIds.includes(location!.id) : u.role === "admin" && (!location || u.companyId === location.companyId),
+    type === "location"
+      ? u.locationIds.includes(location!.id)
+      : u.role === "admin" && (!location || u.companyId === location.companyId),
   );
   let user: User | undefined;
   if (q.userId !== undefined) {
     user = store.users.get(q.userId);
     if (!user) throw new ControlError(404, `no user ${q.userId}`);
-    if (type === "location" && !user.locationIds.includes(location!.id)) throw new ControlError(400, `user ${user.id} has no access to location ${location!.id}`);
-    if (type === "agency" && user.role !== "admin") throw new ControlError(400, `user ${user.id} is not an admin: only an admin stands in for an agency user`);
-    if (location && user.companyId !== location.companyId) throw new ControlError(400, `user ${user.id} is not in the agency of location ${location.id}`);
+    if (type === "location" && !user.locationIds.includes(location!.id)) {
+      throw new ControlError(400, `user ${user.id} has no access to location ${location!.id}`);
+    }
+    if (type === "agency" && user.role !== "admin") {
+      throw new ControlError(400, `user ${user.id} is not an admin: only an admin stands in for an agency user`);
+    }
+    if (location && user.companyId !== location.companyId) {
+      throw new ControlError(400, `user ${user.id} is not in the agency of location ${location.id}`);
+    }
   } else {
     user = candidates[0];
-    if (!user) throw new ControlError(400, type === "location" ? `location ${location!.id} has no users` : "no admin user to stand in for an agency user");
+    if (!user) {
+      const why = type === "location" ? `location ${location!.id} has no users` : "no admin to act as an agency user";
+      throw new ControlError(400, why);
+    }
   }
 
   const context: SsoUserContext = {
@@ -95,7 +110,8 @@ function customPageUrl(template: string, user: User, location: Location | null):
     "location.address": location?.address ?? "",
     "location.full_address": location?.address ?? "",
   };
-  const filled = template.replace(/\{\{\s*([\w.]+)\s*\}\}/g, (_m, name: string) => encodeURIComponent(values[name] ?? ""));
+  const placeholder = /\{\{\s*([\w.]+)\s*\}\}/g;
+  const filled = template.replace(placeholder, (_m, name: string) => encodeURIComponent(values[name] ?? ""));
   let url: URL;
   try {
     url = new URL(filled);
@@ -113,15 +129,21 @@ function parseQuery(c: Context): ShellQuery {
 }
 
 const STYLE = raw(`<style>
-  body{margin:0;font-family:system-ui,sans-serif;background:#f4f6fa;color:#1f2937;display:flex;flex-direction:column;height:100vh}
-  header{background:#0f172a;color:#e2e8f0;padding:10px 16px;display:flex;flex-wrap:wrap;gap:10px;align-items:center;font-size:14px}
+  body{margin:0;font-family:system-ui,sans-serif;background:#f4f6fa;color:#1f2937}
+  body{display:flex;flex-direction:column;height:100vh}
+  header{background:#0f172a;color:#e2e8f0;padding:10px 16px;font-size:14px}
+  header{display:flex;flex-wrap:wrap;gap:10px;align-items:center}
   header strong{color:#fff;margin-right:8px} header form{display:flex;flex-wrap:wrap;gap:8px;align-items:center}
-  header select,header input{padding:4px 6px;border-radius:4px;border:0;font-size:13px} header input[name=app]{width:340px}
+  header select,header input{padding:4px 6px;border-radius:4px;border:0;font-size:13px}
+  header input[name=app]{width:340px}
   header button{padding:5px 12px;border-radius:4px;border:0;background:#155eef;color:#fff;cursor:pointer}
   .who{font-size:12px;color:#94a3b8} main{flex:1;display:flex} iframe{flex:1;border:0;background:#fff}
-  .empty,.error{margin:40px auto;max-width:560px;background:#fff;border-radius:8px;padding:24px} .error h1{color:#b42318;font-size:18px}
+  .empty,.error{margin:40px auto;max-width:560px;background:#fff;border-radius:8px;padding:24px}
+  .error h1{color:#b42318;font-size:18px}
   #sso-log{font-size:12px;color:#94a3b8}
 </style>`);
+
+const HEAD = html`<meta charset="utf-8"><title>HighLevel sandbox — app shell</title>${STYLE}`;
 
 /** Embeds a value in a `<script type="application/json">` without letting it close the element. */
 function scriptJson(value: unknown): ReturnType<typeof raw> {
@@ -165,8 +187,9 @@ export function registerAppShell(app: Hono, get: () => HighLevelSandbox): void {
       if (!(err instanceof ControlError)) throw err;
       const detail = err.issues ? `${err.message}: ${err.issues.join("; ")}` : err.message;
       return c.html(
-        html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>HighLevel sandbox — app shell</title>${STYLE}</head>
-<body><div class="error"><h1>Cannot open the app shell</h1><p>${detail}</p><p class="who">docs/sandbox.md, "App shell"</p></div></body></html>`,
+        html`<!doctype html><html lang="en"><head>${HEAD}</head>
+<body><div class="error"><h1>Cannot open the app shell</h1><p>${detail}</p>
+<p class="who">docs/sandbox.md, "App shell"</p></div></body></html>`,
         err.status,
       );
     }
@@ -174,7 +197,8 @@ export function registerAppShell(app: Hono, get: () => HighLevelSandbox): void {
     const locations = [...sb.store.locations.values()];
     const users = [...sb.store.users.values()];
     const selected = (yes: boolean) => (yes ? "selected" : "");
-    return c.html(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>HighLevel sandbox — app shell</title>${STYLE}</head>
+    const who = `${view.context.userName} · ${view.context.type} user · ${view.location?.name ?? "agency level"}`;
+    return c.html(html`<!doctype html><html lang="en"><head>${HEAD}</head>
 <body>
 <header>
 <strong>HighLevel sandbox</strong>
@@ -184,7 +208,10 @@ export function registerAppShell(app: Hono, get: () => HighLevelSandbox): void {
 ${locations.map((l) => html`<option value="${l.id}" ${selected(view.location?.id === l.id)}>${l.name}</option>`)}
 </select>
 <select name="userId" aria-label="User">
-${users.map((u) => html`<option value="${u.id}" ${selected(view.user.id === u.id)}>${u.firstName} ${u.lastName} (${u.role})</option>`)}
+${users.map((u) => {
+  const label = `${u.firstName} ${u.lastName} (${u.role})`;
+  return html`<option value="${u.id}" ${selected(view.user.id === u.id)}>${label}</option>`;
+})}
 </select>
 <select name="userType" aria-label="User type">
 <option value="location" ${selected(view.context.type === "location")}>Sub-account user</option>
@@ -193,17 +220,18 @@ ${users.map((u) => html`<option value="${u.id}" ${selected(view.user.id === u.id
 <input name="app" aria-label="Custom Page URL" placeholder="Custom Page URL (https://…)" value="${q.app ?? ""}">
 <button type="submit">Open</button>
 </form>
-<span class="who">${view.context.userName} · ${view.context.type} user · ${view.location ? view.location.name : "agency level"}</span>
+<span class="who">${who}</span>
 <output id="sso-log"></output>
 </header>
 <main>
 ${
   target
     ? html`<iframe id="custom-page" title="Custom Page" src="${target.toString()}" allow="camera; microphone"></iframe>`
-    : html`<div class="empty"><p>Give the Custom Page URL (<code>app</code>) to frame it here. The page gets this user's context when it posts <code>REQUEST_USER_DATA</code>.</p></div>`
+    : html`<div class="empty"><p>Give the Custom Page URL (<code>app</code>) to frame it here. The page gets this
+user's context when it posts <code>REQUEST_USER_DATA</code>.</p></div>`
 }
 </main>
-<script type="application/json" id="sso-data">${scriptJson({ payload, targetOrigin: target ? target.origin : null })}</script>
+<script type="application/json" id="sso-data">${scriptJson({ payload, targetOrigin: target?.origin ?? null })}</script>
 ${SHELL_SCRIPT}
 </body></html>`);
   });

@@ -36,7 +36,8 @@ function md5(data: Uint8Array): Uint8Array {
     let [a, b, c, d] = h as [number, number, number, number];
     for (let i = 0; i < 64; i++) {
       const round = i >> 4;
-      const f = round === 0 ? (b & c) | (~b & d) : round === 1 ? (b & d) | (c & ~d) : round === 2 ? b ^ c ^ d : c ^ (b | ~d);
+      const f =
+        round === 0 ? (b & c) | (~b & d) : round === 1 ? (b & d) | (c & ~d) : round === 2 ? b ^ c ^ d : c ^ (b | ~d);
       const g = round === 0 ? i : round === 1 ? (5 * i + 1) % 16 : round === 2 ? (3 * i + 5) % 16 : (7 * i) % 16;
       const x = (a + f + K[i]! + words[block * 16 + g]!) >>> 0;
       const s = S[round * 4 + (i % 4)]!;
@@ -53,7 +54,7 @@ function md5(data: Uint8Array): Uint8Array {
   return out;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+function concat(...parts: Uint8Array[]): Bytes {
   const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -63,8 +64,10 @@ function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+type Bytes = Uint8Array<ArrayBuffer>;
+
 /** EVP_BytesToKey(MD5, count 1): 32 key bytes then 16 IV bytes, as OpenSSL and CryptoJS derive them. */
-function deriveKeyAndIv(passphrase: string, salt: Uint8Array): { key: Uint8Array<ArrayBuffer>; iv: Uint8Array<ArrayBuffer> } {
+function deriveKeyAndIv(passphrase: string, salt: Uint8Array): { key: Bytes; iv: Bytes } {
   const pass = new TextEncoder().encode(passphrase);
   let block: Uint8Array = new Uint8Array(0);
   let material: Uint8Array = new Uint8Array(0);
@@ -83,7 +86,8 @@ export async function encryptUserContext(context: SsoUserContext, sharedSecret: 
   const salt = crypto.getRandomValues(new Uint8Array(8));
   const { key, iv } = deriveKeyAndIv(sharedSecret, salt);
   const aes = await crypto.subtle.importKey("raw", key, { name: "AES-CBC" }, false, ["encrypt"]);
-  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-CBC", iv }, aes, new TextEncoder().encode(JSON.stringify(context))));
+  const plain = new TextEncoder().encode(JSON.stringify(context));
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-CBC", iv }, aes, plain));
   const bytes = concat(new TextEncoder().encode("Salted__"), salt, sealed);
   let bin = "";
   for (const b of bytes) bin += String.fromCharCode(b);

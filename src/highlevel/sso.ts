@@ -32,13 +32,21 @@ const Common = {
 };
 
 /** A sub-account (location) user: always inside its location. */
-export const LocationUserContextSchema = z.object({ ...Common, type: z.literal("location"), activeLocation: z.string().min(1) });
+export const LocationUserContextSchema = z.object({
+  ...Common,
+  type: z.literal("location"),
+  activeLocation: z.string().min(1),
+});
 
 /**
  * An agency user: `activeLocation` is present when the page was opened inside a sub-account and absent
  * at agency level (HighLevel's own "Location Context" example is an agency user with `activeLocation`).
  */
-export const AgencyUserContextSchema = z.object({ ...Common, type: z.literal("agency"), activeLocation: z.string().min(1).optional() });
+export const AgencyUserContextSchema = z.object({
+  ...Common,
+  type: z.literal("agency"),
+  activeLocation: z.string().min(1).optional(),
+});
 
 /** The decrypted user context; unknown extra fields are dropped. */
 export const UserContextSchema = z.discriminatedUnion("type", [LocationUserContextSchema, AgencyUserContextSchema]);
@@ -54,7 +62,12 @@ export type SsoFailure = "malformed" | "undecryptable" | "not_json" | "invalid_c
 export class SsoError extends AppError {
   readonly failure: SsoFailure;
 
-  constructor(failure: SsoFailure, code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+  constructor(
+    failure: SsoFailure,
+    code: ErrorCode,
+    message: string,
+    options: { details?: unknown; cause?: unknown } = {},
+  ) {
     super(code, message, options);
     this.name = "SsoError";
     this.failure = failure;
@@ -72,7 +85,8 @@ export class SsoPayloadMalformedError extends SsoError {
 /** AES-CBC refused the padding: the payload was encrypted with another secret, or altered. */
 export class SsoDecryptionError extends SsoError {
   constructor(cause: unknown) {
-    super("undecryptable", "unauthorized", "SSO payload does not decrypt with HIGHLEVEL_SSO_KEY (wrong shared secret or altered payload)", { cause });
+    const why = "SSO payload does not decrypt with HIGHLEVEL_SSO_KEY (wrong shared secret or altered payload)";
+    super("undecryptable", "unauthorized", why, { cause });
     this.name = "SsoDecryptionError";
   }
 }
@@ -81,7 +95,8 @@ export class SsoDecryptionError extends SsoError {
 export class SsoPlaintextNotJsonError extends SsoError {
   // No cause: JSON.parse's message quotes the plaintext, which may hold an email address.
   constructor() {
-    super("not_json", "unauthorized", "SSO payload decrypted to something that is not JSON (wrong shared secret or altered payload)");
+    const why = "SSO payload decrypted to something that is not JSON (wrong shared secret or altered payload)";
+    super("not_json", "unauthorized", why);
     this.name = "SsoPlaintextNotJsonError";
   }
 }
@@ -89,7 +104,8 @@ export class SsoPlaintextNotJsonError extends SsoError {
 /** It decrypted to JSON that is not a user context; `details` lists each field (values never echoed). */
 export class SsoContextInvalidError extends SsoError {
   constructor(issues: Array<{ path: string; message: string }>) {
-    super("invalid_context", "unauthorized", `SSO user context invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, { details: issues });
+    const named = issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+    super("invalid_context", "unauthorized", `SSO user context invalid: ${named}`, { details: issues });
     this.name = "SsoContextInvalidError";
   }
 }
@@ -98,7 +114,7 @@ export class SsoContextInvalidError extends SsoError {
  * OpenSSL's EVP_BytesToKey with MD5 and one iteration (what CryptoJS's `OpenSSLKdf` does):
  * D1 = MD5(pass ‖ salt), Di = MD5(Di-1 ‖ pass ‖ salt), concatenated until `length` bytes.
  */
-export function evpBytesToKey(passphrase: Uint8Array, salt: Uint8Array, length: number): Uint8Array {
+export function evpBytesToKey(passphrase: Uint8Array, salt: Uint8Array, length: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);
   let previous: Uint8Array = new Uint8Array(0);
   for (let filled = 0; filled < length; ) {
@@ -113,7 +129,7 @@ export function evpBytesToKey(passphrase: Uint8Array, salt: Uint8Array, length: 
   return out;
 }
 
-function decodeBase64(payload: string): Uint8Array {
+function decodeBase64(payload: string): Uint8Array<ArrayBuffer> {
   if (payload.length % 4 !== 0 || !BASE64.test(payload)) throw new SsoPayloadMalformedError("not base64");
   const bin = atob(payload);
   const bytes = new Uint8Array(bin.length);
@@ -130,9 +146,13 @@ function decodeBase64(payload: string): Uint8Array {
 export async function decryptUserContext(payload: string, sharedSecret: string): Promise<UserContext> {
   if (sharedSecret === "") throw new AppError("config_invalid", "HIGHLEVEL_SSO_KEY is empty");
   if (typeof payload !== "string" || payload.trim() === "") throw new SsoPayloadMalformedError("empty");
-  if (payload.length > SSO_MAX_PAYLOAD_CHARS) throw new SsoPayloadMalformedError(`longer than ${SSO_MAX_PAYLOAD_CHARS} characters`);
+  if (payload.length > SSO_MAX_PAYLOAD_CHARS) {
+    throw new SsoPayloadMalformedError(`longer than ${SSO_MAX_PAYLOAD_CHARS} characters`);
+  }
   const bytes = decodeBase64(payload.trim());
-  if (bytes.length < 32 || !SALTED.every((b, i) => bytes[i] === b)) throw new SsoPayloadMalformedError('no OpenSSL "Salted__" header');
+  if (bytes.length < 32 || !SALTED.every((b, i) => bytes[i] === b)) {
+    throw new SsoPayloadMalformedError('no OpenSSL "Salted__" header');
+  }
   if ((bytes.length - 16) % 16 !== 0) throw new SsoPayloadMalformedError("ciphertext is not whole AES blocks");
 
   const derived = evpBytesToKey(new TextEncoder().encode(sharedSecret), bytes.subarray(8, 16), 48);

@@ -31,7 +31,11 @@ const CUSTOM_PAGE = `<!doctype html><html><body><h1>Custom Page</h1><pre id="res
     };
     window.addEventListener("message", handler);
   });
-  const res = await fetch("/decrypt", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ encryptedData: payload }) });
+  const res = await fetch("/decrypt", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ encryptedData: payload }),
+  });
   document.getElementById("result").textContent = res.status + " " + (await res.text());
 })();
 </script></body></html>`;
@@ -46,7 +50,8 @@ let page: Page;
 beforeAll(async () => {
   browser = await launchChromium();
   sandbox = await startSandbox({ port: 0, seedDemo: true, settings: { HIGHLEVEL_SSO_KEY: SECRET } });
-  demo = ((await (await fetch(`${sandbox.url}/_sandbox/highlevel/seed`, { method: "POST" })).json()) as { demo: DemoData }).demo;
+  const seeded = await fetch(`${sandbox.url}/_sandbox/highlevel/seed`, { method: "POST" });
+  demo = ((await seeded.json()) as { demo: DemoData }).demo;
   customPage = createServer((req, res) => {
     if (req.method === "POST" && req.url === "/decrypt") {
       let body = "";
@@ -55,7 +60,9 @@ beforeAll(async () => {
         const { encryptedData } = JSON.parse(body) as { encryptedData: string };
         decryptUserContext(encryptedData, SECRET).then(
           (context) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(context)),
-          (err: Error) => res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: err.name })),
+          (err: Error) => {
+            res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: err.name }));
+          },
         );
       });
       return;
@@ -74,7 +81,8 @@ afterAll(async () => {
 });
 
 async function framedResult(query: Record<string, string>): Promise<string> {
-  await page.goto(`${sandbox.url}/_sandbox/highlevel/app-shell?${new URLSearchParams({ app: customPageUrl, ...query })}`);
+  const params = new URLSearchParams({ app: customPageUrl, ...query });
+  await page.goto(`${sandbox.url}/_sandbox/highlevel/app-shell?${params}`);
   const frame: Frame = (await (await page.waitForSelector("iframe#custom-page")).contentFrame())!;
   await expect.poll(() => frame.textContent("#result")).not.toBe("waiting");
   return (await frame.textContent("#result"))!;
@@ -106,6 +114,7 @@ describe("app shell in Chromium", () => {
     const frame = (await (await page.waitForSelector("iframe#custom-page")).contentFrame())!;
     await expect.poll(() => frame.textContent("#result")).not.toBe("waiting");
     const result = (await frame.textContent("#result"))!;
-    expect(JSON.parse(result.slice(4))).toMatchObject({ userId: demo.userIds[0], activeLocation: demo.otherLocationId, type: "location" });
+    const context = JSON.parse(result.slice(4)) as Record<string, unknown>;
+    expect(context).toMatchObject({ userId: demo.userIds[0], activeLocation: demo.otherLocationId, type: "location" });
   });
 });

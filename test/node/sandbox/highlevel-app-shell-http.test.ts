@@ -36,7 +36,8 @@ afterAll(async () => {
 describe("HighLevel sandbox app shell over HTTP", () => {
   it("serves the shell whose embedded payload OpenSSL and the Worker both decrypt to the chosen user", async () => {
     const userId = sb.demo.userIds[2]!;
-    const query = new URLSearchParams({ app: "http://127.0.0.1:8787/highlevel/app", locationId: sb.demo.locationId, userId });
+    const app = "http://127.0.0.1:8787/highlevel/app";
+    const query = new URLSearchParams({ app, locationId: sb.demo.locationId, userId });
     const res = await fetch(`${sb.url}/_sandbox/highlevel/app-shell?${query}`);
     expect(res.status).toBe(200);
     const html = await res.text();
@@ -59,7 +60,8 @@ describe("HighLevel sandbox app shell over HTTP", () => {
   it("cannot be decrypted with another secret", async () => {
     const res = await fetch(`${sb.url}/_sandbox/highlevel/app-shell/context?locationId=${sb.demo.locationId}`);
     const { payload } = (await res.json()) as { payload: string };
-    await expect(decryptUserContext(payload, "sandbox-sso-key")).rejects.toMatchObject({ name: expect.stringMatching(/^Sso/) });
+    const refused = decryptUserContext(payload, "sandbox-sso-key");
+    await expect(refused).rejects.toMatchObject({ name: expect.stringMatching(/^Sso/) });
     expect(() => JSON.parse(opensslDecrypt(payload, "sandbox-sso-key"))).toThrow();
   });
 });

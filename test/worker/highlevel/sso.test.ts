@@ -1,7 +1,8 @@
 /**
- * HighLevel Custom Page SSO payloads (src/highlevel/sso.ts). The fixtures are CryptoJS passphrase-mode
+ * HighLevel Custom Page SSO payloads (src/highlevel/sso.ts). The fixtures
+ * (test/fixtures/highlevel/sso-payloads.json, each with its plaintext) are CryptoJS passphrase-mode
  * ciphertexts made by OpenSSL, which writes the same format (see docs/highlevel-sso.md):
- *   printf '%s' "$JSON" | openssl enc -aes-256-cbc -md md5 -pass "pass:$SECRET" -base64 -A
+ *   printf '%s' "$PLAINTEXT" | openssl enc -aes-256-cbc -md md5 -pass "pass:$SECRET" -base64 -A
  */
 import { describe, expect, it } from "vitest";
 import {
@@ -15,28 +16,20 @@ import {
   evpBytesToKey,
 } from "../../../src/highlevel/sso.ts";
 import { AppError } from "../../../src/lib/errors.ts";
+import fixtures from "../../fixtures/highlevel/sso-payloads.json";
 
-const SECRET = "7c1f3e9a-52d4-4b8e-a6f0-d93b2c4e18a7";
-
+const SECRET = fixtures.secret;
 const FIXTURES = {
-  /** A sub-account user inside its location. */
-  locationUser:
-    "U2FsdGVkX18Ef4nbINCpMEcxYHeTUdwAQNgikyKkXkl+w4WbydU70PwR2tACO7SkGvPeDSWtEauvPGvqPU2b7q7qgQw4tSGPMIGRqEFq24bx97AHusxN/mVatwEVYvIyLrEjdbX00i1CRYphDvOUPY1PsVJYriCQzc7ogRWWcxUCA1jilx+UROwLIwhXf27EL9w6kMI4srzd32VV9bzUxKKJDV2uP0RvfBuOk0MOB0EknXOt3brPhKmgcWyj+gotq4OHPJNgv3qMie90QlJFZz2Ym9sxgaeggR7nsV0XAhBOnLTyPwo4glLr4A5wYnbcrNJS6fVWtmU/CEpEOOCF0g==",
-  /** HighLevel's "Agency Context" example. */
-  agencyUser:
-    "U2FsdGVkX1/Aks44qeHiGGz4gZhzV35Ew71X9KL+RQz05gmdShazAcqvqTTnPSFMNPDlvlr3mScGJk6rPXr/WFwI6dli0no4YRAKs1pIdayBsj16EoGpgFxwUxrjB4o2WwrGAdvIEuWWywubuL5amLU+Xp2lUIaP4aKiG29gU+nMcEb0ofAJm3aunYuPNru4sctwxUisqJXibYg02XP8bzNi1Mm9eekD+PugvRyl5OLobZnjjizqBRWO9/DlFAvK",
-  /** HighLevel's "Location Context" example: an agency user opened inside a sub-account. */
-  agencyUserInLocation:
-    "U2FsdGVkX18IiTPhEbCZ3Q/8+AS93ANd9t6O1lLSuJjgRMgigfex1KikTmMi1lny55/Fn4/EZtMDOqqXhpNh/5r7GTwjMkkN1w9e6pnTnkQq2FOOUcfIn2R4kp7ZVGe6S9mcmb9q+YLLm+xvLmYvuJjFDXigT2ZNjF3+aEEwqNVVfJ5daV8gpVKtVgQTrDSrwrqrKvD3lvmU0nGDaHjP6XhGhmFZFDYAZi/Xmr4qvbXet/upFBn6pF5NUKqBjjHa6N+jHwh459XTPiUMpOfV4TvDMrrhODheyvO30i48df4LKtR3EBO1pixKvtCsMp+L",
-  /** "not json at all" */
-  notJson: "U2FsdGVkX1+euMRmtna2qTcfwYyt05u99LQ/NTyCfVM=",
-  /** `{"userId":…,"type":"location","userName":"x","email":"x"}`: companyId, role, activeLocation missing. */
-  incomplete:
-    "U2FsdGVkX1+MRVnl7e/5ISuYJMqF/C6sYoIDe5Q8/Fw1k6F+R2NLcq85fkcIAIQYGF0VmF5YKAVOn0Jcu4kSvNLSmpzTTA6c8IH/1dJYZegmy5cRSNoWXruG5Zwg2SIU",
-  /** Non-ASCII plaintext under the non-ASCII secret "clé-secrète-ü" (both UTF-8, as CryptoJS encodes them). */
-  unicode:
-    "U2FsdGVkX18s3EUsQCyNW82JdrYLS0MQ+2/fqKfv/0wGwu2ekWeJGPjTv0pB8fkI/Fc8Fzf7YZpa3FCrypF1TDwhF7PdSLTZfrZf4KgxPwI49BbpZtZHbTv/DpLWqHmmTCHn8HY0f1NsjxuD+9Yxm2vMrK5NHCnmylNKfBacY/Y9YPuduKKntyIlqoG/UkxgEc8OtDP8uMBrOx2I9vWJjfw72n1NJiHyPdxNNH3u7DU=",
+  locationUser: fixtures.payloads.locationUser.payload,
+  agencyUser: fixtures.payloads.agencyUser.payload,
+  agencyUserInLocation: fixtures.payloads.agencyUserInLocation.payload,
+  notJson: fixtures.payloads.notJson.payload,
+  incomplete: fixtures.payloads.incomplete.payload,
+  unicode: fixtures.payloads.unicode.payload,
 };
+/** What a fixture was made from. */
+const plaintextOf = (name: "locationUser" | "agencyUser" | "agencyUserInLocation") =>
+  JSON.parse(fixtures.payloads[name].plaintext) as Record<string, unknown>;
 
 const bytesOf = (b64: string) => Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
 const b64Of = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
@@ -61,28 +54,40 @@ describe("decryptUserContext: happy", () => {
       email: "priya.shah@acmecapital.example",
       isAgencyOwner: false,
     });
+    expect(ctx).toEqual(plaintextOf("locationUser"));
     expect(contextLocationId(ctx)).toBe("yLKVZpNppIdYpah4RjNE");
   });
 
   it("decrypts an agency user's context at agency level (no location)", async () => {
     const ctx = await decryptUserContext(FIXTURES.agencyUser, SECRET);
-    expect(ctx).toEqual({ userId: "MKQJ7wOVVmNOMvrnKKKK", companyId: "GNb7aIv4rQFVb9iwNl5K", role: "admin", type: "agency", userName: "John Doe", email: "johndoe@gmail.com", isAgencyOwner: true });
+    expect(ctx).toEqual(plaintextOf("agencyUser"));
+    expect(ctx).toEqual({
+      userId: "MKQJ7wOVVmNOMvrnKKKK",
+      companyId: "GNb7aIv4rQFVb9iwNl5K",
+      role: "admin",
+      type: "agency",
+      userName: "John Doe",
+      email: "johndoe@gmail.com",
+      isAgencyOwner: true,
+    });
     expect(contextLocationId(ctx)).toBeNull();
   });
 
   it("keeps the active location of an agency user inside a sub-account (HighLevel's own example)", async () => {
     const ctx = await decryptUserContext(FIXTURES.agencyUserInLocation, SECRET);
+    expect(ctx).toEqual(plaintextOf("agencyUserInLocation"));
     expect(ctx).toMatchObject({ type: "agency", activeLocation: "yLKVZpNppIdYpah4RjNE", isAgencyOwner: false });
     expect(contextLocationId(ctx)).toBe("yLKVZpNppIdYpah4RjNE");
   });
 
   it("treats the secret and the plaintext as UTF-8, as CryptoJS does", async () => {
-    const ctx = await decryptUserContext(FIXTURES.unicode, "clé-secrète-ü");
+    const ctx = await decryptUserContext(FIXTURES.unicode, fixtures.payloads.unicode.secret);
     expect(ctx).toMatchObject({ userName: "Zoë Ñúñez 🚀", activeLocation: "l1" });
   });
 
   it("accepts surrounding whitespace (a payload copied from a log line)", async () => {
-    await expect(decryptUserContext(`  ${FIXTURES.locationUser}\n`, SECRET)).resolves.toMatchObject({ userId: "MKQJ7wOVVmNOMvrnKKKK" });
+    const padded = `  ${FIXTURES.locationUser}\n`;
+    await expect(decryptUserContext(padded, SECRET)).resolves.toMatchObject({ userId: "MKQJ7wOVVmNOMvrnKKKK" });
   });
 });
 
@@ -97,11 +102,13 @@ describe("decryptUserContext: refused", () => {
   });
 
   it("refuses a payload altered in its last block (the padding breaks)", async () => {
-    await expect(decryptUserContext(flipped(FIXTURES.locationUser, -1), SECRET)).rejects.toBeInstanceOf(SsoDecryptionError);
+    const altered = flipped(FIXTURES.locationUser, -1);
+    await expect(decryptUserContext(altered, SECRET)).rejects.toBeInstanceOf(SsoDecryptionError);
   });
 
   it("refuses a payload altered in its first block (the plaintext garbles)", async () => {
-    // Flipping ciphertext block 1 garbles plaintext block 1 and flips one byte of block 2: padding survives.
+    // Flipping ciphertext block 1 garbles plaintext block 1 and flips one byte of block 2: the
+    // padding survives.
     const err = await decryptUserContext(flipped(FIXTURES.locationUser, 16), SECRET).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SsoPlaintextNotJsonError);
     expect(err).toMatchObject({ failure: "not_json", status: 401 });
@@ -144,7 +151,8 @@ describe("decryptUserContext: refused", () => {
 });
 
 describe("evpBytesToKey", () => {
-  it("derives OpenSSL's key and IV (`openssl enc -aes-256-cbc -md md5 -S 0102030405060708 -pass pass:secret -P`)", () => {
+  // Reference: `openssl enc -aes-256-cbc -md md5 -S 0102030405060708 -pass pass:secret -P`.
+  it("derives OpenSSL's key and IV", () => {
     const out = evpBytesToKey(new TextEncoder().encode("secret"), Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]), 48);
     const hex = [...out].map((b) => b.toString(16).padStart(2, "0")).join("").toUpperCase();
     expect(hex.slice(0, 64)).toBe("C9E5A1BD216DBE1317E230CEF48F38EE7F0E17AD64022144BCCEC4A1AA2879AB");

@@ -16,7 +16,8 @@ async function setup(settings: Record<string, string> = {}) {
   await sb.seedDemo();
   const d = sb.highlevel.demo!;
   const shell = async (query: Record<string, string>) => {
-    const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel/app-shell?${new URLSearchParams(query)}`));
+    const url = `http://sandbox.test/_sandbox/highlevel/app-shell?${new URLSearchParams(query)}`;
+    const res = await sb.fetch(new Request(url));
     return { status: res.status, type: res.headers.get("content-type"), html: await res.text() };
   };
   return { sb, d, shell };
@@ -30,14 +31,16 @@ function embedded(html: string): { payload: string; targetOrigin: string | null 
 }
 
 describe("HighLevel sandbox app shell: happy", () => {
-  it("frames the Custom Page for a location user and carries that user's context, encrypted with HIGHLEVEL_SSO_KEY", async () => {
+  it("frames the Custom Page for a location user, with their context encrypted by HIGHLEVEL_SSO_KEY", async () => {
     const { sb, d, shell } = await setup();
     const priya = sb.highlevel.store.users.get(d.userIds[1]!)!;
-    const res = await shell({ app: `${APP}?location={{location.id}}&email={{user.email}}`, locationId: d.locationId, userId: priya.id });
+    const app = `${APP}?location={{location.id}}&email={{user.email}}`;
+    const res = await shell({ app, locationId: d.locationId, userId: priya.id });
     expect(res.status).toBe(200);
     expect(res.type).toMatch(/^text\/html/);
     // HighLevel's URL placeholders are filled in (URL-encoded) before framing.
-    expect(res.html).toContain(`<iframe id="custom-page" title="Custom Page" src="${APP}?location=${d.locationId}&amp;email=priya.shah%40acmecapital.example"`);
+    const framed = `${APP}?location=${d.locationId}&amp;email=priya.shah%40acmecapital.example`;
+    expect(res.html).toContain(`<iframe id="custom-page" title="Custom Page" src="${framed}"`);
     const { payload, targetOrigin } = embedded(res.html);
     expect(targetOrigin).toBe("https://worker.test");
     expect(payload).toMatch(/^U2FsdGVkX1/); // base64 of "Salted__": CryptoJS / OpenSSL passphrase format
@@ -57,14 +60,24 @@ describe("HighLevel sandbox app shell: happy", () => {
     const { d, shell } = await setup();
     const res = await shell({ app: APP, locationId: d.otherLocationId, userId: d.userIds[0]! });
     expect(res.status).toBe(200);
-    expect(await decryptUserContext(embedded(res.html).payload, SANDBOX_DEFAULT_SSO_KEY)).toMatchObject({ userId: d.userIds[0], role: "admin", activeLocation: d.otherLocationId });
+    const ctx = await decryptUserContext(embedded(res.html).payload, SANDBOX_DEFAULT_SSO_KEY);
+    expect(ctx).toMatchObject({ userId: d.userIds[0], role: "admin", activeLocation: d.otherLocationId });
   });
 
   it("gives an agency user's context at agency level (no activeLocation) and inside a sub-account", async () => {
     const { d, shell } = await setup();
-    const agencyLevel = await decryptUserContext(embedded((await shell({ app: APP, userId: d.userIds[0]! })).html).payload, SANDBOX_DEFAULT_SSO_KEY);
-    expect(agencyLevel).toEqual({ userId: d.userIds[0], companyId: d.companyId, role: "admin", type: "agency", userName: "Alex Morgan", email: "alex.morgan@acmecapital.example", isAgencyOwner: true });
-    const inside = await decryptUserContext(embedded((await shell({ app: APP, locationId: d.locationId, userType: "agency" })).html).payload, SANDBOX_DEFAULT_SSO_KEY);
+    const contextOf = async (query: Record<string, string>) =>
+      decryptUserContext(embedded((await shell({ app: APP, ...query })).html).payload, SANDBOX_DEFAULT_SSO_KEY);
+    expect(await contextOf({ userId: d.userIds[0]! })).toEqual({
+      userId: d.userIds[0],
+      companyId: d.companyId,
+      role: "admin",
+      type: "agency",
+      userName: "Alex Morgan",
+      email: "alex.morgan@acmecapital.example",
+      isAgencyOwner: true,
+    });
+    const inside = await contextOf({ locationId: d.locationId, userType: "agency" });
     expect(inside).toMatchObject({ type: "agency", userId: d.userIds[0], activeLocation: d.locationId });
   });
 
@@ -81,7 +94,8 @@ describe("HighLevel sandbox app shell: happy", () => {
   it("salts every payload afresh, as CryptoJS does, and the JSON twin answers the same context", async () => {
     const { sb, d } = await setup();
     const get = async () => {
-      const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel/app-shell/context?locationId=${d.locationId}&userId=${d.userIds[2]}`));
+      const query = `locationId=${d.locationId}&userId=${d.userIds[2]}`;
+      const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel/app-shell/context?${query}`));
       expect(res.status).toBe(200);
       return (await res.json()) as { context: Record<string, unknown>; payload: string };
     };
@@ -97,7 +111,8 @@ describe("HighLevel sandbox app shell: the shared secret", () => {
   it("encrypts with the configured HIGHLEVEL_SSO_KEY, which another secret cannot decrypt", async () => {
     const { d, shell } = await setup({ HIGHLEVEL_SSO_KEY: "configured-shared-secret" });
     const { payload } = embedded((await shell({ app: APP, locationId: d.locationId })).html);
-    await expect(decryptUserContext(payload, "configured-shared-secret")).resolves.toMatchObject({ activeLocation: d.locationId });
+    const ctx = await decryptUserContext(payload, "configured-shared-secret");
+    expect(ctx).toMatchObject({ activeLocation: d.locationId });
     await expect(decryptUserContext(payload, SANDBOX_DEFAULT_SSO_KEY)).rejects.toBeInstanceOf(SsoError);
   });
 
@@ -111,16 +126,18 @@ describe("HighLevel sandbox app shell: the shared secret", () => {
 });
 
 describe("HighLevel sandbox app shell: bad input", () => {
-  it.each([
-    ["a user without access to the location", (d: Sandbox["highlevel"]["demo"] & {}) => ({ locationId: d.otherLocationId, userId: d.userIds[1]! }), 400, "has no access to location"],
+  type Demo = NonNullable<Sandbox["highlevel"]["demo"]>;
+  const cases: Array<[string, (d: Demo) => Record<string, string>, number, string]> = [
+    ["a user without access", (d) => ({ locationId: d.otherLocationId, userId: d.userIds[1]! }), 400, "no access"],
     ["an unknown location", () => ({ locationId: "nope" }), 404, "no location nope"],
-    ["an unknown user", (d: Sandbox["highlevel"]["demo"] & {}) => ({ locationId: d.locationId, userId: "nobody" }), 404, "no user nobody"],
-    ["a non-admin as an agency user", (d: Sandbox["highlevel"]["demo"] & {}) => ({ userType: "agency", userId: d.userIds[1]! }), 400, "is not an admin"],
+    ["an unknown user", (d) => ({ locationId: d.locationId, userId: "nobody" }), 404, "no user nobody"],
+    ["a non-admin as an agency user", (d) => ({ userType: "agency", userId: d.userIds[1]! }), 400, "is not an admin"],
     ["a location user without a location", () => ({ userType: "location" }), 400, "needs a locationId"],
-    ["a javascript: URL", (d: Sandbox["highlevel"]["demo"] & {}) => ({ locationId: d.locationId, app: "javascript:alert(1)" }), 400, "http(s) URL"],
-    ["a relative URL", (d: Sandbox["highlevel"]["demo"] & {}) => ({ locationId: d.locationId, app: "/console" }), 400, "absolute URL"],
-    ["an unknown parameter", (d: Sandbox["highlevel"]["demo"] & {}) => ({ locationId: d.locationId, location_id: d.locationId }), 400, "invalid query"],
-  ])("refuses %s with an error page, framing nothing", async (_what, query, status, text) => {
+    ["a javascript: URL", (d) => ({ locationId: d.locationId, app: "javascript:alert(1)" }), 400, "http(s) URL"],
+    ["a relative URL", (d) => ({ locationId: d.locationId, app: "/console" }), 400, "absolute URL"],
+    ["an unknown parameter", (d) => ({ locationId: d.locationId, location_id: d.locationId }), 400, "invalid query"],
+  ];
+  it.each(cases)("refuses %s with an error page, framing nothing", async (_what, query, status, text) => {
     const { d, shell } = await setup();
     const res = await shell(query(d));
     expect(res.status).toBe(status);

@@ -4,9 +4,11 @@
  * page would post is taken out of the served HTML and decrypted with the Worker's own code
  * (src/highlevel/sso.ts), so the sandbox's encryption and the Worker's decryption check each other.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 import { SANDBOX_DEFAULT_SSO_KEY } from "../../../sandbox/highlevel/index.ts";
+import { encryptUserContext } from "../../../sandbox/highlevel/sso.ts";
 import { SsoError, decryptUserContext } from "../../../src/highlevel/sso.ts";
 
 const APP = "https://worker.test/highlevel/app";
@@ -122,6 +124,27 @@ describe("HighLevel sandbox app shell: the shared secret", () => {
     const { payload } = embedded((await shell({ app: APP, locationId: d.locationId })).html);
     await expect(decryptUserContext(payload, "rotated-secret")).resolves.toMatchObject({ type: "location" });
     await expect(decryptUserContext(payload, SANDBOX_DEFAULT_SSO_KEY)).rejects.toBeInstanceOf(SsoError);
+  });
+});
+
+describe("HighLevel sandbox encryption against the Worker's decryption", () => {
+  it("round-trips any context under any secret (lengths cross the MD5 and AES block edges)", async () => {
+    const id = fc.string({ minLength: 1, maxLength: 30 });
+    const text = fc.string({ maxLength: 80, unit: "binary" });
+    const location = fc.record({ type: fc.constant("location" as const), activeLocation: id });
+    const agency = fc.record({ type: fc.constant("agency" as const) });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({ userId: id, companyId: id, role: id, userName: text, email: text, isAgencyOwner: fc.boolean() }),
+        fc.oneof(location, agency),
+        fc.string({ minLength: 1, maxLength: 100, unit: "binary" }),
+        async (common, where, secret) => {
+          const context = { ...common, ...where };
+          expect(await decryptUserContext(await encryptUserContext(context, secret), secret)).toEqual(context);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
 

@@ -5,14 +5,15 @@
 import { createApp } from "./http/app.ts";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./lib/log.ts";
-import { consumeBatch, type Handlers } from "./sync/consumer.ts";
+import { consumeBatch, type Handlers } from "./queue/consumer.ts";
 import { deliverNotification, forwardNotification } from "./notify/deliver.ts";
 import { scanNotifications } from "./notify/scan.ts";
 import { runHighLevelCron } from "./highlevel/cron.ts";
 import { liveConnectors } from "./sync/connectors.ts";
-import { consumeDeadLetters } from "./sync/dead-letters.ts";
-import { liveJobDeps, syncHandlers } from "./sync/jobs.ts";
-import { runReconcile } from "./sync/reconcile.ts";
+import { consumeDeadLetters } from "./sync/jobs/dead-letters.ts";
+import { syncHandlers } from "./sync/jobs/handlers.ts";
+import { liveJobDeps } from "./sync/jobs/deps.ts";
+import { runReconcile } from "./sync/jobs/reconcile.ts";
 import { meterDatabase } from "./store/d1-meter.ts";
 import { pruneExpired, retentionPolicy } from "./store/retention.ts";
 
@@ -50,7 +51,7 @@ export default {
     const env = withMeter(rawEnv);
     const config = loadConfig(env);
     // Every queue arrives here: dead letters are recorded (replayable); the live and the bulk queue
-    // (src/sync/queues.ts) share the handlers; only the notify queue waits on receivers.
+    // (src/queue/queues.ts) share the handlers; only the notify queue waits on receivers.
     if (batch.queue === "sync-events-dlq") await consumeDeadLetters(batch, env, config);
     else if (batch.queue === "sync-notify") await consumeBatch(batch, env, config, notifyHandlers);
     else await consumeBatch(batch, env, config, handlers);

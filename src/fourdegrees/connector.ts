@@ -1,16 +1,24 @@
 /**
- * The 4Degrees connector: implements the engine's `DealCrm` port (src/sync/port.ts) on top of the
+ * The 4Degrees connector: implements the engine's `DealCrm` port (src/domain/port.ts) on top of the
  * raw client, translating every answer. Version conflicts (409 on `If-Match`) are handled here:
  * re-read the deal, ask the caller's resolver (default: re-apply the same patch), try again.
  */
 import { AppError } from "../lib/errors.ts";
-import type { ChangeEvent, Deal, DealContent, DealCrm, DealPatch, FieldDef, Identity, Note, Page, Pipeline, UpdateDealOptions, User, WriteOptions } from "../sync/port.ts";
+import type { ChangeEvent, Deal, DealContent, DealCrm, DealPatch, FieldDef, Identity, Note, Page, Pipeline, UpdateDealOptions, User, WriteOptions } from "../domain/port.ts";
 import type { FourDegreesClient } from "./client.ts";
 import { FourDegreesError } from "./errors.ts";
 import { actorFromRaw, changeEventFromRaw, dealCreateToRaw, dealFromRaw, dealPatchToRaw, fieldFromRaw, noteFromRaw, pipelineFromRaw, userFromRaw } from "./translate.ts";
 
 /** How many times an update re-reads and re-applies after a 409 before giving up. */
 export const MAX_CONFLICT_RETRIES = 3;
+
+/**
+ * The connector's webhook parsing, which needs no account or key: the webhook triage turns a raw
+ * body into a `ChangeEvent` through it before it knows whose connector to build.
+ */
+export const fourDegreesWebhooks: Pick<DealCrm, "parseWebhook"> = {
+  parseWebhook: (body) => changeEventFromRaw(body),
+};
 
 /** `DealCrm` for one 4Degrees workspace. */
 export class FourDegreesConnector implements DealCrm {
@@ -104,7 +112,7 @@ export class FourDegreesConnector implements DealCrm {
   }
 
   parseWebhook(body: unknown): ChangeEvent {
-    return changeEventFromRaw(body);
+    return fourDegreesWebhooks.parseWebhook(body);
   }
 
   async #mustGet(id: string): Promise<Deal> {

@@ -3,7 +3,7 @@
  * retryable (try again later: 429, 5xx, network) or permanent (validation, auth, not found,
  * contract drift). The queue consumer turns `retryable` into `retry({delaySeconds})`.
  */
-import { AppError, type ErrorCode } from "../lib/errors.ts";
+import { AppError, type ErrorCode, type RetryAdvice } from "../lib/errors.ts";
 import { RawErrorEnvelope } from "./schemas.ts";
 
 /** A failed 4Degrees call. `upstream*` fields come from the error envelope when it was sent. */
@@ -33,6 +33,12 @@ export class FourDegreesError extends AppError {
     this.upstreamCode = info.upstreamCode ?? null;
     this.upstreamRequestId = info.upstreamRequestId ?? null;
     this.retryAfterMs = retryAfterMs;
+  }
+
+  /** A 429 waits what 4Degrees asked (1 s when it did not say); else `retryable` decides. */
+  override get retryAdvice(): RetryAdvice {
+    if (this.upstreamStatus === 429 || this.code === "rate_limited") return { retryable: true, delaySeconds: Math.max(1, Math.ceil((this.retryAfterMs ?? 1_000) / 1000)) };
+    return { retryable: this.retryable };
   }
 
   /** `true` for a 409 `version_conflict` (the connector re-reads and re-applies). */

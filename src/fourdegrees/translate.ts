@@ -1,9 +1,9 @@
 /**
  * Translation between the ASSUMED 4Degrees wire shapes (schemas.ts) and the engine's port shapes
- * (src/sync/port.ts). Pure functions; the only place that knows both.
+ * (src/domain/port.ts). Pure functions; the only place that knows both.
  */
 import { AppError } from "../lib/errors.ts";
-import type { Actor, ChangeEvent, Deal, DealContent, DealPatch, FieldDef, Note, Pipeline, User } from "../sync/port.ts";
+import type { Actor, ChangeEvent, Deal, DealContent, DealPatch, FieldDef, Note, Pipeline, User } from "../domain/port.ts";
 import {
   RawDeal,
   type RawActor,

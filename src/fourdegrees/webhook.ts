@@ -15,7 +15,7 @@
  */
 import { AppError } from "../lib/errors.ts";
 import { base64ToBytes, bytesToBase64 } from "../lib/crypto.ts";
-import type { WebhookVerifier } from "../sync/port.ts";
+import type { WebhookVerifier } from "../domain/port.ts";
 
 /** Replay window of the Standard Webhooks spec: 5 minutes. */
 export const WEBHOOK_TOLERANCE_SECONDS = 5 * 60;

@@ -10,8 +10,8 @@
  *   long the call was delayed on its way. That makes the window exact for every reported call; the
  *   small transit margin (`TRANSIT_MARGIN` of the interval, 100 ms at HighLevel's real 10 s) only
  *   covers calls whose answer is never reported (a caller that crashed), until the provider's
- *   `X-RateLimit-Remaining` on the next answer pads the window. It was 3 % before slots restarted
- *   at the answer; every point of it is a point of the allowed rate the backfill cannot use.
+ *   `X-RateLimit-Remaining` on the next answer pads the window. The margin is kept small: every point
+ *   of it is a point of the allowed rate the backfill cannot use.
  * - Daily: counted per UTC day, lowered to what the provider's `X-RateLimit-Daily-Remaining` says.
  * - Lanes are priorities, not shares: `live` may use the whole budget; `reconcile` and `backfill`
  *   may take a permit while the window has more than a small reserve (`LANE_RESERVE`) left, so a

@@ -5,7 +5,7 @@
  * traceId?}`, with `message` an array of strings on 422 (highlevel-api.md "Common").
  */
 import { z } from "zod";
-import { AppError, type ErrorCode } from "../lib/errors.ts";
+import { AppError, type ErrorCode, type RetryAdvice } from "../lib/errors.ts";
 
 /** What went wrong, from the caller's point of view. */
 export type HighLevelErrorCategory =
@@ -65,6 +65,12 @@ export class HighLevelError extends AppError {
     this.traceId = options.traceId ?? null;
     this.upstreamMessage = options.upstreamMessage ?? "";
     this.retryAfterMs = options.retryAfterMs ?? null;
+  }
+
+  /** Rate limits wait what HighLevel asked (10 s when it did not say); else its category decides. */
+  override get retryAdvice(): RetryAdvice {
+    if (this.category === "rate_limited") return { retryable: true, delaySeconds: Math.max(1, Math.ceil((this.retryAfterMs ?? 10_000) / 1000)) };
+    return { retryable: this.retryable };
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * Protection of every `/api` route (and, through `consoleAuth` in src/console/auth.ts, of the
+ * Protection of every `/api` route (and, through `consoleAuth` in src/http/console/auth.ts, of the
  * console). Two modes, chosen by configuration:
  *
  * - **Cloudflare Access** (`CF_ACCESS_TEAM_DOMAIN` and `CF_ACCESS_AUD` set): the request must carry

@@ -16,8 +16,8 @@ import { fourDegreesWebhooks } from "./webhooks-fourdegrees.ts";
 import { adminAuth } from "./admin-auth.ts";
 import { apiGuard } from "./api-guard.ts";
 import { accounts } from "./accounts.ts";
-import { notificationsApi } from "../notify/api.ts";
-import { consoleApp } from "../console/app.tsx";
+import { notificationsApi } from "./notifications.ts";
+import { consoleApp } from "./console/app.tsx";
 import { csv } from "./csv.ts";
 import { oauth } from "./oauth.ts";
 import { highlevelWebhooks } from "./webhooks-highlevel.ts";
@@ -50,7 +50,7 @@ export function createApp(): Hono<AppEnv> {
   app.route("/api", highlevelUsage);
   app.route("/api", syncAdmin);
   app.route("/api", notificationsApi);
-  // The operator console: its own login/session or Access (src/console/auth.ts), CSRF and CSP.
+  // The operator console: its own login/session or Access (src/http/console/auth.ts), CSRF and CSP.
   app.route("/console", consoleApp);
   app.route("/api", csv);
   app.route("/api", d1Meter);

@@ -10,8 +10,8 @@ import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { consoleAuth } from "../console/auth.ts";
-import { isLocalPlainHttp } from "../console/session.ts";
+import { consoleAuth } from "./console/auth.ts";
+import { isLocalPlainHttp } from "./console/session.ts";
 import { HighLevelError } from "../highlevel/errors.ts";
 import { installFromGrant, type InstallOutcome } from "../highlevel/install.ts";
 import { authorizeUrl, exchangeInstallCode } from "../highlevel/oauth.ts";
@@ -27,7 +27,7 @@ import type { AppEnv } from "./context.ts";
 /**
  * The cookie binding a `state` to the browser that started the install. SameSite=Lax, because the
  * callback is a top-level navigation from HighLevel's site; `__Host-` and Secure except on plain
- * http from loopback (wrangler dev), as the console session cookie does (src/console/session.ts).
+ * http from loopback (wrangler dev), as the console session cookie does (src/http/console/session.ts).
  */
 const STATE_COOKIE = "oauth_state";
 

@@ -31,12 +31,12 @@ import { getFailure, listFailures, UNASSIGNED, type Failure } from "../store/fai
 import { countLinks } from "../store/links.ts";
 import { listPending } from "../store/pending.ts";
 import { listEvents, listReview, resolveReview } from "../store/sync-events.ts";
-import { beginBackfill, resumeBackfill } from "../sync/backfill.ts";
+import { beginBackfill, resumeBackfill } from "../sync/jobs/backfill.ts";
 import { bootstrapAccount, BootstrapBody } from "../sync/bootstrap.ts";
 import { liveConnectors } from "../sync/connectors.ts";
-import { liveJobDeps, markAndEnqueue } from "../sync/jobs.ts";
-import { MappingSchema, mappingIssues, validateMappingLive } from "../sync/mapping-config.ts";
-import { replayFailure } from "../sync/replay.ts";
+import { liveJobDeps, markAndEnqueue } from "../sync/jobs/deps.ts";
+import { MappingSchema, mappingIssues, validateMappingLive } from "../domain/mapping-config.ts";
+import { replayFailure } from "../queue/replay.ts";
 import { loadLiveStructure, suggestedMapping } from "../sync/structure.ts";
 import type { AppEnv } from "./context.ts";
 
@@ -73,7 +73,7 @@ function idParam(raw: string): string {
   return parsed.data;
 }
 
-/** Replays a failure (src/sync/replay.ts); 422 when it holds a message this version cannot read. */
+/** Replays a failure (src/queue/replay.ts); 422 when it holds a message this version cannot read. */
 async function replay(env: Env, f: Failure): Promise<void> {
   if (!(await replayFailure(env, f))) throw new AppError("unprocessable", `failure ${f.id} holds a message this version cannot read`);
 }

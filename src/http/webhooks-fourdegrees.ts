@@ -2,7 +2,7 @@
  * `POST /webhooks/4degrees`: verify (Standard Webhooks, over the raw bytes), enqueue one
  * `fourdegrees.webhook` message, answer in milliseconds. Redeliveries of a `webhook-id` are
  * dropped by the queue consumer, which claims a whole batch's deliveries in one D1 round trip
- * (src/sync/consumer.ts) — Queues deliver at least once, so the consumer had to be idempotent anyway.
+ * (src/queue/consumer.ts) — Queues deliver at least once, so the consumer had to be idempotent anyway.
  *
  * The signing secret is the workspace's own when it has one (admin API), else the global
  * `FOURDEGREES_WEBHOOK_SECRET`. Which workspace is only said by the body, so its `workspace_id` is
@@ -25,8 +25,8 @@ import { AppError } from "../lib/errors.ts";
 import { jsonDepthExceeds, MAX_JSON_DEPTH, QUEUE_MESSAGE_BUDGET_BYTES, queueMessageBytes } from "../lib/json-limits.ts";
 import type { EncryptionKey } from "../lib/crypto.ts";
 import { webhookSecretForWorkspace } from "../store/fourdegrees-accounts.ts";
-import type { QueueMessage } from "../sync/messages.ts";
-import type { WebhookVerifier } from "../sync/port.ts";
+import type { QueueMessage } from "../queue/messages.ts";
+import type { WebhookVerifier } from "../domain/port.ts";
 import type { AppEnv } from "./context.ts";
 
 /**

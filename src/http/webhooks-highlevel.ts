@@ -2,7 +2,7 @@
  * `POST /webhooks/highlevel`: verify the raw bytes, check freshness, enqueue, answer fast. No
  * database on the path of a location event: duplicates (HighLevel's redeliveries, a `webhookId`
  * seen before) are dropped by the queue consumer, which claims a whole batch's deliveries in one D1
- * round trip (src/sync/consumer.ts) — Queues deliver at least once, so the consumer had to be
+ * round trip (src/queue/consumer.ts) — Queues deliver at least once, so the consumer had to be
  * idempotent anyway; deliveries for a location no account uses are acked there too. So the ingress
  * keeps taking events while D1 is slow or down, and a burst costs D1 one write per queue batch
  * instead of one per delivery (docs/benchmarks.md, ingress).
@@ -21,7 +21,7 @@ import { jsonDepthExceeds, MAX_JSON_DEPTH, QUEUE_MESSAGE_BUDGET_BYTES, queueMess
 import { handleInstallEvent, handleUninstallEvent } from "../highlevel/install.ts";
 import { AppEventSchema, bodyDigest, eventTime, verifyHighLevelSignature, WEBHOOK_MAX_AGE_MS, WebhookEnvelopeSchema } from "../highlevel/webhooks.ts";
 import { deferReceipt, recordReceipt, wasDeferred } from "../store/webhook-receipts.ts";
-import type { QueueMessage } from "../sync/messages.ts";
+import type { QueueMessage } from "../queue/messages.ts";
 import type { AppEnv } from "./context.ts";
 
 /**

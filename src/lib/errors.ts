@@ -22,6 +22,15 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+/**
+ * How a provider's error asks to be treated by a queue job: retry or not, and after how long when
+ * the provider named a wait (rate limits). Each connector's error class answers for its own API.
+ */
+export interface RetryAdvice {
+  retryable: boolean;
+  delaySeconds?: number;
+}
+
 /** An expected failure with a stable `code`, a human `message` and optional structured `details`. */
 export class AppError extends Error {
   readonly code: ErrorCode;
@@ -39,6 +48,11 @@ export class AppError extends Error {
 
   get status(): ContentfulStatusCode {
     return ERROR_STATUS[this.code];
+  }
+
+  /** A provider error's retry advice (connector error classes override it); `null` = not a provider's. */
+  get retryAdvice(): RetryAdvice | null {
+    return null;
   }
 }
 

@@ -9,8 +9,9 @@ import type { Config } from "../config.ts";
 import { decryptSecret } from "../lib/crypto.ts";
 import { signWebhook } from "../fourdegrees/webhook.ts";
 import { getDelivery, getRule, leaseAttempt, recordAttempt, type NotificationRule } from "../store/notifications.ts";
-import type { Handler } from "../sync/consumer.ts";
+import type { Logger } from "../lib/log.ts";
 import { NotifyEventSchema, type NotifyEvent } from "./events.ts";
+import type { DeliverMessage } from "./notify.ts";
 import { describe, eventType } from "./rules.ts";
 import { targetPolicy, targetProblem } from "./targets.ts";
 
@@ -52,20 +53,34 @@ export async function buildDelivery(config: Config, rule: NotificationRule, even
 
 const retryable = (status: number) => status === 0 || status === 408 || status === 429 || status >= 500;
 
+/** What a queue hands a delivery handler: the consumer's handler context, as far as notify/ uses it. */
+export interface DeliveryContext {
+  env: Env;
+  config: Config;
+  log: Logger;
+  attempts: number;
+}
+
+/** What the queue does with a delivery message (the consumer's outcome shape; notify/ knows no queue module). */
+export type DeliveryOutcome =
+  | { kind: "ack" }
+  | { kind: "retry"; reason: string; delaySeconds?: number }
+  | { kind: "permanent"; reason: string };
+
 /**
  * The `notify.deliver` handler of the live and bulk queues: hands the delivery to `NOTIFY_QUEUE`
  * (the message lands here only if it was sent before notifications had their own queue, or by
  * hand) so no receiver is ever waited on in a batch that holds record jobs.
  */
-export const forwardNotification: Handler<"notify.deliver"> = async (msg, ctx) => {
+export async function forwardNotification(msg: DeliverMessage, ctx: DeliveryContext): Promise<DeliveryOutcome> {
   // A failed send throws: the consumer retries the message here, nothing is lost.
   await ctx.env.NOTIFY_QUEUE.send(msg, { contentType: "json" });
   ctx.log.info({ event: "notify.forwarded", rule: msg.ruleId, change_key: msg.changeKey, outcome: "ok" });
   return { kind: "ack" };
-};
+}
 
 /** The `notify.deliver` handler of the `sync-notify` queue: one attempt at one delivery. */
-export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) => {
+export async function deliverNotification(msg: DeliverMessage, ctx: DeliveryContext): Promise<DeliveryOutcome> {
   const { env, config } = ctx;
   const log = ctx.log.child({ rule: msg.ruleId, change_key: msg.changeKey });
   const [rule, delivery] = await Promise.all([getRule(env.DB, msg.ruleId), getDelivery(env.DB, msg.ruleId, msg.changeKey)]);
@@ -126,4 +141,4 @@ export const deliverNotification: Handler<"notify.deliver"> = async (msg, ctx) =
   }
   log.warn({ event: "notify.retry", outcome: "retry", reason, ...base });
   return { kind: "retry", reason };
-};
+}

@@ -4,7 +4,8 @@
  * a replay) is delivered once per rule (src/store/notifications.ts `claimDelivery`).
  */
 import { z } from "zod";
-import { DealStatusSchema, MoneySchema } from "../sync/port.ts";
+import { DealStatusSchema } from "../domain/port.ts";
+import { MoneySchema } from "../domain/money.ts";
 
 /** A deal's state as far as notifications care (either side's view, already mapped). */
 export const DealStateSchema = z.object({

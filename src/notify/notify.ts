@@ -8,9 +8,16 @@
 import type { Config } from "../config.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { claimDelivery, listRules, releaseDelivery } from "../store/notifications.ts";
-import type { QueueMessage } from "../sync/messages.ts";
 import { changeKeyOf, NotifyEventSchema, type NotifyEventInput } from "./events.ts";
 import { ruleMatches } from "./rules.ts";
+
+/** The queue message of one claimed delivery (the `notify.deliver` kind of src/queue/messages.ts). */
+export interface DeliverMessage {
+  v: 1;
+  kind: "notify.deliver";
+  ruleId: string;
+  changeKey: string;
+}
 
 /** What `notifyChange` did (for tests and the caller's log line). */
 export interface NotifyResult {
@@ -43,7 +50,7 @@ export async function notifyChange(env: Env, config: Config, input: NotifyEventI
         result.duplicates++;
         continue;
       }
-      const message: QueueMessage = { v: 1, kind: "notify.deliver", ruleId: rule.id, changeKey };
+      const message: DeliverMessage = { v: 1, kind: "notify.deliver", ruleId: rule.id, changeKey };
       try {
         await env.NOTIFY_QUEUE.send(message, { contentType: "json" });
         result.enqueued++;

@@ -3,7 +3,7 @@
  * pure matcher deciding whether a rule fires for an event.
  */
 import { z } from "zod";
-import { fromMinor, minorDigits } from "../sync/mapping.ts";
+import { fromMinor, minorDigits } from "../domain/money.ts";
 import type { RuleParams, Trigger } from "../store/notifications.ts";
 import type { DealState, NotifyEvent } from "./events.ts";
 

@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import { AppError } from "../lib/errors.ts";
-import { MappingSchema, type Mapping } from "../sync/mapping-config.ts";
+import { MappingSchema, type Mapping } from "../domain/mapping-config.ts";
 
 export const ConflictPolicySchema = z.enum(["newest", "fourdegrees", "highlevel"]);
 export const DeletePolicySchema = z.enum(["propagate", "archive", "ignore"]);

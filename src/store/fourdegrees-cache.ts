@@ -1,110 +1,37 @@
 /**
- * KV cache of a 4Degrees workspace's structure — pipelines (with stages), users, each pipeline's
- * custom fields — in front of any `DealCrm`, like HighLevel's (src/store/highlevel-cache.ts).
- * Without it every record job re-read pipelines and users: two 4Degrees reads per change on top
- * of the changed deal itself.
- *
- * Keys and TTLs come from src/store/kv-keys.ts (`v1:4d:*`). KV is eventually consistent and has
- * no compare-and-set: fine for structure, which is a hint that saves calls and is reloaded when a
- * record names something the cache does not know (`refreshStructure`, called by the engine's
- * lookups on an unknown stage or owner id); never for anything that must be exact. Cached values
- * are parsed with zod on read: a malformed or old-shaped entry reads as a miss.
+ * The KV entries of a 4Degrees workspace's structure (`v1:4d:*`, keys and TTLs in kv-keys.ts), read
+ * and filled by src/fourdegrees/cached-crm.ts. KV is eventually consistent and has no
+ * compare-and-set: fine for structure, which is only a hint. Values are parsed with zod on read, so
+ * a malformed or old-shaped entry reads as a miss.
  */
 import { z } from "zod";
+import { FieldDefSchema, PipelineSchema, UserSchema, type FieldDef, type Pipeline, type User } from "../domain/port.ts";
 import { cached, writeCache } from "./highlevel-cache.ts";
 import { kvKeys, kvTtl } from "./kv-keys.ts";
-import {
-  FieldDefSchema,
-  PipelineSchema,
-  UserSchema,
-  type ChangeEvent,
-  type Deal,
-  type DealContent,
-  type DealCrm,
-  type DealPatch,
-  type FieldDef,
-  type Identity,
-  type Note,
-  type Page,
-  type Pipeline,
-  type UpdateDealOptions,
-  type User,
-  type WriteOptions,
-} from "../sync/port.ts";
 
 const Pipelines = z.array(PipelineSchema);
 const Users = z.array(UserSchema);
 const Fields = z.array(FieldDefSchema);
 
-/**
- * A `DealCrm` whose structure reads (`listPipelines`, `listUsers`, `listFields`) come from KV,
- * filled from the wrapped connector on a miss; every other call passes through unchanged.
- */
-export class CachedStructureCrm implements DealCrm {
-  readonly #inner: DealCrm;
-  readonly #kv: KVNamespace;
-  readonly #workspace: string;
+/** The workspace's pipelines (with stages) from KV, or from `load` on a miss (then cached). */
+export function cachedPipelines(kv: KVNamespace, workspace: string, load: () => Promise<Pipeline[]>): Promise<Pipeline[]> {
+  return cached(kv, kvKeys.fdPipelines(workspace), kvTtl.fdPipelines, Pipelines, load);
+}
 
-  /** `workspace`: the key the cache is shared under (the 4Degrees gate key: workspace id or `account:{id}`). */
-  constructor(inner: DealCrm, kv: KVNamespace, workspace: string) {
-    this.#inner = inner;
-    this.#kv = kv;
-    this.#workspace = workspace;
-  }
+/** The workspace's users from KV, or from `load` on a miss (then cached). */
+export function cachedUsers(kv: KVNamespace, workspace: string, load: () => Promise<User[]>): Promise<User[]> {
+  return cached(kv, kvKeys.fdUsers(workspace), kvTtl.fdUsers, Users, load);
+}
 
-  listPipelines(): Promise<Pipeline[]> {
-    return cached(this.#kv, kvKeys.fdPipelines(this.#workspace), kvTtl.fdPipelines, Pipelines, () => this.#inner.listPipelines());
-  }
+/** A pipeline's custom fields from KV, or from `load` on a miss (then cached). */
+export function cachedFields(kv: KVNamespace, workspace: string, pipelineId: string, load: () => Promise<FieldDef[]>): Promise<FieldDef[]> {
+  return cached(kv, kvKeys.fdFields(workspace, pipelineId), kvTtl.fdFields, Fields, load);
+}
 
-  listUsers(): Promise<User[]> {
-    return cached(this.#kv, kvKeys.fdUsers(this.#workspace), kvTtl.fdUsers, Users, () => this.#inner.listUsers());
-  }
-
-  listFields(pipelineId: string): Promise<FieldDef[]> {
-    return cached(this.#kv, kvKeys.fdFields(this.#workspace, pipelineId), kvTtl.fdFields, Fields, () => this.#inner.listFields(pipelineId));
-  }
-
-  /**
-   * Reloads pipelines and users from 4Degrees and replaces the cached copies: a record named a
-   * stage or user the cache did not know (added since it was filled). Two calls; callers do this
-   * at most once per job.
-   */
-  async refreshStructure(): Promise<void> {
-    const [pipelines, users] = await Promise.all([this.#inner.listPipelines(), this.#inner.listUsers()]);
-    await Promise.all([writeCache(this.#kv, kvKeys.fdPipelines(this.#workspace), pipelines, kvTtl.fdPipelines), writeCache(this.#kv, kvKeys.fdUsers(this.#workspace), users, kvTtl.fdUsers)]);
-  }
-
-  whoAmI(): Promise<Identity> {
-    return this.#inner.whoAmI();
-  }
-  pageDeals(query: { updatedSince?: string; pipelineId?: string; cursor?: string | null; limit?: number }): Promise<Page<Deal>> {
-    return this.#inner.pageDeals(query);
-  }
-  getDeal(id: string): Promise<Deal | null> {
-    return this.#inner.getDeal(id);
-  }
-  createDeal(content: DealContent, options?: WriteOptions): Promise<Deal> {
-    return this.#inner.createDeal(content, options);
-  }
-  updateDeal(id: string, patch: DealPatch, options?: UpdateDealOptions): Promise<Deal> {
-    return this.#inner.updateDeal(id, patch, options);
-  }
-  archiveDeal(id: string, options?: WriteOptions): Promise<boolean> {
-    return this.#inner.archiveDeal(id, options);
-  }
-  listNotes(dealId: string): Promise<Note[]> {
-    return this.#inner.listNotes(dealId);
-  }
-  createNote(dealId: string, body: string, options?: WriteOptions): Promise<Note> {
-    return this.#inner.createNote(dealId, body, options);
-  }
-  updateNote(noteId: string, body: string, options?: WriteOptions): Promise<Note> {
-    return this.#inner.updateNote(noteId, body, options);
-  }
-  deleteNote(noteId: string, options?: WriteOptions): Promise<boolean> {
-    return this.#inner.deleteNote(noteId, options);
-  }
-  parseWebhook(body: unknown): ChangeEvent {
-    return this.#inner.parseWebhook(body);
-  }
+/** Replaces the cached pipelines and users with freshly read ones. */
+export async function replaceStructure(kv: KVNamespace, workspace: string, pipelines: Pipeline[], users: User[]): Promise<void> {
+  await Promise.all([
+    writeCache(kv, kvKeys.fdPipelines(workspace), pipelines, kvTtl.fdPipelines),
+    writeCache(kv, kvKeys.fdUsers(workspace), users, kvTtl.fdUsers),
+  ]);
 }

@@ -44,6 +44,15 @@ export async function recordImportedRows(db: D1Database, accountId: string, impo
   if (statements.length > 0) await db.batch(statements);
 }
 
+/**
+ * Forgets a row's content hash (the row did not reach HighLevel), so importing the file again
+ * queues it again. Only the hash the row's message carried is forgotten: a later import of a
+ * changed row keeps its own.
+ */
+export async function forgetImportedRow(db: D1Database, row: { accountId: string; importKey: string; contentHash: string }): Promise<void> {
+  await db.prepare("DELETE FROM fourdegrees_import_rows WHERE account_id = ? AND import_key = ? AND content_hash = ?").bind(row.accountId, row.importKey, row.contentHash).run();
+}
+
 /** The report of one import run. */
 export interface ImportReport {
   importId: string;

@@ -5,7 +5,7 @@
  * our own last write of the opportunity (the expected echo); tombstones of deleted records; note links.
  */
 import { z } from "zod";
-import type { Flat } from "../sync/mapping.ts";
+import type { Flat } from "../domain/port.ts";
 
 export type SideName = "fourdegrees" | "highlevel";
 
@@ -75,7 +75,7 @@ export async function linksForContact(db: D1Database, accountId: string, contact
 
 /**
  * The webhooks HighLevel will send for our own last write of a pair's opportunity
- * (src/sync/highlevel-echo.ts, "Expected echoes"): how many deliveries of each event type are still
+ * (src/sync/engine/echo.ts, "Expected echoes"): how many deliveries of each event type are still
  * to come, the write's answer as webhook payloads carry it, and when the record stops counting.
  */
 export const ExpectedEchoSchema = z.object({

@@ -23,10 +23,10 @@ import type { Logger } from "../lib/log.ts";
 import { ConflictPolicySchema, createAccount, DeletePolicySchema, getAccount, saveMapping, updateAccount, type Account } from "../store/accounts.ts";
 import { getBackfill, type BackfillRun } from "../store/backfill-runs.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
-import { beginBackfill } from "./backfill.ts";
+import { beginBackfill } from "./jobs/backfill.ts";
 import { liveConnectors } from "./connectors.ts";
-import { liveJobDeps } from "./jobs.ts";
-import { MappingSchema, mappingIssues, validateMappingLive, type Mapping } from "./mapping-config.ts";
+import { liveJobDeps } from "./jobs/deps.ts";
+import { MappingSchema, mappingIssues, validateMappingLive, type Mapping } from "../domain/mapping-config.ts";
 import { loadLiveStructure, suggestedMapping } from "./structure.ts";
 
 export const BootstrapBody = z

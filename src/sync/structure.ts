@@ -5,7 +5,7 @@
  */
 import type { Account } from "../store/accounts.ts";
 import type { AccountConnectors } from "./connectors.ts";
-import { defaultMapping, type LiveStructure, type MappingInput } from "./mapping-config.ts";
+import { defaultMapping, type LiveStructure, type MappingInput } from "../domain/mapping-config.ts";
 
 /** Reads the live structure for the account's locations. */
 export async function loadLiveStructure(connectors: AccountConnectors, locations: readonly string[]): Promise<LiveStructure & { highlevelFields: Record<string, Array<{ id: string; name: string }>> }> {

@@ -9,12 +9,12 @@
  * Rows go to the queue before their hashes are recorded, so a failure in between re-sends (the
  * engine is idempotent per key + hash) instead of losing rows.
  */
-import type { QueueMessage } from "../../sync/messages.ts";
+import type { QueueMessage } from "../../queue/messages.ts";
 import { IMPORT_CHUNK, knownRowHashes, recordImportedRows, saveImportReport, type ImportReport } from "../../store/imports.ts";
 import { parseCsv } from "./parse.ts";
 import { contentHash, resolveColumns, validateRow, type CsvField, type HeaderMap, type RowOptions, type ValidRow } from "./rows.ts";
 
-/** Where rows are sent (the `BULK_QUEUE` binding: rows are bulk work, src/sync/queues.ts). */
+/** Where rows are sent (the `BULK_QUEUE` binding: rows are bulk work, src/queue/queues.ts). */
 export type RowSink = Pick<Queue<QueueMessage>, "sendBatch">;
 
 export interface ImportInput {

@@ -5,7 +5,8 @@
 import { z } from "zod";
 import { AppError } from "../../lib/errors.ts";
 import { cellExcerpt } from "./cells.ts";
-import type { Deal, DealStatus, FieldValue, Money, PersonRef } from "../../sync/port.ts";
+import type { Deal, DealStatus, FieldValue, PersonRef } from "../../domain/port.ts";
+import type { Money } from "../../domain/money.ts";
 
 /** The columns the importer understands. Anything else is kept as a custom field named by its header. */
 export const CSV_FIELDS = ["name", "pipeline", "stage", "status", "owner", "value", "currency", "closeDate", "contactEmail", "contactName", "notes", "tags", "fourDegreesId", "highLevelId"] as const;

@@ -6,8 +6,8 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { consoleApp } from "../../../src/console/app.tsx";
-import { createSessionValue, newSessionId, sessionIdOf } from "../../../src/console/session.ts";
+import { consoleApp } from "../../../src/http/console/app.tsx";
+import { createSessionValue, newSessionId, sessionIdOf } from "../../../src/http/console/session.ts";
 import { LOGIN_WINDOW_MS, countLoginAttempt, insertConsoleSession } from "../../../src/store/console-auth.ts";
 import { gateFor, HIGHLEVEL_LIMITS, type GateUsage } from "../../../src/gate/client.ts";
 import { createAccount, getAccount } from "../../../src/store/accounts.ts";

@@ -9,7 +9,7 @@ import { closeDateOf, exportCsvStream, type ExportOpportunity, type OpportunityS
 import { parseCsv, decodeCsvBytes, MAX_CSV_BYTES } from "../../../src/fourdegrees/csv/parse.ts";
 import { parseDate, parseMoney, resolveColumns } from "../../../src/fourdegrees/csv/rows.ts";
 import { createApp } from "../../../src/http/app.ts";
-import { QueueMessageSchema, type QueueMessage } from "../../../src/sync/messages.ts";
+import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 
 const app = createApp();

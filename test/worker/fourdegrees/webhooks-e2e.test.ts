@@ -19,7 +19,7 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
-import { QueueMessageSchema, type QueueMessage } from "../../../src/sync/messages.ts";
+import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import { useNetwork } from "../helpers/network.ts";

@@ -2,7 +2,7 @@
  * Fuzzing (issue 7) with fast-check on the public and admin entry points: both webhook routes,
  * the OAuth callback, the CSV import and the admin API. Random and mutated inputs (including
  * correctly signed bodies of every shape) must never produce a 5xx, and every message the Worker
- * enqueues must parse with the queue schema (src/sync/messages.ts). The queue is a recording one
+ * enqueues must parse with the queue schema (src/queue/messages.ts). The queue is a recording one
  * (the app runs with it in place of SYNC_QUEUE), so each enqueued body is checked as sent.
  *
  * Valid deliveries are generated on purpose (mutations of a real one: every opportunity event type,
@@ -30,7 +30,7 @@ import { createApp } from "../../../src/http/app.ts";
 import { createAccount, deleteAccount } from "../../../src/store/accounts.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
-import { QueueMessageSchema } from "../../../src/sync/messages.ts";
+import { QueueMessageSchema } from "../../../src/queue/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { proofEnv } from "../proof-env.ts";
 
@@ -47,7 +47,7 @@ const queue = {
     for (const m of messages) sent.push(m.body);
   },
 };
-// Both queues: webhooks go to the live one, CSV rows to the bulk one (src/sync/queues.ts).
+// Both queues: webhooks go to the live one, CSV rows to the bulk one (src/queue/queues.ts).
 const testEnv = { ...env, SYNC_QUEUE: queue, BULK_QUEUE: queue };
 const call = (req: Request) => app.fetch(req, testEnv);
 const admin = { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` };

@@ -7,7 +7,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { loadConfig } from "../../../src/config.ts";
-import { consumeBatch, type Handlers } from "../../../src/sync/consumer.ts";
+import { consumeBatch, type Handlers } from "../../../src/queue/consumer.ts";
 
 export interface BatchRun {
   /** Ids of the messages acked (handled or dropped as duplicates), in batch order. */

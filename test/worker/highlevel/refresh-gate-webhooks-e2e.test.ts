@@ -15,8 +15,8 @@ import { TokenResponseSchema } from "../../../src/highlevel/schemas.ts";
 import { createApp } from "../../../src/http/app.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
-import { QueueMessageSchema, type QueueMessage } from "../../../src/sync/messages.ts";
-import { outcomeForError } from "../../../src/sync/jobs.ts";
+import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messages.ts";
+import { outcomeForError } from "../../../src/sync/jobs/deps.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import { useNetwork } from "../helpers/network.ts";
 

@@ -14,7 +14,7 @@ import { createApp } from "../../../src/http/app.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { readCache } from "../../../src/store/highlevel-cache.ts";
 import { kvKeys } from "../../../src/store/kv-keys.ts";
-import { QueueMessageSchema } from "../../../src/sync/messages.ts";
+import { QueueMessageSchema } from "../../../src/queue/messages.ts";
 import { useNetwork } from "../helpers/network.ts";
 import { z } from "zod";
 

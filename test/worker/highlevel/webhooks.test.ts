@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import { fourDegreesWebhooks as fourdegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
 import { describe, expect, it } from "vitest";
 import { tokenGate } from "../../../src/gate/client.ts";
 import { createApp } from "../../../src/http/app.ts";
@@ -6,9 +7,10 @@ import { getConnection, locationConnectionId } from "../../../src/store/connecti
 import { ED25519_PRIVATE_PEM, RSA_PRIVATE_PEM } from "../../../sandbox/highlevel/keys.ts";
 import { base64ToBytes, bytesToBase64 } from "../../../src/lib/crypto.ts";
 import { createAccount } from "../../../src/store/accounts.ts";
-import type { Handlers } from "../../../src/sync/consumer.ts";
-import { syncHandlers, type JobDeps } from "../../../src/sync/jobs.ts";
-import type { QueueMessageInput } from "../../../src/sync/messages.ts";
+import type { Handlers } from "../../../src/queue/consumer.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
+import type { JobDeps } from "../../../src/sync/jobs/deps.ts";
+import type { QueueMessageInput } from "../../../src/queue/messages.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import OpportunityCreate from "../../fixtures/highlevel/OpportunityCreate.json";
 import OpportunityUpdate from "../../fixtures/highlevel/OpportunityUpdate.json";
@@ -266,6 +268,7 @@ describe("POST /webhooks/highlevel", () => {
       connectors: async () => {
         throw new Error("no provider call is expected here");
       },
+      fourdegreesWebhooks,
       enqueue: async (message) => void jobs.push(message),
       now: () => Date.now(),
       coalesceDelaySeconds: 0,

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
 import { gateFor, HIGHLEVEL_LIMITS } from "../../../src/gate/client.ts";
 import { createLogger } from "../../../src/lib/log.ts";
-import { createRule } from "../../../src/notify/api.ts";
+import { createRule } from "../../../src/http/notifications.ts";
 import { scanNotifications } from "../../../src/notify/scan.ts";
 import { createAccount } from "../../../src/store/accounts.ts";
 import { clearAppCondition, HIGHLEVEL_CLIENT_REJECTED, raiseAppCondition } from "../../../src/store/app-status.ts";

@@ -13,7 +13,7 @@ import { notifyChange } from "../../../src/notify/notify.ts";
 import { targetPolicy, targetProblem } from "../../../src/notify/targets.ts";
 import { createAccount, getAccount } from "../../../src/store/accounts.ts";
 import { getDelivery } from "../../../src/store/notifications.ts";
-import type { QueueMessage } from "../../../src/sync/messages.ts";
+import type { QueueMessage } from "../../../src/queue/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork } from "../helpers/network.ts";
 

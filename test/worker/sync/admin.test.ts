@@ -7,7 +7,7 @@ import { createLogger } from "../../../src/lib/log.ts";
 import { deleteAccount, getAccount, saveMapping, updateAccount } from "../../../src/store/accounts.ts";
 import { accountForWorkspace } from "../../../src/store/fourdegrees-accounts.ts";
 import { bootstrapAccount, BootstrapBody } from "../../../src/sync/bootstrap.ts";
-import { MappingSchema } from "../../../src/sync/mapping-config.ts";
+import { MappingSchema } from "../../../src/domain/mapping-config.ts";
 import { listFailures, recordFailure } from "../../../src/store/failures.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { tokenGate } from "../../../src/gate/client.ts";

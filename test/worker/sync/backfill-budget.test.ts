@@ -6,9 +6,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getBackfill } from "../../../src/store/backfill-runs.ts";
-import { BACKFILL_MESSAGE_BUDGET_MS, BACKFILL_PAGE_SIZE, beginBackfill, runBackfillPage } from "../../../src/sync/backfill.ts";
-import { QueueMessageSchema, type QueueMessage } from "../../../src/sync/messages.ts";
-import { isBulk, queueFor } from "../../../src/sync/queues.ts";
+import { BACKFILL_MESSAGE_BUDGET_MS, BACKFILL_PAGE_SIZE, beginBackfill, runBackfillPage } from "../../../src/sync/jobs/backfill.ts";
+import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messages.ts";
+import { isBulk, queueFor } from "../../../src/queue/queues.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { ACCOUNT, createWorld } from "./world.ts";
 

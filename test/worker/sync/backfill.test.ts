@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { getBackfill } from "../../../src/store/backfill-runs.ts";
 import { saveLink } from "../../../src/store/links.ts";
 import { listReview } from "../../../src/store/sync-events.ts";
-import { beginBackfill } from "../../../src/sync/backfill.ts";
+import { beginBackfill } from "../../../src/sync/jobs/backfill.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { expectConverged } from "./checks.ts";
 import { ACCOUNT, createWorld } from "./world.ts";

@@ -1,5 +1,5 @@
 /**
- * The messages of one queue batch share a scope (src/sync/consumer.ts `BatchScope`): a burst of
+ * The messages of one queue batch share a scope (src/queue/consumer.ts `BatchScope`): a burst of
  * deliveries for a few records costs one dirty mark and one job per record and one account
  * lookup per location, not one of each per delivery — and the job still applies the newest change.
  */
@@ -8,9 +8,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
 import { d1MeterTotals, meterDatabase } from "../../../src/store/d1-meter.ts";
-import { BatchScope, consumeBatch } from "../../../src/sync/consumer.ts";
-import { syncHandlers } from "../../../src/sync/jobs.ts";
-import type { QueueMessage } from "../../../src/sync/messages.ts";
+import { BatchScope, consumeBatch } from "../../../src/queue/consumer.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
+import type { QueueMessage } from "../../../src/queue/messages.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";
 import { createWorld } from "./world.ts";

@@ -59,7 +59,7 @@ describe("provider calls per change (steady state)", () => {
     // payloads never carry, so the payload alone cannot prove the echo of our write. The write
     // records the deliveries HighLevel will send for it (one OpportunityUpdate + one
     // OpportunityMonetaryValueUpdate, with the answer's state), and each of them takes its slot
-    // without a read (src/sync/highlevel-echo.ts, "Expected echoes"; expected-echo.test.ts).
+    // without a read (src/sync/engine/echo.ts, "Expected echoes"; expected-echo.test.ts).
     expect(c, calls.requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 1, writes: 1 } });
     await expectConverged(w);
   });

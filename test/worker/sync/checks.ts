@@ -2,8 +2,8 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { listLinks } from "../../../src/store/links.ts";
-import { directionOf, flatten, fromDeal, fromOpportunity } from "../../../src/sync/mapping.ts";
-import { same } from "../../../src/sync/merge.ts";
+import { directionOf, flatten, fromDeal, fromOpportunity } from "../../../src/sync/engine/mapping.ts";
+import { same } from "../../../src/sync/engine/merge.ts";
 import { ACCOUNT, type World } from "./world.ts";
 
 /** Creates a deal in the 4Degrees sandbox as a UI user would (emits its webhook). */

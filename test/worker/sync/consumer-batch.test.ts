@@ -4,8 +4,8 @@
  * retried exactly once.
  */
 import { describe, expect, it } from "vitest";
-import { BATCH_JOB_CONCURRENCY, type Handlers } from "../../../src/sync/consumer.ts";
-import type { QueueMessage } from "../../../src/sync/messages.ts";
+import { BATCH_JOB_CONCURRENCY, type Handlers } from "../../../src/queue/consumer.ts";
+import type { QueueMessage } from "../../../src/queue/messages.ts";
 import { runBatch } from "../helpers/consume.ts";
 
 const job = (recordId: string): QueueMessage => ({ v: 1, kind: "sync.record", accountId: "acct", side: "highlevel", record: "deal", recordId, locationId: null, lane: "live", force: false });

@@ -6,8 +6,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Handlers } from "../../../src/sync/consumer.ts";
-import type { QueueMessage } from "../../../src/sync/messages.ts";
+import type { Handlers } from "../../../src/queue/consumer.ts";
+import type { QueueMessage } from "../../../src/queue/messages.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 
 const hl = (webhookId: string): QueueMessage => ({ v: 1, kind: "highlevel.webhook", webhookId, locationId: "loc-claims", type: "OpportunityUpdate", receivedAt: Date.now(), body: { type: "OpportunityUpdate", id: "opp-1", locationId: "loc-claims" } });

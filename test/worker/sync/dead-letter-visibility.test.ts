@@ -13,10 +13,10 @@ import { loadConfig } from "../../../src/config.ts";
 import { createApp } from "../../../src/http/app.ts";
 import { createAccount, deleteAccount } from "../../../src/store/accounts.ts";
 import { getFailure, listFailures, type Failure } from "../../../src/store/failures.ts";
-import { backoffSeconds, type Handlers } from "../../../src/sync/consumer.ts";
-import { consumeDeadLetters, DLQ_MAX_RETRIES } from "../../../src/sync/dead-letters.ts";
-import { syncHandlers } from "../../../src/sync/jobs.ts";
-import { QueueMessageSchema, type QueueMessage } from "../../../src/sync/messages.ts";
+import { backoffSeconds, type Handlers } from "../../../src/queue/consumer.ts";
+import { consumeDeadLetters, DLQ_MAX_RETRIES } from "../../../src/sync/jobs/dead-letters.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
+import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 

@@ -2,7 +2,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { loadConfig } from "../../../src/config.ts";
-import { consumeDeadLetters } from "../../../src/sync/dead-letters.ts";
+import { consumeDeadLetters } from "../../../src/sync/jobs/dead-letters.ts";
 import { describe, expect, it } from "vitest";
 import { createAccount, deleteAccount } from "../../../src/store/accounts.ts";
 import { listFailures } from "../../../src/store/failures.ts";

@@ -1,5 +1,5 @@
 /**
- * Expected echoes (src/sync/highlevel-echo.ts, "Expected echoes"): when the engine's HighLevel
+ * Expected echoes (src/sync/engine/echo.ts, "Expected echoes"): when the engine's HighLevel
  * update is answered with exactly what it read plus what it wrote, the link records the deliveries
  * HighLevel will send for that write (one `OpportunityUpdate` + one specific event per changed
  * kind) with the answer's carried fields; each delivery of the write takes one slot and is acked
@@ -15,14 +15,14 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { CachedStructureCrm } from "../../../src/store/fourdegrees-cache.ts";
+import { CachedStructureCrm } from "../../../src/fourdegrees/cached-crm.ts";
 import { findExpectedEcho, findLink } from "../../../src/store/links.ts";
 import { getPending, listPending } from "../../../src/store/pending.ts";
 import { addReview } from "../../../src/store/sync-events.ts";
-import { consumeExpectedEcho, EXPECTED_ECHO_TTL_MS } from "../../../src/sync/highlevel-echo.ts";
-import { syncHandlers } from "../../../src/sync/jobs.ts";
-import { QueueMessageSchema } from "../../../src/sync/messages.ts";
-import { runReconcile } from "../../../src/sync/reconcile.ts";
+import { consumeExpectedEcho, EXPECTED_ECHO_TTL_MS } from "../../../src/sync/engine/echo.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
+import { QueueMessageSchema } from "../../../src/queue/messages.ts";
+import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { countProviderCall, expectConverged, newDeal, noProviderCalls, type ProviderCalls } from "./checks.ts";
 import { ACCOUNT, createWorld, type Queued, type World } from "./world.ts";

@@ -1,5 +1,5 @@
 /**
- * Zero-read echo recognition for HighLevel opportunity webhooks (src/sync/highlevel-echo.ts),
+ * Zero-read echo recognition for HighLevel opportunity webhooks (src/sync/engine/echo.ts),
  * end to end against both sandboxes: the webhooks of our own HighLevel writes are acked without a
  * job and without a HighLevel call when their payload is the pair's last-synced state; real
  * changes, fields the payload cannot speak for, late and reordered events, a pair with a sync in
@@ -18,15 +18,15 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { saveMapping } from "../../../src/store/accounts.ts";
-import { CachedStructureCrm } from "../../../src/store/fourdegrees-cache.ts";
+import { CachedStructureCrm } from "../../../src/fourdegrees/cached-crm.ts";
 import { deleteCache } from "../../../src/store/highlevel-cache.ts";
 import { kvKeys } from "../../../src/store/kv-keys.ts";
 import { clearExpectedEcho, findExpectedEcho } from "../../../src/store/links.ts";
 import { getPending, listPending } from "../../../src/store/pending.ts";
 import { listEvents } from "../../../src/store/sync-events.ts";
-import { syncHandlers } from "../../../src/sync/jobs.ts";
-import { MappingSchema, type ExtraField, type MappingInput } from "../../../src/sync/mapping-config.ts";
-import { QueueMessageSchema } from "../../../src/sync/messages.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
+import { MappingSchema, type ExtraField, type MappingInput } from "../../../src/domain/mapping-config.ts";
+import { QueueMessageSchema } from "../../../src/queue/messages.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { countProviderCall, expectConverged, newDeal, noProviderCalls, type ProviderCalls } from "./checks.ts";
 import { ACCOUNT, createWorld, type Queued, type World } from "./world.ts";

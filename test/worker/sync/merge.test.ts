@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { MappingSchema } from "../../../src/sync/mapping-config.ts";
-import type { Flat } from "../../../src/sync/mapping.ts";
-import { merge, same } from "../../../src/sync/merge.ts";
+import { MappingSchema } from "../../../src/domain/mapping-config.ts";
+import type { Flat } from "../../../src/domain/port.ts";
+import { merge, same } from "../../../src/sync/engine/merge.ts";
 
 const mapping = MappingSchema.parse({
   pipelines: [{ fourdegreesPipelineId: "pl_1", highlevelLocationId: "loc_1", highlevelPipelineId: "hp_1", stages: [{ fourdegrees: "st_a", highlevel: "hs_a" }, { fourdegrees: "st_b", highlevel: "hs_b" }] }],

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
 import { NewRuleSchema } from "../../../src/notify/rules.ts";
-import { createRule } from "../../../src/notify/api.ts";
+import { createRule } from "../../../src/http/notifications.ts";
 import { listDeliveries } from "../../../src/store/notifications.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";

@@ -8,7 +8,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { hasTombstone, listLinks } from "../../../src/store/links.ts";
-import { runReconcile, type ReconcileOptions, type ReconcileReport } from "../../../src/sync/reconcile.ts";
+import { runReconcile, type ReconcileOptions, type ReconcileReport } from "../../../src/sync/jobs/reconcile.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { expectConverged, newDeal } from "./checks.ts";
 import { ACCOUNT, createWorld, type World } from "./world.ts";

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { ledgerCounts } from "../../../src/store/ledger.ts";
 import { listPending } from "../../../src/store/pending.ts";
 import { listEvents, listReview } from "../../../src/store/sync-events.ts";
-import { runReconcile } from "../../../src/sync/reconcile.ts";
+import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { expectConverged, newDeal } from "./checks.ts";
 import { ACCOUNT, createWorld } from "./world.ts";

@@ -13,18 +13,20 @@ import { expect } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 import { loadConfig } from "../../../src/config.ts";
 import { FourDegreesClient, passThroughGate } from "../../../src/fourdegrees/client.ts";
-import { FourDegreesConnector } from "../../../src/fourdegrees/connector.ts";
+import { FourDegreesConnector, fourDegreesWebhooks as fourdegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
 import { pairFourDegreesAccount } from "../../../src/fourdegrees/wiring.ts";
 import { encryptSecret } from "../../../src/lib/crypto.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { createAccount, deleteAccount, getAccount, saveMapping, updateAccount, type Account } from "../../../src/store/accounts.ts";
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
 import { findLink } from "../../../src/store/links.ts";
-import { highLevelPort, type AccountConnectors, type ConnectorFactory } from "../../../src/sync/connectors.ts";
-import type { HandlerContext, Outcome } from "../../../src/sync/consumer.ts";
-import { syncHandlers, type JobDeps } from "../../../src/sync/jobs.ts";
-import { defaultMapping, MappingSchema, type Mapping, type MappingInput } from "../../../src/sync/mapping-config.ts";
-import { QueueMessageSchema, type QueueMessageInput } from "../../../src/sync/messages.ts";
+import { highLevelPort } from "../../../src/highlevel/adapter.ts";
+import type { AccountConnectors, ConnectorFactory } from "../../../src/sync/connectors.ts";
+import type { HandlerContext, Outcome } from "../../../src/queue/consumer.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
+import type { JobDeps } from "../../../src/sync/jobs/deps.ts";
+import { defaultMapping, MappingSchema, type Mapping, type MappingInput } from "../../../src/domain/mapping-config.ts";
+import { QueueMessageSchema, type QueueMessageInput } from "../../../src/queue/messages.ts";
 import type { RouteHandler } from "../helpers/network.ts";
 
 export const ACCOUNT = "acct-e2e";
@@ -148,6 +150,7 @@ export async function createWorld(
   };
   const deps: JobDeps = {
     connectors,
+    fourdegreesWebhooks,
     enqueue: async (body) => {
       queue.push({ body, attempts: 0 });
     },

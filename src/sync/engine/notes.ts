@@ -1,0 +1,215 @@
+/**
+ * The notes of a pair: HighLevel keeps notes on the opportunity's contact, 4Degrees on the deal.
+ * Each copy carries an origin footer (`tagOrigin`) so it is linked, never copied back.
+ */
+import type { Mapping } from "../../domain/mapping-config.ts";
+import type { Note } from "../../domain/port.ts";
+import { sha256 } from "../../lib/hash.ts";
+import type { Account } from "../../store/accounts.ts";
+import { beginWrite, completeWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
+import { deleteNoteLink, findLink, linksForContact, noteLinksForDeal, saveNoteLink, type Link, type SideName } from "../../store/links.ts";
+import { recordEvent } from "../../store/sync-events.ts";
+import { blank, directionOfWrites, type EngineDeps, type JobResult } from "./types.ts";
+
+/** What the notes sync needs of the engine (the `SyncEngine` of the job). */
+export interface NotesHost {
+  readonly deps: EngineDeps;
+  readonly account: Account;
+  readonly mapping: Mapping;
+  readonly db: D1Database;
+  highLevelWritable(locationId: string): Promise<boolean>;
+}
+
+/**
+ * Syncs the notes of one pair (by 4Degrees deal id, or every pair of a HighLevel contact).
+ * HighLevel notes live on the opportunity's contact; a contact shared by several linked
+ * opportunities cannot say which deal an untagged note belongs to, so those are left alone.
+ */
+export async function syncNotes(engine: NotesHost, side: SideName, recordId: string): Promise<JobResult> {
+  if (side === "fourdegrees") {
+    const link = await findLink(engine.db, engine.account.id, "fourdegrees", recordId);
+    if (!link || link.state !== "active" || !link.hlContactId) return { ...blank(recordId, null), outcome: "skipped", reason: "the deal has no active link with a HighLevel contact yet" };
+    const shared = (await linksForContact(engine.db, engine.account.id, link.hlContactId)).length > 1;
+    return syncNotesOf(engine, link, shared);
+  }
+  const links = await linksForContact(engine.db, engine.account.id, recordId);
+  if (links.length === 0) return { ...blank(null, null), outcome: "skipped", reason: `no active link uses HighLevel contact ${recordId}` };
+  const total: JobResult = { ...blank(links[0]?.fdDealId ?? null, links[0]?.hlOpportunityId ?? null) };
+  for (const link of links) {
+    const r = await syncNotesOf(engine, link, links.length > 1);
+    total.writes.push(...r.writes);
+    if (r.outcome === "test_mode") total.outcome = "test_mode";
+  }
+  if (total.outcome !== "test_mode") total.outcome = total.writes.length > 0 ? "ok" : "noop";
+  total.direction = directionOfWrites(total.writes);
+  return total;
+}
+
+/**
+ * Whether the notes of a linked 4Degrees deal differ from what was last synced — a note on one
+ * side that is not on the other, an edit, a delete, or note-link bookkeeping a job would do.
+ * Runs the notes sync in plan-only mode (two list calls, no writes): what reconcile uses to
+ * catch a note whose webhook was lost, marking the pair's notes dirty only when it differs (so
+ * a converged account stays quiet).
+ */
+export async function notesDiffer(engine: NotesHost, fdDealId: string): Promise<boolean> {
+  const link = await findLink(engine.db, engine.account.id, "fourdegrees", fdDealId);
+  if (!link || link.state !== "active" || !link.hlContactId || engine.mapping.notes === "off") return false;
+  const shared = (await linksForContact(engine.db, engine.account.id, link.hlContactId)).length > 1;
+  const planned = await syncNotesOf(engine, link, shared, { plan: true });
+  return planned.writes.length > 0 || (planned.detail?.["bookkeeping"] ?? 0) !== 0;
+}
+
+/** Syncs (or, with `plan`, only plans) the notes of one linked pair. */
+async function syncNotesOf(engine: NotesHost, link: Link, sharedContact: boolean, options: { plan?: boolean } = {}): Promise<JobResult> {
+  const contactId = link.hlContactId ?? "";
+  const hl = engine.deps.highlevel(link.hlLocationId);
+  const writable = engine.mapping.notes !== "off" && (await engine.highLevelWritable(link.hlLocationId));
+  const toHl = writable && (engine.mapping.notes === "both" || engine.mapping.notes === "to_highlevel");
+  const toFd = engine.mapping.notes === "both" || engine.mapping.notes === "to_fourdegrees";
+  const deletes = engine.account.deletePolicy !== "ignore";
+  const [fdNotes, hlNotes, links] = await Promise.all([engine.deps.fourdegrees.listNotes(link.fdDealId), hl.listNotes(contactId), noteLinksForDeal(engine.db, engine.account.id, link.fdDealId)]);
+  const out: JobResult = { ...blank(link.fdDealId, link.hlOpportunityId) };
+  // Test mode and plan-only runs compute every write and make none.
+  const test = engine.account.testMode || options.plan === true;
+  /** Note-link changes (saves, deletes, hash refreshes) this run made or, when `test`, would make. */
+  let bookkeeping = 0;
+  const now = () => engine.deps.now();
+  const byFd = new Map(fdNotes.map((n) => [n.id, n]));
+  const byHl = new Map(hlNotes.map((n) => [n.id, n]));
+  const linkedFd = new Set(links.map((l) => l.fdNoteId));
+  const linkedHl = new Set(links.map((l) => l.hlNoteId));
+  // Notes linked to other deals of a shared contact are not ours to judge.
+  if (sharedContact) {
+    const others = await noteIdsOfOtherPairs(engine, contactId, link.fdDealId);
+    for (const id of others) byHl.delete(id);
+  }
+
+  for (const nl of links) {
+    const f = byFd.get(nl.fdNoteId);
+    const h = byHl.get(nl.hlNoteId);
+    if (!f && !h) {
+      bookkeeping++;
+      if (!test) await deleteNoteLink(engine.db, engine.account.id, nl.fdNoteId);
+      continue;
+    }
+    if (!f || !h) {
+      // Deleted on one side (the listing is the confirming re-read).
+      if (deletes && ((!f && toHl) || (!h && toFd))) {
+        out.writes.push(!f ? { side: "highlevel", op: "delete_note", id: nl.hlNoteId } : { side: "fourdegrees", op: "delete_note", id: nl.fdNoteId });
+        if (!test) {
+          if (!f) await hl.deleteNote(contactId, nl.hlNoteId);
+          else await engine.deps.fourdegrees.deleteNote(nl.fdNoteId, { idempotencyKey: `sync:${engine.account.id}:note-delete:${nl.fdNoteId}` });
+        }
+      }
+      bookkeeping++;
+      if (!test) await deleteNoteLink(engine.db, engine.account.id, nl.fdNoteId);
+      continue;
+    }
+    const fBody = stripOrigin(f.body).text;
+    const hBody = stripOrigin(h.body).text;
+    const fh = await sha256(fBody);
+    const hh = await sha256(hBody);
+    if (fh === hh) {
+      if (fh !== nl.bodyHash) bookkeeping++;
+      if (fh !== nl.bodyHash && !test) await saveNoteLink(engine.db, { ...nl, bodyHash: fh }, now());
+      continue;
+    }
+    const fdChanged = fh !== nl.bodyHash;
+    const hlChanged = hh !== nl.bodyHash;
+    let winner: SideName | null = fdChanged && !hlChanged ? "fourdegrees" : hlChanged && !fdChanged ? "highlevel" : null;
+    if (winner === null) {
+      const policy = engine.account.conflictPolicy;
+      winner = policy === "newest" ? (Date.parse(f.updatedAt ?? f.createdAt ?? "") >= Date.parse(h.dateAdded ?? "") ? "fourdegrees" : "highlevel") : policy;
+      if (!options.plan) await recordEvent(engine.db, { accountId: engine.account.id, kind: "conflict", direction: winner === "fourdegrees" ? "to_highlevel" : "to_fourdegrees", fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: `${winner}_wins`, detail: { field: "note", fdNoteId: f.id, hlNoteId: h.id, policy } });
+    }
+    if (winner === "fourdegrees" && toHl) {
+      out.writes.push({ side: "highlevel", op: "update_note", id: h.id });
+      if (!test) await hl.updateNote(contactId, h.id, tagOrigin(fBody, "fourdegrees", f.id));
+      if (!test) await saveNoteLink(engine.db, { ...nl, bodyHash: fh }, now());
+    } else if (winner === "highlevel" && toFd) {
+      out.writes.push({ side: "fourdegrees", op: "update_note", id: f.id });
+      if (!test) await engine.deps.fourdegrees.updateNote(f.id, tagOrigin(hBody, "highlevel", h.id), { idempotencyKey: `sync:${engine.account.id}:note:${f.id}:${hh}` });
+      if (!test) await saveNoteLink(engine.db, { ...nl, bodyHash: hh }, now());
+    }
+  }
+
+  // Unlinked 4Degrees notes: ours (tagged) → link; theirs → copy to HighLevel.
+  for (const f of fdNotes) {
+    if (linkedFd.has(f.id)) continue;
+    const { text, origin } = stripOrigin(f.body);
+    if (origin?.side === "highlevel") {
+      if (byHl.has(origin.id)) bookkeeping++;
+      if (!test && byHl.has(origin.id)) await saveNoteLink(engine.db, { accountId: engine.account.id, fdNoteId: f.id, hlNoteId: origin.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(text) }, now());
+      continue;
+    }
+    const tagged = hlNotes.find((h) => stripOrigin(h.body).origin?.id === f.id);
+    if (tagged) {
+      bookkeeping++;
+      if (!test) await saveNoteLink(engine.db, { accountId: engine.account.id, fdNoteId: f.id, hlNoteId: tagged.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "fourdegrees", bodyHash: await sha256(text) }, now());
+      continue;
+    }
+    if (!toHl) continue;
+    out.writes.push({ side: "highlevel", op: "create_note", id: null });
+    if (test) continue;
+    const key: LedgerKey = { accountId: engine.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:note:${f.id}`, changeHash: "create" };
+    const begun = await beginWrite(engine.db, key, "create_note", now());
+    let hlNoteId = begun.entry.state === "done" ? begun.entry.targetId : null;
+    if (!hlNoteId) {
+      const created = await hl.createNote(contactId, tagOrigin(text, "fourdegrees", f.id));
+      await engine.deps.hooks?.afterCreate?.("highlevel", created.id);
+      hlNoteId = created.id;
+      await completeWrite(engine.db, key, hlNoteId, now());
+    }
+    await saveNoteLink(engine.db, { accountId: engine.account.id, fdNoteId: f.id, hlNoteId, fdDealId: link.fdDealId, hlContactId: contactId, origin: "fourdegrees", bodyHash: await sha256(text) }, now());
+  }
+
+  // Unlinked HighLevel notes: ours (tagged) → link above; theirs → copy to 4Degrees (not on a shared contact).
+  for (const h of byHl.values()) {
+    if (linkedHl.has(h.id)) continue;
+    const { text, origin } = stripOrigin(h.body);
+    if (origin) continue; // a copy of a 4Degrees note: linked (or about to be) by the loop above
+    if (fdNotes.some((f) => stripOrigin(f.body).origin?.id === h.id)) continue;
+    if (sharedContact || !toFd) continue;
+    out.writes.push({ side: "fourdegrees", op: "create_note", id: null });
+    if (test) continue;
+    const key: LedgerKey = { accountId: engine.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:note:${h.id}`, changeHash: "create" };
+    const begun = await beginWrite(engine.db, key, "create_note", now(), tagOrigin(text, "highlevel", h.id));
+    // A retry re-sends the first attempt's body with the same key (a replay needs the identical
+    // request); the link's hash is then that body's, so an edit made since syncs as an update.
+    const body = !begun.fresh && typeof begun.entry.request === "string" ? begun.entry.request : tagOrigin(text, "highlevel", h.id);
+    const created: Note = await engine.deps.fourdegrees.createNote(link.fdDealId, body, { idempotencyKey: ledgerIdempotencyKey(key) });
+    await engine.deps.hooks?.afterCreate?.("fourdegrees", created.id);
+    await completeWrite(engine.db, key, created.id, now());
+    await saveNoteLink(engine.db, { accountId: engine.account.id, fdNoteId: created.id, hlNoteId: h.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(stripOrigin(body).text) }, now());
+  }
+  out.outcome = test ? (out.writes.length ? "test_mode" : "noop") : out.writes.length ? "ok" : "noop";
+  if (bookkeeping > 0) out.detail = { ...out.detail, bookkeeping };
+  out.direction = directionOfWrites(out.writes);
+  if (out.writes.length > 0 && !test) await recordEvent(engine.db, { accountId: engine.account.id, kind: "note", direction: out.direction, fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: "ok", detail: { writes: out.writes } });
+  return out;
+}
+
+/** HighLevel note ids linked to the other pairs of a shared contact. */
+async function noteIdsOfOtherPairs(engine: NotesHost, contactId: string, fdDealId: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (const other of await linksForContact(engine.db, engine.account.id, contactId)) {
+    if (other.fdDealId === fdDealId) continue;
+    for (const nl of await noteLinksForDeal(engine.db, engine.account.id, other.fdDealId)) ids.push(nl.hlNoteId);
+  }
+  return ids;
+}
+
+const ORIGIN = /\n\n— synced from (4Degrees|HighLevel) note ([A-Za-z0-9_\-:.]+)$/;
+
+/** Appends the origin marker (a footer naming the source note) so a copy never bounces back. */
+export function tagOrigin(text: string, origin: SideName, id: string): string {
+  return `${text}\n\n— synced from ${origin === "fourdegrees" ? "4Degrees" : "HighLevel"} note ${id}`;
+}
+
+/** Splits a note body into its text and the origin marker, if any. */
+export function stripOrigin(body: string): { text: string; origin: { side: SideName; id: string } | null } {
+  const m = ORIGIN.exec(body);
+  if (!m) return { text: body, origin: null };
+  return { text: body.slice(0, m.index), origin: { side: m[1] === "4Degrees" ? "fourdegrees" : "highlevel", id: m[2] ?? "" } };
+}

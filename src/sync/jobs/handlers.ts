@@ -1,0 +1,34 @@
+/**
+ * The queue handlers of the sync engine, by message kind (the registry only; each job is its own
+ * module in this folder):
+ * - `highlevel.webhook` / `fourdegrees.webhook`: triage (webhooks.ts) — mark the record dirty and,
+ *   only when it was clean, enqueue one delayed `sync.record` job;
+ * - `sync.record`: run the engine for one record (record.ts);
+ * - `sync.backfill`: one page of a backfill run (backfill.ts);
+ * - `fourdegrees.import_row`: one row of a 4Degrees CSV import written to HighLevel (import-rows.ts).
+ *
+ * Failure discipline (per message, never a blanket ack): rate limits retry after the gate's /
+ * provider's delay; other transient errors retry with the consumer's capped exponential backoff;
+ * permanent errors (validation, 4xx, contract drift) are recorded in `sync_failures` with the
+ * message to replay and acked. One account's failure only ever touches its own messages.
+ */
+import type { Handler, Handlers, HandlerContext } from "../../queue/consumer.ts";
+import { runBackfillJob } from "./backfill.ts";
+import type { JobDeps } from "./deps.ts";
+import { runImportRow } from "./import-rows.ts";
+import { runRecordJob } from "./record.ts";
+import { handleFourDegreesWebhook, handleHighLevelWebhook } from "./webhooks.ts";
+
+/** The queue handlers of the engine, bound to `makeDeps` (called once per message). */
+export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handlers {
+  const hlWebhook: Handler<"highlevel.webhook"> = (msg, ctx) => handleHighLevelWebhook(msg, ctx, makeDeps);
+  const fdWebhook: Handler<"fourdegrees.webhook"> = (msg, ctx) => handleFourDegreesWebhook(msg, ctx, makeDeps);
+
+  const record: Handler<"sync.record"> = (msg, ctx) => runRecordJob(msg, ctx, makeDeps(ctx));
+
+  const backfill: Handler<"sync.backfill"> = (msg, ctx) => runBackfillJob(msg, ctx, makeDeps(ctx));
+
+  const importRow: Handler<"fourdegrees.import_row"> = (msg, ctx) => runImportRow(msg, ctx, makeDeps(ctx));
+
+  return { "highlevel.webhook": hlWebhook, "fourdegrees.webhook": fdWebhook, "sync.record": record, "sync.backfill": backfill, "fourdegrees.import_row": importRow };
+}

@@ -32,7 +32,13 @@ export default defineConfig(async () => ({
           setupFiles: ["./test/worker/setup.ts"],
           // workerd does not see the host's environment: the proof tests' knobs (chaos seed and
           // size, fuzz runs) reach them through `inject("proofEnv")` (test/worker/proof-env.ts).
-          provide: { proofEnv: { CHAOS_SEED: process.env["CHAOS_SEED"] ?? "", CHAOS_HEAVY: process.env["CHAOS_HEAVY"] ?? "", FUZZ_RUNS: process.env["FUZZ_RUNS"] ?? "" } },
+          provide: {
+            proofEnv: {
+              CHAOS_SEED: process.env["CHAOS_SEED"] ?? "",
+              CHAOS_HEAVY: process.env["CHAOS_HEAVY"] ?? "",
+              FUZZ_RUNS: process.env["FUZZ_RUNS"] ?? "",
+            },
+          },
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

@@ -60,7 +60,11 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     c.json({
       service: "fourdegrees-ghl-sync sandbox",
       seed,
-      providers: providers.map((p) => ({ name: p.name, mounts: Object.keys(p.mounts), control: `/_sandbox/${p.name}` })),
+      providers: providers.map((p) => ({
+        name: p.name,
+        mounts: Object.keys(p.mounts),
+        control: `/_sandbox/${p.name}`,
+      })),
       docs: "docs/sandbox.md",
     }),
   );
@@ -82,11 +86,16 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   app.post("/_sandbox/time/advance", async (c) => {
     const body: unknown = await c.req.json().catch(() => null);
     const ms = body && typeof body === "object" && "ms" in body && typeof body.ms === "number" ? body.ms : NaN;
-    if (!Number.isFinite(ms) || ms < 0) return c.json({ error: "body must be {\"ms\": <non-negative number>}" }, 400);
+    if (!Number.isFinite(ms) || ms < 0) return c.json({ error: 'body must be {"ms": <non-negative number>}' }, 400);
     clock.advance(ms);
     return c.json({ now: clock.now() });
   });
-  app.notFound((c) => c.json({ statusCode: 404, message: `Cannot ${c.req.method} ${new URL(c.req.url).pathname}`, error: "Not Found" }, 404));
+  app.notFound((c) =>
+    c.json(
+      { statusCode: 404, message: `Cannot ${c.req.method} ${new URL(c.req.url).pathname}`, error: "Not Found" },
+      404,
+    ),
+  );
 
   return {
     app,
@@ -119,7 +128,10 @@ function highLevelOf(providers: ProviderSandbox[]): HighLevelSandbox {
 }
 
 /** The provider of a class, for the typed accessors on `Sandbox`. */
-function providerOf<T extends ProviderSandbox>(providers: ProviderSandbox[], kind: abstract new (...args: never[]) => T): T {
+function providerOf<T extends ProviderSandbox>(
+  providers: ProviderSandbox[],
+  kind: abstract new (...args: never[]) => T,
+): T {
   const found = providers.find((p): p is T => p instanceof kind);
   if (!found) throw new Error(`sandbox provider ${kind.name} is not registered in createProviders`);
   return found;

@@ -29,7 +29,9 @@ export interface StartedSandbox {
 }
 
 /** Starts the sandbox host; used by `npm run sandbox`, `npm start` and the Node tests. */
-export async function startSandbox(options: { port?: number; hostname?: string; settings?: Record<string, string | undefined>; seedDemo?: boolean } = {}): Promise<StartedSandbox> {
+export async function startSandbox(
+  options: { port?: number; hostname?: string; settings?: Record<string, string | undefined>; seedDemo?: boolean } = {},
+): Promise<StartedSandbox> {
   const fileVars = existsSync(".dev.vars") ? readDotVars(".dev.vars") : readDotVars(".dev.vars.example");
   const settings = { ...fileVars, ...process.env, ...options.settings };
   const sandbox = createSandbox({ settings, webhookMode: "auto" });

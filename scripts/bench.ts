@@ -17,7 +17,14 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { runBurst, type BurstReport } from "./bench/burst.ts";
-import { duplicateWebhookFactory, forgedWebhookFactory, loadTrivial, loadWebhooks, webhookFactory, type LoadResult } from "./bench/load.ts";
+import {
+  duplicateWebhookFactory,
+  forgedWebhookFactory,
+  loadTrivial,
+  loadWebhooks,
+  webhookFactory,
+  type LoadResult,
+} from "./bench/load.ts";
 import { startStack, waitFor, waitQuiet, type CallCounts, type Stack } from "./bench/stack.ts";
 import { ROOT } from "./lib/processes.ts";
 
@@ -36,7 +43,12 @@ const PARTS = ["ingress", "calls", "quota", "storage", "burst"] as const;
 type Part = (typeof PARTS)[number];
 const Only = z
   .string()
-  .transform((raw) => raw.split(",").map((p) => p.trim()).filter(Boolean))
+  .transform((raw) =>
+    raw
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.enum(PARTS, { error: `BENCH_ONLY takes a comma list of ${PARTS.join(", ")}` })).min(1));
 /** The parts this run measures (`BENCH_ONLY`, default all). */
 const only: ReadonlySet<Part> = new Set(env["BENCH_ONLY"] ? Only.parse(env["BENCH_ONLY"]) : PARTS);
@@ -75,8 +87,16 @@ async function d1(stack: Stack): Promise<z.infer<typeof Meter>["d1"]> {
 
 function diff(a: CallCounts, b: CallCounts): CallCounts {
   return {
-    highlevel: { reads: b.highlevel.reads - a.highlevel.reads, writes: b.highlevel.writes - a.highlevel.writes, rateLimited: b.highlevel.rateLimited - a.highlevel.rateLimited },
-    fourdegrees: { reads: b.fourdegrees.reads - a.fourdegrees.reads, writes: b.fourdegrees.writes - a.fourdegrees.writes, rateLimited: b.fourdegrees.rateLimited - a.fourdegrees.rateLimited },
+    highlevel: {
+      reads: b.highlevel.reads - a.highlevel.reads,
+      writes: b.highlevel.writes - a.highlevel.writes,
+      rateLimited: b.highlevel.rateLimited - a.highlevel.rateLimited,
+    },
+    fourdegrees: {
+      reads: b.fourdegrees.reads - a.fourdegrees.reads,
+      writes: b.fourdegrees.writes - a.fourdegrees.writes,
+      rateLimited: b.fourdegrees.rateLimited - a.fourdegrees.rateLimited,
+    },
   };
 }
 
@@ -94,7 +114,13 @@ interface ChangeResult {
 }
 
 /** Runs one user change and measures until the Worker is quiet again. */
-async function measureChange(stack: Stack, change: string, origin: "fourdegrees" | "highlevel", act: () => void, done: () => boolean): Promise<ChangeResult> {
+async function measureChange(
+  stack: Stack,
+  change: string,
+  origin: "fourdegrees" | "highlevel",
+  act: () => void,
+  done: () => boolean,
+): Promise<ChangeResult> {
   const deliveries = () => stack.sb.highlevel.deliveries().length + stack.sb.fourdegrees.deliveries().length;
   const before = { calls: stack.calls(), deliveries: deliveries(), d1: await d1(stack) };
   const at = Date.now();
@@ -118,24 +144,55 @@ async function measureChange(stack: Stack, change: string, origin: "fourdegrees"
   };
 }
 
-const results: Record<string, unknown> = { startedAt: new Date().toISOString(), settings: { only: [...only], rateScale: SCALE, backfillDeals: DEALS, burstEvents: BURST, loadSeconds: LOAD_SECONDS, variantSeconds: VARIANT_SECONDS, connections: CONNECTIONS } };
+const results: Record<string, unknown> = {
+  startedAt: new Date().toISOString(),
+  settings: {
+    only: [...only],
+    rateScale: SCALE,
+    backfillDeals: DEALS,
+    burstEvents: BURST,
+    loadSeconds: LOAD_SECONDS,
+    variantSeconds: VARIANT_SECONDS,
+    connections: CONNECTIONS,
+  },
+};
 
 const needsStack = wants("ingress") || wants("calls") || wants("storage") || wants("quota");
-if (needsStack) step(`starting the sandbox and the Worker (HighLevel limits time-scaled ×${SCALE} in both; ${wants("quota") ? `${DEALS} 4Degrees deals seeded for the backfill` : "no backfill deals"})`);
+if (needsStack)
+  step(
+    `starting the sandbox and the Worker (HighLevel limits time-scaled ×${SCALE} in both; ${wants("quota") ? `${DEALS} 4Degrees deals seeded for the backfill` : "no backfill deals"})`,
+  );
 let stack: Stack | null = null;
-if (needsStack) await section("stack start", async () => {
-  stack = await startStack({
-    vars: { ...(env["BENCH_LOG_LEVEL"] ? { LOG_LEVEL: env["BENCH_LOG_LEVEL"] } : {}), HIGHLEVEL_RATE_SCALE: String(SCALE), D1_METER: "true", FOURDEGREES_RATE_PER_SECOND: "1000", FOURDEGREES_CONCURRENCY: "10" },
-    // 4Degrees is not the subject of the quota figure: its budget is wide on both sides.
-    sandboxSettings: { HIGHLEVEL_RATE_LIMIT_MAX: String(HL_MAX), HIGHLEVEL_RATE_LIMIT_INTERVAL_MS: String(Math.round(HL_INTERVAL_MS / SCALE)), FOURDEGREES_RATE_LIMIT: "100000" },
-    beforeSubscribe: (sb, demo) => {
-      if (!wants("quota")) return;
-      const stages = sb.fourdegrees.deals().filter((d) => d.pipeline_id === demo.fourdegreesPipelineId);
-      const stageId = stages[0]?.stage_id ?? null;
-      for (let i = 0; i < DEALS; i++) sb.fourdegrees.createDealAsUser({ name: `Backfill ${String(i).padStart(5, "0")}`, pipeline_id: demo.fourdegreesPipelineId, ...(stageId ? { stage_id: stageId } : {}), value: { amount_minor: (i + 1) * 100_00, currency: "USD" } });
-    },
+if (needsStack)
+  await section("stack start", async () => {
+    stack = await startStack({
+      vars: {
+        ...(env["BENCH_LOG_LEVEL"] ? { LOG_LEVEL: env["BENCH_LOG_LEVEL"] } : {}),
+        HIGHLEVEL_RATE_SCALE: String(SCALE),
+        D1_METER: "true",
+        FOURDEGREES_RATE_PER_SECOND: "1000",
+        FOURDEGREES_CONCURRENCY: "10",
+      },
+      // 4Degrees is not the subject of the quota figure: its budget is wide on both sides.
+      sandboxSettings: {
+        HIGHLEVEL_RATE_LIMIT_MAX: String(HL_MAX),
+        HIGHLEVEL_RATE_LIMIT_INTERVAL_MS: String(Math.round(HL_INTERVAL_MS / SCALE)),
+        FOURDEGREES_RATE_LIMIT: "100000",
+      },
+      beforeSubscribe: (sb, demo) => {
+        if (!wants("quota")) return;
+        const stages = sb.fourdegrees.deals().filter((d) => d.pipeline_id === demo.fourdegreesPipelineId);
+        const stageId = stages[0]?.stage_id ?? null;
+        for (let i = 0; i < DEALS; i++)
+          sb.fourdegrees.createDealAsUser({
+            name: `Backfill ${String(i).padStart(5, "0")}`,
+            pipeline_id: demo.fourdegreesPipelineId,
+            ...(stageId ? { stage_id: stageId } : {}),
+            value: { amount_minor: (i + 1) * 100_00, currency: "USD" },
+          });
+      },
+    });
   });
-});
 
 if (stack) await runOnStack(stack);
 
@@ -143,159 +200,346 @@ if (stack) await runOnStack(stack);
 async function runOnStack(stack: Stack): Promise<void> {
   try {
     // ---------- 1. ingress ----------
-    if (wants("ingress")) await section("ingress", async () => {
-      step(`1/5 ingress: GET /ping vs POST /webhooks/highlevel, ${LOAD_SECONDS} s each, ${CONNECTIONS} connections; breakdown variants ${VARIANT_SECONDS} s each`);
-      const url = stack.worker.url;
-      await loadTrivial(url, 2, CONNECTIONS); // warm-up
-      const trivial = await loadTrivial(url, LOAD_SECONDS, CONNECTIONS);
-      // The breakdown, cheapest path first: forged → the signature check only (401); then verified
-      // deliveries, all enqueued (the ingress touches no database): duplicate → the consumer's claim
-      // drops them; unknown location → the consumer acks them (no account); ignored type → the
-      // handler acks at once; unique → everything, the consumer's sync work included.
-      const stamp = Date.now();
-      const forged = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, forgedWebhookFactory(stack.locationId, `forged-${stamp}`));
-      const duplicate = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, duplicateWebhookFactory("bench-unknown-location", "dup", `duplicate-${stamp}`));
-      const unknown = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, webhookFactory("bench-unknown-location", ["x"], `unknown-${stamp}`));
-      const enqueued = await loadWebhooks(url, VARIANT_SECONDS, CONNECTIONS, webhookFactory(stack.locationId, ["x"], `enqueued-${stamp}`, "AppointmentCreate"));
-      await waitQuiet(stack, 2_000, 60_000);
-      const ids = Array.from({ length: 5 }, (_, i) => `bench-ingress-${i}`);
-      const webhooks = await loadWebhooks(url, LOAD_SECONDS, CONNECTIONS, webhookFactory(stack.locationId, ids, `ingress-${stamp}`));
-      const ratio = webhooks.rps / trivial.rps;
-      results["ingress"] = { trivial, webhooks, ratio, breakdown: { forged, duplicate, unknownLocation: unknown, enqueuedIgnoredType: enqueued } };
-      record("ingress req/s (webhook / trivial)", `${webhooks.rps.toFixed(0)} / ${trivial.rps.toFixed(0)} = ${ratio.toFixed(2)}`, "≥ 0.5", ratio >= 0.5);
-      record("ingress p99 ms (webhook vs trivial)", `${webhooks.p99Ms} vs ${trivial.p99Ms}`, "(printed)", null);
-      record("ingress errors (non-2xx + socket)", `${webhooks.non2xx + webhooks.errors} of ${webhooks.total}`, "0", webhooks.non2xx + webhooks.errors === 0);
-      const line = (name: string, r: LoadResult) => `${name} ${r.rps.toFixed(0)} (${(r.rps / trivial.rps).toFixed(2)}, p99 ${r.p99Ms})`;
-      record("ingress breakdown req/s (× trivial, p99 ms)", [line("forged→401", forged), line("duplicate", duplicate), line("unknown location", unknown), line("enqueued, consumer acks", enqueued), line("unique", webhooks)].join("; "), "(printed)", null);
-      const expected = (r: LoadResult, status: number) => r.errors === 0 && (status === 200 ? r.non2xx === 0 : r.non2xx === r.total);
-      record("ingress breakdown answers as expected", `forged ${forged.non2xx}/${forged.total} non-2xx; duplicate ${duplicate.non2xx}; unknown ${unknown.non2xx}; enqueued ${enqueued.non2xx}; socket errors ${forged.errors + duplicate.errors + unknown.errors + enqueued.errors}`, "forged all 401, others all 2xx", expected(forged, 401) && expected(duplicate, 200) && expected(unknown, 200) && expected(enqueued, 200));
-      await waitQuiet(stack, 4_000, 120_000);
-    });
+    if (wants("ingress"))
+      await section("ingress", async () => {
+        step(
+          `1/5 ingress: GET /ping vs POST /webhooks/highlevel, ${LOAD_SECONDS} s each, ${CONNECTIONS} connections; breakdown variants ${VARIANT_SECONDS} s each`,
+        );
+        const url = stack.worker.url;
+        await loadTrivial(url, 2, CONNECTIONS); // warm-up
+        const trivial = await loadTrivial(url, LOAD_SECONDS, CONNECTIONS);
+        // The breakdown, cheapest path first: forged → the signature check only (401); then verified
+        // deliveries, all enqueued (the ingress touches no database): duplicate → the consumer's claim
+        // drops them; unknown location → the consumer acks them (no account); ignored type → the
+        // handler acks at once; unique → everything, the consumer's sync work included.
+        const stamp = Date.now();
+        const forged = await loadWebhooks(
+          url,
+          VARIANT_SECONDS,
+          CONNECTIONS,
+          forgedWebhookFactory(stack.locationId, `forged-${stamp}`),
+        );
+        const duplicate = await loadWebhooks(
+          url,
+          VARIANT_SECONDS,
+          CONNECTIONS,
+          duplicateWebhookFactory("bench-unknown-location", "dup", `duplicate-${stamp}`),
+        );
+        const unknown = await loadWebhooks(
+          url,
+          VARIANT_SECONDS,
+          CONNECTIONS,
+          webhookFactory("bench-unknown-location", ["x"], `unknown-${stamp}`),
+        );
+        const enqueued = await loadWebhooks(
+          url,
+          VARIANT_SECONDS,
+          CONNECTIONS,
+          webhookFactory(stack.locationId, ["x"], `enqueued-${stamp}`, "AppointmentCreate"),
+        );
+        await waitQuiet(stack, 2_000, 60_000);
+        const ids = Array.from({ length: 5 }, (_, i) => `bench-ingress-${i}`);
+        const webhooks = await loadWebhooks(
+          url,
+          LOAD_SECONDS,
+          CONNECTIONS,
+          webhookFactory(stack.locationId, ids, `ingress-${stamp}`),
+        );
+        const ratio = webhooks.rps / trivial.rps;
+        results["ingress"] = {
+          trivial,
+          webhooks,
+          ratio,
+          breakdown: { forged, duplicate, unknownLocation: unknown, enqueuedIgnoredType: enqueued },
+        };
+        record(
+          "ingress req/s (webhook / trivial)",
+          `${webhooks.rps.toFixed(0)} / ${trivial.rps.toFixed(0)} = ${ratio.toFixed(2)}`,
+          "≥ 0.5",
+          ratio >= 0.5,
+        );
+        record("ingress p99 ms (webhook vs trivial)", `${webhooks.p99Ms} vs ${trivial.p99Ms}`, "(printed)", null);
+        record(
+          "ingress errors (non-2xx + socket)",
+          `${webhooks.non2xx + webhooks.errors} of ${webhooks.total}`,
+          "0",
+          webhooks.non2xx + webhooks.errors === 0,
+        );
+        const line = (name: string, r: LoadResult) =>
+          `${name} ${r.rps.toFixed(0)} (${(r.rps / trivial.rps).toFixed(2)}, p99 ${r.p99Ms})`;
+        record(
+          "ingress breakdown req/s (× trivial, p99 ms)",
+          [
+            line("forged→401", forged),
+            line("duplicate", duplicate),
+            line("unknown location", unknown),
+            line("enqueued, consumer acks", enqueued),
+            line("unique", webhooks),
+          ].join("; "),
+          "(printed)",
+          null,
+        );
+        const expected = (r: LoadResult, status: number) =>
+          r.errors === 0 && (status === 200 ? r.non2xx === 0 : r.non2xx === r.total);
+        record(
+          "ingress breakdown answers as expected",
+          `forged ${forged.non2xx}/${forged.total} non-2xx; duplicate ${duplicate.non2xx}; unknown ${unknown.non2xx}; enqueued ${enqueued.non2xx}; socket errors ${forged.errors + duplicate.errors + unknown.errors + enqueued.errors}`,
+          "forged all 401, others all 2xx",
+          expected(forged, 401) && expected(duplicate, 200) && expected(unknown, 200) && expected(enqueued, 200),
+        );
+        await waitQuiet(stack, 4_000, 120_000);
+      });
 
     // ---------- 2 + 4. provider calls and D1 rows per change ----------
     const sb = stack.sb;
-    const fdStage = (name: string) => sb.fourdegrees.store.pipelines.get(stack.fourdegreesPipelineId)?.stages.find((s) => s.name === name)?.id ?? "";
-    const hlStage = (name: string) => sb.highlevel.store.pipelines.get(stack.highlevelPipelineId)?.stages.find((s) => s.name === name)?.id ?? "";
-    const external = (dealId: string) => sb.fourdegrees.deal(dealId).external_refs?.find((r) => r.system === "highlevel")?.id ?? null;
+    const fdStage = (name: string) =>
+      sb.fourdegrees.store.pipelines.get(stack.fourdegreesPipelineId)?.stages.find((s) => s.name === name)?.id ?? "";
+    const hlStage = (name: string) =>
+      sb.highlevel.store.pipelines.get(stack.highlevelPipelineId)?.stages.find((s) => s.name === name)?.id ?? "";
+    const external = (dealId: string) =>
+      sb.fourdegrees.deal(dealId).external_refs?.find((r) => r.system === "highlevel")?.id ?? null;
     let dealId = "";
     let oppId = "";
     // The quota's live changes need the linked deal the create makes, so the quota alone runs the create.
-    if (wants("calls") || wants("storage") || wants("quota")) await section("provider calls per change", async () => {
-      step(wants("calls") || wants("storage") ? "2/5 + 4/5 provider calls and D1 rows per user change" : "the create the quota's live changes edit");
-      const changes: ChangeResult[] = [];
-      results["changes"] = changes;
-      changes.push(
-        await measureChange(
-          stack,
-          "create (4Degrees → HighLevel)",
-          "fourdegrees",
-          () => {
-            dealId = sb.fourdegrees.createDealAsUser({ name: "Bench Orbit Labs", pipeline_id: stack.fourdegreesPipelineId, stage_id: fdStage("Sourced"), value: { amount_minor: 250_000_00, currency: "USD" } }).id;
-          },
-          () => external(dealId) !== null,
-        ),
-      );
-      oppId = external(dealId) ?? "";
-      if (!wants("calls") && !wants("storage")) return;
-      if (oppId) {
-        changes.push(await measureChange(stack, "field update (4Degrees value)", "fourdegrees", () => void sb.fourdegrees.updateDealAsUser(dealId, { value: { amount_minor: 300_000_00, currency: "USD" } }), () => sb.highlevel.store.opportunities.get(oppId)?.monetaryValue === 300_000));
-        changes.push(await measureChange(stack, "stage change (HighLevel, fan-out pair)", "highlevel", () => void sb.highlevel.service.updateOpportunity(oppId, { pipelineStageId: hlStage("Term Sheet") }), () => sb.fourdegrees.deal(dealId).stage_id === fdStage("Term Sheet")));
-        changes.push(await measureChange(stack, "status change (HighLevel won)", "highlevel", () => void sb.highlevel.service.setStatus(oppId, "won"), () => sb.fourdegrees.deal(dealId).status === "won"));
-        // 4Degrees notes go to the HighLevel opportunity's contact (HighLevel has no opportunity notes).
-        const contactNotes = () => sb.highlevel.store.notesOf(sb.highlevel.store.opportunities.get(oppId)?.contactId ?? "");
-        changes.push(await measureChange(stack, "note (4Degrees → HighLevel)", "fourdegrees", () => void sb.fourdegrees.addNoteAsUser(dealId, "Bench: met the founders."), () => contactNotes().some((n) => n.body.startsWith("Bench: met the founders."))));
-      }
-      for (const c of wants("calls") ? changes : []) {
-        const target = c.origin === "fourdegrees" ? "highlevel" : "fourdegrees";
-        const t = c.calls[target];
-        const o = c.calls[c.origin];
-        const isCreate = c.change.startsWith("create");
-        // Reads of the changed record: the re-read of the source plus the other side's current copy.
-        const reads = c.calls.highlevel.reads + c.calls.fourdegrees.reads;
-        const writes = c.calls.highlevel.writes + c.calls.fourdegrees.writes;
-        const echoWrites = isCreate ? Math.max(0, o.writes - 1) : o.writes; // a create writes the link back once
-        const ok = c.synced && (isCreate ? echoWrites === 0 : t.writes <= 1 && echoWrites === 0 && reads <= 2);
-        record(
-          `calls: ${c.change}`,
-          `${c.synced ? `synced in ${c.syncSeconds.toFixed(1)} s` : "NOT SYNCED in 60 s"}; reads ${reads} (HL ${c.calls.highlevel.reads}, 4D ${c.calls.fourdegrees.reads}), writes ${writes} (to ${target === "highlevel" ? "HL" : "4D"} ${t.writes}, echo ${echoWrites}); naive ${c.naive.reads} GET + ${c.naive.writes} PUT for ${c.deliveries} deliveries`,
-          isCreate ? "synced, 0 echo writes" : "synced, ≤ 1 write, 0 echo writes, ≤ 1 read per side",
-          ok,
+    if (wants("calls") || wants("storage") || wants("quota"))
+      await section("provider calls per change", async () => {
+        step(
+          wants("calls") || wants("storage")
+            ? "2/5 + 4/5 provider calls and D1 rows per user change"
+            : "the create the quota's live changes edit",
         );
-      }
-      if (!oppId && wants("calls")) record("calls: the other changes", "skipped: the create did not sync", "measured", false);
-      const synced = changes.filter((c) => c.synced);
-      const d1Read = synced.reduce((n, c) => n + c.d1.rowsRead, 0);
-      const d1Written = synced.reduce((n, c) => n + c.d1.rowsWritten, 0);
-      results["storage"] = { perChange: changes.map((c) => ({ change: c.change, synced: c.synced, ...c.d1 })), averageRowsRead: d1Read / Math.max(1, synced.length), averageRowsWritten: d1Written / Math.max(1, synced.length) };
-      if (!wants("storage")) return;
-      for (const c of changes) record(`D1 rows: ${c.change}`, `${c.d1.rowsRead} read, ${c.d1.rowsWritten} written`, "(printed)", null);
-      record("D1 rows per synced change (mean)", `${(d1Read / Math.max(1, synced.length)).toFixed(1)} read, ${(d1Written / Math.max(1, synced.length)).toFixed(1)} written over ${synced.length} changes`, "(printed)", null);
-    });
+        const changes: ChangeResult[] = [];
+        results["changes"] = changes;
+        changes.push(
+          await measureChange(
+            stack,
+            "create (4Degrees → HighLevel)",
+            "fourdegrees",
+            () => {
+              dealId = sb.fourdegrees.createDealAsUser({
+                name: "Bench Orbit Labs",
+                pipeline_id: stack.fourdegreesPipelineId,
+                stage_id: fdStage("Sourced"),
+                value: { amount_minor: 250_000_00, currency: "USD" },
+              }).id;
+            },
+            () => external(dealId) !== null,
+          ),
+        );
+        oppId = external(dealId) ?? "";
+        if (!wants("calls") && !wants("storage")) return;
+        if (oppId) {
+          changes.push(
+            await measureChange(
+              stack,
+              "field update (4Degrees value)",
+              "fourdegrees",
+              () =>
+                void sb.fourdegrees.updateDealAsUser(dealId, { value: { amount_minor: 300_000_00, currency: "USD" } }),
+              () => sb.highlevel.store.opportunities.get(oppId)?.monetaryValue === 300_000,
+            ),
+          );
+          changes.push(
+            await measureChange(
+              stack,
+              "stage change (HighLevel, fan-out pair)",
+              "highlevel",
+              () => void sb.highlevel.service.updateOpportunity(oppId, { pipelineStageId: hlStage("Term Sheet") }),
+              () => sb.fourdegrees.deal(dealId).stage_id === fdStage("Term Sheet"),
+            ),
+          );
+          changes.push(
+            await measureChange(
+              stack,
+              "status change (HighLevel won)",
+              "highlevel",
+              () => void sb.highlevel.service.setStatus(oppId, "won"),
+              () => sb.fourdegrees.deal(dealId).status === "won",
+            ),
+          );
+          // 4Degrees notes go to the HighLevel opportunity's contact (HighLevel has no opportunity notes).
+          const contactNotes = () =>
+            sb.highlevel.store.notesOf(sb.highlevel.store.opportunities.get(oppId)?.contactId ?? "");
+          changes.push(
+            await measureChange(
+              stack,
+              "note (4Degrees → HighLevel)",
+              "fourdegrees",
+              () => void sb.fourdegrees.addNoteAsUser(dealId, "Bench: met the founders."),
+              () => contactNotes().some((n) => n.body.startsWith("Bench: met the founders.")),
+            ),
+          );
+        }
+        for (const c of wants("calls") ? changes : []) {
+          const target = c.origin === "fourdegrees" ? "highlevel" : "fourdegrees";
+          const t = c.calls[target];
+          const o = c.calls[c.origin];
+          const isCreate = c.change.startsWith("create");
+          // Reads of the changed record: the re-read of the source plus the other side's current copy.
+          const reads = c.calls.highlevel.reads + c.calls.fourdegrees.reads;
+          const writes = c.calls.highlevel.writes + c.calls.fourdegrees.writes;
+          const echoWrites = isCreate ? Math.max(0, o.writes - 1) : o.writes; // a create writes the link back once
+          const ok = c.synced && (isCreate ? echoWrites === 0 : t.writes <= 1 && echoWrites === 0 && reads <= 2);
+          record(
+            `calls: ${c.change}`,
+            `${c.synced ? `synced in ${c.syncSeconds.toFixed(1)} s` : "NOT SYNCED in 60 s"}; reads ${reads} (HL ${c.calls.highlevel.reads}, 4D ${c.calls.fourdegrees.reads}), writes ${writes} (to ${target === "highlevel" ? "HL" : "4D"} ${t.writes}, echo ${echoWrites}); naive ${c.naive.reads} GET + ${c.naive.writes} PUT for ${c.deliveries} deliveries`,
+            isCreate ? "synced, 0 echo writes" : "synced, ≤ 1 write, 0 echo writes, ≤ 1 read per side",
+            ok,
+          );
+        }
+        if (!oppId && wants("calls"))
+          record("calls: the other changes", "skipped: the create did not sync", "measured", false);
+        const synced = changes.filter((c) => c.synced);
+        const d1Read = synced.reduce((n, c) => n + c.d1.rowsRead, 0);
+        const d1Written = synced.reduce((n, c) => n + c.d1.rowsWritten, 0);
+        results["storage"] = {
+          perChange: changes.map((c) => ({ change: c.change, synced: c.synced, ...c.d1 })),
+          averageRowsRead: d1Read / Math.max(1, synced.length),
+          averageRowsWritten: d1Written / Math.max(1, synced.length),
+        };
+        if (!wants("storage")) return;
+        for (const c of changes)
+          record(`D1 rows: ${c.change}`, `${c.d1.rowsRead} read, ${c.d1.rowsWritten} written`, "(printed)", null);
+        record(
+          "D1 rows per synced change (mean)",
+          `${(d1Read / Math.max(1, synced.length)).toFixed(1)} read, ${(d1Written / Math.max(1, synced.length)).toFixed(1)} written over ${synced.length} changes`,
+          "(printed)",
+          null,
+        );
+      });
 
     // ---------- 3. quota: the backfill ----------
-    if (wants("quota")) await section("quota (backfill)", async () => {
-      const allowed = (HL_MAX / (HL_INTERVAL_MS / SCALE)) * 1000;
-      step(`3/5 quota: backfill of ${DEALS} deals at ×${SCALE} time (allowed ${HL_MAX} per ${HL_INTERVAL_MS / SCALE} ms = ${allowed.toFixed(0)} req/s)`);
-      const callsBefore = stack.calls();
-      const timesFrom = stack.highlevelCallTimes.length;
-      const started = Date.now();
-      await stack.admin("POST", "/api/accounts/demo/backfill");
-      const Progress = z.object({ backfill: z.object({ state: z.string(), done: z.number(), total: z.number() }).loose().nullable() }).loose();
-      const progress = async () => Progress.parse(await stack.admin("GET", "/api/accounts/demo/backfill")).backfill;
-      // Live changes during the backfill, once it is well under way (each way, one after the other).
-      const live: Array<{ change: string; synced: boolean; seconds: number; backfillDoneAt: number }> = [];
-      const liveChange = async (change: string, act: () => void, done: () => boolean) => {
-        const doneAt = (await progress())?.done ?? 0;
-        const at = Date.now();
-        act();
-        const ok = await waitFor(done, 120_000);
-        live.push({ change, synced: ok, seconds: (Date.now() - at) / 1000, backfillDoneAt: doneAt });
-      };
-      await waitFor(async () => ((await progress())?.done ?? 0) >= Math.min(200, DEALS / 4), 600_000);
-      if (oppId) {
-        for (let round = 0; round < 3; round++) {
-          const amount = 777_000 + round;
-          await liveChange(`4D → HL value #${round + 1}`, () => void sb.fourdegrees.updateDealAsUser(dealId, { value: { amount_minor: amount * 100, currency: "USD" } }), () => sb.highlevel.store.opportunities.get(oppId)?.monetaryValue === amount);
-          const name = `Bench Orbit Labs (renamed during backfill ${round + 1})`;
-          await liveChange(`HL → 4D name #${round + 1}`, () => void sb.highlevel.service.updateOpportunity(oppId, { name }), () => sb.fourdegrees.deal(dealId).name === name);
+    if (wants("quota"))
+      await section("quota (backfill)", async () => {
+        const allowed = (HL_MAX / (HL_INTERVAL_MS / SCALE)) * 1000;
+        step(
+          `3/5 quota: backfill of ${DEALS} deals at ×${SCALE} time (allowed ${HL_MAX} per ${HL_INTERVAL_MS / SCALE} ms = ${allowed.toFixed(0)} req/s)`,
+        );
+        const callsBefore = stack.calls();
+        const timesFrom = stack.highlevelCallTimes.length;
+        const started = Date.now();
+        await stack.admin("POST", "/api/accounts/demo/backfill");
+        const Progress = z
+          .object({ backfill: z.object({ state: z.string(), done: z.number(), total: z.number() }).loose().nullable() })
+          .loose();
+        const progress = async () => Progress.parse(await stack.admin("GET", "/api/accounts/demo/backfill")).backfill;
+        // Live changes during the backfill, once it is well under way (each way, one after the other).
+        const live: Array<{ change: string; synced: boolean; seconds: number; backfillDoneAt: number }> = [];
+        const liveChange = async (change: string, act: () => void, done: () => boolean) => {
+          const doneAt = (await progress())?.done ?? 0;
+          const at = Date.now();
+          act();
+          const ok = await waitFor(done, 120_000);
+          live.push({ change, synced: ok, seconds: (Date.now() - at) / 1000, backfillDoneAt: doneAt });
+        };
+        await waitFor(async () => ((await progress())?.done ?? 0) >= Math.min(200, DEALS / 4), 600_000);
+        if (oppId) {
+          for (let round = 0; round < 3; round++) {
+            const amount = 777_000 + round;
+            await liveChange(
+              `4D → HL value #${round + 1}`,
+              () =>
+                void sb.fourdegrees.updateDealAsUser(dealId, {
+                  value: { amount_minor: amount * 100, currency: "USD" },
+                }),
+              () => sb.highlevel.store.opportunities.get(oppId)?.monetaryValue === amount,
+            );
+            const name = `Bench Orbit Labs (renamed during backfill ${round + 1})`;
+            await liveChange(
+              `HL → 4D name #${round + 1}`,
+              () => void sb.highlevel.service.updateOpportunity(oppId, { name }),
+              () => sb.fourdegrees.deal(dealId).name === name,
+            );
+          }
         }
-      }
-      const finished = await waitFor(async () => (await progress())?.state === "done", Math.max(600_000, DEALS * 2_000));
-      const ended = Date.now();
-      const run = await progress();
-      const bfCalls = diff(callsBefore, stack.calls());
-      const times = stack.highlevelCallTimes.slice(timesFrom);
-      const spanS = times.length > 1 ? ((times[times.length - 1] ?? 0) - (times[0] ?? 0)) / 1000 : (ended - started) / 1000;
-      const hlCalls = bfCalls.highlevel.reads + bfCalls.highlevel.writes;
-      const achieved = hlCalls / spanS;
-      // The busiest sandbox window (fixed windows of the scaled interval, as the sandbox counts).
-      const windowMs = HL_INTERVAL_MS / SCALE;
-      const perWindow = new Map<number, number>();
-      for (const t of times) perWindow.set(Math.floor(t / windowMs), (perWindow.get(Math.floor(t / windowMs)) ?? 0) + 1);
-      const busiest = Math.max(0, ...perWindow.values());
-      results["quota"] = { run, finished, hlCalls, fourdegreesCalls: bfCalls.fourdegrees, spanSeconds: spanS, achievedPerSecond: achieved, allowedPerSecond: allowed, ratio: achieved / allowed, busiestWindowCalls: busiest, rateLimited: bfCalls.highlevel.rateLimited, live, scale: SCALE };
-      record("backfill finished", `${run?.state ?? "?"}: ${run?.done ?? 0} records walked (the ${DEALS} seeded deals and the HighLevel side), ${hlCalls} HighLevel calls in ${spanS.toFixed(1)} s`, "done", finished);
-      record("quota: achieved / HighLevel's allowed rate", `${achieved.toFixed(1)} / ${allowed.toFixed(1)} req/s = ${(achieved / allowed).toFixed(3)} (busiest ${windowMs} ms window: ${busiest} calls)`, "≥ 0.9", achieved / allowed >= 0.9);
-      record("quota: 429s received", String(bfCalls.highlevel.rateLimited), "0", bfCalls.highlevel.rateLimited === 0);
-      if (live.length === 0) record("live changes during backfill", "not made (the create did not sync)", "made", false);
-      for (const l of live) {
-        record(`live during backfill: ${l.change}`, l.synced ? `${l.seconds.toFixed(1)} s real = ${(l.seconds * SCALE).toFixed(1)} s scaled (backfill at ${l.backfillDoneAt} deals)` : "NOT SYNCED in 120 s", `≤ ${LIVE_TARGET_SCALED_S} s scaled`, l.synced && l.seconds * SCALE <= LIVE_TARGET_SCALED_S);
-      }
-    });
+        const finished = await waitFor(
+          async () => (await progress())?.state === "done",
+          Math.max(600_000, DEALS * 2_000),
+        );
+        const ended = Date.now();
+        const run = await progress();
+        const bfCalls = diff(callsBefore, stack.calls());
+        const times = stack.highlevelCallTimes.slice(timesFrom);
+        const spanS =
+          times.length > 1 ? ((times[times.length - 1] ?? 0) - (times[0] ?? 0)) / 1000 : (ended - started) / 1000;
+        const hlCalls = bfCalls.highlevel.reads + bfCalls.highlevel.writes;
+        const achieved = hlCalls / spanS;
+        // The busiest sandbox window (fixed windows of the scaled interval, as the sandbox counts).
+        const windowMs = HL_INTERVAL_MS / SCALE;
+        const perWindow = new Map<number, number>();
+        for (const t of times)
+          perWindow.set(Math.floor(t / windowMs), (perWindow.get(Math.floor(t / windowMs)) ?? 0) + 1);
+        const busiest = Math.max(0, ...perWindow.values());
+        results["quota"] = {
+          run,
+          finished,
+          hlCalls,
+          fourdegreesCalls: bfCalls.fourdegrees,
+          spanSeconds: spanS,
+          achievedPerSecond: achieved,
+          allowedPerSecond: allowed,
+          ratio: achieved / allowed,
+          busiestWindowCalls: busiest,
+          rateLimited: bfCalls.highlevel.rateLimited,
+          live,
+          scale: SCALE,
+        };
+        record(
+          "backfill finished",
+          `${run?.state ?? "?"}: ${run?.done ?? 0} records walked (the ${DEALS} seeded deals and the HighLevel side), ${hlCalls} HighLevel calls in ${spanS.toFixed(1)} s`,
+          "done",
+          finished,
+        );
+        record(
+          "quota: achieved / HighLevel's allowed rate",
+          `${achieved.toFixed(1)} / ${allowed.toFixed(1)} req/s = ${(achieved / allowed).toFixed(3)} (busiest ${windowMs} ms window: ${busiest} calls)`,
+          "≥ 0.9",
+          achieved / allowed >= 0.9,
+        );
+        record("quota: 429s received", String(bfCalls.highlevel.rateLimited), "0", bfCalls.highlevel.rateLimited === 0);
+        if (live.length === 0)
+          record("live changes during backfill", "not made (the create did not sync)", "made", false);
+        for (const l of live) {
+          record(
+            `live during backfill: ${l.change}`,
+            l.synced
+              ? `${l.seconds.toFixed(1)} s real = ${(l.seconds * SCALE).toFixed(1)} s scaled (backfill at ${l.backfillDoneAt} deals)`
+              : "NOT SYNCED in 120 s",
+            `≤ ${LIVE_TARGET_SCALED_S} s scaled`,
+            l.synced && l.seconds * SCALE <= LIVE_TARGET_SCALED_S,
+          );
+        }
+      });
   } finally {
     await stack.stop();
   }
 }
 
 // ---------- 5. burst ----------
-if (wants("burst")) await section("burst", async () => {
-  step(`5/5 burst: ${BURST} signed webhooks (fresh stack, LOG_LEVEL=debug to observe each message's ack)`);
-  const burst: BurstReport = await runBurst(BURST, { drainTimeoutMs: 60_000 + BURST * 100 });
-  results["burst"] = burst;
-  record("burst: acknowledged", `${burst.acknowledged} of ${burst.events} (${JSON.stringify(burst.byStatus)})`, "all", burst.acknowledged === burst.events);
-  record("burst: processed / lost / applied twice", `${burst.processed} / ${burst.lost} / ${burst.appliedTwice}`, `${burst.events} / 0 / 0`, burst.processed === burst.events && burst.lost === 0 && burst.appliedTwice === 0);
-  record("burst: p99 ack ms, drain s", `${burst.p99AckMs} ms at ${(burst.events / burst.sendSeconds).toFixed(0)} req/s; sent in ${burst.sendSeconds.toFixed(1)} s, drained ${burst.drainSeconds.toFixed(1)} s after`, "(printed)", null);
-});
+if (wants("burst"))
+  await section("burst", async () => {
+    step(`5/5 burst: ${BURST} signed webhooks (fresh stack, LOG_LEVEL=debug to observe each message's ack)`);
+    const burst: BurstReport = await runBurst(BURST, { drainTimeoutMs: 60_000 + BURST * 100 });
+    results["burst"] = burst;
+    record(
+      "burst: acknowledged",
+      `${burst.acknowledged} of ${burst.events} (${JSON.stringify(burst.byStatus)})`,
+      "all",
+      burst.acknowledged === burst.events,
+    );
+    record(
+      "burst: processed / lost / applied twice",
+      `${burst.processed} / ${burst.lost} / ${burst.appliedTwice}`,
+      `${burst.events} / 0 / 0`,
+      burst.processed === burst.events && burst.lost === 0 && burst.appliedTwice === 0,
+    );
+    record(
+      "burst: p99 ack ms, drain s",
+      `${burst.p99AckMs} ms at ${(burst.events / burst.sendSeconds).toFixed(0)} req/s; sent in ${burst.sendSeconds.toFixed(1)} s, drained ${burst.drainSeconds.toFixed(1)} s after`,
+      "(printed)",
+      null,
+    );
+  });
 
 // ---------- report ----------
 results["rows"] = rows;
@@ -307,7 +551,10 @@ writeFileSync(resolve(ROOT, resultsFile), JSON.stringify(results, null, 2));
 const w1 = Math.max(0, ...rows.map((r) => r.figure.length));
 const w2 = Math.max(0, ...rows.map((r) => r.measured.length));
 console.log("");
-for (const r of rows) console.log(`${r.ok === null ? " " : r.ok ? "✓" : "✗"} ${r.figure.padEnd(w1)}  ${r.measured.padEnd(w2)}  ${r.target}`);
+for (const r of rows)
+  console.log(
+    `${r.ok === null ? " " : r.ok ? "✓" : "✗"} ${r.figure.padEnd(w1)}  ${r.measured.padEnd(w2)}  ${r.target}`,
+  );
 console.log(`\nwritten: ${resultsFile}`);
 if (missed.length > 0) {
   console.error(`\n${missed.length} target(s) missed:\n${missed.map((m) => `  - ${m}`).join("\n")}`);

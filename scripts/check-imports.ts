@@ -50,7 +50,10 @@ export function runtimeImports(source: string): string[] {
 function onlyTypeSpecifiers(clause: string): boolean {
   const braces = clause.trim().match(/^\{([\s\S]*)\}$/);
   if (!braces) return false;
-  const names = braces[1]!.split(",").map((s) => s.trim()).filter(Boolean);
+  const names = braces[1]!
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   return names.length > 0 && names.every((n) => n.startsWith("type "));
 }
 
@@ -94,7 +97,9 @@ export function checkImports(files: ReadonlyMap<string, string>): string[] {
         problems.push(`${path}: ${from}/ may import ${describe(allowed)}, but imports ${target}`);
       }
       if (FORBIDDEN_LAYERS[from]?.includes(to)) {
-        problems.push(`${path}: ${from}/ may not import ${FORBIDDEN_LAYERS[from]!.map((l) => `${l}/`).join(" or ")}, but imports ${target}`);
+        problems.push(
+          `${path}: ${from}/ may not import ${FORBIDDEN_LAYERS[from]!.map((l) => `${l}/`).join(" or ")}, but imports ${target}`,
+        );
       }
     }
     graph.set(path, targets);

@@ -16,7 +16,12 @@ import { z } from "zod";
 const S = `http://127.0.0.1:${process.env["SANDBOX_PORT"] ?? 8788}`;
 const FOUR_KEY = process.env["FOURDEGREES_API_KEY"] ?? "4d_sandbox_key_demo";
 
-async function json(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+async function json(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<unknown> {
   const res = await fetch(`${S}${path}`, {
     method,
     headers: { "content-type": "application/json", ...headers },
@@ -29,28 +34,58 @@ async function json(method: string, path: string, body?: unknown, headers: Recor
   return text ? JSON.parse(text) : null;
 }
 
-const FourDeal = z.object({ id: z.string(), name: z.string(), stage_id: z.string(), status: z.string(), value: z.object({ amount_minor: z.number() }).nullable().optional(), archived_at: z.string().nullable().optional() });
-const FourPipelines = z.object({ data: z.array(z.object({ id: z.string(), stages: z.array(z.object({ id: z.string(), name: z.string() })) })) });
-const HlOpp = z.object({ id: z.string(), name: z.string(), pipelineStageId: z.string().nullable().optional(), status: z.string(), monetaryValue: z.number().nullable().optional() });
-const HlState = z.object({ demo: z.object({ locationId: z.string(), pit: z.string(), userIds: z.array(z.string()) }).passthrough() }).passthrough();
-const HlPipelines = z.object({ pipelines: z.array(z.object({ stages: z.array(z.object({ id: z.string(), name: z.string() })) })) });
+const FourDeal = z.object({
+  id: z.string(),
+  name: z.string(),
+  stage_id: z.string(),
+  status: z.string(),
+  value: z.object({ amount_minor: z.number() }).nullable().optional(),
+  archived_at: z.string().nullable().optional(),
+});
+const FourPipelines = z.object({
+  data: z.array(z.object({ id: z.string(), stages: z.array(z.object({ id: z.string(), name: z.string() })) })),
+});
+const HlOpp = z.object({
+  id: z.string(),
+  name: z.string(),
+  pipelineStageId: z.string().nullable().optional(),
+  status: z.string(),
+  monetaryValue: z.number().nullable().optional(),
+});
+const HlState = z
+  .object({ demo: z.object({ locationId: z.string(), pit: z.string(), userIds: z.array(z.string()) }).passthrough() })
+  .passthrough();
+const HlPipelines = z.object({
+  pipelines: z.array(z.object({ stages: z.array(z.object({ id: z.string(), name: z.string() })) })),
+});
 
 async function fourDeals() {
-  return z.object({ deals: z.array(FourDeal) }).parse(await json("GET", "/_sandbox/4degrees/deals")).deals.filter((d) => !d.archived_at);
+  return z
+    .object({ deals: z.array(FourDeal) })
+    .parse(await json("GET", "/_sandbox/4degrees/deals"))
+    .deals.filter((d) => !d.archived_at);
 }
 async function fourStages() {
-  const p = FourPipelines.parse(await json("GET", "/4degrees/v1/pipelines", undefined, { authorization: `Bearer ${FOUR_KEY}` }));
+  const p = FourPipelines.parse(
+    await json("GET", "/4degrees/v1/pipelines", undefined, { authorization: `Bearer ${FOUR_KEY}` }),
+  );
   return new Map(p.data.flatMap((pl) => pl.stages.map((s) => [s.id, s.name] as const)));
 }
 async function hlState() {
   return HlState.parse(await json("GET", "/_sandbox/highlevel"));
 }
 async function hlOpps(locationId: string) {
-  return z.object({ opportunities: z.array(HlOpp) }).parse(await json("GET", `/_sandbox/highlevel/opportunities?locationId=${encodeURIComponent(locationId)}`)).opportunities;
+  return z
+    .object({ opportunities: z.array(HlOpp) })
+    .parse(await json("GET", `/_sandbox/highlevel/opportunities?locationId=${encodeURIComponent(locationId)}`))
+    .opportunities;
 }
 async function hlStages(state: z.infer<typeof HlState>) {
   const p = HlPipelines.parse(
-    await json("GET", `/highlevel/opportunities/pipelines?locationId=${state.demo.locationId}`, undefined, { authorization: `Bearer ${state.demo.pit}`, version: "2021-07-28" }),
+    await json("GET", `/highlevel/opportunities/pipelines?locationId=${state.demo.locationId}`, undefined, {
+      authorization: `Bearer ${state.demo.pit}`,
+      version: "2021-07-28",
+    }),
   );
   return new Map(p.pipelines.flatMap((pl) => pl.stages.map((s) => [s.id, s.name] as const)));
 }
@@ -61,23 +96,35 @@ function findOne<T extends { name: string }>(items: T[], query: string, where: s
   if (hits.length === 1) return hits[0]!;
   const exact = hits.filter((i) => i.name.toLowerCase() === q);
   if (exact.length === 1) return exact[0]!;
-  throw new Error(hits.length === 0 ? `no deal matching "${query}" in ${where} (npm run demo -- list)` : `"${query}" matches ${hits.length} deals in ${where}: ${hits.map((h) => h.name).join(" · ")}`);
+  throw new Error(
+    hits.length === 0
+      ? `no deal matching "${query}" in ${where} (npm run demo -- list)`
+      : `"${query}" matches ${hits.length} deals in ${where}: ${hits.map((h) => h.name).join(" · ")}`,
+  );
 }
 
-const money = (n: number | null | undefined) => (n == null ? "—" : n.toLocaleString("en-US", { maximumFractionDigits: 2 }));
+const money = (n: number | null | undefined) =>
+  n == null ? "—" : n.toLocaleString("en-US", { maximumFractionDigits: 2 });
 
 async function list() {
   const state = await hlState();
-  const [deals, stages4, opps, stagesHl] = await Promise.all([fourDeals(), fourStages(), hlOpps(state.demo.locationId), hlStages(state)]);
+  const [deals, stages4, opps, stagesHl] = await Promise.all([
+    fourDeals(),
+    fourStages(),
+    hlOpps(state.demo.locationId),
+    hlStages(state),
+  ]);
   const names = [...new Set([...deals.map((d) => d.name), ...opps.map((o) => o.name)])].sort();
   const rows = names.map((name) => {
     const d = deals.find((x) => x.name === name);
     const o = opps.find((x) => x.name === name);
     return {
       deal: name.slice(0, 38),
-      "4Degrees stage": d ? stages4.get(d.stage_id) ?? d.stage_id : "—",
+      "4Degrees stage": d ? (stages4.get(d.stage_id) ?? d.stage_id) : "—",
       "4Degrees value": d ? money((d.value?.amount_minor ?? 0) / 100) : "—",
-      "HighLevel stage": o ? `${stagesHl.get(o.pipelineStageId ?? "") ?? "?"}${o.status === "open" ? "" : ` (${o.status})`}` : "—",
+      "HighLevel stage": o
+        ? `${stagesHl.get(o.pipelineStageId ?? "") ?? "?"}${o.status === "open" ? "" : ` (${o.status})`}`
+        : "—",
       "HighLevel value": o ? money(o.monetaryValue) : "—",
     };
   });
@@ -97,7 +144,8 @@ try {
       const deal = findOne(await fourDeals(), query, "4Degrees");
       const stages = await fourStages();
       const stage = [...stages].find(([, n]) => n.toLowerCase() === stageName.toLowerCase());
-      if (!stage) throw new Error(`no 4Degrees stage "${stageName}"; stages: ${[...new Set(stages.values())].join(", ")}`);
+      if (!stage)
+        throw new Error(`no 4Degrees stage "${stageName}"; stages: ${[...new Set(stages.values())].join(", ")}`);
       await json("PATCH", `/_sandbox/4degrees/deals/${deal.id}`, { stage_id: stage[0] });
       console.log(`4Degrees: "${deal.name}" → ${stage[1]}. Watch HighLevel follow: npm run demo -- list`);
       break;
@@ -132,7 +180,10 @@ try {
     case "create": {
       const [name] = args;
       if (!name) throw new Error('usage: npm run demo -- create "<name>"');
-      const state = z.object({ demo: z.object({ pipelineId: z.string() }).passthrough() }).passthrough().parse(await json("GET", "/_sandbox/4degrees"));
+      const state = z
+        .object({ demo: z.object({ pipelineId: z.string() }).passthrough() })
+        .passthrough()
+        .parse(await json("GET", "/_sandbox/4degrees"));
       await json("POST", "/_sandbox/4degrees/deals", { name, pipeline_id: state.demo.pipelineId });
       console.log(`4Degrees: created "${name}". Watch it appear in HighLevel: npm run demo -- list`);
       break;

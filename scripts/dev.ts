@@ -22,11 +22,14 @@ const verbose = process.env["VERBOSE"] === "1";
 
 const step = (text: string) => console.log(`• ${text}`);
 
-if (ensureDevVars() === "created") step("created .dev.vars from .dev.vars.example (demo secrets that match the sandbox)");
+if (ensureDevVars() === "created")
+  step("created .dev.vars from .dev.vars.example (demo secrets that match the sandbox)");
 if (process.env["KEEP_STATE"] === "1") step("keeping the Worker's local state from the last run (KEEP_STATE=1)");
 else {
   rmSync(resolve(ROOT, ".wrangler/state"), { recursive: true, force: true });
-  step("cleared the Worker's local state (.wrangler/state): the sandbox starts fresh, so does the Worker (KEEP_STATE=1 keeps it)");
+  step(
+    "cleared the Worker's local state (.wrangler/state): the sandbox starts fresh, so does the Worker (KEEP_STATE=1 keeps it)",
+  );
 }
 step("applying D1 migrations locally");
 await applyLocalMigrations();
@@ -37,7 +40,11 @@ const sandbox = await startSandbox({ port: sandboxPort, seedDemo: true });
 step(`starting the Worker (wrangler dev) on ${workerPort}`);
 let worker: RunningWorker;
 try {
-  worker = await startWorker({ port: workerPort, sandboxUrl: sandbox.url, logPrefix: verbose ? "[worker] " : undefined });
+  worker = await startWorker({
+    port: workerPort,
+    sandboxUrl: sandbox.url,
+    logPrefix: verbose ? "[worker] " : undefined,
+  });
 } catch (err) {
   await sandbox.close();
   throw err;

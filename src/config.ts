@@ -59,17 +59,28 @@ const days = (name: string, fallback: number, min: number) =>
 
 const url = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ""));
 const secret = (name: string, min = 1) =>
-  z.string({ error: `secret ${name} is not set (wrangler secret put ${name}, or .dev.vars locally)` }).min(min, `secret ${name} must be at least ${min} characters`);
+  z
+    .string({ error: `secret ${name} is not set (wrangler secret put ${name}, or .dev.vars locally)` })
+    .min(min, `secret ${name} must be at least ${min} characters`);
 
 /** `kid:base64(32 bytes)` entries, comma separated; the first is the active key, the rest decrypt only. */
 const encryptionKeys = z
-  .string({ error: "secret TOKEN_ENCRYPTION_KEY is not set (wrangler secret put TOKEN_ENCRYPTION_KEY, or .dev.vars locally)" })
+  .string({
+    error: "secret TOKEN_ENCRYPTION_KEY is not set (wrangler secret put TOKEN_ENCRYPTION_KEY, or .dev.vars locally)",
+  })
   .transform((raw, ctx) => {
     const keys: Array<{ id: string; secret: string }> = [];
-    for (const part of raw.split(",").map((p) => p.trim()).filter(Boolean)) {
+    for (const part of raw
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean)) {
       const match = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/]{43}=)$/.exec(part);
       if (!match) {
-        ctx.addIssue({ code: "custom", message: "TOKEN_ENCRYPTION_KEY entries must look like kid:<base64 of 32 random bytes> (generate with `openssl rand -base64 32`)" });
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "TOKEN_ENCRYPTION_KEY entries must look like kid:<base64 of 32 random bytes> (generate with `openssl rand -base64 32`)",
+        });
         return z.NEVER;
       }
       keys.push({ id: match[1]!, secret: match[2]! });
@@ -85,7 +96,12 @@ const encryptionKeys = z
 const optionalPem = z
   .string()
   .transform((pem) => pem.replace(/\\n/g, "\n").trim())
-  .pipe(z.string().startsWith("-----BEGIN PUBLIC KEY-----", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)").or(z.literal("")))
+  .pipe(
+    z
+      .string()
+      .startsWith("-----BEGIN PUBLIC KEY-----", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
+      .or(z.literal("")),
+  )
   .transform((pem) => pem || undefined)
   .optional();
 
@@ -138,11 +154,19 @@ const ConfigObject = z.object({
     .transform((v) => v === "true"),
   HIGHLEVEL_WEBHOOK_PUBLIC_KEY: optionalPem,
   HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY: optionalPem,
-  FOURDEGREES_API_KEY: z.string().min(1).optional().or(z.literal("").transform(() => undefined)),
+  FOURDEGREES_API_KEY: z
+    .string()
+    .min(1)
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
   FOURDEGREES_RATE_PER_SECOND: z.coerce.number().positive().max(1_000).default(10),
   FOURDEGREES_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
   CF_ACCESS_TEAM_DOMAIN: url.optional().or(z.literal("").transform(() => undefined)),
-  CF_ACCESS_AUD: z.string().min(1).optional().or(z.literal("").transform(() => undefined)),
+  CF_ACCESS_AUD: z
+    .string()
+    .min(1)
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
   HIGHLEVEL_RATE_SCALE: z.coerce.number().min(1).max(1_000).default(1),
   D1_METER: z
     .enum(["true", "false"], { error: 'D1_METER must be "true" or "false"' })
@@ -161,7 +185,12 @@ const ConfigObject = z.object({
   RETENTION_IMPORT_DAYS: days("RETENTION_IMPORT_DAYS", 90, 1),
   /** Settled write-ledger rows: longer than 4Degrees' 24 h Idempotency-Key window. */
   RETENTION_LEDGER_DAYS: days("RETENTION_LEDGER_DAYS", 30, 2),
-  RETENTION_MAX_STATEMENTS: z.coerce.number().int().min(10, "RETENTION_MAX_STATEMENTS must be at least 10").max(500).default(40),
+  RETENTION_MAX_STATEMENTS: z.coerce
+    .number()
+    .int()
+    .min(10, "RETENTION_MAX_STATEMENTS must be at least 10")
+    .max(500)
+    .default(40),
 });
 
 export const ConfigSchema = ConfigObject.superRefine((config, ctx) => {

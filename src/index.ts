@@ -69,7 +69,13 @@ export default {
     // Retention: bounded batches of expired rows (src/store/retention.ts); the next tick continues.
     try {
       const pruned = await pruneExpired(env.DB, retentionPolicy(config));
-      log.info({ event: "cron.retention", outcome: "ok", deleted: pruned.deleted, statements: pruned.statements, caught_up: pruned.done });
+      log.info({
+        event: "cron.retention",
+        outcome: "ok",
+        deleted: pruned.deleted,
+        statements: pruned.statements,
+        caught_up: pruned.done,
+      });
     } catch (err) {
       log.error({ event: "cron.retention", outcome: "failed", error: err });
     }

@@ -101,12 +101,17 @@ export class FaultInjector {
   forRequest(method: string, path: string): RequestFault {
     const [lo, hi] = this.settings.latencyMs;
     const delayMs = hi > 0 ? this.#random.int(lo, Math.max(lo, hi)) : 0;
-    const rule = this.#scripted.find((r) => r.remaining > 0 && (!r.method || r.method === method.toUpperCase()) && (!r.pattern || r.pattern.test(path)));
+    const rule = this.#scripted.find(
+      (r) =>
+        r.remaining > 0 && (!r.method || r.method === method.toUpperCase()) && (!r.pattern || r.pattern.test(path)),
+    );
     if (rule) {
       rule.remaining--;
       this.counts.scripted++;
       if (rule.status === 0) return { kind: "timeout", delayMs: this.settings.timeoutMs };
-      return rule.retryAfter === undefined ? { kind: "error", status: rule.status, delayMs } : { kind: "error", status: rule.status, delayMs, retryAfter: rule.retryAfter };
+      return rule.retryAfter === undefined
+        ? { kind: "error", status: rule.status, delayMs }
+        : { kind: "error", status: rule.status, delayMs, retryAfter: rule.retryAfter };
     }
     if (this.#random.chance(this.settings.timeoutRate)) {
       this.counts.timeouts++;

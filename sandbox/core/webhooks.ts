@@ -98,12 +98,19 @@ export class WebhookDispatcher {
         // flush() right after the change delivers both, even on a clock that has not moved (workerd
         // does not advance time during synchronous code). The copy still goes second: flush() breaks
         // dueAt ties by delivery id, and auto mode sends in creation order.
-        const copy: WebhookDelivery = { ...delivery, id: `dlv_${++this.#seq}`, attempts: [], duplicateOf: delivery.id, dueAt: delivery.dueAt };
+        const copy: WebhookDelivery = {
+          ...delivery,
+          id: `dlv_${++this.#seq}`,
+          attempts: [],
+          duplicateOf: delivery.id,
+          dueAt: delivery.dueAt,
+        };
         this.#push(copy);
         created.push(copy);
       }
     }
-    if (this.mode === "auto") for (const d of created) if (d.state === "pending") this.#schedule(d, d.dueAt - this.#o.clock.now());
+    if (this.mode === "auto")
+      for (const d of created) if (d.state === "pending") this.#schedule(d, d.dueAt - this.#o.clock.now());
     return created;
   }
 
@@ -159,7 +166,8 @@ export class WebhookDispatcher {
     const attemptsAtSchedule = d.attempts.length;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      if ((d.state === "pending" || d.state === "retrying") && d.attempts.length === attemptsAtSchedule) this.#track(this.#attempt(d));
+      if ((d.state === "pending" || d.state === "retrying") && d.attempts.length === attemptsAtSchedule)
+        this.#track(this.#attempt(d));
     }, realDelay);
     this.#timers.add(timer);
   }

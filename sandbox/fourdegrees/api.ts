@@ -12,7 +12,16 @@ import { routePath } from "hono/route";
 import { z } from "zod";
 import { sleep } from "../core/faults.ts";
 import { FourDegreesError, errorBody, fail } from "./errors.ts";
-import { DealCreateSchema, DealPatchSchema, DEAL_READ_ONLY_KEYS, NoteCreateSchema, NotePatchSchema, ContactCreateSchema, type Actor, type Deal } from "./model.ts";
+import {
+  DealCreateSchema,
+  DealPatchSchema,
+  DEAL_READ_ONLY_KEYS,
+  NoteCreateSchema,
+  NotePatchSchema,
+  ContactCreateSchema,
+  type Actor,
+  type Deal,
+} from "./model.ts";
 import { importCsv, MAX_CSV_BYTES } from "./csv-import.ts";
 import type { ApiKeyRecord, FourDegreesSandbox } from "./sandbox.ts";
 
@@ -25,7 +34,12 @@ const WRITE_METHODS = new Set(["POST", "PATCH", "PUT", "DELETE"]);
 type Env = { Variables: { requestId: string; apiKey: ApiKeyRecord; actor: Actor } };
 
 const ListQuery = z.object({
-  limit: z.coerce.number().int("limit must be an integer").min(1, "limit must be at least 1").max(100, "limit must be at most 100").default(25),
+  limit: z.coerce
+    .number()
+    .int("limit must be an integer")
+    .min(1, "limit must be at least 1")
+    .max(100, "limit must be at most 100")
+    .default(25),
   cursor: z.string().min(1).optional(),
 });
 
@@ -47,7 +61,14 @@ export function createApi(sb: FourDegreesSandbox): Hono {
       return jsonResponse(errorBody(err, requestId), err.status, { ...err.headers, "X-Request-Id": requestId });
     }
     console.error("4degrees sandbox: unexpected error", err);
-    return jsonResponse(errorBody({ type: "api_error", code: "internal_error", message: "The sandbox hit an unexpected error (a sandbox bug)" }, requestId), 500, { "X-Request-Id": requestId });
+    return jsonResponse(
+      errorBody(
+        { type: "api_error", code: "internal_error", message: "The sandbox hit an unexpected error (a sandbox bug)" },
+        requestId,
+      ),
+      500,
+      { "X-Request-Id": requestId },
+    );
   });
 
   // Request id and the request log/counters.
@@ -73,7 +94,8 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   // Bearer API key.
   app.use("*", async function apiKeyAuth(c, next) {
     const header = c.req.header("authorization");
-    if (!header) throw new FourDegreesError(401, "missing_api_key", "Send the workspace API key as Authorization: Bearer <key>");
+    if (!header)
+      throw new FourDegreesError(401, "missing_api_key", "Send the workspace API key as Authorization: Bearer <key>");
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const key = match ? sb.apiKeys.get(match[1]!) : undefined;
     if (!key) throw new FourDegreesError(401, "invalid_api_key", "The API key is not valid for this workspace");
@@ -86,9 +108,18 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   app.use("*", async function rateLimit(c, next) {
     const decision = sb.limiter.take(c.get("apiKey").id);
     const resetSeconds = Math.max(0, Math.ceil(decision.resetInMs / 1000));
-    const headers = { "X-RateLimit-Limit": String(decision.limit), "X-RateLimit-Remaining": String(decision.remaining), "X-RateLimit-Reset": String(resetSeconds) };
+    const headers = {
+      "X-RateLimit-Limit": String(decision.limit),
+      "X-RateLimit-Remaining": String(decision.remaining),
+      "X-RateLimit-Reset": String(resetSeconds),
+    };
     if (!decision.allowed) {
-      throw new FourDegreesError(429, "rate_limited", `Rate limit of ${decision.limit} requests per ${decision.intervalMs / 1000} s exceeded for this API key`, { ...headers, "Retry-After": String(Math.max(1, resetSeconds)) });
+      throw new FourDegreesError(
+        429,
+        "rate_limited",
+        `Rate limit of ${decision.limit} requests per ${decision.intervalMs / 1000} s exceeded for this API key`,
+        { ...headers, "Retry-After": String(Math.max(1, resetSeconds)) },
+      );
     }
     await next();
     for (const [k, v] of Object.entries(headers)) c.res.headers.set(k, v);
@@ -101,8 +132,18 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     await sleep(fault.delayMs);
     if (fault.kind === "timeout") throw new FourDegreesError(504, "timeout", "The request timed out (sandbox fault)");
     if (fault.kind === "error") {
-      const retryAfter: Record<string, string> = fault.retryAfter !== undefined ? { "Retry-After": String(fault.retryAfter) } : fault.status === 429 ? { "Retry-After": "1" } : {};
-      throw new FourDegreesError(fault.status, fault.status === 429 ? "rate_limited" : "injected_fault", `Injected fault: HTTP ${fault.status} (sandbox)`, retryAfter);
+      const retryAfter: Record<string, string> =
+        fault.retryAfter !== undefined
+          ? { "Retry-After": String(fault.retryAfter) }
+          : fault.status === 429
+            ? { "Retry-After": "1" }
+            : {};
+      throw new FourDegreesError(
+        fault.status,
+        fault.status === 429 ? "rate_limited" : "injected_fault",
+        `Injected fault: HTTP ${fault.status} (sandbox)`,
+        retryAfter,
+      );
     }
     await next();
   });
@@ -110,18 +151,32 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   // Write scope and idempotent replay.
   app.use("*", async function idempotency(c, next) {
     if (!WRITE_METHODS.has(c.req.method)) return next();
-    if (!c.get("apiKey").scopes.includes("write")) throw new FourDegreesError(403, "insufficient_scope", "This API key is read-only");
+    if (!c.get("apiKey").scopes.includes("write"))
+      throw new FourDegreesError(403, "insufficient_scope", "This API key is read-only");
     const key = c.req.header("idempotency-key");
     if (key === undefined) return next();
-    if (key.length < 1 || key.length > 255) throw fail.badRequest("Idempotency-Key must be 1 to 255 characters", "invalid_idempotency_key");
+    if (key.length < 1 || key.length > 255)
+      throw fail.badRequest("Idempotency-Key must be 1 to 255 characters", "invalid_idempotency_key");
     const body = await readBody(c, MAX_CSV_BYTES);
     const fingerprint = `${c.req.method} ${new URL(c.req.url).pathname}\n${body}`;
     const slot = `${c.get("apiKey").id}:${key}`;
     const prior = sb.idempotency.lookup(slot);
-    if (prior?.state === "in_flight") throw new FourDegreesError(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed");
+    if (prior?.state === "in_flight")
+      throw new FourDegreesError(
+        409,
+        "idempotency_key_in_use",
+        "A request with this Idempotency-Key is still being processed",
+      );
     if (prior) {
-      if (prior.fingerprint !== fingerprint) throw fail.validation("This Idempotency-Key was used with a different request (method, path or body) in the last 24 hours", "idempotency_key_reused");
-      return new Response(prior.body, { status: prior.status, headers: { ...prior.headers, "Idempotent-Replayed": "true", "X-Request-Id": c.get("requestId") } });
+      if (prior.fingerprint !== fingerprint)
+        throw fail.validation(
+          "This Idempotency-Key was used with a different request (method, path or body) in the last 24 hours",
+          "idempotency_key_reused",
+        );
+      return new Response(prior.body, {
+        status: prior.status,
+        headers: { ...prior.headers, "Idempotent-Replayed": "true", "X-Request-Id": c.get("requestId") },
+      });
     }
     sb.idempotency.begin(slot, fingerprint);
     try {
@@ -145,7 +200,11 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   // ── Workspace ──────────────────────────────────────────────────────────────────────────────────
   app.get("/me", (c) => {
     const key = c.get("apiKey");
-    return c.json({ workspace: { id: sb.store.workspace.id, name: sb.store.workspace.name }, actor: c.get("actor"), api_key: { id: key.id, name: key.name, scopes: key.scopes } });
+    return c.json({
+      workspace: { id: sb.store.workspace.id, name: sb.store.workspace.name },
+      actor: c.get("actor"),
+      api_key: { id: key.id, name: key.name, scopes: key.scopes },
+    });
   });
   app.get("/users", (c) => c.json({ data: [...sb.store.users.values()] }));
   app.get("/pipelines", (c) => c.json({ data: [...sb.store.pipelines.values()] }));
@@ -158,7 +217,8 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     const id = c.req.param("id");
     sb.store.getPipeline(id);
     const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-    if (!["text/csv", "application/csv", "text/plain"].includes(type)) throw new FourDegreesError(415, "unsupported_media_type", "Send the deal list as text/csv");
+    if (!["text/csv", "application/csv", "text/plain"].includes(type))
+      throw new FourDegreesError(415, "unsupported_media_type", "Send the deal list as text/csv");
     const text = await readBody(c, MAX_CSV_BYTES);
     return c.json(importCsv(sb.store, id, text, c.get("actor")));
   });
@@ -184,11 +244,17 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   app.patch("/deals/:id", async (c) => {
     const ifMatch = parseIfMatch(c.req.header("if-match"));
     const patch = parseDealBody(DealPatchSchema, await readJson(c));
-    return dealResponse(c, sb.store.updateDeal(c.req.param("id"), patch, c.get("actor"), ifMatch === undefined ? {} : { ifMatch }));
+    return dealResponse(
+      c,
+      sb.store.updateDeal(c.req.param("id"), patch, c.get("actor"), ifMatch === undefined ? {} : { ifMatch }),
+    );
   });
   app.delete("/deals/:id", (c) => {
     const ifMatch = parseIfMatch(c.req.header("if-match"));
-    return dealResponse(c, sb.store.archiveDeal(c.req.param("id"), c.get("actor"), ifMatch === undefined ? {} : { ifMatch }));
+    return dealResponse(
+      c,
+      sb.store.archiveDeal(c.req.param("id"), c.get("actor"), ifMatch === undefined ? {} : { ifMatch }),
+    );
   });
 
   // ── Notes ──────────────────────────────────────────────────────────────────────────────────────
@@ -213,7 +279,9 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   app.get("/contacts", (c) => {
     const q = parseQuery(ContactListQuery, c);
     const email = q.email?.trim().toLowerCase();
-    const all = [...sb.store.contacts.values()].filter((ct) => email === undefined || ct.email === email).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const all = [...sb.store.contacts.values()]
+      .filter((ct) => email === undefined || ct.email === email)
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
     const start = q.cursor === undefined ? 0 : all.findIndex((ct) => ct.id > decodeIdCursor(q.cursor!));
     const from = start < 0 ? all.length : start;
     const data = all.slice(from, from + q.limit);
@@ -224,7 +292,9 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     if (!contact) throw fail.notFound("contact", c.req.param("id"));
     return c.json(contact);
   });
-  app.post("/contacts", async (c) => c.json(sb.store.addContact(parseBody(ContactCreateSchema, await readJson(c))), 201));
+  app.post("/contacts", async (c) =>
+    c.json(sb.store.addContact(parseBody(ContactCreateSchema, await readJson(c))), 201),
+  );
   app.get("/companies/:id", (c) => {
     const company = sb.store.companies.get(c.req.param("id"));
     if (!company) throw fail.notFound("company", c.req.param("id"));
@@ -251,16 +321,19 @@ function dealResponse(c: Context<Env>, deal: Deal, status: 200 | 201 = 200): Res
 /** Reads the raw body once (Hono caches it), refusing oversized ones with 413. */
 async function readBody(c: Context<Env>, maxBytes: number): Promise<string> {
   const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > maxBytes) throw new FourDegreesError(413, "payload_too_large", `The body is larger than ${maxBytes} bytes`);
+  if (declared > maxBytes)
+    throw new FourDegreesError(413, "payload_too_large", `The body is larger than ${maxBytes} bytes`);
   const text = await c.req.text();
-  if (text.length > maxBytes) throw new FourDegreesError(413, "payload_too_large", `The body is larger than ${maxBytes} bytes`);
+  if (text.length > maxBytes)
+    throw new FourDegreesError(413, "payload_too_large", `The body is larger than ${maxBytes} bytes`);
   return text;
 }
 
 /** Parses a JSON object body: wrong content type 415, malformed 400. */
 async function readJson(c: Context<Env>): Promise<Record<string, unknown>> {
   const type = (c.req.header("content-type") ?? "application/json").split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/json" && !type.endsWith("+json")) throw new FourDegreesError(415, "unsupported_media_type", "Send JSON with Content-Type: application/json");
+  if (type !== "application/json" && !type.endsWith("+json"))
+    throw new FourDegreesError(415, "unsupported_media_type", "Send JSON with Content-Type: application/json");
   const text = await readBody(c, MAX_JSON_BYTES);
   let json: unknown;
   try {
@@ -268,17 +341,23 @@ async function readJson(c: Context<Env>): Promise<Record<string, unknown>> {
   } catch {
     throw fail.badRequest("The body is not valid JSON", "invalid_json");
   }
-  if (json === null || typeof json !== "object" || Array.isArray(json)) throw fail.badRequest("The body must be a JSON object", "invalid_json");
+  if (json === null || typeof json !== "object" || Array.isArray(json))
+    throw fail.badRequest("The body must be a JSON object", "invalid_json");
   return json as Record<string, unknown>;
 }
 
 /** Deal bodies: read-only and unknown properties get their own codes before the schema runs. */
 function parseDealBody<T extends z.ZodObject>(schema: T, body: Record<string, unknown>): z.output<T> {
   const readOnly = Object.keys(body).filter((k) => DEAL_READ_ONLY_KEYS.has(k));
-  if (readOnly.length > 0) throw fail.validation(`${readOnly.join(", ")} ${readOnly.length === 1 ? "is" : "are"} read-only${readOnly.includes("status") ? " (status follows the stage's kind: move the deal to a won or lost stage)" : ""}`, "read_only_field");
+  if (readOnly.length > 0)
+    throw fail.validation(
+      `${readOnly.join(", ")} ${readOnly.length === 1 ? "is" : "are"} read-only${readOnly.includes("status") ? " (status follows the stage's kind: move the deal to a won or lost stage)" : ""}`,
+      "read_only_field",
+    );
   const known = new Set(Object.keys(schema.shape));
   const unknown = Object.keys(body).filter((k) => !known.has(k));
-  if (unknown.length > 0) throw fail.validation(`Unknown field${unknown.length === 1 ? "" : "s"}: ${unknown.join(", ")}`, "unknown_field");
+  if (unknown.length > 0)
+    throw fail.validation(`Unknown field${unknown.length === 1 ? "" : "s"}: ${unknown.join(", ")}`, "unknown_field");
   return parseBody(schema, body);
 }
 
@@ -286,7 +365,11 @@ function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  if (issue.code === "unrecognized_keys") throw fail.validation(`Unknown field${issue.keys.length === 1 ? "" : "s"}: ${issue.keys.join(", ")}`, "unknown_field");
+  if (issue.code === "unrecognized_keys")
+    throw fail.validation(
+      `Unknown field${issue.keys.length === 1 ? "" : "s"}: ${issue.keys.join(", ")}`,
+      "unknown_field",
+    );
   const path = issue.path.map(String).join(".");
   throw fail.validation(path ? `${path}: ${issue.message}` : issue.message);
 }

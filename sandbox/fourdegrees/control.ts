@@ -12,7 +12,15 @@ import { z } from "zod";
 import { ControlError, controlBody as body, controlQuery as query } from "../core/control.ts";
 import { FaultSettingsSchema, ScriptedFaultSchema } from "../core/faults.ts";
 import { FourDegreesError } from "./errors.ts";
-import { ContactCreateSchema, DealCreateSchema, DealPatchSchema, EVENT_TYPES, NoteCreateSchema, NotePatchSchema, type Actor } from "./model.ts";
+import {
+  ContactCreateSchema,
+  DealCreateSchema,
+  DealPatchSchema,
+  EVENT_TYPES,
+  NoteCreateSchema,
+  NotePatchSchema,
+  type Actor,
+} from "./model.ts";
 import { secretKeyBytes } from "./signing.ts";
 import type { FourDegreesSandbox } from "./sandbox.ts";
 
@@ -22,7 +30,16 @@ const WebhookSettings = z
   .object({
     mode: z.enum(["auto", "manual"]).optional(),
     /** Delay before each retry (sandbox ms); `[]` = never retry. */
-    retrySchedule: z.array(z.number().int().min(0).max(7 * 86_400_000)).max(20).optional(),
+    retrySchedule: z
+      .array(
+        z
+          .number()
+          .int()
+          .min(0)
+          .max(7 * 86_400_000),
+      )
+      .max(20)
+      .optional(),
     /** Signing secrets (`whsec_…`); more than one = rotation, every delivery carries one signature per secret. */
     secrets: z
       .array(
@@ -53,23 +70,42 @@ const ApiKeyBody = z
   .object({
     key: z.string().min(8).max(200),
     name: z.string().min(1).max(100).optional(),
-    scopes: z.array(z.enum(["read", "write"])).min(1).optional(),
+    scopes: z
+      .array(z.enum(["read", "write"]))
+      .min(1)
+      .optional(),
   })
   .strict();
 
-const UserBody = z.object({ name: z.string().trim().min(1).max(200), email: z.email(), role: z.enum(["admin", "member"]).optional() }).strict();
+const UserBody = z
+  .object({ name: z.string().trim().min(1).max(200), email: z.email(), role: z.enum(["admin", "member"]).optional() })
+  .strict();
 
 const PipelineBody = z
   .object({
     name: z.string().trim().min(1).max(200),
-    stages: z.array(z.object({ name: z.string().trim().min(1).max(200), kind: z.enum(["open", "won", "lost"]) }).strict()).min(1).max(50),
+    stages: z
+      .array(z.object({ name: z.string().trim().min(1).max(200), kind: z.enum(["open", "won", "lost"]) }).strict())
+      .min(1)
+      .max(50),
   })
   .strict();
 
 const FieldBody = z
   .object({
     name: z.string().trim().min(1).max(200),
-    type: z.enum(["text", "number", "currency", "percentage", "date", "single_select", "multi_select", "contact", "formula", "linked_deals"]),
+    type: z.enum([
+      "text",
+      "number",
+      "currency",
+      "percentage",
+      "date",
+      "single_select",
+      "multi_select",
+      "contact",
+      "formula",
+      "linked_deals",
+    ]),
     required: z.boolean().optional(),
     options: z.array(z.string().min(1).max(200)).max(200).optional(),
   })
@@ -86,9 +122,11 @@ export function createControl(sb: FourDegreesSandbox): Hono {
   const app = new Hono();
 
   app.onError((err, c) => {
-    if (err instanceof ControlError) return respond({ error: err.message, ...(err.issues ? { issues: err.issues } : {}) }, err.status);
+    if (err instanceof ControlError)
+      return respond({ error: err.message, ...(err.issues ? { issues: err.issues } : {}) }, err.status);
     // Bad input is 400 here (the common control-API convention), with the 4Degrees `code` kept.
-    if (err instanceof FourDegreesError) return respond({ error: err.message, code: err.code }, err.status === 422 ? 400 : err.status);
+    if (err instanceof FourDegreesError)
+      return respond({ error: err.message, code: err.code }, err.status === 422 ? 400 : err.status);
     console.error("4degrees sandbox control: unexpected error", err);
     return respond({ error: "The sandbox hit an unexpected error (a sandbox bug)" }, 500);
   });
@@ -99,7 +137,13 @@ export function createControl(sb: FourDegreesSandbox): Hono {
     c.json({
       demo: sb.demo,
       workspace: sb.store.workspace,
-      counts: { users: sb.store.users.size, pipelines: sb.store.pipelines.size, deals: sb.store.deals.size, notes: sb.store.notes.size, contacts: sb.store.contacts.size },
+      counts: {
+        users: sb.store.users.size,
+        pipelines: sb.store.pipelines.size,
+        deals: sb.store.deals.size,
+        notes: sb.store.notes.size,
+        contacts: sb.store.contacts.size,
+      },
       apiKeys: [...sb.apiKeys.values()],
       webhooks: webhookSettings(sb),
       rateLimit: sb.limiter.settings,
@@ -136,7 +180,16 @@ export function createControl(sb: FourDegreesSandbox): Hono {
   app.post("/pipelines", async (c) => c.json(sb.store.addPipeline(await body(c, PipelineBody)), 201));
   app.post("/pipelines/:id/fields", async (c) => {
     const input = await body(c, FieldBody);
-    return c.json(sb.store.addField({ pipelineId: c.req.param("id"), name: input.name, type: input.type, ...(input.required !== undefined ? { required: input.required } : {}), ...(input.options ? { options: input.options } : {}) }), 201);
+    return c.json(
+      sb.store.addField({
+        pipelineId: c.req.param("id"),
+        name: input.name,
+        type: input.type,
+        ...(input.required !== undefined ? { required: input.required } : {}),
+        ...(input.options ? { options: input.options } : {}),
+      }),
+      201,
+    );
   });
   app.get("/contacts", (c) => c.json({ contacts: [...sb.store.contacts.values()] }));
   app.post("/contacts", async (c) => c.json(sb.store.addContact(await body(c, ContactCreateSchema)), 201));
@@ -145,12 +198,24 @@ export function createControl(sb: FourDegreesSandbox): Hono {
 
   app.get("/deals", (c) => c.json({ deals: sb.deals() }));
   app.get("/deals/:id", (c) => c.json(sb.deal(c.req.param("id"))));
-  app.post("/deals", async (c) => c.json(sb.store.createDeal(await body(c, DealCreateSchema), actorOf(sb, c), { allowUiOnlyFields: true }), 201));
-  app.patch("/deals/:id", async (c) => c.json(sb.store.updateDeal(c.req.param("id"), await body(c, DealPatchSchema), actorOf(sb, c), { allowUiOnlyFields: true })));
+  app.post("/deals", async (c) =>
+    c.json(sb.store.createDeal(await body(c, DealCreateSchema), actorOf(sb, c), { allowUiOnlyFields: true }), 201),
+  );
+  app.patch("/deals/:id", async (c) =>
+    c.json(
+      sb.store.updateDeal(c.req.param("id"), await body(c, DealPatchSchema), actorOf(sb, c), {
+        allowUiOnlyFields: true,
+      }),
+    ),
+  );
   app.delete("/deals/:id", (c) => c.json(sb.store.archiveDeal(c.req.param("id"), actorOf(sb, c))));
   app.get("/deals/:id/notes", (c) => c.json({ notes: sb.notes(c.req.param("id")) }));
-  app.post("/deals/:id/notes", async (c) => c.json(sb.store.createNote(c.req.param("id"), await body(c, NoteCreateSchema), actorOf(sb, c)), 201));
-  app.patch("/notes/:id", async (c) => c.json(sb.store.updateNote(c.req.param("id"), await body(c, NotePatchSchema), actorOf(sb, c))));
+  app.post("/deals/:id/notes", async (c) =>
+    c.json(sb.store.createNote(c.req.param("id"), await body(c, NoteCreateSchema), actorOf(sb, c)), 201),
+  );
+  app.patch("/notes/:id", async (c) =>
+    c.json(sb.store.updateNote(c.req.param("id"), await body(c, NotePatchSchema), actorOf(sb, c))),
+  );
   app.delete("/notes/:id", (c) => c.json(sb.store.deleteNote(c.req.param("id"), actorOf(sb, c))));
 
   // ---------- webhooks ----------
@@ -206,7 +271,9 @@ export function createControl(sb: FourDegreesSandbox): Hono {
   // ---------- faults ----------
 
   app.get("/faults", (c) => c.json({ settings: sb.faults.settings, counts: sb.faults.counts }));
-  app.put("/faults", async (c) => c.json({ settings: sb.faults.configure(await body(c, FaultSettingsSchema.partial())) }));
+  app.put("/faults", async (c) =>
+    c.json({ settings: sb.faults.configure(await body(c, FaultSettingsSchema.partial())) }),
+  );
   app.post("/faults/script", async (c) => {
     const rule = await body(c, ScriptedFaultSchema);
     sb.faults.script(rule);
@@ -224,7 +291,10 @@ export function createControl(sb: FourDegreesSandbox): Hono {
   app.get("/ratelimit", (c) => c.json(sb.limiter.settings));
   app.put("/ratelimit", async (c) => {
     const input = await body(c, RateLimitBody);
-    sb.limiter.settings = { ...sb.limiter.settings, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) };
+    sb.limiter.settings = {
+      ...sb.limiter.settings,
+      ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
+    };
     sb.limiter.reset();
     return c.json(sb.limiter.settings);
   });
@@ -235,18 +305,31 @@ export function createControl(sb: FourDegreesSandbox): Hono {
   app.get("/api-keys", (c) => c.json({ apiKeys: [...sb.apiKeys.values()] }));
   app.post("/api-keys", async (c) => {
     const input = await body(c, ApiKeyBody);
-    return c.json(sb.addApiKey(input.key, { ...(input.name ? { name: input.name } : {}), ...(input.scopes ? { scopes: input.scopes } : {}) }), 201);
+    return c.json(
+      sb.addApiKey(input.key, {
+        ...(input.name ? { name: input.name } : {}),
+        ...(input.scopes ? { scopes: input.scopes } : {}),
+      }),
+      201,
+    );
   });
   app.get("/requests", (c) => {
     const { limit } = query(c, z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) }));
-    return c.json({ total: sb.requests.total, byRoute: sb.requests.byRoute, byStatus: sb.requests.byStatus, log: sb.requests.log.slice(-limit) });
+    return c.json({
+      total: sb.requests.total,
+      byRoute: sb.requests.byRoute,
+      byStatus: sb.requests.byStatus,
+      log: sb.requests.log.slice(-limit),
+    });
   });
   app.post("/requests/reset", (c) => {
     sb.resetRequests();
     return c.json({ ok: true });
   });
 
-  app.all("*", (c) => respond({ error: `no control route ${c.req.method} ${new URL(c.req.url).pathname} (docs/sandbox.md)` }, 404));
+  app.all("*", (c) =>
+    respond({ error: `no control route ${c.req.method} ${new URL(c.req.url).pathname} (docs/sandbox.md)` }, 404),
+  );
 
   return app;
 }
@@ -268,9 +351,11 @@ function respond(body: unknown, status: number): Response {
 /** `?as=usr_…` (a user; default the first), `?as=automation` or `?as=automation:<id>`. */
 function actorOf(sb: FourDegreesSandbox, c: Context): Actor {
   const as = c.req.query("as");
-  if (as !== undefined && as.startsWith("automation")) return { type: "automation", id: as.slice("automation:".length) || "automation_sandbox" };
-  if (as !== undefined && !sb.store.users.has(as)) throw new ControlError(400, `?as=${as} is not a user id (or automation[:id])`);
-  if (as === undefined && sb.store.users.size === 0) throw new ControlError(400, "no users yet: seed the demo (POST /seed) or add one (POST /users)");
+  if (as !== undefined && as.startsWith("automation"))
+    return { type: "automation", id: as.slice("automation:".length) || "automation_sandbox" };
+  if (as !== undefined && !sb.store.users.has(as))
+    throw new ControlError(400, `?as=${as} is not a user id (or automation[:id])`);
+  if (as === undefined && sb.store.users.size === 0)
+    throw new ControlError(400, "no users yet: seed the demo (POST /seed) or add one (POST /users)");
   return sb.userActor(as);
 }
-

@@ -49,7 +49,18 @@ export interface ImportReport {
   ignored_columns: string[];
 }
 
-type StandardKind = "name" | "stage" | "owner" | "value" | "currency" | "close_date" | "company" | "contacts" | "contact_name" | "tags" | "notes";
+type StandardKind =
+  | "name"
+  | "stage"
+  | "owner"
+  | "value"
+  | "currency"
+  | "close_date"
+  | "company"
+  | "contacts"
+  | "contact_name"
+  | "tags"
+  | "notes";
 type Column = { kind: StandardKind } | { kind: "field"; field: FieldDef };
 
 const STANDARD: Record<string, StandardKind> = {
@@ -120,7 +131,8 @@ export function importCsv(store: FourDegreesStore, pipelineId: string, text: str
     if (cells.every((cell) => cell.trim() === "")) continue;
     try {
       if (quoteErrors.has(index)) throw new RowError(`not valid CSV: ${quoteErrors.get(index)}`);
-      if (cells.length > header.length && cells.slice(header.length).some((c) => c.trim() !== "")) throw new RowError(`has ${cells.length} cells but the header has ${header.length}`);
+      if (cells.length > header.length && cells.slice(header.length).some((c) => c.trim() !== ""))
+        throw new RowError(`has ${cells.length} cells but the header has ${header.length}`);
       const plan = planRow(store, pipeline, columns.columns, cells, row);
       const first = seenInFile.get(plan.name);
       if (first !== undefined) {
@@ -131,7 +143,10 @@ export function importCsv(store: FourDegreesStore, pipelineId: string, text: str
       }
       seenInFile.set(plan.name, { row, rejected: true });
       const matches = existing.get(plan.name) ?? [];
-      if (matches.length > 1) throw new RowError(`${matches.length} deals of this list are named "${plan.name}"; the import cannot tell which to update`);
+      if (matches.length > 1)
+        throw new RowError(
+          `${matches.length} deals of this list are named "${plan.name}"; the import cannot tell which to update`,
+        );
       checkRequiredFields(store, pipeline, plan, matches[0]);
       const outcome = applyRow(store, pipeline, plan, matches[0], actor);
       seenInFile.set(plan.name, { row, rejected: false });
@@ -161,7 +176,11 @@ function mapHeader(header: string[], fields: FieldDef[]): { columns: Map<number,
     if (key === "") return;
     const field = fields.find((f) => f.name.toLowerCase().replace(/\s+/g, " ") === key);
     const standard = STANDARD[key];
-    const column: Column | null = standard ? { kind: standard } : field && !field.read_only ? { kind: "field", field } : null;
+    const column: Column | null = standard
+      ? { kind: standard }
+      : field && !field.read_only
+        ? { kind: "field", field }
+        : null;
     if (!column) {
       ignored.push(label);
       return;
@@ -180,7 +199,13 @@ function mapHeader(header: string[], fields: FieldDef[]): { columns: Map<number,
 }
 
 /** Validates one row without side effects. */
-function planRow(store: FourDegreesStore, pipeline: Pipeline, columns: Map<number, Column>, cells: string[], row: number): RowPlan {
+function planRow(
+  store: FourDegreesStore,
+  pipeline: Pipeline,
+  columns: Map<number, Column>,
+  cells: string[],
+  row: number,
+): RowPlan {
   let name = "";
   let stageName = "";
   let currency = store.workspace.currency;
@@ -201,7 +226,10 @@ function planRow(store: FourDegreesStore, pipeline: Pipeline, columns: Map<numbe
         const byName = [...store.users.values()].filter((u) => u.name === cell);
         if (byEmail) plan.ownerId = byEmail.id;
         else if (byName.length === 1) plan.ownerId = byName[0]!.id;
-        else throw new RowError(`Owner "${cell}" is not a user's email or name${byName.length > 1 ? " (several users have this name; use the email)" : ""}`);
+        else
+          throw new RowError(
+            `Owner "${cell}" is not a user's email or name${byName.length > 1 ? " (several users have this name; use the email)" : ""}`,
+          );
         break;
       }
       case "value":
@@ -242,7 +270,10 @@ function planRow(store: FourDegreesStore, pipeline: Pipeline, columns: Map<numbe
   if (name.length > 500) throw new RowError("Deal Name is longer than 500 characters");
   if (stageName === "") throw new RowError("Stage is required");
   const stage = pipeline.stages.find((s) => s.name === stageName);
-  if (!stage) throw new RowError(`Stage "${stageName}" does not exactly match a stage of "${pipeline.name}" (${pipeline.stages.map((s) => s.name).join(", ")})`);
+  if (!stage)
+    throw new RowError(
+      `Stage "${stageName}" does not exactly match a stage of "${pipeline.name}" (${pipeline.stages.map((s) => s.name).join(", ")})`,
+    );
   if (amount !== undefined) plan.value = { amount_minor: amount, currency };
   return { ...plan, name, stage };
 }
@@ -256,7 +287,8 @@ function parseFieldCell(field: FieldDef, cell: string, plan: Omit<RowPlan, "name
     case "number":
     case "percentage": {
       const n = Number(cell.replace(/%$/, "").replace(/,/g, ""));
-      if (!Number.isFinite(n) || cell.replace(/%$/, "").trim() === "") throw new RowError(`${label}: "${cell}" is not a number`);
+      if (!Number.isFinite(n) || cell.replace(/%$/, "").trim() === "")
+        throw new RowError(`${label}: "${cell}" is not a number`);
       plan.fields[field.id] = n;
       return;
     }
@@ -267,13 +299,15 @@ function parseFieldCell(field: FieldDef, cell: string, plan: Omit<RowPlan, "name
       plan.fields[field.id] = parseDate(cell, label);
       return;
     case "single_select":
-      if (!field.options!.includes(cell)) throw new RowError(`${label}: "${cell}" does not exactly match an option (${field.options!.join(", ")})`);
+      if (!field.options!.includes(cell))
+        throw new RowError(`${label}: "${cell}" does not exactly match an option (${field.options!.join(", ")})`);
       plan.fields[field.id] = cell;
       return;
     case "multi_select": {
       const values = splitList(cell);
       const bad = values.find((v) => !field.options!.includes(v));
-      if (bad !== undefined) throw new RowError(`${label}: "${bad}" does not exactly match an option (${field.options!.join(", ")})`);
+      if (bad !== undefined)
+        throw new RowError(`${label}: "${bad}" does not exactly match an option (${field.options!.join(", ")})`);
       plan.fields[field.id] = values;
       return;
     }
@@ -292,24 +326,42 @@ function parseFieldCell(field: FieldDef, cell: string, plan: Omit<RowPlan, "name
  * company the row names must not be left behind by a row that then fails). Mirrors the store's own
  * check: a new deal needs every required field; an update that writes fields must leave them filled.
  */
-function checkRequiredFields(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, match: Deal | undefined): void {
+function checkRequiredFields(
+  store: FourDegreesStore,
+  pipeline: Pipeline,
+  plan: RowPlan,
+  match: Deal | undefined,
+): void {
   const written = [...Object.keys(plan.fields), ...Object.keys(plan.contactFields)];
   if (match && written.length === 0) return;
   const missing = store
     .fieldsOf(pipeline.id)
     .filter((def) => def.required)
     .filter((def) => {
-      const value = def.id in plan.contactFields ? plan.contactFields[def.id] : def.id in plan.fields ? plan.fields[def.id] : match?.fields[def.id];
+      const value =
+        def.id in plan.contactFields
+          ? plan.contactFields[def.id]
+          : def.id in plan.fields
+            ? plan.fields[def.id]
+            : match?.fields[def.id];
       return value === undefined || value === "";
     });
   if (missing.length > 0) {
     const names = missing.map((def) => `"${def.name}"`).join(", ");
-    throw new RowError(`${names} ${missing.length === 1 ? "is a required field" : "are required fields"} of "${pipeline.name}": fill ${missing.length === 1 ? "its column" : "their columns"}${match ? "" : " for a new deal"}`);
+    throw new RowError(
+      `${names} ${missing.length === 1 ? "is a required field" : "are required fields"} of "${pipeline.name}": fill ${missing.length === 1 ? "its column" : "their columns"}${match ? "" : " for a new deal"}`,
+    );
   }
 }
 
 /** Applies a validated row: creates the deal or updates the matching one (blank cells unchanged). */
-function applyRow(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, match: Deal | undefined, actor: Actor): { result: "created" | "updated" | "unchanged"; deal: Deal } {
+function applyRow(
+  store: FourDegreesStore,
+  pipeline: Pipeline,
+  plan: RowPlan,
+  match: Deal | undefined,
+  actor: Actor,
+): { result: "created" | "updated" | "unchanged"; deal: Deal } {
   const { deal, result: written } = writeDeal(store, pipeline, plan, match, actor);
   let result = written;
   if (plan.note !== undefined && !store.notesOf(deal.id).some((n) => n.body === plan.note)) {
@@ -324,13 +376,21 @@ function applyRow(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, ma
  * deal write still fail, the contacts and companies this row created are removed again (they emit
  * no webhooks, so nothing outside the store has seen them).
  */
-function writeDeal(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, match: Deal | undefined, actor: Actor): { result: "created" | "updated" | "unchanged"; deal: Deal } {
+function writeDeal(
+  store: FourDegreesStore,
+  pipeline: Pipeline,
+  plan: RowPlan,
+  match: Deal | undefined,
+  actor: Actor,
+): { result: "created" | "updated" | "unchanged"; deal: Deal } {
   const contactsBefore = new Set(store.contacts.keys());
   const companiesBefore = new Set(store.companies.keys());
   try {
     const fields = { ...plan.fields };
     for (const [fieldId, email] of Object.entries(plan.contactFields)) fields[fieldId] = contactFor(store, email).id;
-    const contactIds = plan.contactEmails?.map((email, i) => contactFor(store, email, i === 0 ? plan.contactName : undefined).id);
+    const contactIds = plan.contactEmails?.map(
+      (email, i) => contactFor(store, email, i === 0 ? plan.contactName : undefined).id,
+    );
     const companyId = plan.companyName === undefined ? undefined : companyFor(store, plan.companyName);
     const patch: DealPatch = {
       stage_id: plan.stage.id,
@@ -346,7 +406,10 @@ function writeDeal(store: FourDegreesStore, pipeline: Pipeline, plan: RowPlan, m
       const deal = store.updateDeal(match.id, patch, actor);
       return { result: deal.version === match.version ? "unchanged" : "updated", deal };
     }
-    return { result: "created", deal: store.createDeal({ name: plan.name, pipeline_id: pipeline.id, ...patch }, actor) };
+    return {
+      result: "created",
+      deal: store.createDeal({ name: plan.name, pipeline_id: pipeline.id, ...patch }, actor),
+    };
   } catch (err) {
     for (const id of [...store.contacts.keys()]) if (!contactsBefore.has(id)) store.contacts.delete(id);
     for (const id of [...store.companies.keys()]) if (!companiesBefore.has(id)) store.companies.delete(id);
@@ -364,7 +427,14 @@ function companyFor(store: FourDegreesStore, name: string): string {
 }
 
 function splitList(cell: string): string[] {
-  return [...new Set(cell.split(";").map((s) => s.trim()).filter((s) => s !== ""))];
+  return [
+    ...new Set(
+      cell
+        .split(";")
+        .map((s) => s.trim())
+        .filter((s) => s !== ""),
+    ),
+  ];
 }
 
 /** A money cell → minor units (2 decimals): `250000`, `1,250,000.50`, `$300000`, `-12.5`. */
@@ -385,7 +455,9 @@ function parseDate(cell: string, label: string): string {
   else if (/^\d{1,2}\/\d{1,2}\/\d{4}$/.test(cell)) {
     const [m, d, y] = cell.split("/");
     iso = `${y}-${m!.padStart(2, "0")}-${d!.padStart(2, "0")}`;
-  } else if (/^\d{4}-\d{2}-\d{2}T/.test(cell) && !Number.isNaN(Date.parse(cell))) iso = new Date(cell).toISOString().slice(0, 10);
-  if (iso === null || !isCalendarDate(iso)) throw new RowError(`${label}: "${cell}" is not a date (YYYY-MM-DD or MM/DD/YYYY)`);
+  } else if (/^\d{4}-\d{2}-\d{2}T/.test(cell) && !Number.isNaN(Date.parse(cell)))
+    iso = new Date(cell).toISOString().slice(0, 10);
+  if (iso === null || !isCalendarDate(iso))
+    throw new RowError(`${label}: "${cell}" is not a date (YYYY-MM-DD or MM/DD/YYYY)`);
   return iso;
 }

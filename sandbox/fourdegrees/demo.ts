@@ -50,7 +50,11 @@ export const DEMO_STAGES: ReadonlyArray<{ name: string; kind: StageKind }> = [
 
 const DEMO_FIELDS: ReadonlyArray<{ name: string; type: FieldType; options?: string[] }> = [
   { name: "Round", type: "single_select", options: ["Pre-seed", "Seed", "Series A", "Series B", "Growth"] },
-  { name: "Sector", type: "single_select", options: ["Fintech", "Healthcare", "SaaS", "Climate", "Consumer", "Logistics"] },
+  {
+    name: "Sector",
+    type: "single_select",
+    options: ["Fintech", "Healthcare", "SaaS", "Climate", "Consumer", "Logistics"],
+  },
   { name: "Ownership %", type: "percentage" },
   { name: "Source", type: "text" },
   { name: "Value (k)", type: "formula" },
@@ -59,8 +63,18 @@ const DEMO_FIELDS: ReadonlyArray<{ name: string; type: FieldType; options?: stri
 
 /** Companies and founders of the 4Degrees-side deals (different from HighLevel's, so a sync visibly adds them there). */
 const DEMO_CONTACTS = [
-  { name: "Nora Lindqvist", email: "nora@northwind.example", company: "Northwind Analytics", domain: "northwind.example" },
-  { name: "Marcus Bell", email: "marcus@bluebirdhealth.example", company: "Bluebird Health", domain: "bluebirdhealth.example" },
+  {
+    name: "Nora Lindqvist",
+    email: "nora@northwind.example",
+    company: "Northwind Analytics",
+    domain: "northwind.example",
+  },
+  {
+    name: "Marcus Bell",
+    email: "marcus@bluebirdhealth.example",
+    company: "Bluebird Health",
+    domain: "bluebirdhealth.example",
+  },
   { name: "Elena Voss", email: "elena@heliogrid.example", company: "Helio Grid", domain: "heliogrid.example" },
   { name: "Tom Achebe", email: "tom@ledgerline.example", company: "Ledgerline", domain: "ledgerline.example" },
   { name: "Grace Kim", email: "grace@marlowfinch.example", company: "Marlow & Finch", domain: "marlowfinch.example" },
@@ -68,12 +82,84 @@ const DEMO_CONTACTS = [
 ];
 
 const DEMO_DEALS = [
-  { name: "Northwind Analytics — Series A", company: "Northwind Analytics", stage: "Due Diligence", owner: 0, usd: 2_500_000, closeInDays: 75, sector: "SaaS", round: "Series A", ownership: 12.5, tags: ["b2b", "ai"], note: "Strong net revenue retention (128%). Waiting on the customer reference calls." },
-  { name: "Bluebird Health — Seed", company: "Bluebird Health", stage: "First Meeting", owner: 1, usd: 750_000, closeInDays: 60, sector: "Healthcare", round: "Seed", ownership: 8, tags: ["digital-health"], note: "Intro via the founder's previous investor; clinical pilot with two hospitals." },
-  { name: "Helio Grid — Series B", company: "Helio Grid", stage: "Term Sheet", owner: 0, usd: 6_000_000, closeInDays: 21, sector: "Climate", round: "Series B", ownership: 9.5, tags: ["climate", "hardware"], note: null },
-  { name: "Ledgerline — Seed extension", company: "Ledgerline", stage: "Closed", owner: 2, usd: 400_000, closeInDays: -14, sector: "Fintech", round: "Seed", ownership: 4, tags: ["fintech"], note: "Wired. Board observer seat agreed." },
-  { name: "Marlow & Finch — Pre-seed", company: "Marlow & Finch", stage: "Sourced", owner: 1, usd: 250_000, closeInDays: null, sector: "Consumer", round: "Pre-seed", ownership: null, tags: [], note: null },
-  { name: "Orbit Freight — Seed", company: "Orbit Freight", stage: "Passed", owner: 2, usd: 1_000_000, closeInDays: -30, sector: "Logistics", round: "Seed", ownership: null, tags: ["passed"], note: null },
+  {
+    name: "Northwind Analytics — Series A",
+    company: "Northwind Analytics",
+    stage: "Due Diligence",
+    owner: 0,
+    usd: 2_500_000,
+    closeInDays: 75,
+    sector: "SaaS",
+    round: "Series A",
+    ownership: 12.5,
+    tags: ["b2b", "ai"],
+    note: "Strong net revenue retention (128%). Waiting on the customer reference calls.",
+  },
+  {
+    name: "Bluebird Health — Seed",
+    company: "Bluebird Health",
+    stage: "First Meeting",
+    owner: 1,
+    usd: 750_000,
+    closeInDays: 60,
+    sector: "Healthcare",
+    round: "Seed",
+    ownership: 8,
+    tags: ["digital-health"],
+    note: "Intro via the founder's previous investor; clinical pilot with two hospitals.",
+  },
+  {
+    name: "Helio Grid — Series B",
+    company: "Helio Grid",
+    stage: "Term Sheet",
+    owner: 0,
+    usd: 6_000_000,
+    closeInDays: 21,
+    sector: "Climate",
+    round: "Series B",
+    ownership: 9.5,
+    tags: ["climate", "hardware"],
+    note: null,
+  },
+  {
+    name: "Ledgerline — Seed extension",
+    company: "Ledgerline",
+    stage: "Closed",
+    owner: 2,
+    usd: 400_000,
+    closeInDays: -14,
+    sector: "Fintech",
+    round: "Seed",
+    ownership: 4,
+    tags: ["fintech"],
+    note: "Wired. Board observer seat agreed.",
+  },
+  {
+    name: "Marlow & Finch — Pre-seed",
+    company: "Marlow & Finch",
+    stage: "Sourced",
+    owner: 1,
+    usd: 250_000,
+    closeInDays: null,
+    sector: "Consumer",
+    round: "Pre-seed",
+    ownership: null,
+    tags: [],
+    note: null,
+  },
+  {
+    name: "Orbit Freight — Seed",
+    company: "Orbit Freight",
+    stage: "Passed",
+    owner: 2,
+    usd: 1_000_000,
+    closeInDays: -30,
+    sector: "Logistics",
+    round: "Seed",
+    ownership: null,
+    tags: ["passed"],
+    note: null,
+  },
 ];
 
 const DAY_MS = 86_400_000;
@@ -93,16 +179,31 @@ export function seedDemo(sb: FourDegreesSandbox): DemoSummary {
 
 function seedInto(sb: FourDegreesSandbox): DemoSummary {
   const store = sb.store;
-  const users: User[] = DEMO_USERS.map((u) => [...store.users.values()].find((x) => x.email === u.email) ?? store.addUser(u));
+  const users: User[] = DEMO_USERS.map(
+    (u) => [...store.users.values()].find((x) => x.email === u.email) ?? store.addUser(u),
+  );
   const pipeline = store.addPipeline({ name: "Deal Flow", stages: [...DEMO_STAGES] });
   const fieldIds = new Map<string, string>();
-  for (const f of DEMO_FIELDS) fieldIds.set(f.name, store.addField({ pipelineId: pipeline.id, name: f.name, type: f.type, ...(f.options ? { options: f.options } : {}) }).id);
+  for (const f of DEMO_FIELDS)
+    fieldIds.set(
+      f.name,
+      store.addField({
+        pipelineId: pipeline.id,
+        name: f.name,
+        type: f.type,
+        ...(f.options ? { options: f.options } : {}),
+      }).id,
+    );
   const companyIds = new Map<string, string>();
   const contactIds = new Map<string, string>();
   for (const c of DEMO_CONTACTS) {
     const companyId = store.addCompany({ name: c.company, domain: c.domain }).id;
     companyIds.set(c.company, companyId);
-    contactIds.set(c.company, (store.findContactByEmail(c.email) ?? store.addContact({ name: c.name, email: c.email, company_id: companyId })).id);
+    contactIds.set(
+      c.company,
+      (store.findContactByEmail(c.email) ?? store.addContact({ name: c.name, email: c.email, company_id: companyId }))
+        .id,
+    );
   }
 
   const today = sb.clock.now();
@@ -117,7 +218,8 @@ function seedInto(sb: FourDegreesSandbox): DemoSummary {
         stage_id: stageId(d.stage),
         owner_id: owner.id,
         value: { amount_minor: d.usd * 100, currency: "USD" },
-        expected_close_date: d.closeInDays === null ? null : new Date(today + d.closeInDays * DAY_MS).toISOString().slice(0, 10),
+        expected_close_date:
+          d.closeInDays === null ? null : new Date(today + d.closeInDays * DAY_MS).toISOString().slice(0, 10),
         company_id: companyIds.get(d.company)!,
         contact_ids: [contactIds.get(d.company)!],
         tags: d.tags,
@@ -142,7 +244,9 @@ function summary(sb: FourDegreesSandbox, pipeline: Pipeline): DemoSummary {
     workspaceId: store.workspace.id,
     pipelineId: pipeline.id,
     stageIds: [...pipeline.stages].sort((a, b) => a.position - b.position).map((s) => s.id),
-    userIds: DEMO_USERS.map((u) => [...store.users.values()].find((x) => x.email === u.email)?.id).filter((id): id is string => id !== undefined),
+    userIds: DEMO_USERS.map((u) => [...store.users.values()].find((x) => x.email === u.email)?.id).filter(
+      (id): id is string => id !== undefined,
+    ),
     fieldIds: Object.fromEntries(store.fieldsOf(pipeline.id).map((f) => [f.name, f.id])),
     dealIds,
     contactIds: [...store.contacts.keys()],

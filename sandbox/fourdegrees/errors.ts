@@ -44,13 +44,17 @@ export class FourDegreesError extends Error {
 }
 
 /** The JSON body of an error answer. */
-export function errorBody(error: { type: string; code: string; message: string }, requestId: string): { error: { type: string; code: string; message: string; request_id: string } } {
+export function errorBody(
+  error: { type: string; code: string; message: string },
+  requestId: string,
+): { error: { type: string; code: string; message: string; request_id: string } } {
   return { error: { type: error.type, code: error.code, message: error.message, request_id: requestId } };
 }
 
 /** Shorthands for the common failures. */
 export const fail = {
-  notFound: (what: string, id: string) => new FourDegreesError(404, `${what}_not_found`, `No ${what.replace(/_/g, " ")} with id "${id}"`),
+  notFound: (what: string, id: string) =>
+    new FourDegreesError(404, `${what}_not_found`, `No ${what.replace(/_/g, " ")} with id "${id}"`),
   validation: (message: string, code = "validation_failed") => new FourDegreesError(422, code, message),
   badRequest: (message: string, code = "invalid_request") => new FourDegreesError(400, code, message),
 };

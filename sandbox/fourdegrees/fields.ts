@@ -25,9 +25,14 @@ export function applyFields(
   const out: Record<string, FieldValue> = { ...base };
   for (const [fieldId, value] of Object.entries(input)) {
     const def = w.field(fieldId);
-    if (!def || def.pipeline_id !== pipelineId) throw fail.validation(`fields.${fieldId}: no such field in pipeline ${pipelineId} (GET /pipelines/${pipelineId}/fields lists them)`, "unknown_custom_field");
+    if (!def || def.pipeline_id !== pipelineId)
+      throw fail.validation(
+        `fields.${fieldId}: no such field in pipeline ${pipelineId} (GET /pipelines/${pipelineId}/fields lists them)`,
+        "unknown_custom_field",
+      );
     const uiOnly = def.type === "linked_deals" && options.allowUiOnlyFields === true;
-    if (def.read_only && !uiOnly) throw fail.validation(`fields.${fieldId} (${def.name}) is a read-only ${def.type} field`, "read_only_field");
+    if (def.read_only && !uiOnly)
+      throw fail.validation(`fields.${fieldId} (${def.name}) is a read-only ${def.type} field`, "read_only_field");
     if (value === null) {
       delete out[fieldId];
       continue;
@@ -36,7 +41,8 @@ export function applyFields(
   }
   if (checkRequired || Object.keys(input).length > 0) {
     for (const def of w.fieldsOf(pipelineId)) {
-      if (def.required && (out[def.id] === undefined || out[def.id] === "")) throw fail.validation(`fields.${def.id} (${def.name}) is required`, "required_field_missing");
+      if (def.required && (out[def.id] === undefined || out[def.id] === ""))
+        throw fail.validation(`fields.${def.id} (${def.name}) is required`, "required_field_missing");
     }
   }
   return out;
@@ -60,10 +66,12 @@ function checkFieldValue(w: FieldLookups, def: FieldDef, value: FieldValue): Fie
       if (typeof value !== "string" || !isCalendarDate(value)) throw bad("a date as YYYY-MM-DD");
       return value;
     case "single_select":
-      if (typeof value !== "string" || !def.options!.includes(value)) throw bad(`one of ${def.options!.map((o) => JSON.stringify(o)).join(", ")} (exact match)`);
+      if (typeof value !== "string" || !def.options!.includes(value))
+        throw bad(`one of ${def.options!.map((o) => JSON.stringify(o)).join(", ")} (exact match)`);
       return value;
     case "multi_select":
-      if (!Array.isArray(value) || value.some((v) => !def.options!.includes(v))) throw bad(`a list of ${def.options!.map((o) => JSON.stringify(o)).join(", ")} (exact match)`);
+      if (!Array.isArray(value) || value.some((v) => !def.options!.includes(v)))
+        throw bad(`a list of ${def.options!.map((o) => JSON.stringify(o)).join(", ")} (exact match)`);
       return dedupe(value);
     case "contact":
       if (typeof value !== "string" || !w.hasContact(value)) throw bad("the id of an existing contact");

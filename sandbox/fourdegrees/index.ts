@@ -2,7 +2,17 @@
  * The 4Degrees sandbox (the ASSUMED partner contract, ../shared/reference/fourdegrees.md):
  * `createFourDegreesSandbox(ctx)` for the sandbox host, plus the types tests use.
  */
-export { createFourDegreesSandbox, FourDegreesSandbox, apiKeyId, DEFAULT_API_KEY, DEFAULT_WEBHOOK_SECRET, DEFAULT_RATE_LIMIT, type ApiKeyRecord, type RequestRecord, type Scope } from "./sandbox.ts";
+export {
+  createFourDegreesSandbox,
+  FourDegreesSandbox,
+  apiKeyId,
+  DEFAULT_API_KEY,
+  DEFAULT_WEBHOOK_SECRET,
+  DEFAULT_RATE_LIMIT,
+  type ApiKeyRecord,
+  type RequestRecord,
+  type Scope,
+} from "./sandbox.ts";
 export { API_BASE } from "./api.ts";
 export { DEMO_STAGES, DEMO_USERS, type DemoSummary } from "./demo.ts";
 export { importCsv, type ImportReport } from "./csv-import.ts";

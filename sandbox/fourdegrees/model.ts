@@ -48,7 +48,17 @@ export interface Pipeline {
 }
 
 /** Custom field types of a deal list (formula and linked_deals are read-only, as in 4Degrees). */
-export type FieldType = "text" | "number" | "currency" | "percentage" | "date" | "single_select" | "multi_select" | "contact" | "formula" | "linked_deals";
+export type FieldType =
+  | "text"
+  | "number"
+  | "currency"
+  | "percentage"
+  | "date"
+  | "single_select"
+  | "multi_select"
+  | "contact"
+  | "formula"
+  | "linked_deals";
 
 export const READ_ONLY_FIELD_TYPES: ReadonlySet<FieldType> = new Set(["formula", "linked_deals"]);
 
@@ -116,7 +126,14 @@ export interface Note {
 }
 
 /** Deal properties a client may never write (422 `read_only_field`). */
-export const DEAL_READ_ONLY_KEYS: ReadonlySet<string> = new Set(["id", "version", "status", "created_at", "updated_at", "archived_at"]);
+export const DEAL_READ_ONLY_KEYS: ReadonlySet<string> = new Set([
+  "id",
+  "version",
+  "status",
+  "created_at",
+  "updated_at",
+  "archived_at",
+]);
 
 const isoDate = z
   .string()
@@ -129,12 +146,22 @@ const isoDate = z
 /** Money in minor units: an integer and an ISO 4217 code. */
 export const MoneySchema = z
   .object({
-    amount_minor: z.number().int("must be an integer number of minor units (no floats)").min(-9_007_199_254_740_991).max(9_007_199_254_740_991),
+    amount_minor: z
+      .number()
+      .int("must be an integer number of minor units (no floats)")
+      .min(-9_007_199_254_740_991)
+      .max(9_007_199_254_740_991),
     currency: z.string().regex(/^[A-Z]{3}$/, "must be an ISO 4217 code such as USD"),
   })
   .strict();
 
-export const FieldValueSchema = z.union([z.string().max(10_000), z.number(), z.boolean(), z.null(), z.array(z.string().max(1_000)).max(200)]);
+export const FieldValueSchema = z.union([
+  z.string().max(10_000),
+  z.number(),
+  z.boolean(),
+  z.null(),
+  z.array(z.string().max(1_000)).max(200),
+]);
 
 const ExternalRefSchema = z.object({ system: z.string().min(1).max(64), id: z.string().min(1).max(255) }).strict();
 
@@ -174,7 +201,10 @@ export const DealPatchSchema = z.object(writable).partial().strict();
 export type DealPatch = z.output<typeof DealPatchSchema>;
 
 export const NoteCreateSchema = z
-  .object({ body: z.string().trim().min(1, "must not be empty").max(100_000), author_id: z.string().min(1).nullable().optional() })
+  .object({
+    body: z.string().trim().min(1, "must not be empty").max(100_000),
+    author_id: z.string().min(1).nullable().optional(),
+  })
   .strict();
 export type NoteCreate = z.output<typeof NoteCreateSchema>;
 

@@ -43,7 +43,15 @@ export function encodeCursor(pos: CursorPosition): string {
 export function decodeCursor(raw: string): CursorPosition {
   try {
     const json: unknown = JSON.parse(atob(raw.replace(/-/g, "+").replace(/_/g, "/")));
-    if (json && typeof json === "object" && "k" in json && "i" in json && typeof json.k === "string" && typeof json.i === "string") return { k: json.k, i: json.i };
+    if (
+      json &&
+      typeof json === "object" &&
+      "k" in json &&
+      "i" in json &&
+      typeof json.k === "string" &&
+      typeof json.i === "string"
+    )
+      return { k: json.k, i: json.i };
   } catch {
     // fall through
   }

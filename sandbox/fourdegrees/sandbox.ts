@@ -77,7 +77,14 @@ export class IdempotencyStore {
   }
 
   begin(slot: string, fingerprint: string): void {
-    this.#entries.set(slot, { fingerprint, at: this.#clock.now(), state: "in_flight", status: 0, body: "", headers: {} });
+    this.#entries.set(slot, {
+      fingerprint,
+      at: this.#clock.now(),
+      state: "in_flight",
+      status: 0,
+      body: "",
+      headers: {},
+    });
   }
 
   complete(slot: string, answer: { status: number; body: string; headers: Record<string, string> }): void {
@@ -128,7 +135,12 @@ export class FourDegreesSandbox implements ProviderSandbox {
   /** Delay before each retry of a failed delivery (sandbox ms); its length is the retry count. */
   retrySchedule: number[] = [...DEFAULT_RETRY_SCHEDULE_MS];
   /** Counters and a recent log of API requests. */
-  readonly requests = { total: 0, byRoute: {} as Record<string, number>, byStatus: {} as Record<string, number>, log: [] as RequestRecord[] };
+  readonly requests = {
+    total: 0,
+    byRoute: {} as Record<string, number>,
+    byStatus: {} as Record<string, number>,
+    log: [] as RequestRecord[],
+  };
   /** What the last `seedDemo()` made (null before seeding or after a reset). */
   demo: DemoSummary | null = null;
   /** Events emitted (newest last, capped), including those no subscriber received. */
@@ -205,7 +217,8 @@ export class FourDegreesSandbox implements ProviderSandbox {
   /** The actor of a change made "in the 4Degrees UI" by a user (default: the first user). */
   userActor(userId?: string): Actor {
     const id = userId ?? this.store.users.keys().next().value;
-    if (id === undefined || !this.store.users.has(id)) throw new Error(`no 4Degrees sandbox user ${userId ?? "(none seeded)"}`);
+    if (id === undefined || !this.store.users.has(id))
+      throw new Error(`no 4Degrees sandbox user ${userId ?? "(none seeded)"}`);
     return { type: "user", id };
   }
 
@@ -273,7 +286,8 @@ export class FourDegreesSandbox implements ProviderSandbox {
     this.requests.byRoute[route] = (this.requests.byRoute[route] ?? 0) + 1;
     this.requests.byStatus[String(entry.status)] = (this.requests.byStatus[String(entry.status)] ?? 0) + 1;
     this.requests.log.push({ at: new Date(this.clock.now()).toISOString(), ...entry });
-    if (this.requests.log.length > REQUEST_LOG_LIMIT) this.requests.log.splice(0, this.requests.log.length - REQUEST_LOG_LIMIT);
+    if (this.requests.log.length > REQUEST_LOG_LIMIT)
+      this.requests.log.splice(0, this.requests.log.length - REQUEST_LOG_LIMIT);
   }
 
   resetRequests(): void {
@@ -285,7 +299,11 @@ export class FourDegreesSandbox implements ProviderSandbox {
 
   /** Adds (or replaces) an API key; read-only keys get 403 on writes. */
   addApiKey(key: string, options: { name?: string; scopes?: Scope[] } = {}): ApiKeyRecord {
-    const record: ApiKeyRecord = { id: apiKeyId(key), name: options.name ?? "API key", scopes: options.scopes ?? ["read", "write"] };
+    const record: ApiKeyRecord = {
+      id: apiKeyId(key),
+      name: options.name ?? "API key",
+      scopes: options.scopes ?? ["read", "write"],
+    };
     this.apiKeys.set(key, record);
     return { ...record, scopes: [...record.scopes] };
   }
@@ -313,7 +331,8 @@ function eventIdOf(body: string): string {
 /** A delivery body is always the JSON of a `WebhookEvent` this sandbox built. */
 function parseEvent(body: string): WebhookEvent {
   const parsed: unknown = JSON.parse(body);
-  if (parsed && typeof parsed === "object" && "id" in parsed && typeof parsed.id === "string" && "type" in parsed) return parsed as WebhookEvent;
+  if (parsed && typeof parsed === "object" && "id" in parsed && typeof parsed.id === "string" && "type" in parsed)
+    return parsed as WebhookEvent;
   throw new Error("4degrees webhook body is not an event");
 }
 
@@ -326,5 +345,8 @@ function positiveNumber(raw: string | undefined): number | undefined {
 function rateLimitFromSettings(settings: Record<string, string | undefined>): Partial<RateLimitSettings> {
   const max = positiveNumber(settings["FOURDEGREES_RATE_LIMIT"]);
   const intervalMs = positiveNumber(settings["FOURDEGREES_RATE_WINDOW_MS"]);
-  return { ...(max !== undefined ? { max: Math.floor(max) } : {}), ...(intervalMs !== undefined ? { intervalMs } : {}) };
+  return {
+    ...(max !== undefined ? { max: Math.floor(max) } : {}),
+    ...(intervalMs !== undefined ? { intervalMs } : {}),
+  };
 }

@@ -22,13 +22,20 @@ export function secretKeyBytes(secret: string): Uint8Array<ArrayBuffer> {
 
 /** `v1,<base64 HMAC>` of `{id}.{timestamp}.{body}` under one secret. */
 export async function signOne(secret: string, id: string, timestampSeconds: number, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", secretKeyBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey("raw", secretKeyBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
   const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${id}.${timestampSeconds}.${body}`));
   return `v1,${toBase64(mac)}`;
 }
 
 /** The three Standard Webhooks headers for one delivery attempt, signed with every active secret. */
-export async function standardWebhookHeaders(secrets: readonly string[], id: string, timestampSeconds: number, body: string): Promise<Record<string, string>> {
+export async function standardWebhookHeaders(
+  secrets: readonly string[],
+  id: string,
+  timestampSeconds: number,
+  body: string,
+): Promise<Record<string, string>> {
   const signatures = await Promise.all(secrets.map((s) => signOne(s, id, timestampSeconds, body)));
   return { "webhook-id": id, "webhook-timestamp": String(timestampSeconds), "webhook-signature": signatures.join(" ") };
 }
@@ -37,4 +44,6 @@ export async function standardWebhookHeaders(secrets: readonly string[], id: str
  * Standard Webhooks' retry schedule after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
  * 10 h (then the delivery is marked failed). Sandbox time.
  */
-export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
+export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [
+  5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
+];

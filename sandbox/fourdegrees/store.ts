@@ -83,7 +83,12 @@ export class FourDegreesStore {
     hasDeal: (id) => this.deals.has(id),
   };
 
-  constructor(options: { clock: Clock; random: SeededRandom; workspace: Workspace; emit: (event: WebhookEvent) => void }) {
+  constructor(options: {
+    clock: Clock;
+    random: SeededRandom;
+    workspace: Workspace;
+    emit: (event: WebhookEvent) => void;
+  }) {
     this.#clock = options.clock;
     this.#random = options.random;
     this.workspace = options.workspace;
@@ -93,7 +98,17 @@ export class FourDegreesStore {
   /** Clears every record (the workspace itself stays); `random` restarts the id stream. */
   clear(random: SeededRandom): void {
     this.#random = random;
-    for (const m of [this.users, this.pipelines, this.fields, this.companies, this.contacts, this.deals, this.notes, this.#notesByDeal]) m.clear();
+    for (const m of [
+      this.users,
+      this.pipelines,
+      this.fields,
+      this.companies,
+      this.contacts,
+      this.deals,
+      this.notes,
+      this.#notesByDeal,
+    ])
+      m.clear();
     this.#issued.clear();
     this.#sorted = null;
   }
@@ -122,7 +137,8 @@ export class FourDegreesStore {
 
   addUser(input: { name: string; email: string; role?: "admin" | "member" }): User {
     const email = input.email.trim().toLowerCase();
-    if ([...this.users.values()].some((u) => u.email === email)) throw fail.validation(`A user with email ${email} already exists`, "duplicate_email");
+    if ([...this.users.values()].some((u) => u.email === email))
+      throw fail.validation(`A user with email ${email} already exists`, "duplicate_email");
     const user: User = { id: this.newId("usr"), name: input.name, email, role: input.role ?? "member" };
     this.users.set(user.id, user);
     return structuredClone(user);
@@ -145,11 +161,19 @@ export class FourDegreesStore {
     return structuredClone(pipeline);
   }
 
-  addField(input: { pipelineId: string; name: string; type: FieldType; required?: boolean; options?: string[] }): FieldDef {
+  addField(input: {
+    pipelineId: string;
+    name: string;
+    type: FieldType;
+    required?: boolean;
+    options?: string[];
+  }): FieldDef {
     this.#pipeline(input.pipelineId, 404);
     const isSelect = input.type === "single_select" || input.type === "multi_select";
-    if (isSelect && (!input.options || input.options.length === 0)) throw fail.validation(`A ${input.type} field needs options`);
-    if (this.fieldsOf(input.pipelineId).some((f) => f.name.toLowerCase() === input.name.toLowerCase())) throw fail.validation(`Field "${input.name}" already exists in this pipeline`);
+    if (isSelect && (!input.options || input.options.length === 0))
+      throw fail.validation(`A ${input.type} field needs options`);
+    if (this.fieldsOf(input.pipelineId).some((f) => f.name.toLowerCase() === input.name.toLowerCase()))
+      throw fail.validation(`Field "${input.name}" already exists in this pipeline`);
     const field: FieldDef = {
       id: this.newId("fld"),
       pipeline_id: input.pipelineId,
@@ -171,9 +195,16 @@ export class FourDegreesStore {
 
   addContact(input: ContactCreate): Contact {
     const email = input.email ? input.email.trim().toLowerCase() : null;
-    if (email && this.findContactByEmail(email)) throw new FourDegreesError(409, "duplicate_contact", `A contact with email ${email} already exists`);
+    if (email && this.findContactByEmail(email))
+      throw new FourDegreesError(409, "duplicate_contact", `A contact with email ${email} already exists`);
     if (input.company_id) this.#ref(this.companies, input.company_id, "company");
-    const contact: Contact = { id: this.newId("ct"), name: input.name, email, company_id: input.company_id ?? null, created_at: this.nowIso() };
+    const contact: Contact = {
+      id: this.newId("ct"),
+      name: input.name,
+      email,
+      company_id: input.company_id ?? null,
+      created_at: this.nowIso(),
+    };
     this.contacts.set(contact.id, contact);
     return structuredClone(contact);
   }
@@ -224,7 +255,9 @@ export class FourDegreesStore {
 
   listNotes(dealId: string, cursor: string | undefined, limit: number): Page<Note> {
     this.#deal(dealId);
-    const all = (this.#notesByDeal.get(dealId) ?? []).map((id) => this.notes.get(id)!).sort((a, b) => cmp(a.created_at, b.created_at) || cmp(a.id, b.id));
+    const all = (this.#notesByDeal.get(dealId) ?? [])
+      .map((id) => this.notes.get(id)!)
+      .sort((a, b) => cmp(a.created_at, b.created_at) || cmp(a.id, b.id));
     let start = 0;
     if (cursor !== undefined) {
       const pos = decodeCursor(cursor);
@@ -233,7 +266,10 @@ export class FourDegreesStore {
     }
     const data = all.slice(start, start + limit).map((n) => structuredClone(n));
     const last = data.at(-1);
-    return { data, next_cursor: last && start + limit < all.length ? encodeCursor({ k: last.created_at, i: last.id }) : null };
+    return {
+      data,
+      next_cursor: last && start + limit < all.length ? encodeCursor({ k: last.created_at, i: last.id }) : null,
+    };
   }
 
   notesOf(dealId: string): Note[] {
@@ -248,7 +284,10 @@ export class FourDegreesStore {
 
   createDeal(input: DealCreate, actor: Actor, options: WriteOptions = {}): Deal {
     const pipeline = this.#pipeline(input.pipeline_id, 422);
-    const stage = input.stage_id === undefined ? [...pipeline.stages].sort((a, b) => a.position - b.position)[0]! : this.#stageOf(pipeline, input.stage_id);
+    const stage =
+      input.stage_id === undefined
+        ? [...pipeline.stages].sort((a, b) => a.position - b.position)[0]!
+        : this.#stageOf(pipeline, input.stage_id);
     const now = this.nowIso();
     const deal: Deal = {
       id: this.newId("deal"),
@@ -284,7 +323,8 @@ export class FourDegreesStore {
     if (patch.name !== undefined) next.name = patch.name;
     if (patch.pipeline_id !== undefined && patch.pipeline_id !== current.pipeline_id) {
       const pipeline = this.#pipeline(patch.pipeline_id, 422);
-      if (patch.stage_id === undefined) throw fail.validation("Moving a deal to another pipeline needs a stage_id of that pipeline", "stage_required");
+      if (patch.stage_id === undefined)
+        throw fail.validation("Moving a deal to another pipeline needs a stage_id of that pipeline", "stage_required");
       next.pipeline_id = pipeline.id;
     }
     if (patch.stage_id !== undefined) {
@@ -334,7 +374,14 @@ export class FourDegreesStore {
     const deal = this.#deal(dealId);
     this.#writable(deal, {});
     const now = this.nowIso();
-    const note: Note = { id: this.newId("note"), deal_id: deal.id, body: input.body, author_id: this.#userRef(input.author_id ?? (actor.type === "user" ? actor.id : null)), created_at: now, updated_at: now };
+    const note: Note = {
+      id: this.newId("note"),
+      deal_id: deal.id,
+      body: input.body,
+      author_id: this.#userRef(input.author_id ?? (actor.type === "user" ? actor.id : null)),
+      created_at: now,
+      updated_at: now,
+    };
     this.notes.set(note.id, note);
     const list = this.#notesByDeal.get(deal.id) ?? [];
     list.push(note.id);
@@ -383,13 +430,26 @@ export class FourDegreesStore {
   }
 
   #event(type: EventType, actor: Actor, object: Deal | Note, changes: Record<string, [unknown, unknown]>): void {
-    this.#emit({ id: this.newId("evt"), type, created_at: this.nowIso(), workspace_id: this.workspace.id, actor: { ...actor }, data: { object: structuredClone(object) }, changes: structuredClone(changes) });
+    this.#emit({
+      id: this.newId("evt"),
+      type,
+      created_at: this.nowIso(),
+      workspace_id: this.workspace.id,
+      actor: { ...actor },
+      data: { object: structuredClone(object) },
+      changes: structuredClone(changes),
+    });
   }
 
   #writable(deal: Deal, options: WriteOptions): void {
-    if (deal.archived_at !== null) throw new FourDegreesError(409, "deal_archived", `Deal ${deal.id} is archived and cannot be changed`);
+    if (deal.archived_at !== null)
+      throw new FourDegreesError(409, "deal_archived", `Deal ${deal.id} is archived and cannot be changed`);
     if (options.ifMatch !== undefined && options.ifMatch !== deal.version) {
-      throw new FourDegreesError(409, "version_conflict", `Deal ${deal.id} is at version ${deal.version}; If-Match asked for version ${options.ifMatch}. Re-read it and re-apply your change.`);
+      throw new FourDegreesError(
+        409,
+        "version_conflict",
+        `Deal ${deal.id} is at version ${deal.version}; If-Match asked for version ${options.ifMatch}. Re-read it and re-apply your change.`,
+      );
     }
   }
 
@@ -409,12 +469,15 @@ export class FourDegreesStore {
   #pipeline(id: string, status: 404 | 422): Pipeline {
     const pipeline = this.pipelines.get(id);
     if (pipeline) return pipeline;
-    throw status === 404 ? fail.notFound("pipeline", id) : fail.validation(`pipeline_id: no pipeline with id "${id}"`, "unknown_pipeline");
+    throw status === 404
+      ? fail.notFound("pipeline", id)
+      : fail.validation(`pipeline_id: no pipeline with id "${id}"`, "unknown_pipeline");
   }
 
   #stageOf(pipeline: Pipeline, stageId: string) {
     const stage = pipeline.stages.find((s) => s.id === stageId);
-    if (!stage) throw fail.validation(`stage_id: "${stageId}" is not a stage of pipeline ${pipeline.id}`, "unknown_stage");
+    if (!stage)
+      throw fail.validation(`stage_id: "${stageId}" is not a stage of pipeline ${pipeline.id}`, "unknown_stage");
     return stage;
   }
 
@@ -449,7 +512,8 @@ function diff(before: Deal, after: Deal): Record<string, [unknown, unknown]> {
   const changes: Record<string, [unknown, unknown]> = {};
   for (const key of Object.keys(after) as Array<keyof Deal>) {
     if (key === "version" || key === "updated_at") continue;
-    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) changes[key] = [structuredClone(before[key]), structuredClone(after[key])];
+    if (JSON.stringify(before[key]) !== JSON.stringify(after[key]))
+      changes[key] = [structuredClone(before[key]), structuredClone(after[key])];
   }
   return changes;
 }

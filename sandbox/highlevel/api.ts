@@ -45,7 +45,12 @@ export interface ApiOptions {
 /** HighLevel's (Express's) 404 for a path no route answers, with the request's `traceId`. */
 function notFound(c: Ctx): Response {
   const path = new URL(c.req.url).pathname.replace(/^\/highlevel/, "");
-  const body = { statusCode: 404, message: `Cannot ${c.req.method} ${path}`, error: "Not Found", traceId: c.get("traceId") };
+  const body = {
+    statusCode: 404,
+    message: `Cannot ${c.req.method} ${path}`,
+    error: "Not Found",
+    traceId: c.get("traceId"),
+  };
   return c.json(body, 404);
 }
 
@@ -63,11 +68,20 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
 
   app.onError((err, c) => {
     const traceId = c.get("traceId") ?? crypto.randomUUID();
-    if (err instanceof OAuthError && oauth.settings.errorStyle === "oauth2") return c.json({ error: err.code, error_description: err.message }, err.status as 400);
+    if (err instanceof OAuthError && oauth.settings.errorStyle === "oauth2")
+      return c.json({ error: err.code, error_description: err.message }, err.status as 400);
     if (err instanceof GhlError) return c.json(err.body(traceId), err.status as 400);
     // A crash is a sandbox bug: say so loudly, still in HighLevel's shape.
     console.error("highlevel sandbox: unexpected error", err);
-    return c.json({ statusCode: 500, message: `sandbox bug: ${err instanceof Error ? err.message : String(err)}`, error: REASON[500], traceId }, 500);
+    return c.json(
+      {
+        statusCode: 500,
+        message: `sandbox bug: ${err instanceof Error ? err.message : String(err)}`,
+        error: REASON[500],
+        traceId,
+      },
+      500,
+    );
   });
 
   app.notFound(notFound);
@@ -103,7 +117,8 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
       if (g.version ?? true) {
         const version = c.req.header("version");
         if (!version) throw new GhlError(400, "Version header was not found");
-        if (!(ACCEPTED_VERSIONS as readonly string[]).includes(version)) throw new GhlError(400, `Invalid version header: ${version}`);
+        if (!(ACCEPTED_VERSIONS as readonly string[]).includes(version))
+          throw new GhlError(400, `Invalid version header: ${version}`);
       }
       if (token) {
         if (g.auth !== "any" && token.userType !== g.auth) throw new GhlError(401, AUTH_CLASS_NOT_ALLOWED);
@@ -115,7 +130,10 @@ export function createHighLevelApi(o: ApiOptions): Hono<Vars> {
   /** 403 unless the token is for `locationId` (a Location token) or its agency (a Company token). */
   const assertLocation = (c: Ctx, locationId: string) => {
     const t = tokenOf(c);
-    const ok = t.userType === "Location" ? t.locationId === locationId : store.locations.get(locationId)?.companyId === t.companyId;
+    const ok =
+      t.userType === "Location"
+        ? t.locationId === locationId
+        : store.locations.get(locationId)?.companyId === t.companyId;
     if (!ok) throw new GhlError(403, NO_LOCATION_ACCESS);
   };
 

@@ -9,7 +9,9 @@ import type { HighLevelSandbox } from "./index.ts";
 import { renderContact, renderNote, renderOpportunity } from "./render.ts";
 import { OPPORTUNITY_STATUSES } from "./store.ts";
 
-const customFields = z.array(z.object({ id: z.string().optional(), key: z.string().optional(), field_value: z.unknown() }).strict()).optional();
+const customFields = z
+  .array(z.object({ id: z.string().optional(), key: z.string().optional(), field_value: z.unknown() }).strict())
+  .optional();
 
 const OpportunityCreate = z
   .object({
@@ -19,7 +21,16 @@ const OpportunityCreate = z
     name: z.string().min(1),
     status: z.enum(OPPORTUNITY_STATUSES).default("open"),
     contactId: z.string().optional(),
-    contact: z.object({ firstName: z.string().optional(), lastName: z.string().optional(), email: z.email().optional(), companyName: z.string().optional(), phone: z.string().optional() }).strict().optional(),
+    contact: z
+      .object({
+        firstName: z.string().optional(),
+        lastName: z.string().optional(),
+        email: z.email().optional(),
+        companyName: z.string().optional(),
+        phone: z.string().optional(),
+      })
+      .strict()
+      .optional(),
     monetaryValue: z.number().finite().optional(),
     assignedTo: z.string().optional(),
     source: z.string().optional(),
@@ -41,8 +52,12 @@ const OpportunityPatch = z
   })
   .strict();
 
-const NoteCreate = z.object({ body: z.string().min(1), userId: z.string().optional(), title: z.string().optional() }).strict();
-const NotePatch = z.object({ body: z.string().min(1).optional(), userId: z.string().optional(), title: z.string().optional() }).strict();
+const NoteCreate = z
+  .object({ body: z.string().min(1), userId: z.string().optional(), title: z.string().optional() })
+  .strict();
+const NotePatch = z
+  .object({ body: z.string().min(1).optional(), userId: z.string().optional(), title: z.string().optional() })
+  .strict();
 
 const ContactCreate = z
   .object({
@@ -86,11 +101,22 @@ export function registerRecordControls(
     if (!pipelineId) throw new ControlError(400, "the location has no pipeline");
     let contactId = input.contactId;
     if (!contactId) {
-      const existing = input.contact?.email ? sb.service.findDuplicateContact(locationId, input.contact.email)?.contact : undefined;
-      contactId = existing?.id ?? sb.service.createContact({ locationId, ...input.contact, firstName: input.contact?.firstName ?? input.name }).id;
+      const existing = input.contact?.email
+        ? sb.service.findDuplicateContact(locationId, input.contact.email)?.contact
+        : undefined;
+      contactId =
+        existing?.id ??
+        sb.service.createContact({ locationId, ...input.contact, firstName: input.contact?.firstName ?? input.name })
+          .id;
     }
     const { contact: _contact, ...rest } = input;
-    const o = sb.service.createOpportunity({ ...rest, locationId, pipelineId, contactId, source: input.source ?? "sandbox UI" });
+    const o = sb.service.createOpportunity({
+      ...rest,
+      locationId,
+      pipelineId,
+      contactId,
+      source: input.source ?? "sandbox UI",
+    });
     return c.json({ opportunity: renderOpportunity(sb.store, o) }, 201);
   });
 
@@ -102,17 +128,36 @@ export function registerRecordControls(
 
   app.post("/opportunities/:id/stage", async (c) => {
     const sb = get();
-    const input = await body(c, z.object({ pipelineStageId: z.string().optional(), stageName: z.string().optional() }).strict().refine((v) => v.pipelineStageId || v.stageName, "give pipelineStageId or stageName"));
+    const input = await body(
+      c,
+      z
+        .object({ pipelineStageId: z.string().optional(), stageName: z.string().optional() })
+        .strict()
+        .refine((v) => v.pipelineStageId || v.stageName, "give pipelineStageId or stageName"),
+    );
     const o = sb.service.opportunity(c.req.param("id"));
-    const stage = input.pipelineStageId ?? sb.store.pipelines.get(o.pipelineId)?.stages.find((s) => s.name.toLowerCase() === input.stageName!.toLowerCase())?.id;
+    const stage =
+      input.pipelineStageId ??
+      sb.store.pipelines.get(o.pipelineId)?.stages.find((s) => s.name.toLowerCase() === input.stageName!.toLowerCase())
+        ?.id;
     if (!stage) throw new ControlError(400, `no stage named ${input.stageName} in the opportunity's pipeline`);
-    return c.json({ opportunity: renderOpportunity(sb.store, sb.service.updateOpportunity(o.id, { pipelineStageId: stage })) });
+    return c.json({
+      opportunity: renderOpportunity(sb.store, sb.service.updateOpportunity(o.id, { pipelineStageId: stage })),
+    });
   });
 
   app.post("/opportunities/:id/status", async (c) => {
     const sb = get();
-    const input = await body(c, z.object({ status: z.enum(OPPORTUNITY_STATUSES), lostReasonId: z.string().optional() }).strict());
-    return c.json({ opportunity: renderOpportunity(sb.store, sb.service.setStatus(c.req.param("id"), input.status, input.lostReasonId)) });
+    const input = await body(
+      c,
+      z.object({ status: z.enum(OPPORTUNITY_STATUSES), lostReasonId: z.string().optional() }).strict(),
+    );
+    return c.json({
+      opportunity: renderOpportunity(
+        sb.store,
+        sb.service.setStatus(c.req.param("id"), input.status, input.lostReasonId),
+      ),
+    });
   });
 
   app.delete("/opportunities/:id", (c) => {

@@ -20,12 +20,17 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   const app = new Hono();
 
   app.onError((err, c) => {
-    if (err instanceof ControlError) return c.json({ error: err.message, ...(err.issues ? { issues: err.issues } : {}) }, err.status);
+    if (err instanceof ControlError)
+      return c.json({ error: err.message, ...(err.issues ? { issues: err.issues } : {}) }, err.status);
     if (err instanceof GhlError) {
       const status = /not found/i.test(err.message) ? 404 : 400;
       return c.json({ error: err.message, ...(Array.isArray(err.messages) ? { issues: err.messages } : {}) }, status);
     }
-    if (err instanceof z.ZodError) return c.json({ error: "invalid input", issues: err.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`) }, 400);
+    if (err instanceof z.ZodError)
+      return c.json(
+        { error: "invalid input", issues: err.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`) },
+        400,
+      );
     if (err instanceof RangeError || err instanceof SyntaxError) return c.json({ error: err.message }, 400);
     console.error("highlevel sandbox control: unexpected error", err);
     return c.json({ error: `sandbox bug: ${err instanceof Error ? err.message : String(err)}` }, 500);
@@ -51,9 +56,19 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
         notes: sb.store.notes.size,
         pipelines: sb.store.pipelines.size,
       },
-      webhooks: { mode: sb.webhooks.mode, subscribers: [...sb.webhooks.subscribers], subscriptions: sb.subscriptions(), pending: sb.webhooks.pending().length },
+      webhooks: {
+        mode: sb.webhooks.mode,
+        subscribers: [...sb.webhooks.subscribers],
+        subscriptions: sb.subscriptions(),
+        pending: sb.webhooks.pending().length,
+      },
       rateLimit: { ...sb.limiter.settings, retryAfter: sb.retryAfter },
-      oauth: { clientId: sb.oauth.app.clientId, appId: sb.oauth.app.appId, settings: sb.oauth.settings, counters: sb.oauth.counters },
+      oauth: {
+        clientId: sb.oauth.app.clientId,
+        appId: sb.oauth.app.appId,
+        settings: sb.oauth.settings,
+        counters: sb.oauth.counters,
+      },
       faults: { settings: sb.faults.settings, counts: sb.faults.counts },
       now: new Date(clock.now()).toISOString(),
     });
@@ -75,7 +90,13 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   // ---------- locations ----------
 
   app.get("/locations", (c) =>
-    c.json({ locations: [...get().store.locations.values()].map((l) => ({ ...l, installed: get().oauth.installations.has(l.id), settings: get().service.settingsOf(l.id) })) }),
+    c.json({
+      locations: [...get().store.locations.values()].map((l) => ({
+        ...l,
+        installed: get().oauth.installations.has(l.id),
+        settings: get().service.settingsOf(l.id),
+      })),
+    }),
   );
 
   app.post("/locations/:id/deactivate", (c) => {
@@ -95,7 +116,12 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   });
 
   app.put("/locations/:id/settings", async (c) => {
-    const patch = await body(c, z.object({ allowDuplicateOpportunities: z.boolean().optional(), allowDuplicateContacts: z.boolean().optional() }).strict());
+    const patch = await body(
+      c,
+      z
+        .object({ allowDuplicateOpportunities: z.boolean().optional(), allowDuplicateContacts: z.boolean().optional() })
+        .strict(),
+    );
     const settings = get().service.settingsOf(demoLocation(c.req.param("id")));
     Object.assign(settings, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
     return c.json({ settings });
@@ -112,10 +138,18 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   const UrlBody = z.object({ url }).strict();
   /** A subscriber, optionally scoped to a location, an agency, and/or the app's installed locations. */
   const SubscriberBody = z
-    .object({ url, locationId: z.string().min(1).optional(), companyId: z.string().min(1).optional(), installed: z.boolean().optional() })
+    .object({
+      url,
+      locationId: z.string().min(1).optional(),
+      companyId: z.string().min(1).optional(),
+      installed: z.boolean().optional(),
+    })
     .strict();
 
-  const subscribersAnswer = () => ({ subscribers: [...get().webhooks.subscribers], subscriptions: get().subscriptions() });
+  const subscribersAnswer = () => ({
+    subscribers: [...get().webhooks.subscribers],
+    subscriptions: get().subscriptions(),
+  });
 
   app.get("/webhooks", (c) => {
     const sb = get();
@@ -125,8 +159,10 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   app.post("/webhooks/subscribers", async (c) => {
     const { url: target, ...scope } = await body(c, SubscriberBody);
     const sb = get();
-    if (scope.locationId !== undefined && !sb.store.locations.has(scope.locationId)) throw new ControlError(404, `no location ${scope.locationId}`);
-    if (scope.companyId !== undefined && !sb.store.companies.has(scope.companyId)) throw new ControlError(404, `no agency (company) ${scope.companyId}`);
+    if (scope.locationId !== undefined && !sb.store.locations.has(scope.locationId))
+      throw new ControlError(404, `no location ${scope.locationId}`);
+    if (scope.companyId !== undefined && !sb.store.companies.has(scope.companyId))
+      throw new ControlError(404, `no agency (company) ${scope.companyId}`);
     sb.subscribe(target, scope);
     return c.json(subscribersAnswer(), 201);
   });
@@ -217,7 +253,12 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
 
   app.get("/oauth", (c) => {
     const sb = get();
-    return c.json({ app: { clientId: sb.oauth.app.clientId, appId: sb.oauth.app.appId, redirectUris: sb.oauth.app.redirectUris }, settings: sb.oauth.settings, counters: sb.oauth.counters, installations: [...sb.oauth.installations.values()] });
+    return c.json({
+      app: { clientId: sb.oauth.app.clientId, appId: sb.oauth.app.appId, redirectUris: sb.oauth.app.redirectUris },
+      settings: sb.oauth.settings,
+      counters: sb.oauth.counters,
+      installations: [...sb.oauth.installations.values()],
+    });
   });
 
   app.put("/oauth/settings", async (c) => {
@@ -250,15 +291,38 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   app.post("/oauth/authorize", async (c) => {
     const input = await body(
       c,
-      z.object({ locationId: z.string().optional(), companyId: z.string().optional(), scope: z.string().optional(), redirectUri: z.url().optional(), state: z.string().optional() }).strict(),
+      z
+        .object({
+          locationId: z.string().optional(),
+          companyId: z.string().optional(),
+          scope: z.string().optional(),
+          redirectUri: z.url().optional(),
+          state: z.string().optional(),
+        })
+        .strict(),
     );
     const sb = get();
-    const location = input.companyId && !input.locationId ? undefined : sb.store.locations.get(demoLocation(input.locationId));
+    const location =
+      input.companyId && !input.locationId ? undefined : sb.store.locations.get(demoLocation(input.locationId));
     const companyId = location?.companyId ?? input.companyId;
     if (!companyId) throw new ControlError(400, "give locationId or companyId");
-    if (input.redirectUri && !sb.oauth.redirectAllowed(input.redirectUri)) throw new ControlError(400, "redirectUri is not a registered redirect URI");
+    if (input.redirectUri && !sb.oauth.redirectAllowed(input.redirectUri))
+      throw new ControlError(400, "redirectUri is not a registered redirect URI");
     const scopes = input.scope ? input.scope.split(/\s+/).filter(Boolean) : undefined;
-    const code = sb.oauth.authorize({ companyId, locationId: location?.id ?? null, scopes: scopes ?? ["opportunities.readonly", "opportunities.write", "contacts.readonly", "contacts.write", "users.readonly", "locations.readonly", "locations/customFields.readonly"], redirectUri: input.redirectUri ?? null });
+    const code = sb.oauth.authorize({
+      companyId,
+      locationId: location?.id ?? null,
+      scopes: scopes ?? [
+        "opportunities.readonly",
+        "opportunities.write",
+        "contacts.readonly",
+        "contacts.write",
+        "users.readonly",
+        "locations.readonly",
+        "locations/customFields.readonly",
+      ],
+      redirectUri: input.redirectUri ?? null,
+    });
     let redirect: string | undefined;
     if (input.redirectUri) {
       const u = new URL(input.redirectUri);
@@ -272,7 +336,14 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   app.post("/oauth/connect", async (c) => {
     const input = await body(
       c,
-      z.object({ locationId: z.string().optional(), companyId: z.string().optional(), userType: z.enum(["Location", "Company"]).optional(), scope: z.string().optional() }).strict(),
+      z
+        .object({
+          locationId: z.string().optional(),
+          companyId: z.string().optional(),
+          userType: z.enum(["Location", "Company"]).optional(),
+          scope: z.string().optional(),
+        })
+        .strict(),
     );
     const { scope, ...rest } = input;
     return c.json(get().connect({ ...rest, ...(scope ? { scopes: scope.split(/\s+/).filter(Boolean) } : {}) }));
@@ -290,9 +361,22 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   });
 
   app.post("/pit", async (c) => {
-    const input = await body(c, z.object({ locationId: z.string().optional(), scopes: z.array(z.string().min(1)).optional(), name: z.string().optional() }).strict());
+    const input = await body(
+      c,
+      z
+        .object({
+          locationId: z.string().optional(),
+          scopes: z.array(z.string().min(1)).optional(),
+          name: z.string().optional(),
+        })
+        .strict(),
+    );
     const locationId = demoLocation(input.locationId);
-    const pit = get().oauth.createPit({ locationId, ...(input.scopes ? { scopes: input.scopes } : {}), ...(input.name ? { name: input.name } : {}) });
+    const pit = get().oauth.createPit({
+      locationId,
+      ...(input.scopes ? { scopes: input.scopes } : {}),
+      ...(input.name ? { name: input.name } : {}),
+    });
     return c.json({ token: pit.token, locationId, scopes: pit.scopes }, 201);
   });
 

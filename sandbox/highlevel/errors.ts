@@ -30,7 +30,11 @@ export class GhlError extends Error {
   /** Whether the body carries NestJS's `error` reason phrase. */
   readonly withReason: boolean;
 
-  constructor(status: number, message: string | string[], options: { extra?: Record<string, unknown>; withReason?: boolean } = {}) {
+  constructor(
+    status: number,
+    message: string | string[],
+    options: { extra?: Record<string, unknown>; withReason?: boolean } = {},
+  ) {
     super(Array.isArray(message) ? message.join("; ") : message);
     this.status = status;
     this.messages = message;
@@ -58,7 +62,8 @@ export function unprocessable(messages: string[]): GhlError {
 /** Observed 401 texts (reference page, "Common"). */
 export const INVALID_TOKEN = "Invalid token: access token is invalid";
 export const SCOPE_NOT_AUTHORIZED = "The token is not authorized for this scope.";
-export const AUTH_CLASS_NOT_ALLOWED = "This authClass type is not allowed to access this scope. Please reach out to the Platform team to get it added.";
+export const AUTH_CLASS_NOT_ALLOWED =
+  "This authClass type is not allowed to access this scope. Please reach out to the Platform team to get it added.";
 export const NO_LOCATION_ACCESS = "The token does not have access to this location.";
 
 /**
@@ -72,7 +77,11 @@ export function validationMessages(error: z.ZodError): string[] {
     const prefix = issue.path.length > 0 ? `${issue.path.join(".")}.` : "";
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) out.push(`property ${prefix}${key} should not exist`);
-    } else if (issue.message.startsWith("Invalid input") || issue.message.startsWith("Too ") || issue.message.startsWith("Invalid option")) {
+    } else if (
+      issue.message.startsWith("Invalid input") ||
+      issue.message.startsWith("Too ") ||
+      issue.message.startsWith("Invalid option")
+    ) {
       // A default zod message (nested value the builders did not label): name the field.
       out.push(`${issue.path.join(".") || "body"} is invalid`);
     } else {
@@ -94,7 +103,10 @@ export function parseBody<S extends z.ZodType>(schema: S, input: unknown): z.out
 /** A required string (`x should not be empty` when absent or empty, `x must be a string` otherwise). */
 export function reqString(name: string) {
   return z
-    .string({ error: (iss) => (iss.input === undefined || iss.input === null ? `${name} should not be empty` : `${name} must be a string`) })
+    .string({
+      error: (iss) =>
+        iss.input === undefined || iss.input === null ? `${name} should not be empty` : `${name} must be a string`,
+    })
     .min(1, { error: `${name} should not be empty` });
 }
 
@@ -105,7 +117,10 @@ export function optString(name: string) {
 
 /** An optional string that may also be null (HighLevel's nullable contact fields). */
 export function nullableString(name: string) {
-  return z.string({ error: `${name} must be a string` }).nullable().optional();
+  return z
+    .string({ error: `${name} must be a string` })
+    .nullable()
+    .optional();
 }
 
 /** An optional number. */

@@ -82,7 +82,12 @@ export interface HighLevelSandbox extends ProviderSandbox {
   /** Creates a Location Private Integration Token (default: the demo location, all scopes). */
   createPit(options?: { locationId?: string; scopes?: string[]; name?: string }): string;
   /** A ready OAuth connection (approve + code exchange) without counting a token call. */
-  connect(options?: { locationId?: string; companyId?: string; userType?: UserType; scopes?: string[] }): Record<string, unknown>;
+  connect(options?: {
+    locationId?: string;
+    companyId?: string;
+    userType?: UserType;
+    scopes?: string[];
+  }): Record<string, unknown>;
   /** Token endpoint call counters. */
   tokenCalls(): TokenCounters;
   /** Sets the access token lifetime for tokens issued from now on. */
@@ -145,7 +150,10 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
   const s = ctx.settings;
   const clientId = s["HIGHLEVEL_CLIENT_ID"] || "sandbox-client-id";
   const appId = sandboxAppId(s);
-  const configuredSubscribers = (s["HIGHLEVEL_WEBHOOK_URLS"] ?? "").split(",").map((u) => u.trim()).filter(Boolean);
+  const configuredSubscribers = (s["HIGHLEVEL_WEBHOOK_URLS"] ?? "")
+    .split(",")
+    .map((u) => u.trim())
+    .filter(Boolean);
   const clock = ctx.clock;
 
   const store = new HighLevelStore();
@@ -157,7 +165,8 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
     clock,
     faults,
     sign: (body) => signer.sign(body),
-    retryDelayMs: (status, attempts) => (status === 429 && attempts <= WEBHOOK_MAX_RETRIES ? WEBHOOK_RETRY_DELAY_MS : null),
+    retryDelayMs: (status, attempts) =>
+      status === 429 && attempts <= WEBHOOK_MAX_RETRIES ? WEBHOOK_RETRY_DELAY_MS : null,
     mode: ctx.webhookMode,
     retryTimeScale: num(s["HIGHLEVEL_WEBHOOK_RETRY_SCALE"], 1),
     ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
@@ -170,22 +179,43 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
   const inScope = (scope: SubscriberScope | undefined, body: Record<string, unknown>): boolean => {
     if (!scope) return true;
     const locationId = typeof body["locationId"] === "string" ? body["locationId"] : null;
-    const companyId = typeof body["companyId"] === "string" ? body["companyId"] : locationId ? (store.locations.get(locationId)?.companyId ?? null) : null;
+    const companyId =
+      typeof body["companyId"] === "string"
+        ? body["companyId"]
+        : locationId
+          ? (store.locations.get(locationId)?.companyId ?? null)
+          : null;
     if (scope.locationId !== undefined) {
-      if (locationId !== null ? locationId !== scope.locationId : companyId === null || companyId !== store.locations.get(scope.locationId)?.companyId) return false;
+      if (
+        locationId !== null
+          ? locationId !== scope.locationId
+          : companyId === null || companyId !== store.locations.get(scope.locationId)?.companyId
+      )
+        return false;
     }
     if (scope.companyId !== undefined && companyId !== scope.companyId) return false;
     if (scope.installed && body["type"] !== "INSTALL" && body["type"] !== "UNINSTALL") {
       if (locationId === null) return false;
       const agency = store.locations.get(locationId)?.companyId;
-      if (!oauth.installations.has(locationId) && !(agency && oauth.installations.has(`company:${agency}`))) return false;
+      if (!oauth.installations.has(locationId) && !(agency && oauth.installations.has(`company:${agency}`)))
+        return false;
     }
     return true;
   };
 
   /** Adds the envelope HighLevel puts on every webhook body and queues it for the subscribers in scope. */
   const emit = (type: string, body: Record<string, unknown>) => {
-    webhooks.emit(type, { ...body, appId, versionId: appId, timestamp: new Date(clock.now()).toISOString(), webhookId: webhookIds.uuid() }, (url) => inScope(scopes.get(url), body));
+    webhooks.emit(
+      type,
+      {
+        ...body,
+        appId,
+        versionId: appId,
+        timestamp: new Date(clock.now()).toISOString(),
+        webhookId: webhookIds.uuid(),
+      },
+      (url) => inScope(scopes.get(url), body),
+    );
   };
 
   const service = new HighLevelService({
@@ -202,7 +232,12 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
       clientSecret: s["HIGHLEVEL_CLIENT_SECRET"] || "sandbox-client-secret",
       appId,
       versionId: appId,
-      redirectUris: s["HIGHLEVEL_REDIRECT_URIS"] ? s["HIGHLEVEL_REDIRECT_URIS"].split(",").map((u) => u.trim()).filter(Boolean) : null,
+      redirectUris: s["HIGHLEVEL_REDIRECT_URIS"]
+        ? s["HIGHLEVEL_REDIRECT_URIS"]
+            .split(",")
+            .map((u) => u.trim())
+            .filter(Boolean)
+        : null,
     },
     settings: {
       accessTokenLifetimeSec: num(s["HIGHLEVEL_TOKEN_LIFETIME_SECONDS"], 86_399),
@@ -229,10 +264,16 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
   const limiter = new RateLimiter(clock, {
     max: num(s["HIGHLEVEL_RATE_LIMIT_MAX"], DEFAULT_RATE_LIMIT.max),
     intervalMs: num(s["HIGHLEVEL_RATE_LIMIT_INTERVAL_MS"], DEFAULT_RATE_LIMIT.intervalMs),
-    daily: s["HIGHLEVEL_RATE_LIMIT_DAILY"] === "none" ? null : num(s["HIGHLEVEL_RATE_LIMIT_DAILY"], DEFAULT_RATE_LIMIT.daily as number),
+    daily:
+      s["HIGHLEVEL_RATE_LIMIT_DAILY"] === "none"
+        ? null
+        : num(s["HIGHLEVEL_RATE_LIMIT_DAILY"], DEFAULT_RATE_LIMIT.daily as number),
   });
 
-  const api = new Hono().route("/", createHighLevelApi({ service, oauth, limiter, faults, retryAfter: () => handle.retryAfter }));
+  const api = new Hono().route(
+    "/",
+    createHighLevelApi({ service, oauth, limiter, faults, retryAfter: () => handle.retryAfter }),
+  );
   const handle: HighLevelSandbox = {
     name: "highlevel",
     mounts: {
@@ -278,7 +319,11 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
     createPit(options = {}) {
       const locationId = options.locationId ?? handle.demo?.locationId;
       if (!locationId) throw new Error("createPit: no locationId and no demo data (call seedDemo() first)");
-      return oauth.createPit({ locationId, ...(options.scopes ? { scopes: options.scopes } : {}), ...(options.name ? { name: options.name } : {}) }).token;
+      return oauth.createPit({
+        locationId,
+        ...(options.scopes ? { scopes: options.scopes } : {}),
+        ...(options.name ? { name: options.name } : {}),
+      }).token;
     },
 
     connect(options = {}) {
@@ -322,8 +367,10 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
         ...(scope.companyId !== undefined ? { companyId: scope.companyId } : {}),
         ...(scope.installed ? { installed: true } : {}),
       };
-      if (clean.locationId !== undefined && !store.locations.has(clean.locationId)) throw new RangeError(`no location ${clean.locationId}`);
-      if (clean.companyId !== undefined && !store.companies.has(clean.companyId)) throw new RangeError(`no agency (company) ${clean.companyId}`);
+      if (clean.locationId !== undefined && !store.locations.has(clean.locationId))
+        throw new RangeError(`no location ${clean.locationId}`);
+      if (clean.companyId !== undefined && !store.companies.has(clean.companyId))
+        throw new RangeError(`no agency (company) ${clean.companyId}`);
       webhooks.subscribers.add(url);
       if (Object.keys(clean).length > 0) scopes.set(url, clean);
       else scopes.delete(url);

@@ -110,9 +110,13 @@ export function resolveCustomFields(
   const problems: string[] = [];
   input.forEach((item, i) => {
     const key = item.key?.replace(new RegExp(`^${model}\\.`), "");
-    const field = item.id ? fields.find((f) => f.id === item.id) : fields.find((f) => f.fieldKey === `${model}.${key}` || f.fieldKey === key);
+    const field = item.id
+      ? fields.find((f) => f.id === item.id)
+      : fields.find((f) => f.fieldKey === `${model}.${key}` || f.fieldKey === key);
     if (!field) {
-      problems.push(`customFields.${i} refers to an unknown ${model} custom field: ${item.id ?? item.key ?? "(no id or key)"}`);
+      problems.push(
+        `customFields.${i} refers to an unknown ${model} custom field: ${item.id ?? item.key ?? "(no id or key)"}`,
+      );
       return;
     }
     const value = item.field_value;

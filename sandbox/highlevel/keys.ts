@@ -82,7 +82,9 @@ export class WebhookSigner {
 
   #load(): Promise<{ ed25519: CryptoKey; rsa: CryptoKey }> {
     this.#keys ??= (async () => ({
-      ed25519: await crypto.subtle.importKey("pkcs8", pemToDer(ED25519_PRIVATE_PEM), { name: "Ed25519" }, false, ["sign"]),
+      ed25519: await crypto.subtle.importKey("pkcs8", pemToDer(ED25519_PRIVATE_PEM), { name: "Ed25519" }, false, [
+        "sign",
+      ]),
       rsa: await crypto.subtle.importKey("pkcs8", pemToDer(RSA_PRIVATE_PEM), RSA_ALGORITHM, false, ["sign"]),
     }))();
     return this.#keys;
@@ -101,13 +103,21 @@ export class WebhookSigner {
 }
 
 /** Verifies an `x-ghl-signature` with a public key PEM (tests and docs use this to show the scheme). */
-export async function verifyGhlSignature(body: string, signatureB64: string, publicPem = ED25519_PUBLIC_PEM): Promise<boolean> {
+export async function verifyGhlSignature(
+  body: string,
+  signatureB64: string,
+  publicPem = ED25519_PUBLIC_PEM,
+): Promise<boolean> {
   const key = await crypto.subtle.importKey("spki", pemToDer(publicPem), { name: "Ed25519" }, false, ["verify"]);
   return crypto.subtle.verify({ name: "Ed25519" }, key, fromBase64(signatureB64), new TextEncoder().encode(body));
 }
 
 /** Verifies a legacy `x-wh-signature` with a public key PEM. */
-export async function verifyWhSignature(body: string, signatureB64: string, publicPem = RSA_PUBLIC_PEM): Promise<boolean> {
+export async function verifyWhSignature(
+  body: string,
+  signatureB64: string,
+  publicPem = RSA_PUBLIC_PEM,
+): Promise<boolean> {
   const key = await crypto.subtle.importKey("spki", pemToDer(publicPem), RSA_ALGORITHM, false, ["verify"]);
   return crypto.subtle.verify(RSA_ALGORITHM, key, fromBase64(signatureB64), new TextEncoder().encode(body));
 }

@@ -27,52 +27,105 @@ const PAGE_STYLE = raw(`<style>
 </style>`);
 
 /** Creates the marketplace app (OAuth pages). */
-export function createMarketplace(options: { oauth: OAuthServer; store: HighLevelStore; ids: () => IdSource; now: () => number }): Hono {
+export function createMarketplace(options: {
+  oauth: OAuthServer;
+  store: HighLevelStore;
+  ids: () => IdSource;
+  now: () => number;
+}): Hono {
   const { oauth, store } = options;
   const pending = new Map<string, Pending>();
   const app = new Hono();
 
   const errorPage = (title: string, detail: string) =>
-    html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>HighLevel sandbox — ${title}</title>${PAGE_STYLE}</head>
-<body><main><h1 class="error">${title}</h1><p>${detail}</p><p class="scopes">HighLevel sandbox · marketplace</p></main></body></html>`;
+    html`<!doctype html>
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <title>HighLevel sandbox — ${title}</title>
+          ${PAGE_STYLE}
+        </head>
+        <body>
+          <main>
+            <h1 class="error">${title}</h1>
+            <p>${detail}</p>
+            <p class="scopes">HighLevel sandbox · marketplace</p>
+          </main>
+        </body>
+      </html>`;
 
   app.get("/v2/oauth/chooselocation", (c) => {
     const q = c.req.query();
-    if (!q.client_id || q.client_id !== oauth.app.clientId) return c.html(errorPage("Invalid client", "No Marketplace app has this client_id."), 400);
-    if (!q.redirect_uri || !oauth.redirectAllowed(q.redirect_uri)) return c.html(errorPage("Invalid redirect URI", "The redirect_uri is not one of this app's redirect URLs."), 400);
+    if (!q.client_id || q.client_id !== oauth.app.clientId)
+      return c.html(errorPage("Invalid client", "No Marketplace app has this client_id."), 400);
+    if (!q.redirect_uri || !oauth.redirectAllowed(q.redirect_uri))
+      return c.html(errorPage("Invalid redirect URI", "The redirect_uri is not one of this app's redirect URLs."), 400);
     if (q.response_type !== "code") return c.html(errorPage("Invalid request", "response_type must be code."), 400);
     const scopes = (q.scope ?? "").split(/\s+/).filter(Boolean);
     const bad = scopes.filter((s) => !/^[a-z][a-zA-Z0-9/._-]*\.(readonly|write|read)$/.test(s));
-    if (scopes.length === 0 || bad.length > 0) return c.html(errorPage("Invalid scope", bad.length > 0 ? `Unknown scope: ${bad.join(", ")}` : "The scope parameter is required."), 400);
+    if (scopes.length === 0 || bad.length > 0)
+      return c.html(
+        errorPage(
+          "Invalid scope",
+          bad.length > 0 ? `Unknown scope: ${bad.join(", ")}` : "The scope parameter is required.",
+        ),
+        400,
+      );
     const requestId = options.ids().hex(32);
-    pending.set(requestId, { redirectUri: q.redirect_uri, scopes, state: q.state ?? null, expiresAt: options.now() + 30 * 60_000 });
+    pending.set(requestId, {
+      redirectUri: q.redirect_uri,
+      scopes,
+      state: q.state ?? null,
+      expiresAt: options.now() + 30 * 60_000,
+    });
     const locations = [...store.locations.values()];
     const companies = [...store.companies.values()];
-    return c.html(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>HighLevel sandbox — Choose account</title>${PAGE_STYLE}</head>
-<body><main>
-<h1>Install the app</h1>
-<p>Choose the sub-account the app may access.</p>
-<p class="scopes">Requested access: ${scopes.join(", ")}</p>
-<form method="post" action="chooselocation">
-<input type="hidden" name="request_id" value="${requestId}">
-${locations.length === 0 ? html`<p class="error">This sandbox has no locations yet: seed it (POST /_sandbox/highlevel/seed).</p>` : ""}
-${locations.map((l, i) => html`<label><input type="radio" name="location" value="location:${l.id}" ${i === 0 ? "checked" : ""}> ${l.name} <small>(${l.id})</small></label>`)}
-${companies.map((co) => html`<label><input type="radio" name="location" value="company:${co.id}"> Agency: ${co.name} — all sub-accounts <small>(${co.id})</small></label>`)}
-<div class="actions">
-<button class="approve" type="submit" name="decision" value="approve" ${locations.length === 0 ? "disabled" : ""}>Approve</button>
-<button class="deny" type="submit" name="decision" value="deny">Deny</button>
-</div>
-</form>
-</main></body></html>`);
+    return c.html(
+      html`<!doctype html>
+        <html lang="en">
+          <head>
+            <meta charset="utf-8" />
+            <title>HighLevel sandbox — Choose account</title>
+            ${PAGE_STYLE}
+          </head>
+          <body>
+            <main>
+              <h1>Install the app</h1>
+              <p>Choose the sub-account the app may access.</p>
+              <p class="scopes">Requested access: ${scopes.join(", ")}</p>
+              <form method="post" action="chooselocation">
+                <input type="hidden" name="request_id" value="${requestId}" />
+                ${locations.length === 0 ? html`<p class="error">This sandbox has no locations yet: seed it (POST /_sandbox/highlevel/seed).</p>` : ""}
+                ${locations.map((l, i) => html`<label><input type="radio" name="location" value="location:${l.id}" ${i === 0 ? "checked" : ""} /> ${l.name} <small>(${l.id})</small></label>`)}
+                ${companies.map((co) => html`<label><input type="radio" name="location" value="company:${co.id}" /> Agency: ${co.name} — all sub-accounts <small>(${co.id})</small></label>`)}
+                <div class="actions">
+                  <button
+                    class="approve"
+                    type="submit"
+                    name="decision"
+                    value="approve"
+                    ${locations.length === 0 ? "disabled" : ""}
+                  >
+                    Approve
+                  </button>
+                  <button class="deny" type="submit" name="decision" value="deny">Deny</button>
+                </div>
+              </form>
+            </main>
+          </body>
+        </html>`,
+    );
   });
 
   app.post("/v2/oauth/chooselocation", async (c) => {
     const type = c.req.header("content-type") ?? "";
-    if (!type.startsWith("application/x-www-form-urlencoded") && !type.startsWith("multipart/form-data")) return c.html(errorPage("Invalid request", "Submit the form."), 400);
+    if (!type.startsWith("application/x-www-form-urlencoded") && !type.startsWith("multipart/form-data"))
+      return c.html(errorPage("Invalid request", "Submit the form."), 400);
     const form = await c.req.parseBody();
     const requestId = typeof form.request_id === "string" ? form.request_id : "";
     const p = pending.get(requestId);
-    if (!p || p.expiresAt <= options.now()) return c.html(errorPage("Request expired", "Start the installation again from the app."), 400);
+    if (!p || p.expiresAt <= options.now())
+      return c.html(errorPage("Request expired", "Start the installation again from the app."), 400);
     pending.delete(requestId);
     const target = new URL(p.redirectUri);
     if (form.decision !== "approve") {

@@ -39,7 +39,14 @@ export class OAuthServer {
   #ids: IdSource;
   #onInstall: (i: Installation, userId: string) => void;
 
-  constructor(options: { app: AppConfig; settings?: Partial<OAuthSettings>; store: HighLevelStore; clock: Clock; ids: IdSource; onInstall: (i: Installation, userId: string) => void }) {
+  constructor(options: {
+    app: AppConfig;
+    settings?: Partial<OAuthSettings>;
+    store: HighLevelStore;
+    clock: Clock;
+    ids: IdSource;
+    onInstall: (i: Installation, userId: string) => void;
+  }) {
     this.app = options.app;
     this.settings = { ...DEFAULT_OAUTH_SETTINGS, ...options.settings };
     this.#store = options.store;
@@ -80,7 +87,14 @@ export class OAuthServer {
     return `${base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${base64url(JSON.stringify(payload))}.${base64url(this.#ids.hex(43))}`;
   }
 
-  #issueAccess(grant: { userType: UserType; companyId: string; locationId: string | null; scopes: string[]; userId: string; approvedLocations: string[] }): AccessToken {
+  #issueAccess(grant: {
+    userType: UserType;
+    companyId: string;
+    locationId: string | null;
+    scopes: string[];
+    userId: string;
+    approvedLocations: string[];
+  }): AccessToken {
     const now = this.#clock.now();
     const exp = now + this.settings.accessTokenLifetimeSec * 1000;
     const token = this.#jwtLike({
@@ -90,17 +104,36 @@ export class OAuthServer {
       sourceId: this.app.clientId,
       channel: "OAUTH",
       primaryAuthClassId: grant.userType === "Location" ? grant.locationId : grant.companyId,
-      oauthMeta: { scopes: grant.scopes, client: this.app.appId, versionId: this.app.versionId, clientKey: this.app.clientId },
+      oauthMeta: {
+        scopes: grant.scopes,
+        client: this.app.appId,
+        versionId: this.app.versionId,
+        clientKey: this.app.clientId,
+      },
       iat: Math.floor(now / 1000),
       exp: Math.floor(exp / 1000),
       jti: this.#ids.id(),
     });
-    const record: AccessToken = { token, kind: "oauth", ...grant, appKey: this.app.clientId, expiresAt: exp, revoked: false };
+    const record: AccessToken = {
+      token,
+      kind: "oauth",
+      ...grant,
+      appKey: this.app.clientId,
+      expiresAt: exp,
+      revoked: false,
+    };
     this.accessTokens.set(token, record);
     return record;
   }
 
-  #issueRefresh(grant: { userType: UserType; companyId: string; locationId: string | null; scopes: string[]; userId: string; approvedLocations: string[] }): RefreshToken {
+  #issueRefresh(grant: {
+    userType: UserType;
+    companyId: string;
+    locationId: string | null;
+    scopes: string[];
+    userId: string;
+    approvedLocations: string[];
+  }): RefreshToken {
     const now = this.#clock.now();
     const token = this.#jwtLike({
       authClass: grant.userType,
@@ -112,7 +145,13 @@ export class OAuthServer {
       exp: Math.floor((now + this.settings.refreshTokenLifetimeSec * 1000) / 1000),
       jti: this.#ids.id(),
     });
-    const record: RefreshToken = { token, ...grant, expiresAt: now + this.settings.refreshTokenLifetimeSec * 1000, used: false, revoked: false };
+    const record: RefreshToken = {
+      token,
+      ...grant,
+      expiresAt: now + this.settings.refreshTokenLifetimeSec * 1000,
+      used: false,
+      revoked: false,
+    };
     this.#refresh.set(token, record);
     return record;
   }
@@ -139,11 +178,22 @@ export class OAuthServer {
    * The user approved the app for a location (or, with `locationId: null`, for the whole agency):
    * records the installation (INSTALL event) and returns a single-use, short-lived code.
    */
-  authorize(input: { companyId: string; locationId: string | null; scopes: string[]; redirectUri: string | null; userId?: string }): string {
+  authorize(input: {
+    companyId: string;
+    locationId: string | null;
+    scopes: string[];
+    redirectUri: string | null;
+    userId?: string;
+  }): string {
     const company = this.#store.companies.get(input.companyId);
     if (!company) throw new GhlError(400, "Company not found");
-    const approved = input.locationId ? [input.locationId] : [...this.#store.locations.values()].filter((l) => l.companyId === company.id).map((l) => l.id);
-    const userId = input.userId ?? [...this.#store.users.values()].find((u) => u.companyId === company.id && u.role === "admin")?.id ?? this.#ids.id();
+    const approved = input.locationId
+      ? [input.locationId]
+      : [...this.#store.locations.values()].filter((l) => l.companyId === company.id).map((l) => l.id);
+    const userId =
+      input.userId ??
+      [...this.#store.users.values()].find((u) => u.companyId === company.id && u.role === "admin")?.id ??
+      this.#ids.id();
     const code = this.#ids.hex(40);
     this.#codes.set(code, {
       code,
@@ -157,7 +207,12 @@ export class OAuthServer {
       used: false,
     });
     const key = input.locationId ?? `company:${company.id}`;
-    const installation: Installation = { companyId: company.id, locationId: input.locationId, installedAt: new Date(this.#clock.now()).toISOString(), scopes: input.scopes };
+    const installation: Installation = {
+      companyId: company.id,
+      locationId: input.locationId,
+      installedAt: new Date(this.#clock.now()).toISOString(),
+      scopes: input.scopes,
+    };
     const fresh = !this.installations.has(key);
     this.installations.set(key, installation);
     if (fresh) this.#onInstall(installation, userId);
@@ -180,11 +235,15 @@ export class OAuthServer {
   #token(form: Record<string, string>): Record<string, unknown> {
     const { client_id: clientId, client_secret: clientSecret, grant_type: grantType } = form;
     if (!grantType) throw new OAuthError(400, "invalid_request", "Missing parameter: grant_type");
-    if (!["authorization_code", "refresh_token", "client_credentials"].includes(grantType)) throw new OAuthError(400, "unsupported_grant_type", "Unsupported grant type: grant_type is invalid");
-    if (!clientId || !clientSecret) throw new OAuthError(400, "invalid_client", "Invalid client: cannot retrieve client credentials");
-    if (clientId !== this.app.clientId || clientSecret !== this.app.clientSecret) throw new OAuthError(401, "invalid_client", "Invalid client: client is invalid");
+    if (!["authorization_code", "refresh_token", "client_credentials"].includes(grantType))
+      throw new OAuthError(400, "unsupported_grant_type", "Unsupported grant type: grant_type is invalid");
+    if (!clientId || !clientSecret)
+      throw new OAuthError(400, "invalid_client", "Invalid client: cannot retrieve client credentials");
+    if (clientId !== this.app.clientId || clientSecret !== this.app.clientSecret)
+      throw new OAuthError(401, "invalid_client", "Invalid client: client is invalid");
     const userType = form.user_type ?? "Location";
-    if (userType !== "Location" && userType !== "Company") throw new OAuthError(400, "invalid_request", "Invalid parameter: user_type");
+    if (userType !== "Location" && userType !== "Company")
+      throw new OAuthError(400, "invalid_request", "Invalid parameter: user_type");
     if (grantType === "authorization_code") {
       this.counters.authorizationCode++;
       return this.#exchangeCode(form, userType);
@@ -200,27 +259,47 @@ export class OAuthServer {
     if (!form.code) throw new OAuthError(400, "invalid_request", "Missing parameter: code");
     const code = this.#codes.get(form.code);
     if (!code || code.used) throw new OAuthError(400, "invalid_grant", "Invalid grant: authorization code is invalid");
-    if (code.expiresAt <= this.#clock.now()) throw new OAuthError(400, "invalid_grant", "Invalid grant: authorization code has expired");
-    if (form.redirect_uri !== undefined && code.redirectUri !== null && form.redirect_uri !== code.redirectUri) throw new OAuthError(400, "invalid_request", "Invalid request: redirect_uri is invalid");
-    if (userType === "Location" && code.locationId === null) throw new OAuthError(400, "invalid_request", "Invalid parameter: user_type");
+    if (code.expiresAt <= this.#clock.now())
+      throw new OAuthError(400, "invalid_grant", "Invalid grant: authorization code has expired");
+    if (form.redirect_uri !== undefined && code.redirectUri !== null && form.redirect_uri !== code.redirectUri)
+      throw new OAuthError(400, "invalid_request", "Invalid request: redirect_uri is invalid");
+    if (userType === "Location" && code.locationId === null)
+      throw new OAuthError(400, "invalid_request", "Invalid parameter: user_type");
     code.used = true;
-    const grant = { userType, companyId: code.companyId, locationId: userType === "Location" ? code.locationId : null, scopes: code.scopes, userId: code.userId, approvedLocations: code.approvedLocations };
+    const grant = {
+      userType,
+      companyId: code.companyId,
+      locationId: userType === "Location" ? code.locationId : null,
+      scopes: code.scopes,
+      userId: code.userId,
+      approvedLocations: code.approvedLocations,
+    };
     return this.#tokenResponse(this.#issueAccess(grant), this.#issueRefresh(grant));
   }
 
   #refreshGrant(form: Record<string, string>, userType: UserType): Record<string, unknown> {
     if (!form.refresh_token) throw new OAuthError(400, "invalid_request", "Missing parameter: refresh_token");
     const rt = this.#refresh.get(form.refresh_token);
-    if (!rt || rt.used || rt.revoked) throw new OAuthError(400, "invalid_grant", "Invalid grant: refresh token is invalid");
-    if (rt.expiresAt <= this.#clock.now()) throw new OAuthError(400, "invalid_grant", "Invalid grant: refresh token has expired");
-    if (form.user_type !== undefined && userType !== rt.userType) throw new OAuthError(400, "invalid_request", "Invalid parameter: user_type");
+    if (!rt || rt.used || rt.revoked)
+      throw new OAuthError(400, "invalid_grant", "Invalid grant: refresh token is invalid");
+    if (rt.expiresAt <= this.#clock.now())
+      throw new OAuthError(400, "invalid_grant", "Invalid grant: refresh token has expired");
+    if (form.user_type !== undefined && userType !== rt.userType)
+      throw new OAuthError(400, "invalid_request", "Invalid parameter: user_type");
     // A paused / cancelled sub-account: the same refresh token works again once it is active.
     if (rt.locationId) {
       const location = this.#store.locations.get(rt.locationId);
       if (!location || !location.active) throw new OAuthError(400, "invalid_request", "Location is not active");
     }
     rt.used = true;
-    const grant = { userType: rt.userType, companyId: rt.companyId, locationId: rt.locationId, scopes: rt.scopes, userId: rt.userId, approvedLocations: rt.approvedLocations };
+    const grant = {
+      userType: rt.userType,
+      companyId: rt.companyId,
+      locationId: rt.locationId,
+      scopes: rt.scopes,
+      userId: rt.userId,
+      approvedLocations: rt.approvedLocations,
+    };
     return this.#tokenResponse(this.#issueAccess(grant), this.#issueRefresh(grant));
   }
 
@@ -236,9 +315,17 @@ export class OAuthServer {
     if (form.companyId !== agency.companyId) throw new GhlError(400, "Company id does not match the token");
     const location = this.#store.locations.get(form.locationId!);
     if (!location || location.companyId !== agency.companyId) throw new GhlError(400, "Location not found");
-    if (!agency.approvedLocations.includes(location.id)) throw new GhlError(400, "This app is not installed on the location");
+    if (!agency.approvedLocations.includes(location.id))
+      throw new GhlError(400, "This app is not installed on the location");
     if (!location.active) throw new GhlError(400, "Location is not active");
-    const grant = { userType: "Location" as const, companyId: agency.companyId, locationId: location.id, scopes: agency.scopes, userId: agency.userId, approvedLocations: [location.id] };
+    const grant = {
+      userType: "Location" as const,
+      companyId: agency.companyId,
+      locationId: location.id,
+      scopes: agency.scopes,
+      userId: agency.userId,
+      approvedLocations: [location.id],
+    };
     const access = this.#issueAccess(grant);
     const refresh = this.#issueRefresh(grant);
     return {
@@ -262,7 +349,8 @@ export class OAuthServer {
   authenticate(header: string | undefined): AccessToken {
     const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     const record = m ? this.accessTokens.get(m[1]!) : undefined;
-    if (!record || record.revoked || (record.expiresAt !== null && record.expiresAt <= this.#clock.now())) throw new GhlError(401, INVALID_TOKEN);
+    if (!record || record.revoked || (record.expiresAt !== null && record.expiresAt <= this.#clock.now()))
+      throw new GhlError(401, INVALID_TOKEN);
     return record;
   }
 
@@ -273,7 +361,8 @@ export class OAuthServer {
     const location = this.#store.locations.get(input.locationId);
     if (!location) throw new GhlError(400, "Location not found");
     const token = input.token ?? `pit-${this.#ids.uuid()}`;
-    if (!/^pit-[0-9a-f-]{36}$/.test(token)) throw new GhlError(400, "A private integration token looks like pit-<uuid>");
+    if (!/^pit-[0-9a-f-]{36}$/.test(token))
+      throw new GhlError(400, "A private integration token looks like pit-<uuid>");
     const record: AccessToken = {
       token,
       kind: "pit",
@@ -296,14 +385,24 @@ export class OAuthServer {
    * A ready connection for tests: approve + exchange in one step, without counting a token call.
    * Returns the token JSON the token endpoint would have answered.
    */
-  connect(input: { locationId?: string; companyId?: string; userType?: UserType; scopes?: string[] }): Record<string, unknown> {
+  connect(input: {
+    locationId?: string;
+    companyId?: string;
+    userType?: UserType;
+    scopes?: string[];
+  }): Record<string, unknown> {
     const location = input.locationId ? this.#store.locations.get(input.locationId) : undefined;
     if (input.locationId && !location) throw new GhlError(400, "Location not found");
     const companyId = location?.companyId ?? input.companyId;
     if (!companyId || !this.#store.companies.has(companyId)) throw new GhlError(400, "Company not found");
     const userType = input.userType ?? (location ? "Location" : "Company");
     if (userType === "Location" && !location) throw new GhlError(400, "A Location connection needs a locationId");
-    const code = this.authorize({ companyId, locationId: userType === "Location" ? location!.id : (location?.id ?? null), scopes: input.scopes ?? [...ALL_SCOPES], redirectUri: null });
+    const code = this.authorize({
+      companyId,
+      locationId: userType === "Location" ? location!.id : (location?.id ?? null),
+      scopes: input.scopes ?? [...ALL_SCOPES],
+      redirectUri: null,
+    });
     const saved = { ...this.counters };
     try {
       return this.#exchangeCode({ code }, userType);
@@ -338,8 +437,14 @@ export class OAuthServer {
     const key = target.locationId ?? `company:${target.companyId}`;
     const installation = this.installations.get(key) ?? null;
     this.installations.delete(key);
-    for (const t of this.accessTokens.values()) if (t.kind === "oauth" && (target.locationId ? t.locationId === target.locationId : t.companyId === target.companyId)) t.revoked = true;
-    for (const r of this.#refresh.values()) if (target.locationId ? r.locationId === target.locationId : r.companyId === target.companyId) r.revoked = true;
+    for (const t of this.accessTokens.values())
+      if (
+        t.kind === "oauth" &&
+        (target.locationId ? t.locationId === target.locationId : t.companyId === target.companyId)
+      )
+        t.revoked = true;
+    for (const r of this.#refresh.values())
+      if (target.locationId ? r.locationId === target.locationId : r.companyId === target.companyId) r.revoked = true;
     return installation;
   }
 
@@ -348,7 +453,13 @@ export class OAuthServer {
     const agencyWide = this.installations.get(`company:${company.id}`);
     return locations.map((l) => {
       const inst = this.installations.get(l.id) ?? agencyWide;
-      return { _id: l.id, name: l.name, address: l.address, isInstalled: Boolean(inst), ...(inst ? { installedAt: inst.installedAt, versionId: this.app.versionId } : {}) };
+      return {
+        _id: l.id,
+        name: l.name,
+        address: l.address,
+        isInstalled: Boolean(inst),
+        ...(inst ? { installedAt: inst.installedAt, versionId: this.app.versionId } : {}),
+      };
     });
   }
 }

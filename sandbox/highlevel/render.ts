@@ -17,16 +17,29 @@ function compact<T extends Record<string, unknown>>(o: T): Partial<T> {
 export function embeddedContact(store: HighLevelStore, contactId: string): Record<string, unknown> | undefined {
   const c = store.contacts.get(contactId);
   if (!c) return undefined;
-  return compact({ id: c.id, name: store.contactName(c) || null, companyName: c.companyName, email: c.email, phone: c.phone, tags: [...c.tags] });
+  return compact({
+    id: c.id,
+    name: store.contactName(c) || null,
+    companyName: c.companyName,
+    email: c.email,
+    phone: c.phone,
+    tags: [...c.tags],
+  });
 }
 
 /**
  * An opportunity as GET / create / update answer it: custom fields as `{id, fieldValue}`.
  * With `searchDrift`, custom fields come as real search results carry them: `{id, type, fieldValueString}`.
  */
-export function renderOpportunity(store: HighLevelStore, o: Opportunity, options: { searchDrift?: boolean } = {}): Record<string, unknown> {
+export function renderOpportunity(
+  store: HighLevelStore,
+  o: Opportunity,
+  options: { searchDrift?: boolean } = {},
+): Record<string, unknown> {
   const customFields = o.customFields.map((f) =>
-    options.searchDrift ? { id: f.id, type: "string", fieldValueString: Array.isArray(f.value) ? f.value.join(",") : String(f.value) } : { id: f.id, fieldValue: f.value },
+    options.searchDrift
+      ? { id: f.id, type: "string", fieldValueString: Array.isArray(f.value) ? f.value.join(",") : String(f.value) }
+      : { id: f.id, fieldValue: f.value },
   );
   return compact({
     id: o.id,
@@ -56,7 +69,15 @@ export function renderPipeline(p: Pipeline): Record<string, unknown> {
   return {
     id: p.id,
     name: p.name,
-    stages: [...p.stages].sort((a, b) => a.position - b.position).map((s) => ({ id: s.id, name: s.name, position: s.position, showInFunnel: s.showInFunnel, showInPieChart: s.showInPieChart })),
+    stages: [...p.stages]
+      .sort((a, b) => a.position - b.position)
+      .map((s) => ({
+        id: s.id,
+        name: s.name,
+        position: s.position,
+        showInFunnel: s.showInFunnel,
+        showInPieChart: s.showInPieChart,
+      })),
     showInFunnel: p.showInFunnel,
     showInPieChart: p.showInPieChart,
     locationId: p.locationId,
@@ -69,7 +90,16 @@ export function renderLostReason(r: LostReason): Record<string, unknown> {
 
 /** A note (`GetNoteSchema`). */
 export function renderNote(n: Note): Record<string, unknown> {
-  return { id: n.id, body: n.body, userId: n.userId, dateAdded: n.dateAdded, contactId: n.contactId, title: n.title, color: n.color, pinned: n.pinned };
+  return {
+    id: n.id,
+    body: n.body,
+    userId: n.userId,
+    dateAdded: n.dateAdded,
+    contactId: n.contactId,
+    title: n.title,
+    color: n.color,
+    pinned: n.pinned,
+  };
 }
 
 function lower(s: string | null): string | null {

@@ -38,7 +38,11 @@ export interface DemoData {
 const DAY = 86_400_000;
 
 /** Loads the demo data into an empty store; `createPit` makes the demo PIT. */
-export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locationId: string, token: string) => void): DemoData {
+export function seedDemo(
+  store: HighLevelStore,
+  clock: Clock,
+  createPit: (locationId: string, token: string) => void,
+): DemoData {
   const ids = new IdSource(DEMO_ID_SEED);
   const now = clock.now();
   const iso = (ms: number) => new Date(ms).toISOString();
@@ -47,8 +51,22 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
   store.companies.set(companyId, { id: companyId, name: "Acme Capital Agency" });
   const locationId = ids.id();
   const otherLocationId = ids.id();
-  store.locations.set(locationId, { id: locationId, companyId, name: "Acme Capital Partners", address: "100 Market St, San Francisco, CA 94105, USA", timezone: "America/Los_Angeles", active: true });
-  store.locations.set(otherLocationId, { id: otherLocationId, companyId, name: "Acme Capital Europe", address: "1 Finsbury Ave, London EC2M 2PF, UK", timezone: "Europe/London", active: true });
+  store.locations.set(locationId, {
+    id: locationId,
+    companyId,
+    name: "Acme Capital Partners",
+    address: "100 Market St, San Francisco, CA 94105, USA",
+    timezone: "America/Los_Angeles",
+    active: true,
+  });
+  store.locations.set(otherLocationId, {
+    id: otherLocationId,
+    companyId,
+    name: "Acme Capital Europe",
+    address: "1 Finsbury Ave, London EC2M 2PF, UK",
+    timezone: "Europe/London",
+    active: true,
+  });
 
   const people = [
     { firstName: "Alex", lastName: "Morgan", email: "alex.morgan@acmecapital.example", role: "admin" as const },
@@ -57,7 +75,13 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
   ];
   const userIds = people.map((p, i) => {
     const id = ids.id();
-    store.users.set(id, { id, companyId, ...p, phone: `+1415555010${i}`, locationIds: i === 0 ? [locationId, otherLocationId] : [locationId] });
+    store.users.set(id, {
+      id,
+      companyId,
+      ...p,
+      phone: `+1415555010${i}`,
+      locationIds: i === 0 ? [locationId, otherLocationId] : [locationId],
+    });
     return id;
   });
 
@@ -66,7 +90,13 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
     id: ids.id(),
     locationId,
     name: "Deal Flow",
-    stages: stageNames.map((name, position) => ({ id: ids.uuid(), name, position, showInFunnel: true, showInPieChart: position < 5 })),
+    stages: stageNames.map((name, position) => ({
+      id: ids.uuid(),
+      name,
+      position,
+      showInFunnel: true,
+      showInPieChart: position < 5,
+    })),
     showInFunnel: true,
     showInPieChart: true,
   };
@@ -75,23 +105,63 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
     id: ids.id(),
     locationId: otherLocationId,
     name: "EU Pipeline",
-    stages: ["New", "Qualified", "Won"].map((name, position) => ({ id: ids.uuid(), name, position, showInFunnel: true, showInPieChart: true })),
+    stages: ["New", "Qualified", "Won"].map((name, position) => ({
+      id: ids.uuid(),
+      name,
+      position,
+      showInFunnel: true,
+      showInPieChart: true,
+    })),
     showInFunnel: true,
     showInPieChart: true,
   };
   store.pipelines.set(otherPipeline.id, otherPipeline);
 
   const fields: CustomField[] = [
-    { id: ids.id(), locationId, name: "Expected Close Date", fieldKey: "opportunity.expected_close_date", dataType: "DATE", model: "opportunity", position: 0, placeholder: "" },
-    { id: ids.id(), locationId, name: "Round", fieldKey: "opportunity.round", dataType: "SINGLE_OPTIONS", model: "opportunity", position: 50, placeholder: "", picklistOptions: ["Pre-seed", "Seed", "Series A", "Series B", "Growth"] },
-    { id: ids.id(), locationId, name: "LinkedIn URL", fieldKey: "contact.linkedin_url", dataType: "TEXT", model: "contact", position: 0, placeholder: "https://www.linkedin.com/in/…" },
+    {
+      id: ids.id(),
+      locationId,
+      name: "Expected Close Date",
+      fieldKey: "opportunity.expected_close_date",
+      dataType: "DATE",
+      model: "opportunity",
+      position: 0,
+      placeholder: "",
+    },
+    {
+      id: ids.id(),
+      locationId,
+      name: "Round",
+      fieldKey: "opportunity.round",
+      dataType: "SINGLE_OPTIONS",
+      model: "opportunity",
+      position: 50,
+      placeholder: "",
+      picklistOptions: ["Pre-seed", "Seed", "Series A", "Series B", "Growth"],
+    },
+    {
+      id: ids.id(),
+      locationId,
+      name: "LinkedIn URL",
+      fieldKey: "contact.linkedin_url",
+      dataType: "TEXT",
+      model: "contact",
+      position: 0,
+      placeholder: "https://www.linkedin.com/in/…",
+    },
   ];
   for (const f of fields) store.customFields.set(f.id, f);
   const [closeDate, round] = fields as [CustomField, CustomField, CustomField];
 
   const lostReasonIds = ["Passed: team", "Passed: market size", "Lost to another investor"].map((name) => {
     const id = ids.id();
-    store.lostReasons.set(id, { id, locationId, name, createdAt: iso(now - 400 * DAY), updatedAt: iso(now - 400 * DAY) });
+    store.lostReasons.set(id, {
+      id,
+      locationId,
+      name,
+      createdAt: iso(now - 400 * DAY),
+      updatedAt: iso(now - 400 * DAY),
+    });
     return id;
   });
 
@@ -107,10 +177,27 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
     const id = ids.id();
     const at = iso(now - (90 - i) * DAY);
     const contact: Contact = {
-      id, locationId, firstName, lastName, email, phone, companyName,
-      website: `https://${email.split("@")[1]}`, address1: null, city: null, state: null, postalCode: null, country: "US",
-      timezone: "America/Los_Angeles", source: "sandbox seed", assignedTo: userIds[i % userIds.length]!, tags: ["founder"], dnd: false,
-      customFields: [], dateAdded: at, dateUpdated: at,
+      id,
+      locationId,
+      firstName,
+      lastName,
+      email,
+      phone,
+      companyName,
+      website: `https://${email.split("@")[1]}`,
+      address1: null,
+      city: null,
+      state: null,
+      postalCode: null,
+      country: "US",
+      timezone: "America/Los_Angeles",
+      source: "sandbox seed",
+      assignedTo: userIds[i % userIds.length]!,
+      tags: ["founder"],
+      dnd: false,
+      customFields: [],
+      dateAdded: at,
+      dateUpdated: at,
     };
     store.contacts.set(id, contact);
     return id;
@@ -128,33 +215,73 @@ export function seedDemo(store: HighLevelStore, clock: Clock, createPit: (locati
     const id = ids.id();
     const created = iso(now - (60 - i * 7) * DAY);
     const opp: Opportunity = {
-      id, locationId, name, monetaryValue: value, pipelineId: pipeline.id, pipelineStageId: pipeline.stages[stage]!.id,
-      assignedTo: userIds[i % userIds.length]!, status, source: "sandbox seed", lostReasonId: status === "lost" ? lostReasonIds[1]! : null,
+      id,
+      locationId,
+      name,
+      monetaryValue: value,
+      pipelineId: pipeline.id,
+      pipelineStageId: pipeline.stages[stage]!.id,
+      assignedTo: userIds[i % userIds.length]!,
+      status,
+      source: "sandbox seed",
+      lostReasonId: status === "lost" ? lostReasonIds[1]! : null,
       contactId: contactIds[i]!,
       customFields: [
         { id: closeDate.id, value: new Date(now + (30 + i * 15) * DAY).toISOString().slice(0, 10) },
         { id: round.id, value: roundName },
       ],
-      followers: [], createdAt: created, updatedAt: created, lastStatusChangeAt: created, lastStageChangeAt: created, lastActionDate: created,
+      followers: [],
+      createdAt: created,
+      updatedAt: created,
+      lastStatusChangeAt: created,
+      lastStageChangeAt: created,
+      lastActionDate: created,
     };
     store.opportunities.set(id, opp);
     return id;
   });
 
   const noteId = ids.id();
-  store.notes.set(noteId, { id: noteId, contactId: contactIds[1]!, locationId, body: "Intro call went well; data room access requested.", userId: userIds[1]!, title: "First meeting", color: "", pinned: false, dateAdded: iso(now - 20 * DAY) });
+  store.notes.set(noteId, {
+    id: noteId,
+    contactId: contactIds[1]!,
+    locationId,
+    body: "Intro call went well; data room access requested.",
+    userId: userIds[1]!,
+    title: "First meeting",
+    color: "",
+    pinned: false,
+    dateAdded: iso(now - 20 * DAY),
+  });
 
   const pit = `pit-${ids.uuid()}`;
   createPit(locationId, pit);
 
   // Records added after the first release come last, so every earlier id stays what it was.
   const externalId: CustomField = {
-    id: ids.id(), locationId, name: "4Degrees Deal ID", fieldKey: "opportunity.4degrees_deal_id", dataType: "TEXT", model: "opportunity", position: 100, placeholder: "",
+    id: ids.id(),
+    locationId,
+    name: "4Degrees Deal ID",
+    fieldKey: "opportunity.4degrees_deal_id",
+    dataType: "TEXT",
+    model: "opportunity",
+    position: 100,
+    placeholder: "",
   };
   store.customFields.set(externalId.id, externalId);
 
   return {
-    companyId, locationId, otherLocationId, pipelineId: pipeline.id, stageIds: pipeline.stages.map((s) => s.id), userIds, contactIds,
-    opportunityIds, closeDateFieldId: closeDate.id, externalIdFieldId: externalId.id, lostReasonIds, pit,
+    companyId,
+    locationId,
+    otherLocationId,
+    pipelineId: pipeline.id,
+    stageIds: pipeline.stages.map((s) => s.id),
+    userIds,
+    contactIds,
+    opportunityIds,
+    closeDateFieldId: closeDate.id,
+    externalIdFieldId: externalId.id,
+    lostReasonIds,
+    pit,
   };
 }

@@ -34,7 +34,13 @@ export class HighLevelService {
   #emit: EventSink;
   #defaults: LocationSettings;
 
-  constructor(options: { store: HighLevelStore; ids: IdSource; clock: Clock; emit: EventSink; defaults?: Partial<LocationSettings> }) {
+  constructor(options: {
+    store: HighLevelStore;
+    ids: IdSource;
+    clock: Clock;
+    emit: EventSink;
+    defaults?: Partial<LocationSettings>;
+  }) {
     this.store = options.store;
     this.#ids = options.ids;
     this.#clock = options.clock;
@@ -96,7 +102,8 @@ export class HighLevelService {
 
   #checkUser(locationId: string, userId: string, field: string): void {
     const u = this.store.users.get(userId);
-    if (!u || !u.locationIds.includes(locationId)) throw new GhlError(400, `${field} ${userId} is not a user of this location`);
+    if (!u || !u.locationIds.includes(locationId))
+      throw new GhlError(400, `${field} ${userId} is not a user of this location`);
   }
 
   #checkLostReason(locationId: string, id: string): void {
@@ -105,7 +112,12 @@ export class HighLevelService {
   }
 
   /** Resolves `[{id|key, field_value}]` against the location's fields of `model`, merging into `current`. */
-  #customFields(locationId: string, model: "opportunity" | "contact", input: CustomFieldInput[], current: Array<{ id: string; value: unknown }>): Array<{ id: string; value: unknown }> {
+  #customFields(
+    locationId: string,
+    model: "opportunity" | "contact",
+    input: CustomFieldInput[],
+    current: Array<{ id: string; value: unknown }>,
+  ): Array<{ id: string; value: unknown }> {
     return resolveCustomFields(this.store.customFieldsOf(locationId, model), model, input, current);
   }
 
@@ -120,12 +132,15 @@ export class HighLevelService {
     const contact = this.store.contacts.get(input.contactId);
     if (!contact || contact.locationId !== input.locationId) throw new GhlError(400, "Contact not found");
     const stageId = input.pipelineStageId ?? [...pipeline.stages].sort((a, b) => a.position - b.position)[0]?.id;
-    if (!stageId || !pipeline.stages.some((s) => s.id === stageId)) throw new GhlError(400, "Pipeline stage not found in this pipeline");
+    if (!stageId || !pipeline.stages.some((s) => s.id === stageId))
+      throw new GhlError(400, "Pipeline stage not found in this pipeline");
     if (input.assignedTo) this.#checkUser(input.locationId, input.assignedTo, "assignedTo");
     if (input.lostReasonId) this.#checkLostReason(input.locationId, input.lostReasonId);
     for (const f of input.followers ?? []) this.#checkUser(input.locationId, f, "follower");
     if (!this.settingsOf(input.locationId).allowDuplicateOpportunities) {
-      const dup = this.store.opportunitiesOf(input.locationId).find((o) => o.contactId === input.contactId && o.pipelineId === input.pipelineId);
+      const dup = this.store
+        .opportunitiesOf(input.locationId)
+        .find((o) => o.contactId === input.contactId && o.pipelineId === input.pipelineId);
       if (dup) throw new GhlError(400, "Can not create duplicate opportunity for the contact.");
     }
     const now = this.#now();
@@ -170,12 +185,16 @@ export class HighLevelService {
     }
     const pipeline = this.store.pipelines.get(pipelineId)!;
     let stageId = patch.pipelineStageId ?? o.pipelineStageId;
-    if (patch.pipelineStageId === undefined && pipelineId !== o.pipelineId) stageId = [...pipeline.stages].sort((a, b) => a.position - b.position)[0]!.id;
-    if (!pipeline.stages.some((s) => s.id === stageId)) throw new GhlError(400, "Pipeline stage not found in this pipeline");
+    if (patch.pipelineStageId === undefined && pipelineId !== o.pipelineId)
+      stageId = [...pipeline.stages].sort((a, b) => a.position - b.position)[0]!.id;
+    if (!pipeline.stages.some((s) => s.id === stageId))
+      throw new GhlError(400, "Pipeline stage not found in this pipeline");
     const status = patch.status !== undefined ? this.#status(patch.status) : o.status;
     if (patch.assignedTo) this.#checkUser(o.locationId, patch.assignedTo, "assignedTo");
     if (patch.lostReasonId) this.#checkLostReason(o.locationId, patch.lostReasonId);
-    const customFields = patch.customFields ? this.#customFields(o.locationId, "opportunity", patch.customFields, o.customFields) : o.customFields;
+    const customFields = patch.customFields
+      ? this.#customFields(o.locationId, "opportunity", patch.customFields, o.customFields)
+      : o.customFields;
     const now = this.#now();
     if (patch.name !== undefined) o.name = patch.name;
     if (patch.monetaryValue !== undefined) o.monetaryValue = patch.monetaryValue;
@@ -202,10 +221,14 @@ export class HighLevelService {
 
   #emitChanges(before: Opportunity, after: Opportunity): void {
     this.#emit("OpportunityUpdate", opportunityEventBody("OpportunityUpdate", after));
-    if (before.pipelineStageId !== after.pipelineStageId || before.pipelineId !== after.pipelineId) this.#emit("OpportunityStageUpdate", opportunityEventBody("OpportunityStageUpdate", after));
-    if (before.status !== after.status) this.#emit("OpportunityStatusUpdate", opportunityEventBody("OpportunityStatusUpdate", after));
-    if (before.monetaryValue !== after.monetaryValue) this.#emit("OpportunityMonetaryValueUpdate", opportunityEventBody("OpportunityMonetaryValueUpdate", after));
-    if (before.assignedTo !== after.assignedTo) this.#emit("OpportunityAssignedToUpdate", opportunityEventBody("OpportunityAssignedToUpdate", after));
+    if (before.pipelineStageId !== after.pipelineStageId || before.pipelineId !== after.pipelineId)
+      this.#emit("OpportunityStageUpdate", opportunityEventBody("OpportunityStageUpdate", after));
+    if (before.status !== after.status)
+      this.#emit("OpportunityStatusUpdate", opportunityEventBody("OpportunityStatusUpdate", after));
+    if (before.monetaryValue !== after.monetaryValue)
+      this.#emit("OpportunityMonetaryValueUpdate", opportunityEventBody("OpportunityMonetaryValueUpdate", after));
+    if (before.assignedTo !== after.assignedTo)
+      this.#emit("OpportunityAssignedToUpdate", opportunityEventBody("OpportunityAssignedToUpdate", after));
   }
 
   /** Deletes an opportunity; emits Delete + Update. */
@@ -221,14 +244,18 @@ export class HighLevelService {
    * `POST /opportunities/upsert`: by `id` when given; else, when duplicates are not allowed, the
    * contact's opportunity in the pipeline; else a new one.
    */
-  upsertOpportunity(input: Partial<OpportunityInput> & { id?: string | undefined; pipelineId: string; locationId: string }): { opportunity: Opportunity; created: boolean } {
+  upsertOpportunity(
+    input: Partial<OpportunityInput> & { id?: string | undefined; pipelineId: string; locationId: string },
+  ): { opportunity: Opportunity; created: boolean } {
     this.location(input.locationId);
     let existing: Opportunity | undefined;
     if (input.id) {
       existing = this.opportunity(input.id);
       if (existing.locationId !== input.locationId) throw new GhlError(400, "Opportunity not found");
     } else if (input.contactId && !this.settingsOf(input.locationId).allowDuplicateOpportunities) {
-      existing = this.store.opportunitiesOf(input.locationId).find((o) => o.contactId === input.contactId && o.pipelineId === input.pipelineId);
+      existing = this.store
+        .opportunitiesOf(input.locationId)
+        .find((o) => o.contactId === input.contactId && o.pipelineId === input.pipelineId);
     }
     if (existing) {
       const o = this.updateOpportunity(existing.id, {
@@ -245,7 +272,12 @@ export class HighLevelService {
     }
     const missing = (["contactId", "name"] as const).filter((k) => !input[k]).map((k) => `${k} should not be empty`);
     if (missing.length > 0) throw unprocessable(missing);
-    const o = this.createOpportunity({ ...input, contactId: input.contactId!, name: input.name!, status: input.status ?? "open" });
+    const o = this.createOpportunity({
+      ...input,
+      contactId: input.contactId!,
+      name: input.name!,
+      status: input.status ?? "open",
+    });
     return { opportunity: o, created: true };
   }
 
@@ -277,7 +309,11 @@ export class HighLevelService {
   // ---------- contacts ----------
 
   /** Finds the location's contact with this email (case-insensitive) or phone. */
-  findDuplicateContact(locationId: string, email?: string | null, phone?: string | null): { contact: Contact; matchingField: "email" | "phone" } | null {
+  findDuplicateContact(
+    locationId: string,
+    email?: string | null,
+    phone?: string | null,
+  ): { contact: Contact; matchingField: "email" | "phone" } | null {
     const contacts = this.store.contactsOf(locationId);
     if (email) {
       const c = contacts.find((x) => x.email !== null && x.email.toLowerCase() === email.toLowerCase());
@@ -296,7 +332,17 @@ export class HighLevelService {
     this.location(input.locationId);
     if (!this.settingsOf(input.locationId).allowDuplicateContacts) {
       const dup = this.findDuplicateContact(input.locationId, input.email, input.phone);
-      if (dup) throw new GhlError(400, "This location does not allow duplicated contacts.", { withReason: false, extra: { meta: { contactName: this.store.contactName(dup.contact), contactId: dup.contact.id, matchingField: dup.matchingField } } });
+      if (dup)
+        throw new GhlError(400, "This location does not allow duplicated contacts.", {
+          withReason: false,
+          extra: {
+            meta: {
+              contactName: this.store.contactName(dup.contact),
+              contactId: dup.contact.id,
+              matchingField: dup.matchingField,
+            },
+          },
+        });
     }
     if (input.assignedTo) this.#checkUser(input.locationId, input.assignedTo, "assignedTo");
     let firstName = input.firstName ?? null;
@@ -344,12 +390,24 @@ export class HighLevelService {
     if (!this.settingsOf(c.locationId).allowDuplicateContacts) {
       const dup = this.findDuplicateContact(c.locationId, patch.email, patch.phone);
       if (dup && dup.contact.id !== c.id) {
-        throw new GhlError(400, "This location does not allow duplicated contacts.", { withReason: false, extra: { meta: { contactName: this.store.contactName(dup.contact), contactId: dup.contact.id, matchingField: dup.matchingField } } });
+        throw new GhlError(400, "This location does not allow duplicated contacts.", {
+          withReason: false,
+          extra: {
+            meta: {
+              contactName: this.store.contactName(dup.contact),
+              contactId: dup.contact.id,
+              matchingField: dup.matchingField,
+            },
+          },
+        });
       }
     }
     if (patch.assignedTo) this.#checkUser(c.locationId, patch.assignedTo, "assignedTo");
-    const customFields = patch.customFields ? this.#customFields(c.locationId, "contact", patch.customFields, c.customFields) : c.customFields;
-    const text = (v: string | null | undefined, current: string | null): string | null => (v === undefined ? current : v === null || v === "" ? null : v);
+    const customFields = patch.customFields
+      ? this.#customFields(c.locationId, "contact", patch.customFields, c.customFields)
+      : c.customFields;
+    const text = (v: string | null | undefined, current: string | null): string | null =>
+      v === undefined ? current : v === null || v === "" ? null : v;
     let firstName = text(patch.firstName, c.firstName);
     let lastName = text(patch.lastName, c.lastName);
     if (patch.name && patch.firstName === undefined && patch.lastName === undefined) {
@@ -384,7 +442,8 @@ export class HighLevelService {
    */
   deleteContact(id: string): Contact {
     const c = this.contact(id);
-    for (const o of this.store.opportunitiesOf(c.locationId).filter((x) => x.contactId === id)) this.deleteOpportunity(o.id);
+    for (const o of this.store.opportunitiesOf(c.locationId).filter((x) => x.contactId === id))
+      this.deleteOpportunity(o.id);
     for (const n of this.store.notesOf(id)) this.store.notes.delete(n.id);
     this.store.contacts.delete(id);
     return c;

@@ -54,7 +54,17 @@ export interface Pipeline {
   showInPieChart: boolean;
 }
 
-export type CustomFieldDataType = "TEXT" | "LARGE_TEXT" | "NUMERICAL" | "MONETORY" | "DATE" | "SINGLE_OPTIONS" | "MULTIPLE_OPTIONS" | "CHECKBOX" | "PHONE" | "EMAIL";
+export type CustomFieldDataType =
+  | "TEXT"
+  | "LARGE_TEXT"
+  | "NUMERICAL"
+  | "MONETORY"
+  | "DATE"
+  | "SINGLE_OPTIONS"
+  | "MULTIPLE_OPTIONS"
+  | "CHECKBOX"
+  | "PHONE"
+  | "EMAIL";
 
 export interface CustomField {
   id: string;
@@ -171,7 +181,18 @@ export class HighLevelStore {
   readonly opportunities = new Map<string, Opportunity>();
 
   clear(): void {
-    for (const map of [this.companies, this.locations, this.users, this.pipelines, this.customFields, this.lostReasons, this.contacts, this.notes, this.opportunities]) map.clear();
+    for (const map of [
+      this.companies,
+      this.locations,
+      this.users,
+      this.pipelines,
+      this.customFields,
+      this.lostReasons,
+      this.contacts,
+      this.notes,
+      this.opportunities,
+    ])
+      map.clear();
   }
 
   pipelinesOf(locationId: string): Pipeline[] {
@@ -183,7 +204,9 @@ export class HighLevelStore {
   }
 
   customFieldsOf(locationId: string, model?: "opportunity" | "contact"): CustomField[] {
-    return [...this.customFields.values()].filter((f) => f.locationId === locationId && (!model || f.model === model)).sort((a, b) => a.position - b.position);
+    return [...this.customFields.values()]
+      .filter((f) => f.locationId === locationId && (!model || f.model === model))
+      .sort((a, b) => a.position - b.position);
   }
 
   lostReasonsOf(locationId: string): LostReason[] {
@@ -199,7 +222,9 @@ export class HighLevelStore {
   }
 
   notesOf(contactId: string): Note[] {
-    return [...this.notes.values()].filter((n) => n.contactId === contactId).sort((a, b) => b.dateAdded.localeCompare(a.dateAdded) || b.id.localeCompare(a.id));
+    return [...this.notes.values()]
+      .filter((n) => n.contactId === contactId)
+      .sort((a, b) => b.dateAdded.localeCompare(a.dateAdded) || b.id.localeCompare(a.id));
   }
 
   /** The stage with `stageId` in `pipelineId`, if any. */

@@ -19,7 +19,12 @@ export interface DemoConnection {
   summary: string;
 }
 
-async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+async function call(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<unknown> {
   const res = await fetch(url, {
     method,
     headers: { "content-type": "application/json", ...headers },
@@ -46,9 +51,15 @@ export function localAdminToken(): string {
 }
 
 /** Subscribes the Worker's webhook URLs in both sandboxes and bootstraps account `demo`. */
-export async function connectDemo(options: { sandboxUrl: string; workerUrl: string; backfill?: boolean }): Promise<DemoConnection> {
+export async function connectDemo(options: {
+  sandboxUrl: string;
+  workerUrl: string;
+  backfill?: boolean;
+}): Promise<DemoConnection> {
   const { sandboxUrl, workerUrl } = options;
-  await call("POST", `${sandboxUrl}/_sandbox/highlevel/webhooks/subscribers`, { url: `${workerUrl}/webhooks/highlevel` });
+  await call("POST", `${sandboxUrl}/_sandbox/highlevel/webhooks/subscribers`, {
+    url: `${workerUrl}/webhooks/highlevel`,
+  });
   await call("POST", `${sandboxUrl}/_sandbox/4degrees/webhooks/subscribers`, { url: `${workerUrl}/webhooks/4degrees` });
 
   const seed = HighLevelSeed.parse(await call("POST", `${sandboxUrl}/_sandbox/highlevel/seed`));

@@ -49,7 +49,10 @@ function run(args: string[], label: string): Promise<void> {
 
 /** `wrangler d1 migrations apply DB --local` (idempotent). */
 export function applyLocalMigrations(persistTo?: string): Promise<void> {
-  return run(["d1", "migrations", "apply", "DB", "--local", ...(persistTo ? ["--persist-to", persistTo] : [])], "wrangler d1 migrations apply --local");
+  return run(
+    ["d1", "migrations", "apply", "DB", "--local", ...(persistTo ? ["--persist-to", persistTo] : [])],
+    "wrangler d1 migrations apply --local",
+  );
 }
 
 /**
@@ -61,7 +64,15 @@ export function applyLocalMigrations(persistTo?: string): Promise<void> {
  */
 export function snapshotWorkerSource(dir: string): string {
   ensureDevVars();
-  for (const name of ["src", "migrations", "wrangler.toml", "package.json", "tsconfig.json", "worker-configuration.d.ts", ".dev.vars"]) {
+  for (const name of [
+    "src",
+    "migrations",
+    "wrangler.toml",
+    "package.json",
+    "tsconfig.json",
+    "worker-configuration.d.ts",
+    ".dev.vars",
+  ]) {
     cpSync(resolve(ROOT, name), resolve(dir, name), { recursive: true });
   }
   symlinkSync(resolve(ROOT, "node_modules"), resolve(dir, "node_modules"), "dir");
@@ -126,9 +137,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const inspectorPort = await freePort();
   const args = [
     "dev",
-    "--ip", "127.0.0.1",
-    "--port", String(options.port),
-    "--inspector-port", String(inspectorPort),
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(options.port),
+    "--inspector-port",
+    String(inspectorPort),
     "--show-interactive-dev-session=false",
     "--test-scheduled",
     ...(options.persistTo ? ["--persist-to", options.persistTo] : []),
@@ -136,7 +150,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   ];
   // Own process group: wrangler → node → workerd all stop together when we signal the group, and a
   // terminal Ctrl-C reaches only our handler (which stops them in order) instead of racing it.
-  const child = spawn(WRANGLER, args, { cwd: options.root ?? ROOT, env: BASE_ENV, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(WRANGLER, args, {
+    cwd: options.root ?? ROOT,
+    env: BASE_ENV,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let recent = "";
   const onData = (d: Buffer) => {
     const text = d.toString();

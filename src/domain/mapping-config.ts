@@ -84,7 +84,10 @@ export const MappingSchema = z
     /** How HighLevel's `abandoned` (which 4Degrees lacks) is read: as `lost` (default) or as `open`. */
     abandonedAs: z.enum(["lost", "open"]).default("lost"),
     /** The HighLevel location's currency (opportunities carry a bare number). */
-    currency: z.string().regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. USD").default("USD"),
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. USD")
+      .default("USD"),
     /** HighLevel custom (date) field holding the 4Degrees expected close date; null = not synced. */
     closeDateFieldId: id.nullable().default(null),
     /** HighLevel custom field holding the 4Degrees deal id (the lookup before any create). */
@@ -103,7 +106,11 @@ export const MappingSchema = z
     };
     m.pipelines.forEach((p, i) => {
       once(p.fourdegreesPipelineId, ["pipelines", i, "fourdegreesPipelineId"], "4Degrees pipeline");
-      once(`${p.highlevelLocationId}/${p.highlevelPipelineId}`, ["pipelines", i, "highlevelPipelineId"], "HighLevel pipeline");
+      once(
+        `${p.highlevelLocationId}/${p.highlevelPipelineId}`,
+        ["pipelines", i, "highlevelPipelineId"],
+        "HighLevel pipeline",
+      );
       p.stages.forEach((s, j) => {
         once(s.fourdegrees, ["pipelines", i, "stages", j, "fourdegrees"], "4Degrees stage");
         once(s.highlevel, ["pipelines", i, "stages", j, "highlevel"], "HighLevel stage");
@@ -114,7 +121,11 @@ export const MappingSchema = z
       once(f.highlevelFieldId, ["fields", i, "highlevelFieldId"], "HighLevel field");
       once(f.fourdegreesFieldId, ["fields", i, "fourdegreesFieldId"], "4Degrees field");
       if (f.highlevelFieldId === m.closeDateFieldId || f.highlevelFieldId === m.externalIdFieldId)
-        ctx.addIssue({ code: "custom", path: ["fields", i, "highlevelFieldId"], message: "already used as closeDateFieldId or externalIdFieldId" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["fields", i, "highlevelFieldId"],
+          message: "already used as closeDateFieldId or externalIdFieldId",
+        });
     });
   });
 export type Mapping = z.output<typeof MappingSchema>;
@@ -144,27 +155,56 @@ export interface LiveStructure {
  * Checks a shape-valid mapping against the live pipelines and stages. Returns every problem (an
  * empty list means valid). `locations` are the account's HighLevel locations.
  */
-export function validateMappingLive(mapping: Mapping, live: LiveStructure, locations: readonly string[]): MappingIssue[] {
+export function validateMappingLive(
+  mapping: Mapping,
+  live: LiveStructure,
+  locations: readonly string[],
+): MappingIssue[] {
   const issues: MappingIssue[] = [];
   mapping.pipelines.forEach((p, i) => {
     const at = (suffix: string) => `pipelines.${i}.${suffix}`;
-    if (!locations.includes(p.highlevelLocationId)) issues.push({ field: at("highlevelLocationId"), message: `location ${p.highlevelLocationId} is not one of this account's locations (${locations.join(", ") || "none"})` });
+    if (!locations.includes(p.highlevelLocationId))
+      issues.push({
+        field: at("highlevelLocationId"),
+        message: `location ${p.highlevelLocationId} is not one of this account's locations (${locations.join(", ") || "none"})`,
+      });
     const fd = live.fourdegrees.find((x) => x.id === p.fourdegreesPipelineId);
-    if (!fd) issues.push({ field: at("fourdegreesPipelineId"), message: `4Degrees pipeline ${p.fourdegreesPipelineId} does not exist` });
+    if (!fd)
+      issues.push({
+        field: at("fourdegreesPipelineId"),
+        message: `4Degrees pipeline ${p.fourdegreesPipelineId} does not exist`,
+      });
     const hlPipes = live.highlevel[p.highlevelLocationId];
     const hl = hlPipes?.find((x) => x.id === p.highlevelPipelineId);
-    if (hlPipes && !hl) issues.push({ field: at("highlevelPipelineId"), message: `HighLevel pipeline ${p.highlevelPipelineId} does not exist in location ${p.highlevelLocationId}` });
+    if (hlPipes && !hl)
+      issues.push({
+        field: at("highlevelPipelineId"),
+        message: `HighLevel pipeline ${p.highlevelPipelineId} does not exist in location ${p.highlevelLocationId}`,
+      });
     p.stages.forEach((s, j) => {
       if (fd) {
         const st = fd.stages.find((x) => x.id === s.fourdegrees);
-        if (!st) issues.push({ field: at(`stages.${j}.fourdegrees`), message: `4Degrees stage ${s.fourdegrees} is not in pipeline "${fd.name}"` });
-        else if (st.kind !== "open") issues.push({ field: at(`stages.${j}.fourdegrees`), message: `4Degrees stage "${st.name}" is a ${st.kind} stage; won/lost map through wonStageId/lostStageId` });
+        if (!st)
+          issues.push({
+            field: at(`stages.${j}.fourdegrees`),
+            message: `4Degrees stage ${s.fourdegrees} is not in pipeline "${fd.name}"`,
+          });
+        else if (st.kind !== "open")
+          issues.push({
+            field: at(`stages.${j}.fourdegrees`),
+            message: `4Degrees stage "${st.name}" is a ${st.kind} stage; won/lost map through wonStageId/lostStageId`,
+          });
       }
-      if (hl && !hl.stages.some((x) => x.id === s.highlevel)) issues.push({ field: at(`stages.${j}.highlevel`), message: `HighLevel stage ${s.highlevel} is not in pipeline "${hl.name}"` });
+      if (hl && !hl.stages.some((x) => x.id === s.highlevel))
+        issues.push({
+          field: at(`stages.${j}.highlevel`),
+          message: `HighLevel stage ${s.highlevel} is not in pipeline "${hl.name}"`,
+        });
     });
     for (const key of ["highlevelWonStageId", "highlevelLostStageId"] as const) {
       const chosen = p[key];
-      if (chosen && hl && !hl.stages.some((x) => x.id === chosen)) issues.push({ field: at(key), message: `HighLevel stage ${chosen} is not in pipeline "${hl.name}"` });
+      if (chosen && hl && !hl.stages.some((x) => x.id === chosen))
+        issues.push({ field: at(key), message: `HighLevel stage ${chosen} is not in pipeline "${hl.name}"` });
     }
     if (fd) {
       for (const kind of ["won", "lost"] as const) {
@@ -173,9 +213,13 @@ export function validateMappingLive(mapping: Mapping, live: LiveStructure, locat
         if (chosen) {
           const st = fd.stages.find((x) => x.id === chosen);
           if (!st) issues.push({ field: at(key), message: `4Degrees stage ${chosen} is not in pipeline "${fd.name}"` });
-          else if (st.kind !== kind) issues.push({ field: at(key), message: `4Degrees stage "${st.name}" is a ${st.kind} stage, not ${kind}` });
+          else if (st.kind !== kind)
+            issues.push({ field: at(key), message: `4Degrees stage "${st.name}" is a ${st.kind} stage, not ${kind}` });
         } else if (!fd.stages.some((x) => x.kind === kind)) {
-          issues.push({ field: at(key), message: `4Degrees pipeline "${fd.name}" has no ${kind} stage; HighLevel ${kind} opportunities could not be mapped` });
+          issues.push({
+            field: at(key),
+            message: `4Degrees pipeline "${fd.name}" has no ${kind} stage; HighLevel ${kind} opportunities could not be mapped`,
+          });
         }
       }
     }
@@ -187,13 +231,21 @@ export function validateMappingLive(mapping: Mapping, live: LiveStructure, locat
     if (!fieldId) continue;
     for (const p of mapping.pipelines) {
       const known = live.highlevelFieldIds?.[p.highlevelLocationId];
-      if (known && !known.includes(fieldId)) issues.push({ field: name, message: `HighLevel custom field ${fieldId} does not exist in location ${p.highlevelLocationId}` });
+      if (known && !known.includes(fieldId))
+        issues.push({
+          field: name,
+          message: `HighLevel custom field ${fieldId} does not exist in location ${p.highlevelLocationId}`,
+        });
     }
   }
   mapping.fields.forEach((f, i) => {
     for (const p of mapping.pipelines) {
       const known = live.highlevelFieldIds?.[p.highlevelLocationId];
-      if (known && !known.includes(f.highlevelFieldId)) issues.push({ field: `fields.${i}.highlevelFieldId`, message: `HighLevel custom field ${f.highlevelFieldId} does not exist in location ${p.highlevelLocationId}` });
+      if (known && !known.includes(f.highlevelFieldId))
+        issues.push({
+          field: `fields.${i}.highlevelFieldId`,
+          message: `HighLevel custom field ${f.highlevelFieldId} does not exist in location ${p.highlevelLocationId}`,
+        });
     }
   });
   return issues;
@@ -207,18 +259,25 @@ export function validateMappingLive(mapping: Mapping, live: LiveStructure, locat
  * stage on both sides, so a closed deal lands in, say, HighLevel's "Closed" stage and a HighLevel
  * `won` lands in 4Degrees' "Closed".
  */
-export function defaultMapping(live: LiveStructure, locationId: string, extra: Partial<Pick<Mapping, "closeDateFieldId" | "externalIdFieldId" | "currency">> = {}): MappingInput {
+export function defaultMapping(
+  live: LiveStructure,
+  locationId: string,
+  extra: Partial<Pick<Mapping, "closeDateFieldId" | "externalIdFieldId" | "currency">> = {},
+): MappingInput {
   const norm = (s: string) => s.trim().toLowerCase();
   const hlPipes = live.highlevel[locationId] ?? [];
   const pipelines: MappingInput["pipelines"] = [];
   for (const fd of live.fourdegrees) {
-    const hl = hlPipes.find((h) => norm(h.name) === norm(fd.name)) ?? (hlPipes.length === 1 && live.fourdegrees.length === 1 ? hlPipes[0] : undefined);
+    const hl =
+      hlPipes.find((h) => norm(h.name) === norm(fd.name)) ??
+      (hlPipes.length === 1 && live.fourdegrees.length === 1 ? hlPipes[0] : undefined);
     if (!hl) continue;
     const stages: StagePair[] = [];
     for (const st of fd.stages) {
       if (st.kind !== "open") continue;
       const match = hl.stages.find((h) => norm(h.name) === norm(st.name));
-      if (match && !stages.some((s) => s.highlevel === match.id)) stages.push({ fourdegrees: st.id, highlevel: match.id });
+      if (match && !stages.some((s) => s.highlevel === match.id))
+        stages.push({ fourdegrees: st.id, highlevel: match.id });
     }
     if (stages.length === 0) continue;
     const closed = (kind: "won" | "lost") => {

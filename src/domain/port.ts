@@ -12,7 +12,6 @@
 import { z } from "zod";
 import { MoneySchema } from "./money.ts";
 
-
 /** Who made a change. `integration` is an API key / app (this Worker's own writes look like that). */
 export const ActorSchema = z.object({
   type: z.enum(["user", "integration", "automation", "import"]),
@@ -117,7 +116,11 @@ export const FieldDefSchema = z.object({
 });
 export type FieldDef = z.infer<typeof FieldDefSchema>;
 
-export const UserSchema = z.object({ id: z.string().min(1), email: z.string().nullable(), name: z.string().nullable() });
+export const UserSchema = z.object({
+  id: z.string().min(1),
+  email: z.string().nullable(),
+  name: z.string().nullable(),
+});
 export type User = z.infer<typeof UserSchema>;
 
 /** One page of a paged listing; pass `nextCursor` back to continue, `null` means done. */
@@ -197,7 +200,12 @@ export interface DealCrm {
   /** The custom fields of one pipeline. */
   listFields(pipelineId: string): Promise<FieldDef[]>;
   /** One page of deals changed at or after `updatedSince` (all deals when omitted), oldest first. */
-  pageDeals(query: { updatedSince?: string; pipelineId?: string; cursor?: string | null; limit?: number }): Promise<Page<Deal>>;
+  pageDeals(query: {
+    updatedSince?: string;
+    pipelineId?: string;
+    cursor?: string | null;
+    limit?: number;
+  }): Promise<Page<Deal>>;
   /** The deal, or `null` when it does not exist (404). Archived deals are returned with `archivedAt`. */
   getDeal(id: string): Promise<Deal | null>;
   createDeal(content: DealContent, options?: WriteOptions): Promise<Deal>;

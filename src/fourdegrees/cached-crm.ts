@@ -64,7 +64,12 @@ export class CachedStructureCrm implements DealCrm {
   whoAmI(): Promise<Identity> {
     return this.#inner.whoAmI();
   }
-  pageDeals(query: { updatedSince?: string; pipelineId?: string; cursor?: string | null; limit?: number }): Promise<Page<Deal>> {
+  pageDeals(query: {
+    updatedSince?: string;
+    pipelineId?: string;
+    cursor?: string | null;
+    limit?: number;
+  }): Promise<Page<Deal>> {
     return this.#inner.pageDeals(query);
   }
   getDeal(id: string): Promise<Deal | null> {

@@ -94,27 +94,55 @@ export class FourDegreesClient {
 
   // Assumed contract: GET /users → {data: [{id, email, name}]} (docs/fourdegrees.md#endpoints)
   async listUsers(): Promise<RawUser[]> {
-    return this.#all((cursor) => this.#request({ method: "GET", path: "/users", query: { cursor }, schema: paged(RawUser), what: "GET /users" }));
+    return this.#all((cursor) =>
+      this.#request({ method: "GET", path: "/users", query: { cursor }, schema: paged(RawUser), what: "GET /users" }),
+    );
   }
 
   // Assumed contract: GET /pipelines → {data: [{id, name, stages: [{id, name, position, kind}]}]} (docs/fourdegrees.md#endpoints)
   async listPipelines(): Promise<RawPipeline[]> {
-    return this.#all((cursor) => this.#request({ method: "GET", path: "/pipelines", query: { cursor }, schema: paged(RawPipeline), what: "GET /pipelines" }));
+    return this.#all((cursor) =>
+      this.#request({
+        method: "GET",
+        path: "/pipelines",
+        query: { cursor },
+        schema: paged(RawPipeline),
+        what: "GET /pipelines",
+      }),
+    );
   }
 
   // Assumed contract: GET /pipelines/{id}/fields → {data: [{id, name, type, read_only, options}]} (docs/fourdegrees.md#endpoints)
   async listFields(pipelineId: string): Promise<RawField[]> {
     const path = `/pipelines/${encodeURIComponent(pipelineId)}/fields`;
-    return this.#all((cursor) => this.#request({ method: "GET", path, query: { cursor }, schema: paged(RawField), what: "GET /pipelines/{id}/fields" }));
+    return this.#all((cursor) =>
+      this.#request({
+        method: "GET",
+        path,
+        query: { cursor },
+        schema: paged(RawField),
+        what: "GET /pipelines/{id}/fields",
+      }),
+    );
   }
 
   // Assumed contract: GET /deals?pipeline_id=&updated_since=&cursor=&limit= → {data, next_cursor}, limit ≤ 100 (docs/fourdegrees.md#paging)
-  async listDeals(query: { pipelineId?: string; updatedSince?: string; cursor?: string | null; limit?: number }): Promise<{ data: RawDeal[]; next_cursor: string | null }> {
+  async listDeals(query: {
+    pipelineId?: string;
+    updatedSince?: string;
+    cursor?: string | null;
+    limit?: number;
+  }): Promise<{ data: RawDeal[]; next_cursor: string | null }> {
     const limit = Math.min(100, Math.max(1, query.limit ?? 100));
     const page = await this.#request({
       method: "GET",
       path: "/deals",
-      query: { pipeline_id: query.pipelineId, updated_since: query.updatedSince, cursor: query.cursor ?? undefined, limit },
+      query: {
+        pipeline_id: query.pipelineId,
+        updated_since: query.updatedSince,
+        cursor: query.cursor ?? undefined,
+        limit,
+      },
       schema: paged(RawDeal),
       what: "GET /deals",
     });
@@ -123,12 +151,25 @@ export class FourDegreesClient {
 
   // Assumed contract: GET /deals/{id} → deal; 404 when unknown (docs/fourdegrees.md#endpoints)
   getDeal(id: string): Promise<RawDeal | null> {
-    return this.#request({ method: "GET", path: `/deals/${encodeURIComponent(id)}`, schema: enveloped(RawDeal), allow404: true, what: "GET /deals/{id}" });
+    return this.#request({
+      method: "GET",
+      path: `/deals/${encodeURIComponent(id)}`,
+      schema: enveloped(RawDeal),
+      allow404: true,
+      what: "GET /deals/{id}",
+    });
   }
 
   // Assumed contract: POST /deals with Idempotency-Key → 201 deal (docs/fourdegrees.md#writes)
   createDeal(body: RawDealCreate, idempotencyKey: string = this.#newKey()): Promise<RawDeal> {
-    return this.#request({ method: "POST", path: "/deals", body, schema: enveloped(RawDeal), idempotencyKey, what: "POST /deals" });
+    return this.#request({
+      method: "POST",
+      path: "/deals",
+      body,
+      schema: enveloped(RawDeal),
+      idempotencyKey,
+      what: "POST /deals",
+    });
   }
 
   /**
@@ -136,41 +177,86 @@ export class FourDegreesClient {
    * `FourDegreesError` whose `isVersionConflict` is true (the connector re-reads and re-applies).
    */
   // Assumed contract: PATCH /deals/{id} with If-Match + Idempotency-Key → deal | 409 version_conflict (docs/fourdegrees.md#versions)
-  updateDeal(id: string, patch: RawDealPatch, version: number, idempotencyKey: string = this.#newKey()): Promise<RawDeal> {
-    return this.#request({ method: "PATCH", path: `/deals/${encodeURIComponent(id)}`, body: patch, ifMatch: version, schema: enveloped(RawDeal), idempotencyKey, what: "PATCH /deals/{id}" });
+  updateDeal(
+    id: string,
+    patch: RawDealPatch,
+    version: number,
+    idempotencyKey: string = this.#newKey(),
+  ): Promise<RawDeal> {
+    return this.#request({
+      method: "PATCH",
+      path: `/deals/${encodeURIComponent(id)}`,
+      body: patch,
+      ifMatch: version,
+      schema: enveloped(RawDeal),
+      idempotencyKey,
+      what: "PATCH /deals/{id}",
+    });
   }
 
   /** Archives; resolves `false` when the deal was already gone (404). */
   // Assumed contract: DELETE /deals/{id} (archive) with Idempotency-Key → 200 deal | 204 (docs/fourdegrees.md#endpoints)
   async archiveDeal(id: string, idempotencyKey: string = this.#newKey()): Promise<boolean> {
-    const out = await this.#request({ method: "DELETE", path: `/deals/${encodeURIComponent(id)}`, schema: DELETED, allow404: true, idempotencyKey, what: "DELETE /deals/{id}" });
+    const out = await this.#request({
+      method: "DELETE",
+      path: `/deals/${encodeURIComponent(id)}`,
+      schema: DELETED,
+      allow404: true,
+      idempotencyKey,
+      what: "DELETE /deals/{id}",
+    });
     return out !== null;
   }
 
   // Assumed contract: GET /deals/{id}/notes → {data, next_cursor} (docs/fourdegrees.md#endpoints)
   async listNotes(dealId: string): Promise<RawNote[]> {
     const path = `/deals/${encodeURIComponent(dealId)}/notes`;
-    return this.#all((cursor) => this.#request({ method: "GET", path, query: { cursor }, schema: paged(RawNote), what: "GET /deals/{id}/notes" }));
+    return this.#all((cursor) =>
+      this.#request({ method: "GET", path, query: { cursor }, schema: paged(RawNote), what: "GET /deals/{id}/notes" }),
+    );
   }
 
   // Assumed contract: POST /deals/{id}/notes {body} with Idempotency-Key → 201 note (docs/fourdegrees.md#endpoints)
   createNote(dealId: string, body: string, idempotencyKey: string = this.#newKey()): Promise<RawNote> {
-    return this.#request({ method: "POST", path: `/deals/${encodeURIComponent(dealId)}/notes`, body: { body }, schema: enveloped(RawNote), idempotencyKey, what: "POST /deals/{id}/notes" });
+    return this.#request({
+      method: "POST",
+      path: `/deals/${encodeURIComponent(dealId)}/notes`,
+      body: { body },
+      schema: enveloped(RawNote),
+      idempotencyKey,
+      what: "POST /deals/{id}/notes",
+    });
   }
 
   // Assumed contract: PATCH /notes/{id} {body} with Idempotency-Key → note (docs/fourdegrees.md#endpoints)
   updateNote(noteId: string, body: string, idempotencyKey: string = this.#newKey()): Promise<RawNote> {
-    return this.#request({ method: "PATCH", path: `/notes/${encodeURIComponent(noteId)}`, body: { body }, schema: enveloped(RawNote), idempotencyKey, what: "PATCH /notes/{id}" });
+    return this.#request({
+      method: "PATCH",
+      path: `/notes/${encodeURIComponent(noteId)}`,
+      body: { body },
+      schema: enveloped(RawNote),
+      idempotencyKey,
+      what: "PATCH /notes/{id}",
+    });
   }
 
   // Assumed contract: DELETE /notes/{id} with Idempotency-Key → 200 | 204 (docs/fourdegrees.md#endpoints)
   async deleteNote(noteId: string, idempotencyKey: string = this.#newKey()): Promise<boolean> {
-    const out = await this.#request({ method: "DELETE", path: `/notes/${encodeURIComponent(noteId)}`, schema: DELETED, allow404: true, idempotencyKey, what: "DELETE /notes/{id}" });
+    const out = await this.#request({
+      method: "DELETE",
+      path: `/notes/${encodeURIComponent(noteId)}`,
+      schema: DELETED,
+      allow404: true,
+      idempotencyKey,
+      what: "DELETE /notes/{id}",
+    });
     return out !== null;
   }
 
   /** Follows `next_cursor` to the end (small collections only: users, pipelines, fields, notes). */
-  async #all<T>(page: (cursor: string | undefined) => Promise<{ data: T[]; next_cursor?: string | null | undefined }>): Promise<T[]> {
+  async #all<T>(
+    page: (cursor: string | undefined) => Promise<{ data: T[]; next_cursor?: string | null | undefined }>,
+  ): Promise<T[]> {
     const out: T[] = [];
     let cursor: string | undefined;
     for (let pages = 0; pages < 1_000; pages++) {
@@ -179,7 +265,10 @@ export class FourDegreesClient {
       if (!p.next_cursor || p.next_cursor === cursor) return out;
       cursor = p.next_cursor;
     }
-    throw new FourDegreesError("internal", "4Degrees paging did not end after 1000 pages", { retryable: false, upstreamStatus: 200 });
+    throw new FourDegreesError("internal", "4Degrees paging did not end after 1000 pages", {
+      retryable: false,
+      upstreamStatus: 200,
+    });
   }
 
   async #request<S extends z.ZodType>(spec: RequestSpec<S> & { allow404: true }): Promise<z.output<S> | null>;
@@ -191,7 +280,11 @@ export class FourDegreesClient {
     if (spec.body !== undefined) headers["Content-Type"] = "application/json";
     if (spec.idempotencyKey !== undefined) headers["Idempotency-Key"] = spec.idempotencyKey;
     if (spec.ifMatch !== undefined) headers["If-Match"] = `"${spec.ifMatch}"`;
-    const init: RequestInit = { method: spec.method, headers, ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }) };
+    const init: RequestInit = {
+      method: spec.method,
+      headers,
+      ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }),
+    };
 
     let transientFailures = 0;
     let rateLimitWaits = 0;
@@ -205,7 +298,11 @@ export class FourDegreesClient {
           await this.#sleep(250 * 2 ** transientFailures++);
           continue;
         }
-        throw new FourDegreesError("upstream_unavailable", `4Degrees ${spec.what} failed: ${err instanceof Error ? err.message : String(err)}`, { retryable: true, upstreamStatus: 0, cause: err });
+        throw new FourDegreesError(
+          "upstream_unavailable",
+          `4Degrees ${spec.what} failed: ${err instanceof Error ? err.message : String(err)}`,
+          { retryable: true, upstreamStatus: 0, cause: err },
+        );
       }
 
       if (response.ok) {
@@ -215,12 +312,23 @@ export class FourDegreesClient {
         try {
           json = text === "" ? null : JSON.parse(text);
         } catch (cause) {
-          throw new FourDegreesError("internal", `4Degrees ${spec.what} answered ${response.status} with a body that is not JSON`, { retryable: false, upstreamStatus: response.status, cause });
+          throw new FourDegreesError(
+            "internal",
+            `4Degrees ${spec.what} answered ${response.status} with a body that is not JSON`,
+            { retryable: false, upstreamStatus: response.status, cause },
+          );
         }
         const parsed = spec.schema.safeParse(json);
         if (!parsed.success) {
-          const where = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-          throw new FourDegreesError("internal", `4Degrees ${spec.what} answered a shape the assumed contract does not describe (${where})`, { retryable: false, upstreamStatus: response.status, cause: parsed.error });
+          const where = parsed.error.issues
+            .slice(0, 3)
+            .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+            .join("; ");
+          throw new FourDegreesError(
+            "internal",
+            `4Degrees ${spec.what} answered a shape the assumed contract does not describe (${where})`,
+            { retryable: false, upstreamStatus: response.status, cause: parsed.error },
+          );
         }
         return parsed.data;
       }

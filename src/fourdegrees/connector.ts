@@ -4,10 +4,34 @@
  * re-read the deal, ask the caller's resolver (default: re-apply the same patch), try again.
  */
 import { AppError } from "../lib/errors.ts";
-import type { ChangeEvent, Deal, DealContent, DealCrm, DealPatch, FieldDef, Identity, Note, Page, Pipeline, UpdateDealOptions, User, WriteOptions } from "../domain/port.ts";
+import type {
+  ChangeEvent,
+  Deal,
+  DealContent,
+  DealCrm,
+  DealPatch,
+  FieldDef,
+  Identity,
+  Note,
+  Page,
+  Pipeline,
+  UpdateDealOptions,
+  User,
+  WriteOptions,
+} from "../domain/port.ts";
 import type { FourDegreesClient } from "./client.ts";
 import { FourDegreesError } from "./errors.ts";
-import { actorFromRaw, changeEventFromRaw, dealCreateToRaw, dealFromRaw, dealPatchToRaw, fieldFromRaw, noteFromRaw, pipelineFromRaw, userFromRaw } from "./translate.ts";
+import {
+  actorFromRaw,
+  changeEventFromRaw,
+  dealCreateToRaw,
+  dealFromRaw,
+  dealPatchToRaw,
+  fieldFromRaw,
+  noteFromRaw,
+  pipelineFromRaw,
+  userFromRaw,
+} from "./translate.ts";
 
 /** How many times an update re-reads and re-applies after a 409 before giving up. */
 export const MAX_CONFLICT_RETRIES = 3;
@@ -47,7 +71,12 @@ export class FourDegreesConnector implements DealCrm {
     return (await this.#client.listFields(pipelineId)).map(fieldFromRaw);
   }
 
-  async pageDeals(query: { updatedSince?: string; pipelineId?: string; cursor?: string | null; limit?: number }): Promise<Page<Deal>> {
+  async pageDeals(query: {
+    updatedSince?: string;
+    pipelineId?: string;
+    cursor?: string | null;
+    limit?: number;
+  }): Promise<Page<Deal>> {
     const page = await this.#client.listDeals(query);
     return { items: page.data.map(dealFromRaw), nextCursor: page.next_cursor };
   }
@@ -58,7 +87,12 @@ export class FourDegreesConnector implements DealCrm {
   }
 
   async createDeal(content: DealContent, options: WriteOptions = {}): Promise<Deal> {
-    return dealFromRaw(await this.#client.createDeal(dealCreateToRaw(content), options.idempotencyKey ?? this.#client.newIdempotencyKey()));
+    return dealFromRaw(
+      await this.#client.createDeal(
+        dealCreateToRaw(content),
+        options.idempotencyKey ?? this.#client.newIdempotencyKey(),
+      ),
+    );
   }
 
   /**
@@ -100,11 +134,15 @@ export class FourDegreesConnector implements DealCrm {
   }
 
   async createNote(dealId: string, body: string, options: WriteOptions = {}): Promise<Note> {
-    return noteFromRaw(await this.#client.createNote(dealId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()));
+    return noteFromRaw(
+      await this.#client.createNote(dealId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()),
+    );
   }
 
   async updateNote(noteId: string, body: string, options: WriteOptions = {}): Promise<Note> {
-    return noteFromRaw(await this.#client.updateNote(noteId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()));
+    return noteFromRaw(
+      await this.#client.updateNote(noteId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()),
+    );
   }
 
   async deleteNote(noteId: string, options: WriteOptions = {}): Promise<boolean> {
@@ -117,7 +155,11 @@ export class FourDegreesConnector implements DealCrm {
 
   async #mustGet(id: string): Promise<Deal> {
     const deal = await this.getDeal(id);
-    if (!deal) throw new FourDegreesError("not_found", `4Degrees deal ${id} does not exist`, { retryable: false, upstreamStatus: 404 });
+    if (!deal)
+      throw new FourDegreesError("not_found", `4Degrees deal ${id} does not exist`, {
+        retryable: false,
+        upstreamStatus: 404,
+      });
     return deal;
   }
 }

@@ -19,12 +19,27 @@ export class FourDegreesError extends AppError {
   constructor(
     code: ErrorCode,
     message: string,
-    info: { retryable: boolean; upstreamStatus: number; upstreamCode?: string | null; upstreamRequestId?: string | null; retryAfterMs?: number | null; cause?: unknown },
+    info: {
+      retryable: boolean;
+      upstreamStatus: number;
+      upstreamCode?: string | null;
+      upstreamRequestId?: string | null;
+      retryAfterMs?: number | null;
+      cause?: unknown;
+    },
   ) {
     const retryAfterMs = info.retryAfterMs ?? null;
     super(code, message, {
-      details: { upstreamStatus: info.upstreamStatus, upstreamCode: info.upstreamCode ?? null, upstreamRequestId: info.upstreamRequestId ?? null, retryable: info.retryable, ...(retryAfterMs === null ? {} : { retryAfterMs }) },
-      ...(retryAfterMs === null ? {} : { headers: { "Retry-After": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } }),
+      details: {
+        upstreamStatus: info.upstreamStatus,
+        upstreamCode: info.upstreamCode ?? null,
+        upstreamRequestId: info.upstreamRequestId ?? null,
+        retryable: info.retryable,
+        ...(retryAfterMs === null ? {} : { retryAfterMs }),
+      },
+      ...(retryAfterMs === null
+        ? {}
+        : { headers: { "Retry-After": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } }),
       cause: info.cause,
     });
     this.name = "FourDegreesError";
@@ -37,7 +52,8 @@ export class FourDegreesError extends AppError {
 
   /** A 429 waits what 4Degrees asked (1 s when it did not say); else `retryable` decides. */
   override get retryAdvice(): RetryAdvice {
-    if (this.upstreamStatus === 429 || this.code === "rate_limited") return { retryable: true, delaySeconds: Math.max(1, Math.ceil((this.retryAfterMs ?? 1_000) / 1000)) };
+    if (this.upstreamStatus === 429 || this.code === "rate_limited")
+      return { retryable: true, delaySeconds: Math.max(1, Math.ceil((this.retryAfterMs ?? 1_000) / 1000)) };
     return { retryable: this.retryable };
   }
 
@@ -60,7 +76,12 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 }
 
 /** Maps a non-2xx answer (status + body text) to a `FourDegreesError`. */
-export function errorFromResponse(status: number, bodyText: string, retryAfterMs: number | null, what: string): FourDegreesError {
+export function errorFromResponse(
+  status: number,
+  bodyText: string,
+  retryAfterMs: number | null,
+  what: string,
+): FourDegreesError {
   let json: unknown = null;
   try {
     json = JSON.parse(bodyText);
@@ -73,12 +94,23 @@ export function errorFromResponse(status: number, bodyText: string, retryAfterMs
   const upstreamMessage = envelope.success ? (envelope.data.error.message ?? "") : bodyText.slice(0, 200);
   const detail = `4Degrees ${what} answered ${status}${upstreamCode ? ` ${upstreamCode}` : ""}${upstreamMessage ? `: ${upstreamMessage}` : ""}`;
   const info = { upstreamStatus: status, upstreamCode, upstreamRequestId };
-  if (status === 429) return new FourDegreesError("rate_limited", detail, { ...info, retryable: true, retryAfterMs: retryAfterMs ?? 1_000 });
-  if (status >= 500 || status === 408) return new FourDegreesError("upstream_unavailable", detail, { ...info, retryable: true });
-  if (status === 401 || status === 403) return new FourDegreesError("forbidden", `${detail} (check the account's 4Degrees API key)`, { ...info, retryable: false });
+  if (status === 429)
+    return new FourDegreesError("rate_limited", detail, {
+      ...info,
+      retryable: true,
+      retryAfterMs: retryAfterMs ?? 1_000,
+    });
+  if (status >= 500 || status === 408)
+    return new FourDegreesError("upstream_unavailable", detail, { ...info, retryable: true });
+  if (status === 401 || status === 403)
+    return new FourDegreesError("forbidden", `${detail} (check the account's 4Degrees API key)`, {
+      ...info,
+      retryable: false,
+    });
   if (status === 404) return new FourDegreesError("not_found", detail, { ...info, retryable: false });
   if (status === 409) return new FourDegreesError("conflict", detail, { ...info, retryable: false });
-  if (status === 400 || status === 422) return new FourDegreesError("unprocessable", detail, { ...info, retryable: false });
+  if (status === 400 || status === 422)
+    return new FourDegreesError("unprocessable", detail, { ...info, retryable: false });
   return new FourDegreesError("unprocessable", detail, { ...info, retryable: false });
 }
 

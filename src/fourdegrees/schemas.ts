@@ -30,7 +30,10 @@ export const RawMoney = z.object({ amount_minor: z.number().int(), currency: z.s
 export type RawMoney = z.infer<typeof RawMoney>;
 
 /** Who made a change (every mutation records one; webhooks carry it). */
-export const RawActor = z.object({ type: z.enum(["user", "api_key", "automation"]), id: z.string().nullable().optional() });
+export const RawActor = z.object({
+  type: z.enum(["user", "api_key", "automation"]),
+  id: z.string().nullable().optional(),
+});
 export type RawActor = z.infer<typeof RawActor>;
 
 export const RawExternalRef = z.object({ system: z.string().min(1), id: z.string().min(1) });
@@ -99,7 +102,11 @@ export const RawStage = z.object({
 export const RawPipeline = z.object({ id: z.string().min(1), name: z.string(), stages: z.array(RawStage) });
 export type RawPipeline = z.infer<typeof RawPipeline>;
 
-export const RawUser = z.object({ id: z.string().min(1), email: z.string().nullable().optional(), name: z.string().nullable().optional() });
+export const RawUser = z.object({
+  id: z.string().min(1),
+  email: z.string().nullable().optional(),
+  name: z.string().nullable().optional(),
+});
 export type RawUser = z.infer<typeof RawUser>;
 
 /** `GET /pipelines/{id}/fields`: typed fields; formula and linked-deal fields are read-only. */
@@ -108,7 +115,9 @@ export const RawField = z.object({
   name: z.string(),
   type: z.string().min(1),
   read_only: z.boolean().optional(),
-  options: z.array(z.union([z.string(), z.object({ id: z.string().optional(), name: z.string() }).transform((o) => o.name)])).optional(),
+  options: z
+    .array(z.union([z.string(), z.object({ id: z.string().optional(), name: z.string() }).transform((o) => o.name)]))
+    .optional(),
 });
 export type RawField = z.infer<typeof RawField>;
 

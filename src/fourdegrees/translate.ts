@@ -3,7 +3,17 @@
  * (src/domain/port.ts). Pure functions; the only place that knows both.
  */
 import { AppError } from "../lib/errors.ts";
-import type { Actor, ChangeEvent, Deal, DealContent, DealPatch, FieldDef, Note, Pipeline, User } from "../domain/port.ts";
+import type {
+  Actor,
+  ChangeEvent,
+  Deal,
+  DealContent,
+  DealPatch,
+  FieldDef,
+  Note,
+  Pipeline,
+  User,
+} from "../domain/port.ts";
 import {
   RawDeal,
   type RawActor,
@@ -65,7 +75,9 @@ export function pipelineFromRaw(raw: RawPipeline): Pipeline {
   return {
     id: raw.id,
     name: raw.name,
-    stages: [...raw.stages].sort((a, b) => a.position - b.position).map((s) => ({ id: s.id, name: s.name, position: s.position, kind: s.kind })),
+    stages: [...raw.stages]
+      .sort((a, b) => a.position - b.position)
+      .map((s) => ({ id: s.id, name: s.name, position: s.position, kind: s.kind })),
   };
 }
 
@@ -80,7 +92,10 @@ export function fieldFromRaw(raw: RawField): FieldDef {
 /** An id the 4Degrees API needs, or a clear permanent error naming what was only known by name. */
 function requireId(ref: { id: string | null; name: string | null } | null, what: string): string {
   if (ref?.id) return ref.id;
-  throw new AppError("unprocessable", `4Degrees needs a ${what} id${ref?.name ? ` (got only the name "${ref.name}"; resolve it through the account's mapping first)` : ""}`);
+  throw new AppError(
+    "unprocessable",
+    `4Degrees needs a ${what} id${ref?.name ? ` (got only the name "${ref.name}"; resolve it through the account's mapping first)` : ""}`,
+  );
 }
 
 function patchToRaw(patch: DealPatch): RawDealPatch {
@@ -89,7 +104,8 @@ function patchToRaw(patch: DealPatch): RawDealPatch {
   if (patch.pipeline !== undefined) out.pipeline_id = requireId(patch.pipeline, "pipeline");
   if (patch.stage !== undefined) out.stage_id = requireId(patch.stage, "stage");
   if (patch.owner !== undefined) out.owner_id = patch.owner === null ? null : requireId(patch.owner, "owner (user)");
-  if (patch.value !== undefined) out.value = patch.value === null ? null : { amount_minor: patch.value.amountMinor, currency: patch.value.currency };
+  if (patch.value !== undefined)
+    out.value = patch.value === null ? null : { amount_minor: patch.value.amountMinor, currency: patch.value.currency };
   if (patch.expectedCloseDate !== undefined) out.expected_close_date = patch.expectedCloseDate;
   if (patch.companyId !== undefined) out.company_id = patch.companyId;
   if (patch.contacts !== undefined) out.contact_ids = patch.contacts.map((c) => requireId(c, "contact"));
@@ -108,7 +124,12 @@ export function dealPatchToRaw(patch: DealPatch): RawDealPatch {
 export function dealCreateToRaw(content: DealContent): RawDealCreate {
   const { status: _derived, ...rest } = content;
   const raw = patchToRaw(rest);
-  return { ...raw, name: content.name, pipeline_id: requireId(content.pipeline, "pipeline"), stage_id: requireId(content.stage, "stage") };
+  return {
+    ...raw,
+    name: content.name,
+    pipeline_id: requireId(content.pipeline, "pipeline"),
+    stage_id: requireId(content.stage, "stage"),
+  };
 }
 
 /** Neutral names for the fields a webhook's `changes` map names. */
@@ -136,20 +157,38 @@ const CHANGE_NAMES: Record<string, string> = {
  */
 export function changeEventFromRaw(body: unknown): ChangeEvent {
   const parsed = RawWebhookEnvelope.safeParse(body);
-  if (!parsed.success) throw new AppError("bad_request", `not a 4Degrees webhook event: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  if (!parsed.success)
+    throw new AppError("bad_request", `not a 4Degrees webhook event: ${parsed.error.issues[0]?.message ?? "invalid"}`);
   const env = parsed.data;
   const object = env.data.object;
   const objectId = typeof object["id"] === "string" ? object["id"] : null;
   if (!objectId) throw new AppError("bad_request", "4Degrees webhook event has no data.object.id");
   const changes: Record<string, [unknown, unknown]> = {};
   for (const [field, pair] of Object.entries(env.changes ?? {})) changes[CHANGE_NAMES[field] ?? field] = pair;
-  const base = { id: env.id, type: env.type, occurredAt: utc(env.created_at), scopeId: env.workspace_id, actor: actorFromRaw(env.actor), changes };
+  const base = {
+    id: env.id,
+    type: env.type,
+    occurredAt: utc(env.created_at),
+    scopeId: env.workspace_id,
+    actor: actorFromRaw(env.actor),
+    changes,
+  };
   if (env.type.startsWith("note.")) {
     const note = RawNote.safeParse(object);
     const dealId = note.success ? note.data.deal_id : typeof object["deal_id"] === "string" ? object["deal_id"] : null;
     if (!dealId) throw new AppError("bad_request", "4Degrees note event has no data.object.deal_id");
-    return { ...base, record: { kind: "note", id: objectId, dealId }, deal: null, note: note.success ? noteFromRaw(note.data) : null };
+    return {
+      ...base,
+      record: { kind: "note", id: objectId, dealId },
+      deal: null,
+      note: note.success ? noteFromRaw(note.data) : null,
+    };
   }
   const deal = RawDeal.safeParse(object);
-  return { ...base, record: { kind: "deal", id: objectId }, deal: deal.success ? dealFromRaw(deal.data) : null, note: null };
+  return {
+    ...base,
+    record: { kind: "deal", id: objectId },
+    deal: deal.success ? dealFromRaw(deal.data) : null,
+    note: null,
+  };
 }

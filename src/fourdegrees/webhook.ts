@@ -36,9 +36,12 @@ export function webhookKeyBytes(secret: string): Uint8Array<ArrayBuffer> {
   try {
     bytes = base64ToBytes(b64);
   } catch (cause) {
-    throw new AppError("config_invalid", "FOURDEGREES_WEBHOOK_SECRET must be whsec_<base64> (as 4Degrees shows it)", { cause });
+    throw new AppError("config_invalid", "FOURDEGREES_WEBHOOK_SECRET must be whsec_<base64> (as 4Degrees shows it)", {
+      cause,
+    });
   }
-  if (bytes.length < 8) throw new AppError("config_invalid", "FOURDEGREES_WEBHOOK_SECRET decodes to fewer than 8 bytes");
+  if (bytes.length < 8)
+    throw new AppError("config_invalid", "FOURDEGREES_WEBHOOK_SECRET decodes to fewer than 8 bytes");
   return bytes;
 }
 
@@ -57,7 +60,10 @@ function signedContent(id: string, timestamp: string, body: Uint8Array): Uint8Ar
 const unauthorized = (message: string) => new AppError("unauthorized", message);
 
 /** A `WebhookVerifier` for one signing secret. `now` (epoch ms) is injectable for tests. */
-export function createWebhookVerifier(secret: string, options: { now?: () => number; toleranceSeconds?: number } = {}): WebhookVerifier {
+export function createWebhookVerifier(
+  secret: string,
+  options: { now?: () => number; toleranceSeconds?: number } = {},
+): WebhookVerifier {
   const now = options.now ?? Date.now;
   const tolerance = options.toleranceSeconds ?? WEBHOOK_TOLERANCE_SECONDS;
   const key = importHmacKey(secret);
@@ -66,7 +72,8 @@ export function createWebhookVerifier(secret: string, options: { now?: () => num
       const id = headers.get("webhook-id");
       const timestamp = headers.get("webhook-timestamp");
       const signatures = headers.get("webhook-signature");
-      if (!id || !timestamp || !signatures) throw unauthorized("missing webhook-id, webhook-timestamp or webhook-signature header");
+      if (!id || !timestamp || !signatures)
+        throw unauthorized("missing webhook-id, webhook-timestamp or webhook-signature header");
       if (id.length > MAX_WEBHOOK_ID_CHARS) {
         throw unauthorized(`webhook-id is longer than ${MAX_WEBHOOK_ID_CHARS} characters`);
       }
@@ -80,7 +87,8 @@ export function createWebhookVerifier(secret: string, options: { now?: () => num
       }
       if (!/^\d{1,12}$/.test(timestamp)) throw unauthorized("webhook-timestamp is not unix seconds");
       const skew = Math.abs(now() / 1000 - Number(timestamp));
-      if (skew > tolerance) throw unauthorized(`webhook-timestamp is ${Math.round(skew)} s away from now (tolerance ${tolerance} s)`);
+      if (skew > tolerance)
+        throw unauthorized(`webhook-timestamp is ${Math.round(skew)} s away from now (tolerance ${tolerance} s)`);
       const content = signedContent(id, timestamp, rawBody);
       const expected = new Uint8Array(await crypto.subtle.sign("HMAC", await key, content));
       for (const entry of entries) {
@@ -103,7 +111,12 @@ export function createWebhookVerifier(secret: string, options: { now?: () => num
  * Signs a delivery the way 4Degrees (and the sandbox) would: returns the three headers.
  * Used by tests and tools; the Worker itself only verifies.
  */
-export async function signWebhook(secret: string, id: string, timestampSeconds: number, rawBody: Uint8Array | string): Promise<Record<"webhook-id" | "webhook-timestamp" | "webhook-signature", string>> {
+export async function signWebhook(
+  secret: string,
+  id: string,
+  timestampSeconds: number,
+  rawBody: Uint8Array | string,
+): Promise<Record<"webhook-id" | "webhook-timestamp" | "webhook-signature", string>> {
   const body = typeof rawBody === "string" ? new TextEncoder().encode(rawBody) : rawBody;
   const ts = String(Math.floor(timestampSeconds));
   const mac = await crypto.subtle.sign("HMAC", await importHmacKey(secret), signedContent(id, ts, body));

@@ -6,7 +6,12 @@
 import type { Config } from "../config.ts";
 import { fourDegreesLimits, gatedFetch, gateFor, type GateLimits, type Lane } from "../gate/client.ts";
 import { AppError } from "../lib/errors.ts";
-import { credentialsFor, saveFourDegreesKey, type FourDegreesAccountSummary, type FourDegreesCredentials } from "../store/fourdegrees-accounts.ts";
+import {
+  credentialsFor,
+  saveFourDegreesKey,
+  type FourDegreesAccountSummary,
+  type FourDegreesCredentials,
+} from "../store/fourdegrees-accounts.ts";
 import { FourDegreesClient, type GateRunner } from "./client.ts";
 import { FourDegreesConnector } from "./connector.ts";
 import { FourDegreesError } from "./errors.ts";
@@ -26,16 +31,32 @@ export function gateKey(credentials: FourDegreesCredentials): string {
 }
 
 /** A `GateRunner` on the workspace's gate in `lane`. */
-export function workspaceGate(env: Env, config: Config, key: string, lane: Lane, options: { maxWaitMs?: number } = {}): GateRunner {
+export function workspaceGate(
+  env: Env,
+  config: Config,
+  key: string,
+  lane: Lane,
+  options: { maxWaitMs?: number } = {},
+): GateRunner {
   const gate = gateFor(env, "4d", key);
   const limits = fourDegreesLimitsFrom(config);
-  return (doFetch) => gatedFetch(gate, lane, limits, doFetch, options.maxWaitMs === undefined ? {} : { maxWaitMs: options.maxWaitMs });
+  return (doFetch) =>
+    gatedFetch(gate, lane, limits, doFetch, options.maxWaitMs === undefined ? {} : { maxWaitMs: options.maxWaitMs });
 }
 
 /** The `DealCrm` connector for an account, gated in `lane`. Throws `not_found` when the account has no key. */
-export async function fourDegreesConnectorFor(env: Env, config: Config, accountId: string, lane: Lane): Promise<{ connector: FourDegreesConnector; client: FourDegreesClient; credentials: FourDegreesCredentials }> {
+export async function fourDegreesConnectorFor(
+  env: Env,
+  config: Config,
+  accountId: string,
+  lane: Lane,
+): Promise<{ connector: FourDegreesConnector; client: FourDegreesClient; credentials: FourDegreesCredentials }> {
   const credentials = await credentialsFor(env.DB, config.TOKEN_ENCRYPTION_KEY, accountId, config.FOURDEGREES_API_KEY);
-  const client = new FourDegreesClient({ baseUrl: config.FOURDEGREES_API_BASE, apiKey: credentials.apiKey, gate: workspaceGate(env, config, gateKey(credentials), lane) });
+  const client = new FourDegreesClient({
+    baseUrl: config.FOURDEGREES_API_BASE,
+    apiKey: credentials.apiKey,
+    gate: workspaceGate(env, config, gateKey(credentials), lane),
+  });
   return { connector: new FourDegreesConnector(client), client, credentials };
 }
 
@@ -46,15 +67,32 @@ export async function fourDegreesConnectorFor(env: Env, config: Config, accountI
  * A key 4Degrees refuses is `bad_request`; a workspace of another account, or another workspace
  * than the account's, is `conflict`.
  */
-export async function pairFourDegreesAccount(env: Env, config: Config, input: { accountId: string; accountName: string; apiKey: string }): Promise<FourDegreesAccountSummary> {
+export async function pairFourDegreesAccount(
+  env: Env,
+  config: Config,
+  input: { accountId: string; accountName: string; apiKey: string },
+): Promise<FourDegreesAccountSummary> {
   // One verification call, on a gate keyed by the account (the workspace is what we learn here).
-  const connector = new FourDegreesConnector(new FourDegreesClient({ baseUrl: config.FOURDEGREES_API_BASE, apiKey: input.apiKey, gate: workspaceGate(env, config, `account:${input.accountId}`, "live") }));
+  const connector = new FourDegreesConnector(
+    new FourDegreesClient({
+      baseUrl: config.FOURDEGREES_API_BASE,
+      apiKey: input.apiKey,
+      gate: workspaceGate(env, config, `account:${input.accountId}`, "live"),
+    }),
+  );
   let identity;
   try {
     identity = await connector.whoAmI();
   } catch (err) {
-    if (err instanceof FourDegreesError && (err.upstreamStatus === 401 || err.upstreamStatus === 403)) throw new AppError("bad_request", "4Degrees refused this API key", { cause: err });
+    if (err instanceof FourDegreesError && (err.upstreamStatus === 401 || err.upstreamStatus === 403))
+      throw new AppError("bad_request", "4Degrees refused this API key", { cause: err });
     throw err;
   }
-  return saveFourDegreesKey(env.DB, config.TOKEN_ENCRYPTION_KEY, { accountId: input.accountId, accountName: input.accountName, apiKey: input.apiKey, workspaceId: identity.scopeId, actor: identity.actor });
+  return saveFourDegreesKey(env.DB, config.TOKEN_ENCRYPTION_KEY, {
+    accountId: input.accountId,
+    accountName: input.accountName,
+    apiKey: input.apiKey,
+    workspaceId: identity.scopeId,
+    actor: identity.actor,
+  });
 }

@@ -120,7 +120,14 @@ export class RateBudget {
   private lastLimits: GateLimits | undefined;
 
   constructor(snapshot?: BudgetSnapshot | null) {
-    this.snapshotState = snapshot ?? { day: "", dailyUsed: 0, dailyLimit: null, dailyRemaining: null, pausedUntil: {}, hourly: [] };
+    this.snapshotState = snapshot ?? {
+      day: "",
+      dailyUsed: 0,
+      dailyLimit: null,
+      dailyRemaining: null,
+      pausedUntil: {},
+      hourly: [],
+    };
   }
 
   /** The durable state, for the Durable Object to persist after each change. */
@@ -154,13 +161,18 @@ export class RateBudget {
     const windowMs = intervalMs + transitMarginMs(intervalMs);
 
     const paused = this.snapshotState.pausedUntil[lane];
-    if (paused !== undefined && paused > now) return { ok: false, retryAfterMs: paused - now, reason: `lane ${lane} paused after a 429` };
+    if (paused !== undefined && paused > now)
+      return { ok: false, retryAfterMs: paused - now, reason: `lane ${lane} paused after a 429` };
 
     const burstCap = laneCap(max, lane);
     if (this.grants.length >= burstCap) {
       // The grant whose expiry brings the window below the cap.
       const oldest = this.grants[this.grants.length - burstCap]?.at ?? now;
-      return { ok: false, retryAfterMs: Math.max(1, oldest + windowMs - now), reason: `burst budget for lane ${lane} spent (${this.grants.length}/${max} per ${intervalMs} ms, ${max - burstCap} reserved for higher lanes)` };
+      return {
+        ok: false,
+        retryAfterMs: Math.max(1, oldest + windowMs - now),
+        reason: `burst budget for lane ${lane} spent (${this.grants.length}/${max} per ${intervalMs} ms, ${max - burstCap} reserved for higher lanes)`,
+      };
     }
 
     if (lane !== "live") {
@@ -176,23 +188,39 @@ export class RateBudget {
         inSlice++;
         oldestInSlice = g.at;
       }
-      if (inSlice >= perSlice) return { ok: false, retryAfterMs: Math.max(1, oldestInSlice + sliceMs - now), reason: `lane ${lane} paced (${inSlice} permits in the last ${sliceMs} ms)` };
+      if (inSlice >= perSlice)
+        return {
+          ok: false,
+          retryAfterMs: Math.max(1, oldestInSlice + sliceMs - now),
+          reason: `lane ${lane} paced (${inSlice} permits in the last ${sliceMs} ms)`,
+        };
     }
 
     if (limits.daily !== undefined) {
       const remaining = this.dailyRemaining(limits.daily);
       const reserve = Math.floor(limits.daily * (1 - DAILY_SHARE[lane]));
-      if (remaining <= reserve) return { ok: false, retryAfterMs: msToNextUtcDay(now), reason: `daily budget for lane ${lane} spent (${remaining} left, ${reserve} reserved for higher lanes)` };
+      if (remaining <= reserve)
+        return {
+          ok: false,
+          retryAfterMs: msToNextUtcDay(now),
+          reason: `daily budget for lane ${lane} spent (${remaining} left, ${reserve} reserved for higher lanes)`,
+        };
     }
 
     const concurrencyCap = laneCap(limits.concurrency, lane);
-    if (this.inflight.size >= concurrencyCap) return { ok: false, retryAfterMs: CONCURRENCY_RETRY_MS, reason: `concurrency cap for lane ${lane} reached (${this.inflight.size} in flight)` };
+    if (this.inflight.size >= concurrencyCap)
+      return {
+        ok: false,
+        retryAfterMs: CONCURRENCY_RETRY_MS,
+        reason: `concurrency cap for lane ${lane} reached (${this.inflight.size} in flight)`,
+      };
 
     const permitId = newId();
     this.grants.push({ at: now, lane, permitId });
     this.inflight.set(permitId, { lane, grantedAt: now, intervalMs });
     this.snapshotState.dailyUsed++;
-    if (this.snapshotState.dailyRemaining !== null) this.snapshotState.dailyRemaining = Math.max(0, this.snapshotState.dailyRemaining - 1);
+    if (this.snapshotState.dailyRemaining !== null)
+      this.snapshotState.dailyRemaining = Math.max(0, this.snapshotState.dailyRemaining - 1);
     return { ok: true, permitId };
   }
 
@@ -273,7 +301,9 @@ export class RateBudget {
     const limits = this.lastLimits;
     if (limits) this.prune(now, limits.burst.intervalMs);
     const dailyLimit = this.snapshotState.dailyLimit ?? limits?.daily ?? null;
-    const hourly = this.snapshotState.hourly.filter((h) => h.hour > now - KEEP_HOURS * HOUR_MS).sort((a, b) => a.hour - b.hour);
+    const hourly = this.snapshotState.hourly
+      .filter((h) => h.hour > now - KEEP_HOURS * HOUR_MS)
+      .sort((a, b) => a.hour - b.hour);
     const pausedUntil: Partial<Record<Lane, number>> = {};
     for (const lane of LANES) {
       const until = this.snapshotState.pausedUntil[lane];

@@ -21,7 +21,11 @@ export type GateKind = "hl" | "4d" | "health";
  * HighLevel's published limits per Marketplace app per location: 100 requests / 10 s and
  * 200,000 / day (highlevel-api.md "Rate limits"). Concurrency is our own cap.
  */
-export const HIGHLEVEL_LIMITS: GateLimits = { burst: { max: 100, intervalMs: 10_000 }, daily: 200_000, concurrency: 20 };
+export const HIGHLEVEL_LIMITS: GateLimits = {
+  burst: { max: 100, intervalMs: 10_000 },
+  daily: 200_000,
+  concurrency: 20,
+};
 
 /**
  * Limits with time running `scale` times faster (the window shortened, the counts kept), for a
@@ -29,7 +33,10 @@ export const HIGHLEVEL_LIMITS: GateLimits = { burst: { max: 100, intervalMs: 10_
  */
 export function timeScaledLimits(limits: GateLimits, scale: number): GateLimits {
   if (scale === 1) return limits;
-  return { ...limits, burst: { max: limits.burst.max, intervalMs: Math.max(1, Math.round(limits.burst.intervalMs / scale)) } };
+  return {
+    ...limits,
+    burst: { max: limits.burst.max, intervalMs: Math.max(1, Math.round(limits.burst.intervalMs / scale)) },
+  };
 }
 
 /** Default 4Degrees budget: 10 requests per second (unpublished; override with `fourDegreesLimits`). */
@@ -119,7 +126,13 @@ export function headersRecord(headers: Headers): Record<string, string> {
  * `doFetch`, reports the answer (a throw is reported as status 0 and re-thrown) and returns the
  * response. Throws `RateLimitedError` when the budget frees up later than `maxWaitMs`.
  */
-export async function gatedFetch(gate: Gate, lane: Lane, limits: GateLimits, doFetch: () => Promise<Response>, options: GatedFetchOptions = {}): Promise<Response> {
+export async function gatedFetch(
+  gate: Gate,
+  lane: Lane,
+  limits: GateLimits,
+  doFetch: () => Promise<Response>,
+  options: GatedFetchOptions = {},
+): Promise<Response> {
   const maxWaitMs = options.maxWaitMs ?? 2_000;
   const sleep = options.sleep ?? defaultSleep;
   let waited = 0;

@@ -21,7 +21,11 @@ const SnapshotSchema = z.object({
   dailyUsed: z.number(),
   dailyLimit: z.number().nullable(),
   dailyRemaining: z.number().nullable(),
-  pausedUntil: z.object({ live: z.number().optional(), reconcile: z.number().optional(), backfill: z.number().optional() }),
+  pausedUntil: z.object({
+    live: z.number().optional(),
+    reconcile: z.number().optional(),
+    backfill: z.number().optional(),
+  }),
   hourly: z.array(z.object({ hour: z.number(), calls: z.number(), rateLimited: z.number() })),
 });
 
@@ -50,7 +54,10 @@ export class AccountGate extends DurableObject<Env> {
   }
 
   private saveSnapshot(): void {
-    this.ctx.storage.sql.exec("INSERT INTO gate_state (k, v) VALUES ('budget', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", JSON.stringify(this.budget.snapshot()));
+    this.ctx.storage.sql.exec(
+      "INSERT INTO gate_state (k, v) VALUES ('budget', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+      JSON.stringify(this.budget.snapshot()),
+    );
   }
 
   /** Created on first use: config is parsed lazily so a rate-only (4Degrees) gate never needs it. */
@@ -78,7 +85,10 @@ export class AccountGate extends DurableObject<Env> {
    * A usable access token for `connectionId`, refreshed single-flight when close to expiry, or
    * when `opts.rejected` is the current token (HighLevel answered 401 to it).
    */
-  async accessToken(connectionId: string, opts: { rejected?: string; minValidityMs?: number } = {}): Promise<TokenResult> {
+  async accessToken(
+    connectionId: string,
+    opts: { rejected?: string; minValidityMs?: number } = {},
+  ): Promise<TokenResult> {
     return this.tokens().accessToken(connectionId, opts);
   }
 

@@ -24,7 +24,13 @@ import type { Logger } from "../lib/log.ts";
 import { HighLevelError, isInvalidClient, type HighLevelErrorCategory } from "../highlevel/errors.ts";
 import { mintLocationToken, refreshTokens, RotatedTokenAnswerError } from "../highlevel/oauth.ts";
 import { clearAppCondition, HIGHLEVEL_CLIENT_REJECTED, raiseAppCondition } from "../store/app-status.ts";
-import { companyConnectionId, getConnection, saveConnectionTokens, setConnectionStatus, type Connection } from "../store/connections.ts";
+import {
+  companyConnectionId,
+  getConnection,
+  saveConnectionTokens,
+  setConnectionStatus,
+  type Connection,
+} from "../store/connections.ts";
 
 /** Refresh on use when the access token has less than this left. */
 export const REFRESH_MARGIN_MS = 10 * 60 * 1000;
@@ -107,14 +113,20 @@ export class TokenKeeper {
   }
 
   private read(connectionId: string): State | null {
-    const row = this.deps.sql.exec<{ state: string }>("SELECT state FROM tokens WHERE connection_id = ?", connectionId).toArray()[0];
+    const row = this.deps.sql
+      .exec<{ state: string }>("SELECT state FROM tokens WHERE connection_id = ?", connectionId)
+      .toArray()[0];
     if (!row) return null;
     const parsed = StateSchema.safeParse(JSON.parse(row.state));
     return parsed.success ? parsed.data : null;
   }
 
   private write(connectionId: string, state: State): void {
-    this.deps.sql.exec("INSERT INTO tokens (connection_id, state) VALUES (?, ?) ON CONFLICT (connection_id) DO UPDATE SET state = excluded.state", connectionId, JSON.stringify(state));
+    this.deps.sql.exec(
+      "INSERT INTO tokens (connection_id, state) VALUES (?, ?) ON CONFLICT (connection_id) DO UPDATE SET state = excluded.state",
+      connectionId,
+      JSON.stringify(state),
+    );
   }
 
   /** The DO's copy, else the D1 row (after a DO storage loss or for rows written before the DO). */
@@ -130,30 +142,43 @@ export class TokenKeeper {
 
   private async syncD1(connectionId: string, state: State): Promise<void> {
     try {
-      await saveConnectionTokens(this.deps.db, {
-        id: connectionId,
-        kind: state.kind,
-        locationId: state.locationId,
-        companyId: state.companyId,
-        tokenSource: state.tokenSource,
-        scopes: state.scopes,
-        accessTokenEnc: state.accessEnc,
-        refreshTokenEnc: state.refreshEnc,
-        keyId: state.keyId,
-        expiresAt: state.expiresAt,
-        tokenVersion: state.version,
-        userId: state.userId,
-        appId: state.appId,
-      }, this.now());
+      await saveConnectionTokens(
+        this.deps.db,
+        {
+          id: connectionId,
+          kind: state.kind,
+          locationId: state.locationId,
+          companyId: state.companyId,
+          tokenSource: state.tokenSource,
+          scopes: state.scopes,
+          accessTokenEnc: state.accessEnc,
+          refreshTokenEnc: state.refreshEnc,
+          keyId: state.keyId,
+          expiresAt: state.expiresAt,
+          tokenVersion: state.version,
+          userId: state.userId,
+          appId: state.appId,
+        },
+        this.now(),
+      );
       if (state.d1Dirty) this.write(connectionId, { ...state, d1Dirty: false });
     } catch (err) {
       // The DO copy is durable and authoritative for tokens; D1 catches up on the next use.
       this.write(connectionId, { ...state, d1Dirty: true });
-      this.deps.log.error({ event: "highlevel.token.d1_sync_failed", record: connectionId, error: err, outcome: "retry" });
+      this.deps.log.error({
+        event: "highlevel.token.d1_sync_failed",
+        record: connectionId,
+        error: err,
+        outcome: "retry",
+      });
     }
   }
 
-  private async sealed(connectionId: string, access: string, refresh: string | null): Promise<{ accessEnc: string; refreshEnc: string | null; keyId: string }> {
+  private async sealed(
+    connectionId: string,
+    access: string,
+    refresh: string | null,
+  ): Promise<{ accessEnc: string; refreshEnc: string | null; keyId: string }> {
     const keys = this.deps.config.TOKEN_ENCRYPTION_KEY;
     return {
       accessEnc: await encryptSecret(keys, access, aad(connectionId, "access")),
@@ -193,7 +218,10 @@ export class TokenKeeper {
    * when `rejected` is the current token (HighLevel answered 401 to it: refresh once; a caller
    * holding an older token just gets the current one).
    */
-  async accessToken(connectionId: string, opts: { rejected?: string; minValidityMs?: number } = {}): Promise<TokenResult> {
+  async accessToken(
+    connectionId: string,
+    opts: { rejected?: string; minValidityMs?: number } = {},
+  ): Promise<TokenResult> {
     const state = await this.load(connectionId);
     if (!state) return fail("reconnect", `No HighLevel connection ${connectionId}: install the app for this location`);
     const blocked = this.blocked(state);
@@ -206,23 +234,41 @@ export class TokenKeeper {
     if (state.status === "backoff" && state.retryAt !== null && state.retryAt > now) {
       // Backing off after "Location is not active": use the old token while it is accepted.
       if (!rejectedCurrent && state.expiresAt > now) return current;
-      return fail("server", `HighLevel location inactive; retrying after ${new Date(state.retryAt).toISOString()}`, state.retryAt - now);
+      return fail(
+        "server",
+        `HighLevel location inactive; retrying after ${new Date(state.retryAt).toISOString()}`,
+        state.retryAt - now,
+      );
     }
     if (!rejectedCurrent && state.expiresAt - now > margin) return current;
     const result = await this.refresh(connectionId);
     // A proactive refresh that failed transiently still leaves a valid token to use.
-    if (!result.ok && !rejectedCurrent && (result.category === "server" || result.category === "network") && state.expiresAt > now) return current;
+    if (
+      !result.ok &&
+      !rejectedCurrent &&
+      (result.category === "server" || result.category === "network") &&
+      state.expiresAt > now
+    )
+      return current;
     return result;
   }
 
   private blocked(state: State): TokenResult | null {
-    if (state.status === "needs_reconnect") return fail("reconnect", `HighLevel connection needs a reinstall: ${state.lastError ?? "refresh token rejected"}`);
+    if (state.status === "needs_reconnect")
+      return fail(
+        "reconnect",
+        `HighLevel connection needs a reinstall: ${state.lastError ?? "refresh token rejected"}`,
+      );
     if (state.status === "uninstalled") return fail("reconnect", "HighLevel app was uninstalled for this connection");
     return null;
   }
 
   private async open(connectionId: string, state: State): Promise<Extract<TokenResult, { ok: true }>> {
-    const accessToken = await decryptSecret(this.deps.config.TOKEN_ENCRYPTION_KEY, state.accessEnc, aad(connectionId, "access"));
+    const accessToken = await decryptSecret(
+      this.deps.config.TOKEN_ENCRYPTION_KEY,
+      state.accessEnc,
+      aad(connectionId, "access"),
+    );
     return { ok: true, accessToken, expiresAt: state.expiresAt, scopes: state.scopes, version: state.version };
   }
 
@@ -252,26 +298,55 @@ export class TokenKeeper {
         if (!state.companyId) return fail("reconnect", `Connection ${connectionId} has no agency to mint tokens from`);
         const agency = await this.deps.agencyToken(companyConnectionId(state.companyId));
         if (!agency.ok) return agency;
-        const minted = await mintLocationToken(this.deps.config, agency.accessToken, state.companyId, state.locationId ?? "");
+        const minted = await mintLocationToken(
+          this.deps.config,
+          agency.accessToken,
+          state.companyId,
+          state.locationId ?? "",
+        );
         access = minted.access_token;
         refresh = null;
         expiresIn = minted.expires_in;
         if (minted.scope) scopes = minted.scope.split(/\s+/).filter(Boolean);
       } else {
         if (!state.refreshEnc) return fail("reconnect", `Connection ${connectionId} has no refresh token`);
-        const refreshToken = await decryptSecret(this.deps.config.TOKEN_ENCRYPTION_KEY, state.refreshEnc, aad(connectionId, "refresh"));
-        const grant = await refreshTokens(this.deps.config, refreshToken, state.kind === "company" ? "Company" : "Location");
+        const refreshToken = await decryptSecret(
+          this.deps.config.TOKEN_ENCRYPTION_KEY,
+          state.refreshEnc,
+          aad(connectionId, "refresh"),
+        );
+        const grant = await refreshTokens(
+          this.deps.config,
+          refreshToken,
+          state.kind === "company" ? "Company" : "Location",
+        );
         access = grant.access_token;
         refresh = grant.refresh_token;
         expiresIn = grant.expires_in;
         if (grant.scope) scopes = grant.scope.split(/\s+/).filter(Boolean);
       }
       const enc = await this.sealed(connectionId, access, refresh);
-      const next: State = { ...state, ...enc, scopes, expiresAt: this.now() + expiresIn * 1000, version: state.version + 1, status: "active", lastError: null, retryAt: null, failures: 0, d1Dirty: false };
+      const next: State = {
+        ...state,
+        ...enc,
+        scopes,
+        expiresAt: this.now() + expiresIn * 1000,
+        version: state.version + 1,
+        status: "active",
+        lastError: null,
+        retryAt: null,
+        failures: 0,
+        d1Dirty: false,
+      };
       // The new refresh token is durable in the DO before anything else happens (the old one is spent).
       this.write(connectionId, next);
       await this.syncD1(connectionId, next);
-      log.info({ event: "highlevel.token.refreshed", outcome: "ok", duration_ms: this.now() - started, token_version: next.version });
+      log.info({
+        event: "highlevel.token.refreshed",
+        outcome: "ok",
+        duration_ms: this.now() - started,
+        token_version: next.version,
+      });
       if (state.tokenSource === "refresh") await this.clientAccepted(log);
       return { ok: true, accessToken: access, expiresAt: next.expiresAt, scopes, version: next.version };
     } catch (err) {
@@ -347,8 +422,9 @@ export class TokenKeeper {
       "check HIGHLEVEL_CLIENT_ID and HIGHLEVEL_CLIENT_SECRET";
     this.write(connectionId, { ...state, lastError: reason });
     const status = { lastError: reason, retryAt: state.retryAt, now };
-    await setConnectionStatus(this.deps.db, connectionId, state.status, status)
-      .catch((e: unknown) => log.error({ event: "highlevel.token.d1_status_failed", error: e, outcome: "failed" }));
+    await setConnectionStatus(this.deps.db, connectionId, state.status, status).catch((e: unknown) =>
+      log.error({ event: "highlevel.token.d1_status_failed", error: e, outcome: "failed" }),
+    );
     const opened = await raiseAppCondition(this.deps.db, HIGHLEVEL_CLIENT_REJECTED, reason, now).catch((e: unknown) => {
       log.error({ event: "highlevel.app_status_failed", error: e, outcome: "failed" });
       return false;
@@ -361,7 +437,12 @@ export class TokenKeeper {
     return fail("server", `${reason}. ${recovery}`, CLIENT_REJECTED_RETRY_MS);
   }
 
-  private async refreshFailed(connectionId: string, state: State, err: HighLevelError, log: Logger): Promise<TokenResult> {
+  private async refreshFailed(
+    connectionId: string,
+    state: State,
+    err: HighLevelError,
+    log: Logger,
+  ): Promise<TokenResult> {
     const now = this.now();
     const status = err.upstreamStatus;
     if ((status === 400 || status === 401) && isInvalidClient(err.upstreamMessage)) {
@@ -370,20 +451,53 @@ export class TokenKeeper {
     if (err.category === "reconnect" || (err.category === "auth" && state.tokenSource === "refresh")) {
       const next: State = { ...state, status: "needs_reconnect", lastError: err.message, retryAt: null };
       this.write(connectionId, next);
-      await setConnectionStatus(this.deps.db, connectionId, "needs_reconnect", { lastError: err.message, now }).catch((e: unknown) => log.error({ event: "highlevel.token.d1_status_failed", error: e, outcome: "failed" }));
-      log.error({ event: "highlevel.needs_reconnect", outcome: "failed", reason: err.upstreamMessage, trace_id: err.traceId, alert: true });
-      return fail("reconnect", `HighLevel rejected the refresh token; the connection needs a reinstall (${err.upstreamMessage || err.message})`);
+      await setConnectionStatus(this.deps.db, connectionId, "needs_reconnect", { lastError: err.message, now }).catch(
+        (e: unknown) => log.error({ event: "highlevel.token.d1_status_failed", error: e, outcome: "failed" }),
+      );
+      log.error({
+        event: "highlevel.needs_reconnect",
+        outcome: "failed",
+        reason: err.upstreamMessage,
+        trace_id: err.traceId,
+        alert: true,
+      });
+      return fail(
+        "reconnect",
+        `HighLevel rejected the refresh token; the connection needs a reinstall (${err.upstreamMessage || err.message})`,
+      );
     }
     if (err.category === "server" && err.upstreamStatus === 400) {
       // "Location is not active": keep the same refresh token, try again later with backoff.
       const delay = Math.min(MAX_BACKOFF_MS, INACTIVE_BACKOFF_MS * 2 ** state.failures);
-      const next: State = { ...state, status: "backoff", lastError: err.message, retryAt: now + delay, failures: state.failures + 1 };
+      const next: State = {
+        ...state,
+        status: "backoff",
+        lastError: err.message,
+        retryAt: now + delay,
+        failures: state.failures + 1,
+      };
       this.write(connectionId, next);
-      await setConnectionStatus(this.deps.db, connectionId, "backoff", { lastError: err.message, retryAt: now + delay, now }).catch((e: unknown) => log.error({ event: "highlevel.token.d1_status_failed", error: e, outcome: "failed" }));
-      log.warn({ event: "highlevel.token.backoff", outcome: "retry", reason: err.upstreamMessage, delay_ms: delay, trace_id: err.traceId });
+      await setConnectionStatus(this.deps.db, connectionId, "backoff", {
+        lastError: err.message,
+        retryAt: now + delay,
+        now,
+      }).catch((e: unknown) => log.error({ event: "highlevel.token.d1_status_failed", error: e, outcome: "failed" }));
+      log.warn({
+        event: "highlevel.token.backoff",
+        outcome: "retry",
+        reason: err.upstreamMessage,
+        delay_ms: delay,
+        trace_id: err.traceId,
+      });
       return fail("server", err.message, delay);
     }
-    log.warn({ event: "highlevel.token.refresh_failed", outcome: "retry", category: err.category, reason: err.upstreamMessage, trace_id: err.traceId });
+    log.warn({
+      event: "highlevel.token.refresh_failed",
+      outcome: "retry",
+      category: err.category,
+      reason: err.upstreamMessage,
+      trace_id: err.traceId,
+    });
     return fail(err.category, err.message, err.retryAfterMs);
   }
 
@@ -405,9 +519,13 @@ export class TokenKeeper {
   }
 
   /** Token-free status (tests, console). */
-  status(connectionId: string): { status: State["status"]; expiresAt: number; version: number; retryAt: number | null } | null {
+  status(
+    connectionId: string,
+  ): { status: State["status"]; expiresAt: number; version: number; retryAt: number | null } | null {
     const state = this.read(connectionId);
-    return state ? { status: state.status, expiresAt: state.expiresAt, version: state.version, retryAt: state.retryAt } : null;
+    return state
+      ? { status: state.status, expiresAt: state.expiresAt, version: state.version, retryAt: state.retryAt }
+      : null;
   }
 }
 

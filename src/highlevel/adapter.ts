@@ -33,7 +33,9 @@ export interface HighLevelAdapter extends OpportunityCrm {
  * (as the sandbox reproduces). Both confirm a delete; any other error is not a confirmation.
  */
 const notFound = (err: unknown) =>
-  err instanceof HighLevelError && (err.category === "not_found" || (err.upstreamStatus === 400 && /not found/i.test(`${err.upstreamMessage} ${err.message}`)));
+  err instanceof HighLevelError &&
+  (err.category === "not_found" ||
+    (err.upstreamStatus === 400 && /not found/i.test(`${err.upstreamMessage} ${err.message}`)));
 
 const DuplicateContact = z.object({ contact: ContactSchema.nullish().transform((v) => v ?? null) }).loose();
 const CreatedContact = z.object({ contact: ContactSchema }).loose();
@@ -42,7 +44,13 @@ const CreatedContact = z.object({ contact: ContactSchema }).loose();
  * `OpportunityCrm` over the HighLevel client of one location. Contact lookup/creation is not part
  * of that client yet, so it is made here through the same gated transport.
  */
-export function highLevelPort(env: Env, config: Config, locationId: string, lane: Lane, options: HighLevelClientOptions = {}): HighLevelAdapter {
+export function highLevelPort(
+  env: Env,
+  config: Config,
+  locationId: string,
+  lane: Lane,
+  options: HighLevelClientOptions = {},
+): HighLevelAdapter {
   const client: HighLevelClient = createHighLevelClient(env, config, locationId, { ...options, lane });
   const transport = new HighLevelTransport(env, config, locationId, { ...options, lane });
   return {
@@ -69,9 +77,17 @@ export function highLevelPort(env: Env, config: Config, locationId: string, lane
       }
     },
     async searchOpportunities(q) {
-      const cursor = q.cursor ? z.object({ startAfter: z.string(), startAfterId: z.string() }).parse(JSON.parse(q.cursor)) : null;
+      const cursor = q.cursor
+        ? z.object({ startAfter: z.string(), startAfterId: z.string() }).parse(JSON.parse(q.cursor))
+        : null;
       const page = await client.opportunities.searchPage(
-        { status: "all", ...(q.pipelineId ? { pipelineId: q.pipelineId } : {}), ...(q.contactId ? { contactId: q.contactId } : {}), ...(q.query ? { q: q.query } : {}), limit: q.limit ?? 100 },
+        {
+          status: "all",
+          ...(q.pipelineId ? { pipelineId: q.pipelineId } : {}),
+          ...(q.contactId ? { contactId: q.contactId } : {}),
+          ...(q.query ? { q: q.query } : {}),
+          limit: q.limit ?? 100,
+        },
         cursor,
       );
       return { items: page.opportunities, nextCursor: page.next ? JSON.stringify(page.next) : null, total: page.total };
@@ -81,7 +97,10 @@ export function highLevelPort(env: Env, config: Config, locationId: string, lane
       const { assignedTo, contactId: _contact, ...rest } = body;
       // The client's update omits `contactId` (HighLevel moves an opportunity's contact elsewhere);
       // `null` assignee → "" (unassign).
-      return client.opportunities.update(id, { ...rest, ...(assignedTo === undefined ? {} : { assignedTo: assignedTo ?? "" }) });
+      return client.opportunities.update(id, {
+        ...rest,
+        ...(assignedTo === undefined ? {} : { assignedTo: assignedTo ?? "" }),
+      });
     },
     async deleteOpportunity(id) {
       try {
@@ -95,11 +114,21 @@ export function highLevelPort(env: Env, config: Config, locationId: string, lane
     async ensureContact({ email, name }): Promise<Contact> {
       if (email) {
         // Doc: https://marketplace.gohighlevel.com/docs/ghl/contacts/get-duplicate-contact
-        const found = await transport.call({ method: "GET", path: "/contacts/search/duplicate", query: { locationId, email }, schema: DuplicateContact });
+        const found = await transport.call({
+          method: "GET",
+          path: "/contacts/search/duplicate",
+          query: { locationId, email },
+          schema: DuplicateContact,
+        });
         if (found.contact) return found.contact;
       }
       // Doc: https://marketplace.gohighlevel.com/docs/ghl/contacts/create-contact
-      const res = await transport.call({ method: "POST", path: "/contacts/", body: { locationId, name, ...(email ? { email } : {}) }, schema: CreatedContact });
+      const res = await transport.call({
+        method: "POST",
+        path: "/contacts/",
+        body: { locationId, name, ...(email ? { email } : {}) },
+        schema: CreatedContact,
+      });
       return res.contact;
     },
     listNotes: (contactId) => client.contacts.listNotes(contactId),

@@ -32,7 +32,12 @@ export interface HighLevelClient {
 }
 
 /** Creates the client for `locationId` (the location must have an installed connection). */
-export function createHighLevelClient(env: Env, config: Config, locationId: string, options: HighLevelClientOptions = {}): HighLevelClient {
+export function createHighLevelClient(
+  env: Env,
+  config: Config,
+  locationId: string,
+  options: HighLevelClientOptions = {},
+): HighLevelClient {
   const transport = new HighLevelTransport(env, config, locationId, options);
   return {
     locationId,

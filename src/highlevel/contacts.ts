@@ -3,7 +3,14 @@
  * to contacts: an opportunity's notes are its contact's notes (no notes endpoint under /opportunities).
  */
 import type { HighLevelTransport } from "./http.ts";
-import { ContactEnvelopeSchema, NoteEnvelopeSchema, NotesResponseSchema, SucceededSchema, type Contact, type Note } from "./schemas.ts";
+import {
+  ContactEnvelopeSchema,
+  NoteEnvelopeSchema,
+  NotesResponseSchema,
+  SucceededSchema,
+  type Contact,
+  type Note,
+} from "./schemas.ts";
 
 /** Note create/update body. */
 export interface NoteInput {
@@ -16,13 +23,20 @@ const noteBody = (input: NoteInput) => Object.fromEntries(Object.entries(input).
 
 /** Contact and note calls bound to one location. */
 export function contactsApi(t: HighLevelTransport) {
-  const path = (contactId: string, noteId?: string) => `/contacts/${encodeURIComponent(contactId)}/notes${noteId === undefined ? "" : `/${encodeURIComponent(noteId)}`}`;
+  const path = (contactId: string, noteId?: string) =>
+    `/contacts/${encodeURIComponent(contactId)}/notes${noteId === undefined ? "" : `/${encodeURIComponent(noteId)}`}`;
   return {
     /**
      * Doc: https://marketplace.gohighlevel.com/docs/ghl/contacts/get-contact
      */
     async get(contactId: string): Promise<Contact> {
-      return (await t.call({ method: "GET", path: `/contacts/${encodeURIComponent(contactId)}`, schema: ContactEnvelopeSchema })).contact;
+      return (
+        await t.call({
+          method: "GET",
+          path: `/contacts/${encodeURIComponent(contactId)}`,
+          schema: ContactEnvelopeSchema,
+        })
+      ).contact;
     },
 
     /**
@@ -43,14 +57,23 @@ export function contactsApi(t: HighLevelTransport) {
      * Answers 201. Doc: https://marketplace.gohighlevel.com/docs/ghl/contacts/create-note
      */
     async createNote(contactId: string, input: NoteInput): Promise<Note> {
-      return (await t.call({ method: "POST", path: path(contactId), body: noteBody(input), schema: NoteEnvelopeSchema })).note;
+      return (
+        await t.call({ method: "POST", path: path(contactId), body: noteBody(input), schema: NoteEnvelopeSchema })
+      ).note;
     },
 
     /**
      * Doc: https://marketplace.gohighlevel.com/docs/ghl/contacts/update-note
      */
     async updateNote(contactId: string, noteId: string, input: NoteInput): Promise<Note> {
-      return (await t.call({ method: "PUT", path: path(contactId, noteId), body: noteBody(input), schema: NoteEnvelopeSchema })).note;
+      return (
+        await t.call({
+          method: "PUT",
+          path: path(contactId, noteId),
+          body: noteBody(input),
+          schema: NoteEnvelopeSchema,
+        })
+      ).note;
     },
 
     /**

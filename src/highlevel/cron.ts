@@ -7,7 +7,12 @@
 import { loadConfig, type Config } from "../config.ts";
 import type { Logger } from "../lib/log.ts";
 import { gateFor, HIGHLEVEL_LIMITS, tokenGate } from "../gate/client.ts";
-import { companyConnectionId, deferPendingLocation, listConnectionsExpiringBefore, listDuePendingLocations } from "../store/connections.ts";
+import {
+  companyConnectionId,
+  deferPendingLocation,
+  listConnectionsExpiringBefore,
+  listDuePendingLocations,
+} from "../store/connections.ts";
 import { pruneDeferrals, pruneReceipts } from "../store/webhook-receipts.ts";
 import { HighLevelError } from "./errors.ts";
 import { installLocationFromAgency } from "./install.ts";
@@ -47,8 +52,19 @@ export async function runHighLevelCron(env: Env, log: Logger, now: number = Date
     }
   }
   const { minted, failed: mintFailed } = await mintPendingLocations(env, loadConfig(env), log, now);
-  const pruned = (await pruneReceipts(env.DB, now - RECEIPT_RETENTION_MS)) + (await pruneDeferrals(env.DB, now - RECEIPT_RETENTION_MS));
-  log.info({ event: "highlevel.cron", outcome: failed || mintFailed ? "failed" : "ok", due: due.length, refreshed, failed, minted, mint_failed: mintFailed, pruned });
+  const pruned =
+    (await pruneReceipts(env.DB, now - RECEIPT_RETENTION_MS)) +
+    (await pruneDeferrals(env.DB, now - RECEIPT_RETENTION_MS));
+  log.info({
+    event: "highlevel.cron",
+    outcome: failed || mintFailed ? "failed" : "ok",
+    due: due.length,
+    refreshed,
+    failed,
+    minted,
+    mint_failed: mintFailed,
+    pruned,
+  });
   return { refreshed, failed, minted, mintFailed, pruned };
 }
 
@@ -59,7 +75,12 @@ export async function runHighLevelCron(env: Env, log: Logger, now: number = Date
  * permit from the agency's budget, so a 300-location agency never bursts past HighLevel's limit.
  * A spent budget ends the run (the next one continues); a failed mint backs off per location.
  */
-export async function mintPendingLocations(env: Env, config: Config, log: Logger, now: number = Date.now()): Promise<{ minted: number; failed: number }> {
+export async function mintPendingLocations(
+  env: Env,
+  config: Config,
+  log: Logger,
+  now: number = Date.now(),
+): Promise<{ minted: number; failed: number }> {
   const rows = await listDuePendingLocations(env.DB, now, PENDING_PER_RUN);
   let minted = 0;
   let failed = 0;
@@ -70,7 +91,13 @@ export async function mintPendingLocations(env: Env, config: Config, log: Logger
     const gate = gateFor(env, "hl", companyConnectionId(row.companyId));
     const permit = await gate.acquire({ lane: "backfill", limits: HIGHLEVEL_LIMITS });
     if (!permit.ok) {
-      log.info({ event: "highlevel.pending.deferred", account: row.companyId, outcome: "retry", reason: permit.reason, delay_ms: permit.retryAfterMs });
+      log.info({
+        event: "highlevel.pending.deferred",
+        account: row.companyId,
+        outcome: "retry",
+        reason: permit.reason,
+        delay_ms: permit.retryAfterMs,
+      });
       blocked.add(row.companyId);
       continue;
     }
@@ -78,17 +105,39 @@ export async function mintPendingLocations(env: Env, config: Config, log: Logger
     try {
       await installLocationFromAgency(env, config, row.companyId, row.locationId);
       minted++;
-      log.info({ event: "highlevel.pending.minted", location: row.locationId, account: row.companyId, outcome: "ok", attempts: row.attempts });
+      log.info({
+        event: "highlevel.pending.minted",
+        location: row.locationId,
+        account: row.companyId,
+        outcome: "ok",
+        attempts: row.attempts,
+      });
     } catch (err) {
       // Any failure (HighLevel, D1, the gate) backs this location off; the others still get their turn.
       const hl = err instanceof HighLevelError ? err : null;
       status = hl?.upstreamStatus ?? 0;
       failed++;
       const delay = Math.min(PENDING_MAX_BACKOFF_MS, PENDING_BACKOFF_MS * 2 ** row.attempts);
-      await deferPendingLocation(env.DB, row.locationId, now + delay, err instanceof Error ? err.message : String(err), now);
+      await deferPendingLocation(
+        env.DB,
+        row.locationId,
+        now + delay,
+        err instanceof Error ? err.message : String(err),
+        now,
+      );
       // No usable agency token (reinstall needed, backing off) or HighLevel said 429: the agency's other rows would fail alike.
-      if (hl && (hl.upstreamStatus === 0 || hl.category === "reconnect" || hl.category === "rate_limited")) blocked.add(row.companyId);
-      log.warn({ event: "highlevel.pending.mint_failed", location: row.locationId, account: row.companyId, outcome: "retry", category: hl?.category ?? "internal", reason: hl?.upstreamMessage || (err instanceof Error ? err.message : String(err)), trace_id: hl?.traceId ?? null, delay_ms: delay });
+      if (hl && (hl.upstreamStatus === 0 || hl.category === "reconnect" || hl.category === "rate_limited"))
+        blocked.add(row.companyId);
+      log.warn({
+        event: "highlevel.pending.mint_failed",
+        location: row.locationId,
+        account: row.companyId,
+        outcome: "retry",
+        category: hl?.category ?? "internal",
+        reason: hl?.upstreamMessage || (err instanceof Error ? err.message : String(err)),
+        trace_id: hl?.traceId ?? null,
+        delay_ms: delay,
+      });
     } finally {
       await gate.report(permit.permitId, { status, headers: {} });
     }

@@ -15,10 +15,24 @@ export function customFieldsApi(t: HighLevelTransport, kv: KVNamespace) {
    * Doc: https://marketplace.gohighlevel.com/docs/ghl/locations/get-custom-fields
    */
   const fetchFields = async (): Promise<CustomFieldDefinition[]> =>
-    (await t.call({ method: "GET", path: `/locations/${encodeURIComponent(t.locationId)}/customFields`, query: { model: "opportunity" }, schema: CustomFieldsResponseSchema })).customFields;
+    (
+      await t.call({
+        method: "GET",
+        path: `/locations/${encodeURIComponent(t.locationId)}/customFields`,
+        query: { model: "opportunity" },
+        schema: CustomFieldsResponseSchema,
+      })
+    ).customFields;
   return {
     /** Opportunity custom fields (cached). */
-    list: (): Promise<CustomFieldDefinition[]> => cached(kv, kvKeys.hlCustomFields(t.locationId), kvTtl.hlCustomFields, z.array(CustomFieldDefinitionSchema), fetchFields),
+    list: (): Promise<CustomFieldDefinition[]> =>
+      cached(
+        kv,
+        kvKeys.hlCustomFields(t.locationId),
+        kvTtl.hlCustomFields,
+        z.array(CustomFieldDefinitionSchema),
+        fetchFields,
+      ),
     /** Reloads from HighLevel and replaces the cache. */
     async refresh(): Promise<CustomFieldDefinition[]> {
       const fresh = await fetchFields();

@@ -52,7 +52,17 @@ export class HighLevelError extends AppError {
   /** When HighLevel (or the gate) said how long to wait. */
   readonly retryAfterMs: number | null;
 
-  constructor(category: HighLevelErrorCategory, message: string, options: { upstreamStatus?: number; traceId?: string | null; upstreamMessage?: string; retryAfterMs?: number | null; cause?: unknown } = {}) {
+  constructor(
+    category: HighLevelErrorCategory,
+    message: string,
+    options: {
+      upstreamStatus?: number;
+      traceId?: string | null;
+      upstreamMessage?: string;
+      retryAfterMs?: number | null;
+      cause?: unknown;
+    } = {},
+  ) {
     super(CODE[category], message, {
       cause: options.cause,
       details: { category, upstreamStatus: options.upstreamStatus ?? 0, traceId: options.traceId ?? null },
@@ -69,7 +79,8 @@ export class HighLevelError extends AppError {
 
   /** Rate limits wait what HighLevel asked (10 s when it did not say); else its category decides. */
   override get retryAdvice(): RetryAdvice {
-    if (this.category === "rate_limited") return { retryable: true, delaySeconds: Math.max(1, Math.ceil((this.retryAfterMs ?? 10_000) / 1000)) };
+    if (this.category === "rate_limited")
+      return { retryable: true, delaySeconds: Math.max(1, Math.ceil((this.retryAfterMs ?? 10_000) / 1000)) };
     return { retryable: this.retryable };
   }
 }
@@ -108,13 +119,19 @@ export const isInvalidClient = (message: string) => /invalid[ _]client/i.test(me
 const isScopeMessage = (message: string) => /not authorized for this scope|scope/i.test(message);
 
 /** Classifies a non-2xx HighLevel answer. */
-export function classifyResponse(status: number, bodyText: string, traceHeader: string | null, retryAfterMs: number | null = null): HighLevelError {
+export function classifyResponse(
+  status: number,
+  bodyText: string,
+  traceHeader: string | null,
+  retryAfterMs: number | null = null,
+): HighLevelError {
   const { message, traceId } = parseErrorBody(bodyText);
   const trace = traceId ?? traceHeader;
   const detail = `HighLevel answered ${status}${message ? `: ${message}` : ""}`;
   const base = { upstreamStatus: status, traceId: trace, upstreamMessage: message, retryAfterMs };
   if (status === 429) return new HighLevelError("rate_limited", detail, base);
-  if (status === 401 || status === 403) return new HighLevelError(isScopeMessage(message) ? "scope" : "auth", detail, base);
+  if (status === 401 || status === 403)
+    return new HighLevelError(isScopeMessage(message) ? "scope" : "auth", detail, base);
   if (status === 404) return new HighLevelError("not_found", detail, base);
   if (status === 400 && isInvalidGrant(message)) return new HighLevelError("reconnect", detail, base);
   if (status === 400 && isLocationInactive(message)) return new HighLevelError("server", detail, base);

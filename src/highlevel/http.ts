@@ -5,7 +5,17 @@
  */
 import type { z } from "zod";
 import type { Config } from "../config.ts";
-import { gatedFetch, gateFor, HIGHLEVEL_LIMITS, RateLimitedError, timeScaledLimits, tokenGate, type Gate, type GateLimits, type Lane } from "../gate/client.ts";
+import {
+  gatedFetch,
+  gateFor,
+  HIGHLEVEL_LIMITS,
+  RateLimitedError,
+  timeScaledLimits,
+  tokenGate,
+  type Gate,
+  type GateLimits,
+  type Lane,
+} from "../gate/client.ts";
 import { parseRetryAfter } from "../gate/budget.ts";
 import { locationConnectionId } from "../store/connections.ts";
 import { classifyResponse, HighLevelError, parseErrorBody } from "./errors.ts";
@@ -53,7 +63,10 @@ export class HighLevelTransport {
 
   private async token(rejected?: string): Promise<string> {
     const connectionId = locationConnectionId(this.locationId);
-    const result = await tokenGate(this.env, connectionId).accessToken(connectionId, rejected === undefined ? {} : { rejected });
+    const result = await tokenGate(this.env, connectionId).accessToken(
+      connectionId,
+      rejected === undefined ? {} : { rejected },
+    );
     if (!result.ok) throw new HighLevelError(result.category, result.message, { retryAfterMs: result.retryAfterMs });
     return result.accessToken;
   }
@@ -66,20 +79,34 @@ export class HighLevelTransport {
   }
 
   private async send(spec: CallSpec<z.ZodType>, token: string): Promise<Response> {
-    const headers: Record<string, string> = { Authorization: `Bearer ${token}`, Version: HIGHLEVEL_API_VERSION, Accept: "application/json" };
+    const headers: Record<string, string> = {
+      Authorization: `Bearer ${token}`,
+      Version: HIGHLEVEL_API_VERSION,
+      Accept: "application/json",
+    };
     if (spec.body !== undefined) headers["Content-Type"] = "application/json";
     try {
       return await gatedFetch(
         this.gate,
         this.lane,
         this.limits,
-        () => fetch(this.url(spec.path, spec.query), { method: spec.method, headers, ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }) }),
+        () =>
+          fetch(this.url(spec.path, spec.query), {
+            method: spec.method,
+            headers,
+            ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }),
+          }),
         { maxWaitMs: this.maxWaitMs },
       );
     } catch (err) {
-      if (err instanceof RateLimitedError) throw new HighLevelError("rate_limited", err.message, { retryAfterMs: err.retryAfterMs, cause: err });
+      if (err instanceof RateLimitedError)
+        throw new HighLevelError("rate_limited", err.message, { retryAfterMs: err.retryAfterMs, cause: err });
       if (err instanceof HighLevelError) throw err;
-      throw new HighLevelError("network", `HighLevel unreachable: ${spec.method} ${spec.path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new HighLevelError(
+        "network",
+        `HighLevel unreachable: ${spec.method} ${spec.path}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
     }
   }
 
@@ -96,17 +123,31 @@ export class HighLevelTransport {
       res = await this.send(spec, token);
     }
     const text = await res.text();
-    if (!res.ok) throw classifyResponse(res.status, text, res.headers.get("x-trace-id"), parseRetryAfter(res.headers.get("retry-after") ?? undefined, Date.now()) ?? null);
+    if (!res.ok)
+      throw classifyResponse(
+        res.status,
+        text,
+        res.headers.get("x-trace-id"),
+        parseRetryAfter(res.headers.get("retry-after") ?? undefined, Date.now()) ?? null,
+      );
     let json: unknown;
     try {
       json = text === "" ? {} : JSON.parse(text);
     } catch {
-      throw new HighLevelError("server", `HighLevel answered ${res.status} with a body that is not JSON (${spec.method} ${spec.path})`, { upstreamStatus: res.status });
+      throw new HighLevelError(
+        "server",
+        `HighLevel answered ${res.status} with a body that is not JSON (${spec.method} ${spec.path})`,
+        { upstreamStatus: res.status },
+      );
     }
     const parsed = spec.schema.safeParse(json);
     if (!parsed.success) {
       const { traceId } = parseErrorBody(text);
-      throw new HighLevelError("server", `HighLevel answer to ${spec.method} ${spec.path} did not match the expected shape: ${parsed.error.message.slice(0, 400)}`, { upstreamStatus: res.status, traceId });
+      throw new HighLevelError(
+        "server",
+        `HighLevel answer to ${spec.method} ${spec.path} did not match the expected shape: ${parsed.error.message.slice(0, 400)}`,
+        { upstreamStatus: res.status, traceId },
+      );
     }
     return parsed.data;
   }

@@ -6,7 +6,15 @@
 import type { Config } from "../config.ts";
 import { tokenGate } from "../gate/client.ts";
 import type { Logger } from "../lib/log.ts";
-import { addPendingLocations, companyConnectionId, getConnection, locationConnectionId, removePendingLocation, removePendingLocationsOf, retireConnections } from "../store/connections.ts";
+import {
+  addPendingLocations,
+  companyConnectionId,
+  getConnection,
+  locationConnectionId,
+  removePendingLocation,
+  removePendingLocationsOf,
+  retireConnections,
+} from "../store/connections.ts";
 import { HighLevelError } from "./errors.ts";
 import { mintLocationToken } from "./oauth.ts";
 import type { TokenResponse } from "./schemas.ts";
@@ -29,25 +37,48 @@ export interface InstallOutcome {
 const scopesOf = (scope: string) => scope.split(/\s+/).filter(Boolean);
 
 /** Stores the tokens of a code exchange: a location connection, or an agency plus a location token per approved location. */
-export async function installFromGrant(env: Env, config: Config, grant: TokenResponse, log: Logger): Promise<InstallOutcome> {
+export async function installFromGrant(
+  env: Env,
+  config: Config,
+  grant: TokenResponse,
+  log: Logger,
+): Promise<InstallOutcome> {
   if (grant.userType === "Location") {
-    if (!grant.locationId) throw new HighLevelError("validation", "HighLevel returned a Location token without a locationId");
+    if (!grant.locationId)
+      throw new HighLevelError("validation", "HighLevel returned a Location token without a locationId");
     const id = locationConnectionId(grant.locationId);
     await tokenGate(env, id).installTokens({
-      connectionId: id, kind: "location", locationId: grant.locationId, companyId: grant.companyId, tokenSource: "refresh",
-      accessToken: grant.access_token, refreshToken: grant.refresh_token, expiresInSeconds: grant.expires_in,
-      scopes: scopesOf(grant.scope), userId: grant.userId, appId: null,
+      connectionId: id,
+      kind: "location",
+      locationId: grant.locationId,
+      companyId: grant.companyId,
+      tokenSource: "refresh",
+      accessToken: grant.access_token,
+      refreshToken: grant.refresh_token,
+      expiresInSeconds: grant.expires_in,
+      scopes: scopesOf(grant.scope),
+      userId: grant.userId,
+      appId: null,
     });
     log.info({ event: "highlevel.installed", location: grant.locationId, outcome: "ok", user_type: "Location" });
     return { userType: "Location", companyId: grant.companyId, locations: [grant.locationId], pending: [] };
   }
-  if (!grant.companyId) throw new HighLevelError("validation", "HighLevel returned a Company token without a companyId");
+  if (!grant.companyId)
+    throw new HighLevelError("validation", "HighLevel returned a Company token without a companyId");
   const companyId = grant.companyId;
   const agencyId = companyConnectionId(companyId);
   await tokenGate(env, agencyId).installTokens({
-    connectionId: agencyId, kind: "company", locationId: null, companyId, tokenSource: "refresh",
-    accessToken: grant.access_token, refreshToken: grant.refresh_token, expiresInSeconds: grant.expires_in,
-    scopes: scopesOf(grant.scope), userId: grant.userId, appId: null,
+    connectionId: agencyId,
+    kind: "company",
+    locationId: null,
+    companyId,
+    tokenSource: "refresh",
+    accessToken: grant.access_token,
+    refreshToken: grant.refresh_token,
+    expiresInSeconds: grant.expires_in,
+    scopes: scopesOf(grant.scope),
+    userId: grant.userId,
+    appId: null,
   });
   const approved = [...new Set([...(grant.approvedLocations ?? []), ...(grant.locationId ? [grant.locationId] : [])])];
   const locations: string[] = [];
@@ -66,7 +97,14 @@ export async function installFromGrant(env: Env, config: Config, grant: TokenRes
   }
   // Recorded before the callback answers, so a crash after this point loses no location.
   await addPendingLocations(env.DB, companyId, pending, Date.now(), errors);
-  log.info({ event: "highlevel.installed", account: companyId, outcome: "ok", user_type: "Company", locations: locations.length, pending: pending.length });
+  log.info({
+    event: "highlevel.installed",
+    account: companyId,
+    outcome: "ok",
+    user_type: "Company",
+    locations: locations.length,
+    pending: pending.length,
+  });
   return { userType: "Company", companyId, locations, pending };
 }
 
@@ -75,7 +113,13 @@ export async function installFromGrant(env: Env, config: Config, grant: TokenRes
  * renew through the agency (`token_source = 'agency'`). Without `agencyAccessToken`, asks the
  * agency's gate for one (INSTALL events for future locations).
  */
-export async function installLocationFromAgency(env: Env, config: Config, companyId: string, locationId: string, agencyAccessToken?: string): Promise<void> {
+export async function installLocationFromAgency(
+  env: Env,
+  config: Config,
+  companyId: string,
+  locationId: string,
+  agencyAccessToken?: string,
+): Promise<void> {
   let token = agencyAccessToken;
   if (token === undefined) {
     const agencyId = companyConnectionId(companyId);
@@ -86,22 +130,40 @@ export async function installLocationFromAgency(env: Env, config: Config, compan
   const minted = await mintLocationToken(config, token, companyId, locationId);
   const id = locationConnectionId(locationId);
   await tokenGate(env, id).installTokens({
-    connectionId: id, kind: "location", locationId, companyId, tokenSource: "agency",
-    accessToken: minted.access_token, refreshToken: null, expiresInSeconds: minted.expires_in,
-    scopes: scopesOf(minted.scope), userId: minted.userId, appId: minted.appId,
+    connectionId: id,
+    kind: "location",
+    locationId,
+    companyId,
+    tokenSource: "agency",
+    accessToken: minted.access_token,
+    refreshToken: null,
+    expiresInSeconds: minted.expires_in,
+    scopes: scopesOf(minted.scope),
+    userId: minted.userId,
+    appId: minted.appId,
   });
   await removePendingLocation(env.DB, locationId);
 }
 
 /** `INSTALL` event: a location approved under an agency we hold a token for gets its connection. */
-export async function handleInstallEvent(env: Env, config: Config, event: { companyId?: string | null | undefined; locationId?: string | null | undefined }, log: Logger): Promise<"connected" | "already" | "ignored"> {
+export async function handleInstallEvent(
+  env: Env,
+  config: Config,
+  event: { companyId?: string | null | undefined; locationId?: string | null | undefined },
+  log: Logger,
+): Promise<"connected" | "already" | "ignored"> {
   if (!event.locationId || !event.companyId) return "ignored";
   const existing = await getConnection(env.DB, locationConnectionId(event.locationId));
   if (existing && existing.status === "active") return "already";
   const agency = await getConnection(env.DB, companyConnectionId(event.companyId));
   if (!agency || agency.status === "uninstalled") {
     // A location-level install: the OAuth callback creates the connection.
-    log.info({ event: "highlevel.install_event", location: event.locationId, outcome: "skipped", reason: "no agency connection; waiting for the OAuth callback" });
+    log.info({
+      event: "highlevel.install_event",
+      location: event.locationId,
+      outcome: "skipped",
+      reason: "no agency connection; waiting for the OAuth callback",
+    });
     return "ignored";
   }
   await installLocationFromAgency(env, config, event.companyId, event.locationId);
@@ -110,12 +172,25 @@ export async function handleInstallEvent(env: Env, config: Config, event: { comp
 }
 
 /** `UNINSTALL` event: retires the location's (or the agency's and its locations') connections. */
-export async function handleUninstallEvent(env: Env, event: { companyId?: string | null | undefined; locationId?: string | null | undefined }, log: Logger): Promise<string[]> {
-  const retired = await retireConnections(env.DB, { locationId: event.locationId ?? null, companyId: event.locationId ? null : (event.companyId ?? null) });
+export async function handleUninstallEvent(
+  env: Env,
+  event: { companyId?: string | null | undefined; locationId?: string | null | undefined },
+  log: Logger,
+): Promise<string[]> {
+  const retired = await retireConnections(env.DB, {
+    locationId: event.locationId ?? null,
+    companyId: event.locationId ? null : (event.companyId ?? null),
+  });
   for (const id of retired) await tokenGate(env, id).retireTokens(id);
   // Nothing left to mint for an uninstalled location or agency.
   if (event.locationId) await removePendingLocation(env.DB, event.locationId);
   else if (event.companyId) await removePendingLocationsOf(env.DB, event.companyId);
-  log.info({ event: "highlevel.uninstalled", location: event.locationId ?? null, account: event.companyId ?? null, outcome: "ok", retired: retired.length });
+  log.info({
+    event: "highlevel.uninstalled",
+    location: event.locationId ?? null,
+    account: event.companyId ?? null,
+    outcome: "ok",
+    retired: retired.length,
+  });
   return retired;
 }

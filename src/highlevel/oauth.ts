@@ -8,7 +8,12 @@
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import { classifyResponse, HighLevelError } from "./errors.ts";
-import { LocationTokenResponseSchema, TokenResponseSchema, type LocationTokenResponse, type TokenResponse } from "./schemas.ts";
+import {
+  LocationTokenResponseSchema,
+  TokenResponseSchema,
+  type LocationTokenResponse,
+  type TokenResponse,
+} from "./schemas.ts";
 
 /** The API version header every HighLevel v2 call sends. */
 export const HIGHLEVEL_API_VERSION = "2021-07-28";
@@ -39,7 +44,10 @@ export function redirectUri(config: Pick<Config, "PUBLIC_URL">): string {
  * `marketplace.leadconnectorhq.com`, whichever `HIGHLEVEL_MARKETPLACE_BASE` names).
  * Doc: https://marketplace.gohighlevel.com/docs/Authorization/Authorization
  */
-export function authorizeUrl(config: Pick<Config, "HIGHLEVEL_MARKETPLACE_BASE" | "HIGHLEVEL_CLIENT_ID" | "PUBLIC_URL" | "SYNC_MODE">, state: string): string {
+export function authorizeUrl(
+  config: Pick<Config, "HIGHLEVEL_MARKETPLACE_BASE" | "HIGHLEVEL_CLIENT_ID" | "PUBLIC_URL" | "SYNC_MODE">,
+  state: string,
+): string {
   const url = new URL(`${config.HIGHLEVEL_MARKETPLACE_BASE}/v2/oauth/chooselocation`);
   url.searchParams.set("response_type", "code");
   url.searchParams.set("redirect_uri", redirectUri(config));
@@ -49,7 +57,11 @@ export function authorizeUrl(config: Pick<Config, "HIGHLEVEL_MARKETPLACE_BASE" |
   return url.toString();
 }
 
-async function postForm(url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; text: string; traceHeader: string | null }> {
+async function postForm(
+  url: string,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string; traceHeader: string | null }> {
   let res: Response;
   try {
     res = await fetch(url, {
@@ -58,12 +70,24 @@ async function postForm(url: string, form: Record<string, string>, headers: Reco
       body: new URLSearchParams(form).toString(),
     });
   } catch (cause) {
-    throw new HighLevelError("network", `HighLevel OAuth endpoint unreachable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw new HighLevelError(
+      "network",
+      `HighLevel OAuth endpoint unreachable: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
   }
-  return { status: res.status, text: await res.text(), traceHeader: res.headers.get("x-trace-id") ?? res.headers.get("traceid") };
+  return {
+    status: res.status,
+    text: await res.text(),
+    traceHeader: res.headers.get("x-trace-id") ?? res.headers.get("traceid"),
+  };
 }
 
-function parseOk<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { message: string } } }, text: string, what: string): T {
+function parseOk<T>(
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { message: string } } },
+  text: string,
+  what: string,
+): T {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -71,7 +95,11 @@ function parseOk<T>(schema: { safeParse(v: unknown): { success: true; data: T } 
     throw new HighLevelError("server", `HighLevel ${what} answer was not JSON`);
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) throw new HighLevelError("server", `HighLevel ${what} answer did not match the expected shape: ${parsed.error.message.slice(0, 300)}`);
+  if (!parsed.success)
+    throw new HighLevelError(
+      "server",
+      `HighLevel ${what} answer did not match the expected shape: ${parsed.error.message.slice(0, 300)}`,
+    );
   return parsed.data;
 }
 
@@ -102,13 +130,20 @@ const RotatedFieldsSchema = z
   })
   .loose();
 
-type OAuthConfig = Pick<Config, "HIGHLEVEL_API_BASE" | "HIGHLEVEL_CLIENT_ID" | "HIGHLEVEL_CLIENT_SECRET" | "PUBLIC_URL">;
+type OAuthConfig = Pick<
+  Config,
+  "HIGHLEVEL_API_BASE" | "HIGHLEVEL_CLIENT_ID" | "HIGHLEVEL_CLIENT_SECRET" | "PUBLIC_URL"
+>;
 
 /**
  * Exchanges an authorization code for tokens (form-urlencoded).
  * Doc: https://marketplace.gohighlevel.com/docs/ghl/oauth/get-access-token
  */
-export async function exchangeCode(config: OAuthConfig, code: string, userType: "Location" | "Company" = "Location"): Promise<TokenResponse> {
+export async function exchangeCode(
+  config: OAuthConfig,
+  code: string,
+  userType: "Location" | "Company" = "Location",
+): Promise<TokenResponse> {
   const { status, text, traceHeader } = await postForm(`${config.HIGHLEVEL_API_BASE}/oauth/token`, {
     client_id: config.HIGHLEVEL_CLIENT_ID,
     client_secret: config.HIGHLEVEL_CLIENT_SECRET,
@@ -132,7 +167,8 @@ export async function exchangeInstallCode(config: OAuthConfig, code: string): Pr
   try {
     return await exchangeCode(config, code, "Location");
   } catch (err) {
-    if (err instanceof HighLevelError && err.category === "validation" && /user_?type/i.test(err.upstreamMessage)) return exchangeCode(config, code, "Company");
+    if (err instanceof HighLevelError && err.category === "validation" && /user_?type/i.test(err.upstreamMessage))
+      return exchangeCode(config, code, "Company");
     throw err;
   }
 }
@@ -142,7 +178,11 @@ export async function exchangeInstallCode(config: OAuthConfig, code: string): Pr
  * refresh token before using the access token.
  * Doc: https://marketplace.gohighlevel.com/docs/ghl/oauth/get-access-token
  */
-export async function refreshTokens(config: OAuthConfig, refreshToken: string, userType: "Location" | "Company"): Promise<TokenResponse> {
+export async function refreshTokens(
+  config: OAuthConfig,
+  refreshToken: string,
+  userType: "Location" | "Company",
+): Promise<TokenResponse> {
   const { status, text, traceHeader } = await postForm(`${config.HIGHLEVEL_API_BASE}/oauth/token`, {
     client_id: config.HIGHLEVEL_CLIENT_ID,
     client_secret: config.HIGHLEVEL_CLIENT_SECRET,
@@ -180,7 +220,12 @@ function safeJson(text: string): unknown {
  * one is minted from the agency token when it expires.
  * Doc: https://marketplace.gohighlevel.com/docs/ghl/oauth/get-location-access-token
  */
-export async function mintLocationToken(config: OAuthConfig, agencyAccessToken: string, companyId: string, locationId: string): Promise<LocationTokenResponse> {
+export async function mintLocationToken(
+  config: OAuthConfig,
+  agencyAccessToken: string,
+  companyId: string,
+  locationId: string,
+): Promise<LocationTokenResponse> {
   const { status, text, traceHeader } = await postForm(
     `${config.HIGHLEVEL_API_BASE}/oauth/locationToken`,
     { companyId, locationId },

@@ -1,7 +1,14 @@
 /** HighLevel opportunities (scopes `opportunities.readonly` / `opportunities.write`). */
 import { z } from "zod";
 import type { HighLevelTransport } from "./http.ts";
-import { LostReasonsResponseSchema, OpportunityEnvelopeSchema, SearchResponseSchema, SucceededSchema, UpsertResponseSchema, type Opportunity } from "./schemas.ts";
+import {
+  LostReasonsResponseSchema,
+  OpportunityEnvelopeSchema,
+  SearchResponseSchema,
+  SucceededSchema,
+  UpsertResponseSchema,
+  type Opportunity,
+} from "./schemas.ts";
 
 /** Filters of GET /opportunities/search (besides `location_id`, which the client adds). */
 export interface SearchFilters {
@@ -72,11 +79,19 @@ export function opportunitiesApi(t: HighLevelTransport) {
         schema: SearchResponseSchema,
       });
       const meta = res.meta;
-      const hasMore = Boolean(meta?.startAfterId) && meta?.startAfter !== undefined && meta?.startAfter !== null && res.opportunities.length > 0 && (meta?.nextPage !== null || Boolean(meta?.nextPageUrl));
+      const hasMore =
+        Boolean(meta?.startAfterId) &&
+        meta?.startAfter !== undefined &&
+        meta?.startAfter !== null &&
+        res.opportunities.length > 0 &&
+        (meta?.nextPage !== null || Boolean(meta?.nextPageUrl));
       return {
         opportunities: res.opportunities,
         total: meta?.total ?? null,
-        next: hasMore && meta?.startAfterId ? { startAfter: String(meta.startAfter), startAfterId: meta.startAfterId } : null,
+        next:
+          hasMore && meta?.startAfterId
+            ? { startAfter: String(meta.startAfter), startAfterId: meta.startAfterId }
+            : null,
       };
     },
 
@@ -100,28 +115,53 @@ export function opportunitiesApi(t: HighLevelTransport) {
      * Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/get-opportunity
      */
     async get(id: string): Promise<Opportunity> {
-      return (await t.call({ method: "GET", path: `/opportunities/${encodeURIComponent(id)}`, schema: OpportunityEnvelopeSchema })).opportunity;
+      return (
+        await t.call({
+          method: "GET",
+          path: `/opportunities/${encodeURIComponent(id)}`,
+          schema: OpportunityEnvelopeSchema,
+        })
+      ).opportunity;
     },
 
     /**
      * Answers 201. Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/create-opportunity
      */
     async create(input: CreateOpportunityInput): Promise<Opportunity> {
-      return (await t.call({ method: "POST", path: "/opportunities/", body: { ...only(input), locationId: t.locationId }, schema: OpportunityEnvelopeSchema })).opportunity;
+      return (
+        await t.call({
+          method: "POST",
+          path: "/opportunities/",
+          body: { ...only(input), locationId: t.locationId },
+          schema: OpportunityEnvelopeSchema,
+        })
+      ).opportunity;
     },
 
     /**
      * Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/update-opportunity
      */
     async update(id: string, input: UpdateOpportunityInput): Promise<Opportunity> {
-      return (await t.call({ method: "PUT", path: `/opportunities/${encodeURIComponent(id)}`, body: only(input), schema: OpportunityEnvelopeSchema })).opportunity;
+      return (
+        await t.call({
+          method: "PUT",
+          path: `/opportunities/${encodeURIComponent(id)}`,
+          body: only(input),
+          schema: OpportunityEnvelopeSchema,
+        })
+      ).opportunity;
     },
 
     /**
      * Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/update-opportunity-status
      */
     async updateStatus(id: string, status: CreateOpportunityInput["status"], lostReasonId?: string): Promise<void> {
-      await t.call({ method: "PUT", path: `/opportunities/${encodeURIComponent(id)}/status`, body: only({ status, lostReasonId }), schema: SucceededSchema });
+      await t.call({
+        method: "PUT",
+        path: `/opportunities/${encodeURIComponent(id)}/status`,
+        body: only({ status, lostReasonId }),
+        schema: SucceededSchema,
+      });
     },
 
     /**
@@ -134,8 +174,15 @@ export function opportunitiesApi(t: HighLevelTransport) {
     /**
      * Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/upsert-opportunity
      */
-    async upsert(input: CreateOpportunityInput & { id?: string }): Promise<{ opportunity: Opportunity; created: boolean }> {
-      const res = await t.call({ method: "POST", path: "/opportunities/upsert", body: { ...only(input), locationId: t.locationId }, schema: UpsertResponseSchema });
+    async upsert(
+      input: CreateOpportunityInput & { id?: string },
+    ): Promise<{ opportunity: Opportunity; created: boolean }> {
+      const res = await t.call({
+        method: "POST",
+        path: "/opportunities/upsert",
+        body: { ...only(input), locationId: t.locationId },
+        schema: UpsertResponseSchema,
+      });
       return { opportunity: res.opportunity, created: res.new ?? false };
     },
 
@@ -143,7 +190,12 @@ export function opportunitiesApi(t: HighLevelTransport) {
      * Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/get-lost-reason
      */
     async lostReasons(): Promise<Array<{ id: string; name: string }>> {
-      const res = await t.call({ method: "GET", path: "/opportunities/lost-reason", query: { locationId: t.locationId }, schema: LostReasonsResponseSchema });
+      const res = await t.call({
+        method: "GET",
+        path: "/opportunities/lost-reason",
+        query: { locationId: t.locationId },
+        schema: LostReasonsResponseSchema,
+      });
       return res.lostReasons.map((r) => ({ id: r.id, name: r.name }));
     },
   };

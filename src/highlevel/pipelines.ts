@@ -16,11 +16,19 @@ export function pipelinesApi(t: HighLevelTransport, kv: KVNamespace) {
    * Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/get-pipelines
    */
   const fetchPipelines = async (): Promise<Pipeline[]> =>
-    (await t.call({ method: "GET", path: "/opportunities/pipelines", query: { locationId: t.locationId }, schema: PipelinesResponseSchema })).pipelines;
+    (
+      await t.call({
+        method: "GET",
+        path: "/opportunities/pipelines",
+        query: { locationId: t.locationId },
+        schema: PipelinesResponseSchema,
+      })
+    ).pipelines;
 
   const api = {
     /** The location's pipelines with their stages (cached). */
-    list: (): Promise<Pipeline[]> => cached(kv, kvKeys.hlPipelines(t.locationId), kvTtl.hlPipelines, PipelineListSchema, fetchPipelines),
+    list: (): Promise<Pipeline[]> =>
+      cached(kv, kvKeys.hlPipelines(t.locationId), kvTtl.hlPipelines, PipelineListSchema, fetchPipelines),
 
     /** Reloads from HighLevel and replaces the cache. */
     async refresh(): Promise<Pipeline[]> {

@@ -6,8 +6,14 @@
  */
 import { z } from "zod";
 
-const optString = z.string().nullish().transform((v) => v ?? null);
-const optNumber = z.number().nullish().transform((v) => v ?? null);
+const optString = z
+  .string()
+  .nullish()
+  .transform((v) => v ?? null);
+const optNumber = z
+  .number()
+  .nullish()
+  .transform((v) => v ?? null);
 
 /** POST /oauth/token answer (both grants). */
 export const TokenResponseSchema = z
@@ -68,7 +74,10 @@ export const OpportunitySchema = z
     pipelineId: optString,
     pipelineStageId: optString,
     assignedTo: optString,
-    status: z.string().nullish().transform((v) => v ?? "open"),
+    status: z
+      .string()
+      .nullish()
+      .transform((v) => v ?? "open"),
     source: optString,
     lastStatusChangeAt: optString,
     lastStageChangeAt: optString,
@@ -78,12 +87,25 @@ export const OpportunitySchema = z
     locationId: optString,
     lostReasonId: optString,
     contact: z
-      .object({ id: z.string().optional(), name: optString, companyName: optString, email: optString, phone: optString, tags: z.array(z.string()).optional() })
+      .object({
+        id: z.string().optional(),
+        name: optString,
+        companyName: optString,
+        email: optString,
+        phone: optString,
+        tags: z.array(z.string()).optional(),
+      })
       .loose()
       .nullish()
       .transform((v) => v ?? null),
-    customFields: z.array(CustomFieldValueSchema).nullish().transform((v) => v ?? []),
-    followers: z.array(z.string()).nullish().transform((v) => v ?? []),
+    customFields: z
+      .array(CustomFieldValueSchema)
+      .nullish()
+      .transform((v) => v ?? []),
+    followers: z
+      .array(z.string())
+      .nullish()
+      .transform((v) => v ?? []),
   })
   .loose();
 export type Opportunity = z.output<typeof OpportunitySchema>;
@@ -108,26 +130,81 @@ export const SearchResponseSchema = z
 export const OpportunityEnvelopeSchema = z.object({ opportunity: OpportunitySchema }).loose();
 export const UpsertResponseSchema = z.object({ opportunity: OpportunitySchema, new: z.boolean().optional() }).loose();
 /** `{succeded: true}` (sic) — also accept the correct spelling. */
-export const SucceededSchema = z.object({ succeded: z.boolean().optional(), succeeded: z.boolean().optional() }).loose();
+export const SucceededSchema = z
+  .object({ succeded: z.boolean().optional(), succeeded: z.boolean().optional() })
+  .loose();
 
 export const StageSchema = z
-  .object({ id: z.string(), name: z.string().nullish().transform((v) => v ?? ""), position: z.number().nullish().transform((v) => v ?? 0) })
+  .object({
+    id: z.string(),
+    name: z
+      .string()
+      .nullish()
+      .transform((v) => v ?? ""),
+    position: z
+      .number()
+      .nullish()
+      .transform((v) => v ?? 0),
+  })
   .loose();
 export const PipelineSchema = z
-  .object({ id: z.string(), name: z.string().nullish().transform((v) => v ?? ""), stages: z.array(StageSchema).nullish().transform((v) => v ?? []), locationId: optString })
+  .object({
+    id: z.string(),
+    name: z
+      .string()
+      .nullish()
+      .transform((v) => v ?? ""),
+    stages: z
+      .array(StageSchema)
+      .nullish()
+      .transform((v) => v ?? []),
+    locationId: optString,
+  })
   .loose();
 export type Pipeline = z.output<typeof PipelineSchema>;
 export const PipelinesResponseSchema = z.object({ pipelines: z.array(PipelineSchema) }).loose();
 
-export const LostReasonSchema = z.object({ id: z.string(), name: z.string().nullish().transform((v) => v ?? "") }).loose();
-export const LostReasonsResponseSchema = z.object({ lostReasons: z.array(LostReasonSchema).nullish().transform((v) => v ?? []) }).loose();
+export const LostReasonSchema = z
+  .object({
+    id: z.string(),
+    name: z
+      .string()
+      .nullish()
+      .transform((v) => v ?? ""),
+  })
+  .loose();
+export const LostReasonsResponseSchema = z
+  .object({
+    lostReasons: z
+      .array(LostReasonSchema)
+      .nullish()
+      .transform((v) => v ?? []),
+  })
+  .loose();
 
 /** A contact note. */
 export const NoteSchema = z
-  .object({ id: z.string(), body: z.string().nullish().transform((v) => v ?? ""), userId: optString, dateAdded: optString, contactId: optString, title: optString })
+  .object({
+    id: z.string(),
+    body: z
+      .string()
+      .nullish()
+      .transform((v) => v ?? ""),
+    userId: optString,
+    dateAdded: optString,
+    contactId: optString,
+    title: optString,
+  })
   .loose();
 export type Note = z.output<typeof NoteSchema>;
-export const NotesResponseSchema = z.object({ notes: z.array(NoteSchema).nullish().transform((v) => v ?? []) }).loose();
+export const NotesResponseSchema = z
+  .object({
+    notes: z
+      .array(NoteSchema)
+      .nullish()
+      .transform((v) => v ?? []),
+  })
+  .loose();
 export const NoteEnvelopeSchema = z.object({ note: NoteSchema }).loose();
 
 /** A contact (only the fields the sync needs; the rest passes through). */
@@ -141,7 +218,10 @@ export const ContactSchema = z
     email: optString,
     phone: optString,
     locationId: optString,
-    tags: z.array(z.string()).nullish().transform((v) => v ?? []),
+    tags: z
+      .array(z.string())
+      .nullish()
+      .transform((v) => v ?? []),
   })
   .loose();
 export type Contact = z.output<typeof ContactSchema>;
@@ -149,7 +229,14 @@ export const ContactEnvelopeSchema = z.object({ contact: ContactSchema }).loose(
 
 /** A location user (assignee). */
 export const UserSchema = z
-  .object({ id: z.string(), name: optString, firstName: optString, lastName: optString, email: optString, deleted: z.boolean().optional() })
+  .object({
+    id: z.string(),
+    name: optString,
+    firstName: optString,
+    lastName: optString,
+    email: optString,
+    deleted: z.boolean().optional(),
+  })
   .loose();
 export type User = z.output<typeof UserSchema>;
 export const UsersResponseSchema = z.object({ users: z.array(UserSchema) }).loose();
@@ -158,11 +245,17 @@ export const UsersResponseSchema = z.object({ users: z.array(UserSchema) }).loos
 export const CustomFieldDefinitionSchema = z
   .object({
     id: z.string(),
-    name: z.string().nullish().transform((v) => v ?? ""),
+    name: z
+      .string()
+      .nullish()
+      .transform((v) => v ?? ""),
     fieldKey: optString,
     dataType: optString,
     model: optString,
-    picklistOptions: z.array(z.string()).nullish().transform((v) => v ?? []),
+    picklistOptions: z
+      .array(z.string())
+      .nullish()
+      .transform((v) => v ?? []),
   })
   .loose();
 export type CustomFieldDefinition = z.output<typeof CustomFieldDefinitionSchema>;

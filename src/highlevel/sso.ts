@@ -117,7 +117,7 @@ export class SsoContextInvalidError extends SsoError {
 export function evpBytesToKey(passphrase: Uint8Array, salt: Uint8Array, length: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);
   let previous: Uint8Array = new Uint8Array(0);
-  for (let filled = 0; filled < length; ) {
+  for (let filled = 0; filled < length;) {
     const input = new Uint8Array(previous.length + passphrase.length + salt.length);
     input.set(previous);
     input.set(passphrase, previous.length);

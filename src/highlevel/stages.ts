@@ -26,7 +26,11 @@ export type StageCheck =
   | { status: "cached" | "refreshed"; pipeline: Pipeline; stage: Stage }
   | { status: "unknown"; pipeline: null; stage: null };
 
-function find(pipelines: Pipeline[], pipelineId: string | null, stageId: string): { pipeline: Pipeline; stage: Stage } | null {
+function find(
+  pipelines: Pipeline[],
+  pipelineId: string | null,
+  stageId: string,
+): { pipeline: Pipeline; stage: Stage } | null {
   for (const pipeline of pipelines) {
     if (pipelineId !== null && pipeline.id !== pipelineId) continue;
     const stage = pipeline.stages.find((s) => s.id === stageId);
@@ -39,7 +43,11 @@ function find(pipelines: Pipeline[], pipelineId: string | null, stageId: string)
  * Makes sure the location's pipelines cache knows `stageId` (in `pipelineId`, when given): reads
  * the cache and, only when the stage is missing, reloads it from HighLevel once.
  */
-export async function ensureStageKnown(client: Pick<HighLevelClient, "pipelines">, pipelineId: string | null, stageId: string): Promise<StageCheck> {
+export async function ensureStageKnown(
+  client: Pick<HighLevelClient, "pipelines">,
+  pipelineId: string | null,
+  stageId: string,
+): Promise<StageCheck> {
   const hit = find(await client.pipelines.list(), pipelineId, stageId);
   if (hit) return { status: "cached", ...hit };
   const fresh = find(await client.pipelines.refresh(), pipelineId, stageId);

@@ -10,10 +10,13 @@ export function usersApi(t: HighLevelTransport, kv: KVNamespace) {
   /**
    * Doc: https://marketplace.gohighlevel.com/docs/ghl/users/get-user-by-location
    */
-  const fetchUsers = async (): Promise<User[]> => (await t.call({ method: "GET", path: "/users/", query: { locationId: t.locationId }, schema: UsersResponseSchema })).users;
+  const fetchUsers = async (): Promise<User[]> =>
+    (await t.call({ method: "GET", path: "/users/", query: { locationId: t.locationId }, schema: UsersResponseSchema }))
+      .users;
   return {
     /** The location's users (cached). */
-    list: (): Promise<User[]> => cached(kv, kvKeys.hlUsers(t.locationId), kvTtl.hlUsers, z.array(UserSchema), fetchUsers),
+    list: (): Promise<User[]> =>
+      cached(kv, kvKeys.hlUsers(t.locationId), kvTtl.hlUsers, z.array(UserSchema), fetchUsers),
     /** Reloads from HighLevel and replaces the cache. */
     async refresh(): Promise<User[]> {
       const fresh = await fetchUsers();

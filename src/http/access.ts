@@ -27,7 +27,9 @@ export interface AccessSettings {
 
 /** The Access settings of `config`, or null when Access is not set up (ADMIN_TOKEN applies). */
 export function accessSettings(config: Pick<Config, "CF_ACCESS_TEAM_DOMAIN" | "CF_ACCESS_AUD">): AccessSettings | null {
-  return config.CF_ACCESS_TEAM_DOMAIN && config.CF_ACCESS_AUD ? { teamDomain: config.CF_ACCESS_TEAM_DOMAIN, aud: config.CF_ACCESS_AUD } : null;
+  return config.CF_ACCESS_TEAM_DOMAIN && config.CF_ACCESS_AUD
+    ? { teamDomain: config.CF_ACCESS_TEAM_DOMAIN, aud: config.CF_ACCESS_AUD }
+    : null;
 }
 
 /** Who Access says is calling (a person's email, or a service token's common name). */
@@ -37,7 +39,9 @@ export interface AccessIdentity {
 }
 
 const JwksSchema = z.object({ keys: z.array(z.unknown()) });
-const ClaimsSchema = z.object({ sub: z.string().optional(), email: z.string().optional(), common_name: z.string().optional() }).loose();
+const ClaimsSchema = z
+  .object({ sub: z.string().optional(), email: z.string().optional(), common_name: z.string().optional() })
+  .loose();
 
 /** Minimum time between forced refetches of the keys (per isolate, per team). */
 const FORCED_REFRESH_MS = 60_000;
@@ -69,7 +73,12 @@ function kidOf(token: string): string | null {
 }
 
 /** The team's keys, from KV when cached and containing `kid`, else fetched (and cached). */
-async function keysFor(kv: KVNamespace, settings: AccessSettings, kid: string | null, now: number): Promise<AccessJwk[]> {
+async function keysFor(
+  kv: KVNamespace,
+  settings: AccessSettings,
+  kid: string | null,
+  now: number,
+): Promise<AccessJwk[]> {
   const cached = await readAccessKeys(kv, settings.teamDomain);
   if (cached && (kid === null || cached.keys.some((k) => k.kid === kid))) return cached.keys;
   if (cached && now - (lastForced.get(settings.teamDomain) ?? 0) < FORCED_REFRESH_MS) return cached.keys;
@@ -83,13 +92,26 @@ async function keysFor(kv: KVNamespace, settings: AccessSettings, kid: string | 
  * Verifies an Access JWT. Resolves with the caller's identity; throws `unauthorized` (AppError)
  * naming what failed; an unreachable key endpoint is `upstream_unavailable` (503), never a pass.
  */
-export async function verifyAccessJwt(kv: KVNamespace, settings: AccessSettings, token: string, now: number = Date.now()): Promise<AccessIdentity> {
+export async function verifyAccessJwt(
+  kv: KVNamespace,
+  settings: AccessSettings,
+  token: string,
+  now: number = Date.now(),
+): Promise<AccessIdentity> {
   const keys = await keysFor(kv, settings, kidOf(token), now);
   let payload: unknown;
   try {
-    payload = await verifyWithJwks(token, { keys, allowedAlgorithms: ["RS256"], verification: { iss: settings.teamDomain, aud: settings.aud } });
+    payload = await verifyWithJwks(token, {
+      keys,
+      allowedAlgorithms: ["RS256"],
+      verification: { iss: settings.teamDomain, aud: settings.aud },
+    });
   } catch (cause) {
-    throw new AppError("unauthorized", `Cloudflare Access token rejected (${cause instanceof Error ? cause.name : "invalid"})`, { cause });
+    throw new AppError(
+      "unauthorized",
+      `Cloudflare Access token rejected (${cause instanceof Error ? cause.name : "invalid"})`,
+      { cause },
+    );
   }
   const claims = ClaimsSchema.parse(payload);
   return { subject: claims.email ?? claims.common_name ?? claims.sub ?? "unknown", email: claims.email ?? null };
@@ -102,9 +124,16 @@ export async function verifyAccessJwt(kv: KVNamespace, settings: AccessSettings,
 export function accessAuth(): MiddlewareHandler<AppEnv> {
   return async function accessAuthMiddleware(c, next) {
     const settings = accessSettings(c.var.config);
-    if (!settings) throw new AppError("config_invalid", "Cloudflare Access is not configured (CF_ACCESS_TEAM_DOMAIN, CF_ACCESS_AUD)");
+    if (!settings)
+      throw new AppError(
+        "config_invalid",
+        "Cloudflare Access is not configured (CF_ACCESS_TEAM_DOMAIN, CF_ACCESS_AUD)",
+      );
     const token = c.req.header(ACCESS_JWT_HEADER);
-    if (!token) throw new HTTPException(401, { message: `missing ${ACCESS_JWT_HEADER} (this deployment is protected by Cloudflare Access)` });
+    if (!token)
+      throw new HTTPException(401, {
+        message: `missing ${ACCESS_JWT_HEADER} (this deployment is protected by Cloudflare Access)`,
+      });
     const who = await verifyAccessJwt(c.env.CACHE, settings, token);
     c.var.log.debug({ event: "auth.access", outcome: "ok", subject: who.subject });
     await next();

@@ -32,7 +32,9 @@ import type { AppEnv } from "./context.ts";
 import { forgetWorkspaceSecret } from "./webhooks-fourdegrees.ts";
 
 /** Account ids are chosen by the operator: short, URL-safe. */
-export const AccountIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "account ids are 1–64 characters of A–Z, a–z, 0–9, _ and -");
+export const AccountIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, "account ids are 1–64 characters of A–Z, a–z, 0–9, _ and -");
 
 const Name = z.string().trim().min(1).max(200).optional();
 const PutBody = z.union([
@@ -66,24 +68,42 @@ export const accounts = new Hono<AppEnv>()
   .put("/accounts/:accountId/fourdegrees", async (c) => {
     const accountId = accountIdParam(c.req.param("accountId"));
     const body = PutBody.safeParse(await c.req.json().catch(() => null));
-    if (!body.success) throw new AppError("bad_request", "body must be {apiKey, name?} or {useSecret: true, name?}", { details: zodIssues(body.error) });
+    if (!body.success)
+      throw new AppError("bad_request", "body must be {apiKey, name?} or {useSecret: true, name?}", {
+        details: zodIssues(body.error),
+      });
     const config = c.var.config;
     const apiKey = "apiKey" in body.data ? body.data.apiKey : config.FOURDEGREES_API_KEY;
-    if (apiKey === undefined) throw new AppError("bad_request", "useSecret needs the FOURDEGREES_API_KEY secret, which this deployment does not set");
-    const saved = await pairFourDegreesAccount(c.env, config, { accountId, accountName: body.data.name ?? accountId, apiKey });
-    c.var.log.info({ event: "account.fourdegrees_key_set", account: accountId, workspace: saved.workspaceId, outcome: "ok" });
+    if (apiKey === undefined)
+      throw new AppError(
+        "bad_request",
+        "useSecret needs the FOURDEGREES_API_KEY secret, which this deployment does not set",
+      );
+    const saved = await pairFourDegreesAccount(c.env, config, {
+      accountId,
+      accountName: body.data.name ?? accountId,
+      apiKey,
+    });
+    c.var.log.info({
+      event: "account.fourdegrees_key_set",
+      account: accountId,
+      workspace: saved.workspaceId,
+      outcome: "ok",
+    });
     return c.json({ account: saved });
   })
   .get("/accounts/:accountId/fourdegrees", async (c) => {
     const accountId = accountIdParam(c.req.param("accountId"));
     const saved = await getFourDegreesAccount(c.env.DB, accountId);
     if (saved) return c.json({ account: { ...saved, source: "d1" } });
-    if (c.var.config.FOURDEGREES_API_KEY) return c.json({ account: { accountId, source: "secret", keyHint: c.var.config.FOURDEGREES_API_KEY.slice(-4) } });
+    if (c.var.config.FOURDEGREES_API_KEY)
+      return c.json({ account: { accountId, source: "secret", keyHint: c.var.config.FOURDEGREES_API_KEY.slice(-4) } });
     throw new AppError("not_found", `account ${accountId} has no 4Degrees API key`);
   })
   .delete("/accounts/:accountId/fourdegrees", async (c) => {
     const accountId = accountIdParam(c.req.param("accountId"));
-    if (!(await deleteFourDegreesKey(c.env.DB, accountId))) throw new AppError("not_found", `account ${accountId} has no stored 4Degrees API key`);
+    if (!(await deleteFourDegreesKey(c.env.DB, accountId)))
+      throw new AppError("not_found", `account ${accountId} has no stored 4Degrees API key`);
     c.var.log.info({ event: "account.fourdegrees_key_deleted", account: accountId, outcome: "ok" });
     return c.body(null, 204);
   })

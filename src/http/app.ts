@@ -55,24 +55,61 @@ export function createApp(): Hono<AppEnv> {
   app.route("/api", csv);
   app.route("/api", d1Meter);
 
-  app.notFound((c) => c.json({ error: { code: "not_found", message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}`, requestId: c.var.requestId } }, 404));
+  app.notFound((c) =>
+    c.json(
+      {
+        error: {
+          code: "not_found",
+          message: `No route for ${c.req.method} ${new URL(c.req.url).pathname}`,
+          requestId: c.var.requestId,
+        },
+      },
+      404,
+    ),
+  );
 
   app.onError(function errorMapper(err, c) {
     const requestId = c.var.requestId ?? "unknown";
     if (err instanceof AppError) {
       const log = c.var.log ?? createLogger("info", { request_id: requestId });
-      if (err.status >= 500) log.error({ event: "http.error", code: err.code, message: err.message, outcome: "failed" });
-      return c.json({ error: { code: err.code, message: err.message, requestId, ...(err.details === undefined ? {} : { details: err.details }) } }, err.status, err.headers);
+      if (err.status >= 500)
+        log.error({ event: "http.error", code: err.code, message: err.message, outcome: "failed" });
+      return c.json(
+        {
+          error: {
+            code: err.code,
+            message: err.message,
+            requestId,
+            ...(err.details === undefined ? {} : { details: err.details }),
+          },
+        },
+        err.status,
+        err.headers,
+      );
     }
     if (err instanceof HTTPException) {
       // Hono's built-in middleware (bodyLimit, bearerAuth, csrf) raise these with a ready response.
       const res = err.getResponse();
-      const code = res.status === 413 ? "payload_too_large" : res.status === 401 ? "unauthorized" : res.status === 403 ? "forbidden" : "bad_request";
-      return c.json({ error: { code, message: err.message || res.statusText || code, requestId } }, err.status, Object.fromEntries(res.headers));
+      const code =
+        res.status === 413
+          ? "payload_too_large"
+          : res.status === 401
+            ? "unauthorized"
+            : res.status === 403
+              ? "forbidden"
+              : "bad_request";
+      return c.json(
+        { error: { code, message: err.message || res.statusText || code, requestId } },
+        err.status,
+        Object.fromEntries(res.headers),
+      );
     }
     const log = c.var.log ?? createLogger("info", { request_id: requestId });
     log.error({ event: "http.unhandled", error: err, outcome: "failed" });
-    return c.json({ error: { code: "internal", message: "Internal error; see the Worker logs for this request id", requestId } }, 500);
+    return c.json(
+      { error: { code: "internal", message: "Internal error; see the Worker logs for this request id", requestId } },
+      500,
+    );
   });
 
   return app;

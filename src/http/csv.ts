@@ -33,7 +33,13 @@ import type { AppEnv } from "./context.ts";
 /** Room for a multipart body's boundaries, headers and option fields around the file. */
 const MULTIPART_SLACK_BYTES = 64 * 1024;
 
-const CSV_TYPES = new Set(["text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/comma-separated-values"]);
+const CSV_TYPES = new Set([
+  "text/csv",
+  "application/csv",
+  "text/plain",
+  "application/vnd.ms-excel",
+  "text/comma-separated-values",
+]);
 
 const ImportOptions = z.object({
   account: AccountIdSchema,
@@ -57,7 +63,10 @@ function parseMap(raw: string | undefined): HeaderMap {
     throw new AppError("bad_request", 'map must be JSON, e.g. {"name":"Company Deal","value":"Check Size"}');
   }
   const parsed = HeaderMapSchema.safeParse(json);
-  if (!parsed.success) throw new AppError("bad_request", "map names fields the importer does not know", { details: zodIssues(parsed.error) });
+  if (!parsed.success)
+    throw new AppError("bad_request", "map names fields the importer does not know", {
+      details: zodIssues(parsed.error),
+    });
   return parsed.data;
 }
 
@@ -82,7 +91,8 @@ export const csv = new Hono<AppEnv>()
           throw new AppError("bad_request", "the multipart body cannot be read");
         });
         const file = form.get("file");
-        if (file === null || typeof file === "string") throw new AppError("bad_request", 'the multipart upload needs the CSV in a field named "file"');
+        if (file === null || typeof file === "string")
+          throw new AppError("bad_request", 'the multipart upload needs the CSV in a field named "file"');
         if (file.size > MAX_CSV_BYTES) throw csvTooLarge();
         text = await readCsvText(file.stream());
         filename = file.name || null;
@@ -91,12 +101,17 @@ export const csv = new Hono<AppEnv>()
         text = await readCsvText(c.req.raw.body);
         filename = c.req.query("filename") ?? null;
       } else {
-        throw new AppError("unsupported_media_type", "upload the CSV as text/csv or as multipart/form-data with a file field");
+        throw new AppError(
+          "unsupported_media_type",
+          "upload the CSV as text/csv or as multipart/form-data with a file field",
+        );
       }
       const options = ImportOptions.safeParse(fields);
-      if (!options.success) throw new AppError("bad_request", "invalid import options", { details: zodIssues(options.error) });
+      if (!options.success)
+        throw new AppError("bad_request", "invalid import options", { details: zodIssues(options.error) });
       const o = options.data;
-      if (!(await accountExists(c.env.DB, o.account))) throw new AppError("not_found", `account ${o.account} does not exist`);
+      if (!(await accountExists(c.env.DB, o.account)))
+        throw new AppError("not_found", `account ${o.account} does not exist`);
       const result = await importDealCsv(c.env.DB, c.env.BULK_QUEUE, {
         accountId: o.account,
         filename,
@@ -105,7 +120,16 @@ export const csv = new Hono<AppEnv>()
         options: { defaultCurrency: o.currency, dateOrder: o.dateOrder, defaultPipeline: o.pipeline ?? null },
         ...(o.delimiter === undefined ? {} : { delimiter: o.delimiter }),
       });
-      c.var.log.info({ event: "csv.import", account: o.account, outcome: "ok", rows: result.rows, queued: result.queued, unchanged: result.unchanged, skipped: result.skipped.length, import_id: result.importId });
+      c.var.log.info({
+        event: "csv.import",
+        account: o.account,
+        outcome: "ok",
+        rows: result.rows,
+        queued: result.queued,
+        unchanged: result.unchanged,
+        skipped: result.skipped.length,
+        import_id: result.importId,
+      });
       return c.json({
         ...result,
         note: "created / updated / linked count rows queued for the sync engine, which makes the HighLevel writes; unchanged rows were imported before with the same content and were not queued again.",
@@ -116,7 +140,10 @@ export const csv = new Hono<AppEnv>()
     const q = z
       .object({
         location: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "location must be a HighLevel location id"),
-        pipeline: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+        pipeline: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,64}$/)
+          .optional(),
         currency: z
           .string()
           .regex(/^[A-Za-z]{3}$/)
@@ -124,7 +151,10 @@ export const csv = new Hono<AppEnv>()
           .default("USD"),
         wonStage: z.string().trim().min(1).max(200).optional(),
         lostStage: z.string().trim().min(1).max(200).optional(),
-        closeDateField: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "closeDateField must be a HighLevel custom field id").optional(),
+        closeDateField: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,64}$/, "closeDateField must be a HighLevel custom field id")
+          .optional(),
       })
       .safeParse(c.req.query());
     if (!q.success) {
@@ -137,8 +167,14 @@ export const csv = new Hono<AppEnv>()
     const { location, pipeline, currency, wonStage, lostStage, closeDateField } = q.data;
     // Backfill lane: an export is bulk work and must not starve live sync of the location's budget.
     const hl = createHighLevelClient(c.env, c.var.config, location, { lane: "backfill" });
-    const closeDateFieldId = await resolveCloseDateField(hl, closeDateField ?? (await mappedCloseDateField(c.env.DB, location)));
-    const stream = await exportCsvStream(highLevelSource(hl, { ...(pipeline ? { pipelineId: pipeline } : {}), closeDateFieldId }), { currency, wonStage: wonStage ?? null, lostStage: lostStage ?? null });
+    const closeDateFieldId = await resolveCloseDateField(
+      hl,
+      closeDateField ?? (await mappedCloseDateField(c.env.DB, location)),
+    );
+    const stream = await exportCsvStream(
+      highLevelSource(hl, { ...(pipeline ? { pipelineId: pipeline } : {}), closeDateFieldId }),
+      { currency, wonStage: wonStage ?? null, lostStage: lostStage ?? null },
+    );
     c.var.log.info({ event: "csv.export", location, outcome: "ok", close_date_field: closeDateFieldId });
     return new Response(stream, {
       headers: {

@@ -9,6 +9,6 @@ import { d1MeterTotals } from "../store/d1-meter.ts";
 import type { AppEnv } from "./context.ts";
 
 export const d1Meter = new Hono<AppEnv>().get("/debug/d1-meter", (c) => {
-  if (!c.var.config.D1_METER) throw new AppError("not_found", "D1 metering is off (set the D1_METER var to \"true\")");
+  if (!c.var.config.D1_METER) throw new AppError("not_found", 'D1 metering is off (set the D1_METER var to "true")');
   return c.json({ d1: d1MeterTotals() });
 });

@@ -42,7 +42,11 @@ export const deepHealth = new Hono<AppEnv>().get("/health", async (c) => {
       version: pkg.version,
       mode: config.SYNC_MODE,
       bindings: checks,
-      providers: { highlevel: config.HIGHLEVEL_API_BASE, marketplace: config.HIGHLEVEL_MARKETPLACE_BASE, fourdegrees: config.FOURDEGREES_API_BASE },
+      providers: {
+        highlevel: config.HIGHLEVEL_API_BASE,
+        marketplace: config.HIGHLEVEL_MARKETPLACE_BASE,
+        fourdegrees: config.FOURDEGREES_API_BASE,
+      },
     },
     ok ? 200 : 503,
   );

@@ -12,7 +12,9 @@ import { connectionSummary, getConnection, locationConnectionId } from "../store
 import type { AppEnv } from "./context.ts";
 
 /** HighLevel location ids are short alphanumerics; anything else is refused before any lookup. */
-const LocationIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "locationId must be 1–64 characters of A–Z, a–z, 0–9, _ and -");
+const LocationIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, "locationId must be 1–64 characters of A–Z, a–z, 0–9, _ and -");
 
 export const highlevelUsage = new Hono<AppEnv>().get("/usage/highlevel/:locationId", async (c) => {
   const parsed = LocationIdSchema.safeParse(c.req.param("locationId"));

@@ -13,7 +13,16 @@ import type { Config } from "../config.ts";
 import { bytesToBase64, encryptSecret } from "../lib/crypto.ts";
 import { AppError, zodIssues } from "../lib/errors.ts";
 import { getAccount } from "../store/accounts.ts";
-import { deleteRule, getRule, insertRule, listDeliveries, listRules, ruleSummary, updateRule, type NotificationRule } from "../store/notifications.ts";
+import {
+  deleteRule,
+  getRule,
+  insertRule,
+  listDeliveries,
+  listRules,
+  ruleSummary,
+  updateRule,
+  type NotificationRule,
+} from "../store/notifications.ts";
 import type { AppEnv } from "./context.ts";
 import { ruleAad } from "../notify/deliver.ts";
 import { NewRuleSchema, PARAMS_SCHEMAS, RulePatchSchema, type NewRule, type Target } from "../notify/rules.ts";
@@ -35,7 +44,8 @@ async function sealTarget(config: Config, ruleId: string, target: Target, secret
     targetKind: target.kind,
     targetUrlEnc: await encryptSecret(config.TOKEN_ENCRYPTION_KEY, target.url, ruleAad(ruleId)),
     targetHint: new URL(target.url).host,
-    signingSecretEnc: secret === null ? null : await encryptSecret(config.TOKEN_ENCRYPTION_KEY, secret, `${ruleAad(ruleId)}:secret`),
+    signingSecretEnc:
+      secret === null ? null : await encryptSecret(config.TOKEN_ENCRYPTION_KEY, secret, `${ruleAad(ruleId)}:secret`),
     keyId: config.TOKEN_ENCRYPTION_KEY[0]?.id ?? "",
   };
 }
@@ -50,7 +60,12 @@ export function assertTargetAllowed(config: Config, target: Target): void {
 /** Validates `body` as a new rule: 400 naming the field on failure. */
 export function parseNewRule(body: unknown): NewRule {
   const parsed = NewRuleSchema.safeParse(body);
-  if (!parsed.success) throw new AppError("bad_request", `invalid rule: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ")}`, { details: zodIssues(parsed.error) });
+  if (!parsed.success)
+    throw new AppError(
+      "bad_request",
+      `invalid rule: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ")}`,
+      { details: zodIssues(parsed.error) },
+    );
   return parsed.data;
 }
 
@@ -58,12 +73,30 @@ export function parseNewRule(body: unknown): NewRule {
  * Creates a rule for an existing account. Returns the stored rule and, for a `webhook` target, the
  * signing secret (shown once; only its ciphertext is kept).
  */
-export async function createRule(db: D1Database, config: Config, input: NewRule, now: number = Date.now()): Promise<{ rule: NotificationRule; signingSecret: string | null }> {
+export async function createRule(
+  db: D1Database,
+  config: Config,
+  input: NewRule,
+  now: number = Date.now(),
+): Promise<{ rule: NotificationRule; signingSecret: string | null }> {
   assertTargetAllowed(config, input.target);
-  if (!(await getAccount(db, input.accountId))) throw new AppError("bad_request", `accountId: no account ${input.accountId}`, { details: [{ path: "accountId", message: "no such account" }] });
+  if (!(await getAccount(db, input.accountId)))
+    throw new AppError("bad_request", `accountId: no account ${input.accountId}`, {
+      details: [{ path: "accountId", message: "no such account" }],
+    });
   const id = newRuleId();
   const secret = input.target.kind === "webhook" ? newSigningSecret() : null;
-  const rule: NotificationRule = { id, accountId: input.accountId, name: input.name, trigger: input.trigger, params: input.params, enabled: input.enabled, createdAt: now, updatedAt: now, ...(await sealTarget(config, id, input.target, secret)) };
+  const rule: NotificationRule = {
+    id,
+    accountId: input.accountId,
+    name: input.name,
+    trigger: input.trigger,
+    params: input.params,
+    enabled: input.enabled,
+    createdAt: now,
+    updatedAt: now,
+    ...(await sealTarget(config, id, input.target, secret)),
+  };
   await insertRule(db, rule);
   return { rule, signingSecret: secret };
 }
@@ -79,14 +112,23 @@ async function requireRule(db: D1Database, raw: string): Promise<NotificationRul
 export const notificationsApi = new Hono<AppEnv>()
   .get("/notifications", async (c) => {
     const account = c.req.query("account");
-    if (account !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(account)) throw new AppError("bad_request", "account: not an account id", { details: [{ path: "account", message: "not an account id" }] });
+    if (account !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(account))
+      throw new AppError("bad_request", "account: not an account id", {
+        details: [{ path: "account", message: "not an account id" }],
+      });
     const rules = await listRules(c.env.DB, account === undefined ? {} : { accountId: account });
     return c.json({ rules: rules.map(ruleSummary) });
   })
   .post("/notifications", async (c) => {
     const input = parseNewRule(await c.req.json().catch(() => null));
     const { rule, signingSecret } = await createRule(c.env.DB, c.var.config, input);
-    c.var.log.info({ event: "notify.rule_created", account: rule.accountId, rule: rule.id, trigger: rule.trigger, outcome: "ok" });
+    c.var.log.info({
+      event: "notify.rule_created",
+      account: rule.accountId,
+      rule: rule.id,
+      trigger: rule.trigger,
+      outcome: "ok",
+    });
     return c.json({ rule: ruleSummary(rule), ...(signingSecret ? { signingSecret } : {}) }, 201);
   })
   .get("/notifications/:id", async (c) => {
@@ -97,15 +139,31 @@ export const notificationsApi = new Hono<AppEnv>()
   .patch("/notifications/:id", async (c) => {
     const rule = await requireRule(c.env.DB, c.req.param("id"));
     const patch = RulePatchSchema.safeParse(await c.req.json().catch(() => null));
-    if (!patch.success) throw new AppError("bad_request", `invalid patch: ${patch.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ")}`, { details: zodIssues(patch.error) });
+    if (!patch.success)
+      throw new AppError(
+        "bad_request",
+        `invalid patch: ${patch.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ")}`,
+        { details: zodIssues(patch.error) },
+      );
     // Params are checked against the rule's own trigger (a rule never changes trigger).
     let params = rule.params;
     if (patch.data.params !== undefined) {
       const parsed = PARAMS_SCHEMAS[rule.trigger].safeParse(patch.data.params);
-      if (!parsed.success) throw new AppError("bad_request", `invalid params for ${rule.trigger}: ${parsed.error.issues.map((i) => `params.${i.path.join(".")}: ${i.message}`).join("; ")}`, { details: zodIssues(parsed.error).map((d) => ({ ...d, path: `params.${d.path}` })) });
+      if (!parsed.success)
+        throw new AppError(
+          "bad_request",
+          `invalid params for ${rule.trigger}: ${parsed.error.issues.map((i) => `params.${i.path.join(".")}: ${i.message}`).join("; ")}`,
+          { details: zodIssues(parsed.error).map((d) => ({ ...d, path: `params.${d.path}` })) },
+        );
       params = parsed.data;
     }
-    let sealed = { targetKind: rule.targetKind, targetUrlEnc: rule.targetUrlEnc, targetHint: rule.targetHint, signingSecretEnc: rule.signingSecretEnc, keyId: rule.keyId };
+    let sealed = {
+      targetKind: rule.targetKind,
+      targetUrlEnc: rule.targetUrlEnc,
+      targetHint: rule.targetHint,
+      signingSecretEnc: rule.signingSecretEnc,
+      keyId: rule.keyId,
+    };
     let signingSecret: string | null = null;
     if (patch.data.target) {
       assertTargetAllowed(c.var.config, patch.data.target);
@@ -113,7 +171,14 @@ export const notificationsApi = new Hono<AppEnv>()
       signingSecret = patch.data.target.kind === "webhook" ? newSigningSecret() : null;
       sealed = await sealTarget(c.var.config, rule.id, patch.data.target, signingSecret);
     }
-    const next: NotificationRule = { ...rule, ...sealed, name: patch.data.name ?? rule.name, enabled: patch.data.enabled ?? rule.enabled, params, updatedAt: Date.now() };
+    const next: NotificationRule = {
+      ...rule,
+      ...sealed,
+      name: patch.data.name ?? rule.name,
+      enabled: patch.data.enabled ?? rule.enabled,
+      params,
+      updatedAt: Date.now(),
+    };
     await updateRule(c.env.DB, next);
     c.var.log.info({ event: "notify.rule_updated", account: rule.accountId, rule: rule.id, outcome: "ok" });
     return c.json({ rule: ruleSummary(next), ...(signingSecret ? { signingSecret } : {}) });

@@ -62,7 +62,20 @@ function installedIds(outcome: InstallOutcome): string[] {
 
 function page(c: Context<AppEnv>, status: ContentfulStatusCode, title: string, body: string) {
   return c.html(
-    html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title></head><body><main><h1>${title}</h1><p>${body}</p><p><small>Request id: ${c.var.requestId}</small></p></main></body></html>`,
+    html`<!doctype html>
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <title>${title}</title>
+        </head>
+        <body>
+          <main>
+            <h1>${title}</h1>
+            <p>${body}</p>
+            <p><small>Request id: ${c.var.requestId}</small></p>
+          </main>
+        </body>
+      </html>`,
     status,
   );
 }
@@ -83,7 +96,12 @@ export const oauth = new Hono<AppEnv>()
     if (bound !== undefined) deleteCookie(c, STATE_COOKIE, opts);
     if (error) {
       log.warn({ event: "oauth.denied", outcome: "rejected", reason: error });
-      return page(c, 400, "HighLevel did not connect", `HighLevel answered “${errorDescription ?? error}”. Start again from /oauth/install if this was a mistake.`);
+      return page(
+        c,
+        400,
+        "HighLevel did not connect",
+        `HighLevel answered “${errorDescription ?? error}”. Start again from /oauth/install if this was a mistake.`,
+      );
     }
     // HighLevel may or may not echo `state`; we always send one, so its absence means the flow
     // did not start here: an install from the Marketplace listing (accepted only when
@@ -92,16 +110,30 @@ export const oauth = new Hono<AppEnv>()
     if (!state) {
       if (!c.var.config.HIGHLEVEL_ALLOW_STATELESS_INSTALL) {
         log.warn({ event: "oauth.rejected", outcome: "rejected", reason: "state missing" });
-        return page(c, 400, "Install link expired or invalid", "This callback carries no state. Start the install again from /oauth/install.");
+        return page(
+          c,
+          400,
+          "Install link expired or invalid",
+          "This callback carries no state. Start the install again from /oauth/install.",
+        );
       }
-      log.info({ event: "oauth.stateless_install", outcome: "ok", reason: "no state; HIGHLEVEL_ALLOW_STATELESS_INSTALL is on" });
+      log.info({
+        event: "oauth.stateless_install",
+        outcome: "ok",
+        reason: "no state; HIGHLEVEL_ALLOW_STATELESS_INSTALL is on",
+      });
       origin = "marketplace";
     } else {
       // A callback that does carry a state is always checked, whatever the setting.
       const consumed = await consumeOAuthState(c.env.DB, state);
       if (!consumed.ok) {
         log.warn({ event: "oauth.rejected", outcome: "rejected", reason: `state ${consumed.reason}` });
-        return page(c, 400, "Install link expired or invalid", "This install link was already used or is older than 10 minutes. Start again from /oauth/install.");
+        return page(
+          c,
+          400,
+          "Install link expired or invalid",
+          "This install link was already used or is older than 10 minutes. Start again from /oauth/install.",
+        );
       }
       // The state was consumed above, so a callback from the wrong browser also spends it.
       const matches = bound !== undefined && timingSafeEqualStrings(bound, await stateHash(state));
@@ -134,9 +166,18 @@ export const oauth = new Hono<AppEnv>()
       return page(c, 200, "HighLevel connected", `${connected}${pending}${marketplace} You can close this window.`);
     } catch (err) {
       if (!(err instanceof HighLevelError)) throw err;
-      log.warn({ event: "oauth.exchange_failed", outcome: "failed", category: err.category, upstream_status: err.upstreamStatus, reason: err.upstreamMessage, trace_id: err.traceId });
+      log.warn({
+        event: "oauth.exchange_failed",
+        outcome: "failed",
+        category: err.category,
+        upstream_status: err.upstreamStatus,
+        reason: err.upstreamMessage,
+        trace_id: err.traceId,
+      });
       const status: ContentfulStatusCode = err.retryable ? 502 : 400;
-      const detail = err.retryable ? "HighLevel could not be reached or failed; try again in a minute." : `HighLevel refused the authorization (${err.upstreamMessage || err.category}). Start again from /oauth/install.`;
+      const detail = err.retryable
+        ? "HighLevel could not be reached or failed; try again in a minute."
+        : `HighLevel refused the authorization (${err.upstreamMessage || err.category}). Start again from /oauth/install.`;
       return page(c, status, "HighLevel did not connect", detail);
     }
   });

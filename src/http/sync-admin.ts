@@ -25,7 +25,17 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { AppError, parseInput } from "../lib/errors.ts";
-import { ConflictPolicySchema, DeletePolicySchema, createAccount, deleteAccount, getAccount, listAccounts, requireAccount, saveMapping, updateAccount } from "../store/accounts.ts";
+import {
+  ConflictPolicySchema,
+  DeletePolicySchema,
+  createAccount,
+  deleteAccount,
+  getAccount,
+  listAccounts,
+  requireAccount,
+  saveMapping,
+  updateAccount,
+} from "../store/accounts.ts";
 import { getBackfill } from "../store/backfill-runs.ts";
 import { getFailure, listFailures, UNASSIGNED, type Failure } from "../store/failures.ts";
 import { countLinks } from "../store/links.ts";
@@ -40,7 +50,9 @@ import { replayFailure } from "../queue/replay.ts";
 import { loadLiveStructure, suggestedMapping } from "../sync/structure.ts";
 import type { AppEnv } from "./context.ts";
 
-const AccountId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "account ids are 1–64 characters of A–Z, a–z, 0–9, _ and -");
+const AccountId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, "account ids are 1–64 characters of A–Z, a–z, 0–9, _ and -");
 const Side = z.enum(["fourdegrees", "highlevel"]);
 
 const FailuresQuery = z.object({ status: z.enum(["open", "replayed", "all"]).default("open") });
@@ -75,20 +87,26 @@ function idParam(raw: string): string {
 
 /** Replays a failure (src/queue/replay.ts); 422 when it holds a message this version cannot read. */
 async function replay(env: Env, f: Failure): Promise<void> {
-  if (!(await replayFailure(env, f))) throw new AppError("unprocessable", `failure ${f.id} holds a message this version cannot read`);
+  if (!(await replayFailure(env, f)))
+    throw new AppError("unprocessable", `failure ${f.id} holds a message this version cannot read`);
 }
 
 export const syncAdmin = new Hono<AppEnv>()
   .get("/accounts", async (c) => c.json({ accounts: await listAccounts(c.env.DB) }))
   .get("/accounts/:id", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const [links, pending, backfill] = await Promise.all([countLinks(c.env.DB, account.id), listPending(c.env.DB, account.id, 1000), getBackfill(c.env.DB, account.id)]);
+    const [links, pending, backfill] = await Promise.all([
+      countLinks(c.env.DB, account.id),
+      listPending(c.env.DB, account.id, 1000),
+      getBackfill(c.env.DB, account.id),
+    ]);
     return c.json({
       account,
       links,
       dirty: pending.length,
       backfill,
-      mode: account.readOnly || c.var.config.SYNC_MODE === "read-only" ? "read-only: HighLevel → 4Degrees only" : "two-way",
+      mode:
+        account.readOnly || c.var.config.SYNC_MODE === "read-only" ? "read-only: HighLevel → 4Degrees only" : "two-way",
     });
   })
   .put("/accounts/:id", async (c) => {
@@ -97,23 +115,26 @@ export const syncAdmin = new Hono<AppEnv>()
     // The workspace has one writer (pairFourDegreesAccount, behind PUT /api/accounts/{id}/fourdegrees,
     // which learns it from 4Degrees itself); a typed-in id here could contradict it.
     if (raw !== null && typeof raw === "object" && "workspaceId" in raw)
-      throw new AppError("bad_request", `workspaceId cannot be set here: pair the account with its 4Degrees workspace through PUT /api/accounts/${id}/fourdegrees (its API key names the workspace)`, {
-        details: [{ field: "workspaceId", message: `set by PUT /api/accounts/${id}/fourdegrees` }],
-      });
+      throw new AppError(
+        "bad_request",
+        `workspaceId cannot be set here: pair the account with its 4Degrees workspace through PUT /api/accounts/${id}/fourdegrees (its API key names the workspace)`,
+        {
+          details: [{ field: "workspaceId", message: `set by PUT /api/accounts/${id}/fourdegrees` }],
+        },
+      );
     const input = await body(Promise.resolve(raw), AccountBody, "account");
     const existing = await getAccount(c.env.DB, id);
-    const account =
-      existing?.configured
-        ? await updateAccount(c.env.DB, id, input)
-        : await createAccount(c.env.DB, {
-            id,
-            name: input.name ?? existing?.name ?? id,
-            locations: input.locations ?? [],
-            ...(input.conflictPolicy ? { conflictPolicy: input.conflictPolicy } : {}),
-            ...(input.deletePolicy ? { deletePolicy: input.deletePolicy } : {}),
-            ...(input.testMode === undefined ? {} : { testMode: input.testMode }),
-            ...(input.readOnly === undefined ? {} : { readOnly: input.readOnly }),
-          });
+    const account = existing?.configured
+      ? await updateAccount(c.env.DB, id, input)
+      : await createAccount(c.env.DB, {
+          id,
+          name: input.name ?? existing?.name ?? id,
+          locations: input.locations ?? [],
+          ...(input.conflictPolicy ? { conflictPolicy: input.conflictPolicy } : {}),
+          ...(input.deletePolicy ? { deletePolicy: input.deletePolicy } : {}),
+          ...(input.testMode === undefined ? {} : { testMode: input.testMode }),
+          ...(input.readOnly === undefined ? {} : { readOnly: input.readOnly }),
+        });
     c.var.log.info({ event: "sync.account_saved", account: id, outcome: "ok", created: !existing?.configured });
     return c.json({ account }, existing?.configured ? 200 : 201);
   })
@@ -124,7 +145,11 @@ export const syncAdmin = new Hono<AppEnv>()
   })
   .get("/accounts/:id/mapping", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    if (!account.mapping) throw new AppError("not_found", `account ${account.id} has no mapping yet (GET /api/accounts/${account.id}/mapping/suggested, then PUT it)`);
+    if (!account.mapping)
+      throw new AppError(
+        "not_found",
+        `account ${account.id} has no mapping yet (GET /api/accounts/${account.id}/mapping/suggested, then PUT it)`,
+      );
     return c.json({ mapping: account.mapping, version: account.mappingVersion });
   })
   .get("/accounts/:id/mapping/suggested", async (c) => {
@@ -132,23 +157,42 @@ export const syncAdmin = new Hono<AppEnv>()
     const live = await loadLiveStructure(await liveConnectors(c.env, c.var.config)(account, "live"), account.locations);
     const suggested = suggestedMapping(account, live);
     const parsed = MappingSchema.safeParse(suggested);
-    return c.json({ mapping: suggested, valid: parsed.success, ...(parsed.success ? {} : { issues: mappingIssues(parsed.error) }) });
+    return c.json({
+      mapping: suggested,
+      valid: parsed.success,
+      ...(parsed.success ? {} : { issues: mappingIssues(parsed.error) }),
+    });
   })
   .put("/accounts/:id/mapping", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const mapping = await body(c.req.json(), MappingSchema, "mapping");
     const live = await loadLiveStructure(await liveConnectors(c.env, c.var.config)(account, "live"), account.locations);
     const issues = validateMappingLive(mapping, live, account.locations);
-    if (issues.length > 0) throw new AppError("unprocessable", `mapping does not match the live pipelines: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`, { details: issues });
+    if (issues.length > 0)
+      throw new AppError(
+        "unprocessable",
+        `mapping does not match the live pipelines: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`,
+        { details: issues },
+      );
     const saved = await saveMapping(c.env.DB, account.id, mapping);
     return c.json({ mapping: saved.mapping, version: saved.mappingVersion });
   })
-  .post("/accounts/:id/pause", async (c) => c.json({ account: await updateAccount(c.env.DB, idParam(c.req.param("id")), { status: "paused" }) }))
+  .post("/accounts/:id/pause", async (c) =>
+    c.json({ account: await updateAccount(c.env.DB, idParam(c.req.param("id")), { status: "paused" }) }),
+  )
   .post("/accounts/:id/resume", async (c) => {
     const account = await updateAccount(c.env.DB, idParam(c.req.param("id")), { status: "active" });
     const deps = liveJobDeps(c.env, liveConnectors(c.env, c.var.config));
     const pending = await listPending(c.env.DB, account.id, 1000);
-    for (const p of pending) await deps.enqueue({ v: 1, kind: "sync.record", accountId: account.id, side: p.side, record: p.kind, recordId: p.recordId });
+    for (const p of pending)
+      await deps.enqueue({
+        v: 1,
+        kind: "sync.record",
+        accountId: account.id,
+        side: p.side,
+        record: p.kind,
+        recordId: p.recordId,
+      });
     const backfill = await resumeBackfill(c.env.DB, deps, account.id);
     return c.json({ account, requeued: pending.length, backfill });
   })
@@ -173,7 +217,8 @@ export const syncAdmin = new Hono<AppEnv>()
   .post("/accounts/:id/failures/:failureId/replay", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const failure = await getFailure(c.env.DB, c.req.param("failureId"));
-    if (!failure || failure.accountId !== account.id) throw new AppError("not_found", `no failure ${c.req.param("failureId")} for account ${account.id}`);
+    if (!failure || failure.accountId !== account.id)
+      throw new AppError("not_found", `no failure ${c.req.param("failureId")} for account ${account.id}`);
     await replay(c.env, failure);
     return c.json({ replayed: [failure.id] });
   })
@@ -185,7 +230,8 @@ export const syncAdmin = new Hono<AppEnv>()
   })
   .post(`/failures/${UNASSIGNED}/:failureId/replay`, async (c) => {
     const failure = await getFailure(c.env.DB, c.req.param("failureId"));
-    if (!failure || failure.accountId !== null) throw new AppError("not_found", `no failure ${c.req.param("failureId")} in the ${UNASSIGNED} bucket`);
+    if (!failure || failure.accountId !== null)
+      throw new AppError("not_found", `no failure ${c.req.param("failureId")} in the ${UNASSIGNED} bucket`);
     await replay(c.env, failure);
     return c.json({ replayed: [failure.id] });
   })
@@ -199,7 +245,10 @@ export const syncAdmin = new Hono<AppEnv>()
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const run = await getBackfill(c.env.DB, account.id);
     if (!run) throw new AppError("not_found", `account ${account.id} has no backfill run`);
-    return c.json({ backfill: run, progress: { done: run.done, total: run.total, phase: run.phase, state: run.state } });
+    return c.json({
+      backfill: run,
+      progress: { done: run.done, total: run.total, phase: run.phase, state: run.state },
+    });
   })
   .post("/accounts/:id/backfill/resume", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
@@ -215,13 +264,23 @@ export const syncAdmin = new Hono<AppEnv>()
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const { side } = parseInput(z.object({ side: Side }), { side: c.req.param("side") }, "path");
     const recordId = c.req.param("recordId");
-    if (!(await resolveReview(c.env.DB, account.id, side, recordId))) throw new AppError("not_found", `${side} record ${recordId} is not on the review list`);
-    await markAndEnqueue(c.env.DB, liveJobDeps(c.env, liveConnectors(c.env, c.var.config)), { accountId: account.id, side, kind: "deal", recordId });
+    if (!(await resolveReview(c.env.DB, account.id, side, recordId)))
+      throw new AppError("not_found", `${side} record ${recordId} is not on the review list`);
+    await markAndEnqueue(c.env.DB, liveJobDeps(c.env, liveConnectors(c.env, c.var.config)), {
+      accountId: account.id,
+      side,
+      kind: "deal",
+      recordId,
+    });
     return c.body(null, 204);
   })
   .post("/accounts/:id/sync", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
-    const input = await body(c.req.json(), z.object({ side: Side, recordId: z.string().min(1), locationId: z.string().min(1).optional() }).strict(), "sync body");
+    const input = await body(
+      c.req.json(),
+      z.object({ side: Side, recordId: z.string().min(1), locationId: z.string().min(1).optional() }).strict(),
+      "sync body",
+    );
     // A record is read and written through the location's own token: only the account's locations may be named.
     if (input.locationId !== undefined && !account.locations.includes(input.locationId)) {
       const theirs = `its locations: ${account.locations.join(", ") || "none"}`;
@@ -229,13 +288,28 @@ export const syncAdmin = new Hono<AppEnv>()
       const details = [{ field: "locationId", message: `not one of account ${account.id}'s locations` }];
       throw new AppError("bad_request", message, { details });
     }
-    await liveJobDeps(c.env, liveConnectors(c.env, c.var.config)).enqueue({ v: 1, kind: "sync.record", accountId: account.id, side: input.side, record: "deal", recordId: input.recordId, locationId: input.locationId ?? null, force: true });
+    await liveJobDeps(c.env, liveConnectors(c.env, c.var.config)).enqueue({
+      v: 1,
+      kind: "sync.record",
+      accountId: account.id,
+      side: input.side,
+      record: "deal",
+      recordId: input.recordId,
+      locationId: input.locationId ?? null,
+      force: true,
+    });
     return c.json({ enqueued: true }, 202);
   })
   .get("/accounts/:id/events", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const q = parseInput(EventsQuery, c.req.query(), "query");
-    return c.json({ events: await listEvents(c.env.DB, account.id, { ...(q.kind ? { kind: q.kind } : {}), ...(q.limit ? { limit: q.limit } : {}), ...(q.before ? { beforeId: q.before } : {}) }) });
+    return c.json({
+      events: await listEvents(c.env.DB, account.id, {
+        ...(q.kind ? { kind: q.kind } : {}),
+        ...(q.limit ? { limit: q.limit } : {}),
+        ...(q.before ? { beforeId: q.before } : {}),
+      }),
+    });
   })
   .post("/bootstrap", async (c) => {
     const input = await body(c.req.json(), BootstrapBody, "bootstrap body");

@@ -124,23 +124,36 @@ export const fourDegreesWebhooks = new Hono<AppEnv>().post(
         throw new AppError("upstream_unavailable", message, { cause });
       }
     }
-    await verifierFor(secret).verify(c.req.raw.headers, raw).catch((err: unknown) => {
-      reject(err instanceof Error ? err.message : String(err));
-      throw err;
-    });
+    await verifierFor(secret)
+      .verify(c.req.raw.headers, raw)
+      .catch((err: unknown) => {
+        reject(err instanceof Error ? err.message : String(err));
+        throw err;
+      });
     // Verified: the header is present, and the body below is the one the secret signed.
     const webhookId = c.req.header("webhook-id") ?? "";
 
     if (json === undefined) throw new AppError("bad_request", "webhook body is not UTF-8 JSON");
     const parsed = RawWebhookEnvelope.safeParse(json);
-    if (!parsed.success) throw new AppError("bad_request", "webhook body is not a 4Degrees event", { details: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path.join("."), message: i.message })) });
+    if (!parsed.success)
+      throw new AppError("bad_request", "webhook body is not a 4Degrees event", {
+        details: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path.join("."), message: i.message })),
+      });
     const event = parsed.data;
     // The secret was chosen by this id: one it could not be chosen by (too long) was verified with the global one.
     if (event.workspace_id !== workspaceHint) {
       throw new AppError("bad_request", "webhook workspace_id is longer than 256 characters");
     }
     const receivedAt = Date.now();
-    const message: QueueMessage = { v: 1, kind: "fourdegrees.webhook", webhookId, workspaceId: event.workspace_id, type: event.type, receivedAt, body: jsonRecord(json) };
+    const message: QueueMessage = {
+      v: 1,
+      kind: "fourdegrees.webhook",
+      webhookId,
+      workspaceId: event.workspace_id,
+      type: event.type,
+      receivedAt,
+      body: jsonRecord(json),
+    };
     const size = queueMessageBytes(message);
     if (size > QUEUE_MESSAGE_BUDGET_BYTES) {
       // A retry would fail the same way: refuse it for good instead of 503ing it into a loop.
@@ -156,13 +169,21 @@ export const fourDegreesWebhooks = new Hono<AppEnv>().post(
       throw new AppError("upstream_unavailable", "could not enqueue the delivery; retry later", { cause });
     }
     // Debug: the consumer's `queue.batch` and `sync.record` lines are the operator's record (see the HighLevel route).
-    log.debug({ event: "webhook.accepted", outcome: "ok", webhook_id: webhookId, type: event.type, workspace: event.workspace_id, fourdegrees_id: typeof event.data.object["id"] === "string" ? event.data.object["id"] : null });
+    log.debug({
+      event: "webhook.accepted",
+      outcome: "ok",
+      webhook_id: webhookId,
+      type: event.type,
+      workspace: event.workspace_id,
+      fourdegrees_id: typeof event.data.object["id"] === "string" ? event.data.object["id"] : null,
+    });
     return c.json({ ok: true, status: "accepted" });
   },
 );
 
 /** The verified body as the message's record (the envelope parse proved it is an object). */
 function jsonRecord(value: unknown): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new AppError("bad_request", "webhook body is not a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new AppError("bad_request", "webhook body is not a JSON object");
   return Object.fromEntries(Object.entries(value));
 }

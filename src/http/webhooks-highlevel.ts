@@ -19,7 +19,14 @@ import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../lib/errors.ts";
 import { jsonDepthExceeds, MAX_JSON_DEPTH, QUEUE_MESSAGE_BUDGET_BYTES, queueMessageBytes } from "../lib/json-limits.ts";
 import { handleInstallEvent, handleUninstallEvent } from "../highlevel/install.ts";
-import { AppEventSchema, bodyDigest, eventTime, verifyHighLevelSignature, WEBHOOK_MAX_AGE_MS, WebhookEnvelopeSchema } from "../highlevel/webhooks.ts";
+import {
+  AppEventSchema,
+  bodyDigest,
+  eventTime,
+  verifyHighLevelSignature,
+  WEBHOOK_MAX_AGE_MS,
+  WebhookEnvelopeSchema,
+} from "../highlevel/webhooks.ts";
 import { deferReceipt, recordReceipt, wasDeferred } from "../store/webhook-receipts.ts";
 import type { QueueMessage } from "../queue/messages.ts";
 import type { AppEnv } from "./context.ts";
@@ -45,7 +52,10 @@ const SIGNATURE_REFUSALS = {
     "Legacy x-wh-signature (RSA) is disabled (HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE); sign with x-ghl-signature",
 } as const;
 
-const tryAgain = (reason: string) => new AppError("rate_limited", `Cannot take the event right now (${reason}); HighLevel will retry`, { headers: { "Retry-After": "60" } });
+const tryAgain = (reason: string) =>
+  new AppError("rate_limited", `Cannot take the event right now (${reason}); HighLevel will retry`, {
+    headers: { "Retry-After": "60" },
+  });
 
 export const highlevelWebhooks = new Hono<AppEnv>().post(
   "/webhooks/highlevel",
@@ -98,9 +108,18 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
     }
     if (now - at > WEBHOOK_MAX_AGE_MS || at - now > WEBHOOK_MAX_AGE_MS) {
       // The one old delivery that is welcome: the retry of one we answered 429 (see migrations/0007).
-      const retryOfDeferred = now - at > WEBHOOK_MAX_AGE_MS && now - at <= DEFERRED_RETRY_MAX_AGE_MS && (await deferredSince(webhookId, now - DEFERRED_RETRY_MAX_AGE_MS));
+      const retryOfDeferred =
+        now - at > WEBHOOK_MAX_AGE_MS &&
+        now - at <= DEFERRED_RETRY_MAX_AGE_MS &&
+        (await deferredSince(webhookId, now - DEFERRED_RETRY_MAX_AGE_MS));
       if (!retryOfDeferred) {
-        log.warn({ event: "webhook.rejected", outcome: "rejected", reason: "stale timestamp", age_ms: now - at, ...fields });
+        log.warn({
+          event: "webhook.rejected",
+          outcome: "rejected",
+          reason: "stale timestamp",
+          age_ms: now - at,
+          ...fields,
+        });
         throw new AppError("unauthorized", "Webhook timestamp outside the 5-minute window");
       }
       log.info({ event: "webhook.deferred_retry", outcome: "ok", age_ms: now - at, ...fields });
@@ -121,7 +140,13 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
       if (!app.success) throw new AppError("bad_request", `Webhook body is not a valid ${event.type} event`);
       let receipt: "new" | "duplicate";
       try {
-        receipt = await recordReceipt(c.env.DB, { provider: "highlevel", webhookId, eventType: event.type, scopeId: locationId ?? event.companyId ?? null, receivedAt: now });
+        receipt = await recordReceipt(c.env.DB, {
+          provider: "highlevel",
+          webhookId,
+          eventType: event.type,
+          scopeId: locationId ?? event.companyId ?? null,
+          receivedAt: now,
+        });
       } catch (err) {
         log.error({ event: "webhook.receipt_failed", outcome: "retry", error: err, ...fields });
         throw tryAgain("database unavailable");
@@ -140,7 +165,15 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
       log.warn({ event: "webhook.no_location", outcome: "skipped", ...fields });
       return c.json({ ok: true, status: "ignored" });
     }
-    const message: QueueMessage = { v: 1, kind: "highlevel.webhook", webhookId, locationId, type: event.type, receivedAt: now, body: parsed.data };
+    const message: QueueMessage = {
+      v: 1,
+      kind: "highlevel.webhook",
+      webhookId,
+      locationId,
+      type: event.type,
+      receivedAt: now,
+      body: parsed.data,
+    };
     const size = queueMessageBytes(message);
     if (size > QUEUE_MESSAGE_BUDGET_BYTES) {
       // No retry can make it fit: refuse it for good (413), not 429 it into a loop; reconcile re-reads the record.
@@ -152,7 +185,9 @@ export const highlevelWebhooks = new Hono<AppEnv>().post(
       await c.env.SYNC_QUEUE.send(message, { contentType: "json" });
     } catch (err) {
       // Nothing was recorded; remember the 429 (the retry will be past the freshness window).
-      await deferReceipt(c.env.DB, "highlevel", webhookId, now).catch((e: unknown) => log.error({ event: "webhook.defer_failed", error: e, outcome: "failed", ...fields }));
+      await deferReceipt(c.env.DB, "highlevel", webhookId, now).catch((e: unknown) =>
+        log.error({ event: "webhook.defer_failed", error: e, outcome: "failed", ...fields }),
+      );
       log.error({ event: "webhook.enqueue_failed", outcome: "retry", error: err, ...fields });
       throw tryAgain("queue unavailable");
     }

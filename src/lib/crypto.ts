@@ -19,7 +19,10 @@ function importKey(key: EncryptionKey): Promise<CryptoKey> {
   const cacheKey = `${key.id}:${key.secret}`;
   let pending = imported.get(cacheKey);
   if (!pending) {
-    pending = crypto.subtle.importKey("raw", base64ToBytes(key.secret), { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+    pending = crypto.subtle.importKey("raw", base64ToBytes(key.secret), { name: "AES-GCM" }, false, [
+      "encrypt",
+      "decrypt",
+    ]);
     imported.set(cacheKey, pending);
   }
   return pending;
@@ -44,7 +47,11 @@ export async function decryptSecret(keys: readonly EncryptionKey[], sealed: stri
   if (parts.length !== 4 || parts[0] !== "v1") throw new AppError("internal", "encrypted value has an unknown format");
   const [, kid, ivB64, dataB64] = parts as [string, string, string, string];
   const key = keys.find((k) => k.id === kid);
-  if (!key) throw new AppError("config_invalid", `encrypted value uses key id "${kid}", which TOKEN_ENCRYPTION_KEY no longer lists`);
+  if (!key)
+    throw new AppError(
+      "config_invalid",
+      `encrypted value uses key id "${kid}", which TOKEN_ENCRYPTION_KEY no longer lists`,
+    );
   try {
     const plain = await crypto.subtle.decrypt(
       { name: "AES-GCM", iv: base64ToBytes(ivB64), additionalData: new TextEncoder().encode(aad) },

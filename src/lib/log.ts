@@ -24,7 +24,8 @@ export interface LogFields {
   [key: string]: unknown;
 }
 
-const SECRET_KEY = /(token|secret|password|authorization|api[_-]?key|refresh|access|signature|cookie|client_secret|code_verifier)/i;
+const SECRET_KEY =
+  /(token|secret|password|authorization|api[_-]?key|refresh|access|signature|cookie|client_secret|code_verifier)/i;
 const BEARER = /(bearer\s+)[A-Za-z0-9._~+/=-]+/gi;
 const PIT = /\bpit-[A-Za-z0-9-]+/g;
 
@@ -45,7 +46,8 @@ export function redact(value: unknown, depth = 0): unknown {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       // `calls`, `outcome` etc. pass; anything naming a credential is dropped to a marker.
-      out[k] = SECRET_KEY.test(k) && !/_(ms|at|count|id|status|expires_at)$/i.test(k) ? "[redacted]" : redact(v, depth + 1);
+      out[k] =
+        SECRET_KEY.test(k) && !/_(ms|at|count|id|status|expires_at)$/i.test(k) ? "[redacted]" : redact(v, depth + 1);
     }
     return out;
   }

@@ -10,7 +10,13 @@
  * before resolving or rethrowing the first error, so a retried page never runs beside the remains
  * of its failed attempt (two creates of one record at once).
  */
-export async function pool<T, R>(items: readonly T[], limit: number, keyOf: (item: T) => string, work: (item: T) => Promise<R>, stop: (r: R) => boolean): Promise<R[]> {
+export async function pool<T, R>(
+  items: readonly T[],
+  limit: number,
+  keyOf: (item: T) => string,
+  work: (item: T) => Promise<R>,
+  stop: (r: R) => boolean,
+): Promise<R[]> {
   const groups = new Map<string, number[]>();
   items.forEach((item, i) => {
     const key = keyOf(item);

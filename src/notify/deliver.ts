@@ -32,21 +32,41 @@ export const ruleAad = (ruleId: string) => `notification_rule:${ruleId}`;
 /** The stable Standard Webhooks message id of a delivery. */
 export async function deliveryId(ruleId: string, changeKey: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${ruleId}\n${changeKey}`));
-  return `msg_${[...new Uint8Array(digest)].slice(0, 16).map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `msg_${[...new Uint8Array(digest)]
+    .slice(0, 16)
+    .map((b) => b.toString(16).padStart(2, "0"))
+    .join("")}`;
 }
 
 /** Builds the request a rule sends for an event (exported for tests and the console's "send test"). */
-export async function buildDelivery(config: Config, rule: NotificationRule, event: NotifyEvent, changeKey: string, now: number = Date.now()): Promise<{ url: string; init: RequestInit }> {
+export async function buildDelivery(
+  config: Config,
+  rule: NotificationRule,
+  event: NotifyEvent,
+  changeKey: string,
+  now: number = Date.now(),
+): Promise<{ url: string; init: RequestInit }> {
   const url = await decryptSecret(config.TOKEN_ENCRYPTION_KEY, rule.targetUrlEnc, ruleAad(rule.id));
   const text = describe(rule.trigger, event);
   if (rule.targetKind === "slack") {
     // https://api.slack.com/messaging/webhooks — a JSON body with `text` (mrkdwn).
-    return { url, init: { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ text: `${text} — _${rule.name}_` }) } };
+    return {
+      url,
+      init: {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ text: `${text} — _${rule.name}_` }),
+      },
+    };
   }
   if (!rule.signingSecretEnc) throw new Error(`rule ${rule.id} is a webhook rule without a signing secret`);
   const secret = await decryptSecret(config.TOKEN_ENCRYPTION_KEY, rule.signingSecretEnc, `${ruleAad(rule.id)}:secret`);
   const id = await deliveryId(rule.id, changeKey);
-  const body = JSON.stringify({ type: eventType(rule.trigger), timestamp: new Date(now).toISOString(), data: { rule: { id: rule.id, name: rule.name }, summary: text, changeKey, event } });
+  const body = JSON.stringify({
+    type: eventType(rule.trigger),
+    timestamp: new Date(now).toISOString(),
+    data: { rule: { id: rule.id, name: rule.name }, summary: text, changeKey, event },
+  });
   const headers = await signWebhook(secret, id, now / 1000, body);
   return { url, init: { method: "POST", headers: { "content-type": "application/json", ...headers }, body } };
 }
@@ -63,9 +83,7 @@ export interface DeliveryContext {
 
 /** What the queue does with a delivery message (the consumer's outcome shape; notify/ knows no queue module). */
 export type DeliveryOutcome =
-  | { kind: "ack" }
-  | { kind: "retry"; reason: string; delaySeconds?: number }
-  | { kind: "permanent"; reason: string };
+  { kind: "ack" } | { kind: "retry"; reason: string; delaySeconds?: number } | { kind: "permanent"; reason: string };
 
 /**
  * The `notify.deliver` handler of the live and bulk queues: hands the delivery to `NOTIFY_QUEUE`
@@ -83,7 +101,10 @@ export async function forwardNotification(msg: DeliverMessage, ctx: DeliveryCont
 export async function deliverNotification(msg: DeliverMessage, ctx: DeliveryContext): Promise<DeliveryOutcome> {
   const { env, config } = ctx;
   const log = ctx.log.child({ rule: msg.ruleId, change_key: msg.changeKey });
-  const [rule, delivery] = await Promise.all([getRule(env.DB, msg.ruleId), getDelivery(env.DB, msg.ruleId, msg.changeKey)]);
+  const [rule, delivery] = await Promise.all([
+    getRule(env.DB, msg.ruleId),
+    getDelivery(env.DB, msg.ruleId, msg.changeKey),
+  ]);
   if (!rule || !delivery) {
     log.info({ event: "notify.skipped", outcome: "skipped", reason: "rule or delivery deleted" });
     return { kind: "ack" };
@@ -91,12 +112,20 @@ export async function deliverNotification(msg: DeliverMessage, ctx: DeliveryCont
   if (delivery.state !== "queued") return { kind: "ack" };
   const account = rule.accountId;
   if (!rule.enabled) {
-    await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "failed", status: null, error: "rule disabled before delivery" });
+    await recordAttempt(env.DB, rule.id, msg.changeKey, {
+      state: "failed",
+      status: null,
+      error: "rule disabled before delivery",
+    });
     return { kind: "ack" };
   }
   const event = NotifyEventSchema.safeParse(delivery.event);
   if (!event.success) {
-    await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "failed", status: null, error: "stored event no longer parses" });
+    await recordAttempt(env.DB, rule.id, msg.changeKey, {
+      state: "failed",
+      status: null,
+      error: "stored event no longer parses",
+    });
     return { kind: "permanent", reason: "stored notification event no longer parses" };
   }
   const { url, init } = await buildDelivery(config, rule, event.data, msg.changeKey);
@@ -112,7 +141,11 @@ export async function deliverNotification(msg: DeliverMessage, ctx: DeliveryCont
   // Two copies of this message (a redelivery, a forwarded stray) must not both call the receiver.
   if (!(await leaseAttempt(env.DB, rule.id, msg.changeKey, ATTEMPT_LEASE_MS))) {
     log.info({ event: "notify.in_flight", account, outcome: "retry", reason: "another attempt holds this delivery" });
-    return { kind: "retry", delaySeconds: ATTEMPT_LEASE_MS / 1000, reason: "another attempt of this delivery is in flight" };
+    return {
+      kind: "retry",
+      delaySeconds: ATTEMPT_LEASE_MS / 1000,
+      reason: "another attempt of this delivery is in flight",
+    };
   }
   const started = Date.now();
   let status = 0;
@@ -125,7 +158,15 @@ export async function deliverNotification(msg: DeliverMessage, ctx: DeliveryCont
     error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   }
   const duration_ms = Date.now() - started;
-  const base = { account, trigger: rule.trigger, target: rule.targetKind, host: rule.targetHint, status, duration_ms, attempts: delivery.attempts + 1 };
+  const base = {
+    account,
+    trigger: rule.trigger,
+    target: rule.targetKind,
+    host: rule.targetHint,
+    status,
+    duration_ms,
+    attempts: delivery.attempts + 1,
+  };
   if (status >= 200 && status < 300) {
     await recordAttempt(env.DB, rule.id, msg.changeKey, { state: "delivered", status, error: null });
     log.info({ event: "notify.delivered", outcome: "ok", ...base });
@@ -133,7 +174,11 @@ export async function deliverNotification(msg: DeliverMessage, ctx: DeliveryCont
   }
   const reason = error ?? `receiver answered ${status}`;
   const giveUp = !retryable(status) || delivery.attempts + 1 >= MAX_ATTEMPTS;
-  await recordAttempt(env.DB, rule.id, msg.changeKey, { state: giveUp ? "failed" : "queued", status: status || null, error: reason });
+  await recordAttempt(env.DB, rule.id, msg.changeKey, {
+    state: giveUp ? "failed" : "queued",
+    status: status || null,
+    error: reason,
+  });
   if (giveUp) {
     log.warn({ event: "notify.failed", outcome: "failed", reason, ...base });
     // Recorded on the delivery row (the console shows it); not a sync failure, so ack.

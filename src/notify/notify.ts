@@ -31,7 +31,12 @@ export interface NotifyResult {
  * Reports one change to the notifier. Safe to call more than once for the same change: each
  * matching rule fires once. Resolves (never rejects) with counts.
  */
-export async function notifyChange(env: Env, config: Config, input: NotifyEventInput, log: Logger = createLogger(config.LOG_LEVEL)): Promise<NotifyResult> {
+export async function notifyChange(
+  env: Env,
+  config: Config,
+  input: NotifyEventInput,
+  log: Logger = createLogger(config.LOG_LEVEL),
+): Promise<NotifyResult> {
   const result: NotifyResult = { matched: 0, enqueued: 0, duplicates: 0, failed: 0 };
   const parsed = NotifyEventSchema.safeParse(input);
   if (!parsed.success) {
@@ -42,7 +47,9 @@ export async function notifyChange(env: Env, config: Config, input: NotifyEventI
   const event = parsed.data;
   const changeKey = changeKeyOf(event);
   try {
-    const rules = (await listRules(env.DB, { accountId: event.accountId, enabledOnly: true })).filter((r) => ruleMatches(r.trigger, r.params, event));
+    const rules = (await listRules(env.DB, { accountId: event.accountId, enabledOnly: true })).filter((r) =>
+      ruleMatches(r.trigger, r.params, event),
+    );
     result.matched = rules.length;
     for (const rule of rules) {
       const claimed = await claimDelivery(env.DB, { ruleId: rule.id, changeKey, accountId: event.accountId, event });
@@ -54,17 +61,37 @@ export async function notifyChange(env: Env, config: Config, input: NotifyEventI
       try {
         await env.NOTIFY_QUEUE.send(message, { contentType: "json" });
         result.enqueued++;
-        log.info({ event: "notify.enqueued", account: event.accountId, rule: rule.id, trigger: rule.trigger, change_key: changeKey, outcome: "ok" });
+        log.info({
+          event: "notify.enqueued",
+          account: event.accountId,
+          rule: rule.id,
+          trigger: rule.trigger,
+          change_key: changeKey,
+          outcome: "ok",
+        });
       } catch (err) {
         // Release the claim so a later report of the same change can try again.
         await releaseDelivery(env.DB, rule.id, changeKey).catch(() => undefined);
         result.failed++;
-        log.error({ event: "notify.enqueue_failed", account: event.accountId, rule: rule.id, change_key: changeKey, outcome: "failed", error: err });
+        log.error({
+          event: "notify.enqueue_failed",
+          account: event.accountId,
+          rule: rule.id,
+          change_key: changeKey,
+          outcome: "failed",
+          error: err,
+        });
       }
     }
   } catch (err) {
     result.failed++;
-    log.error({ event: "notify.failed", account: event.accountId, change_key: changeKey, outcome: "failed", error: err });
+    log.error({
+      event: "notify.failed",
+      account: event.accountId,
+      change_key: changeKey,
+      outcome: "failed",
+      error: err,
+    });
   }
   return result;
 }

@@ -39,8 +39,20 @@ const common = {
 };
 const noParams = z.object({}).strict().default({});
 const stageParams = z.object({ stage: z.string().trim().min(1, "name or id of the stage") }).strict();
-const thresholdParams = z.object({ threshold: z.number({ error: "threshold must be a number (in the deal's currency)" }).nonnegative().max(1e12) }).strict();
-const remainingParams = z.object({ remaining: z.number({ error: "remaining must be a whole number of calls" }).int().positive().max(200_000, "HighLevel's daily limit is 200,000") }).strict();
+const thresholdParams = z
+  .object({
+    threshold: z.number({ error: "threshold must be a number (in the deal's currency)" }).nonnegative().max(1e12),
+  })
+  .strict();
+const remainingParams = z
+  .object({
+    remaining: z
+      .number({ error: "remaining must be a whole number of calls" })
+      .int()
+      .positive()
+      .max(200_000, "HighLevel's daily limit is 200,000"),
+  })
+  .strict();
 
 /** The parameter schema of each trigger. */
 export const PARAMS_SCHEMAS = {
@@ -101,13 +113,21 @@ export function ruleMatches(trigger: Trigger, params: RuleParams, event: NotifyE
       return event.after.status === status && event.before?.status !== status;
     }
     case "stage_entered":
-      return event.kind === "deal_changed" && params.stage !== undefined && sameStage(event.after, params.stage) && !sameStage(event.before, params.stage);
+      return (
+        event.kind === "deal_changed" &&
+        params.stage !== undefined &&
+        sameStage(event.after, params.stage) &&
+        !sameStage(event.before, params.stage)
+      );
     case "value_changed": {
       if (event.kind !== "deal_changed" || params.threshold === undefined) return false;
       const delta = valueDelta(event.before, event.after);
       // Compare in minor units so 0.1 + 0.2 style float noise cannot flip the answer.
       const currency = event.after.value?.currency ?? event.before?.value?.currency ?? "USD";
-      return delta !== null && Math.round(delta * 10 ** minorDigits(currency)) > Math.round(params.threshold * 10 ** minorDigits(currency));
+      return (
+        delta !== null &&
+        Math.round(delta * 10 ** minorDigits(currency)) > Math.round(params.threshold * 10 ** minorDigits(currency))
+      );
     }
     case "sync_failure":
       return event.kind === "sync_failure";
@@ -121,7 +141,9 @@ export function ruleMatches(trigger: Trigger, params: RuleParams, event: NotifyE
 function money(state: DealState | null): string {
   const v = state?.value;
   if (!v) return "no value";
-  return new Intl.NumberFormat("en-US", { style: "currency", currency: v.currency }).format(fromMinor(v.amountMinor, v.currency));
+  return new Intl.NumberFormat("en-US", { style: "currency", currency: v.currency }).format(
+    fromMinor(v.amountMinor, v.currency),
+  );
 }
 
 /** One line a person reads (Slack text, webhook `summary`). */

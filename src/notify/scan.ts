@@ -47,7 +47,12 @@ function add(into: NotifyResult, r: NotifyResult): void {
 const utcDay = (now: number) => new Date(now).toISOString().slice(0, 10);
 
 /** Scans connections and quotas once and reports what crossed into a notifiable state. */
-export async function scanNotifications(env: Env, config: Config, log: Logger, now: number = Date.now()): Promise<ScanResult> {
+export async function scanNotifications(
+  env: Env,
+  config: Config,
+  log: Logger,
+  now: number = Date.now(),
+): Promise<ScanResult> {
   const result: ScanResult = { reconnect: none(), quota: none(), clientRejected: none(), errors: 0 };
   try {
     const rules = await listRules(env.DB, { enabledOnly: true });
@@ -56,7 +61,9 @@ export async function scanNotifications(env: Env, config: Config, log: Logger, n
     const reconnectAccounts = wants("needs_reconnect");
     // Per account, the highest quota threshold: below it at least one rule may fire.
     const quotaAccounts = new Map<string, number>();
-    for (const r of rules) if (r.trigger === "quota_low" && r.params.remaining !== undefined) quotaAccounts.set(r.accountId, Math.max(quotaAccounts.get(r.accountId) ?? 0, r.params.remaining));
+    for (const r of rules)
+      if (r.trigger === "quota_low" && r.params.remaining !== undefined)
+        quotaAccounts.set(r.accountId, Math.max(quotaAccounts.get(r.accountId) ?? 0, r.params.remaining));
     const failureAccounts = wants("sync_failure");
     if (reconnectAccounts.size === 0 && quotaAccounts.size === 0 && failureAccounts.size === 0) return result;
     const accounts = await listAccounts(env.DB);
@@ -74,9 +81,25 @@ export async function scanNotifications(env: Env, config: Config, log: Logger, n
       for (const conn of await listConnections(env.DB, { status: "needs_reconnect" })) {
         if (conn.kind !== "location" || !conn.locationId) continue;
         const locationId = conn.locationId;
-        const owners = accounts.filter((a) => reconnectAccounts.has(a.id) && (a.locations.includes(locationId) || a.id === conn.accountId));
+        const owners = accounts.filter(
+          (a) => reconnectAccounts.has(a.id) && (a.locations.includes(locationId) || a.id === conn.accountId),
+        );
         for (const account of owners) {
-          add(result.reconnect, await notifyChange(env, config, { kind: "needs_reconnect", accountId: account.id, locationId, since: conn.updatedAt, reason: conn.lastError }, log));
+          add(
+            result.reconnect,
+            await notifyChange(
+              env,
+              config,
+              {
+                kind: "needs_reconnect",
+                accountId: account.id,
+                locationId,
+                since: conn.updatedAt,
+                reason: conn.lastError,
+              },
+              log,
+            ),
+          );
         }
       }
     }
@@ -93,10 +116,31 @@ export async function scanNotifications(env: Env, config: Config, log: Logger, n
             if (limit === null) continue;
             const remaining = usage.daily.remaining ?? Math.max(0, limit - usage.daily.used);
             if (remaining >= (quotaAccounts.get(account.id) ?? 0)) continue;
-            add(result.quota, await notifyChange(env, config, { kind: "quota_low", accountId: account.id, locationId, day: usage.daily.day || utcDay(now), remaining, limit }, log));
+            add(
+              result.quota,
+              await notifyChange(
+                env,
+                config,
+                {
+                  kind: "quota_low",
+                  accountId: account.id,
+                  locationId,
+                  day: usage.daily.day || utcDay(now),
+                  remaining,
+                  limit,
+                },
+                log,
+              ),
+            );
           } catch (err) {
             result.errors++;
-            log.error({ event: "notify.scan_failed", account: account.id, location: locationId, outcome: "failed", error: err });
+            log.error({
+              event: "notify.scan_failed",
+              account: account.id,
+              location: locationId,
+              outcome: "failed",
+              error: err,
+            });
           }
         }
       }

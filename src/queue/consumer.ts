@@ -12,7 +12,8 @@ import { accountOfMessage } from "./message-account.ts";
 import { QueueMessageSchema, type QueueMessage, type QueueMessageKind } from "./messages.ts";
 
 /** What a handler tells the consumer about one message. */
-export type Outcome = { kind: "ack" } | { kind: "retry"; delaySeconds?: number; reason: string } | { kind: "permanent"; reason: string };
+export type Outcome =
+  { kind: "ack" } | { kind: "retry"; delaySeconds?: number; reason: string } | { kind: "permanent"; reason: string };
 
 export interface HandlerContext {
   env: Env;
@@ -68,7 +69,10 @@ export function onceInBatch<T>(batch: BatchScope | undefined, key: string, load:
   return batch ? batch.once(key, load) : load();
 }
 
-export type Handler<K extends QueueMessageKind> = (msg: Extract<QueueMessage, { kind: K }>, ctx: HandlerContext) => Promise<Outcome>;
+export type Handler<K extends QueueMessageKind> = (
+  msg: Extract<QueueMessage, { kind: K }>,
+  ctx: HandlerContext,
+) => Promise<Outcome>;
 export type Handlers = { [K in QueueMessageKind]?: Handler<K> };
 
 /** Backoff for attempt n (1-based): 2^n seconds, capped at 15 minutes, with ±20% jitter. */
@@ -88,7 +92,12 @@ export const BATCH_JOB_CONCURRENCY = 5;
  * Order between records does not matter: a job clears a record's dirty mark only if no mark came
  * after its start (else it runs again), so a mark and a job of one record may come in any order.
  */
-export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, config: Config, handlers: Handlers): Promise<void> {
+export async function consumeBatch(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  config: Config,
+  handlers: Handlers,
+): Promise<void> {
   const log = createLogger(config.LOG_LEVEL, { queue: batch.queue });
   const batchStarted = Date.now();
   const scope = new BatchScope();
@@ -102,9 +111,25 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
   for (const message of batch.messages) {
     const parsed = QueueMessageSchema.safeParse(message.body);
     if (!parsed.success) {
-      const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
-      log.error({ event: "queue.invalid_message", outcome: "failed", message_id: message.id, issues: parsed.error.issues.slice(0, 5) });
-      await fileUnprocessable(env, message, `invalid:${message.id}`, `the message does not match the queue schema (${issues})`, log, count, "invalid");
+      const issues = parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join(".") || "body"}: ${i.message}`)
+        .join("; ");
+      log.error({
+        event: "queue.invalid_message",
+        outcome: "failed",
+        message_id: message.id,
+        issues: parsed.error.issues.slice(0, 5),
+      });
+      await fileUnprocessable(
+        env,
+        message,
+        `invalid:${message.id}`,
+        `the message does not match the queue schema (${issues})`,
+        log,
+        count,
+        "invalid",
+      );
       continue;
     }
     valid.push({ message, msg: parsed.data });
@@ -113,7 +138,15 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
     const handler = handlers[msg.kind] as Handler<typeof msg.kind> | undefined;
     if (!handler) {
       log.warn({ event: "queue.no_handler", kind: msg.kind, outcome: "failed", message_id: message.id });
-      await fileUnprocessable(env, message, `unhandled:${message.id}`, `no handler for ${msg.kind} messages in this version`, log, count, msg.kind);
+      await fileUnprocessable(
+        env,
+        message,
+        `unhandled:${message.id}`,
+        `no handler for ${msg.kind} messages in this version`,
+        log,
+        count,
+        msg.kind,
+      );
       return;
     }
     const started = Date.now();
@@ -122,7 +155,11 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
       outcome = await handler(msg, { env, config, log, attempts: message.attempts, batch: scope });
     } catch (err) {
       // Unknown errors are transient until proven otherwise: retry, never swallow.
-      outcome = { kind: "retry", reason: err instanceof AppError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err) };
+      outcome = {
+        kind: "retry",
+        reason:
+          err instanceof AppError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err),
+      };
       log.error({ event: "queue.handler_error", kind: msg.kind, error: err, outcome: "retry", message_id: message.id });
     }
     const duration_ms = Date.now() - started;
@@ -136,23 +173,51 @@ export async function consumeBatch(batch: MessageBatch<unknown>, env: Env, confi
         const delaySeconds = outcome.delaySeconds ?? backoffSeconds(message.attempts);
         message.retry({ delaySeconds });
         count(msg.kind, "retry");
-        log.warn({ event: "queue.retry", kind: msg.kind, outcome: "retry", reason: outcome.reason, delay_s: delaySeconds, attempts: message.attempts, duration_ms, message_id: message.id });
+        log.warn({
+          event: "queue.retry",
+          kind: msg.kind,
+          outcome: "retry",
+          reason: outcome.reason,
+          delay_s: delaySeconds,
+          attempts: message.attempts,
+          duration_ms,
+          message_id: message.id,
+        });
         break;
       }
       case "permanent":
         message.ack();
         count(msg.kind, "failed");
-        log.error({ event: "queue.permanent_failure", kind: msg.kind, outcome: "failed", reason: outcome.reason, duration_ms, message_id: message.id });
+        log.error({
+          event: "queue.permanent_failure",
+          kind: msg.kind,
+          outcome: "failed",
+          reason: outcome.reason,
+          duration_ms,
+          message_id: message.id,
+        });
         break;
     }
   };
   const items = await claimWebhooks(env.DB, valid, log, count);
   for (const item of items) if (item.msg.kind !== "sync.record") await run(item);
   const jobs = items.filter((item) => item.msg.kind === "sync.record");
-  await pool(jobs, BATCH_JOB_CONCURRENCY, ({ msg }) => (msg.kind === "sync.record" ? `${msg.accountId}:${msg.side}:${msg.record}:${msg.recordId}` : ""), run, () => false);
+  await pool(
+    jobs,
+    BATCH_JOB_CONCURRENCY,
+    ({ msg }) => (msg.kind === "sync.record" ? `${msg.accountId}:${msg.side}:${msg.record}:${msg.recordId}` : ""),
+    run,
+    () => false,
+  );
   // One line per batch: what `wrangler tail` shows of the queue's throughput (accepted webhooks
   // are logged here, counted, rather than one line per delivery at the ingress).
-  log.info({ event: "queue.batch", outcome: "ok", messages: batch.messages.length, kinds: tally, duration_ms: Date.now() - batchStarted });
+  log.info({
+    event: "queue.batch",
+    outcome: "ok",
+    messages: batch.messages.length,
+    kinds: tally,
+    duration_ms: Date.now() - batchStarted,
+  });
 }
 
 /**
@@ -182,8 +247,22 @@ async function fileUnprocessable(
 
 /** The receipt of a webhook message (null for other kinds). */
 function receiptOf(msg: QueueMessage): Receipt | null {
-  if (msg.kind === "highlevel.webhook") return { provider: "highlevel", webhookId: msg.webhookId, eventType: msg.type, scopeId: msg.locationId, receivedAt: msg.receivedAt };
-  if (msg.kind === "fourdegrees.webhook") return { provider: "fourdegrees", webhookId: msg.webhookId, eventType: msg.type, scopeId: msg.workspaceId, receivedAt: msg.receivedAt };
+  if (msg.kind === "highlevel.webhook")
+    return {
+      provider: "highlevel",
+      webhookId: msg.webhookId,
+      eventType: msg.type,
+      scopeId: msg.locationId,
+      receivedAt: msg.receivedAt,
+    };
+  if (msg.kind === "fourdegrees.webhook")
+    return {
+      provider: "fourdegrees",
+      webhookId: msg.webhookId,
+      eventType: msg.type,
+      scopeId: msg.workspaceId,
+      receivedAt: msg.receivedAt,
+    };
   return null;
 }
 
@@ -206,7 +285,10 @@ async function claimWebhooks(
   if (webhooks.length === 0) return items;
   let claimed: boolean[];
   try {
-    claimed = await claimDeliveries(db, webhooks.map((w) => w.claim));
+    claimed = await claimDeliveries(
+      db,
+      webhooks.map((w) => w.claim),
+    );
   } catch (err) {
     // Nothing was claimed: every delivery of the batch waits and tries again; other kinds go on.
     log.error({ event: "queue.claim_failed", outcome: "retry", error: err, deliveries: webhooks.length });
@@ -223,7 +305,13 @@ async function claimWebhooks(
     duplicates.add(item.message);
     item.message.ack();
     count(item.msg.kind, "duplicate");
-    log.debug({ event: "webhook.duplicate", kind: item.msg.kind, outcome: "skipped", webhook_id: claim.receipt.webhookId, message_id: item.message.id });
+    log.debug({
+      event: "webhook.duplicate",
+      kind: item.msg.kind,
+      outcome: "skipped",
+      webhook_id: claim.receipt.webhookId,
+      message_id: item.message.id,
+    });
   });
   return items.filter((item) => !duplicates.has(item.message));
 }

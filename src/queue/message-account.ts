@@ -8,7 +8,8 @@ import { getRule } from "../store/notifications.ts";
 import { QueueMessageSchema, type QueueMessage } from "./messages.ts";
 
 const str = (v: unknown): string | null => (typeof v === "string" && v.length > 0 && v.length <= 200 ? v : null);
-const obj = (v: unknown): Record<string, unknown> => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+const obj = (v: unknown): Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 
 /** The account a parsed message concerns: named directly, or through its location, workspace or rule. */
 async function accountOfParsed(db: D1Database, msg: QueueMessage): Promise<string | null> {
@@ -41,7 +42,10 @@ export async function accountOfMessage(db: D1Database, body: unknown): Promise<s
     const inner = obj(top["body"]);
     const location = str(top["locationId"]) ?? str(inner["locationId"]);
     const workspace = str(top["workspaceId"]) ?? str(inner["workspace_id"]);
-    candidate = str(top["accountId"]) ?? (location ? await accountIdForLocation(db, location) : null) ?? (workspace ? await accountForWorkspace(db, workspace) : null);
+    candidate =
+      str(top["accountId"]) ??
+      (location ? await accountIdForLocation(db, location) : null) ??
+      (workspace ? await accountForWorkspace(db, workspace) : null);
   }
   return candidate !== null && (await accountExists(db, candidate)) ? candidate : null;
 }

@@ -18,7 +18,10 @@ export function replayMessage(failure: Failure): QueueMessage | null {
 }
 
 /** Replays one failure and marks it replayed; resolves the message sent, or null (not replayable, left open). */
-export async function replayFailure(env: Pick<Env, "DB" | "SYNC_QUEUE" | "BULK_QUEUE" | "NOTIFY_QUEUE">, failure: Failure): Promise<QueueMessage | null> {
+export async function replayFailure(
+  env: Pick<Env, "DB" | "SYNC_QUEUE" | "BULK_QUEUE" | "NOTIFY_QUEUE">,
+  failure: Failure,
+): Promise<QueueMessage | null> {
   const message = replayMessage(failure);
   if (!message) return null;
   const receipt = receiptKeyOf(message);

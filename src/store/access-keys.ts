@@ -30,13 +30,23 @@ const CachedSchema = z.object({ fetchedAt: z.number(), keys: z.array(AccessJwkSc
 export const accessKeysKey = (teamDomain: string) => `v1:access:certs:${teamDomain}`;
 
 /** The cached keys of `teamDomain`, or null when absent or unreadable. */
-export async function readAccessKeys(kv: KVNamespace, teamDomain: string): Promise<{ fetchedAt: number; keys: AccessJwk[] } | null> {
+export async function readAccessKeys(
+  kv: KVNamespace,
+  teamDomain: string,
+): Promise<{ fetchedAt: number; keys: AccessJwk[] } | null> {
   const raw = await kv.get(accessKeysKey(teamDomain), "json");
   const parsed = CachedSchema.safeParse(raw);
   return parsed.success ? parsed.data : null;
 }
 
 /** Caches `keys` for `teamDomain`. */
-export async function writeAccessKeys(kv: KVNamespace, teamDomain: string, keys: AccessJwk[], now: number = Date.now()): Promise<void> {
-  await kv.put(accessKeysKey(teamDomain), JSON.stringify({ fetchedAt: now, keys }), { expirationTtl: ACCESS_KEYS_TTL_SECONDS });
+export async function writeAccessKeys(
+  kv: KVNamespace,
+  teamDomain: string,
+  keys: AccessJwk[],
+  now: number = Date.now(),
+): Promise<void> {
+  await kv.put(accessKeysKey(teamDomain), JSON.stringify({ fetchedAt: now, keys }), {
+    expirationTtl: ACCESS_KEYS_TTL_SECONDS,
+  });
 }

@@ -57,7 +57,11 @@ function toAccount(raw: unknown): Account {
   let mapping: Mapping | null = null;
   if (row.mapping_json) {
     const parsed = MappingSchema.safeParse(JSON.parse(row.mapping_json));
-    if (!parsed.success) throw new AppError("internal", `account ${row.id}: stored mapping no longer validates (${parsed.error.issues[0]?.message ?? "invalid"})`);
+    if (!parsed.success)
+      throw new AppError(
+        "internal",
+        `account ${row.id}: stored mapping no longer validates (${parsed.error.issues[0]?.message ?? "invalid"})`,
+      );
     mapping = parsed.data;
   }
   return {
@@ -108,15 +112,36 @@ export async function createAccount(db: D1Database, input: NewAccount, now = Dat
   try {
     await db.batch([
       // The row may exist already (the 4Degrees key endpoint creates it): adopt it.
-      db.prepare("INSERT INTO accounts (id, name, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at").bind(input.id, input.name, now, now),
       db
-        .prepare("INSERT INTO account_settings (account_id, conflict_policy, delete_policy, test_mode, read_only, updated_at) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(input.id, input.conflictPolicy ?? "newest", input.deletePolicy ?? "archive", input.testMode ? 1 : 0, input.readOnly ? 1 : 0, now),
-      ...input.locations.map((loc) => db.prepare("INSERT INTO account_locations (location_id, account_id, added_at) VALUES (?, ?, ?)").bind(loc, input.id, now)),
+        .prepare(
+          "INSERT INTO accounts (id, name, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+        )
+        .bind(input.id, input.name, now, now),
+      db
+        .prepare(
+          "INSERT INTO account_settings (account_id, conflict_policy, delete_policy, test_mode, read_only, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(
+          input.id,
+          input.conflictPolicy ?? "newest",
+          input.deletePolicy ?? "archive",
+          input.testMode ? 1 : 0,
+          input.readOnly ? 1 : 0,
+          now,
+        ),
+      ...input.locations.map((loc) =>
+        db
+          .prepare("INSERT INTO account_locations (location_id, account_id, added_at) VALUES (?, ?, ?)")
+          .bind(loc, input.id, now),
+      ),
     ]);
   } catch (err) {
     if (err instanceof Error && /UNIQUE|PRIMARY KEY|constraint/i.test(err.message))
-      throw new AppError("conflict", `account ${input.id} or one of the locations ${input.locations.join(", ")} already belongs to an account`, { cause: err });
+      throw new AppError(
+        "conflict",
+        `account ${input.id} or one of the locations ${input.locations.join(", ")} already belongs to an account`,
+        { cause: err },
+      );
     throw err;
   }
   const created = await getAccount(db, input.id);
@@ -143,7 +168,10 @@ export async function listAccounts(db: D1Database): Promise<Account[]> {
 
 /** The account a HighLevel location belongs to. */
 export async function accountIdForLocation(db: D1Database, locationId: string): Promise<string | null> {
-  const row = await db.prepare("SELECT account_id FROM account_locations WHERE location_id = ?").bind(locationId).first<{ account_id: string }>();
+  const row = await db
+    .prepare("SELECT account_id FROM account_locations WHERE location_id = ?")
+    .bind(locationId)
+    .first<{ account_id: string }>();
   return row?.account_id ?? null;
 }
 
@@ -164,34 +192,59 @@ export interface SettingsPatch {
  * missing row would change nothing without saying so. Run it first in the same batch.
  */
 function ensureSettingsRow(db: D1Database, id: string, now: number): D1PreparedStatement {
-  return db.prepare("INSERT INTO account_settings (account_id, updated_at) VALUES (?, ?) ON CONFLICT (account_id) DO NOTHING").bind(id, now);
+  return db
+    .prepare("INSERT INTO account_settings (account_id, updated_at) VALUES (?, ?) ON CONFLICT (account_id) DO NOTHING")
+    .bind(id, now);
 }
 
 /**
  * Changes an account's name, status, settings and locations in one batch. An account without a
  * settings row gets one (with the defaults) before its settings change.
  */
-export async function updateAccount(db: D1Database, id: string, patch: SettingsPatch, now = Date.now()): Promise<Account> {
+export async function updateAccount(
+  db: D1Database,
+  id: string,
+  patch: SettingsPatch,
+  now = Date.now(),
+): Promise<Account> {
   await requireAccount(db, id);
   const stmts: D1PreparedStatement[] = [];
   if (patch.name !== undefined || patch.status !== undefined)
-    stmts.push(db.prepare("UPDATE accounts SET name = COALESCE(?, name), status = COALESCE(?, status), updated_at = ? WHERE id = ?").bind(patch.name ?? null, patch.status ?? null, now, id));
+    stmts.push(
+      db
+        .prepare(
+          "UPDATE accounts SET name = COALESCE(?, name), status = COALESCE(?, status), updated_at = ? WHERE id = ?",
+        )
+        .bind(patch.name ?? null, patch.status ?? null, now, id),
+    );
   const sets: string[] = [];
   const values: Array<string | number | null> = [];
   if (patch.conflictPolicy !== undefined) (sets.push("conflict_policy = ?"), values.push(patch.conflictPolicy));
   if (patch.deletePolicy !== undefined) (sets.push("delete_policy = ?"), values.push(patch.deletePolicy));
   if (patch.testMode !== undefined) (sets.push("test_mode = ?"), values.push(patch.testMode ? 1 : 0));
   if (patch.readOnly !== undefined) (sets.push("read_only = ?"), values.push(patch.readOnly ? 1 : 0));
-  if (sets.length > 0) stmts.push(ensureSettingsRow(db, id, now), db.prepare(`UPDATE account_settings SET ${sets.join(", ")}, updated_at = ? WHERE account_id = ?`).bind(...values, now, id));
+  if (sets.length > 0)
+    stmts.push(
+      ensureSettingsRow(db, id, now),
+      db
+        .prepare(`UPDATE account_settings SET ${sets.join(", ")}, updated_at = ? WHERE account_id = ?`)
+        .bind(...values, now, id),
+    );
   if (patch.locations !== undefined) {
     stmts.push(db.prepare("DELETE FROM account_locations WHERE account_id = ?").bind(id));
-    for (const loc of patch.locations) stmts.push(db.prepare("INSERT INTO account_locations (location_id, account_id, added_at) VALUES (?, ?, ?)").bind(loc, id, now));
+    for (const loc of patch.locations)
+      stmts.push(
+        db
+          .prepare("INSERT INTO account_locations (location_id, account_id, added_at) VALUES (?, ?, ?)")
+          .bind(loc, id, now),
+      );
   }
   if (stmts.length > 0) {
     try {
       await db.batch(stmts);
     } catch (err) {
-      if (err instanceof Error && /UNIQUE|PRIMARY KEY|constraint/i.test(err.message)) throw new AppError("conflict", "that location already belongs to another account", { cause: err });
+      if (err instanceof Error && /UNIQUE|PRIMARY KEY|constraint/i.test(err.message))
+        throw new AppError("conflict", "that location already belongs to another account", { cause: err });
       throw err;
     }
   }
@@ -204,14 +257,35 @@ export async function updateAccount(db: D1Database, id: string, patch: SettingsP
  */
 export async function saveMapping(db: D1Database, id: string, mapping: Mapping, now = Date.now()): Promise<Account> {
   await requireAccount(db, id);
-  const res = await db.batch([ensureSettingsRow(db, id, now), db.prepare("UPDATE account_settings SET mapping_json = ?, mapping_version = mapping_version + 1, updated_at = ? WHERE account_id = ?").bind(JSON.stringify(mapping), now, id)]);
-  if ((res.at(-1)?.meta.changes ?? 0) === 0) throw new AppError("not_found", `no account ${id} (deleted while saving its mapping)`);
+  const res = await db.batch([
+    ensureSettingsRow(db, id, now),
+    db
+      .prepare(
+        "UPDATE account_settings SET mapping_json = ?, mapping_version = mapping_version + 1, updated_at = ? WHERE account_id = ?",
+      )
+      .bind(JSON.stringify(mapping), now, id),
+  ]);
+  if ((res.at(-1)?.meta.changes ?? 0) === 0)
+    throw new AppError("not_found", `no account ${id} (deleted while saving its mapping)`);
   return requireAccount(db, id);
 }
 
 /** Deletes an account and everything keyed by it. */
 export async function deleteAccount(db: D1Database, id: string): Promise<boolean> {
-  const tables = ["account_locations", "links", "tombstones", "note_links", "write_ledger", "pending_records", "sync_events", "sync_failures", "review_items", "backfill_runs", "reconcile_cursors", "link_verify_cursors"];
+  const tables = [
+    "account_locations",
+    "links",
+    "tombstones",
+    "note_links",
+    "write_ledger",
+    "pending_records",
+    "sync_events",
+    "sync_failures",
+    "review_items",
+    "backfill_runs",
+    "reconcile_cursors",
+    "link_verify_cursors",
+  ];
   const res = await db.batch([
     ...tables.map((t) => db.prepare(`DELETE FROM ${t} WHERE account_id = ?`).bind(id)),
     db.prepare("DELETE FROM account_settings WHERE account_id = ?").bind(id),

@@ -66,7 +66,12 @@ export async function getBackfill(db: D1Database, accountId: string): Promise<Ba
 }
 
 /** Starts a new run (replacing a finished one); returns the run. */
-export async function startBackfill(db: D1Database, accountId: string, runId: string, now = Date.now()): Promise<BackfillRun> {
+export async function startBackfill(
+  db: D1Database,
+  accountId: string,
+  runId: string,
+  now = Date.now(),
+): Promise<BackfillRun> {
   await db
     .prepare(
       `INSERT INTO backfill_runs (account_id, run_id, state, phase, pipeline_idx, cursor, done, total, created, matched, reviewed, error, started_at, updated_at)
@@ -88,7 +93,21 @@ export async function saveBackfill(db: D1Database, run: BackfillRun, now = Date.
       `UPDATE backfill_runs SET state = ?, phase = ?, pipeline_idx = ?, cursor = ?, done = ?, total = ?, created = ?, matched = ?, reviewed = ?, error = ?, updated_at = ?
        WHERE account_id = ? AND run_id = ?`,
     )
-    .bind(run.state, run.phase, run.pipelineIdx, run.cursor, run.done, run.total, run.created, run.matched, run.reviewed, run.error, now, run.accountId, run.runId)
+    .bind(
+      run.state,
+      run.phase,
+      run.pipelineIdx,
+      run.cursor,
+      run.done,
+      run.total,
+      run.created,
+      run.matched,
+      run.reviewed,
+      run.error,
+      now,
+      run.accountId,
+      run.runId,
+    )
     .run();
 }
 
@@ -98,13 +117,22 @@ export interface ReconcileCursor {
 }
 
 export async function getReconcileCursor(db: D1Database, accountId: string, side: SideName): Promise<ReconcileCursor> {
-  const row = await db.prepare("SELECT pipeline_idx, cursor FROM reconcile_cursors WHERE account_id = ? AND side = ?").bind(accountId, side).first();
+  const row = await db
+    .prepare("SELECT pipeline_idx, cursor FROM reconcile_cursors WHERE account_id = ? AND side = ?")
+    .bind(accountId, side)
+    .first();
   if (!row) return { pipelineIdx: 0, cursor: null };
   const r = z.object({ pipeline_idx: z.number(), cursor: z.string().nullable() }).parse(row);
   return { pipelineIdx: r.pipeline_idx, cursor: r.cursor };
 }
 
-export async function saveReconcileCursor(db: D1Database, accountId: string, side: SideName, c: ReconcileCursor, now = Date.now()): Promise<void> {
+export async function saveReconcileCursor(
+  db: D1Database,
+  accountId: string,
+  side: SideName,
+  c: ReconcileCursor,
+  now = Date.now(),
+): Promise<void> {
   await db
     .prepare(
       `INSERT INTO reconcile_cursors (account_id, side, pipeline_idx, cursor, updated_at) VALUES (?, ?, ?, ?, ?)

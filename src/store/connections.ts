@@ -118,7 +118,10 @@ export async function getConnection(db: D1Database, id: string): Promise<Connect
 }
 
 /** Lists connections (token-bearing rows; map through `connectionSummary` before showing). */
-export async function listConnections(db: D1Database, filter: { status?: ConnectionStatus; companyId?: string } = {}): Promise<Connection[]> {
+export async function listConnections(
+  db: D1Database,
+  filter: { status?: ConnectionStatus; companyId?: string } = {},
+): Promise<Connection[]> {
   const where: string[] = [];
   const args: unknown[] = [];
   if (filter.status) {
@@ -130,18 +133,29 @@ export async function listConnections(db: D1Database, filter: { status?: Connect
     args.push(filter.companyId);
   }
   const sql = `SELECT * FROM connections${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id`;
-  const { results } = await db.prepare(sql).bind(...args).all();
+  const { results } = await db
+    .prepare(sql)
+    .bind(...args)
+    .all();
   return results.map(toConnection);
 }
 
 /** Ids of active or backing-off connections whose access token expires before `before` (cron). */
-export async function listConnectionsExpiringBefore(db: D1Database, before: number, limit = 100): Promise<Array<{ id: string; locationId: string | null; companyId: string | null }>> {
+export async function listConnectionsExpiringBefore(
+  db: D1Database,
+  before: number,
+  limit = 100,
+): Promise<Array<{ id: string; locationId: string | null; companyId: string | null }>> {
   const { results } = await db
-    .prepare("SELECT id, location_id, company_id FROM connections WHERE status IN ('active', 'backoff') AND expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?")
+    .prepare(
+      "SELECT id, location_id, company_id FROM connections WHERE status IN ('active', 'backoff') AND expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at LIMIT ?",
+    )
     .bind(before, limit)
     .all();
   return results.map((raw) => {
-    const r = z.object({ id: z.string(), location_id: z.string().nullable(), company_id: z.string().nullable() }).parse(raw);
+    const r = z
+      .object({ id: z.string(), location_id: z.string().nullable(), company_id: z.string().nullable() })
+      .parse(raw);
     return { id: r.id, locationId: r.location_id, companyId: r.company_id };
   });
 }
@@ -167,7 +181,11 @@ export interface ConnectionTokens {
  * Inserts or updates a connection with fresh tokens and marks it active. A stale write (a lower
  * `token_version` than stored) changes nothing, so a late writer cannot roll tokens back.
  */
-export async function saveConnectionTokens(db: D1Database, t: ConnectionTokens, now: number = Date.now()): Promise<void> {
+export async function saveConnectionTokens(
+  db: D1Database,
+  t: ConnectionTokens,
+  now: number = Date.now(),
+): Promise<void> {
   await db
     .prepare(
       `INSERT INTO connections (id, kind, location_id, company_id, token_source, status, scopes, access_token_enc, refresh_token_enc, key_id, expires_at, token_version, user_id, app_id, last_error, retry_at, installed_at, updated_at, uninstalled_at)
@@ -181,7 +199,22 @@ export async function saveConnectionTokens(db: D1Database, t: ConnectionTokens, 
          last_error = NULL, retry_at = NULL, updated_at = excluded.updated_at, uninstalled_at = NULL
        WHERE excluded.token_version >= connections.token_version`,
     )
-    .bind(t.id, t.kind, t.locationId, t.companyId, t.tokenSource, t.scopes.join(" "), t.accessTokenEnc, t.refreshTokenEnc, t.keyId, t.expiresAt, t.tokenVersion, t.userId, t.appId, now)
+    .bind(
+      t.id,
+      t.kind,
+      t.locationId,
+      t.companyId,
+      t.tokenSource,
+      t.scopes.join(" "),
+      t.accessTokenEnc,
+      t.refreshTokenEnc,
+      t.keyId,
+      t.expiresAt,
+      t.tokenVersion,
+      t.userId,
+      t.appId,
+      now,
+    )
     .run();
 }
 
@@ -193,10 +226,17 @@ export async function setInstallOrigin(db: D1Database, ids: string[], origin: In
 }
 
 /** Sets a connection's status (with the reason and, for `backoff`, when to try again). */
-export async function setConnectionStatus(db: D1Database, id: string, status: ConnectionStatus, options: { lastError?: string | null; retryAt?: number | null; now?: number } = {}): Promise<void> {
+export async function setConnectionStatus(
+  db: D1Database,
+  id: string,
+  status: ConnectionStatus,
+  options: { lastError?: string | null; retryAt?: number | null; now?: number } = {},
+): Promise<void> {
   const now = options.now ?? Date.now();
   await db
-    .prepare("UPDATE connections SET status = ?, last_error = ?, retry_at = ?, updated_at = ?, uninstalled_at = CASE WHEN ? = 'uninstalled' THEN ? ELSE uninstalled_at END WHERE id = ?")
+    .prepare(
+      "UPDATE connections SET status = ?, last_error = ?, retry_at = ?, updated_at = ?, uninstalled_at = CASE WHEN ? = 'uninstalled' THEN ? ELSE uninstalled_at END WHERE id = ?",
+    )
     .bind(status, options.lastError ?? null, options.retryAt ?? null, now, status, now, id)
     .run();
 }
@@ -206,15 +246,25 @@ export async function setConnectionStatus(db: D1Database, id: string, status: Co
  * minted tokens for. Token ciphertexts are wiped (they are useless after an uninstall). Returns
  * the ids retired.
  */
-export async function retireConnections(db: D1Database, target: { locationId?: string | null; companyId?: string | null }, now: number = Date.now()): Promise<string[]> {
-  const wipe = "status = 'uninstalled', access_token_enc = NULL, refresh_token_enc = NULL, expires_at = NULL, updated_at = ?, uninstalled_at = ?";
+export async function retireConnections(
+  db: D1Database,
+  target: { locationId?: string | null; companyId?: string | null },
+  now: number = Date.now(),
+): Promise<string[]> {
+  const wipe =
+    "status = 'uninstalled', access_token_enc = NULL, refresh_token_enc = NULL, expires_at = NULL, updated_at = ?, uninstalled_at = ?";
   if (target.locationId) {
-    const { results } = await db.prepare(`UPDATE connections SET ${wipe} WHERE location_id = ? RETURNING id`).bind(now, now, target.locationId).all();
+    const { results } = await db
+      .prepare(`UPDATE connections SET ${wipe} WHERE location_id = ? RETURNING id`)
+      .bind(now, now, target.locationId)
+      .all();
     return results.map((r) => z.object({ id: z.string() }).parse(r).id);
   }
   if (target.companyId) {
     const { results } = await db
-      .prepare(`UPDATE connections SET ${wipe} WHERE id = ? OR (company_id = ? AND token_source = 'agency') RETURNING id`)
+      .prepare(
+        `UPDATE connections SET ${wipe} WHERE id = ? OR (company_id = ? AND token_source = 'agency') RETURNING id`,
+      )
       .bind(now, now, companyConnectionId(target.companyId), target.companyId)
       .all();
     return results.map((r) => z.object({ id: z.string() }).parse(r).id);
@@ -246,14 +296,27 @@ export interface PendingLocation {
 
 function toPending(raw: unknown): PendingLocation {
   const r = PendingRowSchema.parse(raw);
-  return { locationId: r.location_id, companyId: r.company_id, attempts: r.attempts, nextAttemptAt: r.next_attempt_at, lastError: r.last_error, createdAt: r.created_at };
+  return {
+    locationId: r.location_id,
+    companyId: r.company_id,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    lastError: r.last_error,
+    createdAt: r.created_at,
+  };
 }
 
 /**
  * Records approved locations to connect later (due at once). A location already pending keeps its
  * attempt count; `errors` carries why a mint failed, per location.
  */
-export async function addPendingLocations(db: D1Database, companyId: string, locationIds: string[], now: number = Date.now(), errors: Record<string, string> = {}): Promise<void> {
+export async function addPendingLocations(
+  db: D1Database,
+  companyId: string,
+  locationIds: string[],
+  now: number = Date.now(),
+  errors: Record<string, string> = {},
+): Promise<void> {
   if (locationIds.length === 0) return;
   const insert = db.prepare(
     `INSERT INTO highlevel_pending_locations (location_id, company_id, attempts, next_attempt_at, last_error, created_at, updated_at)
@@ -266,22 +329,38 @@ export async function addPendingLocations(db: D1Database, companyId: string, loc
 
 /** Pending locations due by `now`, oldest due first (the cron's work list). */
 export async function listDuePendingLocations(db: D1Database, now: number, limit: number): Promise<PendingLocation[]> {
-  const { results } = await db.prepare("SELECT * FROM highlevel_pending_locations WHERE next_attempt_at <= ? ORDER BY next_attempt_at, location_id LIMIT ?").bind(now, limit).all();
+  const { results } = await db
+    .prepare(
+      "SELECT * FROM highlevel_pending_locations WHERE next_attempt_at <= ? ORDER BY next_attempt_at, location_id LIMIT ?",
+    )
+    .bind(now, limit)
+    .all();
   return results.map(toPending);
 }
 
 /** Every pending location (of one agency, when given): for the console and tests. */
 export async function listPendingLocations(db: D1Database, companyId?: string): Promise<PendingLocation[]> {
   const { results } = companyId
-    ? await db.prepare("SELECT * FROM highlevel_pending_locations WHERE company_id = ? ORDER BY location_id").bind(companyId).all()
+    ? await db
+        .prepare("SELECT * FROM highlevel_pending_locations WHERE company_id = ? ORDER BY location_id")
+        .bind(companyId)
+        .all()
     : await db.prepare("SELECT * FROM highlevel_pending_locations ORDER BY location_id").all();
   return results.map(toPending);
 }
 
 /** A failed mint: one more attempt, not before `nextAttemptAt`. */
-export async function deferPendingLocation(db: D1Database, locationId: string, nextAttemptAt: number, lastError: string, now: number = Date.now()): Promise<void> {
+export async function deferPendingLocation(
+  db: D1Database,
+  locationId: string,
+  nextAttemptAt: number,
+  lastError: string,
+  now: number = Date.now(),
+): Promise<void> {
   await db
-    .prepare("UPDATE highlevel_pending_locations SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE location_id = ?")
+    .prepare(
+      "UPDATE highlevel_pending_locations SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE location_id = ?",
+    )
     .bind(nextAttemptAt, lastError, now, locationId)
     .run();
 }

@@ -48,7 +48,10 @@ export async function consoleSessionActive(db: D1Database, sessionId: string, no
 
 /** Revokes a session; true when it existed. */
 export async function deleteConsoleSession(db: D1Database, sessionId: string): Promise<boolean> {
-  const res = await db.prepare("DELETE FROM console_sessions WHERE id_hash = ?").bind(await idHash(sessionId)).run();
+  const res = await db
+    .prepare("DELETE FROM console_sessions WHERE id_hash = ?")
+    .bind(await idHash(sessionId))
+    .run();
   return (res.meta.changes ?? 0) > 0;
 }
 

@@ -31,11 +31,23 @@ const Row = z.object({
 
 function toFailure(raw: unknown): Failure {
   const r = Row.parse(raw);
-  return { id: r.id, accountId: r.account_id, source: r.source, message: JSON.parse(r.message_json), reason: r.reason, status: r.status, createdAt: r.created_at, replayedAt: r.replayed_at };
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    source: r.source,
+    message: JSON.parse(r.message_json),
+    reason: r.reason,
+    status: r.status,
+    createdAt: r.created_at,
+    replayedAt: r.replayed_at,
+  };
 }
 
 /** Records a failure. `id` should be stable per message (a redelivered dead letter is stored once). */
-export async function recordFailure(db: D1Database, f: Omit<Failure, "status" | "replayedAt" | "createdAt"> & { createdAt?: number }): Promise<void> {
+export async function recordFailure(
+  db: D1Database,
+  f: Omit<Failure, "status" | "replayedAt" | "createdAt"> & { createdAt?: number },
+): Promise<void> {
   await db
     .prepare(
       `INSERT INTO sync_failures (id, account_id, source, message_json, reason, status, created_at) VALUES (?, ?, ?, ?, ?, 'open', ?)
@@ -55,9 +67,16 @@ export async function getFailure(db: D1Database, id: string): Promise<Failure | 
  * The failures of one account, newest first; `accountId` null lists the unassigned bucket (messages
  * whose account could not be known: an unknown location or workspace, an unreadable body).
  */
-export async function listFailures(db: D1Database, accountId: string | null, status: Failure["status"] | "all" = "open", limit = 200): Promise<Failure[]> {
+export async function listFailures(
+  db: D1Database,
+  accountId: string | null,
+  status: Failure["status"] | "all" = "open",
+  limit = 200,
+): Promise<Failure[]> {
   const { results } = await db
-    .prepare("SELECT * FROM sync_failures WHERE account_id IS ? AND (? = 'all' OR status = ?) ORDER BY created_at DESC LIMIT ?")
+    .prepare(
+      "SELECT * FROM sync_failures WHERE account_id IS ? AND (? = 'all' OR status = ?) ORDER BY created_at DESC LIMIT ?",
+    )
     .bind(accountId, status, status, limit)
     .all();
   return results.map(toFailure);

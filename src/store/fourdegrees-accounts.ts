@@ -87,20 +87,45 @@ export async function accountExists(db: D1Database, accountId: string): Promise<
 export async function saveFourDegreesKey(
   db: D1Database,
   keys: readonly EncryptionKey[],
-  input: { accountId: string; accountName: string; apiKey: string; workspaceId: string; actor: { type: string; id: string | null } | null; now?: number },
+  input: {
+    accountId: string;
+    accountName: string;
+    apiKey: string;
+    workspaceId: string;
+    actor: { type: string; id: string | null } | null;
+    now?: number;
+  },
 ): Promise<FourDegreesAccountSummary> {
   const now = input.now ?? Date.now();
-  const owner = await db.prepare("SELECT account_id FROM fourdegrees_accounts WHERE workspace_id = ?").bind(input.workspaceId).first<{ account_id: string }>();
-  if (owner && owner.account_id !== input.accountId) throw new AppError("conflict", `4Degrees workspace ${input.workspaceId} is already paired with account ${owner.account_id}`);
+  const owner = await db
+    .prepare("SELECT account_id FROM fourdegrees_accounts WHERE workspace_id = ?")
+    .bind(input.workspaceId)
+    .first<{ account_id: string }>();
+  if (owner && owner.account_id !== input.accountId)
+    throw new AppError(
+      "conflict",
+      `4Degrees workspace ${input.workspaceId} is already paired with account ${owner.account_id}`,
+    );
   const current = await readRow(db, input.accountId);
   if (current && current.workspace_id !== input.workspaceId)
-    throw new AppError("conflict", `account ${input.accountId} is paired with 4Degrees workspace ${current.workspace_id}, and this key belongs to ${input.workspaceId}; delete the account's key first to pair it with another workspace`);
+    throw new AppError(
+      "conflict",
+      `account ${input.accountId} is paired with 4Degrees workspace ${current.workspace_id}, and this key belongs to ${input.workspaceId}; delete the account's key first to pair it with another workspace`,
+    );
   const sealed = await encryptSecret(keys, input.apiKey, aad(input.accountId));
   const keyId = keys[0]?.id ?? "";
   const conflict = (cause?: unknown) =>
-    new AppError("conflict", `4Degrees workspace ${input.workspaceId} or account ${input.accountId} is already paired otherwise (changed meanwhile); re-read and retry`, cause === undefined ? {} : { cause });
+    new AppError(
+      "conflict",
+      `4Degrees workspace ${input.workspaceId} or account ${input.accountId} is already paired otherwise (changed meanwhile); re-read and retry`,
+      cause === undefined ? {} : { cause },
+    );
   const write = db.batch([
-    db.prepare("INSERT INTO accounts (id, name, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?) ON CONFLICT (id) DO NOTHING").bind(input.accountId, input.accountName, now, now),
+    db
+      .prepare(
+        "INSERT INTO accounts (id, name, status, created_at, updated_at) VALUES (?, ?, 'active', ?, ?) ON CONFLICT (id) DO NOTHING",
+      )
+      .bind(input.accountId, input.accountName, now, now),
     db
       .prepare(
         `INSERT INTO fourdegrees_accounts (account_id, workspace_id, api_key_enc, key_id, key_hint, actor_type, actor_id, verified_at, created_at, updated_at)
@@ -108,7 +133,16 @@ export async function saveFourDegreesKey(
          ON CONFLICT (account_id) DO UPDATE SET api_key_enc = ?3, key_id = ?4, key_hint = ?5, actor_type = ?6, actor_id = ?7, verified_at = ?8, updated_at = ?8
          WHERE fourdegrees_accounts.workspace_id = ?2`,
       )
-      .bind(input.accountId, input.workspaceId, sealed, keyId, input.apiKey.slice(-4), input.actor?.type ?? null, input.actor?.id ?? null, now),
+      .bind(
+        input.accountId,
+        input.workspaceId,
+        sealed,
+        keyId,
+        input.apiKey.slice(-4),
+        input.actor?.type ?? null,
+        input.actor?.id ?? null,
+        now,
+      ),
   ]);
   // The checks above can race a concurrent PUT: UNIQUE (workspace_id) and the upsert's WHERE settle it.
   await write.catch((err: unknown) => {
@@ -121,14 +155,20 @@ export async function saveFourDegreesKey(
 }
 
 /** The token-free view of an account's 4Degrees key, or null. */
-export async function getFourDegreesAccount(db: D1Database, accountId: string): Promise<FourDegreesAccountSummary | null> {
+export async function getFourDegreesAccount(
+  db: D1Database,
+  accountId: string,
+): Promise<FourDegreesAccountSummary | null> {
   const row = await readRow(db, accountId);
   return row ? summary(row) : null;
 }
 
 /** The account a 4Degrees workspace belongs to (webhook routing), or null. */
 export async function accountForWorkspace(db: D1Database, workspaceId: string): Promise<string | null> {
-  const row = await db.prepare("SELECT account_id FROM fourdegrees_accounts WHERE workspace_id = ?").bind(workspaceId).first<{ account_id: string }>();
+  const row = await db
+    .prepare("SELECT account_id FROM fourdegrees_accounts WHERE workspace_id = ?")
+    .bind(workspaceId)
+    .first<{ account_id: string }>();
   return row?.account_id ?? null;
 }
 
@@ -180,16 +220,27 @@ export async function deleteFourDegreesKey(db: D1Database, accountId: string): P
  * The API key to use for an account: its D1 row (decrypted; re-encrypted with the active key
  * when an older key sealed it), else the `FOURDEGREES_API_KEY` secret, else `not_found`.
  */
-export async function credentialsFor(db: D1Database, keys: readonly EncryptionKey[], accountId: string, fallbackApiKey: string | undefined): Promise<FourDegreesCredentials> {
+export async function credentialsFor(
+  db: D1Database,
+  keys: readonly EncryptionKey[],
+  accountId: string,
+  fallbackApiKey: string | undefined,
+): Promise<FourDegreesCredentials> {
   const row = await readRow(db, accountId);
   if (row) {
     const apiKey = await decryptSecret(keys, row.api_key_enc, aad(accountId));
     if (needsReencryption(keys, row.api_key_enc)) {
       const resealed = await encryptSecret(keys, apiKey, aad(accountId));
-      await db.prepare("UPDATE fourdegrees_accounts SET api_key_enc = ?, key_id = ? WHERE account_id = ? AND api_key_enc = ?").bind(resealed, keys[0]?.id ?? "", accountId, row.api_key_enc).run();
+      await db
+        .prepare("UPDATE fourdegrees_accounts SET api_key_enc = ?, key_id = ? WHERE account_id = ? AND api_key_enc = ?")
+        .bind(resealed, keys[0]?.id ?? "", accountId, row.api_key_enc)
+        .run();
     }
     return { accountId, apiKey, workspaceId: row.workspace_id, source: "d1" };
   }
   if (fallbackApiKey) return { accountId, apiKey: fallbackApiKey, workspaceId: null, source: "secret" };
-  throw new AppError("not_found", `account ${accountId} has no 4Degrees API key (PUT /api/accounts/${accountId}/fourdegrees, or the FOURDEGREES_API_KEY secret)`);
+  throw new AppError(
+    "not_found",
+    `account ${accountId} has no 4Degrees API key (PUT /api/accounts/${accountId}/fourdegrees, or the FOURDEGREES_API_KEY secret)`,
+  );
 }

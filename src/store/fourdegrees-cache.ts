@@ -14,7 +14,11 @@ const Users = z.array(UserSchema);
 const Fields = z.array(FieldDefSchema);
 
 /** The workspace's pipelines (with stages) from KV, or from `load` on a miss (then cached). */
-export function cachedPipelines(kv: KVNamespace, workspace: string, load: () => Promise<Pipeline[]>): Promise<Pipeline[]> {
+export function cachedPipelines(
+  kv: KVNamespace,
+  workspace: string,
+  load: () => Promise<Pipeline[]>,
+): Promise<Pipeline[]> {
   return cached(kv, kvKeys.fdPipelines(workspace), kvTtl.fdPipelines, Pipelines, load);
 }
 
@@ -24,12 +28,22 @@ export function cachedUsers(kv: KVNamespace, workspace: string, load: () => Prom
 }
 
 /** A pipeline's custom fields from KV, or from `load` on a miss (then cached). */
-export function cachedFields(kv: KVNamespace, workspace: string, pipelineId: string, load: () => Promise<FieldDef[]>): Promise<FieldDef[]> {
+export function cachedFields(
+  kv: KVNamespace,
+  workspace: string,
+  pipelineId: string,
+  load: () => Promise<FieldDef[]>,
+): Promise<FieldDef[]> {
   return cached(kv, kvKeys.fdFields(workspace, pipelineId), kvTtl.fdFields, Fields, load);
 }
 
 /** Replaces the cached pipelines and users with freshly read ones. */
-export async function replaceStructure(kv: KVNamespace, workspace: string, pipelines: Pipeline[], users: User[]): Promise<void> {
+export async function replaceStructure(
+  kv: KVNamespace,
+  workspace: string,
+  pipelines: Pipeline[],
+  users: User[],
+): Promise<void> {
   await Promise.all([
     writeCache(kv, kvKeys.fdPipelines(workspace), pipelines, kvTtl.fdPipelines),
     writeCache(kv, kvKeys.fdUsers(workspace), users, kvTtl.fdUsers),

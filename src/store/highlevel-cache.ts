@@ -11,7 +11,11 @@ import { KV_MIN_TTL_SECONDS } from "./kv-keys.ts";
 const EnvelopeSchema = z.object({ fetchedAt: z.number(), value: z.unknown() });
 
 /** Reads a cached value; a missing, expired or malformed entry reads as `null`. */
-export async function readCache<S extends z.ZodType>(kv: KVNamespace, key: string, schema: S): Promise<{ fetchedAt: number; value: z.output<S> } | null> {
+export async function readCache<S extends z.ZodType>(
+  kv: KVNamespace,
+  key: string,
+  schema: S,
+): Promise<{ fetchedAt: number; value: z.output<S> } | null> {
   const raw = await kv.get(key, "json");
   if (raw === null) return null;
   const outer = EnvelopeSchema.safeParse(raw);
@@ -21,8 +25,16 @@ export async function readCache<S extends z.ZodType>(kv: KVNamespace, key: strin
 }
 
 /** Writes a value with a TTL (raised to KV's 60 s minimum). */
-export async function writeCache(kv: KVNamespace, key: string, value: unknown, ttlSeconds: number, now: number = Date.now()): Promise<void> {
-  await kv.put(key, JSON.stringify({ fetchedAt: now, value }), { expirationTtl: Math.max(KV_MIN_TTL_SECONDS, ttlSeconds) });
+export async function writeCache(
+  kv: KVNamespace,
+  key: string,
+  value: unknown,
+  ttlSeconds: number,
+  now: number = Date.now(),
+): Promise<void> {
+  await kv.put(key, JSON.stringify({ fetchedAt: now, value }), {
+    expirationTtl: Math.max(KV_MIN_TTL_SECONDS, ttlSeconds),
+  });
 }
 
 /** Drops a cached value. */
@@ -31,7 +43,13 @@ export async function deleteCache(kv: KVNamespace, key: string): Promise<void> {
 }
 
 /** Cache-aside: the cached value, else `load()` stored under `key` for `ttlSeconds`. */
-export async function cached<S extends z.ZodType>(kv: KVNamespace, key: string, ttlSeconds: number, schema: S, load: () => Promise<z.input<S>>): Promise<z.output<S>> {
+export async function cached<S extends z.ZodType>(
+  kv: KVNamespace,
+  key: string,
+  ttlSeconds: number,
+  schema: S,
+  load: () => Promise<z.input<S>>,
+): Promise<z.output<S>> {
   const hit = await readCache(kv, key, schema);
   if (hit) return hit.value;
   const fresh = await load();

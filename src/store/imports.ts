@@ -18,16 +18,25 @@ export async function knownRowHashes(db: D1Database, accountId: string, keys: st
   for (let i = 0; i < keys.length; i += IMPORT_CHUNK) {
     const chunk = keys.slice(i, i + IMPORT_CHUNK);
     const { results } = await db
-      .prepare("SELECT import_key, content_hash FROM fourdegrees_import_rows WHERE account_id = ? AND import_key IN (SELECT value FROM json_each(?))")
+      .prepare(
+        "SELECT import_key, content_hash FROM fourdegrees_import_rows WHERE account_id = ? AND import_key IN (SELECT value FROM json_each(?))",
+      )
       .bind(accountId, JSON.stringify(chunk))
       .all();
-    for (const row of z.array(z.object({ import_key: z.string(), content_hash: z.string() })).parse(results)) out.set(row.import_key, row.content_hash);
+    for (const row of z.array(z.object({ import_key: z.string(), content_hash: z.string() })).parse(results))
+      out.set(row.import_key, row.content_hash);
   }
   return out;
 }
 
 /** Records rows as enqueued (insert or move to the new hash). Call after the queue accepted them. */
-export async function recordImportedRows(db: D1Database, accountId: string, importId: string, rows: Array<{ importKey: string; contentHash: string }>, now = Date.now()): Promise<void> {
+export async function recordImportedRows(
+  db: D1Database,
+  accountId: string,
+  importId: string,
+  rows: Array<{ importKey: string; contentHash: string }>,
+  now = Date.now(),
+): Promise<void> {
   const statements: D1PreparedStatement[] = [];
   for (let i = 0; i < rows.length; i += IMPORT_CHUNK) {
     const chunk = rows.slice(i, i + IMPORT_CHUNK).map((r) => ({ k: r.importKey, h: r.contentHash }));
@@ -49,8 +58,14 @@ export async function recordImportedRows(db: D1Database, accountId: string, impo
  * queues it again. Only the hash the row's message carried is forgotten: a later import of a
  * changed row keeps its own.
  */
-export async function forgetImportedRow(db: D1Database, row: { accountId: string; importKey: string; contentHash: string }): Promise<void> {
-  await db.prepare("DELETE FROM fourdegrees_import_rows WHERE account_id = ? AND import_key = ? AND content_hash = ?").bind(row.accountId, row.importKey, row.contentHash).run();
+export async function forgetImportedRow(
+  db: D1Database,
+  row: { accountId: string; importKey: string; contentHash: string },
+): Promise<void> {
+  await db
+    .prepare("DELETE FROM fourdegrees_import_rows WHERE account_id = ? AND import_key = ? AND content_hash = ?")
+    .bind(row.accountId, row.importKey, row.contentHash)
+    .run();
 }
 
 /** The report of one import run. */
@@ -78,7 +93,20 @@ export async function saveImportReport(db: D1Database, report: ImportReport): Pr
       `INSERT INTO fourdegrees_imports (id, account_id, filename, rows_total, created, updated, linked, unchanged, skipped, skipped_json, started_at, finished_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    .bind(report.importId, report.accountId, report.filename, report.rows, report.created, report.updated, report.linked, report.unchanged, report.skipped.length, JSON.stringify(report.skipped.slice(0, STORED_SKIPPED)), report.startedAt, report.finishedAt)
+    .bind(
+      report.importId,
+      report.accountId,
+      report.filename,
+      report.rows,
+      report.created,
+      report.updated,
+      report.linked,
+      report.unchanged,
+      report.skipped.length,
+      JSON.stringify(report.skipped.slice(0, STORED_SKIPPED)),
+      report.startedAt,
+      report.finishedAt,
+    )
     .run();
 }
 
@@ -98,8 +126,15 @@ const ReportRow = z.object({
 });
 
 /** The latest runs of an account, newest first (skipped rows as stored, capped). */
-export async function listImportReports(db: D1Database, accountId: string, limit = 20): Promise<Array<ImportReport & { skippedCount: number }>> {
-  const { results } = await db.prepare("SELECT * FROM fourdegrees_imports WHERE account_id = ? ORDER BY started_at DESC LIMIT ?").bind(accountId, limit).all();
+export async function listImportReports(
+  db: D1Database,
+  accountId: string,
+  limit = 20,
+): Promise<Array<ImportReport & { skippedCount: number }>> {
+  const { results } = await db
+    .prepare("SELECT * FROM fourdegrees_imports WHERE account_id = ? ORDER BY started_at DESC LIMIT ?")
+    .bind(accountId, limit)
+    .all();
   return z
     .array(ReportRow)
     .parse(results)

@@ -71,7 +71,13 @@ export function ledgerIdempotencyKey(key: LedgerKey): string {
  * `request` (JSON-serialisable) is kept with a new row and never replaced: a retry reads it back
  * (`entry.request`) and re-sends the first attempt's request with the same idempotency key.
  */
-export async function beginWrite(db: D1Database, key: LedgerKey, operation: string, now = Date.now(), request?: unknown): Promise<{ fresh: boolean; entry: LedgerEntry }> {
+export async function beginWrite(
+  db: D1Database,
+  key: LedgerKey,
+  operation: string,
+  now = Date.now(),
+  request?: unknown,
+): Promise<{ fresh: boolean; entry: LedgerEntry }> {
   const requestJson = request === undefined ? null : JSON.stringify(request);
   const inserted = await db
     .prepare(
@@ -80,12 +86,21 @@ export async function beginWrite(db: D1Database, key: LedgerKey, operation: stri
     .bind(key.accountId, key.targetSide, key.sourceRecord, key.changeHash, operation, now, now, requestJson)
     .run();
   if (inserted.meta.changes > 0) {
-    const entry: LedgerEntry = { ...key, operation, state: "pending", targetId: null, attempts: 1, createdAt: now,
-      request: request ?? null };
+    const entry: LedgerEntry = {
+      ...key,
+      operation,
+      state: "pending",
+      targetId: null,
+      attempts: 1,
+      createdAt: now,
+      request: request ?? null,
+    };
     return { fresh: true, entry };
   }
   const row = await db
-    .prepare("UPDATE write_ledger SET attempts = attempts + 1, updated_at = ? WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ? RETURNING *")
+    .prepare(
+      "UPDATE write_ledger SET attempts = attempts + 1, updated_at = ? WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ? RETURNING *",
+    )
     .bind(now, key.accountId, key.targetSide, key.sourceRecord, key.changeHash)
     .first();
   const entry = toEntry(row);
@@ -93,9 +108,16 @@ export async function beginWrite(db: D1Database, key: LedgerKey, operation: stri
 }
 
 /** Marks a write done with the id of the record it created or changed. */
-export async function completeWrite(db: D1Database, key: LedgerKey, targetId: string | null, now = Date.now()): Promise<void> {
+export async function completeWrite(
+  db: D1Database,
+  key: LedgerKey,
+  targetId: string | null,
+  now = Date.now(),
+): Promise<void> {
   await db
-    .prepare("UPDATE write_ledger SET state = 'done', target_id = ?, updated_at = ? WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ?")
+    .prepare(
+      "UPDATE write_ledger SET state = 'done', target_id = ?, updated_at = ? WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ?",
+    )
     .bind(targetId, now, key.accountId, key.targetSide, key.sourceRecord, key.changeHash)
     .run();
 }
@@ -103,14 +125,18 @@ export async function completeWrite(db: D1Database, key: LedgerKey, targetId: st
 /** Marks a write failed for good (a permanent error); a later identical change starts over. */
 export async function failWrite(db: D1Database, key: LedgerKey, now = Date.now()): Promise<void> {
   await db
-    .prepare("UPDATE write_ledger SET state = 'failed', updated_at = ? WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ?")
+    .prepare(
+      "UPDATE write_ledger SET state = 'failed', updated_at = ? WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ?",
+    )
     .bind(now, key.accountId, key.targetSide, key.sourceRecord, key.changeHash)
     .run();
 }
 
 export async function getWrite(db: D1Database, key: LedgerKey): Promise<LedgerEntry | null> {
   const row = await db
-    .prepare("SELECT * FROM write_ledger WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ?")
+    .prepare(
+      "SELECT * FROM write_ledger WHERE account_id = ? AND target_side = ? AND source_record = ? AND change_hash = ?",
+    )
     .bind(key.accountId, key.targetSide, key.sourceRecord, key.changeHash)
     .first();
   return row ? toEntry(row) : null;
@@ -118,8 +144,12 @@ export async function getWrite(db: D1Database, key: LedgerKey): Promise<LedgerEn
 
 /** Counts ledger rows by state for an account (tests and the console). */
 export async function ledgerCounts(db: D1Database, accountId: string): Promise<Record<LedgerEntry["state"], number>> {
-  const { results } = await db.prepare("SELECT state, COUNT(*) AS n FROM write_ledger WHERE account_id = ? GROUP BY state").bind(accountId).all();
+  const { results } = await db
+    .prepare("SELECT state, COUNT(*) AS n FROM write_ledger WHERE account_id = ? GROUP BY state")
+    .bind(accountId)
+    .all();
   const out: Record<LedgerEntry["state"], number> = { pending: 0, done: 0, failed: 0 };
-  for (const r of z.array(z.object({ state: z.enum(["pending", "done", "failed"]), n: z.number() })).parse(results)) out[r.state] = r.n;
+  for (const r of z.array(z.object({ state: z.enum(["pending", "done", "failed"]), n: z.number() })).parse(results))
+    out[r.state] = r.n;
   return out;
 }

@@ -61,15 +61,26 @@ function toLink(raw: unknown): Link {
 }
 
 /** The link of a record on either side. */
-export async function findLink(db: D1Database, accountId: string, side: SideName, recordId: string): Promise<Link | null> {
+export async function findLink(
+  db: D1Database,
+  accountId: string,
+  side: SideName,
+  recordId: string,
+): Promise<Link | null> {
   const column = side === "fourdegrees" ? "fd_deal_id" : "hl_opportunity_id";
-  const row = await db.prepare(`SELECT * FROM links WHERE account_id = ? AND ${column} = ?`).bind(accountId, recordId).first();
+  const row = await db
+    .prepare(`SELECT * FROM links WHERE account_id = ? AND ${column} = ?`)
+    .bind(accountId, recordId)
+    .first();
   return row ? toLink(row) : null;
 }
 
 /** Active links whose HighLevel opportunity has this contact (notes live on contacts). */
 export async function linksForContact(db: D1Database, accountId: string, contactId: string): Promise<Link[]> {
-  const { results } = await db.prepare("SELECT * FROM links WHERE account_id = ? AND hl_contact_id = ? AND state = 'active'").bind(accountId, contactId).all();
+  const { results } = await db
+    .prepare("SELECT * FROM links WHERE account_id = ? AND hl_contact_id = ? AND state = 'active'")
+    .bind(accountId, contactId)
+    .all();
   return results.map(toLink);
 }
 
@@ -119,7 +130,11 @@ export interface RecordExpectedEcho {
  */
 export async function saveLink(
   db: D1Database,
-  link: Omit<Link, "syncedAt" | "state" | "deletedSide"> & { state?: Link["state"]; deletedSide?: SideName | null; expectEcho?: RecordExpectedEcho | null },
+  link: Omit<Link, "syncedAt" | "state" | "deletedSide"> & {
+    state?: Link["state"];
+    deletedSide?: SideName | null;
+    expectEcho?: RecordExpectedEcho | null;
+  },
   now = Date.now(),
 ): Promise<void> {
   const expect = link.expectEcho ?? null;
@@ -167,13 +182,26 @@ export interface StoredExpectedEcho {
 }
 
 /** The expected echo recorded on the link of a HighLevel opportunity; null when none is. */
-export async function findExpectedEcho(db: D1Database, accountId: string, hlOpportunityId: string): Promise<StoredExpectedEcho | null> {
+export async function findExpectedEcho(
+  db: D1Database,
+  accountId: string,
+  hlOpportunityId: string,
+): Promise<StoredExpectedEcho | null> {
   const row = await db
-    .prepare("SELECT fd_deal_id, hl_location_id, state, hl_echo_json FROM links WHERE account_id = ? AND hl_opportunity_id = ?")
+    .prepare(
+      "SELECT fd_deal_id, hl_location_id, state, hl_echo_json FROM links WHERE account_id = ? AND hl_opportunity_id = ?",
+    )
     .bind(accountId, hlOpportunityId)
     .first();
   if (!row) return null;
-  const r = z.object({ fd_deal_id: z.string(), hl_location_id: z.string(), state: z.enum(["active", "deleted"]), hl_echo_json: z.string().nullable() }).parse(row);
+  const r = z
+    .object({
+      fd_deal_id: z.string(),
+      hl_location_id: z.string(),
+      state: z.enum(["active", "deleted"]),
+      hl_echo_json: z.string().nullable(),
+    })
+    .parse(row);
   if (r.hl_echo_json === null) return null;
   let echo: ExpectedEcho | null = null;
   try {
@@ -189,7 +217,13 @@ export async function findExpectedEcho(db: D1Database, accountId: string, hlOppo
  * Compare-and-set of a pair's expected echo: replaces it with `next` (null clears it) only if the
  * stored text is still `seen`. False = someone else changed it first (re-read and decide again).
  */
-export async function replaceExpectedEcho(db: D1Database, accountId: string, fdDealId: string, seen: string, next: ExpectedEcho | null): Promise<boolean> {
+export async function replaceExpectedEcho(
+  db: D1Database,
+  accountId: string,
+  fdDealId: string,
+  seen: string,
+  next: ExpectedEcho | null,
+): Promise<boolean> {
   const res = await db
     .prepare("UPDATE links SET hl_echo_json = ? WHERE account_id = ? AND fd_deal_id = ? AND hl_echo_json = ?")
     .bind(next ? JSON.stringify(ExpectedEchoSchema.parse(next)) : null, accountId, fdDealId, seen)
@@ -199,16 +233,36 @@ export async function replaceExpectedEcho(db: D1Database, accountId: string, fdD
 
 /** Clears the expected echo of a HighLevel opportunity's link, whatever it holds. */
 export async function clearExpectedEcho(db: D1Database, accountId: string, hlOpportunityId: string): Promise<void> {
-  await db.prepare("UPDATE links SET hl_echo_json = NULL WHERE account_id = ? AND hl_opportunity_id = ? AND hl_echo_json IS NOT NULL").bind(accountId, hlOpportunityId).run();
+  await db
+    .prepare(
+      "UPDATE links SET hl_echo_json = NULL WHERE account_id = ? AND hl_opportunity_id = ? AND hl_echo_json IS NOT NULL",
+    )
+    .bind(accountId, hlOpportunityId)
+    .run();
 }
 
 /** Marks a pair deleted (a tombstone: later events for either id are ignored). */
-export async function markLinkDeleted(db: D1Database, accountId: string, fdDealId: string, side: SideName, now = Date.now()): Promise<void> {
-  await db.prepare("UPDATE links SET state = 'deleted', deleted_side = ?, synced_at = ?, hl_echo_json = NULL WHERE account_id = ? AND fd_deal_id = ?").bind(side, now, accountId, fdDealId).run();
+export async function markLinkDeleted(
+  db: D1Database,
+  accountId: string,
+  fdDealId: string,
+  side: SideName,
+  now = Date.now(),
+): Promise<void> {
+  await db
+    .prepare(
+      "UPDATE links SET state = 'deleted', deleted_side = ?, synced_at = ?, hl_echo_json = NULL WHERE account_id = ? AND fd_deal_id = ?",
+    )
+    .bind(side, now, accountId, fdDealId)
+    .run();
 }
 
 /** Page of active links (reconcile compares them with the sides). */
-export async function listLinks(db: D1Database, accountId: string, options: { after?: string; limit?: number; state?: Link["state"] } = {}): Promise<Link[]> {
+export async function listLinks(
+  db: D1Database,
+  accountId: string,
+  options: { after?: string; limit?: number; state?: Link["state"] } = {},
+): Promise<Link[]> {
   const { results } = await db
     .prepare("SELECT * FROM links WHERE account_id = ? AND state = ? AND fd_deal_id > ? ORDER BY fd_deal_id LIMIT ?")
     .bind(accountId, options.state ?? "active", options.after ?? "", options.limit ?? 100)
@@ -218,19 +272,40 @@ export async function listLinks(db: D1Database, accountId: string, options: { af
 
 export async function countLinks(db: D1Database, accountId: string): Promise<{ active: number; deleted: number }> {
   const row = await db
-    .prepare("SELECT SUM(state = 'active') AS active, SUM(state = 'deleted') AS deleted FROM links WHERE account_id = ?")
+    .prepare(
+      "SELECT SUM(state = 'active') AS active, SUM(state = 'deleted') AS deleted FROM links WHERE account_id = ?",
+    )
     .bind(accountId)
     .first<{ active: number | null; deleted: number | null }>();
   return { active: row?.active ?? 0, deleted: row?.deleted ?? 0 };
 }
 
 /** Records that a record is gone on `side` (idempotent). */
-export async function addTombstone(db: D1Database, accountId: string, side: SideName, recordId: string, now = Date.now()): Promise<void> {
-  await db.prepare("INSERT INTO tombstones (account_id, side, record_id, deleted_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING").bind(accountId, side, recordId, now).run();
+export async function addTombstone(
+  db: D1Database,
+  accountId: string,
+  side: SideName,
+  recordId: string,
+  now = Date.now(),
+): Promise<void> {
+  await db
+    .prepare(
+      "INSERT INTO tombstones (account_id, side, record_id, deleted_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(accountId, side, recordId, now)
+    .run();
 }
 
-export async function hasTombstone(db: D1Database, accountId: string, side: SideName, recordId: string): Promise<boolean> {
-  const row = await db.prepare("SELECT 1 AS x FROM tombstones WHERE account_id = ? AND side = ? AND record_id = ?").bind(accountId, side, recordId).first();
+export async function hasTombstone(
+  db: D1Database,
+  accountId: string,
+  side: SideName,
+  recordId: string,
+): Promise<boolean> {
+  const row = await db
+    .prepare("SELECT 1 AS x FROM tombstones WHERE account_id = ? AND side = ? AND record_id = ?")
+    .bind(accountId, side, recordId)
+    .first();
   return row !== null;
 }
 
@@ -257,11 +332,22 @@ const NoteRow = z.object({
 
 function toNoteLink(raw: unknown): NoteLink {
   const r = NoteRow.parse(raw);
-  return { accountId: r.account_id, fdNoteId: r.fd_note_id, hlNoteId: r.hl_note_id, fdDealId: r.fd_deal_id, hlContactId: r.hl_contact_id, origin: r.origin, bodyHash: r.body_hash };
+  return {
+    accountId: r.account_id,
+    fdNoteId: r.fd_note_id,
+    hlNoteId: r.hl_note_id,
+    fdDealId: r.fd_deal_id,
+    hlContactId: r.hl_contact_id,
+    origin: r.origin,
+    bodyHash: r.body_hash,
+  };
 }
 
 export async function noteLinksForDeal(db: D1Database, accountId: string, fdDealId: string): Promise<NoteLink[]> {
-  const { results } = await db.prepare("SELECT * FROM note_links WHERE account_id = ? AND fd_deal_id = ?").bind(accountId, fdDealId).all();
+  const { results } = await db
+    .prepare("SELECT * FROM note_links WHERE account_id = ? AND fd_deal_id = ?")
+    .bind(accountId, fdDealId)
+    .all();
   return results.map(toNoteLink);
 }
 
@@ -271,7 +357,16 @@ export async function saveNoteLink(db: D1Database, link: NoteLink, now = Date.no
       `INSERT INTO note_links (account_id, fd_note_id, hl_note_id, fd_deal_id, hl_contact_id, origin, body_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (account_id, fd_note_id) DO UPDATE SET hl_note_id = excluded.hl_note_id, body_hash = excluded.body_hash, updated_at = excluded.updated_at`,
     )
-    .bind(link.accountId, link.fdNoteId, link.hlNoteId, link.fdDealId, link.hlContactId, link.origin, link.bodyHash, now)
+    .bind(
+      link.accountId,
+      link.fdNoteId,
+      link.hlNoteId,
+      link.fdDealId,
+      link.hlContactId,
+      link.origin,
+      link.bodyHash,
+      now,
+    )
     .run();
 }
 
@@ -286,9 +381,16 @@ export async function getLinkVerifyCursor(db: D1Database, accountId: string): Pr
 }
 
 /** Saves the link verification cursor ('' wraps around to the first link). */
-export async function saveLinkVerifyCursor(db: D1Database, accountId: string, after: string, now = Date.now()): Promise<void> {
+export async function saveLinkVerifyCursor(
+  db: D1Database,
+  accountId: string,
+  after: string,
+  now = Date.now(),
+): Promise<void> {
   await db
-    .prepare("INSERT INTO link_verify_cursors (account_id, after, updated_at) VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET after = excluded.after, updated_at = excluded.updated_at")
+    .prepare(
+      "INSERT INTO link_verify_cursors (account_id, after, updated_at) VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET after = excluded.after, updated_at = excluded.updated_at",
+    )
     .bind(accountId, after, now)
     .run();
 }

@@ -7,7 +7,15 @@
 import { z } from "zod";
 
 /** What a rule listens for. */
-export const TriggerSchema = z.enum(["deal_won", "deal_lost", "stage_entered", "value_changed", "sync_failure", "needs_reconnect", "quota_low"]);
+export const TriggerSchema = z.enum([
+  "deal_won",
+  "deal_lost",
+  "stage_entered",
+  "value_changed",
+  "sync_failure",
+  "needs_reconnect",
+  "quota_low",
+]);
 export type Trigger = z.infer<typeof TriggerSchema>;
 
 /** Where a rule delivers. */
@@ -97,7 +105,21 @@ export async function insertRule(db: D1Database, r: NotificationRule): Promise<v
       `INSERT INTO notification_rules (id, account_id, name, trigger, params_json, target_kind, target_url_enc, target_hint, signing_secret_enc, key_id, enabled, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    .bind(r.id, r.accountId, r.name, r.trigger, JSON.stringify(r.params), r.targetKind, r.targetUrlEnc, r.targetHint, r.signingSecretEnc, r.keyId, r.enabled ? 1 : 0, r.createdAt, r.updatedAt)
+    .bind(
+      r.id,
+      r.accountId,
+      r.name,
+      r.trigger,
+      JSON.stringify(r.params),
+      r.targetKind,
+      r.targetUrlEnc,
+      r.targetHint,
+      r.signingSecretEnc,
+      r.keyId,
+      r.enabled ? 1 : 0,
+      r.createdAt,
+      r.updatedAt,
+    )
     .run();
 }
 
@@ -107,7 +129,19 @@ export async function updateRule(db: D1Database, r: NotificationRule): Promise<v
     .prepare(
       `UPDATE notification_rules SET name = ?, trigger = ?, params_json = ?, target_kind = ?, target_url_enc = ?, target_hint = ?, signing_secret_enc = ?, key_id = ?, enabled = ?, updated_at = ? WHERE id = ?`,
     )
-    .bind(r.name, r.trigger, JSON.stringify(r.params), r.targetKind, r.targetUrlEnc, r.targetHint, r.signingSecretEnc, r.keyId, r.enabled ? 1 : 0, r.updatedAt, r.id)
+    .bind(
+      r.name,
+      r.trigger,
+      JSON.stringify(r.params),
+      r.targetKind,
+      r.targetUrlEnc,
+      r.targetHint,
+      r.signingSecretEnc,
+      r.keyId,
+      r.enabled ? 1 : 0,
+      r.updatedAt,
+      r.id,
+    )
     .run();
 }
 
@@ -117,9 +151,14 @@ export async function getRule(db: D1Database, id: string): Promise<NotificationR
 }
 
 /** Rules of one account (or all), oldest first. */
-export async function listRules(db: D1Database, filter: { accountId?: string; enabledOnly?: boolean } = {}): Promise<NotificationRule[]> {
+export async function listRules(
+  db: D1Database,
+  filter: { accountId?: string; enabledOnly?: boolean } = {},
+): Promise<NotificationRule[]> {
   const { results } = await db
-    .prepare("SELECT * FROM notification_rules WHERE (?1 IS NULL OR account_id = ?1) AND (?2 = 0 OR enabled = 1) ORDER BY created_at, id")
+    .prepare(
+      "SELECT * FROM notification_rules WHERE (?1 IS NULL OR account_id = ?1) AND (?2 = 0 OR enabled = 1) ORDER BY created_at, id",
+    )
     .bind(filter.accountId ?? null, filter.enabledOnly ? 1 : 0)
     .all();
   return results.map(toRule);
@@ -181,9 +220,15 @@ function toDelivery(raw: unknown): Delivery {
  * Claims (rule, change): true when this call inserted the row (the caller then enqueues), false
  * when the change was already claimed — the exactly-once gate, atomic in D1.
  */
-export async function claimDelivery(db: D1Database, d: { ruleId: string; changeKey: string; accountId: string; event: unknown }, now: number = Date.now()): Promise<boolean> {
+export async function claimDelivery(
+  db: D1Database,
+  d: { ruleId: string; changeKey: string; accountId: string; event: unknown },
+  now: number = Date.now(),
+): Promise<boolean> {
   const res = await db
-    .prepare("INSERT INTO notification_deliveries (rule_id, change_key, account_id, event_json, state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?) ON CONFLICT (rule_id, change_key) DO NOTHING")
+    .prepare(
+      "INSERT INTO notification_deliveries (rule_id, change_key, account_id, event_json, state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?) ON CONFLICT (rule_id, change_key) DO NOTHING",
+    )
     .bind(d.ruleId, d.changeKey, d.accountId, JSON.stringify(d.event), now, now)
     .run();
   return res.meta.changes > 0;
@@ -191,11 +236,19 @@ export async function claimDelivery(db: D1Database, d: { ruleId: string; changeK
 
 /** Forgets a claim whose message could not be enqueued, so the same change can claim it again. */
 export async function releaseDelivery(db: D1Database, ruleId: string, changeKey: string): Promise<void> {
-  await db.prepare("DELETE FROM notification_deliveries WHERE rule_id = ? AND change_key = ? AND state = 'queued' AND attempts = 0").bind(ruleId, changeKey).run();
+  await db
+    .prepare(
+      "DELETE FROM notification_deliveries WHERE rule_id = ? AND change_key = ? AND state = 'queued' AND attempts = 0",
+    )
+    .bind(ruleId, changeKey)
+    .run();
 }
 
 export async function getDelivery(db: D1Database, ruleId: string, changeKey: string): Promise<Delivery | null> {
-  const raw = await db.prepare("SELECT * FROM notification_deliveries WHERE rule_id = ? AND change_key = ?").bind(ruleId, changeKey).first();
+  const raw = await db
+    .prepare("SELECT * FROM notification_deliveries WHERE rule_id = ? AND change_key = ?")
+    .bind(ruleId, changeKey)
+    .first();
   return raw === null ? null : toDelivery(raw);
 }
 
@@ -203,26 +256,48 @@ export async function getDelivery(db: D1Database, ruleId: string, changeKey: str
  * Leases a queued delivery for one attempt until `now + leaseMs`: true for the one caller that got
  * it, false while another attempt holds it (or once it is no longer queued). Atomic in D1.
  */
-export async function leaseAttempt(db: D1Database, ruleId: string, changeKey: string, leaseMs: number, now: number = Date.now()): Promise<boolean> {
+export async function leaseAttempt(
+  db: D1Database,
+  ruleId: string,
+  changeKey: string,
+  leaseMs: number,
+  now: number = Date.now(),
+): Promise<boolean> {
   const res = await db
-    .prepare("UPDATE notification_deliveries SET lease_until = ? WHERE rule_id = ? AND change_key = ? AND state = 'queued' AND (lease_until IS NULL OR lease_until <= ?)")
+    .prepare(
+      "UPDATE notification_deliveries SET lease_until = ? WHERE rule_id = ? AND change_key = ? AND state = 'queued' AND (lease_until IS NULL OR lease_until <= ?)",
+    )
     .bind(now + leaseMs, ruleId, changeKey, now)
     .run();
   return res.meta.changes > 0;
 }
 
 /** Records one delivery attempt's outcome (and ends its lease). */
-export async function recordAttempt(db: D1Database, ruleId: string, changeKey: string, outcome: { state: DeliveryState; status: number | null; error: string | null }, now: number = Date.now()): Promise<void> {
+export async function recordAttempt(
+  db: D1Database,
+  ruleId: string,
+  changeKey: string,
+  outcome: { state: DeliveryState; status: number | null; error: string | null },
+  now: number = Date.now(),
+): Promise<void> {
   await db
-    .prepare("UPDATE notification_deliveries SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?, updated_at = ?, lease_until = NULL WHERE rule_id = ? AND change_key = ?")
+    .prepare(
+      "UPDATE notification_deliveries SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?, updated_at = ?, lease_until = NULL WHERE rule_id = ? AND change_key = ?",
+    )
     .bind(outcome.state, outcome.status, outcome.error, now, ruleId, changeKey)
     .run();
 }
 
 /** Recent deliveries, newest first (of one rule, or of one account). */
-export async function listDeliveries(db: D1Database, filter: { ruleId?: string; accountId?: string }, limit = 50): Promise<Delivery[]> {
+export async function listDeliveries(
+  db: D1Database,
+  filter: { ruleId?: string; accountId?: string },
+  limit = 50,
+): Promise<Delivery[]> {
   const { results } = await db
-    .prepare("SELECT * FROM notification_deliveries WHERE (?1 IS NULL OR rule_id = ?1) AND (?2 IS NULL OR account_id = ?2) ORDER BY created_at DESC LIMIT ?3")
+    .prepare(
+      "SELECT * FROM notification_deliveries WHERE (?1 IS NULL OR rule_id = ?1) AND (?2 IS NULL OR account_id = ?2) ORDER BY created_at DESC LIMIT ?3",
+    )
     .bind(filter.ruleId ?? null, filter.accountId ?? null, Math.min(limit, 500))
     .all();
   return results.map(toDelivery);

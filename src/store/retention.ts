@@ -49,7 +49,12 @@ interface Target {
 
 const TARGETS: readonly Target[] = [
   { table: "sync_events", column: "at", days: "activityDays" },
-  { table: "notification_deliveries", column: "updated_at", keep: "state IN ('delivered', 'failed')", days: "notificationDays" },
+  {
+    table: "notification_deliveries",
+    column: "updated_at",
+    keep: "state IN ('delivered', 'failed')",
+    days: "notificationDays",
+  },
   { table: "sync_failures", column: "replayed_at", keep: "status = 'replayed'", days: "failureDays" },
   { table: "tombstones", column: "deleted_at", days: "tombstoneDays" },
   { table: "fourdegrees_imports", column: "finished_at", days: "importDays" },
@@ -69,7 +74,12 @@ export interface PruneResult {
  * each per round) so a large backlog in one never starves the others. Stops after
  * `policy.maxStatements` statements (never fewer than one per table); the next run continues.
  */
-export async function pruneExpired(db: D1Database, policy: RetentionPolicy, now: number = Date.now(), batchRows: number = PRUNE_BATCH_ROWS): Promise<PruneResult> {
+export async function pruneExpired(
+  db: D1Database,
+  policy: RetentionPolicy,
+  now: number = Date.now(),
+  batchRows: number = PRUNE_BATCH_ROWS,
+): Promise<PruneResult> {
   const deleted: Record<string, number> = Object.fromEntries(TARGETS.map((t) => [t.table, 0]));
   // Every table gets its first turn in every run, whatever the budget, so none is starved.
   const budget = Math.max(policy.maxStatements, TARGETS.length);
@@ -85,7 +95,9 @@ export async function pruneExpired(db: D1Database, policy: RetentionPolicy, now:
       const cutoff = now - policy[t.days] * DAY_MS;
       const where = `${t.column} < ?1${t.keep ? ` AND ${t.keep}` : ""}`;
       const res = await db
-        .prepare(`DELETE FROM ${t.table} WHERE rowid IN (SELECT rowid FROM ${t.table} WHERE ${where} ORDER BY ${t.column} LIMIT ?2)`)
+        .prepare(
+          `DELETE FROM ${t.table} WHERE rowid IN (SELECT rowid FROM ${t.table} WHERE ${where} ORDER BY ${t.column} LIMIT ?2)`,
+        )
         .bind(cutoff, batchRows)
         .run();
       statements++;

@@ -20,7 +20,9 @@ export interface Receipt {
 /** The receipt's insert, a no-op when (provider, webhookId) is already recorded; `messageId` names the claiming queue message. */
 function insertReceipt(db: D1Database, receipt: Receipt, messageId: string | null = null): D1PreparedStatement {
   return db
-    .prepare("INSERT INTO webhook_receipts (provider, webhook_id, event_type, scope_id, received_at, message_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, webhook_id) DO NOTHING")
+    .prepare(
+      "INSERT INTO webhook_receipts (provider, webhook_id, event_type, scope_id, received_at, message_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, webhook_id) DO NOTHING",
+    )
     .bind(receipt.provider, receipt.webhookId, receipt.eventType, receipt.scopeId, receipt.receivedAt, messageId);
 }
 
@@ -50,9 +52,22 @@ export async function claimDeliveries(db: D1Database, claims: readonly Claim[]):
   const seen = claims.filter((_, i) => !fresh[i]);
   if (seen.length === 0) return fresh;
   // Seen before: ours again (a retried message) or another message's (a duplicate delivery).
-  const owners = await db.batch(seen.map((c) => db.prepare("SELECT message_id FROM webhook_receipts WHERE provider = ? AND webhook_id = ?").bind(c.receipt.provider, c.receipt.webhookId)));
-  const ownerOf = new Map(seen.map((c, i) => [`${c.receipt.provider}:${c.receipt.webhookId}`, (owners[i]?.results[0] as { message_id?: unknown } | undefined)?.message_id ?? null]));
-  return claims.map((c, i) => fresh[i] === true || ownerOf.get(`${c.receipt.provider}:${c.receipt.webhookId}`) === c.messageId);
+  const owners = await db.batch(
+    seen.map((c) =>
+      db
+        .prepare("SELECT message_id FROM webhook_receipts WHERE provider = ? AND webhook_id = ?")
+        .bind(c.receipt.provider, c.receipt.webhookId),
+    ),
+  );
+  const ownerOf = new Map(
+    seen.map((c, i) => [
+      `${c.receipt.provider}:${c.receipt.webhookId}`,
+      (owners[i]?.results[0] as { message_id?: unknown } | undefined)?.message_id ?? null,
+    ]),
+  );
+  return claims.map(
+    (c, i) => fresh[i] === true || ownerOf.get(`${c.receipt.provider}:${c.receipt.webhookId}`) === c.messageId,
+  );
 }
 
 /**
@@ -61,7 +76,10 @@ export async function claimDeliveries(db: D1Database, claims: readonly Claim[]):
  * being dropped as a duplicate.
  */
 export async function releaseReceipt(db: D1Database, provider: Receipt["provider"], webhookId: string): Promise<void> {
-  await db.prepare("DELETE FROM webhook_receipts WHERE provider = ? AND webhook_id = ?").bind(provider, webhookId).run();
+  await db
+    .prepare("DELETE FROM webhook_receipts WHERE provider = ? AND webhook_id = ?")
+    .bind(provider, webhookId)
+    .run();
 }
 
 /** Deletes receipts older than `before` (epoch ms); returns how many went. Called from the cron. */
@@ -74,16 +92,31 @@ export async function pruneReceipts(db: D1Database, before: number): Promise<num
  * Remembers that a delivery was answered 429 (and its receipt forgotten), so its retry is accepted
  * even when its `timestamp` has left the freshness window meanwhile (see migrations/0007).
  */
-export async function deferReceipt(db: D1Database, provider: Receipt["provider"], webhookId: string, now: number = Date.now()): Promise<void> {
+export async function deferReceipt(
+  db: D1Database,
+  provider: Receipt["provider"],
+  webhookId: string,
+  now: number = Date.now(),
+): Promise<void> {
   await db
-    .prepare("INSERT INTO webhook_deferrals (provider, webhook_id, deferred_at) VALUES (?, ?, ?) ON CONFLICT (provider, webhook_id) DO UPDATE SET deferred_at = excluded.deferred_at")
+    .prepare(
+      "INSERT INTO webhook_deferrals (provider, webhook_id, deferred_at) VALUES (?, ?, ?) ON CONFLICT (provider, webhook_id) DO UPDATE SET deferred_at = excluded.deferred_at",
+    )
     .bind(provider, webhookId, now)
     .run();
 }
 
 /** Whether this delivery was answered 429 at or after `since` (its retry may be past the window). */
-export async function wasDeferred(db: D1Database, provider: Receipt["provider"], webhookId: string, since: number): Promise<boolean> {
-  const row = await db.prepare("SELECT 1 AS hit FROM webhook_deferrals WHERE provider = ? AND webhook_id = ? AND deferred_at >= ?").bind(provider, webhookId, since).first();
+export async function wasDeferred(
+  db: D1Database,
+  provider: Receipt["provider"],
+  webhookId: string,
+  since: number,
+): Promise<boolean> {
+  const row = await db
+    .prepare("SELECT 1 AS hit FROM webhook_deferrals WHERE provider = ? AND webhook_id = ? AND deferred_at >= ?")
+    .bind(provider, webhookId, since)
+    .first();
   return row !== null;
 }
 

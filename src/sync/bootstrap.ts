@@ -20,7 +20,15 @@ import { pairFourDegreesAccount } from "../fourdegrees/wiring.ts";
 import { savePrivateIntegrationConnection } from "../highlevel/pit.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { ConflictPolicySchema, createAccount, DeletePolicySchema, getAccount, saveMapping, updateAccount, type Account } from "../store/accounts.ts";
+import {
+  ConflictPolicySchema,
+  createAccount,
+  DeletePolicySchema,
+  getAccount,
+  saveMapping,
+  updateAccount,
+  type Account,
+} from "../store/accounts.ts";
 import { getBackfill, type BackfillRun } from "../store/backfill-runs.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import { beginBackfill } from "./jobs/backfill.ts";
@@ -31,7 +39,10 @@ import { loadLiveStructure, suggestedMapping } from "./structure.ts";
 
 export const BootstrapBody = z
   .object({
-    accountId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default("demo"),
+    accountId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .default("demo"),
     name: z.string().trim().min(1).max(200).default("Demo"),
     highlevel: z.object({
       locationId: z.string().min(1).max(200),
@@ -54,19 +65,31 @@ export interface BootstrapResult {
   webhooks: { highlevel: string; fourdegrees: string };
 }
 
-export async function bootstrapAccount(env: Env, config: Config, input: BootstrapInput, log: Logger): Promise<BootstrapResult> {
+export async function bootstrapAccount(
+  env: Env,
+  config: Config,
+  input: BootstrapInput,
+  log: Logger,
+): Promise<BootstrapResult> {
   const { accountId } = input;
   const locationId = input.highlevel.locationId;
 
   if (input.highlevel.privateIntegrationToken) {
     await savePrivateIntegrationConnection(env, { locationId, token: input.highlevel.privateIntegrationToken });
   } else if (!(await getConnection(env.DB, locationConnectionId(locationId)))) {
-    throw new AppError("bad_request", `HighLevel location ${locationId} is not connected: install the app (GET /oauth/install) or pass highlevel.privateIntegrationToken`);
+    throw new AppError(
+      "bad_request",
+      `HighLevel location ${locationId} is not connected: install the app (GET /oauth/install) or pass highlevel.privateIntegrationToken`,
+    );
   }
 
   // Both branches pair through the one writer of an account's workspace; its 409 goes through.
   const apiKey = input.fourdegrees.apiKey ?? config.FOURDEGREES_API_KEY;
-  if (!apiKey) throw new AppError("bad_request", "no 4Degrees API key: pass fourdegrees.apiKey, or set the FOURDEGREES_API_KEY secret for a single-account deployment");
+  if (!apiKey)
+    throw new AppError(
+      "bad_request",
+      "no 4Degrees API key: pass fourdegrees.apiKey, or set the FOURDEGREES_API_KEY secret for a single-account deployment",
+    );
   const paired = await pairFourDegreesAccount(env, config, { accountId, accountName: input.name, apiKey });
 
   const before = await getAccount(env.DB, accountId);
@@ -91,21 +114,40 @@ export async function bootstrapAccount(env: Env, config: Config, input: Bootstra
   if (!mapping) {
     const live = await loadLiveStructure(await liveConnectors(env, config)(account, "live"), account.locations);
     const parsed = MappingSchema.safeParse(suggestedMapping(account, live));
-    if (!parsed.success) throw new AppError("unprocessable", "no default mapping: no 4Degrees pipeline and HighLevel pipeline share a name (PUT /api/accounts/{id}/mapping instead)", { details: mappingIssues(parsed.error) });
+    if (!parsed.success)
+      throw new AppError(
+        "unprocessable",
+        "no default mapping: no 4Degrees pipeline and HighLevel pipeline share a name (PUT /api/accounts/{id}/mapping instead)",
+        { details: mappingIssues(parsed.error) },
+      );
     const issues = validateMappingLive(parsed.data, live, account.locations);
-    if (issues.length > 0) throw new AppError("unprocessable", "the default mapping does not validate against the live pipelines", { details: issues });
+    if (issues.length > 0)
+      throw new AppError("unprocessable", "the default mapping does not validate against the live pipelines", {
+        details: issues,
+      });
     account = await saveMapping(env.DB, accountId, parsed.data);
     mapping = parsed.data;
   }
 
   let backfill = await getBackfill(env.DB, accountId);
-  if (input.backfill && !backfill) backfill = await beginBackfill(env.DB, liveJobDeps(env, liveConnectors(env, config)), accountId);
-  log.info({ event: "sync.bootstrap", account: accountId, location: locationId, workspace: paired.workspaceId, outcome: "ok", created: !before?.configured });
+  if (input.backfill && !backfill)
+    backfill = await beginBackfill(env.DB, liveJobDeps(env, liveConnectors(env, config)), accountId);
+  log.info({
+    event: "sync.bootstrap",
+    account: accountId,
+    location: locationId,
+    workspace: paired.workspaceId,
+    outcome: "ok",
+    created: !before?.configured,
+  });
   return {
     created: !before?.configured,
     account,
     mapping,
     backfill,
-    webhooks: { highlevel: `${config.PUBLIC_URL}/webhooks/highlevel`, fourdegrees: `${config.PUBLIC_URL}/webhooks/4degrees` },
+    webhooks: {
+      highlevel: `${config.PUBLIC_URL}/webhooks/highlevel`,
+      fourdegrees: `${config.PUBLIC_URL}/webhooks/4degrees`,
+    },
   };
 }

@@ -29,7 +29,8 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
     // An account without a 4Degrees API key still syncs what needs only HighLevel (the CSV bridge
     // works with no 4Degrees API at all): its 4Degrees side answers every call with the reason.
     const fourdegrees = await fourDegreesConnectorFor(env, config, account.id, lane).then(
-      ({ connector, credentials }) => new CachedStructureCrm(connector, env.CACHE, gateKey(credentials)) satisfies DealCrm,
+      ({ connector, credentials }) =>
+        new CachedStructureCrm(connector, env.CACHE, gateKey(credentials)) satisfies DealCrm,
       (err: unknown) => {
         if (err instanceof AppError && err.code === "not_found") return unavailableDealCrm(err);
         throw err;
@@ -38,7 +39,10 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
     const stored = await getFourDegreesAccount(env.DB, account.id);
     const actorType = stored?.actor?.type;
     const ourActor: Actor | null =
-      stored?.actor && (actorType === "user" || actorType === "integration" || actorType === "automation" || actorType === "import") ? { type: actorType, id: stored.actor.id } : null;
+      stored?.actor &&
+      (actorType === "user" || actorType === "integration" || actorType === "automation" || actorType === "import")
+        ? { type: actorType, id: stored.actor.id }
+        : null;
     const ports = new Map<string, HighLevelAdapter>();
     return {
       // Pipelines, users and fields from KV (shared per workspace), like HighLevel's structure.

@@ -8,7 +8,10 @@ import type { AccountConnectors } from "./connectors.ts";
 import { defaultMapping, type LiveStructure, type MappingInput } from "../domain/mapping-config.ts";
 
 /** Reads the live structure for the account's locations. */
-export async function loadLiveStructure(connectors: AccountConnectors, locations: readonly string[]): Promise<LiveStructure & { highlevelFields: Record<string, Array<{ id: string; name: string }>> }> {
+export async function loadLiveStructure(
+  connectors: AccountConnectors,
+  locations: readonly string[],
+): Promise<LiveStructure & { highlevelFields: Record<string, Array<{ id: string; name: string }>> }> {
   const fourdegrees = await connectors.fourdegrees.listPipelines();
   const highlevel: LiveStructure["highlevel"] = {};
   const highlevelFields: Record<string, Array<{ id: string; name: string }>> = {};
@@ -17,7 +20,12 @@ export async function loadLiveStructure(connectors: AccountConnectors, locations
     highlevel[loc] = await port.listPipelines();
     highlevelFields[loc] = await port.listCustomFields();
   }
-  return { fourdegrees, highlevel, highlevelFields, highlevelFieldIds: Object.fromEntries(Object.entries(highlevelFields).map(([k, v]) => [k, v.map((f) => f.id)])) };
+  return {
+    fourdegrees,
+    highlevel,
+    highlevelFields,
+    highlevelFieldIds: Object.fromEntries(Object.entries(highlevelFields).map(([k, v]) => [k, v.map((f) => f.id)])),
+  };
 }
 
 const CLOSE_DATE = /close\s*date/i;

@@ -35,7 +35,11 @@ describe("the Worker on its local runtime", () => {
     expect((await fetch(`${worker.url}/api/health`)).status).toBe(401);
     const res = await fetch(`${worker.url}/api/health`, { headers: { authorization: `Bearer ${localAdminToken()}` } });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { ok: boolean; bindings: Record<string, { ok: boolean; detail?: string }>; providers: Record<string, string> };
+    const body = (await res.json()) as {
+      ok: boolean;
+      bindings: Record<string, { ok: boolean; detail?: string }>;
+      providers: Record<string, string>;
+    };
     expect(body.ok).toBe(true);
     expect(body.bindings["DB"]?.detail).toMatch(/^[1-9]\d* migrations applied$/);
     expect(body.providers["highlevel"]).toBe(`${sandbox.url}/highlevel`);

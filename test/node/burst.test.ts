@@ -12,7 +12,9 @@ const EVENTS = Number(process.env["BURST_EVENTS"] ?? (process.env["CHAOS_HEAVY"]
 describe(`burst of ${EVENTS} HighLevel webhooks`, () => {
   it("every delivery is acknowledged and processed exactly once", { timeout: 120_000 + EVENTS * 200 }, async () => {
     const r = await runBurst(EVENTS, { drainTimeoutMs: 60_000 + EVENTS * 100 });
-    console.log(`burst: ${r.events} events, p99 ack ${r.p99AckMs} ms, sent in ${r.sendSeconds.toFixed(1)} s, drained ${r.drainSeconds.toFixed(1)} s after the last answer (${r.totalSeconds.toFixed(1)} s in all); answers ${JSON.stringify(r.byStatus)}`);
+    console.log(
+      `burst: ${r.events} events, p99 ack ${r.p99AckMs} ms, sent in ${r.sendSeconds.toFixed(1)} s, drained ${r.drainSeconds.toFixed(1)} s after the last answer (${r.totalSeconds.toFixed(1)} s in all); answers ${JSON.stringify(r.byStatus)}`,
+    );
     expect(r.byStatus).toEqual({ "200 accepted": EVENTS });
     expect(r.acknowledged).toBe(EVENTS);
     expect(r.processed).toBe(EVENTS);

@@ -36,7 +36,9 @@ describe("check-imports", () => {
       "sync/b.ts": 'import { type A } from "../store/a.ts";\nimport { a } from "../store/a.ts";\n',
     });
     expect(checkImports(typesOnly)).toEqual([]);
-    expect(runtimeImports('import { type A, b } from "./x.ts";\nexport * from "./y.ts";\n// import "./z.ts";\n')).toEqual(["./x.ts", "./y.ts"]);
+    expect(
+      runtimeImports('import { type A, b } from "./x.ts";\nexport * from "./y.ts";\n// import "./z.ts";\n'),
+    ).toEqual(["./x.ts", "./y.ts"]);
   });
 
   it("reports lib/ importing ours, domain/ importing above lib/, notify/ importing sync/", () => {
@@ -66,6 +68,10 @@ describe("check-imports", () => {
         "sync/long.ts": "x;\n".repeat(MAX_LINES + 1),
       }),
     );
-    expect(problems).toEqual(["sync/rows.ts: runs SQL outside store/", "http/app.ts: reads env.GATE outside gate/", `sync/long.ts: ${MAX_LINES + 1} lines (at most ${MAX_LINES})`]);
+    expect(problems).toEqual([
+      "sync/rows.ts: runs SQL outside store/",
+      "http/app.ts: reads env.GATE outside gate/",
+      `sync/long.ts: ${MAX_LINES + 1} lines (at most ${MAX_LINES})`,
+    ]);
   });
 });

@@ -37,7 +37,12 @@ chmodSync(wrangler, 0o755);
  * empty), written beside the test (the real file is left alone).
  */
 function configWith(publicUrl: string, appId = "6650f1e2a3b4c5d6e7f80912"): string {
-  const file = join(dir, `wrangler-${Buffer.from(publicUrl + appId).toString("hex").slice(-16)}.toml`);
+  const file = join(
+    dir,
+    `wrangler-${Buffer.from(publicUrl + appId)
+      .toString("hex")
+      .slice(-16)}.toml`,
+  );
   const toml = readFileSync(resolve(ROOT, "wrangler.toml"), "utf8");
   const replaced = toml
     .replace(/^PUBLIC_URL = ".*"$/m, `PUBLIC_URL = "${publicUrl}"`)
@@ -115,8 +120,9 @@ describe("npm run deploy against a stand-in wrangler", () => {
         "D1 Database fourdegrees-ghl-sync, KV Namespace fourdegrees-ghl-sync-cache, migrations on DB.",
     );
     for (const name of REQUIRED) expect(first.output).toContain(`  npx wrangler secret put ${name}\n`);
-    expect(first.output).toContain(`Optional secrets not set (fine unless you need them; README "Configuration"): ` +
-      OPTIONAL_SECRETS.join(", "));
+    expect(first.output).toContain(
+      `Optional secrets not set (fine unless you need them; README "Configuration"): ` + OPTIONAL_SECRETS.join(", "),
+    );
     expect(first.output).toContain(`Redirect URL:        ${WORKERS_DEV}/oauth/callback`);
     expect(first.output).toContain(`Default webhook URL: ${WORKERS_DEV}/webhooks/highlevel`);
     expect(first.output).toContain(`Webhook URL:         ${WORKERS_DEV}/webhooks/4degrees`);

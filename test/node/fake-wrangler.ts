@@ -113,7 +113,13 @@ function answer(account: FakeAccount, args: string[]): number {
       err(`✘ [ERROR] Worker "fourdegrees-ghl-sync" not found.`);
       return 1;
     }
-    out(JSON.stringify(account.secrets.map((name) => ({ name, type: "secret_text" })), null, "  "));
+    out(
+      JSON.stringify(
+        account.secrets.map((name) => ({ name, type: "secret_text" })),
+        null,
+        "  ",
+      ),
+    );
     return 0;
   }
   err(`fake wrangler: unexpected command: ${args.join(" ")}`);

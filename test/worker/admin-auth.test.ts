@@ -18,7 +18,11 @@ const accessEnv = { ...env, CF_ACCESS_TEAM_DOMAIN: TEAM, CF_ACCESS_AUD: AUD };
 const app = createApp();
 
 /** Every `/api` route the app serves, with params filled in. */
-const apiRoutes = [...new Map(app.routes.filter((r) => r.path.startsWith("/api/") && r.method !== "ALL").map((r) => [`${r.method} ${r.path}`, r])).values()].map((r) => ({
+const apiRoutes = [
+  ...new Map(
+    app.routes.filter((r) => r.path.startsWith("/api/") && r.method !== "ALL").map((r) => [`${r.method} ${r.path}`, r]),
+  ).values(),
+].map((r) => ({
   method: r.method,
   path: r.path.replace(/:[A-Za-z]+(\{[^}]*\})?/g, "x1"),
 }));
@@ -30,7 +34,11 @@ let rogueJwk: Jwk;
 let certsFetches = 0;
 
 async function rsaPair(kid: string): Promise<{ pub: Jwk; priv: Jwk }> {
-  const pair = await crypto.subtle.generateKey({ name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, true, ["sign", "verify"]);
+  const pair = await crypto.subtle.generateKey(
+    { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+    true,
+    ["sign", "verify"],
+  );
   if (!("privateKey" in pair)) throw new Error("expected a key pair");
   const pub = await crypto.subtle.exportKey("jwk", pair.publicKey);
   const priv = await crypto.subtle.exportKey("jwk", pair.privateKey);
@@ -48,10 +56,24 @@ beforeAll(async () => {
 
 function claims(overrides: Record<string, unknown> = {}) {
   const now = Math.floor(Date.now() / 1000);
-  return { aud: [AUD], email: "ops@example.com", sub: "user-1", iss: TEAM, iat: now, nbf: now - 5, exp: now + 600, type: "app", ...overrides };
+  return {
+    aud: [AUD],
+    email: "ops@example.com",
+    sub: "user-1",
+    iss: TEAM,
+    iat: now,
+    nbf: now - 5,
+    exp: now + 600,
+    type: "app",
+    ...overrides,
+  };
 }
 
-async function callWithAccess(path: string, token: string | null, extra: Record<string, string> = {}): Promise<Response> {
+async function callWithAccess(
+  path: string,
+  token: string | null,
+  extra: Record<string, string> = {},
+): Promise<Response> {
   const ctx = createExecutionContext();
   const headers: Record<string, string> = { ...extra };
   if (token !== null) headers["cf-access-jwt-assertion"] = token;
@@ -70,34 +92,53 @@ describe("admin API protection with ADMIN_TOKEN (Access not configured)", () => 
 
   it("security: every /api route answers 401 without credentials", async () => {
     for (const r of apiRoutes) {
-      const res = await exports.default.fetch(`http://worker.test${r.path}`, { method: r.method, headers: { "content-type": "application/json" }, ...(r.method === "GET" || r.method === "HEAD" ? {} : { body: "{}" }) });
+      const res = await exports.default.fetch(`http://worker.test${r.path}`, {
+        method: r.method,
+        headers: { "content-type": "application/json" },
+        ...(r.method === "GET" || r.method === "HEAD" ? {} : { body: "{}" }),
+      });
       expect(res.status, `${r.method} ${r.path}`).toBe(401);
       await res.body?.cancel();
     }
   });
 
   it("security: every /api route refuses a wrong token, a token prefix and a non-bearer scheme", async () => {
-    const wrong = [`Bearer ${TEST_BINDINGS.ADMIN_TOKEN}x`, `Bearer ${TEST_BINDINGS.ADMIN_TOKEN.slice(0, -1)}`, `Basic ${btoa(`admin:${TEST_BINDINGS.ADMIN_TOKEN}`)}`, TEST_BINDINGS.ADMIN_TOKEN];
+    const wrong = [
+      `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}x`,
+      `Bearer ${TEST_BINDINGS.ADMIN_TOKEN.slice(0, -1)}`,
+      `Basic ${btoa(`admin:${TEST_BINDINGS.ADMIN_TOKEN}`)}`,
+      TEST_BINDINGS.ADMIN_TOKEN,
+    ];
     for (const r of apiRoutes) {
       for (const authorization of wrong) {
-        const res = await exports.default.fetch(`http://worker.test${r.path}`, { method: r.method, headers: { authorization, "content-type": "application/json" }, ...(r.method === "GET" ? {} : { body: "{}" }) });
+        const res = await exports.default.fetch(`http://worker.test${r.path}`, {
+          method: r.method,
+          headers: { authorization, "content-type": "application/json" },
+          ...(r.method === "GET" ? {} : { body: "{}" }),
+        });
         // A wrong bearer value is 401; a header that is not `Bearer <token>` at all is Hono's 400.
         const expected = authorization.startsWith("Bearer ") ? [401] : [400, 401];
-        expect(expected, `${r.method} ${r.path} with ${authorization.slice(0, 8)}… → ${res.status}`).toContain(res.status);
+        expect(expected, `${r.method} ${r.path} with ${authorization.slice(0, 8)}… → ${res.status}`).toContain(
+          res.status,
+        );
         await res.body?.cancel();
       }
     }
   });
 
   it("happy: the right bearer token passes (GET /api/notifications → 200)", async () => {
-    const res = await exports.default.fetch("http://worker.test/api/notifications", { headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } });
+    const res = await exports.default.fetch("http://worker.test/api/notifications", {
+      headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` },
+    });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ rules: expect.any(Array) });
   });
 
   it("security: an Access JWT is not accepted where Access is not configured", async () => {
     const token = await sign(claims(), privateJwk, "RS256");
-    const res = await exports.default.fetch("http://worker.test/api/notifications", { headers: { "cf-access-jwt-assertion": token } });
+    const res = await exports.default.fetch("http://worker.test/api/notifications", {
+      headers: { "cf-access-jwt-assertion": token },
+    });
     expect(res.status).toBe(401);
   });
 });
@@ -124,14 +165,23 @@ describe("admin API protection with Cloudflare Access", () => {
   });
 
   it("security: no Access header → 401, even with the right ADMIN_TOKEN (Access is the only door)", async () => {
-    const res = await callWithAccess("/api/notifications", null, { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` });
+    const res = await callWithAccess("/api/notifications", null, {
+      authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}`,
+    });
     expect(res.status).toBe(401);
   });
 
   it("security: every /api route refuses a request without the Access JWT", async () => {
     for (const r of apiRoutes) {
       const ctx = createExecutionContext();
-      const res = await app.fetch(new Request(`http://worker.test${r.path}`, { method: r.method, headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } }), accessEnv, ctx);
+      const res = await app.fetch(
+        new Request(`http://worker.test${r.path}`, {
+          method: r.method,
+          headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` },
+        }),
+        accessEnv,
+        ctx,
+      );
       expect(res.status, `${r.method} ${r.path}`).toBe(401);
       await res.body?.cancel();
     }

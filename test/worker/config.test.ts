@@ -27,10 +27,18 @@ describe("loadConfig", () => {
     expect(loadConfig(env).HIGHLEVEL_APP_ID).toBe("6650f1e2a3b4c5d6e7f80912");
   });
 
-  it("security: the legacy RSA signature is off unless HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE is \"true\"", () => {
-    expect(loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: undefined } as unknown as Env).HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE).toBe(false);
-    expect(loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: "true" } as unknown as Env).HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE).toBe(true);
-    expect(() => loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: "yes" } as unknown as Env)).toThrow(/HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE/);
+  it('security: the legacy RSA signature is off unless HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE is "true"', () => {
+    expect(
+      loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: undefined } as unknown as Env)
+        .HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE,
+    ).toBe(false);
+    expect(
+      loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: "true" } as unknown as Env)
+        .HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE,
+    ).toBe(true);
+    expect(() => loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: "yes" } as unknown as Env)).toThrow(
+      /HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE/,
+    );
   });
 
   it("error: a malformed encryption key says what shape it wants", () => {

@@ -23,40 +23,92 @@ function dayRows(db: D1Database, day: number, at: number): D1PreparedStatement[]
     const id = `${day}-${i}`;
     out.push(
       db.prepare("INSERT INTO sync_events (account_id, at, kind, outcome) VALUES (?, ?, 'sync', 'ok')").bind(ACC, at),
-      db.prepare("INSERT INTO notification_deliveries (rule_id, change_key, account_id, event_json, state, created_at, updated_at) VALUES (?, ?, ?, '{}', 'delivered', ?, ?)").bind(RULE, id, ACC, at, at),
-      db.prepare("INSERT INTO sync_failures (id, account_id, source, message_json, reason, status, created_at, replayed_at) VALUES (?, ?, 'permanent', '{}', 'x', 'replayed', ?, ?)").bind(`ret-${id}`, ACC, at, at),
-      db.prepare("INSERT INTO tombstones (account_id, side, record_id, deleted_at) VALUES (?, 'highlevel', ?, ?)").bind(ACC, `opp-${id}`, at),
-      db.prepare("INSERT INTO fourdegrees_imports (id, account_id, filename, rows_total, created, updated, linked, unchanged, skipped, skipped_json, started_at, finished_at) VALUES (?, ?, NULL, 1, 1, 0, 0, 0, 0, '[]', ?, ?)").bind(`imp-${id}`, ACC, at, at),
-      db.prepare("INSERT INTO fourdegrees_import_rows (account_id, import_key, content_hash, last_import_id, first_seen_at, updated_at) VALUES (?, ?, 'h', ?, ?, ?)").bind(ACC, `name:${id}`, `imp-${id}`, at, at),
-      db.prepare("INSERT INTO write_ledger (account_id, target_side, source_record, change_hash, operation, state, created_at, updated_at) VALUES (?, 'highlevel', ?, 'c', 'update', 'done', ?, ?)").bind(ACC, `fourdegrees:${id}`, at, at),
+      db
+        .prepare(
+          "INSERT INTO notification_deliveries (rule_id, change_key, account_id, event_json, state, created_at, updated_at) VALUES (?, ?, ?, '{}', 'delivered', ?, ?)",
+        )
+        .bind(RULE, id, ACC, at, at),
+      db
+        .prepare(
+          "INSERT INTO sync_failures (id, account_id, source, message_json, reason, status, created_at, replayed_at) VALUES (?, ?, 'permanent', '{}', 'x', 'replayed', ?, ?)",
+        )
+        .bind(`ret-${id}`, ACC, at, at),
+      db
+        .prepare("INSERT INTO tombstones (account_id, side, record_id, deleted_at) VALUES (?, 'highlevel', ?, ?)")
+        .bind(ACC, `opp-${id}`, at),
+      db
+        .prepare(
+          "INSERT INTO fourdegrees_imports (id, account_id, filename, rows_total, created, updated, linked, unchanged, skipped, skipped_json, started_at, finished_at) VALUES (?, ?, NULL, 1, 1, 0, 0, 0, 0, '[]', ?, ?)",
+        )
+        .bind(`imp-${id}`, ACC, at, at),
+      db
+        .prepare(
+          "INSERT INTO fourdegrees_import_rows (account_id, import_key, content_hash, last_import_id, first_seen_at, updated_at) VALUES (?, ?, 'h', ?, ?, ?)",
+        )
+        .bind(ACC, `name:${id}`, `imp-${id}`, at, at),
+      db
+        .prepare(
+          "INSERT INTO write_ledger (account_id, target_side, source_record, change_hash, operation, state, created_at, updated_at) VALUES (?, 'highlevel', ?, 'c', 'update', 'done', ?, ?)",
+        )
+        .bind(ACC, `fourdegrees:${id}`, at, at),
     );
   }
   return out;
 }
 
-const TABLES = ["sync_events", "notification_deliveries", "sync_failures", "tombstones", "fourdegrees_imports", "fourdegrees_import_rows", "write_ledger"] as const;
+const TABLES = [
+  "sync_events",
+  "notification_deliveries",
+  "sync_failures",
+  "tombstones",
+  "fourdegrees_imports",
+  "fourdegrees_import_rows",
+  "write_ledger",
+] as const;
 
 async function counts(db: D1Database): Promise<Record<(typeof TABLES)[number], number>> {
-  const rows = await db.batch(TABLES.map((t) => db.prepare(`SELECT COUNT(*) AS n FROM ${t} WHERE account_id = ?`).bind(ACC)));
-  return Object.fromEntries(TABLES.map((t, i) => [t, (rows[i]!.results[0] as { n: number }).n])) as Record<(typeof TABLES)[number], number>;
+  const rows = await db.batch(
+    TABLES.map((t) => db.prepare(`SELECT COUNT(*) AS n FROM ${t} WHERE account_id = ?`).bind(ACC)),
+  );
+  return Object.fromEntries(TABLES.map((t, i) => [t, (rows[i]!.results[0] as { n: number }).n])) as Record<
+    (typeof TABLES)[number],
+    number
+  >;
 }
 
 beforeAll(async () => {
   await deleteAccount(env.DB, ACC);
   await createAccount(env.DB, { id: ACC, name: ACC, workspaceId: null, locations: [] });
-  await env.DB.prepare("INSERT INTO notification_rules (id, account_id, name, trigger, target_kind, target_url_enc, target_hint, key_id, created_at, updated_at) VALUES (?, ?, 'r', 'deal_won', 'slack', 'x', 'h', 'k1', 0, 0)").bind(RULE, ACC).run();
+  await env.DB.prepare(
+    "INSERT INTO notification_rules (id, account_id, name, trigger, target_kind, target_url_enc, target_hint, key_id, created_at, updated_at) VALUES (?, ?, 'r', 'deal_won', 'slack', 'x', 'h', 'k1', 0, 0)",
+  )
+    .bind(RULE, ACC)
+    .run();
 });
 
 describe("retention", () => {
   it("security: over 120 simulated days every table stays bounded by its retention, and nothing still needed goes", async () => {
     const policy = retentionPolicy(loadConfig(env));
-    expect(policy).toMatchObject({ activityDays: 30, notificationDays: 30, failureDays: 30, tombstoneDays: 90, importDays: 90, ledgerDays: 30 });
+    expect(policy).toMatchObject({
+      activityDays: 30,
+      notificationDays: 30,
+      failureDays: 30,
+      tombstoneDays: 90,
+      importDays: 90,
+      ledgerDays: 30,
+    });
     const start = Date.now() - 200 * DAY;
     // Rows that must outlive any retention, written on day 0.
     await env.DB.batch([
-      env.DB.prepare("INSERT INTO sync_failures (id, account_id, source, message_json, reason, status, created_at) VALUES ('ret-open', ?, 'dead_letter', '{}', 'x', 'open', ?)").bind(ACC, start),
-      env.DB.prepare("INSERT INTO notification_deliveries (rule_id, change_key, account_id, event_json, state, created_at, updated_at) VALUES (?, 'ret-queued', ?, '{}', 'queued', ?, ?)").bind(RULE, ACC, start, start),
-      env.DB.prepare("INSERT INTO write_ledger (account_id, target_side, source_record, change_hash, operation, state, created_at, updated_at) VALUES (?, 'highlevel', 'ret-pending', 'c', 'create', 'pending', ?, ?)").bind(ACC, start, start),
+      env.DB.prepare(
+        "INSERT INTO sync_failures (id, account_id, source, message_json, reason, status, created_at) VALUES ('ret-open', ?, 'dead_letter', '{}', 'x', 'open', ?)",
+      ).bind(ACC, start),
+      env.DB.prepare(
+        "INSERT INTO notification_deliveries (rule_id, change_key, account_id, event_json, state, created_at, updated_at) VALUES (?, 'ret-queued', ?, '{}', 'queued', ?, ?)",
+      ).bind(RULE, ACC, start, start),
+      env.DB.prepare(
+        "INSERT INTO write_ledger (account_id, target_side, source_record, change_hash, operation, state, created_at, updated_at) VALUES (?, 'highlevel', 'ret-pending', 'c', 'create', 'pending', ?, ?)",
+      ).bind(ACC, start, start),
     ]);
     const days = 120;
     const limit = (d: number) => PER_DAY * (d + 1);
@@ -83,7 +135,10 @@ describe("retention", () => {
       env.DB.prepare("SELECT status FROM sync_failures WHERE id = 'ret-open'"),
       env.DB.prepare("SELECT state FROM notification_deliveries WHERE change_key = 'ret-queued'"),
       env.DB.prepare("SELECT state FROM write_ledger WHERE source_record = 'ret-pending'"),
-      env.DB.prepare("SELECT COUNT(*) AS n FROM tombstones WHERE account_id = ? AND deleted_at >= ?").bind(ACC, start + (days - 1 - policy.tombstoneDays) * DAY),
+      env.DB.prepare("SELECT COUNT(*) AS n FROM tombstones WHERE account_id = ? AND deleted_at >= ?").bind(
+        ACC,
+        start + (days - 1 - policy.tombstoneDays) * DAY,
+      ),
     ]);
     expect(kept.slice(0, 3).map((r) => r.results.length)).toEqual([1, 1, 1]);
     // Every tombstone younger than its retention is still there.
@@ -95,10 +150,14 @@ describe("retention", () => {
     while (!(await pruneExpired(env.DB, retentionPolicy(loadConfig(env)))).done);
     const old = Date.now() - 400 * DAY;
     const rows = Array.from({ length: 2_500 }, () => old);
-    await env.DB.prepare("INSERT INTO sync_events (account_id, at, kind, outcome) SELECT ?, value, 'sync', 'ok' FROM json_each(?)").bind(ACC, JSON.stringify(rows)).run();
+    await env.DB.prepare(
+      "INSERT INTO sync_events (account_id, at, kind, outcome) SELECT ?, value, 'sync', 'ok' FROM json_each(?)",
+    )
+      .bind(ACC, JSON.stringify(rows))
+      .run();
     const policy: RetentionPolicy = { ...retentionPolicy(loadConfig(env)), maxStatements: 10 };
     const runs: Array<{ deleted: number; statements: number }> = [];
-    for (let done = false; !done && runs.length < 20; ) {
+    for (let done = false; !done && runs.length < 20;) {
       const r = await pruneExpired(env.DB, policy, Date.now(), 100);
       runs.push({ deleted: r.deleted["sync_events"] ?? 0, statements: r.statements });
       done = r.done;
@@ -106,14 +165,20 @@ describe("retention", () => {
     // Seven tables take a first turn each; sync_events then has the rest: 4 × 100 rows a run.
     expect(runs.slice(0, -1).every((r) => r.statements === 10 && r.deleted === 400)).toBe(true);
     expect(runs.length).toBe(7);
-    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM sync_events WHERE at = ?").bind(old).first<{ n: number }>())?.n).toBe(0);
+    expect(
+      (await env.DB.prepare("SELECT COUNT(*) AS n FROM sync_events WHERE at = ?").bind(old).first<{ n: number }>())?.n,
+    ).toBe(0);
   });
 
   it("error: a retention shorter than its floor, or not a number, is refused and named at start-up", () => {
-    expect(() => loadConfig({ ...env, RETENTION_TOMBSTONE_DAYS: "3" } as Env)).toThrow(/RETENTION_TOMBSTONE_DAYS: RETENTION_TOMBSTONE_DAYS must be at least 7 days/);
+    expect(() => loadConfig({ ...env, RETENTION_TOMBSTONE_DAYS: "3" } as Env)).toThrow(
+      /RETENTION_TOMBSTONE_DAYS: RETENTION_TOMBSTONE_DAYS must be at least 7 days/,
+    );
     expect(() => loadConfig({ ...env, RETENTION_LEDGER_DAYS: "1" } as Env)).toThrow(/RETENTION_LEDGER_DAYS/);
     expect(() => loadConfig({ ...env, RETENTION_ACTIVITY_DAYS: "a month" } as Env)).toThrow(ConfigError);
-    expect(() => loadConfig({ ...env, RETENTION_MAX_STATEMENTS: "2" } as Env)).toThrow(/RETENTION_MAX_STATEMENTS must be at least 10/);
+    expect(() => loadConfig({ ...env, RETENTION_MAX_STATEMENTS: "2" } as Env)).toThrow(
+      /RETENTION_MAX_STATEMENTS must be at least 10/,
+    );
     expect(loadConfig({ ...env, RETENTION_ACTIVITY_DAYS: "7" } as Env).RETENTION_ACTIVITY_DAYS).toBe(7);
   });
 });

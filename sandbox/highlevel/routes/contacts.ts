@@ -84,13 +84,34 @@ const UpdateContactBody = z
   .strict();
 
 /** Contact fields `POST /contacts/search` filters and sorts on (HighLevel's search field names). */
-const CONTACT_SEARCH_FIELDS = ["id", "firstNameLowerCase", "lastNameLowerCase", "fullNameLowerCase", "email", "phone", "companyName", "tags", "assignedTo", "source", "country", "dnd", "dateAdded", "dateUpdated"] as const;
+const CONTACT_SEARCH_FIELDS = [
+  "id",
+  "firstNameLowerCase",
+  "lastNameLowerCase",
+  "fullNameLowerCase",
+  "email",
+  "phone",
+  "companyName",
+  "tags",
+  "assignedTo",
+  "source",
+  "country",
+  "dnd",
+  "dateAdded",
+  "dateUpdated",
+] as const;
 const CONTACT_SORT_FIELDS = ["dateAdded", "dateUpdated", "firstNameLowerCase", "lastNameLowerCase", "email"] as const;
 const CONTACT_SEARCH_OPERATORS = ["eq", "not_eq", "contains", "not_contains", "exists", "not_exists"] as const;
 /** The deepest result `page` × `pageLimit` reaches; past it, page with `searchAfter` (unconfirmed limit). */
 const CONTACT_SEARCH_WINDOW = 10_000;
 
-type ContactFilter = { field: (typeof CONTACT_SEARCH_FIELDS)[number]; operator: (typeof CONTACT_SEARCH_OPERATORS)[number]; value?: unknown } | { group: "AND" | "OR"; filters: ContactFilter[] };
+type ContactFilter =
+  | {
+      field: (typeof CONTACT_SEARCH_FIELDS)[number];
+      operator: (typeof CONTACT_SEARCH_OPERATORS)[number];
+      value?: unknown;
+    }
+  | { group: "AND" | "OR"; filters: ContactFilter[] };
 
 /** One filter, `{field, operator, value}`, or a group `{group: "AND" | "OR", filters}` (nestable). */
 const ContactFilterSchema: z.ZodType<ContactFilter, unknown> = z.lazy(() =>
@@ -108,11 +129,20 @@ const ContactFilterSchema: z.ZodType<ContactFilter, unknown> = z.lazy(() =>
     .strict()
     .superRefine((f, ctx) => {
       const isGroup = f.group !== undefined || f.filters !== undefined;
-      if (isGroup && (f.group === undefined || f.filters === undefined || f.field !== undefined || f.operator !== undefined || f.value !== undefined)) {
+      if (
+        isGroup &&
+        (f.group === undefined ||
+          f.filters === undefined ||
+          f.field !== undefined ||
+          f.operator !== undefined ||
+          f.value !== undefined)
+      ) {
         ctx.addIssue({ code: "custom", message: "a filter group takes group and filters only" });
       }
-      if (!isGroup && f.field === undefined) ctx.addIssue({ code: "custom", message: "filters.field should not be empty" });
-      if (!isGroup && f.operator === undefined) ctx.addIssue({ code: "custom", message: "filters.operator should not be empty" });
+      if (!isGroup && f.field === undefined)
+        ctx.addIssue({ code: "custom", message: "filters.field should not be empty" });
+      if (!isGroup && f.operator === undefined)
+        ctx.addIssue({ code: "custom", message: "filters.operator should not be empty" });
     })
     .transform((f) => f as ContactFilter),
 );
@@ -143,7 +173,11 @@ function filterDepth(body: unknown): number {
 const ContactSearchBody = z
   .object({
     locationId: reqString("locationId"),
-    page: z.number({ error: "page must be a number conforming to the specified constraints" }).int({ error: "page must be an integer number" }).min(1, { error: "page must not be less than 1" }).optional(),
+    page: z
+      .number({ error: "page must be a number conforming to the specified constraints" })
+      .int({ error: "page must be an integer number" })
+      .min(1, { error: "page must not be less than 1" })
+      .optional(),
     pageLimit: z
       .number({ error: "pageLimit must be a number conforming to the specified constraints" })
       .int({ error: "pageLimit must be an integer number" })
@@ -154,7 +188,15 @@ const ContactSearchBody = z
     query: z.string({ error: "query must be a string" }).optional(),
     filters: z.array(ContactFilterSchema, { error: "filters must be an array" }).optional(),
     sort: z
-      .array(z.object({ field: enumOf("sort.field", CONTACT_SORT_FIELDS), direction: enumOf("sort.direction", ["asc", "desc"] as const) }).strict(), { error: "sort must be an array" })
+      .array(
+        z
+          .object({
+            field: enumOf("sort.field", CONTACT_SORT_FIELDS),
+            direction: enumOf("sort.direction", ["asc", "desc"] as const),
+          })
+          .strict(),
+        { error: "sort must be an array" },
+      )
       .max(2, { error: "sort must contain no more than 2 elements" })
       .optional(),
   })
@@ -177,7 +219,10 @@ export function registerContactRoutes(app: Hono<Vars>, d: RouteDeps): void {
     if (!q.locationId) throw unprocessable(["locationId should not be empty"]);
     assertLocation(c, q.locationId);
     const found = service.findDuplicateContact(q.locationId, q.email, q.number);
-    return send(c, found ? { contact: renderContact(store, found.contact), matchingField: found.matchingField } : { contact: null });
+    return send(
+      c,
+      found ? { contact: renderContact(store, found.contact), matchingField: found.matchingField } : { contact: null },
+    );
   });
 
   for (const path of ["/contacts/", "/contacts"]) {
@@ -189,7 +234,15 @@ export function registerContactRoutes(app: Hono<Vars>, d: RouteDeps): void {
       const needle = (q.query ?? "").toLowerCase();
       const all = store
         .contactsOf(q.locationId)
-        .filter((x) => !needle || [store.contactName(x), x.email, x.phone, x.companyName].filter(Boolean).join(" ").toLowerCase().includes(needle))
+        .filter(
+          (x) =>
+            !needle ||
+            [store.contactName(x), x.email, x.phone, x.companyName]
+              .filter(Boolean)
+              .join(" ")
+              .toLowerCase()
+              .includes(needle),
+        )
         .sort((a, b) => a.dateAdded.localeCompare(b.dateAdded) || a.id.localeCompare(b.id));
       let rest = all;
       if (q.startAfterId) {
@@ -201,7 +254,11 @@ export function registerContactRoutes(app: Hono<Vars>, d: RouteDeps): void {
       return send(c, {
         contacts: items.map((x) => renderContactListItem(store, x)),
         count: all.length,
-        meta: { total: all.length, startAfterId: last?.id ?? null, startAfter: last ? Date.parse(last.dateAdded) : null },
+        meta: {
+          total: all.length,
+          startAfterId: last?.id ?? null,
+          startAfter: last ? Date.parse(last.dateAdded) : null,
+        },
       });
     });
     app.post(path, guard(CONTACT_WRITE), async (c) => {
@@ -213,7 +270,10 @@ export function registerContactRoutes(app: Hono<Vars>, d: RouteDeps): void {
   }
 
   /** A contact's value of a search field (strings compared lower-case, as HighLevel's search index does). */
-  const searchValue = (x: Contact, field: (typeof CONTACT_SEARCH_FIELDS)[number]): string | string[] | boolean | null => {
+  const searchValue = (
+    x: Contact,
+    field: (typeof CONTACT_SEARCH_FIELDS)[number],
+  ): string | string[] | boolean | null => {
     const name = store.contactName(x);
     switch (field) {
       case "firstNameLowerCase":
@@ -236,7 +296,10 @@ export function registerContactRoutes(app: Hono<Vars>, d: RouteDeps): void {
   };
 
   const matchesFilter = (x: Contact, f: ContactFilter, path: string): boolean => {
-    if ("group" in f) return f.group === "AND" ? f.filters.every((g, i) => matchesFilter(x, g, `${path}.filters.${i}`)) : f.filters.some((g, i) => matchesFilter(x, g, `${path}.filters.${i}`));
+    if ("group" in f)
+      return f.group === "AND"
+        ? f.filters.every((g, i) => matchesFilter(x, g, `${path}.filters.${i}`))
+        : f.filters.some((g, i) => matchesFilter(x, g, `${path}.filters.${i}`));
     const have = searchValue(x, f.field);
     const present = have !== null && have !== "" && !(Array.isArray(have) && have.length === 0);
     if (f.operator === "exists") return present;
@@ -247,25 +310,35 @@ export function registerContactRoutes(app: Hono<Vars>, d: RouteDeps): void {
       return f.operator === "eq" || f.operator === "contains" ? have === wanted : have !== wanted;
     }
     const list = Array.isArray(wanted) ? wanted : [wanted];
-    if (list.length === 0 || list.some((v) => typeof v !== "string" && typeof v !== "number")) throw unprocessable([`${path}.value must be a string or a list of strings`]);
+    if (list.length === 0 || list.some((v) => typeof v !== "string" && typeof v !== "number"))
+      throw unprocessable([`${path}.value must be a string or a list of strings`]);
     const needles = list.map((v) => String(v).toLowerCase());
     const values = Array.isArray(have) ? have : have === null ? [] : [String(have).toLowerCase()];
-    const hit = f.operator === "eq" || f.operator === "not_eq" ? needles.some((n) => values.includes(n)) : needles.some((n) => values.some((v) => v.includes(n)));
+    const hit =
+      f.operator === "eq" || f.operator === "not_eq"
+        ? needles.some((n) => values.includes(n))
+        : needles.some((n) => values.some((v) => v.includes(n)));
     return f.operator === "eq" || f.operator === "contains" ? hit : !hit;
   };
 
   // https://highlevel.stoplight.io/docs/integrations/ (search-contacts-advanced)
   app.post("/contacts/search", guard(CONTACT_READ), async (c) => {
     const raw = await readJson(c);
-    if (filterDepth(raw) > MAX_FILTER_DEPTH) throw unprocessable([`filters can be nested at most ${MAX_FILTER_DEPTH} levels deep`]);
+    if (filterDepth(raw) > MAX_FILTER_DEPTH)
+      throw unprocessable([`filters can be nested at most ${MAX_FILTER_DEPTH} levels deep`]);
     const body = parseBody(ContactSearchBody, raw);
     assertLocation(c, body.locationId);
     const pageLimit = body.pageLimit ?? 20;
     const page = body.page ?? 1;
-    if (body.searchAfter === undefined && page * pageLimit > CONTACT_SEARCH_WINDOW) throw unprocessable([`page * pageLimit must not be greater than ${CONTACT_SEARCH_WINDOW}; use searchAfter to go further`]);
-    if (body.searchAfter !== undefined && body.page !== undefined && body.page > 1) throw unprocessable(["page and searchAfter can not be used together"]);
+    if (body.searchAfter === undefined && page * pageLimit > CONTACT_SEARCH_WINDOW)
+      throw unprocessable([
+        `page * pageLimit must not be greater than ${CONTACT_SEARCH_WINDOW}; use searchAfter to go further`,
+      ]);
+    if (body.searchAfter !== undefined && body.page !== undefined && body.page > 1)
+      throw unprocessable(["page and searchAfter can not be used together"]);
     const needle = (body.query ?? "").trim().toLowerCase();
-    const sort = body.sort && body.sort.length > 0 ? body.sort : [{ field: "dateAdded" as const, direction: "desc" as const }];
+    const sort =
+      body.sort && body.sort.length > 0 ? body.sort : [{ field: "dateAdded" as const, direction: "desc" as const }];
     const key = (x: Contact, field: (typeof CONTACT_SORT_FIELDS)[number]): string | number => {
       if (field === "dateAdded" || field === "dateUpdated") return Date.parse(x[field]);
       return (searchValue(x, field) as string | null) ?? "";
@@ -281,7 +354,15 @@ export function registerContactRoutes(app: Hono<Vars>, d: RouteDeps): void {
     };
     const matches = store
       .contactsOf(body.locationId)
-      .filter((x) => !needle || [store.contactName(x), x.email, x.phone, x.companyName].filter(Boolean).join(" ").toLowerCase().includes(needle))
+      .filter(
+        (x) =>
+          !needle ||
+          [store.contactName(x), x.email, x.phone, x.companyName]
+            .filter(Boolean)
+            .join(" ")
+            .toLowerCase()
+            .includes(needle),
+      )
       .filter((x) => (body.filters ?? []).every((f, i) => matchesFilter(x, f, `filters.${i}`)))
       .sort(compare);
     const cursor = (x: Contact) => [...sort.map((s) => key(x, s.field)), x.id];
@@ -289,7 +370,12 @@ export function registerContactRoutes(app: Hono<Vars>, d: RouteDeps): void {
     if (body.searchAfter !== undefined) {
       const after = body.searchAfter;
       const afterId = after.at(-1);
-      const bad = after.length !== sort.length + 1 || typeof afterId !== "string" || sort.some((s, i) => (s.field === "dateAdded" || s.field === "dateUpdated") && !Number.isFinite(Number(after[i])));
+      const bad =
+        after.length !== sort.length + 1 ||
+        typeof afterId !== "string" ||
+        sort.some(
+          (s, i) => (s.field === "dateAdded" || s.field === "dateUpdated") && !Number.isFinite(Number(after[i])),
+        );
       if (bad) throw unprocessable([`searchAfter must be the searchAfter of a result (${sort.length + 1} values)`]);
       // Strictly after the cursor in the sort order (works even if that contact is gone since).
       rest = matches.filter((x) => {
@@ -321,5 +407,7 @@ export function registerContactRoutes(app: Hono<Vars>, d: RouteDeps): void {
     return send(c, { succeded: true });
   });
 
-  app.get("/contacts/:contactId", guard(CONTACT_READ), (c) => send(c, { contact: renderContact(store, contactFor(c)) }));
+  app.get("/contacts/:contactId", guard(CONTACT_READ), (c) =>
+    send(c, { contact: renderContact(store, contactFor(c)) }),
+  );
 }

@@ -8,11 +8,23 @@ import { CONTACT_READ, CONTACT_WRITE, pathParam, readJson, send } from "./shared
 import type { Ctx, RouteDeps, Vars } from "./shared.ts";
 
 const NoteBody = z
-  .object({ userId: optString("userId"), body: reqString("body"), title: optString("title"), color: optString("color"), pinned: optBoolean("pinned") })
+  .object({
+    userId: optString("userId"),
+    body: reqString("body"),
+    title: optString("title"),
+    color: optString("color"),
+    pinned: optBoolean("pinned"),
+  })
   .strict();
 
 const NoteUpdateBody = z
-  .object({ userId: optString("userId"), body: optString("body"), title: optString("title"), color: optString("color"), pinned: optBoolean("pinned") })
+  .object({
+    userId: optString("userId"),
+    body: optString("body"),
+    title: optString("title"),
+    color: optString("color"),
+    pinned: optBoolean("pinned"),
+  })
   .strict();
 
 /** Registers the note routes (list, create, read, update, delete). */
@@ -20,7 +32,9 @@ export function registerNoteRoutes(app: Hono<Vars>, d: RouteDeps): void {
   const { service, store, guard } = d;
   const contactFor = (c: Ctx) => pathContact(d, c);
 
-  app.get("/contacts/:contactId/notes", guard(CONTACT_READ), (c) => send(c, { notes: store.notesOf(contactFor(c).id).map(renderNote) }));
+  app.get("/contacts/:contactId/notes", guard(CONTACT_READ), (c) =>
+    send(c, { notes: store.notesOf(contactFor(c).id).map(renderNote) }),
+  );
 
   app.post("/contacts/:contactId/notes", guard(CONTACT_WRITE), async (c) => {
     const body = parseBody(NoteBody, await readJson(c));
@@ -28,7 +42,9 @@ export function registerNoteRoutes(app: Hono<Vars>, d: RouteDeps): void {
     return send(c, { note: renderNote(service.createNote(contact.id, body)) }, 201);
   });
 
-  app.get("/contacts/:contactId/notes/:id", guard(CONTACT_READ), (c) => send(c, { note: renderNote(service.note(contactFor(c).id, pathParam(c, "id"))) }));
+  app.get("/contacts/:contactId/notes/:id", guard(CONTACT_READ), (c) =>
+    send(c, { note: renderNote(service.note(contactFor(c).id, pathParam(c, "id"))) }),
+  );
 
   app.put("/contacts/:contactId/notes/:id", guard(CONTACT_WRITE), async (c) => {
     const body = parseBody(NoteUpdateBody, await readJson(c));

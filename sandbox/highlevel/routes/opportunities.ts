@@ -38,7 +38,9 @@ const UpdateOpportunityBody = z
   })
   .strict();
 
-const StatusBody = z.object({ status: enumOf("status", STATUS_ENUM), lostReasonId: optString("lostReasonId") }).strict();
+const StatusBody = z
+  .object({ status: enumOf("status", STATUS_ENUM), lostReasonId: optString("lostReasonId") })
+  .strict();
 
 /**
  * `UpsertOpportunityDto` as the spec has it (followers, isRemoveAllFollowers and
@@ -71,23 +73,51 @@ const AdvancedSearchBody = z
   .object({
     locationId: reqString("locationId"),
     query: z.string({ error: "query must be a string" }),
-    limit: z.number({ error: "limit must be a number conforming to the specified constraints" }).int({ error: "limit must be an integer number" }).min(1, { error: "limit must not be less than 1" }).max(100, { error: "limit must not be greater than 100" }),
-    page: z.number({ error: "page must be a number conforming to the specified constraints" }).int({ error: "page must be an integer number" }).min(1, { error: "page must not be less than 1" }),
+    limit: z
+      .number({ error: "limit must be a number conforming to the specified constraints" })
+      .int({ error: "limit must be an integer number" })
+      .min(1, { error: "limit must not be less than 1" })
+      .max(100, { error: "limit must not be greater than 100" }),
+    page: z
+      .number({ error: "page must be a number conforming to the specified constraints" })
+      .int({ error: "page must be an integer number" })
+      .min(1, { error: "page must not be less than 1" }),
     searchAfter: stringArray("searchAfter"),
     additionalDetails: z
-      .object({
-        notes: z.boolean({ error: "additionalDetails.notes must be a boolean value" }),
-        tasks: z.boolean({ error: "additionalDetails.tasks must be a boolean value" }),
-        calendarEvents: z.boolean({ error: "additionalDetails.calendarEvents must be a boolean value" }),
-        unReadConversations: z.boolean({ error: "additionalDetails.unReadConversations must be a boolean value" }),
-      }, { error: "additionalDetails must be an object" })
+      .object(
+        {
+          notes: z.boolean({ error: "additionalDetails.notes must be a boolean value" }),
+          tasks: z.boolean({ error: "additionalDetails.tasks must be a boolean value" }),
+          calendarEvents: z.boolean({ error: "additionalDetails.calendarEvents must be a boolean value" }),
+          unReadConversations: z.boolean({ error: "additionalDetails.unReadConversations must be a boolean value" }),
+        },
+        { error: "additionalDetails must be an object" },
+      )
       .strict(),
   })
   .strict();
 
 const SEARCH_QUERY_KEYS = [
-  "q", "location_id", "pipeline_id", "pipeline_stage_id", "contact_id", "status", "assigned_to", "campaignId", "id", "order",
-  "endDate", "startAfter", "startAfterId", "date", "country", "page", "limit", "getTasks", "getNotes", "getCalendarEvents",
+  "q",
+  "location_id",
+  "pipeline_id",
+  "pipeline_stage_id",
+  "contact_id",
+  "status",
+  "assigned_to",
+  "campaignId",
+  "id",
+  "order",
+  "endDate",
+  "startAfter",
+  "startAfterId",
+  "date",
+  "country",
+  "page",
+  "limit",
+  "getTasks",
+  "getNotes",
+  "getCalendarEvents",
 ] as const;
 
 /** `mm-dd-yyyy` → UTC ms at the start of that day. */
@@ -129,9 +159,11 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     assertLocation(c, q.location_id);
     const limit = intParam(q, "limit", 20, 1, 100);
     const page = intParam(q, "page", 1, 1, Number.MAX_SAFE_INTEGER);
-    if (q.status !== undefined && !(STATUS_ENUM as readonly string[]).includes(q.status)) throw unprocessable([`status must be one of the following values: ${STATUS_ENUM.join(", ")}`]);
+    if (q.status !== undefined && !(STATUS_ENUM as readonly string[]).includes(q.status))
+      throw unprocessable([`status must be one of the following values: ${STATUS_ENUM.join(", ")}`]);
     const order = q.order || "added_desc";
-    if (order !== "added_desc" && order !== "added_asc") throw unprocessable(["order must be one of the following values: added_asc, added_desc"]);
+    if (order !== "added_desc" && order !== "added_asc")
+      throw unprocessable(["order must be one of the following values: added_asc, added_desc"]);
     const from = q.date ? parseDay("date", q.date) : null;
     const to = q.endDate ? parseDay("endDate", q.endDate) + 86_400_000 : null;
     const needle = (q.q ?? "").toLowerCase();
@@ -149,7 +181,16 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
         if (to !== null && t >= to) return false;
         if (needle) {
           const contact = store.contacts.get(opp.contactId);
-          const hay = [opp.name, contact && store.contactName(contact), contact?.email, contact?.phone, contact?.companyName].filter(Boolean).join(" ").toLowerCase();
+          const hay = [
+            opp.name,
+            contact && store.contactName(contact),
+            contact?.email,
+            contact?.phone,
+            contact?.companyName,
+          ]
+            .filter(Boolean)
+            .join(" ")
+            .toLowerCase();
           if (!hay.includes(needle)) return false;
         }
         return true;
@@ -207,7 +248,11 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
       .filter((opp) => {
         if (!needle) return true;
         const contact = store.contacts.get(opp.contactId);
-        return [opp.name, contact && store.contactName(contact), contact?.email].filter(Boolean).join(" ").toLowerCase().includes(needle);
+        return [opp.name, contact && store.contactName(contact), contact?.email]
+          .filter(Boolean)
+          .join(" ")
+          .toLowerCase()
+          .includes(needle);
       })
       .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || b.id.localeCompare(a.id));
     let rest = matches;
@@ -218,7 +263,11 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     } else {
       rest = matches.slice((body.page - 1) * body.limit);
     }
-    return send(c, { opportunities: rest.slice(0, body.limit).map((opp) => renderOpportunity(store, opp, { searchDrift: true })), total: matches.length, aggregations: {} });
+    return send(c, {
+      opportunities: rest.slice(0, body.limit).map((opp) => renderOpportunity(store, opp, { searchDrift: true })),
+      total: matches.length,
+      aggregations: {},
+    });
   });
 
   app.post("/opportunities/upsert", guard(OPP_WRITE), async (c) => {
@@ -245,7 +294,10 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     const q = checkQuery(c, ["isRemoveAllFollowers"]);
     const all = q.isRemoveAllFollowers === "true";
     const raw = await readJson(c);
-    const body = all && raw && typeof raw === "object" && !("followers" in raw) ? { followers: [] } : parseBody(FollowersBody, raw);
+    const body =
+      all && raw && typeof raw === "object" && !("followers" in raw)
+        ? { followers: [] }
+        : parseBody(FollowersBody, raw);
     opportunityFor(c, pathParam(c, "id"));
     const { opportunity, removed } = service.removeFollowers(pathParam(c, "id"), body.followers, all);
     return send(c, { followers: [...opportunity.followers], followersRemoved: removed });
@@ -258,7 +310,9 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     return send(c, { succeded: true });
   });
 
-  app.get("/opportunities/:id", guard(OPP_READ), (c) => send(c, { opportunity: renderOpportunity(store, opportunityFor(c, pathParam(c, "id"))) }));
+  app.get("/opportunities/:id", guard(OPP_READ), (c) =>
+    send(c, { opportunity: renderOpportunity(store, opportunityFor(c, pathParam(c, "id"))) }),
+  );
 
   app.put("/opportunities/:id", guard(OPP_WRITE), async (c) => {
     const body = parseBody(UpdateOpportunityBody, await readJson(c));

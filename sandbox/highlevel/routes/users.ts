@@ -23,7 +23,8 @@ export function registerUserRoutes(app: Hono<Vars>, d: RouteDeps): void {
   app.get("/users/:userId", guard(USERS_READ), (c) => {
     const u = store.users.get(pathParam(c, "userId"));
     const t = tokenOf(c);
-    if (!u || (t.userType === "Location" ? !u.locationIds.includes(t.locationId!) : u.companyId !== t.companyId)) throw new GhlError(400, "User not found");
+    if (!u || (t.userType === "Location" ? !u.locationIds.includes(t.locationId!) : u.companyId !== t.companyId))
+      throw new GhlError(400, "User not found");
     return send(c, renderUser(u));
   });
 }

@@ -20,5 +20,7 @@ export const EXCERPT_CHARS = 40;
 /** A cell as quoted in a reason: at most `EXCERPT_CHARS` characters (then `…`), formula-neutralised. */
 export function cellExcerpt(cell: string): string {
   const chars = [...cell.replace(/\s+/g, " ")];
-  return neutraliseFormula(chars.length > EXCERPT_CHARS ? `${chars.slice(0, EXCERPT_CHARS).join("")}…` : chars.join(""));
+  return neutraliseFormula(
+    chars.length > EXCERPT_CHARS ? `${chars.slice(0, EXCERPT_CHARS).join("")}…` : chars.join(""),
+  );
 }

@@ -46,7 +46,20 @@ export interface OpportunitySource {
 }
 
 /** The header row (matching the importer's defaults and what a person maps in one pass in 4Degrees). */
-export const EXPORT_HEADERS = ["Deal Name", "Pipeline", "Stage", "Status", "Owner", "Value", "Currency", "Expected Close Date", "Contact Name", "Contact Email", "Company", "HighLevel ID"] as const;
+export const EXPORT_HEADERS = [
+  "Deal Name",
+  "Pipeline",
+  "Stage",
+  "Status",
+  "Owner",
+  "Value",
+  "Currency",
+  "Expected Close Date",
+  "Contact Name",
+  "Contact Email",
+  "Company",
+  "HighLevel ID",
+] as const;
 
 /** How the export writes what 4Degrees has no column for. */
 export interface ExportOptions {
@@ -67,7 +80,10 @@ function formatValue(value: number | null): string {
  * Streams the CSV. The pipelines, users and first page are read before the stream is returned, so
  * a failing HighLevel call becomes an HTTP error rather than a truncated file.
  */
-export async function exportCsvStream(source: OpportunitySource, options: ExportOptions): Promise<ReadableStream<Uint8Array>> {
+export async function exportCsvStream(
+  source: OpportunitySource,
+  options: ExportOptions,
+): Promise<ReadableStream<Uint8Array>> {
   const [pipelines, users] = await Promise.all([source.pipelines(), source.users()]);
   const pipelineNames = new Map(pipelines.map((p) => [p.id, p.name]));
   const stageNames = new Map(pipelines.flatMap((p) => p.stages.map((s) => [s.id, s.name] as const)));
@@ -106,7 +122,8 @@ export async function exportCsvStream(source: OpportunitySource, options: Export
       text(o.companyName ?? ""),
       text(o.id),
     ]);
-  const unparse = (data: string[][]) => Papa.unparse(data, { delimiter: ",", newline: "\r\n", escapeFormulae: false, quotes: false }) + "\r\n";
+  const unparse = (data: string[][]) =>
+    Papa.unparse(data, { delimiter: ",", newline: "\r\n", escapeFormulae: false, quotes: false }) + "\r\n";
 
   let headerSent = false;
   return new ReadableStream<Uint8Array>({
@@ -156,21 +173,41 @@ const CLOSE_DATE_NAMES = new Set(["expected close date", "close date", "expected
  */
 export async function resolveCloseDateField(hl: HighLevelClient, preferred: string | null): Promise<string | null> {
   if (preferred) return preferred;
-  const candidates = (await hl.customFields.list()).filter((f) => (f.model ?? "opportunity") === "opportunity" && (f.dataType ?? "").toUpperCase() === "DATE" && CLOSE_DATE_NAMES.has(f.name.trim().toLowerCase()));
+  const candidates = (await hl.customFields.list()).filter(
+    (f) =>
+      (f.model ?? "opportunity") === "opportunity" &&
+      (f.dataType ?? "").toUpperCase() === "DATE" &&
+      CLOSE_DATE_NAMES.has(f.name.trim().toLowerCase()),
+  );
   return candidates.length === 1 ? candidates[0]!.id : null;
 }
 
 /** `OpportunitySource` over the HighLevel client of one location (every status; one pipeline or all). */
-export function highLevelSource(hl: HighLevelClient, filters: { pipelineId?: string; closeDateFieldId?: string | null } = {}): OpportunitySource {
+export function highLevelSource(
+  hl: HighLevelClient,
+  filters: { pipelineId?: string; closeDateFieldId?: string | null } = {},
+): OpportunitySource {
   return {
-    pipelines: async () => (await hl.pipelines.list()).map((p) => ({ id: p.id, name: p.name, stages: p.stages.map((s) => ({ id: s.id, name: s.name })) })),
+    pipelines: async () =>
+      (await hl.pipelines.list()).map((p) => ({
+        id: p.id,
+        name: p.name,
+        stages: p.stages.map((s) => ({ id: s.id, name: s.name })),
+      })),
     users: async () =>
-      (await hl.users.list()).map((u) => ({ id: u.id, email: u.email ?? null, name: u.name ?? ([u.firstName, u.lastName].filter(Boolean).join(" ") || null) })),
+      (await hl.users.list()).map((u) => ({
+        id: u.id,
+        email: u.email ?? null,
+        name: u.name ?? ([u.firstName, u.lastName].filter(Boolean).join(" ") || null),
+      })),
     pages: async function* () {
       let cursor: SearchPage["next"] = null;
       for (;;) {
         // Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/search-opportunity (via the HighLevel client)
-        const page = await hl.opportunities.searchPage({ status: "all", ...(filters.pipelineId ? { pipelineId: filters.pipelineId } : {}) }, cursor);
+        const page = await hl.opportunities.searchPage(
+          { status: "all", ...(filters.pipelineId ? { pipelineId: filters.pipelineId } : {}) },
+          cursor,
+        );
         yield page.opportunities.map((o) => ({
           id: o.id,
           name: o.name ?? "",
@@ -182,7 +219,9 @@ export function highLevelSource(hl: HighLevelClient, filters: { pipelineId?: str
           contactName: o.contact?.name ?? null,
           contactEmail: o.contact?.email ?? null,
           companyName: o.contact?.companyName ?? null,
-          closeDate: filters.closeDateFieldId ? closeDateOf(o.customFields.find((f) => f.id === filters.closeDateFieldId)?.value) : null,
+          closeDate: filters.closeDateFieldId
+            ? closeDateOf(o.customFields.find((f) => f.id === filters.closeDateFieldId)?.value)
+            : null,
         }));
         if (!page.next) return;
         cursor = page.next;

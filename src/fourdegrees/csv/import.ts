@@ -10,9 +10,23 @@
  * engine is idempotent per key + hash) instead of losing rows.
  */
 import type { QueueMessage } from "../../queue/messages.ts";
-import { IMPORT_CHUNK, knownRowHashes, recordImportedRows, saveImportReport, type ImportReport } from "../../store/imports.ts";
+import {
+  IMPORT_CHUNK,
+  knownRowHashes,
+  recordImportedRows,
+  saveImportReport,
+  type ImportReport,
+} from "../../store/imports.ts";
 import { parseCsv } from "./parse.ts";
-import { contentHash, resolveColumns, validateRow, type CsvField, type HeaderMap, type RowOptions, type ValidRow } from "./rows.ts";
+import {
+  contentHash,
+  resolveColumns,
+  validateRow,
+  type CsvField,
+  type HeaderMap,
+  type RowOptions,
+  type ValidRow,
+} from "./rows.ts";
 
 /** Where rows are sent (the `BULK_QUEUE` binding: rows are bulk work, src/queue/queues.ts). */
 export type RowSink = Pick<Queue<QueueMessage>, "sendBatch">;
@@ -46,7 +60,12 @@ const BATCH_BYTES = 240 * 1024;
 const MESSAGE_BYTES = 120 * 1024;
 
 /** Runs one import. Throws `AppError` 400/413 for a file that cannot be read at all. */
-export async function importDealCsv(db: D1Database, sink: RowSink, input: ImportInput, now: () => number = Date.now): Promise<ImportResult> {
+export async function importDealCsv(
+  db: D1Database,
+  sink: RowSink,
+  input: ImportInput,
+  now: () => number = Date.now,
+): Promise<ImportResult> {
   const startedAt = now();
   const parsed = parseCsv(input.text, input.delimiter === undefined ? {} : { delimiter: input.delimiter });
   const columns = resolveColumns(parsed.headers, input.map);
@@ -77,14 +96,21 @@ export async function importDealCsv(db: D1Database, sink: RowSink, input: Import
       }
       const earlier = firstLineOfKey.get(checked.row.importKey);
       if (earlier !== undefined) {
-        result.skipped.push({ line: record.line, reason: `the same deal as line ${earlier} (${describeKey(checked.row.importKey)})` });
+        result.skipped.push({
+          line: record.line,
+          reason: `the same deal as line ${earlier} (${describeKey(checked.row.importKey)})`,
+        });
         continue;
       }
       firstLineOfKey.set(checked.row.importKey, record.line);
       valid.push({ ...checked.row, hash: await contentHash(checked.row) });
     }
 
-    const known = await knownRowHashes(db, input.accountId, valid.map((r) => r.importKey));
+    const known = await knownRowHashes(
+      db,
+      input.accountId,
+      valid.map((r) => r.importKey),
+    );
     const messages: Array<{ body: QueueMessage; bytes: number; row: ValidRow & { hash: string } }> = [];
     for (const row of valid) {
       const before = known.get(row.importKey);
@@ -108,13 +134,16 @@ export async function importDealCsv(db: D1Database, sink: RowSink, input: Import
       };
       const bytes = new TextEncoder().encode(JSON.stringify(body)).length;
       if (bytes > MESSAGE_BYTES) {
-        result.skipped.push({ line: row.line, reason: `the row is too large to sync (${Math.round(bytes / 1024)} KiB; the limit is ${MESSAGE_BYTES / 1024} KiB)` });
+        result.skipped.push({
+          line: row.line,
+          reason: `the row is too large to sync (${Math.round(bytes / 1024)} KiB; the limit is ${MESSAGE_BYTES / 1024} KiB)`,
+        });
         continue;
       }
       messages.push({ body, bytes, row });
     }
 
-    for (let i = 0; i < messages.length; ) {
+    for (let i = 0; i < messages.length;) {
       const batch: typeof messages = [];
       let size = 0;
       while (i < messages.length && batch.length < BATCH_MESSAGES && size + messages[i]!.bytes <= BATCH_BYTES) {
@@ -123,7 +152,12 @@ export async function importDealCsv(db: D1Database, sink: RowSink, input: Import
         i++;
       }
       await sink.sendBatch(batch.map((m) => ({ body: m.body, contentType: "json" as const })));
-      await recordImportedRows(db, input.accountId, importId, batch.map((m) => ({ importKey: m.row.importKey, contentHash: m.row.hash })));
+      await recordImportedRows(
+        db,
+        input.accountId,
+        importId,
+        batch.map((m) => ({ importKey: m.row.importKey, contentHash: m.row.hash })),
+      );
       for (const m of batch) {
         if (m.body.kind !== "fourdegrees.import_row") continue;
         result[m.body.action === "create" ? "created" : m.body.action === "update" ? "updated" : "linked"]++;
@@ -133,7 +167,19 @@ export async function importDealCsv(db: D1Database, sink: RowSink, input: Import
   }
 
   result.skipped.sort((a, b) => a.line - b.line);
-  await saveImportReport(db, { importId, accountId: input.accountId, filename: input.filename, rows: result.rows, created: result.created, updated: result.updated, linked: result.linked, unchanged: result.unchanged, skipped: result.skipped, startedAt, finishedAt: now() });
+  await saveImportReport(db, {
+    importId,
+    accountId: input.accountId,
+    filename: input.filename,
+    rows: result.rows,
+    created: result.created,
+    updated: result.updated,
+    linked: result.linked,
+    unchanged: result.unchanged,
+    skipped: result.skipped,
+    startedAt,
+    finishedAt: now(),
+  });
   return result;
 }
 

@@ -35,20 +35,25 @@ const notCsv = (why: string) => new AppError("bad_request", `this file is not a 
 
 /** The 413 of a file over the cap, naming the cap. */
 export const csvTooLarge = (maxBytes: number = MAX_CSV_BYTES) =>
-  new AppError("payload_too_large", `the file is larger than ${maxBytes / 1024 / 1024} MiB (${maxBytes} bytes), the most one import reads; split it`, {
-    details: { maxBytes },
-  });
+  new AppError(
+    "payload_too_large",
+    `the file is larger than ${maxBytes / 1024 / 1024} MiB (${maxBytes} bytes), the most one import reads; split it`,
+    {
+      details: { maxBytes },
+    },
+  );
 
 /** Bytes at the start of a file checked for binary content. */
 const PROBE_BYTES = 8192;
 
 /** Refuses the start of a file that is a spreadsheet/ZIP or binary (400 that says what to do). */
 function checkStart(head: Uint8Array): void {
-  if (head[0] === 0x50 && head[1] === 0x4b) throw notCsv("it looks like an Excel/ZIP file — export the deal list as CSV instead");
+  if (head[0] === 0x50 && head[1] === 0x4b)
+    throw notCsv("it looks like an Excel/ZIP file — export the deal list as CSV instead");
   if (head.subarray(0, PROBE_BYTES).includes(0)) throw notCsv("it contains binary data (NUL bytes)");
 }
 
-const notUtf8 = () => notCsv("it is not UTF-8 text — save it as \"CSV UTF-8\"");
+const notUtf8 = () => notCsv('it is not UTF-8 text — save it as "CSV UTF-8"');
 
 /**
  * Decodes the upload as UTF-8 (the BOM Excel writes is dropped). Binary files (NUL bytes, ZIP/XLSX
@@ -69,7 +74,10 @@ export function decodeCsvBytes(bytes: Uint8Array): string {
  * stream passes it, whatever Content-Length said), decoded as it arrives, checked like
  * `decodeCsvBytes`.
  */
-export async function readCsvText(stream: ReadableStream<Uint8Array> | null, maxBytes: number = MAX_CSV_BYTES): Promise<string> {
+export async function readCsvText(
+  stream: ReadableStream<Uint8Array> | null,
+  maxBytes: number = MAX_CSV_BYTES,
+): Promise<string> {
   if (stream === null) throw notCsv("the file is empty");
   const reader = stream.getReader();
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -165,7 +173,8 @@ export function parseCsv(text: string, options: { delimiter?: string } = {}): Pa
 
   const q = quoteErrors[0];
   if (q) throw notCsv(`line ${q.line}: ${q.message} (a quoted field is never closed)`);
-  if (overflow.length > 0) throw new AppError("payload_too_large", `the file has more than ${MAX_CSV_ROWS} rows; split it`);
+  if (overflow.length > 0)
+    throw new AppError("payload_too_large", `the file has more than ${MAX_CSV_ROWS} rows; split it`);
   const head = headerRows[0];
   if (head === undefined) throw notCsv("the file has no header row");
   if (head.every((h) => h === "")) throw notCsv("the header row is empty");

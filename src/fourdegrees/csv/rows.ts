@@ -9,7 +9,22 @@ import type { Deal, DealStatus, FieldValue, PersonRef } from "../../domain/port.
 import type { Money } from "../../domain/money.ts";
 
 /** The columns the importer understands. Anything else is kept as a custom field named by its header. */
-export const CSV_FIELDS = ["name", "pipeline", "stage", "status", "owner", "value", "currency", "closeDate", "contactEmail", "contactName", "notes", "tags", "fourDegreesId", "highLevelId"] as const;
+export const CSV_FIELDS = [
+  "name",
+  "pipeline",
+  "stage",
+  "status",
+  "owner",
+  "value",
+  "currency",
+  "closeDate",
+  "contactEmail",
+  "contactName",
+  "notes",
+  "tags",
+  "fourDegreesId",
+  "highLevelId",
+] as const;
 export type CsvField = (typeof CSV_FIELDS)[number];
 
 /** Default headers per field (compared case- and punctuation-insensitively), first match wins. */
@@ -53,7 +68,11 @@ export interface ColumnMap {
   used: Partial<Record<CsvField, string>>;
 }
 
-const norm = (h: string) => h.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim();
+const norm = (h: string) =>
+  h
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, " ")
+    .trim();
 
 /** Resolves the header map; a file without a deal-name column is refused with the headers it has. */
 export function resolveColumns(headers: string[], override: HeaderMap = {}): ColumnMap {
@@ -69,7 +88,11 @@ export function resolveColumns(headers: string[], override: HeaderMap = {}): Col
       const wanted = override[field];
       if (wanted === null || wanted === undefined) continue;
       const index = byNorm.get(norm(wanted));
-      if (index === undefined) throw new AppError("bad_request", `map.${field} names the column "${wanted}", which the file does not have (columns: ${headers.join(", ")})`);
+      if (index === undefined)
+        throw new AppError(
+          "bad_request",
+          `map.${field} names the column "${wanted}", which the file does not have (columns: ${headers.join(", ")})`,
+        );
       fields[field] = index;
       used[field] = headers[index]!;
       taken.add(index);
@@ -88,9 +111,14 @@ export function resolveColumns(headers: string[], override: HeaderMap = {}): Col
     }
   }
   if (fields.name === undefined) {
-    throw new AppError("bad_request", `this file is not a 4Degrees deal list we can read: no deal-name column (looked for ${DEFAULT_HEADER_ALIASES.name.map((a) => `"${a}"`).join(", ")}; columns: ${headers.slice(0, 20).join(", ") || "none"}). Name it with map={"name":"<your column>"}.`);
+    throw new AppError(
+      "bad_request",
+      `this file is not a 4Degrees deal list we can read: no deal-name column (looked for ${DEFAULT_HEADER_ALIASES.name.map((a) => `"${a}"`).join(", ")}; columns: ${headers.slice(0, 20).join(", ") || "none"}). Name it with map={"name":"<your column>"}.`,
+    );
   }
-  const extra = headers.map((header, index) => ({ header, index })).filter((h) => h.header !== "" && !taken.has(h.index));
+  const extra = headers
+    .map((header, index) => ({ header, index }))
+    .filter((h) => h.header !== "" && !taken.has(h.index));
   return { fields, extra, used };
 }
 
@@ -192,7 +220,15 @@ export function parseDate(cell: string, order: "MDY" | "DMY"): string | null {
   return date.toISOString().slice(0, 10);
 }
 
-const STATUSES: Record<string, DealStatus> = { open: "open", active: "open", won: "won", "closed won": "won", lost: "lost", "closed lost": "lost", abandoned: "abandoned" };
+const STATUSES: Record<string, DealStatus> = {
+  open: "open",
+  active: "open",
+  won: "won",
+  "closed won": "won",
+  lost: "lost",
+  "closed lost": "lost",
+  abandoned: "abandoned",
+};
 
 const splitList = (cell: string) =>
   cell
@@ -205,7 +241,12 @@ export const MAX_NOTE_CHARS = 20_000;
 export const MAX_NAME_CHARS = 500;
 
 /** Validates one record and builds its `Deal`. */
-export function validateRow(record: { line: number; fields: string[] }, columns: ColumnMap, options: RowOptions, importId: string): RowResult {
+export function validateRow(
+  record: { line: number; fields: string[] },
+  columns: ColumnMap,
+  options: RowOptions,
+  importId: string,
+): RowResult {
   const cell = (f: CsvField) => {
     const i = columns.fields[f];
     return i === undefined ? "" : (record.fields[i] ?? "").trim();
@@ -226,7 +267,8 @@ export function validateRow(record: { line: number; fields: string[] }, columns:
   let expectedCloseDate: string | null = null;
   if (cell("closeDate") !== "") {
     expectedCloseDate = parseDate(cell("closeDate"), options.dateOrder);
-    if (expectedCloseDate === null) return fail(`Close date "${cellExcerpt(cell("closeDate"))}" is not a date (use YYYY-MM-DD)`);
+    if (expectedCloseDate === null)
+      return fail(`Close date "${cellExcerpt(cell("closeDate"))}" is not a date (use YYYY-MM-DD)`);
   }
 
   let status: DealStatus | null = null;
@@ -236,9 +278,14 @@ export function validateRow(record: { line: number; fields: string[] }, columns:
   }
 
   const emails = splitList(cell("contactEmail"));
-  for (const email of emails) if (!EMAIL.safeParse(email).success) return fail(`Contact email "${cellExcerpt(email)}" is not an email address`);
+  for (const email of emails)
+    if (!EMAIL.safeParse(email).success) return fail(`Contact email "${cellExcerpt(email)}" is not an email address`);
   const contactName = cell("contactName") || null;
-  const contacts: PersonRef[] = emails.map((email, i) => ({ id: null, email: email.toLowerCase(), name: i === 0 ? contactName : null }));
+  const contacts: PersonRef[] = emails.map((email, i) => ({
+    id: null,
+    email: email.toLowerCase(),
+    name: i === 0 ? contactName : null,
+  }));
   if (contacts.length === 0 && contactName) contacts.push({ id: null, email: null, name: contactName });
 
   const ownerCell = cell("owner");
@@ -251,9 +298,11 @@ export function validateRow(record: { line: number; fields: string[] }, columns:
   }
 
   const fourDegreesId = cell("fourDegreesId") || null;
-  if (fourDegreesId !== null && !ID.test(fourDegreesId)) return fail(`4Degrees ID "${cellExcerpt(fourDegreesId)}" is not an id`);
+  if (fourDegreesId !== null && !ID.test(fourDegreesId))
+    return fail(`4Degrees ID "${cellExcerpt(fourDegreesId)}" is not an id`);
   const highlevelOpportunityId = cell("highLevelId") || null;
-  if (highlevelOpportunityId !== null && !ID.test(highlevelOpportunityId)) return fail(`HighLevel ID "${cellExcerpt(highlevelOpportunityId)}" is not an id`);
+  if (highlevelOpportunityId !== null && !ID.test(highlevelOpportunityId))
+    return fail(`HighLevel ID "${cellExcerpt(highlevelOpportunityId)}" is not an id`);
 
   const note = cell("notes") || null;
   if (note !== null && note.length > MAX_NOTE_CHARS) return fail(`Notes are longer than ${MAX_NOTE_CHARS} characters`);
@@ -265,7 +314,11 @@ export function validateRow(record: { line: number; fields: string[] }, columns:
     if (v !== "") fields[header] = v;
   }
 
-  const importKey = fourDegreesId ? `4d:${fourDegreesId}` : highlevelOpportunityId ? `hl:${highlevelOpportunityId}` : `name:${(pipelineName ?? "").toLowerCase()}/${name.toLowerCase()}`;
+  const importKey = fourDegreesId
+    ? `4d:${fourDegreesId}`
+    : highlevelOpportunityId
+      ? `hl:${highlevelOpportunityId}`
+      : `name:${(pipelineName ?? "").toLowerCase()}/${name.toLowerCase()}`;
 
   const deal: Deal = {
     id: fourDegreesId,
@@ -296,7 +349,21 @@ export function validateRow(record: { line: number; fields: string[] }, columns:
  */
 export async function contentHash(row: ValidRow): Promise<string> {
   const { actor: _actor, ...deal } = row.deal;
-  const canonical = JSON.stringify([deal.id, deal.name, deal.pipeline, deal.stage, deal.status, deal.owner, deal.value, deal.expectedCloseDate, deal.contacts, deal.tags, Object.entries(deal.fields).sort(([a], [b]) => (a < b ? -1 : 1)), deal.externalRefs, row.note]);
+  const canonical = JSON.stringify([
+    deal.id,
+    deal.name,
+    deal.pipeline,
+    deal.stage,
+    deal.status,
+    deal.owner,
+    deal.value,
+    deal.expectedCloseDate,
+    deal.contacts,
+    deal.tags,
+    Object.entries(deal.fields).sort(([a], [b]) => (a < b ? -1 : 1)),
+    deal.externalRefs,
+    row.note,
+  ]);
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -59,7 +59,9 @@ consoleApp.use(
   }),
 );
 
-consoleApp.get("/app.css", (c) => c.body(CSS, 200, { "content-type": "text/css; charset=utf-8", "cache-control": "max-age=300" }));
+consoleApp.get("/app.css", (c) =>
+  c.body(CSS, 200, { "content-type": "text/css; charset=utf-8", "cache-control": "max-age=300" }),
+);
 
 const LoginPage = (p: { next: string; error?: string; access: boolean }) => (
   <Layout title="Sign in" page="login" flash={p.error ? { kind: "error", text: p.error } : null}>
@@ -69,7 +71,8 @@ const LoginPage = (p: { next: string; error?: string; access: boolean }) => (
       <form method="post" action="/console/login" id="login-form">
         <input type="hidden" name="next" value={p.next} />
         <label class="block">
-          Admin token <input type="password" name="token" autocomplete="current-password" required minlength={16} autofocus />
+          Admin token{" "}
+          <input type="password" name="token" autocomplete="current-password" required minlength={16} autofocus />
         </label>
         <button type="submit">Sign in</button>
       </form>
@@ -77,7 +80,9 @@ const LoginPage = (p: { next: string; error?: string; access: boolean }) => (
   </Layout>
 );
 
-consoleApp.get("/login", (c) => c.html(<LoginPage next={safeNext(c.req.query("next"))} access={accessSettings(c.var.config) !== null} />));
+consoleApp.get("/login", (c) =>
+  c.html(<LoginPage next={safeNext(c.req.query("next"))} access={accessSettings(c.var.config) !== null} />),
+);
 
 consoleApp.post("/login", async (c) => {
   if (accessSettings(c.var.config)) return c.html(<LoginPage next="/console" access={true} />, 400);

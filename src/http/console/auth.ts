@@ -30,7 +30,10 @@ export function loginClient(ip: string | undefined): string {
   const t = tail ? tail.split(":") : [];
   const zeros = Array<string>(Math.max(0, 8 - h.length - t.length)).fill("0");
   const groups = raw.includes("::") ? [...h, ...zeros, ...t] : h;
-  return `v6:${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+  return `v6:${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }
 
 /** Middleware guarding console pages and forms. */

@@ -16,11 +16,21 @@ export async function pageContext(c: Context<AppEnv>): Promise<PageContext> {
   const account = accounts.find((a) => a.id === wanted) ?? accounts[0] ?? null;
   const ok = c.req.query("ok");
   const error = c.req.query("error");
-  return { accounts, account, flash: error ? { kind: "error", text: error.slice(0, 500) } : ok ? { kind: "ok", text: ok.slice(0, 500) } : null };
+  return {
+    accounts,
+    account,
+    flash: error ? { kind: "error", text: error.slice(0, 500) } : ok ? { kind: "ok", text: ok.slice(0, 500) } : null,
+  };
 }
 
 /** A 303 back to a console page with a flash message (post/redirect/get). */
-export function redirectWith(c: Context<AppEnv>, page: string, account: string | null, flash: { ok?: string; error?: string }, extra: Record<string, string> = {}): Response {
+export function redirectWith(
+  c: Context<AppEnv>,
+  page: string,
+  account: string | null,
+  flash: { ok?: string; error?: string },
+  extra: Record<string, string> = {},
+): Response {
   const q = new URLSearchParams();
   if (account) q.set("account", account);
   for (const [k, v] of Object.entries(extra)) q.set(k, v);

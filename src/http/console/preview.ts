@@ -11,7 +11,13 @@ import type { Config } from "../../config.ts";
 import type { Account } from "../../store/accounts.ts";
 import type { Link } from "../../store/links.ts";
 import { liveConnectors, type AccountConnectors } from "../../sync/connectors.ts";
-import { flatten, fromDeal, fromOpportunity, type FourDegreesContext, type HighLevelContext } from "../../sync/engine/mapping.ts";
+import {
+  flatten,
+  fromDeal,
+  fromOpportunity,
+  type FourDegreesContext,
+  type HighLevelContext,
+} from "../../sync/engine/mapping.ts";
 import type { Flat } from "../../domain/port.ts";
 import { fromMinor } from "../../domain/money.ts";
 
@@ -22,7 +28,8 @@ export function readable(state: Flat, stageNames: Map<string, string>): Flat {
   if (typeof stage === "string") out["stage"] = stageNames.get(stage) ?? stage;
   const value = state["value"];
   const currency = typeof state["currency"] === "string" ? state["currency"] : null;
-  if (typeof value === "number" && currency) out["value"] = new Intl.NumberFormat("en-US", { style: "currency", currency }).format(fromMinor(value, currency));
+  if (typeof value === "number" && currency)
+    out["value"] = new Intl.NumberFormat("en-US", { style: "currency", currency }).format(fromMinor(value, currency));
   return out;
 }
 
@@ -56,13 +63,20 @@ export class FailurePreviewer {
 
   /** 4Degrees stage id → name (canonical stages are 4Degrees stage ids on both sides). */
   async #stageNames(conn: AccountConnectors): Promise<Map<string, string>> {
-    this.#fd ??= Promise.all([conn.fourdegrees.listPipelines(), conn.fourdegrees.listUsers()]).then(([pipelines, users]) => ({ pipelines, users }));
+    this.#fd ??= Promise.all([conn.fourdegrees.listPipelines(), conn.fourdegrees.listUsers()]).then(
+      ([pipelines, users]) => ({ pipelines, users }),
+    );
     const { pipelines } = await this.#fd;
     return new Map(pipelines.flatMap((p) => p.stages.map((s): [string, string] => [s.id, s.name])));
   }
 
   /** The diff for `side`/`recordId` (never throws: a read problem becomes a note). */
-  async preview(side: "fourdegrees" | "highlevel", recordId: string, locationId: string | null, link: Link | null): Promise<Preview> {
+  async preview(
+    side: "fourdegrees" | "highlevel",
+    recordId: string,
+    locationId: string | null,
+    link: Link | null,
+  ): Promise<Preview> {
     const mapping = this.#account.mapping;
     if (!mapping) return { kind: "note", text: "No mapping saved: nothing would be written." };
     try {
@@ -72,7 +86,9 @@ export class FailurePreviewer {
       if (side === "fourdegrees") {
         const deal = await conn.fourdegrees.getDeal(recordId);
         if (!deal) return { kind: "note", text: "The 4Degrees deal no longer exists." };
-        this.#fd ??= Promise.all([conn.fourdegrees.listPipelines(), conn.fourdegrees.listUsers()]).then(([pipelines, users]) => ({ pipelines, users }));
+        this.#fd ??= Promise.all([conn.fourdegrees.listPipelines(), conn.fourdegrees.listUsers()]).then(
+          ([pipelines, users]) => ({ pipelines, users }),
+        );
         const t = fromDeal(deal, mapping, await this.#fd);
         if (!t.ok) return { kind: "note", text: `Cannot be synced as mapped: ${t.reason}` };
         now = flatten(t.canonical);
@@ -91,9 +107,16 @@ export class FailurePreviewer {
         label = "HighLevel now";
       }
       const names = await this.#stageNames(conn);
-      return { kind: "diff", left: { label: link ? "last synced" : "last synced (never)", state: readable(link?.base ?? {}, names) }, right: { label, state: readable(now, names) } };
+      return {
+        kind: "diff",
+        left: { label: link ? "last synced" : "last synced (never)", state: readable(link?.base ?? {}, names) },
+        right: { label, state: readable(now, names) },
+      };
     } catch (err) {
-      return { kind: "note", text: `Could not read the record for a preview: ${err instanceof Error ? err.message : String(err)}` };
+      return {
+        kind: "note",
+        text: `Could not read the record for a preview: ${err instanceof Error ? err.message : String(err)}`,
+      };
     }
   }
 }

@@ -29,8 +29,18 @@ function sessionKey(adminToken: string): Promise<CryptoKey> {
   if (!key) {
     key = (async () => {
       // Derive a dedicated key so the cookie's MAC is never usable as (or with) the token itself.
-      const base = await crypto.subtle.importKey("raw", new TextEncoder().encode(adminToken), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-      const derived = await crypto.subtle.sign("HMAC", base, new TextEncoder().encode("fourdegrees-ghl-sync console session key v1"));
+      const base = await crypto.subtle.importKey(
+        "raw",
+        new TextEncoder().encode(adminToken),
+        { name: "HMAC", hash: "SHA-256" },
+        false,
+        ["sign"],
+      );
+      const derived = await crypto.subtle.sign(
+        "HMAC",
+        base,
+        new TextEncoder().encode("fourdegrees-ghl-sync console session key v1"),
+      );
       return crypto.subtle.importKey("raw", derived, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
     })();
     keys.set(adminToken, key);
@@ -59,11 +69,7 @@ export async function createSessionValue(adminToken: string, sessionId: string, 
  * The session id in `value` when it was made with this ADMIN_TOKEN and has not expired, else
  * null. Says nothing about revocation: `sessionActive` also asks D1.
  */
-export async function sessionIdOf(
-  adminToken: string,
-  value?: string,
-  now = Date.now(),
-): Promise<string | null> {
+export async function sessionIdOf(adminToken: string, value?: string, now = Date.now()): Promise<string | null> {
   if (!value) return null;
   const match = /^v2\.(\d{1,12})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/.exec(value);
   if (!match) return null;
@@ -110,5 +116,11 @@ export async function endSession(c: Context, db: D1Database, adminToken: string)
   const sessionId = await sessionIdOf(adminToken, readSession(c));
   if (sessionId !== null) await deleteConsoleSession(db, sessionId);
   const secure = !isLocalPlainHttp(c.req.url);
-  deleteCookie(c, NAME, { path: "/", secure, httpOnly: true, sameSite: "Strict", ...(secure ? { prefix: "host" as const } : {}) });
+  deleteCookie(c, NAME, {
+    path: "/",
+    secure,
+    httpOnly: true,
+    sameSite: "Strict",
+    ...(secure ? { prefix: "host" as const } : {}),
+  });
 }

@@ -19,7 +19,11 @@ export const NAV = [
 export type PageKey = (typeof NAV)[number][0];
 
 /** A link to a console page for the current account. */
-export function href(page: string, account: string | null, params: Record<string, string | number | null | undefined> = {}): string {
+export function href(
+  page: string,
+  account: string | null,
+  params: Record<string, string | number | null | undefined> = {},
+): string {
   const q = new URLSearchParams();
   if (account) q.set("account", account);
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") q.set(k, String(v));
@@ -27,12 +31,14 @@ export function href(page: string, account: string | null, params: Record<string
   return `/console/${page}${qs ? `?${qs}` : ""}`;
 }
 
-export const fmtTime = (ms: number | null | undefined): string => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "—");
+export const fmtTime = (ms: number | null | undefined): string =>
+  ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "—";
 export const fmtInt = (n: number): string => n.toLocaleString("en-US");
 export function fmtMoney(minor: number, currency: string | null): string {
   const cur = currency ?? "USD";
   try {
-    const digits = new Intl.NumberFormat("en", { style: "currency", currency: cur }).resolvedOptions().maximumFractionDigits ?? 2;
+    const digits =
+      new Intl.NumberFormat("en", { style: "currency", currency: cur }).resolvedOptions().maximumFractionDigits ?? 2;
     return new Intl.NumberFormat("en-US", { style: "currency", currency: cur }).format(minor / 10 ** digits);
   } catch {
     return `${(minor / 100).toFixed(2)} ${cur}`;
@@ -80,19 +86,27 @@ export const Layout: FC<LayoutProps> = (p) => (
                   ))}
                 </select>
               </label>
-              <button type="submit" class="secondary">Show</button>
+              <button type="submit" class="secondary">
+                Show
+              </button>
             </form>
           )}
           {p.page !== "login" && (
             <form method="post" action="/console/logout" class="logout">
-              <button type="submit" class="secondary">Sign out</button>
+              <button type="submit" class="secondary">
+                Sign out
+              </button>
             </form>
           )}
         </div>
         {p.page !== "login" && (
           <nav>
             {NAV.map(([key, label]) => (
-              <a href={href(key, p.account?.id ?? null)} class={key === p.page ? "active" : ""} aria-current={key === p.page ? "page" : undefined}>
+              <a
+                href={href(key, p.account?.id ?? null)}
+                class={key === p.page ? "active" : ""}
+                aria-current={key === p.page ? "page" : undefined}
+              >
                 {label}
               </a>
             ))}
@@ -118,7 +132,8 @@ export const Empty: FC<{ children?: Child }> = ({ children }) => <p class="empty
 /** Shown on account-scoped pages when no account exists. */
 export const NoAccount: FC = () => (
   <Empty>
-    No account exists yet. Set an account's 4Degrees API key (PUT /api/accounts/&lt;id&gt;/fourdegrees) or create one through the admin API, then connect HighLevel on the <a href="/console/connections">Connections</a> page.
+    No account exists yet. Set an account's 4Degrees API key (PUT /api/accounts/&lt;id&gt;/fourdegrees) or create one
+    through the admin API, then connect HighLevel on the <a href="/console/connections">Connections</a> page.
   </Empty>
 );
 
@@ -141,7 +156,15 @@ export const SERIES = ["#3b6fb6", "#e08a1e"] as const;
  * bars come in groups of that size, one label per group (`label` of the group's first bar), and
  * `legend` names the series.
  */
-export const BarChart: FC<{ bars: Bar[]; label: string; limit?: { value: number; label: string }; height?: number; unit?: string; groups?: number; legend?: string[] }> = ({ bars, label, limit, height = 170, unit = "", groups = 1, legend }) => {
+export const BarChart: FC<{
+  bars: Bar[];
+  label: string;
+  limit?: { value: number; label: string };
+  height?: number;
+  unit?: string;
+  groups?: number;
+  legend?: string[];
+}> = ({ bars, label, limit, height = 170, unit = "", groups = 1, legend }) => {
   const top = Math.max(1, ...bars.map((b) => b.value), limit?.value ?? 0);
   const left = Math.max(30, fmtInt(top).length * 6 + 12);
   const groupCount = Math.ceil(bars.length / groups);
@@ -155,11 +178,22 @@ export const BarChart: FC<{ bars: Bar[]; label: string; limit?: { value: number;
   const maxChars = Math.max(4, Math.floor((groups * barW + groupGap) / 6));
   return (
     <figure class="chart">
-      <svg role="img" aria-label={label} width={width} height={height} viewBox={`0 0 ${width} ${height}`} xmlns="http://www.w3.org/2000/svg">
+      <svg
+        role="img"
+        aria-label={label}
+        width={width}
+        height={height}
+        viewBox={`0 0 ${width} ${height}`}
+        xmlns="http://www.w3.org/2000/svg"
+      >
         <title>{label}</title>
         <line x1={left} y1={8 + plotH} x2={width - 4} y2={8 + plotH} stroke="#888" />
-        <text x={left - 4} y="14" text-anchor="end" font-size="10" fill="#444">{fmtInt(top)}</text>
-        <text x={left - 4} y={8 + plotH} text-anchor="end" font-size="10" fill="#444">0</text>
+        <text x={left - 4} y="14" text-anchor="end" font-size="10" fill="#444">
+          {fmtInt(top)}
+        </text>
+        <text x={left - 4} y={8 + plotH} text-anchor="end" font-size="10" fill="#444">
+          0
+        </text>
         {bars.map((b, i) => {
           const g = Math.floor(i / groups);
           const x = left + 4 + g * (groups * barW + groupGap) + (i % groups) * barW;
@@ -167,10 +201,27 @@ export const BarChart: FC<{ bars: Bar[]; label: string; limit?: { value: number;
           const text = b.label.length > maxChars ? `${b.label.slice(0, maxChars - 1)}…` : b.label;
           return (
             <g>
-              <rect x={x} y={y(b.value)} width={barW - 2} height={Math.max(0, 8 + plotH - y(b.value))} fill={b.color ?? SERIES[0]} data-value={b.value}>
-                <title>{b.title ?? `${b.label}: ${fmtInt(b.value)}${unit}${b.alert ? ` (${fmtInt(b.alert)} flagged)` : ""}`}</title>
+              <rect
+                x={x}
+                y={y(b.value)}
+                width={barW - 2}
+                height={Math.max(0, 8 + plotH - y(b.value))}
+                fill={b.color ?? SERIES[0]}
+                data-value={b.value}
+              >
+                <title>
+                  {b.title ?? `${b.label}: ${fmtInt(b.value)}${unit}${b.alert ? ` (${fmtInt(b.alert)} flagged)` : ""}`}
+                </title>
               </rect>
-              {b.alert ? <rect x={x} y={y(b.alert)} width={barW - 2} height={Math.max(0, 8 + plotH - y(b.alert))} fill="#c0392b" /> : null}
+              {b.alert ? (
+                <rect
+                  x={x}
+                  y={y(b.alert)}
+                  width={barW - 2}
+                  height={Math.max(0, 8 + plotH - y(b.alert))}
+                  fill="#c0392b"
+                />
+              ) : null}
               {labelled && (
                 <text x={x + (groups * barW) / 2 - 1} y={height - 14} text-anchor="middle" font-size="10" fill="#444">
                   {text}
@@ -181,18 +232,34 @@ export const BarChart: FC<{ bars: Bar[]; label: string; limit?: { value: number;
         })}
         {limit && (
           <g>
-            <line x1={left} y1={y(limit.value)} x2={width - 4} y2={y(limit.value)} stroke="#c0392b" stroke-dasharray="4 3" />
-            <text x={width - 6} y={y(limit.value) < 22 ? y(limit.value) + 12 : y(limit.value) - 3} text-anchor="end" font-size="10" fill="#c0392b">{limit.label}</text>
+            <line
+              x1={left}
+              y1={y(limit.value)}
+              x2={width - 4}
+              y2={y(limit.value)}
+              stroke="#c0392b"
+              stroke-dasharray="4 3"
+            />
+            <text
+              x={width - 6}
+              y={y(limit.value) < 22 ? y(limit.value) + 12 : y(limit.value) - 3}
+              text-anchor="end"
+              font-size="10"
+              fill="#c0392b"
+            >
+              {limit.label}
+            </text>
           </g>
         )}
       </svg>
       <figcaption>
-        {legend && legend.map((name, i) => (
-          <span class="legend">
-            <span class={`swatch swatch-${i}`}></span>
-            {name}
-          </span>
-        ))}
+        {legend &&
+          legend.map((name, i) => (
+            <span class="legend">
+              <span class={`swatch swatch-${i}`}></span>
+              {name}
+            </span>
+          ))}
         {label}
       </figcaption>
     </figure>
@@ -204,7 +271,14 @@ export const Meter: FC<{ value: number; max: number; label: string }> = ({ value
   const pct = max > 0 ? Math.min(1, value / max) : 0;
   return (
     <figure class="meter">
-      <svg role="img" aria-label={label} width="420" height="26" viewBox="0 0 420 26" xmlns="http://www.w3.org/2000/svg">
+      <svg
+        role="img"
+        aria-label={label}
+        width="420"
+        height="26"
+        viewBox="0 0 420 26"
+        xmlns="http://www.w3.org/2000/svg"
+      >
         <rect x="0" y="4" width="420" height="18" fill="#e6e9ef" rx="3" />
         <rect x="0" y="4" width={Math.round(420 * pct)} height="18" fill={pct > 0.9 ? "#c0392b" : "#3b6fb6"} rx="3" />
       </svg>

@@ -12,7 +12,15 @@ import { OpportunitySchema, UserSchema } from "../../highlevel/schemas.ts";
 import type { Account } from "../../store/accounts.ts";
 import { readCache } from "../../store/highlevel-cache.ts";
 import { kvKeys } from "../../store/kv-keys.ts";
-import { clearExpectedEcho, findExpectedEcho, findLink, replaceExpectedEcho, type ExpectedEcho, type Link, type StoredExpectedEcho } from "../../store/links.ts";
+import {
+  clearExpectedEcho,
+  findExpectedEcho,
+  findLink,
+  replaceExpectedEcho,
+  type ExpectedEcho,
+  type Link,
+  type StoredExpectedEcho,
+} from "../../store/links.ts";
 import { getPending } from "../../store/pending.ts";
 import { isInReview } from "../../store/sync-events.ts";
 import type { HlUser, Opportunity } from "../../highlevel/port.ts";
@@ -32,7 +40,14 @@ export interface HighLevelEchoVerdict {
 }
 
 /** The events whose body is the opportunity's state after a change (`OpportunityDelete` is not one). */
-const STATE_EVENTS = new Set(["OpportunityCreate", "OpportunityUpdate", "OpportunityStatusUpdate", "OpportunityStageUpdate", "OpportunityMonetaryValueUpdate", "OpportunityAssignedToUpdate"]);
+const STATE_EVENTS = new Set([
+  "OpportunityCreate",
+  "OpportunityUpdate",
+  "OpportunityStatusUpdate",
+  "OpportunityStageUpdate",
+  "OpportunityMonetaryValueUpdate",
+  "OpportunityAssignedToUpdate",
+]);
 
 const nonEmpty = (v: unknown): boolean => typeof v === "string" && v !== "";
 
@@ -81,7 +96,13 @@ function payloadOpportunity(id: string, locationId: string, body: Record<string,
 
 /** Whether the mapping pairs a HighLevel stage of `locationId` (as `checkNamedStage` asks). */
 function pairsStage(mapping: Mapping, locationId: string, stageId: string): boolean {
-  return mapping.pipelines.some((p) => p.highlevelLocationId === locationId && (p.stages.some((s) => s.highlevel === stageId) || p.highlevelWonStageId === stageId || p.highlevelLostStageId === stageId));
+  return mapping.pipelines.some(
+    (p) =>
+      p.highlevelLocationId === locationId &&
+      (p.stages.some((s) => s.highlevel === stageId) ||
+        p.highlevelWonStageId === stageId ||
+        p.highlevelLostStageId === stageId),
+  );
 }
 
 /** The first key (of `keys`) where `flat` differs from the link's base, or where the base lacks it; null = none. */
@@ -94,8 +115,13 @@ function firstDifference(keys: readonly string[], flat: Flat, base: Flat): strin
 export const EXPECTED_ECHO_TTL_MS = 120_000;
 
 /** The specific event HighLevel adds to `OpportunityUpdate` for each kind of change (ghl/webhook-events, highlevel-api.md "Fan-out"). */
-const SPECIFIC_EVENTS: ReadonlyArray<[type: string, changed: (a: Record<string, unknown>, b: Record<string, unknown>) => boolean]> = [
-  ["OpportunityStageUpdate", (a, b) => a["pipelineStageId"] !== b["pipelineStageId"] || a["pipelineId"] !== b["pipelineId"]],
+const SPECIFIC_EVENTS: ReadonlyArray<
+  [type: string, changed: (a: Record<string, unknown>, b: Record<string, unknown>) => boolean]
+> = [
+  [
+    "OpportunityStageUpdate",
+    (a, b) => a["pipelineStageId"] !== b["pipelineStageId"] || a["pipelineId"] !== b["pipelineId"],
+  ],
   ["OpportunityStatusUpdate", (a, b) => a["status"] !== b["status"]],
   ["OpportunityMonetaryValueUpdate", (a, b) => a["monetaryValue"] !== b["monetaryValue"]],
   ["OpportunityAssignedToUpdate", (a, b) => a["assignedTo"] !== b["assignedTo"]],
@@ -137,7 +163,8 @@ export function expectedEchoOf(before: Opportunity, answer: Opportunity, now: nu
   return { types, fields: b, expiresAt: now + EXPECTED_ECHO_TTL_MS };
 }
 
-const sameFields = (a: ExpectedEcho["fields"], b: ExpectedEcho["fields"]): boolean => (Object.keys(a) as Array<keyof ExpectedEcho["fields"]>).every((k) => a[k] === b[k]);
+const sameFields = (a: ExpectedEcho["fields"], b: ExpectedEcho["fields"]): boolean =>
+  (Object.keys(a) as Array<keyof ExpectedEcho["fields"]>).every((k) => a[k] === b[k]);
 
 /** What `consumeExpectedEcho` decided. */
 export interface ExpectedEchoVerdict {
@@ -166,7 +193,8 @@ export async function consumeExpectedEcho(
   const no = (reason: string): ExpectedEchoVerdict => ({ consumed: false, reason });
   const fields = carriedFields(event.body);
   for (let attempt = 0; attempt < 5; attempt++) {
-    const stored = attempt === 0 && first !== undefined ? first : await findExpectedEcho(db, accountId, event.opportunityId);
+    const stored =
+      attempt === 0 && first !== undefined ? first : await findExpectedEcho(db, accountId, event.opportunityId);
     if (!stored || stored.state !== "active") return no("no echo of our own write is expected");
     const echo = stored.echo;
     if (echo && echo.expiresAt <= now) return no("the expected echo of our write has expired");
@@ -177,16 +205,20 @@ export async function consumeExpectedEcho(
         ? `${event.type} is not a delivery of our write`
         : left <= 0
           ? `no ${event.type} of our write is still expected`
-          : stored.hlLocationId !== event.locationId || event.body["id"] !== event.opportunityId || !sameFields(fields, echo.fields)
+          : stored.hlLocationId !== event.locationId ||
+              event.body["id"] !== event.opportunityId ||
+              !sameFields(fields, echo.fields)
             ? "the payload is not the answer to our write"
             : null;
     if (mismatch === null && echo) {
       const types = { ...echo.types, [event.type]: left - 1 };
       const next = Object.values(types).some((n) => n > 0) ? { ...echo, types } : null;
-      if (await replaceExpectedEcho(db, accountId, stored.fdDealId, stored.raw, next)) return { consumed: true, reason: `the ${event.type} of our own write (expected echo)` };
+      if (await replaceExpectedEcho(db, accountId, stored.fdDealId, stored.raw, next))
+        return { consumed: true, reason: `the ${event.type} of our own write (expected echo)` };
       continue; // another delivery changed it first: decide again on what it left
     }
-    if (await replaceExpectedEcho(db, accountId, stored.fdDealId, stored.raw, null)) return no(`${mismatch ?? "not our echo"}; the expectation is void`);
+    if (await replaceExpectedEcho(db, accountId, stored.fdDealId, stored.raw, null))
+      return no(`${mismatch ?? "not our echo"}; the expectation is void`);
   }
   // Still racing after a few rounds: nothing is taken, and nothing is left for a later event either.
   await clearExpectedEcho(db, accountId, event.opportunityId);
@@ -208,21 +240,31 @@ export async function recogniseHighLevelEcho(
   try {
     return await recognise(env, account, event, now);
   } catch (err) {
-    return { echo: false, checkStage: true, reason: `echo check failed: ${err instanceof Error ? err.message : String(err)}` };
+    return {
+      echo: false,
+      checkStage: true,
+      reason: `echo check failed: ${err instanceof Error ? err.message : String(err)}`,
+    };
   }
 }
 
 async function recognise(
   env: Pick<Env, "DB" | "CACHE">,
   account: Account,
-  { type, body, opportunityId, locationId }: { type: string; body: Record<string, unknown>; opportunityId: string; locationId: string | null },
+  {
+    type,
+    body,
+    opportunityId,
+    locationId,
+  }: { type: string; body: Record<string, unknown>; opportunityId: string; locationId: string | null },
   now: number,
 ): Promise<HighLevelEchoVerdict> {
   const no = (reason: string): HighLevelEchoVerdict => ({ echo: false, checkStage: true, reason });
   if (!STATE_EVENTS.has(type)) return no(`${type} carries no opportunity state`);
   const mapping = account.mapping;
   if (!mapping) return no("the account has no mapping");
-  if (!locationId || body["locationId"] !== locationId || body["id"] !== opportunityId) return no("the payload does not name this opportunity in this location");
+  if (!locationId || body["locationId"] !== locationId || body["id"] !== opportunityId)
+    return no("the payload does not name this opportunity in this location");
   const db = env.DB;
   const stageId = body["pipelineStageId"];
   const checkStage = typeof stageId === "string" && !pairsStage(mapping, locationId, stageId);
@@ -230,7 +272,10 @@ async function recognise(
   // The webhooks of our own last write (see "Expected echoes"): one slot per delivery.
   const expected = await findExpectedEcho(db, account.id, opportunityId);
   if (expected?.echo && expected.state === "active" && expected.echo.expiresAt > now) {
-    const [hlReview, fdReview] = await Promise.all([isInReview(db, account.id, "highlevel", opportunityId), isInReview(db, account.id, "fourdegrees", expected.fdDealId)]);
+    const [hlReview, fdReview] = await Promise.all([
+      isInReview(db, account.id, "highlevel", opportunityId),
+      isInReview(db, account.id, "fourdegrees", expected.fdDealId),
+    ]);
     if (hlReview || fdReview) await replaceExpectedEcho(db, account.id, expected.fdDealId, expected.raw, null);
     else {
       const taken = await consumeExpectedEcho(db, account.id, { type, body, opportunityId, locationId }, now, expected);
@@ -282,7 +327,8 @@ async function recognise(
   if (hlMark || fdMark) return no("a sync of the pair is due or running");
   if (hlReview || fdReview) return no("the pair is on the review list");
   const current = await findLink(db, account.id, "highlevel", opportunityId);
-  if (!current || current.state !== "active" || current.fdDealId !== link.fdDealId) return no("the link changed meanwhile");
+  if (!current || current.state !== "active" || current.fdDealId !== link.fdDealId)
+    return no("the link changed meanwhile");
   const after = unchanged(current);
   if (after) return no(after);
 

@@ -82,7 +82,9 @@ export class SyncEngine {
 
   /** The location of a HighLevel record: the link's, the hint's, or the only one the account has. */
   #locationFor(link: Link | null, hint: string | null | undefined): string | null {
-    return link?.hlLocationId ?? hint ?? (this.account.locations.length === 1 ? (this.account.locations[0] ?? null) : null);
+    return (
+      link?.hlLocationId ?? hint ?? (this.account.locations.length === 1 ? (this.account.locations[0] ?? null) : null)
+    );
   }
 
   // ───────────────────────────── deals ─────────────────────────────
@@ -96,14 +98,30 @@ export class SyncEngine {
    * own event and job. Reconcile and forced (replay) jobs always read both sides: they may be
    * about the other side (a record gone, a lost webhook).
    */
-  async syncDeal(side: SideName, recordId: string, locationHint?: string | null, options: { sourceFirst?: boolean } = {}): Promise<JobResult> {
+  async syncDeal(
+    side: SideName,
+    recordId: string,
+    locationHint?: string | null,
+    options: { sourceFirst?: boolean } = {},
+  ): Promise<JobResult> {
     const fdIdHint = side === "fourdegrees" ? recordId : null;
     const hlIdHint = side === "highlevel" ? recordId : null;
-    if (await hasTombstone(this.db, this.account.id, side, recordId)) return { ...blank(fdIdHint, hlIdHint), outcome: "skipped", reason: "tombstoned: the record was deleted" };
+    if (await hasTombstone(this.db, this.account.id, side, recordId))
+      return { ...blank(fdIdHint, hlIdHint), outcome: "skipped", reason: "tombstoned: the record was deleted" };
     const link = await findLink(this.db, this.account.id, side, recordId);
-    if (link?.state === "deleted") return { ...blank(link.fdDealId, link.hlOpportunityId), outcome: "skipped", reason: `the pair was deleted on ${link.deletedSide ?? "one side"}; a late event does not resurrect it` };
+    if (link?.state === "deleted")
+      return {
+        ...blank(link.fdDealId, link.hlOpportunityId),
+        outcome: "skipped",
+        reason: `the pair was deleted on ${link.deletedSide ?? "one side"}; a late event does not resurrect it`,
+      };
     const locationId = this.#locationFor(link, locationHint);
-    if (!locationId) return { ...blank(fdIdHint, hlIdHint), outcome: "skipped", reason: "no HighLevel location is known for this record" };
+    if (!locationId)
+      return {
+        ...blank(fdIdHint, hlIdHint),
+        outcome: "skipped",
+        reason: "no HighLevel location is known for this record",
+      };
     const hl = this.deps.highlevel(locationId);
 
     const fdId = link?.fdDealId ?? fdIdHint;
@@ -116,7 +134,8 @@ export class SyncEngine {
       // The one re-read of the changed record; it is reused by the echo check, the merge and the write.
       if (side === "fourdegrees") {
         deal = await readDeal();
-        if (deal && !deal.archivedAt && link.fdVersion !== null && deal.version === link.fdVersion) return this.#echo(link, deal);
+        if (deal && !deal.archivedAt && link.fdVersion !== null && deal.version === link.fdVersion)
+          return this.#echo(link, deal);
         opp = await readOpp();
       } else {
         opp = await readOpp();
@@ -136,13 +155,21 @@ export class SyncEngine {
     if (side === "fourdegrees") {
       if (!deal || dealGone) {
         await addTombstone(this.db, this.account.id, "fourdegrees", recordId, this.deps.now());
-        return { ...blank(recordId, null), outcome: "skipped", reason: "the deal is gone (confirmed by re-read) and was never linked" };
+        return {
+          ...blank(recordId, null),
+          outcome: "skipped",
+          reason: "the deal is gone (confirmed by re-read) and was never linked",
+        };
       }
       return this.fromFourDegrees(deal, locationId);
     }
     if (!opp) {
       await addTombstone(this.db, this.account.id, "highlevel", recordId, this.deps.now());
-      return { ...blank(null, recordId), outcome: "skipped", reason: "the opportunity is gone (confirmed by re-read) and was never linked" };
+      return {
+        ...blank(null, recordId),
+        outcome: "skipped",
+        reason: "the opportunity is gone (confirmed by re-read) and was never linked",
+      };
     }
     return this.fromHighLevel(opp, locationId);
   }
@@ -165,7 +192,9 @@ export class SyncEngine {
 
   /** The event's side is exactly as last synced: nothing to do (see `syncDeal`'s `sourceFirst`). */
   #echo(link: Link, deal: Deal | null): JobResult {
-    const reason = isOurOwnWrite(deal, this.deps.ourActor) ? "last 4Degrees change was our own write" : "no change since the last sync";
+    const reason = isOurOwnWrite(deal, this.deps.ourActor)
+      ? "last 4Degrees change was our own write"
+      : "no change since the last sync";
     return { ...blank(link.fdDealId, link.hlOpportunityId), outcome: "echo", reason };
   }
 
@@ -178,9 +207,28 @@ export class SyncEngine {
   }
 
   /** Puts a record on the review list with an alert event. */
-  async #review(side: SideName, recordId: string, reason: string, detail: Record<string, unknown>, ids: { fdId: string | null; hlId: string | null }): Promise<JobResult> {
-    const isNew = await addReview(this.db, { accountId: this.account.id, side, recordId, reason, detail }, this.deps.now());
-    if (isNew) await recordEvent(this.db, { accountId: this.account.id, kind: "alert", direction: null, fdId: ids.fdId, hlId: ids.hlId, outcome: "review", detail: { reason, ...detail } });
+  async #review(
+    side: SideName,
+    recordId: string,
+    reason: string,
+    detail: Record<string, unknown>,
+    ids: { fdId: string | null; hlId: string | null },
+  ): Promise<JobResult> {
+    const isNew = await addReview(
+      this.db,
+      { accountId: this.account.id, side, recordId, reason, detail },
+      this.deps.now(),
+    );
+    if (isNew)
+      await recordEvent(this.db, {
+        accountId: this.account.id,
+        kind: "alert",
+        direction: null,
+        fdId: ids.fdId,
+        hlId: ids.hlId,
+        outcome: "review",
+        detail: { reason, ...detail },
+      });
     return { ...blank(ids.fdId, ids.hlId), outcome: "review", reason };
   }
 
@@ -189,7 +237,13 @@ export class SyncEngine {
    * translate, merge against the base, then write HighLevel, write 4Degrees, save the link and
    * report the change. `options.base` replaces the link's base (a pair just found or created).
    */
-  async #syncLinked(link: Link, deal: Deal, opp: Opportunity, locationId: string, options: { base?: Flat | null } = {}): Promise<JobResult> {
+  async #syncLinked(
+    link: Link,
+    deal: Deal,
+    opp: Opportunity,
+    locationId: string,
+    options: { base?: Flat | null } = {},
+  ): Promise<JobResult> {
     const ids = { fdId: link.fdDealId, hlId: link.hlOpportunityId };
     const stale = staleRead(link, deal, opp);
     if (stale) return { ...blank(ids.fdId, ids.hlId), outcome: "retry", reason: stale, retryAfterSeconds: 5 };
@@ -215,20 +269,42 @@ export class SyncEngine {
     const merged = unflatten(result.merged);
     const hlWrite = await this.#writeHighLevel(link, opp, locationId, flats.hl, result, merged, out);
     const fdWrite = await this.#writeFourDegrees(link, deal, opp, result, merged, out);
-    if (fdWrite.conflicted) return { ...out, outcome: "retry", reason: "4Degrees deal changed during the sync (version conflict)", retryAfterSeconds: 2 };
+    if (fdWrite.conflicted)
+      return {
+        ...out,
+        outcome: "retry",
+        reason: "4Degrees deal changed during the sync (version conflict)",
+        retryAfterSeconds: 2,
+      };
     await this.#saveSynced(link, locationId, result.merged, fdWrite.deal, hlWrite);
-    const change = await pairChangeOf(link, options.base === undefined ? link.base : null, result, merged.name, deal, opp);
+    const change = await pairChangeOf(
+      link,
+      options.base === undefined ? link.base : null,
+      result,
+      merged.name,
+      deal,
+      opp,
+    );
     if (change) out.change = change;
     await this.#recordConflicts(link, result.conflicts);
     out.direction = directionOfWrites(out.writes);
     out.outcome = out.writes.length > 0 ? "ok" : "noop";
     const skipped = [...hlWrite.skipped, ...fdWrite.skipped];
-    out.detail = { changed: { to_highlevel: [...result.toHighLevel], to_fourdegrees: [...result.toFourDegrees] }, ...(skipped.length ? { skipped } : {}), ...(writable ? {} : { readOnly: "HighLevel is read-only for this account: syncing HighLevel → 4Degrees only" }) };
+    out.detail = {
+      changed: { to_highlevel: [...result.toHighLevel], to_fourdegrees: [...result.toFourDegrees] },
+      ...(skipped.length ? { skipped } : {}),
+      ...(writable ? {} : { readOnly: "HighLevel is read-only for this account: syncing HighLevel → 4Degrees only" }),
+    };
     return out;
   }
 
   /** Both sides of a pair as flat canonical records, or the review result of the side that cannot be translated. */
-  async #translatePair(link: Link, deal: Deal, opp: Opportunity, locationId: string): Promise<{ fd: Flat; hl: Flat } | JobResult> {
+  async #translatePair(
+    link: Link,
+    deal: Deal,
+    opp: Opportunity,
+    locationId: string,
+  ): Promise<{ fd: Flat; hl: Flat } | JobResult> {
     const ids = { fdId: link.fdDealId, hlId: link.hlOpportunityId };
     const fdT = await this.#translateDeal(deal);
     if (!fdT.ok) return this.#review("fourdegrees", deal.id ?? link.fdDealId, fdT.reason, fdT.detail, ids);
@@ -238,9 +314,17 @@ export class SyncEngine {
   }
 
   /** Test mode: the writes the merge calls for, and the field diff, with nothing written. */
-  #plannedWrites(out: JobResult, link: Link, opp: Opportunity, flats: { fd: Flat; hl: Flat }, result: MergeResult): JobResult {
-    if (result.toHighLevel.size > 0) out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
-    if (result.toFourDegrees.size > 0) out.writes.push({ side: "fourdegrees", op: "update", id: link.fdDealId, fields: [...result.toFourDegrees] });
+  #plannedWrites(
+    out: JobResult,
+    link: Link,
+    opp: Opportunity,
+    flats: { fd: Flat; hl: Flat },
+    result: MergeResult,
+  ): JobResult {
+    if (result.toHighLevel.size > 0)
+      out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
+    if (result.toFourDegrees.size > 0)
+      out.writes.push({ side: "fourdegrees", op: "update", id: link.fdDealId, fields: [...result.toFourDegrees] });
     out.outcome = "test_mode";
     out.direction = directionOfWrites(out.writes);
     out.detail = { diff: this.#diff(result.toHighLevel, result.toFourDegrees, flats.fd, flats.hl, result.merged) };
@@ -252,16 +336,40 @@ export class SyncEngine {
    * `updatedAt` of the answer when the answer is exactly our read plus our write (then with the
    * expected echoes of that write), else of our read.
    */
-  async #writeHighLevel(link: Link, opp: Opportunity, locationId: string, hlFlat: Flat, result: MergeResult, merged: Canonical, out: JobResult): Promise<HighLevelWrite> {
-    const written: HighLevelWrite = { opp, hlUpdatedAt: opp.updatedAt ?? null, expectEcho: null, contactId: link.hlContactId ?? opp.contactId ?? null, skipped: [] };
+  async #writeHighLevel(
+    link: Link,
+    opp: Opportunity,
+    locationId: string,
+    hlFlat: Flat,
+    result: MergeResult,
+    merged: Canonical,
+    out: JobResult,
+  ): Promise<HighLevelWrite> {
+    const written: HighLevelWrite = {
+      opp,
+      hlUpdatedAt: opp.updatedAt ?? null,
+      expectEcho: null,
+      contactId: link.hlContactId ?? opp.contactId ?? null,
+      skipped: [],
+    };
     if (result.toHighLevel.size === 0) return written;
     const hl = this.deps.highlevel(locationId);
-    if (result.toHighLevel.has("contact") && merged.contact) written.contactId = (await hl.ensureContact({ email: merged.contact, name: merged.name })).id;
+    if (result.toHighLevel.has("contact") && merged.contact)
+      written.contactId = (await hl.ensureContact({ email: merged.contact, name: merged.name })).id;
     const users = await this.lookups.highlevel(locationId);
-    const build = toOpportunityUpdate(result.toHighLevel, merged, this.mapping, { ...users, currentStageId: opp.pipelineStageId, ...(written.contactId ? { contactId: written.contactId } : {}) });
+    const build = toOpportunityUpdate(result.toHighLevel, merged, this.mapping, {
+      ...users,
+      currentStageId: opp.pipelineStageId,
+      ...(written.contactId ? { contactId: written.contactId } : {}),
+    });
     written.skipped.push(...build.skipped);
     if (Object.keys(build.body).length === 0) return written;
-    const key: LedgerKey = { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${link.fdDealId}`, changeHash: await sha256(JSON.stringify([build.body, opp.updatedAt ?? null])) };
+    const key: LedgerKey = {
+      accountId: this.account.id,
+      targetSide: "highlevel",
+      sourceRecord: `fourdegrees:${link.fdDealId}`,
+      changeHash: await sha256(JSON.stringify([build.body, opp.updatedAt ?? null])),
+    };
     const begun = await beginWrite(this.db, key, "update", this.deps.now());
     // Applied before a crash: the re-read already shows it.
     if (begun.entry.state === "done") return written;
@@ -273,18 +381,34 @@ export class SyncEngine {
     if (await this.#answerIsOurs(written.opp, locationId, expected)) {
       written.hlUpdatedAt = written.opp.updatedAt ?? null;
       // The webhooks HighLevel sends for this write, acked without a read (see docs/sync.md#expected-echoes).
-      written.expectEcho = { echo: expectedEchoOf(opp, written.opp, this.deps.now()), ifSyncedAt: link.syncedAt, unlessDirtySince: writeStartedAt };
+      written.expectEcho = {
+        echo: expectedEchoOf(opp, written.opp, this.deps.now()),
+        ifSyncedAt: link.syncedAt,
+        unlessDirtySince: writeStartedAt,
+      };
     }
     out.writes.push({ side: "highlevel", op: "update", id: opp.id, fields: [...result.toHighLevel] });
     return written;
   }
 
   /** Writes the merge's 4Degrees changes with the read's version: a deal changed since is `conflicted` (the job retries). */
-  async #writeFourDegrees(link: Link, deal: Deal, opp: Opportunity, result: MergeResult, merged: Canonical, out: JobResult): Promise<{ deal: Deal; conflicted: boolean; skipped: Array<{ field: string; reason: string }> }> {
+  async #writeFourDegrees(
+    link: Link,
+    deal: Deal,
+    opp: Opportunity,
+    result: MergeResult,
+    merged: Canonical,
+    out: JobResult,
+  ): Promise<{ deal: Deal; conflicted: boolean; skipped: Array<{ field: string; reason: string }> }> {
     if (result.toFourDegrees.size === 0) return { deal, conflicted: false, skipped: [] };
     const build = toDealPatch(result.toFourDegrees, merged, this.mapping, await this.lookups.fourdegrees());
     if (Object.keys(build.body).length === 0) return { deal, conflicted: false, skipped: build.skipped };
-    const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${opp.id}`, changeHash: await sha256(JSON.stringify([build.body, deal.version])) };
+    const key: LedgerKey = {
+      accountId: this.account.id,
+      targetSide: "fourdegrees",
+      sourceRecord: `highlevel:${opp.id}`,
+      changeHash: await sha256(JSON.stringify([build.body, deal.version])),
+    };
     await beginWrite(this.db, key, "update", this.deps.now());
     let conflicted = false;
     const newDeal = await this.deps.fourdegrees.updateDeal(link.fdDealId, build.body, {
@@ -327,7 +451,15 @@ export class SyncEngine {
   /** One `conflict` event per field both sides changed differently. */
   async #recordConflicts(link: Link, conflicts: MergeResult["conflicts"]): Promise<void> {
     for (const c of conflicts)
-      await recordEvent(this.db, { accountId: this.account.id, kind: "conflict", direction: c.winner === "fourdegrees" ? "to_highlevel" : c.winner === "highlevel" ? "to_fourdegrees" : "none", fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: `${c.winner}_wins`, detail: { ...c, policy: this.account.conflictPolicy } });
+      await recordEvent(this.db, {
+        accountId: this.account.id,
+        kind: "conflict",
+        direction: c.winner === "fourdegrees" ? "to_highlevel" : c.winner === "highlevel" ? "to_fourdegrees" : "none",
+        fdId: link.fdDealId,
+        hlId: link.hlOpportunityId,
+        outcome: `${c.winner}_wins`,
+        detail: { ...c, policy: this.account.conflictPolicy },
+      });
   }
 
   #diff(toHl: Set<string>, toFd: Set<string>, fd: Flat, hl: Flat, merged: Flat): Record<string, unknown> {
@@ -348,27 +480,85 @@ export class SyncEngine {
     const pair = this.mapping.pipelines.find((p) => p.fourdegreesPipelineId === t.canonical.pipeline);
     const pairLocation = pair?.highlevelLocationId ?? locationId;
     const hl = this.deps.highlevel(pairLocation);
-    const found = await findOpportunityFor(this, deal, t.canonical, pairLocation, options.backfill ?? false, (opp) => this.#asCreatedOpp(opp, pairLocation));
+    const found = await findOpportunityFor(this, deal, t.canonical, pairLocation, options.backfill ?? false, (opp) =>
+      this.#asCreatedOpp(opp, pairLocation),
+    );
     if (found?.kind === "found") return this.#linkAndSync(deal, found.opp, pairLocation, found.base);
     if (found?.kind === "gone") {
       // The deal stands for an opportunity that was deleted before their link was saved (e.g. a
       // crash after creating the deal, then a user deleted the opportunity): a delete, applied per
       // the account's policy like any confirmed delete — never a new opportunity resurrecting it.
-      if (await findLink(this.db, this.account.id, "highlevel", found.oppId)) return { ...blank(fdId, found.oppId), outcome: "skipped", reason: `HighLevel opportunity ${found.oppId} is linked elsewhere` };
-      const link: Link = { accountId: this.account.id, fdDealId: fdId, hlOpportunityId: found.oppId, hlLocationId: pairLocation, hlContactId: null, state: "active", base: {}, fdUpdatedAt: null, fdVersion: null, hlUpdatedAt: null, syncedAt: this.deps.now(), deletedSide: null };
+      if (await findLink(this.db, this.account.id, "highlevel", found.oppId))
+        return {
+          ...blank(fdId, found.oppId),
+          outcome: "skipped",
+          reason: `HighLevel opportunity ${found.oppId} is linked elsewhere`,
+        };
+      const link: Link = {
+        accountId: this.account.id,
+        fdDealId: fdId,
+        hlOpportunityId: found.oppId,
+        hlLocationId: pairLocation,
+        hlContactId: null,
+        state: "active",
+        base: {},
+        fdUpdatedAt: null,
+        fdVersion: null,
+        hlUpdatedAt: null,
+        syncedAt: this.deps.now(),
+        deletedSide: null,
+      };
       if (!this.account.testMode) await saveLink(this.db, link, this.deps.now());
       return this.#applyDelete(link, "highlevel");
     }
     if (found?.kind === "ambiguous") {
-      for (const c of found.candidates) await addReview(this.db, { accountId: this.account.id, side: "highlevel", recordId: c.id, reason: `ambiguous match: several HighLevel opportunities look like 4Degrees deal ${fdId}`, detail: { fdDealId: fdId } }, this.deps.now());
-      return this.#review("fourdegrees", fdId, `ambiguous match: ${found.candidates.length} HighLevel opportunities named "${t.canonical.name}"${t.canonical.contact ? ` with contact ${t.canonical.contact}` : ""}; link one by hand`, { candidates: found.candidates.map((c) => c.id) }, { fdId, hlId: null });
+      for (const c of found.candidates)
+        await addReview(
+          this.db,
+          {
+            accountId: this.account.id,
+            side: "highlevel",
+            recordId: c.id,
+            reason: `ambiguous match: several HighLevel opportunities look like 4Degrees deal ${fdId}`,
+            detail: { fdDealId: fdId },
+          },
+          this.deps.now(),
+        );
+      return this.#review(
+        "fourdegrees",
+        fdId,
+        `ambiguous match: ${found.candidates.length} HighLevel opportunities named "${t.canonical.name}"${t.canonical.contact ? ` with contact ${t.canonical.contact}` : ""}; link one by hand`,
+        { candidates: found.candidates.map((c) => c.id) },
+        { fdId, hlId: null },
+      );
     }
-    if (!(await this.highLevelWritable(pairLocation))) return { ...blank(fdId, null), outcome: "skipped", reason: "HighLevel is read-only for this account (HighLevel → 4Degrees only): the deal is not created there" };
-    if (this.account.testMode) return { ...blank(fdId, null), outcome: "test_mode", direction: "to_highlevel", writes: [{ side: "highlevel", op: "create", id: null }], detail: { create: t.canonical } };
+    if (!(await this.highLevelWritable(pairLocation)))
+      return {
+        ...blank(fdId, null),
+        outcome: "skipped",
+        reason: "HighLevel is read-only for this account (HighLevel → 4Degrees only): the deal is not created there",
+      };
+    if (this.account.testMode)
+      return {
+        ...blank(fdId, null),
+        outcome: "test_mode",
+        direction: "to_highlevel",
+        writes: [{ side: "highlevel", op: "create", id: null }],
+        detail: { create: t.canonical },
+      };
 
-    const key: LedgerKey = { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${fdId}`, changeHash: "create" };
+    const key: LedgerKey = {
+      accountId: this.account.id,
+      targetSide: "highlevel",
+      sourceRecord: `fourdegrees:${fdId}`,
+      changeHash: "create",
+    };
     const contact = await hl.ensureContact({ email: t.canonical.contact ?? null, name: t.canonical.name });
-    const build = toOpportunityCreate(t.canonical, this.mapping, { ...(await this.lookups.highlevel(pairLocation)), contactId: contact.id, fdDealId: fdId });
+    const build = toOpportunityCreate(t.canonical, this.mapping, {
+      ...(await this.lookups.highlevel(pairLocation)),
+      contactId: contact.id,
+      fdDealId: fdId,
+    });
     // The request is kept with the ledger row: a retry after a crash finds this create by it (findOpportunityFor).
     await beginWrite(this.db, key, "create", this.deps.now(), build.body);
     const opp = await hl.createOpportunity(build.body);
@@ -379,24 +569,65 @@ export class SyncEngine {
     if (linked !== deal) writes.push({ side: "fourdegrees", op: "link", id: fdId });
     const base = flatten(t.canonical);
     for (const s of build.skipped) base[s.field] = null;
-    await saveLink(this.db, { accountId: this.account.id, fdDealId: fdId, hlOpportunityId: opp.id, hlLocationId: pairLocation, hlContactId: opp.contactId ?? contact.id, base, fdUpdatedAt: linked.updatedAt, fdVersion: linked.version, hlUpdatedAt: opp.updatedAt ?? null }, this.deps.now());
+    await saveLink(
+      this.db,
+      {
+        accountId: this.account.id,
+        fdDealId: fdId,
+        hlOpportunityId: opp.id,
+        hlLocationId: pairLocation,
+        hlContactId: opp.contactId ?? contact.id,
+        base,
+        fdUpdatedAt: linked.updatedAt,
+        fdVersion: linked.version,
+        hlUpdatedAt: opp.updatedAt ?? null,
+      },
+      this.deps.now(),
+    );
     await resolveReview(this.db, this.account.id, "fourdegrees", fdId);
-    const change: PairChange = { source: "fourdegrees", changeId: "create", name: t.canonical.name, fdId, hlId: opp.id, before: null, after: base };
-    return { ...blank(fdId, opp.id), outcome: "ok", direction: "to_highlevel", writes, change, ...(build.skipped.length ? { detail: { skipped: build.skipped } } : {}) };
+    const change: PairChange = {
+      source: "fourdegrees",
+      changeId: "create",
+      name: t.canonical.name,
+      fdId,
+      hlId: opp.id,
+      before: null,
+      after: base,
+    };
+    return {
+      ...blank(fdId, opp.id),
+      outcome: "ok",
+      direction: "to_highlevel",
+      writes,
+      change,
+      ...(build.skipped.length ? { detail: { skipped: build.skipped } } : {}),
+    };
   }
 
   /** Records the HighLevel id on the 4Degrees deal (`externalRefs`), once. */
   async #writeExternalRef(deal: Deal, oppId: string): Promise<Deal> {
     if (!deal.id || deal.externalRefs.some((r) => r.system === "highlevel" && r.id === oppId)) return deal;
-    const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${oppId}`, changeHash: "link" };
+    const key: LedgerKey = {
+      accountId: this.account.id,
+      targetSide: "fourdegrees",
+      sourceRecord: `highlevel:${oppId}`,
+      changeHash: "link",
+    };
     await beginWrite(this.db, key, "link", this.deps.now());
     // `expectedVersion` from the deal in hand spares the connector a re-read; if the deal changed
     // since, the refs are recomputed on the current deal (its other refs kept).
-    const withRef = (d: Deal) => [...d.externalRefs.filter((r) => r.system !== "highlevel"), { system: "highlevel", id: oppId }];
+    const withRef = (d: Deal) => [
+      ...d.externalRefs.filter((r) => r.system !== "highlevel"),
+      { system: "highlevel", id: oppId },
+    ];
     const updated = await this.deps.fourdegrees.updateDeal(
       deal.id,
       { externalRefs: withRef(deal) },
-      { idempotencyKey: ledgerIdempotencyKey(key), ...(deal.version ? { expectedVersion: deal.version } : {}), onConflict: (current) => ({ externalRefs: withRef(current) }) },
+      {
+        idempotencyKey: ledgerIdempotencyKey(key),
+        ...(deal.version ? { expectedVersion: deal.version } : {}),
+        onConflict: (current) => ({ externalRefs: withRef(current) }),
+      },
     );
     await completeWrite(this.db, key, deal.id, this.deps.now());
     return updated;
@@ -423,7 +654,14 @@ export class SyncEngine {
   async #linkAndSync(deal: Deal, opp: Opportunity, locationId: string, base: Flat | null): Promise<JobResult> {
     const fdId = deal.id ?? "";
     const other = await findLink(this.db, this.account.id, "highlevel", opp.id);
-    if (other && other.fdDealId !== fdId) return this.#review("fourdegrees", fdId, `HighLevel opportunity ${opp.id} is already linked to 4Degrees deal ${other.fdDealId}`, { opportunityId: opp.id }, { fdId, hlId: opp.id });
+    if (other && other.fdDealId !== fdId)
+      return this.#review(
+        "fourdegrees",
+        fdId,
+        `HighLevel opportunity ${opp.id} is already linked to 4Degrees deal ${other.fdDealId}`,
+        { opportunityId: opp.id },
+        { fdId, hlId: opp.id },
+      );
     const link: Link = {
       accountId: this.account.id,
       fdDealId: fdId,
@@ -445,7 +683,12 @@ export class SyncEngine {
       if (fresh) {
         const linked = await this.#writeExternalRef(fresh, opp.id);
         const saved = await findLink(this.db, this.account.id, "fourdegrees", fdId);
-        if (saved) await saveLink(this.db, { ...saved, fdUpdatedAt: linked.updatedAt, fdVersion: linked.version }, this.deps.now());
+        if (saved)
+          await saveLink(
+            this.db,
+            { ...saved, fdUpdatedAt: linked.updatedAt, fdVersion: linked.version },
+            this.deps.now(),
+          );
         res.writes.push({ side: "fourdegrees", op: "link", id: fdId });
       }
     }
@@ -459,39 +702,84 @@ export class SyncEngine {
     if (!t.ok) return this.#review("highlevel", opp.id, t.reason, t.detail, { fdId: null, hlId: opp.id });
     // The 4Degrees id in the external-id field, else a completed ledger create.
     const claimed = externalIdOf(opp, this.mapping);
-    const prior = await getWrite(this.db, { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${opp.id}`, changeHash: "create" });
+    const prior = await getWrite(this.db, {
+      accountId: this.account.id,
+      targetSide: "fourdegrees",
+      sourceRecord: `highlevel:${opp.id}`,
+      changeHash: "create",
+    });
     for (const candidate of [claimed, prior?.targetId ?? null]) {
       if (!candidate) continue;
       const tombstoned = await hasTombstone(this.db, this.account.id, "fourdegrees", candidate);
       const deal = tombstoned ? null : await this.deps.fourdegrees.getDeal(candidate);
       // Ours (created from this opportunity): the merge base is the deal as created, if still so.
-      const ours = candidate === prior?.targetId || deal?.externalRefs.some((r) => r.system === "highlevel" && r.id === opp.id) === true;
-      if (deal && !deal.archivedAt) return this.#linkAndSync(deal, opp, locationId, ours ? await this.#asCreatedDeal(deal) : null);
+      const ours =
+        candidate === prior?.targetId ||
+        deal?.externalRefs.some((r) => r.system === "highlevel" && r.id === opp.id) === true;
+      if (deal && !deal.archivedAt)
+        return this.#linkAndSync(deal, opp, locationId, ours ? await this.#asCreatedDeal(deal) : null);
       // The deal this opportunity stands for (its external-id field, or our create) was deleted —
       // confirmed by a re-read now or when it was tombstoned — before their link was saved (e.g. a
       // crash after the create, then the user archived the deal): the pair's delete, per the
       // account's policy. Never a new deal resurrecting it, never an opportunity left behind.
       const existing = await findLink(this.db, this.account.id, "fourdegrees", candidate);
-      if (existing && existing.hlOpportunityId !== opp.id) return { ...blank(candidate, opp.id), outcome: "skipped", reason: `the 4Degrees deal ${candidate} it was linked to is deleted` };
-      const link: Link = { accountId: this.account.id, fdDealId: candidate, hlOpportunityId: opp.id, hlLocationId: locationId, hlContactId: opp.contactId ?? null, state: "active", base: {}, fdUpdatedAt: null, fdVersion: null, hlUpdatedAt: null, syncedAt: this.deps.now(), deletedSide: null };
+      if (existing && existing.hlOpportunityId !== opp.id)
+        return {
+          ...blank(candidate, opp.id),
+          outcome: "skipped",
+          reason: `the 4Degrees deal ${candidate} it was linked to is deleted`,
+        };
+      const link: Link = {
+        accountId: this.account.id,
+        fdDealId: candidate,
+        hlOpportunityId: opp.id,
+        hlLocationId: locationId,
+        hlContactId: opp.contactId ?? null,
+        state: "active",
+        base: {},
+        fdUpdatedAt: null,
+        fdVersion: null,
+        hlUpdatedAt: null,
+        syncedAt: this.deps.now(),
+        deletedSide: null,
+      };
       if (!this.account.testMode) await saveLink(this.db, link, this.deps.now());
       return this.#applyDelete(link, "fourdegrees");
     }
-    if (this.account.testMode) return { ...blank(null, opp.id), outcome: "test_mode", direction: "to_fourdegrees", writes: [{ side: "fourdegrees", op: "create", id: null }], detail: { create: t.canonical } };
-    const key: LedgerKey = { accountId: this.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${opp.id}`, changeHash: "create" };
-    const build = toDealContent(t.canonical, this.mapping, { ...(await this.lookups.fourdegrees()), hlOpportunityId: opp.id });
+    if (this.account.testMode)
+      return {
+        ...blank(null, opp.id),
+        outcome: "test_mode",
+        direction: "to_fourdegrees",
+        writes: [{ side: "fourdegrees", op: "create", id: null }],
+        detail: { create: t.canonical },
+      };
+    const key: LedgerKey = {
+      accountId: this.account.id,
+      targetSide: "fourdegrees",
+      sourceRecord: `highlevel:${opp.id}`,
+      changeHash: "create",
+    };
+    const build = toDealContent(t.canonical, this.mapping, {
+      ...(await this.lookups.fourdegrees()),
+      hlOpportunityId: opp.id,
+    });
     const begun = await beginWrite(this.db, key, "create", this.deps.now(), build.body);
     // The ledger key is the Idempotency-Key: a retry after a crash replays the first create — if it
     // sends the first request unchanged (4Degrees answers 422 to a reused key with another body), so
     // a retry re-sends the recorded request even when the opportunity changed since.
     const first = begun.fresh ? null : DealContentSchema.safeParse(begun.entry.request);
-    const deal = await this.deps.fourdegrees.createDeal(first?.success ? first.data : build.body, { idempotencyKey: ledgerIdempotencyKey(key) });
+    const deal = await this.deps.fourdegrees.createDeal(first?.success ? first.data : build.body, {
+      idempotencyKey: ledgerIdempotencyKey(key),
+    });
     await this.deps.hooks?.afterCreate?.("fourdegrees", deal.id ?? "");
     await completeWrite(this.db, key, deal.id, this.deps.now());
     const writes: JobResult["writes"] = [{ side: "fourdegrees", op: "create", id: deal.id }];
     let hlAfter = opp;
     if (this.mapping.externalIdFieldId && deal.id && (await this.highLevelWritable(locationId))) {
-      hlAfter = await this.deps.highlevel(locationId).updateOpportunity(opp.id, { customFields: [{ id: this.mapping.externalIdFieldId, field_value: deal.id }] });
+      hlAfter = await this.deps
+        .highlevel(locationId)
+        .updateOpportunity(opp.id, { customFields: [{ id: this.mapping.externalIdFieldId, field_value: deal.id }] });
       writes.push({ side: "highlevel", op: "link", id: opp.id });
     }
     if (!begun.fresh && deal.id) {
@@ -511,9 +799,31 @@ export class SyncEngine {
     }
     const base = flatten(t.canonical);
     for (const s of build.skipped) base[s.field] = null;
-    await saveLink(this.db, { accountId: this.account.id, fdDealId: deal.id ?? "", hlOpportunityId: opp.id, hlLocationId: locationId, hlContactId: opp.contactId ?? null, base, fdUpdatedAt: deal.updatedAt, fdVersion: deal.version, hlUpdatedAt: hlAfter.updatedAt ?? null }, this.deps.now());
+    await saveLink(
+      this.db,
+      {
+        accountId: this.account.id,
+        fdDealId: deal.id ?? "",
+        hlOpportunityId: opp.id,
+        hlLocationId: locationId,
+        hlContactId: opp.contactId ?? null,
+        base,
+        fdUpdatedAt: deal.updatedAt,
+        fdVersion: deal.version,
+        hlUpdatedAt: hlAfter.updatedAt ?? null,
+      },
+      this.deps.now(),
+    );
     await resolveReview(this.db, this.account.id, "highlevel", opp.id);
-    const change: PairChange = { source: "highlevel", changeId: "create", name: t.canonical.name, fdId: deal.id, hlId: opp.id, before: null, after: base };
+    const change: PairChange = {
+      source: "highlevel",
+      changeId: "create",
+      name: t.canonical.name,
+      fdId: deal.id,
+      hlId: opp.id,
+      before: null,
+      after: base,
+    };
     return { ...blank(deal.id, opp.id), outcome: "ok", direction: "to_fourdegrees", writes, change };
   }
 
@@ -532,24 +842,63 @@ export class SyncEngine {
     const otherWritable = gone === "fourdegrees" ? await this.highLevelWritable(link.hlLocationId) : true;
     const writes: JobResult["writes"] = [];
     if (policy !== "ignore" && otherWritable) {
-      if (gone === "fourdegrees") writes.push(policy === "propagate" ? { side: "highlevel", op: "delete", id: link.hlOpportunityId } : { side: "highlevel", op: "close_lost", id: link.hlOpportunityId });
+      if (gone === "fourdegrees")
+        writes.push(
+          policy === "propagate"
+            ? { side: "highlevel", op: "delete", id: link.hlOpportunityId }
+            : { side: "highlevel", op: "close_lost", id: link.hlOpportunityId },
+        );
       else writes.push({ side: "fourdegrees", op: "archive", id: link.fdDealId });
     }
-    if (this.account.testMode) return { ...out, outcome: "test_mode", writes, direction: directionOfWrites(writes), detail: { deleted: gone, policy } };
+    if (this.account.testMode)
+      return {
+        ...out,
+        outcome: "test_mode",
+        writes,
+        direction: directionOfWrites(writes),
+        detail: { deleted: gone, policy },
+      };
     for (const w of writes) {
-      const key: LedgerKey = { accountId: this.account.id, targetSide: w.side, sourceRecord: `${gone}:${gone === "fourdegrees" ? link.fdDealId : link.hlOpportunityId}`, changeHash: `delete:${w.op}` };
+      const key: LedgerKey = {
+        accountId: this.account.id,
+        targetSide: w.side,
+        sourceRecord: `${gone}:${gone === "fourdegrees" ? link.fdDealId : link.hlOpportunityId}`,
+        changeHash: `delete:${w.op}`,
+      };
       const begun = await beginWrite(this.db, key, w.op, this.deps.now());
       if (begun.entry.state === "done") continue;
       if (w.op === "delete") await this.deps.highlevel(link.hlLocationId).deleteOpportunity(link.hlOpportunityId);
-      else if (w.op === "close_lost") await this.deps.highlevel(link.hlLocationId).updateOpportunity(link.hlOpportunityId, { status: "lost" });
+      else if (w.op === "close_lost")
+        await this.deps.highlevel(link.hlLocationId).updateOpportunity(link.hlOpportunityId, { status: "lost" });
       else await this.deps.fourdegrees.archiveDeal(link.fdDealId, { idempotencyKey: ledgerIdempotencyKey(key) });
       await completeWrite(this.db, key, w.id, this.deps.now());
     }
     const now = this.deps.now();
-    await addTombstone(this.db, this.account.id, gone, gone === "fourdegrees" ? link.fdDealId : link.hlOpportunityId, now);
-    if (writes.some((w) => w.op === "delete" || w.op === "archive")) await addTombstone(this.db, this.account.id, gone === "fourdegrees" ? "highlevel" : "fourdegrees", gone === "fourdegrees" ? link.hlOpportunityId : link.fdDealId, now);
+    await addTombstone(
+      this.db,
+      this.account.id,
+      gone,
+      gone === "fourdegrees" ? link.fdDealId : link.hlOpportunityId,
+      now,
+    );
+    if (writes.some((w) => w.op === "delete" || w.op === "archive"))
+      await addTombstone(
+        this.db,
+        this.account.id,
+        gone === "fourdegrees" ? "highlevel" : "fourdegrees",
+        gone === "fourdegrees" ? link.hlOpportunityId : link.fdDealId,
+        now,
+      );
     await markLinkDeleted(this.db, this.account.id, link.fdDealId, gone, now);
-    await recordEvent(this.db, { accountId: this.account.id, kind: "delete", direction: directionOfWrites(writes), fdId: ids.fdId, hlId: ids.hlId, outcome: policy, detail: { deleted: gone, policy, writes } });
+    await recordEvent(this.db, {
+      accountId: this.account.id,
+      kind: "delete",
+      direction: directionOfWrites(writes),
+      fdId: ids.fdId,
+      hlId: ids.hlId,
+      outcome: policy,
+      detail: { deleted: gone, policy, writes },
+    });
     return { ...out, writes, direction: directionOfWrites(writes), detail: { deleted: gone, policy } };
   }
 
@@ -578,23 +927,51 @@ interface HighLevelWrite {
 /** Out of order: a read older than what was already synced is never merged (the reason, or null). */
 function staleRead(link: Link, deal: Deal, opp: Opportunity): string | null {
   const staleFd = link.fdVersion !== null && deal.version !== null && Number(deal.version) < Number(link.fdVersion);
-  const staleHl = link.hlUpdatedAt !== null && opp.updatedAt && Date.parse(opp.updatedAt) < Date.parse(link.hlUpdatedAt);
+  const staleHl =
+    link.hlUpdatedAt !== null && opp.updatedAt && Date.parse(opp.updatedAt) < Date.parse(link.hlUpdatedAt);
   return staleFd || staleHl ? `stale read of ${staleFd ? "4Degrees" : "HighLevel"} (older than the last sync)` : null;
 }
 
 /** Both sides are exactly as last synced (`version` and `updatedAt` equal to the link's). */
 function unchangedSinceSync(link: Link, deal: Deal, opp: Opportunity): boolean {
-  return link.fdVersion !== null && deal.version === link.fdVersion && link.hlUpdatedAt !== null && opp.updatedAt === link.hlUpdatedAt;
+  return (
+    link.fdVersion !== null &&
+    deal.version === link.fdVersion &&
+    link.hlUpdatedAt !== null &&
+    opp.updatedAt === link.hlUpdatedAt
+  );
 }
 
 /**
  * The change team notifications hear of, when a known pair's synced state moved (`base` non-empty
  * and different from the merge); null for a pair just found (its "before" is unknown) or no move.
  */
-async function pairChangeOf(link: Link, base: Flat | null, result: MergeResult, name: string, deal: Deal, opp: Opportunity): Promise<PairChange | null> {
+async function pairChangeOf(
+  link: Link,
+  base: Flat | null,
+  result: MergeResult,
+  name: string,
+  deal: Deal,
+  opp: Opportunity,
+): Promise<PairChange | null> {
   if (!base || Object.keys(base).length === 0 || sameFlat(base, result.merged)) return null;
-  const source: SideName = result.toHighLevel.size > 0 ? "fourdegrees" : result.toFourDegrees.size > 0 ? "highlevel" : Date.parse(deal.updatedAt ?? "") >= Date.parse(opp.updatedAt ?? "") ? "fourdegrees" : "highlevel";
-  return { source, changeId: `${link.syncedAt}:${await sha256(JSON.stringify(result.merged))}`, name, fdId: link.fdDealId, hlId: link.hlOpportunityId, before: base, after: result.merged };
+  const source: SideName =
+    result.toHighLevel.size > 0
+      ? "fourdegrees"
+      : result.toFourDegrees.size > 0
+        ? "highlevel"
+        : Date.parse(deal.updatedAt ?? "") >= Date.parse(opp.updatedAt ?? "")
+          ? "fourdegrees"
+          : "highlevel";
+  return {
+    source,
+    changeId: `${link.syncedAt}:${await sha256(JSON.stringify(result.merged))}`,
+    name,
+    fdId: link.fdDealId,
+    hlId: link.hlOpportunityId,
+    before: base,
+    after: result.merged,
+  };
 }
 
 export type { HlNote };

@@ -37,14 +37,17 @@ export class LookupCache {
   }
 
   fourdegrees(): Promise<FourDegreesContext> {
-    this.#fd ??= Promise.all([this.#deps.fourdegrees.listPipelines(), this.#deps.fourdegrees.listUsers()]).then(([pipelines, users]) => ({ pipelines, users }));
+    this.#fd ??= Promise.all([this.#deps.fourdegrees.listPipelines(), this.#deps.fourdegrees.listUsers()]).then(
+      ([pipelines, users]) => ({ pipelines, users }),
+    );
     return this.#fd;
   }
 
   /** The 4Degrees lookups, reloaded once when they do not know the deal's stage or owner. */
   async ensureFourDegrees(deal: Deal): Promise<FourDegreesContext> {
     const ctx = await this.fourdegrees();
-    const knowsStage = deal.stage.id === null || ctx.pipelines.some((p) => p.stages.some((s) => s.id === deal.stage.id));
+    const knowsStage =
+      deal.stage.id === null || ctx.pipelines.some((p) => p.stages.some((s) => s.id === deal.stage.id));
     const knowsOwner = !deal.owner?.id || deal.owner.email !== null || ctx.users.some((u) => u.id === deal.owner?.id);
     if ((knowsStage && knowsOwner) || this.#fdRefreshed) return ctx;
     this.#fdRefreshed = true;
@@ -58,7 +61,10 @@ export class LookupCache {
   highlevel(locationId: string): Promise<HighLevelContext> {
     let hit = this.#hl.get(locationId);
     if (!hit) {
-      hit = this.#deps.highlevel(locationId).listUsers().then((users) => ({ users }));
+      hit = this.#deps
+        .highlevel(locationId)
+        .listUsers()
+        .then((users) => ({ users }));
       this.#hl.set(locationId, hit);
     }
     return hit;
@@ -67,7 +73,8 @@ export class LookupCache {
   /** The HighLevel lookups of a location, reloaded once when they do not know the opportunity's assignee. */
   async ensureHighLevel(opp: Opportunity, locationId: string): Promise<HighLevelContext> {
     const ctx = await this.highlevel(locationId);
-    if (!opp.assignedTo || ctx.users.some((u) => u.id === opp.assignedTo) || this.#hlRefreshed.has(locationId)) return ctx;
+    if (!opp.assignedTo || ctx.users.some((u) => u.id === opp.assignedTo) || this.#hlRefreshed.has(locationId))
+      return ctx;
     this.#hlRefreshed.add(locationId);
     const port = this.#deps.highlevel(locationId);
     if (!refreshable(port)) return ctx;
@@ -86,7 +93,11 @@ export interface FindHost {
 }
 
 /** The opportunity standing for a deal (with the pair's merge base), several candidates, or the deleted one it stood for. */
-export type FoundOpportunity = { kind: "found"; opp: Opportunity; base: Flat | null } | { kind: "ambiguous"; candidates: Opportunity[] } | { kind: "gone"; oppId: string } | null;
+export type FoundOpportunity =
+  | { kind: "found"; opp: Opportunity; base: Flat | null }
+  | { kind: "ambiguous"; candidates: Opportunity[] }
+  | { kind: "gone"; oppId: string }
+  | null;
 
 /**
  * The HighLevel opportunity that already stands for a 4Degrees deal, in order: a completed
@@ -113,7 +124,12 @@ export async function findOpportunityFor(
 ): Promise<FoundOpportunity> {
   const fdId = deal.id ?? "";
   const hl = engine.deps.highlevel(locationId);
-  const prior = await getWrite(engine.db, { accountId: engine.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:${fdId}`, changeHash: "create" });
+  const prior = await getWrite(engine.db, {
+    accountId: engine.account.id,
+    targetSide: "highlevel",
+    sourceRecord: `fourdegrees:${fdId}`,
+    changeHash: "create",
+  });
   if (prior?.targetId) {
     const opp = await hl.getOpportunity(prior.targetId);
     if (opp) return { kind: "found", opp, base: await asCreated(opp) };
@@ -129,8 +145,12 @@ export async function findOpportunityFor(
     // deleted) is gone — the re-read confirms it. A reference from elsewhere (another tool, an
     // earlier installation) is no evidence of a pair and is left alone.
     const ours =
-      (await getWrite(engine.db, { accountId: engine.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:${ref.id}`, changeHash: "create" })) !== null ||
-      (await hasTombstone(engine.db, engine.account.id, "highlevel", ref.id));
+      (await getWrite(engine.db, {
+        accountId: engine.account.id,
+        targetSide: "fourdegrees",
+        sourceRecord: `highlevel:${ref.id}`,
+        changeHash: "create",
+      })) !== null || (await hasTombstone(engine.db, engine.account.id, "highlevel", ref.id));
     if (ours) goneRef ??= ref.id;
   }
   if (prior && !prior.targetId && !engine.mapping.externalIdFieldId) {
@@ -138,11 +158,17 @@ export async function findOpportunityFor(
     if (unfinished) return unfinished;
   }
   const pair = engine.mapping.pipelines.find((p) => p.fourdegreesPipelineId === canonical.pipeline);
-  if (!pair || (!engine.mapping.externalIdFieldId && !backfill)) return goneRef ? { kind: "gone", oppId: goneRef } : null;
+  if (!pair || (!engine.mapping.externalIdFieldId && !backfill))
+    return goneRef ? { kind: "gone", oppId: goneRef } : null;
   // After a create that began (ledger row) but never completed, the deal may have been renamed
   // since: search the whole pipeline for the external id, not only the current name.
   const renamedSince = prior !== null;
-  const search = await searchPipeline(hl, engine.mapping, { pipelineId: pair.highlevelPipelineId, query: renamedSince ? null : canonical.name, fdId, sameName: (o) => (o.name ?? "").trim() === canonical.name.trim() });
+  const search = await searchPipeline(hl, engine.mapping, {
+    pipelineId: pair.highlevelPipelineId,
+    query: renamedSince ? null : canonical.name,
+    fdId,
+    sameName: (o) => (o.name ?? "").trim() === canonical.name.trim(),
+  });
   if (search.hit) return { kind: "found", opp: search.hit, base: await asCreated(search.hit) };
   const sameName = search.sameName;
   if (goneRef) return { kind: "gone", oppId: goneRef };
@@ -154,7 +180,8 @@ export async function findOpportunityFor(
     if (canonical.contact && (o.contact?.email ?? "").toLowerCase() !== canonical.contact) continue;
     candidates.push(o);
   }
-  if (candidates.length === 1 && candidates[0]) return { kind: "found", opp: (await hl.getOpportunity(candidates[0].id)) ?? candidates[0], base: null };
+  if (candidates.length === 1 && candidates[0])
+    return { kind: "found", opp: (await hl.getOpportunity(candidates[0].id)) ?? candidates[0], base: null };
   if (candidates.length > 1) return { kind: "ambiguous", candidates };
   return null;
 }
@@ -220,7 +247,12 @@ export async function searchPipeline(
   const sameName: Opportunity[] = [];
   let cursor: string | null = null;
   for (let page = 0; page < 10; page++) {
-    const res = await hl.searchOpportunities({ pipelineId: q.pipelineId, ...(q.query === null ? {} : { query: q.query }), cursor, limit: 100 });
+    const res = await hl.searchOpportunities({
+      pipelineId: q.pipelineId,
+      ...(q.query === null ? {} : { query: q.query }),
+      cursor,
+      limit: 100,
+    });
     const hit = q.fdId === null ? undefined : res.items.find((o) => externalIdOf(o, mapping) === q.fdId);
     if (hit) return { hit: (await hl.getOpportunity(hit.id)) ?? hit, sameName };
     sameName.push(...res.items.filter(q.sameName));

@@ -16,7 +16,13 @@
  */
 import type { Deal, DealContent, DealPatch, FieldValue, Flat, Pipeline, User } from "../../domain/port.ts";
 import { fromMinor, toMinor } from "../../domain/money.ts";
-import type { CustomFieldInput, HlUser, Opportunity, OpportunityCreate, OpportunityUpdate } from "../../highlevel/port.ts";
+import type {
+  CustomFieldInput,
+  HlUser,
+  Opportunity,
+  OpportunityCreate,
+  OpportunityUpdate,
+} from "../../highlevel/port.ts";
 import type { CoreField, Direction, Mapping, PipelinePair } from "../../domain/mapping-config.ts";
 
 /** The neutral record both sides translate into. */
@@ -39,7 +45,8 @@ export interface Canonical {
   fields: Record<string, FieldValue>;
 }
 
-export type Translation = { ok: true; canonical: Canonical } | { ok: false; reason: string; detail: Record<string, unknown> };
+export type Translation =
+  { ok: true; canonical: Canonical } | { ok: false; reason: string; detail: Record<string, unknown> };
 
 /** Everything the 4Degrees translations need besides the mapping. */
 export interface FourDegreesContext {
@@ -58,7 +65,12 @@ const lower = (s: string | null | undefined): string | null => (s ? s.trim().toL
 export function normaliseDate(value: unknown): string | null {
   if (value === null || value === undefined || value === "") return null;
   if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}$/.test(value)) return value;
-  const ms = typeof value === "number" ? value : typeof value === "string" && /^\d+$/.test(value) ? Number(value) : Date.parse(String(value));
+  const ms =
+    typeof value === "number"
+      ? value
+      : typeof value === "string" && /^\d+$/.test(value)
+        ? Number(value)
+        : Date.parse(String(value));
   if (!Number.isFinite(ms)) return null;
   return new Date(ms).toISOString().slice(0, 10);
 }
@@ -77,26 +89,55 @@ export function pairForDeal(mapping: Mapping, pipelineId: string | null): Pipeli
 }
 
 /** The mapping's pipeline pair for a HighLevel pipeline in a location. */
-export function pairForOpportunity(mapping: Mapping, locationId: string, pipelineId: string | null | undefined): PipelinePair | undefined {
+export function pairForOpportunity(
+  mapping: Mapping,
+  locationId: string,
+  pipelineId: string | null | undefined,
+): PipelinePair | undefined {
   return mapping.pipelines.find((p) => p.highlevelLocationId === locationId && p.highlevelPipelineId === pipelineId);
 }
 
 /** Translates a 4Degrees deal into the canonical record. */
 export function fromDeal(deal: Deal, mapping: Mapping, ctx: FourDegreesContext): Translation {
   const pair = pairForDeal(mapping, deal.pipeline.id);
-  if (!pair) return { ok: false, reason: `4Degrees pipeline ${deal.pipeline.id ?? deal.pipeline.name ?? "?"} is not mapped to a HighLevel pipeline`, detail: { pipelineId: deal.pipeline.id } };
+  if (!pair)
+    return {
+      ok: false,
+      reason: `4Degrees pipeline ${deal.pipeline.id ?? deal.pipeline.name ?? "?"} is not mapped to a HighLevel pipeline`,
+      detail: { pipelineId: deal.pipeline.id },
+    };
   const pipeline = ctx.pipelines.find((p) => p.id === pair.fourdegreesPipelineId);
   const stage = pipeline?.stages.find((s) => s.id === deal.stage.id);
-  if (!stage) return { ok: false, reason: `4Degrees stage ${deal.stage.id ?? "?"} is not a stage of pipeline ${pair.fourdegreesPipelineId}`, detail: { stageId: deal.stage.id } };
+  if (!stage)
+    return {
+      ok: false,
+      reason: `4Degrees stage ${deal.stage.id ?? "?"} is not a stage of pipeline ${pair.fourdegreesPipelineId}`,
+      detail: { stageId: deal.stage.id },
+    };
   let stageKey: string | null = null;
   if (stage.kind === "open") {
     if (!pair.stages.some((s) => s.fourdegrees === stage.id))
-      return { ok: false, reason: `4Degrees stage "${stage.name}" (${stage.id}) has no HighLevel stage in the mapping`, detail: { stageId: stage.id, stageName: stage.name } };
+      return {
+        ok: false,
+        reason: `4Degrees stage "${stage.name}" (${stage.id}) has no HighLevel stage in the mapping`,
+        detail: { stageId: stage.id, stageName: stage.name },
+      };
     stageKey = stage.id;
   }
-  if (deal.value && deal.value.amountMinor !== 0 && deal.value.currency !== mapping.currency && mapping.directions.value !== "off")
-    return { ok: false, reason: `deal value is in ${deal.value.currency}; the HighLevel location uses ${mapping.currency}`, detail: { currency: deal.value.currency } };
-  const ownerEmail = deal.owner ? lower(deal.owner.email) ?? lower(ctx.users.find((u) => u.id === deal.owner?.id)?.email) : null;
+  if (
+    deal.value &&
+    deal.value.amountMinor !== 0 &&
+    deal.value.currency !== mapping.currency &&
+    mapping.directions.value !== "off"
+  )
+    return {
+      ok: false,
+      reason: `deal value is in ${deal.value.currency}; the HighLevel location uses ${mapping.currency}`,
+      detail: { currency: deal.value.currency },
+    };
+  const ownerEmail = deal.owner
+    ? (lower(deal.owner.email) ?? lower(ctx.users.find((u) => u.id === deal.owner?.id)?.email))
+    : null;
   const canonical: Canonical = {
     name: deal.name,
     pipeline: pair.fourdegreesPipelineId,
@@ -106,7 +147,9 @@ export function fromDeal(deal: Deal, mapping: Mapping, ctx: FourDegreesContext):
     currency: deal.value && deal.value.amountMinor !== 0 ? deal.value.currency : null,
     owner: ownerEmail,
     closeDate: deal.expectedCloseDate,
-    fields: Object.fromEntries(mapping.fields.map((f) => [f.key, normaliseFieldValue(deal.fields[f.fourdegreesFieldId])])),
+    fields: Object.fromEntries(
+      mapping.fields.map((f) => [f.key, normaliseFieldValue(deal.fields[f.fourdegreesFieldId])]),
+    ),
   };
   const contactEmail = lower(deal.contacts[0]?.email);
   if (contactEmail) canonical.contact = contactEmail;
@@ -126,9 +169,19 @@ export function externalIdOf(opp: Opportunity, mapping: Mapping): string | null 
 }
 
 /** Translates a HighLevel opportunity (of `locationId`) into the canonical record. */
-export function fromOpportunity(opp: Opportunity, locationId: string, mapping: Mapping, ctx: HighLevelContext): Translation {
+export function fromOpportunity(
+  opp: Opportunity,
+  locationId: string,
+  mapping: Mapping,
+  ctx: HighLevelContext,
+): Translation {
   const pair = pairForOpportunity(mapping, locationId, opp.pipelineId);
-  if (!pair) return { ok: false, reason: `HighLevel pipeline ${opp.pipelineId ?? "?"} is not mapped to a 4Degrees pipeline`, detail: { pipelineId: opp.pipelineId } };
+  if (!pair)
+    return {
+      ok: false,
+      reason: `HighLevel pipeline ${opp.pipelineId ?? "?"} is not mapped to a 4Degrees pipeline`,
+      detail: { pipelineId: opp.pipelineId },
+    };
   const raw = opp.status;
   let status: Canonical["status"];
   if (raw === "open" || raw === "won" || raw === "lost") status = raw;
@@ -137,10 +190,18 @@ export function fromOpportunity(opp: Opportunity, locationId: string, mapping: M
   let stageKey: string | null = null;
   if (status === "open") {
     const stagePair = pair.stages.find((s) => s.highlevel === opp.pipelineStageId);
-    if (!stagePair) return { ok: false, reason: `HighLevel stage ${opp.pipelineStageId ?? "?"} has no 4Degrees stage in the mapping`, detail: { stageId: opp.pipelineStageId } };
+    if (!stagePair)
+      return {
+        ok: false,
+        reason: `HighLevel stage ${opp.pipelineStageId ?? "?"} has no 4Degrees stage in the mapping`,
+        detail: { stageId: opp.pipelineStageId },
+      };
     stageKey = stagePair.fourdegrees;
   }
-  const amount = typeof opp.monetaryValue === "number" && opp.monetaryValue !== 0 ? toMinor(opp.monetaryValue, mapping.currency) : null;
+  const amount =
+    typeof opp.monetaryValue === "number" && opp.monetaryValue !== 0
+      ? toMinor(opp.monetaryValue, mapping.currency)
+      : null;
   const owner = opp.assignedTo ? lower(ctx.users.find((u) => u.id === opp.assignedTo)?.email) : null;
   const canonical: Canonical = {
     name: opp.name ?? "",
@@ -152,7 +213,9 @@ export function fromOpportunity(opp: Opportunity, locationId: string, mapping: M
     owner,
     closeDate: normaliseDate(customFieldValue(opp, mapping.closeDateFieldId)),
     contact: lower(opp.contact?.email),
-    fields: Object.fromEntries(mapping.fields.map((f) => [f.key, normaliseFieldValue(customFieldValue(opp, f.highlevelFieldId))])),
+    fields: Object.fromEntries(
+      mapping.fields.map((f) => [f.key, normaliseFieldValue(customFieldValue(opp, f.highlevelFieldId))]),
+    ),
   };
   return { ok: true, canonical };
 }
@@ -199,7 +262,17 @@ export function unflatten(flat: Flat): Canonical {
 /** The mapping direction that governs a flat key. */
 export function directionOf(mapping: Mapping, key: string): Direction {
   if (key.startsWith("field.")) return mapping.fields.find((f) => f.key === key.slice(6))?.direction ?? "off";
-  const core: Record<string, CoreField> = { name: "name", pipeline: "stage", stage: "stage", status: "status", value: "value", currency: "value", owner: "owner", closeDate: "closeDate", contact: "contact" };
+  const core: Record<string, CoreField> = {
+    name: "name",
+    pipeline: "stage",
+    stage: "stage",
+    status: "status",
+    value: "value",
+    currency: "value",
+    owner: "owner",
+    closeDate: "closeDate",
+    contact: "contact",
+  };
   const field = core[key];
   if (!field) return "off";
   if (field === "closeDate" && !mapping.closeDateFieldId) return "off";
@@ -233,18 +306,30 @@ function hlOwner(c: Canonical, users: HlUser[], skipped: WriteBuild<unknown>["sk
 
 function hlCustomFields(keys: ReadonlySet<string>, c: Canonical, mapping: Mapping): CustomFieldInput[] {
   const out: CustomFieldInput[] = [];
-  if (keys.has("closeDate") && mapping.closeDateFieldId) out.push({ id: mapping.closeDateFieldId, field_value: c.closeDate });
-  for (const f of mapping.fields) if (keys.has(`field.${f.key}`)) out.push({ id: f.highlevelFieldId, field_value: c.fields[f.key] ?? null });
+  if (keys.has("closeDate") && mapping.closeDateFieldId)
+    out.push({ id: mapping.closeDateFieldId, field_value: c.closeDate });
+  for (const f of mapping.fields)
+    if (keys.has(`field.${f.key}`)) out.push({ id: f.highlevelFieldId, field_value: c.fields[f.key] ?? null });
   return out;
 }
 
 /** The body that creates `c` as a HighLevel opportunity for 4Degrees deal `fdDealId`. */
-export function toOpportunityCreate(c: Canonical, mapping: Mapping, ctx: HighLevelContext & { contactId: string; fdDealId: string }): WriteBuild<OpportunityCreate> {
+export function toOpportunityCreate(
+  c: Canonical,
+  mapping: Mapping,
+  ctx: HighLevelContext & { contactId: string; fdDealId: string },
+): WriteBuild<OpportunityCreate> {
   const pair = pairForDeal(mapping, c.pipeline);
   if (!pair) throw new Error(`canonical pipeline ${c.pipeline} has no pair (translate before writing)`);
   const skipped: WriteBuild<unknown>["skipped"] = [];
   const keys = new Set(Object.keys(flatten(c)).filter((k) => allowsTo(directionOf(mapping, k), "highlevel")));
-  const body: OpportunityCreate = { pipelineId: pair.highlevelPipelineId, locationId: pair.highlevelLocationId, name: c.name, status: c.status, contactId: ctx.contactId };
+  const body: OpportunityCreate = {
+    pipelineId: pair.highlevelPipelineId,
+    locationId: pair.highlevelLocationId,
+    name: c.name,
+    status: c.status,
+    contactId: ctx.contactId,
+  };
   const stage = hlStageFor(pair, c, null);
   if (stage) body.pipelineStageId = stage;
   if (keys.has("value") && c.value !== null) body.monetaryValue = fromMinor(c.value, c.currency ?? mapping.currency);
@@ -259,7 +344,12 @@ export function toOpportunityCreate(c: Canonical, mapping: Mapping, ctx: HighLev
 }
 
 /** The `PUT /opportunities/{id}` body for the changed flat keys of `c`. */
-export function toOpportunityUpdate(keys: ReadonlySet<string>, c: Canonical, mapping: Mapping, ctx: HighLevelContext & { currentStageId: string | null | undefined; contactId?: string }): WriteBuild<OpportunityUpdate> {
+export function toOpportunityUpdate(
+  keys: ReadonlySet<string>,
+  c: Canonical,
+  mapping: Mapping,
+  ctx: HighLevelContext & { currentStageId: string | null | undefined; contactId?: string },
+): WriteBuild<OpportunityUpdate> {
   const pair = pairForDeal(mapping, c.pipeline);
   if (!pair) throw new Error(`canonical pipeline ${c.pipeline} has no pair (translate before writing)`);
   const skipped: WriteBuild<unknown>["skipped"] = [];
@@ -272,7 +362,8 @@ export function toOpportunityUpdate(keys: ReadonlySet<string>, c: Canonical, map
     const stage = hlStageFor(pair, c, keys.has("pipeline") ? null : ctx.currentStageId);
     if (stage) body.pipelineStageId = stage;
   }
-  if (keys.has("value") || keys.has("currency")) body.monetaryValue = c.value === null ? 0 : fromMinor(c.value, c.currency ?? mapping.currency);
+  if (keys.has("value") || keys.has("currency"))
+    body.monetaryValue = c.value === null ? 0 : fromMinor(c.value, c.currency ?? mapping.currency);
   if (keys.has("owner")) {
     const owner = hlOwner(c, ctx.users, skipped);
     if (owner !== undefined) body.assignedTo = owner;
@@ -301,7 +392,11 @@ function fdOwner(c: Canonical, users: User[], skipped: WriteBuild<unknown>["skip
 }
 
 /** The 4Degrees content that creates `c` for HighLevel opportunity `hlOpportunityId`. */
-export function toDealContent(c: Canonical, mapping: Mapping, ctx: FourDegreesContext & { hlOpportunityId: string }): WriteBuild<DealContent> {
+export function toDealContent(
+  c: Canonical,
+  mapping: Mapping,
+  ctx: FourDegreesContext & { hlOpportunityId: string },
+): WriteBuild<DealContent> {
   const pair = pairForDeal(mapping, c.pipeline);
   if (!pair) throw new Error(`canonical pipeline ${c.pipeline} has no pair (translate before writing)`);
   const skipped: WriteBuild<unknown>["skipped"] = [];
@@ -310,14 +405,17 @@ export function toDealContent(c: Canonical, mapping: Mapping, ctx: FourDegreesCo
   if (!stage) throw new Error(`4Degrees pipeline ${pair.fourdegreesPipelineId} has no ${c.status} stage`);
   const owner = keys.has("owner") ? fdOwner(c, ctx.users, skipped) : null;
   const fields: Record<string, FieldValue> = {};
-  for (const f of mapping.fields) if (keys.has(`field.${f.key}`) && c.fields[f.key] !== null && c.fields[f.key] !== undefined) fields[f.fourdegreesFieldId] = c.fields[f.key] ?? null;
+  for (const f of mapping.fields)
+    if (keys.has(`field.${f.key}`) && c.fields[f.key] !== null && c.fields[f.key] !== undefined)
+      fields[f.fourdegreesFieldId] = c.fields[f.key] ?? null;
   const body: DealContent = {
     name: c.name,
     pipeline: { id: pair.fourdegreesPipelineId, name: null },
     stage: { id: stage, name: null },
     status: null,
     owner: owner ?? null,
-    value: keys.has("value") && c.value !== null ? { amountMinor: c.value, currency: c.currency ?? mapping.currency } : null,
+    value:
+      keys.has("value") && c.value !== null ? { amountMinor: c.value, currency: c.currency ?? mapping.currency } : null,
     expectedCloseDate: keys.has("closeDate") ? c.closeDate : null,
     companyId: null,
     contacts: [],
@@ -329,7 +427,12 @@ export function toDealContent(c: Canonical, mapping: Mapping, ctx: FourDegreesCo
 }
 
 /** The 4Degrees patch for the changed flat keys of `c`. */
-export function toDealPatch(keys: ReadonlySet<string>, c: Canonical, mapping: Mapping, ctx: FourDegreesContext): WriteBuild<DealPatch> {
+export function toDealPatch(
+  keys: ReadonlySet<string>,
+  c: Canonical,
+  mapping: Mapping,
+  ctx: FourDegreesContext,
+): WriteBuild<DealPatch> {
   const pair = pairForDeal(mapping, c.pipeline);
   if (!pair) throw new Error(`canonical pipeline ${c.pipeline} has no pair (translate before writing)`);
   const skipped: WriteBuild<unknown>["skipped"] = [];
@@ -339,16 +442,22 @@ export function toDealPatch(keys: ReadonlySet<string>, c: Canonical, mapping: Ma
   if (keys.has("pipeline") || keys.has("stage") || keys.has("status")) {
     const stage = fdStageFor(pair, c, ctx);
     if (stage) patch.stage = { id: stage, name: null };
-    else skipped.push({ field: "status", reason: `4Degrees pipeline ${pair.fourdegreesPipelineId} has no ${c.status} stage` });
+    else
+      skipped.push({
+        field: "status",
+        reason: `4Degrees pipeline ${pair.fourdegreesPipelineId} has no ${c.status} stage`,
+      });
   }
-  if (keys.has("value") || keys.has("currency")) patch.value = c.value === null ? null : { amountMinor: c.value, currency: c.currency ?? mapping.currency };
+  if (keys.has("value") || keys.has("currency"))
+    patch.value = c.value === null ? null : { amountMinor: c.value, currency: c.currency ?? mapping.currency };
   if (keys.has("owner")) {
     const owner = fdOwner(c, ctx.users, skipped);
     if (owner !== undefined) patch.owner = owner;
   }
   if (keys.has("closeDate")) patch.expectedCloseDate = c.closeDate;
   const fields: Record<string, FieldValue> = {};
-  for (const f of mapping.fields) if (keys.has(`field.${f.key}`)) fields[f.fourdegreesFieldId] = c.fields[f.key] ?? null;
+  for (const f of mapping.fields)
+    if (keys.has(`field.${f.key}`)) fields[f.fourdegreesFieldId] = c.fields[f.key] ?? null;
   if (Object.keys(fields).length > 0) patch.fields = fields;
   return { body: patch, skipped };
 }

@@ -73,7 +73,8 @@ export function merge(input: MergeInput): MergeResult {
   const toHighLevel = new Set<string>();
   const toFourDegrees = new Set<string>();
   const conflicts: Conflict[] = [];
-  const canWrite = (target: Side, key: string) => allowsTo(directionOf(mapping, key), target) && !input.readOnly?.has(target);
+  const canWrite = (target: Side, key: string) =>
+    allowsTo(directionOf(mapping, key), target) && !input.readOnly?.has(target);
 
   // Only keys both sides can express are compared (a side that cannot tell a contact's email, say).
   const keys = Object.keys(fd).filter((k) => k in hl);
@@ -107,7 +108,8 @@ export function merge(input: MergeInput): MergeResult {
       continue;
     }
     // Both changed, differently: the policy picks a winner the direction allows to flow.
-    const preferred: Side = policy === "newest" ? newestSide(input.fourdegreesUpdatedAt, input.highlevelUpdatedAt) : policy;
+    const preferred: Side =
+      policy === "newest" ? newestSide(input.fourdegreesUpdatedAt, input.highlevelUpdatedAt) : policy;
     const order: Side[] = preferred === "fourdegrees" ? ["fourdegrees", "highlevel"] : ["highlevel", "fourdegrees"];
     const winner = order.find((s) => canWrite(s === "fourdegrees" ? "highlevel" : "fourdegrees", key));
     conflicts.push({ field: key, base: b ?? null, fourdegrees: f, highlevel: h, winner: winner ?? "none" });

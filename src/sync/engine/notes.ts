@@ -7,7 +7,15 @@ import type { Note } from "../../domain/port.ts";
 import { sha256 } from "../../lib/hash.ts";
 import type { Account } from "../../store/accounts.ts";
 import { beginWrite, completeWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
-import { deleteNoteLink, findLink, linksForContact, noteLinksForDeal, saveNoteLink, type Link, type SideName } from "../../store/links.ts";
+import {
+  deleteNoteLink,
+  findLink,
+  linksForContact,
+  noteLinksForDeal,
+  saveNoteLink,
+  type Link,
+  type SideName,
+} from "../../store/links.ts";
 import { recordEvent } from "../../store/sync-events.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult } from "./types.ts";
 
@@ -28,12 +36,18 @@ export interface NotesHost {
 export async function syncNotes(engine: NotesHost, side: SideName, recordId: string): Promise<JobResult> {
   if (side === "fourdegrees") {
     const link = await findLink(engine.db, engine.account.id, "fourdegrees", recordId);
-    if (!link || link.state !== "active" || !link.hlContactId) return { ...blank(recordId, null), outcome: "skipped", reason: "the deal has no active link with a HighLevel contact yet" };
+    if (!link || link.state !== "active" || !link.hlContactId)
+      return {
+        ...blank(recordId, null),
+        outcome: "skipped",
+        reason: "the deal has no active link with a HighLevel contact yet",
+      };
     const shared = (await linksForContact(engine.db, engine.account.id, link.hlContactId)).length > 1;
     return syncNotesOf(engine, link, shared);
   }
   const links = await linksForContact(engine.db, engine.account.id, recordId);
-  if (links.length === 0) return { ...blank(null, null), outcome: "skipped", reason: `no active link uses HighLevel contact ${recordId}` };
+  if (links.length === 0)
+    return { ...blank(null, null), outcome: "skipped", reason: `no active link uses HighLevel contact ${recordId}` };
   const total: JobResult = { ...blank(links[0]?.fdDealId ?? null, links[0]?.hlOpportunityId ?? null) };
   for (const link of links) {
     const r = await syncNotesOf(engine, link, links.length > 1);
@@ -61,14 +75,23 @@ export async function notesDiffer(engine: NotesHost, fdDealId: string): Promise<
 }
 
 /** Syncs (or, with `plan`, only plans) the notes of one linked pair. */
-async function syncNotesOf(engine: NotesHost, link: Link, sharedContact: boolean, options: { plan?: boolean } = {}): Promise<JobResult> {
+async function syncNotesOf(
+  engine: NotesHost,
+  link: Link,
+  sharedContact: boolean,
+  options: { plan?: boolean } = {},
+): Promise<JobResult> {
   const contactId = link.hlContactId ?? "";
   const hl = engine.deps.highlevel(link.hlLocationId);
   const writable = engine.mapping.notes !== "off" && (await engine.highLevelWritable(link.hlLocationId));
   const toHl = writable && (engine.mapping.notes === "both" || engine.mapping.notes === "to_highlevel");
   const toFd = engine.mapping.notes === "both" || engine.mapping.notes === "to_fourdegrees";
   const deletes = engine.account.deletePolicy !== "ignore";
-  const [fdNotes, hlNotes, links] = await Promise.all([engine.deps.fourdegrees.listNotes(link.fdDealId), hl.listNotes(contactId), noteLinksForDeal(engine.db, engine.account.id, link.fdDealId)]);
+  const [fdNotes, hlNotes, links] = await Promise.all([
+    engine.deps.fourdegrees.listNotes(link.fdDealId),
+    hl.listNotes(contactId),
+    noteLinksForDeal(engine.db, engine.account.id, link.fdDealId),
+  ]);
   const out: JobResult = { ...blank(link.fdDealId, link.hlOpportunityId) };
   // Test mode and plan-only runs compute every write and make none.
   const test = engine.account.testMode || options.plan === true;
@@ -96,10 +119,17 @@ async function syncNotesOf(engine: NotesHost, link: Link, sharedContact: boolean
     if (!f || !h) {
       // Deleted on one side (the listing is the confirming re-read).
       if (deletes && ((!f && toHl) || (!h && toFd))) {
-        out.writes.push(!f ? { side: "highlevel", op: "delete_note", id: nl.hlNoteId } : { side: "fourdegrees", op: "delete_note", id: nl.fdNoteId });
+        out.writes.push(
+          !f
+            ? { side: "highlevel", op: "delete_note", id: nl.hlNoteId }
+            : { side: "fourdegrees", op: "delete_note", id: nl.fdNoteId },
+        );
         if (!test) {
           if (!f) await hl.deleteNote(contactId, nl.hlNoteId);
-          else await engine.deps.fourdegrees.deleteNote(nl.fdNoteId, { idempotencyKey: `sync:${engine.account.id}:note-delete:${nl.fdNoteId}` });
+          else
+            await engine.deps.fourdegrees.deleteNote(nl.fdNoteId, {
+              idempotencyKey: `sync:${engine.account.id}:note-delete:${nl.fdNoteId}`,
+            });
         }
       }
       bookkeeping++;
@@ -117,11 +147,26 @@ async function syncNotesOf(engine: NotesHost, link: Link, sharedContact: boolean
     }
     const fdChanged = fh !== nl.bodyHash;
     const hlChanged = hh !== nl.bodyHash;
-    let winner: SideName | null = fdChanged && !hlChanged ? "fourdegrees" : hlChanged && !fdChanged ? "highlevel" : null;
+    let winner: SideName | null =
+      fdChanged && !hlChanged ? "fourdegrees" : hlChanged && !fdChanged ? "highlevel" : null;
     if (winner === null) {
       const policy = engine.account.conflictPolicy;
-      winner = policy === "newest" ? (Date.parse(f.updatedAt ?? f.createdAt ?? "") >= Date.parse(h.dateAdded ?? "") ? "fourdegrees" : "highlevel") : policy;
-      if (!options.plan) await recordEvent(engine.db, { accountId: engine.account.id, kind: "conflict", direction: winner === "fourdegrees" ? "to_highlevel" : "to_fourdegrees", fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: `${winner}_wins`, detail: { field: "note", fdNoteId: f.id, hlNoteId: h.id, policy } });
+      winner =
+        policy === "newest"
+          ? Date.parse(f.updatedAt ?? f.createdAt ?? "") >= Date.parse(h.dateAdded ?? "")
+            ? "fourdegrees"
+            : "highlevel"
+          : policy;
+      if (!options.plan)
+        await recordEvent(engine.db, {
+          accountId: engine.account.id,
+          kind: "conflict",
+          direction: winner === "fourdegrees" ? "to_highlevel" : "to_fourdegrees",
+          fdId: link.fdDealId,
+          hlId: link.hlOpportunityId,
+          outcome: `${winner}_wins`,
+          detail: { field: "note", fdNoteId: f.id, hlNoteId: h.id, policy },
+        });
     }
     if (winner === "fourdegrees" && toHl) {
       out.writes.push({ side: "highlevel", op: "update_note", id: h.id });
@@ -129,7 +174,10 @@ async function syncNotesOf(engine: NotesHost, link: Link, sharedContact: boolean
       if (!test) await saveNoteLink(engine.db, { ...nl, bodyHash: fh }, now());
     } else if (winner === "highlevel" && toFd) {
       out.writes.push({ side: "fourdegrees", op: "update_note", id: f.id });
-      if (!test) await engine.deps.fourdegrees.updateNote(f.id, tagOrigin(hBody, "highlevel", h.id), { idempotencyKey: `sync:${engine.account.id}:note:${f.id}:${hh}` });
+      if (!test)
+        await engine.deps.fourdegrees.updateNote(f.id, tagOrigin(hBody, "highlevel", h.id), {
+          idempotencyKey: `sync:${engine.account.id}:note:${f.id}:${hh}`,
+        });
       if (!test) await saveNoteLink(engine.db, { ...nl, bodyHash: hh }, now());
     }
   }
@@ -140,19 +188,50 @@ async function syncNotesOf(engine: NotesHost, link: Link, sharedContact: boolean
     const { text, origin } = stripOrigin(f.body);
     if (origin?.side === "highlevel") {
       if (byHl.has(origin.id)) bookkeeping++;
-      if (!test && byHl.has(origin.id)) await saveNoteLink(engine.db, { accountId: engine.account.id, fdNoteId: f.id, hlNoteId: origin.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(text) }, now());
+      if (!test && byHl.has(origin.id))
+        await saveNoteLink(
+          engine.db,
+          {
+            accountId: engine.account.id,
+            fdNoteId: f.id,
+            hlNoteId: origin.id,
+            fdDealId: link.fdDealId,
+            hlContactId: contactId,
+            origin: "highlevel",
+            bodyHash: await sha256(text),
+          },
+          now(),
+        );
       continue;
     }
     const tagged = hlNotes.find((h) => stripOrigin(h.body).origin?.id === f.id);
     if (tagged) {
       bookkeeping++;
-      if (!test) await saveNoteLink(engine.db, { accountId: engine.account.id, fdNoteId: f.id, hlNoteId: tagged.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "fourdegrees", bodyHash: await sha256(text) }, now());
+      if (!test)
+        await saveNoteLink(
+          engine.db,
+          {
+            accountId: engine.account.id,
+            fdNoteId: f.id,
+            hlNoteId: tagged.id,
+            fdDealId: link.fdDealId,
+            hlContactId: contactId,
+            origin: "fourdegrees",
+            bodyHash: await sha256(text),
+          },
+          now(),
+        );
       continue;
     }
     if (!toHl) continue;
     out.writes.push({ side: "highlevel", op: "create_note", id: null });
     if (test) continue;
-    const key: LedgerKey = { accountId: engine.account.id, targetSide: "highlevel", sourceRecord: `fourdegrees:note:${f.id}`, changeHash: "create" };
+    const key: LedgerKey = {
+      accountId: engine.account.id,
+      targetSide: "highlevel",
+      sourceRecord: `fourdegrees:note:${f.id}`,
+      changeHash: "create",
+    };
     const begun = await beginWrite(engine.db, key, "create_note", now());
     let hlNoteId = begun.entry.state === "done" ? begun.entry.targetId : null;
     if (!hlNoteId) {
@@ -161,7 +240,19 @@ async function syncNotesOf(engine: NotesHost, link: Link, sharedContact: boolean
       hlNoteId = created.id;
       await completeWrite(engine.db, key, hlNoteId, now());
     }
-    await saveNoteLink(engine.db, { accountId: engine.account.id, fdNoteId: f.id, hlNoteId, fdDealId: link.fdDealId, hlContactId: contactId, origin: "fourdegrees", bodyHash: await sha256(text) }, now());
+    await saveNoteLink(
+      engine.db,
+      {
+        accountId: engine.account.id,
+        fdNoteId: f.id,
+        hlNoteId,
+        fdDealId: link.fdDealId,
+        hlContactId: contactId,
+        origin: "fourdegrees",
+        bodyHash: await sha256(text),
+      },
+      now(),
+    );
   }
 
   // Unlinked HighLevel notes: ours (tagged) → link above; theirs → copy to 4Degrees (not on a shared contact).
@@ -173,20 +264,51 @@ async function syncNotesOf(engine: NotesHost, link: Link, sharedContact: boolean
     if (sharedContact || !toFd) continue;
     out.writes.push({ side: "fourdegrees", op: "create_note", id: null });
     if (test) continue;
-    const key: LedgerKey = { accountId: engine.account.id, targetSide: "fourdegrees", sourceRecord: `highlevel:note:${h.id}`, changeHash: "create" };
+    const key: LedgerKey = {
+      accountId: engine.account.id,
+      targetSide: "fourdegrees",
+      sourceRecord: `highlevel:note:${h.id}`,
+      changeHash: "create",
+    };
     const begun = await beginWrite(engine.db, key, "create_note", now(), tagOrigin(text, "highlevel", h.id));
     // A retry re-sends the first attempt's body with the same key (a replay needs the identical
     // request); the link's hash is then that body's, so an edit made since syncs as an update.
-    const body = !begun.fresh && typeof begun.entry.request === "string" ? begun.entry.request : tagOrigin(text, "highlevel", h.id);
-    const created: Note = await engine.deps.fourdegrees.createNote(link.fdDealId, body, { idempotencyKey: ledgerIdempotencyKey(key) });
+    const body =
+      !begun.fresh && typeof begun.entry.request === "string"
+        ? begun.entry.request
+        : tagOrigin(text, "highlevel", h.id);
+    const created: Note = await engine.deps.fourdegrees.createNote(link.fdDealId, body, {
+      idempotencyKey: ledgerIdempotencyKey(key),
+    });
     await engine.deps.hooks?.afterCreate?.("fourdegrees", created.id);
     await completeWrite(engine.db, key, created.id, now());
-    await saveNoteLink(engine.db, { accountId: engine.account.id, fdNoteId: created.id, hlNoteId: h.id, fdDealId: link.fdDealId, hlContactId: contactId, origin: "highlevel", bodyHash: await sha256(stripOrigin(body).text) }, now());
+    await saveNoteLink(
+      engine.db,
+      {
+        accountId: engine.account.id,
+        fdNoteId: created.id,
+        hlNoteId: h.id,
+        fdDealId: link.fdDealId,
+        hlContactId: contactId,
+        origin: "highlevel",
+        bodyHash: await sha256(stripOrigin(body).text),
+      },
+      now(),
+    );
   }
   out.outcome = test ? (out.writes.length ? "test_mode" : "noop") : out.writes.length ? "ok" : "noop";
   if (bookkeeping > 0) out.detail = { ...out.detail, bookkeeping };
   out.direction = directionOfWrites(out.writes);
-  if (out.writes.length > 0 && !test) await recordEvent(engine.db, { accountId: engine.account.id, kind: "note", direction: out.direction, fdId: link.fdDealId, hlId: link.hlOpportunityId, outcome: "ok", detail: { writes: out.writes } });
+  if (out.writes.length > 0 && !test)
+    await recordEvent(engine.db, {
+      accountId: engine.account.id,
+      kind: "note",
+      direction: out.direction,
+      fdId: link.fdDealId,
+      hlId: link.hlOpportunityId,
+      outcome: "ok",
+      detail: { writes: out.writes },
+    });
   return out;
 }
 
@@ -211,5 +333,8 @@ export function tagOrigin(text: string, origin: SideName, id: string): string {
 export function stripOrigin(body: string): { text: string; origin: { side: SideName; id: string } | null } {
   const m = ORIGIN.exec(body);
   if (!m) return { text: body, origin: null };
-  return { text: body.slice(0, m.index), origin: { side: m[1] === "4Degrees" ? "fourdegrees" : "highlevel", id: m[2] ?? "" } };
+  return {
+    text: body.slice(0, m.index),
+    origin: { side: m[1] === "4Degrees" ? "fourdegrees" : "highlevel", id: m[2] ?? "" },
+  };
 }

@@ -56,7 +56,14 @@ export interface PairChange {
 }
 
 /** An empty result for a pair (the outcome and writes are filled in by the step that decides). */
-export const blank = (fdId: string | null, hlId: string | null): JobResult => ({ outcome: "noop", direction: "none", fdId, hlId, writes: [], conflicts: [] });
+export const blank = (fdId: string | null, hlId: string | null): JobResult => ({
+  outcome: "noop",
+  direction: "none",
+  fdId,
+  hlId,
+  writes: [],
+  conflicts: [],
+});
 
 /** The direction a set of writes went. */
 export function directionOfWrites(writes: JobResult["writes"]): JobResult["direction"] {

@@ -53,16 +53,32 @@ function matchKey(name: string | null | undefined): string {
 }
 
 /** Starts (or restarts) an account's backfill and enqueues its first page. */
-export async function beginBackfill(db: D1Database, deps: Pick<JobDeps, "enqueue" | "now">, accountId: string): Promise<BackfillRun> {
+export async function beginBackfill(
+  db: D1Database,
+  deps: Pick<JobDeps, "enqueue" | "now">,
+  accountId: string,
+): Promise<BackfillRun> {
   const runId = crypto.randomUUID();
   const run = await startBackfill(db, accountId, runId, deps.now());
   await deps.enqueue({ v: 1, kind: "sync.backfill", accountId, runId });
-  await recordEvent(db, { accountId, kind: "backfill", direction: "both", fdId: null, hlId: null, outcome: "started", detail: { runId } });
+  await recordEvent(db, {
+    accountId,
+    kind: "backfill",
+    direction: "both",
+    fdId: null,
+    hlId: null,
+    outcome: "started",
+    detail: { runId },
+  });
   return run;
 }
 
 /** Re-enqueues the current page of a stopped or failed run (resume from the checkpoint). */
-export async function resumeBackfill(db: D1Database, deps: Pick<JobDeps, "enqueue">, accountId: string): Promise<BackfillRun | null> {
+export async function resumeBackfill(
+  db: D1Database,
+  deps: Pick<JobDeps, "enqueue">,
+  accountId: string,
+): Promise<BackfillRun | null> {
   const run = await getBackfill(db, accountId);
   if (!run || run.state === "done") return run;
   if (run.state === "failed") await saveBackfill(db, { ...run, state: "running", error: null });
@@ -81,7 +97,11 @@ function tally(run: BackfillRun, r: JobResult): void {
  * Processes pages of a backfill run — one after another while the message's budget lasts — and
  * enqueues the continuation.
  */
-export async function runBackfillPage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>, ctx: HandlerContext, deps: JobDeps): Promise<Outcome> {
+export async function runBackfillPage(
+  msg: Extract<QueueMessage, { kind: "sync.backfill" }>,
+  ctx: HandlerContext,
+  deps: JobDeps,
+): Promise<Outcome> {
   const started = deps.now();
   let calls = 0;
   for (;;) {
@@ -98,7 +118,11 @@ export async function runBackfillPage(msg: Extract<QueueMessage, { kind: "sync.b
  * One page: `outcome` set = the message ends with it (run finished, stale, paused, retry);
  * unset = the page is done and checkpointed, and there is more to do.
  */
-async function runOnePage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>, ctx: HandlerContext, deps: JobDeps): Promise<{ outcome: Outcome | null; calls: number }> {
+async function runOnePage(
+  msg: Extract<QueueMessage, { kind: "sync.backfill" }>,
+  ctx: HandlerContext,
+  deps: JobDeps,
+): Promise<{ outcome: Outcome | null; calls: number }> {
   const ack = (calls = 0) => ({ outcome: { kind: "ack" } as const, calls });
   const db = ctx.env.DB;
   const account = await getAccount(db, msg.accountId);
@@ -128,7 +152,11 @@ async function runOnePage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>,
   const pair = mapping.pipelines[run.pipelineIdx];
 
   if (run.phase === "fourdegrees" && pair) {
-    const page = await engineDeps.fourdegrees.pageDeals({ pipelineId: pair.fourdegreesPipelineId, cursor: run.cursor, limit: BACKFILL_PAGE_SIZE });
+    const page = await engineDeps.fourdegrees.pageDeals({
+      pipelineId: pair.fourdegreesPipelineId,
+      cursor: run.cursor,
+      limit: BACKFILL_PAGE_SIZE,
+    });
     // Deals of one page are distinct records: a few at a time through the gate's backfill lane.
     // The page is the unit of the checkpoint: a retry re-runs it, and what was done is found again
     // (links, ledger), never written twice.
@@ -139,12 +167,18 @@ async function runOnePage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>,
       async (deal): Promise<JobResult | null> => {
         if (!deal.id || deal.archivedAt || (await hasTombstone(db, account.id, "fourdegrees", deal.id))) return null;
         const linked = await findLink(db, account.id, "fourdegrees", deal.id);
-        return linked ? engine.syncDeal("fourdegrees", deal.id) : engine.fromFourDegrees(deal, pair.highlevelLocationId, { backfill: true });
+        return linked
+          ? engine.syncDeal("fourdegrees", deal.id)
+          : engine.fromFourDegrees(deal, pair.highlevelLocationId, { backfill: true });
       },
       (r) => r?.outcome === "retry",
     );
     const retry = results.find((r) => r?.outcome === "retry");
-    if (retry) return { outcome: { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 }, calls };
+    if (retry)
+      return {
+        outcome: { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 },
+        calls,
+      };
     for (const r of results) {
       if (r) tally(next, r);
       else next.done++;
@@ -161,19 +195,32 @@ async function runOnePage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>,
     next.cursor = null;
   } else if (run.phase === "highlevel" && pair) {
     const hl = engineDeps.highlevel(pair.highlevelLocationId);
-    const page = await hl.searchOpportunities({ pipelineId: pair.highlevelPipelineId, cursor: run.cursor, limit: BACKFILL_PAGE_SIZE });
+    const page = await hl.searchOpportunities({
+      pipelineId: pair.highlevelPipelineId,
+      cursor: run.cursor,
+      limit: BACKFILL_PAGE_SIZE,
+    });
     const results = await pool(
       page.items,
       BACKFILL_CONCURRENCY,
       (opp) => matchKey(opp.name) || `id:${opp.id}`,
       async (opp): Promise<JobResult | null> => {
-        if ((await findLink(db, account.id, "highlevel", opp.id)) || (await isInReview(db, account.id, "highlevel", opp.id)) || (await hasTombstone(db, account.id, "highlevel", opp.id))) return null;
+        if (
+          (await findLink(db, account.id, "highlevel", opp.id)) ||
+          (await isInReview(db, account.id, "highlevel", opp.id)) ||
+          (await hasTombstone(db, account.id, "highlevel", opp.id))
+        )
+          return null;
         return engine.fromHighLevel(opp, pair.highlevelLocationId);
       },
       (r) => r?.outcome === "retry",
     );
     const retry = results.find((r) => r?.outcome === "retry");
-    if (retry) return { outcome: { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 }, calls };
+    if (retry)
+      return {
+        outcome: { kind: "retry", reason: retry.reason ?? "retry", delaySeconds: retry.retryAfterSeconds ?? 5 },
+        calls,
+      };
     for (const r of results) {
       if (!r) continue;
       tally(next, r);
@@ -190,26 +237,69 @@ async function runOnePage(msg: Extract<QueueMessage, { kind: "sync.backfill" }>,
     next.total = next.done;
   }
   await saveBackfill(db, next, deps.now());
-  ctx.log.info({ event: "sync.backfill", account: account.id, outcome: "ok", phase: run.phase, pipeline: run.pipelineIdx, done: next.done, total: next.total, calls, duration_ms: deps.now() - started });
+  ctx.log.info({
+    event: "sync.backfill",
+    account: account.id,
+    outcome: "ok",
+    phase: run.phase,
+    pipeline: run.pipelineIdx,
+    done: next.done,
+    total: next.total,
+    calls,
+    duration_ms: deps.now() - started,
+  });
   if (next.state === "done") {
-    await recordEvent(db, { accountId: account.id, kind: "backfill", direction: "both", fdId: null, hlId: null, outcome: "done", detail: { runId: run.runId, done: next.done, created: next.created, matched: next.matched, reviewed: next.reviewed } });
+    await recordEvent(db, {
+      accountId: account.id,
+      kind: "backfill",
+      direction: "both",
+      fdId: null,
+      hlId: null,
+      outcome: "done",
+      detail: {
+        runId: run.runId,
+        done: next.done,
+        created: next.created,
+        matched: next.matched,
+        reviewed: next.reviewed,
+      },
+    });
     return ack(calls);
   }
   return { outcome: null, calls };
 }
 
 /** Runs one `sync.backfill` page; a permanent failure is recorded (to replay) and reported to the team. */
-export async function runBackfillJob(msg: Extract<QueueMessage, { kind: "sync.backfill" }>, ctx: HandlerContext, deps: JobDeps): Promise<Outcome> {
+export async function runBackfillJob(
+  msg: Extract<QueueMessage, { kind: "sync.backfill" }>,
+  ctx: HandlerContext,
+  deps: JobDeps,
+): Promise<Outcome> {
   try {
     return await runBackfillPage(msg, ctx, deps);
   } catch (err) {
     const outcome = outcomeForError(err);
     if (outcome.permanent) {
       const failureId = `backfill:${msg.accountId}:${msg.runId}`;
-      await recordFailure(ctx.env.DB, { id: failureId, accountId: msg.accountId, source: "permanent", message: msg, reason: outcome.reason });
-      await notifyChange(ctx.env, ctx.config, { kind: "sync_failure", accountId: msg.accountId, failureId, reason: outcome.reason }, ctx.log);
+      await recordFailure(ctx.env.DB, {
+        id: failureId,
+        accountId: msg.accountId,
+        source: "permanent",
+        message: msg,
+        reason: outcome.reason,
+      });
+      await notifyChange(
+        ctx.env,
+        ctx.config,
+        { kind: "sync_failure", accountId: msg.accountId, failureId, reason: outcome.reason },
+        ctx.log,
+      );
       return { kind: "permanent", reason: outcome.reason };
     }
-    return { kind: "retry", reason: outcome.reason, ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}) };
+    return {
+      kind: "retry",
+      reason: outcome.reason,
+      ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}),
+    };
   }
 }

@@ -40,7 +40,10 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
       const kind = parsed.success ? parsed.data.kind : "invalid";
       const reason = parsed.success
         ? `retries exhausted (${kind}, ${message.attempts} attempt(s) on the dead-letter queue)`
-        : `retries exhausted; the message does not match the queue schema (${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ")})`;
+        : `retries exhausted; the message does not match the queue schema (${parsed.error.issues
+            .slice(0, 3)
+            .map((i) => `${i.path.join(".") || "body"}: ${i.message}`)
+            .join("; ")})`;
       await recordFailure(env.DB, { id: failureId, accountId, source: "dead_letter", message: message.body, reason });
       const receipt = parsed.success ? receiptKeyOf(parsed.data) : null;
       if (receipt) await releaseReceipt(env.DB, receipt.provider, receipt.webhookId);
@@ -50,13 +53,36 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env,
         const m = parsed.data;
         await dropPending(env.DB, m.accountId, m.side, m.record, m.recordId);
       }
-      if (accountId) await recordEvent(env.DB, { accountId, kind: "failure", direction: null, fdId: null, hlId: null, outcome: "dead_letter", detail: { kind, messageId: message.id } });
-      log.error({ event: "queue.dead_letter", account: accountId ?? "unassigned", kind, outcome: "failed", message_id: message.id });
+      if (accountId)
+        await recordEvent(env.DB, {
+          accountId,
+          kind: "failure",
+          direction: null,
+          fdId: null,
+          hlId: null,
+          outcome: "dead_letter",
+          detail: { kind, messageId: message.id },
+        });
+      log.error({
+        event: "queue.dead_letter",
+        account: accountId ?? "unassigned",
+        kind,
+        outcome: "failed",
+        message_id: message.id,
+      });
       message.ack();
     } catch (err) {
       const last = message.attempts > DLQ_MAX_RETRIES;
       const delaySeconds = backoffSeconds(message.attempts);
-      log.error({ event: last ? "queue.dead_letter_lost" : "queue.dead_letter_record_failed", error: err, outcome: last ? "failed" : "retry", delay_s: delaySeconds, attempts: message.attempts, message_id: message.id, ...(last ? { body: message.body } : {}) });
+      log.error({
+        event: last ? "queue.dead_letter_lost" : "queue.dead_letter_record_failed",
+        error: err,
+        outcome: last ? "failed" : "retry",
+        delay_s: delaySeconds,
+        attempts: message.attempts,
+        message_id: message.id,
+        ...(last ? { body: message.body } : {}),
+      });
       message.retry({ delaySeconds });
     }
   }

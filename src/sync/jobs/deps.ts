@@ -47,7 +47,14 @@ export function liveJobDeps(env: Env, connectors: ConnectorFactory): JobDeps {
 export async function markAndEnqueue(
   db: D1Database,
   deps: Pick<JobDeps, "enqueue" | "now" | "coalesceDelaySeconds">,
-  target: { accountId: string; side: SideName; kind: PendingKind; recordId: string; locationId?: string | null; lane?: Lane },
+  target: {
+    accountId: string;
+    side: SideName;
+    kind: PendingKind;
+    recordId: string;
+    locationId?: string | null;
+    lane?: Lane;
+  },
   batch?: BatchScope,
 ): Promise<boolean> {
   const key = dirtyKey(target);
@@ -56,7 +63,16 @@ export async function markAndEnqueue(
   const { newlyDirty } = await markDirty(db, target.accountId, target.side, target.kind, target.recordId, deps.now());
   if (newlyDirty) {
     await deps.enqueue(
-      { v: 1, kind: "sync.record", accountId: target.accountId, side: target.side, record: target.kind, recordId: target.recordId, locationId: target.locationId ?? null, lane: target.lane ?? "live" },
+      {
+        v: 1,
+        kind: "sync.record",
+        accountId: target.accountId,
+        side: target.side,
+        record: target.kind,
+        recordId: target.recordId,
+        locationId: target.locationId ?? null,
+        lane: target.lane ?? "live",
+      },
       deps.coalesceDelaySeconds,
     );
   }
@@ -81,11 +97,14 @@ export interface ErrorOutcome {
 /** Classifies an error into a consumer outcome (rate limits keep the provider's / gate's delay). */
 export function outcomeForError(err: unknown): ErrorOutcome {
   const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  if (err instanceof RateLimitedError) return { kind: "retry", delaySeconds: err.delaySeconds, reason, permanent: false };
+  if (err instanceof RateLimitedError)
+    return { kind: "retry", delaySeconds: err.delaySeconds, reason, permanent: false };
   const advice = err instanceof AppError ? err.retryAdvice : null;
   if (advice) {
     if (!advice.retryable) return { kind: "permanent", reason, permanent: true };
-    return advice.delaySeconds === undefined ? { kind: "retry", reason, permanent: false } : { kind: "retry", delaySeconds: advice.delaySeconds, reason, permanent: false };
+    return advice.delaySeconds === undefined
+      ? { kind: "retry", reason, permanent: false }
+      : { kind: "retry", delaySeconds: advice.delaySeconds, reason, permanent: false };
   }
   if (err instanceof AppError) {
     const transient = err.code === "rate_limited" || err.code === "upstream_unavailable" || err.code === "internal";

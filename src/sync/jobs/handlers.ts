@@ -30,5 +30,11 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
 
   const importRow: Handler<"fourdegrees.import_row"> = (msg, ctx) => runImportRow(msg, ctx, makeDeps(ctx));
 
-  return { "highlevel.webhook": hlWebhook, "fourdegrees.webhook": fdWebhook, "sync.record": record, "sync.backfill": backfill, "fourdegrees.import_row": importRow };
+  return {
+    "highlevel.webhook": hlWebhook,
+    "fourdegrees.webhook": fdWebhook,
+    "sync.record": record,
+    "sync.backfill": backfill,
+    "fourdegrees.import_row": importRow,
+  };
 }

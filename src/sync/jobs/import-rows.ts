@@ -35,7 +35,17 @@ import { tagOrigin } from "../engine/notes.ts";
 import { sha256 } from "../../lib/hash.ts";
 import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
-import { allowsTo, directionOf, externalIdOf, flatten, fromOpportunity, normaliseFieldValue, toOpportunityCreate, toOpportunityUpdate, type Canonical } from "../engine/mapping.ts";
+import {
+  allowsTo,
+  directionOf,
+  externalIdOf,
+  flatten,
+  fromOpportunity,
+  normaliseFieldValue,
+  toOpportunityCreate,
+  toOpportunityUpdate,
+  type Canonical,
+} from "../engine/mapping.ts";
 import type { Mapping, PipelinePair } from "../../domain/mapping-config.ts";
 import { searchPipeline } from "../engine/lookups.ts";
 import { same } from "../engine/merge.ts";
@@ -54,7 +64,13 @@ interface RowWrite {
 
 /** A row resolved against the mapping: its pipeline pair, canonical record and the keys it carries. */
 export type ResolvedRow =
-  | { ok: true; pair: PipelinePair; canonical: Canonical; keys: Set<string>; skipped: Array<{ field: string; reason: string }> }
+  | {
+      ok: true;
+      pair: PipelinePair;
+      canonical: Canonical;
+      keys: Set<string>;
+      skipped: Array<{ field: string; reason: string }>;
+    }
   | { ok: false; reason: string };
 
 /** The live names a row is resolved against (4Degrees' are read only when HighLevel's do not match). */
@@ -93,7 +109,11 @@ export async function resolveRow(msg: ImportRow, mapping: Mapping, live: RowStru
   const listName = deal.pipeline.name;
   if (deal.pipeline.id) pair = mapping.pipelines.find((p) => p.fourdegreesPipelineId === deal.pipeline.id);
   else if (!listName) {
-    if (mapping.pipelines.length !== 1) return { ok: false, reason: `${at}: the row names no deal list and the mapping pairs ${mapping.pipelines.length} (add a Pipeline column or ?pipeline=)` };
+    if (mapping.pipelines.length !== 1)
+      return {
+        ok: false,
+        reason: `${at}: the row names no deal list and the mapping pairs ${mapping.pipelines.length} (add a Pipeline column or ?pipeline=)`,
+      };
     pair = mapping.pipelines[0];
   } else {
     for (const p of mapping.pipelines) {
@@ -106,7 +126,11 @@ export async function resolveRow(msg: ImportRow, mapping: Mapping, live: RowStru
       if (named) pair = mapping.pipelines.find((p) => p.fourdegreesPipelineId === named.id);
     }
   }
-  if (!pair) return { ok: false, reason: `${at}: deal list "${listName ?? deal.pipeline.id ?? "?"}" is not mapped to a HighLevel pipeline` };
+  if (!pair)
+    return {
+      ok: false,
+      reason: `${at}: deal list "${listName ?? deal.pipeline.id ?? "?"}" is not mapped to a HighLevel pipeline`,
+    };
   const hlPipeline = (await live.highlevel(pair.highlevelLocationId)).find((x) => x.id === pair.highlevelPipelineId);
   const listLabel = hlPipeline?.name ?? listName ?? pair.fourdegreesPipelineId;
 
@@ -121,35 +145,68 @@ export async function resolveRow(msg: ImportRow, mapping: Mapping, live: RowStru
     else if (hlStage && hlStage.id === pair.highlevelWonStageId) status = "won";
     else if (hlStage && hlStage.id === pair.highlevelLostStageId) status = "lost";
     else {
-      const fdStage = (await live.fourdegrees())?.find((p) => p.id === pair.fourdegreesPipelineId)?.stages.find((s) => norm(s.name) === norm(stageName));
-      if (fdStage?.kind === "open" && pair.stages.some((s) => s.fourdegrees === fdStage.id)) [stage, status] = [fdStage.id, "open"];
+      const fdStage = (await live.fourdegrees())
+        ?.find((p) => p.id === pair.fourdegreesPipelineId)
+        ?.stages.find((s) => norm(s.name) === norm(stageName));
+      if (fdStage?.kind === "open" && pair.stages.some((s) => s.fourdegrees === fdStage.id))
+        [stage, status] = [fdStage.id, "open"];
       else if (fdStage && fdStage.kind !== "open") status = fdStage.kind;
-      else if (fdStage || hlStage) return { ok: false, reason: `${at}: stage "${stageName}" of deal list "${listLabel}" has no stage pair in the mapping` };
+      else if (fdStage || hlStage)
+        return {
+          ok: false,
+          reason: `${at}: stage "${stageName}" of deal list "${listLabel}" has no stage pair in the mapping`,
+        };
       else return { ok: false, reason: `${at}: stage "${stageName}" is not a stage of deal list "${listLabel}"` };
     }
   }
   // An explicit Status column closes the deal whatever stage it names.
   const rowStatus = deal.status === "abandoned" ? mapping.abandonedAs : deal.status;
   if (rowStatus === "won" || rowStatus === "lost") [stage, status] = [null, rowStatus];
-  if (status === null) return { ok: false, reason: `${at}: the row has no stage${rowStatus === "open" ? " (status open needs one)" : ""}` };
+  if (status === null)
+    return {
+      ok: false,
+      reason: `${at}: the row has no stage${rowStatus === "open" ? " (status open needs one)" : ""}`,
+    };
 
-  if (deal.value && deal.value.amountMinor !== 0 && deal.value.currency !== mapping.currency && mapping.directions.value !== "off")
-    return { ok: false, reason: `${at}: value is in ${deal.value.currency}; the HighLevel location uses ${mapping.currency}` };
+  if (
+    deal.value &&
+    deal.value.amountMinor !== 0 &&
+    deal.value.currency !== mapping.currency &&
+    mapping.directions.value !== "off"
+  )
+    return {
+      ok: false,
+      reason: `${at}: value is in ${deal.value.currency}; the HighLevel location uses ${mapping.currency}`,
+    };
 
   const skipped: Array<{ field: string; reason: string }> = [];
   let owner: string | null = null;
   if (deal.owner?.email) owner = deal.owner.email.toLowerCase();
   else if (deal.owner?.name) {
     const wanted = norm(deal.owner.name);
-    const users = (await live.users(pair.highlevelLocationId)).filter((u) => !u.deleted && (norm(u.name) === wanted || norm(`${u.firstName ?? ""} ${u.lastName ?? ""}`) === wanted));
+    const users = (await live.users(pair.highlevelLocationId)).filter(
+      (u) => !u.deleted && (norm(u.name) === wanted || norm(`${u.firstName ?? ""} ${u.lastName ?? ""}`) === wanted),
+    );
     if (users.length === 1 && users[0]?.email) owner = users[0].email.toLowerCase();
-    else skipped.push({ field: "owner", reason: users.length > 1 ? `${users.length} HighLevel users are named "${deal.owner.name}"` : `no HighLevel user is named "${deal.owner.name}"` });
+    else
+      skipped.push({
+        field: "owner",
+        reason:
+          users.length > 1
+            ? `${users.length} HighLevel users are named "${deal.owner.name}"`
+            : `no HighLevel user is named "${deal.owner.name}"`,
+      });
   }
 
   // Extra fields: a column whose header names the mapping entry (its key or 4Degrees field id).
   const fields: Record<string, FieldValue> = {};
   for (const f of mapping.fields) {
-    const hit = Object.entries(deal.fields).find(([header]) => norm(header) === norm(f.key) || norm(header) === norm(f.fourdegreesFieldId) || norm(header).replace(/ /g, "_") === f.key);
+    const hit = Object.entries(deal.fields).find(
+      ([header]) =>
+        norm(header) === norm(f.key) ||
+        norm(header) === norm(f.fourdegreesFieldId) ||
+        norm(header).replace(/ /g, "_") === f.key,
+    );
     if (hit) fields[f.key] = normaliseFieldValue(hit[1]);
   }
   const value = deal.value && deal.value.amountMinor !== 0 ? deal.value : null;
@@ -179,7 +236,11 @@ export async function resolveRow(msg: ImportRow, mapping: Mapping, live: RowStru
 }
 
 /** What the lookup before a create found. */
-type Located = { kind: "found"; opp: Opportunity; via: string } | { kind: "ambiguous"; candidates: string[] } | { kind: "missing"; reason: string } | null;
+type Located =
+  | { kind: "found"; opp: Opportunity; via: string }
+  | { kind: "ambiguous"; candidates: string[] }
+  | { kind: "missing"; reason: string }
+  | null;
 
 /** Runs one `fourdegrees.import_row` message. */
 export async function runImportRow(msg: ImportRow, ctx: HandlerContext, deps: JobDeps): Promise<Outcome> {
@@ -193,11 +254,25 @@ export async function runImportRow(msg: ImportRow, ctx: HandlerContext, deps: Jo
     return { kind: "ack" };
   }
   const event = (outcome: string, detail: Record<string, unknown>, hlId: string | null = null) =>
-    recordEvent(db, { accountId: account.id, kind: "import", direction: "to_highlevel", fdId: msg.deal.id, hlId, outcome, detail: { ...base, ...detail } });
+    recordEvent(db, {
+      accountId: account.id,
+      kind: "import",
+      direction: "to_highlevel",
+      fdId: msg.deal.id,
+      hlId,
+      outcome,
+      detail: { ...base, ...detail },
+    });
   if (account.status === "paused") {
     // Nothing is written while paused; the row waits on the failure list (replay after resuming).
     const reason = "the account is paused: replay this row after resuming";
-    await recordFailure(db, { id: importFailureId(msg), accountId: account.id, source: "permanent", message: msg, reason });
+    await recordFailure(db, {
+      id: importFailureId(msg),
+      accountId: account.id,
+      source: "permanent",
+      message: msg,
+      reason,
+    });
     await forgetImportedRow(db, msg);
     await event("skipped", { reason });
     return { kind: "ack" };
@@ -215,19 +290,72 @@ export async function runImportRow(msg: ImportRow, ctx: HandlerContext, deps: Jo
     const fourdegrees = countCalls(connectors.fourdegrees, () => calls++);
     const result = await new ImportRowJob(msg, account, account.mapping, db, hl, fourdegrees, deps).run();
     const ms = deps.now() - started;
-    log.info({ event: "sync.import_row", direction: "to_highlevel", outcome: result.outcome, highlevel_id: result.hlId, calls, writes: result.writes.length, duration_ms: ms, ...base, ...(result.reason ? { reason: result.reason } : {}) });
+    log.info({
+      event: "sync.import_row",
+      direction: "to_highlevel",
+      outcome: result.outcome,
+      highlevel_id: result.hlId,
+      calls,
+      writes: result.writes.length,
+      duration_ms: ms,
+      ...base,
+      ...(result.reason ? { reason: result.reason } : {}),
+    });
     if (result.outcome !== "ok" && result.outcome !== "noop") await forgetImportedRow(db, msg);
-    await event(result.outcome, { writes: result.writes, calls, ms, ...(result.reason ? { reason: result.reason } : {}), ...result.detail }, result.hlId);
+    await event(
+      result.outcome,
+      { writes: result.writes, calls, ms, ...(result.reason ? { reason: result.reason } : {}), ...result.detail },
+      result.hlId,
+    );
     return { kind: "ack" };
   } catch (err) {
     const outcome = outcomeForError(err);
-    log.warn({ event: "sync.import_row", outcome: outcome.permanent ? "failed" : "retry", reason: outcome.reason, calls, duration_ms: deps.now() - started, attempts: ctx.attempts, ...base });
-    if (!outcome.permanent) return { kind: "retry", reason: outcome.reason, ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}) };
+    log.warn({
+      event: "sync.import_row",
+      outcome: outcome.permanent ? "failed" : "retry",
+      reason: outcome.reason,
+      calls,
+      duration_ms: deps.now() - started,
+      attempts: ctx.attempts,
+      ...base,
+    });
+    if (!outcome.permanent)
+      return {
+        kind: "retry",
+        reason: outcome.reason,
+        ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}),
+      };
     const reason = `line ${msg.line}: ${outcome.reason}`;
-    await recordFailure(db, { id: importFailureId(msg), accountId: account.id, source: "permanent", message: msg, reason });
+    await recordFailure(db, {
+      id: importFailureId(msg),
+      accountId: account.id,
+      source: "permanent",
+      message: msg,
+      reason,
+    });
     await forgetImportedRow(db, msg);
-    await recordEvent(db, { accountId: account.id, kind: "failure", direction: "to_highlevel", fdId: msg.deal.id, hlId: null, outcome: "failed", detail: { ...base, reason, calls } });
-    await notifyChange(ctx.env, ctx.config, { kind: "sync_failure", accountId: account.id, failureId: importFailureId(msg), reason, fourdegreesId: msg.deal.id, highlevelId: msg.highlevelOpportunityId }, log);
+    await recordEvent(db, {
+      accountId: account.id,
+      kind: "failure",
+      direction: "to_highlevel",
+      fdId: msg.deal.id,
+      hlId: null,
+      outcome: "failed",
+      detail: { ...base, reason, calls },
+    });
+    await notifyChange(
+      ctx.env,
+      ctx.config,
+      {
+        kind: "sync_failure",
+        accountId: account.id,
+        failureId: importFailureId(msg),
+        reason,
+        fourdegreesId: msg.deal.id,
+        highlevelId: msg.highlevelOpportunityId,
+      },
+      log,
+    );
     return { kind: "permanent", reason };
   }
 }
@@ -256,7 +384,15 @@ class ImportRowJob {
   readonly fourdegrees: DealCrm;
   readonly deps: JobDeps;
 
-  constructor(msg: ImportRow, account: Account, mapping: Mapping, db: D1Database, highlevel: (locationId: string) => OpportunityCrm, fourdegrees: DealCrm, deps: JobDeps) {
+  constructor(
+    msg: ImportRow,
+    account: Account,
+    mapping: Mapping,
+    db: D1Database,
+    highlevel: (locationId: string) => OpportunityCrm,
+    fourdegrees: DealCrm,
+    deps: JobDeps,
+  ) {
     this.msg = msg;
     this.account = account;
     this.mapping = mapping;
@@ -302,28 +438,72 @@ class ImportRowJob {
 
     const located = await this.#locate(hl, pair, canonical);
     if (located?.kind === "ambiguous")
-      return this.#review(`line ${msg.line}: ambiguous match: ${located.candidates.length} HighLevel opportunities named "${canonical.name}"${canonical.contact ? ` with contact ${canonical.contact}` : ""}; link one by hand (HighLevel ID column)`, { candidates: located.candidates });
+      return this.#review(
+        `line ${msg.line}: ambiguous match: ${located.candidates.length} HighLevel opportunities named "${canonical.name}"${canonical.contact ? ` with contact ${canonical.contact}` : ""}; link one by hand (HighLevel ID column)`,
+        { candidates: located.candidates },
+      );
     if (located?.kind === "missing") return this.#review(`line ${msg.line}: ${located.reason}`, {});
-    if (!writable) return { outcome: "skipped", hlId: located?.opp.id ?? null, writes: [], reason: "HighLevel is read-only for this account: the row is not written there", detail: {} };
+    if (!writable)
+      return {
+        outcome: "skipped",
+        hlId: located?.opp.id ?? null,
+        writes: [],
+        reason: "HighLevel is read-only for this account: the row is not written there",
+        detail: {},
+      };
 
     const result = located ? await this.#update(hl, located.opp, resolved) : await this.#create(hl, resolved);
     if (result.outcome === "test_mode") {
       if (msg.note) this.writes.push({ side: "highlevel", op: "create_note", id: null });
-      return { outcome: "test_mode", hlId: result.hlId, writes: this.writes, detail: { ...(located ? { found: located.via } : {}), planned: canonical } };
+      return {
+        outcome: "test_mode",
+        hlId: result.hlId,
+        writes: this.writes,
+        detail: { ...(located ? { found: located.via } : {}), planned: canonical },
+      };
     }
     const oppId = result.hlId;
     const contactId = result.contactId;
     if (oppId && contactId && msg.note) await this.#note(hl, contactId, msg.note);
     await resolveReview(this.db, this.account.id, "fourdegrees", importReviewId(msg.importKey));
     const outcome = this.writes.length > 0 ? "ok" : "noop";
-    return { outcome, hlId: oppId, writes: this.writes, detail: { ...(located ? { found: located.via } : {}), ...(resolved.skipped.length || result.skipped.length ? { skipped: [...resolved.skipped, ...result.skipped] } : {}) } };
+    return {
+      outcome,
+      hlId: oppId,
+      writes: this.writes,
+      detail: {
+        ...(located ? { found: located.via } : {}),
+        ...(resolved.skipped.length || result.skipped.length
+          ? { skipped: [...resolved.skipped, ...result.skipped] }
+          : {}),
+      },
+    };
   }
 
   /** Puts the row on the review list (with an alert the first time). */
   async #review(reason: string, detail: Record<string, unknown>): Promise<RowResult> {
     const { line, importId, importKey } = this.msg;
-    const isNew = await addReview(this.db, { accountId: this.account.id, side: "fourdegrees", recordId: importReviewId(importKey), reason, detail: { line, importId, importKey, name: this.msg.deal.name, ...detail } }, this.now());
-    if (isNew) await recordEvent(this.db, { accountId: this.account.id, kind: "alert", direction: null, fdId: this.msg.deal.id, hlId: null, outcome: "review", detail: { reason, line, importKey } });
+    const isNew = await addReview(
+      this.db,
+      {
+        accountId: this.account.id,
+        side: "fourdegrees",
+        recordId: importReviewId(importKey),
+        reason,
+        detail: { line, importId, importKey, name: this.msg.deal.name, ...detail },
+      },
+      this.now(),
+    );
+    if (isNew)
+      await recordEvent(this.db, {
+        accountId: this.account.id,
+        kind: "alert",
+        direction: null,
+        fdId: this.msg.deal.id,
+        hlId: null,
+        outcome: "review",
+        detail: { reason, line, importKey },
+      });
     return { outcome: "review", hlId: null, writes: [], reason, detail };
   }
 
@@ -339,18 +519,37 @@ class ImportRowJob {
     if (msg.highlevelOpportunityId) {
       const opp = await hl.getOpportunity(msg.highlevelOpportunityId);
       if (opp) return { kind: "found", opp, via: "highlevel_id" };
-      return { kind: "missing", reason: `HighLevel opportunity ${msg.highlevelOpportunityId} (the row's HighLevel ID) does not exist in location ${hl.locationId}` };
+      return {
+        kind: "missing",
+        reason: `HighLevel opportunity ${msg.highlevelOpportunityId} (the row's HighLevel ID) does not exist in location ${hl.locationId}`,
+      };
     }
     const ids: Array<[string, string | null | undefined]> = [];
     if (fdId) ids.push(["link", (await findLink(db, accountId, "fourdegrees", fdId))?.hlOpportunityId]);
     ids.push(["ledger", (await getWrite(db, createKey(accountId, msg.importKey)))?.targetId]);
-    if (fdId) ids.push(["ledger", (await getWrite(db, { accountId, targetSide: "highlevel", sourceRecord: `fourdegrees:${fdId}`, changeHash: "create" }))?.targetId]);
+    if (fdId)
+      ids.push([
+        "ledger",
+        (
+          await getWrite(db, {
+            accountId,
+            targetSide: "highlevel",
+            sourceRecord: `fourdegrees:${fdId}`,
+            changeHash: "create",
+          })
+        )?.targetId,
+      ]);
     for (const [via, id] of ids) {
       if (!id) continue;
       const opp = await hl.getOpportunity(id);
       if (opp) return { kind: "found", opp, via };
     }
-    const search = await searchPipeline(hl, this.mapping, { pipelineId: pair.highlevelPipelineId, query: canonical.name, fdId: fdId || null, sameName: (o) => norm(o.name) === norm(canonical.name) });
+    const search = await searchPipeline(hl, this.mapping, {
+      pipelineId: pair.highlevelPipelineId,
+      query: canonical.name,
+      fdId: fdId || null,
+      sameName: (o) => norm(o.name) === norm(canonical.name),
+    });
     if (search.hit) return { kind: "found", opp: search.hit, via: "external_id" };
     const candidates = search.sameName.filter((o) => {
       const claimed = externalIdOf(o, this.mapping);
@@ -364,7 +563,15 @@ class ImportRowJob {
   }
 
   /** Creates the opportunity (ledger-guarded; the lookup above found none). */
-  async #create(hl: OpportunityCrm, row: Extract<ResolvedRow, { ok: true }>): Promise<{ outcome: "ok" | "test_mode"; hlId: string | null; contactId: string | null; skipped: Array<{ field: string; reason: string }> }> {
+  async #create(
+    hl: OpportunityCrm,
+    row: Extract<ResolvedRow, { ok: true }>,
+  ): Promise<{
+    outcome: "ok" | "test_mode";
+    hlId: string | null;
+    contactId: string | null;
+    skipped: Array<{ field: string; reason: string }>;
+  }> {
     const { msg } = this;
     const { canonical } = row;
     if (this.account.testMode) {
@@ -374,9 +581,14 @@ class ImportRowJob {
     const key = createKey(this.account.id, msg.importKey);
     await beginWrite(this.db, key, "create", this.now());
     const contactId = await this.#contact(hl);
-    const build = toOpportunityCreate(canonical, this.mapping, { users: await this.usersOf(hl.locationId), contactId, fdDealId: msg.deal.id ?? "" });
+    const build = toOpportunityCreate(canonical, this.mapping, {
+      users: await this.usersOf(hl.locationId),
+      contactId,
+      fdDealId: msg.deal.id ?? "",
+    });
     // A row without a 4Degrees id has none to store in the external-id field.
-    if (!msg.deal.id && build.body.customFields) build.body.customFields = build.body.customFields.filter((f) => f.id !== this.mapping.externalIdFieldId);
+    if (!msg.deal.id && build.body.customFields)
+      build.body.customFields = build.body.customFields.filter((f) => f.id !== this.mapping.externalIdFieldId);
     const opp = await hl.createOpportunity(build.body);
     await this.deps.hooks?.afterCreate?.("highlevel", opp.id);
     await completeWrite(this.db, key, opp.id, this.now());
@@ -393,7 +605,12 @@ class ImportRowJob {
     const email = first?.email ?? null;
     const name = first?.name ?? this.msg.deal.name;
     if (email) return (await hl.ensureContact({ email, name })).id;
-    const key: LedgerKey = { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `import:${this.msg.importKey}`, changeHash: "contact" };
+    const key: LedgerKey = {
+      accountId: this.account.id,
+      targetSide: "highlevel",
+      sourceRecord: `import:${this.msg.importKey}`,
+      changeHash: "contact",
+    };
     const begun = await beginWrite(this.db, key, "create_contact", this.now());
     if (begun.entry.state === "done" && begun.entry.targetId) return begun.entry.targetId;
     const contact = await hl.ensureContact({ email: null, name });
@@ -403,7 +620,16 @@ class ImportRowJob {
   }
 
   /** Writes the row's fields that differ from the opportunity as re-read (`importKey` + `contentHash` ledger). */
-  async #update(hl: OpportunityCrm, opp: Opportunity, row: Extract<ResolvedRow, { ok: true }>): Promise<{ outcome: "ok" | "test_mode"; hlId: string; contactId: string | null; skipped: Array<{ field: string; reason: string }> }> {
+  async #update(
+    hl: OpportunityCrm,
+    opp: Opportunity,
+    row: Extract<ResolvedRow, { ok: true }>,
+  ): Promise<{
+    outcome: "ok" | "test_mode";
+    hlId: string;
+    contactId: string | null;
+    skipped: Array<{ field: string; reason: string }>;
+  }> {
     const { msg } = this;
     const accountId = this.account.id;
     const current = fromOpportunity(opp, hl.locationId, this.mapping, { users: await this.usersOf(hl.locationId) });
@@ -425,9 +651,17 @@ class ImportRowJob {
       await completeWrite(this.db, link, opp.id, this.now());
     }
     if (changed.size === 0) return { outcome: "ok", hlId: opp.id, contactId, skipped: [] };
-    const build = toOpportunityUpdate(changed, row.canonical, this.mapping, { users: await this.usersOf(hl.locationId), currentStageId: opp.pipelineStageId });
+    const build = toOpportunityUpdate(changed, row.canonical, this.mapping, {
+      users: await this.usersOf(hl.locationId),
+      currentStageId: opp.pipelineStageId,
+    });
     if (Object.keys(build.body).length === 0) return { outcome: "ok", hlId: opp.id, contactId, skipped: build.skipped };
-    const key: LedgerKey = { accountId, targetSide: "highlevel", sourceRecord: `import:${msg.importKey}`, changeHash: `update:${msg.contentHash}` };
+    const key: LedgerKey = {
+      accountId,
+      targetSide: "highlevel",
+      sourceRecord: `import:${msg.importKey}`,
+      changeHash: `update:${msg.contentHash}`,
+    };
     const begun = await beginWrite(this.db, key, "update", this.now());
     if (begun.entry.state !== "done") {
       await hl.updateOpportunity(opp.id, build.body);
@@ -444,7 +678,12 @@ class ImportRowJob {
   async #note(hl: OpportunityCrm, contactId: string, text: string): Promise<void> {
     if (this.mapping.notes === "off" || this.mapping.notes === "to_fourdegrees") return;
     const body = tagOrigin(text, "fourdegrees", `csv:${(await sha256(this.msg.importKey)).slice(0, 16)}`);
-    const key: LedgerKey = { accountId: this.account.id, targetSide: "highlevel", sourceRecord: `import:${this.msg.importKey}`, changeHash: `note:${await sha256(text)}` };
+    const key: LedgerKey = {
+      accountId: this.account.id,
+      targetSide: "highlevel",
+      sourceRecord: `import:${this.msg.importKey}`,
+      changeHash: `note:${await sha256(text)}`,
+    };
     const begun = await beginWrite(this.db, key, "create_note", this.now());
     if (begun.entry.state === "done") return;
     const existing = begun.fresh ? null : (await hl.listNotes(contactId)).find((n) => n.body === body);

@@ -64,7 +64,12 @@ export interface ReconcileReport {
 }
 
 /** Runs one reconcile tick over every active, mapped account. */
-export async function runReconcile(env: Env, deps: JobDeps, log: Logger, options: ReconcileOptions = {}): Promise<ReconcileReport[]> {
+export async function runReconcile(
+  env: Env,
+  deps: JobDeps,
+  log: Logger,
+  options: ReconcileOptions = {},
+): Promise<ReconcileReport[]> {
   const reports: ReconcileReport[] = [];
   for (const account of await listAccounts(env.DB)) {
     if (account.status !== "active" || !account.mapping) continue;
@@ -73,17 +78,40 @@ export async function runReconcile(env: Env, deps: JobDeps, log: Logger, options
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       reports.push({ accountId: account.id, outcome: "failed", scanned: 0, marked: 0, reason });
-      await recordEvent(env.DB, { accountId: account.id, kind: "reconcile", direction: "none", fdId: null, hlId: null, outcome: "failed", detail: { reason } }).catch(() => undefined);
+      await recordEvent(env.DB, {
+        accountId: account.id,
+        kind: "reconcile",
+        direction: "none",
+        fdId: null,
+        hlId: null,
+        outcome: "failed",
+        detail: { reason },
+      }).catch(() => undefined);
     }
   }
   await requeueStale(env.DB, deps);
-  for (const r of reports) log.info({ event: "sync.reconcile", account: r.accountId, outcome: r.outcome, scanned: r.scanned, marked: r.marked, ...(r.reason ? { reason: r.reason } : {}) });
+  for (const r of reports)
+    log.info({
+      event: "sync.reconcile",
+      account: r.accountId,
+      outcome: r.outcome,
+      scanned: r.scanned,
+      marked: r.marked,
+      ...(r.reason ? { reason: r.reason } : {}),
+    });
   return reports;
 }
 
-async function reconcileAccount(env: Env, deps: JobDeps, account: Account, options: ReconcileOptions, log: Logger): Promise<ReconcileReport> {
+async function reconcileAccount(
+  env: Env,
+  deps: JobDeps,
+  account: Account,
+  options: ReconcileOptions,
+  log: Logger,
+): Promise<ReconcileReport> {
   const mapping = account.mapping;
-  if (!mapping || mapping.pipelines.length === 0) return { accountId: account.id, outcome: "ok", scanned: 0, marked: 0 };
+  if (!mapping || mapping.pipelines.length === 0)
+    return { accountId: account.id, outcome: "ok", scanned: 0, marked: 0 };
   const floor = options.quotaFloor ?? 0.1;
   // The note scan and link verification are the costlier parts: they need twice the floor's headroom on every location.
   let notesAllowed = true;
@@ -93,7 +121,15 @@ async function reconcileAccount(env: Env, deps: JobDeps, account: Account, optio
     if (limit !== null && remaining !== null && remaining < limit * floor * 2) notesAllowed = false;
     if (limit !== null && remaining !== null && remaining < limit * floor) {
       const reason = `HighLevel daily quota low for location ${loc}: ${remaining} of ${limit} left`;
-      await recordEvent(env.DB, { accountId: account.id, kind: "reconcile", direction: "none", fdId: null, hlId: null, outcome: "skipped_quota", detail: { reason } });
+      await recordEvent(env.DB, {
+        accountId: account.id,
+        kind: "reconcile",
+        direction: "none",
+        fdId: null,
+        hlId: null,
+        outcome: "skipped_quota",
+        detail: { reason },
+      });
       return { accountId: account.id, outcome: "skipped_quota", scanned: 0, marked: 0, reason };
     }
   }
@@ -112,15 +148,39 @@ async function reconcileAccount(env: Env, deps: JobDeps, account: Account, optio
   const hlIdx = hlCur.pipelineIdx % mapping.pipelines.length;
   const hlPair = mapping.pipelines[hlIdx];
   if (hlPair) {
-    const page = await connectors.highlevel(hlPair.highlevelLocationId).searchOpportunities({ pipelineId: hlPair.highlevelPipelineId, cursor: hlCur.cursor, limit });
+    const page = await connectors
+      .highlevel(hlPair.highlevelLocationId)
+      .searchOpportunities({ pipelineId: hlPair.highlevelPipelineId, cursor: hlCur.cursor, limit });
     for (const opp of page.items) {
       scanned++;
       aliveHl.add(opp.id);
       const link = await findLink(db, account.id, "highlevel", opp.id);
-      const differs = link ? link.state === "active" && (opp.updatedAt ?? null) !== link.hlUpdatedAt : !(await hasTombstone(db, account.id, "highlevel", opp.id)) && !(await isInReview(db, account.id, "highlevel", opp.id));
-      if (differs && (await markAndEnqueue(db, deps, { accountId: account.id, side: "highlevel", kind: "deal", recordId: opp.id, locationId: hlPair.highlevelLocationId, lane: "reconcile" }))) marked++;
+      const differs = link
+        ? link.state === "active" && (opp.updatedAt ?? null) !== link.hlUpdatedAt
+        : !(await hasTombstone(db, account.id, "highlevel", opp.id)) &&
+          !(await isInReview(db, account.id, "highlevel", opp.id));
+      if (
+        differs &&
+        (await markAndEnqueue(db, deps, {
+          accountId: account.id,
+          side: "highlevel",
+          kind: "deal",
+          recordId: opp.id,
+          locationId: hlPair.highlevelLocationId,
+          lane: "reconcile",
+        }))
+      )
+        marked++;
     }
-    await saveReconcileCursor(db, account.id, "highlevel", page.nextCursor ? { pipelineIdx: hlIdx, cursor: page.nextCursor } : { pipelineIdx: (hlIdx + 1) % mapping.pipelines.length, cursor: null }, deps.now());
+    await saveReconcileCursor(
+      db,
+      account.id,
+      "highlevel",
+      page.nextCursor
+        ? { pipelineIdx: hlIdx, cursor: page.nextCursor }
+        : { pipelineIdx: (hlIdx + 1) % mapping.pipelines.length, cursor: null },
+      deps.now(),
+    );
   }
 
   // 4Degrees: a page of the current pipeline; compare the version with the snapshot.
@@ -128,10 +188,25 @@ async function reconcileAccount(env: Env, deps: JobDeps, account: Account, optio
   const fdIdx = fdCur.pipelineIdx % mapping.pipelines.length;
   const fdPair = mapping.pipelines[fdIdx];
   if (fdPair) {
-    const page = await connectors.fourdegrees.pageDeals({ pipelineId: fdPair.fourdegreesPipelineId, cursor: fdCur.cursor, limit });
+    const page = await connectors.fourdegrees.pageDeals({
+      pipelineId: fdPair.fourdegreesPipelineId,
+      cursor: fdCur.cursor,
+      limit,
+    });
     let notesBudget = notesAllowed && mapping.notes !== "off" ? (options.notesPerTick ?? limit) : 0;
     // The notes job's own engine, in plan-only mode (no writes), on the reconcile lane's connectors.
-    const engine = new SyncEngine({ db, fourdegrees: connectors.fourdegrees, highlevel: connectors.highlevel, ourActor: connectors.ourActor, log, now: deps.now }, account, mapping);
+    const engine = new SyncEngine(
+      {
+        db,
+        fourdegrees: connectors.fourdegrees,
+        highlevel: connectors.highlevel,
+        ourActor: connectors.ourActor,
+        log,
+        now: deps.now,
+      },
+      account,
+      mapping,
+    );
     for (const deal of page.items) {
       if (!deal.id) continue;
       scanned++;
@@ -139,20 +214,60 @@ async function reconcileAccount(env: Env, deps: JobDeps, account: Account, optio
       const link = await findLink(db, account.id, "fourdegrees", deal.id);
       const differs = link
         ? link.state === "active" && (deal.version !== link.fdVersion || deal.archivedAt !== null)
-        : deal.archivedAt === null && !(await hasTombstone(db, account.id, "fourdegrees", deal.id)) && !(await isInReview(db, account.id, "fourdegrees", deal.id));
-      if (differs && (await markAndEnqueue(db, deps, { accountId: account.id, side: "fourdegrees", kind: "deal", recordId: deal.id, lane: "reconcile" }))) marked++;
+        : deal.archivedAt === null &&
+          !(await hasTombstone(db, account.id, "fourdegrees", deal.id)) &&
+          !(await isInReview(db, account.id, "fourdegrees", deal.id));
+      if (
+        differs &&
+        (await markAndEnqueue(db, deps, {
+          accountId: account.id,
+          side: "fourdegrees",
+          kind: "deal",
+          recordId: deal.id,
+          lane: "reconcile",
+        }))
+      )
+        marked++;
       // A pair whose deal differs is re-synced anyway; its notes are compared on a later pass.
       if (!differs && link?.state === "active" && link.hlContactId && notesBudget > 0) {
         notesBudget--;
         notesCompared++;
-        if ((await engine.notesDiffer(deal.id)) && (await markAndEnqueue(db, deps, { accountId: account.id, side: "fourdegrees", kind: "notes", recordId: deal.id, lane: "reconcile" }))) marked++;
+        if (
+          (await engine.notesDiffer(deal.id)) &&
+          (await markAndEnqueue(db, deps, {
+            accountId: account.id,
+            side: "fourdegrees",
+            kind: "notes",
+            recordId: deal.id,
+            lane: "reconcile",
+          }))
+        )
+          marked++;
       }
     }
-    await saveReconcileCursor(db, account.id, "fourdegrees", page.nextCursor ? { pipelineIdx: fdIdx, cursor: page.nextCursor } : { pipelineIdx: (fdIdx + 1) % mapping.pipelines.length, cursor: null }, deps.now());
+    await saveReconcileCursor(
+      db,
+      account.id,
+      "fourdegrees",
+      page.nextCursor
+        ? { pipelineIdx: fdIdx, cursor: page.nextCursor }
+        : { pipelineIdx: (fdIdx + 1) % mapping.pipelines.length, cursor: null },
+      deps.now(),
+    );
   }
-  const verify = notesAllowed ? await verifyLinks(db, deps, account, connectors, { limit: options.verifyPerTick ?? 20, aliveHl, aliveFd }, log) : { verified: 0, marked: 0 };
+  const verify = notesAllowed
+    ? await verifyLinks(db, deps, account, connectors, { limit: options.verifyPerTick ?? 20, aliveHl, aliveFd }, log)
+    : { verified: 0, marked: 0 };
   marked += verify.marked;
-  await recordEvent(db, { accountId: account.id, kind: "reconcile", direction: "none", fdId: null, hlId: null, outcome: "ok", detail: { scanned, marked, notesCompared, verified: verify.verified } });
+  await recordEvent(db, {
+    accountId: account.id,
+    kind: "reconcile",
+    direction: "none",
+    fdId: null,
+    hlId: null,
+    outcome: "ok",
+    detail: { scanned, marked, notesCompared, verified: verify.verified },
+  });
   return { accountId: account.id, outcome: "ok", scanned, marked, notesCompared, verified: verify.verified };
 }
 
@@ -183,17 +298,35 @@ async function verifyLinks(
     try {
       const [deal, opp] = await Promise.all([
         options.aliveFd.has(link.fdDealId) ? Promise.resolve(undefined) : connectors.fourdegrees.getDeal(link.fdDealId),
-        options.aliveHl.has(link.hlOpportunityId) ? Promise.resolve(undefined) : connectors.highlevel(link.hlLocationId).getOpportunity(link.hlOpportunityId),
+        options.aliveHl.has(link.hlOpportunityId)
+          ? Promise.resolve(undefined)
+          : connectors.highlevel(link.hlLocationId).getOpportunity(link.hlOpportunityId),
       ]);
       gone = deal === null || (deal !== undefined && deal.archivedAt !== null) || opp === null;
     } catch (err) {
-      log.warn({ event: "sync.reconcile.verify", outcome: "interrupted", record: link.fdDealId, reason: err instanceof Error ? err.message : String(err) });
+      log.warn({
+        event: "sync.reconcile.verify",
+        outcome: "interrupted",
+        record: link.fdDealId,
+        reason: err instanceof Error ? err.message : String(err),
+      });
       interrupted = true;
       break;
     }
     verified++;
     next = link.fdDealId;
-    if (gone && (await markAndEnqueue(db, deps, { accountId: account.id, side: "fourdegrees", kind: "deal", recordId: link.fdDealId, locationId: link.hlLocationId, lane: "reconcile" }))) marked++;
+    if (
+      gone &&
+      (await markAndEnqueue(db, deps, {
+        accountId: account.id,
+        side: "fourdegrees",
+        kind: "deal",
+        recordId: link.fdDealId,
+        locationId: link.hlLocationId,
+        lane: "reconcile",
+      }))
+    )
+      marked++;
   }
   // A short batch, all verified, reached the last link: the next tick starts over.
   if (!interrupted && batch.length < options.limit) next = "";
@@ -204,6 +337,15 @@ async function verifyLinks(
 /** Re-enqueues dirty marks whose job may have been lost (older than ten minutes). */
 async function requeueStale(db: D1Database, deps: JobDeps): Promise<number> {
   const stale = await listStalePending(db, deps.now() - 10 * 60_000);
-  for (const p of stale) await deps.enqueue({ v: 1, kind: "sync.record", accountId: p.accountId, side: p.side, record: p.kind, recordId: p.recordId, lane: "reconcile" });
+  for (const p of stale)
+    await deps.enqueue({
+      v: 1,
+      kind: "sync.record",
+      accountId: p.accountId,
+      side: p.side,
+      record: p.kind,
+      recordId: p.recordId,
+      lane: "reconcile",
+    });
   return stale.length;
 }

@@ -24,7 +24,11 @@ export function failureIdFor(msg: Extract<QueueMessage, { kind: "sync.record" }>
 }
 
 /** Runs one `sync.record` job. Exported for tests that drive the engine directly. */
-export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.record" }>, ctx: HandlerContext, deps: JobDeps): Promise<Outcome> {
+export async function runRecordJob(
+  msg: Extract<QueueMessage, { kind: "sync.record" }>,
+  ctx: HandlerContext,
+  deps: JobDeps,
+): Promise<Outcome> {
   const db = ctx.env.DB;
   const started = deps.now();
   const log = ctx.log.child({ account: msg.accountId });
@@ -45,7 +49,15 @@ export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.reco
     return { kind: "ack" };
   }
   if (!account.mapping) {
-    await recordEvent(db, { accountId: account.id, kind: "sync", direction: "none", fdId: msg.side === "fourdegrees" ? msg.recordId : null, hlId: msg.side === "highlevel" ? msg.recordId : null, outcome: "skipped", detail: { reason: "the account has no mapping yet (PUT /api/accounts/{id}/mapping)" } });
+    await recordEvent(db, {
+      accountId: account.id,
+      kind: "sync",
+      direction: "none",
+      fdId: msg.side === "fourdegrees" ? msg.recordId : null,
+      hlId: msg.side === "highlevel" ? msg.recordId : null,
+      outcome: "skipped",
+      detail: { reason: "the account has no mapping yet (PUT /api/accounts/{id}/mapping)" },
+    });
     if (pending) await clearIfUnchanged(db, account.id, msg.side, msg.record, msg.recordId, pending.seq);
     return { kind: "ack" };
   }
@@ -67,19 +79,64 @@ export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.reco
     engine = new SyncEngine(engineDeps, account, account.mapping);
     // Live jobs read the event's side first and stop there on an echo (SyncEngine.syncDeal).
     const sourceFirst = msg.lane === "live" && !msg.force;
-    result = msg.record === "deal" ? await engine.syncDeal(msg.side, msg.recordId, msg.locationId, { sourceFirst }) : await engine.syncNotes(msg.side, msg.recordId);
+    result =
+      msg.record === "deal"
+        ? await engine.syncDeal(msg.side, msg.recordId, msg.locationId, { sourceFirst })
+        : await engine.syncNotes(msg.side, msg.recordId);
   } catch (err) {
     const outcome = outcomeForError(err);
     const ms = deps.now() - started;
     if (outcome.permanent) {
-      await recordFailure(db, { id: failureIdFor(msg), accountId: account.id, source: "permanent", message: msg, reason: outcome.reason });
+      await recordFailure(db, {
+        id: failureIdFor(msg),
+        accountId: account.id,
+        source: "permanent",
+        message: msg,
+        reason: outcome.reason,
+      });
       // The failure row remembers the record now; a clean mark lets later changes enqueue again.
       if (pending) await clearIfUnchanged(db, account.id, msg.side, msg.record, msg.recordId, pending.seq);
-      await recordEvent(db, { accountId: account.id, kind: "failure", direction: null, fdId: msg.side === "fourdegrees" ? msg.recordId : null, hlId: msg.side === "highlevel" ? msg.recordId : null, outcome: "failed", detail: { reason: outcome.reason, calls } });
-      await notifyChange(ctx.env, ctx.config, { kind: "sync_failure", accountId: account.id, failureId: failureIdFor(msg), reason: outcome.reason, fourdegreesId: msg.side === "fourdegrees" ? msg.recordId : null, highlevelId: msg.side === "highlevel" ? msg.recordId : null }, log);
+      await recordEvent(db, {
+        accountId: account.id,
+        kind: "failure",
+        direction: null,
+        fdId: msg.side === "fourdegrees" ? msg.recordId : null,
+        hlId: msg.side === "highlevel" ? msg.recordId : null,
+        outcome: "failed",
+        detail: { reason: outcome.reason, calls },
+      });
+      await notifyChange(
+        ctx.env,
+        ctx.config,
+        {
+          kind: "sync_failure",
+          accountId: account.id,
+          failureId: failureIdFor(msg),
+          reason: outcome.reason,
+          fourdegreesId: msg.side === "fourdegrees" ? msg.recordId : null,
+          highlevelId: msg.side === "highlevel" ? msg.recordId : null,
+        },
+        log,
+      );
     }
-    log.warn({ event: "sync.record", record: msg.recordId, side: msg.side, kind: msg.record, outcome: outcome.permanent ? "failed" : "retry", reason: outcome.reason, calls, duration_ms: ms, attempts: ctx.attempts });
-    return outcome.kind === "retry" ? { kind: "retry", reason: outcome.reason, ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}) } : { kind: "permanent", reason: outcome.reason };
+    log.warn({
+      event: "sync.record",
+      record: msg.recordId,
+      side: msg.side,
+      kind: msg.record,
+      outcome: outcome.permanent ? "failed" : "retry",
+      reason: outcome.reason,
+      calls,
+      duration_ms: ms,
+      attempts: ctx.attempts,
+    });
+    return outcome.kind === "retry"
+      ? {
+          kind: "retry",
+          reason: outcome.reason,
+          ...(outcome.delaySeconds ? { delaySeconds: outcome.delaySeconds } : {}),
+        }
+      : { kind: "permanent", reason: outcome.reason };
   }
 
   const ms = deps.now() - started;
@@ -97,25 +154,65 @@ export async function runRecordJob(msg: Extract<QueueMessage, { kind: "sync.reco
     duration_ms: ms,
     ...(result.reason ? { reason: result.reason } : {}),
   });
-  if (result.outcome === "retry") return { kind: "retry", reason: result.reason ?? "retry", ...(result.retryAfterSeconds ? { delaySeconds: result.retryAfterSeconds } : {}) };
+  if (result.outcome === "retry")
+    return {
+      kind: "retry",
+      reason: result.reason ?? "retry",
+      ...(result.retryAfterSeconds ? { delaySeconds: result.retryAfterSeconds } : {}),
+    };
 
   await recordEvent(db, {
     accountId: account.id,
-    kind: result.outcome === "test_mode" ? "test_mode" : result.outcome === "echo" ? "echo" : msg.record === "notes" ? "note" : "sync",
+    kind:
+      result.outcome === "test_mode"
+        ? "test_mode"
+        : result.outcome === "echo"
+          ? "echo"
+          : msg.record === "notes"
+            ? "note"
+            : "sync",
     direction: result.direction,
     fdId: result.fdId,
     hlId: result.hlId,
     outcome: result.outcome,
-    detail: { trigger: `${msg.side}:${msg.record}:${msg.recordId}`, writes: result.writes, conflicts: result.conflicts.length, calls, ms, ...(result.reason ? { reason: result.reason } : {}), ...(result.detail ?? {}) },
+    detail: {
+      trigger: `${msg.side}:${msg.record}:${msg.recordId}`,
+      writes: result.writes,
+      conflicts: result.conflicts.length,
+      calls,
+      ms,
+      ...(result.reason ? { reason: result.reason } : {}),
+      ...(result.detail ?? {}),
+    },
   });
   // Team notifications of the pair's change (never throws; a notifier problem never fails the job).
-  if (result.change && engine && !account.testMode) await notifyDealChange(ctx, engine, account.mapping, account.id, result.change, log);
+  if (result.change && engine && !account.testMode)
+    await notifyDealChange(ctx, engine, account.mapping, account.id, result.change, log);
   // A pair just created: its existing notes follow.
-  if (msg.record === "deal" && result.writes.some((w) => w.op === "create") && result.fdId) await markAndEnqueue(db, deps, { accountId: account.id, side: "fourdegrees", kind: "notes", recordId: result.fdId, lane: msg.lane });
+  if (msg.record === "deal" && result.writes.some((w) => w.op === "create") && result.fdId)
+    await markAndEnqueue(db, deps, {
+      accountId: account.id,
+      side: "fourdegrees",
+      kind: "notes",
+      recordId: result.fdId,
+      lane: msg.lane,
+    });
   if (pending && !(await clearIfUnchanged(db, account.id, msg.side, msg.record, msg.recordId, pending.seq))) {
     // A newer change arrived while this job ran: run once more (as a new message, so a busy
     // record never exhausts this message's retries).
-    await deps.enqueue({ v: 1, kind: "sync.record", accountId: account.id, side: msg.side, record: msg.record, recordId: msg.recordId, locationId: msg.locationId, lane: msg.lane }, deps.coalesceDelaySeconds);
+    await deps.enqueue(
+      {
+        v: 1,
+        kind: "sync.record",
+        accountId: account.id,
+        side: msg.side,
+        record: msg.record,
+        recordId: msg.recordId,
+        locationId: msg.locationId,
+        lane: msg.lane,
+      },
+      deps.coalesceDelaySeconds,
+    );
   }
   return { kind: "ack" };
 }
@@ -127,13 +224,28 @@ export function dealStateOf(flat: Flat, mapping: Mapping, pipelines: readonly Pi
   const pair = pairForDeal(mapping, str(flat["pipeline"]));
   const stages = pipelines.find((p) => p.id === pair?.fourdegreesPipelineId)?.stages ?? [];
   // A closed record has no canonical stage: name the 4Degrees won/lost stage it sits in.
-  const stageId = str(flat["stage"]) ?? (status === "won" ? pair?.wonStageId : status === "lost" ? pair?.lostStageId : null) ?? (status === "open" ? null : (stages.find((s) => s.kind === status)?.id ?? null));
+  const stageId =
+    str(flat["stage"]) ??
+    (status === "won" ? pair?.wonStageId : status === "lost" ? pair?.lostStageId : null) ??
+    (status === "open" ? null : (stages.find((s) => s.kind === status)?.id ?? null));
   const amount = flat["value"];
   const currency = str(flat["currency"]) ?? mapping.currency;
-  return { stageId, stageName: stages.find((s) => s.id === stageId)?.name ?? null, status, value: typeof amount === "number" ? { amountMinor: amount, currency } : null };
+  return {
+    stageId,
+    stageName: stages.find((s) => s.id === stageId)?.name ?? null,
+    status,
+    value: typeof amount === "number" ? { amountMinor: amount, currency } : null,
+  };
 }
 
-async function notifyDealChange(ctx: HandlerContext, engine: SyncEngine, mapping: Mapping, accountId: string, change: PairChange, log: Logger): Promise<void> {
+async function notifyDealChange(
+  ctx: HandlerContext,
+  engine: SyncEngine,
+  mapping: Mapping,
+  accountId: string,
+  change: PairChange,
+  log: Logger,
+): Promise<void> {
   try {
     const { pipelines } = await engine.lookups.fourdegrees();
     await notifyChange(
@@ -154,7 +266,11 @@ async function notifyDealChange(ctx: HandlerContext, engine: SyncEngine, mapping
     );
   } catch (err) {
     // The pipelines lookup is the only part that can throw (notifyChange never does): log, go on.
-    log.warn({ event: "notify.skipped", account: accountId, outcome: "failed", reason: err instanceof Error ? err.message : String(err) });
+    log.warn({
+      event: "notify.skipped",
+      account: accountId,
+      outcome: "failed",
+      reason: err instanceof Error ? err.message : String(err),
+    });
   }
 }
-

@@ -18,14 +18,25 @@ import { sha256 } from "../../lib/hash.ts";
 import { recogniseHighLevelEcho } from "../engine/echo.ts";
 import { dirtyKey, markAndEnqueue, type JobDeps } from "./deps.ts";
 
-const OPPORTUNITY_EVENTS = new Set(["OpportunityCreate", "OpportunityUpdate", "OpportunityDelete", "OpportunityStatusUpdate", "OpportunityStageUpdate", "OpportunityMonetaryValueUpdate", "OpportunityAssignedToUpdate"]);
+const OPPORTUNITY_EVENTS = new Set([
+  "OpportunityCreate",
+  "OpportunityUpdate",
+  "OpportunityDelete",
+  "OpportunityStatusUpdate",
+  "OpportunityStageUpdate",
+  "OpportunityMonetaryValueUpdate",
+  "OpportunityAssignedToUpdate",
+]);
 const NOTE_EVENTS = new Set(["NoteCreate", "NoteUpdate", "NoteDelete"]);
 
 /**
  * Which record a HighLevel event is about. Beyond ids, a payload is only ever used to prove an
  * event needs no job (src/sync/engine/echo.ts), never to apply a change.
  */
-export function highLevelTarget(type: string, body: Record<string, unknown>): { kind: PendingKind; recordId: string } | null {
+export function highLevelTarget(
+  type: string,
+  body: Record<string, unknown>,
+): { kind: PendingKind; recordId: string } | null {
   const str = (k: string) => (typeof body[k] === "string" && body[k] !== "" ? String(body[k]) : null);
   if (OPPORTUNITY_EVENTS.has(type)) {
     const id = str("id");
@@ -39,7 +50,11 @@ export function highLevelTarget(type: string, body: Record<string, unknown>): { 
 }
 
 /** The account of a HighLevel location (once per batch: every message of a burst names the same few). */
-async function resolveAccountForLocation(db: D1Database, locationId: string | null, batch?: BatchScope): Promise<Account | null> {
+async function resolveAccountForLocation(
+  db: D1Database,
+  locationId: string | null,
+  batch?: BatchScope,
+): Promise<Account | null> {
   if (!locationId) return null;
   return onceInBatch(batch, `account-of-location:${locationId}`, async () => {
     const id = await accountIdForLocation(db, locationId);
@@ -48,10 +63,19 @@ async function resolveAccountForLocation(db: D1Database, locationId: string | nu
 }
 
 /** `checkNamedStage` for the stage a webhook body names, if any, once per batch per stage (it never throws). */
-async function checkNamedStageOnce(ctx: HandlerContext, deps: JobDeps, account: Account, locationId: string, body: Record<string, unknown>, recordId: string): Promise<void> {
+async function checkNamedStageOnce(
+  ctx: HandlerContext,
+  deps: JobDeps,
+  account: Account,
+  locationId: string,
+  body: Record<string, unknown>,
+  recordId: string,
+): Promise<void> {
   const named = stageNamedBy(body);
   if (!named) return;
-  await onceInBatch(ctx.batch, `stage:${account.id}:${locationId}:${named.pipelineId ?? ""}:${named.stageId}`, () => checkNamedStage(ctx, deps, account, locationId, named, recordId));
+  await onceInBatch(ctx.batch, `stage:${account.id}:${locationId}:${named.pipelineId ?? ""}:${named.stageId}`, () =>
+    checkNamedStage(ctx, deps, account, locationId, named, recordId),
+  );
 }
 
 /**
@@ -61,18 +85,54 @@ async function checkNamedStageOnce(ctx: HandlerContext, deps: JobDeps, account: 
  * operator maps it; the record job puts an open opportunity in it on the review list. Advisory:
  * a failed check is logged and never fails the webhook.
  */
-async function checkNamedStage(ctx: HandlerContext, deps: JobDeps, account: Account, locationId: string, named: NonNullable<ReturnType<typeof stageNamedBy>>, recordId: string): Promise<void> {
+async function checkNamedStage(
+  ctx: HandlerContext,
+  deps: JobDeps,
+  account: Account,
+  locationId: string,
+  named: NonNullable<ReturnType<typeof stageNamedBy>>,
+  recordId: string,
+): Promise<void> {
   try {
-    const check = await (await deps.connectors(account, "live")).highlevel(locationId).ensureStageKnown(named.pipelineId, named.stageId);
+    const check = await (
+      await deps.connectors(account, "live")
+    )
+      .highlevel(locationId)
+      .ensureStageKnown(named.pipelineId, named.stageId);
     if (check.status !== "refreshed") return;
     const id = check.stage.id;
-    const mapped = (account.mapping?.pipelines ?? []).some((p) => p.highlevelLocationId === locationId && (p.stages.some((s) => s.highlevel === id) || p.highlevelWonStageId === id || p.highlevelLostStageId === id));
+    const mapped = (account.mapping?.pipelines ?? []).some(
+      (p) =>
+        p.highlevelLocationId === locationId &&
+        (p.stages.some((s) => s.highlevel === id) || p.highlevelWonStageId === id || p.highlevelLostStageId === id),
+    );
     if (mapped) return;
     const reason = `HighLevel pipeline "${check.pipeline.name}" gained stage "${check.stage.name}" (${id}), which has no 4Degrees stage in the mapping: map it (PUT /api/accounts/${account.id}/mapping)`;
-    await recordEvent(ctx.env.DB, { accountId: account.id, kind: "alert", direction: null, fdId: null, hlId: recordId, outcome: "new_stage", detail: { reason, locationId, pipelineId: check.pipeline.id, stageId: id, stageName: check.stage.name } });
-    ctx.log.warn({ event: "sync.new_stage", account: account.id, location: locationId, outcome: "alert", stage: id, reason });
+    await recordEvent(ctx.env.DB, {
+      accountId: account.id,
+      kind: "alert",
+      direction: null,
+      fdId: null,
+      hlId: recordId,
+      outcome: "new_stage",
+      detail: { reason, locationId, pipelineId: check.pipeline.id, stageId: id, stageName: check.stage.name },
+    });
+    ctx.log.warn({
+      event: "sync.new_stage",
+      account: account.id,
+      location: locationId,
+      outcome: "alert",
+      stage: id,
+      reason,
+    });
   } catch (err) {
-    ctx.log.warn({ event: "sync.new_stage", account: account.id, location: locationId, outcome: "failed", reason: err instanceof Error ? err.message : String(err) });
+    ctx.log.warn({
+      event: "sync.new_stage",
+      account: account.id,
+      location: locationId,
+      outcome: "failed",
+      reason: err instanceof Error ? err.message : String(err),
+    });
   }
 }
 
@@ -103,7 +163,13 @@ async function isSyncedFourDegreesEcho(db: D1Database, accountId: string, event:
 }
 
 /** A HighLevel `NoteCreate` / `NoteUpdate` whose text equals its note link's synced text (see above). */
-async function isSyncedNoteEcho(db: D1Database, accountId: string, type: string, body: Record<string, unknown>, contactId: string): Promise<boolean> {
+async function isSyncedNoteEcho(
+  db: D1Database,
+  accountId: string,
+  type: string,
+  body: Record<string, unknown>,
+  contactId: string,
+): Promise<boolean> {
   if (type !== "NoteCreate" && type !== "NoteUpdate") return false;
   const id = body["id"];
   const text = body["body"];
@@ -116,7 +182,11 @@ async function isSyncedNoteEcho(db: D1Database, accountId: string, type: string,
 }
 
 /** Triage of a HighLevel webhook: ack what needs no job (unknown location, echo), else mark the record dirty. */
-export async function handleHighLevelWebhook(msg: Extract<QueueMessage, { kind: "highlevel.webhook" }>, ctx: HandlerContext, makeDeps: (ctx: HandlerContext) => JobDeps): Promise<Outcome> {
+export async function handleHighLevelWebhook(
+  msg: Extract<QueueMessage, { kind: "highlevel.webhook" }>,
+  ctx: HandlerContext,
+  makeDeps: (ctx: HandlerContext) => JobDeps,
+): Promise<Outcome> {
   const target = highLevelTarget(msg.type, msg.body);
   if (!target) return { kind: "ack" };
   const locationId = msg.locationId ?? (typeof msg.body["locationId"] === "string" ? msg.body["locationId"] : null);
@@ -124,7 +194,15 @@ export async function handleHighLevelWebhook(msg: Extract<QueueMessage, { kind: 
   if (!account) {
     // The ingress enqueues without a database read, so events of locations no account uses end
     // here: one warning per location per batch, not one line per delivery.
-    if (ctx.batch?.first(`unknown-location:${locationId}`) ?? true) ctx.log.warn({ event: "sync.webhook", direction: "inbound", location: locationId, outcome: "skipped", reason: "no account uses this location", type: msg.type });
+    if (ctx.batch?.first(`unknown-location:${locationId}`) ?? true)
+      ctx.log.warn({
+        event: "sync.webhook",
+        direction: "inbound",
+        location: locationId,
+        outcome: "skipped",
+        reason: "no account uses this location",
+        type: msg.type,
+      });
     return { kind: "ack" };
   }
   const dirty = { accountId: account.id, side: "highlevel" as const, kind: target.kind, recordId: target.recordId };
@@ -133,19 +211,51 @@ export async function handleHighLevelWebhook(msg: Extract<QueueMessage, { kind: 
     // sees this change too (BatchScope) — no echo check, no second mark. A stage this event names
     // is still checked (once per batch), so a stage HighLevel just gained is reported.
     if (locationId) await checkNamedStageOnce(ctx, makeDeps(ctx), account, locationId, msg.body, target.recordId);
-    ctx.log.debug({ event: "sync.webhook", account: account.id, outcome: "coalesced", reason: "record already marked by this batch", type: msg.type, highlevel_id: target.recordId });
+    ctx.log.debug({
+      event: "sync.webhook",
+      account: account.id,
+      outcome: "coalesced",
+      reason: "record already marked by this batch",
+      type: msg.type,
+      highlevel_id: target.recordId,
+    });
     return { kind: "ack" };
   }
-  if (target.kind === "notes" && (await isSyncedNoteEcho(ctx.env.DB, account.id, msg.type, msg.body, target.recordId))) {
-    ctx.log.debug({ event: "sync.webhook", account: account.id, outcome: "echo", reason: "the note is as last synced", type: msg.type });
+  if (
+    target.kind === "notes" &&
+    (await isSyncedNoteEcho(ctx.env.DB, account.id, msg.type, msg.body, target.recordId))
+  ) {
+    ctx.log.debug({
+      event: "sync.webhook",
+      account: account.id,
+      outcome: "echo",
+      reason: "the note is as last synced",
+      type: msg.type,
+    });
     return { kind: "ack" };
   }
   const deps = makeDeps(ctx);
   // The echo of a state already synced is acked without a job (src/sync/engine/echo.ts).
-  const echo = target.kind === "deal" ? await recogniseHighLevelEcho(ctx.env, account, { type: msg.type, body: msg.body, opportunityId: target.recordId, locationId }) : null;
-  if (locationId && (echo?.checkStage ?? true)) await checkNamedStageOnce(ctx, deps, account, locationId, msg.body, target.recordId);
+  const echo =
+    target.kind === "deal"
+      ? await recogniseHighLevelEcho(ctx.env, account, {
+          type: msg.type,
+          body: msg.body,
+          opportunityId: target.recordId,
+          locationId,
+        })
+      : null;
+  if (locationId && (echo?.checkStage ?? true))
+    await checkNamedStageOnce(ctx, deps, account, locationId, msg.body, target.recordId);
   if (echo?.echo) {
-    ctx.log.debug({ event: "sync.webhook", account: account.id, outcome: "echo", reason: echo.reason, type: msg.type, highlevel_id: target.recordId });
+    ctx.log.debug({
+      event: "sync.webhook",
+      account: account.id,
+      outcome: "echo",
+      reason: echo.reason,
+      type: msg.type,
+      highlevel_id: target.recordId,
+    });
     return { kind: "ack" };
   }
   await markAndEnqueue(ctx.env.DB, deps, { ...dirty, locationId }, ctx.batch);
@@ -153,7 +263,11 @@ export async function handleHighLevelWebhook(msg: Extract<QueueMessage, { kind: 
 }
 
 /** Triage of a 4Degrees webhook: ack what needs no job (unknown workspace, echo), else mark the record dirty. */
-export async function handleFourDegreesWebhook(msg: Extract<QueueMessage, { kind: "fourdegrees.webhook" }>, ctx: HandlerContext, makeDeps: (ctx: HandlerContext) => JobDeps): Promise<Outcome> {
+export async function handleFourDegreesWebhook(
+  msg: Extract<QueueMessage, { kind: "fourdegrees.webhook" }>,
+  ctx: HandlerContext,
+  makeDeps: (ctx: HandlerContext) => JobDeps,
+): Promise<Outcome> {
   let event;
   try {
     event = makeDeps(ctx).fourdegreesWebhooks.parseWebhook(msg.body);
@@ -161,23 +275,55 @@ export async function handleFourDegreesWebhook(msg: Extract<QueueMessage, { kind
     // An event this version cannot read is filed (replayable once it can), not only logged.
     const reason = `the 4Degrees event cannot be read: ${err instanceof Error ? err.message : String(err)}`;
     const accountId = await accountForWorkspace(ctx.env.DB, msg.workspaceId);
-    await recordFailure(ctx.env.DB, { id: `webhook:fourdegrees:${msg.webhookId}`, accountId, source: "permanent", message: msg, reason });
+    await recordFailure(ctx.env.DB, {
+      id: `webhook:fourdegrees:${msg.webhookId}`,
+      accountId,
+      source: "permanent",
+      message: msg,
+      reason,
+    });
     return { kind: "permanent", reason };
   }
   // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
-  const accountId = await onceInBatch(ctx.batch, `account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId));
+  const accountId = await onceInBatch(ctx.batch, `account-of-workspace:${msg.workspaceId}`, () =>
+    accountForWorkspace(ctx.env.DB, msg.workspaceId),
+  );
   if (!accountId) {
-    if (ctx.batch?.first(`unknown-workspace:${msg.workspaceId}`) ?? true) ctx.log.warn({ event: "sync.webhook", direction: "inbound", workspace: msg.workspaceId, outcome: "skipped", reason: "no account uses this workspace", type: msg.type });
+    if (ctx.batch?.first(`unknown-workspace:${msg.workspaceId}`) ?? true)
+      ctx.log.warn({
+        event: "sync.webhook",
+        direction: "inbound",
+        workspace: msg.workspaceId,
+        outcome: "skipped",
+        reason: "no account uses this workspace",
+        type: msg.type,
+      });
     return { kind: "ack" };
   }
-  const target = event.record.kind === "deal" ? { kind: "deal" as const, recordId: event.record.id } : { kind: "notes" as const, recordId: event.record.dealId };
+  const target =
+    event.record.kind === "deal"
+      ? { kind: "deal" as const, recordId: event.record.id }
+      : { kind: "notes" as const, recordId: event.record.dealId };
   const dirty = { accountId, side: "fourdegrees" as const, ...target };
   if (ctx.batch?.isDone(dirtyKey(dirty))) {
-    ctx.log.debug({ event: "sync.webhook", account: accountId, outcome: "coalesced", reason: "record already marked by this batch", type: msg.type, fourdegrees_id: target.recordId });
+    ctx.log.debug({
+      event: "sync.webhook",
+      account: accountId,
+      outcome: "coalesced",
+      reason: "record already marked by this batch",
+      type: msg.type,
+      fourdegrees_id: target.recordId,
+    });
     return { kind: "ack" };
   }
   if (await isSyncedFourDegreesEcho(ctx.env.DB, accountId, event)) {
-    ctx.log.debug({ event: "sync.webhook", account: accountId, outcome: "echo", reason: "the event's state is already synced", type: msg.type });
+    ctx.log.debug({
+      event: "sync.webhook",
+      account: accountId,
+      outcome: "echo",
+      reason: "the event's state is already synced",
+      type: msg.type,
+    });
     return { kind: "ack" };
   }
   await markAndEnqueue(ctx.env.DB, makeDeps(ctx), dirty, ctx.batch);

@@ -108,7 +108,10 @@ describe("findChromium: choice order", () => {
 
   it("when only broken ones exist, the error names every path tried", async () => {
     const deps = fake({ onPath: { chromium: "/usr/bin/chromium", "google-chrome": "/opt/google/chrome" } });
-    const error = await findChromium(deps).then(() => null, (e: unknown) => e);
+    const error = await findChromium(deps).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(String(error)).toContain("/usr/bin/chromium (does not start), /opt/google/chrome (does not start)");
     expect(String(error)).toContain("@sparticuz/chromium unpacked /tmp/chromium but it does not start");
   });

@@ -12,7 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
 import { launchChromium } from "./chromium.ts";
-import { applyLocalMigrations, ensureDevVars, freePort, ROOT, startWorker, type RunningWorker } from "../../../scripts/lib/processes.ts";
+import {
+  applyLocalMigrations,
+  ensureDevVars,
+  freePort,
+  ROOT,
+  startWorker,
+  type RunningWorker,
+} from "../../../scripts/lib/processes.ts";
 
 const SHOTS = resolve(ROOT, "test-output/screenshots");
 let sandbox: StartedSandbox;
@@ -24,7 +31,9 @@ let adminToken = "";
 let fourDegreesKey = "";
 
 function devVar(name: string): string {
-  const line = readFileSync(resolve(ROOT, ".dev.vars"), "utf8").split("\n").find((l) => l.startsWith(`${name}=`));
+  const line = readFileSync(resolve(ROOT, ".dev.vars"), "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${name}=`));
   return (line?.slice(name.length + 1) ?? "").trim().replace(/^"(.*)"$/, "$1");
 }
 
@@ -69,7 +78,11 @@ describe("operator console in Chromium", () => {
     await page.goto(`${worker.url}/console/login`);
     await page.fill("input[name=token]", adminToken);
     await Promise.all([page.waitForURL(/\/console\/connections/), page.click("button[type=submit]")]);
-    const put = await fetch(`${worker.url}/api/accounts/acme/fourdegrees`, { method: "PUT", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" }, body: JSON.stringify({ apiKey: fourDegreesKey, name: "Acme Ventures" }) });
+    const put = await fetch(`${worker.url}/api/accounts/acme/fourdegrees`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ apiKey: fourDegreesKey, name: "Acme Ventures" }),
+    });
     expect(put.status).toBe(200);
 
     await page.goto(`${worker.url}/console/connections`);
@@ -110,10 +123,13 @@ describe("operator console in Chromium", () => {
     await Promise.all([page.waitForURL(/ok=/), page.click("#backfill-start")]);
     await expect.poll(() => page.textContent(".flash.ok")).toContain("Backfill started.");
     await expect
-      .poll(async () => {
-        await page.reload();
-        return page.textContent("#backfill-run");
-      }, { timeout: 90_000, interval: 500 })
+      .poll(
+        async () => {
+          await page.reload();
+          return page.textContent("#backfill-run");
+        },
+        { timeout: 90_000, interval: 500 },
+      )
       .toMatch(/\bdone\b/);
     const figures = (await page.textContent("#backfill-figures")) ?? "";
     const [, done, total] = /([\d,]+) of ([\d,]+) records \(100%\)/.exec(figures) ?? [];
@@ -127,14 +143,23 @@ describe("operator console in Chromium", () => {
     await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, { stage_id: target.toStage.fourdegrees });
     await page.goto(`${worker.url}/console/activity?account=acme&record=${target.dealId}`);
     await expect
-      .poll(async () => {
-        await page.reload();
-        return (await eventRows()).some((e) => e.kind === "sync" && e.direction === "to_highlevel" && e.outcome === "ok" && e.what.includes("stage"));
-      }, { timeout: 60_000, interval: 500 })
+      .poll(
+        async () => {
+          await page.reload();
+          return (await eventRows()).some(
+            (e) =>
+              e.kind === "sync" && e.direction === "to_highlevel" && e.outcome === "ok" && e.what.includes("stage"),
+          );
+        },
+        { timeout: 60_000, interval: 500 },
+      )
       .toBe(true);
     await expect.poll(() => hlStageOf(target.oppId), { timeout: 30_000 }).toBe(target.toStage.highlevel);
     await shot("07-activity-after-sandbox-change");
-    await Promise.all([page.waitForURL(/activity\/record/), page.locator(`table.events a[href*="fd=${target.dealId}"]`).first().click()]);
+    await Promise.all([
+      page.waitForURL(/activity\/record/),
+      page.locator(`table.events a[href*="fd=${target.dealId}"]`).first().click(),
+    ]);
     expect(await page.textContent("h1")).toContain("History of");
     expect(await page.textContent("#snapshot")).toContain(target.toStage.fourdegrees);
     await shot("08-record-history");
@@ -143,15 +168,23 @@ describe("operator console in Chromium", () => {
   it("error then happy: HighLevel refusing a write (422) shows on Problems with its reason and diff; fixed, Replay resolves it", async () => {
     const target = await pickStageMove();
     // The cause: HighLevel answers 422 to every update of this opportunity until the fault is removed.
-    await sandboxCall("POST", "/_sandbox/highlevel/faults/script", { status: 422, method: "PUT", path: `^/opportunities/${target.oppId}$`, count: 1000 });
+    await sandboxCall("POST", "/_sandbox/highlevel/faults/script", {
+      status: 422,
+      method: "PUT",
+      path: `^/opportunities/${target.oppId}$`,
+      count: 1000,
+    });
     await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, { stage_id: target.toStage.fourdegrees });
     await page.goto(`${worker.url}/console/problems?account=acme`);
     const row = page.locator(`#failures tr:has(a[href*="fd=${target.dealId}"])`);
     await expect
-      .poll(async () => {
-        await page.reload();
-        return row.count();
-      }, { timeout: 60_000, interval: 500 })
+      .poll(
+        async () => {
+          await page.reload();
+          return row.count();
+        },
+        { timeout: 60_000, interval: 500 },
+      )
       .toBe(1);
     expect(await row.locator("td").nth(3).textContent()).toMatch(/422/);
     // The diff preview: the stage differs between the last synced state and 4Degrees now.
@@ -179,7 +212,16 @@ describe("operator console in Chromium", () => {
   });
 
   it("happy: every page renders the synced account's real data (screenshots for review)", async () => {
-    for (const [i, p] of ["connections", "mapping", "activity", "problems", "backfill", "usage", "report", "notifications"].entries()) {
+    for (const [i, p] of [
+      "connections",
+      "mapping",
+      "activity",
+      "problems",
+      "backfill",
+      "usage",
+      "report",
+      "notifications",
+    ].entries()) {
       const res = await page.goto(`${worker.url}/console/${p}?account=acme`);
       expect(res?.status(), p).toBe(200);
       expect(await page.textContent("h1")).toBeTruthy();
@@ -194,7 +236,9 @@ describe("operator console in Chromium", () => {
     await page.goto(`${worker.url}/console/report?account=acme`);
     const report = page.locator("section.pipeline-report").first();
     expect(await report.locator("svg").count()).toBe(1);
-    const counts = await report.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [tr.children[1]?.textContent ?? "", tr.children[3]?.textContent ?? ""]));
+    const counts = await report
+      .locator("tbody tr")
+      .evaluateAll((trs) => trs.map((tr) => [tr.children[1]?.textContent ?? "", tr.children[3]?.textContent ?? ""]));
     const sum = (col: 0 | 1) => counts.reduce((n, r) => n + Number((r[col] ?? "0").replace(/,/g, "")), 0);
     expect(sum(0)).toBeGreaterThan(0);
     expect(sum(0)).toBe(sum(1));
@@ -207,24 +251,69 @@ async function eventRows(): Promise<Array<{ kind: string; direction: string; out
   return page.locator("table.events tbody tr").evaluateAll((trs) =>
     trs.map((tr) => {
       const cell = (i: number) => (tr.children[i]?.textContent ?? "").trim();
-      return { kind: cell(1), direction: tr.children[2]?.getAttribute("data-direction") ?? "", outcome: cell(3), what: cell(5) };
+      return {
+        kind: cell(1),
+        direction: tr.children[2]?.getAttribute("data-direction") ?? "",
+        outcome: cell(3),
+        what: cell(5),
+      };
     }),
   );
 }
 
 // ---------- sandbox helpers ----------
 
-async function sandboxCall(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
-  const res = await fetch(`${sandbox.url}${path}`, { method, headers: { "content-type": "application/json", ...headers }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+async function sandboxCall(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<unknown> {
+  const res = await fetch(`${sandbox.url}${path}`, {
+    method,
+    headers: { "content-type": "application/json", ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${text.slice(0, 300)}`);
   return text ? JSON.parse(text) : null;
 }
 
-const MappingAnswer = z.object({ mapping: z.object({ pipelines: z.array(z.object({ fourdegreesPipelineId: z.string(), highlevelPipelineId: z.string(), stages: z.array(z.object({ fourdegrees: z.string(), highlevel: z.string() })) })) }) });
-const FourDeals = z.object({ deals: z.array(z.object({ id: z.string(), name: z.string(), pipeline_id: z.string(), stage_id: z.string(), archived_at: z.string().nullable().optional() })) });
-const FourPipelines = z.object({ data: z.array(z.object({ id: z.string(), stages: z.array(z.object({ id: z.string(), name: z.string() })) })) });
-const HlOpps = z.object({ opportunities: z.array(z.object({ id: z.string(), name: z.string(), pipelineStageId: z.string().nullable().optional(), status: z.string() })) });
+const MappingAnswer = z.object({
+  mapping: z.object({
+    pipelines: z.array(
+      z.object({
+        fourdegreesPipelineId: z.string(),
+        highlevelPipelineId: z.string(),
+        stages: z.array(z.object({ fourdegrees: z.string(), highlevel: z.string() })),
+      }),
+    ),
+  }),
+});
+const FourDeals = z.object({
+  deals: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string(),
+      pipeline_id: z.string(),
+      stage_id: z.string(),
+      archived_at: z.string().nullable().optional(),
+    }),
+  ),
+});
+const FourPipelines = z.object({
+  data: z.array(z.object({ id: z.string(), stages: z.array(z.object({ id: z.string(), name: z.string() })) })),
+});
+const HlOpps = z.object({
+  opportunities: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string(),
+      pipelineStageId: z.string().nullable().optional(),
+      status: z.string(),
+    }),
+  ),
+});
 
 /** The HighLevel stage of an opportunity, read from the sandbox. */
 async function hlStageOf(oppId: string): Promise<string | null> {
@@ -238,21 +327,38 @@ async function hlStageOf(oppId: string): Promise<string | null> {
  */
 const moved = new Set<string>();
 async function pickStageMove() {
-  const res = await fetch(`${worker.url}/api/accounts/acme/mapping`, { headers: { authorization: `Bearer ${adminToken}` } });
+  const res = await fetch(`${worker.url}/api/accounts/acme/mapping`, {
+    headers: { authorization: `Bearer ${adminToken}` },
+  });
   const pair = MappingAnswer.parse(await res.json()).mapping.pipelines[0];
   if (!pair || pair.stages.length < 2) throw new Error("the saved mapping has fewer than two stage pairs");
   const deals = FourDeals.parse(await sandboxCall("GET", "/_sandbox/4degrees/deals")).deals;
   const opps = HlOpps.parse(await sandboxCall("GET", "/_sandbox/highlevel/opportunities")).opportunities;
-  const pipelines = FourPipelines.parse(await sandboxCall("GET", "/4degrees/v1/pipelines", undefined, { authorization: `Bearer ${fourDegreesKey}` })).data;
+  const pipelines = FourPipelines.parse(
+    await sandboxCall("GET", "/4degrees/v1/pipelines", undefined, { authorization: `Bearer ${fourDegreesKey}` }),
+  ).data;
   const stageName = (id: string) => pipelines.flatMap((p) => p.stages).find((s) => s.id === id)?.name ?? id;
   for (const deal of deals) {
     const from = pair.stages.find((s) => s.fourdegrees === deal.stage_id);
     const opp = opps.find((o) => o.name === deal.name && o.status === "open");
-    if (moved.has(deal.id) || deal.archived_at || deal.pipeline_id !== pair.fourdegreesPipelineId || !from || !opp || opp.pipelineStageId !== from.highlevel) continue;
+    if (
+      moved.has(deal.id) ||
+      deal.archived_at ||
+      deal.pipeline_id !== pair.fourdegreesPipelineId ||
+      !from ||
+      !opp ||
+      opp.pipelineStageId !== from.highlevel
+    )
+      continue;
     const to = pair.stages.find((s) => s !== from);
     if (!to) continue;
     moved.add(deal.id);
-    return { dealId: deal.id, oppId: opp.id, fromStage: { ...from, name: stageName(from.fourdegrees) }, toStage: { ...to, name: stageName(to.fourdegrees) } };
+    return {
+      dealId: deal.id,
+      oppId: opp.id,
+      fromStage: { ...from, name: stageName(from.fourdegrees) },
+      toStage: { ...to, name: stageName(to.fourdegrees) },
+    };
   }
   throw new Error("no linked open demo deal in a mapped stage");
 }

@@ -25,11 +25,24 @@ let receiverUrl: string;
 const hits: Hit[] = [];
 const answers: number[] = [];
 
-async function api(method: string, path: string, options: { body?: string | object; headers?: Record<string, string>; key?: string } = {}) {
-  const body = options.body === undefined ? undefined : typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+async function api(
+  method: string,
+  path: string,
+  options: { body?: string | object; headers?: Record<string, string>; key?: string } = {},
+) {
+  const body =
+    options.body === undefined
+      ? undefined
+      : typeof options.body === "string"
+        ? options.body
+        : JSON.stringify(options.body);
   const res = await fetch(`${sandbox.url}/4degrees/v1${path}`, {
     method,
-    headers: { authorization: `Bearer ${options.key ?? KEY}`, ...(body !== undefined && typeof options.body === "object" ? { "content-type": "application/json" } : {}), ...options.headers },
+    headers: {
+      authorization: `Bearer ${options.key ?? KEY}`,
+      ...(body !== undefined && typeof options.body === "object" ? { "content-type": "application/json" } : {}),
+      ...options.headers,
+    },
     ...(body !== undefined ? { body } : {}),
   });
   const text = await res.text();
@@ -54,7 +67,9 @@ async function control(method: string, path: string, body?: unknown) {
 /** Standard Webhooks verification with node:crypto (independent of the sandbox's WebCrypto signer). */
 function verify(secret: string, hit: Hit): boolean {
   const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
-  const expected = createHmac("sha256", key).update(`${hit.headers["webhook-id"]}.${hit.headers["webhook-timestamp"]}.${hit.body}`).digest();
+  const expected = createHmac("sha256", key)
+    .update(`${hit.headers["webhook-id"]}.${hit.headers["webhook-timestamp"]}.${hit.body}`)
+    .digest();
   return (hit.headers["webhook-signature"] ?? "").split(" ").some((part) => {
     const [v, b64] = part.split(",");
     const got = Buffer.from(b64 ?? "", "base64");
@@ -88,7 +103,12 @@ beforeAll(async () => {
   sandbox = await startSandbox({
     port: 0,
     seedDemo: true,
-    settings: { SANDBOX_SEED: "4242", FOURDEGREES_API_KEY: KEY, FOURDEGREES_WEBHOOK_SECRET: SECRET, FOURDEGREES_RATE_LIMIT: "10000" },
+    settings: {
+      SANDBOX_SEED: "4242",
+      FOURDEGREES_API_KEY: KEY,
+      FOURDEGREES_WEBHOOK_SECRET: SECRET,
+      FOURDEGREES_RATE_LIMIT: "10000",
+    },
   });
 });
 
@@ -122,20 +142,33 @@ describe("4Degrees sandbox over HTTP", () => {
     expect(a.status).toBe(201);
     expect(b.json).toEqual(a.json);
     expect(b.headers.get("idempotent-replayed")).toBe("true");
-    const moved = await api("PATCH", `/deals/${a.json.id}`, { body: { stage_id: pipeline.stages[1].id }, headers: { "if-match": '"1"' } });
+    const moved = await api("PATCH", `/deals/${a.json.id}`, {
+      body: { stage_id: pipeline.stages[1].id },
+      headers: { "if-match": '"1"' },
+    });
     expect(moved.json.version).toBe(2);
-    const stale = await api("PATCH", `/deals/${a.json.id}`, { body: { name: "Stale" }, headers: { "if-match": '"1"' } });
+    const stale = await api("PATCH", `/deals/${a.json.id}`, {
+      body: { name: "Stale" },
+      headers: { "if-match": '"1"' },
+    });
     expect(stale.status).toBe(409);
     expect(stale.json.error.code).toBe("version_conflict");
   });
 
   it("happy: the CSV import takes a text/csv upload with a BOM and CRLF line ends", async () => {
     const pipeline = (await api("GET", "/pipelines")).json.data[0];
-    const csv = '\uFEFFDeal Name,Stage,Owner,Value\r\n"Over HTTP, Inc",Due Diligence,jordan.lee@acmecapital.example,42000\r\n';
-    const res = await api("POST", `/pipelines/${pipeline.id}/import`, { body: csv, headers: { "content-type": "text/csv; charset=utf-8" } });
+    const csv =
+      '\uFEFFDeal Name,Stage,Owner,Value\r\n"Over HTTP, Inc",Due Diligence,jordan.lee@acmecapital.example,42000\r\n';
+    const res = await api("POST", `/pipelines/${pipeline.id}/import`, {
+      body: csv,
+      headers: { "content-type": "text/csv; charset=utf-8" },
+    });
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ created: 1, errors: [] });
-    const again = await api("POST", `/pipelines/${pipeline.id}/import`, { body: csv, headers: { "content-type": "text/csv" } });
+    const again = await api("POST", `/pipelines/${pipeline.id}/import`, {
+      body: csv,
+      headers: { "content-type": "text/csv" },
+    });
     expect(again.json).toMatchObject({ created: 0, updated: 0, unchanged: 1 });
   });
 
@@ -161,7 +194,11 @@ describe("4Degrees sandbox over HTTP", () => {
     const hit = hits[0]!;
     expect(verify(SECRET, hit)).toBe(true);
     const event = JSON.parse(hit.body);
-    expect(event).toMatchObject({ type: "deal.updated", actor: { type: "user" }, data: { object: { id: deals[0].id, tags: ["over-http"] } } });
+    expect(event).toMatchObject({
+      type: "deal.updated",
+      actor: { type: "user" },
+      data: { object: { id: deals[0].id, tags: ["over-http"] } },
+    });
     expect(hit.headers["webhook-id"]).toBe(event.id);
     expect(Math.abs(Number(hit.headers["webhook-timestamp"]) - Date.now() / 1000)).toBeLessThan(300);
     await control("DELETE", "/webhooks/subscribers", { url: receiverUrl });
@@ -183,19 +220,34 @@ describe("4Degrees sandbox over HTTP", () => {
 
   it("security: arbitrary JSON and text bodies never get a 5xx from the deal and note endpoints", async () => {
     const deals = (await control("GET", "/deals")).json.deals;
-    const paths = ["/deals", `/deals/${deals[0].id}`, `/deals/${deals[0].id}/notes`, "/deals/deal_missing", "/contacts"];
+    const paths = [
+      "/deals",
+      `/deals/${deals[0].id}`,
+      `/deals/${deals[0].id}/notes`,
+      "/deals/deal_missing",
+      "/contacts",
+    ];
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...paths), fc.constantFrom("POST", "PATCH"), fc.oneof(fc.json(), fc.string()), fc.constantFrom("application/json", "text/csv", "text/plain"), async (path, method, body, type) => {
-        const res = await api(method, path, { body, headers: { "content-type": type } });
-        expect(res.status).toBeLessThan(500);
-        if (res.status >= 400) expect(typeof res.json?.error?.code).toBe("string");
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...paths),
+        fc.constantFrom("POST", "PATCH"),
+        fc.oneof(fc.json(), fc.string()),
+        fc.constantFrom("application/json", "text/csv", "text/plain"),
+        async (path, method, body, type) => {
+          const res = await api(method, path, { body, headers: { "content-type": type } });
+          expect(res.status).toBeLessThan(500);
+          if (res.status >= 400) expect(typeof res.json?.error?.code).toBe("string");
+        },
+      ),
       { numRuns: 150, seed: 4242 },
     );
     const pipeline = (await api("GET", "/pipelines")).json.data[0];
     await fc.assert(
       fc.asyncProperty(fc.string({ maxLength: 400 }), async (csv) => {
-        const res = await api("POST", `/pipelines/${pipeline.id}/import`, { body: csv, headers: { "content-type": "text/csv" } });
+        const res = await api("POST", `/pipelines/${pipeline.id}/import`, {
+          body: csv,
+          headers: { "content-type": "text/csv" },
+        });
         expect(res.status).toBeLessThan(500);
       }),
       { numRuns: 100, seed: 4242 },

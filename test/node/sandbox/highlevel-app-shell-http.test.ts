@@ -18,7 +18,9 @@ function opensslDecrypt(payload: string, secret: string): string {
   let material = Buffer.alloc(0);
   let block = Buffer.alloc(0);
   while (material.length < 48) {
-    block = createHash("md5").update(Buffer.concat([block, Buffer.from(secret, "utf8"), salt])).digest();
+    block = createHash("md5")
+      .update(Buffer.concat([block, Buffer.from(secret, "utf8"), salt]))
+      .digest();
     material = Buffer.concat([material, block]);
   }
   const decipher = createDecipheriv("aes-256-cbc", material.subarray(0, 32), material.subarray(32, 48));

@@ -27,16 +27,32 @@ beforeEach(async () => {
 
 /** `POST /oauth/token`, form-urlencoded as HighLevel requires. */
 async function token(form: Record<string, string>): Promise<{ status: number; body: Record<string, any> }> {
-  const res = await fetch(`${sb.highlevel}/oauth/token`, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(form).toString() });
+  const res = await fetch(`${sb.highlevel}/oauth/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(form).toString(),
+  });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
 async function api(path: string, accessToken: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${sb.highlevel}${path}`, { ...init, headers: { Authorization: `Bearer ${accessToken}`, Version: "2021-07-28", ...(init.body ? { "Content-Type": "application/json" } : {}), ...init.headers } });
+  return fetch(`${sb.highlevel}${path}`, {
+    ...init,
+    headers: {
+      Authorization: `Bearer ${accessToken}`,
+      Version: "2021-07-28",
+      ...(init.body ? { "Content-Type": "application/json" } : {}),
+      ...init.headers,
+    },
+  });
 }
 
 /** Goes through the choose-location page like a browser: GET the page, submit the form, read the redirect. */
-async function approveInBrowser(query: Record<string, string>, decision: "approve" | "deny" = "approve", location?: string): Promise<URL> {
+async function approveInBrowser(
+  query: Record<string, string>,
+  decision: "approve" | "deny" = "approve",
+  location?: string,
+): Promise<URL> {
   const page = await fetch(`${sb.url}/marketplace/v2/oauth/chooselocation?${new URLSearchParams(query)}`);
   expect(page.status).toBe(200);
   const html = await page.text();
@@ -47,13 +63,23 @@ async function approveInBrowser(query: Record<string, string>, decision: "approv
     method: "POST",
     redirect: "manual",
     headers: { "Content-Type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ request_id: requestId!, location: location ?? `location:${sb.demo.locationId}`, decision }).toString(),
+    body: new URLSearchParams({
+      request_id: requestId!,
+      location: location ?? `location:${sb.demo.locationId}`,
+      decision,
+    }).toString(),
   });
   expect(res.status).toBe(302);
   return new URL(res.headers.get("location")!);
 }
 
-const INSTALL = { response_type: "code", client_id: "sandbox-client-id", redirect_uri: CALLBACK, scope: "opportunities.readonly opportunities.write contacts.readonly contacts.write", state: "st4te-123" };
+const INSTALL = {
+  response_type: "code",
+  client_id: "sandbox-client-id",
+  redirect_uri: CALLBACK,
+  scope: "opportunities.readonly opportunities.write contacts.readonly contacts.write",
+  state: "st4te-123",
+};
 
 describe("OAuth", () => {
   it("happy: the page approves, redirects with code and state, and the code exchanges for Location tokens", async () => {
@@ -61,9 +87,22 @@ describe("OAuth", () => {
     expect(`${redirect.origin}${redirect.pathname}`).toBe(CALLBACK);
     expect(redirect.searchParams.get("state")).toBe("st4te-123");
     const code = redirect.searchParams.get("code")!;
-    const { status, body } = await token({ ...CLIENT, grant_type: "authorization_code", code, user_type: "Location", redirect_uri: CALLBACK });
+    const { status, body } = await token({
+      ...CLIENT,
+      grant_type: "authorization_code",
+      code,
+      user_type: "Location",
+      redirect_uri: CALLBACK,
+    });
     expect(status).toBe(200);
-    expect(body).toMatchObject({ token_type: "Bearer", expires_in: 86399, userType: "Location", locationId: sb.demo.locationId, companyId: sb.demo.companyId, scope: INSTALL.scope });
+    expect(body).toMatchObject({
+      token_type: "Bearer",
+      expires_in: 86399,
+      userType: "Location",
+      locationId: sb.demo.locationId,
+      companyId: sb.demo.companyId,
+      scope: INSTALL.scope,
+    });
     const res = await api(`/opportunities/pipelines?locationId=${sb.demo.locationId}`, body.access_token);
     expect(res.status).toBe(200);
     // The code is single-use.
@@ -79,13 +118,19 @@ describe("OAuth", () => {
   });
 
   it("security: an unknown client id or an unregistered redirect gets an error page, never a redirect", async () => {
-    const badClient = await fetch(`${sb.url}/marketplace/v2/oauth/chooselocation?${new URLSearchParams({ ...INSTALL, client_id: "someone-else" })}`, { redirect: "manual" });
+    const badClient = await fetch(
+      `${sb.url}/marketplace/v2/oauth/chooselocation?${new URLSearchParams({ ...INSTALL, client_id: "someone-else" })}`,
+      { redirect: "manual" },
+    );
     expect(badClient.status).toBe(400);
     expect(badClient.headers.get("location")).toBeNull();
     expect(await badClient.text()).toContain("Invalid client");
     await sb.control("PUT", "/oauth/settings", { redirectUris: [CALLBACK] });
     try {
-      const badRedirect = await fetch(`${sb.url}/marketplace/v2/oauth/chooselocation?${new URLSearchParams({ ...INSTALL, redirect_uri: "https://evil.example/steal" })}`, { redirect: "manual" });
+      const badRedirect = await fetch(
+        `${sb.url}/marketplace/v2/oauth/chooselocation?${new URLSearchParams({ ...INSTALL, redirect_uri: "https://evil.example/steal" })}`,
+        { redirect: "manual" },
+      );
       expect(badRedirect.status).toBe(400);
       expect(badRedirect.headers.get("location")).toBeNull();
     } finally {
@@ -96,31 +141,64 @@ describe("OAuth", () => {
   it("error: a refresh with a used refresh token fails as HighLevel's does (400 invalid grant), the new one works once", async () => {
     const { refresh_token: first } = await sb.control<{ refresh_token: string }>("POST", "/oauth/connect", {});
     const before = await sb.control<{ refreshToken: number }>("GET", "/oauth/counters");
-    const rotated = await token({ ...CLIENT, grant_type: "refresh_token", refresh_token: first, user_type: "Location" });
+    const rotated = await token({
+      ...CLIENT,
+      grant_type: "refresh_token",
+      refresh_token: first,
+      user_type: "Location",
+    });
     expect(rotated.status).toBe(200);
     expect(rotated.body.refresh_token).not.toBe(first);
     const reused = await token({ ...CLIENT, grant_type: "refresh_token", refresh_token: first, user_type: "Location" });
     expect(reused.status).toBe(400);
     expect(reused.body).toMatchObject({ statusCode: 400, message: "Invalid grant: refresh token is invalid" });
-    expect((await token({ ...CLIENT, grant_type: "refresh_token", refresh_token: rotated.body.refresh_token, user_type: "Location" })).status).toBe(200);
+    expect(
+      (
+        await token({
+          ...CLIENT,
+          grant_type: "refresh_token",
+          refresh_token: rotated.body.refresh_token,
+          user_type: "Location",
+        })
+      ).status,
+    ).toBe(200);
     const after = await sb.control<{ refreshToken: number }>("GET", "/oauth/counters");
     expect(after.refreshToken - before.refreshToken).toBe(3);
   });
 
   it("error: the token endpoint refuses JSON and bad client credentials", async () => {
-    const json = await fetch(`${sb.highlevel}/oauth/token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...CLIENT, grant_type: "refresh_token", refresh_token: "x" }) });
+    const json = await fetch(`${sb.highlevel}/oauth/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ...CLIENT, grant_type: "refresh_token", refresh_token: "x" }),
+    });
     expect(json.status).toBe(400);
-    expect(await json.json()).toMatchObject({ message: "Invalid request: content must be application/x-www-form-urlencoded" });
-    const wrongSecret = await token({ client_id: "sandbox-client-id", client_secret: "nope", grant_type: "refresh_token", refresh_token: "x" });
+    expect(await json.json()).toMatchObject({
+      message: "Invalid request: content must be application/x-www-form-urlencoded",
+    });
+    const wrongSecret = await token({
+      client_id: "sandbox-client-id",
+      client_secret: "nope",
+      grant_type: "refresh_token",
+      refresh_token: "x",
+    });
     expect(wrongSecret).toMatchObject({ status: 401, body: { message: "Invalid client: client is invalid" } });
   });
 
   it("error: access tokens expire after the configured lifetime (sandbox time)", async () => {
     await sb.control("PUT", "/oauth/settings", { accessTokenLifetimeSec: 60 });
-    const { access_token, expires_in } = await sb.control<{ access_token: string; expires_in: number }>("POST", "/oauth/connect", {});
+    const { access_token, expires_in } = await sb.control<{ access_token: string; expires_in: number }>(
+      "POST",
+      "/oauth/connect",
+      {},
+    );
     expect(expires_in).toBe(60);
     expect((await api(`/opportunities/pipelines?locationId=${sb.demo.locationId}`, access_token)).status).toBe(200);
-    await fetch(`${sb.url}/_sandbox/time/advance`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ms: 61_000 }) });
+    await fetch(`${sb.url}/_sandbox/time/advance`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ms: 61_000 }),
+    });
     const expired = await api(`/opportunities/pipelines?locationId=${sb.demo.locationId}`, access_token);
     expect(expired.status).toBe(401);
     expect(await expired.json()).toMatchObject({ statusCode: 401, message: "Invalid token: access token is invalid" });
@@ -135,26 +213,43 @@ describe("OAuth", () => {
     } finally {
       await sb.control("POST", `/locations/${sb.demo.locationId}/activate`);
     }
-    expect((await token({ ...CLIENT, grant_type: "refresh_token", refresh_token, user_type: "Location" })).status).toBe(200);
+    expect((await token({ ...CLIENT, grant_type: "refresh_token", refresh_token, user_type: "Location" })).status).toBe(
+      200,
+    );
   });
 
   it("security: scopes are enforced per endpoint and token class", async () => {
-    const readOnly = await sb.control<{ access_token: string }>("POST", "/oauth/connect", { scope: "opportunities.readonly" });
+    const readOnly = await sb.control<{ access_token: string }>("POST", "/oauth/connect", {
+      scope: "opportunities.readonly",
+    });
     expect((await api(`/opportunities/${sb.demo.opportunityIds[0]}`, readOnly.access_token)).status).toBe(200);
-    const write = await api(`/opportunities/${sb.demo.opportunityIds[0]}`, readOnly.access_token, { method: "PUT", body: JSON.stringify({ name: "nope" }) });
+    const write = await api(`/opportunities/${sb.demo.opportunityIds[0]}`, readOnly.access_token, {
+      method: "PUT",
+      body: JSON.stringify({ name: "nope" }),
+    });
     expect(write.status).toBe(401);
     expect(await write.json()).toMatchObject({ message: "The token is not authorized for this scope." });
     const notes = await api(`/contacts/${sb.demo.contactIds[0]}/notes`, readOnly.access_token);
     expect(notes.status).toBe(401);
-    const agency = await sb.control<{ access_token: string }>("POST", "/oauth/connect", { companyId: sb.demo.companyId, userType: "Company" });
+    const agency = await sb.control<{ access_token: string }>("POST", "/oauth/connect", {
+      companyId: sb.demo.companyId,
+      userType: "Company",
+    });
     const agencyOnOpps = await api(`/opportunities/${sb.demo.opportunityIds[0]}`, agency.access_token);
     expect(agencyOnOpps.status).toBe(401);
   });
 
   it("happy: an agency token gets a location token through /oauth/locationToken", async () => {
-    const agency = await sb.control<{ access_token: string; approvedLocations: string[] }>("POST", "/oauth/connect", { companyId: sb.demo.companyId, userType: "Company" });
+    const agency = await sb.control<{ access_token: string; approvedLocations: string[] }>("POST", "/oauth/connect", {
+      companyId: sb.demo.companyId,
+      userType: "Company",
+    });
     expect(agency.approvedLocations).toEqual(expect.arrayContaining([sb.demo.locationId, sb.demo.otherLocationId]));
-    const res = await api("/oauth/locationToken", agency.access_token, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ companyId: sb.demo.companyId, locationId: sb.demo.locationId }).toString() });
+    const res = await api("/oauth/locationToken", agency.access_token, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ companyId: sb.demo.companyId, locationId: sb.demo.locationId }).toString(),
+    });
     expect(res.status).toBe(200);
     const loc = (await res.json()) as { access_token: string; locationId: string };
     expect(loc.locationId).toBe(sb.demo.locationId);
@@ -184,10 +279,16 @@ describe("rate limits", () => {
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(await limited.json()).toMatchObject({ statusCode: 429, traceId: expect.any(String) });
     // Locations do not pool: another location's PIT is not limited.
-    const { token: other } = await sb.control<{ token: string }>("POST", "/pit", { locationId: sb.demo.otherLocationId });
+    const { token: other } = await sb.control<{ token: string }>("POST", "/pit", {
+      locationId: sb.demo.otherLocationId,
+    });
     expect((await api(`/opportunities/pipelines?locationId=${sb.demo.otherLocationId}`, other)).status).toBe(200);
     // The window rolls in sandbox time.
-    await fetch(`${sb.url}/_sandbox/time/advance`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ms: 10_000 }) });
+    await fetch(`${sb.url}/_sandbox/time/advance`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ms: 10_000 }),
+    });
     expect((await api(path, pit)).status).toBe(200);
   });
 
@@ -222,7 +323,11 @@ describe("control API", () => {
       ["GET", "/no-such-endpoint", undefined, 404],
     ];
     for (const [method, path, body, status] of cases) {
-      const res = await fetch(`${sb.url}/_sandbox/highlevel${path}`, { method, headers: { "Content-Type": "application/json" }, ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }) });
+      const res = await fetch(`${sb.url}/_sandbox/highlevel${path}`, {
+        method,
+        headers: { "Content-Type": "application/json" },
+        ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+      });
       expect(res.status, `${method} ${path}`).toBe(status);
       expect(await res.json(), `${method} ${path}`).toHaveProperty("error");
     }
@@ -238,7 +343,12 @@ describe("control API", () => {
       ["GET", `/opportunities/search?location_id=${sb.demo.locationId}&date=2024-01-01`, undefined, 422],
       ["GET", "/opportunities/search", undefined, 422],
       ["PUT", `/opportunities/${sb.demo.opportunityIds[0]}`, JSON.stringify({ pipelineStageId: "not-a-stage" }), 400],
-      ["PUT", `/opportunities/${sb.demo.opportunityIds[0]}`, JSON.stringify({ customFields: [{ id: "nope", field_value: "x" }] }), 422],
+      [
+        "PUT",
+        `/opportunities/${sb.demo.opportunityIds[0]}`,
+        JSON.stringify({ customFields: [{ id: "nope", field_value: "x" }] }),
+        422,
+      ],
       ["POST", "/contacts/", JSON.stringify({ locationId: sb.demo.locationId, email: "not-an-email" }), 422],
       ["GET", "/contacts/nope/notes", undefined, 400],
     ];
@@ -249,9 +359,13 @@ describe("control API", () => {
       expect(json.statusCode).toBe(status);
       expect(json.traceId).toEqual(expect.any(String));
     }
-    const noVersion = await fetch(`${sb.highlevel}/opportunities/pipelines?locationId=${sb.demo.locationId}`, { headers: { Authorization: `Bearer ${pit}` } });
+    const noVersion = await fetch(`${sb.highlevel}/opportunities/pipelines?locationId=${sb.demo.locationId}`, {
+      headers: { Authorization: `Bearer ${pit}` },
+    });
     expect(noVersion.status).toBe(400);
-    const badVersion = await fetch(`${sb.highlevel}/opportunities/pipelines?locationId=${sb.demo.locationId}`, { headers: { Authorization: `Bearer ${pit}`, Version: "2020-01-01" } });
+    const badVersion = await fetch(`${sb.highlevel}/opportunities/pipelines?locationId=${sb.demo.locationId}`, {
+      headers: { Authorization: `Bearer ${pit}`, Version: "2020-01-01" },
+    });
     expect(badVersion.status).toBe(400);
   });
 });

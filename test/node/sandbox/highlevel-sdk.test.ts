@@ -28,12 +28,30 @@ describe("official SDK against the HighLevel sandbox", () => {
   it("happy: create → search → get → update → status → upsert → delete round-trips", async () => {
     const ghl = sdk(sb.demo.pit, "2021-07-28");
     const { demo } = sb;
-    const contact = await ghl.contacts.createContact({ locationId: demo.locationId, firstName: "Sdk", lastName: "Founder", email: `sdk-${Date.now()}@example.com` });
+    const contact = await ghl.contacts.createContact({
+      locationId: demo.locationId,
+      firstName: "Sdk",
+      lastName: "Founder",
+      email: `sdk-${Date.now()}@example.com`,
+    });
     const contactId = contact.contact!.id!;
 
-    const created = await ghl.opportunities.createOpportunity({ pipelineId: demo.pipelineId, locationId: demo.locationId, name: "SDK deal", status: "open", contactId, monetaryValue: 1234 });
+    const created = await ghl.opportunities.createOpportunity({
+      pipelineId: demo.pipelineId,
+      locationId: demo.locationId,
+      name: "SDK deal",
+      status: "open",
+      contactId,
+      monetaryValue: 1234,
+    });
     const id = created.opportunity!.id!;
-    expect(created.opportunity).toMatchObject({ name: "SDK deal", monetaryValue: 1234, pipelineStageId: demo.stageIds[0], contactId, locationId: demo.locationId });
+    expect(created.opportunity).toMatchObject({
+      name: "SDK deal",
+      monetaryValue: 1234,
+      pipelineStageId: demo.stageIds[0],
+      contactId,
+      locationId: demo.locationId,
+    });
 
     const found = await ghl.opportunities.searchOpportunity({ locationId: demo.locationId, q: "SDK deal" });
     expect(found.opportunities!.map((o) => o.id)).toEqual([id]);
@@ -42,16 +60,43 @@ describe("official SDK against the HighLevel sandbox", () => {
     const got = await ghl.opportunities.getOpportunity({ id });
     expect(got.opportunity!.contact).toMatchObject({ id: contactId, name: "Sdk Founder" });
 
-    const updated = await ghl.opportunities.updateOpportunity({ id }, { name: "SDK deal v2", pipelineStageId: demo.stageIds[3], monetaryValue: 5000 });
-    expect(updated.opportunity).toMatchObject({ name: "SDK deal v2", pipelineStageId: demo.stageIds[3], monetaryValue: 5000 });
+    const updated = await ghl.opportunities.updateOpportunity(
+      { id },
+      { name: "SDK deal v2", pipelineStageId: demo.stageIds[3], monetaryValue: 5000 },
+    );
+    expect(updated.opportunity).toMatchObject({
+      name: "SDK deal v2",
+      pipelineStageId: demo.stageIds[3],
+      monetaryValue: 5000,
+    });
 
-    const status = await ghl.opportunities.updateOpportunityStatus({ id }, { status: "lost", lostReasonId: demo.lostReasonIds[0] });
+    const status = await ghl.opportunities.updateOpportunityStatus(
+      { id },
+      { status: "lost", lostReasonId: demo.lostReasonIds[0] },
+    );
     expect(status).toMatchObject({ succeded: true });
-    expect((await ghl.opportunities.getOpportunity({ id })).opportunity).toMatchObject({ status: "lost", lostReasonId: demo.lostReasonIds[0] });
+    expect((await ghl.opportunities.getOpportunity({ id })).opportunity).toMatchObject({
+      status: "lost",
+      lostReasonId: demo.lostReasonIds[0],
+    });
 
-    const upserted = await ghl.opportunities.upsertOpportunity({ id, pipelineId: demo.pipelineId, locationId: demo.locationId, name: "SDK deal v3", status: "open", followers: [demo.userIds[1]!], isRemoveAllFollowers: false, followersActionType: "add" });
+    const upserted = await ghl.opportunities.upsertOpportunity({
+      id,
+      pipelineId: demo.pipelineId,
+      locationId: demo.locationId,
+      name: "SDK deal v3",
+      status: "open",
+      followers: [demo.userIds[1]!],
+      isRemoveAllFollowers: false,
+      followersActionType: "add",
+    });
     expect(upserted.new).toBe(false);
-    expect(upserted.opportunity).toMatchObject({ id, name: "SDK deal v3", status: "open", followers: [demo.userIds[1]] });
+    expect(upserted.opportunity).toMatchObject({
+      id,
+      name: "SDK deal v3",
+      status: "open",
+      followers: [demo.userIds[1]],
+    });
 
     const deleted = await ghl.opportunities.deleteOpportunity({ id });
     expect(deleted).toMatchObject({ succeded: true });
@@ -73,7 +118,10 @@ describe("official SDK against the HighLevel sandbox", () => {
   it("happy: contact notes: createNote then getAllNotes", async () => {
     const ghl = sdk(sb.demo.pit, "2021-07-28");
     const contactId = sb.demo.contactIds[2]!;
-    const created = await ghl.contacts.createNote({ contactId }, { body: "Partner meeting booked", userId: sb.demo.userIds[0] });
+    const created = await ghl.contacts.createNote(
+      { contactId },
+      { body: "Partner meeting booked", userId: sb.demo.userIds[0] },
+    );
     expect(created.note).toMatchObject({ body: "Partner meeting booked", contactId, userId: sb.demo.userIds[0] });
     const all = await ghl.contacts.getAllNotes({ contactId });
     expect(all.notes!.map((n) => n.id)).toContain(created.note!.id);
@@ -82,11 +130,20 @@ describe("official SDK against the HighLevel sandbox", () => {
   it("happy: contacts: updateContact, searchContactsAdvanced and deleteContact round-trip", async () => {
     const ghl = sdk(sb.demo.pit);
     const email = `sdk-contact-${Date.now()}@example.com`;
-    const { contact } = await ghl.contacts.createContact({ locationId: sb.demo.locationId, firstName: "Round", lastName: "Trip", email });
+    const { contact } = await ghl.contacts.createContact({
+      locationId: sb.demo.locationId,
+      firstName: "Round",
+      lastName: "Trip",
+      email,
+    });
     const contactId = contact!.id!;
     const updated = await ghl.contacts.updateContact({ contactId }, { lastName: "Tripped", tags: ["sdk"] });
     expect(updated).toMatchObject({ succeded: true, contact: { id: contactId, lastName: "Tripped", tags: ["sdk"] } });
-    const found = (await ghl.contacts.searchContactsAdvanced({ locationId: sb.demo.locationId, pageLimit: 5, filters: [{ field: "email", operator: "eq", value: email }] } as object)) as { contacts: Array<{ id: string }>; total: number };
+    const found = (await ghl.contacts.searchContactsAdvanced({
+      locationId: sb.demo.locationId,
+      pageLimit: 5,
+      filters: [{ field: "email", operator: "eq", value: email }],
+    } as object)) as { contacts: Array<{ id: string }>; total: number };
     expect(found.total).toBe(1);
     expect(found.contacts.map((c) => c.id)).toEqual([contactId]);
     expect(await ghl.contacts.deleteContact({ contactId })).toMatchObject({ succeded: true });
@@ -101,13 +158,25 @@ describe("official SDK against the HighLevel sandbox", () => {
 
   it("error: the SDK surfaces HighLevel's 422 for an unknown body property", async () => {
     const ghl = sdk(sb.demo.pit, "2021-07-28");
-    const body = { pipelineId: sb.demo.pipelineId, locationId: sb.demo.locationId, name: "x", status: "open", contactId: sb.demo.contactIds[0]!, closeDate: "2027-01-01" };
-    await expect(ghl.opportunities.createOpportunity(body)).rejects.toMatchObject({ statusCode: 422, response: { message: ["property closeDate should not exist"] } });
+    const body = {
+      pipelineId: sb.demo.pipelineId,
+      locationId: sb.demo.locationId,
+      name: "x",
+      status: "open",
+      contactId: sb.demo.contactIds[0]!,
+      closeDate: "2027-01-01",
+    };
+    await expect(ghl.opportunities.createOpportunity(body)).rejects.toMatchObject({
+      statusCode: 422,
+      response: { message: ["property closeDate should not exist"] },
+    });
   });
 
   it("security: a PIT of another location cannot read this location's opportunities", async () => {
     const { token } = await sb.control<{ token: string }>("POST", "/pit", { locationId: sb.demo.otherLocationId });
     const ghl = sdk(token, "2021-07-28");
-    await expect(ghl.opportunities.getOpportunity({ id: sb.demo.opportunityIds[0]! })).rejects.toMatchObject({ statusCode: 403 });
+    await expect(ghl.opportunities.getOpportunity({ id: sb.demo.opportunityIds[0]! })).rejects.toMatchObject({
+      statusCode: 403,
+    });
   });
 });

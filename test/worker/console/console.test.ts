@@ -21,7 +21,12 @@ const BASE = "https://worker.test";
 let cookie = "";
 
 async function login(): Promise<string> {
-  const res = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN, next: "/console/activity" }) });
+  const res = await exports.default.fetch(`${BASE}/console/login`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN, next: "/console/activity" }),
+  });
   expect(res.status).toBe(303);
   expect(res.headers.get("location")).toBe("/console/activity");
   const set = res.headers.get("set-cookie") ?? "";
@@ -32,9 +37,15 @@ async function login(): Promise<string> {
   return set.split(";")[0] ?? "";
 }
 
-const get = (path: string, headers: Record<string, string> = { cookie }) => exports.default.fetch(`${BASE}${path}`, { redirect: "manual", headers });
+const get = (path: string, headers: Record<string, string> = { cookie }) =>
+  exports.default.fetch(`${BASE}${path}`, { redirect: "manual", headers });
 const post = (path: string, form: Record<string, string>, headers: Record<string, string> = { cookie, origin: BASE }) =>
-  exports.default.fetch(`${BASE}${path}`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams(form) });
+  exports.default.fetch(`${BASE}${path}`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+    body: new URLSearchParams(form),
+  });
 
 /** A login attempt as Cloudflare forwards it from client address `ip`. */
 const loginFrom = (ip: string, token: string) =>
@@ -66,7 +77,12 @@ describe("console", () => {
   });
 
   it("security: a wrong token does not log in; a forged or expired session is refused", async () => {
-    const bad = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: "not-the-admin-token-at-all" }) });
+    const bad = await exports.default.fetch(`${BASE}/console/login`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: "not-the-admin-token-at-all" }),
+    });
     expect(bad.status).toBe(401);
     expect(bad.headers.get("set-cookie")).toBeNull();
     const forged = await createSessionValue("some-other-admin-token-xyz", newSessionId());
@@ -130,7 +146,13 @@ describe("console", () => {
     for (let i = 0; i < 30; i++) await countLoginAttempt(env.DB, `v4:192.0.2.${i}`, now - LOGIN_WINDOW_MS - 60_000);
     const stale = async () => {
       const sql = "SELECT COUNT(*) AS n FROM console_login_attempts WHERE window_start <= ?";
-      return (await env.DB.prepare(sql).bind(now - LOGIN_WINDOW_MS).first<{ n: number }>())?.n ?? 0;
+      return (
+        (
+          await env.DB.prepare(sql)
+            .bind(now - LOGIN_WINDOW_MS)
+            .first<{ n: number }>()
+        )?.n ?? 0
+      );
     };
     expect(await stale()).toBeGreaterThanOrEqual(30);
     await countLoginAttempt(env.DB, "v4:192.0.2.250", now);
@@ -145,11 +167,24 @@ describe("console", () => {
   });
 
   it("security: a POST without a same-site Origin is refused (CSRF), even with a valid session", async () => {
-    const cross = await post("/console/problems/replay-all", { account: "con-acc" }, { cookie, origin: "https://evil.example" });
+    const cross = await post(
+      "/console/problems/replay-all",
+      { account: "con-acc" },
+      { cookie, origin: "https://evil.example" },
+    );
     expect(cross.status).toBe(403);
-    const none = await exports.default.fetch(`${BASE}/console/problems/replay-all`, { method: "POST", redirect: "manual", headers: { cookie, "content-type": "application/x-www-form-urlencoded" }, body: "account=con-acc" });
+    const none = await exports.default.fetch(`${BASE}/console/problems/replay-all`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+      body: "account=con-acc",
+    });
     expect(none.status).toBe(403);
-    const login = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", headers: { origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
+    const login = await exports.default.fetch(`${BASE}/console/login`, {
+      method: "POST",
+      headers: { origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }),
+    });
     expect(login.status).toBe(403);
     // PUBLIC_URL's origin is this site too, even when the request arrived under another one.
     const publicOrigin = { cookie, origin: TEST_BINDINGS.PUBLIC_URL };
@@ -175,9 +210,26 @@ describe("console", () => {
   });
 
   it("happy: activity shows the real trail, filters it, and a record's history; problems list failures with replay", async () => {
-    if (!(await getAccount(env.DB, "con-acc"))) await createAccount(env.DB, { id: "con-acc", name: "Console Co", workspaceId: null, locations: [] });
-    await recordEvent(env.DB, { accountId: "con-acc", kind: "sync", direction: "to_highlevel", fdId: "deal_con_1", hlId: "opp_con_1", outcome: "ok", detail: { changed: ["stage"], calls: 2 } });
-    await recordEvent(env.DB, { accountId: "con-acc", kind: "sync", direction: "to_fourdegrees", fdId: "deal_con_2", hlId: "opp_con_2", outcome: "failed", detail: { error: "HighLevel said 422" } });
+    if (!(await getAccount(env.DB, "con-acc")))
+      await createAccount(env.DB, { id: "con-acc", name: "Console Co", workspaceId: null, locations: [] });
+    await recordEvent(env.DB, {
+      accountId: "con-acc",
+      kind: "sync",
+      direction: "to_highlevel",
+      fdId: "deal_con_1",
+      hlId: "opp_con_1",
+      outcome: "ok",
+      detail: { changed: ["stage"], calls: 2 },
+    });
+    await recordEvent(env.DB, {
+      accountId: "con-acc",
+      kind: "sync",
+      direction: "to_fourdegrees",
+      fdId: "deal_con_2",
+      hlId: "opp_con_2",
+      outcome: "failed",
+      detail: { error: "HighLevel said 422" },
+    });
     const all = await (await get("/console/activity?account=con-acc")).text();
     expect(all).toContain("deal_con_1");
     expect(all).toContain("deal_con_2");
@@ -190,47 +242,101 @@ describe("console", () => {
     expect(history).toContain("opp_con_1");
     expect(history).not.toContain("deal_con_2");
 
-    await recordFailure(env.DB, { id: "con-fail-1", accountId: "con-acc", source: "permanent", message: { v: 1, kind: "sync.record", accountId: "con-acc", side: "fourdegrees", record: "deal", recordId: "deal_con_2", locationId: null, lane: "live", force: false }, reason: "HighLevel said 422: stage missing" });
+    await recordFailure(env.DB, {
+      id: "con-fail-1",
+      accountId: "con-acc",
+      source: "permanent",
+      message: {
+        v: 1,
+        kind: "sync.record",
+        accountId: "con-acc",
+        side: "fourdegrees",
+        record: "deal",
+        recordId: "deal_con_2",
+        locationId: null,
+        lane: "live",
+        force: false,
+      },
+      reason: "HighLevel said 422: stage missing",
+    });
     const problems = await (await get("/console/problems?account=con-acc")).text();
     expect(problems).toContain("HighLevel said 422: stage missing");
     expect(problems).toContain("Replay all 1");
     const replay = await post("/console/problems/replay", { account: "con-acc", id: "con-fail-1" });
     expect(replay.status).toBe(303);
-    expect(decodeURIComponent((replay.headers.get("location") ?? "").replace(/\+/g, " "))).toContain("Replayed con-fail-1");
-    const row = await env.DB.prepare("SELECT status FROM sync_failures WHERE id = 'con-fail-1'").first<{ status: string }>();
+    expect(decodeURIComponent((replay.headers.get("location") ?? "").replace(/\+/g, " "))).toContain(
+      "Replayed con-fail-1",
+    );
+    const row = await env.DB.prepare("SELECT status FROM sync_failures WHERE id = 'con-fail-1'").first<{
+      status: string;
+    }>();
     expect(row?.status).toBe("replayed");
     const again = await post("/console/problems/replay", { account: "con-acc", id: "con-fail-1" });
     expect(decodeURIComponent((again.headers.get("location") ?? "").replace(/\+/g, " "))).toContain("already replayed");
   });
 
   it("happy: backfill and usage say plainly when there is nothing yet", async () => {
-    expect(await (await get("/console/backfill?account=con-acc")).text()).toContain("No backfill has run for this account yet.");
+    expect(await (await get("/console/backfill?account=con-acc")).text()).toContain(
+      "No backfill has run for this account yet.",
+    );
     expect(await (await get("/console/usage?account=con-acc")).text()).toContain("no HighLevel location yet");
     expect(await (await get("/console/report?account=con-acc")).text()).toContain("Save a mapping first");
   });
 
   it("error: the report rejects a probability outside 0–100 naming the stage", async () => {
     const res = await post("/console/report/probabilities", { account: "con-acc", "p:stage_x": "140" });
-    expect(decodeURIComponent(res.headers.get("location") ?? "").replace(/\+/g, " ")).toContain("stage_x: the probability must be a whole number from 0 to 100");
+    expect(decodeURIComponent(res.headers.get("location") ?? "").replace(/\+/g, " ")).toContain(
+      "stage_x: the probability must be a whole number from 0 to 100",
+    );
   });
 
   it("happy: the Usage page shows the same figures as GET /api/usage/highlevel/:locationId; an unconnected location is said so on both", async () => {
-    await createAccount(env.DB, { id: "con-usage", name: "Usage Co", workspaceId: null, locations: ["locUsageC", "locUsageGone"] });
+    await createAccount(env.DB, {
+      id: "con-usage",
+      name: "Usage Co",
+      workspaceId: null,
+      locations: ["locUsageC", "locUsageGone"],
+    });
     const id = locationConnectionId("locUsageC");
-    await saveConnectionTokens(env.DB, { id, kind: "location", locationId: "locUsageC", companyId: null, tokenSource: "refresh", scopes: [], accessTokenEnc: "x", refreshTokenEnc: "y", keyId: "k", expiresAt: Date.now() + 86_400_000, tokenVersion: 1, userId: null, appId: null });
+    await saveConnectionTokens(env.DB, {
+      id,
+      kind: "location",
+      locationId: "locUsageC",
+      companyId: null,
+      tokenSource: "refresh",
+      scopes: [],
+      accessTokenEnc: "x",
+      refreshTokenEnc: "y",
+      keyId: "k",
+      expiresAt: Date.now() + 86_400_000,
+      tokenVersion: 1,
+      userId: null,
+      appId: null,
+    });
     const gate = gateFor(env, "hl", "locUsageC");
     for (const status of [200, 200, 200, 429]) {
       const permit = await gate.acquire({ lane: "live", limits: HIGHLEVEL_LIMITS });
       if (!permit.ok) throw new Error(permit.reason);
-      await gate.report(permit.permitId, { status, headers: status === 429 ? { "retry-after": "0" } : { "x-ratelimit-daily-remaining": "187654", "x-ratelimit-limit-daily": "200000" } });
+      await gate.report(permit.permitId, {
+        status,
+        headers:
+          status === 429
+            ? { "retry-after": "0" }
+            : { "x-ratelimit-daily-remaining": "187654", "x-ratelimit-limit-daily": "200000" },
+      });
     }
     const html = await (await get("/console/usage?account=con-usage")).text();
-    const figure = (name: string) => Number((new RegExp(`data-figure="${name}"[^>]*>([\\d,]+)<`).exec(html)?.[1] ?? "NaN").replace(/,/g, ""));
-    const api = await exports.default.fetch(`${BASE}/api/usage/highlevel/locUsageC`, { headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } });
+    const figure = (name: string) =>
+      Number((new RegExp(`data-figure="${name}"[^>]*>([\\d,]+)<`).exec(html)?.[1] ?? "NaN").replace(/,/g, ""));
+    const api = await exports.default.fetch(`${BASE}/api/usage/highlevel/locUsageC`, {
+      headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` },
+    });
     expect(api.status).toBe(200);
     const { usage } = await api.json<{ usage: GateUsage }>();
     const dayAgo = Date.now() - 24 * 3600_000;
-    expect(figure("calls24h")).toBe(usage.hourly.filter((h) => h.hour > dayAgo - 3600_000).reduce((n, h) => n + h.calls, 0));
+    expect(figure("calls24h")).toBe(
+      usage.hourly.filter((h) => h.hour > dayAgo - 3600_000).reduce((n, h) => n + h.calls, 0),
+    );
     expect(figure("calls24h")).toBe(4);
     expect(figure("rateLimited24h")).toBe(usage.rateLimited24h);
     expect(figure("rateLimited24h")).toBe(1);
@@ -239,7 +345,13 @@ describe("console", () => {
     expect(html).toContain(`of ${usage.daily.limit?.toLocaleString("en-US")}`);
     // The location without a connection: the page says so, the API answers 404, no gate is asked.
     expect(html).toMatch(/locUsageGone[\s\S]*not connected/);
-    expect((await exports.default.fetch(`${BASE}/api/usage/highlevel/locUsageGone`, { headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } })).status).toBe(404);
+    expect(
+      (
+        await exports.default.fetch(`${BASE}/api/usage/highlevel/locUsageGone`, {
+          headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` },
+        })
+      ).status,
+    ).toBe(404);
   });
 
   it("happy: the console app mounts every page route", () => {

@@ -33,13 +33,22 @@ function rawDeal(over: Record<string, unknown> = {}) {
   };
 }
 
-const json = (body: unknown, status = 200, headers: Record<string, string> = {}) => Response.json(body, { status, headers });
-const envelope = (status: number, code: string, message: string) => json({ error: { type: "invalid_request", code, message, request_id: "req_42" } }, status);
+const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
+  Response.json(body, { status, headers });
+const envelope = (status: number, code: string, message: string) =>
+  json({ error: { type: "invalid_request", code, message, request_id: "req_42" } }, status);
 
 /** A scripted 4Degrees: each test pushes handlers; every request is recorded. */
 function scripted() {
   const requests: Array<{ method: string; path: string; query: URLSearchParams; headers: Headers; body: unknown }> = [];
-  let handler: (r: { method: string; path: string; query: URLSearchParams; headers: Headers; body: unknown; n: number }) => Response = () => json({}, 500);
+  let handler: (r: {
+    method: string;
+    path: string;
+    query: URLSearchParams;
+    headers: Headers;
+    body: unknown;
+    n: number;
+  }) => Response = () => json({}, 500);
   return {
     requests,
     on(h: typeof handler) {
@@ -48,7 +57,13 @@ function scripted() {
     async fetch(request: Request): Promise<Response> {
       const url = new URL(request.url);
       const text = await request.text();
-      const r = { method: request.method, path: url.pathname.replace("/4degrees/v1", ""), query: url.searchParams, headers: request.headers, body: text ? JSON.parse(text) : undefined };
+      const r = {
+        method: request.method,
+        path: url.pathname.replace("/4degrees/v1", ""),
+        query: url.searchParams,
+        headers: request.headers,
+        body: text ? JSON.parse(text) : undefined,
+      };
       requests.push(r);
       return handler({ ...r, n: requests.length });
     },
@@ -90,7 +105,14 @@ describe("4Degrees client", () => {
     const { connector, gated } = setup();
     const first = await connector.pageDeals({ updatedSince: "2026-11-01T00:00:00Z", limit: 500 });
     expect(first.nextCursor).toBe("c2");
-    expect(first.items[0]).toMatchObject({ id: "deal_1", version: "3", value: { amountMinor: 25_000_000, currency: "USD" }, stage: { id: "st_2" }, status: "open", externalRefs: [{ system: "highlevel", id: "opp_9" }] });
+    expect(first.items[0]).toMatchObject({
+      id: "deal_1",
+      version: "3",
+      value: { amountMinor: 25_000_000, currency: "USD" },
+      stage: { id: "st_2" },
+      status: "open",
+      externalRefs: [{ system: "highlevel", id: "opp_9" }],
+    });
     const second = await connector.pageDeals({ updatedSince: "2026-11-01T00:00:00Z", cursor: first.nextCursor });
     expect(second.nextCursor).toBeNull();
     expect(second.items[0]).toMatchObject({ id: "deal_2", value: null, owner: null });
@@ -104,9 +126,30 @@ describe("4Degrees client", () => {
   it("happy: lists pipelines (stages ordered), users and fields, following next_cursor", async () => {
     api.requests.length = 0;
     api.on(({ path, query }) => {
-      if (path === "/pipelines") return json({ data: [{ id: "pl_1", name: "Deals", stages: [{ id: "st_b", name: "Won", position: 2, kind: "won" }, { id: "st_a", name: "Sourced", position: 1, kind: "open" }] }] });
-      if (path === "/users") return query.get("cursor") ? json({ data: [{ id: "usr_2", email: "b@x.test", name: "B" }], next_cursor: null }) : json({ data: [{ id: "usr_1", email: "a@x.test", name: "A" }], next_cursor: "u2" });
-      if (path === "/pipelines/pl_1/fields") return json({ data: [{ id: "fld_1", name: "Sector", type: "single_select", options: [{ id: "o1", name: "Fintech" }] }, { id: "fld_2", name: "Score", type: "formula", read_only: true }] });
+      if (path === "/pipelines")
+        return json({
+          data: [
+            {
+              id: "pl_1",
+              name: "Deals",
+              stages: [
+                { id: "st_b", name: "Won", position: 2, kind: "won" },
+                { id: "st_a", name: "Sourced", position: 1, kind: "open" },
+              ],
+            },
+          ],
+        });
+      if (path === "/users")
+        return query.get("cursor")
+          ? json({ data: [{ id: "usr_2", email: "b@x.test", name: "B" }], next_cursor: null })
+          : json({ data: [{ id: "usr_1", email: "a@x.test", name: "A" }], next_cursor: "u2" });
+      if (path === "/pipelines/pl_1/fields")
+        return json({
+          data: [
+            { id: "fld_1", name: "Sector", type: "single_select", options: [{ id: "o1", name: "Fintech" }] },
+            { id: "fld_2", name: "Score", type: "formula", read_only: true },
+          ],
+        });
       return json({}, 404);
     });
     const { connector } = setup();
@@ -127,15 +170,42 @@ describe("4Degrees client", () => {
 
   it("happy: a create carries an Idempotency-Key that stays the same across a retried 503", async () => {
     api.requests.length = 0;
-    api.on(({ n }) => (n === 1 ? envelope(503, "unavailable", "try later") : json(rawDeal({ id: "deal_new", version: 1 }), 201)));
+    api.on(({ n }) =>
+      n === 1 ? envelope(503, "unavailable", "try later") : json(rawDeal({ id: "deal_new", version: 1 }), 201),
+    );
     const { connector, sleeps } = setup();
     const deal = await connector.createDeal(
-      { name: "New", pipeline: { id: "pl_1", name: null }, stage: { id: "st_1", name: "Sourced" }, status: "open", owner: null, value: { amountMinor: 100, currency: "EUR" }, expectedCloseDate: null, companyId: null, contacts: [], tags: [], fields: {}, externalRefs: [{ system: "highlevel", id: "opp_1" }] },
+      {
+        name: "New",
+        pipeline: { id: "pl_1", name: null },
+        stage: { id: "st_1", name: "Sourced" },
+        status: "open",
+        owner: null,
+        value: { amountMinor: 100, currency: "EUR" },
+        expectedCloseDate: null,
+        companyId: null,
+        contacts: [],
+        tags: [],
+        fields: {},
+        externalRefs: [{ system: "highlevel", id: "opp_1" }],
+      },
       { idempotencyKey: "ledger-abc" },
     );
     expect(deal.id).toBe("deal_new");
     expect(api.requests.map((r) => r.headers.get("idempotency-key"))).toEqual(["ledger-abc", "ledger-abc"]);
-    expect(api.requests[1]!.body).toEqual({ name: "New", pipeline_id: "pl_1", stage_id: "st_1", owner_id: null, value: { amount_minor: 100, currency: "EUR" }, expected_close_date: null, company_id: null, contact_ids: [], tags: [], fields: {}, external_refs: [{ system: "highlevel", id: "opp_1" }] });
+    expect(api.requests[1]!.body).toEqual({
+      name: "New",
+      pipeline_id: "pl_1",
+      stage_id: "st_1",
+      owner_id: null,
+      value: { amount_minor: 100, currency: "EUR" },
+      expected_close_date: null,
+      company_id: null,
+      contact_ids: [],
+      tags: [],
+      fields: {},
+      external_refs: [{ system: "highlevel", id: "opp_1" }],
+    });
     expect(api.requests[1]!.body).not.toHaveProperty("status");
     expect(sleeps).toEqual([250]);
   });
@@ -144,10 +214,16 @@ describe("4Degrees client", () => {
     api.requests.length = 0;
     api.on(({ method, headers }) => {
       if (method === "GET") return json(rawDeal({ version: 5, name: "Renamed elsewhere" }));
-      return headers.get("if-match") === '"5"' ? json(rawDeal({ version: 6, stage_id: "st_3", name: "Renamed elsewhere" })) : envelope(409, "version_conflict", "stale version");
+      return headers.get("if-match") === '"5"'
+        ? json(rawDeal({ version: 6, stage_id: "st_3", name: "Renamed elsewhere" }))
+        : envelope(409, "version_conflict", "stale version");
     });
     const { connector } = setup();
-    const updated = await connector.updateDeal("deal_1", { stage: { id: "st_3", name: null } }, { expectedVersion: "3", idempotencyKey: "w1" });
+    const updated = await connector.updateDeal(
+      "deal_1",
+      { stage: { id: "st_3", name: null } },
+      { expectedVersion: "3", idempotencyKey: "w1" },
+    );
     expect(updated).toMatchObject({ version: "6", stage: { id: "st_3" }, name: "Renamed elsewhere" });
     const patches = api.requests.filter((r) => r.method === "PATCH");
     expect(patches.map((r) => r.headers.get("if-match"))).toEqual(['"3"', '"5"']);
@@ -156,31 +232,48 @@ describe("4Degrees client", () => {
   });
 
   it("happy: a conflict resolver can abandon the update and get the current record", async () => {
-    api.on(({ method }) => (method === "GET" ? json(rawDeal({ version: 9 })) : envelope(409, "version_conflict", "stale")));
+    api.on(({ method }) =>
+      method === "GET" ? json(rawDeal({ version: 9 })) : envelope(409, "version_conflict", "stale"),
+    );
     const { connector } = setup();
     const seen: string[] = [];
-    const out = await connector.updateDeal("deal_1", { name: "Mine" }, {
-      expectedVersion: "3",
-      onConflict: (current) => {
-        seen.push(current.version ?? "");
-        return null;
+    const out = await connector.updateDeal(
+      "deal_1",
+      { name: "Mine" },
+      {
+        expectedVersion: "3",
+        onConflict: (current) => {
+          seen.push(current.version ?? "");
+          return null;
+        },
       },
-    });
+    );
     expect(seen).toEqual(["9"]);
     expect(out.version).toBe("9");
   });
 
   it("error: conflicts that never settle end in a permanent conflict error", async () => {
-    api.on(({ method }) => (method === "GET" ? json(rawDeal({ version: 9 })) : envelope(409, "version_conflict", "stale")));
+    api.on(({ method }) =>
+      method === "GET" ? json(rawDeal({ version: 9 })) : envelope(409, "version_conflict", "stale"),
+    );
     const { connector } = setup();
-    const err = await connector.updateDeal("deal_1", { name: "Mine" }, { expectedVersion: "3" }).catch((e: unknown) => e);
+    const err = await connector
+      .updateDeal("deal_1", { name: "Mine" }, { expectedVersion: "3" })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FourDegreesError);
     expect(err).toMatchObject({ code: "conflict", retryable: false, upstreamCode: "version_conflict" });
   });
 
   it("happy: notes — list, create, update, delete (each write with its own key)", async () => {
     api.requests.length = 0;
-    const note = { id: "note_1", deal_id: "deal_1", body: "hello", author_id: "usr_1", created_at: "2026-11-02T09:00:00+01:00", updated_at: null };
+    const note = {
+      id: "note_1",
+      deal_id: "deal_1",
+      body: "hello",
+      author_id: "usr_1",
+      created_at: "2026-11-02T09:00:00+01:00",
+      updated_at: null,
+    };
     api.on(({ method, path }) => {
       if (method === "GET" && path === "/deals/deal_1/notes") return json({ data: [note], next_cursor: null });
       if (method === "POST") return json(note, 201);
@@ -190,12 +283,23 @@ describe("4Degrees client", () => {
     });
     const { connector } = setup();
     const notes = await connector.listNotes("deal_1");
-    expect(notes[0]).toEqual({ id: "note_1", dealId: "deal_1", body: "hello", authorId: "usr_1", createdAt: "2026-11-02T08:00:00.000Z", updatedAt: null });
+    expect(notes[0]).toEqual({
+      id: "note_1",
+      dealId: "deal_1",
+      body: "hello",
+      authorId: "usr_1",
+      createdAt: "2026-11-02T08:00:00.000Z",
+      updatedAt: null,
+    });
     expect((await connector.createNote("deal_1", "hello")).id).toBe("note_1");
     expect((await connector.updateNote("note_1", "edited")).body).toBe("edited");
     expect(await connector.deleteNote("note_1")).toBe(true);
     const writes = api.requests.filter((r) => r.method !== "GET");
-    expect(writes.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /deals/deal_1/notes", "PATCH /notes/note_1", "DELETE /notes/note_1"]);
+    expect(writes.map((r) => `${r.method} ${r.path}`)).toEqual([
+      "POST /deals/deal_1/notes",
+      "PATCH /notes/note_1",
+      "DELETE /notes/note_1",
+    ]);
     expect(new Set(writes.map((r) => r.headers.get("idempotency-key"))).size).toBe(3);
     expect(writes.every((r) => r.headers.get("idempotency-key"))).toBe(true);
   });
@@ -210,8 +314,16 @@ describe("4Degrees client", () => {
   it("error: a validation error maps the envelope to a permanent unprocessable error", async () => {
     api.on(() => envelope(422, "invalid_stage", "stage st_9 is not in pipeline pl_1"));
     const { connector } = setup();
-    const err = await connector.updateDeal("deal_1", { stage: { id: "st_9", name: null } }, { expectedVersion: "3" }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "unprocessable", retryable: false, upstreamStatus: 422, upstreamCode: "invalid_stage", upstreamRequestId: "req_42" });
+    const err = await connector
+      .updateDeal("deal_1", { stage: { id: "st_9", name: null } }, { expectedVersion: "3" })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: "unprocessable",
+      retryable: false,
+      upstreamStatus: 422,
+      upstreamCode: "invalid_stage",
+      upstreamRequestId: "req_42",
+    });
     expect(isRetryable(err)).toBe(false);
   });
 
@@ -224,14 +336,20 @@ describe("4Degrees client", () => {
   });
 
   it("happy: a short 429 Retry-After is waited out in-process and the call retried", async () => {
-    api.on(({ n }) => (n % 2 === 1 ? json({ error: { code: "rate_limited" } }, 429, { "Retry-After": "1" }) : json(rawDeal())));
+    api.on(({ n }) =>
+      n % 2 === 1 ? json({ error: { code: "rate_limited" } }, 429, { "Retry-After": "1" }) : json(rawDeal()),
+    );
     const { connector, sleeps } = setup();
     expect((await connector.getDeal("deal_1"))?.id).toBe("deal_1");
     expect(sleeps).toEqual([1000]);
   });
 
   it("error: a long 429 Retry-After becomes a retryable rate_limited error carrying the wait", async () => {
-    api.on(() => json({ error: { type: "rate_limit", code: "rate_limited", message: "slow down", request_id: "r" } }, 429, { "Retry-After": "30" }));
+    api.on(() =>
+      json({ error: { type: "rate_limit", code: "rate_limited", message: "slow down", request_id: "r" } }, 429, {
+        "Retry-After": "30",
+      }),
+    );
     const { connector, sleeps } = setup();
     const err = await connector.getDeal("deal_1").catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "rate_limited", retryable: true, retryAfterMs: 30_000 });
@@ -259,7 +377,20 @@ describe("4Degrees client", () => {
     api.requests.length = 0;
     const { connector } = setup();
     const err = await connector
-      .createDeal({ name: "X", pipeline: { id: "pl_1", name: null }, stage: { id: null, name: "Sourced" }, status: null, owner: null, value: null, expectedCloseDate: null, companyId: null, contacts: [], tags: [], fields: {}, externalRefs: [] })
+      .createDeal({
+        name: "X",
+        pipeline: { id: "pl_1", name: null },
+        stage: { id: null, name: "Sourced" },
+        status: null,
+        owner: null,
+        value: null,
+        expectedCloseDate: null,
+        companyId: null,
+        contacts: [],
+        tags: [],
+        fields: {},
+        externalRefs: [],
+      })
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "unprocessable" });
     expect(String((err as Error).message)).toMatch(/"Sourced"/);

@@ -10,8 +10,21 @@ import { FourDegreesConnector } from "../../../src/fourdegrees/connector.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork } from "../helpers/network.ts";
 
-const sandbox = createSandbox({ webhookMode: "manual", settings: { FOURDEGREES_API_KEY: TEST_BINDINGS.FOURDEGREES_API_KEY, FOURDEGREES_WEBHOOK_SECRET: TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET } });
-const connector = new FourDegreesConnector(new FourDegreesClient({ baseUrl: TEST_BINDINGS.FOURDEGREES_API_BASE, apiKey: TEST_BINDINGS.FOURDEGREES_API_KEY, gate: passThroughGate, sleep: async (ms) => sandbox.clock.advance(ms) }));
+const sandbox = createSandbox({
+  webhookMode: "manual",
+  settings: {
+    FOURDEGREES_API_KEY: TEST_BINDINGS.FOURDEGREES_API_KEY,
+    FOURDEGREES_WEBHOOK_SECRET: TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET,
+  },
+});
+const connector = new FourDegreesConnector(
+  new FourDegreesClient({
+    baseUrl: TEST_BINDINGS.FOURDEGREES_API_BASE,
+    apiKey: TEST_BINDINGS.FOURDEGREES_API_KEY,
+    gate: passThroughGate,
+    sleep: async (ms) => sandbox.clock.advance(ms),
+  }),
+);
 
 describe("4Degrees client ↔ sandbox contract", () => {
   useNetwork({ "sandbox.test": (r) => sandbox.fetch(r) });
@@ -50,14 +63,35 @@ describe("4Degrees client ↔ sandbox contract", () => {
   it("happy: create (idempotent replay), update with a stale version (409 → re-apply), notes, archive", async () => {
     const [pipeline] = await connector.listPipelines();
     const stages = pipeline!.stages;
-    const content = { name: "Contract Deal", pipeline: { id: pipeline!.id, name: null }, stage: { id: stages[0]!.id, name: null }, status: null, owner: null, value: { amountMinor: 123_45, currency: "USD" }, expectedCloseDate: "2027-01-31", companyId: null, contacts: [], tags: ["contract"], fields: {}, externalRefs: [{ system: "highlevel", id: "opp_contract" }] };
+    const content = {
+      name: "Contract Deal",
+      pipeline: { id: pipeline!.id, name: null },
+      stage: { id: stages[0]!.id, name: null },
+      status: null,
+      owner: null,
+      value: { amountMinor: 123_45, currency: "USD" },
+      expectedCloseDate: "2027-01-31",
+      companyId: null,
+      contacts: [],
+      tags: ["contract"],
+      fields: {},
+      externalRefs: [{ system: "highlevel", id: "opp_contract" }],
+    };
     const created = await connector.createDeal(content, { idempotencyKey: "contract-create-1" });
     const replay = await connector.createDeal(content, { idempotencyKey: "contract-create-1" });
     expect(replay.id).toBe(created.id);
-    expect(created).toMatchObject({ name: "Contract Deal", value: { amountMinor: 12_345 }, externalRefs: [{ system: "highlevel", id: "opp_contract" }] });
+    expect(created).toMatchObject({
+      name: "Contract Deal",
+      value: { amountMinor: 12_345 },
+      externalRefs: [{ system: "highlevel", id: "opp_contract" }],
+    });
 
     const renamed = await connector.updateDeal(created.id!, { name: "Renamed" }, { expectedVersion: created.version! });
-    const moved = await connector.updateDeal(created.id!, { stage: { id: stages[stages.length - 1]!.id, name: null } }, { expectedVersion: created.version! });
+    const moved = await connector.updateDeal(
+      created.id!,
+      { stage: { id: stages[stages.length - 1]!.id, name: null } },
+      { expectedVersion: created.version! },
+    );
     expect(moved).toMatchObject({ name: "Renamed", stage: { id: stages[stages.length - 1]!.id } });
     expect(Number(moved.version)).toBeGreaterThan(Number(renamed.version));
 
@@ -73,7 +107,20 @@ describe("4Degrees client ↔ sandbox contract", () => {
   it("error: the sandbox's validation envelope maps to a permanent error", async () => {
     const [pipeline] = await connector.listPipelines();
     const err = await connector
-      .createDeal({ name: "Bad", pipeline: { id: pipeline!.id, name: null }, stage: { id: "st_nope", name: null }, status: null, owner: null, value: null, expectedCloseDate: null, companyId: null, contacts: [], tags: [], fields: {}, externalRefs: [] })
+      .createDeal({
+        name: "Bad",
+        pipeline: { id: pipeline!.id, name: null },
+        stage: { id: "st_nope", name: null },
+        status: null,
+        owner: null,
+        value: null,
+        expectedCloseDate: null,
+        companyId: null,
+        contacts: [],
+        tags: [],
+        fields: {},
+        externalRefs: [],
+      })
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ retryable: false });
     expect([400, 404, 422]).toContain((err as { upstreamStatus: number }).upstreamStatus);

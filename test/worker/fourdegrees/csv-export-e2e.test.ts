@@ -42,7 +42,11 @@ async function connectThroughOAuth(locationId: string): Promise<void> {
   const chosen = await fetch(new URL("chooselocation", authorize).toString(), {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ request_id: requestId ?? "", location: `location:${locationId}`, decision: "approve" }).toString(),
+    body: new URLSearchParams({
+      request_id: requestId ?? "",
+      location: `location:${locationId}`,
+      decision: "approve",
+    }).toString(),
     redirect: "manual",
   });
   expect(chosen.status).toBe(302);
@@ -52,7 +56,9 @@ async function connectThroughOAuth(locationId: string): Promise<void> {
 }
 
 async function exportCsv(query: Record<string, string>): Promise<Response> {
-  return fetch(`http://worker.test/api/export/highlevel.csv?${new URLSearchParams(query).toString()}`, { headers: ADMIN });
+  return fetch(`http://worker.test/api/export/highlevel.csv?${new URLSearchParams(query).toString()}`, {
+    headers: ADMIN,
+  });
 }
 
 /** The 4Degrees sandbox's deal-list import, with the workspace API key. */
@@ -83,7 +89,20 @@ describe("GET /api/export/highlevel.csv → 4Degrees deal-list import (sandboxes
     expect(parsed.meta.delimiter).toBe(",");
     expect(parsed.errors).toEqual([]);
     const [header, ...rows] = parsed.data;
-    expect(header).toEqual(["Deal Name", "Pipeline", "Stage", "Status", "Owner", "Value", "Currency", "Expected Close Date", "Contact Name", "Contact Email", "Company", "HighLevel ID"]);
+    expect(header).toEqual([
+      "Deal Name",
+      "Pipeline",
+      "Stage",
+      "Status",
+      "Owner",
+      "Value",
+      "Currency",
+      "Expected Close Date",
+      "Contact Name",
+      "Contact Email",
+      "Company",
+      "HighLevel ID",
+    ]);
     expect(text.match(/^Deal Name,/gm)).toHaveLength(1);
 
     const store = sb.highlevel.store;
@@ -117,7 +136,9 @@ describe("GET /api/export/highlevel.csv → 4Degrees deal-list import (sandboxes
 
   it("happy: the export imports into the 4Degrees sandbox's deal list with zero errors and the right deals, stages, values, owners and close dates; a second import is a no-op", async () => {
     await connectThroughOAuth(hl.locationId);
-    const csv = await (await exportCsv({ location: hl.locationId, pipeline: hl.pipelineId, wonStage: "Closed", lostStage: "Passed" })).text();
+    const csv = await (
+      await exportCsv({ location: hl.locationId, pipeline: hl.pipelineId, wonStage: "Closed", lostStage: "Passed" })
+    ).text();
     const before = sb.fourdegrees.deals().length;
 
     const report = await importInto4Degrees(fd.pipelineId, csv);
@@ -136,7 +157,13 @@ describe("GET /api/export/highlevel.csv → 4Degrees deal-list import (sandboxes
       expect(deal, `4Degrees deal for ${o.name}`).toBeDefined();
       const stage = fdPipeline.stages.find((s) => s.id === deal?.stage_id);
       const hlStage = hlStore.pipelines.get(hl.pipelineId)!.stages.find((s) => s.id === o.pipelineStageId)!.name;
-      expect({ stage: stage?.name, kind: stage?.kind }).toEqual(o.status === "lost" ? { stage: "Passed", kind: "lost" } : o.status === "won" ? { stage: "Closed", kind: "won" } : { stage: hlStage, kind: "open" });
+      expect({ stage: stage?.name, kind: stage?.kind }).toEqual(
+        o.status === "lost"
+          ? { stage: "Passed", kind: "lost" }
+          : o.status === "won"
+            ? { stage: "Closed", kind: "won" }
+            : { stage: hlStage, kind: "open" },
+      );
       expect(deal?.value).toEqual({ amount_minor: Math.round((o.monetaryValue ?? 0) * 100), currency: "USD" });
       expect(fdStore.users.get(deal?.owner_id ?? "")?.email).toBe(hlStore.users.get(o.assignedTo ?? "")?.email);
       expect(deal?.expected_close_date).toBe(o.customFields.find((f) => f.id === hl.closeDateFieldId)?.value);
@@ -160,11 +187,17 @@ describe("GET /api/export/highlevel.csv → 4Degrees deal-list import (sandboxes
     b!.name = a!.name;
     c!.name = "";
     try {
-      const csv = await (await exportCsv({ location: hl.locationId, pipeline: hl.pipelineId, wonStage: "Closed", lostStage: "Passed" })).text();
-      const names = Papa.parse<string[]>(csv.trimEnd()).data.slice(1).map((r) => r[0]);
+      const csv = await (
+        await exportCsv({ location: hl.locationId, pipeline: hl.pipelineId, wonStage: "Closed", lostStage: "Passed" })
+      ).text();
+      const names = Papa.parse<string[]>(csv.trimEnd())
+        .data.slice(1)
+        .map((r) => r[0]);
       // Whichever of the two comes second in HighLevel's order is told apart by its id.
       expect(names.filter((n) => n === a!.name)).toHaveLength(1);
-      expect(names.filter((n) => n === `${a!.name} (HighLevel ${a!.id})` || n === `${a!.name} (HighLevel ${b!.id})`)).toHaveLength(1);
+      expect(
+        names.filter((n) => n === `${a!.name} (HighLevel ${a!.id})` || n === `${a!.name} (HighLevel ${b!.id})`),
+      ).toHaveLength(1);
       expect(names).toContain(`Untitled opportunity (HighLevel ${c!.id})`);
       const report = await importInto4Degrees(fd.pipelineId, csv);
       expect(report.errors).toEqual([]);
@@ -179,7 +212,13 @@ describe("GET /api/export/highlevel.csv → 4Degrees deal-list import (sandboxes
   it("error: into a list whose stage names differ, every row is refused by 4Degrees with its reason (stages travel as names, never guessed)", async () => {
     await connectThroughOAuth(hl.locationId);
     // A list whose stage names differ from HighLevel's: the import refuses each row by its line.
-    const other = sb.fourdegrees.store.addPipeline({ name: "Other list", stages: [{ name: "Idea", kind: "open" }, { name: "Won", kind: "won" }] });
+    const other = sb.fourdegrees.store.addPipeline({
+      name: "Other list",
+      stages: [
+        { name: "Idea", kind: "open" },
+        { name: "Won", kind: "won" },
+      ],
+    });
     const csv = await (await exportCsv({ location: hl.locationId, pipeline: hl.pipelineId })).text();
     const report = await importInto4Degrees(other.id, csv);
     expect(report.created).toBe(0);
@@ -191,11 +230,22 @@ describe("GET /api/export/highlevel.csv → 4Degrees deal-list import (sandboxes
     await connectThroughOAuth(hl.locationId);
     const store = sb.highlevel.store;
     const fieldId = "cf_signing_date";
-    store.customFields.set(fieldId, { id: fieldId, locationId: hl.locationId, name: "Signing Date", fieldKey: "opportunity.signing_date", dataType: "DATE", model: "opportunity", position: 70, placeholder: "" });
+    store.customFields.set(fieldId, {
+      id: fieldId,
+      locationId: hl.locationId,
+      name: "Signing Date",
+      fieldKey: "opportunity.signing_date",
+      dataType: "DATE",
+      model: "opportunity",
+      position: 70,
+      placeholder: "",
+    });
     const first = store.opportunities.get(hl.opportunityIds[0]!)!;
     first.customFields.push({ id: fieldId, value: "2027-03-15" });
     try {
-      const csv = await (await exportCsv({ location: hl.locationId, pipeline: hl.pipelineId, closeDateField: fieldId })).text();
+      const csv = await (
+        await exportCsv({ location: hl.locationId, pipeline: hl.pipelineId, closeDateField: fieldId })
+      ).text();
       const rows = Papa.parse<string[]>(csv.trimEnd()).data.slice(1);
       expect(rows.map((r) => [r[11], r[7]])).toEqual(expect.arrayContaining([[first.id, "2027-03-15"]]));
       // Opportunities without that field have no close date (not the other field's).

@@ -58,7 +58,10 @@ afterEach(() => {
 
 /** One control-API call; fails the test on a non-2xx answer. */
 async function control(method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${CONTROL}${path}`, { method, ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }) });
+  const res = await fetch(`${CONTROL}${path}`, {
+    method,
+    ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
+  });
   const json: unknown = await res.json();
   expect(res.ok, `${method} ${path} → ${res.status} ${JSON.stringify(json)}`).toBe(true);
   return json;
@@ -107,7 +110,13 @@ describe("4Degrees sandbox → POST /webhooks/4degrees", () => {
     expect(queued).toHaveLength(2);
     for (const [i, d] of deliveries.entries()) {
       const msg = queued[i];
-      expect(msg).toMatchObject({ v: 1, kind: "fourdegrees.webhook", webhookId: d.payload.id, workspaceId: demo().workspaceId, type: d.eventType });
+      expect(msg).toMatchObject({
+        v: 1,
+        kind: "fourdegrees.webhook",
+        webhookId: d.payload.id,
+        workspaceId: demo().workspaceId,
+        type: d.eventType,
+      });
       // The message carries the verified event exactly as 4Degrees sent it.
       expect(msg?.kind === "fourdegrees.webhook" ? msg.body : null).toEqual(JSON.parse(d.body));
     }
@@ -118,7 +127,9 @@ describe("4Degrees sandbox → POST /webhooks/4degrees", () => {
       changes: { stage_id: [expect.any(String), stageId] },
     });
     const ids = deliveries.map((d) => d.payload.id);
-    const receiptsQuery = env.DB.prepare("SELECT webhook_id, event_type, scope_id, message_id FROM webhook_receipts WHERE provider = 'fourdegrees' AND webhook_id IN (?, ?) ORDER BY event_type").bind(ids[0], ids[1]);
+    const receiptsQuery = env.DB.prepare(
+      "SELECT webhook_id, event_type, scope_id, message_id FROM webhook_receipts WHERE provider = 'fourdegrees' AND webhook_id IN (?, ?) ORDER BY event_type",
+    ).bind(ids[0], ids[1]);
     // The ingress writes nothing: the receipts are the consumer's claim.
     expect((await receiptsQuery.all()).results).toEqual([]);
 
@@ -145,7 +156,8 @@ describe("4Degrees sandbox → POST /webhooks/4degrees", () => {
     const copies = deliveries.filter((d) => d.duplicateOf !== undefined);
     expect(copies).toHaveLength(2);
     // Every copy carries the same event (same webhook-id) as its original, and all were answered 2xx.
-    for (const copy of copies) expect(copy.payload.id).toBe(deliveries.find((d) => d.id === copy.duplicateOf)?.payload.id);
+    for (const copy of copies)
+      expect(copy.payload.id).toBe(deliveries.find((d) => d.id === copy.duplicateOf)?.payload.id);
     expect(deliveries.every((d) => d.state === "delivered" && d.attempts.length === 1)).toBe(true);
     // The ingress has no memory of deliveries: every copy is on the queue, with its original's webhook-id.
     expect(queued.map(webhookIdOf)).toEqual(deliveries.map((d) => d.payload.id));
@@ -165,7 +177,10 @@ describe("4Degrees sandbox → POST /webhooks/4degrees", () => {
     sb.fourdegrees.webhooks.setFetch(async (request) => {
       // Same signed headers, a body changed after signing: the deal's value is inflated.
       const event: unknown = await request.json();
-      const tampered = JSON.stringify(event).replace(/"amount_minor":(\d+)/, (_m, n: string) => `"amount_minor":${Number(n) * 10}`);
+      const tampered = JSON.stringify(event).replace(
+        /"amount_minor":(\d+)/,
+        (_m, n: string) => `"amount_minor":${Number(n) * 10}`,
+      );
       expect(tampered).not.toBe(JSON.stringify(event));
       return fetch(new Request(request.url, { method: "POST", headers: request.headers, body: tampered }));
     });

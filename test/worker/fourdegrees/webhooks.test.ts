@@ -49,14 +49,22 @@ let counter = 0;
 async function signed(body: string, options: { id?: string; at?: number; secret?: string } = {}) {
   const id = options.id ?? `msg_${Date.now()}_${++counter}`;
   const headers = await signWebhook(options.secret ?? SECRET, id, options.at ?? Date.now() / 1000, body);
-  return new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  return new Request("http://worker.test/webhooks/4degrees", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
 }
 
 const ACCEPTED = { ok: true, status: "accepted" };
 
 /** The 4Degrees receipts D1 holds for `webhookId` (written by the consumer's claim, never by the ingress). */
 async function receipts(webhookId: string) {
-  const { results } = await env.DB.prepare("SELECT event_type, scope_id, message_id FROM webhook_receipts WHERE provider = 'fourdegrees' AND webhook_id = ?").bind(webhookId).all();
+  const { results } = await env.DB.prepare(
+    "SELECT event_type, scope_id, message_id FROM webhook_receipts WHERE provider = 'fourdegrees' AND webhook_id = ?",
+  )
+    .bind(webhookId)
+    .all();
   return results;
 }
 
@@ -82,23 +90,49 @@ describe("POST /webhooks/4degrees", () => {
     expect(await res.json()).toEqual(ACCEPTED);
     expect(sent).toHaveLength(1);
     const msg = QueueMessageSchema.parse(sent[0]);
-    expect(msg).toMatchObject({ v: 1, kind: "fourdegrees.webhook", webhookId: id, workspaceId: "ws_demo", type: "deal.stage_changed", body: stageChanged });
+    expect(msg).toMatchObject({
+      v: 1,
+      kind: "fourdegrees.webhook",
+      webhookId: id,
+      workspaceId: "ws_demo",
+      type: "deal.stage_changed",
+      body: stageChanged,
+    });
     expect(msg.kind === "fourdegrees.webhook" ? msg.receivedAt : 0).toBeGreaterThanOrEqual(before);
     // The receipt is the consumer's to write: none exists until the message is consumed.
     expect(await receipts(id)).toEqual([]);
     const { handlers, reached } = recordingHandlers();
     const run = await runBatch(sent, handlers);
     expect(reached).toEqual([id]);
-    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: run.ids[0] }]);
+    expect(await receipts(id)).toEqual([
+      { event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: run.ids[0] },
+    ]);
   });
 
   it("happy: the queued body parses into the engine's ChangeEvent (no 4Degrees names leak)", async () => {
-    const connector = new FourDegreesConnector(new FourDegreesClient({ baseUrl: "http://unused.test", apiKey: "k", gate: passThroughGate }));
+    const connector = new FourDegreesConnector(
+      new FourDegreesClient({ baseUrl: "http://unused.test", apiKey: "k", gate: passThroughGate }),
+    );
     const deal = connector.parseWebhook(stageChanged);
-    expect(deal).toMatchObject({ id: "evt_01JDX4T5Q1", type: "deal.stage_changed", scopeId: "ws_demo", actor: { type: "user", id: "usr_alex" }, record: { kind: "deal", id: "deal_acme" }, changes: { stage: ["st_sourced", "st_diligence"] } });
-    expect(deal.deal).toMatchObject({ version: "4", value: { amountMinor: 250_000_000, currency: "USD" }, stage: { id: "st_diligence" } });
+    expect(deal).toMatchObject({
+      id: "evt_01JDX4T5Q1",
+      type: "deal.stage_changed",
+      scopeId: "ws_demo",
+      actor: { type: "user", id: "usr_alex" },
+      record: { kind: "deal", id: "deal_acme" },
+      changes: { stage: ["st_sourced", "st_diligence"] },
+    });
+    expect(deal.deal).toMatchObject({
+      version: "4",
+      value: { amountMinor: 250_000_000, currency: "USD" },
+      stage: { id: "st_diligence" },
+    });
     const note = connector.parseWebhook(noteCreated);
-    expect(note).toMatchObject({ type: "note.created", actor: { type: "integration", id: "key_sync" }, record: { kind: "note", id: "note_1", dealId: "deal_acme" } });
+    expect(note).toMatchObject({
+      type: "note.created",
+      actor: { type: "integration", id: "key_sync" },
+      record: { kind: "note", id: "note_1", dealId: "deal_acme" },
+    });
     expect(() => connector.parseWebhook({ hello: "world" })).toThrow(/not a 4Degrees webhook event/);
   });
 
@@ -109,7 +143,10 @@ describe("POST /webhooks/4degrees", () => {
     const ts = Math.floor(Date.now() / 1000);
     const good = await signWebhook(SECRET, id, ts, body);
     const old = await signWebhook("whsec_b2xkLXNlY3JldC1vbGQtc2VjcmV0LTEyMzQ=", id, ts, body);
-    const headers = { ...good, "webhook-signature": `${old["webhook-signature"]} v1a,ignored ${good["webhook-signature"]}` };
+    const headers = {
+      ...good,
+      "webhook-signature": `${old["webhook-signature"]} v1a,ignored ${good["webhook-signature"]}`,
+    };
     const res = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers, body }));
     expect(res.status).toBe(200);
     expect(sent).toHaveLength(1);
@@ -123,7 +160,9 @@ describe("POST /webhooks/4degrees", () => {
     const again = await call(await signed(body, { id }));
     expect([first.status, again.status]).toEqual([200, 200]);
     expect([await first.json(), await again.json()]).toEqual([ACCEPTED, ACCEPTED]);
-    expect(sent.map((m) => QueueMessageSchema.parse(m)).map((m) => m.kind === "fourdegrees.webhook" && m.webhookId)).toEqual([id, id]);
+    expect(
+      sent.map((m) => QueueMessageSchema.parse(m)).map((m) => m.kind === "fourdegrees.webhook" && m.webhookId),
+    ).toEqual([id, id]);
 
     // Both arrive in one batch: the first message claims the delivery, the copy is acked unhandled.
     const { handlers, reached } = recordingHandlers();
@@ -131,7 +170,9 @@ describe("POST /webhooks/4degrees", () => {
     expect(reached).toEqual([id]);
     expect(sorted(run.acked)).toEqual(sorted(run.ids));
     expect(run.retried).toEqual([]);
-    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: run.ids[0] }]);
+    expect(await receipts(id)).toEqual([
+      { event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: run.ids[0] },
+    ]);
   });
 
   it("security: a redelivery consumed in a later batch than the original is acked as a duplicate without reaching its handler", async () => {
@@ -154,7 +195,9 @@ describe("POST /webhooks/4degrees", () => {
     expect(sorted(redelivery.acked)).toEqual(sorted(redelivery.ids));
     expect(redelivery.retried).toEqual([]);
     // The claim still names the original's message.
-    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: original.ids[0] }]);
+    expect(await receipts(id)).toEqual([
+      { event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: original.ids[0] },
+    ]);
   });
 
   it("happy: a retry of the queue message that claimed a delivery is processed again, while a redelivery beside it is dropped", async () => {
@@ -184,12 +227,16 @@ describe("POST /webhooks/4degrees", () => {
     expect(reached).toEqual([id]);
     expect(sorted(next.acked)).toEqual(sorted(next.ids));
     expect(next.retried).toEqual([]);
-    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: first.ids[0] }]);
+    expect(await receipts(id)).toEqual([
+      { event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: first.ids[0] },
+    ]);
   });
 
   it("security: a forged signature (wrong secret) is 401 and nothing is enqueued", async () => {
     const { sent, call } = withQueue();
-    const res = await call(await signed(JSON.stringify(stageChanged), { secret: "whsec_Zm9yZ2VkLXNlY3JldC1mb3JnZWQtc2VjcmV0" }));
+    const res = await call(
+      await signed(JSON.stringify(stageChanged), { secret: "whsec_Zm9yZ2VkLXNlY3JldC1mb3JnZWQtc2VjcmV0" }),
+    );
     expect(res.status).toBe(401);
     expect((await res.json<{ error: { code: string } }>()).error.code).toBe("unauthorized");
     expect(sent).toHaveLength(0);
@@ -198,7 +245,11 @@ describe("POST /webhooks/4degrees", () => {
   it("security: a body changed after signing is 401", async () => {
     const { sent, call } = withQueue();
     const req = await signed(JSON.stringify(stageChanged));
-    const tampered = new Request(req.url, { method: "POST", headers: req.headers, body: JSON.stringify({ ...stageChanged, workspace_id: "ws_other" }) });
+    const tampered = new Request(req.url, {
+      method: "POST",
+      headers: req.headers,
+      body: JSON.stringify({ ...stageChanged, workspace_id: "ws_other" }),
+    });
     expect((await call(tampered)).status).toBe(401);
     expect(sent).toHaveLength(0);
   });
@@ -213,7 +264,9 @@ describe("POST /webhooks/4degrees", () => {
 
   it("security: missing signature headers are 401", async () => {
     const { sent, call } = withQueue();
-    const res = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", body: JSON.stringify(stageChanged) }));
+    const res = await call(
+      new Request("http://worker.test/webhooks/4degrees", { method: "POST", body: JSON.stringify(stageChanged) }),
+    );
     expect(res.status).toBe(401);
     expect(sent).toHaveLength(0);
   });
@@ -284,7 +337,9 @@ describe("POST /webhooks/4degrees", () => {
     const retry = await runBatch(sent, back.handlers, { ids: run.ids });
     expect(back.reached).toEqual([id, otherId]);
     expect(sorted(retry.acked)).toEqual(sorted(retry.ids));
-    expect(await receipts(id)).toEqual([{ event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: run.ids[0] }]);
+    expect(await receipts(id)).toEqual([
+      { event_type: "deal.stage_changed", scope_id: "ws_demo", message_id: run.ids[0] },
+    ]);
   });
 });
 
@@ -300,9 +355,19 @@ describe("Standard Webhooks verifier", () => {
   it("security: rejects a non-numeric timestamp and a malformed signature list", async () => {
     const verifier = createWebhookVerifier(SECRET);
     const body = new TextEncoder().encode("{}");
-    await expect(verifier.verify(new Headers({ "webhook-id": "a", "webhook-timestamp": "yesterday", "webhook-signature": "v1,AAAA" }), body)).rejects.toThrow(/unix seconds/);
+    await expect(
+      verifier.verify(
+        new Headers({ "webhook-id": "a", "webhook-timestamp": "yesterday", "webhook-signature": "v1,AAAA" }),
+        body,
+      ),
+    ).rejects.toThrow(/unix seconds/);
     const ts = String(Math.floor(Date.now() / 1000));
-    await expect(verifier.verify(new Headers({ "webhook-id": "a", "webhook-timestamp": ts, "webhook-signature": "v1,@@@ nonsense v2,AAAA" }), body)).rejects.toThrow(/no webhook-signature entry matches/);
+    await expect(
+      verifier.verify(
+        new Headers({ "webhook-id": "a", "webhook-timestamp": ts, "webhook-signature": "v1,@@@ nonsense v2,AAAA" }),
+        body,
+      ),
+    ).rejects.toThrow(/no webhook-signature entry matches/);
   });
 });
 
@@ -312,15 +377,34 @@ describe("POST /webhooks/4degrees: limits", () => {
     const body = JSON.stringify(stageChanged);
     const id = `many_${Date.now()}`;
     const good = await signWebhook(SECRET, id, Date.now() / 1000, body);
-    const filler = (n: number) => Array.from({ length: n }, () => "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").join(" ");
-    const six = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { ...good, "webhook-signature": `${filler(5)} ${good["webhook-signature"]}` }, body }));
+    const filler = (n: number) =>
+      Array.from({ length: n }, () => "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").join(" ");
+    const six = await call(
+      new Request("http://worker.test/webhooks/4degrees", {
+        method: "POST",
+        headers: { ...good, "webhook-signature": `${filler(5)} ${good["webhook-signature"]}` },
+        body,
+      }),
+    );
     expect(six.status).toBe(401);
     expect(JSON.stringify(await six.json())).toMatch(/6 entries; at most 5/);
-    const huge = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { ...good, "webhook-signature": `${filler(1_500)} ${good["webhook-signature"]}` }, body }));
+    const huge = await call(
+      new Request("http://worker.test/webhooks/4degrees", {
+        method: "POST",
+        headers: { ...good, "webhook-signature": `${filler(1_500)} ${good["webhook-signature"]}` },
+        body,
+      }),
+    );
     expect(huge.status).toBe(401);
     expect(JSON.stringify(await huge.json())).toMatch(/longer than 1024/);
     // Five entries (a rotation) with the valid one last still pass.
-    const five = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { ...good, "webhook-signature": `${filler(4)} ${good["webhook-signature"]}` }, body }));
+    const five = await call(
+      new Request("http://worker.test/webhooks/4degrees", {
+        method: "POST",
+        headers: { ...good, "webhook-signature": `${filler(4)} ${good["webhook-signature"]}` },
+        body,
+      }),
+    );
     expect(five.status).toBe(200);
     expect(sent).toHaveLength(1);
   });
@@ -333,8 +417,13 @@ describe("POST /webhooks/4degrees: limits", () => {
     const sign = vi.spyOn(crypto.subtle, "sign");
     const verify = vi.spyOn(crypto.subtle, "verify");
     try {
-      await verifier.verify(new Headers({ ...good, "webhook-signature": `${wrong} ${good["webhook-signature"]}` }), body);
-      await expect(verifier.verify(new Headers({ ...good, "webhook-signature": wrong }), body)).rejects.toThrow(/no webhook-signature entry matches/);
+      await verifier.verify(
+        new Headers({ ...good, "webhook-signature": `${wrong} ${good["webhook-signature"]}` }),
+        body,
+      );
+      await expect(verifier.verify(new Headers({ ...good, "webhook-signature": wrong }), body)).rejects.toThrow(
+        /no webhook-signature entry matches/,
+      );
       expect(sign.mock.calls.length + verify.mock.calls.length).toBe(2);
     } finally {
       sign.mockRestore();
@@ -346,7 +435,10 @@ describe("POST /webhooks/4degrees: limits", () => {
     const { sent, call } = withQueue();
     // 1e20 is 4 bytes in the body and 21 in the re-serialised message: the raw size says nothing.
     const numbers = Array.from({ length: 18_000 }, () => "1e20").join(",");
-    const body = JSON.stringify({ ...stageChanged, data: { object: { ...stageChanged.data.object, big: "NUMS" } } }).replace('"NUMS"', `[${numbers}]`);
+    const body = JSON.stringify({
+      ...stageChanged,
+      data: { object: { ...stageChanged.data.object, big: "NUMS" } },
+    }).replace('"NUMS"', `[${numbers}]`);
     expect(body.length).toBeLessThan(96 * 1024);
     const res = await call(await signed(body));
     expect(res.status).toBe(413);
@@ -356,7 +448,10 @@ describe("POST /webhooks/4degrees: limits", () => {
 
   it("security: a signed body nested deeper than 32 levels is 400 and not enqueued", async () => {
     const { sent, call } = withQueue();
-    const body = JSON.stringify({ ...stageChanged, data: { object: { ...stageChanged.data.object, deep: "DEEP" } } }).replace('"DEEP"', "[".repeat(40_000) + "]".repeat(40_000));
+    const body = JSON.stringify({
+      ...stageChanged,
+      data: { object: { ...stageChanged.data.object, deep: "DEEP" } },
+    }).replace('"DEEP"', "[".repeat(40_000) + "]".repeat(40_000));
     const res = await call(await signed(body));
     expect(res.status).toBe(400);
     expect(JSON.stringify(await res.json())).toMatch(/deeper than 32/);
@@ -371,7 +466,13 @@ describe("POST /webhooks/4degrees: a secret per workspace", () => {
   async function workspace(own: string | null): Promise<string> {
     const workspaceId = `ws_${crypto.randomUUID().slice(0, 8)}`;
     const accountId = `acc-${workspaceId}`;
-    await saveFourDegreesKey(env.DB, keys(), { accountId, accountName: accountId, apiKey: `4d_key_${workspaceId}`, workspaceId, actor: null });
+    await saveFourDegreesKey(env.DB, keys(), {
+      accountId,
+      accountName: accountId,
+      apiKey: `4d_key_${workspaceId}`,
+      workspaceId,
+      actor: null,
+    });
     if (own) await setFourDegreesWebhookSecret(env.DB, keys(), accountId, own);
     forgetWorkspaceSecret(workspaceId);
     return workspaceId;
@@ -385,8 +486,12 @@ describe("POST /webhooks/4degrees: a secret per workspace", () => {
     expect(global.status).toBe(401);
     const own = await call(await signed(eventFor(ws), { secret: OWN }));
     expect(own.status).toBe(200);
-    expect(sent.map((m) => QueueMessageSchema.parse(m)).map((m) => m.kind === "fourdegrees.webhook" && m.workspaceId)).toEqual([ws]);
-    const row = await env.DB.prepare("SELECT webhook_secret_enc FROM fourdegrees_accounts WHERE workspace_id = ?").bind(ws).first<{ webhook_secret_enc: string }>();
+    expect(
+      sent.map((m) => QueueMessageSchema.parse(m)).map((m) => m.kind === "fourdegrees.webhook" && m.workspaceId),
+    ).toEqual([ws]);
+    const row = await env.DB.prepare("SELECT webhook_secret_enc FROM fourdegrees_accounts WHERE workspace_id = ?")
+      .bind(ws)
+      .first<{ webhook_secret_enc: string }>();
     expect(row?.webhook_secret_enc).toMatch(/^v1\.k1\./);
     expect(row?.webhook_secret_enc).not.toContain(OWN.slice(6));
   });
@@ -397,7 +502,8 @@ describe("POST /webhooks/4degrees: a secret per workspace", () => {
     void attacker;
     const victimOwn = await workspace("whsec_dmljdGltLXdvcmtzcGFjZS1zZWNyZXQtOTg3NjU0");
     const victimGlobal = await workspace(null);
-    for (const victim of [victimOwn, victimGlobal]) expect((await call(await signed(eventFor(victim), { secret: OWN }))).status, victim).toBe(401);
+    for (const victim of [victimOwn, victimGlobal])
+      expect((await call(await signed(eventFor(victim), { secret: OWN }))).status, victim).toBe(401);
     // A workspace without its own secret (and one we do not know) still verifies with the global one.
     expect((await call(await signed(eventFor(victimGlobal)))).status).toBe(200);
     expect((await call(await signed(eventFor("ws_unknown_to_us")))).status).toBe(200);

@@ -55,7 +55,9 @@ const admin = { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` };
 let edKey: CryptoKey;
 async function signHighLevel(body: string): Promise<Record<string, string>> {
   edKey ??= await crypto.subtle.importKey("pkcs8", pemToDer(ED25519_PRIVATE_PEM), { name: "Ed25519" }, false, ["sign"]);
-  return { "x-ghl-signature": toBase64(await crypto.subtle.sign({ name: "Ed25519" }, edKey, new TextEncoder().encode(body))) };
+  return {
+    "x-ghl-signature": toBase64(await crypto.subtle.sign({ name: "Ed25519" }, edKey, new TextEncoder().encode(body))),
+  };
 }
 
 /** Every message enqueued so far is valid; clears the recording. */
@@ -76,7 +78,11 @@ function sentFor(webhookId: string): unknown[] {
 }
 
 async function receiptExists(provider: "highlevel" | "fourdegrees", webhookId: string): Promise<boolean> {
-  return (await env.DB.prepare("SELECT 1 AS one FROM webhook_receipts WHERE provider = ? AND webhook_id = ?").bind(provider, webhookId).first()) !== null;
+  return (
+    (await env.DB.prepare("SELECT 1 AS one FROM webhook_receipts WHERE provider = ? AND webhook_id = ?")
+      .bind(provider, webhookId)
+      .first()) !== null
+  );
 }
 
 /**
@@ -85,12 +91,22 @@ async function receiptExists(provider: "highlevel" | "fourdegrees", webhookId: s
  * app INSTALL / UNINSTALL event it applied at once ("applied" / "duplicate"), never for a location
  * or workspace event — those are claimed by the queue consumer.
  */
-async function expectWholeDelivery(provider: "highlevel" | "fourdegrees", webhookId: string, res: Response, status: string): Promise<void> {
+async function expectWholeDelivery(
+  provider: "highlevel" | "fourdegrees",
+  webhookId: string,
+  res: Response,
+  status: string,
+): Promise<void> {
   const messages = sentFor(webhookId).length;
-  if (res.status < 400 && status === "accepted") expect(messages, "an accepted delivery without exactly one queued message").toBe(1);
+  if (res.status < 400 && status === "accepted")
+    expect(messages, "an accepted delivery without exactly one queued message").toBe(1);
   else expect(messages, `a ${res.status} "${status}" delivery enqueued a message`).toBe(0);
   const appEvent = status === "applied" || status === "duplicate";
-  if (!appEvent) expect(await receiptExists(provider, webhookId), `the ingress wrote a receipt for a ${res.status} "${status}" delivery`).toBe(false);
+  if (!appEvent)
+    expect(
+      await receiptExists(provider, webhookId),
+      `the ingress wrote a receipt for a ${res.status} "${status}" delivery`,
+    ).toBe(false);
 }
 
 /** The `status` of a 2xx webhook answer ("" for others). */
@@ -101,14 +117,47 @@ async function statusOf(res: Response): Promise<string> {
 /** Table-level invariants the admin API and the import must keep after every request. */
 async function expectNoOrphans(): Promise<void> {
   const one = async (sql: string) => Number((await env.DB.prepare(sql).first<{ n: number }>())?.n ?? 0);
-  expect(await one("SELECT COUNT(*) AS n FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM account_settings s WHERE s.account_id = a.id)"), "an account without its settings row").toBe(0);
-  expect(await one("SELECT COUNT(*) AS n FROM account_settings s WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = s.account_id)"), "settings without their account").toBe(0);
-  expect(await one("SELECT COUNT(*) AS n FROM account_locations l WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = l.account_id)"), "a location of a missing account").toBe(0);
-  expect(await one("SELECT COUNT(*) AS n FROM fourdegrees_accounts f WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = f.account_id)"), "a workspace of a missing account").toBe(0);
-  expect(await one("SELECT COUNT(*) AS n FROM fourdegrees_import_rows r WHERE r.content_hash = '' OR NOT EXISTS (SELECT 1 FROM fourdegrees_imports i WHERE i.id = r.last_import_id)"), "an import row without its hash or its import").toBe(0);
+  expect(
+    await one(
+      "SELECT COUNT(*) AS n FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM account_settings s WHERE s.account_id = a.id)",
+    ),
+    "an account without its settings row",
+  ).toBe(0);
+  expect(
+    await one(
+      "SELECT COUNT(*) AS n FROM account_settings s WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = s.account_id)",
+    ),
+    "settings without their account",
+  ).toBe(0);
+  expect(
+    await one(
+      "SELECT COUNT(*) AS n FROM account_locations l WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = l.account_id)",
+    ),
+    "a location of a missing account",
+  ).toBe(0);
+  expect(
+    await one(
+      "SELECT COUNT(*) AS n FROM fourdegrees_accounts f WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = f.account_id)",
+    ),
+    "a workspace of a missing account",
+  ).toBe(0);
+  expect(
+    await one(
+      "SELECT COUNT(*) AS n FROM fourdegrees_import_rows r WHERE r.content_hash = '' OR NOT EXISTS (SELECT 1 FROM fourdegrees_imports i WHERE i.id = r.last_import_id)",
+    ),
+    "an import row without its hash or its import",
+  ).toBe(0);
 }
 
-const OPPORTUNITY_TYPES = ["OpportunityCreate", "OpportunityUpdate", "OpportunityDelete", "OpportunityStatusUpdate", "OpportunityStageUpdate", "OpportunityMonetaryValueUpdate", "OpportunityAssignedToUpdate"] as const;
+const OPPORTUNITY_TYPES = [
+  "OpportunityCreate",
+  "OpportunityUpdate",
+  "OpportunityDelete",
+  "OpportunityStatusUpdate",
+  "OpportunityStageUpdate",
+  "OpportunityMonetaryValueUpdate",
+  "OpportunityAssignedToUpdate",
+] as const;
 /** A valid HighLevel delivery for the connected location, mutated everywhere it may be (ids, extra fields). */
 const validHighLevelEvent = fc.record({
   type: fc.constantFrom(...OPPORTUNITY_TYPES),
@@ -119,16 +168,40 @@ const validHighLevelEvent = fc.record({
   extra: fc.jsonValue(),
 });
 
-const jsonish = fc.oneof(fc.json(), fc.string(), fc.constant(""), fc.constant("{"), fc.constant("[]"), fc.constant("null"));
+const jsonish = fc.oneof(
+  fc.json(),
+  fc.string(),
+  fc.constant(""),
+  fc.constant("{"),
+  fc.constant("[]"),
+  fc.constant("null"),
+);
 /** HighLevel-shaped events with random and boundary values (what a mutated real delivery looks like). */
 const highLevelEvent = fc.record(
   {
-    type: fc.oneof(fc.constantFrom("OpportunityCreate", "OpportunityUpdate", "OpportunityDelete", "OpportunityStageUpdate", "NoteCreate", "INSTALL", "UNINSTALL", "ContactCreate"), fc.string()),
+    type: fc.oneof(
+      fc.constantFrom(
+        "OpportunityCreate",
+        "OpportunityUpdate",
+        "OpportunityDelete",
+        "OpportunityStageUpdate",
+        "NoteCreate",
+        "INSTALL",
+        "UNINSTALL",
+        "ContactCreate",
+      ),
+      fc.string(),
+    ),
     locationId: fc.oneof(fc.constant(LOCATION), fc.string(), fc.constant(null), fc.integer()),
     id: fc.oneof(fc.string({ minLength: 1, maxLength: 30 }), fc.constant(null), fc.integer()),
     contactId: fc.oneof(fc.string(), fc.constant(null)),
     webhookId: fc.oneof(fc.uuid(), fc.string(), fc.constant(null)),
-    timestamp: fc.oneof(fc.constant(new Date().toISOString()), fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.integer(), fc.string()),
+    timestamp: fc.oneof(
+      fc.constant(new Date().toISOString()),
+      fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+      fc.integer(),
+      fc.string(),
+    ),
     companyId: fc.oneof(fc.string(), fc.constant(null)),
     extra: fc.jsonValue(),
   },
@@ -159,24 +232,43 @@ beforeAll(async () => {
 describe("fuzz: POST /webhooks/highlevel", () => {
   it("security: unsigned, badly signed and correctly signed random bodies never get a 5xx; every enqueued message is valid; no half-written receipt", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(highLevelEvent.map((e) => JSON.stringify(e)), jsonish), fc.constantFrom("signed", "unsigned", "garbage"), async (body, mode) => {
-        const headers: Record<string, string> = { "content-type": "application/json", ...(mode === "signed" ? await signHighLevel(body) : mode === "garbage" ? { "x-ghl-signature": "AAAA" + body.slice(0, 10) } : {}) };
-        let webhookId: unknown = null;
-        try {
-          const parsed: unknown = JSON.parse(body);
-          webhookId = typeof parsed === "object" && parsed !== null ? Reflect.get(parsed, "webhookId") : null;
-        } catch {
-          // not JSON: refused before any write
-        }
-        const before = typeof webhookId === "string" ? await receiptExists("highlevel", webhookId) : false;
-        const res = await call(new Request("http://worker.test/webhooks/highlevel", { method: "POST", headers, body }));
-        expectNo5xx(res, `webhook (${mode}) ${body.slice(0, 80)}`);
-        if (mode !== "signed") expect(res.status).toBeGreaterThanOrEqual(400);
-        if (mode !== "signed" && typeof webhookId === "string") expect(await receiptExists("highlevel", webhookId)).toBe(before);
-        if (mode !== "signed") expect(sent, "an unsigned or badly signed delivery enqueued a message").toHaveLength(0);
-        if (mode === "signed" && typeof webhookId === "string" && webhookId !== "") await expectWholeDelivery("highlevel", webhookId, res, await statusOf(res));
-        expectValidMessages();
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          highLevelEvent.map((e) => JSON.stringify(e)),
+          jsonish,
+        ),
+        fc.constantFrom("signed", "unsigned", "garbage"),
+        async (body, mode) => {
+          const headers: Record<string, string> = {
+            "content-type": "application/json",
+            ...(mode === "signed"
+              ? await signHighLevel(body)
+              : mode === "garbage"
+                ? { "x-ghl-signature": "AAAA" + body.slice(0, 10) }
+                : {}),
+          };
+          let webhookId: unknown = null;
+          try {
+            const parsed: unknown = JSON.parse(body);
+            webhookId = typeof parsed === "object" && parsed !== null ? Reflect.get(parsed, "webhookId") : null;
+          } catch {
+            // not JSON: refused before any write
+          }
+          const before = typeof webhookId === "string" ? await receiptExists("highlevel", webhookId) : false;
+          const res = await call(
+            new Request("http://worker.test/webhooks/highlevel", { method: "POST", headers, body }),
+          );
+          expectNo5xx(res, `webhook (${mode}) ${body.slice(0, 80)}`);
+          if (mode !== "signed") expect(res.status).toBeGreaterThanOrEqual(400);
+          if (mode !== "signed" && typeof webhookId === "string")
+            expect(await receiptExists("highlevel", webhookId)).toBe(before);
+          if (mode !== "signed")
+            expect(sent, "an unsigned or badly signed delivery enqueued a message").toHaveLength(0);
+          if (mode === "signed" && typeof webhookId === "string" && webhookId !== "")
+            await expectWholeDelivery("highlevel", webhookId, res, await statusOf(res));
+          expectValidMessages();
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -194,7 +286,9 @@ describe("fuzz: POST /webhooks/highlevel", () => {
         await expectWholeDelivery("highlevel", webhookId, res, "accepted");
         expect(sentFor(webhookId)[0]).toMatchObject({ kind: "highlevel.webhook", locationId: LOCATION, type: e.type });
         accepted++;
-        const replay = await call(new Request("http://worker.test/webhooks/highlevel", { method: "POST", headers, body }));
+        const replay = await call(
+          new Request("http://worker.test/webhooks/highlevel", { method: "POST", headers, body }),
+        );
         expect(await replay.json()).toMatchObject({ status: "accepted" });
         const both = sentFor(webhookId);
         expect(both).toHaveLength(2);
@@ -217,30 +311,64 @@ describe("fuzz: POST /webhooks/4degrees", () => {
     const fdEvent = fc.record(
       {
         id: fc.string(),
-        type: fc.oneof(fc.constantFrom("deal.created", "deal.updated", "deal.stage_changed", "deal.archived", "note.created"), fc.string()),
+        type: fc.oneof(
+          fc.constantFrom("deal.created", "deal.updated", "deal.stage_changed", "deal.archived", "note.created"),
+          fc.string(),
+        ),
         workspace_id: fc.oneof(fc.constant("ws_fuzz"), fc.string()),
-        occurred_at: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.string()),
+        occurred_at: fc.oneof(
+          fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+          fc.string(),
+        ),
         data: fc.jsonValue(),
       },
       { requiredKeys: [] },
     );
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fdEvent.map((e) => JSON.stringify(e)), jsonish), fc.boolean(), fc.string({ maxLength: 40 }), async (body, tamper, id) => {
-        const webhookId = `msg_${id}_${crypto.randomUUID()}`;
-        const headers = await signWebhook(TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET, webhookId, Date.now() / 1000, body);
-        const res = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { "content-type": "application/json", ...headers }, body: tamper ? `${body} ` : body }));
-        expectNo5xx(res, `4Degrees webhook ${body.slice(0, 80)}`);
-        if (tamper) expect(res.status).toBeGreaterThanOrEqual(400);
-        await expectWholeDelivery("fourdegrees", webhookId, res, await statusOf(res));
-        expectValidMessages();
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fdEvent.map((e) => JSON.stringify(e)),
+          jsonish,
+        ),
+        fc.boolean(),
+        fc.string({ maxLength: 40 }),
+        async (body, tamper, id) => {
+          const webhookId = `msg_${id}_${crypto.randomUUID()}`;
+          const headers = await signWebhook(
+            TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET,
+            webhookId,
+            Date.now() / 1000,
+            body,
+          );
+          const res = await call(
+            new Request("http://worker.test/webhooks/4degrees", {
+              method: "POST",
+              headers: { "content-type": "application/json", ...headers },
+              body: tamper ? `${body} ` : body,
+            }),
+          );
+          expectNo5xx(res, `4Degrees webhook ${body.slice(0, 80)}`);
+          if (tamper) expect(res.status).toBeGreaterThanOrEqual(400);
+          await expectWholeDelivery("fourdegrees", webhookId, res, await statusOf(res));
+          expectValidMessages();
+        },
+      ),
       { numRuns: RUNS },
     );
   });
 
   it("happy: mutated valid events all reach the queue exactly once (one message, no receipt at the door)", async () => {
     const valid = fc.record({
-      type: fc.constantFrom("deal.created", "deal.updated", "deal.stage_changed", "deal.owner_changed", "deal.deleted", "note.created", "note.updated", "note.deleted"),
+      type: fc.constantFrom(
+        "deal.created",
+        "deal.updated",
+        "deal.stage_changed",
+        "deal.owner_changed",
+        "deal.deleted",
+        "note.created",
+        "note.updated",
+        "note.deleted",
+      ),
       object: fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue(), { maxKeys: 5 }),
       dealId: fc.string({ minLength: 1, maxLength: 30 }),
     });
@@ -248,9 +376,21 @@ describe("fuzz: POST /webhooks/4degrees", () => {
     await fc.assert(
       fc.asyncProperty(valid, async (e) => {
         const webhookId = `msg_${crypto.randomUUID()}`;
-        const body = JSON.stringify({ id: `evt_${crypto.randomUUID()}`, type: e.type, created_at: new Date().toISOString(), workspace_id: "ws_fuzz", data: { object: { ...e.object, id: e.dealId } } });
+        const body = JSON.stringify({
+          id: `evt_${crypto.randomUUID()}`,
+          type: e.type,
+          created_at: new Date().toISOString(),
+          workspace_id: "ws_fuzz",
+          data: { object: { ...e.object, id: e.dealId } },
+        });
         const headers = await signWebhook(TEST_BINDINGS.FOURDEGREES_WEBHOOK_SECRET, webhookId, Date.now() / 1000, body);
-        const res = await call(new Request("http://worker.test/webhooks/4degrees", { method: "POST", headers: { "content-type": "application/json", ...headers }, body }));
+        const res = await call(
+          new Request("http://worker.test/webhooks/4degrees", {
+            method: "POST",
+            headers: { "content-type": "application/json", ...headers },
+            body,
+          }),
+        );
         expect(res.status, await res.clone().text()).toBe(200);
         await expectWholeDelivery("fourdegrees", webhookId, res, "accepted");
         accepted++;
@@ -265,18 +405,23 @@ describe("fuzz: POST /webhooks/4degrees", () => {
 describe("fuzz: GET /oauth/callback", () => {
   it("security: random query strings never get a 5xx and never store a connection", async () => {
     const rows = async () => ({
-      connections: Number((await env.DB.prepare("SELECT COUNT(*) AS n FROM connections").first<{ n: number }>())?.n ?? 0),
+      connections: Number(
+        (await env.DB.prepare("SELECT COUNT(*) AS n FROM connections").first<{ n: number }>())?.n ?? 0,
+      ),
       states: Number((await env.DB.prepare("SELECT COUNT(*) AS n FROM oauth_states").first<{ n: number }>())?.n ?? 0),
     });
     await fc.assert(
-      fc.asyncProperty(fc.dictionary(fc.constantFrom("code", "state", "error", "locationId", "companyId", "x"), fc.string()), async (query) => {
-        const before = await rows();
-        const qs = new URLSearchParams(query).toString();
-        const res = await call(new Request(`http://worker.test/oauth/callback?${qs}`));
-        expectNo5xx(res, `callback ?${qs}`);
-        expect(res.status).toBeGreaterThanOrEqual(400);
-        expect(await rows()).toEqual(before);
-      }),
+      fc.asyncProperty(
+        fc.dictionary(fc.constantFrom("code", "state", "error", "locationId", "companyId", "x"), fc.string()),
+        async (query) => {
+          const before = await rows();
+          const qs = new URLSearchParams(query).toString();
+          const res = await call(new Request(`http://worker.test/oauth/callback?${qs}`));
+          expectNo5xx(res, `callback ?${qs}`);
+          expect(res.status).toBeGreaterThanOrEqual(400);
+          expect(await rows()).toEqual(before);
+        },
+      ),
       { numRuns: RUNS },
     );
     expectValidMessages();
@@ -285,19 +430,51 @@ describe("fuzz: GET /oauth/callback", () => {
 
 describe("fuzz: POST /api/import/4degrees", () => {
   it("error: random and mutated CSV bodies never get a 5xx; every enqueued import row is valid", async () => {
-    const cell = fc.oneof(fc.string(), fc.constantFrom("Deal Name", "Stage", "Amount", "Owner", "Close Date", "Notes", "HighLevel ID", "Sourced", "$1,000", "2027-03-31", '"quoted, cell"', "\r\n", ";"));
+    const cell = fc.oneof(
+      fc.string(),
+      fc.constantFrom(
+        "Deal Name",
+        "Stage",
+        "Amount",
+        "Owner",
+        "Close Date",
+        "Notes",
+        "HighLevel ID",
+        "Sourced",
+        "$1,000",
+        "2027-03-31",
+        '"quoted, cell"',
+        "\r\n",
+        ";",
+      ),
+    );
     const csvText = fc.oneof(
       fc.string(),
-      fc.array(fc.array(cell, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 8 }).map((rows) => rows.map((r) => r.join(",")).join("\n")),
-      fc.array(fc.array(cell, { maxLength: 5 }), { maxLength: 5 }).map((rows) => `Deal Name,Stage,Amount\n${rows.map((r) => r.join(",")).join("\r\n")}`),
+      fc
+        .array(fc.array(cell, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 8 })
+        .map((rows) => rows.map((r) => r.join(",")).join("\n")),
+      fc
+        .array(fc.array(cell, { maxLength: 5 }), { maxLength: 5 })
+        .map((rows) => `Deal Name,Stage,Amount\n${rows.map((r) => r.join(",")).join("\r\n")}`),
     );
     await fc.assert(
-      fc.asyncProperty(csvText, fc.constantFrom("text/csv", "text/plain", "application/octet-stream"), fc.constantFrom(ACCOUNT, "no-such-account", ""), async (text, type, account) => {
-        const res = await call(new Request(`http://worker.test/api/import/4degrees?account=${encodeURIComponent(account)}`, { method: "POST", headers: { ...admin, "content-type": type }, body: text }));
-        expectNo5xx(res, `import (${type}) ${JSON.stringify(text.slice(0, 80))}`);
-        expectValidMessages();
-        await expectNoOrphans();
-      }),
+      fc.asyncProperty(
+        csvText,
+        fc.constantFrom("text/csv", "text/plain", "application/octet-stream"),
+        fc.constantFrom(ACCOUNT, "no-such-account", ""),
+        async (text, type, account) => {
+          const res = await call(
+            new Request(`http://worker.test/api/import/4degrees?account=${encodeURIComponent(account)}`, {
+              method: "POST",
+              headers: { ...admin, "content-type": type },
+              body: text,
+            }),
+          );
+          expectNo5xx(res, `import (${type}) ${JSON.stringify(text.slice(0, 80))}`);
+          expectValidMessages();
+          await expectNoOrphans();
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -305,19 +482,55 @@ describe("fuzz: POST /api/import/4degrees", () => {
 
 describe("fuzz: admin API", () => {
   it("error: random methods, paths and JSON bodies under /api never get a 5xx; every enqueued message is valid", async () => {
-    const segment = fc.oneof(fc.constantFrom("accounts", ACCOUNT, "mapping", "suggested", "pause", "resume", "test-mode", "failures", "replay", "backfill", "review", "sync", "events", "bootstrap", "fourdegrees", "highlevel", "fourdegrees", "deal", "x"), fc.string({ maxLength: 12 }).map(encodeURIComponent));
+    const segment = fc.oneof(
+      fc.constantFrom(
+        "accounts",
+        ACCOUNT,
+        "mapping",
+        "suggested",
+        "pause",
+        "resume",
+        "test-mode",
+        "failures",
+        "replay",
+        "backfill",
+        "review",
+        "sync",
+        "events",
+        "bootstrap",
+        "fourdegrees",
+        "highlevel",
+        "fourdegrees",
+        "deal",
+        "x",
+      ),
+      fc.string({ maxLength: 12 }).map(encodeURIComponent),
+    );
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH"), fc.array(segment, { minLength: 1, maxLength: 5 }), fc.oneof(fc.jsonValue().map((v) => JSON.stringify(v)), fc.string()), fc.boolean(), async (method, segments, body, authed) => {
-        // Never delete the fuzz account itself: the other properties rely on it.
-        if (method === "DELETE" && segments.length === 2 && segments[1] === ACCOUNT) return;
-        const url = `http://worker.test/api/${segments.join("/")}`;
-        const init: RequestInit = { method, headers: { ...(authed ? admin : {}), "content-type": "application/json" }, ...(method === "GET" ? {} : { body }) };
-        const res = await call(new Request(url, init));
-        expectNo5xx(res, `${method} ${url} ${body.slice(0, 80)}`);
-        if (!authed) expect(res.status).toBe(401);
-        expectValidMessages();
-        await expectNoOrphans();
-      }),
+      fc.asyncProperty(
+        fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH"),
+        fc.array(segment, { minLength: 1, maxLength: 5 }),
+        fc.oneof(
+          fc.jsonValue().map((v) => JSON.stringify(v)),
+          fc.string(),
+        ),
+        fc.boolean(),
+        async (method, segments, body, authed) => {
+          // Never delete the fuzz account itself: the other properties rely on it.
+          if (method === "DELETE" && segments.length === 2 && segments[1] === ACCOUNT) return;
+          const url = `http://worker.test/api/${segments.join("/")}`;
+          const init: RequestInit = {
+            method,
+            headers: { ...(authed ? admin : {}), "content-type": "application/json" },
+            ...(method === "GET" ? {} : { body }),
+          };
+          const res = await call(new Request(url, init));
+          expectNo5xx(res, `${method} ${url} ${body.slice(0, 80)}`);
+          if (!authed) expect(res.status).toBe(401);
+          expectValidMessages();
+          await expectNoOrphans();
+        },
+      ),
       { numRuns: RUNS * 2 },
     );
   });

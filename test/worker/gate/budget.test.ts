@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { LANE_RESERVE, PACE_SLICES, RateBudget, laneCap, parseRetryAfter, transitMarginMs } from "../../../src/gate/budget.ts";
+import {
+  LANE_RESERVE,
+  PACE_SLICES,
+  RateBudget,
+  laneCap,
+  parseRetryAfter,
+  transitMarginMs,
+} from "../../../src/gate/budget.ts";
 import { HIGHLEVEL_LIMITS, timeScaledLimits } from "../../../src/gate/client.ts";
 import type { GateLimits } from "../../../src/gate/types.ts";
 
@@ -52,7 +59,10 @@ describe("RateBudget", () => {
     for (let s = 0; s < PACE_SLICES; s++) backfill += grantMany(b, 100, "backfill", T0 + s * slice).length;
     expect(backfill).toBe(95);
     const at = T0 + PACE_SLICES * slice - 1;
-    expect(b.acquire("backfill", wide, at, id)).toMatchObject({ ok: false, reason: expect.stringContaining("reserved for higher lanes") });
+    expect(b.acquire("backfill", wide, at, id)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining("reserved for higher lanes"),
+    });
     expect(grantMany(b, 100, "reconcile", at)).toHaveLength(2);
     expect(grantMany(b, 100, "live", at)).toHaveLength(3);
     expect(laneCap(100, "live")).toBe(100);
@@ -86,7 +96,8 @@ describe("RateBudget", () => {
     const b = new RateBudget();
     const transit = SAFETY_MS - 1;
     const perWindow = new Map<number, number>();
-    const arrive = (t: number) => perWindow.set(Math.floor(t / 10_000), (perWindow.get(Math.floor(t / 10_000)) ?? 0) + 1);
+    const arrive = (t: number) =>
+      perWindow.set(Math.floor(t / 10_000), (perWindow.get(Math.floor(t / 10_000)) ?? 0) + 1);
     let now = T0 + 123;
     const end = now + 120_000;
     let calls = 0;
@@ -124,7 +135,10 @@ describe("RateBudget", () => {
     const b = new RateBudget();
     const limits: GateLimits = { burst: { max: 100, intervalMs: 10_000 }, concurrency: 2 };
     const [a] = grantMany(b, 5, "live", T0, limits);
-    expect(b.acquire("live", limits, T0, id)).toMatchObject({ ok: false, reason: expect.stringContaining("concurrency") });
+    expect(b.acquire("live", limits, T0, id)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining("concurrency"),
+    });
     b.report(a!, { status: 200, headers: {} }, T0 + 5);
     expect(b.acquire("live", limits, T0 + 6, id).ok).toBe(true);
   });
@@ -146,15 +160,33 @@ describe("RateBudget", () => {
   it("happy: X-RateLimit-Remaining lower than ours slows us down to match", () => {
     const b = new RateBudget();
     const [p] = grantMany(b, 1, "live", T0);
-    b.report(p!, { status: 200, headers: { "x-ratelimit-max": "100", "x-ratelimit-remaining": "5", "x-ratelimit-interval-milliseconds": "10000" } }, T0 + 1);
+    b.report(
+      p!,
+      {
+        status: 200,
+        headers: {
+          "x-ratelimit-max": "100",
+          "x-ratelimit-remaining": "5",
+          "x-ratelimit-interval-milliseconds": "10000",
+        },
+      },
+      T0 + 1,
+    );
     expect(grantMany(b, 100, "live", T0 + 2)).toHaveLength(5);
   });
 
   it("happy: daily remaining from headers stops backfill first and is charted", () => {
     const b = new RateBudget();
     const [p] = grantMany(b, 1, "live", T0);
-    b.report(p!, { status: 200, headers: { "x-ratelimit-daily-remaining": "30000", "x-ratelimit-limit-daily": "200000" } }, T0 + 1);
-    expect(b.acquire("backfill", wide, T0 + 2, id)).toMatchObject({ ok: false, reason: expect.stringContaining("daily") });
+    b.report(
+      p!,
+      { status: 200, headers: { "x-ratelimit-daily-remaining": "30000", "x-ratelimit-limit-daily": "200000" } },
+      T0 + 1,
+    );
+    expect(b.acquire("backfill", wide, T0 + 2, id)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining("daily"),
+    });
     expect(b.acquire("reconcile", wide, T0 + 2, id).ok).toBe(true);
     const usage = b.usage(T0 + 3);
     expect(usage.daily.remaining).toBe(29_999);

@@ -21,7 +21,11 @@ export interface BatchRun {
 }
 
 /** Consumes `bodies` as one batch of `options.queue` (default `sync-events`) and reports each message's fate. */
-export async function runBatch(bodies: readonly unknown[], handlers: Handlers, options: { ids?: readonly string[]; db?: D1Database; queue?: string } = {}): Promise<BatchRun> {
+export async function runBatch(
+  bodies: readonly unknown[],
+  handlers: Handlers,
+  options: { ids?: readonly string[]; db?: D1Database; queue?: string } = {},
+): Promise<BatchRun> {
   const ids = bodies.map((_, i) => options.ids?.[i] ?? crypto.randomUUID());
   const batch = createMessageBatch<unknown>(
     options.queue ?? "sync-events",

@@ -11,8 +11,12 @@ export interface StartedInstall {
 
 /** `GET /oauth/install` with the admin bearer token; throws unless it redirects and sets the state cookie. */
 export async function beginInstall(base = "http://worker.test"): Promise<StartedInstall> {
-  const res = await exports.default.fetch(`${base}/oauth/install`, { redirect: "manual", headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } });
+  const res = await exports.default.fetch(`${base}/oauth/install`, {
+    redirect: "manual",
+    headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` },
+  });
   const cookie = (res.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
-  if (res.status !== 302 || !cookie) throw new Error(`/oauth/install answered ${res.status} without a redirect and state cookie`);
+  if (res.status !== 302 || !cookie)
+    throw new Error(`/oauth/install answered ${res.status} without a redirect and state cookie`);
   return { authorize: res.headers.get("location") ?? "", cookie };
 }

@@ -13,7 +13,12 @@ import { PENDING_BACKOFF_MS, runHighLevelCron } from "../../../src/highlevel/cro
 import { handleUninstallEvent, installFromGrant, MAX_LOCATIONS_PER_INSTALL } from "../../../src/highlevel/install.ts";
 import { TokenResponseSchema } from "../../../src/highlevel/schemas.ts";
 import { createLogger } from "../../../src/lib/log.ts";
-import { companyConnectionId, getConnection, listPendingLocations, locationConnectionId } from "../../../src/store/connections.ts";
+import {
+  companyConnectionId,
+  getConnection,
+  listPendingLocations,
+  locationConnectionId,
+} from "../../../src/store/connections.ts";
 import { beginInstall } from "../helpers/install.ts";
 import { useNetwork } from "../helpers/network.ts";
 
@@ -31,7 +36,14 @@ async function addAgency(count: number): Promise<{ companyId: string; locationId
   sb.highlevel.store.companies.set(companyId, { id: companyId, name: `Agency ${companyId}` });
   const locationIds = Array.from({ length: count }, () => {
     const id = newId("L");
-    sb.highlevel.store.locations.set(id, { id, companyId, name: `Sub-account ${id}`, address: "", timezone: "UTC", active: true });
+    sb.highlevel.store.locations.set(id, {
+      id,
+      companyId,
+      name: `Sub-account ${id}`,
+      address: "",
+      timezone: "UTC",
+      active: true,
+    });
     return id;
   });
   return { companyId, locationIds };
@@ -52,7 +64,18 @@ describe("agency install with more locations than one callback connects", () => 
     const page = await (await sb.fetch(new Request(authorize))).text();
     const requestId = /name="request_id" value="([^"]+)"/.exec(page)?.[1] ?? "";
     expect(page).toContain(`value="company:${companyId}"`);
-    const chosen = await sb.fetch(new Request(new URL("chooselocation", authorize).toString(), { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ request_id: requestId, location: `company:${companyId}`, decision: "approve" }).toString(), redirect: "manual" }));
+    const chosen = await sb.fetch(
+      new Request(new URL("chooselocation", authorize).toString(), {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          request_id: requestId,
+          location: `company:${companyId}`,
+          decision: "approve",
+        }).toString(),
+        redirect: "manual",
+      }),
+    );
     expect(chosen.status).toBe(302);
     const done = await exports.default.fetch(chosen.headers.get("location") ?? "", { headers: { cookie } });
     const text = await done.text();
@@ -60,7 +83,11 @@ describe("agency install with more locations than one callback connects", () => 
     expect(text).toContain(`Connected ${MAX_LOCATIONS_PER_INSTALL} location(s)`);
     expect(text).toContain("5 more will connect shortly");
     // The Location ask is refused for an agency-wide code; the Company ask gets the agency token.
-    expect(sb.highlevel.tokenCalls()).toMatchObject({ authorizationCode: 2, failed: 1, locationToken: MAX_LOCATIONS_PER_INSTALL });
+    expect(sb.highlevel.tokenCalls()).toMatchObject({
+      authorizationCode: 2,
+      failed: 1,
+      locationToken: MAX_LOCATIONS_PER_INSTALL,
+    });
     expect((await getConnection(env.DB, companyConnectionId(companyId)))?.status).toBe("active");
 
     const pending = await listPendingLocations(env.DB, companyId);
@@ -72,7 +99,9 @@ describe("agency install with more locations than one callback connects", () => 
     expect(result).toMatchObject({ minted: 5, mintFailed: 0 });
     expect(await listPendingLocations(env.DB, companyId)).toEqual([]);
     const all = await connectionsOf(locationIds);
-    expect(all.every((c) => c?.status === "active" && c.tokenSource === "agency" && c.companyId === companyId)).toBe(true);
+    expect(all.every((c) => c?.status === "active" && c.tokenSource === "agency" && c.companyId === companyId)).toBe(
+      true,
+    );
     expect(sb.highlevel.tokenCalls().locationToken).toBe(MAX_LOCATIONS_PER_INSTALL + 5);
     // The mints took permits from the agency's rate budget.
     expect((await gateFor(env, "hl", companyConnectionId(companyId)).usage()).daily.used).toBe(5);
@@ -84,7 +113,12 @@ describe("agency install with more locations than one callback connects", () => 
   it("error: a mint that fails ('Location is not active') backs off and succeeds once the location is active again", async () => {
     const { companyId, locationIds } = await addAgency(MAX_LOCATIONS_PER_INSTALL + 1);
     const last = locationIds.at(-1) ?? "";
-    await installFromGrant(env, config, TokenResponseSchema.parse(sb.highlevel.connect({ companyId, userType: "Company" })), log);
+    await installFromGrant(
+      env,
+      config,
+      TokenResponseSchema.parse(sb.highlevel.connect({ companyId, userType: "Company" })),
+      log,
+    );
     sb.highlevel.setLocationActive(last, false);
     sb.highlevel.oauth.resetCounters();
     const now = Date.now();
@@ -105,7 +139,12 @@ describe("agency install with more locations than one callback connects", () => 
 
   it("security: an agency UNINSTALL drops its pending locations, so the cron mints nothing for it", async () => {
     const { companyId } = await addAgency(MAX_LOCATIONS_PER_INSTALL + 3);
-    await installFromGrant(env, config, TokenResponseSchema.parse(sb.highlevel.connect({ companyId, userType: "Company" })), log);
+    await installFromGrant(
+      env,
+      config,
+      TokenResponseSchema.parse(sb.highlevel.connect({ companyId, userType: "Company" })),
+      log,
+    );
     expect(await listPendingLocations(env.DB, companyId)).toHaveLength(3);
     await handleUninstallEvent(env, { companyId }, log);
     expect(await listPendingLocations(env.DB, companyId)).toEqual([]);

@@ -64,11 +64,18 @@ export function createFakeHighLevel(base = "/highlevel"): FakeHighLevel {
         const res = await override(request, url);
         if (res) return res;
       }
-      const rl = { "X-RateLimit-Max": "100", "X-RateLimit-Remaining": "99", "X-RateLimit-Interval-Milliseconds": "10000", "X-RateLimit-Daily-Remaining": "199000", "X-RateLimit-Limit-Daily": "200000" };
+      const rl = {
+        "X-RateLimit-Max": "100",
+        "X-RateLimit-Remaining": "99",
+        "X-RateLimit-Interval-Milliseconds": "10000",
+        "X-RateLimit-Daily-Remaining": "199000",
+        "X-RateLimit-Limit-Daily": "200000",
+      };
       if (route === "POST /oauth/token") {
         await new Promise((r) => setTimeout(r, fake.tokenDelayMs));
         const form = new URLSearchParams(await request.text());
-        if (request.headers.get("content-type") !== "application/x-www-form-urlencoded") return json({ statusCode: 415, message: "form expected" }, 415);
+        if (request.headers.get("content-type") !== "application/x-www-form-urlencoded")
+          return json({ statusCode: 415, message: "form expected" }, 415);
         if (nextRefreshFailure) {
           const f = nextRefreshFailure;
           nextRefreshFailure = null;
@@ -76,19 +83,58 @@ export function createFakeHighLevel(base = "/highlevel"): FakeHighLevel {
         }
         if (form.get("grant_type") === "refresh_token") {
           const rt = form.get("refresh_token") ?? "";
-          if (!liveRefresh.delete(rt)) return json({ statusCode: 400, error: "invalid_grant", message: "Invalid grant: refresh token is invalid" }, 400);
+          if (!liveRefresh.delete(rt))
+            return json(
+              { statusCode: 400, error: "invalid_grant", message: "Invalid grant: refresh token is invalid" },
+              400,
+            );
         } else if (form.get("code") !== "good-code") {
-          return json({ statusCode: 400, error: "invalid_grant", message: "Invalid grant: authorization code is invalid" }, 400);
+          return json(
+            { statusCode: 400, error: "invalid_grant", message: "Invalid grant: authorization code is invalid" },
+            400,
+          );
         }
         const pair = fake.issue();
-        return json({ access_token: pair.access, token_type: "Bearer", expires_in: 86399, refresh_token: pair.refresh, scope: "opportunities.readonly opportunities.write", userType: "Location", locationId: "loc-fake", companyId: "co-fake", userId: "u-1" });
+        return json({
+          access_token: pair.access,
+          token_type: "Bearer",
+          expires_in: 86399,
+          refresh_token: pair.refresh,
+          scope: "opportunities.readonly opportunities.write",
+          userType: "Location",
+          locationId: "loc-fake",
+          companyId: "co-fake",
+          userId: "u-1",
+        });
       }
       const auth = request.headers.get("authorization") ?? "";
-      if (!auth.startsWith("Bearer ") || !liveAccess.has(auth.slice(7))) return json({ statusCode: 401, message: "Invalid token: access token is invalid", traceId: "trace-401" }, 401);
-      if (request.headers.get("version") !== "2021-07-28") return json({ statusCode: 400, message: "version header missing" }, 400);
-      const opp = (id: string) => ({ id, name: `Deal ${id}`, monetaryValue: 10, pipelineId: "p1", pipelineStageId: "s1", status: "open", locationId: url.searchParams.get("location_id") ?? "loc", customFields: [{ id: "cf1", type: "string", fieldValueString: "2026-12-01" }] });
-      if (request.method === "GET" && path.startsWith("/opportunities/") && !path.includes("search") && !path.includes("pipelines")) return json({ opportunity: opp(path.split("/")[2] ?? "") }, 200, rl);
-      if (route === "GET /opportunities/pipelines") return json({ pipelines: [{ id: "p1", name: "Sales", stages: [{ id: "s1", name: "New", position: 0 }] }] }, 200, rl);
+      if (!auth.startsWith("Bearer ") || !liveAccess.has(auth.slice(7)))
+        return json({ statusCode: 401, message: "Invalid token: access token is invalid", traceId: "trace-401" }, 401);
+      if (request.headers.get("version") !== "2021-07-28")
+        return json({ statusCode: 400, message: "version header missing" }, 400);
+      const opp = (id: string) => ({
+        id,
+        name: `Deal ${id}`,
+        monetaryValue: 10,
+        pipelineId: "p1",
+        pipelineStageId: "s1",
+        status: "open",
+        locationId: url.searchParams.get("location_id") ?? "loc",
+        customFields: [{ id: "cf1", type: "string", fieldValueString: "2026-12-01" }],
+      });
+      if (
+        request.method === "GET" &&
+        path.startsWith("/opportunities/") &&
+        !path.includes("search") &&
+        !path.includes("pipelines")
+      )
+        return json({ opportunity: opp(path.split("/")[2] ?? "") }, 200, rl);
+      if (route === "GET /opportunities/pipelines")
+        return json(
+          { pipelines: [{ id: "p1", name: "Sales", stages: [{ id: "s1", name: "New", position: 0 }] }] },
+          200,
+          rl,
+        );
       return json({ statusCode: 404, message: `Cannot ${route}` }, 404);
     },
   };

@@ -18,7 +18,14 @@ describe("against the sandbox", () => {
     const location = /name="location" value="(location:[^"]+)"/.exec(page)?.[1] ?? "";
     expect(requestId).not.toBe("");
     expect(location).not.toBe("");
-    const chosen = await sb.fetch(new Request(new URL("chooselocation", authorize).toString(), { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ request_id: requestId, location, decision: "approve" }).toString(), redirect: "manual" }));
+    const chosen = await sb.fetch(
+      new Request(new URL("chooselocation", authorize).toString(), {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ request_id: requestId, location, decision: "approve" }).toString(),
+        redirect: "manual",
+      }),
+    );
     expect(chosen.status).toBe(302);
     const callback = chosen.headers.get("location") ?? "";
     const done = await exports.default.fetch(callback, { headers: { cookie } });

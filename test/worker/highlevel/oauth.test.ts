@@ -23,7 +23,8 @@ async function startInstall(): Promise<{ url: URL; state: string; cookie: string
 }
 
 /** The callback as the browser that started the install sends it (its cookie), or as another one (`cookie` omitted). */
-const callbackFrom = (query: string, cookie?: string) => exports.default.fetch(`http://worker.test/oauth/callback?${query}`, cookie ? { headers: { cookie } } : {});
+const callbackFrom = (query: string, cookie?: string) =>
+  exports.default.fetch(`http://worker.test/oauth/callback?${query}`, cookie ? { headers: { cookie } } : {});
 
 describe("OAuth install", () => {
   it("happy: /oauth/install redirects to chooselocation with client id, redirect URI, scopes and state", async () => {
@@ -33,7 +34,16 @@ describe("OAuth install", () => {
     expect(url.searchParams.get("client_id")).toBe("sandbox-client-id");
     expect(url.searchParams.get("redirect_uri")).toBe("http://worker.test/oauth/callback");
     // SYNC_MODE is two-way in the test bindings: write scopes are asked for.
-    expect(url.searchParams.get("scope")?.split(" ")).toEqual(expect.arrayContaining(["opportunities.readonly", "contacts.readonly", "users.readonly", "locations.readonly", "opportunities.write", "contacts.write"]));
+    expect(url.searchParams.get("scope")?.split(" ")).toEqual(
+      expect.arrayContaining([
+        "opportunities.readonly",
+        "contacts.readonly",
+        "users.readonly",
+        "locations.readonly",
+        "opportunities.write",
+        "contacts.write",
+      ]),
+    );
     expect(url.searchParams.get("state")).toMatch(/^[A-Za-z0-9_-]{40,}$/);
   });
 
@@ -63,7 +73,9 @@ describe("OAuth install", () => {
 
   it("security: a missing or unknown state is refused without calling HighLevel", async () => {
     expect((await exports.default.fetch("http://worker.test/oauth/callback?code=good-code")).status).toBe(400);
-    expect((await exports.default.fetch("http://worker.test/oauth/callback?code=good-code&state=forged")).status).toBe(400);
+    expect((await exports.default.fetch("http://worker.test/oauth/callback?code=good-code&state=forged")).status).toBe(
+      400,
+    );
     expect(fake.calls.get("POST /oauth/token")).toBeUndefined();
   });
 
@@ -73,16 +85,27 @@ describe("OAuth install", () => {
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toMatch(/^\/console\/login\?next=/);
     expect(res.headers.get("set-cookie")).toBeNull();
-    const wrong = await exports.default.fetch("http://worker.test/oauth/install", { redirect: "manual", headers: { authorization: "Bearer not-the-admin-token-000" } });
+    const wrong = await exports.default.fetch("http://worker.test/oauth/install", {
+      redirect: "manual",
+      headers: { authorization: "Bearer not-the-admin-token-000" },
+    });
     expect(wrong.status).toBe(401);
     const after = await env.DB.prepare("SELECT COUNT(*) AS n FROM oauth_states").first<{ n: number }>();
     expect(after?.n).toBe(before?.n);
   });
 
   it("security: a signed-in console session may start an install; the state cookie is __Host-, Secure, HttpOnly, Lax", async () => {
-    const login = await exports.default.fetch("http://worker.test/console/login", { method: "POST", redirect: "manual", headers: { origin: "http://worker.test", "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
+    const login = await exports.default.fetch("http://worker.test/console/login", {
+      method: "POST",
+      redirect: "manual",
+      headers: { origin: "http://worker.test", "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }),
+    });
     const session = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
-    const res = await exports.default.fetch("http://worker.test/oauth/install", { redirect: "manual", headers: { cookie: session } });
+    const res = await exports.default.fetch("http://worker.test/oauth/install", {
+      redirect: "manual",
+      headers: { cookie: session },
+    });
     expect(res.status).toBe(302);
     const set = res.headers.get("set-cookie") ?? "";
     expect(set).toMatch(/^__Host-oauth_state=[A-Za-z0-9_-]{43};/);
@@ -94,13 +117,18 @@ describe("OAuth install", () => {
   });
 
   it("security: on plain http from loopback (wrangler dev) the state cookie is a plain Lax cookie, as the console session is", async () => {
-    const res = await exports.default.fetch("http://127.0.0.1:8787/oauth/install", { redirect: "manual", headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` } });
+    const res = await exports.default.fetch("http://127.0.0.1:8787/oauth/install", {
+      redirect: "manual",
+      headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` },
+    });
     const set = res.headers.get("set-cookie") ?? "";
     expect(set).toMatch(/^oauth_state=[A-Za-z0-9_-]{43};/);
     expect(set).not.toMatch(/Secure/i);
     expect(set).toMatch(/; SameSite=Lax/i);
     const state = new URL(res.headers.get("location") ?? "").searchParams.get("state") ?? "";
-    const done = await exports.default.fetch(`http://127.0.0.1:8787/oauth/callback?code=good-code&state=${state}`, { headers: { cookie: set.split(";")[0] ?? "" } });
+    const done = await exports.default.fetch(`http://127.0.0.1:8787/oauth/callback?code=good-code&state=${state}`, {
+      headers: { cookie: set.split(";")[0] ?? "" },
+    });
     expect(done.status).toBe(200);
   });
 
@@ -125,7 +153,9 @@ describe("OAuth install", () => {
   });
 
   it("error: denied consent answers a clear page, not a stack trace", async () => {
-    const res = await exports.default.fetch("http://worker.test/oauth/callback?error=access_denied&error_description=User%20denied");
+    const res = await exports.default.fetch(
+      "http://worker.test/oauth/callback?error=access_denied&error_description=User%20denied",
+    );
     expect(res.status).toBe(400);
     const page = await res.text();
     expect(page).toContain("User denied");
@@ -140,7 +170,13 @@ describe("OAuth install", () => {
   });
 
   it("error: a 422 from the token endpoint is a clear page", async () => {
-    fake.override("POST /oauth/token", () => new Response(JSON.stringify({ statusCode: 422, message: ["redirect_uri must be a URL"], traceId: "t-422" }), { status: 422 }));
+    fake.override(
+      "POST /oauth/token",
+      () =>
+        new Response(JSON.stringify({ statusCode: 422, message: ["redirect_uri must be a URL"], traceId: "t-422" }), {
+          status: 422,
+        }),
+    );
     const { state, cookie } = await startInstall();
     const res = await callbackFrom(`code=good-code&state=${state}`, cookie);
     expect(res.status).toBe(400);
@@ -152,7 +188,10 @@ describe("installs without state (HighLevel Marketplace listing)", () => {
   const app = createApp();
   /** The Worker with HIGHLEVEL_ALLOW_STATELESS_INSTALL set to `allow`. */
   const callback = (allow: "true" | "false", query: string, cookie?: string) =>
-    app.request(`http://worker.test/oauth/callback?${query}`, cookie ? { headers: { cookie } } : {}, { ...env, HIGHLEVEL_ALLOW_STATELESS_INSTALL: allow });
+    app.request(`http://worker.test/oauth/callback?${query}`, cookie ? { headers: { cookie } } : {}, {
+      ...env,
+      HIGHLEVEL_ALLOW_STATELESS_INSTALL: allow,
+    });
 
   it("security: off (the default), a callback without state is refused and no code is exchanged", async () => {
     expect(loadConfig(env).HIGHLEVEL_ALLOW_STATELESS_INSTALL).toBe(false);
@@ -179,7 +218,9 @@ describe("installs without state (HighLevel Marketplace listing)", () => {
     const row = await getConnection(env.DB, locationConnectionId("loc-fake"));
     expect(row?.installOrigin).toBe("marketplace");
     expect(row?.accountId).toBeNull();
-    const page = await exports.default.fetch("http://worker.test/console/connections", { headers: { cookie: await consoleCookie() } });
+    const page = await exports.default.fetch("http://worker.test/console/connections", {
+      headers: { cookie: await consoleCookie() },
+    });
     const text = await page.text();
     expect(text).toContain('id="marketplace-banner"');
     expect(text).toContain("not attached (Marketplace install)");

@@ -53,7 +53,14 @@ afterEach(() => {
 async function addLocation(): Promise<string> {
   const demo = await sb.highlevel.seedDemo();
   const id = `L${crypto.randomUUID().replace(/-/g, "").slice(0, 19)}`;
-  sb.highlevel.store.locations.set(id, { id, companyId: demo.companyId, name: `Test ${id}`, address: "", timezone: "UTC", active: true });
+  sb.highlevel.store.locations.set(id, {
+    id,
+    companyId: demo.companyId,
+    name: `Test ${id}`,
+    address: "",
+    timezone: "UTC",
+    active: true,
+  });
   return id;
 }
 
@@ -107,7 +114,13 @@ describe("token refresh against the sandbox", () => {
       new Request("http://sandbox.test/highlevel/oauth/token", {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ client_id: config.HIGHLEVEL_CLIENT_ID, client_secret: config.HIGHLEVEL_CLIENT_SECRET, grant_type: "refresh_token", refresh_token: grant.refresh_token, user_type: "Location" }).toString(),
+        body: new URLSearchParams({
+          client_id: config.HIGHLEVEL_CLIENT_ID,
+          client_secret: config.HIGHLEVEL_CLIENT_SECRET,
+          grant_type: "refresh_token",
+          refresh_token: grant.refresh_token,
+          user_type: "Location",
+        }).toString(),
       }),
     );
     expect(stolen.status).toBe(200);
@@ -161,7 +174,15 @@ describe("rate gate against the sandbox", () => {
     const locationId = await addLocation();
     const pit = sb.highlevel.createPit({ locationId });
     const statuses = await Promise.all(
-      Array.from({ length: 300 }, async () => (await fetch(`http://sandbox.test/highlevel/users/?locationId=${locationId}`, { headers: { Authorization: `Bearer ${pit}`, Version: "2021-07-28" } })).status),
+      Array.from(
+        { length: 300 },
+        async () =>
+          (
+            await fetch(`http://sandbox.test/highlevel/users/?locationId=${locationId}`, {
+              headers: { Authorization: `Bearer ${pit}`, Version: "2021-07-28" },
+            })
+          ).status,
+      ),
     );
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(100);
   });
@@ -185,7 +206,13 @@ describe("webhooks emitted by the sandbox", () => {
   async function moveStage(opportunityId: string, stageIds: string[]): Promise<string> {
     const current = sb.highlevel.opportunity(opportunityId)?.["pipelineStageId"];
     const stageId = stageIds.find((s) => s !== current) ?? "";
-    const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel/opportunities/${opportunityId}/stage`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ pipelineStageId: stageId }) }));
+    const res = await sb.fetch(
+      new Request(`http://sandbox.test/_sandbox/highlevel/opportunities/${opportunityId}/stage`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ pipelineStageId: stageId }),
+      }),
+    );
     expect(res.status).toBe(200);
     return stageId;
   }
@@ -197,13 +224,23 @@ describe("webhooks emitted by the sandbox", () => {
     const opportunityId = demo.opportunityIds[0] ?? "";
     const target = await moveStage(opportunityId, demo.stageIds);
     expect(await sb.highlevel.flush()).toBe(2);
-    const delivered = sb.highlevel.deliveries().filter((d) => d.subscriber === HOOK).slice(-2);
+    const delivered = sb.highlevel
+      .deliveries()
+      .filter((d) => d.subscriber === HOOK)
+      .slice(-2);
     expect(delivered.map((d) => d.attempts.at(-1)?.status)).toEqual([200, 200]);
     const sent = messages();
-    expect(sent.map((m) => m.kind === "highlevel.webhook" && m.type).sort()).toEqual(["OpportunityStageUpdate", "OpportunityUpdate"]);
+    expect(sent.map((m) => m.kind === "highlevel.webhook" && m.type).sort()).toEqual([
+      "OpportunityStageUpdate",
+      "OpportunityUpdate",
+    ]);
     for (const m of sent) {
       if (m.kind !== "highlevel.webhook") throw new Error(`unexpected ${m.kind}`);
-      expect(m).toMatchObject({ v: 1, locationId: demo.locationId, body: { id: opportunityId, pipelineStageId: target, locationId: demo.locationId } });
+      expect(m).toMatchObject({
+        v: 1,
+        locationId: demo.locationId,
+        body: { id: opportunityId, pipelineStageId: target, locationId: demo.locationId },
+      });
       expect(delivered.map((d) => d.payload["webhookId"])).toContain(m.webhookId);
     }
   });
@@ -255,7 +292,8 @@ describe("webhooks emitted by the sandbox", () => {
     const headers = await sb.highlevel.signer.sign(original);
     const tampered = original.replace(/"monetaryValue":\d+/, '"monetaryValue":999999999');
     expect(tampered).not.toBe(original);
-    const post = (body: string, h: Record<string, string>) => fetch(HOOK, { method: "POST", headers: { "content-type": "application/json", ...h }, body });
+    const post = (body: string, h: Record<string, string>) =>
+      fetch(HOOK, { method: "POST", headers: { "content-type": "application/json", ...h }, body });
     expect((await post(tampered, headers)).status).toBe(401);
     expect((await post(original, {})).status).toBe(401);
     const otherSignature = (await sb.highlevel.signer.sign(tampered))["x-ghl-signature"] ?? "";
@@ -274,7 +312,10 @@ describe("webhooks emitted by the sandbox", () => {
     vi.setSystemTime(Date.now() + 6 * 60_000);
     expect(await sb.highlevel.flush()).toBe(2);
     vi.useRealTimers();
-    const delivered = sb.highlevel.deliveries().filter((d) => d.subscriber === HOOK).slice(-2);
+    const delivered = sb.highlevel
+      .deliveries()
+      .filter((d) => d.subscriber === HOOK)
+      .slice(-2);
     expect(delivered.map((d) => d.attempts.at(-1)?.status)).toEqual([401, 401]);
     expect(enqueued).toEqual([]);
   });
@@ -284,8 +325,14 @@ describe("webhooks emitted by the sandbox", () => {
     const target = await moveStage(demo.opportunityIds[4] ?? "", demo.stageIds);
     queueDown = true;
     expect(await sb.highlevel.flush()).toBe(2);
-    const first = sb.highlevel.deliveries().filter((d) => d.subscriber === HOOK).slice(-2);
-    expect(first.map((d) => [d.state, d.attempts.at(-1)?.status])).toEqual([["retrying", 429], ["retrying", 429]]);
+    const first = sb.highlevel
+      .deliveries()
+      .filter((d) => d.subscriber === HOOK)
+      .slice(-2);
+    expect(first.map((d) => [d.state, d.attempts.at(-1)?.status])).toEqual([
+      ["retrying", 429],
+      ["retrying", 429],
+    ]);
     expect(enqueued).toEqual([]);
 
     // The queue is back; HighLevel retries ~10 minutes later with the same bodies (same timestamps).
@@ -295,7 +342,10 @@ describe("webhooks emitted by the sandbox", () => {
     expect(await sb.highlevel.flush()).toBe(2);
     vi.useRealTimers();
     const retried = sb.highlevel.deliveries().filter((d) => first.some((f) => f.id === d.id));
-    expect(retried.map((d) => [d.state, d.attempts.map((a) => a.status)])).toEqual([["delivered", [429, 200]], ["delivered", [429, 200]]]);
+    expect(retried.map((d) => [d.state, d.attempts.map((a) => a.status)])).toEqual([
+      ["delivered", [429, 200]],
+      ["delivered", [429, 200]],
+    ]);
     const sent = messages();
     expect(sent).toHaveLength(2);
     expect(sent.every((m) => m.kind === "highlevel.webhook" && m.body["pipelineStageId"] === target)).toBe(true);

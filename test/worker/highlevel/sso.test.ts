@@ -154,7 +154,10 @@ describe("evpBytesToKey", () => {
   // Reference: `openssl enc -aes-256-cbc -md md5 -S 0102030405060708 -pass pass:secret -P`.
   it("derives OpenSSL's key and IV", () => {
     const out = evpBytesToKey(new TextEncoder().encode("secret"), Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]), 48);
-    const hex = [...out].map((b) => b.toString(16).padStart(2, "0")).join("").toUpperCase();
+    const hex = [...out]
+      .map((b) => b.toString(16).padStart(2, "0"))
+      .join("")
+      .toUpperCase();
     expect(hex.slice(0, 64)).toBe("C9E5A1BD216DBE1317E230CEF48F38EE7F0E17AD64022144BCCEC4A1AA2879AB");
     expect(hex.slice(64)).toBe("E24B32BBBC4EF02ECBCB6576523AD893");
   });

@@ -31,12 +31,20 @@ const queue: Queue = {
 };
 const app = createApp();
 const sb = createSandbox({ webhookMode: "manual" });
-const net = useNetwork({ "sandbox.test": (r) => sb.fetch(r), "worker.test": (r) => app.fetch(r, { ...env, SYNC_QUEUE: queue }) });
+const net = useNetwork({
+  "sandbox.test": (r) => sb.fetch(r),
+  "worker.test": (r) => app.fetch(r, { ...env, SYNC_QUEUE: queue }),
+});
 
 /** The demo location connected to the Worker, its client, and the cache filled once. */
 async function setup() {
   const demo = await sb.highlevel.seedDemo();
-  await installFromGrant(env, config, TokenResponseSchema.parse(sb.highlevel.connect({ locationId: demo.locationId })), createLogger("error"));
+  await installFromGrant(
+    env,
+    config,
+    TokenResponseSchema.parse(sb.highlevel.connect({ locationId: demo.locationId })),
+    createLogger("error"),
+  );
   const client = createHighLevelClient(env, config, demo.locationId);
   await client.pipelines.refresh();
   return { demo, client };
@@ -52,22 +60,44 @@ describe("ensureStageKnown", () => {
     const pipeline = sb.highlevel.store.pipelines.get(demo.pipelineId);
     if (!pipeline) throw new Error("demo pipeline missing");
     const newStageId = crypto.randomUUID();
-    pipeline.stages.push({ id: newStageId, name: stageName, position: pipeline.stages.length, showInFunnel: true, showInPieChart: true });
+    pipeline.stages.push({
+      id: newStageId,
+      name: stageName,
+      position: pipeline.stages.length,
+      showInFunnel: true,
+      showInPieChart: true,
+    });
     // … and moves a deal into it; HighLevel sends the webhooks.
     sb.highlevel.subscribe(HOOK);
-    const moved = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel/opportunities/${demo.opportunityIds[0]}/stage`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ stageName }) }));
+    const moved = await sb.fetch(
+      new Request(`http://sandbox.test/_sandbox/highlevel/opportunities/${demo.opportunityIds[0]}/stage`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ stageName }),
+      }),
+    );
     expect(moved.status).toBe(200);
     await sb.highlevel.flush();
-    const event = sent.map((m) => QueueMessageSchema.parse(m)).find((m) => m.kind === "highlevel.webhook" && m.type === "OpportunityStageUpdate");
+    const event = sent
+      .map((m) => QueueMessageSchema.parse(m))
+      .find((m) => m.kind === "highlevel.webhook" && m.type === "OpportunityStageUpdate");
     if (event?.kind !== "highlevel.webhook") throw new Error("no OpportunityStageUpdate on the queue");
 
     const named = stageNamedBy(event.body);
     expect(named).toEqual({ pipelineId: demo.pipelineId, stageId: newStageId });
     const before = pipelineCalls();
     const first = await ensureStageKnown(client, named?.pipelineId ?? null, named?.stageId ?? "");
-    expect(first).toMatchObject({ status: "refreshed", pipeline: { id: demo.pipelineId }, stage: { id: newStageId, name: stageName } });
+    expect(first).toMatchObject({
+      status: "refreshed",
+      pipeline: { id: demo.pipelineId },
+      stage: { id: newStageId, name: stageName },
+    });
     expect(pipelineCalls()).toBe(before + 1);
-    const cachedNow = await readCache(env.CACHE, kvKeys.hlPipelines(demo.locationId), z.array(z.object({ stages: z.array(z.object({ id: z.string() })) })));
+    const cachedNow = await readCache(
+      env.CACHE,
+      kvKeys.hlPipelines(demo.locationId),
+      z.array(z.object({ stages: z.array(z.object({ id: z.string() })) })),
+    );
     expect(cachedNow?.value.flatMap((p) => p.stages.map((s) => s.id))).toContain(newStageId);
 
     // The next event naming it is answered from the cache.
@@ -78,17 +108,26 @@ describe("ensureStageKnown", () => {
   it("happy: a known stage costs no HighLevel call", async () => {
     const { demo, client } = await setup();
     const before = pipelineCalls();
-    expect(await ensureStageKnown(client, null, demo.stageIds[1] ?? "")).toMatchObject({ status: "cached", pipeline: { id: demo.pipelineId } });
+    expect(await ensureStageKnown(client, null, demo.stageIds[1] ?? "")).toMatchObject({
+      status: "cached",
+      pipeline: { id: demo.pipelineId },
+    });
     expect(pipelineCalls()).toBe(before);
   });
 
   it("error: a stage HighLevel does not know either is 'unknown' after exactly one reload", async () => {
     const { demo, client } = await setup();
     const before = pipelineCalls();
-    expect(await ensureStageKnown(client, demo.pipelineId, "deleted-stage")).toEqual({ status: "unknown", pipeline: null, stage: null });
+    expect(await ensureStageKnown(client, demo.pipelineId, "deleted-stage")).toEqual({
+      status: "unknown",
+      pipeline: null,
+      stage: null,
+    });
     expect(pipelineCalls()).toBe(before + 1);
     // A stage of another pipeline does not count as "in this pipeline".
-    expect(await ensureStageKnown(client, "other-pipeline", demo.stageIds[0] ?? "")).toMatchObject({ status: "unknown" });
+    expect(await ensureStageKnown(client, "other-pipeline", demo.stageIds[0] ?? "")).toMatchObject({
+      status: "unknown",
+    });
   });
 
   it("error: a HighLevel failure during the reload surfaces as a retryable HighLevelError", async () => {
@@ -100,8 +139,14 @@ describe("ensureStageKnown", () => {
   });
 
   it("happy: stageNamedBy reads opportunity events and ignores the others", () => {
-    expect(stageNamedBy({ type: "OpportunityCreate", pipelineId: "p", pipelineStageId: "s" })).toEqual({ pipelineId: "p", stageId: "s" });
-    expect(stageNamedBy({ type: "OpportunityStageUpdate", pipelineStageId: "s" })).toEqual({ pipelineId: null, stageId: "s" });
+    expect(stageNamedBy({ type: "OpportunityCreate", pipelineId: "p", pipelineStageId: "s" })).toEqual({
+      pipelineId: "p",
+      stageId: "s",
+    });
+    expect(stageNamedBy({ type: "OpportunityStageUpdate", pipelineStageId: "s" })).toEqual({
+      pipelineId: null,
+      stageId: "s",
+    });
     expect(stageNamedBy({ type: "NoteCreate", body: "x", contactId: "c" })).toBeNull();
     expect(stageNamedBy({ type: "OpportunityUpdate", pipelineStageId: "" })).toBeNull();
   });

@@ -25,8 +25,17 @@ describe("HighLevel refuses the client credentials", () => {
     const gate = tokenGate(env, id);
     const access = String(grant["access_token"]);
     await gate.installTokens({
-      connectionId: id, kind: "location", locationId: demo.locationId, companyId: String(grant["companyId"]), tokenSource: "refresh",
-      accessToken: access, refreshToken: String(grant["refresh_token"]), expiresInSeconds: 86_399, scopes: [], userId: null, appId: null,
+      connectionId: id,
+      kind: "location",
+      locationId: demo.locationId,
+      companyId: String(grant["companyId"]),
+      tokenSource: "refresh",
+      accessToken: access,
+      refreshToken: String(grant["refresh_token"]),
+      expiresInSeconds: 86_399,
+      scopes: [],
+      userId: null,
+      appId: null,
     });
     // The secret was rotated in the Marketplace; this deployment still sends the old one.
     const secret = sb.highlevel.oauth.app.clientSecret;
@@ -49,7 +58,9 @@ describe("HighLevel refuses the client credentials", () => {
     expect((await getAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED))?.since).toBe(opened?.since);
     expect(await raiseAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED, "again")).toBe(false);
     const session = await consoleCookie();
-    const page = await (await exports.default.fetch("http://worker.test/console/connections", { headers: { cookie: session } })).text();
+    const page = await (
+      await exports.default.fetch("http://worker.test/console/connections", { headers: { cookie: session } })
+    ).text();
     expect(page).toContain('id="client-rejected-banner"');
 
     // The operator fixes the secret: the next refresh spends the kept refresh token and works.

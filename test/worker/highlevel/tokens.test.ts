@@ -20,8 +20,17 @@ async function install(expiresIn = 86399) {
   const pair = fake.issue();
   const connectionId = locationConnectionId(locationId);
   await tokenGate(env, connectionId).installTokens({
-    connectionId, kind: "location", locationId, companyId: "co-1", tokenSource: "refresh",
-    accessToken: pair.access, refreshToken: pair.refresh, expiresInSeconds: expiresIn, scopes: ["opportunities.readonly"], userId: "u-1", appId: null,
+    connectionId,
+    kind: "location",
+    locationId,
+    companyId: "co-1",
+    tokenSource: "refresh",
+    accessToken: pair.access,
+    refreshToken: pair.refresh,
+    expiresInSeconds: expiresIn,
+    scopes: ["opportunities.readonly"],
+    userId: "u-1",
+    appId: null,
   });
   return { locationId, connectionId, pair };
 }
@@ -41,7 +50,9 @@ describe("token refresh (AccountGate)", () => {
 
   it("security: tokens are stored encrypted, bound to their row", async () => {
     const { connectionId, pair } = await install();
-    const raw = await env.DB.prepare("SELECT access_token_enc, refresh_token_enc, key_id FROM connections WHERE id = ?").bind(connectionId).first<Record<string, string>>();
+    const raw = await env.DB.prepare("SELECT access_token_enc, refresh_token_enc, key_id FROM connections WHERE id = ?")
+      .bind(connectionId)
+      .first<Record<string, string>>();
     expect(raw?.access_token_enc).toMatch(/^v1\.k1\./);
     expect(JSON.stringify(raw)).not.toContain(pair.access);
     expect(JSON.stringify(raw)).not.toContain(pair.refresh);
@@ -61,7 +72,11 @@ describe("token refresh (AccountGate)", () => {
   it("error: a rejected (reused) refresh token marks the connection needs_reconnect and stops calling HighLevel", async () => {
     const { locationId, connectionId, pair } = await install(1);
     fake.expire(pair.access);
-    fake.failNextRefresh(400, { statusCode: 400, error: "invalid_grant", message: "Invalid grant: refresh token is invalid" });
+    fake.failNextRefresh(400, {
+      statusCode: 400,
+      error: "invalid_grant",
+      message: "Invalid grant: refresh token is invalid",
+    });
     const hl = createHighLevelClient(env, loadConfig(env), locationId);
     const err = await hl.opportunities.get("o-1").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HighLevelError);
@@ -91,7 +106,10 @@ describe("token refresh (AccountGate)", () => {
     const stub = tokenGate(env, connectionId);
     expect(await stub.tokenStatus(connectionId)).toMatchObject({ status: "backoff" });
     await runInDurableObject(stub, (_instance, state) => {
-      state.storage.sql.exec("UPDATE tokens SET state = json_set(state, '$.retryAt', 1) WHERE connection_id = ?", connectionId);
+      state.storage.sql.exec(
+        "UPDATE tokens SET state = json_set(state, '$.retryAt', 1) WHERE connection_id = ?",
+        connectionId,
+      );
     });
     expect((await hl.opportunities.get("o-3")).id).toBe("o-3");
     expect(fake.calls.get("POST /oauth/token")).toBe(2);
@@ -107,7 +125,15 @@ describe("token refresh (AccountGate)", () => {
       presented.push(new URLSearchParams(await req.clone().text()).get("refresh_token") ?? "");
       if (presented.length > 1) return null;
       // `expires_in` as a string: the answer fails the schema, yet the old refresh token is spent.
-      return new Response(JSON.stringify({ access_token: rotated.access, refresh_token: rotated.refresh, expires_in: "86399", userType: "Location" }), { status: 200, headers: { "content-type": "application/json" } });
+      return new Response(
+        JSON.stringify({
+          access_token: rotated.access,
+          refresh_token: rotated.refresh,
+          expires_in: "86399",
+          userType: "Location",
+        }),
+        { status: 200, headers: { "content-type": "application/json" } },
+      );
     });
     const hl = createHighLevelClient(env, loadConfig(env), locationId);
     expect((await hl.opportunities.get("o-1")).id).toBe("o-1");

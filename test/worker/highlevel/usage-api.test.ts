@@ -6,19 +6,40 @@ import { locationConnectionId } from "../../../src/store/connections.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 
 const ADMIN = { Authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` };
-const get = (locationId: string, headers: Record<string, string> = ADMIN) => exports.default.fetch(`http://worker.test/api/usage/highlevel/${locationId}`, { headers });
+const get = (locationId: string, headers: Record<string, string> = ADMIN) =>
+  exports.default.fetch(`http://worker.test/api/usage/highlevel/${locationId}`, { headers });
 
 /** A connected location whose gate has seen `calls` answers, the last `rateLimited` of them 429. */
 async function connectedWithTraffic(calls: number, rateLimited: number) {
   const locationId = `loc-usage-${crypto.randomUUID().slice(0, 8)}`;
   const id = locationConnectionId(locationId);
-  await tokenGate(env, id).installTokens({ connectionId: id, kind: "location", locationId, companyId: "co", tokenSource: "refresh", accessToken: "at-secret-usage", refreshToken: "rt-secret-usage", expiresInSeconds: 86_399, scopes: ["opportunities.readonly"], userId: null, appId: null });
+  await tokenGate(env, id).installTokens({
+    connectionId: id,
+    kind: "location",
+    locationId,
+    companyId: "co",
+    tokenSource: "refresh",
+    accessToken: "at-secret-usage",
+    refreshToken: "rt-secret-usage",
+    expiresInSeconds: 86_399,
+    scopes: ["opportunities.readonly"],
+    userId: null,
+    appId: null,
+  });
   const gate = gateFor(env, "hl", locationId);
   for (let i = 0; i < calls; i++) {
     const permit = await gate.acquire({ lane: "reconcile", limits: HIGHLEVEL_LIMITS });
     if (!permit.ok) throw new Error(permit.reason);
     const status = i >= calls - rateLimited ? 429 : 200;
-    await gate.report(permit.permitId, { status, headers: { "x-ratelimit-max": "100", "x-ratelimit-remaining": String(99 - i), "x-ratelimit-interval-milliseconds": "10000", ...(status === 429 ? { "retry-after": "1" } : {}) } });
+    await gate.report(permit.permitId, {
+      status,
+      headers: {
+        "x-ratelimit-max": "100",
+        "x-ratelimit-remaining": String(99 - i),
+        "x-ratelimit-interval-milliseconds": "10000",
+        ...(status === 429 ? { "retry-after": "1" } : {}),
+      },
+    });
   }
   return locationId;
 }

@@ -22,13 +22,27 @@ const edKey = crypto.subtle.importKey("pkcs8", der(ED25519_PRIVATE_PEM), { name:
 async function signed(event: object): Promise<{ body: string; headers: Record<string, string>; webhookId: string }> {
   const webhookId = crypto.randomUUID();
   const body = JSON.stringify({ ...event, timestamp: new Date().toISOString(), webhookId });
-  const signature = bytesToBase64(new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, await edKey, new TextEncoder().encode(body))));
+  const signature = bytesToBase64(
+    new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, await edKey, new TextEncoder().encode(body))),
+  );
   return { body, headers: { "content-type": "application/json", "x-ghl-signature": signature }, webhookId };
 }
 
 async function connect(locationId: string): Promise<void> {
   const id = locationConnectionId(locationId);
-  await tokenGate(env, id).installTokens({ connectionId: id, kind: "location", locationId, companyId: "co", tokenSource: "refresh", accessToken: "at-test", refreshToken: "rt-test", expiresInSeconds: 86399, scopes: [], userId: null, appId: null });
+  await tokenGate(env, id).installTokens({
+    connectionId: id,
+    kind: "location",
+    locationId,
+    companyId: "co",
+    tokenSource: "refresh",
+    accessToken: "at-test",
+    refreshToken: "rt-test",
+    expiresInSeconds: 86399,
+    scopes: [],
+    userId: null,
+    appId: null,
+  });
 }
 
 /**
@@ -72,20 +86,32 @@ function countingDb(options: { batchFails?: boolean; down?: boolean } = {}) {
   return { db, roundTrips: () => roundTrips };
 }
 
-async function post(db: D1Database, sent: unknown[], delivery: { body: string; headers: Record<string, string> }, options: { queueFails?: boolean } = {}): Promise<Response> {
+async function post(
+  db: D1Database,
+  sent: unknown[],
+  delivery: { body: string; headers: Record<string, string> },
+  options: { queueFails?: boolean } = {},
+): Promise<Response> {
   const queue = {
     async send(message: unknown) {
       if (options.queueFails) throw new Error("queue unavailable");
       sent.push(message);
     },
   };
-  return await createApp().request("http://worker.test/webhooks/highlevel", { method: "POST", body: delivery.body, headers: delivery.headers }, { ...env, DB: db, SYNC_QUEUE: queue });
+  return await createApp().request(
+    "http://worker.test/webhooks/highlevel",
+    { method: "POST", body: delivery.body, headers: delivery.headers },
+    { ...env, DB: db, SYNC_QUEUE: queue },
+  );
 }
 
 /** The `webhookId` of a captured queue message. */
 const webhookIdOf = (message: unknown): unknown => (message as { webhookId?: unknown }).webhookId;
 
-const receiptOf = (webhookId: string) => env.DB.prepare("SELECT message_id FROM webhook_receipts WHERE provider = 'highlevel' AND webhook_id = ?").bind(webhookId).first();
+const receiptOf = (webhookId: string) =>
+  env.DB.prepare("SELECT message_id FROM webhook_receipts WHERE provider = 'highlevel' AND webhook_id = ?")
+    .bind(webhookId)
+    .first();
 
 afterEach(() => {
   vi.useRealTimers();
@@ -101,7 +127,9 @@ describe("POST /webhooks/highlevel: cost per delivery", () => {
     const res = await post(db, sent, delivery);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true, status: "accepted" });
-    expect(sent).toEqual([expect.objectContaining({ kind: "highlevel.webhook", locationId, webhookId: delivery.webhookId })]);
+    expect(sent).toEqual([
+      expect.objectContaining({ kind: "highlevel.webhook", locationId, webhookId: delivery.webhookId }),
+    ]);
     expect(roundTrips()).toBe(0);
   });
 
@@ -109,7 +137,9 @@ describe("POST /webhooks/highlevel: cost per delivery", () => {
     const locationId = `ingress-${crypto.randomUUID()}`;
     const ingress = countingDb();
     const sent: unknown[] = [];
-    const deliveries = await Promise.all(Array.from({ length: 10 }, () => signed({ ...OpportunityUpdate, locationId })));
+    const deliveries = await Promise.all(
+      Array.from({ length: 10 }, () => signed({ ...OpportunityUpdate, locationId })),
+    );
     for (const delivery of deliveries) expect((await post(ingress.db, sent, delivery)).status).toBe(200);
     expect(ingress.roundTrips()).toBe(0);
     expect(sent).toHaveLength(10);

@@ -27,12 +27,29 @@ import { TEST_BINDINGS } from "../../bindings.ts";
 import { companyConnectionId } from "../../../src/store/connections.ts";
 import { wasDeferred } from "../../../src/store/webhook-receipts.ts";
 
-const EXAMPLES = { OpportunityCreate, OpportunityUpdate, OpportunityDelete, OpportunityStatusUpdate, OpportunityStageUpdate, OpportunityMonetaryValueUpdate, OpportunityAssignedToUpdate, NoteCreate, NoteUpdate, NoteDelete };
+const EXAMPLES = {
+  OpportunityCreate,
+  OpportunityUpdate,
+  OpportunityDelete,
+  OpportunityStatusUpdate,
+  OpportunityStageUpdate,
+  OpportunityMonetaryValueUpdate,
+  OpportunityAssignedToUpdate,
+  NoteCreate,
+  NoteUpdate,
+  NoteDelete,
+};
 const KNOWN_LOCATION = "ve9EPM428h8vShlRW1KT";
 
 const der = (pem: string) => base64ToBytes(pem.replace(/-----(BEGIN|END) PRIVATE KEY-----/g, "").replace(/\s+/g, ""));
 const edKey = crypto.subtle.importKey("pkcs8", der(ED25519_PRIVATE_PEM), { name: "Ed25519" }, false, ["sign"]);
-const rsaKey = crypto.subtle.importKey("pkcs8", der(RSA_PRIVATE_PEM), { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["sign"]);
+const rsaKey = crypto.subtle.importKey(
+  "pkcs8",
+  der(RSA_PRIVATE_PEM),
+  { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+  false,
+  ["sign"],
+);
 /** A key nobody trusts, for forgeries. */
 const rogueKey = crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]).then((pair) => {
   if (!("privateKey" in pair)) throw new Error("Ed25519 generateKey returned no key pair");
@@ -65,11 +82,24 @@ function harness(opts: { queueFails?: boolean; dbFails?: boolean; vars?: Record<
       throw new Error("not used");
     },
   };
-  const db = opts.dbFails ? ({ prepare() { throw new Error("D1 unavailable"); }, batch() { throw new Error("D1 unavailable"); } } as unknown as D1Database) : env.DB;
+  const db = opts.dbFails
+    ? ({
+        prepare() {
+          throw new Error("D1 unavailable");
+        },
+        batch() {
+          throw new Error("D1 unavailable");
+        },
+      } as unknown as D1Database)
+    : env.DB;
   const testEnv = { ...env, ...opts.vars, SYNC_QUEUE: queue, DB: db };
   const app = createApp();
   const post = async (body: string, headers: Record<string, string>) =>
-    app.request("http://worker.test/webhooks/highlevel", { method: "POST", body, headers: { "content-type": "application/json", ...headers } }, testEnv);
+    app.request(
+      "http://worker.test/webhooks/highlevel",
+      { method: "POST", body, headers: { "content-type": "application/json", ...headers } },
+      testEnv,
+    );
   return { sent, post, db };
 }
 
@@ -82,11 +112,24 @@ async function sha256Id(body: string): Promise<string> {
   return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
-const fresh = (event: object) => JSON.stringify({ ...event, timestamp: new Date().toISOString(), webhookId: crypto.randomUUID() });
+const fresh = (event: object) =>
+  JSON.stringify({ ...event, timestamp: new Date().toISOString(), webhookId: crypto.randomUUID() });
 
 async function connect(locationId: string) {
   const id = locationConnectionId(locationId);
-  await tokenGate(env, id).installTokens({ connectionId: id, kind: "location", locationId, companyId: "co", tokenSource: "refresh", accessToken: "at-test", refreshToken: "rt-test", expiresInSeconds: 86399, scopes: [], userId: null, appId: null });
+  await tokenGate(env, id).installTokens({
+    connectionId: id,
+    kind: "location",
+    locationId,
+    companyId: "co",
+    tokenSource: "refresh",
+    accessToken: "at-test",
+    refreshToken: "rt-test",
+    expiresInSeconds: 86399,
+    scopes: [],
+    userId: null,
+    appId: null,
+  });
 }
 
 describe("POST /webhooks/highlevel", () => {
@@ -100,7 +143,13 @@ describe("POST /webhooks/highlevel", () => {
       expect(await res.json()).toMatchObject({ status: "accepted" });
     }
     expect(h.sent).toHaveLength(Object.keys(EXAMPLES).length);
-    expect(h.sent[0]).toMatchObject({ v: 1, kind: "highlevel.webhook", locationId: KNOWN_LOCATION, type: "OpportunityCreate", body: { id: "wWhVuzqpRuOA1ZVWi4FC" } });
+    expect(h.sent[0]).toMatchObject({
+      v: 1,
+      kind: "highlevel.webhook",
+      locationId: KNOWN_LOCATION,
+      type: "OpportunityCreate",
+      body: { id: "wWhVuzqpRuOA1ZVWi4FC" },
+    });
   });
 
   it("happy: an example without webhookId is enqueued each time it arrives, named by its body digest, and the consumer processes it once", async () => {
@@ -139,14 +188,20 @@ describe("POST /webhooks/highlevel", () => {
     const body = fresh(OpportunityStageUpdate);
     const res = await h.post(body, { "x-wh-signature": await sign(body, "rsa") });
     expect(res.status).toBe(401);
-    expect(JSON.stringify(await res.json())).toMatch(/legacy x-wh-signature.*disabled.*HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE/i);
+    expect(JSON.stringify(await res.json())).toMatch(
+      /legacy x-wh-signature.*disabled.*HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE/i,
+    );
     expect(h.sent).toHaveLength(0);
   });
 
   it("security: a validly signed delivery without a parseable timestamp is 401 (no freshness, no replay defence), the verbatim example included", async () => {
     await connect(KNOWN_LOCATION);
     const h = harness();
-    const bodies = [JSON.stringify(NoteCreate), JSON.stringify({ ...NoteCreate, timestamp: "yesterday", webhookId: crypto.randomUUID() }), JSON.stringify({ ...AppUninstall, appId: TEST_BINDINGS.HIGHLEVEL_APP_ID })];
+    const bodies = [
+      JSON.stringify(NoteCreate),
+      JSON.stringify({ ...NoteCreate, timestamp: "yesterday", webhookId: crypto.randomUUID() }),
+      JSON.stringify({ ...AppUninstall, appId: TEST_BINDINGS.HIGHLEVEL_APP_ID }),
+    ];
     for (const body of bodies) {
       const res = await h.post(body, { "x-ghl-signature": await sign(body) });
       expect(res.status, body).toBe(401);
@@ -168,7 +223,10 @@ describe("POST /webhooks/highlevel", () => {
     const body = fresh(OpportunityCreate);
     expect((await h.post(body, { "x-ghl-signature": await sign(body, "rogue") })).status).toBe(401);
     const signature = await sign(body);
-    expect((await h.post(body.replace('"monetaryValue":40', '"monetaryValue":4000000'), { "x-ghl-signature": signature })).status).toBe(401);
+    expect(
+      (await h.post(body.replace('"monetaryValue":40', '"monetaryValue":4000000'), { "x-ghl-signature": signature }))
+        .status,
+    ).toBe(401);
     // An Ed25519 signature presented as the RSA one does not pass either.
     expect((await h.post(body, { "x-wh-signature": signature })).status).toBe(401);
     expect((await h.post(body, { "x-ghl-signature": "not base64 !!" })).status).toBe(401);
@@ -178,7 +236,11 @@ describe("POST /webhooks/highlevel", () => {
   it("security: a stale timestamp (> 5 minutes) is rejected even with a valid signature", async () => {
     await connect(KNOWN_LOCATION);
     const h = harness();
-    const body = JSON.stringify({ ...OpportunityCreate, timestamp: new Date(Date.now() - 6 * 60 * 1000).toISOString(), webhookId: crypto.randomUUID() });
+    const body = JSON.stringify({
+      ...OpportunityCreate,
+      timestamp: new Date(Date.now() - 6 * 60 * 1000).toISOString(),
+      webhookId: crypto.randomUUID(),
+    });
     const res = await h.post(body, { "x-ghl-signature": await sign(body) });
     expect(res.status).toBe(401);
     expect(h.sent).toHaveLength(0);
@@ -252,12 +314,22 @@ describe("POST /webhooks/highlevel", () => {
     const res = await h.post(body, { "x-ghl-signature": await sign(body) });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true, status: "accepted" });
-    expect(h.sent).toEqual([expect.objectContaining({ kind: "highlevel.webhook", locationId: unknownLocation, webhookId: JSON.parse(body).webhookId })]);
+    expect(h.sent).toEqual([
+      expect.objectContaining({
+        kind: "highlevel.webhook",
+        locationId: unknownLocation,
+        webhookId: JSON.parse(body).webhookId,
+      }),
+    ]);
 
     // Control, in the same batch: the same event for a location an account uses gets its job.
     const knownLocation = `known-${crypto.randomUUID()}`;
     const knownOpportunity = `opp-known-${crypto.randomUUID()}`;
-    await createAccount(env.DB, { id: `acct-${crypto.randomUUID()}`, name: "Webhook test", locations: [knownLocation] });
+    await createAccount(env.DB, {
+      id: `acct-${crypto.randomUUID()}`,
+      name: "Webhook test",
+      locations: [knownLocation],
+    });
     const known = fresh({ ...OpportunityCreate, locationId: knownLocation, id: knownOpportunity });
     expect((await h.post(known, { "x-ghl-signature": await sign(known) })).status).toBe(200);
     expect(h.sent).toHaveLength(2);
@@ -276,13 +348,21 @@ describe("POST /webhooks/highlevel", () => {
     const engine = syncHandlers(() => deps)["highlevel.webhook"];
     if (!engine) throw new Error("the engine has no highlevel.webhook handler");
     const reached: unknown[] = [];
-    const handlers: Handlers = { "highlevel.webhook": async (msg, ctx) => (reached.push(msg.locationId), engine(msg, ctx)) };
+    const handlers: Handlers = {
+      "highlevel.webhook": async (msg, ctx) => (reached.push(msg.locationId), engine(msg, ctx)),
+    };
     const run = await runBatch(h.sent, handlers);
     expect(reached).toEqual([unknownLocation, knownLocation]);
     expect(run.acked).toEqual(run.ids);
     expect(run.retried).toEqual([]);
-    expect(jobs).toEqual([expect.objectContaining({ kind: "sync.record", side: "highlevel", record: "deal", recordId: knownOpportunity })]);
-    const marked = await env.DB.prepare("SELECT record_id FROM pending_records WHERE side = 'highlevel' AND record_id IN (?, ?)").bind(unknownOpportunity, knownOpportunity).all<{ record_id: string }>();
+    expect(jobs).toEqual([
+      expect.objectContaining({ kind: "sync.record", side: "highlevel", record: "deal", recordId: knownOpportunity }),
+    ]);
+    const marked = await env.DB.prepare(
+      "SELECT record_id FROM pending_records WHERE side = 'highlevel' AND record_id IN (?, ?)",
+    )
+      .bind(unknownOpportunity, knownOpportunity)
+      .all<{ record_id: string }>();
     expect(marked.results.map((r) => r.record_id)).toEqual([knownOpportunity]);
   });
 
@@ -332,7 +412,9 @@ describe("POST /webhooks/highlevel", () => {
     const row = await getConnection(env.DB, locationConnectionId(locationId));
     expect(row?.status).toBe("uninstalled");
     expect(row?.accessTokenEnc).toBeNull();
-    expect(await tokenGate(env, locationConnectionId(locationId)).accessToken(locationConnectionId(locationId))).toMatchObject({ ok: false, category: "reconnect" });
+    expect(
+      await tokenGate(env, locationConnectionId(locationId)).accessToken(locationConnectionId(locationId)),
+    ).toMatchObject({ ok: false, category: "reconnect" });
     expect(h.sent).toHaveLength(0);
   });
 
@@ -341,7 +423,19 @@ describe("POST /webhooks/highlevel", () => {
     const companyId = `co-${crypto.randomUUID()}`;
     await connect(locationId);
     const agency = companyConnectionId(companyId);
-    await tokenGate(env, agency).installTokens({ connectionId: agency, kind: "company", locationId: null, companyId, tokenSource: "refresh", accessToken: "at-agency", refreshToken: "rt-agency", expiresInSeconds: 86399, scopes: [], userId: null, appId: null });
+    await tokenGate(env, agency).installTokens({
+      connectionId: agency,
+      kind: "company",
+      locationId: null,
+      companyId,
+      tokenSource: "refresh",
+      accessToken: "at-agency",
+      refreshToken: "rt-agency",
+      expiresInSeconds: 86399,
+      scopes: [],
+      userId: null,
+      appId: null,
+    });
     const h = harness();
     const foreign = [
       { type: "UNINSTALL", appId: "otherAppId0123456789", locationId },
@@ -364,7 +458,9 @@ describe("POST /webhooks/highlevel", () => {
     // The same deliveries with this app's id do retire them: the refusal above was the app id's.
     for (const event of foreign.slice(0, 2)) {
       const body = fresh({ ...event, appId: TEST_BINDINGS.HIGHLEVEL_APP_ID });
-      expect(await (await h.post(body, { "x-ghl-signature": await sign(body) })).json()).toMatchObject({ status: "applied" });
+      expect(await (await h.post(body, { "x-ghl-signature": await sign(body) })).json()).toMatchObject({
+        status: "applied",
+      });
     }
     expect((await getConnection(env.DB, agency))?.status).toBe("uninstalled");
     expect((await getConnection(env.DB, locationConnectionId(locationId)))?.status).toBe("uninstalled");
@@ -373,18 +469,29 @@ describe("POST /webhooks/highlevel", () => {
   it("security: another app's INSTALL and location events are ignored, not applied or enqueued", async () => {
     await connect(KNOWN_LOCATION);
     const h = harness();
-    const install = fresh({ type: "INSTALL", appId: "otherAppId0123456789", installType: "Location", locationId: `foreign-${crypto.randomUUID()}`, companyId: "co" });
+    const install = fresh({
+      type: "INSTALL",
+      appId: "otherAppId0123456789",
+      installType: "Location",
+      locationId: `foreign-${crypto.randomUUID()}`,
+      companyId: "co",
+    });
     const update = fresh({ ...OpportunityUpdate, appId: "otherAppId0123456789" });
     for (const body of [install, update]) {
       const res = await h.post(body, { "x-ghl-signature": await sign(body) });
       expect(await res.json()).toEqual({ ok: true, status: "ignored", reason: "foreign app" });
     }
     expect(h.sent).toHaveLength(0);
-    const receipts = await env.DB.prepare("SELECT COUNT(*) AS n FROM webhook_receipts WHERE webhook_id = ?").bind(JSON.parse(install).webhookId).first<{ n: number }>();
+    const receipts = await env.DB.prepare("SELECT COUNT(*) AS n FROM webhook_receipts WHERE webhook_id = ?")
+      .bind(JSON.parse(install).webhookId)
+      .first<{ n: number }>();
     expect(receipts?.n).toBe(0);
     // This app's id on a location event is accepted as usual.
     const ours = fresh({ ...OpportunityUpdate, appId: TEST_BINDINGS.HIGHLEVEL_APP_ID });
-    expect(await (await h.post(ours, { "x-ghl-signature": await sign(ours) })).json()).toEqual({ ok: true, status: "accepted" });
+    expect(await (await h.post(ours, { "x-ghl-signature": await sign(ours) })).json()).toEqual({
+      ok: true,
+      status: "accepted",
+    });
   });
 
   it("security: a signed event whose queue message cannot fit Queues' 128 KB is 413, not a 429 HighLevel would retry forever", async () => {
@@ -403,7 +510,10 @@ describe("POST /webhooks/highlevel", () => {
     await connect(KNOWN_LOCATION);
     const h = harness();
     const depth = 100_000;
-    const body = fresh({ ...OpportunityUpdate, extra: "DEEP" }).replace('"DEEP"', "[".repeat(depth) + "]".repeat(depth));
+    const body = fresh({ ...OpportunityUpdate, extra: "DEEP" }).replace(
+      '"DEEP"',
+      "[".repeat(depth) + "]".repeat(depth),
+    );
     expect(body.length).toBeLessThan(256 * 1024);
     const res = await h.post(body, { "x-ghl-signature": await sign(body) });
     expect(res.status).toBe(400);

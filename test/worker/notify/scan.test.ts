@@ -38,15 +38,51 @@ let tokenVersion = 0;
 /** Stores (or reinstalls) a location's connection: active, with a newer token version. */
 async function connect(locationId: string, now = Date.now()): Promise<void> {
   const id = locationConnectionId(locationId);
-  await saveConnectionTokens(env.DB, { id, kind: "location", locationId, companyId: null, tokenSource: "refresh", scopes: [], accessTokenEnc: "x", refreshTokenEnc: "y", keyId: "k", expiresAt: now + 86_400_000, tokenVersion: ++tokenVersion, userId: null, appId: null }, now);
+  await saveConnectionTokens(
+    env.DB,
+    {
+      id,
+      kind: "location",
+      locationId,
+      companyId: null,
+      tokenSource: "refresh",
+      scopes: [],
+      accessTokenEnc: "x",
+      refreshTokenEnc: "y",
+      keyId: "k",
+      expiresAt: now + 86_400_000,
+      tokenVersion: ++tokenVersion,
+      userId: null,
+      appId: null,
+    },
+    now,
+  );
 }
 
 const SLACK = { kind: "slack" as const, url: "https://hooks.slack.com/services/T/B/scan" };
 async function reconnectRule(accountId: string) {
-  return (await createRule(env.DB, config(), { accountId, name: "reconnect", trigger: "needs_reconnect", params: {}, enabled: true, target: SLACK })).rule;
+  return (
+    await createRule(env.DB, config(), {
+      accountId,
+      name: "reconnect",
+      trigger: "needs_reconnect",
+      params: {},
+      enabled: true,
+      target: SLACK,
+    })
+  ).rule;
 }
 async function quotaRule(accountId: string, remaining: number) {
-  return (await createRule(env.DB, config(), { accountId, name: `quota < ${remaining}`, trigger: "quota_low", params: { remaining }, enabled: true, target: SLACK })).rule;
+  return (
+    await createRule(env.DB, config(), {
+      accountId,
+      name: `quota < ${remaining}`,
+      trigger: "quota_low",
+      params: { remaining },
+      enabled: true,
+      target: SLACK,
+    })
+  ).rule;
 }
 
 /** Makes `calls` permitted calls through a location's gate, the last answering `dailyRemaining`. */
@@ -55,7 +91,13 @@ async function spend(locationId: string, calls: number, dailyRemaining: number):
   for (let i = 0; i < calls; i++) {
     const permit = await gate.acquire({ lane: "live", limits: HIGHLEVEL_LIMITS });
     if (!permit.ok) throw new Error(`gate refused a permit: ${permit.reason}`);
-    await gate.report(permit.permitId, { status: 200, headers: i === calls - 1 ? { "x-ratelimit-daily-remaining": String(dailyRemaining), "x-ratelimit-limit-daily": "200000" } : {} });
+    await gate.report(permit.permitId, {
+      status: 200,
+      headers:
+        i === calls - 1
+          ? { "x-ratelimit-daily-remaining": String(dailyRemaining), "x-ratelimit-limit-daily": "200000" }
+          : {},
+    });
   }
 }
 
@@ -74,15 +116,30 @@ describe("cron notification scan", () => {
     sent.length = 0;
     const fake = capturingEnv();
 
-    expect((await scanNotifications(fake, config(), log)).reconnect.enqueued, "nothing to report while connected").toBe(0);
+    expect((await scanNotifications(fake, config(), log)).reconnect.enqueued, "nothing to report while connected").toBe(
+      0,
+    );
 
-    await setConnectionStatus(env.DB, locationConnectionId("locScanA"), "needs_reconnect", { lastError: "invalid_grant", now: 1_800_000_000_000 });
-    await setConnectionStatus(env.DB, locationConnectionId("locScanB"), "needs_reconnect", { lastError: "invalid_grant", now: 1_800_000_000_000 });
+    await setConnectionStatus(env.DB, locationConnectionId("locScanA"), "needs_reconnect", {
+      lastError: "invalid_grant",
+      now: 1_800_000_000_000,
+    });
+    await setConnectionStatus(env.DB, locationConnectionId("locScanB"), "needs_reconnect", {
+      lastError: "invalid_grant",
+      now: 1_800_000_000_000,
+    });
     const first = await scanNotifications(fake, config(), log);
     expect(first.reconnect).toMatchObject({ matched: 1, enqueued: 1 });
-    expect(sent).toEqual([{ v: 1, kind: "notify.deliver", ruleId: r.id, changeKey: "reconnect:locScanA:1800000000000" }]);
+    expect(sent).toEqual([
+      { v: 1, kind: "notify.deliver", ruleId: r.id, changeKey: "reconnect:locScanA:1800000000000" },
+    ]);
     const [delivery] = await listDeliveries(env.DB, { ruleId: r.id });
-    expect(delivery?.event).toMatchObject({ kind: "needs_reconnect", accountId: "scan-acc", locationId: "locScanA", reason: "invalid_grant" });
+    expect(delivery?.event).toMatchObject({
+      kind: "needs_reconnect",
+      accountId: "scan-acc",
+      locationId: "locScanA",
+      reason: "invalid_grant",
+    });
 
     // Later ticks of the same episode: claimed already.
     const again = await scanNotifications(fake, config(), log);
@@ -92,7 +149,10 @@ describe("cron notification scan", () => {
     // Reinstalled (active), then rejected again: a new episode.
     await connect("locScanA", 1_800_000_100_000);
     expect((await scanNotifications(fake, config(), log)).reconnect.matched).toBe(0);
-    await setConnectionStatus(env.DB, locationConnectionId("locScanA"), "needs_reconnect", { lastError: "invalid_grant again", now: 1_800_000_200_000 });
+    await setConnectionStatus(env.DB, locationConnectionId("locScanA"), "needs_reconnect", {
+      lastError: "invalid_grant again",
+      now: 1_800_000_200_000,
+    });
     expect((await scanNotifications(fake, config(), log)).reconnect.enqueued).toBe(1);
     expect(sent.at(-1)).toMatchObject({ changeKey: "reconnect:locScanA:1800000200000" });
     expect(await listDeliveries(env.DB, { ruleId: r.id })).toHaveLength(2);
@@ -115,7 +175,12 @@ describe("cron notification scan", () => {
     expect(first.quota).toMatchObject({ matched: 1, enqueued: 1 });
     const day = (await gateFor(env, "hl", "locScanA").usage()).daily.day;
     expect(sent).toEqual([{ v: 1, kind: "notify.deliver", ruleId: high.id, changeKey: `quota:locScanA:${day}` }]);
-    expect((await listDeliveries(env.DB, { ruleId: high.id }))[0]?.event).toMatchObject({ kind: "quota_low", remaining: 4200, limit: 200_000, day });
+    expect((await listDeliveries(env.DB, { ruleId: high.id }))[0]?.event).toMatchObject({
+      kind: "quota_low",
+      remaining: 4200,
+      limit: 200_000,
+      day,
+    });
 
     expect((await scanNotifications(fake, config(), log)).quota).toMatchObject({ enqueued: 0, duplicates: 1 });
 
@@ -129,22 +194,53 @@ describe("cron notification scan", () => {
   it("error: accounts without a matching rule, or whose location is not theirs, are never notified", async () => {
     sent.length = 0;
     await spend("locScanB", 1, 10);
-    await setConnectionStatus(env.DB, locationConnectionId("locScanB"), "needs_reconnect", { lastError: "invalid_grant", now: 1_800_000_300_000 });
+    await setConnectionStatus(env.DB, locationConnectionId("locScanB"), "needs_reconnect", {
+      lastError: "invalid_grant",
+      now: 1_800_000_300_000,
+    });
     const result = await scanNotifications(capturingEnv(), config(), log);
     expect(sent.filter((m) => JSON.stringify(m).includes("locScanB"))).toEqual([]);
     expect(result.errors).toBe(0);
     expect(await listDeliveries(env.DB, { accountId: "scan-norule" })).toEqual([]);
   });
   it("security: HighLevel refusing the client credentials notifies each sync-failure rule once per episode", async () => {
-    const rule = (await createRule(env.DB, config(), { accountId: "scan-acc", name: "failures", trigger: "sync_failure", params: {}, enabled: true, target: SLACK })).rule;
+    const rule = (
+      await createRule(env.DB, config(), {
+        accountId: "scan-acc",
+        name: "failures",
+        trigger: "sync_failure",
+        params: {},
+        enabled: true,
+        target: SLACK,
+      })
+    ).rule;
     sent.length = 0;
     const fake = capturingEnv();
-    expect((await scanNotifications(fake, config(), log)).clientRejected.matched, "nothing while the credentials work").toBe(0);
-    await raiseAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED, "HighLevel refused this app's client credentials", 1_800_000_400_000);
+    expect(
+      (await scanNotifications(fake, config(), log)).clientRejected.matched,
+      "nothing while the credentials work",
+    ).toBe(0);
+    await raiseAppCondition(
+      env.DB,
+      HIGHLEVEL_CLIENT_REJECTED,
+      "HighLevel refused this app's client credentials",
+      1_800_000_400_000,
+    );
     expect((await scanNotifications(fake, config(), log)).clientRejected).toMatchObject({ matched: 1, enqueued: 1 });
     expect((await scanNotifications(fake, config(), log)).clientRejected).toMatchObject({ enqueued: 0, duplicates: 1 });
-    expect(sent).toEqual([{ v: 1, kind: "notify.deliver", ruleId: rule.id, changeKey: `failure:${HIGHLEVEL_CLIENT_REJECTED}:1800000400000` }]);
-    expect((await listDeliveries(env.DB, { ruleId: rule.id }))[0]?.event).toMatchObject({ kind: "sync_failure", accountId: "scan-acc", reason: "HighLevel refused this app's client credentials" });
+    expect(sent).toEqual([
+      {
+        v: 1,
+        kind: "notify.deliver",
+        ruleId: rule.id,
+        changeKey: `failure:${HIGHLEVEL_CLIENT_REJECTED}:1800000400000`,
+      },
+    ]);
+    expect((await listDeliveries(env.DB, { ruleId: rule.id }))[0]?.event).toMatchObject({
+      kind: "sync_failure",
+      accountId: "scan-acc",
+      reason: "HighLevel refused this app's client credentials",
+    });
     await clearAppCondition(env.DB, HIGHLEVEL_CLIENT_REJECTED);
     expect((await scanNotifications(fake, config(), log)).clientRejected.matched).toBe(0);
   });

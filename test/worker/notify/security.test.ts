@@ -34,7 +34,9 @@ useNetwork({
   "silent.example": () => {
     silent.calls++;
     silent.onCall();
-    return new Promise<Response>((resolve) => void silent.waiting.push(() => resolve(new Response(null, { status: 204 }))));
+    return new Promise<Response>(
+      (resolve) => void silent.waiting.push(() => resolve(new Response(null, { status: 204 }))),
+    );
   },
 });
 
@@ -49,7 +51,12 @@ function postRule(name: string, trigger: string, kind: "slack" | "webhook", url:
 }
 
 /** A `sync_failure` change of the test account. */
-const failure = (failureId: string) => ({ kind: "sync_failure" as const, accountId: "sec-ntf", failureId, reason: "x" });
+const failure = (failureId: string) => ({
+  kind: "sync_failure" as const,
+  accountId: "sec-ntf",
+  failureId,
+  reason: "x",
+});
 
 async function ensureAccount(id: string): Promise<void> {
   if (!(await getAccount(env.DB, id))) await createAccount(env.DB, { id, name: id, workspaceId: null, locations: [] });
@@ -121,7 +128,10 @@ describe("notification delivery never stalls live sync", () => {
     };
     let onRecordAck = () => undefined as void;
     const recordAcked = new Promise<void>((resolve) => (onRecordAck = resolve));
-    const bodies = [{ id: "m-notify", body: delivery }, { id: "m-record", body: record }];
+    const bodies = [
+      { id: "m-notify", body: delivery },
+      { id: "m-record", body: record },
+    ];
     const batch = batchOf("sync-events", bodies, events, (e) => e === "ack:m-record" && onRecordAck());
     const done = worker.queue(batch, testEnv);
     const first = await Promise.race([
@@ -175,7 +185,13 @@ describe("notification delivery never stalls live sync", () => {
     const live = capture();
     const notify = capture();
     const testEnv: Env = { ...env, SYNC_QUEUE: live.queue, NOTIFY_QUEUE: notify.queue };
-    const reconnect = { kind: "needs_reconnect" as const, accountId: "sec-ntf", locationId: "loc-own", since: 7, reason: null };
+    const reconnect = {
+      kind: "needs_reconnect" as const,
+      accountId: "sec-ntf",
+      locationId: "loc-own",
+      since: 7,
+      reason: null,
+    };
     await notifyChange(testEnv, config(), reconnect, log);
     expect(live.sent).toEqual([]);
     expect(notify.sent).toHaveLength(1);
@@ -224,13 +240,16 @@ describe("notification targets refuse internal addresses", () => {
     ["slack", "https://hooks.slack.com:8443/services/T/B/x", /Slack incoming-webhook/],
   ];
 
-  it.each(refused)("security: a %s rule to %s is refused with a reason (400 on target.url)", async (kind, url, reason) => {
-    const res = await postRule("internal", "deal_won", kind, url);
-    expect(res.status).toBe(400);
-    const body = await res.json<{ error: { code: string; details: Array<{ path: string; message: string }> } }>();
-    expect(body.error.code).toBe("bad_request");
-    expect(body.error.details).toEqual([{ path: "target.url", message: expect.stringMatching(reason) }]);
-  });
+  it.each(refused)(
+    "security: a %s rule to %s is refused with a reason (400 on target.url)",
+    async (kind, url, reason) => {
+      const res = await postRule("internal", "deal_won", kind, url);
+      expect(res.status).toBe(400);
+      const body = await res.json<{ error: { code: string; details: Array<{ path: string; message: string }> } }>();
+      expect(body.error.code).toBe("bad_request");
+      expect(body.error.details).toEqual([{ path: "target.url", message: expect.stringMatching(reason) }]);
+    },
+  );
 
   it("happy: public https targets and Slack incoming webhooks are accepted", async () => {
     const targets = [
@@ -270,12 +289,18 @@ describe("notification targets refuse internal addresses", () => {
   });
 
   it("security: the local-dev allow-list opens only its hosts, and only when the Worker itself runs on loopback", () => {
-    const dev = targetPolicy({ PUBLIC_URL: "http://127.0.0.1:8787", NOTIFY_DEV_TARGET_HOSTS: "localhost:9999, 127.0.0.1:9998" });
+    const dev = targetPolicy({
+      PUBLIC_URL: "http://127.0.0.1:8787",
+      NOTIFY_DEV_TARGET_HOSTS: "localhost:9999, 127.0.0.1:9998",
+    });
     expect(targetProblem("webhook", "http://localhost:9999/hook", dev)).toBeNull();
     expect(targetProblem("webhook", "http://127.0.0.1:9998/hook", dev)).toBeNull();
     expect(targetProblem("webhook", "http://localhost:9997/hook", dev)).toMatch(/https/);
     expect(targetProblem("slack", "http://localhost:9999/services/x", dev)).toMatch(/Slack/);
-    const deployed = targetPolicy({ PUBLIC_URL: "https://sync.example.com", NOTIFY_DEV_TARGET_HOSTS: "localhost:9999" });
+    const deployed = targetPolicy({
+      PUBLIC_URL: "https://sync.example.com",
+      NOTIFY_DEV_TARGET_HOSTS: "localhost:9999",
+    });
     expect(deployed.devHosts.size).toBe(0);
     expect(targetProblem("webhook", "https://localhost:9999/hook", deployed)).toMatch(/local or internal/);
   });
@@ -285,11 +310,19 @@ describe("a webhook rule's signing secret is shown once, from the server", () =>
   const BASE = "https://worker.test";
   const form = { "content-type": "application/x-www-form-urlencoded", origin: BASE };
   const cookieOf = (res: Response, name: string) =>
-    res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`))?.split(";")[0] ?? "";
+    res.headers
+      .getSetCookie()
+      .find((c) => c.startsWith(`${name}=`))
+      ?.split(";")[0] ?? "";
 
   async function login(): Promise<string> {
     const body = new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN });
-    const res = await exports.default.fetch(`${BASE}/console/login`, { method: "POST", redirect: "manual", headers: form, body });
+    const res = await exports.default.fetch(`${BASE}/console/login`, {
+      method: "POST",
+      redirect: "manual",
+      headers: form,
+      body,
+    });
     expect(res.status).toBe(303);
     return cookieOf(res, "__Host-console_session");
   }
@@ -300,7 +333,13 @@ describe("a webhook rule's signing secret is shown once, from the server", () =>
       method: "POST",
       redirect: "manual",
       headers: { ...form, cookie: session },
-      body: new URLSearchParams({ account: "sec-ntf", name, trigger: "deal_won", kind: "webhook", url: "https://receiver.example/c" }),
+      body: new URLSearchParams({
+        account: "sec-ntf",
+        name,
+        trigger: "deal_won",
+        kind: "webhook",
+        url: "https://receiver.example/c",
+      }),
     });
     expect(res.status).toBe(303);
     const location = res.headers.get("location") ?? "";
@@ -308,7 +347,10 @@ describe("a webhook rule's signing secret is shown once, from the server", () =>
   }
 
   const page = (location: string, cookies: string[]) =>
-    exports.default.fetch(`${BASE}${location}`, { redirect: "manual", headers: { cookie: cookies.filter(Boolean).join("; ") } });
+    exports.default.fetch(`${BASE}${location}`, {
+      redirect: "manual",
+      headers: { cookie: cookies.filter(Boolean).join("; ") },
+    });
 
   it("security: the secret never travels in a URL; the next page shows it once, then never again", async () => {
     const session = await login();

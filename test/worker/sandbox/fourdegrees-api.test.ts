@@ -44,7 +44,10 @@ describe("4Degrees sandbox: authentication", () => {
     const h = await harness();
     await h.control("POST", "/api-keys", { key: "4d_readonly_key", scopes: ["read"] });
     expect((await h.call("GET", "/deals", { key: "4d_readonly_key" })).status).toBe(200);
-    const res = await h.call("POST", "/deals", { key: "4d_readonly_key", body: { name: "X", pipeline_id: h.pipeline().id } });
+    const res = await h.call("POST", "/deals", {
+      key: "4d_readonly_key",
+      body: { name: "X", pipeline_id: h.pipeline().id },
+    });
     expectEnvelope(res, 403, "insufficient_scope");
   });
 });
@@ -61,7 +64,11 @@ describe("4Degrees sandbox: workspace reads", () => {
   it("happy: /users lists the demo users with emails", async () => {
     const h = await harness();
     const res = await h.call("GET", "/users");
-    expect(res.json.data.map((u: { email: string }) => u.email)).toEqual(["alex.morgan@acmecapital.example", "priya.shah@acmecapital.example", "jordan.lee@acmecapital.example"]);
+    expect(res.json.data.map((u: { email: string }) => u.email)).toEqual([
+      "alex.morgan@acmecapital.example",
+      "priya.shah@acmecapital.example",
+      "jordan.lee@acmecapital.example",
+    ]);
     for (const u of res.json.data) expect(u.id).toMatch(/^usr_/);
   });
 
@@ -103,12 +110,45 @@ describe("4Degrees sandbox: deals", () => {
     const h = await harness();
     const owner = [...h.sandbox.fourdegrees.store.users.values()][1]!;
     const res = await h.call("POST", "/deals", {
-      body: { name: "Acme — Seed", pipeline_id: h.pipeline().id, stage_id: h.stage("First Meeting"), owner_id: owner.id, value: { amount_minor: 50_000_000, currency: "USD" }, expected_close_date: "2027-03-31", tags: ["seed"], external_refs: [{ system: "highlevel", id: "opp_1" }] },
+      body: {
+        name: "Acme — Seed",
+        pipeline_id: h.pipeline().id,
+        stage_id: h.stage("First Meeting"),
+        owner_id: owner.id,
+        value: { amount_minor: 50_000_000, currency: "USD" },
+        expected_close_date: "2027-03-31",
+        tags: ["seed"],
+        external_refs: [{ system: "highlevel", id: "opp_1" }],
+      },
     });
     expect(res.status).toBe(201);
     expect(res.headers.get("etag")).toBe('"1"');
-    expect(Object.keys(res.json)).toEqual(["id", "version", "name", "pipeline_id", "stage_id", "status", "owner_id", "value", "expected_close_date", "company_id", "contact_ids", "tags", "fields", "external_refs", "created_at", "updated_at", "archived_at"]);
-    expect(res.json).toMatchObject({ version: 1, status: "open", owner_id: owner.id, value: { amount_minor: 50_000_000, currency: "USD" }, archived_at: null });
+    expect(Object.keys(res.json)).toEqual([
+      "id",
+      "version",
+      "name",
+      "pipeline_id",
+      "stage_id",
+      "status",
+      "owner_id",
+      "value",
+      "expected_close_date",
+      "company_id",
+      "contact_ids",
+      "tags",
+      "fields",
+      "external_refs",
+      "created_at",
+      "updated_at",
+      "archived_at",
+    ]);
+    expect(res.json).toMatchObject({
+      version: 1,
+      status: "open",
+      owner_id: owner.id,
+      value: { amount_minor: 50_000_000, currency: "USD" },
+      archived_at: null,
+    });
     expect(res.json.id).toMatch(/^deal_/);
     expect(res.json.created_at).toBe(new Date(h.clock.now()).toISOString());
     expect((await h.call("GET", `/deals/${res.json.id}`)).json).toEqual(res.json);
@@ -125,18 +165,65 @@ describe("4Degrees sandbox: deals", () => {
     const pl = h.pipeline().id;
     expectEnvelope(await h.call("POST", "/deals", { body: { pipeline_id: pl } }), 422, "validation_failed");
     expectEnvelope(await h.call("POST", "/deals", { body: { name: "", pipeline_id: pl } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, value: { amount_minor: 10.5, currency: "USD" } } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, value: { amount_minor: 10, currency: "usd" } } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, expected_close_date: "2027-02-30" } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: "pl_nope" } }), 422, "unknown_pipeline");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, stage_id: "st_nope" } }), 422, "unknown_stage");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, owner_id: "usr_nope" } }), 422, "unknown_user");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, contact_ids: ["ct_nope"] } }), 422, "unknown_contact");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, colour: "red" } }), 422, "unknown_field");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, status: "won" } }), 422, "read_only_field");
+    expectEnvelope(
+      await h.call("POST", "/deals", {
+        body: { name: "X", pipeline_id: pl, value: { amount_minor: 10.5, currency: "USD" } },
+      }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", {
+        body: { name: "X", pipeline_id: pl, value: { amount_minor: 10, currency: "usd" } },
+      }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, expected_close_date: "2027-02-30" } }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: "pl_nope" } }),
+      422,
+      "unknown_pipeline",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, stage_id: "st_nope" } }),
+      422,
+      "unknown_stage",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, owner_id: "usr_nope" } }),
+      422,
+      "unknown_user",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, contact_ids: ["ct_nope"] } }),
+      422,
+      "unknown_contact",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, colour: "red" } }),
+      422,
+      "unknown_field",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, status: "won" } }),
+      422,
+      "read_only_field",
+    );
     expectEnvelope(await h.call("POST", "/deals", { body: "{not json" }), 400, "invalid_json");
     expectEnvelope(await h.call("POST", "/deals", { body: "[1,2]" }), 400, "invalid_json");
-    expectEnvelope(await h.call("POST", "/deals", { body: "name=X", headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "unsupported_media_type");
+    expectEnvelope(
+      await h.call("POST", "/deals", {
+        body: "name=X",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+      }),
+      415,
+      "unsupported_media_type",
+    );
     expect(h.sandbox.fourdegrees.deals()).toHaveLength(6);
   });
 
@@ -145,10 +232,29 @@ describe("4Degrees sandbox: deals", () => {
     const pl = h.pipeline().id;
     const fields = (await h.call("GET", `/pipelines/${pl}/fields`)).json.data as Array<{ id: string; name: string }>;
     const id = (name: string) => fields.find((f) => f.name === name)!.id;
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, fields: { [id("Sector")]: "fintech" } } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, fields: { [id("Value (k)")]: 3 } } }), 422, "read_only_field");
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, fields: { fld_nope: "x" } } }), 422, "unknown_custom_field");
-    const ok = await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, value: { amount_minor: 123_456_00, currency: "USD" }, fields: { [id("Sector")]: "Fintech", [id("Ownership %")]: 7.5 } } });
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, fields: { [id("Sector")]: "fintech" } } }),
+      422,
+      "validation_failed",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, fields: { [id("Value (k)")]: 3 } } }),
+      422,
+      "read_only_field",
+    );
+    expectEnvelope(
+      await h.call("POST", "/deals", { body: { name: "X", pipeline_id: pl, fields: { fld_nope: "x" } } }),
+      422,
+      "unknown_custom_field",
+    );
+    const ok = await h.call("POST", "/deals", {
+      body: {
+        name: "X",
+        pipeline_id: pl,
+        value: { amount_minor: 123_456_00, currency: "USD" },
+        fields: { [id("Sector")]: "Fintech", [id("Ownership %")]: 7.5 },
+      },
+    });
     expect(ok.status).toBe(201);
     expect(ok.json.fields[id("Sector")]).toBe("Fintech");
     expect(ok.json.fields[id("Value (k)")]).toBe(123.46);
@@ -158,7 +264,10 @@ describe("4Degrees sandbox: deals", () => {
     const h = await harness();
     const deal = h.dealNamed("Helio Grid — Series B");
     h.clock.advance(60_000);
-    const res = await h.call("PATCH", `/deals/${deal.id}`, { body: { stage_id: h.stage("Closed") }, headers: { "if-match": `"${deal.version}"` } });
+    const res = await h.call("PATCH", `/deals/${deal.id}`, {
+      body: { stage_id: h.stage("Closed") },
+      headers: { "if-match": `"${deal.version}"` },
+    });
     expect(res.status).toBe(200);
     expect(res.json.version).toBe(deal.version + 1);
     expect(res.json.status).toBe("won");
@@ -172,11 +281,18 @@ describe("4Degrees sandbox: deals", () => {
     const h = await harness();
     const deal = h.dealNamed("Bluebird Health — Seed");
     await h.call("PATCH", `/deals/${deal.id}`, { body: { name: "Bluebird — Seed" } });
-    const res = await h.call("PATCH", `/deals/${deal.id}`, { body: { name: "Stale write" }, headers: { "if-match": `"${deal.version}"` } });
+    const res = await h.call("PATCH", `/deals/${deal.id}`, {
+      body: { name: "Stale write" },
+      headers: { "if-match": `"${deal.version}"` },
+    });
     expectEnvelope(res, 409, "version_conflict");
     expect(res.json.error.type).toBe("conflict_error");
     expect(h.sandbox.fourdegrees.deal(deal.id).name).toBe("Bluebird — Seed");
-    expectEnvelope(await h.call("PATCH", `/deals/${deal.id}`, { body: { name: "Y" }, headers: { "if-match": "latest" } }), 400, "invalid_if_match");
+    expectEnvelope(
+      await h.call("PATCH", `/deals/${deal.id}`, { body: { name: "Y" }, headers: { "if-match": "latest" } }),
+      400,
+      "invalid_if_match",
+    );
   });
 
   it("error: status is read-only on PATCH (422) — it follows the stage", async () => {
@@ -204,7 +320,9 @@ describe("4Degrees sandbox: deals", () => {
     expect(res.json.version).toBe(deal.version + 1);
     expect((await h.call("GET", `/deals/${deal.id}`)).json.archived_at).not.toBeNull();
     expect((await h.call("GET", "/deals")).json.data.map((d: { id: string }) => d.id)).toContain(deal.id);
-    expect((await h.call("GET", "/deals?include_archived=false")).json.data.map((d: { id: string }) => d.id)).not.toContain(deal.id);
+    expect(
+      (await h.call("GET", "/deals?include_archived=false")).json.data.map((d: { id: string }) => d.id),
+    ).not.toContain(deal.id);
     const again = await h.call("DELETE", `/deals/${deal.id}`);
     expect(again.json.version).toBe(deal.version + 1);
     expectEnvelope(await h.call("PATCH", `/deals/${deal.id}`, { body: { name: "Back" } }), 409, "deal_archived");
@@ -230,7 +348,8 @@ describe("4Degrees sandbox: listing deals", () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res: { json: { data: Array<{ id: string; updated_at: string }>; next_cursor: string | null } } = await h.call("GET", `/deals?limit=5${cursor ? `&cursor=${cursor}` : ""}`);
+      const res: { json: { data: Array<{ id: string; updated_at: string }>; next_cursor: string | null } } =
+        await h.call("GET", `/deals?limit=5${cursor ? `&cursor=${cursor}` : ""}`);
       seen.push(...res.json.data.map((d) => d.id));
       cursor = res.json.next_cursor;
       pages++;
@@ -284,8 +403,16 @@ describe("4Degrees sandbox: notes", () => {
     const h = await harness();
     const deal = h.dealNamed("Northwind Analytics — Series A");
     expectEnvelope(await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "  " } }), 422, "validation_failed");
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "x", author_id: "usr_nope" } }), 422, "unknown_user");
-    expectEnvelope(await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "x", pinned: true } }), 422, "unknown_field");
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "x", author_id: "usr_nope" } }),
+      422,
+      "unknown_user",
+    );
+    expectEnvelope(
+      await h.call("POST", `/deals/${deal.id}/notes`, { body: { body: "x", pinned: true } }),
+      422,
+      "unknown_field",
+    );
     expectEnvelope(await h.call("PATCH", "/notes/note_nope", { body: { body: "x" } }), 404, "note_not_found");
     expectEnvelope(await h.call("DELETE", "/notes/note_nope"), 404, "note_not_found");
     await h.call("DELETE", `/deals/${deal.id}`);
@@ -314,7 +441,11 @@ describe("4Degrees sandbox: contacts (sandbox extension)", () => {
     expect((await h.call("GET", `/contacts/${found.json.data[0].id}`)).json.email).toBe("nora@northwind.example");
     const created = await h.call("POST", "/contacts", { body: { name: "New Person", email: "new@person.example" } });
     expect(created.status).toBe(201);
-    expectEnvelope(await h.call("POST", "/contacts", { body: { name: "Again", email: "new@person.example" } }), 409, "duplicate_contact");
+    expectEnvelope(
+      await h.call("POST", "/contacts", { body: { name: "Again", email: "new@person.example" } }),
+      409,
+      "duplicate_contact",
+    );
     expectEnvelope(await h.call("GET", "/contacts/ct_nope"), 404, "contact_not_found");
   });
 });
@@ -334,16 +465,32 @@ describe("4Degrees sandbox: idempotency", () => {
 
   it("error: the same key with a different body is a 422 idempotency_key_reused", async () => {
     const h = await harness();
-    await h.call("POST", "/deals", { body: { name: "A", pipeline_id: h.pipeline().id }, headers: { "idempotency-key": "k-reuse" } });
-    expectEnvelope(await h.call("POST", "/deals", { body: { name: "B", pipeline_id: h.pipeline().id }, headers: { "idempotency-key": "k-reuse" } }), 422, "idempotency_key_reused");
+    await h.call("POST", "/deals", {
+      body: { name: "A", pipeline_id: h.pipeline().id },
+      headers: { "idempotency-key": "k-reuse" },
+    });
+    expectEnvelope(
+      await h.call("POST", "/deals", {
+        body: { name: "B", pipeline_id: h.pipeline().id },
+        headers: { "idempotency-key": "k-reuse" },
+      }),
+      422,
+      "idempotency_key_reused",
+    );
   });
 
   it("happy: a failed request is not recorded, so a retry with the same key runs", async () => {
     const h = await harness();
     const deal = h.dealNamed("Bluebird Health — Seed");
-    const stale = await h.call("PATCH", `/deals/${deal.id}`, { body: { name: "Retried" }, headers: { "idempotency-key": "k-retry", "if-match": '"99"' } });
+    const stale = await h.call("PATCH", `/deals/${deal.id}`, {
+      body: { name: "Retried" },
+      headers: { "idempotency-key": "k-retry", "if-match": '"99"' },
+    });
     expect(stale.status).toBe(409);
-    const retry = await h.call("PATCH", `/deals/${deal.id}`, { body: { name: "Retried" }, headers: { "idempotency-key": "k-retry", "if-match": `"${deal.version}"` } });
+    const retry = await h.call("PATCH", `/deals/${deal.id}`, {
+      body: { name: "Retried" },
+      headers: { "idempotency-key": "k-retry", "if-match": `"${deal.version}"` },
+    });
     expect(retry.status).toBe(200);
     expect(retry.json.name).toBe("Retried");
   });
@@ -363,7 +510,9 @@ describe("4Degrees sandbox: actor and version on every change", () => {
   it("happy: API writes carry the api_key actor; each change bumps the version once", async () => {
     const h = await harness();
     const created = await h.call("POST", "/deals", { body: { name: "Actor check", pipeline_id: h.pipeline().id } });
-    await h.call("PATCH", `/deals/${created.json.id}`, { body: { owner_id: [...h.sandbox.fourdegrees.store.users.keys()][2] } });
+    await h.call("PATCH", `/deals/${created.json.id}`, {
+      body: { owner_id: [...h.sandbox.fourdegrees.store.users.keys()][2] },
+    });
     await h.call("PATCH", `/deals/${created.json.id}`, { body: { value: { amount_minor: 1_00, currency: "USD" } } });
     const events = h.sandbox.fourdegrees.events.filter((e) => e.data.object.id === created.json.id);
     expect(events.map((e) => e.type)).toEqual(["deal.created", "deal.owner_changed", "deal.updated"]);
@@ -378,7 +527,10 @@ describe("4Degrees sandbox: actor and version on every change", () => {
     const res = await h.control("PATCH", `/deals/${deal.id}?as=${user.id}`, { stage_id: h.stage("Due Diligence") });
     expect(res.status).toBe(200);
     expect(res.json.version).toBe(deal.version + 1);
-    expect(h.sandbox.fourdegrees.events.at(-1)).toMatchObject({ type: "deal.stage_changed", actor: { type: "user", id: user.id } });
+    expect(h.sandbox.fourdegrees.events.at(-1)).toMatchObject({
+      type: "deal.stage_changed",
+      actor: { type: "user", id: user.id },
+    });
     await h.control("PATCH", `/deals/${deal.id}?as=automation:auto_stage_rule`, { tags: ["auto"] });
     expect(h.sandbox.fourdegrees.events.at(-1)!.actor).toEqual({ type: "automation", id: "auto_stage_rule" });
   });
@@ -423,7 +575,9 @@ describe("4Degrees sandbox: rate limits", () => {
 describe("4Degrees sandbox: faults", () => {
   it("happy: a scripted fault fails exactly the matching requests, with Retry-After when asked", async () => {
     const h = await harness();
-    expect((await h.control("POST", "/faults/script", { status: 503, method: "GET", path: "^/deals$", count: 2 })).status).toBe(201);
+    expect(
+      (await h.control("POST", "/faults/script", { status: 503, method: "GET", path: "^/deals$", count: 2 })).status,
+    ).toBe(201);
     await h.control("POST", "/faults/script", { status: 429, path: "/users", retryAfter: 7 });
     expectEnvelope(await h.call("GET", "/deals"), 503, "injected_fault");
     expect((await h.call("GET", "/pipelines")).status).toBe(200);
@@ -463,9 +617,18 @@ describe("4Degrees sandbox: faults", () => {
   it("happy: the request log records method, route, status, Idempotency-Key and If-Match", async () => {
     const h = await harness();
     const deal = h.dealNamed("Bluebird Health — Seed");
-    await h.call("PATCH", `/deals/${deal.id}`, { body: { name: "Logged" }, headers: { "idempotency-key": "k-log", "if-match": `"${deal.version}"` } });
+    await h.call("PATCH", `/deals/${deal.id}`, {
+      body: { name: "Logged" },
+      headers: { "idempotency-key": "k-log", "if-match": `"${deal.version}"` },
+    });
     const res = await h.control("GET", "/requests");
     expect(res.json.byRoute["PATCH /deals/:id"]).toBe(1);
-    expect(res.json.log.at(-1)).toMatchObject({ method: "PATCH", route: "/deals/:id", status: 200, idempotencyKey: "k-log", ifMatch: `"${deal.version}"` });
+    expect(res.json.log.at(-1)).toMatchObject({
+      method: "PATCH",
+      route: "/deals/:id",
+      status: 200,
+      idempotencyKey: "k-log",
+      ifMatch: `"${deal.version}"`,
+    });
   });
 });

@@ -25,7 +25,11 @@ export interface Harness {
   received: Received[];
   /** What the receiver answers next (a queue; empty → 204). */
   answers: number[];
-  call(method: string, path: string, options?: { body?: unknown; headers?: Record<string, string>; key?: string | null }): Promise<{ status: number; headers: Headers; json: any; text: string }>;
+  call(
+    method: string,
+    path: string,
+    options?: { body?: unknown; headers?: Record<string, string>; key?: string | null },
+  ): Promise<{ status: number; headers: Headers; json: any; text: string }>;
   control(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
   pipeline(): Pipeline;
   stage(name: string): string;
@@ -33,7 +37,9 @@ export interface Harness {
 }
 
 /** A seeded, frozen, manual-mode sandbox with demo data and a subscribed receiver. */
-export async function harness(options: { seed?: number; settings?: Record<string, string>; demo?: boolean; subscribe?: boolean } = {}): Promise<Harness> {
+export async function harness(
+  options: { seed?: number; settings?: Record<string, string>; demo?: boolean; subscribe?: boolean } = {},
+): Promise<Harness> {
   const clock = new SandboxClock();
   clock.freeze();
   const received: Received[] = [];
@@ -57,13 +63,18 @@ export async function harness(options: { seed?: number; settings?: Record<string
     received,
     answers,
     async call(method, path, o = {}) {
-      const headers: Record<string, string> = { ...(o.key === null ? {} : { authorization: `Bearer ${o.key ?? KEY}` }), ...o.headers };
+      const headers: Record<string, string> = {
+        ...(o.key === null ? {} : { authorization: `Bearer ${o.key ?? KEY}` }),
+        ...o.headers,
+      };
       let body: string | undefined;
       if (o.body !== undefined) {
         body = typeof o.body === "string" ? o.body : JSON.stringify(o.body);
         headers["content-type"] ??= "application/json";
       }
-      const res = await sandbox.fetch(new Request(`${API}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) }));
+      const res = await sandbox.fetch(
+        new Request(`${API}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) }),
+      );
       const text = await res.text();
       let json: unknown = null;
       try {
@@ -75,7 +86,11 @@ export async function harness(options: { seed?: number; settings?: Record<string
     },
     async control(method, path, body) {
       const res = await sandbox.fetch(
-        new Request(`${CONTROL}${path}`, { method, headers: { "content-type": "application/json" }, ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}) }),
+        new Request(`${CONTROL}${path}`, {
+          method,
+          headers: { "content-type": "application/json" },
+          ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
+        }),
       );
       const text = await res.text();
       return { status: res.status, json: text ? JSON.parse(text) : null };

@@ -7,24 +7,36 @@ import { describe, expect, it } from "vitest";
 import { harness, type Harness } from "./fourdegrees-helpers.ts";
 
 async function importCsv(h: Harness, csv: string, contentType = "text/csv", headers: Record<string, string> = {}) {
-  return h.call("POST", `/pipelines/${h.pipeline().id}/import`, { body: csv, headers: { "content-type": contentType, ...headers } });
+  return h.call("POST", `/pipelines/${h.pipeline().id}/import`, {
+    body: csv,
+    headers: { "content-type": contentType, ...headers },
+  });
 }
 
 describe("4Degrees sandbox CSV import: parsing", () => {
   it("happy: quoted fields with commas, quotes and embedded newlines, and a UTF-8 BOM, import as written", async () => {
     const h = await harness();
-    const csv = '\uFEFFDeal Name,Stage,Owner,Value,Expected Close Date,Notes\r\n"Acme, Inc — Seed",Sourced,priya.shah@acmecapital.example,"1,250,000.50",2027-03-31,"Founder said ""yes"".\nFollow up in Q1."\r\n';
+    const csv =
+      '\uFEFFDeal Name,Stage,Owner,Value,Expected Close Date,Notes\r\n"Acme, Inc — Seed",Sourced,priya.shah@acmecapital.example,"1,250,000.50",2027-03-31,"Founder said ""yes"".\nFollow up in Q1."\r\n';
     const res = await importCsv(h, csv);
     expect(res.status).toBe(200);
     expect(res.json).toEqual({ created: 1, updated: 0, unchanged: 0, errors: [], ignored_columns: [] });
     const deal = h.dealNamed("Acme, Inc — Seed");
-    expect(deal).toMatchObject({ stage_id: h.stage("Sourced"), owner_id: h.sandbox.fourdegrees.demo!.userIds[1], value: { amount_minor: 125_000_050, currency: "USD" }, expected_close_date: "2027-03-31" });
+    expect(deal).toMatchObject({
+      stage_id: h.stage("Sourced"),
+      owner_id: h.sandbox.fourdegrees.demo!.userIds[1],
+      value: { amount_minor: 125_000_050, currency: "USD" },
+      expected_close_date: "2027-03-31",
+    });
     expect(h.sandbox.fourdegrees.notes(deal.id).map((n) => n.body)).toEqual(['Founder said "yes".\nFollow up in Q1.']);
   });
 
   it("happy: header names match case-insensitively; unknown columns are ignored and listed", async () => {
     const h = await harness();
-    const res = await importCsv(h, "deal name,STAGE,Pipeline,Status,HighLevel ID\nBeta,First Meeting,Deal Flow,open,opp_1\n");
+    const res = await importCsv(
+      h,
+      "deal name,STAGE,Pipeline,Status,HighLevel ID\nBeta,First Meeting,Deal Flow,open,opp_1\n",
+    );
     expect(res.json).toMatchObject({ created: 1, errors: [], ignored_columns: ["Pipeline", "Status", "HighLevel ID"] });
   });
 
@@ -59,7 +71,10 @@ describe("4Degrees sandbox CSV import: parsing", () => {
 
   it("error: an unknown pipeline is a 404", async () => {
     const h = await harness();
-    const res = await h.call("POST", "/pipelines/pl_nope/import", { body: "Deal Name,Stage\nX,Sourced\n", headers: { "content-type": "text/csv" } });
+    const res = await h.call("POST", "/pipelines/pl_nope/import", {
+      body: "Deal Name,Stage\nX,Sourced\n",
+      headers: { "content-type": "text/csv" },
+    });
     expect(res.status).toBe(404);
   });
 });
@@ -89,15 +104,32 @@ describe("4Degrees sandbox CSV import: validation, row by row", () => {
     expect(messages[4]).toContain("Value");
     expect(messages[5]).toContain("Close Date");
     expect(messages[6]).toContain("Round");
-    expect(h.dealNamed("Fine")).toMatchObject({ owner_id: h.sandbox.fourdegrees.demo!.userIds[2], value: { amount_minor: 30_000_000 }, expected_close_date: "2026-12-31", status: "open" });
+    expect(h.dealNamed("Fine")).toMatchObject({
+      owner_id: h.sandbox.fourdegrees.demo!.userIds[2],
+      value: { amount_minor: 30_000_000 },
+      expected_close_date: "2026-12-31",
+      status: "open",
+    });
     expect(h.dealNamed("Fine").fields[h.sandbox.fourdegrees.demo!.fieldIds["Round"]!]).toBe("Series A");
   });
 
   it("error: a row missing a required field creates nothing: not the deal, nor the contact or company it names", async () => {
     const h = await harness();
-    const region = (await h.control("POST", `/pipelines/${h.pipeline().id}/fields`, { name: "Region", type: "single_select", options: ["US", "EU"], required: true })).json;
+    const region = (
+      await h.control("POST", `/pipelines/${h.pipeline().id}/fields`, {
+        name: "Region",
+        type: "single_select",
+        options: ["US", "EU"],
+        required: true,
+      })
+    ).json;
     const store = h.sandbox.fourdegrees.store;
-    const before = { contacts: store.contacts.size, companies: store.companies.size, deals: store.deals.size, events: h.sandbox.fourdegrees.events.length };
+    const before = {
+      contacts: store.contacts.size,
+      companies: store.companies.size,
+      deals: store.deals.size,
+      events: h.sandbox.fourdegrees.events.length,
+    };
     const csv = [
       "Deal Name,Stage,Company,Contact Email,Contact Name,Region",
       "Orphan Co — Seed,Sourced,Orphan Co,ceo@orphan.example,Olive Orphan,",
@@ -105,7 +137,9 @@ describe("4Degrees sandbox CSV import: validation, row by row", () => {
     ].join("\n");
     const res = await importCsv(h, csv);
     expect(res.json.created).toBe(1);
-    expect(res.json.errors).toEqual([{ row: 2, message: expect.stringContaining('"Region" is a required field of "Deal Flow"') }]);
+    expect(res.json.errors).toEqual([
+      { row: 2, message: expect.stringContaining('"Region" is a required field of "Deal Flow"') },
+    ]);
     expect(store.findContactByEmail("ceo@orphan.example")).toBeUndefined();
     expect([...store.companies.values()].map((c) => c.name)).not.toContain("Orphan Co");
     expect(store.contacts.size).toBe(before.contacts + 1);
@@ -119,7 +153,12 @@ describe("4Degrees sandbox CSV import: validation, row by row", () => {
 
   it("error: updating an existing deal that lacks a required field is refused when the row writes fields, allowed when it writes none", async () => {
     const h = await harness();
-    await h.control("POST", `/pipelines/${h.pipeline().id}/fields`, { name: "Region", type: "single_select", options: ["US", "EU"], required: true });
+    await h.control("POST", `/pipelines/${h.pipeline().id}/fields`, {
+      name: "Region",
+      type: "single_select",
+      options: ["US", "EU"],
+      required: true,
+    });
     const name = "Bluebird Health — Seed";
     const before = h.dealNamed(name);
     const res = await importCsv(h, `Deal Name,Stage,Round,Company\n${name},Due Diligence,Seed,Brand New Co\n`);
@@ -145,12 +184,18 @@ describe("4Degrees sandbox CSV import: de-duplication by Deal Name", () => {
     expect(res.json).toMatchObject({ created: 0, updated: 1, unchanged: 0 });
     const after = h.dealNamed("Bluebird Health — Seed");
     expect(after.id).toBe(before.id);
-    expect(after).toMatchObject({ stage_id: h.stage("Due Diligence"), value: { amount_minor: 90_000_000 }, owner_id: before.owner_id, version: before.version + 1 });
+    expect(after).toMatchObject({
+      stage_id: h.stage("Due Diligence"),
+      value: { amount_minor: 90_000_000 },
+      owner_id: before.owner_id,
+      version: before.version + 1,
+    });
   });
 
   it("happy: importing the same file twice changes nothing the second time", async () => {
     const h = await harness();
-    const csv = "Deal Name,Stage,Owner,Value,Contact Email,Contact Name,Company,Tags,Notes\nNew Co — Seed,Sourced,alex.morgan@acmecapital.example,500000,founder@newco.example,Fay Founder,New Co,seed;ai,Met at demo day\n";
+    const csv =
+      "Deal Name,Stage,Owner,Value,Contact Email,Contact Name,Company,Tags,Notes\nNew Co — Seed,Sourced,alex.morgan@acmecapital.example,500000,founder@newco.example,Fay Founder,New Co,seed;ai,Met at demo day\n";
     const first = await importCsv(h, csv);
     expect(first.json).toMatchObject({ created: 1, updated: 0, unchanged: 0, errors: [] });
     const deal = h.dealNamed("New Co — Seed");
@@ -177,7 +222,12 @@ describe("4Degrees sandbox CSV import: de-duplication by Deal Name", () => {
 
   it("error: when the earlier row holding the name was itself rejected, the later row's error says so", async () => {
     const h = await harness();
-    await h.control("POST", `/pipelines/${h.pipeline().id}/fields`, { name: "Region", type: "single_select", options: ["US", "EU"], required: true });
+    await h.control("POST", `/pipelines/${h.pipeline().id}/fields`, {
+      name: "Region",
+      type: "single_select",
+      options: ["US", "EU"],
+      required: true,
+    });
     const res = await importCsv(h, "Deal Name,Stage,Region\nTwin,Sourced,\nTwin,Sourced,US\n");
     expect(res.json.created).toBe(0);
     expect(res.json.errors.map((e: { row: number }) => e.row)).toEqual([2, 3]);
@@ -206,7 +256,8 @@ describe("4Degrees sandbox CSV import: de-duplication by Deal Name", () => {
     const rows = ["Deal Name,Stage,Owner,Value,Round"];
     const stages = ["Sourced", "First Meeting", "Due Diligence", "Partner Review", "Term Sheet", "Closed", "Passed"];
     const emails = h.sandbox.fourdegrees.demo!.userIds.map((id) => h.sandbox.fourdegrees.store.users.get(id)!.email);
-    for (let i = 0; i < 5_000; i++) rows.push(`"Bulk deal ${i}, LLC",${stages[i % 7]},${emails[i % 3]},${(i * 1_000).toFixed(2)},Seed`);
+    for (let i = 0; i < 5_000; i++)
+      rows.push(`"Bulk deal ${i}, LLC",${stages[i % 7]},${emails[i % 3]},${(i * 1_000).toFixed(2)},Seed`);
     rows.push("Bulk bad,Nope,,,");
     const csv = rows.join("\r\n");
     const first = await importCsv(h, csv);
@@ -226,8 +277,12 @@ describe("4Degrees sandbox CSV import: the HighLevel export re-imports (issue 4,
     const demo = await hl.seedDemo();
     const store = hl.store;
     const source = {
-      pipelines: async () => [...store.pipelines.values()].filter((p) => p.locationId === demo.locationId).map((p) => ({ id: p.id, name: p.name, stages: p.stages.map((s) => ({ id: s.id, name: s.name })) })),
-      users: async () => [...store.users.values()].map((u) => ({ id: u.id, email: u.email, name: `${u.firstName} ${u.lastName}` })),
+      pipelines: async () =>
+        [...store.pipelines.values()]
+          .filter((p) => p.locationId === demo.locationId)
+          .map((p) => ({ id: p.id, name: p.name, stages: p.stages.map((s) => ({ id: s.id, name: s.name })) })),
+      users: async () =>
+        [...store.users.values()].map((u) => ({ id: u.id, email: u.email, name: `${u.firstName} ${u.lastName}` })),
       pages: async function* () {
         yield store.opportunitiesOf(demo.locationId).map((o) => {
           const contact = o.contactId ? store.contacts.get(o.contactId) : undefined;

@@ -72,7 +72,9 @@ describe("4Degrees sandbox webhooks: signing and envelope", () => {
     const created = (await h.call("POST", "/deals", { body: { name: "Lifecycle", pipeline_id: pl } })).json;
     await h.call("PATCH", `/deals/${created.id}`, { body: { stage_id: h.stage("Closed") } });
     await h.call("PATCH", `/deals/${created.id}`, { body: { owner_id: users[0] } });
-    await h.call("PATCH", `/deals/${created.id}`, { body: { stage_id: h.stage("First Meeting"), owner_id: users[1], expected_close_date: "2027-06-30" } });
+    await h.call("PATCH", `/deals/${created.id}`, {
+      body: { stage_id: h.stage("First Meeting"), owner_id: users[1], expected_close_date: "2027-06-30" },
+    });
     const note = (await h.call("POST", `/deals/${created.id}/notes`, { body: { body: "first" } })).json;
     await h.call("PATCH", `/notes/${note.id}`, { body: { body: "second" } });
     await h.call("DELETE", `/notes/${note.id}`);
@@ -109,7 +111,11 @@ describe("4Degrees sandbox webhooks: signing and envelope", () => {
     const flushed = await h.control("POST", "/webhooks/flush");
     expect(flushed.json).toEqual({ attempted: 1, pending: 0 });
     const event = JSON.parse(h.received[0]!.body);
-    expect(event).toMatchObject({ type: "note.created", actor: { type: "user", id: user.id }, data: { object: { author_id: user.id } } });
+    expect(event).toMatchObject({
+      type: "note.created",
+      actor: { type: "user", id: user.id },
+      data: { object: { author_id: user.id } },
+    });
   });
 });
 
@@ -133,7 +139,9 @@ describe("4Degrees sandbox webhooks: retries with backoff", () => {
     await h.sandbox.fourdegrees.flush();
     expect(h.received.map((r) => r.at - start)).toEqual([0, 5_000, 305_000, 2_105_000]);
     expect(new Set(h.received.map((r) => r.headers.get("webhook-id"))).size).toBe(1);
-    expect(h.received.map((r) => Number(r.headers.get("webhook-timestamp")))).toEqual(h.received.map((r) => Math.floor(r.at / 1000)));
+    expect(h.received.map((r) => Number(r.headers.get("webhook-timestamp")))).toEqual(
+      h.received.map((r) => Math.floor(r.at / 1000)),
+    );
     for (const r of h.received) expect(await verifySignature(SECRET, r.headers, r.body)).toBe(true);
     const delivery = h.sandbox.fourdegrees.deliveries().at(-1)!;
     expect(delivery.state).toBe("delivered");
@@ -185,7 +193,11 @@ describe("4Degrees sandbox webhooks: retries with backoff", () => {
 
   it("happy: auto mode delivers at once without a flush", async () => {
     const received: string[] = [];
-    const sandbox = createSandbox({ seed: 5, webhookMode: "auto", fetch: async (r) => (received.push(await r.text()), new Response(null, { status: 200 })) });
+    const sandbox = createSandbox({
+      seed: 5,
+      webhookMode: "auto",
+      fetch: async (r) => (received.push(await r.text()), new Response(null, { status: 200 })),
+    });
     await sandbox.fourdegrees.seedDemo();
     sandbox.fourdegrees.subscribe(HOOK_URL);
     sandbox.fourdegrees.updateDealAsUser(sandbox.fourdegrees.deals()[0]!.id, { tags: ["auto"] });
@@ -198,13 +210,23 @@ describe("4Degrees sandbox webhooks: retries with backoff", () => {
 describe("4Degrees sandbox webhooks: seeded delivery faults", () => {
   async function run(seed: number) {
     const h = await harness({ seed });
-    await h.control("PUT", "/faults", { seed, webhookDropRate: 0.2, webhookDuplicateRate: 0.2, webhookReorderRate: 0.2, webhookReorderDelayMs: 100 });
+    await h.control("PUT", "/faults", {
+      seed,
+      webhookDropRate: 0.2,
+      webhookDuplicateRate: 0.2,
+      webhookReorderRate: 0.2,
+      webhookReorderDelayMs: 100,
+    });
     const before = h.sandbox.fourdegrees.events.length;
     for (const d of h.sandbox.fourdegrees.deals()) h.sandbox.fourdegrees.addNoteAsUser(d.id, `note on ${d.name}`);
     for (const d of h.sandbox.fourdegrees.deals()) h.sandbox.fourdegrees.updateDealAsUser(d.id, { tags: ["faulty"] });
     h.clock.advance(100);
     await h.sandbox.fourdegrees.flush();
-    return { h, emitted: h.sandbox.fourdegrees.events.length - before, ids: h.received.map((r) => r.headers.get("webhook-id")!) };
+    return {
+      h,
+      emitted: h.sandbox.fourdegrees.events.length - before,
+      ids: h.received.map((r) => r.headers.get("webhook-id")!),
+    };
   }
 
   it("happy: the same seed drops, duplicates and reorders the same deliveries", async () => {
@@ -249,7 +271,9 @@ describe("4Degrees sandbox webhooks: control API", () => {
     expect((await h.control("POST", "/subscribers", { url: HOOK_URL })).status).toBe(201);
     expect((await h.control("GET", "/webhooks")).json.subscribers).toEqual([HOOK_URL]);
     expect((await h.control("POST", "/webhooks/subscribers", { url: "not a url" })).status).toBe(400);
-    expect((await h.control("DELETE", `/webhooks/subscribers?url=${encodeURIComponent(HOOK_URL)}`)).json.subscribers).toEqual([]);
+    expect(
+      (await h.control("DELETE", `/webhooks/subscribers?url=${encodeURIComponent(HOOK_URL)}`)).json.subscribers,
+    ).toEqual([]);
     expect((await h.control("POST", "/subscribers", { url: HOOK_URL })).status).toBe(201);
     expect((await h.control("DELETE", "/subscribers", { url: HOOK_URL })).json.subscribers).toEqual([]);
     await h.call("POST", "/deals", { body: { name: "Nobody listens", pipeline_id: h.pipeline().id } });
@@ -263,7 +287,11 @@ describe("4Degrees sandbox webhooks: control API", () => {
     await h.sandbox.fourdegrees.flush();
     const deliveries = await h.control("GET", "/webhooks/deliveries?type=deal.created");
     expect(deliveries.json.deliveries).toHaveLength(1);
-    expect(deliveries.json.deliveries[0]).toMatchObject({ subscriber: HOOK_URL, eventType: "deal.created", state: "delivered" });
+    expect(deliveries.json.deliveries[0]).toMatchObject({
+      subscriber: HOOK_URL,
+      eventType: "deal.created",
+      state: "delivered",
+    });
     expect(h.sandbox.fourdegrees.deliveries("deal.created")[0]!.payload.data.object).toMatchObject({ name: "Logged" });
     const events = await h.control("GET", "/events?type=deal.created&limit=1");
     expect(events.json.events[0].data.object.name).toBe("Logged");
@@ -294,7 +322,9 @@ describe("4Degrees sandbox control API: errors", () => {
     expect(badStage.json.code).toBe("unknown_stage");
     expect((await h.control("PATCH", `/deals/${demo.dealIds[0]}?as=usr_nope`, { name: "x" })).status).toBe(400);
     expect((await h.control("PATCH", `/deals/${demo.dealIds[0]}`, "{oops")).status).toBe(400);
-    expect((await h.control("POST", "/users", { name: "Dup", email: "alex.morgan@acmecapital.example" })).json.code).toBe("duplicate_email");
+    expect(
+      (await h.control("POST", "/users", { name: "Dup", email: "alex.morgan@acmecapital.example" })).json.code,
+    ).toBe("duplicate_email");
     expect((await h.control("GET", "/deals/deal_nope")).status).toBe(404);
     expect((await h.control("GET", "/nothing-here")).status).toBe(404);
     await h.control("DELETE", `/deals/${demo.dealIds[1]}`);

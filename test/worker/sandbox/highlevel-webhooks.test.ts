@@ -11,8 +11,36 @@ import { pemToDer, fromBase64 } from "../../../sandbox/highlevel/keys.ts";
 const HOOK = "http://worker.test/webhooks/highlevel";
 
 /** Documented keys of every opportunity event (webhook-events/Opportunity*.md) plus the envelope. */
-const OPPORTUNITY_KEYS = ["type", "locationId", "id", "assignedTo", "contactId", "monetaryValue", "name", "pipelineId", "pipelineStageId", "source", "status", "dateAdded", "timestamp", "webhookId", "appId", "versionId"];
-const NOTE_KEYS = ["type", "locationId", "id", "body", "contactId", "dateAdded", "timestamp", "webhookId", "appId", "versionId"];
+const OPPORTUNITY_KEYS = [
+  "type",
+  "locationId",
+  "id",
+  "assignedTo",
+  "contactId",
+  "monetaryValue",
+  "name",
+  "pipelineId",
+  "pipelineStageId",
+  "source",
+  "status",
+  "dateAdded",
+  "timestamp",
+  "webhookId",
+  "appId",
+  "versionId",
+];
+const NOTE_KEYS = [
+  "type",
+  "locationId",
+  "id",
+  "body",
+  "contactId",
+  "dateAdded",
+  "timestamp",
+  "webhookId",
+  "appId",
+  "versionId",
+];
 
 interface Received {
   body: string;
@@ -20,7 +48,13 @@ interface Received {
 }
 
 /** A manual-mode sandbox whose webhook deliveries land in `received`, answered by `answer`. */
-async function setup(options: { seed?: number; answer?: (n: number) => number } = {}): Promise<{ sb: Sandbox; received: Received[]; api: (method: string, path: string, body?: unknown) => Promise<Response> }> {
+async function setup(
+  options: { seed?: number; answer?: (n: number) => number } = {},
+): Promise<{
+  sb: Sandbox;
+  received: Received[];
+  api: (method: string, path: string, body?: unknown) => Promise<Response>;
+}> {
   const received: Received[] = [];
   const sb = createSandbox({
     webhookMode: "manual",
@@ -34,7 +68,13 @@ async function setup(options: { seed?: number; answer?: (n: number) => number } 
   sb.highlevel.subscribe(HOOK);
   const pit = sb.highlevel.demo!.pit;
   const api = (method: string, path: string, body?: unknown) =>
-    sb.fetch(new Request(`http://sandbox.test/highlevel${path}`, { method, headers: { Authorization: `Bearer ${pit}`, Version: "2021-07-28", "Content-Type": "application/json" }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }));
+    sb.fetch(
+      new Request(`http://sandbox.test/highlevel${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${pit}`, Version: "2021-07-28", "Content-Type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      }),
+    );
   return { sb, received, api };
 }
 
@@ -52,19 +92,49 @@ describe("HighLevel sandbox webhooks (in-process, workerd)", () => {
       expect(types(received)).toEqual(expected);
     };
     let id = "";
-    const contact = sb.highlevel.service.createContact({ locationId: d.locationId, firstName: "Hook", email: "hook@example.com" });
+    const contact = sb.highlevel.service.createContact({
+      locationId: d.locationId,
+      firstName: "Hook",
+      email: "hook@example.com",
+    });
     await step(async () => {
-      const res = await api("POST", "/opportunities/", { pipelineId: d.pipelineId, locationId: d.locationId, name: "Webhook deal", status: "open", contactId: contact.id, monetaryValue: 10 });
+      const res = await api("POST", "/opportunities/", {
+        pipelineId: d.pipelineId,
+        locationId: d.locationId,
+        name: "Webhook deal",
+        status: "open",
+        contactId: contact.id,
+        monetaryValue: 10,
+      });
       expect(res.status).toBe(201);
       id = ((await res.json()) as { opportunity: { id: string } }).opportunity.id;
     }, ["OpportunityCreate", "OpportunityUpdate"]);
-    await step(() => api("PUT", `/opportunities/${id}`, { pipelineStageId: d.stageIds[1] }), ["OpportunityUpdate", "OpportunityStageUpdate"]);
-    await step(() => api("PUT", `/opportunities/${id}/status`, { status: "won" }), ["OpportunityUpdate", "OpportunityStatusUpdate"]);
-    await step(() => api("PUT", `/opportunities/${id}`, { monetaryValue: 99 }), ["OpportunityUpdate", "OpportunityMonetaryValueUpdate"]);
-    await step(() => api("PUT", `/opportunities/${id}`, { assignedTo: d.userIds[2] }), ["OpportunityUpdate", "OpportunityAssignedToUpdate"]);
+    await step(
+      () => api("PUT", `/opportunities/${id}`, { pipelineStageId: d.stageIds[1] }),
+      ["OpportunityUpdate", "OpportunityStageUpdate"],
+    );
+    await step(
+      () => api("PUT", `/opportunities/${id}/status`, { status: "won" }),
+      ["OpportunityUpdate", "OpportunityStatusUpdate"],
+    );
+    await step(
+      () => api("PUT", `/opportunities/${id}`, { monetaryValue: 99 }),
+      ["OpportunityUpdate", "OpportunityMonetaryValueUpdate"],
+    );
+    await step(
+      () => api("PUT", `/opportunities/${id}`, { assignedTo: d.userIds[2] }),
+      ["OpportunityUpdate", "OpportunityAssignedToUpdate"],
+    );
     const last = JSON.parse(received[1]!.body) as Record<string, unknown>;
     expect(Object.keys(last).sort()).toEqual([...OPPORTUNITY_KEYS].sort());
-    expect(last).toMatchObject({ id, locationId: d.locationId, assignedTo: d.userIds[2], monetaryValue: 99, status: "won", pipelineStageId: d.stageIds[1] });
+    expect(last).toMatchObject({
+      id,
+      locationId: d.locationId,
+      assignedTo: d.userIds[2],
+      monetaryValue: 99,
+      status: "won",
+      pipelineStageId: d.stageIds[1],
+    });
     expect(last.timestamp).toBe(new Date(sb.clock.now()).toISOString());
     await step(() => api("DELETE", `/opportunities/${id}`), ["OpportunityDelete", "OpportunityUpdate"]);
 
@@ -84,7 +154,13 @@ describe("HighLevel sandbox webhooks (in-process, workerd)", () => {
   it("happy: changes made through the control API (as a UI user) emit webhooks too", async () => {
     const { sb, received } = await setup();
     const d = sb.highlevel.demo!;
-    const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel/opportunities/${d.opportunityIds[0]}/stage`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ stageName: "Term Sheet" }) }));
+    const res = await sb.fetch(
+      new Request(`http://sandbox.test/_sandbox/highlevel/opportunities/${d.opportunityIds[0]}/stage`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ stageName: "Term Sheet" }),
+      }),
+    );
     expect(res.status).toBe(200);
     await sb.highlevel.flush();
     expect(types(received)).toEqual(["OpportunityUpdate", "OpportunityStageUpdate"]);
@@ -100,8 +176,20 @@ describe("HighLevel sandbox webhooks (in-process, workerd)", () => {
       expect(v, "the Worker's test bindings carry the sandbox public keys").toBeDefined();
       return (v ?? "").replace(/\\n/g, "\n");
     };
-    const ed = await crypto.subtle.importKey("spki", pemToDer(pem(env.HIGHLEVEL_WEBHOOK_PUBLIC_KEY)), { name: "Ed25519" }, false, ["verify"]);
-    const rsa = await crypto.subtle.importKey("spki", pemToDer(pem(env.HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY)), { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
+    const ed = await crypto.subtle.importKey(
+      "spki",
+      pemToDer(pem(env.HIGHLEVEL_WEBHOOK_PUBLIC_KEY)),
+      { name: "Ed25519" },
+      false,
+      ["verify"],
+    );
+    const rsa = await crypto.subtle.importKey(
+      "spki",
+      pemToDer(pem(env.HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY)),
+      { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+      false,
+      ["verify"],
+    );
     const bytes = new TextEncoder().encode(body);
     const ghlSig = fromBase64(headers.get("x-ghl-signature")!);
     const whSig = fromBase64(headers.get("x-wh-signature")!);
@@ -161,7 +249,10 @@ describe("HighLevel sandbox webhooks (in-process, workerd)", () => {
     expect(await sb.highlevel.flush()).toBe(2);
     expect(bodies()).toEqual(["first", "first", "second", "second", "late", "late"]);
     const late = sb.highlevel.deliveries().filter((x) => x.payload.body === "late");
-    expect(late.map((x) => [x.reordered, Boolean(x.duplicateOf)])).toEqual([[true, false], [true, true]]);
+    expect(late.map((x) => [x.reordered, Boolean(x.duplicateOf)])).toEqual([
+      [true, false],
+      [true, true],
+    ]);
   });
 
   it("error: a 5xx loses the event for good; a receiver stuck on 429 gets 7 tries in all", async () => {
@@ -189,11 +280,20 @@ describe("HighLevel sandbox webhooks (in-process, workerd)", () => {
     const d = sb.highlevel.demo!;
     const tokens = sb.highlevel.connect();
     await sb.highlevel.flush();
-    expect(JSON.parse(received[0]!.body)).toMatchObject({ type: "INSTALL", locationId: d.locationId, companyId: d.companyId, appId: expect.any(String) });
+    expect(JSON.parse(received[0]!.body)).toMatchObject({
+      type: "INSTALL",
+      locationId: d.locationId,
+      companyId: d.companyId,
+      appId: expect.any(String),
+    });
     sb.highlevel.uninstall(d.locationId);
     await sb.highlevel.flush();
     expect(JSON.parse(received[1]!.body)).toMatchObject({ type: "UNINSTALL", locationId: d.locationId });
-    const after = await sb.fetch(new Request(`http://sandbox.test/highlevel/opportunities/${d.opportunityIds[0]}`, { headers: { Authorization: `Bearer ${String(tokens.access_token)}`, Version: "2021-07-28" } }));
+    const after = await sb.fetch(
+      new Request(`http://sandbox.test/highlevel/opportunities/${d.opportunityIds[0]}`, {
+        headers: { Authorization: `Bearer ${String(tokens.access_token)}`, Version: "2021-07-28" },
+      }),
+    );
     expect(after.status).toBe(401);
   });
 
@@ -201,16 +301,29 @@ describe("HighLevel sandbox webhooks (in-process, workerd)", () => {
     /** Runs the same scenario under faults and records what happened. */
     const run = async (seed: number) => {
       const { sb, api } = await setup({ seed });
-      sb.highlevel.faults.configure({ seed, errorRate: 0.2, webhookDropRate: 0.2, webhookDuplicateRate: 0.2, webhookReorderRate: 0.2 });
+      sb.highlevel.faults.configure({
+        seed,
+        errorRate: 0.2,
+        webhookDropRate: 0.2,
+        webhookDuplicateRate: 0.2,
+        webhookReorderRate: 0.2,
+      });
       const d = sb.highlevel.demo!;
       const statuses: number[] = [];
       for (let i = 0; i < 15; i++) {
-        statuses.push((await api("PUT", `/opportunities/${d.opportunityIds[i % 4]}`, { monetaryValue: 1000 + i })).status);
+        statuses.push(
+          (await api("PUT", `/opportunities/${d.opportunityIds[i % 4]}`, { monetaryValue: 1000 + i })).status,
+        );
         sb.highlevel.service.createNote(d.contactIds[i % 6]!, { body: `note ${i}` });
       }
       sb.clock.advance(1000);
       await sb.highlevel.flush();
-      const deliveries = sb.highlevel.deliveries().map((x) => `${x.eventType}:${x.state}:${x.duplicateOf ? "dup" : ""}:${x.reordered ? "late" : ""}:${String(x.payload.id)}`);
+      const deliveries = sb.highlevel
+        .deliveries()
+        .map(
+          (x) =>
+            `${x.eventType}:${x.state}:${x.duplicateOf ? "dup" : ""}:${x.reordered ? "late" : ""}:${String(x.payload.id)}`,
+        );
       return { statuses, deliveries, counts: { ...sb.highlevel.faults.counts } };
     };
     const a = await run(1234);
@@ -229,7 +342,10 @@ describe("HighLevel sandbox webhooks: per-subscriber location scoping", () => {
     sb.highlevel
       .deliveries()
       .filter((x) => x.subscriber === url)
-      .map((x) => `${String(x.payload.type)}@${typeof x.payload.locationId === "string" ? x.payload.locationId : `company:${String(x.payload.companyId)}`}`);
+      .map(
+        (x) =>
+          `${String(x.payload.type)}@${typeof x.payload.locationId === "string" ? x.payload.locationId : `company:${String(x.payload.companyId)}`}`,
+      );
 
   const MAIN = "http://main.test/hook";
   const EUROPE = "http://europe.test/hook";
@@ -245,7 +361,11 @@ describe("HighLevel sandbox webhooks: per-subscriber location scoping", () => {
   async function scoped() {
     const { sb, received } = await setup();
     const d = sb.highlevel.demo!;
-    const europeContact = sb.highlevel.service.createContact({ locationId: d.otherLocationId, firstName: "Elsa", email: "elsa@eu.example" });
+    const europeContact = sb.highlevel.service.createContact({
+      locationId: d.otherLocationId,
+      firstName: "Elsa",
+      email: "elsa@eu.example",
+    });
     return { sb, d, received, contacts: { main: d.contactIds[0]!, europe: europeContact.id } };
   }
 
@@ -256,15 +376,31 @@ describe("HighLevel sandbox webhooks: per-subscriber location scoping", () => {
     noteInEach(sb, contacts, "hello");
     sb.highlevel.service.updateOpportunity(d.opportunityIds[0]!, { monetaryValue: 1 });
     await sb.highlevel.flush();
-    expect(seen(sb, MAIN)).toEqual([`NoteCreate@${d.locationId}`, `OpportunityUpdate@${d.locationId}`, `OpportunityMonetaryValueUpdate@${d.locationId}`]);
+    expect(seen(sb, MAIN)).toEqual([
+      `NoteCreate@${d.locationId}`,
+      `OpportunityUpdate@${d.locationId}`,
+      `OpportunityMonetaryValueUpdate@${d.locationId}`,
+    ]);
     expect(seen(sb, EUROPE)).toEqual([`NoteCreate@${d.otherLocationId}`]);
-    expect(seen(sb, HOOK)).toEqual([`NoteCreate@${d.locationId}`, `NoteCreate@${d.otherLocationId}`, `OpportunityUpdate@${d.locationId}`, `OpportunityMonetaryValueUpdate@${d.locationId}`]);
+    expect(seen(sb, HOOK)).toEqual([
+      `NoteCreate@${d.locationId}`,
+      `NoteCreate@${d.otherLocationId}`,
+      `OpportunityUpdate@${d.locationId}`,
+      `OpportunityMonetaryValueUpdate@${d.locationId}`,
+    ]);
   });
 
   it("happy: a subscriber scoped to an agency gets the events of its locations and its agency-level INSTALL, not another agency's", async () => {
     const { sb, d, contacts } = await scoped();
     sb.highlevel.store.companies.set("otherAgency000000001", { id: "otherAgency000000001", name: "Other Agency" });
-    sb.highlevel.store.locations.set("otherAgencyLocation1", { id: "otherAgencyLocation1", companyId: "otherAgency000000001", name: "Elsewhere", address: "", timezone: "UTC", active: true });
+    sb.highlevel.store.locations.set("otherAgencyLocation1", {
+      id: "otherAgencyLocation1",
+      companyId: "otherAgency000000001",
+      name: "Elsewhere",
+      address: "",
+      timezone: "UTC",
+      active: true,
+    });
     const elsewhere = sb.highlevel.service.createContact({ locationId: "otherAgencyLocation1", firstName: "Far" });
     sb.highlevel.subscribe(AGENCY, { companyId: d.companyId });
     noteInEach(sb, contacts, "agency");
@@ -272,7 +408,11 @@ describe("HighLevel sandbox webhooks: per-subscriber location scoping", () => {
     sb.highlevel.connect({ companyId: d.companyId, userType: "Company" });
     sb.highlevel.connect({ companyId: "otherAgency000000001", userType: "Company" });
     await sb.highlevel.flush();
-    expect(seen(sb, AGENCY)).toEqual([`NoteCreate@${d.locationId}`, `NoteCreate@${d.otherLocationId}`, `INSTALL@company:${d.companyId}`]);
+    expect(seen(sb, AGENCY)).toEqual([
+      `NoteCreate@${d.locationId}`,
+      `NoteCreate@${d.otherLocationId}`,
+      `INSTALL@company:${d.companyId}`,
+    ]);
     expect(seen(sb, HOOK)).toContain("NoteCreate@otherAgencyLocation1");
     expect(seen(sb, HOOK)).toContain("INSTALL@company:otherAgency000000001");
   });
@@ -286,8 +426,15 @@ describe("HighLevel sandbox webhooks: per-subscriber location scoping", () => {
     sb.highlevel.uninstall(d.locationId);
     noteInEach(sb, contacts, "after");
     await sb.highlevel.flush();
-    expect(seen(sb, INSTALLED)).toEqual([`INSTALL@${d.locationId}`, `NoteCreate@${d.locationId}`, `UNINSTALL@${d.locationId}`]);
-    const bodies = sb.highlevel.deliveries("NoteCreate").filter((x) => x.subscriber === INSTALLED).map((x) => x.payload.body);
+    expect(seen(sb, INSTALLED)).toEqual([
+      `INSTALL@${d.locationId}`,
+      `NoteCreate@${d.locationId}`,
+      `UNINSTALL@${d.locationId}`,
+    ]);
+    const bodies = sb.highlevel
+      .deliveries("NoteCreate")
+      .filter((x) => x.subscriber === INSTALLED)
+      .map((x) => x.payload.body);
     expect(bodies).toEqual(["installed (main)"]);
   });
 
@@ -298,7 +445,11 @@ describe("HighLevel sandbox webhooks: per-subscriber location scoping", () => {
     sb.highlevel.connect({ companyId: d.companyId, userType: "Company" });
     noteInEach(sb, contacts, "agency-wide");
     await sb.highlevel.flush();
-    expect(seen(sb, INSTALLED)).toEqual([`INSTALL@company:${d.companyId}`, `NoteCreate@${d.locationId}`, `NoteCreate@${d.otherLocationId}`]);
+    expect(seen(sb, INSTALLED)).toEqual([
+      `INSTALL@company:${d.companyId}`,
+      `NoteCreate@${d.locationId}`,
+      `NoteCreate@${d.otherLocationId}`,
+    ]);
     expect(seen(sb, EUROPE)).toEqual([`INSTALL@company:${d.companyId}`, `NoteCreate@${d.otherLocationId}`]);
   });
 
@@ -321,16 +472,30 @@ describe("HighLevel sandbox webhooks: per-subscriber location scoping", () => {
   it("happy: the control API takes an optional locationId / companyId / installed and lists the scopes; bad input is a 400, an unknown location a 404", async () => {
     const { sb, d } = await scoped();
     const control = async (method: string, path: string, body?: unknown) => {
-      const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel${path}`, { method, headers: { "content-type": "application/json" }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }));
+      const res = await sb.fetch(
+        new Request(`http://sandbox.test/_sandbox/highlevel${path}`, {
+          method,
+          headers: { "content-type": "application/json" },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        }),
+      );
       return { status: res.status, json: (await res.json()) as Record<string, any> };
     };
-    const added = await control("POST", "/webhooks/subscribers", { url: MAIN, locationId: d.locationId, installed: true });
+    const added = await control("POST", "/webhooks/subscribers", {
+      url: MAIN,
+      locationId: d.locationId,
+      installed: true,
+    });
     expect(added.status).toBe(201);
     expect(added.json.subscribers).toEqual([HOOK, MAIN]);
     expect(added.json.subscriptions).toEqual([{ url: HOOK }, { url: MAIN, locationId: d.locationId, installed: true }]);
     expect((await control("GET", "/webhooks")).json.subscriptions).toEqual(added.json.subscriptions);
-    expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, locationId: "noSuchLocation000000" })).status).toBe(404);
-    expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, companyId: "noSuchCompany0000000" })).status).toBe(404);
+    expect(
+      (await control("POST", "/webhooks/subscribers", { url: EUROPE, locationId: "noSuchLocation000000" })).status,
+    ).toBe(404);
+    expect(
+      (await control("POST", "/webhooks/subscribers", { url: EUROPE, companyId: "noSuchCompany0000000" })).status,
+    ).toBe(404);
     expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, installed: "yes" })).status).toBe(400);
     expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, locationId: "" })).status).toBe(400);
     expect((await control("POST", "/webhooks/subscribers", { url: EUROPE, location: d.locationId })).status).toBe(400);

@@ -22,7 +22,10 @@ const auth = { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}`, "content-ty
 const api = (path: string, init: { method?: string; body?: unknown; token?: string | null } = {}) =>
   exports.default.fetch(`http://worker.test/api${path}`, {
     method: init.method ?? "GET",
-    headers: init.token === null ? { "content-type": "application/json" } : { ...auth, ...(init.token ? { authorization: `Bearer ${init.token}` } : {}) },
+    headers:
+      init.token === null
+        ? { "content-type": "application/json" }
+        : { ...auth, ...(init.token ? { authorization: `Bearer ${init.token}` } : {}) },
     ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
   });
 
@@ -34,11 +37,25 @@ beforeEach(async () => {
   for (const id of ["boot", "acct-e2e", "crud"]) await deleteAccount(env.DB, id);
 });
 
-const bootstrap = (extra: Record<string, unknown> = {}) => api("/bootstrap", { method: "POST", body: { accountId: "boot", highlevel: { locationId: demo.locationId, privateIntegrationToken: demo.pit }, backfill: false, ...extra } });
+const bootstrap = (extra: Record<string, unknown> = {}) =>
+  api("/bootstrap", {
+    method: "POST",
+    body: {
+      accountId: "boot",
+      highlevel: { locationId: demo.locationId, privateIntegrationToken: demo.pit },
+      backfill: false,
+      ...extra,
+    },
+  });
 
 describe("security", () => {
   it("refuses every sync admin route without the admin token", async () => {
-    for (const [method, path] of [["GET", "/accounts"], ["PUT", "/accounts/x"], ["POST", "/bootstrap"], ["PUT", "/accounts/x/mapping"]] as const) {
+    for (const [method, path] of [
+      ["GET", "/accounts"],
+      ["PUT", "/accounts/x"],
+      ["POST", "/bootstrap"],
+      ["PUT", "/accounts/x/mapping"],
+    ] as const) {
       const res = await api(path, { method, token: null, ...(method === "GET" ? {} : { body: {} }) });
       expect(res.status, `${method} ${path}`).toBe(401);
     }
@@ -52,21 +69,40 @@ describe("security", () => {
     // The operator rotates the PIT in HighLevel and bootstraps again with the new one.
     const rotated = sb.highlevel.createPit({ locationId: demo.locationId });
     sb.highlevel.oauth.revoke(demo.pit);
-    expect((await api("/bootstrap", { method: "POST", body: { accountId: "boot", highlevel: { locationId: demo.locationId, privateIntegrationToken: rotated }, backfill: false } })).status).toBe(200);
+    expect(
+      (
+        await api("/bootstrap", {
+          method: "POST",
+          body: {
+            accountId: "boot",
+            highlevel: { locationId: demo.locationId, privateIntegrationToken: rotated },
+            backfill: false,
+          },
+        })
+      ).status,
+    ).toBe(200);
     expect((await hl.pipelines.refresh()).length).toBeGreaterThan(0);
-    const status = await tokenGate(env, locationConnectionId(demo.locationId)).tokenStatus(locationConnectionId(demo.locationId));
+    const status = await tokenGate(env, locationConnectionId(demo.locationId)).tokenStatus(
+      locationConnectionId(demo.locationId),
+    );
     expect(status?.status).toBe("active");
     expect(status?.version).toBe((await getConnection(env.DB, locationConnectionId(demo.locationId)))?.tokenVersion);
   });
 
   it("security: a manual sync names only a location of the account", async () => {
     expect((await bootstrap()).status).toBe(201);
-    const foreign = await api("/accounts/boot/sync", { method: "POST", body: { side: "highlevel", recordId: "opp-x", locationId: "someone-elses-location" } });
+    const foreign = await api("/accounts/boot/sync", {
+      method: "POST",
+      body: { side: "highlevel", recordId: "opp-x", locationId: "someone-elses-location" },
+    });
     expect(foreign.status).toBe(400);
     const answer = await foreign.json<{ error: { message: string; details: Array<{ field: string }> } }>();
     expect(answer.error.message).toContain("does not belong to account boot");
     expect(answer.error.details[0]?.field).toBe("locationId");
-    const own = await api("/accounts/boot/sync", { method: "POST", body: { side: "highlevel", recordId: "opp-x", locationId: demo.locationId } });
+    const own = await api("/accounts/boot/sync", {
+      method: "POST",
+      body: { side: "highlevel", recordId: "opp-x", locationId: demo.locationId },
+    });
     expect(own.status).toBe(202);
   });
 });
@@ -75,7 +111,11 @@ describe("bootstrap (happy)", () => {
   it("connects the location with its PIT, pairs the workspace, maps by stage name; calling again changes nothing", async () => {
     const first = await bootstrap();
     expect(first.status).toBe(201);
-    const body = await first.json<{ account: { locations: string[]; workspaceId: string }; mapping: { pipelines: Array<{ stages: unknown[] }> }; webhooks: { highlevel: string } }>();
+    const body = await first.json<{
+      account: { locations: string[]; workspaceId: string };
+      mapping: { pipelines: Array<{ stages: unknown[] }> };
+      webhooks: { highlevel: string };
+    }>();
     expect(body.account.locations).toEqual([demo.locationId]);
     expect(body.account.workspaceId).toMatch(/^ws_|.+/);
     expect(body.mapping.pipelines[0]?.stages.length).toBeGreaterThanOrEqual(3);
@@ -88,7 +128,10 @@ describe("bootstrap (happy)", () => {
   });
 
   it("error: an unconnected location without a PIT is refused with the reason", async () => {
-    const res = await api("/bootstrap", { method: "POST", body: { accountId: "boot", highlevel: { locationId: "no-such-location" }, backfill: false } });
+    const res = await api("/bootstrap", {
+      method: "POST",
+      body: { accountId: "boot", highlevel: { locationId: "no-such-location" }, backfill: false },
+    });
     expect(res.status).toBe(400);
     expect((await res.json<{ error: { message: string } }>()).error.message).toMatch(/not connected/);
   });
@@ -97,17 +140,22 @@ describe("bootstrap (happy)", () => {
 describe("mapping (error)", () => {
   it("rejects a malformed mapping with the field named (400) and an unknown stage against the live pipelines (422)", async () => {
     await bootstrap();
-    const { mapping } = await (await api("/accounts/boot/mapping")).json<{ mapping: { pipelines: Array<{ stages: Array<{ fourdegrees: string; highlevel: string }> }> } }>();
+    const { mapping } = await (
+      await api("/accounts/boot/mapping")
+    ).json<{ mapping: { pipelines: Array<{ stages: Array<{ fourdegrees: string; highlevel: string }> }> } }>();
     const shape = await api("/accounts/boot/mapping", { method: "PUT", body: { ...mapping, abandonedAs: "maybe" } });
     expect(shape.status).toBe(400);
-    expect((await shape.json<{ error: { details: Array<{ field: string }> } }>()).error.details.map((d) => d.field)).toContain("abandonedAs");
+    expect(
+      (await shape.json<{ error: { details: Array<{ field: string }> } }>()).error.details.map((d) => d.field),
+    ).toContain("abandonedAs");
 
     const broken = structuredClone(mapping);
     const first = broken.pipelines[0]?.stages[0];
     if (first) first.highlevel = "stage-that-does-not-exist";
     const live = await api("/accounts/boot/mapping", { method: "PUT", body: broken });
     expect(live.status).toBe(422);
-    const details = (await live.json<{ error: { details: Array<{ field: string; message: string }> } }>()).error.details;
+    const details = (await live.json<{ error: { details: Array<{ field: string; message: string }> } }>()).error
+      .details;
     expect(details[0]).toMatchObject({ field: "pipelines.0.stages.0.highlevel" });
 
     const twice = structuredClone(mapping);
@@ -122,14 +170,31 @@ describe("mapping (error)", () => {
 
 describe("accounts, pause/resume, test mode, replay (happy)", () => {
   it("creates, updates, pauses, resumes, toggles test mode and deletes", async () => {
-    const created = await api("/accounts/crud", { method: "PUT", body: { name: "CRUD", locations: ["loc-crud"], deletePolicy: "ignore" } });
+    const created = await api("/accounts/crud", {
+      method: "PUT",
+      body: { name: "CRUD", locations: ["loc-crud"], deletePolicy: "ignore" },
+    });
     expect(created.status).toBe(201);
     const updated = await api("/accounts/crud", { method: "PUT", body: { conflictPolicy: "highlevel" } });
     expect(updated.status).toBe(200);
-    expect((await updated.json<{ account: { conflictPolicy: string; deletePolicy: string } }>()).account).toMatchObject({ conflictPolicy: "highlevel", deletePolicy: "ignore" });
-    expect((await (await api("/accounts/crud/pause", { method: "POST" })).json<{ account: { status: string } }>()).account.status).toBe("paused");
-    expect((await (await api("/accounts/crud/resume", { method: "POST" })).json<{ account: { status: string } }>()).account.status).toBe("active");
-    expect((await (await api("/accounts/crud/test-mode", { method: "PUT", body: { enabled: true } })).json<{ account: { testMode: boolean } }>()).account.testMode).toBe(true);
+    expect((await updated.json<{ account: { conflictPolicy: string; deletePolicy: string } }>()).account).toMatchObject(
+      { conflictPolicy: "highlevel", deletePolicy: "ignore" },
+    );
+    expect(
+      (await (await api("/accounts/crud/pause", { method: "POST" })).json<{ account: { status: string } }>()).account
+        .status,
+    ).toBe("paused");
+    expect(
+      (await (await api("/accounts/crud/resume", { method: "POST" })).json<{ account: { status: string } }>()).account
+        .status,
+    ).toBe("active");
+    expect(
+      (
+        await (
+          await api("/accounts/crud/test-mode", { method: "PUT", body: { enabled: true } })
+        ).json<{ account: { testMode: boolean } }>()
+      ).account.testMode,
+    ).toBe(true);
     expect((await api("/accounts/crud", { method: "DELETE" })).status).toBe(204);
     expect((await api("/accounts/crud")).status).toBe(404);
   });
@@ -138,9 +203,31 @@ describe("accounts, pause/resume, test mode, replay (happy)", () => {
     await api("/accounts/crud", { method: "PUT", body: { name: "CRUD", locations: ["loc-crud"] } });
     // Paused, so the replayed jobs are acked without touching any provider.
     await api("/accounts/crud/pause", { method: "POST" });
-    const message = (recordId: string) => ({ v: 1, kind: "sync.record", accountId: "crud", side: "fourdegrees", record: "deal", recordId, locationId: null, lane: "live", force: false });
-    await recordFailure(env.DB, { id: "f1", accountId: "crud", source: "permanent", message: message("deal_a"), reason: "422 validation" });
-    await recordFailure(env.DB, { id: "f2", accountId: "crud", source: "dead_letter", message: message("deal_b"), reason: "retries exhausted" });
+    const message = (recordId: string) => ({
+      v: 1,
+      kind: "sync.record",
+      accountId: "crud",
+      side: "fourdegrees",
+      record: "deal",
+      recordId,
+      locationId: null,
+      lane: "live",
+      force: false,
+    });
+    await recordFailure(env.DB, {
+      id: "f1",
+      accountId: "crud",
+      source: "permanent",
+      message: message("deal_a"),
+      reason: "422 validation",
+    });
+    await recordFailure(env.DB, {
+      id: "f2",
+      accountId: "crud",
+      source: "dead_letter",
+      message: message("deal_b"),
+      reason: "retries exhausted",
+    });
     const one = await api("/accounts/crud/failures/f1/replay", { method: "POST" });
     expect(await one.json()).toEqual({ replayed: ["f1"] });
     expect((await listFailures(env.DB, "crud", "open")).map((f) => f.id)).toEqual(["f2"]);
@@ -163,15 +250,29 @@ describe("one owner of an account's 4Degrees workspace", () => {
 
   it("error: a second account bootstrapped with the same workspace gets the pairing's 409, and keeps no workspace", async () => {
     expect((await bootstrap()).status).toBe(201);
-    const other = await api("/bootstrap", { method: "POST", body: { accountId: "crud", highlevel: { locationId: demo.locationId }, fourdegrees: { apiKey: sb.fourdegrees.apiKey }, backfill: false } });
+    const other = await api("/bootstrap", {
+      method: "POST",
+      body: {
+        accountId: "crud",
+        highlevel: { locationId: demo.locationId },
+        fourdegrees: { apiKey: sb.fourdegrees.apiKey },
+        backfill: false,
+      },
+    });
     expect(other.status).toBe(409);
-    expect((await other.json<{ error: { message: string } }>()).error.message).toMatch(/already paired with account boot/);
+    expect((await other.json<{ error: { message: string } }>()).error.message).toMatch(
+      /already paired with account boot/,
+    );
     expect((await getAccount(env.DB, "crud"))?.workspaceId ?? null).toBeNull();
   });
 
   it("error: without an API key and without the FOURDEGREES_API_KEY secret, bootstrap refuses with the reason", async () => {
     const config = { ...loadConfig(env), FOURDEGREES_API_KEY: undefined };
-    const input = BootstrapBody.parse({ accountId: "boot", highlevel: { locationId: demo.locationId, privateIntegrationToken: demo.pit }, backfill: false });
+    const input = BootstrapBody.parse({
+      accountId: "boot",
+      highlevel: { locationId: demo.locationId, privateIntegrationToken: demo.pit },
+      backfill: false,
+    });
     await expect(bootstrapAccount(env, config, input, createLogger("error"))).rejects.toThrow(/no 4Degrees API key/);
     expect(await getAccount(env.DB, "boot")).toBeNull();
   });
@@ -194,8 +295,19 @@ describe("one owner of an account's 4Degrees workspace", () => {
     expect(updated.workspaceId).toBeTruthy();
 
     await deleteAccount(env.DB, "crud");
-    expect((await api("/accounts/crud/fourdegrees", { method: "PUT", body: { apiKey: sb.fourdegrees.apiKey } })).status).toBeLessThan(300);
-    const mapping = MappingSchema.parse({ pipelines: [{ fourdegreesPipelineId: "p", highlevelLocationId: "l", highlevelPipelineId: "h", stages: [{ fourdegrees: "s", highlevel: "t" }] }] });
+    expect(
+      (await api("/accounts/crud/fourdegrees", { method: "PUT", body: { apiKey: sb.fourdegrees.apiKey } })).status,
+    ).toBeLessThan(300);
+    const mapping = MappingSchema.parse({
+      pipelines: [
+        {
+          fourdegreesPipelineId: "p",
+          highlevelLocationId: "l",
+          highlevelPipelineId: "h",
+          stages: [{ fourdegrees: "s", highlevel: "t" }],
+        },
+      ],
+    });
     const saved = await saveMapping(env.DB, "crud", mapping);
     expect(saved.mapping).toEqual(mapping);
     expect(saved.mappingVersion).toBe(1);

@@ -89,7 +89,13 @@ describe("backfill pool", () => {
       { id: 2, name: "same" },
       { id: 3, name: "same" },
     ];
-    const results = await pool(items, 3, (item) => item.name, async (item) => item.id, (r) => r === 2);
+    const results = await pool(
+      items,
+      3,
+      (item) => item.name,
+      async (item) => item.id,
+      (r) => r === 2,
+    );
     expect(results[0]).toBe(1);
     expect(results[1]).toBe(2);
     expect(results[2]).toBeUndefined();

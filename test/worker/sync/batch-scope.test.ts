@@ -36,22 +36,50 @@ describe("batch scope", () => {
     // Ten renames of each in HighLevel; their deliveries arrive as one batch.
     const bodies: QueueMessage[] = [];
     for (let i = 1; i <= 10; i++) {
-      for (const [id, label] of [[oppA, "A"], [oppB, "B"]] as const) {
+      for (const [id, label] of [
+        [oppA, "A"],
+        [oppB, "B"],
+      ] as const) {
         const opp = w.sb.highlevel.service.updateOpportunity(id, { name: `Batch ${label} v${i}` });
-        bodies.push({ v: 1, kind: "highlevel.webhook", webhookId: `bs-${label}-${i}`, locationId: w.locationId, type: "OpportunityUpdate", receivedAt: Date.now(), body: { type: "OpportunityUpdate", locationId: w.locationId, id, name: opp.name, pipelineId: opp.pipelineId, pipelineStageId: opp.pipelineStageId, status: opp.status, monetaryValue: opp.monetaryValue, contactId: opp.contactId } });
+        bodies.push({
+          v: 1,
+          kind: "highlevel.webhook",
+          webhookId: `bs-${label}-${i}`,
+          locationId: w.locationId,
+          type: "OpportunityUpdate",
+          receivedAt: Date.now(),
+          body: {
+            type: "OpportunityUpdate",
+            locationId: w.locationId,
+            id,
+            name: opp.name,
+            pipelineId: opp.pipelineId,
+            pipelineStageId: opp.pipelineStageId,
+            status: opp.status,
+            monetaryValue: opp.monetaryValue,
+            contactId: opp.contactId,
+          },
+        });
       }
     }
     w.queue.length = 0;
     const batch = batchOf(bodies);
     const ctx = createExecutionContext();
     const before = d1MeterTotals();
-    await consumeBatch(batch, { ...env, DB: meterDatabase(env.DB) }, loadConfig(env), syncHandlers(() => w.deps));
+    await consumeBatch(
+      batch,
+      { ...env, DB: meterDatabase(env.DB) },
+      loadConfig(env),
+      syncHandlers(() => w.deps),
+    );
     const queries = d1MeterTotals().queries - before.queries;
     const { explicitAcks: acked, retryMessages: retried } = await getQueueResult(batch, ctx);
 
     expect(acked).toHaveLength(20);
     expect(retried).toHaveLength(0);
-    const jobs = w.queue.map((q) => q.body as { kind?: string; recordId?: string }).filter((m) => m.kind === "sync.record");
+    const jobs = w.queue
+      .map((q) => q.body as { kind?: string; recordId?: string })
+      .filter((m) => m.kind === "sync.record");
     expect(jobs.map((j) => j.recordId).sort()).toEqual([oppA, oppB].sort());
     // The batch's claim: one INSERT per delivery, all in one round trip (db.batch). Besides it, per
     // record: the echo check's reads and one mark; per location: one account lookup. Without the
@@ -67,7 +95,12 @@ describe("batch scope", () => {
   it("a failed mark is not remembered: the next message of the batch marks the record itself", async () => {
     const scope = new BatchScope();
     let loads = 0;
-    await expect(scope.once("k", async () => { loads++; throw new Error("D1 unavailable"); })).rejects.toThrow("D1 unavailable");
+    await expect(
+      scope.once("k", async () => {
+        loads++;
+        throw new Error("D1 unavailable");
+      }),
+    ).rejects.toThrow("D1 unavailable");
     expect(await scope.once("k", async () => ++loads)).toBe(2);
     expect(await scope.once("k", async () => ++loads)).toBe(2);
     expect(scope.isDone("dirty:x")).toBe(false);

@@ -53,36 +53,54 @@ async function measure(change: () => void): Promise<Counts> {
 
 describe("provider calls per change (steady state)", () => {
   it("a 4Degrees field update: one re-read of the deal, one read and one write of the opportunity, the echo free", async () => {
-    const c = await measure(() => void w.sb.fourdegrees.updateDealAsUser(dealId, { value: { amount_minor: 300_000_00, currency: "USD" } }));
+    const c = await measure(
+      () => void w.sb.fourdegrees.updateDealAsUser(dealId, { value: { amount_minor: 300_000_00, currency: "USD" } }),
+    );
     expect(w.sb.highlevel.store.opportunities.get(oppId)?.monetaryValue).toBe(300_000);
     // This mapping syncs the close date from HighLevel through a custom field, which webhook
     // payloads never carry, so the payload alone cannot prove the echo of our write. The write
     // records the deliveries HighLevel will send for it (one OpportunityUpdate + one
     // OpportunityMonetaryValueUpdate, with the answer's state), and each of them takes its slot
     // without a read (src/sync/engine/echo.ts, "Expected echoes"; expected-echo.test.ts).
-    expect(c, calls.requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 1, writes: 1 } });
+    expect(c, calls.requests.join("\n")).toEqual({
+      fourdegrees: { reads: 1, writes: 0 },
+      highlevel: { reads: 1, writes: 1 },
+    });
     await expectConverged(w);
   });
 
   it("a HighLevel stage change (fan-out pair): one read per side, one 4Degrees write, the echo free", async () => {
-    const c = await measure(() => void w.sb.highlevel.service.updateOpportunity(oppId, { pipelineStageId: w.hlStage("Term Sheet") }));
+    const c = await measure(
+      () => void w.sb.highlevel.service.updateOpportunity(oppId, { pipelineStageId: w.hlStage("Term Sheet") }),
+    );
     expect(w.sb.fourdegrees.deal(dealId).stage_id).toBe(w.fdStage("Term Sheet"));
-    expect(c, calls.requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 1 }, highlevel: { reads: 1, writes: 0 } });
+    expect(c, calls.requests.join("\n")).toEqual({
+      fourdegrees: { reads: 1, writes: 1 },
+      highlevel: { reads: 1, writes: 0 },
+    });
     await expectConverged(w);
   });
 
   it("a HighLevel status change (won): one read per side, one 4Degrees write", async () => {
     const c = await measure(() => void w.sb.highlevel.service.setStatus(oppId, "won"));
     expect(w.sb.fourdegrees.deal(dealId).status).toBe("won");
-    expect(c, calls.requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 1 }, highlevel: { reads: 1, writes: 0 } });
+    expect(c, calls.requests.join("\n")).toEqual({
+      fourdegrees: { reads: 1, writes: 1 },
+      highlevel: { reads: 1, writes: 0 },
+    });
     await expectConverged(w);
   });
 
   it("a 4Degrees note: one listing per side, one HighLevel write, the echo free", async () => {
     const c = await measure(() => void w.sb.fourdegrees.addNoteAsUser(dealId, "Met the founders."));
     const contactId = w.sb.highlevel.store.opportunities.get(oppId)?.contactId ?? "";
-    expect(w.sb.highlevel.store.notesOf(contactId).filter((n) => n.body.startsWith("Met the founders."))).toHaveLength(1);
-    expect(c, calls.requests.join("\n")).toEqual({ fourdegrees: { reads: 1, writes: 0 }, highlevel: { reads: 1, writes: 1 } });
+    expect(w.sb.highlevel.store.notesOf(contactId).filter((n) => n.body.startsWith("Met the founders."))).toHaveLength(
+      1,
+    );
+    expect(c, calls.requests.join("\n")).toEqual({
+      fourdegrees: { reads: 1, writes: 0 },
+      highlevel: { reads: 1, writes: 1 },
+    });
   });
 
   it("the structure comes from KV: no pipelines, users or fields call in steady state", async () => {

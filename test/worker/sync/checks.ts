@@ -7,7 +7,10 @@ import { same } from "../../../src/sync/engine/merge.ts";
 import { ACCOUNT, type World } from "./world.ts";
 
 /** Creates a deal in the 4Degrees sandbox as a UI user would (emits its webhook). */
-export function newDeal(w: World, input: { name: string; stage: string; amountMinor?: number; ownerId?: string | null; closeDate?: string }): { id: string } {
+export function newDeal(
+  w: World,
+  input: { name: string; stage: string; amountMinor?: number; ownerId?: string | null; closeDate?: string },
+): { id: string } {
   const deal = w.sb.fourdegrees.createDealAsUser({
     name: input.name,
     pipeline_id: w.fdPipelineId,
@@ -26,7 +29,10 @@ export function newDeal(w: World, input: { name: string; stage: string; amountMi
 export async function expectConverged(w: World): Promise<void> {
   const account = await w.account();
   const connectors = await w.deps.connectors(account, "live");
-  const fdCtx = { pipelines: await connectors.fourdegrees.listPipelines(), users: await connectors.fourdegrees.listUsers() };
+  const fdCtx = {
+    pipelines: await connectors.fourdegrees.listPipelines(),
+    users: await connectors.fourdegrees.listUsers(),
+  };
   const hl = connectors.highlevel(w.locationId);
   const hlCtx = { users: await hl.listUsers() };
   let after = "";
@@ -48,7 +54,10 @@ export async function expectConverged(w: World): Promise<void> {
       const hf = flatten(h.canonical);
       for (const key of Object.keys(ff)) {
         if (!(key in hf) || directionOf(w.mapping, key) !== "both") continue;
-        expect(same(ff[key], hf[key]), `${key} of ${link.fdDealId}: 4Degrees ${JSON.stringify(ff[key])} vs HighLevel ${JSON.stringify(hf[key])}`).toBe(true);
+        expect(
+          same(ff[key], hf[key]),
+          `${key} of ${link.fdDealId}: 4Degrees ${JSON.stringify(ff[key])} vs HighLevel ${JSON.stringify(hf[key])}`,
+        ).toBe(true);
       }
     }
   }
@@ -58,13 +67,19 @@ export async function expectConverged(w: World): Promise<void> {
     const v = o.customFields.find((c) => c.id === w.mapping.externalIdFieldId)?.value;
     if (typeof v === "string") byExternal.set(v, (byExternal.get(v) ?? 0) + 1);
   }
-  expect([...byExternal.entries()].filter(([, n]) => n > 1), "opportunities carrying the same 4Degrees id").toEqual([]);
+  expect(
+    [...byExternal.entries()].filter(([, n]) => n > 1),
+    "opportunities carrying the same 4Degrees id",
+  ).toEqual([]);
   const byRef = new Map<string, number>();
   for (const d of w.sb.fourdegrees.deals()) {
     if (d.archived_at) continue;
     for (const r of d.external_refs ?? []) if (r.system === "highlevel") byRef.set(r.id, (byRef.get(r.id) ?? 0) + 1);
   }
-  expect([...byRef.entries()].filter(([, n]) => n > 1), "deals carrying the same HighLevel id").toEqual([]);
+  expect(
+    [...byRef.entries()].filter(([, n]) => n > 1),
+    "deals carrying the same HighLevel id",
+  ).toEqual([]);
 }
 
 /** Provider calls per side — reads (GET, POST …/search) and writes — and each request's line. */

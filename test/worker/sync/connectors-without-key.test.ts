@@ -15,7 +15,9 @@ describe("liveConnectors without a 4Degrees key", () => {
     const connectors = await liveConnectors(env, config)(account, "backfill");
     expect(typeof connectors.highlevel("loc-csv-only").getOpportunity).toBe("function");
     expect(connectors.ourActor).toBeNull();
-    await expect(connectors.fourdegrees.listPipelines()).rejects.toThrow(/has no 4Degrees API key .*PUT \/api\/accounts\/csv-only\/fourdegrees/);
+    await expect(connectors.fourdegrees.listPipelines()).rejects.toThrow(
+      /has no 4Degrees API key .*PUT \/api\/accounts\/csv-only\/fourdegrees/,
+    );
     await expect(connectors.fourdegrees.getDeal("deal_1")).rejects.toMatchObject({ code: "not_found" });
     expect(() => connectors.fourdegrees.parseWebhook({})).toThrow(/no 4Degrees API key/);
   });

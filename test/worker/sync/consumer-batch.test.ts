@@ -8,8 +8,26 @@ import { BATCH_JOB_CONCURRENCY, type Handlers } from "../../../src/queue/consume
 import type { QueueMessage } from "../../../src/queue/messages.ts";
 import { runBatch } from "../helpers/consume.ts";
 
-const job = (recordId: string): QueueMessage => ({ v: 1, kind: "sync.record", accountId: "acct", side: "highlevel", record: "deal", recordId, locationId: null, lane: "live", force: false });
-const hook = (webhookId: string): QueueMessage => ({ v: 1, kind: "highlevel.webhook", webhookId: `${webhookId}-${crypto.randomUUID()}`, locationId: "loc", type: "OpportunityUpdate", receivedAt: Date.now(), body: {} });
+const job = (recordId: string): QueueMessage => ({
+  v: 1,
+  kind: "sync.record",
+  accountId: "acct",
+  side: "highlevel",
+  record: "deal",
+  recordId,
+  locationId: null,
+  lane: "live",
+  force: false,
+});
+const hook = (webhookId: string): QueueMessage => ({
+  v: 1,
+  kind: "highlevel.webhook",
+  webhookId: `${webhookId}-${crypto.randomUUID()}`,
+  locationId: "loc",
+  type: "OpportunityUpdate",
+  receivedAt: Date.now(),
+  body: {},
+});
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
 describe("consumer: record jobs of a batch", () => {
@@ -33,7 +51,15 @@ describe("consumer: record jobs of a batch", () => {
         return msg.recordId === "r3" ? { kind: "retry", reason: "test", delaySeconds: 1 } : { kind: "ack" };
       },
     };
-    const bodies = [job("r1"), hook("w1"), job("r2"), job("r1"), job("r3"), ...Array.from({ length: 8 }, (_, i) => job(`x${i}`)), hook("w2")];
+    const bodies = [
+      job("r1"),
+      hook("w1"),
+      job("r2"),
+      job("r1"),
+      job("r3"),
+      ...Array.from({ length: 8 }, (_, i) => job(`x${i}`)),
+      hook("w2"),
+    ];
     const run = await runBatch(bodies, handlers);
     expect(most).toBe(BATCH_JOB_CONCURRENCY);
     expect(overlapped, "two jobs of one record ran at once").toBe(false);

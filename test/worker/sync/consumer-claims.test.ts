@@ -10,8 +10,24 @@ import type { Handlers } from "../../../src/queue/consumer.ts";
 import type { QueueMessage } from "../../../src/queue/messages.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 
-const hl = (webhookId: string): QueueMessage => ({ v: 1, kind: "highlevel.webhook", webhookId, locationId: "loc-claims", type: "OpportunityUpdate", receivedAt: Date.now(), body: { type: "OpportunityUpdate", id: "opp-1", locationId: "loc-claims" } });
-const fd = (webhookId: string): QueueMessage => ({ v: 1, kind: "fourdegrees.webhook", webhookId, workspaceId: "ws-claims", type: "deal.updated", receivedAt: Date.now(), body: {} });
+const hl = (webhookId: string): QueueMessage => ({
+  v: 1,
+  kind: "highlevel.webhook",
+  webhookId,
+  locationId: "loc-claims",
+  type: "OpportunityUpdate",
+  receivedAt: Date.now(),
+  body: { type: "OpportunityUpdate", id: "opp-1", locationId: "loc-claims" },
+});
+const fd = (webhookId: string): QueueMessage => ({
+  v: 1,
+  kind: "fourdegrees.webhook",
+  webhookId,
+  workspaceId: "ws-claims",
+  type: "deal.updated",
+  receivedAt: Date.now(),
+  body: {},
+});
 const uid = (p: string) => `${p}-${crypto.randomUUID()}`;
 
 describe("consumer: webhook claims", () => {
@@ -52,13 +68,18 @@ describe("consumer: webhook claims", () => {
     let statements = 0;
     const db = new Proxy(env.DB, {
       get(target, prop, receiver) {
-        if (prop === "batch") return (s: D1PreparedStatement[]) => (batches++, (statements += s.length), target.batch(s));
+        if (prop === "batch")
+          return (s: D1PreparedStatement[]) => (batches++, (statements += s.length), target.batch(s));
         const v: unknown = Reflect.get(target, prop, receiver);
         return typeof v === "function" ? v.bind(target) : v;
       },
     });
     const { handlers, reached } = recordingHandlers();
-    await runBatch(Array.from({ length: 25 }, (_, i) => hl(uid(`rt${i}`))), handlers, { db });
+    await runBatch(
+      Array.from({ length: 25 }, (_, i) => hl(uid(`rt${i}`))),
+      handlers,
+      { db },
+    );
     expect(reached).toHaveLength(25);
     expect(batches).toBe(1);
     expect(statements).toBe(25);
@@ -74,9 +95,16 @@ describe("consumer: webhook claims", () => {
     });
     const { handlers: base, reached } = recordingHandlers();
     const notified: string[] = [];
-    const handlers: Handlers = { ...base, "notify.deliver": async (msg) => (notified.push(msg.changeKey), { kind: "ack" }) };
+    const handlers: Handlers = {
+      ...base,
+      "notify.deliver": async (msg) => (notified.push(msg.changeKey), { kind: "ack" }),
+    };
     const a = uid("down-a");
-    const run = await runBatch([hl(a), fd(uid("down-b")), { v: 1, kind: "notify.deliver", ruleId: "r1", changeKey: "k1" }], handlers, { db: broken });
+    const run = await runBatch(
+      [hl(a), fd(uid("down-b")), { v: 1, kind: "notify.deliver", ruleId: "r1", changeKey: "k1" }],
+      handlers,
+      { db: broken },
+    );
     expect(reached).toEqual([]);
     expect(run.retried).toHaveLength(2);
     expect(notified).toEqual(["k1"]);

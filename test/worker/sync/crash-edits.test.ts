@@ -23,7 +23,11 @@ describe("user edits between a create and its saved link", () => {
         afterCreate: (side) => {
           if (side !== "highlevel" || crashes-- <= 0 || !world) return;
           // The user edits the deal while the job is dying between "created" and "link saved".
-          world.sb.fourdegrees.updateDealAsUser(dealId, { name: "Edited After Create", value: { amount_minor: 151_000_00, currency: "USD" }, stage_id: world.fdStage("Due Diligence") });
+          world.sb.fourdegrees.updateDealAsUser(dealId, {
+            name: "Edited After Create",
+            value: { amount_minor: 151_000_00, currency: "USD" },
+            stage_id: world.fdStage("Due Diligence"),
+          });
           throw new Error("simulated crash after the HighLevel create");
         },
       },
@@ -41,7 +45,11 @@ describe("user edits between a create and its saved link", () => {
     expect(opp?.name).toBe("Edited After Create");
     expect(opp?.monetaryValue).toBe(151_000);
     expect(opp?.pipelineStageId).toBe(w.hlStage("Due Diligence"));
-    expect([...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name.startsWith("Created First") || o.name === "Edited After Create")).toHaveLength(1);
+    expect(
+      [...w.sb.highlevel.store.opportunities.values()].filter(
+        (o) => o.name.startsWith("Created First") || o.name === "Edited After Create",
+      ),
+    ).toHaveLength(1);
     await expectConverged(w);
   });
 
@@ -59,15 +67,29 @@ describe("user edits between a create and its saved link", () => {
       },
     });
     world = w;
-    const contact = w.sb.highlevel.service.createContact({ locationId: w.locationId, name: "Val Ue", email: "val@crash.example" });
-    oppId = w.sb.highlevel.service.createOpportunity({ locationId: w.locationId, pipelineId: w.hlPipelineId, pipelineStageId: w.hlStage("Sourced"), name: "From HighLevel", status: "open", contactId: contact.id, monetaryValue: 156_000 }).id;
+    const contact = w.sb.highlevel.service.createContact({
+      locationId: w.locationId,
+      name: "Val Ue",
+      email: "val@crash.example",
+    });
+    oppId = w.sb.highlevel.service.createOpportunity({
+      locationId: w.locationId,
+      pipelineId: w.hlPipelineId,
+      pipelineStageId: w.hlStage("Sourced"),
+      name: "From HighLevel",
+      status: "open",
+      contactId: contact.id,
+      monetaryValue: 156_000,
+    }).id;
     await w.settle();
 
     const opp = w.sb.highlevel.store.opportunities.get(oppId);
     expect(opp?.name).toBe("Renamed In HighLevel");
     expect(opp?.monetaryValue).toBe(19_000);
     const link = await w.linkOf("highlevel", oppId);
-    const deals = w.sb.fourdegrees.deals().filter((d) => !d.archived_at && (d.name === "From HighLevel" || d.name === "Renamed In HighLevel"));
+    const deals = w.sb.fourdegrees
+      .deals()
+      .filter((d) => !d.archived_at && (d.name === "From HighLevel" || d.name === "Renamed In HighLevel"));
     expect(deals.map((d) => d.id)).toEqual([link?.fdDealId]);
     expect(deals[0]?.name).toBe("Renamed In HighLevel");
     expect(deals[0]?.value?.amount_minor).toBe(19_000_00);
@@ -89,8 +111,20 @@ describe("user edits between a create and its saved link", () => {
       },
     });
     world = w;
-    const contact = w.sb.highlevel.service.createContact({ locationId: w.locationId, name: "Del Eted", email: "deleted@crash.example" });
-    oppId = w.sb.highlevel.service.createOpportunity({ locationId: w.locationId, pipelineId: w.hlPipelineId, pipelineStageId: w.hlStage("Sourced"), name: "Short Lived", status: "open", contactId: contact.id, monetaryValue: 7 }).id;
+    const contact = w.sb.highlevel.service.createContact({
+      locationId: w.locationId,
+      name: "Del Eted",
+      email: "deleted@crash.example",
+    });
+    oppId = w.sb.highlevel.service.createOpportunity({
+      locationId: w.locationId,
+      pipelineId: w.hlPipelineId,
+      pipelineStageId: w.hlStage("Sourced"),
+      name: "Short Lived",
+      status: "open",
+      contactId: contact.id,
+      monetaryValue: 7,
+    }).id;
     await w.settle();
 
     expect(crashes).toBe(0);
@@ -145,7 +179,10 @@ describe("user edits between a create and its saved link", () => {
     noteId = w.sb.highlevel.service.createNote(contactId, { body: "Call notes" }).id;
     await w.settle();
     expect(armed).toBe(false);
-    const copies = w.sb.fourdegrees.notes(deal.id).map((n) => n.body).filter((b) => b.startsWith("Call notes"));
+    const copies = w.sb.fourdegrees
+      .notes(deal.id)
+      .map((n) => n.body)
+      .filter((b) => b.startsWith("Call notes"));
     expect(copies).toEqual([`Call notes (edited)\n\n— synced from HighLevel note ${noteId}`]);
     // Nothing bounced back to HighLevel either.
     expect(w.sb.highlevel.store.notesOf(contactId).map((n) => n.body)).toEqual(["Call notes (edited)"]);

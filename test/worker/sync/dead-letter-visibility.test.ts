@@ -28,17 +28,31 @@ const uid = (p: string) => `${p}-${crypto.randomUUID()}`;
 /** The app with a queue that records what a replay sends. */
 function withQueue() {
   const sent: QueueMessage[] = [];
-  const queue = { send: async (body: unknown) => void sent.push(QueueMessageSchema.parse(body)), sendBatch: async () => undefined };
+  const queue = {
+    send: async (body: unknown) => void sent.push(QueueMessageSchema.parse(body)),
+    sendBatch: async () => undefined,
+  };
   const e = { ...env, SYNC_QUEUE: queue, BULK_QUEUE: queue } as unknown as Env;
   return { sent, fetch: (path: string, init: RequestInit = {}) => app.fetch(new Request(`${BASE}${path}`, init), e) };
 }
 
-const hl = (webhookId: string, locationId: string): QueueMessage => ({ v: 1, kind: "highlevel.webhook", webhookId, locationId, type: "OpportunityUpdate", receivedAt: Date.now(), body: { type: "OpportunityUpdate", id: "opp-1", locationId } });
+const hl = (webhookId: string, locationId: string): QueueMessage => ({
+  v: 1,
+  kind: "highlevel.webhook",
+  webhookId,
+  locationId,
+  type: "OpportunityUpdate",
+  receivedAt: Date.now(),
+  body: { type: "OpportunityUpdate", id: "opp-1", locationId },
+});
 
 /** Runs bodies through the dead-letter consumer; what it acked and retried (with delays). */
 async function deadLetter(bodies: unknown[], e: Env = env) {
   const ids = bodies.map(() => crypto.randomUUID());
-  const batch = createMessageBatch<unknown>("sync-events-dlq", bodies.map((body, i) => ({ id: ids[i]!, timestamp: new Date(), attempts: 1, body })));
+  const batch = createMessageBatch<unknown>(
+    "sync-events-dlq",
+    bodies.map((body, i) => ({ id: ids[i]!, timestamp: new Date(), attempts: 1, body })),
+  );
   const ctx = createExecutionContext();
   await consumeDeadLetters(batch, e, loadConfig(env));
   return { ids, result: await getQueueResult(batch, ctx) };
@@ -62,8 +76,12 @@ describe("dead letters are visible and replayable", () => {
     const { ids, result } = await deadLetter([body]);
     expect(result.explicitAcks).toEqual(ids);
     const q = withQueue();
-    const listed = await (await q.fetch("/api/accounts/dlv-acc/failures", { headers: AUTH })).json<{ failures: Failure[] }>();
-    expect(listed.failures.map((f) => [f.id, f.accountId, f.source])).toEqual([[`dlq:${ids[0]}`, "dlv-acc", "dead_letter"]]);
+    const listed = await (
+      await q.fetch("/api/accounts/dlv-acc/failures", { headers: AUTH })
+    ).json<{ failures: Failure[] }>();
+    expect(listed.failures.map((f) => [f.id, f.accountId, f.source])).toEqual([
+      [`dlq:${ids[0]}`, "dlv-acc", "dead_letter"],
+    ]);
     // HighLevel sends the same delivery again (another queue message): it reaches its handler.
     const resend = recordingHandlers();
     await runBatch([body], resend.handlers);
@@ -72,16 +90,34 @@ describe("dead letters are visible and replayable", () => {
 
   it("security: replaying a failed webhook re-processes it although its first message still holds the receipt", async () => {
     await account("dlv-replay", []);
-    await env.DB.prepare("INSERT INTO fourdegrees_accounts (account_id, workspace_id, api_key_enc, key_id, key_hint, verified_at, created_at, updated_at) VALUES ('dlv-replay', 'ws-dlv-replay', 'x', 'k', 'xxxx', 0, 0, 0)").run();
+    await env.DB.prepare(
+      "INSERT INTO fourdegrees_accounts (account_id, workspace_id, api_key_enc, key_id, key_hint, verified_at, created_at, updated_at) VALUES ('dlv-replay', 'ws-dlv-replay', 'x', 'k', 'xxxx', 0, 0, 0)",
+    ).run();
     const webhookId = uid("fd");
     // A 4Degrees event this version cannot read: a permanent failure, filed under the workspace's account.
-    const body: QueueMessage = { v: 1, kind: "fourdegrees.webhook", webhookId, workspaceId: "ws-dlv-replay", type: "deal.updated", receivedAt: Date.now(), body: { nonsense: true } };
-    const run = await runBatch([body], syncHandlers(() => { throw new Error("no deps needed"); }));
+    const body: QueueMessage = {
+      v: 1,
+      kind: "fourdegrees.webhook",
+      webhookId,
+      workspaceId: "ws-dlv-replay",
+      type: "deal.updated",
+      receivedAt: Date.now(),
+      body: { nonsense: true },
+    };
+    const run = await runBatch(
+      [body],
+      syncHandlers(() => {
+        throw new Error("no deps needed");
+      }),
+    );
     expect(run.acked).toHaveLength(1);
     const failure = await getFailure(env.DB, `webhook:fourdegrees:${webhookId}`);
     expect(failure).toMatchObject({ accountId: "dlv-replay", source: "permanent", status: "open" });
     const q = withQueue();
-    const res = await q.fetch(`/api/accounts/dlv-replay/failures/${encodeURIComponent(failure!.id)}/replay`, { method: "POST", headers: AUTH });
+    const res = await q.fetch(`/api/accounts/dlv-replay/failures/${encodeURIComponent(failure!.id)}/replay`, {
+      method: "POST",
+      headers: AUTH,
+    });
     expect(res.status).toBe(200);
     expect(q.sent).toEqual([body]);
     const again = recordingHandlers();
@@ -98,13 +134,23 @@ describe("dead letters are visible and replayable", () => {
     expect(res.status).toBe(200);
     const open = (await res.json<{ failures: Failure[] }>()).failures.map((f) => f.id);
     expect(open).toEqual(expect.arrayContaining(ids.map((id) => `dlq:${id}`)));
-    const login = await q.fetch("/console/login", { method: "POST", redirect: "manual", headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }) });
+    const login = await q.fetch("/console/login", {
+      method: "POST",
+      redirect: "manual",
+      headers: { origin: BASE, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: TEST_BINDINGS.ADMIN_TOKEN }),
+    });
     const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
     const page = await (await q.fetch("/console/problems", { headers: { cookie } })).text();
     expect(page).toContain("Unassigned failures");
     expect(page).toContain(`data-failure="dlq:${ids[0]}"`);
     expect(page).toContain(`location loc-nobody-${webhookId}`);
-    const replay = await q.fetch("/console/problems/replay", { method: "POST", redirect: "manual", headers: { cookie, origin: BASE, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ bucket: "unassigned", id: `dlq:${ids[0]}` }) });
+    const replay = await q.fetch("/console/problems/replay", {
+      method: "POST",
+      redirect: "manual",
+      headers: { cookie, origin: BASE, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ bucket: "unassigned", id: `dlq:${ids[0]}` }),
+    });
     expect(replay.status).toBe(303);
     expect(replay.headers.get("location")).toContain("ok=");
     expect(q.sent).toEqual([body]);
@@ -113,7 +159,14 @@ describe("dead letters are visible and replayable", () => {
 
   it("security: a message that fails the queue schema is recorded as a failure of its account, not only logged", async () => {
     await account("dlv-invalid", []);
-    const broken = { v: 1, kind: "sync.record", accountId: "dlv-invalid", side: "nowhere", record: "deal", recordId: "d-1" };
+    const broken = {
+      v: 1,
+      kind: "sync.record",
+      accountId: "dlv-invalid",
+      side: "nowhere",
+      record: "deal",
+      recordId: "d-1",
+    };
     const run = await runBatch([broken], recordingHandlers().handlers);
     expect(run.acked).toEqual(run.ids);
     const failures = await listFailures(env.DB, "dlv-invalid");
@@ -122,14 +175,31 @@ describe("dead letters are visible and replayable", () => {
   });
 
   it("security: a schema-invalid message is retried, not acked, when its failure cannot be written", async () => {
-    const down = new Proxy(env.DB, { get: (t, p) => (p === "prepare" || p === "batch" ? () => { throw new Error("D1 is down"); } : Reflect.get(t, p)) });
+    const down = new Proxy(env.DB, {
+      get: (t, p) =>
+        p === "prepare" || p === "batch"
+          ? () => {
+              throw new Error("D1 is down");
+            }
+          : Reflect.get(t, p),
+    });
     const run = await runBatch([{ v: 1, kind: "nope" }], recordingHandlers().handlers, { db: down });
     expect(run.acked).toEqual([]);
     expect(run.retried).toEqual(run.ids);
   });
 
   it("security: while D1 is down a dead letter is retried with growing backoff for about a day, never acked", async () => {
-    const down = { ...env, DB: new Proxy(env.DB, { get: (t, p) => (p === "prepare" || p === "batch" ? () => { throw new Error("D1 is down"); } : Reflect.get(t, p)) }) } as Env;
+    const down = {
+      ...env,
+      DB: new Proxy(env.DB, {
+        get: (t, p) =>
+          p === "prepare" || p === "batch"
+            ? () => {
+                throw new Error("D1 is down");
+              }
+            : Reflect.get(t, p),
+      }),
+    } as Env;
     const { result } = await deadLetter([hl(uid("down"), "loc-dlv")], down);
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages).toHaveLength(1);

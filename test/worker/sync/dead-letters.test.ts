@@ -13,7 +13,17 @@ describe("dead letters (error)", () => {
     await deleteAccount(env.DB, "dlq-acct");
     await createAccount(env.DB, { id: "dlq-acct", name: "DLQ", workspaceId: null, locations: ["loc-dlq"] });
     await markDirty(env.DB, "dlq-acct", "highlevel", "deal", "opp-dead");
-    const body = { v: 1, kind: "sync.record", accountId: "dlq-acct", side: "highlevel", record: "deal", recordId: "opp-dead", locationId: "loc-dlq", lane: "live", force: false };
+    const body = {
+      v: 1,
+      kind: "sync.record",
+      accountId: "dlq-acct",
+      side: "highlevel",
+      record: "deal",
+      recordId: "opp-dead",
+      locationId: "loc-dlq",
+      lane: "live",
+      force: false,
+    };
     const batch = createMessageBatch<unknown>("sync-events-dlq", [
       { id: "m-1", timestamp: new Date(), attempts: 1, body },
       { id: "m-2", timestamp: new Date(), attempts: 1, body: { not: "a message" } },

@@ -71,7 +71,8 @@ async function echoWorld(): Promise<EchoWorld> {
     const u = new URL(r.url);
     if (u.pathname.startsWith("/_sandbox")) return sandbox(r);
     countProviderCall(e.counts, r);
-    const around = e.oppId && r.method === "PUT" && u.pathname.endsWith(`/opportunities/${e.oppId}`) ? e.aroundPut : null;
+    const around =
+      e.oppId && r.method === "PUT" && u.pathname.endsWith(`/opportunities/${e.oppId}`) ? e.aroundPut : null;
     if (around) e.aroundPut = null;
     around?.before?.();
     const res = await sandbox(r);
@@ -79,7 +80,13 @@ async function echoWorld(): Promise<EchoWorld> {
     return res;
   };
   const owner = [...w.sb.fourdegrees.store.users.values()][1] ?? expect.fail("a 4Degrees demo user");
-  e.dealId = newDeal(w, { name: "Expected Echo Co", stage: "Sourced", amountMinor: 100_000_00, ownerId: owner.id, closeDate: "2030-01-15" }).id;
+  e.dealId = newDeal(w, {
+    name: "Expected Echo Co",
+    stage: "Sourced",
+    amountMinor: 100_000_00,
+    ownerId: owner.id,
+    closeDate: "2030-01-15",
+  }).id;
   await w.settle();
   e.oppId = (await w.linkOf("fourdegrees", e.dealId))?.hlOpportunityId ?? expect.fail("not linked");
   expect(w.sb.highlevel.store.opportunities.get(e.oppId)?.assignedTo, "the opportunity has an assignee").toBeTruthy();
@@ -115,7 +122,9 @@ async function syncFourDegreesValue(e: EchoWorld, amountMinor: number): Promise<
 async function userEditsCloseDate(e: EchoWorld, date: string): Promise<Queued[]> {
   // A later moment than our write, so the opportunity's updatedAt moves as it would.
   e.w.sb.clock.advance(1_000);
-  e.w.sb.highlevel.service.updateOpportunity(e.oppId, { customFields: [{ id: e.closeDateFieldId, field_value: date }] });
+  e.w.sb.highlevel.service.updateOpportunity(e.oppId, {
+    customFields: [{ id: e.closeDateFieldId, field_value: date }],
+  });
   const theirs = await takeHighLevelDeliveries(e.w);
   expect(theirs.map(typeOf)).toEqual(["OpportunityUpdate"]);
   return theirs;
@@ -131,14 +140,27 @@ describe("the echo of our own HighLevel write, with the close date synced from a
   it("a 4Degrees value edit synced to HighLevel: its echoes cost no HighLevel read, no write, no job", async () => {
     const e = await echoWorld();
     const ours = await syncFourDegreesValue(e, 300_000_00);
-    expect({ highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({ highlevel: { reads: 1, writes: 1 }, fourdegrees: { reads: 1, writes: 0 } });
+    expect({ highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({
+      highlevel: { reads: 1, writes: 1 },
+      fourdegrees: { reads: 1, writes: 0 },
+    });
     // The write recorded what HighLevel sends for it: one Update and one MonetaryValueUpdate, carrying the answer.
     const opp = e.w.sb.highlevel.store.opportunities.get(e.oppId) ?? expect.fail("opportunity");
     const recorded = (await expectation(e))?.echo ?? expect.fail("no expected echo recorded");
     expect(recorded.types).toEqual({ OpportunityUpdate: 1, OpportunityMonetaryValueUpdate: 1 });
-    expect(recorded.fields).toEqual({ name: opp.name, monetaryValue: 300_000, status: "open", pipelineId: opp.pipelineId, pipelineStageId: opp.pipelineStageId, assignedTo: opp.assignedTo, contactId: opp.contactId });
+    expect(recorded.fields).toEqual({
+      name: opp.name,
+      monetaryValue: 300_000,
+      status: "open",
+      pipelineId: opp.pipelineId,
+      pipelineStageId: opp.pipelineStageId,
+      assignedTo: opp.assignedTo,
+      contactId: opp.contactId,
+    });
     expect(recorded.expiresAt).toBeGreaterThan(Date.now());
-    expect((await e.w.linkOf("fourdegrees", e.dealId))?.hlUpdatedAt, "the link records our answer's updatedAt").toBe(opp.updatedAt);
+    expect((await e.w.linkOf("fourdegrees", e.dealId))?.hlUpdatedAt, "the link records our answer's updatedAt").toBe(
+      opp.updatedAt,
+    );
 
     e.reset();
     await handIn(e, ours);
@@ -178,7 +200,10 @@ describe("a user's edit after our write is never taken for our echo", () => {
     await handIn(e, [...ours, ...theirs]);
     expect(e.w.sb.fourdegrees.deal(e.dealId).expected_close_date).toBe("2031-03-03");
     // Our two echoes free; the user's Update: one job, one read of each side, one 4Degrees write.
-    expect({ highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({ highlevel: { reads: 1, writes: 0 }, fourdegrees: { reads: 1, writes: 1 } });
+    expect({ highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({
+      highlevel: { reads: 1, writes: 0 },
+      fourdegrees: { reads: 1, writes: 1 },
+    });
     expect(recordJobs(e.w)).toBe(1);
     await e.w.settle();
     await expectConverged(e.w);
@@ -192,7 +217,10 @@ describe("a user's edit after our write is never taken for our echo", () => {
     e.reset();
     await handIn(e, [...theirs, ...ours]);
     expect(e.w.sb.fourdegrees.deal(e.dealId).expected_close_date).toBe("2031-04-04");
-    expect({ highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({ highlevel: { reads: 1, writes: 0 }, fourdegrees: { reads: 1, writes: 1 } });
+    expect({ highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({
+      highlevel: { reads: 1, writes: 0 },
+      fourdegrees: { reads: 1, writes: 1 },
+    });
     expect(await expectation(e), "an Update that found no slot voided what was left").toBeNull();
     await e.w.settle();
     await expectConverged(e.w);
@@ -201,8 +229,10 @@ describe("a user's edit after our write is never taken for our echo", () => {
   it("one of our deliveries lost and a user's close-date edit taking its slot: the webhook does not sync it, the next reconcile does", async () => {
     const e = await echoWorld();
     // Only our pair exists (the world's unlinked demo records would be reconcile's finds too).
-    for (const id of [...e.w.sb.highlevel.store.opportunities.keys()]) if (id !== e.oppId) e.w.sb.highlevel.store.opportunities.delete(id);
-    for (const id of [...e.w.sb.fourdegrees.store.deals.keys()]) if (id !== e.dealId) e.w.sb.fourdegrees.store.deals.delete(id);
+    for (const id of [...e.w.sb.highlevel.store.opportunities.keys()])
+      if (id !== e.oppId) e.w.sb.highlevel.store.opportunities.delete(id);
+    for (const id of [...e.w.sb.fourdegrees.store.deals.keys()])
+      if (id !== e.dealId) e.w.sb.fourdegrees.store.deals.delete(id);
     const ours = await syncFourDegreesValue(e, 330_000_00);
     const answeredAt = e.w.sb.highlevel.store.opportunities.get(e.oppId)?.updatedAt ?? expect.fail("opportunity");
     // HighLevel drops our Update (it drops any delivery it did not get a 429 for).
@@ -223,8 +253,12 @@ describe("a user's edit after our write is never taken for our echo", () => {
 
     // Reconcile's HighLevel scan compares each opportunity's updatedAt with its link's.
     const marks: number[] = [];
-    for (let tick = 0; tick < 6 && !(await getPending(env.DB, ACCOUNT, "highlevel", "deal", e.oppId)); tick++) marks.push(...(await runReconcile(env, e.w.deps, e.w.ctx.log, { pageSize: 100 })).map((r) => r.marked));
-    expect(marks.reduce((a, b) => a + b, 0), "our pair, nothing else").toBe(1);
+    for (let tick = 0; tick < 6 && !(await getPending(env.DB, ACCOUNT, "highlevel", "deal", e.oppId)); tick++)
+      marks.push(...(await runReconcile(env, e.w.deps, e.w.ctx.log, { pageSize: 100 })).map((r) => r.marked));
+    expect(
+      marks.reduce((a, b) => a + b, 0),
+      "our pair, nothing else",
+    ).toBe(1);
     expect(await getPending(env.DB, ACCOUNT, "highlevel", "deal", e.oppId), "reconcile marked the pair").not.toBeNull();
     await e.w.settle();
     expect(e.w.sb.fourdegrees.deal(e.dealId).expected_close_date).toBe("2031-05-05");
@@ -258,10 +292,14 @@ describe("a user's edit after our write is never taken for our echo", () => {
       after: async () => {
         for (const q of await takeHighLevelDeliveries(e.w)) {
           const msg = QueueMessageSchema.parse(q.body);
-          if (msg.kind === "highlevel.webhook") expect((await handlers["highlevel.webhook"]?.(msg, e.w.ctx))?.kind).toBe("ack");
+          if (msg.kind === "highlevel.webhook")
+            expect((await handlers["highlevel.webhook"]?.(msg, e.w.ctx))?.kind).toBe("ack");
           early++;
         }
-        expect(await getPending(env.DB, ACCOUNT, "highlevel", "deal", e.oppId), "the early deliveries marked the opportunity").not.toBeNull();
+        expect(
+          await getPending(env.DB, ACCOUNT, "highlevel", "deal", e.oppId),
+          "the early deliveries marked the opportunity",
+        ).not.toBeNull();
       },
     };
     e.w.sb.fourdegrees.updateDealAsUser(e.dealId, { value: { amount_minor: 350_000_00, currency: "USD" } });
@@ -299,7 +337,10 @@ describe("a user's edit after our write is never taken for our echo", () => {
     await e.w.sb.fourdegrees.flush();
     await e.w.drain();
     expect(jobs).toBe(1);
-    expect(await expectation(e), "the link was saved by another job since the writer read it: no expectation").toBeNull();
+    expect(
+      await expectation(e),
+      "the link was saved by another job since the writer read it: no expectation",
+    ).toBeNull();
     await handIn(e, await userEditsCloseDate(e, "2031-07-17"));
     expect(e.w.sb.fourdegrees.deal(e.dealId).expected_close_date).toBe("2031-07-17");
     await e.w.settle();
@@ -319,7 +360,9 @@ describe("what an expectation needs", () => {
     expect(stored.echo?.expiresAt).toBeLessThan(Date.now());
     e.reset();
     await handIn(e, ours);
-    expect(e.counts.requests, "the job's re-read of the opportunity").toEqual([`GET /highlevel/opportunities/${e.oppId}`]);
+    expect(e.counts.requests, "the job's re-read of the opportunity").toEqual([
+      `GET /highlevel/opportunities/${e.oppId}`,
+    ]);
     expect(recordJobs(e.w)).toBe(1);
     expect((await expectation(e))?.raw, "an expired expectation is left as it was").toBe(stored.raw);
     expect(e.counts.highlevel.writes + e.counts.fourdegrees.writes).toBe(0);
@@ -329,8 +372,17 @@ describe("what an expectation needs", () => {
     const e = await echoWorld();
     const ours = await syncFourDegreesValue(e, 370_000_00);
     const update = ours.find((q) => typeOf(q) === "OpportunityUpdate") ?? expect.fail("our Update");
-    const event = { type: "OpportunityUpdate", body: bodyOf(update), opportunityId: e.oppId, locationId: e.w.locationId };
-    const results = await Promise.all([consumeExpectedEcho(env.DB, ACCOUNT, event), consumeExpectedEcho(env.DB, ACCOUNT, event), consumeExpectedEcho(env.DB, ACCOUNT, event)]);
+    const event = {
+      type: "OpportunityUpdate",
+      body: bodyOf(update),
+      opportunityId: e.oppId,
+      locationId: e.w.locationId,
+    };
+    const results = await Promise.all([
+      consumeExpectedEcho(env.DB, ACCOUNT, event),
+      consumeExpectedEcho(env.DB, ACCOUNT, event),
+      consumeExpectedEcho(env.DB, ACCOUNT, event),
+    ]);
     expect(results.filter((r) => r.consumed)).toHaveLength(1);
     // The losers found no Update left: something else is going on, so nothing is left for anyone.
     expect(await expectation(e)).toBeNull();
@@ -339,7 +391,12 @@ describe("what an expectation needs", () => {
   it("deliveries of different types racing: each takes its own slot, none is lost to the other's write", async () => {
     const e = await echoWorld();
     const ours = await syncFourDegreesValue(e, 380_000_00);
-    const events = ours.map((q) => ({ type: typeOf(q), body: bodyOf(q), opportunityId: e.oppId, locationId: e.w.locationId }));
+    const events = ours.map((q) => ({
+      type: typeOf(q),
+      body: bodyOf(q),
+      opportunityId: e.oppId,
+      locationId: e.w.locationId,
+    }));
     const results = await Promise.all(events.map((ev) => consumeExpectedEcho(env.DB, ACCOUNT, ev)));
     expect(results.map((r) => r.consumed)).toEqual([true, true]);
     expect(await expectation(e)).toBeNull();
@@ -349,7 +406,10 @@ describe("what an expectation needs", () => {
     const e = await echoWorld();
     e.aroundPut = {
       // The user sets the close date in HighLevel just before our PUT of the new value lands.
-      before: () => void e.w.sb.highlevel.service.updateOpportunity(e.oppId, { customFields: [{ id: e.closeDateFieldId, field_value: "2031-08-08" }] }),
+      before: () =>
+        void e.w.sb.highlevel.service.updateOpportunity(e.oppId, {
+          customFields: [{ id: e.closeDateFieldId, field_value: "2031-08-08" }],
+        }),
     };
     e.w.sb.fourdegrees.updateDealAsUser(e.dealId, { value: { amount_minor: 390_000_00, currency: "USD" } });
     await e.w.sb.fourdegrees.flush();
@@ -357,7 +417,9 @@ describe("what an expectation needs", () => {
     expect(e.aroundPut).toBeNull();
     expect(await expectation(e)).toBeNull();
     const link = await e.w.linkOf("highlevel", e.oppId);
-    expect(link?.hlUpdatedAt, "the link keeps our read's updatedAt").not.toBe(e.w.sb.highlevel.store.opportunities.get(e.oppId)?.updatedAt);
+    expect(link?.hlUpdatedAt, "the link keeps our read's updatedAt").not.toBe(
+      e.w.sb.highlevel.store.opportunities.get(e.oppId)?.updatedAt,
+    );
     await e.w.settle();
     expect(e.w.sb.fourdegrees.deal(e.dealId).expected_close_date).toBe("2031-08-08");
     expect(e.w.sb.highlevel.store.opportunities.get(e.oppId)?.monetaryValue).toBe(390_000);
@@ -367,7 +429,13 @@ describe("what an expectation needs", () => {
   it("a pair on the review list does not use its expectation: the echo takes the normal path", async () => {
     const e = await echoWorld();
     const ours = await syncFourDegreesValue(e, 400_000_00);
-    await addReview(env.DB, { accountId: ACCOUNT, side: "highlevel", recordId: e.oppId, reason: "test: under review", detail: {} });
+    await addReview(env.DB, {
+      accountId: ACCOUNT,
+      side: "highlevel",
+      recordId: e.oppId,
+      reason: "test: under review",
+      detail: {},
+    });
     e.reset();
     await handIn(e, ours);
     expect(await expectation(e)).toBeNull();

@@ -18,7 +18,13 @@ describe("4Degrees → HighLevel (happy)", () => {
   it("a new deal becomes an opportunity in the mapped stage with value, owner and close date, linked both ways, with zero ping-pong", async () => {
     const w = await createWorld(routes);
     const owner = [...w.sb.fourdegrees.store.users.values()][1];
-    const deal = newDeal(w, { name: "Orbit Labs", stage: "Due Diligence", amountMinor: 250_000_00, ownerId: owner?.id ?? null, closeDate: "2027-03-31" });
+    const deal = newDeal(w, {
+      name: "Orbit Labs",
+      stage: "Due Diligence",
+      amountMinor: 250_000_00,
+      ownerId: owner?.id ?? null,
+      closeDate: "2027-03-31",
+    });
     await w.settle();
 
     const link = await w.linkOf("fourdegrees", deal.id);
@@ -47,12 +53,20 @@ describe("4Degrees → HighLevel (happy)", () => {
     const deal = newDeal(w, { name: "Quanta", stage: "Sourced", amountMinor: 1_000_00 });
     await w.settle();
     w.resetCounts();
-    w.sb.fourdegrees.updateDealAsUser(deal.id, { name: "Quanta AI", stage_id: w.fdStage("Term Sheet"), value: { amount_minor: 5_000_00, currency: "USD" } });
+    w.sb.fourdegrees.updateDealAsUser(deal.id, {
+      name: "Quanta AI",
+      stage_id: w.fdStage("Term Sheet"),
+      value: { amount_minor: 5_000_00, currency: "USD" },
+    });
     await w.settle();
     expect(w.writes()).toEqual({ highlevel: 1, fourdegrees: 0 });
     const link = await w.linkOf("fourdegrees", deal.id);
     const opp = w.sb.highlevel.store.opportunities.get(link?.hlOpportunityId ?? "");
-    expect([opp?.name, opp?.pipelineStageId, opp?.monetaryValue]).toEqual(["Quanta AI", w.hlStage("Term Sheet"), 5_000]);
+    expect([opp?.name, opp?.pipelineStageId, opp?.monetaryValue]).toEqual([
+      "Quanta AI",
+      w.hlStage("Term Sheet"),
+      5_000,
+    ]);
     const echoes = await listEvents(env.DB, ACCOUNT, { kind: "echo" });
     expect(echoes.length).toBeGreaterThan(0);
     await expectConverged(w);
@@ -152,7 +166,13 @@ describe("conflicts", () => {
       expect(w.sb.fourdegrees.deal(deal.id).value?.amount_minor).toBe(expected);
       expect(w.sb.highlevel.store.opportunities.get(link?.hlOpportunityId ?? "")?.monetaryValue).toBe(expected / 100);
       const conflicts = await listEvents(env.DB, ACCOUNT, { kind: "conflict" });
-      expect(conflicts.some((c) => c.detail["field"] === "value" && c.outcome === (policy === "fourdegrees" ? "fourdegrees_wins" : "highlevel_wins"))).toBe(true);
+      expect(
+        conflicts.some(
+          (c) =>
+            c.detail["field"] === "value" &&
+            c.outcome === (policy === "fourdegrees" ? "fourdegrees_wins" : "highlevel_wins"),
+        ),
+      ).toBe(true);
       await expectConverged(w);
     });
   }

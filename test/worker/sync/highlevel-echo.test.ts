@@ -49,7 +49,9 @@ interface EchoWorld {
  * an owner (so the opportunity's webhooks carry `assignedTo`) synced and settled, and every
  * sandbox request counted from `reset()` on.
  */
-async function echoWorld(mapping: (m: MappingInput) => MappingInput = (m) => ({ ...m, closeDateFieldId: null })): Promise<EchoWorld> {
+async function echoWorld(
+  mapping: (m: MappingInput) => MappingInput = (m) => ({ ...m, closeDateFieldId: null }),
+): Promise<EchoWorld> {
   const w = await createWorld(routes, { mapping });
   // 4Degrees structure (pipelines, users) from KV as in production, so the counts are the records'.
   const connectors = w.deps.connectors;
@@ -86,7 +88,12 @@ async function echoWorld(mapping: (m: MappingInput) => MappingInput = (m) => ({ 
   };
   const owner = [...w.sb.fourdegrees.store.users.values()][1];
   expect(owner, "a 4Degrees demo user").toBeDefined();
-  const dealId = newDeal(w, { name: "Echo Labs", stage: "Sourced", amountMinor: 100_000_00, ownerId: owner?.id ?? null }).id;
+  const dealId = newDeal(w, {
+    name: "Echo Labs",
+    stage: "Sourced",
+    amountMinor: 100_000_00,
+    ownerId: owner?.id ?? null,
+  }).id;
   await w.settle();
   const oppId = (await w.linkOf("fourdegrees", dealId))?.hlOpportunityId ?? "";
   expect(oppId).not.toBe("");
@@ -131,12 +138,18 @@ describe("the echo of our own HighLevel write", () => {
     const e = await echoWorld();
     await syncFourDegreesValue(e, 300_000_00);
     // The job: one re-read of the deal, one read and one write of the opportunity.
-    expect({ highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({ highlevel: { reads: 1, writes: 1 }, fourdegrees: { reads: 1, writes: 0 } });
+    expect({ highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({
+      highlevel: { reads: 1, writes: 1 },
+      fourdegrees: { reads: 1, writes: 0 },
+    });
 
     await forgetExpectedEcho(e);
     e.reset();
     const echoes = await takeHighLevelDeliveries(e.w);
-    expect(echoes.map((q) => (q.body.kind === "highlevel.webhook" ? q.body.type : "")).sort()).toEqual(["OpportunityMonetaryValueUpdate", "OpportunityUpdate"]);
+    expect(echoes.map((q) => (q.body.kind === "highlevel.webhook" ? q.body.type : "")).sort()).toEqual([
+      "OpportunityMonetaryValueUpdate",
+      "OpportunityUpdate",
+    ]);
     e.w.queue.push(...echoes);
     await e.w.drain();
     expect(e.counts.requests, "requests made for the echoes").toEqual([]);
@@ -168,10 +181,27 @@ describe("real HighLevel changes", () => {
   it("value, stage, name and status changed in HighLevel are each re-read and synced to 4Degrees", async () => {
     const e = await echoWorld();
     const changes: Array<{ what: string; change: () => void; check: () => void }> = [
-      { what: "value", change: () => void e.w.sb.highlevel.service.updateOpportunity(e.oppId, { monetaryValue: 275_000 }), check: () => expect(e.w.sb.fourdegrees.deal(e.dealId).value?.amount_minor).toBe(275_000_00) },
-      { what: "stage", change: () => void e.w.sb.highlevel.service.updateOpportunity(e.oppId, { pipelineStageId: e.w.hlStage("Term Sheet") }), check: () => expect(e.w.sb.fourdegrees.deal(e.dealId).stage_id).toBe(e.w.fdStage("Term Sheet")) },
-      { what: "name", change: () => void e.w.sb.highlevel.service.updateOpportunity(e.oppId, { name: "Echo Labs II" }), check: () => expect(e.w.sb.fourdegrees.deal(e.dealId).name).toBe("Echo Labs II") },
-      { what: "status", change: () => void e.w.sb.highlevel.service.setStatus(e.oppId, "won"), check: () => expect(e.w.sb.fourdegrees.deal(e.dealId).status).toBe("won") },
+      {
+        what: "value",
+        change: () => void e.w.sb.highlevel.service.updateOpportunity(e.oppId, { monetaryValue: 275_000 }),
+        check: () => expect(e.w.sb.fourdegrees.deal(e.dealId).value?.amount_minor).toBe(275_000_00),
+      },
+      {
+        what: "stage",
+        change: () =>
+          void e.w.sb.highlevel.service.updateOpportunity(e.oppId, { pipelineStageId: e.w.hlStage("Term Sheet") }),
+        check: () => expect(e.w.sb.fourdegrees.deal(e.dealId).stage_id).toBe(e.w.fdStage("Term Sheet")),
+      },
+      {
+        what: "name",
+        change: () => void e.w.sb.highlevel.service.updateOpportunity(e.oppId, { name: "Echo Labs II" }),
+        check: () => expect(e.w.sb.fourdegrees.deal(e.dealId).name).toBe("Echo Labs II"),
+      },
+      {
+        what: "status",
+        change: () => void e.w.sb.highlevel.service.setStatus(e.oppId, "won"),
+        check: () => expect(e.w.sb.fourdegrees.deal(e.dealId).status).toBe("won"),
+      },
     ];
     for (const c of changes) {
       e.reset();
@@ -179,7 +209,10 @@ describe("real HighLevel changes", () => {
       await e.w.settle();
       c.check();
       // One job: one read per side, one 4Degrees write; its 4Degrees echo is dropped by version.
-      expect({ what: c.what, highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees }, e.counts.requests.join("\n")).toEqual({ what: c.what, highlevel: { reads: 1, writes: 0 }, fourdegrees: { reads: 1, writes: 1 } });
+      expect(
+        { what: c.what, highlevel: e.counts.highlevel, fourdegrees: e.counts.fourdegrees },
+        e.counts.requests.join("\n"),
+      ).toEqual({ what: c.what, highlevel: { reads: 1, writes: 0 }, fourdegrees: { reads: 1, writes: 1 } });
       expect(recordJobs(e.w), c.what).toBeGreaterThanOrEqual(1);
     }
     await expectConverged(e.w);
@@ -206,11 +239,15 @@ describe("fields a webhook does not carry", () => {
     await forgetExpectedEcho(e);
     e.reset();
     await e.w.settle();
-    expect(e.counts.requests, "the job's re-read of the opportunity for its echo").toEqual([`GET /highlevel/opportunities/${e.oppId}`]);
+    expect(e.counts.requests, "the job's re-read of the opportunity for its echo").toEqual([
+      `GET /highlevel/opportunities/${e.oppId}`,
+    ]);
     expect(e.counts.highlevel.writes + e.counts.fourdegrees.writes).toBe(0);
 
     e.reset();
-    e.w.sb.highlevel.service.updateOpportunity(e.oppId, { customFields: [{ id: e.w.mapping.closeDateFieldId ?? "", field_value: "2031-05-17" }] });
+    e.w.sb.highlevel.service.updateOpportunity(e.oppId, {
+      customFields: [{ id: e.w.mapping.closeDateFieldId ?? "", field_value: "2031-05-17" }],
+    });
     const [update] = e.w.sb.highlevel.deliveries().filter((d) => d.state === "pending");
     expect(update?.payload["type"]).toBe("OpportunityUpdate");
     expect(update?.payload["monetaryValue"]).toBe(320_000);
@@ -221,12 +258,20 @@ describe("fields a webhook does not carry", () => {
   });
 
   /** The world with the "Round" field of both demo pipelines mapped in `direction` (and no close date). */
-  async function roundWorld(direction: ExtraField["direction"]): Promise<EchoWorld & { hlRound: string; fdRound: string }> {
+  async function roundWorld(
+    direction: ExtraField["direction"],
+  ): Promise<EchoWorld & { hlRound: string; fdRound: string }> {
     const e = await echoWorld();
-    const hlRound = [...e.w.sb.highlevel.store.customFields.values()].find((f) => f.name === "Round" && f.locationId === e.w.locationId)?.id ?? "";
+    const hlRound =
+      [...e.w.sb.highlevel.store.customFields.values()].find(
+        (f) => f.name === "Round" && f.locationId === e.w.locationId,
+      )?.id ?? "";
     const fdRound = e.w.sb.fourdegrees.store.fieldsOf(e.w.fdPipelineId).find((f) => f.name === "Round")?.id ?? "";
     expect([hlRound, fdRound]).not.toContain("");
-    const mapping = MappingSchema.parse({ ...e.w.mapping, fields: [{ key: "round", fourdegreesFieldId: fdRound, highlevelFieldId: hlRound, direction }] });
+    const mapping = MappingSchema.parse({
+      ...e.w.mapping,
+      fields: [{ key: "round", fourdegreesFieldId: fdRound, highlevelFieldId: hlRound, direction }],
+    });
     await saveMapping(env.DB, ACCOUNT, mapping);
     e.w.mapping = mapping;
     // A sync under the new mapping puts the field in the pair's base.
@@ -276,7 +321,9 @@ describe("order, lateness and the dirty mark", () => {
     e.reset();
     e.w.queue.push(...older);
     await e.w.settle();
-    expect(e.counts.requests, "the late event's job: the opportunity is as synced").toEqual([`GET /highlevel/opportunities/${e.oppId}`]);
+    expect(e.counts.requests, "the late event's job: the opportunity is as synced").toEqual([
+      `GET /highlevel/opportunities/${e.oppId}`,
+    ]);
     expect(e.counts.highlevel.writes + e.counts.fourdegrees.writes).toBe(0);
     expect(e.w.sb.fourdegrees.deal(e.dealId).value?.amount_minor).toBe(300_000_00);
     expect(e.w.sb.highlevel.store.opportunities.get(e.oppId)?.monetaryValue).toBe(300_000);
@@ -316,7 +363,8 @@ describe("order, lateness and the dirty mark", () => {
       expect(revert.length).toBeGreaterThan(0);
       for (const q of revert) {
         const msg = QueueMessageSchema.parse(q.body);
-        if (msg.kind === "highlevel.webhook") expect((await handlers["highlevel.webhook"]?.(msg, e.w.ctx))?.kind).toBe("ack");
+        if (msg.kind === "highlevel.webhook")
+          expect((await handlers["highlevel.webhook"]?.(msg, e.w.ctx))?.kind).toBe("ack");
       }
       revertHandled = true;
     };
@@ -341,7 +389,8 @@ describe("order, lateness and the dirty mark", () => {
       e.w.sb.highlevel.service.updateOpportunity(e.oppId, { monetaryValue: 100_000 });
       for (const q of await takeHighLevelDeliveries(e.w)) {
         const msg = QueueMessageSchema.parse(q.body);
-        if (msg.kind === "highlevel.webhook") expect((await handlers["highlevel.webhook"]?.(msg, e.w.ctx))?.kind).toBe("ack");
+        if (msg.kind === "highlevel.webhook")
+          expect((await handlers["highlevel.webhook"]?.(msg, e.w.ctx))?.kind).toBe("ack");
       }
       revertHandled = true;
     };
@@ -360,9 +409,15 @@ describe("what the payload must match besides the fields", () => {
     await syncFourDegreesValue(e, 170_000_00);
     await forgetExpectedEcho(e);
     const echoes = await takeHighLevelDeliveries(e.w);
-    const other = e.w.sb.highlevel.service.createContact({ locationId: e.w.locationId, name: "Otto Other", email: "otto@other.example" });
+    const other = e.w.sb.highlevel.service.createContact({
+      locationId: e.w.locationId,
+      name: "Otto Other",
+      email: "otto@other.example",
+    });
     e.reset();
-    for (const q of echoes) if (q.body.kind === "highlevel.webhook") e.w.queue.push({ ...q, body: { ...q.body, body: { ...q.body.body, contactId: other.id } } });
+    for (const q of echoes)
+      if (q.body.kind === "highlevel.webhook")
+        e.w.queue.push({ ...q, body: { ...q.body, body: { ...q.body.body, contactId: other.id } } });
     await e.w.drain();
     expect(recordJobs(e.w)).toBe(1);
     expect(e.counts.requests).toEqual([`GET /highlevel/opportunities/${e.oppId}`]);
@@ -377,13 +432,21 @@ describe("the stage check", () => {
     expect(e.w.sb.fourdegrees.deal(e.dealId).status).toBe("won");
     const pipeline = e.w.sb.highlevel.store.pipelines.get(e.w.hlPipelineId) ?? expect.fail("demo pipeline missing");
     const stageId = crypto.randomUUID();
-    pipeline.stages.push({ id: stageId, name: "Won Archive", position: pipeline.stages.length, showInFunnel: true, showInPieChart: true });
+    pipeline.stages.push({
+      id: stageId,
+      name: "Won Archive",
+      position: pipeline.stages.length,
+      showInFunnel: true,
+      showInPieChart: true,
+    });
     e.reset();
     // A won opportunity has no canonical stage: the move changes nothing the pair syncs.
     e.w.sb.highlevel.service.updateOpportunity(e.oppId, { pipelineStageId: stageId });
     await e.w.settle();
     expect(recordJobs(e.w)).toBe(0);
-    expect(e.counts.requests, "only the stage check's reload of the pipelines").toEqual(["GET /highlevel/opportunities/pipelines"]);
+    expect(e.counts.requests, "only the stage check's reload of the pipelines").toEqual([
+      "GET /highlevel/opportunities/pipelines",
+    ]);
     const alerts = (await listEvents(env.DB, ACCOUNT, { kind: "alert" })).filter((a) => a.outcome === "new_stage");
     expect(alerts.map((a) => a.detail["stageId"])).toEqual([stageId]);
     expect(e.w.sb.fourdegrees.deal(e.dealId).status).toBe("won");
@@ -393,8 +456,20 @@ describe("the stage check", () => {
 describe("records without an active link", () => {
   it("an unlinked opportunity's event takes the normal path: re-read, and a 4Degrees deal is created for it", async () => {
     const e = await echoWorld();
-    const contact = e.w.sb.highlevel.service.createContact({ locationId: e.w.locationId, name: "Una Linked", email: "una@unlinked.example" });
-    const opp = e.w.sb.highlevel.service.createOpportunity({ locationId: e.w.locationId, pipelineId: e.w.hlPipelineId, pipelineStageId: e.w.hlStage("Sourced"), name: "Unlinked Ventures", status: "open", contactId: contact.id, monetaryValue: 42 });
+    const contact = e.w.sb.highlevel.service.createContact({
+      locationId: e.w.locationId,
+      name: "Una Linked",
+      email: "una@unlinked.example",
+    });
+    const opp = e.w.sb.highlevel.service.createOpportunity({
+      locationId: e.w.locationId,
+      pipelineId: e.w.hlPipelineId,
+      pipelineStageId: e.w.hlStage("Sourced"),
+      name: "Unlinked Ventures",
+      status: "open",
+      contactId: contact.id,
+      monetaryValue: 42,
+    });
     await e.w.settle();
     expect(recordJobs(e.w)).toBeGreaterThanOrEqual(1);
     expect(e.counts.requests).toContain(`GET /highlevel/opportunities/${opp.id}`);

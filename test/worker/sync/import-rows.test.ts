@@ -22,7 +22,14 @@ const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
 const app = createApp();
 
-type Report = { created: number; updated: number; linked: number; unchanged: number; queued: number; skipped: Array<{ line: number; reason: string }> };
+type Report = {
+  created: number;
+  updated: number;
+  linked: number;
+  unchanged: number;
+  queued: number;
+  skipped: Array<{ line: number; reason: string }>;
+};
 type ImportRow = Extract<QueueMessage, { kind: "fourdegrees.import_row" }>;
 
 /** Posts a CSV to the import endpoint (admin bearer); its messages land on the world's queue. */
@@ -36,7 +43,11 @@ async function importCsv(w: World, csv: string): Promise<Report> {
     },
   };
   const res = await app.fetch(
-    new Request(`http://worker.test/api/import/4degrees?account=${ACCOUNT}`, { method: "POST", headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}`, "content-type": "text/csv" }, body: csv }),
+    new Request(`http://worker.test/api/import/4degrees?account=${ACCOUNT}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}`, "content-type": "text/csv" },
+      body: csv,
+    }),
     { ...env, BULK_QUEUE: queue },
   );
   expect(res.status).toBe(200);
@@ -52,7 +63,7 @@ async function drainImports(w: World): Promise<{ rows: ImportRow[]; outcomes: Ou
   if (!handler) throw new Error("no fourdegrees.import_row handler");
   const rows: ImportRow[] = [];
   const outcomes: Outcome[] = [];
-  for (let i = 0; i < w.queue.length; ) {
+  for (let i = 0; i < w.queue.length;) {
     const item = w.queue[i];
     const msg = item ? QueueMessageSchema.parse(item.body) : null;
     if (!item || msg?.kind !== "fourdegrees.import_row") {
@@ -75,7 +86,8 @@ async function drainImports(w: World): Promise<{ rows: ImportRow[]; outcomes: Ou
   return { rows, outcomes };
 }
 
-const opps = (w: World, name: string) => [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === name);
+const opps = (w: World, name: string) =>
+  [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === name);
 
 const CSV = [
   "Deal Name,Pipeline,Stage,Owner,Value,Expected Close Date,Contact Email,Contact Name,Notes",
@@ -131,14 +143,19 @@ describe("CSV import rows → HighLevel (happy)", () => {
     await w.settle();
     expect(w.writes().highlevel).toBe(0);
     expect(opps(w, "Acme Robotics")).toHaveLength(1);
-    expect(w.sb.highlevel.store.notesOf(acme?.contactId ?? "").filter((n) => n.body.startsWith("Met at SaaStr"))).toHaveLength(1);
+    expect(
+      w.sb.highlevel.store.notesOf(acme?.contactId ?? "").filter((n) => n.body.startsWith("Met at SaaStr")),
+    ).toHaveLength(1);
   });
 
   it("an update row changes the opportunity's stage and value, once", async () => {
     const w = await createWorld(routes);
     await importCsv(w, CSV);
     await drainImports(w);
-    const changed = CSV.replace("Due Diligence,priya.shah@acmecapital.example,\"$250,000\"", 'Term Sheet,priya.shah@acmecapital.example,"$300,000"');
+    const changed = CSV.replace(
+      'Due Diligence,priya.shah@acmecapital.example,"$250,000"',
+      'Term Sheet,priya.shah@acmecapital.example,"$300,000"',
+    );
     const report = await importCsv(w, changed);
     expect(report).toMatchObject({ created: 0, updated: 1, unchanged: 2 });
     w.resetCounts();
@@ -172,12 +189,19 @@ describe("CSV import rows (error)", () => {
     for (const name of ["Acme Robotics", "Beta Bio", "Gamma Grid"]) expect(opps(w, name), name).toHaveLength(1);
     expect((await ledgerCounts(env.DB, ACCOUNT)).pending).toBe(0);
     const [acme] = opps(w, "Acme Robotics");
-    expect(w.sb.highlevel.store.notesOf(acme?.contactId ?? "").filter((n) => n.body.startsWith("Met at SaaStr"))).toHaveLength(1);
+    expect(
+      w.sb.highlevel.store.notesOf(acme?.contactId ?? "").filter((n) => n.body.startsWith("Met at SaaStr")),
+    ).toHaveLength(1);
   });
 
   it("an unknown stage or deal list goes to review with the line and a reason, writes nothing, and is queued again by a re-import", async () => {
     const w = await createWorld(routes);
-    const csv = ["Deal Name,Pipeline,Stage", "Delta Dynamics,Deal Flow,Sourced", "Omega Labs,Deal Flow,Due Diligense", "Sigma Soft,Angel List,Sourced"].join("\n");
+    const csv = [
+      "Deal Name,Pipeline,Stage",
+      "Delta Dynamics,Deal Flow,Sourced",
+      "Omega Labs,Deal Flow,Due Diligense",
+      "Sigma Soft,Angel List,Sourced",
+    ].join("\n");
     await importCsv(w, csv);
     w.resetCounts();
     await drainImports(w);
@@ -185,7 +209,9 @@ describe("CSV import rows (error)", () => {
     expect(opps(w, "Sigma Soft")).toHaveLength(0);
     expect(opps(w, "Delta Dynamics")).toHaveLength(1);
     const review = await listReview(env.DB, ACCOUNT);
-    expect(review.find((r) => r.detail["line"] === 3)?.reason).toMatch(/line 3: stage "Due Diligense" is not a stage of deal list "Deal Flow"/);
+    expect(review.find((r) => r.detail["line"] === 3)?.reason).toMatch(
+      /line 3: stage "Due Diligense" is not a stage of deal list "Deal Flow"/,
+    );
     expect(review.find((r) => r.detail["line"] === 4)?.reason).toMatch(/line 4: deal list "Angel List" is not mapped/);
     // Only the mapped row was written (its contact and opportunity).
     expect(w.writes().highlevel).toBe(2);
@@ -200,7 +226,11 @@ describe("CSV import rows (error)", () => {
   it("HighLevel refusing a create is a replayable failure naming the line", async () => {
     const w = await createWorld(routes);
     // One contact, two opportunities in one pipeline: HighLevel refuses the second by default.
-    const csv = ["Deal Name,Stage,Contact Email", "Kappa One,Sourced,kim@kappa.example", "Kappa Two,Sourced,kim@kappa.example"].join("\n");
+    const csv = [
+      "Deal Name,Stage,Contact Email",
+      "Kappa One,Sourced,kim@kappa.example",
+      "Kappa Two,Sourced,kim@kappa.example",
+    ].join("\n");
     await importCsv(w, csv);
     const { outcomes } = await drainImports(w);
     expect(outcomes.map((o) => o.kind)).toEqual(["ack", "permanent"]);
@@ -227,6 +257,8 @@ describe("CSV import rows: modes", () => {
     expect(await importCsv(w, CSV)).toMatchObject({ created: 3, unchanged: 0 });
     await drainImports(w);
     expect(w.writes().highlevel).toBe(0);
-    expect((await listFailures(env.DB, ACCOUNT)).map((f) => f.reason)).toEqual(Array(3).fill(expect.stringMatching(/paused/)));
+    expect((await listFailures(env.DB, ACCOUNT)).map((f) => f.reason)).toEqual(
+      Array(3).fill(expect.stringMatching(/paused/)),
+    );
   });
 });

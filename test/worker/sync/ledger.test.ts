@@ -5,14 +5,31 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerKey } from "../../../src/store/ledger.ts";
+import {
+  beginWrite,
+  completeWrite,
+  getWrite,
+  ledgerIdempotencyKey,
+  type LedgerKey,
+} from "../../../src/store/ledger.ts";
 
 describe("write ledger", () => {
   it("keeps the first attempt's request and key across retries, whatever a later attempt would send", async () => {
-    const key: LedgerKey = { accountId: "acct-ledger", targetSide: "fourdegrees", sourceRecord: "highlevel:opp-1", changeHash: "create" };
-    const first = await beginWrite(env.DB, key, "create", 1_000, { name: "As first sent", value: { amountMinor: 287_000_00, currency: "USD" } });
+    const key: LedgerKey = {
+      accountId: "acct-ledger",
+      targetSide: "fourdegrees",
+      sourceRecord: "highlevel:opp-1",
+      changeHash: "create",
+    };
+    const first = await beginWrite(env.DB, key, "create", 1_000, {
+      name: "As first sent",
+      value: { amountMinor: 287_000_00, currency: "USD" },
+    });
     expect(first.fresh).toBe(true);
-    const retry = await beginWrite(env.DB, key, "create", 2_000, { name: "Edited since", value: { amountMinor: 151_000_00, currency: "USD" } });
+    const retry = await beginWrite(env.DB, key, "create", 2_000, {
+      name: "Edited since",
+      value: { amountMinor: 151_000_00, currency: "USD" },
+    });
     expect(retry.fresh).toBe(false);
     expect(retry.entry.request).toEqual({ name: "As first sent", value: { amountMinor: 287_000_00, currency: "USD" } });
     expect(ledgerIdempotencyKey(retry.entry)).toBe(ledgerIdempotencyKey(key));
@@ -24,7 +41,12 @@ describe("write ledger", () => {
   });
 
   it("a write begun without a request records none", async () => {
-    const key: LedgerKey = { accountId: "acct-ledger", targetSide: "highlevel", sourceRecord: "fourdegrees:deal_2", changeHash: "delete:delete" };
+    const key: LedgerKey = {
+      accountId: "acct-ledger",
+      targetSide: "highlevel",
+      sourceRecord: "fourdegrees:deal_2",
+      changeHash: "delete:delete",
+    };
     expect((await beginWrite(env.DB, key, "delete", 1_000)).entry.request).toBeNull();
     expect((await getWrite(env.DB, key))?.request).toBeNull();
   });

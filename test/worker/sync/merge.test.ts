@@ -4,16 +4,45 @@ import type { Flat } from "../../../src/domain/port.ts";
 import { merge, same } from "../../../src/sync/engine/merge.ts";
 
 const mapping = MappingSchema.parse({
-  pipelines: [{ fourdegreesPipelineId: "pl_1", highlevelLocationId: "loc_1", highlevelPipelineId: "hp_1", stages: [{ fourdegrees: "st_a", highlevel: "hs_a" }, { fourdegrees: "st_b", highlevel: "hs_b" }] }],
+  pipelines: [
+    {
+      fourdegreesPipelineId: "pl_1",
+      highlevelLocationId: "loc_1",
+      highlevelPipelineId: "hp_1",
+      stages: [
+        { fourdegrees: "st_a", highlevel: "hs_a" },
+        { fourdegrees: "st_b", highlevel: "hs_b" },
+      ],
+    },
+  ],
   closeDateFieldId: "cf_close",
   fields: [{ key: "sector", fourdegreesFieldId: "f_sector", highlevelFieldId: "cf_sector", direction: "to_highlevel" }],
 });
 
-const base: Flat = { name: "Acme", pipeline: "pl_1", stage: "st_a", status: "open", value: 1000, currency: "USD", owner: "a@x.io", closeDate: null, "field.sector": "SaaS" };
+const base: Flat = {
+  name: "Acme",
+  pipeline: "pl_1",
+  stage: "st_a",
+  status: "open",
+  value: 1000,
+  currency: "USD",
+  owner: "a@x.io",
+  closeDate: null,
+  "field.sector": "SaaS",
+};
 const t1 = "2026-01-01T00:00:00.000Z";
 const t2 = "2026-01-02T00:00:00.000Z";
 const run = (fd: Flat, hl: Flat, over: Partial<Parameters<typeof merge>[0]> = {}) =>
-  merge({ base, fourdegrees: fd, highlevel: hl, fourdegreesUpdatedAt: t1, highlevelUpdatedAt: t2, policy: "newest", mapping, ...over });
+  merge({
+    base,
+    fourdegrees: fd,
+    highlevel: hl,
+    fourdegreesUpdatedAt: t1,
+    highlevelUpdatedAt: t2,
+    policy: "newest",
+    mapping,
+    ...over,
+  });
 
 describe("merge (happy)", () => {
   it("writes nothing when neither side changed — the echo of our own write", () => {
@@ -43,7 +72,9 @@ describe("merge (conflicts under each policy)", () => {
   const hl = { ...base, value: 3000 };
   it("newest wins by default (HighLevel changed later here)", () => {
     const r = run(fd, hl);
-    expect(r.conflicts).toEqual([{ field: "value", base: 1000, fourdegrees: 2000, highlevel: 3000, winner: "highlevel" }]);
+    expect(r.conflicts).toEqual([
+      { field: "value", base: 1000, fourdegrees: 2000, highlevel: 3000, winner: "highlevel" },
+    ]);
     expect([...r.toFourDegrees]).toEqual(["value"]);
     expect(r.merged["value"]).toBe(3000);
   });
@@ -88,7 +119,15 @@ describe("merge (directions and modes)", () => {
   });
   it("reopening takes the stage of the side that reopened", () => {
     const closed = { ...base, status: "lost", stage: null };
-    const r = merge({ base: closed, fourdegrees: { ...closed }, highlevel: { ...closed, status: "open", stage: "st_b" }, fourdegreesUpdatedAt: t1, highlevelUpdatedAt: t2, policy: "newest", mapping });
+    const r = merge({
+      base: closed,
+      fourdegrees: { ...closed },
+      highlevel: { ...closed, status: "open", stage: "st_b" },
+      fourdegreesUpdatedAt: t1,
+      highlevelUpdatedAt: t2,
+      policy: "newest",
+      mapping,
+    });
     expect(r.merged["stage"]).toBe("st_b");
     expect(r.toFourDegrees.has("stage")).toBe(true);
   });

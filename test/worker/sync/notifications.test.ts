@@ -20,7 +20,17 @@ useNetwork(routes);
 describe("notifications from real syncs", () => {
   it("a HighLevel won change fires the deal-won rule exactly once across redeliveries, and again for the next won change", async () => {
     const w = await createWorld(routes);
-    const { rule } = await createRule(env.DB, loadConfig(env), NewRuleSchema.parse({ accountId: ACCOUNT, name: "Won deals", trigger: "deal_won", params: {}, target: { kind: "webhook", url: "https://hooks.notify.test/won" } }));
+    const { rule } = await createRule(
+      env.DB,
+      loadConfig(env),
+      NewRuleSchema.parse({
+        accountId: ACCOUNT,
+        name: "Won deals",
+        trigger: "deal_won",
+        params: {},
+        target: { kind: "webhook", url: "https://hooks.notify.test/won" },
+      }),
+    );
     const deal = newDeal(w, { name: "Notify Me", stage: "Term Sheet", amountMinor: 10_00 });
     await w.settle();
     expect(await listDeliveries(env.DB, { ruleId: rule.id })).toHaveLength(0);
@@ -34,7 +44,19 @@ describe("notifications from real syncs", () => {
     await w.settle();
     w.sb.highlevel.faults.configure({ webhookDuplicateRate: 0 });
     expect(w.sb.fourdegrees.deal(deal.id).stage_id).toBe(w.fdStage("Closed"));
-    w.queue.push({ body: { v: 1, kind: "sync.record", accountId: ACCOUNT, side: "highlevel", record: "deal", recordId: hlId, locationId: w.locationId, force: true }, attempts: 1 });
+    w.queue.push({
+      body: {
+        v: 1,
+        kind: "sync.record",
+        accountId: ACCOUNT,
+        side: "highlevel",
+        record: "deal",
+        recordId: hlId,
+        locationId: w.locationId,
+        force: true,
+      },
+      attempts: 1,
+    });
     await w.settle();
     const once = await listDeliveries(env.DB, { ruleId: rule.id });
     expect(once).toHaveLength(1);

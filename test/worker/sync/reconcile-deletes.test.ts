@@ -134,7 +134,12 @@ describe("reconcile: deletions whose webhook was lost", () => {
     await w.settle();
     w.sb.highlevel.faults.configure({ webhookDropRate: 0 });
     // Every read of one opportunity fails (5xx): verification stops there and marks nothing.
-    w.sb.highlevel.faults.script({ count: 1_000, status: 503, method: "GET", path: "^/opportunities/(?!search)[^/]+$" });
+    w.sb.highlevel.faults.script({
+      count: 1_000,
+      status: 503,
+      method: "GET",
+      path: "^/opportunities/(?!search)[^/]+$",
+    });
     expect((await tick(w)).marked).toBe(0);
     await w.settle();
     expect(w.sb.fourdegrees.deal(fdId).archived_at).toBeNull();

@@ -22,7 +22,8 @@ describe("exactly-once effects (error)", () => {
     const w = await createWorld(routes, {
       hooks: {
         afterCreate: (side) => {
-          if (side === "highlevel" && crashes-- > 0) throw new Error("simulated crash after create, before the link is saved");
+          if (side === "highlevel" && crashes-- > 0)
+            throw new Error("simulated crash after create, before the link is saved");
         },
       },
     });
@@ -43,7 +44,8 @@ describe("exactly-once effects (error)", () => {
       mapping: (m) => ({ ...m, externalIdFieldId: null }),
       hooks: {
         afterCreate: (side) => {
-          if (side === "highlevel" && crashes-- > 0) throw new Error("simulated crash after create, before the ledger completes");
+          if (side === "highlevel" && crashes-- > 0)
+            throw new Error("simulated crash after create, before the ledger completes");
         },
       },
     });
@@ -67,8 +69,20 @@ describe("exactly-once effects (error)", () => {
         },
       },
     });
-    const contact = w.sb.highlevel.service.createContact({ locationId: w.locationId, name: "Ada Crash", email: "ada@crash.example" });
-    const opp = w.sb.highlevel.service.createOpportunity({ locationId: w.locationId, pipelineId: w.hlPipelineId, pipelineStageId: w.hlStage("Sourced"), name: "From HighLevel", status: "open", contactId: contact.id, monetaryValue: 12 });
+    const contact = w.sb.highlevel.service.createContact({
+      locationId: w.locationId,
+      name: "Ada Crash",
+      email: "ada@crash.example",
+    });
+    const opp = w.sb.highlevel.service.createOpportunity({
+      locationId: w.locationId,
+      pipelineId: w.hlPipelineId,
+      pipelineStageId: w.hlStage("Sourced"),
+      name: "From HighLevel",
+      status: "open",
+      contactId: contact.id,
+      monetaryValue: 12,
+    });
     await w.settle();
     const deals = w.sb.fourdegrees.deals().filter((d) => d.name === "From HighLevel");
     expect(deals).toHaveLength(1);
@@ -90,8 +104,30 @@ describe("exactly-once effects (error)", () => {
       const str = (v: unknown) => (typeof v === "string" ? v : "");
       w.queue.push(
         u.pathname.endsWith("highlevel")
-          ? { body: { v: 1, kind: "highlevel.webhook", webhookId: str(rec["webhookId"]) || d.id, locationId: str(rec["locationId"]) || null, type: str(rec["type"]), receivedAt: Date.now(), body: rec }, attempts: 0 }
-          : { body: { v: 1, kind: "fourdegrees.webhook", webhookId: d.id, workspaceId: str(rec["workspace_id"]), type: str(rec["type"]), receivedAt: Date.now(), body: rec }, attempts: 0 },
+          ? {
+              body: {
+                v: 1,
+                kind: "highlevel.webhook",
+                webhookId: str(rec["webhookId"]) || d.id,
+                locationId: str(rec["locationId"]) || null,
+                type: str(rec["type"]),
+                receivedAt: Date.now(),
+                body: rec,
+              },
+              attempts: 0,
+            }
+          : {
+              body: {
+                v: 1,
+                kind: "fourdegrees.webhook",
+                webhookId: d.id,
+                workspaceId: str(rec["workspace_id"]),
+                type: str(rec["type"]),
+                receivedAt: Date.now(),
+                body: rec,
+              },
+              attempts: 0,
+            },
       );
     }
     await w.settle();
@@ -111,7 +147,18 @@ describe("deletes", () => {
     expect((await w.linkOf("fourdegrees", deal.id))?.state).toBe("deleted");
     // A stray OpportunityUpdate after the delete (HighLevel's [Delete, Update] fan-out, late).
     w.resetCounts();
-    w.queue.push({ body: { v: 1, kind: "highlevel.webhook", webhookId: "late-update", locationId: w.locationId, type: "OpportunityUpdate", receivedAt: Date.now(), body: { type: "OpportunityUpdate", id: hlId, locationId: w.locationId } }, attempts: 0 });
+    w.queue.push({
+      body: {
+        v: 1,
+        kind: "highlevel.webhook",
+        webhookId: "late-update",
+        locationId: w.locationId,
+        type: "OpportunityUpdate",
+        receivedAt: Date.now(),
+        body: { type: "OpportunityUpdate", id: hlId, locationId: w.locationId },
+      },
+      attempts: 0,
+    });
     await w.settle();
     expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
     expect([...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Doomed")).toHaveLength(0);
@@ -167,7 +214,9 @@ describe("notes", () => {
     const hlOwn = w.sb.highlevel.store.notesOf(contactId).find((n) => n.body === "Sent the term sheet draft.");
     w.sb.highlevel.service.updateNote(contactId, hlOwn?.id ?? "", { body: "Sent the term sheet draft (v2)." });
     await w.settle();
-    expect(w.sb.fourdegrees.notes(deal.id).some((n) => n.body.startsWith("Sent the term sheet draft (v2)."))).toBe(true);
+    expect(w.sb.fourdegrees.notes(deal.id).some((n) => n.body.startsWith("Sent the term sheet draft (v2)."))).toBe(
+      true,
+    );
 
     // Nothing bounces: two notes per side, and a further settle writes nothing.
     expect(w.sb.fourdegrees.notes(deal.id)).toHaveLength(2);
@@ -220,7 +269,8 @@ describe("reconcile", () => {
 
     const tick = async () => {
       let marked = 0;
-      for (let i = 0; i < 6; i++) for (const r of await runReconcile(env, w.deps, w.ctx.log, { pageSize: 100 })) marked += r.marked;
+      for (let i = 0; i < 6; i++)
+        for (const r of await runReconcile(env, w.deps, w.ctx.log, { pageSize: 100 })) marked += r.marked;
       await w.settle();
       return marked;
     };
@@ -251,7 +301,15 @@ describe("reconcile", () => {
 
 describe("mapping guard rails", () => {
   it("a deal in an unmapped stage goes to review with a reason and an alert, never a guess", async () => {
-    const w = await createWorld(routes, { mapping: (m) => ({ ...m, pipelines: m.pipelines.map((p) => ({ ...p, stages: p.stages.filter((s) => s.fourdegrees !== m.pipelines[0]?.stages[1]?.fourdegrees) })) }) });
+    const w = await createWorld(routes, {
+      mapping: (m) => ({
+        ...m,
+        pipelines: m.pipelines.map((p) => ({
+          ...p,
+          stages: p.stages.filter((s) => s.fourdegrees !== m.pipelines[0]?.stages[1]?.fourdegrees),
+        })),
+      }),
+    });
     const deal = newDeal(w, { name: "Unmapped", stage: "First Meeting" });
     await w.settle();
     expect(await w.linkOf("fourdegrees", deal.id)).toBeNull();
@@ -268,7 +326,9 @@ describe("mapping guard rails", () => {
     await w.settle();
     expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
     const events = await listEvents(env.DB, ACCOUNT, { kind: "test_mode" });
-    expect(events.find((e) => e.fdId === deal.id)?.detail["writes"]).toEqual([{ side: "highlevel", op: "create", id: null }]);
+    expect(events.find((e) => e.fdId === deal.id)?.detail["writes"]).toEqual([
+      { side: "highlevel", op: "create", id: null },
+    ]);
   });
 
   it("read-only mode syncs HighLevel → 4Degrees only, and says so", async () => {
@@ -296,7 +356,11 @@ describe("mapping guard rails", () => {
     expect(await w.linkOf("fourdegrees", deal.id)).toBeNull();
     expect((await listPending(env.DB, ACCOUNT)).some((p) => p.recordId === deal.id)).toBe(true);
     await w.patchAccount({ status: "active" });
-    for (const p of await listPending(env.DB, ACCOUNT)) w.queue.push({ body: { v: 1, kind: "sync.record", accountId: ACCOUNT, side: p.side, record: p.kind, recordId: p.recordId }, attempts: 0 });
+    for (const p of await listPending(env.DB, ACCOUNT))
+      w.queue.push({
+        body: { v: 1, kind: "sync.record", accountId: ACCOUNT, side: p.side, record: p.kind, recordId: p.recordId },
+        attempts: 0,
+      });
     await w.settle();
     expect((await w.linkOf("fourdegrees", deal.id))?.state).toBe("active");
     await expectConverged(w);

@@ -13,11 +13,21 @@ import { expect } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 import { loadConfig } from "../../../src/config.ts";
 import { FourDegreesClient, passThroughGate } from "../../../src/fourdegrees/client.ts";
-import { FourDegreesConnector, fourDegreesWebhooks as fourdegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
+import {
+  FourDegreesConnector,
+  fourDegreesWebhooks as fourdegreesWebhooks,
+} from "../../../src/fourdegrees/connector.ts";
 import { pairFourDegreesAccount } from "../../../src/fourdegrees/wiring.ts";
 import { encryptSecret } from "../../../src/lib/crypto.ts";
 import { createLogger } from "../../../src/lib/log.ts";
-import { createAccount, deleteAccount, getAccount, saveMapping, updateAccount, type Account } from "../../../src/store/accounts.ts";
+import {
+  createAccount,
+  deleteAccount,
+  getAccount,
+  saveMapping,
+  updateAccount,
+  type Account,
+} from "../../../src/store/accounts.ts";
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
 import { findLink } from "../../../src/store/links.ts";
 import { highLevelPort } from "../../../src/highlevel/adapter.ts";
@@ -101,7 +111,16 @@ export async function createWorld(
   sb.highlevel.setRateLimit({ max: 1_000_000, daily: 10_000_000 });
   // A custom field that carries the 4Degrees deal id (the lookup before any create).
   const externalIdFieldId = "cf_4degrees_deal_id";
-  sb.highlevel.store.customFields.set(externalIdFieldId, { id: externalIdFieldId, locationId: hlDemo.locationId, name: "4Degrees Deal ID", fieldKey: "opportunity.fourdegrees_deal_id", dataType: "TEXT", model: "opportunity", position: 60, placeholder: "" });
+  sb.highlevel.store.customFields.set(externalIdFieldId, {
+    id: externalIdFieldId,
+    locationId: hlDemo.locationId,
+    name: "4Degrees Deal ID",
+    fieldKey: "opportunity.fourdegrees_deal_id",
+    dataType: "TEXT",
+    model: "opportunity",
+    position: 60,
+    placeholder: "",
+  });
   sb.highlevel.subscribe("http://worker.test/webhooks/highlevel");
   sb.fourdegrees.subscribe("http://worker.test/webhooks/4degrees");
 
@@ -125,13 +144,27 @@ export async function createWorld(
 
   await deleteAccount(env.DB, ACCOUNT);
   // The workspace comes from its one writer, as in production: 4Degrees names it for the key.
-  const paired = await pairFourDegreesAccount(env, config, { accountId: ACCOUNT, accountName: "E2E", apiKey: sb.fourdegrees.apiKey });
+  const paired = await pairFourDegreesAccount(env, config, {
+    accountId: ACCOUNT,
+    accountName: "E2E",
+    apiKey: sb.fourdegrees.apiKey,
+  });
   expect(paired.workspaceId).toBe(fdDemo.workspaceId);
   await createAccount(env.DB, { id: ACCOUNT, name: "E2E", locations: [hlDemo.locationId], ...options.account });
 
-  const fdPipelines = await new FourDegreesConnector(new FourDegreesClient({ baseUrl: config.FOURDEGREES_API_BASE, apiKey: sb.fourdegrees.apiKey, gate: passThroughGate })).listPipelines();
+  const fdPipelines = await new FourDegreesConnector(
+    new FourDegreesClient({
+      baseUrl: config.FOURDEGREES_API_BASE,
+      apiKey: sb.fourdegrees.apiKey,
+      gate: passThroughGate,
+    }),
+  ).listPipelines();
   const hlPipelines = await highLevelPort(env, config, hlDemo.locationId, "live").listPipelines();
-  let input = defaultMapping({ fourdegrees: fdPipelines, highlevel: { [hlDemo.locationId]: hlPipelines } }, hlDemo.locationId, { closeDateFieldId: hlDemo.closeDateFieldId, externalIdFieldId });
+  let input = defaultMapping(
+    { fourdegrees: fdPipelines, highlevel: { [hlDemo.locationId]: hlPipelines } },
+    hlDemo.locationId,
+    { closeDateFieldId: hlDemo.closeDateFieldId, externalIdFieldId },
+  );
   if (options.mapping) input = options.mapping(input);
   const mapping = MappingSchema.parse(input);
   await saveMapping(env.DB, ACCOUNT, mapping);
@@ -139,12 +172,22 @@ export async function createWorld(
   const fdPipeline = fdPipelines.find((p) => p.id === fdDemo.pipelineId);
   const hlPipeline = hlPipelines.find((p) => p.id === hlDemo.pipelineId);
   const connectors: ConnectorFactory = async (_account, lane) => {
-    const fd = new FourDegreesConnector(new FourDegreesClient({ baseUrl: config.FOURDEGREES_API_BASE, apiKey: sb.fourdegrees.apiKey, gate: passThroughGate, sleep: async () => undefined }));
+    const fd = new FourDegreesConnector(
+      new FourDegreesClient({
+        baseUrl: config.FOURDEGREES_API_BASE,
+        apiKey: sb.fourdegrees.apiKey,
+        gate: passThroughGate,
+        sleep: async () => undefined,
+      }),
+    );
     const out: AccountConnectors = {
       fourdegrees: fd,
       ourActor: { type: "integration", id: sb.fourdegrees.apiActor.id },
       // The gate's budget is not the subject here (the gate suites test it); give it room.
-      highlevel: (loc) => highLevelPort(env, config, loc, lane, { limits: { burst: { max: 1_000_000, intervalMs: 1_000 }, concurrency: 50 } }),
+      highlevel: (loc) =>
+        highLevelPort(env, config, loc, lane, {
+          limits: { burst: { max: 1_000_000, intervalMs: 1_000 }, concurrency: 50 },
+        }),
     };
     return out;
   };
@@ -194,7 +237,8 @@ export async function createWorld(
       }
       handled.push({ kind: msg.kind, outcome: outcome.kind });
       if (outcome.kind === "retry") {
-        if (item.attempts >= 6) throw new Error(`message retried too often: ${JSON.stringify(item.body)} (${outcome.reason})`);
+        if (item.attempts >= 6)
+          throw new Error(`message retried too often: ${JSON.stringify(item.body)} (${outcome.reason})`);
         queue.push({ body: item.body, attempts: item.attempts + 1 });
       }
       n++;
@@ -251,9 +295,31 @@ async function receiveWebhook(request: Request, queue: Queued[]): Promise<Respon
   const record: Record<string, unknown> = Object.fromEntries(Object.entries(body));
   const str = (v: unknown) => (typeof v === "string" ? v : "");
   if (url.pathname === "/webhooks/highlevel") {
-    queue.push({ body: { v: 1, kind: "highlevel.webhook", webhookId: str(record["webhookId"]) || crypto.randomUUID(), locationId: str(record["locationId"]) || null, type: str(record["type"]), receivedAt: Date.now(), body: record }, attempts: 0 });
+    queue.push({
+      body: {
+        v: 1,
+        kind: "highlevel.webhook",
+        webhookId: str(record["webhookId"]) || crypto.randomUUID(),
+        locationId: str(record["locationId"]) || null,
+        type: str(record["type"]),
+        receivedAt: Date.now(),
+        body: record,
+      },
+      attempts: 0,
+    });
   } else if (url.pathname === "/webhooks/4degrees") {
-    queue.push({ body: { v: 1, kind: "fourdegrees.webhook", webhookId: request.headers.get("webhook-id") ?? crypto.randomUUID(), workspaceId: str(record["workspace_id"]), type: str(record["type"]), receivedAt: Date.now(), body: record }, attempts: 0 });
+    queue.push({
+      body: {
+        v: 1,
+        kind: "fourdegrees.webhook",
+        webhookId: request.headers.get("webhook-id") ?? crypto.randomUUID(),
+        workspaceId: str(record["workspace_id"]),
+        type: str(record["type"]),
+        receivedAt: Date.now(),
+        body: record,
+      },
+      attempts: 0,
+    });
   } else return new Response("not found", { status: 404 });
   return new Response(null, { status: 200 });
 }

@@ -10,9 +10,15 @@ import type { SyncEvent } from "../../../store/sync-events.ts";
 import { pageContext } from "../context.ts";
 import { BarChart, Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
 
-const SIDE: Record<string, string> = { highlevel: "HighLevel", fourdegrees: "4Degrees", to_highlevel: "→ HighLevel", to_fourdegrees: "→ 4Degrees" };
+const SIDE: Record<string, string> = {
+  highlevel: "HighLevel",
+  fourdegrees: "4Degrees",
+  to_highlevel: "→ HighLevel",
+  to_fourdegrees: "→ 4Degrees",
+};
 /** How a direction reads in the table and the filter. */
-export const directionLabel = (d: string | null): string => (d === null ? "—" : d === "none" ? "no write" : SIDE[d] ?? d);
+export const directionLabel = (d: string | null): string =>
+  d === null ? "—" : d === "none" ? "no write" : (SIDE[d] ?? d);
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
 /** The parts of an event's detail people look for first; the rest is shown as JSON. */
@@ -23,12 +29,20 @@ export function summary(e: SyncEvent): string {
   if (Array.isArray(changed) && changed.length) parts.push(`changed: ${changed.map(String).join(", ")}`);
   else if (changed && typeof changed === "object") {
     // The engine's form: the fields that changed per direction.
-    for (const [dir, keys] of Object.entries(changed)) if (strings(keys).length) parts.push(`changed ${SIDE[dir] ?? dir}: ${strings(keys).join(", ")}`);
+    for (const [dir, keys] of Object.entries(changed))
+      if (strings(keys).length) parts.push(`changed ${SIDE[dir] ?? dir}: ${strings(keys).join(", ")}`);
   }
   const writes = Array.isArray(d["writes"]) ? d["writes"] : [];
-  const wrote = writes.flatMap((w) => (w && typeof w === "object" && "op" in w ? [`${SIDE[String("side" in w ? w.side : "")] ?? ""} ${String(w.op)}${"fields" in w && strings(w.fields).length ? ` (${strings(w.fields).join(", ")})` : ""}`.trim()] : []));
+  const wrote = writes.flatMap((w) =>
+    w && typeof w === "object" && "op" in w
+      ? [
+          `${SIDE[String("side" in w ? w.side : "")] ?? ""} ${String(w.op)}${"fields" in w && strings(w.fields).length ? ` (${strings(w.fields).join(", ")})` : ""}`.trim(),
+        ]
+      : [],
+  );
   if (wrote.length) parts.push(`wrote: ${wrote.join("; ")}`);
-  for (const k of ["reason", "winner", "policy", "operation", "error"]) if (typeof d[k] === "string") parts.push(`${k}: ${String(d[k])}`);
+  for (const k of ["reason", "winner", "policy", "operation", "error"])
+    if (typeof d[k] === "string") parts.push(`${k}: ${String(d[k])}`);
   if (typeof d["conflicts"] === "number" && d["conflicts"] > 0) parts.push(`conflicts: ${d["conflicts"]}`);
   if (typeof d["calls"] === "number") parts.push(`calls: ${d["calls"]}`);
   return parts.join(" · ");
@@ -44,10 +58,25 @@ function last24Hours(hourly: Array<{ hour: number; total: number; failed: number
   });
 }
 
-const EventsTable = ({ events, account, withRecord }: { events: SyncEvent[]; account: string; withRecord: boolean }) => (
+const EventsTable = ({
+  events,
+  account,
+  withRecord,
+}: {
+  events: SyncEvent[];
+  account: string;
+  withRecord: boolean;
+}) => (
   <table class="events">
     <thead>
-      <tr><th>When</th><th>Kind</th><th>Direction</th><th>Outcome</th>{withRecord && <th>Record</th>}<th>What happened</th></tr>
+      <tr>
+        <th>When</th>
+        <th>Kind</th>
+        <th>Direction</th>
+        <th>Outcome</th>
+        {withRecord && <th>Record</th>}
+        <th>What happened</th>
+      </tr>
     </thead>
     <tbody>
       {events.map((e) => (
@@ -58,7 +87,13 @@ const EventsTable = ({ events, account, withRecord }: { events: SyncEvent[]; acc
           <td class={`status-${e.outcome}`}>{e.outcome}</td>
           {withRecord && (
             <td>
-              {e.fdId || e.hlId ? <a href={href("activity/record", account, { fd: e.fdId, hl: e.hlId })}>{[e.fdId && `4D ${e.fdId}`, e.hlId && `HL ${e.hlId}`].filter(Boolean).join(" ↔ ")}</a> : "—"}
+              {e.fdId || e.hlId ? (
+                <a href={href("activity/record", account, { fd: e.fdId, hl: e.hlId })}>
+                  {[e.fdId && `4D ${e.fdId}`, e.hlId && `HL ${e.hlId}`].filter(Boolean).join(" ↔ ")}
+                </a>
+              ) : (
+                "—"
+              )}
             </td>
           )}
           <td>
@@ -80,44 +115,83 @@ export const activityPage = new Hono<AppEnv>()
   .get("/activity", async (c) => {
     const ctx = await pageContext(c);
     const account = ctx.account;
-    if (!account) return c.html(<Layout title="Activity" page="activity" accounts={ctx.accounts} account={null} flash={ctx.flash}><NoAccount /></Layout>);
+    if (!account)
+      return c.html(
+        <Layout title="Activity" page="activity" accounts={ctx.accounts} account={null} flash={ctx.flash}>
+          <NoAccount />
+        </Layout>,
+      );
     const q = c.req.query();
-    const filter = { record: q["record"]?.trim() || undefined, direction: q["direction"] || undefined, outcome: q["outcome"] || undefined };
+    const filter = {
+      record: q["record"]?.trim() || undefined,
+      direction: q["direction"] || undefined,
+      outcome: q["outcome"] || undefined,
+    };
     const beforeId = Number(q["before"]);
     const [events, facets, hourly] = await Promise.all([
-      listActivity(c.env.DB, account.id, { ...filter, ...(Number.isInteger(beforeId) && beforeId > 0 ? { beforeId } : {}), limit: 100 }),
+      listActivity(c.env.DB, account.id, {
+        ...filter,
+        ...(Number.isInteger(beforeId) && beforeId > 0 ? { beforeId } : {}),
+        limit: 100,
+      }),
       activityFacets(c.env.DB, account.id),
       eventsPerHour(c.env.DB, account.id, Date.now() - 24 * 3600_000),
     ]);
     const filtered = Boolean(filter.record || filter.direction || filter.outcome);
     return c.html(
       <Layout title="Activity" page="activity" accounts={ctx.accounts} account={account} flash={ctx.flash}>
-        {hourly.length > 0 && <BarChart label="Sync events per hour (UTC), last 24 hours; red: failed" bars={last24Hours(hourly).map((h) => ({ label: new Date(h.hour).toISOString().slice(11, 13) + "h", value: h.total, alert: h.failed, title: `${new Date(h.hour).toISOString().slice(0, 13)}:00 UTC: ${h.total} event(s), ${h.failed} failed` }))} />}
+        {hourly.length > 0 && (
+          <BarChart
+            label="Sync events per hour (UTC), last 24 hours; red: failed"
+            bars={last24Hours(hourly).map((h) => ({
+              label: new Date(h.hour).toISOString().slice(11, 13) + "h",
+              value: h.total,
+              alert: h.failed,
+              title: `${new Date(h.hour).toISOString().slice(0, 13)}:00 UTC: ${h.total} event(s), ${h.failed} failed`,
+            }))}
+          />
+        )}
         <form method="get" action="/console/activity" id="activity-filter">
           <input type="hidden" name="account" value={account.id} />
-          <label>Record id <input name="record" value={filter.record ?? ""} placeholder="4Degrees or HighLevel id" /></label>{" "}
+          <label>
+            Record id <input name="record" value={filter.record ?? ""} placeholder="4Degrees or HighLevel id" />
+          </label>{" "}
           <label>
             Direction{" "}
             <select name="direction">
               <option value="">any</option>
-              {facets.directions.map((d) => <option value={d} selected={d === filter.direction}>{directionLabel(d)}</option>)}
+              {facets.directions.map((d) => (
+                <option value={d} selected={d === filter.direction}>
+                  {directionLabel(d)}
+                </option>
+              ))}
             </select>
           </label>{" "}
           <label>
             Outcome{" "}
             <select name="outcome">
               <option value="">any</option>
-              {facets.outcomes.map((o) => <option value={o} selected={o === filter.outcome}>{o}</option>)}
+              {facets.outcomes.map((o) => (
+                <option value={o} selected={o === filter.outcome}>
+                  {o}
+                </option>
+              ))}
             </select>
           </label>{" "}
           <button type="submit">Filter</button>
         </form>
         {events.length === 0 ? (
-          <Empty>{filtered ? "No sync events match these filters." : "No sync activity yet for this account. Changes appear here as soon as a webhook or a backfill syncs a record."}</Empty>
+          <Empty>
+            {filtered
+              ? "No sync events match these filters."
+              : "No sync activity yet for this account. Changes appear here as soon as a webhook or a backfill syncs a record."}
+          </Empty>
         ) : (
           <>
             <EventsTable events={events} account={account.id} withRecord={true} />
-            {events.length === 100 && <a href={href("activity", account.id, { ...filter, before: events.at(-1)?.id })}>Older events →</a>}
+            {events.length === 100 && (
+              <a href={href("activity", account.id, { ...filter, before: events.at(-1)?.id })}>Older events →</a>
+            )}
           </>
         )}
       </Layout>,
@@ -126,18 +200,28 @@ export const activityPage = new Hono<AppEnv>()
   .get("/activity/record", async (c) => {
     const ctx = await pageContext(c);
     const account = ctx.account;
-    if (!account) return c.html(<Layout title="Record history" page="activity" accounts={ctx.accounts} account={null}><NoAccount /></Layout>);
+    if (!account)
+      return c.html(
+        <Layout title="Record history" page="activity" accounts={ctx.accounts} account={null}>
+          <NoAccount />
+        </Layout>,
+      );
     const fd = c.req.query("fd")?.trim() || null;
     const hl = c.req.query("hl")?.trim() || null;
-    const link = (fd ? await findLink(c.env.DB, account.id, "fourdegrees", fd) : null) ?? (hl ? await findLink(c.env.DB, account.id, "highlevel", hl) : null);
+    const link =
+      (fd ? await findLink(c.env.DB, account.id, "fourdegrees", fd) : null) ??
+      (hl ? await findLink(c.env.DB, account.id, "highlevel", hl) : null);
     const ids = [fd, hl, link?.fdDealId, link?.hlOpportunityId].filter((x): x is string => Boolean(x));
     const events = await recordHistory(c.env.DB, account.id, ids);
     const name = typeof link?.base["name"] === "string" ? link.base["name"] : (fd ?? hl ?? "record");
     return c.html(
       <Layout title={`History of ${name}`} page="activity" accounts={ctx.accounts} account={account} flash={ctx.flash}>
         <p>
-          4Degrees deal <code>{link?.fdDealId ?? fd ?? "—"}</code> ↔ HighLevel opportunity <code>{link?.hlOpportunityId ?? hl ?? "—"}</code>
-          {link ? ` · linked, last synced ${fmtTime(link.syncedAt)}${link.state === "deleted" ? ` · deleted on ${link.deletedSide ?? "one side"}` : ""}` : " · not linked"}
+          4Degrees deal <code>{link?.fdDealId ?? fd ?? "—"}</code> ↔ HighLevel opportunity{" "}
+          <code>{link?.hlOpportunityId ?? hl ?? "—"}</code>
+          {link
+            ? ` · linked, last synced ${fmtTime(link.syncedAt)}${link.state === "deleted" ? ` · deleted on ${link.deletedSide ?? "one side"}` : ""}`
+            : " · not linked"}
         </p>
         {link && (
           <>
@@ -145,14 +229,21 @@ export const activityPage = new Hono<AppEnv>()
             <table id="snapshot">
               <tbody>
                 {Object.entries(link.base).map(([k, v]) => (
-                  <tr><th>{k}</th><td>{v === null ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v)}</td></tr>
+                  <tr>
+                    <th>{k}</th>
+                    <td>{v === null ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v)}</td>
+                  </tr>
                 ))}
               </tbody>
             </table>
           </>
         )}
         <h2>Every event, oldest first</h2>
-        {events.length === 0 ? <Empty>No sync event mentions this record.</Empty> : <EventsTable events={events} account={account.id} withRecord={true} />}
+        {events.length === 0 ? (
+          <Empty>No sync event mentions this record.</Empty>
+        ) : (
+          <EventsTable events={events} account={account.id} withRecord={true} />
+        )}
       </Layout>,
     );
   });

@@ -28,14 +28,23 @@ function statusOf(conn: Connection, accounts: Account[]): string {
   return conn.status === "active" ? "connected" : conn.status;
 }
 
-const LABEL: Record<string, string> = { connected: "connected", needs_reconnect: "needs reconnect", backoff: "retrying refresh", uninstalled: "uninstalled", paused: "paused" };
+const LABEL: Record<string, string> = {
+  connected: "connected",
+  needs_reconnect: "needs reconnect",
+  backoff: "retrying refresh",
+  uninstalled: "uninstalled",
+  paused: "paused",
+};
 
 async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] | null) {
   const connections = await listConnections(c.env.DB);
   const keys = new Map<string, FourDegreesAccountSummary | null>();
   for (const a of ctx.accounts) keys.set(a.id, await getFourDegreesAccount(c.env.DB, a.id));
-  const ownerOf = (conn: Connection) => ctx.accounts.find((a) => a.locations.includes(conn.locationId ?? ""))?.id ?? conn.accountId;
-  const unattached = connections.filter((conn) => conn.kind === "location" && conn.status !== "uninstalled" && !ownerOf(conn));
+  const ownerOf = (conn: Connection) =>
+    ctx.accounts.find((a) => a.locations.includes(conn.locationId ?? ""))?.id ?? conn.accountId;
+  const unattached = connections.filter(
+    (conn) => conn.kind === "location" && conn.status !== "uninstalled" && !ownerOf(conn),
+  );
   // An install from the Marketplace listing carries no state: nobody signed in here started it.
   const marketplaceAgencies = new Set(
     connections
@@ -56,8 +65,7 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
       )}
       {unverified.length > 0 && (
         <p class="flash error" role="alert" id="marketplace-banner">
-          {unverified.length} location(s) were connected from the HighLevel Marketplace listing, not from this
-          console:{" "}
+          {unverified.length} location(s) were connected from the HighLevel Marketplace listing, not from this console:{" "}
           {unverified.map((conn) => conn.locationId).join(", ")}. They stay unattached, so nothing syncs for them, until
           you check they belong to you and attach them to an account below.
         </p>
@@ -75,7 +83,14 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
       ) : (
         <table id="highlevel-connections">
           <thead>
-            <tr><th>Location</th><th>Agency</th><th>Account</th><th>Status</th><th>Token expires</th><th>Last error</th></tr>
+            <tr>
+              <th>Location</th>
+              <th>Agency</th>
+              <th>Account</th>
+              <th>Status</th>
+              <th>Token expires</th>
+              <th>Last error</th>
+            </tr>
           </thead>
           <tbody>
             {connections.map((conn) => {
@@ -121,7 +136,9 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
               Account{" "}
               <select name="account">
                 {ctx.accounts.map((a) => (
-                  <option value={a.id} selected={a.id === ctx.account?.id}>{a.name}</option>
+                  <option value={a.id} selected={a.id === ctx.account?.id}>
+                    {a.name}
+                  </option>
                 ))}
               </select>
             </label>{" "}
@@ -136,17 +153,35 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
       ) : (
         <table id="fourdegrees-keys">
           <thead>
-            <tr><th>Account</th><th>Sync</th><th>Workspace</th><th>API key</th><th>Verified</th><th>HighLevel locations</th></tr>
+            <tr>
+              <th>Account</th>
+              <th>Sync</th>
+              <th>Workspace</th>
+              <th>API key</th>
+              <th>Verified</th>
+              <th>HighLevel locations</th>
+            </tr>
           </thead>
           <tbody>
             {ctx.accounts.map((a) => {
               const k = keys.get(a.id);
               return (
                 <tr>
-                  <td>{a.name} ({a.id})</td>
-                  <td class={`status-${a.status}`}>{a.status}{a.testMode ? " · test mode" : ""}</td>
+                  <td>
+                    {a.name} ({a.id})
+                  </td>
+                  <td class={`status-${a.status}`}>
+                    {a.status}
+                    {a.testMode ? " · test mode" : ""}
+                  </td>
                   <td>{k?.workspaceId ?? "—"}</td>
-                  <td class={k || c.var.config.FOURDEGREES_API_KEY ? "status-ok" : "status-failed"}>{k ? `set (…${k.keyHint})` : c.var.config.FOURDEGREES_API_KEY ? "from FOURDEGREES_API_KEY secret" : "missing"}</td>
+                  <td class={k || c.var.config.FOURDEGREES_API_KEY ? "status-ok" : "status-failed"}>
+                    {k
+                      ? `set (…${k.keyHint})`
+                      : c.var.config.FOURDEGREES_API_KEY
+                        ? "from FOURDEGREES_API_KEY secret"
+                        : "missing"}
+                  </td>
                   <td>{fmtTime(k?.verifiedAt)}</td>
                   <td>{a.locations.join(", ") || "none"}</td>
                 </tr>
@@ -161,12 +196,21 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
           <h2>Test connection</h2>
           <form method="post" action="/console/connections/test">
             <input type="hidden" name="account" value={ctx.account.id} />
-            <button type="submit" id="test-connection">Test {ctx.account.name}</button> makes one read call to each side.
+            <button type="submit" id="test-connection">
+              Test {ctx.account.name}
+            </button>{" "}
+            makes one read call to each side.
           </form>
           {tests && (
             <table id="test-results">
               <thead>
-                <tr><th>Side</th><th>Target</th><th>Result</th><th>Answer</th><th class="num">Time</th></tr>
+                <tr>
+                  <th>Side</th>
+                  <th>Target</th>
+                  <th>Result</th>
+                  <th>Answer</th>
+                  <th class="num">Time</th>
+                </tr>
               </thead>
               <tbody>
                 {tests.map((t) => (
@@ -192,7 +236,13 @@ async function timed(side: string, target: string, run: () => Promise<string>): 
   try {
     return { side, target, ok: true, answer: await run(), ms: Date.now() - started };
   } catch (err) {
-    return { side, target, ok: false, answer: err instanceof Error ? err.message : String(err), ms: Date.now() - started };
+    return {
+      side,
+      target,
+      ok: false,
+      answer: err instanceof Error ? err.message : String(err),
+      ms: Date.now() - started,
+    };
   }
 }
 
@@ -211,7 +261,14 @@ export const connectionsPage = new Hono<AppEnv>()
         return `workspace ${me.scopeId}, writing as ${me.actor.type}${me.actor.id ? ` ${me.actor.id}` : ""}`;
       }),
     );
-    if (account.locations.length === 0) tests.push({ side: "HighLevel", target: "—", ok: false, answer: "this account has no HighLevel location yet", ms: 0 });
+    if (account.locations.length === 0)
+      tests.push({
+        side: "HighLevel",
+        target: "—",
+        ok: false,
+        answer: "this account has no HighLevel location yet",
+        ms: 0,
+      });
     for (const loc of account.locations) {
       tests.push(
         await timed("HighLevel", loc, async () => {
@@ -221,7 +278,12 @@ export const connectionsPage = new Hono<AppEnv>()
         }),
       );
     }
-    c.var.log.info({ event: "console.test_connection", account: account.id, outcome: tests.every((t) => t.ok) ? "ok" : "failed", calls: tests.length });
+    c.var.log.info({
+      event: "console.test_connection",
+      account: account.id,
+      outcome: tests.every((t) => t.ok) ? "ok" : "failed",
+      calls: tests.length,
+    });
     const ctx = await pageContext(c);
     return render(c, { ...ctx, account }, tests);
   })
@@ -231,7 +293,10 @@ export const connectionsPage = new Hono<AppEnv>()
     const location = typeof form["location"] === "string" ? form["location"] : "";
     if (!account) return redirectWith(c, "connections", null, { error: "account: choose an existing account" });
     const connections = await listConnections(c.env.DB);
-    if (!connections.some((conn) => conn.locationId === location)) return redirectWith(c, "connections", account.id, { error: `location: ${location || "(none)"} is not a connected HighLevel location` });
+    if (!connections.some((conn) => conn.locationId === location))
+      return redirectWith(c, "connections", account.id, {
+        error: `location: ${location || "(none)"} is not a connected HighLevel location`,
+      });
     await updateAccount(c.env.DB, account.id, { locations: [...new Set([...account.locations, location])] });
     c.var.log.info({ event: "console.location_attached", account: account.id, location, outcome: "ok" });
     return redirectWith(c, "connections", account.id, { ok: `Location ${location} now syncs with ${account.name}.` });

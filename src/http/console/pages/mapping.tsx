@@ -7,13 +7,34 @@
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../../context.ts";
 import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
-import { ConflictPolicySchema, DeletePolicySchema, saveMapping, updateAccount, type Account } from "../../../store/accounts.ts";
+import {
+  ConflictPolicySchema,
+  DeletePolicySchema,
+  saveMapping,
+  updateAccount,
+  type Account,
+} from "../../../store/accounts.ts";
 import { highLevelPort } from "../../../highlevel/adapter.ts";
-import { CORE_FIELDS, defaultMapping, DirectionSchema, mappingIssues, MappingSchema, validateMappingLive, type LiveStructure, type MappingInput, type MappingIssue } from "../../../domain/mapping-config.ts";
+import {
+  CORE_FIELDS,
+  defaultMapping,
+  DirectionSchema,
+  mappingIssues,
+  MappingSchema,
+  validateMappingLive,
+  type LiveStructure,
+  type MappingInput,
+  type MappingIssue,
+} from "../../../domain/mapping-config.ts";
 import { formAccount, pageContext, redirectWith, type PageContext } from "../context.ts";
 import { Empty, Layout, NoAccount } from "../ui.tsx";
 
-const DIRECTION_LABELS: Record<string, string> = { both: "both ways", to_highlevel: "4Degrees → HighLevel", to_fourdegrees: "HighLevel → 4Degrees", off: "off" };
+const DIRECTION_LABELS: Record<string, string> = {
+  both: "both ways",
+  to_highlevel: "4Degrees → HighLevel",
+  to_fourdegrees: "HighLevel → 4Degrees",
+  off: "off",
+};
 
 /** The form's state: what it shows (a stored mapping, a default, or what was just posted). */
 interface FormState {
@@ -28,7 +49,9 @@ async function loadLive(c: Context<AppEnv>, account: Account): Promise<{ live: L
   const live: LiveStructure = { fourdegrees: [], highlevel: {} };
   const errors: string[] = [];
   try {
-    live.fourdegrees = await (await fourDegreesConnectorFor(c.env, c.var.config, account.id, "live")).connector.listPipelines();
+    live.fourdegrees = await (
+      await fourDegreesConnectorFor(c.env, c.var.config, account.id, "live")
+    ).connector.listPipelines();
   } catch (err) {
     errors.push(`4Degrees: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -59,21 +82,65 @@ function fieldKey(path: string): string {
   return path;
 }
 
-const Err = ({ errors, k }: { errors: Map<string, string[]>; k: string }) => <>{(errors.get(k) ?? []).map((m) => <span class="fielderror" data-field={k}>{m}</span>)}</>;
+const Err = ({ errors, k }: { errors: Map<string, string[]>; k: string }) => (
+  <>
+    {(errors.get(k) ?? []).map((m) => (
+      <span class="fielderror" data-field={k}>
+        {m}
+      </span>
+    ))}
+  </>
+);
 
-function render(c: Context<AppEnv>, ctx: PageContext & { account: Account }, live: LiveStructure, liveError: string | null, state: FormState, issues: MappingIssue[], status: 200 | 400) {
+function render(
+  c: Context<AppEnv>,
+  ctx: PageContext & { account: Account },
+  live: LiveStructure,
+  liveError: string | null,
+  state: FormState,
+  issues: MappingIssue[],
+  status: 200 | 400,
+) {
   const errors = new Map<string, string[]>();
   for (const i of issues) {
     const k = fieldKey(i.field);
-    errors.set(k, [...(errors.get(k) ?? []), i.field.includes(".stages.") ? `${i.field.replace(/^pipelines\.\d+\./, "")}: ${i.message}` : i.message]);
+    errors.set(k, [
+      ...(errors.get(k) ?? []),
+      i.field.includes(".stages.") ? `${i.field.replace(/^pipelines\.\d+\./, "")}: ${i.message}` : i.message,
+    ]);
   }
   const account = ctx.account;
-  const pairs = [...state.mapping.pipelines, { fourdegreesPipelineId: "", highlevelLocationId: account.locations[0] ?? "", highlevelPipelineId: "", stages: [] }];
+  const pairs = [
+    ...state.mapping.pipelines,
+    { fourdegreesPipelineId: "", highlevelLocationId: account.locations[0] ?? "", highlevelPipelineId: "", stages: [] },
+  ];
   return c.html(
-    <Layout title="Mapping" page="mapping" accounts={ctx.accounts} account={account} flash={issues.length ? { kind: "error", text: `Not saved: ${issues.length} problem(s), shown next to the fields below.` } : ctx.flash}>
-      {liveError && <p class="flash error">Could not read the live pipelines ({liveError}); names may be missing and the mapping cannot be checked against them.</p>}
-      {account.locations.length === 0 && <p class="flash error">This account has no HighLevel location yet: connect and attach one on the Connections page.</p>}
-      <p>Version {account.mappingVersion}{account.mapping ? "" : " · not saved yet (showing a suggestion from the live pipeline names)"}.</p>
+    <Layout
+      title="Mapping"
+      page="mapping"
+      accounts={ctx.accounts}
+      account={account}
+      flash={
+        issues.length
+          ? { kind: "error", text: `Not saved: ${issues.length} problem(s), shown next to the fields below.` }
+          : ctx.flash
+      }
+    >
+      {liveError && (
+        <p class="flash error">
+          Could not read the live pipelines ({liveError}); names may be missing and the mapping cannot be checked
+          against them.
+        </p>
+      )}
+      {account.locations.length === 0 && (
+        <p class="flash error">
+          This account has no HighLevel location yet: connect and attach one on the Connections page.
+        </p>
+      )}
+      <p>
+        Version {account.mappingVersion}
+        {account.mapping ? "" : " · not saved yet (showing a suggestion from the live pipeline names)"}.
+      </p>
       <form method="post" action="/console/mapping" id="mapping-form">
         <input type="hidden" name="account" value={account.id} />
         <Err errors={errors} k="pipelines" />
@@ -89,16 +156,32 @@ function render(c: Context<AppEnv>, ctx: PageContext & { account: Account }, liv
                 4Degrees deal list{" "}
                 <select name={`p.${i}.fd`}>
                   <option value="">{isNew ? "— none —" : "— remove this pair —"}</option>
-                  {live.fourdegrees.map((p) => <option value={p.id} selected={p.id === pair.fourdegreesPipelineId}>{p.name}</option>)}
-                  {pair.fourdegreesPipelineId && !fd && <option value={pair.fourdegreesPipelineId} selected>{pair.fourdegreesPipelineId} (not found)</option>}
+                  {live.fourdegrees.map((p) => (
+                    <option value={p.id} selected={p.id === pair.fourdegreesPipelineId}>
+                      {p.name}
+                    </option>
+                  ))}
+                  {pair.fourdegreesPipelineId && !fd && (
+                    <option value={pair.fourdegreesPipelineId} selected>
+                      {pair.fourdegreesPipelineId} (not found)
+                    </option>
+                  )}
                 </select>
                 <Err errors={errors} k={`p.${i}.fd`} />
               </label>
               <label class="block">
                 HighLevel location{" "}
                 <select name={`p.${i}.loc`}>
-                  {account.locations.map((l) => <option value={l} selected={l === pair.highlevelLocationId}>{l}</option>)}
-                  {pair.highlevelLocationId && !account.locations.includes(pair.highlevelLocationId) && <option value={pair.highlevelLocationId} selected>{pair.highlevelLocationId}</option>}
+                  {account.locations.map((l) => (
+                    <option value={l} selected={l === pair.highlevelLocationId}>
+                      {l}
+                    </option>
+                  ))}
+                  {pair.highlevelLocationId && !account.locations.includes(pair.highlevelLocationId) && (
+                    <option value={pair.highlevelLocationId} selected>
+                      {pair.highlevelLocationId}
+                    </option>
+                  )}
                 </select>
                 <Err errors={errors} k={`p.${i}.loc`} />
               </label>
@@ -106,29 +189,50 @@ function render(c: Context<AppEnv>, ctx: PageContext & { account: Account }, liv
                 HighLevel pipeline{" "}
                 <select name={`p.${i}.hl`}>
                   <option value="">— choose —</option>
-                  {Object.entries(live.highlevel).flatMap(([, pipes]) => pipes).map((p) => <option value={p.id} selected={p.id === pair.highlevelPipelineId}>{p.name}</option>)}
-                  {pair.highlevelPipelineId && !hl && <option value={pair.highlevelPipelineId} selected>{pair.highlevelPipelineId} (not found)</option>}
+                  {Object.entries(live.highlevel)
+                    .flatMap(([, pipes]) => pipes)
+                    .map((p) => (
+                      <option value={p.id} selected={p.id === pair.highlevelPipelineId}>
+                        {p.name}
+                      </option>
+                    ))}
+                  {pair.highlevelPipelineId && !hl && (
+                    <option value={pair.highlevelPipelineId} selected>
+                      {pair.highlevelPipelineId} (not found)
+                    </option>
+                  )}
                 </select>
                 <Err errors={errors} k={`p.${i}.hl`} />
               </label>
               {fd && (
                 <table class="stages">
-                  <thead><tr><th>4Degrees stage (open)</th><th>HighLevel stage</th></tr></thead>
+                  <thead>
+                    <tr>
+                      <th>4Degrees stage (open)</th>
+                      <th>HighLevel stage</th>
+                    </tr>
+                  </thead>
                   <tbody>
-                    {fd.stages.filter((s) => s.kind === "open").map((s) => {
-                      const chosen = pair.stages.find((x) => x.fourdegrees === s.id)?.highlevel ?? "";
-                      return (
-                        <tr>
-                          <td>{s.name}</td>
-                          <td>
-                            <select name={`p.${i}.stage.${s.id}`}>
-                              <option value="">— not mapped (records go to review) —</option>
-                              {(hl?.stages ?? []).map((h) => <option value={h.id} selected={h.id === chosen}>{h.name}</option>)}
-                            </select>
-                          </td>
-                        </tr>
-                      );
-                    })}
+                    {fd.stages
+                      .filter((s) => s.kind === "open")
+                      .map((s) => {
+                        const chosen = pair.stages.find((x) => x.fourdegrees === s.id)?.highlevel ?? "";
+                        return (
+                          <tr>
+                            <td>{s.name}</td>
+                            <td>
+                              <select name={`p.${i}.stage.${s.id}`}>
+                                <option value="">— not mapped (records go to review) —</option>
+                                {(hl?.stages ?? []).map((h) => (
+                                  <option value={h.id} selected={h.id === chosen}>
+                                    {h.name}
+                                  </option>
+                                ))}
+                              </select>
+                            </td>
+                          </tr>
+                        );
+                      })}
                   </tbody>
                 </table>
               )}
@@ -142,7 +246,13 @@ function render(c: Context<AppEnv>, ctx: PageContext & { account: Account }, liv
                         HighLevel “{kind}” becomes 4Degrees stage{" "}
                         <select name={`p.${i}.${kind}`}>
                           <option value="">first {kind} stage</option>
-                          {fd.stages.filter((s) => s.kind === kind).map((s) => <option value={s.id} selected={s.id === value}>{s.name}</option>)}
+                          {fd.stages
+                            .filter((s) => s.kind === kind)
+                            .map((s) => (
+                              <option value={s.id} selected={s.id === value}>
+                                {s.name}
+                              </option>
+                            ))}
                         </select>
                         <Err errors={errors} k={`p.${i}.${kind}`} />
                       </label>
@@ -156,7 +266,12 @@ function render(c: Context<AppEnv>, ctx: PageContext & { account: Account }, liv
 
         <h2>Fields and directions</h2>
         <table id="directions">
-          <thead><tr><th>Field</th><th>Direction</th></tr></thead>
+          <thead>
+            <tr>
+              <th>Field</th>
+              <th>Direction</th>
+            </tr>
+          </thead>
           <tbody>
             {CORE_FIELDS.map((f) => {
               const current = state.mapping.directions?.[f] ?? (f === "contact" ? "to_highlevel" : "both");
@@ -164,7 +279,13 @@ function render(c: Context<AppEnv>, ctx: PageContext & { account: Account }, liv
                 <tr>
                   <td>{f}</td>
                   <td>
-                    <select name={`dir.${f}`}>{DirectionSchema.options.map((d) => <option value={d} selected={d === current}>{DIRECTION_LABELS[d]}</option>)}</select>
+                    <select name={`dir.${f}`}>
+                      {DirectionSchema.options.map((d) => (
+                        <option value={d} selected={d === current}>
+                          {DIRECTION_LABELS[d]}
+                        </option>
+                      ))}
+                    </select>
                     <Err errors={errors} k={`dir.${f}`} />
                   </td>
                 </tr>
@@ -172,24 +293,40 @@ function render(c: Context<AppEnv>, ctx: PageContext & { account: Account }, liv
             })}
             <tr>
               <td>notes</td>
-              <td><select name="notes">{DirectionSchema.options.map((d) => <option value={d} selected={d === (state.mapping.notes ?? "both")}>{DIRECTION_LABELS[d]}</option>)}</select></td>
+              <td>
+                <select name="notes">
+                  {DirectionSchema.options.map((d) => (
+                    <option value={d} selected={d === (state.mapping.notes ?? "both")}>
+                      {DIRECTION_LABELS[d]}
+                    </option>
+                  ))}
+                </select>
+              </td>
             </tr>
           </tbody>
         </table>
         <label class="block">
           HighLevel “abandoned” counts as{" "}
-          <select name="abandonedAs">{(["lost", "open"] as const).map((v) => <option value={v} selected={v === (state.mapping.abandonedAs ?? "lost")}>{v}</option>)}</select>
+          <select name="abandonedAs">
+            {(["lost", "open"] as const).map((v) => (
+              <option value={v} selected={v === (state.mapping.abandonedAs ?? "lost")}>
+                {v}
+              </option>
+            ))}
+          </select>
         </label>
         <label class="block">
           Currency <input name="currency" value={state.mapping.currency ?? "USD"} size={4} />
           <Err errors={errors} k="currency" />
         </label>
         <label class="block">
-          HighLevel custom field for the 4Degrees close date <input name="closeDateFieldId" value={state.mapping.closeDateFieldId ?? ""} />
+          HighLevel custom field for the 4Degrees close date{" "}
+          <input name="closeDateFieldId" value={state.mapping.closeDateFieldId ?? ""} />
           <Err errors={errors} k="closeDateFieldId" />
         </label>
         <label class="block">
-          HighLevel custom field holding the 4Degrees deal id <input name="externalIdFieldId" value={state.mapping.externalIdFieldId ?? ""} />
+          HighLevel custom field holding the 4Degrees deal id{" "}
+          <input name="externalIdFieldId" value={state.mapping.externalIdFieldId ?? ""} />
           <Err errors={errors} k="externalIdFieldId" />
         </label>
         <label class="block">
@@ -201,16 +338,35 @@ function render(c: Context<AppEnv>, ctx: PageContext & { account: Account }, liv
         <h2>Policies</h2>
         <label class="block">
           When both sides changed the same field{" "}
-          <select name="conflictPolicy">{ConflictPolicySchema.options.map((v) => <option value={v} selected={v === state.conflictPolicy}>{v === "newest" ? "the newest change wins" : `${v === "fourdegrees" ? "4Degrees" : "HighLevel"} wins`}</option>)}</select>
+          <select name="conflictPolicy">
+            {ConflictPolicySchema.options.map((v) => (
+              <option value={v} selected={v === state.conflictPolicy}>
+                {v === "newest" ? "the newest change wins" : `${v === "fourdegrees" ? "4Degrees" : "HighLevel"} wins`}
+              </option>
+            ))}
+          </select>
         </label>
         <label class="block">
           When a record is deleted on one side{" "}
-          <select name="deletePolicy">{DeletePolicySchema.options.map((v) => <option value={v} selected={v === state.deletePolicy}>{v === "propagate" ? "delete it on the other side" : v === "archive" ? "archive it on the other side" : "ignore"}</option>)}</select>
+          <select name="deletePolicy">
+            {DeletePolicySchema.options.map((v) => (
+              <option value={v} selected={v === state.deletePolicy}>
+                {v === "propagate"
+                  ? "delete it on the other side"
+                  : v === "archive"
+                    ? "archive it on the other side"
+                    : "ignore"}
+              </option>
+            ))}
+          </select>
         </label>
         <label class="block">
-          <input type="checkbox" name="testMode" value="1" checked={state.testMode} /> Test mode (log what would be written; write nothing)
+          <input type="checkbox" name="testMode" value="1" checked={state.testMode} /> Test mode (log what would be
+          written; write nothing)
         </label>
-        <button type="submit" id="save-mapping">Validate and save</button>
+        <button type="submit" id="save-mapping">
+          Validate and save
+        </button>
       </form>
     </Layout>,
     status,
@@ -218,16 +374,26 @@ function render(c: Context<AppEnv>, ctx: PageContext & { account: Account }, liv
 }
 
 /** Reads the posted form into a mapping candidate (and the fields' JSON problem, if any). */
-function fromForm(form: Record<string, string | File | (string | File)[]>): { state: FormState; jsonIssue: MappingIssue | null } {
+function fromForm(form: Record<string, string | File | (string | File)[]>): {
+  state: FormState;
+  jsonIssue: MappingIssue | null;
+} {
   const str = (k: string) => (typeof form[k] === "string" ? form[k].trim() : "");
   const pipelines: MappingInput["pipelines"] = [];
-  for (let i = 0; i < 50 && str(`p.${i}.fd`) + str(`p.${i}.hl`) + str(`p.${i}.loc`) !== "" ; i++) {
+  for (let i = 0; i < 50 && str(`p.${i}.fd`) + str(`p.${i}.hl`) + str(`p.${i}.loc`) !== ""; i++) {
     const fdId = str(`p.${i}.fd`);
     if (!fdId) continue; // an empty 4Degrees choice removes (or does not add) the pair
     const stages = Object.keys(form)
       .filter((k) => k.startsWith(`p.${i}.stage.`) && str(k))
       .map((k) => ({ fourdegrees: k.slice(`p.${i}.stage.`.length), highlevel: str(k) }));
-    pipelines.push({ fourdegreesPipelineId: fdId, highlevelLocationId: str(`p.${i}.loc`), highlevelPipelineId: str(`p.${i}.hl`), stages, wonStageId: str(`p.${i}.won`) || null, lostStageId: str(`p.${i}.lost`) || null });
+    pipelines.push({
+      fourdegreesPipelineId: fdId,
+      highlevelLocationId: str(`p.${i}.loc`),
+      highlevelPipelineId: str(`p.${i}.hl`),
+      stages,
+      wonStageId: str(`p.${i}.won`) || null,
+      lostStageId: str(`p.${i}.lost`) || null,
+    });
   }
   const directions: Record<string, string> = {};
   for (const f of CORE_FIELDS) if (str(`dir.${f}`)) directions[f] = str(`dir.${f}`);
@@ -237,25 +403,79 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): { st
   try {
     fields = fieldsText.trim() ? JSON.parse(fieldsText) : [];
   } catch {
-    jsonIssue = { field: "fields", message: "not valid JSON (expected a list like [] or [{\"key\": …}])" };
+    jsonIssue = { field: "fields", message: 'not valid JSON (expected a list like [] or [{"key": …}])' };
   }
-  const candidate = { pipelines, directions, notes: str("notes") || "both", abandonedAs: str("abandonedAs") || "lost", currency: str("currency"), closeDateFieldId: str("closeDateFieldId") || null, externalIdFieldId: str("externalIdFieldId") || null, fields };
+  const candidate = {
+    pipelines,
+    directions,
+    notes: str("notes") || "both",
+    abandonedAs: str("abandonedAs") || "lost",
+    currency: str("currency"),
+    closeDateFieldId: str("closeDateFieldId") || null,
+    externalIdFieldId: str("externalIdFieldId") || null,
+    fields,
+  };
   // The candidate is shown back as typed; MappingSchema below decides whether it is valid.
   const parsedShape = MappingSchema.safeParse(candidate);
-  const mapping: MappingInput = parsedShape.success ? parsedShape.data : { pipelines, currency: candidate.currency, closeDateFieldId: candidate.closeDateFieldId, externalIdFieldId: candidate.externalIdFieldId, directions: Object.fromEntries(Object.entries(directions).flatMap(([k, v]) => { const d = DirectionSchema.safeParse(v); return d.success ? [[k, d.data]] : []; })) };
-  return { state: { mapping, conflictPolicy: str("conflictPolicy") || "newest", deletePolicy: str("deletePolicy") || "archive", testMode: str("testMode") === "1", fieldsText }, jsonIssue };
+  const mapping: MappingInput = parsedShape.success
+    ? parsedShape.data
+    : {
+        pipelines,
+        currency: candidate.currency,
+        closeDateFieldId: candidate.closeDateFieldId,
+        externalIdFieldId: candidate.externalIdFieldId,
+        directions: Object.fromEntries(
+          Object.entries(directions).flatMap(([k, v]) => {
+            const d = DirectionSchema.safeParse(v);
+            return d.success ? [[k, d.data]] : [];
+          }),
+        ),
+      };
+  return {
+    state: {
+      mapping,
+      conflictPolicy: str("conflictPolicy") || "newest",
+      deletePolicy: str("deletePolicy") || "archive",
+      testMode: str("testMode") === "1",
+      fieldsText,
+    },
+    jsonIssue,
+  };
 }
 
 export const mappingPage = new Hono<AppEnv>()
   .get("/mapping", async (c) => {
     const ctx = await pageContext(c);
     const account = ctx.account;
-    if (!account) return c.html(<Layout title="Mapping" page="mapping" accounts={ctx.accounts} account={null} flash={ctx.flash}><NoAccount /></Layout>);
+    if (!account)
+      return c.html(
+        <Layout title="Mapping" page="mapping" accounts={ctx.accounts} account={null} flash={ctx.flash}>
+          <NoAccount />
+        </Layout>,
+      );
     const { live, error } = await loadLive(c, account);
     const mapping: MappingInput = account.mapping ?? defaultMapping(live, account.locations[0] ?? "");
     if (!account.mapping && mapping.pipelines.length === 0 && live.fourdegrees.length === 0)
-      return c.html(<Layout title="Mapping" page="mapping" accounts={ctx.accounts} account={account} flash={ctx.flash}><Empty>No 4Degrees deal list could be read{error ? ` (${error})` : ""}; check the connections first.</Empty></Layout>);
-    return render(c, { ...ctx, account }, live, error, { mapping, conflictPolicy: account.conflictPolicy, deletePolicy: account.deletePolicy, testMode: account.testMode, fieldsText: JSON.stringify(account.mapping?.fields ?? [], null, 2) }, [], 200);
+      return c.html(
+        <Layout title="Mapping" page="mapping" accounts={ctx.accounts} account={account} flash={ctx.flash}>
+          <Empty>No 4Degrees deal list could be read{error ? ` (${error})` : ""}; check the connections first.</Empty>
+        </Layout>,
+      );
+    return render(
+      c,
+      { ...ctx, account },
+      live,
+      error,
+      {
+        mapping,
+        conflictPolicy: account.conflictPolicy,
+        deletePolicy: account.deletePolicy,
+        testMode: account.testMode,
+        fieldsText: JSON.stringify(account.mapping?.fields ?? [], null, 2),
+      },
+      [],
+      200,
+    );
   })
   .post("/mapping", async (c) => {
     const form = await c.req.parseBody();
@@ -265,7 +485,11 @@ export const mappingPage = new Hono<AppEnv>()
     const { live, error } = await loadLive(c, account);
     const { state, jsonIssue } = fromForm(form);
     const issues: MappingIssue[] = jsonIssue ? [jsonIssue] : [];
-    const shape = MappingSchema.safeParse({ ...state.mapping, fields: jsonIssue ? [] : JSON.parse(state.fieldsText.trim() || "[]"), currency: typeof form["currency"] === "string" ? form["currency"].trim() : "" });
+    const shape = MappingSchema.safeParse({
+      ...state.mapping,
+      fields: jsonIssue ? [] : JSON.parse(state.fieldsText.trim() || "[]"),
+      currency: typeof form["currency"] === "string" ? form["currency"].trim() : "",
+    });
     if (!shape.success) issues.push(...mappingIssues(shape.error));
     const conflict = ConflictPolicySchema.safeParse(state.conflictPolicy);
     const del = DeletePolicySchema.safeParse(state.deletePolicy);
@@ -273,12 +497,42 @@ export const mappingPage = new Hono<AppEnv>()
     if (!del.success) issues.push({ field: "deletePolicy", message: "unknown policy" });
     if (shape.success && !error) issues.push(...validateMappingLive(shape.data, live, account.locations));
     if (issues.length > 0 || !shape.success || !conflict.success || !del.success) {
-      c.var.log.info({ event: "console.mapping_rejected", account: account.id, outcome: "rejected", issues: issues.length });
+      c.var.log.info({
+        event: "console.mapping_rejected",
+        account: account.id,
+        outcome: "rejected",
+        issues: issues.length,
+      });
       return render(c, ctx, live, error, state, issues, 400);
     }
-    if (error) return render(c, ctx, live, error, state, [{ field: "pipelines", message: "the live pipelines could not be read, so the mapping cannot be checked; try again" }], 400);
+    if (error)
+      return render(
+        c,
+        ctx,
+        live,
+        error,
+        state,
+        [
+          {
+            field: "pipelines",
+            message: "the live pipelines could not be read, so the mapping cannot be checked; try again",
+          },
+        ],
+        400,
+      );
     await saveMapping(c.env.DB, account.id, shape.data);
-    await updateAccount(c.env.DB, account.id, { conflictPolicy: conflict.data, deletePolicy: del.data, testMode: state.testMode });
-    c.var.log.info({ event: "console.mapping_saved", account: account.id, outcome: "ok", pipelines: shape.data.pipelines.length });
-    return redirectWith(c, "mapping", account.id, { ok: `Mapping saved (${shape.data.pipelines.length} pipeline pair(s)).` });
+    await updateAccount(c.env.DB, account.id, {
+      conflictPolicy: conflict.data,
+      deletePolicy: del.data,
+      testMode: state.testMode,
+    });
+    c.var.log.info({
+      event: "console.mapping_saved",
+      account: account.id,
+      outcome: "ok",
+      pipelines: shape.data.pipelines.length,
+    });
+    return redirectWith(c, "mapping", account.id, {
+      ok: `Mapping saved (${shape.data.pipelines.length} pipeline pair(s)).`,
+    });
   });

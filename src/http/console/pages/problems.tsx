@@ -19,19 +19,27 @@ import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-const show = (v: unknown) => (v === undefined ? "—" : v === null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v));
+const show = (v: unknown) =>
+  v === undefined ? "—" : v === null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v);
 
 /** Two states to compare, from a detail object (or the link's base and one of them). */
 function diffSides(detail: Obj, link: Link | null): { left: [string, Obj]; right: [string, Obj] } | null {
-  for (const [a, b] of [["before", "after"], ["base", "current"], ["fourdegrees", "highlevel"], ["ours", "theirs"], ["expected", "actual"]] as const) {
+  for (const [a, b] of [
+    ["before", "after"],
+    ["base", "current"],
+    ["fourdegrees", "highlevel"],
+    ["ours", "theirs"],
+    ["expected", "actual"],
+  ] as const) {
     const l = detail[a];
     const r = detail[b];
     if (isObj(l) && isObj(r)) return { left: [a, l], right: [b, r] };
   }
-  if (link) for (const k of ["current", "incoming", "canonical", "proposed", "record"]) {
-    const r = detail[k];
-    if (isObj(r)) return { left: ["last synced", link.base], right: [k, r] };
-  }
+  if (link)
+    for (const k of ["current", "incoming", "canonical", "proposed", "record"]) {
+      const r = detail[k];
+      if (isObj(r)) return { left: ["last synced", link.base], right: [k, r] };
+    }
   return null;
 }
 
@@ -41,10 +49,20 @@ const SideBySide = ({ sides }: { sides: { left: [string, Obj]; right: [string, O
   const changed = keys.filter((k) => show(sides.left[1][k]) !== show(sides.right[1][k]));
   return (
     <table class="diff">
-      <thead><tr><th>field</th><th>{sides.left[0]}</th><th>{sides.right[0]}</th></tr></thead>
+      <thead>
+        <tr>
+          <th>field</th>
+          <th>{sides.left[0]}</th>
+          <th>{sides.right[0]}</th>
+        </tr>
+      </thead>
       <tbody>
         {(changed.length ? changed : keys).map((k) => (
-          <tr><th>{k}</th><td class={changed.includes(k) ? "diff-old" : ""}>{show(sides.left[1][k])}</td><td class={changed.includes(k) ? "diff-new" : ""}>{show(sides.right[1][k])}</td></tr>
+          <tr>
+            <th>{k}</th>
+            <td class={changed.includes(k) ? "diff-old" : ""}>{show(sides.left[1][k])}</td>
+            <td class={changed.includes(k) ? "diff-new" : ""}>{show(sides.right[1][k])}</td>
+          </tr>
         ))}
       </tbody>
     </table>
@@ -53,23 +71,37 @@ const SideBySide = ({ sides }: { sides: { left: [string, Obj]; right: [string, O
 
 const Diff = ({ detail, link }: { detail: Obj; link: Link | null }) => {
   const sides = diffSides(detail, link);
-  if (!sides) return Object.keys(detail).length ? <pre>{JSON.stringify(detail, null, 2)}</pre> : <span>no detail recorded</span>;
+  if (!sides)
+    return Object.keys(detail).length ? <pre>{JSON.stringify(detail, null, 2)}</pre> : <span>no detail recorded</span>;
   return <SideBySide sides={sides} />;
 };
 
 /** A failed record's live preview (src/http/console/preview.ts), or why there is none. */
 const FailurePreview = ({ preview }: { preview: Preview | null }) => {
-  if (!preview) return <span class="hint">Not previewed (only the newest {PREVIEW_LIMIT} are read live): open the record's history.</span>;
+  if (!preview)
+    return (
+      <span class="hint">
+        Not previewed (only the newest {PREVIEW_LIMIT} are read live): open the record's history.
+      </span>
+    );
   if (preview.kind === "note") return <span>{preview.text}</span>;
   const left: [string, Obj] = [preview.left.label, preview.left.state];
   const right: [string, Obj] = [preview.right.label, preview.right.state];
   return <SideBySide sides={{ left, right }} />;
 };
 
-function recordOf(msg: unknown): { side: "fourdegrees" | "highlevel"; id: string; locationId: string | null; kind: "deal" | "notes" } | null {
+function recordOf(
+  msg: unknown,
+): { side: "fourdegrees" | "highlevel"; id: string; locationId: string | null; kind: "deal" | "notes" } | null {
   const parsed = QueueMessageSchema.safeParse(msg);
   if (!parsed.success) return null;
-  if (parsed.data.kind === "sync.record") return { side: parsed.data.side, id: parsed.data.recordId, locationId: parsed.data.locationId, kind: parsed.data.record };
+  if (parsed.data.kind === "sync.record")
+    return {
+      side: parsed.data.side,
+      id: parsed.data.recordId,
+      locationId: parsed.data.locationId,
+      kind: parsed.data.record,
+    };
   return null;
 }
 
@@ -77,14 +109,25 @@ function recordOf(msg: unknown): { side: "fourdegrees" | "highlevel"; id: string
 async function replay(c: Context<AppEnv>, failure: Failure): Promise<boolean> {
   const message = await replayFailure(c.env, failure);
   if (!message) return false;
-  c.var.log.info({ event: "console.replay", account: failure.accountId ?? UNASSIGNED, failure: failure.id, kind: message.kind, outcome: "ok" });
+  c.var.log.info({
+    event: "console.replay",
+    account: failure.accountId ?? UNASSIGNED,
+    failure: failure.id,
+    kind: message.kind,
+    outcome: "ok",
+  });
   return true;
 }
 
 /** What a failure's message concerns, for the unassigned table (its kind and location / workspace). */
 function concerns(message: unknown): string {
   const m = isObj(message) ? message : {};
-  const scope = [m["locationId"] && `location ${show(m["locationId"])}`, m["workspaceId"] && `workspace ${show(m["workspaceId"])}`].filter(Boolean).join(", ");
+  const scope = [
+    m["locationId"] && `location ${show(m["locationId"])}`,
+    m["workspaceId"] && `workspace ${show(m["workspaceId"])}`,
+  ]
+    .filter(Boolean)
+    .join(", ");
   return `${typeof m["kind"] === "string" ? m["kind"] : "unreadable message"}${scope ? ` (${scope})` : ""}`;
 }
 
@@ -99,7 +142,15 @@ const Unassigned = ({ failures, account }: { failures: Failure[]; account: strin
       <Empty>No failure is waiting without an account.</Empty>
     ) : (
       <table id="unassigned">
-        <thead><tr><th>When</th><th>Source</th><th>Message</th><th>Reason</th><th></th></tr></thead>
+        <thead>
+          <tr>
+            <th>When</th>
+            <th>Source</th>
+            <th>Message</th>
+            <th>Reason</th>
+            <th></th>
+          </tr>
+        </thead>
         <tbody>
           {failures.map((f) => (
             <tr data-failure={f.id}>
@@ -135,14 +186,26 @@ export const problemsPage = new Hono<AppEnv>()
           <Unassigned failures={unassigned} account={null} />
         </Layout>,
       );
-    const [failures, review] = await Promise.all([listFailures(c.env.DB, account.id, "open"), listReview(c.env.DB, account.id)]);
+    const [failures, review] = await Promise.all([
+      listFailures(c.env.DB, account.id, "open"),
+      listReview(c.env.DB, account.id),
+    ]);
     const linkFor = async (side: "fourdegrees" | "highlevel", id: string) => findLink(c.env.DB, account.id, side, id);
-    const failureLinks = await Promise.all(failures.map(async (f) => { const r = recordOf(f.message); return r ? linkFor(r.side, r.id) : null; }));
+    const failureLinks = await Promise.all(
+      failures.map(async (f) => {
+        const r = recordOf(f.message);
+        return r ? linkFor(r.side, r.id) : null;
+      }),
+    );
     const previewer = new FailurePreviewer(c.env, c.var.config, account);
     const previews: Array<Preview | null> = [];
     for (const [i, f] of failures.entries()) {
       const r = recordOf(f.message);
-      previews.push(r && r.kind === "deal" && i < PREVIEW_LIMIT ? await previewer.preview(r.side, r.id, r.locationId, failureLinks[i] ?? null) : null);
+      previews.push(
+        r && r.kind === "deal" && i < PREVIEW_LIMIT
+          ? await previewer.preview(r.side, r.id, r.locationId, failureLinks[i] ?? null)
+          : null,
+      );
     }
     const reviewLinks = await Promise.all(review.map((r: ReviewItem) => linkFor(r.side, r.recordId)));
     return c.html(
@@ -157,7 +220,16 @@ export const problemsPage = new Hono<AppEnv>()
               <button type="submit">Replay all {failures.length}</button>
             </form>
             <table id="failures">
-              <thead><tr><th>When</th><th>Source</th><th>Record</th><th>Reason</th><th>Diff preview (last synced → now: what a replay would write)</th><th></th></tr></thead>
+              <thead>
+                <tr>
+                  <th>When</th>
+                  <th>Source</th>
+                  <th>Record</th>
+                  <th>Reason</th>
+                  <th>Diff preview (last synced → now: what a replay would write)</th>
+                  <th></th>
+                </tr>
+              </thead>
               <tbody>
                 {failures.map((f, i) => {
                   const r = recordOf(f.message);
@@ -165,10 +237,28 @@ export const problemsPage = new Hono<AppEnv>()
                     <tr data-failure={f.id}>
                       <td>{fmtTime(f.createdAt)}</td>
                       <td>{f.source === "dead_letter" ? "dead letter" : "permanent error"}</td>
-                      <td>{r ? <a href={href("activity/record", account.id, r.side === "fourdegrees" ? { fd: r.id } : { hl: r.id })}>{r.side === "fourdegrees" ? "4D" : "HL"} {r.id}</a> : "—"}</td>
+                      <td>
+                        {r ? (
+                          <a
+                            href={href(
+                              "activity/record",
+                              account.id,
+                              r.side === "fourdegrees" ? { fd: r.id } : { hl: r.id },
+                            )}
+                          >
+                            {r.side === "fourdegrees" ? "4D" : "HL"} {r.id}
+                          </a>
+                        ) : (
+                          "—"
+                        )}
+                      </td>
                       <td>{f.reason}</td>
                       <td class="preview">
-                        {recordOf(f.message)?.kind === "deal" ? <FailurePreview preview={previews[i] ?? null} /> : <Diff detail={isObj(f.message) ? f.message : {}} link={null} />}
+                        {recordOf(f.message)?.kind === "deal" ? (
+                          <FailurePreview preview={previews[i] ?? null} />
+                        ) : (
+                          <Diff detail={isObj(f.message) ? f.message : {}} link={null} />
+                        )}
                       </td>
                       <td>
                         <form method="post" action="/console/problems/replay" class="inline">
@@ -190,14 +280,34 @@ export const problemsPage = new Hono<AppEnv>()
           <Empty>Nothing to review: the engine has not met a record it would have to guess about.</Empty>
         ) : (
           <table id="review">
-            <thead><tr><th>Since</th><th>Record</th><th>Reason</th><th>Diff preview</th><th></th></tr></thead>
+            <thead>
+              <tr>
+                <th>Since</th>
+                <th>Record</th>
+                <th>Reason</th>
+                <th>Diff preview</th>
+                <th></th>
+              </tr>
+            </thead>
             <tbody>
               {review.map((r, i) => (
                 <tr>
                   <td>{fmtTime(r.createdAt)}</td>
-                  <td><a href={href("activity/record", account.id, r.side === "fourdegrees" ? { fd: r.recordId } : { hl: r.recordId })}>{r.side === "fourdegrees" ? "4D" : "HL"} {r.recordId}</a></td>
+                  <td>
+                    <a
+                      href={href(
+                        "activity/record",
+                        account.id,
+                        r.side === "fourdegrees" ? { fd: r.recordId } : { hl: r.recordId },
+                      )}
+                    >
+                      {r.side === "fourdegrees" ? "4D" : "HL"} {r.recordId}
+                    </a>
+                  </td>
                   <td>{r.reason}</td>
-                  <td><Diff detail={r.detail} link={reviewLinks[i] ?? null} /></td>
+                  <td>
+                    <Diff detail={r.detail} link={reviewLinks[i] ?? null} />
+                  </td>
                   <td>
                     <form method="post" action="/console/problems/resync" class="inline">
                       <input type="hidden" name="account" value={account.id} />
@@ -221,14 +331,26 @@ export const problemsPage = new Hono<AppEnv>()
     const failure = id ? await getFailure(c.env.DB, id) : null;
     if (form["bucket"] === UNASSIGNED) {
       const back = account?.id ?? null;
-      if (!failure || failure.accountId !== null) return redirectWith(c, "problems", back, { error: `id: no unassigned failure ${id || "(none)"}` });
-      if (failure.status !== "open") return redirectWith(c, "problems", back, { error: `Failure ${id} was already replayed.` });
-      if (!(await replay(c, failure))) return redirectWith(c, "problems", back, { error: `Failure ${id} holds a message this version cannot replay.` });
+      if (!failure || failure.accountId !== null)
+        return redirectWith(c, "problems", back, { error: `id: no unassigned failure ${id || "(none)"}` });
+      if (failure.status !== "open")
+        return redirectWith(c, "problems", back, { error: `Failure ${id} was already replayed.` });
+      if (!(await replay(c, failure)))
+        return redirectWith(c, "problems", back, {
+          error: `Failure ${id} holds a message this version cannot replay.`,
+        });
       return redirectWith(c, "problems", back, { ok: `Replayed ${id}.` });
     }
-    if (!account || !failure || failure.accountId !== account.id) return redirectWith(c, "problems", account?.id ?? null, { error: `id: no failure ${id || "(none)"} in this account` });
-    if (failure.status !== "open") return redirectWith(c, "problems", account.id, { error: `Failure ${id} was already replayed.` });
-    if (!(await replay(c, failure))) return redirectWith(c, "problems", account.id, { error: `Failure ${id} holds a message this version cannot replay.` });
+    if (!account || !failure || failure.accountId !== account.id)
+      return redirectWith(c, "problems", account?.id ?? null, {
+        error: `id: no failure ${id || "(none)"} in this account`,
+      });
+    if (failure.status !== "open")
+      return redirectWith(c, "problems", account.id, { error: `Failure ${id} was already replayed.` });
+    if (!(await replay(c, failure)))
+      return redirectWith(c, "problems", account.id, {
+        error: `Failure ${id} holds a message this version cannot replay.`,
+      });
     return redirectWith(c, "problems", account.id, { ok: `Replayed ${id}; its outcome appears in Activity.` });
   })
   .post("/problems/replay-all", async (c) => {
@@ -238,15 +360,28 @@ export const problemsPage = new Hono<AppEnv>()
     let done = 0;
     let skipped = 0;
     for (const f of await listFailures(c.env.DB, account.id, "open")) (await replay(c, f)) ? done++ : skipped++;
-    return redirectWith(c, "problems", account.id, { ok: `Replayed ${done} failure(s)${skipped ? `; ${skipped} could not be replayed` : ""}.` });
+    return redirectWith(c, "problems", account.id, {
+      ok: `Replayed ${done} failure(s)${skipped ? `; ${skipped} could not be replayed` : ""}.`,
+    });
   })
   .post("/problems/resync", async (c) => {
     const form = await c.req.parseBody();
     const account = await formAccount(c, form);
     const side = form["side"] === "fourdegrees" || form["side"] === "highlevel" ? form["side"] : null;
     const recordId = typeof form["record"] === "string" ? form["record"].trim() : "";
-    if (!account || !side || !recordId) return redirectWith(c, "problems", account?.id ?? null, { error: "side and record are required" });
-    const message: QueueMessage = { v: 1, kind: "sync.record", accountId: account.id, side, record: "deal", recordId, locationId: null, lane: "live", force: true };
+    if (!account || !side || !recordId)
+      return redirectWith(c, "problems", account?.id ?? null, { error: "side and record are required" });
+    const message: QueueMessage = {
+      v: 1,
+      kind: "sync.record",
+      accountId: account.id,
+      side,
+      record: "deal",
+      recordId,
+      locationId: null,
+      lane: "live",
+      force: true,
+    };
     await sendMessage(c.env, message);
     c.var.log.info({ event: "console.resync", account: account.id, record: recordId, outcome: "ok" });
     return redirectWith(c, "problems", account.id, { ok: `Queued ${side} ${recordId} to sync again.` });

@@ -20,34 +20,81 @@ import { BarChart, Empty, fmtInt, fmtMoney, Layout, NoAccount, SERIES } from "..
 /** Records read per system and pipeline at most (100 per page, 10 pages). */
 export const REPORT_CAP = 1000;
 
-interface Cell { count: number; value: number }
-interface StageRow { key: string; name: string; kind: "open" | "won" | "lost"; fd: Cell; hl: Cell; probability: number | null }
-interface PipelineReport { pair: PipelinePair; name: string; rows: StageRow[]; outOfSync: number; capped: boolean; error: string | null }
+interface Cell {
+  count: number;
+  value: number;
+}
+interface StageRow {
+  key: string;
+  name: string;
+  kind: "open" | "won" | "lost";
+  fd: Cell;
+  hl: Cell;
+  probability: number | null;
+}
+interface PipelineReport {
+  pair: PipelinePair;
+  name: string;
+  rows: StageRow[];
+  outOfSync: number;
+  capped: boolean;
+  error: string | null;
+}
 
 const zero = (): Cell => ({ count: 0, value: 0 });
 
 /** Builds one pipeline's report rows from both systems' records (pure; exported for tests). */
-export function buildRows(pair: PipelinePair, mapping: Mapping, hlStages: Array<{ id: string; name: string }>, deals: Deal[], opps: Opportunity[], probabilities: Map<string, number>): StageRow[] {
+export function buildRows(
+  pair: PipelinePair,
+  mapping: Mapping,
+  hlStages: Array<{ id: string; name: string }>,
+  deals: Deal[],
+  opps: Opportunity[],
+  probabilities: Map<string, number>,
+): StageRow[] {
   const rows = new Map<string, StageRow>();
-  for (const s of hlStages) rows.set(s.id, { key: s.id, name: s.name, kind: "open", fd: zero(), hl: zero(), probability: probabilities.get(s.id) ?? null });
+  for (const s of hlStages)
+    rows.set(s.id, {
+      key: s.id,
+      name: s.name,
+      kind: "open",
+      fd: zero(),
+      hl: zero(),
+      probability: probabilities.get(s.id) ?? null,
+    });
   rows.set("won", { key: "won", name: "Won", kind: "won", fd: zero(), hl: zero(), probability: 100 });
   rows.set("lost", { key: "lost", name: "Lost", kind: "lost", fd: zero(), hl: zero(), probability: 0 });
   const unmapped = (): StageRow => {
     let r = rows.get("unmapped");
-    if (!r) rows.set("unmapped", (r = { key: "unmapped", name: "Not in a mapped stage", kind: "open", fd: zero(), hl: zero(), probability: null }));
+    if (!r)
+      rows.set(
+        "unmapped",
+        (r = {
+          key: "unmapped",
+          name: "Not in a mapped stage",
+          kind: "open",
+          fd: zero(),
+          hl: zero(),
+          probability: null,
+        }),
+      );
     return r;
   };
   const fdToHl = new Map(pair.stages.map((s) => [s.fourdegrees, s.highlevel]));
   for (const d of deals) {
     const status = d.status === "abandoned" ? mapping.abandonedAs : d.status;
-    const row = status === "won" || status === "lost" ? rows.get(status) : rows.get(fdToHl.get(d.stage.id ?? "") ?? "") ?? unmapped();
+    const row =
+      status === "won" || status === "lost"
+        ? rows.get(status)
+        : (rows.get(fdToHl.get(d.stage.id ?? "") ?? "") ?? unmapped());
     if (!row) continue;
     row.fd.count++;
     row.fd.value += d.value?.amountMinor ?? 0;
   }
   for (const o of opps) {
     const status = o.status === "abandoned" ? mapping.abandonedAs : o.status;
-    const row = status === "won" || status === "lost" ? rows.get(status) : rows.get(o.pipelineStageId ?? "") ?? unmapped();
+    const row =
+      status === "won" || status === "lost" ? rows.get(status) : (rows.get(o.pipelineStageId ?? "") ?? unmapped());
     if (!row) continue;
     row.hl.count++;
     row.hl.value += o.monetaryValue ? toMinor(o.monetaryValue, mapping.currency) : 0;
@@ -55,7 +102,9 @@ export function buildRows(pair: PipelinePair, mapping: Mapping, hlStages: Array<
   return [...rows.values()];
 }
 
-async function collect<T>(page: (cursor: string | null) => Promise<{ items: T[]; nextCursor: string | null }>): Promise<{ items: T[]; capped: boolean }> {
+async function collect<T>(
+  page: (cursor: string | null) => Promise<{ items: T[]; nextCursor: string | null }>,
+): Promise<{ items: T[]; capped: boolean }> {
   const items: T[] = [];
   let cursor: string | null = null;
   for (let i = 0; i < REPORT_CAP / 100; i++) {
@@ -72,9 +121,19 @@ export const reportPage = new Hono<AppEnv>()
     const ctx = await pageContext(c);
     const account = ctx.account;
     const title = "Report";
-    if (!account) return c.html(<Layout title={title} page="report" accounts={ctx.accounts} account={null} flash={ctx.flash}><NoAccount /></Layout>);
+    if (!account)
+      return c.html(
+        <Layout title={title} page="report" accounts={ctx.accounts} account={null} flash={ctx.flash}>
+          <NoAccount />
+        </Layout>,
+      );
     const mapping = account.mapping;
-    if (!mapping) return c.html(<Layout title={title} page="report" accounts={ctx.accounts} account={account} flash={ctx.flash}><Empty>Save a mapping first: the report is per mapped pipeline and stage.</Empty></Layout>);
+    if (!mapping)
+      return c.html(
+        <Layout title={title} page="report" accounts={ctx.accounts} account={account} flash={ctx.flash}>
+          <Empty>Save a mapping first: the report is per mapped pipeline and stage.</Empty>
+        </Layout>,
+      );
     const probabilities = await stageProbabilities(c.env.DB, account.id);
     const links = await listLinks(c.env.DB, account.id, { state: "active", limit: 5000 });
     const reports: PipelineReport[] = [];
@@ -93,8 +152,12 @@ export const reportPage = new Hono<AppEnv>()
         const hl = highLevelPort(c.env, c.var.config, pair.highlevelLocationId, "reconcile");
         const hlPipeline = (await hl.listPipelines()).find((p) => p.id === pair.highlevelPipelineId);
         const connector = fd;
-        const deals = await collect((cursor) => connector.pageDeals({ pipelineId: pair.fourdegreesPipelineId, cursor, limit: 100 }));
-        const opps = await collect((cursor) => hl.searchOpportunities({ pipelineId: pair.highlevelPipelineId, cursor, limit: 100 }));
+        const deals = await collect((cursor) =>
+          connector.pageDeals({ pipelineId: pair.fourdegreesPipelineId, cursor, limit: 100 }),
+        );
+        const opps = await collect((cursor) =>
+          hl.searchOpportunities({ pipelineId: pair.highlevelPipelineId, cursor, limit: 100 }),
+        );
         const rows = buildRows(pair, mapping, hlPipeline?.stages ?? [], deals.items, opps.items, probabilities);
         // Out of sync: a record with no partner, or a linked pair whose stage/status/value differ.
         const fdById = new Map(deals.items.map((d) => [d.id ?? "", d]));
@@ -109,23 +172,49 @@ export const reportPage = new Hono<AppEnv>()
         for (const l of pairLinks) {
           const d = fdById.get(l.fdDealId);
           const o = oppById.get(l.hlOpportunityId);
-          if (!d || !o) { outOfSync++; continue; }
-          const dStatus = d.status === "abandoned" ? mapping.abandonedAs : d.status ?? "open";
+          if (!d || !o) {
+            outOfSync++;
+            continue;
+          }
+          const dStatus = d.status === "abandoned" ? mapping.abandonedAs : (d.status ?? "open");
           const oStatus = o.status === "abandoned" ? mapping.abandonedAs : o.status;
-          const stageDiffers = dStatus === "open" && oStatus === "open" && fdToHl.get(d.stage.id ?? "") !== o.pipelineStageId;
-          const valueDiffers = (d.value?.amountMinor ?? 0) !== (o.monetaryValue ? toMinor(o.monetaryValue, mapping.currency) : 0);
+          const stageDiffers =
+            dStatus === "open" && oStatus === "open" && fdToHl.get(d.stage.id ?? "") !== o.pipelineStageId;
+          const valueDiffers =
+            (d.value?.amountMinor ?? 0) !== (o.monetaryValue ? toMinor(o.monetaryValue, mapping.currency) : 0);
           if (dStatus !== oStatus || stageDiffers || valueDiffers) outOfSync++;
         }
-        reports.push({ pair, name: `${fdNames.get(pair.fourdegreesPipelineId) ?? pair.fourdegreesPipelineId} ↔ ${hlPipeline?.name ?? pair.highlevelPipelineId}`, rows, outOfSync, capped: deals.capped || opps.capped, error: null });
+        reports.push({
+          pair,
+          name: `${fdNames.get(pair.fourdegreesPipelineId) ?? pair.fourdegreesPipelineId} ↔ ${hlPipeline?.name ?? pair.highlevelPipelineId}`,
+          rows,
+          outOfSync,
+          capped: deals.capped || opps.capped,
+          error: null,
+        });
       } catch (err) {
-        reports.push({ pair, name: `${fdNames.get(pair.fourdegreesPipelineId) ?? pair.fourdegreesPipelineId} ↔ ${pair.highlevelPipelineId}`, rows: [], outOfSync: 0, capped: false, error: err instanceof Error ? err.message : String(err) });
+        reports.push({
+          pair,
+          name: `${fdNames.get(pair.fourdegreesPipelineId) ?? pair.fourdegreesPipelineId} ↔ ${pair.highlevelPipelineId}`,
+          rows: [],
+          outOfSync: 0,
+          capped: false,
+          error: err instanceof Error ? err.message : String(err),
+        });
       }
     }
     const cur = mapping.currency;
-    const weighted = (rows: StageRow[], side: "fd" | "hl") => rows.reduce((sum, r) => sum + (r.kind === "open" && r.probability !== null ? (r[side].value * r.probability) / 100 : 0), 0);
+    const weighted = (rows: StageRow[], side: "fd" | "hl") =>
+      rows.reduce(
+        (sum, r) => sum + (r.kind === "open" && r.probability !== null ? (r[side].value * r.probability) / 100 : 0),
+        0,
+      );
     return c.html(
       <Layout title={title} page="report" accounts={ctx.accounts} account={account} flash={ctx.flash}>
-        <p>Read live from both systems (at most {fmtInt(REPORT_CAP)} records per system and pipeline). The weighted forecast sums open deals' value × the stage's win probability.</p>
+        <p>
+          Read live from both systems (at most {fmtInt(REPORT_CAP)} records per system and pipeline). The weighted
+          forecast sums open deals' value × the stage's win probability.
+        </p>
         {reports.map((r) => (
           <section class="card pipeline-report">
             <h2>{r.name}</h2>
@@ -134,9 +223,15 @@ export const reportPage = new Hono<AppEnv>()
             ) : (
               <>
                 <p>
-                  Out of sync: <strong id={`out-of-sync-${r.pair.highlevelPipelineId}`} class={r.outOfSync ? "status-failed" : "status-ok"}>{fmtInt(r.outOfSync)}</strong> record(s)
-                  {r.capped && " (capped read: figures cover the first records only)"}
-                  {" "}· weighted forecast:{" "}
+                  Out of sync:{" "}
+                  <strong
+                    id={`out-of-sync-${r.pair.highlevelPipelineId}`}
+                    class={r.outOfSync ? "status-failed" : "status-ok"}
+                  >
+                    {fmtInt(r.outOfSync)}
+                  </strong>{" "}
+                  record(s)
+                  {r.capped && " (capped read: figures cover the first records only)"} · weighted forecast:{" "}
                   {r.rows.some((x) => x.kind === "open" && x.key !== "unmapped" && x.probability !== null)
                     ? `4Degrees ${fmtMoney(Math.round(weighted(r.rows, "fd")), cur)}, HighLevel ${fmtMoney(Math.round(weighted(r.rows, "hl")), cur)}`
                     : "set a win probability per stage below to see it"}
@@ -149,15 +244,34 @@ export const reportPage = new Hono<AppEnv>()
                     groups={2}
                     legend={["4Degrees", "HighLevel"]}
                     bars={r.rows.flatMap((x) => [
-                      { label: x.name, value: Math.round(fromMinor(x.fd.value, cur)), color: SERIES[0], title: `${x.name} — 4Degrees: ${fmtInt(x.fd.count)} deal(s), ${fmtMoney(x.fd.value, cur)}` },
-                      { label: x.name, value: Math.round(fromMinor(x.hl.value, cur)), color: SERIES[1], title: `${x.name} — HighLevel: ${fmtInt(x.hl.count)} opportunit${x.hl.count === 1 ? "y" : "ies"}, ${fmtMoney(x.hl.value, cur)}` },
+                      {
+                        label: x.name,
+                        value: Math.round(fromMinor(x.fd.value, cur)),
+                        color: SERIES[0],
+                        title: `${x.name} — 4Degrees: ${fmtInt(x.fd.count)} deal(s), ${fmtMoney(x.fd.value, cur)}`,
+                      },
+                      {
+                        label: x.name,
+                        value: Math.round(fromMinor(x.hl.value, cur)),
+                        color: SERIES[1],
+                        title: `${x.name} — HighLevel: ${fmtInt(x.hl.count)} opportunit${x.hl.count === 1 ? "y" : "ies"}, ${fmtMoney(x.hl.value, cur)}`,
+                      },
                     ])}
                   />
                 )}
                 <form method="post" action="/console/report/probabilities">
                   <input type="hidden" name="account" value={account.id} />
                   <table>
-                    <thead><tr><th>Stage</th><th class="num">4Degrees deals</th><th class="num">4Degrees value</th><th class="num">HighLevel opps</th><th class="num">HighLevel value</th><th class="num">Win probability %</th></tr></thead>
+                    <thead>
+                      <tr>
+                        <th>Stage</th>
+                        <th class="num">4Degrees deals</th>
+                        <th class="num">4Degrees value</th>
+                        <th class="num">HighLevel opps</th>
+                        <th class="num">HighLevel value</th>
+                        <th class="num">Win probability %</th>
+                      </tr>
+                    </thead>
                     <tbody>
                       {r.rows.map((x) => (
                         <tr data-stage={x.key}>
@@ -166,7 +280,24 @@ export const reportPage = new Hono<AppEnv>()
                           <td class="num">{fmtMoney(x.fd.value, cur)}</td>
                           <td class="num">{fmtInt(x.hl.count)}</td>
                           <td class="num">{fmtMoney(x.hl.value, cur)}</td>
-                          <td class="num">{x.kind === "open" && x.key !== "unmapped" ? <input type="number" name={`p:${x.key}`} min={0} max={100} step={1} value={x.probability === null ? "" : String(x.probability)} /> : x.kind === "won" ? "100 (won)" : x.kind === "lost" ? "0 (lost)" : "—"}</td>
+                          <td class="num">
+                            {x.kind === "open" && x.key !== "unmapped" ? (
+                              <input
+                                type="number"
+                                name={`p:${x.key}`}
+                                min={0}
+                                max={100}
+                                step={1}
+                                value={x.probability === null ? "" : String(x.probability)}
+                              />
+                            ) : x.kind === "won" ? (
+                              "100 (won)"
+                            ) : x.kind === "lost" ? (
+                              "0 (lost)"
+                            ) : (
+                              "—"
+                            )}
+                          </td>
                         </tr>
                       ))}
                     </tbody>
@@ -188,9 +319,14 @@ export const reportPage = new Hono<AppEnv>()
     for (const [k, v] of Object.entries(form)) {
       if (!k.startsWith("p:") || typeof v !== "string" || v.trim() === "") continue;
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 100) return redirectWith(c, "report", account.id, { error: `${k.slice(2)}: the probability must be a whole number from 0 to 100` });
+      if (!Number.isInteger(n) || n < 0 || n > 100)
+        return redirectWith(c, "report", account.id, {
+          error: `${k.slice(2)}: the probability must be a whole number from 0 to 100`,
+        });
       values.set(k.slice(2), n);
     }
     await saveStageProbabilities(c.env.DB, account.id, values);
-    return redirectWith(c, "report", account.id, { ok: `Saved ${values.size} stage probabilit${values.size === 1 ? "y" : "ies"}.` });
+    return redirectWith(c, "report", account.id, {
+      ok: `Saved ${values.size} stage probabilit${values.size === 1 ? "y" : "ies"}.`,
+    });
   });

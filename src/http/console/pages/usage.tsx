@@ -17,7 +17,11 @@ import { BarChart, Empty, fmtInt, fmtTime, Layout, Meter, NoAccount } from "../u
 const HOUR = 3600_000;
 
 /** The figures one location's card shows (pure; exported so tests compare them with the API's JSON). */
-export function usageFigures(usage: GateUsage, fallback: { burstMax: number; intervalMs: number; daily: number }, now: number = Date.now()) {
+export function usageFigures(
+  usage: GateUsage,
+  fallback: { burstMax: number; intervalMs: number; daily: number },
+  now: number = Date.now(),
+) {
   const burstMax = usage.burst.max ?? fallback.burstMax;
   const intervalMs = usage.burst.intervalMs ?? fallback.intervalMs;
   const dailyLimit = usage.daily.limit ?? fallback.daily;
@@ -49,14 +53,28 @@ export function usageFigures(usage: GateUsage, fallback: { burstMax: number; int
   };
 }
 
-const CONNECTION_LABEL: Record<Connection["status"], string> = { active: "connected", needs_reconnect: "needs reconnect", backoff: "retrying token refresh", uninstalled: "uninstalled" };
+const CONNECTION_LABEL: Record<Connection["status"], string> = {
+  active: "connected",
+  needs_reconnect: "needs reconnect",
+  backoff: "retrying token refresh",
+  uninstalled: "uninstalled",
+};
 
 export const usagePage = new Hono<AppEnv>().get("/usage", async (c) => {
   const ctx = await pageContext(c);
   const account = ctx.account;
-  if (!account) return c.html(<Layout title="Usage" page="usage" accounts={ctx.accounts} account={null} flash={ctx.flash}><NoAccount /></Layout>);
+  if (!account)
+    return c.html(
+      <Layout title="Usage" page="usage" accounts={ctx.accounts} account={null} flash={ctx.flash}>
+        <NoAccount />
+      </Layout>,
+    );
   const configured = timeScaledLimits(HIGHLEVEL_LIMITS, c.var.config.HIGHLEVEL_RATE_SCALE);
-  const fallback = { burstMax: configured.burst.max, intervalMs: configured.burst.intervalMs, daily: configured.daily ?? 200_000 };
+  const fallback = {
+    burstMax: configured.burst.max,
+    intervalMs: configured.burst.intervalMs,
+    daily: configured.daily ?? 200_000,
+  };
   const now = Date.now();
   const cards: Array<{ location: string; connection: Connection | null; usage: GateUsage | null }> = [];
   for (const location of account.locations) {
@@ -67,40 +85,98 @@ export const usagePage = new Hono<AppEnv>().get("/usage", async (c) => {
   return c.html(
     <Layout title="Usage" page="usage" accounts={ctx.accounts} account={account} flash={ctx.flash}>
       <p>
-        HighLevel allows {fmtInt(fallback.burstMax)} requests per {fallback.intervalMs / 1000} s and {fmtInt(fallback.daily)} per day for each location. Every call this Worker makes goes
-        through the location's gate, which paces calls to stay under both — so “429s received” should stay at 0.
+        HighLevel allows {fmtInt(fallback.burstMax)} requests per {fallback.intervalMs / 1000} s and{" "}
+        {fmtInt(fallback.daily)} per day for each location. Every call this Worker makes goes through the location's
+        gate, which paces calls to stay under both — so “429s received” should stay at 0.
       </p>
-      {cards.length === 0 && <Empty>This account has no HighLevel location yet, so no calls were made. Connect one on the Connections page.</Empty>}
+      {cards.length === 0 && (
+        <Empty>
+          This account has no HighLevel location yet, so no calls were made. Connect one on the Connections page.
+        </Empty>
+      )}
       {cards.map(({ location, connection, usage }) => {
         const head = (
           <h2>
             Location {location}{" "}
-            <small class={`status-${connection?.status ?? "failed"}`}>{connection ? CONNECTION_LABEL[connection.status] : "not connected"}</small>
+            <small class={`status-${connection?.status ?? "failed"}`}>
+              {connection ? CONNECTION_LABEL[connection.status] : "not connected"}
+            </small>
           </h2>
         );
-        if (!usage) return <section class="card usage" data-location={location}>{head}<Empty>This location has no HighLevel connection, so the Worker makes no calls to it. Connect it on the Connections page.</Empty></section>;
+        if (!usage)
+          return (
+            <section class="card usage" data-location={location}>
+              {head}
+              <Empty>
+                This location has no HighLevel connection, so the Worker makes no calls to it. Connect it on the
+                Connections page.
+              </Empty>
+            </section>
+          );
         const f = usageFigures(usage, fallback, now);
         const peak = Math.max(...f.hours.map((h) => h.calls));
         // The daily-pace line only when the calls come near it; otherwise it would flatten every bar.
-        const paceLine = peak * 4 >= f.dailyPacePerHour ? { limit: { value: f.dailyPacePerHour, label: `${fmtInt(f.dailyPacePerHour)}/h = daily budget pace` } } : {};
+        const paceLine =
+          peak * 4 >= f.dailyPacePerHour
+            ? { limit: { value: f.dailyPacePerHour, label: `${fmtInt(f.dailyPacePerHour)}/h = daily budget pace` } }
+            : {};
         return (
           <section class="card usage" data-location={location}>
             {head}
             <div class="stats">
-              <div class="stat"><span>Calls, last 24 h</span><strong data-figure="calls24h">{fmtInt(f.calls24h)}</strong></div>
-              <div class="stat"><span>429s received, last 24 h</span><strong data-figure="rateLimited24h" class={f.rateLimited24h > 0 ? "status-failed" : "status-ok"}>{fmtInt(f.rateLimited24h)}</strong></div>
-              <div class="stat"><span>Quota left today ({f.day || "UTC"})</span><strong data-figure="dailyRemaining">{fmtInt(f.dailyRemaining)}</strong> <small>of {fmtInt(f.dailyLimit)}</small></div>
-              <div class="stat"><span>Last {f.intervalMs / 1000} s</span><strong data-figure="burstUsed">{fmtInt(f.burstUsed)}</strong> <small>of {fmtInt(f.burstMax)} · {fmtInt(f.inflight)} in flight</small></div>
+              <div class="stat">
+                <span>Calls, last 24 h</span>
+                <strong data-figure="calls24h">{fmtInt(f.calls24h)}</strong>
+              </div>
+              <div class="stat">
+                <span>429s received, last 24 h</span>
+                <strong data-figure="rateLimited24h" class={f.rateLimited24h > 0 ? "status-failed" : "status-ok"}>
+                  {fmtInt(f.rateLimited24h)}
+                </strong>
+              </div>
+              <div class="stat">
+                <span>Quota left today ({f.day || "UTC"})</span>
+                <strong data-figure="dailyRemaining">{fmtInt(f.dailyRemaining)}</strong>{" "}
+                <small>of {fmtInt(f.dailyLimit)}</small>
+              </div>
+              <div class="stat">
+                <span>Last {f.intervalMs / 1000} s</span>
+                <strong data-figure="burstUsed">{fmtInt(f.burstUsed)}</strong>{" "}
+                <small>
+                  of {fmtInt(f.burstMax)} · {fmtInt(f.inflight)} in flight
+                </small>
+              </div>
             </div>
-            {Object.entries(usage.pausedUntil).map(([lane, until]) => (until && until > now ? <p class="flash error">Lane {lane} paused until {fmtTime(until)} (HighLevel asked to slow down).</p> : null))}
-            <Meter value={f.dailyUsed} max={f.dailyLimit} label={`Daily quota: ${fmtInt(f.dailyUsed)} used of ${fmtInt(f.dailyLimit)} (${((f.dailyUsed / Math.max(1, f.dailyLimit)) * 100).toFixed(f.dailyUsed > 0 && f.dailyUsed * 1000 < f.dailyLimit ? 3 : 1)} %)`} />
-            <Meter value={f.burstUsed} max={f.burstMax} label={`Burst window: ${fmtInt(f.burstUsed)} of ${fmtInt(f.burstMax)} requests in the last ${f.intervalMs / 1000} s`} />
+            {Object.entries(usage.pausedUntil).map(([lane, until]) =>
+              until && until > now ? (
+                <p class="flash error">
+                  Lane {lane} paused until {fmtTime(until)} (HighLevel asked to slow down).
+                </p>
+              ) : null,
+            )}
+            <Meter
+              value={f.dailyUsed}
+              max={f.dailyLimit}
+              label={`Daily quota: ${fmtInt(f.dailyUsed)} used of ${fmtInt(f.dailyLimit)} (${((f.dailyUsed / Math.max(1, f.dailyLimit)) * 100).toFixed(f.dailyUsed > 0 && f.dailyUsed * 1000 < f.dailyLimit ? 3 : 1)} %)`}
+            />
+            <Meter
+              value={f.burstUsed}
+              max={f.burstMax}
+              label={`Burst window: ${fmtInt(f.burstUsed)} of ${fmtInt(f.burstMax)} requests in the last ${f.intervalMs / 1000} s`}
+            />
             <BarChart
               label={`Calls per hour (UTC), last 24 h; red: 429s. Limits: ${fmtInt(f.burstPerHour)}/h at most (burst), ${fmtInt(f.dailyPacePerHour)}/h on average to last the day.`}
-              bars={f.hours.map((h) => ({ label: `${new Date(h.hour).toISOString().slice(11, 13)}h`, value: h.calls, alert: h.rateLimited, title: `${new Date(h.hour).toISOString().slice(0, 13)}:00 UTC: ${fmtInt(h.calls)} call(s), ${fmtInt(h.rateLimited)} answered 429` }))}
+              bars={f.hours.map((h) => ({
+                label: `${new Date(h.hour).toISOString().slice(11, 13)}h`,
+                value: h.calls,
+                alert: h.rateLimited,
+                title: `${new Date(h.hour).toISOString().slice(0, 13)}:00 UTC: ${fmtInt(h.calls)} call(s), ${fmtInt(h.rateLimited)} answered 429`,
+              }))}
               {...paceLine}
             />
-            <p class="hint">The same figures as JSON: <code>GET /api/usage/highlevel/{location}</code> (admin token).</p>
+            <p class="hint">
+              The same figures as JSON: <code>GET /api/usage/highlevel/{location}</code> (admin token).
+            </p>
           </section>
         );
       })}

@@ -143,7 +143,7 @@ const STYLE = raw(`<style>
   #sso-log{font-size:12px;color:#94a3b8}
 </style>`);
 
-const HEAD = html`<meta charset="utf-8" /><title>HighLevel sandbox — app shell</title>${STYLE}`;
+const HEAD = html`<meta charset="utf-8"><title>HighLevel sandbox — app shell</title>${STYLE}`;
 
 /** Embeds a value in a `<script type="application/json">` without letting it close the element. */
 function scriptJson(value: unknown): ReturnType<typeof raw> {
@@ -187,19 +187,9 @@ export function registerAppShell(app: Hono, get: () => HighLevelSandbox): void {
       if (!(err instanceof ControlError)) throw err;
       const detail = err.issues ? `${err.message}: ${err.issues.join("; ")}` : err.message;
       return c.html(
-        html`<!doctype html>
-          <html lang="en">
-            <head>
-              ${HEAD}
-            </head>
-            <body>
-              <div class="error">
-                <h1>Cannot open the app shell</h1>
-                <p>${detail}</p>
-                <p class="who">docs/sandbox.md, "App shell"</p>
-              </div>
-            </body>
-          </html>`,
+        html`<!doctype html><html lang="en"><head>${HEAD}</head>
+<body><div class="error"><h1>Cannot open the app shell</h1><p>${detail}</p>
+<p class="who">docs/sandbox.md, "App shell"</p></div></body></html>`,
         err.status,
       );
     }
@@ -208,64 +198,41 @@ export function registerAppShell(app: Hono, get: () => HighLevelSandbox): void {
     const users = [...sb.store.users.values()];
     const selected = (yes: boolean) => (yes ? "selected" : "");
     const who = `${view.context.userName} · ${view.context.type} user · ${view.location?.name ?? "agency level"}`;
-    return c.html(
-      html`<!doctype html>
-        <html lang="en">
-          <head>
-            ${HEAD}
-          </head>
-          <body>
-            <header>
-              <strong>HighLevel sandbox</strong>
-              <form method="get" action="app-shell">
-                <select name="locationId" aria-label="Sub-account">
-                  <option value="" ${selected(!view.location)}>Agency level</option>
-                  ${locations.map((l) => html`<option value="${l.id}" ${selected(view.location?.id === l.id)}>${l.name}</option>`)}
-                </select>
-                <select name="userId" aria-label="User">
-                  ${users.map((u) => {
-                    const label = `${u.firstName} ${u.lastName} (${u.role})`;
-                    return html`<option value="${u.id}" ${selected(view.user.id === u.id)}>${label}</option>`;
-                  })}
-                </select>
-                <select name="userType" aria-label="User type">
-                  <option value="location" ${selected(view.context.type === "location")}>Sub-account user</option>
-                  <option value="agency" ${selected(view.context.type === "agency")}>Agency user</option>
-                </select>
-                <input
-                  name="app"
-                  aria-label="Custom Page URL"
-                  placeholder="Custom Page URL (https://…)"
-                  value="${q.app ?? ""}"
-                />
-                <button type="submit">Open</button>
-              </form>
-              <span class="who">${who}</span>
-              <output id="sso-log"></output>
-            </header>
-            <main>
-              ${
-                target
-                  ? html`<iframe
-                      id="custom-page"
-                      title="Custom Page"
-                      src="${target.toString()}"
-                      allow="camera; microphone"
-                    ></iframe>`
-                  : html`<div class="empty">
-                      <p>
-                        Give the Custom Page URL (<code>app</code>) to frame it here. The page gets this user's context
-                        when it posts <code>REQUEST_USER_DATA</code>.
-                      </p>
-                    </div>`
-              }
-            </main>
-            <script type="application/json" id="sso-data">
-              ${scriptJson({ payload, targetOrigin: target?.origin ?? null })}
-            </script>
-            ${SHELL_SCRIPT}
-          </body>
-        </html>`,
-    );
+    return c.html(html`<!doctype html><html lang="en"><head>${HEAD}</head>
+<body>
+<header>
+<strong>HighLevel sandbox</strong>
+<form method="get" action="app-shell">
+<select name="locationId" aria-label="Sub-account">
+<option value="" ${selected(!view.location)}>Agency level</option>
+${locations.map((l) => html`<option value="${l.id}" ${selected(view.location?.id === l.id)}>${l.name}</option>`)}
+</select>
+<select name="userId" aria-label="User">
+${users.map((u) => {
+  const label = `${u.firstName} ${u.lastName} (${u.role})`;
+  return html`<option value="${u.id}" ${selected(view.user.id === u.id)}>${label}</option>`;
+})}
+</select>
+<select name="userType" aria-label="User type">
+<option value="location" ${selected(view.context.type === "location")}>Sub-account user</option>
+<option value="agency" ${selected(view.context.type === "agency")}>Agency user</option>
+</select>
+<input name="app" aria-label="Custom Page URL" placeholder="Custom Page URL (https://…)" value="${q.app ?? ""}">
+<button type="submit">Open</button>
+</form>
+<span class="who">${who}</span>
+<output id="sso-log"></output>
+</header>
+<main>
+${
+  target
+    ? html`<iframe id="custom-page" title="Custom Page" src="${target.toString()}" allow="camera; microphone"></iframe>`
+    : html`<div class="empty"><p>Give the Custom Page URL (<code>app</code>) to frame it here. The page gets this
+user's context when it posts <code>REQUEST_USER_DATA</code>.</p></div>`
+}
+</main>
+<script type="application/json" id="sso-data">${scriptJson({ payload, targetOrigin: target?.origin ?? null })}</script>
+${SHELL_SCRIPT}
+</body></html>`);
   });
 }

@@ -9,7 +9,7 @@
  * → `Idempotency-Key` replay (writes) → the handler. Errors are always the envelope
  * `{"error": {type, code, message, request_id}}`.
  */
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type Next } from "hono";
 import { routePath } from "hono/route";
 import { z } from "zod";
 import { sleep } from "../core/faults.ts";
@@ -76,7 +76,7 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   });
 
   // Request id and the request log/counters.
-  app.use("*", async function requestLog(c, next) {
+  app.use("*", async function requestLog(c: Context<Env>, next: Next) {
     const requestId = sb.newRequestId();
     c.set("requestId", requestId);
     c.header("X-Request-Id", requestId);
@@ -153,7 +153,7 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   });
 
   // Write scope and idempotent replay.
-  app.use("*", async function idempotency(c, next) {
+  app.use("*", async function idempotency(c: Context<Env>, next: Next) {
     if (!WRITE_METHODS.has(c.req.method)) return next();
     if (!c.get("apiKey").scopes.includes("write"))
       throw new FourDegreesError(403, "insufficient_scope", "This API key is read-only");

@@ -142,7 +142,7 @@ const DeliveryQuery = z.object({
 export function createControl(sb: FourDegreesSandbox): Hono {
   const app = new Hono();
 
-  app.onError((err, c) => {
+  app.onError((err) => {
     if (err instanceof ControlError)
       return respond({ error: err.message, ...(err.issues ? { issues: err.issues } : {}) }, err.status);
     // Bad input is 400 here (the common control-API convention), with the 4Degrees `code` kept.

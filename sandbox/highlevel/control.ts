@@ -5,7 +5,6 @@
  * Bad input answers 400 `{error, issues?}`; an unknown record answers 404 — never a crash.
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
 import { z } from "zod";
 import type { SandboxClock } from "../core/clock.ts";
 import { ControlError, controlBody as body } from "../core/control.ts";

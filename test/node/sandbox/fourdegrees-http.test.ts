@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
+import type { JsonBody } from "../../support.ts";
 
 const KEY = "4d_node_test_key_1";
 const SECRET = `whsec_${Buffer.from("node-test-webhook-secret-0123456789").toString("base64")}`;
@@ -46,7 +47,7 @@ async function api(
     ...(body !== undefined ? { body } : {}),
   });
   const text = await res.text();
-  let json: any = null;
+  let json: JsonBody = null;
   try {
     json = JSON.parse(text);
   } catch {
@@ -61,7 +62,7 @@ async function control(method: string, path: string, body?: unknown) {
     headers: { "content-type": "application/json" },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: res.status, json: (await res.json()) as any };
+  return { status: res.status, json: (await res.json()) as JsonBody };
 }
 
 /** Standard Webhooks verification with node:crypto (independent of the sandbox's WebCrypto signer). */

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { apiKeyId } from "../../../sandbox/fourdegrees/index.ts";
 import { API, harness, KEY, SECRET, verifySignature, type Harness } from "./fourdegrees-helpers.ts";
+import type { JsonBody } from "../../support.ts";
 
 const ACTOR = { type: "api_key", id: apiKeyId(KEY) };
 const PDF = new TextEncoder().encode("%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n");
@@ -21,7 +22,7 @@ const ATTACHMENT_KEYS = [
   "download_url",
 ];
 
-function expectEnvelope(res: { status: number; json: any }, status: number, code: string) {
+function expectEnvelope(res: { status: number; json: JsonBody }, status: number, code: string) {
   expect(res.status, JSON.stringify(res.json)).toBe(status);
   expect(res.json.error.code).toBe(code);
   expect(res.json.error.message.length).toBeGreaterThan(0);
@@ -63,7 +64,7 @@ async function upload(h: Harness, dealId: string, o: Upload = {}) {
 async function download(h: Harness, url: string) {
   const res = await h.sandbox.fetch(new Request(url));
   const bytes = new Uint8Array(await res.arrayBuffer());
-  let json: any = null;
+  let json: JsonBody = null;
   try {
     json = JSON.parse(new TextDecoder().decode(bytes));
   } catch {

@@ -18,7 +18,7 @@ async function setup(settings: Record<string, string> = {}) {
   await sb.seedDemo();
   const d = sb.highlevel.demo!;
   const shell = async (query: Record<string, string>) => {
-    const url = `http://sandbox.test/_sandbox/highlevel/app-shell?${new URLSearchParams(query)}`;
+    const url = `http://sandbox.test/_sandbox/highlevel/app-shell?${new URLSearchParams(query).toString()}`;
     const res = await sb.fetch(new Request(url));
     return { status: res.status, type: res.headers.get("content-type"), html: await res.text() };
   };

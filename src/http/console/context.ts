@@ -1,7 +1,12 @@
 /** What every console page starts from: the accounts, the chosen one, and a flash message. */
 import type { Context } from "hono";
 import type { AppEnv } from "../context.ts";
+import { timingSafeEqualStrings } from "../../lib/crypto.ts";
 import { listAccounts, type Account } from "../../store/accounts.ts";
+import { flashMac } from "./session.ts";
+
+/** Longest flash text a URL carries (longer messages are cut before they are signed). */
+const FLASH_MAX = 500;
 
 export interface PageContext {
   accounts: Account[];
@@ -14,28 +19,37 @@ export async function pageContext(c: Context<AppEnv>): Promise<PageContext> {
   const accounts = await listAccounts(c.env.DB);
   const wanted = c.req.query("account");
   const account = accounts.find((a) => a.id === wanted) ?? accounts[0] ?? null;
-  const ok = c.req.query("ok");
-  const error = c.req.query("error");
-  return {
-    accounts,
-    account,
-    flash: error ? { kind: "error", text: error.slice(0, 500) } : ok ? { kind: "ok", text: ok.slice(0, 500) } : null,
-  };
+  return { accounts, account, flash: await signedFlash(c) };
 }
 
-/** A 303 back to a console page with a flash message (post/redirect/get). */
-export function redirectWith(
+/** The `?ok=` / `?error=` message, shown only when its `fm` MAC says the console wrote it. */
+async function signedFlash(c: Context<AppEnv>): Promise<PageContext["flash"]> {
+  const error = c.req.query("error");
+  const ok = c.req.query("ok");
+  const flash = error ? { kind: "error" as const, text: error } : ok ? { kind: "ok" as const, text: ok } : null;
+  const given = c.req.query("fm");
+  if (!flash || !given || flash.text.length > FLASH_MAX) return null;
+  const expected = await flashMac(c.var.config.ADMIN_TOKEN, flash.kind, flash.text);
+  return timingSafeEqualStrings(given, expected) ? flash : null;
+}
+
+/** A 303 back to a console page with a signed flash message (post/redirect/get). */
+export async function redirectWith(
   c: Context<AppEnv>,
   page: string,
   account: string | null,
   flash: { ok?: string; error?: string },
   extra: Record<string, string> = {},
-): Response {
+): Promise<Response> {
   const q = new URLSearchParams();
   if (account) q.set("account", account);
   for (const [k, v] of Object.entries(extra)) q.set(k, v);
-  if (flash.ok) q.set("ok", flash.ok);
-  if (flash.error) q.set("error", flash.error);
+  const kind = flash.error ? "error" : flash.ok ? "ok" : null;
+  if (kind) {
+    const text = (flash[kind] ?? "").slice(0, FLASH_MAX);
+    q.set(kind, text);
+    q.set("fm", await flashMac(c.var.config.ADMIN_TOKEN, kind, text));
+  }
   return c.redirect(`/console/${page}?${q.toString()}`, 303);
 }
 

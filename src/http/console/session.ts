@@ -54,6 +54,16 @@ async function mac(adminToken: string, expiry: number, sessionId: string): Promi
   return base64url(new Uint8Array(sig));
 }
 
+/**
+ * The MAC that makes a flash message in a console URL ours: a link someone else wrote cannot make a
+ * page show their text as the console's own message.
+ */
+export async function flashMac(adminToken: string, kind: "ok" | "error", text: string): Promise<string> {
+  const data = new TextEncoder().encode(`console-flash.v1.${kind}.${text}`);
+  const sig = await crypto.subtle.sign("HMAC", await sessionKey(adminToken), data);
+  return base64url(new Uint8Array(sig));
+}
+
 /** A fresh random session id (256 bits, URL-safe). */
 export function newSessionId(): string {
   return base64url(crypto.getRandomValues(new Uint8Array(32)));

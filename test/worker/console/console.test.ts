@@ -275,6 +275,23 @@ describe("console", () => {
     expect(decodeURIComponent((again.headers.get("location") ?? "").replace(/\+/g, " "))).toContain("already replayed");
   });
 
+  it("security: a link cannot make a page show its own text as the console's message; the console's own redirect can", async () => {
+    const forged = await (
+      await get("/console/problems?account=con-acc&error=Session+expired%3A+call+%2B1-555-0100")
+    ).text();
+    expect(forged).not.toContain("Session expired");
+    const badMac = await (await get(`/console/problems?account=con-acc&ok=Saved&fm=${"A".repeat(43)}`)).text();
+    expect(badMac).not.toContain(">Saved<");
+    const res = await post("/console/problems/replay", { account: "con-acc", id: "no-such-failure" });
+    const location = res.headers.get("location") ?? "";
+    expect(location).toMatch(/[?&]fm=[A-Za-z0-9_-]{43}/);
+    const shown = await (await get(location)).text();
+    expect(shown).toContain("no-such-failure");
+    // The MAC covers the text: the same MAC with another text shows nothing.
+    const swapped = location.replace(/([?&]error=)[^&]*/, "$1Something+else");
+    expect(await (await get(swapped)).text()).not.toContain("Something else");
+  });
+
   it("happy: backfill and usage say plainly when there is nothing yet", async () => {
     expect(await (await get("/console/backfill?account=con-acc")).text()).toContain(
       "No backfill has run for this account yet.",

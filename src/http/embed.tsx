@@ -150,8 +150,8 @@ function off(c: Context<AppEnv>, nonce: string): Response | Promise<Response> {
     <Page title="Embedded app off" nonce={nonce}>
       <h1>The HighLevel embedded page is off</h1>
       <p id="embed-off">
-        This deployment has no <code>HIGHLEVEL_SSO_KEY</code>: set it to the Marketplace app's Shared Secret
-        (<code>wrangler secret put HIGHLEVEL_SSO_KEY</code>) to sign HighLevel users in here.
+        This deployment has no <code>HIGHLEVEL_SSO_KEY</code>: set it to the Marketplace app's Shared Secret (
+        <code>wrangler secret put HIGHLEVEL_SSO_KEY</code>) to sign HighLevel users in here.
       </p>
     </Page>,
     404,
@@ -171,12 +171,7 @@ embedApp.get("/", (c) => {
   const nonce = newNonce();
   if (!c.var.config.HIGHLEVEL_SSO_KEY) return off(c, nonce);
   return c.html(
-    <Page
-      title="Connecting"
-      nonce={nonce}
-      script={ENTRY_SCRIPT}
-      data={{ ancestors: frameAncestors(c.var.config) }}
-    >
+    <Page title="Connecting" nonce={nonce} script={ENTRY_SCRIPT} data={{ ancestors: frameAncestors(c.var.config) }}>
       <p id="embed-status">Asking HighLevel who you are…</p>
     </Page>,
     200,

@@ -32,7 +32,8 @@ export function requestScope(c: Context<AppEnv>): SessionScope {
 /** Short text naming a scope, for logs and page banners (no email). */
 export function describeScope(scope: SessionScope): string {
   if (scope.kind === "operator") return "operator";
-  if (scope.kind === "location") return `HighLevel user ${scope.userName || scope.userId} in location ${scope.locationId}`;
+  if (scope.kind === "location")
+    return `HighLevel user ${scope.userName || scope.userId} in location ${scope.locationId}`;
   return `HighLevel agency admin ${scope.userName || scope.userId} of agency ${scope.companyId}`;
 }
 

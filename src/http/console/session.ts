@@ -126,11 +126,7 @@ export async function sessionScope(c: Context, db: D1Database, adminToken: strin
 }
 
 /** The scope of the request's embedded (SSO) session when it is valid and still recorded, else null. */
-export async function embedSessionScope(
-  c: Context,
-  db: D1Database,
-  adminToken: string,
-): Promise<SessionScope | null> {
+export async function embedSessionScope(c: Context, db: D1Database, adminToken: string): Promise<SessionScope | null> {
   const sessionId = await sessionIdOf(adminToken, readEmbedSession(c));
   return sessionId === null ? null : consoleSessionScope(db, sessionId);
 }

@@ -17,10 +17,11 @@ import { embedSessionScope, sessionScope } from "./session.ts";
 const OPERATOR_ONLY = /^\/console\/connections(\/|$)/;
 
 function enterScoped(c: Parameters<MiddlewareHandler<AppEnv>>[0], scope: SessionScope): void {
+  // Framable first, so HighLevel's iframe shows the refusal instead of a blocked frame.
+  c.set("embedded", true);
   if (OPERATOR_ONLY.test(c.req.path))
     throw new AppError("forbidden", `${c.req.path} is for the operator only; this session is scoped by HighLevel`);
   c.set("scope", scope);
-  c.set("embedded", true);
 }
 
 /** Only same-site console paths are accepted as the post-login destination (no open redirect). */
@@ -72,6 +73,8 @@ export function consoleAuth(): MiddlewareHandler<AppEnv> {
       return next();
     }
     if (c.req.method !== "GET") return c.text("Sign in first: /console/login", 401);
+    // Inside HighLevel's iframe (an embedded session that ended): sign in again through HighLevel.
+    if (c.req.header("sec-fetch-dest") === "iframe" && c.var.config.HIGHLEVEL_SSO_KEY) return c.redirect("/embed", 303);
     const url = new URL(c.req.url);
     return c.redirect(`/console/login?next=${encodeURIComponent(safeNext(url.pathname + url.search))}`, 303);
   };

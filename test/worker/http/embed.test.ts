@@ -7,6 +7,8 @@ import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { encryptUserContext, type SsoUserContext } from "../../../sandbox/highlevel/sso.ts";
 import { createApp } from "../../../src/http/app.ts";
+import { scopeFromContext } from "../../../src/http/embed.tsx";
+import { HIGHLEVEL_FRAME_ORIGINS, originAllowed } from "../../../src/http/embed-framing.ts";
 import { createAccount } from "../../../src/store/accounts.ts";
 import { locationConnectionId, saveConnectionTokens } from "../../../src/store/connections.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
@@ -278,6 +280,17 @@ describe("an agency admin's session and the operator", () => {
     expect(await page.text()).toContain("Other Agency Co");
   });
 
+  it("happy: a signed-out console request from an iframe goes back through HighLevel's sign-in (/embed)", async () => {
+    const res = await exports.default.fetch(`${BASE}/console/activity`, {
+      redirect: "manual",
+      headers: { "sec-fetch-dest": "iframe" },
+    });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe("/embed");
+    const top = await exports.default.fetch(`${BASE}/console/activity`, { redirect: "manual" });
+    expect(top.headers.get("location")).toMatch(/^\/console\/login/);
+  });
+
   it("sad: logout ends the embedded session server-side", async () => {
     const { cookie } = await embedCookie(locationUser("locEmbA1"));
     const out = await exports.default.fetch(`${BASE}/console/logout`, {
@@ -287,5 +300,35 @@ describe("an agency admin's session and the operator", () => {
     });
     expect(out.status).toBe(303);
     expect((await get("/api/accounts", cookie)).status).toBe(401);
+  });
+});
+
+describe("scope and origin rules", () => {
+  it("happy: an agency user who is not an admin, inside a sub-account, gets that location only", () => {
+    const ctx = { ...agencyAdmin("coEmbedA"), role: "user", type: "agency" as const, activeLocation: "locEmbA2" };
+    expect(scopeFromContext(ctx)).toMatchObject({ kind: "location", locationId: "locEmbA2", companyId: "coEmbedA" });
+    const admin = { ...agencyAdmin("coEmbedA"), type: "agency" as const, activeLocation: "locEmbA2" };
+    expect(scopeFromContext(admin)).toMatchObject({
+      kind: "agency",
+      companyId: "coEmbedA",
+      activeLocation: "locEmbA2",
+    });
+  });
+
+  it("security: only HighLevel's origins (and their subdomains) match the frame-ancestors list", () => {
+    for (const ok of [
+      "https://app.gohighlevel.com",
+      "https://eu.app.gohighlevel.com",
+      "https://app.leadconnectorhq.com",
+    ])
+      expect(originAllowed(ok, HIGHLEVEL_FRAME_ORIGINS), ok).toBe(true);
+    for (const bad of [
+      "http://app.gohighlevel.com",
+      "https://evilgohighlevel.com",
+      "https://gohighlevel.com.evil.example",
+      "https://app.gohighlevel.com:8443",
+      "null",
+    ])
+      expect(originAllowed(bad, HIGHLEVEL_FRAME_ORIGINS), bad).toBe(false);
   });
 });

@@ -2,7 +2,8 @@
  * The Worker inside HighLevel, in Chromium: the sandbox's app shell frames the Worker's Custom Page
  * (`/embed`, under `wrangler dev`), answers its REQUEST_USER_DATA with the encrypted user context,
  * and the Worker signs that user in with a scoped session. A location user sees only the account of
- * the location the page is opened in; the operator (ADMIN_TOKEN) sees every account.
+ * the location the page is opened in; the operator (ADMIN_TOKEN) sees every account. The screenshot
+ * test-output/screenshots/embed-location-user.png is the one in docs/screenshots/ (README "Inside HighLevel").
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

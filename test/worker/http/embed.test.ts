@@ -255,6 +255,17 @@ describe("a location user's session", () => {
   });
 });
 
+describe("a location with no account yet", () => {
+  it("happy: the user is signed in, sees no account, and is told who attaches one", async () => {
+    const { cookie } = await embedCookie(locationUser("locEmbNone"));
+    const home = await (await get("/embed/home", cookie)).text();
+    expect(home).toContain('id="embed-no-account"');
+    const list = await get("/api/accounts", cookie);
+    expect((await list.json<{ accounts: unknown[] }>()).accounts).toEqual([]);
+    expect((await get("/api/accounts/emb-a1", cookie)).status).toBe(403);
+  });
+});
+
 describe("an agency admin's session and the operator", () => {
   it("happy: an agency admin sees its agency's locations' accounts, not another agency's", async () => {
     const { cookie } = await embedCookie(agencyAdmin("coEmbedA"));

@@ -302,6 +302,22 @@ describe("an agency admin's session and the operator", () => {
     expect(top.headers.get("location")).toMatch(/^\/console\/login/);
   });
 
+  it("happy: with Cloudflare Access configured, an embedded session still gets in (scoped); others need Access", async () => {
+    const { cookie } = await embedCookie(locationUser("locEmbA1"));
+    const app = createApp();
+    const accessEnv = { ...env, CF_ACCESS_TEAM_DOMAIN: "https://team.cloudflareaccess.com", CF_ACCESS_AUD: "aud" };
+    const scoped = await app.fetch(new Request(`${BASE}/api/accounts`, { headers: { cookie } }), accessEnv);
+    expect(scoped.status).toBe(200);
+    expect((await scoped.json<{ accounts: Array<{ id: string }> }>()).accounts.map((a) => a.id)).toEqual(["emb-a1"]);
+    const page = await app.fetch(
+      new Request(`${BASE}/console/activity?account=emb-a2`, { headers: { cookie } }),
+      accessEnv,
+    );
+    expect(page.status).toBe(403);
+    const bare = await app.fetch(new Request(`${BASE}/api/accounts`), accessEnv);
+    expect(bare.status).toBe(401);
+  });
+
   it("sad: logout ends the embedded session server-side", async () => {
     const { cookie } = await embedCookie(locationUser("locEmbA1"));
     const out = await exports.default.fetch(`${BASE}/console/logout`, {

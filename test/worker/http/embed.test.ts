@@ -208,6 +208,7 @@ describe("a location user's session", () => {
     expect((await get("/console/activity?account=emb-a2", cookie)).status).toBe(403);
     expect((await get("/console/mapping?account=emb-b1", cookie)).status).toBe(403);
     expect((await get("/console/connections", cookie)).status).toBe(403);
+    expect((await get("/console", cookie)).headers.get("location")).toBe("/embed/home");
     const form = await exports.default.fetch(`${BASE}/console/backfill/start`, {
       method: "POST",
       redirect: "manual",

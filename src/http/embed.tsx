@@ -13,6 +13,7 @@
  * Without `HIGHLEVEL_SSO_KEY` every route answers 404 with a page saying the entry is off.
  */
 import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { raw } from "hono/html";
 import { z } from "zod";
 import { contextLocationId, decryptUserContext, type UserContext } from "../highlevel/sso.ts";
@@ -150,8 +151,8 @@ function off(c: Context<AppEnv>, nonce: string): Response | Promise<Response> {
     <Page title="Embedded app off" nonce={nonce}>
       <h1>The HighLevel embedded page is off</h1>
       <p id="embed-off">
-        This deployment has no <code>HIGHLEVEL_SSO_KEY</code>: set it to the Marketplace app's Shared Secret (
-        <code>wrangler secret put HIGHLEVEL_SSO_KEY</code>) to sign HighLevel users in here.
+        This deployment has no <code>HIGHLEVEL_SSO_KEY</code>. Set it to the Marketplace app's Shared Secret with{" "}
+        <code>wrangler secret put HIGHLEVEL_SSO_KEY</code> to sign HighLevel users in here.
       </p>
     </Page>,
     404,
@@ -179,35 +180,46 @@ embedApp.get("/", (c) => {
   );
 });
 
-embedApp.post("/session", async (c) => {
-  const key = ssoKey(c);
-  // Only this page may start a session (no login CSRF from another site holding a captured payload).
-  const origin = c.req.header("origin");
-  if (!origin || !isSiteOrigin(origin, c.req.url, c.var.config.PUBLIC_URL))
-    throw new AppError("forbidden", "POST /embed/session must come from this site's embed page (Origin)");
-  const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/json")
-    throw new AppError("unsupported_media_type", "send {encryptedData} with Content-Type: application/json");
-  const body = SessionBody.safeParse(await c.req.json().catch(() => null));
-  if (!body.success) throw new AppError("bad_request", "body must be {encryptedData: <HighLevel's payload>}");
-  const context = await decryptUserContext(body.data.encryptedData, key);
-  const scope = scopeFromContext(context);
-  if (scope.kind === "location") {
-    // The location's install names its agency: a context claiming another agency is refused.
-    const connection = await getConnection(c.env.DB, locationConnectionId(scope.locationId));
-    if (connection?.companyId && connection.companyId !== scope.companyId)
-      throw new AppError("forbidden", `location ${scope.locationId} belongs to another agency`);
-  }
-  await startEmbedSession(c, c.env.DB, c.var.config.ADMIN_TOKEN, scope);
-  c.var.log.info({ event: "embed.session", outcome: "ok", scope: scope.kind, user: scope.userId });
-  return c.json({ next: "/embed/home", scope: { kind: scope.kind, describe: describeScope(scope) } });
-});
+embedApp.post(
+  "/session",
+  bodyLimit({
+    maxSize: 32 * 1024,
+    onError: () => {
+      throw new AppError("payload_too_large", "POST /embed/session takes a body of at most 32 KiB");
+    },
+  }),
+  async (c) => {
+    const key = ssoKey(c);
+    // Only this page may start a session (no login CSRF from another site holding a captured payload).
+    const origin = c.req.header("origin");
+    if (!origin || !isSiteOrigin(origin, c.req.url, c.var.config.PUBLIC_URL))
+      throw new AppError("forbidden", "POST /embed/session must come from this site's embed page (Origin)");
+    const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+    if (type !== "application/json")
+      throw new AppError("unsupported_media_type", "send {encryptedData} with Content-Type: application/json");
+    const body = SessionBody.safeParse(await c.req.json().catch(() => null));
+    if (!body.success) throw new AppError("bad_request", "body must be {encryptedData: <HighLevel's payload>}");
+    const context = await decryptUserContext(body.data.encryptedData, key);
+    const scope = scopeFromContext(context);
+    if (scope.kind === "location") {
+      // The location's install names its agency: a context claiming another agency is refused.
+      const connection = await getConnection(c.env.DB, locationConnectionId(scope.locationId));
+      if (connection?.companyId && connection.companyId !== scope.companyId)
+        throw new AppError("forbidden", `location ${scope.locationId} belongs to another agency`);
+    }
+    await startEmbedSession(c, c.env.DB, c.var.config.ADMIN_TOKEN, scope);
+    c.var.log.info({ event: "embed.session", outcome: "ok", scope: scope.kind, user: scope.userId });
+    return c.json({ next: "/embed/home", scope: { kind: scope.kind, describe: describeScope(scope) } });
+  },
+);
 
 embedApp.get("/home", async (c) => {
   const nonce = newNonce();
   if (!c.var.config.HIGHLEVEL_SSO_KEY) return off(c, nonce);
   const scope = await embedSessionScope(c, c.env.DB, c.var.config.ADMIN_TOKEN);
-  if (!scope || scope.kind === "operator")
+  if (!scope || scope.kind === "operator") {
+    // Inside HighLevel's iframe: ask HighLevel again instead of showing a dead end.
+    if (c.req.header("sec-fetch-dest") === "iframe") return c.redirect("/embed", 303);
     return c.html(
       <Page title="Sign in from HighLevel" nonce={nonce}>
         <p id="embed-signed-out">
@@ -217,6 +229,7 @@ embedApp.get("/home", async (c) => {
       401,
       { "Content-Security-Policy": csp(nonce) },
     );
+  }
   c.set("scope", scope);
   const accounts = await visibleAccounts(c.env.DB, scope);
   const keys = await Promise.all(accounts.map((a) => getFourDegreesAccount(c.env.DB, a.id)));

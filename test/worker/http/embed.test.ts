@@ -127,6 +127,7 @@ describe("POST /embed/session", () => {
     });
     expect(text.status).toBe(415);
     expect((await startSession(payload, { origin: "https://evil.example" })).status).toBe(403);
+    expect((await startSession("U2FsdGVkX1" + "A".repeat(40_000))).status).toBe(413);
   });
 
   it("sad: a location user claiming another agency than the location's install is 403", async () => {
@@ -299,6 +300,12 @@ describe("an agency admin's session and the operator", () => {
     });
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toBe("/embed");
+    const home = await exports.default.fetch(`${BASE}/embed/home`, {
+      redirect: "manual",
+      headers: { "sec-fetch-dest": "iframe" },
+    });
+    expect(home.headers.get("location")).toBe("/embed");
+    expect((await exports.default.fetch(`${BASE}/embed/home`)).status).toBe(401);
     const top = await exports.default.fetch(`${BASE}/console/activity`, { redirect: "manual" });
     expect(top.headers.get("location")).toMatch(/^\/console\/login/);
   });

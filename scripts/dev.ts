@@ -14,7 +14,14 @@ import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { startSandbox } from "../sandbox/server.ts";
 import { connectDemo } from "./lib/demo.ts";
-import { applyLocalMigrations, ensureDevVars, ROOT, startWorker, type RunningWorker } from "./lib/processes.ts";
+import {
+  applyLocalMigrations,
+  appShellUrl,
+  ensureDevVars,
+  ROOT,
+  startWorker,
+  type RunningWorker,
+} from "./lib/processes.ts";
 
 const sandboxPort = Number(process.env["SANDBOX_PORT"] ?? 8788);
 const workerPort = Number(process.env["PORT"] ?? 8787);
@@ -77,7 +84,12 @@ console.log(`
 Ready (sandbox seed ${sandbox.seed}; replay faults with SANDBOX_SEED=${sandbox.seed}).
 
   Worker        ${worker.url}/healthz
-  Console       ${worker.url}/console   (admin token: ADMIN_TOKEN in .dev.vars)
+  Console       ${worker.url}/console   (admin token: ADMIN_TOKEN in .dev.vars)${
+    demo
+      ? `\n  In HighLevel  ${appShellUrl(sandbox.url, worker.url, demo.locationId)}\n` +
+        `                (the sandbox's app shell framing ${worker.url}/embed as the demo location's user)`
+      : ""
+  }
   Sandbox       ${sandbox.url}/   (HighLevel ${sandbox.url}/highlevel · 4Degrees ${sandbox.url}/4degrees/v1)
   Control API   ${sandbox.url}/_sandbox/…   (docs/sandbox.md)
 ${demo ? `\n${demo.summary}\n` : ""}

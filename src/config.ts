@@ -35,6 +35,10 @@ declare global {
       D1_METER?: string;
       /** Local dev only: `host[:port]` list notification rules may target over http (src/notify/targets.ts). */
       NOTIFY_DEV_TARGET_HOSTS?: string;
+      /** The Marketplace app's Shared Secret (Custom Page SSO); without it `/embed` is off. */
+      HIGHLEVEL_SSO_KEY?: string;
+      /** Extra origins allowed to frame `/embed` and embedded sessions (white-label HighLevel domains). */
+      HIGHLEVEL_FRAME_ANCESTORS?: string;
       /** Retention in days per table (src/store/retention.ts; defaults in `ConfigSchema`). */
       RETENTION_ACTIVITY_DAYS?: string;
       RETENTION_NOTIFICATION_DAYS?: string;
@@ -173,6 +177,30 @@ const ConfigObject = z.object({
     .default("false")
     .transform((v) => v === "true"),
   NOTIFY_DEV_TARGET_HOSTS: z.string().optional(),
+  /** HighLevel's Shared Secret for Custom Page user contexts (src/highlevel/sso.ts); absent: `/embed` is off. */
+  HIGHLEVEL_SSO_KEY: z
+    .string()
+    .min(8, "secret HIGHLEVEL_SSO_KEY must be at least 8 characters (the app's Shared Secret)")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  /**
+   * Origins, besides HighLevel's own (src/http/embed-framing.ts), allowed to frame the embedded pages:
+   * space- or comma-separated `https://host` or `https://*.domain` (white-label app domains).
+   */
+  HIGHLEVEL_FRAME_ANCESTORS: z
+    .string()
+    .default("")
+    .transform((raw) => raw.split(/[\s,]+/).filter(Boolean))
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(
+            /^https?:\/\/(\*\.)?[a-z0-9.-]+(:\d{1,5})?$/i,
+            "HIGHLEVEL_FRAME_ANCESTORS entries must be origins like https://app.example.com or https://*.example.com",
+          ),
+      ),
+    ),
   /** sync_events (the activity trail). */
   RETENTION_ACTIVITY_DAYS: days("RETENTION_ACTIVITY_DAYS", 30, 1),
   /** Delivered or failed notification deliveries (queued ones are never pruned). */

@@ -23,4 +23,6 @@ export const TEST_BINDINGS = {
   HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY:
     "-----BEGIN PUBLIC KEY-----\\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAquHKNNcDeixWlyFZ4LWp\\nb4PB12dRvc3LUEaJDP0aWfo7fLWE61xasvfeX9jyHnZ1fiPIbHd9mdOFtvKm3ggJ\\nSzj7lpIxmB0q9CQ36MklNY9kucXKAI4/naaiYQlQZN/5dB6U57GVtAAswZJHvOSD\\nZoQQC7qFGPe8Oi8yqWIXDON6hnB250iSA6oYbA/az7SUNirzai4WCSiE3nt3wL2K\\n7jEfyzmwoxu2L3cv6I7rxexGlTcTuj8X11EMukRXQyluB7GySk1916WbvNbF10OS\\nr/YC3tsJODNFO/ZyMpyP0y29zLJ8POeUjIQL4BEync5mGnaAsay9ovtudH2Wt91m\\nAQIDAQAB\\n-----END PUBLIC KEY-----",
   FOURDEGREES_API_KEY: "4d_sandbox_key_demo",
+  // The sandbox's default Shared Secret for Custom Page user contexts (sandbox/highlevel/sso.ts).
+  HIGHLEVEL_SSO_KEY: "sandbox-sso-key",
 } as const;

@@ -11,6 +11,7 @@ export const OPTIONAL_SECRETS = [
   "FOURDEGREES_API_KEY",
   "HIGHLEVEL_WEBHOOK_PUBLIC_KEY",
   "HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY",
+  "HIGHLEVEL_SSO_KEY",
 ];
 
 /** Scopes the Worker asks HighLevel for (src/highlevel/oauth.ts `scopesFor`; a test keeps them equal). */
@@ -298,6 +299,7 @@ export function summary(config: DeployConfig, report: DeployReport): string[] {
     "    events: OpportunityCreate/Update/Delete/StageUpdate/StatusUpdate/MonetaryValueUpdate/AssignedToUpdate,",
     "            NoteCreate/Update/Delete, INSTALL, UNINSTALL",
     `  Scopes (SYNC_MODE ${config.syncMode}): ${HIGHLEVEL_SCOPES[config.syncMode].join(" ")}`,
+    `  Custom Page URL:     ${base}/embed   (its Shared Secret → HIGHLEVEL_SSO_KEY; README "Inside HighLevel")`,
     "4Degrees (once its partner API is enabled, docs/fourdegrees.md):",
     `  Webhook URL:         ${base}/webhooks/4degrees   (its signing secret → FOURDEGREES_WEBHOOK_SECRET)`,
     "Then install on a location:",

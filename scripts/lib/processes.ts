@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
-import { sandboxAppId } from "../../sandbox/highlevel/index.ts";
+import { SANDBOX_DEFAULT_SSO_KEY, sandboxAppId } from "../../sandbox/highlevel/index.ts";
 import { readDotVars } from "../../sandbox/server.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -117,16 +117,31 @@ export function optionalDevSecrets(): Record<string, string> {
   return Object.fromEntries(Object.entries(vars).filter(([k, v]) => !required.has(k) && v !== ""));
 }
 
-/** The `[vars]` that point the Worker at a local sandbox (and give it the sandbox app's id). */
+/**
+ * The `[vars]` that point the Worker at a local sandbox (and give it the sandbox app's id, its Shared
+ * Secret for Custom Page SSO, and let the sandbox's app shell frame `/embed`).
+ */
 export function sandboxVars(sandboxUrl: string, workerUrl: string): Record<string, string> {
+  const settings = { ...readDotVars(resolve(ROOT, ".dev.vars")), ...process.env };
   return {
     // The sandbox reads .dev.vars and the environment for its app id (sandbox/server.ts): agree with it.
-    HIGHLEVEL_APP_ID: sandboxAppId({ ...readDotVars(resolve(ROOT, ".dev.vars")), ...process.env }),
+    HIGHLEVEL_APP_ID: sandboxAppId(settings),
+    HIGHLEVEL_SSO_KEY: settings["HIGHLEVEL_SSO_KEY"] || SANDBOX_DEFAULT_SSO_KEY,
+    HIGHLEVEL_FRAME_ANCESTORS: new URL(sandboxUrl).origin,
     HIGHLEVEL_API_BASE: `${sandboxUrl}/highlevel`,
     HIGHLEVEL_MARKETPLACE_BASE: `${sandboxUrl}/marketplace`,
     FOURDEGREES_API_BASE: `${sandboxUrl}/4degrees/v1`,
     PUBLIC_URL: workerUrl,
   };
+}
+
+/**
+ * The sandbox's HighLevel app shell framing the Worker's Custom Page (`/embed`) for `locationId`, as
+ * that location's first user (docs/sandbox.md "App shell").
+ */
+export function appShellUrl(sandboxUrl: string, workerUrl: string, locationId: string): string {
+  const q = new URLSearchParams({ app: `${workerUrl}/embed`, locationId, userType: "location" });
+  return `${sandboxUrl}/_sandbox/highlevel/app-shell?${q.toString()}`;
 }
 
 /** Starts `wrangler dev` and resolves once `GET /healthz` answers 200 (serving, configuration valid). */

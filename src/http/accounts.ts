@@ -29,6 +29,7 @@ import {
   setFourDegreesWebhookSecret,
 } from "../store/fourdegrees-accounts.ts";
 import type { AppEnv } from "./context.ts";
+import { requestScope } from "./scope.ts";
 import { forgetWorkspaceSecret } from "./webhooks-fourdegrees.ts";
 
 /** Account ids are chosen by the operator: short, URL-safe. */
@@ -73,6 +74,9 @@ export const accounts = new Hono<AppEnv>()
         details: zodIssues(body.error),
       });
     const config = c.var.config;
+    // The deployment's own key would pair a HighLevel user's account with the operator's workspace.
+    if (!("apiKey" in body.data) && requestScope(c).kind !== "operator")
+      throw new AppError("forbidden", "useSecret is for the operator only: enter the workspace's API key");
     const apiKey = "apiKey" in body.data ? body.data.apiKey : config.FOURDEGREES_API_KEY;
     if (apiKey === undefined)
       throw new AppError(

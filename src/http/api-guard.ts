@@ -22,8 +22,14 @@ import type { AppEnv } from "./context.ts";
 /** Default largest JSON body of `/api` (the biggest, a mapping, is a few KiB). */
 export const MAX_JSON_BYTES = 1024 * 1024;
 
-/** Cookies that authenticate a browser: Cloudflare Access's, and the console session (plain and `__Host-`). */
-const AUTH_COOKIES = ["CF_Authorization", "console_session", "__Host-console_session"];
+/** Cookies that authenticate a browser: Cloudflare Access's, the console and the embedded sessions. */
+const AUTH_COOKIES = [
+  "CF_Authorization",
+  "console_session",
+  "__Host-console_session",
+  "embed_session",
+  "__Host-embed_session",
+];
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 

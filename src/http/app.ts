@@ -24,11 +24,16 @@ import { highlevelWebhooks } from "./webhooks-highlevel.ts";
 import { highlevelUsage } from "./highlevel-usage.ts";
 import { syncAdmin } from "./sync-admin.ts";
 import { d1Meter } from "./d1-meter.ts";
+import { embedApp } from "./embed.tsx";
+import { embedFraming } from "./embed-framing.ts";
+import { apiScopeGuard } from "./scope.ts";
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.use(requestId({ headerName: "X-Request-Id" }));
+  // Outside secureHeaders: lets HighLevel frame embedded responses (src/http/embed-framing.ts).
+  app.use(embedFraming());
   app.use(secureHeaders());
   app.use(async function configAndLogger(c, next) {
     const config = loadConfig(c.env);
@@ -45,6 +50,8 @@ export function createApp(): Hono<AppEnv> {
   // body limit (the CSV import keeps its own types and limit), then adminAuth.
   app.use("/api/*", apiGuard({ rawBodyRoutes: ["POST /api/import/4degrees"] }));
   app.use("/api/*", adminAuth());
+  // An embedded (HighLevel SSO) session reaches only its own accounts' routes (src/http/scope.ts).
+  app.use("/api/*", apiScopeGuard());
   app.route("/api", deepHealth);
   app.route("/api", accounts);
   app.route("/api", highlevelUsage);
@@ -52,6 +59,8 @@ export function createApp(): Hono<AppEnv> {
   app.route("/api", notificationsApi);
   // The operator console: its own login/session or Access (src/http/console/auth.ts), CSRF and CSP.
   app.route("/console", consoleApp);
+  // HighLevel's Custom Page: SSO from the user context into a scoped session (src/http/embed.tsx).
+  app.route("/embed", embedApp);
   app.route("/api", csv);
   app.route("/api", d1Meter);
 

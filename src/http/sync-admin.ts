@@ -31,7 +31,6 @@ import {
   createAccount,
   deleteAccount,
   getAccount,
-  listAccounts,
   requireAccount,
   saveMapping,
   updateAccount,
@@ -49,6 +48,7 @@ import { MappingSchema, mappingIssues, validateMappingLive } from "../domain/map
 import { replayFailure } from "../queue/replay.ts";
 import { loadLiveStructure, suggestedMapping } from "../sync/structure.ts";
 import type { AppEnv } from "./context.ts";
+import { requestScope, visibleAccounts } from "./scope.ts";
 
 const AccountId = z
   .string()
@@ -92,7 +92,7 @@ async function replay(env: Env, f: Failure): Promise<void> {
 }
 
 export const syncAdmin = new Hono<AppEnv>()
-  .get("/accounts", async (c) => c.json({ accounts: await listAccounts(c.env.DB) }))
+  .get("/accounts", async (c) => c.json({ accounts: await visibleAccounts(c.env.DB, requestScope(c)) }))
   .get("/accounts/:id", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const [links, pending, backfill] = await Promise.all([

@@ -2,6 +2,7 @@
  * Console sign-in state in D1: server-side sessions (so logout revokes a session, not only the
  * browser's copy of its cookie) and the per-client login throttle. Both tables stay bounded: expired
  * sessions are pruned at each login, finished throttle windows at each attempt (migrations/0016_console_auth.sql).
+ * A session carries its scope (migrations/0018_console_session_scope.sql): what its holder may see.
  */
 import { z } from "zod";
 
@@ -17,13 +18,48 @@ async function idHash(sessionId: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Records a new session (and prunes expired ones). */
+/**
+ * What a session may see. `operator`: everything (an ADMIN_TOKEN login). `location`: the account
+ * attached to one HighLevel location. `agency`: the accounts of one agency's locations. The last two
+ * come from HighLevel's Custom Page user context (src/http/embed.tsx) and name the HighLevel user.
+ */
+export type SessionScope =
+  | { kind: "operator" }
+  | { kind: "location"; locationId: string; companyId: string; userId: string; userName: string }
+  | { kind: "agency"; companyId: string; activeLocation: string | null; userId: string; userName: string };
+
+const ScopeRow = z.object({
+  scope_kind: z.enum(["operator", "location", "agency"]),
+  scope_location_id: z.string().nullable(),
+  scope_company_id: z.string().nullable(),
+  user_id: z.string().nullable(),
+  user_name: z.string().nullable(),
+});
+
+function scopeOf(raw: unknown): SessionScope {
+  const row = ScopeRow.parse(raw);
+  if (row.scope_kind === "operator") return { kind: "operator" };
+  const userId = row.user_id ?? "";
+  const userName = row.user_name ?? "";
+  if (row.scope_kind === "location") {
+    const locationId = z.string().min(1).parse(row.scope_location_id);
+    return { kind: "location", locationId, companyId: row.scope_company_id ?? "", userId, userName };
+  }
+  const companyId = z.string().min(1).parse(row.scope_company_id);
+  return { kind: "agency", companyId, activeLocation: row.scope_location_id, userId, userName };
+}
+
+/** Records a new session (and prunes expired ones); without `scope` it is an operator session. */
 export async function insertConsoleSession(
   db: D1Database,
   sessionId: string,
   expiresAt: number,
   now: number = Date.now(),
+  scope: SessionScope = { kind: "operator" },
 ): Promise<void> {
+  const location = scope.kind === "location" ? scope.locationId : scope.kind === "agency" ? scope.activeLocation : null;
+  const company = scope.kind === "operator" ? null : scope.companyId;
+  const user = scope.kind === "operator" ? [null, null] : [scope.userId, scope.userName.slice(0, 200)];
   await db.batch([
     db
       .prepare(
@@ -32,8 +68,11 @@ export async function insertConsoleSession(
       )
       .bind(now, PRUNE_BATCH),
     db
-      .prepare("INSERT INTO console_sessions (id_hash, created_at, expires_at) VALUES (?, ?, ?)")
-      .bind(await idHash(sessionId), now, expiresAt),
+      .prepare(
+        "INSERT INTO console_sessions (id_hash, created_at, expires_at, scope_kind, scope_location_id, " +
+          "scope_company_id, user_id, user_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      )
+      .bind(await idHash(sessionId), now, expiresAt, scope.kind, location, company, ...user),
   ]);
 }
 
@@ -44,6 +83,22 @@ export async function consoleSessionActive(db: D1Database, sessionId: string, no
     .bind(await idHash(sessionId), now)
     .first();
   return row !== null;
+}
+
+/** The scope of the session when it exists server-side and has not expired, else null. */
+export async function consoleSessionScope(
+  db: D1Database,
+  sessionId: string,
+  now = Date.now(),
+): Promise<SessionScope | null> {
+  const row = await db
+    .prepare(
+      "SELECT scope_kind, scope_location_id, scope_company_id, user_id, user_name FROM console_sessions " +
+        "WHERE id_hash = ? AND expires_at > ?",
+    )
+    .bind(await idHash(sessionId), now)
+    .first();
+  return row === null ? null : scopeOf(row);
 }
 
 /** Revokes a session; true when it existed. */

@@ -125,6 +125,7 @@ describe("npm run deploy against a stand-in wrangler", () => {
     );
     expect(first.output).toContain(`Redirect URL:        ${WORKERS_DEV}/oauth/callback`);
     expect(first.output).toContain(`Default webhook URL: ${WORKERS_DEV}/webhooks/highlevel`);
+    expect(first.output).toContain(`Custom Page URL:     ${WORKERS_DEV}/embed`);
     expect(first.output).toContain(`Webhook URL:         ${WORKERS_DEV}/webhooks/4degrees`);
     expect(first.output).not.toContain("PUBLIC_URL in wrangler.toml is");
     // The expected "no database yet" answer of the first migration call is not shown as an error.

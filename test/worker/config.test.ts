@@ -27,6 +27,17 @@ describe("loadConfig", () => {
     expect(loadConfig(env).HIGHLEVEL_APP_ID).toBe("6650f1e2a3b4c5d6e7f80912");
   });
 
+  it("happy: HIGHLEVEL_SSO_KEY is optional (empty = off); HIGHLEVEL_FRAME_ANCESTORS takes origins only", () => {
+    expect(loadConfig({ ...env, HIGHLEVEL_SSO_KEY: "" } as Env).HIGHLEVEL_SSO_KEY).toBeUndefined();
+    expect(() => loadConfig({ ...env, HIGHLEVEL_SSO_KEY: "short" } as Env)).toThrow(/HIGHLEVEL_SSO_KEY/);
+    const wl = loadConfig({ ...env, HIGHLEVEL_FRAME_ANCESTORS: "https://a.example, https://*.b.example" } as Env);
+    expect(wl.HIGHLEVEL_FRAME_ANCESTORS).toEqual(["https://a.example", "https://*.b.example"]);
+    for (const bad of ["*", "https://a.example/path", "'self'", "javascript:alert(1)"])
+      expect(() => loadConfig({ ...env, HIGHLEVEL_FRAME_ANCESTORS: bad } as Env), bad).toThrow(
+        /HIGHLEVEL_FRAME_ANCESTORS/,
+      );
+  });
+
   it('security: the legacy RSA signature is off unless HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE is "true"', () => {
     expect(
       loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: undefined } as unknown as Env)

@@ -12,6 +12,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { accessSettings } from "../access.ts";
 import { isSiteOrigin } from "../api-guard.ts";
 import type { AppEnv } from "../context.ts";
+import { requestScope } from "../scope.ts";
 import { AppError } from "../../lib/errors.ts";
 import { timingSafeEqualStrings } from "../../lib/crypto.ts";
 import { clearLoginAttempts, countLoginAttempt } from "../../store/console-auth.ts";
@@ -117,7 +118,10 @@ consoleApp.post("/logout", async (c) => {
 
 // Everything below needs credentials.
 consoleApp.use("*", consoleAuth());
-consoleApp.get("/", (c) => c.redirect("/console/connections", 303));
+// A HighLevel (scoped) session lands on its own home: Connections is the operator's page.
+consoleApp.get("/", (c) =>
+  c.redirect(requestScope(c).kind === "operator" ? "/console/connections" : "/embed/home", 303),
+);
 consoleApp.route("/", connectionsPage);
 consoleApp.route("/", mappingPage);
 consoleApp.route("/", activityPage);

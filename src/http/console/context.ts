@@ -1,25 +1,36 @@
 /** What every console page starts from: the accounts, the chosen one, and a flash message. */
 import type { Context } from "hono";
 import type { AppEnv } from "../context.ts";
+import { AppError } from "../../lib/errors.ts";
 import { timingSafeEqualStrings } from "../../lib/crypto.ts";
-import { listAccounts, type Account } from "../../store/accounts.ts";
+import type { Account } from "../../store/accounts.ts";
+import { requestScope, visibleAccounts, type SessionScope } from "../scope.ts";
 import { flashMac } from "./session.ts";
 
 /** Longest flash text a URL carries (longer messages are cut before they are signed). */
 const FLASH_MAX = 500;
 
 export interface PageContext {
+  /** Who is looking (src/http/scope.ts); `accounts` holds only what this scope may see. */
+  scope: SessionScope;
   accounts: Account[];
   account: Account | null;
   flash: { kind: "ok" | "error"; text: string } | null;
 }
 
-/** Loads the accounts and picks `?account=` (or the first one). */
+/**
+ * Loads the accounts the session may see and picks `?account=` (or the first one). A scoped session
+ * naming an account outside its scope gets 403, not a silent switch to another account.
+ */
 export async function pageContext(c: Context<AppEnv>): Promise<PageContext> {
-  const accounts = await listAccounts(c.env.DB);
+  const scope = requestScope(c);
+  const accounts = await visibleAccounts(c.env.DB, scope);
   const wanted = c.req.query("account");
-  const account = accounts.find((a) => a.id === wanted) ?? accounts[0] ?? null;
-  return { accounts, account, flash: await signedFlash(c) };
+  const picked = accounts.find((a) => a.id === wanted);
+  if (wanted && !picked && scope.kind !== "operator")
+    throw new AppError("forbidden", `account ${wanted.slice(0, 100)} is outside this session's scope`);
+  const account = picked ?? accounts[0] ?? null;
+  return { scope, accounts, account, flash: await signedFlash(c) };
 }
 
 /** The `?ok=` / `?error=` message, shown only when its `fm` MAC says the console wrote it. */
@@ -53,8 +64,15 @@ export async function redirectWith(
   return c.redirect(`/console/${page}?${q.toString()}`, 303);
 }
 
-/** The form's `account` field, which must name an existing account. */
+/**
+ * The form's `account` field, which must name an existing account the session may see (a scoped
+ * session naming another account gets 403).
+ */
 export async function formAccount(c: Context<AppEnv>, form: Record<string, unknown>): Promise<Account | null> {
+  const scope = requestScope(c);
   const id = typeof form["account"] === "string" ? form["account"] : "";
-  return (await listAccounts(c.env.DB)).find((a) => a.id === id) ?? null;
+  const found = (await visibleAccounts(c.env.DB, scope)).find((a) => a.id === id) ?? null;
+  if (!found && id && scope.kind !== "operator")
+    throw new AppError("forbidden", `account ${id.slice(0, 100)} is outside this session's scope`);
+  return found;
 }

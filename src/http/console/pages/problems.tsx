@@ -7,6 +7,8 @@
  */
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../../context.ts";
+import { requestScope } from "../../scope.ts";
+import { AppError } from "../../../lib/errors.ts";
 import { getFailure, listFailures, UNASSIGNED, type Failure } from "../../../store/failures.ts";
 import { findLink, type Link } from "../../../store/links.ts";
 import { listReview, type ReviewItem } from "../../../store/sync-events.ts";
@@ -180,7 +182,8 @@ export const problemsPage = new Hono<AppEnv>()
   .get("/problems", async (c) => {
     const ctx = await pageContext(c);
     const account = ctx.account;
-    const unassigned = await listFailures(c.env.DB, null, "open");
+    // Unassigned failures may concern any location: the operator's alone.
+    const unassigned = ctx.scope.kind === "operator" ? await listFailures(c.env.DB, null, "open") : [];
     if (!account)
       return c.html(
         <Layout title="Problems" page="problems" accounts={ctx.accounts} account={null} flash={ctx.flash}>
@@ -332,6 +335,8 @@ export const problemsPage = new Hono<AppEnv>()
     const id = typeof form["id"] === "string" ? form["id"] : "";
     const failure = id ? await getFailure(c.env.DB, id) : null;
     if (form["bucket"] === UNASSIGNED) {
+      if (requestScope(c).kind !== "operator")
+        throw new AppError("forbidden", "unassigned failures are for the operator only");
       const back = account?.id ?? null;
       if (!failure || failure.accountId !== null)
         return redirectWith(c, "problems", back, { error: `id: no unassigned failure ${id || "(none)"}` });

@@ -18,6 +18,7 @@ import {
   DEAL_READ_ONLY_KEYS,
   NoteCreateSchema,
   NotePatchSchema,
+  ReminderCreateSchema,
   ContactCreateSchema,
   type Actor,
   type Deal,
@@ -265,6 +266,15 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   app.post("/deals/:id/notes", async (c) => {
     const input = parseBody(NoteCreateSchema, await readJson(c));
     return c.json(sb.store.createNote(c.req.param("id"), input, c.get("actor")), 201);
+  });
+  // ── Reminders (assumed contract, docs/fourdegrees.md#reminders) ───────────────────────────────
+  app.get("/deals/:id/reminders", (c) => {
+    sb.store.getDeal(c.req.param("id"));
+    return c.json({ data: sb.store.remindersOf(c.req.param("id")), next_cursor: null });
+  });
+  app.post("/deals/:id/reminders", async (c) => {
+    const input = parseBody(ReminderCreateSchema, await readJson(c));
+    return c.json(sb.store.createReminder(c.req.param("id"), input), 201);
   });
   app.patch("/notes/:id", async (c) => {
     const input = parseBody(NotePatchSchema, await readJson(c));

@@ -208,6 +208,28 @@ export const NoteCreateSchema = z
   .strict();
 export type NoteCreate = z.output<typeof NoteCreateSchema>;
 
+/** Assumed contract: `POST /deals/{id}/reminders` body (docs/fourdegrees.md#reminders). */
+export const ReminderCreateSchema = z
+  .object({
+    title: z.string().trim().min(1, "must not be empty").max(500),
+    body: z.string().max(10_000).optional(),
+    due_at: z.iso.datetime({ offset: true, message: "must be an RFC 3339 timestamp" }),
+    assignee_id: z.string().min(1).nullable().optional(),
+  })
+  .strict();
+export type ReminderCreate = z.output<typeof ReminderCreateSchema>;
+
+/** A reminder on a deal for a workspace user (no webhook events: reminders are not synced). */
+export interface Reminder {
+  id: string;
+  deal_id: string;
+  title: string;
+  body: string;
+  due_at: string;
+  assignee_id: string | null;
+  created_at: string;
+}
+
 export const NotePatchSchema = z.object({ body: z.string().trim().min(1, "must not be empty").max(100_000) }).strict();
 export type NotePatch = z.output<typeof NotePatchSchema>;
 

@@ -32,6 +32,8 @@ import {
   type FieldType,
   type Note,
   type NoteCreate,
+  type Reminder,
+  type ReminderCreate,
   type NotePatch,
   type Pipeline,
   type StageKind,
@@ -69,6 +71,7 @@ export class FourDegreesStore {
   readonly contacts = new Map<string, Contact>();
   readonly deals = new Map<string, Deal>();
   readonly notes = new Map<string, Note>();
+  readonly reminders = new Map<string, Reminder>();
   readonly #notesByDeal = new Map<string, string[]>();
   readonly #issued = new Set<string>();
   /** Deals sorted by (updated_at, id) for cursor paging; rebuilt lazily after a write. */
@@ -106,6 +109,7 @@ export class FourDegreesStore {
       this.contacts,
       this.deals,
       this.notes,
+      this.reminders,
       this.#notesByDeal,
     ])
       m.clear();
@@ -388,6 +392,28 @@ export class FourDegreesStore {
     this.#notesByDeal.set(deal.id, list);
     this.#event("note.created", actor, note, {});
     return structuredClone(note);
+  }
+
+  /** Adds a reminder to a deal; an `assignee_id` must be a workspace user (422 otherwise). */
+  createReminder(dealId: string, input: ReminderCreate): Reminder {
+    const deal = this.#deal(dealId);
+    this.#writable(deal, {});
+    const reminder: Reminder = {
+      id: this.newId("rem"),
+      deal_id: deal.id,
+      title: input.title,
+      body: input.body ?? "",
+      due_at: new Date(input.due_at).toISOString(),
+      assignee_id: this.#userRef(input.assignee_id ?? null),
+      created_at: this.nowIso(),
+    };
+    this.reminders.set(reminder.id, reminder);
+    return structuredClone(reminder);
+  }
+
+  /** A deal's reminders, oldest first. */
+  remindersOf(dealId: string): Reminder[] {
+    return [...this.reminders.values()].filter((r) => r.deal_id === dealId).map((r) => structuredClone(r));
   }
 
   updateNote(id: string, patch: NotePatch, actor: Actor): Note {

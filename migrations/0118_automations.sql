@@ -40,3 +40,13 @@ CREATE TABLE automation_origins (
   created_at  INTEGER NOT NULL,
   PRIMARY KEY (account_id, side, record_id, rule_id)
 );
+
+-- When a pair entered its current 4Degrees stage (the `days_in_stage` cron trigger); kept by the
+-- record job from each recorded change.
+CREATE TABLE automation_stage_entries (
+  account_id  TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+  fd_deal_id  TEXT NOT NULL,
+  stage_id    TEXT NOT NULL,
+  entered_at  INTEGER NOT NULL,
+  PRIMARY KEY (account_id, fd_deal_id)
+);

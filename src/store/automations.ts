@@ -276,3 +276,62 @@ export async function clearOrigin(
     .bind(accountId, side, recordId, ruleId)
     .run();
 }
+
+// ---------- stage entries (days in stage) ----------
+
+/** Records that a pair entered `stageId` at `at` (kept when the pair is already in that stage). */
+export async function noteStageEntry(
+  db: D1Database,
+  accountId: string,
+  fdDealId: string,
+  stageId: string,
+  at: number,
+): Promise<void> {
+  await db
+    .prepare(
+      `INSERT INTO automation_stage_entries (account_id, fd_deal_id, stage_id, entered_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT DO UPDATE SET stage_id = excluded.stage_id, entered_at = excluded.entered_at
+       WHERE automation_stage_entries.stage_id <> excluded.stage_id`,
+    )
+    .bind(accountId, fdDealId, stageId, at)
+    .run();
+}
+
+/** When each of the given pairs entered its recorded stage. */
+export async function stageEntries(
+  db: D1Database,
+  accountId: string,
+  fdDealIds: readonly string[],
+): Promise<Map<string, { stageId: string; enteredAt: number }>> {
+  const out = new Map<string, { stageId: string; enteredAt: number }>();
+  if (fdDealIds.length === 0) return out;
+  const { results } = await db
+    .prepare(
+      `SELECT fd_deal_id, stage_id, entered_at FROM automation_stage_entries WHERE account_id = ? AND fd_deal_id IN (SELECT value FROM json_each(?))`,
+    )
+    .bind(accountId, JSON.stringify(fdDealIds))
+    .all();
+  const Row = z.object({ fd_deal_id: z.string(), stage_id: z.string(), entered_at: z.number() });
+  for (const raw of results) {
+    const r = Row.parse(raw);
+    out.set(r.fd_deal_id, { stageId: r.stage_id, enteredAt: r.entered_at });
+  }
+  return out;
+}
+
+/** Runs still `queued` well after their claim (their message was lost): the scan sends them again. */
+export async function staleQueuedRuns(db: D1Database, olderThan: number, limit = 50): Promise<AutomationRun[]> {
+  const { results } = await db
+    .prepare("SELECT * FROM automation_runs WHERE state = 'queued' AND updated_at < ? ORDER BY updated_at LIMIT ?")
+    .bind(olderThan, limit)
+    .all();
+  return results.map(toRun);
+}
+
+/** Marks a run as just re-sent (so the next scan waits again before re-sending it). */
+export async function touchRun(db: D1Database, ruleId: string, occurrence: string, now: number): Promise<void> {
+  await db
+    .prepare("UPDATE automation_runs SET updated_at = ? WHERE rule_id = ? AND occurrence = ? AND state = 'queued'")
+    .bind(now, ruleId, occurrence)
+    .run();
+}

@@ -9,7 +9,7 @@ export async function addRule(input: NewAutomationInput, accountId = ACCOUNT): P
   const r = NewAutomationSchema.parse(input);
   const now = Date.now();
   const rule: AutomationRule = {
-    id: `auto_${crypto.randomUUID()}`,
+    id: `auto_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`,
     accountId,
     name: r.name,
     enabled: r.enabled,

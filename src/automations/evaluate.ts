@@ -7,8 +7,10 @@ import type { Flat } from "../domain/port.ts";
 import { pipelineNamesOf, stageIdOf, stageNamesOf, type RunContext, type Structure } from "./context.ts";
 
 const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
+const scalar = (v: unknown): string =>
+  typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" ? String(v) : JSON.stringify(v);
 const text = (v: unknown): string | null =>
-  v === null || v === undefined ? null : Array.isArray(v) ? v.map(String).join(", ") : String(v);
+  v === null || v === undefined ? null : Array.isArray(v) ? v.map(scalar).join(", ") : scalar(v);
 const lower = (s: string) => s.trim().toLowerCase();
 
 /** Whether `a → b` crossed `t` (either way): one side below it, the other at or above. */

@@ -192,7 +192,7 @@ export async function testAutomation(
       : (["highlevel", named.data.highlevelOpportunityId] as const);
   const link = await findLink(env.DB, account.id, side, id);
   const built = await connectors(account, "live");
-  const ports: AutomationPorts = { fourdegrees: built.fourdegrees, highlevel: built.highlevel };
+  const ports: AutomationPorts = { fourdegrees: built.fourdegrees, highlevel: (loc) => built.highlevel(loc) };
   if (!link || link.state !== "active") {
     const exists =
       side === "fourdegrees"

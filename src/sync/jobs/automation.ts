@@ -229,7 +229,7 @@ export function actionDeps(ctx: HandlerContext, deps: JobDeps, ports: Automation
     sendNotify: async (message) => {
       await ctx.env.NOTIFY_QUEUE.send(message, { contentType: "json" });
     },
-    now: deps.now,
+    now: () => deps.now(),
   };
 }
 
@@ -256,7 +256,10 @@ export async function runAutomationJob(msg: RunMessage, ctx: HandlerContext, dep
   const runCtx = parsed.data;
   try {
     const connectors = await deps.connectors(account, "live");
-    const ports: AutomationPorts = { fourdegrees: connectors.fourdegrees, highlevel: connectors.highlevel };
+    const ports: AutomationPorts = {
+      fourdegrees: connectors.fourdegrees,
+      highlevel: (loc) => connectors.highlevel(loc),
+    };
     const s = await structureFor(ports, account.mapping, runCtx.locationId);
     const outcome = await executeRun(
       rule,
@@ -329,7 +332,10 @@ export async function scanAutomations(
       );
       if (rules.length === 0) continue;
       const connectors = await deps.connectors(account, "reconcile");
-      const ports: AutomationPorts = { fourdegrees: connectors.fourdegrees, highlevel: connectors.highlevel };
+      const ports: AutomationPorts = {
+        fourdegrees: connectors.fourdegrees,
+        highlevel: (loc) => connectors.highlevel(loc),
+      };
       const s = await structureFor(ports, account.mapping, locationOf(account.mapping, null));
       const now = deps.now();
       let after = "";

@@ -57,7 +57,7 @@ async function liveNames(c: Context<AppEnv>, account: Account) {
   try {
     if (!account.mapping) return { stages: [], pipelines: [], users: [] };
     const built = await liveConnectors(c.env, c.var.config)(account, "live");
-    const ports = { fourdegrees: built.fourdegrees, highlevel: built.highlevel };
+    const ports = { fourdegrees: built.fourdegrees, highlevel: (loc: string) => built.highlevel(loc) };
     const s = await structureFor(ports, account.mapping, account.mapping.pipelines[0]?.highlevelLocationId ?? null);
     const users = await built.fourdegrees.listUsers();
     const stages = new Set(

@@ -81,6 +81,21 @@ describe("change-driven triggers", () => {
     const runs = await runsOf(lost.id);
     expect(runs.map((r) => r.state)).toEqual(["skipped"]);
     expect(JSON.stringify(runs[0]?.result)).toContain("lost reason is not set");
+
+    // Lost on HighLevel with a reason that names the rule's: it fires.
+    const c = newDeal(w, { name: "C", stage: "Sourced" });
+    await w.settle();
+    await addRule({
+      name: "lost to another",
+      trigger: { kind: "lost", reason: "another investor" },
+      actions: task("Debrief"),
+    });
+    const reason = [...w.sb.highlevel.store.lostReasons.values()].find(
+      (r) => r.locationId === w.locationId && r.name === "Lost to another investor",
+    );
+    w.sb.highlevel.service.setStatus(await hlIdOf(w, c.id), "lost", reason?.id);
+    await w.settle();
+    expect((await titles(w)).sort()).toEqual(["Debrief", "Won!"]);
   });
 
   it("value changed by more than N, and crossing a threshold", async () => {

@@ -7,6 +7,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../../src/lib/log.ts";
 import { scanAutomations } from "../../../src/sync/jobs/automation.ts";
+import type { QueueMessageInput } from "../../../src/queue/messages.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "../sync/checks.ts";
@@ -152,5 +153,44 @@ describe("the automations API", () => {
     expect(one.runs).toEqual([]);
     expect((await api(`${ACCOUNT}/automations/${stored.id}`, { method: "DELETE" })).status).toBe(204);
     expect((await api(`${ACCOUNT}/automations/${stored.id}`)).status).toBe(404);
+  });
+});
+
+describe("runs whose message was lost, and a paused account", () => {
+  it("the scan re-sends a run left queued; a run that arrives while the account is paused is skipped", async () => {
+    const w = await createWorld(routes);
+    const rule = await addRule({
+      name: "created",
+      trigger: { kind: "deal_created" },
+      actions: [{ kind: "hl_task", title: "Lost message" }],
+    });
+    const deal = newDeal(w, { name: "Lost message", stage: "Sourced" });
+    // The record job's automation.run message never arrives (dropped on its way to the queue).
+    const enqueue = w.deps.enqueue;
+    const dropped: QueueMessageInput[] = [];
+    w.deps.enqueue = async (body, delay) => {
+      if (body.kind === "automation.run") dropped.push(body);
+      else await enqueue(body, delay);
+    };
+    await w.settle();
+    w.deps.enqueue = enqueue;
+    expect(dropped).toHaveLength(1);
+    expect(await w.linkOf("fourdegrees", deal.id)).not.toBeNull();
+    expect((await runsOf(rule.id)).map((r) => r.state)).toEqual(["queued"]);
+    expect(await tasksOf(w)).toEqual([]);
+
+    // Too early: nothing re-sent. Ten minutes later: re-sent once and run.
+    expect((await scanAt(w, Date.now())).resent).toBe(0);
+    expect((await scanAt(w, Date.now() + 11 * 60_000)).resent).toBe(1);
+    expect((await tasksOf(w)).map((t) => t.title)).toEqual(["Lost message"]);
+
+    // A paused account: the run is recorded as skipped, nothing is done.
+    await w.patchAccount({ status: "paused" });
+    const message = dropped[0];
+    if (message) w.queue.push({ body: message, attempts: 0 });
+    await env.DB.prepare("UPDATE automation_runs SET state = 'queued' WHERE rule_id = ?").bind(rule.id).run();
+    await w.drain();
+    expect((await runsOf(rule.id)).map((r) => r.state)).toEqual(["skipped"]);
+    expect(await tasksOf(w)).toHaveLength(1);
   });
 });

@@ -141,7 +141,7 @@ function findCycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
       if (!seen.has(next)) visit(next);
       else if (!done.has(next)) {
         const cycle = [...stack.slice(stack.indexOf(next)), next];
-        const key = [...cycle.slice(0, -1)].sort().join("|");
+        const key = cycle.slice(0, -1).sort().join("|");
         if (!reported.has(key)) {
           reported.add(key);
           cycles.push(cycle);

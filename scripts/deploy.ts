@@ -15,6 +15,9 @@ import { experimental_readRawConfig } from "wrangler";
 import { deployConfigFrom, exitCode, runDeploy, summary, type RunWrangler } from "./lib/deploy.ts";
 import { ROOT } from "./lib/processes.ts";
 
+/** wrangler's config reader; its declaration re-exports a package wrangler bundles, so it is typed here. */
+const readRawConfig = experimental_readRawConfig as (args: { config: string }) => { rawConfig: unknown };
+
 const { values } = parseArgs({ options: { config: { type: "string", default: "wrangler.toml" } } });
 const configPath = resolve(process.cwd(), values.config);
 const wranglerBin = process.env["WRANGLER_BIN"] || resolve(ROOT, "node_modules/.bin/wrangler");
@@ -43,7 +46,7 @@ const run: RunWrangler = (args, options = {}) =>
 
 try {
   if (!existsSync(configPath)) throw new Error(`no wrangler config at ${configPath}`);
-  const config = deployConfigFrom(experimental_readRawConfig({ config: configPath }).rawConfig);
+  const config = deployConfigFrom(readRawConfig({ config: configPath }).rawConfig);
   const report = await runDeploy(config, run, (line) => console.log(`• ${line}`));
   console.log(["", ...summary(config, report)].join("\n"));
   process.exitCode = exitCode(report);

@@ -129,7 +129,7 @@ export class WebhookDispatcher {
 
   /** Waits until no delivery is in flight (auto mode). */
   async idle(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    while (this.#inFlight.size > 0) await Promise.allSettled(this.#inFlight);
   }
 
   /** The delivery log, newest last. */

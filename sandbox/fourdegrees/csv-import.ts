@@ -411,8 +411,8 @@ function writeDeal(
       deal: store.createDeal({ name: plan.name, pipeline_id: pipeline.id, ...patch }, actor),
     };
   } catch (err) {
-    for (const id of [...store.contacts.keys()]) if (!contactsBefore.has(id)) store.contacts.delete(id);
-    for (const id of [...store.companies.keys()]) if (!companiesBefore.has(id)) store.companies.delete(id);
+    for (const id of store.contacts.keys()) if (!contactsBefore.has(id)) store.contacts.delete(id);
+    for (const id of store.companies.keys()) if (!companiesBefore.has(id)) store.companies.delete(id);
     throw err;
   }
 }

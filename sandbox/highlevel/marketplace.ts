@@ -38,21 +38,8 @@ export function createMarketplace(options: {
   const app = new Hono();
 
   const errorPage = (title: string, detail: string) =>
-    html`<!doctype html>
-      <html lang="en">
-        <head>
-          <meta charset="utf-8" />
-          <title>HighLevel sandbox — ${title}</title>
-          ${PAGE_STYLE}
-        </head>
-        <body>
-          <main>
-            <h1 class="error">${title}</h1>
-            <p>${detail}</p>
-            <p class="scopes">HighLevel sandbox · marketplace</p>
-          </main>
-        </body>
-      </html>`;
+    html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>HighLevel sandbox — ${title}</title>${PAGE_STYLE}</head>
+<body><main><h1 class="error">${title}</h1><p>${detail}</p><p class="scopes">HighLevel sandbox · marketplace</p></main></body></html>`;
 
   app.get("/v2/oauth/chooselocation", (c) => {
     const q = c.req.query();
@@ -80,41 +67,22 @@ export function createMarketplace(options: {
     });
     const locations = [...store.locations.values()];
     const companies = [...store.companies.values()];
-    return c.html(
-      html`<!doctype html>
-        <html lang="en">
-          <head>
-            <meta charset="utf-8" />
-            <title>HighLevel sandbox — Choose account</title>
-            ${PAGE_STYLE}
-          </head>
-          <body>
-            <main>
-              <h1>Install the app</h1>
-              <p>Choose the sub-account the app may access.</p>
-              <p class="scopes">Requested access: ${scopes.join(", ")}</p>
-              <form method="post" action="chooselocation">
-                <input type="hidden" name="request_id" value="${requestId}" />
-                ${locations.length === 0 ? html`<p class="error">This sandbox has no locations yet: seed it (POST /_sandbox/highlevel/seed).</p>` : ""}
-                ${locations.map((l, i) => html`<label><input type="radio" name="location" value="location:${l.id}" ${i === 0 ? "checked" : ""} /> ${l.name} <small>(${l.id})</small></label>`)}
-                ${companies.map((co) => html`<label><input type="radio" name="location" value="company:${co.id}" /> Agency: ${co.name} — all sub-accounts <small>(${co.id})</small></label>`)}
-                <div class="actions">
-                  <button
-                    class="approve"
-                    type="submit"
-                    name="decision"
-                    value="approve"
-                    ${locations.length === 0 ? "disabled" : ""}
-                  >
-                    Approve
-                  </button>
-                  <button class="deny" type="submit" name="decision" value="deny">Deny</button>
-                </div>
-              </form>
-            </main>
-          </body>
-        </html>`,
-    );
+    return c.html(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>HighLevel sandbox — Choose account</title>${PAGE_STYLE}</head>
+<body><main>
+<h1>Install the app</h1>
+<p>Choose the sub-account the app may access.</p>
+<p class="scopes">Requested access: ${scopes.join(", ")}</p>
+<form method="post" action="chooselocation">
+<input type="hidden" name="request_id" value="${requestId}">
+${locations.length === 0 ? html`<p class="error">This sandbox has no locations yet: seed it (POST /_sandbox/highlevel/seed).</p>` : ""}
+${locations.map((l, i) => html`<label><input type="radio" name="location" value="location:${l.id}" ${i === 0 ? "checked" : ""}> ${l.name} <small>(${l.id})</small></label>`)}
+${companies.map((co) => html`<label><input type="radio" name="location" value="company:${co.id}"> Agency: ${co.name} — all sub-accounts <small>(${co.id})</small></label>`)}
+<div class="actions">
+<button class="approve" type="submit" name="decision" value="approve" ${locations.length === 0 ? "disabled" : ""}>Approve</button>
+<button class="deny" type="submit" name="decision" value="deny">Deny</button>
+</div>
+</form>
+</main></body></html>`);
   });
 
   app.post("/v2/oauth/chooselocation", async (c) => {

@@ -57,7 +57,7 @@ export interface StackOptions {
   onLine?: (line: string) => void;
 }
 
-const isRead = (method: string, path: string) => method === "GET" || (method === "POST" && /\/search$/.test(path));
+const isRead = (method: string, path: string) => method === "GET" || (method === "POST" && path.endsWith("/search"));
 
 /** Starts sandbox + Worker and connects the demo account (no backfill: the bench starts its own). */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {

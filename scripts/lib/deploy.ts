@@ -231,7 +231,7 @@ export async function runDeploy(
 
   const configured = config.publicUrl;
   const mismatch =
-    configured !== undefined && /\.workers\.dev$/.test(new URL(configured).host) && deployedUrls.length > 0
+    configured !== undefined && new URL(configured).host.endsWith(".workers.dev") && deployedUrls.length > 0
       ? deployedUrls.includes(configured)
         ? undefined
         : { configured, deployed: deployedUrls }

@@ -62,20 +62,7 @@ function installedIds(outcome: InstallOutcome): string[] {
 
 function page(c: Context<AppEnv>, status: ContentfulStatusCode, title: string, body: string) {
   return c.html(
-    html`<!doctype html>
-      <html lang="en">
-        <head>
-          <meta charset="utf-8" />
-          <title>${title}</title>
-        </head>
-        <body>
-          <main>
-            <h1>${title}</h1>
-            <p>${body}</p>
-            <p><small>Request id: ${c.var.requestId}</small></p>
-          </main>
-        </body>
-      </html>`,
+    html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title></head><body><main><h1>${title}</h1><p>${body}</p><p><small>Request id: ${c.var.requestId}</small></p></main></body></html>`,
     status,
   );
 }

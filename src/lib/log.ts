@@ -8,16 +8,19 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-/** Common fields; any other field is allowed but these names are the shared vocabulary. */
+/**
+ * Common fields; any other field is allowed but these names are the shared vocabulary.
+ * `string & {}` admits any string while editors still offer the named values.
+ */
 export interface LogFields {
   event: string;
   account?: string | null;
   location?: string | null;
-  direction?: "to_highlevel" | "to_fourdegrees" | "inbound" | "outbound" | string;
+  direction?: "to_highlevel" | "to_fourdegrees" | "inbound" | "outbound" | (string & {});
   record?: string | null;
   highlevel_id?: string | null;
   fourdegrees_id?: string | null;
-  outcome?: "ok" | "skipped" | "retry" | "failed" | "rejected" | "echo" | "conflict" | string;
+  outcome?: "ok" | "skipped" | "retry" | "failed" | "rejected" | "echo" | "conflict" | (string & {});
   duration_ms?: number;
   calls?: number;
   request_id?: string;

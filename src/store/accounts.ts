@@ -219,10 +219,22 @@ export async function updateAccount(
     );
   const sets: string[] = [];
   const values: Array<string | number | null> = [];
-  if (patch.conflictPolicy !== undefined) (sets.push("conflict_policy = ?"), values.push(patch.conflictPolicy));
-  if (patch.deletePolicy !== undefined) (sets.push("delete_policy = ?"), values.push(patch.deletePolicy));
-  if (patch.testMode !== undefined) (sets.push("test_mode = ?"), values.push(patch.testMode ? 1 : 0));
-  if (patch.readOnly !== undefined) (sets.push("read_only = ?"), values.push(patch.readOnly ? 1 : 0));
+  if (patch.conflictPolicy !== undefined) {
+    sets.push("conflict_policy = ?");
+    values.push(patch.conflictPolicy);
+  }
+  if (patch.deletePolicy !== undefined) {
+    sets.push("delete_policy = ?");
+    values.push(patch.deletePolicy);
+  }
+  if (patch.testMode !== undefined) {
+    sets.push("test_mode = ?");
+    values.push(patch.testMode ? 1 : 0);
+  }
+  if (patch.readOnly !== undefined) {
+    sets.push("read_only = ?");
+    values.push(patch.readOnly ? 1 : 0);
+  }
   if (sets.length > 0)
     stmts.push(
       ensureSettingsRow(db, id, now),

@@ -66,7 +66,9 @@ function meterStatement(statement: D1PreparedStatement): D1PreparedStatement {
         };
       }
       const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
+      if (typeof value !== "function") return value;
+      const bound: unknown = value.bind(target);
+      return bound;
     },
   });
   realStatements.set(metered, statement);
@@ -86,7 +88,9 @@ export function meterDatabase(db: D1Database): D1Database {
         };
       }
       const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
+      if (typeof value !== "function") return value;
+      const bound: unknown = value.bind(target);
+      return bound;
     },
   });
 }

@@ -16,7 +16,7 @@ import { getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
 /** The connectors of one account for one job (or batch). */
 export interface AccountConnectors {
   fourdegrees: DealCrm;
-  highlevel(locationId: string): HighLevelAdapter;
+  highlevel: (locationId: string) => HighLevelAdapter;
   ourActor: Actor | null;
 }
 

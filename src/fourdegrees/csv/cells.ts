@@ -19,7 +19,8 @@ export const EXCERPT_CHARS = 40;
 
 /** A cell as quoted in a reason: at most `EXCERPT_CHARS` characters (then `…`), formula-neutralised. */
 export function cellExcerpt(cell: string): string {
-  const chars = [...cell.replace(/\s+/g, " ")];
+  // Code points, so an excerpt never cuts a character in half.
+  const chars = Array.from(cell.replace(/\s+/g, " "));
   return neutraliseFormula(
     chars.length > EXCERPT_CHARS ? `${chars.slice(0, EXCERPT_CHARS).join("")}…` : chars.join(""),
   );

@@ -68,9 +68,13 @@ export function normaliseDate(value: unknown): string | null {
   const ms =
     typeof value === "number"
       ? value
-      : typeof value === "string" && /^\d+$/.test(value)
-        ? Number(value)
-        : Date.parse(String(value));
+      : typeof value === "string"
+        ? /^\d+$/.test(value)
+          ? Number(value)
+          : Date.parse(value)
+        : value instanceof Date
+          ? value.getTime()
+          : NaN;
   if (!Number.isFinite(ms)) return null;
   return new Date(ms).toISOString().slice(0, 10);
 }

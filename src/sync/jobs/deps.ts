@@ -23,7 +23,8 @@ export interface JobDeps {
   fourdegreesWebhooks: Pick<DealCrm, "parseWebhook">;
   /** Sends a message to the sync queue (`delaySeconds` for coalescing and continuations). */
   enqueue(message: QueueMessageInput, delaySeconds?: number): Promise<void>;
-  now(): number;
+  /** Epoch milliseconds (a function property, so it may be passed on as a value). */
+  now: () => number;
   /** Seconds a `sync.record` job waits so a burst of events for one record becomes one job. */
   coalesceDelaySeconds: number;
   hooks?: EngineDeps["hooks"];
@@ -122,7 +123,8 @@ export function countCalls<T extends object>(target: T, onCall: () => void): T {
       if (typeof value !== "function") return value;
       return (...args: unknown[]) => {
         onCall();
-        return Reflect.apply(value, obj, args);
+        const result: unknown = Reflect.apply(value, obj, args);
+        return result;
       };
     },
   });

@@ -186,7 +186,7 @@ export async function runRecordJob(
       calls,
       ms,
       ...(result.reason ? { reason: result.reason } : {}),
-      ...(result.detail ?? {}),
+      ...result.detail,
     },
   });
   // Team notifications of the pair's change (never throws; a notifier problem never fails the job).

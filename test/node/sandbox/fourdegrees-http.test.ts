@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
+import type { JsonBody } from "../../support.ts";
 
 const KEY = "4d_node_test_key_1";
 const SECRET = `whsec_${Buffer.from("node-test-webhook-secret-0123456789").toString("base64")}`;
@@ -46,7 +47,7 @@ async function api(
     ...(body !== undefined ? { body } : {}),
   });
   const text = await res.text();
-  let json: any = null;
+  let json: JsonBody = null;
   try {
     json = JSON.parse(text);
   } catch {
@@ -61,7 +62,7 @@ async function control(method: string, path: string, body?: unknown) {
     headers: { "content-type": "application/json" },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: res.status, json: (await res.json()) as any };
+  return { status: res.status, json: (await res.json()) as JsonBody };
 }
 
 /** Standard Webhooks verification with node:crypto (independent of the sandbox's WebCrypto signer). */
@@ -252,5 +253,29 @@ describe("4Degrees sandbox over HTTP", () => {
       }),
       { numRuns: 100, seed: 4242 },
     );
+  });
+
+  it("happy: a real multipart upload over HTTP, its signed download URL serves the bytes, a forged one is 403", async () => {
+    const deals = await api("GET", "/deals?limit=1");
+    const dealId = deals.json.data[0].id as string;
+    const bytes = Buffer.concat([Buffer.from("%PDF-1.7\n"), Buffer.alloc(300_000, 0x41)]);
+    const form = new FormData();
+    form.append("file", new File([bytes], "Data room index.pdf", { type: "application/pdf" }));
+    const res = await fetch(`${sandbox.url}/4degrees/v1/deals/${dealId}/attachments`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}` },
+      body: form,
+    });
+    expect(res.status).toBe(201);
+    const att = (await res.json()) as { id: string; size: number; download_url: string };
+    expect(att.size).toBe(bytes.length);
+    expect(att.download_url.startsWith(`${sandbox.url}/4degrees/files/${att.id}?`)).toBe(true);
+    const file = await fetch(att.download_url);
+    expect(file.status).toBe(200);
+    expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
+    const forged = await fetch(att.download_url.replace(/signature=[^&]+/, "signature=forged"));
+    expect(forged.status).toBe(403);
+    expect(((await forged.json()) as { error: { code: string } }).error.code).toBe("invalid_signature");
+    expect((await api("DELETE", `/attachments/${att.id}`)).status).toBe(200);
   });
 });

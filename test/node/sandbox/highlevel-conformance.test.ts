@@ -13,6 +13,7 @@ import { Ajv, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ghlReferenceDir, startTestSandbox, type RunningSandbox } from "./helpers.ts";
+import type { JsonBody } from "../../support.ts";
 
 const files = {
   opportunities: path.join(ghlReferenceDir, "apps/opportunities.json"),
@@ -33,7 +34,7 @@ if (missing.length > 0)
     `[conformance] SKIPPED: official HighLevel OpenAPI files not found in ${ghlReferenceDir} (missing: ${missing.join(", ")})`,
   );
 
-type Json = Record<string, any>;
+type Json = Record<string, JsonBody>;
 const BASE = "https://ghl.reference/apps/";
 
 /**

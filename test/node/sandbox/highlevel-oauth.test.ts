@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startTestSandbox, type RunningSandbox } from "./helpers.ts";
+import type { JsonBody } from "../../support.ts";
 
 let sb: RunningSandbox;
 const CALLBACK = "http://worker.test/oauth/callback";
@@ -26,16 +27,20 @@ beforeEach(async () => {
 });
 
 /** `POST /oauth/token`, form-urlencoded as HighLevel requires. */
-async function token(form: Record<string, string>): Promise<{ status: number; body: Record<string, any> }> {
+async function token(form: Record<string, string>): Promise<{ status: number; body: Record<string, JsonBody> }> {
   const res = await fetch(`${sb.highlevel}/oauth/token`, {
     method: "POST",
     headers: { "Content-Type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams(form).toString(),
   });
-  return { status: res.status, body: (await res.json()) as Record<string, any> };
+  return { status: res.status, body: (await res.json()) as Record<string, JsonBody> };
 }
 
-async function api(path: string, accessToken: string, init: RequestInit = {}): Promise<Response> {
+async function api(
+  path: string,
+  accessToken: string,
+  init: Omit<RequestInit, "headers"> & { headers?: Record<string, string> } = {},
+): Promise<Response> {
   return fetch(`${sb.highlevel}${path}`, {
     ...init,
     headers: {

@@ -14,6 +14,7 @@ import { Ajv, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ghlReferenceDir, startTestSandbox, type RunningSandbox } from "./helpers.ts";
+import type { JsonBody } from "../../support.ts";
 
 const v3File = path.join(ghlReferenceDir, "apps/v3/opportunities-v3.json");
 const commonFile =
@@ -26,7 +27,7 @@ if (missing.length > 0) {
   console.log(`[v3 conformance] SKIPPED: official HighLevel v3 OpenAPI files not found in ${ghlReferenceDir}`);
 }
 
-type Json = Record<string, any>;
+type Json = Record<string, JsonBody>;
 const BASE = "https://ghl.reference/apps/v3/";
 
 /** Generator artefacts of the v3 file (the same ones the v2 file has), patched before compiling. */

@@ -44,7 +44,10 @@ afterAll(async () => {
 const byPath = (path: string) =>
   hits
     .filter((h) => h.path === path)
-    .map((h) => `${String(h.body.type)}@${String(h.body.locationId ?? `company:${String(h.body.companyId)}`)}`);
+    .map((h) => {
+      const location = h.body.locationId;
+      return `${String(h.body.type)}@${typeof location === "string" ? location : `company:${String(h.body.companyId)}`}`;
+    });
 
 describe("HighLevel sandbox webhooks over HTTP: per-subscriber scoping", () => {
   it("happy: scoped subscribers get their location's (or their installed locations') events; an unscoped one gets everything", async () => {

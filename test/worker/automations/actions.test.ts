@@ -19,7 +19,7 @@ import { replayMessage } from "../../../src/queue/replay.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "../sync/checks.ts";
 import { ACCOUNT, createWorld, type World } from "../sync/world.ts";
-import { addRule, hlIdOf, runsOf, tasksOf } from "./helpers.ts";
+import { addRule, hlIdOf, remindersOf, runsOf, tasksOf } from "./helpers.ts";
 
 const routes: Record<string, RouteHandler> = { "hooks.notify.test": () => new Response(null, { status: 204 }) };
 useNetwork(routes);
@@ -79,7 +79,7 @@ describe("actions", () => {
     w.sb.highlevel.service.setStatus(hlId, "won");
     await w.settle();
     expect(contactOf(w, hlId).tags.sort()).toEqual(["portfolio", "vip"]);
-    const reminders = w.sb.fourdegrees.store.remindersOf(deal.id);
+    const reminders = remindersOf(w, deal.id);
     expect(reminders.map((r) => [r.title, r.assignee_id])).toEqual([["Send the closing docs", owner?.id]]);
     // The target rule is a "deal won" rule too: its own delivery is the other one.
     const deliveries = (await listDeliveries(env.DB, { ruleId: target.id })).filter((d) =>
@@ -192,7 +192,7 @@ describe("actions", () => {
     });
     await w.settle();
     expect((await tasksOf(w)).map((t) => t.title)).toEqual(["Kick-off call"]);
-    expect(w.sb.fourdegrees.store.remindersOf(deal.id).map((r) => r.title)).toEqual(["Wire the funds"]);
+    expect(remindersOf(w, deal.id).map((r) => r.title)).toEqual(["Wire the funds"]);
     expect((await runsOf(rule.id)).map((r) => r.state)).toEqual(["done"]);
   });
 

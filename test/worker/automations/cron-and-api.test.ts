@@ -12,7 +12,7 @@ import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "../sync/checks.ts";
 import { ACCOUNT, createWorld, type World } from "../sync/world.ts";
-import { addRule, runsOf, tasksOf } from "./helpers.ts";
+import { addRule, remindersOf, runsOf, tasksOf } from "./helpers.ts";
 
 const routes: Record<string, RouteHandler> = { "worker.test": (r) => exports.default.fetch(r) };
 useNetwork(routes);
@@ -65,8 +65,8 @@ describe("cron-driven triggers", () => {
     expect((await runsOf(close.id)).map((r) => r.context && (r.context as { fdId: string }).fdId)).toEqual([a.id]);
 
     await scanAt(w, now + 15 * DAY);
-    expect(w.sb.fourdegrees.store.remindersOf(a.id).map((r) => r.title)).toEqual(["Check in"]);
-    expect(w.sb.fourdegrees.store.remindersOf(b.id).map((r) => r.title)).toEqual(["Check in"]);
+    expect(remindersOf(w, a.id).map((r) => r.title)).toEqual(["Check in"]);
+    expect(remindersOf(w, b.id).map((r) => r.title)).toEqual(["Check in"]);
     await scanAt(w, now + 31 * DAY);
     await scanAt(w, now + 32 * DAY);
     expect((await tasksOf(w)).map((t) => t.title).sort()).toEqual(["Closing soon", "Stuck in DD"]);

@@ -44,3 +44,10 @@ export async function hlIdOf(w: World, fdId: string): Promise<string> {
   if (!link) throw new Error(`no link for ${fdId}`);
   return link.hlOpportunityId;
 }
+
+/** The 4Degrees reminders of one deal, from the sandbox's store, oldest first. */
+export function remindersOf(w: World, dealId: string) {
+  return [...w.sb.fourdegrees.store.reminders.values()]
+    .filter((r) => r.deal_id === dealId)
+    .sort((a, b) => a.created_at.localeCompare(b.created_at));
+}

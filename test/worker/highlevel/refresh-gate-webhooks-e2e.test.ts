@@ -19,6 +19,7 @@ import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messag
 import { outcomeForError } from "../../../src/sync/jobs/deps.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 import { useNetwork } from "../helpers/network.ts";
+import { ascending } from "../../support.ts";
 
 const HOOK = "http://worker.test/webhooks/highlevel";
 const log = createLogger("error", { test: "refresh-gate-webhooks-e2e" });
@@ -230,7 +231,7 @@ describe("webhooks emitted by the sandbox", () => {
       .slice(-2);
     expect(delivered.map((d) => d.attempts.at(-1)?.status)).toEqual([200, 200]);
     const sent = messages();
-    expect(sent.map((m) => m.kind === "highlevel.webhook" && m.type).sort()).toEqual([
+    expect(sent.map((m) => m.kind === "highlevel.webhook" && m.type).sort(ascending)).toEqual([
       "OpportunityStageUpdate",
       "OpportunityUpdate",
     ]);

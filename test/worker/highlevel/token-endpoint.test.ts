@@ -10,7 +10,6 @@ import { tokenGate } from "../../../src/gate/client.ts";
 import { CLIENT_REJECTED_RETRY_MS } from "../../../src/gate/tokens.ts";
 import { getAppCondition, HIGHLEVEL_CLIENT_REJECTED, raiseAppCondition } from "../../../src/store/app-status.ts";
 import { getConnection, locationConnectionId } from "../../../src/store/connections.ts";
-import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork } from "../helpers/network.ts";
 import { consoleCookie } from "../helpers/console-session.ts";
 

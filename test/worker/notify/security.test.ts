@@ -123,8 +123,15 @@ describe("notification delivery never stalls live sync", () => {
     const events: string[] = [];
     const receiverCalled = new Promise<void>((resolve) => (silent.onCall = resolve));
     const record: QueueMessage = {
-      ...{ v: 1, kind: "sync.record", accountId: "sec-ntf", side: "highlevel", record: "deal", recordId: "opp-sec" },
-      ...{ locationId: null, lane: "live", force: false },
+      v: 1,
+      kind: "sync.record",
+      accountId: "sec-ntf",
+      side: "highlevel",
+      record: "deal",
+      recordId: "opp-sec",
+      locationId: null,
+      lane: "live",
+      force: false,
     };
     let onRecordAck = () => undefined as void;
     const recordAcked = new Promise<void>((resolve) => (onRecordAck = resolve));

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { createSandbox } from "../../../sandbox/index.ts";
 import { suggestedMapping } from "../../../src/sync/structure.ts";
 import type { Account } from "../../../src/store/accounts.ts";
+import type { JsonBody } from "../../support.ts";
 
 /** Ids of the HighLevel demo as first released (docs and newcomers' scripts may hold them). */
 const RELEASED = {
@@ -57,7 +58,7 @@ async function seeded(seed: number) {
       }),
     );
     expect(res.status, path).toBe(200);
-    return (await res.json()) as Record<string, any>;
+    return (await res.json()) as Record<string, JsonBody>;
   };
   const fdGet = async (path: string) => {
     const res = await sb.fetch(
@@ -66,7 +67,7 @@ async function seeded(seed: number) {
       }),
     );
     expect(res.status, path).toBe(200);
-    return (await res.json()) as Record<string, any>;
+    return (await res.json()) as Record<string, JsonBody>;
   };
   return { sb, hl, hlGet, fdGet };
 }

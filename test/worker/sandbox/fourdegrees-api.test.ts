@@ -6,10 +6,11 @@
 import { describe, expect, it } from "vitest";
 import { apiKeyId } from "../../../sandbox/fourdegrees/index.ts";
 import { harness, KEY } from "./fourdegrees-helpers.ts";
+import type { JsonBody } from "../../support.ts";
 
 const ACTOR = { type: "api_key", id: apiKeyId(KEY) };
 
-function expectEnvelope(res: { status: number; json: any }, status: number, code: string) {
+function expectEnvelope(res: { status: number; json: JsonBody }, status: number, code: string) {
   expect(res.status).toBe(status);
   expect(res.json.error.code).toBe(code);
   expect(typeof res.json.error.type).toBe("string");
@@ -130,7 +131,10 @@ describe("4Degrees sandbox: deals", () => {
       "pipeline_id",
       "stage_id",
       "status",
+      "pass_reason_id",
+      "pass_reason_text",
       "owner_id",
+      "team_ids",
       "value",
       "expected_close_date",
       "company_id",

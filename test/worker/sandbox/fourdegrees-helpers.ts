@@ -5,6 +5,7 @@
 import { SandboxClock } from "../../../sandbox/core/clock.ts";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 import type { Deal, Pipeline } from "../../../sandbox/fourdegrees/index.ts";
+import type { JsonBody } from "../../support.ts";
 
 export const KEY = "4d_sandbox_key_demo";
 export const SECRET = "whsec_c2FuZGJveC13ZWJob29rLXNlY3JldC0xMjM0NTY3OA==";
@@ -29,8 +30,8 @@ export interface Harness {
     method: string,
     path: string,
     options?: { body?: unknown; headers?: Record<string, string>; key?: string | null },
-  ): Promise<{ status: number; headers: Headers; json: any; text: string }>;
-  control(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
+  ): Promise<{ status: number; headers: Headers; json: JsonBody; text: string }>;
+  control(method: string, path: string, body?: unknown): Promise<{ status: number; json: JsonBody }>;
   pipeline(): Pipeline;
   stage(name: string): string;
   dealNamed(name: string): Deal;

@@ -6,6 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
+import { ascending } from "../../support.ts";
+import type { JsonBody } from "../../support.ts";
 
 const HOOK = "http://worker.test/webhooks/highlevel";
 
@@ -27,7 +29,7 @@ async function setup() {
         ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
       }),
     );
-    return { status: res.status, json: (await res.json()) as Record<string, any> };
+    return { status: res.status, json: (await res.json()) as Record<string, JsonBody> };
   };
   const search = (body: Record<string, unknown>, token?: string) =>
     call("POST", "/contacts/search", { locationId: d.locationId, ...body }, token);
@@ -232,7 +234,7 @@ describe("HighLevel sandbox: POST /contacts/search", () => {
         },
       ],
     });
-    expect(either).toEqual([d.contactIds[0], d.contactIds[4], d.contactIds[5]].sort());
+    expect(either).toEqual([d.contactIds[0], d.contactIds[4], d.contactIds[5]].sort(ascending));
     expect(await ids({ filters: [{ field: "dnd", operator: "eq", value: true }] })).toEqual([]);
   });
 

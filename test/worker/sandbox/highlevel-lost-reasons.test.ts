@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
+import type { JsonBody } from "../../support.ts";
 
 const HOOK = "http://worker.test/webhooks/highlevel";
 
@@ -27,7 +28,7 @@ async function setup() {
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       }),
     );
-    return { status: res.status, json: (await res.json()) as Record<string, any> };
+    return { status: res.status, json: (await res.json()) as Record<string, JsonBody> };
   };
   const control = async (method: string, path: string, body?: unknown) => {
     const init: RequestInit = {
@@ -35,7 +36,7 @@ async function setup() {
       ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
     };
     const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel${path}`, init));
-    return { status: res.status, json: (await res.json()) as Record<string, any> };
+    return { status: res.status, json: (await res.json()) as Record<string, JsonBody> };
   };
   return { sb, d, call, control };
 }

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
+import type { JsonBody } from "../../support.ts";
 
 async function setup() {
   const sb: Sandbox = createSandbox({
@@ -30,7 +31,7 @@ async function setup() {
         ...(init.form ? { body: init.form } : init.body ? { body: init.body } : {}),
       }),
     );
-    return { status: res.status, json: (await res.json()) as Record<string, any> };
+    return { status: res.status, json: (await res.json()) as Record<string, JsonBody> };
   };
   const control = async (method: string, path: string, body?: unknown) => {
     const init: RequestInit = {
@@ -38,7 +39,7 @@ async function setup() {
       ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
     };
     const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel${path}`, init));
-    return { status: res.status, json: (await res.json()) as Record<string, any> };
+    return { status: res.status, json: (await res.json()) as Record<string, JsonBody> };
   };
   const fileForm = (bytes: Uint8Array, name: string, type: string, extra: Record<string, string> = {}) => {
     const form = new FormData();

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
+import type { JsonBody } from "../../support.ts";
 
 async function setup() {
   const sb: Sandbox = createSandbox({
@@ -23,11 +24,11 @@ async function setup() {
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       }),
     );
-    return { status: res.status, json: (await res.json()) as Record<string, any> };
+    return { status: res.status, json: (await res.json()) as Record<string, JsonBody> };
   };
   const control = async (path: string) => {
     const res = await sb.fetch(new Request(`http://sandbox.test/_sandbox/highlevel${path}`));
-    return { status: res.status, json: (await res.json()) as Record<string, any> };
+    return { status: res.status, json: (await res.json()) as Record<string, JsonBody> };
   };
   return { sb, d, call, control };
 }

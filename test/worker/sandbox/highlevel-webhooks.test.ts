@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createSandbox, type Sandbox } from "../../../sandbox/index.ts";
 import { pemToDer, fromBase64 } from "../../../sandbox/highlevel/keys.ts";
+import type { JsonBody } from "../../support.ts";
 
 const HOOK = "http://worker.test/webhooks/highlevel";
 
@@ -477,7 +478,7 @@ describe("HighLevel sandbox webhooks: per-subscriber location scoping", () => {
           ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         }),
       );
-      return { status: res.status, json: (await res.json()) as Record<string, any> };
+      return { status: res.status, json: (await res.json()) as Record<string, JsonBody> };
     };
     const added = await control("POST", "/webhooks/subscribers", {
       url: MAIN,

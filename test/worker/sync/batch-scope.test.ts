@@ -14,6 +14,7 @@ import type { QueueMessage } from "../../../src/queue/messages.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";
 import { createWorld } from "./world.ts";
+import { ascending } from "../../support.ts";
 
 const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
@@ -80,7 +81,7 @@ describe("batch scope", () => {
     const jobs = w.queue
       .map((q) => q.body as { kind?: string; recordId?: string })
       .filter((m) => m.kind === "sync.record");
-    expect(jobs.map((j) => j.recordId).sort()).toEqual([oppA, oppB].sort());
+    expect(jobs.map((j) => j.recordId).sort(ascending)).toEqual([oppA, oppB].sort(ascending));
     // The batch's claim: one INSERT per delivery, all in one round trip (db.batch). Besides it, per
     // record: the echo check's reads and one mark; per location: one account lookup. Without the
     // scope each of the 20 deliveries paid the lookup (2 queries), its echo check and a mark.

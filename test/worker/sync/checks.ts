@@ -98,7 +98,7 @@ export function countProviderCall(calls: ProviderCalls, r: Request): void {
   const u = new URL(r.url);
   if (u.pathname.startsWith("/_sandbox")) return;
   const side = u.pathname.startsWith("/4degrees/") ? calls.fourdegrees : calls.highlevel;
-  if (r.method === "GET" || (r.method === "POST" && /\/search$/.test(u.pathname))) side.reads++;
+  if (r.method === "GET" || (r.method === "POST" && u.pathname.endsWith("/search"))) side.reads++;
   else side.writes++;
   calls.requests.push(`${r.method} ${u.pathname}`);
 }

@@ -229,9 +229,9 @@ describe("a user's edit after our write is never taken for our echo", () => {
   it("one of our deliveries lost and a user's close-date edit taking its slot: the webhook does not sync it, the next reconcile does", async () => {
     const e = await echoWorld();
     // Only our pair exists (the world's unlinked demo records would be reconcile's finds too).
-    for (const id of [...e.w.sb.highlevel.store.opportunities.keys()])
+    for (const id of e.w.sb.highlevel.store.opportunities.keys())
       if (id !== e.oppId) e.w.sb.highlevel.store.opportunities.delete(id);
-    for (const id of [...e.w.sb.fourdegrees.store.deals.keys()])
+    for (const id of e.w.sb.fourdegrees.store.deals.keys())
       if (id !== e.dealId) e.w.sb.fourdegrees.store.deals.delete(id);
     const ours = await syncFourDegreesValue(e, 330_000_00);
     const answeredAt = e.w.sb.highlevel.store.opportunities.get(e.oppId)?.updatedAt ?? expect.fail("opportunity");

@@ -17,6 +17,7 @@ import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messag
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { ACCOUNT, createWorld, type World } from "./world.ts";
+import { ascending } from "../../support.ts";
 
 const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
@@ -126,7 +127,7 @@ describe("CSV import rows → HighLevel (happy)", () => {
     expect(gamma?.pipelineStageId).toBe(w.hlStage("Closed"));
     // One activity event per row.
     const events = (await listEvents(env.DB, ACCOUNT, { kind: "import" })).filter((e) => e.outcome === "ok");
-    expect(events.map((e) => e.detail["line"]).sort()).toEqual([2, 3, 4]);
+    expect(events.map((e) => e.detail["line"]).sort(ascending)).toEqual([2, 3, 4]);
 
     // The engine takes the opportunities from here (its webhooks); then nothing more moves.
     await w.settle();

@@ -12,6 +12,7 @@ import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { expectConverged, newDeal } from "./checks.ts";
 import { ACCOUNT, createWorld } from "./world.ts";
+import { ascending } from "../../support.ts";
 
 const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
@@ -209,7 +210,7 @@ describe("notes", () => {
     w.sb.highlevel.service.createNote(contactId, { body: "Sent the term sheet draft." });
     await w.settle();
     const fdBodies = w.sb.fourdegrees.notes(deal.id).map((n) => n.body.split("\n\n")[0]);
-    expect(fdBodies.sort()).toEqual(["Met the founders; strong team.", "Sent the term sheet draft."]);
+    expect(fdBodies.sort(ascending)).toEqual(["Met the founders; strong team.", "Sent the term sheet draft."]);
 
     const hlOwn = w.sb.highlevel.store.notesOf(contactId).find((n) => n.body === "Sent the term sheet draft.");
     w.sb.highlevel.service.updateNote(contactId, hlOwn?.id ?? "", { body: "Sent the term sheet draft (v2)." });
@@ -345,7 +346,9 @@ describe("mapping guard rails", () => {
     expect(w.writes().highlevel).toBe(0);
     expect(w.sb.fourdegrees.deal(deal.id).value?.amount_minor).toBe(8_00);
     const skipped = await listEvents(env.DB, ACCOUNT, { kind: "sync" });
-    expect(skipped.some((e) => String(e.detail["reason"] ?? "").includes("read-only"))).toBe(true);
+    expect(
+      skipped.some((e) => typeof e.detail["reason"] === "string" && e.detail["reason"].includes("read-only")),
+    ).toBe(true);
   });
 
   it("pause keeps changes marked dirty; resume syncs them", async () => {

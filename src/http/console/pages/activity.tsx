@@ -32,7 +32,7 @@ export function summary(e: SyncEvent): string {
     for (const [dir, keys] of Object.entries(changed))
       if (strings(keys).length) parts.push(`changed ${SIDE[dir] ?? dir}: ${strings(keys).join(", ")}`);
   }
-  const writes = Array.isArray(d["writes"]) ? d["writes"] : [];
+  const writes: unknown[] = Array.isArray(d["writes"]) ? d["writes"] : [];
   const wrote = writes.flatMap((w) =>
     w && typeof w === "object" && "op" in w
       ? [
@@ -231,7 +231,13 @@ export const activityPage = new Hono<AppEnv>()
                 {Object.entries(link.base).map(([k, v]) => (
                   <tr>
                     <th>{k}</th>
-                    <td>{v === null ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v)}</td>
+                    <td>
+                      {v === null
+                        ? "—"
+                        : typeof v === "string" || typeof v === "number"
+                          ? String(v)
+                          : JSON.stringify(v)}
+                    </td>
                   </tr>
                 ))}
               </tbody>

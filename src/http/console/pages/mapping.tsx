@@ -485,9 +485,10 @@ export const mappingPage = new Hono<AppEnv>()
     const { live, error } = await loadLive(c, account);
     const { state, jsonIssue } = fromForm(form);
     const issues: MappingIssue[] = jsonIssue ? [jsonIssue] : [];
+    const fields: unknown = jsonIssue ? [] : JSON.parse(state.fieldsText.trim() || "[]");
     const shape = MappingSchema.safeParse({
       ...state.mapping,
-      fields: jsonIssue ? [] : JSON.parse(state.fieldsText.trim() || "[]"),
+      fields,
       currency: typeof form["currency"] === "string" ? form["currency"].trim() : "",
     });
     if (!shape.success) issues.push(...mappingIssues(shape.error));

@@ -19,8 +19,10 @@ import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+const isScalar = (v: unknown): v is string | number | boolean =>
+  typeof v === "string" || typeof v === "number" || typeof v === "boolean";
 const show = (v: unknown) =>
-  v === undefined ? "—" : v === null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v);
+  v === undefined ? "—" : v === null ? "null" : isScalar(v) ? String(v) : JSON.stringify(v);
 
 /** Two states to compare, from a detail object (or the link's base and one of them). */
 function diffSides(detail: Obj, link: Link | null): { left: [string, Obj]; right: [string, Obj] } | null {
@@ -359,7 +361,10 @@ export const problemsPage = new Hono<AppEnv>()
     if (!account) return redirectWith(c, "problems", null, { error: "account: choose an existing account" });
     let done = 0;
     let skipped = 0;
-    for (const f of await listFailures(c.env.DB, account.id, "open")) (await replay(c, f)) ? done++ : skipped++;
+    for (const f of await listFailures(c.env.DB, account.id, "open")) {
+      if (await replay(c, f)) done++;
+      else skipped++;
+    }
     return redirectWith(c, "problems", account.id, {
       ok: `Replayed ${done} failure(s)${skipped ? `; ${skipped} could not be replayed` : ""}.`,
     });

@@ -24,10 +24,11 @@ const ALLOWED_LAYERS: Record<string, readonly string[]> = {
 
 /** For a layer, the layers it must not import at runtime (it receives what it needs by parameter). */
 const FORBIDDEN_LAYERS: Record<string, readonly string[]> = {
-  notify: ["sync", "queue", "http"],
-  queue: ["sync", "notify", "http", "highlevel", "fourdegrees"],
-  highlevel: ["sync", "notify", "http", "queue"],
-  fourdegrees: ["sync", "notify", "http", "queue"],
+  notify: ["sync", "queue", "http", "automations"],
+  automations: ["sync", "queue", "http"],
+  queue: ["sync", "notify", "http", "highlevel", "fourdegrees", "automations"],
+  highlevel: ["sync", "notify", "http", "queue", "automations"],
+  fourdegrees: ["sync", "notify", "http", "queue", "automations"],
 };
 
 /** Runtime specifiers a file imports: static imports and re-exports that are not type-only, and `import()`. */

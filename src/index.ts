@@ -14,6 +14,7 @@ import { consumeDeadLetters } from "./sync/jobs/dead-letters.ts";
 import { syncHandlers } from "./sync/jobs/handlers.ts";
 import { liveJobDeps } from "./sync/jobs/deps.ts";
 import { runReconcile } from "./sync/jobs/reconcile.ts";
+import { scanAutomations } from "./sync/jobs/automation.ts";
 import { meterDatabase } from "./store/d1-meter.ts";
 import { pruneExpired, retentionPolicy } from "./store/retention.ts";
 
@@ -64,6 +65,8 @@ export default {
     await runHighLevelCron(env, log);
     // Reconcile re-scan (catches lost webhooks), after token refresh so it finds fresh tokens.
     await runReconcile(env, liveJobDeps(env, liveConnectors(env, config)), log);
+    // Time-driven automation triggers (bounded per account; never throws).
+    await scanAutomations(env, liveJobDeps(env, liveConnectors(env, config)), log);
     // Reconnect and quota-low notifications (once per episode; never throws).
     await scanNotifications(env, config, log);
     // Retention: bounded batches of expired rows (src/store/retention.ts); the next tick continues.

@@ -191,6 +191,25 @@ export interface Identity {
   actor: Actor;
 }
 
+/** A reminder on a deal for one of the workspace's users (the automations' `fd_reminder` action). */
+export interface Reminder {
+  id: string;
+  dealId: string;
+  title: string;
+  body: string;
+  /** RFC 3339. */
+  dueAt: string;
+  assigneeId: string | null;
+}
+
+/** What a reminder is created with. */
+export interface ReminderInput {
+  title: string;
+  body: string;
+  dueAt: string;
+  assigneeId: string | null;
+}
+
 /** The connector interface the sync engine uses for a deal-flow CRM. */
 export interface DealCrm {
   /** Which workspace the credentials reach and which actor our own writes carry. */
@@ -217,6 +236,8 @@ export interface DealCrm {
   updateNote(noteId: string, body: string, options?: WriteOptions): Promise<Note>;
   /** Resolves `false` when the note was already gone. */
   deleteNote(noteId: string, options?: WriteOptions): Promise<boolean>;
+  /** Adds a reminder to a deal (pass an idempotency key: a replayed create answers the first reminder). */
+  createReminder(dealId: string, input: ReminderInput, options?: WriteOptions): Promise<Reminder>;
   /** Translates a verified webhook body (as stored in the queue message) into a `ChangeEvent`. */
   parseWebhook(body: unknown): ChangeEvent;
 }

@@ -18,6 +18,8 @@ import type {
   Note,
   Page,
   Pipeline,
+  Reminder,
+  ReminderInput,
   UpdateDealOptions,
   User,
   WriteOptions,
@@ -95,6 +97,10 @@ export class CachedStructureCrm implements DealCrm {
   }
   deleteNote(noteId: string, options?: WriteOptions): Promise<boolean> {
     return this.#inner.deleteNote(noteId, options);
+  }
+
+  createReminder(dealId: string, input: ReminderInput, options?: WriteOptions): Promise<Reminder> {
+    return this.#inner.createReminder(dealId, input, options);
   }
   parseWebhook(body: unknown): ChangeEvent {
     return this.#inner.parseWebhook(body);

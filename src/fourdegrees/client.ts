@@ -22,6 +22,7 @@ import {
   RawMe,
   RawNote,
   RawPipeline,
+  RawReminder,
   RawUser,
 } from "./schemas.ts";
 
@@ -251,6 +252,23 @@ export class FourDegreesClient {
       what: "DELETE /notes/{id}",
     });
     return out !== null;
+  }
+
+  // Assumed contract: POST /deals/{id}/reminders {title, body, due_at, assignee_id} with Idempotency-Key
+  // → 201 reminder (docs/fourdegrees.md#reminders)
+  createReminder(
+    dealId: string,
+    input: { title: string; body: string; due_at: string; assignee_id: string | null },
+    idempotencyKey: string = this.#newKey(),
+  ): Promise<RawReminder> {
+    return this.#request({
+      method: "POST",
+      path: `/deals/${encodeURIComponent(dealId)}/reminders`,
+      body: input,
+      schema: enveloped(RawReminder),
+      idempotencyKey,
+      what: "POST /deals/{id}/reminders",
+    });
   }
 
   /** Follows `next_cursor` to the end (small collections only: users, pipelines, fields, notes). */

@@ -15,6 +15,8 @@ import type {
   Note,
   Page,
   Pipeline,
+  Reminder,
+  ReminderInput,
   UpdateDealOptions,
   User,
   WriteOptions,
@@ -147,6 +149,22 @@ export class FourDegreesConnector implements DealCrm {
 
   async deleteNote(noteId: string, options: WriteOptions = {}): Promise<boolean> {
     return this.#client.deleteNote(noteId, options.idempotencyKey ?? this.#client.newIdempotencyKey());
+  }
+
+  async createReminder(dealId: string, input: ReminderInput, options: WriteOptions = {}): Promise<Reminder> {
+    const raw = await this.#client.createReminder(
+      dealId,
+      { title: input.title, body: input.body, due_at: input.dueAt, assignee_id: input.assigneeId },
+      options.idempotencyKey ?? this.#client.newIdempotencyKey(),
+    );
+    return {
+      id: raw.id,
+      dealId: raw.deal_id,
+      title: raw.title,
+      body: raw.body ?? "",
+      dueAt: raw.due_at,
+      assigneeId: raw.assignee_id ?? null,
+    };
   }
 
   parseWebhook(body: unknown): ChangeEvent {

@@ -92,6 +92,17 @@ export const RawNote = z.object({
 });
 export type RawNote = z.infer<typeof RawNote>;
 
+/** Assumed contract: a deal's reminder (docs/fourdegrees.md#reminders). */
+export const RawReminder = z.object({
+  id: z.string().min(1),
+  deal_id: z.string().min(1),
+  title: z.string(),
+  body: z.string().nullable().optional(),
+  due_at: timestamp,
+  assignee_id: z.string().nullable().optional(),
+});
+export type RawReminder = z.infer<typeof RawReminder>;
+
 export const RawStage = z.object({
   id: z.string().min(1),
   name: z.string(),

@@ -9,6 +9,7 @@ import { createHighLevelClient, HighLevelError, type HighLevelClient, type HighL
 import { HighLevelTransport } from "./http.ts";
 import { ensureStageKnown, type StageCheck } from "./stages.ts";
 import { ContactSchema } from "./schemas.ts";
+import type { Task, TaskInput } from "./tasks.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import { z } from "zod";
 import type { Contact, OpportunityCrm } from "./port.ts";
@@ -26,6 +27,13 @@ export interface HighLevelAdapter extends OpportunityCrm {
    * by `ensureStageKnown` where webhooks are handled.
    */
   refreshStructure(): Promise<void>;
+  /** A contact's tasks (the automations' find-before-create) and a new one. */
+  listTasks(contactId: string): Promise<Task[]>;
+  createTask(contactId: string, input: TaskInput): Promise<Task>;
+  addTags(contactId: string, tags: string[]): Promise<string[]>;
+  removeTags(contactId: string, tags: string[]): Promise<string[]>;
+  /** The location's lost reasons (a `lost` trigger's reason filter). */
+  lostReasons(): Promise<Array<{ id: string; name: string }>>;
 }
 
 /**
@@ -131,6 +139,11 @@ export function highLevelPort(
       });
       return res.contact;
     },
+    listTasks: (contactId) => client.tasks.list(contactId),
+    createTask: (contactId, input) => client.tasks.create(contactId, input),
+    addTags: (contactId, tags) => client.tasks.addTags(contactId, tags),
+    removeTags: (contactId, tags) => client.tasks.removeTags(contactId, tags),
+    lostReasons: () => client.opportunities.lostReasons(),
     listNotes: (contactId) => client.contacts.listNotes(contactId),
     createNote: (contactId, body) => client.contacts.createNote(contactId, { body }),
     updateNote: (contactId, noteId, body) => client.contacts.updateNote(contactId, noteId, { body }),

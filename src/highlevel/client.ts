@@ -15,6 +15,7 @@ import { customFieldsApi, type CustomFieldsApi } from "./custom-fields.ts";
 import { HighLevelTransport, type HighLevelClientOptions } from "./http.ts";
 import { opportunitiesApi, type OpportunitiesApi } from "./opportunities.ts";
 import { pipelinesApi, type PipelinesApi } from "./pipelines.ts";
+import { tasksApi, type TasksApi } from "./tasks.ts";
 import { usersApi, type UsersApi } from "./users.ts";
 
 export type { HighLevelClientOptions } from "./http.ts";
@@ -29,6 +30,8 @@ export interface HighLevelClient {
   contacts: ContactsApi;
   users: UsersApi;
   customFields: CustomFieldsApi;
+  /** A contact's tasks and tags (the automations' actions). */
+  tasks: TasksApi;
 }
 
 /** Creates the client for `locationId` (the location must have an installed connection). */
@@ -46,5 +49,6 @@ export function createHighLevelClient(
     contacts: contactsApi(transport),
     users: usersApi(transport, env.CACHE),
     customFields: customFieldsApi(transport, env.CACHE),
+    tasks: tasksApi(transport),
   };
 }

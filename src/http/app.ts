@@ -17,6 +17,7 @@ import { adminAuth } from "./admin-auth.ts";
 import { apiGuard } from "./api-guard.ts";
 import { accounts } from "./accounts.ts";
 import { notificationsApi } from "./notifications.ts";
+import { automationsApi } from "./automations.ts";
 import { consoleApp } from "./console/app.tsx";
 import { csv } from "./csv.ts";
 import { oauth } from "./oauth.ts";
@@ -57,6 +58,7 @@ export function createApp(): Hono<AppEnv> {
   app.route("/api", highlevelUsage);
   app.route("/api", syncAdmin);
   app.route("/api", notificationsApi);
+  app.route("/api", automationsApi);
   // The operator console: its own login/session or Access (src/http/console/auth.ts), CSRF and CSP.
   app.route("/console", consoleApp);
   // HighLevel's Custom Page: SSO from the user context into a scoped session (src/http/embed.tsx).

@@ -72,6 +72,14 @@ export const QueueMessageSchema = z.discriminatedUnion("kind", [
   }),
   z.object({
     v: z.literal(1),
+    kind: z.literal("automation.run"),
+    /** One claimed (rule, trigger occurrence) of an automation rule to run (src/sync/jobs/automation.ts). */
+    accountId: z.string().min(1),
+    ruleId: z.string().min(1),
+    occurrence: z.string().min(1),
+  }),
+  z.object({
+    v: z.literal(1),
     kind: z.literal("sync.backfill"),
     /** Processes one page of the account's backfill run, then enqueues the next (checkpointed in D1). */
     accountId: z.string().min(1),

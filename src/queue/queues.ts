@@ -4,7 +4,7 @@
  * (tens of seconds of HighLevel calls) or the rows of a large CSV import in the same queue as the
  * webhooks would make a user's edit wait behind them.
  *
- * - `SYNC_QUEUE` (sync-events): webhooks, live record jobs, replays.
+ * - `SYNC_QUEUE` (sync-events): webhooks, live record jobs, automation runs, replays.
  * - `BULK_QUEUE` (sync-bulk): backfill pages, CSV import rows, record jobs of the `backfill` and
  *   `reconcile` lanes.
  * - `NOTIFY_QUEUE` (sync-notify): notification deliveries, whose receivers may be slow or silent.

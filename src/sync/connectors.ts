@@ -81,6 +81,7 @@ export function unavailableDealCrm(reason: AppError): DealCrm {
     createNote: fail,
     updateNote: fail,
     deleteNote: fail,
+    createReminder: fail,
     parseWebhook() {
       throw reason;
     },

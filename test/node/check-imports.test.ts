@@ -49,12 +49,14 @@ describe("check-imports", () => {
         "store/links.ts": "export const y = 1;\n",
         "notify/notify.ts": 'import { z } from "../sync/engine.ts";\n',
         "sync/engine.ts": "export const z = 1;\n",
+        "automations/run.ts": 'import { z } from "../sync/engine.ts";\n',
       }),
     );
     expect(problems).toEqual([
       "lib/log.ts: lib/ may import nothing of ours, but imports domain/port.ts",
       "domain/port.ts: domain/ may import only lib/, but imports store/links.ts",
-      "notify/notify.ts: notify/ may not import sync/ or queue/ or http/, but imports sync/engine.ts",
+      "notify/notify.ts: notify/ may not import sync/ or queue/ or http/ or automations/, but imports sync/engine.ts",
+      "automations/run.ts: automations/ may not import sync/ or queue/ or http/, but imports sync/engine.ts",
     ]);
   });
 

@@ -15,6 +15,7 @@ export const NAV = [
   ["usage", "Usage"],
   ["report", "Report"],
   ["notifications", "Notifications"],
+  ["automations", "Automations"],
 ] as const;
 export type PageKey = (typeof NAV)[number][0];
 

@@ -264,7 +264,20 @@ export class SyncEngine {
       readOnly: writable ? new Set() : new Set<Side>(["highlevel"]),
     });
     const out: JobResult = { ...blank(ids.fdId, ids.hlId), conflicts: result.conflicts };
-    if (this.account.testMode) return this.#plannedWrites(out, link, opp, flats, result);
+    if (this.account.testMode) {
+      // The change is still reported (automations record what they would do; notifications stay quiet).
+      const planned = this.#plannedWrites(out, link, opp, flats, result);
+      const change = await pairChangeOf(
+        link,
+        options.base === undefined ? link.base : null,
+        result,
+        deal.name,
+        deal,
+        opp,
+      );
+      if (change) planned.change = change;
+      return planned;
+    }
 
     const merged = unflatten(result.merged);
     const hlWrite = await this.#writeHighLevel(link, opp, locationId, flats.hl, result, merged, out);

@@ -224,7 +224,7 @@ async function syncNotesOf(
       continue;
     }
     if (!toHl) continue;
-    out.writes.push({ side: "highlevel", op: "create_note", id: null });
+    out.writes.push({ side: "highlevel", op: "create_note", id: null, from: `fourdegrees:${f.id}` });
     if (test) continue;
     const key: LedgerKey = {
       accountId: engine.account.id,
@@ -262,7 +262,7 @@ async function syncNotesOf(
     if (origin) continue; // a copy of a 4Degrees note: linked (or about to be) by the loop above
     if (fdNotes.some((f) => stripOrigin(f.body).origin?.id === h.id)) continue;
     if (sharedContact || !toFd) continue;
-    out.writes.push({ side: "fourdegrees", op: "create_note", id: null });
+    out.writes.push({ side: "fourdegrees", op: "create_note", id: null, from: `highlevel:${h.id}` });
     if (test) continue;
     const key: LedgerKey = {
       accountId: engine.account.id,

@@ -28,8 +28,11 @@ export interface JobResult {
   direction: "to_highlevel" | "to_fourdegrees" | "both" | "none";
   fdId: string | null;
   hlId: string | null;
-  /** Write calls made (and, in test mode, that would have been made). */
-  writes: Array<{ side: SideName; op: string; id: string | null; fields?: string[] }>;
+  /**
+   * Write calls made (and, in test mode, that would have been made); `from` names the source record
+   * of a copy (a note's `side:id`), for the automations' note trigger.
+   */
+  writes: Array<{ side: SideName; op: string; id: string | null; fields?: string[]; from?: string }>;
   conflicts: Conflict[];
   reason?: string;
   /** Delay for `retry`. */

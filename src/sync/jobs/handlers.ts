@@ -5,7 +5,8 @@
  *   only when it was clean, enqueue one delayed `sync.record` job;
  * - `sync.record`: run the engine for one record (record.ts);
  * - `sync.backfill`: one page of a backfill run (backfill.ts);
- * - `fourdegrees.import_row`: one row of a 4Degrees CSV import written to HighLevel (import-rows.ts).
+ * - `fourdegrees.import_row`: one row of a 4Degrees CSV import written to HighLevel (import-rows.ts);
+ * - `automation.run`: one claimed run of an automation rule (automation.ts).
  *
  * Failure discipline (per message, never a blanket ack): rate limits retry after the gate's /
  * provider's delay; other transient errors retry with the consumer's capped exponential backoff;
@@ -16,6 +17,7 @@ import type { Handler, Handlers, HandlerContext } from "../../queue/consumer.ts"
 import { runBackfillJob } from "./backfill.ts";
 import type { JobDeps } from "./deps.ts";
 import { runImportRow } from "./import-rows.ts";
+import { runAutomationJob } from "./automation.ts";
 import { runRecordJob } from "./record.ts";
 import { handleFourDegreesWebhook, handleHighLevelWebhook } from "./webhooks.ts";
 
@@ -30,7 +32,10 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
 
   const importRow: Handler<"fourdegrees.import_row"> = (msg, ctx) => runImportRow(msg, ctx, makeDeps(ctx));
 
+  const automation: Handler<"automation.run"> = (msg, ctx) => runAutomationJob(msg, ctx, makeDeps(ctx));
+
   return {
+    "automation.run": automation,
     "highlevel.webhook": hlWebhook,
     "fourdegrees.webhook": fdWebhook,
     "sync.record": record,

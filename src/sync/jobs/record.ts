@@ -16,6 +16,8 @@ import { recordEvent } from "../../store/sync-events.ts";
 import { SyncEngine } from "../engine/engine.ts";
 import type { EngineDeps, JobResult, PairChange } from "../engine/types.ts";
 import { pairForDeal } from "../engine/mapping.ts";
+import type { AccountConnectors } from "../connectors.ts";
+import { fireFromRecordJob } from "./automation.ts";
 import { countCalls, markAndEnqueue, outcomeForError, type JobDeps } from "./deps.ts";
 
 /** The stable failure id of a record job (one open failure per record; replay re-runs it). */
@@ -65,13 +67,15 @@ export async function runRecordJob(
   let calls = 0;
   let result: JobResult;
   let engine: SyncEngine | null = null;
+  let connectors: AccountConnectors | null = null;
   try {
-    const connectors = await deps.connectors(account, msg.lane);
+    const built = await deps.connectors(account, msg.lane);
+    connectors = built;
     const engineDeps: EngineDeps = {
       db,
-      fourdegrees: countCalls(connectors.fourdegrees, () => calls++),
-      highlevel: (loc) => countCalls(connectors.highlevel(loc), () => calls++),
-      ourActor: connectors.ourActor,
+      fourdegrees: countCalls(built.fourdegrees, () => calls++),
+      highlevel: (loc) => countCalls(built.highlevel(loc), () => calls++),
+      ourActor: built.ourActor,
       log,
       now: deps.now,
       ...(deps.hooks ? { hooks: deps.hooks } : {}),
@@ -188,6 +192,8 @@ export async function runRecordJob(
   // Team notifications of the pair's change (never throws; a notifier problem never fails the job).
   if (result.change && engine && !account.testMode)
     await notifyDealChange(ctx, engine, account.mapping, account.id, result.change, log);
+  // Automation rules (never throws; their actions run as their own `automation.run` jobs).
+  if (connectors) await fireFromRecordJob(ctx, deps, account, connectors, result, log);
   // A pair just created: its existing notes follow.
   if (msg.record === "deal" && result.writes.some((w) => w.op === "create") && result.fdId)
     await markAndEnqueue(db, deps, {

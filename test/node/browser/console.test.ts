@@ -165,6 +165,32 @@ describe("operator console in Chromium", () => {
     await shot("08-record-history");
   });
 
+  it("happy: a rule made with the Automations form creates its task in the HighLevel sandbox", async () => {
+    const target = await pickStageMove();
+    await page.goto(`${worker.url}/console/automations?account=acme`);
+    await page.fill("#automation-form input[name=name]", "Browser rule");
+    await page.selectOption("#automation-form select[name=trigger]", "stage_entered");
+    // The stage field offers the live stage names (a datalist); the name is typed as a person would.
+    expect(await page.locator(`#stage-names option[value="${target.toStage.name}"]`).count()).toBe(1);
+    await page.fill("#automation-form input[name=t_stage]", target.toStage.name);
+    await page.selectOption("#automation-form select[name=a_kind]", "hl_task");
+    await page.fill("#automation-form input[name=a_title]", "Browser task");
+    await page.fill("#automation-form input[name=a_due]", "2");
+    await Promise.all([page.waitForURL(/ok=/), page.click("#automation-form button[type=submit]")]);
+    expect(await page.textContent(".flash.ok")).toContain("Browser rule");
+    expect(await page.textContent("#automations")).toContain(`enters “${target.toStage.name}”`);
+    await shot("08b-automations");
+    await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, { stage_id: target.toStage.fourdegrees });
+    const titles = async () =>
+      HlTasks.parse(await sandboxCall("GET", "/_sandbox/highlevel/tasks")).tasks.map((t) => t.title);
+    await expect.poll(titles, { timeout: 60_000, interval: 500 }).toContain("Browser task");
+    expect((await titles()).filter((t) => t === "Browser task")).toHaveLength(1);
+    // Removed again, so the later tests' stage moves create no tasks.
+    await page.goto(`${worker.url}/console/automations?account=acme`);
+    await Promise.all([page.waitForURL(/ok=/), page.click("#automations button:has-text('Delete')")]);
+    expect(await page.textContent(".flash.ok")).toContain("deleted");
+  });
+
   it("error then happy: HighLevel refusing a write (422) shows on Problems with its reason and diff; fixed, Replay resolves it", async () => {
     const target = await pickStageMove();
     // The cause: HighLevel answers 422 to every update of this opportunity until the fault is removed.
@@ -304,6 +330,7 @@ const FourDeals = z.object({
 const FourPipelines = z.object({
   data: z.array(z.object({ id: z.string(), stages: z.array(z.object({ id: z.string(), name: z.string() })) })),
 });
+const HlTasks = z.object({ tasks: z.array(z.object({ id: z.string(), title: z.string() })) });
 const HlOpps = z.object({
   opportunities: z.array(
     z.object({

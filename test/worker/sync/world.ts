@@ -226,6 +226,9 @@ export async function createWorld(
           case "sync.record":
             outcome = await handlers["sync.record"]!(msg, { ...ctx, attempts: item.attempts + 1 });
             break;
+          case "automation.run":
+            outcome = await handlers["automation.run"]!(msg, { ...ctx, attempts: item.attempts + 1 });
+            break;
           case "sync.backfill":
             outcome = await handlers["sync.backfill"]!(msg, { ...ctx, attempts: item.attempts + 1 });
             break;

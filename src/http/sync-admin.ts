@@ -5,7 +5,7 @@
  * |---|---|---|
  * | GET `/accounts` | – | every account with its settings |
  * | GET `/accounts/{id}` | – | one account + link counts, dirty records, backfill progress |
- * | PUT `/accounts/{id}` | `{name?, locations?, conflictPolicy?, deletePolicy?, testMode?, readOnly?}` | create or update (idempotent); the 4Degrees workspace is paired by `PUT /api/accounts/{id}/fourdegrees` only |
+ * | PUT `/accounts/{id}` | `{name?, locations?, conflictPolicy?, deletePolicy?, testMode?, readOnly?, deleteGuard?: {maxDeletes?, maxPercent?}}` | create or update (idempotent); the 4Degrees workspace is paired by `PUT /api/accounts/{id}/fourdegrees` only |
  * | DELETE `/accounts/{id}` | – | the account and everything synced for it |
  * | GET `/accounts/{id}/mapping` | – | the stored mapping (404 when none) |
  * | GET `/accounts/{id}/mapping/suggested` | – | a default mapping built from the live pipelines |
@@ -27,8 +27,10 @@ import { z } from "zod";
 import { AppError, parseInput } from "../lib/errors.ts";
 import {
   ConflictPolicySchema,
+  DeleteGuardSchema,
   DeletePolicySchema,
   createAccount,
+  DEFAULT_DELETE_GUARD,
   deleteAccount,
   getAccount,
   listAccounts,
@@ -70,6 +72,8 @@ const AccountBody = z
     deletePolicy: DeletePolicySchema.optional(),
     testMode: z.boolean().optional(),
     readOnly: z.boolean().optional(),
+    // Either threshold alone keeps the other one's stored value (or its default).
+    deleteGuard: DeleteGuardSchema.partial().optional(),
   })
   .strict();
 
@@ -77,6 +81,11 @@ async function body<S extends z.ZodType>(raw: Promise<unknown>, schema: S, what:
   const parsed = schema.safeParse(await raw.catch(() => undefined));
   if (!parsed.success) throw new AppError("bad_request", `invalid ${what}`, { details: mappingIssues(parsed.error) });
   return parsed.data;
+}
+
+/** The keys of a partial object that are set (exactOptionalPropertyTypes keeps `undefined` out of a spread). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function idParam(raw: string): string {
@@ -124,8 +133,12 @@ export const syncAdmin = new Hono<AppEnv>()
       );
     const input = await body(Promise.resolve(raw), AccountBody, "account");
     const existing = await getAccount(c.env.DB, id);
+    const { deleteGuard: guardPatch, ...rest } = input;
+    const deleteGuard = guardPatch
+      ? { ...(existing?.deleteGuard ?? DEFAULT_DELETE_GUARD), ...definedOnly(guardPatch) }
+      : undefined;
     const account = existing?.configured
-      ? await updateAccount(c.env.DB, id, input)
+      ? await updateAccount(c.env.DB, id, { ...rest, ...(deleteGuard ? { deleteGuard } : {}) })
       : await createAccount(c.env.DB, {
           id,
           name: input.name ?? existing?.name ?? id,
@@ -134,6 +147,7 @@ export const syncAdmin = new Hono<AppEnv>()
           ...(input.deletePolicy ? { deletePolicy: input.deletePolicy } : {}),
           ...(input.testMode === undefined ? {} : { testMode: input.testMode }),
           ...(input.readOnly === undefined ? {} : { readOnly: input.readOnly }),
+          ...(deleteGuard ? { deleteGuard } : {}),
         });
     c.var.log.info({ event: "sync.account_saved", account: id, outcome: "ok", created: !existing?.configured });
     return c.json({ account }, existing?.configured ? 200 : 201);

@@ -28,6 +28,7 @@ import {
   type SideName,
 } from "../../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../../store/sync-events.ts";
+import { guardDelete, settleHeldDelete } from "./delete-guard.ts";
 import { expectedEchoOf, isOurOwnWrite } from "./echo.ts";
 import type { HlNote, Opportunity } from "../../highlevel/port.ts";
 import {
@@ -858,6 +859,12 @@ export class SyncEngine {
         direction: directionOfWrites(writes),
         detail: { deleted: gone, policy },
       };
+    // The mass-delete guard (delete-guard.ts) only matters when the other side would be written.
+    const verdict = writes.length > 0 ? await guardDelete(this.db, this.account, link, gone, this.deps.now()) : null;
+    if (verdict?.action === "hold")
+      return { ...out, outcome: "skipped", reason: verdict.reason, detail: { deleted: gone, policy, held: true } };
+    if (verdict?.action === "discard") writes.length = 0;
+    const judged = verdict?.action === "discard" ? { discarded: true } : verdict?.approved ? { approved: true } : {};
     for (const w of writes) {
       const key: LedgerKey = {
         accountId: this.account.id,
@@ -896,10 +903,12 @@ export class SyncEngine {
       direction: directionOfWrites(writes),
       fdId: ids.fdId,
       hlId: ids.hlId,
-      outcome: policy,
-      detail: { deleted: gone, policy, writes },
+      outcome: verdict?.action === "discard" ? "discarded" : policy,
+      detail: { deleted: gone, policy, writes, ...judged },
     });
-    return { ...out, writes, direction: directionOfWrites(writes), detail: { deleted: gone, policy } };
+    if (verdict?.action === "discard" || verdict?.approved)
+      await settleHeldDelete(this.db, this.account.id, link.fdDealId);
+    return { ...out, writes, direction: directionOfWrites(writes), detail: { deleted: gone, policy, ...judged } };
   }
 
   // ───────────────────────────── notes ─────────────────────────────

@@ -169,6 +169,31 @@ describe("mapping (error)", () => {
 });
 
 describe("accounts, pause/resume, test mode, replay (happy)", () => {
+  it("the mass-delete guard's settings: defaults, either threshold alone, and a 400 naming a bad one", async () => {
+    type Guard = { account: { deleteGuard: { maxDeletes: number; maxPercent: number } } };
+    const created = await api("/accounts/crud", { method: "PUT", body: { name: "CRUD", locations: ["loc-crud"] } });
+    expect((await created.json<Guard>()).account.deleteGuard).toEqual({ maxDeletes: 10, maxPercent: 20 });
+    const n = await api("/accounts/crud", { method: "PUT", body: { deleteGuard: { maxDeletes: 25 } } });
+    expect((await n.json<Guard>()).account.deleteGuard).toEqual({ maxDeletes: 25, maxPercent: 20 });
+    const m = await api("/accounts/crud", { method: "PUT", body: { deleteGuard: { maxPercent: 5 } } });
+    expect((await m.json<Guard>()).account.deleteGuard).toEqual({ maxDeletes: 25, maxPercent: 5 });
+    expect((await (await api("/accounts/crud")).json<Guard>()).account.deleteGuard).toEqual({
+      maxDeletes: 25,
+      maxPercent: 5,
+    });
+    for (const [guard, field] of [
+      [{ maxDeletes: 0 }, "deleteGuard.maxDeletes"],
+      [{ maxPercent: 150 }, "deleteGuard.maxPercent"],
+      [{ maxDeletes: 2.5 }, "deleteGuard.maxDeletes"],
+      [{ maxDeletes: 5, extra: 1 }, "deleteGuard"],
+    ] as const) {
+      const bad = await api("/accounts/crud", { method: "PUT", body: { deleteGuard: guard } });
+      expect(bad.status, JSON.stringify(guard)).toBe(400);
+      expect(JSON.stringify(await bad.json()), JSON.stringify(guard)).toContain(field);
+    }
+    expect((await getAccount(env.DB, "crud"))?.deleteGuard).toEqual({ maxDeletes: 25, maxPercent: 5 });
+  });
+
   it("creates, updates, pauses, resumes, toggles test mode and deletes", async () => {
     const created = await api("/accounts/crud", {
       method: "PUT",

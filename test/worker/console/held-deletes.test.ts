@@ -31,7 +31,8 @@ const flash = (res: Response) => decodeURIComponent((res.headers.get("location")
 const stateOf = async (fd: string) => (await getHeldDelete(env.DB, ACC, fd))?.state;
 
 describe("console: deletes on hold and alerts", () => {
-  useNetwork({});
+  // The providers are unreachable here: the Mapping page says so and still validates the form.
+  useNetwork({ "sandbox.test": () => new Response("unavailable", { status: 503 }) });
 
   beforeAll(async () => {
     cookie = await consoleCookie(BASE);
@@ -57,6 +58,21 @@ describe("console: deletes on hold and alerts", () => {
     expect(html).toContain("more than 10 deletes, or more than 20 % of the pairs");
     expect(html).toContain("Alerts (1 in the last 7 days)");
     expect(html).toContain("25 deletes this hour (baseline allows 10)");
+  });
+
+  it("the Mapping form refuses a bad guard threshold next to its field, keeping what was typed", async () => {
+    const bad = await exports.default.fetch(`${BASE}/console/mapping`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { cookie, origin: BASE, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ account: ACC, maxDeletes: "0", maxPercent: "150" }),
+    });
+    expect(bad.status).toBe(400);
+    const text = await bad.text();
+    expect(text).toContain('data-field="deleteGuard.maxDeletes"');
+    expect(text).toContain('data-field="deleteGuard.maxPercent"');
+    expect(text).toContain('name="maxDeletes" min="1" value="0"');
+    expect(text).toContain('name="maxPercent" min="1" max="100" value="150"');
   });
 
   it("security: a cross-site POST decides nothing", async () => {

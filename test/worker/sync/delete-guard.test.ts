@@ -103,6 +103,22 @@ describe("mass-delete guard", () => {
     expect(await decide(w, null, "approved")).toHaveLength(0);
   });
 
+  it("the default percentage rule: 8 of 20 deals archived in 4Degrees close 5 opportunities as lost, 3 wait untouched", async () => {
+    const w = await createWorld(routes, { account: { deletePolicy: "archive" } });
+    expect((await w.account()).deleteGuard).toEqual({ maxDeletes: 10, maxPercent: 20 });
+    const all = await pairs(w, 20);
+    const gone = all.slice(0, 8);
+    for (const p of gone) w.sb.fourdegrees.archiveDealAsUser(p.fdId);
+    await w.settle();
+    const status = (p: { hlId: string }) => w.sb.highlevel.opportunity(p.hlId)?.["status"];
+    expect(gone.filter((p) => status(p) === "lost")).toHaveLength(5);
+    const held = await listHeldDeletes(env.DB, ACCOUNT);
+    expect(held).toHaveLength(3);
+    expect(held.every((h) => h.goneSide === "fourdegrees")).toBe(true);
+    for (const h of held) expect(status({ hlId: h.hlOpportunityId })).toBe("open");
+    expect(all.slice(8).every((p) => status(p) === "open")).toBe(true);
+  });
+
   it("a normal hour's deletes are not held", async () => {
     const w = await createWorld(routes, { account: { deletePolicy: "propagate" } });
     const few = await pairs(w, 4);

@@ -117,6 +117,14 @@ describe("mass-delete guard", () => {
     expect(held.every((h) => h.goneSide === "fourdegrees")).toBe(true);
     for (const h of held) expect(status({ hlId: h.hlOpportunityId })).toBe("open");
     expect(all.slice(8).every((p) => status(p) === "open")).toBe(true);
+
+    // Approved (the job starts from the surviving opportunity), the three close as lost, once.
+    w.resetCounts();
+    expect(await decide(w, null, "approved")).toHaveLength(3);
+    await w.settle();
+    expect(gone.every((p) => status(p) === "lost")).toBe(true);
+    expect(w.writes()).toEqual({ highlevel: 3, fourdegrees: 0 });
+    expect(all.slice(8).every((p) => status(p) === "open")).toBe(true);
   });
 
   it("a normal hour's deletes are not held", async () => {

@@ -109,14 +109,15 @@ export async function applyDecision(
   decision: "approved" | "discarded",
 ): Promise<HeldDelete[]> {
   const decided = await decideHeldDeletes(db, accountId, fdDealId, decision);
+  // The job starts from the surviving record: it finds the pair even when the link was never saved.
   for (const h of decided)
     await send({
       v: 1,
       kind: "sync.record",
       accountId,
-      side: "fourdegrees",
+      side: h.goneSide === "highlevel" ? "fourdegrees" : "highlevel",
       record: "deal",
-      recordId: h.fdDealId,
+      recordId: h.goneSide === "highlevel" ? h.fdDealId : h.hlOpportunityId,
       locationId: h.hlLocationId,
       lane: "live",
       force: true,

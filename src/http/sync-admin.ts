@@ -17,6 +17,8 @@
  * | GET `/failures/unassigned?status=` · POST `/failures/unassigned/{failureId}/replay` | – | failures of no known account |
  * | POST `/accounts/{id}/backfill` · GET · POST `/backfill/resume` | – | start, progress, resume |
  * | GET `/accounts/{id}/review` | – | records the engine would not guess about |
+ * | GET `/accounts/{id}/held-deletes` | – | deletes the mass-delete guard holds for approval |
+ * | POST `/accounts/{id}/held-deletes/approve` · `/held-deletes/{fdDealId}/approve` · `/held-deletes/{fdDealId}/discard` | – | approve all / one, discard one (docs/sync.md "Mass-delete guard") |
  * | DELETE `/accounts/{id}/review/{side}/{recordId}` | – | resolve and re-sync that record |
  * | POST `/accounts/{id}/sync` | `{side, recordId, locationId?}` | re-sync one record now |
  * | GET `/accounts/{id}/events?kind=&limit=&before=` | – | the activity trail, newest first |
@@ -40,14 +42,17 @@ import {
 } from "../store/accounts.ts";
 import { getBackfill } from "../store/backfill-runs.ts";
 import { getFailure, listFailures, UNASSIGNED, type Failure } from "../store/failures.ts";
+import { listHeldDeletes } from "../store/held-deletes.ts";
 import { countLinks } from "../store/links.ts";
 import { listPending } from "../store/pending.ts";
 import { listEvents, listReview, resolveReview } from "../store/sync-events.ts";
 import { beginBackfill, resumeBackfill } from "../sync/jobs/backfill.ts";
 import { bootstrapAccount, BootstrapBody } from "../sync/bootstrap.ts";
 import { liveConnectors } from "../sync/connectors.ts";
+import { applyDecision } from "../sync/engine/delete-guard.ts";
 import { liveJobDeps, markAndEnqueue } from "../sync/jobs/deps.ts";
 import { MappingSchema, mappingIssues, validateMappingLive } from "../domain/mapping-config.ts";
+import { sendMessage } from "../queue/queues.ts";
 import { replayFailure } from "../queue/replay.ts";
 import { loadLiveStructure, suggestedMapping } from "../sync/structure.ts";
 import type { AppEnv } from "./context.ts";
@@ -92,6 +97,11 @@ function idParam(raw: string): string {
   const parsed = AccountId.safeParse(raw);
   if (!parsed.success) throw new AppError("bad_request", parsed.error.issues[0]?.message ?? "invalid account id");
   return parsed.data;
+}
+
+/** Decides held deletes; one forced record job per decided pair applies the decision (delete-guard.ts). */
+function decideHeld(env: Env, accountId: string, fdDealId: string | null, decision: "approved" | "discarded") {
+  return applyDecision(env.DB, (m) => sendMessage(env, m), accountId, fdDealId, decision);
 }
 
 /** Replays a failure (src/queue/replay.ts); 422 when it holds a message this version cannot read. */
@@ -273,6 +283,23 @@ export const syncAdmin = new Hono<AppEnv>()
   .get("/accounts/:id/review", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     return c.json({ review: await listReview(c.env.DB, account.id) });
+  })
+  .get("/accounts/:id/held-deletes", async (c) => {
+    const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
+    return c.json({ held: await listHeldDeletes(c.env.DB, account.id), guard: account.deleteGuard });
+  })
+  .post("/accounts/:id/held-deletes/approve", async (c) => {
+    const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
+    return c.json({ decided: await decideHeld(c.env, account.id, null, "approved") });
+  })
+  .post("/accounts/:id/held-deletes/:fdDealId/:decision{approve|discard}", async (c) => {
+    const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
+    const fdDealId = c.req.param("fdDealId");
+    const decision = c.req.param("decision") === "approve" ? "approved" : "discarded";
+    const decided = await decideHeld(c.env, account.id, fdDealId, decision);
+    if (decided.length === 0)
+      throw new AppError("not_found", `no delete of 4Degrees deal ${fdDealId} is on hold for account ${account.id}`);
+    return c.json({ decided });
   })
   .delete("/accounts/:id/review/:side/:recordId", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));

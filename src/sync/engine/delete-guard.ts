@@ -6,13 +6,16 @@
  * nothing is written on the other side and the pair stays linked.
  */
 import type { Account } from "../../store/accounts.ts";
+import type { QueueMessageInput } from "../../queue/messages.ts";
 import {
   clearHeldDelete,
   countRecentDeletes,
+  decideHeldDeletes,
   getHeldDelete,
   heldSummary,
   holdDelete,
   pairsSince,
+  type HeldDelete,
 } from "../../store/held-deletes.ts";
 import type { Link, SideName } from "../../store/links.ts";
 import { recordEvent } from "../../store/sync-events.ts";
@@ -96,4 +99,33 @@ export async function guardDelete(
 /** Forgets a decided pair's row once its decision was applied. */
 export function settleHeldDelete(db: D1Database, accountId: string, fdDealId: string): Promise<void> {
   return clearHeldDelete(db, accountId, fdDealId);
+}
+
+/**
+ * Decides one held delete (`fdDealId`) or all of the account's (null), then sends one forced record
+ * job per decided pair, which applies the decision through the engine. A delete already decided is
+ * not decided again, so a double click sends nothing twice. Returns the decided rows.
+ */
+export async function applyDecision(
+  db: D1Database,
+  send: (message: QueueMessageInput) => Promise<void>,
+  accountId: string,
+  fdDealId: string | null,
+  decision: "approved" | "discarded",
+): Promise<HeldDelete[]> {
+  const decided = await decideHeldDeletes(db, accountId, fdDealId, decision);
+  // The job starts from the surviving record: it finds the pair even when the link was never saved.
+  for (const h of decided)
+    await send({
+      v: 1,
+      kind: "sync.record",
+      accountId,
+      side: h.goneSide === "highlevel" ? "fourdegrees" : "highlevel",
+      record: "deal",
+      recordId: h.goneSide === "highlevel" ? h.fdDealId : h.hlOpportunityId,
+      locationId: h.hlLocationId,
+      lane: "live",
+      force: true,
+    });
+  return decided;
 }

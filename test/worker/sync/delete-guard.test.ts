@@ -6,10 +6,9 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { applyDecision } from "../../../src/http/console/pages/held-deletes.tsx";
+import { applyDecision, deleteLimit } from "../../../src/sync/engine/delete-guard.ts";
 import { listHeldDeletes } from "../../../src/store/held-deletes.ts";
 import { hasTombstone } from "../../../src/store/links.ts";
-import { deleteLimit } from "../../../src/sync/engine/delete-guard.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";
 import { ACCOUNT, createWorld, type World } from "./world.ts";

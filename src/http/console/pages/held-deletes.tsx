@@ -8,9 +8,9 @@ import { Hono, type Context } from "hono";
 import type { AppEnv } from "../../context.ts";
 import type { Account } from "../../../store/accounts.ts";
 import type { SyncEvent } from "../../../store/sync-events.ts";
-import { decideHeldDeletes, type HeldDelete } from "../../../store/held-deletes.ts";
-import type { QueueMessageInput } from "../../../queue/messages.ts";
+import type { HeldDelete } from "../../../store/held-deletes.ts";
 import { sendMessage } from "../../../queue/queues.ts";
+import { applyDecision } from "../../../sync/engine/delete-guard.ts";
 import { formAccount, redirectWith } from "../context.ts";
 import { Empty, fmtTime, href } from "../ui.tsx";
 
@@ -95,35 +95,6 @@ export const HeldDeletes = ({ account, held }: { account: Account; held: HeldDel
     )}
   </>
 );
-
-/**
- * Decides one held delete (`fdDealId`) or all of the account's (null), then sends one forced record
- * job per decided pair, which applies the decision through the engine. A delete already decided is
- * not decided again, so a double click sends nothing twice. Returns the decided rows.
- */
-export async function applyDecision(
-  db: D1Database,
-  send: (message: QueueMessageInput) => Promise<void>,
-  accountId: string,
-  fdDealId: string | null,
-  decision: "approved" | "discarded",
-): Promise<HeldDelete[]> {
-  const decided = await decideHeldDeletes(db, accountId, fdDealId, decision);
-  // The job starts from the surviving record: it finds the pair even when the link was never saved.
-  for (const h of decided)
-    await send({
-      v: 1,
-      kind: "sync.record",
-      accountId,
-      side: h.goneSide === "highlevel" ? "fourdegrees" : "highlevel",
-      record: "deal",
-      recordId: h.goneSide === "highlevel" ? h.fdDealId : h.hlOpportunityId,
-      locationId: h.hlLocationId,
-      lane: "live",
-      force: true,
-    });
-  return decided;
-}
 
 /**
  * Decides the form's `id` (or, for approve without an id, every held delete of the account), then

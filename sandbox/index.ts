@@ -7,6 +7,7 @@
  *   /highlevel/*          stands in for https://services.leadconnectorhq.com
  *   /marketplace/*        stands in for https://marketplace.gohighlevel.com (OAuth pages)
  *   /4degrees/v1/*        stands in for https://api.4degrees.ai/v1 (the ASSUMED contract)
+ *   /4degrees/files/*     its signed attachment download links
  *   /_sandbox/<provider>  control API (docs/sandbox.md)
  */
 import { Hono } from "hono";

@@ -2,6 +2,8 @@
  * The 4Degrees partner API as the project ASSUMES it (../shared/reference/fourdegrees.md), mounted
  * at `/4degrees/v1` (standing in for https://api.4degrees.ai/v1).
  *
+ * Attachment bytes are served by the file host in attachments.ts, at the signed `download_url`.
+ *
  * Every request passes, in order: request id → bearer API key (401) → per-key rate window (429
  * with `Retry-After`; `X-RateLimit-*` on every answer) → seeded/scripted faults → write scope (403)
  * → `Idempotency-Key` replay (writes) → the handler. Errors are always the envelope
@@ -12,13 +14,15 @@ import { routePath } from "hono/route";
 import { z } from "zod";
 import { sleep } from "../core/faults.ts";
 import { FourDegreesError, errorBody, fail } from "./errors.ts";
+import { readUpload, signedDownloadUrl, withDownloadUrl } from "./attachments.ts";
 import {
+  ContactCreateSchema,
   DealCreateSchema,
   DealPatchSchema,
   DEAL_READ_ONLY_KEYS,
   NoteCreateSchema,
   NotePatchSchema,
-  ContactCreateSchema,
+  ReminderCreateSchema,
   type Actor,
   type Deal,
 } from "./model.ts";
@@ -157,8 +161,10 @@ export function createApi(sb: FourDegreesSandbox): Hono {
     if (key === undefined) return next();
     if (key.length < 1 || key.length > 255)
       throw fail.badRequest("Idempotency-Key must be 1 to 255 characters", "invalid_idempotency_key");
-    const body = await readBody(c, MAX_CSV_BYTES);
-    const fingerprint = `${c.req.method} ${new URL(c.req.url).pathname}\n${body}`;
+    // A digest, not the body: an upload may be 25 MiB and the record lives 24 h.
+    const ctx = c as Context<Env>;
+    const digest = await bodyDigest(ctx, await readBytes(ctx, MAX_CSV_BYTES));
+    const fingerprint = `${c.req.method} ${new URL(c.req.url).pathname}\n${digest}`;
     const slot = `${c.get("apiKey").id}:${key}`;
     const prior = sb.idempotency.lookup(slot);
     if (prior?.state === "in_flight")
@@ -264,6 +270,7 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   });
   app.post("/deals/:id/notes", async (c) => {
     const input = parseBody(NoteCreateSchema, await readJson(c));
+    if (input.author_id !== undefined || input.created_at !== undefined) requireImportScope(c);
     return c.json(sb.store.createNote(c.req.param("id"), input, c.get("actor")), 201);
   });
   app.patch("/notes/:id", async (c) => {
@@ -273,6 +280,45 @@ export function createApi(sb: FourDegreesSandbox): Hono {
   app.delete("/notes/:id", (c) => {
     const note = sb.store.deleteNote(c.req.param("id"), c.get("actor"));
     return c.json({ id: note.id, deleted: true });
+  });
+
+  // ── Attachments (assumed contract) ─────────────────────────────────────────────────────────────
+  const origin = (c: Context<Env>) => new URL(c.req.url).origin;
+  app.get("/deals/:id/attachments", async (c) => {
+    const q = parseQuery(ListQuery, c);
+    const page = sb.store.listAttachments(c.req.param("id"), q.cursor, q.limit);
+    return c.json({
+      data: await Promise.all(page.data.map((a) => withDownloadUrl(sb, origin(c), a))),
+      next_cursor: page.next_cursor,
+    });
+  });
+  app.post("/deals/:id/attachments", async (c) => {
+    const dealId = c.req.param("id");
+    // A missing deal is a 404 before the upload is read.
+    sb.store.getDeal(dealId);
+    const upload = await readUpload(c, sb.attachmentSettings.maxBytes);
+    if (upload.overrides) requireImportScope(c);
+    const id = sb.store.newId("att");
+    const url = await signedDownloadUrl(sb, origin(c), id);
+    return c.json(sb.store.createAttachment(dealId, id, upload.input, c.get("actor"), url), 201);
+  });
+  app.get("/attachments/:id", async (c) =>
+    c.json(await withDownloadUrl(sb, origin(c), sb.store.getAttachment(c.req.param("id")).record)),
+  );
+  app.delete("/attachments/:id", (c) => {
+    const attachment = sb.store.deleteAttachment(c.req.param("id"), c.get("actor"));
+    return c.json({ id: attachment.id, deleted: true });
+  });
+
+  // ── Pass reasons and reminders (assumed contract) ──────────────────────────────────────────────
+  app.get("/pass-reasons", (c) => c.json({ data: [...sb.store.passReasons.values()] }));
+  app.get("/deals/:id/reminders", (c) => {
+    const q = parseQuery(ListQuery, c);
+    return c.json(sb.store.listReminders(c.req.param("id"), q.cursor, q.limit));
+  });
+  app.post("/deals/:id/reminders", async (c) => {
+    const input = parseBody(ReminderCreateSchema, await readJson(c));
+    return c.json(sb.store.createReminder(c.req.param("id"), input, c.get("actor")), 201);
   });
 
   // ── Contacts and companies (sandbox extension: the contract's deals reference them) ────────────
@@ -316,6 +362,82 @@ function jsonResponse(body: unknown, status: number, headers: Record<string, str
 function dealResponse(c: Context<Env>, deal: Deal, status: 200 | 201 = 200): Response {
   c.header("ETag", `"${deal.version}"`);
   return c.json(deal, status);
+}
+
+async function sha256Hex(data: ArrayBuffer | Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", data);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * What makes two requests "the same" for `Idempotency-Key`: the bytes, except for multipart bodies,
+ * whose random boundary differs on every retry — there the parts (names, values, file digests) count.
+ */
+async function bodyDigest(c: Context<Env>, bytes: ArrayBuffer): Promise<string> {
+  if (/^multipart\/form-data/i.test(c.req.header("content-type") ?? "")) {
+    try {
+      const form = await c.req.formData();
+      const parts: string[] = [];
+      for (const [name, value] of form.entries()) {
+        parts.push(
+          typeof value === "string"
+            ? `${name}=${JSON.stringify(value)}`
+            : `${name}=file:${JSON.stringify(value.name)}:${value.type}:${await sha256Hex(await value.arrayBuffer())}`,
+        );
+      }
+      // The handler reads this same form: parse the upload once.
+      (c.req.bodyCache as { formData?: Promise<FormData> }).formData = Promise.resolve(form);
+      return sha256Hex(new TextEncoder().encode(parts.join("\n")) as Uint8Array<ArrayBuffer>);
+    } catch {
+      // Not parseable: the raw bytes are the fingerprint, and the handler answers 400.
+    }
+  }
+  return sha256Hex(bytes);
+}
+
+/** Setting `author_id` / `created_at` (an import of history) needs a key with the `import` scope. */
+function requireImportScope(c: Context<Env>): void {
+  if (!c.get("apiKey").scopes.includes("import")) {
+    throw new FourDegreesError(
+      403,
+      "insufficient_scope",
+      "Setting author_id or created_at needs an API key with the import scope; leave them out and they default",
+    );
+  }
+}
+
+/**
+ * Reads the raw body as bytes once, refusing it with 413 as soon as it passes `maxBytes` (a
+ * chunked body has no length to check first). Later reads (text, form data) reuse these bytes.
+ */
+async function readBytes(c: Context<Env>, maxBytes: number): Promise<ArrayBuffer> {
+  const tooLarge = () => new FourDegreesError(413, "payload_too_large", `The body is larger than ${maxBytes} bytes`);
+  if (Number(c.req.header("content-length") ?? "0") > maxBytes) throw tooLarge();
+  const raw = c.req.raw.body;
+  if (raw === null || Object.keys(c.req.bodyCache).length > 0) return c.req.arrayBuffer();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = (raw as ReadableStream<Uint8Array>).getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  // Hono's body cache is where its text()/formData() look first, so they convert these bytes.
+  const buffer = bytes.buffer;
+  (c.req.bodyCache as { arrayBuffer?: Promise<ArrayBuffer> }).arrayBuffer = Promise.resolve(buffer);
+  return buffer;
 }
 
 /** Reads the raw body once (Hono caches it), refusing oversized ones with 413. */

@@ -3,7 +3,7 @@
  * like the HighLevel sandbox's: reset, demo data, time, changes made "as a user in the 4Degrees UI"
  * (they emit webhooks whose actor is that user, or an automation), webhook subscribers/mode/flush/
  * delivery log, seeded and scripted faults, rate limits, API keys, secret rotation and request
- * counters. Bad input answers 400 `{error, issues?}` (or `{error, code}` with the 4Degrees code), an
+ * counters; attachments, pass reasons and every reminder (what automations made). Bad input answers 400 `{error, issues?}` (or `{error, code}` with the 4Degrees code), an
  * unknown record 404, a change refused by state 409 (`deal_archived`) — never a crash. No auth:
  * local use only.
  */
@@ -11,6 +11,7 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { ControlError, controlBody as body, controlQuery as query } from "../core/control.ts";
 import { FaultSettingsSchema, ScriptedFaultSchema } from "../core/faults.ts";
+import { readUpload, signedDownloadUrl, withDownloadUrl } from "./attachments.ts";
 import { FourDegreesError } from "./errors.ts";
 import {
   ContactCreateSchema,
@@ -19,6 +20,7 @@ import {
   EVENT_TYPES,
   NoteCreateSchema,
   NotePatchSchema,
+  ReminderCreateSchema,
   type Actor,
 } from "./model.ts";
 import { secretKeyBytes } from "./signing.ts";
@@ -71,7 +73,7 @@ const ApiKeyBody = z
     key: z.string().min(8).max(200),
     name: z.string().min(1).max(100).optional(),
     scopes: z
-      .array(z.enum(["read", "write"]))
+      .array(z.enum(["read", "write", "import"]))
       .min(1)
       .optional(),
   })
@@ -111,6 +113,25 @@ const FieldBody = z
   })
   .strict();
 
+const AttachmentSettingsBody = z
+  .object({
+    maxBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024 * 1024 * 1024)
+      .optional(),
+    downloadUrlTtlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86_400)
+      .optional(),
+  })
+  .strict();
+
+const ReminderQuery = z.object({ deal_id: z.string().min(1).optional(), assignee_id: z.string().min(1).optional() });
+
 const DeliveryQuery = z.object({
   state: z.enum(["pending", "delivered", "retrying", "failed", "dropped"]).optional(),
   type: z.enum(EVENT_TYPES).optional(),
@@ -143,7 +164,11 @@ export function createControl(sb: FourDegreesSandbox): Hono {
         deals: sb.store.deals.size,
         notes: sb.store.notes.size,
         contacts: sb.store.contacts.size,
+        attachments: sb.store.attachments.size,
+        passReasons: sb.store.passReasons.size,
+        reminders: sb.store.reminders.size,
       },
+      attachments: sb.attachmentSettings,
       apiKeys: [...sb.apiKeys.values()],
       webhooks: webhookSettings(sb),
       rateLimit: sb.limiter.settings,
@@ -171,6 +196,9 @@ export function createControl(sb: FourDegreesSandbox): Hono {
       contacts: [...sb.store.contacts.values()],
       deals: sb.deals(),
       notes: [...sb.store.notes.values()],
+      passReasons: [...sb.store.passReasons.values()],
+      attachments: [...sb.store.attachments.values()].map((a) => a.record),
+      reminders: sb.reminders(),
     }),
   );
 
@@ -193,6 +221,10 @@ export function createControl(sb: FourDegreesSandbox): Hono {
   });
   app.get("/contacts", (c) => c.json({ contacts: [...sb.store.contacts.values()] }));
   app.post("/contacts", async (c) => c.json(sb.store.addContact(await body(c, ContactCreateSchema)), 201));
+  app.get("/pass-reasons", (c) => c.json({ passReasons: [...sb.store.passReasons.values()] }));
+  app.post("/pass-reasons", async (c) =>
+    c.json(sb.store.addPassReason(await body(c, z.object({ name: z.string().trim().min(1).max(200) }).strict())), 201),
+  );
 
   // ---------- records, "as a user in the 4Degrees UI" (?as=usr_… | automation[:id]) ----------
 
@@ -217,6 +249,44 @@ export function createControl(sb: FourDegreesSandbox): Hono {
     c.json(sb.store.updateNote(c.req.param("id"), await body(c, NotePatchSchema), actorOf(sb, c))),
   );
   app.delete("/notes/:id", (c) => c.json(sb.store.deleteNote(c.req.param("id"), actorOf(sb, c))));
+  app.get("/deals/:id/attachments", async (c) => {
+    const page = sb.store.listAttachments(c.req.param("id"), undefined, Number.MAX_SAFE_INTEGER);
+    const origin = new URL(c.req.url).origin;
+    return c.json({ attachments: await Promise.all(page.data.map((a) => withDownloadUrl(sb, origin, a))) });
+  });
+  app.post("/deals/:id/attachments", async (c) => {
+    const dealId = c.req.param("id");
+    sb.store.getDeal(dealId);
+    const actor = actorOf(sb, c);
+    const { input } = await readUpload(c, sb.attachmentSettings.maxBytes);
+    const id = sb.store.newId("att");
+    return c.json(
+      sb.store.createAttachment(dealId, id, input, actor, await signedDownloadUrl(sb, new URL(c.req.url).origin, id)),
+      201,
+    );
+  });
+  app.delete("/attachments/:id", (c) => c.json(sb.store.deleteAttachment(c.req.param("id"), actorOf(sb, c))));
+  app.get("/attachments/settings", (c) => c.json(sb.attachmentSettings));
+  app.put("/attachments/settings", async (c) => {
+    const input = await body(c, AttachmentSettingsBody);
+    sb.attachmentSettings = {
+      ...sb.attachmentSettings,
+      ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
+    };
+    return c.json(sb.attachmentSettings);
+  });
+  app.post("/deals/:id/reminders", async (c) =>
+    c.json(sb.store.createReminder(c.req.param("id"), await body(c, ReminderCreateSchema), actorOf(sb, c)), 201),
+  );
+  app.get("/reminders", (c) => {
+    const q = query(c, ReminderQuery);
+    return c.json({
+      reminders: sb
+        .reminders()
+        .filter((r) => (!q.deal_id || r.deal_id === q.deal_id) && (!q.assignee_id || r.assignee_id === q.assignee_id)),
+    });
+  });
+  app.post("/reminders/:id/complete", (c) => c.json(sb.store.completeReminder(c.req.param("id"))));
 
   // ---------- webhooks ----------
 

@@ -20,7 +20,20 @@ export interface DemoSummary {
   dealIds: string[];
   contactIds: string[];
   noteIds: string[];
+  /** In DEMO_PASS_REASONS order. */
+  passReasonIds: string[];
 }
+
+/**
+ * Pass reasons: the HighLevel demo location's three lost reasons (same names, so they map by name)
+ * and one of 4Degrees' own that has no HighLevel twin (an unmapped reason crosses as text).
+ */
+export const DEMO_PASS_REASONS: readonly string[] = [
+  "Passed: team",
+  "Passed: market size",
+  "Lost to another investor",
+  "Outside our thesis",
+];
 
 /** The fixed seed of the demo id stream: demo ids are the same on every run, whatever SANDBOX_SEED is. */
 export const DEMO_ID_SEED = 0x4d_2026;
@@ -64,21 +77,53 @@ const DEMO_FIELDS: ReadonlyArray<{ name: string; type: FieldType; options?: stri
 /** Companies and founders of the 4Degrees-side deals (different from HighLevel's, so a sync visibly adds them there). */
 const DEMO_CONTACTS = [
   {
-    name: "Nora Lindqvist",
+    first: "Nora",
+    last: "Lindqvist",
     email: "nora@northwind.example",
+    phone: "+1 415 555 0101",
     company: "Northwind Analytics",
     domain: "northwind.example",
   },
   {
-    name: "Marcus Bell",
+    first: "Marcus",
+    last: "Bell",
     email: "marcus@bluebirdhealth.example",
+    phone: "+1 617 555 0102",
     company: "Bluebird Health",
     domain: "bluebirdhealth.example",
   },
-  { name: "Elena Voss", email: "elena@heliogrid.example", company: "Helio Grid", domain: "heliogrid.example" },
-  { name: "Tom Achebe", email: "tom@ledgerline.example", company: "Ledgerline", domain: "ledgerline.example" },
-  { name: "Grace Kim", email: "grace@marlowfinch.example", company: "Marlow & Finch", domain: "marlowfinch.example" },
-  { name: "Ravi Menon", email: "ravi@orbitfreight.example", company: "Orbit Freight", domain: "orbitfreight.example" },
+  {
+    first: "Elena",
+    last: "Voss",
+    email: "elena@heliogrid.example",
+    phone: "+49 30 5550 0103",
+    company: "Helio Grid",
+    domain: "heliogrid.example",
+  },
+  {
+    first: "Tom",
+    last: "Achebe",
+    email: "tom@ledgerline.example",
+    phone: "+44 20 5550 0104",
+    company: "Ledgerline",
+    domain: "ledgerline.example",
+  },
+  {
+    first: "Grace",
+    last: "Kim",
+    email: "grace@marlowfinch.example",
+    phone: null,
+    company: "Marlow & Finch",
+    domain: "marlowfinch.example",
+  },
+  {
+    first: "Ravi",
+    last: "Menon",
+    email: "ravi@orbitfreight.example",
+    phone: "+1 212 555 0106",
+    company: "Orbit Freight",
+    domain: "orbitfreight.example",
+  },
 ];
 
 const DEMO_DEALS = [
@@ -87,6 +132,7 @@ const DEMO_DEALS = [
     company: "Northwind Analytics",
     stage: "Due Diligence",
     owner: 0,
+    team: [1],
     usd: 2_500_000,
     closeInDays: 75,
     sector: "SaaS",
@@ -113,6 +159,7 @@ const DEMO_DEALS = [
     company: "Helio Grid",
     stage: "Term Sheet",
     owner: 0,
+    team: [1, 2],
     usd: 6_000_000,
     closeInDays: 21,
     sector: "Climate",
@@ -159,6 +206,8 @@ const DEMO_DEALS = [
     ownership: null,
     tags: ["passed"],
     note: null,
+    passReason: "Passed: market size",
+    passText: "Freight volumes too cyclical for the fund's horizon.",
   },
 ];
 
@@ -199,12 +248,18 @@ function seedInto(sb: FourDegreesSandbox): DemoSummary {
   for (const c of DEMO_CONTACTS) {
     const companyId = store.addCompany({ name: c.company, domain: c.domain }).id;
     companyIds.set(c.company, companyId);
-    contactIds.set(
-      c.company,
-      (store.findContactByEmail(c.email) ?? store.addContact({ name: c.name, email: c.email, company_id: companyId }))
-        .id,
-    );
+    const contact =
+      store.findContactByEmail(c.email) ??
+      store.addContact({
+        first_name: c.first,
+        last_name: c.last,
+        email: c.email,
+        phone: c.phone,
+        company_id: companyId,
+      });
+    contactIds.set(c.company, contact.id);
   }
+  const passReasonIds = new Map(DEMO_PASS_REASONS.map((name) => [name, store.addPassReason({ name }).id]));
 
   const today = sb.clock.now();
   const stageId = (name: string) => pipeline.stages.find((s) => s.name === name)!.id;
@@ -217,6 +272,10 @@ function seedInto(sb: FourDegreesSandbox): DemoSummary {
         pipeline_id: pipeline.id,
         stage_id: stageId(d.stage),
         owner_id: owner.id,
+        team_ids: (d.team ?? []).map((i) => users[i]!.id),
+        ...(d.passReason
+          ? { pass_reason_id: passReasonIds.get(d.passReason)!, pass_reason_text: d.passText ?? null }
+          : {}),
         value: { amount_minor: d.usd * 100, currency: "USD" },
         expected_close_date:
           d.closeInDays === null ? null : new Date(today + d.closeInDays * DAY_MS).toISOString().slice(0, 10),
@@ -251,5 +310,8 @@ function summary(sb: FourDegreesSandbox, pipeline: Pipeline): DemoSummary {
     dealIds,
     contactIds: [...store.contacts.keys()],
     noteIds: dealIds.flatMap((id) => store.notesOf(id).map((n) => n.id)),
+    passReasonIds: DEMO_PASS_REASONS.map(
+      (name) => [...store.passReasons.values()].find((r) => r.name === name)?.id,
+    ).filter((id): id is string => id !== undefined),
   };
 }

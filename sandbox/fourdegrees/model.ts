@@ -3,7 +3,8 @@
  * sandbox stores and serves them, and the zod schemas of what a client may write.
  *
  * Wire conventions: snake_case, RFC 3339 UTC timestamps, opaque prefixed ids (`deal_…`, `pl_…`,
- * `st_…`, `usr_…`, `note_…`), money as `{amount_minor, currency}` (never floats).
+ * `st_…`, `usr_…`, `note_…`, `ct_…`, `att_…`, `pr_…`, `rem_…`), money as `{amount_minor, currency}`
+ * (never floats).
  */
 import { z } from "zod";
 
@@ -84,9 +85,19 @@ export interface Company {
 export interface Contact {
   id: string;
   name: string;
+  first_name: string | null;
+  last_name: string | null;
   email: string | null;
+  phone: string | null;
   company_id: string | null;
   created_at: string;
+  updated_at: string;
+}
+
+/** A workspace's reason for passing on a deal (HighLevel's "lost reason"); assumed contract. */
+export interface PassReason {
+  id: string;
+  name: string;
 }
 
 export interface ExternalRef {
@@ -103,7 +114,12 @@ export interface Deal {
   stage_id: string;
   /** Derived from the stage's kind; read-only. */
   status: StageKind;
+  /** Set only while the deal is in a lost-kind stage (cleared when it leaves one). */
+  pass_reason_id: string | null;
+  pass_reason_text: string | null;
   owner_id: string | null;
+  /** The deal team: user ids besides the owner. */
+  team_ids: string[];
   value: Money | null;
   expected_close_date: string | null;
   company_id: string | null;
@@ -123,6 +139,31 @@ export interface Note {
   author_id: string | null;
   created_at: string;
   updated_at: string;
+}
+
+/** A file attached to a deal; `download_url` is signed and expires (null in `attachment.deleted`). */
+export interface Attachment {
+  id: string;
+  deal_id: string;
+  file_name: string;
+  content_type: string;
+  size: number;
+  author_id: string | null;
+  created_at: string;
+  download_url: string | null;
+}
+
+/** A reminder on a deal (4Degrees' "Create Reminder" automation action); assumed contract. */
+export interface Reminder {
+  id: string;
+  deal_id: string;
+  title: string;
+  body: string | null;
+  due_at: string;
+  assignee_id: string | null;
+  created_by: Actor;
+  created_at: string;
+  completed_at: string | null;
 }
 
 /** Deal properties a client may never write (422 `read_only_field`). */
@@ -170,6 +211,9 @@ const writable = {
   pipeline_id: z.string().min(1),
   stage_id: z.string().min(1),
   owner_id: z.string().min(1).nullable(),
+  team_ids: z.array(z.string().min(1)).max(50),
+  pass_reason_id: z.string().min(1).nullable(),
+  pass_reason_text: z.string().trim().min(1, "must not be empty (send null to clear it)").max(1_000).nullable(),
   value: MoneySchema.nullable(),
   expected_close_date: isoDate.nullable(),
   company_id: z.string().min(1).nullable(),
@@ -185,6 +229,9 @@ export const DealCreateSchema = z
     ...writable,
     stage_id: writable.stage_id.optional(),
     owner_id: writable.owner_id.optional(),
+    team_ids: writable.team_ids.optional(),
+    pass_reason_id: writable.pass_reason_id.optional(),
+    pass_reason_text: writable.pass_reason_text.optional(),
     value: writable.value.optional(),
     expected_close_date: writable.expected_close_date.optional(),
     company_id: writable.company_id.optional(),
@@ -200,10 +247,20 @@ export type DealCreate = z.output<typeof DealCreateSchema>;
 export const DealPatchSchema = z.object(writable).partial().strict();
 export type DealPatch = z.output<typeof DealPatchSchema>;
 
+/** RFC 3339 with an offset; stored and served in UTC. */
+const timestamp = z.iso
+  .datetime({ offset: true, message: "must be an RFC 3339 timestamp" })
+  .transform((s) => new Date(s).toISOString());
+
+/**
+ * `POST /deals/{id}/notes`. `author_id` and `created_at` (importing a historical note) need an API
+ * key with the `import` scope; without them the author is the acting user (or none) and the time now.
+ */
 export const NoteCreateSchema = z
   .object({
     body: z.string().trim().min(1, "must not be empty").max(100_000),
     author_id: z.string().min(1).nullable().optional(),
+    created_at: timestamp.optional(),
   })
   .strict();
 export type NoteCreate = z.output<typeof NoteCreateSchema>;
@@ -211,14 +268,41 @@ export type NoteCreate = z.output<typeof NoteCreateSchema>;
 export const NotePatchSchema = z.object({ body: z.string().trim().min(1, "must not be empty").max(100_000) }).strict();
 export type NotePatch = z.output<typeof NotePatchSchema>;
 
+const personName = z.string().trim().min(1, "must not be empty").max(150);
+
+/** `POST /contacts`: `name`, or `first_name`/`last_name` (the name is then built from them). */
 export const ContactCreateSchema = z
   .object({
-    name: z.string().trim().min(1).max(300),
+    name: z.string().trim().min(1, "must not be empty").max(300).optional(),
+    first_name: personName.nullable().optional(),
+    last_name: personName.nullable().optional(),
     email: z.email().max(320).nullable().optional(),
+    phone: z
+      .string()
+      .trim()
+      .regex(/^\+?[0-9 ().-]{5,32}$/, "must be a phone number such as +1 415 555 0100")
+      .refine((p) => p.replace(/\D/g, "").length >= 5, "must have at least 5 digits")
+      .nullable()
+      .optional(),
     company_id: z.string().min(1).nullable().optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.name !== undefined || c.first_name || c.last_name, {
+    message: "name (or first_name / last_name) is required",
+    path: ["name"],
+  });
 export type ContactCreate = z.output<typeof ContactCreateSchema>;
+
+/** `POST /deals/{id}/reminders`; `assignee_id` defaults to the deal's owner. */
+export const ReminderCreateSchema = z
+  .object({
+    title: z.string().trim().min(1, "must not be empty").max(500),
+    body: z.string().trim().max(10_000).nullable().optional(),
+    due_at: timestamp,
+    assignee_id: z.string().min(1).nullable().optional(),
+  })
+  .strict();
+export type ReminderCreate = z.output<typeof ReminderCreateSchema>;
 
 /** Event types the sandbox emits (the contract's list). */
 export const EVENT_TYPES = [
@@ -230,6 +314,8 @@ export const EVENT_TYPES = [
   "note.created",
   "note.updated",
   "note.deleted",
+  "attachment.created",
+  "attachment.deleted",
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -240,6 +326,6 @@ export interface WebhookEvent {
   created_at: string;
   workspace_id: string;
   actor: Actor;
-  data: { object: Deal | Note };
+  data: { object: Deal | Note | Attachment };
   changes: Record<string, [unknown, unknown]>;
 }

@@ -11,9 +11,16 @@ import { SeededRandom } from "../core/random.ts";
 import { RateLimiter, type RateLimitSettings } from "../core/ratelimit.ts";
 import { WebhookDispatcher, type WebhookDelivery } from "../core/webhooks.ts";
 import { API_BASE, createApi } from "./api.ts";
+import {
+  createFiles,
+  DEFAULT_ATTACHMENT_MAX_BYTES,
+  DEFAULT_DOWNLOAD_URL_TTL_SECONDS,
+  FILES_BASE,
+  signedDownloadUrl,
+} from "./attachments.ts";
 import { createControl } from "./control.ts";
 import { seedDemo, type DemoSummary } from "./demo.ts";
-import type { Actor, Deal, DealCreate, DealPatch, Note, WebhookEvent } from "./model.ts";
+import type { Actor, Attachment, Deal, DealCreate, DealPatch, Note, Reminder, WebhookEvent } from "./model.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS, secretKeyBytes, standardWebhookHeaders } from "./signing.ts";
 import { FourDegreesStore } from "./store.ts";
 
@@ -26,7 +33,14 @@ const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 const REQUEST_LOG_LIMIT = 1_000;
 const EVENT_LOG_LIMIT = 5_000;
 
-export type Scope = "read" | "write";
+/** `import` lets a key set a note's or attachment's `author_id` and `created_at` (historical imports). */
+export type Scope = "read" | "write" | "import";
+
+/** Attachment limits (control API `PUT /attachments/settings`). */
+export interface AttachmentSettings {
+  maxBytes: number;
+  downloadUrlTtlSeconds: number;
+}
 
 /** A workspace API key: the secret is the map key; `id` is the actor id its writes carry. */
 export interface ApiKeyRecord {
@@ -141,12 +155,17 @@ export class FourDegreesSandbox implements ProviderSandbox {
     byStatus: {} as Record<string, number>,
     log: [] as RequestRecord[],
   };
+  /** The file size cap and the download URL lifetime. */
+  attachmentSettings: AttachmentSettings;
+  /** The key download URLs are signed with (from the seed; never leaves the sandbox). */
+  readonly fileSigningKey: string;
   /** What the last `seedDemo()` made (null before seeding or after a reset). */
   demo: DemoSummary | null = null;
   /** Events emitted (newest last, capped), including those no subscriber received. */
   readonly events: WebhookEvent[] = [];
   readonly #seed: number;
   readonly #defaultSecret: string;
+  readonly #defaultAttachmentSettings: AttachmentSettings;
   #requestRandom: SeededRandom;
 
   constructor(ctx: ProviderContext) {
@@ -157,6 +176,16 @@ export class FourDegreesSandbox implements ProviderSandbox {
     secretKeyBytes(this.#defaultSecret);
     this.webhookSecrets = [this.#defaultSecret];
     this.#requestRandom = new SeededRandom(ctx.seed ^ 0x4d4d);
+    this.fileSigningKey = new SeededRandom(ctx.seed ^ 0xf11e).string(32);
+    this.#defaultAttachmentSettings = {
+      maxBytes: Math.floor(
+        positiveNumber(ctx.settings["FOURDEGREES_ATTACHMENT_MAX_BYTES"]) ?? DEFAULT_ATTACHMENT_MAX_BYTES,
+      ),
+      downloadUrlTtlSeconds: Math.floor(
+        positiveNumber(ctx.settings["FOURDEGREES_DOWNLOAD_URL_TTL_SECONDS"]) ?? DEFAULT_DOWNLOAD_URL_TTL_SECONDS,
+      ),
+    };
+    this.attachmentSettings = { ...this.#defaultAttachmentSettings };
     this.faults = new FaultInjector({ seed: ctx.seed });
     this.limiter = new RateLimiter(ctx.clock, { ...DEFAULT_RATE_LIMIT, ...rateLimitFromSettings(ctx.settings) });
     this.idempotency = new IdempotencyStore(ctx.clock);
@@ -179,7 +208,7 @@ export class FourDegreesSandbox implements ProviderSandbox {
       emit: (event) => this.#publish(event),
     });
     this.#addDefaultKey();
-    this.mounts = { [API_BASE]: createApi(this) };
+    this.mounts = { [API_BASE]: createApi(this), [FILES_BASE]: createFiles(this) };
     this.control = createControl(this);
   }
 
@@ -195,6 +224,7 @@ export class FourDegreesSandbox implements ProviderSandbox {
     this.#addDefaultKey();
     this.webhookSecrets = [this.#defaultSecret];
     this.retrySchedule = [...DEFAULT_RETRY_SCHEDULE_MS];
+    this.attachmentSettings = { ...this.#defaultAttachmentSettings };
     this.events.length = 0;
     this.demo = null;
     this.resetRequests();
@@ -275,6 +305,31 @@ export class FourDegreesSandbox implements ProviderSandbox {
     return this.store.createNote(dealId, { body }, this.userActor(userId));
   }
 
+  /**
+   * Attaches a file to a deal as a user in the 4Degrees UI would (emits `attachment.created` with a
+   * download URL on `origin`, default the in-process host `http://sandbox.test`).
+   */
+  async addAttachmentAsUser(
+    dealId: string,
+    file: { file_name: string; content_type: string; bytes: Uint8Array },
+    options: { userId?: string; origin?: string } = {},
+  ): Promise<Attachment> {
+    const actor = this.userActor(options.userId);
+    this.store.getDeal(dealId);
+    const id = this.store.newId("att");
+    const url = await signedDownloadUrl(this, options.origin ?? "http://sandbox.test", id);
+    return this.store.createAttachment(dealId, id, { ...file, bytes: file.bytes.slice() }, actor, url);
+  }
+
+  deleteAttachmentAsUser(id: string, userId?: string): Attachment {
+    return this.store.deleteAttachment(id, this.userActor(userId));
+  }
+
+  /** Every reminder (what `GET /_sandbox/4degrees/reminders` lists), in the order they were made. */
+  reminders(): Reminder[] {
+    return [...this.store.reminders.values()].map((r) => structuredClone(r));
+  }
+
   /** A new request id (`req_…`, seeded). */
   newRequestId(): string {
     return `req_${this.#requestRandom.string(20)}`;
@@ -309,7 +364,8 @@ export class FourDegreesSandbox implements ProviderSandbox {
   }
 
   #addDefaultKey(): void {
-    this.addApiKey(this.apiKey, { name: "Workspace API key", scopes: ["read", "write"] });
+    // The Worker's key: it imports notes and files with their original author and time.
+    this.addApiKey(this.apiKey, { name: "Workspace API key", scopes: ["read", "write", "import"] });
   }
 
   #publish(event: WebhookEvent): void {

@@ -9,8 +9,12 @@
  *   listed unless `include_archived=false`; writes to an archived deal answer 409 `deal_archived`;
  *   archiving again is a no-op.
  * - A PATCH that changes nothing returns the deal as is: no new version, no webhook.
- * - A deal change emits one event per aspect: `deal.stage_changed` (stage_id, status, pipeline_id),
- *   `deal.owner_changed` (owner_id), `deal.updated` (everything else); each carries the new deal.
+ * - A deal change emits one event per aspect: `deal.stage_changed` (stage_id, status, pipeline_id,
+ *   and the pass reason when it changes with the stage), `deal.owner_changed` (owner_id),
+ *   `deal.updated` (everything else, `team_ids` included); each carries the new deal.
+ * - A pass reason is only set on a deal in a lost-kind stage, and is cleared when the deal leaves one.
+ * - Attachment bytes live in memory; `download_url` is signed by the caller (api.ts), so the store
+ *   never needs to know the host the sandbox is served from.
  *
  * Custom field rules live in fields.ts, cursor paging in paging.ts.
  */
@@ -21,6 +25,7 @@ import {
   DEAL_READ_ONLY_KEYS,
   READ_ONLY_FIELD_TYPES,
   type Actor,
+  type Attachment,
   type Company,
   type Contact,
   type ContactCreate,
@@ -33,7 +38,10 @@ import {
   type Note,
   type NoteCreate,
   type NotePatch,
+  type PassReason,
   type Pipeline,
+  type Reminder,
+  type ReminderCreate,
   type StageKind,
   type User,
   type WebhookEvent,
@@ -48,6 +56,22 @@ export interface WriteOptions {
   ifMatch?: number;
   /** Control API only: allow writing read-only `linked_deals` fields (the UI links deals). */
   allowUiOnlyFields?: boolean;
+}
+
+/** An attachment as stored: the served record (without its URL) and its bytes. */
+export interface StoredAttachment {
+  record: Omit<Attachment, "download_url">;
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
+/** What an upload carries once the API layer has parsed and checked the multipart body. */
+export interface AttachmentInput {
+  file_name: string;
+  content_type: string;
+  bytes: Uint8Array<ArrayBuffer>;
+  /** Import only (the API checks the key's scope); else the acting user, or none. */
+  author_id?: string | null;
+  created_at?: string;
 }
 
 export interface DealListQuery {
@@ -69,6 +93,9 @@ export class FourDegreesStore {
   readonly contacts = new Map<string, Contact>();
   readonly deals = new Map<string, Deal>();
   readonly notes = new Map<string, Note>();
+  readonly passReasons = new Map<string, PassReason>();
+  readonly attachments = new Map<string, StoredAttachment>();
+  readonly reminders = new Map<string, Reminder>();
   readonly #notesByDeal = new Map<string, string[]>();
   readonly #issued = new Set<string>();
   /** Deals sorted by (updated_at, id) for cursor paging; rebuilt lazily after a write. */
@@ -109,6 +136,7 @@ export class FourDegreesStore {
       this.#notesByDeal,
     ])
       m.clear();
+    for (const m of [this.passReasons, this.attachments, this.reminders]) m.clear();
     this.#issued.clear();
     this.#sorted = null;
   }
@@ -198,15 +226,36 @@ export class FourDegreesStore {
     if (email && this.findContactByEmail(email))
       throw new FourDegreesError(409, "duplicate_contact", `A contact with email ${email} already exists`);
     if (input.company_id) this.#ref(this.companies, input.company_id, "company");
+    const first = input.first_name ?? null;
+    const last = input.last_name ?? null;
+    const name = input.name ?? [first, last].filter((p) => p).join(" ");
+    if (name === "") throw fail.validation("name (or first_name / last_name) is required");
+    const now = this.nowIso();
     const contact: Contact = {
       id: this.newId("ct"),
-      name: input.name,
+      name,
+      first_name: first,
+      last_name: last,
       email,
+      phone: input.phone ?? null,
       company_id: input.company_id ?? null,
-      created_at: this.nowIso(),
+      created_at: now,
+      updated_at: now,
     };
     this.contacts.set(contact.id, contact);
     return structuredClone(contact);
+  }
+
+  /** Adds a pass reason to the workspace's list (control API and demo; the API only reads them). */
+  addPassReason(input: { name: string }): PassReason {
+    const name = input.name.trim();
+    if (name === "") throw fail.validation("A pass reason needs a name");
+    if ([...this.passReasons.values()].some((r) => r.name.toLowerCase() === name.toLowerCase())) {
+      throw fail.validation(`Pass reason "${name}" already exists`, "duplicate_pass_reason");
+    }
+    const reason: PassReason = { id: this.newId("pr"), name };
+    this.passReasons.set(reason.id, reason);
+    return { ...reason };
   }
 
   findContactByEmail(email: string): Contact | undefined {
@@ -289,6 +338,7 @@ export class FourDegreesStore {
         ? [...pipeline.stages].sort((a, b) => a.position - b.position)[0]!
         : this.#stageOf(pipeline, input.stage_id);
     const now = this.nowIso();
+    const passReason = this.#passReason(stage.kind, input.pass_reason_id ?? null, input.pass_reason_text ?? null);
     const deal: Deal = {
       id: this.newId("deal"),
       version: 1,
@@ -296,7 +346,10 @@ export class FourDegreesStore {
       pipeline_id: pipeline.id,
       stage_id: stage.id,
       status: stage.kind,
+      pass_reason_id: passReason.id,
+      pass_reason_text: passReason.text,
       owner_id: this.#userRef(input.owner_id ?? null),
+      team_ids: this.#teamRefs(input.team_ids ?? []),
       value: input.value ?? null,
       expected_close_date: input.expected_close_date ?? null,
       company_id: this.#companyRef(input.company_id ?? null),
@@ -333,6 +386,21 @@ export class FourDegreesStore {
       next.status = stage.kind;
     }
     if (patch.owner_id !== undefined) next.owner_id = this.#userRef(patch.owner_id);
+    if (patch.team_ids !== undefined) next.team_ids = this.#teamRefs(patch.team_ids);
+    if (next.status !== "lost") {
+      // Leaving a lost stage drops its reason; setting one outside a lost stage is refused below.
+      const reason = this.#passReason(next.status, patch.pass_reason_id ?? null, patch.pass_reason_text ?? null);
+      next.pass_reason_id = reason.id;
+      next.pass_reason_text = reason.text;
+    } else {
+      const reason = this.#passReason(
+        "lost",
+        patch.pass_reason_id === undefined ? next.pass_reason_id : patch.pass_reason_id,
+        patch.pass_reason_text === undefined ? next.pass_reason_text : patch.pass_reason_text,
+      );
+      next.pass_reason_id = reason.id;
+      next.pass_reason_text = reason.text;
+    }
     if (patch.value !== undefined) next.value = patch.value;
     if (patch.expected_close_date !== undefined) next.expected_close_date = patch.expected_close_date;
     if (patch.company_id !== undefined) next.company_id = this.#companyRef(patch.company_id);
@@ -373,14 +441,15 @@ export class FourDegreesStore {
   createNote(dealId: string, input: NoteCreate, actor: Actor): Note {
     const deal = this.#deal(dealId);
     this.#writable(deal, {});
-    const now = this.nowIso();
+    const at = this.#pastOrNow(input.created_at);
+    const author = input.author_id !== undefined ? input.author_id : actor.type === "user" ? actor.id : null;
     const note: Note = {
       id: this.newId("note"),
       deal_id: deal.id,
       body: input.body,
-      author_id: this.#userRef(input.author_id ?? (actor.type === "user" ? actor.id : null)),
-      created_at: now,
-      updated_at: now,
+      author_id: this.#userRef(author),
+      created_at: at,
+      updated_at: at,
     };
     this.notes.set(note.id, note);
     const list = this.#notesByDeal.get(deal.id) ?? [];
@@ -413,14 +482,105 @@ export class FourDegreesStore {
     return structuredClone(note);
   }
 
+  // ── Attachments ────────────────────────────────────────────────────────────────────────────────
+
+  /** One page of a deal's attachments in (created_at, id) order; readable on an archived deal too. */
+  listAttachments(dealId: string, cursor: string | undefined, limit: number): Page<Omit<Attachment, "download_url">> {
+    this.#deal(dealId);
+    const all = [...this.attachments.values()].map((a) => a.record).filter((a) => a.deal_id === dealId);
+    return pageByCreated(all, cursor, limit);
+  }
+
+  getAttachment(id: string): StoredAttachment {
+    const found = this.attachments.get(id);
+    if (!found) throw fail.notFound("attachment", id);
+    return found;
+  }
+
+  /**
+   * Stores an uploaded file and emits `attachment.created`. `id` comes from `newId("att")` and
+   * `downloadUrl` is the URL the caller signed for it, so the event carries a working link.
+   */
+  createAttachment(dealId: string, id: string, input: AttachmentInput, actor: Actor, downloadUrl: string): Attachment {
+    const deal = this.#deal(dealId);
+    this.#writable(deal, {});
+    const author = input.author_id !== undefined ? input.author_id : actor.type === "user" ? actor.id : null;
+    const record: Omit<Attachment, "download_url"> = {
+      id,
+      deal_id: deal.id,
+      file_name: input.file_name,
+      content_type: input.content_type,
+      size: input.bytes.byteLength,
+      author_id: this.#userRef(author),
+      created_at: this.#pastOrNow(input.created_at),
+    };
+    this.attachments.set(id, { record, bytes: input.bytes });
+    const served: Attachment = { ...record, download_url: downloadUrl };
+    this.#event("attachment.created", actor, served, {});
+    return structuredClone(served);
+  }
+
+  /** Deletes an attachment and its bytes; emits `attachment.deleted` (its object has no URL). */
+  deleteAttachment(id: string, actor: Actor): Attachment {
+    const { record } = this.getAttachment(id);
+    this.#writable(this.#deal(record.deal_id), {});
+    this.attachments.delete(id);
+    const gone: Attachment = { ...record, download_url: null };
+    this.#event("attachment.deleted", actor, gone, {});
+    return structuredClone(gone);
+  }
+
+  // ── Reminders ──────────────────────────────────────────────────────────────────────────────────
+
+  /** Creates a reminder on a deal; the assignee defaults to the deal's owner. No webhook (none in the contract). */
+  createReminder(dealId: string, input: ReminderCreate, actor: Actor): Reminder {
+    const deal = this.#deal(dealId);
+    this.#writable(deal, {});
+    const assignee = input.assignee_id !== undefined ? input.assignee_id : deal.owner_id;
+    if (assignee !== null && !this.users.has(assignee))
+      throw fail.validation(`assignee_id: no user with id "${assignee}"`, "unknown_user");
+    const reminder: Reminder = {
+      id: this.newId("rem"),
+      deal_id: deal.id,
+      title: input.title,
+      body: input.body ? input.body : null,
+      due_at: input.due_at,
+      assignee_id: assignee,
+      created_by: { ...actor },
+      created_at: this.nowIso(),
+      completed_at: null,
+    };
+    this.reminders.set(reminder.id, reminder);
+    return structuredClone(reminder);
+  }
+
+  listReminders(dealId: string, cursor: string | undefined, limit: number): Page<Reminder> {
+    this.#deal(dealId);
+    return pageByCreated(
+      [...this.reminders.values()].filter((r) => r.deal_id === dealId),
+      cursor,
+      limit,
+    );
+  }
+
+  /** Marks a reminder done, as its assignee would in the UI (control API); done twice changes nothing. */
+  completeReminder(id: string): Reminder {
+    const reminder = this.reminders.get(id);
+    if (!reminder) throw fail.notFound("reminder", id);
+    reminder.completed_at ??= this.nowIso();
+    return structuredClone(reminder);
+  }
+
   // ── Internals ──────────────────────────────────────────────────────────────────────────────────
 
   #dealChangeEvents(actor: Actor, deal: Deal, changes: Record<string, [unknown, unknown]>): void {
     const stage: Record<string, [unknown, unknown]> = {};
     const owner: Record<string, [unknown, unknown]> = {};
     const other: Record<string, [unknown, unknown]> = {};
+    const stageMoved = "stage_id" in changes;
     for (const [key, change] of Object.entries(changes)) {
       if (key === "stage_id" || key === "status" || key === "pipeline_id") stage[key] = change;
+      else if (stageMoved && (key === "pass_reason_id" || key === "pass_reason_text")) stage[key] = change;
       else if (key === "owner_id") owner[key] = change;
       else other[key] = change;
     }
@@ -429,7 +589,12 @@ export class FourDegreesStore {
     if (Object.keys(other).length > 0) this.#event("deal.updated", actor, deal, other);
   }
 
-  #event(type: EventType, actor: Actor, object: Deal | Note, changes: Record<string, [unknown, unknown]>): void {
+  #event(
+    type: EventType,
+    actor: Actor,
+    object: Deal | Note | Attachment,
+    changes: Record<string, [unknown, unknown]>,
+  ): void {
     this.#emit({
       id: this.newId("evt"),
       type,
@@ -487,6 +652,38 @@ export class FourDegreesStore {
     return id;
   }
 
+  #teamRefs(ids: string[]): string[] {
+    for (const id of ids)
+      if (!this.users.has(id)) throw fail.validation(`team_ids: no user with id "${id}"`, "unknown_user");
+    return dedupe(ids);
+  }
+
+  /** A pass reason for a deal whose stage has `kind`: only a lost stage takes one. */
+  #passReason(kind: StageKind, id: string | null, text: string | null): { id: string | null; text: string | null } {
+    if (kind !== "lost") {
+      if (id !== null || text !== null)
+        throw fail.validation(
+          "pass_reason_id / pass_reason_text can only be set on a deal in a lost stage",
+          "pass_reason_not_allowed",
+        );
+      return { id: null, text: null };
+    }
+    if (id !== null && !this.passReasons.has(id))
+      throw fail.validation(
+        `pass_reason_id: no pass reason with id "${id}" (GET /pass-reasons)`,
+        "unknown_pass_reason",
+      );
+    return { id, text };
+  }
+
+  /** An imported `created_at`, which may not lie in the future; absent → now. */
+  #pastOrNow(at: string | undefined): string {
+    if (at === undefined) return this.nowIso();
+    if (Date.parse(at) > this.#clock.now())
+      throw fail.validation("created_at must not be in the future", "invalid_created_at");
+    return at;
+  }
+
   #companyRef(id: string | null): string | null {
     if (id === null) return null;
     return this.#ref(this.companies, id, "company");
@@ -505,6 +702,27 @@ export class FourDegreesStore {
     this.#sorted ??= [...this.deals.values()].sort((a, b) => cmp(a.updated_at, b.updated_at) || cmp(a.id, b.id));
     return this.#sorted;
   }
+}
+
+/** One page of records in (created_at, id) order, with the same cursors as the other lists. */
+function pageByCreated<T extends { id: string; created_at: string }>(
+  items: T[],
+  cursor: string | undefined,
+  limit: number,
+): Page<T> {
+  const all = [...items].sort((a, b) => cmp(a.created_at, b.created_at) || cmp(a.id, b.id));
+  let start = 0;
+  if (cursor !== undefined) {
+    const pos = decodeCursor(cursor);
+    start = all.findIndex((x) => cmp(x.created_at, pos.k) > 0 || (x.created_at === pos.k && cmp(x.id, pos.i) > 0));
+    if (start < 0) start = all.length;
+  }
+  const data = all.slice(start, start + limit).map((x) => structuredClone(x));
+  const last = data.at(-1);
+  return {
+    data,
+    next_cursor: last && start + limit < all.length ? encodeCursor({ k: last.created_at, i: last.id }) : null,
+  };
 }
 
 /** Top-level changes between two versions of a deal, as `{field: [old, new]}`. */

@@ -10,6 +10,7 @@ import { z } from "zod";
 import type { SandboxClock } from "../core/clock.ts";
 import { ControlError, controlBody as body } from "../core/control.ts";
 import { FaultSettingsSchema, ScriptedFaultSchema } from "../core/faults.ts";
+import { registerAppShell } from "./app-shell.ts";
 import { registerRecordControls } from "./control-records.ts";
 import { GhlError } from "./errors.ts";
 import type { HighLevelSandbox } from "./index.ts";
@@ -157,6 +158,7 @@ export function createControlApi(get: () => HighLevelSandbox, clock: SandboxCloc
   // ---------- records, as a UI user ----------
 
   registerRecordControls(app, get, demoLocation);
+  registerAppShell(app, get);
 
   // ---------- webhooks ----------
 

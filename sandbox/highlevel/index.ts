@@ -9,7 +9,7 @@
  *   /_sandbox/highlevel/*   control API (control.ts, docs/sandbox.md)
  *
  * Settings (env / .dev.vars names, all optional): HIGHLEVEL_CLIENT_ID, HIGHLEVEL_CLIENT_SECRET,
- * HIGHLEVEL_APP_ID, HIGHLEVEL_REDIRECT_URIS, HIGHLEVEL_WEBHOOK_URLS, HIGHLEVEL_TOKEN_LIFETIME_SECONDS,
+ * HIGHLEVEL_SSO_KEY, HIGHLEVEL_APP_ID, HIGHLEVEL_REDIRECT_URIS, HIGHLEVEL_WEBHOOK_URLS, HIGHLEVEL_TOKEN_LIFETIME_SECONDS,
  * HIGHLEVEL_RATE_LIMIT_MAX, HIGHLEVEL_RATE_LIMIT_INTERVAL_MS, HIGHLEVEL_RATE_LIMIT_DAILY,
  * HIGHLEVEL_RATE_LIMIT_RETRY_AFTER, HIGHLEVEL_WEBHOOK_RETRY_SCALE, HIGHLEVEL_WEBHOOK_LEGACY_SIGNATURE,
  * HIGHLEVEL_ALLOW_DUPLICATE_OPPORTUNITIES, HIGHLEVEL_OAUTH_ERROR_STYLE.
@@ -75,6 +75,11 @@ export interface HighLevelSandbox extends ProviderSandbox {
   demo: DemoData | null;
   /** Whether a 429 carries `Retry-After` (default on). */
   retryAfter: boolean;
+  /**
+   * The app's Shared Secret, which encrypts the Custom Page user context (`HIGHLEVEL_SSO_KEY`, default
+   * `sandbox-sso-key`); the Worker's `HIGHLEVEL_SSO_KEY` must equal it. Tests may change it.
+   */
+  ssoKey: string;
   seedDemo(): Promise<DemoData>;
   /** Creates a Location Private Integration Token (default: the demo location, all scopes). */
   createPit(options?: { locationId?: string; scopes?: string[]; name?: string }): string;
@@ -125,6 +130,9 @@ function num(value: string | undefined, dflt: number): number {
 
 /** The default per-app-per-location limits HighLevel documents (oauth-docs/Authorization.md FAQ). */
 export const DEFAULT_RATE_LIMIT: RateLimitSettings = { max: 100, intervalMs: 10_000, daily: 200_000 };
+
+/** The Shared Secret the sandbox's app has when `HIGHLEVEL_SSO_KEY` is unset (local dev only). */
+export const SANDBOX_DEFAULT_SSO_KEY = "sandbox-sso-key";
 
 /** The app id the sandbox gives its app when `HIGHLEVEL_APP_ID` is unset and the client id has no id prefix. */
 export const SANDBOX_DEFAULT_APP_ID = "6650f1e2a3b4c5d6e7f80912";
@@ -284,6 +292,7 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
     signer,
     demo: null,
     retryAfter: flag(s["HIGHLEVEL_RATE_LIMIT_RETRY_AFTER"], true),
+    ssoKey: s["HIGHLEVEL_SSO_KEY"] || SANDBOX_DEFAULT_SSO_KEY,
 
     reset() {
       store.clear();

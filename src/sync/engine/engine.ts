@@ -16,29 +16,26 @@
  */
 import { sha256 } from "../../lib/hash.ts";
 import type { Account } from "../../store/accounts.ts";
-import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
+import { beginWrite, completeWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
 import {
   addTombstone,
   findLink,
   hasTombstone,
-  markLinkDeleted,
   saveLink,
   type Link,
   type RecordExpectedEcho,
   type SideName,
 } from "../../store/links.ts";
 import { addReview, recordEvent, resolveReview } from "../../store/sync-events.ts";
-import { guardDelete, settleHeldDelete } from "./delete-guard.ts";
+import { fromFourDegrees, fromHighLevel } from "./creates.ts";
+import { applyDelete } from "./deletes.ts";
 import { expectedEchoOf, isOurOwnWrite } from "./echo.ts";
 import type { HlNote, Opportunity } from "../../highlevel/port.ts";
 import {
-  externalIdOf,
   flatten,
   fromDeal,
   fromOpportunity,
-  toDealContent,
   toDealPatch,
-  toOpportunityCreate,
   toOpportunityUpdate,
   unflatten,
   type Canonical,
@@ -46,10 +43,10 @@ import {
 } from "./mapping.ts";
 import type { Mapping } from "../../domain/mapping-config.ts";
 import { merge, sameFlat, type MergeResult, type Side } from "./merge.ts";
-import { findOpportunityFor, LookupCache } from "./lookups.ts";
+import { LookupCache } from "./lookups.ts";
 import { notesDiffer, syncNotes } from "./notes.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult, type PairChange } from "./types.ts";
-import { DealContentSchema, type Deal, type Flat } from "../../domain/port.ts";
+import type { Deal, Flat } from "../../domain/port.ts";
 
 /** The engine for one account (settings + mapping) over one set of connectors. */
 export class SyncEngine {
@@ -148,10 +145,10 @@ export class SyncEngine {
     const oppGone = hlId !== null && opp === null;
 
     if (link) {
-      if (dealGone) return this.#applyDelete(link, "fourdegrees");
-      if (oppGone) return this.#applyDelete(link, "highlevel");
+      if (dealGone) return applyDelete(this, link, "fourdegrees");
+      if (oppGone) return applyDelete(this, link, "highlevel");
       if (!deal || !opp) return { ...blank(fdId, hlId), outcome: "skipped", reason: "linked record missing" };
-      return this.#syncLinked(link, deal, opp, locationId);
+      return this.syncLinked(link, deal, opp, locationId);
     }
     if (side === "fourdegrees") {
       if (!deal || dealGone) {
@@ -186,7 +183,7 @@ export class SyncEngine {
    * or reconcile re-reads and merges it; the cost of a false difference is one read.
    */
   async #answerIsOurs(answer: Opportunity, locationId: string, expected: Flat): Promise<boolean> {
-    const t = await this.#translateOpp(answer, locationId);
+    const t = await this.translateOpp(answer, locationId);
     if (!t.ok) return false;
     return sameFlat(flatten(t.canonical), expected);
   }
@@ -199,16 +196,18 @@ export class SyncEngine {
     return { ...blank(link.fdDealId, link.hlOpportunityId), outcome: "echo", reason };
   }
 
-  async #translateDeal(deal: Deal): Promise<Translation> {
+  /** A deal in canonical form, or why it cannot be translated. */
+  async translateDeal(deal: Deal): Promise<Translation> {
     return fromDeal(deal, this.mapping, await this.lookups.ensureFourDegrees(deal));
   }
 
-  async #translateOpp(opp: Opportunity, locationId: string): Promise<Translation> {
+  /** An opportunity in canonical form, or why it cannot be translated. */
+  async translateOpp(opp: Opportunity, locationId: string): Promise<Translation> {
     return fromOpportunity(opp, locationId, this.mapping, await this.lookups.ensureHighLevel(opp, locationId));
   }
 
   /** Puts a record on the review list with an alert event. */
-  async #review(
+  async review(
     side: SideName,
     recordId: string,
     reason: string,
@@ -238,7 +237,7 @@ export class SyncEngine {
    * translate, merge against the base, then write HighLevel, write 4Degrees, save the link and
    * report the change. `options.base` replaces the link's base (a pair just found or created).
    */
-  async #syncLinked(
+  async syncLinked(
     link: Link,
     deal: Deal,
     opp: Opportunity,
@@ -307,10 +306,10 @@ export class SyncEngine {
     locationId: string,
   ): Promise<{ fd: Flat; hl: Flat } | JobResult> {
     const ids = { fdId: link.fdDealId, hlId: link.hlOpportunityId };
-    const fdT = await this.#translateDeal(deal);
-    if (!fdT.ok) return this.#review("fourdegrees", deal.id ?? link.fdDealId, fdT.reason, fdT.detail, ids);
-    const hlT = await this.#translateOpp(opp, locationId);
-    if (!hlT.ok) return this.#review("highlevel", opp.id, hlT.reason, hlT.detail, ids);
+    const fdT = await this.translateDeal(deal);
+    if (!fdT.ok) return this.review("fourdegrees", deal.id ?? link.fdDealId, fdT.reason, fdT.detail, ids);
+    const hlT = await this.translateOpp(opp, locationId);
+    if (!hlT.ok) return this.review("highlevel", opp.id, hlT.reason, hlT.detail, ids);
     return { fd: flatten(fdT.canonical), hl: flatten(hlT.canonical) };
   }
 
@@ -470,445 +469,19 @@ export class SyncEngine {
     return out;
   }
 
+  // ───────────────────────────── unlinked records ─────────────────────────────
+
   /**
    * A 4Degrees deal with no link: find its opportunity (crash recovery, prior link, backfill
-   * match) or create one. `backfill` adds the name + contact-email match; ambiguity → review.
+   * match) or create one (creates.ts). `backfill` adds the name + contact-email match.
    */
-  async fromFourDegrees(deal: Deal, locationId: string, options: { backfill?: boolean } = {}): Promise<JobResult> {
-    const fdId = deal.id ?? "";
-    const t = await this.#translateDeal(deal);
-    if (!t.ok) return this.#review("fourdegrees", fdId, t.reason, t.detail, { fdId, hlId: null });
-    const pair = this.mapping.pipelines.find((p) => p.fourdegreesPipelineId === t.canonical.pipeline);
-    const pairLocation = pair?.highlevelLocationId ?? locationId;
-    const hl = this.deps.highlevel(pairLocation);
-    const found = await findOpportunityFor(this, deal, t.canonical, pairLocation, options.backfill ?? false, (opp) =>
-      this.#asCreatedOpp(opp, pairLocation),
-    );
-    if (found?.kind === "found") return this.#linkAndSync(deal, found.opp, pairLocation, found.base);
-    if (found?.kind === "gone") {
-      // The deal stands for an opportunity that was deleted before their link was saved (e.g. a
-      // crash after creating the deal, then a user deleted the opportunity): a delete, applied per
-      // the account's policy like any confirmed delete — never a new opportunity resurrecting it.
-      if (await findLink(this.db, this.account.id, "highlevel", found.oppId))
-        return {
-          ...blank(fdId, found.oppId),
-          outcome: "skipped",
-          reason: `HighLevel opportunity ${found.oppId} is linked elsewhere`,
-        };
-      const link: Link = {
-        accountId: this.account.id,
-        fdDealId: fdId,
-        hlOpportunityId: found.oppId,
-        hlLocationId: pairLocation,
-        hlContactId: null,
-        state: "active",
-        base: {},
-        fdUpdatedAt: null,
-        fdVersion: null,
-        hlUpdatedAt: null,
-        syncedAt: this.deps.now(),
-        deletedSide: null,
-      };
-      if (!this.account.testMode) await saveLink(this.db, link, this.deps.now());
-      return this.#applyDelete(link, "highlevel");
-    }
-    if (found?.kind === "ambiguous") {
-      for (const c of found.candidates)
-        await addReview(
-          this.db,
-          {
-            accountId: this.account.id,
-            side: "highlevel",
-            recordId: c.id,
-            reason: `ambiguous match: several HighLevel opportunities look like 4Degrees deal ${fdId}`,
-            detail: { fdDealId: fdId },
-          },
-          this.deps.now(),
-        );
-      return this.#review(
-        "fourdegrees",
-        fdId,
-        `ambiguous match: ${found.candidates.length} HighLevel opportunities named "${t.canonical.name}"${t.canonical.contact ? ` with contact ${t.canonical.contact}` : ""}; link one by hand`,
-        { candidates: found.candidates.map((c) => c.id) },
-        { fdId, hlId: null },
-      );
-    }
-    if (!(await this.highLevelWritable(pairLocation)))
-      return {
-        ...blank(fdId, null),
-        outcome: "skipped",
-        reason: "HighLevel is read-only for this account (HighLevel → 4Degrees only): the deal is not created there",
-      };
-    if (this.account.testMode)
-      return {
-        ...blank(fdId, null),
-        outcome: "test_mode",
-        direction: "to_highlevel",
-        writes: [{ side: "highlevel", op: "create", id: null }],
-        detail: { create: t.canonical },
-      };
-
-    const key: LedgerKey = {
-      accountId: this.account.id,
-      targetSide: "highlevel",
-      sourceRecord: `fourdegrees:${fdId}`,
-      changeHash: "create",
-    };
-    const contact = await hl.ensureContact({ email: t.canonical.contact ?? null, name: t.canonical.name });
-    const build = toOpportunityCreate(t.canonical, this.mapping, {
-      ...(await this.lookups.highlevel(pairLocation)),
-      contactId: contact.id,
-      fdDealId: fdId,
-    });
-    // The request is kept with the ledger row: a retry after a crash finds this create by it (findOpportunityFor).
-    await beginWrite(this.db, key, "create", this.deps.now(), build.body);
-    const opp = await hl.createOpportunity(build.body);
-    await this.deps.hooks?.afterCreate?.("highlevel", opp.id);
-    await completeWrite(this.db, key, opp.id, this.deps.now());
-    const writes: JobResult["writes"] = [{ side: "highlevel", op: "create", id: opp.id }];
-    const linked = await this.#writeExternalRef(deal, opp.id);
-    if (linked !== deal) writes.push({ side: "fourdegrees", op: "link", id: fdId });
-    const base = flatten(t.canonical);
-    for (const s of build.skipped) base[s.field] = null;
-    await saveLink(
-      this.db,
-      {
-        accountId: this.account.id,
-        fdDealId: fdId,
-        hlOpportunityId: opp.id,
-        hlLocationId: pairLocation,
-        hlContactId: opp.contactId ?? contact.id,
-        base,
-        fdUpdatedAt: linked.updatedAt,
-        fdVersion: linked.version,
-        hlUpdatedAt: opp.updatedAt ?? null,
-      },
-      this.deps.now(),
-    );
-    await resolveReview(this.db, this.account.id, "fourdegrees", fdId);
-    const change: PairChange = {
-      source: "fourdegrees",
-      changeId: "create",
-      name: t.canonical.name,
-      fdId,
-      hlId: opp.id,
-      before: null,
-      after: base,
-    };
-    return {
-      ...blank(fdId, opp.id),
-      outcome: "ok",
-      direction: "to_highlevel",
-      writes,
-      change,
-      ...(build.skipped.length ? { detail: { skipped: build.skipped } } : {}),
-    };
+  fromFourDegrees(deal: Deal, locationId: string, options: { backfill?: boolean } = {}): Promise<JobResult> {
+    return fromFourDegrees(this, deal, locationId, options);
   }
 
-  /** Records the HighLevel id on the 4Degrees deal (`externalRefs`), once. */
-  async #writeExternalRef(deal: Deal, oppId: string): Promise<Deal> {
-    if (!deal.id || deal.externalRefs.some((r) => r.system === "highlevel" && r.id === oppId)) return deal;
-    const key: LedgerKey = {
-      accountId: this.account.id,
-      targetSide: "fourdegrees",
-      sourceRecord: `highlevel:${oppId}`,
-      changeHash: "link",
-    };
-    await beginWrite(this.db, key, "link", this.deps.now());
-    // `expectedVersion` from the deal in hand spares the connector a re-read; if the deal changed
-    // since, the refs are recomputed on the current deal (its other refs kept).
-    const withRef = (d: Deal) => [
-      ...d.externalRefs.filter((r) => r.system !== "highlevel"),
-      { system: "highlevel", id: oppId },
-    ];
-    const updated = await this.deps.fourdegrees.updateDeal(
-      deal.id,
-      { externalRefs: withRef(deal) },
-      {
-        idempotencyKey: ledgerIdempotencyKey(key),
-        ...(deal.version ? { expectedVersion: deal.version } : {}),
-        onConflict: (current) => ({ externalRefs: withRef(current) }),
-      },
-    );
-    await completeWrite(this.db, key, deal.id, this.deps.now());
-    return updated;
-  }
-
-  /**
-   * The canonical content of an opportunity this engine created, when it is still as created
-   * (`updatedAt` = `createdAt`); `null` when it changed since (or cannot be translated).
-   */
-  async #asCreatedOpp(opp: Opportunity, locationId: string): Promise<Flat | null> {
-    if (!opp.createdAt || opp.updatedAt !== opp.createdAt) return null;
-    const t = await this.#translateOpp(opp, locationId);
-    return t.ok ? flatten(t.canonical) : null;
-  }
-
-  /** The canonical content of a deal this engine created, when it is still as created (`updatedAt` = `createdAt`); else `null`. */
-  async #asCreatedDeal(deal: Deal): Promise<Flat | null> {
-    if (!deal.createdAt || deal.updatedAt !== deal.createdAt) return null;
-    const t = await this.#translateDeal(deal);
-    return t.ok ? flatten(t.canonical) : null;
-  }
-
-  /** Links an existing pair (found, not created) and merges it; `base` as the merge base. */
-  async #linkAndSync(deal: Deal, opp: Opportunity, locationId: string, base: Flat | null): Promise<JobResult> {
-    const fdId = deal.id ?? "";
-    const other = await findLink(this.db, this.account.id, "highlevel", opp.id);
-    if (other && other.fdDealId !== fdId)
-      return this.#review(
-        "fourdegrees",
-        fdId,
-        `HighLevel opportunity ${opp.id} is already linked to 4Degrees deal ${other.fdDealId}`,
-        { opportunityId: opp.id },
-        { fdId, hlId: opp.id },
-      );
-    const link: Link = {
-      accountId: this.account.id,
-      fdDealId: fdId,
-      hlOpportunityId: opp.id,
-      hlLocationId: locationId,
-      hlContactId: opp.contactId ?? null,
-      state: "active",
-      base: base ?? {},
-      fdUpdatedAt: null,
-      fdVersion: null,
-      hlUpdatedAt: null,
-      syncedAt: this.deps.now(),
-      deletedSide: null,
-    };
-    await saveLink(this.db, link, this.deps.now());
-    const res = await this.#syncLinked(link, deal, opp, locationId, { base });
-    if (!deal.externalRefs.some((r) => r.system === "highlevel" && r.id === opp.id) && !this.account.testMode) {
-      const fresh = await this.deps.fourdegrees.getDeal(fdId);
-      if (fresh) {
-        const linked = await this.#writeExternalRef(fresh, opp.id);
-        const saved = await findLink(this.db, this.account.id, "fourdegrees", fdId);
-        if (saved)
-          await saveLink(
-            this.db,
-            { ...saved, fdUpdatedAt: linked.updatedAt, fdVersion: linked.version },
-            this.deps.now(),
-          );
-        res.writes.push({ side: "fourdegrees", op: "link", id: fdId });
-      }
-    }
-    res.detail = { ...res.detail, linked: "existing pair found" };
-    return res;
-  }
-
-  /** A HighLevel opportunity with no link: find its deal or create one. */
-  async fromHighLevel(opp: Opportunity, locationId: string): Promise<JobResult> {
-    const t = await this.#translateOpp(opp, locationId);
-    if (!t.ok) return this.#review("highlevel", opp.id, t.reason, t.detail, { fdId: null, hlId: opp.id });
-    // The 4Degrees id in the external-id field, else a completed ledger create.
-    const claimed = externalIdOf(opp, this.mapping);
-    const prior = await getWrite(this.db, {
-      accountId: this.account.id,
-      targetSide: "fourdegrees",
-      sourceRecord: `highlevel:${opp.id}`,
-      changeHash: "create",
-    });
-    for (const candidate of [claimed, prior?.targetId ?? null]) {
-      if (!candidate) continue;
-      const tombstoned = await hasTombstone(this.db, this.account.id, "fourdegrees", candidate);
-      const deal = tombstoned ? null : await this.deps.fourdegrees.getDeal(candidate);
-      // Ours (created from this opportunity): the merge base is the deal as created, if still so.
-      const ours =
-        candidate === prior?.targetId ||
-        deal?.externalRefs.some((r) => r.system === "highlevel" && r.id === opp.id) === true;
-      if (deal && !deal.archivedAt)
-        return this.#linkAndSync(deal, opp, locationId, ours ? await this.#asCreatedDeal(deal) : null);
-      // The deal this opportunity stands for (its external-id field, or our create) was deleted —
-      // confirmed by a re-read now or when it was tombstoned — before their link was saved (e.g. a
-      // crash after the create, then the user archived the deal): the pair's delete, per the
-      // account's policy. Never a new deal resurrecting it, never an opportunity left behind.
-      const existing = await findLink(this.db, this.account.id, "fourdegrees", candidate);
-      if (existing && existing.hlOpportunityId !== opp.id)
-        return {
-          ...blank(candidate, opp.id),
-          outcome: "skipped",
-          reason: `the 4Degrees deal ${candidate} it was linked to is deleted`,
-        };
-      const link: Link = {
-        accountId: this.account.id,
-        fdDealId: candidate,
-        hlOpportunityId: opp.id,
-        hlLocationId: locationId,
-        hlContactId: opp.contactId ?? null,
-        state: "active",
-        base: {},
-        fdUpdatedAt: null,
-        fdVersion: null,
-        hlUpdatedAt: null,
-        syncedAt: this.deps.now(),
-        deletedSide: null,
-      };
-      if (!this.account.testMode) await saveLink(this.db, link, this.deps.now());
-      return this.#applyDelete(link, "fourdegrees");
-    }
-    if (this.account.testMode)
-      return {
-        ...blank(null, opp.id),
-        outcome: "test_mode",
-        direction: "to_fourdegrees",
-        writes: [{ side: "fourdegrees", op: "create", id: null }],
-        detail: { create: t.canonical },
-      };
-    const key: LedgerKey = {
-      accountId: this.account.id,
-      targetSide: "fourdegrees",
-      sourceRecord: `highlevel:${opp.id}`,
-      changeHash: "create",
-    };
-    const build = toDealContent(t.canonical, this.mapping, {
-      ...(await this.lookups.fourdegrees()),
-      hlOpportunityId: opp.id,
-    });
-    const begun = await beginWrite(this.db, key, "create", this.deps.now(), build.body);
-    // The ledger key is the Idempotency-Key: a retry after a crash replays the first create — if it
-    // sends the first request unchanged (4Degrees answers 422 to a reused key with another body), so
-    // a retry re-sends the recorded request even when the opportunity changed since.
-    const first = begun.fresh ? null : DealContentSchema.safeParse(begun.entry.request);
-    const deal = await this.deps.fourdegrees.createDeal(first?.success ? first.data : build.body, {
-      idempotencyKey: ledgerIdempotencyKey(key),
-    });
-    await this.deps.hooks?.afterCreate?.("fourdegrees", deal.id ?? "");
-    await completeWrite(this.db, key, deal.id, this.deps.now());
-    const writes: JobResult["writes"] = [{ side: "fourdegrees", op: "create", id: deal.id }];
-    let hlAfter = opp;
-    if (this.mapping.externalIdFieldId && deal.id && (await this.highLevelWritable(locationId))) {
-      hlAfter = await this.deps
-        .highlevel(locationId)
-        .updateOpportunity(opp.id, { customFields: [{ id: this.mapping.externalIdFieldId, field_value: deal.id }] });
-      writes.push({ side: "highlevel", op: "link", id: opp.id });
-    }
-    if (!begun.fresh && deal.id) {
-      // An earlier attempt began this create: the answer may be the replay of its create (the
-      // Idempotency-Key), i.e. the deal as created then, while the opportunity may have changed
-      // since. Merge the current records with the deal as created as the base, so those changes
-      // flow to 4Degrees instead of the replayed content being taken for the pair's state.
-      const created = await this.#translateDeal(deal);
-      const current = await this.deps.fourdegrees.getDeal(deal.id);
-      if (created.ok && current && !current.archivedAt) {
-        const res = await this.#linkAndSync(current, hlAfter, locationId, flatten(created.canonical));
-        res.writes.unshift(...writes);
-        res.direction = directionOfWrites(res.writes);
-        if (res.outcome === "noop") res.outcome = "ok";
-        return res;
-      }
-    }
-    const base = flatten(t.canonical);
-    for (const s of build.skipped) base[s.field] = null;
-    await saveLink(
-      this.db,
-      {
-        accountId: this.account.id,
-        fdDealId: deal.id ?? "",
-        hlOpportunityId: opp.id,
-        hlLocationId: locationId,
-        hlContactId: opp.contactId ?? null,
-        base,
-        fdUpdatedAt: deal.updatedAt,
-        fdVersion: deal.version,
-        hlUpdatedAt: hlAfter.updatedAt ?? null,
-      },
-      this.deps.now(),
-    );
-    await resolveReview(this.db, this.account.id, "highlevel", opp.id);
-    const change: PairChange = {
-      source: "highlevel",
-      changeId: "create",
-      name: t.canonical.name,
-      fdId: deal.id,
-      hlId: opp.id,
-      before: null,
-      after: base,
-    };
-    return { ...blank(deal.id, opp.id), outcome: "ok", direction: "to_fourdegrees", writes, change };
-  }
-
-  // ───────────────────────────── deletes ─────────────────────────────
-
-  /**
-   * Applies a delete confirmed by a re-read (404, or a 4Degrees archive) per the account's policy:
-   * `propagate` deletes (HighLevel) / archives (4Degrees) the other side, `archive` closes the
-   * HighLevel opportunity as lost / archives the 4Degrees deal, `ignore` only unlinks. The pair
-   * becomes a tombstone either way, so a stray update after the delete does not resurrect it.
-   */
-  async #applyDelete(link: Link, gone: SideName): Promise<JobResult> {
-    const ids = { fdId: link.fdDealId, hlId: link.hlOpportunityId };
-    const out: JobResult = { ...blank(ids.fdId, ids.hlId), outcome: "deleted" };
-    const policy = this.account.deletePolicy;
-    const otherWritable = gone === "fourdegrees" ? await this.highLevelWritable(link.hlLocationId) : true;
-    const writes: JobResult["writes"] = [];
-    if (policy !== "ignore" && otherWritable) {
-      if (gone === "fourdegrees")
-        writes.push(
-          policy === "propagate"
-            ? { side: "highlevel", op: "delete", id: link.hlOpportunityId }
-            : { side: "highlevel", op: "close_lost", id: link.hlOpportunityId },
-        );
-      else writes.push({ side: "fourdegrees", op: "archive", id: link.fdDealId });
-    }
-    if (this.account.testMode)
-      return {
-        ...out,
-        outcome: "test_mode",
-        writes,
-        direction: directionOfWrites(writes),
-        detail: { deleted: gone, policy },
-      };
-    // The mass-delete guard (delete-guard.ts) only matters when the other side would be written.
-    const verdict = writes.length > 0 ? await guardDelete(this.db, this.account, link, gone, this.deps.now()) : null;
-    if (verdict?.action === "hold")
-      return { ...out, outcome: "skipped", reason: verdict.reason, detail: { deleted: gone, policy, held: true } };
-    if (verdict?.action === "discard") writes.length = 0;
-    const judged = verdict?.action === "discard" ? { discarded: true } : verdict?.approved ? { approved: true } : {};
-    for (const w of writes) {
-      const key: LedgerKey = {
-        accountId: this.account.id,
-        targetSide: w.side,
-        sourceRecord: `${gone}:${gone === "fourdegrees" ? link.fdDealId : link.hlOpportunityId}`,
-        changeHash: `delete:${w.op}`,
-      };
-      const begun = await beginWrite(this.db, key, w.op, this.deps.now());
-      if (begun.entry.state === "done") continue;
-      if (w.op === "delete") await this.deps.highlevel(link.hlLocationId).deleteOpportunity(link.hlOpportunityId);
-      else if (w.op === "close_lost")
-        await this.deps.highlevel(link.hlLocationId).updateOpportunity(link.hlOpportunityId, { status: "lost" });
-      else await this.deps.fourdegrees.archiveDeal(link.fdDealId, { idempotencyKey: ledgerIdempotencyKey(key) });
-      await completeWrite(this.db, key, w.id, this.deps.now());
-    }
-    const now = this.deps.now();
-    await addTombstone(
-      this.db,
-      this.account.id,
-      gone,
-      gone === "fourdegrees" ? link.fdDealId : link.hlOpportunityId,
-      now,
-    );
-    if (writes.some((w) => w.op === "delete" || w.op === "archive"))
-      await addTombstone(
-        this.db,
-        this.account.id,
-        gone === "fourdegrees" ? "highlevel" : "fourdegrees",
-        gone === "fourdegrees" ? link.hlOpportunityId : link.fdDealId,
-        now,
-      );
-    await markLinkDeleted(this.db, this.account.id, link.fdDealId, gone, now);
-    await recordEvent(this.db, {
-      accountId: this.account.id,
-      kind: "delete",
-      direction: directionOfWrites(writes),
-      fdId: ids.fdId,
-      hlId: ids.hlId,
-      outcome: verdict?.action === "discard" ? "discarded" : policy,
-      detail: { deleted: gone, policy, writes, ...judged },
-    });
-    if (verdict?.action === "discard" || verdict?.approved)
-      await settleHeldDelete(this.db, this.account.id, link.fdDealId);
-    return { ...out, writes, direction: directionOfWrites(writes), detail: { deleted: gone, policy, ...judged } };
+  /** A HighLevel opportunity with no link: find its deal or create one (creates.ts). */
+  fromHighLevel(opp: Opportunity, locationId: string): Promise<JobResult> {
+    return fromHighLevel(this, opp, locationId);
   }
 
   // ───────────────────────────── notes ─────────────────────────────

@@ -253,4 +253,28 @@ describe("4Degrees sandbox over HTTP", () => {
       { numRuns: 100, seed: 4242 },
     );
   });
+
+  it("happy: a real multipart upload over HTTP, its signed download URL serves the bytes, a forged one is 403", async () => {
+    const deals = await api("GET", "/deals?limit=1");
+    const dealId = deals.json.data[0].id as string;
+    const bytes = Buffer.concat([Buffer.from("%PDF-1.7\n"), Buffer.alloc(300_000, 0x41)]);
+    const form = new FormData();
+    form.append("file", new File([bytes], "Data room index.pdf", { type: "application/pdf" }));
+    const res = await fetch(`${sandbox.url}/4degrees/v1/deals/${dealId}/attachments`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}` },
+      body: form,
+    });
+    expect(res.status).toBe(201);
+    const att = (await res.json()) as { id: string; size: number; download_url: string };
+    expect(att.size).toBe(bytes.length);
+    expect(att.download_url.startsWith(`${sandbox.url}/4degrees/files/${att.id}?`)).toBe(true);
+    const file = await fetch(att.download_url);
+    expect(file.status).toBe(200);
+    expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
+    const forged = await fetch(att.download_url.replace(/signature=[^&]+/, "signature=forged"));
+    expect(forged.status).toBe(403);
+    expect(((await forged.json()) as { error: { code: string } }).error.code).toBe("invalid_signature");
+    expect((await api("DELETE", `/attachments/${att.id}`)).status).toBe(200);
+  });
 });

@@ -5,7 +5,7 @@
  * |---|---|---|
  * | GET `/accounts` | – | every account with its settings |
  * | GET `/accounts/{id}` | – | one account + link counts, dirty records, backfill progress |
- * | PUT `/accounts/{id}` | `{name?, locations?, conflictPolicy?, deletePolicy?, testMode?, readOnly?}` | create or update (idempotent); the 4Degrees workspace is paired by `PUT /api/accounts/{id}/fourdegrees` only |
+ * | PUT `/accounts/{id}` | `{name?, locations?, conflictPolicy?, deletePolicy?, testMode?, readOnly?, deleteGuard?: {maxDeletes?, maxPercent?}}` | create or update (idempotent); the 4Degrees workspace is paired by `PUT /api/accounts/{id}/fourdegrees` only |
  * | DELETE `/accounts/{id}` | – | the account and everything synced for it |
  * | GET `/accounts/{id}/mapping` | – | the stored mapping (404 when none) |
  * | GET `/accounts/{id}/mapping/suggested` | – | a default mapping built from the live pipelines |
@@ -17,6 +17,8 @@
  * | GET `/failures/unassigned?status=` · POST `/failures/unassigned/{failureId}/replay` | – | failures of no known account |
  * | POST `/accounts/{id}/backfill` · GET · POST `/backfill/resume` | – | start, progress, resume |
  * | GET `/accounts/{id}/review` | – | records the engine would not guess about |
+ * | GET `/accounts/{id}/held-deletes` | – | deletes the mass-delete guard holds for approval |
+ * | POST `/accounts/{id}/held-deletes/approve` · `/held-deletes/{fdDealId}/approve` · `/held-deletes/{fdDealId}/discard` | – | approve all / one, discard one (docs/sync.md "Mass-delete guard") |
  * | DELETE `/accounts/{id}/review/{side}/{recordId}` | – | resolve and re-sync that record |
  * | POST `/accounts/{id}/sync` | `{side, recordId, locationId?}` | re-sync one record now |
  * | GET `/accounts/{id}/events?kind=&limit=&before=` | – | the activity trail, newest first |
@@ -27,8 +29,10 @@ import { z } from "zod";
 import { AppError, parseInput } from "../lib/errors.ts";
 import {
   ConflictPolicySchema,
+  DeleteGuardSchema,
   DeletePolicySchema,
   createAccount,
+  DEFAULT_DELETE_GUARD,
   deleteAccount,
   getAccount,
   requireAccount,
@@ -37,14 +41,17 @@ import {
 } from "../store/accounts.ts";
 import { getBackfill } from "../store/backfill-runs.ts";
 import { getFailure, listFailures, UNASSIGNED, type Failure } from "../store/failures.ts";
+import { listHeldDeletes } from "../store/held-deletes.ts";
 import { countLinks } from "../store/links.ts";
 import { listPending } from "../store/pending.ts";
 import { listEvents, listReview, resolveReview } from "../store/sync-events.ts";
 import { beginBackfill, resumeBackfill } from "../sync/jobs/backfill.ts";
 import { bootstrapAccount, BootstrapBody } from "../sync/bootstrap.ts";
 import { liveConnectors } from "../sync/connectors.ts";
+import { applyDecision } from "../sync/engine/delete-guard.ts";
 import { liveJobDeps, markAndEnqueue } from "../sync/jobs/deps.ts";
 import { MappingSchema, mappingIssues, validateMappingLive } from "../domain/mapping-config.ts";
+import { sendMessage } from "../queue/queues.ts";
 import { replayFailure } from "../queue/replay.ts";
 import { loadLiveStructure, suggestedMapping } from "../sync/structure.ts";
 import type { AppEnv } from "./context.ts";
@@ -70,6 +77,8 @@ const AccountBody = z
     deletePolicy: DeletePolicySchema.optional(),
     testMode: z.boolean().optional(),
     readOnly: z.boolean().optional(),
+    // Either threshold alone keeps the other one's stored value (or its default).
+    deleteGuard: DeleteGuardSchema.partial().optional(),
   })
   .strict();
 
@@ -79,10 +88,20 @@ async function body<S extends z.ZodType>(raw: Promise<unknown>, schema: S, what:
   return parsed.data;
 }
 
+/** The keys of a partial object that are set (exactOptionalPropertyTypes keeps `undefined` out of a spread). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function idParam(raw: string): string {
   const parsed = AccountId.safeParse(raw);
   if (!parsed.success) throw new AppError("bad_request", parsed.error.issues[0]?.message ?? "invalid account id");
   return parsed.data;
+}
+
+/** Decides held deletes; one forced record job per decided pair applies the decision (delete-guard.ts). */
+function decideHeld(env: Env, accountId: string, fdDealId: string | null, decision: "approved" | "discarded") {
+  return applyDecision(env.DB, (m) => sendMessage(env, m), accountId, fdDealId, decision);
 }
 
 /** Replays a failure (src/queue/replay.ts); 422 when it holds a message this version cannot read. */
@@ -124,8 +143,12 @@ export const syncAdmin = new Hono<AppEnv>()
       );
     const input = await body(Promise.resolve(raw), AccountBody, "account");
     const existing = await getAccount(c.env.DB, id);
+    const { deleteGuard: guardPatch, ...rest } = input;
+    const deleteGuard = guardPatch
+      ? { ...(existing?.deleteGuard ?? DEFAULT_DELETE_GUARD), ...definedOnly(guardPatch) }
+      : undefined;
     const account = existing?.configured
-      ? await updateAccount(c.env.DB, id, input)
+      ? await updateAccount(c.env.DB, id, { ...rest, ...(deleteGuard ? { deleteGuard } : {}) })
       : await createAccount(c.env.DB, {
           id,
           name: input.name ?? existing?.name ?? id,
@@ -134,6 +157,7 @@ export const syncAdmin = new Hono<AppEnv>()
           ...(input.deletePolicy ? { deletePolicy: input.deletePolicy } : {}),
           ...(input.testMode === undefined ? {} : { testMode: input.testMode }),
           ...(input.readOnly === undefined ? {} : { readOnly: input.readOnly }),
+          ...(deleteGuard ? { deleteGuard } : {}),
         });
     c.var.log.info({ event: "sync.account_saved", account: id, outcome: "ok", created: !existing?.configured });
     return c.json({ account }, existing?.configured ? 200 : 201);
@@ -259,6 +283,23 @@ export const syncAdmin = new Hono<AppEnv>()
   .get("/accounts/:id/review", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     return c.json({ review: await listReview(c.env.DB, account.id) });
+  })
+  .get("/accounts/:id/held-deletes", async (c) => {
+    const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
+    return c.json({ held: await listHeldDeletes(c.env.DB, account.id), guard: account.deleteGuard });
+  })
+  .post("/accounts/:id/held-deletes/approve", async (c) => {
+    const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
+    return c.json({ decided: await decideHeld(c.env, account.id, null, "approved") });
+  })
+  .post("/accounts/:id/held-deletes/:fdDealId/:decision{approve|discard}", async (c) => {
+    const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
+    const fdDealId = c.req.param("fdDealId");
+    const decision = c.req.param("decision") === "approve" ? "approved" : "discarded";
+    const decided = await decideHeld(c.env, account.id, fdDealId, decision);
+    if (decided.length === 0)
+      throw new AppError("not_found", `no delete of 4Degrees deal ${fdDealId} is on hold for account ${account.id}`);
+    return c.json({ decided });
   })
   .delete("/accounts/:id/review/:side/:recordId", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));

@@ -59,6 +59,25 @@ export const NotifyEventSchema = z.discriminatedUnion("kind", [
     remaining: z.number().int(),
     limit: z.number().int(),
   }),
+  z.object({
+    kind: z.literal("unusual_activity"),
+    accountId: z.string().min(1),
+    /** What spiked, or `webhook_silence` (a location's webhooks stopped while reconcile finds changes). */
+    metric: z.enum(["failures", "rate_limited", "deletes", "changes", "webhook_silence"]),
+    /** Identifies the episode (its first hour, or the silence's last webhook): one notification each. */
+    episode: z.string().min(1),
+    /** The count that tripped the alert, and the threshold it passed. */
+    count: z.number().int(),
+    threshold: z.number().int(),
+    locationId: z.string().nullable().default(null),
+  }),
+  z.object({
+    kind: z.literal("deletes_held"),
+    accountId: z.string().min(1),
+    /** When the hold began (the oldest held delete, epoch ms): one notification per hold episode. */
+    since: z.number().int(),
+    count: z.number().int(),
+  }),
 ]);
 export type NotifyEvent = z.infer<typeof NotifyEventSchema>;
 export type NotifyEventInput = z.input<typeof NotifyEventSchema>;
@@ -74,5 +93,9 @@ export function changeKeyOf(e: NotifyEvent): string {
       return `reconnect:${e.locationId}:${e.since}`;
     case "quota_low":
       return `quota:${e.locationId}:${e.day}`;
+    case "unusual_activity":
+      return `activity:${e.metric}:${e.locationId ?? "-"}:${e.episode}`;
+    case "deletes_held":
+      return `held:${e.since}`;
   }
 }

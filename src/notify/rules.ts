@@ -16,6 +16,8 @@ export const TRIGGER_LABELS: Record<Trigger, string> = {
   sync_failure: "Sync failure",
   needs_reconnect: "HighLevel connection needs reconnect",
   quota_low: "HighLevel daily quota below a threshold",
+  unusual_activity: "Unusual activity (a spike against the 7-day baseline, or webhooks going silent)",
+  deletes_held: "Deletes put on hold by the mass-delete guard",
 };
 
 /**
@@ -63,6 +65,8 @@ export const PARAMS_SCHEMAS = {
   sync_failure: noParams,
   needs_reconnect: noParams,
   quota_low: remainingParams,
+  unusual_activity: noParams,
+  deletes_held: noParams,
 } as const satisfies Record<Trigger, z.ZodType>;
 
 /** `POST /api/notifications` body: a discriminated union on `trigger` with its parameters. */
@@ -74,6 +78,8 @@ export const NewRuleSchema = z.discriminatedUnion("trigger", [
   z.object({ ...common, trigger: z.literal("sync_failure"), params: PARAMS_SCHEMAS.sync_failure }),
   z.object({ ...common, trigger: z.literal("needs_reconnect"), params: PARAMS_SCHEMAS.needs_reconnect }),
   z.object({ ...common, trigger: z.literal("quota_low"), params: PARAMS_SCHEMAS.quota_low }),
+  z.object({ ...common, trigger: z.literal("unusual_activity"), params: PARAMS_SCHEMAS.unusual_activity }),
+  z.object({ ...common, trigger: z.literal("deletes_held"), params: PARAMS_SCHEMAS.deletes_held }),
 ]);
 export type NewRule = z.infer<typeof NewRuleSchema>;
 
@@ -135,6 +141,10 @@ export function ruleMatches(trigger: Trigger, params: RuleParams, event: NotifyE
       return event.kind === "needs_reconnect";
     case "quota_low":
       return event.kind === "quota_low" && params.remaining !== undefined && event.remaining < params.remaining;
+    case "unusual_activity":
+      return event.kind === "unusual_activity";
+    case "deletes_held":
+      return event.kind === "deletes_held";
   }
 }
 
@@ -162,7 +172,24 @@ export function describe(trigger: Trigger, event: NotifyEvent): string {
       return `HighLevel location ${event.locationId} needs to be reconnected${event.reason ? ` (${event.reason})` : ""}`;
     case "quota_low":
       return `HighLevel location ${event.locationId}: ${event.remaining.toLocaleString("en-US")} of ${event.limit.toLocaleString("en-US")} API calls left today`;
+    case "unusual_activity":
+      return describeActivity(event);
+    case "deletes_held":
+      return `Account ${event.accountId}: ${event.count} delete(s) on hold for approval (mass-delete guard); nothing was deleted on the other side — approve or discard them on Problems`;
   }
+}
+
+const METRIC_LABELS = {
+  failures: "sync failures",
+  rate_limited: "HighLevel 429 answers",
+  deletes: "deletes",
+  changes: "synced changes",
+} as const;
+
+function describeActivity(e: Extract<NotifyEvent, { kind: "unusual_activity" }>): string {
+  if (e.metric === "webhook_silence")
+    return `HighLevel is dropping webhooks: location ${e.locationId ?? "?"} sent none while reconcile found ${e.count} changed records (alert at ${e.threshold})`;
+  return `Unusual activity on account ${e.accountId}: ${e.count} ${METRIC_LABELS[e.metric]} this hour (the 7-day baseline allows ${e.threshold})`;
 }
 
 /** The dotted event type a generic webhook receives (`deal.won`, `sync.failure`, …). */

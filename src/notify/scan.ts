@@ -15,7 +15,11 @@
  *   src/store/app-status.ts): a `sync_failure` for every account with HighLevel locations and a
  *   sync-failure rule, keyed by the condition's `since` — once per episode, whatever the ticks.
  *
- * Only accounts with an enabled rule for the trigger are looked at (no gate call otherwise). It
+ * - Unusual activity and deletes on hold (src/notify/activity.ts): every active account with a
+ *   HighLevel location is scanned, rule or not, so the console shows its alerts; rules only decide
+ *   who is notified.
+ *
+ * For the other triggers only accounts with an enabled rule are looked at (no gate call otherwise). It
  * never throws: one location's problem is logged and the others are still scanned.
  */
 import type { Config } from "../config.ts";
@@ -25,6 +29,7 @@ import { listAccounts } from "../store/accounts.ts";
 import { getAppCondition, HIGHLEVEL_CLIENT_REJECTED } from "../store/app-status.ts";
 import { listConnections, locationConnectionId } from "../store/connections.ts";
 import { listRules } from "../store/notifications.ts";
+import { gateRateLimited, scanAccountActivity, type RateLimitedSource } from "./activity.ts";
 import { notifyChange, type NotifyResult } from "./notify.ts";
 
 /** What one scan reported (for the cron's log line and tests). */
@@ -32,6 +37,9 @@ export interface ScanResult {
   reconnect: NotifyResult;
   quota: NotifyResult;
   clientRejected: NotifyResult;
+  /** Unusual activity and deletes on hold: notifications, and the alert keys newly recorded. */
+  activity: NotifyResult;
+  alerts: string[];
   errors: number;
 }
 
@@ -52,8 +60,17 @@ export async function scanNotifications(
   config: Config,
   log: Logger,
   now: number = Date.now(),
+  options: { rateLimited?: RateLimitedSource } = {},
 ): Promise<ScanResult> {
-  const result: ScanResult = { reconnect: none(), quota: none(), clientRejected: none(), errors: 0 };
+  const result: ScanResult = {
+    reconnect: none(),
+    quota: none(),
+    clientRejected: none(),
+    activity: none(),
+    alerts: [],
+    errors: 0,
+  };
+  await scanActivity(env, config, log, now, options.rateLimited ?? gateRateLimited(env), result);
   try {
     const rules = await listRules(env.DB, { enabledOnly: true });
     const wants = (trigger: "needs_reconnect" | "quota_low" | "sync_failure") =>
@@ -154,8 +171,41 @@ export async function scanNotifications(
     outcome: result.errors ? "failed" : "ok",
     reconnect_enqueued: result.reconnect.enqueued,
     quota_enqueued: result.quota.enqueued,
+    activity_enqueued: result.activity.enqueued,
+    alerts: result.alerts.length,
     client_rejected_enqueued: result.clientRejected.enqueued,
     errors: result.errors,
   });
   return result;
+}
+
+/** The unusual-activity part of the scan: one account at a time, a failing account logged and skipped. */
+async function scanActivity(
+  env: Env,
+  config: Config,
+  log: Logger,
+  now: number,
+  rateLimited: RateLimitedSource,
+  result: ScanResult,
+): Promise<void> {
+  try {
+    const accounts = (await listAccounts(env.DB)).filter((a) => a.status === "active" && a.locations.length > 0);
+    if (accounts.length === 0) return;
+    const connected = new Set(
+      (await listConnections(env.DB, { status: "active" })).flatMap((c) => (c.locationId ? [c.locationId] : [])),
+    );
+    for (const account of accounts) {
+      try {
+        const r = await scanAccountActivity(env, config, log, account, connected, rateLimited, now);
+        add(result.activity, r.notified);
+        result.alerts.push(...r.alerts);
+      } catch (err) {
+        result.errors++;
+        log.error({ event: "notify.activity_scan_failed", account: account.id, outcome: "failed", error: err });
+      }
+    }
+  } catch (err) {
+    result.errors++;
+    log.error({ event: "notify.activity_scan_failed", outcome: "failed", error: err });
+  }
 }

@@ -16,6 +16,20 @@ import { MappingSchema, type Mapping } from "../domain/mapping-config.ts";
 export const ConflictPolicySchema = z.enum(["newest", "fourdegrees", "highlevel"]);
 export const DeletePolicySchema = z.enum(["propagate", "archive", "ignore"]);
 
+/**
+ * The mass-delete guard: more than `maxDeletes` deletes, or more than `maxPercent` % of the
+ * account's pairs, from one side within an hour puts the account's further deletes on hold.
+ */
+export const DeleteGuardSchema = z
+  .object({
+    maxDeletes: z.number().int().min(1, "maxDeletes must be at least 1").max(100_000),
+    maxPercent: z.number().int().min(1, "maxPercent must be 1–100").max(100, "maxPercent must be 1–100"),
+  })
+  .strict();
+export type DeleteGuard = z.infer<typeof DeleteGuardSchema>;
+/** The guard's defaults (the columns' defaults in migrations/0118). */
+export const DEFAULT_DELETE_GUARD: DeleteGuard = { maxDeletes: 10, maxPercent: 20 };
+
 /** An account as the engine and the admin API see it. */
 export interface Account {
   id: string;
@@ -28,6 +42,8 @@ export interface Account {
   deletePolicy: z.infer<typeof DeletePolicySchema>;
   testMode: boolean;
   readOnly: boolean;
+  /** The mass-delete guard's thresholds (docs/sync.md "Mass-delete guard"). */
+  deleteGuard: DeleteGuard;
   mapping: Mapping | null;
   mappingVersion: number;
   /** False when only the `accounts` row exists (e.g. made by the 4Degrees key endpoint). */
@@ -47,6 +63,8 @@ const Row = z.object({
   delete_policy: DeletePolicySchema.nullable(),
   test_mode: z.number().nullable(),
   read_only: z.number().nullable(),
+  delete_guard_max: z.number().nullable(),
+  delete_guard_percent: z.number().nullable(),
   mapping_json: z.string().nullable(),
   mapping_version: z.number().nullable(),
   locations: z.string().nullable(),
@@ -74,6 +92,10 @@ function toAccount(raw: unknown): Account {
     deletePolicy: row.delete_policy ?? "archive",
     testMode: row.test_mode === 1,
     readOnly: row.read_only === 1,
+    deleteGuard: {
+      maxDeletes: row.delete_guard_max ?? DEFAULT_DELETE_GUARD.maxDeletes,
+      maxPercent: row.delete_guard_percent ?? DEFAULT_DELETE_GUARD.maxPercent,
+    },
     mapping,
     mappingVersion: row.mapping_version ?? 0,
     configured: row.conflict_policy !== null,
@@ -83,7 +105,7 @@ function toAccount(raw: unknown): Account {
 }
 
 const SELECT = `SELECT a.id, a.name, a.status, a.created_at, a.updated_at, f.workspace_id, s.conflict_policy, s.delete_policy,
-  s.test_mode, s.read_only, s.mapping_json, s.mapping_version,
+  s.test_mode, s.read_only, s.delete_guard_max, s.delete_guard_percent, s.mapping_json, s.mapping_version,
   (SELECT group_concat(location_id) FROM account_locations l WHERE l.account_id = a.id) AS locations
   FROM accounts a LEFT JOIN account_settings s ON s.account_id = a.id LEFT JOIN fourdegrees_accounts f ON f.account_id = a.id`;
 
@@ -101,6 +123,7 @@ export interface NewAccount {
   deletePolicy?: Account["deletePolicy"];
   testMode?: boolean;
   readOnly?: boolean;
+  deleteGuard?: DeleteGuard;
 }
 
 /**
@@ -119,7 +142,8 @@ export async function createAccount(db: D1Database, input: NewAccount, now = Dat
         .bind(input.id, input.name, now, now),
       db
         .prepare(
-          "INSERT INTO account_settings (account_id, conflict_policy, delete_policy, test_mode, read_only, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+          `INSERT INTO account_settings (account_id, conflict_policy, delete_policy, test_mode, read_only, delete_guard_max,
+           delete_guard_percent, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .bind(
           input.id,
@@ -127,6 +151,8 @@ export async function createAccount(db: D1Database, input: NewAccount, now = Dat
           input.deletePolicy ?? "archive",
           input.testMode ? 1 : 0,
           input.readOnly ? 1 : 0,
+          (input.deleteGuard ?? DEFAULT_DELETE_GUARD).maxDeletes,
+          (input.deleteGuard ?? DEFAULT_DELETE_GUARD).maxPercent,
           now,
         ),
       ...input.locations.map((loc) =>
@@ -182,6 +208,7 @@ export interface SettingsPatch {
   deletePolicy?: Account["deletePolicy"];
   testMode?: boolean;
   readOnly?: boolean;
+  deleteGuard?: DeleteGuard;
   status?: Account["status"];
   locations?: string[];
 }
@@ -234,6 +261,10 @@ export async function updateAccount(
   if (patch.readOnly !== undefined) {
     sets.push("read_only = ?");
     values.push(patch.readOnly ? 1 : 0);
+  }
+  if (patch.deleteGuard !== undefined) {
+    sets.push("delete_guard_max = ?", "delete_guard_percent = ?");
+    values.push(patch.deleteGuard.maxDeletes, patch.deleteGuard.maxPercent);
   }
   if (sets.length > 0)
     stmts.push(
@@ -297,6 +328,8 @@ export async function deleteAccount(db: D1Database, id: string): Promise<boolean
     "backfill_runs",
     "reconcile_cursors",
     "link_verify_cursors",
+    "held_deletes",
+    "activity_hourly",
   ];
   const res = await db.batch([
     ...tables.map((t) => db.prepare(`DELETE FROM ${t} WHERE account_id = ?`).bind(id)),

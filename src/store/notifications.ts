@@ -15,6 +15,8 @@ export const TriggerSchema = z.enum([
   "sync_failure",
   "needs_reconnect",
   "quota_low",
+  "unusual_activity",
+  "deletes_held",
 ]);
 export type Trigger = z.infer<typeof TriggerSchema>;
 

@@ -44,8 +44,12 @@ interface Target {
   column: string;
   /** Extra condition: rows that must stay whatever their age are excluded here. */
   keep?: string;
-  days: keyof Omit<RetentionPolicy, "maxStatements">;
+  /** The policy's retention for this table, or a fixed number of days. */
+  days: keyof Omit<RetentionPolicy, "maxStatements"> | { fixed: number };
 }
+
+/** The unusual-activity baseline needs 7 days of hourly counters (src/notify/activity.ts); one more is slack. */
+export const ACTIVITY_HOURLY_DAYS = 8;
 
 const TARGETS: readonly Target[] = [
   { table: "sync_events", column: "at", days: "activityDays" },
@@ -60,6 +64,7 @@ const TARGETS: readonly Target[] = [
   { table: "fourdegrees_imports", column: "finished_at", days: "importDays" },
   { table: "fourdegrees_import_rows", column: "updated_at", days: "importDays" },
   { table: "write_ledger", column: "created_at", keep: "state != 'pending'", days: "ledgerDays" },
+  { table: "activity_hourly", column: "hour", days: { fixed: ACTIVITY_HOURLY_DAYS } },
 ];
 
 /** What one run deleted per table, the statements it spent, and whether every table is caught up. */
@@ -92,7 +97,7 @@ export async function pruneExpired(
         next.push(t);
         continue;
       }
-      const cutoff = now - policy[t.days] * DAY_MS;
+      const cutoff = now - (typeof t.days === "string" ? policy[t.days] : t.days.fixed) * DAY_MS;
       const where = `${t.column} < ?1${t.keep ? ` AND ${t.keep}` : ""}`;
       const res = await db
         .prepare(

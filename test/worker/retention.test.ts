@@ -8,7 +8,13 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 import { createAccount, deleteAccount } from "../../src/store/accounts.ts";
-import { pruneExpired, retentionPolicy, type RetentionPolicy } from "../../src/store/retention.ts";
+import { setActivityCount } from "../../src/store/activity.ts";
+import {
+  ACTIVITY_HOURLY_DAYS,
+  pruneExpired,
+  retentionPolicy,
+  type RetentionPolicy,
+} from "../../src/store/retention.ts";
 
 const DAY = 24 * 60 * 60 * 1000;
 const ACC = "ret-acc";
@@ -162,12 +168,24 @@ describe("retention", () => {
       runs.push({ deleted: r.deleted["sync_events"] ?? 0, statements: r.statements });
       done = r.done;
     }
-    // Seven tables take a first turn each; sync_events then has the rest: 4 × 100 rows a run.
-    expect(runs.slice(0, -1).every((r) => r.statements === 10 && r.deleted === 400)).toBe(true);
-    expect(runs.length).toBe(7);
+    // Eight tables take a first turn each; sync_events then has the rest: 3 × 100 rows a run.
+    expect(runs.slice(0, -1).every((r) => r.statements === 10 && r.deleted === 300)).toBe(true);
+    expect(runs.length).toBe(9);
     expect(
       (await env.DB.prepare("SELECT COUNT(*) AS n FROM sync_events WHERE at = ?").bind(old).first<{ n: number }>())?.n,
     ).toBe(0);
+  });
+
+  it("the unusual-activity counters keep their 7-day baseline (8 days), older hours go", async () => {
+    const now = Date.now();
+    const hour = (daysAgo: number) => Math.floor((now - daysAgo * DAY) / 3_600_000) * 3_600_000;
+    for (const daysAgo of [1, 7, ACTIVITY_HOURLY_DAYS + 1, 30])
+      await setActivityCount(env.DB, ACC, "changes", hour(daysAgo), 5);
+    while (!(await pruneExpired(env.DB, retentionPolicy(loadConfig(env)), now)).done);
+    const { results } = await env.DB.prepare("SELECT hour FROM activity_hourly WHERE account_id = ? ORDER BY hour DESC")
+      .bind(ACC)
+      .all<{ hour: number }>();
+    expect(results.map((r) => r.hour)).toEqual([hour(1), hour(7)]);
   });
 
   it("error: a retention shorter than its floor, or not a number, is refused and named at start-up", () => {

@@ -6,6 +6,7 @@ import type { Account } from "../../store/accounts.ts";
 import { beginWrite, completeWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
 import { addTombstone, markLinkDeleted, type Link, type SideName } from "../../store/links.ts";
 import { recordEvent } from "../../store/sync-events.ts";
+import { guardDelete, settleHeldDelete } from "./delete-guard.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult } from "./types.ts";
 
 /** What applying a delete needs of the engine (the `SyncEngine` of the job). */
@@ -45,6 +46,13 @@ export async function applyDelete(engine: DeleteHost, link: Link, gone: SideName
       direction: directionOfWrites(writes),
       detail: { deleted: gone, policy },
     };
+  // The mass-delete guard (delete-guard.ts) only matters when the other side would be written.
+  const verdict =
+    writes.length > 0 ? await guardDelete(engine.db, engine.account, link, gone, engine.deps.now()) : null;
+  if (verdict?.action === "hold")
+    return { ...out, outcome: "skipped", reason: verdict.reason, detail: { deleted: gone, policy, held: true } };
+  if (verdict?.action === "discard") writes.length = 0;
+  const judged = verdict?.action === "discard" ? { discarded: true } : verdict?.approved ? { approved: true } : {};
   for (const w of writes) {
     const key: LedgerKey = {
       accountId: engine.account.id,
@@ -83,8 +91,10 @@ export async function applyDelete(engine: DeleteHost, link: Link, gone: SideName
     direction: directionOfWrites(writes),
     fdId: ids.fdId,
     hlId: ids.hlId,
-    outcome: policy,
-    detail: { deleted: gone, policy, writes },
+    outcome: verdict?.action === "discard" ? "discarded" : policy,
+    detail: { deleted: gone, policy, writes, ...judged },
   });
-  return { ...out, writes, direction: directionOfWrites(writes), detail: { deleted: gone, policy } };
+  if (verdict?.action === "discard" || verdict?.approved)
+    await settleHeldDelete(engine.db, engine.account.id, link.fdDealId);
+  return { ...out, writes, direction: directionOfWrites(writes), detail: { deleted: gone, policy, ...judged } };
 }

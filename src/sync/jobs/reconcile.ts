@@ -138,6 +138,8 @@ async function reconcileAccount(
   const db = env.DB;
   let scanned = 0;
   let marked = 0;
+  // HighLevel records of this tick's location found changed: the webhook-silence alert's evidence (src/notify/activity.ts).
+  let hlMarked = 0;
   let notesCompared = 0;
   // Records this tick's pages showed alive: verification does not read them again.
   const aliveHl = new Set<string>();
@@ -169,8 +171,10 @@ async function reconcileAccount(
           locationId: hlPair.highlevelLocationId,
           lane: "reconcile",
         }))
-      )
+      ) {
         marked++;
+        hlMarked++;
+      }
     }
     await saveReconcileCursor(
       db,
@@ -266,7 +270,14 @@ async function reconcileAccount(
     fdId: null,
     hlId: null,
     outcome: "ok",
-    detail: { scanned, marked, notesCompared, verified: verify.verified },
+    detail: {
+      scanned,
+      marked,
+      notesCompared,
+      verified: verify.verified,
+      hlLocation: hlPair?.highlevelLocationId ?? null,
+      hlMarked,
+    },
   });
   return { accountId: account.id, outcome: "ok", scanned, marked, notesCompared, verified: verify.verified };
 }

@@ -97,7 +97,12 @@ describe(`chaos convergence (seed ${SEED}, ${CHANGES} changes; replay with CHAOS
       const w = await createWorld(routes, {
         // Seeded ids: the order of everything keyed by an id (links, pages, note lists) replays too.
         seed: SEED,
-        account: { deletePolicy: "propagate", conflictPolicy: "newest" },
+        // Its bursts of deletes would trip the mass-delete guard, which has its own suite (sync/delete-guard.test.ts).
+        account: {
+          deletePolicy: "propagate",
+          conflictPolicy: "newest",
+          deleteGuard: { maxDeletes: 100_000, maxPercent: 100 },
+        },
         hooks: {
           // A crash right after a create, before the link is saved (exactly-once under test).
           afterCreate: () => {

@@ -9,6 +9,7 @@ import { accountForWorkspace } from "../../../src/store/fourdegrees-accounts.ts"
 import { bootstrapAccount, BootstrapBody } from "../../../src/sync/bootstrap.ts";
 import { MappingSchema } from "../../../src/domain/mapping-config.ts";
 import { listFailures, recordFailure } from "../../../src/store/failures.ts";
+import { holdDelete } from "../../../src/store/held-deletes.ts";
 import { TEST_BINDINGS } from "../../bindings.ts";
 import { tokenGate } from "../../../src/gate/client.ts";
 import { createHighLevelClient } from "../../../src/highlevel/client.ts";
@@ -169,6 +170,58 @@ describe("mapping (error)", () => {
 });
 
 describe("accounts, pause/resume, test mode, replay (happy)", () => {
+  it("held deletes: listed, approved one or all, discarded, each once; an unknown one is a 404", async () => {
+    await api("/accounts/crud", { method: "PUT", body: { name: "CRUD", locations: ["loc-crud"] } });
+    for (const fd of ["h1", "h2", "h3"])
+      await holdDelete(env.DB, {
+        accountId: "crud",
+        fdDealId: fd,
+        hlOpportunityId: `o-${fd}`,
+        hlLocationId: "loc-crud",
+        goneSide: "highlevel",
+      });
+    type Held = { held: Array<{ fdDealId: string; state: string }>; guard: { maxDeletes: number } };
+    const listed = await (await api("/accounts/crud/held-deletes")).json<Held>();
+    expect(listed.held.map((h) => h.fdDealId)).toEqual(["h1", "h2", "h3"]);
+    expect(listed.guard.maxDeletes).toBe(10);
+    type Decided = { decided: Array<{ fdDealId: string; state: string }> };
+    const one = await api("/accounts/crud/held-deletes/h1/approve", { method: "POST" });
+    expect((await one.json<Decided>()).decided).toMatchObject([{ fdDealId: "h1", state: "approved" }]);
+    expect((await api("/accounts/crud/held-deletes/h1/approve", { method: "POST" })).status).toBe(404);
+    const discard = await api("/accounts/crud/held-deletes/h2/discard", { method: "POST" });
+    expect((await discard.json<Decided>()).decided).toMatchObject([{ fdDealId: "h2", state: "discarded" }]);
+    expect((await api("/accounts/crud/held-deletes/h3/erase", { method: "POST" })).status).toBe(404);
+    const all = await api("/accounts/crud/held-deletes/approve", { method: "POST" });
+    expect((await all.json<Decided>()).decided.map((h) => h.fdDealId)).toEqual(["h3"]);
+    expect((await (await api("/accounts/crud/held-deletes")).json<Held>()).held).toEqual([]);
+    expect((await api("/accounts/nobody/held-deletes")).status).toBe(404);
+  });
+
+  it("the mass-delete guard's settings: defaults, either threshold alone, and a 400 naming a bad one", async () => {
+    type Guard = { account: { deleteGuard: { maxDeletes: number; maxPercent: number } } };
+    const created = await api("/accounts/crud", { method: "PUT", body: { name: "CRUD", locations: ["loc-crud"] } });
+    expect((await created.json<Guard>()).account.deleteGuard).toEqual({ maxDeletes: 10, maxPercent: 20 });
+    const n = await api("/accounts/crud", { method: "PUT", body: { deleteGuard: { maxDeletes: 25 } } });
+    expect((await n.json<Guard>()).account.deleteGuard).toEqual({ maxDeletes: 25, maxPercent: 20 });
+    const m = await api("/accounts/crud", { method: "PUT", body: { deleteGuard: { maxPercent: 5 } } });
+    expect((await m.json<Guard>()).account.deleteGuard).toEqual({ maxDeletes: 25, maxPercent: 5 });
+    expect((await (await api("/accounts/crud")).json<Guard>()).account.deleteGuard).toEqual({
+      maxDeletes: 25,
+      maxPercent: 5,
+    });
+    for (const [guard, field] of [
+      [{ maxDeletes: 0 }, "deleteGuard.maxDeletes"],
+      [{ maxPercent: 150 }, "deleteGuard.maxPercent"],
+      [{ maxDeletes: 2.5 }, "deleteGuard.maxDeletes"],
+      [{ maxDeletes: 5, extra: 1 }, "deleteGuard"],
+    ] as const) {
+      const bad = await api("/accounts/crud", { method: "PUT", body: { deleteGuard: guard } });
+      expect(bad.status, JSON.stringify(guard)).toBe(400);
+      expect(JSON.stringify(await bad.json()), JSON.stringify(guard)).toContain(field);
+    }
+    expect((await getAccount(env.DB, "crud"))?.deleteGuard).toEqual({ maxDeletes: 25, maxPercent: 5 });
+  });
+
   it("creates, updates, pauses, resumes, toggles test mode and deletes", async () => {
     const created = await api("/accounts/crud", {
       method: "PUT",

@@ -9,6 +9,7 @@ import type { AppEnv } from "../../context.ts";
 import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
 import {
   ConflictPolicySchema,
+  DeleteGuardSchema,
   DeletePolicySchema,
   saveMapping,
   updateAccount,
@@ -43,6 +44,9 @@ interface FormState {
   deletePolicy: string;
   testMode: boolean;
   fieldsText: string;
+  /** The mass-delete guard's thresholds, as typed. */
+  maxDeletes: string;
+  maxPercent: string;
 }
 
 async function loadLive(c: Context<AppEnv>, account: Account): Promise<{ live: LiveStructure; error: string | null }> {
@@ -361,6 +365,14 @@ function render(
           </select>
         </label>
         <label class="block">
+          Hold further deletes for approval after{" "}
+          <input type="number" name="maxDeletes" min="1" value={state.maxDeletes} required /> deletes, or{" "}
+          <input type="number" name="maxPercent" min="1" max="100" value={state.maxPercent} required /> % of the pairs,
+          from one side within an hour (held deletes wait on Problems)
+          <Err errors={errors} k="deleteGuard.maxDeletes" />
+          <Err errors={errors} k="deleteGuard.maxPercent" />
+        </label>
+        <label class="block">
           <input type="checkbox" name="testMode" value="1" checked={state.testMode} /> Test mode (log what would be
           written; write nothing)
         </label>
@@ -438,6 +450,8 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
       deletePolicy: str("deletePolicy") || "archive",
       testMode: str("testMode") === "1",
       fieldsText,
+      maxDeletes: str("maxDeletes"),
+      maxPercent: str("maxPercent"),
     },
     jsonIssue,
   };
@@ -472,6 +486,8 @@ export const mappingPage = new Hono<AppEnv>()
         deletePolicy: account.deletePolicy,
         testMode: account.testMode,
         fieldsText: JSON.stringify(account.mapping?.fields ?? [], null, 2),
+        maxDeletes: String(account.deleteGuard.maxDeletes),
+        maxPercent: String(account.deleteGuard.maxPercent),
       },
       [],
       200,
@@ -496,8 +512,15 @@ export const mappingPage = new Hono<AppEnv>()
     const del = DeletePolicySchema.safeParse(state.deletePolicy);
     if (!conflict.success) issues.push({ field: "conflictPolicy", message: "unknown policy" });
     if (!del.success) issues.push({ field: "deletePolicy", message: "unknown policy" });
+    const guard = DeleteGuardSchema.safeParse({
+      maxDeletes: state.maxDeletes.trim() === "" ? NaN : Number(state.maxDeletes),
+      maxPercent: state.maxPercent.trim() === "" ? NaN : Number(state.maxPercent),
+    });
+    if (!guard.success)
+      for (const i of guard.error.issues)
+        issues.push({ field: `deleteGuard.${i.path.join(".")}`, message: `${i.message} (a whole number)` });
     if (shape.success && !error) issues.push(...validateMappingLive(shape.data, live, account.locations));
-    if (issues.length > 0 || !shape.success || !conflict.success || !del.success) {
+    if (issues.length > 0 || !shape.success || !conflict.success || !del.success || !guard.success) {
       c.var.log.info({
         event: "console.mapping_rejected",
         account: account.id,
@@ -526,6 +549,7 @@ export const mappingPage = new Hono<AppEnv>()
       conflictPolicy: conflict.data,
       deletePolicy: del.data,
       testMode: state.testMode,
+      deleteGuard: guard.data,
     });
     c.var.log.info({
       event: "console.mapping_saved",

@@ -17,6 +17,9 @@ import { sendMessage } from "../../../queue/queues.ts";
 import { replayFailure } from "../../../queue/replay.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { FailurePreviewer, PREVIEW_LIMIT, type Preview } from "../preview.ts";
+import { listAlerts } from "../../../store/alerts.ts";
+import { listHeldDeletes } from "../../../store/held-deletes.ts";
+import { AlertsList, HeldDeletes, heldDeletesRoutes } from "./held-deletes.tsx";
 import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
 
 type Obj = Record<string, unknown>;
@@ -179,6 +182,7 @@ const Unassigned = ({ failures, account }: { failures: Failure[]; account: strin
 );
 
 export const problemsPage = new Hono<AppEnv>()
+  .route("/", heldDeletesRoutes)
   .get("/problems", async (c) => {
     const ctx = await pageContext(c);
     const account = ctx.account;
@@ -191,9 +195,11 @@ export const problemsPage = new Hono<AppEnv>()
           <Unassigned failures={unassigned} account={null} />
         </Layout>,
       );
-    const [failures, review] = await Promise.all([
+    const [failures, review, held, alerts] = await Promise.all([
       listFailures(c.env.DB, account.id, "open"),
       listReview(c.env.DB, account.id),
+      listHeldDeletes(c.env.DB, account.id),
+      listAlerts(c.env.DB, account.id, Date.now() - 7 * 24 * 60 * 60 * 1000),
     ]);
     const linkFor = async (side: "fourdegrees" | "highlevel", id: string) => findLink(c.env.DB, account.id, side, id);
     const failureLinks = await Promise.all(
@@ -215,6 +221,8 @@ export const problemsPage = new Hono<AppEnv>()
     const reviewLinks = await Promise.all(review.map((r: ReviewItem) => linkFor(r.side, r.recordId)));
     return c.html(
       <Layout title="Problems" page="problems" accounts={ctx.accounts} account={account} flash={ctx.flash}>
+        <AlertsList alerts={alerts} />
+        <HeldDeletes account={account} held={held} />
         <h2>Failures ({failures.length} open)</h2>
         {failures.length === 0 ? (
           <Empty>No open failures: every message was synced or is still being retried.</Empty>

@@ -420,6 +420,7 @@ class ImportRowJob {
     const contactId = await this.#contact(hl);
     const build = toOpportunityCreate(canonical, this.mapping, {
       users: await this.usersOf(hl.locationId),
+      nativeCloseDate: hl.nativeCloseDate,
       contactId,
       fdDealId: msg.deal.id ?? "",
     });
@@ -469,7 +470,10 @@ class ImportRowJob {
   }> {
     const { msg } = this;
     const accountId = this.account.id;
-    const current = fromOpportunity(opp, hl.locationId, this.mapping, { users: await this.usersOf(hl.locationId) });
+    const current = fromOpportunity(opp, hl.locationId, this.mapping, {
+      users: await this.usersOf(hl.locationId),
+      nativeCloseDate: hl.nativeCloseDate,
+    });
     const now: Flat = current.ok ? flatten(current.canonical) : {};
     const mine = flatten(row.canonical);
     const changed = new Set([...row.keys].filter((k) => !same(mine[k], now[k])));
@@ -490,6 +494,7 @@ class ImportRowJob {
     if (changed.size === 0) return { outcome: "ok", hlId: opp.id, contactId, skipped: [] };
     const build = toOpportunityUpdate(changed, row.canonical, this.mapping, {
       users: await this.usersOf(hl.locationId),
+      nativeCloseDate: hl.nativeCloseDate,
       currentStageId: opp.pipelineStageId,
     });
     if (Object.keys(build.body).length === 0) return { outcome: "ok", hlId: opp.id, contactId, skipped: build.skipped };

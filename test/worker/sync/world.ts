@@ -96,7 +96,8 @@ const writeMethods = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 export async function createWorld(
   routes: Record<string, RouteHandler>,
   options: {
-    mapping?: (m: MappingInput) => MappingInput;
+    /** Edits the default mapping; `demo` names the HighLevel demo's close-date custom field. */
+    mapping?: (m: MappingInput, demo: { closeDateFieldId: string }) => MappingInput;
     account?: Partial<Parameters<typeof createAccount>[1]>;
     fast?: boolean;
     hooks?: JobDeps["hooks"];
@@ -185,7 +186,7 @@ export async function createWorld(
     hlDemo.locationId,
     { closeDateFieldId: apiVersion === "v3" ? null : hlDemo.closeDateFieldId, externalIdFieldId },
   );
-  if (options.mapping) input = options.mapping(input);
+  if (options.mapping) input = options.mapping(input, { closeDateFieldId: hlDemo.closeDateFieldId });
   const mapping = MappingSchema.parse(input);
   await saveMapping(env.DB, ACCOUNT, mapping);
 

@@ -36,6 +36,7 @@ import { sha256 } from "../../lib/hash.ts";
 import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
 import {
+  closeDateSource,
   externalIdOf,
   flatten,
   fromOpportunity,
@@ -272,6 +273,8 @@ class ImportRowJob {
     const loc = pair.highlevelLocationId;
     const hl = this.highlevel(loc);
     const writable = !this.account.readOnly && (await hl.canWrite());
+    // A close date HighLevel cannot hold (no field mapped, no native one) is not a key the row writes.
+    if (closeDateSource(this.mapping, hl.nativeCloseDate) === null) resolved.keys.delete("closeDate");
 
     const located = await this.#locate(hl, pair, canonical);
     if (located?.kind === "ambiguous")

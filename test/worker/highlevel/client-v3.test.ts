@@ -7,6 +7,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config.ts";
+import { highLevelSource } from "../../../src/fourdegrees/csv/export.ts";
 import { createHighLevelClient } from "../../../src/highlevel/client.ts";
 import { V3_PATH_PREFIX } from "../../../src/highlevel/version.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
@@ -88,6 +89,23 @@ describe("HighLevel client on API v3", () => {
       created: false,
       opportunity: { id: first.opportunity.id, name: "Upserted (renamed)" },
     });
+  });
+
+  it("happy: the CSV export source reads the native close date when no field is named", async () => {
+    const w = await createWorld(routes, { apiVersion: "v3" });
+    const { hl } = v3Client(w);
+    const contact = w.sb.highlevel.service.createContact({ locationId: w.locationId, firstName: "Eve" });
+    const opp = await hl.opportunities.create({
+      pipelineId: w.hlPipelineId,
+      name: "Exported",
+      status: "open",
+      contactId: contact.id,
+      forecastExpectedCloseDate: "2027-11-30",
+    });
+    const pages = highLevelSource(hl, { pipelineId: w.hlPipelineId, closeDateFieldId: null }).pages();
+    const rows: Array<{ id: string; closeDate?: string | null }> = [];
+    for (let next = await pages.next(); !next.done; next = await pages.next()) rows.push(...next.value);
+    expect(rows.find((r) => r.id === opp.id)?.closeDate).toBe("2027-11-30");
   });
 
   it("error: a retried upsert without an id is no idempotent create — a second copy, or another opportunity overwritten", async () => {

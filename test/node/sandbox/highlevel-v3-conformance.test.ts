@@ -365,5 +365,16 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
     expect(schemaFor("/opportunities/{id}", "get", 200)({ ...got })).toBe(true);
     expect(got.opportunity).toMatchObject({ forecastExpectedCloseDate: "2027-09-01" });
     expect(await ghl.opportunities.updateOpportunityStatus({ id }, { status: "won" })).toMatchObject({ success: true });
+    const upserted = await ghl.opportunities.upsertOpportunity({
+      id,
+      pipelineId: sb.demo.pipelineId,
+      locationId: sb.demo.locationId,
+      followers: [],
+      isRemoveAllFollowers: false,
+      followersActionType: "add",
+      forecastProbability: 55,
+    } as Parameters<typeof ghl.opportunities.upsertOpportunity>[0]);
+    expect(schemaFor("/opportunities/upsert", "post", 200)({ ...upserted })).toBe(true);
+    expect(upserted).toMatchObject({ new: false, opportunity: { id, forecastProbability: 55 } });
   });
 });

@@ -27,7 +27,7 @@ describe("Report on API v3", () => {
     await w.settle();
     await saveStageProbabilities(env.DB, ACCOUNT, new Map([[w.hlStage("Sourced"), 50]]));
     // The demo's other opportunities of the pipeline would count too: take them out of the sum.
-    for (const o of [...w.sb.highlevel.store.opportunities.values()])
+    for (const o of w.sb.highlevel.store.opportunities.values())
       if (o.pipelineId === w.hlPipelineId && o.id !== ownOpp && o.id !== stagedOpp)
         w.sb.highlevel.service.deleteOpportunity(o.id);
 

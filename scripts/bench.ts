@@ -9,6 +9,7 @@
  *   4. D1 rows read / written per synced change (D1's own `meta`, D1_METER);
  *   5. the burst: BURST_EVENTS (10,000) signed webhooks, every one acknowledged and processed.
  * BENCH_ONLY=ingress,calls,quota,storage,burst (any comma list) runs only those parts.
+ * BENCH_HIGHLEVEL_API_VERSION=v3 runs the Worker on HighLevel API v3 (default 2021-07-28).
  * Prints a table, writes bench/results.json, exits 1 naming every missed target. A step that fails
  * (a change that does not sync, a section that throws) is recorded as a missed target and the run
  * goes on: the table and results.json are always written.
@@ -25,7 +26,7 @@ import {
   webhookFactory,
   type LoadResult,
 } from "./bench/load.ts";
-import { startStack, waitFor, waitQuiet, type CallCounts, type Stack } from "./bench/stack.ts";
+import { BENCH_API_VERSION, startStack, waitFor, waitQuiet, type CallCounts, type Stack } from "./bench/stack.ts";
 import { ROOT } from "./lib/processes.ts";
 
 const env = process.env;
@@ -148,6 +149,7 @@ const results: Record<string, unknown> = {
   startedAt: new Date().toISOString(),
   settings: {
     only: [...only],
+    highlevelApiVersion: BENCH_API_VERSION,
     rateScale: SCALE,
     backfillDeals: DEALS,
     burstEvents: BURST,

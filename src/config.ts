@@ -172,6 +172,14 @@ const ConfigObject = z.object({
     .optional()
     .or(z.literal("").transform(() => undefined)),
   HIGHLEVEL_RATE_SCALE: z.coerce.number().min(1).max(1_000).default(1),
+  /**
+   * The `Version` of HighLevel's opportunity and pipeline calls (docs/sync.md "HighLevel API v3"):
+   * `v3` carries the forecast close date and probability natively. Contacts, users and custom
+   * fields stay on `2021-07-28`, the only version their files document.
+   */
+  HIGHLEVEL_API_VERSION: z
+    .enum(["2021-07-28", "v3"], { error: 'HIGHLEVEL_API_VERSION must be "2021-07-28" or "v3"' })
+    .default("2021-07-28"),
   D1_METER: z
     .enum(["true", "false"], { error: 'D1_METER must be "true" or "false"' })
     .default("false")

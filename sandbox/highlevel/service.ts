@@ -333,6 +333,8 @@ export class HighLevelService {
         assignedTo: input.assignedTo,
         lostReasonId: input.lostReasonId,
         customFields: input.customFields,
+        forecastExpectedCloseDate: input.forecastExpectedCloseDate,
+        forecastProbability: input.forecastProbability,
       });
       return { opportunity: o, created: false };
     }

@@ -57,6 +57,18 @@ export interface StackOptions {
   onLine?: (line: string) => void;
 }
 
+/**
+ * The HighLevel API version every bench stack's Worker runs with: BENCH_HIGHLEVEL_API_VERSION
+ * (`2021-07-28`, the default, or `v3`), so one run measures one version.
+ */
+export const BENCH_API_VERSION = benchApiVersion(process.env["BENCH_HIGHLEVEL_API_VERSION"]);
+
+function benchApiVersion(raw: string | undefined): "2021-07-28" | "v3" {
+  if (raw === undefined || raw === "" || raw === "2021-07-28") return "2021-07-28";
+  if (raw === "v3") return "v3";
+  throw new Error(`BENCH_HIGHLEVEL_API_VERSION must be "2021-07-28" or "v3", not ${JSON.stringify(raw)}`);
+}
+
 const isRead = (method: string, path: string) => method === "GET" || (method === "POST" && path.endsWith("/search"));
 
 /** Starts sandbox + Worker and connects the demo account (no backfill: the bench starts its own). */
@@ -111,7 +123,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       sandboxUrl,
       persistTo: state,
       // The sandbox's signing key, given explicitly (one line, `\n` escapes): the bench signs with its private half.
-      vars: { HIGHLEVEL_WEBHOOK_PUBLIC_KEY: readFileSync(resolve(ROOT, "sandbox/keys/ed25519-public.pem"), "utf8").trim().replace(/\n/g, "\\n"), ...options.vars },
+      vars: {
+        HIGHLEVEL_WEBHOOK_PUBLIC_KEY: readFileSync(resolve(ROOT, "sandbox/keys/ed25519-public.pem"), "utf8").trim().replace(/\n/g, "\\n"),
+        HIGHLEVEL_API_VERSION: BENCH_API_VERSION,
+        ...options.vars,
+      },
       onLine: (line) => {
         options.onLine?.(line);
         if (!options.keepLogs) return;

@@ -88,7 +88,11 @@ export const MappingSchema = z
       .string()
       .regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. USD")
       .default("USD"),
-    /** HighLevel custom (date) field holding the 4Degrees expected close date; null = not synced. */
+    /**
+     * HighLevel custom (date) field holding the 4Degrees expected close date. Optional: null means
+     * HighLevel's native `forecastExpectedCloseDate` under API v3, and "not synced" under 2021-07-28
+     * (which has no native close date). Named under v3, the field is still used (existing dates stay).
+     */
     closeDateFieldId: id.nullable().default(null),
     /** HighLevel custom field holding the 4Degrees deal id (the lookup before any create). */
     externalIdFieldId: id.nullable().default(null),

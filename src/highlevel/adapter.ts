@@ -10,6 +10,7 @@ import { HighLevelTransport } from "./http.ts";
 import { ensureStageKnown, type StageCheck } from "./stages.ts";
 import { ContactSchema } from "./schemas.ts";
 import type { Task, TaskInput } from "./tasks.ts";
+import { hasNativeForecast } from "./version.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import { z } from "zod";
 import type { Contact, OpportunityCrm } from "./port.ts";
@@ -63,6 +64,7 @@ export function highLevelPort(
   const transport = new HighLevelTransport(env, config, locationId, { ...options, lane });
   return {
     locationId,
+    nativeCloseDate: hasNativeForecast(config.HIGHLEVEL_API_VERSION),
     async canWrite() {
       if (config.SYNC_MODE === "read-only") return false;
       const connection = await getConnection(env.DB, locationConnectionId(locationId));

@@ -19,7 +19,7 @@ import {
 import { parseRetryAfter } from "../gate/budget.ts";
 import { locationConnectionId } from "../store/connections.ts";
 import { classifyResponse, HighLevelError, parseErrorBody } from "./errors.ts";
-import { HIGHLEVEL_API_VERSION } from "./oauth.ts";
+import { BASE_API_VERSION, type HighLevelApiVersion } from "./version.ts";
 
 /** Options of a client bound to one location. */
 export interface HighLevelClientOptions {
@@ -37,6 +37,8 @@ export interface CallSpec<S extends z.ZodType> {
   path: string;
   query?: Record<string, string | number | undefined | null>;
   body?: unknown;
+  /** The `Version` header (default `2021-07-28`; opportunity and pipeline calls pass the configured one). */
+  version?: HighLevelApiVersion;
   /** Schema of a 2xx answer. */
   schema: S;
 }
@@ -44,6 +46,8 @@ export interface CallSpec<S extends z.ZodType> {
 /** A transport bound to one HighLevel location. */
 export class HighLevelTransport {
   readonly locationId: string;
+  /** The configured version of opportunity and pipeline calls (`HIGHLEVEL_API_VERSION`). */
+  readonly apiVersion: HighLevelApiVersion;
   private readonly env: Env;
   private readonly config: Config;
   private readonly gate: Gate;
@@ -55,6 +59,7 @@ export class HighLevelTransport {
     this.env = env;
     this.config = config;
     this.locationId = locationId;
+    this.apiVersion = config.HIGHLEVEL_API_VERSION;
     this.gate = gateFor(env, "hl", locationId);
     this.lane = options.lane ?? "live";
     this.maxWaitMs = options.maxWaitMs ?? 2_000;
@@ -81,7 +86,7 @@ export class HighLevelTransport {
   private async send(spec: CallSpec<z.ZodType>, token: string): Promise<Response> {
     const headers: Record<string, string> = {
       Authorization: `Bearer ${token}`,
-      Version: HIGHLEVEL_API_VERSION,
+      Version: spec.version ?? BASE_API_VERSION,
       Accept: "application/json",
     };
     if (spec.body !== undefined) headers["Content-Type"] = "application/json";

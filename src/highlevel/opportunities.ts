@@ -1,14 +1,8 @@
 /** HighLevel opportunities (scopes `opportunities.readonly` / `opportunities.write`). */
 import { z } from "zod";
 import type { HighLevelTransport } from "./http.ts";
-import {
-  LostReasonsResponseSchema,
-  OpportunityEnvelopeSchema,
-  SearchResponseSchema,
-  SucceededSchema,
-  UpsertResponseSchema,
-  type Opportunity,
-} from "./schemas.ts";
+import { LostReasonsResponseSchema, OpportunityAnswers, SucceededSchema, type Opportunity } from "./schemas.ts";
+import { hasNativeForecast, versionedPath } from "./version.ts";
 
 /** Filters of GET /opportunities/search (besides `location_id`, which the client adds). */
 export interface SearchFilters {
@@ -29,7 +23,7 @@ export interface SearchPage {
   next: { startAfter: string; startAfterId: string } | null;
 }
 
-/** Custom field input: `{id | key, field_value}`. */
+/** Custom field input: `{id | key, field_value}` (sent as v3's `fieldValue` under v3). */
 export type CustomFieldInput = { id: string; field_value: unknown } | { key: string; field_value: unknown };
 
 /** Create body (required fields per the spec). */
@@ -42,6 +36,10 @@ export interface CreateOpportunityInput {
   monetaryValue?: number;
   assignedTo?: string;
   customFields?: CustomFieldInput[];
+  /** v3 only: the forecast close date (`YYYY-MM-DD`); `null` clears it. */
+  forecastExpectedCloseDate?: string | null;
+  /** v3 only: the forecast win probability (0–100). */
+  forecastProbability?: number;
 }
 
 /** Update body: everything optional. HighLevel rejects unknown properties (422), so send only these. */
@@ -52,8 +50,33 @@ function only(input: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
 }
 
-/** Opportunity calls bound to one location. */
+/**
+ * A create/update/upsert body in the transport's version: v3 names a custom field's value
+ * `fieldValue` and clears the close date with `""`; `2021-07-28` has no forecast fields, so
+ * sending one there is a programming error (the adapter only sets them under v3).
+ */
+function wireBody(t: HighLevelTransport, input: object): Record<string, unknown> {
+  const body = only(input);
+  const v3 = hasNativeForecast(t.apiVersion);
+  if (!v3 && ("forecastExpectedCloseDate" in body || "forecastProbability" in body))
+    throw new Error("forecast fields need HIGHLEVEL_API_VERSION=v3");
+  if (v3 && body["forecastExpectedCloseDate"] === null) body["forecastExpectedCloseDate"] = "";
+  const fields = body["customFields"];
+  if (v3 && Array.isArray(fields))
+    body["customFields"] = fields.map((f: Record<string, unknown>) => {
+      const { field_value, ...rest } = f;
+      return { ...rest, fieldValue: field_value };
+    });
+  return body;
+}
+
+/** Opportunity calls bound to one location, in the configured API version. */
 export function opportunitiesApi(t: HighLevelTransport) {
+  const version = t.apiVersion;
+  const answers = OpportunityAnswers[version];
+  const path = (p: string) => versionedPath(version, p);
+  // v3 names the search filters in camelCase (`locationId`, …); 2021-07-28 in snake_case.
+  const v3 = version === "v3";
   const api = {
     /**
      * One search page. `cursor` comes from the previous page's `next`; `location_id` and every
@@ -63,20 +86,21 @@ export function opportunitiesApi(t: HighLevelTransport) {
     async searchPage(filters: SearchFilters = {}, cursor: SearchPage["next"] = null): Promise<SearchPage> {
       const res = await t.call({
         method: "GET",
-        path: "/opportunities/search",
+        path: path("/opportunities/search"),
+        version,
         query: {
-          location_id: t.locationId,
+          [v3 ? "locationId" : "location_id"]: t.locationId,
           q: filters.q,
-          pipeline_id: filters.pipelineId,
-          pipeline_stage_id: filters.pipelineStageId,
-          contact_id: filters.contactId,
+          [v3 ? "pipelineId" : "pipeline_id"]: filters.pipelineId,
+          [v3 ? "pipelineStageId" : "pipeline_stage_id"]: filters.pipelineStageId,
+          [v3 ? "contactId" : "contact_id"]: filters.contactId,
           status: filters.status,
-          assigned_to: filters.assignedTo,
+          [v3 ? "assignedTo" : "assigned_to"]: filters.assignedTo,
           limit: Math.min(100, filters.limit ?? 100),
           startAfter: cursor?.startAfter,
           startAfterId: cursor?.startAfterId,
         },
-        schema: SearchResponseSchema,
+        schema: answers.search,
       });
       const meta = res.meta;
       const hasMore =
@@ -118,8 +142,9 @@ export function opportunitiesApi(t: HighLevelTransport) {
       return (
         await t.call({
           method: "GET",
-          path: `/opportunities/${encodeURIComponent(id)}`,
-          schema: OpportunityEnvelopeSchema,
+          path: path(`/opportunities/${encodeURIComponent(id)}`),
+          version,
+          schema: answers.envelope,
         })
       ).opportunity;
     },
@@ -131,9 +156,10 @@ export function opportunitiesApi(t: HighLevelTransport) {
       return (
         await t.call({
           method: "POST",
-          path: "/opportunities/",
-          body: { ...only(input), locationId: t.locationId },
-          schema: OpportunityEnvelopeSchema,
+          path: path("/opportunities/"),
+          version,
+          body: { ...wireBody(t, input), locationId: t.locationId },
+          schema: answers.envelope,
         })
       ).opportunity;
     },
@@ -145,9 +171,10 @@ export function opportunitiesApi(t: HighLevelTransport) {
       return (
         await t.call({
           method: "PUT",
-          path: `/opportunities/${encodeURIComponent(id)}`,
-          body: only(input),
-          schema: OpportunityEnvelopeSchema,
+          path: path(`/opportunities/${encodeURIComponent(id)}`),
+          version,
+          body: wireBody(t, input),
+          schema: answers.envelope,
         })
       ).opportunity;
     },
@@ -158,7 +185,8 @@ export function opportunitiesApi(t: HighLevelTransport) {
     async updateStatus(id: string, status: CreateOpportunityInput["status"], lostReasonId?: string): Promise<void> {
       await t.call({
         method: "PUT",
-        path: `/opportunities/${encodeURIComponent(id)}/status`,
+        path: path(`/opportunities/${encodeURIComponent(id)}/status`),
+        version,
         body: only({ status, lostReasonId }),
         schema: SucceededSchema,
       });
@@ -168,10 +196,19 @@ export function opportunitiesApi(t: HighLevelTransport) {
      * Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/delete-opportunity
      */
     async delete(id: string): Promise<void> {
-      await t.call({ method: "DELETE", path: `/opportunities/${encodeURIComponent(id)}`, schema: SucceededSchema });
+      await t.call({
+        method: "DELETE",
+        path: path(`/opportunities/${encodeURIComponent(id)}`),
+        version,
+        schema: SucceededSchema,
+      });
     },
 
     /**
+     * Updates the opportunity `id`, or creates one. Without `id` HighLevel matches nothing when the
+     * location allows duplicates, and the contact's opportunity in the pipeline when it does not —
+     * which is why the engine does not create through it (docs/sync.md "HighLevel API v3").
+     * The spec requires the followers triple; an empty `add` leaves followers as they are.
      * Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/upsert-opportunity
      */
     async upsert(
@@ -179,9 +216,16 @@ export function opportunitiesApi(t: HighLevelTransport) {
     ): Promise<{ opportunity: Opportunity; created: boolean }> {
       const res = await t.call({
         method: "POST",
-        path: "/opportunities/upsert",
-        body: { ...only(input), locationId: t.locationId },
-        schema: UpsertResponseSchema,
+        path: path("/opportunities/upsert"),
+        version,
+        body: {
+          ...wireBody(t, input),
+          locationId: t.locationId,
+          followers: [],
+          isRemoveAllFollowers: false,
+          followersActionType: "add",
+        },
+        schema: answers.upsert,
       });
       return { opportunity: res.opportunity, created: res.new ?? false };
     },
@@ -192,7 +236,8 @@ export function opportunitiesApi(t: HighLevelTransport) {
     async lostReasons(): Promise<Array<{ id: string; name: string }>> {
       const res = await t.call({
         method: "GET",
-        path: "/opportunities/lost-reason",
+        path: path("/opportunities/lost-reason"),
+        version,
         query: { locationId: t.locationId },
         schema: LostReasonsResponseSchema,
       });

@@ -7,6 +7,7 @@ import { cached, writeCache } from "../store/highlevel-cache.ts";
 import { kvKeys, kvTtl } from "../store/kv-keys.ts";
 import type { HighLevelTransport } from "./http.ts";
 import { PipelineSchema, PipelinesResponseSchema, type Pipeline } from "./schemas.ts";
+import { versionedPath } from "./version.ts";
 
 const PipelineListSchema = z.array(PipelineSchema);
 
@@ -19,7 +20,8 @@ export function pipelinesApi(t: HighLevelTransport, kv: KVNamespace) {
     (
       await t.call({
         method: "GET",
-        path: "/opportunities/pipelines",
+        path: versionedPath(t.apiVersion, "/opportunities/pipelines"),
+        version: t.apiVersion,
         query: { locationId: t.locationId },
         schema: PipelinesResponseSchema,
       })

@@ -45,6 +45,11 @@ export interface OpportunityQuery {
 /** The HighLevel side of one account, as the engine uses it. */
 export interface OpportunityCrm {
   readonly locationId: string;
+  /**
+   * Opportunities carry the forecast close date natively (`forecastExpectedCloseDate`, read and
+   * written): true under API v3. The engine then needs no close-date custom field.
+   */
+  readonly nativeCloseDate: boolean;
   /** False when the connection lacks `opportunities.write` (read-only sync). */
   canWrite(): Promise<boolean>;
   listPipelines(): Promise<HlPipeline[]>;

@@ -65,8 +65,8 @@ export const CustomFieldValueSchema = z
   }));
 export type CustomFieldValue = z.output<typeof CustomFieldValueSchema>;
 
-/** An opportunity as HighLevel returns it (search, get, create, update). */
-export const OpportunitySchema = z
+/** The fields both versions return for an opportunity (search, get, create, update). */
+const OpportunityFields = z
   .object({
     id: z.string(),
     name: optString,
@@ -108,7 +108,31 @@ export const OpportunitySchema = z
       .transform((v) => v ?? []),
   })
   .loose();
+
+/**
+ * An opportunity under `2021-07-28`, in the port shape: that version has no forecast, so
+ * `forecastExpectedCloseDate` and `forecastProbability` are null whatever the answer holds.
+ */
+export const OpportunitySchema = OpportunityFields.transform((o) => ({
+  ...o,
+  forecastExpectedCloseDate: null as string | null,
+  forecastProbability: null as number | null,
+}));
 export type Opportunity = z.output<typeof OpportunitySchema>;
+
+/**
+ * An opportunity under v3 (`SearchOpportunitiesResponseSchema`), in the same port shape: the
+ * native forecast close date (`YYYY-MM-DD`) and win probability (0–100); custom fields arrive as
+ * `{id, fieldValue}`, which `CustomFieldValueSchema` reads already.
+ */
+export const OpportunityV3Schema = OpportunityFields.extend({
+  forecastExpectedCloseDate: optString,
+  forecastProbability: optNumber,
+}).transform((o): Opportunity => ({
+  ...o,
+  forecastExpectedCloseDate: o.forecastExpectedCloseDate === "" ? null : o.forecastExpectedCloseDate,
+  forecastProbability: o.forecastProbability,
+}));
 
 /** GET /opportunities/search `meta`. */
 export const SearchMetaSchema = z
@@ -123,15 +147,25 @@ export const SearchMetaSchema = z
   })
   .loose();
 
-export const SearchResponseSchema = z
-  .object({ opportunities: z.array(OpportunitySchema), meta: SearchMetaSchema.nullish() })
-  .loose();
+/** The answers that carry opportunities, per API version (both parse into the same port shape). */
+function opportunityAnswers<S extends typeof OpportunitySchema | typeof OpportunityV3Schema>(opportunity: S) {
+  return {
+    search: z.object({ opportunities: z.array(opportunity), meta: SearchMetaSchema.nullish() }).loose(),
+    envelope: z.object({ opportunity }).loose(),
+    upsert: z.object({ opportunity, new: z.boolean().optional() }).loose(),
+  };
+}
+export const OpportunityAnswers = {
+  "2021-07-28": opportunityAnswers(OpportunitySchema),
+  v3: opportunityAnswers(OpportunityV3Schema),
+} as const;
 
-export const OpportunityEnvelopeSchema = z.object({ opportunity: OpportunitySchema }).loose();
-export const UpsertResponseSchema = z.object({ opportunity: OpportunitySchema, new: z.boolean().optional() }).loose();
-/** `{succeded: true}` (sic) — also accept the correct spelling. */
+export const SearchResponseSchema = OpportunityAnswers["2021-07-28"].search;
+export const OpportunityEnvelopeSchema = OpportunityAnswers["2021-07-28"].envelope;
+export const UpsertResponseSchema = OpportunityAnswers["2021-07-28"].upsert;
+/** `{succeded: true}` (sic) — also accept the correct spelling, and v3's `success`. */
 export const SucceededSchema = z
-  .object({ succeded: z.boolean().optional(), succeeded: z.boolean().optional() })
+  .object({ succeded: z.boolean().optional(), succeeded: z.boolean().optional(), success: z.boolean().optional() })
   .loose();
 
 export const StageSchema = z

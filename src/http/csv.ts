@@ -13,8 +13,8 @@
  *   [&lostStage=<name>][&closeDateField=<id>]` — streams the location's opportunities as a CSV
  *   4Degrees' deal import accepts. One 4Degrees list per import: export one `pipeline` per file.
  *   `wonStage` / `lostStage` name the list's won and lost stages (4Degrees has no status);
- *   the close date comes from `closeDateField`, else the account's mapping, else the location's
- *   opportunity date field named "Expected Close Date" (or "Close Date").
+ *   the close date comes from `closeDateField`, else the account's mapping, else (API v3) the
+ *   native forecast close date, else the opportunity date field named "Expected Close Date" (or "Close Date").
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -167,10 +167,12 @@ export const csv = new Hono<AppEnv>()
     const { location, pipeline, currency, wonStage, lostStage, closeDateField } = q.data;
     // Backfill lane: an export is bulk work and must not starve live sync of the location's budget.
     const hl = createHighLevelClient(c.env, c.var.config, location, { lane: "backfill" });
-    const closeDateFieldId = await resolveCloseDateField(
-      hl,
-      closeDateField ?? (await mappedCloseDateField(c.env.DB, location)),
-    );
+    const preferred = closeDateField ?? (await mappedCloseDateField(c.env.DB, location));
+    // Under API v3 an export with no field named reads the native forecast close date, as the sync does.
+    const closeDateFieldId =
+      preferred === null && c.var.config.HIGHLEVEL_API_VERSION === "v3"
+        ? null
+        : await resolveCloseDateField(hl, preferred);
     const stream = await exportCsvStream(
       highLevelSource(hl, { ...(pipeline ? { pipelineId: pipeline } : {}), closeDateFieldId }),
       { currency, wonStage: wonStage ?? null, lostStage: lostStage ?? null },

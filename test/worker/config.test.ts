@@ -52,6 +52,16 @@ describe("loadConfig", () => {
     );
   });
 
+  it("happy: HIGHLEVEL_API_VERSION defaults to 2021-07-28, takes v3, and anything else is a ConfigError naming it", () => {
+    const with_ = (v: string | undefined) => ({ ...env, HIGHLEVEL_API_VERSION: v }) as unknown as Env;
+    expect(loadConfig(with_(undefined)).HIGHLEVEL_API_VERSION).toBe("2021-07-28");
+    expect(loadConfig(with_("v3")).HIGHLEVEL_API_VERSION).toBe("v3");
+    for (const bad of ["V3", "2023-02-21", ""]) {
+      expect(() => loadConfig(with_(bad)), bad).toThrow(ConfigError);
+      expect(() => loadConfig(with_(bad)), bad).toThrow(/HIGHLEVEL_API_VERSION must be "2021-07-28" or "v3"/);
+    }
+  });
+
   it("error: a malformed encryption key says what shape it wants", () => {
     const broken = { ...env, TOKEN_ENCRYPTION_KEY: "not-a-key" } as unknown as Env;
     expect(() => loadConfig(broken)).toThrow(/kid:<base64/);

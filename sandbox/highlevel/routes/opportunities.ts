@@ -1,6 +1,6 @@
 /**
  * `/opportunities/*` (ghl/apps/opportunities.json): lost reasons, both searches, upsert, followers,
- * status, and create / read / update / delete. Every route but upsert also speaks API v3
+ * status, and create / read / update / delete. Every route also speaks API v3
  * (ghl/apps/v3/opportunities-v3.json): native forecast fields, `fieldValue` custom fields,
  * camelCase search parameters, a 0-indexed advanced-search page, `success` beside `succeded`.
  */
@@ -9,7 +9,7 @@ import { z } from "zod";
 import { enumOf, optNumber, optString, parseBody, reqString, stringArray, unprocessable } from "../errors.ts";
 import { renderLostReason, renderOpportunity } from "../render.ts";
 import type { Opportunity } from "../store.ts";
-import { checkQuery, customFieldInput, intParam, OPP_WRITE, pathParam, readJson, send, versionOf } from "./shared.ts";
+import { checkQuery, customFieldInput, intParam, pathParam, readJson, send, versionOf } from "./shared.ts";
 import { OPP_READ_V3, OPP_WRITE_V3 } from "./shared.ts";
 import type { Ctx, RouteDeps, Vars } from "./shared.ts";
 
@@ -131,6 +131,14 @@ const UpsertBody = z
     lostReasonId: optString("lostReasonId"),
     customFields: z.array(customFieldInput, { error: "customFields must be an array" }).optional(),
   })
+  .strict();
+
+/**
+ * v3's `UpsertOpportunityDto`: v2's plus the forecast fields, with the same errata (`contactId`,
+ * `customFields` accepted) and v3's `fieldValue` custom fields.
+ */
+const UpsertBodyV3 = UpsertBody.omit({ customFields: true })
+  .extend({ ...forecastFields, customFields: customFieldsV3 })
   .strict();
 
 const FollowersBody = z.object({ followers: stringArray("followers") }).strict();
@@ -377,8 +385,8 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
     return send(c, { opportunities, total: matches.length, aggregations: {} });
   });
 
-  app.post("/opportunities/upsert", guard(OPP_WRITE), async (c) => {
-    const body = parseBody(UpsertBody, await readJson(c));
+  app.post("/opportunities/upsert", guard(OPP_WRITE_V3), async (c) => {
+    const body = parseBody(versionOf(c) === "v3" ? UpsertBodyV3 : UpsertBody, await readJson(c));
     assertLocation(c, body.locationId);
     const { followers, isRemoveAllFollowers, followersActionType, ...rest } = body;
     const result = service.upsertOpportunity(rest);
@@ -387,7 +395,7 @@ export function registerOpportunityRoutes(app: Hono<Vars>, d: RouteDeps): void {
       if (followersActionType === "add") service.addFollowers(result.opportunity.id, followers);
       else service.removeFollowers(result.opportunity.id, followers, false);
     }
-    return send(c, { opportunity: renderOpportunity(store, result.opportunity), new: result.created });
+    return send(c, { opportunity: render(c, result.opportunity), new: result.created });
   });
 
   app.post("/opportunities/:id/followers", guard(OPP_WRITE_V3), async (c) => {

@@ -219,9 +219,10 @@ export function highLevelSource(
           contactName: o.contact?.name ?? null,
           contactEmail: o.contact?.email ?? null,
           companyName: o.contact?.companyName ?? null,
+          // No field: HighLevel's native forecast close date (API v3; always null under 2021-07-28).
           closeDate: filters.closeDateFieldId
             ? closeDateOf(o.customFields.find((f) => f.id === filters.closeDateFieldId)?.value)
-            : null,
+            : o.forecastExpectedCloseDate,
         }));
         if (!page.next) return;
         cursor = page.next;

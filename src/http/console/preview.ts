@@ -100,7 +100,11 @@ export class FailurePreviewer {
         const opp = await hl.getOpportunity(recordId);
         if (!opp) return { kind: "note", text: "The HighLevel opportunity no longer exists." };
         let lookups = this.#hl.get(loc);
-        if (!lookups) this.#hl.set(loc, (lookups = hl.listUsers().then((users) => ({ users }))));
+        if (!lookups)
+          this.#hl.set(
+            loc,
+            (lookups = hl.listUsers().then((users) => ({ users, nativeCloseDate: hl.nativeCloseDate }))),
+          );
         const t = fromOpportunity(opp, loc, mapping, await lookups);
         if (!t.ok) return { kind: "note", text: `Cannot be synced as mapped: ${t.reason}` };
         now = flatten(t.canonical);

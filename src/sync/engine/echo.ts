@@ -234,7 +234,7 @@ export async function consumeExpectedEcho(
 export async function recogniseHighLevelEcho(
   env: Pick<Env, "DB" | "CACHE">,
   account: Account,
-  event: { type: string; body: Record<string, unknown>; opportunityId: string; locationId: string | null },
+  event: HighLevelEvent,
   now = Date.now(),
 ): Promise<HighLevelEchoVerdict> {
   try {
@@ -251,12 +251,7 @@ export async function recogniseHighLevelEcho(
 async function recognise(
   env: Pick<Env, "DB" | "CACHE">,
   account: Account,
-  {
-    type,
-    body,
-    opportunityId,
-    locationId,
-  }: { type: string; body: Record<string, unknown>; opportunityId: string; locationId: string | null },
+  { type, body, opportunityId, locationId, nativeCloseDate }: HighLevelEvent,
   now: number,
 ): Promise<HighLevelEchoVerdict> {
   const no = (reason: string): HighLevelEchoVerdict => ({ echo: false, checkStage: true, reason });
@@ -286,7 +281,7 @@ async function recognise(
   // Pure first: can the payload speak for every field that flows HighLevel → 4Degrees?
   const opp = payloadOpportunity(opportunityId, locationId, body);
   if (!opp) return no("the payload does not parse as an opportunity");
-  const shape = fromOpportunity(opp, locationId, mapping, { users: [] });
+  const shape = fromOpportunity(opp, locationId, mapping, { users: [], nativeCloseDate });
   if (!shape.ok) return no(`the payload does not translate: ${shape.reason}`);
   const flowing = Object.keys(flatten(shape.canonical)).filter((k) => allowsTo(directionOf(mapping, k), "fourdegrees"));
   const missing = flowing.find((k) => !carried(k, body));
@@ -303,7 +298,7 @@ async function recognise(
     if (!cached.value.some((u) => u.id === opp.assignedTo)) return no("the users cache does not know the assignee");
     users = cached.value;
   }
-  const translated = fromOpportunity(opp, locationId, mapping, { users });
+  const translated = fromOpportunity(opp, locationId, mapping, { users, nativeCloseDate });
   if (!translated.ok) return no(`the payload does not translate: ${translated.reason}`);
   const flat = flatten(translated.canonical);
   const contactId = body["contactId"];
@@ -333,6 +328,18 @@ async function recognise(
   if (after) return no(after);
 
   return { echo: true, reason: "the payload is the state last synced", checkStage };
+}
+
+/**
+ * A HighLevel opportunity event, and whether the location's API carries the close date natively
+ * (then the close date flows from data webhook bodies never carry, so a payload cannot prove it).
+ */
+export interface HighLevelEvent {
+  type: string;
+  body: Record<string, unknown>;
+  opportunityId: string;
+  locationId: string | null;
+  nativeCloseDate: boolean;
 }
 
 /** Whether a deal's last change was our own write: its actor is the one our 4Degrees writes carry. */

@@ -61,10 +61,8 @@ export class LookupCache {
   highlevel(locationId: string): Promise<HighLevelContext> {
     let hit = this.#hl.get(locationId);
     if (!hit) {
-      hit = this.#deps
-        .highlevel(locationId)
-        .listUsers()
-        .then((users) => ({ users }));
+      const hl = this.#deps.highlevel(locationId);
+      hit = hl.listUsers().then((users) => ({ users, nativeCloseDate: hl.nativeCloseDate }));
       this.#hl.set(locationId, hit);
     }
     return hit;

@@ -10,6 +10,8 @@
  * Normalisations that keep both sides comparable (each prevents a ping-pong write):
  * - emails lower-cased; a value of 0 and "no value" are the same (HighLevel stores 0 for none);
  * - dates as `YYYY-MM-DD` whatever HighLevel's custom field returned (ISO string or epoch ms);
+ * - the close date is compared only when HighLevel can hold one: the mapping's close-date custom
+ *   field, else the native forecast close date where the API has one (docs/sync.md "HighLevel API v3");
  * - a closed record has no canonical stage (4Degrees puts it in a won/lost stage, HighLevel keeps
  *   the last open stage and sets a status);
  * - the contact is only compared when both sides can name it by email.
@@ -38,7 +40,8 @@ export interface Canonical {
   currency: string | null;
   /** Owner email (lower-case) or null. */
   owner: string | null;
-  closeDate: string | null;
+  /** `undefined` = this side cannot tell (HighLevel with no close-date field and no native one). */
+  closeDate?: string | null;
   /** Primary contact email (lower-case); `undefined` = this side cannot tell. */
   contact?: string | null;
   /** Extra fields by mapping key. */
@@ -57,6 +60,25 @@ export interface FourDegreesContext {
 /** Everything the HighLevel translations need besides the mapping. */
 export interface HighLevelContext {
   users: HlUser[];
+  /** The location's API carries `forecastExpectedCloseDate` (`OpportunityCrm.nativeCloseDate`). */
+  nativeCloseDate: boolean;
+}
+
+/**
+ * Where HighLevel keeps the close date: the mapping's custom field when it names one (an account
+ * that moved to v3 keeps its dates there), else the native forecast field when the API has one,
+ * else nowhere (not synced).
+ */
+export function closeDateSource(mapping: Mapping, nativeCloseDate: boolean): "field" | "native" | null {
+  return mapping.closeDateFieldId ? "field" : nativeCloseDate ? "native" : null;
+}
+
+/** The close date HighLevel holds for `opp` (`undefined`: it holds none, see `closeDateSource`). */
+function hlCloseDate(opp: Opportunity, mapping: Mapping, nativeCloseDate: boolean): string | null | undefined {
+  const source = closeDateSource(mapping, nativeCloseDate);
+  if (source === "field") return normaliseDate(customFieldValue(opp, mapping.closeDateFieldId));
+  if (source === "native") return normaliseDate(opp.forecastExpectedCloseDate);
+  return undefined;
 }
 
 const lower = (s: string | null | undefined): string | null => (s ? s.trim().toLowerCase() : null);
@@ -215,12 +237,13 @@ export function fromOpportunity(
     value: amount,
     currency: amount === null ? null : mapping.currency,
     owner,
-    closeDate: normaliseDate(customFieldValue(opp, mapping.closeDateFieldId)),
     contact: lower(opp.contact?.email),
     fields: Object.fromEntries(
       mapping.fields.map((f) => [f.key, normaliseFieldValue(customFieldValue(opp, f.highlevelFieldId))]),
     ),
   };
+  const closeDate = hlCloseDate(opp, mapping, ctx.nativeCloseDate);
+  if (closeDate !== undefined) canonical.closeDate = closeDate;
   return { ok: true, canonical };
 }
 
@@ -234,8 +257,8 @@ export function flatten(c: Canonical): Flat {
     value: c.value,
     currency: c.currency,
     owner: c.owner,
-    closeDate: c.closeDate,
   };
+  if (c.closeDate !== undefined) out["closeDate"] = c.closeDate;
   if (c.contact !== undefined) out["contact"] = c.contact;
   for (const [k, v] of Object.entries(c.fields)) out[`field.${k}`] = v;
   return out;
@@ -256,9 +279,9 @@ export function unflatten(flat: Flat): Canonical {
     value: num(flat["value"]),
     currency: str(flat["currency"]),
     owner: str(flat["owner"]),
-    closeDate: str(flat["closeDate"]),
     fields,
   };
+  if ("closeDate" in flat) out.closeDate = str(flat["closeDate"]);
   if ("contact" in flat) out.contact = str(flat["contact"]);
   return out;
 }
@@ -278,9 +301,8 @@ export function directionOf(mapping: Mapping, key: string): Direction {
     contact: "contact",
   };
   const field = core[key];
-  if (!field) return "off";
-  if (field === "closeDate" && !mapping.closeDateFieldId) return "off";
-  return mapping.directions[field];
+  // A close date HighLevel cannot hold never reaches the merge: that side's record omits the key.
+  return field ? mapping.directions[field] : "off";
 }
 
 /** What a write could not carry (e.g. an owner with no user on the target side). */
@@ -311,7 +333,7 @@ function hlOwner(c: Canonical, users: HlUser[], skipped: WriteBuild<unknown>["sk
 function hlCustomFields(keys: ReadonlySet<string>, c: Canonical, mapping: Mapping): CustomFieldInput[] {
   const out: CustomFieldInput[] = [];
   if (keys.has("closeDate") && mapping.closeDateFieldId)
-    out.push({ id: mapping.closeDateFieldId, field_value: c.closeDate });
+    out.push({ id: mapping.closeDateFieldId, field_value: c.closeDate ?? null });
   for (const f of mapping.fields)
     if (keys.has(`field.${f.key}`)) out.push({ id: f.highlevelFieldId, field_value: c.fields[f.key] ?? null });
   return out;
@@ -341,6 +363,8 @@ export function toOpportunityCreate(
     const owner = hlOwner(c, ctx.users, skipped);
     if (owner) body.assignedTo = owner;
   }
+  if (keys.has("closeDate") && c.closeDate && closeDateSource(mapping, ctx.nativeCloseDate) === "native")
+    body.forecastExpectedCloseDate = c.closeDate;
   const custom = hlCustomFields(keys, c, mapping).filter((f) => f.field_value !== null);
   if (mapping.externalIdFieldId) custom.push({ id: mapping.externalIdFieldId, field_value: ctx.fdDealId });
   if (custom.length > 0) body.customFields = custom;
@@ -373,6 +397,8 @@ export function toOpportunityUpdate(
     if (owner !== undefined) body.assignedTo = owner;
   }
   if (keys.has("contact") && ctx.contactId) body.contactId = ctx.contactId;
+  if (keys.has("closeDate") && closeDateSource(mapping, ctx.nativeCloseDate) === "native")
+    body.forecastExpectedCloseDate = c.closeDate ?? null;
   const custom = hlCustomFields(keys, c, mapping);
   if (custom.length > 0) body.customFields = custom;
   return { body, skipped };
@@ -420,7 +446,7 @@ export function toDealContent(
     owner: owner ?? null,
     value:
       keys.has("value") && c.value !== null ? { amountMinor: c.value, currency: c.currency ?? mapping.currency } : null,
-    expectedCloseDate: keys.has("closeDate") ? c.closeDate : null,
+    expectedCloseDate: keys.has("closeDate") ? (c.closeDate ?? null) : null,
     companyId: null,
     contacts: [],
     tags: [],
@@ -458,7 +484,7 @@ export function toDealPatch(
     const owner = fdOwner(c, ctx.users, skipped);
     if (owner !== undefined) patch.owner = owner;
   }
-  if (keys.has("closeDate")) patch.expectedCloseDate = c.closeDate;
+  if (keys.has("closeDate")) patch.expectedCloseDate = c.closeDate ?? null;
   const fields: Record<string, FieldValue> = {};
   for (const f of mapping.fields)
     if (keys.has(`field.${f.key}`)) fields[f.fourdegreesFieldId] = c.fields[f.key] ?? null;

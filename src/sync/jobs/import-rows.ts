@@ -36,6 +36,7 @@ import { sha256 } from "../../lib/hash.ts";
 import type { HlPipeline, HlUser, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
 import {
+  closeDateSource,
   externalIdOf,
   flatten,
   fromOpportunity,
@@ -272,6 +273,8 @@ class ImportRowJob {
     const loc = pair.highlevelLocationId;
     const hl = this.highlevel(loc);
     const writable = !this.account.readOnly && (await hl.canWrite());
+    // A close date HighLevel cannot hold (no field mapped, no native one) is not a key the row writes.
+    if (closeDateSource(this.mapping, hl.nativeCloseDate) === null) resolved.keys.delete("closeDate");
 
     const located = await this.#locate(hl, pair, canonical);
     if (located?.kind === "ambiguous")
@@ -420,6 +423,7 @@ class ImportRowJob {
     const contactId = await this.#contact(hl);
     const build = toOpportunityCreate(canonical, this.mapping, {
       users: await this.usersOf(hl.locationId),
+      nativeCloseDate: hl.nativeCloseDate,
       contactId,
       fdDealId: msg.deal.id ?? "",
     });
@@ -469,7 +473,10 @@ class ImportRowJob {
   }> {
     const { msg } = this;
     const accountId = this.account.id;
-    const current = fromOpportunity(opp, hl.locationId, this.mapping, { users: await this.usersOf(hl.locationId) });
+    const current = fromOpportunity(opp, hl.locationId, this.mapping, {
+      users: await this.usersOf(hl.locationId),
+      nativeCloseDate: hl.nativeCloseDate,
+    });
     const now: Flat = current.ok ? flatten(current.canonical) : {};
     const mine = flatten(row.canonical);
     const changed = new Set([...row.keys].filter((k) => !same(mine[k], now[k])));
@@ -490,6 +497,7 @@ class ImportRowJob {
     if (changed.size === 0) return { outcome: "ok", hlId: opp.id, contactId, skipped: [] };
     const build = toOpportunityUpdate(changed, row.canonical, this.mapping, {
       users: await this.usersOf(hl.locationId),
+      nativeCloseDate: hl.nativeCloseDate,
       currentStageId: opp.pipelineStageId,
     });
     if (Object.keys(build.body).length === 0) return { outcome: "ok", hlId: opp.id, contactId, skipped: build.skipped };

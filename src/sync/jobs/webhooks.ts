@@ -5,6 +5,7 @@
  */
 import type { ChangeEvent } from "../../domain/port.ts";
 import { stageNamedBy } from "../../highlevel/stages.ts";
+import { hasNativeForecast } from "../../highlevel/version.ts";
 import { onceInBatch, type BatchScope, type HandlerContext, type Outcome } from "../../queue/consumer.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
 import { accountIdForLocation, getAccount, type Account } from "../../store/accounts.ts";
@@ -243,6 +244,7 @@ export async function handleHighLevelWebhook(
           body: msg.body,
           opportunityId: target.recordId,
           locationId,
+          nativeCloseDate: hasNativeForecast(ctx.config.HIGHLEVEL_API_VERSION),
         })
       : null;
   if (locationId && (echo?.checkStage ?? true))

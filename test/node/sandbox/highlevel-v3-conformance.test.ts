@@ -292,6 +292,57 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
     expect(Object.keys(v2.json.opportunity).filter((k) => k.startsWith("forecast"))).toEqual([]);
   });
 
+  for (const prefixed of [false, true]) {
+    it(`happy (${prefixed ? "/v3" : "no prefix"}): upsert creates (new: true), then updates by id (new: false), in v3's shapes`, async () => {
+      const d = sb.demo;
+      const contact = await sb.control<{ contact: { id: string } }>("POST", "/contacts", {
+        firstName: "Uma",
+        email: `v3-upsert-${prefixed}-${Date.now()}@example.com`,
+      });
+      const base = {
+        pipelineId: d.pipelineId,
+        locationId: d.locationId,
+        followers: [],
+        isRemoveAllFollowers: false,
+        followersActionType: "add",
+      };
+      const created = await conforms("/opportunities/upsert", "post", "/opportunities/upsert", {
+        prefixed,
+        status: 200,
+        body: {
+          ...base,
+          contactId: contact.contact.id,
+          name: `v3 upsert ${prefixed}`,
+          status: "open",
+          forecastExpectedCloseDate: "2027-03-01",
+          forecastProbability: 25,
+          customFields: [{ key: "round", fieldValue: "Seed" }],
+        },
+      });
+      expect(created.new).toBe(true);
+      expect(created.opportunity).toMatchObject({ forecastExpectedCloseDate: "2027-03-01", forecastProbability: 25 });
+      const id = created.opportunity.id as string;
+      const updated = await conforms("/opportunities/upsert", "post", "/opportunities/upsert", {
+        prefixed,
+        status: 200,
+        body: { ...base, id, forecastExpectedCloseDate: "", forecastProbability: 80 },
+      });
+      expect(updated.new).toBe(false);
+      expect(updated.opportunity).toMatchObject({
+        id,
+        forecastProbability: 80,
+        forecastOriginalCloseDate: "2027-03-01",
+      });
+      expect(updated.opportunity.forecastExpectedCloseDate ?? null).toBeNull();
+      const v2Form = await conforms("/opportunities/upsert", "post", "/opportunities/upsert", {
+        prefixed,
+        status: 422,
+        body: { ...base, id, customFields: [{ key: "round", field_value: "A" }] },
+      });
+      expect(v2Form.message).toEqual(["property customFields.0.field_value should not exist"]);
+    });
+  }
+
   it("happy: every seeded opportunity, listed and read in v3, answers the v3 schemas", async () => {
     const d = sb.demo;
     const url = `/opportunities/search?locationId=${d.locationId}&limit=100`;
@@ -315,5 +366,16 @@ describe.skipIf(missing.length > 0)("HighLevel sandbox API v3 conforms to opport
     expect(schemaFor("/opportunities/{id}", "get", 200)({ ...got })).toBe(true);
     expect(got.opportunity).toMatchObject({ forecastExpectedCloseDate: "2027-09-01" });
     expect(await ghl.opportunities.updateOpportunityStatus({ id }, { status: "won" })).toMatchObject({ success: true });
+    const upserted = await ghl.opportunities.upsertOpportunity({
+      id,
+      pipelineId: sb.demo.pipelineId,
+      locationId: sb.demo.locationId,
+      followers: [],
+      isRemoveAllFollowers: false,
+      followersActionType: "add",
+      forecastProbability: 55,
+    } as Parameters<typeof ghl.opportunities.upsertOpportunity>[0]);
+    expect(schemaFor("/opportunities/upsert", "post", 200)({ ...upserted })).toBe(true);
+    expect(upserted).toMatchObject({ new: false, opportunity: { id, forecastProbability: 55 } });
   });
 });

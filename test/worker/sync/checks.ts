@@ -34,7 +34,7 @@ export async function expectConverged(w: World): Promise<void> {
     users: await connectors.fourdegrees.listUsers(),
   };
   const hl = connectors.highlevel(w.locationId);
-  const hlCtx = { users: await hl.listUsers() };
+  const hlCtx = { users: await hl.listUsers(), nativeCloseDate: hl.nativeCloseDate };
   let after = "";
   for (;;) {
     const links = await listLinks(env.DB, ACCOUNT, { after, limit: 100 });

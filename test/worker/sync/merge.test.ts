@@ -106,10 +106,13 @@ describe("merge (directions and modes)", () => {
     expect([...r.toHighLevel]).toEqual([]);
     expect([...r.toFourDegrees]).toEqual(["value"]);
   });
-  it("closeDate is off when no HighLevel field carries it", () => {
+  it("closeDate is never written when HighLevel holds none (its record omits the key) and keeps its base value", () => {
     const noClose = MappingSchema.parse({ ...mapping, closeDateFieldId: null });
-    const r = run({ ...base, closeDate: "2026-03-01" }, { ...base }, { mapping: noClose });
+    const { closeDate: _none, ...hlWithout } = base;
+    const r = run({ ...base, closeDate: "2026-03-01" }, hlWithout, { mapping: noClose });
     expect(r.toHighLevel.size).toBe(0);
+    expect(r.toFourDegrees.size).toBe(0);
+    expect(r.merged["closeDate"]).toBeNull();
   });
   it("a HighLevel close (won) drops the canonical stage and never writes a stage", () => {
     const r = run({ ...base }, { ...base, status: "won", stage: null });

@@ -11,128 +11,133 @@ import { listEvents, listReview } from "../../../src/store/sync-events.ts";
 import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { expectConverged, newDeal } from "./checks.ts";
-import { ACCOUNT, createWorld } from "./world.ts";
+import { ACCOUNT, API_VERSIONS, createWorld } from "./world.ts";
 import { ascending } from "../../support.ts";
 
 const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
 
-describe("exactly-once effects (error)", () => {
-  it("a crash between the HighLevel create and the saved link, then redelivery, creates no duplicate", async () => {
-    let crashes = 1;
-    const w = await createWorld(routes, {
-      hooks: {
-        afterCreate: (side) => {
-          if (side === "highlevel" && crashes-- > 0)
-            throw new Error("simulated crash after create, before the link is saved");
+describe.each(API_VERSIONS)("HIGHLEVEL_API_VERSION=%s", (apiVersion) => {
+  describe("exactly-once effects (error)", () => {
+    it("a crash between the HighLevel create and the saved link, then redelivery, creates no duplicate", async () => {
+      let crashes = 1;
+      const w = await createWorld(routes, {
+        apiVersion,
+        hooks: {
+          afterCreate: (side) => {
+            if (side === "highlevel" && crashes-- > 0)
+              throw new Error("simulated crash after create, before the link is saved");
+          },
         },
-      },
+      });
+      const deal = newDeal(w, { name: "Crashy Corp", stage: "Sourced", amountMinor: 42_00 });
+      await w.settle();
+      const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Crashy Corp");
+      expect(copies).toHaveLength(1);
+      const link = await w.linkOf("fourdegrees", deal.id);
+      expect(link?.hlOpportunityId).toBe(copies[0]?.id);
+      // The failed attempt was retried (the queue redelivered it).
+      expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
+      await expectConverged(w);
     });
-    const deal = newDeal(w, { name: "Crashy Corp", stage: "Sourced", amountMinor: 42_00 });
-    await w.settle();
-    const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Crashy Corp");
-    expect(copies).toHaveLength(1);
-    const link = await w.linkOf("fourdegrees", deal.id);
-    expect(link?.hlOpportunityId).toBe(copies[0]?.id);
-    // The failed attempt was retried (the queue redelivered it).
-    expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
-    await expectConverged(w);
-  });
 
-  it("security: without an external-id field, a crash after the HighLevel create then a retry still makes one opportunity", async () => {
-    let crashes = 1;
-    const w = await createWorld(routes, {
-      mapping: (m) => ({ ...m, externalIdFieldId: null }),
-      hooks: {
-        afterCreate: (side) => {
-          if (side === "highlevel" && crashes-- > 0)
-            throw new Error("simulated crash after create, before the ledger completes");
+    it("security: without an external-id field, a crash after the HighLevel create then a retry still makes one opportunity", async () => {
+      let crashes = 1;
+      const w = await createWorld(routes, {
+        apiVersion,
+        mapping: (m) => ({ ...m, externalIdFieldId: null }),
+        hooks: {
+          afterCreate: (side) => {
+            if (side === "highlevel" && crashes-- > 0)
+              throw new Error("simulated crash after create, before the ledger completes");
+          },
         },
-      },
+      });
+      expect(w.mapping.externalIdFieldId ?? null).toBeNull();
+      const deal = newDeal(w, { name: "No Field Corp", stage: "Sourced", amountMinor: 7_00 });
+      await w.settle();
+      const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "No Field Corp");
+      expect(copies).toHaveLength(1);
+      expect((await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId).toBe(copies[0]?.id);
+      expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
+      expect((await ledgerCounts(env.DB, ACCOUNT)).pending).toBe(0);
+      await expectConverged(w);
     });
-    expect(w.mapping.externalIdFieldId ?? null).toBeNull();
-    const deal = newDeal(w, { name: "No Field Corp", stage: "Sourced", amountMinor: 7_00 });
-    await w.settle();
-    const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "No Field Corp");
-    expect(copies).toHaveLength(1);
-    expect((await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId).toBe(copies[0]?.id);
-    expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
-    expect((await ledgerCounts(env.DB, ACCOUNT)).pending).toBe(0);
-    await expectConverged(w);
-  });
 
-  it("a crash after the 4Degrees create replays the same Idempotency-Key: one deal", async () => {
-    let crashes = 1;
-    const w = await createWorld(routes, {
-      hooks: {
-        afterCreate: (side) => {
-          if (side === "fourdegrees" && crashes-- > 0) throw new Error("simulated crash after the 4Degrees create");
+    it("a crash after the 4Degrees create replays the same Idempotency-Key: one deal", async () => {
+      let crashes = 1;
+      const w = await createWorld(routes, {
+        apiVersion,
+        hooks: {
+          afterCreate: (side) => {
+            if (side === "fourdegrees" && crashes-- > 0) throw new Error("simulated crash after the 4Degrees create");
+          },
         },
-      },
+      });
+      const contact = w.sb.highlevel.service.createContact({
+        locationId: w.locationId,
+        name: "Ada Crash",
+        email: "ada@crash.example",
+      });
+      const opp = w.sb.highlevel.service.createOpportunity({
+        locationId: w.locationId,
+        pipelineId: w.hlPipelineId,
+        pipelineStageId: w.hlStage("Sourced"),
+        name: "From HighLevel",
+        status: "open",
+        contactId: contact.id,
+        monetaryValue: 12,
+      });
+      await w.settle();
+      const deals = w.sb.fourdegrees.deals().filter((d) => d.name === "From HighLevel");
+      expect(deals).toHaveLength(1);
+      expect((await w.linkOf("highlevel", opp.id))?.fdDealId).toBe(deals[0]?.id);
+      expect((await ledgerCounts(env.DB, ACCOUNT)).pending).toBe(0);
+      await expectConverged(w);
     });
-    const contact = w.sb.highlevel.service.createContact({
-      locationId: w.locationId,
-      name: "Ada Crash",
-      email: "ada@crash.example",
-    });
-    const opp = w.sb.highlevel.service.createOpportunity({
-      locationId: w.locationId,
-      pipelineId: w.hlPipelineId,
-      pipelineStageId: w.hlStage("Sourced"),
-      name: "From HighLevel",
-      status: "open",
-      contactId: contact.id,
-      monetaryValue: 12,
-    });
-    await w.settle();
-    const deals = w.sb.fourdegrees.deals().filter((d) => d.name === "From HighLevel");
-    expect(deals).toHaveLength(1);
-    expect((await w.linkOf("highlevel", opp.id))?.fdDealId).toBe(deals[0]?.id);
-    expect((await ledgerCounts(env.DB, ACCOUNT)).pending).toBe(0);
-    await expectConverged(w);
-  });
 
-  it("redelivering every webhook of a finished sync writes nothing", async () => {
-    const w = await createWorld(routes);
-    newDeal(w, { name: "Replayed", stage: "Sourced" });
-    await w.settle();
-    w.resetCounts();
-    for (const d of [...w.sb.highlevel.deliveries(), ...w.sb.fourdegrees.deliveries()]) {
-      const u = new URL(d.subscriber);
-      const body: unknown = JSON.parse(d.body);
-      if (!body || typeof body !== "object") continue;
-      const rec = Object.fromEntries(Object.entries(body));
-      const str = (v: unknown) => (typeof v === "string" ? v : "");
-      w.queue.push(
-        u.pathname.endsWith("highlevel")
-          ? {
-              body: {
-                v: 1,
-                kind: "highlevel.webhook",
-                webhookId: str(rec["webhookId"]) || d.id,
-                locationId: str(rec["locationId"]) || null,
-                type: str(rec["type"]),
-                receivedAt: Date.now(),
-                body: rec,
+    it("redelivering every webhook of a finished sync writes nothing", async () => {
+      const w = await createWorld(routes, { apiVersion });
+      newDeal(w, { name: "Replayed", stage: "Sourced" });
+      await w.settle();
+      w.resetCounts();
+      for (const d of [...w.sb.highlevel.deliveries(), ...w.sb.fourdegrees.deliveries()]) {
+        const u = new URL(d.subscriber);
+        const body: unknown = JSON.parse(d.body);
+        if (!body || typeof body !== "object") continue;
+        const rec = Object.fromEntries(Object.entries(body));
+        const str = (v: unknown) => (typeof v === "string" ? v : "");
+        w.queue.push(
+          u.pathname.endsWith("highlevel")
+            ? {
+                body: {
+                  v: 1,
+                  kind: "highlevel.webhook",
+                  webhookId: str(rec["webhookId"]) || d.id,
+                  locationId: str(rec["locationId"]) || null,
+                  type: str(rec["type"]),
+                  receivedAt: Date.now(),
+                  body: rec,
+                },
+                attempts: 0,
+              }
+            : {
+                body: {
+                  v: 1,
+                  kind: "fourdegrees.webhook",
+                  webhookId: d.id,
+                  workspaceId: str(rec["workspace_id"]),
+                  type: str(rec["type"]),
+                  receivedAt: Date.now(),
+                  body: rec,
+                },
+                attempts: 0,
               },
-              attempts: 0,
-            }
-          : {
-              body: {
-                v: 1,
-                kind: "fourdegrees.webhook",
-                webhookId: d.id,
-                workspaceId: str(rec["workspace_id"]),
-                type: str(rec["type"]),
-                receivedAt: Date.now(),
-                body: rec,
-              },
-              attempts: 0,
-            },
-      );
-    }
-    await w.settle();
-    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+        );
+      }
+      await w.settle();
+      expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+    });
   });
 });
 

@@ -38,8 +38,13 @@ import type { JobDeps } from "../../../src/sync/jobs/deps.ts";
 import { defaultMapping, MappingSchema, type Mapping, type MappingInput } from "../../../src/domain/mapping-config.ts";
 import { QueueMessageSchema, type QueueMessageInput } from "../../../src/queue/messages.ts";
 import type { RouteHandler } from "../helpers/network.ts";
+import { normaliseDate } from "../../../src/sync/engine/mapping.ts";
 
 export const ACCOUNT = "acct-e2e";
+
+/** The HighLevel API versions the sync runs on (`HIGHLEVEL_API_VERSION`); flow suites run on each. */
+export const API_VERSIONS = ["2021-07-28", "v3"] as const;
+export type ApiVersion = (typeof API_VERSIONS)[number];
 
 /** Queue messages the engine produced or webhooks delivered, not yet processed. */
 export interface Queued {
@@ -57,6 +62,15 @@ export interface World {
   fdStage: (name: string) => string;
   hlStage: (name: string) => string;
   mapping: Mapping;
+  /** The `HIGHLEVEL_API_VERSION` this world's Worker runs with. */
+  apiVersion: ApiVersion;
+  /**
+   * The close date HighLevel holds for an opportunity, where this world keeps it: the mapping's
+   * custom field (2021-07-28), HighLevel's native `forecastExpectedCloseDate` (v3, no field mapped).
+   */
+  hlCloseDate(oppId: string): string | null;
+  /** Sets that close date in HighLevel as a user would (null clears it). */
+  setHlCloseDate(oppId: string, date: string | null): void;
   queue: Queued[];
   deps: JobDeps;
   /** Every message handled and its outcome. */
@@ -82,15 +96,22 @@ const writeMethods = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 export async function createWorld(
   routes: Record<string, RouteHandler>,
   options: {
-    mapping?: (m: MappingInput) => MappingInput;
+    /** Edits the default mapping; `demo` names the HighLevel demo's close-date custom field. */
+    mapping?: (m: MappingInput, demo: { closeDateFieldId: string }) => MappingInput;
     account?: Partial<Parameters<typeof createAccount>[1]>;
     fast?: boolean;
     hooks?: JobDeps["hooks"];
     /** Seeds the sandboxes' ids (default: the time, as the sandbox does): a seeded run replays its ids and their order. */
     seed?: number;
+    /**
+     * `HIGHLEVEL_API_VERSION` (default 2021-07-28). Under v3 the default mapping names no
+     * close-date custom field: the close date syncs through the native forecast field.
+     */
+    apiVersion?: ApiVersion;
   } = {},
 ): Promise<World> {
-  const config = loadConfig(env);
+  const apiVersion = options.apiVersion ?? "2021-07-28";
+  const config = { ...loadConfig(env), HIGHLEVEL_API_VERSION: apiVersion };
   const queue: Queued[] = [];
   const handled: World["handled"] = [];
   const calls: Array<{ method: string; url: string }> = [];
@@ -163,9 +184,9 @@ export async function createWorld(
   let input = defaultMapping(
     { fourdegrees: fdPipelines, highlevel: { [hlDemo.locationId]: hlPipelines } },
     hlDemo.locationId,
-    { closeDateFieldId: hlDemo.closeDateFieldId, externalIdFieldId },
+    { closeDateFieldId: apiVersion === "v3" ? null : hlDemo.closeDateFieldId, externalIdFieldId },
   );
-  if (options.mapping) input = options.mapping(input);
+  if (options.mapping) input = options.mapping(input, { closeDateFieldId: hlDemo.closeDateFieldId });
   const mapping = MappingSchema.parse(input);
   await saveMapping(env.DB, ACCOUNT, mapping);
 
@@ -271,6 +292,21 @@ export async function createWorld(
     fdStage: (name) => fdPipeline?.stages.find((s) => s.name === name)?.id ?? expect.fail(`no 4Degrees stage ${name}`),
     hlStage: (name) => hlPipeline?.stages.find((s) => s.name === name)?.id ?? expect.fail(`no HighLevel stage ${name}`),
     mapping,
+    apiVersion,
+    hlCloseDate(oppId) {
+      const opp = sb.highlevel.store.opportunities.get(oppId);
+      if (!opp) return expect.fail(`no opportunity ${oppId}`);
+      if (!mapping.closeDateFieldId) return opp.forecast?.expectedCloseDate ?? null;
+      const value = opp.customFields.find((f) => f.id === mapping.closeDateFieldId)?.value;
+      return typeof value === "string" || typeof value === "number" ? normaliseDate(value) : null;
+    },
+    setHlCloseDate(oppId, date) {
+      if (!mapping.closeDateFieldId) sb.highlevel.service.updateOpportunity(oppId, { forecastExpectedCloseDate: date });
+      else
+        sb.highlevel.service.updateOpportunity(oppId, {
+          customFields: [{ id: mapping.closeDateFieldId, field_value: date ?? "" }],
+        });
+    },
     queue,
     deps,
     handled,

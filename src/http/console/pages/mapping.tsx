@@ -324,7 +324,8 @@ function render(
           <Err errors={errors} k="currency" />
         </label>
         <label class="block">
-          HighLevel custom field for the 4Degrees close date{" "}
+          HighLevel custom field for the 4Degrees close date (optional: empty = HighLevel's native forecast close date
+          under API v3, not synced under 2021-07-28){" "}
           <input name="closeDateFieldId" value={state.mapping.closeDateFieldId ?? ""} />
           <Err errors={errors} k="closeDateFieldId" />
         </label>

@@ -1,6 +1,7 @@
 /**
  * Report (unified reporting): per mapped pipeline and stage, the count and value of deals in each
- * system, won and lost, a weighted forecast from a win probability per stage (editable here), and
+ * system, won and lost, a weighted forecast from a win probability per stage (editable here) — or,
+ * for a HighLevel opportunity that carries one (API v3), its own `forecastProbability` — and
  * how many records are out of sync — read live from both providers (capped, and said so), with a
  * chart.
  */
@@ -23,6 +24,10 @@ export const REPORT_CAP = 1000;
 interface Cell {
   count: number;
   value: number;
+  /** Σ value × win probability / 100 over the open records whose probability is known (minor units). */
+  weighted: number;
+  /** Records weighted by their own probability (HighLevel's `forecastProbability`), not the stage's. */
+  own: number;
 }
 interface StageRow {
   key: string;
@@ -41,7 +46,16 @@ interface PipelineReport {
   error: string | null;
 }
 
-const zero = (): Cell => ({ count: 0, value: 0 });
+const zero = (): Cell => ({ count: 0, value: 0, weighted: 0, own: 0 });
+
+/** Adds a record of `value` to `cell`, weighted by `own` (its probability) else the row's. */
+function add(cell: Cell, row: StageRow, value: number, own: number | null): void {
+  cell.count++;
+  cell.value += value;
+  const p = row.kind === "open" ? (own ?? row.probability) : null;
+  if (p !== null) cell.weighted += (value * p) / 100;
+  if (row.kind === "open" && own !== null) cell.own++;
+}
 
 /** Builds one pipeline's report rows from both systems' records (pure; exported for tests). */
 export function buildRows(
@@ -88,16 +102,15 @@ export function buildRows(
         ? rows.get(status)
         : (rows.get(fdToHl.get(d.stage.id ?? "") ?? "") ?? unmapped());
     if (!row) continue;
-    row.fd.count++;
-    row.fd.value += d.value?.amountMinor ?? 0;
+    add(row.fd, row, d.value?.amountMinor ?? 0, null);
   }
   for (const o of opps) {
     const status = o.status === "abandoned" ? mapping.abandonedAs : o.status;
     const row =
       status === "won" || status === "lost" ? rows.get(status) : (rows.get(o.pipelineStageId ?? "") ?? unmapped());
     if (!row) continue;
-    row.hl.count++;
-    row.hl.value += o.monetaryValue ? toMinor(o.monetaryValue, mapping.currency) : 0;
+    // HighLevel's own win probability (API v3) when the opportunity has one, else the stage's.
+    add(row.hl, row, o.monetaryValue ? toMinor(o.monetaryValue, mapping.currency) : 0, o.forecastProbability);
   }
   return [...rows.values()];
 }
@@ -204,16 +217,14 @@ export const reportPage = new Hono<AppEnv>()
       }
     }
     const cur = mapping.currency;
-    const weighted = (rows: StageRow[], side: "fd" | "hl") =>
-      rows.reduce(
-        (sum, r) => sum + (r.kind === "open" && r.probability !== null ? (r[side].value * r.probability) / 100 : 0),
-        0,
-      );
+    const weighted = (rows: StageRow[], side: "fd" | "hl") => rows.reduce((sum, r) => sum + r[side].weighted, 0);
+    const ownProbabilities = (rows: StageRow[]) => rows.reduce((sum, r) => sum + r.hl.own, 0);
     return c.html(
       <Layout title={title} page="report" accounts={ctx.accounts} account={account} flash={ctx.flash}>
         <p>
           Read live from both systems (at most {fmtInt(REPORT_CAP)} records per system and pipeline). The weighted
-          forecast sums open deals' value × the stage's win probability.
+          forecast sums open deals' value × the stage's win probability; a HighLevel opportunity with its own forecast
+          probability (API v3) is weighted by that instead.
         </p>
         {reports.map((r) => (
           <section class="card pipeline-report">
@@ -232,9 +243,17 @@ export const reportPage = new Hono<AppEnv>()
                   </strong>{" "}
                   record(s)
                   {r.capped && " (capped read: figures cover the first records only)"} · weighted forecast:{" "}
-                  {r.rows.some((x) => x.kind === "open" && x.key !== "unmapped" && x.probability !== null)
-                    ? `4Degrees ${fmtMoney(Math.round(weighted(r.rows, "fd")), cur)}, HighLevel ${fmtMoney(Math.round(weighted(r.rows, "hl")), cur)}`
-                    : "set a win probability per stage below to see it"}
+                  {r.rows.some((x) => x.kind === "open" && x.key !== "unmapped" && x.probability !== null) ||
+                  ownProbabilities(r.rows) > 0 ? (
+                    <span id={`forecast-${r.pair.highlevelPipelineId}`}>
+                      4Degrees {fmtMoney(Math.round(weighted(r.rows, "fd")), cur)}, HighLevel{" "}
+                      {fmtMoney(Math.round(weighted(r.rows, "hl")), cur)}
+                      {ownProbabilities(r.rows) > 0 &&
+                        ` (${fmtInt(ownProbabilities(r.rows))} HighLevel opportunit${ownProbabilities(r.rows) === 1 ? "y" : "ies"} by their own forecast probability)`}
+                    </span>
+                  ) : (
+                    "set a win probability per stage below to see it"
+                  )}
                 </p>
                 {r.rows.every((x) => x.fd.count === 0 && x.hl.count === 0) ? (
                   <Empty>Neither system has a deal in this pipeline yet.</Empty>

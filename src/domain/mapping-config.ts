@@ -96,6 +96,13 @@ export const MappingSchema = z
     fields: z.array(ExtraFieldSchema).default([]),
     /** Notes: both ways by default. */
     notes: DirectionSchema.default("both"),
+    /**
+     * HighLevel FILE_UPLOAD custom field of the opportunity that holds the deal's attachments
+     * (docs/sync.md "Attachments"); null = attachments are not synced.
+     */
+    attachmentsFieldId: id.nullable().default(null),
+    /** Attachments: both ways by default (once `attachmentsFieldId` names the field). */
+    attachments: DirectionSchema.default("both"),
   })
   .superRefine((m, ctx) => {
     const seen = new Map<string, string>();
@@ -120,6 +127,12 @@ export const MappingSchema = z
       once(f.key, ["fields", i, "key"], "field key");
       once(f.highlevelFieldId, ["fields", i, "highlevelFieldId"], "HighLevel field");
       once(f.fourdegreesFieldId, ["fields", i, "fourdegreesFieldId"], "4Degrees field");
+      if (f.highlevelFieldId === m.attachmentsFieldId)
+        ctx.addIssue({
+          code: "custom",
+          path: ["fields", i, "highlevelFieldId"],
+          message: "already used as attachmentsFieldId",
+        });
       if (f.highlevelFieldId === m.closeDateFieldId || f.highlevelFieldId === m.externalIdFieldId)
         ctx.addIssue({
           code: "custom",
@@ -127,6 +140,12 @@ export const MappingSchema = z
           message: "already used as closeDateFieldId or externalIdFieldId",
         });
     });
+    if (m.attachmentsFieldId && [m.closeDateFieldId, m.externalIdFieldId].includes(m.attachmentsFieldId))
+      ctx.addIssue({
+        code: "custom",
+        path: ["attachmentsFieldId"],
+        message: "already used as closeDateFieldId or externalIdFieldId",
+      });
   });
 export type Mapping = z.output<typeof MappingSchema>;
 export type MappingInput = z.input<typeof MappingSchema>;
@@ -227,6 +246,7 @@ export function validateMappingLive(
   for (const [name, fieldId] of [
     ["closeDateFieldId", mapping.closeDateFieldId],
     ["externalIdFieldId", mapping.externalIdFieldId],
+    ["attachmentsFieldId", mapping.attachmentsFieldId],
   ] as const) {
     if (!fieldId) continue;
     for (const p of mapping.pipelines) {

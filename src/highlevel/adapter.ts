@@ -11,7 +11,9 @@ import { ensureStageKnown, type StageCheck } from "./stages.ts";
 import { ContactSchema } from "./schemas.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import { z } from "zod";
-import type { Contact, OpportunityCrm } from "./port.ts";
+import type { Contact, Opportunity, OpportunityCrm } from "./port.ts";
+import type { FileDownload, FileUpload } from "../domain/attachments.ts";
+import { downloadFieldFile, uploadFieldFile } from "./files.ts";
 
 /** The engine's HighLevel adapter of one location: the port, plus the pipelines-cache check webhooks use. */
 export interface HighLevelAdapter extends OpportunityCrm {
@@ -26,6 +28,12 @@ export interface HighLevelAdapter extends OpportunityCrm {
    * by `ensureStageKnown` where webhooks are handled.
    */
   refreshStructure(): Promise<void>;
+  /** Streams a file to the location's custom-field storage for an opportunity (src/highlevel/files.ts); its URL. */
+  uploadFieldFile(opportunityId: string, key: string, file: FileUpload): Promise<string>;
+  /** Replaces the value of a FILE_UPLOAD field of an opportunity (`null` clears it). */
+  setFileField(opportunityId: string, fieldId: string, value: Record<string, unknown> | null): Promise<Opportunity>;
+  /** Starts the download of a file at a field value's URL. */
+  downloadFile(url: string): Promise<FileDownload>;
 }
 
 /**
@@ -131,6 +139,11 @@ export function highLevelPort(
       });
       return res.contact;
     },
+    uploadFieldFile: (opportunityId, key, file) => uploadFieldFile(transport, opportunityId, key, file),
+    // Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/update-opportunity
+    setFileField: (opportunityId, fieldId, value) =>
+      client.opportunities.update(opportunityId, { customFields: [{ id: fieldId, field_value: value ?? "" }] }),
+    downloadFile: (url) => downloadFieldFile(url),
     listNotes: (contactId) => client.contacts.listNotes(contactId),
     createNote: (contactId, body) => client.contacts.createNote(contactId, { body }),
     updateNote: (contactId, noteId, body) => client.contacts.updateNote(contactId, noteId, { body }),

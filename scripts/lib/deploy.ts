@@ -32,6 +32,7 @@ export const HIGHLEVEL_SCOPES = {
     "oauth.write",
     "opportunities.write",
     "contacts.write",
+    "locations/customFields.write",
   ],
 } as const;
 

@@ -34,6 +34,8 @@ export function meteredStream(options: { expected: number | null; limit: number 
 } {
   const digest = new crypto.DigestStream("SHA-256");
   const writer = digest.getWriter();
+  // An aborted digest rejects `digest.digest`; `result` carries the reason instead.
+  void digest.digest.catch(() => undefined);
   let seen = 0;
   let settle!: { ok: (r: MeterResult) => void; fail: (e: unknown) => void };
   const result = new Promise<MeterResult>((ok, fail) => (settle = { ok, fail }));

@@ -14,6 +14,7 @@ import { listEvents } from "../../../src/store/sync-events.ts";
 import { filesOfValue } from "../../../src/highlevel/files.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";
+import { fourDegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
 import { ACCOUNT, createWorld, type World } from "./world.ts";
 import type { JobDeps } from "../../../src/sync/jobs/deps.ts";
 
@@ -305,5 +306,26 @@ describe("attachments: over the size limit (error)", () => {
     await w.settle();
     expect(fdAttachments(w, dealId)).toHaveLength(1);
     expect(await listFailures(env.DB, ACCOUNT)).toHaveLength(0);
+  });
+});
+
+describe("attachments: the 4Degrees webhook (security)", () => {
+  it("the port reads attachment.created|deleted, and an unreadable one names the field", () => {
+    const body = (type: string, object: Record<string, unknown>) => ({
+      id: "evt_1",
+      type,
+      created_at: "2026-12-01T10:00:00Z",
+      workspace_id: "ws_1",
+      actor: { type: "user", id: "usr_1" },
+      data: { object },
+      changes: {},
+    });
+    const created = fourDegreesWebhooks.parseWebhook(
+      body("attachment.created", { id: "att_1", deal_id: "deal_1", download_url: "https://x.test/f" }),
+    );
+    expect(created.record).toEqual({ kind: "attachment", id: "att_1", dealId: "deal_1" });
+    const deleted = fourDegreesWebhooks.parseWebhook(body("attachment.deleted", { id: "att_1", deal_id: "deal_1" }));
+    expect(deleted.type).toBe("attachment.deleted");
+    expect(() => fourDegreesWebhooks.parseWebhook(body("attachment.created", { id: "att_1" }))).toThrow(/deal_id/);
   });
 });

@@ -282,7 +282,7 @@ export function validateMappingLive(
 export function defaultMapping(
   live: LiveStructure,
   locationId: string,
-  extra: Partial<Pick<Mapping, "closeDateFieldId" | "externalIdFieldId" | "currency">> = {},
+  extra: Partial<Pick<Mapping, "closeDateFieldId" | "externalIdFieldId" | "attachmentsFieldId" | "currency">> = {},
 ): MappingInput {
   const norm = (s: string) => s.trim().toLowerCase();
   const hlPipes = live.highlevel[locationId] ?? [];

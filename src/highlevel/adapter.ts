@@ -75,7 +75,8 @@ export function highLevelPort(
     async refreshStructure() {
       await client.users.refresh();
     },
-    listCustomFields: async () => (await client.customFields.list()).map((f) => ({ id: f.id, name: f.name })),
+    listCustomFields: async () =>
+      (await client.customFields.list()).map((f) => ({ id: f.id, name: f.name, dataType: f.dataType ?? null })),
     async getOpportunity(id) {
       try {
         return await client.opportunities.get(id);

@@ -14,6 +14,8 @@ import { listEvents } from "../../../src/store/sync-events.ts";
 import { filesOfValue } from "../../../src/highlevel/files.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";
+import { loadLiveStructure, suggestedMapping } from "../../../src/sync/structure.ts";
+import { MappingSchema } from "../../../src/domain/mapping-config.ts";
 import { fourDegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
 import { ACCOUNT, createWorld, type World } from "./world.ts";
 import type { JobDeps } from "../../../src/sync/jobs/deps.ts";
@@ -327,5 +329,20 @@ describe("attachments: the 4Degrees webhook (security)", () => {
     const deleted = fourDegreesWebhooks.parseWebhook(body("attachment.deleted", { id: "att_1", deal_id: "deal_1" }));
     expect(deleted.type).toBe("attachment.deleted");
     expect(() => fourDegreesWebhooks.parseWebhook(body("attachment.created", { id: "att_1" }))).toThrow(/deal_id/);
+  });
+});
+
+describe("attachments: the suggested mapping (happy)", () => {
+  it("names a FILE_UPLOAD field called like Documents, never a text field of that name", async () => {
+    const w = await createWorld(routes);
+    const account = await w.account();
+    const live = await loadLiveStructure(await w.deps.connectors(account, "live"), account.locations);
+    const suggested = MappingSchema.parse(suggestedMapping(account, live));
+    expect(suggested.attachmentsFieldId).toBe(w.sb.highlevel.demo!.documentsFieldId);
+    const textOnly = {
+      ...live,
+      highlevelFields: { [w.locationId]: [{ id: "cf_docs_text", name: "Documents", dataType: "TEXT" }] },
+    };
+    expect(MappingSchema.parse(suggestedMapping(account, textOnly)).attachmentsFieldId).toBeNull();
   });
 });

@@ -37,16 +37,22 @@ const ATTACHMENTS = /document|attachment|file/i;
 /**
  * The default mapping of an account's first location: pipelines and open stages paired by name,
  * the close date in a HighLevel field whose name says "close date", the 4Degrees id in one named
- * like "4Degrees Deal ID", attachments in a FILE_UPLOAD field named like "Documents" (when the
- * location has them).
+ * like "4Degrees Deal ID", and with `attachments` the files in a FILE_UPLOAD field named like
+ * "Documents" (when the location has them).
  */
-export function suggestedMapping(account: Account, live: Awaited<ReturnType<typeof loadLiveStructure>>): MappingInput {
+export function suggestedMapping(
+  account: Account,
+  live: Awaited<ReturnType<typeof loadLiveStructure>>,
+  options: { attachments?: boolean } = {},
+): MappingInput {
   const loc = account.locations[0] ?? "";
   const fields = live.highlevelFields[loc] ?? [];
   return defaultMapping(live, loc, {
     closeDateFieldId: fields.find((f) => CLOSE_DATE.test(f.name))?.id ?? null,
     externalIdFieldId: fields.find((f) => EXTERNAL_ID.test(f.name))?.id ?? null,
-    // Attachments sync into a FILE_UPLOAD field named like "Documents" (docs/sync.md "Attachments").
-    attachmentsFieldId: fields.find((f) => f.dataType === "FILE_UPLOAD" && ATTACHMENTS.test(f.name))?.id ?? null,
+    // Attachments (opt-in: each HighLevel change then costs a read) go to a FILE_UPLOAD field named like "Documents".
+    attachmentsFieldId: options.attachments
+      ? (fields.find((f) => f.dataType === "FILE_UPLOAD" && ATTACHMENTS.test(f.name))?.id ?? null)
+      : null,
   });
 }

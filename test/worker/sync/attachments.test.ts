@@ -14,6 +14,7 @@ import { listEvents } from "../../../src/store/sync-events.ts";
 import { filesOfValue } from "../../../src/highlevel/files.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";
+import { replayMessage } from "../../../src/queue/replay.ts";
 import { loadLiveStructure, suggestedMapping } from "../../../src/sync/structure.ts";
 import { MappingSchema } from "../../../src/domain/mapping-config.ts";
 import { fourDegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
@@ -253,7 +254,9 @@ describe("attachments: bad input is a replayable failure (error)", () => {
     // The fix: the field now holds a working URL; the replayed message copies the file.
     w.sb.highlevel.service.updateOpportunity(oppId, { customFields: [{ id: docs, field_value: "" }] });
     await attachInHighLevel(w, oppId, docs, { name: "gone.txt", type: "text/plain", bytes: TEXT });
-    w.queue.push({ body: failures[0]!.message as never, attempts: 0 });
+    const replay = replayMessage(failures[0]!);
+    expect(replay?.kind).toBe("sync.attachments");
+    w.queue.push({ body: replay!, attempts: 0 });
     await w.settle();
     expect(fdAttachments(w, dealId)).toHaveLength(1);
   });
@@ -337,12 +340,16 @@ describe("attachments: the suggested mapping (happy)", () => {
     const w = await createWorld(routes);
     const account = await w.account();
     const live = await loadLiveStructure(await w.deps.connectors(account, "live"), account.locations);
-    const suggested = MappingSchema.parse(suggestedMapping(account, live));
+    // Opt-in: without it the suggestion leaves attachments off (each HighLevel change would cost a read).
+    expect(MappingSchema.parse(suggestedMapping(account, live)).attachmentsFieldId).toBeNull();
+    const suggested = MappingSchema.parse(suggestedMapping(account, live, { attachments: true }));
     expect(suggested.attachmentsFieldId).toBe(w.sb.highlevel.demo!.documentsFieldId);
     const textOnly = {
       ...live,
       highlevelFields: { [w.locationId]: [{ id: "cf_docs_text", name: "Documents", dataType: "TEXT" }] },
     };
-    expect(MappingSchema.parse(suggestedMapping(account, textOnly)).attachmentsFieldId).toBeNull();
+    expect(
+      MappingSchema.parse(suggestedMapping(account, textOnly, { attachments: true })).attachmentsFieldId,
+    ).toBeNull();
   });
 });

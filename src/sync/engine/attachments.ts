@@ -259,7 +259,7 @@ class PairAttachments {
   /** HighLevel file → 4Degrees attachment (or, over the limit, a 4Degrees note with the URL). Its id. */
   async #copyToFourDegrees(f: FieldFile, ledger: LedgerKey): Promise<string> {
     const h = this.#h;
-    const name = f.name ?? (decodeURIComponent(new URL(f.url).pathname.split("/").pop() ?? "") || "file");
+    const name = f.name ?? nameFromUrl(f.url);
     if (f.size !== null && f.size > h.maxBytes) return this.#linkOnlyToFourDegrees(f, name, f.size);
     await beginWrite(h.db, ledger, "create_attachment", h.now());
     const download = await this.#hl.downloadFile(f.url);
@@ -423,6 +423,18 @@ class PairAttachments {
       },
     });
   }
+}
+
+/** The last path segment of a file URL, decoded when it can be, as a file name ("file" when none). */
+function nameFromUrl(url: string): string {
+  let last = "";
+  try {
+    last = new URL(url).pathname.split("/").pop() ?? "";
+    last = decodeURIComponent(last);
+  } catch {
+    // A malformed URL or escape: keep what was read.
+  }
+  return last || "file";
 }
 
 function parseTarget(raw: string): { key: string; url: string } | null {

@@ -353,3 +353,33 @@ describe("attachments: the suggested mapping (happy)", () => {
     ).toBeNull();
   });
 });
+
+describe("attachments: modes", () => {
+  it("test mode plans the copies and makes none; attachments off makes no attachment job at all", async () => {
+    const { w, docs, dealId, oppId } = await attachWorld();
+    await w.patchAccount({ testMode: true });
+    await w.sb.fourdegrees.addAttachmentAsUser(dealId, {
+      file_name: "t.pdf",
+      content_type: "application/pdf",
+      bytes: PDF,
+    });
+    await w.settle();
+    expect(hlFiles(w, oppId, docs)).toHaveLength(0);
+    expect(await attachmentLinksForDeal(env.DB, ACCOUNT, dealId)).toEqual([]);
+    expect(w.handled.some((h) => h.kind === "sync.attachments" && h.outcome === "ack")).toBe(true);
+
+    await w.patchAccount({ testMode: false });
+    await saveMapping(env.DB, ACCOUNT, { ...w.mapping, attachmentsFieldId: null });
+    const jobs = w.handled.filter((h) => h.kind === "sync.attachments").length;
+    await w.sb.fourdegrees.addAttachmentAsUser(dealId, {
+      file_name: "u.pdf",
+      content_type: "application/pdf",
+      bytes: PDF,
+    });
+    w.sb.highlevel.service.updateOpportunity(oppId, { name: "Renamed in HighLevel" });
+    await w.settle();
+    // The 4Degrees webhook still enqueues (it cannot know the mapping without a read); the job skips.
+    expect(hlFiles(w, oppId, docs)).toHaveLength(0);
+    expect(w.handled.filter((h) => h.kind === "sync.attachments").length - jobs).toBeLessThanOrEqual(1);
+  });
+});

@@ -269,6 +269,19 @@ describe("attachments: bad input is a replayable failure (error)", () => {
     expect(failures[0]?.reason).toMatch(/short\.txt.*the field says 5 bytes/);
     expect(fdAttachments(w, dealId)).toHaveLength(0);
     expect(await attachmentLinksForDeal(env.DB, ACCOUNT, dealId)).toEqual([]);
+
+    // 4Degrees → HighLevel: a record whose size is not what its download carries.
+    const a = await w.sb.fourdegrees.addAttachmentAsUser(dealId, {
+      file_name: "odd.pdf",
+      content_type: "application/pdf",
+      bytes: PDF,
+    });
+    w.sb.fourdegrees.store.attachments.get(a.id)!.record.size = PDF.byteLength + 3;
+    w.sb.highlevel.service.updateOpportunity(oppId, { customFields: [{ id: docs, field_value: "" }] });
+    await w.settle();
+    const reasons = (await listFailures(env.DB, ACCOUNT)).map((f) => f.reason).join(" | ");
+    expect(reasons).toMatch(/odd\.pdf.*4Degrees says \d+ bytes, the download \d+/);
+    expect(hlFiles(w, oppId, docs)).toHaveLength(0);
   });
 
   it("a file type 4Degrees refuses is filed with 4Degrees' reason, the other files still cross", async () => {

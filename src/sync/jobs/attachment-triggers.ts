@@ -2,7 +2,7 @@
  * What enqueues a `sync.attachments` job: a 4Degrees `attachment.*` webhook, a HighLevel opportunity
  * change (HighLevel's webhook does not carry custom fields, so any `OpportunityCreate` /
  * `OpportunityUpdate` of a linked pair may have touched the file field: the job reads and compares),
- * and a newly created pair. Duplicates are harmless (ledger + links) and folded once per batch.
+ * a newly created pair, and each pair a backfill page synced (bulk lane). Duplicates are harmless (ledger + links) and folded once per batch.
  */
 import type { HandlerContext } from "../../queue/consumer.ts";
 import type { Account } from "../../store/accounts.ts";
@@ -53,4 +53,28 @@ export async function enqueueAttachments(
     deps.coalesceDelaySeconds,
   );
   ctx.batch?.markDone(key);
+}
+
+/**
+ * One attachments job per pair a backfill page synced or created (on the bulk queue, `backfill`
+ * lane), when the mapping syncs attachments: what copies the files of pairs that existed before.
+ */
+export async function enqueueBackfillAttachments(
+  deps: Pick<JobDeps, "enqueue">,
+  account: Account,
+  results: ReadonlyArray<{ fdId: string | null; hlId: string | null } | null>,
+): Promise<void> {
+  if (!account.mapping?.attachmentsFieldId || account.mapping.attachments === "off") return;
+  for (const r of results) {
+    if (!r?.fdId || !r.hlId) continue;
+    await deps.enqueue({
+      v: 1,
+      kind: "sync.attachments",
+      accountId: account.id,
+      side: "fourdegrees",
+      recordId: r.fdId,
+      lane: "backfill",
+      trigger: "backfill",
+    });
+  }
 }

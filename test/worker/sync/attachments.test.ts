@@ -15,6 +15,7 @@ import { filesOfValue } from "../../../src/highlevel/files.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";
 import { replayMessage } from "../../../src/queue/replay.ts";
+import { beginBackfill } from "../../../src/sync/jobs/backfill.ts";
 import { loadLiveStructure, suggestedMapping } from "../../../src/sync/structure.ts";
 import { MappingSchema } from "../../../src/domain/mapping-config.ts";
 import { fourDegreesWebhooks } from "../../../src/fourdegrees/connector.ts";
@@ -394,5 +395,27 @@ describe("attachments: modes", () => {
     // The 4Degrees webhook still enqueues (it cannot know the mapping without a read); the job skips.
     expect(hlFiles(w, oppId, docs)).toHaveLength(0);
     expect(w.handled.filter((h) => h.kind === "sync.attachments").length - jobs).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("attachments: backfill", () => {
+  it("the files of a deal that existed before the pair are copied when a backfill pairs it", async () => {
+    const w = await createWorld(routes);
+    const docs = w.sb.highlevel.demo!.documentsFieldId;
+    await saveMapping(env.DB, ACCOUNT, { ...w.mapping, attachmentsFieldId: docs });
+    const deal = [...w.sb.fourdegrees.store.deals.values()].find((d) => !d.archived_at && d.status === "open")!;
+    await w.sb.fourdegrees.addAttachmentAsUser(deal.id, {
+      file_name: "old.pdf",
+      content_type: "application/pdf",
+      bytes: PDF,
+    });
+    await w.settle();
+    expect(await w.linkOf("fourdegrees", deal.id)).toBeNull();
+    await beginBackfill(env.DB, w.deps, ACCOUNT);
+    await w.settle({ maxRounds: 40 });
+    const link = await w.linkOf("fourdegrees", deal.id);
+    expect(link?.state).toBe("active");
+    expect(hlFiles(w, link!.hlOpportunityId, docs).map((f) => f.name)).toEqual(["old.pdf"]);
+    expect(w.handled.some((h) => h.kind === "sync.attachments")).toBe(true);
   });
 });

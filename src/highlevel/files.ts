@@ -10,7 +10,6 @@ import type { FieldFile, FileDownload, FileUpload } from "../domain/attachments.
 import { byteStream, multipartBody } from "../lib/file-stream.ts";
 import type { HighLevelTransport } from "./http.ts";
 import { HighLevelError } from "./errors.ts";
-import type { Opportunity } from "./schemas.ts";
 
 const Meta = z
   .object({
@@ -20,12 +19,6 @@ const Meta = z
   })
   .loose();
 const Entry = z.object({ url: z.string().min(1), meta: Meta.optional() }).loose();
-
-/** The files in field `fieldId` of an opportunity, in value order (malformed entries are skipped). */
-export function fieldFiles(opportunity: Opportunity, fieldId: string): FieldFile[] {
-  const value = opportunity.customFields.find((f) => f.id === fieldId)?.value;
-  return filesOfValue(value);
-}
 
 /** The files of a FILE_UPLOAD value. */
 export function filesOfValue(value: unknown): FieldFile[] {

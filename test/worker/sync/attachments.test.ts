@@ -7,7 +7,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sha256Hex } from "./attachments-helpers.ts";
-import { saveMapping } from "../../../src/store/accounts.ts";
+import { deleteAccount, saveMapping } from "../../../src/store/accounts.ts";
 import { attachmentLinksForDeal } from "../../../src/store/attachments.ts";
 import { listFailures } from "../../../src/store/failures.ts";
 import { listEvents } from "../../../src/store/sync-events.ts";
@@ -111,6 +111,9 @@ describe("attachments: add, both ways (happy)", () => {
     // The echo (the field update's OpportunityUpdate) copied nothing back.
     expect(fdAttachments(w, dealId)).toHaveLength(1);
     expect((await listFailures(env.DB, ACCOUNT)).length).toBe(0);
+    // Deleting the account takes its attachment links with it.
+    await deleteAccount(env.DB, ACCOUNT);
+    expect(await attachmentLinksForDeal(env.DB, ACCOUNT, dealId)).toEqual([]);
   });
 
   it("a file attached in HighLevel's field lands on the 4Degrees deal with its bytes, and is not copied back", async () => {

@@ -302,6 +302,29 @@ describe("attachments: bad input is a replayable failure (error)", () => {
 });
 
 describe("attachments: over the size limit (error)", () => {
+  it("an oversized HighLevel file becomes a 4Degrees note with its lasting URL; removing it removes the note", async () => {
+    const { w, docs, dealId, oppId } = await attachWorld();
+    w.ctx.config = { ...w.ctx.config, ATTACHMENT_MAX_BYTES: 16 };
+    const key = await attachInHighLevel(w, oppId, docs, { name: "huge.txt", type: "text/plain", bytes: TEXT });
+    await w.settle();
+    expect(fdAttachments(w, dealId)).toHaveLength(0);
+    const notes = () => [...w.sb.fourdegrees.store.notes.values()].filter((n) => n.deal_id === dealId);
+    const note = notes().find((n) => n.body.includes('Attachment "huge.txt"'));
+    expect(note?.body).toContain("/highlevel/media-storage/");
+    expect(await attachmentLinksForDeal(env.DB, ACCOUNT, dealId)).toMatchObject([
+      { fdAttachmentId: `note:${note!.id}`, hlFileKey: key, kind: "link_only", origin: "highlevel" },
+    ]);
+    // The note is tagged, so the notes sync does not copy it to HighLevel as a note.
+    const contactId = w.sb.highlevel.store.opportunities.get(oppId)?.contactId;
+    const hlNotes = [...w.sb.highlevel.store.notes.values()].filter((n) => n.contactId === contactId);
+    expect(hlNotes.some((n) => n.body.includes("huge.txt"))).toBe(false);
+
+    w.sb.highlevel.service.updateOpportunity(oppId, { customFields: [{ id: docs, field_value: "" }] });
+    await w.settle();
+    expect(notes().some((n) => n.id === note!.id)).toBe(false);
+    expect(await attachmentLinksForDeal(env.DB, ACCOUNT, dealId)).toEqual([]);
+  });
+
   it("an oversized 4Degrees file becomes a HighLevel note with its link and a skip event, never a crash", async () => {
     const { w, docs, dealId, oppId } = await attachWorld();
     w.ctx.config = { ...w.ctx.config, ATTACHMENT_MAX_BYTES: 16 };

@@ -178,7 +178,14 @@ class PairAttachments {
     }
 
     if (!test && (this.#add.size > 0 || this.#remove.size > 0)) {
-      await this.#hl.setFileField(this.#link.hlOpportunityId, this.#fieldId, nextValue(value, this.#add, this.#remove));
+      // Re-read just before the write: the copies took a while, and a file a user added since must stay.
+      const fresh = await this.#hl.getOpportunity(this.#link.hlOpportunityId);
+      const current = fresh?.customFields.find((f) => f.id === this.#fieldId)?.value ?? null;
+      await this.#hl.setFileField(
+        this.#link.hlOpportunityId,
+        this.#fieldId,
+        nextValue(current, this.#add, this.#remove),
+      );
       for (const key of this.#remove) {
         const l = links.find((x) => x.hlFileKey === key);
         if (l) await deleteAttachmentLink(h.db, h.account.id, l.fdAttachmentId);

@@ -240,6 +240,36 @@ describe("attachments: duplicates and crashes (error)", () => {
   });
 });
 
+describe("attachments: a user's file added while a copy runs (error)", () => {
+  it("is kept in the field (the job re-reads before it writes) and then copied to 4Degrees", async () => {
+    let during: (() => Promise<unknown>) | null = null;
+    const { w, docs, dealId, oppId } = await attachWorld({
+      afterUpload: async (side: string) => {
+        const add = during;
+        during = null;
+        if (side === "highlevel" && add) await add();
+      },
+    });
+    during = () => attachInHighLevel(w, oppId, docs, { name: "meanwhile.txt", type: "text/plain", bytes: TEXT });
+    await w.sb.fourdegrees.addAttachmentAsUser(dealId, {
+      file_name: "mine.pdf",
+      content_type: "application/pdf",
+      bytes: PDF,
+    });
+    await w.settle();
+    expect(
+      hlFiles(w, oppId, docs)
+        .map((f) => f.name)
+        .sort(),
+    ).toEqual(["meanwhile.txt", "mine.pdf"]);
+    expect(
+      fdAttachments(w, dealId)
+        .map((a) => a.record.file_name)
+        .sort(),
+    ).toEqual(["meanwhile.txt", "mine.pdf"]);
+  });
+});
+
 describe("attachments: bad input is a replayable failure (error)", () => {
   it("a download that fails is filed with its reason; replay after the fix copies it", async () => {
     const { w, docs, dealId, oppId } = await attachWorld();

@@ -260,12 +260,12 @@ describe("attachments: a user's file added while a copy runs (error)", () => {
     expect(
       hlFiles(w, oppId, docs)
         .map((f) => f.name)
-        .sort(),
+        .sort((a, b) => String(a).localeCompare(String(b))),
     ).toEqual(["meanwhile.txt", "mine.pdf"]);
     expect(
       fdAttachments(w, dealId)
         .map((a) => a.record.file_name)
-        .sort(),
+        .sort((a, b) => String(a).localeCompare(String(b))),
     ).toEqual(["meanwhile.txt", "mine.pdf"]);
   });
 });

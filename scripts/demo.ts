@@ -8,9 +8,12 @@
  *   won "<deal>"                 mark a HighLevel opportunity won
  *   note "<deal>" "<text>"       add a note to a 4Degrees deal
  *   create "<name>"              create a deal in 4Degrees (first stage, first user)
+ *   attach "<deal>" <file>       attach a local file to a 4Degrees deal (it lands in HighLevel's Documents field)
  *
  * Deals are found by (part of) their name, case-insensitively. SANDBOX_PORT picks the sandbox.
  */
+import { openAsBlob } from "node:fs";
+import { basename, extname } from "node:path";
 import { z } from "zod";
 
 const S = `http://127.0.0.1:${process.env["SANDBOX_PORT"] ?? 8788}`;
@@ -103,6 +106,23 @@ function findOne<T extends { name: string }>(items: T[], query: string, where: s
   );
 }
 
+/** Types the 4Degrees sandbox accepts, by file extension (docs/fourdegrees.md#attachments). */
+const CONTENT_TYPES: Record<string, string> = {
+  ".pdf": "application/pdf",
+  ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+  ".zip": "application/zip",
+  ".txt": "text/plain",
+  ".csv": "text/csv",
+  ".md": "text/markdown",
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".gif": "image/gif",
+  ".webp": "image/webp",
+};
+
 const money = (n: number | null | undefined) =>
   n == null ? "—" : n.toLocaleString("en-US", { maximumFractionDigits: 2 });
 
@@ -188,8 +208,30 @@ try {
       console.log(`4Degrees: created "${name}". Watch it appear in HighLevel: npm run demo -- list`);
       break;
     }
+    case "attach": {
+      const [query, path] = args;
+      if (!query || !path) throw new Error('usage: npm run demo -- attach "<deal>" <file>');
+      const deal = findOne(await fourDeals(), query, "4Degrees");
+      const type = CONTENT_TYPES[extname(path).toLowerCase()];
+      if (!type)
+        throw new Error(`attach: say what the file is by its extension (${Object.keys(CONTENT_TYPES).join(", ")})`);
+      // openAsBlob reads the file lazily: the upload streams it from disk.
+      const file = await openAsBlob(path, { type }).catch(() => {
+        throw new Error(`attach: cannot read ${path}`);
+      });
+      const form = new FormData();
+      form.set("file", file, basename(path));
+      const res = await fetch(`${S}/_sandbox/4degrees/deals/${deal.id}/attachments`, { method: "POST", body: form });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`attach → ${res.status}: ${text.slice(0, 300)}`);
+      console.log(
+        `4Degrees: "${basename(path)}" (${file.size} bytes) attached to "${deal.name}". ` +
+          "It appears in the HighLevel opportunity's Documents field (files over ATTACHMENT_MAX_BYTES as a note).",
+      );
+      break;
+    }
     default:
-      throw new Error(`unknown command "${command}"; commands: list, stage, value, won, note, create`);
+      throw new Error(`unknown command "${command}"; commands: list, stage, value, won, note, create, attach`);
   }
 } catch (err) {
   console.error(err instanceof Error ? err.message : String(err));

@@ -165,6 +165,13 @@ const ConfigObject = z.object({
     .or(z.literal("").transform(() => undefined)),
   FOURDEGREES_RATE_PER_SECOND: z.coerce.number().positive().max(1_000).default(10),
   FOURDEGREES_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
+  /** Largest attachment copied between the two sides (bytes); a larger one crosses as a link (docs/sync.md). */
+  ATTACHMENT_MAX_BYTES: z.coerce
+    .number({ error: "ATTACHMENT_MAX_BYTES must be a number of bytes" })
+    .int("ATTACHMENT_MAX_BYTES must be a whole number of bytes")
+    .min(1, "ATTACHMENT_MAX_BYTES must be at least 1")
+    .max(50 * 1024 * 1024, "ATTACHMENT_MAX_BYTES may be at most 52428800 (HighLevel's custom-field file limit)")
+    .default(25 * 1024 * 1024),
   CF_ACCESS_TEAM_DOMAIN: url.optional().or(z.literal("").transform(() => undefined)),
   CF_ACCESS_AUD: z
     .string()

@@ -74,6 +74,7 @@ export async function connectDemo(options: {
         highlevel: { locationId: seed.demo.locationId, privateIntegrationToken: seed.demo.pit },
         fourdegrees: {},
         backfill: options.backfill ?? true,
+        attachments: true,
       },
       { authorization: `Bearer ${token}` },
     ),

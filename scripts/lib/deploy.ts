@@ -33,6 +33,7 @@ export const HIGHLEVEL_SCOPES = {
     "oauth.write",
     "opportunities.write",
     "contacts.write",
+    "locations/customFields.write",
   ],
 } as const;
 

@@ -100,6 +100,13 @@ export const MappingSchema = z
     fields: z.array(ExtraFieldSchema).default([]),
     /** Notes: both ways by default. */
     notes: DirectionSchema.default("both"),
+    /**
+     * HighLevel FILE_UPLOAD custom field of the opportunity that holds the deal's attachments
+     * (docs/sync.md "Attachments"); null = attachments are not synced.
+     */
+    attachmentsFieldId: id.nullable().default(null),
+    /** Attachments: both ways by default (once `attachmentsFieldId` names the field). */
+    attachments: DirectionSchema.default("both"),
   })
   .superRefine((m, ctx) => {
     const seen = new Map<string, string>();
@@ -124,6 +131,12 @@ export const MappingSchema = z
       once(f.key, ["fields", i, "key"], "field key");
       once(f.highlevelFieldId, ["fields", i, "highlevelFieldId"], "HighLevel field");
       once(f.fourdegreesFieldId, ["fields", i, "fourdegreesFieldId"], "4Degrees field");
+      if (f.highlevelFieldId === m.attachmentsFieldId)
+        ctx.addIssue({
+          code: "custom",
+          path: ["fields", i, "highlevelFieldId"],
+          message: "already used as attachmentsFieldId",
+        });
       if (f.highlevelFieldId === m.closeDateFieldId || f.highlevelFieldId === m.externalIdFieldId)
         ctx.addIssue({
           code: "custom",
@@ -131,6 +144,12 @@ export const MappingSchema = z
           message: "already used as closeDateFieldId or externalIdFieldId",
         });
     });
+    if (m.attachmentsFieldId && [m.closeDateFieldId, m.externalIdFieldId].includes(m.attachmentsFieldId))
+      ctx.addIssue({
+        code: "custom",
+        path: ["attachmentsFieldId"],
+        message: "already used as closeDateFieldId or externalIdFieldId",
+      });
   });
 export type Mapping = z.output<typeof MappingSchema>;
 export type MappingInput = z.input<typeof MappingSchema>;
@@ -231,6 +250,7 @@ export function validateMappingLive(
   for (const [name, fieldId] of [
     ["closeDateFieldId", mapping.closeDateFieldId],
     ["externalIdFieldId", mapping.externalIdFieldId],
+    ["attachmentsFieldId", mapping.attachmentsFieldId],
   ] as const) {
     if (!fieldId) continue;
     for (const p of mapping.pipelines) {
@@ -266,7 +286,7 @@ export function validateMappingLive(
 export function defaultMapping(
   live: LiveStructure,
   locationId: string,
-  extra: Partial<Pick<Mapping, "closeDateFieldId" | "externalIdFieldId" | "currency">> = {},
+  extra: Partial<Pick<Mapping, "closeDateFieldId" | "externalIdFieldId" | "attachmentsFieldId" | "currency">> = {},
 ): MappingInput {
   const norm = (s: string) => s.trim().toLowerCase();
   const hlPipes = live.highlevel[locationId] ?? [];

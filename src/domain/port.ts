@@ -162,6 +162,8 @@ export const ChangeTypeSchema = z.enum([
   "note.created",
   "note.updated",
   "note.deleted",
+  "attachment.created",
+  "attachment.deleted",
 ]);
 export type ChangeType = z.infer<typeof ChangeTypeSchema>;
 
@@ -177,7 +179,10 @@ export interface ChangeEvent {
   /** The workspace (account scope) the change happened in. */
   scopeId: string;
   actor: Actor | null;
-  record: { kind: "deal"; id: string } | { kind: "note"; id: string; dealId: string };
+  record:
+    | { kind: "deal"; id: string }
+    | { kind: "note"; id: string; dealId: string }
+    | { kind: "attachment"; id: string; dealId: string };
   /** The record as the event carried it (may be stale; re-read). */
   deal: Deal | null;
   note: Note | null;

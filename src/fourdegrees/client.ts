@@ -24,7 +24,10 @@ import {
   RawPipeline,
   RawReminder,
   RawUser,
+  RawAttachment,
 } from "./schemas.ts";
+import type { FileDownload, FileUpload } from "../domain/attachments.ts";
+import { byteStream, multipartBody } from "../lib/file-stream.ts";
 
 /** Runs one HTTP attempt under the account's rate gate (acquire → fetch → report). */
 export type GateRunner = (doFetch: () => Promise<Response>) => Promise<Response>;
@@ -269,6 +272,112 @@ export class FourDegreesClient {
       idempotencyKey,
       what: "POST /deals/{id}/reminders",
     });
+  }
+
+  // Assumed contract: GET /deals/{id}/attachments → {data, next_cursor} (docs/fourdegrees.md#attachments)
+  async listAttachments(dealId: string): Promise<RawAttachment[]> {
+    const path = `/deals/${encodeURIComponent(dealId)}/attachments`;
+    return this.#all((cursor) =>
+      this.#request({
+        method: "GET",
+        path,
+        query: { cursor },
+        schema: paged(RawAttachment),
+        what: "GET /deals/{id}/attachments",
+      }),
+    );
+  }
+
+  /**
+   * Streams a file to the deal as `multipart/form-data` (one attempt: a stream cannot be re-sent, so
+   * a failure is the job's to retry with a fresh download and the same idempotency key).
+   */
+  // Assumed contract: POST /deals/{id}/attachments multipart `file` with Idempotency-Key → 201 (docs/fourdegrees.md#attachments)
+  async uploadAttachment(dealId: string, file: FileUpload, idempotencyKey: string): Promise<RawAttachment> {
+    const form = multipartBody([
+      { name: "file", fileName: file.fileName, contentType: file.contentType, size: file.size, body: file.body },
+    ]);
+    const url = `${this.#baseUrl}/deals/${encodeURIComponent(dealId)}/attachments`;
+    const what = "POST /deals/{id}/attachments";
+    let response: Response;
+    try {
+      response = await this.#gate(() =>
+        fetch(url, {
+          method: "POST",
+          headers: {
+            Authorization: `Bearer ${this.#apiKey}`,
+            Accept: "application/json",
+            "Content-Type": form.contentType,
+            "Content-Length": String(form.length),
+            "Idempotency-Key": idempotencyKey,
+          },
+          body: form.body.pipeThrough(new FixedLengthStream(form.length)),
+        }),
+      );
+    } catch (err) {
+      if (err instanceof FourDegreesError || (err instanceof Error && err.name === "RateLimitedError")) throw err;
+      throw new FourDegreesError("upstream_unavailable", `4Degrees ${what} failed: ${String(err)}`, {
+        retryable: true,
+        upstreamStatus: 0,
+        cause: err,
+      });
+    }
+    const text = await response.text();
+    if (!response.ok)
+      throw errorFromResponse(response.status, text, parseRetryAfter(response.headers.get("Retry-After")), what);
+    const parsed = enveloped(RawAttachment).safeParse(text === "" ? null : JSON.parse(text));
+    if (!parsed.success)
+      throw new FourDegreesError(
+        "internal",
+        `4Degrees ${what} answered a shape the assumed contract does not describe`,
+        {
+          retryable: false,
+          upstreamStatus: response.status,
+          cause: parsed.error,
+        },
+      );
+    return parsed.data;
+  }
+
+  // Assumed contract: DELETE /attachments/{id} with Idempotency-Key → {id, deleted: true} (docs/fourdegrees.md#attachments)
+  async deleteAttachment(id: string, idempotencyKey: string = this.#newKey()): Promise<boolean> {
+    const out = await this.#request({
+      method: "DELETE",
+      path: `/attachments/${encodeURIComponent(id)}`,
+      schema: DELETED,
+      allow404: true,
+      idempotencyKey,
+      what: "DELETE /attachments/{id}",
+    });
+    return out !== null;
+  }
+
+  /**
+   * Starts a download at a signed `download_url` (no API key: the signature is the credential).
+   * A non-2xx is thrown (an expired link is 403: the job retries with a freshly listed URL).
+   */
+  // Assumed contract: GET <download_url> → the bytes with Content-Length (docs/fourdegrees.md#attachments)
+  async download(downloadUrl: string): Promise<FileDownload> {
+    let response: Response;
+    try {
+      response = await fetch(downloadUrl);
+    } catch (err) {
+      throw new FourDegreesError("upstream_unavailable", `4Degrees file download failed: ${String(err)}`, {
+        retryable: true,
+        upstreamStatus: 0,
+        cause: err,
+      });
+    }
+    if (!response.ok || response.body === null) {
+      const text = await response.text();
+      throw errorFromResponse(response.status, text, null, "GET download_url");
+    }
+    const length = response.headers.get("content-length");
+    return {
+      body: byteStream(response.body),
+      size: length !== null && /^\d+$/.test(length) ? Number(length) : null,
+      contentType: response.headers.get("content-type"),
+    };
   }
 
   /** Follows `next_cursor` to the end (small collections only: users, pipelines, fields, notes). */

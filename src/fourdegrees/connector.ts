@@ -21,10 +21,12 @@ import type {
   User,
   WriteOptions,
 } from "../domain/port.ts";
+import type { Attachment, DealAttachments, FileDownload, FileUpload } from "../domain/attachments.ts";
 import type { FourDegreesClient } from "./client.ts";
 import { FourDegreesError } from "./errors.ts";
 import {
   actorFromRaw,
+  attachmentFromRaw,
   changeEventFromRaw,
   dealCreateToRaw,
   dealFromRaw,
@@ -47,7 +49,7 @@ export const fourDegreesWebhooks: Pick<DealCrm, "parseWebhook"> = {
 };
 
 /** `DealCrm` for one 4Degrees workspace. */
-export class FourDegreesConnector implements DealCrm {
+export class FourDegreesConnector implements DealCrm, DealAttachments {
   readonly #client: FourDegreesClient;
 
   constructor(client: FourDegreesClient) {
@@ -165,6 +167,29 @@ export class FourDegreesConnector implements DealCrm {
       dueAt: raw.due_at,
       assigneeId: raw.assignee_id ?? null,
     };
+  }
+
+  async listAttachments(dealId: string): Promise<Attachment[]> {
+    return (await this.#client.listAttachments(dealId)).map(attachmentFromRaw);
+  }
+
+  async uploadAttachment(dealId: string, file: FileUpload, options: WriteOptions = {}): Promise<Attachment> {
+    return attachmentFromRaw(
+      await this.#client.uploadAttachment(dealId, file, options.idempotencyKey ?? this.#client.newIdempotencyKey()),
+    );
+  }
+
+  async deleteAttachment(id: string, options: WriteOptions = {}): Promise<boolean> {
+    return this.#client.deleteAttachment(id, options.idempotencyKey ?? this.#client.newIdempotencyKey());
+  }
+
+  async download(attachment: Attachment): Promise<FileDownload> {
+    if (!attachment.downloadUrl)
+      throw new FourDegreesError("not_found", `4Degrees attachment ${attachment.id} has no download_url`, {
+        retryable: false,
+        upstreamStatus: 404,
+      });
+    return this.#client.download(attachment.downloadUrl);
   }
 
   parseWebhook(body: unknown): ChangeEvent {

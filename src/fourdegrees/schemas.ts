@@ -149,6 +149,19 @@ export const RawErrorEnvelope = z.object({
   }),
 });
 
+/** A deal attachment (assumed extension, docs/fourdegrees.md#attachments); `download_url` is signed, expiring. */
+export const RawAttachment = z.object({
+  id: z.string().min(1),
+  deal_id: z.string().min(1),
+  file_name: z.string(),
+  content_type: z.string(),
+  size: z.number().int().nonnegative(),
+  author_id: z.string().nullable().optional(),
+  created_at: timestamp,
+  download_url: z.string().nullable().optional(),
+});
+export type RawAttachment = z.infer<typeof RawAttachment>;
+
 /** A webhook's event types. */
 export const RawEventType = z.enum([
   "deal.created",
@@ -159,6 +172,8 @@ export const RawEventType = z.enum([
   "note.created",
   "note.updated",
   "note.deleted",
+  "attachment.created",
+  "attachment.deleted",
 ]);
 
 /**

@@ -24,7 +24,9 @@ import {
   type RawPipeline,
   type RawUser,
   RawWebhookEnvelope,
+  type RawAttachment,
 } from "./schemas.ts";
+import type { Attachment } from "../domain/attachments.ts";
 
 /** 4Degrees' `api_key` actor is an integration in the port's vocabulary. */
 export function actorFromRaw(raw: RawActor | null | undefined): Actor | null {
@@ -68,6 +70,19 @@ export function noteFromRaw(raw: RawNote): Note {
     authorId: raw.author_id ?? null,
     createdAt: utc(raw.created_at),
     updatedAt: raw.updated_at ? utc(raw.updated_at) : null,
+  };
+}
+
+export function attachmentFromRaw(raw: RawAttachment): Attachment {
+  return {
+    id: raw.id,
+    dealId: raw.deal_id,
+    fileName: raw.file_name,
+    contentType: raw.content_type,
+    size: raw.size,
+    authorId: raw.author_id ?? null,
+    createdAt: utc(raw.created_at),
+    downloadUrl: raw.download_url ?? null,
   };
 }
 
@@ -183,6 +198,12 @@ export function changeEventFromRaw(body: unknown): ChangeEvent {
       deal: null,
       note: note.success ? noteFromRaw(note.data) : null,
     };
+  }
+  if (env.type.startsWith("attachment.")) {
+    const dealId = typeof object["deal_id"] === "string" ? object["deal_id"] : null;
+    if (!dealId) throw new AppError("bad_request", "4Degrees attachment event has no data.object.deal_id");
+    // The object's signed URL may have expired by the time a retry arrives: the job re-lists.
+    return { ...base, record: { kind: "attachment", id: objectId, dealId }, deal: null, note: null };
   }
   const deal = RawDeal.safeParse(object);
   return {

@@ -13,7 +13,9 @@ import type { Task, TaskInput } from "./tasks.ts";
 import { hasNativeForecast } from "./version.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
 import { z } from "zod";
-import type { Contact, OpportunityCrm } from "./port.ts";
+import type { Contact, Opportunity, OpportunityCrm } from "./port.ts";
+import type { FileDownload, FileUpload } from "../domain/attachments.ts";
+import { downloadFieldFile, uploadFieldFile } from "./files.ts";
 
 /** The engine's HighLevel adapter of one location: the port, plus the pipelines-cache check webhooks use. */
 export interface HighLevelAdapter extends OpportunityCrm {
@@ -35,6 +37,12 @@ export interface HighLevelAdapter extends OpportunityCrm {
   removeTags(contactId: string, tags: string[]): Promise<string[]>;
   /** The location's lost reasons (a `lost` trigger's reason filter). */
   lostReasons(): Promise<Array<{ id: string; name: string }>>;
+  /** Streams a file to the location's custom-field storage for an opportunity (src/highlevel/files.ts); its URL. */
+  uploadFieldFile(opportunityId: string, key: string, file: FileUpload): Promise<string>;
+  /** Replaces the value of a FILE_UPLOAD field of an opportunity (`null` clears it). */
+  setFileField(opportunityId: string, fieldId: string, value: Record<string, unknown> | null): Promise<Opportunity>;
+  /** Starts the download of a file at a field value's URL. */
+  downloadFile(url: string): Promise<FileDownload>;
 }
 
 /**
@@ -77,7 +85,8 @@ export function highLevelPort(
     async refreshStructure() {
       await client.users.refresh();
     },
-    listCustomFields: async () => (await client.customFields.list()).map((f) => ({ id: f.id, name: f.name })),
+    listCustomFields: async () =>
+      (await client.customFields.list()).map((f) => ({ id: f.id, name: f.name, dataType: f.dataType ?? null })),
     async getOpportunity(id) {
       try {
         return await client.opportunities.get(id);
@@ -146,6 +155,11 @@ export function highLevelPort(
     addTags: (contactId, tags) => client.tasks.addTags(contactId, tags),
     removeTags: (contactId, tags) => client.tasks.removeTags(contactId, tags),
     lostReasons: () => client.opportunities.lostReasons(),
+    uploadFieldFile: (opportunityId, key, file) => uploadFieldFile(transport, opportunityId, key, file),
+    // Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/update-opportunity
+    setFileField: (opportunityId, fieldId, value) =>
+      client.opportunities.update(opportunityId, { customFields: [{ id: fieldId, field_value: value ?? "" }] }),
+    downloadFile: (url) => downloadFieldFile(url),
     listNotes: (contactId) => client.contacts.listNotes(contactId),
     createNote: (contactId, body) => client.contacts.createNote(contactId, { body }),
     updateNote: (contactId, noteId, body) => client.contacts.updateNote(contactId, noteId, { body }),

@@ -41,6 +41,8 @@ export interface CallSpec<S extends z.ZodType> {
   version?: HighLevelApiVersion;
   /** Schema of a 2xx answer. */
   schema: S;
+  /** A streamed body (multipart uploads) instead of JSON; sent once, never re-sent after a 401. */
+  stream?: { body: ReadableStream<Uint8Array>; contentType: string; length: number };
 }
 
 /** A transport bound to one HighLevel location. */
@@ -90,6 +92,15 @@ export class HighLevelTransport {
       Accept: "application/json",
     };
     if (spec.body !== undefined) headers["Content-Type"] = "application/json";
+    if (spec.stream) {
+      headers["Content-Type"] = spec.stream.contentType;
+      headers["Content-Length"] = String(spec.stream.length);
+    }
+    const body = spec.stream
+      ? spec.stream.body.pipeThrough(new FixedLengthStream(spec.stream.length))
+      : spec.body === undefined
+        ? undefined
+        : JSON.stringify(spec.body);
     try {
       return await gatedFetch(
         this.gate,
@@ -99,7 +110,7 @@ export class HighLevelTransport {
           fetch(this.url(spec.path, spec.query), {
             method: spec.method,
             headers,
-            ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }),
+            ...(body === undefined ? {} : { body }),
           }),
         { maxWaitMs: this.maxWaitMs },
       );
@@ -123,6 +134,11 @@ export class HighLevelTransport {
       const text = await res.text();
       const first = classifyResponse(401, text, res.headers.get("x-trace-id"));
       if (first.category === "scope") throw first;
+      if (spec.stream) {
+        // The stream is spent: refresh now, and let the job retry the whole upload.
+        await this.token(token);
+        throw new HighLevelError("server", `HighLevel refused the token on ${spec.method} ${spec.path}; refreshed`);
+      }
       // Reactive refresh, once: the gate refreshes only if `token` is still its current one.
       token = await this.token(token);
       res = await this.send(spec, token);

@@ -19,7 +19,11 @@ import {
 export const HIGHLEVEL_API_VERSION = "2021-07-28";
 
 const READ_SCOPES = ["opportunities.readonly", "contacts.readonly", "users.readonly", "locations.readonly"] as const;
-const WRITE_SCOPES = ["opportunities.write", "contacts.write"] as const;
+/**
+ * `locations/customFields.write` covers the custom-field file upload that synced attachments use
+ * (`POST /locations/{locationId}/customFields/upload`; src/highlevel/files.ts).
+ */
+const WRITE_SCOPES = ["opportunities.write", "contacts.write", "locations/customFields.write"] as const;
 /** Custom field definitions (for the close-date mapping) are read through this scope. */
 const CUSTOM_FIELD_SCOPE = "locations/customFields.readonly";
 /**

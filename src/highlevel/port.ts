@@ -55,7 +55,7 @@ export interface OpportunityCrm {
   listPipelines(): Promise<HlPipeline[]>;
   listUsers(): Promise<HlUser[]>;
   /** The location's opportunity custom fields (mapping validation, the default mapping). */
-  listCustomFields(): Promise<Array<{ id: string; name: string }>>;
+  listCustomFields(): Promise<Array<{ id: string; name: string; dataType?: string | null }>>;
   /** The opportunity, or `null` on 404. */
   getOpportunity(id: string): Promise<Opportunity | null>;
   searchOpportunities(query: OpportunityQuery): Promise<Page<Opportunity> & { total: number | null }>;

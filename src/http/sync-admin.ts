@@ -179,7 +179,8 @@ export const syncAdmin = new Hono<AppEnv>()
   .get("/accounts/:id/mapping/suggested", async (c) => {
     const account = await requireAccount(c.env.DB, idParam(c.req.param("id")));
     const live = await loadLiveStructure(await liveConnectors(c.env, c.var.config)(account, "live"), account.locations);
-    const suggested = suggestedMapping(account, live);
+    // A suggestion for an operator to review: it names the file field, if any, for attachments.
+    const suggested = suggestedMapping(account, live, { attachments: true });
     const parsed = MappingSchema.safeParse(suggested);
     return c.json({
       mapping: suggested,

@@ -80,6 +80,19 @@ export const QueueMessageSchema = z.discriminatedUnion("kind", [
   }),
   z.object({
     v: z.literal(1),
+    kind: z.literal("sync.attachments"),
+    /** Sync the attachments of one linked pair (src/sync/jobs/attachments.ts), by either side's id. */
+    accountId: z.string().min(1),
+    side: z.enum(["fourdegrees", "highlevel"]),
+    /** The 4Degrees deal id, or the HighLevel opportunity id. */
+    recordId: z.string().min(1),
+    locationId: z.string().min(1).nullable().default(null),
+    lane: z.enum(["live", "reconcile", "backfill"]).default("live"),
+    /** What asked for the job (an event type, `replay`, `demo`), for the log. */
+    trigger: z.string().min(1).max(100).default("event"),
+  }),
+  z.object({
+    v: z.literal(1),
     kind: z.literal("sync.backfill"),
     /** Processes one page of the account's backfill run, then enqueues the next (checkpointed in D1). */
     accountId: z.string().min(1),

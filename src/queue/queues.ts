@@ -22,6 +22,7 @@ export function isBulk(message: QueueMessageInput): boolean {
     case "fourdegrees.import_row":
       return true;
     case "sync.record":
+    case "sync.attachments":
       return message.lane === "backfill" || message.lane === "reconcile";
     default:
       return false;

@@ -320,6 +320,7 @@ export async function deleteAccount(db: D1Database, id: string): Promise<boolean
     "links",
     "tombstones",
     "note_links",
+    "attachment_links",
     "write_ledger",
     "pending_records",
     "sync_events",

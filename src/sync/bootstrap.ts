@@ -53,6 +53,8 @@ export const BootstrapBody = z
     conflictPolicy: ConflictPolicySchema.optional(),
     deletePolicy: DeletePolicySchema.optional(),
     backfill: z.boolean().default(true),
+    /** Sync attachments through a FILE_UPLOAD field named like "Documents" (docs/sync.md "Attachments"). */
+    attachments: z.boolean().default(false),
   })
   .strict();
 export type BootstrapInput = z.output<typeof BootstrapBody>;
@@ -113,7 +115,7 @@ export async function bootstrapAccount(
   let mapping = account.mapping;
   if (!mapping) {
     const live = await loadLiveStructure(await liveConnectors(env, config)(account, "live"), account.locations);
-    const parsed = MappingSchema.safeParse(suggestedMapping(account, live));
+    const parsed = MappingSchema.safeParse(suggestedMapping(account, live, { attachments: input.attachments }));
     if (!parsed.success)
       throw new AppError(
         "unprocessable",

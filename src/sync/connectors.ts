@@ -4,6 +4,7 @@
  * the job's lane. Tests hand the engine their own factory instead.
  */
 import type { Config } from "../config.ts";
+import type { DealAttachments } from "../domain/attachments.ts";
 import type { Actor, DealCrm } from "../domain/port.ts";
 import { CachedStructureCrm } from "../fourdegrees/cached-crm.ts";
 import { fourDegreesConnectorFor, gateKey } from "../fourdegrees/wiring.ts";
@@ -16,6 +17,8 @@ import { getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
 /** The connectors of one account for one job (or batch). */
 export interface AccountConnectors {
   fourdegrees: DealCrm;
+  /** The 4Degrees deal attachments (null without a 4Degrees API key). */
+  fourdegreesAttachments?: DealAttachments | null;
   highlevel: (locationId: string) => HighLevelAdapter;
   ourActor: Actor | null;
 }
@@ -28,9 +31,12 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
   return async (account, lane) => {
     // An account without a 4Degrees API key still syncs what needs only HighLevel (the CSV bridge
     // works with no 4Degrees API at all): its 4Degrees side answers every call with the reason.
+    let fourdegreesAttachments: DealAttachments | null = null;
     const fourdegrees = await fourDegreesConnectorFor(env, config, account.id, lane).then(
-      ({ connector, credentials }) =>
-        new CachedStructureCrm(connector, env.CACHE, gateKey(credentials)) satisfies DealCrm,
+      ({ connector, credentials }) => {
+        fourdegreesAttachments = connector;
+        return new CachedStructureCrm(connector, env.CACHE, gateKey(credentials)) satisfies DealCrm;
+      },
       (err: unknown) => {
         if (err instanceof AppError && err.code === "not_found") return unavailableDealCrm(err);
         throw err;
@@ -47,6 +53,7 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
     return {
       // Pipelines, users and fields from KV (shared per workspace), like HighLevel's structure.
       fourdegrees,
+      fourdegreesAttachments,
       ourActor,
       highlevel(locationId) {
         let port = ports.get(locationId);

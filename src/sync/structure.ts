@@ -11,10 +11,12 @@ import { defaultMapping, type LiveStructure, type MappingInput } from "../domain
 export async function loadLiveStructure(
   connectors: AccountConnectors,
   locations: readonly string[],
-): Promise<LiveStructure & { highlevelFields: Record<string, Array<{ id: string; name: string }>> }> {
+): Promise<
+  LiveStructure & { highlevelFields: Record<string, Array<{ id: string; name: string; dataType?: string | null }>> }
+> {
   const fourdegrees = await connectors.fourdegrees.listPipelines();
   const highlevel: LiveStructure["highlevel"] = {};
-  const highlevelFields: Record<string, Array<{ id: string; name: string }>> = {};
+  const highlevelFields: Record<string, Array<{ id: string; name: string; dataType?: string | null }>> = {};
   for (const loc of locations) {
     const port = connectors.highlevel(loc);
     highlevel[loc] = await port.listPipelines();
@@ -30,17 +32,27 @@ export async function loadLiveStructure(
 
 const CLOSE_DATE = /close\s*date/i;
 const EXTERNAL_ID = /4\s*degrees.*\bid\b/i;
+const ATTACHMENTS = /document|attachment|file/i;
 
 /**
  * The default mapping of an account's first location: pipelines and open stages paired by name,
  * the close date in a HighLevel field whose name says "close date", the 4Degrees id in one named
- * like "4Degrees Deal ID" (when the location has them).
+ * like "4Degrees Deal ID", and with `attachments` the files in a FILE_UPLOAD field named like
+ * "Documents" (when the location has them).
  */
-export function suggestedMapping(account: Account, live: Awaited<ReturnType<typeof loadLiveStructure>>): MappingInput {
+export function suggestedMapping(
+  account: Account,
+  live: Awaited<ReturnType<typeof loadLiveStructure>>,
+  options: { attachments?: boolean } = {},
+): MappingInput {
   const loc = account.locations[0] ?? "";
   const fields = live.highlevelFields[loc] ?? [];
   return defaultMapping(live, loc, {
     closeDateFieldId: fields.find((f) => CLOSE_DATE.test(f.name))?.id ?? null,
     externalIdFieldId: fields.find((f) => EXTERNAL_ID.test(f.name))?.id ?? null,
+    // Attachments (opt-in: each HighLevel change then costs a read) go to a FILE_UPLOAD field named like "Documents".
+    attachmentsFieldId: options.attachments
+      ? (fields.find((f) => f.dataType === "FILE_UPLOAD" && ATTACHMENTS.test(f.name))?.id ?? null)
+      : null,
   });
 }

@@ -38,6 +38,17 @@ describe("loadConfig", () => {
       );
   });
 
+  it("error: ATTACHMENT_MAX_BYTES defaults to 25 MiB and refuses what is not a byte count within 50 MiB", () => {
+    expect(loadConfig({ ...env, ATTACHMENT_MAX_BYTES: undefined } as unknown as Env).ATTACHMENT_MAX_BYTES).toBe(
+      25 * 1024 * 1024,
+    );
+    expect(loadConfig({ ...env, ATTACHMENT_MAX_BYTES: "1000" } as unknown as Env).ATTACHMENT_MAX_BYTES).toBe(1000);
+    for (const value of ["lots", "0", "1.5", String(60 * 1024 * 1024)]) {
+      const broken = { ...env, ATTACHMENT_MAX_BYTES: value } as unknown as Env;
+      expect(() => loadConfig(broken), value).toThrow(/ATTACHMENT_MAX_BYTES/);
+    }
+  });
+
   it('security: the legacy RSA signature is off unless HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE is "true"', () => {
     expect(
       loadConfig({ ...env, HIGHLEVEL_ACCEPT_LEGACY_SIGNATURE: undefined } as unknown as Env)

@@ -19,7 +19,11 @@ export interface EngineDeps {
   log: Logger;
   now(): number;
   /** Test hooks (crash simulation). */
-  hooks?: { afterCreate?(target: SideName, id: string): void | Promise<void> };
+  hooks?: {
+    afterCreate?(target: SideName, id: string): void | Promise<void>;
+    /** After an attachment upload answered, before the ledger/link record it (src/sync/engine/attachments.ts). */
+    afterUpload?(target: SideName, id: string): void | Promise<void>;
+  };
 }
 
 /** What one job did. */

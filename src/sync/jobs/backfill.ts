@@ -24,6 +24,7 @@ import type { HandlerContext, Outcome } from "../../queue/consumer.ts";
 import { SyncEngine } from "../engine/engine.ts";
 import type { EngineDeps, JobResult } from "../engine/types.ts";
 import { countCalls, outcomeForError, type JobDeps } from "./deps.ts";
+import { enqueueBackfillAttachments } from "./attachment-triggers.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
 import { pool } from "../../lib/pool.ts";
 
@@ -183,6 +184,7 @@ async function runOnePage(
       if (r) tally(next, r);
       else next.done++;
     }
+    await enqueueBackfillAttachments(deps, account, results);
     next.total = Math.max(next.total, next.done + (page.nextCursor ? BACKFILL_PAGE_SIZE : 0));
     if (page.nextCursor) next.cursor = page.nextCursor;
     else {
@@ -226,6 +228,7 @@ async function runOnePage(
       tally(next, r);
       next.total++;
     }
+    await enqueueBackfillAttachments(deps, account, results);
     if (page.nextCursor) next.cursor = page.nextCursor;
     else {
       next.cursor = null;

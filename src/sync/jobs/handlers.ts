@@ -4,6 +4,7 @@
  * - `highlevel.webhook` / `fourdegrees.webhook`: triage (webhooks.ts) — mark the record dirty and,
  *   only when it was clean, enqueue one delayed `sync.record` job;
  * - `sync.record`: run the engine for one record (record.ts);
+ * - `sync.attachments`: copy/link/delete the attachments of one pair (attachments.ts);
  * - `sync.backfill`: one page of a backfill run (backfill.ts);
  * - `fourdegrees.import_row`: one row of a 4Degrees CSV import written to HighLevel (import-rows.ts);
  * - `automation.run`: one claimed run of an automation rule (automation.ts).
@@ -14,6 +15,7 @@
  * message to replay and acked. One account's failure only ever touches its own messages.
  */
 import type { Handler, Handlers, HandlerContext } from "../../queue/consumer.ts";
+import { runAttachmentsJob } from "./attachments.ts";
 import { runBackfillJob } from "./backfill.ts";
 import type { JobDeps } from "./deps.ts";
 import { runImportRow } from "./import-rows.ts";
@@ -30,6 +32,8 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
 
   const backfill: Handler<"sync.backfill"> = (msg, ctx) => runBackfillJob(msg, ctx, makeDeps(ctx));
 
+  const attachments: Handler<"sync.attachments"> = (msg, ctx) => runAttachmentsJob(msg, ctx, makeDeps(ctx));
+
   const importRow: Handler<"fourdegrees.import_row"> = (msg, ctx) => runImportRow(msg, ctx, makeDeps(ctx));
 
   const automation: Handler<"automation.run"> = (msg, ctx) => runAutomationJob(msg, ctx, makeDeps(ctx));
@@ -40,6 +44,7 @@ export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handle
     "fourdegrees.webhook": fdWebhook,
     "sync.record": record,
     "sync.backfill": backfill,
+    "sync.attachments": attachments,
     "fourdegrees.import_row": importRow,
   };
 }

@@ -19,6 +19,7 @@ import { pairForDeal } from "../engine/mapping.ts";
 import type { AccountConnectors } from "../connectors.ts";
 import { fireFromRecordJob } from "./automation.ts";
 import { countCalls, markAndEnqueue, outcomeForError, type JobDeps } from "./deps.ts";
+import { enqueueAttachments } from "./attachment-triggers.ts";
 
 /** The stable failure id of a record job (one open failure per record; replay re-runs it). */
 export function failureIdFor(msg: Extract<QueueMessage, { kind: "sync.record" }>): string {
@@ -203,6 +204,9 @@ export async function runRecordJob(
       recordId: result.fdId,
       lane: msg.lane,
     });
+  // And its attachments (src/sync/jobs/attachments.ts), when the mapping names the file field.
+  if (msg.record === "deal" && result.writes.some((w) => w.op === "create") && result.fdId)
+    await enqueueAttachments(ctx, deps, account.id, "fourdegrees", result.fdId, null, "pair_created", account);
   if (pending && !(await clearIfUnchanged(db, account.id, msg.side, msg.record, msg.recordId, pending.seq))) {
     // A newer change arrived while this job ran: run once more (as a new message, so a busy
     // record never exhausts this message's retries).

@@ -18,6 +18,7 @@ import { stripOrigin } from "../engine/notes.ts";
 import { sha256 } from "../../lib/hash.ts";
 import { recogniseHighLevelEcho } from "../engine/echo.ts";
 import { dirtyKey, markAndEnqueue, type JobDeps } from "./deps.ts";
+import { enqueueAttachments, isAttachmentEcho, touchesAttachments } from "./attachment-triggers.ts";
 
 const OPPORTUNITY_EVENTS = new Set([
   "OpportunityCreate",
@@ -206,6 +207,8 @@ export async function handleHighLevelWebhook(
       });
     return { kind: "ack" };
   }
+  if (target.kind === "deal" && touchesAttachments(account, msg.type))
+    await enqueueAttachments(ctx, makeDeps(ctx), account.id, "highlevel", target.recordId, locationId, msg.type);
   const dirty = { accountId: account.id, side: "highlevel" as const, kind: target.kind, recordId: target.recordId };
   if (ctx.batch?.isDone(dirtyKey(dirty))) {
     // An earlier message of this batch marked the record: its job reads after that mark, so it
@@ -300,6 +303,11 @@ export async function handleFourDegreesWebhook(
         reason: "no account uses this workspace",
         type: msg.type,
       });
+    return { kind: "ack" };
+  }
+  if (event.record.kind === "attachment") {
+    if (await isAttachmentEcho(ctx.env.DB, accountId, event.type, event.record.id)) return { kind: "ack" };
+    await enqueueAttachments(ctx, makeDeps(ctx), accountId, "fourdegrees", event.record.dealId, null, event.type);
     return { kind: "ack" };
   }
   const target =

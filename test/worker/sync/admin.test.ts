@@ -367,3 +367,24 @@ describe("one owner of an account's 4Degrees workspace", () => {
     await expect(saveMapping(env.DB, "no-such-account", mapping)).rejects.toThrow(/no account/);
   });
 });
+
+describe("mapping: the attachments field", () => {
+  it("bootstrap with attachments names the FILE_UPLOAD field; an unknown or reused field is refused by name", async () => {
+    const res = await bootstrap({ attachments: true });
+    expect(res.status).toBe(201);
+    const { mapping } = await (await api("/accounts/boot/mapping")).json<{ mapping: Record<string, unknown> }>();
+    expect(mapping["attachmentsFieldId"]).toBe(demo.documentsFieldId);
+    const unknown = await api("/accounts/boot/mapping", {
+      method: "PUT",
+      body: { ...mapping, attachmentsFieldId: "cf_does_not_exist" },
+    });
+    expect(unknown.status).toBe(422);
+    const details = (await unknown.json<{ error: { details: Array<{ field: string }> } }>()).error.details;
+    expect(details.map((d) => d.field)).toContain("attachmentsFieldId");
+    const reused = await api("/accounts/boot/mapping", {
+      method: "PUT",
+      body: { ...mapping, attachmentsFieldId: mapping["closeDateFieldId"] },
+    });
+    expect(reused.status).toBe(400);
+  });
+});

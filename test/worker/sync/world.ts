@@ -203,6 +203,7 @@ export async function createWorld(
     );
     const out: AccountConnectors = {
       fourdegrees: fd,
+      fourdegreesAttachments: fd,
       ourActor: { type: "integration", id: sb.fourdegrees.apiActor.id },
       // The gate's budget is not the subject here (the gate suites test it); give it room.
       highlevel: (loc) =>
@@ -252,6 +253,9 @@ export async function createWorld(
             break;
           case "sync.backfill":
             outcome = await handlers["sync.backfill"]!(msg, { ...ctx, attempts: item.attempts + 1 });
+            break;
+          case "sync.attachments":
+            outcome = await handlers["sync.attachments"]!(msg, { ...ctx, attempts: item.attempts + 1 });
             break;
           default:
             outcome = { kind: "ack" };

@@ -307,6 +307,18 @@ function render(
                 </select>
               </td>
             </tr>
+            <tr>
+              <td>attachments</td>
+              <td>
+                <select name="attachments">
+                  {DirectionSchema.options.map((d) => (
+                    <option value={d} selected={d === (state.mapping.attachments ?? "both")}>
+                      {DIRECTION_LABELS[d]}
+                    </option>
+                  ))}
+                </select>
+              </td>
+            </tr>
           </tbody>
         </table>
         <label class="block">
@@ -333,6 +345,11 @@ function render(
           HighLevel custom field holding the 4Degrees deal id{" "}
           <input name="externalIdFieldId" value={state.mapping.externalIdFieldId ?? ""} />
           <Err errors={errors} k="externalIdFieldId" />
+        </label>
+        <label class="block">
+          HighLevel FILE_UPLOAD field holding the deal's attachments (empty: attachments are not synced){" "}
+          <input name="attachmentsFieldId" value={state.mapping.attachmentsFieldId ?? ""} />
+          <Err errors={errors} k="attachmentsFieldId" />
         </label>
         <label class="block">
           Extra custom fields (JSON list of {"{key, fourdegreesFieldId, highlevelFieldId, direction}"})
@@ -426,6 +443,8 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
     currency: str("currency"),
     closeDateFieldId: str("closeDateFieldId") || null,
     externalIdFieldId: str("externalIdFieldId") || null,
+    attachmentsFieldId: str("attachmentsFieldId") || null,
+    attachments: str("attachments") || "both",
     fields,
   };
   // The candidate is shown back as typed; MappingSchema below decides whether it is valid.
@@ -437,6 +456,7 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
         currency: candidate.currency,
         closeDateFieldId: candidate.closeDateFieldId,
         externalIdFieldId: candidate.externalIdFieldId,
+        attachmentsFieldId: candidate.attachmentsFieldId,
         directions: Object.fromEntries(
           Object.entries(directions).flatMap(([k, v]) => {
             const d = DirectionSchema.safeParse(v);

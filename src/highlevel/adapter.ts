@@ -67,7 +67,13 @@ export function highLevelPort(
     async refreshStructure() {
       await client.users.refresh();
     },
-    listCustomFields: async () => (await client.customFields.list()).map((f) => ({ id: f.id, name: f.name })),
+    listCustomFields: async () =>
+      (await client.customFields.list()).map((f) => ({
+        id: f.id,
+        name: f.name,
+        dataType: f.dataType ?? null,
+        options: f.picklistOptions,
+      })),
     async getOpportunity(id) {
       try {
         return await client.opportunities.get(id);

@@ -28,6 +28,15 @@ import {
 } from "../../../domain/mapping-config.ts";
 import { formAccount, pageContext, redirectWith, type PageContext } from "../context.ts";
 import { Empty, Layout, NoAccount } from "../ui.tsx";
+import {
+  FieldsSection,
+  fieldsErrorKey,
+  fieldsFromForm,
+  loadFieldLists,
+  OwnersSection,
+  validateFieldsLive,
+  type FieldLists,
+} from "./mapping-fields.tsx";
 
 const DIRECTION_LABELS: Record<string, string> = {
   both: "both ways",
@@ -42,7 +51,6 @@ interface FormState {
   conflictPolicy: string;
   deletePolicy: string;
   testMode: boolean;
-  fieldsText: string;
 }
 
 async function loadLive(c: Context<AppEnv>, account: Account): Promise<{ live: LiveStructure; error: string | null }> {
@@ -77,10 +85,28 @@ function fieldKey(path: string): string {
     if (key === "lostStageId") return `p.${i}.lost`;
     return `p.${i}.stages`;
   }
-  if (path.startsWith("fields")) return "fields";
+  const extra = fieldsErrorKey(path);
+  if (extra) return extra;
   if (path.startsWith("directions.")) return `dir.${path.split(".")[1] ?? ""}`;
   return path;
 }
+
+/** A HighLevel custom field picked by name (the id on hover). */
+const HlFieldSelect = ({ name, lists, chosen }: { name: string; lists: FieldLists; chosen: string }) => (
+  <select name={name}>
+    <option value="">— none (not synced) —</option>
+    {lists.hl.map((f) => (
+      <option value={f.id} selected={f.id === chosen} title={f.id}>
+        {f.name}
+      </option>
+    ))}
+    {chosen && !lists.hl.some((f) => f.id === chosen) && (
+      <option value={chosen} selected>
+        a field that no longer exists
+      </option>
+    )}
+  </select>
+);
 
 const Err = ({ errors, k }: { errors: Map<string, string[]>; k: string }) => (
   <>
@@ -97,6 +123,7 @@ function render(
   ctx: PageContext & { account: Account },
   live: LiveStructure,
   liveError: string | null,
+  lists: FieldLists,
   state: FormState,
   issues: MappingIssue[],
   status: 200 | 400,
@@ -321,19 +348,16 @@ function render(
         </label>
         <label class="block">
           HighLevel custom field for the 4Degrees close date{" "}
-          <input name="closeDateFieldId" value={state.mapping.closeDateFieldId ?? ""} />
+          <HlFieldSelect name="closeDateFieldId" lists={lists} chosen={state.mapping.closeDateFieldId ?? ""} />
           <Err errors={errors} k="closeDateFieldId" />
         </label>
         <label class="block">
           HighLevel custom field holding the 4Degrees deal id{" "}
-          <input name="externalIdFieldId" value={state.mapping.externalIdFieldId ?? ""} />
+          <HlFieldSelect name="externalIdFieldId" lists={lists} chosen={state.mapping.externalIdFieldId ?? ""} />
           <Err errors={errors} k="externalIdFieldId" />
         </label>
-        <label class="block">
-          Extra custom fields (JSON list of {"{key, fourdegreesFieldId, highlevelFieldId, direction}"})
-          <textarea name="fields">{state.fieldsText}</textarea>
-          <Err errors={errors} k="fields" />
-        </label>
+        <FieldsSection m={state.mapping} lists={lists} errors={errors} />
+        <OwnersSection m={state.mapping} lists={lists} errors={errors} />
 
         <h2>Policies</h2>
         <label class="block">
@@ -374,10 +398,7 @@ function render(
 }
 
 /** Reads the posted form into a mapping candidate (and the fields' JSON problem, if any). */
-function fromForm(form: Record<string, string | File | (string | File)[]>): {
-  state: FormState;
-  jsonIssue: MappingIssue | null;
-} {
+function fromForm(form: Record<string, string | File | (string | File)[]>, lists: FieldLists): FormState {
   const str = (k: string) => (typeof form[k] === "string" ? form[k].trim() : "");
   const pipelines: MappingInput["pipelines"] = [];
   for (let i = 0; i < 50 && str(`p.${i}.fd`) + str(`p.${i}.hl`) + str(`p.${i}.loc`) !== ""; i++) {
@@ -397,14 +418,7 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
   }
   const directions: Record<string, string> = {};
   for (const f of CORE_FIELDS) if (str(`dir.${f}`)) directions[f] = str(`dir.${f}`);
-  const fieldsText = typeof form["fields"] === "string" ? form["fields"] : "[]";
-  let fields: unknown = [];
-  let jsonIssue: MappingIssue | null = null;
-  try {
-    fields = fieldsText.trim() ? JSON.parse(fieldsText) : [];
-  } catch {
-    jsonIssue = { field: "fields", message: 'not valid JSON (expected a list like [] or [{"key": …}])' };
-  }
+  const extra = fieldsFromForm(form, lists);
   const candidate = {
     pipelines,
     directions,
@@ -413,7 +427,7 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
     currency: str("currency"),
     closeDateFieldId: str("closeDateFieldId") || null,
     externalIdFieldId: str("externalIdFieldId") || null,
-    fields,
+    ...extra,
   };
   // The candidate is shown back as typed; MappingSchema below decides whether it is valid.
   const parsedShape = MappingSchema.safeParse(candidate);
@@ -424,6 +438,7 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
         currency: candidate.currency,
         closeDateFieldId: candidate.closeDateFieldId,
         externalIdFieldId: candidate.externalIdFieldId,
+        ...extra,
         directions: Object.fromEntries(
           Object.entries(directions).flatMap(([k, v]) => {
             const d = DirectionSchema.safeParse(v);
@@ -432,14 +447,10 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
         ),
       };
   return {
-    state: {
-      mapping,
-      conflictPolicy: str("conflictPolicy") || "newest",
-      deletePolicy: str("deletePolicy") || "archive",
-      testMode: str("testMode") === "1",
-      fieldsText,
-    },
-    jsonIssue,
+    mapping,
+    conflictPolicy: str("conflictPolicy") || "newest",
+    deletePolicy: str("deletePolicy") || "archive",
+    testMode: str("testMode") === "1",
   };
 }
 
@@ -455,6 +466,11 @@ export const mappingPage = new Hono<AppEnv>()
       );
     const { live, error } = await loadLive(c, account);
     const mapping: MappingInput = account.mapping ?? defaultMapping(live, account.locations[0] ?? "");
+    const lists = await loadFieldLists(
+      c,
+      account,
+      live.fourdegrees.map((p) => p.id),
+    );
     if (!account.mapping && mapping.pipelines.length === 0 && live.fourdegrees.length === 0)
       return c.html(
         <Layout title="Mapping" page="mapping" accounts={ctx.accounts} account={account} flash={ctx.flash}>
@@ -466,12 +482,12 @@ export const mappingPage = new Hono<AppEnv>()
       { ...ctx, account },
       live,
       error,
+      lists,
       {
         mapping,
         conflictPolicy: account.conflictPolicy,
         deletePolicy: account.deletePolicy,
         testMode: account.testMode,
-        fieldsText: JSON.stringify(account.mapping?.fields ?? [], null, 2),
       },
       [],
       200,
@@ -483,11 +499,15 @@ export const mappingPage = new Hono<AppEnv>()
     if (!account) return redirectWith(c, "mapping", null, { error: "account: choose an existing account" });
     const ctx = { ...(await pageContext(c)), account, flash: null };
     const { live, error } = await loadLive(c, account);
-    const { state, jsonIssue } = fromForm(form);
-    const issues: MappingIssue[] = jsonIssue ? [jsonIssue] : [];
+    const lists = await loadFieldLists(
+      c,
+      account,
+      live.fourdegrees.map((p) => p.id),
+    );
+    const state = fromForm(form, lists);
+    const issues: MappingIssue[] = [];
     const shape = MappingSchema.safeParse({
       ...state.mapping,
-      fields: jsonIssue ? [] : JSON.parse(state.fieldsText.trim() || "[]"),
       currency: typeof form["currency"] === "string" ? form["currency"].trim() : "",
     });
     if (!shape.success) issues.push(...mappingIssues(shape.error));
@@ -495,7 +515,11 @@ export const mappingPage = new Hono<AppEnv>()
     const del = DeletePolicySchema.safeParse(state.deletePolicy);
     if (!conflict.success) issues.push({ field: "conflictPolicy", message: "unknown policy" });
     if (!del.success) issues.push({ field: "deletePolicy", message: "unknown policy" });
-    if (shape.success && !error) issues.push(...validateMappingLive(shape.data, live, account.locations));
+    if (shape.success && !error)
+      issues.push(
+        ...validateMappingLive(shape.data, live, account.locations),
+        ...validateFieldsLive(shape.data, lists),
+      );
     if (issues.length > 0 || !shape.success || !conflict.success || !del.success) {
       c.var.log.info({
         event: "console.mapping_rejected",
@@ -503,7 +527,7 @@ export const mappingPage = new Hono<AppEnv>()
         outcome: "rejected",
         issues: issues.length,
       });
-      return render(c, ctx, live, error, state, issues, 400);
+      return render(c, ctx, live, error, lists, state, issues, 400);
     }
     if (error)
       return render(
@@ -511,6 +535,7 @@ export const mappingPage = new Hono<AppEnv>()
         ctx,
         live,
         error,
+        lists,
         state,
         [
           {

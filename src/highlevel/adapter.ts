@@ -67,6 +67,7 @@ export function highLevelPort(
     async refreshStructure() {
       await client.users.refresh();
     },
+    locationName: async () => (await client.location.get()).name,
     listCustomFields: async () =>
       (await client.customFields.list()).map((f) => ({
         id: f.id,

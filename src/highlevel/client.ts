@@ -13,6 +13,7 @@ import type { Config } from "../config.ts";
 import { contactsApi, type ContactsApi } from "./contacts.ts";
 import { customFieldsApi, type CustomFieldsApi } from "./custom-fields.ts";
 import { HighLevelTransport, type HighLevelClientOptions } from "./http.ts";
+import { locationsApi, type LocationsApi } from "./locations.ts";
 import { opportunitiesApi, type OpportunitiesApi } from "./opportunities.ts";
 import { pipelinesApi, type PipelinesApi } from "./pipelines.ts";
 import { usersApi, type UsersApi } from "./users.ts";
@@ -29,6 +30,8 @@ export interface HighLevelClient {
   contacts: ContactsApi;
   users: UsersApi;
   customFields: CustomFieldsApi;
+  /** The location's own record (its name). */
+  location: LocationsApi;
 }
 
 /** Creates the client for `locationId` (the location must have an installed connection). */
@@ -46,5 +49,6 @@ export function createHighLevelClient(
     contacts: contactsApi(transport),
     users: usersApi(transport, env.CACHE),
     customFields: customFieldsApi(transport, env.CACHE),
+    location: locationsApi(transport, env.CACHE),
   };
 }

@@ -59,6 +59,8 @@ export interface OpportunityCrm {
   listUsers(): Promise<HlUser[]>;
   /** The location's opportunity custom fields (mapping validation, the default mapping). */
   listCustomFields(): Promise<HlFieldDef[]>;
+  /** The location's name (for people; null when HighLevel has none). */
+  locationName(): Promise<string | null>;
   /** The opportunity, or `null` on 404. */
   getOpportunity(id: string): Promise<Opportunity | null>;
   searchOpportunities(query: OpportunityQuery): Promise<Page<Opportunity> & { total: number | null }>;

@@ -24,6 +24,7 @@ import type {
   OpportunityUpdate,
 } from "../../highlevel/port.ts";
 import type { CoreField, Direction, Mapping, PipelinePair } from "../../domain/mapping-config.ts";
+import { ownerKeyOfFourDegrees, ownerKeyOfHighLevel, ownerRef } from "./owner-keys.ts";
 import { fromHighLevelValue, toFourDegreesValue, toHighLevelValue, unmappedReason } from "./value-map.ts";
 
 /** The neutral record both sides translate into. */
@@ -107,33 +108,6 @@ export function matchUser(
   return fallback ? { id: fallback, via: "default" } : null;
 }
 
-/** The canonical owner of a 4Degrees owner (see `Canonical.owner`). */
-function ownerKeyOfFourDegrees(
-  mapping: Mapping,
-  owner: { id: string | null; email: string | null } | null,
-  users: User[],
-): string | null | undefined {
-  if (!owner) return null;
-  if (owner.id && mapping.users.some((p) => p.fourdegreesUserId === owner.id)) return `4d:${owner.id}`;
-  // The default owner stands in for owners the other side could not match: no opinion of its own.
-  if (owner.id && owner.id === mapping.defaultOwner.fourdegrees) return undefined;
-  return lower(owner.email) ?? lower(users.find((u) => u.id === owner.id)?.email);
-}
-
-/** The canonical owner of a HighLevel `assignedTo` (see `Canonical.owner`). */
-function ownerKeyOfHighLevel(mapping: Mapping, assignedTo: string | null | undefined, users: HlUser[]) {
-  if (!assignedTo) return null;
-  const pair = mapping.users.find((p) => p.highlevelUserId === assignedTo);
-  if (pair) return `4d:${pair.fourdegreesUserId}`;
-  if (assignedTo === mapping.defaultOwner.highlevel) return undefined;
-  return lower(users.find((u) => u.id === assignedTo)?.email);
-}
-
-/** The canonical owner as the matcher's input: a mapped 4Degrees user id or an email. */
-function ownerRef(owner: string): { id?: string; email?: string } {
-  return owner.startsWith("4d:") ? { id: owner.slice(3) } : { email: owner };
-}
-
 /** A HighLevel date custom field (ISO string, `YYYY-MM-DD`, or epoch ms) as `YYYY-MM-DD`. */
 export function normaliseDate(value: unknown): string | null {
   if (value === null || value === undefined || value === "") return null;
@@ -170,8 +144,16 @@ export function pairForOpportunity(
   return mapping.pipelines.find((p) => p.highlevelLocationId === locationId && p.highlevelPipelineId === pipelineId);
 }
 
+/** A failed translation's detail names the record, so the review list and events can show it by name. */
+const named = (t: Translation, name: string | null | undefined): Translation =>
+  t.ok || !name ? t : { ...t, detail: { name, ...t.detail } };
+
 /** Translates a 4Degrees deal into the canonical record. */
 export function fromDeal(deal: Deal, mapping: Mapping, ctx: FourDegreesContext): Translation {
+  return named(translateDeal(deal, mapping, ctx), deal.name);
+}
+
+function translateDeal(deal: Deal, mapping: Mapping, ctx: FourDegreesContext): Translation {
   const pair = pairForDeal(mapping, deal.pipeline.id);
   if (!pair)
     return {
@@ -241,6 +223,15 @@ export function externalIdOf(opp: Opportunity, mapping: Mapping): string | null 
 
 /** Translates a HighLevel opportunity (of `locationId`) into the canonical record. */
 export function fromOpportunity(
+  opp: Opportunity,
+  locationId: string,
+  mapping: Mapping,
+  ctx: HighLevelContext,
+): Translation {
+  return named(translateOpportunity(opp, locationId, mapping, ctx), opp.name);
+}
+
+function translateOpportunity(
   opp: Opportunity,
   locationId: string,
   mapping: Mapping,

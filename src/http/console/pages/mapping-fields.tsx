@@ -11,6 +11,7 @@ import { highLevelPort } from "../../../highlevel/adapter.ts";
 import type { FieldDef, User } from "../../../domain/port.ts";
 import type { HlFieldDef, HlUser } from "../../../highlevel/port.ts";
 import type { Account } from "../../../store/accounts.ts";
+import { locationNames } from "../names.tsx";
 import { DirectionSchema, type MappingInput, type MappingIssue } from "../../../domain/mapping-config.ts";
 
 type Form = Record<string, string | File | (string | File)[]>;
@@ -22,6 +23,8 @@ export interface FieldLists {
   hl: HlFieldDef[];
   fdUsers: User[];
   hlUsers: HlUser[];
+  /** HighLevel location names by id. */
+  locations: Map<string, string>;
   error: string | null;
 }
 
@@ -67,7 +70,14 @@ const userLabel = (u: { name?: string | null; email?: string | null; id: string 
 
 /** Reads the live lists (4Degrees fields of every 4Degrees pipeline, HighLevel fields of every location, users). */
 export async function loadFieldLists(c: Context<AppEnv>, account: Account, fdPipelineIds: string[]) {
-  const lists: FieldLists = { fd: [], hl: [], fdUsers: [], hlUsers: [], error: null };
+  const lists: FieldLists = {
+    fd: [],
+    hl: [],
+    fdUsers: [],
+    hlUsers: [],
+    locations: await locationNames(c, account.locations),
+    error: null,
+  };
   const errors: string[] = [];
   try {
     const fd = (await fourDegreesConnectorFor(c.env, c.var.config, account.id, "live")).connector;

@@ -189,8 +189,8 @@ function render(
                     </option>
                   ))}
                   {pair.fourdegreesPipelineId && !fd && (
-                    <option value={pair.fourdegreesPipelineId} selected>
-                      {pair.fourdegreesPipelineId} (not found)
+                    <option value={pair.fourdegreesPipelineId} selected title={pair.fourdegreesPipelineId}>
+                      a deal list that no longer exists
                     </option>
                   )}
                 </select>
@@ -200,13 +200,13 @@ function render(
                 HighLevel location{" "}
                 <select name={`p.${i}.loc`}>
                   {account.locations.map((l) => (
-                    <option value={l} selected={l === pair.highlevelLocationId}>
-                      {l}
+                    <option value={l} selected={l === pair.highlevelLocationId} title={l}>
+                      {lists.locations.get(l) ?? "HighLevel location (name unavailable)"}
                     </option>
                   ))}
                   {pair.highlevelLocationId && !account.locations.includes(pair.highlevelLocationId) && (
-                    <option value={pair.highlevelLocationId} selected>
-                      {pair.highlevelLocationId}
+                    <option value={pair.highlevelLocationId} selected title={pair.highlevelLocationId}>
+                      a location this account no longer has
                     </option>
                   )}
                 </select>
@@ -224,8 +224,8 @@ function render(
                       </option>
                     ))}
                   {pair.highlevelPipelineId && !hl && (
-                    <option value={pair.highlevelPipelineId} selected>
-                      {pair.highlevelPipelineId} (not found)
+                    <option value={pair.highlevelPipelineId} selected title={pair.highlevelPipelineId}>
+                      a pipeline that no longer exists
                     </option>
                   )}
                 </select>

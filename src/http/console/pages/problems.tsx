@@ -16,6 +16,8 @@ import { replayFailure } from "../../../queue/replay.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { FailurePreviewer, PREVIEW_LIMIT, type Preview } from "../preview.ts";
 import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
+import { recordNames } from "../../../store/console-views.ts";
+import { baseValue, fourDegreesStructure, matchesSearch, recordLabel, type FourDegreesStructure } from "../names.tsx";
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -44,7 +46,13 @@ function diffSides(detail: Obj, link: Link | null): { left: [string, Obj]; right
 }
 
 /** Two states side by side, the differing fields highlighted (only those, when any differ). */
-const SideBySide = ({ sides }: { sides: { left: [string, Obj]; right: [string, Obj] } }) => {
+const SideBySide = ({
+  sides,
+  names,
+}: {
+  sides: { left: [string, Obj]; right: [string, Obj] };
+  names: FourDegreesStructure;
+}) => {
   const keys = [...new Set([...Object.keys(sides.left[1]), ...Object.keys(sides.right[1])])].sort();
   const changed = keys.filter((k) => show(sides.left[1][k]) !== show(sides.right[1][k]));
   return (
@@ -60,8 +68,12 @@ const SideBySide = ({ sides }: { sides: { left: [string, Obj]; right: [string, O
         {(changed.length ? changed : keys).map((k) => (
           <tr>
             <th>{k}</th>
-            <td class={changed.includes(k) ? "diff-old" : ""}>{show(sides.left[1][k])}</td>
-            <td class={changed.includes(k) ? "diff-new" : ""}>{show(sides.right[1][k])}</td>
+            <td class={changed.includes(k) ? "diff-old" : ""} title={show(sides.left[1][k])}>
+              {sides.left[1][k] === undefined ? "—" : baseValue(k, sides.left[1][k], names)}
+            </td>
+            <td class={changed.includes(k) ? "diff-new" : ""} title={show(sides.right[1][k])}>
+              {sides.right[1][k] === undefined ? "—" : baseValue(k, sides.right[1][k], names)}
+            </td>
           </tr>
         ))}
       </tbody>
@@ -69,15 +81,22 @@ const SideBySide = ({ sides }: { sides: { left: [string, Obj]; right: [string, O
   );
 };
 
-const Diff = ({ detail, link }: { detail: Obj; link: Link | null }) => {
+const Diff = ({ detail, link, names }: { detail: Obj; link: Link | null; names: FourDegreesStructure }) => {
   const sides = diffSides(detail, link);
   if (!sides)
-    return Object.keys(detail).length ? <pre>{JSON.stringify(detail, null, 2)}</pre> : <span>no detail recorded</span>;
-  return <SideBySide sides={sides} />;
+    return Object.keys(detail).length ? (
+      <details>
+        <summary>detail</summary>
+        <pre>{JSON.stringify(detail, null, 2)}</pre>
+      </details>
+    ) : (
+      <span>no detail recorded</span>
+    );
+  return <SideBySide sides={sides} names={names} />;
 };
 
 /** A failed record's live preview (src/http/console/preview.ts), or why there is none. */
-const FailurePreview = ({ preview }: { preview: Preview | null }) => {
+const FailurePreview = ({ preview, names }: { preview: Preview | null; names: FourDegreesStructure }) => {
   if (!preview)
     return (
       <span class="hint">
@@ -87,7 +106,7 @@ const FailurePreview = ({ preview }: { preview: Preview | null }) => {
   if (preview.kind === "note") return <span>{preview.text}</span>;
   const left: [string, Obj] = [preview.left.label, preview.left.state];
   const right: [string, Obj] = [preview.right.label, preview.right.state];
-  return <SideBySide sides={{ left, right }} />;
+  return <SideBySide sides={{ left, right }} names={names} />;
 };
 
 function recordOf(
@@ -186,10 +205,35 @@ export const problemsPage = new Hono<AppEnv>()
           <Unassigned failures={unassigned} account={null} />
         </Layout>,
       );
-    const [failures, review] = await Promise.all([
+    const q = c.req.query("q")?.trim() ?? "";
+    const [allFailures, allReview, structure] = await Promise.all([
       listFailures(c.env.DB, account.id, "open"),
       listReview(c.env.DB, account.id),
+      fourDegreesStructure(c, account.id),
     ]);
+    const names = await recordNames(c.env.DB, account.id, {
+      fourdegrees: [
+        ...allReview.flatMap((r) => (r.side === "fourdegrees" ? [r.recordId] : [])),
+        ...allFailures.flatMap((f) =>
+          recordOf(f.message)?.side === "fourdegrees" ? [recordOf(f.message)?.id ?? ""] : [],
+        ),
+      ],
+      highlevel: [
+        ...allReview.flatMap((r) => (r.side === "highlevel" ? [r.recordId] : [])),
+        ...allFailures.flatMap((f) =>
+          recordOf(f.message)?.side === "highlevel" ? [recordOf(f.message)?.id ?? ""] : [],
+        ),
+      ],
+    });
+    const labelOf = (side: "fourdegrees" | "highlevel", id: string) =>
+      side === "fourdegrees" ? recordLabel(names, id, null) : recordLabel(names, null, id);
+    const nameOf = (side: "fourdegrees" | "highlevel", id: string) =>
+      (side === "fourdegrees" ? names.fourdegrees : names.highlevel).get(id) ?? null;
+    const failures = allFailures.filter((f) => {
+      const r = recordOf(f.message);
+      return !q || (r ? matchesSearch(q, nameOf(r.side, r.id), r.id) : false);
+    });
+    const review = allReview.filter((r) => matchesSearch(q, nameOf(r.side, r.recordId), r.recordId));
     const linkFor = async (side: "fourdegrees" | "highlevel", id: string) => findLink(c.env.DB, account.id, side, id);
     const failureLinks = await Promise.all(
       failures.map(async (f) => {
@@ -210,6 +254,14 @@ export const problemsPage = new Hono<AppEnv>()
     const reviewLinks = await Promise.all(review.map((r: ReviewItem) => linkFor(r.side, r.recordId)));
     return c.html(
       <Layout title="Problems" page="problems" accounts={ctx.accounts} account={account} flash={ctx.flash}>
+        <form method="get" action="/console/problems" id="problems-search">
+          <input type="hidden" name="account" value={account.id} />
+          <label>
+            Search <input type="search" name="q" value={q} placeholder="record name or 4Degrees / HighLevel id" />
+          </label>{" "}
+          <button type="submit">Search</button>
+          {q && ` · ${failures.length + review.length} of ${allFailures.length + allReview.length} shown`}
+        </form>
         <h2>Failures ({failures.length} open)</h2>
         {failures.length === 0 ? (
           <Empty>No open failures: every message was synced or is still being retried.</Empty>
@@ -245,8 +297,9 @@ export const problemsPage = new Hono<AppEnv>()
                               account.id,
                               r.side === "fourdegrees" ? { fd: r.id } : { hl: r.id },
                             )}
+                            title={labelOf(r.side, r.id).title}
                           >
-                            {r.side === "fourdegrees" ? "4D" : "HL"} {r.id}
+                            {labelOf(r.side, r.id).text}
                           </a>
                         ) : (
                           "—"
@@ -255,9 +308,9 @@ export const problemsPage = new Hono<AppEnv>()
                       <td>{f.reason}</td>
                       <td class="preview">
                         {recordOf(f.message)?.kind === "deal" ? (
-                          <FailurePreview preview={previews[i] ?? null} />
+                          <FailurePreview preview={previews[i] ?? null} names={structure} />
                         ) : (
-                          <Diff detail={isObj(f.message) ? f.message : {}} link={null} />
+                          <Diff detail={isObj(f.message) ? f.message : {}} link={null} names={structure} />
                         )}
                       </td>
                       <td>
@@ -300,13 +353,14 @@ export const problemsPage = new Hono<AppEnv>()
                         account.id,
                         r.side === "fourdegrees" ? { fd: r.recordId } : { hl: r.recordId },
                       )}
+                      title={labelOf(r.side, r.recordId).title}
                     >
-                      {r.side === "fourdegrees" ? "4D" : "HL"} {r.recordId}
+                      {labelOf(r.side, r.recordId).text}
                     </a>
                   </td>
                   <td>{r.reason}</td>
                   <td>
-                    <Diff detail={r.detail} link={reviewLinks[i] ?? null} />
+                    <Diff detail={r.detail} link={reviewLinks[i] ?? null} names={structure} />
                   </td>
                   <td>
                     <form method="post" action="/console/problems/resync" class="inline">

@@ -7,8 +7,9 @@ import type { Context } from "hono";
 import type { AppEnv } from "../context.ts";
 import { highLevelPort } from "../../highlevel/adapter.ts";
 import type { RecordNames } from "../../store/console-views.ts";
-import { fourDegreesConnectorFor } from "../../fourdegrees/wiring.ts";
-import type { Pipeline, User } from "../../domain/port.ts";
+import { fourDegreesConnectorFor, gateKey } from "../../fourdegrees/wiring.ts";
+import { CachedStructureCrm } from "../../fourdegrees/cached-crm.ts";
+import type { DealCrm, Pipeline, User } from "../../domain/port.ts";
 
 /** HighLevel location names by id (a location whose name cannot be read is absent). */
 export async function locationNames(c: Context<AppEnv>, ids: readonly string[]): Promise<Map<string, string>> {
@@ -63,10 +64,16 @@ export interface FourDegreesStructure {
   users: User[];
 }
 
+/** The account's 4Degrees connector behind the structure cache the engine shares (pipelines, users, fields). */
+export async function cachedFourDegrees(c: Context<AppEnv>, accountId: string): Promise<DealCrm> {
+  const { connector, credentials } = await fourDegreesConnectorFor(c.env, c.var.config, accountId, "live");
+  return new CachedStructureCrm(connector, c.env.CACHE, gateKey(credentials));
+}
+
 /** The 4Degrees pipelines and users (for names in the snapshot), empty when they cannot be read. */
 export async function fourDegreesStructure(c: Context<AppEnv>, accountId: string): Promise<FourDegreesStructure> {
   try {
-    const fd = (await fourDegreesConnectorFor(c.env, c.var.config, accountId, "live")).connector;
+    const fd = await cachedFourDegrees(c, accountId);
     return { pipelines: await fd.listPipelines(), users: await fd.listUsers() };
   } catch {
     return { pipelines: [], users: [] };

@@ -243,7 +243,8 @@ export const activityPage = new Hono<AppEnv>()
     const names = await namesOf(c.env.DB, account.id, events);
     const label = recordLabel(names, link?.fdDealId ?? fd, link?.hlOpportunityId ?? hl);
     const name = typeof link?.base["name"] === "string" && link.base["name"] ? link.base["name"] : label.text;
-    const structure = await fourDegreesStructure(c, account.id);
+    // Names for the snapshot's pipeline, stage and owner (only a linked pair has one).
+    const structure = link ? await fourDegreesStructure(c, account.id) : { pipelines: [], users: [] };
     return c.html(
       <Layout title={`History of ${name}`} page="activity" accounts={ctx.accounts} account={account} flash={ctx.flash}>
         <p>

@@ -6,12 +6,11 @@
  */
 import type { Context } from "hono";
 import type { AppEnv } from "../../context.ts";
-import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
 import { highLevelPort } from "../../../highlevel/adapter.ts";
 import type { FieldDef, User } from "../../../domain/port.ts";
 import type { HlFieldDef, HlUser } from "../../../highlevel/port.ts";
 import type { Account } from "../../../store/accounts.ts";
-import { locationNames } from "../names.tsx";
+import { cachedFourDegrees, locationNames } from "../names.tsx";
 import { DirectionSchema, type MappingInput, type MappingIssue } from "../../../domain/mapping-config.ts";
 
 type Form = Record<string, string | File | (string | File)[]>;
@@ -80,7 +79,7 @@ export async function loadFieldLists(c: Context<AppEnv>, account: Account, fdPip
   };
   const errors: string[] = [];
   try {
-    const fd = (await fourDegreesConnectorFor(c.env, c.var.config, account.id, "live")).connector;
+    const fd = await cachedFourDegrees(c, account.id);
     lists.fdUsers = await fd.listUsers();
     for (const id of fdPipelineIds)
       for (const f of await fd.listFields(id)) if (!lists.fd.some((x) => x.id === f.id)) lists.fd.push(f);

@@ -206,10 +206,9 @@ export const problemsPage = new Hono<AppEnv>()
         </Layout>,
       );
     const q = c.req.query("q")?.trim() ?? "";
-    const [allFailures, allReview, structure] = await Promise.all([
+    const [allFailures, allReview] = await Promise.all([
       listFailures(c.env.DB, account.id, "open"),
       listReview(c.env.DB, account.id),
-      fourDegreesStructure(c, account.id),
     ]);
     const names = await recordNames(c.env.DB, account.id, {
       fourdegrees: [
@@ -252,6 +251,12 @@ export const problemsPage = new Hono<AppEnv>()
       );
     }
     const reviewLinks = await Promise.all(review.map((r: ReviewItem) => linkFor(r.side, r.recordId)));
+    // Pipeline, stage and owner names, read only when a side-by-side diff will show them.
+    const diffs =
+      previews.some((p) => p !== null && p.kind !== "note") ||
+      review.some((r, i) => diffSides(r.detail, reviewLinks[i] ?? null) !== null) ||
+      failures.some((f) => isObj(f.message) && diffSides(f.message, null) !== null);
+    const structure = diffs ? await fourDegreesStructure(c, account.id) : { pipelines: [], users: [] };
     return c.html(
       <Layout title="Problems" page="problems" accounts={ctx.accounts} account={account} flash={ctx.flash}>
         <form method="get" action="/console/problems" id="problems-search">

@@ -9,6 +9,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { saveMapping } from "../../../src/store/accounts.ts";
 import { recordFailure } from "../../../src/store/failures.ts";
+import { claimDelivery, insertRule } from "../../../src/store/notifications.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { consoleCookie } from "../helpers/console-session.ts";
 import { ACCOUNT, createWorld } from "../sync/world.ts";
@@ -115,6 +116,38 @@ describe("console: the id-only label check", () => {
       reason: "4Degrees answered 500 three times",
     });
 
+    // A notification delivery about the linked deal (its change key is all ids).
+    await insertRule(env.DB, {
+      id: "rule-names",
+      accountId: ACCOUNT,
+      name: "Stage alerts",
+      trigger: "stage_entered",
+      params: { stage: "Sourced" },
+      targetKind: "webhook",
+      targetUrlEnc: "not-read-by-this-test",
+      targetHint: "example.test",
+      signingSecretEnc: null,
+      keyId: "k1",
+      enabled: true,
+      createdAt: Date.now(),
+      updatedAt: Date.now(),
+    });
+    await claimDelivery(env.DB, {
+      ruleId: "rule-names",
+      changeKey: `deal:${linked.id}:${link?.hlOpportunityId}:1`,
+      accountId: ACCOUNT,
+      event: {
+        kind: "deal_changed",
+        accountId: ACCOUNT,
+        changeId: "1",
+        dealName: "Marlow & Finch — Pre-seed",
+        fourdegreesId: linked.id,
+        highlevelId: link?.hlOpportunityId ?? null,
+        source: "fourdegrees",
+        before: null,
+        after: { stageId: null, stageName: "Sourced", status: "open", value: null },
+      },
+    });
     const cookie = await consoleCookie(BASE);
     const paths = [
       "connections",
@@ -135,7 +168,7 @@ describe("console: the id-only label check", () => {
       const html = await res.text();
       const labels = idOnlyLabels(html);
       if (labels.length) found[p] = labels;
-      if (p === "activity") expect(html).toContain("Marlow &amp; Finch — Pre-seed");
+      if (p === "activity" || p === "notifications") expect(html, p).toContain("Marlow &amp; Finch — Pre-seed");
       // The demo location by its name wherever a location is shown.
       if (["connections", "mapping", "usage"].includes(p)) expect(html, p).toContain("Acme Capital Partners");
     }

@@ -83,7 +83,7 @@ export async function fourDegreesStructure(c: Context<AppEnv>, accountId: string
 /** A merge-base value for people: pipeline, stage and owner by name (their ids stay in the title). */
 export function baseValue(key: string, v: unknown, s: FourDegreesStructure): string {
   if (v === null || v === undefined) return "—";
-  if (typeof v === "object") return JSON.stringify(v);
+  if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") return JSON.stringify(v);
   const text = String(v);
   if (key === "pipeline") return s.pipelines.find((p) => p.id === text)?.name ?? text;
   if (key === "stage") return s.pipelines.flatMap((p) => p.stages).find((st) => st.id === text)?.name ?? text;

@@ -157,6 +157,13 @@ describe("console mapping: custom fields and owners without code", () => {
       field: "field.f_round",
       reason: '4Degrees value "Growth" of field f_round has no HighLevel option in the value map',
     });
+    // Shown on Activity, not only in the event's JSON.
+    const activity = await (
+      await exports.default.fetch(`${BASE}/console/activity?account=${ACCOUNT}`, { headers: { cookie } })
+    ).text();
+    expect(activity).toContain(
+      "skipped: 4Degrees value &quot;Growth&quot; of field f_round has no HighLevel option in the value map",
+    );
   });
 
   it("owners: the user map first, then the email, then the default owner", async () => {

@@ -49,6 +49,12 @@ export function summary(e: SyncEvent): string {
       : [],
   );
   if (wrote.length) parts.push(`wrote: ${wrote.join("; ")}`);
+  // What a write could not carry (an unmapped picklist option, an owner with no match) is shown, not buried.
+  const skipped = Array.isArray(d["skipped"]) ? d["skipped"] : [];
+  const notCarried = skipped.flatMap((x) =>
+    x && typeof x === "object" && "reason" in x && typeof x.reason === "string" ? [x.reason] : [],
+  );
+  if (notCarried.length) parts.push(`skipped: ${notCarried.join("; ")}`);
   for (const k of ["reason", "winner", "policy", "operation", "error"])
     if (typeof d[k] === "string") parts.push(`${k}: ${String(d[k])}`);
   if (typeof d["conflicts"] === "number" && d["conflicts"] > 0) parts.push(`conflicts: ${d["conflicts"]}`);

@@ -56,9 +56,10 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
     conn.installOrigin === "marketplace" || (conn.installOrigin === null && marketplaceAgencies.has(conn.companyId));
   const unverified = unattached.filter(fromMarketplace);
   const clientRejected = await getAppCondition(c.env.DB, HIGHLEVEL_CLIENT_REJECTED);
-  const locNames = await locationNames(c, [
-    ...connections.flatMap((conn) => (conn.locationId && conn.status !== "uninstalled" ? [conn.locationId] : [])),
-  ]);
+  const locNames = await locationNames(
+    c,
+    connections.flatMap((conn) => (conn.locationId && conn.status !== "uninstalled" ? [conn.locationId] : [])),
+  );
   return c.html(
     <Layout title="Connections" page="connections" accounts={ctx.accounts} account={ctx.account} flash={ctx.flash}>
       {clientRejected && (

@@ -111,6 +111,17 @@ describe("console mapping: custom fields and owners without code", () => {
     const unknown = await post(cookie, mappingForm(w, { ...roundMap(fdRound.id, hlRound), "f.0.vm.2.hl": "Series Z" }));
     expect(unknown.status).toBe(400);
     expect(await unknown.text()).toContain("“Series Z” is not an option of HighLevel field “Round”");
+    // The same HighLevel user for two 4Degrees users: the error names the user, not an id.
+    const [u1, u2] = [...w.sb.fourdegrees.store.users.values()];
+    const hlUser = [...w.sb.highlevel.store.users.values()].find((u) => u.email === u2?.email);
+    const twice = await post(
+      cookie,
+      mappingForm(w, { [`u.${u1?.id}`]: hlUser?.id ?? "", [`u.${u2?.id}`]: hlUser?.id ?? "" }),
+    );
+    expect(twice.status).toBe(400);
+    const twiceHtml = await twice.text();
+    expect(twiceHtml).toMatch(/HighLevel user [^<]*\(priya\.shah@acmecapital\.example\) is mapped twice/);
+    expect(twiceHtml).not.toContain(`HighLevel user ${hlUser?.id}`);
     expect((await getAccount(env.DB, ACCOUNT))?.mapping?.fields).toEqual([]);
   });
 

@@ -462,6 +462,22 @@ export function OwnersSection({
   );
 }
 
+/** The problems with every known field and user id in their message replaced by its name. */
+export function withNames(issues: MappingIssue[], lists: FieldLists): MappingIssue[] {
+  const names = new Map<string, string>();
+  for (const f of lists.fd) names.set(f.id, `“${f.name}”`);
+  for (const f of lists.hl) names.set(f.id, `“${f.name}”`);
+  for (const u of lists.fdUsers) names.set(u.id, userLabel(u));
+  for (const u of lists.hlUsers) names.set(u.id, userLabel(u));
+  for (const [id, name] of lists.locations) names.set(id, `“${name}”`);
+  if (names.size === 0) return issues;
+  const ids = [...names.keys()]
+    .sort((a, b) => b.length - a.length)
+    .map((id) => id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const pattern = new RegExp(ids.join("|"), "g");
+  return issues.map((i) => ({ ...i, message: i.message.replace(pattern, (id) => names.get(id) ?? id) }));
+}
+
 /** The form key an extra-field or owner problem is shown next to (null: not one of these). */
 export function fieldsErrorKey(path: string): string | null {
   const f = /^fields\.(\d+)(?:\.(\w+))?/.exec(path);

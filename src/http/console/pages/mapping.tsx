@@ -35,6 +35,7 @@ import {
   loadFieldLists,
   OwnersSection,
   validateFieldsLive,
+  withNames,
   type FieldLists,
 } from "./mapping-fields.tsx";
 
@@ -129,7 +130,7 @@ function render(
   status: 200 | 400,
 ) {
   const errors = new Map<string, string[]>();
-  for (const i of issues) {
+  for (const i of withNames(issues, lists)) {
     const k = fieldKey(i.field);
     errors.set(k, [
       ...(errors.get(k) ?? []),

@@ -161,7 +161,7 @@ describe("operator console in Chromium", () => {
       )
       .toBe(true);
     await expect.poll(() => hlStageOf(target.oppId), { timeout: 30_000 }).toBe(target.toStage.highlevel);
-    await shot("07-activity-after-sandbox-change", "console-activity");
+    await shot("07-activity-after-sandbox-change");
     await Promise.all([
       page.waitForURL(/activity\/record/),
       page.locator(`table.events a[href*="fd=${target.dealId}"]`).first().click(),
@@ -232,7 +232,10 @@ describe("operator console in Chromium", () => {
       const res = await page.goto(`${worker.url}/console/${p}?account=acme`);
       expect(res?.status(), p).toBe(200);
       expect(await page.textContent("h1")).toBeTruthy();
-      await shot(`${String(i + 11).padStart(2, "0")}-${p}`, p === "usage" ? "console-usage" : undefined);
+      await shot(
+        `${String(i + 11).padStart(2, "0")}-${p}`,
+        ["usage", "activity"].includes(p) ? `console-${p}` : undefined,
+      );
     }
     // Usage reads the gate: the backfill and the syncs made HighLevel calls, drawn per hour.
     await page.goto(`${worker.url}/console/usage?account=acme`);
@@ -265,15 +268,21 @@ describe("operator console in Chromium", () => {
     await vm.locator('tr:has(input[value="Growth"])').locator("select").selectOption({ label: "— not mapped —" });
     await vm.locator('tr:has(input[value="Series B"])').locator("select").selectOption({ label: "Growth" });
     await vm.locator('tr:has(input[value="Series A"])').locator("select").selectOption({ label: "— not mapped —" });
-    // The owner map: the first 4Degrees user goes to another HighLevel user; a default owner for the rest.
-    const firstUser = page.locator("#owners tbody tr").first();
-    const options = await firstUser.locator("select option").allTextContents();
-    const prefilled = (await firstUser.locator("select option:checked").textContent()) ?? "";
-    const other = options.find((o) => o !== prefilled && !o.startsWith("—")) ?? "";
-    await firstUser.locator("select").selectOption({ label: other });
-    await page.locator("select[name='defaultOwner.hl']").selectOption({ label: prefilled });
-    await Promise.all([page.waitForURL(/ok=/), page.click("#save-mapping")]);
-    await expect.poll(() => page.textContent(".flash.ok")).toContain("Mapping saved");
+    // The owner map: the first two 4Degrees users swap HighLevel users; a default owner for the rest.
+    const rows = page.locator("#owners tbody tr");
+    const prefilled = async (i: number) => (await rows.nth(i).locator("select option:checked").textContent()) ?? "";
+    const [first, second] = [await prefilled(0), await prefilled(1)];
+    expect(first).not.toMatch(/^—/);
+    await rows.nth(0).locator("select").selectOption({ label: second });
+    await rows.nth(1).locator("select").selectOption({ label: first });
+    await page.locator("select[name='defaultOwner.hl']").selectOption({ label: first });
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes("/console/mapping") && r.request().method() === "POST"),
+      page.click("#save-mapping"),
+    ]);
+    await page.waitForLoadState();
+    const flash = (await page.textContent(".flash")) ?? "";
+    expect(flash, (await page.locator(".fielderror").allTextContents()).join("; ")).toContain("Mapping saved");
     await expect.poll(() => page.textContent('[data-unmapped="f_round"]')).toContain("“Series A”");
     await shot("20-mapping-fields-owners", "console-mapping");
 
@@ -285,7 +294,9 @@ describe("operator console in Chromium", () => {
     const round = saved.fields.find((f) => f.key === "f_round");
     expect(round?.valueMap).toContainEqual({ fourdegrees: "Series B", highlevel: "Growth" });
     expect(round?.valueMap.some((v) => v.fourdegrees === "Series A")).toBe(false);
-    expect(saved.users).toHaveLength(1);
+    // Every row is saved as shown: the email prefills of the first save and the swap of the second.
+    expect(saved.users.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(saved.users.map((u) => u.highlevelUserId)).size).toBe(saved.users.length);
     expect(saved.defaultOwner.highlevel).toBeTruthy();
 
     // A 4Degrees deal set to "Series B" reaches HighLevel as "Growth".
@@ -300,20 +311,28 @@ describe("operator console in Chromium", () => {
         },
       ),
     ).data.find((f) => f.name === "Round");
-    await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, {
-      fields: { [fdRound?.id ?? ""]: "Series B" },
-    });
+    const roundId = fdRound?.id ?? "";
+    const hlRound = async () => {
+      const all = HlOppFields.parse(await sandboxCall("GET", "/_sandbox/highlevel/opportunities")).opportunities;
+      const opp = all.find((o) => o.id === target.oppId);
+      return opp?.customFields.find((f) => f.id === round?.highlevelFieldId)?.fieldValue ?? null;
+    };
+    // A demo deal may already be in "Series B" (setting it again changes nothing): move it off first.
+    const deal = FourDealFields.parse(await sandboxCall("GET", `/_sandbox/4degrees/deals/${target.dealId}`));
+    if (deal.fields[roundId] === "Series B") {
+      await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, { fields: { [roundId]: "Seed" } });
+      await expect.poll(hlRound, { timeout: 60_000, interval: 500 }).toBe("Seed");
+    }
+    await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, { fields: { [roundId]: "Series B" } });
     await expect
-      .poll(
-        async () => {
-          const all = HlOppFields.parse(await sandboxCall("GET", "/_sandbox/highlevel/opportunities")).opportunities;
-          const opp = all.find((o) => o.id === target.oppId);
-          return opp?.customFields.find((f) => f.id === round?.highlevelFieldId)?.fieldValue ?? null;
-        },
-        { timeout: 60_000, interval: 500 },
-      )
-      .toBe("Growth");
-  });
+      .poll(hlRound, { timeout: 60_000, interval: 500 })
+      .toBe("Growth")
+      .catch(async (err: unknown) => {
+        // What the sync did instead, for the failure message.
+        await page.goto(`${worker.url}/console/activity?account=acme&record=${target.dealId}`);
+        throw new Error(`${String(err)}\n${(await page.locator("main").textContent()) ?? ""}`);
+      });
+  }, 120_000);
 });
 
 const SavedMapping = z.object({
@@ -330,6 +349,7 @@ const SavedMapping = z.object({
     defaultOwner: z.object({ highlevel: z.string().optional(), fourdegrees: z.string().optional() }),
   }),
 });
+const FourDealFields = z.object({ fields: z.record(z.string(), z.unknown()) });
 const FourFields = z.object({ data: z.array(z.object({ id: z.string(), name: z.string() })) });
 const HlOppFields = z.object({
   opportunities: z.array(

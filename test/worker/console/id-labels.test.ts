@@ -116,6 +116,14 @@ describe("console: the id-only label check", () => {
       reason: "4Degrees answered 500 three times",
     });
 
+    // A failure no account could be found for: a HighLevel location this Worker does not know.
+    await recordFailure(env.DB, {
+      id: "failure-names-unassigned",
+      accountId: null,
+      source: "dead_letter",
+      message: { kind: "highlevel.webhook", locationId: "Zq3BgH7sPv0KdXw2LmNa" },
+      reason: "no account has this location",
+    });
     // A notification delivery about the linked deal (its change key is all ids).
     await insertRule(env.DB, {
       id: "rule-names",

@@ -17,7 +17,16 @@ import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { FailurePreviewer, PREVIEW_LIMIT, type Preview } from "../preview.ts";
 import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
 import { recordNames } from "../../../store/console-views.ts";
-import { baseValue, fourDegreesStructure, matchesSearch, recordLabel, type FourDegreesStructure } from "../names.tsx";
+import {
+  baseValue,
+  fourDegreesStructure,
+  LocationLabel,
+  locationNames,
+  matchesSearch,
+  Named,
+  recordLabel,
+  type FourDegreesStructure,
+} from "../names.tsx";
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -138,23 +147,43 @@ async function replay(c: Context<AppEnv>, failure: Failure): Promise<boolean> {
   return true;
 }
 
-/** What a failure's message concerns, for the unassigned table (its kind and location / workspace). */
-function concerns(message: unknown): string {
+/** What a failure's message concerns, for the unassigned table (its kind and location / workspace, by name). */
+const Concerns = ({ message, locations }: { message: unknown; locations: Map<string, string> }) => {
   const m = isObj(message) ? message : {};
-  const scope = [
-    m["locationId"] && `location ${show(m["locationId"])}`,
-    m["workspaceId"] && `workspace ${show(m["workspaceId"])}`,
-  ]
-    .filter(Boolean)
-    .join(", ");
-  return `${typeof m["kind"] === "string" ? m["kind"] : "unreadable message"}${scope ? ` (${scope})` : ""}`;
-}
+  const loc = typeof m["locationId"] === "string" ? m["locationId"] : null;
+  const ws = typeof m["workspaceId"] === "string" ? m["workspaceId"] : null;
+  return (
+    <>
+      {typeof m["kind"] === "string" ? m["kind"] : "unreadable message"}
+      {loc && (
+        <>
+          {" "}
+          (<LocationLabel id={loc} names={locations} />)
+        </>
+      )}
+      {ws && (
+        <>
+          {" "}
+          (<Named name={null} id={ws} fallback="a 4Degrees workspace no account has" />)
+        </>
+      )}
+    </>
+  );
+};
 
 /**
  * Failures no account could be found for (an unknown location or workspace, an unreadable body):
  * the operator's bucket, shown on every Problems page so nothing dead-lettered goes unseen.
  */
-const Unassigned = ({ failures, account }: { failures: Failure[]; account: string | null }) => (
+const Unassigned = ({
+  failures,
+  account,
+  locations,
+}: {
+  failures: Failure[];
+  account: string | null;
+  locations: Map<string, string>;
+}) => (
   <>
     <h2>Unassigned failures ({failures.length} open)</h2>
     {failures.length === 0 ? (
@@ -175,7 +204,9 @@ const Unassigned = ({ failures, account }: { failures: Failure[]; account: strin
             <tr data-failure={f.id}>
               <td>{fmtTime(f.createdAt)}</td>
               <td>{f.source === "dead_letter" ? "dead letter" : "permanent error"}</td>
-              <td>{concerns(f.message)}</td>
+              <td>
+                <Concerns message={f.message} locations={locations} />
+              </td>
               <td>{f.reason}</td>
               <td>
                 <form method="post" action="/console/problems/replay" class="inline">
@@ -193,6 +224,15 @@ const Unassigned = ({ failures, account }: { failures: Failure[]; account: strin
   </>
 );
 
+/** Names of the locations the unassigned failures mention (those still connected). */
+const unassignedLocations = (c: Context<AppEnv>, failures: Failure[]) =>
+  locationNames(
+    c,
+    failures.flatMap((f) =>
+      isObj(f.message) && typeof f.message["locationId"] === "string" ? [f.message["locationId"]] : [],
+    ),
+  );
+
 export const problemsPage = new Hono<AppEnv>()
   .get("/problems", async (c) => {
     const ctx = await pageContext(c);
@@ -202,7 +242,7 @@ export const problemsPage = new Hono<AppEnv>()
       return c.html(
         <Layout title="Problems" page="problems" accounts={ctx.accounts} account={null} flash={ctx.flash}>
           <NoAccount />
-          <Unassigned failures={unassigned} account={null} />
+          <Unassigned failures={unassigned} account={null} locations={await unassignedLocations(c, unassigned)} />
         </Layout>,
       );
     const q = c.req.query("q")?.trim() ?? "";
@@ -332,7 +372,7 @@ export const problemsPage = new Hono<AppEnv>()
             </table>
           </>
         )}
-        <Unassigned failures={unassigned} account={account.id} />
+        <Unassigned failures={unassigned} account={account.id} locations={await unassignedLocations(c, unassigned)} />
         <h2>Review ({review.length})</h2>
         {review.length === 0 ? (
           <Empty>Nothing to review: the engine has not met a record it would have to guess about.</Empty>

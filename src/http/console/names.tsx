@@ -91,5 +91,9 @@ export function baseValue(key: string, v: unknown, s: FourDegreesStructure): str
     const u = s.users.find((x) => x.id === text.slice(3));
     return u?.name ?? u?.email ?? "a user not found";
   }
+  if (key === "owner") {
+    const u = s.users.find((x) => x.email?.toLowerCase() === text.toLowerCase());
+    return u?.name ? `${u.name} (${text})` : text;
+  }
   return text;
 }

@@ -56,8 +56,20 @@ export const ExtraFieldSchema = z.object({
   fourdegreesFieldId: id,
   highlevelFieldId: id,
   direction: DirectionSchema.default("both"),
+  /**
+   * Option ↔ option pairs for picklist fields (empty: values are copied as they are). A value with
+   * no pair is not written; the sync records it as a skipped field and the Mapping page lists it.
+   */
+  valueMap: z
+    .array(z.object({ fourdegrees: z.string().min(1).max(200), highlevel: z.string().min(1).max(200) }))
+    .max(200)
+    .default([]),
 });
-export type ExtraField = z.infer<typeof ExtraFieldSchema>;
+export type ExtraField = z.output<typeof ExtraFieldSchema>;
+
+/** One 4Degrees user ↔ HighLevel user pair of the owner map. */
+export const UserPairSchema = z.object({ fourdegreesUserId: id, highlevelUserId: id });
+export type UserPair = z.infer<typeof UserPairSchema>;
 
 /** The core fields every mapping has, each with its own direction. */
 export const CORE_FIELDS = ["name", "stage", "status", "value", "owner", "closeDate", "contact"] as const;
@@ -98,6 +110,10 @@ export const MappingSchema = z
     externalIdFieldId: id.nullable().default(null),
     directions: DirectionsSchema.prefault({}),
     fields: z.array(ExtraFieldSchema).default([]),
+    /** The owner map, consulted before matching users by email. */
+    users: z.array(UserPairSchema).max(500).default([]),
+    /** The owner each side gets when the other side's owner has no match (absent: the owner is skipped). */
+    defaultOwner: z.object({ fourdegrees: id.optional(), highlevel: id.optional() }).prefault({}),
     /** Notes: both ways by default. */
     notes: DirectionSchema.default("both"),
     /**
@@ -143,6 +159,14 @@ export const MappingSchema = z
           path: ["fields", i, "highlevelFieldId"],
           message: "already used as closeDateFieldId or externalIdFieldId",
         });
+      f.valueMap.forEach((v, j) => {
+        once(`${f.key}:${v.fourdegrees}`, ["fields", i, "valueMap", j, "fourdegrees"], "4Degrees option");
+        once(`${f.key}:${v.highlevel}`, ["fields", i, "valueMap", j, "highlevel"], "HighLevel option");
+      });
+    });
+    m.users.forEach((u, i) => {
+      once(u.fourdegreesUserId, ["users", i, "fourdegreesUserId"], "4Degrees user");
+      once(u.highlevelUserId, ["users", i, "highlevelUserId"], "HighLevel user");
     });
     if (m.attachmentsFieldId && [m.closeDateFieldId, m.externalIdFieldId].includes(m.attachmentsFieldId))
       ctx.addIssue({

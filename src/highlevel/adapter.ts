@@ -85,8 +85,14 @@ export function highLevelPort(
     async refreshStructure() {
       await client.users.refresh();
     },
+    locationName: async () => (await client.location.get()).name,
     listCustomFields: async () =>
-      (await client.customFields.list()).map((f) => ({ id: f.id, name: f.name, dataType: f.dataType ?? null })),
+      (await client.customFields.list()).map((f) => ({
+        id: f.id,
+        name: f.name,
+        dataType: f.dataType ?? null,
+        options: f.picklistOptions,
+      })),
     async getOpportunity(id) {
       try {
         return await client.opportunities.get(id);

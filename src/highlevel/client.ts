@@ -13,6 +13,7 @@ import type { Config } from "../config.ts";
 import { contactsApi, type ContactsApi } from "./contacts.ts";
 import { customFieldsApi, type CustomFieldsApi } from "./custom-fields.ts";
 import { HighLevelTransport, type HighLevelClientOptions } from "./http.ts";
+import { locationsApi, type LocationsApi } from "./locations.ts";
 import { opportunitiesApi, type OpportunitiesApi } from "./opportunities.ts";
 import { pipelinesApi, type PipelinesApi } from "./pipelines.ts";
 import { tasksApi, type TasksApi } from "./tasks.ts";
@@ -32,6 +33,8 @@ export interface HighLevelClient {
   customFields: CustomFieldsApi;
   /** A contact's tasks and tags (the automations' actions). */
   tasks: TasksApi;
+  /** The location's own record (its name). */
+  location: LocationsApi;
 }
 
 /** Creates the client for `locationId` (the location must have an installed connection). */
@@ -50,5 +53,6 @@ export function createHighLevelClient(
     users: usersApi(transport, env.CACHE),
     customFields: customFieldsApi(transport, env.CACHE),
     tasks: tasksApi(transport),
+    location: locationsApi(transport, env.CACHE),
   };
 }

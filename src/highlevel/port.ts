@@ -42,6 +42,14 @@ export interface OpportunityQuery {
   limit?: number;
 }
 
+/** An opportunity custom field: its HighLevel data type (e.g. `SINGLE_OPTIONS`) and picklist options. */
+export interface HlFieldDef {
+  id: string;
+  name: string;
+  dataType: string | null;
+  options: string[];
+}
+
 /** The HighLevel side of one account, as the engine uses it. */
 export interface OpportunityCrm {
   readonly locationId: string;
@@ -55,7 +63,9 @@ export interface OpportunityCrm {
   listPipelines(): Promise<HlPipeline[]>;
   listUsers(): Promise<HlUser[]>;
   /** The location's opportunity custom fields (mapping validation, the default mapping). */
-  listCustomFields(): Promise<Array<{ id: string; name: string; dataType?: string | null }>>;
+  listCustomFields(): Promise<HlFieldDef[]>;
+  /** The location's name (for people; null when HighLevel has none). */
+  locationName(): Promise<string | null>;
   /** The opportunity, or `null` on 404. */
   getOpportunity(id: string): Promise<Opportunity | null>;
   searchOpportunities(query: OpportunityQuery): Promise<Page<Opportunity> & { total: number | null }>;

@@ -8,7 +8,7 @@ import { toEvent, type SyncEvent } from "./sync-events.ts";
 
 /** Filters of the activity page (all optional). */
 export interface ActivityFilter {
-  /** A 4Degrees or HighLevel record id. */
+  /** A 4Degrees or HighLevel record id, or part of a linked record's name (case-insensitive). */
   record?: string;
   direction?: string;
   outcome?: string;
@@ -21,7 +21,13 @@ export async function listActivity(db: D1Database, accountId: string, f: Activit
   const { results } = await db
     .prepare(
       `SELECT * FROM sync_events WHERE account_id = ?1
-         AND (?2 IS NULL OR fd_id = ?2 OR hl_id = ?2)
+         AND (?2 IS NULL OR fd_id = ?2 OR hl_id = ?2
+              OR fd_id IN (SELECT fd_deal_id FROM links WHERE account_id = ?1
+                             AND instr(lower(json_extract(base_json, '$.name')), lower(?2)) > 0)
+              OR fd_id IN (SELECT record_id FROM review_items WHERE account_id = ?1 AND side = 'fourdegrees'
+                             AND instr(lower(json_extract(detail_json, '$.name')), lower(?2)) > 0)
+              OR hl_id IN (SELECT record_id FROM review_items WHERE account_id = ?1 AND side = 'highlevel'
+                             AND instr(lower(json_extract(detail_json, '$.name')), lower(?2)) > 0))
          AND (?3 IS NULL OR direction = ?3)
          AND (?4 IS NULL OR outcome = ?4)
          AND id < ?5
@@ -37,6 +43,56 @@ export async function listActivity(db: D1Database, accountId: string, f: Activit
     )
     .all();
   return results.map(toEvent);
+}
+
+/** Record names by side and id, for the console's labels. */
+export interface RecordNames {
+  fourdegrees: Map<string, string>;
+  highlevel: Map<string, string>;
+}
+
+/**
+ * The names of these records: a linked pair's last synced name (both ids), else the name a
+ * review item recorded. Ids without a known name are absent.
+ */
+export async function recordNames(
+  db: D1Database,
+  accountId: string,
+  ids: { fourdegrees: string[]; highlevel: string[] },
+): Promise<RecordNames> {
+  const out: RecordNames = { fourdegrees: new Map(), highlevel: new Map() };
+  const fd = [...new Set(ids.fourdegrees.filter(Boolean))].slice(0, 200);
+  const hl = [...new Set(ids.highlevel.filter(Boolean))].slice(0, 200);
+  if (fd.length + hl.length === 0) return out;
+  const all = JSON.stringify({ fd, hl });
+  const [links, reviews] = await db.batch<Record<string, unknown>>([
+    db
+      .prepare(
+        `SELECT fd_deal_id AS fd, hl_opportunity_id AS hl, json_extract(base_json, '$.name') AS name FROM links
+         WHERE account_id = ?1 AND (fd_deal_id IN (SELECT value FROM json_each(?2, '$.fd'))
+                                 OR hl_opportunity_id IN (SELECT value FROM json_each(?2, '$.hl')))`,
+      )
+      .bind(accountId, all),
+    db
+      .prepare(
+        `SELECT side, record_id AS id, json_extract(detail_json, '$.name') AS name FROM review_items
+         WHERE account_id = ?1 AND ((side = 'fourdegrees' AND record_id IN (SELECT value FROM json_each(?2, '$.fd')))
+                                 OR (side = 'highlevel' AND record_id IN (SELECT value FROM json_each(?2, '$.hl'))))`,
+      )
+      .bind(accountId, all),
+  ]);
+  const text = (v: unknown) => (typeof v === "string" && v.trim() ? v : null);
+  for (const r of reviews?.results ?? []) {
+    const name = text(r["name"]);
+    if (name) (r["side"] === "fourdegrees" ? out.fourdegrees : out.highlevel).set(String(r["id"]), name);
+  }
+  for (const r of links?.results ?? []) {
+    const name = text(r["name"]);
+    if (!name) continue;
+    out.fourdegrees.set(String(r["fd"]), name);
+    out.highlevel.set(String(r["hl"]), name);
+  }
+  return out;
 }
 
 /** Every event of one record (by either side's id, and its linked partner's), oldest first. */

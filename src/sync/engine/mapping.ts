@@ -26,6 +26,8 @@ import type {
   OpportunityUpdate,
 } from "../../highlevel/port.ts";
 import type { CoreField, Direction, Mapping, PipelinePair } from "../../domain/mapping-config.ts";
+import { ownerKeyOfFourDegrees, ownerKeyOfHighLevel, ownerRef } from "./owner-keys.ts";
+import { fromHighLevelValue, toFourDegreesValue, toHighLevelValue, unmappedReason } from "./value-map.ts";
 
 /** The neutral record both sides translate into. */
 export interface Canonical {
@@ -38,8 +40,12 @@ export interface Canonical {
   /** Integer minor units; `null` = no value. */
   value: number | null;
   currency: string | null;
-  /** Owner email (lower-case) or null. */
-  owner: string | null;
+  /**
+   * Owner: `4d:<4Degrees user id>` for a user in the mapping's user map, else the email
+   * (lower-case), or null; `undefined` = this side holds the default owner standing in for an
+   * unmatched user, so it has no opinion (see `ownerKeyOf*`).
+   */
+  owner?: string | null;
   /** `undefined` = this side cannot tell (HighLevel with no close-date field and no native one). */
   closeDate?: string | null;
   /** Primary contact email (lower-case); `undefined` = this side cannot tell. */
@@ -83,6 +89,47 @@ function hlCloseDate(opp: Opportunity, mapping: Mapping, nativeCloseDate: boolea
 
 const lower = (s: string | null | undefined): string | null => (s ? s.trim().toLowerCase() : null);
 
+/** How a user of one side was matched to a user of the other. */
+export interface UserMatch {
+  id: string;
+  via: "map" | "email" | "default";
+}
+
+/** A user as the matcher sees it (4Degrees and HighLevel users both fit). */
+export interface MatchableUser {
+  id: string;
+  email?: string | null;
+  deleted?: boolean | null;
+}
+
+/**
+ * The user on `target` that stands for `user` of the other side: the mapping's user map first,
+ * then the same email (deleted users never match), then the mapping's default owner for `target`
+ * (unless `useDefault` is false, e.g. for followers); null when nothing applies.
+ */
+export function matchUser(
+  mapping: Pick<Mapping, "users" | "defaultOwner">,
+  target: "highlevel" | "fourdegrees",
+  user: { id?: string | null; email?: string | null },
+  candidates: readonly MatchableUser[],
+  options: { useDefault?: boolean } = {},
+): UserMatch | null {
+  const alive = (id: string | undefined) =>
+    id !== undefined && candidates.some((u) => u.id === id && !u.deleted) ? id : undefined;
+  if (user.id) {
+    const pair = mapping.users.find((p) =>
+      target === "highlevel" ? p.fourdegreesUserId === user.id : p.highlevelUserId === user.id,
+    );
+    const mapped = alive(target === "highlevel" ? pair?.highlevelUserId : pair?.fourdegreesUserId);
+    if (mapped) return { id: mapped, via: "map" };
+  }
+  const email = lower(user.email);
+  const byEmail = email ? candidates.find((u) => lower(u.email) === email && !u.deleted) : undefined;
+  if (byEmail) return { id: byEmail.id, via: "email" };
+  const fallback = options.useDefault === false ? undefined : alive(mapping.defaultOwner[target]);
+  return fallback ? { id: fallback, via: "default" } : null;
+}
+
 /** A HighLevel date custom field (ISO string, `YYYY-MM-DD`, or epoch ms) as `YYYY-MM-DD`. */
 export function normaliseDate(value: unknown): string | null {
   if (value === null || value === undefined || value === "") return null;
@@ -123,8 +170,16 @@ export function pairForOpportunity(
   return mapping.pipelines.find((p) => p.highlevelLocationId === locationId && p.highlevelPipelineId === pipelineId);
 }
 
+/** A failed translation's detail names the record, so the review list and events can show it by name. */
+const named = (t: Translation, name: string | null | undefined): Translation =>
+  t.ok || !name ? t : { ...t, detail: { name, ...t.detail } };
+
 /** Translates a 4Degrees deal into the canonical record. */
 export function fromDeal(deal: Deal, mapping: Mapping, ctx: FourDegreesContext): Translation {
+  return named(translateDeal(deal, mapping, ctx), deal.name);
+}
+
+function translateDeal(deal: Deal, mapping: Mapping, ctx: FourDegreesContext): Translation {
   const pair = pairForDeal(mapping, deal.pipeline.id);
   if (!pair)
     return {
@@ -161,9 +216,7 @@ export function fromDeal(deal: Deal, mapping: Mapping, ctx: FourDegreesContext):
       reason: `deal value is in ${deal.value.currency}; the HighLevel location uses ${mapping.currency}`,
       detail: { currency: deal.value.currency },
     };
-  const ownerEmail = deal.owner
-    ? (lower(deal.owner.email) ?? lower(ctx.users.find((u) => u.id === deal.owner?.id)?.email))
-    : null;
+  const owner = ownerKeyOfFourDegrees(mapping, deal.owner, ctx.users);
   const canonical: Canonical = {
     name: deal.name,
     pipeline: pair.fourdegreesPipelineId,
@@ -171,7 +224,7 @@ export function fromDeal(deal: Deal, mapping: Mapping, ctx: FourDegreesContext):
     status: stage.kind,
     value: deal.value && deal.value.amountMinor !== 0 ? deal.value.amountMinor : null,
     currency: deal.value && deal.value.amountMinor !== 0 ? deal.value.currency : null,
-    owner: ownerEmail,
+    ...(owner === undefined ? {} : { owner }),
     closeDate: deal.expectedCloseDate,
     fields: Object.fromEntries(
       mapping.fields.map((f) => [f.key, normaliseFieldValue(deal.fields[f.fourdegreesFieldId])]),
@@ -196,6 +249,15 @@ export function externalIdOf(opp: Opportunity, mapping: Mapping): string | null 
 
 /** Translates a HighLevel opportunity (of `locationId`) into the canonical record. */
 export function fromOpportunity(
+  opp: Opportunity,
+  locationId: string,
+  mapping: Mapping,
+  ctx: HighLevelContext,
+): Translation {
+  return named(translateOpportunity(opp, locationId, mapping, ctx), opp.name);
+}
+
+function translateOpportunity(
   opp: Opportunity,
   locationId: string,
   mapping: Mapping,
@@ -228,7 +290,7 @@ export function fromOpportunity(
     typeof opp.monetaryValue === "number" && opp.monetaryValue !== 0
       ? toMinor(opp.monetaryValue, mapping.currency)
       : null;
-  const owner = opp.assignedTo ? lower(ctx.users.find((u) => u.id === opp.assignedTo)?.email) : null;
+  const owner = ownerKeyOfHighLevel(mapping, opp.assignedTo, ctx.users);
   const canonical: Canonical = {
     name: opp.name ?? "",
     pipeline: pair.fourdegreesPipelineId,
@@ -236,10 +298,13 @@ export function fromOpportunity(
     status,
     value: amount,
     currency: amount === null ? null : mapping.currency,
-    owner,
+    ...(owner === undefined ? {} : { owner }),
     contact: lower(opp.contact?.email),
     fields: Object.fromEntries(
-      mapping.fields.map((f) => [f.key, normaliseFieldValue(customFieldValue(opp, f.highlevelFieldId))]),
+      mapping.fields.map((f) => [
+        f.key,
+        fromHighLevelValue(f, normaliseFieldValue(customFieldValue(opp, f.highlevelFieldId))),
+      ]),
     ),
   };
   const closeDate = hlCloseDate(opp, mapping, ctx.nativeCloseDate);
@@ -256,8 +321,8 @@ export function flatten(c: Canonical): Flat {
     status: c.status,
     value: c.value,
     currency: c.currency,
-    owner: c.owner,
   };
+  if (c.owner !== undefined) out["owner"] = c.owner;
   if (c.closeDate !== undefined) out["closeDate"] = c.closeDate;
   if (c.contact !== undefined) out["contact"] = c.contact;
   for (const [k, v] of Object.entries(c.fields)) out[`field.${k}`] = v;
@@ -278,9 +343,9 @@ export function unflatten(flat: Flat): Canonical {
     status,
     value: num(flat["value"]),
     currency: str(flat["currency"]),
-    owner: str(flat["owner"]),
     fields,
   };
+  if ("owner" in flat) out.owner = str(flat["owner"]);
   if ("closeDate" in flat) out.closeDate = str(flat["closeDate"]);
   if ("contact" in flat) out.contact = str(flat["contact"]);
   return out;
@@ -323,20 +388,58 @@ function hlStageFor(pair: PipelinePair, c: Canonical, currentStageId: string | n
   return hlClosedStage(pair, c.status) ?? currentStageId ?? pair.stages[0]?.highlevel;
 }
 
-function hlOwner(c: Canonical, users: HlUser[], skipped: WriteBuild<unknown>["skipped"]): string | null | undefined {
+function hlOwner(
+  c: Canonical,
+  mapping: Mapping,
+  users: HlUser[],
+  skipped: WriteBuild<unknown>["skipped"],
+): string | null | undefined {
+  if (c.owner === undefined) return undefined;
   if (c.owner === null) return null;
-  const user = users.find((u) => lower(u.email) === c.owner && !u.deleted);
-  if (!user) skipped.push({ field: "owner", reason: `no HighLevel user has the email ${c.owner}` });
-  return user?.id;
+  const match = matchUser(mapping, "highlevel", ownerRef(c.owner), users);
+  if (!match || match.via === "default")
+    skipped.push({
+      field: "owner",
+      reason: `no HighLevel user matches ${c.owner}${match ? "; assigned the default owner" : ""}`,
+    });
+  return match?.id;
 }
 
-function hlCustomFields(keys: ReadonlySet<string>, c: Canonical, mapping: Mapping): CustomFieldInput[] {
+function hlCustomFields(
+  keys: ReadonlySet<string>,
+  c: Canonical,
+  mapping: Mapping,
+  skipped: WriteBuild<unknown>["skipped"],
+): CustomFieldInput[] {
   const out: CustomFieldInput[] = [];
   if (keys.has("closeDate") && mapping.closeDateFieldId)
     out.push({ id: mapping.closeDateFieldId, field_value: c.closeDate ?? null });
-  for (const f of mapping.fields)
-    if (keys.has(`field.${f.key}`)) out.push({ id: f.highlevelFieldId, field_value: c.fields[f.key] ?? null });
+  for (const f of mapping.fields) {
+    if (!keys.has(`field.${f.key}`)) continue;
+    const v = toHighLevelValue(f, c.fields[f.key] ?? null);
+    if (v.ok) out.push({ id: f.highlevelFieldId, field_value: v.value });
+    else skipped.push({ field: `field.${f.key}`, reason: unmappedReason(f, "HighLevel", v.unmapped) });
+  }
   return out;
+}
+
+/** The 4Degrees custom field values for the written keys of `c` (unmapped picklist values are skipped). */
+function fdFields(
+  keys: ReadonlySet<string>,
+  c: Canonical,
+  mapping: Mapping,
+  skipped: WriteBuild<unknown>["skipped"],
+  options: { omitEmpty: boolean },
+): Record<string, FieldValue> {
+  const fields: Record<string, FieldValue> = {};
+  for (const f of mapping.fields) {
+    const value = c.fields[f.key] ?? null;
+    if (!keys.has(`field.${f.key}`) || (options.omitEmpty && value === null)) continue;
+    const v = toFourDegreesValue(f, value);
+    if (v.ok) fields[f.fourdegreesFieldId] = v.value;
+    else skipped.push({ field: `field.${f.key}`, reason: unmappedReason(f, "4Degrees", v.unmapped) });
+  }
+  return fields;
 }
 
 /** The body that creates `c` as a HighLevel opportunity for 4Degrees deal `fdDealId`. */
@@ -360,12 +463,12 @@ export function toOpportunityCreate(
   if (stage) body.pipelineStageId = stage;
   if (keys.has("value") && c.value !== null) body.monetaryValue = fromMinor(c.value, c.currency ?? mapping.currency);
   if (keys.has("owner") && c.owner) {
-    const owner = hlOwner(c, ctx.users, skipped);
+    const owner = hlOwner(c, mapping, ctx.users, skipped);
     if (owner) body.assignedTo = owner;
   }
   if (keys.has("closeDate") && c.closeDate && closeDateSource(mapping, ctx.nativeCloseDate) === "native")
     body.forecastExpectedCloseDate = c.closeDate;
-  const custom = hlCustomFields(keys, c, mapping).filter((f) => f.field_value !== null);
+  const custom = hlCustomFields(keys, c, mapping, skipped).filter((f) => f.field_value !== null);
   if (mapping.externalIdFieldId) custom.push({ id: mapping.externalIdFieldId, field_value: ctx.fdDealId });
   if (custom.length > 0) body.customFields = custom;
   return { body, skipped };
@@ -393,13 +496,13 @@ export function toOpportunityUpdate(
   if (keys.has("value") || keys.has("currency"))
     body.monetaryValue = c.value === null ? 0 : fromMinor(c.value, c.currency ?? mapping.currency);
   if (keys.has("owner")) {
-    const owner = hlOwner(c, ctx.users, skipped);
+    const owner = hlOwner(c, mapping, ctx.users, skipped);
     if (owner !== undefined) body.assignedTo = owner;
   }
   if (keys.has("contact") && ctx.contactId) body.contactId = ctx.contactId;
   if (keys.has("closeDate") && closeDateSource(mapping, ctx.nativeCloseDate) === "native")
     body.forecastExpectedCloseDate = c.closeDate ?? null;
-  const custom = hlCustomFields(keys, c, mapping);
+  const custom = hlCustomFields(keys, c, mapping, skipped);
   if (custom.length > 0) body.customFields = custom;
   return { body, skipped };
 }
@@ -411,14 +514,22 @@ function fdStageFor(pair: PipelinePair, c: Canonical, ctx: FourDegreesContext): 
   return ctx.pipelines.find((p) => p.id === pair.fourdegreesPipelineId)?.stages.find((s) => s.kind === c.status)?.id;
 }
 
-function fdOwner(c: Canonical, users: User[], skipped: WriteBuild<unknown>["skipped"]): DealPatch["owner"] {
+function fdOwner(
+  c: Canonical,
+  mapping: Mapping,
+  users: User[],
+  skipped: WriteBuild<unknown>["skipped"],
+): DealPatch["owner"] {
+  if (c.owner === undefined) return undefined;
   if (c.owner === null) return null;
-  const user = users.find((u) => lower(u.email) === c.owner);
-  if (!user) {
-    skipped.push({ field: "owner", reason: `no 4Degrees user has the email ${c.owner}` });
-    return undefined;
-  }
-  return { id: user.id, email: user.email, name: user.name };
+  const match = matchUser(mapping, "fourdegrees", ownerRef(c.owner), users);
+  const user = match ? users.find((u) => u.id === match.id) : undefined;
+  if (!user || match?.via === "default")
+    skipped.push({
+      field: "owner",
+      reason: `no 4Degrees user matches ${c.owner}${user ? "; assigned the default owner" : ""}`,
+    });
+  return user ? { id: user.id, email: user.email, name: user.name } : undefined;
 }
 
 /** The 4Degrees content that creates `c` for HighLevel opportunity `hlOpportunityId`. */
@@ -433,11 +544,8 @@ export function toDealContent(
   const keys = new Set(Object.keys(flatten(c)).filter((k) => allowsTo(directionOf(mapping, k), "fourdegrees")));
   const stage = fdStageFor(pair, c, ctx);
   if (!stage) throw new Error(`4Degrees pipeline ${pair.fourdegreesPipelineId} has no ${c.status} stage`);
-  const owner = keys.has("owner") ? fdOwner(c, ctx.users, skipped) : null;
-  const fields: Record<string, FieldValue> = {};
-  for (const f of mapping.fields)
-    if (keys.has(`field.${f.key}`) && c.fields[f.key] !== null && c.fields[f.key] !== undefined)
-      fields[f.fourdegreesFieldId] = c.fields[f.key] ?? null;
+  const owner = keys.has("owner") ? fdOwner(c, mapping, ctx.users, skipped) : null;
+  const fields = fdFields(keys, c, mapping, skipped, { omitEmpty: true });
   const body: DealContent = {
     name: c.name,
     pipeline: { id: pair.fourdegreesPipelineId, name: null },
@@ -481,13 +589,11 @@ export function toDealPatch(
   if (keys.has("value") || keys.has("currency"))
     patch.value = c.value === null ? null : { amountMinor: c.value, currency: c.currency ?? mapping.currency };
   if (keys.has("owner")) {
-    const owner = fdOwner(c, ctx.users, skipped);
+    const owner = fdOwner(c, mapping, ctx.users, skipped);
     if (owner !== undefined) patch.owner = owner;
   }
   if (keys.has("closeDate")) patch.expectedCloseDate = c.closeDate ?? null;
-  const fields: Record<string, FieldValue> = {};
-  for (const f of mapping.fields)
-    if (keys.has(`field.${f.key}`)) fields[f.fourdegreesFieldId] = c.fields[f.key] ?? null;
+  const fields = fdFields(keys, c, mapping, skipped, { omitEmpty: false });
   if (Object.keys(fields).length > 0) patch.fields = fields;
   return { body: patch, skipped };
 }

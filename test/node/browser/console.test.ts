@@ -2,7 +2,8 @@
  * Browser tests of the operator console: Chromium (playwright-core; whichever test/node/browser/chromium.ts
  * finds: CHROMIUM_PATH, a system one, or the packaged @sparticuz/chromium) against the Worker
  * under `wrangler dev` and the sandbox over real HTTP, fresh state in a temp directory. Saves a
- * screenshot of each page under test-output/screenshots/ for reviewers.
+ * screenshot of each page under test-output/screenshots/ for reviewers; with DOCS_SCREENSHOTS=1 the
+ * pages the README shows are also written to docs/screenshots/ (to check in).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,6 +23,7 @@ import {
 } from "../../../scripts/lib/processes.ts";
 
 const SHOTS = resolve(ROOT, "test-output/screenshots");
+const DOCS_SHOTS = resolve(ROOT, "docs/screenshots");
 let sandbox: StartedSandbox;
 let worker: RunningWorker;
 let state: string;
@@ -37,10 +39,14 @@ function devVar(name: string): string {
   return (line?.slice(name.length + 1) ?? "").trim().replace(/^"(.*)"$/, "$1");
 }
 
-async function shot(name: string): Promise<void> {
+async function shot(name: string, docsName?: string): Promise<void> {
   // Another test run may share the folder: (re)create it rather than assume it exists.
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  if (docsName && process.env["DOCS_SCREENSHOTS"] === "1") {
+    mkdirSync(DOCS_SHOTS, { recursive: true });
+    await page.screenshot({ path: join(DOCS_SHOTS, `${docsName}.png`), fullPage: true });
+  }
 }
 
 beforeAll(async () => {
@@ -97,7 +103,7 @@ describe("operator console in Chromium", () => {
     await expect.poll(() => page.textContent(".flash.ok")).toContain("now syncs with Acme Ventures");
     await page.click("#test-connection");
     await expect.poll(() => page.locator("#test-results").textContent()).toMatch(/pipeline\(s\)/);
-    await shot("03-connections");
+    await shot("03-connections", "console-connections");
   });
 
   it("error then happy: a mapping with a bad currency shows the reason next to the field; fixed, it saves", async () => {
@@ -161,8 +167,9 @@ describe("operator console in Chromium", () => {
       page.locator(`table.events a[href*="fd=${target.dealId}"]`).first().click(),
     ]);
     expect(await page.textContent("h1")).toContain("History of");
-    expect(await page.textContent("#snapshot")).toContain(target.toStage.fourdegrees);
-    await shot("08-record-history");
+    // The snapshot names the stage (its id is on hover).
+    expect(await page.textContent("#snapshot")).toContain(target.toStage.name);
+    await shot("08-record-history", "console-record-history");
   });
 
   it("happy: a rule made with the Automations form creates its task in the HighLevel sandbox", async () => {
@@ -218,7 +225,7 @@ describe("operator console in Chromium", () => {
     expect(await stageRow.locator("td.diff-old").textContent()).toBe(target.fromStage.name);
     expect(await stageRow.locator("td.diff-new").textContent()).toBe(target.toStage.name);
     expect(await hlStageOf(target.oppId)).toBe(target.fromStage.highlevel);
-    await shot("09-problems-failure");
+    await shot("09-problems-failure", "console-problems");
 
     // The fix: HighLevel accepts the write again. Replay the failure from the page.
     await sandboxCall("DELETE", "/_sandbox/highlevel/faults");
@@ -251,7 +258,10 @@ describe("operator console in Chromium", () => {
       const res = await page.goto(`${worker.url}/console/${p}?account=acme`);
       expect(res?.status(), p).toBe(200);
       expect(await page.textContent("h1")).toBeTruthy();
-      await shot(`${String(i + 11).padStart(2, "0")}-${p}`);
+      await shot(
+        `${String(i + 11).padStart(2, "0")}-${p}`,
+        ["usage", "activity"].includes(p) ? `console-${p}` : undefined,
+      );
     }
     // Usage reads the gate: the backfill and the syncs made HighLevel calls, drawn per hour.
     await page.goto(`${worker.url}/console/usage?account=acme`);
@@ -270,6 +280,110 @@ describe("operator console in Chromium", () => {
     expect(sum(0)).toBe(sum(1));
     expect(await report.locator('[id^="out-of-sync-"]').textContent()).toBe("0");
   });
+
+  it("happy: map a custom field with a value map and an owner by picking from lists; the sync applies the value map", async () => {
+    await page.goto(`${worker.url}/console/mapping?account=acme`);
+    // The add row: the 4Degrees field and a HighLevel field of the same type, by name.
+    const addRow = page.locator("#custom-fields tr[data-field-row]").last();
+    await addRow.locator("select[name$='.fd']").selectOption({ label: "Round (single choice)" });
+    await addRow.locator("select[name$='.hl']").selectOption({ label: "Round" });
+    await Promise.all([page.waitForURL(/ok=/), page.click("#save-mapping")]);
+    await expect.poll(() => page.textContent(".flash.ok")).toContain("Mapping saved");
+    // Now the pair has a value map, prefilled by option name: "Growth" is left out, "Series B" sent as "Growth".
+    const vm = page.locator('table[data-valuemap="f_round"]');
+    await vm.locator('tr:has(input[value="Growth"])').locator("select").selectOption({ label: "— not mapped —" });
+    await vm.locator('tr:has(input[value="Series B"])').locator("select").selectOption({ label: "Growth" });
+    await vm.locator('tr:has(input[value="Series A"])').locator("select").selectOption({ label: "— not mapped —" });
+    // The owner map: the first two 4Degrees users swap HighLevel users; a default owner for the rest.
+    const rows = page.locator("#owners tbody tr");
+    const prefilled = async (i: number) => (await rows.nth(i).locator("select option:checked").textContent()) ?? "";
+    const [first, second] = [await prefilled(0), await prefilled(1)];
+    expect(first).not.toMatch(/^—/);
+    await rows.nth(0).locator("select").selectOption({ label: second });
+    await rows.nth(1).locator("select").selectOption({ label: first });
+    await page.locator("select[name='defaultOwner.hl']").selectOption({ label: first });
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes("/console/mapping") && r.request().method() === "POST"),
+      page.click("#save-mapping"),
+    ]);
+    await page.waitForLoadState();
+    const flash = (await page.textContent(".flash")) ?? "";
+    expect(flash, (await page.locator(".fielderror").allTextContents()).join("; ")).toContain("Mapping saved");
+    await expect.poll(() => page.textContent('[data-unmapped="f_round"]')).toContain("“Series A”");
+    await shot("20-mapping-fields-owners", "console-mapping");
+
+    const saved = SavedMapping.parse(
+      await (
+        await fetch(`${worker.url}/api/accounts/acme/mapping`, { headers: { authorization: `Bearer ${adminToken}` } })
+      ).json(),
+    ).mapping;
+    const round = saved.fields.find((f) => f.key === "f_round");
+    expect(round?.valueMap).toContainEqual({ fourdegrees: "Series B", highlevel: "Growth" });
+    expect(round?.valueMap.some((v) => v.fourdegrees === "Series A")).toBe(false);
+    // Every row is saved as shown: the email prefills of the first save and the swap of the second.
+    expect(saved.users.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(saved.users.map((u) => u.highlevelUserId)).size).toBe(saved.users.length);
+    expect(saved.defaultOwner.highlevel).toBeTruthy();
+
+    // A 4Degrees deal set to "Series B" reaches HighLevel as "Growth".
+    const target = await pickStageMove();
+    const fdRound = FourFields.parse(
+      await sandboxCall(
+        "GET",
+        `/4degrees/v1/pipelines/${saved.pipelines[0]?.fourdegreesPipelineId}/fields`,
+        undefined,
+        {
+          authorization: `Bearer ${fourDegreesKey}`,
+        },
+      ),
+    ).data.find((f) => f.name === "Round");
+    const roundId = fdRound?.id ?? "";
+    const hlRound = async () => {
+      const all = HlOppFields.parse(await sandboxCall("GET", "/_sandbox/highlevel/opportunities")).opportunities;
+      const opp = all.find((o) => o.id === target.oppId);
+      return opp?.customFields.find((f) => f.id === round?.highlevelFieldId)?.fieldValue ?? null;
+    };
+    // A demo deal may already be in "Series B" (setting it again changes nothing): move it off first.
+    const deal = FourDealFields.parse(await sandboxCall("GET", `/_sandbox/4degrees/deals/${target.dealId}`));
+    if (deal.fields[roundId] === "Series B") {
+      await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, { fields: { [roundId]: "Seed" } });
+      await expect.poll(hlRound, { timeout: 60_000, interval: 500 }).toBe("Seed");
+    }
+    await sandboxCall("PATCH", `/_sandbox/4degrees/deals/${target.dealId}`, { fields: { [roundId]: "Series B" } });
+    await expect
+      .poll(hlRound, { timeout: 60_000, interval: 500 })
+      .toBe("Growth")
+      .catch(async (err: unknown) => {
+        // What the sync did instead, for the failure message.
+        await page.goto(`${worker.url}/console/activity?account=acme&record=${target.dealId}`);
+        throw new Error(`${String(err)}\n${(await page.locator("main").textContent()) ?? ""}`);
+      });
+  }, 120_000);
+});
+
+const SavedMapping = z.object({
+  mapping: z.object({
+    pipelines: z.array(z.object({ fourdegreesPipelineId: z.string() })),
+    fields: z.array(
+      z.object({
+        key: z.string(),
+        highlevelFieldId: z.string(),
+        valueMap: z.array(z.object({ fourdegrees: z.string(), highlevel: z.string() })),
+      }),
+    ),
+    users: z.array(z.object({ fourdegreesUserId: z.string(), highlevelUserId: z.string() })),
+    defaultOwner: z.object({ highlevel: z.string().optional(), fourdegrees: z.string().optional() }),
+  }),
+});
+const FourDealFields = z.object({ fields: z.record(z.string(), z.unknown()) });
+const FourFields = z.object({ data: z.array(z.object({ id: z.string(), name: z.string() })) });
+const HlOppFields = z.object({
+  opportunities: z.array(
+    z.object({
+      id: z.string(),
+      customFields: z.array(z.object({ id: z.string(), fieldValue: z.unknown() })).default([]),
+    }),
+  ),
 });
 
 /** The Activity table's rows on the current page, newest first. */

@@ -4,7 +4,15 @@
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../../context.ts";
-import { activityFacets, eventsPerHour, listActivity, recordHistory } from "../../../store/console-views.ts";
+import {
+  activityFacets,
+  eventsPerHour,
+  listActivity,
+  recordHistory,
+  recordNames,
+  type RecordNames,
+} from "../../../store/console-views.ts";
+import { baseValue, fourDegreesStructure, recordLabel } from "../names.tsx";
 import { findLink } from "../../../store/links.ts";
 import type { SyncEvent } from "../../../store/sync-events.ts";
 import { pageContext } from "../context.ts";
@@ -41,6 +49,12 @@ export function summary(e: SyncEvent): string {
       : [],
   );
   if (wrote.length) parts.push(`wrote: ${wrote.join("; ")}`);
+  // What a write could not carry (an unmapped picklist option, an owner with no match) is shown, not buried.
+  const skipped = Array.isArray(d["skipped"]) ? d["skipped"] : [];
+  const notCarried = skipped.flatMap((x) =>
+    x && typeof x === "object" && "reason" in x && typeof x.reason === "string" ? [x.reason] : [],
+  );
+  if (notCarried.length) parts.push(`skipped: ${notCarried.join("; ")}`);
   for (const k of ["reason", "winner", "policy", "operation", "error"])
     if (typeof d[k] === "string") parts.push(`${k}: ${String(d[k])}`);
   if (typeof d["conflicts"] === "number" && d["conflicts"] > 0) parts.push(`conflicts: ${d["conflicts"]}`);
@@ -58,14 +72,23 @@ function last24Hours(hourly: Array<{ hour: number; total: number; failed: number
   });
 }
 
+/** The names of the records these events concern. */
+const namesOf = (db: D1Database, account: string, events: SyncEvent[]) =>
+  recordNames(db, account, {
+    fourdegrees: events.flatMap((e) => (e.fdId ? [e.fdId] : [])),
+    highlevel: events.flatMap((e) => (e.hlId ? [e.hlId] : [])),
+  });
+
 const EventsTable = ({
   events,
   account,
   withRecord,
+  names,
 }: {
   events: SyncEvent[];
   account: string;
   withRecord: boolean;
+  names: RecordNames;
 }) => (
   <table class="events">
     <thead>
@@ -88,8 +111,11 @@ const EventsTable = ({
           {withRecord && (
             <td>
               {e.fdId || e.hlId ? (
-                <a href={href("activity/record", account, { fd: e.fdId, hl: e.hlId })}>
-                  {[e.fdId && `4D ${e.fdId}`, e.hlId && `HL ${e.hlId}`].filter(Boolean).join(" ↔ ")}
+                <a
+                  href={href("activity/record", account, { fd: e.fdId, hl: e.hlId })}
+                  title={recordLabel(names, e.fdId, e.hlId).title}
+                >
+                  {recordLabel(names, e.fdId, e.hlId).text}
                 </a>
               ) : (
                 "—"
@@ -137,6 +163,7 @@ export const activityPage = new Hono<AppEnv>()
       activityFacets(c.env.DB, account.id),
       eventsPerHour(c.env.DB, account.id, Date.now() - 24 * 3600_000),
     ]);
+    const names = await namesOf(c.env.DB, account.id, events);
     const filtered = Boolean(filter.record || filter.direction || filter.outcome);
     return c.html(
       <Layout title="Activity" page="activity" accounts={ctx.accounts} account={account} flash={ctx.flash}>
@@ -154,7 +181,13 @@ export const activityPage = new Hono<AppEnv>()
         <form method="get" action="/console/activity" id="activity-filter">
           <input type="hidden" name="account" value={account.id} />
           <label>
-            Record id <input name="record" value={filter.record ?? ""} placeholder="4Degrees or HighLevel id" />
+            Search{" "}
+            <input
+              type="search"
+              name="record"
+              value={filter.record ?? ""}
+              placeholder="record name or 4Degrees / HighLevel id"
+            />
           </label>{" "}
           <label>
             Direction{" "}
@@ -188,7 +221,7 @@ export const activityPage = new Hono<AppEnv>()
           </Empty>
         ) : (
           <>
-            <EventsTable events={events} account={account.id} withRecord={true} />
+            <EventsTable events={events} account={account.id} withRecord={true} names={names} />
             {events.length === 100 && (
               <a href={href("activity", account.id, { ...filter, before: events.at(-1)?.id })}>Older events →</a>
             )}
@@ -213,16 +246,24 @@ export const activityPage = new Hono<AppEnv>()
       (hl ? await findLink(c.env.DB, account.id, "highlevel", hl) : null);
     const ids = [fd, hl, link?.fdDealId, link?.hlOpportunityId].filter((x): x is string => Boolean(x));
     const events = await recordHistory(c.env.DB, account.id, ids);
-    const name = typeof link?.base["name"] === "string" ? link.base["name"] : (fd ?? hl ?? "record");
+    const names = await namesOf(c.env.DB, account.id, events);
+    const label = recordLabel(names, link?.fdDealId ?? fd, link?.hlOpportunityId ?? hl);
+    const name = typeof link?.base["name"] === "string" && link.base["name"] ? link.base["name"] : label.text;
+    // Names for the snapshot's pipeline, stage and owner (only a linked pair has one).
+    const structure = link ? await fourDegreesStructure(c, account.id) : { pipelines: [], users: [] };
     return c.html(
       <Layout title={`History of ${name}`} page="activity" accounts={ctx.accounts} account={account} flash={ctx.flash}>
         <p>
-          4Degrees deal <code>{link?.fdDealId ?? fd ?? "—"}</code> ↔ HighLevel opportunity{" "}
-          <code>{link?.hlOpportunityId ?? hl ?? "—"}</code>
+          <strong title={label.title}>{name}</strong>
           {link
             ? ` · linked, last synced ${fmtTime(link.syncedAt)}${link.state === "deleted" ? ` · deleted on ${link.deletedSide ?? "one side"}` : ""}`
             : " · not linked"}
         </p>
+        <details id="record-ids">
+          <summary>ids</summary>
+          4Degrees deal <code>{link?.fdDealId ?? fd ?? "—"}</code> ↔ HighLevel opportunity{" "}
+          <code>{link?.hlOpportunityId ?? hl ?? "—"}</code>
+        </details>
         {link && (
           <>
             <h2>Last synced state (the merge base)</h2>
@@ -231,13 +272,7 @@ export const activityPage = new Hono<AppEnv>()
                 {Object.entries(link.base).map(([k, v]) => (
                   <tr>
                     <th>{k}</th>
-                    <td>
-                      {v === null
-                        ? "—"
-                        : typeof v === "string" || typeof v === "number"
-                          ? String(v)
-                          : JSON.stringify(v)}
-                    </td>
+                    <td title={typeof v === "string" ? v : undefined}>{baseValue(k, v, structure)}</td>
                   </tr>
                 ))}
               </tbody>
@@ -248,7 +283,7 @@ export const activityPage = new Hono<AppEnv>()
         {events.length === 0 ? (
           <Empty>No sync event mentions this record.</Empty>
         ) : (
-          <EventsTable events={events} account={account.id} withRecord={true} />
+          <EventsTable events={events} account={account.id} withRecord={true} names={names} />
         )}
       </Layout>,
     );

@@ -13,6 +13,7 @@ import { getFourDegreesAccount, type FourDegreesAccountSummary } from "../../../
 import { highLevelPort } from "../../../highlevel/adapter.ts";
 import { formAccount, pageContext, redirectWith, type PageContext } from "../context.ts";
 import { Empty, fmtTime, Layout } from "../ui.tsx";
+import { LocationLabel, locationNames, Named } from "../names.tsx";
 
 interface TestResult {
   side: string;
@@ -55,6 +56,10 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
     conn.installOrigin === "marketplace" || (conn.installOrigin === null && marketplaceAgencies.has(conn.companyId));
   const unverified = unattached.filter(fromMarketplace);
   const clientRejected = await getAppCondition(c.env.DB, HIGHLEVEL_CLIENT_REJECTED);
+  const locNames = await locationNames(
+    c,
+    connections.flatMap((conn) => (conn.locationId && conn.status !== "uninstalled" ? [conn.locationId] : [])),
+  );
   return c.html(
     <Layout title="Connections" page="connections" accounts={ctx.accounts} account={ctx.account} flash={ctx.flash}>
       {clientRejected && (
@@ -66,8 +71,14 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
       {unverified.length > 0 && (
         <p class="flash error" role="alert" id="marketplace-banner">
           {unverified.length} location(s) were connected from the HighLevel Marketplace listing, not from this console:{" "}
-          {unverified.map((conn) => conn.locationId).join(", ")}. They stay unattached, so nothing syncs for them, until
-          you check they belong to you and attach them to an account below.
+          {unverified.map((conn, i) => (
+            <>
+              {i > 0 && ", "}
+              <LocationLabel id={conn.locationId ?? ""} names={locNames} />
+            </>
+          ))}
+          . They stay unattached, so nothing syncs for them, until you check they belong to you and attach them to an
+          account below.
         </p>
       )}
       <p>
@@ -97,8 +108,16 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
               const status = statusOf(conn, ctx.accounts);
               return (
                 <tr data-location={conn.locationId ?? ""}>
-                  <td>{conn.locationId ?? `(agency ${conn.companyId ?? ""})`}</td>
-                  <td>{conn.companyId ?? "—"}</td>
+                  <td>
+                    {conn.locationId ? (
+                      <LocationLabel id={conn.locationId} names={locNames} />
+                    ) : (
+                      "(the agency connection)"
+                    )}
+                  </td>
+                  <td>
+                    {conn.companyId ? <Named name={null} id={conn.companyId} fallback="HighLevel agency" /> : "—"}
+                  </td>
                   <td>
                     {ownerOf(conn) ?? (fromMarketplace(conn) ? "not attached (Marketplace install)" : "not attached")}
                   </td>
@@ -128,7 +147,9 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
               Location{" "}
               <select name="location">
                 {unattached.map((conn) => (
-                  <option value={conn.locationId ?? ""}>{conn.locationId}</option>
+                  <option value={conn.locationId ?? ""} title={conn.locationId ?? ""}>
+                    {locNames.get(conn.locationId ?? "") ?? "HighLevel location (name unavailable)"}
+                  </option>
                 ))}
               </select>
             </label>{" "}
@@ -183,7 +204,16 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
                         : "missing"}
                   </td>
                   <td>{fmtTime(k?.verifiedAt)}</td>
-                  <td>{a.locations.join(", ") || "none"}</td>
+                  <td>
+                    {a.locations.length === 0
+                      ? "none"
+                      : a.locations.map((l, i) => (
+                          <>
+                            {i > 0 && ", "}
+                            <LocationLabel id={l} names={locNames} />
+                          </>
+                        ))}
+                  </td>
                 </tr>
               );
             })}

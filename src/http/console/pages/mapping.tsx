@@ -29,6 +29,16 @@ import {
 } from "../../../domain/mapping-config.ts";
 import { formAccount, pageContext, redirectWith, type PageContext } from "../context.ts";
 import { Empty, Layout, NoAccount } from "../ui.tsx";
+import {
+  FieldsSection,
+  fieldsErrorKey,
+  fieldsFromForm,
+  loadFieldLists,
+  OwnersSection,
+  validateFieldsLive,
+  withNames,
+  type FieldLists,
+} from "./mapping-fields.tsx";
 
 const DIRECTION_LABELS: Record<string, string> = {
   both: "both ways",
@@ -43,7 +53,6 @@ interface FormState {
   conflictPolicy: string;
   deletePolicy: string;
   testMode: boolean;
-  fieldsText: string;
   /** The mass-delete guard's thresholds, as typed. */
   maxDeletes: string;
   maxPercent: string;
@@ -81,10 +90,28 @@ function fieldKey(path: string): string {
     if (key === "lostStageId") return `p.${i}.lost`;
     return `p.${i}.stages`;
   }
-  if (path.startsWith("fields")) return "fields";
+  const extra = fieldsErrorKey(path);
+  if (extra) return extra;
   if (path.startsWith("directions.")) return `dir.${path.split(".")[1] ?? ""}`;
   return path;
 }
+
+/** A HighLevel custom field picked by name (the id on hover). */
+const HlFieldSelect = ({ name, lists, chosen }: { name: string; lists: FieldLists; chosen: string }) => (
+  <select name={name}>
+    <option value="">— none (not synced) —</option>
+    {lists.hl.map((f) => (
+      <option value={f.id} selected={f.id === chosen} title={f.id}>
+        {f.name}
+      </option>
+    ))}
+    {chosen && !lists.hl.some((f) => f.id === chosen) && (
+      <option value={chosen} selected>
+        a field that no longer exists
+      </option>
+    )}
+  </select>
+);
 
 const Err = ({ errors, k }: { errors: Map<string, string[]>; k: string }) => (
   <>
@@ -101,12 +128,13 @@ function render(
   ctx: PageContext & { account: Account },
   live: LiveStructure,
   liveError: string | null,
+  lists: FieldLists,
   state: FormState,
   issues: MappingIssue[],
   status: 200 | 400,
 ) {
   const errors = new Map<string, string[]>();
-  for (const i of issues) {
+  for (const i of withNames(issues, lists)) {
     const k = fieldKey(i.field);
     errors.set(k, [
       ...(errors.get(k) ?? []),
@@ -166,8 +194,8 @@ function render(
                     </option>
                   ))}
                   {pair.fourdegreesPipelineId && !fd && (
-                    <option value={pair.fourdegreesPipelineId} selected>
-                      {pair.fourdegreesPipelineId} (not found)
+                    <option value={pair.fourdegreesPipelineId} selected title={pair.fourdegreesPipelineId}>
+                      a deal list that no longer exists
                     </option>
                   )}
                 </select>
@@ -177,13 +205,13 @@ function render(
                 HighLevel location{" "}
                 <select name={`p.${i}.loc`}>
                   {account.locations.map((l) => (
-                    <option value={l} selected={l === pair.highlevelLocationId}>
-                      {l}
+                    <option value={l} selected={l === pair.highlevelLocationId} title={l}>
+                      {lists.locations.get(l) ?? "HighLevel location (name unavailable)"}
                     </option>
                   ))}
                   {pair.highlevelLocationId && !account.locations.includes(pair.highlevelLocationId) && (
-                    <option value={pair.highlevelLocationId} selected>
-                      {pair.highlevelLocationId}
+                    <option value={pair.highlevelLocationId} selected title={pair.highlevelLocationId}>
+                      a location this account no longer has
                     </option>
                   )}
                 </select>
@@ -201,8 +229,8 @@ function render(
                       </option>
                     ))}
                   {pair.highlevelPipelineId && !hl && (
-                    <option value={pair.highlevelPipelineId} selected>
-                      {pair.highlevelPipelineId} (not found)
+                    <option value={pair.highlevelPipelineId} selected title={pair.highlevelPipelineId}>
+                      a pipeline that no longer exists
                     </option>
                   )}
                 </select>
@@ -338,12 +366,12 @@ function render(
         <label class="block">
           HighLevel custom field for the 4Degrees close date (optional: empty = HighLevel's native forecast close date
           under API v3, not synced under 2021-07-28){" "}
-          <input name="closeDateFieldId" value={state.mapping.closeDateFieldId ?? ""} />
+          <HlFieldSelect name="closeDateFieldId" lists={lists} chosen={state.mapping.closeDateFieldId ?? ""} />
           <Err errors={errors} k="closeDateFieldId" />
         </label>
         <label class="block">
           HighLevel custom field holding the 4Degrees deal id{" "}
-          <input name="externalIdFieldId" value={state.mapping.externalIdFieldId ?? ""} />
+          <HlFieldSelect name="externalIdFieldId" lists={lists} chosen={state.mapping.externalIdFieldId ?? ""} />
           <Err errors={errors} k="externalIdFieldId" />
         </label>
         <label class="block">
@@ -351,11 +379,8 @@ function render(
           <input name="attachmentsFieldId" value={state.mapping.attachmentsFieldId ?? ""} />
           <Err errors={errors} k="attachmentsFieldId" />
         </label>
-        <label class="block">
-          Extra custom fields (JSON list of {"{key, fourdegreesFieldId, highlevelFieldId, direction}"})
-          <textarea name="fields">{state.fieldsText}</textarea>
-          <Err errors={errors} k="fields" />
-        </label>
+        <FieldsSection m={state.mapping} lists={lists} errors={errors} />
+        <OwnersSection m={state.mapping} lists={lists} errors={errors} />
 
         <h2>Policies</h2>
         <label class="block">
@@ -404,10 +429,7 @@ function render(
 }
 
 /** Reads the posted form into a mapping candidate (and the fields' JSON problem, if any). */
-function fromForm(form: Record<string, string | File | (string | File)[]>): {
-  state: FormState;
-  jsonIssue: MappingIssue | null;
-} {
+function fromForm(form: Record<string, string | File | (string | File)[]>, lists: FieldLists): FormState {
   const str = (k: string) => (typeof form[k] === "string" ? form[k].trim() : "");
   const pipelines: MappingInput["pipelines"] = [];
   for (let i = 0; i < 50 && str(`p.${i}.fd`) + str(`p.${i}.hl`) + str(`p.${i}.loc`) !== ""; i++) {
@@ -427,14 +449,7 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
   }
   const directions: Record<string, string> = {};
   for (const f of CORE_FIELDS) if (str(`dir.${f}`)) directions[f] = str(`dir.${f}`);
-  const fieldsText = typeof form["fields"] === "string" ? form["fields"] : "[]";
-  let fields: unknown = [];
-  let jsonIssue: MappingIssue | null = null;
-  try {
-    fields = fieldsText.trim() ? JSON.parse(fieldsText) : [];
-  } catch {
-    jsonIssue = { field: "fields", message: 'not valid JSON (expected a list like [] or [{"key": …}])' };
-  }
+  const extra = fieldsFromForm(form, lists);
   const candidate = {
     pipelines,
     directions,
@@ -445,7 +460,7 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
     externalIdFieldId: str("externalIdFieldId") || null,
     attachmentsFieldId: str("attachmentsFieldId") || null,
     attachments: str("attachments") || "both",
-    fields,
+    ...extra,
   };
   // The candidate is shown back as typed; MappingSchema below decides whether it is valid.
   const parsedShape = MappingSchema.safeParse(candidate);
@@ -457,6 +472,7 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
         closeDateFieldId: candidate.closeDateFieldId,
         externalIdFieldId: candidate.externalIdFieldId,
         attachmentsFieldId: candidate.attachmentsFieldId,
+        ...extra,
         directions: Object.fromEntries(
           Object.entries(directions).flatMap(([k, v]) => {
             const d = DirectionSchema.safeParse(v);
@@ -465,16 +481,12 @@ function fromForm(form: Record<string, string | File | (string | File)[]>): {
         ),
       };
   return {
-    state: {
-      mapping,
-      conflictPolicy: str("conflictPolicy") || "newest",
-      deletePolicy: str("deletePolicy") || "archive",
-      testMode: str("testMode") === "1",
-      fieldsText,
-      maxDeletes: str("maxDeletes"),
-      maxPercent: str("maxPercent"),
-    },
-    jsonIssue,
+    mapping,
+    conflictPolicy: str("conflictPolicy") || "newest",
+    deletePolicy: str("deletePolicy") || "archive",
+    testMode: str("testMode") === "1",
+    maxDeletes: str("maxDeletes"),
+    maxPercent: str("maxPercent"),
   };
 }
 
@@ -490,6 +502,11 @@ export const mappingPage = new Hono<AppEnv>()
       );
     const { live, error } = await loadLive(c, account);
     const mapping: MappingInput = account.mapping ?? defaultMapping(live, account.locations[0] ?? "");
+    const lists = await loadFieldLists(
+      c,
+      account,
+      live.fourdegrees.map((p) => p.id),
+    );
     if (!account.mapping && mapping.pipelines.length === 0 && live.fourdegrees.length === 0)
       return c.html(
         <Layout title="Mapping" page="mapping" accounts={ctx.accounts} account={account} flash={ctx.flash}>
@@ -501,12 +518,12 @@ export const mappingPage = new Hono<AppEnv>()
       { ...ctx, account },
       live,
       error,
+      lists,
       {
         mapping,
         conflictPolicy: account.conflictPolicy,
         deletePolicy: account.deletePolicy,
         testMode: account.testMode,
-        fieldsText: JSON.stringify(account.mapping?.fields ?? [], null, 2),
         maxDeletes: String(account.deleteGuard.maxDeletes),
         maxPercent: String(account.deleteGuard.maxPercent),
       },
@@ -520,12 +537,15 @@ export const mappingPage = new Hono<AppEnv>()
     if (!account) return redirectWith(c, "mapping", null, { error: "account: choose an existing account" });
     const ctx = { ...(await pageContext(c)), account, flash: null };
     const { live, error } = await loadLive(c, account);
-    const { state, jsonIssue } = fromForm(form);
-    const issues: MappingIssue[] = jsonIssue ? [jsonIssue] : [];
-    const fields: unknown = jsonIssue ? [] : JSON.parse(state.fieldsText.trim() || "[]");
+    const lists = await loadFieldLists(
+      c,
+      account,
+      live.fourdegrees.map((p) => p.id),
+    );
+    const state = fromForm(form, lists);
+    const issues: MappingIssue[] = [];
     const shape = MappingSchema.safeParse({
       ...state.mapping,
-      fields,
       currency: typeof form["currency"] === "string" ? form["currency"].trim() : "",
     });
     if (!shape.success) issues.push(...mappingIssues(shape.error));
@@ -540,7 +560,11 @@ export const mappingPage = new Hono<AppEnv>()
     if (!guard.success)
       for (const i of guard.error.issues)
         issues.push({ field: `deleteGuard.${i.path.join(".")}`, message: `${i.message} (a whole number)` });
-    if (shape.success && !error) issues.push(...validateMappingLive(shape.data, live, account.locations));
+    if (shape.success && !error)
+      issues.push(
+        ...validateMappingLive(shape.data, live, account.locations),
+        ...validateFieldsLive(shape.data, lists),
+      );
     if (issues.length > 0 || !shape.success || !conflict.success || !del.success || !guard.success) {
       c.var.log.info({
         event: "console.mapping_rejected",
@@ -548,7 +572,7 @@ export const mappingPage = new Hono<AppEnv>()
         outcome: "rejected",
         issues: issues.length,
       });
-      return render(c, ctx, live, error, state, issues, 400);
+      return render(c, ctx, live, error, lists, state, issues, 400);
     }
     if (error)
       return render(
@@ -556,6 +580,7 @@ export const mappingPage = new Hono<AppEnv>()
         ctx,
         live,
         error,
+        lists,
         state,
         [
           {

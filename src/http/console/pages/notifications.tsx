@@ -17,6 +17,7 @@ import { bytesToBase64, decryptSecret, encryptSecret } from "../../../lib/crypto
 import { AppError } from "../../../lib/errors.ts";
 import { createRule, parseNewRule } from "../../notifications.ts";
 import { TRIGGER_LABELS } from "../../../notify/rules.ts";
+import { NotifyEventSchema } from "../../../notify/events.ts";
 import { CONSOLE_FLASH_TTL_MS, putConsoleFlash, takeConsoleFlash } from "../../../store/console-flashes.ts";
 import { deleteRule, getRule, listDeliveries, listRules, TriggerSchema } from "../../../store/notifications.ts";
 import { formAccount, pageContext, redirectWith } from "../context.ts";
@@ -68,6 +69,28 @@ async function takeSecret(c: Context<AppEnv>): Promise<SecretFlash | null> {
   const body = await decryptSecret(c.var.config.TOKEN_ENCRYPTION_KEY, bodyEnc, `console_flash:${idHash}`);
   const parsed = SecretFlashSchema.safeParse(JSON.parse(body));
   return parsed.success ? parsed.data : null;
+}
+
+/** What a delivery is about, by name (its change key, full of ids, is on hover). */
+function changeLabel(event: unknown): string {
+  const e = NotifyEventSchema.safeParse(event);
+  if (!e.success) return "a change";
+  switch (e.data.kind) {
+    case "deal_changed":
+      return `${e.data.dealName || "unnamed deal"} (${e.data.source === "fourdegrees" ? "4Degrees" : "HighLevel"} change)`;
+    case "sync_failure":
+      return `sync failure: ${e.data.reason}`;
+    case "needs_reconnect":
+      return "a HighLevel location needs reconnecting";
+    case "quota_low":
+      return `HighLevel quota low on ${e.data.day}`;
+    case "unusual_activity":
+      return e.data.metric === "webhook_silence"
+        ? "HighLevel webhooks went silent while reconcile found changes"
+        : `unusual activity: ${e.data.count} ${e.data.metric.replace("_", " ")} in an hour (threshold ${e.data.threshold})`;
+    case "deletes_held":
+      return `${e.data.count} deletes on hold for approval`;
+  }
 }
 
 export const notificationsPage = new Hono<AppEnv>()
@@ -190,9 +213,7 @@ export const notificationsPage = new Hono<AppEnv>()
                 <tr>
                   <td>{fmtTime(d.createdAt)}</td>
                   <td>{rules.find((r) => r.id === d.ruleId)?.name ?? d.ruleId}</td>
-                  <td>
-                    <code>{d.changeKey}</code>
-                  </td>
+                  <td title={d.changeKey}>{changeLabel(d.event)}</td>
                   <td class={`status-${d.state}`}>{d.state}</td>
                   <td>{d.attempts}</td>
                   <td>

@@ -21,6 +21,17 @@ import { listAlerts } from "../../../store/alerts.ts";
 import { listHeldDeletes } from "../../../store/held-deletes.ts";
 import { AlertsList, HeldDeletes, heldDeletesRoutes } from "./held-deletes.tsx";
 import { Empty, fmtTime, href, Layout, NoAccount } from "../ui.tsx";
+import { recordNames } from "../../../store/console-views.ts";
+import {
+  baseValue,
+  fourDegreesStructure,
+  LocationLabel,
+  locationNames,
+  matchesSearch,
+  Named,
+  recordLabel,
+  type FourDegreesStructure,
+} from "../names.tsx";
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -51,7 +62,13 @@ function diffSides(detail: Obj, link: Link | null): { left: [string, Obj]; right
 }
 
 /** Two states side by side, the differing fields highlighted (only those, when any differ). */
-const SideBySide = ({ sides }: { sides: { left: [string, Obj]; right: [string, Obj] } }) => {
+const SideBySide = ({
+  sides,
+  names,
+}: {
+  sides: { left: [string, Obj]; right: [string, Obj] };
+  names: FourDegreesStructure;
+}) => {
   const keys = [...new Set([...Object.keys(sides.left[1]), ...Object.keys(sides.right[1])])].sort();
   const changed = keys.filter((k) => show(sides.left[1][k]) !== show(sides.right[1][k]));
   return (
@@ -67,8 +84,12 @@ const SideBySide = ({ sides }: { sides: { left: [string, Obj]; right: [string, O
         {(changed.length ? changed : keys).map((k) => (
           <tr>
             <th>{k}</th>
-            <td class={changed.includes(k) ? "diff-old" : ""}>{show(sides.left[1][k])}</td>
-            <td class={changed.includes(k) ? "diff-new" : ""}>{show(sides.right[1][k])}</td>
+            <td class={changed.includes(k) ? "diff-old" : ""} title={show(sides.left[1][k])}>
+              {sides.left[1][k] === undefined ? "—" : baseValue(k, sides.left[1][k], names)}
+            </td>
+            <td class={changed.includes(k) ? "diff-new" : ""} title={show(sides.right[1][k])}>
+              {sides.right[1][k] === undefined ? "—" : baseValue(k, sides.right[1][k], names)}
+            </td>
           </tr>
         ))}
       </tbody>
@@ -76,15 +97,22 @@ const SideBySide = ({ sides }: { sides: { left: [string, Obj]; right: [string, O
   );
 };
 
-const Diff = ({ detail, link }: { detail: Obj; link: Link | null }) => {
+const Diff = ({ detail, link, names }: { detail: Obj; link: Link | null; names: FourDegreesStructure }) => {
   const sides = diffSides(detail, link);
   if (!sides)
-    return Object.keys(detail).length ? <pre>{JSON.stringify(detail, null, 2)}</pre> : <span>no detail recorded</span>;
-  return <SideBySide sides={sides} />;
+    return Object.keys(detail).length ? (
+      <details>
+        <summary>detail</summary>
+        <pre>{JSON.stringify(detail, null, 2)}</pre>
+      </details>
+    ) : (
+      <span>no detail recorded</span>
+    );
+  return <SideBySide sides={sides} names={names} />;
 };
 
 /** A failed record's live preview (src/http/console/preview.ts), or why there is none. */
-const FailurePreview = ({ preview }: { preview: Preview | null }) => {
+const FailurePreview = ({ preview, names }: { preview: Preview | null; names: FourDegreesStructure }) => {
   if (!preview)
     return (
       <span class="hint">
@@ -94,7 +122,7 @@ const FailurePreview = ({ preview }: { preview: Preview | null }) => {
   if (preview.kind === "note") return <span>{preview.text}</span>;
   const left: [string, Obj] = [preview.left.label, preview.left.state];
   const right: [string, Obj] = [preview.right.label, preview.right.state];
-  return <SideBySide sides={{ left, right }} />;
+  return <SideBySide sides={{ left, right }} names={names} />;
 };
 
 function recordOf(
@@ -126,23 +154,43 @@ async function replay(c: Context<AppEnv>, failure: Failure): Promise<boolean> {
   return true;
 }
 
-/** What a failure's message concerns, for the unassigned table (its kind and location / workspace). */
-function concerns(message: unknown): string {
+/** What a failure's message concerns, for the unassigned table (its kind and location / workspace, by name). */
+const Concerns = ({ message, locations }: { message: unknown; locations: Map<string, string> }) => {
   const m = isObj(message) ? message : {};
-  const scope = [
-    m["locationId"] && `location ${show(m["locationId"])}`,
-    m["workspaceId"] && `workspace ${show(m["workspaceId"])}`,
-  ]
-    .filter(Boolean)
-    .join(", ");
-  return `${typeof m["kind"] === "string" ? m["kind"] : "unreadable message"}${scope ? ` (${scope})` : ""}`;
-}
+  const loc = typeof m["locationId"] === "string" ? m["locationId"] : null;
+  const ws = typeof m["workspaceId"] === "string" ? m["workspaceId"] : null;
+  return (
+    <>
+      {typeof m["kind"] === "string" ? m["kind"] : "unreadable message"}
+      {loc && (
+        <>
+          {" "}
+          (<LocationLabel id={loc} names={locations} />)
+        </>
+      )}
+      {ws && (
+        <>
+          {" "}
+          (<Named name={null} id={ws} fallback="a 4Degrees workspace no account has" />)
+        </>
+      )}
+    </>
+  );
+};
 
 /**
  * Failures no account could be found for (an unknown location or workspace, an unreadable body):
  * the operator's bucket, shown on every Problems page so nothing dead-lettered goes unseen.
  */
-const Unassigned = ({ failures, account }: { failures: Failure[]; account: string | null }) => (
+const Unassigned = ({
+  failures,
+  account,
+  locations,
+}: {
+  failures: Failure[];
+  account: string | null;
+  locations: Map<string, string>;
+}) => (
   <>
     <h2>Unassigned failures ({failures.length} open)</h2>
     {failures.length === 0 ? (
@@ -163,7 +211,9 @@ const Unassigned = ({ failures, account }: { failures: Failure[]; account: strin
             <tr data-failure={f.id}>
               <td>{fmtTime(f.createdAt)}</td>
               <td>{f.source === "dead_letter" ? "dead letter" : "permanent error"}</td>
-              <td>{concerns(f.message)}</td>
+              <td>
+                <Concerns message={f.message} locations={locations} />
+              </td>
               <td>{f.reason}</td>
               <td>
                 <form method="post" action="/console/problems/replay" class="inline">
@@ -181,6 +231,15 @@ const Unassigned = ({ failures, account }: { failures: Failure[]; account: strin
   </>
 );
 
+/** Names of the locations the unassigned failures mention (those still connected). */
+const unassignedLocations = (c: Context<AppEnv>, failures: Failure[]) =>
+  locationNames(
+    c,
+    failures.flatMap((f) =>
+      isObj(f.message) && typeof f.message["locationId"] === "string" ? [f.message["locationId"]] : [],
+    ),
+  );
+
 export const problemsPage = new Hono<AppEnv>()
   .route("/", heldDeletesRoutes)
   .get("/problems", async (c) => {
@@ -192,15 +251,39 @@ export const problemsPage = new Hono<AppEnv>()
       return c.html(
         <Layout title="Problems" page="problems" accounts={ctx.accounts} account={null} flash={ctx.flash}>
           <NoAccount />
-          <Unassigned failures={unassigned} account={null} />
+          <Unassigned failures={unassigned} account={null} locations={await unassignedLocations(c, unassigned)} />
         </Layout>,
       );
-    const [failures, review, held, alerts] = await Promise.all([
+    const q = c.req.query("q")?.trim() ?? "";
+    const [allFailures, allReview, held, alerts] = await Promise.all([
       listFailures(c.env.DB, account.id, "open"),
       listReview(c.env.DB, account.id),
       listHeldDeletes(c.env.DB, account.id),
       listAlerts(c.env.DB, account.id, Date.now() - 7 * 24 * 60 * 60 * 1000),
     ]);
+    const names = await recordNames(c.env.DB, account.id, {
+      fourdegrees: [
+        ...allReview.flatMap((r) => (r.side === "fourdegrees" ? [r.recordId] : [])),
+        ...allFailures.flatMap((f) =>
+          recordOf(f.message)?.side === "fourdegrees" ? [recordOf(f.message)?.id ?? ""] : [],
+        ),
+      ],
+      highlevel: [
+        ...allReview.flatMap((r) => (r.side === "highlevel" ? [r.recordId] : [])),
+        ...allFailures.flatMap((f) =>
+          recordOf(f.message)?.side === "highlevel" ? [recordOf(f.message)?.id ?? ""] : [],
+        ),
+      ],
+    });
+    const labelOf = (side: "fourdegrees" | "highlevel", id: string) =>
+      side === "fourdegrees" ? recordLabel(names, id, null) : recordLabel(names, null, id);
+    const nameOf = (side: "fourdegrees" | "highlevel", id: string) =>
+      (side === "fourdegrees" ? names.fourdegrees : names.highlevel).get(id) ?? null;
+    const failures = allFailures.filter((f) => {
+      const r = recordOf(f.message);
+      return !q || (r ? matchesSearch(q, nameOf(r.side, r.id), r.id) : false);
+    });
+    const review = allReview.filter((r) => matchesSearch(q, nameOf(r.side, r.recordId), r.recordId));
     const linkFor = async (side: "fourdegrees" | "highlevel", id: string) => findLink(c.env.DB, account.id, side, id);
     const failureLinks = await Promise.all(
       failures.map(async (f) => {
@@ -219,10 +302,24 @@ export const problemsPage = new Hono<AppEnv>()
       );
     }
     const reviewLinks = await Promise.all(review.map((r: ReviewItem) => linkFor(r.side, r.recordId)));
+    // Pipeline, stage and owner names, read only when a side-by-side diff will show them.
+    const diffs =
+      previews.some((p) => p !== null && p.kind !== "note") ||
+      review.some((r, i) => diffSides(r.detail, reviewLinks[i] ?? null) !== null) ||
+      failures.some((f) => isObj(f.message) && diffSides(f.message, null) !== null);
+    const structure = diffs ? await fourDegreesStructure(c, account.id) : { pipelines: [], users: [] };
     return c.html(
       <Layout title="Problems" page="problems" accounts={ctx.accounts} account={account} flash={ctx.flash}>
         <AlertsList alerts={alerts} />
         <HeldDeletes account={account} held={held} />
+        <form method="get" action="/console/problems" id="problems-search">
+          <input type="hidden" name="account" value={account.id} />
+          <label>
+            Search <input type="search" name="q" value={q} placeholder="record name or 4Degrees / HighLevel id" />
+          </label>{" "}
+          <button type="submit">Search</button>
+          {q && ` · ${failures.length + review.length} of ${allFailures.length + allReview.length} shown`}
+        </form>
         <h2>Failures ({failures.length} open)</h2>
         {failures.length === 0 ? (
           <Empty>No open failures: every message was synced or is still being retried.</Empty>
@@ -258,8 +355,9 @@ export const problemsPage = new Hono<AppEnv>()
                               account.id,
                               r.side === "fourdegrees" ? { fd: r.id } : { hl: r.id },
                             )}
+                            title={labelOf(r.side, r.id).title}
                           >
-                            {r.side === "fourdegrees" ? "4D" : "HL"} {r.id}
+                            {labelOf(r.side, r.id).text}
                           </a>
                         ) : (
                           "—"
@@ -268,9 +366,9 @@ export const problemsPage = new Hono<AppEnv>()
                       <td>{f.reason}</td>
                       <td class="preview">
                         {recordOf(f.message)?.kind === "deal" ? (
-                          <FailurePreview preview={previews[i] ?? null} />
+                          <FailurePreview preview={previews[i] ?? null} names={structure} />
                         ) : (
-                          <Diff detail={isObj(f.message) ? f.message : {}} link={null} />
+                          <Diff detail={isObj(f.message) ? f.message : {}} link={null} names={structure} />
                         )}
                       </td>
                       <td>
@@ -287,7 +385,7 @@ export const problemsPage = new Hono<AppEnv>()
             </table>
           </>
         )}
-        <Unassigned failures={unassigned} account={account.id} />
+        <Unassigned failures={unassigned} account={account.id} locations={await unassignedLocations(c, unassigned)} />
         <h2>Review ({review.length})</h2>
         {review.length === 0 ? (
           <Empty>Nothing to review: the engine has not met a record it would have to guess about.</Empty>
@@ -313,13 +411,14 @@ export const problemsPage = new Hono<AppEnv>()
                         account.id,
                         r.side === "fourdegrees" ? { fd: r.recordId } : { hl: r.recordId },
                       )}
+                      title={labelOf(r.side, r.recordId).title}
                     >
-                      {r.side === "fourdegrees" ? "4D" : "HL"} {r.recordId}
+                      {labelOf(r.side, r.recordId).text}
                     </a>
                   </td>
                   <td>{r.reason}</td>
                   <td>
-                    <Diff detail={r.detail} link={reviewLinks[i] ?? null} />
+                    <Diff detail={r.detail} link={reviewLinks[i] ?? null} names={structure} />
                   </td>
                   <td>
                     <form method="post" action="/console/problems/resync" class="inline">

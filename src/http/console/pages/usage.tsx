@@ -13,6 +13,7 @@ import { gateFor, HIGHLEVEL_LIMITS, timeScaledLimits, type GateUsage } from "../
 import { getConnection, locationConnectionId, type Connection } from "../../../store/connections.ts";
 import { pageContext } from "../context.ts";
 import { BarChart, Empty, fmtInt, fmtTime, Layout, Meter, NoAccount } from "../ui.tsx";
+import { LocationLabel, locationNames } from "../names.tsx";
 
 const HOUR = 3600_000;
 
@@ -82,6 +83,7 @@ export const usagePage = new Hono<AppEnv>().get("/usage", async (c) => {
     // Like the API: only a connected location's gate is asked (asking creates its Durable Object).
     cards.push({ location, connection, usage: connection ? await gateFor(c.env, "hl", location).usage() : null });
   }
+  const locNames = await locationNames(c, account.locations);
   return c.html(
     <Layout title="Usage" page="usage" accounts={ctx.accounts} account={account} flash={ctx.flash}>
       <p>
@@ -97,7 +99,7 @@ export const usagePage = new Hono<AppEnv>().get("/usage", async (c) => {
       {cards.map(({ location, connection, usage }) => {
         const head = (
           <h2>
-            Location {location}{" "}
+            <LocationLabel id={location} names={locNames} />{" "}
             <small class={`status-${connection?.status ?? "failed"}`}>
               {connection ? CONNECTION_LABEL[connection.status] : "not connected"}
             </small>
@@ -174,9 +176,10 @@ export const usagePage = new Hono<AppEnv>().get("/usage", async (c) => {
               }))}
               {...paceLine}
             />
-            <p class="hint">
-              The same figures as JSON: <code>GET /api/usage/highlevel/{location}</code> (admin token).
-            </p>
+            <details class="hint">
+              <summary>The same figures as JSON</summary>
+              <code>GET /api/usage/highlevel/{location}</code> (admin token).
+            </details>
           </section>
         );
       })}

@@ -28,6 +28,9 @@ import type {
 import type { CoreField, Direction, Mapping, PipelinePair } from "../../domain/mapping-config.ts";
 import { ownerKeyOfFourDegrees, ownerKeyOfHighLevel, ownerRef } from "./owner-keys.ts";
 import { fromHighLevelValue, toFourDegreesValue, toHighLevelValue, unmappedReason } from "./value-map.ts";
+import { normaliseDate, normaliseFieldValue } from "./normalise.ts";
+
+export { normaliseDate, normaliseFieldValue };
 
 /** The neutral record both sides translate into. */
 export interface Canonical {
@@ -128,32 +131,6 @@ export function matchUser(
   if (byEmail) return { id: byEmail.id, via: "email" };
   const fallback = options.useDefault === false ? undefined : alive(mapping.defaultOwner[target]);
   return fallback ? { id: fallback, via: "default" } : null;
-}
-
-/** A HighLevel date custom field (ISO string, `YYYY-MM-DD`, or epoch ms) as `YYYY-MM-DD`. */
-export function normaliseDate(value: unknown): string | null {
-  if (value === null || value === undefined || value === "") return null;
-  if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}$/.test(value)) return value;
-  const ms =
-    typeof value === "number"
-      ? value
-      : typeof value === "string"
-        ? /^\d+$/.test(value)
-          ? Number(value)
-          : Date.parse(value)
-        : value instanceof Date
-          ? value.getTime()
-          : NaN;
-  if (!Number.isFinite(ms)) return null;
-  return new Date(ms).toISOString().slice(0, 10);
-}
-
-/** A custom field value in neutral form (arrays of strings, scalars, or null). */
-export function normaliseFieldValue(value: unknown): FieldValue {
-  if (value === undefined || value === null || value === "") return null;
-  if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") return value;
-  if (Array.isArray(value)) return value.map((v) => String(v));
-  return JSON.stringify(value);
 }
 
 /** The mapping's pipeline pair for a 4Degrees pipeline. */

@@ -50,8 +50,8 @@ export function summary(e: SyncEvent): string {
   );
   if (wrote.length) parts.push(`wrote: ${wrote.join("; ")}`);
   // What a write could not carry (an unmapped picklist option, an owner with no match) is shown, not buried.
-  const skipped = Array.isArray(d["skipped"]) ? d["skipped"] : [];
-  const notCarried = skipped.flatMap((x) =>
+  const skipped: unknown[] = Array.isArray(d["skipped"]) ? (d["skipped"] as unknown[]) : [];
+  const notCarried = skipped.flatMap((x: unknown) =>
     x && typeof x === "object" && "reason" in x && typeof x.reason === "string" ? [x.reason] : [],
   );
   if (notCarried.length) parts.push(`skipped: ${notCarried.join("; ")}`);

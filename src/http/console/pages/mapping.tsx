@@ -6,7 +6,6 @@
  */
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../../context.ts";
-import { fourDegreesConnectorFor } from "../../../fourdegrees/wiring.ts";
 import {
   ConflictPolicySchema,
   DeleteGuardSchema,
@@ -15,7 +14,7 @@ import {
   updateAccount,
   type Account,
 } from "../../../store/accounts.ts";
-import { highLevelPort } from "../../../highlevel/adapter.ts";
+import { loadLive } from "../live-structure.ts";
 import {
   CORE_FIELDS,
   defaultMapping,
@@ -56,26 +55,6 @@ interface FormState {
   /** The mass-delete guard's thresholds, as typed. */
   maxDeletes: string;
   maxPercent: string;
-}
-
-async function loadLive(c: Context<AppEnv>, account: Account): Promise<{ live: LiveStructure; error: string | null }> {
-  const live: LiveStructure = { fourdegrees: [], highlevel: {} };
-  const errors: string[] = [];
-  try {
-    live.fourdegrees = await (
-      await fourDegreesConnectorFor(c.env, c.var.config, account.id, "live")
-    ).connector.listPipelines();
-  } catch (err) {
-    errors.push(`4Degrees: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  for (const loc of account.locations) {
-    try {
-      live.highlevel[loc] = await highLevelPort(c.env, c.var.config, loc, "live").listPipelines();
-    } catch (err) {
-      errors.push(`HighLevel ${loc}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  return { live, error: errors.length ? errors.join("; ") : null };
 }
 
 /** Maps a validation path to the form field it concerns. */

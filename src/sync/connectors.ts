@@ -81,6 +81,10 @@ export function unavailableDealCrm(reason: AppError): DealCrm {
     createNote: fail,
     updateNote: fail,
     deleteNote: fail,
+    listLostReasons: fail,
+    getContact: fail,
+    findContact: fail,
+    createContact: fail,
     parseWebhook() {
       throw reason;
     },

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import type { Mapping } from "../../domain/mapping-config.ts";
-import type { Deal, Flat } from "../../domain/port.ts";
+import type { Deal, Flat, Reason } from "../../domain/port.ts";
 import type { Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import type { Account } from "../../store/accounts.ts";
 import { completeWrite, getWrite, type LedgerEntry } from "../../store/ledger.ts";
@@ -56,6 +56,25 @@ export class LookupCache {
     await crm.refreshStructure();
     this.#fd = null;
     return this.fourdegrees();
+  }
+
+  #fdReasons: Promise<Reason[]> | null = null;
+  readonly #hlReasons = new Map<string, Promise<Reason[]>>();
+
+  /** The 4Degrees pass reasons (once per job). */
+  fourdegreesReasons(): Promise<Reason[]> {
+    this.#fdReasons ??= this.#deps.fourdegrees.listLostReasons();
+    return this.#fdReasons;
+  }
+
+  /** A location's HighLevel lost reasons (once per job; KV-cached by the connector). */
+  highlevelReasons(locationId: string): Promise<Reason[]> {
+    let hit = this.#hlReasons.get(locationId);
+    if (!hit) {
+      hit = this.#deps.highlevel(locationId).listLostReasons();
+      this.#hlReasons.set(locationId, hit);
+    }
+    return hit;
   }
 
   highlevel(locationId: string): Promise<HighLevelContext> {

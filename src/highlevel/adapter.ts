@@ -168,7 +168,7 @@ export function highLevelPort(
       }
     },
     updateStatus: (id, status, lostReasonId) => client.opportunities.updateStatus(id, status, lostReasonId),
-    listLostReasons: () => followers.lostReasons(),
+    listLostReasons: (options) => followers.lostReasons(options?.fresh ?? false),
     addFollowers: (id, userIds) => followers.add(id, userIds),
     removeFollowers: (id, userIds) => followers.remove(id, userIds),
     listNotes: (contactId) => client.contacts.listNotes(contactId),

@@ -4,7 +4,7 @@
  * reasons are cached in KV per location like pipelines (`v1:hl:lostreasons:{locationId}`).
  */
 import { z } from "zod";
-import { cached } from "../store/highlevel-cache.ts";
+import { cached, writeCache } from "../store/highlevel-cache.ts";
 import { kvKeys, kvTtl } from "../store/kv-keys.ts";
 import type { HighLevelTransport } from "./http.ts";
 import type { OpportunitiesApi } from "./opportunities.ts";
@@ -28,10 +28,13 @@ export function followersApi(t: HighLevelTransport, kv: KVNamespace, opportuniti
     async remove(id: string, followers: string[]): Promise<void> {
       await t.call({ method: "DELETE", path: path(id), body: { followers }, schema: FollowersAnswer });
     },
-    /** The location's lost reasons (`GET /opportunities/lost-reason`, cached). */
-    lostReasons: (): Promise<Array<{ id: string; name: string }>> =>
-      cached(kv, kvKeys.hlLostReasons(t.locationId), kvTtl.hlLostReasons, ReasonList, () =>
-        opportunities.lostReasons(),
-      ),
+    /** The location's lost reasons (`GET /opportunities/lost-reason`, cached; `fresh` reloads the cache). */
+    async lostReasons(fresh = false): Promise<Array<{ id: string; name: string }>> {
+      const key = kvKeys.hlLostReasons(t.locationId);
+      if (!fresh) return cached(kv, key, kvTtl.hlLostReasons, ReasonList, () => opportunities.lostReasons());
+      const reasons = await opportunities.lostReasons();
+      await writeCache(kv, key, reasons, kvTtl.hlLostReasons);
+      return reasons;
+    },
   };
 }

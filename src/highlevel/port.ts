@@ -66,8 +66,8 @@ export interface OpportunityCrm {
   createContact(input: { name: string | null; email: string | null; phone: string | null }): Promise<Contact>;
   /** `PUT /opportunities/{id}/status`, with the lost reason when `lost`. */
   updateStatus(id: string, status: "open" | "won" | "lost" | "abandoned", lostReasonId?: string): Promise<void>;
-  /** The location's lost reasons (cached). */
-  listLostReasons(): Promise<Array<{ id: string; name: string }>>;
+  /** The location's lost reasons (cached; `fresh` reloads them, e.g. for an id the cache does not know). */
+  listLostReasons(options?: { fresh?: boolean }): Promise<Array<{ id: string; name: string }>>;
   addFollowers(id: string, userIds: string[]): Promise<void>;
   removeFollowers(id: string, userIds: string[]): Promise<void>;
   listNotes(contactId: string): Promise<HlNote[]>;

@@ -328,7 +328,7 @@ export class SyncEngine {
       this.lookups.fourdegrees(),
       this.lookups.highlevel(locationId),
       lost ? this.lookups.fourdegreesReasons() : null,
-      lost ? this.lookups.highlevelReasons(locationId) : null,
+      lost ? this.lookups.highlevelReasons(locationId, opp.lostReasonId) : null,
     ]);
     const extras: ExtrasContext = { fdUsers: fdCtx.users, hlUsers: hlCtx.users, fdReasons, hlReasons };
     const merged = addExtras(this.mapping, deal, opp, flats, base, extras);

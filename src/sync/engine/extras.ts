@@ -7,7 +7,8 @@
  *
  * Canonical values: a lost reason is `fd:<4Degrees pass reason id>` when it resolves to one, else
  * `text:<reason>`; null when the record is not lost or has none; absent when the side cannot tell
- * (a HighLevel reason id the location does not list). A team is the sorted emails of the members
+ * (a HighLevel reason id the location does not list, or a HighLevel `lost` without a reason, which
+ * is what an unmapped 4Degrees reason becomes there). A team is the sorted emails of the members
  * whose user is known on both sides (others are kept on their side and never compared).
  */
 import type { Mapping } from "../../domain/mapping-config.ts";
@@ -47,7 +48,9 @@ export function oppLostReason(
   mapping: Mapping,
   ctx: ExtrasContext,
 ): string | null | undefined {
-  if (status !== "lost" || !opp.lostReasonId) return null;
+  if (status !== "lost") return null;
+  // Lost without a reason: HighLevel cannot hold a text reason, so it does not contradict one.
+  if (!opp.lostReasonId) return undefined;
   const pair = mapping.lostReasons.find((p) => p.highlevel === opp.lostReasonId);
   if (pair) return `fd:${pair.fourdegrees}`;
   const reason = ctx.hlReasons?.find((r) => r.id === opp.lostReasonId);

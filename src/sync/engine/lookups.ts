@@ -67,13 +67,22 @@ export class LookupCache {
     return this.#fdReasons;
   }
 
-  /** A location's HighLevel lost reasons (once per job; KV-cached by the connector). */
-  highlevelReasons(locationId: string): Promise<Reason[]> {
+  /**
+   * A location's HighLevel lost reasons (once per job; KV-cached by the connector), reloaded once
+   * when they do not know `knownId` (a reason added since the cache was filled).
+   */
+  async highlevelReasons(locationId: string, knownId?: string | null): Promise<Reason[]> {
     let hit = this.#hlReasons.get(locationId);
     if (!hit) {
       hit = this.#deps.highlevel(locationId).listLostReasons();
       this.#hlReasons.set(locationId, hit);
     }
+    const reasons = await hit;
+    if (!knownId || reasons.some((r) => r.id === knownId) || this.#hlRefreshed.has(`reasons:${locationId}`))
+      return reasons;
+    this.#hlRefreshed.add(`reasons:${locationId}`);
+    hit = this.#deps.highlevel(locationId).listLostReasons({ fresh: true });
+    this.#hlReasons.set(locationId, hit);
     return hit;
   }
 

@@ -172,7 +172,8 @@ export function highLevelPort(
     addFollowers: (id, userIds) => followers.add(id, userIds),
     removeFollowers: (id, userIds) => followers.remove(id, userIds),
     listNotes: (contactId) => client.contacts.listNotes(contactId),
-    createNote: (contactId, body) => client.contacts.createNote(contactId, { body }),
+    createNote: (contactId, body, userId) =>
+      client.contacts.createNote(contactId, { body, ...(userId ? { userId } : {}) }),
     updateNote: (contactId, noteId, body) => client.contacts.updateNote(contactId, noteId, { body }),
     async deleteNote(contactId, noteId) {
       try {

@@ -71,7 +71,8 @@ export interface OpportunityCrm {
   addFollowers(id: string, userIds: string[]): Promise<void>;
   removeFollowers(id: string, userIds: string[]): Promise<void>;
   listNotes(contactId: string): Promise<HlNote[]>;
-  createNote(contactId: string, body: string): Promise<HlNote>;
+  /** `userId`: the HighLevel user the note is by (the original author's mapped user). */
+  createNote(contactId: string, body: string, userId?: string): Promise<HlNote>;
   updateNote(contactId: string, noteId: string, body: string): Promise<HlNote>;
   /** Resolves `false` when it was already gone. */
   deleteNote(contactId: string, noteId: string): Promise<boolean>;

@@ -44,7 +44,7 @@ import {
 import type { Mapping } from "../../domain/mapping-config.ts";
 import { merge, sameFlat, type MergeResult, type Side } from "./merge.ts";
 import { LookupCache } from "./lookups.ts";
-import { addExtras, fdExtrasPatch, hlExtrasPlan, pairIsLost, type ExtrasContext } from "./extras.ts";
+import { addExtras, addOppExtras, fdExtrasPatch, hlExtrasPlan, pairIsLost, type ExtrasContext } from "./extras.ts";
 import { writeOpportunity } from "./hl-write.ts";
 import { notesDiffer, syncNotes } from "./notes.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult, type PairChange } from "./types.ts";
@@ -184,10 +184,17 @@ export class SyncEngine {
    * (or cannot be translated), the link keeps the `updatedAt` of our read instead, so the next event
    * or reconcile re-reads and merges it; the cost of a false difference is one read.
    */
-  async #answerIsOurs(answer: Opportunity, locationId: string, expected: Flat): Promise<boolean> {
+  async #answerIsOurs(
+    answer: Opportunity,
+    locationId: string,
+    expected: Flat,
+    extras: ExtrasContext,
+  ): Promise<boolean> {
     const t = await this.translateOpp(answer, locationId);
     if (!t.ok) return false;
-    return sameFlat(flatten(t.canonical), expected);
+    const flat = flatten(t.canonical);
+    addOppExtras(this.mapping, answer, flat, extras, "team" in expected);
+    return sameFlat(flat, expected);
   }
 
   /** The event's side is exactly as last synced: nothing to do (see `syncDeal`'s `sourceFirst`). */
@@ -411,7 +418,7 @@ export class SyncEngine {
     const expected: Flat = { ...hlFlat };
     for (const k of result.toHighLevel) expected[k] = result.merged[k];
     // Several calls send several rounds of webhooks, each with its own payload: none is predicted.
-    if (applied.calls === 1 && (await this.#answerIsOurs(written.opp, locationId, expected))) {
+    if (applied.calls === 1 && (await this.#answerIsOurs(written.opp, locationId, expected, flats.extras))) {
       written.hlUpdatedAt = written.opp.updatedAt ?? null;
       // The webhooks HighLevel sends for this write, acked without a read (see docs/sync.md#expected-echoes).
       written.expectEcho = {

@@ -82,20 +82,16 @@ export function addExtras(
 ): Flat | null {
   if (ctx.fdReasons && ctx.hlReasons) {
     const f = dealLostReason(deal, flats.fd["status"], ctx);
-    const h = oppLostReason(opp, flats.hl["status"], mapping, ctx);
     if (f !== undefined) flats.fd["lostReason"] = f;
-    if (h !== undefined) flats.hl["lostReason"] = h;
   }
   if (deal.team) {
-    const shared = sharedEmails(ctx);
     const fdEmail = (id: string | null) => ctx.fdUsers.find((u) => u.id === id)?.email;
-    const hlEmail = (id: string) => ctx.hlUsers.find((u) => u.id === id)?.email;
     flats.fd["team"] = teamOf(
       deal.team.map((m) => m.email ?? fdEmail(m.id)),
-      shared,
+      sharedEmails(ctx),
     );
-    flats.hl["team"] = teamOf(opp.followers.map(hlEmail), shared);
   }
+  addOppExtras(mapping, opp, flats.hl, ctx, deal.team !== undefined);
   if (!base) return base;
   let out = base;
   for (const key of ["lostReason", "team"] as const) {
@@ -105,6 +101,22 @@ export function addExtras(
     if (seed !== undefined) out = { ...out, [key]: seed };
   }
   return out;
+}
+
+/**
+ * Adds the HighLevel side's `lostReason` and (with `team`) `team` to its flat record: what
+ * `addExtras` does for a pair, and what checking HighLevel's answer to our write needs.
+ */
+export function addOppExtras(mapping: Mapping, opp: Opportunity, hl: Flat, ctx: ExtrasContext, team: boolean): void {
+  if (ctx.fdReasons && ctx.hlReasons) {
+    const h = oppLostReason(opp, hl["status"], mapping, ctx);
+    if (h !== undefined) hl["lostReason"] = h;
+  }
+  if (team)
+    hl["team"] = teamOf(
+      opp.followers.map((id) => ctx.hlUsers.find((u) => u.id === id)?.email),
+      sharedEmails(ctx),
+    );
 }
 
 /** What a HighLevel write does besides `PUT /opportunities/{id}`. */

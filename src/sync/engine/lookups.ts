@@ -58,6 +58,30 @@ export class LookupCache {
     return this.fourdegrees();
   }
 
+  /** The 4Degrees lookups, reloaded once when they do not know user `userId` (a note's author). */
+  async ensureFourDegreesUser(userId: string | null): Promise<FourDegreesContext> {
+    const ctx = await this.fourdegrees();
+    if (!userId || ctx.users.some((u) => u.id === userId) || this.#fdRefreshed) return ctx;
+    this.#fdRefreshed = true;
+    const crm = this.#deps.fourdegrees;
+    if (!refreshable(crm)) return ctx;
+    await crm.refreshStructure();
+    this.#fd = null;
+    return this.fourdegrees();
+  }
+
+  /** A location's HighLevel lookups, reloaded once when they do not know user `userId` (a note's author). */
+  async ensureHighLevelUser(locationId: string, userId: string | null | undefined): Promise<HighLevelContext> {
+    const ctx = await this.highlevel(locationId);
+    if (!userId || ctx.users.some((u) => u.id === userId) || this.#hlRefreshed.has(locationId)) return ctx;
+    this.#hlRefreshed.add(locationId);
+    const port = this.#deps.highlevel(locationId);
+    if (!refreshable(port)) return ctx;
+    await port.refreshStructure();
+    this.#hl.delete(locationId);
+    return this.highlevel(locationId);
+  }
+
   #fdReasons: Promise<Reason[]> | null = null;
   readonly #hlReasons = new Map<string, Promise<Reason[]>>();
 

@@ -12,7 +12,16 @@ import { findLink, hasTombstone, saveLink, type Link, type SideName } from "../.
 import { addReview, resolveReview } from "../../store/sync-events.ts";
 import { applyDelete, type DeleteHost } from "./deletes.ts";
 import { findOpportunityFor, type FindHost, type LookupCache } from "./lookups.ts";
-import { externalIdOf, flatten, toDealContent, toOpportunityCreate, type Translation } from "./mapping.ts";
+import { fourDegreesContactFor, highLevelContactFor } from "./contacts.ts";
+import {
+  allowsTo,
+  directionOf,
+  externalIdOf,
+  flatten,
+  toDealContent,
+  toOpportunityCreate,
+  type Translation,
+} from "./mapping.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult, type PairChange } from "./types.ts";
 
 /** What finding or creating the other side of a record needs of the engine (the `SyncEngine` of the job). */
@@ -128,7 +137,10 @@ export async function fromFourDegrees(
     sourceRecord: `fourdegrees:${fdId}`,
     changeHash: "create",
   };
-  const contact = await hl.ensureContact({ email: t.canonical.contact ?? null, name: t.canonical.name });
+  const contact = await highLevelContactFor(engine, deal, hl, {
+    email: t.canonical.contact ?? null,
+    name: t.canonical.name,
+  });
   const build = toOpportunityCreate(t.canonical, engine.mapping, {
     ...(await engine.lookups.highlevel(pairLocation)),
     contactId: contact.id,
@@ -345,6 +357,10 @@ export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locati
     ...(await engine.lookups.fourdegrees()),
     hlOpportunityId: opp.id,
   });
+  if (allowsTo(directionOf(engine.mapping, "contact"), "fourdegrees")) {
+    const contactId = await fourDegreesContactFor(engine, opp);
+    if (contactId) build.body.contacts = [{ id: contactId, email: null, name: null }];
+  }
   const begun = await beginWrite(engine.db, key, "create", engine.deps.now(), build.body);
   // The ledger key is the Idempotency-Key: a retry after a crash replays the first create — if it
   // sends the first request unchanged (4Degrees answers 422 to a reused key with another body), so

@@ -45,7 +45,7 @@ import type { Mapping } from "../../domain/mapping-config.ts";
 import { merge, sameFlat, type MergeResult, type Side } from "./merge.ts";
 import { LookupCache } from "./lookups.ts";
 import { addExtras, addOppExtras, fdExtrasPatch, hlExtrasPlan, pairIsLost, type ExtrasContext } from "./extras.ts";
-import { writeOpportunity } from "./hl-write.ts";
+import { nothingToWrite, writeOpportunity } from "./hl-write.ts";
 import { notesDiffer, syncNotes } from "./notes.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult, type PairChange } from "./types.ts";
 import type { Deal, Flat } from "../../domain/port.ts";
@@ -184,16 +184,11 @@ export class SyncEngine {
    * (or cannot be translated), the link keeps the `updatedAt` of our read instead, so the next event
    * or reconcile re-reads and merges it; the cost of a false difference is one read.
    */
-  async #answerIsOurs(
-    answer: Opportunity,
-    locationId: string,
-    expected: Flat,
-    extras: ExtrasContext,
-  ): Promise<boolean> {
+  async #answerIsOurs(answer: Opportunity, locationId: string, expected: Flat, x: ExtrasContext): Promise<boolean> {
     const t = await this.translateOpp(answer, locationId);
     if (!t.ok) return false;
     const flat = flatten(t.canonical);
-    addOppExtras(this.mapping, answer, flat, extras, "team" in expected);
+    addOppExtras(this.mapping, answer, flat, x, "team" in expected);
     return sameFlat(flat, expected);
   }
 
@@ -259,13 +254,8 @@ export class SyncEngine {
     // Echo: nothing changed on either side since our last sync (typically the webhook of our own write).
     if (options.base === undefined && unchangedSinceSync(link, deal, opp)) return this.#echo(link, deal);
 
-    const flats = await this.#translatePair(
-      link,
-      deal,
-      opp,
-      locationId,
-      options.base === undefined ? link.base : options.base,
-    );
+    const base = options.base === undefined ? link.base : options.base;
+    const flats = await this.#translatePair(link, deal, opp, locationId, base);
     if ("outcome" in flats) return flats;
     const writable = await this.highLevelWritable(locationId);
     const result = merge({
@@ -331,13 +321,7 @@ export class SyncEngine {
     if (!hlT.ok) return this.review("highlevel", opp.id, hlT.reason, hlT.detail, ids);
     const flats = { fd: flatten(fdT.canonical), hl: flatten(hlT.canonical) };
     const lost = pairIsLost(flats.fd, flats.hl, base);
-    const [fdCtx, hlCtx, fdReasons, hlReasons] = await Promise.all([
-      this.lookups.fourdegrees(),
-      this.lookups.highlevel(locationId),
-      lost ? this.lookups.fourdegreesReasons() : null,
-      lost ? this.lookups.highlevelReasons(locationId, opp.lostReasonId) : null,
-    ]);
-    const extras: ExtrasContext = { fdUsers: fdCtx.users, hlUsers: hlCtx.users, fdReasons, hlReasons };
+    const extras = await this.lookups.extras(locationId, lost, opp.lostReasonId);
     const merged = addExtras(this.mapping, deal, opp, flats, base, extras);
     return { ...flats, base: merged, extras };
   }
@@ -396,12 +380,7 @@ export class SyncEngine {
     const plan = hlExtrasPlan(result.toHighLevel, result.merged, opp, this.mapping, flats.extras);
     written.skipped.push(...plan.skipped);
     const calls = { body: build.body, plan };
-    if (
-      Object.keys(build.body).length === 0 &&
-      !plan.reasonOnly &&
-      plan.followersAdd.length + plan.followersRemove.length === 0
-    )
-      return written;
+    if (nothingToWrite(calls)) return written;
     const key: LedgerKey = {
       accountId: this.account.id,
       targetSide: "highlevel",

@@ -196,7 +196,7 @@ export function hlExtrasPlan(
 export function fdExtrasPatch(
   keys: ReadonlySet<string>,
   merged: Flat,
-  deal: Deal,
+  deal: Pick<Deal, "team">,
   ctx: ExtrasContext,
 ): { patch: Pick<DealPatch, "lostReason" | "team">; skipped: Array<{ field: string; reason: string }> } {
   const patch: Pick<DealPatch, "lostReason" | "team"> = {};

@@ -7,6 +7,16 @@
 import type { Opportunity, OpportunityCrm, OpportunityUpdate } from "../../highlevel/port.ts";
 import type { HlExtrasPlan } from "./extras.ts";
 
+/** Whether a merged update makes no call at all. */
+export function nothingToWrite(input: { body: OpportunityUpdate; plan: HlExtrasPlan }): boolean {
+  const { plan } = input;
+  return (
+    Object.keys(input.body).length === 0 &&
+    !plan.reasonOnly &&
+    plan.followersAdd.length + plan.followersRemove.length === 0
+  );
+}
+
 /** Makes the calls of one merged update; `calls` counts the write calls made. */
 export async function writeOpportunity(
   hl: OpportunityCrm,

@@ -9,6 +9,7 @@ import type { Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import type { Account } from "../../store/accounts.ts";
 import { completeWrite, getWrite, type LedgerEntry } from "../../store/ledger.ts";
 import { findLink, hasTombstone } from "../../store/links.ts";
+import type { ExtrasContext } from "./extras.ts";
 import { externalIdOf, type Canonical, type FourDegreesContext, type HighLevelContext } from "./mapping.ts";
 import type { EngineDeps } from "./types.ts";
 
@@ -80,6 +81,17 @@ export class LookupCache {
     await port.refreshStructure();
     this.#hl.delete(locationId);
     return this.highlevel(locationId);
+  }
+
+  /** What extras.ts computes with: both sides' users, and the lost reasons when `lost`. */
+  async extras(locationId: string, lost: boolean, knownReasonId?: string | null): Promise<ExtrasContext> {
+    const [fd, hl, fdReasons, hlReasons] = await Promise.all([
+      this.fourdegrees(),
+      this.highlevel(locationId),
+      lost ? this.fourdegreesReasons() : null,
+      lost ? this.highlevelReasons(locationId, knownReasonId) : null,
+    ]);
+    return { fdUsers: fd.users, hlUsers: hl.users, fdReasons, hlReasons };
   }
 
   #fdReasons: Promise<Reason[]> | null = null;

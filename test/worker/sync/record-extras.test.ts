@@ -194,3 +194,60 @@ describe("followers ↔ the 4Degrees deal team", () => {
     await expectConverged(w);
   });
 });
+
+describe("lost reason and team on creates", () => {
+  it("a 4Degrees deal created lost with a reason and a team → the new opportunity is lost with that reason and followed", async () => {
+    const w = await createWorld(routes);
+    const hlUsers = [...w.sb.highlevel.store.users.values()];
+    const member = [...w.sb.fourdegrees.store.users.values()].find((u) =>
+      hlUsers.some((h) => h.email?.toLowerCase() === u.email.toLowerCase()),
+    );
+    const deal = w.sb.fourdegrees.createDealAsUser({
+      name: "Born Lost",
+      pipeline_id: w.fdPipelineId,
+      stage_id: w.fdStage("Passed"),
+      pass_reason_id: fdReason(w, "Passed: market size"),
+      team_ids: [member?.id ?? ""],
+    });
+    await settleWithDuplicates(w);
+    const opp = await oppOf(w, deal.id);
+    expect([opp.status, opp.lostReasonId]).toEqual(["lost", hlReason(w, "Passed: market size")]);
+    const follower = hlUsers.find((h) => h.email?.toLowerCase() === member?.email.toLowerCase());
+    expect(opp.followers).toEqual([follower?.id]);
+    w.resetCounts();
+    await w.settle();
+    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+    await expectConverged(w);
+  });
+
+  it("a HighLevel opportunity created lost with a reason and followers → the new deal carries the pass reason and the team", async () => {
+    const w = await createWorld(routes);
+    const hlUsers = [...w.sb.highlevel.store.users.values()];
+    const fdUser = [...w.sb.fourdegrees.store.users.values()].find((u) =>
+      hlUsers.some((h) => h.email?.toLowerCase() === u.email.toLowerCase()),
+    );
+    const follower = hlUsers.find((h) => h.email?.toLowerCase() === fdUser?.email.toLowerCase());
+    const contact = w.sb.highlevel.service.createContact({ locationId: w.locationId, name: "Lo St" });
+    const opp = w.sb.highlevel.service.createOpportunity({
+      locationId: w.locationId,
+      pipelineId: w.hlPipelineId,
+      pipelineStageId: w.hlStage("Sourced"),
+      name: "HL Born Lost",
+      status: "lost",
+      lostReasonId: hlReason(w, "Passed: team"),
+      contactId: contact.id,
+      followers: [follower?.id ?? ""],
+    });
+    await settleWithDuplicates(w);
+    const deal = w.sb.fourdegrees.deal((await w.linkOf("highlevel", opp.id))?.fdDealId ?? "");
+    expect([deal.stage_id, deal.pass_reason_id, deal.team_ids]).toEqual([
+      w.fdStage("Passed"),
+      fdReason(w, "Passed: team"),
+      [fdUser?.id],
+    ]);
+    w.resetCounts();
+    await w.settle();
+    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+    await expectConverged(w);
+  });
+});

@@ -194,7 +194,7 @@ try {
       });
       console.log(
         `4Degrees: "${deal.name}" → ${lostStage.name}, ${known ? `pass reason "${known.name}"` : `reason "${reason}" (free text)`}.` +
-          " Watch HighLevel follow (lost, with the mapped lost reason): npm run demo -- list",
+          " Watch HighLevel follow (lost, with the mapped lost reason if there is one): npm run demo -- list",
       );
       break;
     }

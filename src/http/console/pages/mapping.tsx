@@ -488,6 +488,8 @@ export const mappingPage = new Hono<AppEnv>()
     const shape = MappingSchema.safeParse({
       ...state.mapping,
       fields: jsonIssue ? [] : JSON.parse(state.fieldsText.trim() || "[]"),
+      // The page does not edit lost-reason pairs (the admin API does): a save keeps them.
+      lostReasons: account.mapping?.lostReasons ?? [],
       currency: typeof form["currency"] === "string" ? form["currency"].trim() : "",
     });
     if (!shape.success) issues.push(...mappingIssues(shape.error));

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { CrmContact, Deal } from "../../domain/port.ts";
 import type { Contact, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
+import { ContactSchema } from "../../highlevel/schemas.ts";
 import type { Account } from "../../store/accounts.ts";
 import { beginWrite, completeWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
 import type { EngineDeps } from "./types.ts";
@@ -66,10 +67,7 @@ export async function highLevelContactFor(
   };
   const begun = await beginWrite(engine.db, key, "create_contact", engine.deps.now(), person);
   // Done before a crash but not found by the search (an index lagging behind): that contact it is.
-  if (begun.entry.state === "done" && begun.entry.targetId) {
-    const prior = await hl.findContact({ email: person.email, phone: person.phone });
-    if (prior) return prior;
-  }
+  if (begun.entry.state === "done" && begun.entry.targetId) return ContactSchema.parse({ id: begun.entry.targetId });
   const created = await hl.createContact({
     name: person.name ?? fallback.name,
     email: person.email,

@@ -282,9 +282,10 @@ export class SyncEngine {
         retryAfterSeconds: 2,
       };
     await this.#saveSynced(link, locationId, result.merged, fdWrite.deal, hlWrite);
+    // The base with the extras seeded (extras.ts): a pair synced before they existed is no "change".
     const change = await pairChangeOf(
       link,
-      options.base === undefined ? link.base : null,
+      options.base === undefined ? flats.base : null,
       result,
       merged.name,
       deal,

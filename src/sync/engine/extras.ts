@@ -80,7 +80,9 @@ export function addExtras(
   base: Flat | null,
   ctx: ExtrasContext,
 ): Flat | null {
-  if (ctx.fdReasons && ctx.hlReasons) {
+  // Not lost: no reason on either side (kept in the base as null, so a stale reason never lingers).
+  if (flats.fd["status"] !== "lost") flats.fd["lostReason"] = null;
+  else if (ctx.fdReasons && ctx.hlReasons) {
     const f = dealLostReason(deal, flats.fd["status"], ctx);
     if (f !== undefined) flats.fd["lostReason"] = f;
   }
@@ -108,7 +110,8 @@ export function addExtras(
  * `addExtras` does for a pair, and what checking HighLevel's answer to our write needs.
  */
 export function addOppExtras(mapping: Mapping, opp: Opportunity, hl: Flat, ctx: ExtrasContext, team: boolean): void {
-  if (ctx.fdReasons && ctx.hlReasons) {
+  if (hl["status"] !== "lost") hl["lostReason"] = null;
+  else if (ctx.fdReasons && ctx.hlReasons) {
     const h = oppLostReason(opp, hl["status"], mapping, ctx);
     if (h !== undefined) hl["lostReason"] = h;
   }

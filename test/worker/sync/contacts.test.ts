@@ -138,3 +138,30 @@ describe("HighLevel → 4Degrees", () => {
     await expectConverged(w);
   });
 });
+
+describe("HighLevel → 4Degrees, crash", () => {
+  it("a crash right after the 4Degrees contact create: the retry replays it (Idempotency-Key), no second contact", async () => {
+    const w = await createWorld(routes, both);
+    const inner = routes["sandbox.test"]!;
+    let crashes = 1;
+    routes["sandbox.test"] = async (r) => {
+      const res = await inner(r);
+      const u = new URL(r.url);
+      if (r.method === "POST" && u.pathname.endsWith("/4degrees/v1/contacts") && crashes-- > 0)
+        throw new Error("simulated crash after the 4Degrees contact create");
+      return res;
+    };
+    const hc = w.sb.highlevel.service.createContact({
+      locationId: w.locationId,
+      name: "Hal Crash",
+      phone: "+1 646 555 0142",
+    });
+    const opp = oppWithContact(w, "Opp Hal", hc.id);
+    await settleWithDuplicates(w);
+    expect(crashes).toBeLessThan(1);
+    const hal = [...w.sb.fourdegrees.store.contacts.values()].filter((x) => x.name === "Hal Crash");
+    expect(hal).toHaveLength(1);
+    const deal = w.sb.fourdegrees.deal((await w.linkOf("highlevel", opp.id))?.fdDealId ?? "");
+    expect(deal.contact_ids).toEqual([hal[0]?.id]);
+  });
+});

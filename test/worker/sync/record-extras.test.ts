@@ -5,7 +5,9 @@
  * followers and the 4Degrees team follow each other through the users. Duplicated deliveries and a
  * crash between two HighLevel calls leave one copy of everything and nothing lost.
  */
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { expectConverged, newDeal } from "./checks.ts";
 import { createWorld, type World } from "./world.ts";
@@ -248,6 +250,25 @@ describe("lost reason and team on creates", () => {
     w.resetCounts();
     await w.settle();
     expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+    await expectConverged(w);
+  });
+});
+
+describe("a follower change whose webhook looks like an echo", () => {
+  it("with no HighLevel-only field mapped, the payload cannot show followers: reconcile syncs the change", async () => {
+    const w = await createWorld(routes, { mapping: (m) => ({ ...m, closeDateFieldId: null }) });
+    const deal = newDeal(w, { name: "Quiet Team", stage: "Sourced" });
+    await w.settle();
+    const hlUsers = [...w.sb.highlevel.store.users.values()];
+    const fdUser = [...w.sb.fourdegrees.store.users.values()].find((u) =>
+      hlUsers.some((h) => h.email?.toLowerCase() === u.email.toLowerCase()),
+    );
+    const follower = hlUsers.find((h) => h.email?.toLowerCase() === fdUser?.email.toLowerCase());
+    w.sb.highlevel.service.addFollowers((await oppOf(w, deal.id)).id, [follower?.id ?? ""]);
+    await w.settle();
+    for (let tick = 0; tick < 6; tick++) await runReconcile(env, w.deps, w.ctx.log, { pageSize: 100 });
+    await w.settle();
+    expect(w.sb.fourdegrees.deal(deal.id).team_ids).toEqual([fdUser?.id]);
     await expectConverged(w);
   });
 });

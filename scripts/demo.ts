@@ -6,6 +6,7 @@
  *   stage "<deal>" "<stage>"     move a 4Degrees deal to a stage (as a 4Degrees user)
  *   value "<deal>" <amount>      set a HighLevel opportunity's value (as a HighLevel user)
  *   won "<deal>"                 mark a HighLevel opportunity won
+ *   lost "<deal>" "<reason>"     pass on a 4Degrees deal with a reason (a pass reason by name, else free text)
  *   note "<deal>" "<text>"       add a note to a 4Degrees deal
  *   create "<name>"              create a deal in 4Degrees (first stage, first user)
  *   attach "<deal>" <file>       attach a local file to a 4Degrees deal (it lands in HighLevel's Documents field)
@@ -41,13 +42,20 @@ const FourDeal = z.object({
   id: z.string(),
   name: z.string(),
   stage_id: z.string(),
+  pipeline_id: z.string().optional(),
   status: z.string(),
   value: z.object({ amount_minor: z.number() }).nullable().optional(),
   archived_at: z.string().nullable().optional(),
 });
 const FourPipelines = z.object({
-  data: z.array(z.object({ id: z.string(), stages: z.array(z.object({ id: z.string(), name: z.string() })) })),
+  data: z.array(
+    z.object({
+      id: z.string(),
+      stages: z.array(z.object({ id: z.string(), name: z.string(), kind: z.string().optional() })),
+    }),
+  ),
 });
+const PassReasons = z.object({ data: z.array(z.object({ id: z.string(), name: z.string() })) });
 const HlOpp = z.object({
   id: z.string(),
   name: z.string(),
@@ -189,6 +197,27 @@ try {
       console.log(`HighLevel: "${opp.name}" marked won. Watch 4Degrees follow: npm run demo -- list`);
       break;
     }
+    case "lost": {
+      const [query, reason] = args;
+      if (!query || !reason) throw new Error('usage: npm run demo -- lost "<deal>" "<reason>"');
+      const deal = findOne(await fourDeals(), query, "4Degrees");
+      const auth = { authorization: `Bearer ${FOUR_KEY}` };
+      const pipelines = FourPipelines.parse(await json("GET", "/4degrees/v1/pipelines", undefined, auth)).data;
+      const pipeline = pipelines.find((p) => p.id === deal.pipeline_id) ?? pipelines[0];
+      const lostStage = pipeline?.stages.find((st) => st.kind === "lost");
+      if (!lostStage) throw new Error(`the deal's 4Degrees pipeline has no lost stage`);
+      const reasons = PassReasons.parse(await json("GET", "/4degrees/v1/pass-reasons", undefined, auth)).data;
+      const known = reasons.find((r) => r.name.toLowerCase() === reason.toLowerCase());
+      await json("PATCH", `/_sandbox/4degrees/deals/${deal.id}`, {
+        stage_id: lostStage.id,
+        ...(known ? { pass_reason_id: known.id } : { pass_reason_text: reason }),
+      });
+      console.log(
+        `4Degrees: "${deal.name}" → ${lostStage.name}, ${known ? `pass reason "${known.name}"` : `reason "${reason}" (free text)`}.` +
+          " Watch HighLevel follow (lost, with the mapped lost reason if there is one): npm run demo -- list",
+      );
+      break;
+    }
     case "note": {
       const [query, text] = args;
       if (!query || !text) throw new Error('usage: npm run demo -- note "<deal>" "<text>"');
@@ -231,7 +260,7 @@ try {
       break;
     }
     default:
-      throw new Error(`unknown command "${command}"; commands: list, stage, value, won, note, create, attach`);
+      throw new Error(`unknown command "${command}"; commands: list, stage, value, won, lost, note, create, attach`);
   }
 } catch (err) {
   console.error(err instanceof Error ? err.message : String(err));

@@ -50,6 +50,10 @@ export const PipelinePairSchema = z.object({
 });
 export type PipelinePair = z.infer<typeof PipelinePairSchema>;
 
+/** A HighLevel lost reason and the 4Degrees pass reason it stands for (ids). */
+export const LostReasonPairSchema = z.object({ fourdegrees: id, highlevel: id });
+export type LostReasonPair = z.infer<typeof LostReasonPairSchema>;
+
 export const ExtraFieldSchema = z.object({
   /** A stable name for this mapping entry (appears in events and conflicts). */
   key: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, "lowercase letters, digits and _ (max 40), starting with a letter"),
@@ -72,7 +76,7 @@ export const UserPairSchema = z.object({ fourdegreesUserId: id, highlevelUserId:
 export type UserPair = z.infer<typeof UserPairSchema>;
 
 /** The core fields every mapping has, each with its own direction. */
-export const CORE_FIELDS = ["name", "stage", "status", "value", "owner", "closeDate", "contact"] as const;
+export const CORE_FIELDS = ["name", "stage", "status", "value", "owner", "closeDate", "contact", "team"] as const;
 export type CoreField = (typeof CORE_FIELDS)[number];
 
 export const DirectionsSchema = z.object({
@@ -87,6 +91,8 @@ export const DirectionsSchema = z.object({
    * 4Degrees links contacts by id only, so by default it flows to HighLevel.
    */
   contact: DirectionSchema.default("to_highlevel"),
+  /** HighLevel followers ↔ the 4Degrees deal team, matched through the users. */
+  team: DirectionSchema.default("both"),
 });
 
 export const MappingSchema = z
@@ -114,6 +120,11 @@ export const MappingSchema = z
     users: z.array(UserPairSchema).max(500).default([]),
     /** The owner each side gets when the other side's owner has no match (absent: the owner is skipped). */
     defaultOwner: z.object({ fourdegrees: id.optional(), highlevel: id.optional() }).prefault({}),
+    /**
+     * Lost reasons: HighLevel lost reason ↔ 4Degrees pass reason, by id. A reason not listed pairs
+     * with the other side's reason of the same name (case-insensitive); with none it crosses as text.
+     */
+    lostReasons: z.array(LostReasonPairSchema).default([]),
     /** Notes: both ways by default. */
     notes: DirectionSchema.default("both"),
     /**
@@ -142,6 +153,10 @@ export const MappingSchema = z
         once(s.fourdegrees, ["pipelines", i, "stages", j, "fourdegrees"], "4Degrees stage");
         once(s.highlevel, ["pipelines", i, "stages", j, "highlevel"], "HighLevel stage");
       });
+    });
+    m.lostReasons.forEach((r, i) => {
+      once(r.fourdegrees, ["lostReasons", i, "fourdegrees"], "4Degrees pass reason");
+      once(r.highlevel, ["lostReasons", i, "highlevel"], "HighLevel lost reason");
     });
     m.fields.forEach((f, i) => {
       once(f.key, ["fields", i, "key"], "field key");

@@ -51,6 +51,13 @@ export type PersonRef = z.infer<typeof PersonRefSchema>;
 export const FieldValueSchema = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.string())]);
 export type FieldValue = z.infer<typeof FieldValueSchema>;
 
+/**
+ * Why a deal was lost ("passed"): one of the CRM's reasons (`id`), free text, or both. Only a lost
+ * deal has one.
+ */
+export const LostReasonSchema = z.object({ id: z.string().min(1).nullable(), text: z.string().min(1).nullable() });
+export type LostReason = z.infer<typeof LostReasonSchema>;
+
 /** The editable content of a deal: what a create takes and what an update patches. */
 export const DealContentSchema = z.object({
   name: z.string().min(1),
@@ -66,6 +73,10 @@ export const DealContentSchema = z.object({
   /** Custom fields keyed by the provider's field id (API) or by column header (CSV). */
   fields: z.record(z.string(), FieldValueSchema),
   externalRefs: z.array(ExternalRefSchema),
+  /** The lost reason (absent: the source does not say, e.g. a CSV row). */
+  lostReason: LostReasonSchema.nullable().optional(),
+  /** The deal team besides the owner, by user (absent: the source does not say). */
+  team: z.array(PersonRefSchema).optional(),
 });
 export type DealContent = z.infer<typeof DealContentSchema>;
 
@@ -94,6 +105,28 @@ export const NoteSchema = z.object({
   updatedAt: IsoDateTimeSchema.nullable(),
 });
 export type Note = z.infer<typeof NoteSchema>;
+
+/** A CRM's own list of lost (pass) reasons. */
+export const ReasonSchema = z.object({ id: z.string().min(1), name: z.string() });
+export type Reason = z.infer<typeof ReasonSchema>;
+
+/** A person record (a deal's contact), with what the other side matches it by. */
+export const CrmContactSchema = z.object({
+  id: z.string().min(1),
+  name: z.string().nullable(),
+  email: z.string().nullable(),
+  phone: z.string().nullable(),
+});
+export type CrmContact = z.infer<typeof CrmContactSchema>;
+
+/** What a contact create takes. */
+export type CrmContactInput = Omit<CrmContact, "id">;
+
+/** A note create that keeps the original's author and time (needs the CRM's import permission). */
+export interface NoteCreateOptions extends WriteOptions {
+  authorId?: string;
+  createdAt?: string;
+}
 
 export const StageSchema = z.object({
   id: z.string().min(1),
@@ -237,12 +270,19 @@ export interface DealCrm {
   /** Archives (the CRM's delete). Resolves `false` when the deal was already gone. */
   archiveDeal(id: string, options?: WriteOptions): Promise<boolean>;
   listNotes(dealId: string): Promise<Note[]>;
-  createNote(dealId: string, body: string, options?: WriteOptions): Promise<Note>;
+  createNote(dealId: string, body: string, options?: NoteCreateOptions): Promise<Note>;
   updateNote(noteId: string, body: string, options?: WriteOptions): Promise<Note>;
   /** Resolves `false` when the note was already gone. */
   deleteNote(noteId: string, options?: WriteOptions): Promise<boolean>;
   /** Adds a reminder to a deal (pass an idempotency key: a replayed create answers the first reminder). */
   createReminder(dealId: string, input: ReminderInput, options?: WriteOptions): Promise<Reminder>;
+  /** The CRM's lost (pass) reasons. */
+  listLostReasons(): Promise<Reason[]>;
+  /** The contact, or `null` when it does not exist. */
+  getContact(id: string): Promise<CrmContact | null>;
+  /** The contact with this email (exact, case-insensitive), else with this phone (digits compared), else `null`. */
+  findContact(query: { email: string | null; phone: string | null }): Promise<CrmContact | null>;
+  createContact(input: CrmContactInput, options?: WriteOptions): Promise<CrmContact>;
   /** Translates a verified webhook body (as stored in the queue message) into a `ChangeEvent`. */
   parseWebhook(body: unknown): ChangeEvent;
 }

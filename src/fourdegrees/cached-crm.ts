@@ -9,6 +9,8 @@
 import { cachedFields, cachedPipelines, cachedUsers, replaceStructure } from "../store/fourdegrees-cache.ts";
 import type {
   ChangeEvent,
+  CrmContact,
+  CrmContactInput,
   Deal,
   DealContent,
   DealCrm,
@@ -16,10 +18,12 @@ import type {
   FieldDef,
   Identity,
   Note,
+  NoteCreateOptions,
   Page,
   Pipeline,
   Reminder,
   ReminderInput,
+  Reason,
   UpdateDealOptions,
   User,
   WriteOptions,
@@ -89,8 +93,20 @@ export class CachedStructureCrm implements DealCrm {
   listNotes(dealId: string): Promise<Note[]> {
     return this.#inner.listNotes(dealId);
   }
-  createNote(dealId: string, body: string, options?: WriteOptions): Promise<Note> {
+  createNote(dealId: string, body: string, options?: NoteCreateOptions): Promise<Note> {
     return this.#inner.createNote(dealId, body, options);
+  }
+  listLostReasons(): Promise<Reason[]> {
+    return this.#inner.listLostReasons();
+  }
+  getContact(id: string): Promise<CrmContact | null> {
+    return this.#inner.getContact(id);
+  }
+  findContact(query: { email: string | null; phone: string | null }): Promise<CrmContact | null> {
+    return this.#inner.findContact(query);
+  }
+  createContact(input: CrmContactInput, options?: WriteOptions): Promise<CrmContact> {
+    return this.#inner.createContact(input, options);
   }
   updateNote(noteId: string, body: string, options?: WriteOptions): Promise<Note> {
     return this.#inner.updateNote(noteId, body, options);

@@ -20,7 +20,9 @@ import {
   type RawDealPatch,
   RawField,
   RawMe,
+  RawContact,
   RawNote,
+  RawPassReason,
   RawPipeline,
   RawReminder,
   RawUser,
@@ -221,11 +223,17 @@ export class FourDegreesClient {
   }
 
   // Assumed contract: POST /deals/{id}/notes {body} with Idempotency-Key → 201 note (docs/fourdegrees.md#endpoints)
-  createNote(dealId: string, body: string, idempotencyKey: string = this.#newKey()): Promise<RawNote> {
+  // With `author_id` / `created_at` the key needs the `import` scope (docs/fourdegrees.md#imports).
+  createNote(
+    dealId: string,
+    body: string,
+    idempotencyKey: string = this.#newKey(),
+    history: { author_id?: string; created_at?: string } = {},
+  ): Promise<RawNote> {
     return this.#request({
       method: "POST",
       path: `/deals/${encodeURIComponent(dealId)}/notes`,
-      body: { body },
+      body: { body, ...history },
       schema: enveloped(RawNote),
       idempotencyKey,
       what: "POST /deals/{id}/notes",
@@ -284,6 +292,19 @@ export class FourDegreesClient {
         query: { cursor },
         schema: paged(RawAttachment),
         what: "GET /deals/{id}/attachments",
+      }),
+    );
+  }
+
+  // Assumed contract: GET /pass-reasons → {data: [{id, name}]} (docs/fourdegrees.md#pass-reasons)
+  async listPassReasons(): Promise<RawPassReason[]> {
+    return this.#all((cursor) =>
+      this.#request({
+        method: "GET",
+        path: "/pass-reasons",
+        query: { cursor },
+        schema: paged(RawPassReason),
+        what: "GET /pass-reasons",
       }),
     );
   }
@@ -378,6 +399,46 @@ export class FourDegreesClient {
       size: length !== null && /^\d+$/.test(length) ? Number(length) : null,
       contentType: response.headers.get("content-type"),
     };
+  }
+
+  // Assumed contract: GET /contacts/{id} → contact | 404 (docs/fourdegrees.md#contacts)
+  getContact(id: string): Promise<RawContact | null> {
+    return this.#request({
+      method: "GET",
+      path: `/contacts/${encodeURIComponent(id)}`,
+      schema: enveloped(RawContact),
+      allow404: true,
+      what: "GET /contacts/{id}",
+    });
+  }
+
+  // Assumed contract: GET /contacts?email=&cursor=&limit= → {data, next_cursor}; no email = every contact (docs/fourdegrees.md#contacts)
+  pageContacts(query: { email?: string; cursor?: string; limit?: number }): Promise<{
+    data: RawContact[];
+    next_cursor?: string | null | undefined;
+  }> {
+    return this.#request({
+      method: "GET",
+      path: "/contacts",
+      query,
+      schema: paged(RawContact),
+      what: "GET /contacts",
+    });
+  }
+
+  // Assumed contract: POST /contacts {name, email?, phone?} with Idempotency-Key → 201 contact; 409 duplicate_contact (docs/fourdegrees.md#contacts)
+  createContact(
+    body: { name?: string; email?: string; phone?: string },
+    idempotencyKey: string = this.#newKey(),
+  ): Promise<RawContact> {
+    return this.#request({
+      method: "POST",
+      path: "/contacts",
+      body,
+      schema: enveloped(RawContact),
+      idempotencyKey,
+      what: "POST /contacts",
+    });
   }
 
   /** Follows `next_cursor` to the end (small collections only: users, pipelines, fields, notes). */

@@ -6,6 +6,8 @@
 import { AppError } from "../lib/errors.ts";
 import type {
   ChangeEvent,
+  CrmContact,
+  CrmContactInput,
   Deal,
   DealContent,
   DealCrm,
@@ -13,10 +15,12 @@ import type {
   FieldDef,
   Identity,
   Note,
+  NoteCreateOptions,
   Page,
   Pipeline,
   Reminder,
   ReminderInput,
+  Reason,
   UpdateDealOptions,
   User,
   WriteOptions,
@@ -28,6 +32,7 @@ import {
   actorFromRaw,
   attachmentFromRaw,
   changeEventFromRaw,
+  contactFromRaw,
   dealCreateToRaw,
   dealFromRaw,
   dealPatchToRaw,
@@ -47,6 +52,15 @@ export const MAX_CONFLICT_RETRIES = 3;
 export const fourDegreesWebhooks: Pick<DealCrm, "parseWebhook"> = {
   parseWebhook: (body) => changeEventFromRaw(body),
 };
+
+/** How many pages of 100 contacts a phone match reads before giving up (the contract has no phone filter). */
+export const MAX_PHONE_SCAN_PAGES = 20;
+
+/** A phone's digits (the leading `+` kept), or null for none. */
+export function phoneDigits(phone: string | null): string | null {
+  const d = (phone ?? "").replace(/[^\d+]/g, "");
+  return d.replace(/\D/g, "").length >= 5 ? d : null;
+}
 
 /** `DealCrm` for one 4Degrees workspace. */
 export class FourDegreesConnector implements DealCrm, DealAttachments {
@@ -137,10 +151,65 @@ export class FourDegreesConnector implements DealCrm, DealAttachments {
     return (await this.#client.listNotes(dealId)).map(noteFromRaw);
   }
 
-  async createNote(dealId: string, body: string, options: WriteOptions = {}): Promise<Note> {
+  async createNote(dealId: string, body: string, options: NoteCreateOptions = {}): Promise<Note> {
+    const history = {
+      ...(options.authorId ? { author_id: options.authorId } : {}),
+      ...(options.createdAt ? { created_at: options.createdAt } : {}),
+    };
     return noteFromRaw(
-      await this.#client.createNote(dealId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey()),
+      await this.#client.createNote(dealId, body, options.idempotencyKey ?? this.#client.newIdempotencyKey(), history),
     );
+  }
+
+  async listLostReasons(): Promise<Reason[]> {
+    return (await this.#client.listPassReasons()).map((r) => ({ id: r.id, name: r.name }));
+  }
+
+  async getContact(id: string): Promise<CrmContact | null> {
+    const raw = await this.#client.getContact(id);
+    return raw ? contactFromRaw(raw) : null;
+  }
+
+  /**
+   * By email through the contract's exact filter; by phone (which the contract cannot filter on)
+   * by scanning at most `MAX_PHONE_SCAN_PAGES` pages of the contact list, comparing digits.
+   */
+  async findContact(query: { email: string | null; phone: string | null }): Promise<CrmContact | null> {
+    if (query.email) {
+      const page = await this.#client.pageContacts({ email: query.email, limit: 1 });
+      if (page.data[0]) return contactFromRaw(page.data[0]);
+    }
+    const digits = phoneDigits(query.phone);
+    if (!digits) return null;
+    let cursor: string | undefined;
+    for (let pages = 0; pages < MAX_PHONE_SCAN_PAGES; pages++) {
+      const page = await this.#client.pageContacts({ limit: 100, ...(cursor ? { cursor } : {}) });
+      const hit = page.data.find((c) => phoneDigits(c.phone ?? null) === digits);
+      if (hit) return contactFromRaw(hit);
+      if (!page.next_cursor) return null;
+      cursor = page.next_cursor;
+    }
+    return null;
+  }
+
+  async createContact(input: CrmContactInput, options: WriteOptions = {}): Promise<CrmContact> {
+    const body = {
+      ...(input.name ? { name: input.name } : {}),
+      ...(input.email ? { email: input.email } : {}),
+      ...(input.phone ? { phone: input.phone } : {}),
+    };
+    try {
+      return contactFromRaw(
+        await this.#client.createContact(body, options.idempotencyKey ?? this.#client.newIdempotencyKey()),
+      );
+    } catch (err) {
+      // Someone created the same person since our search: that contact is the match.
+      if (err instanceof FourDegreesError && err.upstreamStatus === 409 && input.email) {
+        const found = await this.findContact({ email: input.email, phone: null });
+        if (found) return found;
+      }
+      throw err;
+    }
   }
 
   async updateNote(noteId: string, body: string, options: WriteOptions = {}): Promise<Note> {

@@ -59,6 +59,11 @@ export const RawDeal = z.object({
   created_at: timestamp,
   updated_at: timestamp,
   archived_at: timestamp.nullable().optional(),
+  /** Only on a deal in a lost-kind stage (docs/fourdegrees.md#pass-reasons). */
+  pass_reason_id: z.string().nullable().optional(),
+  pass_reason_text: z.string().nullable().optional(),
+  /** The deal team besides the owner (docs/fourdegrees.md#team). */
+  team_ids: z.array(z.string()).optional(),
   /** The actor of the last change, when the API includes it on reads. */
   actor: RawActor.nullable().optional(),
 });
@@ -77,6 +82,9 @@ export type RawDealCreate = {
   tags?: string[];
   fields?: Record<string, z.infer<typeof RawFieldValue>>;
   external_refs?: Array<{ system: string; id: string }>;
+  pass_reason_id?: string | null;
+  pass_reason_text?: string | null;
+  team_ids?: string[];
 };
 
 /** Body of `PATCH /deals/{id}`: any subset of the create body. */
@@ -102,6 +110,20 @@ export const RawReminder = z.object({
   assignee_id: z.string().nullable().optional(),
 });
 export type RawReminder = z.infer<typeof RawReminder>;
+/** `GET /pass-reasons` (docs/fourdegrees.md#pass-reasons). */
+export const RawPassReason = z.object({ id: z.string().min(1), name: z.string() });
+export type RawPassReason = z.infer<typeof RawPassReason>;
+
+/** `GET /contacts/{id}` (docs/fourdegrees.md#contacts). */
+export const RawContact = z.object({
+  id: z.string().min(1),
+  name: z.string().nullable().optional(),
+  first_name: z.string().nullable().optional(),
+  last_name: z.string().nullable().optional(),
+  email: z.string().nullable().optional(),
+  phone: z.string().nullable().optional(),
+});
+export type RawContact = z.infer<typeof RawContact>;
 
 export const RawStage = z.object({
   id: z.string().min(1),

@@ -10,6 +10,7 @@ import type {
   DealContent,
   DealPatch,
   FieldDef,
+  CrmContact,
   Note,
   Pipeline,
   User,
@@ -17,6 +18,7 @@ import type {
 import {
   RawDeal,
   type RawActor,
+  type RawContact,
   type RawDealCreate,
   type RawDealPatch,
   type RawField,
@@ -55,6 +57,11 @@ export function dealFromRaw(raw: RawDeal): Deal {
     tags: raw.tags ?? [],
     fields: raw.fields ?? {},
     externalRefs: raw.external_refs ?? [],
+    lostReason:
+      raw.pass_reason_id || raw.pass_reason_text
+        ? { id: raw.pass_reason_id ?? null, text: raw.pass_reason_text ?? null }
+        : null,
+    team: (raw.team_ids ?? []).map((id) => ({ id, email: null, name: null })),
     createdAt: utc(raw.created_at),
     updatedAt: utc(raw.updated_at),
     archivedAt: raw.archived_at ? utc(raw.archived_at) : null,
@@ -100,6 +107,11 @@ export function userFromRaw(raw: RawUser): User {
   return { id: raw.id, email: raw.email ?? null, name: raw.name ?? null };
 }
 
+export function contactFromRaw(raw: RawContact): CrmContact {
+  const built = [raw.first_name, raw.last_name].filter((s) => s).join(" ");
+  return { id: raw.id, name: raw.name || built || null, email: raw.email ?? null, phone: raw.phone ?? null };
+}
+
 export function fieldFromRaw(raw: RawField): FieldDef {
   return { id: raw.id, name: raw.name, type: raw.type, readOnly: raw.read_only ?? false, options: raw.options ?? [] };
 }
@@ -127,6 +139,11 @@ function patchToRaw(patch: DealPatch): RawDealPatch {
   if (patch.tags !== undefined) out.tags = patch.tags;
   if (patch.fields !== undefined) out.fields = patch.fields;
   if (patch.externalRefs !== undefined) out.external_refs = patch.externalRefs;
+  if (patch.lostReason !== undefined) {
+    out.pass_reason_id = patch.lostReason?.id ?? null;
+    out.pass_reason_text = patch.lostReason?.text ?? null;
+  }
+  if (patch.team !== undefined) out.team_ids = [...new Set(patch.team.map((p) => requireId(p, "team member (user)")))];
   return out;
 }
 
@@ -137,8 +154,9 @@ export function dealPatchToRaw(patch: DealPatch): RawDealPatch {
 
 /** Body of `POST /deals` for port content (`status` is derived from the stage by 4Degrees). */
 export function dealCreateToRaw(content: DealContent): RawDealCreate {
-  const { status: _derived, ...rest } = content;
-  const raw = patchToRaw(rest);
+  const { status: _derived, lostReason, ...rest } = content;
+  // A reason is only allowed on a lost deal; "none" on a create is simply left out.
+  const raw = patchToRaw(lostReason ? { ...rest, lostReason } : rest);
   return {
     ...raw,
     name: content.name,
@@ -161,6 +179,9 @@ const CHANGE_NAMES: Record<string, string> = {
   tags: "tags",
   fields: "fields",
   external_refs: "externalRefs",
+  pass_reason_id: "lostReason",
+  pass_reason_text: "lostReason",
+  team_ids: "team",
   body: "body",
   archived_at: "archivedAt",
 };

@@ -6,6 +6,7 @@
 import type { Config } from "../config.ts";
 import type { Lane } from "../gate/client.ts";
 import { createHighLevelClient, HighLevelError, type HighLevelClient, type HighLevelClientOptions } from "./client.ts";
+import { followersApi } from "./followers.ts";
 import { HighLevelTransport } from "./http.ts";
 import { ensureStageKnown, type StageCheck } from "./stages.ts";
 import { ContactSchema } from "./schemas.ts";
@@ -70,6 +71,21 @@ export function highLevelPort(
 ): HighLevelAdapter {
   const client: HighLevelClient = createHighLevelClient(env, config, locationId, { ...options, lane });
   const transport = new HighLevelTransport(env, config, locationId, { ...options, lane });
+  const followers = followersApi(transport, env.CACHE, client.opportunities);
+  /** Doc: https://marketplace.gohighlevel.com/docs/ghl/contacts/get-duplicate-contact */
+  const findContact = async ({ email, phone }: { email: string | null; phone: string | null }) => {
+    for (const query of [email ? { email } : null, phone ? { number: phone } : null]) {
+      if (!query) continue;
+      const found = await transport.call({
+        method: "GET",
+        path: "/contacts/search/duplicate",
+        query: { locationId, ...query },
+        schema: DuplicateContact,
+      });
+      if (found.contact) return found.contact;
+    }
+    return null;
+  };
   return {
     locationId,
     nativeCloseDate: hasNativeForecast(config.HIGHLEVEL_API_VERSION),
@@ -166,8 +182,33 @@ export function highLevelPort(
     setFileField: (opportunityId, fieldId, value) =>
       client.opportunities.update(opportunityId, { customFields: [{ id: fieldId, field_value: value ?? "" }] }),
     downloadFile: (url) => downloadFieldFile(url),
+    findContact,
+    async createContact({ name, email, phone }): Promise<Contact> {
+      try {
+        // Doc: https://marketplace.gohighlevel.com/docs/ghl/contacts/create-contact
+        const res = await transport.call({
+          method: "POST",
+          path: "/contacts/",
+          body: { locationId, ...(name ? { name } : {}), ...(email ? { email } : {}), ...(phone ? { phone } : {}) },
+          schema: CreatedContact,
+        });
+        return res.contact;
+      } catch (err) {
+        // "This location does not allow duplicated contacts": the person exists (created since our search).
+        if (err instanceof HighLevelError && err.upstreamStatus === 400 && (email || phone)) {
+          const found = await findContact({ email, phone });
+          if (found) return found;
+        }
+        throw err;
+      }
+    },
+    updateStatus: (id, status, lostReasonId) => client.opportunities.updateStatus(id, status, lostReasonId),
+    listLostReasons: (options) => followers.lostReasons(options?.fresh ?? false),
+    addFollowers: (id, userIds) => followers.add(id, userIds),
+    removeFollowers: (id, userIds) => followers.remove(id, userIds),
     listNotes: (contactId) => client.contacts.listNotes(contactId),
-    createNote: (contactId, body) => client.contacts.createNote(contactId, { body }),
+    createNote: (contactId, body, userId) =>
+      client.contacts.createNote(contactId, { body, ...(userId ? { userId } : {}) }),
     updateNote: (contactId, noteId, body) => client.contacts.updateNote(contactId, noteId, { body }),
     async deleteNote(contactId, noteId) {
       try {

@@ -75,8 +75,19 @@ export interface OpportunityCrm {
   deleteOpportunity(id: string): Promise<boolean>;
   /** Finds a contact by email (or creates one); without an email, creates one named `name`. */
   ensureContact(input: { email: string | null; name: string }): Promise<Contact>;
+  /** The location's contact with this email, else with this phone, else `null` (HighLevel's duplicate search). */
+  findContact(query: { email: string | null; phone: string | null }): Promise<Contact | null>;
+  /** Creates a contact; a duplicate HighLevel refuses (email or phone in use) resolves to that contact. */
+  createContact(input: { name: string | null; email: string | null; phone: string | null }): Promise<Contact>;
+  /** `PUT /opportunities/{id}/status`, with the lost reason when `lost`. */
+  updateStatus(id: string, status: "open" | "won" | "lost" | "abandoned", lostReasonId?: string): Promise<void>;
+  /** The location's lost reasons (cached; `fresh` reloads them, e.g. for an id the cache does not know). */
+  listLostReasons(options?: { fresh?: boolean }): Promise<Array<{ id: string; name: string }>>;
+  addFollowers(id: string, userIds: string[]): Promise<void>;
+  removeFollowers(id: string, userIds: string[]): Promise<void>;
   listNotes(contactId: string): Promise<HlNote[]>;
-  createNote(contactId: string, body: string): Promise<HlNote>;
+  /** `userId`: the HighLevel user the note is by (the original author's mapped user). */
+  createNote(contactId: string, body: string, userId?: string): Promise<HlNote>;
   updateNote(contactId: string, noteId: string, body: string): Promise<HlNote>;
   /** Resolves `false` when it was already gone. */
   deleteNote(contactId: string, noteId: string): Promise<boolean>;

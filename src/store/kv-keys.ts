@@ -11,6 +11,7 @@
  * | `v1:hl:pipelines:{locationId}`      | HighLevel pipelines with their stages  | 10 min | src/store/highlevel-cache.ts |
  * | `v1:hl:users:{locationId}`          | HighLevel users of the location        | 1 h    | src/store/highlevel-cache.ts |
  * | `v1:hl:customfields:{locationId}`   | opportunity custom field definitions   | 1 h    | src/store/highlevel-cache.ts |
+ * | `v1:hl:lostreasons:{locationId}`    | the location's opportunity lost reasons | 10 min | src/store/highlevel-cache.ts |
  * | `v1:4d:pipelines:{workspace}`       | 4Degrees pipelines with their stages   | 10 min | src/store/fourdegrees-cache.ts |
  * | `v1:4d:users:{workspace}`           | 4Degrees users of the workspace        | 1 h    | src/store/fourdegrees-cache.ts |
  * | `v1:4d:fields:{workspace}:{pipeline}` | a 4Degrees pipeline's custom fields  | 1 h    | src/store/fourdegrees-cache.ts |
@@ -28,6 +29,7 @@ export const kvKeys = {
   hlUsers: (locationId: string) => `v1:hl:users:${locationId}`,
   hlCustomFields: (locationId: string) => `v1:hl:customfields:${locationId}`,
   hlLocation: (locationId: string) => `v1:hl:location:${locationId}`,
+  hlLostReasons: (locationId: string) => `v1:hl:lostreasons:${locationId}`,
   fdPipelines: (workspace: string) => `v1:4d:pipelines:${workspace}`,
   fdUsers: (workspace: string) => `v1:4d:users:${workspace}`,
   fdFields: (workspace: string, pipelineId: string) => `v1:4d:fields:${workspace}:${pipelineId}`,
@@ -39,6 +41,7 @@ export const kvTtl = {
   hlUsers: 3600,
   hlCustomFields: 3600,
   hlLocation: 86_400,
+  hlLostReasons: 600,
   fdPipelines: 600,
   fdUsers: 3600,
   fdFields: 3600,

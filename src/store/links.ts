@@ -318,6 +318,9 @@ export interface NoteLink {
   hlContactId: string;
   origin: SideName;
   bodyHash: string;
+  /** The original note's author as the copy names it, and its original time (null: unknown / kept). */
+  author?: string | null;
+  sourceCreatedAt?: string | null;
 }
 
 const NoteRow = z.object({
@@ -328,6 +331,8 @@ const NoteRow = z.object({
   hl_contact_id: z.string(),
   origin: z.enum(["fourdegrees", "highlevel"]),
   body_hash: z.string(),
+  author: z.string().nullish(),
+  source_created_at: z.string().nullish(),
 });
 
 function toNoteLink(raw: unknown): NoteLink {
@@ -340,6 +345,8 @@ function toNoteLink(raw: unknown): NoteLink {
     hlContactId: r.hl_contact_id,
     origin: r.origin,
     bodyHash: r.body_hash,
+    author: r.author ?? null,
+    sourceCreatedAt: r.source_created_at ?? null,
   };
 }
 
@@ -354,8 +361,11 @@ export async function noteLinksForDeal(db: D1Database, accountId: string, fdDeal
 export async function saveNoteLink(db: D1Database, link: NoteLink, now = Date.now()): Promise<void> {
   await db
     .prepare(
-      `INSERT INTO note_links (account_id, fd_note_id, hl_note_id, fd_deal_id, hl_contact_id, origin, body_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (account_id, fd_note_id) DO UPDATE SET hl_note_id = excluded.hl_note_id, body_hash = excluded.body_hash, updated_at = excluded.updated_at`,
+      `INSERT INTO note_links (account_id, fd_note_id, hl_note_id, fd_deal_id, hl_contact_id, origin, body_hash, updated_at,
+         author, source_created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (account_id, fd_note_id) DO UPDATE SET hl_note_id = excluded.hl_note_id, body_hash = excluded.body_hash,
+         updated_at = excluded.updated_at, author = COALESCE(excluded.author, note_links.author),
+         source_created_at = COALESCE(excluded.source_created_at, note_links.source_created_at)`,
     )
     .bind(
       link.accountId,
@@ -366,6 +376,8 @@ export async function saveNoteLink(db: D1Database, link: NoteLink, now = Date.no
       link.origin,
       link.bodyHash,
       now,
+      link.author ?? null,
+      link.sourceCreatedAt ?? null,
     )
     .run();
 }

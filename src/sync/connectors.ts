@@ -89,6 +89,10 @@ export function unavailableDealCrm(reason: AppError): DealCrm {
     updateNote: fail,
     deleteNote: fail,
     createReminder: fail,
+    listLostReasons: fail,
+    getContact: fail,
+    findContact: fail,
+    createContact: fail,
     parseWebhook() {
       throw reason;
     },

@@ -12,7 +12,17 @@ import { findLink, hasTombstone, saveLink, type Link, type SideName } from "../.
 import { addReview, resolveReview } from "../../store/sync-events.ts";
 import { applyDelete, type DeleteHost } from "./deletes.ts";
 import { findOpportunityFor, type FindHost, type LookupCache } from "./lookups.ts";
-import { externalIdOf, flatten, toDealContent, toOpportunityCreate, type Translation } from "./mapping.ts";
+import { fourDegreesContactFor, highLevelContactFor } from "./contacts.ts";
+import { extrasToNewDeal, extrasToNewOpportunity } from "./create-extras.ts";
+import {
+  allowsTo,
+  directionOf,
+  externalIdOf,
+  flatten,
+  toDealContent,
+  toOpportunityCreate,
+  type Translation,
+} from "./mapping.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult, type PairChange } from "./types.ts";
 
 /** What finding or creating the other side of a record needs of the engine (the `SyncEngine` of the job). */
@@ -128,7 +138,10 @@ export async function fromFourDegrees(
     sourceRecord: `fourdegrees:${fdId}`,
     changeHash: "create",
   };
-  const contact = await hl.ensureContact({ email: t.canonical.contact ?? null, name: t.canonical.name });
+  const contact = await highLevelContactFor(engine, deal, hl, {
+    email: t.canonical.contact ?? null,
+    name: t.canonical.name,
+  });
   const build = toOpportunityCreate(t.canonical, engine.mapping, {
     ...(await engine.lookups.highlevel(pairLocation)),
     contactId: contact.id,
@@ -140,9 +153,11 @@ export async function fromFourDegrees(
   await engine.deps.hooks?.afterCreate?.("highlevel", opp.id);
   await completeWrite(engine.db, key, opp.id, engine.deps.now());
   const writes: JobResult["writes"] = [{ side: "highlevel", op: "create", id: opp.id }];
+  const extra = await extrasToNewOpportunity(engine.lookups, engine.mapping, hl, deal, t.canonical.status, opp);
+  if (extra.calls > 0) writes.push({ side: "highlevel", op: "update", id: opp.id, fields: Object.keys(extra.base) });
   const linked = await writeExternalRef(engine, deal, opp.id);
   if (linked !== deal) writes.push({ side: "fourdegrees", op: "link", id: fdId });
-  const base = flatten(t.canonical);
+  const base = { ...flatten(t.canonical), ...extra.base };
   for (const s of build.skipped) base[s.field] = null;
   await saveLink(
     engine.db,
@@ -155,7 +170,7 @@ export async function fromFourDegrees(
       base,
       fdUpdatedAt: linked.updatedAt,
       fdVersion: linked.version,
-      hlUpdatedAt: opp.updatedAt ?? null,
+      hlUpdatedAt: extra.opp.updatedAt ?? null,
     },
     engine.deps.now(),
   );
@@ -345,6 +360,18 @@ export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locati
     ...(await engine.lookups.fourdegrees()),
     hlOpportunityId: opp.id,
   });
+  if (allowsTo(directionOf(engine.mapping, "contact"), "fourdegrees")) {
+    const contactId = await fourDegreesContactFor(engine, opp);
+    if (contactId) build.body.contacts = [{ id: contactId, email: null, name: null }];
+  }
+  const extraBase = await extrasToNewDeal(
+    engine.lookups,
+    engine.mapping,
+    locationId,
+    opp,
+    t.canonical.status,
+    build.body,
+  );
   const begun = await beginWrite(engine.db, key, "create", engine.deps.now(), build.body);
   // The ledger key is the Idempotency-Key: a retry after a crash replays the first create — if it
   // sends the first request unchanged (4Degrees answers 422 to a reused key with another body), so
@@ -378,7 +405,7 @@ export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locati
       return res;
     }
   }
-  const base = flatten(t.canonical);
+  const base = { ...flatten(t.canonical), ...extraBase };
   for (const s of build.skipped) base[s.field] = null;
   await saveLink(
     engine.db,

@@ -44,6 +44,8 @@ import {
 import type { Mapping } from "../../domain/mapping-config.ts";
 import { merge, sameFlat, type MergeResult, type Side } from "./merge.ts";
 import { LookupCache } from "./lookups.ts";
+import { addExtras, addOppExtras, fdExtrasPatch, hlExtrasPlan, pairIsLost, type ExtrasContext } from "./extras.ts";
+import { nothingToWrite, writeOpportunity } from "./hl-write.ts";
 import { notesDiffer, syncNotes } from "./notes.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult, type PairChange } from "./types.ts";
 import type { Deal, Flat } from "../../domain/port.ts";
@@ -182,10 +184,12 @@ export class SyncEngine {
    * (or cannot be translated), the link keeps the `updatedAt` of our read instead, so the next event
    * or reconcile re-reads and merges it; the cost of a false difference is one read.
    */
-  async #answerIsOurs(answer: Opportunity, locationId: string, expected: Flat): Promise<boolean> {
+  async #answerIsOurs(answer: Opportunity, locationId: string, expected: Flat, x: ExtrasContext): Promise<boolean> {
     const t = await this.translateOpp(answer, locationId);
     if (!t.ok) return false;
-    return sameFlat(flatten(t.canonical), expected);
+    const flat = flatten(t.canonical);
+    addOppExtras(this.mapping, answer, flat, x, "team" in expected);
+    return sameFlat(flat, expected);
   }
 
   /** The event's side is exactly as last synced: nothing to do (see `syncDeal`'s `sourceFirst`). */
@@ -250,11 +254,12 @@ export class SyncEngine {
     // Echo: nothing changed on either side since our last sync (typically the webhook of our own write).
     if (options.base === undefined && unchangedSinceSync(link, deal, opp)) return this.#echo(link, deal);
 
-    const flats = await this.#translatePair(link, deal, opp, locationId);
+    const base = options.base === undefined ? link.base : options.base;
+    const flats = await this.#translatePair(link, deal, opp, locationId, base);
     if ("outcome" in flats) return flats;
     const writable = await this.highLevelWritable(locationId);
     const result = merge({
-      base: options.base === undefined ? link.base : options.base,
+      base: flats.base,
       fourdegrees: flats.fd,
       highlevel: flats.hl,
       fourdegreesUpdatedAt: deal.updatedAt,
@@ -280,8 +285,8 @@ export class SyncEngine {
     }
 
     const merged = unflatten(result.merged);
-    const hlWrite = await this.#writeHighLevel(link, opp, locationId, flats.hl, result, merged, out);
-    const fdWrite = await this.#writeFourDegrees(link, deal, opp, result, merged, out);
+    const hlWrite = await this.#writeHighLevel(link, opp, locationId, flats, result, merged, out);
+    const fdWrite = await this.#writeFourDegrees(link, deal, opp, result, merged, out, flats.extras);
     if (fdWrite.conflicted)
       return {
         ...out,
@@ -290,9 +295,10 @@ export class SyncEngine {
         retryAfterSeconds: 2,
       };
     await this.#saveSynced(link, locationId, result.merged, fdWrite.deal, hlWrite);
+    // The base with the extras seeded (extras.ts): a pair synced before they existed is no "change".
     const change = await pairChangeOf(
       link,
-      options.base === undefined ? link.base : null,
+      options.base === undefined ? flats.base : null,
       result,
       merged.name,
       deal,
@@ -311,19 +317,27 @@ export class SyncEngine {
     return out;
   }
 
-  /** Both sides of a pair as flat canonical records, or the review result of the side that cannot be translated. */
+  /**
+   * Both sides of a pair as flat canonical records with the lost reason and team (extras.ts) and the
+   * merge base to use, or the review result of the side that cannot be translated.
+   */
   async #translatePair(
     link: Link,
     deal: Deal,
     opp: Opportunity,
     locationId: string,
-  ): Promise<{ fd: Flat; hl: Flat } | JobResult> {
+    base: Flat | null,
+  ): Promise<TranslatedPair | JobResult> {
     const ids = { fdId: link.fdDealId, hlId: link.hlOpportunityId };
     const fdT = await this.translateDeal(deal);
     if (!fdT.ok) return this.review("fourdegrees", deal.id ?? link.fdDealId, fdT.reason, fdT.detail, ids);
     const hlT = await this.translateOpp(opp, locationId);
     if (!hlT.ok) return this.review("highlevel", opp.id, hlT.reason, hlT.detail, ids);
-    return { fd: flatten(fdT.canonical), hl: flatten(hlT.canonical) };
+    const flats = { fd: flatten(fdT.canonical), hl: flatten(hlT.canonical) };
+    const lost = pairIsLost(flats.fd, flats.hl, base);
+    const extras = await this.lookups.extras(locationId, lost, opp.lostReasonId);
+    const merged = addExtras(this.mapping, deal, opp, flats, base, extras);
+    return { ...flats, base: merged, extras };
   }
 
   /** Test mode: the writes the merge calls for, and the field diff, with nothing written. */
@@ -353,11 +367,12 @@ export class SyncEngine {
     link: Link,
     opp: Opportunity,
     locationId: string,
-    hlFlat: Flat,
+    flats: TranslatedPair,
     result: MergeResult,
     merged: Canonical,
     out: JobResult,
   ): Promise<HighLevelWrite> {
+    const hlFlat = flats.hl;
     const written: HighLevelWrite = {
       opp,
       hlUpdatedAt: opp.updatedAt ?? null,
@@ -376,22 +391,27 @@ export class SyncEngine {
       ...(written.contactId ? { contactId: written.contactId } : {}),
     });
     written.skipped.push(...build.skipped);
-    if (Object.keys(build.body).length === 0) return written;
+    const plan = hlExtrasPlan(result.toHighLevel, result.merged, opp, this.mapping, flats.extras);
+    written.skipped.push(...plan.skipped);
+    const calls = { body: build.body, plan };
+    if (nothingToWrite(calls)) return written;
     const key: LedgerKey = {
       accountId: this.account.id,
       targetSide: "highlevel",
       sourceRecord: `fourdegrees:${link.fdDealId}`,
-      changeHash: await sha256(JSON.stringify([build.body, opp.updatedAt ?? null])),
+      changeHash: await sha256(JSON.stringify([build.body, opp.updatedAt ?? null, plan])),
     };
     const begun = await beginWrite(this.db, key, "update", this.deps.now());
     // Applied before a crash: the re-read already shows it.
     if (begun.entry.state === "done") return written;
     const writeStartedAt = this.deps.now();
-    written.opp = await hl.updateOpportunity(opp.id, build.body);
+    const applied = await writeOpportunity(hl, opp, calls);
+    written.opp = applied.answer;
     await completeWrite(this.db, key, opp.id, this.deps.now());
     const expected: Flat = { ...hlFlat };
     for (const k of result.toHighLevel) expected[k] = result.merged[k];
-    if (await this.#answerIsOurs(written.opp, locationId, expected)) {
+    // Several calls send several rounds of webhooks, each with its own payload: none is predicted.
+    if (applied.calls === 1 && (await this.#answerIsOurs(written.opp, locationId, expected, flats.extras))) {
       written.hlUpdatedAt = written.opp.updatedAt ?? null;
       // The webhooks HighLevel sends for this write, acked without a read (see docs/sync.md#expected-echoes).
       written.expectEcho = {
@@ -412,9 +432,13 @@ export class SyncEngine {
     result: MergeResult,
     merged: Canonical,
     out: JobResult,
+    extras: ExtrasContext,
   ): Promise<{ deal: Deal; conflicted: boolean; skipped: Array<{ field: string; reason: string }> }> {
     if (result.toFourDegrees.size === 0) return { deal, conflicted: false, skipped: [] };
     const build = toDealPatch(result.toFourDegrees, merged, this.mapping, await this.lookups.fourdegrees());
+    const more = fdExtrasPatch(result.toFourDegrees, result.merged, deal, extras);
+    Object.assign(build.body, more.patch);
+    build.skipped.push(...more.skipped);
     if (Object.keys(build.body).length === 0) return { deal, conflicted: false, skipped: build.skipped };
     const key: LedgerKey = {
       accountId: this.account.id,
@@ -508,6 +532,14 @@ export class SyncEngine {
   notesDiffer(fdDealId: string): Promise<boolean> {
     return notesDiffer(this, fdDealId);
   }
+}
+
+/** A pair's flat records with their extras (extras.ts) and the merge base to use. */
+interface TranslatedPair {
+  fd: Flat;
+  hl: Flat;
+  base: Flat | null;
+  extras: ExtrasContext;
 }
 
 /** What the HighLevel write step leaves for the link (see `#writeHighLevel`). */

@@ -4,11 +4,12 @@
  */
 import { z } from "zod";
 import type { Mapping } from "../../domain/mapping-config.ts";
-import type { Deal, Flat } from "../../domain/port.ts";
+import type { Deal, Flat, Reason } from "../../domain/port.ts";
 import type { Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import type { Account } from "../../store/accounts.ts";
 import { completeWrite, getWrite, type LedgerEntry } from "../../store/ledger.ts";
 import { findLink, hasTombstone } from "../../store/links.ts";
+import type { ExtrasContext } from "./extras.ts";
 import { externalIdOf, type Canonical, type FourDegreesContext, type HighLevelContext } from "./mapping.ts";
 import type { EngineDeps } from "./types.ts";
 
@@ -56,6 +57,69 @@ export class LookupCache {
     await crm.refreshStructure();
     this.#fd = null;
     return this.fourdegrees();
+  }
+
+  /** The 4Degrees lookups, reloaded once when they do not know user `userId` (a note's author). */
+  async ensureFourDegreesUser(userId: string | null): Promise<FourDegreesContext> {
+    const ctx = await this.fourdegrees();
+    if (!userId || ctx.users.some((u) => u.id === userId) || this.#fdRefreshed) return ctx;
+    this.#fdRefreshed = true;
+    const crm = this.#deps.fourdegrees;
+    if (!refreshable(crm)) return ctx;
+    await crm.refreshStructure();
+    this.#fd = null;
+    return this.fourdegrees();
+  }
+
+  /** A location's HighLevel lookups, reloaded once when they do not know user `userId` (a note's author). */
+  async ensureHighLevelUser(locationId: string, userId: string | null | undefined): Promise<HighLevelContext> {
+    const ctx = await this.highlevel(locationId);
+    if (!userId || ctx.users.some((u) => u.id === userId) || this.#hlRefreshed.has(locationId)) return ctx;
+    this.#hlRefreshed.add(locationId);
+    const port = this.#deps.highlevel(locationId);
+    if (!refreshable(port)) return ctx;
+    await port.refreshStructure();
+    this.#hl.delete(locationId);
+    return this.highlevel(locationId);
+  }
+
+  /** What extras.ts computes with: both sides' users, and the lost reasons when `lost`. */
+  async extras(locationId: string, lost: boolean, knownReasonId?: string | null): Promise<ExtrasContext> {
+    const [fd, hl, fdReasons, hlReasons] = await Promise.all([
+      this.fourdegrees(),
+      this.highlevel(locationId),
+      lost ? this.fourdegreesReasons() : null,
+      lost ? this.highlevelReasons(locationId, knownReasonId) : null,
+    ]);
+    return { fdUsers: fd.users, hlUsers: hl.users, fdReasons, hlReasons };
+  }
+
+  #fdReasons: Promise<Reason[]> | null = null;
+  readonly #hlReasons = new Map<string, Promise<Reason[]>>();
+
+  /** The 4Degrees pass reasons (once per job). */
+  fourdegreesReasons(): Promise<Reason[]> {
+    this.#fdReasons ??= this.#deps.fourdegrees.listLostReasons();
+    return this.#fdReasons;
+  }
+
+  /**
+   * A location's HighLevel lost reasons (once per job; KV-cached by the connector), reloaded once
+   * when they do not know `knownId` (a reason added since the cache was filled).
+   */
+  async highlevelReasons(locationId: string, knownId?: string | null): Promise<Reason[]> {
+    let hit = this.#hlReasons.get(locationId);
+    if (!hit) {
+      hit = this.#deps.highlevel(locationId).listLostReasons();
+      this.#hlReasons.set(locationId, hit);
+    }
+    const reasons = await hit;
+    if (!knownId || reasons.some((r) => r.id === knownId) || this.#hlRefreshed.has(`reasons:${locationId}`))
+      return reasons;
+    this.#hlRefreshed.add(`reasons:${locationId}`);
+    hit = this.#deps.highlevel(locationId).listLostReasons({ fresh: true });
+    this.#hlReasons.set(locationId, hit);
+    return hit;
   }
 
   highlevel(locationId: string): Promise<HighLevelContext> {

@@ -55,6 +55,10 @@ export interface Canonical {
   contact?: string | null;
   /** Extra fields by mapping key. */
   fields: Record<string, FieldValue>;
+  /** `fd:<pass reason id>`, `text:<reason>`, null (none); `undefined` = not known here (extras.ts). */
+  lostReason?: string | null;
+  /** The deal team / followers as sorted user emails; `undefined` = not known here (extras.ts). */
+  team?: string[];
 }
 
 export type Translation =
@@ -302,6 +306,8 @@ export function flatten(c: Canonical): Flat {
   if (c.owner !== undefined) out["owner"] = c.owner;
   if (c.closeDate !== undefined) out["closeDate"] = c.closeDate;
   if (c.contact !== undefined) out["contact"] = c.contact;
+  if (c.lostReason !== undefined) out["lostReason"] = c.lostReason;
+  if (c.team !== undefined) out["team"] = c.team;
   for (const [k, v] of Object.entries(c.fields)) out[`field.${k}`] = v;
   return out;
 }
@@ -325,6 +331,8 @@ export function unflatten(flat: Flat): Canonical {
   if ("owner" in flat) out.owner = str(flat["owner"]);
   if ("closeDate" in flat) out.closeDate = str(flat["closeDate"]);
   if ("contact" in flat) out.contact = str(flat["contact"]);
+  if ("lostReason" in flat) out.lostReason = str(flat["lostReason"]);
+  if (Array.isArray(flat["team"])) out.team = flat["team"].filter((e): e is string => typeof e === "string");
   return out;
 }
 
@@ -341,6 +349,8 @@ export function directionOf(mapping: Mapping, key: string): Direction {
     owner: "owner",
     closeDate: "closeDate",
     contact: "contact",
+    lostReason: "status",
+    team: "team",
   };
   const field = core[key];
   // A close date HighLevel cannot hold never reaches the merge: that side's record omits the key.

@@ -17,6 +17,14 @@ import {
   type SideName,
 } from "../../store/links.ts";
 import { recordEvent } from "../../store/sync-events.ts";
+import type { LookupCache } from "./lookups.ts";
+import {
+  attributeFourDegrees,
+  attributeHighLevel,
+  attributionLine,
+  type Attribution,
+  type People,
+} from "./note-authors.ts";
 import { blank, directionOfWrites, type EngineDeps, type JobResult } from "./types.ts";
 
 /** What the notes sync needs of the engine (the `SyncEngine` of the job). */
@@ -25,6 +33,7 @@ export interface NotesHost {
   readonly account: Account;
   readonly mapping: Mapping;
   readonly db: D1Database;
+  readonly lookups: LookupCache;
   highLevelWritable(locationId: string): Promise<boolean>;
 }
 
@@ -98,6 +107,14 @@ async function syncNotesOf(
   /** Note-link changes (saves, deletes, hash refreshes) this run made or, when `test`, would make. */
   let bookkeeping = 0;
   const now = () => engine.deps.now();
+  // Users are read only when a copy is written (its author line); an author they do not know reloads them once.
+  const users = async (author: { fd?: string | null; hl?: string | null }): Promise<People> => {
+    const [fd, hl] = await Promise.all([
+      engine.lookups.ensureFourDegreesUser(author.fd ?? null),
+      engine.lookups.ensureHighLevelUser(link.hlLocationId, author.hl),
+    ]);
+    return { fdUsers: fd.users, hlUsers: hl.users };
+  };
   const byFd = new Map(fdNotes.map((n) => [n.id, n]));
   const byHl = new Map(hlNotes.map((n) => [n.id, n]));
   const linkedFd = new Set(links.map((l) => l.fdNoteId));
@@ -170,14 +187,23 @@ async function syncNotesOf(
     }
     if (winner === "fourdegrees" && toHl) {
       out.writes.push({ side: "highlevel", op: "update_note", id: h.id });
-      if (!test) await hl.updateNote(contactId, h.id, tagOrigin(fBody, "fourdegrees", f.id));
+      if (!test)
+        await hl.updateNote(
+          contactId,
+          h.id,
+          tagOrigin(fBody, "fourdegrees", f.id, attributeFourDegrees(f, await users({ fd: f.authorId }))),
+        );
       if (!test) await saveNoteLink(engine.db, { ...nl, bodyHash: fh }, now());
     } else if (winner === "highlevel" && toFd) {
       out.writes.push({ side: "fourdegrees", op: "update_note", id: f.id });
       if (!test)
-        await engine.deps.fourdegrees.updateNote(f.id, tagOrigin(hBody, "highlevel", h.id), {
-          idempotencyKey: `sync:${engine.account.id}:note:${f.id}:${hh}`,
-        });
+        await engine.deps.fourdegrees.updateNote(
+          f.id,
+          tagOrigin(hBody, "highlevel", h.id, attributeHighLevel(h, await users({ hl: h.userId }))),
+          {
+            idempotencyKey: `sync:${engine.account.id}:note:${f.id}:${hh}`,
+          },
+        );
       if (!test) await saveNoteLink(engine.db, { ...nl, bodyHash: hh }, now());
     }
   }
@@ -234,8 +260,13 @@ async function syncNotesOf(
     };
     const begun = await beginWrite(engine.db, key, "create_note", now());
     let hlNoteId = begun.entry.state === "done" ? begun.entry.targetId : null;
+    const by = attributeFourDegrees(f, await users({ fd: f.authorId }));
     if (!hlNoteId) {
-      const created = await hl.createNote(contactId, tagOrigin(text, "fourdegrees", f.id));
+      const created = await hl.createNote(
+        contactId,
+        tagOrigin(text, "fourdegrees", f.id, by),
+        by.hlUserId ?? undefined,
+      );
       await engine.deps.hooks?.afterCreate?.("highlevel", created.id);
       hlNoteId = created.id;
       await completeWrite(engine.db, key, hlNoteId, now());
@@ -250,6 +281,8 @@ async function syncNotesOf(
         hlContactId: contactId,
         origin: "fourdegrees",
         bodyHash: await sha256(text),
+        author: by.name,
+        sourceCreatedAt: by.createdAt,
       },
       now(),
     );
@@ -270,15 +303,18 @@ async function syncNotesOf(
       sourceRecord: `highlevel:note:${h.id}`,
       changeHash: "create",
     };
-    const begun = await beginWrite(engine.db, key, "create_note", now(), tagOrigin(text, "highlevel", h.id));
+    const by = attributeHighLevel(h, await users({ hl: h.userId }));
+    const begun = await beginWrite(engine.db, key, "create_note", now(), tagOrigin(text, "highlevel", h.id, by));
     // A retry re-sends the first attempt's body with the same key (a replay needs the identical
     // request); the link's hash is then that body's, so an edit made since syncs as an update.
     const body =
       !begun.fresh && typeof begun.entry.request === "string"
         ? begun.entry.request
-        : tagOrigin(text, "highlevel", h.id);
+        : tagOrigin(text, "highlevel", h.id, by);
     const created: Note = await engine.deps.fourdegrees.createNote(link.fdDealId, body, {
       idempotencyKey: ledgerIdempotencyKey(key),
+      // The original author and time, when the author is a 4Degrees user (needs the `import` scope).
+      ...(by.fdUserId ? { authorId: by.fdUserId, ...(by.createdAt ? { createdAt: by.createdAt } : {}) } : {}),
     });
     await engine.deps.hooks?.afterCreate?.("fourdegrees", created.id);
     await completeWrite(engine.db, key, created.id, now());
@@ -292,6 +328,8 @@ async function syncNotesOf(
         hlContactId: contactId,
         origin: "highlevel",
         bodyHash: await sha256(stripOrigin(body).text),
+        author: by.name,
+        sourceCreatedAt: by.createdAt,
       },
       now(),
     );
@@ -322,11 +360,15 @@ async function noteIdsOfOtherPairs(engine: NotesHost, contactId: string, fdDealI
   return ids;
 }
 
-const ORIGIN = /\n\n— synced from (4Degrees|HighLevel) note ([A-Za-z0-9_\-:.]+)$/;
+const ORIGIN = /\n\n(?:— by [^\n]* · [^\n]*\n)?— synced from (4Degrees|HighLevel) note ([A-Za-z0-9_\-:.]+)$/;
 
-/** Appends the origin marker (a footer naming the source note) so a copy never bounces back. */
-export function tagOrigin(text: string, origin: SideName, id: string): string {
-  return `${text}\n\n— synced from ${origin === "fourdegrees" ? "4Degrees" : "HighLevel"} note ${id}`;
+/**
+ * Appends the origin marker (a footer naming the source note) so a copy never bounces back, with
+ * the original author and time on the line above it when known (note-authors.ts).
+ */
+export function tagOrigin(text: string, origin: SideName, id: string, by?: Attribution | null): string {
+  const line = attributionLine(by);
+  return `${text}\n\n${line ? `${line}\n` : ""}— synced from ${origin === "fourdegrees" ? "4Degrees" : "HighLevel"} note ${id}`;
 }
 
 /** Splits a note body into its text and the origin marker, if any. */

@@ -525,6 +525,8 @@ export const mappingPage = new Hono<AppEnv>()
     const issues: MappingIssue[] = [];
     const shape = MappingSchema.safeParse({
       ...state.mapping,
+      // The page does not edit lost-reason pairs (the admin API does): a save keeps them.
+      lostReasons: account.mapping?.lostReasons ?? [],
       currency: typeof form["currency"] === "string" ? form["currency"].trim() : "",
     });
     if (!shape.success) issues.push(...mappingIssues(shape.error));

@@ -47,7 +47,8 @@ import { LookupCache } from "./lookups.ts";
 import { addExtras, addOppExtras, fdExtrasPatch, hlExtrasPlan, pairIsLost, type ExtrasContext } from "./extras.ts";
 import { nothingToWrite, writeOpportunity } from "./hl-write.ts";
 import { notesDiffer, syncNotes } from "./notes.ts";
-import { blank, directionOfWrites, type EngineDeps, type JobResult, type PairChange } from "./types.ts";
+import { pairChangeOf, staleRead, unchangedSinceSync } from "./pair-checks.ts";
+import { blank, directionOfWrites, type EngineDeps, type JobResult } from "./types.ts";
 import type { Deal, Flat } from "../../domain/port.ts";
 
 /** The engine for one account (settings + mapping) over one set of connectors. */
@@ -549,56 +550,6 @@ interface HighLevelWrite {
   expectEcho: RecordExpectedEcho | null;
   contactId: string | null;
   skipped: Array<{ field: string; reason: string }>;
-}
-
-/** Out of order: a read older than what was already synced is never merged (the reason, or null). */
-function staleRead(link: Link, deal: Deal, opp: Opportunity): string | null {
-  const staleFd = link.fdVersion !== null && deal.version !== null && Number(deal.version) < Number(link.fdVersion);
-  const staleHl =
-    link.hlUpdatedAt !== null && opp.updatedAt && Date.parse(opp.updatedAt) < Date.parse(link.hlUpdatedAt);
-  return staleFd || staleHl ? `stale read of ${staleFd ? "4Degrees" : "HighLevel"} (older than the last sync)` : null;
-}
-
-/** Both sides are exactly as last synced (`version` and `updatedAt` equal to the link's). */
-function unchangedSinceSync(link: Link, deal: Deal, opp: Opportunity): boolean {
-  return (
-    link.fdVersion !== null &&
-    deal.version === link.fdVersion &&
-    link.hlUpdatedAt !== null &&
-    opp.updatedAt === link.hlUpdatedAt
-  );
-}
-
-/**
- * The change team notifications hear of, when a known pair's synced state moved (`base` non-empty
- * and different from the merge); null for a pair just found (its "before" is unknown) or no move.
- */
-async function pairChangeOf(
-  link: Link,
-  base: Flat | null,
-  result: MergeResult,
-  name: string,
-  deal: Deal,
-  opp: Opportunity,
-): Promise<PairChange | null> {
-  if (!base || Object.keys(base).length === 0 || sameFlat(base, result.merged)) return null;
-  const source: SideName =
-    result.toHighLevel.size > 0
-      ? "fourdegrees"
-      : result.toFourDegrees.size > 0
-        ? "highlevel"
-        : Date.parse(deal.updatedAt ?? "") >= Date.parse(opp.updatedAt ?? "")
-          ? "fourdegrees"
-          : "highlevel";
-  return {
-    source,
-    changeId: `${link.syncedAt}:${await sha256(JSON.stringify(result.merged))}`,
-    name,
-    fdId: link.fdDealId,
-    hlId: link.hlOpportunityId,
-    before: base,
-    after: result.merged,
-  };
 }
 
 export type { HlNote };

@@ -7,6 +7,7 @@ import type { Account } from "../../store/accounts.ts";
 
 /** The console's pages, in navigation order. */
 export const NAV = [
+  ["setup", "Guided setup"],
   ["connections", "Connections"],
   ["mapping", "Mapping"],
   ["activity", "Activity"],

@@ -91,12 +91,19 @@ export async function runSetupTest(connectors: AccountConnectors, account: Accou
   );
   const hlPipes = new Map<string, HlPipeline[]>();
   for (const loc of account.locations) {
-    const pipes = await read(
+    // One uncached read proves the token: the pipelines may come from the structure cache.
+    const found = await read(
       "HighLevel",
-      `location ${loc}: pipelines`,
-      () => connectors.highlevel(loc).listPipelines(),
-      (v) => `${v.length} pipeline(s): ${v.map((p) => p.name).join(", ") || "none"}`,
+      `location ${loc}: one opportunity search`,
+      () => connectors.highlevel(loc).searchOpportunities({ limit: 1 }),
+      (v) => `the connection reads opportunities (${v.total ?? v.items.length} in the location)`,
     );
+    const pipes = found
+      ? await connectors
+          .highlevel(loc)
+          .listPipelines()
+          .catch(() => null)
+      : null;
     if (pipes) hlPipes.set(loc, pipes);
   }
   if (account.locations.length === 0)

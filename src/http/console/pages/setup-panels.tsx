@@ -109,10 +109,14 @@ function HighLevelPanel(p: PanelProps & { account: Account }) {
         <>
           {p.scope.kind === "operator" && (
             <p>
-              <a class="button" href="/oauth/install" id="setup-connect-highlevel">
+              <a
+                class="button"
+                href={`/oauth/install?next=${encodeURIComponent(`/console/setup?account=${p.account.id}`)}`}
+                id="setup-connect-highlevel"
+              >
                 Connect HighLevel
               </a>{" "}
-              opens HighLevel's install page; choose the location and approve, then come back here.
+              opens HighLevel's install page; choose the location and approve, and you come back here.
             </p>
           )}
           {free.length > 0 && (

@@ -9,6 +9,7 @@ import { HighLevelError } from "../highlevel/errors.ts";
 import type { HlPipeline, HlUser } from "../highlevel/port.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Mapping } from "../domain/mapping-config.ts";
+import { fromMinor } from "../domain/money.ts";
 import type { Pipeline, User } from "../domain/port.ts";
 import type { Account } from "../store/accounts.ts";
 import type { AccountConnectors } from "./connectors.ts";
@@ -63,6 +64,15 @@ export function explainError(err: unknown): string {
   }
   if (err instanceof AppError && err.code === "not_found") return err.message;
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A money amount in major units as people write it ("$750,000.00"). */
+function money(major: number, currency: string): string {
+  try {
+    return new Intl.NumberFormat("en-US", { style: "currency", currency }).format(major);
+  } catch {
+    return `${major} ${currency}`;
+  }
 }
 
 const stageName = (pipes: Array<{ id: string; stages: Array<{ id: string; name: string }> }>, id: string | null) =>
@@ -165,7 +175,7 @@ async function dryRun(
         { label: "Pipeline", value: pipe?.name ?? b.pipelineId, id: b.pipelineId },
         { label: "Stage", value: stageName(pipes, b.pipelineStageId ?? null), id: b.pipelineStageId },
         { label: "Status", value: b.status ?? "open" },
-        { label: "Value", value: b.monetaryValue === undefined ? "—" : `${b.monetaryValue} ${mapping.currency}` },
+        { label: "Value", value: b.monetaryValue === undefined ? "—" : money(b.monetaryValue, mapping.currency) },
         { label: "Owner", value: owner ? hlUserName(owner) : "—", id: b.assignedTo },
         { label: "Contact", value: contact ?? "a new contact named after the deal" },
         ...(b.customFields ?? []).map((f) => ({
@@ -211,7 +221,7 @@ async function dryRun(
       }
       const b = built.body;
       const pipe = fdPipes.find((p) => p.id === b.pipeline.id);
-      const value = b.value ? `${(b.value.amountMinor / 100).toFixed(2)} ${b.value.currency}` : "—";
+      const value = b.value ? money(fromMinor(b.value.amountMinor, b.value.currency), b.value.currency) : "—";
       const writes: Named[] = [
         { label: "Name", value: b.name },
         { label: "Pipeline", value: pipe?.name ?? b.pipeline.id ?? "—", id: b.pipeline.id ?? undefined },

@@ -292,6 +292,21 @@ function Review(
                 ))}
               </tbody>
             </table>
+            <p class="review-closed">
+              {(["won", "lost"] as const).map((kind) => {
+                const fdId = kind === "won" ? pair.wonStageId : pair.lostStageId;
+                const hlId = kind === "won" ? pair.highlevelWonStageId : pair.highlevelLostStageId;
+                const fdStage = fd?.stages.find((x) => (fdId ? x.id === fdId : x.kind === kind));
+                const hlStage = hl?.stages.find((x) => x.id === hlId);
+                return (
+                  <>
+                    {kind === "won" ? "Won" : "Lost"}: 4Degrees stage{" "}
+                    {fdStage ? <Name name={fdStage.name} id={fdStage.id} /> : "none"}, HighLevel stage{" "}
+                    {hlStage ? <Name name={hlStage.name} id={hlStage.id} /> : "left as it is"}.{" "}
+                  </>
+                );
+              })}
+            </p>
             {unmapped.length > 0 && (
               <p class="flash error">
                 Not mapped (deals there go to review, never guessed): {unmapped.map((s) => s.name).join(", ")}
@@ -357,7 +372,7 @@ function TestPanel(p: PanelProps & { account: Account }) {
   return (
     <>
       <p>
-        Reads once from each side (4Degrees: who the key is; HighLevel: the location's pipelines), then translates up to
+        Reads once from each side (4Degrees: who the key is; HighLevel: one opportunity search), then translates up to
         five real deals and five real opportunities exactly as the sync would, and shows what it would write. Nothing is
         written.
       </p>

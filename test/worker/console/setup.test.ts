@@ -7,22 +7,25 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createSandbox } from "../../../sandbox/index.ts";
+import { encryptUserContext } from "../../../sandbox/highlevel/sso.ts";
 import { loadConfig } from "../../../src/config.ts";
 import { savePrivateIntegrationConnection } from "../../../src/highlevel/pit.ts";
 import { createApp } from "../../../src/http/app.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { QueueMessageSchema, type QueueMessage } from "../../../src/queue/messages.ts";
-import { deleteAccount, getAccount } from "../../../src/store/accounts.ts";
+import { createAccount, deleteAccount, getAccount } from "../../../src/store/accounts.ts";
 import { getBackfill } from "../../../src/store/backfill-runs.ts";
 import { getSetupProgress } from "../../../src/store/setup-progress.ts";
 import { liveConnectors } from "../../../src/sync/connectors.ts";
 import { runBackfillJob } from "../../../src/sync/jobs/backfill.ts";
 import { handlerContext, liveJobDeps } from "../../../src/sync/jobs/deps.ts";
+import { TEST_BINDINGS } from "../../bindings.ts";
 import { consoleCookie } from "../helpers/console-session.ts";
 import { useNetwork } from "../helpers/network.ts";
 
 const BASE = "http://worker.test";
 const ID = "setup-a";
+const OTHER = "setup-other";
 const sb = createSandbox({ webhookMode: "manual", settings: { FOURDEGREES_RATE_LIMIT: "100000" } });
 const app = createApp();
 
@@ -51,13 +54,14 @@ const queue = {
 const testEnv = { ...env, SYNC_QUEUE: queue, BULK_QUEUE: queue } as unknown as Env;
 
 let cookie = "";
-const get = (path: string) => app.fetch(new Request(`${BASE}${path}`, { headers: { cookie } }), testEnv);
-const post = (path: string, form: Record<string, string>) =>
+const get = (path: string, as = cookie) =>
+  app.fetch(new Request(`${BASE}${path}`, { headers: { cookie: as } }), testEnv);
+const post = (path: string, form: Record<string, string>, as = cookie) =>
   app.fetch(
     new Request(`${BASE}${path}`, {
       method: "POST",
       redirect: "manual",
-      headers: { cookie, origin: BASE, "content-type": "application/x-www-form-urlencoded" },
+      headers: { cookie: as, origin: BASE, "content-type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams(form),
     }),
     testEnv,
@@ -81,6 +85,7 @@ beforeEach(async () => {
   demo = await sb.highlevel.seedDemo();
   fdDemo = await sb.fourdegrees.seedDemo();
   await deleteAccount(env.DB, ID);
+  await deleteAccount(env.DB, OTHER);
   writes.length = 0;
   reads.length = 0;
   sent.length = 0;
@@ -278,5 +283,47 @@ describe("guided setup", () => {
     expect(res.status).toBe(409);
     expect(await res.text()).toContain("Finish “Backfill in test mode” first.");
     expect((await getAccount(env.DB, ID))?.testMode).toBe(true);
+  });
+
+  it("inside HighLevel: a location user sets up its own location's account and cannot reach another", async () => {
+    await createAccount(env.DB, { id: OTHER, name: "Harbor Capital", locations: [demo.otherLocationId] });
+    await savePrivateIntegrationConnection(env, { locationId: demo.locationId, token: demo.pit });
+    const context = {
+      userId: "usrPriya",
+      companyId: demo.companyId,
+      role: "user",
+      type: "location",
+      activeLocation: demo.locationId,
+      userName: "Priya Shah",
+      email: "priya@example.com",
+      isAgencyOwner: false,
+    } as const;
+    const session = await app.fetch(
+      new Request(`${BASE}/embed/session`, {
+        method: "POST",
+        headers: { origin: BASE, "content-type": "application/json" },
+        body: JSON.stringify({
+          encryptedData: await encryptUserContext(context, TEST_BINDINGS.HIGHLEVEL_SSO_KEY),
+        }),
+      }),
+      testEnv,
+    );
+    expect(session.status).toBe(200);
+    const user = (session.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+    const home = await (await get("/embed/home", user)).text();
+    expect(home).toContain('id="embed-start-setup"');
+
+    expect((await post("/console/setup/account", { id: ID, name: "Acme Ventures" }, user)).status).toBe(303);
+    expect((await getAccount(env.DB, ID))?.locations).toEqual([demo.locationId]);
+    // The location came with the session: the HighLevel step is done without an install.
+    const html = await (await get(`/console/setup?account=${ID}`, user)).text();
+    expect(html).toContain('data-step="highlevel" data-state="done"');
+    expect(html).not.toContain("Harbor Capital");
+    expect(await (await get("/embed/home", user)).text()).toContain("Guided setup (not live yet)");
+
+    expect((await get(`/console/setup?account=${OTHER}`, user)).status).toBe(403);
+    const key = await post("/console/setup/key", { account: OTHER, apiKey: sb.fourdegrees.apiKey }, user);
+    expect(key.status).toBe(403);
+    expect(await getSetupProgress(env.DB, OTHER)).toMatchObject({ reviewedVersion: null });
   });
 });

@@ -253,6 +253,16 @@ describe("guided setup", () => {
     expect(writes).toEqual([]);
   });
 
+  it("test: a HighLevel connection without the opportunities scope is shown as its reason", async () => {
+    await walk("test");
+    const narrow = sb.highlevel.createPit({ locationId: demo.locationId, scopes: ["users.readonly"] });
+    await savePrivateIntegrationConnection(env, { locationId: demo.locationId, token: narrow });
+    const html = await (await post("/console/setup/test", { account: ID })).text();
+    expect(html).toContain("HighLevel refused: the connection lacks a scope");
+    expect(await steps()).toMatchObject({ test: "failed" });
+    expect(writes).toEqual([]);
+  });
+
   it("backfill in test mode writes nothing; go live flips test mode off, resumes and starts a live backfill", async () => {
     await walk("backfill");
     writes.length = 0;

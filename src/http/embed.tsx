@@ -12,6 +12,7 @@
  *
  * Without `HIGHLEVEL_SSO_KEY` every route answers 404 with a page saying the entry is off.
  */
+import { isLive } from "./console/setup-steps.ts";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { raw } from "hono/html";
@@ -244,7 +245,17 @@ embedApp.get("/home", async (c) => {
       {accounts.length === 0 ? (
         <p id="embed-no-account">
           No sync account is attached to this {scope.kind === "agency" ? "agency's locations" : "location"} yet. The
-          operator attaches an installed location to an account on the console's Connections page.
+          operator attaches an installed location to an account on the console's Connections page
+          {scope.kind === "location" ? (
+            <>
+              , or{" "}
+              <a href="/console/setup?new=1" id="embed-start-setup">
+                start the guided setup
+              </a>{" "}
+              for this location
+            </>
+          ) : null}
+          .
         </p>
       ) : (
         <table id="embed-accounts">
@@ -278,6 +289,14 @@ embedApp.get("/home", async (c) => {
                     </form>
                   </td>
                   <td>
+                    {!isLive(a) && (
+                      <>
+                        <a href={`/console/setup${q}`} class="setup-link">
+                          Guided setup (not live yet)
+                        </a>{" "}
+                        ·{" "}
+                      </>
+                    )}
                     <a href={`/console/mapping${q}`}>Mapping</a> · <a href={`/console/activity${q}`}>Activity</a> ·{" "}
                     <a href={`/console/problems${q}`}>Problems</a> · <a href={`/console/backfill${q}`}>Backfill</a>
                   </td>

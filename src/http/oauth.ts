@@ -10,7 +10,7 @@ import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { consoleAuth } from "./console/auth.ts";
+import { consoleAuth, safeNext } from "./console/auth.ts";
 import { isLocalPlainHttp } from "./console/session.ts";
 import { HighLevelError } from "../highlevel/errors.ts";
 import { installFromGrant, type InstallOutcome } from "../highlevel/install.ts";
@@ -30,6 +30,8 @@ import type { AppEnv } from "./context.ts";
  * http from loopback (wrangler dev), as the console session cookie does (src/http/console/session.ts).
  */
 const STATE_COOKIE = "oauth_state";
+/** The console page an install started from wants the browser back on (`/oauth/install?next=`). */
+const NEXT_COOKIE = "oauth_next";
 
 /** base64url(SHA-256(state)): what the browser holds, so the cookie alone cannot be replayed as a state. */
 async function stateHash(state: string): Promise<string> {
@@ -71,6 +73,10 @@ export const oauth = new Hono<AppEnv>()
   .get("/oauth/install", installAuth(), async (c) => {
     const state = await createOAuthState(c.env.DB);
     setCookie(c, STATE_COOKIE, await stateHash(state), { ...cookieOptions(c), maxAge: OAUTH_STATE_TTL_MS / 1000 });
+    // Where the console wants the browser back (the guided setup); only console paths are kept.
+    const next = c.req.query("next");
+    if (next && safeNext(next) === next)
+      setCookie(c, NEXT_COOKIE, next, { ...cookieOptions(c), maxAge: OAUTH_STATE_TTL_MS / 1000 });
     c.var.log.info({ event: "oauth.install_started", outcome: "ok" });
     return c.redirect(authorizeUrl(c.var.config, state), 302);
   })
@@ -81,6 +87,8 @@ export const oauth = new Hono<AppEnv>()
     const bound = opts.prefix ? getCookie(c, STATE_COOKIE, "host") : getCookie(c, STATE_COOKIE);
     // The binding is single-use like the state: gone whatever this callback's outcome.
     if (bound !== undefined) deleteCookie(c, STATE_COOKIE, opts);
+    const next = opts.prefix ? getCookie(c, NEXT_COOKIE, "host") : getCookie(c, NEXT_COOKIE);
+    if (next !== undefined) deleteCookie(c, NEXT_COOKIE, opts);
     if (error) {
       log.warn({ event: "oauth.denied", outcome: "rejected", reason: error });
       return page(
@@ -150,6 +158,7 @@ export const oauth = new Hono<AppEnv>()
           ? " They are not attached to any account: an operator checks and attaches them in the console (Connections)."
           : "";
       const connected = `Connected ${outcome.locations.length} location(s): ${outcome.locations.join(", ")}.`;
+      if (origin === "console" && next !== undefined && safeNext(next) === next) return c.redirect(next, 303);
       return page(c, 200, "HighLevel connected", `${connected}${pending}${marketplace} You can close this window.`);
     } catch (err) {
       if (!(err instanceof HighLevelError)) throw err;

@@ -25,6 +25,7 @@ import { notificationsPage } from "./pages/notifications.tsx";
 import { automationsPage } from "./pages/automations.tsx";
 import { problemsPage } from "./pages/problems.tsx";
 import { reportPage } from "./pages/report.tsx";
+import { setupPage } from "./pages/setup.tsx";
 import { usagePage } from "./pages/usage.tsx";
 import { endSession, startSession } from "./session.ts";
 import { CSS, Layout } from "./ui.tsx";
@@ -123,6 +124,7 @@ consoleApp.use("*", consoleAuth());
 consoleApp.get("/", (c) =>
   c.redirect(requestScope(c).kind === "operator" ? "/console/connections" : "/embed/home", 303),
 );
+consoleApp.route("/", setupPage);
 consoleApp.route("/", connectionsPage);
 consoleApp.route("/", mappingPage);
 consoleApp.route("/", activityPage);

@@ -7,6 +7,7 @@ import type { Account } from "../../store/accounts.ts";
 
 /** The console's pages, in navigation order. */
 export const NAV = [
+  ["setup", "Guided setup"],
   ["connections", "Connections"],
   ["mapping", "Mapping"],
   ["activity", "Activity"],
@@ -339,4 +340,6 @@ figcaption{font-size:12px;color:#555}
 .card{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:10px 14px}
 progress{width:420px;height:20px}
 label.block{display:block;margin:6px 0}
+.muted{color:#666}
+.steps{line-height:1.7}.steps li.current{font-weight:600}.steps .status-next{color:#3b6fb6}.steps .status-todo{color:#888}
 `;

@@ -132,6 +132,34 @@ describe("OAuth install", () => {
     expect(done.status).toBe(200);
   });
 
+  it("happy: an install started with ?next= (the guided setup) returns to that console page; other targets are ignored", async () => {
+    const start = (next: string) =>
+      exports.default.fetch(`http://worker.test/oauth/install?next=${encodeURIComponent(next)}`, {
+        redirect: "manual",
+        headers: { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}` },
+      });
+    const res = await start("/console/setup?account=acme");
+    const cookies = res.headers.getSetCookie().map((c) => c.split(";")[0] ?? "");
+    expect(cookies).toHaveLength(2);
+    const state = new URL(res.headers.get("location") ?? "").searchParams.get("state") ?? "";
+    const done = await exports.default.fetch(`http://worker.test/oauth/callback?code=good-code&state=${state}`, {
+      redirect: "manual",
+      headers: { cookie: cookies.join("; ") },
+    });
+    expect(done.status).toBe(303);
+    expect(done.headers.get("location")).toBe("/console/setup?account=acme");
+
+    const evil = await start("https://evil.example/phish");
+    expect(evil.headers.getSetCookie()).toHaveLength(1);
+    const evilState = new URL(evil.headers.get("location") ?? "").searchParams.get("state") ?? "";
+    const page = await callbackFrom(
+      `code=good-code&state=${evilState}`,
+      evil.headers.getSetCookie()[0]?.split(";")[0] ?? "",
+    );
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("HighLevel connected");
+  });
+
   it("security: a callback from a browser that did not start the install is refused, and its state is spent", async () => {
     const victim = await startInstall();
     const other = await startInstall();

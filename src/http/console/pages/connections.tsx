@@ -12,7 +12,8 @@ import { listConnections, type Connection } from "../../../store/connections.ts"
 import { getFourDegreesAccount, type FourDegreesAccountSummary } from "../../../store/fourdegrees-accounts.ts";
 import { highLevelPort } from "../../../highlevel/adapter.ts";
 import { formAccount, pageContext, redirectWith, type PageContext } from "../context.ts";
-import { Empty, fmtTime, Layout } from "../ui.tsx";
+import { isLive } from "../setup-steps.ts";
+import { Empty, fmtTime, href, Layout } from "../ui.tsx";
 import { LocationLabel, locationNames, Named } from "../names.tsx";
 
 interface TestResult {
@@ -85,7 +86,8 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
         <a class="button" href="/oauth/install" id="connect-highlevel">
           Connect HighLevel
         </a>{" "}
-        opens HighLevel's install page; choose the location(s) to sync and approve.
+        opens HighLevel's install page; choose the location(s) to sync and approve. New here? The{" "}
+        <a href="/console/setup?new=1">guided setup</a> walks a new account from nothing to live.
       </p>
 
       <h2>HighLevel locations</h2>
@@ -194,6 +196,12 @@ async function render(c: Context<AppEnv>, ctx: PageContext, tests: TestResult[] 
                   <td class={`status-${a.status}`}>
                     {a.status}
                     {a.testMode ? " · test mode" : ""}
+                    {!isLive(a) && (
+                      <>
+                        {" "}
+                        · <a href={href("setup", a.id)}>finish the guided setup</a>
+                      </>
+                    )}
                   </td>
                   <td>{k?.workspaceId ?? "—"}</td>
                   <td class={k || c.var.config.FOURDEGREES_API_KEY ? "status-ok" : "status-failed"}>

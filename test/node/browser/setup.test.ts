@@ -1,0 +1,152 @@
+/**
+ * The guided setup in Chromium, from nothing to a live account: the Worker under `wrangler dev`
+ * and the sandbox over real HTTP (as `npm start` runs them), fresh state in a temp directory. The
+ * operator signs in, names the account, connects HighLevel through the sandbox's OAuth page (and
+ * comes back to the wizard), enters a wrong then the right 4Degrees key, picks the pipelines,
+ * reviews them, runs the test (dry-run, nothing written), backfills in test mode and goes live.
+ * Each step's screenshot is written to docs/screenshots/setup-*.png (README "Guided setup").
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
+import type { DemoData } from "../../../sandbox/highlevel/index.ts";
+import {
+  applyLocalMigrations,
+  ensureDevVars,
+  freePort,
+  ROOT,
+  startWorker,
+  type RunningWorker,
+} from "../../../scripts/lib/processes.ts";
+import { launchChromium } from "./chromium.ts";
+
+const SHOTS = resolve(ROOT, "docs/screenshots");
+let sandbox: StartedSandbox;
+let worker: RunningWorker;
+let state: string;
+let browser: Browser;
+let page: Page;
+let demo: DemoData;
+let adminToken = "";
+let fourDegreesKey = "";
+
+function devVar(name: string): string {
+  const line = readFileSync(resolve(ROOT, ".dev.vars"), "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${name}=`));
+  return (line?.slice(name.length + 1) ?? "").trim().replace(/^"(.*)"$/, "$1");
+}
+
+async function shot(name: string): Promise<void> {
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, `setup-${name}.png`), fullPage: true });
+}
+
+/** Each step's state as the step list shows it. */
+async function stepStates(): Promise<Record<string, string>> {
+  const items = await page
+    .locator("#setup-steps li")
+    .evaluateAll((lis) => lis.map((li) => [li.getAttribute("data-step") ?? "", li.getAttribute("data-state") ?? ""]));
+  return Object.fromEntries(items);
+}
+
+beforeAll(async () => {
+  ensureDevVars();
+  adminToken = devVar("ADMIN_TOKEN");
+  fourDegreesKey = devVar("FOURDEGREES_API_KEY");
+  browser = await launchChromium();
+  state = mkdtempSync(join(tmpdir(), "fdghl-setup-"));
+  await applyLocalMigrations(state);
+  sandbox = await startSandbox({ port: 0, seedDemo: true });
+  worker = await startWorker({ port: await freePort(), sandboxUrl: sandbox.url, persistTo: state });
+  const seeded = await fetch(`${sandbox.url}/_sandbox/highlevel/seed`, { method: "POST" });
+  demo = ((await seeded.json()) as { demo: DemoData }).demo;
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await sandbox?.close();
+  if (state) rmSync(state, { recursive: true, force: true });
+});
+
+describe("guided setup in Chromium", () => {
+  it("walks a new account from nothing to live, each step leaving and resuming through the page", async () => {
+    await page.goto(`${worker.url}/console/login?next=${encodeURIComponent("/console/setup")}`);
+    await page.fill("input[name=token]", adminToken);
+    await Promise.all([page.waitForURL(/\/console\/setup/), page.click("button[type=submit]")]);
+    expect(await stepStates()).toMatchObject({ account: "next", live: "todo" });
+    await shot("1-account");
+
+    await page.fill("#setup-account-form input[name=name]", "Acme Ventures");
+    await page.fill("#setup-account-form input[name=id]", "acme");
+    await Promise.all([page.waitForURL(/ok=/), page.click("#setup-create-account")]);
+    expect(await stepStates()).toMatchObject({ account: "done", highlevel: "next" });
+    await shot("2-connect-highlevel");
+
+    // Connect HighLevel: the sandbox's install page, then back to the wizard.
+    await Promise.all([page.waitForURL(/chooselocation/), page.click("#setup-connect-highlevel")]);
+    await Promise.all([page.waitForURL(/\/console\/setup\?account=acme/), page.click("button.approve")]);
+    await page.selectOption("#setup-attach-form select[name=location]", demo.locationId);
+    await Promise.all([page.waitForURL(/ok=/), page.click("#setup-attach")]);
+    expect(await stepStates()).toMatchObject({ highlevel: "done", key: "next" });
+
+    await page.fill("#setup-key-form input[name=apiKey]", "4d_this_is_not_the_key");
+    await page.click("#setup-save-key");
+    await expect.poll(() => page.textContent(".flash.error")).toContain("4Degrees refused the key");
+    await shot("3-key-refused");
+    await page.fill("#setup-key-form input[name=apiKey]", fourDegreesKey);
+    await Promise.all([page.waitForURL(/ok=/), page.click("#setup-save-key")]);
+    expect(await stepStates()).toMatchObject({ key: "done", pipelines: "next" });
+    await shot("4-pipelines");
+
+    // Leave the wizard and come back: it resumes at the same step.
+    await page.goto(`${worker.url}/console/activity?account=acme`);
+    await page.click('nav a[href^="/console/setup"]');
+    await expect.poll(() => page.locator("section.card h2").textContent()).toBe("Pick pipelines");
+
+    await Promise.all([page.waitForURL(/ok=/), page.click("#setup-save-pipelines")]);
+    expect(await stepStates()).toMatchObject({ pipelines: "done", review: "next" });
+    // Owners by name on both sides, matched by email.
+    expect(await page.textContent(".review-owners")).not.toContain("no HighLevel user with this email");
+    await shot("5-review");
+    await Promise.all([page.waitForURL(/ok=/), page.click("#setup-reviewed")]);
+
+    await page.click("#setup-run-test");
+    await expect.poll(() => page.textContent(".flash")).toContain("Test passed: nothing was written");
+    expect(await page.locator("#setup-dry-run tr[data-direction=to_highlevel]").count()).toBe(5);
+    expect(await page.locator("#setup-dry-run tr[data-direction=to_fourdegrees]").count()).toBeGreaterThan(0);
+    await shot("6-test");
+
+    await page.goto(`${worker.url}/console/setup?account=acme`);
+    await Promise.all([page.waitForURL(/ok=/), page.click("#setup-start-backfill")]);
+    await page.goto(`${worker.url}/console/setup?account=acme&step=backfill`);
+    await expect
+      .poll(
+        async () => {
+          await page.reload();
+          return (await stepStates())["backfill"];
+        },
+        { timeout: 90_000, interval: 500 },
+      )
+      .toBe("done");
+    expect(await page.textContent("#setup-backfill-progress")).toContain("done");
+    await shot("7-backfill-test-mode");
+
+    await page.goto(`${worker.url}/console/setup?account=acme&step=live`);
+    await Promise.all([page.waitForURL(/ok=/), page.click("#setup-go-live")]);
+    await expect.poll(() => page.textContent("#setup-live")).toContain("is live");
+    const states = await stepStates();
+    expect(Object.values(states)).toEqual(Array(8).fill("done"));
+    const account = await fetch(`${worker.url}/api/accounts/acme`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const body = (await account.json()) as { account: { testMode: boolean; status: string } };
+    expect(body.account).toMatchObject({ testMode: false, status: "active" });
+    await shot("8-live");
+  }, 240_000);
+});

@@ -535,8 +535,9 @@ export const mappingPage = new Hono<AppEnv>()
     if (!conflict.success) issues.push({ field: "conflictPolicy", message: "unknown policy" });
     if (!del.success) issues.push({ field: "deletePolicy", message: "unknown policy" });
     const guard = DeleteGuardSchema.safeParse({
-      maxDeletes: state.maxDeletes.trim() === "" ? NaN : Number(state.maxDeletes),
-      maxPercent: state.maxPercent.trim() === "" ? NaN : Number(state.maxPercent),
+      // A form without the guard's inputs (an older page, a script) keeps the account's thresholds.
+      maxDeletes: "maxDeletes" in form ? Number(state.maxDeletes || NaN) : account.deleteGuard.maxDeletes,
+      maxPercent: "maxPercent" in form ? Number(state.maxPercent || NaN) : account.deleteGuard.maxPercent,
     });
     if (!guard.success)
       for (const i of guard.error.issues)

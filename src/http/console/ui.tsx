@@ -9,6 +9,8 @@ import type { Account } from "../../store/accounts.ts";
 export const NAV = [
   ["connections", "Connections"],
   ["mapping", "Mapping"],
+  ["filters", "Filters"],
+  ["duplicates", "Duplicates"],
   ["activity", "Activity"],
   ["problems", "Problems"],
   ["backfill", "Backfill"],

@@ -338,3 +338,21 @@ export function defaultMapping(
   }
   return { pipelines, ...extra };
 }
+
+/**
+ * `next` with the sync rules kept from `previous` that a form without them would reset: each pipeline
+ * pair's filter (same 4Degrees and HighLevel pipelines) and the match keys. For the console's Mapping
+ * form, whose fields do not include them (they have their own Filters and Duplicates pages).
+ */
+export function keepSyncRules(next: Mapping, previous: Mapping | null): Mapping {
+  if (!previous) return next;
+  const filterOf = (p: PipelinePair) =>
+    previous.pipelines.find(
+      (q) => q.fourdegreesPipelineId === p.fourdegreesPipelineId && q.highlevelPipelineId === p.highlevelPipelineId,
+    )?.filter ?? null;
+  return {
+    ...next,
+    matchKeys: previous.matchKeys,
+    pipelines: next.pipelines.map((p) => ({ ...p, filter: p.filter ?? filterOf(p) })),
+  };
+}

@@ -114,6 +114,13 @@ describe("which deals sync and duplicates in Chromium", () => {
     await Promise.all([page.waitForURL(/ok=/), page.click("#save-filter-0")]);
     expect(await page.textContent(".flash.ok")).toContain("Filter saved.");
     expect(await page.locator("#filter-0 label", { hasText: "Sourced" }).locator("input").isChecked()).toBe(true);
+    // Saving the Mapping page (which has no filter fields) keeps the filter.
+    await page.goto(`${worker.url}/console/mapping?account=demo`);
+    await page.click("#save-mapping");
+    await expect.poll(() => page.textContent("body")).toContain("Mapping saved");
+    await page.goto(`${worker.url}/console/filters?account=demo`);
+    expect(await page.locator("#filter-0 label", { hasText: "Sourced" }).locator("input").isChecked()).toBe(true);
+    expect(await page.locator("#filter-0 input[name=minValue]").inputValue()).toBe("100000");
   });
 
   it("happy: a possible duplicate is shown by name on both sides and linked by hand", async () => {

@@ -1,20 +1,19 @@
 /**
  * Duplicates: the match keys decide what a backfill pairs; the matcher's unsure cases are possible
  * matches an operator links by hand (then the pair syncs) or tells apart (never suggested again);
- * unlinking a pair deletes nothing and the two records stop syncing. Also the /api routes' errors.
+ * unlinking a pair deletes nothing and the two records stop syncing. The /api routes: test/worker/http/matching-api.test.ts.
  */
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { MatchKeys } from "../../../src/domain/mapping-config.ts";
 import { listEvents, listReview } from "../../../src/store/sync-events.ts";
 import { beginBackfill } from "../../../src/sync/jobs/backfill.ts";
 import { linkByHand, listPossibleMatches, tellApart, unlinkPair } from "../../../src/sync/jobs/duplicates.ts";
-import { TEST_BINDINGS } from "../../bindings.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";
 import { ACCOUNT, createWorld, type World } from "./world.ts";
 
-const routes: Record<string, RouteHandler> = { "worker.test": (r) => exports.default.fetch(r) };
+const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
 
 const HL_HOOK = "http://worker.test/webhooks/highlevel";
@@ -178,53 +177,5 @@ describe("possible matches", () => {
     // Linking by hand makes them sync again.
     await linkByHand(deps(w), await w.account(), deal.id, oppId);
     expect((await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId).toBe(oppId);
-  });
-});
-
-describe("/api links and possible matches", () => {
-  const auth = { authorization: `Bearer ${TEST_BINDINGS.ADMIN_TOKEN}`, "content-type": "application/json" };
-  const api = (path: string, init: { method?: string; body?: unknown } = {}) =>
-    exports.default.fetch(`http://worker.test/api/accounts/${ACCOUNT}/${path}`, {
-      method: init.method ?? "GET",
-      headers: auth,
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-    });
-
-  it("validated: 400 for a bad body, 404 for unknown records, 409 for a linked one; link, list, unlink", async () => {
-    const w = await createWorld(routes);
-    const deal = newDeal(w, { name: "Api Co", stage: "Sourced" });
-    await w.settle();
-    const oppId = (await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId ?? "";
-    quiet(w);
-    const lone = opp(w, "Api Lone");
-
-    expect((await api("links", { method: "POST", body: { fdDealId: deal.id } })).status).toBe(400);
-    expect((await api("links", { method: "POST", body: { fdDealId: "nope", hlOpportunityId: lone.id } })).status).toBe(
-      404,
-    );
-    expect((await api("links", { method: "POST", body: { fdDealId: deal.id, hlOpportunityId: lone.id } })).status).toBe(
-      409,
-    );
-    expect((await api("links/nope", { method: "DELETE" })).status).toBe(404);
-    expect((await api("pipelines/0/filter", { method: "PUT", body: { filter: { minValue: -1 } } })).status).toBe(400);
-    expect((await api("pipelines/7/filter/preview", { method: "POST", body: { filter: null } })).status).toBe(404);
-    expect((await api("match-keys", { method: "PUT", body: { matchKeys: "fuzzy" } })).status).toBe(400);
-
-    const listed = (await (await api("links")).json()) as { links: Array<{ fdDealId: string; name: string }> };
-    expect(listed.links).toContainEqual(expect.objectContaining({ fdDealId: deal.id, name: "Api Co" }));
-    const unlinked = await api(`links/${deal.id}`, { method: "DELETE" });
-    expect(unlinked.status).toBe(200);
-    expect(await unlinked.json()).toEqual({ unlinked: { fdDealId: deal.id, hlOpportunityId: oppId } });
-    const relinked = await api("links", { method: "POST", body: { fdDealId: deal.id, hlOpportunityId: lone.id } });
-    expect(relinked.status).toBe(201);
-    expect((await w.linkOf("highlevel", lone.id))?.fdDealId).toBe(deal.id);
-    expect(w.sb.highlevel.store.opportunities.has(oppId)).toBe(true);
-
-    const preview = await api("pipelines/0/filter/preview", { method: "POST", body: { filter: { minValue: 1 } } });
-    expect(preview.status).toBe(200);
-    expect(((await preview.json()) as { preview: { source: string } }).preview.source).toBe("providers");
-    expect((await api("match-keys", { method: "PUT", body: { matchKeys: "name" } })).status).toBe(200);
-    expect((await w.account()).mapping?.matchKeys).toBe("name");
-    expect((await api("possible-matches")).status).toBe(200);
   });
 });

@@ -10,7 +10,7 @@ import type { DealFilter, Mapping, PipelinePair } from "../../domain/mapping-con
 import type { Deal, User } from "../../domain/port.ts";
 import type { Opportunity } from "../../highlevel/port.ts";
 import { isUnlinked } from "../../store/match-decisions.ts";
-import { customFieldValue, type Canonical } from "./mapping.ts";
+import { customFieldValue, type Canonical, type Translation } from "./mapping.ts";
 import { blank, type JobResult } from "./types.ts";
 
 /** One side of a record as the filter sees it. */
@@ -108,4 +108,37 @@ function skipped(
   detail: Record<string, unknown>,
 ): JobResult {
   return { ...blank(ids.fdId, ids.hlId), outcome: "skipped", reason, detail };
+}
+
+/** What judging an unlinked record needs of the engine: the gate's needs plus translation. */
+export interface UnlinkedJudge extends FilterHost {
+  translateDeal(deal: Deal): Promise<Translation>;
+  translateOpp(opp: Opportunity, locationId: string): Promise<Translation>;
+}
+
+/**
+ * Whether an unlinked record as listed would be skipped by the engine (unlinked by hand, or outside
+ * its pair's filter on its own side): reconcile does not enqueue it, so a record kept out costs no
+ * job and no re-read per tick. A record that cannot be translated is not kept out (its job reviews it).
+ */
+export async function keptOutUnlinked(
+  engine: UnlinkedJudge,
+  record: { deal: Deal } | { opp: Opportunity; locationId: string },
+): Promise<boolean> {
+  if (!engine.mapping.pipelines.some((p) => p.filter)) {
+    const [side, id] =
+      "deal" in record ? (["fourdegrees", record.deal.id] as const) : (["highlevel", record.opp.id] as const);
+    return id !== null && (await isUnlinked(engine.db, engine.account.id, side, id));
+  }
+  const t =
+    "deal" in record
+      ? await engine.translateDeal(record.deal)
+      : await engine.translateOpp(record.opp, record.locationId);
+  if (!t.ok) return false;
+  const sides: FilterSides =
+    "deal" in record
+      ? { deal: record.deal, opp: null, canonical: [t.canonical] }
+      : { deal: null, opp: record.opp, canonical: [t.canonical] };
+  const ids = "deal" in record ? { fdId: record.deal.id, hlId: null } : { fdId: null, hlId: record.opp.id };
+  return (await filterGate(engine, sides, ids)) !== null;
 }

@@ -11,6 +11,7 @@ import { saveMapping } from "../../../src/store/accounts.ts";
 import { getBackfill } from "../../../src/store/backfill-runs.ts";
 import { listEvents } from "../../../src/store/sync-events.ts";
 import { beginBackfill } from "../../../src/sync/jobs/backfill.ts";
+import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
 import { previewFilter, saveFilter } from "../../../src/sync/jobs/filter-preview.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { newDeal } from "./checks.ts";
@@ -138,6 +139,23 @@ describe("which deals sync", () => {
     w.sb.fourdegrees.updateDealAsUser(deal.id, { stage_id: w.fdStage("Due Diligence") });
     await w.settle();
     expect(w.sb.highlevel.store.opportunities.get(oppId)?.name).toBe("Leaving Co Renamed");
+  });
+
+  it("reconcile does not enqueue unlinked records the filter keeps out: it goes quiet with them still unlinked", async () => {
+    const w = await createWorld(routes);
+    await setFilter(w, { stages: [w.fdStage("Due Diligence")] });
+    const marks: number[] = [];
+    for (let pass = 0; pass < 4; pass++) {
+      const reports = await runReconcile(env, w.deps, w.ctx.log, { pageSize: 100 });
+      marks.push(reports.find((r) => r.accountId === ACCOUNT)?.marked ?? -1);
+      await w.settle();
+    }
+    // The first tick marks what the filter lets in (demo records in Due Diligence), then nothing.
+    expect(marks[0]).toBeGreaterThan(0);
+    expect(marks.slice(2)).toEqual([0, 0]);
+    const outside = w.sb.fourdegrees.deals().filter((d) => d.stage_id !== w.fdStage("Due Diligence"));
+    expect(outside.length).toBeGreaterThan(0);
+    for (const d of outside) expect(await w.linkOf("fourdegrees", d.id), d.name).toBeNull();
   });
 
   it("the preview count is what a backfill then syncs (demo records on both sides), and the filter is saved by name-checked ids", async () => {

@@ -34,6 +34,32 @@ export const StagePairSchema = z.object({
 });
 export type StagePair = z.infer<typeof StagePairSchema>;
 
+/**
+ * Which records of a pipeline pair sync (every condition set must hold; none set = all records).
+ * `stages` are 4Degrees open-stage ids, `ownerIds` 4Degrees user ids (a HighLevel record's owner is
+ * compared by the email of those users), `minValue` is in major units of the mapping's currency.
+ * `fourdegreesTag` is judged on the 4Degrees deal, `highlevelField` on the HighLevel opportunity:
+ * a record that has no such side yet does not meet that condition. See docs/sync.md#which-deals-sync.
+ */
+export const DealFilterSchema = z.object({
+  stages: z.array(id).max(100).optional(),
+  ownerIds: z.array(id).max(500).optional(),
+  minValue: z.number().finite().nonnegative().optional(),
+  fourdegreesTag: z.string().trim().min(1).max(200).optional(),
+  highlevelField: z.object({ id, equals: z.string().max(500) }).optional(),
+});
+export type DealFilter = z.infer<typeof DealFilterSchema>;
+
+/**
+ * How an unlinked record is paired with an existing record on the other side before anything is
+ * created (the engine's own creates are always found again — that is crash recovery, not matching):
+ * `name_email` external id, then exact name + contact email (name alone when the deal has no
+ * contact); `name` external id, then exact name; `external_id` the external id only; `none` no
+ * pairing with records the engine did not create. Name keys apply in backfill only.
+ */
+export const MatchKeysSchema = z.enum(["name_email", "name", "external_id", "none"]);
+export type MatchKeys = z.infer<typeof MatchKeysSchema>;
+
 export const PipelinePairSchema = z.object({
   fourdegreesPipelineId: id,
   highlevelLocationId: id,
@@ -47,6 +73,8 @@ export const PipelinePairSchema = z.object({
   highlevelWonStageId: id.nullable().default(null),
   /** The HighLevel stage a lost deal is moved to next to status `lost` (null: the stage is left as it is). */
   highlevelLostStageId: id.nullable().default(null),
+  /** Which deals of the pair sync (null: all of them). */
+  filter: DealFilterSchema.nullable().default(null),
 });
 export type PipelinePair = z.infer<typeof PipelinePairSchema>;
 
@@ -134,6 +162,8 @@ export const MappingSchema = z
     attachmentsFieldId: id.nullable().default(null),
     /** Attachments: both ways by default (once `attachmentsFieldId` names the field). */
     attachments: DirectionSchema.default("both"),
+    /** How unlinked records are paired with existing ones (see `MatchKeysSchema`). */
+    matchKeys: MatchKeysSchema.default("name_email"),
   })
   .superRefine((m, ctx) => {
     const seen = new Map<string, string>();
@@ -263,6 +293,13 @@ export function validateMappingLive(
           message: `HighLevel stage ${s.highlevel} is not in pipeline "${hl.name}"`,
         });
     });
+    (p.filter?.stages ?? []).forEach((stageId, j) => {
+      if (fd && !fd.stages.some((x) => x.id === stageId))
+        issues.push({
+          field: at(`filter.stages.${j}`),
+          message: `4Degrees stage ${stageId} is not in pipeline "${fd.name}"`,
+        });
+    });
     for (const key of ["highlevelWonStageId", "highlevelLostStageId"] as const) {
       const chosen = p[key];
       if (chosen && hl && !hl.stages.some((x) => x.id === chosen))
@@ -363,4 +400,22 @@ export function defaultMapping(
     });
   }
   return { pipelines, ...extra };
+}
+
+/**
+ * `next` with the sync rules kept from `previous` that a form without them would reset: each pipeline
+ * pair's filter (same 4Degrees and HighLevel pipelines) and the match keys. For the console's Mapping
+ * form, whose fields do not include them (they have their own Filters and Duplicates pages).
+ */
+export function keepSyncRules(next: Mapping, previous: Mapping | null): Mapping {
+  if (!previous) return next;
+  const filterOf = (p: PipelinePair) =>
+    previous.pipelines.find(
+      (q) => q.fourdegreesPipelineId === p.fourdegreesPipelineId && q.highlevelPipelineId === p.highlevelPipelineId,
+    )?.filter ?? null;
+  return {
+    ...next,
+    matchKeys: previous.matchKeys,
+    pipelines: next.pipelines.map((p) => ({ ...p, filter: p.filter ?? filterOf(p) })),
+  };
 }

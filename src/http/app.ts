@@ -24,6 +24,7 @@ import { oauth } from "./oauth.ts";
 import { highlevelWebhooks } from "./webhooks-highlevel.ts";
 import { highlevelUsage } from "./highlevel-usage.ts";
 import { syncAdmin } from "./sync-admin.ts";
+import { matchingApi } from "./matching.ts";
 import { d1Meter } from "./d1-meter.ts";
 import { embedApp } from "./embed.tsx";
 import { embedFraming } from "./embed-framing.ts";
@@ -59,6 +60,7 @@ export function createApp(): Hono<AppEnv> {
   app.route("/api", syncAdmin);
   app.route("/api", notificationsApi);
   app.route("/api", automationsApi);
+  app.route("/api", matchingApi);
   // The operator console: its own login/session or Access (src/http/console/auth.ts), CSRF and CSP.
   app.route("/console", consoleApp);
   // HighLevel's Custom Page: SSO from the user context into a scoped session (src/http/embed.tsx).

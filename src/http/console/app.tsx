@@ -19,6 +19,8 @@ import { clearLoginAttempts, countLoginAttempt } from "../../store/console-auth.
 import { consoleAuth, loginClient, safeNext } from "./auth.ts";
 import { activityPage } from "./pages/activity.tsx";
 import { backfillPage } from "./pages/backfill.tsx";
+import { duplicatesPage } from "./pages/duplicates.tsx";
+import { filtersPage } from "./pages/filters.tsx";
 import { connectionsPage } from "./pages/connections.tsx";
 import { mappingPage } from "./pages/mapping.tsx";
 import { notificationsPage } from "./pages/notifications.tsx";
@@ -130,6 +132,8 @@ consoleApp.route("/", mappingPage);
 consoleApp.route("/", activityPage);
 consoleApp.route("/", problemsPage);
 consoleApp.route("/", backfillPage);
+consoleApp.route("/", filtersPage);
+consoleApp.route("/", duplicatesPage);
 consoleApp.route("/", usagePage);
 consoleApp.route("/", reportPage);
 consoleApp.route("/", notificationsPage);

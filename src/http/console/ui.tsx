@@ -10,6 +10,8 @@ export const NAV = [
   ["setup", "Guided setup"],
   ["connections", "Connections"],
   ["mapping", "Mapping"],
+  ["filters", "Filters"],
+  ["duplicates", "Duplicates"],
   ["activity", "Activity"],
   ["problems", "Problems"],
   ["backfill", "Backfill"],

@@ -9,8 +9,10 @@ import type { Opportunity } from "../../highlevel/port.ts";
 import type { Account } from "../../store/accounts.ts";
 import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
 import { findLink, hasTombstone, saveLink, type Link, type SideName } from "../../store/links.ts";
+import { isRejected } from "../../store/match-decisions.ts";
 import { addReview, resolveReview } from "../../store/sync-events.ts";
 import { applyDelete, type DeleteHost } from "./deletes.ts";
+import { filterGate } from "./filter.ts";
 import { findOpportunityFor, type FindHost, type LookupCache } from "./lookups.ts";
 import { fourDegreesContactFor, highLevelContactFor } from "./contacts.ts";
 import { extrasToNewDeal, extrasToNewOpportunity } from "./create-extras.ts";
@@ -62,6 +64,8 @@ export async function fromFourDegrees(
   const fdId = deal.id ?? "";
   const t = await engine.translateDeal(deal);
   if (!t.ok) return engine.review("fourdegrees", fdId, t.reason, t.detail, { fdId, hlId: null });
+  const outside = await filterGate(engine, { deal, opp: null, canonical: [t.canonical] }, { fdId, hlId: null });
+  if (outside) return outside;
   const pair = engine.mapping.pipelines.find((p) => p.fourdegreesPipelineId === t.canonical.pipeline);
   const pairLocation = pair?.highlevelLocationId ?? locationId;
   const hl = engine.deps.highlevel(pairLocation);
@@ -194,6 +198,17 @@ export async function fromFourDegrees(
   };
 }
 
+/** The HighLevel opportunity this engine created from deal `fdId` (its ledger row), if any. */
+async function createdFrom(engine: CreateHost, fdId: string): Promise<string | null> {
+  const write = await getWrite(engine.db, {
+    accountId: engine.account.id,
+    targetSide: "highlevel",
+    sourceRecord: `fourdegrees:${fdId}`,
+    changeHash: "create",
+  });
+  return write?.targetId ?? null;
+}
+
 /** Records the HighLevel id on the 4Degrees deal (`externalRefs`), once. */
 async function writeExternalRef(engine: CreateHost, deal: Deal, oppId: string): Promise<Deal> {
   if (!deal.id || deal.externalRefs.some((r) => r.system === "highlevel" && r.id === oppId)) return deal;
@@ -240,8 +255,8 @@ async function asCreatedDeal(engine: CreateHost, deal: Deal): Promise<Flat | nul
   return t.ok ? flatten(t.canonical) : null;
 }
 
-/** Links an existing pair (found, not created) and merges it; `base` as the merge base. */
-async function linkAndSync(
+/** Links an existing pair (found, not created, or linked by hand) and merges it; `base` as the merge base. */
+export async function linkAndSync(
   engine: CreateHost,
   deal: Deal,
   opp: Opportunity,
@@ -296,8 +311,17 @@ async function linkAndSync(
 export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locationId: string): Promise<JobResult> {
   const t = await engine.translateOpp(opp, locationId);
   if (!t.ok) return engine.review("highlevel", opp.id, t.reason, t.detail, { fdId: null, hlId: opp.id });
+  const outside = await filterGate(engine, { deal: null, opp, canonical: [t.canonical] }, { fdId: null, hlId: opp.id });
+  if (outside) return outside;
   // The 4Degrees id in the external-id field, else a completed ledger create.
-  const claimed = externalIdOf(opp, engine.mapping);
+  const claimedId = externalIdOf(opp, engine.mapping);
+  // Pairs told apart are never matched; with no match keys only our own create counts.
+  const claimed =
+    claimedId &&
+    (engine.mapping.matchKeys !== "none" || (await createdFrom(engine, claimedId)) === opp.id) &&
+    !(await isRejected(engine.db, engine.account.id, claimedId, opp.id))
+      ? claimedId
+      : null;
   const prior = await getWrite(engine.db, {
     accountId: engine.account.id,
     targetSide: "fourdegrees",

@@ -30,6 +30,7 @@ import { addReview, recordEvent, resolveReview } from "../../store/sync-events.t
 import { fromFourDegrees, fromHighLevel } from "./creates.ts";
 import { applyDelete } from "./deletes.ts";
 import { expectedEchoOf, isOurOwnWrite } from "./echo.ts";
+import { filterGate } from "./filter.ts";
 import type { HlNote, Opportunity } from "../../highlevel/port.ts";
 import {
   flatten,
@@ -151,6 +152,8 @@ export class SyncEngine {
       if (dealGone) return applyDelete(this, link, "fourdegrees");
       if (oppGone) return applyDelete(this, link, "highlevel");
       if (!deal || !opp) return { ...blank(fdId, hlId), outcome: "skipped", reason: "linked record missing" };
+      const outside = await this.#outsideFilter(deal, opp, locationId);
+      if (outside) return outside;
       return this.syncLinked(link, deal, opp, locationId);
     }
     if (side === "fourdegrees") {
@@ -209,6 +212,15 @@ export class SyncEngine {
   /** An opportunity in canonical form, or why it cannot be translated. */
   async translateOpp(opp: Opportunity, locationId: string): Promise<Translation> {
     return fromOpportunity(opp, locationId, this.mapping, await this.lookups.ensureHighLevel(opp, locationId));
+  }
+
+  /** A linked pair outside its pipeline pair's filter: skipped, link kept (filter.ts); null when it syncs. */
+  async #outsideFilter(deal: Deal, opp: Opportunity, locationId: string): Promise<JobResult | null> {
+    if (!this.mapping.pipelines.some((p) => p.filter)) return null;
+    const canonical = [await this.translateDeal(deal), await this.translateOpp(opp, locationId)].flatMap((t) =>
+      t.ok ? [t.canonical] : [],
+    );
+    return filterGate(this, { deal, opp, canonical }, { fdId: deal.id, hlId: opp.id }, true);
   }
 
   /** Puts a record on the review list with an alert event. */

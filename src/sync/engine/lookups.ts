@@ -10,6 +10,7 @@ import type { Account } from "../../store/accounts.ts";
 import { completeWrite, getWrite, type LedgerEntry } from "../../store/ledger.ts";
 import { findLink, hasTombstone } from "../../store/links.ts";
 import type { ExtrasContext } from "./extras.ts";
+import { isRejected } from "../../store/match-decisions.ts";
 import { externalIdOf, type Canonical, type FourDegreesContext, type HighLevelContext } from "./mapping.ts";
 import type { EngineDeps } from "./types.ts";
 
@@ -197,10 +198,15 @@ export async function findOpportunityFor(
     if (opp) return { kind: "found", opp, base: await asCreated(opp) };
   }
   let goneRef: string | null = null;
+  const keys = engine.mapping.matchKeys;
+  const rejected = (oppId: string) => isRejected(engine.db, engine.account.id, fdId, oppId);
   for (const ref of deal.externalRefs) {
     if (ref.system !== "highlevel") continue;
     const other = await findLink(engine.db, engine.account.id, "highlevel", ref.id);
     if (other && other.fdDealId !== fdId) continue;
+    if (await rejected(ref.id)) continue;
+    // With no match keys, a reference counts only when this engine made the pair.
+    if (keys === "none" && !(await ourCreate(engine, ref.id))) continue;
     const opp = await hl.getOpportunity(ref.id);
     if (opp) return { kind: "found", opp, base: null };
     // The opportunity this account paired the deal with (it created the deal from it, or saw it
@@ -220,32 +226,48 @@ export async function findOpportunityFor(
     if (unfinished) return unfinished;
   }
   const pair = engine.mapping.pipelines.find((p) => p.fourdegreesPipelineId === canonical.pipeline);
-  if (!pair || (!engine.mapping.externalIdFieldId && !backfill))
-    return goneRef ? { kind: "gone", oppId: goneRef } : null;
+  // Name keys pair records in backfill only; `none` searches the external id only for our own create.
+  const byName = backfill && (keys === "name_email" || keys === "name");
+  const byExternalId = engine.mapping.externalIdFieldId !== null && (keys !== "none" || prior !== null);
+  if (!pair || (!byExternalId && !byName)) return goneRef ? { kind: "gone", oppId: goneRef } : null;
   // After a create that began (ledger row) but never completed, the deal may have been renamed
   // since: search the whole pipeline for the external id, not only the current name.
   const renamedSince = prior !== null;
   const search = await searchPipeline(hl, engine.mapping, {
     pipelineId: pair.highlevelPipelineId,
     query: renamedSince ? null : canonical.name,
-    fdId,
+    fdId: byExternalId ? fdId : null,
     sameName: (o) => (o.name ?? "").trim() === canonical.name.trim(),
   });
-  if (search.hit) return { kind: "found", opp: search.hit, base: await asCreated(search.hit) };
+  if (search.hit && !(await rejected(search.hit.id)))
+    return { kind: "found", opp: search.hit, base: await asCreated(search.hit) };
   const sameName = search.sameName;
   if (goneRef) return { kind: "gone", oppId: goneRef };
-  if (!backfill) return null;
+  if (!byName) return null;
   const candidates: Opportunity[] = [];
   for (const o of sameName) {
     if (externalIdOf(o, engine.mapping)) continue; // carries another deal's id
     if (await findLink(engine.db, engine.account.id, "highlevel", o.id)) continue;
-    if (canonical.contact && (o.contact?.email ?? "").toLowerCase() !== canonical.contact) continue;
+    if (keys === "name_email" && canonical.contact && (o.contact?.email ?? "").toLowerCase() !== canonical.contact)
+      continue;
+    if (await rejected(o.id)) continue;
     candidates.push(o);
   }
   if (candidates.length === 1 && candidates[0])
     return { kind: "found", opp: (await hl.getOpportunity(candidates[0].id)) ?? candidates[0], base: null };
   if (candidates.length > 1) return { kind: "ambiguous", candidates };
   return null;
+}
+
+/** Whether this engine created the 4Degrees deal from opportunity `oppId` (its ledger row). */
+async function ourCreate(engine: FindHost, oppId: string): Promise<boolean> {
+  const write = await getWrite(engine.db, {
+    accountId: engine.account.id,
+    targetSide: "fourdegrees",
+    sourceRecord: `highlevel:${oppId}`,
+    changeHash: "create",
+  });
+  return write !== null;
 }
 
 /** What a HighLevel create recorded in the ledger that identifies the opportunity it made. */

@@ -87,6 +87,20 @@ export async function resumeBackfill(
   return getBackfill(db, accountId);
 }
 
+/** A record the filter or an operator's unlink keeps out: its reason in the activity trail (live jobs record theirs). */
+async function recordKeptOut(db: D1Database, accountId: string, r: JobResult): Promise<void> {
+  if (r.outcome !== "skipped" || !(r.detail?.["filter"] || r.detail?.["unlinked"])) return;
+  await recordEvent(db, {
+    accountId,
+    kind: "sync",
+    direction: "none",
+    fdId: r.fdId,
+    hlId: r.hlId,
+    outcome: "skipped",
+    detail: { trigger: "backfill", ...(r.reason ? { reason: r.reason } : {}), ...r.detail },
+  });
+}
+
 function tally(run: BackfillRun, r: JobResult): void {
   run.done++;
   if (r.outcome === "review") run.reviewed++;
@@ -183,6 +197,7 @@ async function runOnePage(
     for (const r of results) {
       if (r) tally(next, r);
       else next.done++;
+      if (r) await recordKeptOut(db, account.id, r);
     }
     await enqueueBackfillAttachments(deps, account, results);
     next.total = Math.max(next.total, next.done + (page.nextCursor ? BACKFILL_PAGE_SIZE : 0));
@@ -227,6 +242,7 @@ async function runOnePage(
       if (!r) continue;
       tally(next, r);
       next.total++;
+      await recordKeptOut(db, account.id, r);
     }
     await enqueueBackfillAttachments(deps, account, results);
     if (page.nextCursor) next.cursor = page.nextCursor;

@@ -36,6 +36,7 @@ import { isInReview, recordEvent } from "../../store/sync-events.ts";
 import type { AccountConnectors } from "../connectors.ts";
 import { markAndEnqueue, type JobDeps } from "./deps.ts";
 import { SyncEngine } from "../engine/engine.ts";
+import { keptOutUnlinked } from "../engine/filter.ts";
 
 export interface ReconcileOptions {
   /** Records per side per tick. */
@@ -145,6 +146,21 @@ async function reconcileAccount(
   const aliveHl = new Set<string>();
   const aliveFd = new Set<string>();
 
+  // The notes job's own engine, in plan-only mode (no writes), on the reconcile lane's connectors;
+  // it also judges whether an unlinked record is kept out (filter, unlinked by hand).
+  const engine = new SyncEngine(
+    {
+      db,
+      fourdegrees: connectors.fourdegrees,
+      highlevel: connectors.highlevel,
+      ourActor: connectors.ourActor,
+      log,
+      now: deps.now,
+    },
+    account,
+    mapping,
+  );
+
   // HighLevel: a page of the current pipeline; compare updatedAt with the snapshot.
   const hlCur = await getReconcileCursor(db, account.id, "highlevel");
   const hlIdx = hlCur.pipelineIdx % mapping.pipelines.length;
@@ -160,7 +176,8 @@ async function reconcileAccount(
       const differs = link
         ? link.state === "active" && (opp.updatedAt ?? null) !== link.hlUpdatedAt
         : !(await hasTombstone(db, account.id, "highlevel", opp.id)) &&
-          !(await isInReview(db, account.id, "highlevel", opp.id));
+          !(await isInReview(db, account.id, "highlevel", opp.id)) &&
+          !(await keptOutUnlinked(engine, { opp, locationId: hlPair.highlevelLocationId }));
       if (
         differs &&
         (await markAndEnqueue(db, deps, {
@@ -198,19 +215,6 @@ async function reconcileAccount(
       limit,
     });
     let notesBudget = notesAllowed && mapping.notes !== "off" ? (options.notesPerTick ?? limit) : 0;
-    // The notes job's own engine, in plan-only mode (no writes), on the reconcile lane's connectors.
-    const engine = new SyncEngine(
-      {
-        db,
-        fourdegrees: connectors.fourdegrees,
-        highlevel: connectors.highlevel,
-        ourActor: connectors.ourActor,
-        log,
-        now: deps.now,
-      },
-      account,
-      mapping,
-    );
     for (const deal of page.items) {
       if (!deal.id) continue;
       scanned++;
@@ -220,7 +224,8 @@ async function reconcileAccount(
         ? link.state === "active" && (deal.version !== link.fdVersion || deal.archivedAt !== null)
         : deal.archivedAt === null &&
           !(await hasTombstone(db, account.id, "fourdegrees", deal.id)) &&
-          !(await isInReview(db, account.id, "fourdegrees", deal.id));
+          !(await isInReview(db, account.id, "fourdegrees", deal.id)) &&
+          !(await keptOutUnlinked(engine, { deal }));
       if (
         differs &&
         (await markAndEnqueue(db, deps, {

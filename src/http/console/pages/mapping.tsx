@@ -20,6 +20,7 @@ import {
   defaultMapping,
   DirectionSchema,
   mappingIssues,
+  keepSyncRules,
   MappingSchema,
   validateMappingLive,
   type LiveStructure,
@@ -572,7 +573,7 @@ export const mappingPage = new Hono<AppEnv>()
         ],
         400,
       );
-    await saveMapping(c.env.DB, account.id, shape.data);
+    await saveMapping(c.env.DB, account.id, keepSyncRules(shape.data, account.mapping));
     await updateAccount(c.env.DB, account.id, {
       conflictPolicy: conflict.data,
       deletePolicy: del.data,

@@ -1,11 +1,14 @@
 /**
  * Who wrote a note and when, for its copy on the other side: the author's user matched across the
- * systems by email (the engine's user matching), named by the mapped user when there is one, else
+ * systems with the engine's user matching (the mapping's user map, then email; never the default
+ * owner, who did not write it), named by the mapped user when there is one, else
  * by the author's own name; and the original `created_at`. The copy shows both on a line above
  * its origin tag (notes.ts `tagOrigin`) and the note link keeps them.
  */
 import type { Note, User } from "../../domain/port.ts";
+import type { Mapping } from "../../domain/mapping-config.ts";
 import type { HlNote, HlUser } from "../../highlevel/port.ts";
+import { matchUser } from "./mapping.ts";
 
 /** The original author and time of a note, resolved on both sides. */
 export interface Attribution {
@@ -22,17 +25,22 @@ export interface Attribution {
 export interface People {
   fdUsers: User[];
   hlUsers: HlUser[];
+  /** The mapping's user map (absent: users match by email only). */
+  userMap?: Pick<Mapping, "users" | "defaultOwner">;
 }
 
-const lower = (s: string | null | undefined): string | null => (s ? s.trim().toLowerCase() : null);
+const NO_MAP: Pick<Mapping, "users" | "defaultOwner"> = { users: [], defaultOwner: {} };
+
 const hlName = (u: HlUser): string | null =>
   u.name ?? ([u.firstName, u.lastName].filter((s) => s).join(" ") || null) ?? u.email ?? null;
 
 /** The attribution of a 4Degrees note for its HighLevel copy. */
 export function attributeFourDegrees(note: Note, people: People): Attribution {
   const author = people.fdUsers.find((u) => u.id === note.authorId);
-  const email = lower(author?.email);
-  const mapped = email ? people.hlUsers.find((u) => !u.deleted && lower(u.email) === email) : undefined;
+  const match = author
+    ? matchUser(people.userMap ?? NO_MAP, "highlevel", author, people.hlUsers, { useDefault: false })
+    : null;
+  const mapped = match ? people.hlUsers.find((u) => u.id === match.id) : undefined;
   return {
     name: (mapped ? hlName(mapped) : null) ?? author?.name ?? author?.email ?? null,
     createdAt: note.createdAt,
@@ -44,8 +52,10 @@ export function attributeFourDegrees(note: Note, people: People): Attribution {
 /** The attribution of a HighLevel note for its 4Degrees copy. */
 export function attributeHighLevel(note: HlNote, people: People): Attribution {
   const author = people.hlUsers.find((u) => u.id === note.userId);
-  const email = lower(author?.email);
-  const mapped = email ? people.fdUsers.find((u) => lower(u.email) === email) : undefined;
+  const match = author
+    ? matchUser(people.userMap ?? NO_MAP, "fourdegrees", author, people.fdUsers, { useDefault: false })
+    : null;
+  const mapped = match ? people.fdUsers.find((u) => u.id === match.id) : undefined;
   return {
     name: mapped?.name ?? mapped?.email ?? (author ? hlName(author) : null),
     createdAt: note.dateAdded ? normaliseTime(note.dateAdded) : null,

@@ -113,7 +113,7 @@ async function syncNotesOf(
       engine.lookups.ensureFourDegreesUser(author.fd ?? null),
       engine.lookups.ensureHighLevelUser(link.hlLocationId, author.hl),
     ]);
-    return { fdUsers: fd.users, hlUsers: hl.users };
+    return { fdUsers: fd.users, hlUsers: hl.users, userMap: engine.mapping };
   };
   const byFd = new Map(fdNotes.map((n) => [n.id, n]));
   const byHl = new Map(hlNotes.map((n) => [n.id, n]));

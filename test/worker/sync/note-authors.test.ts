@@ -7,6 +7,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { MappingSchema } from "../../../src/domain/mapping-config.ts";
+import { saveMapping } from "../../../src/store/accounts.ts";
 import { noteLinksForDeal } from "../../../src/store/links.ts";
 import { stripOrigin } from "../../../src/sync/engine/notes.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
@@ -99,6 +101,23 @@ describe("note authorship", () => {
     expect(edited).toHaveLength(1);
     expect(stripOrigin(edited[0]!.body).text).toBe("Diligence call moved to Friday.");
     expect(edited[0]!.body).toContain(`— by ${fd.name}`);
+  });
+
+  it("an author paired in the mapping's user map (different emails) writes the copy as the mapped user", async () => {
+    const w = await createWorld(routes);
+    const deal = newDeal(w, { name: "Mapped Author", stage: "Sourced" });
+    await w.settle();
+    const contactId = (await w.linkOf("fourdegrees", deal.id))?.hlContactId ?? "";
+    const partner = w.sb.fourdegrees.store.addUser({ name: "Venture Partner", email: "vp@other-domain.example" });
+    const hl = [...w.sb.highlevel.store.users.values()][0];
+    if (!hl) throw new Error("the HighLevel demo has no user");
+    const users = [{ fourdegreesUserId: partner.id, highlevelUserId: hl.id }];
+    await saveMapping(env.DB, ACCOUNT, MappingSchema.parse({ ...w.mapping, users }));
+    w.sb.fourdegrees.addNoteAsUser(deal.id, "Mapped by hand, not by email.", partner.id);
+    await w.settle();
+    const copy = w.sb.highlevel.store.notesOf(contactId)[0];
+    expect(copy?.userId).toBe(hl.id);
+    expect(copy?.body).not.toContain("— by Venture Partner");
   });
 
   it("an author with no user on the other side is named, the copy is by nobody", async () => {

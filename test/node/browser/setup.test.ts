@@ -4,7 +4,8 @@
  * operator signs in, names the account, connects HighLevel through the sandbox's OAuth page (and
  * comes back to the wizard), enters a wrong then the right 4Degrees key, picks the pipelines,
  * reviews them, runs the test (dry-run, nothing written), backfills in test mode and goes live.
- * Each step's screenshot is written to docs/screenshots/setup-*.png (README "Guided setup").
+ * Each step's screenshot is written to test-output/screenshots/setup-*.png; with DOCS_SCREENSHOTS=1
+ * also to docs/screenshots/ (README "Guided setup"), so a plain test run leaves the tree unchanged.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +24,8 @@ import {
 } from "../../../scripts/lib/processes.ts";
 import { launchChromium } from "./chromium.ts";
 
-const SHOTS = resolve(ROOT, "docs/screenshots");
+const SHOTS = resolve(ROOT, "test-output/screenshots");
+const DOCS_SHOTS = resolve(ROOT, "docs/screenshots");
 let sandbox: StartedSandbox;
 let worker: RunningWorker;
 let state: string;
@@ -43,6 +45,10 @@ function devVar(name: string): string {
 async function shot(name: string): Promise<void> {
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, `setup-${name}.png`), fullPage: true });
+  if (process.env["DOCS_SCREENSHOTS"] === "1") {
+    mkdirSync(DOCS_SHOTS, { recursive: true });
+    await page.screenshot({ path: join(DOCS_SHOTS, `setup-${name}.png`), fullPage: true });
+  }
 }
 
 /** Each step's state as the step list shows it. */

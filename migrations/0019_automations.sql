@@ -1,4 +1,4 @@
--- Automation rules (src/automations/, docs/automations.md). Number to be renumbered at merge.
+-- Automation rules (src/automations/, docs/automations.md).
 
 -- A rule: trigger + conditions + actions, as versioned JSON (src/domain/automation-rule.ts).
 CREATE TABLE automation_rules (

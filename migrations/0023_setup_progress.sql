@@ -1,5 +1,5 @@
 -- Guided setup (src/http/console/pages/setup.tsx): what the account's own state cannot tell.
--- Number to be renumbered at merge. Connection, key, mapping, test mode and the backfill are read
+-- Connection, key, mapping, test mode and the backfill are read
 -- from their own tables; only the operator's confirmations and the wizard's test results live here.
 CREATE TABLE setup_progress (
   account_id        TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,

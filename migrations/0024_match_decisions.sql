@@ -1,5 +1,4 @@
 -- Duplicates, decided by an operator (src/store/match-decisions.ts, docs/sync.md#duplicates).
--- Number to be renumbered at merge.
 
 -- A 4Degrees deal and a HighLevel opportunity told apart: never suggested or matched as a pair again.
 CREATE TABLE match_rejections (

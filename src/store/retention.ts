@@ -65,6 +65,15 @@ const TARGETS: readonly Target[] = [
   { table: "fourdegrees_import_rows", column: "updated_at", days: "importDays" },
   { table: "write_ledger", column: "created_at", keep: "state != 'pending'", days: "ledgerDays" },
   { table: "activity_hourly", column: "hour", days: { fixed: ACTIVITY_HOURLY_DAYS } },
+  // Settled runs of change-driven triggers: a pair change's id never recurs, and its duplicate
+  // deliveries come within hours. Cron-trigger runs stay: their occurrence lasts as long as its
+  // situation, and dropping one would let the rule fire again for the same situation.
+  {
+    table: "automation_runs",
+    column: "created_at",
+    keep: "state IN ('done', 'skipped', 'test_mode') AND occurrence NOT LIKE 'cron:%'",
+    days: "activityDays",
+  },
 ];
 
 /** What one run deleted per table, the statements it spent, and whether every table is caught up. */

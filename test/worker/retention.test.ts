@@ -168,12 +168,45 @@ describe("retention", () => {
       runs.push({ deleted: r.deleted["sync_events"] ?? 0, statements: r.statements });
       done = r.done;
     }
-    // Eight tables take a first turn each; sync_events then has the rest: 3 × 100 rows a run.
-    expect(runs.slice(0, -1).every((r) => r.statements === 10 && r.deleted === 300)).toBe(true);
-    expect(runs.length).toBe(9);
+    // Nine tables take a first turn each; sync_events then has the rest: 2 × 100 rows a run.
+    expect(runs.slice(0, -1).every((r) => r.statements === 10 && r.deleted === 200)).toBe(true);
+    expect(runs.length).toBe(13);
     expect(
       (await env.DB.prepare("SELECT COUNT(*) AS n FROM sync_events WHERE at = ?").bind(old).first<{ n: number }>())?.n,
     ).toBe(0);
+  });
+
+  it("security: settled automation runs of pair changes go after the activity retention; cron-trigger, queued and failed runs stay", async () => {
+    while (!(await pruneExpired(env.DB, retentionPolicy(loadConfig(env)))).done);
+    const rule = "ret-auto-rule";
+    const old = Date.now() - 40 * DAY;
+    const recent = Date.now() - 2 * DAY;
+    const run = (occurrence: string, state: string, at: number) =>
+      env.DB.prepare(
+        "INSERT INTO automation_runs (rule_id, occurrence, account_id, state, context_json, created_at, updated_at) VALUES (?, ?, ?, ?, '{}', ?, ?)",
+      ).bind(rule, occurrence, ACC, state, at, at);
+    await env.DB.batch([
+      env.DB.prepare(
+        "INSERT INTO automation_rules (id, account_id, name, rule_json, created_at, updated_at) VALUES (?, ?, 'r', '{}', 0, 0)",
+      ).bind(rule, ACC),
+      run("change:old-done", "done", old),
+      run("change:old-skipped", "skipped", old),
+      run("change:old-test", "test_mode", old),
+      run("change:old-queued", "queued", old),
+      run("change:old-failed", "failed", old),
+      run("cron:no_activity:deal_1:123", "done", old),
+      run("change:recent-done", "done", recent),
+    ]);
+    while (!(await pruneExpired(env.DB, retentionPolicy(loadConfig(env)))).done);
+    const left = await env.DB.prepare("SELECT occurrence FROM automation_runs WHERE rule_id = ? ORDER BY occurrence")
+      .bind(rule)
+      .all<{ occurrence: string }>();
+    expect(left.results.map((r) => r.occurrence)).toEqual([
+      "change:old-failed",
+      "change:old-queued",
+      "change:recent-done",
+      "cron:no_activity:deal_1:123",
+    ]);
   });
 
   it("the unusual-activity counters keep their 7-day baseline (8 days), older hours go", async () => {

@@ -51,6 +51,11 @@ interface Target {
 /** The unusual-activity baseline needs 7 days of hourly counters (src/notify/activity.ts); one more is slack. */
 export const ACTIVITY_HOURLY_DAYS = 8;
 
+/** `cron:<kind>:<deal>:` of an automation run's occurrence: the text up to its third colon. */
+const CRON_PREFIX = `substr(automation_runs.occurrence, 1,
+  5 + instr(substr(automation_runs.occurrence, 6), ':')
+    + instr(substr(automation_runs.occurrence, 6 + instr(substr(automation_runs.occurrence, 6), ':')), ':'))`;
+
 const TARGETS: readonly Target[] = [
   { table: "sync_events", column: "at", days: "activityDays" },
   {
@@ -66,12 +71,16 @@ const TARGETS: readonly Target[] = [
   { table: "write_ledger", column: "created_at", keep: "state != 'pending'", days: "ledgerDays" },
   { table: "activity_hourly", column: "hour", days: { fixed: ACTIVITY_HOURLY_DAYS } },
   // Settled runs of change-driven triggers: a pair change's id never recurs, and its duplicate
-  // deliveries come within hours. Cron-trigger runs stay: their occurrence lasts as long as its
-  // situation, and dropping one would let the rule fire again for the same situation.
+  // deliveries come within hours. A cron-trigger run (`cron:<kind>:<deal>:<situation>`) lasts as long
+  // as its situation — dropping it would fire the rule again — so it goes only once a newer run of
+  // the same rule, kind and deal shows the situation has changed.
   {
     table: "automation_runs",
     column: "created_at",
-    keep: "state IN ('done', 'skipped', 'test_mode') AND occurrence NOT LIKE 'cron:%'",
+    keep: `state IN ('done', 'skipped', 'test_mode') AND (occurrence NOT LIKE 'cron:%' OR EXISTS (
+      SELECT 1 FROM automation_runs AS newer WHERE newer.rule_id = automation_runs.rule_id
+        AND newer.created_at > automation_runs.created_at
+        AND substr(newer.occurrence, 1, length(${CRON_PREFIX})) = ${CRON_PREFIX}))`,
     days: "activityDays",
   },
 ];

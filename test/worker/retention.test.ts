@@ -176,7 +176,7 @@ describe("retention", () => {
     ).toBe(0);
   });
 
-  it("security: settled automation runs of pair changes go after the activity retention; cron-trigger, queued and failed runs stay", async () => {
+  it("security: settled automation runs of pair changes go after the activity retention, cron-trigger runs once superseded; queued and failed runs stay", async () => {
     while (!(await pruneExpired(env.DB, retentionPolicy(loadConfig(env)))).done);
     const rule = "ret-auto-rule";
     const old = Date.now() - 40 * DAY;
@@ -195,6 +195,10 @@ describe("retention", () => {
       run("change:old-queued", "queued", old),
       run("change:old-failed", "failed", old),
       run("cron:no_activity:deal_1:123", "done", old),
+      // deal_2 went quiet twice: the older situation is superseded by the newer run and goes.
+      run("cron:no_activity:deal_2:100", "done", old),
+      run("cron:no_activity:deal_2:900", "done", recent),
+      run("cron:days_in_stage:deal_2:st_a:100", "done", old),
       run("change:recent-done", "done", recent),
     ]);
     while (!(await pruneExpired(env.DB, retentionPolicy(loadConfig(env)))).done);
@@ -205,7 +209,9 @@ describe("retention", () => {
       "change:old-failed",
       "change:old-queued",
       "change:recent-done",
+      "cron:days_in_stage:deal_2:st_a:100",
       "cron:no_activity:deal_1:123",
+      "cron:no_activity:deal_2:900",
     ]);
   });
 

@@ -403,19 +403,28 @@ export function defaultMapping(
 }
 
 /**
- * `next` with the sync rules kept from `previous` that a form without them would reset: each pipeline
- * pair's filter (same 4Degrees and HighLevel pipelines) and the match keys. For the console's Mapping
- * form, whose fields do not include them (they have their own Filters and Duplicates pages).
+ * `next` with the settings kept from `previous` that a form without them would reset: each pipeline
+ * pair's filter and HighLevel won/lost stages (same 4Degrees and HighLevel pipelines) and the match
+ * keys. For the console's Mapping form, whose fields do not include them (filters and match keys
+ * have their own pages; the HighLevel won/lost stages come from the suggested mapping or the API).
  */
 export function keepSyncRules(next: Mapping, previous: Mapping | null): Mapping {
   if (!previous) return next;
-  const filterOf = (p: PipelinePair) =>
+  const before = (p: PipelinePair) =>
     previous.pipelines.find(
       (q) => q.fourdegreesPipelineId === p.fourdegreesPipelineId && q.highlevelPipelineId === p.highlevelPipelineId,
-    )?.filter ?? null;
+    );
   return {
     ...next,
     matchKeys: previous.matchKeys,
-    pipelines: next.pipelines.map((p) => ({ ...p, filter: p.filter ?? filterOf(p) })),
+    pipelines: next.pipelines.map((p) => {
+      const q = before(p);
+      return {
+        ...p,
+        filter: p.filter ?? q?.filter ?? null,
+        highlevelWonStageId: p.highlevelWonStageId ?? q?.highlevelWonStageId ?? null,
+        highlevelLostStageId: p.highlevelLostStageId ?? q?.highlevelLostStageId ?? null,
+      };
+    }),
   };
 }

@@ -49,6 +49,8 @@ export interface SetupState {
   next: StepKey | null;
 }
 
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
 /** True when the account syncs for real: a mapping, not paused, not in test mode. */
 export function isLive(account: Account): boolean {
   return account.mapping !== null && account.status === "active" && !account.testMode;
@@ -106,11 +108,11 @@ export async function setupState(db: D1Database, account: Account | null): Promi
     account: `${account.name}`,
     highlevel:
       active.length > 0
-        ? `Location ${active.join(", ")} connected`
+        ? `${plural(active.length, "HighLevel location")} connected (named in this step)`
         : account.locations.length > 0
-          ? `Location ${account.locations.join(", ")} attached, but its connection is not active`
+          ? `${plural(account.locations.length, "HighLevel location")} attached, but not connected`
           : "No HighLevel location attached yet.",
-    key: key ? `Workspace ${key.workspaceId}, key …${key.keyHint}` : "No key stored yet.",
+    key: key ? `4Degrees key …${key.keyHint} stored` : "No key stored yet.",
     pipelines: account.mapping
       ? `${account.mapping.pipelines.length} pipeline pair(s) mapped (mapping version ${version})`
       : "No pipelines picked yet.",

@@ -167,6 +167,13 @@ describe("console: the id-only label check", () => {
       "usage",
       "report",
       "notifications",
+      "automations",
+      "filters",
+      "duplicates",
+      "setup",
+      "setup?step=highlevel",
+      "setup?step=pipelines",
+      "setup?step=review",
     ];
     const found: Record<string, string[]> = {};
     for (const p of paths) {

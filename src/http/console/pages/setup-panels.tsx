@@ -15,6 +15,7 @@ import { explainError, type SetupTestResult } from "../../../sync/setup-check.ts
 import { loadLiveStructure } from "../../../sync/structure.ts";
 import { activeLocations, type SetupState, type StepKey } from "../setup-steps.ts";
 import { Empty, fmtInt, fmtTime, href } from "../ui.tsx";
+import { LocationLabel, locationNames } from "../names.tsx";
 
 interface PanelProps {
   c: Context<AppEnv>;
@@ -50,7 +51,9 @@ export async function SetupPanel(p: PanelProps) {
   }
 }
 
-function AccountPanel(p: PanelProps) {
+async function AccountPanel(p: PanelProps) {
+  const names =
+    p.scope.kind === "location" ? await locationNames(p.c, [p.scope.locationId]) : new Map<string, string>();
   if (p.state.account)
     return (
       <p>
@@ -61,7 +64,11 @@ function AccountPanel(p: PanelProps) {
     <form method="post" action="/console/setup/account" id="setup-account-form">
       <p>
         {p.scope.kind === "location"
-          ? `The account will sync this HighLevel location (${p.scope.locationId}).`
+          ? [
+              "The account will sync this HighLevel location: ",
+              <LocationLabel id={p.scope.locationId} names={names} />,
+              ".",
+            ]
           : "An account pairs one 4Degrees workspace with HighLevel location(s)."}{" "}
         It starts in test mode: nothing is written until you go live.
       </p>
@@ -78,7 +85,7 @@ function AccountPanel(p: PanelProps) {
   );
 }
 
-function HighLevelPanel(p: PanelProps & { account: Account }) {
+async function HighLevelPanel(p: PanelProps & { account: Account }) {
   const active = activeLocations(p.account, p.state.connections);
   const attached = new Set(p.state.attachedLocations);
   const free = p.state.connections.filter(
@@ -89,10 +96,24 @@ function HighLevelPanel(p: PanelProps & { account: Account }) {
       !p.account.locations.includes(conn.locationId) &&
       !attached.has(conn.locationId),
   );
+  const names = await locationNames(p.c, [
+    ...active,
+    ...free.flatMap((conn) => (conn.locationId ? [conn.locationId] : [])),
+    ...(p.scope.kind === "location" ? [p.scope.locationId] : []),
+  ]);
   return (
     <>
       {active.length > 0 ? (
-        <p>Connected: {active.join(", ")}.</p>
+        <p>
+          Connected:{" "}
+          {active.map((id, i) => (
+            <>
+              {i > 0 && ", "}
+              <LocationLabel id={id} names={names} />
+            </>
+          ))}
+          .
+        </p>
       ) : (
         <p>No connected HighLevel location syncs with this account yet.</p>
       )}
@@ -101,7 +122,7 @@ function HighLevelPanel(p: PanelProps & { account: Account }) {
           <form method="post" action="/console/setup/attach">
             <Hidden account={p.account} />
             <button type="submit" id="setup-attach-own">
-              Use this location ({p.scope.locationId})
+              Use this location ({names.get(p.scope.locationId) ?? "this HighLevel location"})
             </button>
           </form>
         )
@@ -126,7 +147,9 @@ function HighLevelPanel(p: PanelProps & { account: Account }) {
                 Connected location{" "}
                 <select name="location">
                   {free.map((conn) => (
-                    <option value={conn.locationId ?? ""}>{conn.locationId}</option>
+                    <option value={conn.locationId ?? ""}>
+                      {names.get(conn.locationId ?? "") ?? `HighLevel location ${conn.locationId ?? ""}`}
+                    </option>
                   ))}
                 </select>
               </label>{" "}

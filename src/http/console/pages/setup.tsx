@@ -31,6 +31,7 @@ import { formAccount, pageContext, redirectWith } from "../context.ts";
 import { activeLocations, setupState, STEP_KEYS, STEP_TITLES, type SetupState, type StepKey } from "../setup-steps.ts";
 import { SetupPanel } from "./setup-panels.tsx";
 import { Layout } from "../ui.tsx";
+import { locationNames } from "../names.tsx";
 
 const STATE_LABEL = { done: "done", next: "next", todo: "to do", running: "running", failed: "failed" } as const;
 
@@ -185,7 +186,8 @@ export const setupPage = new Hono<AppEnv>()
         locations: [...new Set([...account.locations, location])],
       });
       c.var.log.info({ event: "setup.location_attached", account: saved.id, location, outcome: "ok" });
-      return done(c, saved, `Location ${location} now syncs with ${saved.name}.`);
+      const name = (await locationNames(c, [location])).get(location) ?? "The HighLevel location";
+      return done(c, saved, `${name} now syncs with ${saved.name}.`);
     } catch (err) {
       if (err instanceof AppError && err.code === "conflict") return fail(c, account, "highlevel", 409, err.message);
       throw err;

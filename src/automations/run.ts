@@ -23,7 +23,7 @@ async function lostReasonOf(ctx: RunContext, d: ActionDeps): Promise<string | nu
   const opp = await hl.getOpportunity(ctx.hlId);
   const id = opp && typeof opp["lostReasonId"] === "string" ? opp["lostReasonId"] : null;
   if (!id) return null;
-  return (await hl.lostReasons()).find((r) => r.id === id)?.name ?? null;
+  return (await hl.listLostReasons()).find((r) => r.id === id)?.name ?? null;
 }
 
 /** Checks that need a provider read (today: a `lost` trigger's reason); null = go on. */

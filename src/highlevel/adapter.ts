@@ -36,8 +36,6 @@ export interface HighLevelAdapter extends OpportunityCrm {
   createTask(contactId: string, input: TaskInput): Promise<Task>;
   addTags(contactId: string, tags: string[]): Promise<string[]>;
   removeTags(contactId: string, tags: string[]): Promise<string[]>;
-  /** The location's lost reasons (a `lost` trigger's reason filter). */
-  lostReasons(): Promise<Array<{ id: string; name: string }>>;
   /** Streams a file to the location's custom-field storage for an opportunity (src/highlevel/files.ts); its URL. */
   uploadFieldFile(opportunityId: string, key: string, file: FileUpload): Promise<string>;
   /** Replaces the value of a FILE_UPLOAD field of an opportunity (`null` clears it). */
@@ -176,7 +174,6 @@ export function highLevelPort(
     createTask: (contactId, input) => client.tasks.create(contactId, input),
     addTags: (contactId, tags) => client.tasks.addTags(contactId, tags),
     removeTags: (contactId, tags) => client.tasks.removeTags(contactId, tags),
-    lostReasons: () => client.opportunities.lostReasons(),
     uploadFieldFile: (opportunityId, key, file) => uploadFieldFile(transport, opportunityId, key, file),
     // Doc: https://marketplace.gohighlevel.com/docs/ghl/opportunities/update-opportunity
     setFileField: (opportunityId, fieldId, value) =>

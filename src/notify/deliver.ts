@@ -7,6 +7,7 @@
  */
 import type { Config } from "../config.ts";
 import { decryptSecret } from "../lib/crypto.ts";
+import { sha256 } from "../lib/hash.ts";
 import { signWebhook } from "../fourdegrees/webhook.ts";
 import { getDelivery, getRule, leaseAttempt, recordAttempt, type NotificationRule } from "../store/notifications.ts";
 import type { Logger } from "../lib/log.ts";
@@ -31,11 +32,7 @@ export const ruleAad = (ruleId: string) => `notification_rule:${ruleId}`;
 
 /** The stable Standard Webhooks message id of a delivery. */
 export async function deliveryId(ruleId: string, changeKey: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${ruleId}\n${changeKey}`));
-  return `msg_${[...new Uint8Array(digest)]
-    .slice(0, 16)
-    .map((b) => b.toString(16).padStart(2, "0"))
-    .join("")}`;
+  return `msg_${await sha256(`${ruleId}\n${changeKey}`)}`;
 }
 
 /** Builds the request a rule sends for an event (exported for tests and the console's "send test"). */

@@ -5,6 +5,7 @@
  * A session carries its scope (migrations/0018_console_session_scope.sql): what its holder may see.
  */
 import { z } from "zod";
+import { sha256Hex } from "../lib/hash.ts";
 
 /** Sign-in attempts a client may make per window (a success resets the count). */
 export const LOGIN_ATTEMPTS_PER_WINDOW = 5;
@@ -13,10 +14,7 @@ export const LOGIN_WINDOW_MS = 15 * 60 * 1000;
 /** Rows pruned per call: keeps one request's work bounded however much has piled up. */
 const PRUNE_BATCH = 200;
 
-async function idHash(sessionId: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(sessionId));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
+const idHash = (sessionId: string): Promise<string> => sha256Hex(sessionId);
 
 /**
  * What a session may see. `operator`: everything (an ADMIN_TOKEN login). `location`: the account

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { AppError } from "../../lib/errors.ts";
+import { sha256Hex } from "../../lib/hash.ts";
 import { cellExcerpt } from "./cells.ts";
 import type { Deal, DealStatus, FieldValue, PersonRef } from "../../domain/port.ts";
 import type { Money } from "../../domain/money.ts";
@@ -364,6 +365,5 @@ export async function contentHash(row: ValidRow): Promise<string> {
     deal.externalRefs,
     row.note,
   ]);
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return sha256Hex(canonical);
 }

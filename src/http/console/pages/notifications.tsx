@@ -15,6 +15,7 @@ import { ACCESS_JWT_HEADER } from "../../access.ts";
 import type { AppEnv } from "../../context.ts";
 import { bytesToBase64, decryptSecret, encryptSecret } from "../../../lib/crypto.ts";
 import { AppError } from "../../../lib/errors.ts";
+import { sha256Hex } from "../../../lib/hash.ts";
 import { createRule, parseNewRule } from "../../notifications.ts";
 import { TRIGGER_LABELS } from "../../../notify/rules.ts";
 import { NotifyEventSchema } from "../../../notify/events.ts";
@@ -28,11 +29,6 @@ import { Empty, fmtTime, Layout, NoAccount } from "../ui.tsx";
 const SECRET_COOKIE = "notify_secret";
 const SecretFlashSchema = z.object({ ruleName: z.string(), secret: z.string().startsWith("whsec_") });
 type SecretFlash = z.infer<typeof SecretFlashSchema>;
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** Hash of what authenticated this console request: the session cookie, else the Access JWT. */
 function sessionHash(c: Context<AppEnv>): Promise<string> {

@@ -5,39 +5,24 @@
  * screenshot of each page under test-output/screenshots/ for reviewers; with DOCS_SCREENSHOTS=1 the
  * pages the README shows are also written to docs/screenshots/ (to check in).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
-import { launchChromium } from "./chromium.ts";
-import {
-  applyLocalMigrations,
-  ensureDevVars,
-  freePort,
-  ROOT,
-  startWorker,
-  type RunningWorker,
-} from "../../../scripts/lib/processes.ts";
+import { type StartedSandbox } from "../../../sandbox/server.ts";
+import { startBrowserStack, type BrowserStack } from "./stack.ts";
+import { ROOT, type RunningWorker } from "../../../scripts/lib/processes.ts";
 
 const SHOTS = resolve(ROOT, "test-output/screenshots");
 const DOCS_SHOTS = resolve(ROOT, "docs/screenshots");
 let sandbox: StartedSandbox;
 let worker: RunningWorker;
-let state: string;
+let stack: BrowserStack | undefined;
 let browser: Browser;
 let page: Page;
 let adminToken = "";
 let fourDegreesKey = "";
-
-function devVar(name: string): string {
-  const line = readFileSync(resolve(ROOT, ".dev.vars"), "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${name}=`));
-  return (line?.slice(name.length + 1) ?? "").trim().replace(/^"(.*)"$/, "$1");
-}
 
 async function shot(name: string, docsName?: string): Promise<void> {
   // Another test run may share the folder: (re)create it rather than assume it exists.
@@ -51,23 +36,15 @@ async function shot(name: string, docsName?: string): Promise<void> {
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  ensureDevVars();
-  adminToken = devVar("ADMIN_TOKEN");
-  fourDegreesKey = devVar("FOURDEGREES_API_KEY");
-  // First, so a machine with no usable Chromium fails before the Worker is started.
-  browser = await launchChromium();
-  state = mkdtempSync(join(tmpdir(), "fdghl-browser-"));
-  await applyLocalMigrations(state);
-  sandbox = await startSandbox({ port: 0, seedDemo: true });
-  worker = await startWorker({ port: await freePort(), sandboxUrl: sandbox.url, persistTo: state });
+  stack = await startBrowserStack("browser");
+  ({ browser, sandbox, worker } = stack);
+  adminToken = stack.devVar("ADMIN_TOKEN");
+  fourDegreesKey = stack.devVar("FOURDEGREES_API_KEY");
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 }, 180_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await worker?.stop();
-  await sandbox?.close();
-  if (state) rmSync(state, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe("operator console in Chromium", () => {

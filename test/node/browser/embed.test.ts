@@ -5,38 +5,23 @@
  * the location the page is opened in; the operator (ADMIN_TOKEN) sees every account. The screenshot
  * test-output/screenshots/embed-location-user.png is the one in docs/screenshots/ (README "Inside HighLevel").
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Browser, Frame, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
+import { type StartedSandbox } from "../../../sandbox/server.ts";
 import type { DemoData } from "../../../sandbox/highlevel/index.ts";
-import {
-  appShellUrl,
-  applyLocalMigrations,
-  ensureDevVars,
-  freePort,
-  ROOT,
-  startWorker,
-  type RunningWorker,
-} from "../../../scripts/lib/processes.ts";
-import { launchChromium } from "./chromium.ts";
+import { appShellUrl, ROOT, type RunningWorker } from "../../../scripts/lib/processes.ts";
+import { startBrowserStack, type BrowserStack } from "./stack.ts";
 
 const SHOTS = resolve(ROOT, "test-output/screenshots");
 let sandbox: StartedSandbox;
 let worker: RunningWorker;
-let state: string;
+let stack: BrowserStack | undefined;
 let browser: Browser;
 let demo: DemoData;
 let adminToken = "";
-
-function devVar(name: string): string {
-  const line = readFileSync(resolve(ROOT, ".dev.vars"), "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${name}=`));
-  return (line?.slice(name.length + 1) ?? "").trim().replace(/^"(.*)"$/, "$1");
-}
+let fourDegreesKey = "";
 
 async function api(method: string, path: string, body?: unknown): Promise<Response> {
   return fetch(`${worker.url}${path}`, {
@@ -59,13 +44,10 @@ async function openInShell(query: Record<string, string>): Promise<{ page: Page;
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  ensureDevVars();
-  adminToken = devVar("ADMIN_TOKEN");
-  browser = await launchChromium();
-  state = mkdtempSync(join(tmpdir(), "fdghl-embed-"));
-  await applyLocalMigrations(state);
-  sandbox = await startSandbox({ port: 0, seedDemo: true });
-  worker = await startWorker({ port: await freePort(), sandboxUrl: sandbox.url, persistTo: state });
+  stack = await startBrowserStack("embed");
+  ({ browser, sandbox, worker } = stack);
+  adminToken = stack.devVar("ADMIN_TOKEN");
+  fourDegreesKey = stack.devVar("FOURDEGREES_API_KEY");
   const seeded = await fetch(`${sandbox.url}/_sandbox/highlevel/seed`, { method: "POST" });
   demo = ((await seeded.json()) as { demo: DemoData }).demo;
   // One account per sub-account of the demo agency.
@@ -77,10 +59,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await worker?.stop();
-  await sandbox?.close();
-  if (state) rmSync(state, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe("inside HighLevel's app shell, in Chromium", () => {
@@ -102,11 +81,9 @@ describe("inside HighLevel's app shell, in Chromium", () => {
 
     // The 4Degrees key, entered inside HighLevel, goes through the account's set-key route.
     expect(await frame.textContent('tr[data-account="acme"]')).toContain("not set");
-    await frame.fill('form.fd-key[data-account="acme"] input[name=apiKey]', devVar("FOURDEGREES_API_KEY"));
+    await frame.fill('form.fd-key[data-account="acme"] input[name=apiKey]', fourDegreesKey);
     await Promise.all([frame.waitForNavigation(), frame.click('form.fd-key[data-account="acme"] button')]);
-    expect(await frame.textContent('tr[data-account="acme"]')).toContain(
-      `set (…${devVar("FOURDEGREES_API_KEY").slice(-4)})`,
-    );
+    expect(await frame.textContent('tr[data-account="acme"]')).toContain(`set (…${fourDegreesKey.slice(-4)})`);
 
     // The console inside the frame: the picker lists only this account…
     await frame.goto(`${worker.url}/console/activity`);

@@ -5,40 +5,25 @@
  * from the review list. Screenshots go to test-output/screenshots/ (filters.png and duplicates.png
  * are the ones in docs/screenshots/).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
+import { type StartedSandbox } from "../../../sandbox/server.ts";
 import { connectDemo } from "../../../scripts/lib/demo.ts";
-import {
-  applyLocalMigrations,
-  ensureDevVars,
-  freePort,
-  ROOT,
-  startWorker,
-  type RunningWorker,
-} from "../../../scripts/lib/processes.ts";
-import { launchChromium } from "./chromium.ts";
+import { ROOT, type RunningWorker } from "../../../scripts/lib/processes.ts";
+import { startBrowserStack, type BrowserStack } from "./stack.ts";
 
 const SHOTS = resolve(ROOT, "test-output/screenshots");
 /** A 4Degrees demo deal; two HighLevel opportunities of the same name make it a possible match. */
 const TWIN = "Marlow & Finch — Pre-seed";
 let sandbox: StartedSandbox;
 let worker: RunningWorker;
-let state: string;
+let stack: BrowserStack | undefined;
 let browser: Browser;
 let page: Page;
 let adminToken = "";
-
-function devVar(name: string): string {
-  const line = readFileSync(resolve(ROOT, ".dev.vars"), "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${name}=`));
-  return (line?.slice(name.length + 1) ?? "").trim().replace(/^"(.*)"$/, "$1");
-}
 
 async function shot(name: string): Promise<void> {
   mkdirSync(SHOTS, { recursive: true });
@@ -63,13 +48,9 @@ const Backfill = z.object({ backfill: z.object({ state: z.string() }).nullable()
 const Links = z.object({ links: z.array(z.object({ fdDealId: z.string(), hlOpportunityId: z.string() })) });
 
 beforeAll(async () => {
-  ensureDevVars();
-  adminToken = devVar("ADMIN_TOKEN");
-  browser = await launchChromium();
-  state = mkdtempSync(join(tmpdir(), "fdghl-filters-"));
-  await applyLocalMigrations(state);
-  sandbox = await startSandbox({ port: 0, seedDemo: true });
-  worker = await startWorker({ port: await freePort(), sandboxUrl: sandbox.url, persistTo: state });
+  stack = await startBrowserStack("filters");
+  ({ browser, sandbox, worker } = stack);
+  adminToken = stack.devVar("ADMIN_TOKEN");
   // Two look-alikes in HighLevel before the Worker hears of anything: the backfill cannot choose.
   for (let i = 0; i < 2; i++)
     await call(`${sandbox.url}/_sandbox/highlevel/opportunities`, {
@@ -91,10 +72,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await worker?.stop();
-  await sandbox?.close();
-  if (state) rmSync(state, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe("which deals sync and duplicates in Chromium", () => {

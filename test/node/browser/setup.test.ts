@@ -7,40 +7,25 @@
  * Each step's screenshot is written to test-output/screenshots/setup-*.png; with DOCS_SCREENSHOTS=1
  * also to docs/screenshots/ (README "Guided setup"), so a plain test run leaves the tree unchanged.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSandbox, type StartedSandbox } from "../../../sandbox/server.ts";
+import { type StartedSandbox } from "../../../sandbox/server.ts";
 import type { DemoData } from "../../../sandbox/highlevel/index.ts";
-import {
-  applyLocalMigrations,
-  ensureDevVars,
-  freePort,
-  ROOT,
-  startWorker,
-  type RunningWorker,
-} from "../../../scripts/lib/processes.ts";
-import { launchChromium } from "./chromium.ts";
+import { ROOT, type RunningWorker } from "../../../scripts/lib/processes.ts";
+import { startBrowserStack, type BrowserStack } from "./stack.ts";
 
 const SHOTS = resolve(ROOT, "test-output/screenshots");
 const DOCS_SHOTS = resolve(ROOT, "docs/screenshots");
 let sandbox: StartedSandbox;
 let worker: RunningWorker;
-let state: string;
+let stack: BrowserStack | undefined;
 let browser: Browser;
 let page: Page;
 let demo: DemoData;
 let adminToken = "";
 let fourDegreesKey = "";
-
-function devVar(name: string): string {
-  const line = readFileSync(resolve(ROOT, ".dev.vars"), "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${name}=`));
-  return (line?.slice(name.length + 1) ?? "").trim().replace(/^"(.*)"$/, "$1");
-}
 
 async function shot(name: string): Promise<void> {
   mkdirSync(SHOTS, { recursive: true });
@@ -60,24 +45,17 @@ async function stepStates(): Promise<Record<string, string>> {
 }
 
 beforeAll(async () => {
-  ensureDevVars();
-  adminToken = devVar("ADMIN_TOKEN");
-  fourDegreesKey = devVar("FOURDEGREES_API_KEY");
-  browser = await launchChromium();
-  state = mkdtempSync(join(tmpdir(), "fdghl-setup-"));
-  await applyLocalMigrations(state);
-  sandbox = await startSandbox({ port: 0, seedDemo: true });
-  worker = await startWorker({ port: await freePort(), sandboxUrl: sandbox.url, persistTo: state });
+  stack = await startBrowserStack("setup");
+  ({ browser, sandbox, worker } = stack);
+  adminToken = stack.devVar("ADMIN_TOKEN");
+  fourDegreesKey = stack.devVar("FOURDEGREES_API_KEY");
   const seeded = await fetch(`${sandbox.url}/_sandbox/highlevel/seed`, { method: "POST" });
   demo = ((await seeded.json()) as { demo: DemoData }).demo;
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 }, 180_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await worker?.stop();
-  await sandbox?.close();
-  if (state) rmSync(state, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe("guided setup in Chromium", () => {

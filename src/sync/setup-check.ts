@@ -179,11 +179,16 @@ async function dryRun(
         { label: "Value", value: b.monetaryValue === undefined ? "—" : money(b.monetaryValue, mapping.currency) },
         { label: "Owner", value: owner ? hlUserName(owner) : "—", id: b.assignedTo },
         { label: "Contact", value: contact ?? "a new contact named after the deal" },
-        ...(b.customFields ?? []).map((f) => ({
-          label: fields.find((d) => d.id === f.id)?.name ?? f.id,
-          value: String(f.field_value ?? "—"),
-          id: f.id,
-        })),
+        ...(b.customFields ?? []).map((f) =>
+          // The external-id field holds the deal's own id: named, with the id on hover.
+          f.id === mapping.externalIdFieldId && f.field_value
+            ? {
+                label: fields.find((d) => d.id === f.id)?.name ?? f.id,
+                value: "this deal's 4Degrees id",
+                id: String(f.field_value),
+              }
+            : { label: fields.find((d) => d.id === f.id)?.name ?? f.id, value: String(f.field_value ?? "—"), id: f.id },
+        ),
       ];
       out.push({ direction: "to_highlevel", source, ok: true, writes, skipped: built.skipped });
     }

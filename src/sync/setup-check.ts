@@ -22,6 +22,8 @@ export const DRY_RUN_RECORDS = 5;
 export interface SetupRead {
   side: "4Degrees" | "HighLevel";
   target: string;
+  /** The HighLevel location the read went to (the page names it). */
+  location?: string;
   ok: boolean;
   answer: string;
 }
@@ -83,13 +85,20 @@ const hlUserName = (u: HlUser) => u.name ?? [u.firstName, u.lastName].filter(Boo
 export async function runSetupTest(connectors: AccountConnectors, account: Account): Promise<SetupTestResult> {
   const reads: SetupRead[] = [];
   const records: DryRunRecord[] = [];
-  const read = async <T>(side: SetupRead["side"], target: string, run: () => Promise<T>, say: (v: T) => string) => {
+  const read = async <T>(
+    side: SetupRead["side"],
+    target: string,
+    run: () => Promise<T>,
+    say: (v: T) => string,
+    location?: string,
+  ) => {
+    const where = location === undefined ? {} : { location };
     try {
       const value = await run();
-      reads.push({ side, target, ok: true, answer: say(value) });
+      reads.push({ side, target, ...where, ok: true, answer: say(value) });
       return value;
     } catch (err) {
-      reads.push({ side, target, ok: false, answer: explainError(err) });
+      reads.push({ side, target, ...where, ok: false, answer: explainError(err) });
       return null;
     }
   };
@@ -104,9 +113,10 @@ export async function runSetupTest(connectors: AccountConnectors, account: Accou
     // One uncached read proves the token: the pipelines may come from the structure cache.
     const found = await read(
       "HighLevel",
-      `location ${loc}: one opportunity search`,
+      "one opportunity search",
       () => connectors.highlevel(loc).searchOpportunities({ limit: 1 }),
       (v) => `the connection reads opportunities (${v.total ?? v.items.length} in the location)`,
+      loc,
     );
     const pipes = found
       ? await connectors

@@ -165,6 +165,9 @@ describe("inside HighLevel's app shell, in Chromium", () => {
 
     await frame.click("#setup-run-test");
     await expect.poll(() => frame.textContent(".flash")).toContain("Test passed: nothing was written");
+    // The reads name the location, as everything else does (ids only on hover).
+    expect(await frame.textContent("#setup-reads")).toContain("Acme Capital Partners: one opportunity search");
+    expect(await frame.textContent("#setup-reads")).not.toContain(demo.locationId);
     expect(await frame.locator("#setup-dry-run tr[data-direction=to_highlevel]").count()).toBe(5);
     expect(await frame.locator("#setup-dry-run tr[data-direction=to_fourdegrees]").count()).toBeGreaterThan(0);
     await look("06-test");

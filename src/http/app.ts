@@ -28,6 +28,7 @@ import { matchingApi } from "./matching.ts";
 import { d1Meter } from "./d1-meter.ts";
 import { embedApp } from "./embed.tsx";
 import { embedFraming } from "./embed-framing.ts";
+import { consoleErrorPage, wantsConsolePage } from "./error-page.ts";
 import { apiScopeGuard } from "./scope.ts";
 
 export function createApp(): Hono<AppEnv> {
@@ -87,6 +88,7 @@ export function createApp(): Hono<AppEnv> {
       const log = c.var.log ?? createLogger("info", { request_id: requestId });
       if (err.status >= 500)
         log.error({ event: "http.error", code: err.code, message: err.message, outcome: "failed" });
+      if (err.status < 500 && wantsConsolePage(c)) return consoleErrorPage(c, err, requestId);
       return c.json(
         {
           error: {

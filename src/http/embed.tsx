@@ -27,6 +27,7 @@ import { embedSessionScope, startEmbedSession } from "./console/session.ts";
 import type { AppEnv } from "./context.ts";
 import { frameAncestors } from "./embed-framing.ts";
 import { describeScope, visibleAccounts, type SessionScope } from "./scope.ts";
+import { LocationLabel, locationNames } from "./console/names.tsx";
 
 const SessionBody = z.object({ encryptedData: z.string().min(1).max(20_000) });
 
@@ -234,13 +235,25 @@ embedApp.get("/home", async (c) => {
   c.set("scope", scope);
   const accounts = await visibleAccounts(c.env.DB, scope);
   const keys = await Promise.all(accounts.map((a) => getFourDegreesAccount(c.env.DB, a.id)));
-  const where = scope.kind === "location" ? `location ${scope.locationId}` : `agency ${scope.companyId}`;
+  const names = await locationNames(c, [
+    ...accounts.flatMap((a) => a.locations),
+    ...(scope.kind === "location" ? [scope.locationId] : []),
+  ]);
   return c.html(
     <Page title="Inside HighLevel" nonce={nonce} script={KEY_SCRIPT}>
       <h1>4Degrees ↔ HighLevel sync</h1>
       <p id="embed-who">
         Signed in from HighLevel as <strong>{scope.userName || scope.userId}</strong> (
-        {scope.kind === "agency" ? "agency admin" : "sub-account user"}, {where}).
+        {scope.kind === "agency" ? (
+          <>
+            agency admin, <span title={scope.companyId}>this agency</span>
+          </>
+        ) : (
+          <>
+            sub-account user, <LocationLabel id={scope.locationId} names={names} />
+          </>
+        )}
+        ).
       </p>
       {accounts.length === 0 ? (
         <p id="embed-no-account">
@@ -276,7 +289,16 @@ embedApp.get("/home", async (c) => {
                   <td>
                     <span title={a.id}>{a.name}</span>
                   </td>
-                  <td>{a.locations.join(", ") || "—"}</td>
+                  <td>
+                    {a.locations.length === 0
+                      ? "—"
+                      : a.locations.map((id, n) => (
+                          <>
+                            {n > 0 && ", "}
+                            <LocationLabel id={id} names={names} />
+                          </>
+                        ))}
+                  </td>
                   <td>
                     {key ? <span>set (…{key.keyHint})</span> : <span>not set</span>}
                     <form class="fd-key" data-account={a.id}>

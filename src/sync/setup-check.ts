@@ -22,6 +22,8 @@ export const DRY_RUN_RECORDS = 5;
 export interface SetupRead {
   side: "4Degrees" | "HighLevel";
   target: string;
+  /** The HighLevel location the read went to (the page names it). */
+  location?: string;
   ok: boolean;
   answer: string;
 }
@@ -83,13 +85,20 @@ const hlUserName = (u: HlUser) => u.name ?? [u.firstName, u.lastName].filter(Boo
 export async function runSetupTest(connectors: AccountConnectors, account: Account): Promise<SetupTestResult> {
   const reads: SetupRead[] = [];
   const records: DryRunRecord[] = [];
-  const read = async <T>(side: SetupRead["side"], target: string, run: () => Promise<T>, say: (v: T) => string) => {
+  const read = async <T>(
+    side: SetupRead["side"],
+    target: string,
+    run: () => Promise<T>,
+    say: (v: T) => string,
+    location?: string,
+  ) => {
+    const where = location === undefined ? {} : { location };
     try {
       const value = await run();
-      reads.push({ side, target, ok: true, answer: say(value) });
+      reads.push({ side, target, ...where, ok: true, answer: say(value) });
       return value;
     } catch (err) {
-      reads.push({ side, target, ok: false, answer: explainError(err) });
+      reads.push({ side, target, ...where, ok: false, answer: explainError(err) });
       return null;
     }
   };
@@ -104,9 +113,10 @@ export async function runSetupTest(connectors: AccountConnectors, account: Accou
     // One uncached read proves the token: the pipelines may come from the structure cache.
     const found = await read(
       "HighLevel",
-      `location ${loc}: one opportunity search`,
+      "one opportunity search",
       () => connectors.highlevel(loc).searchOpportunities({ limit: 1 }),
       (v) => `the connection reads opportunities (${v.total ?? v.items.length} in the location)`,
+      loc,
     );
     const pipes = found
       ? await connectors
@@ -179,11 +189,16 @@ async function dryRun(
         { label: "Value", value: b.monetaryValue === undefined ? "—" : money(b.monetaryValue, mapping.currency) },
         { label: "Owner", value: owner ? hlUserName(owner) : "—", id: b.assignedTo },
         { label: "Contact", value: contact ?? "a new contact named after the deal" },
-        ...(b.customFields ?? []).map((f) => ({
-          label: fields.find((d) => d.id === f.id)?.name ?? f.id,
-          value: String(f.field_value ?? "—"),
-          id: f.id,
-        })),
+        ...(b.customFields ?? []).map((f) =>
+          // The external-id field holds the deal's own id: named, with the id on hover.
+          f.id === mapping.externalIdFieldId && f.field_value
+            ? {
+                label: fields.find((d) => d.id === f.id)?.name ?? f.id,
+                value: "this deal's 4Degrees id",
+                id: String(f.field_value),
+              }
+            : { label: fields.find((d) => d.id === f.id)?.name ?? f.id, value: String(f.field_value ?? "—"), id: f.id },
+        ),
       ];
       out.push({ direction: "to_highlevel", source, ok: true, writes, skipped: built.skipped });
     }

@@ -3,19 +3,17 @@
  * finds: CHROMIUM_PATH, a system one, or the packaged @sparticuz/chromium) against the Worker
  * under `wrangler dev` and the sandbox over real HTTP, fresh state in a temp directory. Saves a
  * screenshot of each page under test-output/screenshots/ for reviewers; with DOCS_SCREENSHOTS=1 the
- * pages the README shows are also written to docs/screenshots/ (to check in).
+ * pages the README shows are also written to docs/screenshots/ (to check in). Every page of the
+ * synced account passes the id-only label check (test/id-labels.ts).
  */
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type StartedSandbox } from "../../../sandbox/server.ts";
 import { startBrowserStack, type BrowserStack } from "./stack.ts";
-import { ROOT, type RunningWorker } from "../../../scripts/lib/processes.ts";
+import { type RunningWorker } from "../../../scripts/lib/processes.ts";
+import { idLabelsShown, operatorSignIn, screenshot } from "./shell.ts";
 
-const SHOTS = resolve(ROOT, "test-output/screenshots");
-const DOCS_SHOTS = resolve(ROOT, "docs/screenshots");
 let sandbox: StartedSandbox;
 let worker: RunningWorker;
 let stack: BrowserStack | undefined;
@@ -24,18 +22,12 @@ let page: Page;
 let adminToken = "";
 let fourDegreesKey = "";
 
+/** Screenshot <name> for reviewers; the README's pages also go to docs/screenshots/<docsName> with DOCS_SCREENSHOTS=1. */
 async function shot(name: string, docsName?: string): Promise<void> {
-  // Another test run may share the folder: (re)create it rather than assume it exists.
-  mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-  if (docsName && process.env["DOCS_SCREENSHOTS"] === "1") {
-    mkdirSync(DOCS_SHOTS, { recursive: true });
-    await page.screenshot({ path: join(DOCS_SHOTS, `${docsName}.png`), fullPage: true });
-  }
+  await screenshot(page, name, docsName ? { docs: docsName } : {});
 }
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
   stack = await startBrowserStack("browser");
   ({ browser, sandbox, worker } = stack);
   adminToken = stack.devVar("ADMIN_TOKEN");
@@ -58,9 +50,8 @@ describe("operator console in Chromium", () => {
   });
 
   it("happy: sign in, create an account through the API, connect HighLevel through the sandbox's OAuth page, attach the location", async () => {
-    await page.goto(`${worker.url}/console/login`);
-    await page.fill("input[name=token]", adminToken);
-    await Promise.all([page.waitForURL(/\/console\/connections/), page.click("button[type=submit]")]);
+    await operatorSignIn(page, worker.url, adminToken);
+    expect(new URL(page.url()).pathname).toBe("/console/connections");
     const put = await fetch(`${worker.url}/api/accounts/acme/fourdegrees`, {
       method: "PUT",
       headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
@@ -235,6 +226,7 @@ describe("operator console in Chromium", () => {
       const res = await page.goto(`${worker.url}/console/${p}?account=acme`);
       expect(res?.status(), p).toBe(200);
       expect(await page.textContent("h1")).toBeTruthy();
+      expect(await idLabelsShown(page), p).toEqual([]);
       await shot(
         `${String(i + 11).padStart(2, "0")}-${p}`,
         ["usage", "activity"].includes(p) ? `console-${p}` : undefined,

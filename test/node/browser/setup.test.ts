@@ -4,20 +4,18 @@
  * operator signs in, names the account, connects HighLevel through the sandbox's OAuth page (and
  * comes back to the wizard), enters a wrong then the right 4Degrees key, picks the pipelines,
  * reviews them, runs the test (dry-run, nothing written), backfills in test mode and goes live.
- * Each step's screenshot is written to test-output/screenshots/setup-*.png; with DOCS_SCREENSHOTS=1
- * also to docs/screenshots/ (README "Guided setup"), so a plain test run leaves the tree unchanged.
+ * Each step passes the id-only label check; its screenshot is written to test-output/screenshots/setup-*.png;
+ * with DOCS_SCREENSHOTS=1 also to docs/screenshots/ (README "Guided setup"), so a plain test run leaves the
+ * tree unchanged. The same walk inside HighLevel, as a location user, is embed.test.ts.
  */
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type StartedSandbox } from "../../../sandbox/server.ts";
 import type { DemoData } from "../../../sandbox/highlevel/index.ts";
-import { ROOT, type RunningWorker } from "../../../scripts/lib/processes.ts";
+import { type RunningWorker } from "../../../scripts/lib/processes.ts";
+import { idLabelsShown, operatorSignIn, screenshot } from "./shell.ts";
 import { startBrowserStack, type BrowserStack } from "./stack.ts";
 
-const SHOTS = resolve(ROOT, "test-output/screenshots");
-const DOCS_SHOTS = resolve(ROOT, "docs/screenshots");
 let sandbox: StartedSandbox;
 let worker: RunningWorker;
 let stack: BrowserStack | undefined;
@@ -27,13 +25,10 @@ let demo: DemoData;
 let adminToken = "";
 let fourDegreesKey = "";
 
+/** The page passes the id-only label check; its screenshot is setup-<name> (docs/screenshots/ too with DOCS_SCREENSHOTS=1). */
 async function shot(name: string): Promise<void> {
-  mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `setup-${name}.png`), fullPage: true });
-  if (process.env["DOCS_SCREENSHOTS"] === "1") {
-    mkdirSync(DOCS_SHOTS, { recursive: true });
-    await page.screenshot({ path: join(DOCS_SHOTS, `setup-${name}.png`), fullPage: true });
-  }
+  expect(await idLabelsShown(page), `id-only labels on ${page.url()}`).toEqual([]);
+  await screenshot(page, `setup-${name}`, { docs: true });
 }
 
 /** Each step's state as the step list shows it. */
@@ -60,9 +55,8 @@ afterAll(async () => {
 
 describe("guided setup in Chromium", () => {
   it("walks a new account from nothing to live, each step leaving and resuming through the page", async () => {
-    await page.goto(`${worker.url}/console/login?next=${encodeURIComponent("/console/setup")}`);
-    await page.fill("input[name=token]", adminToken);
-    await Promise.all([page.waitForURL(/\/console\/setup/), page.click("button[type=submit]")]);
+    await operatorSignIn(page, worker.url, adminToken, "/console/setup");
+    expect(new URL(page.url()).pathname).toBe("/console/setup");
     expect(await stepStates()).toMatchObject({ account: "next", live: "todo" });
     await shot("1-account");
 

@@ -28,8 +28,14 @@ export interface BrowserStack {
   stop(): Promise<void>;
 }
 
+/** What a test file may change about its stack. */
+export interface BrowserStackOptions {
+  /** Extra Worker `[vars]` (e.g. `HIGHLEVEL_ALLOW_STATELESS_INSTALL`), over `npm start`'s. */
+  workerVars?: Record<string, string>;
+}
+
 /** Starts the stack; `name` tags the temp state directory. Whatever started is stopped if a later step fails. */
-export async function startBrowserStack(name: string): Promise<BrowserStack> {
+export async function startBrowserStack(name: string, options: BrowserStackOptions = {}): Promise<BrowserStack> {
   ensureDevVars();
   const vars = readDotVars(resolve(ROOT, ".dev.vars"));
   const browser = await launchChromium();
@@ -45,7 +51,12 @@ export async function startBrowserStack(name: string): Promise<BrowserStack> {
   try {
     await applyLocalMigrations(state);
     sandbox = await startSandbox({ port: 0, seedDemo: true });
-    worker = await startWorker({ port: await freePort(), sandboxUrl: sandbox.url, persistTo: state });
+    worker = await startWorker({
+      port: await freePort(),
+      sandboxUrl: sandbox.url,
+      persistTo: state,
+      ...(options.workerVars ? { vars: options.workerVars } : {}),
+    });
     return { browser, sandbox, worker, devVar: (n) => vars[n] ?? "", stop };
   } catch (err) {
     await stop();

@@ -2,7 +2,7 @@
  * The Filters and Duplicates console pages through the Worker's fetch (no browser): the form speaks
  * in names from the live lists, the preview counts without saving, bad input comes back as a flash
  * naming the field, and unlinking from the page deletes nothing. The browser walk is
- * test/node/browser/filters-duplicates.test.ts.
+ * test/node/browser/embed.test.ts (inside HighLevel's app shell).
  */
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";

@@ -1,9 +1,7 @@
 /**
- * The id-only label check: every console page, rendered for a demo-like world (linked deals, a
- * record on the review list, a failure, a saved custom field and owner map), names what it shows.
- * A visible text node that is a short label holding a provider id (4Degrees `deal_…`, `pl_…`,
- * `st_…`, `usr_…`; HighLevel's 20-character ids) fails the check; ids may sit in `title`
- * attributes and in collapsed `<details>` (the hover and the detail row).
+ * The id-only label check (test/id-labels.ts): every console page, and the embedded landing page,
+ * rendered for a demo-like world (linked deals, a record on the review list, a failure, a saved
+ * custom field and owner map), names what it shows.
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -14,41 +12,13 @@ import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { consoleCookie } from "../helpers/console-session.ts";
 import { ACCOUNT, createWorld } from "../sync/world.ts";
 import { newDeal } from "../sync/checks.ts";
+import { idOnlyLabels } from "../../id-labels.ts";
+import { encryptUserContext } from "../../../sandbox/highlevel/sso.ts";
+import { TEST_BINDINGS } from "../../bindings.ts";
 
 const BASE = "http://worker.test";
 const routes: Record<string, RouteHandler> = {};
 useNetwork(routes);
-
-const FOURDEGREES_ID = /\b(?:deal|pl|st|usr)_[A-Za-z0-9]{6,}\b/;
-/** HighLevel ids: 20 letters and digits, with at least one digit and one letter. */
-const HIGHLEVEL_ID = /(?<![A-Za-z0-9_-])(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{20}(?![A-Za-z0-9_-])/;
-
-const decode = (s: string) =>
-  s
-    .replace(/&lt;/g, "<")
-    .replace(/&gt;/g, ">")
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, "&");
-
-/**
- * The visible text nodes of a page that are labels holding an id. A label is a text node of at
- * most four words (a sentence that mentions an id, such as an error reason, is not a label).
- */
-export function idOnlyLabels(html: string): string[] {
-  const visible = html
-    .replace(/<head>[\s\S]*?<\/head>/g, "")
-    .replace(/<details[\s\S]*?<\/details>/g, "")
-    .replace(/<(script|style|textarea)[\s\S]*?<\/\1>/g, "");
-  const out: string[] = [];
-  for (const raw of visible.split(/<[^>]*>/)) {
-    const text = decode(raw).replace(/\s+/g, " ").trim();
-    if (!text) continue;
-    const words = text.split(" ").filter((w) => !/^(?:4D|HL|↔|·|—|,|\(|\))$/.test(w));
-    if (words.length <= 4 && (FOURDEGREES_ID.test(text) || HIGHLEVEL_ID.test(text))) out.push(text);
-  }
-  return out;
-}
 
 describe("console: the id-only label check", () => {
   it("the check itself: flags an id shown as a label, not one in a title or a collapsed detail", () => {
@@ -187,6 +157,35 @@ describe("console: the id-only label check", () => {
       // The demo location by its name wherever a location is shown.
       if (["connections", "mapping", "usage"].includes(p)) expect(html, p).toContain("Acme Capital Partners");
     }
+    // The embedded landing page, as a user of the account's location signed in by HighLevel.
+    const location = [...w.sb.highlevel.store.locations.values()].find((l) => l.id === w.locationId);
+    const user = [...w.sb.highlevel.store.users.values()].find((u) => u.locationIds.includes(w.locationId));
+    const payload = await encryptUserContext(
+      {
+        userId: user?.id ?? "",
+        companyId: location?.companyId ?? "",
+        role: "user",
+        type: "location",
+        activeLocation: w.locationId,
+        userName: "Priya Shah",
+        email: "priya@example.com",
+        isAgencyOwner: false,
+      },
+      TEST_BINDINGS.HIGHLEVEL_SSO_KEY,
+    );
+    const session = await exports.default.fetch(`${BASE}/embed/session`, {
+      method: "POST",
+      headers: { origin: BASE, "content-type": "application/json" },
+      body: JSON.stringify({ encryptedData: payload }),
+    });
+    expect(session.status).toBe(200);
+    const embedded = (session.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+    const home = await exports.default.fetch(`${BASE}/embed/home`, { headers: { cookie: embedded } });
+    expect(home.status).toBe(200);
+    const homeHtml = await home.text();
+    expect(homeHtml).toContain("Acme Capital Partners");
+    const homeLabels = idOnlyLabels(homeHtml);
+    if (homeLabels.length) found["embed/home"] = homeLabels;
     expect(found).toEqual({});
 
     // Searchable by name (and by id) on Activity and Problems.

@@ -208,6 +208,13 @@ describe("a location user's session", () => {
     expect(html).not.toContain("Other Agency Co");
     expect((await get("/console/activity?account=emb-a2", cookie)).status).toBe(403);
     expect((await get("/console/mapping?account=emb-b1", cookie)).status).toBe(403);
+    // A browser navigating there (inside HighLevel's frame) reads the reason on a page, not JSON.
+    const refused = await exports.default.fetch(`${BASE}/console/mapping?account=emb-b1`, {
+      headers: { cookie, accept: "text/html,application/xhtml+xml", "sec-fetch-dest": "iframe" },
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get("content-type")).toContain("text/html");
+    expect(await refused.text()).toContain('id="error-reason" data-code="forbidden">account emb-b1 is outside');
     expect((await get("/console/connections", cookie)).status).toBe(403);
     expect((await get("/console", cookie)).headers.get("location")).toBe("/embed/home");
     const form = await exports.default.fetch(`${BASE}/console/backfill/start`, {

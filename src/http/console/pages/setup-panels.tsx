@@ -43,7 +43,7 @@ export async function SetupPanel(p: PanelProps) {
     case "review":
       return await StructurePanel({ ...p, account });
     case "test":
-      return <TestPanel {...p} account={account} />;
+      return await TestPanel({ ...p, account });
     case "backfill":
       return <BackfillPanel {...p} account={account} />;
     case "live":
@@ -390,8 +390,14 @@ function Review(
   );
 }
 
-function TestPanel(p: PanelProps & { account: Account }) {
+async function TestPanel(p: PanelProps & { account: Account }) {
   const t = p.test;
+  const names = t
+    ? await locationNames(
+        p.c,
+        t.reads.flatMap((r) => (r.location ? [r.location] : [])),
+      )
+    : new Map<string, string>();
   return (
     <>
       <p>
@@ -420,7 +426,14 @@ function TestPanel(p: PanelProps & { account: Account }) {
               {t.reads.map((r) => (
                 <tr>
                   <td>{r.side}</td>
-                  <td>{r.target}</td>
+                  <td>
+                    {r.location && (
+                      <>
+                        <LocationLabel id={r.location} names={names} />:{" "}
+                      </>
+                    )}
+                    {r.target}
+                  </td>
                   <td class={r.ok ? "status-ok" : "status-failed"}>{r.ok ? "ok" : "failed"}</td>
                   <td>{r.answer}</td>
                 </tr>

@@ -17,7 +17,7 @@ import { gzipSync } from "node:zlib";
  * decision (raise it here, with the reason in the commit) rather than an accident. The goal is
  * BUNDLE_TARGET_KIB (docs/benchmarks.md "Bundle" says what reaching it takes).
  */
-export const BUNDLE_BUDGET_KIB = 235;
+export const BUNDLE_BUDGET_KIB = 220;
 /** The size the bundle should reach (issue 16), printed by `npm run bench` beside the measured one. */
 export const BUNDLE_TARGET_KIB = 150;
 

@@ -7,8 +7,9 @@
  *      by BENCH_RATE_SCALE in both the sandbox and the gate; achieved / allowed rate, 429s, and
  *      live changes made during it;
  *   4. D1 rows read / written per synced change (D1's own `meta`, D1_METER);
- *   5. the burst: BURST_EVENTS (10,000) signed webhooks, every one acknowledged and processed.
- * BENCH_ONLY=ingress,calls,quota,storage,burst (any comma list) runs only those parts.
+ *   5. the burst: BURST_EVENTS (10,000) signed webhooks, every one acknowledged and processed;
+ *   6. bundle: the upload's KiB gzip and the Worker's start-up time (scripts/bench/bundle.ts).
+ * BENCH_ONLY=ingress,calls,quota,storage,burst,bundle (any comma list) runs only those parts.
  * BENCH_HIGHLEVEL_API_VERSION=v3 runs the Worker on HighLevel API v3 (default 2021-07-28).
  * Prints a table, writes bench/results.json, exits 1 naming every missed target. A step that fails
  * (a change that does not sync, a section that throws) is recorded as a missed target and the run
@@ -18,6 +19,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { runBurst, type BurstReport } from "./bench/burst.ts";
+import { bundleRows, runBundle } from "./bench/bundle.ts";
 import {
   duplicateWebhookFactory,
   forgedWebhookFactory,
@@ -40,7 +42,7 @@ const CONNECTIONS = Number(env["BENCH_CONNECTIONS"] ?? 20);
 /** HighLevel's real limits: 100 requests per 10 s per location. */
 const HL_MAX = 100;
 const HL_INTERVAL_MS = 10_000;
-const PARTS = ["ingress", "calls", "quota", "storage", "burst"] as const;
+const PARTS = ["ingress", "calls", "quota", "storage", "burst", "bundle"] as const;
 type Part = (typeof PARTS)[number];
 const Only = z
   .string()
@@ -158,6 +160,15 @@ const results: Record<string, unknown> = {
     connections: CONNECTIONS,
   },
 };
+
+// ---------- 6. bundle (first: nothing else is running yet) ----------
+if (wants("bundle"))
+  await section("bundle", async () => {
+    step("6/6 bundle: the minified upload's size and start-up profiles of it in a local workerd");
+    const bundle = runBundle(Number(env["BENCH_STARTUP_RUNS"] ?? 5));
+    results["bundle"] = bundle;
+    for (const row of bundleRows(bundle)) record(...row);
+  });
 
 const needsStack = wants("ingress") || wants("calls") || wants("storage") || wants("quota");
 if (needsStack)

@@ -4,7 +4,7 @@
  * `ConfigError` that names it, answered as a 500 `config_invalid` by the fetch entry point and
  * logged loudly by the others.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { AppError } from "./lib/errors.ts";
 import type { LogLevel } from "./lib/log.ts";
 

@@ -3,7 +3,7 @@
  * across, or a cron finding) with the pair's state, and the names of the account's live structure
  * (stages and pipelines are matched by name on either side).
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Mapping } from "../domain/mapping-config.ts";
 import type { Flat, Pipeline } from "../domain/port.ts";
 

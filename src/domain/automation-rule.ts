@@ -3,7 +3,7 @@
  * to ten actions run in order. Stored as JSON in D1 (src/store/automations.ts; here in domain/ because the store parses it) and accepted by the
  * API and the console form; docs/automations.md documents it with a curl example.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 const name = z.string().trim().min(1).max(200);
 const days = z.number().int().min(0).max(3650);

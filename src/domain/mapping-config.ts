@@ -16,7 +16,7 @@
  * 4Degrees "Closed" ↔ HighLevel "Closed"); without one, closing a deal leaves the HighLevel stage
  * where it is.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Pipeline } from "./port.ts";
 import type { HlPipeline } from "../highlevel/port.ts";
 

@@ -2,7 +2,7 @@
  * Money without floats: amounts travel as integer minor units with their ISO 4217 currency; only
  * HighLevel's API and the people-facing texts see decimal numbers.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Money without floats: `amountMinor` in the currency's minor unit (cents for USD). */
 export const MoneySchema = z.object({

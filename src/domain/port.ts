@@ -9,7 +9,7 @@
  *
  * The shapes are zod schemas because they also travel inside queue messages (CSV import rows).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { MoneySchema } from "./money.ts";
 
 /** Who made a change. `integration` is an API key / app (this Worker's own writes look like that). */

@@ -10,7 +10,7 @@
  * `FourDegreesError`, which a queue consumer turns into a delayed retry — a Worker should not
  * sleep for seconds.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { errorFromResponse, FourDegreesError, parseRetryAfter } from "./errors.ts";
 import {
   enveloped,

@@ -5,7 +5,7 @@
  * Where the assumed contract leaves a detail open (is a single object wrapped in `{data}`?), the
  * schema accepts both forms, so the connector keeps working whichever way 4Degrees settles it.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 const timestamp = z.iso.datetime({ offset: true });
 const date = z.iso.date();

@@ -8,7 +8,7 @@
  * interleave inside `acquire` — the DO's input gate plus a synchronous body is the lock.
  */
 import { DurableObject } from "cloudflare:workers";
-import { z } from "zod";
+import * as z from "zod";
 import { loadConfig } from "../config.ts";
 import { createLogger } from "../lib/log.ts";
 import { RateBudget, type BudgetSnapshot } from "./budget.ts";

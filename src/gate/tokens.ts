@@ -17,7 +17,7 @@
  * Results cross the RPC boundary as plain objects (`TokenResult`), because custom error classes
  * do not survive Workers RPC; src/highlevel/http.ts turns a failure back into a `HighLevelError`.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Config } from "../config.ts";
 import { decryptSecret, encryptSecret } from "../lib/crypto.ts";
 import type { Logger } from "../lib/log.ts";

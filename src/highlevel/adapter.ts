@@ -13,7 +13,7 @@ import { ContactSchema } from "./schemas.ts";
 import type { Task, TaskInput } from "./tasks.ts";
 import { hasNativeForecast } from "./version.ts";
 import { getConnection, locationConnectionId } from "../store/connections.ts";
-import { z } from "zod";
+import * as z from "zod";
 import type { Contact, Opportunity, OpportunityCrm } from "./port.ts";
 import type { FileDownload, FileUpload } from "../domain/attachments.ts";
 import { downloadFieldFile, uploadFieldFile } from "./files.ts";

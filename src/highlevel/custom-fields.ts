@@ -3,7 +3,7 @@
  * (`v1:hl:customfields:{locationId}`). Needed to map a 4Degrees close date onto a custom field
  * (v2 opportunities have no close date). Scope `locations/customFields.readonly`.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { cached, writeCache } from "../store/highlevel-cache.ts";
 import { kvKeys, kvTtl } from "../store/kv-keys.ts";
 import type { HighLevelTransport } from "./http.ts";

@@ -4,7 +4,7 @@
  * without looking at status codes. Error bodies are NestJS-style `{statusCode, message, error?,
  * traceId?}`, with `message` an array of strings on 422 (highlevel-api.md "Common").
  */
-import { z } from "zod";
+import * as z from "zod";
 import { AppError, type ErrorCode, type RetryAdvice } from "../lib/errors.ts";
 
 /** What went wrong, from the caller's point of view. */

@@ -5,7 +5,7 @@
  * (contacts.json `FileField`; v3 also shows a bare `{url, …}`, read here too). docs/sync.md says why
  * not the media library.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { FieldFile, FileDownload, FileUpload } from "../domain/attachments.ts";
 import { byteStream, multipartBody } from "../lib/file-stream.ts";
 import type { HighLevelTransport } from "./http.ts";

@@ -3,7 +3,7 @@
  * followers change through their own endpoints, never through `PUT /opportunities/{id}`; lost
  * reasons are cached in KV per location like pipelines (`v1:hl:lostreasons:{locationId}`).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { cached, writeCache } from "../store/highlevel-cache.ts";
 import { kvKeys, kvTtl } from "../store/kv-keys.ts";
 import type { HighLevelTransport } from "./http.ts";

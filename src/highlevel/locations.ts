@@ -2,7 +2,7 @@
  * The location's own record (its name, for the console), cached in KV (`v1:hl:location:{id}`).
  * Scope `locations.readonly`.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { cached } from "../store/highlevel-cache.ts";
 import { kvKeys, kvTtl } from "../store/kv-keys.ts";
 import type { HighLevelTransport } from "./http.ts";

@@ -5,7 +5,7 @@
  * Token calls are not rate-gated: they are rare (one a day per location) and must not queue
  * behind a spent budget.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Config } from "../config.ts";
 import { classifyResponse, HighLevelError } from "./errors.ts";
 import {

@@ -1,5 +1,5 @@
 /** HighLevel opportunities (scopes `opportunities.readonly` / `opportunities.write`). */
-import { z } from "zod";
+import * as z from "zod";
 import type { HighLevelTransport } from "./http.ts";
 import { LostReasonsResponseSchema, OpportunityAnswers, SucceededSchema, type Opportunity } from "./schemas.ts";
 import { hasNativeForecast, versionedPath } from "./version.ts";

@@ -2,7 +2,7 @@
  * HighLevel pipelines and stages, cached in KV per location (`v1:hl:pipelines:{locationId}`).
  * A stage id the cache does not know (a webhook named a new stage) reloads the cache once.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { cached, writeCache } from "../store/highlevel-cache.ts";
 import { kvKeys, kvTtl } from "../store/kv-keys.ts";
 import type { HighLevelTransport } from "./http.ts";

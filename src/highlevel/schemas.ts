@@ -4,7 +4,7 @@
  * (observed in search results), unknown fields pass through (`loose`). These are provider shapes;
  * the sync engine translates them into its own `Deal` type.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 const optString = z
   .string()

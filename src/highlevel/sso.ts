@@ -8,7 +8,7 @@
  * docs/highlevel-sso.md.
  * https://marketplace.gohighlevel.com/docs/other/user-context-marketplace-apps
  */
-import { z } from "zod";
+import * as z from "zod";
 import { AppError, zodIssues } from "../lib/errors.ts";
 import type { ErrorCode } from "../lib/errors.ts";
 import { md5 } from "../lib/md5.ts";

@@ -2,7 +2,7 @@
  * A HighLevel contact's tasks and tags (scopes `contacts.readonly` / `contacts.write`): what the
  * automations' `hl_task` and `hl_tag` actions call, through the location's gate like every call.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { HighLevelTransport } from "./http.ts";
 
 export const TaskSchema = z

@@ -1,5 +1,5 @@
 /** HighLevel users of a location (assignees), cached in KV (`v1:hl:users:{locationId}`). Scope `users.readonly`. */
-import { z } from "zod";
+import * as z from "zod";
 import { cached, writeCache } from "../store/highlevel-cache.ts";
 import { kvKeys, kvTtl } from "../store/kv-keys.ts";
 import type { HighLevelTransport } from "./http.ts";

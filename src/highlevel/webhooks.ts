@@ -4,7 +4,7 @@
  * any parsing. No timestamp or id is signed by HighLevel, so the body's `timestamp` (freshness)
  * and `webhookId` (dedupe, in D1) are the replay defence.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Config } from "../config.ts";
 import { base64ToBytes } from "../lib/crypto.ts";
 import { HIGHLEVEL_ED25519_PUBLIC_KEY, HIGHLEVEL_RSA_PUBLIC_KEY } from "./webhook-keys.ts";

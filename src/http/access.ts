@@ -10,7 +10,7 @@
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { verifyWithJwks } from "hono/jwt";
-import { z } from "zod";
+import * as z from "zod";
 import type { Config } from "../config.ts";
 import { AppError } from "../lib/errors.ts";
 import { AccessJwkSchema, readAccessKeys, writeAccessKeys, type AccessJwk } from "../store/access-keys.ts";

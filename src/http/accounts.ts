@@ -19,7 +19,7 @@
  * The key and the secret are never answered or logged.
  */
 import { Hono, type Context } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { webhookKeyBytes } from "../fourdegrees/webhook.ts";
 import { pairFourDegreesAccount } from "../fourdegrees/wiring.ts";
 import { AppError, zodIssues } from "../lib/errors.ts";

@@ -11,7 +11,7 @@
  *   `{"fourdegreesDealId": "…"}` or `{"highlevelOpportunityId": "…"}`: what it would do, nothing done
  */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import type { Config } from "../config.ts";
 import {
   AutomationPatchSchema,

@@ -18,7 +18,7 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { z } from "zod";
+import * as z from "zod";
 import { importDealCsv } from "../fourdegrees/csv/import.ts";
 import { exportCsvStream, highLevelSource, resolveCloseDateField } from "../fourdegrees/csv/export.ts";
 import { csvTooLarge, MAX_CSV_BYTES, readCsvText } from "../fourdegrees/csv/parse.ts";

@@ -16,7 +16,7 @@ import { isLive } from "./console/setup-steps.ts";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { raw } from "hono/html";
-import { z } from "zod";
+import * as z from "zod";
 import { contextLocationId, decryptUserContext, type UserContext } from "../highlevel/sso.ts";
 import { bytesToBase64 } from "../lib/crypto.ts";
 import { AppError } from "../lib/errors.ts";

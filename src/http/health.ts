@@ -7,7 +7,8 @@
  * `GET /ping`: a trivial text answer (the baseline route of the ingress benchmark in `npm run bench`).
  */
 import { Hono } from "hono";
-import pkg from "../../package.json" with { type: "json" };
+// A named import: the bundler keeps only this field, not the whole package.json.
+import { version } from "../../package.json";
 import { gateStub } from "../gate/client.ts";
 import { probeCache, probeDatabase, type ProbeResult } from "../store/health.ts";
 import type { AppEnv } from "./context.ts";
@@ -16,9 +17,7 @@ const SERVICE = "fourdegrees-ghl-sync";
 
 export const health = new Hono<AppEnv>()
   .get("/ping", (c) => c.text("pong"))
-  .get("/healthz", (c) =>
-    c.json({ ok: true, service: SERVICE, version: pkg.version }, 200, { "cache-control": "no-store" }),
-  );
+  .get("/healthz", (c) => c.json({ ok: true, service: SERVICE, version }, 200, { "cache-control": "no-store" }));
 
 export const deepHealth = new Hono<AppEnv>().get("/health", async (c) => {
   const gate: Promise<ProbeResult> = gateStub(c.env, "health", "probe")
@@ -39,7 +38,7 @@ export const deepHealth = new Hono<AppEnv>().get("/health", async (c) => {
     {
       ok,
       service: SERVICE,
-      version: pkg.version,
+      version,
       mode: config.SYNC_MODE,
       bindings: checks,
       providers: {

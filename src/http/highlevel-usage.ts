@@ -5,7 +5,7 @@
  * alerting; the console's usage page shows the same numbers.
  */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { gateFor } from "../gate/client.ts";
 import { AppError } from "../lib/errors.ts";
 import { connectionSummary, getConnection, locationConnectionId } from "../store/connections.ts";

@@ -15,7 +15,7 @@
  * | POST `/accounts/{id}/possible-matches/reject` | `{fdDealId, hlOpportunityId}` | tell them apart (remembered) |
  */
 import { Hono, type Context } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { DealFilterSchema, MatchKeysSchema } from "../domain/mapping-config.ts";
 import { AppError, parseInput } from "../lib/errors.ts";
 import { requireAccount } from "../store/accounts.ts";

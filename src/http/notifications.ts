@@ -8,7 +8,7 @@
  * - `DELETE /api/notifications/{id}`          remove (its deliveries go with it)
  */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import type { Config } from "../config.ts";
 import { bytesToBase64, encryptSecret } from "../lib/crypto.ts";
 import { AppError, zodIssues } from "../lib/errors.ts";

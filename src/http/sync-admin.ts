@@ -25,7 +25,7 @@
  * | POST `/bootstrap` | see src/sync/bootstrap.ts | one-call setup of a demo/first account |
  */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { AppError, parseInput } from "../lib/errors.ts";
 import {
   ConflictPolicySchema,

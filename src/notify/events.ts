@@ -3,7 +3,7 @@
  * `changeKey` of an event identifies the change, so the same change reported twice (a queue retry,
  * a replay) is delivered once per rule (src/store/notifications.ts `claimDelivery`).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { DealStatusSchema } from "../domain/port.ts";
 import { MoneySchema } from "../domain/money.ts";
 

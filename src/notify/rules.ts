@@ -2,7 +2,7 @@
  * Notification rules: the admin input schema (per-trigger parameters, target URL checks) and the
  * pure matcher deciding whether a rule fires for an event.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { fromMinor, minorDigits } from "../domain/money.ts";
 import type { RuleParams, Trigger } from "../store/notifications.ts";
 import type { DealState, NotifyEvent } from "./events.ts";

@@ -2,7 +2,7 @@
  * Queue message envelope (versioned). Every producer (webhook ingress, CSV import, backfill,
  * replay, notifications) sends one of these; the consumer parses each with zod before acting.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { DealSchema } from "../domain/port.ts";
 
 export const QueueMessageSchema = z.discriminatedUnion("kind", [

@@ -8,7 +8,7 @@
  * |-------------------------------------|------------------------------|------|
  * | `v1:access:certs:{teamDomain}`      | `{fetchedAt, keys: [JWK…]}`  | 1 h  |
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** How long fetched keys are trusted before they are fetched again (seconds; ≥ KV's 60 s minimum). */
 export const ACCESS_KEYS_TTL_SECONDS = 3600;

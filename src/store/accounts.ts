@@ -9,7 +9,7 @@
  * This module only reads it (LEFT JOIN); the old `account_settings.workspace_id` column is no
  * longer written or read, so two places can never disagree about which workspace an account is.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { AppError } from "../lib/errors.ts";
 import { MappingSchema, type Mapping } from "../domain/mapping-config.ts";
 

@@ -4,7 +4,7 @@
  * is atomic (`INSERT … ON CONFLICT DO NOTHING RETURNING`), so exactly one caller opens an episode
  * and alerts, however many connections hit the condition at once.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** HighLevel's token endpoint answers `invalid_client`: HIGHLEVEL_CLIENT_ID / HIGHLEVEL_CLIENT_SECRET are wrong. */
 export const HIGHLEVEL_CLIENT_REJECTED = "highlevel_client_rejected";

@@ -3,7 +3,7 @@
  * entry of the HighLevel opportunity's file field are the same file, with its SHA-256, size and name.
  * A row is written only after the copy's upload succeeded; the write ledger covers the gap between.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { SideName } from "./links.ts";
 
 export interface AttachmentLink {

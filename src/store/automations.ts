@@ -3,7 +3,7 @@
  * exactly-once claim (`automation_runs`) — and the origins of rule-made writes (`automation_origins`),
  * which let the evaluator tell a rule's own change from a user's. Rules: src/domain/automation-rule.ts.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { RuleBodySchema, type RuleBody } from "../domain/automation-rule.ts";
 
 /** A stored rule. */

@@ -3,7 +3,7 @@
  * resumes where it stopped) and reconcile cursors (`reconcile_cursors`, where the cron's re-scan
  * continues on its next tick).
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { SideName } from "./links.ts";
 
 export interface BackfillRun {

@@ -3,7 +3,7 @@
  * ciphertexts only (src/lib/crypto.ts); the per-location Durable Object (src/gate/) is their only
  * writer after install. `connectionSummary` is the token-free view for APIs and logs.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Connection lifecycle: `needs_reconnect` = refresh token rejected (user must reinstall). */
 export type ConnectionStatus = "active" | "needs_reconnect" | "backoff" | "uninstalled";

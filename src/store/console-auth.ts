@@ -4,7 +4,7 @@
  * sessions are pruned at each login, finished throttle windows at each attempt (migrations/0016_console_auth.sql).
  * A session carries its scope (migrations/0018_console_session_scope.sql): what its holder may see.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { sha256Hex } from "../lib/hash.ts";
 
 /** Sign-in attempts a client may make per window (a success resets the count). */

@@ -4,7 +4,7 @@
  * needs an atomic read-and-delete: `DELETE … RETURNING` hands a row to exactly one reader.
  * Callers pass hashes and ciphertext only; the id, the session and the text stay with them.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** How long a flash waits for its page view. */
 export const CONSOLE_FLASH_TTL_MS = 5 * 60 * 1000;

@@ -3,7 +3,7 @@
  * filtered by record, direction and outcome; one record's whole history; the distinct values the
  * filters offer; and the report's per-stage win probabilities (migration 0005).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { toEvent, type SyncEvent } from "./sync-events.ts";
 
 /** Filters of the activity page (all optional). */

@@ -2,7 +2,7 @@
  * Failures: permanent errors (recorded and acked by the consumer) and dead letters (messages that
  * exhausted their retries), each with the message needed to replay it once the cause is fixed.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** The name of the bucket of failures whose account could not be known (`account_id` NULL). */
 export const UNASSIGNED = "unassigned";

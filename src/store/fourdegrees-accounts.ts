@@ -11,7 +11,7 @@
  * same way under `fourdegrees_webhook_secret:{accountId}`); without one the global
  * `FOURDEGREES_WEBHOOK_SECRET` verifies the workspace's deliveries.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { decryptSecret, encryptSecret, needsReencryption, type EncryptionKey } from "../lib/crypto.ts";
 import { AppError } from "../lib/errors.ts";
 

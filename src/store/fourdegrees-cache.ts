@@ -4,7 +4,7 @@
  * compare-and-set: fine for structure, which is only a hint. Values are parsed with zod on read, so
  * a malformed or old-shaped entry reads as a miss.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { FieldDefSchema, PipelineSchema, UserSchema, type FieldDef, type Pipeline, type User } from "../domain/port.ts";
 import { cached, writeCache } from "./highlevel-cache.ts";
 import { kvKeys, kvTtl } from "./kv-keys.ts";

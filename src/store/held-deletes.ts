@@ -3,7 +3,7 @@
  * on one side while the guard was tripped, waiting for a person — and the counts the guard decides
  * with (the hour's deletes from one side, the account's pairs). See docs/sync.md "Mass-delete guard".
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { SideName } from "./links.ts";
 
 /** What a person decided about a held delete (`held` = not yet). */

@@ -4,7 +4,7 @@
  * these are hints to save API calls, never the truth: a webhook naming a stage the cache does not
  * know triggers a reload (`src/highlevel/pipelines.ts`).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { KV_MIN_TTL_SECONDS } from "./kv-keys.ts";
 
 /** Envelope stored in KV: the value and when it was fetched. */

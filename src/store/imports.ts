@@ -7,7 +7,7 @@
  * JSON parameter lets one statement look up (or upsert) hundreds of rows, which keeps a
  * 50,000-row import to a few hundred D1 calls.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Rows per D1 statement (keeps each JSON parameter well under D1's size limits). */
 export const IMPORT_CHUNK = 500;

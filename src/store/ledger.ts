@@ -8,7 +8,7 @@
  *   first create's record.
  * In D1, not KV: KV is eventually consistent and has no compare-and-set.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { SideName } from "./links.ts";
 
 export interface LedgerKey {

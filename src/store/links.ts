@@ -4,7 +4,7 @@
  * seen `updatedAt` / version (the out-of-order guard), and the webhooks HighLevel will send for
  * our own last write of the opportunity (the expected echo); tombstones of deleted records; note links.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Flat } from "../domain/port.ts";
 
 export type SideName = "fourdegrees" | "highlevel";

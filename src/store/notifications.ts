@@ -4,7 +4,7 @@
  * Deliveries are the dedupe key of "a rule fires exactly once per matching change":
  * `claimDelivery` inserts with ON CONFLICT DO NOTHING and reports whether this caller won.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** What a rule listens for. */
 export const TriggerSchema = z.enum([

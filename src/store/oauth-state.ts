@@ -4,7 +4,7 @@
  * consistent and has no compare-and-set, so two racing callbacks could both see the value. D1's
  * `DELETE … RETURNING` hands the row to exactly one caller.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { bytesToBase64 } from "../lib/crypto.ts";
 
 /** How long an install has to come back with its `state`. */

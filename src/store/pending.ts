@@ -5,7 +5,7 @@
  * most one write. The job clears the mark only when `seq` is still the value it read: a change
  * that arrived while it ran keeps the row dirty and the job runs once more.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { SideName } from "./links.ts";
 
 export type PendingKind = "deal" | "notes";

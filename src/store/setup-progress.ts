@@ -3,7 +3,7 @@
  * reviewed, the last test, the backfill it ran in test mode). Everything else a step needs is read
  * from the account's real state, so the wizard cannot disagree with it.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** The stored part of an account's guided setup. */
 export interface SetupProgress {

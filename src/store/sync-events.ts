@@ -3,7 +3,7 @@
  * which side won, which calls were made) and the review list (`review_items`: records the engine
  * will not guess about, each with a clear reason).
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { SideName } from "./links.ts";
 
 export interface SyncEvent {

@@ -14,7 +14,7 @@
  *    live pipelines (stages matched by name), validated against them.
  * 4. A backfill starts (unless `backfill: false`) so existing records link up or get created.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Config } from "../config.ts";
 import { pairFourDegreesAccount } from "../fourdegrees/wiring.ts";
 import { savePrivateIntegrationConnection } from "../highlevel/pit.ts";

@@ -2,7 +2,7 @@
  * From CSV columns to the engine's `Deal` shape: the header map (sensible defaults for a 4Degrees
  * deal-list export, overridable per upload) and the validation of every row. Pure functions.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { AppError } from "../../lib/errors.ts";
 import { sha256Hex } from "../../lib/hash.ts";
 import { cellExcerpt } from "./cells.ts";

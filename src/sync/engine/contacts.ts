@@ -4,7 +4,7 @@
  * same person never gets a second contact. Creates are ledger-guarded like every write: a retry
  * after a crash finds the first create in the ledger (or by the same search), never makes another.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { CrmContact, Deal } from "../../domain/port.ts";
 import type { Contact, Opportunity, OpportunityCrm } from "../../highlevel/port.ts";
 import { ContactSchema } from "../../highlevel/schemas.ts";

@@ -7,7 +7,7 @@
  * else takes the normal path; payloads are never trusted to apply a change, only to skip one.
  * Why this never loses a user's edit: see docs/sync.md#highlevel-echoes-without-a-read-the-argument.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { OpportunitySchema, UserSchema } from "../../highlevel/schemas.ts";
 import type { Account } from "../../store/accounts.ts";
 import { readCache } from "../../store/highlevel-cache.ts";

@@ -2,7 +2,7 @@
  * The lookups a job makes: the per-job memo of structure (pipelines, users) every translation
  * needs, and the search for the HighLevel opportunity that already stands for a 4Degrees deal.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Mapping } from "../../domain/mapping-config.ts";
 import type { Deal, Flat, Reason } from "../../domain/port.ts";
 import type { Opportunity, OpportunityCrm } from "../../highlevel/port.ts";

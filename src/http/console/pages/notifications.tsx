@@ -10,7 +10,7 @@
  */
 import { Hono, type Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { z } from "zod";
+import * as z from "zod";
 import { ACCESS_JWT_HEADER } from "../../access.ts";
 import type { AppEnv } from "../../context.ts";
 import { bytesToBase64, decryptSecret, encryptSecret } from "../../../lib/crypto.ts";

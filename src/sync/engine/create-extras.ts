@@ -67,7 +67,7 @@ export async function extrasToNewDeal(
     KEYS.filter((k) => k in hlFlat && allowsTo(directionOf(mapping, k), "fourdegrees") && hlFlat[k] !== null),
   );
   if (Array.isArray(hlFlat["team"]) && hlFlat["team"].length === 0) keys.delete("team");
-  const { patch } = fdExtrasPatch(keys, hlFlat, { team: [] }, ctx);
+  const { patch } = fdExtrasPatch(keys, hlFlat, { team: [] }, mapping, ctx);
   Object.assign(content, patch);
   const base: Flat = {};
   for (const k of keys) base[k] = hlFlat[k];

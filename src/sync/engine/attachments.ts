@@ -70,6 +70,41 @@ export async function syncAttachments(host: AttachmentsHost, side: SideName, rec
   return new PairAttachments(host, link, fieldId).run();
 }
 
+/**
+ * Whether a pair's files differ from their links (reconcile's check for a lost webhook): a file of
+ * either side with no link that the mapping's direction copies, or a linked file gone from one side
+ * that the delete policy propagates. It only decides whether to run `syncAttachments`, which
+ * recognises copies and ledger rows itself, so a false positive costs one job and no write.
+ */
+export async function attachmentsDiffer(
+  mapping: Pick<Mapping, "attachments">,
+  account: Pick<Account, "readOnly" | "deletePolicy">,
+  fdList: readonly Attachment[],
+  fieldValue: unknown,
+  links: readonly AttachmentLink[],
+): Promise<boolean> {
+  const dir = mapping.attachments;
+  if (dir === "off") return false;
+  const toHl = !account.readOnly && (dir === "both" || dir === "to_highlevel");
+  const toFd = dir === "both" || dir === "to_fourdegrees";
+  const hlKeys = new Set(filesOfValue(fieldValue).map((f) => f.key));
+  const fdIds = new Set(fdList.map((a) => a.id));
+  const linkedFd = new Set(links.map((l) => l.fdAttachmentId));
+  const linkedHl = new Set(links.map((l) => l.hlFileKey));
+  for (const l of links) {
+    const fdHere = (l.kind === "link_only" && l.origin === "highlevel") || fdIds.has(l.fdAttachmentId);
+    const hlHere = (l.kind === "link_only" && l.origin === "fourdegrees") || hlKeys.has(l.hlFileKey);
+    if (fdHere === hlHere) continue;
+    if (account.deletePolicy !== "ignore" && (fdHere ? toFd : toHl)) return true;
+  }
+  const copyKeys = new Map<string, string>();
+  for (const a of fdList) copyKeys.set(a.id, await copyKeyFor(a.id));
+  const ourCopies = new Set(copyKeys.values());
+  // An unlinked field file is new (copied when the direction allows) or our own copy (always linked).
+  for (const key of hlKeys) if (!linkedHl.has(key) && (toFd || ourCopies.has(key))) return true;
+  return toHl && fdList.some((a) => !linkedFd.has(a.id) && !linkedHl.has(copyKeys.get(a.id) ?? ""));
+}
+
 /** One run over one pair. */
 class PairAttachments {
   readonly #h: AttachmentsHost;

@@ -195,6 +195,40 @@ describe("followers ↔ team through the user map", () => {
   });
 });
 
+describe("team members that cannot cross, on creates", () => {
+  it("are reported when either side's new record creates the pair", async () => {
+    const w = await createWorld(routes);
+    const [a] = sharedUsers(w);
+    if (!a) throw new Error("the demo needs a user on both sides");
+    const loner = w.sb.fourdegrees.store.addUser({ name: "Lone Partner", email: "lone.partner@fund.example" });
+    const hlOnly = addHlUser(w, "Marketing Lead", "marketing.lead@acmecapital-hl.example");
+    await refreshUsers(w);
+    const deal = w.sb.fourdegrees.createDealAsUser({
+      name: "Born With A Stranger",
+      pipeline_id: w.fdPipelineId,
+      stage_id: w.fdStage("Sourced"),
+      team_ids: [a.fd, loner.id],
+    });
+    const contact = w.sb.highlevel.service.createContact({ locationId: w.locationId, name: "Fo Llower" });
+    const opp = w.sb.highlevel.service.createOpportunity({
+      locationId: w.locationId,
+      pipelineId: w.hlPipelineId,
+      pipelineStageId: w.hlStage("Sourced"),
+      name: "HL Born With A Stranger",
+      status: "open",
+      contactId: contact.id,
+      followers: [a.hl, hlOnly],
+    });
+    await w.settle();
+    expect((await oppOf(w, deal.id)).followers).toEqual([a.hl]);
+    const created = w.sb.fourdegrees.deal((await w.linkOf("highlevel", opp.id))?.fdDealId ?? "");
+    expect(created.team_ids).toEqual([a.fd]);
+    const reasons = await skippedReasons();
+    expect(reasons).toContainEqual(expect.stringContaining("4Degrees team member Lone Partner"));
+    expect(reasons).toContainEqual(expect.stringContaining("HighLevel follower Marketing Lead"));
+  });
+});
+
 describe("a snapshot that holds the team as emails", () => {
   it("reads as user-map keys: the first change on either side after it is no conflict, the name-only change writes no team", async () => {
     const w = await createWorld(routes);

@@ -329,6 +329,7 @@ export async function deleteAccount(db: D1Database, id: string): Promise<boolean
     "backfill_runs",
     "reconcile_cursors",
     "link_verify_cursors",
+    "attachment_scan_cursors",
     "held_deletes",
     "activity_hourly",
   ];

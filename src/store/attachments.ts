@@ -113,3 +113,27 @@ export async function deleteAttachmentLink(db: D1Database, accountId: string, fd
     .bind(accountId, fdAttachmentId)
     .run();
 }
+
+/** Where reconcile's attachment scan resumes: the last 4Degrees deal id compared ('' = the first link). */
+export async function getAttachmentScanCursor(db: D1Database, accountId: string): Promise<string> {
+  const row = await db
+    .prepare("SELECT after FROM attachment_scan_cursors WHERE account_id = ?")
+    .bind(accountId)
+    .first();
+  return row ? z.object({ after: z.string() }).parse(row).after : "";
+}
+
+/** Saves the attachment scan cursor ('' wraps around to the first link). */
+export async function saveAttachmentScanCursor(
+  db: D1Database,
+  accountId: string,
+  after: string,
+  now = Date.now(),
+): Promise<void> {
+  await db
+    .prepare(
+      "INSERT INTO attachment_scan_cursors (account_id, after, updated_at) VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET after = excluded.after, updated_at = excluded.updated_at",
+    )
+    .bind(accountId, after, now)
+    .run();
+}

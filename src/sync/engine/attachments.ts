@@ -42,7 +42,12 @@ export interface AttachmentsHost {
   now(): number;
   /** Test hook: runs right after an upload answered, before anything records it (crash simulation). */
   afterUpload?(target: SideName, id: string): void | Promise<void>;
+  /** Test hook: runs right after a write of the opportunity's file field, before it is read back. */
+  afterFieldWrite?(opportunityId: string): void | Promise<void>;
 }
+
+/** Writes of the file field per job when concurrent writes keep dropping ours (then the job retries). */
+const FIELD_WRITE_ATTEMPTS = 3;
 
 /** One file that could not cross, with why (the job files them as one replayable failure). */
 interface FileProblem {
@@ -68,6 +73,41 @@ export async function syncAttachments(host: AttachmentsHost, side: SideName, rec
   if (!link || link.state !== "active")
     return { ...blank(null, null), outcome: "skipped", reason: "the record has no active link yet" };
   return new PairAttachments(host, link, fieldId).run();
+}
+
+/**
+ * Whether a pair's files differ from their links (reconcile's check for a lost webhook): a file of
+ * either side with no link that the mapping's direction copies, or a linked file gone from one side
+ * that the delete policy propagates. It only decides whether to run `syncAttachments`, which
+ * recognises copies and ledger rows itself, so a false positive costs one job and no write.
+ */
+export async function attachmentsDiffer(
+  mapping: Pick<Mapping, "attachments">,
+  account: Pick<Account, "readOnly" | "deletePolicy">,
+  fdList: readonly Attachment[],
+  fieldValue: unknown,
+  links: readonly AttachmentLink[],
+): Promise<boolean> {
+  const dir = mapping.attachments;
+  if (dir === "off") return false;
+  const toHl = !account.readOnly && (dir === "both" || dir === "to_highlevel");
+  const toFd = dir === "both" || dir === "to_fourdegrees";
+  const hlKeys = new Set(filesOfValue(fieldValue).map((f) => f.key));
+  const fdIds = new Set(fdList.map((a) => a.id));
+  const linkedFd = new Set(links.map((l) => l.fdAttachmentId));
+  const linkedHl = new Set(links.map((l) => l.hlFileKey));
+  for (const l of links) {
+    const fdHere = (l.kind === "link_only" && l.origin === "highlevel") || fdIds.has(l.fdAttachmentId);
+    const hlHere = (l.kind === "link_only" && l.origin === "fourdegrees") || hlKeys.has(l.hlFileKey);
+    if (fdHere === hlHere) continue;
+    if (account.deletePolicy !== "ignore" && (fdHere ? toFd : toHl)) return true;
+  }
+  const copyKeys = new Map<string, string>();
+  for (const a of fdList) copyKeys.set(a.id, await copyKeyFor(a.id));
+  const ourCopies = new Set(copyKeys.values());
+  // An unlinked field file is new (copied when the direction allows) or our own copy (always linked).
+  for (const key of hlKeys) if (!linkedHl.has(key) && (toFd || ourCopies.has(key))) return true;
+  return toHl && fdList.some((a) => !linkedFd.has(a.id) && !linkedHl.has(copyKeys.get(a.id) ?? ""));
 }
 
 /** One run over one pair. */
@@ -177,21 +217,18 @@ class PairAttachments {
       await this.#guard(a.fileName, () => this.#copyToHighLevel(a, key));
     }
 
+    let held: ReadonlySet<string> | null = null;
     if (!test && (this.#add.size > 0 || this.#remove.size > 0)) {
-      // Re-read just before the write: the copies took a while, and a file a user added since must stay.
-      const fresh = await this.#hl.getOpportunity(this.#link.hlOpportunityId);
-      const current = fresh?.customFields.find((f) => f.id === this.#fieldId)?.value ?? null;
-      await this.#hl.setFileField(
-        this.#link.hlOpportunityId,
-        this.#fieldId,
-        nextValue(current, this.#add, this.#remove),
-      );
+      held = await this.#writeField();
       for (const key of this.#remove) {
         const l = links.find((x) => x.hlFileKey === key);
-        if (l) await deleteAttachmentLink(h.db, h.account.id, l.fdAttachmentId);
+        if (l && !held.has(key)) await deleteAttachmentLink(h.db, h.account.id, l.fdAttachmentId);
       }
     }
-    for (const l of this.#pendingLinks) await saveAttachmentLink(h.db, l, h.now());
+    // Only entries the field holds get a link: a missing one would later read as a HighLevel delete.
+    for (const l of this.#pendingLinks)
+      if (!held || !this.#add.has(l.hlFileKey) || held.has(l.hlFileKey)) await saveAttachmentLink(h.db, l, h.now());
+    const dropped = held ? [...this.#add.keys()].filter((k) => !held.has(k)) : [];
 
     const out = this.#out;
     out.direction = directionOfWrites(out.writes);
@@ -206,6 +243,12 @@ class PairAttachments {
         outcome: this.#problems.length ? "partial" : "ok",
         detail: { writes: out.writes },
       });
+    if (dropped.length > 0)
+      // The ledger keeps each upload's URL: the retry writes the entries again without uploading.
+      throw new AppError(
+        "upstream_unavailable",
+        `attachments of deal ${this.#link.fdDealId}: HighLevel's file field kept losing ${dropped.length} new entr${dropped.length === 1 ? "y" : "ies"} to concurrent writes`,
+      );
     if (this.#problems.length > 0)
       throw new AppError(
         "unprocessable",
@@ -213,6 +256,35 @@ class PairAttachments {
           this.#problems.map((p) => `"${p.file}": ${p.reason}`).join("; "),
       );
     return out;
+  }
+
+  /**
+   * Writes the field read-modify-write: re-read right before (the copies took a while, and a file a
+   * user added since must stay), write, read back. A write landing just after ours from a stale copy
+   * of the field drops our entries or brings back removed ones: they are merged into what the field
+   * holds now and written again, at most `FIELD_WRITE_ATTEMPTS` times. Returns the keys the field
+   * holds at the end. A write landing between our read and our write is not visible afterwards
+   * (HighLevel has no conditional write): docs/sync.md "Attachments", the field's race.
+   */
+  async #writeField(): Promise<ReadonlySet<string>> {
+    const valueOf = async () =>
+      (await this.#hl.getOpportunity(this.#link.hlOpportunityId))?.customFields.find((f) => f.id === this.#fieldId)
+        ?.value ?? null;
+    let current = await valueOf();
+    let held = new Set<string>();
+    for (let attempt = 1; attempt <= FIELD_WRITE_ATTEMPTS; attempt++) {
+      await this.#hl.setFileField(
+        this.#link.hlOpportunityId,
+        this.#fieldId,
+        nextValue(current, this.#add, this.#remove),
+      );
+      await this.#h.afterFieldWrite?.(this.#link.hlOpportunityId);
+      current = await valueOf();
+      held = new Set(filesOfValue(current).map((f) => f.key));
+      const settled = [...this.#add.keys()].every((k) => held.has(k)) && [...this.#remove].every((k) => !held.has(k));
+      if (settled) break;
+    }
+    return held;
   }
 
   /** A 4Degrees attachment whose deterministic copy key is this HighLevel file's: the file is our copy. */

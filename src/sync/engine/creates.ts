@@ -194,7 +194,9 @@ export async function fromFourDegrees(
     direction: "to_highlevel",
     writes,
     change,
-    ...(build.skipped.length ? { detail: { skipped: build.skipped } } : {}),
+    ...(build.skipped.length + extra.skipped.length
+      ? { detail: { skipped: [...build.skipped, ...extra.skipped] } }
+      : {}),
   };
 }
 
@@ -388,14 +390,7 @@ export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locati
     const contactId = await fourDegreesContactFor(engine, opp);
     if (contactId) build.body.contacts = [{ id: contactId, email: null, name: null }];
   }
-  const extraBase = await extrasToNewDeal(
-    engine.lookups,
-    engine.mapping,
-    locationId,
-    opp,
-    t.canonical.status,
-    build.body,
-  );
+  const extras = await extrasToNewDeal(engine.lookups, engine.mapping, locationId, opp, t.canonical.status, build.body);
   const begun = await beginWrite(engine.db, key, "create", engine.deps.now(), build.body);
   // The ledger key is the Idempotency-Key: a retry after a crash replays the first create — if it
   // sends the first request unchanged (4Degrees answers 422 to a reused key with another body), so
@@ -429,7 +424,7 @@ export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locati
       return res;
     }
   }
-  const base = { ...flatten(t.canonical), ...extraBase };
+  const base = { ...flatten(t.canonical), ...extras.base };
   for (const s of build.skipped) base[s.field] = null;
   await saveLink(
     engine.db,
@@ -456,5 +451,12 @@ export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locati
     before: null,
     after: base,
   };
-  return { ...blank(deal.id, opp.id), outcome: "ok", direction: "to_fourdegrees", writes, change };
+  return {
+    ...blank(deal.id, opp.id),
+    outcome: "ok",
+    direction: "to_fourdegrees",
+    writes,
+    change,
+    ...(extras.skipped.length ? { detail: { skipped: extras.skipped } } : {}),
+  };
 }

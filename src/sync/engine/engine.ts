@@ -45,7 +45,15 @@ import {
 import type { Mapping } from "../../domain/mapping-config.ts";
 import { merge, sameFlat, type MergeResult, type Side } from "./merge.ts";
 import { LookupCache } from "./lookups.ts";
-import { addExtras, addOppExtras, fdExtrasPatch, hlExtrasPlan, pairIsLost, type ExtrasContext } from "./extras.ts";
+import {
+  addExtras,
+  addOppExtras,
+  fdExtrasPatch,
+  hlExtrasPlan,
+  pairIsLost,
+  teamSkipped,
+  type ExtrasContext,
+} from "./extras.ts";
 import { nothingToWrite, writeOpportunity } from "./hl-write.ts";
 import { notesDiffer, syncNotes } from "./notes.ts";
 import { pairChangeOf, staleRead, unchangedSinceSync } from "./pair-checks.ts";
@@ -321,7 +329,7 @@ export class SyncEngine {
     await this.#recordConflicts(link, result.conflicts);
     out.direction = directionOfWrites(out.writes);
     out.outcome = out.writes.length > 0 ? "ok" : "noop";
-    const skipped = [...hlWrite.skipped, ...fdWrite.skipped];
+    const skipped = [...hlWrite.skipped, ...fdWrite.skipped, ...teamSkipped(this.mapping, deal, opp, flats.extras)];
     out.detail = {
       changed: { to_highlevel: [...result.toHighLevel], to_fourdegrees: [...result.toFourDegrees] },
       ...(skipped.length ? { skipped } : {}),
@@ -348,6 +356,7 @@ export class SyncEngine {
     if (!hlT.ok) return this.review("highlevel", opp.id, hlT.reason, hlT.detail, ids);
     const flats = { fd: flatten(fdT.canonical), hl: flatten(hlT.canonical) };
     const lost = pairIsLost(flats.fd, flats.hl, base);
+    await this.lookups.ensureTeamUsers(deal, opp, locationId);
     const extras = await this.lookups.extras(locationId, lost, opp.lostReasonId);
     const merged = addExtras(this.mapping, deal, opp, flats, base, extras);
     return { ...flats, base: merged, extras };
@@ -449,7 +458,7 @@ export class SyncEngine {
   ): Promise<{ deal: Deal; conflicted: boolean; skipped: Array<{ field: string; reason: string }> }> {
     if (result.toFourDegrees.size === 0) return { deal, conflicted: false, skipped: [] };
     const build = toDealPatch(result.toFourDegrees, merged, this.mapping, await this.lookups.fourdegrees());
-    const more = fdExtrasPatch(result.toFourDegrees, result.merged, deal, extras);
+    const more = fdExtrasPatch(result.toFourDegrees, result.merged, deal, this.mapping, extras);
     Object.assign(build.body, more.patch);
     build.skipped.push(...more.skipped);
     if (Object.keys(build.body).length === 0) return { deal, conflicted: false, skipped: build.skipped };

@@ -8,12 +8,23 @@
  * Canonical values: a lost reason is `fd:<4Degrees pass reason id>` when it resolves to one, else
  * `text:<reason>`; null when the record is not lost or has none; absent when the side cannot tell
  * (a HighLevel reason id the location does not list, or a HighLevel `lost` without a reason, which
- * is what an unmapped 4Degrees reason becomes there). A team is the sorted emails of the members
- * whose user is known on both sides (others are kept on their side and never compared).
+ * is what an unmapped 4Degrees reason becomes there). A team is the sorted `4d:<4Degrees user id>`
+ * of the members whose user crosses through the user map (team.ts; others are kept on their side,
+ * never compared, and reported by `teamSkipped`).
  */
 import type { Mapping } from "../../domain/mapping-config.ts";
 import type { Deal, DealPatch, Flat, Reason, User } from "../../domain/port.ts";
 import type { HlUser, Opportunity } from "../../highlevel/port.ts";
+import {
+  dealTeamKeys,
+  followerCalls,
+  followerKeys,
+  teamIndex,
+  teamPatch,
+  teamSkips,
+  upgradeTeamBase,
+  type TeamIndex,
+} from "./team.ts";
 
 /** The reference data both sides' extras are computed with. */
 export interface ExtrasContext {
@@ -57,14 +68,26 @@ export function oppLostReason(
   return reason ? textReason(reason.name, ctx) : undefined;
 }
 
-/** Emails of the users known on both sides (the only team members that can cross). */
-function sharedEmails(ctx: ExtrasContext): Set<string> {
-  const hl = new Set(ctx.hlUsers.filter((u) => !u.deleted).map((u) => lower(u.email)));
-  return new Set(ctx.fdUsers.map((u) => lower(u.email)).filter((e): e is string => e !== null && hl.has(e)));
+const indexes = new WeakMap<ExtrasContext, { mapping: Mapping; index: TeamIndex }>();
+
+/** How the team members of both sides cross (team.ts), built once per context and mapping. */
+function teamOf(ctx: ExtrasContext, mapping: Mapping): TeamIndex {
+  const hit = indexes.get(ctx);
+  if (hit?.mapping === mapping) return hit.index;
+  const index = teamIndex(mapping, ctx.fdUsers, ctx.hlUsers);
+  indexes.set(ctx, { mapping, index });
+  return index;
 }
 
-function teamOf(emails: Array<string | null | undefined>, shared: Set<string>): string[] {
-  return [...new Set(emails.map(lower).filter((e): e is string => e !== null && shared.has(e)))].sort();
+/** Why team members of a pair do not cross (the job's `skipped` detail); none when the team is not synced. */
+export function teamSkipped(
+  mapping: Mapping,
+  deal: Pick<Deal, "team">,
+  opp: Pick<Opportunity, "followers">,
+  ctx: ExtrasContext,
+): Array<{ field: string; reason: string }> {
+  if (mapping.directions.team === "off" || deal.team === undefined) return [];
+  return teamSkips(deal.team, opp.followers, teamOf(ctx, mapping));
 }
 
 /**
@@ -86,16 +109,11 @@ export function addExtras(
     const f = dealLostReason(deal, flats.fd["status"], ctx);
     if (f !== undefined) flats.fd["lostReason"] = f;
   }
-  if (deal.team) {
-    const fdEmail = (id: string | null) => ctx.fdUsers.find((u) => u.id === id)?.email;
-    flats.fd["team"] = teamOf(
-      deal.team.map((m) => m.email ?? fdEmail(m.id)),
-      sharedEmails(ctx),
-    );
-  }
+  const index = teamOf(ctx, mapping);
+  if (deal.team) flats.fd["team"] = dealTeamKeys(deal.team, index);
   addOppExtras(mapping, opp, flats.hl, ctx, deal.team !== undefined);
   if (!base) return base;
-  let out = base;
+  let out = upgradeTeamBase(base, flats, index);
   for (const key of ["lostReason", "team"] as const) {
     if (key in base || !(key in flats.fd) || !(key in flats.hl)) continue;
     const empty = (v: unknown) => v === null || (Array.isArray(v) && v.length === 0);
@@ -115,11 +133,7 @@ export function addOppExtras(mapping: Mapping, opp: Opportunity, hl: Flat, ctx: 
     const h = oppLostReason(opp, hl["status"], mapping, ctx);
     if (h !== undefined) hl["lostReason"] = h;
   }
-  if (team)
-    hl["team"] = teamOf(
-      opp.followers.map((id) => ctx.hlUsers.find((u) => u.id === id)?.email),
-      sharedEmails(ctx),
-    );
+  if (team) hl["team"] = followerKeys(opp.followers, teamOf(ctx, mapping));
 }
 
 /** What a HighLevel write does besides `PUT /opportunities/{id}`. */
@@ -176,17 +190,9 @@ export function hlExtrasPlan(
     plan.reasonOnly = !keys.has("status") && id !== undefined && id !== opp.lostReasonId;
   }
   if (keys.has("team") && Array.isArray(merged["team"])) {
-    const want = new Set(merged["team"]);
-    const shared = sharedEmails(ctx);
-    const users = ctx.hlUsers.filter((u) => !u.deleted);
-    for (const email of want) {
-      const user = users.find((u) => lower(u.email) === email);
-      if (user && !opp.followers.includes(user.id)) plan.followersAdd.push(user.id);
-    }
-    for (const id of opp.followers) {
-      const email = lower(users.find((u) => u.id === id)?.email);
-      if (email && shared.has(email) && !want.has(email)) plan.followersRemove.push(id);
-    }
+    const calls = followerCalls(merged["team"], opp.followers, teamOf(ctx, mapping));
+    plan.followersAdd.push(...calls.add);
+    plan.followersRemove.push(...calls.remove);
   }
   return plan;
 }
@@ -200,6 +206,7 @@ export function fdExtrasPatch(
   keys: ReadonlySet<string>,
   merged: Flat,
   deal: Pick<Deal, "team">,
+  mapping: Mapping,
   ctx: ExtrasContext,
 ): { patch: Pick<DealPatch, "lostReason" | "team">; skipped: Array<{ field: string; reason: string }> } {
   const patch: Pick<DealPatch, "lostReason" | "team"> = {};
@@ -210,18 +217,8 @@ export function fdExtrasPatch(
     else if (reason.startsWith("fd:")) patch.lostReason = { id: reason.slice(3), text: null };
     else patch.lostReason = { id: null, text: reason.slice(5).slice(0, 1_000) };
   }
-  if (keys.has("team") && Array.isArray(merged["team"])) {
-    const shared = sharedEmails(ctx);
-    const kept = (deal.team ?? []).filter((m) => {
-      const email = lower(m.email ?? ctx.fdUsers.find((u) => u.id === m.id)?.email);
-      return !email || !shared.has(email);
-    });
-    const members = merged["team"].flatMap((email) => {
-      const user = ctx.fdUsers.find((u) => lower(u.email) === email);
-      return user ? [{ id: user.id, email: user.email, name: user.name }] : [];
-    });
-    patch.team = [...kept, ...members];
-  }
+  if (keys.has("team") && Array.isArray(merged["team"]))
+    patch.team = teamPatch(merged["team"], deal.team ?? [], teamOf(ctx, mapping));
   return { patch, skipped };
 }
 

@@ -84,6 +84,16 @@ export class LookupCache {
     return this.highlevel(locationId);
   }
 
+  /** Reloads each side's users once when a team member or follower is not among them (added since cached). */
+  async ensureTeamUsers(deal: Deal, opp: Opportunity, locationId: string): Promise<void> {
+    const fd = (await this.fourdegrees()).users;
+    const member = deal.team?.find((m) => m.id && !fd.some((u) => u.id === m.id));
+    if (member) await this.ensureFourDegreesUser(member.id);
+    const hl = (await this.highlevel(locationId)).users;
+    const follower = opp.followers.find((id) => !hl.some((u) => u.id === id));
+    if (follower) await this.ensureHighLevelUser(locationId, follower);
+  }
+
   /** What extras.ts computes with: both sides' users, and the lost reasons when `lost`. */
   async extras(locationId: string, lost: boolean, knownReasonId?: string | null): Promise<ExtrasContext> {
     const [fd, hl, fdReasons, hlReasons] = await Promise.all([

@@ -23,6 +23,8 @@ export interface EngineDeps {
     afterCreate?(target: SideName, id: string): void | Promise<void>;
     /** After an attachment upload answered, before the ledger/link record it (src/sync/engine/attachments.ts). */
     afterUpload?(target: SideName, id: string): void | Promise<void>;
+    /** After a write of an opportunity's file field, before it is read back (src/sync/engine/attachments.ts). */
+    afterFieldWrite?(opportunityId: string): void | Promise<void>;
   };
 }
 

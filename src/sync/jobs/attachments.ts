@@ -54,6 +54,9 @@ export async function runAttachmentsJob(
       afterUpload: async (side, id) => {
         await deps.hooks?.afterUpload?.(side, id);
       },
+      afterFieldWrite: async (id) => {
+        await deps.hooks?.afterFieldWrite?.(id);
+      },
     };
     const result = await syncAttachments(host, msg.side, msg.recordId);
     log.info({

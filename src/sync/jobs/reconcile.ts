@@ -24,18 +24,39 @@
  * confirmation) and applies the account's delete policy with tombstones. Records the tick's own
  * pages just showed alive are not read again. Like the note scan, this needs twice the quota floor.
  *
+ * Attachments have no version either, and a lost `attachment.created` webhook (or a HighLevel file
+ * upload whose opportunity webhook was lost) would leave a file uncopied: for at most
+ * `attachmentsPerTick` linked pairs a tick, when the mapping syncs attachments,
+ * the tick lists the deal's attachments and reads the opportunity's file field (one call each, in
+ * the reconcile lane) and compares them with `attachment_links` (`attachmentsDiffer`); a pair that
+ * differs gets the same `sync.attachments` job a webhook enqueues, whose ledger and links copy each
+ * file once. The pairs come from a rotating cursor over the active links (`attachment_scan_cursors`),
+ * so every pair is compared once per rotation whatever the per-tick bound. A pair with an open
+ * attachments failure is left to its replay. Like the note scan, this needs twice the quota floor.
+ *
  * The tick also re-enqueues dirty marks older than ten minutes whose job was lost.
  */
 import { gateFor } from "../../gate/client.ts";
 import type { Logger } from "../../lib/log.ts";
 import { listAccounts, type Account } from "../../store/accounts.ts";
+import { attachmentLinksForDeal, getAttachmentScanCursor, saveAttachmentScanCursor } from "../../store/attachments.ts";
+import { getFailure } from "../../store/failures.ts";
 import { getReconcileCursor, saveReconcileCursor } from "../../store/backfill-runs.ts";
-import { findLink, getLinkVerifyCursor, hasTombstone, listLinks, saveLinkVerifyCursor } from "../../store/links.ts";
+import {
+  findLink,
+  getLinkVerifyCursor,
+  hasTombstone,
+  listLinks,
+  saveLinkVerifyCursor,
+  type Link,
+} from "../../store/links.ts";
 import { listStalePending } from "../../store/pending.ts";
 import { isInReview, recordEvent } from "../../store/sync-events.ts";
 import type { AccountConnectors } from "../connectors.ts";
 import { markAndEnqueue, type JobDeps } from "./deps.ts";
 import { SyncEngine } from "../engine/engine.ts";
+import { attachmentsDiffer } from "../engine/attachments.ts";
+import { attachmentsFailureId } from "./attachments.ts";
 import { keptOutUnlinked } from "../engine/filter.ts";
 
 export interface ReconcileOptions {
@@ -50,6 +71,8 @@ export interface ReconcileOptions {
    * (default 20: at most 20 HighLevel and 20 4Degrees reads a tick); 0 turns verification off.
    */
   verifyPerTick?: number;
+  /** Linked pairs whose files are compared with their links per tick (default 10); 0 turns the scan off. */
+  attachmentsPerTick?: number;
 }
 
 export interface ReconcileReport {
@@ -61,6 +84,9 @@ export interface ReconcileReport {
   notesCompared?: number;
   /** Links whose records were re-read this tick (of them, the pairs with a record gone count in `marked`). */
   verified?: number;
+  /** Linked pairs whose files were compared this tick, and how many got an attachments job. */
+  attachmentsCompared?: number;
+  attachmentsQueued?: number;
   reason?: string;
 }
 
@@ -215,6 +241,7 @@ async function reconcileAccount(
       limit,
     });
     let notesBudget = notesAllowed && mapping.notes !== "off" ? (options.notesPerTick ?? limit) : 0;
+
     for (const deal of page.items) {
       if (!deal.id) continue;
       scanned++;
@@ -268,6 +295,12 @@ async function reconcileAccount(
     ? await verifyLinks(db, deps, account, connectors, { limit: options.verifyPerTick ?? 20, aliveHl, aliveFd }, log)
     : { verified: 0, marked: 0 };
   marked += verify.marked;
+  const files =
+    notesAllowed && mapping.attachmentsFieldId && mapping.attachments !== "off"
+      ? await scanAttachments(db, deps, account, connectors, options.attachmentsPerTick ?? 10, log)
+      : { compared: 0, queued: 0 };
+  const attachmentsCompared = files.compared;
+  const attachmentsQueued = files.queued;
   await recordEvent(db, {
     accountId: account.id,
     kind: "reconcile",
@@ -280,11 +313,105 @@ async function reconcileAccount(
       marked,
       notesCompared,
       verified: verify.verified,
+      attachmentsCompared,
+      attachmentsQueued,
       hlLocation: hlPair?.highlevelLocationId ?? null,
       hlMarked,
     },
   });
-  return { accountId: account.id, outcome: "ok", scanned, marked, notesCompared, verified: verify.verified };
+  return {
+    accountId: account.id,
+    outcome: "ok",
+    scanned,
+    marked,
+    notesCompared,
+    verified: verify.verified,
+    attachmentsCompared,
+    attachmentsQueued,
+  };
+}
+
+/**
+ * Compares the files of the next `limit` active links (a cursor over the links table, wrapping
+ * around) with their attachment links and enqueues the pairs that differ. A read that fails ends
+ * the pass where it stood; the next tick resumes at the same link.
+ */
+async function scanAttachments(
+  db: D1Database,
+  deps: JobDeps,
+  account: Account,
+  connectors: AccountConnectors,
+  limit: number,
+  log: Logger,
+): Promise<{ compared: number; queued: number }> {
+  if (limit <= 0 || !connectors.fourdegreesAttachments) return { compared: 0, queued: 0 };
+  const after = await getAttachmentScanCursor(db, account.id);
+  const batch = await listLinks(db, account.id, { after, limit });
+  let compared = 0;
+  let queued = 0;
+  let next = after;
+  let interrupted = false;
+  for (const link of batch) {
+    try {
+      if (await queueLostAttachments(db, deps, account, connectors, link)) queued++;
+    } catch (err) {
+      log.warn({
+        event: "sync.reconcile.attachments",
+        outcome: "interrupted",
+        record: link.fdDealId,
+        reason: err instanceof Error ? err.message : String(err),
+      });
+      interrupted = true;
+      break;
+    }
+    compared++;
+    next = link.fdDealId;
+  }
+  if (!interrupted && batch.length < limit) next = "";
+  await saveAttachmentScanCursor(db, account.id, next, deps.now());
+  return { compared, queued };
+}
+
+/**
+ * Compares one linked pair's files with their links and, when they differ, enqueues the pair's
+ * `sync.attachments` job (the webhook's path: ledger-guarded, one copy per file). Whether it did.
+ */
+async function queueLostAttachments(
+  db: D1Database,
+  deps: JobDeps,
+  account: Account,
+  connectors: AccountConnectors,
+  link: Link,
+): Promise<boolean> {
+  const files = connectors.fourdegreesAttachments;
+  const fieldId = account.mapping?.attachmentsFieldId;
+  if (!files || !fieldId || !account.mapping) return false;
+  const msg = {
+    v: 1 as const,
+    kind: "sync.attachments" as const,
+    accountId: account.id,
+    side: "fourdegrees" as const,
+    recordId: link.fdDealId,
+    locationId: link.hlLocationId,
+    lane: "reconcile" as const,
+    trigger: "reconcile",
+  };
+  // A file that cannot cross is a failure waiting for its replay, not something to retry every pass.
+  const failureIds = [
+    attachmentsFailureId(msg),
+    attachmentsFailureId({ ...msg, side: "highlevel", recordId: link.hlOpportunityId }),
+  ];
+  for (const id of failureIds) if ((await getFailure(db, id))?.status === "open") return false;
+  const [fdList, opp, links] = await Promise.all([
+    files.listAttachments(link.fdDealId),
+    connectors.highlevel(link.hlLocationId).getOpportunity(link.hlOpportunityId),
+    attachmentLinksForDeal(db, account.id, link.fdDealId),
+  ]);
+  if (!opp) return false;
+  const value = opp.customFields.find((f) => f.id === fieldId)?.value ?? null;
+  if (!(await attachmentsDiffer(account.mapping, account, fdList, value, links))) return false;
+  await deps.enqueue(msg);
+  return true;
 }
 
 /**

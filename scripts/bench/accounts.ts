@@ -2,7 +2,8 @@
  * The many-accounts part of `npm run bench` (docs/scaling.md): ACCOUNTS sandbox tenants
  * (sandbox/tenants.ts) connected to one Worker, each with one deal created in 4Degrees and synced
  * to a HighLevel opportunity. Changes alternate sides: the deal's value in 4Degrees, then the
- * opportunity's name in HighLevel. Then:
+ * opportunity's name in HighLevel (odd and even accounts start on opposite sides, so every window
+ * carries both kinds about equally). Then:
  *   - steady: every account makes one change every INTERVAL seconds (phases spread over the
  *     interval), measured in ROUNDS windows of STEADY seconds;
  *   - burst: every account makes one change at the same instant (half of them on each side), ROUNDS times.
@@ -173,7 +174,7 @@ interface Linked {
   accountId: string;
   dealId: string;
   oppId: string;
-  /** Changes made so far (even: the next one is on the 4Degrees side). */
+  /** Changes made so far; with the account's number it picks the side, so every window has both halves. */
   turn: number;
 }
 
@@ -321,7 +322,7 @@ export async function runAccounts(options: AccountsOptions): Promise<AccountsRep
     /** The account's next change: its deal's value in 4Degrees, or its opportunity's name in HighLevel. */
     const change = (l: Linked): Pending => {
       const at = Date.now();
-      if (l.turn++ % 2 === 0) {
+      if ((l.turn++ + l.tenant.n) % 2 === 0) {
         const amount = 300_000 + ++serial;
         l.tenant.fourdegrees.sandbox.updateDealAsUser(l.dealId, { value: { amount_minor: amount * 100, currency: "USD" } });
         return { at, seen: () => sb.highlevel.store.opportunities.get(l.oppId)?.monetaryValue === amount, doneAt: null };

@@ -93,14 +93,23 @@ export async function accountDatabase(env: Env, accountId: string): Promise<D1Da
   return db;
 }
 
-/** How many accounts the routing table places on each configured shard (main counts only its rows). */
+/**
+ * How many accounts each configured shard holds: a shard's routing rows; for main also every
+ * account of the main database without a row (the accounts that were never placed).
+ */
 export async function shardLoads(env: Env): Promise<Map<string, number>> {
   const loads = new Map(configuredShards(env).map((s) => [s, 0]));
-  const rows = await env.DB.prepare("SELECT shard, COUNT(*) AS n FROM account_shards GROUP BY shard").all<{
-    shard: string;
-    n: number;
-  }>();
-  for (const r of rows.results) if (loads.has(r.shard)) loads.set(r.shard, r.n);
+  const [routed, main] = await env.DB.batch<{ shard: string; n: number }>([
+    env.DB.prepare("SELECT shard, COUNT(*) AS n FROM account_shards WHERE shard <> ? GROUP BY shard").bind(MAIN_SHARD),
+    env.DB.prepare(
+      `SELECT ? AS shard, COUNT(*) AS n FROM (
+         SELECT a.id FROM accounts a LEFT JOIN account_shards s ON s.account_id = a.id
+         WHERE s.shard IS NULL OR s.shard = ?
+         UNION SELECT account_id FROM account_shards WHERE shard = ?)`,
+    ).bind(MAIN_SHARD, MAIN_SHARD, MAIN_SHARD),
+  ]);
+  for (const r of [...(routed?.results ?? []), ...(main?.results ?? [])])
+    if (loads.has(r.shard)) loads.set(r.shard, r.n);
   return loads;
 }
 

@@ -21,6 +21,7 @@ import {
   MAIN_SHARD,
   placeAccount,
   shardBinding,
+  shardLoads,
   shardOf,
 } from "../../../src/store/shards.ts";
 
@@ -65,21 +66,25 @@ describe("account shards: the routing table", () => {
     expect(await accountDatabase(e, uid("unrouted"))).toBe(env.DB);
   });
 
-  it("happy: placement picks the shard with the fewest accounts and keeps an account where it is", async () => {
+  it("happy: placement picks the shard with the fewest accounts, counting main's unplaced accounts", async () => {
     const e = sharded();
-    const loads = await env.DB.prepare("SELECT shard, COUNT(*) AS n FROM account_shards GROUP BY shard").all<{
-      shard: string;
-      n: number;
-    }>();
-    const count = (s: string) => loads.results.find((r) => r.shard === s)?.n ?? 0;
-    // Even the two out, then one more on main: the next placement must go to the shard.
-    for (let i = count("test"); i < count(MAIN_SHARD) + 1; i++) await assignShard(e, uid("fill-test"), "test");
-    for (let i = count(MAIN_SHARD); i < Math.max(count("test"), count(MAIN_SHARD) + 1) + 1; i++)
-      await assignShard(e, uid("fill-main"), MAIN_SHARD);
+    // Accounts that were never placed live on main and count there.
+    const before = await shardLoads(e);
+    await createAccount(env.DB, { id: uid("unplaced"), name: "Unplaced", locations: [uid("loc")] });
+    expect((await shardLoads(e)).get(MAIN_SHARD)).toBe((before.get(MAIN_SHARD) ?? 0) + 1);
+
+    const fill = async (shard: string, until: (l: Map<string, number>) => boolean) => {
+      while (!until(await shardLoads(e))) await assignShard(e, uid(`fill-${shard}`), shard);
+    };
+    const load = (l: Map<string, number>, s: string) => l.get(s) ?? 0;
+    await fill(MAIN_SHARD, (l) => load(l, MAIN_SHARD) > load(l, "test"));
     const a = uid("placed");
     expect(await placeAccount(e, a)).toBe("test");
     expect(await placeAccount(e, a)).toBe("test");
     expect(await shardOf(env.DB, a)).toBe("test");
+    await fill("test", (l) => load(l, "test") > load(l, MAIN_SHARD));
+    expect(await placeAccount(e, uid("placed"))).toBe(MAIN_SHARD);
+    expect(await placeAccount(e, a)).toBe("test");
   });
 
   it("unhappy: an unknown or malformed shard is 400; moving an account whose data is elsewhere is 409", async () => {

@@ -21,6 +21,9 @@ export default defineConfig(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: { ...TEST_BINDINGS, TEST_MIGRATIONS: await readD1Migrations("migrations") },
+              // A second D1 database for the account-shard tests (test/worker/store/shards.test.ts), which bind
+              // it as DB_SHARD_TEST themselves: under that name every other test would run with two shards.
+              d1Databases: { SHARD_TEST_DB: "fourdegrees-ghl-sync-shard-test" },
               outboundService: (request: Request) =>
                 new Response(`unexpected outbound call in a test: ${request.method} ${request.url}`, { status: 599 }),
             },

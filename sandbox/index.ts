@@ -9,6 +9,7 @@
  *   /4degrees/v1/*        stands in for https://api.4degrees.ai/v1 (the ASSUMED contract)
  *   /4degrees/files/*     its signed attachment download links
  *   /_sandbox/<provider>  control API (docs/sandbox.md)
+ *   /_sandbox/tenants     many locations, each with its own 4Degrees workspace (sandbox/tenants.ts)
  */
 import { Hono } from "hono";
 import { SandboxClock } from "./core/clock.ts";
@@ -17,6 +18,7 @@ import { parseSeed } from "./core/random.ts";
 import { createFourDegreesSandbox, FourDegreesSandbox } from "./fourdegrees/index.ts";
 import { createHighLevelSandbox, isHighLevelSandbox } from "./highlevel/index.ts";
 import type { HighLevelSandbox } from "./highlevel/index.ts";
+import { TenantFleet } from "./tenants.ts";
 
 export interface SandboxOptions {
   seed?: number;
@@ -41,6 +43,8 @@ export interface Sandbox {
   fourdegrees: FourDegreesSandbox;
   /** The HighLevel sandbox (typed domain accessors: store, service, oauth, createPit, connect, subscribe, flush, …). */
   highlevel: HighLevelSandbox;
+  /** Tenant locations with their own 4Degrees workspaces (many-account runs; none until seeded). */
+  tenants: TenantFleet;
 }
 
 /** Creates a sandbox host with every provider mounted. */
@@ -56,7 +60,11 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   };
   const providers: ProviderSandbox[] = createProviders(ctx);
 
+  const highlevel = highLevelOf(providers);
+  const tenants = new TenantFleet(ctx, highlevel);
   const app = new Hono();
+  // A tenant's 4Degrees API key picks its workspace; every other request goes to the providers below.
+  app.use("/4degrees/*", async (c, next) => (await tenants.route(c.req.raw)) ?? next());
   app.get("/", (c) =>
     c.json({
       service: "fourdegrees-ghl-sync sandbox",
@@ -73,8 +81,10 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     for (const [path, sub] of Object.entries(p.mounts)) app.route(path, sub);
     app.route(`/_sandbox/${p.name}`, p.control);
   }
+  app.route("/_sandbox/tenants", tenants.control);
   app.post("/_sandbox/reset", (c) => {
     for (const p of providers) p.reset();
+    tenants.reset();
     clock.reset();
     return c.json({ ok: true });
   });
@@ -105,9 +115,11 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     seed,
     providers,
     fourdegrees: providerOf(providers, FourDegreesSandbox),
-    highlevel: highLevelOf(providers),
+    highlevel,
+    tenants,
     reset() {
       for (const p of providers) p.reset();
+      tenants.reset();
       clock.reset();
     },
     async seedDemo() {

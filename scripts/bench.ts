@@ -8,8 +8,10 @@
  *      live changes made during it;
  *   4. D1 rows read / written per synced change (D1's own `meta`, D1_METER);
  *   5. the burst: BURST_EVENTS (10,000) signed webhooks, every one acknowledged and processed;
- *   6. bundle: the upload's KiB gzip and the Worker's start-up time (scripts/bench/bundle.ts).
- * BENCH_ONLY=ingress,calls,quota,storage,burst,bundle (any comma list) runs only those parts.
+ *   6. bundle: the upload's KiB gzip and the Worker's start-up time (scripts/bench/bundle.ts);
+ *   7. accounts: BENCH_ACCOUNTS (200) sandbox tenants changing at a steady rate, then bursts; D1
+ *      statements and busy time per change and one database's ceiling (scripts/bench/accounts.ts).
+ * BENCH_ONLY=ingress,calls,quota,storage,burst,bundle,accounts (any comma list) runs only those parts.
  * BENCH_HIGHLEVEL_API_VERSION=v3 runs the Worker on HighLevel API v3 (default 2021-07-28).
  * Prints a table, writes bench/results.json, exits 1 naming every missed target. A step that fails
  * (a change that does not sync, a section that throws) is recorded as a missed target and the run
@@ -18,6 +20,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { recordAccounts, runAccounts } from "./bench/accounts.ts";
 import { runBurst, type BurstReport } from "./bench/burst.ts";
 import { bundleRows, runBundle } from "./bench/bundle.ts";
 import {
@@ -42,7 +45,7 @@ const CONNECTIONS = Number(env["BENCH_CONNECTIONS"] ?? 20);
 /** HighLevel's real limits: 100 requests per 10 s per location. */
 const HL_MAX = 100;
 const HL_INTERVAL_MS = 10_000;
-const PARTS = ["ingress", "calls", "quota", "storage", "burst", "bundle"] as const;
+const PARTS = ["ingress", "calls", "quota", "storage", "burst", "bundle", "accounts"] as const;
 type Part = (typeof PARTS)[number];
 const Only = z
   .string()
@@ -552,6 +555,23 @@ if (wants("burst"))
       "(printed)",
       null,
     );
+  });
+
+// ---------- 7. many accounts ----------
+if (wants("accounts"))
+  await section("accounts", async () => {
+    const accounts = Number(env["BENCH_ACCOUNTS"] ?? 200);
+    step(`7/7 accounts: ${accounts} sandbox tenants on one Worker, steady changes then bursts (fresh stack)`);
+    const report = await runAccounts({
+      accounts,
+      intervalSeconds: Number(env["BENCH_ACCOUNTS_INTERVAL_S"] ?? 30),
+      steadySeconds: Number(env["BENCH_ACCOUNTS_STEADY_S"] ?? 20),
+      rounds: Number(env["BENCH_ACCOUNTS_ROUNDS"] ?? 3),
+      profile: { changesPerBusinessHour: 30, peakFactor: 4, targetUtilisation: 0.5 },
+      log: console.log,
+    });
+    results["accounts"] = report;
+    recordAccounts(report, record);
   });
 
 // ---------- report ----------

@@ -204,7 +204,11 @@ export class FourDegreesSandbox implements ProviderSandbox {
     this.store = new FourDegreesStore({
       clock: ctx.clock,
       random: new SeededRandom(ctx.seed),
-      workspace: { id: "ws_4dsandbox", name: "Acme Capital Partners", currency: "USD" },
+      workspace: {
+        id: ctx.settings["FOURDEGREES_WORKSPACE_ID"] || "ws_4dsandbox",
+        name: ctx.settings["FOURDEGREES_WORKSPACE_NAME"] || "Acme Capital Partners",
+        currency: "USD",
+      },
       emit: (event) => this.#publish(event),
     });
     this.#addDefaultKey();

@@ -30,11 +30,13 @@ import { OAuthServer } from "./oauth.ts";
 import type { AccessToken, Installation, TokenCounters, UserType } from "./oauth.ts";
 import { renderOpportunity } from "./render.ts";
 import { seedDemo } from "./seed.ts";
+import { seedTenantLocation, type TenantLocation } from "./tenant-seed.ts";
 import type { DemoData } from "./seed.ts";
 import { HighLevelService } from "./service.ts";
 import { HighLevelStore, IdSource } from "./store.ts";
 
 export type { DemoData } from "./seed.ts";
+export type { TenantLocation } from "./tenant-seed.ts";
 
 /**
  * Which events a webhook subscriber receives. HighLevel sends a location's events only to apps
@@ -81,6 +83,8 @@ export interface HighLevelSandbox extends ProviderSandbox {
    */
   ssoKey: string;
   seedDemo(): Promise<DemoData>;
+  /** Seeds tenant location `n` (≥ 1) for many-account runs (sandbox/highlevel/tenant-seed.ts); idempotent. */
+  seedTenant(n: number): TenantLocation;
   /** Creates a Location Private Integration Token (default: the demo location, all scopes). */
   createPit(options?: { locationId?: string; scopes?: string[]; name?: string }): string;
   /** A ready OAuth connection (approve + code exchange) without counting a token call. */
@@ -317,6 +321,12 @@ export function createHighLevelSandbox(ctx: ProviderContext): HighLevelSandbox {
         oauth.createPit({ locationId, token, name: "Sandbox demo integration" });
       });
       return handle.demo;
+    },
+
+    seedTenant(n) {
+      return seedTenantLocation(store, clock, n, (locationId, token) => {
+        oauth.createPit({ locationId, token, name: "Sandbox tenant integration" });
+      });
     },
 
     createPit(options = {}) {

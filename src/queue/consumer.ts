@@ -8,7 +8,7 @@ import { createLogger, type Logger } from "../lib/log.ts";
 import { pool } from "../lib/pool.ts";
 import { recordFailure } from "../store/failures.ts";
 import { claimDeliveries, type Receipt } from "../store/webhook-receipts.ts";
-import { accountOfMessage } from "./message-account.ts";
+import { accountOfMessage, envForMessage } from "./message-account.ts";
 import { QueueMessageSchema, type QueueMessage, type QueueMessageKind } from "./messages.ts";
 
 /** What a handler tells the consumer about one message. */
@@ -152,7 +152,9 @@ export async function consumeBatch(
     const started = Date.now();
     let outcome: Outcome;
     try {
-      outcome = await handler(msg, { env, config, log, attempts: message.attempts, batch: scope });
+      // The account's own database when it is routed to a shard (docs/scaling.md).
+      const routed = await envForMessage(env, msg);
+      outcome = await handler(msg, { env: routed, config, log, attempts: message.attempts, batch: scope });
     } catch (err) {
       // Unknown errors are transient until proven otherwise: retry, never swallow.
       outcome = {

@@ -5,6 +5,7 @@
 import { accountIdForLocation } from "../store/accounts.ts";
 import { accountExists, accountForWorkspace } from "../store/fourdegrees-accounts.ts";
 import { getRule } from "../store/notifications.ts";
+import { accountDatabase, configuredShards } from "../store/shards.ts";
 import { QueueMessageSchema, type QueueMessage } from "./messages.ts";
 
 const str = (v: unknown): string | null => (typeof v === "string" && v.length > 0 && v.length <= 200 ? v : null);
@@ -48,6 +49,20 @@ export async function accountOfMessage(db: D1Database, body: unknown): Promise<s
       (workspace ? await accountForWorkspace(db, workspace) : null);
   }
   return candidate !== null && (await accountExists(db, candidate)) ? candidate : null;
+}
+
+/**
+ * The environment a message's handler runs with: `env` itself, unless the message's account is
+ * routed to another D1 database (src/store/shards.ts) — then `env` with `DB` that database, so
+ * every statement of the handler reads and writes the account's own database. The account is found
+ * in the main database (the directory). No shard bound: `env`, without a query.
+ */
+export async function envForMessage(env: Env, msg: QueueMessage): Promise<Env> {
+  if (configuredShards(env).length === 1) return env;
+  const accountId = await accountOfParsed(env.DB, msg);
+  if (accountId === null) return env;
+  const db = await accountDatabase(env, accountId);
+  return db === env.DB ? env : { ...env, DB: db };
 }
 
 /** The receipt a webhook message claimed, if it is one. */

@@ -18,9 +18,18 @@ export interface D1MeterTotals {
   queries: number;
   rowsRead: number;
   rowsWritten: number;
+  /**
+   * Sum of D1's own `meta.duration` (ms): the time the database spent executing these statements.
+   * D1 runs one database's statements one at a time, so this is the share of its capacity they used.
+   */
+  busyMs: number;
+  /** Statements that changed the database (`meta.changed_db`): what only the primary can run. */
+  writeQueries: number;
+  /** The part of `busyMs` those statements took. */
+  writeBusyMs: number;
 }
 
-const totals: D1MeterTotals = { queries: 0, rowsRead: 0, rowsWritten: 0 };
+const totals: D1MeterTotals = { queries: 0, rowsRead: 0, rowsWritten: 0, busyMs: 0, writeQueries: 0, writeBusyMs: 0 };
 
 /** The totals so far (a copy). */
 export function d1MeterTotals(): D1MeterTotals {
@@ -31,6 +40,17 @@ function count(meta: D1Meta | undefined): void {
   totals.queries++;
   totals.rowsRead += meta?.rows_read ?? 0;
   totals.rowsWritten += meta?.rows_written ?? 0;
+  addBusy(meta);
+}
+
+function addBusy(meta: D1Meta | undefined): void {
+  const raw = meta?.duration;
+  const ms = typeof raw === "number" && Number.isFinite(raw) && raw > 0 ? raw : 0;
+  totals.busyMs += ms;
+  if (meta?.changed_db) {
+    totals.writeQueries++;
+    totals.writeBusyMs += ms;
+  }
 }
 
 /** The real statement behind each metered one (`batch()` needs the real ones). */

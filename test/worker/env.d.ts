@@ -1,6 +1,8 @@
 declare namespace Cloudflare {
   interface Env {
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+    /** A second D1 database (vitest.config.ts) the account-shard tests bind as a shard. */
+    SHARD_TEST_DB: D1Database;
   }
 }
 

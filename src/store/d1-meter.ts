@@ -1,8 +1,8 @@
 /**
  * D1 metering for benchmarks (`npm run bench`, figure 4 "storage per change"): a wrapper around a
  * `D1Database` that adds up D1's own `meta.rows_read` / `meta.rows_written` of every statement this
- * isolate runs. Off unless the `D1_METER` var is "true" (src/index.ts wraps `env.DB` then); the
- * totals are read through `GET /api/debug/d1-meter` (src/http/d1-meter.ts).
+ * isolate runs, in total and per SQL text. Off unless the `D1_METER` var is "true" (src/index.ts
+ * wraps `env.DB` then); the totals are read through `GET /api/debug/d1-meter` (src/http/d1-meter.ts).
  *
  * Why totals per isolate and not per request: a synced change spans several invocations (the
  * webhook request, its queue message, the coalesced record job), so the bench reads the totals
@@ -20,37 +20,55 @@ export interface D1MeterTotals {
   rowsWritten: number;
 }
 
+/** The totals of one SQL text (whitespace folded), so the bench can say which statement costs what. */
+export interface D1MeterStatement extends D1MeterTotals {
+  sql: string;
+}
+
 const totals: D1MeterTotals = { queries: 0, rowsRead: 0, rowsWritten: 0 };
+const bySql = new Map<string, D1MeterTotals>();
 
 /** The totals so far (a copy). */
 export function d1MeterTotals(): D1MeterTotals {
   return { ...totals };
 }
 
-function count(meta: D1Meta | undefined): void {
-  totals.queries++;
-  totals.rowsRead += meta?.rows_read ?? 0;
-  totals.rowsWritten += meta?.rows_written ?? 0;
+/** The totals so far per SQL text (copies). */
+export function d1MeterStatements(): D1MeterStatement[] {
+  return [...bySql].map(([sql, t]) => ({ sql, ...t }));
 }
 
-/** The real statement behind each metered one (`batch()` needs the real ones). */
-const realStatements = new WeakMap<D1PreparedStatement, D1PreparedStatement>();
+function count(sql: string, meta: D1Meta | undefined): void {
+  const read = meta?.rows_read ?? 0;
+  const written = meta?.rows_written ?? 0;
+  totals.queries++;
+  totals.rowsRead += read;
+  totals.rowsWritten += written;
+  let one = bySql.get(sql);
+  if (!one) bySql.set(sql, (one = { queries: 0, rowsRead: 0, rowsWritten: 0 }));
+  one.queries++;
+  one.rowsRead += read;
+  one.rowsWritten += written;
+}
 
-function meterStatement(statement: D1PreparedStatement): D1PreparedStatement {
+/** The real statement behind each metered one (`batch()` needs the real ones), and its SQL. */
+const realStatements = new WeakMap<D1PreparedStatement, { real: D1PreparedStatement; sql: string }>();
+
+function meterStatement(statement: D1PreparedStatement, sql: string): D1PreparedStatement {
   const metered = new Proxy(statement, {
     get(target, prop) {
-      if (prop === "bind") return (...values: unknown[]) => meterStatement(target.bind(...values));
+      if (prop === "bind") return (...values: unknown[]) => meterStatement(target.bind(...values), sql);
       if (prop === "run" || prop === "all") {
         return async () => {
           const result = await target.all();
-          count(result.meta);
+          count(sql, result.meta);
           return result;
         };
       }
       if (prop === "first") {
         return async (column?: string) => {
           const result = await target.all<Record<string, unknown>>();
-          count(result.meta);
+          count(sql, result.meta);
           const row = result.results[0];
           if (row === undefined) return null;
           return column === undefined ? row : (row[column] ?? null);
@@ -59,7 +77,7 @@ function meterStatement(statement: D1PreparedStatement): D1PreparedStatement {
       if (prop === "raw") {
         return async (options?: { columnNames?: boolean }) => {
           const result = await target.all<Record<string, unknown>>();
-          count(result.meta);
+          count(sql, result.meta);
           const rows = result.results.map((row) => Object.values(row));
           const names = result.results[0] ? Object.keys(result.results[0]) : [];
           return options?.columnNames ? [names, ...rows] : rows;
@@ -71,7 +89,7 @@ function meterStatement(statement: D1PreparedStatement): D1PreparedStatement {
       return bound;
     },
   });
-  realStatements.set(metered, statement);
+  realStatements.set(metered, { real: statement, sql });
   return metered;
 }
 
@@ -79,11 +97,13 @@ function meterStatement(statement: D1PreparedStatement): D1PreparedStatement {
 export function meterDatabase(db: D1Database): D1Database {
   return new Proxy(db, {
     get(target, prop) {
-      if (prop === "prepare") return (query: string) => meterStatement(target.prepare(query));
+      if (prop === "prepare")
+        return (query: string) => meterStatement(target.prepare(query), query.replace(/\s+/g, " ").trim());
       if (prop === "batch") {
         return async (statements: D1PreparedStatement[]) => {
-          const results = await target.batch(statements.map((s) => realStatements.get(s) ?? s));
-          for (const r of results) count(r.meta);
+          const known = statements.map((s) => realStatements.get(s) ?? { real: s, sql: "(unmetered)" });
+          const results = await target.batch(known.map((k) => k.real));
+          results.forEach((r, i) => count(known[i]?.sql ?? "(unmetered)", r.meta));
           return results;
         };
       }

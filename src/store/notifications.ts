@@ -5,6 +5,7 @@
  * `claimDelivery` inserts with ON CONFLICT DO NOTHING and reports whether this caller won.
  */
 import { z } from "zod";
+import { forgetConfig } from "./config-cache.ts";
 
 /** What a rule listens for. */
 export const TriggerSchema = z.enum([
@@ -102,6 +103,7 @@ export type RuleSummary = ReturnType<typeof ruleSummary>;
 
 /** Inserts a rule. */
 export async function insertRule(db: D1Database, r: NotificationRule): Promise<void> {
+  forgetConfig();
   await db
     .prepare(
       `INSERT INTO notification_rules (id, account_id, name, trigger, params_json, target_kind, target_url_enc, target_hint, signing_secret_enc, key_id, enabled, created_at, updated_at)
@@ -127,6 +129,7 @@ export async function insertRule(db: D1Database, r: NotificationRule): Promise<v
 
 /** Replaces a rule's editable columns (everything but id, account and created_at). */
 export async function updateRule(db: D1Database, r: NotificationRule): Promise<void> {
+  forgetConfig();
   await db
     .prepare(
       `UPDATE notification_rules SET name = ?, trigger = ?, params_json = ?, target_kind = ?, target_url_enc = ?, target_hint = ?, signing_secret_enc = ?, key_id = ?, enabled = ?, updated_at = ? WHERE id = ?`,
@@ -168,6 +171,7 @@ export async function listRules(
 
 /** Deletes a rule (its deliveries go with it); false when there was none. */
 export async function deleteRule(db: D1Database, id: string): Promise<boolean> {
+  forgetConfig();
   const res = await db.prepare("DELETE FROM notification_rules WHERE id = ?").bind(id).run();
   return res.meta.changes > 0;
 }

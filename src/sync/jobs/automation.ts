@@ -34,6 +34,7 @@ import { cronOccurrence } from "../../automations/scan.ts";
 import { CRON_TRIGGERS } from "../../domain/automation-rule.ts";
 import type { JobResult, PairChange } from "../engine/types.ts";
 import { outcomeForError, type JobDeps } from "./deps.ts";
+import { cachedConfig } from "../../store/config-cache.ts";
 
 type RunMessage = Extract<QueueMessage, { kind: "automation.run" }>;
 
@@ -87,7 +88,9 @@ export async function fireForChange(
   const mapping = account.mapping;
   if (!mapping) return [];
   try {
-    const rules = await listAutomations(db, account.id, { enabledOnly: true });
+    const rules = await cachedConfig(`automation-rules:${account.id}`, () =>
+      listAutomations(db, account.id, { enabledOnly: true }),
+    );
     // Stage entries are kept from the account's first rule on (no rules, no work per change).
     if (rules.length === 0) return [];
     const loc = locationOf(mapping, locationId);

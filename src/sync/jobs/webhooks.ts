@@ -19,6 +19,7 @@ import { sha256 } from "../../lib/hash.ts";
 import { recogniseHighLevelEcho } from "../engine/echo.ts";
 import { dirtyKey, markAndEnqueue, type JobDeps } from "./deps.ts";
 import { enqueueAttachments, isAttachmentEcho, touchesAttachments } from "./attachment-triggers.ts";
+import { cachedConfig } from "../../store/config-cache.ts";
 
 const OPPORTUNITY_EVENTS = new Set([
   "OpportunityCreate",
@@ -59,8 +60,8 @@ async function resolveAccountForLocation(
 ): Promise<Account | null> {
   if (!locationId) return null;
   return onceInBatch(batch, `account-of-location:${locationId}`, async () => {
-    const id = await accountIdForLocation(db, locationId);
-    return id ? getAccount(db, id) : null;
+    const id = await cachedConfig(`account-of-location:${locationId}`, () => accountIdForLocation(db, locationId));
+    return id ? cachedConfig(`account:${id}`, () => getAccount(db, id)) : null;
   });
 }
 
@@ -291,7 +292,7 @@ export async function handleFourDegreesWebhook(
   }
   // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
   const accountId = await onceInBatch(ctx.batch, `account-of-workspace:${msg.workspaceId}`, () =>
-    accountForWorkspace(ctx.env.DB, msg.workspaceId),
+    cachedConfig(`account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId)),
   );
   if (!accountId) {
     if (ctx.batch?.first(`unknown-workspace:${msg.workspaceId}`) ?? true)

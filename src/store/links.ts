@@ -138,6 +138,39 @@ export async function saveLink(
   now = Date.now(),
 ): Promise<void> {
   const expect = link.expectEcho ?? null;
+  const echoJson = expect ? JSON.stringify(ExpectedEchoSchema.parse(expect.echo)) : null;
+  // The usual save keeps the pair's ids: an UPDATE that leaves the indexed columns alone writes
+  // one row (the upsert below also rewrites both index entries); a new or re-paired link upserts.
+  const kept = await db
+    .prepare(
+      `UPDATE links SET hl_location_id = ?4, state = ?6, base_json = ?7, fd_updated_at = ?8, fd_version = ?9, hl_updated_at = ?10,
+         synced_at = ?11, deleted_side = ?12,
+         hl_echo_json = CASE
+           WHEN ?13 IS NOT NULL AND ?6 = 'active' AND synced_at = ?14
+             AND NOT EXISTS (SELECT 1 FROM pending_records p WHERE p.account_id = ?1 AND p.side = 'highlevel' AND p.kind = 'deal'
+                               AND p.record_id = ?3 AND p.last_dirty_at >= ?15)
+           THEN ?13 ELSE NULL END
+       WHERE account_id = ?1 AND fd_deal_id = ?2 AND hl_opportunity_id = ?3 AND hl_contact_id IS ?5`,
+    )
+    .bind(
+      link.accountId,
+      link.fdDealId,
+      link.hlOpportunityId,
+      link.hlLocationId,
+      link.hlContactId,
+      link.state ?? "active",
+      JSON.stringify(link.base),
+      link.fdUpdatedAt,
+      link.fdVersion,
+      link.hlUpdatedAt,
+      now,
+      link.deletedSide ?? null,
+      echoJson,
+      expect?.ifSyncedAt ?? null,
+      expect?.unlessDirtySince ?? null,
+    )
+    .run();
+  if (kept.meta.changes > 0) return;
   await db
     .prepare(
       `INSERT INTO links (account_id, fd_deal_id, hl_opportunity_id, hl_location_id, hl_contact_id, state, base_json, fd_updated_at, fd_version, hl_updated_at, synced_at, deleted_side, hl_echo_json)
@@ -164,7 +197,7 @@ export async function saveLink(
       link.hlUpdatedAt,
       now,
       link.deletedSide ?? null,
-      expect ? JSON.stringify(ExpectedEchoSchema.parse(expect.echo)) : null,
+      echoJson,
       expect?.ifSyncedAt ?? null,
       expect?.unlessDirtySince ?? null,
     )

@@ -190,7 +190,7 @@ const ConfigObject = z.object({
     .enum(["2021-07-28", "v3"], { error: 'HIGHLEVEL_API_VERSION must be "2021-07-28" or "v3"' })
     .default("2021-07-28"),
   /** How long an isolate keeps account configuration for the sync path (src/store/config-cache.ts); 0 = off. */
-  CONFIG_CACHE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  CONFIG_CACHE_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
   D1_METER: z
     .enum(["true", "false"], { error: 'D1_METER must be "true" or "false"' })
     .default("false")

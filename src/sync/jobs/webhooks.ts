@@ -184,6 +184,16 @@ async function isSyncedNoteEcho(
   return false;
 }
 
+/**
+ * Claims the delivery now that triage found work for it (`HandlerContext.claim`); false = a
+ * duplicate of a delivery another message claimed, to be acked without doing anything.
+ */
+async function claimed(ctx: HandlerContext, type: string): Promise<boolean> {
+  if (!ctx.claim || (await ctx.claim())) return true;
+  ctx.log.debug({ event: "webhook.duplicate", outcome: "skipped", type });
+  return false;
+}
+
 /** Triage of a HighLevel webhook: ack what needs no job (unknown location, echo), else mark the record dirty. */
 export async function handleHighLevelWebhook(
   msg: Extract<QueueMessage, { kind: "highlevel.webhook" }>,
@@ -208,8 +218,10 @@ export async function handleHighLevelWebhook(
       });
     return { kind: "ack" };
   }
-  if (target.kind === "deal" && touchesAttachments(account, msg.type))
+  if (target.kind === "deal" && touchesAttachments(account, msg.type)) {
+    if (!(await claimed(ctx, msg.type))) return { kind: "ack" };
     await enqueueAttachments(ctx, makeDeps(ctx), account.id, "highlevel", target.recordId, locationId, msg.type);
+  }
   const dirty = { accountId: account.id, side: "highlevel" as const, kind: target.kind, recordId: target.recordId };
   if (ctx.batch?.isDone(dirtyKey(dirty))) {
     // An earlier message of this batch marked the record: its job reads after that mark, so it
@@ -264,6 +276,7 @@ export async function handleHighLevelWebhook(
     });
     return { kind: "ack" };
   }
+  if (!(await claimed(ctx, msg.type))) return { kind: "ack" };
   await markAndEnqueue(ctx.env.DB, deps, { ...dirty, locationId }, ctx.batch);
   return { kind: "ack" };
 }
@@ -308,6 +321,7 @@ export async function handleFourDegreesWebhook(
   }
   if (event.record.kind === "attachment") {
     if (await isAttachmentEcho(ctx.env.DB, accountId, event.type, event.record.id)) return { kind: "ack" };
+    if (!(await claimed(ctx, msg.type))) return { kind: "ack" };
     await enqueueAttachments(ctx, makeDeps(ctx), accountId, "fourdegrees", event.record.dealId, null, event.type);
     return { kind: "ack" };
   }
@@ -337,6 +351,7 @@ export async function handleFourDegreesWebhook(
     });
     return { kind: "ack" };
   }
+  if (!(await claimed(ctx, msg.type))) return { kind: "ack" };
   await markAndEnqueue(ctx.env.DB, makeDeps(ctx), dirty, ctx.batch);
   return { kind: "ack" };
 }

@@ -160,12 +160,18 @@ export async function listRules(
   db: D1Database,
   filter: { accountId?: string; enabledOnly?: boolean } = {},
 ): Promise<NotificationRule[]> {
-  const { results } = await db
-    .prepare(
-      "SELECT * FROM notification_rules WHERE (?1 IS NULL OR account_id = ?1) AND (?2 = 0 OR enabled = 1) ORDER BY created_at, id",
-    )
-    .bind(filter.accountId ?? null, filter.enabledOnly ? 1 : 0)
-    .all();
+  // One account's rules through `notification_rules_account` (an `?1 IS NULL OR` filter scans the table).
+  const statement =
+    filter.accountId === undefined
+      ? db
+          .prepare("SELECT * FROM notification_rules WHERE (?1 = 0 OR enabled = 1) ORDER BY created_at, id")
+          .bind(filter.enabledOnly ? 1 : 0)
+      : db
+          .prepare(
+            "SELECT * FROM notification_rules WHERE account_id = ?1 AND (?2 = 0 OR enabled = 1) ORDER BY created_at, id",
+          )
+          .bind(filter.accountId, filter.enabledOnly ? 1 : 0);
+  const { results } = await statement.all();
   return results.map(toRule);
 }
 

@@ -113,8 +113,8 @@ export type ExpectedEcho = z.infer<typeof ExpectedEchoSchema>;
  */
 export interface RecordExpectedEcho {
   echo: ExpectedEcho;
-  /** The link's `synced_at` as the job read it. */
-  ifSyncedAt: number;
+  /** The link's `synced_at` as the job read it; null for the create of the pair (no link yet). */
+  ifSyncedAt: number | null;
   /** When the HighLevel write began (ms). */
   unlessDirtySince: number;
 }
@@ -126,7 +126,8 @@ export interface RecordExpectedEcho {
  *
  * Every save replaces the pair's expected echo: with `expectEcho` when the conditions of
  * `RecordExpectedEcho` hold, else with nothing (a newer sync of the pair never inherits the
- * expectation of an older write; a new link never has one).
+ * expectation of an older write). A new link has one only from the create that made the pair
+ * (`ifSyncedAt: null`).
  */
 export async function saveLink(
   db: D1Database,
@@ -174,7 +175,11 @@ export async function saveLink(
   await db
     .prepare(
       `INSERT INTO links (account_id, fd_deal_id, hl_opportunity_id, hl_location_id, hl_contact_id, state, base_json, fd_updated_at, fd_version, hl_updated_at, synced_at, deleted_side, hl_echo_json)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
+         CASE WHEN ?13 IS NOT NULL AND ?14 IS NULL AND ?6 = 'active'
+           AND NOT EXISTS (SELECT 1 FROM pending_records p WHERE p.account_id = ?1 AND p.side = 'highlevel' AND p.kind = 'deal'
+                             AND p.record_id = ?3 AND p.last_dirty_at >= ?15)
+         THEN ?13 ELSE NULL END)
        ON CONFLICT (account_id, fd_deal_id) DO UPDATE SET hl_opportunity_id = excluded.hl_opportunity_id, hl_location_id = excluded.hl_location_id,
          hl_contact_id = excluded.hl_contact_id, state = excluded.state, base_json = excluded.base_json, fd_updated_at = excluded.fd_updated_at,
          fd_version = excluded.fd_version, hl_updated_at = excluded.hl_updated_at, synced_at = excluded.synced_at, deleted_side = excluded.deleted_side,

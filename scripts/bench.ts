@@ -23,6 +23,7 @@ import { z } from "zod";
 import { recordAccounts, runAccounts } from "./bench/accounts.ts";
 import { runBurst, type BurstReport } from "./bench/burst.ts";
 import { bundleRows, runBundle } from "./bench/bundle.ts";
+import { meterDiff, readMeter, reportStorage, type D1Cost } from "./bench/storage.ts";
 import {
   duplicateWebhookFactory,
   forgedWebhookFactory,
@@ -86,11 +87,6 @@ async function section(name: string, body: () => Promise<void>): Promise<void> {
   }
 }
 
-const Meter = z.object({ d1: z.object({ queries: z.number(), rowsRead: z.number(), rowsWritten: z.number() }) });
-async function d1(stack: Stack): Promise<z.infer<typeof Meter>["d1"]> {
-  return Meter.parse(await stack.admin("GET", "/api/debug/d1-meter")).d1;
-}
-
 function diff(a: CallCounts, b: CallCounts): CallCounts {
   return {
     highlevel: {
@@ -116,7 +112,7 @@ interface ChangeResult {
   deliveries: number;
   calls: CallCounts;
   naive: { reads: number; writes: number };
-  d1: { rowsRead: number; rowsWritten: number };
+  d1: D1Cost;
 }
 
 /** Runs one user change and measures until the Worker is quiet again. */
@@ -128,14 +124,14 @@ async function measureChange(
   done: () => boolean,
 ): Promise<ChangeResult> {
   const deliveries = () => stack.sb.highlevel.deliveries().length + stack.sb.fourdegrees.deliveries().length;
-  const before = { calls: stack.calls(), deliveries: deliveries(), d1: await d1(stack) };
+  const before = { calls: stack.calls(), deliveries: deliveries(), d1: await readMeter(stack) };
   const at = Date.now();
   act();
   const synced = await waitFor(done, 60_000);
   const syncSeconds = (Date.now() - at) / 1000;
   if (!synced) console.error(`  ✗ the ${change} did not sync within 60 s`);
   await waitQuiet(stack, 4_000, 60_000);
-  const after = { calls: stack.calls(), deliveries: deliveries(), d1: await d1(stack) };
+  const after = { calls: stack.calls(), deliveries: deliveries(), d1: await readMeter(stack) };
   const n = after.deliveries - before.deliveries;
   return {
     change,
@@ -146,7 +142,7 @@ async function measureChange(
     calls: diff(before.calls, after.calls),
     // The naive integration: every delivery (the user's and the echoes of its own writes) → GET + PUT.
     naive: { reads: n, writes: n },
-    d1: { rowsRead: after.d1.rowsRead - before.d1.rowsRead, rowsWritten: after.d1.rowsWritten - before.d1.rowsWritten },
+    d1: meterDiff(before.d1, after.d1),
   };
 }
 
@@ -405,23 +401,7 @@ async function runOnStack(stack: Stack): Promise<void> {
         }
         if (!oppId && wants("calls"))
           record("calls: the other changes", "skipped: the create did not sync", "measured", false);
-        const synced = changes.filter((c) => c.synced);
-        const d1Read = synced.reduce((n, c) => n + c.d1.rowsRead, 0);
-        const d1Written = synced.reduce((n, c) => n + c.d1.rowsWritten, 0);
-        results["storage"] = {
-          perChange: changes.map((c) => ({ change: c.change, synced: c.synced, ...c.d1 })),
-          averageRowsRead: d1Read / Math.max(1, synced.length),
-          averageRowsWritten: d1Written / Math.max(1, synced.length),
-        };
-        if (!wants("storage")) return;
-        for (const c of changes)
-          record(`D1 rows: ${c.change}`, `${c.d1.rowsRead} read, ${c.d1.rowsWritten} written`, "(printed)", null);
-        record(
-          "D1 rows per synced change (mean)",
-          `${(d1Read / Math.max(1, synced.length)).toFixed(1)} read, ${(d1Written / Math.max(1, synced.length)).toFixed(1)} written over ${synced.length} changes`,
-          "(printed)",
-          null,
-        );
+        if (wants("storage")) results["storage"] = reportStorage(changes, record);
       });
 
     // ---------- 3. quota: the backfill ----------

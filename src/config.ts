@@ -31,6 +31,8 @@ declare global {
        * (`npm run bench`); never set it against the real HighLevel.
        */
       HIGHLEVEL_RATE_SCALE?: string;
+      /** Seconds an isolate keeps account configuration for the sync path (src/store/config-cache.ts); "0" = off. */
+      CONFIG_CACHE_SECONDS?: string;
       /** "true" adds up D1's rows read/written (src/store/d1-meter.ts) for `npm run bench`; default off. */
       D1_METER?: string;
       /** Local dev only: `host[:port]` list notification rules may target over http (src/notify/targets.ts). */
@@ -187,6 +189,8 @@ const ConfigObject = z.object({
   HIGHLEVEL_API_VERSION: z
     .enum(["2021-07-28", "v3"], { error: 'HIGHLEVEL_API_VERSION must be "2021-07-28" or "v3"' })
     .default("2021-07-28"),
+  /** How long an isolate keeps account configuration for the sync path (src/store/config-cache.ts); 0 = off. */
+  CONFIG_CACHE_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
   D1_METER: z
     .enum(["true", "false"], { error: 'D1_METER must be "true" or "false"' })
     .default("false")

@@ -15,6 +15,7 @@ import { syncHandlers } from "./sync/jobs/handlers.ts";
 import { liveJobDeps } from "./sync/jobs/deps.ts";
 import { runReconcile } from "./sync/jobs/reconcile.ts";
 import { scanAutomations } from "./sync/jobs/automation.ts";
+import { setConfigCacheTtl } from "./store/config-cache.ts";
 import { meterDatabase } from "./store/d1-meter.ts";
 import { pruneExpired, retentionPolicy } from "./store/retention.ts";
 
@@ -51,6 +52,7 @@ export default {
   async queue(batch, rawEnv): Promise<void> {
     const env = withMeter(rawEnv);
     const config = loadConfig(env);
+    setConfigCacheTtl(config.CONFIG_CACHE_SECONDS * 1000);
     // Every queue arrives here: dead letters are recorded (replayable); the live and the bulk queue
     // (src/queue/queues.ts) share the handlers; only the notify queue waits on receivers.
     if (batch.queue === "sync-events-dlq") await consumeDeadLetters(batch, env, config);
@@ -60,6 +62,7 @@ export default {
 
   async scheduled(controller, env): Promise<void> {
     const config = loadConfig(env);
+    setConfigCacheTtl(config.CONFIG_CACHE_SECONDS * 1000);
     const log = createLogger(config.LOG_LEVEL, { cron: controller.cron });
     log.info({ event: "cron.tick", outcome: "ok", scheduled_time: controller.scheduledTime });
     await runHighLevelCron(env, log);

@@ -9,6 +9,8 @@ export const TEST_BINDINGS = {
   PUBLIC_URL: "http://worker.test",
   SYNC_MODE: "two-way",
   LOG_LEVEL: "error",
+  // The sync path's configuration cache stays off: tests edit D1 directly between steps.
+  CONFIG_CACHE_SECONDS: "0",
   HIGHLEVEL_CLIENT_ID: "sandbox-client-id",
   HIGHLEVEL_CLIENT_SECRET: "sandbox-client-secret",
   // The sandbox's app id for this client id (sandbox/highlevel/index.ts, sandboxAppId).

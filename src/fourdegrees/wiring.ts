@@ -15,6 +15,7 @@ import {
 import { FourDegreesClient, type GateRunner } from "./client.ts";
 import { FourDegreesConnector } from "./connector.ts";
 import { FourDegreesError } from "./errors.ts";
+import { cachedConfig } from "../store/config-cache.ts";
 
 /** The configured 4Degrees budget per workspace (`FOURDEGREES_RATE_PER_SECOND`, `FOURDEGREES_CONCURRENCY`). */
 export function fourDegreesLimitsFrom(config: Config): GateLimits {
@@ -51,7 +52,9 @@ export async function fourDegreesConnectorFor(
   accountId: string,
   lane: Lane,
 ): Promise<{ connector: FourDegreesConnector; client: FourDegreesClient; credentials: FourDegreesCredentials }> {
-  const credentials = await credentialsFor(env.DB, config.TOKEN_ENCRYPTION_KEY, accountId, config.FOURDEGREES_API_KEY);
+  const credentials = await cachedConfig(`fourdegrees-credentials:${accountId}`, () =>
+    credentialsFor(env.DB, config.TOKEN_ENCRYPTION_KEY, accountId, config.FOURDEGREES_API_KEY),
+  );
   const client = new FourDegreesClient({
     baseUrl: config.FOURDEGREES_API_BASE,
     apiKey: credentials.apiKey,

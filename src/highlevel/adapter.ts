@@ -17,6 +17,7 @@ import * as z from "zod";
 import type { Contact, Opportunity, OpportunityCrm } from "./port.ts";
 import type { FileDownload, FileUpload } from "../domain/attachments.ts";
 import { downloadFieldFile, uploadFieldFile } from "./files.ts";
+import { cachedConfig } from "../store/config-cache.ts";
 
 /** The engine's HighLevel adapter of one location: the port, plus the pipelines-cache check webhooks use. */
 export interface HighLevelAdapter extends OpportunityCrm {
@@ -89,9 +90,12 @@ export function highLevelPort(
     nativeCloseDate: hasNativeForecast(config.HIGHLEVEL_API_VERSION),
     async canWrite() {
       if (config.SYNC_MODE === "read-only") return false;
-      const connection = await getConnection(env.DB, locationConnectionId(locationId));
+      const scopes = await cachedConfig(
+        `connection-scopes:${locationId}`,
+        async () => (await getConnection(env.DB, locationConnectionId(locationId)))?.scopes ?? null,
+      );
       // A PIT or agency-minted token has no recorded scopes: trust the deployment's mode.
-      return !connection || connection.scopes.length === 0 || connection.scopes.includes("opportunities.write");
+      return !scopes || scopes.length === 0 || scopes.includes("opportunities.write");
     },
     listPipelines: () => client.pipelines.list(),
     ensureStageKnown: (pipelineId, stageId) => ensureStageKnown(client, pipelineId, stageId),

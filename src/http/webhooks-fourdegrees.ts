@@ -36,7 +36,7 @@ import type { AppEnv } from "./context.ts";
 export const MAX_WEBHOOK_BYTES = 96 * 1024;
 
 /** How long an isolate keeps a workspace's secret (or its absence); a change applies everywhere after it. */
-export const SECRET_CACHE_MS = 30_000;
+export const SECRET_CACHE_MS = 60_000;
 /** Entries the caches hold at most: hints are attacker-chosen, so neither may grow without bound. */
 const CACHE_MAX = 1_000;
 

@@ -22,6 +22,25 @@ export interface HandlerContext {
   attempts: number;
   /** What the messages of the current batch share (absent outside a batch: cron, tests). */
   batch?: BatchScope;
+  /**
+   * For a webhook whose handler claims its own delivery (`claimingItsDelivery`): claims it now —
+   * true = process it, false = a duplicate another message claimed (ack it, do nothing). Absent:
+   * the consumer claimed the delivery before the handler ran.
+   */
+  claim?: () => Promise<boolean>;
+}
+
+const claimsItself = new WeakSet<object>();
+
+/**
+ * Marks a webhook handler as claiming its delivery itself (`HandlerContext.claim`), only once it
+ * has work for it: an echo, a delivery coalesced into a mark of the same batch or one of an
+ * unknown location then writes no receipt row (2 D1 rows each). A redelivery of one of those is
+ * triaged again the same way, so it still causes no second job.
+ */
+export function claimingItsDelivery<H extends object>(handler: H): H {
+  claimsItself.add(handler);
+  return handler;
 }
 
 /**
@@ -150,11 +169,31 @@ export async function consumeBatch(
       return;
     }
     const started = Date.now();
+    const receipt = claimsItself.has(handler) ? receiptOf(msg) : null;
+    // Once per message: a handler asking twice (attachments, then the mark) costs one claim.
+    let claiming: Promise<boolean> | null = null;
+    const claim = receipt
+      ? () =>
+          (claiming ??= claimDeliveries(env.DB, [{ receipt, messageId: message.id }]).then(
+            ([won]) => won === true,
+            (err: unknown) => {
+              claiming = null;
+              throw err;
+            },
+          ))
+      : undefined;
     let outcome: Outcome;
     try {
       // The account's own database when it is routed to a shard (docs/scaling.md).
       const routed = await envForMessage(env, msg);
-      outcome = await handler(msg, { env: routed, config, log, attempts: message.attempts, batch: scope });
+      outcome = await handler(msg, {
+        env: routed,
+        config,
+        log,
+        attempts: message.attempts,
+        batch: scope,
+        ...(claim ? { claim } : {}),
+      });
     } catch (err) {
       // Unknown errors are transient until proven otherwise: retry, never swallow.
       outcome = {
@@ -201,7 +240,11 @@ export async function consumeBatch(
         break;
     }
   };
-  const items = await claimWebhooks(env.DB, valid, log, count);
+  const selfClaiming = (msg: QueueMessage) => {
+    const handler = handlers[msg.kind];
+    return handler !== undefined && claimsItself.has(handler);
+  };
+  const items = await claimWebhooks(env.DB, valid, selfClaiming, log, count);
   for (const item of items) if (item.msg.kind !== "sync.record") await run(item);
   const jobs = items.filter((item) => item.msg.kind === "sync.record");
   await pool(
@@ -269,7 +312,8 @@ function receiptOf(msg: QueueMessage): Receipt | null {
 }
 
 /**
- * Deduplicates the batch's webhook deliveries in one D1 round trip (`claimDeliveries`): a delivery
+ * Deduplicates the batch's webhook deliveries in one D1 round trip (`claimDeliveries`; those whose
+ * handler claims its own delivery are left to it): a delivery
  * whose provider id another message already claimed is acked as a duplicate; the rest go on to
  * their handlers. The ingress does not touch D1 for this, so a burst costs one claim per batch, and
  * D1 trouble delays deliveries (retried with backoff) instead of refusing them at the door.
@@ -277,11 +321,12 @@ function receiptOf(msg: QueueMessage): Receipt | null {
 async function claimWebhooks(
   db: D1Database,
   items: Array<{ message: Message<unknown>; msg: QueueMessage }>,
+  claimsItself: (msg: QueueMessage) => boolean,
   log: Logger,
   count: (kind: string, outcome: "ack" | "retry" | "failed" | "duplicate") => void,
 ): Promise<Array<{ message: Message<unknown>; msg: QueueMessage }>> {
   const webhooks = items.flatMap((item) => {
-    const receipt = receiptOf(item.msg);
+    const receipt = claimsItself(item.msg) ? null : receiptOf(item.msg);
     return receipt ? [{ item, claim: { receipt, messageId: item.message.id } }] : [];
   });
   if (webhooks.length === 0) return items;

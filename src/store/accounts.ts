@@ -12,6 +12,7 @@
 import * as z from "zod";
 import { AppError } from "../lib/errors.ts";
 import { MappingSchema, type Mapping } from "../domain/mapping-config.ts";
+import { forgetConfig } from "./config-cache.ts";
 
 export const ConflictPolicySchema = z.enum(["newest", "fourdegrees", "highlevel"]);
 export const DeletePolicySchema = z.enum(["propagate", "archive", "ignore"]);
@@ -132,6 +133,7 @@ export interface NewAccount {
  * workspace is not set here: pair it with `pairFourDegreesAccount`.
  */
 export async function createAccount(db: D1Database, input: NewAccount, now = Date.now()): Promise<Account> {
+  forgetConfig();
   try {
     await db.batch([
       // The row may exist already (the 4Degrees key endpoint creates it): adopt it.
@@ -234,6 +236,7 @@ export async function updateAccount(
   patch: SettingsPatch,
   now = Date.now(),
 ): Promise<Account> {
+  forgetConfig();
   await requireAccount(db, id);
   const stmts: D1PreparedStatement[] = [];
   if (patch.name !== undefined || patch.status !== undefined)
@@ -299,6 +302,7 @@ export async function updateAccount(
  * (defaults) in the same batch; a missing account is `not_found`, never a silent no-op.
  */
 export async function saveMapping(db: D1Database, id: string, mapping: Mapping, now = Date.now()): Promise<Account> {
+  forgetConfig();
   await requireAccount(db, id);
   const res = await db.batch([
     ensureSettingsRow(db, id, now),
@@ -315,6 +319,7 @@ export async function saveMapping(db: D1Database, id: string, mapping: Mapping, 
 
 /** Deletes an account and everything keyed by it. */
 export async function deleteAccount(db: D1Database, id: string): Promise<boolean> {
+  forgetConfig();
   const tables = [
     "account_locations",
     "links",

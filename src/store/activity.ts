@@ -113,7 +113,11 @@ export async function setActivityEpisode(
     .run();
 }
 
-/** HighLevel webhook receipts of a location since `since`, and the newest one before `since` (within `floor`). */
+/**
+ * HighLevel webhook receipts of a location since `since`, and the newest one before `since` (within
+ * `floor`). `+provider` keeps SQLite on `webhook_receipts_received` (the window's rows) instead of
+ * the primary key's provider prefix (every HighLevel receipt kept).
+ */
 export async function locationReceipts(
   db: D1Database,
   locationId: string,
@@ -122,14 +126,14 @@ export async function locationReceipts(
 ): Promise<{ recent: number; lastBefore: number | null }> {
   const recent = await db
     .prepare(
-      "SELECT COUNT(*) AS n FROM webhook_receipts WHERE received_at >= ? AND provider = 'highlevel' AND scope_id = ?",
+      "SELECT COUNT(*) AS n FROM webhook_receipts WHERE received_at >= ? AND +provider = 'highlevel' AND scope_id = ?",
     )
     .bind(since, locationId)
     .first<{ n: number }>();
   if ((recent?.n ?? 0) > 0) return { recent: recent?.n ?? 0, lastBefore: null };
   const last = await db
     .prepare(
-      "SELECT MAX(received_at) AS t FROM webhook_receipts WHERE received_at >= ? AND received_at < ? AND provider = 'highlevel' AND scope_id = ?",
+      "SELECT MAX(received_at) AS t FROM webhook_receipts WHERE received_at >= ? AND received_at < ? AND +provider = 'highlevel' AND scope_id = ?",
     )
     .bind(floor, since, locationId)
     .first<{ t: number | null }>();

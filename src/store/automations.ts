@@ -5,6 +5,7 @@
  */
 import * as z from "zod";
 import { RuleBodySchema, type RuleBody } from "../domain/automation-rule.ts";
+import { forgetConfig } from "./config-cache.ts";
 
 /** A stored rule. */
 export interface AutomationRule extends RuleBody {
@@ -45,6 +46,7 @@ const bodyJson = (r: RuleBody) =>
 
 /** Inserts a rule. */
 export async function insertAutomation(db: D1Database, r: AutomationRule): Promise<void> {
+  forgetConfig();
   await db
     .prepare(
       "INSERT INTO automation_rules (id, account_id, name, enabled, rule_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -55,6 +57,7 @@ export async function insertAutomation(db: D1Database, r: AutomationRule): Promi
 
 /** Replaces a rule's name, state and body. Resolves false when it no longer exists. */
 export async function updateAutomation(db: D1Database, r: AutomationRule): Promise<boolean> {
+  forgetConfig();
   const res = await db
     .prepare("UPDATE automation_rules SET name = ?, enabled = ?, rule_json = ?, updated_at = ? WHERE id = ?")
     .bind(r.name, r.enabled ? 1 : 0, bodyJson(r), r.updatedAt, r.id)
@@ -99,6 +102,7 @@ export async function accountsWithAutomations(db: D1Database): Promise<string[]>
 
 /** Deletes a rule (its runs go with it). */
 export async function deleteAutomation(db: D1Database, accountId: string, id: string): Promise<boolean> {
+  forgetConfig();
   const res = await db
     .prepare("DELETE FROM automation_rules WHERE id = ? AND account_id = ?")
     .bind(id, accountId)

@@ -4,6 +4,7 @@
  * writer after install. `connectionSummary` is the token-free view for APIs and logs.
  */
 import * as z from "zod";
+import { forgetConfig } from "./config-cache.ts";
 
 /** Connection lifecycle: `needs_reconnect` = refresh token rejected (user must reinstall). */
 export type ConnectionStatus = "active" | "needs_reconnect" | "backoff" | "uninstalled";
@@ -186,6 +187,7 @@ export async function saveConnectionTokens(
   t: ConnectionTokens,
   now: number = Date.now(),
 ): Promise<void> {
+  forgetConfig();
   await db
     .prepare(
       `INSERT INTO connections (id, kind, location_id, company_id, token_source, status, scopes, access_token_enc, refresh_token_enc, key_id, expires_at, token_version, user_id, app_id, last_error, retry_at, installed_at, updated_at, uninstalled_at)
@@ -220,6 +222,7 @@ export async function saveConnectionTokens(
 
 /** Records where the install of these connections started (the OAuth callback, after the gate stored the tokens). */
 export async function setInstallOrigin(db: D1Database, ids: string[], origin: InstallOrigin): Promise<void> {
+  forgetConfig();
   if (ids.length === 0) return;
   const update = db.prepare("UPDATE connections SET install_origin = ? WHERE id = ?");
   await db.batch(ids.map((id) => update.bind(origin, id)));
@@ -232,6 +235,7 @@ export async function setConnectionStatus(
   status: ConnectionStatus,
   options: { lastError?: string | null; retryAt?: number | null; now?: number } = {},
 ): Promise<void> {
+  forgetConfig();
   const now = options.now ?? Date.now();
   await db
     .prepare(
@@ -251,6 +255,7 @@ export async function retireConnections(
   target: { locationId?: string | null; companyId?: string | null },
   now: number = Date.now(),
 ): Promise<string[]> {
+  forgetConfig();
   const wipe =
     "status = 'uninstalled', access_token_enc = NULL, refresh_token_enc = NULL, expires_at = NULL, updated_at = ?, uninstalled_at = ?";
   if (target.locationId) {

@@ -14,6 +14,7 @@
 import * as z from "zod";
 import { decryptSecret, encryptSecret, needsReencryption, type EncryptionKey } from "../lib/crypto.ts";
 import { AppError } from "../lib/errors.ts";
+import { forgetConfig } from "./config-cache.ts";
 
 const aad = (accountId: string) => `fourdegrees_account:${accountId}`;
 const webhookAad = (accountId: string) => `fourdegrees_webhook_secret:${accountId}`;
@@ -96,6 +97,7 @@ export async function saveFourDegreesKey(
     now?: number;
   },
 ): Promise<FourDegreesAccountSummary> {
+  forgetConfig();
   const now = input.now ?? Date.now();
   const owner = await db
     .prepare("SELECT account_id FROM fourdegrees_accounts WHERE workspace_id = ?")
@@ -183,6 +185,7 @@ export async function setFourDegreesWebhookSecret(
   secret: string | null,
   now: number = Date.now(),
 ): Promise<boolean> {
+  forgetConfig();
   const sealed = secret === null ? null : await encryptSecret(keys, secret, webhookAad(accountId));
   const res = await db
     .prepare("UPDATE fourdegrees_accounts SET webhook_secret_enc = ?, updated_at = ? WHERE account_id = ?")
@@ -212,6 +215,7 @@ export async function webhookSecretForWorkspace(
 
 /** Removes an account's key; resolves whether there was one. */
 export async function deleteFourDegreesKey(db: D1Database, accountId: string): Promise<boolean> {
+  forgetConfig();
   const res = await db.prepare("DELETE FROM fourdegrees_accounts WHERE account_id = ?").bind(accountId).run();
   return res.meta.changes > 0;
 }

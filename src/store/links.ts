@@ -113,8 +113,8 @@ export type ExpectedEcho = z.infer<typeof ExpectedEchoSchema>;
  */
 export interface RecordExpectedEcho {
   echo: ExpectedEcho;
-  /** The link's `synced_at` as the job read it. */
-  ifSyncedAt: number;
+  /** The link's `synced_at` as the job read it; null for the create of the pair (no link yet). */
+  ifSyncedAt: number | null;
   /** When the HighLevel write began (ms). */
   unlessDirtySince: number;
 }
@@ -126,7 +126,8 @@ export interface RecordExpectedEcho {
  *
  * Every save replaces the pair's expected echo: with `expectEcho` when the conditions of
  * `RecordExpectedEcho` hold, else with nothing (a newer sync of the pair never inherits the
- * expectation of an older write; a new link never has one).
+ * expectation of an older write). A new link has one only from the create that made the pair
+ * (`ifSyncedAt: null`).
  */
 export async function saveLink(
   db: D1Database,
@@ -138,10 +139,47 @@ export async function saveLink(
   now = Date.now(),
 ): Promise<void> {
   const expect = link.expectEcho ?? null;
+  const echoJson = expect ? JSON.stringify(ExpectedEchoSchema.parse(expect.echo)) : null;
+  // The usual save keeps the pair's ids: an UPDATE that leaves the indexed columns alone writes
+  // one row (the upsert below also rewrites both index entries); a new or re-paired link upserts.
+  const kept = await db
+    .prepare(
+      `UPDATE links SET hl_location_id = ?4, state = ?6, base_json = ?7, fd_updated_at = ?8, fd_version = ?9, hl_updated_at = ?10,
+         synced_at = ?11, deleted_side = ?12,
+         hl_echo_json = CASE
+           WHEN ?13 IS NOT NULL AND ?6 = 'active' AND synced_at = ?14
+             AND NOT EXISTS (SELECT 1 FROM pending_records p WHERE p.account_id = ?1 AND p.side = 'highlevel' AND p.kind = 'deal'
+                               AND p.record_id = ?3 AND p.last_dirty_at >= ?15)
+           THEN ?13 ELSE NULL END
+       WHERE account_id = ?1 AND fd_deal_id = ?2 AND hl_opportunity_id = ?3 AND hl_contact_id IS ?5`,
+    )
+    .bind(
+      link.accountId,
+      link.fdDealId,
+      link.hlOpportunityId,
+      link.hlLocationId,
+      link.hlContactId,
+      link.state ?? "active",
+      JSON.stringify(link.base),
+      link.fdUpdatedAt,
+      link.fdVersion,
+      link.hlUpdatedAt,
+      now,
+      link.deletedSide ?? null,
+      echoJson,
+      expect?.ifSyncedAt ?? null,
+      expect?.unlessDirtySince ?? null,
+    )
+    .run();
+  if (kept.meta.changes > 0) return;
   await db
     .prepare(
       `INSERT INTO links (account_id, fd_deal_id, hl_opportunity_id, hl_location_id, hl_contact_id, state, base_json, fd_updated_at, fd_version, hl_updated_at, synced_at, deleted_side, hl_echo_json)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
+         CASE WHEN ?13 IS NOT NULL AND ?14 IS NULL AND ?6 = 'active'
+           AND NOT EXISTS (SELECT 1 FROM pending_records p WHERE p.account_id = ?1 AND p.side = 'highlevel' AND p.kind = 'deal'
+                             AND p.record_id = ?3 AND p.last_dirty_at >= ?15)
+         THEN ?13 ELSE NULL END)
        ON CONFLICT (account_id, fd_deal_id) DO UPDATE SET hl_opportunity_id = excluded.hl_opportunity_id, hl_location_id = excluded.hl_location_id,
          hl_contact_id = excluded.hl_contact_id, state = excluded.state, base_json = excluded.base_json, fd_updated_at = excluded.fd_updated_at,
          fd_version = excluded.fd_version, hl_updated_at = excluded.hl_updated_at, synced_at = excluded.synced_at, deleted_side = excluded.deleted_side,
@@ -164,7 +202,7 @@ export async function saveLink(
       link.hlUpdatedAt,
       now,
       link.deletedSide ?? null,
-      expect ? JSON.stringify(ExpectedEchoSchema.parse(expect.echo)) : null,
+      echoJson,
       expect?.ifSyncedAt ?? null,
       expect?.unlessDirtySince ?? null,
     )

@@ -5,6 +5,7 @@
  * `claimDelivery` inserts with ON CONFLICT DO NOTHING and reports whether this caller won.
  */
 import * as z from "zod";
+import { forgetConfig } from "./config-cache.ts";
 
 /** What a rule listens for. */
 export const TriggerSchema = z.enum([
@@ -102,6 +103,7 @@ export type RuleSummary = ReturnType<typeof ruleSummary>;
 
 /** Inserts a rule. */
 export async function insertRule(db: D1Database, r: NotificationRule): Promise<void> {
+  forgetConfig();
   await db
     .prepare(
       `INSERT INTO notification_rules (id, account_id, name, trigger, params_json, target_kind, target_url_enc, target_hint, signing_secret_enc, key_id, enabled, created_at, updated_at)
@@ -127,6 +129,7 @@ export async function insertRule(db: D1Database, r: NotificationRule): Promise<v
 
 /** Replaces a rule's editable columns (everything but id, account and created_at). */
 export async function updateRule(db: D1Database, r: NotificationRule): Promise<void> {
+  forgetConfig();
   await db
     .prepare(
       `UPDATE notification_rules SET name = ?, trigger = ?, params_json = ?, target_kind = ?, target_url_enc = ?, target_hint = ?, signing_secret_enc = ?, key_id = ?, enabled = ?, updated_at = ? WHERE id = ?`,
@@ -157,17 +160,24 @@ export async function listRules(
   db: D1Database,
   filter: { accountId?: string; enabledOnly?: boolean } = {},
 ): Promise<NotificationRule[]> {
-  const { results } = await db
-    .prepare(
-      "SELECT * FROM notification_rules WHERE (?1 IS NULL OR account_id = ?1) AND (?2 = 0 OR enabled = 1) ORDER BY created_at, id",
-    )
-    .bind(filter.accountId ?? null, filter.enabledOnly ? 1 : 0)
-    .all();
+  // One account's rules through `notification_rules_account` (an `?1 IS NULL OR` filter scans the table).
+  const statement =
+    filter.accountId === undefined
+      ? db
+          .prepare("SELECT * FROM notification_rules WHERE (?1 = 0 OR enabled = 1) ORDER BY created_at, id")
+          .bind(filter.enabledOnly ? 1 : 0)
+      : db
+          .prepare(
+            "SELECT * FROM notification_rules WHERE account_id = ?1 AND (?2 = 0 OR enabled = 1) ORDER BY created_at, id",
+          )
+          .bind(filter.accountId, filter.enabledOnly ? 1 : 0);
+  const { results } = await statement.all();
   return results.map(toRule);
 }
 
 /** Deletes a rule (its deliveries go with it); false when there was none. */
 export async function deleteRule(db: D1Database, id: string): Promise<boolean> {
+  forgetConfig();
   const res = await db.prepare("DELETE FROM notification_rules WHERE id = ?").bind(id).run();
   return res.meta.changes > 0;
 }

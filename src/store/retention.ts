@@ -1,6 +1,7 @@
 /**
  * Retention: the cron (src/index.ts `scheduled`) deletes rows past each table's retention, oldest
- * first, in bounded batches (`DELETE … WHERE rowid IN (SELECT rowid … LIMIT n)`) and at most
+ * first, in bounded batches (`DELETE … WHERE rowid IN (SELECT rowid … LIMIT n)`, by the primary key
+ * for a WITHOUT ROWID table) and at most
  * `maxStatements` statements a run, so D1 stays far from its 10 GB and no run grows with the
  * backlog. What is still needed is never deleted: open failures, queued notification deliveries,
  * pending ledger writes, and tombstones younger than their (floored) retention. Webhook receipts,
@@ -46,6 +47,8 @@ interface Target {
   keep?: string;
   /** The policy's retention for this table, or a fixed number of days. */
   days: keyof Omit<RetentionPolicy, "maxStatements"> | { fixed: number };
+  /** The primary key's columns of a WITHOUT ROWID table (it has no rowid to delete by). */
+  key?: string;
 }
 
 /** The unusual-activity baseline needs 7 days of hourly counters (src/notify/activity.ts); one more is slack. */
@@ -68,7 +71,13 @@ const TARGETS: readonly Target[] = [
   { table: "tombstones", column: "deleted_at", days: "tombstoneDays" },
   { table: "fourdegrees_imports", column: "finished_at", days: "importDays" },
   { table: "fourdegrees_import_rows", column: "updated_at", days: "importDays" },
-  { table: "write_ledger", column: "created_at", keep: "state != 'pending'", days: "ledgerDays" },
+  {
+    table: "write_ledger",
+    column: "created_at",
+    keep: "state != 'pending'",
+    days: "ledgerDays",
+    key: "account_id, target_side, source_record, change_hash",
+  },
   { table: "activity_hourly", column: "hour", days: { fixed: ACTIVITY_HOURLY_DAYS } },
   // Settled runs of change-driven triggers: a pair change's id never recurs, and its duplicate
   // deliveries come within hours. A cron-trigger run (`cron:<kind>:<deal>:<situation>`) lasts as long
@@ -117,9 +126,10 @@ export async function pruneExpired(
       }
       const cutoff = now - (typeof t.days === "string" ? policy[t.days] : t.days.fixed) * DAY_MS;
       const where = `${t.column} < ?1${t.keep ? ` AND ${t.keep}` : ""}`;
+      const key = t.key ? `(${t.key})` : "rowid";
       const res = await db
         .prepare(
-          `DELETE FROM ${t.table} WHERE rowid IN (SELECT rowid FROM ${t.table} WHERE ${where} ORDER BY ${t.column} LIMIT ?2)`,
+          `DELETE FROM ${t.table} WHERE ${key} IN (SELECT ${t.key ?? "rowid"} FROM ${t.table} WHERE ${where} ORDER BY ${t.column} LIMIT ?2)`,
         )
         .bind(cutoff, batchRows)
         .run();

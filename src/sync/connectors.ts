@@ -13,6 +13,7 @@ import { highLevelPort, type HighLevelAdapter } from "../highlevel/adapter.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Account } from "../store/accounts.ts";
 import { getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
+import { cachedConfig } from "../store/config-cache.ts";
 
 /** The connectors of one account for one job (or batch). */
 export interface AccountConnectors {
@@ -42,7 +43,9 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
         throw err;
       },
     );
-    const stored = await getFourDegreesAccount(env.DB, account.id);
+    const stored = await cachedConfig(`fourdegrees-account:${account.id}`, () =>
+      getFourDegreesAccount(env.DB, account.id),
+    );
     const actorType = stored?.actor?.type;
     const ourActor: Actor | null =
       stored?.actor &&

@@ -16,6 +16,7 @@ import { filterGate } from "./filter.ts";
 import { findOpportunityFor, type FindHost, type LookupCache } from "./lookups.ts";
 import { fourDegreesContactFor, highLevelContactFor } from "./contacts.ts";
 import { extrasToNewDeal, extrasToNewOpportunity } from "./create-extras.ts";
+import { expectedCreateEchoOf } from "./echo.ts";
 import {
   allowsTo,
   directionOf,
@@ -153,6 +154,7 @@ export async function fromFourDegrees(
   });
   // The request is kept with the ledger row: a retry after a crash finds this create by it (findOpportunityFor).
   await beginWrite(engine.db, key, "create", engine.deps.now(), build.body);
+  const writeStartedAt = engine.deps.now();
   const opp = await hl.createOpportunity(build.body);
   await engine.deps.hooks?.afterCreate?.("highlevel", opp.id);
   await completeWrite(engine.db, key, opp.id, engine.deps.now());
@@ -175,6 +177,17 @@ export async function fromFourDegrees(
       fdUpdatedAt: linked.updatedAt,
       fdVersion: linked.version,
       hlUpdatedAt: extra.opp.updatedAt ?? null,
+      // The create's own deliveries, acked without a read (docs/sync.md#expected-echoes); further
+      // calls for extras send rounds of their own, so then none is predicted.
+      ...(extra.calls === 0
+        ? {
+            expectEcho: {
+              echo: expectedCreateEchoOf(opp, engine.deps.now()),
+              ifSyncedAt: null,
+              unlessDirtySince: writeStartedAt,
+            },
+          }
+        : {}),
     },
     engine.deps.now(),
   );

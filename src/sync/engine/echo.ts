@@ -163,6 +163,18 @@ export function expectedEchoOf(before: Opportunity, answer: Opportunity, now: nu
   return { types, fields: b, expiresAt: now + EXPECTED_ECHO_TTL_MS };
 }
 
+/**
+ * What HighLevel will send for our create of an opportunity: `OpportunityCreate` plus one
+ * `OpportunityUpdate`, each carrying the created record's fields (the create's answer).
+ */
+export function expectedCreateEchoOf(answer: Opportunity, now: number): ExpectedEcho {
+  return {
+    types: { OpportunityCreate: 1, OpportunityUpdate: 1 },
+    fields: carriedFields(answer),
+    expiresAt: now + EXPECTED_ECHO_TTL_MS,
+  };
+}
+
 const sameFields = (a: ExpectedEcho["fields"], b: ExpectedEcho["fields"]): boolean =>
   (Object.keys(a) as Array<keyof ExpectedEcho["fields"]>).every((k) => a[k] === b[k]);
 

@@ -16,7 +16,7 @@
  */
 import { sha256 } from "../../lib/hash.ts";
 import type { Account } from "../../store/accounts.ts";
-import { beginWrite, completeWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
+import { ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
 import {
   addTombstone,
   findLink,
@@ -417,19 +417,11 @@ export class SyncEngine {
     written.skipped.push(...plan.skipped);
     const calls = { body: build.body, plan };
     if (nothingToWrite(calls)) return written;
-    const key: LedgerKey = {
-      accountId: this.account.id,
-      targetSide: "highlevel",
-      sourceRecord: `fourdegrees:${link.fdDealId}`,
-      changeHash: await sha256(JSON.stringify([build.body, opp.updatedAt ?? null, plan])),
-    };
-    const begun = await beginWrite(this.db, key, "update", this.deps.now());
-    // Applied before a crash: the re-read already shows it.
-    if (begun.entry.state === "done") return written;
+    // No ledger row for an update: a retry re-reads the opportunity, and the merge against the
+    // base writes only what is still missing (an update applied before a crash shows in the re-read).
     const writeStartedAt = this.deps.now();
     const applied = await writeOpportunity(hl, opp, calls);
     written.opp = applied.answer;
-    await completeWrite(this.db, key, opp.id, this.deps.now());
     const expected: Flat = { ...hlFlat };
     for (const k of result.toHighLevel) expected[k] = result.merged[k];
     // Several calls send several rounds of webhooks, each with its own payload: none is predicted.
@@ -468,7 +460,8 @@ export class SyncEngine {
       sourceRecord: `highlevel:${opp.id}`,
       changeHash: await sha256(JSON.stringify([build.body, deal.version])),
     };
-    await beginWrite(this.db, key, "update", this.deps.now());
+    // The key is only the Idempotency-Key (it names the deal's version read): an update keeps no
+    // ledger row, a retry after a crash re-reads the deal and sends only what is still missing.
     let conflicted = false;
     const newDeal = await this.deps.fourdegrees.updateDeal(link.fdDealId, build.body, {
       idempotencyKey: ledgerIdempotencyKey(key),
@@ -480,7 +473,6 @@ export class SyncEngine {
       },
     });
     if (conflicted) return { deal: newDeal, conflicted, skipped: build.skipped };
-    await completeWrite(this.db, key, link.fdDealId, this.deps.now());
     out.writes.push({ side: "fourdegrees", op: "update", id: link.fdDealId, fields: [...result.toFourDegrees] });
     return { deal: newDeal, conflicted, skipped: build.skipped };
   }

@@ -337,16 +337,7 @@ async function syncNotesOf(
   out.outcome = test ? (out.writes.length ? "test_mode" : "noop") : out.writes.length ? "ok" : "noop";
   if (bookkeeping > 0) out.detail = { ...out.detail, bookkeeping };
   out.direction = directionOfWrites(out.writes);
-  if (out.writes.length > 0 && !test)
-    await recordEvent(engine.db, {
-      accountId: engine.account.id,
-      kind: "note",
-      direction: out.direction,
-      fdId: link.fdDealId,
-      hlId: link.hlOpportunityId,
-      outcome: "ok",
-      detail: { writes: out.writes },
-    });
+  // The record job's one `note` event carries these writes (src/sync/jobs/record.ts).
   return out;
 }
 

@@ -34,6 +34,8 @@ import { cronOccurrence } from "../../automations/scan.ts";
 import { CRON_TRIGGERS } from "../../domain/automation-rule.ts";
 import type { JobResult, PairChange } from "../engine/types.ts";
 import { outcomeForError, type JobDeps } from "./deps.ts";
+import { cachedConfig } from "../../store/config-cache.ts";
+import type { AutomationRule } from "../../store/automations.ts";
 
 type RunMessage = Extract<QueueMessage, { kind: "automation.run" }>;
 
@@ -42,6 +44,11 @@ export const automationFailureId = (m: { ruleId: string; occurrence: string }) =
   `automation:${m.ruleId}:${m.occurrence}`.slice(0, 500);
 
 /** The account's structure for names: 4Degrees pipelines and the location's HighLevel pipelines (both cached). */
+/** The account's enabled rules, through the sync path's configuration cache (read per record job). */
+function enabledRules(db: D1Database, accountId: string): Promise<AutomationRule[]> {
+  return cachedConfig(`automation-rules:${accountId}`, () => listAutomations(db, accountId, { enabledOnly: true }));
+}
+
 export async function structureFor(
   ports: AutomationPorts,
   mapping: Mapping,
@@ -87,7 +94,7 @@ export async function fireForChange(
   const mapping = account.mapping;
   if (!mapping) return [];
   try {
-    const rules = await listAutomations(db, account.id, { enabledOnly: true });
+    const rules = await enabledRules(db, account.id);
     // Stage entries are kept from the account's first rule on (no rules, no work per change).
     if (rules.length === 0) return [];
     const loc = locationOf(mapping, locationId);
@@ -142,7 +149,7 @@ export async function fireForNotes(
   const mapping = account.mapping;
   if (!mapping || sourceNotes.length === 0) return [];
   try {
-    const rules = await listAutomations(ctx.env.DB, account.id, { enabledOnly: true });
+    const rules = await enabledRules(ctx.env.DB, account.id);
     if (!rules.some((r) => r.trigger.kind === "note_added")) return [];
     const loc = locationOf(mapping, pair.locationId);
     const s = await structureFor(ports, mapping, loc);
@@ -197,7 +204,7 @@ export async function fireFromRecordJob(
   });
   if (!result.change && notes.length === 0) return;
   try {
-    if ((await listAutomations(ctx.env.DB, account.id, { enabledOnly: true })).length === 0) return;
+    if ((await enabledRules(ctx.env.DB, account.id)).length === 0) return;
     const link = result.fdId
       ? await findLink(ctx.env.DB, account.id, "fourdegrees", result.fdId)
       : result.hlId

@@ -14,7 +14,7 @@
  * permanent errors (validation, 4xx, contract drift) are recorded in `sync_failures` with the
  * message to replay and acked. One account's failure only ever touches its own messages.
  */
-import type { Handler, Handlers, HandlerContext } from "../../queue/consumer.ts";
+import { claimingItsDelivery, type Handler, type Handlers, type HandlerContext } from "../../queue/consumer.ts";
 import { runAttachmentsJob } from "./attachments.ts";
 import { runBackfillJob } from "./backfill.ts";
 import type { JobDeps } from "./deps.ts";
@@ -25,8 +25,13 @@ import { handleFourDegreesWebhook, handleHighLevelWebhook } from "./webhooks.ts"
 
 /** The queue handlers of the engine, bound to `makeDeps` (called once per message). */
 export function syncHandlers(makeDeps: (ctx: HandlerContext) => JobDeps): Handlers {
-  const hlWebhook: Handler<"highlevel.webhook"> = (msg, ctx) => handleHighLevelWebhook(msg, ctx, makeDeps);
-  const fdWebhook: Handler<"fourdegrees.webhook"> = (msg, ctx) => handleFourDegreesWebhook(msg, ctx, makeDeps);
+  // Webhooks claim their delivery only when triage finds work for it (no receipt row for an echo).
+  const hlWebhook: Handler<"highlevel.webhook"> = claimingItsDelivery((msg, ctx) =>
+    handleHighLevelWebhook(msg, ctx, makeDeps),
+  );
+  const fdWebhook: Handler<"fourdegrees.webhook"> = claimingItsDelivery((msg, ctx) =>
+    handleFourDegreesWebhook(msg, ctx, makeDeps),
+  );
 
   const record: Handler<"sync.record"> = (msg, ctx) => runRecordJob(msg, ctx, makeDeps(ctx));
 

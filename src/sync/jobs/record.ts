@@ -20,6 +20,7 @@ import type { AccountConnectors } from "../connectors.ts";
 import { fireFromRecordJob } from "./automation.ts";
 import { countCalls, markAndEnqueue, outcomeForError, type JobDeps } from "./deps.ts";
 import { enqueueAttachments } from "./attachment-triggers.ts";
+import { cachedConfig } from "../../store/config-cache.ts";
 
 /** The stable failure id of a record job (one open failure per record; replay re-runs it). */
 export function failureIdFor(msg: Extract<QueueMessage, { kind: "sync.record" }>): string {
@@ -35,7 +36,7 @@ export async function runRecordJob(
   const db = ctx.env.DB;
   const started = deps.now();
   const log = ctx.log.child({ account: msg.accountId });
-  const account = await getAccount(db, msg.accountId);
+  const account = await cachedConfig(`account:${msg.accountId}`, () => getAccount(db, msg.accountId));
   if (!account) {
     log.warn({ event: "sync.record", outcome: "skipped", reason: "account no longer exists", record: msg.recordId });
     return { kind: "ack" };
@@ -166,30 +167,32 @@ export async function runRecordJob(
       ...(result.retryAfterSeconds ? { delaySeconds: result.retryAfterSeconds } : {}),
     };
 
-  await recordEvent(db, {
-    accountId: account.id,
-    kind:
-      result.outcome === "test_mode"
-        ? "test_mode"
-        : result.outcome === "echo"
-          ? "echo"
-          : msg.record === "notes"
-            ? "note"
-            : "sync",
-    direction: result.direction,
-    fdId: result.fdId,
-    hlId: result.hlId,
-    outcome: result.outcome,
-    detail: {
-      trigger: `${msg.side}:${msg.record}:${msg.recordId}`,
-      writes: result.writes,
-      conflicts: result.conflicts.length,
-      calls,
-      ms,
-      ...(result.reason ? { reason: result.reason } : {}),
-      ...result.detail,
-    },
-  });
+  // A job that found nothing to do leaves no event (its log line says so): the trail is of changes.
+  if (!changedNothing(result))
+    await recordEvent(db, {
+      accountId: account.id,
+      kind:
+        result.outcome === "test_mode"
+          ? "test_mode"
+          : result.outcome === "echo"
+            ? "echo"
+            : msg.record === "notes"
+              ? "note"
+              : "sync",
+      direction: result.direction,
+      fdId: result.fdId,
+      hlId: result.hlId,
+      outcome: result.outcome,
+      detail: {
+        trigger: `${msg.side}:${msg.record}:${msg.recordId}`,
+        writes: result.writes,
+        conflicts: result.conflicts.length,
+        calls,
+        ms,
+        ...(result.reason ? { reason: result.reason } : {}),
+        ...result.detail,
+      },
+    });
   // Team notifications of the pair's change (never throws; a notifier problem never fails the job).
   if (result.change && engine && !account.testMode)
     await notifyDealChange(ctx, engine, account.mapping, account.id, result.change, log);
@@ -225,6 +228,22 @@ export async function runRecordJob(
     );
   }
   return { kind: "ack" };
+}
+
+/**
+ * A `noop` with nothing to say: no write, conflict, reason, skipped field or other detail, and no
+ * field the merge wanted to change. Anything an operator could ask about keeps its event.
+ */
+function changedNothing(result: JobResult): boolean {
+  if (result.outcome !== "noop" || result.writes.length > 0 || result.conflicts.length > 0 || result.reason)
+    return false;
+  const { changed, ...rest } = result.detail ?? {};
+  const none =
+    changed === undefined ||
+    (typeof changed === "object" &&
+      changed !== null &&
+      Object.values(changed).every((v) => Array.isArray(v) && v.length === 0));
+  return none && Object.keys(rest).length === 0;
 }
 
 /** A canonical (flat) record as the notifier's deal state: the 4Degrees stage (id and name), status and value. */

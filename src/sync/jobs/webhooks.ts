@@ -19,6 +19,7 @@ import { sha256 } from "../../lib/hash.ts";
 import { recogniseHighLevelEcho } from "../engine/echo.ts";
 import { dirtyKey, markAndEnqueue, type JobDeps } from "./deps.ts";
 import { enqueueAttachments, isAttachmentEcho, touchesAttachments } from "./attachment-triggers.ts";
+import { cachedConfig } from "../../store/config-cache.ts";
 
 const OPPORTUNITY_EVENTS = new Set([
   "OpportunityCreate",
@@ -59,8 +60,8 @@ async function resolveAccountForLocation(
 ): Promise<Account | null> {
   if (!locationId) return null;
   return onceInBatch(batch, `account-of-location:${locationId}`, async () => {
-    const id = await accountIdForLocation(db, locationId);
-    return id ? getAccount(db, id) : null;
+    const id = await cachedConfig(`account-of-location:${locationId}`, () => accountIdForLocation(db, locationId));
+    return id ? cachedConfig(`account:${id}`, () => getAccount(db, id)) : null;
   });
 }
 
@@ -183,6 +184,16 @@ async function isSyncedNoteEcho(
   return false;
 }
 
+/**
+ * Claims the delivery now that triage found work for it (`HandlerContext.claim`); false = a
+ * duplicate of a delivery another message claimed, to be acked without doing anything.
+ */
+async function claimed(ctx: HandlerContext, type: string): Promise<boolean> {
+  if (!ctx.claim || (await ctx.claim())) return true;
+  ctx.log.debug({ event: "webhook.duplicate", outcome: "skipped", type });
+  return false;
+}
+
 /** Triage of a HighLevel webhook: ack what needs no job (unknown location, echo), else mark the record dirty. */
 export async function handleHighLevelWebhook(
   msg: Extract<QueueMessage, { kind: "highlevel.webhook" }>,
@@ -207,8 +218,10 @@ export async function handleHighLevelWebhook(
       });
     return { kind: "ack" };
   }
-  if (target.kind === "deal" && touchesAttachments(account, msg.type))
+  if (target.kind === "deal" && touchesAttachments(account, msg.type)) {
+    if (!(await claimed(ctx, msg.type))) return { kind: "ack" };
     await enqueueAttachments(ctx, makeDeps(ctx), account.id, "highlevel", target.recordId, locationId, msg.type);
+  }
   const dirty = { accountId: account.id, side: "highlevel" as const, kind: target.kind, recordId: target.recordId };
   if (ctx.batch?.isDone(dirtyKey(dirty))) {
     // An earlier message of this batch marked the record: its job reads after that mark, so it
@@ -263,6 +276,7 @@ export async function handleHighLevelWebhook(
     });
     return { kind: "ack" };
   }
+  if (!(await claimed(ctx, msg.type))) return { kind: "ack" };
   await markAndEnqueue(ctx.env.DB, deps, { ...dirty, locationId }, ctx.batch);
   return { kind: "ack" };
 }
@@ -291,7 +305,7 @@ export async function handleFourDegreesWebhook(
   }
   // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
   const accountId = await onceInBatch(ctx.batch, `account-of-workspace:${msg.workspaceId}`, () =>
-    accountForWorkspace(ctx.env.DB, msg.workspaceId),
+    cachedConfig(`account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId)),
   );
   if (!accountId) {
     if (ctx.batch?.first(`unknown-workspace:${msg.workspaceId}`) ?? true)
@@ -307,6 +321,7 @@ export async function handleFourDegreesWebhook(
   }
   if (event.record.kind === "attachment") {
     if (await isAttachmentEcho(ctx.env.DB, accountId, event.type, event.record.id)) return { kind: "ack" };
+    if (!(await claimed(ctx, msg.type))) return { kind: "ack" };
     await enqueueAttachments(ctx, makeDeps(ctx), accountId, "fourdegrees", event.record.dealId, null, event.type);
     return { kind: "ack" };
   }
@@ -336,6 +351,7 @@ export async function handleFourDegreesWebhook(
     });
     return { kind: "ack" };
   }
+  if (!(await claimed(ctx, msg.type))) return { kind: "ack" };
   await markAndEnqueue(ctx.env.DB, makeDeps(ctx), dirty, ctx.batch);
   return { kind: "ack" };
 }

@@ -2,11 +2,12 @@
  * The queue consumer deduplicates webhook deliveries (the ingress no longer touches D1): each
  * batch's deliveries are claimed in one D1 round trip; a delivery id claimed by another message is
  * acked without reaching its handler, a retry of the claiming message itself is processed again,
- * and a failed claim retries the batch's deliveries without touching the other messages.
+ * and a failed claim retries the batch's deliveries without touching the other messages. A handler
+ * marked `claimingItsDelivery` claims its delivery itself, only when it has work for it.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Handlers } from "../../../src/queue/consumer.ts";
+import { claimingItsDelivery, type Handlers } from "../../../src/queue/consumer.ts";
 import type { QueueMessage } from "../../../src/queue/messages.ts";
 import { recordingHandlers, runBatch } from "../helpers/consume.ts";
 
@@ -113,5 +114,81 @@ describe("consumer: webhook claims", () => {
     const again = recordingHandlers();
     await runBatch([hl(a)], again.handlers, { ids: [run.ids[0] ?? ""] });
     expect(again.reached).toEqual([a]);
+  });
+});
+
+describe("consumer: webhooks whose handler claims its own delivery", () => {
+  /** A self-claiming handler: claims only deliveries whose body says `work`, records what it processed. */
+  function selfClaiming(): { handlers: Handlers; processed: string[]; duplicates: string[] } {
+    const processed: string[] = [];
+    const duplicates: string[] = [];
+    return {
+      processed,
+      duplicates,
+      handlers: {
+        "highlevel.webhook": claimingItsDelivery(async (msg, ctx) => {
+          if (msg.body["work"] !== true) return { kind: "ack" }; // e.g. an echo: no claim
+          if (!ctx.claim) throw new Error("a self-claiming handler gets ctx.claim");
+          // Asked twice (attachments, then the mark): one claim.
+          const [a, b] = [await ctx.claim(), await ctx.claim()];
+          expect(a).toBe(b);
+          (a ? processed : duplicates).push(msg.webhookId);
+          return { kind: "ack" };
+        }),
+      },
+    };
+  }
+  const work = (webhookId: string, yes: boolean): QueueMessage => ({
+    v: 1,
+    kind: "highlevel.webhook",
+    webhookId,
+    locationId: "loc-claims",
+    type: "OpportunityUpdate",
+    receivedAt: Date.now(),
+    body: { type: "OpportunityUpdate", id: "opp-1", locationId: "loc-claims", work: yes },
+  });
+  const receipt = (id: string) =>
+    env.DB.prepare("SELECT message_id FROM webhook_receipts WHERE provider = 'highlevel' AND webhook_id = ?")
+      .bind(id)
+      .first<{ message_id: string }>();
+
+  it("happy: a delivery acked without work writes no receipt; one with work is claimed once", async () => {
+    const idle = uid("idle");
+    const busy = uid("busy");
+    const h = selfClaiming();
+    const run = await runBatch([work(idle, false), work(busy, true)], h.handlers);
+    expect(run.acked).toHaveLength(2);
+    expect(await receipt(idle)).toBeNull();
+    expect((await receipt(busy))?.message_id).toBe(run.ids[1]);
+    expect(h.processed).toEqual([busy]);
+  });
+
+  it("happy: a redelivery by another message is a duplicate; a retry of the claiming message is processed", async () => {
+    const id = uid("again");
+    const first = selfClaiming();
+    const a = await runBatch([work(id, true)], first.handlers);
+    const second = selfClaiming();
+    await runBatch([work(id, true)], second.handlers);
+    expect(second.processed).toEqual([]);
+    expect(second.duplicates).toEqual([id]);
+    const retry = selfClaiming();
+    await runBatch([work(id, true)], retry.handlers, { ids: a.ids });
+    expect(retry.processed).toEqual([id]);
+  });
+
+  it("error: D1 down during the handler's claim — the message is retried, nothing processed", async () => {
+    const id = uid("down");
+    const h = selfClaiming();
+    const down = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch") return () => Promise.reject(new Error("D1_ERROR: database unavailable"));
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const run = await runBatch([work(id, true)], h.handlers, { db: down });
+    expect(run.retried).toEqual(run.ids);
+    expect(h.processed).toEqual([]);
+    expect(await receipt(id)).toBeNull();
   });
 });

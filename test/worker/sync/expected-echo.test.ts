@@ -137,6 +137,26 @@ async function handIn(e: EchoWorld, deliveries: Queued[]): Promise<void> {
 }
 
 describe("the echo of our own HighLevel write, with the close date synced from a HighLevel custom field", () => {
+  it("a 4Degrees deal created in HighLevel: the create's OpportunityCreate and OpportunityUpdate cost no read, no job", async () => {
+    const e = await echoWorld();
+    const deal = newDeal(e.w, { name: "Fresh Create Co", stage: "Sourced", amountMinor: 50_000_00 });
+    await e.w.sb.fourdegrees.flush();
+    await e.w.drain();
+    const oppId = (await e.w.linkOf("fourdegrees", deal.id))?.hlOpportunityId ?? expect.fail("not created");
+    const ours = await takeHighLevelDeliveries(e.w);
+    expect(ours.map(typeOf).sort()).toEqual(["OpportunityCreate", "OpportunityUpdate"]);
+    const recorded = (await findExpectedEcho(env.DB, ACCOUNT, oppId))?.echo ?? expect.fail("no expected echo recorded");
+    expect(recorded.types).toEqual({ OpportunityCreate: 1, OpportunityUpdate: 1 });
+
+    e.reset();
+    await handIn(e, ours);
+    expect(e.counts.requests, "requests made for the echoes").toEqual([]);
+    expect(recordJobs(e.w)).toBe(0);
+    expect(await findExpectedEcho(env.DB, ACCOUNT, oppId), "both slots taken").toBeNull();
+    await e.w.settle();
+    await expectConverged(e.w);
+  });
+
   it("a 4Degrees value edit synced to HighLevel: its echoes cost no HighLevel read, no write, no job", async () => {
     const e = await echoWorld();
     const ours = await syncFourDegreesValue(e, 300_000_00);

@@ -233,6 +233,36 @@ describe("notes", () => {
   });
 });
 
+describe("activity trail", () => {
+  it("a notes job that copies a note leaves one `note` event with its write; a job that finds nothing leaves none", async () => {
+    const w = await createWorld(routes);
+    const deal = newDeal(w, { name: "Trail Co", stage: "Sourced" });
+    await w.settle();
+    w.sb.fourdegrees.addNoteAsUser(deal.id, "Trail: first call.");
+    await w.settle();
+    const notes = await listEvents(env.DB, ACCOUNT, { kind: "note" });
+    expect(notes).toHaveLength(1);
+    expect(notes[0]?.detail["writes"]).toEqual([expect.objectContaining({ side: "highlevel", op: "create_note" })]);
+    const before = (await listEvents(env.DB, ACCOUNT, { limit: 200 })).length;
+    // The deal's notes once more, nothing changed on either side: the job runs and writes nothing.
+    w.queue.push({
+      body: {
+        v: 1,
+        kind: "sync.record",
+        accountId: ACCOUNT,
+        side: "fourdegrees",
+        record: "notes",
+        recordId: deal.id,
+        force: true,
+      },
+      attempts: 0,
+    });
+    await w.settle();
+    expect(w.handled.at(-1)).toEqual({ kind: "sync.record", outcome: "ack" });
+    expect((await listEvents(env.DB, ACCOUNT, { limit: 200 })).length).toBe(before);
+  });
+});
+
 describe("reconcile", () => {
   it("catches a change whose webhook HighLevel dropped", async () => {
     const w = await createWorld(routes);

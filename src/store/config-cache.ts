@@ -1,0 +1,41 @@
+/**
+ * An in-isolate, short-lived copy of per-account configuration that every synced change reads:
+ * the account (settings and mapping), its location → account and workspace → account routes, its
+ * 4Degrees key row, its automation and notification rules. D1 bills each row read, and a change
+ * reads these several times (webhook triage, the record job, notifications, automations) though
+ * they change only when an operator edits them.
+ *
+ * Why a TTL and not only invalidation: an edit made through another isolate is seen here within
+ * the TTL (`CONFIG_CACHE_SECONDS`, set per invocation by src/index.ts; 0 turns the cache off, which
+ * the tests' bindings do). Every writer of these tables in this isolate calls `forgetConfig()`, so
+ * an edit is seen at once where it was made. A failed load is not kept.
+ */
+
+let ttlMs = 0;
+const MAX_ENTRIES = 2_000;
+const entries = new Map<string, { until: number; value: Promise<unknown> }>();
+
+/** Sets the TTL (ms) from the invocation's config; 0 switches the cache off and empties it. */
+export function setConfigCacheTtl(ms: number): void {
+  ttlMs = ms;
+  if (ms <= 0) entries.clear();
+}
+
+/** `load()` at most once per `key` per TTL; copies are handed out so a caller cannot change the cached value. */
+export async function cachedConfig<T>(key: string, load: () => Promise<T>, now = Date.now()): Promise<T> {
+  if (ttlMs <= 0) return load();
+  const hit = entries.get(key);
+  if (hit && hit.until > now) return structuredClone((await hit.value) as T);
+  const value = load();
+  if (entries.size >= MAX_ENTRIES) entries.delete(entries.keys().next().value ?? "");
+  entries.set(key, { until: now + ttlMs, value });
+  value.catch(() => {
+    if (entries.get(key)?.value === value) entries.delete(key);
+  });
+  return structuredClone(await value);
+}
+
+/** Forgets every cached entry (a writer of the cached tables calls it: edits are rare, so all of it). */
+export function forgetConfig(): void {
+  entries.clear();
+}

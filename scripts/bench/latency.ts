@@ -16,6 +16,9 @@ export interface LatencyChange {
   deliveries: number;
   /** Record jobs run while the change and its echoes were handled (null: no `queue.batch` lines seen). */
   recordJobs: number | null;
+  /** The consumer's own time for the batch that ran the job, and the job's (`duration_ms` of their lines). */
+  batchMs: number | null;
+  jobMs: number | null;
 }
 
 export interface LatencyRun {
@@ -42,6 +45,12 @@ async function until(check: () => boolean, timeoutMs: number): Promise<boolean> 
     await new Promise((r) => setTimeout(r, 10));
   }
   return check();
+}
+
+/** `duration_ms` of the first line read after `since` that `pick` accepts. */
+function firstDuration(stack: Stack, since: number, pick: (line: Record<string, unknown>) => boolean): number | null {
+  const line = stack.logs.find((l) => Number(l["seenAt"] ?? 0) >= since && pick(l));
+  return line && typeof line["duration_ms"] === "number" ? line["duration_ms"] : null;
 }
 
 /** Record jobs in the consumer's `queue.batch` lines read after `since` (null when there are none at all). */
@@ -86,6 +95,7 @@ export async function runLatency(stack: Stack, perSide: number): Promise<Latency
 
   const stages = ["Term Sheet", "Sourced"];
   let step = 0;
+  let hlStep = 0;
   const change = async (direction: LatencyChange["direction"]): Promise<LatencyChange> => {
     step++;
     const before = deliveries();
@@ -96,10 +106,12 @@ export async function runLatency(stack: Stack, perSide: number): Promise<Latency
       sb.fourdegrees.updateDealAsUser(dealId, { value: { amount_minor: amount * 100, currency: "USD" } });
       done = () => sb.highlevel.store.opportunities.get(oppId)?.monetaryValue === amount;
     } else {
-      // A stage move (2 deliveries), every other one with a value edit too (3 deliveries).
-      const stage = stages[step % 2] ?? "Sourced";
+      // Stage moves back and forth: to Term Sheet alone (2 deliveries), back to Sourced with a
+      // value edit (3 deliveries).
+      hlStep++;
+      const stage = stages[hlStep % 2] ?? "Sourced";
       const amount = 20_000 + step;
-      const withValue = step % 4 < 2;
+      const withValue = hlStep % 2 === 1;
       sb.highlevel.service.updateOpportunity(oppId, {
         pipelineStageId: hlStage(stage),
         ...(withValue ? { monetaryValue: amount } : {}),
@@ -109,10 +121,21 @@ export async function runLatency(stack: Stack, perSide: number): Promise<Latency
         return deal.stage_id === fdStage(stage) && (!withValue || deal.value?.amount_minor === amount * 100);
       };
     }
+    // The other side cannot hold a change the Worker has not seen yet: the change made nothing new.
+    if (done()) throw new Error(`the ${direction} change #${step} changed nothing`);
     const synced = await until(done, 30_000);
     const seconds = synced ? (Date.now() - at) / 1000 : null;
     await settle(stack);
-    return { direction, seconds, deliveries: deliveries() - before, recordJobs: recordJobsSince(stack, at) };
+    const ranJob = (l: Record<string, unknown>) =>
+      l["event"] === "queue.batch" && JSON.stringify(l["kinds"] ?? {}).includes('"sync.record"');
+    return {
+      direction,
+      seconds,
+      deliveries: deliveries() - before,
+      recordJobs: recordJobsSince(stack, at),
+      batchMs: firstDuration(stack, at, ranJob),
+      jobMs: firstDuration(stack, at, (l) => l["event"] === "sync.record"),
+    };
   };
 
   await change("4D → HL");
@@ -182,6 +205,19 @@ export function latencyRows(
   const maxJobs = Math.max(...runs.map((r) => r.recordJobs.max ?? Number.NaN));
   const meanJobs = all.reduce((s, c) => s + (c.recordJobs ?? 0), 0) / Math.max(1, all.length);
   const fanOut = all.filter((c) => c.direction === "HL → 4D").map((c) => c.deliveries);
+  const ms = (pick: (c: LatencyChange) => number | null) => {
+    const v = all.flatMap((c) => {
+      const x = pick(c);
+      return x === null ? [] : [x];
+    });
+    return v.length ? `${median(v).toFixed(0)} ms` : "not seen";
+  };
+  rows.push({
+    figure: "latency: where a change's time goes (medians)",
+    measured: `total ${(median(all.flatMap((c) => (c.seconds === null ? [] : [c.seconds]))) * 1000).toFixed(0)} ms = queue wait before the batch + the consumer's batch ${ms((c) => c.batchMs)} (claim, triage, settle, job); of it the record job ${ms((c) => c.jobMs)}`,
+    target: "(printed)",
+    ok: null,
+  });
   rows.push({
     figure: "latency: record jobs per change",
     measured: Number.isNaN(maxJobs)

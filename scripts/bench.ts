@@ -477,6 +477,10 @@ async function runOnStack(stack: Stack): Promise<void> {
         );
         const ended = Date.now();
         const run = await progress();
+        // What the backfill left: every record once on each side (a name twice = a duplicate made).
+        const twice = (names: string[]) => names.length - new Set(names).size;
+        const fdNames = sb.fourdegrees.deals().map((d) => d.name);
+        const hlNames = sb.highlevel.store.opportunitiesOf(stack.locationId).map((o) => o.name);
         const bfCalls = diff(callsBefore, stack.calls());
         const times = stack.highlevelCallTimes.slice(timesFrom);
         const spanS =
@@ -499,15 +503,17 @@ async function runOnStack(stack: Stack): Promise<void> {
           allowedPerSecond: allowed,
           ratio: achieved / allowed,
           busiestWindowCalls: busiest,
+          // Calls per sandbox window, in time order: where the backfill left the budget unused.
+          callsPerWindow: [...perWindow.entries()].sort((a, b) => a[0] - b[0]).map(([, n]) => n),
           rateLimited: bfCalls.highlevel.rateLimited,
           live,
           scale: SCALE,
         };
         record(
           "backfill finished",
-          `${run?.state ?? "?"}: ${run?.done ?? 0} records walked (the ${DEALS} seeded deals and the HighLevel side), ${hlCalls} HighLevel calls in ${spanS.toFixed(1)} s`,
-          "done",
-          finished,
+          `${run?.state ?? "?"}: ${run?.done ?? 0} records walked (the ${DEALS} seeded deals and the HighLevel side), ${hlCalls} HighLevel calls in ${spanS.toFixed(1)} s; ${fdNames.length} 4Degrees deals, ${hlNames.length} HighLevel opportunities, names twice: ${twice(fdNames)} / ${twice(hlNames)}`,
+          "done, no name twice",
+          finished && twice(fdNames) === 0 && twice(hlNames) === 0,
         );
         record(
           "quota: achieved / HighLevel's allowed rate",

@@ -128,7 +128,9 @@ export const BATCH_JOB_CONCURRENCY = 5;
  * Processes one batch: parse every message, claim the batch's webhook deliveries (one D1 round
  * trip; duplicates acked), then run the handlers — webhook and other light messages one after
  * another in batch order (they mark records dirty and share the batch scope), then the batch's
- * `sync.record` jobs `BATCH_JOB_CONCURRENCY` at a time, jobs of one record one after another.
+ * `sync.record` messages and the live jobs its webhooks made due (`BatchScope.runAtEnd`: a change
+ * reaches the other side without a second queue hop) `BATCH_JOB_CONCURRENCY` at a time, jobs of
+ * one record one after another.
  * Order between records does not matter: a job clears a record's dirty mark only if no mark came
  * after its start (else it runs again), so a mark and a job of one record may come in any order.
  */

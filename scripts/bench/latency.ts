@@ -83,7 +83,8 @@ export async function runLatency(stack: Stack, perSide: number): Promise<Latency
   const hlStage = (name: string) => hlPipeline()?.stages.find((s) => s.name === name)?.id ?? "";
   const deliveries = () => sb.highlevel.deliveries().length + sb.fourdegrees.deliveries().length;
   const dealId = sb.fourdegrees.createDealAsUser({
-    name: "Latency Bench",
+    // A name of its own per run: a second run's deal must not match the first run's opportunity.
+    name: `Latency Bench ${new Date().toISOString()}`,
     pipeline_id: stack.fourdegreesPipelineId,
     stage_id: fdStage("Sourced"),
     value: { amount_minor: 1_000_00, currency: "USD" },

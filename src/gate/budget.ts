@@ -35,10 +35,13 @@ export function transitMarginMs(intervalMs: number): number {
 export const STALE_PERMIT_MS = 120_000;
 /**
  * Fraction of the burst window and of the concurrency cap a lane must leave free for higher lanes
- * (at least one permit when the fraction is not 0): backfill stops at 95 of HighLevel's 100,
- * reconcile at 97, live uses all 100.
+ * (at least one permit when the fraction is not 0): backfill stops at 98 of HighLevel's 100,
+ * reconcile at 99, live uses all 100. Two permits a window are enough for a live change (one read
+ * and one write of HighLevel); a third call of it waits only for the window's next expiry, which
+ * the backfill, held below 98, cannot take first. Every permit reserved is 1% of the rate a
+ * backfill cannot use.
  */
-export const LANE_RESERVE: Readonly<Record<Lane, number>> = { live: 0, reconcile: 0.03, backfill: 0.05 };
+export const LANE_RESERVE: Readonly<Record<Lane, number>> = { live: 0, reconcile: 0.01, backfill: 0.02 };
 /** Lower lanes take at most cap / PACE_SLICES permits per 1/PACE_SLICES of the window. */
 export const PACE_SLICES = 10;
 /** Share of the daily budget each lane may use (the last 5% / 20% are kept for higher lanes). */

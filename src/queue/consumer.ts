@@ -9,7 +9,8 @@ import { pool } from "../lib/pool.ts";
 import { recordFailure } from "../store/failures.ts";
 import { claimDeliveries, type Receipt } from "../store/webhook-receipts.ts";
 import { accountOfMessage, envForMessage } from "./message-account.ts";
-import { QueueMessageSchema, type QueueMessage, type QueueMessageKind } from "./messages.ts";
+import { QueueMessageSchema, type QueueMessage, type QueueMessageInput, type QueueMessageKind } from "./messages.ts";
+import { sendMessage } from "./queues.ts";
 
 /** What a handler tells the consumer about one message. */
 export type Outcome =
@@ -54,6 +55,29 @@ export function claimingItsDelivery<H extends object>(handler: H): H {
 export class BatchScope {
   readonly #memo = new Map<string, Promise<unknown>>();
   readonly #done = new Set<string>();
+  readonly #due: DueJob[] = [];
+  readonly #runsJobs: boolean;
+
+  /** `runsJobs`: the batch runs the live record jobs its messages make due (`consumeBatch`). */
+  constructor(options: { runsJobs?: boolean } = {}) {
+    this.#runsJobs = options.runsJobs ?? false;
+  }
+
+  /**
+   * Takes a live record job to run at the end of this batch, after every message of the batch has
+   * marked its record (so the job reads after all of them); false when this batch does not run
+   * jobs (the caller enqueues it instead).
+   */
+  runAtEnd(msg: RecordJobInput, markedAt: number): boolean {
+    if (!this.#runsJobs) return false;
+    this.#due.push({ msg, markedAt });
+    return true;
+  }
+
+  /** The jobs `runAtEnd` took, emptied. */
+  takeDueJobs(): DueJob[] {
+    return this.#due.splice(0);
+  }
 
   /** `load()` once per batch per key (a failed load is forgotten, so the next message tries again). */
   once<T>(key: string, load: () => Promise<T>): Promise<T> {
@@ -83,6 +107,22 @@ export class BatchScope {
   }
 }
 
+/** A `sync.record` message as handlers build it. */
+export type RecordJobInput = Extract<QueueMessageInput, { kind: "sync.record" }>;
+
+/** A live record job a message of the batch made due, and when its record was marked (epoch ms). */
+export interface DueJob {
+  msg: RecordJobInput;
+  markedAt: number;
+}
+
+/**
+ * How long after its mark a record job run at the end of a batch waits before it reads: deliveries
+ * of the same change that Queues handed to a concurrent batch mark the record within this window,
+ * and the job's read then covers them (one job for HighLevel's 2–3 deliveries of one change).
+ */
+export const DUE_JOB_SETTLE_MS = 300;
+
 /** `load()` once per batch per key when there is a batch (`BatchScope.once`), else every time. */
 export function onceInBatch<T>(batch: BatchScope | undefined, key: string, load: () => Promise<T>): Promise<T> {
   return batch ? batch.once(key, load) : load();
@@ -107,7 +147,9 @@ export const BATCH_JOB_CONCURRENCY = 5;
  * Processes one batch: parse every message, claim the batch's webhook deliveries (one D1 round
  * trip; duplicates acked), then run the handlers — webhook and other light messages one after
  * another in batch order (they mark records dirty and share the batch scope), then the batch's
- * `sync.record` jobs `BATCH_JOB_CONCURRENCY` at a time, jobs of one record one after another.
+ * `sync.record` messages and the live jobs its webhooks made due (`BatchScope.runAtEnd`: a change
+ * reaches the other side without a second queue hop) `BATCH_JOB_CONCURRENCY` at a time, jobs of
+ * one record one after another.
  * Order between records does not matter: a job clears a record's dirty mark only if no mark came
  * after its start (else it runs again), so a mark and a job of one record may come in any order.
  */
@@ -119,7 +161,7 @@ export async function consumeBatch(
 ): Promise<void> {
   const log = createLogger(config.LOG_LEVEL, { queue: batch.queue });
   const batchStarted = Date.now();
-  const scope = new BatchScope();
+  const scope = new BatchScope({ runsJobs: handlers["sync.record"] !== undefined });
   /** Outcomes of the batch by message kind, for its one `queue.batch` info line. */
   const tally: Record<string, { ack: number; retry: number; failed: number; duplicate: number }> = {};
   const count = (kind: string, outcome: "ack" | "retry" | "failed" | "duplicate") => {
@@ -246,12 +288,25 @@ export async function consumeBatch(
   };
   const items = await claimWebhooks(env.DB, valid, selfClaiming, log, count);
   for (const item of items) if (item.msg.kind !== "sync.record") await run(item);
-  const jobs = items.filter((item) => item.msg.kind === "sync.record");
+  // The batch's queued record jobs and the live jobs its webhooks made due, one pool: two jobs of
+  // one record never run at once (the second finds the record clean, or runs once more).
+  const jobs: Array<{ item: { message: Message<unknown>; msg: QueueMessage } } | { due: DueJob }> = [
+    ...items.filter((item) => item.msg.kind === "sync.record").map((item) => ({ item })),
+    ...scope.takeDueJobs().map((due) => ({ due })),
+  ];
+  const dueJobs = jobs.filter((job) => "due" in job).length;
+  const recordKey = (msg: { accountId: string; side: string; record: string; recordId: string }) =>
+    `${msg.accountId}:${msg.side}:${msg.record}:${msg.recordId}`;
   await pool(
     jobs,
     BATCH_JOB_CONCURRENCY,
-    ({ msg }) => (msg.kind === "sync.record" ? `${msg.accountId}:${msg.side}:${msg.record}:${msg.recordId}` : ""),
-    run,
+    (job) =>
+      "due" in job ? recordKey(job.due.msg) : job.item.msg.kind === "sync.record" ? recordKey(job.item.msg) : "",
+    async (job) => {
+      if ("item" in job) return run(job.item);
+      const handler = handlers["sync.record"];
+      if (handler) await runDueJob(job.due, handler, { env, config, log, attempts: 1, batch: scope }, count);
+    },
     () => false,
   );
   // One line per batch: what `wrangler tail` shows of the queue's throughput (accepted webhooks
@@ -261,8 +316,70 @@ export async function consumeBatch(
     outcome: "ok",
     messages: batch.messages.length,
     kinds: tally,
+    // Record jobs run here for the batch's webhooks (counted in `kinds` under sync.record).
+    due_jobs: dueJobs,
     duration_ms: Date.now() - batchStarted,
   });
+}
+
+/**
+ * Runs a live record job a webhook of this batch made due, in this invocation: the change reaches
+ * the other side without a second queue hop (its delay and batch wait). It first lets the
+ * record's mark settle (`DUE_JOB_SETTLE_MS`). There is no queue message behind it: a retry is sent
+ * as a new `sync.record` message with the retry's delay; a permanent failure is filed by the job.
+ * If the invocation dies midway, the dirty mark stays and the reconcile cron re-enqueues it.
+ */
+async function runDueJob(
+  due: DueJob,
+  handler: Handler<"sync.record">,
+  ctx: HandlerContext,
+  count: (kind: string, outcome: "ack" | "retry" | "failed" | "duplicate") => void,
+): Promise<void> {
+  const wait = due.markedAt + DUE_JOB_SETTLE_MS - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait, DUE_JOB_SETTLE_MS)));
+  const msg = QueueMessageSchema.parse(due.msg);
+  if (msg.kind !== "sync.record") return;
+  let outcome: Outcome;
+  try {
+    // The account's own database when it is routed to a shard, as for a queued message.
+    outcome = await handler(msg, { ...ctx, env: await envForMessage(ctx.env, msg) });
+  } catch (err) {
+    outcome = {
+      kind: "retry",
+      reason:
+        err instanceof AppError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err),
+    };
+    ctx.log.error({ event: "queue.handler_error", kind: msg.kind, error: err, outcome: "retry", due: true });
+  }
+  if (outcome.kind === "ack") return count(msg.kind, "ack");
+  if (outcome.kind === "permanent") {
+    count(msg.kind, "failed");
+    ctx.log.error({
+      event: "queue.permanent_failure",
+      kind: msg.kind,
+      outcome: "failed",
+      reason: outcome.reason,
+      due: true,
+    });
+    return;
+  }
+  const delaySeconds = outcome.delaySeconds ?? backoffSeconds(1);
+  count(msg.kind, "retry");
+  ctx.log.warn({
+    event: "queue.retry",
+    kind: msg.kind,
+    outcome: "retry",
+    reason: outcome.reason,
+    delay_s: delaySeconds,
+    attempts: 1,
+    due: true,
+  });
+  try {
+    await sendMessage(ctx.env, due.msg, delaySeconds);
+  } catch (err) {
+    // The record stays marked dirty: the reconcile cron re-enqueues marks whose job was lost.
+    ctx.log.error({ event: "queue.send_failed", kind: msg.kind, outcome: "failed", error: err, due: true });
+  }
 }
 
 /**

@@ -25,7 +25,10 @@ export interface JobDeps {
   enqueue(message: QueueMessageInput, delaySeconds?: number): Promise<void>;
   /** Epoch milliseconds (a function property, so it may be passed on as a value). */
   now: () => number;
-  /** Seconds a `sync.record` job waits so a burst of events for one record becomes one job. */
+  /**
+   * Seconds an enqueued `sync.record` job waits so a burst of events for one record becomes one job
+   * (re-runs, marks made outside a queue batch; a batch's live marks run at its end instead).
+   */
   coalesceDelaySeconds: number;
   hooks?: EngineDeps["hooks"];
 }
@@ -42,8 +45,10 @@ export function liveJobDeps(env: Env, connectors: ConnectorFactory): JobDeps {
 }
 
 /**
- * Marks a record dirty and enqueues a job only on the clean → dirty transition. Returns whether a
- * job was enqueued (false = one is already due and will see this change).
+ * Marks a record dirty and makes a job due only on the clean → dirty transition: a live job is
+ * handed to the batch (`BatchScope.runAtEnd`, run after the batch's other messages), any other
+ * enqueued with the coalescing delay. Returns whether a job was made due (false = one is already
+ * due and will see this change).
  */
 export async function markAndEnqueue(
   db: D1Database,
@@ -61,21 +66,22 @@ export async function markAndEnqueue(
   const key = dirtyKey(target);
   // Marked by an earlier message of this batch: that mark already covers this change (BatchScope).
   if (batch?.isDone(key)) return false;
-  const { newlyDirty } = await markDirty(db, target.accountId, target.side, target.kind, target.recordId, deps.now());
+  const markedAt = deps.now();
+  const { newlyDirty } = await markDirty(db, target.accountId, target.side, target.kind, target.recordId, markedAt);
   if (newlyDirty) {
-    await deps.enqueue(
-      {
-        v: 1,
-        kind: "sync.record",
-        accountId: target.accountId,
-        side: target.side,
-        record: target.kind,
-        recordId: target.recordId,
-        locationId: target.locationId ?? null,
-        lane: target.lane ?? "live",
-      },
-      deps.coalesceDelaySeconds,
-    );
+    const job = {
+      v: 1 as const,
+      kind: "sync.record" as const,
+      accountId: target.accountId,
+      side: target.side,
+      record: target.kind,
+      recordId: target.recordId,
+      locationId: target.locationId ?? null,
+      lane: target.lane ?? "live",
+    };
+    // A live change runs at the end of its own batch (no second queue hop); other lanes and
+    // marks made outside a batch wait in the queue for the coalescing delay.
+    if (!(job.lane === "live" && batch?.runAtEnd(job, markedAt))) await deps.enqueue(job, deps.coalesceDelaySeconds);
   }
   // Only once the mark (and its job) are in place may later messages of the batch rely on them.
   batch?.markDone(key);

@@ -51,20 +51,20 @@ describe("RateBudget", () => {
     expect(b.acquire("live", wide, T0 + 4_000 + 10_000 + SAFETY_MS + 1, id).ok).toBe(true);
   });
 
-  it("happy: lanes are priorities with a small reserve: backfill fills all but 5, reconcile all but 3, live the rest", () => {
+  it("happy: lanes are priorities with a small reserve: backfill fills all but 2, reconcile all but 1, live the rest", () => {
     const b = new RateBudget();
     const slice = Math.floor((10_000 + SAFETY_MS) / PACE_SLICES);
     // Backfill alone, asking again each slice (it is paced), stops at its cap within one window.
     let backfill = 0;
     for (let s = 0; s < PACE_SLICES; s++) backfill += grantMany(b, 100, "backfill", T0 + s * slice).length;
-    expect(backfill).toBe(95);
+    expect(backfill).toBe(98);
     const at = T0 + PACE_SLICES * slice - 1;
     expect(b.acquire("backfill", wide, at, id)).toMatchObject({
       ok: false,
       reason: expect.stringContaining("reserved for higher lanes"),
     });
-    expect(grantMany(b, 100, "reconcile", at)).toHaveLength(2);
-    expect(grantMany(b, 100, "live", at)).toHaveLength(3);
+    expect(grantMany(b, 100, "reconcile", at)).toHaveLength(1);
+    expect(grantMany(b, 100, "live", at)).toHaveLength(1);
     expect(laneCap(100, "live")).toBe(100);
     expect(LANE_RESERVE.live).toBe(0);
   });
@@ -72,7 +72,7 @@ describe("RateBudget", () => {
   it("happy: a lower lane is paced (no burst that then waits seconds); live is not", () => {
     const b = new RateBudget();
     const first = grantMany(b, 100, "backfill", T0);
-    expect(first).toHaveLength(Math.ceil(95 / PACE_SLICES));
+    expect(first).toHaveLength(Math.ceil(98 / PACE_SLICES));
     const paced = b.acquire("backfill", wide, T0 + 1, id);
     expect(paced).toMatchObject({ ok: false, reason: expect.stringContaining("paced") });
     // The wait is one slice at most: well under a caller's in-process wait (2 s), never a requeue.
@@ -90,7 +90,7 @@ describe("RateBudget", () => {
     expect(b.acquire("live", scaled, T0 + 1_000 + margin + 1, id).ok).toBe(true);
   });
 
-  it("happy: a sequential backfill sustains ≥ 0.9 of the allowed rate, no provider window ever over its limit, and a live call meanwhile never waits", () => {
+  it("happy: a sequential backfill sustains ≥ 0.95 of the allowed rate, no provider window ever over its limit, and a live call meanwhile never waits", () => {
     // Simulated time: HighLevel's fixed 10 s window (as the sandbox counts), requests arriving
     // up to `transit` ms after their permit; the backfill asks again after each refusal's wait.
     const b = new RateBudget();
@@ -126,7 +126,7 @@ describe("RateBudget", () => {
       now += 5; // the caller's own work between calls
     }
     const allowed = (120_000 / 10_000) * 100;
-    expect(calls / allowed).toBeGreaterThanOrEqual(0.9);
+    expect(calls / allowed).toBeGreaterThanOrEqual(0.95);
     expect(Math.max(...perWindow.values())).toBeLessThanOrEqual(100);
     expect(liveWaits).toBe(0);
   });

@@ -8,12 +8,17 @@
  * Why a TTL and not only invalidation: an edit made through another isolate is seen here within
  * the TTL (`CONFIG_CACHE_SECONDS`, set per invocation by src/index.ts; 0 turns the cache off, which
  * the tests' bindings do). Every writer of these tables in this isolate calls `forgetConfig()`, so
- * an edit is seen at once where it was made. A failed load is not kept.
+ * an edit is seen at once where it was made. A failed load is not kept. Writers forget before their
+ * statements run, so for `WRITE_QUIET_MS` after a forget nothing is kept: a load that read the rows
+ * between the forget and the write's commit would otherwise keep the old value for a whole TTL.
  */
 
 let ttlMs = 0;
 const MAX_ENTRIES = 2_000;
 const entries = new Map<string, { until: number; value: Promise<unknown> }>();
+/** How long after a forget loads go to D1 uncached: longer than any one writer's statements take. */
+export const WRITE_QUIET_MS = 10_000;
+let quietUntil = 0;
 
 /** Sets the TTL (ms) from the invocation's config; 0 switches the cache off and empties it. */
 export function setConfigCacheTtl(ms: number): void {
@@ -23,7 +28,7 @@ export function setConfigCacheTtl(ms: number): void {
 
 /** `load()` at most once per `key` per TTL; copies are handed out so a caller cannot change the cached value. */
 export async function cachedConfig<T>(key: string, load: () => Promise<T>, now = Date.now()): Promise<T> {
-  if (ttlMs <= 0) return load();
+  if (ttlMs <= 0 || now < quietUntil) return load();
   const hit = entries.get(key);
   if (hit && hit.until > now) return structuredClone((await hit.value) as T);
   const value = load();
@@ -36,6 +41,7 @@ export async function cachedConfig<T>(key: string, load: () => Promise<T>, now =
 }
 
 /** Forgets every cached entry (a writer of the cached tables calls it: edits are rare, so all of it). */
-export function forgetConfig(): void {
+export function forgetConfig(now = Date.now()): void {
+  quietUntil = now + WRITE_QUIET_MS;
   entries.clear();
 }

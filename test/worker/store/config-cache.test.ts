@@ -1,12 +1,13 @@
 /**
  * The sync path's configuration cache (src/store/config-cache.ts): off at TTL 0, one D1 load per
  * key within the TTL, a fresh load after it, a failed load not kept, copies a caller cannot change,
- * and an edit through the store seen at once in the isolate that made it.
+ * an edit through the store seen at once in the isolate that made it, and nothing kept from a load
+ * that raced a writer.
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { createAccount, getAccount, updateAccount } from "../../../src/store/accounts.ts";
-import { cachedConfig, forgetConfig, setConfigCacheTtl } from "../../../src/store/config-cache.ts";
+import { cachedConfig, forgetConfig, setConfigCacheTtl, WRITE_QUIET_MS } from "../../../src/store/config-cache.ts";
 
 afterEach(() => setConfigCacheTtl(0));
 
@@ -51,7 +52,9 @@ describe("config cache", () => {
   it("happy: an edit through the store is seen at once (the writer forgets the cache)", async () => {
     setConfigCacheTtl(60_000);
     await createAccount(env.DB, { id: "cache-acc", name: "Cache Co", workspaceId: null, locations: [] });
-    const read = () => cachedConfig("account:cache-acc", () => getAccount(env.DB, "cache-acc"));
+    // Read past the writers' quiet window, where the cache keeps values.
+    const read = () =>
+      cachedConfig("account:cache-acc", () => getAccount(env.DB, "cache-acc"), Date.now() + WRITE_QUIET_MS + 1);
     expect((await read())?.status).toBe("active");
     await env.DB.prepare("UPDATE accounts SET name = 'edited behind the store' WHERE id = 'cache-acc'").run();
     expect((await read())?.name).toBe("Cache Co"); // a direct SQL edit waits for the TTL
@@ -59,6 +62,25 @@ describe("config cache", () => {
     const after = await read();
     expect(after?.status).toBe("paused");
     expect(after?.name).toBe("edited behind the store");
+    forgetConfig();
+  });
+
+  it("happy: a load that read the rows between a writer's forget and its commit is not kept", async () => {
+    setConfigCacheTtl(60_000);
+    await createAccount(env.DB, { id: "cache-race", name: "Race Co", workspaceId: null, locations: [] });
+    const read = (now: number) => cachedConfig("account:cache-race", () => getAccount(env.DB, "cache-race"), now);
+    const t0 = Date.now();
+    // The writer forgets first; a reader loads the old row before the write commits.
+    forgetConfig(t0);
+    expect((await read(t0 + 1))?.status).toBe("active");
+    await env.DB.prepare("UPDATE accounts SET status = 'paused' WHERE id = 'cache-race'").run();
+    // The old row was not kept: the next read, still in the writer's quiet window, sees the write.
+    expect((await read(t0 + 2))?.status).toBe("paused");
+    // After the window the cache keeps values again.
+    const later = t0 + WRITE_QUIET_MS + 1;
+    expect((await read(later))?.status).toBe("paused");
+    await env.DB.prepare("UPDATE accounts SET status = 'active' WHERE id = 'cache-race'").run();
+    expect((await read(later + 1))?.status).toBe("paused");
     forgetConfig();
   });
 });

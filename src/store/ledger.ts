@@ -153,3 +153,23 @@ export async function ledgerCounts(db: D1Database, accountId: string): Promise<R
     out[r.state] = r.n;
   return out;
 }
+
+/**
+ * The creates toward `targetSide` of `accountId` still in flight: begun after `since` (epoch ms)
+ * and neither done nor failed, with their requests. Read through `write_ledger_created`, so the
+ * rows read are the deployment's ledger rows of that window, not the account's whole ledger.
+ */
+export async function pendingCreates(
+  db: D1Database,
+  accountId: string,
+  targetSide: SideName,
+  since: number,
+): Promise<LedgerEntry[]> {
+  const { results } = await db
+    .prepare(
+      "SELECT * FROM write_ledger WHERE created_at > ? AND account_id = ? AND target_side = ? AND change_hash = 'create' AND state = 'pending' LIMIT 50",
+    )
+    .bind(since, accountId, targetSide)
+    .all();
+  return results.map(toEntry);
+}

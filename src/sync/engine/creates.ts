@@ -3,11 +3,19 @@
  * recovery, a prior link, a backfill match) and link the pair, or create it — ledger-guarded, so
  * a retry after a crash finds or replays the first create instead of making a second one.
  */
+import * as z from "zod";
 import type { Mapping } from "../../domain/mapping-config.ts";
 import { DealContentSchema, type Deal, type Flat } from "../../domain/port.ts";
 import type { Opportunity } from "../../highlevel/port.ts";
 import type { Account } from "../../store/accounts.ts";
-import { beginWrite, completeWrite, getWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
+import {
+  beginWrite,
+  completeWrite,
+  getWrite,
+  ledgerIdempotencyKey,
+  pendingCreates,
+  type LedgerKey,
+} from "../../store/ledger.ts";
 import { findLink, hasTombstone, saveLink, type Link, type SideName } from "../../store/links.ts";
 import { isRejected } from "../../store/match-decisions.ts";
 import { addReview, resolveReview } from "../../store/sync-events.ts";
@@ -322,6 +330,33 @@ export async function linkAndSync(
   return res;
 }
 
+/** How far back a create of ours counts as still in flight (a create and its link take seconds). */
+const IN_FLIGHT_CREATE_MS = 120_000;
+const IN_FLIGHT_RETRY_SECONDS = 2;
+
+/**
+ * The 4Degrees deal whose create of an opportunity like `opp` (same name, pipeline and location) is
+ * begun but not completed. HighLevel announces the opportunity before our create returns and its
+ * link is saved; without the external-id field nothing else ties the two, and a deal made from the
+ * announcement would be a duplicate. The job retries instead and then finds the link.
+ */
+async function ourCreateInFlight(engine: CreateHost, opp: Opportunity): Promise<string | null> {
+  const pending = await pendingCreates(
+    engine.db,
+    engine.account.id,
+    "highlevel",
+    engine.deps.now() - IN_FLIGHT_CREATE_MS,
+  );
+  const Body = z.object({ name: z.string(), pipelineId: z.string(), locationId: z.string().optional() });
+  for (const entry of pending) {
+    const body = Body.safeParse(entry.request);
+    if (!body.success || body.data.name !== opp.name || body.data.pipelineId !== opp.pipelineId) continue;
+    if (body.data.locationId && opp.locationId && body.data.locationId !== opp.locationId) continue;
+    return entry.sourceRecord.replace(/^fourdegrees:/, "");
+  }
+  return null;
+}
+
 /** A HighLevel opportunity with no link: find its deal or create one. */
 export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locationId: string): Promise<JobResult> {
   const t = await engine.translateOpp(opp, locationId);
@@ -388,6 +423,15 @@ export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locati
       direction: "to_fourdegrees",
       writes: [{ side: "fourdegrees", op: "create", id: null }],
       detail: { create: t.canonical },
+    };
+  // Nothing claims it: it may still be ours, announced before our create of it returned.
+  const inFlight = await ourCreateInFlight(engine, opp);
+  if (inFlight)
+    return {
+      ...blank(null, opp.id),
+      outcome: "retry",
+      reason: `our create of an opportunity like this one from 4Degrees deal ${inFlight} has not finished yet`,
+      retryAfterSeconds: IN_FLIGHT_RETRY_SECONDS,
     };
   const key: LedgerKey = {
     accountId: engine.account.id,

@@ -9,9 +9,12 @@ import { ledgerCounts } from "../../../src/store/ledger.ts";
 import { listPending } from "../../../src/store/pending.ts";
 import { listEvents, listReview } from "../../../src/store/sync-events.ts";
 import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
+import { syncHandlers } from "../../../src/sync/jobs/handlers.ts";
+import { QueueMessageSchema } from "../../../src/queue/messages.ts";
+import type { Outcome } from "../../../src/queue/consumer.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";
 import { expectConverged, newDeal } from "./checks.ts";
-import { ACCOUNT, API_VERSIONS, createWorld } from "./world.ts";
+import { ACCOUNT, API_VERSIONS, createWorld, type World } from "./world.ts";
 import { ascending } from "../../support.ts";
 
 const routes: Record<string, RouteHandler> = {};
@@ -61,6 +64,44 @@ describe.each(API_VERSIONS)("HIGHLEVEL_API_VERSION=%s", (apiVersion) => {
       expect((await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId).toBe(copies[0]?.id);
       expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
       expect((await ledgerCounts(env.DB, ACCOUNT)).pending).toBe(0);
+      await expectConverged(w);
+    });
+
+    it("security: HighLevel announcing our create before it returns makes no second deal (no external-id field)", async () => {
+      // The opportunity's job runs while our create of it is still in flight: the ledger row is
+      // pending and the link not saved, and without the external-id field nothing else ties them.
+      const early: Array<Outcome["kind"]> = [];
+      const holder: { w?: World } = {};
+      const w = await createWorld(routes, {
+        apiVersion,
+        mapping: (m) => ({ ...m, externalIdFieldId: null }),
+        hooks: {
+          afterCreate: async (side, id) => {
+            const world = holder.w;
+            if (side !== "highlevel" || !world || early.length > 0) return;
+            const handler = syncHandlers(() => world.deps)["sync.record"];
+            const msg = QueueMessageSchema.parse({
+              v: 1,
+              kind: "sync.record",
+              accountId: ACCOUNT,
+              side: "highlevel",
+              record: "deal",
+              recordId: id,
+              locationId: world.locationId,
+              force: true,
+            });
+            if (msg.kind === "sync.record" && handler) early.push((await handler(msg, world.ctx)).kind);
+          },
+        },
+      });
+      holder.w = w;
+      const deal = newDeal(w, { name: "Announced Early", stage: "Sourced", amountMinor: 9_00 });
+      await w.settle();
+      expect(early).toEqual(["retry"]);
+      expect(w.sb.fourdegrees.deals().filter((d) => d.name === "Announced Early")).toHaveLength(1);
+      const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Announced Early");
+      expect(copies).toHaveLength(1);
+      expect((await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId).toBe(copies[0]?.id);
       await expectConverged(w);
     });
 

@@ -472,6 +472,19 @@ export async function noteLinksForDeal(db: D1Database, accountId: string, fdDeal
   return results.map(toNoteLink);
 }
 
+/** The note link of a HighLevel note (one read through the unique HighLevel id); null when none. */
+export async function noteLinkForHighLevelNote(
+  db: D1Database,
+  accountId: string,
+  hlNoteId: string,
+): Promise<NoteLink | null> {
+  const row = await db
+    .prepare("SELECT * FROM note_links WHERE account_id = ? AND hl_note_id = ?")
+    .bind(accountId, hlNoteId)
+    .first();
+  return row ? toNoteLink(row) : null;
+}
+
 export async function saveNoteLink(db: D1Database, link: NoteLink, now = Date.now()): Promise<void> {
   await db
     .prepare(

@@ -375,7 +375,9 @@ async function runDueJob(
     due: true,
   });
   try {
-    await sendMessage(ctx.env, due.msg, delaySeconds);
+    // The retry reads the mark as it is then (a queued job), not the one this batch set.
+    const { markedSeq: _set, ...queued } = due.msg;
+    await sendMessage(ctx.env, queued, delaySeconds);
   } catch (err) {
     // The record stays marked dirty: the reconcile cron re-enqueues marks whose job was lost.
     ctx.log.error({ event: "queue.send_failed", kind: msg.kind, outcome: "failed", error: err, due: true });

@@ -69,6 +69,11 @@ export const QueueMessageSchema = z.discriminatedUnion("kind", [
     lane: z.enum(["live", "reconcile", "backfill"]).default("live"),
     /** Run even when the record is not marked dirty (replay, on-demand resync). */
     force: z.boolean().default(false),
+    /**
+     * The mark's sequence when the webhook that made this job due set it (a live job run at the end
+     * of its batch): the job clears the mark only if it is still this one, without reading it first.
+     */
+    markedSeq: z.number().int().positive().optional(),
   }),
   z.object({
     v: z.literal(1),

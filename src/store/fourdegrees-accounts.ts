@@ -52,6 +52,8 @@ export interface FourDegreesCredentials {
   /** Known once the key was verified (`GET /me`); null for the secret fallback until then. */
   workspaceId: string | null;
   source: "d1" | "secret";
+  /** Who the key writes as (`GET /me` at verification), from the same row; absent for the secret fallback. */
+  actor?: { type: string; id: string | null } | null;
 }
 
 function summary(row: z.infer<typeof RowSchema>): FourDegreesAccountSummary {
@@ -240,7 +242,8 @@ export async function credentialsFor(
         .bind(resealed, keys[0]?.id ?? "", accountId, row.api_key_enc)
         .run();
     }
-    return { accountId, apiKey, workspaceId: row.workspace_id, source: "d1" };
+    const actor = row.actor_type ? { type: row.actor_type, id: row.actor_id } : null;
+    return { accountId, apiKey, workspaceId: row.workspace_id, source: "d1", actor };
   }
   if (fallbackApiKey) return { accountId, apiKey: fallbackApiKey, workspaceId: null, source: "secret" };
   throw new AppError(

@@ -209,7 +209,7 @@ export async function saveLink(
     .run();
 }
 
-/** A pair's expected echo as stored: `raw` is the exact text, the key of `replaceExpectedEcho`. */
+/** A pair's expected echo as stored: `raw` is the exact text. */
 export interface StoredExpectedEcho {
   fdDealId: string;
   hlLocationId: string;
@@ -219,52 +219,128 @@ export interface StoredExpectedEcho {
   echo: ExpectedEcho | null;
 }
 
+/** The stored text of an expected echo as `StoredExpectedEcho`; null when there is none or every slot is taken. */
+function storedEcho(
+  fdDealId: string,
+  hlLocationId: string,
+  state: Link["state"],
+  raw: string | null,
+): StoredExpectedEcho | null {
+  if (raw === null) return null;
+  let echo: ExpectedEcho | null = null;
+  try {
+    const parsed = ExpectedEchoSchema.safeParse(JSON.parse(raw));
+    echo = parsed.success ? parsed.data : null;
+  } catch {
+    echo = null;
+  }
+  // Every slot taken (`takeExpectedEchoSlot` leaves the text spent): nothing is expected.
+  if (echo && echo.expiresAt === 0 && Object.values(echo.types).every((n) => n <= 0)) return null;
+  return { fdDealId, hlLocationId, state, raw, echo };
+}
+
 /** The expected echo recorded on the link of a HighLevel opportunity; null when none is. */
 export async function findExpectedEcho(
   db: D1Database,
   accountId: string,
   hlOpportunityId: string,
 ): Promise<StoredExpectedEcho | null> {
+  const found = await findLinkWithEcho(db, accountId, hlOpportunityId);
+  return found?.echo ?? null;
+}
+
+/** The link of a HighLevel opportunity and its expected echo, in one read. */
+export async function findLinkWithEcho(
+  db: D1Database,
+  accountId: string,
+  hlOpportunityId: string,
+): Promise<{ link: Link; echo: StoredExpectedEcho | null } | null> {
   const row = await db
-    .prepare(
-      "SELECT fd_deal_id, hl_location_id, state, hl_echo_json FROM links WHERE account_id = ? AND hl_opportunity_id = ?",
-    )
+    .prepare("SELECT * FROM links WHERE account_id = ? AND hl_opportunity_id = ?")
     .bind(accountId, hlOpportunityId)
     .first();
   if (!row) return null;
-  const r = z
-    .object({
-      fd_deal_id: z.string(),
-      hl_location_id: z.string(),
-      state: z.enum(["active", "deleted"]),
-      hl_echo_json: z.string().nullable(),
-    })
-    .parse(row);
-  if (r.hl_echo_json === null) return null;
-  let echo: ExpectedEcho | null = null;
-  try {
-    const parsed = ExpectedEchoSchema.safeParse(JSON.parse(r.hl_echo_json));
-    echo = parsed.success ? parsed.data : null;
-  } catch {
-    echo = null;
-  }
-  return { fdDealId: r.fd_deal_id, hlLocationId: r.hl_location_id, state: r.state, raw: r.hl_echo_json, echo };
+  const link = toLink(row);
+  const raw = z.object({ hl_echo_json: z.string().nullable() }).parse(row).hl_echo_json;
+  return { link, echo: storedEcho(link.fdDealId, link.hlLocationId, link.state, raw) };
 }
 
 /**
- * Compare-and-set of a pair's expected echo: replaces it with `next` (null clears it) only if the
- * stored text is still `seen`. False = someone else changed it first (re-read and decide again).
+ * Voids a pair's expected echo (compare-and-set: only if the stored text is still `seen`). False =
+ * someone else changed it first (re-read and decide again).
  */
-export async function replaceExpectedEcho(
+export async function voidExpectedEcho(
   db: D1Database,
   accountId: string,
   fdDealId: string,
   seen: string,
-  next: ExpectedEcho | null,
 ): Promise<boolean> {
   const res = await db
-    .prepare("UPDATE links SET hl_echo_json = ? WHERE account_id = ? AND fd_deal_id = ? AND hl_echo_json = ?")
-    .bind(next ? JSON.stringify(ExpectedEchoSchema.parse(next)) : null, accountId, fdDealId, seen)
+    .prepare("UPDATE links SET hl_echo_json = NULL WHERE account_id = ? AND fd_deal_id = ? AND hl_echo_json = ?")
+    .bind(accountId, fdDealId, seen)
+    .run();
+  return res.meta.changes > 0;
+}
+
+/** The event types an expected echo counts (the opportunity events whose body is its state). */
+const ECHO_TYPES = [
+  "OpportunityCreate",
+  "OpportunityUpdate",
+  "OpportunityStatusUpdate",
+  "OpportunityStageUpdate",
+  "OpportunityMonetaryValueUpdate",
+  "OpportunityAssignedToUpdate",
+] as const;
+
+/** Slots still expected, summed over every counted type (the SQL twin of the JSON's `types`). */
+const SLOTS_LEFT = ECHO_TYPES.map((t) => `coalesce(json_extract(hl_echo_json, '$.types.${t}'), 0)`).join(" + ");
+
+/**
+ * Takes one slot of a pair's live expected echo for an event, in one statement (one row read, one
+ * written; a miss reads the row and writes nothing): only when the link is active, neither side of
+ * the pair is on the review list, the event's type still has a slot and the event's location and
+ * carried fields are exactly the recorded ones. That type's count is lowered; the last slot leaves
+ * the text spent (`expiresAt` 0, which every reader treats as nothing expected). The statement is
+ * atomic, so two deliveries never take the same slot. False = nothing taken (the caller decides
+ * whether a live expectation is to be voided).
+ */
+export async function takeExpectedEchoSlot(
+  db: D1Database,
+  accountId: string,
+  event: { type: string; opportunityId: string; locationId: string | null; fields: ExpectedEcho["fields"] },
+  now: number,
+): Promise<boolean> {
+  // Only a counted type has a slot (and only such a name is spliced into the JSON path).
+  if (!(ECHO_TYPES as readonly string[]).includes(event.type)) return false;
+  const f = event.fields;
+  const slot = `'$.types.${event.type}'`;
+  const res = await db
+    .prepare(
+      `UPDATE links SET hl_echo_json = json_set(hl_echo_json, ${slot}, json_extract(hl_echo_json, ${slot}) - 1,
+         '$.expiresAt', CASE WHEN ${SLOTS_LEFT} <= 1 THEN 0 ELSE json_extract(hl_echo_json, '$.expiresAt') END)
+       WHERE account_id = ?1 AND hl_opportunity_id = ?2 AND hl_echo_json IS NOT NULL AND json_valid(hl_echo_json)
+         AND json_extract(hl_echo_json, '$.expiresAt') > ?11
+         AND state = 'active' AND hl_location_id IS ?3 AND coalesce(json_extract(hl_echo_json, ${slot}), 0) > 0
+         AND json_extract(hl_echo_json, '$.fields.name') IS ?4 AND json_extract(hl_echo_json, '$.fields.monetaryValue') IS ?5
+         AND json_extract(hl_echo_json, '$.fields.status') IS ?6 AND json_extract(hl_echo_json, '$.fields.pipelineId') IS ?7
+         AND json_extract(hl_echo_json, '$.fields.pipelineStageId') IS ?8 AND json_extract(hl_echo_json, '$.fields.assignedTo') IS ?9
+         AND json_extract(hl_echo_json, '$.fields.contactId') IS ?10
+         AND NOT EXISTS (SELECT 1 FROM review_items r WHERE r.account_id = ?1 AND r.side = 'highlevel' AND r.record_id = ?2)
+         AND NOT EXISTS (SELECT 1 FROM review_items r WHERE r.account_id = ?1 AND r.side = 'fourdegrees' AND r.record_id = links.fd_deal_id)`,
+    )
+    .bind(
+      accountId,
+      event.opportunityId,
+      event.locationId,
+      f.name,
+      f.monetaryValue,
+      f.status,
+      f.pipelineId,
+      f.pipelineStageId,
+      f.assignedTo,
+      f.contactId,
+      now,
+    )
     .run();
   return res.meta.changes > 0;
 }
@@ -394,6 +470,19 @@ export async function noteLinksForDeal(db: D1Database, accountId: string, fdDeal
     .bind(accountId, fdDealId)
     .all();
   return results.map(toNoteLink);
+}
+
+/** The note link of a HighLevel note (one read through the unique HighLevel id); null when none. */
+export async function noteLinkForHighLevelNote(
+  db: D1Database,
+  accountId: string,
+  hlNoteId: string,
+): Promise<NoteLink | null> {
+  const row = await db
+    .prepare("SELECT * FROM note_links WHERE account_id = ? AND hl_note_id = ?")
+    .bind(accountId, hlNoteId)
+    .first();
+  return row ? toNoteLink(row) : null;
 }
 
 export async function saveNoteLink(db: D1Database, link: NoteLink, now = Date.now()): Promise<void> {

@@ -12,8 +12,7 @@ import type { Lane } from "../gate/client.ts";
 import { highLevelPort, type HighLevelAdapter } from "../highlevel/adapter.ts";
 import { AppError } from "../lib/errors.ts";
 import type { Account } from "../store/accounts.ts";
-import { getFourDegreesAccount } from "../store/fourdegrees-accounts.ts";
-import { cachedConfig } from "../store/config-cache.ts";
+import type { FourDegreesCredentials } from "../store/fourdegrees-accounts.ts";
 
 /** The connectors of one account for one job (or batch). */
 export interface AccountConnectors {
@@ -33,9 +32,12 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
     // An account without a 4Degrees API key still syncs what needs only HighLevel (the CSV bridge
     // works with no 4Degrees API at all): its 4Degrees side answers every call with the reason.
     let fourdegreesAttachments: DealAttachments | null = null;
+    // The key row read for the credentials also names our actor (no second read of it).
+    let stored: FourDegreesCredentials | null = null;
     const fourdegrees = await fourDegreesConnectorFor(env, config, account.id, lane).then(
       ({ connector, credentials }) => {
         fourdegreesAttachments = connector;
+        stored = credentials;
         return new CachedStructureCrm(connector, env.CACHE, gateKey(credentials)) satisfies DealCrm;
       },
       (err: unknown) => {
@@ -43,14 +45,12 @@ export function liveConnectors(env: Env, config: Config): ConnectorFactory {
         throw err;
       },
     );
-    const stored = await cachedConfig(`fourdegrees-account:${account.id}`, () =>
-      getFourDegreesAccount(env.DB, account.id),
-    );
-    const actorType = stored?.actor?.type;
+    const actor = (stored as FourDegreesCredentials | null)?.actor ?? null;
+    const actorType = actor?.type;
     const ourActor: Actor | null =
-      stored?.actor &&
+      actor &&
       (actorType === "user" || actorType === "integration" || actorType === "automation" || actorType === "import")
-        ? { type: actorType, id: stored.actor.id }
+        ? { type: actorType, id: actor.id }
         : null;
     const ports = new Map<string, HighLevelAdapter>();
     return {

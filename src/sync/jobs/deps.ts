@@ -67,7 +67,14 @@ export async function markAndEnqueue(
   // Marked by an earlier message of this batch: that mark already covers this change (BatchScope).
   if (batch?.isDone(key)) return false;
   const markedAt = deps.now();
-  const { newlyDirty } = await markDirty(db, target.accountId, target.side, target.kind, target.recordId, markedAt);
+  const { newlyDirty, seq } = await markDirty(
+    db,
+    target.accountId,
+    target.side,
+    target.kind,
+    target.recordId,
+    markedAt,
+  );
   if (newlyDirty) {
     const job = {
       v: 1 as const,
@@ -81,7 +88,10 @@ export async function markAndEnqueue(
     };
     // A live change runs at the end of its own batch (no second queue hop); other lanes and
     // marks made outside a batch wait in the queue for the coalescing delay.
-    if (!(job.lane === "live" && batch?.runAtEnd(job, markedAt))) await deps.enqueue(job, deps.coalesceDelaySeconds);
+    // The batch's own job knows the mark it set (a later mark makes its clear fail: one more run);
+    // a queued job reads the mark when it starts, so marks made while it waits join it.
+    if (!(job.lane === "live" && batch?.runAtEnd({ ...job, markedSeq: seq }, markedAt)))
+      await deps.enqueue(job, deps.coalesceDelaySeconds);
   }
   // Only once the mark (and its job) are in place may later messages of the batch rely on them.
   batch?.markDone(key);

@@ -46,7 +46,11 @@ export async function runRecordJob(
     log.info({ event: "sync.record", outcome: "skipped", reason: "account paused", record: msg.recordId });
     return { kind: "ack" };
   }
-  const pending = await getPending(db, account.id, msg.side, msg.record, msg.recordId);
+  // A job its own batch made due knows the mark it set (`markedSeq`); any other reads it.
+  const pending =
+    msg.markedSeq !== undefined && !msg.force
+      ? { seq: msg.markedSeq }
+      : await getPending(db, account.id, msg.side, msg.record, msg.recordId);
   if (!pending && !msg.force) {
     // Already synced by an earlier job for the same burst: nothing to re-read.
     log.debug({ event: "sync.record", outcome: "noop", reason: "record already clean", record: msg.recordId });

@@ -11,7 +11,7 @@ import type { QueueMessage } from "../../queue/messages.ts";
 import { accountIdForLocation, getAccount, type Account } from "../../store/accounts.ts";
 import { recordFailure } from "../../store/failures.ts";
 import { accountForWorkspace } from "../../store/fourdegrees-accounts.ts";
-import { findLink, linksForContact, noteLinksForDeal } from "../../store/links.ts";
+import { findLink, noteLinkForHighLevelNote, noteLinksForDeal } from "../../store/links.ts";
 import type { PendingKind } from "../../store/pending.ts";
 import { recordEvent } from "../../store/sync-events.ts";
 import { stripOrigin } from "../engine/notes.ts";
@@ -177,11 +177,11 @@ async function isSyncedNoteEcho(
   const id = body["id"];
   const text = body["body"];
   if (typeof id !== "string" || typeof text !== "string") return false;
-  for (const link of await linksForContact(db, accountId, contactId)) {
-    const synced = (await noteLinksForDeal(db, accountId, link.fdDealId)).find((l) => l.hlNoteId === id);
-    if (synced) return synced.bodyHash === (await sha256(stripOrigin(text).text));
-  }
-  return false;
+  // One read through the note's HighLevel id (the link of a pair on another contact never matches).
+  const synced = await noteLinkForHighLevelNote(db, accountId, id);
+  return (
+    synced !== null && synced.hlContactId === contactId && synced.bodyHash === (await sha256(stripOrigin(text).text))
+  );
 }
 
 /**

@@ -95,6 +95,7 @@ describe("/api/accounts/{id}/fourdegrees", () => {
       apiKey: "4d_live_key_alpha_1234",
       workspaceId: "ws_alpha",
       source: "d1",
+      actor: expect.objectContaining({ type: expect.any(String) }),
     });
 
     const get = await exports.default.fetch("http://worker.test/api/accounts/acc-alpha/fourdegrees", {
@@ -176,6 +177,7 @@ describe("/api/accounts/{id}/fourdegrees", () => {
       apiKey: TEST_BINDINGS.FOURDEGREES_API_KEY,
       workspaceId: "ws_single",
       source: "d1",
+      actor: expect.objectContaining({ type: expect.any(String) }),
     });
     // Both shapes at once, or anything else, is refused before 4Degrees is called.
     const before = meCalls.length;

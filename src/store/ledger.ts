@@ -155,21 +155,22 @@ export async function ledgerCounts(db: D1Database, accountId: string): Promise<R
 }
 
 /**
- * The creates toward `targetSide` of `accountId` still in flight: begun after `since` (epoch ms)
- * and neither done nor failed, with their requests. Read through `write_ledger_created`, so the
- * rows read are the deployment's ledger rows of that window, not the account's whole ledger.
+ * The creates toward `targetSide` of `accountId` begun after `since` (epoch ms) that are still in
+ * flight (pending) or made `targetId` — with their requests. Read through `write_ledger_created`,
+ * so the rows read are the deployment's ledger rows of that window, not the account's whole ledger.
  */
-export async function pendingCreates(
+export async function recentCreates(
   db: D1Database,
   accountId: string,
   targetSide: SideName,
   since: number,
+  targetId: string,
 ): Promise<LedgerEntry[]> {
   const { results } = await db
     .prepare(
-      "SELECT * FROM write_ledger WHERE created_at > ? AND account_id = ? AND target_side = ? AND change_hash = 'create' AND state = 'pending' LIMIT 50",
+      "SELECT * FROM write_ledger WHERE created_at > ? AND account_id = ? AND target_side = ? AND change_hash = 'create' AND (state = 'pending' OR target_id = ?) LIMIT 50",
     )
-    .bind(since, accountId, targetSide)
+    .bind(since, accountId, targetSide, targetId)
     .all();
   return results.map(toEntry);
 }

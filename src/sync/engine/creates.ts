@@ -13,7 +13,7 @@ import {
   completeWrite,
   getWrite,
   ledgerIdempotencyKey,
-  pendingCreates,
+  recentCreates,
   type LedgerKey,
 } from "../../store/ledger.ts";
 import { findLink, hasTombstone, saveLink, type Link, type SideName } from "../../store/links.ts";
@@ -335,24 +335,24 @@ const IN_FLIGHT_CREATE_MS = 120_000;
 const IN_FLIGHT_RETRY_SECONDS = 2;
 
 /**
- * The 4Degrees deal whose create of an opportunity like `opp` (same name, pipeline and location) is
- * begun but not completed. HighLevel announces the opportunity before our create returns and its
- * link is saved; without the external-id field nothing else ties the two, and a deal made from the
- * announcement would be a duplicate. The job retries instead and then finds the link.
+ * The 4Degrees deal whose create of `opp` is not finished: its ledger row made `opp` (the link is
+ * saved after the create's extras and the deal's external ref), or is pending with a request like
+ * it (same name, pipeline and location). HighLevel announces the opportunity before that; without
+ * the external-id field nothing else ties the two, and a deal made from the announcement would be
+ * a duplicate. The job retries instead and then finds the link.
  */
 async function ourCreateInFlight(engine: CreateHost, opp: Opportunity): Promise<string | null> {
-  const pending = await pendingCreates(
-    engine.db,
-    engine.account.id,
-    "highlevel",
-    engine.deps.now() - IN_FLIGHT_CREATE_MS,
-  );
+  const since = engine.deps.now() - IN_FLIGHT_CREATE_MS;
+  const recent = await recentCreates(engine.db, engine.account.id, "highlevel", since, opp.id);
   const Body = z.object({ name: z.string(), pipelineId: z.string(), locationId: z.string().optional() });
-  for (const entry of pending) {
+  for (const entry of recent) {
+    const dealId = entry.sourceRecord.replace(/^fourdegrees:/, "");
+    if (entry.targetId === opp.id) return dealId;
     const body = Body.safeParse(entry.request);
-    if (!body.success || body.data.name !== opp.name || body.data.pipelineId !== opp.pipelineId) continue;
+    if (entry.state !== "pending" || !body.success) continue;
+    if (body.data.name !== opp.name || body.data.pipelineId !== opp.pipelineId) continue;
     if (body.data.locationId && opp.locationId && body.data.locationId !== opp.locationId) continue;
-    return entry.sourceRecord.replace(/^fourdegrees:/, "");
+    return dealId;
   }
   return null;
 }
@@ -430,7 +430,7 @@ export async function fromHighLevel(engine: CreateHost, opp: Opportunity, locati
     return {
       ...blank(null, opp.id),
       outcome: "retry",
-      reason: `our create of an opportunity like this one from 4Degrees deal ${inFlight} has not finished yet`,
+      reason: `our create of this opportunity from 4Degrees deal ${inFlight} has not finished yet`,
       retryAfterSeconds: IN_FLIGHT_RETRY_SECONDS,
     };
   const key: LedgerKey = {

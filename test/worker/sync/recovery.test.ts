@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ledgerCounts } from "../../../src/store/ledger.ts";
+import { completeWrite, ledgerCounts } from "../../../src/store/ledger.ts";
 import { listPending } from "../../../src/store/pending.ts";
 import { listEvents, listReview } from "../../../src/store/sync-events.ts";
 import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
@@ -67,43 +67,59 @@ describe.each(API_VERSIONS)("HIGHLEVEL_API_VERSION=%s", (apiVersion) => {
       await expectConverged(w);
     });
 
-    it("security: HighLevel announcing our create before it returns makes no second deal (no external-id field)", async () => {
-      // The opportunity's job runs while our create of it is still in flight: the ledger row is
-      // pending and the link not saved, and without the external-id field nothing else ties them.
-      const early: Array<Outcome["kind"]> = [];
-      const holder: { w?: World } = {};
-      const w = await createWorld(routes, {
-        apiVersion,
-        mapping: (m) => ({ ...m, externalIdFieldId: null }),
-        hooks: {
-          afterCreate: async (side, id) => {
-            const world = holder.w;
-            if (side !== "highlevel" || !world || early.length > 0) return;
-            const handler = syncHandlers(() => world.deps)["sync.record"];
-            const msg = QueueMessageSchema.parse({
-              v: 1,
-              kind: "sync.record",
-              accountId: ACCOUNT,
-              side: "highlevel",
-              record: "deal",
-              recordId: id,
-              locationId: world.locationId,
-              force: true,
-            });
-            if (msg.kind === "sync.record" && handler) early.push((await handler(msg, world.ctx)).kind);
+    it.each(["pending", "done"] as const)(
+      "security: HighLevel announcing our create before its link is saved makes no second deal (no external-id field; ledger %s)",
+      async (ledgerState) => {
+        // The opportunity's job runs while our create of it is unfinished: the ledger row pending
+        // (the create not returned) or done (the extras and the external ref still to write), the
+        // link not saved, and without the external-id field nothing else ties the two.
+        const early: Array<Outcome["kind"]> = [];
+        const holder: { w?: World; dealId?: string } = {};
+        const w = await createWorld(routes, {
+          apiVersion,
+          mapping: (m) => ({ ...m, externalIdFieldId: null }),
+          hooks: {
+            afterCreate: async (side, id) => {
+              const world = holder.w;
+              if (side !== "highlevel" || !world || !holder.dealId || early.length > 0) return;
+              if (ledgerState === "done")
+                await completeWrite(
+                  env.DB,
+                  {
+                    accountId: ACCOUNT,
+                    targetSide: "highlevel",
+                    sourceRecord: `fourdegrees:${holder.dealId}`,
+                    changeHash: "create",
+                  },
+                  id,
+                );
+              const handler = syncHandlers(() => world.deps)["sync.record"];
+              const msg = QueueMessageSchema.parse({
+                v: 1,
+                kind: "sync.record",
+                accountId: ACCOUNT,
+                side: "highlevel",
+                record: "deal",
+                recordId: id,
+                locationId: world.locationId,
+                force: true,
+              });
+              if (msg.kind === "sync.record" && handler) early.push((await handler(msg, world.ctx)).kind);
+            },
           },
-        },
-      });
-      holder.w = w;
-      const deal = newDeal(w, { name: "Announced Early", stage: "Sourced", amountMinor: 9_00 });
-      await w.settle();
-      expect(early).toEqual(["retry"]);
-      expect(w.sb.fourdegrees.deals().filter((d) => d.name === "Announced Early")).toHaveLength(1);
-      const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Announced Early");
-      expect(copies).toHaveLength(1);
-      expect((await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId).toBe(copies[0]?.id);
-      await expectConverged(w);
-    });
+        });
+        holder.w = w;
+        const deal = newDeal(w, { name: "Announced Early", stage: "Sourced", amountMinor: 9_00 });
+        holder.dealId = deal.id;
+        await w.settle();
+        expect(early).toEqual(["retry"]);
+        expect(w.sb.fourdegrees.deals().filter((d) => d.name === "Announced Early")).toHaveLength(1);
+        const copies = [...w.sb.highlevel.store.opportunities.values()].filter((o) => o.name === "Announced Early");
+        expect(copies).toHaveLength(1);
+        expect((await w.linkOf("fourdegrees", deal.id))?.hlOpportunityId).toBe(copies[0]?.id);
+        await expectConverged(w);
+      },
+    );
 
     it("a crash after the 4Degrees create replays the same Idempotency-Key: one deal", async () => {
       let crashes = 1;

@@ -346,7 +346,9 @@ async function ourCreateInFlight(engine: CreateHost, opp: Opportunity): Promise<
   const recent = await recentCreates(engine.db, engine.account.id, "highlevel", since, opp.id);
   const Body = z.object({ name: z.string(), pipelineId: z.string(), locationId: z.string().optional() });
   for (const entry of recent) {
-    const dealId = entry.sourceRecord.replace(/^fourdegrees:/, "");
+    // Only a deal's create saves a link (a CSV import row's opportunity is meant to become a deal).
+    if (!entry.sourceRecord.startsWith("fourdegrees:")) continue;
+    const dealId = entry.sourceRecord.slice("fourdegrees:".length);
     if (entry.targetId === opp.id) return dealId;
     const body = Body.safeParse(entry.request);
     if (entry.state !== "pending" || !body.success) continue;

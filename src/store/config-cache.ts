@@ -17,7 +17,7 @@ let ttlMs = 0;
 const MAX_ENTRIES = 2_000;
 const entries = new Map<string, { until: number; value: Promise<unknown> }>();
 /** How long after a forget loads go to D1 uncached: longer than any one writer's statements take. */
-export const WRITE_QUIET_MS = 10_000;
+export const WRITE_QUIET_MS = 2_000;
 let quietUntil = 0;
 
 /** Sets the TTL (ms) from the invocation's config; 0 switches the cache off and empties it. */

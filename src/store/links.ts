@@ -142,6 +142,24 @@ export async function saveLink(
   const echoJson = expect ? JSON.stringify(ExpectedEchoSchema.parse(expect.echo)) : null;
   // The usual save keeps the pair's ids: an UPDATE that leaves the indexed columns alone writes
   // one row (the upsert below also rewrites both index entries); a new or re-paired link upserts.
+  // ?1–?15, the same for the in-place update and the upsert.
+  const params = [
+    link.accountId,
+    link.fdDealId,
+    link.hlOpportunityId,
+    link.hlLocationId,
+    link.hlContactId,
+    link.state ?? "active",
+    JSON.stringify(link.base),
+    link.fdUpdatedAt,
+    link.fdVersion,
+    link.hlUpdatedAt,
+    now,
+    link.deletedSide ?? null,
+    echoJson,
+    expect?.ifSyncedAt ?? null,
+    expect?.unlessDirtySince ?? null,
+  ];
   const kept = await db
     .prepare(
       `UPDATE links SET hl_location_id = ?4, state = ?6, base_json = ?7, fd_updated_at = ?8, fd_version = ?9, hl_updated_at = ?10,
@@ -153,23 +171,7 @@ export async function saveLink(
            THEN ?13 ELSE NULL END
        WHERE account_id = ?1 AND fd_deal_id = ?2 AND hl_opportunity_id = ?3 AND hl_contact_id IS ?5`,
     )
-    .bind(
-      link.accountId,
-      link.fdDealId,
-      link.hlOpportunityId,
-      link.hlLocationId,
-      link.hlContactId,
-      link.state ?? "active",
-      JSON.stringify(link.base),
-      link.fdUpdatedAt,
-      link.fdVersion,
-      link.hlUpdatedAt,
-      now,
-      link.deletedSide ?? null,
-      echoJson,
-      expect?.ifSyncedAt ?? null,
-      expect?.unlessDirtySince ?? null,
-    )
+    .bind(...params)
     .run();
   if (kept.meta.changes > 0) return;
   await db
@@ -189,23 +191,7 @@ export async function saveLink(
                                AND p.record_id = excluded.hl_opportunity_id AND p.last_dirty_at >= ?15)
            THEN ?13 ELSE NULL END`,
     )
-    .bind(
-      link.accountId,
-      link.fdDealId,
-      link.hlOpportunityId,
-      link.hlLocationId,
-      link.hlContactId,
-      link.state ?? "active",
-      JSON.stringify(link.base),
-      link.fdUpdatedAt,
-      link.fdVersion,
-      link.hlUpdatedAt,
-      now,
-      link.deletedSide ?? null,
-      echoJson,
-      expect?.ifSyncedAt ?? null,
-      expect?.unlessDirtySince ?? null,
-    )
+    .bind(...params)
     .run();
 }
 

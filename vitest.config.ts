@@ -18,12 +18,22 @@ export default defineConfig(async () => ({
       {
         plugins: [
           cloudflareTest({
+            // Both Workers' routes in one module (test/worker/entry.ts); the bindings are wrangler.toml's.
+            main: "./test/worker/entry.ts",
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: { ...TEST_BINDINGS, TEST_MIGRATIONS: await readD1Migrations("migrations") },
               // A second D1 database for the account-shard tests (test/worker/store/shards.test.ts), which bind
               // it as DB_SHARD_TEST themselves: under that name every other test would run with two shards.
               d1Databases: { SHARD_TEST_DB: "fourdegrees-ghl-sync-shard-test" },
+              // The tests' main module serves the console's routes itself (test/worker/entry.ts): a request
+              // that still reached the console Worker's binding is a mistake, answered like a stray fetch.
+              serviceBindings: {
+                CONSOLE: (request: Request) =>
+                  new Response(`unexpected call to the console Worker in a test: ${request.method} ${request.url}`, {
+                    status: 599,
+                  }),
+              },
               outboundService: (request: Request) =>
                 new Response(`unexpected outbound call in a test: ${request.method} ${request.url}`, { status: 599 }),
             },

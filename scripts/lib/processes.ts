@@ -4,14 +4,19 @@
  * provider base URLs pointed at the sandbox, wait until it is healthy, stop it cleanly.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
+import { experimental_readRawConfig } from "wrangler";
 import { SANDBOX_DEFAULT_SSO_KEY, sandboxAppId } from "../../sandbox/highlevel/index.ts";
 import { readDotVars } from "../../sandbox/server.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 const WRANGLER = resolve(ROOT, "node_modules/.bin/wrangler");
+/** wrangler's config reader; its declaration re-exports a package wrangler bundles, so it is typed here. */
+const readRawConfig = experimental_readRawConfig as (args: { config: string }) => {
+  rawConfig: Record<string, unknown> & { vars?: Record<string, unknown>; d1_databases?: Record<string, unknown>[] };
+};
 const BASE_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
 
 /** Creates `.dev.vars` from `.dev.vars.example` on first run (demo values that match the sandbox). */
@@ -68,6 +73,7 @@ export function snapshotWorkerSource(dir: string): string {
     "src",
     "migrations",
     "wrangler.toml",
+    "wrangler.console.toml",
     "package.json",
     "tsconfig.json",
     "worker-configuration.d.ts",
@@ -144,14 +150,46 @@ export function appShellUrl(sandboxUrl: string, workerUrl: string, locationId: s
   return `${sandboxUrl}/_sandbox/highlevel/app-shell?${q.toString()}`;
 }
 
-/** Starts `wrangler dev` and resolves once `GET /healthz` answers 200 (serving, configuration valid). */
+/**
+ * The console Worker's configuration for a local run, written as JSON under `<root>/.wrangler/` and
+ * returned as its path: wrangler.console.toml with `vars` added (the sandbox URLs, and the secrets of
+ * `.dev.vars`). Why: `wrangler dev -c wrangler.toml -c <this>` runs both Workers in one session (shared
+ * local D1, KV, queues and the gate), but `--var` reaches only the first Worker, and the second reads
+ * `.dev.vars` from beside its own config.
+ */
+export function consoleDevConfig(root: string, vars: Record<string, string>): string {
+  const { rawConfig } = readRawConfig({ config: resolve(root, "wrangler.console.toml") });
+  const secrets = readDotVars(resolve(ROOT, ".dev.vars"));
+  const config: Record<string, unknown> = {
+    ...rawConfig,
+    main: resolve(root, "src/console.ts"),
+    d1_databases: (rawConfig.d1_databases ?? []).map((d) => ({ ...d, migrations_dir: resolve(root, "migrations") })),
+    vars: { ...rawConfig.vars, ...secrets, ...vars },
+  };
+  delete config["secrets"];
+  const path = resolve(root, ".wrangler", "console-dev.json");
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
+  return path;
+}
+
+/**
+ * Starts `wrangler dev` with both Workers and resolves once the sync Worker's `GET /healthz` and the
+ * console Worker's `GET /console/login` (over the service binding) answer 200.
+ */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   ensureDevVars();
   const url = `http://127.0.0.1:${options.port}`;
   const vars = { ...optionalDevSecrets(), ...sandboxVars(options.sandboxUrl, url), ...options.vars };
   const inspectorPort = await freePort();
+  const root = options.root ?? ROOT;
+  // Both Workers in one session: the sync Worker (first: it serves the port) and the console Worker.
   const args = [
     "dev",
+    "--config",
+    resolve(root, "wrangler.toml"),
+    "--config",
+    consoleDevConfig(root, vars),
     "--ip",
     "127.0.0.1",
     "--port",
@@ -166,7 +204,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // Own process group: wrangler → node → workerd all stop together when we signal the group, and a
   // terminal Ctrl-C reaches only our handler (which stops them in order) instead of racing it.
   const child = spawn(WRANGLER, args, {
-    cwd: options.root ?? ROOT,
+    cwd: root,
     env: BASE_ENV,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
@@ -210,8 +248,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (exited !== undefined) throw new Error(`wrangler dev exited (${exited}) before serving:\n${recent}`);
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.status === 200) return { url, inspectorUrl: `http://127.0.0.1:${inspectorPort}`, child, stop };
       await res.body?.cancel();
+      if (res.status === 200) {
+        const page = await fetch(`${url}/console/login`);
+        await page.body?.cancel();
+        if (page.status === 200) return { url, inspectorUrl: `http://127.0.0.1:${inspectorPort}`, child, stop };
+      }
     } catch {
       // not listening yet
     }

@@ -19,6 +19,7 @@ const entries = new Map<string, { until: number; value: Promise<unknown> }>();
 /** How long after a forget loads go to D1 uncached: longer than any one writer's statements take. */
 export const WRITE_QUIET_MS = 2_000;
 let quietUntil = 0;
+let forgets = 0;
 
 /** Sets the TTL (ms) from the invocation's config; 0 switches the cache off and empties it. */
 export function setConfigCacheTtl(ms: number): void {
@@ -42,6 +43,12 @@ export async function cachedConfig<T>(key: string, load: () => Promise<T>, now =
 
 /** Forgets every cached entry (a writer of the cached tables calls it: edits are rare, so all of it). */
 export function forgetConfig(now = Date.now()): void {
+  forgets += 1;
   quietUntil = now + WRITE_QUIET_MS;
   entries.clear();
+}
+
+/** How many forgets this isolate has seen: a caller compares it before and after a request to tell whether it wrote configuration. */
+export function configForgets(): number {
+  return forgets;
 }

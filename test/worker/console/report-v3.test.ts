@@ -5,7 +5,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker from "../../../src/index.ts";
+import worker from "../entry.ts";
 import { saveStageProbabilities } from "../../../src/store/console-views.ts";
 import { consoleCookie } from "../helpers/console-session.ts";
 import { useNetwork, type RouteHandler } from "../helpers/network.ts";

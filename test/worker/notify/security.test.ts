@@ -5,7 +5,7 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import worker from "../../../src/index.ts";
+import worker from "../entry.ts";
 import { loadConfig } from "../../../src/config.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { deliverNotification } from "../../../src/notify/deliver.ts";

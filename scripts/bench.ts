@@ -8,7 +8,7 @@
  *      live changes made during it;
  *   4. D1 rows read / written per synced change (D1's own `meta`, D1_METER);
  *   5. the burst: BURST_EVENTS (10,000) signed webhooks, every one acknowledged and processed;
- *   6. bundle: the upload's KiB gzip and the Worker's start-up time (scripts/bench/bundle.ts);
+ *   6. bundle: each Worker's upload KiB gzip and start-up time (scripts/bench/bundle.ts);
  *   7. accounts: BENCH_ACCOUNTS (200) sandbox tenants changing at a steady rate, then bursts; D1
  *      statements and busy time per change and one database's ceiling (scripts/bench/accounts.ts);
  *   8. latency: single changes each way (HighLevel's fan-out included), change → other side, p50/p95,
@@ -172,7 +172,7 @@ if (wants("bundle"))
     step("6/8 bundle: the minified upload's size and start-up profiles of it in a local workerd");
     const bundle = runBundle(Number(env["BENCH_STARTUP_RUNS"] ?? 5));
     results["bundle"] = bundle;
-    for (const row of bundleRows(bundle)) record(...row);
+    for (const row of bundle.flatMap(bundleRows)) record(...row);
   });
 
 const needsStack = wants("ingress") || wants("calls") || wants("storage") || wants("quota") || wants("latency");

@@ -105,7 +105,23 @@ export interface WranglerResult {
 }
 
 /** Runs wrangler with `args`; `echo` streams its output (or only stdout) to the operator as it comes. */
-export type RunWrangler = (args: string[], options?: { echo?: boolean | "stdout" }) => Promise<WranglerResult>;
+/** `config` runs it on another config than the deploy's (`--config`): the console Worker's, or the bootstrap's. */
+export type RunWrangler = (
+  args: string[],
+  options?: { echo?: boolean | "stdout"; config?: string },
+) => Promise<WranglerResult>;
+
+/**
+ * The console Worker's part of the deploy (docs/architecture.md "Two Workers"): its name and the
+ * two generated configs (scripts/lib/console-config.ts).
+ */
+export interface ConsoleUnit {
+  workerName: string;
+  /** The console Worker's config, with the sync Worker's vars and `kvId` as its CACHE; returns the path. */
+  config(kvId: string): string;
+  /** The sync Worker's config without its CONSOLE binding (deployed once, before the console Worker exists). */
+  bootstrapConfig(): string;
+}
 
 /** A wrangler step that failed; carries what wrangler printed. */
 export class DeployStepError extends Error {
@@ -132,7 +148,13 @@ export interface DeployReport {
   /** Per D1 binding: migrations applied by this run, or none pending. */
   migrations: Record<string, "applied" | "up to date">;
   deployedUrls: string[];
+  /** The console Worker's name. */
+  consoleWorker: string;
+  /** True when this run deployed the console Worker for the first time (the sync Worker went first without its binding). */
+  consoleCreated: boolean;
   missingRequired: string[];
+  /** Required secrets not set on the console Worker. */
+  missingConsoleRequired: string[];
   missingOptional: string[];
   /** Required `[vars]` left empty in wrangler.toml. */
   missingVars: string[];
@@ -146,6 +168,38 @@ export function queueExists(name: string, result: WranglerResult): boolean {
   if (result.code === 0 && output.split("\n").some((line) => line.trim() === `Queue Name: ${name}`)) return true;
   if (result.code !== 0 && /does not exist/i.test(output)) return false;
   throw new DeployStepError(`wrangler queues info ${name}`, result);
+}
+
+/**
+ * The secrets of `worker` (`wrangler secret list --name`), or null when the Worker does not exist
+ * yet; any other failure is thrown.
+ */
+async function listSecrets(run: RunWrangler, worker?: string): Promise<Set<string> | null> {
+  const listed = await run(["secret", "list", ...(worker ? ["--name", worker] : []), "--format", "json"]);
+  if (listed.code === 0) return new Set(secretNames(listed.stdout));
+  if (worker && /not found|does not exist/i.test(`${listed.stdout}\n${listed.stderr}`)) return null;
+  throw new DeployStepError(`wrangler secret list${worker ? ` --name ${worker}` : ""}`, listed);
+}
+
+/**
+ * The id of the KV namespace titled `title` (`wrangler kv namespace list`): the sync Worker's CACHE,
+ * which wrangler created on the first deploy as `<worker>-cache`.
+ */
+export async function kvNamespaceId(run: RunWrangler, title: string): Promise<string> {
+  const listed = await run(["kv", "namespace", "list"]);
+  if (listed.code !== 0) throw new DeployStepError("wrangler kv namespace list", listed);
+  const start = listed.stdout.indexOf("[");
+  const parsed = z
+    .array(z.object({ id: z.string(), title: z.string() }))
+    .safeParse(start >= 0 ? safeJson(listed.stdout.slice(start, listed.stdout.lastIndexOf("]") + 1)) : null);
+  if (!parsed.success) throw new Error(`wrangler kv namespace list printed no JSON list:\n${listed.stdout}`);
+  const found = parsed.data.find((ns) => ns.title === title);
+  if (!found)
+    throw new Error(
+      `no KV namespace titled "${title}" (the sync Worker's CACHE): the console Worker must share it. ` +
+        'If you created it under another title, give its id to both Workers\' CACHE binding (`id = "…"`).',
+    );
+  return found.id;
 }
 
 /** The names in `wrangler secret list` (JSON: `[{ "name": …, "type": "secret_text" }]`). */
@@ -188,6 +242,7 @@ export async function runDeploy(
   config: DeployConfig,
   run: RunWrangler,
   say: (line: string) => void,
+  consoleUnit: ConsoleUnit,
 ): Promise<DeployReport> {
   const queuesCreated: string[] = [];
   for (const name of config.queues) {
@@ -211,25 +266,45 @@ export async function runDeploy(
     } else migrations[binding] = outcome;
   }
 
-  say("wrangler deploy");
-  const deployed = await run(["deploy"], { echo: true });
-  if (deployed.code !== 0) throw new DeployStepError("wrangler deploy", deployed);
-  const creations = deployed.stdout.matchAll(/Creating new ([A-Za-z0-9 ]+?) "([^"]+)"/g);
-  const provisioned = [...creations].map((m) => `${m[1]} ${m[2]}`);
+  // Cloudflare refuses a service binding to a Worker that does not exist, and the console Worker's gate
+  // binding names the sync Worker: the first time, the sync Worker goes up once without its binding.
+  const deployOutputs: string[] = [];
+  const deploy = async (label: string, configPath?: string): Promise<WranglerResult> => {
+    say(`wrangler deploy (${label})`);
+    const result = await run(["deploy"], { echo: true, ...(configPath ? { config: configPath } : {}) });
+    if (result.code !== 0) throw new DeployStepError(`wrangler deploy (${label})`, result);
+    deployOutputs.push(result.stdout);
+    return result;
+  };
+  const consoleSecrets = await listSecrets(run, consoleUnit.workerName);
+  const consoleCreated = consoleSecrets === null;
+  const bootstrap = consoleCreated
+    ? await deploy("sync Worker, before the console Worker exists", consoleUnit.bootstrapConfig())
+    : undefined;
+
+  const migrateAfterDeploy = async () => {
+    for (const binding of afterDeploy.splice(0)) {
+      say(`applying remote migrations to ${binding} (created by this deploy)`);
+      const outcome = await migrate(run, binding);
+      if (outcome === "no database yet") {
+        throw new Error(`wrangler deploy did not create the D1 database bound as ${binding}`);
+      }
+      migrations[binding] = outcome;
+    }
+  };
+  if (bootstrap) await migrateAfterDeploy();
+  if (afterDeploy.length > 0) await deploy("sync Worker");
+  await migrateAfterDeploy();
+
+  const kvId = await kvNamespaceId(run, `${config.workerName}-cache`);
+  await deploy("console Worker", consoleUnit.config(kvId));
+  const deployed = await deploy("sync Worker");
+  const creations = deployOutputs.join("\n").matchAll(/Creating new ([A-Za-z0-9 ]+?) "([^"]+)"/g);
+  const provisioned = [...new Set([...creations].map((m) => `${m[1]} ${m[2]}`))];
   const deployedUrls = [...new Set(deployed.stdout.match(/https:\/\/[^\s"']+\.workers\.dev/g) ?? [])];
 
-  for (const binding of afterDeploy) {
-    say(`applying remote migrations to ${binding} (created by this deploy)`);
-    const outcome = await migrate(run, binding);
-    if (outcome === "no database yet") {
-      throw new Error(`wrangler deploy did not create the D1 database bound as ${binding}`);
-    }
-    migrations[binding] = outcome;
-  }
-
-  const listed = await run(["secret", "list", "--format", "json"]);
-  if (listed.code !== 0) throw new DeployStepError("wrangler secret list", listed);
-  const present = new Set(secretNames(listed.stdout));
+  const present = (await listSecrets(run)) ?? new Set<string>();
+  const presentOnConsole = (await listSecrets(run, consoleUnit.workerName)) ?? new Set<string>();
 
   const configured = config.publicUrl;
   const mismatch =
@@ -244,7 +319,10 @@ export async function runDeploy(
     provisioned,
     migrations,
     deployedUrls,
+    consoleWorker: consoleUnit.workerName,
+    consoleCreated,
     missingRequired: config.requiredSecrets.filter((name) => !present.has(name)),
+    missingConsoleRequired: config.requiredSecrets.filter((name) => !presentOnConsole.has(name)),
     missingOptional: OPTIONAL_SECRETS.filter((name) => !present.has(name)),
     missingVars: config.missingVars,
     publicUrlMismatch: mismatch,
@@ -256,6 +334,7 @@ export function summary(config: DeployConfig, report: DeployReport): string[] {
   const lines: string[] = [];
   const changed = [
     ...report.queuesCreated.map((q) => `queue ${q}`),
+    ...(report.consoleCreated ? [`Worker ${report.consoleWorker}`] : []),
     ...report.provisioned,
     ...Object.entries(report.migrations)
       .filter(([, outcome]) => outcome === "applied")
@@ -266,11 +345,16 @@ export function summary(config: DeployConfig, report: DeployReport): string[] {
       ? `Created or applied: ${changed.join(", ")}.`
       : "Nothing to create: queues, D1, KV and migrations were already in place.",
   );
-  if (report.deployedUrls.length) lines.push(`Deployed at ${report.deployedUrls.join(", ")}.`);
+  if (report.deployedUrls.length)
+    lines.push(
+      `Deployed at ${report.deployedUrls.join(", ")} (the console Worker ${report.consoleWorker} behind it, no URL of its own).`,
+    );
 
-  if (report.missingRequired.length) {
+  if (report.missingRequired.length || report.missingConsoleRequired.length) {
     lines.push("", "Required secrets not set (the Worker answers 500 config_invalid until they are):");
     for (const name of report.missingRequired) lines.push(`  npx wrangler secret put ${name}`);
+    for (const name of report.missingConsoleRequired)
+      lines.push(`  npx wrangler secret put ${name} --name ${report.consoleWorker}`);
   }
   if (report.missingVars.length) {
     lines.push("", "Vars left empty in wrangler.toml [vars] (the Worker answers 500 config_invalid until set):");
@@ -311,5 +395,10 @@ export function summary(config: DeployConfig, report: DeployReport): string[] {
 
 /** 0 when the deployment is ready to use; 1 when it is deployed but a secret, a var or PUBLIC_URL is missing. */
 export function exitCode(report: DeployReport): 0 | 1 {
-  return report.missingRequired.length > 0 || report.missingVars.length > 0 || report.publicUrlMismatch ? 1 : 0;
+  return report.missingRequired.length > 0 ||
+    report.missingConsoleRequired.length > 0 ||
+    report.missingVars.length > 0 ||
+    report.publicUrlMismatch
+    ? 1
+    : 0;
 }

@@ -4,19 +4,15 @@
  * provider base URLs pointed at the sandbox, wait until it is healthy, stop it cleanly.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
-import { dirname, resolve } from "node:path";
-import { experimental_readRawConfig } from "wrangler";
+import { resolve } from "node:path";
+import { writeConsoleConfig } from "./console-config.ts";
 import { SANDBOX_DEFAULT_SSO_KEY, sandboxAppId } from "../../sandbox/highlevel/index.ts";
 import { readDotVars } from "../../sandbox/server.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 const WRANGLER = resolve(ROOT, "node_modules/.bin/wrangler");
-/** wrangler's config reader; its declaration re-exports a package wrangler bundles, so it is typed here. */
-const readRawConfig = experimental_readRawConfig as (args: { config: string }) => {
-  rawConfig: Record<string, unknown> & { vars?: Record<string, unknown>; d1_databases?: Record<string, unknown>[] };
-};
 const BASE_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
 
 /** Creates `.dev.vars` from `.dev.vars.example` on first run (demo values that match the sandbox). */
@@ -151,26 +147,20 @@ export function appShellUrl(sandboxUrl: string, workerUrl: string, locationId: s
 }
 
 /**
- * The console Worker's configuration for a local run, written as JSON under `<root>/.wrangler/` and
- * returned as its path: wrangler.console.toml with `vars` added (the sandbox URLs, and the secrets of
- * `.dev.vars`). Why: `wrangler dev -c wrangler.toml -c <this>` runs both Workers in one session (shared
- * local D1, KV, queues and the gate), but `--var` reaches only the first Worker, and the second reads
- * `.dev.vars` from beside its own config.
+ * The console Worker's configuration for a local run, written under `<root>/.wrangler/` (path
+ * returned): the sync Worker's vars, the sandbox's and `.dev.vars`' secrets as vars. Why: `wrangler
+ * dev -c wrangler.toml -c <this>` runs both Workers in one session (shared local D1, KV, queues and
+ * the gate), but `--var` reaches only the first Worker, and the second reads `.dev.vars` from beside
+ * its own config.
  */
 export function consoleDevConfig(root: string, vars: Record<string, string>): string {
-  const { rawConfig } = readRawConfig({ config: resolve(root, "wrangler.console.toml") });
-  const secrets = readDotVars(resolve(ROOT, ".dev.vars"));
-  const config: Record<string, unknown> = {
-    ...rawConfig,
-    main: resolve(root, "src/console.ts"),
-    d1_databases: (rawConfig.d1_databases ?? []).map((d) => ({ ...d, migrations_dir: resolve(root, "migrations") })),
-    vars: { ...rawConfig.vars, ...secrets, ...vars },
-  };
-  delete config["secrets"];
-  const path = resolve(root, ".wrangler", "console-dev.json");
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
-  return path;
+  return writeConsoleConfig({
+    syncConfig: resolve(root, "wrangler.toml"),
+    consoleConfig: resolve(root, "wrangler.console.toml"),
+    out: resolve(root, ".wrangler", "console-dev.json"),
+    vars: { ...readDotVars(resolve(ROOT, ".dev.vars")), ...vars },
+    withoutSecrets: true,
+  });
 }
 
 /**

@@ -19,6 +19,7 @@ describe("bench bundle part", () => {
 
   it("meets the size target at or under it, prints the start-up figure without a verdict", () => {
     const report = (gzipKib: number): BundleReport => ({
+      worker: "console",
       bytes: 700 * 1024,
       gzipBytes: gzipKib * 1024,
       targetKib: 150,
@@ -29,6 +30,7 @@ describe("bench bundle part", () => {
     });
     const [size, startup] = bundleRows(report(150));
     expect(size?.[3]).toBe(true);
+    expect(size?.[0]).toBe("bundle: console Worker, KiB gzip (minified upload)");
     expect(size?.[1]).toContain("150.00 KiB gzip (1.00 of the target");
     expect(startup?.[1]).toBe("30.0 ms active, median of 3 (3.0 ms GC; runs 30, 31, 29)");
     expect(startup?.[3]).toBeNull();

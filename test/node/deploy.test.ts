@@ -23,6 +23,8 @@ const REQUIRED = [
   "FOURDEGREES_WEBHOOK_SECRET",
 ];
 const QUEUES = ["sync-events", "sync-bulk", "sync-notify", "sync-events-dlq"];
+const CONSOLE = "fourdegrees-ghl-sync-console";
+const LIST_CONSOLE_SECRETS = `secret list --name ${CONSOLE} --format json`;
 
 const dir = mkdtempSync(join(tmpdir(), "fdghl-deploy-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -84,8 +86,11 @@ const deployedAccount: Partial<FakeAccount> = {
   d1: "d1-uuid",
   kv: "kv-id",
   workerDeployed: true,
+  consoleDeployed: true,
+  consoleKv: "kv-id",
   pendingMigrations: [],
   secrets: REQUIRED,
+  consoleSecrets: REQUIRED,
 };
 
 beforeEach(() => {
@@ -109,15 +114,45 @@ describe("npm run deploy against a stand-in wrangler", () => {
     expect(commands(account().calls)).toEqual([
       ...QUEUES.flatMap((q) => [`queues info ${q}`, `queues create ${q}`]),
       "d1 migrations apply DB --remote", // no database yet: wrangler deploy creates it
+      LIST_CONSOLE_SECRETS, // no console Worker yet: the sync Worker goes up first without its binding
       "deploy",
       "d1 migrations apply DB --remote",
+      "kv namespace list",
+      "deploy", // the console Worker, with the sync Worker's KV namespace
+      "deploy", // the sync Worker, now with its CONSOLE binding
       "secret list --format json",
+      LIST_CONSOLE_SECRETS,
     ]);
-    expect(account().calls.every((argv) => argv.at(-1) === config)).toBe(true);
+    const configs = account().calls.map((argv) => argv.at(-1) ?? "");
+    const deploys = account()
+      .calls.map((argv, i) => [argv[0], configs[i]] as const)
+      .filter(([command]) => command === "deploy")
+      .map(([, path]) => path);
+    expect(deploys).toEqual([
+      resolve(ROOT, ".wrangler/deploy/sync-bootstrap.json"),
+      resolve(ROOT, ".wrangler/deploy/console.json"),
+      config,
+    ]);
+    expect(configs.filter((path) => path !== config)).toHaveLength(2);
+    // One KV namespace for both Workers; the console Worker runs with the sync Worker's vars.
+    expect(account().consoleKv).toBe("kv-id");
+    expect(first.output).not.toContain(`Creating new KV Namespace "${CONSOLE}-cache"`);
+    const consoleJson = JSON.parse(readFileSync(resolve(ROOT, ".wrangler/deploy/console.json"), "utf8")) as {
+      name: string;
+      vars: Record<string, string>;
+      workers_dev: boolean;
+      secrets: { required: string[] };
+    };
+    expect(consoleJson).toMatchObject({ name: CONSOLE, workers_dev: false, secrets: { required: REQUIRED } });
+    expect(consoleJson.vars["PUBLIC_URL"]).toBe(WORKERS_DEV);
+    const bootstrap = readFileSync(resolve(ROOT, ".wrangler/deploy/sync-bootstrap.json"), "utf8");
+    expect(bootstrap).not.toContain('"CONSOLE"');
+    for (const name of REQUIRED)
+      expect(first.output).toContain(`  npx wrangler secret put ${name} --name ${CONSOLE}\n`);
     expect(account()).toMatchObject({ queues: QUEUES, d1: "d1-uuid", kv: "kv-id", pendingMigrations: [] });
     expect(first.output).toContain(
       "Created or applied: queue sync-events, queue sync-bulk, queue sync-notify, queue sync-events-dlq, " +
-        "D1 Database fourdegrees-ghl-sync, KV Namespace fourdegrees-ghl-sync-cache, migrations on DB.",
+        `Worker ${CONSOLE}, D1 Database fourdegrees-ghl-sync, KV Namespace fourdegrees-ghl-sync-cache, migrations on DB.`,
     );
     for (const name of REQUIRED) expect(first.output).toContain(`  npx wrangler secret put ${name}\n`);
     expect(first.output).toContain(
@@ -132,14 +167,18 @@ describe("npm run deploy against a stand-in wrangler", () => {
     expect(first.output).toContain("DB does not exist yet: wrangler deploy creates it, its migrations follow");
     expect(first.output).not.toContain("Couldn't find a D1 DB");
 
-    setAccount({ secrets: REQUIRED }); // the operator ran `wrangler secret put` for each
+    setAccount({ secrets: REQUIRED, consoleSecrets: REQUIRED }); // the operator ran `wrangler secret put` for each
     const second = await deploy(config);
     expect(second.code, second.output).toBe(0);
     expect(commands(account().calls)).toEqual([
       ...QUEUES.map((q) => `queues info ${q}`),
       "d1 migrations apply DB --remote",
+      LIST_CONSOLE_SECRETS,
+      "kv namespace list",
+      "deploy",
       "deploy",
       "secret list --format json",
+      LIST_CONSOLE_SECRETS,
     ]);
     expect(second.output).toContain("Nothing to create: queues, D1, KV and migrations were already in place.");
     expect(second.output).not.toContain("Creating new");
@@ -152,8 +191,12 @@ describe("npm run deploy against a stand-in wrangler", () => {
     expect(run.code, run.output).toBe(0);
     expect(commands(account().calls).slice(QUEUES.length)).toEqual([
       "d1 migrations apply DB --remote",
+      LIST_CONSOLE_SECRETS,
+      "kv namespace list",
+      "deploy",
       "deploy",
       "secret list --format json",
+      LIST_CONSOLE_SECRETS,
     ]);
     expect(run.output).toContain("Created or applied: migrations on DB.");
   });
@@ -210,7 +253,10 @@ describe("deployConfigFrom", () => {
       provisioned: [],
       migrations: {},
       deployedUrls: [],
+      consoleWorker: "w-console",
+      consoleCreated: false,
       missingRequired: [],
+      missingConsoleRequired: [],
       missingOptional: [],
       missingVars: config.missingVars,
       publicUrlMismatch: undefined,
@@ -218,6 +264,10 @@ describe("deployConfigFrom", () => {
     expect(summary(config, report)).toContain('  HIGHLEVEL_APP_ID = "…"');
     expect(exitCode(report)).toBe(1);
     expect(exitCode({ ...report, missingVars: [] })).toBe(0);
+    // A secret missing on the console Worker alone also leaves the deployment unusable.
+    const consoleOnly = { ...report, missingVars: [], missingConsoleRequired: ["ADMIN_TOKEN"] };
+    expect(exitCode(consoleOnly)).toBe(1);
+    expect(summary(config, consoleOnly)).toContain("  npx wrangler secret put ADMIN_TOKEN --name w-console");
   });
 
   it("counts a queue named only as a dead-letter queue, and refuses a config without a name", () => {

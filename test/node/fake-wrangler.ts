@@ -11,8 +11,14 @@ export interface FakeAccount {
   d1: string | null;
   kv: string | null;
   workerDeployed: boolean;
+  /** The console Worker (wrangler.console.toml) is deployed. */
+  consoleDeployed?: boolean;
+  /** The KV namespace id the console Worker's CACHE was deployed with. */
+  consoleKv?: string;
   pendingMigrations: string[];
   secrets: string[];
+  /** Secrets set on the console Worker. */
+  consoleSecrets?: string[];
   /** Answer `queues info` with this error (e.g. an expired login). */
   queuesInfoError?: string;
   /** Every call's argv, in order. */
@@ -22,6 +28,36 @@ export interface FakeAccount {
 /** Where the stand-in says the Worker is served. */
 export const WORKERS_DEV = "https://fourdegrees-ghl-sync.acme.workers.dev";
 const PROJECT_QUEUES = ["sync-events", "sync-bulk", "sync-events-dlq"];
+const SYNC = "fourdegrees-ghl-sync";
+const CONSOLE = "fourdegrees-ghl-sync-console";
+
+/** The deployed config's fields the stand-in checks as Cloudflare would (TOML or the deploy's JSON). */
+interface DeployedConfig {
+  name: string;
+  bindsConsole: boolean;
+  kvId: string | undefined;
+}
+
+function readDeployedConfig(path: string | undefined): DeployedConfig {
+  const text = path ? readFileSync(path, "utf8") : "";
+  if (path?.endsWith(".json")) {
+    const json = JSON.parse(text) as {
+      name: string;
+      services?: { binding: string }[];
+      kv_namespaces?: { id?: string }[];
+    };
+    return {
+      name: json.name,
+      bindsConsole: (json.services ?? []).some((b) => b.binding === "CONSOLE"),
+      kvId: json.kv_namespaces?.[0]?.id,
+    };
+  }
+  return {
+    name: /^name = "([^"]+)"/m.exec(text)?.[1] ?? "",
+    bindsConsole: /^binding = "CONSOLE"/m.test(text),
+    kvId: undefined,
+  };
+}
 
 function main(): number {
   const file = process.env["FAKE_WRANGLER_STATE"];
@@ -33,7 +69,8 @@ function main(): number {
   const argv = process.argv.slice(2);
   account.calls.push(argv);
   try {
-    return answer(account, withoutConfig(argv));
+    const at = argv.indexOf("--config");
+    return answer(account, withoutConfig(argv), at < 0 ? undefined : argv[at + 1]);
   } finally {
     writeFileSync(file, JSON.stringify(account, null, 2));
   }
@@ -47,7 +84,7 @@ function withoutConfig(argv: string[]): string[] {
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
 
-function answer(account: FakeAccount, args: string[]): number {
+function answer(account: FakeAccount, args: string[], configPath: string | undefined): number {
   const [command, sub, ...rest] = args;
   const key = [command, sub].join(" ");
   if (key === "queues info") {
@@ -88,6 +125,26 @@ function answer(account: FakeAccount, args: string[]): number {
     return 0;
   }
   if (command === "deploy") {
+    const deployed = readDeployedConfig(configPath);
+    if (deployed.name === CONSOLE) {
+      // The gate binding names the sync Worker's Durable Object class: that script must exist.
+      if (!account.workerDeployed) {
+        err(`✘ [ERROR] workers.api.error.script_not_found: Durable Object binding GATE: script "${SYNC}" not found`);
+        return 1;
+      }
+      if (deployed.kvId === undefined) {
+        out(`Provisioning CACHE (KV Namespace)...\n🌀 Creating new KV Namespace "${CONSOLE}-cache"...`);
+        account.consoleKv = "kv-console-id";
+      } else account.consoleKv = deployed.kvId;
+      account.consoleDeployed = true;
+      out(`Uploaded ${CONSOLE} (1.90 sec)\nNo deploy targets for ${CONSOLE} (workers_dev = false)`);
+      out("Current Version ID: 1c9d-fake");
+      return 0;
+    }
+    if (deployed.bindsConsole && !account.consoleDeployed) {
+      err(`✘ [ERROR] Service binding 'CONSOLE' references Worker '${CONSOLE}' which was not found. [code: 10143]`);
+      return 1;
+    }
     // A consumer whose queue does not exist fails the deploy, as on Cloudflare.
     const missing = PROJECT_QUEUES.find((name) => !account.queues.includes(name));
     if (missing) {
@@ -100,22 +157,30 @@ function answer(account: FakeAccount, args: string[]): number {
       account.d1 = "d1-uuid";
     }
     if (account.kv === null) {
-      out(`Provisioning CACHE (KV Namespace)...\n🌀 Creating new KV Namespace "fourdegrees-ghl-sync-cache"...`);
+      out(`Provisioning CACHE (KV Namespace)...\n🌀 Creating new KV Namespace "${SYNC}-cache"...`);
       account.kv = "kv-id";
     }
     account.workerDeployed = true;
-    out(`Uploaded fourdegrees-ghl-sync (2.10 sec)\nDeployed fourdegrees-ghl-sync triggers (0.80 sec)`);
+    out(`Uploaded ${SYNC} (2.10 sec)\nDeployed ${SYNC} triggers (0.80 sec)`);
     out(`  ${WORKERS_DEV}\n  schedule: */5 * * * *\nCurrent Version ID: 0b8c-fake`);
     return 0;
   }
+  if (key === "kv namespace" && rest[0] === "list") {
+    out(JSON.stringify(account.kv === null ? [] : [{ id: account.kv, title: `${SYNC}-cache` }], null, 2));
+    return 0;
+  }
   if (key === "secret list") {
-    if (!account.workerDeployed) {
-      err(`✘ [ERROR] Worker "fourdegrees-ghl-sync" not found.`);
+    const named = rest.indexOf("--name");
+    const worker = named < 0 ? SYNC : rest[named + 1];
+    const exists = worker === CONSOLE ? account.consoleDeployed === true : account.workerDeployed;
+    if (!exists) {
+      err(`✘ [ERROR] Worker "${worker}" not found.`);
       return 1;
     }
+    const names = worker === CONSOLE ? (account.consoleSecrets ?? []) : account.secrets;
     out(
       JSON.stringify(
-        account.secrets.map((name) => ({ name, type: "secret_text" })),
+        names.map((name) => ({ name, type: "secret_text" })),
         null,
         "  ",
       ),

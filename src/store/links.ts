@@ -220,7 +220,7 @@ function storedEcho(
   } catch {
     echo = null;
   }
-  // Every slot taken (`takeExpectedEchoSlot` leaves the text spent): nothing is expected.
+  // Every slot taken (`takeExpectedEchoSlots` leaves the text spent): nothing is expected.
   if (echo && echo.expiresAt === 0 && Object.values(echo.types).every((n) => n <= 0)) return null;
   return { fdDealId, hlLocationId, state, raw, echo };
 }
@@ -282,31 +282,36 @@ const ECHO_TYPES = [
 const SLOTS_LEFT = ECHO_TYPES.map((t) => `coalesce(json_extract(hl_echo_json, '$.types.${t}'), 0)`).join(" + ");
 
 /**
- * Takes one slot of a pair's live expected echo for an event, in one statement (one row read, one
- * written; a miss reads the row and writes nothing): only when the link is active, neither side of
- * the pair is on the review list, the event's type still has a slot and the event's location and
- * carried fields are exactly the recorded ones. That type's count is lowered; the last slot leaves
- * the text spent (`expiresAt` 0, which every reader treats as nothing expected). The statement is
- * atomic, so two deliveries never take the same slot. False = nothing taken (the caller decides
- * whether a live expectation is to be voided).
+ * Takes one slot of a pair's live expected echo for each of `types` (the deliveries of one state:
+ * the event's, and its fan-out partners' when they are handled together), in one statement (one
+ * row read, one written; a miss reads the row and writes nothing): only when the link is active,
+ * neither side of the pair is on the review list, every type still has a slot and the events'
+ * location and carried fields are exactly the recorded ones. Each type's count is lowered; the last
+ * slot leaves the text spent (`expiresAt` 0, which every reader treats as nothing expected). All or
+ * nothing, and atomic, so two deliveries never take the same slot. False = nothing taken (the
+ * caller decides whether a live expectation is to be voided).
  */
-export async function takeExpectedEchoSlot(
+export async function takeExpectedEchoSlots(
   db: D1Database,
   accountId: string,
-  event: { type: string; opportunityId: string; locationId: string | null; fields: ExpectedEcho["fields"] },
+  event: { types: readonly string[]; opportunityId: string; locationId: string | null; fields: ExpectedEcho["fields"] },
   now: number,
 ): Promise<boolean> {
-  // Only a counted type has a slot (and only such a name is spliced into the JSON path).
-  if (!(ECHO_TYPES as readonly string[]).includes(event.type)) return false;
+  // Only counted types have slots (and only such names are spliced into the JSON paths), each once.
+  const types = [...new Set(event.types)];
+  if (types.length === 0 || types.length !== event.types.length) return false;
+  if (!types.every((t) => (ECHO_TYPES as readonly string[]).includes(t))) return false;
   const f = event.fields;
-  const slot = `'$.types.${event.type}'`;
+  const slots = types.map((t) => `'$.types.${t}'`);
+  const lowered = slots.map((slot) => `${slot}, json_extract(hl_echo_json, ${slot}) - 1`).join(", ");
+  const expected = slots.map((slot) => `coalesce(json_extract(hl_echo_json, ${slot}), 0) > 0`).join(" AND ");
   const res = await db
     .prepare(
-      `UPDATE links SET hl_echo_json = json_set(hl_echo_json, ${slot}, json_extract(hl_echo_json, ${slot}) - 1,
-         '$.expiresAt', CASE WHEN ${SLOTS_LEFT} <= 1 THEN 0 ELSE json_extract(hl_echo_json, '$.expiresAt') END)
+      `UPDATE links SET hl_echo_json = json_set(hl_echo_json, ${lowered},
+         '$.expiresAt', CASE WHEN ${SLOTS_LEFT} <= ${types.length} THEN 0 ELSE json_extract(hl_echo_json, '$.expiresAt') END)
        WHERE account_id = ?1 AND hl_opportunity_id = ?2 AND hl_echo_json IS NOT NULL AND json_valid(hl_echo_json)
          AND json_extract(hl_echo_json, '$.expiresAt') > ?11
-         AND state = 'active' AND hl_location_id IS ?3 AND coalesce(json_extract(hl_echo_json, ${slot}), 0) > 0
+         AND state = 'active' AND hl_location_id IS ?3 AND ${expected}
          AND json_extract(hl_echo_json, '$.fields.name') IS ?4 AND json_extract(hl_echo_json, '$.fields.monetaryValue') IS ?5
          AND json_extract(hl_echo_json, '$.fields.status') IS ?6 AND json_extract(hl_echo_json, '$.fields.pipelineId') IS ?7
          AND json_extract(hl_echo_json, '$.fields.pipelineStageId') IS ?8 AND json_extract(hl_echo_json, '$.fields.assignedTo') IS ?9

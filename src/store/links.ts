@@ -455,12 +455,86 @@ function toNoteLink(raw: unknown): NoteLink {
   };
 }
 
+/** The note links of a deal, pending ones left out (`noteLinkRowsForDeal`). */
 export async function noteLinksForDeal(db: D1Database, accountId: string, fdDealId: string): Promise<NoteLink[]> {
+  return (await noteLinkRowsForDeal(db, accountId, fdDealId)).linked;
+}
+
+/**
+ * A note create written ahead as its note link (`claimNoteCreate`): everything but the HighLevel
+ * note's id, which the create's answer fills in (`completeNoteCreate`).
+ */
+export type PendingNoteLink = Omit<NoteLink, "hlNoteId">;
+
+/** A deal's note links in one read: the complete ones, and the pending creates (no HighLevel id yet). */
+export async function noteLinkRowsForDeal(
+  db: D1Database,
+  accountId: string,
+  fdDealId: string,
+): Promise<{ linked: NoteLink[]; pending: PendingNoteLink[] }> {
   const { results } = await db
     .prepare("SELECT * FROM note_links WHERE account_id = ? AND fd_deal_id = ?")
     .bind(accountId, fdDealId)
     .all();
-  return results.map(toNoteLink);
+  const linked: NoteLink[] = [];
+  const pending: PendingNoteLink[] = [];
+  for (const row of results) {
+    if (z.object({ hl_note_id: z.string().nullable() }).parse(row).hl_note_id === null) {
+      const { hlNoteId: _none, ...rest } = toNoteLink({ ...row, hl_note_id: "" });
+      pending.push(rest);
+    } else linked.push(toNoteLink(row));
+  }
+  return { linked, pending };
+}
+
+/**
+ * Writes a note create ahead as its pending note link, before HighLevel is called. `fresh`: this
+ * call wrote it. Else `hlNoteId` is the note another attempt made and linked (no create), or null:
+ * an earlier attempt may have created it and died, so the caller looks for that copy first (the
+ * listing's origin footer) and creates only when it found none.
+ */
+export async function claimNoteCreate(
+  db: D1Database,
+  link: PendingNoteLink,
+  now = Date.now(),
+): Promise<{ fresh: true } | { fresh: false; hlNoteId: string | null }> {
+  const inserted = await db
+    .prepare(
+      `INSERT INTO note_links (account_id, fd_note_id, hl_note_id, fd_deal_id, hl_contact_id, origin, body_hash, updated_at,
+         author, source_created_at) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    )
+    .bind(
+      link.accountId,
+      link.fdNoteId,
+      link.fdDealId,
+      link.hlContactId,
+      link.origin,
+      link.bodyHash,
+      now,
+      link.author ?? null,
+      link.sourceCreatedAt ?? null,
+    )
+    .run();
+  if (inserted.meta.changes > 0) return { fresh: true };
+  const row = await db
+    .prepare("SELECT hl_note_id FROM note_links WHERE account_id = ? AND fd_note_id = ?")
+    .bind(link.accountId, link.fdNoteId)
+    .first();
+  return { fresh: false, hlNoteId: row ? z.object({ hl_note_id: z.string().nullable() }).parse(row).hl_note_id : null };
+}
+
+/** Completes a pending note link (`claimNoteCreate`) with the id of the note HighLevel created. */
+export async function completeNoteCreate(
+  db: D1Database,
+  accountId: string,
+  fdNoteId: string,
+  hlNoteId: string,
+  now = Date.now(),
+): Promise<void> {
+  await db
+    .prepare("UPDATE note_links SET hl_note_id = ?, updated_at = ? WHERE account_id = ? AND fd_note_id = ?")
+    .bind(hlNoteId, now, accountId, fdNoteId)
+    .run();
 }
 
 /** The note link of a HighLevel note (one read through the unique HighLevel id); null when none. */

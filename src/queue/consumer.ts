@@ -56,7 +56,10 @@ export class BatchScope {
   readonly #memo = new Map<string, Promise<unknown>>();
   readonly #done = new Set<string>();
   readonly #due: DueJob[] = [];
+  readonly #shared = new Map<string, unknown>();
   readonly #runsJobs: boolean;
+  #messages: readonly QueueMessage[] = [];
+  #current = -1;
 
   /** `runsJobs`: the batch runs the live record jobs its messages make due (`consumeBatch`). */
   constructor(options: { runsJobs?: boolean } = {}) {
@@ -72,6 +75,35 @@ export class BatchScope {
     if (!this.#runsJobs) return false;
     this.#due.push({ msg, markedAt });
     return true;
+  }
+
+  /** The batch's messages in order (`consumeBatch`), so a handler can see the ones still to come (`later`). */
+  setMessages(messages: readonly QueueMessage[]): void {
+    this.#messages = messages;
+    this.#current = -1;
+  }
+
+  /** Which message of `setMessages` is being handled now (null: none, e.g. the jobs at the end). */
+  handling(msg: QueueMessage | null): void {
+    this.#current = msg === null ? -1 : this.#messages.indexOf(msg);
+  }
+
+  /**
+   * The batch's messages after the one being handled, not handled yet (empty when none is being
+   * handled): what lets a handler do once the work of several of them (the expected echo's slots).
+   */
+  later(): readonly QueueMessage[] {
+    return this.#current < 0 ? [] : this.#messages.slice(this.#current + 1);
+  }
+
+  /** Leaves `value` under `key` for a later message of the batch (`shared`). */
+  share(key: string, value: unknown): void {
+    this.#shared.set(key, value);
+  }
+
+  /** What an earlier message of the batch left under `key` (`share`), if anything. */
+  shared(key: string): unknown {
+    return this.#shared.get(key);
   }
 
   /** The jobs `runAtEnd` took, emptied. */
@@ -287,7 +319,13 @@ export async function consumeBatch(
     return handler !== undefined && claimsItself.has(handler);
   };
   const items = await claimWebhooks(env.DB, valid, selfClaiming, log, count);
-  for (const item of items) if (item.msg.kind !== "sync.record") await run(item);
+  const light = items.filter((item) => item.msg.kind !== "sync.record");
+  scope.setMessages(light.map((item) => item.msg));
+  for (const item of light) {
+    scope.handling(item.msg);
+    await run(item);
+  }
+  scope.handling(null);
   // The batch's queued record jobs and the live jobs its webhooks made due, one pool: two jobs of
   // one record never run at once (the second finds the record clean, or runs once more).
   const jobs: Array<{ item: { message: Message<unknown>; msg: QueueMessage } } | { due: DueJob }> = [

@@ -220,7 +220,7 @@ function storedEcho(
   } catch {
     echo = null;
   }
-  // Every slot taken (`takeExpectedEchoSlot` leaves the text spent): nothing is expected.
+  // Every slot taken (`takeExpectedEchoSlots` leaves the text spent): nothing is expected.
   if (echo && echo.expiresAt === 0 && Object.values(echo.types).every((n) => n <= 0)) return null;
   return { fdDealId, hlLocationId, state, raw, echo };
 }
@@ -282,31 +282,36 @@ const ECHO_TYPES = [
 const SLOTS_LEFT = ECHO_TYPES.map((t) => `coalesce(json_extract(hl_echo_json, '$.types.${t}'), 0)`).join(" + ");
 
 /**
- * Takes one slot of a pair's live expected echo for an event, in one statement (one row read, one
- * written; a miss reads the row and writes nothing): only when the link is active, neither side of
- * the pair is on the review list, the event's type still has a slot and the event's location and
- * carried fields are exactly the recorded ones. That type's count is lowered; the last slot leaves
- * the text spent (`expiresAt` 0, which every reader treats as nothing expected). The statement is
- * atomic, so two deliveries never take the same slot. False = nothing taken (the caller decides
- * whether a live expectation is to be voided).
+ * Takes one slot of a pair's live expected echo for each of `types` (the deliveries of one state:
+ * the event's, and its fan-out partners' when they are handled together), in one statement (one
+ * row read, one written; a miss reads the row and writes nothing): only when the link is active,
+ * neither side of the pair is on the review list, every type still has a slot and the events'
+ * location and carried fields are exactly the recorded ones. Each type's count is lowered; the last
+ * slot leaves the text spent (`expiresAt` 0, which every reader treats as nothing expected). All or
+ * nothing, and atomic, so two deliveries never take the same slot. False = nothing taken (the
+ * caller decides whether a live expectation is to be voided).
  */
-export async function takeExpectedEchoSlot(
+export async function takeExpectedEchoSlots(
   db: D1Database,
   accountId: string,
-  event: { type: string; opportunityId: string; locationId: string | null; fields: ExpectedEcho["fields"] },
+  event: { types: readonly string[]; opportunityId: string; locationId: string | null; fields: ExpectedEcho["fields"] },
   now: number,
 ): Promise<boolean> {
-  // Only a counted type has a slot (and only such a name is spliced into the JSON path).
-  if (!(ECHO_TYPES as readonly string[]).includes(event.type)) return false;
+  // Only counted types have slots (and only such names are spliced into the JSON paths), each once.
+  const types = [...new Set(event.types)];
+  if (types.length === 0 || types.length !== event.types.length) return false;
+  if (!types.every((t) => (ECHO_TYPES as readonly string[]).includes(t))) return false;
   const f = event.fields;
-  const slot = `'$.types.${event.type}'`;
+  const slots = types.map((t) => `'$.types.${t}'`);
+  const lowered = slots.map((slot) => `${slot}, json_extract(hl_echo_json, ${slot}) - 1`).join(", ");
+  const expected = slots.map((slot) => `coalesce(json_extract(hl_echo_json, ${slot}), 0) > 0`).join(" AND ");
   const res = await db
     .prepare(
-      `UPDATE links SET hl_echo_json = json_set(hl_echo_json, ${slot}, json_extract(hl_echo_json, ${slot}) - 1,
-         '$.expiresAt', CASE WHEN ${SLOTS_LEFT} <= 1 THEN 0 ELSE json_extract(hl_echo_json, '$.expiresAt') END)
+      `UPDATE links SET hl_echo_json = json_set(hl_echo_json, ${lowered},
+         '$.expiresAt', CASE WHEN ${SLOTS_LEFT} <= ${types.length} THEN 0 ELSE json_extract(hl_echo_json, '$.expiresAt') END)
        WHERE account_id = ?1 AND hl_opportunity_id = ?2 AND hl_echo_json IS NOT NULL AND json_valid(hl_echo_json)
          AND json_extract(hl_echo_json, '$.expiresAt') > ?11
-         AND state = 'active' AND hl_location_id IS ?3 AND coalesce(json_extract(hl_echo_json, ${slot}), 0) > 0
+         AND state = 'active' AND hl_location_id IS ?3 AND ${expected}
          AND json_extract(hl_echo_json, '$.fields.name') IS ?4 AND json_extract(hl_echo_json, '$.fields.monetaryValue') IS ?5
          AND json_extract(hl_echo_json, '$.fields.status') IS ?6 AND json_extract(hl_echo_json, '$.fields.pipelineId') IS ?7
          AND json_extract(hl_echo_json, '$.fields.pipelineStageId') IS ?8 AND json_extract(hl_echo_json, '$.fields.assignedTo') IS ?9
@@ -450,12 +455,86 @@ function toNoteLink(raw: unknown): NoteLink {
   };
 }
 
+/** The note links of a deal, pending ones left out (`noteLinkRowsForDeal`). */
 export async function noteLinksForDeal(db: D1Database, accountId: string, fdDealId: string): Promise<NoteLink[]> {
+  return (await noteLinkRowsForDeal(db, accountId, fdDealId)).linked;
+}
+
+/**
+ * A note create written ahead as its note link (`claimNoteCreate`): everything but the HighLevel
+ * note's id, which the create's answer fills in (`completeNoteCreate`).
+ */
+export type PendingNoteLink = Omit<NoteLink, "hlNoteId">;
+
+/** A deal's note links in one read: the complete ones, and the pending creates (no HighLevel id yet). */
+export async function noteLinkRowsForDeal(
+  db: D1Database,
+  accountId: string,
+  fdDealId: string,
+): Promise<{ linked: NoteLink[]; pending: PendingNoteLink[] }> {
   const { results } = await db
     .prepare("SELECT * FROM note_links WHERE account_id = ? AND fd_deal_id = ?")
     .bind(accountId, fdDealId)
     .all();
-  return results.map(toNoteLink);
+  const linked: NoteLink[] = [];
+  const pending: PendingNoteLink[] = [];
+  for (const row of results) {
+    if (z.object({ hl_note_id: z.string().nullable() }).parse(row).hl_note_id === null) {
+      const { hlNoteId: _none, ...rest } = toNoteLink({ ...row, hl_note_id: "" });
+      pending.push(rest);
+    } else linked.push(toNoteLink(row));
+  }
+  return { linked, pending };
+}
+
+/**
+ * Writes a note create ahead as its pending note link, before HighLevel is called. `fresh`: this
+ * call wrote it. Else `hlNoteId` is the note another attempt made and linked (no create), or null:
+ * an earlier attempt may have created it and died, so the caller looks for that copy first (the
+ * listing's origin footer) and creates only when it found none.
+ */
+export async function claimNoteCreate(
+  db: D1Database,
+  link: PendingNoteLink,
+  now = Date.now(),
+): Promise<{ fresh: true } | { fresh: false; hlNoteId: string | null }> {
+  const inserted = await db
+    .prepare(
+      `INSERT INTO note_links (account_id, fd_note_id, hl_note_id, fd_deal_id, hl_contact_id, origin, body_hash, updated_at,
+         author, source_created_at) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    )
+    .bind(
+      link.accountId,
+      link.fdNoteId,
+      link.fdDealId,
+      link.hlContactId,
+      link.origin,
+      link.bodyHash,
+      now,
+      link.author ?? null,
+      link.sourceCreatedAt ?? null,
+    )
+    .run();
+  if (inserted.meta.changes > 0) return { fresh: true };
+  const row = await db
+    .prepare("SELECT hl_note_id FROM note_links WHERE account_id = ? AND fd_note_id = ?")
+    .bind(link.accountId, link.fdNoteId)
+    .first();
+  return { fresh: false, hlNoteId: row ? z.object({ hl_note_id: z.string().nullable() }).parse(row).hl_note_id : null };
+}
+
+/** Completes a pending note link (`claimNoteCreate`) with the id of the note HighLevel created. */
+export async function completeNoteCreate(
+  db: D1Database,
+  accountId: string,
+  fdNoteId: string,
+  hlNoteId: string,
+  now = Date.now(),
+): Promise<void> {
+  await db
+    .prepare("UPDATE note_links SET hl_note_id = ?, updated_at = ? WHERE account_id = ? AND fd_note_id = ?")
+    .bind(hlNoteId, now, accountId, fdNoteId)
+    .run();
 }
 
 /** The note link of a HighLevel note (one read through the unique HighLevel id); null when none. */

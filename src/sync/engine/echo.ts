@@ -17,7 +17,7 @@ import {
   findExpectedEcho,
   findLink,
   findLinkWithEcho,
-  takeExpectedEchoSlot,
+  takeExpectedEchoSlots,
   voidExpectedEcho,
   type ExpectedEcho,
   type Link,
@@ -39,6 +39,20 @@ export interface HighLevelEchoVerdict {
   reason: string;
   /** Whether the webhook's advisory stage check (`checkNamedStage`) should run (see above). */
   checkStage: boolean;
+  /** Later deliveries of the batch whose slots were taken with this one's (`EchoPartner`), with their verdicts. */
+  alsoTaken?: Array<{ partner: EchoPartner; verdict: HighLevelEchoVerdict }>;
+}
+
+/**
+ * Another delivery of the same batch for the same opportunity, not handled yet: when it carries
+ * the same state (a fan-out partner of our write's echo), its slot is taken in the same statement
+ * as the event's (2 rows instead of 4), and its handler finds it taken (`alsoTaken`).
+ */
+export interface EchoPartner {
+  webhookId: string;
+  type: string;
+  body: Record<string, unknown>;
+  locationId: string | null;
 }
 
 /** The events whose body is the opportunity's state after a change (`OpportunityDelete` is not one). */
@@ -185,14 +199,40 @@ export interface ExpectedEchoVerdict {
   /** This event took one expected slot: it is the echo of our write. */
   consumed: boolean;
   reason: string;
+  /** The partners (of those passed in) whose slots were taken with this event's. */
+  together?: EchoPartner[];
 }
 
 /**
- * Takes one slot of the pair's expected echo for this event, atomically (`takeExpectedEchoSlot`:
+ * The partners whose slots may be taken with the event's: state events naming the same
+ * opportunity in the same location with exactly the event's carried fields, one per type, none of
+ * the event's type.
+ */
+function sameStatePartners(
+  event: { type: string; opportunityId: string; locationId: string | null },
+  fields: ExpectedEcho["fields"],
+  partners: readonly EchoPartner[],
+): EchoPartner[] {
+  const types = new Set([event.type]);
+  const out: EchoPartner[] = [];
+  for (const p of partners) {
+    if (types.has(p.type) || !STATE_EVENTS.has(p.type) || p.body["id"] !== event.opportunityId) continue;
+    if (p.locationId !== event.locationId || !sameFields(carriedFields(p.body), fields)) continue;
+    types.add(p.type);
+    out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Takes one slot of the pair's expected echo for this event, atomically (`takeExpectedEchoSlots`:
  * one statement that checks and takes): when the expectation is live, still expects the event's
  * type and recorded exactly the payload's carried fields (and the event's location), with neither
  * side of the pair on the review list, that type's count is lowered — two deliveries can never
- * take the same slot. An event that took nothing reads the expectation: a live one it does not
+ * take the same slot. With `partners` (later deliveries of the batch) that carry the same state,
+ * their slots are taken in that statement too when every one of them is still expected; on a miss
+ * the read below decides, and an event that alone matches takes its own slot. An event that took
+ * nothing reads the expectation: a live one it does not
  * match is voided (compare-and-set to nothing): something other than our write's deliveries is
  * going on, so every later event takes the normal path. An expired expectation is ignored. `read`
  * is that read when the caller wants the link row too (`findLinkWithEcho`).
@@ -203,14 +243,25 @@ export async function consumeExpectedEcho(
   event: { type: string; body: Record<string, unknown>; opportunityId: string; locationId: string | null },
   now = Date.now(),
   read: () => Promise<StoredExpectedEcho | null> = () => findExpectedEcho(db, accountId, event.opportunityId),
+  partners: readonly EchoPartner[] = [],
 ): Promise<ExpectedEchoVerdict> {
   const no = (reason: string): ExpectedEchoVerdict => ({ consumed: false, reason });
   const fields = carriedFields(event.body);
-  const slot = { type: event.type, opportunityId: event.opportunityId, locationId: event.locationId, fields };
+  const slot = { types: [event.type], opportunityId: event.opportunityId, locationId: event.locationId, fields };
   const names = STATE_EVENTS.has(event.type) && event.body["id"] === event.opportunityId;
+  const together = names ? sameStatePartners(event, fields, partners) : [];
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (names && (await takeExpectedEchoSlot(db, accountId, slot, now)))
-      return { consumed: true, reason: `the ${event.type} of our own write (expected echo)` };
+    // The first take includes the partners; a miss reads, and a match of the event alone takes again.
+    const withPartners = attempt === 0 ? together : [];
+    const types = [event.type, ...withPartners.map((p) => p.type)];
+    if (names && (await takeExpectedEchoSlots(db, accountId, { ...slot, types }, now)))
+      return withPartners.length > 0
+        ? {
+            consumed: true,
+            reason: `the ${event.type} of our own write (expected echo, taken with ${types.slice(1).join(", ")})`,
+            together: withPartners,
+          }
+        : { consumed: true, reason: `the ${event.type} of our own write (expected echo)` };
     const stored = attempt === 0 ? await read() : await findExpectedEcho(db, accountId, event.opportunityId);
     if (!stored?.echo || stored.state !== "active") return no("no echo of our own write is expected");
     const echo = stored.echo;
@@ -220,8 +271,9 @@ export async function consumeExpectedEcho(
       (echo.types[event.type] ?? 0) > 0 &&
       stored.hlLocationId === event.locationId &&
       sameFields(fields, echo.fields);
-    // It matches what is stored now (a newer write recorded it meanwhile): take once more. A
-    // second miss is the review list's (or a race's): the expectation is void.
+    // It matches what is stored now (a newer write recorded it meanwhile, or a partner taken with
+    // it did not): take once more, alone. A second miss is the review list's (or a race's): the
+    // expectation is void.
     if (matches && attempt === 0) continue;
     if (await voidExpectedEcho(db, accountId, stored.fdDealId, stored.raw))
       return no("the payload is not a still-expected delivery of our write; the expectation is void");
@@ -257,7 +309,7 @@ export async function recogniseHighLevelEcho(
 async function recognise(
   env: Pick<Env, "DB" | "CACHE">,
   account: Account,
-  { type, body, opportunityId, locationId, nativeCloseDate }: HighLevelEvent,
+  { type, body, opportunityId, locationId, nativeCloseDate, partners }: HighLevelEvent,
   now: number,
 ): Promise<HighLevelEchoVerdict> {
   const no = (reason: string): HighLevelEchoVerdict => ({ echo: false, checkStage: true, reason });
@@ -267,8 +319,11 @@ async function recognise(
   if (!locationId || body["locationId"] !== locationId || body["id"] !== opportunityId)
     return no("the payload does not name this opportunity in this location");
   const db = env.DB;
-  const stageId = body["pipelineStageId"];
-  const checkStage = typeof stageId === "string" && !pairsStage(mapping, locationId, stageId);
+  const stageUnpaired = (b: Record<string, unknown>) => {
+    const stageId = b["pipelineStageId"];
+    return typeof stageId === "string" && !pairsStage(mapping, locationId, stageId);
+  };
+  const checkStage = stageUnpaired(body);
 
   // The webhooks of our own last write (see "Expected echoes"): one slot per delivery.
   // On a miss the expectation's read is the link read the checks below need: kept for them.
@@ -277,8 +332,25 @@ async function recognise(
     seen.row = await findLinkWithEcho(db, account.id, opportunityId);
     return seen.row?.echo ?? null;
   };
-  const taken = await consumeExpectedEcho(db, account.id, { type, body, opportunityId, locationId }, now, readBoth);
-  if (taken.consumed) return { echo: true, reason: taken.reason, checkStage };
+  const taken = await consumeExpectedEcho(
+    db,
+    account.id,
+    { type, body, opportunityId, locationId },
+    now,
+    readBoth,
+    partners ?? [],
+  );
+  if (taken.consumed) {
+    const alsoTaken = (taken.together ?? []).map((partner) => ({
+      partner,
+      verdict: {
+        echo: true,
+        reason: `the ${partner.type} of our own write (expected echo, taken with ${type})`,
+        checkStage: stageUnpaired(partner.body),
+      },
+    }));
+    return { echo: true, reason: taken.reason, checkStage, ...(alsoTaken.length > 0 ? { alsoTaken } : {}) };
+  }
 
   // Pure first: can the payload speak for every field that flows HighLevel → 4Degrees?
   const opp = payloadOpportunity(opportunityId, locationId, body);
@@ -343,6 +415,8 @@ export interface HighLevelEvent {
   opportunityId: string;
   locationId: string | null;
   nativeCloseDate: boolean;
+  /** Later deliveries of the batch for the same opportunity (`EchoPartner`). */
+  partners?: readonly EchoPartner[];
 }
 
 /** Whether a deal's last change was our own write: its actor is the one our 4Degrees writes carry. */

@@ -8,9 +8,12 @@ import { sha256 } from "../../lib/hash.ts";
 import type { Account } from "../../store/accounts.ts";
 import { beginWrite, completeWrite, ledgerIdempotencyKey, type LedgerKey } from "../../store/ledger.ts";
 import {
+  claimNoteCreate,
+  completeNoteCreate,
   deleteNoteLink,
   findLink,
   linksForContact,
+  noteLinkRowsForDeal,
   noteLinksForDeal,
   saveNoteLink,
   type Link,
@@ -96,10 +99,10 @@ async function syncNotesOf(
   const toHl = writable && (engine.mapping.notes === "both" || engine.mapping.notes === "to_highlevel");
   const toFd = engine.mapping.notes === "both" || engine.mapping.notes === "to_fourdegrees";
   const deletes = engine.account.deletePolicy !== "ignore";
-  const [fdNotes, hlNotes, links] = await Promise.all([
+  const [fdNotes, hlNotes, { linked: links, pending }] = await Promise.all([
     engine.deps.fourdegrees.listNotes(link.fdDealId),
     hl.listNotes(contactId),
-    noteLinksForDeal(engine.db, engine.account.id, link.fdDealId),
+    noteLinkRowsForDeal(engine.db, engine.account.id, link.fdDealId),
   ]);
   const out: JobResult = { ...blank(link.fdDealId, link.hlOpportunityId) };
   // Test mode and plan-only runs compute every write and make none.
@@ -123,6 +126,14 @@ async function syncNotesOf(
   if (sharedContact) {
     const others = await noteIdsOfOtherPairs(engine, contactId, link.fdDealId);
     for (const id of others) byHl.delete(id);
+  }
+
+  // A pending create whose 4Degrees note is gone has nothing left to link (its copy, if made, is
+  // tagged and left alone as today's copies of deleted notes are).
+  for (const p of pending) {
+    if (byFd.has(p.fdNoteId)) continue;
+    bookkeeping++;
+    if (!test) await deleteNoteLink(engine.db, engine.account.id, p.fdNoteId);
   }
 
   for (const nl of links) {
@@ -250,33 +261,18 @@ async function syncNotesOf(
       continue;
     }
     if (!toHl) continue;
-    out.writes.push({ side: "highlevel", op: "create_note", id: null, from: `fourdegrees:${f.id}` });
+    const write = { side: "highlevel" as const, op: "create_note" as const, id: null, from: `fourdegrees:${f.id}` };
+    out.writes.push(write);
     if (test) continue;
-    const key: LedgerKey = {
-      accountId: engine.account.id,
-      targetSide: "highlevel",
-      sourceRecord: `fourdegrees:note:${f.id}`,
-      changeHash: "create",
-    };
-    const begun = await beginWrite(engine.db, key, "create_note", now());
-    let hlNoteId = begun.entry.state === "done" ? begun.entry.targetId : null;
+    // The pending note link is the create's write-ahead record: a retry that finds it pending
+    // looked for the copy above (its origin footer) and found none, so it creates; one that finds
+    // it complete (another job's create) links nothing more.
     const by = attributeFourDegrees(f, await users({ fd: f.authorId }));
-    if (!hlNoteId) {
-      const created = await hl.createNote(
-        contactId,
-        tagOrigin(text, "fourdegrees", f.id, by),
-        by.hlUserId ?? undefined,
-      );
-      await engine.deps.hooks?.afterCreate?.("highlevel", created.id);
-      hlNoteId = created.id;
-      await completeWrite(engine.db, key, hlNoteId, now());
-    }
-    await saveNoteLink(
+    const claim = await claimNoteCreate(
       engine.db,
       {
         accountId: engine.account.id,
         fdNoteId: f.id,
-        hlNoteId,
         fdDealId: link.fdDealId,
         hlContactId: contactId,
         origin: "fourdegrees",
@@ -286,6 +282,13 @@ async function syncNotesOf(
       },
       now(),
     );
+    if (!claim.fresh && claim.hlNoteId !== null) {
+      out.writes.splice(out.writes.indexOf(write), 1);
+      continue;
+    }
+    const created = await hl.createNote(contactId, tagOrigin(text, "fourdegrees", f.id, by), by.hlUserId ?? undefined);
+    await engine.deps.hooks?.afterCreate?.("highlevel", created.id);
+    await completeNoteCreate(engine.db, engine.account.id, f.id, created.id, now());
   }
 
   // Unlinked HighLevel notes: ours (tagged) → link above; theirs → copy to 4Degrees (not on a shared contact).

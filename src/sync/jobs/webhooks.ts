@@ -16,7 +16,7 @@ import type { PendingKind } from "../../store/pending.ts";
 import { recordEvent } from "../../store/sync-events.ts";
 import { stripOrigin } from "../engine/notes.ts";
 import { sha256 } from "../../lib/hash.ts";
-import { recogniseHighLevelEcho } from "../engine/echo.ts";
+import { recogniseHighLevelEcho, type EchoPartner, type HighLevelEchoVerdict } from "../engine/echo.ts";
 import { dirtyKey, markAndEnqueue, type JobDeps } from "./deps.ts";
 import { enqueueAttachments, isAttachmentEcho, touchesAttachments } from "./attachment-triggers.ts";
 import { cachedConfig } from "../../store/config-cache.ts";
@@ -194,6 +194,41 @@ async function claimed(ctx: HandlerContext, type: string): Promise<boolean> {
   return false;
 }
 
+/** The batch-scope key of a HighLevel delivery whose expected-echo slot was taken by an earlier delivery. */
+function echoTakenKey(accountId: string, webhookId: string, type: string): string {
+  return `echo-taken:${accountId}:${webhookId}:${type}`;
+}
+
+/** The verdict an earlier delivery of the batch left for this one when it took both slots (`echoTakenKey`). */
+function takenBefore(batch: BatchScope | undefined, key: string): HighLevelEchoVerdict | null {
+  const verdict = batch?.shared(key);
+  return verdict === undefined ? null : (verdict as HighLevelEchoVerdict);
+}
+
+/**
+ * The batch's later HighLevel deliveries for the same opportunity in the same location (other
+ * delivery ids, no slot taken for them yet): the fan-out partners whose expected-echo slots may be
+ * taken with this one's.
+ */
+function echoPartners(
+  batch: BatchScope | undefined,
+  accountId: string,
+  msg: Extract<QueueMessage, { kind: "highlevel.webhook" }>,
+  opportunityId: string,
+  locationId: string | null,
+): EchoPartner[] {
+  const out: EchoPartner[] = [];
+  for (const m of batch?.later() ?? []) {
+    if (m.kind !== "highlevel.webhook" || m.webhookId === msg.webhookId) continue;
+    const loc = m.locationId ?? (typeof m.body["locationId"] === "string" ? m.body["locationId"] : null);
+    const target = highLevelTarget(m.type, m.body);
+    if (loc !== locationId || target?.kind !== "deal" || target.recordId !== opportunityId) continue;
+    if (takenBefore(batch, echoTakenKey(accountId, m.webhookId, m.type))) continue;
+    out.push({ webhookId: m.webhookId, type: m.type, body: m.body, locationId: loc });
+  }
+  return out;
+}
+
 /** Triage of a HighLevel webhook: ack what needs no job (unknown location, echo), else mark the record dirty. */
 export async function handleHighLevelWebhook(
   msg: Extract<QueueMessage, { kind: "highlevel.webhook" }>,
@@ -252,17 +287,23 @@ export async function handleHighLevelWebhook(
     return { kind: "ack" };
   }
   const deps = makeDeps(ctx);
-  // The echo of a state already synced is acked without a job (src/sync/engine/echo.ts).
+  // The echo of a state already synced is acked without a job (src/sync/engine/echo.ts); an
+  // earlier delivery of this batch may have taken this one's expected-echo slot with its own.
+  const takenKey = echoTakenKey(account.id, msg.webhookId, msg.type);
   const echo =
     target.kind === "deal"
-      ? await recogniseHighLevelEcho(ctx.env, account, {
+      ? (takenBefore(ctx.batch, takenKey) ??
+        (await recogniseHighLevelEcho(ctx.env, account, {
           type: msg.type,
           body: msg.body,
           opportunityId: target.recordId,
           locationId,
           nativeCloseDate: hasNativeForecast(ctx.config.HIGHLEVEL_API_VERSION),
-        })
+          partners: echoPartners(ctx.batch, account.id, msg, target.recordId, locationId),
+        })))
       : null;
+  for (const { partner, verdict } of echo?.alsoTaken ?? [])
+    ctx.batch?.share(echoTakenKey(account.id, partner.webhookId, partner.type), verdict);
   if (locationId && (echo?.checkStage ?? true))
     await checkNamedStageOnce(ctx, deps, account, locationId, msg.body, target.recordId);
   if (echo?.echo) {

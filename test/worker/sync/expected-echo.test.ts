@@ -13,8 +13,12 @@
  * either sandbox is counted per side (reads: GET and search).
  * HighLevel's deliveries are taken out of the queue and handed in in the order each test needs.
  */
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../../src/config.ts";
+import { consumeBatch, type Handlers } from "../../../src/queue/consumer.ts";
+import { d1MeterStatements, meterDatabase } from "../../../src/store/d1-meter.ts";
 import { CachedStructureCrm } from "../../../src/fourdegrees/cached-crm.ts";
 import { findExpectedEcho, findLink } from "../../../src/store/links.ts";
 import { getPending, listPending } from "../../../src/store/pending.ts";
@@ -473,5 +477,111 @@ describe("what an expectation needs", () => {
     const link = await findLink(env.DB, ACCOUNT, "highlevel", e.oppId);
     expect(link?.state).toBe("active");
     expect(await expectation(e)).toBeNull();
+  });
+});
+
+/** The metered rows of every expected-echo slot take so far (statements, rows read, rows written). */
+function slotTakes(): { queries: number; rowsRead: number; rowsWritten: number } {
+  const takes = d1MeterStatements().filter((t) => t.sql.startsWith("UPDATE links SET hl_echo_json = json_set"));
+  return {
+    queries: takes.reduce((n, t) => n + t.queries, 0),
+    rowsRead: takes.reduce((n, t) => n + t.rowsRead, 0),
+    rowsWritten: takes.reduce((n, t) => n + t.rowsWritten, 0),
+  };
+}
+
+/**
+ * Hands deliveries in as one queue batch (`consumeBatch`, D1 metered), in this order; returns the
+ * slot takes' rows and the record jobs the batch ran.
+ */
+async function handInAsBatch(
+  e: EchoWorld,
+  deliveries: Queued[],
+): Promise<{ takes: ReturnType<typeof slotTakes>; jobs: number }> {
+  const inner = syncHandlers(() => e.w.deps);
+  let jobs = 0;
+  const handlers: Handlers = {
+    ...inner,
+    "sync.record": async (msg, ctx) => {
+      jobs++;
+      return (inner["sync.record"] ?? expect.fail("no record handler"))(msg, ctx);
+    },
+  };
+  const batch = createMessageBatch<unknown>(
+    "sync-events",
+    deliveries.map((q, i) => ({ id: `eb${i}`, timestamp: new Date(), attempts: 1, body: q.body })),
+  );
+  const before = slotTakes();
+  await consumeBatch(batch, { ...env, DB: meterDatabase(env.DB) }, loadConfig(env), handlers);
+  const after = slotTakes();
+  const acks = (await getQueueResult(batch, createExecutionContext())).explicitAcks;
+  expect(acks, "every delivery acked").toHaveLength(deliveries.length);
+  return {
+    takes: {
+      queries: after.queries - before.queries,
+      rowsRead: after.rowsRead - before.rowsRead,
+      rowsWritten: after.rowsWritten - before.rowsWritten,
+    },
+    jobs,
+  };
+}
+
+describe("our write's deliveries in one queue batch", () => {
+  it("happy: HighLevel's Update and MonetaryValueUpdate of our write take both slots in one statement (1 row read, 1 written), no read, no job", async () => {
+    const e = await echoWorld();
+    const ours = await syncFourDegreesValue(e, 420_000_00);
+    e.reset();
+    const { takes, jobs } = await handInAsBatch(e, ours);
+    expect(takes).toEqual({ queries: 1, rowsRead: 1, rowsWritten: 1 });
+    expect(jobs).toBe(0);
+    expect(e.counts.requests).toEqual([]);
+    expect(await listPending(env.DB, ACCOUNT)).toEqual([]);
+    expect(await expectation(e), "every slot taken: nothing left to expect").toBeNull();
+    await e.w.settle();
+    await expectConverged(e.w);
+  });
+
+  it("a user's close-date edit in the same batch, before our deliveries: both our slots go to the first Update, and the edit is still read and synced", async () => {
+    const e = await echoWorld();
+    const ours = await syncFourDegreesValue(e, 430_000_00);
+    const theirs = await userEditsCloseDate(e, "2031-09-09");
+    e.reset();
+    const { jobs } = await handInAsBatch(e, [...theirs, ...ours]);
+    expect(jobs).toBe(1);
+    expect(e.w.sb.fourdegrees.deal(e.dealId).expected_close_date).toBe("2031-09-09");
+    expect(await expectation(e)).toBeNull();
+    await e.w.settle();
+    await expectConverged(e.w);
+  });
+
+  it("a user's close-date edit in the same batch, between our deliveries: it finds no slot, it is read and synced", async () => {
+    const e = await echoWorld();
+    const ours = await syncFourDegreesValue(e, 440_000_00);
+    const theirs = await userEditsCloseDate(e, "2031-10-10");
+    e.reset();
+    const { takes, jobs } = await handInAsBatch(e, [ours[0] ?? expect.fail("ours"), ...theirs, ...ours.slice(1)]);
+    expect(takes.queries, "our two slots in one statement; the user's Update finds none").toBe(2);
+    expect(jobs).toBe(1);
+    expect(e.w.sb.fourdegrees.deal(e.dealId).expected_close_date).toBe("2031-10-10");
+    await e.w.settle();
+    await expectConverged(e.w);
+  });
+
+  it("a partner that does not carry the recorded state (a field left out) is not taken with ours: our Update takes its own slot, the other voids what is left", async () => {
+    const e = await echoWorld();
+    const ours = await syncFourDegreesValue(e, 450_000_00);
+    const damaged = ours.map((q) => {
+      if (q.body.kind !== "highlevel.webhook" || q.body.type !== "OpportunityMonetaryValueUpdate") return q;
+      const { name: _name, ...rest } = q.body.body;
+      return { ...q, body: { ...q.body, body: rest } };
+    });
+    e.reset();
+    e.w.resetCounts();
+    const { jobs } = await handInAsBatch(e, damaged);
+    expect(jobs, "the damaged delivery takes the normal path").toBe(1);
+    expect(await expectation(e)).toBeNull();
+    expect(e.w.writes(), "the job finds both sides as synced").toEqual({ highlevel: 0, fourdegrees: 0 });
+    await e.w.settle();
+    await expectConverged(e.w);
   });
 });

@@ -5,7 +5,10 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { completeWrite, ledgerCounts } from "../../../src/store/ledger.ts";
+import { completeWrite, getWrite, ledgerCounts } from "../../../src/store/ledger.ts";
+import { noteLinkRowsForDeal, saveNoteLink } from "../../../src/store/links.ts";
+import { sha256 } from "../../../src/lib/hash.ts";
+import { tagOrigin } from "../../../src/sync/engine/notes.ts";
 import { listPending } from "../../../src/store/pending.ts";
 import { listEvents, listReview } from "../../../src/store/sync-events.ts";
 import { runReconcile } from "../../../src/sync/jobs/reconcile.ts";
@@ -287,6 +290,112 @@ describe("notes", () => {
     w.resetCounts();
     await w.settle();
     expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+  });
+});
+
+describe("note creates: the pending note link is the write-ahead record", () => {
+  it("security: a crash after HighLevel's note create, before its link completes, leaves the link pending (no ledger row); the retry finds the copy by its footer and links it: one note", async () => {
+    let crashes = 0;
+    const seen: Array<{ pending: number; linked: number; ledger: unknown }> = [];
+    const holder: { dealId?: string } = {};
+    const w = await createWorld(routes, {
+      hooks: {
+        afterCreate: async (side) => {
+          if (side !== "highlevel" || crashes <= 0 || !holder.dealId) return;
+          crashes--;
+          const rows = await noteLinkRowsForDeal(env.DB, ACCOUNT, holder.dealId);
+          const fdNoteId = rows.pending[0]?.fdNoteId ?? "";
+          seen.push({
+            pending: rows.pending.length,
+            linked: rows.linked.length,
+            ledger: await getWrite(env.DB, {
+              accountId: ACCOUNT,
+              targetSide: "highlevel",
+              sourceRecord: `fourdegrees:note:${fdNoteId}`,
+              changeHash: "create",
+            }),
+          });
+          throw new Error("simulated crash after the HighLevel note create, before its link completes");
+        },
+      },
+    });
+    const deal = newDeal(w, { name: "Crashy Notes", stage: "Sourced" });
+    await w.settle();
+    holder.dealId = deal.id;
+    const contactId = (await w.linkOf("fourdegrees", deal.id))?.hlContactId ?? expect.fail("no contact");
+    crashes = 1;
+    w.sb.fourdegrees.addNoteAsUser(deal.id, "Crash right after the copy.");
+    await w.settle();
+    expect(seen, "at the crash: the link pending, no ledger row for the note").toEqual([
+      { pending: 1, linked: 0, ledger: null },
+    ]);
+    expect(w.handled.some((h) => h.kind === "sync.record" && h.outcome === "retry")).toBe(true);
+    const copies = w.sb.highlevel.store.notesOf(contactId).filter((n) => n.body.startsWith("Crash right after"));
+    expect(copies).toHaveLength(1);
+    const rows = await noteLinkRowsForDeal(env.DB, ACCOUNT, deal.id);
+    expect(rows.pending).toEqual([]);
+    expect(rows.linked.map((l) => l.hlNoteId)).toEqual([copies[0]?.id]);
+    w.resetCounts();
+    await w.settle();
+    expect(w.writes()).toEqual({ highlevel: 0, fourdegrees: 0 });
+  });
+
+  it("security: another job creates and links the note after this job listed the notes: its claim finds the link complete and makes no second copy", async () => {
+    const w = await createWorld(routes);
+    const deal = newDeal(w, { name: "Racing Notes", stage: "Sourced" });
+    await w.settle();
+    const contactId = (await w.linkOf("fourdegrees", deal.id))?.hlContactId ?? expect.fail("no contact");
+    const fdNote = w.sb.fourdegrees.addNoteAsUser(deal.id, "Raced between the listing and the create.");
+    // The other job's create and link land right after this job's HighLevel listing is answered.
+    const sandbox = routes["sandbox.test"] ?? expect.fail("the world routes sandbox.test");
+    let raced = false;
+    routes["sandbox.test"] = async (r) => {
+      const res = await sandbox(r);
+      const u = new URL(r.url);
+      if (!raced && r.method === "GET" && u.pathname.endsWith(`/contacts/${contactId}/notes`)) {
+        raced = true;
+        const other = w.sb.highlevel.service.createNote(contactId, {
+          body: tagOrigin(fdNote.body, "fourdegrees", fdNote.id),
+        });
+        await saveNoteLink(env.DB, {
+          accountId: ACCOUNT,
+          fdNoteId: fdNote.id,
+          hlNoteId: other.id,
+          fdDealId: deal.id,
+          hlContactId: contactId,
+          origin: "fourdegrees",
+          bodyHash: await sha256(fdNote.body),
+        });
+      }
+      return res;
+    };
+    await w.settle();
+    expect(raced).toBe(true);
+    const copies = w.sb.highlevel.store.notesOf(contactId).filter((n) => n.body.startsWith("Raced between"));
+    expect(copies, "one copy: the other job's").toHaveLength(1);
+    expect((await noteLinkRowsForDeal(env.DB, ACCOUNT, deal.id)).linked.map((l) => l.hlNoteId)).toEqual([
+      copies[0]?.id,
+    ]);
+  });
+
+  it("a pending create whose 4Degrees note is gone is removed, and no reader takes it for a link", async () => {
+    const w = await createWorld(routes);
+    const deal = newDeal(w, { name: "Stale Pending", stage: "Sourced" });
+    await w.settle();
+    const contactId = (await w.linkOf("fourdegrees", deal.id))?.hlContactId ?? expect.fail("no contact");
+    // A create written ahead whose job died before calling HighLevel; the note is deleted since.
+    await env.DB.prepare(
+      "INSERT INTO note_links (account_id, fd_note_id, hl_note_id, fd_deal_id, hl_contact_id, origin, body_hash, updated_at) VALUES (?, 'gone-note', NULL, ?, ?, 'fourdegrees', 'h', 1)",
+    )
+      .bind(ACCOUNT, deal.id, contactId)
+      .run();
+    expect((await noteLinkRowsForDeal(env.DB, ACCOUNT, deal.id)).linked, "readers skip it").toEqual([]);
+    w.sb.fourdegrees.addNoteAsUser(deal.id, "A later note of the deal.");
+    await w.settle();
+    const rows = await noteLinkRowsForDeal(env.DB, ACCOUNT, deal.id);
+    expect(rows.pending).toEqual([]);
+    expect(rows.linked).toHaveLength(1);
+    expect(w.sb.highlevel.store.notesOf(contactId).filter((n) => n.body.startsWith("A later note"))).toHaveLength(1);
   });
 });
 

@@ -351,7 +351,10 @@ export function summary(config: DeployConfig, report: DeployReport): string[] {
     );
 
   if (report.missingRequired.length || report.missingConsoleRequired.length) {
-    lines.push("", "Required secrets not set (the Worker answers 500 config_invalid until they are):");
+    lines.push(
+      "",
+      "Required secrets not set (the Worker answers 500 config_invalid until they are; `npm run secret -- NAME` sets one on both Workers):",
+    );
     for (const name of report.missingRequired) lines.push(`  npx wrangler secret put ${name}`);
     for (const name of report.missingConsoleRequired)
       lines.push(`  npx wrangler secret put ${name} --name ${report.consoleWorker}`);

@@ -276,3 +276,41 @@ describe("deployConfigFrom", () => {
     expect(() => deployConfigFrom({ queues: {} })).toThrow("wrangler.toml: name:");
   });
 });
+
+describe("npm run secret (scripts/secret.ts)", () => {
+  const secret = (args: string[], stdin: string): Promise<{ code: number; output: string }> =>
+    new Promise((done, fail) => {
+      const child = spawn(process.execPath, [resolve(ROOT, "scripts/secret.ts"), ...args], {
+        cwd: ROOT,
+        env: { ...process.env, WRANGLER_BIN: wrangler, FAKE_WRANGLER_STATE: stateFile },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let output = "";
+      child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+      child.on("error", fail);
+      child.on("close", (code) => done({ code: code ?? -1, output }));
+      child.stdin.end(stdin);
+    });
+
+  it("happy: one value from stdin reaches both Workers, never through argv", async () => {
+    setAccount(deployedAccount);
+    const run = await secret(["ADMIN_TOKEN"], "s3cret-value\n");
+    expect(run.code, run.output).toBe(0);
+    expect(account().secretValues).toEqual({
+      "fourdegrees-ghl-sync/ADMIN_TOKEN": "s3cret-value",
+      [`${CONSOLE}/ADMIN_TOKEN`]: "s3cret-value",
+    });
+    expect(account().calls.flat().join(" ")).not.toContain("s3cret-value");
+    expect(run.output).toContain("ADMIN_TOKEN set on the console Worker");
+  });
+
+  it("error: a bad name or an empty value sets nothing and exits 64", async () => {
+    setAccount(deployedAccount);
+    expect((await secret(["admin token"], "x")).code).toBe(64);
+    const empty = await secret(["ADMIN_TOKEN"], "");
+    expect(empty.code).toBe(64);
+    expect(empty.output).toContain("the value of ADMIN_TOKEN is empty");
+    expect(account().calls).toEqual([]);
+  });
+});

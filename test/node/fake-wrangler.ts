@@ -19,6 +19,8 @@ export interface FakeAccount {
   secrets: string[];
   /** Secrets set on the console Worker. */
   consoleSecrets?: string[];
+  /** `worker/NAME` → the value `secret put` received on stdin. */
+  secretValues?: Record<string, string>;
   /** Answer `queues info` with this error (e.g. an expired login). */
   queuesInfoError?: string;
   /** Every call's argv, in order. */
@@ -163,6 +165,21 @@ function answer(account: FakeAccount, args: string[], configPath: string | undef
     account.workerDeployed = true;
     out(`Uploaded ${SYNC} (2.10 sec)\nDeployed ${SYNC} triggers (0.80 sec)`);
     out(`  ${WORKERS_DEV}\n  schedule: */5 * * * *\nCurrent Version ID: 0b8c-fake`);
+    return 0;
+  }
+  if (key === "secret put") {
+    const name = rest[0] ?? "";
+    const named = rest.indexOf("--name");
+    const worker = named < 0 ? SYNC : rest[named + 1];
+    const value = readFileSync(0, "utf8");
+    if (value === "") {
+      err("✘ [ERROR] no secret value on stdin");
+      return 1;
+    }
+    const list = worker === CONSOLE ? (account.consoleSecrets ??= []) : account.secrets;
+    if (!list.includes(name)) list.push(name);
+    (account.secretValues ??= {})[`${worker}/${name}`] = value;
+    out(`✨ Success! Uploaded secret ${name}`);
     return 0;
   }
   if (key === "kv namespace" && rest[0] === "list") {

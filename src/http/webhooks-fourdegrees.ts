@@ -24,7 +24,8 @@ import { createWebhookVerifier } from "../fourdegrees/webhook.ts";
 import { AppError } from "../lib/errors.ts";
 import { jsonDepthExceeds, MAX_JSON_DEPTH, QUEUE_MESSAGE_BUDGET_BYTES, queueMessageBytes } from "../lib/json-limits.ts";
 import type { EncryptionKey } from "../lib/crypto.ts";
-import { webhookSecretForWorkspace } from "../store/fourdegrees-accounts.ts";
+import { cachedWorkspaceKeyRow } from "../store/account-config.ts";
+import { webhookSecretOf } from "../store/fourdegrees-accounts.ts";
 import type { QueueMessage } from "../queue/messages.ts";
 import type { WebhookVerifier } from "../domain/port.ts";
 import type { AppEnv } from "./context.ts";
@@ -72,7 +73,8 @@ async function workspaceSecret(
   if (hit && hit.until > now) return hit.secret;
   let secret: string | null;
   try {
-    secret = await webhookSecretForWorkspace(db, keys, workspaceId);
+    // Through the configuration cache: the one read also fills the account's entries its job needs.
+    secret = await webhookSecretOf(keys, await cachedWorkspaceKeyRow(db, workspaceId));
   } catch (err) {
     if (hit) return hit.secret;
     throw err;

@@ -206,12 +206,15 @@ export function signedHighLevelWebhook(input: { locationId: string; opportunityI
   return { body, headers: { "content-type": "application/json", "x-ghl-signature": signature } };
 }
 
-/** Polls `check` every 100 ms until it is true or `timeoutMs` passes; returns whether it became true. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
+/**
+ * Polls `check` every `everyMs` (100) until it is true or `timeoutMs` passes; returns whether it
+ * became true. A check that asks the Worker (an admin API read) polls slower: the Worker shares the CPU.
+ */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   return check();
 }

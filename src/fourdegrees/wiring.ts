@@ -15,6 +15,7 @@ import {
 import { FourDegreesClient, type GateRunner } from "./client.ts";
 import { FourDegreesConnector } from "./connector.ts";
 import { FourDegreesError } from "./errors.ts";
+import { cachedKeyRow } from "../store/account-config.ts";
 import { cachedConfig } from "../store/config-cache.ts";
 
 /** The configured 4Degrees budget per workspace (`FOURDEGREES_RATE_PER_SECOND`, `FOURDEGREES_CONCURRENCY`). */
@@ -53,7 +54,9 @@ export async function fourDegreesConnectorFor(
   lane: Lane,
 ): Promise<{ connector: FourDegreesConnector; client: FourDegreesClient; credentials: FourDegreesCredentials }> {
   const credentials = await cachedConfig(`fourdegrees-credentials:${accountId}`, () =>
-    credentialsFor(env.DB, config.TOKEN_ENCRYPTION_KEY, accountId, config.FOURDEGREES_API_KEY),
+    cachedKeyRow(env.DB, accountId).then((row) =>
+      credentialsFor(env.DB, config.TOKEN_ENCRYPTION_KEY, accountId, config.FOURDEGREES_API_KEY, { row }),
+    ),
   );
   const client = new FourDegreesClient({
     baseUrl: config.FOURDEGREES_API_BASE,

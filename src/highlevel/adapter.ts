@@ -12,12 +12,11 @@ import { ensureStageKnown, type StageCheck } from "./stages.ts";
 import { ContactSchema } from "./schemas.ts";
 import type { Task, TaskInput } from "./tasks.ts";
 import { hasNativeForecast } from "./version.ts";
-import { getConnection, locationConnectionId } from "../store/connections.ts";
 import * as z from "zod";
 import type { Contact, Opportunity, OpportunityCrm } from "./port.ts";
 import type { FileDownload, FileUpload } from "../domain/attachments.ts";
 import { downloadFieldFile, uploadFieldFile } from "./files.ts";
-import { cachedConfig } from "../store/config-cache.ts";
+import { cachedConnectionScopes } from "../store/account-config.ts";
 
 /** The engine's HighLevel adapter of one location: the port, plus the pipelines-cache check webhooks use. */
 export interface HighLevelAdapter extends OpportunityCrm {
@@ -90,10 +89,7 @@ export function highLevelPort(
     nativeCloseDate: hasNativeForecast(config.HIGHLEVEL_API_VERSION),
     async canWrite() {
       if (config.SYNC_MODE === "read-only") return false;
-      const scopes = await cachedConfig(
-        `connection-scopes:${locationId}`,
-        async () => (await getConnection(env.DB, locationConnectionId(locationId)))?.scopes ?? null,
-      );
+      const scopes = await cachedConnectionScopes(env.DB, locationId);
       // A PIT or agency-minted token has no recorded scopes: trust the deployment's mode.
       return !scopes || scopes.length === 0 || scopes.includes("opportunities.write");
     },

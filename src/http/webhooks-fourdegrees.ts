@@ -24,7 +24,9 @@ import { createWebhookVerifier } from "../fourdegrees/webhook.ts";
 import { AppError } from "../lib/errors.ts";
 import { jsonDepthExceeds, MAX_JSON_DEPTH, QUEUE_MESSAGE_BUDGET_BYTES, queueMessageBytes } from "../lib/json-limits.ts";
 import type { EncryptionKey } from "../lib/crypto.ts";
-import { webhookSecretForWorkspace } from "../store/fourdegrees-accounts.ts";
+import { cachedWorkspaceKeyRow } from "../store/account-config.ts";
+import { setConfigCacheTtl } from "../store/config-cache.ts";
+import { webhookSecretOf } from "../store/fourdegrees-accounts.ts";
 import type { QueueMessage } from "../queue/messages.ts";
 import type { WebhookVerifier } from "../domain/port.ts";
 import type { AppEnv } from "./context.ts";
@@ -72,7 +74,8 @@ async function workspaceSecret(
   if (hit && hit.until > now) return hit.secret;
   let secret: string | null;
   try {
-    secret = await webhookSecretForWorkspace(db, keys, workspaceId);
+    // Through the configuration cache: the one read also fills the account's entries its job needs.
+    secret = await webhookSecretOf(keys, await cachedWorkspaceKeyRow(db, workspaceId));
   } catch (err) {
     if (hit) return hit.secret;
     throw err;
@@ -116,6 +119,9 @@ export const fourDegreesWebhooks = new Hono<AppEnv>().post(
     const { json, workspaceHint } = unverifiedBody(raw);
     let secret = c.var.config.FOURDEGREES_WEBHOOK_SECRET;
     if (workspaceHint !== null) {
+      // The fetch handler does not set the configuration cache's TTL (the queue handler does): set
+      // here, the secret's read keeps the account's entries for the job that follows in this isolate.
+      setConfigCacheTtl(c.var.config.CONFIG_CACHE_SECONDS * 1000);
       try {
         secret = (await workspaceSecret(c.env.DB, c.var.config.TOKEN_ENCRYPTION_KEY, workspaceHint)) ?? secret;
       } catch (cause) {

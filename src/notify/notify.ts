@@ -7,10 +7,10 @@
  */
 import type { Config } from "../config.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
-import { claimDelivery, listRules, releaseDelivery } from "../store/notifications.ts";
+import { claimDelivery, releaseDelivery } from "../store/notifications.ts";
 import { changeKeyOf, NotifyEventSchema, type NotifyEventInput } from "./events.ts";
 import { ruleMatches } from "./rules.ts";
-import { cachedConfig } from "../store/config-cache.ts";
+import { cachedNotificationRules } from "../store/account-config.ts";
 
 /** The queue message of one claimed delivery (the `notify.deliver` kind of src/queue/messages.ts). */
 export interface DeliverMessage {
@@ -48,11 +48,9 @@ export async function notifyChange(
   const event = parsed.data;
   const changeKey = changeKeyOf(event);
   try {
-    const rules = (
-      await cachedConfig(`notification-rules:${event.accountId}`, () =>
-        listRules(env.DB, { accountId: event.accountId, enabledOnly: true }),
-      )
-    ).filter((r) => ruleMatches(r.trigger, r.params, event));
+    const rules = (await cachedNotificationRules(env.DB, event.accountId)).filter((r) =>
+      ruleMatches(r.trigger, r.params, event),
+    );
     result.matched = rules.length;
     for (const rule of rules) {
       const claimed = await claimDelivery(env.DB, { ruleId: rule.id, changeKey, accountId: event.accountId, event });

@@ -71,7 +71,8 @@ const Row = z.object({
   locations: z.string().nullable(),
 });
 
-function toAccount(raw: unknown): Account {
+/** An `Account` from a row of `SELECT` below (also src/store/account-config.ts): throws when it does not parse. */
+export function accountFromRow(raw: unknown): Account {
   const row = Row.parse(raw);
   let mapping: Mapping | null = null;
   if (row.mapping_json) {
@@ -179,7 +180,7 @@ export async function createAccount(db: D1Database, input: NewAccount, now = Dat
 
 export async function getAccount(db: D1Database, id: string): Promise<Account | null> {
   const row = await db.prepare(`${SELECT} WHERE a.id = ?`).bind(id).first();
-  return row ? toAccount(row) : null;
+  return row ? accountFromRow(row) : null;
 }
 
 /** Like `getAccount`, but a missing account is a `not_found` error. */
@@ -191,7 +192,7 @@ export async function requireAccount(db: D1Database, id: string): Promise<Accoun
 
 export async function listAccounts(db: D1Database): Promise<Account[]> {
   const { results } = await db.prepare(`${SELECT} ORDER BY a.created_at, a.id`).all();
-  return results.map(toAccount);
+  return results.map(accountFromRow);
 }
 
 /** The account a HighLevel location belongs to. */

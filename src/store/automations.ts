@@ -27,7 +27,8 @@ const RuleRow = z.object({
   updated_at: z.number(),
 });
 
-function toRule(raw: unknown): AutomationRule {
+/** A rule from its `automation_rules` row (also src/store/account-config.ts). */
+export function automationRuleFromRow(raw: unknown): AutomationRule {
   const r = RuleRow.parse(raw);
   const body = RuleBodySchema.parse(JSON.parse(r.rule_json));
   return {
@@ -71,7 +72,7 @@ export async function getAutomation(db: D1Database, accountId: string, id: strin
     .prepare("SELECT * FROM automation_rules WHERE id = ? AND account_id = ?")
     .bind(id, accountId)
     .first();
-  return row ? toRule(row) : null;
+  return row ? automationRuleFromRow(row) : null;
 }
 
 /** The rules of an account, oldest first (`enabledOnly` for the evaluator). */
@@ -86,7 +87,7 @@ export async function listAutomations(
     )
     .bind(accountId, options.enabledOnly ? 1 : 0)
     .all();
-  return results.map(toRule);
+  return results.map(automationRuleFromRow);
 }
 
 /** The ids of the accounts with at least one enabled rule of a cron trigger kind (the scan's work list). */

@@ -19,7 +19,8 @@ import { forgetConfig } from "./config-cache.ts";
 const aad = (accountId: string) => `fourdegrees_account:${accountId}`;
 const webhookAad = (accountId: string) => `fourdegrees_webhook_secret:${accountId}`;
 
-const RowSchema = z.object({
+/** A `fourdegrees_accounts` row (also read whole by src/store/account-config.ts). */
+export const FourDegreesRowSchema = z.object({
   account_id: z.string(),
   workspace_id: z.string(),
   api_key_enc: z.string(),
@@ -32,6 +33,9 @@ const RowSchema = z.object({
   updated_at: z.number(),
   webhook_secret_enc: z.string().nullable(),
 });
+
+/** A parsed `fourdegrees_accounts` row (sealed secrets, never shown). */
+export type FourDegreesRow = z.infer<typeof FourDegreesRowSchema>;
 
 /** What may be shown about an account's 4Degrees key (never the key). */
 export interface FourDegreesAccountSummary {
@@ -56,7 +60,7 @@ export interface FourDegreesCredentials {
   actor?: { type: string; id: string | null } | null;
 }
 
-function summary(row: z.infer<typeof RowSchema>): FourDegreesAccountSummary {
+function summary(row: z.infer<typeof FourDegreesRowSchema>): FourDegreesAccountSummary {
   return {
     accountId: row.account_id,
     workspaceId: row.workspace_id,
@@ -68,9 +72,9 @@ function summary(row: z.infer<typeof RowSchema>): FourDegreesAccountSummary {
   };
 }
 
-async function readRow(db: D1Database, accountId: string): Promise<z.infer<typeof RowSchema> | null> {
+async function readRow(db: D1Database, accountId: string): Promise<z.infer<typeof FourDegreesRowSchema> | null> {
   const row = await db.prepare("SELECT * FROM fourdegrees_accounts WHERE account_id = ?").bind(accountId).first();
-  return row === null ? null : RowSchema.parse(row);
+  return row === null ? null : FourDegreesRowSchema.parse(row);
 }
 
 /** True when the `accounts` row exists. */
@@ -211,8 +215,16 @@ export async function webhookSecretForWorkspace(
     .first();
   if (row === null) return null;
   const parsed = z.object({ account_id: z.string(), webhook_secret_enc: z.string().nullable() }).parse(row);
-  const sealed = parsed.webhook_secret_enc;
-  return sealed === null ? null : decryptSecret(keys, sealed, webhookAad(parsed.account_id));
+  return webhookSecretOf(keys, parsed);
+}
+
+/** The decrypted webhook secret of a workspace's row (null: none, the global one applies). */
+export async function webhookSecretOf(
+  keys: readonly EncryptionKey[],
+  row: { account_id: string; webhook_secret_enc: string | null } | null,
+): Promise<string | null> {
+  const sealed = row?.webhook_secret_enc ?? null;
+  return row === null || sealed === null ? null : decryptSecret(keys, sealed, webhookAad(row.account_id));
 }
 
 /** Removes an account's key; resolves whether there was one. */
@@ -224,15 +236,17 @@ export async function deleteFourDegreesKey(db: D1Database, accountId: string): P
 
 /**
  * The API key to use for an account: its D1 row (decrypted; re-encrypted with the active key
- * when an older key sealed it), else the `FOURDEGREES_API_KEY` secret, else `not_found`.
+ * when an older key sealed it), else the `FOURDEGREES_API_KEY` secret, else `not_found`. `preread`
+ * is the account's row read already (the configuration cache's), so it is not read again.
  */
 export async function credentialsFor(
   db: D1Database,
   keys: readonly EncryptionKey[],
   accountId: string,
   fallbackApiKey: string | undefined,
+  preread?: { row: FourDegreesRow | null },
 ): Promise<FourDegreesCredentials> {
-  const row = await readRow(db, accountId);
+  const row = preread ? preread.row : await readRow(db, accountId);
   if (row) {
     const apiKey = await decryptSecret(keys, row.api_key_enc, aad(accountId));
     if (needsReencryption(keys, row.api_key_enc)) {

@@ -66,7 +66,8 @@ const RuleRow = z.object({
   updated_at: z.number(),
 });
 
-function toRule(raw: unknown): NotificationRule {
+/** A rule from its `notification_rules` row (also src/store/account-config.ts). */
+export function notificationRuleFromRow(raw: unknown): NotificationRule {
   const r = RuleRow.parse(raw);
   return {
     id: r.id,
@@ -152,7 +153,7 @@ export async function updateRule(db: D1Database, r: NotificationRule): Promise<v
 
 export async function getRule(db: D1Database, id: string): Promise<NotificationRule | null> {
   const raw = await db.prepare("SELECT * FROM notification_rules WHERE id = ?").bind(id).first();
-  return raw === null ? null : toRule(raw);
+  return raw === null ? null : notificationRuleFromRow(raw);
 }
 
 /** Rules of one account (or all), oldest first. */
@@ -172,7 +173,7 @@ export async function listRules(
           )
           .bind(filter.accountId, filter.enabledOnly ? 1 : 0);
   const { results } = await statement.all();
-  return results.map(toRule);
+  return results.map(notificationRuleFromRow);
 }
 
 /** Deletes a rule (its deliveries go with it); false when there was none. */

@@ -34,7 +34,7 @@ import { cronOccurrence } from "../../automations/scan.ts";
 import { CRON_TRIGGERS } from "../../domain/automation-rule.ts";
 import type { JobResult, PairChange } from "../engine/types.ts";
 import { outcomeForError, type JobDeps } from "./deps.ts";
-import { cachedConfig } from "../../store/config-cache.ts";
+import { cachedAutomationRules } from "../../store/account-config.ts";
 import type { AutomationRule } from "../../store/automations.ts";
 
 type RunMessage = Extract<QueueMessage, { kind: "automation.run" }>;
@@ -46,7 +46,7 @@ export const automationFailureId = (m: { ruleId: string; occurrence: string }) =
 /** The account's structure for names: 4Degrees pipelines and the location's HighLevel pipelines (both cached). */
 /** The account's enabled rules, through the sync path's configuration cache (read per record job). */
 function enabledRules(db: D1Database, accountId: string): Promise<AutomationRule[]> {
-  return cachedConfig(`automation-rules:${accountId}`, () => listAutomations(db, accountId, { enabledOnly: true }));
+  return cachedAutomationRules(db, accountId);
 }
 
 export async function structureFor(

@@ -9,7 +9,6 @@ import type { DealState } from "../../notify/events.ts";
 import { notifyChange } from "../../notify/notify.ts";
 import type { HandlerContext, Outcome } from "../../queue/consumer.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
-import { getAccount } from "../../store/accounts.ts";
 import { recordFailure } from "../../store/failures.ts";
 import { clearIfUnchanged, getPending } from "../../store/pending.ts";
 import { recordEvent } from "../../store/sync-events.ts";
@@ -20,7 +19,7 @@ import type { AccountConnectors } from "../connectors.ts";
 import { fireFromRecordJob } from "./automation.ts";
 import { countCalls, markAndEnqueue, outcomeForError, type JobDeps } from "./deps.ts";
 import { enqueueAttachments } from "./attachment-triggers.ts";
-import { cachedConfig } from "../../store/config-cache.ts";
+import { cachedAccount } from "../../store/account-config.ts";
 
 /** The stable failure id of a record job (one open failure per record; replay re-runs it). */
 export function failureIdFor(msg: Extract<QueueMessage, { kind: "sync.record" }>): string {
@@ -36,7 +35,7 @@ export async function runRecordJob(
   const db = ctx.env.DB;
   const started = deps.now();
   const log = ctx.log.child({ account: msg.accountId });
-  const account = await cachedConfig(`account:${msg.accountId}`, () => getAccount(db, msg.accountId));
+  const account = await cachedAccount(db, msg.accountId);
   if (!account) {
     log.warn({ event: "sync.record", outcome: "skipped", reason: "account no longer exists", record: msg.recordId });
     return { kind: "ack" };

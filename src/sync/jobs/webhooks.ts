@@ -8,7 +8,7 @@ import { stageNamedBy } from "../../highlevel/stages.ts";
 import { hasNativeForecast } from "../../highlevel/version.ts";
 import { onceInBatch, type BatchScope, type HandlerContext, type Outcome } from "../../queue/consumer.ts";
 import type { QueueMessage } from "../../queue/messages.ts";
-import { accountIdForLocation, getAccount, type Account } from "../../store/accounts.ts";
+import type { Account } from "../../store/accounts.ts";
 import { recordFailure } from "../../store/failures.ts";
 import { accountForWorkspace } from "../../store/fourdegrees-accounts.ts";
 import { findLink, noteLinkForHighLevelNote, noteLinksForDeal } from "../../store/links.ts";
@@ -19,7 +19,7 @@ import { sha256 } from "../../lib/hash.ts";
 import { recogniseHighLevelEcho, type EchoPartner, type HighLevelEchoVerdict } from "../engine/echo.ts";
 import { dirtyKey, markAndEnqueue, type JobDeps } from "./deps.ts";
 import { enqueueAttachments, isAttachmentEcho, touchesAttachments } from "./attachment-triggers.ts";
-import { cachedConfig } from "../../store/config-cache.ts";
+import { cachedAccount, cachedAccountIdOfLocation, cachedAccountIdOfWorkspace } from "../../store/account-config.ts";
 
 const OPPORTUNITY_EVENTS = new Set([
   "OpportunityCreate",
@@ -60,8 +60,8 @@ async function resolveAccountForLocation(
 ): Promise<Account | null> {
   if (!locationId) return null;
   return onceInBatch(batch, `account-of-location:${locationId}`, async () => {
-    const id = await cachedConfig(`account-of-location:${locationId}`, () => accountIdForLocation(db, locationId));
-    return id ? cachedConfig(`account:${id}`, () => getAccount(db, id)) : null;
+    const id = await cachedAccountIdOfLocation(db, locationId);
+    return id ? cachedAccount(db, id) : null;
   });
 }
 
@@ -346,7 +346,7 @@ export async function handleFourDegreesWebhook(
   }
   // The workspace's one owner: `fourdegrees_accounts`, written only by `pairFourDegreesAccount`.
   const accountId = await onceInBatch(ctx.batch, `account-of-workspace:${msg.workspaceId}`, () =>
-    cachedConfig(`account-of-workspace:${msg.workspaceId}`, () => accountForWorkspace(ctx.env.DB, msg.workspaceId)),
+    cachedAccountIdOfWorkspace(ctx.env.DB, msg.workspaceId),
   );
   if (!accountId) {
     if (ctx.batch?.first(`unknown-workspace:${msg.workspaceId}`) ?? true)

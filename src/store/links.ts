@@ -269,7 +269,7 @@ export async function voidExpectedEcho(
 }
 
 /** The event types an expected echo counts (the opportunity events whose body is its state). */
-const ECHO_TYPES = [
+export const ECHO_TYPES = [
   "OpportunityCreate",
   "OpportunityUpdate",
   "OpportunityStatusUpdate",
@@ -501,19 +501,9 @@ export async function claimNoteCreate(
   const inserted = await db
     .prepare(
       `INSERT INTO note_links (account_id, fd_note_id, hl_note_id, fd_deal_id, hl_contact_id, origin, body_hash, updated_at,
-         author, source_created_at) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+         author, source_created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     )
-    .bind(
-      link.accountId,
-      link.fdNoteId,
-      link.fdDealId,
-      link.hlContactId,
-      link.origin,
-      link.bodyHash,
-      now,
-      link.author ?? null,
-      link.sourceCreatedAt ?? null,
-    )
+    .bind(...noteLinkValues({ ...link, hlNoteId: null }, now))
     .run();
   if (inserted.meta.changes > 0) return { fresh: true };
   const row = await db
@@ -559,19 +549,25 @@ export async function saveNoteLink(db: D1Database, link: NoteLink, now = Date.no
          updated_at = excluded.updated_at, author = COALESCE(excluded.author, note_links.author),
          source_created_at = COALESCE(excluded.source_created_at, note_links.source_created_at)`,
     )
-    .bind(
-      link.accountId,
-      link.fdNoteId,
-      link.hlNoteId,
-      link.fdDealId,
-      link.hlContactId,
-      link.origin,
-      link.bodyHash,
-      now,
-      link.author ?? null,
-      link.sourceCreatedAt ?? null,
-    )
+    .bind(...noteLinkValues(link, now))
     .run();
+}
+
+/** A note link's `INSERT` values, in the column order both writers name. */
+function noteLinkValues(link: PendingNoteLink & { hlNoteId: string | null }, now: number): unknown[] {
+  const { accountId, fdNoteId, hlNoteId, fdDealId, hlContactId, origin, bodyHash } = link;
+  return [
+    accountId,
+    fdNoteId,
+    hlNoteId,
+    fdDealId,
+    hlContactId,
+    origin,
+    bodyHash,
+    now,
+    link.author ?? null,
+    link.sourceCreatedAt ?? null,
+  ];
 }
 
 export async function deleteNoteLink(db: D1Database, accountId: string, fdNoteId: string): Promise<void> {

@@ -14,6 +14,7 @@ import { readCache } from "../../store/highlevel-cache.ts";
 import { kvKeys } from "../../store/kv-keys.ts";
 import {
   clearExpectedEcho,
+  ECHO_TYPES,
   findExpectedEcho,
   findLink,
   findLinkWithEcho,
@@ -56,14 +57,7 @@ export interface EchoPartner {
 }
 
 /** The events whose body is the opportunity's state after a change (`OpportunityDelete` is not one). */
-const STATE_EVENTS = new Set([
-  "OpportunityCreate",
-  "OpportunityUpdate",
-  "OpportunityStatusUpdate",
-  "OpportunityStageUpdate",
-  "OpportunityMonetaryValueUpdate",
-  "OpportunityAssignedToUpdate",
-]);
+const STATE_EVENTS = new Set<string>(ECHO_TYPES);
 
 const nonEmpty = (v: unknown): boolean => typeof v === "string" && v !== "";
 

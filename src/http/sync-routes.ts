@@ -4,6 +4,7 @@
  * Everything else a person or a script calls lives in the console Worker (src/http/console-routes.ts).
  */
 import type { Hono } from "hono";
+import { setConfigCacheTtl } from "../store/config-cache.ts";
 import { guardApi } from "./app-base.ts";
 import type { AppEnv } from "./context.ts";
 import { d1Meter } from "./d1-meter.ts";
@@ -17,6 +18,12 @@ export const SYNC_API_PATHS = ["/api/debug/d1-meter"] as const;
 
 /** Mounts the sync Worker's routes. */
 export function mountSyncRoutes(app: Hono<AppEnv>): void {
+  // The sync Worker's requests cache configuration as its queue and cron invocations do: the 4Degrees
+  // ingress's secret read then fills the account's entries for the job that follows in this isolate.
+  app.use(async function configCacheTtl(c, next) {
+    setConfigCacheTtl(c.var.config.CONFIG_CACHE_SECONDS * 1000);
+    await next();
+  });
   app.route("/", health);
   app.route("/", fourDegreesWebhooks);
   app.route("/", oauth);

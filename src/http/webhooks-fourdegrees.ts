@@ -25,7 +25,6 @@ import { AppError } from "../lib/errors.ts";
 import { jsonDepthExceeds, MAX_JSON_DEPTH, QUEUE_MESSAGE_BUDGET_BYTES, queueMessageBytes } from "../lib/json-limits.ts";
 import type { EncryptionKey } from "../lib/crypto.ts";
 import { cachedWorkspaceKeyRow } from "../store/account-config.ts";
-import { setConfigCacheTtl } from "../store/config-cache.ts";
 import { webhookSecretOf } from "../store/fourdegrees-accounts.ts";
 import type { QueueMessage } from "../queue/messages.ts";
 import type { WebhookVerifier } from "../domain/port.ts";
@@ -119,9 +118,6 @@ export const fourDegreesWebhooks = new Hono<AppEnv>().post(
     const { json, workspaceHint } = unverifiedBody(raw);
     let secret = c.var.config.FOURDEGREES_WEBHOOK_SECRET;
     if (workspaceHint !== null) {
-      // The fetch handler does not set the configuration cache's TTL (the queue handler does): set
-      // here, the secret's read keeps the account's entries for the job that follows in this isolate.
-      setConfigCacheTtl(c.var.config.CONFIG_CACHE_SECONDS * 1000);
       try {
         secret = (await workspaceSecret(c.env.DB, c.var.config.TOKEN_ENCRYPTION_KEY, workspaceHint)) ?? secret;
       } catch (cause) {
